@@ -1,0 +1,91 @@
+package socius
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Gigya error codes that Socius emits. The full table (messages, HTTP status) lives in
+// package gigya; these names exist so that code reads as what it means.
+const (
+	CodeOK                  = 0
+	CodeInvalidRequest      = 400001 // Invalid request format
+	CodeMissingParameter    = 400002 // Missing required parameter
+	CodeInvalidFormat       = 400004 // Invalid parameter format
+	CodeInvalidValue        = 400006 // Invalid parameter value
+	CodeInvalidAuthHeader   = 400008 // Invalid authentication header
+	CodeUnsupportedGrant    = 400013 // Unsupported grant type
+	CodeInvalidAPIKey       = 400093 // Invalid ApiKey parameter
+	CodeRequestExpired      = 403002 // Request has expired
+	CodeInvalidSignature    = 403003 // Invalid request signature
+	CodeDuplicateNonce      = 403004 // Duplicate nonce
+	CodeUnauthorizedUser    = 403005 // Unauthorized user
+	CodeSecretOverHTTP      = 403006 // Secret Sent Over Http
+	CodePermissionDenied    = 403007 // Permission denied
+	CodeInvalidToken        = 403025 // Invalid token
+	CodeRateLimited         = 403048 // API Rate Limit Exceeded
+	CodeEntityTooLarge      = 413001 // Request entity too large
+	CodeGeneralServerError  = 500001 // General Server error
+	CodeDatabaseError       = 500028 // Database error
+	CodeRequestTimeout      = 504002 // Request Timeout
+	CodeConcurrentUpdates   = 409030 // Concurrent updates not allowed
+	CodeUIDNotFound         = 404003 // UID not found
+	CodeSessionNotFound     = 403012 // No valid session
+	CodeForbidden           = 403000 // Forbidden
+	CodeInvalidSecret       = 403010 // Invalid Secret
+	CodeValidationError     = 400009 // Validation error
+	CodeUniqueIdentifierSet = 400003 // Unique identifier exists
+)
+
+// Error is a failure that reaches the client as a Gigya error: Code is the errorCode,
+// Details the errorDetails text the client sees. Err is the internal cause, logged but
+// never sent.
+type Error struct {
+	Code    int
+	Details string
+	Err     error
+}
+
+// Errorf returns an *Error with the given code and formatted details.
+func Errorf(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Details: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("gigya error %d: %s: %v", e.Code, e.Details, e.Err)
+	}
+	return fmt.Sprintf("gigya error %d: %s", e.Code, e.Details)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorCode returns the Gigya code of err: 0 for nil, the Code of an *Error in its chain,
+// else CodeGeneralServerError (an unexpected failure: a bug, not a client mistake).
+func ErrorCode(err error) int {
+	if err == nil {
+		return CodeOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeGeneralServerError
+}
+
+// Domain errors returned by stores. The server translates them into Gigya codes that fit
+// the operation (an unknown UID is 403005 for setUserInfo, an unknown site 400093).
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// DatabaseError wraps a store driver failure (connection lost, disk full, ...) as
+// 500028, so that clients see a database error rather than a general server error, and
+// the cause stays in the logs.
+func DatabaseError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Code: CodeDatabaseError, Details: "Database error", Err: fmt.Errorf("%s: %w", op, err)}
+}

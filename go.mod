@@ -1,0 +1,3 @@
+module github.com/socius/socius
+
+go 1.26.8

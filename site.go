@@ -1,0 +1,116 @@
+package socius
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// A Site is a tenant: its apiKey identifies it on every call and its partner secret
+// (standard base64, at least 16 decoded bytes) signs and authenticates server calls.
+type Site struct {
+	APIKey    string
+	Secret    string
+	Name      string
+	CreatedAt time.Time
+}
+
+// A Key is an application or user key of a site: its own secret replaces the partner
+// secret, and Methods, when not empty, lists the only methods it may call.
+type Key struct {
+	UserKey   string
+	APIKey    string
+	Secret    string
+	Methods   []string
+	PublicKey string // PEM-encoded RSA public key for bearer-JWT calls; empty when none
+	CreatedAt time.Time
+}
+
+// Allows reports whether the key may call method (full name, e.g. socialize.setUserInfo).
+// Method names compare case-insensitively, as Gigya routes them.
+func (k *Key) Allows(method string) bool {
+	if len(k.Methods) == 0 {
+		return true
+	}
+	for _, m := range k.Methods {
+		if strings.EqualFold(m, method) {
+			return true
+		}
+	}
+	return false
+}
+
+// MinSecretBytes is the least number of decoded bytes a secret must have.
+const MinSecretBytes = 16
+
+// DecodeSecret decodes a secret as the official SDKs do: standard, padded base64.
+// Whitespace is ignored (every SDK tolerates it).
+func DecodeSecret(s string) ([]byte, error) {
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, s)
+	return base64.StdEncoding.DecodeString(s)
+}
+
+// ValidateSecret checks that s is usable as a site or key secret.
+func ValidateSecret(s string) error {
+	b, err := DecodeSecret(s)
+	if err != nil {
+		return fmt.Errorf("secret is not standard base64: %v", err)
+	}
+	if len(b) < MinSecretBytes {
+		return fmt.Errorf("secret decodes to %d bytes, at least %d are needed", len(b), MinSecretBytes)
+	}
+	return nil
+}
+
+// NewSecret returns a fresh random secret of 24 bytes, base64-encoded.
+func NewSecret() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// NewAPIKey returns a fresh apiKey in Gigya's shape: "3_" and 64 URL-safe characters.
+func NewAPIKey() string {
+	b := make([]byte, 48)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "3_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// NewUserKey returns a fresh userKey: 12 URL-safe characters, like Gigya's.
+func NewUserKey() string {
+	b := make([]byte, 9)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "A" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ValidAPIKey reports whether s can be an apiKey: 1 to 128 printable ASCII characters
+// without spaces.
+func ValidAPIKey(s string) bool { return validID(s, 128) }
+
+// ValidUserKey reports whether s can be a userKey (same rule as apiKeys).
+func ValidUserKey(s string) bool { return validID(s, 128) }
+
+func validID(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
