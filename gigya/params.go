@@ -1,0 +1,244 @@
+package gigya
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/socius/socius"
+)
+
+// A Param is one request parameter, its name as the client sent it.
+type Param struct {
+	Name  string
+	Value string
+}
+
+// Limits on parameters, checked while decoding.
+const (
+	MaxParams       = 256
+	MaxParamNameLen = 128
+)
+
+// Params is the set of parameters of one request: the query string and the form body,
+// merged. Names match case-insensitively, as Gigya matches them; the spelling the client
+// used is kept, because the signature covers it.
+type Params struct {
+	list []Param
+}
+
+// Reset empties p, keeping its storage for reuse.
+func (p *Params) Reset() { p.list = p.list[:0] }
+
+// All returns the parameters in the order received. The caller must not modify it.
+func (p *Params) All() []Param { return p.list }
+
+// Len returns the number of parameters.
+func (p *Params) Len() int { return len(p.list) }
+
+// Lookup returns the value of the parameter whose name equals name case-insensitively.
+func (p *Params) Lookup(name string) (string, bool) {
+	for i := range p.list {
+		if equalFoldASCII(p.list[i].Name, name) {
+			return p.list[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Get returns the value of a parameter, "" when absent.
+func (p *Params) Get(name string) string {
+	v, _ := p.Lookup(name)
+	return v
+}
+
+// Has reports whether the parameter was sent (even with an empty value).
+func (p *Params) Has(name string) bool {
+	_, ok := p.Lookup(name)
+	return ok
+}
+
+// Add appends a parameter without checks (for building requests).
+func (p *Params) Add(name, value string) { p.list = append(p.list, Param{name, value}) }
+
+// Set replaces the value of a parameter, or appends it.
+func (p *Params) Set(name, value string) {
+	for i := range p.list {
+		if equalFoldASCII(p.list[i].Name, name) {
+			p.list[i].Value = value
+			return
+		}
+	}
+	p.Add(name, value)
+}
+
+// Del removes a parameter.
+func (p *Params) Del(name string) {
+	out := p.list[:0]
+	for _, q := range p.list {
+		if !equalFoldASCII(q.Name, name) {
+			out = append(out, q)
+		}
+	}
+	p.list = out
+}
+
+// Decode parses an application/x-www-form-urlencoded string (a query string or a form
+// body) and adds its parameters to p. Both '+' and "%20" decode to a space. It fails
+// with a Gigya error: 400001 for broken encoding, 400006 for a parameter sent twice (in
+// any letter case), a value that is not UTF-8 or holds a NUL byte, or too many
+// parameters.
+func (p *Params) Decode(s string) error {
+	for s != "" {
+		var pair string
+		if i := strings.IndexByte(s, '&'); i >= 0 {
+			pair, s = s[:i], s[i+1:]
+		} else {
+			pair, s = s, ""
+		}
+		if pair == "" {
+			continue
+		}
+		rawName, rawValue := pair, ""
+		if i := strings.IndexByte(pair, '='); i >= 0 {
+			rawName, rawValue = pair[:i], pair[i+1:]
+		}
+		name, ok := unescape(rawName)
+		if !ok || name == "" || len(name) > MaxParamNameLen || !validName(name) {
+			return socius.Errorf(socius.CodeInvalidRequest, "Malformed parameter name: %q", clip(rawName, 40))
+		}
+		value, ok := unescape(rawValue)
+		if !ok {
+			return socius.Errorf(socius.CodeInvalidRequest, "Malformed percent-encoding in parameter: %s", name)
+		}
+		if !utf8.ValidString(value) {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is not valid UTF-8", name)
+		}
+		if strings.IndexByte(value, 0) >= 0 {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s contains a NUL character", name)
+		}
+		for i := range p.list {
+			if equalFoldASCII(p.list[i].Name, name) {
+				return socius.Errorf(socius.CodeInvalidValue, "Duplicate parameter: %s", name)
+			}
+		}
+		if len(p.list) >= MaxParams {
+			return socius.Errorf(socius.CodeInvalidValue, "Too many parameters: at most %d are allowed", MaxParams)
+		}
+		p.list = append(p.list, Param{name, value})
+	}
+	return nil
+}
+
+// validName accepts printable ASCII names without '=' and '&' (already split on) and
+// without spaces: every real Gigya parameter name is such.
+func validName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// unescape decodes %XX and '+'. It returns false on a malformed escape.
+func unescape(s string) (string, bool) {
+	n := 0
+	plus := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return "", false
+			}
+			n++
+			i += 2
+		case '+':
+			plus = true
+		}
+	}
+	if n == 0 && !plus {
+		return s, true
+	}
+	b := make([]byte, 0, len(s)-2*n)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		case '+':
+			b = append(b, ' ')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b), true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseBool reads a boolean the way the SDKs send them: true, True, 1 are true; false,
+// False, 0 and the empty string (PHP's false) are false. Letter case is ignored.
+func ParseBool(s string) (v, ok bool) {
+	switch {
+	case s == "1" || equalFoldASCII(s, "true"):
+		return true, true
+	case s == "" || s == "0" || equalFoldASCII(s, "false"):
+		return false, true
+	}
+	return false, false
+}
+
+// Bool reads a boolean parameter: def when absent, a 400006 error when unreadable.
+func (p *Params) Bool(name string, def bool) (bool, error) {
+	s, ok := p.Lookup(name)
+	if !ok {
+		return def, nil
+	}
+	v, ok := ParseBool(s)
+	if !ok {
+		return false, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be true or false", name)
+	}
+	return v, nil
+}

@@ -1,0 +1,145 @@
+package gigya
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/socius/socius"
+)
+
+func TestDecode(t *testing.T) {
+	var p Params
+	if err := p.Decode("uid=a+b&userInfo=%7B%22x%22%3A1%7D&flag&empty=&t=%7E~"); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Get("UID"); got != "a b" {
+		t.Errorf("UID = %q (case-insensitive lookup, + is a space)", got)
+	}
+	if got := p.Get("userinfo"); got != `{"x":1}` {
+		t.Errorf("userInfo = %q", got)
+	}
+	if v, ok := p.Lookup("flag"); !ok || v != "" {
+		t.Errorf("flag = %q, %v; want present and empty", v, ok)
+	}
+	if got := p.Get("t"); got != "~~" {
+		t.Errorf("t = %q", got)
+	}
+	if p.All()[0].Name != "uid" {
+		t.Error("the name's spelling as sent must be kept for the signature")
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		code int
+		want string
+	}{
+		{"UID=1&uid=2", socius.CodeInvalidValue, "Duplicate parameter: uid"},
+		{"a=1&a=1", socius.CodeInvalidValue, "Duplicate parameter: a"},
+		{"a=%zz", socius.CodeInvalidRequest, "Malformed percent-encoding in parameter: a"},
+		{"a=%4", socius.CodeInvalidRequest, "Malformed percent-encoding"},
+		{"%zz=1", socius.CodeInvalidRequest, "Malformed parameter name"},
+		{"=1", socius.CodeInvalidRequest, "Malformed parameter name"},
+		{"a%00b=1", socius.CodeInvalidRequest, "Malformed parameter name"},
+		{"a=%ff%fe", socius.CodeInvalidValue, "a is not valid UTF-8"},
+		{"a=x%00y", socius.CodeInvalidValue, "a contains a NUL character"},
+		{strings.Repeat("n", 129) + "=1", socius.CodeInvalidRequest, "Malformed parameter name"},
+	}
+	for _, tt := range tests {
+		var p Params
+		err := p.Decode(tt.in)
+		if socius.ErrorCode(err) != tt.code || err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Decode(%.40q) = %v; want code %d with %q", tt.in, err, tt.code, tt.want)
+		}
+	}
+	var many strings.Builder
+	for i := 0; i <= MaxParams; i++ {
+		many.WriteString("p" + strings.Repeat("x", i%5) + string(rune('a'+i%26)) + itoa(i) + "=1&")
+	}
+	var p Params
+	if err := p.Decode(many.String()); socius.ErrorCode(err) != socius.CodeInvalidValue {
+		t.Errorf("too many parameters: %v", err)
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestParseBool(t *testing.T) {
+	for in, want := range map[string]bool{"true": true, "True": true, "TRUE": true, "1": true, "false": false, "False": false, "0": false, "": false} {
+		got, ok := ParseBool(in)
+		if !ok || got != want {
+			t.Errorf("ParseBool(%q) = %v, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"yes", "2", "tru", " true"} {
+		if _, ok := ParseBool(in); ok {
+			t.Errorf("ParseBool(%q) accepted", in)
+		}
+	}
+	var p Params
+	p.Add("httpStatusCodes", "maybe")
+	if _, err := p.Bool("httpstatuscodes", false); socius.ErrorCode(err) != socius.CodeInvalidValue {
+		t.Errorf("Bool of a bad value: %v", err)
+	}
+	if v, err := p.Bool("absent", true); err != nil || !v {
+		t.Errorf("Bool default: %v, %v", v, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		"UID=lab-uid-1&apiKey=3_LabApiKey_AbC-123&format=json&userInfo=%7B%22firstName%22%3A%22David%22%7D",
+		"a=1&A=2", "a=%zz", "=&&&=", "a+b=c+d", "x=%F0%9F%8E%89", "a=%00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var p Params
+		err := p.Decode(s)
+		if err != nil {
+			if code := socius.ErrorCode(err); code != socius.CodeInvalidRequest && code != socius.CodeInvalidValue {
+				t.Fatalf("unexpected code %d", code)
+			}
+			return
+		}
+		for _, q := range p.All() {
+			if q.Name == "" || strings.IndexByte(q.Value, 0) >= 0 {
+				t.Fatalf("bad param %q", q)
+			}
+			if v, ok := p.Lookup(strings.ToUpper(q.Name)); !ok || v != q.Value {
+				t.Fatalf("lookup of %q failed", q.Name)
+			}
+		}
+		// What decodes must sign and verify without trouble.
+		key := []byte("0123456789abcdef")
+		sig := Sign(key, "POST", "http://h/p", p.All())
+		if Verify(key, sig, "POST", []string{"http://h/p"}, p.All()) != 0 {
+			t.Fatal("own signature does not verify")
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	f.Add("UID=u&apiKey=k&nonce=1&timestamp=1", "On6Zf0Ref7hBarhdK1xjORyPcik=", "socialize.localtest:8080", "/socialize.setUserInfo")
+	f.Add("a=b", "-_-_-_-_-_-_-_-_-_-_-_-_-_-", "", "")
+	f.Fuzz(func(t *testing.T, body, sig, host, path string) {
+		var p Params
+		if p.Decode(body) != nil {
+			return
+		}
+		cands := CandidateURLs("http", host, path)
+		if i := Verify([]byte("secret-secret-16"), sig, "POST", cands, p.All()); i >= len(cands) {
+			t.Fatalf("index %d out of range", i)
+		}
+	})
+}

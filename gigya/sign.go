@@ -1,0 +1,341 @@
+package gigya
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"hash"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AppendEscape appends s percent-encoded as the signature requires: UTF-8 bytes, every
+// byte outside A-Z a-z 0-9 - . _ ~ as %XX with upper-case hex.
+func AppendEscape(dst []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return dst
+}
+
+// Escape returns s percent-encoded (see AppendEscape).
+func Escape(s string) string { return string(AppendEscape(nil, s)) }
+
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// NormalizeURL returns the URL as it enters the base string: scheme and host in lower
+// case, the port only when it is not the scheme's default, the path as given, no query.
+func NormalizeURL(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", errors.New("gigya: URL needs a scheme and a host: " + rawURL)
+	}
+	return NormalizedURL(u.Scheme, u.Host, u.EscapedPath()), nil
+}
+
+// NormalizedURL assembles a normalized URL from its parts; host may carry a port.
+func NormalizedURL(scheme, host, path string) string {
+	scheme = strings.ToLower(scheme)
+	host = strings.ToLower(host)
+	if h, port, ok := splitPort(host); ok && port == defaultPort(scheme) {
+		host = h
+	}
+	return scheme + "://" + host + path
+}
+
+func defaultPort(scheme string) string {
+	switch scheme {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
+}
+
+// splitPort splits "host:port" (and "[v6]:port"); ok is false when there is no port.
+func splitPort(hostport string) (host, port string, ok bool) {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
+		return hostport, "", false
+	}
+	return hostport[:i], hostport[i+1:], true
+}
+
+// CandidateURLs lists the normalized URLs a client may have signed for a request that
+// reached the server with this scheme, Host and path: the scheme as received and the
+// other one (TLS terminators), the host with its non-default port and without it (.NET
+// never signs the port). The most likely comes first.
+func CandidateURLs(scheme, host, path string) []string {
+	other := "http"
+	if scheme == "http" {
+		other = "https"
+	}
+	var out []string
+	add := func(s, h string) {
+		u := NormalizedURL(s, h, path)
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	add(scheme, host)
+	add(other, host)
+	if h, _, ok := splitPort(host); ok {
+		add(scheme, h)
+		add(other, h)
+	}
+	return out
+}
+
+// ParamString returns the sorted parameter string of the base string: every parameter
+// except sig, sorted by name in byte order, as name=escaped(value) joined with '&'.
+// Names are not escaped (real names are plain ASCII).
+func ParamString(params []Param) string {
+	var b []byte
+	for n, i := range sortedParams(params) {
+		if n > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, params[i].Name...)
+		b = append(b, '=')
+		b = AppendEscape(b, params[i].Value)
+	}
+	return string(b)
+}
+
+// appendEscapedParamString appends escape(ParamString(params)) in one pass: a value
+// byte that the first escape keeps stays, any other becomes %25XX (its %XX escaped
+// again); '=' and '&' become %3D and %26.
+func appendEscapedParamString(dst []byte, params []Param) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for n, i := range sortedParams(params) {
+		if n > 0 {
+			dst = append(dst, "%26"...)
+		}
+		dst = AppendEscape(dst, params[i].Name)
+		dst = append(dst, "%3D"...)
+		v := params[i].Value
+		for j := 0; j < len(v); j++ {
+			c := v[j]
+			if unreserved(c) {
+				dst = append(dst, c)
+			} else {
+				dst = append(dst, '%', '2', '5', hexDigits[c>>4], hexDigits[c&15])
+			}
+		}
+	}
+	return dst
+}
+
+// sortedParams returns the indexes of every parameter but sig, sorted by name.
+func sortedParams(params []Param) []int {
+	idx := make([]int, 0, 24)
+	for i := range params {
+		if params[i].Name != "sig" {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(params[a].Name, params[b].Name) })
+	return idx
+}
+
+// appendHead appends the part of the base string before the parameters:
+// METHOD & escape(normalized URL) &.
+func appendHead(dst []byte, httpMethod, normalizedURL string) []byte {
+	for i := 0; i < len(httpMethod); i++ {
+		c := httpMethod[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	dst = append(dst, '&')
+	dst = AppendEscape(dst, normalizedURL)
+	return append(dst, '&')
+}
+
+// BaseString returns the string a request signature covers:
+// METHOD & escape(normalized URL) & escape(sorted parameter string).
+func BaseString(httpMethod, normalizedURL string, params []Param) string {
+	b := appendHead(make([]byte, 0, 256), httpMethod, normalizedURL)
+	return string(appendEscapedParamString(b, params))
+}
+
+// SignBase returns base64(HMAC-SHA1(key, base)): the signature of a base string, key
+// being the decoded secret.
+func SignBase(key []byte, base string) string {
+	m := hmac.New(sha1.New, key)
+	m.Write([]byte(base))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Sign returns the sig parameter for a request.
+func Sign(key []byte, httpMethod, normalizedURL string, params []Param) string {
+	return SignBase(key, BaseString(httpMethod, normalizedURL, params))
+}
+
+// DecodeSignature reads a sig value leniently: standard or URL-safe base64 (Android),
+// padded or not, with '+' possibly turned into a space by a form decoder (Swift).
+// It returns false unless the value decodes to exactly 20 bytes (an HMAC-SHA1).
+func DecodeSignature(sig string, dst *[sha1.Size]byte) bool {
+	if len(sig) != 27 && len(sig) != 28 {
+		return false
+	}
+	var buf [28]byte
+	copy(buf[:], sig)
+	buf[27] = '='
+	for i := 0; i < len(sig); i++ {
+		switch buf[i] {
+		case '-', ' ':
+			buf[i] = '+'
+		case '_':
+			buf[i] = '/'
+		}
+	}
+	n, err := base64.StdEncoding.Decode(dst[:], buf[:])
+	return err == nil && n == sha1.Size
+}
+
+// verifier holds the scratch space of one verification; pooled, so that checking a
+// signature allocates nothing in the steady state.
+type verifier struct {
+	params []byte // escape(parameter string), shared by every candidate URL
+	head   []byte // METHOD & escape(URL) &
+	digest hash.Hash
+	pad    [sha1.BlockSize]byte
+	key    [sha1.Size]byte
+	sum    [sha1.Size]byte
+}
+
+var verifiers = sync.Pool{New: func() any { return &verifier{digest: sha1.New()} }}
+
+// mac computes HMAC-SHA1(key, a || b) into v.sum (RFC 2104, by hand so that no
+// per-call state is allocated).
+func (v *verifier) mac(key, a, b []byte) []byte {
+	if len(key) > sha1.BlockSize {
+		v.digest.Reset()
+		v.digest.Write(key)
+		key = v.digest.Sum(v.key[:0])
+	}
+	for i := range v.pad {
+		v.pad[i] = 0x36
+	}
+	for i, c := range key {
+		v.pad[i] ^= c
+	}
+	v.digest.Reset()
+	v.digest.Write(v.pad[:])
+	v.digest.Write(a)
+	v.digest.Write(b)
+	inner := v.digest.Sum(v.sum[:0])
+	for i := range v.pad {
+		v.pad[i] = 0x5c
+	}
+	for i, c := range key {
+		v.pad[i] ^= c
+	}
+	v.digest.Reset()
+	v.digest.Write(v.pad[:])
+	v.digest.Write(inner)
+	return v.digest.Sum(v.sum[:0])
+}
+
+// Verify checks a request signature, in constant time, against each candidate URL.
+// It returns the index of the first URL whose base string matches, or -1. key is the
+// decoded secret.
+func Verify(key []byte, sig, httpMethod string, urls []string, params []Param) int {
+	var want [sha1.Size]byte
+	if !DecodeSignature(sig, &want) {
+		return -1
+	}
+	v := verifiers.Get().(*verifier)
+	defer verifiers.Put(v)
+	v.params = appendEscapedParamString(v.params[:0], params)
+	found := -1
+	for i, u := range urls {
+		v.head = appendHead(v.head[:0], httpMethod, u)
+		if hmac.Equal(v.mac(key, v.head, v.params), want[:]) && found < 0 {
+			found = i
+		}
+	}
+	return found
+}
+
+// BaseStrings returns the base string for each candidate URL (to tell a client what
+// the server signed when its signature did not match).
+func BaseStrings(httpMethod string, urls []string, params []Param) []string {
+	eps := appendEscapedParamString(nil, params)
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = string(appendHead(nil, httpMethod, u)) + string(eps)
+	}
+	return out
+}
+
+// UIDSignature returns base64(HMAC-SHA1(key, timestamp + "_" + UID)), the proof that a
+// UID came from the server; key is the decoded partner secret.
+func UIDSignature(key []byte, timestamp, uid string) string {
+	return SignBase(key, timestamp+"_"+uid)
+}
+
+// FriendshipSignature signs timestamp_friendUID_UID.
+func FriendshipSignature(key []byte, timestamp, friendUID, uid string) string {
+	return SignBase(key, timestamp+"_"+friendUID+"_"+uid)
+}
+
+// ValidateUIDSignature checks a UIDSignature in constant time and, when maxAge > 0,
+// that signatureTimestamp is within maxAge of now (in either direction), as the SDKs do.
+func ValidateUIDSignature(key []byte, uid, timestamp, signature string, maxAge time.Duration, now time.Time) bool {
+	want := UIDSignature(key, timestamp, uid)
+	if !hmac.Equal([]byte(want), []byte(signature)) {
+		return false
+	}
+	if maxAge > 0 {
+		ts, err := strconv.ParseInt(timestamp, 10, 64)
+		if err != nil {
+			return false
+		}
+		d := now.Sub(time.Unix(ts, 0))
+		if d < -maxAge || d > maxAge {
+			return false
+		}
+	}
+	return true
+}
+
+// MillisecondThreshold: a timestamp above it is read as Unix milliseconds (the gigya npm
+// package sends them), below it as seconds.
+const MillisecondThreshold = 100_000_000_000
+
+// ParseTimestamp reads a request timestamp: decimal Unix seconds, or milliseconds when
+// the value is above MillisecondThreshold.
+func ParseTimestamp(s string) (time.Time, bool) {
+	if s == "" || len(s) > 19 {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, false
+	}
+	if n > MillisecondThreshold {
+		return time.UnixMilli(n), true
+	}
+	return time.Unix(n, 0), true
+}

@@ -1,0 +1,431 @@
+package gigya
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/internal/vectors"
+)
+
+func mustKey(t testing.TB, secret string) []byte {
+	t.Helper()
+	k, err := socius.DecodeSecret(secret)
+	if err != nil {
+		t.Fatalf("decode secret %q: %v", secret, err)
+	}
+	return k
+}
+
+func toParams(pairs [][2]string) []Param {
+	out := make([]Param, len(pairs))
+	for i, p := range pairs {
+		out[i] = Param{p[0], p[1]}
+	}
+	return out
+}
+
+func loadVectors(t *testing.T) *vectors.File {
+	t.Helper()
+	f, err := vectors.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.RequestSignatureVectors) != 21 || len(f.UIDSignatureVectors) != 4 || len(f.CapturedWireRequests) != 16 {
+		t.Fatalf("test-vectors.json changed shape: %d request, %d UID, %d captured vectors",
+			len(f.RequestSignatureVectors), len(f.UIDSignatureVectors), len(f.CapturedWireRequests))
+	}
+	return f
+}
+
+// decodeWire decodes an SDK's body. Parameters that differ only in letter case (the
+// key-order vector's Zeta and zeta) are refused by Decode with 400006, as SPEC section
+// 1 requires; the signature over them must still be computed right, so they are
+// decoded here without that rule.
+func decodeWire(body string) (*Params, error) {
+	var p Params
+	err := p.Decode(body)
+	if socius.ErrorCode(err) == socius.CodeInvalidValue && strings.Contains(err.Error(), "Duplicate parameter") {
+		q, perr := url.ParseQuery(body)
+		if perr != nil {
+			return nil, perr
+		}
+		p.Reset()
+		for name, vals := range q {
+			for _, v := range vals {
+				p.Add(name, v)
+			}
+		}
+		return &p, nil
+	}
+	return &p, err
+}
+
+// urlParts splits a vector URL into what a server would see: scheme, Host, path.
+func urlParts(t *testing.T, raw string) (scheme, host, path string) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ToLower(u.Scheme), u.Host, u.Path
+}
+
+func TestRequestSignatureVectors(t *testing.T) {
+	for _, v := range loadVectors(t).RequestSignatureVectors {
+		t.Run(v.ID, func(t *testing.T) {
+			key := mustKey(t, v.Secret)
+			norm, err := NormalizeURL(v.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if norm != v.NormalizedURL {
+				t.Errorf("NormalizeURL(%q) = %q, want %q", v.URL, norm, v.NormalizedURL)
+			}
+			params := toParams(v.Params)
+			if got := BaseString(v.HTTPMethod, v.NormalizedURL, params); got != v.ExpectedBaseString {
+				t.Errorf("base string\n got %s\nwant %s", got, v.ExpectedBaseString)
+			}
+			if got := Sign(key, v.HTTPMethod, v.NormalizedURL, params); got != v.ExpectedSig {
+				t.Errorf("Sign = %s, want %s", got, v.ExpectedSig)
+			}
+			// Every SDK's body, as the server receives it, verifies against the URL the
+			// request was sent to - including .NET's port-less signature.
+			scheme, host, path := urlParts(t, v.URL)
+			cands := CandidateURLs(scheme, host, path)
+			if len(v.WireBodies) == 0 {
+				t.Fatal("vector has no wire bodies")
+			}
+			for sdk, body := range v.WireBodies {
+				p, err := decodeWire(body)
+				if err != nil {
+					t.Errorf("%s body: %v", sdk, err)
+					continue
+				}
+				if Verify(key, p.Get("sig"), "POST", cands, p.All()) < 0 {
+					t.Errorf("%s body does not verify against %v", sdk, cands)
+				}
+				// A changed value must not verify.
+				p.Set("nonce", p.Get("nonce")+"x")
+				if Verify(key, p.Get("sig"), "POST", cands, p.All()) >= 0 {
+					t.Errorf("%s body with a changed nonce still verifies", sdk)
+				}
+			}
+		})
+	}
+}
+
+func TestUIDSignatureVectors(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	for _, v := range loadVectors(t).UIDSignatureVectors {
+		t.Run(v.ID, func(t *testing.T) {
+			key := mustKey(t, v.Secret)
+			var got string
+			switch v.Kind {
+			case "UIDSignature":
+				got = UIDSignature(key, v.Timestamp, v.UID)
+				if !ValidateUIDSignature(key, v.UID, v.Timestamp, v.ExpectedSig, 0, now) {
+					t.Error("ValidateUIDSignature rejects the vector")
+				}
+				if ValidateUIDSignature(key, v.UID+"x", v.Timestamp, v.ExpectedSig, 0, now) {
+					t.Error("ValidateUIDSignature accepts another UID")
+				}
+			case "friendshipSignature":
+				got = FriendshipSignature(key, v.Timestamp, v.FriendUID, v.UID)
+			default:
+				t.Fatalf("unknown kind %q", v.Kind)
+			}
+			if got != v.ExpectedSig {
+				t.Errorf("signature = %s, want %s", got, v.ExpectedSig)
+			}
+		})
+	}
+}
+
+func TestValidateUIDSignatureExpiry(t *testing.T) {
+	key := mustKey(t, vectors.LabPartnerSecret)
+	sig := UIDSignature(key, "1700000000", "u1")
+	base := time.Unix(1700000000, 0)
+	if !ValidateUIDSignature(key, "u1", "1700000000", sig, 180*time.Second, base.Add(179*time.Second)) {
+		t.Error("rejected inside the window")
+	}
+	if ValidateUIDSignature(key, "u1", "1700000000", sig, 180*time.Second, base.Add(181*time.Second)) {
+		t.Error("accepted after the window")
+	}
+	if ValidateUIDSignature(key, "u1", "1700000000", sig, 180*time.Second, base.Add(-181*time.Second)) {
+		t.Error("accepted before the window")
+	}
+}
+
+// requestTarget splits "POST <target> HTTP/1.1".
+func requestTarget(t *testing.T, line string) string {
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		t.Fatalf("bad request line %q", line)
+	}
+	return f[1]
+}
+
+func TestCapturedWireRequests(t *testing.T) {
+	for i, c := range loadVectors(t).CapturedWireRequests {
+		var p Params
+		if err := p.Decode(c.Body); err != nil {
+			t.Errorf("#%d %s %s: decode: %v", i, c.SDK, c.AuthMode, err)
+			continue
+		}
+		if c.AuthMode != "signature" {
+			if c.AuthMode == "oauth_token" && !p.Has("oauth_token") || c.AuthMode == "secret" && !p.Has("secret") {
+				t.Errorf("#%d %s %s: credential parameter missing", i, c.SDK, c.AuthMode)
+			}
+			continue
+		}
+		target := requestTarget(t, c.RequestLine)
+		path := target
+		if u, err := url.Parse(target); err == nil && u.IsAbs() {
+			path = u.Path
+		}
+		cands := CandidateURLs(c.SchemeOnWire, c.HostHeader, path)
+		if Verify(mustKey(t, c.SecretUsed), p.Get("sig"), "POST", cands, p.All()) < 0 {
+			t.Errorf("#%d %s %s over %s: signature does not verify against %v", i, c.SDK, c.AuthMode, c.SchemeOnWire, cands)
+		}
+	}
+}
+
+// TestCaptures replays every signed request the real SDKs sent, with the clock set to
+// the moment each was received, through the same steps the server takes: the timestamp
+// (seconds, or milliseconds from the Node package) inside the window, then the
+// signature against the candidate URLs.
+func TestCaptures(t *testing.T) {
+	caps, err := vectors.Captures("*-sdk.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, ms, portHost := 0, 0, 0
+	for _, c := range caps {
+		var p Params
+		if err := p.Decode(c.Query); err != nil {
+			t.Fatalf("%s:%d query: %v", c.File, c.Line, err)
+		}
+		if err := p.Decode(c.Body); err != nil {
+			t.Fatalf("%s:%d body: %v", c.File, c.Line, err)
+		}
+		if !p.Has("sig") {
+			continue
+		}
+		signed++
+		received, err := time.Parse(time.RFC3339Nano, c.ReceivedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, ok := ParseTimestamp(p.Get("timestamp"))
+		if !ok {
+			t.Errorf("%s:%d: bad timestamp %q", c.File, c.Line, p.Get("timestamp"))
+			continue
+		}
+		if len(p.Get("timestamp")) > 11 {
+			ms++
+		}
+		if d := received.Sub(ts); d < -120*time.Second || d > 120*time.Second {
+			t.Errorf("%s:%d: timestamp %s is %v from the capture time", c.File, c.Line, p.Get("timestamp"), d)
+		}
+		secret := vectors.LabPartnerSecret
+		if p.Has("userKey") {
+			secret = vectors.LabUserSecret
+		}
+		host := c.Host()
+		if strings.Contains(host, ":") {
+			portHost++
+		}
+		cands := CandidateURLs(c.Listener, host, c.Path)
+		if Verify(mustKey(t, secret), p.Get("sig"), c.Method, cands, p.All()) < 0 {
+			t.Errorf("%s:%d: signature does not verify against %v", c.File, c.Line, cands)
+		}
+	}
+	if signed != 11 || ms == 0 || portHost == 0 {
+		t.Errorf("captures checked: %d signed, %d with ms timestamps, %d with a port in Host; expected all kinds", signed, ms, portHost)
+	}
+}
+
+// TestJava403002Retry checks the capture of the Java SDK's retry after a 403002: every
+// request is followed by a byte-identical copy (same timestamp, nonce and sig), which is
+// why the server must check the timestamp before the nonce. The copies verify exactly
+// when their originals do.
+func TestJava403002Retry(t *testing.T) {
+	caps, err := vectors.Captures("java-403002-retry.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) == 0 || len(caps)%2 != 0 {
+		t.Fatalf("%d captures, want pairs", len(caps))
+	}
+	key := mustKey(t, vectors.LabPartnerSecret)
+	expired := 0
+	for i := 0; i < len(caps); i += 2 {
+		a, b := caps[i], caps[i+1]
+		if a.Body != b.Body || a.Target != b.Target {
+			t.Errorf("line %d: the retry is not byte-identical", b.Line)
+		}
+		var p Params
+		if err := p.Decode(a.Body); err != nil {
+			t.Fatal(err)
+		}
+		if !p.Has("sig") {
+			continue
+		}
+		received, _ := time.Parse(time.RFC3339Nano, a.ReceivedAt)
+		ts, ok := ParseTimestamp(p.Get("timestamp"))
+		if !ok {
+			t.Fatalf("line %d: bad timestamp", a.Line)
+		}
+		if d := received.Sub(ts); d > 120*time.Second || d < -120*time.Second {
+			expired++
+		}
+		cands := CandidateURLs(a.Listener, a.Host(), a.Path)
+		if Verify(key, p.Get("sig"), a.Method, cands, p.All()) < 0 {
+			t.Logf("line %d: signed with another secret (a 403003 case)", a.Line)
+		}
+	}
+	if expired == 0 {
+		t.Error("expected a pair whose timestamp is outside the window")
+	}
+}
+
+func TestSharedErrorTableIsEmbedded(t *testing.T) {
+	dir, err := vectors.SpecDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := os.ReadFile(filepath.Join(dir, "error-codes.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shared) != codesTSV {
+		t.Fatal("gigya/codes.tsv differs from ../shared/spec/error-codes.tsv: copy it again")
+	}
+	for code, want := range map[int]string{403003: "Invalid request signature", 403004: "Duplicate nonce", 400093: "Invalid ApiKey parameter", 403025: "Invalid token"} {
+		if got := Message(code); got != want {
+			t.Errorf("Message(%d) = %q, want %q", code, got, want)
+		}
+	}
+	if StatusCode(0) != 200 || StatusCode(403048) != 403 || StatusCode(500028) != 500 {
+		t.Error("status codes do not follow errorCode/1000")
+	}
+}
+
+func TestMACMatchesCryptoHMAC(t *testing.T) {
+	v := verifiers.Get().(*verifier)
+	for _, klen := range []int{16, 24, 64, 65, 200} {
+		key := make([]byte, klen)
+		for i := range key {
+			key[i] = byte(i*7 + klen)
+		}
+		m := hmac.New(sha1.New, key)
+		m.Write([]byte("head&"))
+		m.Write([]byte("params"))
+		want := m.Sum(nil)
+		if got := v.mac(key, []byte("head&"), []byte("params")); !hmac.Equal(got, want) {
+			t.Errorf("key length %d: mac differs from crypto/hmac", klen)
+		}
+	}
+}
+
+func TestDecodeSignatureVariants(t *testing.T) {
+	raw := make([]byte, 20)
+	for i := range raw {
+		raw[i] = byte(0xfb + i) // produces '+' and '/' in base64
+	}
+	std := base64.StdEncoding.EncodeToString(raw)
+	for _, s := range []string{
+		std,
+		base64.URLEncoding.EncodeToString(raw),
+		base64.RawStdEncoding.EncodeToString(raw),
+		base64.RawURLEncoding.EncodeToString(raw),
+		strings.ReplaceAll(std, "+", " "),
+	} {
+		var got [20]byte
+		if !DecodeSignature(s, &got) || string(got[:]) != string(raw) {
+			t.Errorf("DecodeSignature(%q) failed", s)
+		}
+	}
+	var got [20]byte
+	for _, bad := range []string{"", "abc", std + "A", "!!!!!!!!!!!!!!!!!!!!!!!!!!!="} {
+		if DecodeSignature(bad, &got) {
+			t.Errorf("DecodeSignature(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCandidateURLs(t *testing.T) {
+	tests := []struct {
+		scheme, host string
+		want         []string
+	}{
+		{"https", "socialize.localtest", []string{"https://socialize.localtest/p", "http://socialize.localtest/p"}},
+		{"http", "Localhost:8080", []string{"http://localhost:8080/p", "https://localhost:8080/p", "http://localhost/p", "https://localhost/p"}},
+		{"https", "h:443", []string{"https://h/p", "http://h:443/p", "http://h/p"}},
+		{"http", "[::1]:8080", []string{"http://[::1]:8080/p", "https://[::1]:8080/p", "http://[::1]/p", "https://[::1]/p"}},
+		{"http", "[::1]", []string{"http://[::1]/p", "https://[::1]/p"}},
+	}
+	for _, tt := range tests {
+		got := CandidateURLs(tt.scheme, tt.host, "/p")
+		if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("CandidateURLs(%s, %s) = %v, want %v", tt.scheme, tt.host, got, tt.want)
+		}
+	}
+}
+
+func TestParseTimestamp(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"1700000000", time.Unix(1700000000, 0), true},
+		{"1700000000123", time.UnixMilli(1700000000123), true},
+		{"99999999999", time.Unix(99999999999, 0), true},
+		{"", time.Time{}, false},
+		{"-5", time.Time{}, false},
+		{"12a", time.Time{}, false},
+		{"1.5", time.Time{}, false},
+		{"99999999999999999999", time.Time{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := ParseTimestamp(tt.in)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("ParseTimestamp(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParamStringSortsAndSkipsSig(t *testing.T) {
+	got := ParamString([]Param{{"b", "x y"}, {"sig", "zzz"}, {"UID", "1"}, {"_x", ""}, {"a", "*~/"}})
+	want := "UID=1&_x=&a=%2A~%2F&b=x%20y"
+	if got != want {
+		t.Errorf("ParamString = %q, want %q", got, want)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	key := mustKey(b, vectors.LabPartnerSecret)
+	var p Params
+	body := "UID=lab-uid-1&apiKey=3_LabApiKey_AbC-123&format=json&httpStatusCodes=false&nonce=1700000000123_42&sdk=java_3.2.4&timestamp=1700000000&userInfo=%7B%22firstName%22%3A%22David%22%2C%22gender%22%3A%22m%22%2C%22age%22%3A30%7D"
+	if err := p.Decode(body); err != nil {
+		b.Fatal(err)
+	}
+	cands := CandidateURLs("http", "localhost:8080", "/socialize.setUserInfo")
+	p.Add("sig", Sign(key, "POST", cands[0], p.All()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if Verify(key, p.Get("sig"), "POST", cands, p.All()) != 0 {
+			b.Fatal("does not verify")
+		}
+	}
+}
