@@ -1,0 +1,119 @@
+package nonce
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func TestReplayWithinWindow(t *testing.T) {
+	c := New(0)
+	ctx := context.Background()
+	exp := t0.Add(120 * time.Second)
+	if ok, err := c.UseNonce(ctx, "s:key", "n1", exp, t0); !ok || err != nil {
+		t.Fatalf("first use: %v %v", ok, err)
+	}
+	if ok, _ := c.UseNonce(ctx, "s:key", "n1", exp, t0.Add(119*time.Second)); ok {
+		t.Error("replay inside the window accepted")
+	}
+	if ok, _ := c.UseNonce(ctx, "s:other", "n1", exp, t0); !ok {
+		t.Error("same nonce of another credential refused")
+	}
+	// A replay with another timestamp is still a replay.
+	if ok, _ := c.UseNonce(ctx, "s:key", "n1", exp.Add(time.Minute), t0.Add(time.Second)); ok {
+		t.Error("replay with a later expiry accepted")
+	}
+}
+
+func TestExpiryFreesMemory(t *testing.T) {
+	c := New(0)
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ {
+		c.UseNonce(ctx, "s:key", fmt.Sprint(i), t0.Add(time.Duration(i%10)*time.Second), t0)
+	}
+	if c.Len() != 1000 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+	later := t0.Add(time.Hour)
+	for i := 0; i < shards*4; i++ { // touch every shard
+		c.UseNonce(ctx, "s:key", fmt.Sprint("late", i), later.Add(time.Minute), later)
+	}
+	if n := c.Len(); n != shards*4 {
+		t.Errorf("after expiry Len = %d, want %d", n, shards*4)
+	}
+	// An expired nonce may be used again.
+	if ok, _ := c.UseNonce(ctx, "s:key", "5", later.Add(time.Minute), later); !ok {
+		t.Error("expired nonce still refused")
+	}
+}
+
+func TestCapRefusesInsteadOfForgetting(t *testing.T) {
+	c := New(shards * 2)
+	ctx := context.Background()
+	exp := t0.Add(time.Minute)
+	accepted := 0
+	var refused error
+	for i := 0; i < 1000; i++ {
+		ok, err := c.UseNonce(ctx, "s:k", fmt.Sprint(i), exp, t0)
+		if ok {
+			accepted++
+		}
+		if err != nil {
+			refused = err
+		}
+	}
+	if accepted > shards*2 || socius.ErrorCode(refused) != socius.CodeRateLimited {
+		t.Errorf("accepted %d, last error %v", accepted, refused)
+	}
+	if ok, _ := c.UseNonce(ctx, "s:k", "0", exp, t0); ok {
+		t.Error("a remembered nonce was forgotten")
+	}
+}
+
+func TestConcurrentUseIsExactlyOnce(t *testing.T) {
+	c := New(0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := map[string]int{}
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				n := fmt.Sprint(i)
+				if ok, _ := c.UseNonce(context.Background(), "s:k", n, t0.Add(time.Minute), t0); ok {
+					mu.Lock()
+					wins[n]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for n, w := range wins {
+		if w != 1 {
+			t.Errorf("nonce %s accepted %d times", n, w)
+		}
+	}
+	if len(wins) != 500 {
+		t.Errorf("%d nonces accepted, want 500", len(wins))
+	}
+}
+
+func BenchmarkUseNonce(b *testing.B) {
+	c := New(0)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			c.UseNonce(context.Background(), "s:k", fmt.Sprint(i, "-", &i), t0.Add(time.Minute), t0)
+		}
+	})
+}

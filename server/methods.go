@@ -1,0 +1,316 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// method is one API method: its canonical name, the parameters it knows beyond the
+// common ones, and its handler.
+type method struct {
+	name   string
+	params []string
+	handle func(*Server, *call) (gigya.Object, error)
+}
+
+// routes is the whole route table.
+func (s *Server) routes() []*method {
+	return []*method{
+		{name: "socialize.notifyLogin", params: []string{"siteUID", "newUser", "userInfo", "sessionExpiration", "providerSessions", "skipValidation", "phoneNumber", "actionAttributes"}, handle: (*Server).notifyLogin},
+		{name: "socialize.setUserInfo", params: []string{"UID", "userInfo"}, handle: (*Server).setUserInfo},
+		{name: "socialize.getUserInfo", params: []string{"UID", "includeAllIdentities", "extraFields", "enabledProviders", "disabledProviders", "signIDs"}, handle: (*Server).getUserInfo},
+		{name: "socialize.deleteAccount", params: []string{"UID"}, handle: (*Server).deleteAccount},
+		{name: "socialize.logout", params: []string{"UID", "samlContext"}, handle: (*Server).logout},
+		{name: "socialize.setUID", params: []string{"UID", "siteUID"}, handle: (*Server).setUID},
+		{name: "socialize.notifyRegistration", params: []string{"UID", "siteUID", "phoneNumber"}, handle: (*Server).notifyRegistration},
+	}
+}
+
+// commonParams are the parameters every method accepts (control and credential
+// parameters that SDKs add to every call).
+var commonParams = []string{
+	"apiKey", "userKey", "secret", "sig", "timestamp", "nonce", "oauth_token",
+	"format", "callback", "context", "httpStatusCodes", "checkParams", "sdk", "sdkBuild",
+	"targetEnv", "cid", "dontHandleScreenSet", "gmid", "ucid", "regSource", "lang",
+}
+
+// checkUnknownParams lists the parameters the method does not know in ignoredParams,
+// or fails the call with 403007 when checkParams=true.
+func (s *Server) checkUnknownParams(c *call) error {
+	var unknown []string
+	for _, p := range c.params.All() {
+		if !known(p.Name, commonParams) && !known(p.Name, c.m.params) {
+			unknown = append(unknown, p.Name)
+		}
+	}
+	return c.ignore(unknown, "This parameter is not used by "+c.m.name+" and was ignored")
+}
+
+// ignore records names as ignored parameters, or refuses them under checkParams=true.
+func (c *call) ignore(names []string, message string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if c.checkParam {
+		list := names[0]
+		for _, n := range names[1:] {
+			list += ", " + n
+		}
+		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: unrecognized parameters with checkParams=true: %s", list)
+	}
+	for _, n := range names {
+		c.ignored = append(c.ignored, gigya.IgnoredParam{Name: n, WarningCode: socius.CodePermissionDenied, Message: message})
+	}
+	return nil
+}
+
+func known(name string, list []string) bool {
+	for _, k := range list {
+		if len(k) == len(name) && equalFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// uid returns the UID the call acts on: the UID parameter.
+func (c *call) uid() (string, error) {
+	uid, ok := c.params.Lookup("UID")
+	if !ok || uid == "" {
+		return "", socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: UID")
+	}
+	if err := socius.ValidateUID(uid); err != nil {
+		return "", socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %v", err)
+	}
+	return uid, nil
+}
+
+// userNotFound is the answer for a UID the site does not have.
+func userNotFound(err error) error {
+	if errors.Is(err, socius.ErrNotFound) {
+		return socius.Errorf(socius.CodeUnauthorizedUser, "UID not found")
+	}
+	return err
+}
+
+func (s *Server) setUserInfo(c *call) (gigya.Object, error) {
+	uid, err := c.uid()
+	if err != nil {
+		return nil, err
+	}
+	raw, ok := c.params.Lookup("userInfo")
+	if !ok {
+		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: userInfo")
+	}
+	patch, err := c.userInfo("userInfo", raw)
+	if err != nil {
+		return nil, err
+	}
+	if patch.Empty() {
+		_, err = s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
+	} else {
+		err = s.cfg.Store.UpdateProfile(c.ctx, c.site.APIKey, uid, patch, c.now)
+	}
+	return nil, userNotFound(err)
+}
+
+func (s *Server) getUserInfo(c *call) (gigya.Object, error) {
+	uid, err := c.uid()
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
+	if err != nil {
+		return nil, userNotFound(err)
+	}
+	return s.userObject(c, u)
+}
+
+// userObject is the User object of SPEC section 6: only fields with data.
+func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
+	sig, err := s.signUID(c, u.UID)
+	if err != nil {
+		return nil, err
+	}
+	updated := u.UpdatedAt
+	if updated.IsZero() {
+		updated = u.CreatedAt
+	}
+	identity := gigya.Object{
+		{Key: "provider", Value: "site"},
+		{Key: "providerUID", Value: u.UID},
+		{Key: "isLoginIdentity", Value: true},
+		{Key: "allowsLogin", Value: true},
+	}
+	o := gigya.Object{
+		{Key: "UID", Value: u.UID},
+		{Key: "UIDSignature", Value: sig[0]},
+		{Key: "signatureTimestamp", Value: sig[1]},
+		{Key: "isSiteUID", Value: true},
+		{Key: "isSiteUser", Value: true},
+		{Key: "isTempUser", Value: false},
+		{Key: "isConnected", Value: true},
+		{Key: "isLoggedIn", Value: u.LoggedIn},
+		{Key: "loginProvider", Value: "site"},
+		{Key: "loginProviderUID", Value: u.UID},
+		{Key: "providers", Value: "site"},
+		{Key: "capabilities", Value: "None"},
+	}
+	for f := socius.Field(0); f < socius.NumFields; f++ {
+		v := u.Profile[f]
+		if v == "" {
+			continue
+		}
+		// Inside identities Gigya sends numbers as strings; at the top level age is
+		// a number.
+		identity = append(identity, gigya.KV{Key: f.Name(), Value: v})
+		if f == socius.Age {
+			n, _ := strconv.Atoi(v)
+			o = append(o, gigya.KV{Key: f.Name(), Value: n})
+		} else {
+			o = append(o, gigya.KV{Key: f.Name(), Value: v})
+		}
+	}
+	identity = append(identity,
+		gigya.KV{Key: "lastUpdated", Value: gigya.FormatTime(updated)},
+		gigya.KV{Key: "lastUpdatedTimestamp", Value: updated.UnixMilli()},
+		gigya.KV{Key: "oldestDataUpdated", Value: gigya.FormatTime(updated)},
+		gigya.KV{Key: "oldestDataUpdatedTimestamp", Value: updated.UnixMilli()},
+	)
+	o = append(o,
+		gigya.KV{Key: "identities", Value: []gigya.Object{identity}},
+		gigya.KV{Key: "oldestDataUpdatedTimestamp", Value: updated.UnixMilli()},
+	)
+	return o, nil
+}
+
+// signUID returns UIDSignature and signatureTimestamp for uid, signed now with the
+// site's partner secret (never a key's: SDKs validate with the partner secret).
+func (s *Server) signUID(c *call, uid string) ([2]string, error) {
+	key, err := socius.DecodeSecret(c.site.Secret)
+	if err != nil {
+		return [2]string{}, err
+	}
+	ts := strconv.FormatInt(c.now.Unix(), 10)
+	return [2]string{gigya.UIDSignature(key, ts, uid), ts}, nil
+}
+
+func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
+	siteUID, ok := c.params.Lookup("siteUID")
+	if !ok || siteUID == "" {
+		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: siteUID")
+	}
+	if err := socius.ValidateUID(siteUID); err != nil {
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: siteUID: %v", err)
+	}
+	if _, err := c.params.Bool("newUser", false); err != nil {
+		return nil, err
+	}
+	if v, ok := c.params.Lookup("sessionExpiration"); ok && v != "" {
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: sessionExpiration must be a whole number of seconds (0, -1, -2 or more)")
+		}
+	}
+	patch := &socius.Patch{}
+	if raw, ok := c.params.Lookup("userInfo"); ok {
+		var err error
+		if patch, err = c.userInfo("userInfo", raw); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now); err != nil {
+		return nil, err
+	}
+	sig, err := s.signUID(c, siteUID)
+	if err != nil {
+		return nil, err
+	}
+	o := gigya.Object{{Key: "UID", Value: siteUID}, {Key: "UIDSignature", Value: sig[0]}, {Key: "signatureTimestamp", Value: sig[1]}}
+	o = append(o,
+		gigya.KV{Key: "cookieName", Value: "glt_" + c.site.APIKey},
+		gigya.KV{Key: "cookieValue", Value: gigya.NewCallID() + gigya.NewCallID()},
+		gigya.KV{Key: "cookieDomain", Value: cookieDomain(c.r.Host)},
+		gigya.KV{Key: "cookiePath", Value: "/"},
+	)
+	return o, nil
+}
+
+// cookieDomain is the host the call reached, without a port.
+func cookieDomain(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
+}
+
+func (s *Server) deleteAccount(c *call) (gigya.Object, error) {
+	uid, err := c.uid()
+	if err != nil {
+		return nil, err
+	}
+	return nil, userNotFound(s.cfg.Store.DeleteUser(c.ctx, c.site.APIKey, uid))
+}
+
+func (s *Server) logout(c *call) (gigya.Object, error) {
+	uid, err := c.uid()
+	if err != nil {
+		return nil, err
+	}
+	return nil, userNotFound(s.cfg.Store.Logout(c.ctx, c.site.APIKey, uid))
+}
+
+func (s *Server) setUID(c *call) (gigya.Object, error) {
+	return s.rename(c, true)
+}
+
+func (s *Server) notifyRegistration(c *call) (gigya.Object, error) {
+	return s.rename(c, false)
+}
+
+// rename gives the user of UID the siteUID (setUID; notifyRegistration when siteUID
+// is sent).
+func (s *Server) rename(c *call, required bool) (gigya.Object, error) {
+	uid, err := c.uid()
+	if err != nil {
+		return nil, err
+	}
+	siteUID, ok := c.params.Lookup("siteUID")
+	if !ok || siteUID == "" {
+		if required {
+			return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: siteUID")
+		}
+		_, err := s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
+		return nil, userNotFound(err)
+	}
+	if err := socius.ValidateUID(siteUID); err != nil {
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: siteUID: %v", err)
+	}
+	if siteUID == uid {
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: siteUID must differ from the current UID")
+	}
+	err = s.cfg.Store.RenameUser(c.ctx, c.site.APIKey, uid, siteUID)
+	if errors.Is(err, socius.ErrExists) {
+		return nil, socius.Errorf(socius.CodeUniqueIdentifierSet, "Unique identifier exists: another user already has UID %s", siteUID)
+	}
+	return nil, userNotFound(err)
+}

@@ -1,0 +1,307 @@
+// Package server answers the Gigya socialize REST API over HTTP: the route table, the
+// authentication of every call, one handler per method and one envelope writer.
+//
+// A call goes through the same steps, and the first failure answers:
+// find the method (400001), read and decode the parameters (413001, 400001, 400006),
+// read the answer format, authenticate (400093, 400002, 403002, 403003, 403004, 403006,
+// 403005), check the key's permissions (403007), check the parameters the method does
+// not know (ignoredParams, or 403007 with checkParams=true), then run the method.
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// Config is what a Server needs. Store and Nonces are required.
+type Config struct {
+	Store  socius.Store
+	Nonces socius.NonceStore
+	// Clock tells the time for every rule; the system clock when nil.
+	Clock socius.Clock
+	// Skew is how far a signed request's timestamp may be from now (default 120 s).
+	Skew time.Duration
+	// TrustForwardedProto honours X-Forwarded-Proto: https from a TLS-terminating
+	// proxy: the call then counts as secure.
+	TrustForwardedProto bool
+	// MaxBodyBytes limits a request body (default 1 MiB).
+	MaxBodyBytes int64
+	// Logger receives one line per call at debug level and unexpected failures at
+	// error level; slog.Default() when nil.
+	Logger *slog.Logger
+	// Observe, when set, is called after every call with what happened (for request
+	// logs and metrics). It must not keep the *Call.
+	Observe func(*Call)
+}
+
+// DefaultMaxBodyBytes is the default request body limit.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultSkew is the default timestamp window.
+const DefaultSkew = 120 * time.Second
+
+// Server is an http.Handler for the socialize API.
+type Server struct {
+	cfg     Config
+	methods map[string]*method // by lower-case full name
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Clock == nil {
+		cfg.Clock = socius.SystemClock{}
+	}
+	if cfg.Skew <= 0 {
+		cfg.Skew = DefaultSkew
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, methods: make(map[string]*method)}
+	for _, m := range s.routes() {
+		s.methods[strings.ToLower(m.name)] = m
+	}
+	return s
+}
+
+// Call is what one API call was and how it ended; given to Config.Observe.
+type Call struct {
+	ID         string
+	Time       time.Time
+	Method     string // the method as named in the path
+	APIKey     string
+	UserKey    string
+	Credential string // "partner-signature", "partner-secret", "key-signature", "key-secret", ...
+	Params     []gigya.Param
+	Code       int
+	Details    string
+	Cause      error // the internal cause of a failure; never sent
+	Duration   time.Duration
+	// SignedURLs and BaseStrings say what the server signed when a signature did not
+	// match (for signature debugging); empty otherwise.
+	SignedURLs  []string
+	BaseStrings []string
+}
+
+// call is the state of one request as it goes through the steps.
+type call struct {
+	Call
+	ctx        context.Context
+	start      time.Time
+	r          *http.Request
+	now        time.Time
+	m          *method
+	params     gigya.Params
+	format     gigya.Format
+	callback   string
+	httpStatus bool
+	checkParam bool
+	secure     bool
+	scheme     string
+	site       *socius.Site
+	key        *socius.Key
+	ignored    []gigya.IgnoredParam
+}
+
+// ServeHTTP answers one call.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{ctx: r.Context(), r: r, start: time.Now()}
+	c.now = s.cfg.Clock.Now()
+	c.ID = gigya.NewCallID()
+	c.Time = c.now
+	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+	c.scheme = "http"
+	if c.secure {
+		c.scheme = "https"
+	}
+	data, err := s.serve(w, c)
+	s.respond(w, c, data, err)
+}
+
+func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
+	c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
+	if err := s.readParams(w, c); err != nil {
+		return nil, err
+	}
+	if err := s.readFormat(c); err != nil {
+		return nil, err
+	}
+	c.m = s.methods[strings.ToLower(c.Method)]
+	if c.m == nil {
+		return nil, s.unknownMethod(c.Method)
+	}
+	c.Method = c.m.name
+	if err := s.authenticate(c); err != nil {
+		return nil, err
+	}
+	if c.key != nil && !c.key.Allows(c.m.name) {
+		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call %s", c.key.UserKey, c.m.name)
+	}
+	if err := s.checkUnknownParams(c); err != nil {
+		return nil, err
+	}
+	return c.m.handle(s, c)
+}
+
+func (s *Server) unknownMethod(name string) error {
+	if name == "" {
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: no method in the path; call /socialize.<method>")
+	}
+	if len(name) > 100 {
+		name = name[:100] + "..."
+	}
+	return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves", name)
+}
+
+// readParams reads the query string and, for POST, the form body (within the size
+// limit), and decodes both into c.params.
+func (s *Server) readParams(w http.ResponseWriter, c *call) error {
+	r := c.r
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(r.Method, 16))
+	}
+	if err := c.params.Decode(r.URL.RawQuery); err != nil {
+		return err
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return tooLarge(s.cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(s.cfg.MaxBodyBytes)
+		}
+		return &socius.Error{Code: socius.CodeInvalidRequest, Details: "Invalid request format: the request body could not be read", Err: err}
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/x-www-form-urlencoded" {
+			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", clip(ct, 60))
+		}
+	}
+	return c.params.Decode(string(body))
+}
+
+func tooLarge(limit int64) error {
+	return socius.Errorf(socius.CodeEntityTooLarge, "Request entity too large: the body exceeds %d bytes", limit)
+}
+
+// readFormat reads format, callback, httpStatusCodes and checkParams: how to answer.
+func (s *Server) readFormat(c *call) error {
+	// httpStatusCodes and the format apply to the answer even if they are the
+	// reason for failing, so they are read leniently first.
+	c.httpStatus, _ = gigya.ParseBool(c.params.Get("httpStatusCodes"))
+	f, ok := gigya.ParseFormat(c.params.Get("format"))
+	if !ok {
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: format must be json, jsonp or xml")
+	}
+	if f == gigya.JSONP {
+		cb, ok := c.params.Lookup("callback")
+		if !ok || cb == "" {
+			return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: callback (needed with format=jsonp)")
+		}
+		if !gigya.ValidCallback(cb) {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: callback may hold only A-Z a-z 0-9 _ . $ (at most 128)")
+		}
+		c.callback = cb
+	}
+	c.format = f
+	if _, err := c.params.Bool("httpStatusCodes", false); err != nil {
+		return err
+	}
+	var err error
+	c.checkParam, err = c.params.Bool("checkParams", false)
+	return err
+}
+
+// respond writes the envelope in the call's format.
+func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err error) {
+	env := gigya.Envelope{CallID: c.ID, Time: c.now, Ignored: c.ignored, Data: data}
+	if err != nil {
+		env.Code = socius.ErrorCode(err)
+		var e *socius.Error
+		if errors.As(err, &e) {
+			env.Details = e.Details
+			c.Cause = e.Err
+		} else {
+			env.Details = "General Server error: an unexpected failure, logged with this callId"
+			c.Cause = err
+		}
+		if c.Cause != nil || env.Code >= 500000 {
+			s.cfg.Logger.Error("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
+		}
+	}
+	if ctx, ok := c.params.Lookup("context"); ok {
+		env.Context = echoContext(ctx)
+	}
+	method := "socialize"
+	if c.m != nil {
+		method = c.m.name
+	}
+	body, ct := gigya.Encode(c.format, method, c.callback, env.Object())
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Date", c.now.UTC().Format(http.TimeFormat))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	status := http.StatusOK
+	if c.httpStatus {
+		status = gigya.StatusCode(env.Code)
+		if status < 200 || status > 599 {
+			status = http.StatusOK
+		}
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+
+	c.Code, c.Details = env.Code, env.Details
+	c.Duration = time.Since(c.start)
+	if c.site != nil {
+		c.APIKey = c.site.APIKey
+	}
+	if c.key != nil {
+		c.UserKey = c.key.UserKey
+	}
+	c.Params = c.params.All()
+	s.cfg.Logger.Debug("call", "callId", c.ID, "method", c.Method, "apiKey", c.APIKey, "errorCode", c.Code, "latency", c.Duration)
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(&c.Call)
+	}
+}
+
+// echoContext returns the context to echo: a JSON object or array as JSON, anything
+// else as the string that was sent.
+func echoContext(s string) any {
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+		if v, err := gigya.ParseJSON(t); err == nil {
+			return gigya.RawJSON(gigya.AppendJSON(nil, v))
+		}
+	}
+	return s
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// userInfo reads a userInfo-shaped parameter into a patch. Fields present change; null
+// or "" clears a field; keys that are not profile fields are ignored and listed in
+// ignoredParams as <param>.<key>. Any invalid value fails the whole call with 400006,
+// so nothing is stored.
+func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
+	v, err := gigya.ParseJSON(raw)
+	if err != nil {
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is not valid JSON: %v", param, err)
+	}
+	obj, ok := v.(gigya.Object)
+	if !ok {
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a JSON object", param)
+	}
+	var patch socius.Patch
+	var unknown []string
+	for _, kv := range obj {
+		f, ok := socius.ParseField(kv.Key)
+		if !ok {
+			unknown = append(unknown, param+"."+kv.Key)
+			continue
+		}
+		if _, dup := patch.Get(f); dup {
+			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s sets %s twice", param, f.Name())
+		}
+		val, err := fieldValue(f, kv.Value)
+		if err != nil {
+			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s.%s: %v", param, f.Name(), err)
+		}
+		patch.Set(f, val)
+	}
+	if err := c.ignore(unknown, "Not a "+param+" field; ignored"); err != nil {
+		return nil, err
+	}
+	return &patch, nil
+}
+
+type fieldError string
+
+func (e fieldError) Error() string { return string(e) }
+
+// fieldValue converts one JSON value into the field's stored text ("" clears).
+func fieldValue(f socius.Field, v any) (string, error) {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		s = v
+	case gigya.Number:
+		s = string(v)
+		if f == socius.Age && strings.ContainsAny(s, ".eE") {
+			return "", fieldError("age must be a whole number")
+		}
+	case bool:
+		return "", fieldError("must be a string, not true or false")
+	default:
+		return "", fieldError("must be a string, not an object or array")
+	}
+	if s == "" {
+		return "", nil
+	}
+	out, err := f.Validate(s)
+	if err != nil {
+		return "", err
+	}
+	return out, nil
+}
