@@ -1,0 +1,200 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/socius/socius"
+)
+
+// CreateSite adds a site; socius.ErrExists if its apiKey is taken.
+func (s *Store) CreateSite(ctx context.Context, site *socius.Site) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return createSite(tx, site) })
+}
+
+func createSite(tx *sql.Tx, s *socius.Site) error {
+	_, err := tx.Exec(`INSERT INTO sites (api_key, secret, name, created_at) VALUES (?, ?, ?, ?)`,
+		s.APIKey, s.Secret, s.Name, millis(s.CreatedAt))
+	if err != nil {
+		return errorFor("create site", err)
+	}
+	return nil
+}
+
+// PutSite creates the site or, if it exists, replaces its secret and name. The site
+// keeps its creation time, its keys and its users.
+func (s *Store) PutSite(ctx context.Context, site *socius.Site) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return putSite(tx, site) })
+}
+
+func putSite(tx *sql.Tx, s *socius.Site) error {
+	// An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the
+	// delete would cascade to the site's keys and users.
+	_, err := tx.Exec(`INSERT INTO sites (api_key, secret, name, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (api_key) DO UPDATE SET secret = excluded.secret, name = excluded.name`,
+		s.APIKey, s.Secret, s.Name, millis(s.CreatedAt))
+	if err != nil {
+		return errorFor("put site", err)
+	}
+	return nil
+}
+
+const selectSite = `SELECT api_key, secret, name, created_at FROM sites WHERE api_key = ?`
+
+// Site returns the site with the apiKey, or socius.ErrNotFound.
+func (s *Store) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
+	site, err := scanSite(s.siteStmt.QueryRowContext(ctx, apiKey))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, socius.ErrNotFound
+	}
+	if err != nil {
+		return nil, errorFor("site", err)
+	}
+	return site, nil
+}
+
+// Sites lists every site, ordered by creation time, then by insertion.
+func (s *Store) Sites(ctx context.Context) ([]*socius.Site, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT api_key, secret, name, created_at FROM sites ORDER BY created_at, rowid`)
+	if err != nil {
+		return nil, errorFor("sites", err)
+	}
+	defer rows.Close()
+	var sites []*socius.Site
+	for rows.Next() {
+		site, err := scanSite(rows)
+		if err != nil {
+			return nil, errorFor("sites", err)
+		}
+		sites = append(sites, site)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errorFor("sites", err)
+	}
+	return sites, nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanSite(row scanner) (*socius.Site, error) {
+	var s socius.Site
+	var created int64
+	if err := row.Scan(&s.APIKey, &s.Secret, &s.Name, &created); err != nil {
+		return nil, err
+	}
+	s.CreatedAt = fromMillis(created)
+	return &s, nil
+}
+
+// CreateKey adds a key to an existing site: socius.ErrExists if the userKey is taken,
+// socius.ErrNotFound if the site does not exist.
+func (s *Store) CreateKey(ctx context.Context, k *socius.Key) error {
+	// Methods are stored comma-joined; a comma in a name would split it in two.
+	for _, m := range k.Methods {
+		if strings.Contains(m, ",") {
+			return fmt.Errorf("sqlite: create key: method name %q contains a comma", m)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return createKey(tx, k) })
+}
+
+func createKey(tx *sql.Tx, k *socius.Key) error {
+	_, err := tx.Exec(`INSERT INTO keys (user_key, api_key, secret, methods, public_key, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		k.UserKey, k.APIKey, k.Secret, strings.Join(k.Methods, ","), k.PublicKey, millis(k.CreatedAt))
+	if err != nil {
+		return errorFor("create key", err) // the site's foreign key makes a missing site ErrNotFound
+	}
+	return nil
+}
+
+const (
+	keyColumns = `user_key, api_key, secret, methods, public_key, created_at`
+	selectKey  = `SELECT ` + keyColumns + ` FROM keys WHERE user_key = ?`
+)
+
+// Key returns the key, or socius.ErrNotFound.
+func (s *Store) Key(ctx context.Context, userKey string) (*socius.Key, error) {
+	k, err := scanKey(s.keyStmt.QueryRowContext(ctx, userKey))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, socius.ErrNotFound
+	}
+	if err != nil {
+		return nil, errorFor("key", err)
+	}
+	return k, nil
+}
+
+// Keys lists the keys of a site (of every site when apiKey is empty), ordered by
+// creation time, then by insertion.
+func (s *Store) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) {
+	var rows *sql.Rows
+	var err error
+	if apiKey == "" {
+		rows, err = s.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, rowid`)
+	} else {
+		rows, err = s.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE api_key = ? ORDER BY created_at, rowid`, apiKey)
+	}
+	if err != nil {
+		return nil, errorFor("keys", err)
+	}
+	defer rows.Close()
+	var keys []*socius.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, errorFor("keys", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errorFor("keys", err)
+	}
+	return keys, nil
+}
+
+func scanKey(row scanner) (*socius.Key, error) {
+	var k socius.Key
+	var methods string
+	var created int64
+	if err := row.Scan(&k.UserKey, &k.APIKey, &k.Secret, &methods, &k.PublicKey, &created); err != nil {
+		return nil, err
+	}
+	if methods != "" {
+		k.Methods = strings.Split(methods, ",")
+	}
+	k.CreatedAt = fromMillis(created)
+	return &k, nil
+}
+
+// DeleteKey removes a key; socius.ErrNotFound if there is none.
+func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return deleteKey(tx, userKey) })
+}
+
+func deleteKey(tx *sql.Tx, userKey string) error {
+	res, err := tx.Exec(`DELETE FROM keys WHERE user_key = ?`, userKey)
+	return affected(res, err, "delete key")
+}
+
+// affected turns the result of an UPDATE or DELETE of one row into an error:
+// socius.ErrNotFound when no row matched.
+func affected(res sql.Result, err error, op string) error {
+	if err != nil {
+		return errorFor(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return errorFor(op, err)
+	}
+	if n == 0 {
+		return socius.ErrNotFound
+	}
+	return nil
+}

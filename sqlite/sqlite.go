@@ -1,0 +1,258 @@
+// Package sqlite is the embedded default store of Socius: one SQLite file, pure Go
+// (modernc.org/sqlite, no cgo), that implements socius.Store.
+//
+// # Durability and throughput
+//
+// The contract says a write returns only after it is durable, so the database runs in
+// WAL mode with synchronous=FULL: every commit fsyncs the write-ahead log. An fsync
+// costs from tens of microseconds to several milliseconds, and SQLite allows one writer
+// at a time, so one transaction per request would cap the server at one request per
+// fsync.
+//
+// Instead every write goes through a single writer goroutine (group commit). A write is
+// a small function of a *sql.Tx, sent to the writer over a channel. The writer takes
+// whatever is pending (up to maxBatch operations), runs them all in one transaction,
+// each inside its own SAVEPOINT so that an operation that fails (an unknown user, a
+// taken key) rolls back only itself, commits once and answers every caller. One fsync
+// then covers the whole batch: the busier the server, the larger the batches. A caller
+// blocks until its batch has committed; its context is honoured while it waits to be
+// taken, but once taken it learns the real outcome of the commit.
+//
+// Reads never wait behind the writer: they use a separate pool of read-only
+// connections, and WAL lets them read the last committed state while a batch is being
+// written.
+//
+// # Schema
+//
+// The schema lives in numbered files under migrations/, embedded in the binary. Open
+// applies, in order, those that schema_migrations does not list, each in one transaction
+// with its record, so that reopening a database applies nothing twice. The SQL stays
+// plain (no JSON, no SQLite-only functions) so that the PostgreSQL store can mirror it:
+// times are integer Unix milliseconds, an empty profile value is NULL.
+package sqlite
+
+import (
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socius/socius"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var _ socius.Store = (*Store)(nil)
+
+// Store is a socius.Store kept in one SQLite file.
+type Store struct {
+	wdb *sql.DB // one connection, used only by the writer goroutine (and by Open to migrate)
+	rdb *sql.DB // read-only pool
+
+	// The lookups of every request, prepared once on the read pool: parsing their SQL
+	// would cost about a third of running them.
+	siteStmt, keyStmt, userStmt *sql.Stmt
+
+	ops     chan *writeOp // to the writer; unbuffered, so a sent op is always taken
+	closing chan struct{} // closed by Close: the writer stops, new writes fail
+	stopped chan struct{} // closed by the writer when it has stopped
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// busyTimeout is how long a connection waits for a lock held by another process (an
+// admin command writing to the same file) before it fails with SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+// Open opens the database at path, creating it and its folder when missing, and brings
+// its schema up to date. The file and folder are created readable by the owner only:
+// they hold the sites' secrets.
+func Open(path string) (*Store, error) {
+	// The path is handed to the driver followed by "?pragmas": it must be a plain file
+	// name, not a URI or an in-memory database (which each connection would see apart).
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
+		return nil, fmt.Errorf("sqlite: open %q: want the path of a database file", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// SQLite gives the -wal and -shm files the mode of the database file.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+
+	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
+	wdb, err := sql.Open("sqlite", path+"?"+busy+
+		"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
+		"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if _, err := migrate(wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
+	rdb, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	rdb.SetMaxOpenConns(readers)
+	rdb.SetMaxIdleConns(readers)
+
+	s := &Store{
+		wdb:     wdb,
+		rdb:     rdb,
+		ops:     make(chan *writeOp),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&s.siteStmt, selectSite},
+		{&s.keyStmt, selectKey},
+		{&s.userStmt, selectUser},
+	} {
+		if *p.stmt, err = rdb.Prepare(p.sql); err != nil {
+			s.closeStmts()
+			rdb.Close()
+			wdb.Close()
+			return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
+		}
+	}
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) closeStmts() error {
+	var errs []error
+	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt} {
+		if stmt != nil {
+			errs = append(errs, stmt.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the writer, after the batch it is committing, and closes the database.
+// Writes that are still waiting fail. Close may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.stopped
+		s.closeErr = errors.Join(s.closeStmts(), s.wdb.Close(), s.rdb.Close())
+		if s.closeErr != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrate applies the migrations that the database has not seen, in order, and
+// reports how many it applied.
+func migrate(db *sql.DB) (int, error) {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return 0, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql") // in lexical order: 0001_, 0002_, ...
+	if err != nil {
+		return 0, err
+	}
+	applied := 0
+	for _, name := range names {
+		base := filepath.Base(name)
+		prefix, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(prefix)
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: name does not start with a number", base)
+		}
+		ok, err := applyMigration(db, version, name)
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: %w", base, err)
+		}
+		if ok {
+			applied++
+		}
+	}
+	return applied, nil
+}
+
+// applyMigration runs one migration and records it in the same transaction, unless
+// it is recorded already. The transaction begins IMMEDIATE (the writer's DSN says so),
+// so a second process opening the same file waits, then finds the record.
+func applyMigration(db *sql.DB, version int, name string) (bool, error) {
+	tx, err := db.Begin()
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+
+	var n int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(string(body)); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		version, filepath.Base(name), time.Now().UnixMilli()); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}
+
+// errorFor translates a driver error at the store's boundary: a taken primary key is
+// socius.ErrExists, a reference to a missing site socius.ErrNotFound, anything else a
+// database error (500028) that keeps the cause for the logs.
+func errorFor(op string, err error) error {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return socius.ErrExists
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return socius.ErrNotFound
+		}
+	}
+	return socius.DatabaseError("sqlite: "+op, err)
+}
+
+// millis and fromMillis convert times to and from the stored Unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

@@ -1,0 +1,404 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/storetest"
+)
+
+var now = time.Date(2026, time.November, 28, 10, 30, 0, 0, time.UTC)
+
+func open(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// newStore opens a new database in a folder that does not exist yet.
+func newStore(t testing.TB) *Store {
+	t.Helper()
+	s := open(t, filepath.Join(t.TempDir(), "data", "socius.db"))
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) socius.Store {
+		return open(t, filepath.Join(t.TempDir(), "data", "socius.db"))
+	})
+}
+
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	site := &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: "Site", CreatedAt: now}
+	key := &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "a2V5LTAxMjM0NTY3ODlhYmNkZWY=", Methods: []string{"socialize.getUserInfo"}, CreatedAt: now}
+	var p socius.Patch
+	p.Set(socius.FirstName, "Zoë 👩🏽‍💻")
+	p.Set(socius.Age, "36")
+	if err := s.CreateSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", &p, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Logout(ctx, "3_site", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	gotSite, err := s.Site(ctx, "3_site")
+	if err != nil || gotSite.Secret != site.Secret || !gotSite.CreatedAt.Equal(now) {
+		t.Errorf("site after reopen: %+v, %v", gotSite, err)
+	}
+	gotKey, err := s.Key(ctx, "Akey")
+	if err != nil || gotKey.Secret != key.Secret || len(gotKey.Methods) != 1 {
+		t.Errorf("key after reopen: %+v, %v", gotKey, err)
+	}
+	u, err := s.User(ctx, "3_site", "u1")
+	if err != nil {
+		t.Fatalf("user after reopen: %v", err)
+	}
+	want := socius.Profile{socius.FirstName: "Zoë 👩🏽‍💻", socius.Age: "36"}
+	if u.Profile != want || u.LoggedIn || !u.LoginAt.Equal(now) || !u.CreatedAt.Equal(now) {
+		t.Errorf("user after reopen: %+v, want profile %q, logged out, logged in and created at %s", u, want, now)
+	}
+}
+
+func TestMigrationsRunOnce(t *testing.T) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "socius.db")
+	for range 2 {
+		s := open(t, path)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	applied, err := migrate(db)
+	if err != nil || applied != 0 {
+		t.Errorf("migrate on a migrated database: applied %d, %v; want 0, nil", applied, err)
+	}
+	var n, versions int
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations`).Scan(&n, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(names) || versions != len(names) {
+		t.Errorf("schema_migrations has %d rows of %d versions, want %d", n, versions, len(names))
+	}
+}
+
+func TestMigrateNew(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "socius.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	if applied, err := migrate(db); err != nil || applied != len(names) {
+		t.Errorf("migrate on a new database: applied %d, %v; want %d, nil", applied, err, len(names))
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := newStore(t)
+	for _, c := range []struct {
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{s.wdb, "journal_mode", "wal"},
+		{s.wdb, "synchronous", "2"}, // FULL
+		{s.wdb, "foreign_keys", "1"},
+		{s.wdb, "busy_timeout", strconv.Itoa(int(busyTimeout.Milliseconds()))},
+		{s.rdb, "journal_mode", "wal"},
+		{s.rdb, "query_only", "1"},
+		{s.rdb, "busy_timeout", strconv.Itoa(int(busyTimeout.Milliseconds()))},
+	} {
+		var got string
+		if err := c.db.QueryRow("PRAGMA " + c.pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s = %s, want %s", c.pragma, got, c.want)
+		}
+	}
+	if _, err := s.rdb.Exec(`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('x', 'x', 'x', 0)`); err == nil {
+		t.Errorf("a write through the read pool succeeded")
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := open(t, filepath.Join(dir, "socius.db"))
+	defer s.Close()
+	for path, want := range map[string]fs.FileMode{dir: 0o700 | fs.ModeDir, filepath.Join(dir, "socius.db"): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (fs.ModeDir | fs.ModePerm); got&^want != 0 {
+			t.Errorf("%s: mode %v, want at most %v", path, got, want)
+		}
+	}
+}
+
+func TestOpenRefusesNonFiles(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
+		if s, err := Open(path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}
+
+// TestBatchRollsBackOnlyTheFailure commits a crafted batch: a failing operation's own
+// writes are undone, the others' are kept, and each caller gets its own outcome.
+func TestBatchRollsBackOnlyTheFailure(t *testing.T) {
+	s := newStore(t)
+	site := func(apiKey string) *socius.Site {
+		return &socius.Site{APIKey: apiKey, Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}
+	}
+	errPartial := errors.New("fails after writing")
+	batch := []*writeOp{
+		{fn: func(tx *sql.Tx) error { return createSite(tx, site("3_a")) }},
+		{fn: func(tx *sql.Tx) error {
+			if err := createSite(tx, site("3_b")); err != nil {
+				return err
+			}
+			return errPartial
+		}},
+		{fn: func(tx *sql.Tx) error { return createSite(tx, site("3_a")) }},
+		{fn: func(tx *sql.Tx) error {
+			return createKey(tx, &socius.Key{UserKey: "Ak", APIKey: "3_none", CreatedAt: now})
+		}},
+		{fn: func(tx *sql.Tx) error { return createSite(tx, site("3_c")) }},
+	}
+	// The writer is idle: nothing else uses the connection.
+	if err := s.commit(batch); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	for i, want := range []error{nil, errPartial, socius.ErrExists, socius.ErrNotFound, nil} {
+		if got := batch[i].err; !errors.Is(got, want) || (want == nil && got != nil) {
+			t.Errorf("op %d: got %v, want %v", i, got, want)
+		}
+	}
+	for apiKey, want := range map[string]error{"3_a": nil, "3_b": socius.ErrNotFound, "3_c": nil} {
+		if _, err := s.Site(t.Context(), apiKey); !errors.Is(err, want) {
+			t.Errorf("Site(%q): %v, want %v", apiKey, err, want)
+		}
+	}
+}
+
+// TestGroupCommit checks that concurrent writes share transactions: while the writer
+// is held in one operation, the writes that pile up go in together.
+func TestGroupCommit(t *testing.T) {
+	s := newStore(t)
+	const n = 64
+	var mu sync.Mutex
+	txs := make(map[*sql.Tx]int)
+	record := func(tx *sql.Tx) error {
+		mu.Lock()
+		txs[tx]++
+		mu.Unlock()
+		return nil
+	}
+
+	hold, held := make(chan struct{}), make(chan struct{})
+	first := make(chan error)
+	go func() {
+		first <- s.write(t.Context(), func(tx *sql.Tx) error {
+			close(held)
+			<-hold
+			return record(tx)
+		})
+	}()
+	<-held
+	var started, wg sync.WaitGroup
+	for range n - 1 {
+		started.Add(1)
+		wg.Go(func() {
+			started.Done()
+			if err := s.write(t.Context(), record); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	started.Wait()
+	close(hold)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	t.Logf("%d writes in %d transactions", n, len(txs))
+	if len(txs) > n/4 {
+		t.Errorf("%d writes took %d transactions: no group commit", n, len(txs))
+	}
+}
+
+// TestWritePanics checks that a panic in a write reaches its caller, is rolled back,
+// and leaves the writer and the other writes working.
+func TestWritePanics(t *testing.T) {
+	s := newStore(t)
+	site := &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("write recovered %v, want the panic %q", r, "boom")
+			}
+		}()
+		s.write(t.Context(), func(tx *sql.Tx) error {
+			if err := createSite(tx, site); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+		t.Errorf("write did not panic")
+	}()
+	if _, err := s.Site(t.Context(), "3_site"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("Site written by a write that panicked: %v, want %v", err, socius.ErrNotFound)
+	}
+	if err := s.CreateSite(t.Context(), site); err != nil {
+		t.Errorf("CreateSite after a panic: %v", err)
+	}
+}
+
+func TestCancelledWrite(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("CreateSite with a cancelled context: %v, want %v", err, context.Canceled)
+	}
+	if _, err := s.Site(t.Context(), "3_site"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("Site after a cancelled CreateSite: %v, want %v", err, socius.ErrNotFound)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "socius.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	err := s.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", CreatedAt: now})
+	if socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("CreateSite after Close: %v, want a database error", err)
+	}
+	if _, err := s.Site(t.Context(), "3_site"); socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("Site after Close: %v, want a database error", err)
+	}
+}
+
+// BenchmarkUpdateProfileParallel measures durable profile updates of distinct users by
+// many concurrent callers, as an HTTP server makes them: group commit lets one fsync
+// cover many of them.
+func BenchmarkUpdateProfileParallel(b *testing.B) {
+	s := newStore(b)
+	ctx := b.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	// Requests spend most of their time waiting on the disk, so a server has far more
+	// of them in flight than it has CPUs.
+	const perCPU = 16
+	b.SetParallelism(perCPU)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		uid := fmt.Sprintf("u%d", next.Add(1))
+		if _, err := s.Login(ctx, "3_site", uid, nil, now); err != nil {
+			b.Error(err)
+			return
+		}
+		var p socius.Patch
+		for i := 0; pb.Next(); i++ {
+			p.Set(socius.Field(i%int(socius.NumFields)), strconv.Itoa(i))
+			if err := s.UpdateProfile(ctx, "3_site", uid, &p, now); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkUpdateProfile is one caller at a time: one fsync per update, the cost group
+// commit spreads.
+func BenchmarkUpdateProfile(b *testing.B) {
+	s := newStore(b)
+	ctx := b.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		b.Fatal(err)
+	}
+	var p socius.Patch
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		p.Set(socius.FirstName, strconv.Itoa(i))
+		if err := s.UpdateProfile(ctx, "3_site", "u1", &p, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUser measures reads of a user with a full profile, from the read pool.
+func BenchmarkUser(b *testing.B) {
+	s := newStore(b)
+	ctx := b.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	prof := socius.Profile{"ada", "https://example.com/ada.png", "https://example.com/ada-t.png", "Ada", "Lovelace", "f", "36", "ada@example.com"}
+	if _, err := s.Login(ctx, "3_site", "u1", socius.PatchOf(&prof), now); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u, err := s.User(ctx, "3_site", "u1")
+			if err != nil || u.Profile != prof {
+				b.Errorf("User: %+v, %v", u, err)
+				return
+			}
+		}
+	})
+}

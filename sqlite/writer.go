@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/socius/socius"
+)
+
+// maxBatch caps the operations committed together, so that one batch holds the write
+// lock for a bounded time and its callers are answered soon.
+const maxBatch = 256
+
+var errClosed = errors.New("store is closed")
+
+// A writeOp is one write: fn runs inside the batch's transaction, in its own savepoint.
+type writeOp struct {
+	fn       func(tx *sql.Tx) error
+	err      error      // what fn returned; set by the writer
+	panicked any        // what fn panicked with, if it did; set by the writer
+	done     chan error // the outcome, once the batch has committed or failed
+}
+
+var errPanicked = errors.New("write panicked")
+
+// run calls fn. A panic is caught and handed back to the caller's goroutine, where
+// write panics again: a bug in one write fails that call, as it would without the
+// writer, and neither kills the writer nor the other writes of its batch.
+func (op *writeOp) run(tx *sql.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			op.panicked = r
+			err = errPanicked
+		}
+	}()
+	return op.fn(tx)
+}
+
+// write runs fn in the writer's next batch and returns once that batch is durable.
+// ctx is honoured only while the write waits to be taken: after that, the caller waits
+// for the real outcome, whatever its context says.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case s.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return socius.DatabaseError("sqlite: write", errClosed)
+	}
+	err := <-op.done
+	if op.panicked != nil {
+		panic(op.panicked)
+	}
+	return err
+}
+
+// writer is the only goroutine that writes. It takes every pending operation, commits
+// them as one batch, answers their callers, and starts over.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case <-s.closing:
+			return
+		case op := <-s.ops:
+			batch = append(batch, op)
+		}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+				break collect
+			}
+		}
+
+		err := s.commit(batch)
+		for _, op := range batch {
+			if err != nil {
+				op.done <- err
+			} else {
+				op.done <- op.err
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// commit runs a batch in one transaction. An operation that fails is rolled back to its
+// savepoint and the batch goes on. commit returns an error only when the batch as a
+// whole is lost (the transaction could not begin, continue or commit): then nothing in
+// it was written, and every caller gets that error.
+func (s *Store) commit(batch []*writeOp) error {
+	tx, err := s.wdb.Begin()
+	if err != nil {
+		return socius.DatabaseError("sqlite: begin", err)
+	}
+	defer tx.Rollback() // after Commit, a no-op
+
+	for _, op := range batch {
+		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+			return socius.DatabaseError("sqlite: savepoint", err)
+		}
+		op.err = op.run(tx)
+		if op.err != nil {
+			// If SQLite already rolled the whole transaction back (it may, on a full
+			// disk or an I/O error), the savepoint is gone and this fails.
+			if _, err := tx.Exec(`ROLLBACK TO SAVEPOINT op`); err != nil {
+				return socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
+			}
+		}
+		if _, err := tx.Exec(`RELEASE SAVEPOINT op`); err != nil {
+			return socius.DatabaseError("sqlite: release savepoint", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return socius.DatabaseError("sqlite: commit", err)
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+var concurrencyTests = []test{
+	{"UpdateProfileLosesNothing", func(t *testing.T, s socius.Store) {
+		// 64 writers update one user at once, writer w owning field w%8 with the others
+		// of its group. Each writes its own final value last, so whoever of a group wrote
+		// last, its field ends with the final value of one of its writers. A
+		// read-modify-write would put back stale values of other fields: the 15
+		// intermediate values, never final.
+		createSite(t, s, "3_site", base)
+		login(t, s, "3_site", "u1", nil, base)
+		const writers, rounds = 64, 16
+		// Values are decimal, so that they fit even an age column: a writer's final
+		// value is its number (0..63), an intermediate value 64 + round.
+		value := func(w, r int) string {
+			if r == rounds-1 {
+				return strconv.Itoa(w)
+			}
+			return strconv.Itoa(writers + r)
+		}
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				f := socius.Field(w % int(socius.NumFields))
+				for r := range rounds {
+					var p socius.Patch
+					p.Set(f, value(w, r))
+					if err := s.UpdateProfile(t.Context(), "3_site", "u1", &p, at(time.Duration(r)*time.Millisecond)); err != nil {
+						t.Errorf("writer %d, round %d: UpdateProfile: %v", w, r, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+
+		u := getUser(t, s, "3_site", "u1")
+		for f := range socius.NumFields {
+			var finals []string
+			for w := int(f); w < writers; w += int(socius.NumFields) {
+				finals = append(finals, value(w, rounds-1))
+			}
+			if !slices.Contains(finals, u.Profile[f]) {
+				t.Errorf("%s = %q, want the final value of one of its writers %q: an update was lost", f.Name(), u.Profile[f], finals)
+			}
+		}
+		if !u.LoggedIn || !sameTime(u.CreatedAt, base) {
+			t.Errorf("user after the updates: LoggedIn %v, CreatedAt %s; want true, %s", u.LoggedIn, u.CreatedAt, base)
+		}
+	}},
+
+	{"LoginCreatesOnce", func(t *testing.T, s socius.Store) {
+		// Many first logins of one UID at once: one creates the user, every patch applies.
+		createSite(t, s, "3_site", base)
+		const n = 32
+		var created atomic.Int32
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				var p socius.Patch
+				p.Set(socius.Field(i%int(socius.NumFields)), strconv.Itoa(i%int(socius.NumFields)))
+				c, err := s.Login(t.Context(), "3_site", "u1", &p, base)
+				if err != nil {
+					t.Errorf("Login %d: %v", i, err)
+				}
+				if c {
+					created.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if got := created.Load(); got != 1 {
+			t.Errorf("%d of %d concurrent first logins reported created, want 1", got, n)
+		}
+		checkUser(t, getUser(t, s, "3_site", "u1"), &socius.User{
+			APIKey: "3_site", UID: "u1", Profile: socius.Profile{"0", "1", "2", "3", "4", "5", "6", "7"},
+			CreatedAt: base, UpdatedAt: base, LoginAt: base, LoggedIn: true,
+		})
+	}},
+
+	{"FailuresStayApart", func(t *testing.T, s socius.Store) {
+		// Writes that fail, at the same time as writes that succeed, fail alone: each
+		// caller gets its own outcome, and only the successes are stored.
+		createSite(t, s, "3_site", base)
+		const n = 48
+		for i := range n {
+			login(t, s, "3_site", fmt.Sprintf("u%d", i), nil, base)
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			uid := fmt.Sprintf("u%d", i)
+			wg.Go(func() {
+				var err, want error
+				switch i % 4 {
+				case 0: // succeeds
+					err = s.UpdateProfile(t.Context(), "3_site", uid, patch(map[socius.Field]string{socius.FirstName: uid}), at(time.Second))
+				case 1: // an unknown user
+					err = s.UpdateProfile(t.Context(), "3_site", "missing-"+uid, patch(map[socius.Field]string{socius.FirstName: uid}), at(time.Second))
+					want = socius.ErrNotFound
+				case 2: // a taken UID
+					err = s.RenameUser(t.Context(), "3_site", uid, "u0")
+					want = socius.ErrExists
+				case 3: // a renamed user
+					err = s.RenameUser(t.Context(), "3_site", uid, "renamed-"+uid)
+				}
+				if (want == nil && err != nil) || (want != nil && !errors.Is(err, want)) {
+					t.Errorf("writer %d: got error %v, want %v", i, err, want)
+				}
+			})
+		}
+		wg.Wait()
+
+		for i := range n {
+			uid := fmt.Sprintf("u%d", i)
+			switch i % 4 {
+			case 0:
+				if u := getUser(t, s, "3_site", uid); u.Profile[socius.FirstName] != uid {
+					t.Errorf("%s: firstName %q, want %q", uid, u.Profile[socius.FirstName], uid)
+				}
+			case 1:
+				_, err := s.User(t.Context(), "3_site", "missing-"+uid)
+				wantErr(t, "User after a failed UpdateProfile", err, socius.ErrNotFound)
+			case 2:
+				if u := getUser(t, s, "3_site", uid); !u.Profile.Empty() {
+					t.Errorf("%s after a failed RenameUser: profile %q, want empty", uid, u.Profile)
+				}
+			case 3:
+				getUser(t, s, "3_site", "renamed-"+uid)
+				_, err := s.User(t.Context(), "3_site", uid)
+				wantErr(t, "User of a renamed UID", err, socius.ErrNotFound)
+			}
+		}
+	}},
+}

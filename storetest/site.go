@@ -1,0 +1,237 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+var siteTests = []test{
+	{"CreateAndGet", func(t *testing.T, s socius.Store) {
+		want := createSite(t, s, "3_site", base)
+		got, err := s.Site(t.Context(), "3_site")
+		if err != nil {
+			t.Fatalf("Site: %v", err)
+		}
+		checkSite(t, got, want)
+	}},
+
+	{"CreateTaken", func(t *testing.T, s socius.Store) {
+		want := createSite(t, s, "3_site", base)
+		err := s.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "b3RoZXItc2VjcmV0LTAxMjM0NTY=", Name: "Other", CreatedAt: at(time.Hour)})
+		wantErr(t, "CreateSite of a taken apiKey", err, socius.ErrExists)
+		got, err := s.Site(t.Context(), "3_site")
+		if err != nil {
+			t.Fatalf("Site: %v", err)
+		}
+		checkSite(t, got, want)
+	}},
+
+	{"NotFound", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		for _, apiKey := range []string{"3_other", "3_SITE", "3_sit", ""} {
+			_, err := s.Site(t.Context(), apiKey)
+			wantErr(t, "Site("+apiKey+")", err, socius.ErrNotFound)
+		}
+	}},
+
+	{"ListInCreationOrder", func(t *testing.T, s socius.Store) {
+		sites, err := s.Sites(t.Context())
+		if err != nil {
+			t.Fatalf("Sites: %v", err)
+		}
+		checkSites(t, sites)
+
+		// By creation time; equal times in the order of creation, not of apiKey.
+		c := createSite(t, s, "3_c", at(0))
+		a := createSite(t, s, "3_a", at(time.Second))
+		b := createSite(t, s, "3_b", at(time.Second))
+		first := createSite(t, s, "3_z", at(-time.Hour))
+		sites, err = s.Sites(t.Context())
+		if err != nil {
+			t.Fatalf("Sites: %v", err)
+		}
+		checkSites(t, sites, first, c, a, b)
+	}},
+
+	{"PutCreates", func(t *testing.T, s socius.Store) {
+		want := &socius.Site{APIKey: "3_put", Secret: "cHV0LXNlY3JldC0wMTIzNDU2Nzg=", Name: "Put", CreatedAt: base}
+		if err := s.PutSite(t.Context(), want); err != nil {
+			t.Fatalf("PutSite: %v", err)
+		}
+		got, err := s.Site(t.Context(), "3_put")
+		if err != nil {
+			t.Fatalf("Site: %v", err)
+		}
+		checkSite(t, got, want)
+		sites, err := s.Sites(t.Context())
+		if err != nil {
+			t.Fatalf("Sites: %v", err)
+		}
+		checkSites(t, sites, want)
+	}},
+
+	{"PutReplaces", func(t *testing.T, s socius.Store) {
+		other := createSite(t, s, "3_other", at(-time.Hour))
+		createSite(t, s, "3_site", base)
+		k := createKey(t, s, "3_site", "Akey", base, "socialize.getUserInfo")
+		login(t, s, "3_site", "u1", patch(map[socius.Field]string{socius.FirstName: "Ada"}), base)
+
+		// The secret and name change; the creation time, the keys and the users stay.
+		put := &socius.Site{APIKey: "3_site", Secret: "bmV3LXNlY3JldC0wMTIzNDU2Nzg=", Name: "Renamed", CreatedAt: at(time.Hour)}
+		if err := s.PutSite(t.Context(), put); err != nil {
+			t.Fatalf("PutSite: %v", err)
+		}
+		want := &socius.Site{APIKey: "3_site", Secret: put.Secret, Name: "Renamed", CreatedAt: base}
+		got, err := s.Site(t.Context(), "3_site")
+		if err != nil {
+			t.Fatalf("Site: %v", err)
+		}
+		checkSite(t, got, want)
+		sites, err := s.Sites(t.Context())
+		if err != nil {
+			t.Fatalf("Sites: %v", err)
+		}
+		checkSites(t, sites, other, want)
+
+		gotKey, err := s.Key(t.Context(), "Akey")
+		if err != nil {
+			t.Fatalf("Key after PutSite: %v", err)
+		}
+		checkKey(t, gotKey, k)
+		u := getUser(t, s, "3_site", "u1")
+		if u.Profile[socius.FirstName] != "Ada" {
+			t.Errorf("user after PutSite: firstName %q, want %q", u.Profile[socius.FirstName], "Ada")
+		}
+	}},
+}
+
+// publicKey is a PEM block as bearer-JWT keys carry: several lines, '+', '/' and '='.
+const publicKey = `-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo
+4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u
++qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyeh
+kd3qqGElvW/VDL5AaWTg0nLVkjRo9z+40RQzuVaE8AkAFmxZzow3x+VJYKdjykkJ
+0iT9wCS0DRTXu269V264Vf/3jvredZiKRkgwlL9xNAwxXFg0x/XFw005UWVRIkdg
+cKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbc
+mwIDAQAB
+-----END PUBLIC KEY-----
+`
+
+var keyTests = []test{
+	{"CreateAndGet", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		keys := []*socius.Key{
+			{UserKey: "Aall", APIKey: "3_site", Secret: "YWxsLXNlY3JldC0wMTIzNDU2Nzg=", CreatedAt: base},
+			{UserKey: "Asome", APIKey: "3_site", Secret: "c29tZS1zZWNyZXQtMDEyMzQ1Njc=", CreatedAt: at(time.Second),
+				Methods: []string{"socialize.setUserInfo", "socialize.getUserInfo", "accounts.search"}},
+			{UserKey: "Ajwt", APIKey: "3_site", Secret: "and0LXNlY3JldC0wMTIzNDU2Nzg=", CreatedAt: at(2 * time.Second),
+				Methods: []string{"socialize.getToken"}, PublicKey: publicKey},
+		}
+		for _, k := range keys {
+			if err := s.CreateKey(t.Context(), k); err != nil {
+				t.Fatalf("CreateKey(%q): %v", k.UserKey, err)
+			}
+		}
+		for _, want := range keys {
+			got, err := s.Key(t.Context(), want.UserKey)
+			if err != nil {
+				t.Fatalf("Key(%q): %v", want.UserKey, err)
+			}
+			checkKey(t, got, want)
+		}
+	}},
+
+	{"UnknownSite", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		err := s.CreateKey(t.Context(), &socius.Key{UserKey: "Akey", APIKey: "3_none", Secret: "a2V5LXNlY3JldC0wMTIzNDU2Nzg5", CreatedAt: base})
+		wantErr(t, "CreateKey on an unknown site", err, socius.ErrNotFound)
+		_, err = s.Key(t.Context(), "Akey")
+		wantErr(t, "Key after a failed CreateKey", err, socius.ErrNotFound)
+		keys, err := s.Keys(t.Context(), "")
+		if err != nil {
+			t.Fatalf("Keys: %v", err)
+		}
+		checkKeys(t, keys)
+	}},
+
+	{"Taken", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		want := createKey(t, s, "3_a", "Akey", base, "socialize.getUserInfo")
+		// A userKey is unique across sites.
+		for _, apiKey := range []string{"3_a", "3_b"} {
+			err := s.CreateKey(t.Context(), &socius.Key{UserKey: "Akey", APIKey: apiKey, Secret: "b3RoZXItc2VjcmV0LTAxMjM0NTY=", CreatedAt: at(time.Hour)})
+			wantErr(t, "CreateKey of a taken userKey on "+apiKey, err, socius.ErrExists)
+		}
+		got, err := s.Key(t.Context(), "Akey")
+		if err != nil {
+			t.Fatalf("Key: %v", err)
+		}
+		checkKey(t, got, want)
+	}},
+
+	{"NotFound", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		createKey(t, s, "3_site", "Akey", base)
+		for _, userKey := range []string{"Anone", "AKEY", "3_site", ""} {
+			_, err := s.Key(t.Context(), userKey)
+			wantErr(t, "Key("+userKey+")", err, socius.ErrNotFound)
+		}
+	}},
+
+	{"List", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		createSite(t, s, "3_empty", base)
+		// By creation time; equal times in the order of creation, not of userKey.
+		a1 := createKey(t, s, "3_a", "Az", at(0))
+		b1 := createKey(t, s, "3_b", "Ay", at(time.Second), "socialize.getUserInfo")
+		a2 := createKey(t, s, "3_a", "Ax", at(2*time.Second))
+		a3 := createKey(t, s, "3_a", "Aw", at(2*time.Second), "socialize.setUserInfo", "socialize.logout")
+		b0 := createKey(t, s, "3_b", "Av", at(-time.Hour))
+
+		for _, c := range []struct {
+			apiKey string
+			want   []*socius.Key
+		}{
+			{"3_a", []*socius.Key{a1, a2, a3}},
+			{"3_b", []*socius.Key{b0, b1}},
+			{"3_empty", nil},
+			{"", []*socius.Key{b0, a1, b1, a2, a3}},
+		} {
+			keys, err := s.Keys(t.Context(), c.apiKey)
+			if err != nil {
+				t.Fatalf("Keys(%q): %v", c.apiKey, err)
+			}
+			checkKeys(t, keys, c.want...)
+		}
+	}},
+
+	{"Delete", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		k1 := createKey(t, s, "3_site", "Ak1", base)
+		createKey(t, s, "3_site", "Ak2", at(time.Second))
+		k3 := createKey(t, s, "3_site", "Ak3", at(2*time.Second))
+
+		if err := s.DeleteKey(t.Context(), "Ak2"); err != nil {
+			t.Fatalf("DeleteKey: %v", err)
+		}
+		_, err := s.Key(t.Context(), "Ak2")
+		wantErr(t, "Key after DeleteKey", err, socius.ErrNotFound)
+		for _, apiKey := range []string{"3_site", ""} {
+			keys, err := s.Keys(t.Context(), apiKey)
+			if err != nil {
+				t.Fatalf("Keys(%q): %v", apiKey, err)
+			}
+			checkKeys(t, keys, k1, k3)
+		}
+
+		wantErr(t, "DeleteKey again", s.DeleteKey(t.Context(), "Ak2"), socius.ErrNotFound)
+		wantErr(t, "DeleteKey of an unknown key", s.DeleteKey(t.Context(), "Anone"), socius.ErrNotFound)
+		if _, err := s.Site(t.Context(), "3_site"); err != nil {
+			t.Errorf("Site after DeleteKey: %v", err)
+		}
+	}},
+}
