@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/sqlite"
+)
+
+// storeFlags are the flags that choose the store of an admin command.
+type storeFlags struct {
+	data string
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
+}
+
+func (f *storeFlags) open() (socius.Store, error) {
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(filepath.Join(f.data, "socius.db"))
+}
+
+func runSite(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: socius site create|list|show [flags]")
+		return errUsage
+	}
+	var sf storeFlags
+	fs := newFlagSet("socius site "+args[0], stderr)
+	sf.register(fs)
+	switch args[0] {
+	case "create":
+		name := fs.String("name", "", "a name for the site")
+		apiKey := fs.String("api-key", "", "the apiKey (generated when empty)")
+		secret := fs.String("secret", "", "the partner secret, standard base64 of at least 16 bytes (generated when empty)")
+		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		site := &socius.Site{APIKey: *apiKey, Secret: *secret, Name: *name, CreatedAt: time.Now()}
+		if site.APIKey == "" {
+			site.APIKey = socius.NewAPIKey()
+		} else if !socius.ValidAPIKey(site.APIKey) {
+			return fmt.Errorf("--api-key %q: 1 to 128 printable characters without spaces", site.APIKey)
+		}
+		if site.Secret == "" {
+			site.Secret = socius.NewSecret()
+		} else if err := socius.ValidateSecret(site.Secret); err != nil {
+			return fmt.Errorf("--secret: %v", err)
+		}
+		return withStore(sf, func(st socius.Store) error {
+			if err := st.CreateSite(ctx, site); err != nil {
+				if errors.Is(err, socius.ErrExists) {
+					return fmt.Errorf("a site with apiKey %s already exists", site.APIKey)
+				}
+				return err
+			}
+			fmt.Fprintf(stdout, "apiKey: %s\nsecret: %s\nname:   %s\n", site.APIKey, site.Secret, site.Name)
+			return nil
+		})
+	case "list":
+		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		return withStore(sf, func(st socius.Store) error {
+			sites, err := st.Sites(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "API KEY\tNAME\tCREATED")
+			for _, s := range sites {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.APIKey, s.Name, s.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
+	case "show":
+		pos, err := parseArgs(fs, args[1:], lookupEnv)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR]")
+			return errUsage
+		}
+		return withStore(sf, func(st socius.Store) error {
+			s, err := st.Site(ctx, pos[0])
+			if errors.Is(err, socius.ErrNotFound) {
+				return fmt.Errorf("no site has apiKey %s", pos[0])
+			}
+			if err != nil {
+				return err
+			}
+			keys, err := st.Keys(ctx, s.APIKey)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "apiKey:  %s\nsecret:  %s\nname:    %s\ncreated: %s\nkeys:    %d\n",
+				s.APIKey, s.Secret, s.Name, s.CreatedAt.UTC().Format(time.RFC3339), len(keys))
+			return nil
+		})
+	}
+	fmt.Fprintf(stderr, "socius site: unknown subcommand %q (create, list, show)\n", args[0])
+	return errUsage
+}
+
+func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: socius key create|list|delete [flags]")
+		return errUsage
+	}
+	var sf storeFlags
+	fs := newFlagSet("socius key "+args[0], stderr)
+	sf.register(fs)
+	switch args[0] {
+	case "create":
+		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")
+		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (all when empty)")
+		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
+		secret := fs.String("secret", "", "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
+		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		if *site == "" {
+			fmt.Fprintln(stderr, "socius key create: --site APIKEY is required")
+			return errUsage
+		}
+		k := &socius.Key{UserKey: *userKey, APIKey: *site, Secret: *secret, CreatedAt: time.Now()}
+		if k.UserKey == "" {
+			k.UserKey = socius.NewUserKey()
+		} else if !socius.ValidUserKey(k.UserKey) {
+			return fmt.Errorf("--user-key %q: 1 to 128 printable characters without spaces", k.UserKey)
+		}
+		if k.Secret == "" {
+			k.Secret = socius.NewSecret()
+		} else if err := socius.ValidateSecret(k.Secret); err != nil {
+			return fmt.Errorf("--secret: %v", err)
+		}
+		for _, m := range strings.Split(*methods, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				k.Methods = append(k.Methods, m)
+			}
+		}
+		return withStore(sf, func(st socius.Store) error {
+			err := st.CreateKey(ctx, k)
+			switch {
+			case errors.Is(err, socius.ErrNotFound):
+				return fmt.Errorf("no site has apiKey %s", k.APIKey)
+			case errors.Is(err, socius.ErrExists):
+				return fmt.Errorf("userKey %s already exists", k.UserKey)
+			case err != nil:
+				return err
+			}
+			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\nsite:    %s\nmethods: %s\n", k.UserKey, k.Secret, k.APIKey, methodList(k.Methods))
+			return nil
+		})
+	case "list":
+		site := fs.String("site", "", "list only the keys of this site")
+		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		return withStore(sf, func(st socius.Store) error {
+			keys, err := st.Keys(ctx, *site)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "USER KEY\tSITE\tMETHODS\tCREATED")
+			for _, k := range keys {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.UserKey, k.APIKey, methodList(k.Methods), k.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
+	case "delete":
+		pos, err := parseArgs(fs, args[1:], lookupEnv)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR]")
+			return errUsage
+		}
+		return withStore(sf, func(st socius.Store) error {
+			err := st.DeleteKey(ctx, pos[0])
+			if errors.Is(err, socius.ErrNotFound) {
+				return fmt.Errorf("no key has userKey %s", pos[0])
+			}
+			if err == nil {
+				fmt.Fprintf(stdout, "deleted userKey %s\n", pos[0])
+			}
+			return err
+		})
+	}
+	fmt.Fprintf(stderr, "socius key: unknown subcommand %q (create, list, delete)\n", args[0])
+	return errUsage
+}
+
+func methodList(m []string) string {
+	if len(m) == 0 {
+		return "all"
+	}
+	return strings.Join(m, ",")
+}
+
+// withStore opens the store, runs f and closes the store.
+func withStore(sf storeFlags, f func(socius.Store) error) error {
+	st, err := sf.open()
+	if err != nil {
+		return err
+	}
+	err = f(st)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,559 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/vectors"
+)
+
+// TestErrorCodes sends, for each code Socius emits, a request that triggers it, over
+// real HTTP or TLS.
+func TestErrorCodes(t *testing.T) {
+	ts := startServer(t, "--max-body-bytes", "65536")
+	ctx := context.Background()
+	ts.login(t, "u1")
+	if err := ts.Store.CreateKey(ctx, &socius.Key{UserKey: "AReadOnly", APIKey: testAPIKey, Secret: vectors.LabUserSecret,
+		Methods: []string{"socialize.getUserInfo"}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.CreateSite(ctx, &socius.Site{APIKey: "3_OtherSite", Secret: socius.NewSecret(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.CreateKey(ctx, &socius.Key{UserKey: "AOtherSiteKey", APIKey: "3_OtherSite", Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	now := func() string { return strconv.FormatInt(ts.Clock.Now().Unix(), 10) }
+	get := url.Values{"UID": {"u1"}}
+	set := func(ui string) url.Values { return url.Values{"UID": {"u1"}, "userInfo": {ui}} }
+	signed := func(method string, p url.Values) url.Values { return ts.signed(t, ts.HTTPURL, method, p, "", "") }
+	plain := func(p url.Values) url.Values {
+		p.Set("apiKey", testAPIKey)
+		p.Set("secret", testSecret)
+		return p
+	}
+	badSig := func(p url.Values) url.Values {
+		p = signed("socialize.getUserInfo", p)
+		p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		return p
+	}
+
+	tests := []struct {
+		name    string
+		https   bool
+		method  string
+		params  url.Values
+		code    int
+		details string
+	}{
+		{"missing apiKey", false, "socialize.getUserInfo", get, 400093, "Missing required parameter: apiKey"},
+		{"unknown apiKey", false, "socialize.getUserInfo", url.Values{"apiKey": {"3_nope"}, "UID": {"u1"}}, 400093, "no site has apiKey 3_nope"},
+		{"no credential", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, 400002, "Missing required parameter: sig, secret or oauth_token"},
+		{"secret over http", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}}), 403006, "only be sent over HTTPS"},
+		{"wrong secret", true, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {"d3Jvbmctc2VjcmV0LXdyb25n"}, "UID": {"u1"}}, 403003, "secret does not match"},
+		{"bad signature", false, "socialize.getUserInfo", badSig(url.Values{"UID": {"u1"}}), 403003, "Invalid request signature"},
+		{"undecodable signature", false, "socialize.getUserInfo", func() url.Values {
+			p := signed("socialize.getUserInfo", url.Values{"UID": {"u1"}})
+			p.Set("sig", "not base64!")
+			return p
+		}(), 403003, "Invalid request signature"},
+		{"expired timestamp", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(ts.Clock.Now().Unix()-121, 10)}}), 403002, "by more than 120 s"},
+		{"future timestamp", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(ts.Clock.Now().Unix()+200, 10)}}), 403002, "ahead of"},
+		{"expired beats bad signature", false, "socialize.getUserInfo", badSig(url.Values{"UID": {"u1"}, "timestamp": {"1700000000"}}), 403002, "Request has expired"},
+		{"missing timestamp", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "nonce": {"1"}, "sig": {"x"}}, 400002, "Missing required parameter: timestamp"},
+		{"missing nonce", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {now()}, "sig": {"x"}}, 400002, "Missing required parameter: nonce"},
+		{"bad timestamp", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {"yesterday"}, "nonce": {"1"}, "sig": {"x"}}, 400006, "timestamp must be Unix time"},
+		{"unknown userKey", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "ANoSuchKey", vectors.LabUserSecret), 403005, "not a key of this site"},
+		{"userKey of another site", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "AOtherSiteKey", vectors.LabUserSecret), 403005, "not a key of this site"},
+		{"userKey signed with the partner secret", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "AReadOnly", testSecret), 403003, "userKey AReadOnly"},
+		{"userKey without permission", false, "socialize.setUserInfo", ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", set(`{"nickname":"x"}`), "AReadOnly", vectors.LabUserSecret), 403007, "may not call socialize.setUserInfo"},
+		{"checkParams refuses unknown", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"true"}, "bogus": {"1"}}), 403007, "bogus"},
+		{"checkParams refuses unknown userInfo key", true, "socialize.setUserInfo", plain(url.Values{"UID": {"u1"}, "checkParams": {"true"}, "userInfo": {`{"shoeSize":44}`}}), 403007, "userInfo.shoeSize"},
+		{"missing UID", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{}), 400002, "Missing required parameter: UID"},
+		{"missing userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", url.Values{"UID": {"u1"}}), 400002, "Missing required parameter: userInfo"},
+		{"missing siteUID", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{}), 400002, "Missing required parameter: siteUID"},
+		{"siteUID not ASCII", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"dávid"}}), 400006, "printable ASCII"},
+		{"siteUID too long", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
+		{"userInfo not JSON", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"firstName":`)), 400006, "userInfo is not valid JSON"},
+		{"userInfo not an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`["a"]`)), 400006, "userInfo must be a JSON object"},
+		{"bad gender", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"gender":"x"}`)), 400006, "gender must be one of m, f, u"},
+		{"age too high", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":151}`)), 400006, "age must be an integer from 0 to 150"},
+		{"age negative", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":"-1"}`)), 400006, "userInfo.age"},
+		{"age fractional", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":30.5}`)), 400006, "whole number"},
+		{"age boolean", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":true}`)), 400006, "not true or false"},
+		{"field an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"nickname":{"a":1}}`)), 400006, "userInfo.nickname"},
+		{"text too long", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"firstName":"`+strings.Repeat("é", 1001)+`"}`)), 400006, "firstName is longer than 1000"},
+		{"URL too long", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"photoURL":"http://x/`+strings.Repeat("a", 2041)+`"}`)), 400006, "photoURL is longer than 2048"},
+		{"field set twice", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"nickname":"a","Nickname":"b"}`)), 400006, "sets nickname twice"},
+		{"unknown UID", false, "socialize.setUserInfo", signed("socialize.setUserInfo", url.Values{"UID": {"nobody"}, "userInfo": {`{"nickname":"x"}`}}), 403005, "UID not found"},
+		{"unknown UID, empty userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", url.Values{"UID": {"nobody"}, "userInfo": {`{}`}}), 403005, "UID not found"},
+		{"unknown UID read", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"nobody"}}), 403005, "UID not found"},
+		{"unknown method", false, "socialize.nope", signed("socialize.nope", get), 400001, "Unknown method: socialize.nope"},
+		{"bad format", true, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "format": {"yaml"}}), 400006, "format must be json, jsonp or xml"},
+		{"bad boolean", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"maybe"}}), 400006, "checkParams must be true or false"},
+		{"token over http", false, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "only be sent over HTTPS"},
+		{"unknown token", true, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "unknown token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := ts.HTTPURL
+			if tt.https {
+				base = ts.HTTPSURL
+			}
+			a := ts.post(t, base, tt.method, tt.params)
+			if a.code() != tt.code || !strings.Contains(a.str("errorDetails"), tt.details) {
+				t.Errorf("got %d %q, want %d with %q", a.code(), a.str("errorDetails"), tt.code, tt.details)
+			}
+			if a.str("errorMessage") != gigya.Message(tt.code) {
+				t.Errorf("errorMessage %q, want %q", a.str("errorMessage"), gigya.Message(tt.code))
+			}
+		})
+	}
+	// Nothing of the above changed the user.
+	a := ts.call(t, "socialize.getUserInfo", get)
+	for _, f := range socius.Fields() {
+		if _, ok := a[f.Name()]; ok {
+			t.Errorf("a refused call stored %s: %v", f.Name(), a[f.Name()])
+		}
+	}
+}
+
+func TestRawRequestErrors(t *testing.T) {
+	ts := startServer(t, "--max-body-bytes", "4096")
+	tests := []struct {
+		name, httpMethod, path, ctype, body string
+		code                                int
+		details                             string
+	}{
+		{"body too large", "POST", "/socialize.getUserInfo", "application/x-www-form-urlencoded", "UID=" + strings.Repeat("a", 5000), 413001, "exceeds 4096 bytes"},
+		{"no method", "POST", "/", "application/x-www-form-urlencoded", "a=1", 400001, "no method in the path"},
+		{"PUT", "PUT", "/socialize.getUserInfo", "application/x-www-form-urlencoded", "a=1", 400001, "HTTP method PUT"},
+		{"JSON body", "POST", "/socialize.getUserInfo", "application/json", `{"UID":"u"}`, 400001, "must be application/x-www-form-urlencoded"},
+		{"broken percent", "POST", "/socialize.getUserInfo", "application/x-www-form-urlencoded", "UID=%zz", 400001, "Malformed percent-encoding in parameter: UID"},
+		{"case-variant duplicate", "POST", "/socialize.getUserInfo", "application/x-www-form-urlencoded", "UID=a&uid=b", 400006, "Duplicate parameter: uid"},
+		{"query and body duplicate", "POST", "/socialize.getUserInfo?UID=a", "application/x-www-form-urlencoded", "UID=b", 400006, "Duplicate parameter: UID"},
+		{"invalid UTF-8", "POST", "/socialize.getUserInfo", "application/x-www-form-urlencoded", "UID=%C3%28", 400006, "not valid UTF-8"},
+		{"NUL byte", "POST", "/socialize.getUserInfo", "application/x-www-form-urlencoded", "UID=a%00b", 400006, "NUL"},
+		{"jsonp without callback", "GET", "/socialize.getUserInfo?format=jsonp", "", "", 400002, "callback"},
+		{"jsonp callback injection", "GET", "/socialize.getUserInfo?format=jsonp&callback=alert(1)//", "", "", 400006, "callback may hold only"},
+		{"path trick", "GET", "/../socialize.getUserInfo/..%2f..%2fetc", "", "", 400001, "Unknown method"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.httpMethod, ts.HTTPURL+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.ctype != "" {
+				req.Header.Set("Content-Type", tt.ctype)
+			}
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "{") {
+				t.Fatalf("HTTP %d %s", resp.StatusCode, body)
+			}
+			s := string(body)
+			if !strings.Contains(s, fmt.Sprintf(`"errorCode":%d`, tt.code)) || !strings.Contains(s, tt.details) {
+				t.Errorf("got %s\nwant %d with %q", s, tt.code, tt.details)
+			}
+		})
+	}
+}
+
+func TestEnvelope(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	// Move the server's clock: Date and time must follow it (SDKs correct their
+	// clocks from Date).
+	ts.Clock.Advance(3 * time.Hour)
+	p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "context": {"R3948184752"}}, "", "")
+	body, resp := ts.postRaw(t, ts.HTTPURL, "socialize.getUserInfo", p.Encode())
+	if body[0] != '{' || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("content type %q, body %s", resp.Header.Get("Content-Type"), body)
+	}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := date.Sub(ts.Clock.Now()); d > 2*time.Second || d < -2*time.Second {
+		t.Errorf("Date %v is %v from the server clock", date, d)
+	}
+	s := string(body)
+	for _, re := range []string{`"callId":"[0-9a-f]{32}"`, `"errorCode":0`, `"apiVersion":2`, `"statusCode":200`, `"statusReason":"OK"`,
+		`"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`, `"context":"R3948184752"`} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("answer lacks %s: %s", re, s)
+		}
+	}
+	if strings.Contains(s, "errorMessage") || strings.Contains(s, "errorDetails") || strings.Contains(s, "null") || strings.Contains(s, `""`) {
+		t.Errorf("a success answer must have no error fields, nulls or empty strings: %s", s)
+	}
+	// Unknown parameters are listed; JSON context is echoed as JSON.
+	a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "shoeSize": {"44"}, "context": {`{"a": [1, "x"]}`}})
+	if !strings.Contains(fmt.Sprint(a["ignoredParams"]), "paramName:shoeSize") || !strings.Contains(fmt.Sprint(a["ignoredParams"]), "warningCode:403007") {
+		t.Errorf("ignoredParams = %v", a["ignoredParams"])
+	}
+	if fmt.Sprint(a["context"]) != "map[a:[1 x]]" {
+		t.Errorf("context = %v", a["context"])
+	}
+	// Two calls never share a callId.
+	if b := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); b.str("callId") == a.str("callId") {
+		t.Error("callId repeated")
+	}
+}
+
+func TestHTTPStatusCodes(t *testing.T) {
+	ts := startServer(t)
+	for _, tt := range []struct {
+		flag   string
+		status int
+	}{{"true", 403}, {"false", 200}, {"", 200}} {
+		p := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"u1"}}
+		if tt.flag != "" {
+			p.Set("httpStatusCodes", tt.flag)
+		}
+		_, resp := ts.postRaw(t, ts.HTTPURL, "socialize.getUserInfo", p.Encode())
+		if resp.StatusCode != tt.status {
+			t.Errorf("httpStatusCodes=%q: HTTP %d, want %d", tt.flag, resp.StatusCode, tt.status)
+		}
+	}
+}
+
+func TestFormats(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	jp := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"u1"}, "format": {"jsonp"}, "callback": {"gigya.cb"}}
+	body, resp := ts.postRaw(t, ts.HTTPSURL, "socialize.getUserInfo", jp.Encode())
+	if !strings.HasPrefix(string(body), "gigya.cb({") || !strings.HasSuffix(string(body), "});") || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+		t.Errorf("jsonp: %s %s", resp.Header.Get("Content-Type"), body)
+	}
+	xp := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"u1"}, "format": {"xml"}}
+	body, _ = ts.postRaw(t, ts.HTTPSURL, "socialize.getUserInfo", xp.Encode())
+	var doc struct {
+		XMLName   xml.Name
+		ErrorCode int    `xml:"errorCode"`
+		UID       string `xml:"UID"`
+	}
+	if err := xml.Unmarshal(body, &doc); err != nil || doc.XMLName.Local != "socialize.getUserInfoResponse" || doc.XMLName.Space != "urn:com:gigya:api" || doc.UID != "u1" {
+		t.Errorf("xml: %v %+v\n%s", err, doc, body)
+	}
+}
+
+func TestSignatureVariants(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	get := url.Values{"UID": {"u1"}}
+
+	// Milliseconds, as the gigya npm package sends them.
+	p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(ts.Clock.Now().UnixMilli(), 10)}}, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("ms timestamp: %v", a)
+	}
+	// .NET never signs the port.
+	host := strings.TrimPrefix(ts.HTTPURL, "http://")
+	portless := "http://" + host[:strings.LastIndexByte(host, ':')]
+	p = ts.signed(t, portless, "socialize.getUserInfo", get, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("port-less signature: %v", a)
+	}
+	// A TLS terminator: the client signed https, the server received http.
+	p = ts.signed(t, strings.Replace(ts.HTTPURL, "http:", "https:", 1), "socialize.getUserInfo", get, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("https-signed over http: %v", a)
+	}
+	// Android's URL-safe base64.
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
+	p.Set("sig", strings.NewReplacer("+", "-", "/", "_").Replace(p.Get("sig")))
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("URL-safe signature: %v", a)
+	}
+	// A replay: the first passes, the copy is 403004.
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Fatalf("first: %v", a)
+	}
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403004 || a.str("errorDetails") != "Duplicate nonce" {
+		t.Errorf("replay: %v", a)
+	}
+	// The Java SDK's retry after 403002 is byte-identical: it must get 403002 again,
+	// never 403004.
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(ts.Clock.Now().Unix()-3600, 10)}}, "", "")
+	for i := 0; i < 2; i++ {
+		if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403002 {
+			t.Errorf("expired request #%d: %v", i+1, a)
+		}
+	}
+	// A nonce is remembered for as long as its timestamp is accepted.
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
+	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p)
+	ts.Clock.Advance(119 * time.Second)
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403004 {
+		t.Errorf("replay 119 s later: %v", a)
+	}
+	ts.Clock.Advance(2 * time.Second)
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403002 {
+		t.Errorf("replay 121 s later: %v", a)
+	}
+}
+
+// TestPlainSecretAndKeys covers plain-secret mode over TLS and userKey credentials in
+// both modes.
+func TestPlainSecretAndKeys(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	if err := ts.Store.CreateKey(context.Background(), &socius.Key{UserKey: vectors.LabUserKey, APIKey: testAPIKey, Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	set := url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"plain"}`}, "apiKey": {testAPIKey}, "secret": {testSecret}}
+	if a := ts.post(t, ts.HTTPSURL, "socialize.setUserInfo", set); a.code() != 0 {
+		t.Fatalf("partner secret over TLS: %v", a)
+	}
+	keyPlain := url.Values{"UID": {"u1"}, "apiKey": {testAPIKey}, "userKey": {vectors.LabUserKey}, "secret": {vectors.LabUserSecret}}
+	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", keyPlain); a.code() != 0 || a.str("nickname") != "plain" {
+		t.Fatalf("key secret over TLS: %v", a)
+	}
+	keyPlain.Set("secret", testSecret) // the partner secret is not the key's secret
+	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", keyPlain); a.code() != 403003 {
+		t.Errorf("key with partner secret: %v", a)
+	}
+	p := ts.signed(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, vectors.LabUserKey, vectors.LabUserSecret)
+	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Fatalf("key-signed over TLS: %v", a)
+	}
+}
+
+func TestMergeRules(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	set := func(ui string) {
+		t.Helper()
+		if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {ui}}); a.code() != 0 {
+			t.Fatalf("setUserInfo %s: %v", ui, a)
+		}
+	}
+	get := func() answer { return ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}) }
+	set(`{firstName: "David", lastName: 'Lab', nickname:"dd", age:"30", gender:"m", email:"not-an-email", photoURL:"http:\/\/x\/p.png", thumbnailURL:"http://x/t.png"}`)
+	a := get()
+	want := map[string]any{"firstName": "David", "lastName": "Lab", "nickname": "dd", "age": 30.0, "gender": "m", "email": "not-an-email", "photoURL": "http://x/p.png", "thumbnailURL": "http://x/t.png"}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("%s = %v, want %v", k, a[k], v)
+		}
+	}
+	// Only present fields change; null and "" clear; unknown keys are ignored.
+	set(`{"firstName":"Dávid 🎉","lastName":null,"nickname":"","shoeSize":44}`)
+	a = get()
+	if a.str("firstName") != "Dávid 🎉" || a["lastName"] != nil || a["nickname"] != nil || a.str("email") != "not-an-email" || a["age"] != 30.0 {
+		t.Errorf("after merge: %v", a)
+	}
+	if _, ok := a["shoeSize"]; ok {
+		t.Error("unknown key stored")
+	}
+	// An empty object changes nothing.
+	set(`{}`)
+	if b := get(); b.str("firstName") != "Dávid 🎉" {
+		t.Errorf("after {}: %v", b)
+	}
+}
+
+func TestUserObject(t *testing.T) {
+	ts := startServer(t)
+	a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"site-user-7"}, "newUser": {"true"}, "userInfo": {`{"firstName":"Ada","age":36}`}})
+	if a.code() != 0 || a.str("UID") != "site-user-7" || a.str("cookieName") != "glt_"+testAPIKey || a.str("cookieValue") == "" {
+		t.Fatalf("notifyLogin: %v", a)
+	}
+	key, _ := socius.DecodeSecret(testSecret)
+	if !gigya.ValidateUIDSignature(key, a.str("UID"), a.str("signatureTimestamp"), a.str("UIDSignature"), 180*time.Second, ts.Clock.Now()) {
+		t.Error("notifyLogin UIDSignature does not validate")
+	}
+	a = ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"site-user-7"}})
+	if a.code() != 0 {
+		t.Fatal(a)
+	}
+	if !gigya.ValidateUIDSignature(key, a.str("UID"), a.str("signatureTimestamp"), a.str("UIDSignature"), 180*time.Second, ts.Clock.Now()) {
+		t.Error("getUserInfo UIDSignature does not validate with the partner secret")
+	}
+	for k, v := range map[string]any{"isSiteUID": true, "isSiteUser": true, "isLoggedIn": true, "loginProvider": "site",
+		"loginProviderUID": "site-user-7", "providers": "site", "capabilities": "None", "firstName": "Ada", "age": 36.0} {
+		if a[k] != v {
+			t.Errorf("%s = %v, want %v", k, a[k], v)
+		}
+	}
+	ids, _ := a["identities"].([]any)
+	if len(ids) != 1 {
+		t.Fatalf("identities = %v", a["identities"])
+	}
+	id := ids[0].(map[string]any)
+	if id["provider"] != "site" || id["providerUID"] != "site-user-7" || id["firstName"] != "Ada" || id["age"] != "36" {
+		t.Errorf("site identity = %v", id)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", fmt.Sprint(id["lastUpdated"])); err != nil {
+		t.Errorf("lastUpdated %v", id["lastUpdated"])
+	}
+	if ms, _ := id["lastUpdatedTimestamp"].(float64); ms < 1e12 {
+		t.Errorf("lastUpdatedTimestamp %v is not milliseconds", id["lastUpdatedTimestamp"])
+	}
+}
+
+func TestAccountLifecycle(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	if a := ts.call(t, "socialize.logout", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a["isLoggedIn"] != false {
+		t.Errorf("after logout isLoggedIn = %v", a["isLoggedIn"])
+	}
+	if a := ts.call(t, "socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"u2"}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 403005 {
+		t.Errorf("old UID after setUID: %v", a)
+	}
+	ts.login(t, "u3")
+	if a := ts.call(t, "socialize.notifyRegistration", url.Values{"UID": {"u2"}, "siteUID": {"u3"}}); a.code() != 400003 {
+		t.Errorf("rename onto a taken UID: %v", a)
+	}
+	if a := ts.call(t, "socialize.deleteAccount", url.Values{"UID": {"u2"}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u2"}}); a.code() != 403005 {
+		t.Errorf("after deleteAccount: %v", a)
+	}
+	if a := ts.call(t, "socialize.deleteAccount", url.Values{"UID": {"u2"}}); a.code() != 403005 {
+		t.Errorf("second deleteAccount: %v", a)
+	}
+}
+
+// TestConcurrentWritersLoseNothing runs many setUserInfo calls on one user at once,
+// each writer owning one field; every field ends with its writer's last value.
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	fields := []string{"nickname", "firstName", "lastName", "email", "photoURL", "thumbnailURL"}
+	const rounds = 8
+	var wg sync.WaitGroup
+	for _, f := range fields {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 0; r < rounds; r++ {
+					v := fmt.Sprintf("%s-%d-%d", f, w, r)
+					a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {fmt.Sprintf(`{"%s":"%s"}`, f, v)}})
+					if a.code() != 0 {
+						t.Errorf("write %s: %v", v, a)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}})
+	for _, f := range fields {
+		if v := a.str(f); !strings.HasPrefix(v, f+"-") || !strings.HasSuffix(v, fmt.Sprintf("-%d", rounds-1)) {
+			t.Errorf("%s = %q: a write was lost", f, v)
+		}
+	}
+}
+
+// TestCapturesAgainstServer replays every request the real SDKs sent (captures/*-sdk.jsonl)
+// to the running server, byte for byte, with the server's clock set to the moment it
+// was captured. Signed and plain-secret calls must succeed; token calls get 403025.
+func TestCapturesAgainstServer(t *testing.T) {
+	caps, err := vectors.Captures("*-sdk.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t)
+	if err := ts.Store.CreateKey(context.Background(), &socius.Key{UserKey: vectors.LabUserKey, APIKey: testAPIKey, Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ts.login(t, "lab-uid-1")
+	ok := 0
+	for _, c := range caps {
+		received, err := time.Parse(time.RFC3339Nano, c.ReceivedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.Clock.Set(received)
+		addr := strings.TrimPrefix(ts.HTTPURL, "http://")
+		var conn net.Conn
+		if c.Listener == "https" {
+			addr = strings.TrimPrefix(ts.HTTPSURL, "https://")
+			conn, err = tlsDial(ts, addr)
+		} else {
+			conn, err = net.Dial("tcp", addr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The request as captured: its request target, Host and body.
+		req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			c.Method, c.Target, c.Header("Host"), len(c.Body), c.Body)
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s:%d: %v", c.File, c.Line, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		want := `"errorCode":0`
+		if strings.Contains(c.Body, "oauth_token=") {
+			want = `"errorCode":403025`
+		}
+		if !strings.Contains(string(body), want) {
+			t.Errorf("%s:%d (%s %s): %s", c.File, c.Line, c.Listener, c.Target, body)
+		} else {
+			ok++
+		}
+	}
+	if ok != len(caps) || ok < 15 {
+		t.Errorf("%d of %d captures answered as expected", ok, len(caps))
+	}
+}
+
+// TestConnectTunnel uses the plain HTTP listener as an HTTPS proxy, as the gigya npm
+// package and the Python SDK do with HTTPS_PROXY: the TLS session inside the tunnel
+// reaches Socius's own HTTPS listener, whatever host the CONNECT names.
+func TestConnectTunnel(t *testing.T) {
+	ts := startServer(t)
+	proxy, _ := url.Parse(ts.HTTPURL)
+	tr := ts.client.Transport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyURL(proxy)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	p := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "siteUID": {"tunnelled"}}
+	resp, err := client.PostForm("https://socialize.localtest/socialize.notifyLogin", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"errorCode":0`) {
+		t.Fatalf("through the tunnel: %s", body)
+	}
+	// The secret was accepted, so the call arrived over TLS; the user exists.
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"tunnelled"}}); a.code() != 0 {
+		t.Errorf("user not created: %v", a)
+	}
+}

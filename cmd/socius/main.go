@@ -1,0 +1,94 @@
+// Command socius is a self-hosted server for the Gigya (SAP Customer Data Cloud)
+// socialize REST API, and the tools around it.
+//
+//	socius serve                 run the server (embedded SQLite store in ./socius-data)
+//	socius site create|list|show manage sites (tenants) in the store
+//	socius key create|list|delete manage application/user keys of a site
+//
+// Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
+// SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: socius <command> [flags]
+
+commands:
+  serve                          run Socius (HTTP, HTTPS, embedded SQLite store)
+  site create|list|show          manage sites
+  key create|list|delete         manage application/user keys
+
+Run "socius <command> -h" for its flags. Every flag may also be set as an
+environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_SITE_API_KEY).
+`
+
+// run is the whole program, minus os.Exit, so tests can drive it.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "site":
+		err = runSite(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "key":
+		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "socius: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "socius: %v\n", err)
+	return 1
+}
+
+// errUsage is returned after a usage message was printed.
+var errUsage = errors.New("usage")
+
+func runServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	m := NewMain()
+	m.Stdout = stdout
+	if err := m.ParseFlags(args, lookupEnv, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	err := m.Wait(ctx)
+	fmt.Fprintln(stdout, "socius: shutting down")
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

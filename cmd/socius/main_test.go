@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// Test credentials: the lab site of the shared captures.
+const (
+	testAPIKey = "3_LabApiKey_AbC-123"
+	testSecret = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+)
+
+// testServer is Socius running in-process, as `socius serve` runs it: real listeners on
+// port 0, a real SQLite file in a temp folder, real TLS.
+type testServer struct {
+	*Main
+	Clock  *socius.OffsetClock
+	client *http.Client // trusts the server's certificate
+}
+
+// startServer runs Socius with the lab site. Extra flags may be given.
+func startServer(t *testing.T, flags ...string) *testServer {
+	t.Helper()
+	m := NewMain()
+	args := append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
+		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}, flags...)
+	if err := m.ParseFlags(args, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	clock := &socius.OffsetClock{}
+	m.Clock = clock
+	m.Stdout = io.Discard
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	pem, err := os.ReadFile(m.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("cannot read the generated certificate")
+	}
+	return &testServer{Main: m, Clock: clock, client: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}}
+}
+
+// answer is a decoded envelope.
+type answer map[string]any
+
+func (a answer) code() int {
+	f, _ := a["errorCode"].(float64)
+	return int(f)
+}
+
+func (a answer) str(k string) string {
+	s, _ := a[k].(string)
+	return s
+}
+
+// post sends the parameters as a form body to base+"/"+method and decodes the answer.
+func (ts *testServer) post(t *testing.T, base, method string, params url.Values) answer {
+	t.Helper()
+	body, _ := ts.postRaw(t, base, method, params.Encode())
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("%s: answer is not JSON: %v\n%s", method, err, body)
+	}
+	return a
+}
+
+func (ts *testServer) postRaw(t *testing.T, base, method, body string) ([]byte, *http.Response) {
+	t.Helper()
+	resp, err := ts.client.Post(base+"/"+method, "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, resp
+}
+
+var nonceSeq atomic.Int64
+
+// signed adds apiKey, timestamp, nonce and sig, signing for the URL the request goes
+// to, as the SDKs do. userKey/userSecret sign with a key instead of the partner secret.
+func (ts *testServer) signed(t *testing.T, base, method string, params url.Values, userKey, secret string) url.Values {
+	t.Helper()
+	p := url.Values{}
+	for k, v := range params {
+		p[k] = v
+	}
+	if p.Get("apiKey") == "" {
+		p.Set("apiKey", testAPIKey)
+	}
+	if userKey != "" {
+		p.Set("userKey", userKey)
+	}
+	if secret == "" {
+		secret = testSecret
+	}
+	p.Set("format", "json")
+	p.Set("httpStatusCodes", "false")
+	if p.Get("timestamp") == "" {
+		p.Set("timestamp", strconv.FormatInt(ts.Clock.Now().Unix(), 10))
+	}
+	if p.Get("nonce") == "" {
+		p.Set("nonce", strconv.FormatInt(time.Now().UnixNano(), 10)+"_"+strconv.FormatInt(nonceSeq.Add(1), 10))
+	}
+	norm, err := gigya.NormalizeURL(base + "/" + method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []gigya.Param
+	for k, vs := range p {
+		for _, v := range vs {
+			list = append(list, gigya.Param{Name: k, Value: v})
+		}
+	}
+	key, err := socius.DecodeSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Set("sig", gigya.Sign(key, "POST", norm, list))
+	return p
+}
+
+// call signs with the partner secret over plain HTTP and posts.
+func (ts *testServer) call(t *testing.T, method string, params url.Values) answer {
+	t.Helper()
+	return ts.post(t, ts.HTTPURL, method, ts.signed(t, ts.HTTPURL, method, params, "", ""))
+}
+
+// login creates a user through socialize.notifyLogin.
+func (ts *testServer) login(t *testing.T, uid string) {
+	t.Helper()
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {uid}}); a.code() != 0 {
+		t.Fatalf("notifyLogin %s: %v", uid, a)
+	}
+}
+
+func TestServeSetAndGetUserInfo(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"David","gender":"m","age":30}`}})
+	if a.code() != 0 {
+		t.Fatalf("setUserInfo: %v", a)
+	}
+	a = ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}})
+	if a.code() != 0 || a.str("firstName") != "David" || a.str("gender") != "m" || a["age"] != 30.0 {
+		t.Fatalf("getUserInfo: %v", a)
+	}
+}
+
+// tlsDial opens a TLS connection to the server, trusting its certificate.
+func tlsDial(ts *testServer, addr string) (net.Conn, error) {
+	return tls.Dial("tcp", addr, ts.client.Transport.(*http.Transport).TLSClientConfig)
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// selfSignedNames are the names the generated certificate is valid for: loopback, and
+// the hosts the SDK recipes use to reach a local server.
+var selfSignedNames = []string{"localhost", "socialize.localtest", "*.localtest", "socialize.localtest.gigya.com"}
+
+// loadOrCreateCert returns the TLS certificate: the given files, or a self-signed one
+// kept in the data folder (created on first start). created reports a new one.
+func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, path string, created bool, err error) {
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return cert, "", false, errors.New("--tls-cert and --tls-key go together")
+		}
+		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+		return cert, certFile, false, err
+	}
+	certFile = filepath.Join(dataDir, "tls-cert.pem")
+	keyFile = filepath.Join(dataDir, "tls-key.pem")
+	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	if err == nil {
+		return cert, certFile, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return cert, "", false, fmt.Errorf("load %s: %w", certFile, err)
+	}
+	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	if err != nil {
+		return cert, "", false, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return cert, "", false, err
+	}
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return cert, "", false, err
+	}
+	cert, err = tls.X509KeyPair(certPEM, keyPEM)
+	return cert, certFile, true, err
+}
+
+// selfSignedCert makes a certificate that is its own CA, so that clients can trust the
+// one file (CA bundle, Java trust store, ...).
+func selfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "Socius local server", Organization: []string{"Socius"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(5, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              selfSignedNames,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// tunnelToSelf lets the plain HTTP listener act as an HTTPS proxy for SDKs that can
+// only be redirected through one (the gigya npm package, Python over HTTPS): a CONNECT
+// request, whatever host it names, is tunnelled to Socius's own HTTPS listener and
+// nowhere else. Every other request goes to next.
+func tunnelToSelf(httpsAddr string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			next.ServeHTTP(w, r)
+			return
+		}
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			http.Error(w, "CONNECT is not supported here", http.StatusMethodNotAllowed)
+			return
+		}
+		upstream, err := net.DialTimeout("tcp", httpsAddr, 5*time.Second)
+		if err != nil {
+			http.Error(w, "the HTTPS listener is not reachable", http.StatusBadGateway)
+			return
+		}
+		client, buf, err := hj.Hijack()
+		if err != nil {
+			upstream.Close()
+			return
+		}
+		// The tunnel outlives the HTTP server's read and write deadlines.
+		client.SetDeadline(time.Time{})
+		if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			client.Close()
+			upstream.Close()
+			return
+		}
+		go func() {
+			if n := buf.Reader.Buffered(); n > 0 {
+				b, _ := buf.Reader.Peek(n)
+				upstream.Write(b)
+			}
+			io.Copy(upstream, client)
+			upstream.Close()
+		}()
+		io.Copy(client, upstream)
+		client.Close()
+	})
+}
