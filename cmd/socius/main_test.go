@@ -58,10 +58,13 @@ func startServer(t *testing.T, flags ...string) *testServer {
 	if !pool.AppendCertsFromPEM(pem) {
 		t.Fatal("cannot read the generated certificate")
 	}
-	return &testServer{Main: m, Clock: clock, client: &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
-	}}
+	c := httpClient()
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	return &testServer{Main: m, Clock: clock, client: c}
+}
+
+func httpClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 }
 
 // answer is a decoded envelope.
@@ -112,6 +115,19 @@ func (ts *testServer) signed(t *testing.T, base, method string, params url.Value
 	for k, v := range params {
 		p[k] = v
 	}
+	if p.Get("timestamp") == "" {
+		p.Set("timestamp", strconv.FormatInt(ts.Clock.Now().Unix(), 10))
+	}
+	return signedFor(t, base, method, p, userKey, secret)
+}
+
+// signedFor signs params for base/method (timestamp: now, unless given).
+func signedFor(t *testing.T, base, method string, params url.Values, userKey, secret string) url.Values {
+	t.Helper()
+	p := url.Values{}
+	for k, v := range params {
+		p[k] = v
+	}
 	if p.Get("apiKey") == "" {
 		p.Set("apiKey", testAPIKey)
 	}
@@ -124,7 +140,7 @@ func (ts *testServer) signed(t *testing.T, base, method string, params url.Value
 	p.Set("format", "json")
 	p.Set("httpStatusCodes", "false")
 	if p.Get("timestamp") == "" {
-		p.Set("timestamp", strconv.FormatInt(ts.Clock.Now().Unix(), 10))
+		p.Set("timestamp", strconv.FormatInt(time.Now().Unix(), 10))
 	}
 	if p.Get("nonce") == "" {
 		p.Set("nonce", strconv.FormatInt(time.Now().UnixNano(), 10)+"_"+strconv.FormatInt(nonceSeq.Add(1), 10))

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+// runCLI runs the socius command line and returns its exit code and output.
+func runCLI(t *testing.T, env func(string) (string, bool), args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, env, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestSiteAndKeyCommands(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--name", "shop")
+	if code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	apiKey := regexp.MustCompile(`apiKey: (\S+)`).FindStringSubmatch(out)[1]
+	secret := regexp.MustCompile(`secret: (\S+)`).FindStringSubmatch(out)[1]
+	if !strings.HasPrefix(apiKey, "3_") || len(secret) < 24 {
+		t.Fatalf("site create printed %q", out)
+	}
+	if code, out, _ := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || !strings.Contains(out, apiKey) || !strings.Contains(out, "shop") {
+		t.Errorf("site list: %d %s", code, out)
+	}
+	// The positional argument may come before the flags.
+	if code, out, _ := runCLI(t, noEnv, "site", "show", apiKey, "--data", dir); code != 0 || !strings.Contains(out, secret) {
+		t.Errorf("site show: %d %s", code, out)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--api-key", apiKey); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Errorf("duplicate site: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--secret", "c2hvcnQ="); code != 1 || !strings.Contains(errOut, "at least 16") {
+		t.Errorf("short secret: %d %s", code, errOut)
+	}
+
+	code, out, errOut = runCLI(t, noEnv, "key", "create", "--data", dir, "--site", apiKey, "--methods", "socialize.getUserInfo")
+	if code != 0 {
+		t.Fatalf("key create: %d %s", code, errOut)
+	}
+	userKey := regexp.MustCompile(`userKey: (\S+)`).FindStringSubmatch(out)[1]
+	keySecret := regexp.MustCompile(`secret:\s+(\S+)`).FindStringSubmatch(out)[1]
+	if code, out, _ := runCLI(t, noEnv, "key", "list", "--data", dir, "--site", apiKey); code != 0 || !strings.Contains(out, userKey) || !strings.Contains(out, "socialize.getUserInfo") {
+		t.Errorf("key list: %d %s", code, out)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "key", "create", "--data", dir, "--site", "3_nope"); code != 1 || !strings.Contains(errOut, "no site has apiKey") {
+		t.Errorf("key for unknown site: %d %s", code, errOut)
+	}
+	if code, _, _ := runCLI(t, noEnv, "key", "create", "--data", dir); code != 2 {
+		t.Errorf("key create without --site: exit %d, want 2", code)
+	}
+
+	// The server started on that store knows the site and the key, with its methods.
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.Stdout = io.Discard
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Main: m, client: httpClient()}
+	p := signedFor(t, m.HTTPURL, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "apiKey": {apiKey}}, "", secret)
+	if a := ts.post(t, m.HTTPURL, "socialize.notifyLogin", p); a.code() != 0 {
+		t.Fatalf("notifyLogin with the created site: %v", a)
+	}
+	p = signedFor(t, m.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {apiKey}}, userKey, keySecret)
+	if a := ts.post(t, m.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("getUserInfo with the key: %v", a)
+	}
+	p = signedFor(t, m.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "apiKey": {apiKey}, "userInfo": {"{}"}}, userKey, keySecret)
+	if a := ts.post(t, m.HTTPURL, "socialize.setUserInfo", p); a.code() != 403007 {
+		t.Errorf("setUserInfo with a getUserInfo-only key: %v", a)
+	}
+	m.Close()
+
+	if code, out, _ := runCLI(t, noEnv, "key", "delete", userKey, "--data", dir); code != 0 || !strings.Contains(out, "deleted") {
+		t.Errorf("key delete: %d %s", code, out)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "key", "delete", userKey, "--data", dir); code != 1 || !strings.Contains(errOut, "no key has userKey") {
+		t.Errorf("second key delete: %d %s", code, errOut)
+	}
+}
+
+func TestServeFlagsFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"SOCIUS_HTTP":                  "127.0.0.1:0",
+		"SOCIUS_HTTPS":                 "", // set but empty: disabled
+		"SOCIUS_CLOCK_SKEW":            "30s",
+		"SOCIUS_TRUST_FORWARDED_PROTO": "true",
+		"SOCIUS_SITE_API_KEY":          "3_FromEnv",
+		"SOCIUS_SITE_SECRET":           testSecret,
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--http", "127.0.0.1:9"}, lookup, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if m.HTTPAddr != "127.0.0.1:9" {
+		t.Errorf("a flag must win over the environment: HTTPAddr = %q", m.HTTPAddr)
+	}
+	if m.HTTPSAddr != "" || m.ClockSkew.Seconds() != 30 || !m.TrustForwardedProto || m.SiteAPIKey != "3_FromEnv" || m.SiteSecret != testSecret {
+		t.Errorf("from the environment: %+v", m)
+	}
+	for _, bad := range [][]string{
+		{"--site-api-key", "3_x"},
+		{"--site-api-key", "3_x", "--site-secret", "bm90IGVub3VnaA=="},
+		{"--clock-skew", "0s"},
+		{"--http", "", "--https", ""},
+		{"stray"},
+	} {
+		if err := NewMain().ParseFlags(bad, noEnv, io.Discard); err == nil {
+			t.Errorf("ParseFlags(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDemoSiteOnFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	start := func() string {
+		m := NewMain()
+		if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		m.Stdout = &out
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		return out.String()
+	}
+	first := start()
+	if !regexp.MustCompile(`apiKey: 3_\S+\n  secret: \S+`).MatchString(first) || !strings.Contains(first, "generated a self-signed TLS certificate") {
+		t.Errorf("first start printed:\n%s", first)
+	}
+	second := start()
+	if strings.Contains(second, "demo site") || strings.Contains(second, "generated") {
+		t.Errorf("second start created again:\n%s", second)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, errOut := runCLI(t, noEnv); code != 2 || !strings.Contains(errOut, "usage") {
+		t.Errorf("no command: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: %d %s", code, errOut)
+	}
+}
