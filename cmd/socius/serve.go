@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -32,6 +33,9 @@ type Main struct {
 	TrustForwardedProto bool
 	MaxBodyBytes        int64
 	LogLevel            string
+	// PprofAddr, when set, serves the Go profiler (net/http/pprof) on its own
+	// listener: a debugging aid, never on by default.
+	PprofAddr string
 
 	// Clock is the server's clock; tests inject one. The system clock when nil.
 	Clock socius.Clock
@@ -44,6 +48,7 @@ type Main struct {
 	CertFile        string // the certificate served over HTTPS
 	HTTPURL         string // http://host:port once listening; empty when disabled
 	HTTPSURL        string
+	PprofURL        string // http://host:port/debug/pprof/ once listening; empty when disabled
 	listeners       []net.Listener
 	httpsListenAddr string
 	servers         []*http.Server
@@ -77,6 +82,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.BoolVar(&m.TrustForwardedProto, "trust-forwarded-proto", m.TrustForwardedProto, "honour X-Forwarded-Proto: https from a TLS-terminating proxy")
 	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", m.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
 	}
@@ -171,19 +177,45 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
 	}
+	if m.PprofAddr != "" {
+		ln, err := net.Listen("tcp", m.PprofAddr)
+		if err != nil {
+			return err
+		}
+		m.PprofURL = "http://" + ln.Addr().String() + "/debug/pprof/"
+		m.serve(ln, pprofHandler())
+		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s\n", m.PprofURL)
+	}
 	return nil
 }
 
-func (m *Main) serve(ln net.Listener, h http.Handler) {
-	srv := &http.Server{
+// pprofHandler serves the Go profiler's endpoints.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// httpServer is the http.Server of every Socius listener (and of the bench's
+// baseline, which must be configured alike).
+func httpServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+}
+
+func (m *Main) serve(ln net.Listener, h http.Handler) {
+	srv := httpServer(h, m.Logger)
 	m.listeners = append(m.listeners, ln)
 	m.servers = append(m.servers, srv)
 	go func() {
