@@ -27,8 +27,11 @@ type Params struct {
 	list []Param
 }
 
-// Reset empties p, keeping its storage for reuse.
-func (p *Params) Reset() { p.list = p.list[:0] }
+// Reset empties p, keeping its storage for reuse (but none of the old values).
+func (p *Params) Reset() {
+	clear(p.list)
+	p.list = p.list[:0]
+}
 
 // All returns the parameters in the order received. The caller must not modify it.
 func (p *Params) All() []Param { return p.list }

@@ -70,6 +70,18 @@ func (c *call) secret() string {
 	return c.site.Secret
 }
 
+// partnerKey returns the site's partner secret, decoded (once per call).
+func (c *call) partnerKey() ([]byte, error) {
+	if c.siteKey == nil {
+		k, err := socius.DecodeSecret(c.site.Secret)
+		if err != nil {
+			return nil, err
+		}
+		c.siteKey = k
+	}
+	return c.siteKey, nil
+}
+
 func (c *call) credentialName() string {
 	if c.key != nil {
 		return "userKey " + c.key.UserKey
@@ -104,12 +116,18 @@ func (s *Server) verifySignature(c *call) error {
 		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: timestamp %s is %s the server time %s by more than %d s",
 			tsText, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
 	}
-	key, err := socius.DecodeSecret(c.secret())
+	var key []byte
+	var err error
+	if c.key != nil {
+		key, err = socius.DecodeSecret(c.key.Secret)
+	} else {
+		key, err = c.partnerKey()
+	}
 	if err != nil {
 		return fmt.Errorf("stored secret of %s does not decode: %w", c.credentialName(), err)
 	}
-	urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
-	if gigya.Verify(key, c.params.Get("sig"), c.r.Method, urls, c.params.All()) < 0 {
+	if gigya.VerifyRequest(key, c.params.Get("sig"), c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, c.params.All()) < 0 {
+		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, c.params.All())
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match the secret of %s for %s %s",

@@ -207,7 +207,7 @@ func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
 // signUID returns UIDSignature and signatureTimestamp for uid, signed now with the
 // site's partner secret (never a key's: SDKs validate with the partner secret).
 func (s *Server) signUID(c *call, uid string) ([2]string, error) {
-	key, err := socius.DecodeSecret(c.site.Secret)
+	key, err := c.partnerKey()
 	if err != nil {
 		return [2]string{}, err
 	}

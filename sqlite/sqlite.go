@@ -32,6 +32,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"embed"
 	"errors"
@@ -60,6 +61,10 @@ type Store struct {
 	// The lookups of every request, prepared once on the read pool: parsing their SQL
 	// would cost about a third of running them.
 	siteStmt, keyStmt, userStmt *sql.Stmt
+	// The statements of the writer's hot path, prepared once on its connection.
+	stmts writeStmts
+	// cache serves Site and Key while the database is unchanged; nil: uncached.
+	cache *cache
 
 	ops     chan *writeOp // to the writer; unbuffered, so a sent op is always taken
 	closing chan struct{} // closed by Close: the writer stops, new writes fail
@@ -110,7 +115,8 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
-	rdb, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+	readDSN := path + "?" + busy + "&_pragma=query_only(1)"
+	rdb, err := sql.Open("sqlite", readDSN)
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -127,27 +133,51 @@ func Open(path string) (*Store, error) {
 		stopped: make(chan struct{}),
 	}
 	for _, p := range []struct {
+		db   *sql.DB
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&s.siteStmt, selectSite},
-		{&s.keyStmt, selectKey},
-		{&s.userStmt, selectUser},
+		{rdb, &s.siteStmt, selectSite},
+		{rdb, &s.keyStmt, selectKey},
+		{rdb, &s.userStmt, selectUser},
+		{wdb, &s.stmts.savepoint, `SAVEPOINT op`},
+		{wdb, &s.stmts.release, `RELEASE SAVEPOINT op`},
+		{wdb, &s.stmts.rollbackTo, `ROLLBACK TO SAVEPOINT op`},
+		{wdb, &s.stmts.updateProfile, updateProfileSQL},
+		{wdb, &s.stmts.loginUpdate, loginUpdateSQL},
+		{wdb, &s.stmts.loginInsert, loginInsertSQL},
 	} {
-		if *p.stmt, err = rdb.Prepare(p.sql); err != nil {
+		if *p.stmt, err = p.db.Prepare(p.sql); err != nil {
 			s.closeStmts()
 			rdb.Close()
 			wdb.Close()
 			return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 		}
 	}
+	s.cache = openCache(path, readDSN)
 	go s.writer()
 	return s, nil
 }
 
+// writeStmts are the statements of the writer's hot path.
+type writeStmts struct {
+	savepoint, release, rollbackTo          *sql.Stmt
+	updateProfile, loginUpdate, loginInsert *sql.Stmt
+}
+
+// lookupContext is the context of a point lookup: ctx without its cancellation. A
+// lookup by primary key takes microseconds, too short to interrupt, and the driver
+// watches a cancellable context with a goroutine per statement, which costs more than
+// the lookup's own work. A context that is already done still fails the lookup.
+func lookupContext(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
 func (s *Store) closeStmts() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt} {
+	w := s.stmts
+	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt,
+		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -161,7 +191,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.stopped
-		s.closeErr = errors.Join(s.closeStmts(), s.wdb.Close(), s.rdb.Close())
+		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), s.wdb.Close(), s.rdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)
 		}

@@ -105,19 +105,20 @@ func (s *Store) commit(batch []*writeOp) error {
 	}
 	defer tx.Rollback() // after Commit, a no-op
 
+	savepoint, release := tx.Stmt(s.stmts.savepoint), tx.Stmt(s.stmts.release)
 	for _, op := range batch {
-		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+		if _, err := savepoint.Exec(); err != nil {
 			return socius.DatabaseError("sqlite: savepoint", err)
 		}
 		op.err = op.run(tx)
 		if op.err != nil {
 			// If SQLite already rolled the whole transaction back (it may, on a full
 			// disk or an I/O error), the savepoint is gone and this fails.
-			if _, err := tx.Exec(`ROLLBACK TO SAVEPOINT op`); err != nil {
+			if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
 				return socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
 			}
 		}
-		if _, err := tx.Exec(`RELEASE SAVEPOINT op`); err != nil {
+		if _, err := release.Exec(); err != nil {
 			return socius.DatabaseError("sqlite: release savepoint", err)
 		}
 	}
