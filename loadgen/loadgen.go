@@ -83,6 +83,7 @@ type Options struct {
 
 // Result is the outcome of one run. Latencies are in milliseconds.
 type Result struct {
+	Round       int           `json:"round,omitempty"` // set by the caller
 	Scenario    Scenario      `json:"scenario"`
 	Stream      Scenario      `json:"requestStream,omitempty"`
 	Store       string        `json:"store,omitempty"`

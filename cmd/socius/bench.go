@@ -41,6 +41,7 @@ type Bench struct {
 	Connections int
 	Duration    time.Duration
 	Warmup      time.Duration
+	Rounds      int // each round measures the baseline and every scenario again
 
 	JSONFile   string
 	StoreDir   string // where the stores live (kept); empty: a temp folder, removed
@@ -67,6 +68,7 @@ func NewBench() *Bench {
 		Connections: 64,
 		Duration:    10 * time.Second,
 		Warmup:      2 * time.Second,
+		Rounds:      1,
 		Preload:     "auto",
 		CreateConn:  64,
 		Stdout:      os.Stdout,
@@ -114,6 +116,7 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.IntVar(&b.Connections, "connections", b.Connections, "concurrent keep-alive connections")
 	fs.DurationVar(&b.Duration, "duration", b.Duration, "measured time per scenario (and for the baseline)")
 	fs.DurationVar(&b.Warmup, "warmup", b.Warmup, "unmeasured time before each measurement")
+	fs.IntVar(&b.Rounds, "rounds", b.Rounds, "measure the baseline and every scenario this many times, interleaved, and report the medians (a shared machine is noisy)")
 	fs.StringVar(&b.JSONFile, "json", b.JSONFile, "also write the results as JSON to this file")
 	fs.StringVar(&b.StoreDir, "store-dir", b.StoreDir, "keep the stores in this folder (users-N/ each) and reuse them; default: a temp folder, removed")
 	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite", or "external" with --url)`)
@@ -147,6 +150,8 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	switch {
 	case b.Connections <= 0 || b.CreateConn <= 0:
 		return "", errors.New("--connections and --create-connections must be positive")
+	case b.Rounds <= 0:
+		return "", errors.New("--rounds must be positive")
 	case b.Duration <= 0 || b.Warmup < 0:
 		return "", errors.New("--duration must be positive and --warmup not negative")
 	case b.Preload != "auto" && b.Preload != "store" && b.Preload != "http":
@@ -219,7 +224,11 @@ type BenchReport struct {
 	Warmup      float64           `json:"warmupSeconds"`
 	Server      string            `json:"server"`
 	ServeArgs   []string          `json:"serveArgs,omitempty"`
-	Results     []*loadgen.Result `json:"results"`
+	Rounds      int               `json:"rounds"`
+	// Results has every run; Summary one line per store, user count and scenario:
+	// the median of its rounds.
+	Results []*loadgen.Result `json:"results"`
+	Summary []*loadgen.Result `json:"summary"`
 }
 
 // Machine describes where a bench ran.
@@ -241,6 +250,7 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 		Connections: b.Connections,
 		Duration:    b.Duration.Seconds(),
 		Warmup:      b.Warmup.Seconds(),
+		Rounds:      b.Rounds,
 		Server:      b.URL,
 		ServeArgs:   b.ServeArgs,
 	}
@@ -248,8 +258,8 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 		rep.Server = "socius serve, started by the bench"
 	}
 	m := rep.Machine
-	fmt.Fprintf(b.Stdout, "socius bench: %d CPUs (%s), %s, %s, %s; %d connections, %s warm-up + %s per run\n\n",
-		m.CPUs, m.CPUModel, m.OS, m.Kernel, m.Go, b.Connections, b.Warmup, b.Duration)
+	fmt.Fprintf(b.Stdout, "socius bench: %d CPUs (%s), %s, %s, %s; %d connections, %s warm-up + %s per run, %d round(s)\n\n",
+		m.CPUs, m.CPUModel, m.OS, m.Kernel, m.Go, b.Connections, b.Warmup, b.Duration, b.Rounds)
 
 	base, err := b.start(ctx, "baseline", nil, "bench", "--serve-baseline", "127.0.0.1:0")
 	if err != nil {
@@ -270,6 +280,14 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 	for _, users := range b.Users {
 		if err := b.phase(ctx, rep, base, users); err != nil {
 			return rep, err
+		}
+	}
+	rep.Summary = summarize(rep.Results)
+	if b.Rounds > 1 {
+		fmt.Fprintf(b.Stdout, "\nmedian of %d rounds (requests and errors: all rounds):\n", b.Rounds)
+		printHeader(b.Stdout)
+		for _, r := range rep.Summary {
+			printRow(b.Stdout, r)
 		}
 	}
 	if b.JSONFile != "" {
@@ -323,33 +341,95 @@ func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users 
 		return err
 	}
 
-	o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: users,
-		Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid}
-	br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: target.APIKey, Secret: target.Secret}, o)
-	if err != nil {
-		return fmt.Errorf("bench: baseline: %w", err)
-	}
-	br.Scenario, br.Stream, br.Users = loadgen.Baseline, loadgen.Mix, 0
-	b.record(rep, br)
-
-	o.ServerPID = pid
-	for _, sc := range b.Scenarios {
-		o.Stream = sc
-		var prof sync.WaitGroup
-		if pprofURL != "" {
-			file := filepath.Join(b.ProfileDir, fmt.Sprintf("%s-%d-%s.pprof", b.Label, users, sc))
-			prof.Go(func() { b.profile(ctx, pprofURL, file) })
+	for round := 1; round <= b.Rounds; round++ {
+		if b.Rounds > 1 {
+			fmt.Fprintf(b.Stdout, "round %d of %d\n", round, b.Rounds)
 		}
-		r, err := loadgen.Run(ctx, target, o)
+		o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: users,
+			Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid}
+		br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: target.APIKey, Secret: target.Secret}, o)
 		if err != nil {
-			return fmt.Errorf("bench: %s: %w", sc, err)
+			return fmt.Errorf("bench: baseline: %w", err)
 		}
-		prof.Wait()
-		r.Store = b.Label
-		r.Ratio = r.RPS / br.RPS
-		b.record(rep, r)
+		br.Round, br.Scenario, br.Stream = round, loadgen.Baseline, loadgen.Mix
+		b.record(rep, br)
+
+		o.ServerPID = pid
+		for _, sc := range b.Scenarios {
+			o.Stream = sc
+			var prof sync.WaitGroup
+			if pprofURL != "" {
+				file := filepath.Join(b.ProfileDir, fmt.Sprintf("%s-%d-%s-%d.pprof", b.Label, users, sc, round))
+				prof.Go(func() { b.profile(ctx, pprofURL, file) })
+			}
+			r, err := loadgen.Run(ctx, target, o)
+			if err != nil {
+				return fmt.Errorf("bench: %s: %w", sc, err)
+			}
+			prof.Wait()
+			r.Round, r.Store = round, b.Label
+			r.Ratio = r.RPS / br.RPS
+			b.record(rep, r)
+		}
 	}
 	return nil
+}
+
+// summarize returns, for each store, user count and scenario, the median of its
+// rounds (each figure on its own; the peak memory is the highest).
+func summarize(results []*loadgen.Result) []*loadgen.Result {
+	type group struct {
+		store    string
+		users    int
+		scenario loadgen.Scenario
+	}
+	var order []group
+	runs := map[group][]*loadgen.Result{}
+	for _, r := range results {
+		g := group{r.Store, r.Users, r.Scenario}
+		if runs[g] == nil {
+			order = append(order, g)
+		}
+		runs[g] = append(runs[g], r)
+	}
+	var out []*loadgen.Result
+	for _, g := range order {
+		rs := runs[g]
+		m := *rs[0]
+		m.Round = 0
+		med := func(f func(*loadgen.Result) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		m.RPS = med(func(r *loadgen.Result) float64 { return r.RPS })
+		m.Ratio = med(func(r *loadgen.Result) float64 { return r.Ratio })
+		m.MeanMs = med(func(r *loadgen.Result) float64 { return r.MeanMs })
+		m.P50Ms = med(func(r *loadgen.Result) float64 { return r.P50Ms })
+		m.P99Ms = med(func(r *loadgen.Result) float64 { return r.P99Ms })
+		m.P999Ms = med(func(r *loadgen.Result) float64 { return r.P999Ms })
+		m.ServerCores = med(func(r *loadgen.Result) float64 { return r.ServerCores })
+		m.ServerCPUPerReqUs = med(func(r *loadgen.Result) float64 { return r.ServerCPUPerReqUs })
+		m.LoadgenCores = med(func(r *loadgen.Result) float64 { return r.LoadgenCores })
+		m.OtherCPUPercent = med(func(r *loadgen.Result) float64 { return r.OtherCPUPercent })
+		m.StealPercent = med(func(r *loadgen.Result) float64 { return r.StealPercent })
+		m.Requests, m.Errors, m.MaxMs, m.Seconds, m.ErrorKinds = 0, 0, 0, 0, nil
+		for _, r := range rs {
+			m.Requests += r.Requests
+			m.Errors += r.Errors
+			m.Seconds += r.Seconds
+			m.MaxMs = max(m.MaxMs, r.MaxMs)
+			m.ServerPeakRSS = max(m.ServerPeakRSS, r.ServerPeakRSS)
+		}
+		out = append(out, &m)
+	}
+	return out
 }
 
 func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {
@@ -573,7 +653,7 @@ func printHeader(w io.Writer) {
 func printRow(w io.Writer, r *loadgen.Result) {
 	store, users, ratio := r.Store, loadgen.Thousands(float64(r.Users)), fmt.Sprintf("%.0f %%", 100*r.Ratio)
 	if r.Scenario == loadgen.Baseline {
-		store, users, ratio = "-", "-", "-"
+		store, ratio = "-", "-"
 	}
 	rss := "-"
 	if r.ServerPeakRSS > 0 {
