@@ -217,14 +217,14 @@ func serveBaseline(ctx context.Context, addr string, stdout io.Writer) error {
 
 // BenchReport is everything one bench measured; it is what --json writes.
 type BenchReport struct {
-	Date        time.Time         `json:"date"`
-	Machine     Machine           `json:"machine"`
-	Connections int               `json:"connections"`
-	Duration    float64           `json:"durationSeconds"`
-	Warmup      float64           `json:"warmupSeconds"`
-	Server      string            `json:"server"`
-	ServeArgs   []string          `json:"serveArgs,omitempty"`
-	Rounds      int               `json:"rounds"`
+	Date        time.Time `json:"date"`
+	Machine     Machine   `json:"machine"`
+	Connections int       `json:"connections"`
+	Duration    float64   `json:"durationSeconds"`
+	Warmup      float64   `json:"warmupSeconds"`
+	Server      string    `json:"server"`
+	ServeArgs   []string  `json:"serveArgs,omitempty"`
+	Rounds      int       `json:"rounds"`
 	// Results has every run; Summary one line per store, user count and scenario:
 	// the median of its rounds.
 	Results []*loadgen.Result `json:"results"`
