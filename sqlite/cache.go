@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/socius/socius"
 )
@@ -23,11 +24,13 @@ import (
 // connection writes it before its commit returns, so a header that equals the one
 // read before an entry was fetched proves that nothing has been committed since.
 //
-// Reading the header costs one pread; the lookup it replaces, two locking system
-// calls and a query. Any doubt (the copies differ because a commit is writing them,
-// the file cannot be read) means no cache for that call.
+// The header is read from a read-only mapping of the file's first page (a few loads),
+// or where that is not possible with one pread; the lookup it replaces costs two
+// locking system calls and a query. Any doubt (the copies differ because a commit is
+// writing them, the file cannot be read) means no cache for that call.
 type cache struct {
 	shm *os.File
+	mem atomic.Pointer[[]byte] // the -shm file's first page, mapped read-only; nil: read with pread
 	// pin is a connection held open for the store's life: while a connection to
 	// the database is open, SQLite neither deletes nor reinitializes the -shm file,
 	// so shm stays the live one.
@@ -71,6 +74,7 @@ func openCache(path, dsn string) *cache {
 		return nil
 	}
 	c := &cache{shm: shm, pinDB: pinDB, pin: pin, sites: map[string]socius.Site{}, keys: map[string]socius.Key{}}
+	c.mapHeader()
 	if _, ok := c.header(); !ok {
 		c.close()
 		return nil
@@ -82,14 +86,16 @@ func (c *cache) close() error {
 	if c == nil {
 		return nil
 	}
-	return errors.Join(c.shm.Close(), c.pin.Close(), c.pinDB.Close())
+	return errors.Join(c.unmapHeader(), c.shm.Close(), c.pin.Close(), c.pinDB.Close())
 }
 
 // header reads the WAL-index header; ok is false when it cannot be trusted.
 func (c *cache) header() (h [walHeaderSize]byte, ok bool) {
 	var buf [2 * walHeaderSize]byte
-	if n, err := c.shm.ReadAt(buf[:], 0); n != len(buf) || err != nil {
-		return h, false
+	if !c.readMapped(&buf) {
+		if n, err := c.shm.ReadAt(buf[:], 0); n != len(buf) || err != nil {
+			return h, false
+		}
 	}
 	// Copy 1 is written before copy 2 (after a barrier): copies that differ are a
 	// commit in progress. isInit (byte 12) is 0 before the header is built.

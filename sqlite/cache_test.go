@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,15 +69,76 @@ func TestCacheSeesOtherWriters(t *testing.T) {
 	}
 }
 
+// TestCacheSeesOtherProcesses has another process (this test binary, run as a helper)
+// change and delete what the store has cached, as `socius site` and `socius key` do
+// beside a running server.
+func TestCacheSeesOtherProcesses(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: "before", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "a2V5LTAxMjM0NTY3ODlhYmNkZWY=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if site, err := s.Site(ctx, "3_site"); err != nil || site.Name != "before" {
+			t.Fatalf("Site: %+v, %v", site, err)
+		}
+		if _, err := s.Key(ctx, "Akey"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCacheHelperProcess$")
+	cmd.Env = append(os.Environ(), "SOCIUS_SQLITE_HELPER="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
+	}
+	if site, err := s.Site(ctx, "3_site"); err != nil || site.Name != "after" {
+		t.Errorf("Site after another process changed it: %+v, %v", site, err)
+	}
+	if _, err := s.Key(ctx, "Akey"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("Key after another process deleted it: %v, want %v", err, socius.ErrNotFound)
+	}
+}
+
+// TestCacheHelperProcess is the other process of TestCacheSeesOtherProcesses.
+func TestCacheHelperProcess(t *testing.T) {
+	path := os.Getenv("SOCIUS_SQLITE_HELPER")
+	if path == "" {
+		t.Skip("run by TestCacheSeesOtherProcesses")
+	}
+	s := open(t, path)
+	defer s.Close()
+	if err := s.PutSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "bmV3LXNlY3JldC0wMTIzNDU2Nzg5YWI=", Name: "after", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteKey(t.Context(), "Akey"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCacheNeverServesOldData has one store rewrite a site's name with a counter while
 // readers on another store check that each read is at least as new as the last write
 // that had returned before the read began.
 func TestCacheNeverServesOldData(t *testing.T) {
+	t.Run("mapped", func(t *testing.T) { testCacheNeverServesOldData(t, true) })
+	t.Run("pread", func(t *testing.T) { testCacheNeverServesOldData(t, false) })
+}
+
+func testCacheNeverServesOldData(t *testing.T, mapped bool) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "socius.db")
 	server, admin := open(t, path), open(t, path)
 	defer server.Close()
 	defer admin.Close()
+	if !mapped {
+		server.cache.unmapHeader()
+	} else if server.cache.mem.Load() == nil && runtime.GOOS != "windows" {
+		t.Fatal("the WAL-index header is not mapped")
+	}
 	put := func(n int64) error {
 		return admin.PutSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: strconv.FormatInt(n, 10), CreatedAt: now})
 	}
@@ -105,7 +169,7 @@ func TestCacheNeverServesOldData(t *testing.T) {
 			}
 		})
 	}
-	for n := int64(1); n <= 200; n++ {
+	for n := int64(1); n <= 100; n++ {
 		if err := put(n); err != nil {
 			t.Fatal(err)
 		}
