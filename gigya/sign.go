@@ -250,9 +250,10 @@ func BaseString(httpMethod, normalizedURL string, params []Param) string {
 // SignBase returns base64(HMAC-SHA1(key, base)): the signature of a base string, key
 // being the decoded secret.
 func SignBase(key []byte, base string) string {
-	m := hmac.New(sha1.New, key)
-	m.Write([]byte(base))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	v := verifiers.Get().(*verifier)
+	defer verifiers.Put(v)
+	v.head = append(v.head[:0], base...)
+	return base64.StdEncoding.EncodeToString(v.mac(key, v.head, nil))
 }
 
 // Sign returns the sig parameter for a request.
@@ -387,7 +388,10 @@ func BaseStrings(httpMethod string, urls []string, params []Param) []string {
 // UIDSignature returns base64(HMAC-SHA1(key, timestamp + "_" + UID)), the proof that a
 // UID came from the server; key is the decoded partner secret.
 func UIDSignature(key []byte, timestamp, uid string) string {
-	return SignBase(key, timestamp+"_"+uid)
+	v := verifiers.Get().(*verifier)
+	defer verifiers.Put(v)
+	v.head = append(append(append(v.head[:0], timestamp...), '_'), uid...)
+	return base64.StdEncoding.EncodeToString(v.mac(key, v.head, nil))
 }
 
 // FriendshipSignature signs timestamp_friendUID_UID.
