@@ -206,7 +206,7 @@ func TestBatchRollsBackOnlyTheFailure(t *testing.T) {
 		{fn: func(tx *sql.Tx) error { return createSite(tx, site("3_c")) }},
 	}
 	// The writer is idle: nothing else uses the connection.
-	if err := s.commit(batch); err != nil {
+	if _, err := s.commit(batch); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
 	for i, want := range []error{nil, errPartial, socius.ErrExists, socius.ErrNotFound, nil} {

@@ -81,7 +81,8 @@ func (s *Store) writer() {
 			}
 		}
 
-		err := s.commit(batch)
+		var err error
+		batch, err = s.commit(batch)
 		for _, op := range batch {
 			if err != nil {
 				op.done <- err
@@ -95,35 +96,45 @@ func (s *Store) writer() {
 }
 
 // commit runs a batch in one transaction. An operation that fails is rolled back to its
-// savepoint and the batch goes on. commit returns an error only when the batch as a
-// whole is lost (the transaction could not begin, continue or commit): then nothing in
-// it was written, and every caller gets that error.
-func (s *Store) commit(batch []*writeOp) error {
+// savepoint and the batch goes on. Operations that arrive while the batch runs join it
+// (up to maxBatch), so that they share its fsync instead of waiting for a whole batch
+// of their own; commit returns the batch with them. It returns an error only when the
+// batch as a whole is lost (the transaction could not begin, continue or commit):
+// then nothing in it was written, and every caller gets that error.
+func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	tx, err := s.wdb.Begin()
 	if err != nil {
-		return socius.DatabaseError("sqlite: begin", err)
+		return batch, socius.DatabaseError("sqlite: begin", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
 
 	savepoint, release := tx.Stmt(s.stmts.savepoint), tx.Stmt(s.stmts.release)
-	for _, op := range batch {
+	for i := 0; i < len(batch); i++ {
+		op := batch[i]
 		if _, err := savepoint.Exec(); err != nil {
-			return socius.DatabaseError("sqlite: savepoint", err)
+			return batch, socius.DatabaseError("sqlite: savepoint", err)
 		}
 		op.err = op.run(tx)
 		if op.err != nil {
 			// If SQLite already rolled the whole transaction back (it may, on a full
 			// disk or an I/O error), the savepoint is gone and this fails.
 			if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
-				return socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
+				return batch, socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
 			}
 		}
 		if _, err := release.Exec(); err != nil {
-			return socius.DatabaseError("sqlite: release savepoint", err)
+			return batch, socius.DatabaseError("sqlite: release savepoint", err)
+		}
+		if i == len(batch)-1 && len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return socius.DatabaseError("sqlite: commit", err)
+		return batch, socius.DatabaseError("sqlite: commit", err)
 	}
-	return nil
+	return batch, nil
 }
