@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/socius/socius"
 )
@@ -11,6 +12,10 @@ import (
 // maxBatch caps the operations committed together, so that one batch holds the write
 // lock for a bounded time and its callers are answered soon.
 const maxBatch = 256
+
+// commitDelay is the longest a batch waits for the writes of a busy moment to gather:
+// a fraction of an fsync.
+const commitDelay = 500 * time.Microsecond
 
 var errClosed = errors.New("store is closed")
 
@@ -64,6 +69,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (s *Store) writer() {
 	defer close(s.stopped)
 	batch := make([]*writeOp, 0, maxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	last := 0 // the size of the last batch
 	for {
 		select {
 		case <-s.closing:
@@ -80,9 +88,27 @@ func (s *Store) writer() {
 				break collect
 			}
 		}
+		// Under load, callers come back in a group once their batch is answered:
+		// a batch that starts with the first few of them would cost a whole fsync
+		// and make the rest wait for it. So while the batch is much smaller than
+		// the last one, wait a little (at most commitDelay) for the others.
+		if len(batch) < last/2 {
+			wait.Reset(commitDelay)
+		gather:
+			for len(batch) < last {
+				select {
+				case op := <-s.ops:
+					batch = append(batch, op)
+				case <-wait.C:
+					break gather
+				}
+			}
+			wait.Stop()
+		}
 
 		var err error
 		batch, err = s.commit(batch)
+		last = len(batch)
 		for _, op := range batch {
 			if err != nil {
 				op.done <- err
