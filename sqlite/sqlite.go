@@ -14,13 +14,18 @@
 // whatever is pending (up to maxBatch operations), runs them all in one transaction,
 // each inside its own SAVEPOINT so that an operation that fails (an unknown user, a
 // taken key) rolls back only itself, commits once and answers every caller. One fsync
-// then covers the whole batch: the busier the server, the larger the batches. A caller
-// blocks until its batch has committed; its context is honoured while it waits to be
-// taken, but once taken it learns the real outcome of the commit.
+// then covers the whole batch: the busier the server, the larger the batches. Writes
+// that arrive while a batch runs join it, and a batch much smaller than the previous
+// one waits up to commitDelay for the rest of a busy moment's writes (under load,
+// callers come back in a group once answered). A caller blocks until its batch has
+// committed; its context is honoured while it waits to be taken, but once taken it
+// learns the real outcome of the commit. The hot writes are fixed statements prepared
+// once on the writer's connection.
 //
 // Reads never wait behind the writer: they use a separate pool of read-only
 // connections, and WAL lets them read the last committed state while a batch is being
-// written.
+// written. Sites and keys, read by every call, are served from memory for as long as
+// the WAL-index header shows that nothing has been committed since (see cache.go).
 //
 // # Schema
 //
