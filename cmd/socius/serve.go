@@ -32,6 +32,9 @@ type Main struct {
 	TrustForwardedProto bool
 	MaxBodyBytes        int64
 	LogLevel            string
+	// ShutdownTimeout bounds how long Close waits for calls in flight;
+	// DefaultShutdownTimeout when zero.
+	ShutdownTimeout time.Duration
 
 	// Clock is the server's clock; tests inject one. The system clock when nil.
 	Clock socius.Clock
@@ -63,6 +66,9 @@ func NewMain() *Main {
 	}
 }
 
+// DefaultShutdownTimeout is how long a stopping Socius waits for calls in flight.
+const DefaultShutdownTimeout = 10 * time.Second
+
 // ParseFlags reads `socius serve` flags, then SOCIUS_* variables for flags not given.
 func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) error {
 	fs := newFlagSet("socius serve", errOut)
@@ -77,6 +83,10 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.BoolVar(&m.TrustForwardedProto, "trust-forwarded-proto", m.TrustForwardedProto, "honour X-Forwarded-Proto: https from a TLS-terminating proxy")
 	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", m.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
+	if m.ShutdownTimeout == 0 {
+		m.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM or SIGINT, how long calls in flight may take to finish")
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
 	}
@@ -93,6 +103,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
+	}
+	if m.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
 	}
 	if m.HTTPAddr == "" && m.HTTPSAddr == "" {
 		return errors.New("both listeners are disabled: give --http or --https")
@@ -221,15 +234,35 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the listeners, lets calls in flight finish (up to 10 s) and closes the
-// store.
+// Close stops Socius. Every listener stops accepting at once; calls in flight finish,
+// for up to ShutdownTimeout (past it, their connections are cut and Close reports it);
+// only then is the store closed, so that it is closed with nothing left to write and
+// everything acknowledged is in it.
 func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	timeout := m.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var first error
+	// In parallel: Shutdown closes its listener first, then waits; one after the other,
+	// a listener would keep accepting while another server drains.
+	errs := make(chan error, len(m.servers))
 	for _, srv := range m.servers {
-		if err := srv.Shutdown(ctx); err != nil && first == nil {
+		go func() { errs <- srv.Shutdown(ctx) }()
+	}
+	var first error
+	for range m.servers {
+		if err := <-errs; err != nil && first == nil {
 			first = err
+		}
+	}
+	if first != nil {
+		for _, srv := range m.servers {
+			srv.Close()
+		}
+		if errors.Is(first, context.DeadlineExceeded) {
+			first = fmt.Errorf("shutdown: calls still in flight after %v were cut off", timeout)
 		}
 	}
 	m.servers = nil

@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+	_ "modernc.org/sqlite" // to read the store's file behind the server's back
+)
+
+// A credential is what a call authenticates with: a site's partner secret, or one of
+// its keys. Plain sends the secret in clear (HTTPS only) instead of signing.
+type credential struct {
+	APIKey  string
+	UserKey string // empty: the partner secret
+	Secret  string
+	Plain   bool
+}
+
+func (c credential) String() string {
+	kind := "partner"
+	if c.UserKey != "" {
+		kind = "userKey"
+	}
+	mode := "signature"
+	if c.Plain {
+		mode = "plain secret"
+	}
+	return kind + " " + mode
+}
+
+// The lab site of the shared captures: every test's first site.
+var lab = credential{APIKey: "3_LabApiKey_AbC-123", Secret: "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="}
+
+// labFlags makes `socius serve` create the lab site.
+var labFlags = []string{"--site-api-key", lab.APIKey, "--site-secret", lab.Secret}
+
+var nonceSeq atomic.Int64
+
+// authorize returns params plus what cred needs to authenticate a POST to
+// base/method: apiKey (and userKey), and either secret, or timestamp, nonce and sig.
+// A timestamp or nonce already in params is kept.
+func authorize(cred credential, base, method string, params url.Values) url.Values {
+	p := url.Values{}
+	for k, v := range params {
+		p[k] = append([]string(nil), v...)
+	}
+	if _, ok := p["apiKey"]; !ok {
+		p.Set("apiKey", cred.APIKey)
+	}
+	if cred.UserKey != "" {
+		p.Set("userKey", cred.UserKey)
+	}
+	if cred.Plain {
+		p.Set("secret", cred.Secret)
+		return p
+	}
+	if p.Get("timestamp") == "" {
+		p.Set("timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+	}
+	if p.Get("nonce") == "" {
+		p.Set("nonce", fmt.Sprintf("%d_%d", time.Now().UnixNano(), nonceSeq.Add(1)))
+	}
+	p.Set("sig", signature(cred.Secret, "POST", base+"/"+method, p))
+	return p
+}
+
+// signature signs every parameter of p (but sig) for a request to rawURL.
+func signature(secret, httpMethod, rawURL string, p url.Values) string {
+	norm, err := gigya.NormalizeURL(rawURL)
+	if err != nil {
+		panic(err)
+	}
+	var list []gigya.Param
+	for k, vs := range p {
+		if k == "sig" {
+			continue
+		}
+		for _, v := range vs {
+			list = append(list, gigya.Param{Name: k, Value: v})
+		}
+	}
+	key, err := socius.DecodeSecret(secret)
+	if err != nil {
+		panic(err)
+	}
+	return gigya.Sign(key, httpMethod, norm, list)
+}
+
+// answer is a decoded JSON envelope.
+type answer map[string]any
+
+func (a answer) code() int {
+	f, ok := a["errorCode"].(float64)
+	if !ok {
+		return -1
+	}
+	return int(f)
+}
+
+func (a answer) str(k string) string {
+	s, _ := a[k].(string)
+	return s
+}
+
+// post sends params as a form body to base/method and decodes the answer. Transport
+// failures are returned, not fatal: the crash and shutdown tests expect them.
+func (p *proc) post(base, method string, params url.Values) (answer, error) {
+	resp, err := p.client.Post(base+"/"+method, "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return nil, fmt.Errorf("HTTP %d, answer is not JSON: %v: %.200s", resp.StatusCode, err, body)
+	}
+	return a, nil
+}
+
+// call authenticates with cred (over HTTPS for a plain secret, else HTTP) and posts.
+func (p *proc) call(cred credential, method string, params url.Values) (answer, error) {
+	base := p.HTTPURL
+	if cred.Plain {
+		base = p.HTTPSURL
+	}
+	return p.post(base, method, authorize(cred, base, method, params))
+}
+
+// mustCall is call for calls that must succeed.
+func (p *proc) mustCall(cred credential, method string, params url.Values) answer {
+	p.t.Helper()
+	a, err := p.call(cred, method, params)
+	if err != nil {
+		p.t.Fatalf("%s: %v", method, err)
+	}
+	if a.code() != 0 {
+		p.t.Fatalf("%s %v: %v", method, params, a)
+	}
+	return a
+}
+
+// login creates (or logs in) a user of the credential's site.
+func (p *proc) login(cred credential, uid, userInfo string) {
+	p.t.Helper()
+	params := url.Values{"siteUID": {uid}}
+	if userInfo != "" {
+		params.Set("userInfo", userInfo)
+	}
+	p.mustCall(cred, "socialize.notifyLogin", params)
+}
+
+// openDB opens the store's SQLite file directly, read-only, from the test process.
+func openDB(t *testing.T, dir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "socius.db")+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// snapshot renders every row of every table (sites, keys, users) of the store as
+// text, for "nothing changed" comparisons. With apiKey, only that site's rows.
+func snapshot(t *testing.T, db *sql.DB, apiKey string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT * FROM sites WHERE ? IN ('', api_key) ORDER BY api_key`,
+		`SELECT * FROM keys WHERE ? IN ('', api_key) ORDER BY user_key`,
+		`SELECT * FROM users WHERE ? IN ('', api_key) ORDER BY api_key, uid`,
+	} {
+		rows, err := db.Query(q, apiKey)
+		if err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			for i, v := range vals {
+				if i > 0 {
+					b.WriteByte('|')
+				}
+				if s, ok := v.([]byte); ok {
+					v = string(s)
+				}
+				fmt.Fprintf(&b, "%s=%v", cols[i], v)
+			}
+			b.WriteByte('\n')
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		rows.Close()
+		b.WriteString("--\n")
+	}
+	return b.String()
+}
