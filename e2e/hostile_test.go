@@ -612,3 +612,47 @@ func reversedBody(form string) string {
 	slices.Reverse(parts)
 	return strings.Join(parts, "&")
 }
+
+// TestConnectGoesOnlyToSelf: the CONNECT tunnel of the HTTP listener (for SDKs that
+// need a proxy) leads to Socius's own HTTPS listener whatever host it names: it is no
+// open proxy to the network.
+func TestConnectGoesOnlyToSelf(t *testing.T) {
+	p := serve(t, t.TempDir(), labFlags...)
+	decoy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer decoy.Close()
+	reached := make(chan struct{}, 1)
+	go func() {
+		if c, err := decoy.Accept(); err == nil {
+			reached <- struct{}{}
+			c.Close()
+		}
+	}()
+	for _, target := range []string{decoy.Addr().String(), "169.254.169.254:80", "localhost:22"} {
+		conn, err := net.Dial("tcp", p.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT %s: %v %v", target, resp, err)
+		}
+		// Plain HTTP through the tunnel reaches a TLS server: Socius's HTTPS listener.
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		rest, _ := io.ReadAll(br)
+		conn.Close()
+		if !bytes.Contains(rest, []byte("HTTP request to an HTTPS server")) {
+			t.Errorf("CONNECT %s led elsewhere than the HTTPS listener: %q", target, rest)
+		}
+	}
+	select {
+	case <-reached:
+		t.Error("a CONNECT tunnel reached the host it named")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
