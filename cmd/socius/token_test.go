@@ -698,3 +698,27 @@ func TestJavaGetTokenCapture(t *testing.T) {
 		t.Errorf("getUserInfo with the issued token: %v", a)
 	}
 }
+
+// TestTokenHousekeeping: dead tokens are kept for tokenRetention (so that clients are
+// told "expired" or "revoked"), then removed; live ones stay.
+func TestTokenHousekeeping(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"h1"}, "x_sessionExpiration": {"60"}})
+	expiring := a.str("access_token")
+	revoked := ts.accessToken(t, "h2")
+	live := ts.accessToken(t, "h3")
+	want(t, "logout h2", ts.call(t, "socialize.logout", url.Values{"UID": {"h2"}}), 0, "")
+	ts.Clock.Advance(time.Minute)
+	if n := ts.sweepTokens(ctx); n != 0 {
+		t.Errorf("swept %d tokens that died a minute ago", n)
+	}
+	want(t, "expired, kept", ts.tlsPost(t, "socialize.getUserInfo", withToken(expiring, nil)), 403025, "expired at")
+	ts.Clock.Advance(tokenRetention)
+	if n := ts.sweepTokens(ctx); n != 2 {
+		t.Errorf("swept %d tokens, want 2", n)
+	}
+	want(t, "expired, swept", ts.tlsPost(t, "socialize.getUserInfo", withToken(expiring, nil)), 403025, "unknown token")
+	want(t, "revoked, swept", ts.tlsPost(t, "socialize.getUserInfo", withToken(revoked, nil)), 403025, "unknown token")
+	want(t, "live", ts.tlsPost(t, "socialize.getUserInfo", withToken(live, nil)), 0, "")
+}
