@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -19,24 +25,18 @@ import (
 )
 
 // A credential is what a call authenticates with: a site's partner secret, or one of
-// its keys. Plain sends the secret in clear (HTTPS only) instead of signing.
+// its keys (Plain sends the secret in clear, over HTTPS, instead of signing); or an
+// oauth_token (over HTTPS; a mobile session token's calls are also signed with its
+// SessionSecret); or a bearer JWT signed with JWT for the key UserKey.
 type credential struct {
-	APIKey  string
+	APIKey  string // for a token: sent only when not empty
 	UserKey string // empty: the partner secret
 	Secret  string
 	Plain   bool
-}
 
-func (c credential) String() string {
-	kind := "partner"
-	if c.UserKey != "" {
-		kind = "userKey"
-	}
-	mode := "signature"
-	if c.Plain {
-		mode = "plain secret"
-	}
-	return kind + " " + mode
+	Token         string
+	SessionSecret string
+	JWT           *rsa.PrivateKey
 }
 
 // The lab site of the shared captures: every test's first site.
@@ -115,8 +115,16 @@ func (a answer) str(k string) string {
 
 // post sends params as a form body to base/method and decodes the answer. Transport
 // failures are returned, not fatal: the crash and shutdown tests expect them.
-func (p *proc) post(base, method string, params url.Values) (answer, error) {
-	resp, err := p.client.Post(base+"/"+method, "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
+func (p *proc) post(base, method string, params url.Values, header http.Header) (answer, error) {
+	req, err := http.NewRequest("POST", base+"/"+method, strings.NewReader(params.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +140,48 @@ func (p *proc) post(base, method string, params url.Values) (answer, error) {
 	return a, nil
 }
 
-// call authenticates with cred (over HTTPS for a plain secret, else HTTP) and posts.
+// call authenticates with cred (over HTTPS for a plain secret or a token, else HTTP)
+// and posts.
 func (p *proc) call(cred credential, method string, params url.Values) (answer, error) {
-	base := p.HTTPURL
-	if cred.Plain {
-		base = p.HTTPSURL
+	switch {
+	case cred.Token != "":
+		q := url.Values{"oauth_token": {cred.Token}}
+		for k, v := range params {
+			q[k] = v
+		}
+		if cred.APIKey != "" {
+			q.Set("apiKey", cred.APIKey)
+		}
+		if cred.SessionSecret != "" {
+			q.Set("timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+			q.Set("nonce", fmt.Sprintf("%d_%d", time.Now().UnixNano(), nonceSeq.Add(1)))
+			q.Set("sig", signature(cred.SessionSecret, "POST", p.HTTPSURL+"/"+method, q))
+		}
+		return p.post(p.HTTPSURL, method, q, nil)
+	case cred.JWT != nil:
+		q := url.Values{"apiKey": {cred.APIKey}}
+		for k, v := range params {
+			q[k] = v
+		}
+		return p.post(p.HTTPURL, method, q, http.Header{"Authorization": {"Bearer " + bearerJWT(cred.JWT, cred.UserKey)}})
+	case cred.Plain:
+		return p.post(p.HTTPSURL, method, authorize(cred, p.HTTPSURL, method, params), nil)
 	}
-	return p.post(base, method, authorize(cred, base, method, params))
+	return p.post(p.HTTPURL, method, authorize(cred, p.HTTPURL, method, params), nil)
+}
+
+// bearerJWT is a fresh RS256 JWT for the key kid (iat now, a new jti).
+func bearerJWT(priv *rsa.PrivateKey, kid string) string {
+	enc := base64.RawURLEncoding
+	h, _ := json.Marshal(map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid})
+	c, _ := json.Marshal(map[string]any{"iat": time.Now().Unix(), "jti": fmt.Sprintf("%d_%d", time.Now().UnixNano(), nonceSeq.Add(1))})
+	input := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+	if err != nil {
+		panic(err)
+	}
+	return input + "." + enc.EncodeToString(sig)
 }
 
 // mustCall is call for calls that must succeed.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -104,6 +105,8 @@ var goErrorText = regexp.MustCompile(`runtime error|goroutine \d|panic|invalid m
 // transport, also without touching the store.
 func TestHostileRequests(t *testing.T) {
 	dir := t.TempDir()
+	// Another site, whose tokens the lab site must refuse.
+	admin(t, "site", "create", "--data", dir, "--api-key", siteB.APIKey, "--secret", siteB.Secret)
 	p := serve(t, dir, append(append([]string{}, labFlags...), "--log-level", "debug")...)
 	db := openDB(t, dir)
 	// The lab user, with values that break XML, HTML and JSONP when not escaped.
@@ -112,9 +115,28 @@ func TestHostileRequests(t *testing.T) {
 	p.mustCall(lab, "socialize.setUserInfo", url.Values{"UID": {"u1"},
 		"userInfo": {fmt.Sprintf(`{"firstName":%q,"nickname":"line\u2028sep </script>","age":33,"gender":"f"}`, xmlBreaker)}})
 	p.login(lab, "u2", "")
+	p.login(siteB, "u1", "")
+	token := func(cred credential, params url.Values) string {
+		params.Set("grant_type", "none")
+		return p.mustCall(plain(cred), "socialize.getToken", params).str("access_token")
+	}
+	tokenB := token(siteB, url.Values{})                                                    // site B's, for the whole site
+	tokenBu1 := token(siteB, url.Values{"x_siteUID": {"u1"}})                               // site B's, bound to B's u1
+	tokenRevoked := token(lab, url.Values{"x_siteUID": {"u2"}})                             // revoked below
+	p.mustCall(lab, "socialize.logout", url.Values{"UID": {"u2"}})                          // revokes every token of u2
+	tokenU2 := token(lab, url.Values{"x_siteUID": {"u2"}})                                  // a live one again
+	tokenShort := token(lab, url.Values{"x_siteUID": {"u2"}, "x_sessionExpiration": {"1"}}) // expires in 1 s
+	shortUntil := time.Now().Add(1100 * time.Millisecond)
+	session := p.mustCall(siteB, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "targetEnv": {"mobile"}})
+	withToken := func(tok string, params url.Values) string {
+		params.Set("oauth_token", tok)
+		return params.Encode()
+	}
+	jwtNone := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"AKeyOfSiteA1"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(`{"iat":`+strconv.FormatInt(time.Now().Unix(), 10)+`,"jti":"1"}`)) + "."
 
 	host, hostS := p.HTTPAddr, strings.TrimPrefix(p.HTTPSURL, "https://")
-	base := p.HTTPURL
+	base, baseS := p.HTTPURL, p.HTTPSURL
 	signed := func(method string, params url.Values) url.Values { return authorize(lab, base, method, params) }
 	signedBody := func(method string, params url.Values) string { return signed(method, params).Encode() }
 	post := func(method, body string, headers ...string) string {
@@ -361,6 +383,34 @@ func TestHostileRequests(t *testing.T) {
 		{name: "token over HTTP", req: post("socialize.setUserInfo", url.Values{"oauth_token": {"st2.abc"}, "UID": {"u1"}, "userInfo": {`{"nickname":"x"}`}}.Encode()), code: 403025, details: "only be sent over HTTPS"},
 		{name: "unknown token", tls: true, req: postS("socialize.setUserInfo", url.Values{"oauth_token": {"st2.abc"}, "userInfo": {`{"nickname":"x"}`}}.Encode()), code: 403025, details: "Invalid token"},
 		{name: "token in the Authorization header", tls: true, req: postS("socialize.deleteAccount", "UID=u2", "Authorization: OAuth st2.abc"), code: 403025, details: "Invalid token"},
+		{name: "another site's token with the lab's apiKey", tls: true, req: postS("socialize.setUserInfo", withToken(tokenB, url.Values{"apiKey": {lab.APIKey}, "UID": {"u1"}, "userInfo": {`{"nickname":"x"}`}})),
+			code: 403025, details: "the token was not issued for apiKey " + lab.APIKey},
+		{name: "another site's token on the lab's UID", tls: true, req: postS("socialize.getUserInfo", withToken(tokenB, url.Values{"UID": {"u2"}})),
+			code: 403005, details: "UID not found"},
+		{name: "another site's user token on the lab's UID", tls: true, req: postS("socialize.setUserInfo", withToken(tokenBu1, url.Values{"UID": {"u2"}, "userInfo": {`{"nickname":"x"}`}})),
+			code: 403007, details: "bound to another user"},
+		{name: "another site's token in the header, the lab's apiKey", tls: true, req: postS("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u1", "Authorization: Bearer "+tokenB),
+			code: 403025, details: "not issued for apiKey"},
+		{name: "another site's session token, unsigned", tls: true, req: postS("socialize.getUserInfo", withToken(session.str("sessionToken"), url.Values{"UID": {"u1"}})),
+			code: 400002, details: "Missing required parameter: sig"},
+		{name: "another site's session token signed with the lab secret", tls: true, req: postS("socialize.getUserInfo", authorize(lab, baseS, "socialize.getUserInfo", url.Values{"oauth_token": {session.str("sessionToken")}, "UID": {"u1"}}).Encode()),
+			code: 403025, details: "not issued for apiKey"},
+		{name: "a user's token on another user", tls: true, req: postS("socialize.setUserInfo", withToken(tokenU2, url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"x"}`}})),
+			code: 403007, details: "bound to another user"},
+		{name: "a user's token deleting its user", tls: true, req: postS("socialize.deleteAccount", withToken(tokenU2, url.Values{})),
+			code: 403007, details: ""},
+		{name: "revoked token", tls: true, req: postS("socialize.setUserInfo", withToken(tokenRevoked, url.Values{"userInfo": {`{"nickname":"x"}`}})),
+			code: 403025, details: "the token was revoked"},
+		{name: "expired token", tls: true, before: func(t *testing.T) { time.Sleep(time.Until(shortUntil)) },
+			req: postS("socialize.setUserInfo", withToken(tokenShort, url.Values{"userInfo": {`{"nickname":"x"}`}})), code: 403025, details: "the token expired"},
+		{name: "two different tokens", tls: true, req: postS("socialize.setUserInfo", withToken(tokenU2, url.Values{"userInfo": {`{"nickname":"x"}`}}), "Authorization: OAuth "+tokenB),
+			code: 400008, details: "carry different tokens"},
+		{name: "token of the wrong shape", tls: true, req: postS("socialize.getUserInfo", withToken("st2.at.'; DROP TABLE users; --", url.Values{"UID": {"u1"}})),
+			code: 403025, details: "unknown token"},
+		{name: "bearer JWT of alg none", req: post("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer "+jwtNone),
+			code: 400008, details: `JWT alg "none" is not accepted`},
+		{name: "bearer that is no JWT", req: post("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer a.b"),
+			code: 400008, details: "not a JWT"},
 
 		// Credentials that look like injections.
 		{name: "SQL in the UID", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", url.Values{"UID": {"u1' OR '1'='1"}, "userInfo": {`{"nickname":"x"}`}})), code: 403005, details: "UID not found"},

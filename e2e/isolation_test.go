@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"database/sql"
+	"encoding/pem"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +27,34 @@ var (
 	keyB  = credential{APIKey: siteB.APIKey, UserKey: "AKeyOfSiteB1", Secret: "a2V5LW9mLXNpdGUtQi1zZWNyZXQtMDA="}
 )
 
+// jwtA and jwtB are keys of A and B that call with bearer JWTs. They share one RSA key
+// pair (generating one is slow): what tells them apart is the kid, the userKey.
+var (
+	jwtA = credential{APIKey: siteA.APIKey, UserKey: "AJwtKeyOfA1"}
+	jwtB = credential{APIKey: siteB.APIKey, UserKey: "AJwtKeyOfB1"}
+
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+)
+
+func jwtKey(t *testing.T) *rsa.PrivateKey {
+	rsaOnce.Do(func() {
+		var err error
+		if rsaKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	return rsaKey
+}
+
+func jwtPublicPEM(t *testing.T) []byte {
+	der, err := x509.MarshalPKIXPublicKey(&jwtKey(t).PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
 // bMarker is in every value site B stores: no answer to site A may contain it.
 const bMarker = "only-site-B-has-this"
 
@@ -33,6 +69,13 @@ func serveTwoSites(t *testing.T) *proc {
 	}
 	for _, k := range []credential{keyA, keyB} {
 		admin(t, "key", "create", "--data", dir, "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret)
+	}
+	pubFile := filepath.Join(dir, "jwt-public.pem")
+	if err := os.WriteFile(pubFile, jwtPublicPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []credential{jwtA, jwtB} {
+		admin(t, "key", "create", "--data", dir, "--site", k.APIKey, "--user-key", k.UserKey, "--public-key", pubFile)
 	}
 	p := serve(t, dir)
 	p.login(siteA, "shared-uid", `{"nickname":"site-A-user","firstName":"Alice"}`)
@@ -78,14 +121,7 @@ func TestTenantIsolation(t *testing.T) {
 				wrongSite, wrongSiteDetails = socius.CodeUnauthorizedUser, "is not a key of this site"
 			}
 
-			attempts := []struct {
-				name    string
-				cred    credential
-				method  string
-				params  url.Values
-				code    int
-				details string
-			}{
+			attempts := []attempt{
 				// A's own credential, naming a UID only B has.
 				{"read B's UID", a, "socialize.getUserInfo", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
 				{"write B's UID", a, "socialize.setUserInfo", url.Values{"UID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, 403005, "UID not found"},
@@ -117,28 +153,7 @@ func TestTenantIsolation(t *testing.T) {
 				{"log in again with the shared UID", a, "socialize.notifyLogin", url.Values{"siteUID": {"shared-uid"}}, 0, ""},
 				{"read the new user", a, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, 0, ""},
 			}
-			for _, at := range attempts {
-				ans, err := p.call(at.cred, at.method, at.params)
-				if err != nil {
-					t.Fatalf("%s: %v", at.name, err)
-				}
-				if ans.code() != at.code || !strings.Contains(ans.str("errorDetails"), at.details) {
-					t.Errorf("%s: got %d %q, want %d with %q", at.name, ans.code(), ans.str("errorDetails"), at.code, at.details)
-				}
-				if s := fmt.Sprint(ans); strings.Contains(s, bMarker) {
-					t.Errorf("%s: the answer carries site B's data: %s", at.name, s)
-				}
-				if at.method == "socialize.getUserInfo" && ans.code() == 0 {
-					// The UID signature is made with A's secret, not B's.
-					key, _ := socius.DecodeSecret(siteA.Secret)
-					if !gigya.ValidateUIDSignature(key, ans.str("UID"), ans.str("signatureTimestamp"), ans.str("UIDSignature"), time.Minute, time.Now()) {
-						t.Errorf("%s: UIDSignature is not site A's", at.name)
-					}
-				}
-				if after := snapshot(t, db, siteB.APIKey); after != before {
-					t.Fatalf("%s changed site B's store:\nbefore:\n%s\nafter:\n%s", at.name, before, after)
-				}
-			}
+			tryAll(t, p, db, before, attempts)
 			if !a.Plain {
 				// Nonces are remembered per credential: a nonce A has used does not
 				// block B (or the other way round), and A's replay is refused.
@@ -163,15 +178,137 @@ func TestTenantIsolation(t *testing.T) {
 		})
 	}
 
-	t.Run("oauth_token", func(t *testing.T) {
-		// TOKENS: socialize.getToken is being built on another branch. Once it is
-		// served, this case gets a token of site B (x_siteUID=b-only and
-		// x_siteUID=shared-uid) and checks that with it: getUserInfo/setUserInfo name
-		// only B's own user whatever UID or apiKey of A is added; a token of B sent
-		// with A's apiKey reads nothing of A; a token bound to B's shared-uid never
-		// reaches A's shared-uid; deleteAccount is refused (403007).
-		t.Skip("tokens: socialize.getToken is not served on this branch yet")
-	})
+}
+
+// An attempt is one call of the isolation tests and the answer it must get.
+type attempt struct {
+	name    string
+	cred    credential
+	method  string
+	params  url.Values
+	code    int
+	details string
+}
+
+// tryAll makes each attempt: its answer must have the code and details, must carry none
+// of site B's data, a UIDSignature in it must be site A's, and site B's rows in the
+// store must still be before.
+func tryAll(t *testing.T, p *proc, db *sql.DB, before string, attempts []attempt) {
+	t.Helper()
+	for _, at := range attempts {
+		ans, err := p.call(at.cred, at.method, at.params)
+		if err != nil {
+			t.Fatalf("%s: %v", at.name, err)
+		}
+		if ans.code() != at.code || !strings.Contains(ans.str("errorDetails"), at.details) {
+			t.Errorf("%s: got %d %q, want %d with %q", at.name, ans.code(), ans.str("errorDetails"), at.code, at.details)
+		}
+		if s := fmt.Sprint(ans); strings.Contains(s, bMarker) {
+			t.Errorf("%s: the answer carries site B's data: %s", at.name, s)
+		}
+		if sig := ans.str("UIDSignature"); sig != "" {
+			key, _ := socius.DecodeSecret(siteA.Secret)
+			if !gigya.ValidateUIDSignature(key, ans.str("UID"), ans.str("signatureTimestamp"), sig, time.Minute, time.Now()) {
+				t.Errorf("%s: UIDSignature is not site A's", at.name)
+			}
+		}
+		if after := snapshot(t, db, siteB.APIKey); after != before {
+			t.Fatalf("%s changed site B's store:\nbefore:\n%s\nafter:\n%s", at.name, before, after)
+		}
+	}
+}
+
+// TestTenantIsolationTokens: the token credentials of site A (access tokens for the
+// site, bound to a user, obtained by a key; mobile session tokens; bearer JWTs of a
+// key) never read or write a user of site B, and B's never reach A's users.
+func TestTenantIsolationTokens(t *testing.T) {
+	p := serveTwoSites(t)
+	db := openDB(t, p.dir)
+	before := snapshot(t, db, siteB.APIKey)
+
+	// accessToken gets a token from getToken with cred's plain secret.
+	accessToken := func(cred credential, params url.Values) credential {
+		t.Helper()
+		params.Set("grant_type", "none")
+		a := p.mustCall(plain(cred), "socialize.getToken", params)
+		return credential{Token: a.str("access_token")}
+	}
+	// session logs uid in with targetEnv=mobile and returns its session token.
+	session := func(cred credential, uid string) credential {
+		t.Helper()
+		a := p.mustCall(cred, "socialize.notifyLogin", url.Values{"siteUID": {uid}, "targetEnv": {"mobile"}})
+		return credential{Token: a.str("sessionToken"), SessionSecret: a.str("sessionSecret")}
+	}
+	withAPIKey := func(c credential, apiKey string) credential {
+		c.APIKey = apiKey
+		return c
+	}
+	jwt := func(c credential) credential {
+		c.JWT = jwtKey(t)
+		return c
+	}
+
+	kinds := []struct {
+		name  string
+		a, b  credential
+		bound bool // bound to A's shared-uid (and B's to B's shared-uid)
+	}{
+		{"access token of the site", accessToken(siteA, url.Values{}), accessToken(siteB, url.Values{}), false},
+		{"access token bound to a user", accessToken(siteA, url.Values{"x_siteUID": {"shared-uid"}}), accessToken(siteB, url.Values{"x_siteUID": {"shared-uid"}}), true},
+		{"access token of a key", accessToken(keyA, url.Values{"x_siteUID": {"shared-uid"}}), accessToken(keyB, url.Values{"x_siteUID": {"shared-uid"}}), true},
+		{"mobile session token", session(siteA, "shared-uid"), session(siteB, "shared-uid"), true},
+		{"bearer JWT of a key", jwt(jwtA), jwt(jwtB), false},
+	}
+	// Getting B's tokens logged B's shared-uid in (as it was) and left no other trace
+	// in B's users; the tokens themselves are rows of B's.
+	before = snapshot(t, db, siteB.APIKey)
+	for _, kind := range kinds {
+		t.Run(kind.name, func(t *testing.T) {
+			a, b := kind.a, kind.b
+			// Naming B's UID: a site-wide credential finds no such user of A; a bound
+			// one may act on its own user only.
+			otherUID, otherDetails := socius.CodeUnauthorizedUser, "UID not found"
+			if kind.bound {
+				otherUID, otherDetails = socius.CodePermissionDenied, "bound to another user"
+			}
+			// Presented with the other site's apiKey: a token is not that site's; a
+			// JWT's key is not a key of that site.
+			wrongSite, wrongDetails := socius.CodeInvalidToken, "the token was not issued for apiKey"
+			// deleteAccount takes server credentials only.
+			deleteCode, deleteDetails := socius.CodePermissionDenied, ""
+			if a.JWT != nil {
+				wrongSite, wrongDetails = socius.CodeUnauthorizedUser, "is not a key of this site"
+				deleteCode, deleteDetails = otherUID, otherDetails
+			}
+			loginCode := 0
+			if kind.bound {
+				loginCode = socius.CodePermissionDenied
+			}
+			tryAll(t, p, db, before, []attempt{
+				{"read B's UID", a, "socialize.getUserInfo", url.Values{"UID": {"b-only"}}, otherUID, otherDetails},
+				{"write B's UID", a, "socialize.setUserInfo", url.Values{"UID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, otherUID, otherDetails},
+				{"rename B's UID", a, "socialize.setUID", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, otherUID, otherDetails},
+				{"delete B's UID", a, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, deleteCode, deleteDetails},
+				{"log out B's UID", a, "socialize.logout", url.Values{"UID": {"b-only"}}, otherUID, otherDetails},
+				{"A's credential as B: read", withAPIKey(a, siteB.APIKey), "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, wrongSite, wrongDetails},
+				{"A's credential as B: write", withAPIKey(a, siteB.APIKey), "socialize.setUserInfo", url.Values{"UID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongDetails},
+				{"A's credential as B: delete", withAPIKey(a, siteB.APIKey), "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, wrongSite, wrongDetails},
+				{"B's credential as A: read", withAPIKey(b, siteA.APIKey), "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, wrongSite, wrongDetails},
+				{"B's credential as A: write", withAPIKey(b, siteA.APIKey), "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongDetails},
+				{"read the shared UID", a, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, 0, ""},
+				{"write the shared UID", a, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"A wrote this"}`}}, 0, ""},
+				{"log in with B's UID", a, "socialize.notifyLogin", url.Values{"siteUID": {"b-only"}}, loginCode, ""},
+			})
+			// A's shared-uid holds what A wrote; B's is untouched (tryAll compared it).
+			if ans := p.mustCall(siteA, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}); ans.str("nickname") != "A wrote this" {
+				t.Errorf("A's shared-uid: %v", ans)
+			}
+			if loginCode == 0 {
+				p.mustCall(siteA, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}) // A's, made by "log in with B's UID"
+			}
+		})
+	}
+	p.stop()
 }
 
 func plain(c credential) credential {
