@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -111,6 +112,9 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/", "UID=a&uid=b", "", false},
 		{"GET", "/socialize.getUserInfo?format=jsonp&callback=alert(1)", "", "", false},
 		{"POST", "/socialize.setUserInfo", plain + "UID=u1&userInfo=" + strings.Repeat("[", 50), "", true},
+		{"POST", "/socialize.getToken", plain + `grant_type=none&x_siteUID=u1&x_userInfo={"age":3}&x_sessionExpiration=60`, "", true},
+		{"POST", "/socialize.getToken", "grant_type=client_credentials", "Authorization: Basic " + basic(labAPIKey, labSecret), true},
+		{"POST", "/socialize.notifyLogin", plain + "siteUID=u1&targetEnv=mobile&sessionExpiration=-1", "", true},
 	} {
 		f.Add(sd.method, sd.target, sd.body, sd.headers, sd.secure)
 	}
@@ -258,6 +262,11 @@ func xmlEnvelope(body []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("incomplete document")
 	}
 	return env, nil
+}
+
+// basic is an HTTP Basic credential.
+func basic(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
 
 // signedForm signs form (not URL-encoded: names and values as written, '&'-joined) for
