@@ -55,15 +55,20 @@ func jwtPublicPEM(t *testing.T) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-// bMarker is in every value site B stores: no answer to site A may contain it.
-const bMarker = "only-site-B-has-this"
+var (
+	twoSitesOnce sync.Once
+	twoSitesDB   []byte // the store file made by makeTwoSites
+	twoSitesErr  error
+)
 
-// serveTwoSites creates sites A and B and a key of each with the admin commands, then
-// starts the server on them. Both sites have a user "shared-uid" (the same UID, two
-// different users); B also has "b-only".
-func serveTwoSites(t *testing.T) *proc {
-	t.Helper()
-	dir := t.TempDir()
+// makeTwoSites runs the admin commands that create the sites and keys, and returns the
+// resulting store file (closed, so complete without its write-ahead log).
+func makeTwoSites(t *testing.T) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "socius-two-sites-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
 	for _, s := range []credential{siteA, siteB} {
 		admin(t, "site", "create", "--data", dir, "--api-key", s.APIKey, "--secret", s.Secret, "--name", s.APIKey)
 	}
@@ -72,10 +77,29 @@ func serveTwoSites(t *testing.T) *proc {
 	}
 	pubFile := filepath.Join(dir, "jwt-public.pem")
 	if err := os.WriteFile(pubFile, jwtPublicPEM(t), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for _, k := range []credential{jwtA, jwtB} {
 		admin(t, "key", "create", "--data", dir, "--site", k.APIKey, "--user-key", k.UserKey, "--public-key", pubFile)
+	}
+	return os.ReadFile(filepath.Join(dir, "socius.db"))
+}
+
+// bMarker is in every value site B stores: no answer to site A may contain it.
+const bMarker = "only-site-B-has-this"
+
+// serveTwoSites starts the server on a store with sites A and B, a key of each, and a
+// bearer-JWT key of each, made with the admin commands (once, then copied). Both sites
+// have a user "shared-uid" (the same UID, two different users); B also has "b-only".
+func serveTwoSites(t *testing.T) *proc {
+	t.Helper()
+	twoSitesOnce.Do(func() { twoSitesDB, twoSitesErr = makeTwoSites(t) })
+	if twoSitesErr != nil {
+		t.Fatal(twoSitesErr)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "socius.db"), twoSitesDB, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	p := serve(t, dir)
 	p.login(siteA, "shared-uid", `{"nickname":"site-A-user","firstName":"Alice"}`)
