@@ -167,12 +167,8 @@ func (p *proc) newClient() *http.Client {
 	}
 	return &http.Client{
 		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: p.tlsConfig(pool), MaxIdleConnsPerHost: 64},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
-}
-
-func (p *proc) tlsConfig(pool *x509.CertPool) *tls.Config {
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
 
 // signal sends sig to the process.
