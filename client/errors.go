@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/socius/socius/gigya"
 )
@@ -31,11 +32,13 @@ func (e *Error) Error() string {
 		msg = gigya.Message(e.Code)
 	}
 	s := fmt.Sprintf("%s: error %d", e.Method, e.Code)
-	if msg != "" {
-		s += " " + msg
-	}
-	if e.Details != "" && e.Details != msg {
-		s += ": " + e.Details
+	switch {
+	case e.Details != "" && strings.HasPrefix(e.Details, msg):
+		s += " " + e.Details // Socius's details start with the message
+	case e.Details != "" && msg != "":
+		s += " " + msg + ": " + e.Details
+	case msg != "" || e.Details != "":
+		s += " " + msg + e.Details
 	}
 	if e.CallID != "" {
 		s += " (callId " + e.CallID + ")"
