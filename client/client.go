@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -470,7 +472,7 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		if err != nil {
 			tr.Err = err
 			failures++
-			retry := ctx.Err() == nil && failures <= c.cfg.retries && (safe || notSent(err))
+			retry := ctx.Err() == nil && failures <= c.cfg.retries && (safe || notSent(err)) && !permanent(err)
 			if retry {
 				tr.Retry = "connection error; trying again with a fresh nonce"
 			}
@@ -541,6 +543,20 @@ func notSent(err error) bool {
 	}
 	var dns *net.DNSError
 	return errors.As(err, &dns)
+}
+
+// permanent reports transport errors that trying again cannot mend: the server's
+// certificate is not trusted, or it does not speak TLS.
+func permanent(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		record   tls.RecordHeaderError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &record)
 }
 
 func backoff(failures int) time.Duration {

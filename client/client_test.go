@@ -6,14 +6,19 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"go/parser"
+	"go/token"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -585,6 +590,7 @@ func TestRetryRules(t *testing.T) {
 		{"read, too many", "socialize.getUserInfo", []error{io.ErrUnexpectedEOF, io.ErrUnexpectedEOF, io.ErrUnexpectedEOF}, nil, 3, false},
 		{"no retries", "socialize.getUserInfo", []error{dialError()}, []Option{WithRetries(0)}, 1, false},
 		{"getToken is a write", "socialize.getToken", []error{io.ErrUnexpectedEOF}, nil, 1, false},
+		{"untrusted certificate", "socialize.getUserInfo", []error{&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, nil, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -722,6 +728,31 @@ func TestTraceMasksSecrets(t *testing.T) {
 		for _, p := range tr.Params {
 			if masked[p.Name] && p.Value != "***" || strings.Contains(p.Value, labSecret) || strings.Contains(p.Value, "tok-secret") || p.Value == "cs" {
 				t.Errorf("trace shows %s=%s", p.Name, p.Value)
+			}
+		}
+	}
+}
+
+// TestImportsOnlyProtocol keeps the client apart from the server: it speaks the
+// protocol through package gigya and never imports the server or a store.
+func TestImportsOnlyProtocol(t *testing.T) {
+	pkgs, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range pkgs {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			if strings.HasPrefix(path, "github.com/socius/socius/") && path != "github.com/socius/socius/gigya" {
+				t.Errorf("%s imports %s: the client may use only package gigya (and the root vocabulary)", name, path)
 			}
 		}
 	}

@@ -64,6 +64,9 @@
 //   - for methods that change nothing (socialize.getUserInfo), after any transport
 //     failure, since a repeated read answers the same.
 //
+// A certificate the client does not trust, or a server that does not speak TLS, is
+// not retried: no second attempt mends it.
+//
 // A call that changes something (setUserInfo, notifyLogin, getToken, deleteAccount,
 // logout, any other method given to Call) is never sent twice once it may have reached
 // the server: a lost answer is returned as a *TransportError, and the caller decides.
