@@ -48,6 +48,8 @@ type Main struct {
 	httpsListenAddr string
 	servers         []*http.Server
 	done            chan error
+
+	stopHousekeeping func()
 }
 
 // NewMain returns a Main with the defaults of `socius serve`.
@@ -139,6 +141,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxBodyBytes:        m.MaxBodyBytes,
 		Logger:              m.Logger,
 	})
+	m.startHousekeeping()
 	m.done = make(chan error, 2)
 	if m.HTTPSAddr != "" {
 		cert, path, created, err := loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir)
@@ -237,6 +240,10 @@ func (m *Main) Close() error {
 		ln.Close()
 	}
 	m.listeners = nil
+	if m.stopHousekeeping != nil {
+		m.stopHousekeeping()
+		m.stopHousekeeping = nil
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
