@@ -1,14 +1,48 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/socius/socius"
 	"github.com/socius/socius/internal/vectors"
 )
+
+// writeRSAKeyPair writes a new RSA key pair as PEM files: the public key (PKIX) and the
+// private key (PKCS #8).
+func writeRSAKeyPair(t *testing.T) (pubFile, privFile string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pubFile, privFile = filepath.Join(dir, "key.pub.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(privFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pubFile, privFile
+}
 
 // envOf returns a lookupEnv for the variables given as NAME=VALUE.
 func envOf(vars ...string) func(string) (string, bool) {
@@ -103,6 +137,34 @@ func TestCallCommand(t *testing.T) {
 		"socialize.getUserInfo")
 	if a := decodeAnswer(t, out); code != 1 || a.code() != 403025 || !strings.Contains(errOut, ">   oauth_token=***") || strings.Contains(errOut, "not-a-real-token") {
 		t.Errorf("unknown token: exit %d, %v\n%s", code, a, errOut)
+	}
+
+	// Token mode: getToken (signed, over HTTPS), then the token alone.
+	code, out, errOut = runCLI(t, noEnv, "call", "--url", ts.HTTPSURL, "--ca-file", ts.CertFile, "--api-key", testAPIKey, "--secret", testSecret,
+		"socialize.getToken", "grant_type=none", "x_siteUID=u1")
+	tok := decodeAnswer(t, out).str("access_token")
+	if code != 0 || tok == "" {
+		t.Fatalf("getToken: exit %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, envOf("SOCIUS_TOKEN="+tok, "SOCIUS_URL="+ts.HTTPSURL, "SOCIUS_CA_FILE="+ts.CertFile), "call", "--verbose", "socialize.getUserInfo")
+	if a := decodeAnswer(t, out); code != 0 || a.str("UID") != "u1" || a.str("firstName") != "David" || strings.Contains(errOut, tok) {
+		t.Errorf("--token: exit %d, %v\n%s", code, a, errOut)
+	}
+
+	// userKey + RSA private key: a bearer JWT, masked in --verbose.
+	pubFile, privFile := writeRSAKeyPair(t)
+	pub, err := os.ReadFile(pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.CreateKey(context.Background(), &socius.Key{UserKey: "ARsaCli", APIKey: testAPIKey, Secret: socius.NewSecret(),
+		PublicKey: string(pub), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, noEnv, "call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--user-key", "ARsaCli", "--private-key", privFile,
+		"--verbose", "socialize.getUserInfo", "UID=u1")
+	if a := decodeAnswer(t, out); code != 0 || a.str("UID") != "u1" || !strings.Contains(errOut, "> Authorization: Bearer ***") {
+		t.Errorf("--private-key: exit %d, %v\n%s", code, a, errOut)
 	}
 
 	// Usage errors: exit 2, nothing sent.

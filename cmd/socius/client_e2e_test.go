@@ -302,15 +302,15 @@ func TestClientTypedErrors(t *testing.T) {
 }
 
 // TestClientGetTokenAndTokenMode obtains access tokens with socialize.getToken (SPEC 5)
-// and calls with them. It needs getToken on the server, which the tokens branch adds;
-// until it is merged this test fails here, at the first getToken call.
+// and calls with them: the token implies the user, deleteAccount refuses it, logout
+// ends it.
 func TestClientGetTokenAndTokenMode(t *testing.T) {
 	ts := startServer(t)
 	ctx := context.Background()
 	c := ts.newClient(t, true, client.PartnerSecret(testAPIKey, testSecret))
 	grant, err := c.GetToken(ctx, client.GetTokenRequest{SiteUID: "tok-user", UserInfo: &client.UserInfo{FirstName: "Tokyo"}})
 	if err != nil {
-		t.Fatalf("AWAITS socialize.getToken on the server (SPEC 5, tokens branch): GetToken: %v", err)
+		t.Fatalf("GetToken: %v", err)
 	}
 	if grant.AccessToken == "" || grant.ExpiresIn != 0 {
 		t.Errorf("grant %+v: want a token that does not expire", grant)
@@ -356,9 +356,7 @@ func TestClientGetTokenAndTokenMode(t *testing.T) {
 }
 
 // TestClientBearerRSA calls with a userKey and an RSA private key (Authorization: Bearer
-// JWT). It needs the server to verify bearer JWTs against the key's registered public
-// key, which the tokens branch adds; until then the server answers 400008 and this test
-// fails at its first call.
+// JWT), which the server verifies with the key's registered public key.
 func TestClientBearerRSA(t *testing.T) {
 	ts := startServer(t)
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -376,7 +374,7 @@ func TestClientBearerRSA(t *testing.T) {
 	cred := client.UserKeyRSA(testAPIKey, "ARsaKey", priv)
 	c := ts.newClient(t, false, cred, client.WithPartnerSecret(testSecret))
 	if _, err := c.NotifyLogin(context.Background(), client.NotifyLoginRequest{SiteUID: "rsa-user"}); err != nil {
-		t.Fatalf("AWAITS bearer JWT verification on the server (tokens branch): NotifyLogin: %v", err)
+		t.Fatalf("NotifyLogin with a bearer JWT: %v", err)
 	}
 	lifecycle(t, c, "rsa-user-2")
 	// The clock correction works for JWTs too (iat is the timestamp).
