@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/socius/socius"
@@ -50,6 +51,7 @@ type Main struct {
 	listeners       []net.Listener
 	httpsListenAddr string
 	servers         []*http.Server
+	tunnels         sync.WaitGroup // open CONNECT tunnels
 	done            chan error
 
 	stopHousekeeping func()
@@ -182,7 +184,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.HTTPURL = "http://" + ln.Addr().String()
 		handler := http.Handler(m.Server)
 		if m.httpsListenAddr != "" {
-			handler = tunnelToSelf(m.httpsListenAddr, handler)
+			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels)
 		}
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
@@ -258,6 +260,19 @@ func (m *Main) Close() error {
 	for range m.servers {
 		if err := <-errs; err != nil && first == nil {
 			first = err
+		}
+	}
+	if first == nil {
+		// The servers have answered every call, some through tunnels: let those
+		// answers through (the HTTPS server has closed its side, so each tunnel ends).
+		tunnelsDone := make(chan struct{})
+		go func() {
+			m.tunnels.Wait()
+			close(tunnelsDone)
+		}()
+		select {
+		case <-tunnelsDone:
+		case <-ctx.Done():
 		}
 	}
 	if first != nil {
