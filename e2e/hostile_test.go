@@ -187,7 +187,7 @@ func TestHostileRequests(t *testing.T) {
 	fieldIs := func(field, want string) func(*testing.T, []byte, answer) {
 		return func(t *testing.T, body []byte, a answer) {
 			if a.str(field) != want {
-				t.Errorf("XML %s = %q, want %q", field, a.str(field), want)
+				t.Errorf("%s = %q, want %q", field, a.str(field), want)
 			}
 		}
 	}
