@@ -112,6 +112,9 @@ func (s *Server) verifySignature(c *call) error {
 	if gigya.Verify(key, c.params.Get("sig"), c.r.Method, urls, c.params.All()) < 0 {
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, c.params.All())
+		if s.cfg.ExplainSignatures {
+			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c))
+		}
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match the secret of %s for %s %s",
 			c.credentialName(), c.r.Method, urls[0])
 	}
@@ -123,6 +126,28 @@ func (s *Server) verifySignature(c *call) error {
 		return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce")
 	}
 	return nil
+}
+
+// explainSignature says what the server signed for a signature that did not match:
+// the base string of the first candidate URL, that URL, and the other candidates. It
+// never says what the signature should have been, nor anything of the secret.
+func explainSignature(c *call) string {
+	base := c.BaseStrings[0]
+	if secret := c.params.Get("secret"); secret != "" {
+		// A secret sent beside a sig is in the base string; it is not repeated.
+		base = strings.ReplaceAll(base, gigya.Escape(gigya.Escape(secret)), "***")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Invalid request signature: it does not match the secret of %s; the server signed %s for %s",
+		c.credentialName(), base, c.SignedURLs[0])
+	if len(c.SignedURLs) > 1 {
+		fmt.Fprintf(&b, " (also tried: %s)", strings.Join(c.SignedURLs[1:], ", "))
+	}
+	var raw [20]byte
+	if !gigya.DecodeSignature(c.params.Get("sig"), &raw) {
+		b.WriteString("; the sig sent is not the base64 of a 20-byte HMAC-SHA1")
+	}
+	return b.String()
 }
 
 func aheadBehind(d time.Duration) string {

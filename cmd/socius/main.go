@@ -4,6 +4,7 @@
 //	socius serve                 run the server (embedded SQLite store in ./socius-data)
 //	socius site create|list|show manage sites (tenants) in the store
 //	socius key create|list|delete manage application/user keys of a site
+//	socius emulator ...          drive a running `socius serve --emulator`
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
 // SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
@@ -32,6 +33,8 @@ commands:
   serve                          run Socius (HTTP, HTTPS, embedded SQLite store)
   site create|list|show          manage sites
   key create|list|delete         manage application/user keys
+  emulator reset|clock|faults|log|export|seed|status
+                                 drive a running "socius serve --emulator"
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
 environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_SITE_API_KEY).
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runSite(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "key":
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "emulator":
+		err = runEmulator(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
