@@ -84,8 +84,13 @@ func (e *Emulator) Wrap(api http.Handler) http.Handler {
 	})
 }
 
+// Header is set on every answer of the emulator, so that clients can tell it from
+// the API's answer to an unknown method (what /_emulator/ is without --emulator).
+const Header = "X-Socius-Emulator"
+
 // ServeHTTP serves the admin API and the console.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(Header, "1")
 	if !e.cfg.AllowRemote && !localHost(r.Host) {
 		http.Error(w, "socius emulator: Host "+clip(r.Host, 100)+" is not a loopback address or localhost (start with --emulator-allow-remote to allow it)", http.StatusForbidden)
 		return

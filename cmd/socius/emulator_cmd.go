@@ -84,6 +84,9 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		return fmt.Errorf("cannot reach the emulator at %s (is \"socius serve --emulator\" running?): %w", c.base, err)
 	}
 	defer resp.Body.Close()
+	if resp.Header.Get(emulator.Header) == "" {
+		return &apiError{Status: resp.StatusCode, Message: "this server at " + c.base + " is not in emulator mode (start it with socius serve --emulator)"}
+	}
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var e struct {
@@ -91,9 +94,6 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		}
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
-			if strings.Contains(e.Error, `"errorCode"`) {
-				e.Error = "this Socius is not in emulator mode (start it with --emulator)"
-			}
 		}
 		return &apiError{Status: resp.StatusCode, Message: e.Error}
 	}
