@@ -1,7 +1,19 @@
 // Socius emulator console: the only script. It shows new calls on the request log page
 // as they arrive (when the user asks for it), by long-polling the admin API and then
-// reloading the log table. Every page works without it.
+// reloading the log table; and it puts the default silhouette in place of a profile
+// photo that does not load, as the Comments plugin does. Every page works without it.
 'use strict';
+
+(function () {
+  const fallback = '/_emulator/static/avatar.svg';
+  for (const img of document.querySelectorAll('img.avatar')) {
+    const swap = () => {
+      if (!img.src.endsWith(fallback)) img.src = fallback;
+    };
+    img.addEventListener('error', swap);
+    if (img.complete && img.naturalWidth === 0) swap();
+  }
+})();
 
 (function () {
   const box = document.querySelector('[data-refresh-target]');
