@@ -307,11 +307,7 @@ func TestEmulatorBinarySIGTERM(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGTERM")
 	}
-	bin := filepath.Join(t.TempDir(), "socius")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := buildBinary(t)
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	cmd := exec.Command(bin, "serve", "--emulator", "--seed", writeSeed(t), "--export-on-exit", out, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error")
 	stdout := &syncBuffer{}
