@@ -178,7 +178,11 @@ func (s *Server) injectFault(c *call) error {
 	if s.cfg.Fault == nil {
 		return nil
 	}
-	code, delay, ok := s.cfg.Fault(c.m.name, c.site.APIKey)
+	apiKey := ""
+	if c.site != nil {
+		apiKey = c.site.APIKey
+	}
+	code, delay, ok := s.cfg.Fault(c.m.name, apiKey)
 	if !ok {
 		return nil
 	}
