@@ -50,6 +50,8 @@ type Main struct {
 	httpsListenAddr string
 	servers         []*http.Server
 	done            chan error
+
+	stopHousekeeping func()
 }
 
 // NewMain returns a Main with the defaults of `socius serve`.
@@ -153,6 +155,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.configureEmulator(&cfg)
 	m.Server = server.New(cfg)
+	m.startHousekeeping()
 	m.done = make(chan error, 2)
 	if m.HTTPSAddr != "" {
 		cert, path, created, err := loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir)
@@ -252,6 +255,10 @@ func (m *Main) Close() error {
 		ln.Close()
 	}
 	m.listeners = nil
+	if m.stopHousekeeping != nil {
+		m.stopHousekeeping()
+		m.stopHousekeeping = nil
+	}
 	if err := m.exportOnExit(); err != nil && first == nil {
 		first = err
 	}
