@@ -634,3 +634,29 @@ func TestEmulatorCommandUsage(t *testing.T) {
 		t.Errorf("SOCIUS_URL: %d %s", code, errOut)
 	}
 }
+
+// TestEmulatorClockExpiresTokens: a token's expiry follows the clock moved through
+// `socius emulator clock`, and the request log never shows the token.
+func TestEmulatorClockExpiresTokens(t *testing.T) {
+	ts := startEmulator(t)
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"alice"}, "x_sessionExpiration": {"3600"}})
+	if a.code() != 0 || a["expires_in"] != 3600.0 {
+		t.Fatalf("getToken: %v", a)
+	}
+	token := a.str("access_token")
+	want(t, "a fresh token", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	ts.emu(t, "clock", "advance", "59m")
+	want(t, "the token at 59 min", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	ts.emu(t, "clock", "advance", "1m")
+	want(t, "the token at 60 min", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "expired at")
+	ts.emu(t, "clock", "reset")
+	want(t, "the token with the clock back", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+
+	out := ts.emu(t, "log", "--json", "--limit", "0")
+	if strings.Contains(out, token) || !strings.Contains(out, `"credential":"access-token"`) {
+		t.Errorf("the request log:\n%s", out)
+	}
+	// A reset ends the user's tokens with the user.
+	ts.emu(t, "reset")
+	want(t, "the token after a reset", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "")
+}
