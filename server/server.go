@@ -5,7 +5,8 @@
 // find the method (400001), read and decode the parameters (413001, 400001, 400006),
 // read the answer format, authenticate (400093, 400002, 400008, 403002, 403003, 403004,
 // 403005, 403006, 403025), refuse a token on a server-only method (403007), check the
-// key's permissions (403007), check the parameters the method does not know
+// key's permissions (403007), apply the emulator's fault rules when Config.Fault is
+// set (any code, or a delay), check the parameters the method does not know
 // (ignoredParams, or 403007 with checkParams=true), then run the method.
 //
 // Credentials: a partner or userKey secret, sent in plain over TLS or signing the call;
