@@ -4,6 +4,8 @@
 //	socius serve                 run the server (embedded SQLite store in ./socius-data)
 //	socius site create|list|show manage sites (tenants) in the store
 //	socius key create|list|delete manage application/user keys of a site
+//	socius user export|import    move a site's users out of and into the store (JSON lines)
+//	socius call METHOD NAME=VALUE call an API method with the Go client, print the answer
 //	socius emulator ...          drive a running `socius serve --emulator`
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
@@ -33,6 +35,8 @@ commands:
   serve                          run Socius (HTTP, HTTPS, embedded SQLite store)
   site create|list|show          manage sites
   key create|list|delete         manage application/user keys
+  user export|import             write a site's users as JSON lines, read them back
+  call METHOD [NAME=VALUE ...]   call an API method (signed by the Go client), print the answer
   emulator reset|clock|faults|log|export|seed|status
                                  drive a running "socius serve --emulator"
 
@@ -54,6 +58,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runSite(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "key":
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "user":
+		err = runUser(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "call":
+		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "emulator":
 		err = runEmulator(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "help", "-h", "--help":
