@@ -36,6 +36,8 @@ type Main struct {
 	// ShutdownTimeout bounds how long Close waits for calls in flight;
 	// DefaultShutdownTimeout when zero.
 	ShutdownTimeout time.Duration
+	// Emulator mode: --emulator, --seed, --export-on-exit, ... (emulator.go).
+	EmulatorOptions
 
 	// Clock is the server's clock; tests inject one. The system clock when nil.
 	Clock socius.Clock
@@ -91,7 +93,11 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		m.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM or SIGINT, how long calls in flight may take to finish")
+	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if err := m.checkEmulatorFlags(fs); err != nil {
 		return err
 	}
 	if (m.SiteAPIKey == "") != (m.SiteSecret == "") {
@@ -130,6 +136,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
+	if err := m.prepareEmulator(); err != nil {
+		return err
+	}
 	if m.Clock == nil {
 		m.Clock = socius.SystemClock{}
 	}
@@ -144,10 +153,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Store, err = sqlite.Open(filepath.Join(m.DataDir, "socius.db")); err != nil {
 		return err
 	}
+	if err := m.seedEmulator(ctx); err != nil {
+		return err
+	}
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
-	m.Server = server.New(server.Config{
+	cfg := server.Config{
 		Store:               m.Store,
 		Nonces:              nonce.New(0),
 		Clock:               m.Clock,
@@ -155,7 +167,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		TrustForwardedProto: m.TrustForwardedProto,
 		MaxBodyBytes:        m.MaxBodyBytes,
 		Logger:              m.Logger,
-	})
+	}
+	m.configureEmulator(&cfg)
+	m.Server = server.New(cfg)
 	m.startHousekeeping()
 	m.done = make(chan error, 2)
 	if m.HTTPSAddr != "" {
@@ -173,7 +187,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.HTTPSURL = "https://" + ln.Addr().String()
 		m.httpsListenAddr = ln.Addr().String()
-		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.Server)
+		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.apiHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
 	}
 	if m.HTTPAddr != "" {
@@ -182,13 +196,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.HTTPURL = "http://" + ln.Addr().String()
-		handler := http.Handler(m.Server)
+		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
 			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels)
 		}
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
 	}
+	m.emulatorStarted()
 	return nil
 }
 
@@ -292,11 +307,15 @@ func (m *Main) Close() error {
 		m.stopHousekeeping()
 		m.stopHousekeeping = nil
 	}
+	if err := m.exportOnExit(); err != nil && first == nil {
+		first = err
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
 		}
 		m.Store = nil
 	}
+	m.removeTempData()
 	return first
 }
