@@ -84,13 +84,16 @@ func refusing(addr string) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				return nil
-			}
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return nil
+		case errors.Is(err, syscall.ECONNRESET):
+			// Queued on the listener as it closed: reset, never accepted. Try again.
+		case err != nil:
 			return fmt.Errorf("dial %s: %v, want connection refused", addr, err)
+		default:
+			conn.Close()
 		}
-		conn.Close()
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s still accepts connections 5 s after the signal", addr)
 		}
