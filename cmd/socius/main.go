@@ -1,9 +1,10 @@
 // Command socius is a self-hosted server for the Gigya (SAP Customer Data Cloud)
 // socialize REST API, and the tools around it.
 //
-//	socius serve                 run the server (embedded SQLite store in ./socius-data)
-//	socius site create|list|show manage sites (tenants) in the store
-//	socius key create|list|delete manage application/user keys of a site
+//	socius serve                               run the server (embedded SQLite store in ./socius-data)
+//	socius site create|list|show|rotate-secret  manage sites (tenants) in the store
+//	socius key create|list|delete|rotate-secret manage application/user keys of a site
+//	socius version                             print the version of Socius and Go
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
 // SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
@@ -29,9 +30,10 @@ func main() {
 const usage = `usage: socius <command> [flags]
 
 commands:
-  serve                          run Socius (HTTP, HTTPS, embedded SQLite store)
-  site create|list|show          manage sites
-  key create|list|delete         manage application/user keys
+  serve                                 run Socius (HTTP, HTTPS, embedded SQLite store)
+  site create|list|show|rotate-secret   manage sites
+  key create|list|delete|rotate-secret  manage application/user keys
+  version                               print the version of Socius and Go
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
 environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_SITE_API_KEY).
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runSite(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "key":
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "version", "--version":
+		err = runVersion(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -39,7 +39,7 @@ func startServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
 	m := NewMain()
 	args := append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
-		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}, flags...)
+		"--admin", "127.0.0.1:0", "--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}, flags...)
 	if err := m.ParseFlags(args, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
