@@ -354,8 +354,13 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			env.Details = "General Server error: an unexpected failure, logged with this callId"
 			c.Cause = err
 		}
-		if c.Cause != nil || env.Code >= 500000 {
+		switch {
+		case env.Code >= 500000:
 			s.cfg.Logger.Error("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
+		case c.Cause != nil:
+			// A client's failure with an internal cause (a body that stopped
+			// arriving): worth a look when debugging, not an alert.
+			s.cfg.Logger.Debug("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		}
 	}
 	if ctx, ok := c.params.Lookup("context"); ok {
