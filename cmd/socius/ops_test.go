@@ -94,6 +94,7 @@ func TestAdminListener(t *testing.T) {
 	bad.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", bad)
 	ts.post(t, ts.HTTPURL, "socialize.nope", url.Values{})
+	ts.waitInFlight(t, 0)
 
 	status, body := get(t, ts.AdminURL+"/metrics")
 	if status != 200 {
@@ -211,6 +212,7 @@ func TestCallLogNeverHoldsCredentials(t *testing.T) {
 		t.Fatalf("bad signature: %v", a)
 	}
 	secrets = append(secrets, testSecret, vectors.LabUserSecret)
+	ts.waitInFlight(t, 0)
 
 	out := logs.String()
 	for _, s := range secrets {
@@ -267,12 +269,14 @@ func TestTextLogsAndNoCallLog(t *testing.T) {
 	var logs syncBuffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-level", "info")
 	ts.login(t, "u1")
+	ts.waitInFlight(t, 0)
 	if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=call callId=[0-9a-f]{32} method=socialize.notifyLogin apiKey=` + testAPIKey + ` credential=partner-signature errorCode=0 latencyMs=`).MatchString(logs.String()) {
 		t.Errorf("text call line:\n%s", logs.String())
 	}
 	var quiet syncBuffer
 	ts = startMain(t, func(m *Main) { m.LogOutput = &quiet }, "--log-level", "info", "--log-calls=false")
 	ts.login(t, "u1")
+	ts.waitInFlight(t, 0)
 	if strings.Contains(quiet.String(), "msg=call") {
 		t.Errorf("--log-calls=false still logs calls:\n%s", quiet.String())
 	}
