@@ -178,8 +178,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.inFlight.Add(-1)
 	if limit := s.cfg.MaxConcurrent; limit > 0 && n > int64(limit) {
 		// Refuse before reading the body: a slow client must not queue behind the cap.
+		// The query string is already in memory: it may ask for another format.
 		c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
 		s.findMethod(c)
+		if c.params.Decode(r.URL.RawQuery) == nil {
+			s.readFormat(c)
+		}
 		s.respond(w, c, nil, socius.Errorf(socius.CodeRateLimited,
 			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit))
 		return

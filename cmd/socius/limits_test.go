@@ -213,6 +213,16 @@ func TestConcurrencyCap(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the refusal took %v; it must not wait", d)
 	}
+	// The refusal honours what the query string asks for.
+	resp, err := ts.client.Get(ts.HTTPURL + "/socialize.getUserInfo?format=jsonp&callback=cb&httpStatusCodes=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.HasPrefix(string(b), "cb({") || !strings.Contains(string(b), `"errorCode":403048`) {
+		t.Errorf("a JSONP call refused: HTTP %d %s", resp.StatusCode, b)
+	}
 	for _, conn := range held {
 		io.WriteString(conn, "u1")
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
