@@ -268,7 +268,7 @@ func (s *Server) deleteAccount(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, userNotFound(s.cfg.Store.DeleteUser(c.ctx, c.site.APIKey, uid))
+	return nil, userNotFound(s.cfg.Store.DeleteUser(c.ctx, c.site.APIKey, uid, c.now))
 }
 
 func (s *Server) logout(c *call) (gigya.Object, error) {
@@ -276,7 +276,7 @@ func (s *Server) logout(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, userNotFound(s.cfg.Store.Logout(c.ctx, c.site.APIKey, uid))
+	return nil, userNotFound(s.cfg.Store.Logout(c.ctx, c.site.APIKey, uid, c.now))
 }
 
 func (s *Server) setUID(c *call) (gigya.Object, error) {

@@ -28,7 +28,18 @@
 // applies, in order, those that schema_migrations does not list, each in one transaction
 // with its record, so that reopening a database applies nothing twice. The SQL stays
 // plain (no JSON, no SQLite-only functions) so that the PostgreSQL store can mirror it:
-// times are integer Unix milliseconds, an empty profile value is NULL.
+// times are integer Unix milliseconds, an empty value (a profile field, a token's UID or
+// userKey, a time that never came) is NULL.
+//
+// # Tokens
+//
+// A token names its user by UID, without a foreign key to users: Logout and DeleteUser
+// revoke a user's tokens in the same operation as they change the user, and the rows of
+// a deleted user's tokens stay, revoked, until DeleteExpiredTokens, so that a client
+// presenting one is told it was revoked rather than that it never existed. A token that
+// is revoked stays revoked at its first revocation time, however often it is revoked
+// again. RenameUser moves the tokens with the user; DeleteUsers removes every token
+// bound to a UID of the site, those of users deleted before included.
 package sqlite
 
 import (
@@ -59,7 +70,7 @@ type Store struct {
 
 	// The lookups of every request, prepared once on the read pool: parsing their SQL
 	// would cost about a third of running them.
-	siteStmt, keyStmt, userStmt *sql.Stmt
+	siteStmt, keyStmt, userStmt, tokenStmt *sql.Stmt
 
 	ops     chan *writeOp // to the writer; unbuffered, so a sent op is always taken
 	closing chan struct{} // closed by Close: the writer stops, new writes fail
@@ -133,6 +144,7 @@ func Open(path string) (*Store, error) {
 		{&s.siteStmt, selectSite},
 		{&s.keyStmt, selectKey},
 		{&s.userStmt, selectUser},
+		{&s.tokenStmt, selectToken},
 	} {
 		if *p.stmt, err = rdb.Prepare(p.sql); err != nil {
 			s.closeStmts()
@@ -147,7 +159,7 @@ func Open(path string) (*Store, error) {
 
 func (s *Store) closeStmts() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt} {
+	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt, s.tokenStmt} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -256,3 +268,18 @@ func errorFor(op string, err error) error {
 func millis(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullMillis and fromNullMillis do the same for optional times: the zero time is NULL.
+func nullMillis(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return millis(t)
+}
+
+func fromNullMillis(ms sql.NullInt64) time.Time {
+	if !ms.Valid {
+		return time.Time{}
+	}
+	return fromMillis(ms.Int64)
+}
