@@ -68,7 +68,9 @@ func (in *Instruments) Store(st socius.Store) socius.Store {
 }
 
 var storeOps = []string{"create_site", "put_site", "site", "sites", "create_key", "key", "keys", "delete_key",
-	"login", "user", "update_profile", "logout", "delete_user", "rename_user"}
+	"login", "user", "update_profile", "logout", "delete_user", "rename_user",
+	"users", "put_user", "count_users", "delete_users",
+	"create_token", "token", "revoke_token", "delete_expired_tokens"}
 
 type timedStore struct {
 	socius.Store
@@ -134,17 +136,57 @@ func (t *timedStore) UpdateProfile(ctx context.Context, apiKey, uid string, patc
 	return t.Store.UpdateProfile(ctx, apiKey, uid, patch, now)
 }
 
-func (t *timedStore) Logout(ctx context.Context, apiKey, uid string) error {
+func (t *timedStore) Logout(ctx context.Context, apiKey, uid string, now time.Time) error {
 	defer t.observe("logout", time.Now())
-	return t.Store.Logout(ctx, apiKey, uid)
+	return t.Store.Logout(ctx, apiKey, uid, now)
 }
 
-func (t *timedStore) DeleteUser(ctx context.Context, apiKey, uid string) error {
+func (t *timedStore) DeleteUser(ctx context.Context, apiKey, uid string, now time.Time) error {
 	defer t.observe("delete_user", time.Now())
-	return t.Store.DeleteUser(ctx, apiKey, uid)
+	return t.Store.DeleteUser(ctx, apiKey, uid, now)
 }
 
 func (t *timedStore) RenameUser(ctx context.Context, apiKey, from, to string) error {
 	defer t.observe("rename_user", time.Now())
 	return t.Store.RenameUser(ctx, apiKey, from, to)
+}
+
+func (t *timedStore) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	defer t.observe("users", time.Now())
+	return t.Store.Users(ctx, apiKey, after, limit)
+}
+
+func (t *timedStore) PutUser(ctx context.Context, u *socius.User) error {
+	defer t.observe("put_user", time.Now())
+	return t.Store.PutUser(ctx, u)
+}
+
+func (t *timedStore) CountUsers(ctx context.Context, apiKey string) (int, error) {
+	defer t.observe("count_users", time.Now())
+	return t.Store.CountUsers(ctx, apiKey)
+}
+
+func (t *timedStore) DeleteUsers(ctx context.Context, apiKey string) (int, error) {
+	defer t.observe("delete_users", time.Now())
+	return t.Store.DeleteUsers(ctx, apiKey)
+}
+
+func (t *timedStore) CreateToken(ctx context.Context, tok *socius.Token) error {
+	defer t.observe("create_token", time.Now())
+	return t.Store.CreateToken(ctx, tok)
+}
+
+func (t *timedStore) Token(ctx context.Context, hash string) (*socius.Token, error) {
+	defer t.observe("token", time.Now())
+	return t.Store.Token(ctx, hash)
+}
+
+func (t *timedStore) RevokeToken(ctx context.Context, hash string, now time.Time) error {
+	defer t.observe("revoke_token", time.Now())
+	return t.Store.RevokeToken(ctx, hash, now)
+}
+
+func (t *timedStore) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
+	defer t.observe("delete_expired_tokens", time.Now())
+	return t.Store.DeleteExpiredTokens(ctx, before)
 }
