@@ -359,6 +359,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			c.Cause = err
 		}
 		switch {
+		case c.ctx.Err() != nil:
+			// The client went away (or the server is shutting down): whatever failed
+			// then is no fault to alert on.
+			s.cfg.Logger.Debug("call abandoned", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		case env.Code >= 500000:
 			s.cfg.Logger.Error("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		case c.Cause != nil:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,12 @@ func hostPort(u string) string { return u[strings.Index(u, "://")+3:] }
 // line, metrics) after the client has the answer; once it has returned, they are done.
 func (ts *testServer) waitInFlight(t *testing.T, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(3 * time.Second); ts.Server.InFlight() != n; time.Sleep(5 * time.Millisecond) {
+	ts.waitInFlightWithin(t, n, 3*time.Second)
+}
+
+func (ts *testServer) waitInFlightWithin(t *testing.T, n int, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ts.Server.InFlight() != n; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d calls in flight, want %d", ts.Server.InFlight(), n)
 		}
@@ -302,6 +308,36 @@ func TestNoRateLimitByDefault(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
 			t.Fatalf("call %d: %v", i, a)
+		}
+	}
+}
+
+// TestSlowReaderIsCutOff asks for a 16 MiB answer (its context echoed) and never reads
+// it: the server's write blocks once the socket buffers are full, and WriteTimeout must
+// free the handler rather than leave it waiting on the client.
+func TestSlowReaderIsCutOff(t *testing.T) {
+	ts := startServer(t, "--write-timeout", "1s", "--max-body-bytes", strconv.Itoa(32<<20))
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "apiKey=" + testAPIKey + "&UID=u1&context=" + strings.Repeat("c", 16<<20)
+	fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	ts.waitInFlight(t, 1)
+	start := time.Now()
+	// Reading and decoding 16 MiB takes a while under the race detector; without
+	// the write timeout the handler would wait for the client for ever.
+	ts.waitInFlightWithin(t, 0, 30*time.Second)
+	t.Logf("the handler was freed after %v", time.Since(start))
+	// What the client can still read is cut short.
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		n, err := io.Copy(io.Discard, resp.Body)
+		t.Logf("read %d bytes, then %v, %v after the handler ended", n, err, time.Since(start))
+		if err == nil {
+			t.Errorf("the whole answer (%d bytes) arrived after the write timeout", n)
 		}
 	}
 }
