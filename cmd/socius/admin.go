@@ -120,23 +120,14 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return nil
 		})
 	case "rotate-secret":
-		secret := fs.String("secret", "", "the new partner secret, standard base64 of at least 16 bytes (generated when empty)")
-		pos, err := parseArgs(fs, args[1:], lookupEnv)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius site rotate-secret APIKEY [--secret S] [--data DIR]")
-			return errUsage
-		}
-		newSecret, err := secretOrNew(*secret)
+		apiKey, newSecret, err := rotateArgs(fs, args[1:], lookupEnv, stderr, "site", "APIKEY")
 		if err != nil {
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
-			s, err := st.Site(ctx, pos[0])
+			s, err := st.Site(ctx, apiKey)
 			if errors.Is(err, socius.ErrNotFound) {
-				return fmt.Errorf("no site has apiKey %s", pos[0])
+				return fmt.Errorf("no site has apiKey %s", apiKey)
 			}
 			if err != nil {
 				return err
@@ -240,23 +231,14 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		})
 	case "rotate-secret":
-		secret := fs.String("secret", "", "the key's new secret, standard base64 of at least 16 bytes (generated when empty)")
-		pos, err := parseArgs(fs, args[1:], lookupEnv)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius key rotate-secret USERKEY [--secret S] [--data DIR]")
-			return errUsage
-		}
-		newSecret, err := secretOrNew(*secret)
+		userKey, newSecret, err := rotateArgs(fs, args[1:], lookupEnv, stderr, "key", "USERKEY")
 		if err != nil {
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
-			k, err := st.Key(ctx, pos[0])
+			k, err := st.Key(ctx, userKey)
 			if errors.Is(err, socius.ErrNotFound) {
-				return fmt.Errorf("no key has userKey %s", pos[0])
+				return fmt.Errorf("no key has userKey %s", userKey)
 			}
 			if err != nil {
 				return err
@@ -279,15 +261,25 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	return errUsage
 }
 
-// secretOrNew validates a secret given on the command line, or makes a new one.
-func secretOrNew(s string) (string, error) {
-	if s == "" {
-		return socius.NewSecret(), nil
+// rotateArgs reads the arguments of `site|key rotate-secret ID [--secret S]`: the ID,
+// and the new secret, validated when given, else generated.
+func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
+	given := fs.String("secret", "", "the new secret, standard base64 of at least 16 bytes (generated when empty)")
+	pos, err := parseArgs(fs, args, lookupEnv)
+	if err != nil {
+		return "", "", err
 	}
-	if err := socius.ValidateSecret(s); err != nil {
-		return "", fmt.Errorf("--secret: %v", err)
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S] [--data DIR]\n", noun, id)
+		return "", "", errUsage
 	}
-	return s, nil
+	if *given == "" {
+		return pos[0], socius.NewSecret(), nil
+	}
+	if err := socius.ValidateSecret(*given); err != nil {
+		return "", "", fmt.Errorf("--secret: %v", err)
+	}
+	return pos[0], *given, nil
 }
 
 func methodList(m []string) string {

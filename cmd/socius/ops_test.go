@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -23,38 +20,6 @@ import (
 	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/internal/vectors"
 )
-
-// startMain runs Socius like startServer, letting setup change Main before it runs.
-func startMain(t *testing.T, setup func(*Main), flags ...string) *testServer {
-	t.Helper()
-	m := NewMain()
-	args := append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}, flags...)
-	if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	clock := &socius.OffsetClock{}
-	m.Clock = clock
-	m.Stdout = io.Discard
-	if setup != nil {
-		setup(m)
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	c := httpClient()
-	if m.CertFile != "" {
-		pem, err := os.ReadFile(m.CertFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
-	}
-	return &testServer{Main: m, Clock: clock, client: c}
-}
 
 // get fetches a URL and returns the status and body.
 func get(t *testing.T, u string) (int, string) {
