@@ -24,6 +24,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -106,7 +107,7 @@ func New(cfg Config) *Server {
 	if cfg.RateLimit > 0 {
 		burst := cfg.RateBurst
 		if burst <= 0 {
-			burst = max(1, int(cfg.RateLimit+0.999999))
+			burst = max(1, int(math.Ceil(cfg.RateLimit)))
 		}
 		s.limiter = ratelimit.New(cfg.RateLimit, burst, 0)
 	}

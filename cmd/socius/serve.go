@@ -175,9 +175,6 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	case m.LogFormat != "text" && m.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: text or json", m.LogFormat)
 	}
-	if m.MasterKeyFile != "" && m.MasterKey != "" {
-		return errors.New("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
-	}
 	return nil
 }
 
@@ -239,7 +236,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Logger:              m.Logger,
 		Observe:             observe,
 	})
-	m.Metrics.NewGaugeFunc("socius_nonce_cache_size", "Nonces remembered by this node to refuse replays (the cap is 1,000,000).",
+	m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
 		func() float64 { return float64(nonces.Len()) })
 	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
 		func() float64 { return float64(m.Server.InFlight()) })
