@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/server"
 )
 
 // newLogger returns the process logger: text or JSON lines at the given level. Any
@@ -36,10 +35,12 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 var credentialAttrs = []string{"secret", "sig", "signature", "oauth_token", "token", "access_token", "password",
 	"client_secret", "cookie", "cookieValue", "sessionToken", "sessionSecret", "authorization"}
 
+// maskCredentials is a slog ReplaceAttr: the value of a credential-named attribute
+// becomes "***", as the server masks credential parameters.
 func maskCredentials(_ []string, a slog.Attr) slog.Attr {
 	for _, name := range credentialAttrs {
 		if strings.EqualFold(a.Key, name) {
-			return slog.String(a.Key, server.Redacted)
+			return slog.String(a.Key, "***")
 		}
 	}
 	return a

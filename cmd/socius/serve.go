@@ -72,6 +72,8 @@ type Main struct {
 	servers         []*http.Server
 	done            chan error
 	closing         atomic.Bool
+
+	stopHousekeeping func()
 }
 
 // Defaults of the HTTP server limits.
@@ -244,6 +246,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		With(buildVersion(), runtime.Version()).Set(1)
 	metrics.RegisterProcess(m.Metrics)
 	m.Logger.Info("socius starting", "version", buildVersion(), "data", m.DataDir, "masterKey", st.keySource)
+	m.startHousekeeping()
 	m.done = make(chan error, 3)
 	if m.HTTPSAddr != "" {
 		cert, path, created, err := loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir)
@@ -354,6 +357,10 @@ func (m *Main) Close() error {
 		ln.Close()
 	}
 	m.listeners = nil
+	if m.stopHousekeeping != nil {
+		m.stopHousekeeping()
+		m.stopHousekeeping = nil
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
