@@ -264,8 +264,12 @@ func (s *Server) rateLimit(c *call, apiKey string) error {
 		return nil
 	}
 	c.APIKey = clip(apiKey, 128)
-	return socius.Errorf(socius.CodeRateLimited, "API Rate Limit Exceeded: apiKey %s made more than %s calls a second (bursts of %d) to this server; retry later",
-		clip(apiKey, 128), strconv.FormatFloat(s.limiter.Rate(), 'f', -1, 64), s.limiter.Burst())
+	calls := "calls"
+	if s.limiter.Rate() == 1 {
+		calls = "call"
+	}
+	return socius.Errorf(socius.CodeRateLimited, "API Rate Limit Exceeded: apiKey %s made more than %s %s a second (bursts of %d) to this server; retry later",
+		clip(apiKey, 128), strconv.FormatFloat(s.limiter.Rate(), 'f', -1, 64), calls, s.limiter.Burst())
 }
 
 // bulkyParams are the parameters whose values only the body limit bounds: they carry

@@ -341,3 +341,16 @@ func TestSlowReaderIsCutOff(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitCountsTokenCalls: a token call names no apiKey; it is counted against
+// the site its token was issued for, in the same bucket as the site's other calls.
+func TestRateLimitCountsTokenCalls(t *testing.T) {
+	ts := startServer(t, "--rate-limit", "1", "--rate-burst", "3")
+	token := ts.accessToken(t, "u1") // the first token of the bucket
+	want(t, "token call 1", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "token call 2", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "token call 3", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "apiKey "+testAPIKey+" made more than 1 call a second")
+	want(t, "partner call", ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}), 403048, "bursts of 3")
+	ts.Clock.Advance(time.Second)
+	want(t, "token call a second later", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+}
