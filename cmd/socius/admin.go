@@ -32,10 +32,10 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
 	cfg := storeConfig{data: f.data, masterKeyFile: f.masterKeyFile, out: f.stderr}
-	if v, ok := f.lookupEnv("SOCIUS_MASTER_KEY"); ok {
-		cfg.masterKey = v
+	if f.lookupEnv != nil {
+		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := cfg.open(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -205,10 +205,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	m.Metrics = metrics.NewRegistry()
 	m.Instruments = metrics.NewInstruments(m.Metrics)
-	st, err := openStore(ctx, storeConfig{
+	st, err := storeConfig{
 		data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
 		wrap: m.Instruments.Store, out: m.Stdout,
-	})
+	}.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -32,10 +32,10 @@ type openedStore struct {
 	keySource string        // where the master key came from (never the key)
 }
 
-// openStore opens the embedded store, finds the master key, checks that it opens every
+// open opens the embedded store, finds the master key, checks that it opens every
 // sealed secret (a wrong key stops here, with a clear error) and seals the secrets
 // written before encryption was enabled.
-func openStore(ctx context.Context, cfg storeConfig) (_ *openedStore, err error) {
+func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return nil, err
 	}
