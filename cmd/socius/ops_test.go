@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,24 +116,6 @@ func TestAdminListenerDisabled(t *testing.T) {
 	if ts.AdminURL != "" {
 		t.Errorf("--admin \"\" still listens on %s", ts.AdminURL)
 	}
-}
-
-// syncBuffer is a log destination shared by the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestCallLogNeverHoldsCredentials makes calls with every kind of credential (and a
@@ -296,5 +277,35 @@ func TestServeLimitFlags(t *testing.T) {
 	}
 	if m.RateLimit != 2.5 || m.ReadTimeout != 5*time.Second || m.AdminAddr != "" {
 		t.Errorf("from the environment: rate %v, read timeout %v, admin %q", m.RateLimit, m.ReadTimeout, m.AdminAddr)
+	}
+}
+
+// In emulator mode the admin listener is off unless asked for: several emulators
+// share CI hosts, and the emulator has its own API.
+func TestEmulatorAdminListenerOnlyWhenAsked(t *testing.T) {
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--emulator"}, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if m.AdminAddr != "" {
+		t.Errorf("--emulator: admin listener on %q", m.AdminAddr)
+	}
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--emulator", "--admin", "127.0.0.1:9191"}, nil},
+		{[]string{"--emulator"}, map[string]string{"SOCIUS_ADMIN": "127.0.0.1:9191"}},
+	} {
+		m := NewMain()
+		if err := m.ParseFlags(tt.args, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if m.AdminAddr != "127.0.0.1:9191" {
+			t.Errorf("%q %v: admin %q", tt.args, tt.env, m.AdminAddr)
+		}
+	}
+	if m := NewMain(); m.ParseFlags(nil, noEnv, io.Discard) != nil || m.AdminAddr != "127.0.0.1:9090" {
+		t.Errorf("without --emulator: admin %q", m.AdminAddr)
 	}
 }

@@ -49,6 +49,8 @@ type Main struct {
 	// to every user of the machine). Both empty: <data>/master.key, generated.
 	MasterKeyFile string
 	MasterKey     string
+	// Emulator mode: --emulator, --seed, --export-on-exit, ... (emulator.go).
+	EmulatorOptions
 
 	// Clock is the server's clock; tests inject one. The system clock when nil.
 	Clock socius.Clock
@@ -134,8 +136,17 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
+	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
+	}
+	if err := m.checkEmulatorFlags(fs); err != nil {
+		return err
+	}
+	if m.Emulator && !flagGiven(fs, "admin") {
+		// Several emulators often share a CI host: only an admin listener asked for
+		// may take a fixed port (the emulator's own API is under /_emulator/).
+		m.AdminAddr = ""
 	}
 	if v, ok := lookupEnv("SOCIUS_MASTER_KEY"); ok {
 		m.MasterKey = v
@@ -195,6 +206,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := m.prepareEmulator(); err != nil {
+		return err
+	}
 	if m.Clock == nil {
 		m.Clock = socius.SystemClock{}
 	}
@@ -213,6 +227,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Store = st.store
+	if err := m.seedEmulator(ctx); err != nil {
+		return err
+	}
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
@@ -225,7 +242,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			logCall(c)
 		}
 	}
-	m.Server = server.New(server.Config{
+	cfg := server.Config{
 		Store:               m.Store,
 		Nonces:              nonces,
 		Clock:               m.Clock,
@@ -237,7 +254,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RateBurst:           m.RateBurst,
 		Logger:              m.Logger,
 		Observe:             observe,
-	})
+	}
+	m.configureEmulator(&cfg)
+	m.Server = server.New(cfg)
 	m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
 		func() float64 { return float64(nonces.Len()) })
 	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
@@ -263,7 +282,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.HTTPSURL = "https://" + ln.Addr().String()
 		m.httpsListenAddr = ln.Addr().String()
-		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.Server)
+		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.apiHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
 	}
 	if m.HTTPAddr != "" {
@@ -272,7 +291,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.HTTPURL = "http://" + ln.Addr().String()
-		handler := http.Handler(m.Server)
+		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
 			handler = tunnelToSelf(m.httpsListenAddr, handler)
 		}
@@ -290,6 +309,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.serve(ln, m.adminHandler(st.raw))
 		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s\n", m.AdminURL)
 	}
+	m.emulatorStarted()
 	return nil
 }
 
@@ -361,11 +381,15 @@ func (m *Main) Close() error {
 		m.stopHousekeeping()
 		m.stopHousekeeping = nil
 	}
+	if err := m.exportOnExit(); err != nil && first == nil {
+		first = err
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
 		}
 		m.Store = nil
 	}
+	m.removeTempData()
 	return first
 }
