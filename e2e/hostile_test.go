@@ -222,7 +222,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "apiKey over 128 characters", req: post("socialize.getUserInfo", "apiKey="+strings.Repeat("k", 129)+"&UID=u1&secret=x"),
 			code: 400093, details: "not a valid apiKey"},
 		{name: "100 KB signature", req: post("socialize.setUserInfo", strings.Replace(signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`)), "sig=", "sig="+strings.Repeat("A", 100<<10), 1)),
-			code: 403003, details: "Invalid request signature"},
+			code: 400006, details: "sig is longer than 65536 bytes"},
 		{name: "timestamp of 20 digits", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"x"}`}, "timestamp": {strings.Repeat("9", 20)}})),
 			code: 400006, details: "timestamp must be Unix time"},
 		{name: "userInfo with 40,000 unknown keys", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(manyKeys(40000)))),

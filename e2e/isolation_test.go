@@ -56,14 +56,15 @@ func jwtPublicPEM(t *testing.T) []byte {
 }
 
 var (
-	twoSitesOnce sync.Once
-	twoSitesDB   []byte // the store file made by makeTwoSites
-	twoSitesErr  error
+	twoSitesOnce  sync.Once
+	twoSitesFiles map[string][]byte // the data folder made by makeTwoSites, by file name
+	twoSitesErr   error
 )
 
 // makeTwoSites runs the admin commands that create the sites and keys, and returns the
-// resulting store file (closed, so complete without its write-ahead log).
-func makeTwoSites(t *testing.T) ([]byte, error) {
+// files of the resulting data folder: the store (closed, so complete without its
+// write-ahead log) and the master key that encrypts its secrets.
+func makeTwoSites(t *testing.T) (map[string][]byte, error) {
 	dir, err := os.MkdirTemp("", "socius-two-sites-")
 	if err != nil {
 		return nil, err
@@ -82,7 +83,15 @@ func makeTwoSites(t *testing.T) ([]byte, error) {
 	for _, k := range []credential{jwtA, jwtB} {
 		admin(t, "key", "create", "--data", dir, "--site", k.APIKey, "--user-key", k.UserKey, "--public-key", pubFile)
 	}
-	return os.ReadFile(filepath.Join(dir, "socius.db"))
+	files := map[string][]byte{}
+	for _, name := range []string{"socius.db", "master.key"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		files[name] = b
+	}
+	return files, nil
 }
 
 // bMarker is in every value site B stores: no answer to site A may contain it.
@@ -93,13 +102,15 @@ const bMarker = "only-site-B-has-this"
 // have a user "shared-uid" (the same UID, two different users); B also has "b-only".
 func serveTwoSites(t *testing.T) *proc {
 	t.Helper()
-	twoSitesOnce.Do(func() { twoSitesDB, twoSitesErr = makeTwoSites(t) })
+	twoSitesOnce.Do(func() { twoSitesFiles, twoSitesErr = makeTwoSites(t) })
 	if twoSitesErr != nil {
 		t.Fatal(twoSitesErr)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "socius.db"), twoSitesDB, 0o600); err != nil {
-		t.Fatal(err)
+	for name, b := range twoSitesFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := serve(t, dir)
 	p.login(siteA, "shared-uid", `{"nickname":"site-A-user","firstName":"Alice"}`)

@@ -76,6 +76,7 @@ type proc struct {
 	HTTPURL  string // http://127.0.0.1:port
 	HTTPSURL string
 	HTTPAddr string // 127.0.0.1:port
+	AdminURL string // http://127.0.0.1:port of /metrics, /healthz, /readyz
 	client   *http.Client
 
 	stdout, stderr lockedBuffer
@@ -106,7 +107,7 @@ func (b *lockedBuffer) String() string {
 // is killed when the test ends, if it still runs.
 func serve(t *testing.T, dir string, flags ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--log-level", "warn"}, flags...)
+	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn"}, flags...)
 	p := &proc{t: t, dir: dir, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = cleanEnv()
@@ -120,8 +121,8 @@ func serve(t *testing.T, dir string, flags ...string) *proc {
 	}
 	ready := make(chan struct{})
 	go func() {
-		// Copy stdout line by line, noting the addresses as they are printed: the HTTPS
-		// line comes before the HTTP line, which means Socius is serving.
+		// Copy stdout line by line, noting the addresses as they are printed: HTTPS,
+		// HTTP, then the admin listener, which means Socius is serving.
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := sc.Text()
@@ -131,6 +132,9 @@ func serve(t *testing.T, dir string, flags ...string) *proc {
 			}
 			if rest, ok := strings.CutPrefix(line, "socius: serving HTTP on "); ok {
 				p.HTTPURL = rest
+			}
+			if rest, ok := strings.CutPrefix(line, "socius: serving /metrics, /healthz and /readyz on "); ok {
+				p.AdminURL = rest
 				close(ready)
 			}
 		}

@@ -137,13 +137,18 @@ func TestGracefulShutdown(t *testing.T) {
 				start := time.Now()
 				p.signal(sig)
 
-				// Both listeners refuse new connections while the two calls are still
-				// in flight.
+				// Both API listeners refuse new connections while the two calls are
+				// still in flight; the admin listener still answers, not ready.
 				if err := refusing(p.HTTPAddr); err != nil {
 					t.Error(err)
 				}
 				if err := refusing(strings.TrimPrefix(p.HTTPSURL, "https://")); err != nil {
 					t.Error(err)
+				}
+				if resp, err := http.Get(p.AdminURL + "/readyz"); err != nil || resp.StatusCode != 503 {
+					t.Errorf("/readyz while draining: %v %v", resp, err)
+				} else {
+					resp.Body.Close()
 				}
 				for _, c := range []*slowCall{slowHTTP, slowHTTPS} {
 					a, resp, err := c.finish()

@@ -2,12 +2,14 @@
 // authentication of every call, one handler per method and one envelope writer.
 //
 // A call goes through the same steps, and the first failure answers:
-// find the method (400001), read and decode the parameters (413001, 400001, 400006),
-// read the answer format, authenticate (400093, 400002, 400008, 403002, 403003, 403004,
-// 403005, 403006, 403025), refuse a token on a server-only method (403007), check the
-// key's permissions (403007), apply the emulator's fault rules when Config.Fault is
-// set (any code, or a delay), check the parameters the method does not know
-// (ignoredParams, or 403007 with checkParams=true), then run the method.
+// take a slot among the calls in progress (403048 when all are taken), read and decode
+// the parameters (413001, 400001, 400006), read the answer format, find the method
+// (400001), take a token from the apiKey's rate limit (403048), authenticate (400093,
+// 400002, 400008, 403002, 403003, 403004, 403005, 403006, 403025), refuse a token on a
+// server-only method (403007), check the key's permissions (403007), apply the
+// emulator's fault rules when Config.Fault is set (any code, or a delay), check the
+// parameters the method does not know (ignoredParams, or 403007 with
+// checkParams=true), then run the method.
 //
 // Credentials: a partner or userKey secret, sent in plain over TLS or signing the call;
 // a JWT signed with a userKey's RSA key (Authorization: Bearer); an access token from
@@ -15,6 +17,15 @@
 // notifyLogin with targetEnv=mobile (oauth_token, TLS only, the call signed with the
 // session secret). Tokens are stored as hashes and never appear in an answer, a log
 // line or Config.Observe.
+//
+// # Limits
+//
+// Every input is bounded before it costs anything: the body (MaxBodyBytes, 413001),
+// the number of parameters and the length of their names (package gigya), the length
+// of each value (MaxParamBytes, 400006; userInfo and context only by the body limit),
+// the calls in progress (MaxConcurrent) and, when configured, the calls a second of
+// each apiKey (RateLimit). Header size and read/write/idle timeouts belong to the
+// http.Server that runs the handler (see cmd/socius).
 package server
 
 import (
@@ -22,13 +33,17 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/ratelimit"
 )
 
 // Config is what a Server needs. Store and Nonces are required.
@@ -44,8 +59,19 @@ type Config struct {
 	TrustForwardedProto bool
 	// MaxBodyBytes limits a request body (default 1 MiB).
 	MaxBodyBytes int64
-	// Logger receives one line per call at debug level and unexpected failures at
-	// error level; slog.Default() when nil.
+	// MaxParamBytes limits the value of each parameter other than userInfo,
+	// x_userInfo and context, which only the body limit bounds (default 64 KiB).
+	MaxParamBytes int
+	// MaxConcurrent caps the calls in progress; a call beyond it is answered at once
+	// with 403048 instead of waiting (0: no cap).
+	MaxConcurrent int
+	// RateLimit is the number of calls a second each apiKey may make to this server
+	// (0: no limit); RateBurst how many it may make at once (default: RateLimit
+	// rounded up, at least 1). A call over the limit is answered 403048.
+	RateLimit float64
+	RateBurst int
+	// Logger receives unexpected failures at error level; slog.Default() when nil.
+	// The line per call is an Observe function (see LogCalls).
 	Logger *slog.Logger
 	// Observe, when set, is called after every call with what happened (for request
 	// logs and metrics). It must not keep the *Call. Credentials never reach it: the
@@ -72,10 +98,15 @@ const DefaultMaxBodyBytes = 1 << 20
 // DefaultSkew is the default timestamp window.
 const DefaultSkew = 120 * time.Second
 
+// DefaultMaxParamBytes is the default limit on one parameter's value.
+const DefaultMaxParamBytes = 64 << 10
+
 // Server is an http.Handler for the socialize API.
 type Server struct {
-	cfg     Config
-	methods map[string]*method // by lower-case full name
+	cfg      Config
+	methods  map[string]*method // by lower-case full name
+	inFlight atomic.Int64
+	limiter  *ratelimit.Limiter // nil without a rate limit
 }
 
 // New returns a Server.
@@ -89,21 +120,38 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxParamBytes <= 0 {
+		cfg.MaxParamBytes = DefaultMaxParamBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, methods: make(map[string]*method)}
+	if cfg.RateLimit > 0 {
+		burst := cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(cfg.RateLimit)))
+		}
+		s.limiter = ratelimit.New(cfg.RateLimit, burst, 0)
+	}
 	for _, m := range s.routes() {
 		s.methods[strings.ToLower(m.name)] = m
 	}
 	return s
 }
 
+// InFlight returns the number of calls in progress.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
+
 // Call is what one API call was and how it ended; given to Config.Observe.
 type Call struct {
-	ID         string
-	Time       time.Time
-	Method     string // the method as named in the path
+	ID     string
+	Time   time.Time
+	Method string // the method as named in the path
+	// Known is true when Method is a method Socius serves (then in its canonical
+	// spelling); the path of an unknown one is whatever the client sent.
+	Known      bool
+	RemoteAddr string // the client's address (host:port), as the connection shows it
 	APIKey     string
 	UserKey    string
 	Credential string // "partner-signature", "partner-secret", "key-signature", "key-secret", ...
@@ -147,10 +195,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.now = s.cfg.Clock.Now()
 	c.ID = gigya.NewCallID()
 	c.Time = c.now
+	c.RemoteAddr = r.RemoteAddr
 	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	c.scheme = "http"
 	if c.secure {
 		c.scheme = "https"
+	}
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	if limit := s.cfg.MaxConcurrent; limit > 0 && n > int64(limit) {
+		// Refuse before reading the body: a slow client must not queue behind the cap.
+		// The query string is already in memory: it may ask for another format.
+		c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
+		s.findMethod(c)
+		if c.params.Decode(r.URL.RawQuery) == nil {
+			s.readFormat(c)
+		}
+		s.respond(w, c, nil, socius.Errorf(socius.CodeRateLimited,
+			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit))
+		return
 	}
 	data, err := s.serve(w, c)
 	s.respond(w, c, data, err)
@@ -161,16 +224,31 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if err := s.readParams(w, c); err != nil {
 		return nil, err
 	}
+	if err := s.checkParamSizes(c); err != nil {
+		return nil, err
+	}
 	if err := s.readFormat(c); err != nil {
 		return nil, err
 	}
-	c.m = s.methods[strings.ToLower(c.Method)]
-	if c.m == nil {
+	if !s.findMethod(c) {
 		return nil, s.unknownMethod(c.Method)
 	}
-	c.Method = c.m.name
+	// The rate limit comes before authentication, so that a flood costs no store
+	// lookup or signature check. Token calls name no apiKey: they are counted once the
+	// token has told the site.
+	apiKey := c.params.Get("apiKey")
+	if socius.ValidAPIKey(apiKey) {
+		if err := s.rateLimit(c, apiKey); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.authenticate(c); err != nil {
 		return nil, err
+	}
+	if !socius.ValidAPIKey(apiKey) && c.site != nil {
+		if err := s.rateLimit(c, c.site.APIKey); err != nil {
+			return nil, err
+		}
 	}
 	if c.token != nil && c.m.serverOnly {
 		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: %s needs server credentials (a secret, a signature or a bearer JWT), not a token", c.m.name)
@@ -185,6 +263,45 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 		return nil, err
 	}
 	return c.m.handle(s, c)
+}
+
+// findMethod looks the path's method up and reports whether Socius serves it.
+func (s *Server) findMethod(c *call) bool {
+	c.m = s.methods[strings.ToLower(c.Method)]
+	if c.m == nil {
+		return false
+	}
+	c.Method = c.m.name
+	c.Known = true
+	return true
+}
+
+// rateLimit takes a token from the apiKey's bucket.
+func (s *Server) rateLimit(c *call, apiKey string) error {
+	if s.limiter == nil || s.limiter.Allow(apiKey, c.now) {
+		return nil
+	}
+	c.APIKey = clip(apiKey, 128)
+	calls := "calls"
+	if s.limiter.Rate() == 1 {
+		calls = "call"
+	}
+	return socius.Errorf(socius.CodeRateLimited, "API Rate Limit Exceeded: apiKey %s made more than %s %s a second (bursts of %d) to this server; retry later",
+		clip(apiKey, 128), strconv.FormatFloat(s.limiter.Rate(), 'f', -1, 64), calls, s.limiter.Burst())
+}
+
+// bulkyParams are the parameters whose values only the body limit bounds: they carry
+// JSON documents.
+var bulkyParams = []string{"userInfo", "x_userInfo", "context"}
+
+// checkParamSizes refuses a parameter value longer than MaxParamBytes.
+func (s *Server) checkParamSizes(c *call) error {
+	for _, p := range c.params.All() {
+		if len(p.Value) > s.cfg.MaxParamBytes && !known(p.Name, bulkyParams) {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes", clip(p.Name, 40), s.cfg.MaxParamBytes)
+		}
+	}
+	return nil
 }
 
 // injectFault applies Config.Fault: it waits the rule's delay (or until the client
@@ -314,8 +431,17 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			env.Details = "General Server error: an unexpected failure, logged with this callId"
 			c.Cause = err
 		}
-		if (c.Cause != nil || env.Code >= 500000 && !c.Injected) && !gone {
+		switch {
+		case c.ctx.Err() != nil:
+			// The client went away (or the server is shutting down): whatever failed
+			// then is no fault to alert on.
+			s.cfg.Logger.Debug("call abandoned", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
+		case env.Code >= 500000 && !c.Injected:
 			s.cfg.Logger.Error("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
+		case c.Cause != nil:
+			// A client's failure with an internal cause (a body that stopped
+			// arriving): worth a look when debugging, not an alert.
+			s.cfg.Logger.Debug("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		}
 	}
 	if ctx, ok := c.params.Lookup("context"); ok {
@@ -350,7 +476,6 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		c.UserKey = c.key.UserKey
 	}
 	c.Params = maskParams(c.params.All())
-	s.cfg.Logger.Debug("call", "callId", c.ID, "method", c.Method, "apiKey", c.APIKey, "errorCode", c.Code, "latency", c.Duration)
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(&c.Call)
 	}

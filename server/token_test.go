@@ -47,12 +47,15 @@ func TestCredentialsNeverObserved(t *testing.T) {
 		calls []server.Call
 		logs  bytes.Buffer
 	)
+	logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logCall := server.LogCalls(logger) // the line per call, as socius serve logs it
 	srv := httptest.NewUnstartedServer(server.New(server.Config{
 		Store:  store,
 		Nonces: nonce.New(0),
 		Clock:  &socius.OffsetClock{},
-		Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: logger,
 		Observe: func(c *server.Call) {
+			logCall(c)
 			mu.Lock()
 			defer mu.Unlock()
 			cp := *c

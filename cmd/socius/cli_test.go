@@ -63,7 +63,7 @@ func TestSiteAndKeyCommands(t *testing.T) {
 
 	// The server started on that store knows the site and the key, with its methods.
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	m.Stdout = io.Discard
@@ -130,7 +130,7 @@ func TestDemoSiteOnFirstStart(t *testing.T) {
 	dir := t.TempDir()
 	start := func() string {
 		m := NewMain()
-		if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+		if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer

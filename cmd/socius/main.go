@@ -1,12 +1,13 @@
 // Command socius is a self-hosted server for the Gigya (SAP Customer Data Cloud)
 // socialize REST API, and the tools around it.
 //
-//	socius serve                 run the server (embedded SQLite store in ./socius-data)
-//	socius site create|list|show manage sites (tenants) in the store
-//	socius key create|list|delete manage application/user keys of a site
-//	socius user export|import    move a site's users out of and into the store (JSON lines)
-//	socius call METHOD NAME=VALUE call an API method with the Go client, print the answer
-//	socius emulator ...          drive a running `socius serve --emulator`
+//	socius serve                                run the server (embedded SQLite store in ./socius-data)
+//	socius site create|list|show|rotate-secret  manage sites (tenants) in the store
+//	socius key create|list|delete|rotate-secret manage application/user keys of a site
+//	socius user export|import                   move a site's users out of and into the store (JSON lines)
+//	socius call METHOD NAME=VALUE               call an API method with the Go client, print the answer
+//	socius emulator ...                         drive a running `socius serve --emulator`
+//	socius version                              print the version of Socius and Go
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
 // SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
@@ -38,13 +39,14 @@ func main() {
 const usage = `usage: socius <command> [flags]
 
 commands:
-  serve                          run Socius (HTTP, HTTPS, embedded SQLite store)
-  site create|list|show          manage sites
-  key create|list|delete         manage application/user keys
-  user export|import             write a site's users as JSON lines, read them back
-  call METHOD [NAME=VALUE ...]   call an API method (signed by the Go client), print the answer
+  serve                                 run Socius (HTTP, HTTPS, embedded SQLite store)
+  site create|list|show|rotate-secret   manage sites
+  key create|list|delete|rotate-secret  manage application/user keys
+  user export|import                    write a site's users as JSON lines, read them back
+  call METHOD [NAME=VALUE ...]          call an API method (signed by the Go client), print the answer
   emulator reset|clock|faults|log|export|seed|status
-                                 drive a running "socius serve --emulator"
+                                        drive a running "socius serve --emulator"
+  version                               print the version of Socius and Go
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
 environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_SITE_API_KEY).
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "emulator":
 		err = runEmulator(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "version", "--version":
+		err = runVersion(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -607,7 +607,7 @@ func TestKeyCreatePublicKey(t *testing.T) {
 	}
 
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	m.Stdout = io.Discard

@@ -21,7 +21,7 @@ import (
 // openStore opens the store of an admin command's --data folder.
 func openStore(t *testing.T, dir string) socius.Store {
 	t.Helper()
-	st, err := (&storeFlags{data: dir}).open()
+	st, err := (&storeFlags{data: dir}).open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
