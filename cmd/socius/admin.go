@@ -251,15 +251,9 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			if err != nil {
 				return err
 			}
-			// The store contract has no update for a key: it is deleted and created
-			// again with every field but the secret unchanged. A call using the key at
-			// that instant may be refused with 403005.
 			k.Secret = newSecret
-			if err := st.DeleteKey(ctx, k.UserKey); err != nil {
+			if err := st.PutKey(ctx, k); err != nil {
 				return err
-			}
-			if err := st.CreateKey(ctx, k); err != nil {
-				return fmt.Errorf("userKey %s was deleted but not created again with its new secret: %w (create it with socius key create --user-key %s)", k.UserKey, err, k.UserKey)
 			}
 			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\n", k.UserKey, k.Secret)
 			return nil
