@@ -6,30 +6,27 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/sqlite"
 )
 
-// storeFlags are the flags that choose the store of an admin command.
+// storeFlags are the flags that choose the store of an admin command, as for serve.
 type storeFlags struct {
-	data string
+	data  string
+	store string
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
+	fs.StringVar(&f.store, "store", "", storeHelp)
 }
 
-func (f *storeFlags) open() (socius.Store, error) {
-	if err := os.MkdirAll(f.data, 0o700); err != nil {
-		return nil, err
-	}
-	return sqlite.Open(filepath.Join(f.data, "socius.db"))
+func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
+	st, _, err := openStore(ctx, f.store, f.data)
+	return st, err
 }
 
 func runSite(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
@@ -59,7 +56,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		} else if err := socius.ValidateSecret(site.Secret); err != nil {
 			return fmt.Errorf("--secret: %v", err)
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			if err := st.CreateSite(ctx, site); err != nil {
 				if errors.Is(err, socius.ErrExists) {
 					return fmt.Errorf("a site with apiKey %s already exists", site.APIKey)
@@ -73,7 +70,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			sites, err := st.Sites(ctx)
 			if err != nil {
 				return err
@@ -91,10 +88,10 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR]")
+			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR | --store URL]")
 			return errUsage
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			s, err := st.Site(ctx, pos[0])
 			if errors.Is(err, socius.ErrNotFound) {
 				return fmt.Errorf("no site has apiKey %s", pos[0])
@@ -152,7 +149,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 				k.Methods = append(k.Methods, m)
 			}
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			err := st.CreateKey(ctx, k)
 			switch {
 			case errors.Is(err, socius.ErrNotFound):
@@ -170,7 +167,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			keys, err := st.Keys(ctx, *site)
 			if err != nil {
 				return err
@@ -188,10 +185,10 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR]")
+			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR | --store URL]")
 			return errUsage
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			err := st.DeleteKey(ctx, pos[0])
 			if errors.Is(err, socius.ErrNotFound) {
 				return fmt.Errorf("no key has userKey %s", pos[0])
@@ -214,8 +211,8 @@ func methodList(m []string) string {
 }
 
 // withStore opens the store, runs f and closes the store.
-func withStore(sf storeFlags, f func(socius.Store) error) error {
-	st, err := sf.open()
+func withStore(ctx context.Context, sf storeFlags, f func(socius.Store) error) error {
+	st, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
-	"github.com/socius/socius/sqlite"
 )
 
 // Main is one running Socius server: its configuration, store and listeners. Tests run
@@ -25,6 +22,7 @@ type Main struct {
 	HTTPAddr            string
 	HTTPSAddr           string
 	DataDir             string
+	StoreURL            string // --store: empty for the embedded SQLite in DataDir
 	TLSCert, TLSKey     string
 	SiteAPIKey          string
 	SiteSecret          string
@@ -40,6 +38,7 @@ type Main struct {
 	Logger *slog.Logger
 
 	Store           socius.Store
+	Nonces          socius.NonceStore
 	Server          *server.Server
 	CertFile        string // the certificate served over HTTPS
 	HTTPURL         string // http://host:port once listening; empty when disabled
@@ -69,6 +68,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "plain HTTP listen address (empty disables)")
 	fs.StringVar(&m.HTTPSAddr, "https", m.HTTPSAddr, "HTTPS listen address (empty disables)")
 	fs.StringVar(&m.DataDir, "data", m.DataDir, "data folder: the SQLite store and the generated TLS certificate")
+	fs.StringVar(&m.StoreURL, "store", m.StoreURL, storeHelp)
 	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (PEM); a self-signed one is generated when empty")
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&m.SiteAPIKey, "site-api-key", m.SiteAPIKey, "make sure a site with this apiKey exists at start (with --site-secret)")
@@ -91,6 +91,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 			return fmt.Errorf("--site-secret: %v", err)
 		}
 	}
+	if err := checkStore(m.StoreURL); err != nil {
+		return err
+	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
 	}
@@ -100,7 +103,8 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	return nil
 }
 
-// Run opens the store, prepares the demo or given site, and starts the listeners. It
+// Run opens the store (and with it the nonce store: shared in PostgreSQL, in memory
+// with the embedded SQLite), prepares the demo or given site, and starts the listeners. It
 // returns once Socius is accepting connections; Close stops it.
 func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Stdout == nil {
@@ -124,15 +128,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return err
 	}
-	if m.Store, err = sqlite.Open(filepath.Join(m.DataDir, "socius.db")); err != nil {
+	if m.Store, m.Nonces, err = openStore(ctx, m.StoreURL, m.DataDir); err != nil {
 		return err
 	}
+	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
 	m.Server = server.New(server.Config{
 		Store:               m.Store,
-		Nonces:              nonce.New(0),
+		Nonces:              m.Nonces,
 		Clock:               m.Clock,
 		Skew:                m.ClockSkew,
 		TrustForwardedProto: m.TrustForwardedProto,

@@ -68,15 +68,19 @@ var (
 	dbSeq      atomic.Int64
 )
 
-// Main runs the tests of a package and then stops the shared server, if a test started
-// it. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests of a package, stops the shared server if a test started it, and
+// exits. Call it from TestMain.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with cleanups of its own: it returns
+// the exit code of the tests.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
 		shared.remove()
 	}
-	os.Exit(code)
+	return code
 }
 
 // URL returns the URL of a new, empty schema on the shared server, starting the

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	removeBinary()
+	os.Exit(code)
+}
+
+// TestServeDatabaseOutage stops PostgreSQL under a running server: calls during the
+// outage get 500028 Database error (never 500001, which the Node SDK retries five
+// times), and once the database is back the same server answers again, on its own.
+func TestServeDatabaseOutage(t *testing.T) {
+	srv := pgtest.Start(t)
+	m := NewMain()
+	args := []string{"--store", srv.NewURL(t), "--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "",
+		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}
+	if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	clock := &socius.OffsetClock{}
+	m.Clock = clock
+	m.Stdout = io.Discard
+	m.Logger = discardLogger()
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ts := &testServer{Main: m, Clock: clock, client: httpClient()}
+	ts.login(t, "u1")
+
+	srv.Stop()
+	for _, c := range []struct {
+		method string
+		params url.Values
+	}{
+		{"socialize.getUserInfo", url.Values{"UID": {"u1"}}},
+		{"socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Ada"}`}}},
+		{"socialize.notifyLogin", url.Values{"siteUID": {"u2"}}},
+	} {
+		start := time.Now()
+		a := ts.call(t, c.method, c.params)
+		if a.code() != socius.CodeDatabaseError || a.str("errorMessage") != "Database error" {
+			t.Errorf("%s while the database is down: %v, want 500028 Database error", c.method, a)
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%s while the database is down took %s", c.method, d)
+		}
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Ada"}`}}); a.code() != 0 {
+		t.Fatalf("setUserInfo once the database is back: %v", a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 || a.str("firstName") != "Ada" {
+		t.Errorf("getUserInfo once the database is back: %v", a)
+	}
+	// Nothing of the failed calls was written.
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u2"}}); a.code() != socius.CodeUnauthorizedUser {
+		t.Errorf("getUserInfo of the user whose notifyLogin failed: %v, want 403005", a)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
