@@ -39,10 +39,11 @@
 //
 // The schema lives in numbered files under migrations/, embedded in the binary. Open
 // applies those that schema_migrations does not list, in order, each in one
-// transaction that begins by inserting its version row. When several nodes start at
-// once on a new database, the first to insert a version holds that row until it
-// commits; the others wait on it, then find it taken and skip the migration. No
-// advisory lock is needed (CockroachDB has none).
+// transaction together with the insert of its version row. When several nodes start
+// at once on a new database, they may all begin a migration; the first to commit wins,
+// the others fail on what it made (its tables, its version row), roll back whole, and
+// find the migration applied when they look again. No advisory lock is needed
+// (CockroachDB has none).
 //
 // The SQL stays within what PostgreSQL, CockroachDB and YugabyteDB accept: times are
 // BIGINT Unix milliseconds, insertion order is a BIGINT identity column, UIDs are BYTEA
@@ -208,11 +209,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	return applied, nil
 }
 
-// applyMigration runs one migration in a transaction that first inserts its version
-// row, unless the row exists. A node that inserts the row holds it until it commits;
-// another node inserting the same version waits, then finds the row taken (ON CONFLICT
-// DO NOTHING affects nothing) and skips the migration. If the first node fails, its
-// transaction rolls back, row included, and the waiting node applies the migration.
+// applyMigration runs one migration, unless schema_migrations lists it, in one
+// transaction: the migration's statements first, then the insert of its version row.
+// When nodes start together, each may begin the same migration; the first to commit
+// wins, and the others fail on what it made (the same table or row, on which
+// PostgreSQL makes them wait until it commits) and roll back whole, so that
+// nothing is applied twice. They then find the version listed and skip it. The
+// statements come before the version row because CockroachDB refuses a schema change
+// after a write in the same transaction.
 func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name string) (bool, error) {
 	body, err := migrations.ReadFile(name)
 	if err != nil {
@@ -221,21 +225,27 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 	for attempt := 0; ; attempt++ {
 		var applied bool
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)
-				ON CONFLICT (version) DO NOTHING`, version, path.Base(name), time.Now().UnixMilli())
-			if err != nil || tag.RowsAffected() == 0 {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
 				return err
 			}
-			applied = true
-			_, err = tx.Exec(ctx, string(body)) // no arguments: the simple protocol, several statements
+			if _, err := tx.Exec(ctx, string(body)); err != nil { // no arguments: the simple protocol, several statements
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				version, path.Base(name), time.Now().UnixMilli())
+			applied = err == nil
 			return err
 		})
 		if err == nil {
 			return applied, nil
 		}
-		if attempt >= 5 || !retryable(err) {
+		// Another node applying the same migration at the same time makes it fail on
+		// what that node created (a table, a type, the version row).
+		if attempt >= 5 || !retryable(err) && !hasCode(err, "23505", "42P07", "42710", "42701") {
 			return false, err
 		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
 }
 
