@@ -3,9 +3,17 @@
 //
 // A call goes through the same steps, and the first failure answers:
 // find the method (400001), read and decode the parameters (413001, 400001, 400006),
-// read the answer format, authenticate (400093, 400002, 403002, 403003, 403004, 403006,
-// 403005), check the key's permissions (403007), check the parameters the method does
-// not know (ignoredParams, or 403007 with checkParams=true), then run the method.
+// read the answer format, authenticate (400093, 400002, 400008, 403002, 403003, 403004,
+// 403005, 403006, 403025), refuse a token on a server-only method (403007), check the
+// key's permissions (403007), check the parameters the method does not know
+// (ignoredParams, or 403007 with checkParams=true), then run the method.
+//
+// Credentials: a partner or userKey secret, sent in plain over TLS or signing the call;
+// a JWT signed with a userKey's RSA key (Authorization: Bearer); an access token from
+// socialize.getToken (oauth_token, bearer, TLS only); a mobile session token from
+// notifyLogin with targetEnv=mobile (oauth_token, TLS only, the call signed with the
+// session secret). Tokens are stored as hashes and never appear in an answer, a log
+// line or Config.Observe.
 package server
 
 import (
@@ -39,7 +47,9 @@ type Config struct {
 	// error level; slog.Default() when nil.
 	Logger *slog.Logger
 	// Observe, when set, is called after every call with what happened (for request
-	// logs and metrics). It must not keep the *Call.
+	// logs and metrics). It must not keep the *Call. Credentials never reach it: the
+	// values of oauth_token, secret, client_secret, sig and code in Call.Params are
+	// masked as "***".
 	Observe func(*Call)
 }
 
@@ -112,6 +122,7 @@ type call struct {
 	scheme     string
 	site       *socius.Site
 	key        *socius.Key
+	token      *socius.Token // the token of a token call
 	ignored    []gigya.IgnoredParam
 }
 
@@ -145,6 +156,9 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	c.Method = c.m.name
 	if err := s.authenticate(c); err != nil {
 		return nil, err
+	}
+	if c.token != nil && c.m.serverOnly {
+		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: %s needs server credentials (a secret, a signature or a bearer JWT), not a token", c.m.name)
 	}
 	if c.key != nil && !c.key.Allows(c.m.name) {
 		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call %s", c.key.UserKey, c.m.name)
@@ -281,11 +295,31 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if c.key != nil {
 		c.UserKey = c.key.UserKey
 	}
-	c.Params = c.params.All()
+	c.Params = maskParams(c.params.All())
 	s.cfg.Logger.Debug("call", "callId", c.ID, "method", c.Method, "apiKey", c.APIKey, "errorCode", c.Code, "latency", c.Duration)
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(&c.Call)
 	}
+}
+
+// credentialParams are the parameters whose values are credentials. Config.Observe
+// sees them masked, so that no hook (request logs, metrics) can leak a token or a
+// secret.
+var credentialParams = []string{"oauth_token", "secret", "client_secret", "sig", "code"}
+
+// masked replaces the value of a credential parameter.
+const masked = "***"
+
+// maskParams returns a copy of params with the values of credentialParams masked.
+func maskParams(params []gigya.Param) []gigya.Param {
+	out := make([]gigya.Param, len(params))
+	for i, p := range params {
+		if p.Value != "" && known(p.Name, credentialParams) {
+			p.Value = masked
+		}
+		out[i] = p
+	}
+	return out
 }
 
 // echoContext returns the context to echo: a JSON object or array as JSON, anything

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,6 +127,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (all when empty)")
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
 		secret := fs.String("secret", "", "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
+		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
@@ -149,6 +151,12 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 				k.Methods = append(k.Methods, m)
 			}
 		}
+		if *publicKey != "" {
+			var err error
+			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {
+				return fmt.Errorf("--public-key %s: %v", *publicKey, err)
+			}
+		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			err := st.CreateKey(ctx, k)
 			switch {
@@ -159,7 +167,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			case err != nil:
 				return err
 			}
-			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\nsite:    %s\nmethods: %s\n", k.UserKey, k.Secret, k.APIKey, methodList(k.Methods))
+			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\nsite:    %s\nmethods: %s\nbearer:  %s\n", k.UserKey, k.Secret, k.APIKey, methodList(k.Methods), bearer(k))
 			return nil
 		})
 	case "list":
@@ -173,9 +181,9 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER KEY\tSITE\tMETHODS\tCREATED")
+			fmt.Fprintln(tw, "USER KEY\tSITE\tMETHODS\tBEARER\tCREATED")
 			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.UserKey, k.APIKey, methodList(k.Methods), k.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.UserKey, k.APIKey, methodList(k.Methods), bearer(k), k.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return tw.Flush()
 		})
@@ -201,6 +209,27 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	}
 	fmt.Fprintf(stderr, "socius key: unknown subcommand %q (create, list, delete)\n", args[0])
 	return errUsage
+}
+
+// readPublicKey reads a PEM RSA public key file and returns the key as stored: PKIX PEM.
+func readPublicKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	pub, err := socius.ParseRSAPublicKey(string(b))
+	if err != nil {
+		return "", err
+	}
+	return socius.EncodeRSAPublicKey(pub)
+}
+
+// bearer says whether a key can call with a bearer JWT.
+func bearer(k *socius.Key) string {
+	if k.PublicKey == "" {
+		return "no"
+	}
+	return "RS256"
 }
 
 func methodList(m []string) string {

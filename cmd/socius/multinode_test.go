@@ -323,9 +323,6 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 			"grant_type": {"client_credentials"}, "client_id": {testAPIKey}, "client_secret": {testSecret},
 			"x_siteUID": {"tokenUser"},
 		})
-		if got.code() == socius.CodeInvalidRequest && strings.Contains(got.str("errorDetails"), "Unknown method") {
-			t.Skipf("socialize.getToken is not served yet (%s): the token part of the multi-node test waits for it", got.str("errorDetails"))
-		}
 		token := got.str("access_token")
 		if got.code() != 0 || token == "" {
 			t.Fatalf("getToken on A: %v", got)
@@ -346,6 +343,31 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 		}
 		if got := withToken(a, "socialize.getUserInfo", url.Values{}); got.code() != socius.CodeInvalidToken {
 			t.Errorf("getUserInfo on A after the logout on B: %v, want 403025", got)
+		}
+	})
+
+	t.Run("MobileSessionOfOneNodeOnTheOther", func(t *testing.T) {
+		got := call(a, "socialize.notifyLogin", url.Values{"siteUID": {"mobileUser"}, "targetEnv": {"mobile"}})
+		token, secret := got.str("sessionToken"), got.str("sessionSecret")
+		if got.code() != 0 || token == "" || secret == "" {
+			t.Fatalf("notifyLogin mobile on A: %v", got)
+		}
+		ts := &testServer{Clock: &socius.OffsetClock{}}
+		// Signed for B with the session secret: accepted by B once. A logout on A
+		// then ends the session on B.
+		p := ts.sessionSigned(t, b.httpsURL, "socialize.getUserInfo", nil, token, secret)
+		if got := postTo(t, client, b.httpsURL, "socialize.getUserInfo", p); got.code() != 0 || got.str("UID") != "mobileUser" {
+			t.Fatalf("getUserInfo on B with A's session: %v", got)
+		}
+		if got := postTo(t, client, b.httpsURL, "socialize.getUserInfo", p); got.code() != socius.CodeDuplicateNonce {
+			t.Errorf("the same session call again on B: %v, want 403004", got)
+		}
+		if got := call(a, "socialize.logout", url.Values{"UID": {"mobileUser"}}); got.code() != 0 {
+			t.Fatalf("logout on A: %v", got)
+		}
+		p = ts.sessionSigned(t, b.httpsURL, "socialize.getUserInfo", nil, token, secret)
+		if got := postTo(t, client, b.httpsURL, "socialize.getUserInfo", p); got.code() != socius.CodeInvalidToken {
+			t.Errorf("getUserInfo on B after the logout on A: %v, want 403025", got)
 		}
 	})
 }

@@ -47,6 +47,8 @@ type Main struct {
 	httpsListenAddr string
 	servers         []*http.Server
 	done            chan error
+
+	stopHousekeeping func()
 }
 
 // NewMain returns a Main with the defaults of `socius serve`.
@@ -144,6 +146,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxBodyBytes:        m.MaxBodyBytes,
 		Logger:              m.Logger,
 	})
+	m.startHousekeeping()
 	m.done = make(chan error, 2)
 	if m.HTTPSAddr != "" {
 		cert, path, created, err := loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir)
@@ -242,6 +245,10 @@ func (m *Main) Close() error {
 		ln.Close()
 	}
 	m.listeners = nil
+	if m.stopHousekeeping != nil {
+		m.stopHousekeeping()
+		m.stopHousekeeping = nil
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
