@@ -57,7 +57,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"path"
 	"runtime"
@@ -288,7 +290,7 @@ func retryable(err error) bool {
 // connectionLost reports whether err is a failure of the connection or of the server
 // as a whole rather than of the statement: a read that failed so may simply run again.
 func connectionLost(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pgx.ErrNoRows) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var pe *pgconn.PgError
@@ -297,7 +299,9 @@ func connectionLost(err error) bool {
 		// crashed or not yet accepting connections.
 		return strings.HasPrefix(pe.Code, "08") || slices.Contains([]string{"57P01", "57P02", "57P03"}, pe.Code)
 	}
-	return true // not a server error: the network or the connection failed
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // withTimeout returns ctx bounded by the store's operation timeout.

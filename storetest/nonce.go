@@ -87,7 +87,7 @@ var nonceTests = []struct {
 	{"ManyAcrossTime", func(t *testing.T, s socius.NonceStore) {
 		// Enough nonces for a store's housekeeping to run: it forgets the expired ones
 		// only. Nonce i expires at 60 + i%10 seconds.
-		const n = 1200
+		const n = 600
 		expiry := func(i int) time.Time { return sec(60 + i%10) }
 		for i := range n {
 			useNonce(t, s, "apiKey 3_site", fmt.Sprint(i), expiry(i), sec(0), true)
@@ -105,7 +105,7 @@ var nonceTests = []struct {
 
 	{"ConcurrentUseIsExactlyOnce", func(t *testing.T, s socius.NonceStore) {
 		// Goroutines race on the same pairs: each pair is accepted exactly once.
-		const goroutines, nonces = 8, 150
+		const goroutines, nonces = 8, 100
 		var mu sync.Mutex
 		wins := make(map[string]int)
 		var wg sync.WaitGroup

@@ -145,7 +145,11 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "socius-pgtest-")
+	parent := os.TempDir()
+	if os.Geteuid() == 0 && !traversable(parent) {
+		parent = "/tmp" // the postgres user must reach the folder
+	}
+	dir, err := os.MkdirTemp(parent, "socius-pgtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -341,6 +345,19 @@ func (s *Server) NewURL(t testing.TB) string {
 		t.Fatalf("pgtest: create schema: %v", err)
 	}
 	return s.url("socius") + "&search_path=" + name
+}
+
+// traversable reports whether every folder on the way to dir lets other users through.
+func traversable(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 func freePort() (int, error) {
