@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -24,28 +23,42 @@ var profileColumns = [socius.NumFields]string{
 	socius.Email:        "email",
 }
 
-// setList builds "col = $n, ..." assignments and their arguments, numbering the
-// placeholders after those already in args.
-type setList struct {
-	cols []string
-	args []any
+// A columnList is columns and their values, for the SET of an UPDATE or the column
+// and VALUES lists of an INSERT; arg adds a value that is not a column's (the WHERE
+// clause's), numbering placeholders after the columns'.
+type columnList struct {
+	names []string
+	marks []string
+	args  []any
 }
 
-func (l *setList) add(col string, v any) {
-	l.args = append(l.args, v)
-	l.cols = append(l.cols, fmt.Sprintf("%s = $%d", col, len(l.args)))
+func (l *columnList) add(col string, v any) {
+	l.names = append(l.names, col)
+	l.marks = append(l.marks, l.arg(v))
 }
 
-// arg adds an argument that is not an assignment and returns its placeholder.
-func (l *setList) arg(v any) string {
+// arg adds an argument and returns its placeholder.
+func (l *columnList) arg(v any) string {
 	l.args = append(l.args, v)
 	return fmt.Sprintf("$%d", len(l.args))
 }
 
-func (l *setList) String() string { return strings.Join(l.cols, ", ") }
+// assignments returns "a = $1, b = $2".
+func (l *columnList) assignments() string {
+	parts := make([]string, len(l.names))
+	for i := range l.names {
+		parts[i] = l.names[i] + " = " + l.marks[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// insert returns "(a, b) VALUES ($1, $2)".
+func (l *columnList) insert() string {
+	return "(" + strings.Join(l.names, ", ") + ") VALUES (" + strings.Join(l.marks, ", ") + ")"
+}
 
 // addPatch adds the columns the patch changes: NULL for a cleared field.
-func (l *setList) addPatch(patch *socius.Patch) {
+func (l *columnList) addPatch(patch *socius.Patch) {
 	if patch.Empty() {
 		return
 	}
@@ -72,7 +85,7 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 			if !errors.Is(err, socius.ErrNotFound) {
 				return err
 			}
-			var ins setList
+			var ins columnList
 			ins.addPatch(patch)
 			ins.add("api_key", apiKey)
 			ins.add("uid", []byte(uid))
@@ -80,13 +93,7 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 			ins.add("updated_at", millis(now))
 			ins.add("login_at", millis(now))
 			ins.add("logged_in", true)
-			names := make([]string, len(ins.cols))
-			marks := make([]string, len(ins.cols))
-			for i, c := range ins.cols {
-				names[i], marks[i], _ = strings.Cut(c, " = ")
-			}
-			tag, err := s.pool.Exec(ctx, `INSERT INTO users (`+strings.Join(names, ", ")+`) VALUES (`+strings.Join(marks, ", ")+`)
-				ON CONFLICT (api_key, uid) DO NOTHING`, ins.args...)
+			tag, err := s.pool.Exec(ctx, `INSERT INTO users `+ins.insert()+` ON CONFLICT (api_key, uid) DO NOTHING`, ins.args...)
 			if err != nil {
 				return err // the site's foreign key makes a missing site ErrNotFound
 			}
@@ -105,14 +112,14 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 // updateLogin applies the patch to an existing user and marks it logged in;
 // socius.ErrNotFound when there is no such user.
 func (s *Store) updateLogin(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time) error {
-	var set setList
+	var set columnList
 	set.addPatch(patch)
 	if !patch.Empty() {
 		set.add("updated_at", millis(now))
 	}
 	set.add("login_at", millis(now))
 	set.add("logged_in", true)
-	return affected(s.pool.Exec(ctx, `UPDATE users SET `+set.String()+
+	return affected(s.pool.Exec(ctx, `UPDATE users SET `+set.assignments()+
 		` WHERE api_key = `+set.arg(apiKey)+` AND uid = `+set.arg([]byte(uid)), set.args...))
 }
 
@@ -172,10 +179,10 @@ func (s *Store) UpdateProfile(ctx context.Context, apiKey, uid string, patch *so
 		})
 	}
 	return s.write(ctx, "update profile", func(ctx context.Context) error {
-		var set setList
+		var set columnList
 		set.addPatch(patch)
 		set.add("updated_at", millis(now))
-		return affected(s.pool.Exec(ctx, `UPDATE users SET `+set.String()+
+		return affected(s.pool.Exec(ctx, `UPDATE users SET `+set.assignments()+
 			` WHERE api_key = `+set.arg(apiKey)+` AND uid = `+set.arg([]byte(uid)), set.args...))
 	})
 }
@@ -247,24 +254,23 @@ func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*
 // PutUser creates the user, or replaces its profile, times and login state with those
 // of u; its tokens are left alone. socius.ErrNotFound if the site does not exist.
 func (s *Store) PutUser(ctx context.Context, u *socius.User) error {
-	cols := slices.Concat([]string{"api_key", "uid"}, profileColumns[:], []string{"created_at", "updated_at", "login_at", "logged_in"})
-	args := make([]any, 0, len(cols))
-	args = append(args, u.APIKey, []byte(u.UID))
-	for _, v := range u.Profile {
-		args = append(args, nullString(v))
+	var ins columnList
+	ins.add("api_key", u.APIKey)
+	ins.add("uid", []byte(u.UID))
+	for f, v := range u.Profile {
+		ins.add(profileColumns[f], nullString(v))
 	}
-	args = append(args, millis(u.CreatedAt), millis(u.UpdatedAt), nullMillis(u.LoginAt), u.LoggedIn)
-	marks := make([]string, len(cols))
+	ins.add("created_at", millis(u.CreatedAt))
+	ins.add("updated_at", millis(u.UpdatedAt))
+	ins.add("login_at", nullMillis(u.LoginAt))
+	ins.add("logged_in", u.LoggedIn)
 	var replace []string
-	for i, c := range cols {
-		marks[i] = fmt.Sprintf("$%d", i+1)
-		if i >= 2 {
-			replace = append(replace, c+" = excluded."+c)
-		}
+	for _, c := range ins.names[2:] { // all but the key
+		replace = append(replace, c+" = excluded."+c)
 	}
 	return s.write(ctx, "put user", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO users (`+strings.Join(cols, ", ")+`) VALUES (`+strings.Join(marks, ", ")+`)
-			ON CONFLICT (api_key, uid) DO UPDATE SET `+strings.Join(replace, ", "), args...)
+		_, err := s.pool.Exec(ctx, `INSERT INTO users `+ins.insert()+`
+			ON CONFLICT (api_key, uid) DO UPDATE SET `+strings.Join(replace, ", "), ins.args...)
 		return err // the site's foreign key makes a missing site ErrNotFound
 	})
 }
