@@ -5,6 +5,8 @@
 //	                             or PostgreSQL with --store postgres://...)
 //	socius site create|list|show manage sites (tenants) in the store
 //	socius key create|list|delete manage application/user keys of a site
+//	socius user export|import    move a site's users out of and into the store (JSON lines)
+//	socius call METHOD NAME=VALUE call an API method with the Go client, print the answer
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
 // SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
@@ -34,6 +36,8 @@ commands:
                                  or PostgreSQL with --store postgres://...)
   site create|list|show          manage sites
   key create|list|delete         manage application/user keys
+  user export|import             write a site's users as JSON lines, read them back
+  call METHOD [NAME=VALUE ...]   call an API method (signed by the Go client), print the answer
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
 environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE).
@@ -53,6 +57,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runSite(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "key":
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "user":
+		err = runUser(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "call":
+		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
