@@ -47,7 +47,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			fmt.Fprintln(stderr, "socius user export: --site APIKEY is required")
 			return errUsage
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			return exportUsers(ctx, st, *site, *withSite, *out, stdout, stderr)
 		})
 	case "import":
@@ -64,7 +64,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			defer f.Close()
 			r = f
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}}
 			return imp.run(ctx, r, stdout)
 		})
