@@ -125,6 +125,9 @@ func unavailable(t testing.TB, err error) {
 // version under /usr/lib/postgresql.
 func binDir() (string, error) {
 	if d := os.Getenv("SOCIUS_PG_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("%w (SOCIUS_PG_BIN=%s has no initdb)", errNoBinaries, d)
+		}
 		return d, nil
 	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
