@@ -57,7 +57,7 @@ func (s *Store) UseNonce(ctx context.Context, credential, nonce string, expires,
 }
 
 // sweepNonces starts deleting, in the background, the nonces expired before now,
-// unless a sweep is running or the store is closing.
+// unless a sweep is running or the store is closing (which stops a sweep).
 func (s *Store) sweepNonces(now time.Time) {
 	if !s.sweeping.CompareAndSwap(false, true) {
 		return
@@ -74,7 +74,7 @@ func (s *Store) sweepNonces(now time.Time) {
 		defer s.sweeps.Done()
 		defer s.sweeping.Store(false)
 		// A failed sweep is left for the next one: the rows it missed stay expired.
-		s.DeleteExpiredNonces(context.Background(), now)
+		s.DeleteExpiredNonces(s.background, now)
 	}()
 }
 

@@ -101,6 +101,10 @@ type Store struct {
 	nonceCalls atomic.Uint64
 	sweeping   atomic.Bool
 
+	// background is the context of the nonce sweeps; Close cancels it.
+	background context.Context
+	cancel     context.CancelFunc
+
 	mu      sync.Mutex
 	closed  bool
 	sweeps  sync.WaitGroup
@@ -134,7 +138,8 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(url), err)
 	}
-	return &Store{pool: pool, OpTimeout: DefaultOpTimeout}, nil
+	background, cancel := context.WithCancel(context.Background())
+	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, background: background, cancel: cancel}, nil
 }
 
 // Redact returns url without its password, for logs and error messages.
@@ -152,13 +157,14 @@ func Redact(raw string) string {
 	return u.String()
 }
 
-// Close waits for the background nonce sweep, if one runs, and closes the pool.
+// Close stops the background nonce sweep, if one runs, and closes the pool.
 // Operations after Close fail with a database error. Close may be called more than once.
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.cancel()
 		s.sweeps.Wait()
 		s.pool.Close()
 	})

@@ -120,7 +120,8 @@ func TestNonceSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Close() // waits for the sweep
+	s.sweeps.Wait()
+	s.Close()
 	s = open(t, url)
 	defer s.Close()
 	if left := count(s); left != sweepEvery {
