@@ -115,44 +115,53 @@ type Store struct {
 // or the key=value form), checks that it answers and brings its schema up to date.
 // Besides libpq's parameters the URL takes pgxpool's (pool_max_conns, ...); without
 // pool_max_conns the pool holds up to 4 connections per CPU, at least 16.
-func Open(ctx context.Context, url string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+func Open(ctx context.Context, connString string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
-	if !strings.Contains(url, "pool_max_conns") {
+	if !strings.Contains(connString, "pool_max_conns") {
 		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
 	if _, err := migrate(ctx, pool); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
 	background, cancel := context.WithCancel(context.Background())
 	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, background: background, cancel: cancel}, nil
 }
 
-// Redact returns url without its password, for logs and error messages.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if strings.Contains(raw, "password") {
+// Redact returns a connection string without its password, for logs and error
+// messages.
+func Redact(connString string) string {
+	u, err := url.Parse(connString)
+	if err != nil || u.Scheme == "" {
+		// The key=value form, or something unparsable: say nothing of it if it may
+		// hold a password.
+		if strings.Contains(connString, "password") {
 			return "(a connection string)"
 		}
-		return raw
+		return connString
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

@@ -362,6 +362,7 @@ func TestRedact(t *testing.T) {
 		"postgres://socius@db/socius":                             "postgres://socius@db/socius",
 		"host=db user=socius password=s3cret":                     "(a connection string)",
 		"host=db user=socius":                                     "host=db user=socius",
+		"postgres://db/socius?password=s3cret&sslmode=require":    "postgres://db/socius?password=xxxxx&sslmode=require",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
