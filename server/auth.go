@@ -147,6 +147,9 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		// values (a session call signs its oauth_token) are masked.
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()))
+		if s.cfg.ExplainSignatures {
+			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, whose))
+		}
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
 			whose, c.r.Method, urls[0])
 	}
@@ -158,6 +161,25 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce")
 	}
 	return nil
+}
+
+// explainSignature says what the server signed for a signature that did not match:
+// the base string of the first candidate URL, that URL, and the other candidates. It
+// never says what the signature should have been, nor anything of the secret; the
+// values of credential parameters in the base string are masked (a session call
+// signs its oauth_token).
+func explainSignature(c *call, whose string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Invalid request signature: it does not match %s; the server signed %s for %s",
+		whose, c.BaseStrings[0], c.SignedURLs[0])
+	if len(c.SignedURLs) > 1 {
+		fmt.Fprintf(&b, " (also tried: %s)", strings.Join(c.SignedURLs[1:], ", "))
+	}
+	var raw [20]byte
+	if !gigya.DecodeSignature(c.params.Get("sig"), &raw) {
+		b.WriteString("; the sig sent is not the base64 of a 20-byte HMAC-SHA1")
+	}
+	return b.String()
 }
 
 func aheadBehind(d time.Duration) string {

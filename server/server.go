@@ -5,7 +5,8 @@
 // find the method (400001), read and decode the parameters (413001, 400001, 400006),
 // read the answer format, authenticate (400093, 400002, 400008, 403002, 403003, 403004,
 // 403005, 403006, 403025), refuse a token on a server-only method (403007), check the
-// key's permissions (403007), check the parameters the method does not know
+// key's permissions (403007), apply the emulator's fault rules when Config.Fault is
+// set (any code, or a delay), check the parameters the method does not know
 // (ignoredParams, or 403007 with checkParams=true), then run the method.
 //
 // Credentials: a partner or userKey secret, sent in plain over TLS or signing the call;
@@ -51,6 +52,18 @@ type Config struct {
 	// values of oauth_token, secret, client_secret, sig and code in Call.Params are
 	// masked as "***".
 	Observe func(*Call)
+
+	// ExplainSignatures makes a 403003 for a wrong signature say what the server
+	// signed: the base string and the normalized URL it used, and the other candidate
+	// URLs it tried (never the expected signature or the secret). For the emulator; a
+	// production server keeps the terse details.
+	ExplainSignatures bool
+	// Fault, when set, is asked before each authenticated call runs its method
+	// (after authentication and the key's permissions, so credential errors still
+	// come first). ok=true means a rule applies: the call waits delay, then answers
+	// the Gigya error code, or runs normally when code is 0. The emulator's fault
+	// injection.
+	Fault func(method, apiKey string) (code int, delay time.Duration, ok bool)
 }
 
 // DefaultMaxBodyBytes is the default request body limit.
@@ -103,6 +116,8 @@ type Call struct {
 	// match (for signature debugging); empty otherwise.
 	SignedURLs  []string
 	BaseStrings []string
+	// Injected is true when Config.Fault answered or delayed the call.
+	Injected bool
 }
 
 // call is the state of one request as it goes through the steps.
@@ -163,10 +178,42 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if c.key != nil && !c.key.Allows(c.m.name) {
 		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call %s", c.key.UserKey, c.m.name)
 	}
+	if err := s.injectFault(c); err != nil {
+		return nil, err
+	}
 	if err := s.checkUnknownParams(c); err != nil {
 		return nil, err
 	}
 	return c.m.handle(s, c)
+}
+
+// injectFault applies Config.Fault: it waits the rule's delay (or until the client
+// gives up) and answers the rule's error code, if any.
+func (s *Server) injectFault(c *call) error {
+	if s.cfg.Fault == nil {
+		return nil
+	}
+	apiKey := ""
+	if c.site != nil {
+		apiKey = c.site.APIKey
+	}
+	code, delay, ok := s.cfg.Fault(c.m.name, apiKey)
+	if !ok {
+		return nil
+	}
+	c.Injected = true
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
+	if code == 0 {
+		return nil
+	}
+	return socius.Errorf(code, "%s: injected by a Socius emulator fault rule for %s", gigya.Message(code), c.m.name)
 }
 
 func (s *Server) unknownMethod(name string) error {
@@ -260,7 +307,7 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			env.Details = "General Server error: an unexpected failure, logged with this callId"
 			c.Cause = err
 		}
-		if c.Cause != nil || env.Code >= 500000 {
+		if c.Cause != nil || env.Code >= 500000 && !c.Injected {
 			s.cfg.Logger.Error("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		}
 	}

@@ -7,6 +7,7 @@
 //	socius key create|list|delete manage application/user keys of a site
 //	socius user export|import    move a site's users out of and into the store (JSON lines)
 //	socius call METHOD NAME=VALUE call an API method with the Go client, print the answer
+//	socius emulator ...          drive a running `socius serve --emulator`
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
 // SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
@@ -38,6 +39,8 @@ commands:
   key create|list|delete         manage application/user keys
   user export|import             write a site's users as JSON lines, read them back
   call METHOD [NAME=VALUE ...]   call an API method (signed by the Go client), print the answer
+  emulator reset|clock|faults|log|export|seed|status
+                                 drive a running "socius serve --emulator"
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
 environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE).
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runUser(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "call":
 		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "emulator":
+		err = runEmulator(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

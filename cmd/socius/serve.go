@@ -30,6 +30,8 @@ type Main struct {
 	TrustForwardedProto bool
 	MaxBodyBytes        int64
 	LogLevel            string
+	// Emulator mode: --emulator, --seed, --export-on-exit, ... (emulator.go).
+	EmulatorOptions
 
 	// Clock is the server's clock; tests inject one. The system clock when nil.
 	Clock socius.Clock
@@ -79,7 +81,11 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.BoolVar(&m.TrustForwardedProto, "trust-forwarded-proto", m.TrustForwardedProto, "honour X-Forwarded-Proto: https from a TLS-terminating proxy")
 	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", m.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
+	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if err := m.checkEmulatorFlags(fs); err != nil {
 		return err
 	}
 	if (m.SiteAPIKey == "") != (m.SiteSecret == "") {
@@ -119,6 +125,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
+	if err := m.prepareEmulator(); err != nil {
+		return err
+	}
 	if m.Clock == nil {
 		m.Clock = socius.SystemClock{}
 	}
@@ -134,10 +143,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
+	if err := m.seedEmulator(ctx); err != nil {
+		return err
+	}
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
-	m.Server = server.New(server.Config{
+	cfg := server.Config{
 		Store:               m.Store,
 		Nonces:              m.Nonces,
 		Clock:               m.Clock,
@@ -145,7 +157,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		TrustForwardedProto: m.TrustForwardedProto,
 		MaxBodyBytes:        m.MaxBodyBytes,
 		Logger:              m.Logger,
-	})
+	}
+	m.configureEmulator(&cfg)
+	m.Server = server.New(cfg)
 	m.startHousekeeping()
 	m.done = make(chan error, 2)
 	if m.HTTPSAddr != "" {
@@ -163,7 +177,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.HTTPSURL = "https://" + ln.Addr().String()
 		m.httpsListenAddr = ln.Addr().String()
-		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.Server)
+		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.apiHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
 	}
 	if m.HTTPAddr != "" {
@@ -172,13 +186,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.HTTPURL = "http://" + ln.Addr().String()
-		handler := http.Handler(m.Server)
+		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
 			handler = tunnelToSelf(m.httpsListenAddr, handler)
 		}
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
 	}
+	m.emulatorStarted()
 	return nil
 }
 
@@ -249,11 +264,15 @@ func (m *Main) Close() error {
 		m.stopHousekeeping()
 		m.stopHousekeeping = nil
 	}
+	if err := m.exportOnExit(); err != nil && first == nil {
+		first = err
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
 		}
 		m.Store = nil
 	}
+	m.removeTempData()
 	return first
 }
