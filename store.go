@@ -19,6 +19,11 @@ type SiteStore interface {
 	// CreateKey adds a key to an existing site; ErrExists if the userKey is taken,
 	// ErrNotFound if the site does not exist.
 	CreateKey(ctx context.Context, k *Key) error
+	// PutKey creates the key or, if it exists, replaces its secret, methods and public
+	// key at once (the key keeps its site and creation time): rotation without a moment
+	// when the key is missing. ErrNotFound if the site does not exist, ErrExists if the
+	// userKey belongs to another site.
+	PutKey(ctx context.Context, k *Key) error
 	// Key returns the key, or ErrNotFound.
 	Key(ctx context.Context, userKey string) (*Key, error)
 	// Keys lists the keys of a site (all sites when apiKey is empty), ordered by creation.

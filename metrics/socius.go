@@ -67,7 +67,7 @@ func (in *Instruments) Store(st socius.Store) socius.Store {
 	return t
 }
 
-var storeOps = []string{"create_site", "put_site", "site", "sites", "create_key", "key", "keys", "delete_key",
+var storeOps = []string{"create_site", "put_site", "site", "sites", "create_key", "put_key", "key", "keys", "delete_key",
 	"login", "user", "update_profile", "logout", "delete_user", "rename_user",
 	"users", "put_user", "count_users", "delete_users",
 	"create_token", "token", "revoke_token", "delete_expired_tokens"}
@@ -104,6 +104,11 @@ func (t *timedStore) Sites(ctx context.Context) ([]*socius.Site, error) {
 func (t *timedStore) CreateKey(ctx context.Context, k *socius.Key) error {
 	defer t.observe("create_key", time.Now())
 	return t.Store.CreateKey(ctx, k)
+}
+
+func (t *timedStore) PutKey(ctx context.Context, k *socius.Key) error {
+	defer t.observe("put_key", time.Now())
+	return t.Store.PutKey(ctx, k)
 }
 
 func (t *timedStore) Key(ctx context.Context, userKey string) (*socius.Key, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/storetest"
 )
 
 var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -116,4 +117,8 @@ func BenchmarkUseNonce(b *testing.B) {
 			c.UseNonce(context.Background(), "s:k", fmt.Sprint(i, "-", &i), t0.Add(time.Minute), t0)
 		}
 	})
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RunNonces(t, func(*testing.T) socius.NonceStore { return New(0) })
 }

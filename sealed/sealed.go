@@ -167,6 +167,11 @@ func (s *Store) CreateKey(ctx context.Context, k *socius.Key) error {
 	return s.Store.CreateKey(ctx, s.sealKey(k))
 }
 
+// PutKey creates or replaces a key, its secret sealed.
+func (s *Store) PutKey(ctx context.Context, k *socius.Key) error {
+	return s.Store.PutKey(ctx, s.sealKey(k))
+}
+
 // Key returns a key with its secret opened.
 func (s *Store) Key(ctx context.Context, userKey string) (*socius.Key, error) {
 	k, err := s.Store.Key(ctx, userKey)
@@ -205,9 +210,8 @@ func (s *Store) Verify(ctx context.Context) error {
 // was enabled) and reports how many it sealed. Run Verify first: sealing with a wrong
 // key would leave the store with secrets under two keys.
 //
-// A site is rewritten in place (PutSite). The store contract has no update for a key,
-// so a plain key is deleted and created again with the same fields; a call using that
-// key at that very instant may be refused.
+// Sites and keys are rewritten in place (PutSite, PutKey), each in one store
+// transaction.
 func (s *Store) Migrate(ctx context.Context) (int, error) {
 	n := 0
 	sites, err := s.Store.Sites(ctx)
@@ -231,21 +235,12 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 		if IsSealed(k.Secret) {
 			continue
 		}
-		if err := s.replaceKey(ctx, k); err != nil {
+		if err := s.PutKey(ctx, k); err != nil {
 			return n, fmt.Errorf("sealed: seal the secret of userKey %s: %w", k.UserKey, err)
 		}
 		n++
 	}
 	return n, nil
-}
-
-// replaceKey writes k over the key with the same userKey: it deletes the key and
-// creates it again, as the store contract has no update for keys.
-func (s *Store) replaceKey(ctx context.Context, k *socius.Key) error {
-	if err := s.Store.DeleteKey(ctx, k.UserKey); err != nil {
-		return err
-	}
-	return s.CreateKey(ctx, k)
 }
 
 // HoldsSealed reports whether st (an unwrapped store) holds any sealed secret: a

@@ -18,6 +18,7 @@ import (
 // key: the same as serve's, so that both read the same secrets.
 type storeFlags struct {
 	data          string
+	store         string
 	masterKeyFile string
 	lookupEnv     func(string) (string, bool)
 	stderr        io.Writer
@@ -25,13 +26,14 @@ type storeFlags struct {
 
 func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool), stderr io.Writer) {
 	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
+	fs.StringVar(&f.store, "store", "", storeHelp)
 	fs.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key that encrypts secrets at rest (default: SOCIUS_MASTER_KEY, else <data>/master.key)")
 	f.lookupEnv = lookupEnv
 	f.stderr = stderr
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
-	cfg := storeConfig{data: f.data, masterKeyFile: f.masterKeyFile, out: f.stderr}
+	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, out: f.stderr}
 	if f.lookupEnv != nil {
 		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")
 	}
@@ -101,7 +103,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR]")
+			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR | --store URL]")
 			return errUsage
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -225,7 +227,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR]")
+			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR | --store URL]")
 			return errUsage
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -251,15 +253,9 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			if err != nil {
 				return err
 			}
-			// The store contract has no update for a key: it is deleted and created
-			// again with every field but the secret unchanged. A call using the key at
-			// that instant may be refused with 403005.
 			k.Secret = newSecret
-			if err := st.DeleteKey(ctx, k.UserKey); err != nil {
+			if err := st.PutKey(ctx, k); err != nil {
 				return err
-			}
-			if err := st.CreateKey(ctx, k); err != nil {
-				return fmt.Errorf("userKey %s was deleted but not created again with its new secret: %w (create it with socius key create --user-key %s)", k.UserKey, err, k.UserKey)
 			}
 			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\n", k.UserKey, k.Secret)
 			return nil

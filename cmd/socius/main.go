@@ -1,7 +1,8 @@
 // Command socius is a self-hosted server for the Gigya (SAP Customer Data Cloud)
 // socialize REST API, and the tools around it.
 //
-//	socius serve                                run the server (embedded SQLite store in ./socius-data)
+//	socius serve                                run the server (embedded SQLite store in ./socius-data,
+//	                                            or PostgreSQL with --store postgres://...)
 //	socius site create|list|show|rotate-secret  manage sites (tenants) in the store
 //	socius key create|list|delete|rotate-secret manage application/user keys of a site
 //	socius user export|import                   move a site's users out of and into the store (JSON lines)
@@ -39,7 +40,8 @@ func main() {
 const usage = `usage: socius <command> [flags]
 
 commands:
-  serve                                 run Socius (HTTP, HTTPS, embedded SQLite store)
+  serve                                 run Socius (HTTP, HTTPS; embedded SQLite store,
+                                        or PostgreSQL with --store postgres://...)
   site create|list|show|rotate-secret   manage sites
   key create|list|delete|rotate-secret  manage application/user keys
   user export|import                    write a site's users as JSON lines, read them back
@@ -49,7 +51,7 @@ commands:
   version                               print the version of Socius and Go
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
-environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_SITE_API_KEY).
+environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE).
 `
 
 // run is the whole program, minus os.Exit, so tests can drive it.

@@ -27,6 +27,7 @@ type Main struct {
 	HTTPAddr            string
 	HTTPSAddr           string
 	DataDir             string
+	StoreURL            string // --store: empty for the embedded SQLite in DataDir
 	TLSCert, TLSKey     string
 	SiteAPIKey          string
 	SiteSecret          string
@@ -65,7 +66,8 @@ type Main struct {
 	LogOutput io.Writer
 	Logger    *slog.Logger
 
-	Store           socius.Store // the store as the server sees it: timed, secrets sealed
+	Store           socius.Store      // the store as the server sees it: timed, secrets sealed
+	Nonces          socius.NonceStore // shared in PostgreSQL, else this node's memory
 	Server          *server.Server
 	Metrics         *metrics.Registry
 	Instruments     *metrics.Instruments
@@ -125,6 +127,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "plain HTTP listen address (empty disables)")
 	fs.StringVar(&m.HTTPSAddr, "https", m.HTTPSAddr, "HTTPS listen address (empty disables)")
 	fs.StringVar(&m.DataDir, "data", m.DataDir, "data folder: the SQLite store and the generated TLS certificate")
+	fs.StringVar(&m.StoreURL, "store", m.StoreURL, storeHelp)
 	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (PEM); a self-signed one is generated when empty")
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&m.SiteAPIKey, "site-api-key", m.SiteAPIKey, "make sure a site with this apiKey exists at start (with --site-secret)")
@@ -175,6 +178,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 			return fmt.Errorf("--site-secret: %v", err)
 		}
 	}
+	if err := checkStore(m.StoreURL); err != nil {
+		return err
+	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
 	}
@@ -207,7 +213,8 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	return nil
 }
 
-// Run opens the store, prepares the demo or given site, and starts the listeners. It
+// Run opens the store (and with it the nonce store: shared in PostgreSQL, in memory
+// with the embedded SQLite), prepares the demo or given site, and starts the listeners. It
 // returns once Socius is accepting connections; Close stops it.
 func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Stdout == nil {
@@ -236,20 +243,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics = metrics.NewRegistry()
 	m.Instruments = metrics.NewInstruments(m.Metrics)
 	st, err := storeConfig{
-		data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
+		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
 		wrap: m.Instruments.Store, out: m.Stdout,
 	}.open(ctx)
 	if err != nil {
 		return err
 	}
-	m.Store = st.store
+	m.Store, m.Nonces = st.store, st.nonces
+	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if err := m.seedEmulator(ctx); err != nil {
 		return err
 	}
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
-	nonces := nonce.New(0)
 	observe := m.Instruments.ObserveCall
 	if m.LogCalls {
 		logCall := server.LogCalls(m.Logger)
@@ -260,7 +267,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	cfg := server.Config{
 		Store:               m.Store,
-		Nonces:              nonces,
+		Nonces:              m.Nonces,
 		Clock:               m.Clock,
 		Skew:                m.ClockSkew,
 		TrustForwardedProto: m.TrustForwardedProto,
@@ -273,8 +280,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.configureEmulator(&cfg)
 	m.Server = server.New(cfg)
-	m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
-		func() float64 { return float64(nonces.Len()) })
+	if cache, ok := m.Nonces.(*nonce.Cache); ok { // PostgreSQL keeps them in the database
+		m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
+			func() float64 { return float64(cache.Len()) })
+	}
 	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
 		func() float64 { return float64(m.Server.InFlight()) })
 	m.Metrics.NewGauge("socius_build_info", "Always 1; the labels tell the version of Socius and of Go.", "version", "goversion").

@@ -8,15 +8,43 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/postgres"
 	"github.com/socius/socius/sealed"
 	"github.com/socius/socius/sqlite"
 )
 
+// storeHelp is the help text of --store, shared by every command that opens a store.
+const storeHelp = `the store: empty (or "sqlite") for the embedded SQLite file in --data, or a PostgreSQL URL (postgres://user:password@host:port/db?sslmode=...) that several server nodes share`
+
+// isPostgres reports whether spec names a PostgreSQL database.
+func isPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// checkStore checks the --store value without opening anything.
+func checkStore(spec string) error {
+	if spec == "" || spec == "sqlite" || isPostgres(spec) {
+		return nil
+	}
+	return fmt.Errorf("--store %q: want empty (the embedded SQLite in --data) or a postgres:// URL", postgres.Redact(spec))
+}
+
+// describeStore says which store spec names, without secrets.
+func describeStore(spec, dataDir string) string {
+	if isPostgres(spec) {
+		return "PostgreSQL " + postgres.Redact(spec)
+	}
+	return "SQLite " + filepath.Join(dataDir, "socius.db")
+}
+
 // storeConfig says which store to open and how its secrets are sealed. serve and the
 // admin commands share it, so they always agree on the master key.
 type storeConfig struct {
+	spec          string // --store: "" for the embedded SQLite, or a postgres:// URL
 	data          string // the data folder: socius.db, and master.key by default
 	masterKeyFile string // --master-key-file
 	masterKey     string // SOCIUS_MASTER_KEY
@@ -27,21 +55,41 @@ type storeConfig struct {
 
 // openedStore is a store ready for use.
 type openedStore struct {
-	store     *sealed.Store // what callers use
-	raw       socius.Store  // without decorators (readiness probes)
-	keySource string        // where the master key came from (never the key)
+	store     *sealed.Store     // what callers use
+	raw       socius.Store      // without decorators (readiness probes)
+	nonces    socius.NonceStore // the database's with PostgreSQL (shared by every node), else in memory
+	keySource string            // where the master key came from (never the key)
 }
 
-// open opens the embedded store, finds the master key, checks that it opens every
-// sealed secret (a wrong key stops here, with a clear error) and seals the secrets
+// open opens the store that cfg.spec names, finds the master key, checks that it opens
+// every sealed secret (a wrong key stops here, with a clear error) and seals the secrets
 // written before encryption was enabled.
 func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
-	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+	if err := checkStore(cfg.spec); err != nil {
 		return nil, err
 	}
-	raw, err := sqlite.Open(filepath.Join(cfg.data, "socius.db"))
-	if err != nil {
-		return nil, err
+	var raw socius.Store
+	var nonces socius.NonceStore
+	if isPostgres(cfg.spec) {
+		// Every node must seal with the same key: one generated into a node's data
+		// folder would be useless to the others.
+		if cfg.masterKeyFile == "" && cfg.masterKey == "" {
+			return nil, errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
+		}
+		pg, err := postgres.Open(ctx, cfg.spec)
+		if err != nil {
+			return nil, err
+		}
+		raw, nonces = pg, pg
+	} else {
+		if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+			return nil, err
+		}
+		lite, err := sqlite.Open(filepath.Join(cfg.data, "socius.db"))
+		if err != nil {
+			return nil, err
+		}
+		raw, nonces = lite, nonce.New(0)
 	}
 	defer func() {
 		if err != nil {
@@ -73,7 +121,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if n > 0 && cfg.out != nil {
 		fmt.Fprintf(cfg.out, "socius: encrypted %d secrets that were stored in plain text\n", n)
 	}
-	return &openedStore{store: st, raw: raw, keySource: source}, nil
+	return &openedStore{store: st, raw: raw, nonces: nonces, keySource: source}, nil
 }
 
 // masterKey finds the master key: --master-key-file, else SOCIUS_MASTER_KEY, else

@@ -18,8 +18,8 @@ import (
 	"github.com/socius/socius/internal/vectors"
 )
 
-// openStore opens the store of an admin command's --data folder.
-func openStore(t *testing.T, dir string) socius.Store {
+// openDataStore opens the store of an admin command's --data folder.
+func openDataStore(t *testing.T, dir string) socius.Store {
 	t.Helper()
 	st, err := (&storeFlags{data: dir}).open(context.Background())
 	if err != nil {
@@ -99,7 +99,7 @@ func seedUsers(t *testing.T, st socius.Store, apiKey string, n int) {
 func TestUserExportImportRoundTrip(t *testing.T) {
 	const n = 10_000
 	dirA, dirB := t.TempDir(), t.TempDir()
-	st := openStore(t, dirA)
+	st := openDataStore(t, dirA)
 	ctx := context.Background()
 	site := &socius.Site{APIKey: testAPIKey, Secret: testSecret, Name: "lab", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if err := st.CreateSite(ctx, site); err != nil {
@@ -149,7 +149,7 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 		t.Errorf("%d lines, want %d users, a site and a key", lines, n)
 	}
 
-	stB := openStore(t, dirB)
+	stB := openDataStore(t, dirB)
 	defer stB.Close()
 	got := allUsers(t, stB, testAPIKey)
 	if len(got) != len(want) {
@@ -185,7 +185,7 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 
 func TestUserImportBadLines(t *testing.T) {
 	dir := t.TempDir()
-	st := openStore(t, dir)
+	st := openDataStore(t, dir)
 	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestUserImportBadLines(t *testing.T) {
 	if !regexp.MustCompile(`importing: line \d+, \d+ users imported, \d+ bad lines`).MatchString(errOut) {
 		t.Errorf("no progress line:\n%s", errOut)
 	}
-	st = openStore(t, dir)
+	st = openDataStore(t, dir)
 	defer st.Close()
 	u, err := st.User(context.Background(), testAPIKey, "good-1")
 	if err != nil || u.Profile[socius.FirstName] != "Ada Lovelace" || u.Profile[socius.Age] != "" {
