@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/socius/socius/internal/pgtest"
 )
 
 // binary is the socius binary that TestMain builds once for every test of the package.
@@ -37,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m) // stops the PostgreSQL server if a test started one
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
