@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // to read the stores behind the server's back
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
-	_ "modernc.org/sqlite" // to read the store's file behind the server's back
+	_ "modernc.org/sqlite"
 )
 
 // A credential is what a call authenticates with: a site's partner secret, or one of
@@ -207,10 +208,17 @@ func (p *proc) login(cred credential, uid, userInfo string) {
 	p.mustCall(cred, "socialize.notifyLogin", params)
 }
 
-// openDB opens the store's SQLite file directly, read-only, from the test process.
-func openDB(t *testing.T, dir string) *sql.DB {
+// openDB opens the store of p directly from the test process: its SQLite file,
+// read-only, or its PostgreSQL database.
+func openDB(t *testing.T, p *proc) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "socius.db")+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)")
+	var db *sql.DB
+	var err error
+	if p.storeURL != "" {
+		db, err = sql.Open("pgx", p.storeURL)
+	} else {
+		db, err = sql.Open("sqlite", filepath.Join(p.dir, "socius.db")+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,17 +227,22 @@ func openDB(t *testing.T, dir string) *sql.DB {
 	return db
 }
 
-// snapshot renders every row of every table (sites, keys, users) of the store as
-// text, for "nothing changed" comparisons. With apiKey, only that site's rows.
+// snapshot renders every row of the tables of sites, keys, users and tokens as text,
+// for "nothing changed" comparisons. With apiKey, only that site's rows.
 func snapshot(t *testing.T, db *sql.DB, apiKey string) string {
 	t.Helper()
+	where := ""
+	if apiKey != "" {
+		where = " WHERE api_key = '" + strings.ReplaceAll(apiKey, "'", "''") + "'"
+	}
 	var b strings.Builder
 	for _, q := range []string{
-		`SELECT * FROM sites WHERE ? IN ('', api_key) ORDER BY api_key`,
-		`SELECT * FROM keys WHERE ? IN ('', api_key) ORDER BY user_key`,
-		`SELECT * FROM users WHERE ? IN ('', api_key) ORDER BY api_key, uid`,
+		`SELECT * FROM sites` + where + ` ORDER BY api_key`,
+		`SELECT * FROM keys` + where + ` ORDER BY user_key`,
+		`SELECT * FROM users` + where + ` ORDER BY api_key, uid`,
+		`SELECT * FROM tokens` + where + ` ORDER BY hash`,
 	} {
-		rows, err := db.Query(q, apiKey)
+		rows, err := db.Query(q)
 		if err != nil {
 			t.Fatalf("snapshot: %v", err)
 		}

@@ -4,7 +4,8 @@
 // the SQLite file it leaves behind.
 //
 // The package holds the tests that need a real process rather than the in-process
-// server of cmd/socius's tests:
+// server of cmd/socius's tests. The crash, shutdown and isolation tests run on both
+// stores (the SQLite file, and PostgreSQL on package pgtest's throwaway server):
 //
 //   - crash safety: SIGKILL in the middle of concurrent writes, restart on the same data
 //     folder, and every acknowledged write is there (crash_test.go);

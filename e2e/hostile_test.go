@@ -108,7 +108,7 @@ func TestHostileRequests(t *testing.T) {
 	// Another site, whose tokens the lab site must refuse.
 	admin(t, "site", "create", "--data", dir, "--api-key", siteB.APIKey, "--secret", siteB.Secret)
 	p := serve(t, dir, append(append([]string{}, labFlags...), "--log-level", "debug")...)
-	db := openDB(t, dir)
+	db := openDB(t, p)
 	// The lab user, with values that break XML, HTML and JSONP when not escaped.
 	const xmlBreaker = `<b>"Ada" & 'Bob'</b>]]><!--`
 	p.login(lab, "u1", "")

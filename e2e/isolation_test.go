@@ -57,31 +57,41 @@ func jwtPublicPEM(t *testing.T) []byte {
 
 var (
 	twoSitesOnce  sync.Once
-	twoSitesFiles map[string][]byte // the data folder made by makeTwoSites, by file name
+	twoSitesFiles map[string][]byte // the SQLite data folder made by makeTwoSites, by file name
 	twoSitesErr   error
 )
 
-// makeTwoSites runs the admin commands that create the sites and keys, and returns the
-// files of the resulting data folder: the store (closed, so complete without its
-// write-ahead log) and the master key that encrypts its secrets.
-func makeTwoSites(t *testing.T) (map[string][]byte, error) {
+// makeTwoSites runs the admin commands that create the sites and keys in the store
+// that storeFlags choose (the SQLite file in dir when none).
+func makeTwoSites(t *testing.T, dir string, storeFlags []string) error {
+	run := func(args ...string) { admin(t, append(append(args, "--data", dir), storeFlags...)...) }
+	for _, s := range []credential{siteA, siteB} {
+		run("site", "create", "--api-key", s.APIKey, "--secret", s.Secret, "--name", s.APIKey)
+	}
+	for _, k := range []credential{keyA, keyB} {
+		run("key", "create", "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret)
+	}
+	pubFile := filepath.Join(dir, "jwt-public.pem")
+	if err := os.WriteFile(pubFile, jwtPublicPEM(t), 0o600); err != nil {
+		return err
+	}
+	for _, k := range []credential{jwtA, jwtB} {
+		run("key", "create", "--site", k.APIKey, "--user-key", k.UserKey, "--public-key", pubFile)
+	}
+	return nil
+}
+
+// sqliteTwoSites makes the two sites once in a SQLite data folder and returns its
+// files: the store (closed, so complete without its write-ahead log) and the master
+// key that encrypts its secrets. Copying them is faster than running the commands.
+func sqliteTwoSites(t *testing.T) (map[string][]byte, error) {
 	dir, err := os.MkdirTemp("", "socius-two-sites-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	for _, s := range []credential{siteA, siteB} {
-		admin(t, "site", "create", "--data", dir, "--api-key", s.APIKey, "--secret", s.Secret, "--name", s.APIKey)
-	}
-	for _, k := range []credential{keyA, keyB} {
-		admin(t, "key", "create", "--data", dir, "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret)
-	}
-	pubFile := filepath.Join(dir, "jwt-public.pem")
-	if err := os.WriteFile(pubFile, jwtPublicPEM(t), 0o600); err != nil {
+	if err := makeTwoSites(t, dir, nil); err != nil {
 		return nil, err
-	}
-	for _, k := range []credential{jwtA, jwtB} {
-		admin(t, "key", "create", "--data", dir, "--site", k.APIKey, "--user-key", k.UserKey, "--public-key", pubFile)
 	}
 	files := map[string][]byte{}
 	for _, name := range []string{"socius.db", "master.key"} {
@@ -97,22 +107,27 @@ func makeTwoSites(t *testing.T) (map[string][]byte, error) {
 // bMarker is in every value site B stores: no answer to site A may contain it.
 const bMarker = "only-site-B-has-this"
 
-// serveTwoSites starts the server on a store with sites A and B, a key of each, and a
-// bearer-JWT key of each, made with the admin commands (once, then copied). Both sites
-// have a user "shared-uid" (the same UID, two different users); B also has "b-only".
-func serveTwoSites(t *testing.T) *proc {
+// serveTwoSites starts the server on a store of backend b with sites A and B, a key of
+// each, and a bearer-JWT key of each, made with the admin commands. Both sites have a
+// user "shared-uid" (the same UID, two different users); B also has "b-only".
+func serveTwoSites(t *testing.T, b backend) *proc {
 	t.Helper()
-	twoSitesOnce.Do(func() { twoSitesFiles, twoSitesErr = makeTwoSites(t) })
-	if twoSitesErr != nil {
-		t.Fatal(twoSitesErr)
-	}
 	dir := t.TempDir()
-	for name, b := range twoSitesFiles {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
+	flags := b.flags(t, dir)
+	if b.file {
+		twoSitesOnce.Do(func() { twoSitesFiles, twoSitesErr = sqliteTwoSites(t) })
+		if twoSitesErr != nil {
+			t.Fatal(twoSitesErr)
 		}
+		for name, b := range twoSitesFiles {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else if err := makeTwoSites(t, dir, flags); err != nil {
+		t.Fatal(err)
 	}
-	p := serve(t, dir)
+	p := serve(t, dir, flags...)
 	p.login(siteA, "shared-uid", `{"nickname":"site-A-user","firstName":"Alice"}`)
 	for _, uid := range []string{"shared-uid", "b-only"} {
 		p.login(siteB, uid, fmt.Sprintf(`{"nickname":"%s-%s","email":"%s@b.example","age":42}`, bMarker, uid, bMarker))
@@ -134,85 +149,90 @@ func TestTenantIsolation(t *testing.T) {
 		{"userKey+signature", keyA, keyB},
 		{"userKey+plain secret", plain(keyA), plain(keyB)},
 	}
-	for _, kind := range kinds {
-		t.Run(kind.name, func(t *testing.T) {
-			p := serveTwoSites(t)
-			db := openDB(t, p.dir)
-			before := snapshot(t, db, siteB.APIKey)
-			if !strings.Contains(before, bMarker) || strings.Count(before, "\n") < 5 {
-				t.Fatalf("site B's rows are not set up:\n%s", before)
-			}
-			a, b := kind.a, kind.b
+	for _, b := range backends {
+		for _, kind := range kinds {
+			t.Run(b.name+"/"+kind.name, func(t *testing.T) {
+				isolation(t, b, kind.a, kind.b)
+			})
+		}
+	}
+}
 
-			// A's credential presented with B's apiKey, and B's credential presented
-			// with A's apiKey: a partner signature or secret does not match the other
-			// site's secret (403003); a key is not a key of the other site (403005).
-			swapped := a
-			swapped.APIKey = b.APIKey
-			foreign := b
-			foreign.APIKey = a.APIKey
-			wrongSite, wrongSiteDetails := socius.CodeInvalidSignature, "Invalid request signature"
-			if a.UserKey != "" {
-				wrongSite, wrongSiteDetails = socius.CodeUnauthorizedUser, "is not a key of this site"
-			}
-
-			attempts := []attempt{
-				// A's own credential, naming a UID only B has.
-				{"read B's UID", a, "socialize.getUserInfo", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
-				{"write B's UID", a, "socialize.setUserInfo", url.Values{"UID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, 403005, "UID not found"},
-				{"log out B's UID", a, "socialize.logout", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
-				{"delete B's UID", a, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
-				{"rename B's UID", a, "socialize.setUID", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, 403005, "UID not found"},
-				{"register B's UID", a, "socialize.notifyRegistration", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, 403005, "UID not found"},
-				{"register B's UID without siteUID", a, "socialize.notifyRegistration", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
-
-				// A's credential with B's apiKey.
-				{"A's credential as B: read", swapped, "socialize.getUserInfo", url.Values{"UID": {"b-only"}}, wrongSite, wrongSiteDetails},
-				{"A's credential as B: write", swapped, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongSiteDetails},
-				{"A's credential as B: delete", swapped, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, wrongSite, wrongSiteDetails},
-				{"A's credential as B: login", swapped, "socialize.notifyLogin", url.Values{"siteUID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongSiteDetails},
-				{"A's credential as B: rename", swapped, "socialize.setUID", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, wrongSite, wrongSiteDetails},
-				{"A's credential as B: log out", swapped, "socialize.logout", url.Values{"UID": {"b-only"}}, wrongSite, wrongSiteDetails},
-
-				// B's credential with A's apiKey: the same refusal the other way round.
-				{"B's credential as A: read", foreign, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, wrongSite, wrongSiteDetails},
-				{"B's credential as A: write", foreign, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongSiteDetails},
-
-				// The UID both sites have: A reaches its own user, never B's.
-				{"read the shared UID", a, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, 0, ""},
-				{"write the shared UID", a, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"A wrote this","age":7}`}}, 0, ""},
-				{"log out the shared UID", a, "socialize.logout", url.Values{"UID": {"shared-uid"}}, 0, ""},
-				{"rename the shared UID", a, "socialize.setUID", url.Values{"UID": {"shared-uid"}, "siteUID": {"renamed-in-A"}}, 0, ""},
-				{"take a UID B has as a new name", a, "socialize.setUID", url.Values{"UID": {"renamed-in-A"}, "siteUID": {"b-only"}}, 0, ""},
-				{"delete A's user now named b-only", a, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, 0, ""},
-				{"log in again with the shared UID", a, "socialize.notifyLogin", url.Values{"siteUID": {"shared-uid"}}, 0, ""},
-				{"read the new user", a, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, 0, ""},
-			}
-			tryAll(t, p, db, before, attempts)
-			if !a.Plain {
-				// Nonces are remembered per credential: a nonce A has used does not
-				// block B (or the other way round), and A's replay is refused.
-				n := url.Values{"UID": {"b-only"}, "nonce": {"nonce-both-sites-use"}}
-				if ans := p.mustCall(b, "socialize.getUserInfo", n); ans.str("nickname") == "" {
-					t.Errorf("B with a fresh nonce: %v", ans)
-				}
-				n.Set("UID", "shared-uid")
-				p.mustCall(a, "socialize.getUserInfo", n)
-				if ans, _ := p.call(a, "socialize.getUserInfo", n); ans.code() != socius.CodeDuplicateNonce {
-					t.Errorf("A reusing its nonce: %v", ans)
-				}
-			}
-			// B still sees its users as they were.
-			for _, uid := range []string{"shared-uid", "b-only"} {
-				ans := p.mustCall(b, "socialize.getUserInfo", url.Values{"UID": {uid}})
-				if ans.str("nickname") != bMarker+"-"+uid || ans["isLoggedIn"] != true {
-					t.Errorf("site B's %s: %v", uid, ans)
-				}
-			}
-			p.stop()
-		})
+// isolation checks that a, a credential of site A, reaches nothing of site B, and that
+// b, the same kind of credential of B, reaches nothing of A.
+func isolation(t *testing.T, backend backend, a, b credential) {
+	p := serveTwoSites(t, backend)
+	db := openDB(t, p)
+	before := snapshot(t, db, siteB.APIKey)
+	if !strings.Contains(before, bMarker) || strings.Count(before, "\n") < 5 {
+		t.Fatalf("site B's rows are not set up:\n%s", before)
+	}
+	// A's credential presented with B's apiKey, and B's credential presented
+	// with A's apiKey: a partner signature or secret does not match the other
+	// site's secret (403003); a key is not a key of the other site (403005).
+	swapped := a
+	swapped.APIKey = b.APIKey
+	foreign := b
+	foreign.APIKey = a.APIKey
+	wrongSite, wrongSiteDetails := socius.CodeInvalidSignature, "Invalid request signature"
+	if a.UserKey != "" {
+		wrongSite, wrongSiteDetails = socius.CodeUnauthorizedUser, "is not a key of this site"
 	}
 
+	attempts := []attempt{
+		// A's own credential, naming a UID only B has.
+		{"read B's UID", a, "socialize.getUserInfo", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
+		{"write B's UID", a, "socialize.setUserInfo", url.Values{"UID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, 403005, "UID not found"},
+		{"log out B's UID", a, "socialize.logout", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
+		{"delete B's UID", a, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
+		{"rename B's UID", a, "socialize.setUID", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, 403005, "UID not found"},
+		{"register B's UID", a, "socialize.notifyRegistration", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, 403005, "UID not found"},
+		{"register B's UID without siteUID", a, "socialize.notifyRegistration", url.Values{"UID": {"b-only"}}, 403005, "UID not found"},
+
+		// A's credential with B's apiKey.
+		{"A's credential as B: read", swapped, "socialize.getUserInfo", url.Values{"UID": {"b-only"}}, wrongSite, wrongSiteDetails},
+		{"A's credential as B: write", swapped, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongSiteDetails},
+		{"A's credential as B: delete", swapped, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, wrongSite, wrongSiteDetails},
+		{"A's credential as B: login", swapped, "socialize.notifyLogin", url.Values{"siteUID": {"b-only"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongSiteDetails},
+		{"A's credential as B: rename", swapped, "socialize.setUID", url.Values{"UID": {"b-only"}, "siteUID": {"stolen"}}, wrongSite, wrongSiteDetails},
+		{"A's credential as B: log out", swapped, "socialize.logout", url.Values{"UID": {"b-only"}}, wrongSite, wrongSiteDetails},
+
+		// B's credential with A's apiKey: the same refusal the other way round.
+		{"B's credential as A: read", foreign, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, wrongSite, wrongSiteDetails},
+		{"B's credential as A: write", foreign, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"pwned"}`}}, wrongSite, wrongSiteDetails},
+
+		// The UID both sites have: A reaches its own user, never B's.
+		{"read the shared UID", a, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, 0, ""},
+		{"write the shared UID", a, "socialize.setUserInfo", url.Values{"UID": {"shared-uid"}, "userInfo": {`{"nickname":"A wrote this","age":7}`}}, 0, ""},
+		{"log out the shared UID", a, "socialize.logout", url.Values{"UID": {"shared-uid"}}, 0, ""},
+		{"rename the shared UID", a, "socialize.setUID", url.Values{"UID": {"shared-uid"}, "siteUID": {"renamed-in-A"}}, 0, ""},
+		{"take a UID B has as a new name", a, "socialize.setUID", url.Values{"UID": {"renamed-in-A"}, "siteUID": {"b-only"}}, 0, ""},
+		{"delete A's user now named b-only", a, "socialize.deleteAccount", url.Values{"UID": {"b-only"}}, 0, ""},
+		{"log in again with the shared UID", a, "socialize.notifyLogin", url.Values{"siteUID": {"shared-uid"}}, 0, ""},
+		{"read the new user", a, "socialize.getUserInfo", url.Values{"UID": {"shared-uid"}}, 0, ""},
+	}
+	tryAll(t, p, db, before, attempts)
+	if !a.Plain {
+		// Nonces are remembered per credential: a nonce A has used does not
+		// block B (or the other way round), and A's replay is refused.
+		n := url.Values{"UID": {"b-only"}, "nonce": {"nonce-both-sites-use"}}
+		if ans := p.mustCall(b, "socialize.getUserInfo", n); ans.str("nickname") == "" {
+			t.Errorf("B with a fresh nonce: %v", ans)
+		}
+		n.Set("UID", "shared-uid")
+		p.mustCall(a, "socialize.getUserInfo", n)
+		if ans, _ := p.call(a, "socialize.getUserInfo", n); ans.code() != socius.CodeDuplicateNonce {
+			t.Errorf("A reusing its nonce: %v", ans)
+		}
+	}
+	// B still sees its users as they were.
+	for _, uid := range []string{"shared-uid", "b-only"} {
+		ans := p.mustCall(b, "socialize.getUserInfo", url.Values{"UID": {uid}})
+		if ans.str("nickname") != bMarker+"-"+uid || ans["isLoggedIn"] != true {
+			t.Errorf("site B's %s: %v", uid, ans)
+		}
+	}
+	p.stop()
 }
 
 // An attempt is one call of the isolation tests and the answer it must get.
@@ -257,8 +277,14 @@ func tryAll(t *testing.T, p *proc, db *sql.DB, before string, attempts []attempt
 // site, bound to a user, obtained by a key; mobile session tokens; bearer JWTs of a
 // key) never read or write a user of site B, and B's never reach A's users.
 func TestTenantIsolationTokens(t *testing.T) {
-	p := serveTwoSites(t)
-	db := openDB(t, p.dir)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { isolationTokens(t, b) })
+	}
+}
+
+func isolationTokens(t *testing.T, backend backend) {
+	p := serveTwoSites(t, backend)
+	db := openDB(t, p)
 	before := snapshot(t, db, siteB.APIKey)
 
 	// accessToken gets a token from getToken with cred's plain secret.

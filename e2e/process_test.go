@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,6 +80,7 @@ type proc struct {
 	HTTPSURL string
 	HTTPAddr string // 127.0.0.1:port
 	AdminURL string // http://127.0.0.1:port of /metrics, /healthz, /readyz
+	storeURL string // --store, when not the SQLite file in dir
 	client   *http.Client
 
 	stdout, stderr lockedBuffer
@@ -111,6 +113,9 @@ func serve(t *testing.T, dir string, flags ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn"}, flags...)
 	p := &proc{t: t, dir: dir, exited: make(chan struct{})}
+	if i := slices.Index(flags, "--store"); i >= 0 && i+1 < len(flags) {
+		p.storeURL = flags[i+1]
+	}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stderr = &p.stderr
