@@ -413,6 +413,13 @@ func (s *Server) readFormat(c *call) error {
 
 // respond writes the envelope in the call's format.
 func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err error) {
+	// A call whose client went away (its context is cancelled: the connection closed,
+	// or the server cut it off at shutdown) has failed for no fault of Socius: it is
+	// 504002, not 500001, and no error to log. Nobody reads the answer.
+	gone := err != nil && c.ctx.Err() != nil && errors.Is(err, c.ctx.Err())
+	if gone {
+		err = &socius.Error{Code: socius.CodeRequestTimeout, Details: "Request Timeout: the call was cancelled before it completed (the connection closed)", Err: err}
+	}
 	env := gigya.Envelope{CallID: c.ID, Time: c.now, Ignored: c.ignored, Data: data}
 	if err != nil {
 		env.Code = socius.ErrorCode(err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,9 @@ type Main struct {
 	// to every user of the machine). Both empty: <data>/master.key, generated.
 	MasterKeyFile string
 	MasterKey     string
+	// ShutdownTimeout bounds how long Close waits for calls in flight;
+	// DefaultShutdownTimeout when zero.
+	ShutdownTimeout time.Duration
 	// Emulator mode: --emulator, --seed, --export-on-exit, ... (emulator.go).
 	EmulatorOptions
 
@@ -74,6 +78,8 @@ type Main struct {
 	listeners       []net.Listener
 	httpsListenAddr string
 	servers         []*http.Server
+	adminServer     *http.Server   // also in servers; stopped last by Close
+	tunnels         sync.WaitGroup // open CONNECT tunnels
 	done            chan error
 	closing         atomic.Bool
 
@@ -112,6 +118,9 @@ func NewMain() *Main {
 	}
 }
 
+// DefaultShutdownTimeout is how long a stopping Socius waits for calls in flight.
+const DefaultShutdownTimeout = 10 * time.Second
+
 // ParseFlags reads `socius serve` flags, then SOCIUS_* variables for flags not given.
 func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) error {
 	fs := newFlagSet("socius serve", errOut)
@@ -136,6 +145,10 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.IntVar(&m.RateBurst, "rate-burst", m.RateBurst, "calls per apiKey allowed at once above --rate-limit (0: the rate, rounded up)")
 	fs.StringVar(&m.AdminAddr, "admin", m.AdminAddr, "admin listener for /metrics, /healthz, /readyz (empty disables)")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
+	if m.ShutdownTimeout == 0 {
+		m.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM or SIGINT, how long calls in flight may take to finish")
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
@@ -170,6 +183,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
+	}
+	if m.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
 	}
 	if m.HTTPAddr == "" && m.HTTPSAddr == "" {
 		return errors.New("both listeners are disabled: give --http or --https")
@@ -302,7 +318,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.HTTPURL = "http://" + ln.Addr().String()
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
-			handler = tunnelToSelf(m.httpsListenAddr, handler)
+			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels)
 		}
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
@@ -316,6 +332,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.AdminURL = "http://" + ln.Addr().String()
 		m.serve(ln, m.adminHandler(st.raw))
+		m.adminServer = m.servers[len(m.servers)-1]
 		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s\n", m.AdminURL)
 	}
 	m.emulatorStarted()
@@ -369,16 +386,62 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the listeners, lets calls in flight finish (up to 10 s) and closes the
-// store.
+// Close stops Socius. Every API listener stops accepting at once; calls in flight
+// finish, for up to ShutdownTimeout (past it, their connections are cut and Close
+// reports it); the admin listener, whose /readyz says 503 meanwhile, stops after them;
+// only then is the store closed, so that it is closed with nothing left to write and
+// everything acknowledged is in it.
 func (m *Main) Close() error {
 	m.closing.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	timeout := m.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var first error
+	var api []*http.Server
 	for _, srv := range m.servers {
-		if err := srv.Shutdown(ctx); err != nil && first == nil {
+		if srv != m.adminServer {
+			api = append(api, srv)
+		}
+	}
+	// In parallel: Shutdown closes its listener first, then waits; one after the other,
+	// a listener would keep accepting while another server drains.
+	errs := make(chan error, len(api))
+	for _, srv := range api {
+		go func() { errs <- srv.Shutdown(ctx) }()
+	}
+	var first error
+	for range api {
+		if err := <-errs; err != nil && first == nil {
 			first = err
+		}
+	}
+	if first == nil {
+		// The servers have answered every call, some through tunnels: let those
+		// answers through (the HTTPS server has closed its side, so each tunnel ends).
+		tunnelsDone := make(chan struct{})
+		go func() {
+			m.tunnels.Wait()
+			close(tunnelsDone)
+		}()
+		select {
+		case <-tunnelsDone:
+		case <-ctx.Done():
+		}
+	}
+	if m.adminServer != nil {
+		if err := m.adminServer.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+		m.adminServer = nil
+	}
+	if first != nil {
+		for _, srv := range m.servers {
+			srv.Close()
+		}
+		if errors.Is(first, context.DeadlineExceeded) {
+			first = fmt.Errorf("shutdown: calls still in flight after %v were cut off", timeout)
 		}
 	}
 	m.servers = nil
