@@ -19,6 +19,11 @@ type SiteStore interface {
 	// CreateKey adds a key to an existing site; ErrExists if the userKey is taken,
 	// ErrNotFound if the site does not exist.
 	CreateKey(ctx context.Context, k *Key) error
+	// PutKey creates the key or, if it exists, replaces its secret, methods and public
+	// key at once (the key keeps its site and creation time): rotation without a moment
+	// when the key is missing. ErrNotFound if the site does not exist, ErrExists if the
+	// userKey belongs to another site.
+	PutKey(ctx context.Context, k *Key) error
 	// Key returns the key, or ErrNotFound.
 	Key(ctx context.Context, userKey string) (*Key, error)
 	// Keys lists the keys of a site (all sites when apiKey is empty), ordered by creation.
@@ -38,13 +43,75 @@ type UserStore interface {
 	// UpdateProfile merges the patch into the user's profile without a read-modify-write
 	// race: concurrent updates of different fields all survive. ErrNotFound if no user.
 	UpdateProfile(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time) error
-	// Logout marks the user logged out; ErrNotFound if no user.
-	Logout(ctx context.Context, apiKey, uid string) error
-	// DeleteUser removes the user and everything that belongs to it; ErrNotFound if none.
-	DeleteUser(ctx context.Context, apiKey, uid string) error
-	// RenameUser gives a user a new UID; ErrNotFound if from does not exist, ErrExists
-	// if to is taken.
+	// Logout marks the user logged out and revokes (at now) every token of the user,
+	// at once; ErrNotFound if no user. Logging out a logged-out user is not an error.
+	Logout(ctx context.Context, apiKey, uid string, now time.Time) error
+	// DeleteUser removes the user and its profile and revokes (at now) every token of
+	// the user, at once; ErrNotFound if none.
+	DeleteUser(ctx context.Context, apiKey, uid string, now time.Time) error
+	// RenameUser gives a user a new UID, and its tokens follow it; ErrNotFound if from
+	// does not exist, ErrExists if to is taken (then nothing changes).
 	RenameUser(ctx context.Context, apiKey, from, to string) error
+
+	// Users returns up to limit users of the site whose UID sorts after `after` (byte
+	// order), in UID order: pages for exports ("" starts at the beginning).
+	Users(ctx context.Context, apiKey, after string, limit int) ([]*User, error)
+	// PutUser creates the user, or replaces it whole (profile, times, login state):
+	// imports. ErrNotFound if the site does not exist.
+	PutUser(ctx context.Context, u *User) error
+	// CountUsers returns the number of users of the site (all sites when apiKey is "").
+	CountUsers(ctx context.Context, apiKey string) (int, error)
+	// DeleteUsers removes every user of the site (of every site when apiKey is "") and
+	// every token of theirs, and reports how many users went (the emulator's reset).
+	DeleteUsers(ctx context.Context, apiKey string) (int, error)
+}
+
+// TokenKind tells access tokens from mobile session tokens.
+type TokenKind string
+
+// The kinds of token.
+const (
+	// AccessToken is an OAuth 2.0 access token from socialize.getToken.
+	AccessToken TokenKind = "access"
+	// SessionToken is a mobile session from notifyLogin with targetEnv=mobile; calls
+	// with it are signed with its session secret.
+	SessionToken TokenKind = "session"
+)
+
+// A Token is what the store knows of an access or session token. The token itself is
+// never stored, only its hash.
+type Token struct {
+	// Hash is the lower-case hex SHA-256 of the token text; the key of the token.
+	Hash   string
+	Kind   TokenKind
+	APIKey string
+	// UID is the user the token acts for; "" when it is bound to none (a
+	// client_credentials token without x_siteUID).
+	UID string
+	// UserKey is the key whose credentials obtained the token; "" for the partner
+	// secret.
+	UserKey   string
+	CreatedAt time.Time
+	// ExpiresAt is when the token stops working; zero for never.
+	ExpiresAt time.Time
+	// RevokedAt is when logout or deleteAccount ended the token; zero while it lives.
+	RevokedAt time.Time
+}
+
+// TokenStore keeps access and session tokens.
+type TokenStore interface {
+	// CreateToken stores a token; ErrExists if its hash is taken, ErrNotFound if the
+	// site does not exist.
+	CreateToken(ctx context.Context, t *Token) error
+	// Token returns the token with the hash, revoked and expired ones included (so that
+	// a client can be told which), or ErrNotFound.
+	Token(ctx context.Context, hash string) (*Token, error)
+	// RevokeToken marks one token revoked at now; ErrNotFound if there is none. A token
+	// keeps its first revocation time (revoking again, by any path, is not an error).
+	RevokeToken(ctx context.Context, hash string, now time.Time) error
+	// DeleteExpiredTokens removes tokens that expired or were revoked before `before`
+	// and reports how many (housekeeping).
+	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
 }
 
 // NonceStore remembers the nonces of signed requests so that a replay is refused.
@@ -59,5 +126,6 @@ type NonceStore interface {
 type Store interface {
 	SiteStore
 	UserStore
+	TokenStore
 	Close() error
 }

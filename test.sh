@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full Socius test suite, runnable on a fresh machine: it installs what the tests
-# need (Debian's PostgreSQL server binaries, the pinned npm packages of the SDK
-# compatibility tests), then runs every Go test.
+# need (Debian's PostgreSQL server binaries, Debian's Chromium for the emulator
+# console's browser test, the pinned npm packages of the SDK compatibility and browser
+# tests), then runs every Go test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,10 +15,27 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# Chromium: the emulator console's browser test drives Debian's headless Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing Chromium (Debian package chromium)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 # The real gigya npm package, pinned by compat/node/package-lock.json.
 if [ -f compat/node/package-lock.json ]; then
   (cd compat/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# playwright-core, pinned by compat/browser/package-lock.json (it never downloads a
+# browser: the test points it at /usr/bin/chromium).
+if [ -f compat/browser/package-lock.json ]; then
+  (cd compat/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 go vet ./...
+rm -f test-artifacts/console.png test-artifacts/console-user.png
 go test -count=1 "$@" ./...
+if [ -f test-artifacts/console.png ]; then
+  echo "test.sh: screenshot of the emulator console: $PWD/test-artifacts/console.png"
+fi

@@ -9,6 +9,8 @@
 // in any letter case, is refused with 400006. JSON-typed parameters (userInfo,
 // x_userInfo, context) carry JSON text in one field and are read leniently
 // ([ParseJSON]); booleans accept true/True/1 and false/False/0/empty ([ParseBool]).
+// A client writes its body with [AppendForm], its parameters in [SortParams] order: the
+// order, and the percent-encoding, of the base string it signs.
 //
 // # Signatures
 //
@@ -25,6 +27,8 @@
 // name=escape(value) joined by '&' ([ParamString]); it is escaped a second time inside
 // the base string. The secret is the userKey's when a userKey is sent, else the site's
 // partner secret. [Sign] and [Verify] are both built on the same base-string code.
+// A userKey with an RSA key signs no request: it sends "Authorization: Bearer <JWT>"
+// instead ([BearerJWT]).
 //
 // A server cannot know exactly which URL the client signed: a TLS terminator changes
 // the scheme, and the .NET SDK never signs the port. [CandidateURLs] lists the URLs
@@ -42,6 +46,7 @@
 // and errorMessage, apiVersion (2), statusCode (errorCode/1000, 200 on success),
 // statusReason, time (UTC, ISO 8601 with milliseconds), the echoed context, the
 // ignoredParams warnings, and the method's data at the top level. It is rendered as
-// JSON, as JSONP (callback(...);) or as legacy XML ([Encode]). The error table,
-// messages and status codes, is Gigya's ([LookupCode]).
+// JSON, as JSONP (callback(...);) or as legacy XML ([Encode]); a client reads it back
+// with [DecodeAnswer]. The error table, messages and status codes, is Gigya's
+// ([LookupCode]).
 package gigya

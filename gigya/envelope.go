@@ -37,7 +37,7 @@ type RawJSON []byte
 
 // AppendJSON appends the JSON encoding of v. Strings are escaped so that the output is
 // also safe inside JSONP and HTML (<, >, &, U+2028 and U+2029 as \u escapes); invalid
-// UTF-8 becomes U+FFFD.
+// UTF-8 becomes U+FFFD (always written \ufffd).
 func AppendJSON(dst []byte, v any) []byte {
 	switch v := v.(type) {
 	case nil:
@@ -130,7 +130,9 @@ func appendJSONString(dst []byte, s string) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
+		if r == utf8.RuneError {
+			// An invalid byte (size 1) and a real U+FFFD are both written \ufffd, so
+			// that encoding what was parsed from an encoding gives the same text.
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
 			i += size

@@ -47,8 +47,8 @@ func TestEnvelopeIgnoredParams(t *testing.T) {
 }
 
 func TestJSONEscaping(t *testing.T) {
-	got := string(AppendJSON(nil, "a\"b\\c</script>&\u2028\x01\xff🎉"))
-	want := `"a\"b\\c\u003c/script\u003e\u0026\u2028\u0001\ufffd🎉"`
+	got := string(AppendJSON(nil, "a\"b\\c</script>&\u2028\x01\xff\ufffd🎉"))
+	want := `"a\"b\\c\u003c/script\u003e\u0026\u2028\u0001\ufffd\ufffd🎉"`
 	if got != want {
 		t.Errorf("got %s\nwant %s", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/storetest"
 )
 
 var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -174,4 +175,8 @@ func BenchmarkUseNonceFull(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		c.UseNonce(ctx, "apiKey 3_k", nonces[i%len(nonces)]+"-"+fmt.Sprint(i/len(nonces)), t0.Add(2*time.Minute), t0)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RunNonces(t, func(*testing.T) socius.NonceStore { return New(0) })
 }

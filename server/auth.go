@@ -1,10 +1,17 @@
 package server
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -14,20 +21,34 @@ import (
 
 // Credential kinds, as reported in Call.Credential.
 const (
-	credPartnerSignature = "partner-signature"
-	credPartnerSecret    = "partner-secret"
-	credKeySignature     = "key-signature"
-	credKeySecret        = "key-secret"
+	credPartnerSignature    = "partner-signature"
+	credPartnerSecret       = "partner-secret"
+	credPartnerClientSecret = "partner-client-secret" // getToken: HTTP Basic or client_secret
+	credKeySignature        = "key-signature"
+	credKeySecret           = "key-secret"
+	credKeyClientSecret     = "key-client-secret"
+	credKeyBearer           = "key-bearer" // Authorization: Bearer <JWT>
+	credAccessToken         = "access-token"
+	credSessionToken        = "session-token"
 )
 
-// authenticate establishes who is calling: the site, and the key when a userKey is
-// used. The order of the checks is SPEC section 3's.
+// authenticate establishes who is calling: the site, the key when a userKey is used,
+// the token in token mode. The order of the checks is SPEC section 3's.
 func (s *Server) authenticate(c *call) error {
-	if c.params.Has("oauth_token") || hasAuthScheme(c, "OAuth") {
+	if c.m.clientAuth {
+		return s.authenticateClient(c)
+	}
+	if tokenSent(c) {
 		return s.authenticateToken(c)
 	}
 	apiKey, ok := c.params.Lookup("apiKey")
-	if !ok || apiKey == "" {
+	return s.authenticateServer(c, apiKey, ok)
+}
+
+// authenticateServer checks the credentials of a server call: the apiKey, then a
+// signature, a plain secret or a bearer JWT.
+func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
+	if !sent || apiKey == "" {
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Missing required parameter: apiKey")
 	}
 	if !socius.ValidAPIKey(apiKey) {
@@ -42,10 +63,7 @@ func (s *Server) authenticate(c *call) error {
 	}
 	c.site = site
 	if userKey, ok := c.params.Lookup("userKey"); ok {
-		key, err := s.cfg.Store.Key(c.ctx, userKey)
-		if errors.Is(err, socius.ErrNotFound) || err == nil && key.APIKey != site.APIKey {
-			return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %q is not a key of this site", clip(userKey, 64))
-		}
+		key, err := s.siteKey(c, userKey)
 		if err != nil {
 			return err
 		}
@@ -62,12 +80,47 @@ func (s *Server) authenticate(c *call) error {
 	return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig, secret or oauth_token")
 }
 
+// siteKey returns the key of c.site with the userKey; 403005 when there is none.
+func (s *Server) siteKey(c *call, userKey string) (*socius.Key, error) {
+	key, err := s.cfg.Store.Key(c.ctx, userKey)
+	if errors.Is(err, socius.ErrNotFound) || err == nil && key.APIKey != c.site.APIKey {
+		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %q is not a key of this site", clip(userKey, 64))
+	}
+	return key, err
+}
+
 // secret returns the secret that authenticates the call: the key's, else the site's.
 func (c *call) secret() string {
 	if c.key != nil {
 		return c.key.Secret
 	}
 	return c.site.Secret
+}
+
+func (c *call) credentialName() string {
+	if c.key != nil {
+		return "userKey " + c.key.UserKey
+	}
+	return "apiKey " + c.site.APIKey
+}
+
+// verifySignature checks a request signed with the partner or the key secret.
+func (s *Server) verifySignature(c *call) error {
+	c.Credential = credPartnerSignature
+	if c.key != nil {
+		c.Credential = credKeySignature
+	}
+	var key []byte
+	var err error
+	if c.key != nil {
+		key, err = socius.DecodeSecret(c.key.Secret)
+	} else {
+		key, err = c.partnerKey()
+	}
+	if err != nil {
+		return fmt.Errorf("stored secret of %s does not decode: %w", c.credentialName(), err)
+	}
+	return s.checkSigned(c, key, c.credentialName(), "the secret of "+c.credentialName())
 }
 
 // partnerKey returns the site's partner secret, decoded (once per call).
@@ -82,21 +135,11 @@ func (c *call) partnerKey() ([]byte, error) {
 	return c.siteKey, nil
 }
 
-func (c *call) credentialName() string {
-	if c.key != nil {
-		return "userKey " + c.key.UserKey
-	}
-	return "apiKey " + c.site.APIKey
-}
-
-// verifySignature checks a signed request: timestamp, then signature, then nonce. The
+// checkSigned checks a signed request: timestamp, then signature, then nonce. The
 // timestamp comes first because the Java SDK answers a 403002 by re-sending the very
-// same request, which must get 403002 again rather than 403004.
-func (s *Server) verifySignature(c *call) error {
-	c.Credential = credPartnerSignature
-	if c.key != nil {
-		c.Credential = credKeySignature
-	}
+// same request, which must get 403002 again rather than 403004. key is the decoded
+// secret, credential scopes the nonce, whose names the secret in errorDetails.
+func (s *Server) checkSigned(c *call, key []byte, credential, whose string) error {
 	tsText, ok := c.params.Lookup("timestamp")
 	if !ok {
 		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: timestamp")
@@ -116,24 +159,19 @@ func (s *Server) verifySignature(c *call) error {
 		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: timestamp %s is %s the server time %s by more than %d s",
 			tsText, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
 	}
-	var key []byte
-	var err error
-	if c.key != nil {
-		key, err = socius.DecodeSecret(c.key.Secret)
-	} else {
-		key, err = c.partnerKey()
-	}
-	if err != nil {
-		return fmt.Errorf("stored secret of %s does not decode: %w", c.credentialName(), err)
-	}
 	if gigya.VerifyRequest(key, c.params.Get("sig"), c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, c.params.All()) < 0 {
+		// What the server signed, for debugging through Config.Observe; credential
+		// values (a session call signs its oauth_token) are masked.
 		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
 		c.SignedURLs = urls
-		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, c.params.All())
-		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match the secret of %s for %s %s",
-			c.credentialName(), c.r.Method, urls[0])
+		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()))
+		if s.cfg.ExplainSignatures {
+			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, whose))
+		}
+		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
+			whose, c.r.Method, urls[0])
 	}
-	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, c.credentialName(), nonce, ts.Add(s.cfg.Skew), c.now)
+	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, credential, nonce, ts.Add(s.cfg.Skew), c.now)
 	if err != nil {
 		return err
 	}
@@ -141,6 +179,25 @@ func (s *Server) verifySignature(c *call) error {
 		return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce")
 	}
 	return nil
+}
+
+// explainSignature says what the server signed for a signature that did not match:
+// the base string of the first candidate URL, that URL, and the other candidates. It
+// never says what the signature should have been, nor anything of the secret; the
+// values of credential parameters in the base string are masked (a session call
+// signs its oauth_token).
+func explainSignature(c *call, whose string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Invalid request signature: it does not match %s; the server signed %s for %s",
+		whose, c.BaseStrings[0], c.SignedURLs[0])
+	if len(c.SignedURLs) > 1 {
+		fmt.Fprintf(&b, " (also tried: %s)", strings.Join(c.SignedURLs[1:], ", "))
+	}
+	var raw [20]byte
+	if !gigya.DecodeSignature(c.params.Get("sig"), &raw) {
+		b.WriteString("; the sig sent is not the base64 of a 20-byte HMAC-SHA1")
+	}
+	return b.String()
 }
 
 func aheadBehind(d time.Duration) string {
@@ -173,24 +230,364 @@ func secretsEqual(a, b string) bool {
 	return hmac.Equal(ha[:], hb[:])
 }
 
+// authParam returns the credentials of the Authorization header when it uses the
+// scheme (compared case-insensitively), spaces trimmed.
+func authParam(c *call, scheme string) (string, bool) {
+	h := c.r.Header.Get("Authorization")
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(scheme)+1:]), true
+}
+
 // hasAuthScheme reports whether the Authorization header uses the scheme.
 func hasAuthScheme(c *call, scheme string) bool {
-	h := c.r.Header.Get("Authorization")
-	return len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) && h[len(scheme)] == ' '
+	_, ok := authParam(c, scheme)
+	return ok
 }
 
-// authenticateToken handles oauth_token calls. Socius issues no tokens yet, so every
-// token is unknown; over plain HTTP a token is refused before it is looked at.
-func (s *Server) authenticateToken(c *call) error {
-	c.Credential = "token"
-	if !c.secure {
-		return socius.Errorf(socius.CodeInvalidToken, "Invalid token: an oauth_token may only be sent over HTTPS")
+// tokenSent reports whether the call carries a token: an oauth_token parameter (what
+// every SDK sends), an Authorization: OAuth header, or an Authorization: Bearer header
+// holding a Socius token rather than a JWT (what generic OAuth 2.0 clients send).
+func tokenSent(c *call) bool {
+	if c.params.Has("oauth_token") || hasAuthScheme(c, "OAuth") {
+		return true
 	}
-	return socius.Errorf(socius.CodeInvalidToken, "Invalid token: unknown token")
+	b, ok := authParam(c, "Bearer")
+	if !ok {
+		return false
+	}
+	_, ok = socius.TokenKindOf(b)
+	return ok
 }
 
-// authenticateBearer handles Authorization: Bearer <JWT> (userKey + RSA key).
+// tokenText returns the token a call carries; the parameter and a header must agree
+// when both are sent.
+func tokenText(c *call) (string, error) {
+	param, hasParam := c.params.Lookup("oauth_token")
+	header, hasHeader := authParam(c, "OAuth")
+	if !hasHeader {
+		if b, ok := authParam(c, "Bearer"); ok {
+			if _, ours := socius.TokenKindOf(b); ours {
+				header, hasHeader = b, true
+			}
+		}
+	}
+	switch {
+	case hasParam && hasHeader && param != header:
+		return "", socius.Errorf(socius.CodeInvalidAuthHeader, "Invalid authentication header: the Authorization header and the oauth_token parameter carry different tokens")
+	case hasParam:
+		return param, nil
+	}
+	return header, nil
+}
+
+func invalidToken(format string, args ...any) error {
+	return socius.Errorf(socius.CodeInvalidToken, "Invalid token: "+format, args...)
+}
+
+// authenticateToken handles token calls: access tokens from socialize.getToken, which
+// are bearer credentials, and mobile session tokens from notifyLogin, whose calls must
+// also be signed with the session secret. Over plain HTTP a token is refused before
+// anything else about it is looked at. The token text never appears in an answer, a
+// log or Config.Observe: errors name it by what is wrong with it.
+func (s *Server) authenticateToken(c *call) error {
+	c.Credential = credAccessToken
+	if !c.secure {
+		return invalidToken("an oauth_token may only be sent over HTTPS")
+	}
+	text, err := tokenText(c)
+	if err != nil {
+		return err
+	}
+	if text == "" {
+		return invalidToken("the token is empty")
+	}
+	if _, ok := socius.TokenKindOf(text); !ok {
+		return invalidToken("unknown token")
+	}
+	t, err := s.cfg.Store.Token(c.ctx, socius.HashToken(text))
+	if errors.Is(err, socius.ErrNotFound) {
+		return invalidToken("unknown token")
+	}
+	if err != nil {
+		return err
+	}
+	if t.Kind == socius.SessionToken {
+		c.Credential = credSessionToken
+	}
+	if err := tokenAlive(t, c.now); err != nil {
+		return err
+	}
+	site, err := s.cfg.Store.Site(c.ctx, t.APIKey)
+	if errors.Is(err, socius.ErrNotFound) {
+		return invalidToken("the site the token was issued for no longer exists")
+	}
+	if err != nil {
+		return err
+	}
+	if apiKey, ok := c.params.Lookup("apiKey"); ok && apiKey != "" && apiKey != site.APIKey {
+		return invalidToken("the token was not issued for apiKey %s", clip(apiKey, 128))
+	}
+	c.site, c.token = site, t
+	if t.UserKey != "" {
+		// The token has the permissions of the key that obtained it, while the key lives.
+		key, err := s.cfg.Store.Key(c.ctx, t.UserKey)
+		if errors.Is(err, socius.ErrNotFound) || err == nil && key.APIKey != site.APIKey {
+			return invalidToken("the userKey that obtained the token no longer exists")
+		}
+		if err != nil {
+			return err
+		}
+		c.key = key
+	}
+	if t.Kind != socius.SessionToken {
+		return nil
+	}
+	if !c.params.Has("sig") {
+		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig (a call with a session token is signed with its sessionSecret)")
+	}
+	partnerKey, err := socius.DecodeSecret(site.Secret)
+	if err != nil {
+		return fmt.Errorf("stored secret of apiKey %s does not decode: %w", site.APIKey, err)
+	}
+	key, err := base64.StdEncoding.DecodeString(socius.SessionSecret(partnerKey, text))
+	if err != nil {
+		return err
+	}
+	return s.checkSigned(c, key, "session "+t.Hash, "the sessionSecret of the session token")
+}
+
+// tokenAlive refuses a revoked or expired token, saying which happened first.
+func tokenAlive(t *socius.Token, now time.Time) error {
+	expired := !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+	revoked := !t.RevokedAt.IsZero()
+	switch {
+	case revoked && (!expired || t.RevokedAt.Before(t.ExpiresAt)):
+		return invalidToken("the token was revoked at %s (logout or deleteAccount of its user)", gigya.FormatTime(t.RevokedAt))
+	case expired:
+		return invalidToken("the token expired at %s", gigya.FormatTime(t.ExpiresAt))
+	}
+	return nil
+}
+
+// authenticateBearer handles Authorization: Bearer <JWT>: a JWT signed with RS256 by
+// the private key of a userKey (kid) whose public key is registered. Its checks mirror
+// signature mode: iat within the window (403002), then the signature (403003), then jti
+// as the nonce (403004).
 func (s *Server) authenticateBearer(c *call) error {
-	c.Credential = "bearer"
-	return socius.Errorf(socius.CodeInvalidAuthHeader, "Invalid authentication header: bearer tokens need a public key registered for the userKey (socius key create --public-key)")
+	c.Credential = credKeyBearer
+	jwt, _ := authParam(c, "Bearer")
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 || len(jwt) > 16<<10 {
+		return badHeader("the bearer token is not a JWT (header.payload.signature)")
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+	}
+	if err := decodeJWTPart(parts[0], &hdr); err != nil {
+		return badHeader("the JWT header is not base64-encoded JSON")
+	}
+	if hdr.Alg != "RS256" {
+		return badHeader("JWT alg %q is not accepted: only RS256", clip(hdr.Alg, 16))
+	}
+	if hdr.Kid == "" {
+		return badHeader("the JWT header has no kid (the userKey)")
+	}
+	var claims struct {
+		Iat *json.Number `json:"iat"`
+		Exp *json.Number `json:"exp"`
+		Jti any          `json:"jti"`
+	}
+	if err := decodeJWTPart(parts[1], &claims); err != nil {
+		return badHeader("the JWT payload is not base64-encoded JSON")
+	}
+	if c.key != nil && c.key.UserKey != hdr.Kid {
+		return badHeader("the userKey parameter and the JWT kid differ")
+	}
+	key, err := s.siteKey(c, hdr.Kid)
+	if err != nil {
+		return err
+	}
+	c.key = key
+	if key.PublicKey == "" {
+		return badHeader("userKey %s has no public key registered (socius key create --public-key FILE)", key.UserKey)
+	}
+	pub, err := socius.ParseRSAPublicKey(key.PublicKey)
+	if err != nil {
+		return fmt.Errorf("stored public key of userKey %s: %w", key.UserKey, err)
+	}
+	if claims.Iat == nil {
+		return badHeader("the JWT has no iat claim")
+	}
+	iat, ok := jwtTime(*claims.Iat)
+	if !ok {
+		return badHeader("the JWT iat claim is not a Unix time in seconds")
+	}
+	jti, ok := jwtID(claims.Jti)
+	if !ok {
+		return badHeader("the JWT has no jti claim (a nonce, at most 256 characters)")
+	}
+	if d := c.now.Sub(iat); d > s.cfg.Skew || d < -s.cfg.Skew {
+		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: JWT iat %s is %s the server time %s by more than %d s",
+			claims.Iat.String(), aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+	}
+	if claims.Exp != nil {
+		if exp, ok := jwtTime(*claims.Exp); !ok || !c.now.Before(exp) {
+			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT exp claim %s has passed", clip(claims.Exp.String(), 24))
+		}
+	}
+	sig, err := decodeBase64Any(parts[2])
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig) != nil {
+		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the JWT signature does not verify with the public key of userKey %s", key.UserKey)
+	}
+	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, "bearer userKey "+key.UserKey, jti, iat.Add(s.cfg.Skew), c.now)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce")
+	}
+	return nil
+}
+
+func badHeader(format string, args ...any) error {
+	return socius.Errorf(socius.CodeInvalidAuthHeader, "Invalid authentication header: "+format, args...)
+}
+
+// decodeBase64Any decodes base64 in either alphabet, padded or not: JWTs are URL-safe
+// base64 by the standard, but the .NET SDK builds them with the standard alphabet.
+func decodeBase64Any(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	s = strings.NewReplacer("-", "+", "_", "/").Replace(s)
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+func decodeJWTPart(part string, v any) error {
+	b, err := decodeBase64Any(part)
+	if err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+// jwtTime reads a NumericDate (seconds, possibly fractional).
+func jwtTime(n json.Number) (time.Time, bool) {
+	f, err := n.Float64()
+	if err != nil || f < 0 || f > 1e11 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(f*1e9)), true
+}
+
+// jwtID reads jti: a string, or a number as some signers send it.
+func jwtID(v any) (string, bool) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case json.Number:
+		s = v.String()
+	}
+	return s, s != "" && len(s) <= 256
+}
+
+// authenticateClient authenticates a socialize.getToken call: over TLS and POST only,
+// by one of the client credentials of SPEC section 5: HTTP Basic client_id:secret,
+// client_id + client_secret, or the credentials of any server call (apiKey, or
+// client_id standing for it, with userKey + secret, a partner secret, a signature or
+// a bearer JWT). client_id names a site (its partner secret) or a userKey (its secret).
+func (s *Server) authenticateClient(c *call) error {
+	if !c.secure {
+		return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: socialize.getToken is served over HTTPS only, since its answer is a credential")
+	}
+	if c.r.Method != http.MethodPost {
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: socialize.getToken must be a POST")
+	}
+	if tokenSent(c) {
+		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: socialize.getToken needs client credentials, not a token")
+	}
+	clientID, hasID := c.params.Lookup("client_id")
+	if basic, ok := authParam(c, "Basic"); ok {
+		raw, err := base64.StdEncoding.DecodeString(basic)
+		id, secret, found := strings.Cut(string(raw), ":")
+		if err != nil || !found {
+			return badHeader("HTTP Basic credentials must be base64(client_id:client_secret)")
+		}
+		if hasID && clientID != id {
+			return badHeader("the client_id parameter and the HTTP Basic credentials differ")
+		}
+		if c.params.Has("client_secret") {
+			return badHeader("send the client_secret either in the HTTP Basic header or as a parameter, not both")
+		}
+		return s.checkClientSecret(c, id, secret)
+	}
+	if secret, ok := c.params.Lookup("client_secret"); ok {
+		if !hasID || clientID == "" {
+			return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_id")
+		}
+		return s.checkClientSecret(c, clientID, secret)
+	}
+	apiKey, hasAPIKey := c.params.Lookup("apiKey")
+	switch {
+	case !hasAPIKey && hasID:
+		apiKey, hasAPIKey = clientID, true
+	case hasAPIKey && hasID && clientID != apiKey && clientID != c.params.Get("userKey"):
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: client_id must be the apiKey or the userKey of the call")
+	}
+	return s.authenticateServer(c, apiKey, hasAPIKey)
+}
+
+// checkClientSecret checks client_id and client_secret: the apiKey and partner secret
+// of a site, or a userKey and its secret.
+func (s *Server) checkClientSecret(c *call, id, secret string) error {
+	if id == "" {
+		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_id")
+	}
+	if !socius.ValidAPIKey(id) {
+		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id is not a valid apiKey or userKey")
+	}
+	apiKey, hasAPIKey := c.params.Lookup("apiKey")
+	site, err := s.cfg.Store.Site(c.ctx, id)
+	switch {
+	case err == nil:
+		if hasAPIKey && apiKey != id {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: client_id and apiKey name different sites")
+		}
+		c.site = site
+		c.Credential = credPartnerClientSecret
+	case errors.Is(err, socius.ErrNotFound):
+		key, err := s.cfg.Store.Key(c.ctx, id)
+		if errors.Is(err, socius.ErrNotFound) {
+			return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is neither an apiKey nor a userKey", id)
+		}
+		if err != nil {
+			return err
+		}
+		if hasAPIKey && apiKey != key.APIKey {
+			return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %q is not a key of this site", clip(id, 64))
+		}
+		if c.site, err = s.cfg.Store.Site(c.ctx, key.APIKey); err != nil {
+			return err
+		}
+		c.key = key
+		c.Credential = credKeyClientSecret
+	default:
+		return err
+	}
+	// RFC 6749 form-encodes the pair before base64; accept a secret sent either way.
+	ok := secretsEqual(secret, c.secret())
+	if !ok && strings.Contains(secret, "%") {
+		if u, err := url.QueryUnescape(secret); err == nil {
+			ok = secretsEqual(u, c.secret())
+		}
+	}
+	if !ok {
+		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the client secret does not match the secret of %s", c.credentialName())
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
@@ -15,6 +16,10 @@ type method struct {
 	name   string
 	params []string
 	handle func(*Server, *call) (gigya.Object, error)
+	// clientAuth: the call authenticates as an OAuth 2.0 client (socialize.getToken).
+	clientAuth bool
+	// serverOnly: a token may not call it (SPEC 6: deleteAccount).
+	serverOnly bool
 }
 
 // routes is the whole route table.
@@ -23,10 +28,12 @@ func (s *Server) routes() []*method {
 		{name: "socialize.notifyLogin", params: []string{"siteUID", "newUser", "userInfo", "sessionExpiration", "providerSessions", "skipValidation", "phoneNumber", "actionAttributes"}, handle: (*Server).notifyLogin},
 		{name: "socialize.setUserInfo", params: []string{"UID", "userInfo"}, handle: (*Server).setUserInfo},
 		{name: "socialize.getUserInfo", params: []string{"UID", "includeAllIdentities", "extraFields", "enabledProviders", "disabledProviders", "signIDs"}, handle: (*Server).getUserInfo},
-		{name: "socialize.deleteAccount", params: []string{"UID"}, handle: (*Server).deleteAccount},
+		{name: "socialize.deleteAccount", params: []string{"UID"}, handle: (*Server).deleteAccount, serverOnly: true},
 		{name: "socialize.logout", params: []string{"UID", "samlContext"}, handle: (*Server).logout},
 		{name: "socialize.setUID", params: []string{"UID", "siteUID"}, handle: (*Server).setUID},
 		{name: "socialize.notifyRegistration", params: []string{"UID", "siteUID", "phoneNumber"}, handle: (*Server).notifyRegistration},
+		{name: "socialize.getToken", params: []string{"grant_type", "client_id", "client_secret", "x_siteUID", "x_userInfo", "x_sessionExpiration", "redirect_uri", "code", "regSource"},
+			handle: (*Server).getToken, clientAuth: true},
 	}
 }
 
@@ -93,16 +100,37 @@ func equalFold(a, b string) bool {
 	return true
 }
 
-// uid returns the UID the call acts on: the UID parameter.
+// uid returns the UID the call acts on: the UID parameter, implied by a token bound to
+// a user.
 func (c *call) uid() (string, error) {
-	uid, ok := c.params.Lookup("UID")
-	if !ok || uid == "" {
+	uid, _, err := c.userParam("UID")
+	if err != nil {
+		return "", err
+	}
+	if uid == "" {
 		return "", socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: UID")
 	}
 	if err := socius.ValidateUID(uid); err != nil {
 		return "", socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %v", err)
 	}
 	return uid, nil
+}
+
+// userParam reads a parameter that names the user a call acts on (UID; notifyLogin's
+// siteUID). A token bound to a user supplies it when it is absent, and may act on its
+// own user only: another UID is 403007. implied reports that the token supplied it.
+func (c *call) userParam(name string) (uid string, implied bool, err error) {
+	uid, _ = c.params.Lookup(name)
+	if c.token == nil || c.token.UID == "" {
+		return uid, false, nil
+	}
+	switch uid {
+	case "":
+		return c.token.UID, true, nil
+	case c.token.UID:
+		return uid, false, nil
+	}
+	return "", false, socius.Errorf(socius.CodePermissionDenied, "Permission denied: the token is bound to another user; it may only act on its own UID")
 }
 
 // userNotFound is the answer for a UID the site does not have.
@@ -223,8 +251,11 @@ func (s *Server) signUID(c *call, uid string) ([2]string, error) {
 }
 
 func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
-	siteUID, ok := c.params.Lookup("siteUID")
-	if !ok || siteUID == "" {
+	siteUID, _, err := c.userParam("siteUID")
+	if err != nil {
+		return nil, err
+	}
+	if siteUID == "" {
 		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: siteUID")
 	}
 	if err := socius.ValidateUID(siteUID); err != nil {
@@ -233,11 +264,11 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	if _, err := c.params.Bool("newUser", false); err != nil {
 		return nil, err
 	}
-	if v, ok := c.params.Lookup("sessionExpiration"); ok && v != "" {
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: sessionExpiration must be a whole number of seconds (0, -1, -2 or more)")
-		}
+	lifetime, err := c.sessionLifetime("sessionExpiration")
+	if err != nil {
+		return nil, err
 	}
+	mobile := strings.EqualFold(c.params.Get("targetEnv"), "mobile")
 	patch := &socius.Patch{}
 	if raw, ok := c.params.Lookup("userInfo"); ok {
 		var err error
@@ -253,6 +284,20 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 		return nil, err
 	}
 	o := gigya.Object{{Key: "UID", Value: siteUID}, {Key: "UIDSignature", Value: sig[0]}, {Key: "signatureTimestamp", Value: sig[1]}}
+	if mobile {
+		token, err := s.issueToken(c, socius.SessionToken, siteUID, lifetime)
+		if err != nil {
+			return nil, err
+		}
+		partnerKey, err := socius.DecodeSecret(c.site.Secret)
+		if err != nil {
+			return nil, err
+		}
+		return append(o,
+			gigya.KV{Key: "sessionToken", Value: token},
+			gigya.KV{Key: "sessionSecret", Value: socius.SessionSecret(partnerKey, token)},
+		), nil
+	}
 	o = append(o,
 		gigya.KV{Key: "cookieName", Value: "glt_" + c.site.APIKey},
 		gigya.KV{Key: "cookieValue", Value: gigya.NewCallID() + gigya.NewCallID()},
@@ -275,7 +320,7 @@ func (s *Server) deleteAccount(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, userNotFound(s.cfg.Store.DeleteUser(c.ctx, c.site.APIKey, uid))
+	return nil, userNotFound(s.cfg.Store.DeleteUser(c.ctx, c.site.APIKey, uid, c.now))
 }
 
 func (s *Server) logout(c *call) (gigya.Object, error) {
@@ -283,7 +328,7 @@ func (s *Server) logout(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, userNotFound(s.cfg.Store.Logout(c.ctx, c.site.APIKey, uid))
+	return nil, userNotFound(s.cfg.Store.Logout(c.ctx, c.site.APIKey, uid, c.now))
 }
 
 func (s *Server) setUID(c *call) (gigya.Object, error) {

@@ -2,10 +2,30 @@
 // authentication of every call, one handler per method and one envelope writer.
 //
 // A call goes through the same steps, and the first failure answers:
-// find the method (400001), read and decode the parameters (413001, 400001, 400006),
-// read the answer format, authenticate (400093, 400002, 403002, 403003, 403004, 403006,
-// 403005), check the key's permissions (403007), check the parameters the method does
-// not know (ignoredParams, or 403007 with checkParams=true), then run the method.
+// take a slot among the calls in progress (403048 when all are taken), read and decode
+// the parameters (413001, 400001, 400006), read the answer format, find the method
+// (400001), take a token from the apiKey's rate limit (403048), authenticate (400093,
+// 400002, 400008, 403002, 403003, 403004, 403005, 403006, 403025), refuse a token on a
+// server-only method (403007), check the key's permissions (403007), apply the
+// emulator's fault rules when Config.Fault is set (any code, or a delay), check the
+// parameters the method does not know (ignoredParams, or 403007 with
+// checkParams=true), then run the method.
+//
+// Credentials: a partner or userKey secret, sent in plain over TLS or signing the call;
+// a JWT signed with a userKey's RSA key (Authorization: Bearer); an access token from
+// socialize.getToken (oauth_token, bearer, TLS only); a mobile session token from
+// notifyLogin with targetEnv=mobile (oauth_token, TLS only, the call signed with the
+// session secret). Tokens are stored as hashes and never appear in an answer, a log
+// line or Config.Observe.
+//
+// # Limits
+//
+// Every input is bounded before it costs anything: the body (MaxBodyBytes, 413001),
+// the number of parameters and the length of their names (package gigya), the length
+// of each value (MaxParamBytes, 400006; userInfo and context only by the body limit),
+// the calls in progress (MaxConcurrent) and, when configured, the calls a second of
+// each apiKey (RateLimit). Header size and read/write/idle timeouts belong to the
+// http.Server that runs the handler (see cmd/socius).
 package server
 
 import (
@@ -13,9 +33,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +45,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/ratelimit"
 )
 
 // Config is what a Server needs. Store and Nonces are required.
@@ -38,12 +61,37 @@ type Config struct {
 	TrustForwardedProto bool
 	// MaxBodyBytes limits a request body (default 1 MiB).
 	MaxBodyBytes int64
-	// Logger receives one line per call at debug level and unexpected failures at
-	// error level; slog.Default() when nil.
+	// MaxParamBytes limits the value of each parameter other than userInfo,
+	// x_userInfo and context, which only the body limit bounds (default 64 KiB).
+	MaxParamBytes int
+	// MaxConcurrent caps the calls in progress; a call beyond it is answered at once
+	// with 403048 instead of waiting (0: no cap).
+	MaxConcurrent int
+	// RateLimit is the number of calls a second each apiKey may make to this server
+	// (0: no limit); RateBurst how many it may make at once (default: RateLimit
+	// rounded up, at least 1). A call over the limit is answered 403048.
+	RateLimit float64
+	RateBurst int
+	// Logger receives unexpected failures at error level; slog.Default() when nil.
+	// The line per call is an Observe function (see LogCalls).
 	Logger *slog.Logger
 	// Observe, when set, is called after every call with what happened (for request
-	// logs and metrics). It must not keep the *Call.
+	// logs and metrics). It must not keep the *Call. Credentials never reach it: the
+	// values of oauth_token, secret, client_secret, sig and code in Call.Params are
+	// masked as "***".
 	Observe func(*Call)
+
+	// ExplainSignatures makes a 403003 for a wrong signature say what the server
+	// signed: the base string and the normalized URL it used, and the other candidate
+	// URLs it tried (never the expected signature or the secret). For the emulator; a
+	// production server keeps the terse details.
+	ExplainSignatures bool
+	// Fault, when set, is asked before each authenticated call runs its method
+	// (after authentication and the key's permissions, so credential errors still
+	// come first). ok=true means a rule applies: the call waits delay, then answers
+	// the Gigya error code, or runs normally when code is 0. The emulator's fault
+	// injection.
+	Fault func(method, apiKey string) (code int, delay time.Duration, ok bool)
 }
 
 // DefaultMaxBodyBytes is the default request body limit.
@@ -52,11 +100,16 @@ const DefaultMaxBodyBytes = 1 << 20
 // DefaultSkew is the default timestamp window.
 const DefaultSkew = 120 * time.Second
 
+// DefaultMaxParamBytes is the default limit on one parameter's value.
+const DefaultMaxParamBytes = 64 << 10
+
 // Server is an http.Handler for the socialize API.
 type Server struct {
-	cfg     Config
-	methods map[string]*method // by lower-case full name
-	exact   map[string]*method // by canonical full name
+	cfg      Config
+	methods  map[string]*method // by lower-case full name
+	exact    map[string]*method // by canonical full name
+	inFlight atomic.Int64
+	limiter  *ratelimit.Limiter // nil without a rate limit
 }
 
 // New returns a Server.
@@ -70,10 +123,20 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxParamBytes <= 0 {
+		cfg.MaxParamBytes = DefaultMaxParamBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, methods: make(map[string]*method), exact: make(map[string]*method)}
+	if cfg.RateLimit > 0 {
+		burst := cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(cfg.RateLimit)))
+		}
+		s.limiter = ratelimit.New(cfg.RateLimit, burst, 0)
+	}
 	for _, m := range s.routes() {
 		s.methods[strings.ToLower(m.name)] = m
 		s.exact[m.name] = m
@@ -81,11 +144,18 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// InFlight returns the number of calls in progress.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
+
 // Call is what one API call was and how it ended; given to Config.Observe.
 type Call struct {
-	ID         string
-	Time       time.Time
-	Method     string // the method as named in the path
+	ID     string
+	Time   time.Time
+	Method string // the method as named in the path
+	// Known is true when Method is a method Socius serves (then in its canonical
+	// spelling); the path of an unknown one is whatever the client sent.
+	Known      bool
+	RemoteAddr string // the client's address (host:port), as the connection shows it
 	APIKey     string
 	UserKey    string
 	Credential string // "partner-signature", "partner-secret", "key-signature", "key-secret", ...
@@ -98,6 +168,8 @@ type Call struct {
 	// match (for signature debugging); empty otherwise.
 	SignedURLs  []string
 	BaseStrings []string
+	// Injected is true when Config.Fault answered or delayed the call.
+	Injected bool
 }
 
 // call is the state of one request as it goes through the steps.
@@ -117,11 +189,17 @@ type call struct {
 	scheme     string
 	site       *socius.Site
 	key        *socius.Key
+	token      *socius.Token // the token of a token call
 	ignored    []gigya.IgnoredParam
 	body       []byte // the request body, read into reused storage
 	out        []byte // the encoded answer
 	siteKey    []byte // the site's decoded partner secret, once needed
 }
+
+// calls recycles the state of finished calls: its parameter list, body buffer and
+// answer buffer keep their storage, so that a call in the steady state allocates
+// little beyond what it keeps.
+var calls = sync.Pool{New: func() any { return new(call) }}
 
 // release clears the call, keeping the storage worth reusing, and recycles it. Calls
 // with unusually large buffers are dropped instead, so that one big request does not
@@ -136,11 +214,6 @@ func (c *call) release() {
 	calls.Put(c)
 }
 
-// calls recycles the state of finished calls: its parameter list, body buffer and
-// answer buffer keep their storage, so that a call in the steady state allocates
-// little beyond what it keeps.
-var calls = sync.Pool{New: func() any { return new(call) }}
-
 // ServeHTTP answers one call.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := calls.Get().(*call)
@@ -149,10 +222,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.now = s.cfg.Clock.Now()
 	c.ID = gigya.NewCallID()
 	c.Time = c.now
+	c.RemoteAddr = r.RemoteAddr
 	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	c.scheme = "http"
 	if c.secure {
 		c.scheme = "https"
+	}
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	if limit := s.cfg.MaxConcurrent; limit > 0 && n > int64(limit) {
+		// Refuse before reading the body: a slow client must not queue behind the cap.
+		// The query string is already in memory: it may ask for another format.
+		c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
+		s.findMethod(c)
+		if c.params.Decode(r.URL.RawQuery) == nil {
+			s.readFormat(c)
+		}
+		s.respond(w, c, nil, socius.Errorf(socius.CodeRateLimited,
+			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit))
+		return
 	}
 	data, err := s.serve(w, c)
 	s.respond(w, c, data, err)
@@ -163,19 +251,40 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if err := s.readParams(w, c); err != nil {
 		return nil, err
 	}
+	if err := s.checkParamSizes(c); err != nil {
+		return nil, err
+	}
 	if err := s.readFormat(c); err != nil {
 		return nil, err
 	}
-	c.m = s.method(c.Method)
-	if c.m == nil {
+	if !s.findMethod(c) {
 		return nil, s.unknownMethod(c.Method)
 	}
-	c.Method = c.m.name
+	// The rate limit comes before authentication, so that a flood costs no store
+	// lookup or signature check. Token calls name no apiKey: they are counted once the
+	// token has told the site.
+	apiKey := c.params.Get("apiKey")
+	if socius.ValidAPIKey(apiKey) {
+		if err := s.rateLimit(c, apiKey); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.authenticate(c); err != nil {
 		return nil, err
 	}
+	if !socius.ValidAPIKey(apiKey) && c.site != nil {
+		if err := s.rateLimit(c, c.site.APIKey); err != nil {
+			return nil, err
+		}
+	}
+	if c.token != nil && c.m.serverOnly {
+		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: %s needs server credentials (a secret, a signature or a bearer JWT), not a token", c.m.name)
+	}
 	if c.key != nil && !c.key.Allows(c.m.name) {
 		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call %s", c.key.UserKey, c.m.name)
+	}
+	if err := s.injectFault(c); err != nil {
+		return nil, err
 	}
 	if err := s.checkUnknownParams(c); err != nil {
 		return nil, err
@@ -183,12 +292,75 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	return c.m.handle(s, c)
 }
 
-// method finds a method by name, in any letter case.
-func (s *Server) method(name string) *method {
-	if m := s.exact[name]; m != nil { // how SDKs spell it: no lower-cased copy
-		return m
+// findMethod looks the path's method up and reports whether Socius serves it.
+func (s *Server) findMethod(c *call) bool {
+	c.m = s.exact[c.Method] // how SDKs spell it: no lower-cased copy
+	if c.m == nil {
+		c.m = s.methods[strings.ToLower(c.Method)]
 	}
-	return s.methods[strings.ToLower(name)]
+	if c.m == nil {
+		return false
+	}
+	c.Method = c.m.name
+	c.Known = true
+	return true
+}
+
+// rateLimit takes a token from the apiKey's bucket.
+func (s *Server) rateLimit(c *call, apiKey string) error {
+	if s.limiter == nil || s.limiter.Allow(apiKey, c.now) {
+		return nil
+	}
+	c.APIKey = clip(apiKey, 128)
+	calls := "calls"
+	if s.limiter.Rate() == 1 {
+		calls = "call"
+	}
+	return socius.Errorf(socius.CodeRateLimited, "API Rate Limit Exceeded: apiKey %s made more than %s %s a second (bursts of %d) to this server; retry later",
+		clip(apiKey, 128), strconv.FormatFloat(s.limiter.Rate(), 'f', -1, 64), calls, s.limiter.Burst())
+}
+
+// bulkyParams are the parameters whose values only the body limit bounds: they carry
+// JSON documents.
+var bulkyParams = []string{"userInfo", "x_userInfo", "context"}
+
+// checkParamSizes refuses a parameter value longer than MaxParamBytes.
+func (s *Server) checkParamSizes(c *call) error {
+	for _, p := range c.params.All() {
+		if len(p.Value) > s.cfg.MaxParamBytes && !known(p.Name, bulkyParams) {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes", clip(p.Name, 40), s.cfg.MaxParamBytes)
+		}
+	}
+	return nil
+}
+
+// injectFault applies Config.Fault: it waits the rule's delay (or until the client
+// gives up) and answers the rule's error code, if any.
+func (s *Server) injectFault(c *call) error {
+	if s.cfg.Fault == nil {
+		return nil
+	}
+	apiKey := ""
+	if c.site != nil {
+		apiKey = c.site.APIKey
+	}
+	code, delay, ok := s.cfg.Fault(c.m.name, apiKey)
+	if !ok {
+		return nil
+	}
+	c.Injected = true
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
+	if code == 0 {
+		return nil
+	}
+	return socius.Errorf(code, "%s: injected by a Socius emulator fault rule for %s", gigya.Message(code), c.m.name)
 }
 
 func (s *Server) unknownMethod(name string) error {
@@ -295,6 +467,13 @@ func (s *Server) readFormat(c *call) error {
 
 // respond writes the envelope in the call's format.
 func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err error) {
+	// A call whose client went away (its context is cancelled: the connection closed,
+	// or the server cut it off at shutdown) has failed for no fault of Socius: it is
+	// 504002, not 500001, and no error to log. Nobody reads the answer.
+	gone := err != nil && c.ctx.Err() != nil && errors.Is(err, c.ctx.Err())
+	if gone {
+		err = &socius.Error{Code: socius.CodeRequestTimeout, Details: "Request Timeout: the call was cancelled before it completed (the connection closed)", Err: err}
+	}
 	env := gigya.Envelope{CallID: c.ID, Time: c.now, Ignored: c.ignored, Data: data}
 	if err != nil {
 		env.Code = socius.ErrorCode(err)
@@ -306,8 +485,17 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			env.Details = "General Server error: an unexpected failure, logged with this callId"
 			c.Cause = err
 		}
-		if c.Cause != nil || env.Code >= 500000 {
+		switch {
+		case c.ctx.Err() != nil:
+			// The client went away (or the server is shutting down): whatever failed
+			// then is no fault to alert on.
+			s.cfg.Logger.Debug("call abandoned", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
+		case env.Code >= 500000 && !c.Injected:
 			s.cfg.Logger.Error("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
+		case c.Cause != nil:
+			// A client's failure with an internal cause (a body that stopped
+			// arriving): worth a look when debugging, not an alert.
+			s.cfg.Logger.Debug("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		}
 	}
 	if ctx, ok := c.params.Lookup("context"); ok {
@@ -344,11 +532,8 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if c.key != nil {
 		c.UserKey = c.key.UserKey
 	}
-	c.Params = c.params.All()
-	if s.cfg.Logger.Enabled(c.ctx, slog.LevelDebug) { // else the arguments alone allocate
-		s.cfg.Logger.Debug("call", "callId", c.ID, "method", c.Method, "apiKey", c.APIKey, "errorCode", c.Code, "latency", c.Duration)
-	}
 	if s.cfg.Observe != nil {
+		c.Params = maskParams(c.params.All())
 		s.cfg.Observe(&c.Call)
 	}
 }
@@ -390,6 +575,26 @@ type date struct {
 }
 
 var lastDate atomic.Pointer[date]
+
+// credentialParams are the parameters whose values are credentials. Config.Observe
+// sees them masked, so that no hook (request logs, metrics) can leak a token or a
+// secret.
+var credentialParams = []string{"oauth_token", "secret", "client_secret", "sig", "code"}
+
+// masked replaces the value of a credential parameter.
+const masked = "***"
+
+// maskParams returns a copy of params with the values of credentialParams masked.
+func maskParams(params []gigya.Param) []gigya.Param {
+	out := make([]gigya.Param, len(params))
+	for i, p := range params {
+		if p.Value != "" && known(p.Name, credentialParams) {
+			p.Value = masked
+		}
+		out[i] = p
+	}
+	return out
+}
 
 // echoContext returns the context to echo: a JSON object or array as JSON, anything
 // else as the string that was sent.

@@ -7,6 +7,11 @@ import (
 	"github.com/socius/socius/gigya"
 )
 
+// maxUserInfoKeys bounds the keys of one userInfo object. Each unknown key becomes an
+// ignoredParams entry of about 100 bytes, so without a bound a 1 MiB body of short
+// unknown keys would make an answer of tens of megabytes.
+const maxUserInfoKeys = gigya.MaxParams
+
 // userInfo reads a userInfo-shaped parameter into a patch. Fields present change; null
 // or "" clears a field; keys that are not profile fields are ignored and listed in
 // ignoredParams as <param>.<key>. Any invalid value fails the whole call with 400006,
@@ -19,6 +24,9 @@ func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
 	obj, ok := v.(gigya.Object)
 	if !ok {
 		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a JSON object", param)
+	}
+	if len(obj) > maxUserInfoKeys {
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s has more than %d keys", param, maxUserInfoKeys)
 	}
 	var patch socius.Patch
 	var unknown []string

@@ -109,6 +109,30 @@ func (s *Store) CreateKey(ctx context.Context, k *socius.Key) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return createKey(tx, k) })
 }
 
+// PutKey creates the key or replaces its secret, methods and public key, in one
+// transaction: socius.ErrNotFound if the site does not exist, socius.ErrExists if the
+// userKey belongs to another site.
+func (s *Store) PutKey(ctx context.Context, k *socius.Key) error {
+	for _, m := range k.Methods {
+		if strings.Contains(m, ",") {
+			return fmt.Errorf("sqlite: put key: method name %q contains a comma", m)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE keys SET secret = ?, methods = ?, public_key = ? WHERE user_key = ? AND api_key = ?`,
+			k.Secret, strings.Join(k.Methods, ","), k.PublicKey, k.UserKey, k.APIKey)
+		if err != nil {
+			return errorFor("put key", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return errorFor("put key", err)
+		} else if n == 1 {
+			return nil
+		}
+		return createKey(tx, k) // a userKey of another site fails as ErrExists
+	})
+}
+
 func createKey(tx *sql.Tx, k *socius.Key) error {
 	_, err := tx.Exec(`INSERT INTO keys (user_key, api_key, secret, methods, public_key, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,

@@ -33,7 +33,18 @@
 // applies, in order, those that schema_migrations does not list, each in one transaction
 // with its record, so that reopening a database applies nothing twice. The SQL stays
 // plain (no JSON, no SQLite-only functions) so that the PostgreSQL store can mirror it:
-// times are integer Unix milliseconds, an empty profile value is NULL.
+// times are integer Unix milliseconds, an empty value (a profile field, a token's UID or
+// userKey, a time that never came) is NULL.
+//
+// # Tokens
+//
+// A token names its user by UID, without a foreign key to users: Logout and DeleteUser
+// revoke a user's tokens in the same operation as they change the user, and the rows of
+// a deleted user's tokens stay, revoked, until DeleteExpiredTokens, so that a client
+// presenting one is told it was revoked rather than that it never existed. A token that
+// is revoked stays revoked at its first revocation time, however often it is revoked
+// again. RenameUser moves the tokens with the user; DeleteUsers removes every token
+// bound to a UID of the site, those of users deleted before included.
 package sqlite
 
 import (
@@ -65,7 +76,7 @@ type Store struct {
 
 	// The lookups of every request, prepared once on the read pool: parsing their SQL
 	// would cost about a third of running them.
-	siteStmt, keyStmt, userStmt *sql.Stmt
+	siteStmt, keyStmt, userStmt, tokenStmt *sql.Stmt
 	// The statements of the writer's hot path, prepared once on its connection.
 	stmts writeStmts
 	// cache serves Site and Key while the database is unchanged; nil: uncached.
@@ -145,6 +156,7 @@ func Open(path string) (*Store, error) {
 		{rdb, &s.siteStmt, selectSite},
 		{rdb, &s.keyStmt, selectKey},
 		{rdb, &s.userStmt, selectUser},
+		{rdb, &s.tokenStmt, selectToken},
 		{wdb, &s.stmts.savepoint, `SAVEPOINT op`},
 		{wdb, &s.stmts.release, `RELEASE SAVEPOINT op`},
 		{wdb, &s.stmts.rollbackTo, `ROLLBACK TO SAVEPOINT op`},
@@ -181,7 +193,7 @@ func lookupContext(ctx context.Context) context.Context {
 func (s *Store) closeStmts() error {
 	var errs []error
 	w := s.stmts
-	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt,
+	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt, s.tokenStmt,
 		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
@@ -291,3 +303,18 @@ func errorFor(op string, err error) error {
 func millis(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullMillis and fromNullMillis do the same for optional times: the zero time is NULL.
+func nullMillis(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return millis(t)
+}
+
+func fromNullMillis(ms sql.NullInt64) time.Time {
+	if !ms.Valid {
+		return time.Time{}
+	}
+	return fromMillis(ms.Int64)
+}

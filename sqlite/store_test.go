@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,7 +63,12 @@ func TestReopen(t *testing.T) {
 	if _, err := s.Login(ctx, "3_site", "u1", &p, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Logout(ctx, "3_site", "u1"); err != nil {
+	tok := &socius.Token{Hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Kind: socius.SessionToken,
+		APIKey: "3_site", UID: "u1", UserKey: "Akey", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Logout(ctx, "3_site", "u1", now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -86,6 +92,93 @@ func TestReopen(t *testing.T) {
 	want := socius.Profile{socius.FirstName: "Zoë 👩🏽‍💻", socius.Age: "36"}
 	if u.Profile != want || u.LoggedIn || !u.LoginAt.Equal(now) || !u.CreatedAt.Equal(now) {
 		t.Errorf("user after reopen: %+v, want profile %q, logged out, logged in and created at %s", u, want, now)
+	}
+	gotTok, err := s.Token(ctx, tok.Hash)
+	if err != nil || gotTok.UID != "u1" || gotTok.UserKey != "Akey" || !gotTok.ExpiresAt.Equal(tok.ExpiresAt) || !gotTok.RevokedAt.Equal(now.Add(time.Minute)) {
+		t.Errorf("token after reopen: %+v, %v; want revoked at %s", gotTok, err, now.Add(time.Minute))
+	}
+}
+
+// TestMigrateExisting opens a database that has only the first migration, with data,
+// as an older Socius left it: the later migrations apply and the data stays.
+func TestMigrateExisting(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := applyMigration(db, 1, "migrations/0001_init.sql"); !ok || err != nil {
+		t.Fatalf("applying 0001: %v, %v", ok, err)
+	}
+	for _, q := range []string{
+		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('3_site', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
+		`INSERT INTO users (api_key, uid, first_name, created_at, updated_at, logged_in) VALUES ('3_site', 'u1', 'Ada', 0, 0, 1)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	u, err := s.User(ctx, "3_site", "u1")
+	if err != nil || u.Profile[socius.FirstName] != "Ada" || !u.LoggedIn || !u.LoginAt.IsZero() {
+		t.Errorf("user after the migrations: %+v, %v", u, err)
+	}
+	if err := s.CreateToken(ctx, &socius.Token{Hash: "h", Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now}); err != nil {
+		t.Errorf("CreateToken after the migrations: %v", err)
+	}
+	if err := s.Logout(ctx, "3_site", "u1", now); err != nil {
+		t.Errorf("Logout after the migrations: %v", err)
+	}
+	if tok, err := s.Token(ctx, "h"); err != nil || !tok.RevokedAt.Equal(now) {
+		t.Errorf("token after Logout: %+v, %v", tok, err)
+	}
+}
+
+// TestQueryPlans checks that the queries that could grow with the number of users or
+// tokens use an index: a scan or a sort of a big table on the read pool is slow, and in
+// the writer it holds up every write.
+func TestQueryPlans(t *testing.T) {
+	s := newStore(t)
+	for _, c := range []struct {
+		name, query string
+		args        []any
+	}{
+		{"users page", selectUsersPage, []any{"3_site", "u1", 10}},
+		{"token", selectToken, []any{"h"}},
+		{"revoke tokens of user", revokeTokensOfUser, []any{0, "3_site", "u1"}},
+		{"delete dead tokens", deleteDeadTokens, []any{0, 0}},
+	} {
+		rows, err := s.wdb.Query(`EXPLAIN QUERY PLAN `+c.query, c.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN") || strings.Contains(step, "TEMP B-TREE") {
+				t.Errorf("%s: plan %q scans or sorts", c.name, plan)
+				break
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,37 +60,46 @@ func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now t
 	return true, nil
 }
 
-const selectUser = `SELECT nickname, photo_url, thumbnail_url, first_name, last_name, gender, age, email,
-		created_at, updated_at, login_at, logged_in
-	FROM users WHERE api_key = ? AND uid = ?`
+// userColumns are the columns that scanUser reads, after the UID.
+const userColumns = `uid, nickname, photo_url, thumbnail_url, first_name, last_name, gender, age, email,
+		created_at, updated_at, login_at, logged_in`
+
+const selectUser = `SELECT ` + userColumns + ` FROM users WHERE api_key = ? AND uid = ?`
 
 // User returns a user, or socius.ErrNotFound.
 func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, error) {
-	u := socius.User{APIKey: apiKey, UID: uid}
-	var profile [socius.NumFields]sql.NullString
-	var created, updated int64
-	var loginAt sql.NullInt64
 	if err := ctx.Err(); err != nil {
 		return nil, errorFor("user", err)
 	}
-	err := s.userStmt.QueryRowContext(lookupContext(ctx), apiKey, uid).Scan(
-		&profile[socius.Nickname], &profile[socius.PhotoURL], &profile[socius.ThumbnailURL], &profile[socius.FirstName],
-		&profile[socius.LastName], &profile[socius.Gender], &profile[socius.Age], &profile[socius.Email],
-		&created, &updated, &loginAt, &u.LoggedIn)
+	u, err := scanUser(s.userStmt.QueryRowContext(lookupContext(ctx), apiKey, uid), apiKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, socius.ErrNotFound
 	}
 	if err != nil {
 		return nil, errorFor("user", err)
 	}
+	return u, nil
+}
+
+// scanUser reads the userColumns of a user of the site apiKey.
+func scanUser(row scanner, apiKey string) (*socius.User, error) {
+	u := socius.User{APIKey: apiKey}
+	var profile [socius.NumFields]sql.NullString
+	var created, updated int64
+	var loginAt sql.NullInt64
+	err := row.Scan(&u.UID,
+		&profile[socius.Nickname], &profile[socius.PhotoURL], &profile[socius.ThumbnailURL], &profile[socius.FirstName],
+		&profile[socius.LastName], &profile[socius.Gender], &profile[socius.Age], &profile[socius.Email],
+		&created, &updated, &loginAt, &u.LoggedIn)
+	if err != nil {
+		return nil, err
+	}
 	for f, v := range profile {
 		u.Profile[f] = v.String // NULL is ""
 	}
 	u.CreatedAt = fromMillis(created)
 	u.UpdatedAt = fromMillis(updated)
-	if loginAt.Valid {
-		u.LoginAt = fromMillis(loginAt.Int64)
-	}
+	u.LoginAt = fromNullMillis(loginAt)
 	return &u, nil
 }
 
@@ -164,39 +174,172 @@ func patchValue(patch *socius.Patch, f socius.Field) any {
 	if patch.Empty() {
 		return nil
 	}
-	if v, ok := patch.Get(f); ok && v != "" {
-		return v
-	}
-	return nil
+	v, _ := patch.Get(f)
+	return nullString(v)
 }
 
-// Logout marks the user logged out; socius.ErrNotFound if there is no such user.
-func (s *Store) Logout(ctx context.Context, apiKey, uid string) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return logout(tx, apiKey, uid) })
+// Logout marks the user logged out and revokes every live token of the user at now, in
+// one operation; socius.ErrNotFound if there is no such user (and then nothing is
+// revoked). A token revoked before keeps its first revocation time.
+func (s *Store) Logout(ctx context.Context, apiKey, uid string, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return logout(tx, apiKey, uid, now) })
 }
 
-func logout(tx *sql.Tx, apiKey, uid string) error {
+func logout(tx *sql.Tx, apiKey, uid string, now time.Time) error {
 	res, err := tx.Exec(`UPDATE users SET logged_in = ? WHERE api_key = ? AND uid = ?`, false, apiKey, uid)
-	return affected(res, err, "logout")
+	if err := affected(res, err, "logout"); err != nil {
+		return err
+	}
+	return revokeUserTokens(tx, "logout", apiKey, uid, now)
 }
 
-// DeleteUser removes the user; socius.ErrNotFound if there is none.
-func (s *Store) DeleteUser(ctx context.Context, apiKey, uid string) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return deleteUser(tx, apiKey, uid) })
+// DeleteUser removes the user and revokes every live token of the user at now, in one
+// operation; socius.ErrNotFound if there is none. The token rows stay, revoked, so that
+// a client presenting one is told it was revoked; DeleteExpiredTokens removes them.
+func (s *Store) DeleteUser(ctx context.Context, apiKey, uid string, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return deleteUser(tx, apiKey, uid, now) })
 }
 
-func deleteUser(tx *sql.Tx, apiKey, uid string) error {
+func deleteUser(tx *sql.Tx, apiKey, uid string, now time.Time) error {
 	res, err := tx.Exec(`DELETE FROM users WHERE api_key = ? AND uid = ?`, apiKey, uid)
-	return affected(res, err, "delete user")
+	if err := affected(res, err, "delete user"); err != nil {
+		return err
+	}
+	return revokeUserTokens(tx, "delete user", apiKey, uid, now)
 }
 
-// RenameUser gives a user a new UID: socius.ErrNotFound if from does not exist,
-// socius.ErrExists if to is taken.
+// RenameUser gives a user a new UID and moves its tokens along, in one operation:
+// socius.ErrNotFound if from does not exist, socius.ErrExists if to is taken (and then
+// nothing moves: the savepoint of the operation is rolled back).
 func (s *Store) RenameUser(ctx context.Context, apiKey, from, to string) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return renameUser(tx, apiKey, from, to) })
 }
 
 func renameUser(tx *sql.Tx, apiKey, from, to string) error {
 	res, err := tx.Exec(`UPDATE users SET uid = ? WHERE api_key = ? AND uid = ?`, to, apiKey, from)
-	return affected(res, err, "rename user") // a taken UID fails the primary key: ErrExists
+	if err := affected(res, err, "rename user"); err != nil {
+		return err // a taken UID fails the primary key: ErrExists
+	}
+	if _, err := tx.Exec(`UPDATE tokens SET uid = ? WHERE api_key = ? AND uid = ?`, to, apiKey, from); err != nil {
+		return errorFor("rename user: move tokens", err)
+	}
+	return nil
+}
+
+const selectUsersPage = `SELECT ` + userColumns + ` FROM users
+	WHERE api_key = ? AND uid > ? ORDER BY uid LIMIT ?`
+
+// Users returns up to limit users of the site whose UID sorts after `after`, in UID
+// order. The users table compares UIDs with SQLite's default BINARY collation, which
+// is byte order, and its primary key (api_key, uid) serves the page without a sort.
+// A limit of zero or less returns no users.
+func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx, selectUsersPage, apiKey, after, limit)
+	if err != nil {
+		return nil, errorFor("users", err)
+	}
+	defer rows.Close()
+	var users []*socius.User
+	for rows.Next() {
+		u, err := scanUser(rows, apiKey)
+		if err != nil {
+			return nil, errorFor("users", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errorFor("users", err)
+	}
+	return users, nil
+}
+
+// PutUser creates the user, or replaces its profile, times and login state with those
+// of u; its tokens are left alone. socius.ErrNotFound if the site does not exist.
+func (s *Store) PutUser(ctx context.Context, u *socius.User) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return putUser(tx, u) })
+}
+
+func putUser(tx *sql.Tx, u *socius.User) error {
+	cols := slices.Concat(profileColumns[:], []string{"created_at", "updated_at", "login_at", "logged_in"})
+	args := make([]any, 0, 2+len(cols))
+	args = append(args, u.APIKey, u.UID)
+	for _, v := range u.Profile {
+		args = append(args, nullString(v))
+	}
+	args = append(args, millis(u.CreatedAt), millis(u.UpdatedAt), nullMillis(u.LoginAt), u.LoggedIn)
+	replace := make([]string, len(cols))
+	for i, c := range cols {
+		replace[i] = c + " = excluded." + c
+	}
+	// An upsert rather than a delete and insert: the row is replaced in place.
+	_, err := tx.Exec(`INSERT INTO users (api_key, uid, `+strings.Join(cols, ", ")+`)
+		VALUES (?, ?`+strings.Repeat(", ?", len(cols))+`)
+		ON CONFLICT (api_key, uid) DO UPDATE SET `+strings.Join(replace, ", "), args...)
+	if err != nil {
+		return errorFor("put user", err) // the site's foreign key makes a missing site ErrNotFound
+	}
+	return nil
+}
+
+// CountUsers returns the number of users of the site, or of every site when apiKey is
+// empty.
+func (s *Store) CountUsers(ctx context.Context, apiKey string) (int, error) {
+	var n int
+	var err error
+	if apiKey == "" {
+		err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
+	} else {
+		err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE api_key = ?`, apiKey).Scan(&n)
+	}
+	if err != nil {
+		return 0, errorFor("count users", err)
+	}
+	return n, nil
+}
+
+// DeleteUsers removes every user of the site (of every site when apiKey is empty) and
+// every token bound to a user of the site, in one operation, and reports how many users
+// went. The tokens removed include the revoked ones of users deleted before; tokens
+// bound to no user (client credentials without a UID) stay.
+func (s *Store) DeleteUsers(ctx context.Context, apiKey string) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = deleteUsers(tx, apiKey)
+		return err
+	})
+	return n, err
+}
+
+func deleteUsers(tx *sql.Tx, apiKey string) (int, error) {
+	delTokens, delUsers := `DELETE FROM tokens WHERE uid IS NOT NULL`, `DELETE FROM users`
+	var args []any
+	if apiKey != "" {
+		delTokens += ` AND api_key = ?`
+		delUsers += ` WHERE api_key = ?`
+		args = append(args, apiKey)
+	}
+	if _, err := tx.Exec(delTokens, args...); err != nil {
+		return 0, errorFor("delete users: delete tokens", err)
+	}
+	res, err := tx.Exec(delUsers, args...)
+	if err != nil {
+		return 0, errorFor("delete users", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, errorFor("delete users", err)
+	}
+	return int(n), nil
+}
+
+// nullString is v, or NULL when v is empty.
+func nullString(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
 }

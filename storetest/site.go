@@ -143,6 +143,47 @@ var keyTests = []test{
 		}
 	}},
 
+	{"PutCreatesAndReplaces", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		createSite(t, s, "3_other", base)
+		k := &socius.Key{UserKey: "Aput", APIKey: "3_site", Secret: "cHV0LXNlY3JldC0wMTIzNDU2Nzg=", CreatedAt: base,
+			Methods: []string{"socialize.getUserInfo"}}
+		if err := s.PutKey(t.Context(), k); err != nil {
+			t.Fatalf("PutKey (create): %v", err)
+		}
+		got, err := s.Key(t.Context(), "Aput")
+		if err != nil {
+			t.Fatalf("Key: %v", err)
+		}
+		checkKey(t, got, k)
+		// Replacing changes the secret, methods and public key; the creation time stays.
+		k2 := &socius.Key{UserKey: "Aput", APIKey: "3_site", Secret: "bmV3LXNlY3JldC0wMTIzNDU2Nzg=", CreatedAt: at(time.Hour),
+			Methods: []string{"socialize.setUserInfo", "socialize.logout"}, PublicKey: publicKey}
+		if err := s.PutKey(t.Context(), k2); err != nil {
+			t.Fatalf("PutKey (replace): %v", err)
+		}
+		got, err = s.Key(t.Context(), "Aput")
+		if err != nil {
+			t.Fatalf("Key: %v", err)
+		}
+		want := *k2
+		want.CreatedAt = base
+		checkKey(t, got, &want)
+		keys, err := s.Keys(t.Context(), "3_site")
+		if err != nil {
+			t.Fatalf("Keys: %v", err)
+		}
+		checkKeys(t, keys, &want)
+		// The userKey of another site is taken; a missing site is not found.
+		err = s.PutKey(t.Context(), &socius.Key{UserKey: "Aput", APIKey: "3_other", Secret: k.Secret, CreatedAt: base})
+		wantErr(t, "PutKey of another site's userKey", err, socius.ErrExists)
+		err = s.PutKey(t.Context(), &socius.Key{UserKey: "Anew", APIKey: "3_none", Secret: k.Secret, CreatedAt: base})
+		wantErr(t, "PutKey on an unknown site", err, socius.ErrNotFound)
+		if got, err := s.Key(t.Context(), "Aput"); err != nil || got.APIKey != "3_site" || got.Secret != k2.Secret {
+			t.Errorf("after refused PutKeys: %+v, %v", got, err)
+		}
+	}},
+
 	{"UnknownSite", func(t *testing.T, s socius.Store) {
 		createSite(t, s, "3_site", base)
 		err := s.CreateKey(t.Context(), &socius.Key{UserKey: "Akey", APIKey: "3_none", Secret: "a2V5LXNlY3JldC0wMTIzNDU2Nzg5", CreatedAt: base})

@@ -180,12 +180,12 @@ var userTests = []test{
 		}
 		// Logging out keeps the time of the last login; logging out twice is no error.
 		for range 2 {
-			if err := s.Logout(t.Context(), "3_site", "u1"); err != nil {
+			if err := s.Logout(t.Context(), "3_site", "u1", at(time.Minute)); err != nil {
 				t.Fatalf("Logout: %v", err)
 			}
 			checkUser(t, getUser(t, s, "3_site", "u1"), want)
 		}
-		wantErr(t, "Logout of an unknown user", s.Logout(t.Context(), "3_site", "u2"), socius.ErrNotFound)
+		wantErr(t, "Logout of an unknown user", s.Logout(t.Context(), "3_site", "u2", at(time.Minute)), socius.ErrNotFound)
 		_, err := s.User(t.Context(), "3_site", "u2")
 		wantErr(t, "User after a failed Logout", err, socius.ErrNotFound)
 
@@ -199,15 +199,15 @@ var userTests = []test{
 		login(t, s, "3_site", "u1", patch(map[socius.Field]string{socius.FirstName: "Ada", socius.Email: "ada@example.com"}), base)
 		login(t, s, "3_site", "u2", patch(map[socius.Field]string{socius.FirstName: "Bob"}), base)
 
-		if err := s.DeleteUser(t.Context(), "3_site", "u1"); err != nil {
+		if err := s.DeleteUser(t.Context(), "3_site", "u1", at(time.Minute)); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
 		_, err := s.User(t.Context(), "3_site", "u1")
 		wantErr(t, "User after DeleteUser", err, socius.ErrNotFound)
-		wantErr(t, "DeleteUser again", s.DeleteUser(t.Context(), "3_site", "u1"), socius.ErrNotFound)
-		wantErr(t, "DeleteUser of an unknown user", s.DeleteUser(t.Context(), "3_site", "u3"), socius.ErrNotFound)
+		wantErr(t, "DeleteUser again", s.DeleteUser(t.Context(), "3_site", "u1", at(time.Minute)), socius.ErrNotFound)
+		wantErr(t, "DeleteUser of an unknown user", s.DeleteUser(t.Context(), "3_site", "u3", at(time.Minute)), socius.ErrNotFound)
 		wantErr(t, "UpdateProfile after DeleteUser", s.UpdateProfile(t.Context(), "3_site", "u1", patch(map[socius.Field]string{socius.Age: "1"}), at(time.Second)), socius.ErrNotFound)
-		wantErr(t, "Logout after DeleteUser", s.Logout(t.Context(), "3_site", "u1"), socius.ErrNotFound)
+		wantErr(t, "Logout after DeleteUser", s.Logout(t.Context(), "3_site", "u1", at(time.Minute)), socius.ErrNotFound)
 		if u := getUser(t, s, "3_site", "u2"); u.Profile[socius.FirstName] != "Bob" {
 			t.Errorf("the other user after DeleteUser: firstName %q, want %q", u.Profile[socius.FirstName], "Bob")
 		}
@@ -226,7 +226,7 @@ var userTests = []test{
 		createSite(t, s, "3_site", base)
 		login(t, s, "3_site", "old", patch(map[socius.Field]string{socius.FirstName: "Ada", socius.Age: "36"}), base)
 		updateProfile(t, s, "3_site", "old", patch(map[socius.Field]string{socius.Email: "ada@example.com"}), at(time.Minute))
-		if err := s.Logout(t.Context(), "3_site", "old"); err != nil {
+		if err := s.Logout(t.Context(), "3_site", "old", at(time.Minute)); err != nil {
 			t.Fatalf("Logout: %v", err)
 		}
 
@@ -289,7 +289,7 @@ var isolationTests = []test{
 		// Whatever happens to the user on site a leaves the one on site b alone.
 		updateProfile(t, s, "3_a", "u1", patch(map[socius.Field]string{socius.FirstName: "", socius.Email: "a@example.com"}), at(time.Minute))
 		login(t, s, "3_a", "u1", patch(map[socius.Field]string{socius.Age: "30"}), at(2*time.Minute))
-		if err := s.Logout(t.Context(), "3_a", "u1"); err != nil {
+		if err := s.Logout(t.Context(), "3_a", "u1", at(time.Minute)); err != nil {
 			t.Fatalf("Logout: %v", err)
 		}
 		checkUser(t, getUser(t, s, "3_b", "u1"), wantB)
@@ -299,7 +299,7 @@ var isolationTests = []test{
 		checkUser(t, getUser(t, s, "3_b", "u1"), wantB)
 		_, err := s.User(t.Context(), "3_b", "u2")
 		wantErr(t, "User on site b of a UID renamed on site a", err, socius.ErrNotFound)
-		if err := s.DeleteUser(t.Context(), "3_a", "u2"); err != nil {
+		if err := s.DeleteUser(t.Context(), "3_a", "u2", at(time.Minute)); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
 		checkUser(t, getUser(t, s, "3_b", "u1"), wantB)
@@ -311,9 +311,9 @@ var isolationTests = []test{
 		login(t, s, "3_a", "u1", nil, base)
 		p := patch(map[socius.Field]string{socius.FirstName: "Eve"})
 		wantErr(t, "UpdateProfile on another site", s.UpdateProfile(t.Context(), "3_b", "u1", p, base), socius.ErrNotFound)
-		wantErr(t, "Logout on another site", s.Logout(t.Context(), "3_b", "u1"), socius.ErrNotFound)
+		wantErr(t, "Logout on another site", s.Logout(t.Context(), "3_b", "u1", at(time.Minute)), socius.ErrNotFound)
 		wantErr(t, "RenameUser on another site", s.RenameUser(t.Context(), "3_b", "u1", "u2"), socius.ErrNotFound)
-		wantErr(t, "DeleteUser on another site", s.DeleteUser(t.Context(), "3_b", "u1"), socius.ErrNotFound)
+		wantErr(t, "DeleteUser on another site", s.DeleteUser(t.Context(), "3_b", "u1", at(time.Minute)), socius.ErrNotFound)
 		_, err := s.User(t.Context(), "3_b", "u1")
 		wantErr(t, "User on another site", err, socius.ErrNotFound)
 		checkUser(t, getUser(t, s, "3_a", "u1"), &socius.User{

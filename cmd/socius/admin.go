@@ -7,39 +7,51 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/sqlite"
 )
 
-// storeFlags are the flags that choose the store of an admin command.
+// storeFlags are the flags that choose the store of an admin command, and its master
+// key: the same as serve's, so that both read the same secrets.
 type storeFlags struct {
-	data string
+	data          string
+	store         string
+	masterKeyFile string
+	lookupEnv     func(string) (string, bool)
+	stderr        io.Writer
 }
 
-func (f *storeFlags) register(fs *flag.FlagSet) {
+func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool), stderr io.Writer) {
 	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
+	fs.StringVar(&f.store, "store", "", storeHelp)
+	fs.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key that encrypts secrets at rest (default: SOCIUS_MASTER_KEY, else <data>/master.key)")
+	f.lookupEnv = lookupEnv
+	f.stderr = stderr
 }
 
-func (f *storeFlags) open() (socius.Store, error) {
-	if err := os.MkdirAll(f.data, 0o700); err != nil {
+func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
+	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, out: f.stderr}
+	if f.lookupEnv != nil {
+		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")
+	}
+	st, err := cfg.open(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return sqlite.Open(filepath.Join(f.data, "socius.db"))
+	return st.store, nil
 }
 
 func runSite(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: socius site create|list|show [flags]")
+		fmt.Fprintln(stderr, "usage: socius site create|list|show|rotate-secret [flags]")
 		return errUsage
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius site "+args[0], stderr)
-	sf.register(fs)
+	sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":
 		name := fs.String("name", "", "a name for the site")
@@ -59,7 +71,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		} else if err := socius.ValidateSecret(site.Secret); err != nil {
 			return fmt.Errorf("--secret: %v", err)
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			if err := st.CreateSite(ctx, site); err != nil {
 				if errors.Is(err, socius.ErrExists) {
 					return fmt.Errorf("a site with apiKey %s already exists", site.APIKey)
@@ -73,7 +85,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			sites, err := st.Sites(ctx)
 			if err != nil {
 				return err
@@ -91,10 +103,10 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR]")
+			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR | --store URL]")
 			return errUsage
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			s, err := st.Site(ctx, pos[0])
 			if errors.Is(err, socius.ErrNotFound) {
 				return fmt.Errorf("no site has apiKey %s", pos[0])
@@ -110,25 +122,46 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 				s.APIKey, s.Secret, s.Name, s.CreatedAt.UTC().Format(time.RFC3339), len(keys))
 			return nil
 		})
+	case "rotate-secret":
+		apiKey, newSecret, err := rotateArgs(fs, args[1:], lookupEnv, stderr, "site", "APIKEY")
+		if err != nil {
+			return err
+		}
+		return withStore(ctx, sf, func(st socius.Store) error {
+			s, err := st.Site(ctx, apiKey)
+			if errors.Is(err, socius.ErrNotFound) {
+				return fmt.Errorf("no site has apiKey %s", apiKey)
+			}
+			if err != nil {
+				return err
+			}
+			s.Secret = newSecret
+			if err := st.PutSite(ctx, s); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "apiKey: %s\nsecret: %s\n", s.APIKey, s.Secret)
+			return nil
+		})
 	}
-	fmt.Fprintf(stderr, "socius site: unknown subcommand %q (create, list, show)\n", args[0])
+	fmt.Fprintf(stderr, "socius site: unknown subcommand %q (create, list, show, rotate-secret)\n", args[0])
 	return errUsage
 }
 
 func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: socius key create|list|delete [flags]")
+		fmt.Fprintln(stderr, "usage: socius key create|list|delete|rotate-secret [flags]")
 		return errUsage
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius key "+args[0], stderr)
-	sf.register(fs)
+	sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":
 		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")
 		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (all when empty)")
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
 		secret := fs.String("secret", "", "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
+		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
@@ -152,7 +185,13 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 				k.Methods = append(k.Methods, m)
 			}
 		}
-		return withStore(sf, func(st socius.Store) error {
+		if *publicKey != "" {
+			var err error
+			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {
+				return fmt.Errorf("--public-key %s: %v", *publicKey, err)
+			}
+		}
+		return withStore(ctx, sf, func(st socius.Store) error {
 			err := st.CreateKey(ctx, k)
 			switch {
 			case errors.Is(err, socius.ErrNotFound):
@@ -162,7 +201,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			case err != nil:
 				return err
 			}
-			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\nsite:    %s\nmethods: %s\n", k.UserKey, k.Secret, k.APIKey, methodList(k.Methods))
+			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\nsite:    %s\nmethods: %s\nbearer:  %s\n", k.UserKey, k.Secret, k.APIKey, methodList(k.Methods), bearer(k))
 			return nil
 		})
 	case "list":
@@ -170,15 +209,15 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			keys, err := st.Keys(ctx, *site)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER KEY\tSITE\tMETHODS\tCREATED")
+			fmt.Fprintln(tw, "USER KEY\tSITE\tMETHODS\tBEARER\tCREATED")
 			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.UserKey, k.APIKey, methodList(k.Methods), k.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.UserKey, k.APIKey, methodList(k.Methods), bearer(k), k.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return tw.Flush()
 		})
@@ -188,10 +227,10 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR]")
+			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR | --store URL]")
 			return errUsage
 		}
-		return withStore(sf, func(st socius.Store) error {
+		return withStore(ctx, sf, func(st socius.Store) error {
 			err := st.DeleteKey(ctx, pos[0])
 			if errors.Is(err, socius.ErrNotFound) {
 				return fmt.Errorf("no key has userKey %s", pos[0])
@@ -201,9 +240,71 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			}
 			return err
 		})
+	case "rotate-secret":
+		userKey, newSecret, err := rotateArgs(fs, args[1:], lookupEnv, stderr, "key", "USERKEY")
+		if err != nil {
+			return err
+		}
+		return withStore(ctx, sf, func(st socius.Store) error {
+			k, err := st.Key(ctx, userKey)
+			if errors.Is(err, socius.ErrNotFound) {
+				return fmt.Errorf("no key has userKey %s", userKey)
+			}
+			if err != nil {
+				return err
+			}
+			k.Secret = newSecret
+			if err := st.PutKey(ctx, k); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\n", k.UserKey, k.Secret)
+			return nil
+		})
 	}
-	fmt.Fprintf(stderr, "socius key: unknown subcommand %q (create, list, delete)\n", args[0])
+	fmt.Fprintf(stderr, "socius key: unknown subcommand %q (create, list, delete, rotate-secret)\n", args[0])
 	return errUsage
+}
+
+// rotateArgs reads the arguments of `site|key rotate-secret ID [--secret S]`: the ID,
+// and the new secret, validated when given, else generated.
+func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
+	given := fs.String("secret", "", "the new secret, standard base64 of at least 16 bytes (generated when empty)")
+	pos, err := parseArgs(fs, args, lookupEnv)
+	if err != nil {
+		return "", "", err
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S] [--data DIR]\n", noun, id)
+		return "", "", errUsage
+	}
+	if *given == "" {
+		return pos[0], socius.NewSecret(), nil
+	}
+	if err := socius.ValidateSecret(*given); err != nil {
+		return "", "", fmt.Errorf("--secret: %v", err)
+	}
+	return pos[0], *given, nil
+}
+
+// readPublicKey reads a PEM RSA public key file and returns the key as stored: PKIX PEM.
+func readPublicKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	pub, err := socius.ParseRSAPublicKey(string(b))
+	if err != nil {
+		return "", err
+	}
+	return socius.EncodeRSAPublicKey(pub)
+}
+
+// bearer says whether a key can call with a bearer JWT.
+func bearer(k *socius.Key) string {
+	if k.PublicKey == "" {
+		return "no"
+	}
+	return "RS256"
 }
 
 func methodList(m []string) string {
@@ -214,8 +315,8 @@ func methodList(m []string) string {
 }
 
 // withStore opens the store, runs f and closes the store.
-func withStore(sf storeFlags, f func(socius.Store) error) error {
-	st, err := sf.open()
+func withStore(ctx context.Context, sf storeFlags, f func(socius.Store) error) error {
+	st, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}

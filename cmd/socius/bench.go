@@ -203,7 +203,9 @@ func serveBaseline(ctx context.Context, addr string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := httpServer(loadgen.BaselineHandler(), slog.New(slog.DiscardHandler))
+	m := NewMain() // serve's defaults: the baseline's listener is configured as Socius's are
+	m.Logger = slog.New(slog.DiscardHandler)
+	srv := m.httpServer(loadgen.BaselineHandler())
 	fmt.Fprintf(stdout, "socius: serving HTTP on http://%s\n", ln.Addr())
 	go func() {
 		<-ctx.Done()
@@ -325,7 +327,7 @@ func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users 
 				return err
 			}
 		}
-		args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "",
+		args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "",
 			"--site-api-key", target.APIKey, "--site-secret", target.Secret, "--log-level", "warn"}
 		if b.ProfileDir != "" {
 			args = append(args, "--pprof", "127.0.0.1:0")

@@ -6,61 +6,22 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/socius/socius/loadgen"
 )
 
-// asSocius makes the test binary behave as the socius binary when the bench starts it
-// as a child (serve, or the baseline).
-const asSocius = "SOCIUS_TEST_BINARY_AS_SOCIUS"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(asSocius) == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer that the bench, its progress line and its children's
-// stderr may write to at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// testBench is a bench whose children are this test binary acting as socius.
+// testBench is a bench whose children are the socius binary, built for the tests.
 func testBench(t *testing.T, args ...string) (*Bench, *syncBuffer) {
 	t.Helper()
 	out := &syncBuffer{}
 	b := NewBench()
 	b.Stdout, b.Stderr = out, out
-	b.Command = func(args ...string) *exec.Cmd {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), asSocius+"=1")
-		return cmd
-	}
+	bin := binary(t)
+	b.Command = func(args ...string) *exec.Cmd { return exec.Command(bin, args...) }
 	if _, err := b.ParseFlags(args, noEnv, out); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/socius/socius/internal/pgtest"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -20,9 +22,19 @@ func runCLI(t *testing.T, env func(string) (string, bool), args ...string) (int,
 	return code, out.String(), errOut.String()
 }
 
+// TestSiteAndKeyCommands runs the admin commands on each store, then a server on that
+// store, which knows what they made.
 func TestSiteAndKeyCommands(t *testing.T) {
-	dir := t.TempDir()
-	code, out, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--name", "shop")
+	t.Run("sqlite", func(t *testing.T) { testSiteAndKeyCommands(t, "--data", t.TempDir()) })
+	t.Run("postgres", func(t *testing.T) {
+		testSiteAndKeyCommands(t, "--store", pgtest.URL(t), "--data", t.TempDir(), "--master-key-file", testMasterKeyFile(t))
+	})
+}
+
+func testSiteAndKeyCommands(t *testing.T, store ...string) {
+	// with returns the arguments followed by the flags that choose the store.
+	with := func(args ...string) []string { return append(args, store...) }
+	code, out, errOut := runCLI(t, noEnv, with("site", "create", "--name", "shop")...)
 	if code != 0 {
 		t.Fatalf("site create: %d %s", code, errOut)
 	}
@@ -31,39 +43,39 @@ func TestSiteAndKeyCommands(t *testing.T) {
 	if !strings.HasPrefix(apiKey, "3_") || len(secret) < 24 {
 		t.Fatalf("site create printed %q", out)
 	}
-	if code, out, _ := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || !strings.Contains(out, apiKey) || !strings.Contains(out, "shop") {
+	if code, out, _ := runCLI(t, noEnv, with("site", "list")...); code != 0 || !strings.Contains(out, apiKey) || !strings.Contains(out, "shop") {
 		t.Errorf("site list: %d %s", code, out)
 	}
 	// The positional argument may come before the flags.
-	if code, out, _ := runCLI(t, noEnv, "site", "show", apiKey, "--data", dir); code != 0 || !strings.Contains(out, secret) {
+	if code, out, _ := runCLI(t, noEnv, with("site", "show", apiKey)...); code != 0 || !strings.Contains(out, secret) {
 		t.Errorf("site show: %d %s", code, out)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--api-key", apiKey); code != 1 || !strings.Contains(errOut, "already exists") {
+	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--api-key", apiKey)...); code != 1 || !strings.Contains(errOut, "already exists") {
 		t.Errorf("duplicate site: %d %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--secret", "c2hvcnQ="); code != 1 || !strings.Contains(errOut, "at least 16") {
+	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--secret", "c2hvcnQ=")...); code != 1 || !strings.Contains(errOut, "at least 16") {
 		t.Errorf("short secret: %d %s", code, errOut)
 	}
 
-	code, out, errOut = runCLI(t, noEnv, "key", "create", "--data", dir, "--site", apiKey, "--methods", "socialize.getUserInfo")
+	code, out, errOut = runCLI(t, noEnv, with("key", "create", "--site", apiKey, "--methods", "socialize.getUserInfo")...)
 	if code != 0 {
 		t.Fatalf("key create: %d %s", code, errOut)
 	}
 	userKey := regexp.MustCompile(`userKey: (\S+)`).FindStringSubmatch(out)[1]
 	keySecret := regexp.MustCompile(`secret:\s+(\S+)`).FindStringSubmatch(out)[1]
-	if code, out, _ := runCLI(t, noEnv, "key", "list", "--data", dir, "--site", apiKey); code != 0 || !strings.Contains(out, userKey) || !strings.Contains(out, "socialize.getUserInfo") {
+	if code, out, _ := runCLI(t, noEnv, with("key", "list", "--site", apiKey)...); code != 0 || !strings.Contains(out, userKey) || !strings.Contains(out, "socialize.getUserInfo") {
 		t.Errorf("key list: %d %s", code, out)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "key", "create", "--data", dir, "--site", "3_nope"); code != 1 || !strings.Contains(errOut, "no site has apiKey") {
+	if code, _, errOut := runCLI(t, noEnv, with("key", "create", "--site", "3_nope")...); code != 1 || !strings.Contains(errOut, "no site has apiKey") {
 		t.Errorf("key for unknown site: %d %s", code, errOut)
 	}
-	if code, _, _ := runCLI(t, noEnv, "key", "create", "--data", dir); code != 2 {
+	if code, _, _ := runCLI(t, noEnv, with("key", "create")...); code != 2 {
 		t.Errorf("key create without --site: exit %d, want 2", code)
 	}
 
 	// The server started on that store knows the site and the key, with its methods.
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+	if err := m.ParseFlags(with("--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"), noEnv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	m.Stdout = io.Discard
@@ -85,10 +97,10 @@ func TestSiteAndKeyCommands(t *testing.T) {
 	}
 	m.Close()
 
-	if code, out, _ := runCLI(t, noEnv, "key", "delete", userKey, "--data", dir); code != 0 || !strings.Contains(out, "deleted") {
+	if code, out, _ := runCLI(t, noEnv, with("key", "delete", userKey)...); code != 0 || !strings.Contains(out, "deleted") {
 		t.Errorf("key delete: %d %s", code, out)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "key", "delete", userKey, "--data", dir); code != 1 || !strings.Contains(errOut, "no key has userKey") {
+	if code, _, errOut := runCLI(t, noEnv, with("key", "delete", userKey)...); code != 1 || !strings.Contains(errOut, "no key has userKey") {
 		t.Errorf("second key delete: %d %s", code, errOut)
 	}
 }
@@ -101,6 +113,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		"SOCIUS_TRUST_FORWARDED_PROTO": "true",
 		"SOCIUS_SITE_API_KEY":          "3_FromEnv",
 		"SOCIUS_SITE_SECRET":           testSecret,
+		"SOCIUS_STORE":                 "postgres://socius@db.internal/socius",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	m := NewMain()
@@ -110,7 +123,8 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 	if m.HTTPAddr != "127.0.0.1:9" {
 		t.Errorf("a flag must win over the environment: HTTPAddr = %q", m.HTTPAddr)
 	}
-	if m.HTTPSAddr != "" || m.ClockSkew.Seconds() != 30 || !m.TrustForwardedProto || m.SiteAPIKey != "3_FromEnv" || m.SiteSecret != testSecret {
+	if m.HTTPSAddr != "" || m.ClockSkew.Seconds() != 30 || !m.TrustForwardedProto || m.SiteAPIKey != "3_FromEnv" || m.SiteSecret != testSecret ||
+		m.StoreURL != "postgres://socius@db.internal/socius" {
 		t.Errorf("from the environment: %+v", m)
 	}
 	for _, bad := range [][]string{
@@ -119,6 +133,8 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		{"--clock-skew", "0s"},
 		{"--http", "", "--https", ""},
 		{"stray"},
+		{"--store", "mysql://socius@db/socius"},
+		{"--store", "socius.db"},
 	} {
 		if err := NewMain().ParseFlags(bad, noEnv, io.Discard); err == nil {
 			t.Errorf("ParseFlags(%q) accepted", bad)
@@ -130,7 +146,7 @@ func TestDemoSiteOnFirstStart(t *testing.T) {
 	dir := t.TempDir()
 	start := func() string {
 		m := NewMain()
-		if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+		if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer

@@ -66,3 +66,15 @@ func parseArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, 
 	}
 	return pos, applyEnv(fs, lookupEnv)
 }
+
+// flagGiven reports whether a flag was set, on the command line or by its environment
+// variable.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			given = true
+		}
+	})
+	return given
+}

@@ -1,10 +1,15 @@
 // Command socius is a self-hosted server for the Gigya (SAP Customer Data Cloud)
 // socialize REST API, and the tools around it.
 //
-//	socius serve                 run the server (embedded SQLite store in ./socius-data)
-//	socius site create|list|show manage sites (tenants) in the store
-//	socius key create|list|delete manage application/user keys of a site
-//	socius bench                 measure throughput and latency against a baseline
+//	socius serve                                run the server (embedded SQLite store in ./socius-data,
+//	                                            or PostgreSQL with --store postgres://...)
+//	socius site create|list|show|rotate-secret  manage sites (tenants) in the store
+//	socius key create|list|delete|rotate-secret manage application/user keys of a site
+//	socius user export|import                   move a site's users out of and into the store (JSON lines)
+//	socius call METHOD NAME=VALUE               call an API method with the Go client, print the answer
+//	socius emulator ...                         drive a running `socius serve --emulator`
+//	socius bench                                measure throughput and latency against a baseline
+//	socius version                              print the version of Socius and Go
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
 // SOCIUS_HTTP=:8080 or SOCIUS_SITE_API_KEY=...
@@ -24,19 +29,31 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; from then on signals have their
+	// default effect, so a second one stops the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
 const usage = `usage: socius <command> [flags]
 
 commands:
-  serve                          run Socius (HTTP, HTTPS, embedded SQLite store)
-  site create|list|show          manage sites
-  key create|list|delete         manage application/user keys
-  bench                          measure throughput and latency (signed calls) against a baseline
+  serve                                 run Socius (HTTP, HTTPS; embedded SQLite store,
+                                        or PostgreSQL with --store postgres://...)
+  site create|list|show|rotate-secret   manage sites
+  key create|list|delete|rotate-secret  manage application/user keys
+  user export|import                    write a site's users as JSON lines, read them back
+  call METHOD [NAME=VALUE ...]          call an API method (signed by the Go client), print the answer
+  emulator reset|clock|faults|log|export|seed|status
+                                        drive a running "socius serve --emulator"
+  bench                                 measure throughput and latency (signed calls) against a baseline
+  version                               print the version of Socius and Go
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
-environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_SITE_API_KEY).
+environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE).
 `
 
 // run is the whole program, minus os.Exit, so tests can drive it.
@@ -53,8 +70,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runSite(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "key":
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "user":
+		err = runUser(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "call":
+		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "emulator":
+		err = runEmulator(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "version", "--version":
+		err = runVersion(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

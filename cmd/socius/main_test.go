@@ -37,29 +37,41 @@ type testServer struct {
 // startServer runs Socius with the lab site. Extra flags may be given.
 func startServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
+	return startMain(t, nil, flags...)
+}
+
+// startMain runs Socius like startServer, letting setup change Main (where its logs
+// and its output go) before it runs.
+func startMain(t *testing.T, setup func(*Main), flags ...string) *testServer {
+	t.Helper()
 	m := NewMain()
 	args := append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
-		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}, flags...)
+		"--admin", "127.0.0.1:0", "--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}, flags...)
 	if err := m.ParseFlags(args, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	clock := &socius.OffsetClock{}
 	m.Clock = clock
 	m.Stdout = io.Discard
+	if setup != nil {
+		setup(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	pem, err := os.ReadFile(m.CertFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("cannot read the generated certificate")
-	}
 	c := httpClient()
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	if m.CertFile != "" {
+		pem, err := os.ReadFile(m.CertFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatal("cannot read the generated certificate")
+		}
+		c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
 	return &testServer{Main: m, Clock: clock, client: c}
 }
 

@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +27,10 @@ import (
 )
 
 // TestGigyaNpmPackage drives Socius with the real `gigya` npm package (3.0.1, pinned by
-// compat/node/package-lock.json), unmodified, in both of its secret modes: plain partner
-// secret over HTTPS and userKey-signed requests with millisecond timestamps.
+// compat/node/package-lock.json), unmodified, in each of its credential modes: plain
+// partner secret over HTTPS, userKey-signed requests with millisecond timestamps, an
+// access token from socialize.getToken passed as oauth_token (no apiKey, no signature),
+// and userKey + RSA private key (an RS256 JWT in Authorization: Bearer).
 // compat/node/drive.js explains how the package is pointed at the server: a CONNECT
 // proxy (HTTPS_PROXY) that tunnels every connection to the HTTPS listener, so that the
 // package builds, signs and sends https://socialize.localtest.gigya.com/... itself.
@@ -57,6 +63,19 @@ func TestGigyaNpmPackage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Bearer mode: a key pair made here, the public half registered for the userKey.
+	const bearerUserKey = "ABearerKeyLab"
+	bearerKey, bearerPEM := rsaKeyPEM(t)
+	_, wrongPEM := rsaKeyPEM(t)
+	bearerPub, err := socius.EncodeRSAPublicKey(&bearerKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.CreateKey(context.Background(), &socius.Key{
+		UserKey: bearerUserKey, APIKey: testAPIKey, Secret: socius.NewSecret(), PublicKey: bearerPub, CreatedAt: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
 	proxy := startConnectProxy(t, strings.TrimPrefix(ts.HTTPSURL, "https://"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -76,6 +95,9 @@ func TestGigyaNpmPackage(t *testing.T) {
 		"GIGYA_WRONG_PARTNER_SECRET="+wrongPartnerSecret,
 		"GIGYA_WRONG_USER_SECRET="+wrongUserSecret,
 		"GIGYA_UID_PREFIX=npm",
+		"GIGYA_BEARER_USER_KEY="+bearerUserKey,
+		"GIGYA_BEARER_PRIVATE_KEY="+bearerPEM,
+		"GIGYA_WRONG_PRIVATE_KEY="+wrongPEM,
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -151,7 +173,7 @@ func TestGigyaNpmPackage(t *testing.T) {
 		}
 	}
 
-	for _, mode := range []string{"plain", "signed"} {
+	for _, mode := range []string{"plain", "signed", "bearer"} {
 		siteUID := "npm-" + mode
 		login := succeeded(mode, "notifyLogin")
 		if uid, _ := login.Response["UID"].(string); uid != siteUID {
@@ -188,6 +210,34 @@ func TestGigyaNpmPackage(t *testing.T) {
 	}
 	failedWith("plainWrongSecret", "getUserInfo", 403003)
 	failedWith("signedWrongSecret", "getUserInfo", 403003)
+	failedWith("bearerWrongKey", "getUserInfo", 403003)
+
+	// Token mode: getToken with x_siteUID through the package's request(), then only
+	// the token; it is bound to its user and ends with logout.
+	grant := succeeded("plain", "getToken")
+	if tok, _ := grant.Response["access_token"].(string); !strings.HasPrefix(tok, socius.AccessTokenPrefix) {
+		t.Errorf("getToken: access_token = %q", tok)
+	}
+	if _, ok := grant.Response["expires_in"]; ok {
+		t.Errorf("getToken without x_sessionExpiration: expires_in = %v", grant.Response["expires_in"])
+	}
+	tokenSet := succeeded("token", "setUserInfo")
+	tokenGot := succeeded("token", "getUserInfo")
+	if uid, _ := tokenGot.Response["UID"].(string); uid != "npm-token" {
+		t.Errorf("token getUserInfo: UID = %q, want npm-token (x_siteUID)", uid)
+	}
+	if ln, _ := tokenGot.Response["lastName"].(string); ln != "Granted" {
+		t.Errorf("token getUserInfo: lastName = %q, want Granted (x_userInfo)", ln)
+	}
+	for field, want := range tokenSet.Sent {
+		if have := tokenGot.Response[field]; have != want {
+			t.Errorf("token getUserInfo: %s = %#v, want %#v as set", field, have, want)
+		}
+	}
+	failedWith("token", "getUserInfoOtherUID", 403007)
+	failedWith("token", "getUserInfoUnknownToken", 403025)
+	succeeded("token", "logout")
+	failedWith("token", "getUserInfoAfterLogout", 403025)
 
 	// Every call went through the proxy, to the host the package built itself, once: a
 	// second tunnel for one call would be one of the package's retries (it retries
@@ -214,7 +264,8 @@ type wireRecord struct {
 
 // checkWire asserts that one API call made exactly one request, to the host the package
 // builds for data center "localtest", with the credential fields of its mode: the
-// partner secret in plain, or userKey + millisecond timestamp + nonce + sig.
+// partner secret in plain; userKey + millisecond timestamp + nonce + sig; oauth_token
+// alone; or an Authorization header with apiKey.
 func checkWire(t *testing.T, mode, step string, wire []wireRecord) {
 	t.Helper()
 	if len(wire) != 1 {
@@ -222,9 +273,10 @@ func checkWire(t *testing.T, mode, step string, wire []wireRecord) {
 		return
 	}
 	w := wire[0]
-	if w.Host != "socialize.localtest.gigya.com" || !strings.HasPrefix(w.Endpoint, "socialize.") || w.Authorization {
-		t.Errorf("%s %s: request to host %q endpoint %q (Authorization header: %v), want socialize.localtest.gigya.com, socialize.*, none",
-			mode, step, w.Host, w.Endpoint, w.Authorization)
+	bearer := strings.HasPrefix(mode, "bearer")
+	if w.Host != "socialize.localtest.gigya.com" || !strings.HasPrefix(w.Endpoint, "socialize.") || w.Authorization != bearer {
+		t.Errorf("%s %s: request to host %q endpoint %q (Authorization header: %v), want socialize.localtest.gigya.com, socialize.*, Authorization header %v",
+			mode, step, w.Host, w.Endpoint, w.Authorization, bearer)
 	}
 	has := map[string]bool{}
 	for _, p := range w.Params {
@@ -234,6 +286,10 @@ func checkWire(t *testing.T, mode, step string, wire []wireRecord) {
 	switch {
 	case strings.HasPrefix(mode, "plain"):
 		want, absent = []string{"apiKey", "secret", "format"}, []string{"sig", "timestamp", "nonce", "userKey"}
+	case strings.HasPrefix(mode, "token"):
+		want, absent = []string{"oauth_token", "format"}, []string{"apiKey", "secret", "sig", "timestamp", "nonce", "userKey"}
+	case bearer:
+		want, absent = []string{"apiKey", "format"}, []string{"secret", "sig", "timestamp", "nonce", "userKey"}
 	case strings.HasPrefix(mode, "signed"):
 		want, absent = []string{"apiKey", "userKey", "timestamp", "nonce", "sig", "format"}, []string{"secret"}
 		// Milliseconds, within a minute of now: the server must read them as such.
@@ -254,6 +310,20 @@ func checkWire(t *testing.T, mode, step string, wire []wireRecord) {
 			t.Errorf("%s %s: the package sent %s (fields: %v)", mode, step, p, w.Params)
 		}
 	}
+}
+
+// rsaKeyPEM makes an RSA key pair and returns it with its private key as PKCS #8 PEM.
+func rsaKeyPEM(t *testing.T) (*rsa.PrivateKey, string) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // ensureNodeModules runs `npm ci` in dir when the gigya package is not installed yet.

@@ -11,13 +11,15 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/metrics"
 	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
-	"github.com/socius/socius/sqlite"
 )
 
 // Main is one running Socius server: its configuration, store and listeners. Tests run
@@ -26,47 +28,103 @@ type Main struct {
 	HTTPAddr            string
 	HTTPSAddr           string
 	DataDir             string
+	StoreURL            string // --store: empty for the embedded SQLite in DataDir
 	TLSCert, TLSKey     string
 	SiteAPIKey          string
 	SiteSecret          string
 	ClockSkew           time.Duration
 	TrustForwardedProto bool
 	MaxBodyBytes        int64
+	MaxHeaderBytes      int
+	ReadHeaderTimeout   time.Duration
+	ReadTimeout         time.Duration
+	WriteTimeout        time.Duration
+	IdleTimeout         time.Duration
+	MaxConcurrent       int
+	RateLimit           float64
+	RateBurst           int
+	AdminAddr           string
 	LogLevel            string
+	LogFormat           string
+	LogCalls            bool
 	// PprofAddr, when set, serves the Go profiler (net/http/pprof) on its own
 	// listener: a debugging aid, never on by default.
 	PprofAddr string
+	// MasterKeyFile holds the key that encrypts secrets at rest; MasterKey is the
+	// key itself, from SOCIUS_MASTER_KEY (never a flag: command lines are visible
+	// to every user of the machine). Both empty: <data>/master.key, generated.
+	MasterKeyFile string
+	MasterKey     string
+	// ShutdownTimeout bounds how long Close waits for calls in flight;
+	// DefaultShutdownTimeout when zero.
+	ShutdownTimeout time.Duration
+	// Emulator mode: --emulator, --seed, --export-on-exit, ... (emulator.go).
+	EmulatorOptions
 
 	// Clock is the server's clock; tests inject one. The system clock when nil.
 	Clock socius.Clock
 	// Stdout receives what the user must see (addresses, demo credentials).
 	Stdout io.Writer
-	Logger *slog.Logger
+	// LogOutput receives the logs; os.Stderr when nil. Logger, when set, replaces
+	// both LogOutput and the log flags.
+	LogOutput io.Writer
+	Logger    *slog.Logger
 
-	Store           socius.Store
+	Store           socius.Store      // the store as the server sees it: timed, secrets sealed
+	Nonces          socius.NonceStore // shared in PostgreSQL, else this node's memory
 	Server          *server.Server
+	Metrics         *metrics.Registry
+	Instruments     *metrics.Instruments
 	CertFile        string // the certificate served over HTTPS
 	HTTPURL         string // http://host:port once listening; empty when disabled
 	HTTPSURL        string
+	AdminURL        string // http://host:port of the admin listener; empty when disabled
 	PprofURL        string // http://host:port/debug/pprof/ once listening; empty when disabled
 	listeners       []net.Listener
 	httpsListenAddr string
 	servers         []*http.Server
+	adminServer     *http.Server   // also in servers; stopped last by Close
+	tunnels         sync.WaitGroup // open CONNECT tunnels
 	done            chan error
+	closing         atomic.Bool
+
+	stopHousekeeping func()
 }
+
+// Defaults of the HTTP server limits.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxConcurrent     = 1024
+)
 
 // NewMain returns a Main with the defaults of `socius serve`.
 func NewMain() *Main {
 	return &Main{
-		HTTPAddr:     "127.0.0.1:8080",
-		HTTPSAddr:    "127.0.0.1:8443",
-		DataDir:      "socius-data",
-		ClockSkew:    server.DefaultSkew,
-		MaxBodyBytes: server.DefaultMaxBodyBytes,
-		LogLevel:     "info",
-		Stdout:       os.Stdout,
+		HTTPAddr:          "127.0.0.1:8080",
+		HTTPSAddr:         "127.0.0.1:8443",
+		DataDir:           "socius-data",
+		ClockSkew:         server.DefaultSkew,
+		MaxBodyBytes:      server.DefaultMaxBodyBytes,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadTimeout:       DefaultReadTimeout,
+		WriteTimeout:      DefaultWriteTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxConcurrent:     DefaultMaxConcurrent,
+		AdminAddr:         "127.0.0.1:9090",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		LogCalls:          true,
+		Stdout:            os.Stdout,
 	}
 }
+
+// DefaultShutdownTimeout is how long a stopping Socius waits for calls in flight.
+const DefaultShutdownTimeout = 10 * time.Second
 
 // ParseFlags reads `socius serve` flags, then SOCIUS_* variables for flags not given.
 func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) error {
@@ -74,17 +132,46 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "plain HTTP listen address (empty disables)")
 	fs.StringVar(&m.HTTPSAddr, "https", m.HTTPSAddr, "HTTPS listen address (empty disables)")
 	fs.StringVar(&m.DataDir, "data", m.DataDir, "data folder: the SQLite store and the generated TLS certificate")
+	fs.StringVar(&m.StoreURL, "store", m.StoreURL, storeHelp)
 	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (PEM); a self-signed one is generated when empty")
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&m.SiteAPIKey, "site-api-key", m.SiteAPIKey, "make sure a site with this apiKey exists at start (with --site-secret)")
 	fs.StringVar(&m.SiteSecret, "site-secret", m.SiteSecret, "the partner secret of --site-api-key (standard base64, at least 16 bytes)")
 	fs.DurationVar(&m.ClockSkew, "clock-skew", m.ClockSkew, "how far a signed request's timestamp may be from the server's clock")
 	fs.BoolVar(&m.TrustForwardedProto, "trust-forwarded-proto", m.TrustForwardedProto, "honour X-Forwarded-Proto: https from a TLS-terminating proxy")
-	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", m.MaxBodyBytes, "largest request body accepted")
+	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", m.MaxBodyBytes, "largest request body accepted (413001 beyond)")
+	fs.IntVar(&m.MaxHeaderBytes, "max-header-bytes", m.MaxHeaderBytes, "largest request header block (HTTP 431 beyond)")
+	fs.DurationVar(&m.ReadHeaderTimeout, "read-header-timeout", m.ReadHeaderTimeout, "time allowed to send the request headers")
+	fs.DurationVar(&m.ReadTimeout, "read-timeout", m.ReadTimeout, "time allowed to send the whole request, body included")
+	fs.DurationVar(&m.WriteTimeout, "write-timeout", m.WriteTimeout, "time allowed from the end of the headers to the end of the answer")
+	fs.DurationVar(&m.IdleTimeout, "idle-timeout", m.IdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&m.MaxConcurrent, "max-concurrent", m.MaxConcurrent, "calls in progress at most; more are answered 403048 at once (0: no cap)")
+	fs.Float64Var(&m.RateLimit, "rate-limit", m.RateLimit, "calls a second allowed per apiKey on this node, 403048 beyond (0: no limit)")
+	fs.IntVar(&m.RateBurst, "rate-burst", m.RateBurst, "calls per apiKey allowed at once above --rate-limit (0: the rate, rounded up)")
+	fs.StringVar(&m.AdminAddr, "admin", m.AdminAddr, "admin listener for /metrics, /healthz, /readyz (empty disables)")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
+	if m.ShutdownTimeout == 0 {
+		m.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM or SIGINT, how long calls in flight may take to finish")
+	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
+	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
+	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
+	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
+	}
+	if err := m.checkEmulatorFlags(fs); err != nil {
+		return err
+	}
+	if m.Emulator && !flagGiven(fs, "admin") {
+		// Several emulators often share a CI host: only an admin listener asked for
+		// may take a fixed port (the emulator's own API is under /_emulator/).
+		m.AdminAddr = ""
+	}
+	if v, ok := lookupEnv("SOCIUS_MASTER_KEY"); ok {
+		m.MasterKey = v
 	}
 	if (m.SiteAPIKey == "") != (m.SiteSecret == "") {
 		return errors.New("--site-api-key and --site-secret go together")
@@ -97,27 +184,59 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 			return fmt.Errorf("--site-secret: %v", err)
 		}
 	}
+	if err := checkStore(m.StoreURL); err != nil {
+		return err
+	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
+	}
+	if m.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
 	}
 	if m.HTTPAddr == "" && m.HTTPSAddr == "" {
 		return errors.New("both listeners are disabled: give --http or --https")
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--read-header-timeout", m.ReadHeaderTimeout}, {"--read-timeout", m.ReadTimeout}, {"--write-timeout", m.WriteTimeout}, {"--idle-timeout", m.IdleTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive: an unbounded timeout lets a slow client hold a connection forever", d.name)
+		}
+	}
+	switch {
+	case m.MaxBodyBytes <= 0:
+		return errors.New("--max-body-bytes must be positive")
+	case m.MaxHeaderBytes <= 0:
+		return errors.New("--max-header-bytes must be positive")
+	case m.MaxConcurrent < 0:
+		return errors.New("--max-concurrent must be 0 (no cap) or positive")
+	case m.RateLimit < 0 || m.RateBurst < 0:
+		return errors.New("--rate-limit and --rate-burst must be 0 (off, default) or positive")
+	case m.LogFormat != "text" && m.LogFormat != "json":
+		return fmt.Errorf("--log-format %q: text or json", m.LogFormat)
+	}
 	return nil
 }
 
-// Run opens the store, prepares the demo or given site, and starts the listeners. It
+// Run opens the store (and with it the nonce store: shared in PostgreSQL, in memory
+// with the embedded SQLite), prepares the demo or given site, and starts the listeners. It
 // returns once Socius is accepting connections; Close stops it.
 func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Stdout == nil {
 		m.Stdout = io.Discard
 	}
 	if m.Logger == nil {
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
-			return fmt.Errorf("--log-level: %v", err)
+		out := m.LogOutput
+		if out == nil {
+			out = os.Stderr
 		}
-		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		if m.Logger, err = newLogger(out, m.LogFormat, m.LogLevel); err != nil {
+			return err
+		}
+	}
+	if err := m.prepareEmulator(); err != nil {
+		return err
 	}
 	if m.Clock == nil {
 		m.Clock = socius.SystemClock{}
@@ -127,25 +246,58 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
-	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+	m.Metrics = metrics.NewRegistry()
+	m.Instruments = metrics.NewInstruments(m.Metrics)
+	st, err := storeConfig{
+		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
+		wrap: m.Instruments.Store, out: m.Stdout,
+	}.open(ctx)
+	if err != nil {
 		return err
 	}
-	if m.Store, err = sqlite.Open(filepath.Join(m.DataDir, "socius.db")); err != nil {
+	m.Store, m.Nonces = st.store, st.nonces
+	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
+	if err := m.seedEmulator(ctx); err != nil {
 		return err
 	}
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
-	m.Server = server.New(server.Config{
+	observe := m.Instruments.ObserveCall
+	if m.LogCalls {
+		logCall := server.LogCalls(m.Logger)
+		observe = func(c *server.Call) {
+			m.Instruments.ObserveCall(c)
+			logCall(c)
+		}
+	}
+	cfg := server.Config{
 		Store:               m.Store,
-		Nonces:              nonce.New(0),
+		Nonces:              m.Nonces,
 		Clock:               m.Clock,
 		Skew:                m.ClockSkew,
 		TrustForwardedProto: m.TrustForwardedProto,
 		MaxBodyBytes:        m.MaxBodyBytes,
+		MaxConcurrent:       m.MaxConcurrent,
+		RateLimit:           m.RateLimit,
+		RateBurst:           m.RateBurst,
 		Logger:              m.Logger,
-	})
-	m.done = make(chan error, 2)
+		Observe:             observe,
+	}
+	m.configureEmulator(&cfg)
+	m.Server = server.New(cfg)
+	if cache, ok := m.Nonces.(*nonce.Cache); ok { // PostgreSQL keeps them in the database
+		m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
+			func() float64 { return float64(cache.Len()) })
+	}
+	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
+		func() float64 { return float64(m.Server.InFlight()) })
+	m.Metrics.NewGauge("socius_build_info", "Always 1; the labels tell the version of Socius and of Go.", "version", "goversion").
+		With(buildVersion(), runtime.Version()).Set(1)
+	metrics.RegisterProcess(m.Metrics)
+	m.Logger.Info("socius starting", "version", buildVersion(), "data", m.DataDir, "masterKey", st.keySource)
+	m.startHousekeeping()
+	m.done = make(chan error, 3)
 	if m.HTTPSAddr != "" {
 		cert, path, created, err := loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir)
 		if err != nil {
@@ -161,7 +313,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.HTTPSURL = "https://" + ln.Addr().String()
 		m.httpsListenAddr = ln.Addr().String()
-		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.Server)
+		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.apiHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
 	}
 	if m.HTTPAddr != "" {
@@ -170,9 +322,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.HTTPURL = "http://" + ln.Addr().String()
-		handler := http.Handler(m.Server)
+		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
-			handler = tunnelToSelf(m.httpsListenAddr, handler)
+			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels)
 		}
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
@@ -180,12 +332,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.PprofAddr != "" {
 		ln, err := net.Listen("tcp", m.PprofAddr)
 		if err != nil {
-			return err
+			return fmt.Errorf("--pprof: %w", err)
 		}
 		m.PprofURL = "http://" + ln.Addr().String() + "/debug/pprof/"
 		m.serve(ln, pprofHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s\n", m.PprofURL)
 	}
+	// The admin listener comes last, so Close stops it last: /readyz answers 503
+	// while the API listeners drain.
+	if m.AdminAddr != "" {
+		ln, err := net.Listen("tcp", m.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("--admin: %w", err)
+		}
+		m.AdminURL = "http://" + ln.Addr().String()
+		m.serve(ln, m.adminHandler(st.raw))
+		m.adminServer = m.servers[len(m.servers)-1]
+		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s\n", m.AdminURL)
+	}
+	m.emulatorStarted()
 	return nil
 }
 
@@ -200,22 +365,22 @@ func pprofHandler() http.Handler {
 	return mux
 }
 
-// httpServer is the http.Server of every Socius listener (and of the bench's
-// baseline, which must be configured alike).
-func httpServer(h http.Handler, logger *slog.Logger) *http.Server {
+// httpServer is the http.Server of every listener (and of the bench's baseline, which
+// must be configured alike).
+func (m *Main) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: m.ReadHeaderTimeout,
+		ReadTimeout:       m.ReadTimeout,
+		WriteTimeout:      m.WriteTimeout,
+		IdleTimeout:       m.IdleTimeout,
+		MaxHeaderBytes:    m.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 }
 
 func (m *Main) serve(ln net.Listener, h http.Handler) {
-	srv := httpServer(h, m.Logger)
+	srv := m.httpServer(h)
 	m.listeners = append(m.listeners, ln)
 	m.servers = append(m.servers, srv)
 	go func() {
@@ -253,15 +418,62 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the listeners, lets calls in flight finish (up to 10 s) and closes the
-// store.
+// Close stops Socius. Every API listener stops accepting at once; calls in flight
+// finish, for up to ShutdownTimeout (past it, their connections are cut and Close
+// reports it); the admin listener, whose /readyz says 503 meanwhile, stops after them;
+// only then is the store closed, so that it is closed with nothing left to write and
+// everything acknowledged is in it.
 func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	m.closing.Store(true)
+	timeout := m.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var first error
+	var api []*http.Server
 	for _, srv := range m.servers {
-		if err := srv.Shutdown(ctx); err != nil && first == nil {
+		if srv != m.adminServer {
+			api = append(api, srv)
+		}
+	}
+	// In parallel: Shutdown closes its listener first, then waits; one after the other,
+	// a listener would keep accepting while another server drains.
+	errs := make(chan error, len(api))
+	for _, srv := range api {
+		go func() { errs <- srv.Shutdown(ctx) }()
+	}
+	var first error
+	for range api {
+		if err := <-errs; err != nil && first == nil {
 			first = err
+		}
+	}
+	if first == nil {
+		// The servers have answered every call, some through tunnels: let those
+		// answers through (the HTTPS server has closed its side, so each tunnel ends).
+		tunnelsDone := make(chan struct{})
+		go func() {
+			m.tunnels.Wait()
+			close(tunnelsDone)
+		}()
+		select {
+		case <-tunnelsDone:
+		case <-ctx.Done():
+		}
+	}
+	if m.adminServer != nil {
+		if err := m.adminServer.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+		m.adminServer = nil
+	}
+	if first != nil {
+		for _, srv := range m.servers {
+			srv.Close()
+		}
+		if errors.Is(first, context.DeadlineExceeded) {
+			first = fmt.Errorf("shutdown: calls still in flight after %v were cut off", timeout)
 		}
 	}
 	m.servers = nil
@@ -269,11 +481,19 @@ func (m *Main) Close() error {
 		ln.Close()
 	}
 	m.listeners = nil
+	if m.stopHousekeeping != nil {
+		m.stopHousekeeping()
+		m.stopHousekeeping = nil
+	}
+	if err := m.exportOnExit(); err != nil && first == nil {
+		first = err
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && first == nil {
 			first = err
 		}
 		m.Store = nil
 	}
+	m.removeTempData()
 	return first
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -11,12 +12,19 @@ import (
 // only be redirected through one (the gigya npm package, Python over HTTPS): a CONNECT
 // request, whatever host it names, is tunnelled to Socius's own HTTPS listener and
 // nowhere else. Every other request goes to next.
-func tunnelToSelf(httpsAddr string, next http.Handler) http.Handler {
+//
+// open counts the tunnels: a hijacked connection is no longer the HTTP server's, so its
+// Shutdown does not wait for it; Main.Close does, so that an answer on its way back
+// through a tunnel is not cut off by the exit. A tunnel is counted from before the
+// hijack (while the server still waits for its connection) until it closes.
+func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			next.ServeHTTP(w, r)
 			return
 		}
+		open.Add(1)
+		defer open.Done()
 		hj, ok := w.(http.Hijacker)
 		if !ok {
 			http.Error(w, "CONNECT is not supported here", http.StatusMethodNotAllowed)

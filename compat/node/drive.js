@@ -14,6 +14,9 @@
 //   GIGYA_WRONG_PARTNER_SECRET a valid-looking but wrong partner secret (must get 403003)
 //   GIGYA_WRONG_USER_SECRET    a valid-looking but wrong userKey secret (must get 403003)
 //   GIGYA_UID_PREFIX           prefix of the siteUIDs created (default "node-compat")
+//   GIGYA_BEARER_USER_KEY      a userKey whose RSA public key is registered, and ...
+//   GIGYA_BEARER_PRIVATE_KEY   ... its private key (PEM): bearer-JWT mode
+//   GIGYA_WRONG_PRIVATE_KEY    another RSA private key (PEM; must get 403003)
 //
 // Pointing the package at Socius, without touching its files:
 //
@@ -48,6 +51,13 @@
 // meant to exercise; the proxy keeps all of it. (observe() below only wraps the hook to
 // record what goes out, and hands every call to the package's own transport.)
 //
+// Modes: "plain" (partner secret in plain), "signed" (userKey + secret, signed with a
+// millisecond timestamp), "token" (an access token from socialize.getToken, passed per
+// call as the oauth_token parameter: the package then sends no apiKey and does not
+// sign), "bearer" (userKey + RSA private key: the package sends an
+// "Authorization: Bearer <RS256 JWT>" header and no userKey, secret or signature), and
+// the same modes with wrong credentials.
+//
 // Output: one JSON object per line, for every call:
 //   {"mode", "step", "ok", "errorCode", "ms", "wire", "response"|..., "sent"?, ...}
 // "wire" lists what the package handed to its transport for the call (see observe).
@@ -76,6 +86,9 @@ const userSecret = required('GIGYA_USER_SECRET');
 const wrongPartnerSecret = required('GIGYA_WRONG_PARTNER_SECRET');
 const wrongUserSecret = required('GIGYA_WRONG_USER_SECRET');
 const uidPrefix = process.env.GIGYA_UID_PREFIX || 'node-compat';
+const bearerUserKey = required('GIGYA_BEARER_USER_KEY');
+const bearerPrivateKey = required('GIGYA_BEARER_PRIVATE_KEY');
+const wrongPrivateKey = required('GIGYA_WRONG_PRIVATE_KEY');
 
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -103,6 +116,15 @@ function observe(gigya) {
   return gigya;
 }
 
+// redact keeps an issued access token out of the output (it ends up in test logs):
+// only its kind prefix is printed.
+function redact(res) {
+  if (res && typeof res.access_token === 'string') {
+    return Object.assign({}, res, { access_token: res.access_token.slice(0, 7) + '...(redacted)' });
+  }
+  return res;
+}
+
 // call runs one package call and prints its outcome. It returns the answer, or null
 // when the call threw.
 async function call(mode, step, fn, extra) {
@@ -110,7 +132,7 @@ async function call(mode, step, fn, extra) {
   wire = [];
   try {
     const res = await fn();
-    emit(Object.assign({ mode, step, ok: true, errorCode: res.errorCode, ms: Date.now() - started, wire, response: res }, extra));
+    emit(Object.assign({ mode, step, ok: true, errorCode: res.errorCode, ms: Date.now() - started, wire, response: redact(res) }, extra));
     return res;
   } catch (e) {
     // The package's GigyaError is compiled to ES5 (`_super.apply(this, arguments) || this`),
@@ -195,7 +217,45 @@ async function main() {
   const signedWrong = observe(new Gigya(apiKey, dataCenter, userKey, wrongUserSecret));
   await call('signedWrongSecret', 'getUserInfo', () => signedWrong.socialize.getUserInfo({ UID: plainUID }));
 
+  await tokenMode(plain, plainUID);
+  await bearerMode(plainUID);
+
   emit({ step: 'done' });
+}
+
+// tokenMode: the OAuth 2.0 flow. The package has no getToken method, so the plain
+// instance calls it through request(); then a Gigya with no credentials at all uses
+// the token per call, as the package documents: { oauth_token } in the params.
+async function tokenMode(plain, plainUID) {
+  const siteUID = `${uidPrefix}-token`;
+  const userInfo = { firstName: 'Tóken', nickname: 'o&a=u+th', age: 52 };
+  const grant = await call('plain', 'getToken',
+    () => plain.request('socialize.getToken', { grant_type: 'none', x_siteUID: siteUID, x_userInfo: { lastName: 'Granted' } }),
+    { siteUID });
+  const oauth_token = grant ? grant.access_token : 'no-token';
+  const user = observe(new Gigya(undefined, dataCenter));
+  await call('token', 'setUserInfo', () => user.socialize.setUserInfo({ oauth_token, userInfo }), { sent: userInfo });
+  await call('token', 'getUserInfo', () => user.socialize.getUserInfo({ oauth_token }), { siteUID });
+  // Bound to its user: another UID is refused.
+  await call('token', 'getUserInfoOtherUID', () => user.socialize.getUserInfo({ oauth_token, UID: plainUID }));
+  await call('token', 'getUserInfoUnknownToken', () => user.socialize.getUserInfo({ oauth_token: oauth_token + 'x' }));
+  // logout ends the token.
+  await call('token', 'logout', () => user.socialize.logout({ oauth_token }));
+  await call('token', 'getUserInfoAfterLogout', () => user.socialize.getUserInfo({ oauth_token }));
+}
+
+// bearerMode: userKey + RSA private key; every call carries a fresh RS256 JWT.
+async function bearerMode(plainUID) {
+  const bearer = observe(new Gigya(apiKey, dataCenter, { userKey: bearerUserKey, privateKey: bearerPrivateKey }));
+  await scenario('bearer', bearer, {
+    firstName: 'Bea',
+    lastName: 'Rer',
+    nickname: 'jwt/rs256',
+    gender: 'u',
+    age: 7,
+  });
+  const wrong = observe(new Gigya(apiKey, dataCenter, { userKey: bearerUserKey, privateKey: wrongPrivateKey }));
+  await call('bearerWrongKey', 'getUserInfo', () => wrong.socialize.getUserInfo({ UID: plainUID }));
 }
 
 main().catch((e) => {

@@ -1,0 +1,687 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// Version is this client's version; requests carry sdk=go_<Version>.
+const Version = "0.1.0"
+
+// Defaults.
+const (
+	// DefaultDataCenter is the data center used when neither WithDataCenter nor
+	// WithBaseURL is given (the SDKs' default too).
+	DefaultDataCenter = "us1.gigya.com"
+	// DefaultTimeout bounds a whole call (every attempt) with the default HTTP client.
+	DefaultTimeout = 30 * time.Second
+	// DefaultRetries is how many times a call is tried again after a connection
+	// error, where that is safe (see the package documentation).
+	DefaultRetries = 2
+	// DefaultUIDSignatureMaxAge is how old a UIDSignature may be (PHP SDK's 180 s).
+	DefaultUIDSignatureMaxAge = 180 * time.Second
+	// MaxResponseBytes is the largest answer read; a longer one is an error.
+	MaxResponseBytes = 32 << 20
+)
+
+// A Clock tells the time. socius.OffsetClock and similar test clocks satisfy it.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+type credKind int
+
+const (
+	credPartner credKind = iota + 1
+	credUserKey
+	credToken
+	credRSA
+)
+
+// Credentials say who calls. Build them with PartnerSecret, UserKey, Token or
+// UserKeyRSA.
+type Credentials struct {
+	kind    credKind
+	apiKey  string
+	userKey string
+	secret  string
+	token   string
+	rsaKey  *rsa.PrivateKey
+}
+
+// PartnerSecret is the site's apiKey and partner secret (standard base64). Requests
+// are signed with it, or carry it in plain over HTTPS with WithPlainSecret. The
+// partner secret also validates the UIDSignature of getUserInfo answers.
+func PartnerSecret(apiKey, secret string) Credentials {
+	return Credentials{kind: credPartner, apiKey: apiKey, secret: secret}
+}
+
+// UserKey is an application/user key of the site and its own secret: requests carry
+// apiKey and userKey and are signed with the key's secret (or carry it in plain over
+// HTTPS with WithPlainSecret).
+func UserKey(apiKey, userKey, secret string) Credentials {
+	return Credentials{kind: credUserKey, apiKey: apiKey, userKey: userKey, secret: secret}
+}
+
+// Token is an OAuth 2.0 access token from socialize.getToken: requests carry only
+// oauth_token (no apiKey, no signature) and must go over HTTPS. A token bound to a
+// user implies the UID, so the helpers accept an empty uid.
+func Token(accessToken string) Credentials {
+	return Credentials{kind: credToken, token: accessToken}
+}
+
+// UserKeyRSA is a userKey with an RSA private key: requests carry apiKey and
+// timestamp, and "Authorization: Bearer <JWT>" signed RS256 with kid=userKey, iat and
+// a fresh jti, as the SDKs build it (gigya.BearerJWT).
+func UserKeyRSA(apiKey, userKey string, key *rsa.PrivateKey) Credentials {
+	return Credentials{kind: credRSA, apiKey: apiKey, userKey: userKey, rsaKey: key}
+}
+
+// signs reports whether the credential puts a timestamp on requests (and so can fail
+// with 403002 when the clocks disagree).
+func (c *Credentials) signs(plain bool) bool {
+	switch c.kind {
+	case credPartner, credUserKey:
+		return !plain
+	case credRSA:
+		return true
+	}
+	return false
+}
+
+// String describes the credential without its secret.
+func (c Credentials) String() string {
+	switch c.kind {
+	case credPartner:
+		return "partner secret of apiKey " + c.apiKey
+	case credUserKey:
+		return "userKey " + c.userKey + " of apiKey " + c.apiKey
+	case credToken:
+		return "access token"
+	case credRSA:
+		return "userKey " + c.userKey + " (RSA) of apiKey " + c.apiKey
+	}
+	return "no credentials"
+}
+
+// An Option configures a Client.
+type Option func(*config) error
+
+type config struct {
+	dataCenter    string
+	baseURL       string
+	httpClient    *http.Client
+	clock         Clock
+	plain         bool
+	partnerSecret string
+	uidMaxAge     time.Duration
+	retries       int
+	trace         func(*Trace)
+}
+
+// WithDataCenter calls Gigya's data center, e.g. "us1.gigya.com", "eu1.gigya.com" or
+// "cn1.gigya-api.cn": a call to socialize.setUserInfo goes to
+// https://socialize.us1.gigya.com/socialize.setUserInfo.
+func WithDataCenter(dc string) Option {
+	return func(c *config) error {
+		dc = strings.TrimSpace(dc)
+		if dc == "" || strings.ContainsAny(dc, "/:@?# ") {
+			return fmt.Errorf("client: data center %q: want a domain such as us1.gigya.com", dc)
+		}
+		c.dataCenter, c.baseURL = strings.ToLower(dc), ""
+		return nil
+	}
+}
+
+// WithBaseURL calls one server for every method, e.g. "http://127.0.0.1:8080" (Socius)
+// or "https://socius.example.com": socialize.setUserInfo goes to
+// <base>/socialize.setUserInfo.
+func WithBaseURL(base string) Option {
+	return func(c *config) error {
+		u, err := url.Parse(base)
+		if err != nil {
+			return fmt.Errorf("client: base URL: %v", err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("client: base URL %q: want http(s)://host[:port][/path]", base)
+		}
+		c.baseURL, c.dataCenter = base, ""
+		return nil
+	}
+}
+
+// WithHTTPClient sends requests with hc (its transport, proxy, TLS roots, timeout)
+// instead of the default client (DefaultTimeout, no redirects followed).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) error {
+		if hc == nil {
+			return errors.New("client: nil *http.Client")
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithClock sets the clock that timestamps are taken from (tests).
+func WithClock(clock Clock) Option {
+	return func(c *config) error {
+		if clock == nil {
+			return errors.New("client: nil Clock")
+		}
+		c.clock = clock
+		return nil
+	}
+}
+
+// WithPlainSecret sends the secret itself (secret=...) instead of a signature, as the
+// documentation allows over HTTPS. The base URL must be https; the secret is never
+// sent over plain HTTP.
+func WithPlainSecret() Option {
+	return func(c *config) error {
+		c.plain = true
+		return nil
+	}
+}
+
+// WithPartnerSecret gives the site's partner secret to a client that calls with other
+// credentials (a userKey, a token, an RSA key), only to validate the UIDSignature of
+// getUserInfo answers: Gigya signs them with the partner secret, never a key's.
+func WithPartnerSecret(secret string) Option {
+	return func(c *config) error {
+		if _, err := decodeSecret(secret); err != nil {
+			return fmt.Errorf("client: partner secret: %v", err)
+		}
+		c.partnerSecret = secret
+		return nil
+	}
+}
+
+// WithUIDSignatureMaxAge sets how far a UIDSignature's signatureTimestamp may be from
+// now (default DefaultUIDSignatureMaxAge); a negative d checks the signature only.
+func WithUIDSignatureMaxAge(d time.Duration) Option {
+	return func(c *config) error {
+		c.uidMaxAge = d
+		return nil
+	}
+}
+
+// WithRetries sets how many times a call is tried again after a connection error
+// where that is safe (default DefaultRetries; 0 never).
+func WithRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return errors.New("client: negative retries")
+		}
+		c.retries = n
+		return nil
+	}
+}
+
+// WithTrace calls f after every attempt with what was sent and what came back: to
+// debug signatures (`socius call --verbose` uses it). Secrets are masked in it.
+func WithTrace(f func(*Trace)) Option {
+	return func(c *config) error {
+		c.trace = f
+		return nil
+	}
+}
+
+// A Client calls the Gigya REST API (or Socius) with one set of credentials. It is
+// safe for concurrent use.
+type Client struct {
+	cfg    config
+	cred   Credentials
+	key    []byte // the decoded secret, for signatures and plain mode
+	uidKey []byte // the decoded partner secret, for UIDSignatures; nil if unknown
+	base   *url.URL
+	http   *http.Client
+	// offset is added to the clock: learned from the server's Date after a 403002,
+	// shared by the clients derived with WithCredentials.
+	offset   *atomic.Int64
+	newNonce func() string
+	sdk      string // the sdk parameter; tests clear it to replay the SDK vectors
+}
+
+// ErrInsecure is returned when a secret or token would travel over plain HTTP.
+var ErrInsecure = errors.New("client: a secret or token is sent only over HTTPS")
+
+// New returns a Client for the credentials.
+func New(cred Credentials, opts ...Option) (*Client, error) {
+	cfg := config{uidMaxAge: DefaultUIDSignatureMaxAge, retries: DefaultRetries, clock: systemClock{}}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.dataCenter == "" && cfg.baseURL == "" {
+		cfg.dataCenter = DefaultDataCenter
+	}
+	if cfg.httpClient == nil {
+		cfg.httpClient = &http.Client{
+			Timeout: DefaultTimeout,
+			// Gigya answers 200; a redirect is a misconfiguration, and following it
+			// would turn the POST into a GET without parameters.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	c := &Client{cfg: cfg, http: cfg.httpClient, offset: new(atomic.Int64), newNonce: newNonce, sdk: "go_" + Version}
+	return c, c.setCredentials(cred)
+}
+
+// WithCredentials returns a Client like c (same server, HTTP client, options and
+// learned clock offset) that calls with other credentials: e.g. with the access
+// token that c obtained from GetToken.
+func (c *Client) WithCredentials(cred Credentials) (*Client, error) {
+	d := &Client{cfg: c.cfg, http: c.http, offset: c.offset, newNonce: c.newNonce, sdk: c.sdk}
+	if err := d.setCredentials(cred); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (c *Client) setCredentials(cred Credentials) error {
+	switch cred.kind {
+	case credPartner, credUserKey:
+		if !socius.ValidAPIKey(cred.apiKey) {
+			return fmt.Errorf("client: apiKey %q: 1 to 128 printable characters", cred.apiKey)
+		}
+		if cred.kind == credUserKey && !socius.ValidUserKey(cred.userKey) {
+			return fmt.Errorf("client: userKey %q: 1 to 128 printable characters", cred.userKey)
+		}
+		key, err := decodeSecret(cred.secret)
+		if err != nil {
+			return fmt.Errorf("client: secret: %v", err)
+		}
+		c.key = key
+	case credToken:
+		if cred.token == "" {
+			return errors.New("client: empty access token")
+		}
+	case credRSA:
+		if !socius.ValidAPIKey(cred.apiKey) || !socius.ValidUserKey(cred.userKey) {
+			return fmt.Errorf("client: apiKey %q and userKey %q: 1 to 128 printable characters each", cred.apiKey, cred.userKey)
+		}
+		if cred.rsaKey == nil {
+			return errors.New("client: nil RSA private key")
+		}
+	default:
+		return errors.New("client: no credentials (use PartnerSecret, UserKey, Token or UserKeyRSA)")
+	}
+	c.cred = cred
+	c.uidKey = nil
+	switch {
+	case c.cfg.partnerSecret != "":
+		c.uidKey, _ = decodeSecret(c.cfg.partnerSecret)
+	case cred.kind == credPartner:
+		c.uidKey = c.key
+	}
+	if c.cfg.baseURL != "" {
+		c.base, _ = url.Parse(c.cfg.baseURL)
+		c.base.Path = strings.TrimRight(c.base.Path, "/")
+		c.base.RawPath = ""
+	}
+	secure := c.base == nil || c.base.Scheme == "https"
+	if !secure && (cred.kind == credToken || c.cfg.plain && (cred.kind == credPartner || cred.kind == credUserKey)) {
+		return fmt.Errorf("%w: %s needs an https base URL, not %s", ErrInsecure, cred, c.cfg.baseURL)
+	}
+	return nil
+}
+
+func decodeSecret(s string) ([]byte, error) {
+	if s == "" {
+		return nil, errors.New("empty")
+	}
+	return socius.DecodeSecret(s)
+}
+
+// ClockOffset is what the client adds to its clock: learned from the server's Date
+// header after a 403002 (Request has expired).
+func (c *Client) ClockOffset() time.Duration { return time.Duration(c.offset.Load()) }
+
+// now is the clock corrected by the learned offset.
+func (c *Client) now() time.Time { return c.cfg.clock.Now().Add(c.ClockOffset()) }
+
+// newNonce returns 128 crypto-random bits in hex.
+func newNonce() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// endpoint returns the URL a method is sent to.
+func (c *Client) endpoint(method string) string {
+	if c.base != nil {
+		return c.base.Scheme + "://" + c.base.Host + c.base.EscapedPath() + "/" + method
+	}
+	ns := method[:strings.IndexByte(method, '.')]
+	return "https://" + ns + "." + c.cfg.dataCenter + "/" + method
+}
+
+// canonicalMethod accepts "socialize.setUserInfo", "/socialize.setUserInfo" and, as
+// the SDKs do, a bare "setUserInfo" (namespace socialize).
+func canonicalMethod(m string) (string, error) {
+	m = strings.TrimPrefix(m, "/")
+	if m == "" {
+		return "", errors.New("client: empty method name")
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_') {
+			return "", fmt.Errorf("client: method %q: only letters, digits, '.' and '_'", m)
+		}
+	}
+	if !strings.Contains(m, ".") {
+		m = "socialize." + m
+	}
+	if m[0] == '.' || m[len(m)-1] == '.' {
+		return "", fmt.Errorf("client: method %q is not namespace.method", m)
+	}
+	return m, nil
+}
+
+// safeToRepeat lists the methods that change nothing: sent twice, they answer the
+// same. A connection error lets them be tried again even after the request may have
+// reached the server.
+var safeToRepeat = map[string]bool{
+	"socialize.getuserinfo": true,
+}
+
+// A Response is a successful answer (errorCode 0).
+type Response struct {
+	Method       string
+	CallID       string
+	StatusCode   int // the answer's statusCode field (200)
+	StatusReason string
+	Time         time.Time
+	// Ignored lists the parameters the server did not use (ignoredParams).
+	Ignored []gigya.IgnoredParam
+	// Body is the whole answer, one JSON object: the method's data is at its top level.
+	Body []byte
+	// Header is the HTTP header of the answer.
+	Header http.Header
+}
+
+// Decode unmarshals the answer into v (a struct with json tags, or a map).
+func (r *Response) Decode(v any) error {
+	if err := jsonUnmarshal(r.Body, v); err != nil {
+		return fmt.Errorf("client: %s: decode answer: %w", r.Method, err)
+	}
+	return nil
+}
+
+// Call calls any method, e.g. "socialize.setUID" or "accounts.getAccountInfo", with
+// params, adding the credentials and the control parameters (format=json,
+// httpStatusCodes=false, sdk). A Gigya error (errorCode != 0) comes back as an *Error.
+func (c *Client) Call(ctx context.Context, method string, params Params) (*Response, error) {
+	m, err := canonicalMethod(method)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := params.encode()
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", m, err)
+	}
+	return c.do(ctx, m, ps)
+}
+
+// do sends a call, trying again as the package documentation says: once after a
+// 403002 with the clock corrected from the answer's Date header, and up to
+// cfg.retries times after a connection error where repeating is safe. Every attempt
+// is built afresh: new timestamp, new nonce, new signature.
+func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Response, error) {
+	endpoint := c.endpoint(method)
+	norm, err := gigya.NormalizeURL(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", method, err)
+	}
+	safe := safeToRepeat[strings.ToLower(method)]
+	skewRetried := false
+	failures := 0
+	for attempt := 1; ; attempt++ {
+		req, tr, err := c.newRequest(ctx, method, endpoint, norm, user, attempt)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		resp, body, err := c.send(req)
+		tr.Duration = time.Since(start)
+		if err != nil {
+			tr.Err = err
+			failures++
+			retry := ctx.Err() == nil && failures <= c.cfg.retries && (safe || notSent(err)) && !permanent(err)
+			if retry {
+				tr.Retry = "connection error; trying again with a fresh nonce"
+			}
+			c.traceDone(tr)
+			if !retry {
+				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: err}
+			}
+			if err := sleep(ctx, backoff(failures)); err != nil {
+				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: err}
+			}
+			continue
+		}
+		tr.HTTPStatus = resp.StatusCode
+		tr.Date = resp.Header.Get("Date")
+		ans, err := gigya.DecodeAnswer(body)
+		if err != nil {
+			tr.Err = err
+			c.traceDone(tr)
+			return nil, &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Err: err}
+		}
+		tr.ErrorCode = ans.Code
+		if ans.Code == socius.CodeRequestExpired && !skewRetried && c.cred.signs(c.cfg.plain) {
+			if date, err := http.ParseTime(tr.Date); err == nil {
+				// Date has whole seconds: the server's clock read between Date and
+				// Date+1s when it answered.
+				offset := date.Add(500 * time.Millisecond).Sub(c.cfg.clock.Now())
+				c.offset.Store(int64(offset))
+				skewRetried = true
+				tr.Retry = fmt.Sprintf("request expired: clock offset set to %v from the Date header; trying again with a fresh timestamp and nonce", offset.Round(time.Second))
+				c.traceDone(tr)
+				continue
+			}
+		}
+		c.traceDone(tr)
+		if ans.Code != 0 {
+			return nil, &Error{Method: method, Code: ans.Code, Message: ans.Message, Details: ans.Details, CallID: ans.CallID,
+				StatusCode: ans.StatusCode, Response: body}
+		}
+		return &Response{Method: method, CallID: ans.CallID, StatusCode: ans.StatusCode, StatusReason: ans.StatusReason,
+			Time: ans.Time, Ignored: ans.Ignored, Body: body, Header: resp.Header}, nil
+	}
+}
+
+// send does one HTTP exchange and reads the whole answer.
+func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) > MaxResponseBytes {
+		return nil, nil, fmt.Errorf("answer longer than %d bytes", MaxResponseBytes)
+	}
+	return resp, body, nil
+}
+
+// notSent reports whether a transport error proves that the request never reached
+// the server: the connection was never made (refused, unreachable, DNS, proxy). Only
+// then may a call that changes something be sent again.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// permanent reports transport errors that trying again cannot mend: the server's
+// certificate is not trusted, or it does not speak TLS.
+func permanent(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		record   tls.RecordHeaderError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &record)
+}
+
+func backoff(failures int) time.Duration {
+	return time.Duration(failures*failures) * 100 * time.Millisecond
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// newRequest builds one attempt: the caller's parameters, the control parameters and
+// the credentials, sorted by name (the order they are signed in) and form-encoded.
+func (c *Client) newRequest(ctx context.Context, method, endpoint, norm string, user []gigya.Param, attempt int) (*http.Request, *Trace, error) {
+	ps := make([]gigya.Param, 0, len(user)+9)
+	ps = append(ps, user...)
+	ps = append(ps, gigya.Param{Name: "format", Value: "json"}, gigya.Param{Name: "httpStatusCodes", Value: "false"})
+	if c.sdk != "" {
+		ps = append(ps, gigya.Param{Name: "sdk", Value: c.sdk})
+	}
+	tr := &Trace{Attempt: attempt, Method: method, HTTPMethod: http.MethodPost, URL: endpoint, Credentials: c.cred.String()}
+	header := make(http.Header)
+	now := c.now()
+	switch c.cred.kind {
+	case credToken:
+		ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.token})
+	case credPartner, credUserKey:
+		ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey})
+		if c.cred.kind == credUserKey {
+			ps = append(ps, gigya.Param{Name: "userKey", Value: c.cred.userKey})
+		}
+		if c.cfg.plain {
+			ps = append(ps, gigya.Param{Name: "secret", Value: c.cred.secret})
+			break
+		}
+		ps = append(ps, gigya.Param{Name: "timestamp", Value: strconv.FormatInt(now.Unix(), 10)},
+			gigya.Param{Name: "nonce", Value: c.newNonce()})
+		tr.NormalizedURL = norm
+		tr.BaseString = gigya.BaseString(http.MethodPost, norm, ps)
+		tr.Signature = gigya.SignBase(c.key, tr.BaseString)
+		ps = append(ps, gigya.Param{Name: "sig", Value: tr.Signature})
+	case credRSA:
+		ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey},
+			gigya.Param{Name: "timestamp", Value: strconv.FormatInt(now.Unix(), 10)})
+		jwt, err := gigya.BearerJWT(c.cred.rsaKey, c.cred.userKey, c.newNonce(), now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client: %s: bearer token: %w", method, err)
+		}
+		header.Set("Authorization", "Bearer "+jwt)
+	}
+	gigya.SortParams(ps)
+	body := gigya.AppendForm(make([]byte, 0, 256), ps)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: %s: %w", method, err)
+	}
+	header.Set("Content-Type", "application/x-www-form-urlencoded")
+	header.Set("User-Agent", "socius-go-client/"+Version)
+	req.Header = header
+	if c.cfg.trace != nil {
+		tr.Params = maskParams(ps)
+		tr.Header = header.Clone()
+		if h := tr.Header.Get("Authorization"); h != "" {
+			tr.Header.Set("Authorization", h[:strings.IndexByte(h, ' ')+1]+"***")
+		}
+	}
+	return req, tr, nil
+}
+
+func (c *Client) traceDone(tr *Trace) {
+	if c.cfg.trace != nil {
+		c.cfg.trace(tr)
+	}
+}
+
+// A Trace is one attempt of a call, reported to the WithTrace function after it ended.
+type Trace struct {
+	Attempt     int // 1 for the first
+	Method      string
+	HTTPMethod  string
+	URL         string
+	Credentials string // which credential, without its secret
+	// Params are the parameters sent, sorted by name, with secret, sig, oauth_token
+	// and client_secret masked as "***".
+	Params []gigya.Param
+	// Header is the request header, the Authorization value masked.
+	Header http.Header
+	// NormalizedURL, BaseString and Signature are set for signed requests: what the
+	// signature covers and the signature itself.
+	NormalizedURL string
+	BaseString    string
+	Signature     string
+
+	Duration   time.Duration
+	HTTPStatus int    // 0 when no answer came
+	Date       string // the answer's Date header
+	ErrorCode  int    // the answer's errorCode
+	Err        error  // the transport or decoding error, if any
+	Retry      string // why another attempt follows; empty when none does
+}
+
+// masked are the parameters whose values a trace never shows.
+var masked = map[string]bool{"secret": true, "sig": true, "oauth_token": true, "client_secret": true}
+
+func maskParams(ps []gigya.Param) []gigya.Param {
+	out := make([]gigya.Param, len(ps))
+	for i, p := range ps {
+		if masked[strings.ToLower(p.Name)] {
+			p.Value = "***"
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func clipBody(b []byte) []byte {
+	const n = 2048
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

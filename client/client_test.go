@@ -1,0 +1,759 @@
+package client
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"go/parser"
+	"go/token"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/vectors"
+)
+
+const (
+	labAPIKey  = vectors.LabAPIKey
+	labSecret  = vectors.LabPartnerSecret
+	labUserKey = vectors.LabUserKey
+	labUserSec = vectors.LabUserSecret
+)
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// obj builds a gigya.Object from name, value pairs.
+func obj(pairs ...any) gigya.Object {
+	o := make(gigya.Object, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		o = append(o, gigya.KV{Key: pairs[i].(string), Value: pairs[i+1]})
+	}
+	return o
+}
+
+// answer renders an answer as Socius renders it.
+func answer(code int, details string, data gigya.Object) *http.Response {
+	env := gigya.Envelope{CallID: gigya.NewCallID(), Code: code, Details: details, Time: time.Now(), Data: data}
+	body, ct := gigya.Encode(gigya.JSON, "socialize.x", "", env.Object())
+	h := http.Header{"Content-Type": {ct}, "Date": {time.Now().UTC().Format(http.TimeFormat)}}
+	return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader(string(body)))}
+}
+
+// capture is a transport that records each request's body and answers with next.
+type capture struct {
+	mu     sync.Mutex
+	reqs   []*http.Request
+	bodies []string
+	next   func(n int, r *http.Request) (*http.Response, error)
+}
+
+func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
+	b, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r)
+	c.bodies = append(c.bodies, string(b))
+	n := len(c.bodies)
+	c.mu.Unlock()
+	if c.next != nil {
+		return c.next(n, r)
+	}
+	return answer(0, "", nil), nil
+}
+
+func (c *capture) form(t *testing.T, i int) url.Values {
+	t.Helper()
+	v, err := url.ParseQuery(c.bodies[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func newTestClient(t *testing.T, cred Credentials, tr http.RoundTripper, opts ...Option) *Client {
+	t.Helper()
+	opts = append([]Option{WithHTTPClient(&http.Client{Transport: tr})}, opts...)
+	c, err := New(cred, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSignedRequestsMatchVectors sends every signature vector through the client, with
+// its clock and nonce fixed to the vector's: the body must be byte for byte what the
+// Java SDK sends (same sorted order, same encoding) and the sig the one every SDK
+// computed.
+func TestSignedRequestsMatchVectors(t *testing.T) {
+	f, err := vectors.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.RequestSignatureVectors) != 21 {
+		t.Fatalf("%d vectors", len(f.RequestSignatureVectors))
+	}
+	for _, v := range f.RequestSignatureVectors {
+		t.Run(v.ID, func(t *testing.T) {
+			u, err := url.Parse(v.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ts, nonce, apiKey, userKey, sdk string
+			params := Params{}
+			for _, p := range v.Params {
+				switch p[0] {
+				case "timestamp":
+					ts = p[1]
+				case "nonce":
+					nonce = p[1]
+				case "apiKey":
+					apiKey = p[1]
+				case "userKey":
+					userKey = p[1]
+				case "sdk":
+					sdk = p[1]
+				case "format", "httpStatusCodes":
+				default:
+					params[p[0]] = p[1]
+				}
+			}
+			sec, _ := strconv.ParseInt(ts, 10, 64)
+			cred := PartnerSecret(apiKey, v.Secret)
+			if userKey != "" {
+				cred = UserKey(apiKey, userKey, v.Secret)
+			}
+			var tr capture
+			var traced *Trace
+			c := newTestClient(t, cred, &tr, WithBaseURL(u.Scheme+"://"+u.Host), WithClock(fixedClock{time.Unix(sec, 0)}),
+				WithTrace(func(x *Trace) { traced = x }))
+			c.newNonce = func() string { return nonce }
+			c.sdk = sdk
+			_, err = c.Call(context.Background(), u.Path, params)
+			if v.ID == "key-order" {
+				// Zeta and zeta are one parameter to Gigya: the client refuses to send both.
+				if err == nil || !strings.Contains(err.Error(), "letter case") {
+					t.Fatalf("Zeta and zeta: got %v, want a refusal", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tr.reqs[0].URL.String(); !strings.EqualFold(got, v.URL) {
+				t.Errorf("sent to %s, want %s", got, v.URL)
+			}
+			if got := tr.form(t, 0).Get("sig"); got != v.ExpectedSig {
+				t.Errorf("sig %s, want %s", got, v.ExpectedSig)
+			}
+			if traced.BaseString != v.ExpectedBaseString {
+				t.Errorf("base string\n got %s\nwant %s", traced.BaseString, v.ExpectedBaseString)
+			}
+			if want := v.WireBodies["java"]; tr.bodies[0] != want {
+				t.Errorf("body\n got %s\nwant %s (Java's)", tr.bodies[0], want)
+			}
+			if ct := tr.reqs[0].Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+}
+
+func TestUIDSignatureVectors(t *testing.T) {
+	f, err := vectors.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range f.UIDSignatureVectors {
+		switch v.Kind {
+		case "UIDSignature":
+			got, err := UIDSignature(v.Secret, v.UID, v.Timestamp)
+			if err != nil || got != v.ExpectedSig {
+				t.Errorf("%s: %s %v, want %s", v.ID, got, err, v.ExpectedSig)
+			}
+			if err := ValidateUIDSignature(v.Secret, v.UID, v.Timestamp, v.ExpectedSig, 0); err != nil {
+				t.Errorf("%s: %v", v.ID, err)
+			}
+			// The vectors are years old: with an age limit they are expired.
+			if err := ValidateUIDSignature(v.Secret, v.UID, v.Timestamp, v.ExpectedSig, time.Hour); !errors.Is(err, ErrSignatureExpired) {
+				t.Errorf("%s with max age: %v", v.ID, err)
+			}
+			if err := ValidateUIDSignature(v.Secret, v.UID+"x", v.Timestamp, v.ExpectedSig, 0); !errors.Is(err, ErrInvalidSignature) {
+				t.Errorf("%s other UID: %v", v.ID, err)
+			}
+		case "friendshipSignature":
+			got, err := FriendshipSignature(v.Secret, v.Timestamp, v.FriendUID, v.UID)
+			if err != nil || got != v.ExpectedSig {
+				t.Errorf("%s: %s %v, want %s", v.ID, got, err, v.ExpectedSig)
+			}
+			if err := ValidateFriendshipSignature(v.Secret, v.UID, v.FriendUID, v.Timestamp, v.ExpectedSig, 0); err != nil {
+				t.Errorf("%s: %v", v.ID, err)
+			}
+			if err := ValidateFriendshipSignature(v.Secret, v.FriendUID, v.UID, v.Timestamp, v.ExpectedSig, 0); !errors.Is(err, ErrInvalidSignature) {
+				t.Errorf("%s swapped: %v", v.ID, err)
+			}
+		default:
+			t.Errorf("unknown vector kind %q", v.Kind)
+		}
+	}
+	if _, err := UIDSignature("not base64!", "u", "1"); err == nil {
+		t.Error("bad secret: want an error")
+	}
+}
+
+func TestRequestSignatureVector(t *testing.T) {
+	f, err := vectors.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range f.RequestSignatureVectors {
+		q := url.Values{}
+		for _, p := range v.Params {
+			q.Add(p[0], p[1])
+		}
+		q.Set("sig", "ignored")
+		sig, base, err := RequestSignature(v.Secret, v.HTTPMethod, v.URL, q)
+		if err != nil || sig != v.ExpectedSig || base != v.ExpectedBaseString {
+			t.Errorf("%s: %s %v", v.ID, sig, err)
+		}
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	tests := []struct {
+		opt    Option
+		method string
+		want   string
+	}{
+		{nil, "socialize.setUserInfo", "https://socialize.us1.gigya.com/socialize.setUserInfo"},
+		{nil, "setUserInfo", "https://socialize.us1.gigya.com/socialize.setUserInfo"},
+		{nil, "/socialize.getUserInfo", "https://socialize.us1.gigya.com/socialize.getUserInfo"},
+		{WithDataCenter("EU1.gigya.com"), "accounts.getAccountInfo", "https://accounts.eu1.gigya.com/accounts.getAccountInfo"},
+		{WithBaseURL("http://127.0.0.1:8080"), "socialize.notifyLogin", "http://127.0.0.1:8080/socialize.notifyLogin"},
+		{WithBaseURL("https://gw.example.com/gigya/"), "socialize.logout", "https://gw.example.com/gigya/socialize.logout"},
+	}
+	for _, tt := range tests {
+		var tr capture
+		opts := []Option{}
+		if tt.opt != nil {
+			opts = append(opts, tt.opt)
+		}
+		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &tr, opts...)
+		if _, err := c.Call(context.Background(), tt.method, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.reqs[0].URL.String(); got != tt.want {
+			t.Errorf("%s: sent to %s, want %s", tt.method, got, tt.want)
+		}
+	}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &capture{})
+	for _, m := range []string{"", "socialize.", "../etc/passwd", "a b", "socialize.x?y=1"} {
+		if _, err := c.Call(context.Background(), m, nil); err == nil {
+			t.Errorf("method %q: want an error", m)
+		}
+	}
+	for _, o := range []Option{WithBaseURL("ftp://x"), WithBaseURL("http://"), WithBaseURL("http://x/?a=1"), WithDataCenter("us1.gigya.com/x"), WithRetries(-1)} {
+		if _, err := New(PartnerSecret(labAPIKey, labSecret), o); err == nil {
+			t.Error("bad option accepted")
+		}
+	}
+}
+
+func TestCredentialShapes(t *testing.T) {
+	ctx := context.Background()
+	https := WithBaseURL("https://socius.test")
+	t.Run("partner signed", func(t *testing.T) {
+		var tr capture
+		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &tr, WithBaseURL("http://socius.test:8080"))
+		if _, err := c.Call(ctx, "socialize.getUserInfo", Params{"UID": "u1"}); err != nil {
+			t.Fatal(err)
+		}
+		f := tr.form(t, 0)
+		for _, k := range []string{"apiKey", "timestamp", "nonce", "sig", "format", "httpStatusCodes", "sdk", "UID"} {
+			if f.Get(k) == "" {
+				t.Errorf("no %s in %s", k, tr.bodies[0])
+			}
+		}
+		if f.Has("secret") || f.Has("userKey") || f.Get("sdk") != "go_"+Version || f.Get("format") != "json" || f.Get("httpStatusCodes") != "false" {
+			t.Errorf("body %s", tr.bodies[0])
+		}
+		sig, _, _ := RequestSignature(labSecret, "POST", "http://socius.test:8080/socialize.getUserInfo", f)
+		if sig != f.Get("sig") {
+			t.Errorf("sig %s, want %s", f.Get("sig"), sig)
+		}
+		if ts, _ := strconv.ParseInt(f.Get("timestamp"), 10, 64); time.Since(time.Unix(ts, 0)).Abs() > 5*time.Second {
+			t.Errorf("timestamp %s is not now in seconds", f.Get("timestamp"))
+		}
+		if len(f.Get("nonce")) != 32 {
+			t.Errorf("nonce %q: want 128 random bits in hex", f.Get("nonce"))
+		}
+	})
+	t.Run("user key plain", func(t *testing.T) {
+		var tr capture
+		c := newTestClient(t, UserKey(labAPIKey, labUserKey, labUserSec), &tr, https, WithPlainSecret())
+		if _, err := c.Call(ctx, "socialize.getUserInfo", Params{"UID": "u1"}); err != nil {
+			t.Fatal(err)
+		}
+		f := tr.form(t, 0)
+		if f.Get("apiKey") != labAPIKey || f.Get("userKey") != labUserKey || f.Get("secret") != labUserSec || f.Has("sig") || f.Has("nonce") || f.Has("timestamp") {
+			t.Errorf("body %s", tr.bodies[0])
+		}
+	})
+	t.Run("token", func(t *testing.T) {
+		var tr capture
+		c := newTestClient(t, Token("tok-1"), &tr, https)
+		if _, err := c.Call(ctx, "socialize.getUserInfo", nil); err != nil {
+			t.Fatal(err)
+		}
+		f := tr.form(t, 0)
+		if f.Get("oauth_token") != "tok-1" || f.Has("apiKey") || f.Has("sig") || f.Has("timestamp") || len(f) != 4 {
+			t.Errorf("body %s", tr.bodies[0])
+		}
+	})
+	t.Run("rsa", func(t *testing.T) {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr capture
+		c := newTestClient(t, UserKeyRSA(labAPIKey, labUserKey, key), &tr, https)
+		if _, err := c.Call(ctx, "socialize.getUserInfo", Params{"UID": "u1"}); err != nil {
+			t.Fatal(err)
+		}
+		f := tr.form(t, 0)
+		if f.Get("apiKey") != labAPIKey || f.Get("timestamp") == "" || f.Has("sig") || f.Has("secret") || f.Has("userKey") {
+			t.Errorf("body %s", tr.bodies[0])
+		}
+		auth := tr.reqs[0].Header.Get("Authorization")
+		jwt, ok := strings.CutPrefix(auth, "Bearer ")
+		parts := strings.Split(jwt, ".")
+		if !ok || len(parts) != 3 {
+			t.Fatalf("Authorization %q", auth)
+		}
+		header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		if !strings.Contains(string(header), `"kid":"`+labUserKey+`"`) || !strings.Contains(string(header), `"alg":"RS256"`) {
+			t.Errorf("JWT header %s", header)
+		}
+		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+			t.Errorf("JWT does not verify: %v", err)
+		}
+	})
+	t.Run("never insecure", func(t *testing.T) {
+		httpURL := WithBaseURL("http://socius.test")
+		for _, tc := range []struct {
+			cred Credentials
+			opts []Option
+		}{
+			{Token("t"), []Option{httpURL}},
+			{PartnerSecret(labAPIKey, labSecret), []Option{httpURL, WithPlainSecret()}},
+			{UserKey(labAPIKey, labUserKey, labUserSec), []Option{httpURL, WithPlainSecret()}},
+		} {
+			if _, err := New(tc.cred, tc.opts...); !errors.Is(err, ErrInsecure) {
+				t.Errorf("%v: got %v, want ErrInsecure", tc.cred, err)
+			}
+		}
+		c, err := New(PartnerSecret(labAPIKey, labSecret), httpURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WithCredentials(Token("t")); !errors.Is(err, ErrInsecure) {
+			t.Errorf("derived token client over http: %v", err)
+		}
+	})
+	t.Run("bad credentials", func(t *testing.T) {
+		for _, cred := range []Credentials{{}, PartnerSecret("", labSecret), PartnerSecret(labAPIKey, "not base64!"),
+			PartnerSecret(labAPIKey, ""), UserKey(labAPIKey, "", labUserSec), Token(""), UserKeyRSA(labAPIKey, labUserKey, nil)} {
+			if _, err := New(cred); err == nil {
+				t.Errorf("%v accepted", cred)
+			}
+		}
+	})
+}
+
+func TestParams(t *testing.T) {
+	ps, err := Params{
+		"s": "a b", "b": true, "i": 42, "i64": int64(-7), "f": 1.5, "n": json.Number("3"), "raw": json.RawMessage(`{"a":1}`),
+		"nil": nil, "obj": map[string]any{"u": "http://x/?a=1&b=<2>"}, "ui": UserInfo{FirstName: "D", Age: Age(0)},
+	}.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.Name+"="+p.Value)
+	}
+	want := `b=true,f=1.5,i=42,i64=-7,n=3,obj={"u":"http://x/?a=1&b=<2>"},raw={"a":1},s=a b,ui={"firstName":"D","age":0}`
+	if strings.Join(got, ",") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(got, ","), want)
+	}
+	for _, p := range []Params{{"APIKEY": "x"}, {"sig": "x"}, {"Nonce": "1"}, {"uid": "a", "UID": "b"}, {"": "x"}, {"c": make(chan int)}} {
+		if _, err := p.encode(); err == nil {
+			t.Errorf("%v accepted", p)
+		}
+	}
+}
+
+func TestUserInfoJSON(t *testing.T) {
+	tests := []struct {
+		info  UserInfo
+		clear []string
+		want  string
+	}{
+		{UserInfo{FirstName: "David", Gender: "m", Age: Age(30)}, nil, `{"firstName":"David","gender":"m","age":30}`},
+		{UserInfo{Nickname: "<b>&", Email: "a@b"}, []string{"LastName", "age"}, `{"nickname":"<b>&","email":"a@b","lastName":null,"age":null}`},
+		{UserInfo{}, nil, `{}`},
+	}
+	for _, tt := range tests {
+		got, err := userInfoJSON(&tt.info, tt.clear)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("got %s %v, want %s", got, err, tt.want)
+		}
+	}
+	if _, err := userInfoJSON(&UserInfo{FirstName: "x"}, []string{"firstName"}); err == nil {
+		t.Error("set and cleared: want an error")
+	}
+	if _, err := userInfoJSON(&UserInfo{}, []string{"shoeSize"}); err == nil {
+		t.Error("unknown field: want an error")
+	}
+}
+
+// TestClockSkewRetry: a server whose clock is 3 hours ahead refuses the first request
+// with 403002; the client learns the offset from Date and succeeds on the one retry,
+// with a new timestamp, nonce and signature.
+func TestClockSkewRetry(t *testing.T) {
+	skew := 3 * time.Hour
+	var seen []url.Values
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		seen = append(seen, r.PostForm)
+		mu.Unlock()
+		now := time.Now().Add(skew)
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		ts, _ := gigya.ParseTimestamp(r.PostForm.Get("timestamp"))
+		code := 0
+		if d := now.Sub(ts); d > 2*time.Minute || d < -2*time.Minute {
+			code = 403002
+		}
+		env := gigya.Envelope{CallID: gigya.NewCallID(), Code: code, Details: "Request has expired", Time: now}
+		body, _ := gigya.Encode(gigya.JSON, "m", "", env.Object())
+		w.Write(body)
+	}))
+	defer srv.Close()
+	var traces []Trace
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL), WithTrace(func(tr *Trace) { traces = append(traces, *tr) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(context.Background(), "socialize.setUserInfo", Params{"UID": "u1", "userInfo": "{}"}); err != nil {
+		t.Fatalf("after the retry: %v", err)
+	}
+	if len(seen) != 2 {
+		t.Fatalf("%d attempts, want 2", len(seen))
+	}
+	if seen[0].Get("nonce") == seen[1].Get("nonce") || seen[0].Get("sig") == seen[1].Get("sig") || seen[0].Get("timestamp") == seen[1].Get("timestamp") {
+		t.Errorf("the retry repeated the first request: %v / %v", seen[0], seen[1])
+	}
+	if d := c.ClockOffset() - skew; d.Abs() > 2*time.Second {
+		t.Errorf("offset %v, want about %v", c.ClockOffset(), skew)
+	}
+	if len(traces) != 2 || !strings.Contains(traces[0].Retry, "clock offset") || traces[0].ErrorCode != 403002 || traces[1].Retry != "" {
+		t.Errorf("traces %+v", traces)
+	}
+	// The offset stays: the next call needs no retry.
+	seen = nil
+	if _, err := c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"}); err != nil || len(seen) != 1 {
+		t.Errorf("next call: %v after %d attempts", err, len(seen))
+	}
+}
+
+// TestClockSkewRetriesOnce: a server that keeps answering 403002 gets two attempts,
+// then the error; without a Date header there is nothing to learn and no retry; plain
+// secrets and tokens carry no timestamp and are never retried on 403002.
+func TestClockSkewRetriesOnce(t *testing.T) {
+	expired := func(date bool) *capture {
+		return &capture{next: func(int, *http.Request) (*http.Response, error) {
+			r := answer(403002, "Request has expired", nil)
+			if date {
+				r.Header.Set("Date", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+			} else {
+				r.Header.Del("Date")
+			}
+			return r, nil
+		}}
+	}
+	for _, tc := range []struct {
+		name  string
+		cred  Credentials
+		opts  []Option
+		date  bool
+		tries int
+	}{
+		{"signed", PartnerSecret(labAPIKey, labSecret), nil, true, 2},
+		{"signed, no Date", PartnerSecret(labAPIKey, labSecret), nil, false, 1},
+		{"plain", PartnerSecret(labAPIKey, labSecret), []Option{WithPlainSecret()}, true, 1},
+		{"token", Token("t"), nil, true, 1},
+	} {
+		tr := expired(tc.date)
+		c := newTestClient(t, tc.cred, tr, tc.opts...)
+		_, err := c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+		var e *Error
+		if !errors.As(err, &e) || e.Code != 403002 || len(tr.bodies) != tc.tries {
+			t.Errorf("%s: %v after %d attempts, want 403002 after %d", tc.name, err, len(tr.bodies), tc.tries)
+		}
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	tr := &capture{next: func(int, *http.Request) (*http.Response, error) {
+		return answer(301001, "Invalid data center", obj("apiDomain", "eu1.gigya.com")), nil
+	}}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr)
+	_, err := c.GetUserInfo(context.Background(), "u1")
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("%T %v is not an *Error", err, err)
+	}
+	if e.Code != 301001 || e.Details != "Invalid data center" || e.Method != "socialize.getUserInfo" || len(e.CallID) != 32 || e.StatusCode != 301 {
+		t.Errorf("%+v", e)
+	}
+	var data struct {
+		APIDomain string `json:"apiDomain"`
+		ErrorCode int    `json:"errorCode"`
+	}
+	if err := e.Decode(&data); err != nil || data.APIDomain != "eu1.gigya.com" || data.ErrorCode != 301001 {
+		t.Errorf("data of the error answer: %+v %v", data, err)
+	}
+	if ErrorCode(err) != 301001 || !strings.Contains(err.Error(), "301001") || !strings.Contains(err.Error(), e.CallID) {
+		t.Errorf("ErrorCode %d, text %q", ErrorCode(err), err)
+	}
+
+	for _, body := range []string{"<html>Bad Gateway</html>", "", `{"callId":"x"}`} {
+		tr := &capture{next: func(int, *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 502, Header: http.Header{"Content-Type": {"text/html"}}, Body: io.NopCloser(strings.NewReader(body))}, nil
+		}}
+		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr)
+		_, err := c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+		var re *ResponseError
+		if !errors.As(err, &re) || !errors.Is(err, gigya.ErrNotAnswer) || re.HTTPStatus != 502 || len(tr.bodies) != 1 {
+			t.Errorf("%q: %T %v", body, err, err)
+		}
+		if ErrorCode(err) != 500000 {
+			t.Errorf("ErrorCode of a non-answer: %d", ErrorCode(err))
+		}
+	}
+}
+
+func dialError() error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+}
+
+// TestRetryRules: dial errors are retried for any method, other transport errors only
+// for methods that change nothing; every retry carries a new nonce.
+func TestRetryRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		method string
+		errs   []error // the transport's failures, in order; then success
+		opts   []Option
+		tries  int
+		ok     bool
+	}{
+		{"write, dial error", "socialize.setUserInfo", []error{dialError()}, nil, 2, true},
+		{"write, reset after sending", "socialize.setUserInfo", []error{io.ErrUnexpectedEOF}, nil, 1, false},
+		{"write, DNS", "socialize.notifyLogin", []error{&net.DNSError{Err: "no such host", Name: "x"}}, nil, 2, true},
+		{"read, reset", "socialize.getUserInfo", []error{io.ErrUnexpectedEOF, io.ErrUnexpectedEOF}, nil, 3, true},
+		{"read, too many", "socialize.getUserInfo", []error{io.ErrUnexpectedEOF, io.ErrUnexpectedEOF, io.ErrUnexpectedEOF}, nil, 3, false},
+		{"no retries", "socialize.getUserInfo", []error{dialError()}, []Option{WithRetries(0)}, 1, false},
+		{"getToken is a write", "socialize.getToken", []error{io.ErrUnexpectedEOF}, nil, 1, false},
+		{"untrusted certificate", "socialize.getUserInfo", []error{&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, nil, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &capture{next: func(n int, r *http.Request) (*http.Response, error) {
+				if n <= len(tt.errs) {
+					return nil, tt.errs[n-1]
+				}
+				return answer(0, "", nil), nil
+			}}
+			c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, tt.opts...)
+			_, err := c.Call(context.Background(), tt.method, Params{"UID": "u1"})
+			if (err == nil) != tt.ok || len(tr.bodies) != tt.tries {
+				t.Fatalf("%v after %d attempts; want ok=%v after %d", err, len(tr.bodies), tt.ok, tt.tries)
+			}
+			var te *TransportError
+			if err != nil && (!errors.As(err, &te) || te.Attempts != tt.tries) {
+				t.Errorf("%T %v", err, err)
+			}
+			nonces := map[string]bool{}
+			for i := range tr.bodies {
+				nonces[tr.form(t, i).Get("nonce")] = true
+			}
+			if len(nonces) != len(tr.bodies) {
+				t.Errorf("a nonce was sent twice: %v", tr.bodies)
+			}
+		})
+	}
+}
+
+func TestContextAndTimeouts(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.GetUserInfo(ctx, "u1")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Errorf("deadline: %v after %v", err, time.Since(start))
+	}
+	if ErrorCode(err) != 504002 {
+		t.Errorf("ErrorCode of a timeout: %d", ErrorCode(err))
+	}
+	var te *TransportError
+	if !errors.As(err, &te) || te.Attempts != 1 {
+		t.Errorf("a context deadline must not be retried: %#v", err)
+	}
+
+	// The HTTP client's own timeout.
+	c2, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL), WithRetries(0),
+		WithHTTPClient(&http.Client{Timeout: 100 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.SetUserInfo(context.Background(), "u1", UserInfo{Nickname: "x"}); ErrorCode(err) != 504002 {
+		t.Errorf("client timeout: %v", err)
+	}
+
+	// Cancelled while waiting to retry: ends at once.
+	var attempts atomic.Int32
+	tr := roundTripFunc(func(*http.Request) (*http.Response, error) { attempts.Add(1); return nil, dialError() })
+	c3 := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithRetries(100))
+	ctx, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = c3.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1"})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second || attempts.Load() > 4 {
+		t.Errorf("cancel during backoff: %v after %v and %d attempts", err, time.Since(start), attempts.Load())
+	}
+}
+
+func TestGetUserInfoChecksUIDSignature(t *testing.T) {
+	now := time.Now()
+	key, _ := decodeSecret(labSecret)
+	user := func(ts time.Time, sig string) gigya.Object {
+		s := strconv.FormatInt(ts.Unix(), 10)
+		if sig == "" {
+			sig = gigya.UIDSignature(key, s, "u1")
+		}
+		return obj("UID", "u1", "UIDSignature", sig, "signatureTimestamp", s, "isLoggedIn", true,
+			"firstName", "Ada", "age", 36, "providers", "site",
+			"identities", []gigya.Object{obj("provider", "site", "providerUID", "u1", "age", "36", "lastUpdatedTimestamp", now.UnixMilli())})
+	}
+	tests := []struct {
+		name string
+		data gigya.Object
+		cred Credentials
+		opts []Option
+		want error
+	}{
+		{"valid", user(now, ""), PartnerSecret(labAPIKey, labSecret), nil, nil},
+		{"forged", user(now, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), PartnerSecret(labAPIKey, labSecret), nil, ErrInvalidSignature},
+		{"old", user(now.Add(-time.Hour), ""), PartnerSecret(labAPIKey, labSecret), nil, ErrSignatureExpired},
+		{"old, no age limit", user(now.Add(-time.Hour), ""), PartnerSecret(labAPIKey, labSecret), []Option{WithUIDSignatureMaxAge(-1)}, nil},
+		{"userKey: not checked", user(now, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), UserKey(labAPIKey, labUserKey, labUserSec), nil, nil},
+		{"userKey with partner secret", user(now, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), UserKey(labAPIKey, labUserKey, labUserSec), []Option{WithPartnerSecret(labSecret)}, ErrInvalidSignature},
+	}
+	for _, tt := range tests {
+		tr := &capture{next: func(int, *http.Request) (*http.Response, error) { return answer(0, "", tt.data), nil }}
+		c := newTestClient(t, tt.cred, tr, tt.opts...)
+		u, err := c.GetUserInfo(context.Background(), "u1")
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: got %v, want %v", tt.name, err, tt.want)
+			continue
+		}
+		if err == nil && (u.FirstName != "Ada" || u.Age == nil || *u.Age != 36 || !u.IsLoggedIn || len(u.Providers) != 1 ||
+			len(u.Identities) != 1 || u.Identities[0].Age == nil || *u.Identities[0].Age != 36 || u.Identities[0].LastUpdated.IsZero()) {
+			t.Errorf("%s: user %+v", tt.name, u)
+		}
+	}
+}
+
+func TestTraceMasksSecrets(t *testing.T) {
+	var traces []*Trace
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &capture{}, WithBaseURL("https://socius.test"), WithPlainSecret(),
+		WithTrace(func(tr *Trace) { traces = append(traces, tr) }))
+	if _, err := c.Call(context.Background(), "socialize.getToken", Params{"client_secret": "cs", "grant_type": "none"}); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newTestClient(t, Token("tok-secret"), &capture{}, WithBaseURL("https://socius.test"), WithTrace(func(tr *Trace) { traces = append(traces, tr) }))
+	if _, err := c2.Call(context.Background(), "socialize.getUserInfo", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range traces {
+		for _, p := range tr.Params {
+			if masked[p.Name] && p.Value != "***" || strings.Contains(p.Value, labSecret) || strings.Contains(p.Value, "tok-secret") || p.Value == "cs" {
+				t.Errorf("trace shows %s=%s", p.Name, p.Value)
+			}
+		}
+	}
+}
+
+// TestImportsOnlyProtocol keeps the client apart from the server: it speaks the
+// protocol through package gigya and never imports the server or a store.
+func TestImportsOnlyProtocol(t *testing.T) {
+	pkgs, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range pkgs {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			if strings.HasPrefix(path, "github.com/socius/socius/") && path != "github.com/socius/socius/gigya" {
+				t.Errorf("%s imports %s: the client may use only package gigya (and the root vocabulary)", name, path)
+			}
+		}
+	}
+}

@@ -1,0 +1,83 @@
+// Package client is a Go client for the Gigya (SAP Customer Data Cloud) REST API,
+// and so for Socius, which speaks the same protocol. Gigya ships SDKs for PHP, Java,
+// .NET, Python and the mobile platforms, none for Go; this one is built on package
+// gigya, the wire protocol that the Socius server uses too, so that the client and the
+// server cannot drift apart.
+//
+//	c, err := client.New(client.PartnerSecret(apiKey, secret),
+//		client.WithBaseURL("http://127.0.0.1:8080")) // or client.WithDataCenter("eu1.gigya.com")
+//	err = c.SetUserInfo(ctx, "u1", client.UserInfo{FirstName: "David", Age: client.Age(30)})
+//	user, err := c.GetUserInfo(ctx, "u1")
+//
+// # The protocol, in short
+//
+// A call is a POST of an application/x-www-form-urlencoded body to
+// <base>/<namespace>.<method>; with a data center the base is
+// https://<namespace>.<dataCenter>, e.g. https://socialize.us1.gigya.com. Every call
+// carries format=json, httpStatusCodes=false (so errors come with HTTP 200) and
+// sdk=go_<Version>, plus its credentials, in one of four shapes:
+//
+//   - Signed (the default, fine over plain HTTP): apiKey, with a userKey its userKey,
+//     timestamp (Unix seconds), nonce (128 crypto-random bits, fresh for every
+//     attempt) and sig = base64(HMAC-SHA1(secret, baseString)), where the base string
+//     covers the HTTP method, the normalized URL (gigya.NormalizeURL of the exact URL
+//     sent) and every parameter sorted by name (gigya.BaseString, gigya.Sign). The
+//     body is sent in that same sorted order.
+//   - Plain secret (WithPlainSecret, HTTPS only): apiKey, [userKey] and secret.
+//   - Token (Token, HTTPS only): oauth_token only; the token implies the site and the
+//     user.
+//   - userKey + RSA key (UserKeyRSA): apiKey and timestamp, and
+//     "Authorization: Bearer <JWT>" (RS256, kid = userKey, iat, jti; gigya.BearerJWT).
+//
+// Every answer is one JSON object with errorCode (0 on success), callId, statusCode,
+// and on errors errorMessage and errorDetails; the method's data is at its top level
+// (gigya.DecodeAnswer reads the envelope). A secret or token never goes over plain
+// HTTP: New refuses such a configuration with ErrInsecure.
+//
+// # Errors
+//
+// A Gigya error answer is an *Error carrying Code (errorCode), Message, Details,
+// CallID and the whole answer in Response (error answers can carry data):
+//
+//	var e *client.Error
+//	if errors.As(err, &e) && e.Code == 403005 { ... } // Unauthorized user
+//
+// An answer that is not a Gigya answer (an HTML page from a proxy, say) is a
+// *ResponseError; no answer at all (connection refused, timeout, context ended) is a
+// *TransportError wrapping the cause. ErrorCode maps any of them to a code the way the
+// SDKs do (504002 for timeouts, 500000 for other local failures).
+//
+// # Clock skew and retries
+//
+// A signed request whose timestamp is more than about two minutes from the server's
+// clock is refused with 403002 (Request has expired). The client then sets its clock
+// offset from the answer's Date header and sends the call once more, with a fresh
+// timestamp, a fresh nonce and a fresh signature (the Java SDK re-sends the identical
+// request, which can only fail again). The offset stays for later calls (ClockOffset).
+//
+// After a connection error the client tries again (up to WithRetries times, default
+// DefaultRetries, with a short pause), each time with a fresh nonce and signature, but
+// only when that is safe:
+//
+//   - when the request certainly never reached the server: the connection could not
+//     be made (refused, unreachable, DNS or proxy failure), whatever the method;
+//   - for methods that change nothing (socialize.getUserInfo), after any transport
+//     failure, since a repeated read answers the same.
+//
+// A certificate the client does not trust, or a server that does not speak TLS, is
+// not retried: no second attempt mends it.
+//
+// A call that changes something (setUserInfo, notifyLogin, getToken, deleteAccount,
+// logout, any other method given to Call) is never sent twice once it may have reached
+// the server: a lost answer is returned as a *TransportError, and the caller decides.
+// Gigya error answers are never retried (besides the 403002 above): 500001 may mean the
+// write happened. Every wait honours the context; a context deadline or cancellation
+// ends the call at once, and the default HTTP client gives up after DefaultTimeout.
+//
+// # Signatures in your own code
+//
+// UIDSignature, ValidateUIDSignature, FriendshipSignature,
+// ValidateFriendshipSignature and RequestSignature expose the signature algorithms
+// (from package gigya) for code that checks what Gigya signed. GetUserInfo validates
+// the UIDSignature of its answer itself when the client knows the partner secret.
+package client

@@ -1,0 +1,103 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/socius/socius/gigya"
+)
+
+// Error is a Gigya error answer: errorCode != 0. The whole answer stays in Response,
+// because error answers can carry data (e.g. a 301001's apiDomain).
+//
+//	var e *client.Error
+//	if errors.As(err, &e) && e.Code == 403005 { ... }
+type Error struct {
+	Method     string
+	Code       int    // errorCode
+	Message    string // errorMessage, fixed per code
+	Details    string // errorDetails: what exactly was wrong
+	CallID     string
+	StatusCode int // the answer's statusCode field
+	// Response is the whole answer, one JSON object.
+	Response []byte
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = gigya.Message(e.Code)
+	}
+	s := fmt.Sprintf("%s: error %d", e.Method, e.Code)
+	switch {
+	case e.Details != "" && strings.HasPrefix(e.Details, msg):
+		s += " " + e.Details // Socius's details start with the message
+	case e.Details != "" && msg != "":
+		s += " " + msg + ": " + e.Details
+	case msg != "" || e.Details != "":
+		s += " " + msg + e.Details
+	}
+	if e.CallID != "" {
+		s += " (callId " + e.CallID + ")"
+	}
+	return s
+}
+
+// Decode unmarshals the error answer into v, for the data an error answer carries.
+func (e *Error) Decode(v any) error { return jsonUnmarshal(e.Response, v) }
+
+// ResponseError is an answer that is not a Gigya answer: not one JSON object with a
+// numeric errorCode (an HTML page from a proxy, an empty body, ...).
+type ResponseError struct {
+	Method      string
+	HTTPStatus  int
+	ContentType string
+	Body        []byte // the start of the body
+	Err         error  // wraps gigya.ErrNotAnswer
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("%s: HTTP %d (%s): %v", e.Method, e.HTTPStatus, e.ContentType, e.Err)
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// TransportError is a call that got no answer: the connection failed, timed out, or
+// the context ended. Err is the cause (errors.Is(err, context.DeadlineExceeded) works).
+type TransportError struct {
+	Method   string
+	URL      string
+	Attempts int
+	Err      error
+}
+
+func (e *TransportError) Error() string {
+	s := fmt.Sprintf("%s: POST %s: %v", e.Method, e.URL, e.Err)
+	if e.Attempts > 1 {
+		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
+	}
+	return s
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// ErrorCode returns the Gigya code of a call's error, as the SDKs report failures:
+// 0 for nil, the errorCode of an *Error, 504002 (Request Timeout) for a timeout,
+// 500000 for any other local failure (the SDKs' general error).
+func ErrorCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return 504002
+	}
+	return 500000
+}

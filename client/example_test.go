@@ -1,0 +1,238 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/client"
+	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/server"
+	"github.com/socius/socius/sqlite"
+)
+
+// The examples run against a real Socius started in-process (see TestMain): baseURL
+// is where it listens, as http://127.0.0.1:8080 is for `socius serve`, and apiKey and
+// partnerSecret are its site's credentials, as `socius site create` prints them.
+var baseURL string
+
+const (
+	apiKey        = "3_ExampleSite"
+	partnerSecret = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "socius-client-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := sqlite.Open(dir + "/socius.db")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: apiKey, Secret: partnerSecret, CreatedAt: time.Now()}); err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(server.Config{Store: st, Nonces: nonce.New(0),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	baseURL = srv.URL
+	code := m.Run()
+	srv.Close()
+	st.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func Example() {
+	ctx := context.Background()
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "u1"}); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.SetUserInfo(ctx, "u1", client.UserInfo{FirstName: "David", Age: client.Age(30)}); err != nil {
+		log.Fatal(err)
+	}
+	u, err := c.GetUserInfo(ctx, "u1") // its UIDSignature is checked with the partner secret
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(u.UID, u.FirstName, *u.Age, u.IsLoggedIn)
+	// Output: u1 David 30 true
+}
+
+func ExampleNew() {
+	// Gigya's European data center, signing with a userKey's secret: calls go to
+	// https://socialize.eu1.gigya.com/socialize.<method>.
+	c, err := client.New(client.UserKey("3_yourApiKey", "AUserKey", "dXNlci1zZWNyZXQtZm9yLWxhYg=="),
+		client.WithDataCenter("eu1.gigya.com"),
+		client.WithPartnerSecret(partnerSecret)) // only to validate UIDSignatures
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = c
+}
+
+func ExampleClient_NotifyLogin() {
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	login, err := c.NotifyLogin(context.Background(), client.NotifyLoginRequest{
+		SiteUID:  "site-user-7",
+		NewUser:  true,
+		UserInfo: &client.UserInfo{FirstName: "Ada"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(login.UID, login.CookieName)
+	// Output: site-user-7 glt_3_ExampleSite
+}
+
+func ExampleClient_SetUserInfo() {
+	ctx := context.Background()
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "u2", UserInfo: &client.UserInfo{Nickname: "dd", LastName: "Lab"}}); err != nil {
+		log.Fatal(err)
+	}
+	// Set two fields, clear one, leave the others.
+	if err := c.SetUserInfo(ctx, "u2", client.UserInfo{FirstName: "David", Gender: "m"}, "nickname"); err != nil {
+		log.Fatal(err)
+	}
+	u, err := c.GetUserInfo(ctx, "u2")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%q %q %q %q\n", u.FirstName, u.LastName, u.Gender, u.Nickname)
+	// Output: "David" "Lab" "m" ""
+}
+
+func ExampleClient_GetUserInfo() {
+	ctx := context.Background()
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "u3", UserInfo: &client.UserInfo{Email: "u3@example.com"}}); err != nil {
+		log.Fatal(err)
+	}
+	u, err := c.GetUserInfo(ctx, "u3")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(u.Email, u.LoginProvider, u.Identities[0].Provider)
+	// Fields the User type does not model are in the whole answer.
+	var extra struct {
+		Capabilities string `json:"capabilities"`
+	}
+	if err := u.Response.Decode(&extra); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(extra.Capabilities)
+	// Output:
+	// u3@example.com site site
+	// None
+}
+
+func ExampleClient_Call() {
+	ctx := context.Background()
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "temp-42"}); err != nil {
+		log.Fatal(err)
+	}
+	// Any method, with any parameters: socialize.setUID renames a user.
+	resp, err := c.Call(ctx, "socialize.setUID", client.Params{"UID": "temp-42", "siteUID": "u4"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.StatusCode, len(resp.CallID))
+	// Output: 200 32
+}
+
+func ExampleClient_GetToken() {
+	ctx := context.Background()
+	// getToken goes over HTTPS only; with Socius, trust socius-data/tls-cert.pem
+	// through WithHTTPClient.
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL("https://127.0.0.1:8443"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	grant, err := c.GetToken(ctx, client.GetTokenRequest{SiteUID: "u1", SessionExpiration: time.Hour})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Calls with the token carry only oauth_token; it implies the user.
+	tc, err := c.WithCredentials(client.Token(grant.AccessToken))
+	if err != nil {
+		log.Fatal(err)
+	}
+	u, err := tc.GetUserInfo(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(u.UID)
+}
+
+func ExampleError() {
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.GetUserInfo(context.Background(), "nobody")
+	var e *client.Error
+	if errors.As(err, &e) {
+		fmt.Println(e.Code, e.Message+":", e.Details)
+	}
+	// Output: 403005 Unauthorized user: UID not found
+}
+
+func ExampleValidateUIDSignature() {
+	// A UIDSignature that Gigya (or Socius) returned with signatureTimestamp; maxAge 0
+	// checks the signature only (this one is from 2023).
+	err := client.ValidateUIDSignature(partnerSecret, "lab-uid-1", "1700000000", "SH9Jdmi11/E9hZvGr51xaK8GyKw=", 0)
+	fmt.Println(err)
+	err = client.ValidateUIDSignature(partnerSecret, "lab-uid-1", "1700000000", "SH9Jdmi11/E9hZvGr51xaK8GyKw=", 3*time.Minute)
+	fmt.Println(errors.Is(err, client.ErrSignatureExpired))
+	// Output:
+	// <nil>
+	// true
+}
+
+func ExampleUIDSignature() {
+	sig, err := client.UIDSignature(partnerSecret, "lab-uid-1", "1700000000")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(sig)
+	// Output: SH9Jdmi11/E9hZvGr51xaK8GyKw=
+}
+
+func ExampleWithTrace() {
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(baseURL),
+		client.WithTrace(func(tr *client.Trace) {
+			// What the signature covered; sig and secrets are masked in tr.Params.
+			fmt.Println(tr.Attempt, tr.Method, tr.NormalizedURL == baseURL+"/"+tr.Method, tr.ErrorCode)
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.Logout(context.Background(), "nobody")
+	// Output: 1 socialize.logout true 403005
+}

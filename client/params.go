@@ -1,0 +1,104 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/socius/socius/gigya"
+)
+
+// Params are a call's parameters. Values are sent as text: a string as it is, a bool
+// as true or false, numbers in decimal, a json.RawMessage or json.Number as its text;
+// nil leaves the parameter out; anything else (maps, slices, structs such as
+// UserInfo) as its JSON encoding, which is what JSON-typed parameters (userInfo,
+// context) expect.
+//
+// Names are matched case-insensitively by Gigya, so two names that differ only in
+// letter case are refused. The client sets the credential and control parameters
+// itself (apiKey, userKey, secret, sig, timestamp, nonce, oauth_token, format,
+// httpStatusCodes, sdk); giving one is an error.
+type Params map[string]any
+
+var reserved = []string{"apiKey", "userKey", "secret", "sig", "timestamp", "nonce", "oauth_token", "format", "httpStatusCodes", "sdk"}
+
+func (p Params) encode() ([]gigya.Param, error) {
+	out := make([]gigya.Param, 0, len(p))
+	for name, v := range p {
+		if name == "" {
+			return nil, errors.New("empty parameter name")
+		}
+		for _, r := range reserved {
+			if strings.EqualFold(name, r) {
+				return nil, fmt.Errorf("parameter %s is set by the client from its credentials and options", name)
+			}
+		}
+		s, ok, err := paramText(v)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %s: %w", name, err)
+		}
+		if ok {
+			out = append(out, gigya.Param{Name: name, Value: s})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	seen := make(map[string]string, len(out))
+	for _, q := range out {
+		low := strings.ToLower(q.Name)
+		if other, dup := seen[low]; dup {
+			return nil, fmt.Errorf("parameters %s and %s are one name to Gigya (letter case is ignored)", other, q.Name)
+		}
+		seen[low] = q.Name
+	}
+	return out, nil
+}
+
+func paramText(v any) (string, bool, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", false, nil
+	case string:
+		return v, true, nil
+	case bool:
+		return strconv.FormatBool(v), true, nil
+	case int:
+		return strconv.Itoa(v), true, nil
+	case int64:
+		return strconv.FormatInt(v, 10), true, nil
+	case int32:
+		return strconv.FormatInt(int64(v), 10), true, nil
+	case uint:
+		return strconv.FormatUint(uint64(v), 10), true, nil
+	case uint64:
+		return strconv.FormatUint(v, 10), true, nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true, nil
+	case json.Number:
+		return string(v), true, nil
+	case json.RawMessage:
+		return string(v), true, nil
+	}
+	b, err := jsonMarshal(v)
+	if err != nil {
+		return "", false, err
+	}
+	return string(b), true, nil
+}
+
+// jsonMarshal encodes compactly, without escaping <, > and & (Gigya does not need it,
+// and URLs stay readable).
+func jsonMarshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

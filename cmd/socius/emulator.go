@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/emulator"
+	"github.com/socius/socius/server"
+)
+
+// EmulatorOptions are the flags of `socius serve --emulator` and the state of emulator
+// mode while it runs. Main embeds them.
+type EmulatorOptions struct {
+	Emulator            bool
+	Seed                string
+	ExportOnExit        string
+	RequestLogSize      int
+	EmulatorAllowRemote bool
+
+	// Emu is the running emulator; nil outside emulator mode.
+	Emu *emulator.Emulator
+
+	dataGiven  bool   // --data (or SOCIUS_DATA) was given
+	tempData   string // the temporary data folder to remove on exit
+	exportable bool   // Run succeeded: export on Close
+}
+
+func (m *Main) registerEmulatorFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&m.Emulator, "emulator", m.Emulator, "emulator mode for development and CI: request log, fault injection, clock control, admin API and console under /_emulator/ (loopback only)")
+	fs.StringVar(&m.Seed, "seed", m.Seed, "emulator: load sites, keys and users from this file (JSON lines, the export format) at start")
+	fs.StringVar(&m.ExportOnExit, "export-on-exit", m.ExportOnExit, "emulator: write every site, key and user to this file on shutdown")
+	fs.IntVar(&m.RequestLogSize, "request-log-size", emulator.DefaultLogSize, "emulator: how many calls the request log keeps")
+	fs.BoolVar(&m.EmulatorAllowRemote, "emulator-allow-remote", m.EmulatorAllowRemote, "emulator: allow listeners on non-loopback addresses (the emulator has no authentication)")
+}
+
+// checkEmulatorFlags runs after parsing: the emulator flags need --emulator, and
+// emulator mode needs loopback listeners.
+func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "data" {
+			m.dataGiven = true
+		}
+	})
+	if !m.Emulator {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"seed", m.Seed != ""}, {"export-on-exit", m.ExportOnExit != ""}, {"emulator-allow-remote", m.EmulatorAllowRemote}} {
+			if f.set {
+				return fmt.Errorf("--%s needs --emulator", f.name)
+			}
+		}
+		return nil
+	}
+	if m.RequestLogSize <= 0 {
+		return errors.New("--request-log-size must be positive")
+	}
+	if m.EmulatorAllowRemote {
+		return nil
+	}
+	for _, l := range []struct{ flag, addr string }{{"http", m.HTTPAddr}, {"https", m.HTTPSAddr}} {
+		if l.addr != "" && !loopbackAddr(l.addr) {
+			return fmt.Errorf("--emulator: --%s %s is not a loopback address; the emulator's admin API and console have no authentication, "+
+				"so they listen on 127.0.0.1, ::1 or localhost only (give --emulator-allow-remote to listen there anyway, e.g. inside a container)", l.flag, l.addr)
+		}
+	}
+	return nil
+}
+
+// loopbackAddr reports whether a listen address is on the loopback interface only:
+// 127.0.0.0/8, ::1 or localhost. An empty host (":8080") is every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// prepareEmulator runs first in Run: emulator mode moves the clock, so it needs an
+// OffsetClock, and without --data it keeps its store in a temporary folder, so that
+// every run starts from the seed alone.
+func (m *Main) prepareEmulator() error {
+	if !m.Emulator {
+		return nil
+	}
+	switch c := m.Clock.(type) {
+	case nil:
+		m.Clock = &socius.OffsetClock{}
+	case *socius.OffsetClock:
+	default:
+		return fmt.Errorf("emulator mode needs a *socius.OffsetClock, not %T", c)
+	}
+	if !m.dataGiven {
+		dir, err := os.MkdirTemp("", "socius-emulator-")
+		if err != nil {
+			return err
+		}
+		m.DataDir, m.tempData = dir, dir
+		fmt.Fprintf(m.Stdout, "socius: emulator: data in %s (removed on exit; give --data to keep it)\n", dir)
+	}
+	return nil
+}
+
+// seedEmulator runs once the store is open: it loads --seed and starts the emulator.
+func (m *Main) seedEmulator(ctx context.Context) error {
+	if !m.Emulator {
+		return nil
+	}
+	if m.Seed != "" {
+		f, err := os.Open(m.Seed)
+		if err != nil {
+			return fmt.Errorf("--seed: %w", err)
+		}
+		n, err := emulator.Seed(ctx, m.Store, f, m.Clock.Now())
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--seed %s: %w", m.Seed, err)
+		}
+		fmt.Fprintf(m.Stdout, "socius: emulator: seeded %d sites, %d keys, %d users from %s\n", n.Sites, n.Keys, n.Users, m.Seed)
+	}
+	m.Emu = emulator.New(emulator.Config{
+		Store:       m.Store,
+		Clock:       m.Clock.(*socius.OffsetClock),
+		LogSize:     m.RequestLogSize,
+		AllowRemote: m.EmulatorAllowRemote,
+		Logger:      m.Logger,
+	})
+	return nil
+}
+
+// configureEmulator adds the emulator's hooks to the server's configuration: the
+// request log (after any other observer), fault rules and explained signatures.
+func (m *Main) configureEmulator(cfg *server.Config) {
+	if m.Emu == nil {
+		return
+	}
+	if prev := cfg.Observe; prev != nil {
+		cfg.Observe = func(c *server.Call) {
+			prev(c)
+			m.Emu.Log.Observe(c)
+		}
+	} else {
+		cfg.Observe = m.Emu.Log.Observe
+	}
+	cfg.Fault = m.Emu.Faults.Fault
+	cfg.ExplainSignatures = true
+}
+
+// apiHandler is what the listeners serve: the API, and in emulator mode the emulator
+// under /_emulator/.
+func (m *Main) apiHandler() http.Handler {
+	if m.Emu == nil {
+		return m.Server
+	}
+	return m.Emu.Wrap(m.Server)
+}
+
+// emulatorStarted runs when Run has succeeded: from now on the state is exported on
+// exit (never after a failed start, which could overwrite a good export with less),
+// and the console's address is printed.
+func (m *Main) emulatorStarted() {
+	if m.Emu == nil {
+		return
+	}
+	m.exportable = true
+	base := m.HTTPURL
+	if base == "" {
+		base = m.HTTPSURL
+	}
+	fmt.Fprintf(m.Stdout, "socius: emulator: console %s/_emulator/, admin API %s/_emulator/api/\n", base, base)
+}
+
+// exportOnExit writes the state to --export-on-exit, through a temporary file renamed
+// into place, so that a failed export never leaves half a file (the seed file may be
+// the export file).
+func (m *Main) exportOnExit() error {
+	if !m.exportable || m.ExportOnExit == "" || m.Store == nil {
+		return nil
+	}
+	m.exportable = false
+	dir := filepath.Dir(m.ExportOnExit)
+	f, err := os.CreateTemp(dir, ".socius-export-*")
+	if err != nil {
+		return fmt.Errorf("--export-on-exit: %w", err)
+	}
+	n, err := emulator.Export(context.Background(), m.Store, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), m.ExportOnExit)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("--export-on-exit: %w", err)
+	}
+	fmt.Fprintf(m.Stdout, "socius: emulator: exported %d sites, %d keys, %d users to %s\n", n.Sites, n.Keys, n.Users, m.ExportOnExit)
+	return nil
+}
+
+// removeTempData removes the temporary data folder, once the store is closed.
+func (m *Main) removeTempData() {
+	if m.tempData != "" {
+		os.RemoveAll(m.tempData)
+		m.tempData = ""
+	}
+}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/socius/socius/emulator"
+	"github.com/socius/socius/gigya"
+)
+
+const emulatorUsage = `usage: socius emulator <command> [--url URL] [flags]
+
+Talks to a running "socius serve --emulator" through its admin API.
+
+commands:
+  status                              counts, clock, request log size
+  reset [--all]                       delete every user (sites and keys stay); --all also
+                                      clears fault rules and the request log and resets the clock
+  clock                               show the server's clock
+  clock set TIME                      RFC 3339 (2030-01-01T00:00:00Z) or Unix seconds
+  clock advance DURATION              Go duration: 90s, 2h, 720h, -15m
+  clock reset                         back to the system time
+  faults                              list the fault rules
+  faults add --code N [--method M] [--site APIKEY] [--count N] [--fraction F] [--delay D]
+  faults delete ID
+  faults clear
+  log [--follow] [--limit N] [--failed] [--method M] [--json]
+  export [--out FILE]                 every site, key and user, as JSON lines
+  seed FILE                           load sites, keys and users (JSON lines)
+
+--url defaults to http://127.0.0.1:8080 (or SOCIUS_URL).
+`
+
+// emulatorClient calls the admin API of a running emulator.
+type emulatorClient struct {
+	base string
+	http *http.Client
+}
+
+// apiError is an error answer of the admin API.
+type apiError struct {
+	Status  int
+	Message string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("emulator: %s (HTTP %d)", e.Message, e.Status) }
+
+// do sends a request to /_emulator/api/<path> and decodes a JSON answer into out.
+func (c *emulatorClient) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		rd, ct = b, "application/x-ndjson"
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			return err
+		}
+		rd, ct = bytes.NewReader(buf), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/_emulator/api/"+path, rd)
+	if err != nil {
+		return err
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the emulator at %s (is \"socius serve --emulator\" running?): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get(emulator.Header) == "" {
+		return &apiError{Status: resp.StatusCode, Message: "this server at " + c.base + " is not in emulator mode (start it with socius serve --emulator)"}
+	}
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &apiError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err = io.Copy(w, resp.Body)
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, emulatorUsage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	cmd, args := args[0], args[1:]
+	fs := newFlagSet("socius emulator "+cmd, stderr)
+	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's HTTP address")
+	c := &emulatorClient{http: &http.Client{Timeout: emulator.MaxWait + 15*time.Second}}
+	parse := func(args []string) ([]string, error) {
+		pos, err := parseArgs(fs, negativeDurationsLast(args), lookupEnv)
+		c.base = strings.TrimRight(*baseURL, "/")
+		return pos, err
+	}
+	usage := func(msg string) error {
+		fmt.Fprintf(stderr, "socius emulator %s: %s\n\n%s", cmd, msg, emulatorUsage)
+		return errUsage
+	}
+
+	switch cmd {
+	case "status":
+		if _, err := parse(args); err != nil {
+			return err
+		}
+		var st emulator.Status
+		if err := c.do(ctx, "GET", "status", nil, &st); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sites:  %d\nkeys:   %d\nusers:  %d\nfaults: %d\nlogged: %d calls (the log keeps %d)\n", st.Sites, st.Keys, st.Users, st.Faults, st.Logged, st.LogSize)
+		printClock(stdout, st.Clock)
+		return nil
+
+	case "reset":
+		all := fs.Bool("all", false, "also clear the fault rules and the request log, and reset the clock")
+		if _, err := parse(args); err != nil {
+			return err
+		}
+		var out struct {
+			DeletedUsers int `json:"deletedUsers"`
+		}
+		path := "reset"
+		if *all {
+			path += "?all=true"
+		}
+		if err := c.do(ctx, "POST", path, nil, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %d users\n", out.DeletedUsers)
+		if *all {
+			fmt.Fprintln(stdout, "cleared the fault rules and the request log, reset the clock")
+		}
+		return nil
+
+	case "clock":
+		pos, err := parse(args)
+		if err != nil {
+			return err
+		}
+		var change emulator.ClockChange
+		switch {
+		case len(pos) == 0 || len(pos) == 1 && pos[0] == "show":
+			var ci emulator.ClockInfo
+			if err := c.do(ctx, "GET", "clock", nil, &ci); err != nil {
+				return err
+			}
+			printClock(stdout, ci)
+			return nil
+		case len(pos) == 2 && pos[0] == "set":
+			change.Set = pos[1]
+		case len(pos) == 2 && pos[0] == "advance":
+			change.Advance = pos[1]
+		case len(pos) == 1 && pos[0] == "reset":
+			change.Reset = true
+		default:
+			return usage("clock [show] | clock set TIME | clock advance DURATION | clock reset")
+		}
+		var ci emulator.ClockInfo
+		if err := c.do(ctx, "POST", "clock", change, &ci); err != nil {
+			return err
+		}
+		printClock(stdout, ci)
+		return nil
+
+	case "faults":
+		var rule emulator.Rule
+		fs.StringVar(&rule.Method, "method", "", "faults add: the method (socialize.getUserInfo or getUserInfo; every method when empty)")
+		fs.StringVar(&rule.APIKey, "site", "", "faults add: the apiKey of the site (every site when empty)")
+		fs.IntVar(&rule.Code, "code", 0, "faults add: the Gigya errorCode to answer (e.g. 403048, 500001, 504002); 0 with --delay: delay only")
+		fs.IntVar(&rule.Count, "count", 0, "faults add: only the next N matching calls")
+		fs.Float64Var(&rule.Fraction, "fraction", 0, "faults add: only this share of matching calls (0 to 1)")
+		delay := fs.Duration("delay", 0, "faults add: added latency, e.g. 2s")
+		pos, err := parse(args)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(pos) == 0 || len(pos) == 1 && pos[0] == "list":
+			var out struct{ Rules []emulator.Rule }
+			if err := c.do(ctx, "GET", "faults", nil, &out); err != nil {
+				return err
+			}
+			printRules(stdout, out.Rules)
+			return nil
+		case len(pos) == 1 && pos[0] == "add":
+			rule.Delay = emulator.Duration(*delay)
+			var added emulator.Rule
+			if err := c.do(ctx, "POST", "faults", rule, &added); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "added fault rule %d\n", added.ID)
+			printRules(stdout, []emulator.Rule{added})
+			return nil
+		case len(pos) == 2 && pos[0] == "delete":
+			if _, err := strconv.Atoi(pos[1]); err != nil {
+				return usage("faults delete ID: ID is a rule number")
+			}
+			if err := c.do(ctx, "DELETE", "faults/"+pos[1], nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "deleted fault rule %s\n", pos[1])
+			return nil
+		case len(pos) == 1 && pos[0] == "clear":
+			var out struct{ Cleared int }
+			if err := c.do(ctx, "DELETE", "faults", nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "deleted %d fault rules\n", out.Cleared)
+			return nil
+		}
+		return usage("faults [list] | faults add --code N ... | faults delete ID | faults clear")
+
+	case "log":
+		follow := fs.Bool("follow", false, "keep printing calls as they arrive (until interrupted)")
+		limit := fs.Int("limit", 50, "print at most the last N calls (0: every call the log holds)")
+		failed := fs.Bool("failed", false, "only failed calls")
+		method := fs.String("method", "", "only calls of this method")
+		asJSON := fs.Bool("json", false, "print each call as one JSON object per line")
+		pos, err := parse(args)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 0 {
+			return usage("log takes no arguments")
+		}
+		wanted := func(e *emulator.Entry) bool {
+			return (!*failed || e.ErrorCode != 0) && (*method == "" || strings.EqualFold(e.Method, emulator.MethodName(*method)))
+		}
+		print := func(entries []emulator.Entry) {
+			for i := range entries {
+				if wanted(&entries[i]) {
+					printEntry(stdout, &entries[i], *asJSON)
+				}
+			}
+		}
+		var page emulator.LogPage
+		if err := c.do(ctx, "GET", "log", nil, &page); err != nil {
+			return err
+		}
+		var shown []emulator.Entry
+		for i := range page.Entries {
+			if wanted(&page.Entries[i]) {
+				shown = append(shown, page.Entries[i])
+			}
+		}
+		if *limit > 0 && len(shown) > *limit {
+			shown = shown[len(shown)-*limit:]
+		}
+		print(shown)
+		last := page.Last
+		for *follow {
+			var next emulator.LogPage
+			err := c.do(ctx, "GET", "log?wait="+emulator.MaxWait.String()+"&after="+strconv.FormatInt(last, 10), nil, &next)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			print(next.Entries)
+			last = max(last, next.Last)
+		}
+		return nil
+
+	case "export":
+		out := fs.String("out", "", "write to this file instead of standard output")
+		if _, err := parse(args); err != nil {
+			return err
+		}
+		if *out == "" {
+			return c.do(ctx, "GET", "export", nil, stdout)
+		}
+		var buf bytes.Buffer
+		if err := c.do(ctx, "GET", "export", nil, &buf); err != nil {
+			return err
+		}
+		return os.WriteFile(*out, buf.Bytes(), 0o600)
+
+	case "seed":
+		pos, err := parse(args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usage("seed FILE")
+		}
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var n emulator.SeedStats
+		if err := c.do(ctx, "POST", "seed", f, &n); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "seeded %d sites, %d keys, %d users\n", n.Sites, n.Keys, n.Users)
+		return nil
+	}
+	fmt.Fprintf(stderr, "socius emulator: unknown command %q\n\n%s", cmd, emulatorUsage)
+	return errUsage
+}
+
+var negativeDuration = regexp.MustCompile(`^-[0-9]`)
+
+// negativeDurationsLast lets "clock advance -15m" through the flag parser, which would
+// take -15m for a flag: such arguments move behind a "--".
+func negativeDurationsLast(args []string) []string {
+	var rest, neg []string
+	for _, a := range args {
+		if negativeDuration.MatchString(a) {
+			neg = append(neg, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	if len(neg) == 0 {
+		return args
+	}
+	return append(append(rest, "--"), neg...)
+}
+
+func printClock(w io.Writer, c emulator.ClockInfo) {
+	fmt.Fprintf(w, "now:    %s\nsystem: %s\noffset: %s\n", gigya.FormatTime(c.Now), gigya.FormatTime(c.System), c.Offset)
+}
+
+func printRules(w io.Writer, rules []emulator.Rule) {
+	if len(rules) == 0 {
+		fmt.Fprintln(w, "no fault rules")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tMETHOD\tSITE\tERROR\tDELAY\tAPPLIES TO\tHITS")
+	for _, r := range rules {
+		method, site, code, delay := cmp(r.Method, "*"), cmp(r.APIKey, "*"), "-", "-"
+		if r.Code != 0 {
+			code = strconv.Itoa(r.Code) + " " + gigya.Message(r.Code)
+		}
+		if r.Delay != 0 {
+			delay = r.Delay.String()
+		}
+		applies := "every call"
+		switch {
+		case r.Count > 0 && r.Fraction > 0:
+			applies = fmt.Sprintf("next %d of %d, %g of calls", r.Remaining, r.Count, r.Fraction)
+		case r.Count > 0:
+			applies = fmt.Sprintf("next %d of %d", r.Remaining, r.Count)
+		case r.Fraction > 0:
+			applies = fmt.Sprintf("%g of calls", r.Fraction)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, method, site, code, delay, applies, r.Hits)
+	}
+	tw.Flush()
+}
+
+func cmp(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// printEntry prints one logged call: a line, then its details and, for a refused
+// signature, what the server signed.
+func printEntry(w io.Writer, e *emulator.Entry, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	result := "OK"
+	if e.ErrorCode != 0 {
+		result = strconv.Itoa(e.ErrorCode) + " " + gigya.Message(e.ErrorCode)
+	}
+	if e.Injected {
+		result += " [injected]"
+	}
+	cred := cmp(e.Credential, "-")
+	fmt.Fprintf(w, "%s  %s  %s  %s  %s  %s  %.1fms\n", gigya.FormatTime(e.Time), e.CallID, e.Method, cmp(e.APIKey, "-"), cred, result, e.LatencyMS)
+	if e.ErrorCode != 0 && e.Details != "" && len(e.BaseStrings) == 0 {
+		fmt.Fprintf(w, "    %s\n", e.Details)
+	}
+	if len(e.BaseStrings) > 0 {
+		fmt.Fprintf(w, "    the server signed, for %s:\n      %s\n", e.SignedURLs[0], e.BaseStrings[0])
+		for i := 1; i < len(e.SignedURLs) && i < len(e.BaseStrings); i++ {
+			fmt.Fprintf(w, "    also tried %s:\n      %s\n", e.SignedURLs[i], e.BaseStrings[i])
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildBinary builds the socius binary into a temp folder, for the tests that run it
+// as a process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "socius")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestEmulatorCIExample runs the README's CI example as it is written: emulator-ci.sh
+// starts the socius binary with emulator-seed.jsonl, runs emulator-example.test.js
+// with the real gigya npm package, and stops socius with SIGTERM, which exports the
+// state. The README must show the three files verbatim.
+func TestEmulatorCIExample(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "compat", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"emulator-seed.jsonl", "emulator-example.test.js", "emulator-ci.sh"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(readme, b) {
+			t.Errorf("README.md does not show compat/node/%s as it is", name)
+		}
+	}
+
+	if os.Getenv("SOCIUS_SKIP_NODE") == "1" {
+		t.Skip("SOCIUS_SKIP_NODE=1: not running the emulator CI example with the gigya npm package")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node is not installed (or not on PATH): the emulator CI example runs the gigya npm package; set SOCIUS_SKIP_NODE=1 to skip it")
+	}
+	ensureNodeModules(t, dir)
+	bin := buildBinary(t)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(dir, "emulator-ci.sh"))
+	cmd.Env = append(nodeEnv(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"SOCIUS_HTTP="+freeAddr(t), "SOCIUS_HTTPS="+freeAddr(t), "EXPORT="+out)
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	err = cmd.Run()
+	t.Logf("emulator-ci.sh:\n%s", output.String())
+	if err != nil {
+		t.Fatalf("emulator-ci.sh: %v (timeout: %v)", err, ctx.Err())
+	}
+	if s := output.String(); !strings.Contains(s, "# pass 6") || !strings.Contains(s, "# fail 0") {
+		t.Errorf("the example's tests did not all pass")
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), `"UID":"alice"`) || !strings.Contains(string(b), `"apiKey":"3_SociusCI"`) {
+		t.Errorf("the export on exit: %v\n%s", err, b)
+	}
+}

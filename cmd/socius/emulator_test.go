@@ -1,0 +1,662 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/emulator"
+	"github.com/socius/socius/gigya"
+)
+
+// The seed of the emulator tests: the lab site, a read-only key and two users.
+const (
+	seedKey       = "AEmuReadOnly"
+	seedKeySecret = "dXNlci1zZWNyZXQtZm9yLWxhYg=="
+)
+
+var seedText = `{"kind":"site","apiKey":"` + testAPIKey + `","secret":"` + testSecret + `","name":"lab"}
+{"kind":"key","userKey":"` + seedKey + `","apiKey":"` + testAPIKey + `","secret":"` + seedKeySecret + `","methods":["socialize.getUserInfo"]}
+{"kind":"user","apiKey":"` + testAPIKey + `","UID":"alice","profile":{"firstName":"Alice","lastName":"Liddell","nickname":"ally","email":"alice@example.com","photoURL":"https://example.com/alice.jpg","age":30},"loggedIn":true}
+{"kind":"user","apiKey":"` + testAPIKey + `","UID":"bob","profile":{"firstName":"Bob"}}
+`
+
+func writeSeed(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "seed.jsonl")
+	if err := os.WriteFile(path, []byte(seedText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startEmulator runs `socius serve --emulator --seed <seed>` in-process.
+func startEmulator(t *testing.T, flags ...string) *testServer {
+	t.Helper()
+	return startServer(t, append([]string{"--emulator", "--seed", writeSeed(t)}, flags...)...)
+}
+
+// emu runs `socius emulator ARGS --url <the server>` and returns stdout; it fails the
+// test on a non-zero exit.
+func (ts *testServer) emu(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := runCLI(t, noEnv, append(append([]string{"emulator"}, args...), "--url", ts.HTTPURL)...)
+	if code != 0 {
+		t.Fatalf("socius emulator %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// logEntries reads the request log through `socius emulator log --json`.
+func (ts *testServer) logEntries(t *testing.T) []emulator.Entry {
+	t.Helper()
+	var out []emulator.Entry
+	sc := bufio.NewScanner(strings.NewReader(ts.emu(t, "log", "--json", "--limit", "0")))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e emulator.Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestEmulatorFlags(t *testing.T) {
+	ok := [][]string{
+		{"--emulator"},
+		{"--emulator", "--http", "localhost:0", "--https", "[::1]:0"},
+		{"--emulator", "--http", "127.0.0.2:0", "--https", ""},
+		{"--emulator", "--http", "0.0.0.0:8080", "--emulator-allow-remote"},
+		{"--emulator", "--seed", "x.jsonl", "--export-on-exit", "y.jsonl", "--request-log-size", "10"},
+	}
+	for _, args := range ok {
+		if err := NewMain().ParseFlags(args, noEnv, io.Discard); err != nil {
+			t.Errorf("ParseFlags(%q): %v", args, err)
+		}
+	}
+	bad := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--seed", "x.jsonl"}, "--seed needs --emulator"},
+		{[]string{"--export-on-exit", "x.jsonl"}, "--export-on-exit needs --emulator"},
+		{[]string{"--emulator-allow-remote"}, "needs --emulator"},
+		{[]string{"--emulator", "--http", "0.0.0.0:8080"}, "--http 0.0.0.0:8080 is not a loopback address"},
+		{[]string{"--emulator", "--http", ":8080"}, "is not a loopback address"},
+		{[]string{"--emulator", "--https", "192.168.1.10:8443"}, "--https 192.168.1.10:8443 is not a loopback address"},
+		{[]string{"--emulator", "--http", "socius.example:8080"}, "is not a loopback address"},
+		{[]string{"--emulator", "--request-log-size", "0"}, "--request-log-size must be positive"},
+	}
+	for _, tt := range bad {
+		err := NewMain().ParseFlags(tt.args, noEnv, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseFlags(%q) = %v, want %q", tt.args, err, tt.want)
+		}
+	}
+	// The binary refuses to start, and says why.
+	if code, _, errOut := runCLI(t, noEnv, "serve", "--emulator", "--http", "0.0.0.0:0"); code != 1 || !strings.Contains(errOut, "--emulator-allow-remote") {
+		t.Errorf("serve --emulator on 0.0.0.0: exit %d %s", code, errOut)
+	}
+
+	// Every flag has its SOCIUS_ variable.
+	env := map[string]string{"SOCIUS_EMULATOR": "true", "SOCIUS_SEED": "s.jsonl", "SOCIUS_EXPORT_ON_EXIT": "e.jsonl",
+		"SOCIUS_REQUEST_LOG_SIZE": "7", "SOCIUS_EMULATOR_ALLOW_REMOTE": "1", "SOCIUS_HTTP": "0.0.0.0:0"}
+	m := NewMain()
+	if err := m.ParseFlags(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Emulator || m.Seed != "s.jsonl" || m.ExportOnExit != "e.jsonl" || m.RequestLogSize != 7 || !m.EmulatorAllowRemote {
+		t.Errorf("from the environment: %+v", m.EmulatorOptions)
+	}
+}
+
+// Without --emulator, the emulator's paths are just unknown methods.
+func TestEmulatorPathsNeedEmulatorMode(t *testing.T) {
+	ts := startServer(t)
+	for _, path := range []string{"_emulator/api/status", "_emulator/", "_emulator/api/reset"} {
+		body, resp := ts.postRaw(t, ts.HTTPURL, path, "")
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"errorCode":400001`) || !strings.Contains(string(body), "Unknown method") {
+			t.Errorf("/%s without --emulator: HTTP %d %s", path, resp.StatusCode, body)
+		}
+	}
+	code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", ts.HTTPURL)
+	if code != 1 || !strings.Contains(errOut, "not in emulator mode") {
+		t.Errorf("emulator status against a normal server: %d %s", code, errOut)
+	}
+}
+
+func TestEmulatorSeedResetAndExportOnClose(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	ts := startEmulator(t, "--export-on-exit", out)
+
+	// The seeded users exist, signed calls work with the seeded secrets, the seeded
+	// key keeps its permissions.
+	a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"alice"}})
+	if a.code() != 0 || a.str("nickname") != "ally" || a.str("email") != "alice@example.com" || a["age"] != 30.0 {
+		t.Fatalf("seeded alice: %v", a)
+	}
+	p := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"bob"}, "userInfo": {`{"nickname":"x"}`}}, seedKey, seedKeySecret)
+	if a := ts.post(t, ts.HTTPURL, "socialize.setUserInfo", p); a.code() != 403007 {
+		t.Errorf("the seeded read-only key may set: %v", a)
+	}
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"bob"}, "userInfo": {`{"lastName":"Builder"}`}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	ts.login(t, "carol")
+	if out := ts.emu(t, "status"); !strings.Contains(out, "users:  3") || !strings.Contains(out, "keys:   1") {
+		t.Errorf("status:\n%s", out)
+	}
+
+	// Export at any time, through the CLI.
+	exported := filepath.Join(t.TempDir(), "now.jsonl")
+	ts.emu(t, "export", "--out", exported)
+	if b, _ := os.ReadFile(exported); !strings.Contains(string(b), `"UID":"carol"`) || !strings.Contains(string(b), `"lastName":"Builder"`) {
+		t.Errorf("export:\n%s", b)
+	}
+
+	// Reset: users go, sites and keys stay.
+	if out := ts.emu(t, "reset"); !strings.Contains(out, "deleted 3 users") {
+		t.Errorf("reset: %s", out)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"alice"}}); a.code() != 403005 {
+		t.Errorf("alice after reset: %v", a)
+	}
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"alice"}}, seedKey, seedKeySecret)
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403005 {
+		t.Errorf("the key after reset: %v", a) // authenticated (the key is still there), user gone
+	}
+
+	// Seed again at run time, then stop: the export holds the state at shutdown.
+	ts.emu(t, "seed", writeSeed(t))
+	ts.login(t, "dave")
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{`{"kind":"site","apiKey":"` + testAPIKey + `","secret":"` + testSecret + `"`, `"userKey":"` + seedKey + `"`,
+		`"UID":"alice"`, `"UID":"bob"`, `"UID":"dave"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("export on exit lacks %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, `"UID":"carol"`) {
+		t.Errorf("export on exit has carol, deleted by the reset:\n%s", text)
+	}
+	// The export is a valid seed.
+	os.Remove(out)
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a second Close exported again: %v", err)
+	}
+	ts2 := startServer(t, "--emulator", "--seed", writeExport(t, text))
+	if a := ts2.call(t, "socialize.getUserInfo", url.Values{"UID": {"dave"}}); a.code() != 0 {
+		t.Errorf("dave from the export: %v", a)
+	}
+}
+
+func writeExport(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestEmulatorBadSeedRefusesToStart(t *testing.T) {
+	path := writeExport(t, `{"kind":"user","apiKey":"3_NoSuchSite","UID":"x"}`)
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--emulator", "--seed", path, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.Stdout = io.Discard
+	err := m.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "line 1: user: no site has apiKey 3_NoSuchSite") {
+		t.Errorf("Run with a bad seed: %v", err)
+	}
+	m.Close()
+}
+
+// TestEmulatorCLIFlow runs `socius serve --emulator` through the command line, in a
+// temporary data folder (no --data), and stops it as a signal does (by cancelling the
+// context main's signal handler cancels): the state is exported and the folder goes.
+func TestEmulatorCLIFlow(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &syncBuffer{}
+	var errOut bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"serve", "--emulator", "--seed", writeSeed(t), "--export-on-exit", out,
+			"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--log-level", "error"}, noEnv, stdout, &errOut)
+	}()
+	base := ""
+	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`console (http://\S+)/_emulator/`).FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		cancel()
+		t.Fatalf("serve did not start:\n%s%s", stdout.String(), errOut.String())
+	}
+	dataDir := regexp.MustCompile(`emulator: data in (\S+) `).FindStringSubmatch(stdout.String())
+	if dataDir == nil {
+		t.Fatalf("no temporary data folder announced:\n%s", stdout.String())
+	}
+	if _, err := os.Stat(dataDir[1]); err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Main: &Main{HTTPURL: base}, client: httpClient()}
+	p := signedFor(t, base, "socialize.notifyLogin", url.Values{"siteUID": {"erin"}}, "", "")
+	if a := ts.post(t, base, "socialize.notifyLogin", p); a.code() != 0 {
+		t.Fatalf("notifyLogin: %v", a)
+	}
+	if o := ts.emu(t, "status"); !strings.Contains(o, "users:  3") {
+		t.Errorf("status: %s", o)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), `"UID":"erin"`) || !strings.Contains(string(b), `"UID":"alice"`) {
+		t.Errorf("export: %v\n%s", err, b)
+	}
+	if !strings.Contains(stdout.String(), "exported 1 sites, 1 keys, 3 users to "+out) {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+	if _, err := os.Stat(dataDir[1]); !os.IsNotExist(err) {
+		t.Errorf("the temporary data folder is still there: %v", err)
+	}
+}
+
+// TestEmulatorBinarySIGTERM builds the binary and stops it with SIGTERM, as a CI job
+// does: the state is exported.
+func TestEmulatorBinarySIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM")
+	}
+	bin := buildBinary(t)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	cmd := exec.Command(bin, "serve", "--emulator", "--seed", writeSeed(t), "--export-on-exit", out, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error")
+	stdout := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	base := ""
+	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`console (http://\S+)/_emulator/`).FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("the binary did not start:\n%s", stdout.String())
+	}
+	ts := &testServer{Main: &Main{HTTPURL: base}, client: httpClient()}
+	if a := ts.post(t, base, "socialize.notifyLogin", signedFor(t, base, "socialize.notifyLogin", url.Values{"siteUID": {"frank"}}, "", "")); a.code() != 0 {
+		t.Fatal(a)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.Wait() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stdout.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), `"UID":"frank"`) {
+		t.Errorf("export after SIGTERM: %v\n%s\n%s", err, b, stdout.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestEmulatorClock moves the server's clock through the CLI and checks every time
+// rule follows: the timestamp window, the Date header, the time field and
+// signatureTimestamp.
+func TestEmulatorClock(t *testing.T) {
+	ts := startEmulator(t)
+	out := ts.emu(t, "clock", "advance", "2h")
+	if !strings.Contains(out, "offset: 2h0m0s") {
+		t.Errorf("advance: %s", out)
+	}
+	get := url.Values{"UID": {"alice"}}
+	// A client on the real time is now 2 h behind: 403002, and the details name the
+	// server's (moved) time.
+	p := signedFor(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
+	a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p)
+	moved := time.Now().Add(2 * time.Hour)
+	if a.code() != 403002 || !strings.Contains(a.str("errorDetails"), "behind the server time "+moved.UTC().Format("2006-01-02T15")) {
+		t.Errorf("real-time timestamp on a moved clock: %v", a)
+	}
+	// A client on the server's time passes; the answer's times are the moved ones.
+	p = signedFor(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"alice"}, "timestamp": {strconv.FormatInt(moved.Unix(), 10)}}, "", "")
+	body, resp := ts.postRaw(t, ts.HTTPURL, "socialize.getUserInfo", p.Encode())
+	json.Unmarshal(body, &a)
+	if a.code() != 0 {
+		t.Fatalf("moved timestamp: %s", body)
+	}
+	date, _ := http.ParseTime(resp.Header.Get("Date"))
+	sigTS, _ := strconv.ParseInt(a.str("signatureTimestamp"), 10, 64)
+	apiTime, _ := time.Parse(time.RFC3339, a.str("time"))
+	for name, got := range map[string]time.Time{"Date": date, "signatureTimestamp": time.Unix(sigTS, 0), "time": apiTime} {
+		if d := got.Sub(moved); d < -5*time.Second || d > 5*time.Second {
+			t.Errorf("%s = %v, want about %v", name, got, moved)
+		}
+	}
+	raw, _ := socius.DecodeSecret(testSecret)
+	if !gigya.ValidateUIDSignature(raw, "alice", a.str("signatureTimestamp"), a.str("UIDSignature"), 180*time.Second, moved) {
+		t.Error("UIDSignature does not verify at the moved time")
+	}
+
+	// Set and reset.
+	if out := ts.emu(t, "clock", "set", "2030-01-01T00:00:00Z"); !strings.Contains(out, "now:    2030-01-01T00:00:0") {
+		t.Errorf("set: %s", out)
+	}
+	if out := ts.emu(t, "clock", "advance", "-24h"); !strings.Contains(out, "now:    2029-12-31T00:00:0") {
+		t.Errorf("advance -24h: %s", out)
+	}
+	if out := ts.emu(t, "clock", "reset"); !strings.Contains(out, "offset: 0s") {
+		t.Errorf("reset: %s", out)
+	}
+	if out := ts.emu(t, "clock"); !strings.Contains(out, "offset: 0s") {
+		t.Errorf("show: %s", out)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", get); a.code() != 0 {
+		t.Errorf("after reset: %v", a)
+	}
+	for _, bad := range [][]string{{"clock", "advance", "soon"}, {"clock", "set", "tomorrow"}} {
+		if code, _, errOut := runCLI(t, noEnv, append(append([]string{"emulator"}, bad...), "--url", ts.HTTPURL)...); code != 1 || !strings.Contains(errOut, "not a") {
+			t.Errorf("%v: %d %s", bad, code, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, noEnv, "emulator", "clock", "jump", "--url", ts.HTTPURL); code != 2 {
+		t.Errorf("clock jump: exit %d", code)
+	}
+}
+
+func TestEmulatorFaults(t *testing.T) {
+	ts := startEmulator(t)
+	get := url.Values{"UID": {"alice"}}
+	out := ts.emu(t, "faults", "add", "--method", "getUserInfo", "--site", testAPIKey, "--code", "403048", "--count", "2")
+	if !strings.Contains(out, "added fault rule 1") || !strings.Contains(out, "403048 API Rate Limit Exceeded") || !strings.Contains(out, "next 2 of 2") {
+		t.Errorf("faults add: %s", out)
+	}
+	// Authentication still comes first.
+	p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
+	p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403003 {
+		t.Errorf("bad signature under a rule: %v", a)
+	}
+	// Other methods are untouched.
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"alice"}, "userInfo": {`{"nickname":"al"}`}}); a.code() != 0 {
+		t.Errorf("setUserInfo: %v", a)
+	}
+	for i := 0; i < 2; i++ {
+		a := ts.call(t, "socialize.getUserInfo", get)
+		if a.code() != 403048 || a.str("errorMessage") != "API Rate Limit Exceeded" || a["statusCode"] != 403.0 {
+			t.Errorf("call %d: %v", i+1, a)
+		}
+	}
+	if a := ts.call(t, "socialize.getUserInfo", get); a.code() != 0 {
+		t.Errorf("the third call: %v", a)
+	}
+	if out := ts.emu(t, "faults"); !strings.Contains(out, "no fault rules") {
+		t.Errorf("a spent rule is listed: %s", out)
+	}
+
+	// Latency, for every method, until deleted; the first matching rule applies.
+	ts.emu(t, "faults", "add", "--delay", "200ms")
+	ts.emu(t, "faults", "add", "--code", "504002", "--method", "socialize.setUserInfo")
+	start := time.Now()
+	if a := ts.call(t, "socialize.getUserInfo", get); a.code() != 0 || time.Since(start) < 200*time.Millisecond {
+		t.Errorf("delayed call: %v after %v", a, time.Since(start))
+	}
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"alice"}, "userInfo": {`{}`}}); a.code() != 0 { // the delay rule comes first
+		t.Errorf("setUserInfo behind the delay rule: %v", a)
+	}
+	out = ts.emu(t, "faults", "list")
+	if !strings.Contains(out, "200ms") || !strings.Contains(out, "504002 Request Timeout") {
+		t.Errorf("faults list: %s", out)
+	}
+	if out := ts.emu(t, "faults", "delete", "2"); !strings.Contains(out, "deleted fault rule 2") {
+		t.Errorf("delete: %s", out)
+	}
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"alice"}, "userInfo": {`{}`}}); a.code() != 504002 || a.str("errorMessage") != "Request Timeout" {
+		t.Errorf("setUserInfo: %v", a)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "delete", "99", "--url", ts.HTTPURL); code != 1 || !strings.Contains(errOut, "no fault rule") {
+		t.Errorf("delete 99: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "123", "--url", ts.HTTPURL); code != 1 || !strings.Contains(errOut, "not a Gigya error code") {
+		t.Errorf("add a bad code: %d %s", code, errOut)
+	}
+	if out := ts.emu(t, "faults", "clear"); !strings.Contains(out, "deleted 1 fault rules") {
+		t.Errorf("clear: %s", out)
+	}
+
+	// A fraction: with 1 every call, and the request log marks injected calls.
+	ts.emu(t, "faults", "add", "--code", "500001", "--fraction", "1")
+	if a := ts.call(t, "socialize.getUserInfo", get); a.code() != 500001 {
+		t.Errorf("fraction 1: %v", a)
+	}
+	ts.emu(t, "faults", "clear")
+	entries := ts.logEntries(t)
+	last := entries[len(entries)-1]
+	if !last.Injected || last.ErrorCode != 500001 || !strings.Contains(ts.emu(t, "log", "--limit", "1"), "[injected]") {
+		t.Errorf("the log of an injected call: %+v", last)
+	}
+}
+
+// TestEmulatorSignatureDebugging signs a deliberately wrong base string (the client
+// signed another path and forgot a parameter) and reads what the server signed, in
+// errorDetails, in the request log and in `socius emulator log`.
+func TestEmulatorSignatureDebugging(t *testing.T) {
+	ts := startEmulator(t)
+	p := url.Values{"apiKey": {testAPIKey}, "UID": {"alice"}, "timestamp": {strconv.FormatInt(time.Now().Unix(), 10)}, "nonce": {"n-debug-1"}}
+	// The client's wrong base string: another path, and "format" left out of the
+	// parameters it signs but sent all the same.
+	clientBase := gigya.BaseString("POST", "http://"+strings.TrimPrefix(ts.HTTPURL, "http://")+"/socialize.getuserinfo", paramList(p))
+	raw, _ := socius.DecodeSecret(testSecret)
+	p.Set("sig", gigya.SignBase(raw, clientBase))
+	p.Set("format", "json")
+	a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p)
+	d := a.str("errorDetails")
+	if a.code() != 403003 {
+		t.Fatalf("%v", a)
+	}
+	host := strings.TrimPrefix(ts.HTTPURL, "http://")
+	serverURL := "http://" + host + "/socialize.getUserInfo"
+	sig := p.Get("sig")
+	check := url.Values{}
+	for k, v := range p {
+		if k != "sig" {
+			check[k] = v
+		}
+	}
+	serverBase := gigya.BaseString("POST", serverURL, paramList(check))
+	if serverBase == clientBase {
+		t.Fatal("the test's base strings do not differ")
+	}
+	want := "the server signed " + serverBase + " for " + serverURL + " (also tried: https://" + host + "/socialize.getUserInfo, http://127.0.0.1/socialize.getUserInfo, https://127.0.0.1/socialize.getUserInfo)"
+	if !strings.Contains(d, want) {
+		t.Errorf("errorDetails\n%s\nwant it to contain\n%s", d, want)
+	}
+	if strings.Contains(d, testSecret) || strings.Contains(d, gigya.SignBase(raw, serverBase)) {
+		t.Errorf("errorDetails leaks the secret or the expected signature: %s", d)
+	}
+
+	// The request log keeps it, with every candidate's base string, and the sig masked.
+	entries := ts.logEntries(t)
+	e := entries[len(entries)-1]
+	if e.CallID != a.str("callId") || e.ErrorCode != 403003 || len(e.BaseStrings) != 4 || e.BaseStrings[0] != serverBase || e.SignedURLs[0] != serverURL {
+		t.Errorf("log entry %+v", e)
+	}
+	if v, _ := e.Param("sig"); v != emulator.Masked {
+		t.Errorf("sig in the log: %q", v)
+	}
+	out := ts.emu(t, "log", "--failed")
+	if !strings.Contains(out, a.str("callId")) || !strings.Contains(out, "the server signed, for "+serverURL+":\n      "+serverBase) || strings.Contains(out, sig) {
+		t.Errorf("socius emulator log:\n%s", out)
+	}
+}
+
+func paramList(v url.Values) []gigya.Param {
+	var list []gigya.Param
+	for k, vs := range v {
+		for _, s := range vs {
+			list = append(list, gigya.Param{Name: k, Value: s})
+		}
+	}
+	return list
+}
+
+func TestEmulatorRequestLog(t *testing.T) {
+	ts := startEmulator(t, "--request-log-size", "3")
+	for _, uid := range []string{"alice", "bob", "nobody", "alice"} {
+		ts.call(t, "socialize.getUserInfo", url.Values{"UID": {uid}})
+	}
+	// The secret-mode call over HTTPS, to see the secret masked.
+	ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"bob"}})
+	entries := ts.logEntries(t)
+	if len(entries) != 3 {
+		t.Fatalf("the log keeps %d calls, want 3", len(entries))
+	}
+	if uid, _ := entries[0].Param("UID"); uid != "nobody" || entries[0].ErrorCode != 403005 || entries[0].Credential != "partner-signature" {
+		t.Errorf("oldest kept: %+v", entries[0])
+	}
+	e := entries[2]
+	if s, _ := e.Param("secret"); s != emulator.Masked || e.Credential != "partner-secret" || e.Method != "socialize.getUserInfo" || e.LatencyMS <= 0 || e.Time.IsZero() || len(e.CallID) != 32 {
+		t.Errorf("newest: %+v", e)
+	}
+	out := ts.emu(t, "log", "--json", "--limit", "0")
+	if strings.Contains(out, testSecret) {
+		t.Errorf("the log shows the secret:\n%s", out)
+	}
+	if out := ts.emu(t, "log", "--limit", "1"); strings.Count(out, "socialize.getUserInfo") != 1 || !strings.Contains(out, " OK ") {
+		t.Errorf("log --limit 1:\n%s", out)
+	}
+	if out := ts.emu(t, "log", "--failed"); !strings.Contains(out, "403005 Unauthorized user") || strings.Contains(out, " OK ") {
+		t.Errorf("log --failed:\n%s", out)
+	}
+
+	// --follow prints calls as they arrive, until interrupted.
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncBuffer{}
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"emulator", "log", "--follow", "--limit", "0", "--url", ts.HTTPURL}, noEnv, stdout, io.Discard)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"followed"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout.String(), "socialize.notifyLogin") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("log --follow exited %d", code)
+	}
+	if got := stdout.String(); !strings.Contains(got, "socialize.notifyLogin") || strings.Count(got, "  socialize.") != 4 {
+		t.Errorf("log --follow printed:\n%s", got)
+	}
+}
+
+func TestEmulatorCommandUsage(t *testing.T) {
+	if code, _, errOut := runCLI(t, noEnv, "emulator"); code != 2 || !strings.Contains(errOut, "socius emulator <command>") {
+		t.Errorf("no command: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", "http://127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "cannot reach the emulator") {
+		t.Errorf("no server: %d %s", code, errOut)
+	}
+	env := func(k string) (string, bool) {
+		if k == "SOCIUS_URL" {
+			return "http://127.0.0.1:1", true
+		}
+		return "", false
+	}
+	if code, _, errOut := runCLI(t, env, "emulator", "status"); code != 1 || !strings.Contains(errOut, "http://127.0.0.1:1") {
+		t.Errorf("SOCIUS_URL: %d %s", code, errOut)
+	}
+}
+
+// TestEmulatorClockExpiresTokens: a token's expiry follows the clock moved through
+// `socius emulator clock`, and the request log never shows the token.
+func TestEmulatorClockExpiresTokens(t *testing.T) {
+	ts := startEmulator(t)
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"alice"}, "x_sessionExpiration": {"3600"}})
+	if a.code() != 0 || a["expires_in"] != 3600.0 {
+		t.Fatalf("getToken: %v", a)
+	}
+	token := a.str("access_token")
+	want(t, "a fresh token", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	ts.emu(t, "clock", "advance", "59m")
+	want(t, "the token at 59 min", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	ts.emu(t, "clock", "advance", "1m")
+	want(t, "the token at 60 min", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "expired at")
+	ts.emu(t, "clock", "reset")
+	want(t, "the token with the clock back", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+
+	out := ts.emu(t, "log", "--json", "--limit", "0")
+	if strings.Contains(out, token) || !strings.Contains(out, `"credential":"access-token"`) {
+		t.Errorf("the request log:\n%s", out)
+	}
+	// A reset ends the user's tokens with the user.
+	ts.emu(t, "reset")
+	want(t, "the token after a reset", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "")
+}

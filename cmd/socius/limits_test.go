@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// hostPort returns the host:port of a listener URL.
+func hostPort(u string) string { return u[strings.Index(u, "://")+3:] }
+
+// waitInFlight waits until n calls are in progress. A handler runs its observers (log
+// line, metrics) after the client has the answer; once it has returned, they are done.
+func (ts *testServer) waitInFlight(t *testing.T, n int) {
+	t.Helper()
+	ts.waitInFlightWithin(t, n, 3*time.Second)
+}
+
+func (ts *testServer) waitInFlightWithin(t *testing.T, n int, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ts.Server.InFlight() != n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls in flight, want %d", ts.Server.InFlight(), n)
+		}
+	}
+}
+
+// closedWithin waits for the server to close conn (a read returns an error, never
+// data) and reports how long that took from start; it fails if conn is still open after
+// limit.
+func closedWithin(t *testing.T, conn net.Conn, start time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	conn.SetReadDeadline(start.Add(limit))
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the server still holds the connection after %v", limit)
+			}
+			return time.Since(start)
+		}
+		if n > 0 {
+			t.Logf("server sent %q", buf[:n])
+		}
+	}
+}
+
+// TestSlowHeadersAreCutOff is a slow-loris client: it sends its request headers one
+// byte at a time and would take seconds to finish. ReadHeaderTimeout must end it.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	ts := startServer(t, "--read-header-timeout", "300ms")
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nX-Padding: " + strings.Repeat("a", 100) + "\r\n\r\n"
+	start := time.Now()
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; n < len(req); n++ {
+			if _, err := conn.Write([]byte{req[n]}); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // the whole header would take 2.8 s
+		}
+		sent <- n
+	}()
+	took := closedWithin(t, conn, start, 2*time.Second)
+	if took < 250*time.Millisecond {
+		t.Errorf("closed after %v, before the 300ms header timeout", took)
+	}
+	conn.Close()
+	if n := <-sent; n >= len(req) {
+		t.Errorf("the client managed to send all %d bytes of its headers", n)
+	}
+}
+
+// TestSlowBodyIsCutOff sends its headers at once and then its body one byte at a
+// time. ReadTimeout (header and body together) must end the call well before the body
+// is complete; the client gets 400001 or a closed connection, never a hung socket.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	ts := startServer(t, "--read-timeout", "700ms")
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "apiKey=" + testAPIKey + "&UID=" + strings.Repeat("u", 100)
+	fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body))
+	start := time.Now()
+	go func() {
+		for i := 0; i < len(body); i++ {
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond) // the whole body would take 3.5 s
+		}
+	}()
+	conn.SetReadDeadline(start.Add(2500 * time.Millisecond))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	took := time.Since(start)
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"errorCode":400001`) || !strings.Contains(string(b), "could not be read") {
+			t.Errorf("answer to a slow body: %s", b)
+		}
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("no answer and no close %v after the headers", took)
+	}
+	if took > 2*time.Second || took < 600*time.Millisecond {
+		t.Errorf("the slow body was cut off after %v; the read timeout is 700ms", took)
+	}
+}
+
+// TestIdleConnectionsAreClosed keeps a connection open after one call; IdleTimeout
+// closes it.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	ts := startServer(t, "--idle-timeout", "300ms")
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	if br.Buffered() > 0 {
+		t.Fatal("unexpected bytes after the answer")
+	}
+	if took := closedWithin(t, conn, start, 2*time.Second); took < 250*time.Millisecond {
+		t.Errorf("an idle connection was closed after %v, before the 300ms idle timeout", took)
+	}
+}
+
+func TestHeaderSizeLimit(t *testing.T) {
+	ts := startServer(t, "--max-header-bytes", "16384")
+	for _, tt := range []struct {
+		size   int
+		status int
+	}{{8 << 10, 200}, {64 << 10, 431}} {
+		req, _ := http.NewRequest("GET", ts.HTTPURL+"/socialize.getUserInfo", nil)
+		req.Header.Set("X-Padding", strings.Repeat("a", tt.size))
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%d bytes of headers: HTTP %d, want %d", tt.size, resp.StatusCode, tt.status)
+		}
+	}
+}
+
+// TestParameterValueLimit: one value may not exceed 64 KiB, except the JSON documents
+// userInfo and context, which only the body limit bounds.
+func TestParameterValueLimit(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	big := strings.Repeat("x", 64<<10+1)
+	a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "sdk": {big}})
+	if a.code() != 400006 || a.str("errorDetails") != "Invalid parameter value: sdk is longer than 65536 bytes" {
+		t.Errorf("a 64 KiB + 1 value: %d %q", a.code(), a.str("errorDetails"))
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "sdk": {big[1:]}}); a.code() != 0 {
+		t.Errorf("a 64 KiB value: %v", a.code())
+	}
+	userInfo := `{"nickname":"big","padding":"` + strings.Repeat("p", 200<<10) + `"}`
+	a = ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {userInfo}, "context": {strings.Repeat("c", 100<<10)}})
+	if a.code() != 0 || len(a.str("context")) != 100<<10 {
+		t.Errorf("a 200 KiB userInfo with a 100 KiB context: %d %q", a.code(), a.str("errorDetails"))
+	}
+}
+
+// TestConcurrencyCap holds two calls in progress (their bodies unfinished) on a server
+// that takes two at once: a third is answered 403048 at once, and once the two end,
+// calls pass again.
+func TestConcurrencyCap(t *testing.T) {
+	ts := startServer(t, "--max-concurrent", "2")
+	ts.login(t, "u1")
+	// A handler may still be finishing when its client has the answer; wait for it,
+	// or it would take a held call's slot.
+	waitInFlight := func(n int) { t.Helper(); ts.waitInFlight(t, n) }
+	waitInFlight(0)
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 6\r\n\r\nUID=")
+		held = append(held, conn)
+	}
+	waitInFlight(2)
+	start := time.Now()
+	a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}})
+	if a.code() != 403048 || !strings.Contains(a.str("errorDetails"), "busy with 2 calls") || a.str("errorMessage") != "API Rate Limit Exceeded" {
+		t.Errorf("a third call: %v", a)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the refusal took %v; it must not wait", d)
+	}
+	// The refusal honours what the query string asks for.
+	resp, err := ts.client.Get(ts.HTTPURL + "/socialize.getUserInfo?format=jsonp&callback=cb&httpStatusCodes=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.HasPrefix(string(b), "cb({") || !strings.Contains(string(b), `"errorCode":403048`) {
+		t.Errorf("a JSONP call refused: HTTP %d %s", resp.StatusCode, b)
+	}
+	for _, conn := range held {
+		io.WriteString(conn, "u1")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"errorCode":400093`) { // they had no apiKey, but were served
+			t.Errorf("a held call ended with %s", b)
+		}
+	}
+	waitInFlight(0)
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Errorf("after the held calls ended: %v", a)
+	}
+}
+
+// TestRateLimit drives the per-apiKey token bucket with the server's injected clock.
+func TestRateLimit(t *testing.T) {
+	ts := startServer(t, "--rate-limit", "2", "--rate-burst", "3")
+	ts.login(t, "u1") // takes the first token
+	if err := ts.Store.CreateSite(t.Context(), &socius.Site{APIKey: "3_Other", Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(apiKey string) url.Values {
+		return ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {apiKey}}, "", "")
+	}
+	codes := func(apiKey string, n int) []int {
+		var out []int
+		for i := 0; i < n; i++ {
+			out = append(out, ts.post(t, ts.HTTPURL, "socialize.getUserInfo", get(apiKey)).code())
+		}
+		return out
+	}
+	if got := fmt.Sprint(codes(testAPIKey, 3)); got != "[0 0 403048]" {
+		t.Fatalf("a burst of 3 after one call: %s", got)
+	}
+	p := get(testAPIKey)
+	a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p)
+	if a.code() != 403048 || a.str("errorMessage") != "API Rate Limit Exceeded" || a["statusCode"] != 403.0 ||
+		a.str("errorDetails") != "API Rate Limit Exceeded: apiKey "+testAPIKey+" made more than 2 calls a second (bursts of 3) to this server; retry later" {
+		t.Errorf("over the limit: %v", a)
+	}
+	// Another site has its own budget (apiKey 3_Other has no user u1: 403005).
+	if got := fmt.Sprint(codes("3_Other", 4)); got != "[403005 403005 403005 403048]" {
+		t.Errorf("another site: %s", got)
+	}
+	// Half a second earns one call. The refused request had not been authenticated,
+	// so its nonce was not used: the very same request now passes.
+	ts.Clock.Advance(500 * time.Millisecond)
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("the refused request, retried: %v", a)
+	}
+	if got := fmt.Sprint(codes(testAPIKey, 1)); got != "[403048]" {
+		t.Errorf("the earned call is spent: %s", got)
+	}
+	// httpStatusCodes=true makes it HTTP 403 (not 429, as Gigya). The limit comes
+	// before the signature check, so the signature that this change breaks is not
+	// looked at.
+	q := get(testAPIKey)
+	q.Set("httpStatusCodes", "true")
+	if _, resp := ts.postRaw(t, ts.HTTPURL, "socialize.getUserInfo", q.Encode()); resp.StatusCode != 403 {
+		t.Errorf("httpStatusCodes=true: HTTP %d", resp.StatusCode)
+	}
+	// A long pause refills the burst.
+	ts.Clock.Advance(10 * time.Second)
+	if got := fmt.Sprint(codes(testAPIKey, 4)); got != "[0 0 0 403048]" {
+		t.Errorf("after 10 s: %s", got)
+	}
+}
+
+// Without --rate-limit there is no limit.
+func TestNoRateLimitByDefault(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	for i := 0; i < 50; i++ {
+		if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+			t.Fatalf("call %d: %v", i, a)
+		}
+	}
+}
+
+// TestSlowReaderIsCutOff asks for a 16 MiB answer (its context echoed) and never reads
+// it: the server's write blocks once the socket buffers are full, and WriteTimeout must
+// free the handler rather than leave it waiting on the client.
+func TestSlowReaderIsCutOff(t *testing.T) {
+	ts := startServer(t, "--write-timeout", "1s", "--max-body-bytes", strconv.Itoa(32<<20))
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "apiKey=" + testAPIKey + "&UID=u1&context=" + strings.Repeat("c", 16<<20)
+	fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	ts.waitInFlight(t, 1)
+	start := time.Now()
+	// Reading and decoding 16 MiB takes a while under the race detector; without
+	// the write timeout the handler would wait for the client for ever.
+	ts.waitInFlightWithin(t, 0, 30*time.Second)
+	t.Logf("the handler was freed after %v", time.Since(start))
+	// What the client can still read is cut short.
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		n, err := io.Copy(io.Discard, resp.Body)
+		t.Logf("read %d bytes, then %v, %v after the handler ended", n, err, time.Since(start))
+		if err == nil {
+			t.Errorf("the whole answer (%d bytes) arrived after the write timeout", n)
+		}
+	}
+}
+
+// TestRateLimitCountsTokenCalls: a token call names no apiKey; it is counted against
+// the site its token was issued for, in the same bucket as the site's other calls.
+func TestRateLimitCountsTokenCalls(t *testing.T) {
+	ts := startServer(t, "--rate-limit", "1", "--rate-burst", "3")
+	token := ts.accessToken(t, "u1") // the first token of the bucket
+	want(t, "token call 1", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "token call 2", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "token call 3", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "apiKey "+testAPIKey+" made more than 1 call a second")
+	want(t, "partner call", ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}), 403048, "bursts of 3")
+	ts.Clock.Advance(time.Second)
+	want(t, "token call a second later", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+}

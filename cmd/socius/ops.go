@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// newLogger returns the process logger: text or JSON lines at the given level. Any
+// attribute named like a credential is masked, whoever logs it: the call log never
+// logs one, and this is the net under it.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: maskCredentials}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: text or json", format)
+}
+
+// credentialAttrs are attribute names whose values are never logged.
+var credentialAttrs = []string{"secret", "sig", "signature", "oauth_token", "token", "access_token", "password",
+	"client_secret", "cookie", "cookieValue", "sessionToken", "sessionSecret", "authorization"}
+
+// maskCredentials is a slog ReplaceAttr: the value of a credential-named attribute
+// becomes "***", as the server masks credential parameters.
+func maskCredentials(_ []string, a slog.Attr) slog.Attr {
+	for _, name := range credentialAttrs {
+		if strings.EqualFold(a.Key, name) {
+			return slog.String(a.Key, "***")
+		}
+	}
+	return a
+}
+
+// adminHandler serves the admin listener: /metrics (Prometheus), /healthz (the process
+// answers) and /readyz (the store answers a read, and Socius is not shutting down).
+// raw is the store without decorators, so that probes do not count as store calls.
+func (m *Main) adminHandler(raw socius.Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if m.closing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready: shutting down\n")
+			return
+		}
+		if err := storeReady(r.Context(), raw); err != nil {
+			m.Logger.Warn("readiness check failed", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready: the store does not answer\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// storeReady reads a site that cannot exist: "not found" is an answer, so the store is
+// reachable; anything else (or no answer within 2 s) is not.
+func storeReady(ctx context.Context, st socius.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := st.Site(ctx, "\x00readyz")
+	if err == nil || errors.Is(err, socius.ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/vectors"
+)
+
+// get fetches a URL and returns the status and body.
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue finds one sample in a scrape.
+func metricValue(t *testing.T, scrape, sample string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(scrape, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Errorf("no sample %s in the scrape", sample)
+	return -1
+}
+
+func TestAdminListener(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	for i := 0; i < 2; i++ {
+		ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}})
+	}
+	bad := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, "", "")
+	bad.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", bad)
+	ts.post(t, ts.HTTPURL, "socialize.nope", url.Values{})
+	ts.waitInFlight(t, 0)
+
+	status, body := get(t, ts.AdminURL+"/metrics")
+	if status != 200 {
+		t.Fatalf("/metrics: HTTP %d", status)
+	}
+	for sample, want := range map[string]float64{
+		`socius_calls_total{method="socialize.notifyLogin",code="0"}`:        1,
+		`socius_calls_total{method="socialize.getUserInfo",code="0"}`:        2,
+		`socius_calls_total{method="socialize.getUserInfo",code="403003"}`:   1,
+		`socius_calls_total{method="unknown",code="400001"}`:                 1,
+		`socius_call_duration_seconds_count{method="socialize.getUserInfo"}`: 3,
+		`socius_nonce_cache_size`:                                            3, // three signed calls passed
+		`socius_calls_in_flight`:                                             0,
+	} {
+		if got := metricValue(t, body, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
+	}
+	// Every getUserInfo looked its site up; notifyLogin wrote through the group commit.
+	if n := metricValue(t, body, `socius_store_duration_seconds_count{op="site"}`); n < 4 {
+		t.Errorf("store site lookups timed: %v", n)
+	}
+	if n := metricValue(t, body, `socius_store_duration_seconds_count{op="login"}`); n != 1 {
+		t.Errorf("store logins timed: %v", n)
+	}
+	for _, re := range []string{`(?m)^socius_build_info\{version="[^"]+",goversion="go[^"]+"\} 1$`, `(?m)^go_goroutines \d+$`,
+		`(?m)^# TYPE socius_call_duration_seconds histogram$`, `(?m)^process_resident_memory_bytes \d`} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("the scrape lacks %s", re)
+		}
+	}
+	// The API listener does not serve the admin paths: they are unknown methods there.
+	if _, b := get(t, ts.HTTPURL+"/metrics"); !strings.Contains(b, `"errorCode":400001`) {
+		t.Errorf("/metrics on the API listener: %s", b)
+	}
+
+	if status, body := get(t, ts.AdminURL+"/healthz"); status != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", status, body)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 || body != "ready\n" {
+		t.Errorf("/readyz: %d %q", status, body)
+	}
+	// The store goes away: not ready, still alive.
+	ts.Store.Close()
+	if status, _ := get(t, ts.AdminURL+"/readyz"); status != 503 {
+		t.Errorf("/readyz without a store: %d", status)
+	}
+	if status, _ := get(t, ts.AdminURL+"/healthz"); status != 200 {
+		t.Errorf("/healthz without a store: %d", status)
+	}
+}
+
+func TestAdminListenerDisabled(t *testing.T) {
+	ts := startServer(t, "--admin", "")
+	if ts.AdminURL != "" {
+		t.Errorf("--admin \"\" still listens on %s", ts.AdminURL)
+	}
+}
+
+// TestCallLogNeverHoldsCredentials makes calls with every kind of credential (and a
+// signature that fails, whose base strings are logged at debug level) and checks that
+// the log has one JSON line per call with its fields, and none of the credentials.
+func TestCallLogNeverHoldsCredentials(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-format", "json", "--log-level", "debug")
+	ctx := context.Background()
+	if err := ts.Store.CreateKey(ctx, &socius.Key{UserKey: vectors.LabUserKey, APIKey: testAPIKey, Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var secrets []string // every credential value sent or answered
+	calls := 0
+	send := func(base, method string, p url.Values) answer {
+		t.Helper()
+		for _, name := range []string{"secret", "sig", "oauth_token"} {
+			if v := p.Get(name); v != "" {
+				secrets = append(secrets, v)
+			}
+		}
+		calls++
+		return ts.post(t, base, method, p)
+	}
+	a := send(ts.HTTPURL, "socialize.notifyLogin", ts.signed(t, ts.HTTPURL, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}}, "", ""))
+	if a.code() != 0 || a.str("cookieValue") == "" {
+		t.Fatalf("notifyLogin: %v", a)
+	}
+	secrets = append(secrets, a.str("cookieValue"), a.str("UIDSignature"))
+	send(ts.HTTPSURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"u1"}})
+	send(ts.HTTPSURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "userKey": {vectors.LabUserKey}, "secret": {vectors.LabUserSecret}, "UID": {"u1"}})
+	send(ts.HTTPURL, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, vectors.LabUserKey, vectors.LabUserSecret))
+	send(ts.HTTPSURL, "socialize.getUserInfo", url.Values{"oauth_token": {"st2.s.AcbHQ2Rz0A.token-value-1234"}})
+	send(ts.HTTPSURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {"d3Jvbmctc2VjcmV0LXdyb25n"}, "UID": {"u1"}})
+	// A signature that does not match, sent with a secret too (which then enters the
+	// base string).
+	p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "secret": {"c29tZS1vdGhlci1zZWNyZXQtdmFsdWU="}}, "", "")
+	p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if a := send(ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403003 {
+		t.Fatalf("bad signature: %v", a)
+	}
+	secrets = append(secrets, testSecret, vectors.LabUserSecret)
+	ts.waitInFlight(t, 0)
+
+	out := logs.String()
+	for _, s := range secrets {
+		for _, form := range []string{s, gigya.Escape(s), gigya.Escape(gigya.Escape(s))} {
+			if strings.Contains(out, form) {
+				t.Errorf("the log holds the credential %q", form)
+			}
+		}
+	}
+	if key, _ := socius.DecodeSecret(testSecret); strings.Contains(out, string(key)) {
+		t.Error("the log holds the decoded partner secret")
+	}
+
+	var callLines, mismatch int
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("not a JSON line: %s", sc.Text())
+		}
+		switch line["msg"] {
+		case "call":
+			callLines++
+			for _, k := range []string{"time", "level", "callId", "method", "apiKey", "errorCode", "latencyMs", "remote"} {
+				if _, ok := line[k]; !ok {
+					t.Errorf("call line without %s: %s", k, sc.Text())
+				}
+			}
+			if line["level"] != "INFO" || !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(line["callId"].(string)) {
+				t.Errorf("call line: %s", sc.Text())
+			}
+			if line["errorCode"] != 0.0 && line["errorDetails"] == nil {
+				t.Errorf("a failed call without errorDetails: %s", sc.Text())
+			}
+		case "signature mismatch":
+			mismatch++
+			if !strings.Contains(sc.Text(), "secret%3D%252A%252A%252A") { // secret=*** in the base string
+				t.Errorf("the base string of a call carrying a secret is not redacted: %s", sc.Text())
+			}
+		}
+	}
+	if callLines != calls || mismatch != 1 {
+		t.Errorf("%d call lines for %d calls, %d signature mismatch lines\n%s", callLines, calls, mismatch, out)
+	}
+	for _, want := range []string{`"credential":"partner-signature"`, `"credential":"key-secret"`, `"userKey":"` + vectors.LabUserKey + `"`, `"errorCode":403025`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %s", want)
+		}
+	}
+}
+
+func TestTextLogsAndNoCallLog(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-level", "info")
+	ts.login(t, "u1")
+	ts.waitInFlight(t, 0)
+	if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=call callId=[0-9a-f]{32} method=socialize.notifyLogin apiKey=` + testAPIKey + ` credential=partner-signature errorCode=0 latencyMs=`).MatchString(logs.String()) {
+		t.Errorf("text call line:\n%s", logs.String())
+	}
+	var quiet syncBuffer
+	ts = startMain(t, func(m *Main) { m.LogOutput = &quiet }, "--log-level", "info", "--log-calls=false")
+	ts.login(t, "u1")
+	ts.waitInFlight(t, 0)
+	if strings.Contains(quiet.String(), "msg=call") {
+		t.Errorf("--log-calls=false still logs calls:\n%s", quiet.String())
+	}
+}
+
+func TestLoggerMasksCredentialAttributes(t *testing.T) {
+	var b bytes.Buffer
+	l, err := newLogger(&b, "json", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("oops", "secret", "s3cr3t", "Sig", "abc", "oauth_token", "tok", "apiKey", "3_visible")
+	if out := b.String(); strings.Contains(out, "s3cr3t") || strings.Contains(out, `"abc"`) || strings.Contains(out, "tok\"") || !strings.Contains(out, "3_visible") {
+		t.Errorf("masked log: %s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, noEnv, "version")
+	if code != 0 || !strings.HasPrefix(out, "socius ") || !strings.Contains(out, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH) {
+		t.Errorf("version: %d %q", code, out)
+	}
+	defer func(v string) { version = v }(version)
+	version = "v1.2.3"
+	if _, out, _ := runCLI(t, noEnv, "version"); !strings.HasPrefix(out, "socius v1.2.3\n") {
+		t.Errorf("with -X main.version: %q", out)
+	}
+}
+
+func TestServeLimitFlags(t *testing.T) {
+	m := NewMain()
+	if m.ReadHeaderTimeout != 10*time.Second || m.ReadTimeout != 30*time.Second || m.WriteTimeout != 30*time.Second ||
+		m.IdleTimeout != 2*time.Minute || m.MaxHeaderBytes != 64<<10 || m.MaxConcurrent != 1024 || m.RateLimit != 0 || m.AdminAddr != "127.0.0.1:9090" {
+		t.Errorf("defaults: %+v", m)
+	}
+	for _, bad := range [][]string{
+		{"--read-timeout", "0s"},
+		{"--idle-timeout", "-1s"},
+		{"--max-concurrent", "-1"},
+		{"--rate-limit", "-2"},
+		{"--log-format", "xml"},
+		{"--max-body-bytes", "0"},
+	} {
+		if err := NewMain().ParseFlags(bad, noEnv, io.Discard); err == nil {
+			t.Errorf("ParseFlags(%q) accepted", bad)
+		}
+	}
+	env := map[string]string{"SOCIUS_RATE_LIMIT": "2.5", "SOCIUS_READ_TIMEOUT": "5s", "SOCIUS_ADMIN": ""}
+	m = NewMain()
+	if err := m.ParseFlags(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if m.RateLimit != 2.5 || m.ReadTimeout != 5*time.Second || m.AdminAddr != "" {
+		t.Errorf("from the environment: rate %v, read timeout %v, admin %q", m.RateLimit, m.ReadTimeout, m.AdminAddr)
+	}
+}
+
+// In emulator mode the admin listener is off unless asked for: several emulators
+// share CI hosts, and the emulator has its own API.
+func TestEmulatorAdminListenerOnlyWhenAsked(t *testing.T) {
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--emulator"}, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if m.AdminAddr != "" {
+		t.Errorf("--emulator: admin listener on %q", m.AdminAddr)
+	}
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--emulator", "--admin", "127.0.0.1:9191"}, nil},
+		{[]string{"--emulator"}, map[string]string{"SOCIUS_ADMIN": "127.0.0.1:9191"}},
+	} {
+		m := NewMain()
+		if err := m.ParseFlags(tt.args, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if m.AdminAddr != "127.0.0.1:9191" {
+			t.Errorf("%q %v: admin %q", tt.args, tt.env, m.AdminAddr)
+		}
+	}
+	if m := NewMain(); m.ParseFlags(nil, noEnv, io.Discard) != nil || m.AdminAddr != "127.0.0.1:9090" {
+		t.Errorf("without --emulator: admin %q", m.AdminAddr)
+	}
+}

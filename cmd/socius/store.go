@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/postgres"
+	"github.com/socius/socius/sealed"
+	"github.com/socius/socius/sqlite"
+)
+
+// storeHelp is the help text of --store, shared by every command that opens a store.
+const storeHelp = `the store: empty (or "sqlite") for the embedded SQLite file in --data, or a PostgreSQL URL (postgres://user:password@host:port/db?sslmode=...) that several server nodes share`
+
+// isPostgres reports whether spec names a PostgreSQL database.
+func isPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// checkStore checks the --store value without opening anything.
+func checkStore(spec string) error {
+	if spec == "" || spec == "sqlite" || isPostgres(spec) {
+		return nil
+	}
+	return fmt.Errorf("--store %q: want empty (the embedded SQLite in --data) or a postgres:// URL", postgres.Redact(spec))
+}
+
+// describeStore says which store spec names, without secrets.
+func describeStore(spec, dataDir string) string {
+	if isPostgres(spec) {
+		return "PostgreSQL " + postgres.Redact(spec)
+	}
+	return "SQLite " + filepath.Join(dataDir, "socius.db")
+}
+
+// storeConfig says which store to open and how its secrets are sealed. serve and the
+// admin commands share it, so they always agree on the master key.
+type storeConfig struct {
+	spec          string // --store: "" for the embedded SQLite, or a postgres:// URL
+	data          string // the data folder: socius.db, and master.key by default
+	masterKeyFile string // --master-key-file
+	masterKey     string // SOCIUS_MASTER_KEY
+	// wrap, when set, decorates the raw store under the sealing (timing).
+	wrap func(socius.Store) socius.Store
+	out  io.Writer // told about a generated key and migrated secrets
+}
+
+// openedStore is a store ready for use.
+type openedStore struct {
+	store     *sealed.Store     // what callers use
+	raw       socius.Store      // without decorators (readiness probes)
+	nonces    socius.NonceStore // the database's with PostgreSQL (shared by every node), else in memory
+	keySource string            // where the master key came from (never the key)
+}
+
+// open opens the store that cfg.spec names, finds the master key, checks that it opens
+// every sealed secret (a wrong key stops here, with a clear error) and seals the secrets
+// written before encryption was enabled.
+func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
+	if err := checkStore(cfg.spec); err != nil {
+		return nil, err
+	}
+	var raw socius.Store
+	var nonces socius.NonceStore
+	if isPostgres(cfg.spec) {
+		// Every node must seal with the same key: one generated into a node's data
+		// folder would be useless to the others.
+		if cfg.masterKeyFile == "" && cfg.masterKey == "" {
+			return nil, errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
+		}
+		pg, err := postgres.Open(ctx, cfg.spec)
+		if err != nil {
+			return nil, err
+		}
+		raw, nonces = pg, pg
+	} else {
+		if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+			return nil, err
+		}
+		lite, err := sqlite.Open(filepath.Join(cfg.data, "socius.db"))
+		if err != nil {
+			return nil, err
+		}
+		raw, nonces = lite, nonce.New(0)
+	}
+	defer func() {
+		if err != nil {
+			raw.Close()
+		}
+	}()
+	key, source, err := masterKey(ctx, cfg, raw)
+	if err != nil {
+		return nil, err
+	}
+	inner := socius.Store(raw)
+	if cfg.wrap != nil {
+		inner = cfg.wrap(raw)
+	}
+	st, err := sealed.New(inner, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Verify(ctx); err != nil {
+		if errors.Is(err, sealed.ErrWrongKey) {
+			return nil, fmt.Errorf("master key from %s: %w", source, err)
+		}
+		return nil, err
+	}
+	n, err := st.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 && cfg.out != nil {
+		fmt.Fprintf(cfg.out, "socius: encrypted %d secrets that were stored in plain text\n", n)
+	}
+	return &openedStore{store: st, raw: raw, nonces: nonces, keySource: source}, nil
+}
+
+// masterKey finds the master key: --master-key-file, else SOCIUS_MASTER_KEY, else
+// <data>/master.key, which is generated on first start, but only while the store holds
+// no sealed secret (a lost key file must be an error, never silently replaced).
+func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []byte, source string, err error) {
+	switch {
+	case cfg.masterKeyFile != "" && cfg.masterKey != "":
+		return nil, "", errors.New("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
+	case cfg.masterKeyFile != "":
+		warnIfReadable(cfg.out, cfg.masterKeyFile)
+		key, err := sealed.ReadKeyFile(cfg.masterKeyFile)
+		return key, cfg.masterKeyFile, err
+	case cfg.masterKey != "":
+		key, err := sealed.ParseKey(cfg.masterKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("SOCIUS_MASTER_KEY: %w", err)
+		}
+		return key, "SOCIUS_MASTER_KEY", nil
+	}
+	path := filepath.Join(cfg.data, "master.key")
+	if _, err := os.Stat(path); err == nil {
+		warnIfReadable(cfg.out, path)
+		key, err := sealed.ReadKeyFile(path)
+		return key, path, err
+	}
+	holds, err := sealed.HoldsSealed(ctx, raw)
+	if err != nil {
+		return nil, "", err
+	}
+	if holds {
+		return nil, "", fmt.Errorf("the store holds encrypted secrets but %s does not exist: restore that file, or give the key with --master-key-file or SOCIUS_MASTER_KEY", path)
+	}
+	key, err = sealed.CreateKeyFile(path)
+	if errors.Is(err, fs.ErrExist) { // another process created it first
+		key, err = sealed.ReadKeyFile(path)
+	} else if err == nil && cfg.out != nil {
+		fmt.Fprintf(cfg.out, "socius: generated the master key that encrypts secrets at rest: %s (back it up apart from the database)\n", path)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("master key: %w", err)
+	}
+	return key, path, nil
+}
+
+// warnIfReadable warns when a key file may be read by other users.
+func warnIfReadable(out io.Writer, path string) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && filepath.Separator == '/' && out != nil {
+		fmt.Fprintf(out, "socius: warning: the master key file %s has mode %v; others may read it (chmod 600)\n", path, fi.Mode().Perm())
+	}
+}

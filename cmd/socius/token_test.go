@@ -1,0 +1,724 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/vectors"
+)
+
+// do sends params to base/method with the HTTP method and extra headers, and decodes
+// the answer.
+func (ts *testServer) do(t *testing.T, httpMethod, base, method string, params url.Values, header http.Header) answer {
+	t.Helper()
+	var req *http.Request
+	var err error
+	if httpMethod == http.MethodGet {
+		req, err = http.NewRequest(httpMethod, base+"/"+method+"?"+params.Encode(), nil)
+	} else {
+		req, err = http.NewRequest(httpMethod, base+"/"+method, strings.NewReader(params.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("%s: answer is not JSON: %v\n%s", method, err, body)
+	}
+	return a
+}
+
+// tlsPost posts params over TLS.
+func (ts *testServer) tlsPost(t *testing.T, method string, params url.Values) answer {
+	t.Helper()
+	return ts.post(t, ts.HTTPSURL, method, params)
+}
+
+// withToken returns params plus oauth_token: a token call as every SDK sends it.
+func withToken(token string, params url.Values) url.Values {
+	p := url.Values{"oauth_token": {token}}
+	for k, v := range params {
+		p[k] = v
+	}
+	return p
+}
+
+// getToken asks for an access token over TLS with the partner secret in plain (as the
+// npm package does) and returns the answer.
+func (ts *testServer) getToken(t *testing.T, params url.Values) answer {
+	t.Helper()
+	p := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}}
+	for k, v := range params {
+		p[k] = v
+	}
+	return ts.tlsPost(t, "socialize.getToken", p)
+}
+
+// accessToken gets a token bound to uid (no expiry) and returns it.
+func (ts *testServer) accessToken(t *testing.T, uid string) string {
+	t.Helper()
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {uid}})
+	if a.code() != 0 || !strings.HasPrefix(a.str("access_token"), socius.AccessTokenPrefix) {
+		t.Fatalf("getToken for %s: %v", uid, a)
+	}
+	return a.str("access_token")
+}
+
+// want checks an answer's code and that errorDetails holds details.
+func want(t *testing.T, what string, a answer, code int, details string) {
+	t.Helper()
+	if a.code() != code || !strings.Contains(a.str("errorDetails"), details) {
+		t.Errorf("%s: got %d %q, want %d with %q", what, a.code(), a.str("errorDetails"), code, details)
+	}
+	if code != 0 && a.str("errorMessage") != gigya.Message(code) {
+		t.Errorf("%s: errorMessage %q, want %q", what, a.str("errorMessage"), gigya.Message(code))
+	}
+}
+
+// TestTokenEndToEnd is the OAuth 2.0 flow of the issue: getToken with x_siteUID, then
+// setUserInfo and getUserInfo with only the token, over real TLS; the token stops
+// working after logout, deleteAccount and expiry.
+func TestTokenEndToEnd(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "bob")
+
+	// A signed getToken, as the Java SDK sends it (java-403002-retry.jsonl line 11).
+	p := ts.signed(t, ts.HTTPSURL, "socialize.getToken", url.Values{"grant_type": {"none"}, "x_siteUID": {"alice"},
+		"x_userInfo": {`{"firstName":"Alice","age":33}`}}, "", "")
+	a := ts.tlsPost(t, "socialize.getToken", p)
+	token := a.str("access_token")
+	if a.code() != 0 || !regexp.MustCompile(`^st2\.at\.[A-Za-z0-9_-]{43}$`).MatchString(token) {
+		t.Fatalf("getToken: %v", a)
+	}
+	if _, ok := a["expires_in"]; ok {
+		t.Errorf("a token without x_sessionExpiration has expires_in: %v", a)
+	}
+
+	// Only the token: no apiKey, no UID, no signature.
+	a = ts.tlsPost(t, "socialize.setUserInfo", withToken(token, url.Values{"userInfo": {`{"nickname":"ally"}`}}))
+	want(t, "setUserInfo with the token", a, 0, "")
+	a = ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil))
+	want(t, "getUserInfo with the token", a, 0, "")
+	if a.str("UID") != "alice" || a.str("firstName") != "Alice" || a["age"] != 33.0 || a.str("nickname") != "ally" || a["isLoggedIn"] != true {
+		t.Errorf("getUserInfo with the token: %v", a)
+	}
+	key, _ := socius.DecodeSecret(testSecret)
+	if !gigya.ValidateUIDSignature(key, "alice", a.str("signatureTimestamp"), a.str("UIDSignature"), time.Minute, ts.Clock.Now()) {
+		t.Errorf("UIDSignature of a token call does not validate with the partner secret")
+	}
+	// The SDK captures send UID along with the token: its own UID is fine, another
+	// user's is not.
+	want(t, "token with its own UID", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"UID": {"alice"}})), 0, "")
+	want(t, "token with another UID", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"UID": {"bob"}})), 403007, "bound to another user")
+	want(t, "token setting another UID", ts.tlsPost(t, "socialize.setUserInfo", withToken(token, url.Values{"UID": {"bob"}, "userInfo": {`{"nickname":"x"}`}})), 403007, "bound to another user")
+	want(t, "token logging in another user", ts.tlsPost(t, "socialize.notifyLogin", withToken(token, url.Values{"siteUID": {"bob"}})), 403007, "bound to another user")
+	if b := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"bob"}}); b.str("nickname") != "" {
+		t.Errorf("bob changed: %v", b)
+	}
+
+	// The header forms.
+	oauth := http.Header{"Authorization": {"OAuth " + token}}
+	want(t, "Authorization: OAuth", ts.do(t, "POST", ts.HTTPSURL, "socialize.getUserInfo", url.Values{}, oauth), 0, "")
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
+	want(t, "Authorization: Bearer <access token>", ts.do(t, "GET", ts.HTTPSURL, "socialize.getUserInfo", url.Values{}, bearer), 0, "")
+	want(t, "header and parameter differ", ts.do(t, "POST", ts.HTTPSURL, "socialize.getUserInfo", url.Values{"oauth_token": {token + "x"}}, oauth), 400008, "different tokens")
+
+	// Plain HTTP: refused before the token is looked at, in both forms.
+	want(t, "token over HTTP", ts.post(t, ts.HTTPURL, "socialize.getUserInfo", withToken(token, nil)), 403025, "only be sent over HTTPS")
+	want(t, "OAuth header over HTTP", ts.do(t, "POST", ts.HTTPURL, "socialize.getUserInfo", url.Values{}, oauth), 403025, "only be sent over HTTPS")
+
+	// Unknown tokens, of Socius's shape or not; a token for another apiKey.
+	want(t, "unknown token", ts.tlsPost(t, "socialize.getUserInfo", withToken(socius.NewTokenText(socius.AccessToken), nil)), 403025, "unknown token")
+	want(t, "foreign token", ts.tlsPost(t, "socialize.getUserInfo", withToken("lab-oauth-token-123", nil)), 403025, "unknown token")
+	want(t, "empty token", ts.tlsPost(t, "socialize.getUserInfo", withToken("", nil)), 403025, "empty")
+	want(t, "token with another apiKey", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"apiKey": {"3_Other"}})), 403025, "not issued for apiKey 3_Other")
+	want(t, "token with its apiKey", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"ApiKey": {testAPIKey}})), 0, "")
+
+	// deleteAccount needs server credentials.
+	want(t, "deleteAccount with a token", ts.tlsPost(t, "socialize.deleteAccount", withToken(token, nil)), 403007, "needs server credentials")
+
+	// logout with the token ends it, and every other token of the user.
+	other := ts.accessToken(t, "alice")
+	want(t, "logout with the token", ts.tlsPost(t, "socialize.logout", withToken(token, nil)), 0, "")
+	want(t, "token after logout", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "revoked")
+	want(t, "second token after logout", ts.tlsPost(t, "socialize.getUserInfo", withToken(other, nil)), 403025, "revoked")
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"alice"}}); a["isLoggedIn"] != false {
+		t.Errorf("after logout: %v", a)
+	}
+
+	// A new login, a new token; deleteAccount (server credentials) ends it.
+	token = ts.accessToken(t, "alice")
+	want(t, "new token", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "deleteAccount", ts.call(t, "socialize.deleteAccount", url.Values{"UID": {"alice"}}), 0, "")
+	want(t, "token after deleteAccount", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "revoked")
+
+	// A token with a lifetime: expires_in, then expiry on the server's clock.
+	a = ts.getToken(t, url.Values{"grant_type": {"client_credentials"}, "x_siteUID": {"carol"}, "x_sessionExpiration": {"60"}})
+	if a.code() != 0 || a["expires_in"] != 60.0 {
+		t.Fatalf("getToken with x_sessionExpiration=60: %v", a)
+	}
+	token = a.str("access_token")
+	ts.Clock.Advance(59 * time.Second)
+	want(t, "token at 59 s", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	ts.Clock.Advance(time.Second)
+	want(t, "token at 60 s", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "expired at")
+	// Logout after expiry: the token is still reported as expired, not revoked.
+	ts.call(t, "socialize.logout", url.Values{"UID": {"carol"}})
+	want(t, "expired, then revoked", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "expired at")
+
+	// -1: 60 s.
+	a = ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"carol"}, "x_sessionExpiration": {"-1"}})
+	if a.code() != 0 || a["expires_in"] != 60.0 {
+		t.Errorf("x_sessionExpiration=-1: %v", a)
+	}
+	// 0 and -2: no expiry.
+	for _, v := range []string{"0", "-2"} {
+		a = ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"carol"}, "x_sessionExpiration": {v}})
+		if _, ok := a["expires_in"]; a.code() != 0 || ok {
+			t.Errorf("x_sessionExpiration=%s: %v", v, a)
+		}
+		ts.Clock.Advance(100 * 365 * 24 * time.Hour)
+		want(t, "token with x_sessionExpiration="+v+" a century later", ts.tlsPost(t, "socialize.getUserInfo", withToken(a.str("access_token"), nil)), 0, "")
+	}
+}
+
+// TestTokenFollowsRename: setUID and notifyRegistration move the user's tokens along.
+func TestTokenFollowsRename(t *testing.T) {
+	ts := startServer(t)
+	token := ts.accessToken(t, "dave")
+	want(t, "setUID with the token", ts.tlsPost(t, "socialize.setUID", withToken(token, url.Values{"siteUID": {"dave-2"}})), 0, "")
+	if a := ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)); a.code() != 0 || a.str("UID") != "dave-2" {
+		t.Errorf("after setUID: %v", a)
+	}
+	// A server call renames; the token follows too.
+	want(t, "notifyRegistration", ts.call(t, "socialize.notifyRegistration", url.Values{"UID": {"dave-2"}, "siteUID": {"dave-3"}}), 0, "")
+	if a := ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)); a.code() != 0 || a.str("UID") != "dave-3" {
+		t.Errorf("after notifyRegistration: %v", a)
+	}
+	want(t, "token with the old UID", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"UID": {"dave-2"}})), 403007, "bound to another user")
+}
+
+// TestGetTokenCredentials: every client-credential shape of SPEC 5, and every refusal.
+func TestGetTokenCredentials(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	const keySecret = vectors.LabUserSecret
+	for _, k := range []*socius.Key{
+		{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
+		{UserKey: "ATokenReader", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.getUserInfo"}},
+		{UserKey: "ANoTokens", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getUserInfo"}},
+	} {
+		k.CreatedAt = time.Now()
+		if err := ts.Store.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	basic := func(id, secret string) http.Header {
+		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))}}
+	}
+	grant := func(extra url.Values) url.Values {
+		p := url.Values{"grant_type": {"none"}, "x_siteUID": {"eve"}}
+		for k, v := range extra {
+			p[k] = v
+		}
+		return p
+	}
+	tests := []struct {
+		name       string
+		httpMethod string
+		https      bool
+		params     url.Values
+		header     http.Header
+		code       int
+		details    string
+	}{
+		{"Basic apiKey:partner secret", "POST", true, grant(nil), basic(testAPIKey, testSecret), 0, ""},
+		{"Basic form-encoded secret", "POST", true, grant(nil), basic(testAPIKey, url.QueryEscape(testSecret)), 0, ""},
+		{"Basic userKey:key secret", "POST", true, grant(nil), basic("AFullKey", keySecret), 0, ""},
+		{"client_id + client_secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 0, ""},
+		{"client_id=userKey + client_secret", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "client_secret": {keySecret}}), nil, 0, ""},
+		{"client_id + userKey + secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "userKey": {"AFullKey"}, "secret": {keySecret}}), nil, 0, ""},
+		{"apiKey + userKey + secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "userKey": {"AFullKey"}, "secret": {keySecret}}), nil, 0, ""},
+		{"apiKey + partner secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 0, ""},
+		{"signed, partner", "POST", true, ts.signed(t, ts.HTTPSURL, "socialize.getToken", grant(nil), "", ""), nil, 0, ""},
+		{"signed, userKey", "POST", true, ts.signed(t, ts.HTTPSURL, "socialize.getToken", grant(nil), "AFullKey", keySecret), nil, 0, ""},
+		{"signed with client_id for apiKey", "POST", true, func() url.Values {
+			p := ts.signed(t, ts.HTTPSURL, "socialize.getToken", grant(url.Values{"client_id": {testAPIKey}, "apiKey": {testAPIKey}}), "", "")
+			return p
+		}(), nil, 0, ""},
+
+		{"over plain HTTP, signed", "POST", false, ts.signed(t, ts.HTTPURL, "socialize.getToken", grant(nil), "", ""), nil, 403006, "HTTPS only"},
+		{"over plain HTTP, Basic", "POST", false, grant(nil), basic(testAPIKey, testSecret), 403006, "HTTPS only"},
+		{"GET", "GET", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400001, "must be a POST"},
+		{"wrong client_secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {keySecret}}), nil, 403003, "client secret does not match the secret of apiKey"},
+		{"wrong Basic secret", "POST", true, grant(nil), basic("AFullKey", testSecret), 403003, "userKey AFullKey"},
+		{"wrong plain secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "secret": {keySecret}}), nil, 403003, "secret does not match"},
+		{"Basic not base64", "POST", true, grant(nil), http.Header{"Authorization": {"Basic !!!"}}, 400008, "base64(client_id:client_secret)"},
+		{"Basic without colon", "POST", true, grant(nil), http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(testAPIKey))}}, 400008, "base64(client_id:client_secret)"},
+		{"Basic and client_id differ", "POST", true, grant(url.Values{"client_id": {"AFullKey"}}), basic(testAPIKey, testSecret), 400008, "differ"},
+		{"client_secret without client_id", "POST", true, grant(url.Values{"client_secret": {testSecret}}), nil, 400002, "client_id"},
+		{"unknown client_id", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "client_secret": {testSecret}}), nil, 400093, "neither an apiKey nor a userKey"},
+		{"client_id and apiKey differ", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 400006, "client_id"},
+		{"no credentials", "POST", true, grant(nil), nil, 400093, "Missing required parameter: apiKey"},
+		{"with a token", "POST", true, grant(url.Values{"oauth_token": {socius.NewTokenText(socius.AccessToken)}}), nil, 403007, "not a token"},
+		{"key without getToken", "POST", true, grant(url.Values{"client_id": {"ANoTokens"}, "client_secret": {keySecret}}), nil, 403007, "may not call socialize.getToken"},
+		{"missing grant_type", "POST", true, url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}, nil, 400002, "grant_type"},
+		{"grant_type authorization_code", "POST", true, grant(url.Values{"grant_type": {"authorization_code"}, "code": {"abc"}, "redirect_uri": {"https://x/"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400013, "authorization_code"},
+		{"grant_type password", "POST", true, grant(url.Values{"grant_type": {"password"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400013, "Unsupported grant type"},
+		{"x_userInfo without x_siteUID", "POST", true, url.Values{"grant_type": {"none"}, "x_userInfo": {`{"firstName":"x"}`}, "client_id": {testAPIKey}, "client_secret": {testSecret}}, nil, 400002, "x_siteUID"},
+		{"bad x_userInfo", "POST", true, grant(url.Values{"x_userInfo": {`{"gender":"x"}`}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_userInfo.gender"},
+		{"bad x_siteUID", "POST", true, grant(url.Values{"x_siteUID": {"é"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_siteUID"},
+		{"bad x_sessionExpiration", "POST", true, grant(url.Values{"x_sessionExpiration": {"soon"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_sessionExpiration"},
+		{"x_sessionExpiration below -2", "POST", true, grant(url.Values{"x_sessionExpiration": {"-3"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_sessionExpiration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := ts.HTTPURL
+			if tt.https {
+				base = ts.HTTPSURL
+			}
+			a := ts.do(t, tt.httpMethod, base, "socialize.getToken", tt.params, tt.header)
+			want(t, tt.name, a, tt.code, tt.details)
+			if tt.code == 0 {
+				if b := ts.tlsPost(t, "socialize.getUserInfo", withToken(a.str("access_token"), nil)); b.code() != 0 || b.str("UID") != "eve" {
+					t.Errorf("using the token: %v", b)
+				}
+			}
+		})
+	}
+	// A refused getToken created no user.
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"é"}}); a.code() == 0 {
+		t.Errorf("a refused getToken created a user: %v", a)
+	}
+
+	// A token has the permissions of the key that obtained it, while the key lives.
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"eve"}, "apiKey": {testAPIKey}, "userKey": {"ATokenReader"}, "secret": {keySecret}})
+	if a.code() != 0 {
+		t.Fatal(a)
+	}
+	token := a.str("access_token")
+	want(t, "key token reads", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "key token writes", ts.tlsPost(t, "socialize.setUserInfo", withToken(token, url.Values{"userInfo": {"{}"}})), 403007, "userKey ATokenReader may not call socialize.setUserInfo")
+	if err := ts.Store.DeleteKey(ctx, "ATokenReader"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "token of a deleted key", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "userKey that obtained the token no longer exists")
+}
+
+// TestUnboundToken: a client_credentials token without x_siteUID acts for the site, as
+// its credentials would, except that it cannot delete accounts.
+func TestUnboundToken(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	a := ts.getToken(t, url.Values{"grant_type": {"client_credentials"}})
+	if a.code() != 0 {
+		t.Fatal(a)
+	}
+	token := a.str("access_token")
+	want(t, "no UID", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 400002, "Missing required parameter: UID")
+	want(t, "set u1", ts.tlsPost(t, "socialize.setUserInfo", withToken(token, url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"site"}`}})), 0, "")
+	if a := ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"UID": {"u1"}})); a.str("nickname") != "site" {
+		t.Errorf("get u1: %v", a)
+	}
+	want(t, "notifyLogin", ts.tlsPost(t, "socialize.notifyLogin", withToken(token, url.Values{"siteUID": {"u2"}})), 0, "")
+	want(t, "deleteAccount", ts.tlsPost(t, "socialize.deleteAccount", withToken(token, url.Values{"UID": {"u2"}})), 403007, "not a token")
+	// Logging a user out does not end a token bound to no user.
+	want(t, "logout u1", ts.tlsPost(t, "socialize.logout", withToken(token, url.Values{"UID": {"u1"}})), 0, "")
+	want(t, "after logout", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"UID": {"u2"}})), 0, "")
+}
+
+// sessionSigned signs params as the mobile SDKs sign a session call: oauth_token, then
+// timestamp, nonce and sig, the key being the base64-decoded session secret. No apiKey
+// is added.
+func (ts *testServer) sessionSigned(t *testing.T, base, method string, params url.Values, token, secret string) url.Values {
+	t.Helper()
+	p := url.Values{"oauth_token": {token}}
+	for k, v := range params {
+		p[k] = v
+	}
+	if p.Get("timestamp") == "" {
+		p.Set("timestamp", strconv.FormatInt(ts.Clock.Now().Unix(), 10))
+	}
+	if p.Get("nonce") == "" {
+		p.Set("nonce", strconv.FormatInt(time.Now().UnixNano(), 10)+"_"+strconv.FormatInt(nonceSeq.Add(1), 10))
+	}
+	norm, err := gigya.NormalizeURL(base + "/" + method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []gigya.Param
+	for k, vs := range p {
+		list = append(list, gigya.Param{Name: k, Value: vs[0]})
+	}
+	key, err := base64.StdEncoding.DecodeString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Set("sig", gigya.Sign(key, "POST", norm, list))
+	return p
+}
+
+// TestMobileSession: notifyLogin with targetEnv=mobile hands out a session token and
+// secret; calls carrying the token and signed with the secret work, others do not.
+func TestMobileSession(t *testing.T) {
+	ts := startServer(t)
+	a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m1"}, "targetEnv": {"mobile"}})
+	token, secret := a.str("sessionToken"), a.str("sessionSecret")
+	if a.code() != 0 || a.str("UID") != "m1" || !strings.HasPrefix(token, socius.SessionTokenPrefix) {
+		t.Fatalf("notifyLogin mobile: %v", a)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(secret); err != nil || len(raw) != 32 {
+		t.Errorf("sessionSecret %q is not standard base64 of 32 bytes", secret)
+	}
+	if _, ok := a["cookieName"]; ok {
+		t.Errorf("a mobile login has cookie fields: %v", a)
+	}
+	// Browser mode (the default) answers the login cookie instead.
+	b := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m1"}})
+	if b.str("cookieName") != "glt_"+testAPIKey || b.str("cookieValue") == "" || b.str("cookiePath") != "/" || b.str("cookieDomain") != "127.0.0.1" || b["sessionToken"] != nil {
+		t.Errorf("notifyLogin browser: %v", b)
+	}
+
+	sign := func(method string, p url.Values) url.Values {
+		return ts.sessionSigned(t, ts.HTTPSURL, method, p, token, secret)
+	}
+	want(t, "signed session setUserInfo", ts.tlsPost(t, "socialize.setUserInfo", sign("socialize.setUserInfo", url.Values{"userInfo": {`{"firstName":"Mo"}`}})), 0, "")
+	a = ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil))
+	if a.code() != 0 || a.str("UID") != "m1" || a.str("firstName") != "Mo" {
+		t.Errorf("signed session getUserInfo: %v", a)
+	}
+	// Android sends ApiKey too and signs with URL-safe base64.
+	p := sign("socialize.getUserInfo", url.Values{"ApiKey": {testAPIKey}})
+	p.Set("sig", strings.NewReplacer("+", "-", "/", "_").Replace(p.Get("sig")))
+	want(t, "Android-style session call", ts.tlsPost(t, "socialize.getUserInfo", p), 0, "")
+
+	want(t, "unsigned session call", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 400002, "Missing required parameter: sig")
+	want(t, "session call over HTTP", ts.post(t, ts.HTTPURL, "socialize.getUserInfo", ts.sessionSigned(t, ts.HTTPURL, "socialize.getUserInfo", nil, token, secret)), 403025, "only be sent over HTTPS")
+	want(t, "signed with the partner secret", ts.tlsPost(t, "socialize.getUserInfo", ts.sessionSigned(t, ts.HTTPSURL, "socialize.getUserInfo", nil, token, testSecret)), 403003, "sessionSecret of the session token")
+	p = sign("socialize.getUserInfo", nil)
+	p.Set("UID", "m1") // added after signing
+	want(t, "parameter added after signing", ts.tlsPost(t, "socialize.getUserInfo", p), 403003, "Invalid request signature")
+	p = sign("socialize.getUserInfo", nil)
+	want(t, "first", ts.tlsPost(t, "socialize.getUserInfo", p), 0, "")
+	want(t, "replay", ts.tlsPost(t, "socialize.getUserInfo", p), 403004, "Duplicate nonce")
+	old := sign("socialize.getUserInfo", url.Values{"timestamp": {strconv.FormatInt(ts.Clock.Now().Unix()-121, 10)}})
+	want(t, "stale timestamp", ts.tlsPost(t, "socialize.getUserInfo", old), 403002, "by more than 120 s")
+	want(t, "stale timestamp again (Java retry)", ts.tlsPost(t, "socialize.getUserInfo", old), 403002, "Request has expired")
+	// A session token is not a server credential either.
+	want(t, "deleteAccount with a session", ts.tlsPost(t, "socialize.deleteAccount", sign("socialize.deleteAccount", nil)), 403007, "not a token")
+	// logout with the session ends it.
+	want(t, "logout", ts.tlsPost(t, "socialize.logout", sign("socialize.logout", nil)), 0, "")
+	want(t, "session after logout", ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)), 403025, "revoked")
+
+	// sessionExpiration sets the session's lifetime on the server's clock.
+	a = ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m2"}, "targetEnv": {"mobile"}, "sessionExpiration": {"120"}})
+	token, secret = a.str("sessionToken"), a.str("sessionSecret")
+	ts.Clock.Advance(119 * time.Second)
+	want(t, "session at 119 s", ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)), 0, "")
+	ts.Clock.Advance(time.Second)
+	want(t, "session at 120 s", ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)), 403025, "expired at")
+	want(t, "bad sessionExpiration", ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m2"}, "targetEnv": {"mobile"}, "sessionExpiration": {"1.5"}}), 400006, "sessionExpiration")
+
+	// Changing the partner secret ends every mobile session of the site: the session
+	// secrets derive from it.
+	a = ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m3"}, "targetEnv": {"mobile"}})
+	token, secret = a.str("sessionToken"), a.str("sessionSecret")
+	want(t, "before rotation", ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)), 0, "")
+	if err := ts.Store.PutSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: socius.NewSecret(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "after rotation", ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)), 403003, "sessionSecret")
+}
+
+// jwtFor builds an RS256 JWT as the SDKs do (header alg, typ, kid; claims iat, jti),
+// encoded with enc.
+func jwtFor(t *testing.T, priv *rsa.PrivateKey, header, claims map[string]any, enc *base64.Encoding) string {
+	t.Helper()
+	h, _ := json.Marshal(header)
+	c, _ := json.Marshal(claims)
+	input := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + enc.EncodeToString(sig)
+}
+
+// TestBearerJWT: Authorization: Bearer <JWT> with a userKey whose public key is
+// registered.
+func TestBearerJWT(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	ctx := context.Background()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := socius.EncodeRSAPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*socius.Key{
+		{UserKey: "AJwtKey", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pub},
+		{UserKey: "AJwtReader", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pub, Methods: []string{"socialize.getUserInfo"}},
+		{UserKey: "ANoPublicKey", APIKey: testAPIKey, Secret: vectors.LabUserSecret},
+	} {
+		k.CreatedAt = time.Now()
+		if err := ts.Store.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var jti int
+	claims := func(iat time.Time) map[string]any {
+		jti++
+		return map[string]any{"iat": iat.Unix(), "jti": strconv.Itoa(jti) + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)}
+	}
+	hdr := func(kid string) map[string]any { return map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid} }
+	now := ts.Clock.Now
+	valid := func() string { return jwtFor(t, priv, hdr("AJwtKey"), claims(now()), base64.RawURLEncoding) }
+	call := func(method, jwt string, params url.Values) answer {
+		t.Helper()
+		p := url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}
+		for k, v := range params {
+			p[k] = v
+		}
+		return ts.do(t, "POST", ts.HTTPURL, method, p, http.Header{"Authorization": {"Bearer " + jwt}})
+	}
+
+	want(t, "valid JWT", call("socialize.getUserInfo", valid(), nil), 0, "")
+	want(t, "valid JWT sets", call("socialize.setUserInfo", valid(), url.Values{"userInfo": {`{"nickname":"jwt"}`}}), 0, "")
+	want(t, "standard base64, padded (.NET)", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), claims(now()), base64.StdEncoding), nil), 0, "")
+	jwt := valid()
+	want(t, "first use", call("socialize.getUserInfo", jwt, nil), 0, "")
+	want(t, "jti replay", call("socialize.getUserInfo", jwt, nil), 403004, "Duplicate nonce")
+	want(t, "iat too old", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), claims(now().Add(-121*time.Second)), base64.RawURLEncoding), nil), 403002, "JWT iat")
+	want(t, "iat in the future", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), claims(now().Add(200*time.Second)), base64.RawURLEncoding), nil), 403002, "ahead of")
+	expired := claims(now())
+	expired["exp"] = now().Add(-time.Second).Unix()
+	want(t, "exp passed", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), expired, base64.RawURLEncoding), nil), 403002, "exp")
+	want(t, "signed by another key", call("socialize.getUserInfo", jwtFor(t, stranger, hdr("AJwtKey"), claims(now()), base64.RawURLEncoding), nil), 403003, "does not verify")
+	tampered := valid()
+	parts := strings.Split(tampered, ".")
+	other := strings.Split(valid(), ".")
+	want(t, "claims swapped", call("socialize.getUserInfo", parts[0]+"."+other[1]+"."+parts[2], nil), 403003, "does not verify")
+	want(t, "alg none", call("socialize.getUserInfo", strings.Join(strings.Split(jwtFor(t, priv, map[string]any{"alg": "none", "kid": "AJwtKey"}, claims(now()), base64.RawURLEncoding), ".")[:2], ".")+".", nil), 400008, `alg "none"`)
+	want(t, "alg HS256", call("socialize.getUserInfo", jwtFor(t, priv, map[string]any{"alg": "HS256", "kid": "AJwtKey"}, claims(now()), base64.RawURLEncoding), nil), 400008, "only RS256")
+	want(t, "not a JWT", call("socialize.getUserInfo", "abc", nil), 400008, "not a JWT")
+	want(t, "header not JSON", call("socialize.getUserInfo", "bm90IGpzb24."+other[1]+"."+other[2], nil), 400008, "header")
+	want(t, "no kid", call("socialize.getUserInfo", jwtFor(t, priv, map[string]any{"alg": "RS256"}, claims(now()), base64.RawURLEncoding), nil), 400008, "no kid")
+	want(t, "no iat", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), map[string]any{"jti": "x"}, base64.RawURLEncoding), nil), 400008, "no iat")
+	want(t, "no jti", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), map[string]any{"iat": now().Unix()}, base64.RawURLEncoding), nil), 400008, "no jti")
+	want(t, "key without a public key", call("socialize.getUserInfo", jwtFor(t, priv, hdr("ANoPublicKey"), claims(now()), base64.RawURLEncoding), nil), 400008, "no public key registered")
+	want(t, "unknown kid", call("socialize.getUserInfo", jwtFor(t, priv, hdr("ANobody"), claims(now()), base64.RawURLEncoding), nil), 403005, "not a key of this site")
+	want(t, "userKey parameter differs from kid", call("socialize.getUserInfo", valid(), url.Values{"userKey": {"AJwtReader"}}), 400008, "differ")
+	want(t, "key permissions", call("socialize.setUserInfo", jwtFor(t, priv, hdr("AJwtReader"), claims(now()), base64.RawURLEncoding), url.Values{"userInfo": {"{}"}}), 403007, "may not call")
+	want(t, "no apiKey", ts.do(t, "POST", ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + valid()}}), 400093, "apiKey")
+
+	// A bearer JWT is a client credential for getToken too.
+	a := ts.do(t, "POST", ts.HTTPSURL, "socialize.getToken", url.Values{"apiKey": {testAPIKey}, "grant_type": {"none"}, "x_siteUID": {"u1"}}, http.Header{"Authorization": {"Bearer " + valid()}})
+	if a.code() != 0 {
+		t.Fatalf("getToken with a bearer JWT: %v", a)
+	}
+	if b := ts.tlsPost(t, "socialize.getUserInfo", withToken(a.str("access_token"), nil)); b.str("nickname") != "jwt" {
+		t.Errorf("the token of a JWT-authenticated getToken: %v", b)
+	}
+}
+
+// TestKeyCreatePublicKey: `socius key create --public-key FILE` stores the key's RSA
+// public key (PKIX or PKCS #1 PEM), and the server then accepts the key's JWTs.
+func TestKeyCreatePublicKey(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--api-key", testAPIKey, "--secret", testSecret); code != 0 {
+		t.Fatal(errOut)
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkix, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	smallDER, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
+	files := map[string][]byte{
+		"pkix.pem":  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}),
+		"pkcs1.pem": pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)}),
+		"small.pem": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: smallDER}),
+		"priv.pem":  pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(priv)}),
+		"junk.pem":  []byte("not a key"),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []struct{ file, userKey string }{{"pkix.pem", "APkix"}, {"pkcs1.pem", "APkcs1"}} {
+		code, out, errOut := runCLI(t, noEnv, "key", "create", "--data", dir, "--site", testAPIKey, "--user-key", f.userKey, "--public-key", filepath.Join(dir, f.file))
+		if code != 0 || !strings.Contains(out, "bearer:  RS256") {
+			t.Fatalf("key create --public-key %s: %d %s %s", f.file, code, out, errOut)
+		}
+	}
+	for _, f := range []struct{ file, err string }{{"small.pem", "1024 bits"}, {"priv.pem", "not a public key"}, {"junk.pem", "no PEM block"}, {"missing.pem", "no such file"}} {
+		code, _, errOut := runCLI(t, noEnv, "key", "create", "--data", dir, "--site", testAPIKey, "--public-key", filepath.Join(dir, f.file))
+		if code != 1 || !strings.Contains(errOut, f.err) {
+			t.Errorf("key create --public-key %s: %d %s, want %q", f.file, code, errOut, f.err)
+		}
+	}
+	if code, out, _ := runCLI(t, noEnv, "key", "list", "--data", dir); code != 0 || strings.Count(out, "RS256") != 2 {
+		t.Errorf("key list: %s", out)
+	}
+
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.Stdout = io.Discard
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ts := &testServer{Main: m, Clock: &socius.OffsetClock{}, client: httpClient()}
+	ts.login(t, "u1")
+	for i, kid := range []string{"APkix", "APkcs1"} {
+		jwt := jwtFor(t, priv, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, map[string]any{"iat": time.Now().Unix(), "jti": strconv.Itoa(i)}, base64.RawURLEncoding)
+		a := ts.do(t, "POST", m.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + jwt}})
+		want(t, "JWT of "+kid, a, 0, "")
+	}
+}
+
+// sendCapture sends a captured request as it was sent (request target, Host, body) to
+// the listener it reached, and returns the answer.
+func sendCapture(t *testing.T, ts *testServer, c vectors.Capture) answer {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	if c.Listener == "https" {
+		conn, err = tlsDial(ts, strings.TrimPrefix(ts.HTTPSURL, "https://"))
+	} else {
+		conn, err = net.Dial("tcp", strings.TrimPrefix(ts.HTTPURL, "http://"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		c.Method, c.Target, c.Header("Host"), len(c.Body), c.Body)
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s:%d: %v", c.File, c.Line, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("%s:%d: %v\n%s", c.File, c.Line, err, body)
+	}
+	return a
+}
+
+// TestJavaGetTokenCapture replays the signed socialize.getToken the real Java SDK sent
+// (java-403002-retry.jsonl: GSRequest(apiKey, secret, "socialize.getToken",
+// {grant_type: none, x_siteUID: lab-uid-1}, useHTTPS)) at the moment it was captured,
+// then uses the token as the Java SDK's token constructor sends it.
+func TestJavaGetTokenCapture(t *testing.T) {
+	caps, err := vectors.Captures("java-403002-retry.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var getToken, tokenCall *vectors.Capture
+	for i := range caps {
+		switch c := &caps[i]; {
+		case c.Path == "/socialize.getToken" && getToken == nil:
+			getToken = c
+		case strings.Contains(c.Body, "oauth_token=") && tokenCall == nil:
+			tokenCall = c
+		}
+	}
+	if getToken == nil || tokenCall == nil {
+		t.Fatal("java-403002-retry.jsonl holds no getToken call or no token call")
+	}
+	ts := startServer(t)
+	received, err := time.Parse(time.RFC3339Nano, getToken.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Clock.Set(received)
+	a := sendCapture(t, ts, *getToken)
+	token := a.str("access_token")
+	if a.code() != 0 || !strings.HasPrefix(token, socius.AccessTokenPrefix) {
+		t.Fatalf("%s:%d: %v", getToken.File, getToken.Line, a)
+	}
+	// The SDK's byte-identical retry is a replay once the first one succeeded.
+	want(t, "the retry", sendCapture(t, ts, *getToken), 403004, "Duplicate nonce")
+	// The captured token call, its unknown token replaced by the one just issued.
+	tc := *tokenCall
+	want(t, "the captured token call", sendCapture(t, ts, tc), 403025, "unknown token")
+	tc.Body = strings.Replace(tc.Body, "oauth_token=not-a-real-token", "oauth_token="+url.QueryEscape(token), 1)
+	if a := sendCapture(t, ts, tc); a.code() != 0 || a.str("UID") != "lab-uid-1" {
+		t.Errorf("getUserInfo with the issued token: %v", a)
+	}
+}
+
+// TestTokenHousekeeping: dead tokens are kept for tokenRetention (so that clients are
+// told "expired" or "revoked"), then removed; live ones stay.
+func TestTokenHousekeeping(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"h1"}, "x_sessionExpiration": {"60"}})
+	expiring := a.str("access_token")
+	revoked := ts.accessToken(t, "h2")
+	live := ts.accessToken(t, "h3")
+	want(t, "logout h2", ts.call(t, "socialize.logout", url.Values{"UID": {"h2"}}), 0, "")
+	ts.Clock.Advance(time.Minute)
+	if n := ts.sweepTokens(ctx); n != 0 {
+		t.Errorf("swept %d tokens that died a minute ago", n)
+	}
+	want(t, "expired, kept", ts.tlsPost(t, "socialize.getUserInfo", withToken(expiring, nil)), 403025, "expired at")
+	ts.Clock.Advance(tokenRetention)
+	if n := ts.sweepTokens(ctx); n != 2 {
+		t.Errorf("swept %d tokens, want 2", n)
+	}
+	want(t, "expired, swept", ts.tlsPost(t, "socialize.getUserInfo", withToken(expiring, nil)), 403025, "unknown token")
+	want(t, "revoked, swept", ts.tlsPost(t, "socialize.getUserInfo", withToken(revoked, nil)), 403025, "unknown token")
+	want(t, "live", ts.tlsPost(t, "socialize.getUserInfo", withToken(live, nil)), 0, "")
+}

@@ -1,0 +1,363 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/dump"
+)
+
+// exportPage is how many users an export reads from the store at a time: an export
+// never holds more than one page in memory.
+const exportPage = 1000
+
+// importWorkers is how many users an import writes at once: the store commits
+// concurrent writes together, so a few in flight make a large import fast.
+const importWorkers = 16
+
+// progressEvery is how often a long import reports its progress; tests shorten it.
+var progressEvery = time.Second
+
+func runUser(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: socius user export|import [flags]")
+		return errUsage
+	}
+	var sf storeFlags
+	fs := newFlagSet("socius user "+args[0], stderr)
+	sf.register(fs, lookupEnv, stderr)
+	switch args[0] {
+	case "export":
+		site := fs.String("site", "", "apiKey of the site whose users to export (required)")
+		out := fs.String("out", "-", "file to write (- for standard output)")
+		withSite := fs.Bool("with-site", false, "write the site and its keys (secrets in clear) before the users, so that an import recreates them")
+		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		if *site == "" {
+			fmt.Fprintln(stderr, "socius user export: --site APIKEY is required")
+			return errUsage
+		}
+		return withStore(ctx, sf, func(st socius.Store) error {
+			return exportUsers(ctx, st, *site, *withSite, *out, stdout, stderr)
+		})
+	case "import":
+		in := fs.String("in", "-", "file to read (- for standard input)")
+		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		r := io.Reader(os.Stdin)
+		if *in != "-" {
+			f, err := os.Open(*in)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r = f
+		}
+		return withStore(ctx, sf, func(st socius.Store) error {
+			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}}
+			return imp.run(ctx, r, stdout)
+		})
+	}
+	fmt.Fprintf(stderr, "socius user: unknown subcommand %q (export, import)\n", args[0])
+	return errUsage
+}
+
+// exportUsers writes every user of a site as JSON lines (package dump), page by page.
+func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite bool, out string, stdout, stderr io.Writer) (err error) {
+	site, err := st.Site(ctx, apiKey)
+	if errors.Is(err, socius.ErrNotFound) {
+		return fmt.Errorf("no site has apiKey %s", apiKey)
+	}
+	if err != nil {
+		return err
+	}
+	w := stdout
+	if out != "-" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out) // no half export left behind
+			}
+		}()
+		w = f
+	}
+	dw := dump.NewWriter(w)
+	if withSite {
+		if err := dw.WriteSite(site); err != nil {
+			return err
+		}
+		keys, err := st.Keys(ctx, apiKey)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := dw.WriteKey(k); err != nil {
+				return err
+			}
+		}
+	}
+	n, after := 0, ""
+	for {
+		users, err := st.Users(ctx, apiKey, after, exportPage)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if err := dw.WriteUser(u); err != nil {
+				return err
+			}
+		}
+		n += len(users)
+		if len(users) < exportPage {
+			break
+		}
+		after = users[len(users)-1].UID
+	}
+	if err := dw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "exported %d users of site %s\n", n, apiKey)
+	return nil
+}
+
+// importer reads dump records into a store. Users are written by importWorkers
+// goroutines, each user always by the same one (so a UID repeated in the file ends
+// with its last record); site and key records wait for the users before them.
+type importer struct {
+	st     socius.Store
+	stderr io.Writer
+
+	mu       sync.Mutex // guards stderr, bad and failed
+	bad      int
+	failed   error
+	users    atomic.Int64
+	sites    map[string]bool // apiKeys known to exist
+	created  []string        // what site and key records created
+	pending  sync.WaitGroup
+	workers  []chan userLine
+	lastShow time.Time
+}
+
+type userLine struct {
+	line int
+	user *socius.User
+}
+
+// badLine reports a line that was skipped.
+func (imp *importer) badLine(line int, format string, args ...any) {
+	imp.mu.Lock()
+	defer imp.mu.Unlock()
+	imp.bad++
+	fmt.Fprintf(imp.stderr, "line %d: %s\n", line, fmt.Sprintf(format, args...))
+}
+
+// fail stops the import: the store failed, not the line.
+func (imp *importer) fail(err error) {
+	imp.mu.Lock()
+	defer imp.mu.Unlock()
+	if imp.failed == nil {
+		imp.failed = err
+	}
+}
+
+func (imp *importer) err() error {
+	imp.mu.Lock()
+	defer imp.mu.Unlock()
+	return imp.failed
+}
+
+func (imp *importer) run(ctx context.Context, r io.Reader, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var done sync.WaitGroup
+	for i := 0; i < importWorkers; i++ {
+		ch := make(chan userLine, 64)
+		imp.workers = append(imp.workers, ch)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			for ul := range ch {
+				imp.putUser(ctx, ul)
+				imp.pending.Done()
+			}
+		}()
+	}
+	readErr := imp.read(ctx, dump.NewReader(r))
+	for _, ch := range imp.workers {
+		close(ch)
+	}
+	done.Wait()
+	if readErr == nil {
+		readErr = imp.err()
+	}
+	for _, what := range imp.created {
+		fmt.Fprintln(stdout, "created "+what)
+	}
+	fmt.Fprintf(stdout, "imported %d users, %d bad lines\n", imp.users.Load(), imp.bad)
+	switch {
+	case readErr != nil:
+		return fmt.Errorf("import stopped: %w", readErr)
+	case imp.bad > 0:
+		return fmt.Errorf("import: %d bad lines skipped (see above)", imp.bad)
+	}
+	return nil
+}
+
+// read goes through the records in order, checking and dispatching them.
+func (imp *importer) read(ctx context.Context, r *dump.Reader) error {
+	imp.lastShow = time.Now()
+	for {
+		if err := imp.err(); err != nil {
+			return nil // reported by run
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		var le *dump.LineError
+		if errors.As(err, &le) {
+			imp.badLine(le.Line, "%v", le.Err)
+			continue
+		}
+		if err != nil {
+			return err // the input itself failed: a line too long, a read error
+		}
+		if time.Since(imp.lastShow) >= progressEvery {
+			imp.lastShow = time.Now()
+			imp.mu.Lock()
+			fmt.Fprintf(imp.stderr, "importing: line %d, %d users imported, %d bad lines\n", rec.Line, imp.users.Load(), imp.bad)
+			imp.mu.Unlock()
+		}
+		switch {
+		case rec.Site != nil:
+			imp.pending.Wait()
+			if err := imp.putSite(ctx, rec); err != nil {
+				return err
+			}
+		case rec.Key != nil:
+			imp.pending.Wait()
+			if err := imp.putKey(ctx, rec); err != nil {
+				return err
+			}
+		default:
+			ok, err := imp.siteExists(ctx, rec.User.APIKey)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				imp.badLine(rec.Line, "user %s: no site has apiKey %s (import its site record first, or create it with socius site create)", rec.User.UID, rec.User.APIKey)
+				continue
+			}
+			h := fnv.New32a()
+			h.Write([]byte(rec.User.APIKey + "\x00" + rec.User.UID))
+			imp.pending.Add(1)
+			select {
+			case imp.workers[h.Sum32()%importWorkers] <- userLine{rec.Line, rec.User}:
+			case <-ctx.Done():
+				imp.pending.Done()
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+func (imp *importer) siteExists(ctx context.Context, apiKey string) (bool, error) {
+	if imp.sites[apiKey] {
+		return true, nil
+	}
+	_, err := imp.st.Site(ctx, apiKey)
+	if errors.Is(err, socius.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	imp.sites[apiKey] = true
+	return true, nil
+}
+
+func (imp *importer) putUser(ctx context.Context, ul userLine) {
+	err := imp.st.PutUser(ctx, ul.user)
+	switch {
+	case err == nil:
+		imp.users.Add(1)
+	case errors.Is(err, socius.ErrNotFound):
+		imp.badLine(ul.line, "user %s: no site has apiKey %s", ul.user.UID, ul.user.APIKey)
+	case ctx.Err() == nil:
+		imp.fail(fmt.Errorf("line %d: user %s: %w", ul.line, ul.user.UID, err))
+	}
+}
+
+// putSite creates a site that does not exist. An existing site is left as it is: an
+// import never changes credentials, so one with another secret is a bad line.
+func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
+	s := rec.Site
+	old, err := imp.st.Site(ctx, s.APIKey)
+	switch {
+	case err == nil:
+		if old.Secret != s.Secret {
+			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials)", s.APIKey)
+		}
+		imp.sites[s.APIKey] = true
+		return nil
+	case !errors.Is(err, socius.ErrNotFound):
+		return err
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = time.Now()
+	}
+	if err := imp.st.CreateSite(ctx, s); err != nil {
+		return err
+	}
+	imp.sites[s.APIKey] = true
+	imp.created = append(imp.created, "site "+s.APIKey)
+	return nil
+}
+
+// putKey creates a key that does not exist; an existing key must match the record.
+func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
+	k := rec.Key
+	old, err := imp.st.Key(ctx, k.UserKey)
+	switch {
+	case err == nil:
+		if old.APIKey != k.APIKey || old.Secret != k.Secret || old.PublicKey != k.PublicKey || !slices.Equal(old.Methods, k.Methods) {
+			imp.badLine(rec.Line, "key %s exists with other settings: not changed (an import never replaces credentials)", k.UserKey)
+		}
+		return nil
+	case !errors.Is(err, socius.ErrNotFound):
+		return err
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = time.Now()
+	}
+	err = imp.st.CreateKey(ctx, k)
+	switch {
+	case errors.Is(err, socius.ErrNotFound):
+		imp.badLine(rec.Line, "key %s: no site has apiKey %s", k.UserKey, k.APIKey)
+		return nil
+	case err != nil:
+		return err
+	}
+	imp.created = append(imp.created, "key "+k.UserKey)
+	return nil
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/internal/vectors"
+)
+
+// openDataStore opens the store of an admin command's --data folder.
+func openDataStore(t *testing.T, dir string) socius.Store {
+	t.Helper()
+	st, err := (&storeFlags{data: dir}).open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// allUsers reads every user of a site, page by page.
+func allUsers(t *testing.T, st socius.Store, apiKey string) []*socius.User {
+	t.Helper()
+	var out []*socius.User
+	after := ""
+	for {
+		page, err := st.Users(context.Background(), apiKey, after, 777)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page...)
+		if len(page) < 777 {
+			return out
+		}
+		after = page[len(page)-1].UID
+	}
+}
+
+// seedUsers puts n users with varied profiles into the store, concurrently.
+func seedUsers(t *testing.T, st socius.Store, apiKey string, n int) {
+	t.Helper()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	names := []string{"David", "Dávid 🎉", `quote " backslash \ <b>&amp;`, "tab\tnew\nline", "中文", strings.Repeat("x", 1000)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				u := &socius.User{APIKey: apiKey, UID: fmt.Sprintf("user-%05d", i), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+				if i%97 == 0 {
+					u.UID = fmt.Sprintf(`odd "uid" \%d <&> ~`, i)
+				}
+				if i%3 != 0 {
+					u.Profile[socius.FirstName] = names[i%len(names)]
+					u.Profile[socius.Age] = strconv.Itoa(i % 151)
+					u.Profile[socius.Gender] = []string{"m", "f", "u"}[i%3]
+					u.UpdatedAt = u.CreatedAt.Add(time.Hour)
+				}
+				if i%5 == 0 {
+					u.Profile[socius.Email] = fmt.Sprintf("u%d@example.com", i)
+					u.Profile[socius.PhotoURL] = fmt.Sprintf("https://img.example.com/%d.png?a=1&b=2", i)
+					u.Profile[socius.ThumbnailURL] = "https://img.example.com/t.png"
+					u.Profile[socius.Nickname] = "n" + strconv.Itoa(i)
+					u.Profile[socius.LastName] = "Ünal"
+				}
+				if i%2 == 0 {
+					u.LoginAt = u.CreatedAt.Add(time.Minute)
+					u.LoggedIn = i%4 == 0
+				}
+				if err := st.PutUser(context.Background(), u); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestUserExportImportRoundTrip exports 10,000 users, imports them into a fresh store
+// and exports again: the two exports are the same bytes, and every user is equal in
+// every field. A second import of the same file changes nothing.
+func TestUserExportImportRoundTrip(t *testing.T) {
+	const n = 10_000
+	dirA, dirB := t.TempDir(), t.TempDir()
+	st := openDataStore(t, dirA)
+	ctx := context.Background()
+	site := &socius.Site{APIKey: testAPIKey, Secret: testSecret, Name: "lab", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := st.CreateSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateKey(ctx, &socius.Key{UserKey: vectors.LabUserKey, APIKey: testAPIKey, Secret: vectors.LabUserSecret,
+		Methods: []string{"socialize.getUserInfo"}, CreatedAt: site.CreatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	// Another site's users stay out of the export.
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: "3_Other", Secret: socius.NewSecret(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	seedUsers(t, st, "3_Other", 10)
+	seedUsers(t, st, testAPIKey, n)
+	want := allUsers(t, st, testAPIKey)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != n {
+		t.Fatalf("seeded %d users", len(want))
+	}
+
+	fileA := filepath.Join(t.TempDir(), "a.jsonl")
+	code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dirA, "--site", testAPIKey, "--with-site", "--out", fileA)
+	if code != 0 || !strings.Contains(errOut, fmt.Sprintf("exported %d users", n)) {
+		t.Fatalf("export: exit %d %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", fileA)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) ||
+		!strings.Contains(out, "created site "+testAPIKey) || !strings.Contains(out, "created key "+vectors.LabUserKey) {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	// Export to standard output this time.
+	code, exportB, errOut := runCLI(t, noEnv, "user", "export", "--data", dirB, "--site", testAPIKey, "--with-site")
+	if code != 0 {
+		t.Fatalf("second export: exit %d %s", code, errOut)
+	}
+	exportA, err := os.ReadFile(fileA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(exportA, []byte(exportB)) {
+		t.Fatalf("the exports differ: %d and %d bytes", len(exportA), len(exportB))
+	}
+	if lines := bytes.Count(exportA, []byte("\n")); lines != n+2 {
+		t.Errorf("%d lines, want %d users, a site and a key", lines, n)
+	}
+
+	stB := openDataStore(t, dirB)
+	defer stB.Close()
+	got := allUsers(t, stB, testAPIKey)
+	if len(got) != len(want) {
+		t.Fatalf("%d users after the import, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("user %d differs:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+	if others, _ := stB.CountUsers(ctx, ""); others != n {
+		t.Errorf("%d users in the new store, want %d (another site's users leaked)", others, n)
+	}
+	gotSite, err := stB.Site(ctx, testAPIKey)
+	if err != nil || gotSite.Secret != testSecret || gotSite.Name != "lab" || !gotSite.CreatedAt.Equal(site.CreatedAt) {
+		t.Errorf("site %+v %v", gotSite, err)
+	}
+	key, err := stB.Key(ctx, vectors.LabUserKey)
+	if err != nil || key.Secret != vectors.LabUserSecret || !reflect.DeepEqual(key.Methods, []string{"socialize.getUserInfo"}) {
+		t.Errorf("key %+v %v", key, err)
+	}
+	stB.Close()
+
+	// Importing again is idempotent: nothing created, nothing changed.
+	code, out, errOut = runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", fileA)
+	if code != 0 || strings.Contains(out, "created") || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) {
+		t.Fatalf("second import: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, again, _ := runCLI(t, noEnv, "user", "export", "--data", dirB, "--site", testAPIKey, "--with-site"); code != 0 || again != exportB {
+		t.Error("a second import changed the store")
+	}
+}
+
+func TestUserImportBadLines(t *testing.T) {
+	dir := t.TempDir()
+	st := openDataStore(t, dir)
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	lines := []string{
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"good-1","profile":{"firstName":"Ada","age":36}}`, // 1
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":`,                                                 // 2: broken JSON
+		``, // 3: blank, skipped silently
+		`{"kind":"user","apiKey":"3_Nowhere","UID":"u"}`,                                                      // 4: unknown site
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u","profile":{"gender":"x"}}`,                    // 5: bad value
+		`{"kind":"robot","apiKey":"` + testAPIKey + `"}`,                                                      // 6: unknown kind
+		`{"apiKey":"` + testAPIKey + `","UID":"good-2","loggedIn":true,"loginAt":"2026-11-28T10:00:00.000Z"}`, // 7: a user without kind
+		`{"kind":"site","apiKey":"` + testAPIKey + `","secret":"bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="}`,       // 8: existing site, other secret
+		`{"kind":"key","userKey":"AKey","apiKey":"3_Nowhere","secret":"` + vectors.LabUserSecret + `"}`,       // 9: key of an unknown site
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"good-1","profile":{"firstName":"Ada Lovelace"}}`, // 10: same user again: last wins
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u","shoeSize":44}`,                               // 11: unknown field
+		`{"kind":"site","apiKey":"3_New","secret":"` + testSecret + `","name":"new"}`,                         // 12: a new site
+		`{"kind":"user","apiKey":"3_New","UID":"good-3"}`,                                                     // 13: a user of it
+	}
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { progressEvery = d }(progressEvery)
+	progressEvery = 0 // a progress line for every record
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (bad lines)", code)
+	}
+	if !strings.Contains(out, "imported 4 users, 7 bad lines") || !strings.Contains(out, "created site 3_New") {
+		t.Errorf("summary:\n%s", out)
+	}
+	for _, want := range []string{
+		"line 2: not a valid record", "line 4: user u: no site has apiKey 3_Nowhere", "line 5: user u: gender must be one of m, f, u",
+		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret", "line 9: key AKey: no site has apiKey 3_Nowhere",
+		`line 11: not a valid record: json: unknown field "shoeSize"`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if regexp.MustCompile(`line (1|3|7|10|12|13):`).MatchString(errOut) {
+		t.Errorf("a good line was reported:\n%s", errOut)
+	}
+	if !regexp.MustCompile(`importing: line \d+, \d+ users imported, \d+ bad lines`).MatchString(errOut) {
+		t.Errorf("no progress line:\n%s", errOut)
+	}
+	st = openDataStore(t, dir)
+	defer st.Close()
+	u, err := st.User(context.Background(), testAPIKey, "good-1")
+	if err != nil || u.Profile[socius.FirstName] != "Ada Lovelace" || u.Profile[socius.Age] != "" {
+		t.Errorf("good-1 = %+v %v: a later record replaces the user whole", u, err)
+	}
+	if s, err := st.Site(context.Background(), testAPIKey); err != nil || s.Secret != testSecret {
+		t.Errorf("the existing site's secret changed: %+v %v", s, err)
+	}
+	if _, err := st.User(context.Background(), "3_New", "good-3"); err != nil {
+		t.Errorf("user of the imported site: %v", err)
+	}
+}
+
+func TestUserCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir); code != 2 || !strings.Contains(errOut, "--site") {
+		t.Errorf("export without --site: %d %s", code, errOut)
+	}
+	out := filepath.Join(t.TempDir(), "x.jsonl")
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--site", "3_nope", "--out", out); code != 1 || !strings.Contains(errOut, "no site has apiKey 3_nope") {
+		t.Errorf("export of an unknown site: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed export left a file")
+	}
+	if code, _, _ := runCLI(t, noEnv, "user", "frobnicate"); code != 2 {
+		t.Errorf("unknown subcommand: exit %d", code)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", filepath.Join(dir, "missing.jsonl")); code != 1 || errOut == "" {
+		t.Errorf("missing input: %d %s", code, errOut)
+	}
+	// A line longer than the format allows stops the import.
+	in := filepath.Join(t.TempDir(), "long.jsonl")
+	os.WriteFile(in, []byte(`{"UID":"`+strings.Repeat("x", 2<<20)+`"}`+"\n"), 0o600)
+	if code, _, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in); code != 1 || !strings.Contains(errOut, "longer than") {
+		t.Errorf("overlong line: %d %s", code, errOut)
+	}
+}

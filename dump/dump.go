@@ -1,0 +1,290 @@
+// Package dump reads and writes Socius data as JSON lines, one object per line: the
+// format of `socius user export` and `socius user import`, and of the emulator's seed
+// and export files.
+//
+// Each line has a "kind": "site", "key" or "user" (a line without a kind is a user, so
+// a user export is just users). Times are RFC 3339 in UTC with milliseconds; a zero
+// time is left out. A user's profile holds only fields with data, age as a number:
+//
+//	{"kind":"site","apiKey":"3_abc","secret":"c2Vj...","name":"shop","createdAt":"2026-11-28T10:00:00.000Z"}
+//	{"kind":"key","userKey":"AKey1","apiKey":"3_abc","secret":"dXNl...","methods":["socialize.getUserInfo"],"createdAt":"..."}
+//	{"kind":"user","apiKey":"3_abc","UID":"u1","profile":{"firstName":"David","age":30},"createdAt":"...","updatedAt":"...","loginAt":"...","loggedIn":true}
+//
+// Secrets are written in clear: a dump is as sensitive as the store itself.
+package dump
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// Kinds of record.
+const (
+	KindSite = "site"
+	KindKey  = "key"
+	KindUser = "user"
+)
+
+// MaxLine is the longest line a Reader accepts.
+const MaxLine = 1 << 20
+
+// timeLayout is how times are written.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// line is the JSON shape of every record; fields of other kinds stay empty.
+type line struct {
+	Kind      string         `json:"kind"`
+	APIKey    string         `json:"apiKey,omitempty"`
+	UserKey   string         `json:"userKey,omitempty"`
+	UID       string         `json:"UID,omitempty"`
+	Secret    string         `json:"secret,omitempty"`
+	Name      string         `json:"name,omitempty"`
+	Methods   []string       `json:"methods,omitempty"`
+	PublicKey string         `json:"publicKey,omitempty"`
+	Profile   map[string]any `json:"profile,omitempty"`
+	CreatedAt string         `json:"createdAt,omitempty"`
+	UpdatedAt string         `json:"updatedAt,omitempty"`
+	LoginAt   string         `json:"loginAt,omitempty"`
+	LoggedIn  bool           `json:"loggedIn,omitempty"`
+}
+
+// A Writer writes records, one line each.
+type Writer struct {
+	w   *bufio.Writer
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// NewWriter returns a Writer; call Flush when done.
+func NewWriter(w io.Writer) *Writer {
+	d := &Writer{w: bufio.NewWriter(w)}
+	d.enc = json.NewEncoder(&d.buf)
+	d.enc.SetEscapeHTML(false)
+	return d
+}
+
+func (d *Writer) write(l *line) error {
+	d.buf.Reset()
+	if err := d.enc.Encode(l); err != nil {
+		return err
+	}
+	_, err := d.w.Write(d.buf.Bytes())
+	return err
+}
+
+// Flush writes out what is buffered.
+func (d *Writer) Flush() error { return d.w.Flush() }
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+// WriteSite writes a site record.
+func (d *Writer) WriteSite(s *socius.Site) error {
+	return d.write(&line{Kind: KindSite, APIKey: s.APIKey, Secret: s.Secret, Name: s.Name, CreatedAt: formatTime(s.CreatedAt)})
+}
+
+// WriteKey writes a key record.
+func (d *Writer) WriteKey(k *socius.Key) error {
+	return d.write(&line{Kind: KindKey, UserKey: k.UserKey, APIKey: k.APIKey, Secret: k.Secret, Methods: k.Methods,
+		PublicKey: k.PublicKey, CreatedAt: formatTime(k.CreatedAt)})
+}
+
+// WriteUser writes a user record.
+func (d *Writer) WriteUser(u *socius.User) error {
+	l := &line{Kind: KindUser, APIKey: u.APIKey, UID: u.UID, CreatedAt: formatTime(u.CreatedAt),
+		UpdatedAt: formatTime(u.UpdatedAt), LoginAt: formatTime(u.LoginAt), LoggedIn: u.LoggedIn}
+	for _, f := range socius.Fields() {
+		v := u.Profile[f]
+		if v == "" {
+			continue
+		}
+		if l.Profile == nil {
+			l.Profile = make(map[string]any)
+		}
+		if f == socius.Age {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("dump: user %s has a bad age %q", u.UID, v)
+			}
+			l.Profile[f.Name()] = n
+		} else {
+			l.Profile[f.Name()] = v
+		}
+	}
+	return d.write(l)
+}
+
+// A Record is one decoded line: exactly one of Site, Key and User is set.
+type Record struct {
+	Line int // 1-based line number
+	Site *socius.Site
+	Key  *socius.Key
+	User *socius.User
+}
+
+// Kind returns the record's kind.
+func (r *Record) Kind() string {
+	switch {
+	case r.Site != nil:
+		return KindSite
+	case r.Key != nil:
+		return KindKey
+	}
+	return KindUser
+}
+
+// A Reader reads records. A bad line is reported as a *LineError and reading can go on.
+type Reader struct {
+	sc   *bufio.Scanner
+	line int
+}
+
+// NewReader returns a Reader.
+func NewReader(r io.Reader) *Reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLine)
+	return &Reader{sc: sc}
+}
+
+// LineError is a bad line; reading may continue after it.
+type LineError struct {
+	Line int
+	Err  error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *LineError) Unwrap() error { return e.Err }
+
+// Next returns the next record, io.EOF at the end, a *LineError for a bad line (call
+// Next again to go on), or another error when the input itself fails (a line longer
+// than MaxLine, a read error) and reading cannot go on.
+func (d *Reader) Next() (*Record, error) {
+	for d.sc.Scan() {
+		d.line++
+		text := bytes.TrimSpace(d.sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		rec, err := decode(text)
+		if err != nil {
+			return nil, &LineError{Line: d.line, Err: err}
+		}
+		rec.Line = d.line
+		return rec, nil
+	}
+	if err := d.sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("line %d: longer than %d bytes", d.line+1, MaxLine)
+		}
+		return nil, err
+	}
+	return nil, io.EOF
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: not an RFC 3339 time: %q", name, s)
+	}
+	return t.UTC(), nil
+}
+
+func decode(text []byte) (*Record, error) {
+	var l line
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&l); err != nil {
+		return nil, fmt.Errorf("not a valid record: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("more than one JSON value on the line")
+	}
+	created, err := parseTime("createdAt", l.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	switch l.Kind {
+	case KindSite:
+		if !socius.ValidAPIKey(l.APIKey) {
+			return nil, fmt.Errorf("site: bad or missing apiKey %q", l.APIKey)
+		}
+		if err := socius.ValidateSecret(l.Secret); err != nil {
+			return nil, fmt.Errorf("site %s: %v", l.APIKey, err)
+		}
+		return &Record{Site: &socius.Site{APIKey: l.APIKey, Secret: l.Secret, Name: l.Name, CreatedAt: created}}, nil
+	case KindKey:
+		if !socius.ValidUserKey(l.UserKey) {
+			return nil, fmt.Errorf("key: bad or missing userKey %q", l.UserKey)
+		}
+		if !socius.ValidAPIKey(l.APIKey) {
+			return nil, fmt.Errorf("key %s: bad or missing apiKey %q", l.UserKey, l.APIKey)
+		}
+		if err := socius.ValidateSecret(l.Secret); err != nil {
+			return nil, fmt.Errorf("key %s: %v", l.UserKey, err)
+		}
+		return &Record{Key: &socius.Key{UserKey: l.UserKey, APIKey: l.APIKey, Secret: l.Secret, Methods: l.Methods,
+			PublicKey: l.PublicKey, CreatedAt: created}}, nil
+	case KindUser, "":
+		return decodeUser(&l, created)
+	}
+	return nil, fmt.Errorf("unknown kind %q (site, key or user)", l.Kind)
+}
+
+func decodeUser(l *line, created time.Time) (*Record, error) {
+	if !socius.ValidAPIKey(l.APIKey) {
+		return nil, fmt.Errorf("user: bad or missing apiKey %q", l.APIKey)
+	}
+	if err := socius.ValidateUID(l.UID); err != nil {
+		return nil, fmt.Errorf("user: %v", err)
+	}
+	u := &socius.User{APIKey: l.APIKey, UID: l.UID, CreatedAt: created, LoggedIn: l.LoggedIn}
+	var err error
+	if u.UpdatedAt, err = parseTime("updatedAt", l.UpdatedAt); err != nil {
+		return nil, err
+	}
+	if u.LoginAt, err = parseTime("loginAt", l.LoginAt); err != nil {
+		return nil, err
+	}
+	for name, v := range l.Profile {
+		f, ok := socius.ParseField(name)
+		if !ok {
+			return nil, fmt.Errorf("user %s: %q is not a profile field", l.UID, name)
+		}
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case json.Number:
+			s = v.String()
+		case nil:
+			continue
+		default:
+			return nil, fmt.Errorf("user %s: %s must be a string or a number", l.UID, f.Name())
+		}
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if s, err = f.Validate(s); err != nil {
+			return nil, fmt.Errorf("user %s: %v", l.UID, err)
+		}
+		u.Profile[f] = s
+	}
+	return &Record{User: u}, nil
+}

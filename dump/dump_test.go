@@ -1,0 +1,107 @@
+package dump
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 123_000_000, time.UTC)
+
+func TestRoundTrip(t *testing.T) {
+	site := &socius.Site{APIKey: "3_abc", Secret: "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==", Name: "shop", CreatedAt: t0}
+	key := &socius.Key{UserKey: "AKey1", APIKey: "3_abc", Secret: "dXNlci1zZWNyZXQtZm9yLWxhYg==", Methods: []string{"socialize.getUserInfo"}, CreatedAt: t0}
+	user := &socius.User{APIKey: "3_abc", UID: "u1", CreatedAt: t0, UpdatedAt: t0.Add(time.Second), LoginAt: t0.Add(time.Minute), LoggedIn: true}
+	user.Profile[socius.FirstName] = "Dávid \"🎉\" <b>&"
+	user.Profile[socius.Age] = "30"
+	bare := &socius.User{APIKey: "3_abc", UID: "u2"}
+
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	for _, err := range []error{w.WriteSite(site), w.WriteKey(key), w.WriteUser(user), w.WriteUser(bare), w.Flush()} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(buf.String(), `"age":30`) || strings.Contains(buf.String(), `\u003c`) {
+		t.Errorf("unexpected encoding:\n%s", buf.String())
+	}
+	r := NewReader(&buf)
+	var got []*Record
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec)
+	}
+	if len(got) != 4 || got[0].Kind() != KindSite || got[1].Kind() != KindKey || got[2].Kind() != KindUser {
+		t.Fatalf("records: %+v", got)
+	}
+	if *got[0].Site != *site {
+		t.Errorf("site %+v", got[0].Site)
+	}
+	if got[1].Key.UserKey != key.UserKey || got[1].Key.Methods[0] != "socialize.getUserInfo" || !got[1].Key.CreatedAt.Equal(t0) {
+		t.Errorf("key %+v", got[1].Key)
+	}
+	if u := got[2].User; u.Profile != user.Profile || !u.UpdatedAt.Equal(user.UpdatedAt) || !u.LoginAt.Equal(user.LoginAt) || !u.LoggedIn || got[2].Line != 3 {
+		t.Errorf("user %+v", u)
+	}
+	if u := got[3].User; !u.CreatedAt.IsZero() || u.LoggedIn || !u.Profile.Empty() {
+		t.Errorf("bare user %+v", u)
+	}
+}
+
+func TestBadLinesAreReportedAndSkipped(t *testing.T) {
+	in := strings.Join([]string{
+		`{"apiKey":"3_abc","UID":"ok1"}`,
+		`not json`,
+		`{"apiKey":"3_abc","UID":"x","profile":{"gender":"q"}}`,
+		`{"apiKey":"3_abc","UID":"x","profile":{"shoeSize":44}}`,
+		`{"apiKey":"3_abc","UID":"x","extra":1}`,
+		`{"kind":"planet"}`,
+		`{"kind":"site","apiKey":"3_s","secret":"c2hvcnQ="}`,
+		`{"apiKey":"3_abc","UID":"x","createdAt":"yesterday"}`,
+		`{"apiKey":"3_abc","UID":"` + strings.Repeat("u", 253) + `"}`,
+		``,
+		`{"apiKey":"3_abc","UID":"ok2","profile":{"age":"41"}}`,
+	}, "\n")
+	r := NewReader(strings.NewReader(in))
+	var okUIDs []string
+	var badLines []int
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var le *LineError
+		if errors.As(err, &le) {
+			badLines = append(badLines, le.Line)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		okUIDs = append(okUIDs, rec.User.UID)
+	}
+	if strings.Join(okUIDs, ",") != "ok1,ok2" {
+		t.Errorf("good records %v", okUIDs)
+	}
+	want := []int{2, 3, 4, 5, 6, 7, 8, 9}
+	if len(badLines) != len(want) {
+		t.Fatalf("bad lines %v, want %v", badLines, want)
+	}
+	for i := range want {
+		if badLines[i] != want[i] {
+			t.Errorf("bad lines %v, want %v", badLines, want)
+		}
+	}
+}

@@ -1,0 +1,519 @@
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// routes is the emulator's whole route table: the admin API, then the console.
+func (e *Emulator) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /_emulator/api/status", e.apiStatus)
+	mux.HandleFunc("GET /_emulator/api/sites", e.apiSites)
+	mux.HandleFunc("GET /_emulator/api/users", e.apiUsers)
+	mux.HandleFunc("GET /_emulator/api/user", e.apiUser)
+	mux.HandleFunc("POST /_emulator/api/reset", e.apiReset)
+	mux.HandleFunc("GET /_emulator/api/clock", e.apiClock)
+	mux.HandleFunc("POST /_emulator/api/clock", e.apiSetClock)
+	mux.HandleFunc("GET /_emulator/api/faults", e.apiFaults)
+	mux.HandleFunc("POST /_emulator/api/faults", e.apiAddFault)
+	mux.HandleFunc("DELETE /_emulator/api/faults", e.apiClearFaults)
+	mux.HandleFunc("DELETE /_emulator/api/faults/{id}", e.apiDeleteFault)
+	mux.HandleFunc("GET /_emulator/api/log", e.apiLog)
+	mux.HandleFunc("DELETE /_emulator/api/log", e.apiClearLog)
+	mux.HandleFunc("GET /_emulator/api/export", e.apiExport)
+	mux.HandleFunc("POST /_emulator/api/seed", e.apiSeed)
+	mux.HandleFunc("/_emulator/api/", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusNotFound, "no such emulator endpoint: %s %s (see docs/emulator.md)", r.Method, r.URL.Path)
+	})
+
+	mux.HandleFunc("GET /_emulator/{$}", e.pageOverview)
+	mux.HandleFunc("GET /_emulator/users", e.pageUsers)
+	mux.HandleFunc("GET /_emulator/user", e.pageUser)
+	mux.HandleFunc("GET /_emulator/log", e.pageLog)
+	mux.HandleFunc("GET /_emulator/clock", e.pageClock)
+	mux.HandleFunc("POST /_emulator/clock", e.formClock)
+	mux.HandleFunc("GET /_emulator/faults", e.pageFaults)
+	mux.HandleFunc("POST /_emulator/faults", e.formAddFault)
+	mux.HandleFunc("POST /_emulator/faults/clear", e.formClearFaults)
+	mux.HandleFunc("POST /_emulator/faults/{id}/delete", e.formDeleteFault)
+	mux.HandleFunc("POST /_emulator/reset", e.formReset)
+	mux.Handle("GET /_emulator/static/", http.StripPrefix("/_emulator/", staticFiles()))
+	mux.HandleFunc("/_emulator", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, Prefix, http.StatusFound)
+	})
+	mux.HandleFunc("/_emulator/", e.pageNotFound)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// apiError answers {"error": "..."} with the HTTP status.
+func apiError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// readJSON decodes a JSON request body into v; it insists on application/json, which a
+// cross-site form cannot send without a preflight the emulator never grants.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		apiError(w, http.StatusUnsupportedMediaType, "the body must be JSON (Content-Type: application/json)")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		apiError(w, http.StatusBadRequest, "the body is not the JSON expected: %v", err)
+		return false
+	}
+	return true
+}
+
+// Status is the answer of GET /_emulator/api/status.
+type Status struct {
+	Version string    `json:"version,omitempty"`
+	Clock   ClockInfo `json:"clock"`
+	Sites   int       `json:"sites"`
+	Keys    int       `json:"keys"`
+	Users   int       `json:"users"`
+	Faults  int       `json:"faults"`
+	LogSize int       `json:"logSize"`
+	Logged  int64     `json:"logged"` // calls logged since start
+}
+
+func (e *Emulator) status(ctx context.Context) (*Status, error) {
+	st := &Status{Version: e.cfg.Version, Clock: e.clockInfo(), Faults: len(e.Faults.Rules()), LogSize: e.Log.Size()}
+	sites, err := e.cfg.Store.Sites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := e.cfg.Store.Keys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	if st.Users, err = e.cfg.Store.CountUsers(ctx, ""); err != nil {
+		return nil, err
+	}
+	st.Sites, st.Keys = len(sites), len(keys)
+	_, st.Logged = e.Log.Entries(0, 1)
+	return st, nil
+}
+
+func (e *Emulator) apiStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := e.status(r.Context())
+	if err != nil {
+		e.internal(w, "status", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (e *Emulator) internal(w http.ResponseWriter, op string, err error) {
+	e.cfg.Logger.Error("emulator: "+op, "err", err)
+	apiError(w, http.StatusInternalServerError, "%s failed: %v", op, err)
+}
+
+// SiteInfo is a site as the admin API and the console show it: secrets masked.
+type SiteInfo struct {
+	APIKey    string    `json:"apiKey"`
+	Name      string    `json:"name,omitempty"`
+	Secret    string    `json:"secret"` // masked
+	CreatedAt time.Time `json:"createdAt"`
+	Users     int       `json:"users"`
+	Keys      []KeyInfo `json:"keys"`
+}
+
+// KeyInfo is a key of a site, its secret masked.
+type KeyInfo struct {
+	UserKey   string    `json:"userKey"`
+	Secret    string    `json:"secret"` // masked
+	Methods   []string  `json:"methods,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// MaskSecret shows the first 4 characters of a secret and how long it is, enough to
+// tell secrets apart and never enough to use one.
+func MaskSecret(s string) string {
+	if len(s) <= 8 {
+		return Masked
+	}
+	return s[:4] + "…" + " (" + strconv.Itoa(len(s)) + " characters)"
+}
+
+func (e *Emulator) sites(ctx context.Context) ([]SiteInfo, error) {
+	sites, err := e.cfg.Store.Sites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SiteInfo, 0, len(sites))
+	for _, s := range sites {
+		si := SiteInfo{APIKey: s.APIKey, Name: s.Name, Secret: MaskSecret(s.Secret), CreatedAt: s.CreatedAt.UTC(), Keys: []KeyInfo{}}
+		if si.Users, err = e.cfg.Store.CountUsers(ctx, s.APIKey); err != nil {
+			return nil, err
+		}
+		keys, err := e.cfg.Store.Keys(ctx, s.APIKey)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			si.Keys = append(si.Keys, KeyInfo{UserKey: k.UserKey, Secret: MaskSecret(k.Secret), Methods: k.Methods, CreatedAt: k.CreatedAt.UTC()})
+		}
+		out = append(out, si)
+	}
+	return out, nil
+}
+
+func (e *Emulator) apiSites(w http.ResponseWriter, r *http.Request) {
+	sites, err := e.sites(r.Context())
+	if err != nil {
+		e.internal(w, "list sites", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sites": sites})
+}
+
+// UserInfo is a user as the admin API shows it.
+type UserInfo struct {
+	APIKey    string            `json:"apiKey"`
+	UID       string            `json:"UID"`
+	Profile   map[string]string `json:"profile"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt,omitzero"`
+	LoginAt   time.Time         `json:"loginAt,omitzero"`
+	LoggedIn  bool              `json:"loggedIn"`
+}
+
+func userInfo(u *socius.User) UserInfo {
+	ui := UserInfo{APIKey: u.APIKey, UID: u.UID, Profile: map[string]string{}, CreatedAt: u.CreatedAt.UTC(),
+		UpdatedAt: u.UpdatedAt.UTC(), LoginAt: u.LoginAt.UTC(), LoggedIn: u.LoggedIn}
+	for _, f := range socius.Fields() {
+		if v := u.Profile.Get(f); v != "" {
+			ui.Profile[f.Name()] = v
+		}
+	}
+	return ui
+}
+
+// DefaultSearchLimit and MaxSearchLimit bound a user search.
+const (
+	DefaultSearchLimit = 100
+	MaxSearchLimit     = 1000
+)
+
+// SearchUsers returns up to limit users of the site (of every site when apiKey is "")
+// whose UID, e-mail, nickname, first or last name (or "first last") contains q, case
+// aside (every user when q is ""), and whether there were more. It reads the users
+// page by page: the emulator's stores are small.
+func (e *Emulator) SearchUsers(ctx context.Context, apiKey, q string, limit int) ([]*socius.User, bool, error) {
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
+	var apiKeys []string
+	if apiKey != "" {
+		apiKeys = []string{apiKey}
+	} else {
+		sites, err := e.cfg.Store.Sites(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, s := range sites {
+			apiKeys = append(apiKeys, s.APIKey)
+		}
+	}
+	q = strings.ToLower(strings.TrimSpace(q))
+	var out []*socius.User
+	for _, k := range apiKeys {
+		after := ""
+		for {
+			users, err := e.cfg.Store.Users(ctx, k, after, 500)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, u := range users {
+				if !userMatches(u, q) {
+					continue
+				}
+				if len(out) == limit {
+					return out, true, nil
+				}
+				out = append(out, u)
+			}
+			if len(users) < 500 {
+				break
+			}
+			after = users[len(users)-1].UID
+		}
+	}
+	return out, false, nil
+}
+
+func userMatches(u *socius.User, q string) bool {
+	if q == "" {
+		return true
+	}
+	p := &u.Profile
+	for _, s := range []string{u.UID, p.Get(socius.Email), p.Get(socius.Nickname), p.Get(socius.FirstName),
+		p.Get(socius.LastName), p.Get(socius.FirstName) + " " + p.Get(socius.LastName)} {
+		if strings.Contains(strings.ToLower(s), q) {
+			return true
+		}
+	}
+	return false
+}
+
+func intParam(r *http.Request, name string, def, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s must be a non-negative integer", name)
+	}
+	if max > 0 && n > max {
+		n = max
+	}
+	return n, nil
+}
+
+func (e *Emulator) apiUsers(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", DefaultSearchLimit, MaxSearchLimit)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	q := r.URL.Query()
+	users, more, err := e.SearchUsers(r.Context(), q.Get("apiKey"), q.Get("q"), limit)
+	if err != nil {
+		e.internal(w, "search users", err)
+		return
+	}
+	list := make([]UserInfo, len(users))
+	for i, u := range users {
+		list[i] = userInfo(u)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": list, "more": more})
+}
+
+func (e *Emulator) apiUser(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	u, err := e.cfg.Store.User(r.Context(), q.Get("apiKey"), q.Get("UID"))
+	if errors.Is(err, socius.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "no user %q in site %q", q.Get("UID"), q.Get("apiKey"))
+		return
+	}
+	if err != nil {
+		e.internal(w, "read user", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, userInfo(u))
+}
+
+func (e *Emulator) apiReset(w http.ResponseWriter, r *http.Request) {
+	all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
+	reset := e.Reset
+	if all {
+		reset = e.ResetAll
+	}
+	n, err := reset(r.Context())
+	if err != nil {
+		e.internal(w, "reset", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deletedUsers": n, "all": all})
+}
+
+// ClockInfo is the emulator's clock as the admin API shows it.
+type ClockInfo struct {
+	Now           time.Time `json:"now"`
+	System        time.Time `json:"system"`
+	Offset        string    `json:"offset"`
+	OffsetSeconds float64   `json:"offsetSeconds"`
+}
+
+func (e *Emulator) clockInfo() ClockInfo {
+	off := e.cfg.Clock.Offset()
+	now := time.Now()
+	return ClockInfo{Now: now.Add(off).UTC(), System: now.UTC(), Offset: off.String(), OffsetSeconds: off.Seconds()}
+}
+
+func (e *Emulator) apiClock(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, e.clockInfo())
+}
+
+// ClockChange is the body of POST /_emulator/api/clock: exactly one of its fields.
+type ClockChange struct {
+	// Set is the time the clock should read now: RFC 3339, or Unix seconds.
+	Set string `json:"set,omitempty"`
+	// Advance moves the clock by a Go duration ("90m", "-1h", "720h").
+	Advance string `json:"advance,omitempty"`
+	// Reset puts the clock back to the system time.
+	Reset bool `json:"reset,omitempty"`
+}
+
+// Apply changes the clock.
+func (c ClockChange) Apply(clock *socius.OffsetClock) error {
+	n := 0
+	for _, given := range []bool{c.Set != "", c.Advance != "", c.Reset} {
+		if given {
+			n++
+		}
+	}
+	if n != 1 {
+		return errors.New("give exactly one of set, advance and reset")
+	}
+	switch {
+	case c.Set != "":
+		t, err := ParseTime(c.Set)
+		if err != nil {
+			return err
+		}
+		clock.Set(t)
+	case c.Advance != "":
+		d, err := time.ParseDuration(strings.TrimSpace(c.Advance))
+		if err != nil {
+			return fmt.Errorf("advance: not a duration (e.g. 90s, 2h, -30m): %q", c.Advance)
+		}
+		clock.Advance(d)
+	default:
+		clock.Reset()
+	}
+	return nil
+}
+
+// ParseTime reads a time as RFC 3339 (or without a zone: UTC), or Unix seconds.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("set: not a time (RFC 3339 such as 2030-01-01T00:00:00Z, or Unix seconds): %q", s)
+}
+
+func (e *Emulator) apiSetClock(w http.ResponseWriter, r *http.Request) {
+	var c ClockChange
+	if !readJSON(w, r, &c) {
+		return
+	}
+	if err := c.Apply(e.cfg.Clock); err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e.clockInfo())
+}
+
+func (e *Emulator) apiFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"rules": e.Faults.Rules()})
+}
+
+func (e *Emulator) apiAddFault(w http.ResponseWriter, r *http.Request) {
+	var rule Rule
+	if !readJSON(w, r, &rule) {
+		return
+	}
+	added, err := e.Faults.Add(rule)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, added)
+}
+
+func (e *Emulator) apiClearFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]int{"cleared": e.Faults.Clear()})
+}
+
+func (e *Emulator) apiDeleteFault(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || !e.Faults.Delete(id) {
+		apiError(w, http.StatusNotFound, "no fault rule %q", r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"deleted": id})
+}
+
+// LogPage is the answer of GET /_emulator/api/log.
+type LogPage struct {
+	Entries []Entry `json:"entries"`
+	// Last is the Seq of the newest call logged: pass it as after to get only newer
+	// calls.
+	Last int64 `json:"last"`
+	Size int   `json:"size"`
+}
+
+// MaxWait bounds the long poll of GET /_emulator/api/log?wait=, below the server's
+// write timeout.
+const MaxWait = 20 * time.Second
+
+func (e *Emulator) apiLog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := strconv.ParseInt(q.Get("after"), 10, 64)
+	if q.Get("after") == "" {
+		after, err = 0, nil
+	}
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "after must be an integer (a seq)")
+		return
+	}
+	limit, err := intParam(r, "limit", 0, 0)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			apiError(w, http.StatusBadRequest, "wait must be a duration such as 10s")
+			return
+		}
+		wait = min(wait, MaxWait)
+	}
+	entries, last := e.Log.Wait(r.Context(), after, limit, wait)
+	if entries == nil {
+		entries = []Entry{}
+	}
+	writeJSON(w, http.StatusOK, LogPage{Entries: entries, Last: last, Size: e.Log.Size()})
+}
+
+func (e *Emulator) apiClearLog(w http.ResponseWriter, r *http.Request) {
+	e.Log.Clear()
+	writeJSON(w, http.StatusOK, map[string]bool{"cleared": true})
+}
+
+func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `attachment; filename="socius-export.jsonl"`)
+	if _, err := Export(r.Context(), e.cfg.Store, w); err != nil {
+		e.cfg.Logger.Error("emulator: export", "err", err)
+	}
+}
+
+func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
+	n, err := Seed(r.Context(), e.cfg.Store, http.MaxBytesReader(w, r.Body, 256<<20), e.cfg.Clock.Now())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "seed: " + err.Error(), "loaded": n})
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}

@@ -1,0 +1,249 @@
+// Package emulator turns a Socius server into a Gigya emulator for development and CI:
+// a request log of the last calls (with what the server signed when a signature was
+// refused), fault rules that make chosen calls fail or slow down, control of the
+// server's clock, seeding from and exporting to the dump format, a reset of every
+// user, and a JSON admin API and a web console for all of it.
+//
+// Everything is served under one reserved path prefix, /_emulator/, on the same
+// listeners as the API (no API method can have a name starting with "_"):
+//
+//	/_emulator/api/...   the admin API (JSON), used by `socius emulator ...`
+//	/_emulator/          the web console (HTML)
+//
+// The emulator has no authentication: it is meant for a loopback listener. Two guards
+// keep a web page the developer visits from using it: requests whose Host is a DNS
+// name other than localhost are refused (DNS rebinding) unless AllowRemote is set, and
+// every state-changing request must be same-origin (its Origin or Referer, when a
+// browser sends one, names the emulator itself, and Sec-Fetch-Site is same-origin).
+// docs/emulator.md is the reference of the admin API.
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/dump"
+)
+
+// Prefix is the path prefix of everything the emulator serves.
+const Prefix = "/_emulator/"
+
+// Config is what an Emulator needs. Store and Clock are required.
+type Config struct {
+	Store socius.Store
+	// Clock is the server's clock, which the emulator moves.
+	Clock *socius.OffsetClock
+	// LogSize is how many calls the request log keeps (DefaultLogSize when 0).
+	LogSize int
+	// AllowRemote accepts any Host header (the emulator listens on a non-loopback
+	// address on purpose, e.g. in a container).
+	AllowRemote bool
+	// Version is shown by the console and the status endpoint.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Emulator is the state of emulator mode: request log, fault rules, clock.
+type Emulator struct {
+	cfg    Config
+	Log    *RequestLog
+	Faults *Faults
+	mux    *http.ServeMux
+}
+
+// New returns an Emulator.
+func New(cfg Config) *Emulator {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Emulator{cfg: cfg, Log: NewRequestLog(cfg.LogSize), Faults: NewFaults(cfg.Clock)}
+	e.mux = http.NewServeMux()
+	e.routes(e.mux)
+	return e
+}
+
+// Clock returns the clock the emulator moves.
+func (e *Emulator) Clock() *socius.OffsetClock { return e.cfg.Clock }
+
+// Wrap returns a handler that serves the emulator under Prefix and everything else
+// with api.
+func (e *Emulator) Wrap(api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_emulator" || strings.HasPrefix(r.URL.Path, Prefix) {
+			e.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// Header is set on every answer of the emulator, so that clients can tell it from
+// the API's answer to an unknown method (what /_emulator/ is without --emulator).
+const Header = "X-Socius-Emulator"
+
+// ServeHTTP serves the admin API and the console.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(Header, "1")
+	if !e.cfg.AllowRemote && !localHost(r.Host) {
+		http.Error(w, "socius emulator: Host "+clip(r.Host, 100)+" is not a loopback address or localhost (start with --emulator-allow-remote to allow it)", http.StatusForbidden)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if err := sameOrigin(r); err != nil {
+			http.Error(w, "socius emulator: "+err.Error(), http.StatusForbidden)
+			return
+		}
+	}
+	e.mux.ServeHTTP(w, r)
+}
+
+// Reset removes every user of every site (and their tokens); sites and keys stay.
+func (e *Emulator) Reset(ctx context.Context) (int, error) {
+	return e.cfg.Store.DeleteUsers(ctx, "")
+}
+
+// ResetAll resets the users, and also clears the fault rules and the request log and
+// puts the clock back to the system time.
+func (e *Emulator) ResetAll(ctx context.Context) (int, error) {
+	n, err := e.Reset(ctx)
+	if err != nil {
+		return n, err
+	}
+	e.Faults.Clear()
+	e.Log.Clear()
+	e.cfg.Clock.Reset()
+	return n, nil
+}
+
+// SeedStats counts what a seed loaded.
+type SeedStats struct {
+	Sites int `json:"sites"`
+	Keys  int `json:"keys"`
+	Users int `json:"users"`
+}
+
+// Seed loads sites, keys and users in the dump format into the store: a site is
+// created or updated, a key created or replaced, a user created or replaced. Records
+// apply in file order, so a site must come before its keys and users. A record
+// without a createdAt is created at now. The first bad line stops the seed, and the
+// error names it.
+func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (SeedStats, error) {
+	var n SeedStats
+	rd := dump.NewReader(r)
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		switch {
+		case rec.Site != nil:
+			if rec.Site.CreatedAt.IsZero() {
+				rec.Site.CreatedAt = now
+			}
+			err = st.PutSite(ctx, rec.Site)
+			n.Sites++
+		case rec.Key != nil:
+			if rec.Key.CreatedAt.IsZero() {
+				rec.Key.CreatedAt = now
+			}
+			err = putKey(ctx, st, rec.Key)
+			n.Keys++
+		case rec.User != nil:
+			if rec.User.CreatedAt.IsZero() {
+				rec.User.CreatedAt = now
+			}
+			err = st.PutUser(ctx, rec.User)
+			n.Users++
+		}
+		if errors.Is(err, socius.ErrNotFound) {
+			err = fmt.Errorf("%s: no site has apiKey %s (a site line must come before its keys and users)", rec.Kind(), recAPIKey(rec))
+		}
+		if err != nil {
+			return n, fmt.Errorf("line %d: %w", rec.Line, err)
+		}
+	}
+}
+
+func recAPIKey(rec *dump.Record) string {
+	switch {
+	case rec.Key != nil:
+		return rec.Key.APIKey
+	case rec.User != nil:
+		return rec.User.APIKey
+	}
+	return rec.Site.APIKey
+}
+
+// putKey creates the key, or replaces it when the userKey exists.
+func putKey(ctx context.Context, st socius.Store, k *socius.Key) error {
+	err := st.CreateKey(ctx, k)
+	if errors.Is(err, socius.ErrExists) {
+		if err := st.DeleteKey(ctx, k.UserKey); err != nil {
+			return err
+		}
+		err = st.CreateKey(ctx, k)
+	}
+	return err
+}
+
+// Export writes every site, key and user of the store in the dump format: each site
+// followed by its keys and its users, in UID order.
+func Export(ctx context.Context, st socius.Store, w io.Writer) (SeedStats, error) {
+	var n SeedStats
+	dw := dump.NewWriter(w)
+	sites, err := st.Sites(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, s := range sites {
+		if err := dw.WriteSite(s); err != nil {
+			return n, err
+		}
+		n.Sites++
+		keys, err := st.Keys(ctx, s.APIKey)
+		if err != nil {
+			return n, err
+		}
+		for _, k := range keys {
+			if err := dw.WriteKey(k); err != nil {
+				return n, err
+			}
+			n.Keys++
+		}
+		after := ""
+		for {
+			users, err := st.Users(ctx, s.APIKey, after, 500)
+			if err != nil {
+				return n, err
+			}
+			for _, u := range users {
+				if err := dw.WriteUser(u); err != nil {
+					return n, err
+				}
+				n.Users++
+			}
+			if len(users) < 500 {
+				break
+			}
+			after = users[len(users)-1].UID
+		}
+	}
+	return n, dw.Flush()
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

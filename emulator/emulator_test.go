@@ -1,0 +1,615 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/server"
+	"github.com/socius/socius/sqlite"
+)
+
+const (
+	siteKey    = "3_EmuSite"
+	siteSecret = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+	keySecret  = "dXNlci1zZWNyZXQtZm9yLWxhYg=="
+)
+
+const seedFile = `{"kind":"site","apiKey":"3_EmuSite","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==","name":"shop","createdAt":"2026-01-02T03:04:05.000Z"}
+{"kind":"key","userKey":"AEmuKey","apiKey":"3_EmuSite","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg==","methods":["socialize.getUserInfo"],"createdAt":"2026-01-02T03:04:05.000Z"}
+{"kind":"user","apiKey":"3_EmuSite","UID":"alice","profile":{"age":30,"email":"alice@example.com","firstName":"Alice","lastName":"Liddell","nickname":"ally","thumbnailURL":"https://example.com/a.jpg"},"createdAt":"2026-01-02T03:04:05.000Z","updatedAt":"2026-01-02T03:04:05.000Z","loginAt":"2026-01-02T03:04:05.000Z","loggedIn":true}
+{"kind":"user","apiKey":"3_EmuSite","UID":"bob","profile":{"firstName":"Bob","lastName":"Builder"},"createdAt":"2026-01-02T03:04:05.000Z"}
+`
+
+func openStore(t *testing.T) socius.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "socius.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestSeedAndExport(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	n, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != (SeedStats{Sites: 1, Keys: 1, Users: 2}) {
+		t.Errorf("seeded %+v", n)
+	}
+	var out bytes.Buffer
+	if n, err = Export(ctx, st, &out); err != nil || n != (SeedStats{Sites: 1, Keys: 1, Users: 2}) {
+		t.Fatalf("export %+v %v", n, err)
+	}
+	// The export reads back as the same records (field order aside).
+	norm := func(text string) []map[string]any {
+		var out []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	got, want := norm(out.String()), norm(seedFile)
+	gotJSON, _ := json.Marshal(got)
+	wantJSON, _ := json.Marshal(want)
+	if !bytes.Equal(gotJSON, wantJSON) {
+		t.Errorf("export\n%s\nwant\n%s", gotJSON, wantJSON)
+	}
+
+	// Seeding again replaces: the key (its methods) and the users.
+	again := strings.Replace(seedFile, `"methods":["socialize.getUserInfo"]`, `"methods":["socialize.setUserInfo"]`, 1)
+	again = strings.Replace(again, `"firstName":"Bob"`, `"firstName":"Robert"`, 1)
+	if _, err := Seed(ctx, st, strings.NewReader(again), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	k, err := st.Key(ctx, "AEmuKey")
+	if err != nil || len(k.Methods) != 1 || k.Methods[0] != "socialize.setUserInfo" {
+		t.Errorf("key after re-seed: %+v %v", k, err)
+	}
+	u, err := st.User(ctx, siteKey, "bob")
+	if err != nil || u.Profile.Get(socius.FirstName) != "Robert" {
+		t.Errorf("bob after re-seed: %+v %v", u, err)
+	}
+
+	// Records without times get now.
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := Seed(ctx, st, strings.NewReader(`{"apiKey":"3_EmuSite","UID":"carol"}`), now); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := st.User(ctx, siteKey, "carol"); u == nil || !u.CreatedAt.Equal(now) {
+		t.Errorf("carol: %+v", u)
+	}
+
+	for _, tt := range []struct{ name, text, want string }{
+		{"user before its site", `{"kind":"user","apiKey":"3_Nope","UID":"x"}`, "line 1: user: no site has apiKey 3_Nope"},
+		{"key before its site", "\n" + `{"kind":"key","userKey":"AK","apiKey":"3_Nope","secret":"` + keySecret + `"}`, "line 2: key: no site has apiKey 3_Nope"},
+		{"bad line", `{"kind":"site","apiKey":"3_x","secret":"short"}`, "line 1: site 3_x"},
+		{"not JSON", `{`, "line 1: not a valid record"},
+	} {
+		_, err := Seed(ctx, st, strings.NewReader(tt.text), now)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestRequestLog(t *testing.T) {
+	l := NewRequestLog(3)
+	for i := 1; i <= 5; i++ {
+		l.Observe(&server.Call{ID: strings.Repeat(string(rune('a'+i)), 4), Method: "socialize.getUserInfo", Time: time.Now()})
+	}
+	entries, last := l.Entries(0, 0)
+	if last != 5 || len(entries) != 3 || entries[0].Seq != 3 || entries[2].Seq != 5 || entries[2].CallID != "ffff" {
+		t.Fatalf("ring: last %d %+v", last, entries)
+	}
+	if e, _ := l.Entries(4, 0); len(e) != 1 || e[0].Seq != 5 {
+		t.Errorf("after 4: %+v", e)
+	}
+	if e, _ := l.Entries(0, 2); len(e) != 2 || e[0].Seq != 4 {
+		t.Errorf("limit 2: %+v", e)
+	}
+
+	// Masking: credential values go, in the parameters, the details and the base strings.
+	const sent = "c3VwZXItc2VjcmV0LXZhbHVlLTEyMzQ=" // a secret sent beside a sig
+	base := gigya.BaseStrings("POST", []string{"http://h/socialize.getUserInfo"}, []gigya.Param{{Name: "secret", Value: sent}, {Name: "UID", Value: "u1"}})
+	l.Observe(&server.Call{ID: "masked", Code: 403003, Details: "signed " + base[0], BaseStrings: base, SignedURLs: []string{"http://h/socialize.getUserInfo"},
+		Params: []gigya.Param{{Name: "UID", Value: "u1"}, {Name: "secret", Value: sent}, {Name: "SIG", Value: "AAAA"}, {Name: "oauth_token", Value: "tok-123456"},
+			{Name: "client_secret", Value: "cs-123456"}, {Name: "cookieValue", Value: "cv-123456"}, {Name: "sessionSecret", Value: "ss-123456"}}})
+	e, _ := l.Entries(5, 0)
+	if len(e) != 1 {
+		t.Fatal(e)
+	}
+	js, _ := json.Marshal(e[0])
+	for _, leak := range []string{sent, gigya.Escape(sent), gigya.Escape(gigya.Escape(sent)), "AAAA", "tok-123456", "cs-123456", "cv-123456", "ss-123456"} {
+		if bytes.Contains(js, []byte(leak)) {
+			t.Errorf("the log keeps %q: %s", leak, js)
+		}
+	}
+	if v, _ := e[0].Param("uid"); v != "u1" {
+		t.Errorf("UID = %q", v)
+	}
+	if !strings.Contains(e[0].BaseStrings[0], "secret%3D***") || !strings.Contains(e[0].Details, "secret%3D***") {
+		t.Errorf("base string %q, details %q", e[0].BaseStrings[0], e[0].Details)
+	}
+
+	// Wait returns at once when there is something newer, at the timeout otherwise, and
+	// as soon as a call arrives.
+	if e, _ := l.Wait(context.Background(), 0, 0, time.Hour); len(e) != 3 {
+		t.Errorf("wait with entries: %d", len(e))
+	}
+	start := time.Now()
+	if e, last := l.Wait(context.Background(), 6, 0, 50*time.Millisecond); len(e) != 0 || last != 6 || time.Since(start) < 50*time.Millisecond {
+		t.Errorf("wait timed out with %v %d after %v", e, last, time.Since(start))
+	}
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		l.Observe(&server.Call{ID: "late"})
+	}()
+	if e, _ := l.Wait(context.Background(), 6, 0, 10*time.Second); len(e) != 1 || e[0].CallID != "late" {
+		t.Errorf("wait for a new call: %+v", e)
+	}
+	l.Clear()
+	if e, last := l.Entries(0, 0); len(e) != 0 || last != 7 {
+		t.Errorf("after Clear: %v %d", e, last)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	f := NewFaults(socius.SystemClock{})
+	for _, bad := range []Rule{
+		{Code: 123456}, // not in the table
+		{Code: 400092}, // retired
+		{},             // neither code nor delay
+		{Code: 500001, Delay: Duration(time.Hour)}, // too long
+		{Code: 500001, Fraction: 1.5},
+		{Code: 500001, Count: -1},
+	} {
+		if _, err := f.Add(bad); err == nil {
+			t.Errorf("Add(%+v) accepted", bad)
+		}
+	}
+	r1, err := f.Add(Rule{Method: "getUserInfo", APIKey: "3_a", Code: 403048, Count: 2})
+	if err != nil || r1.ID != 1 || r1.Method != "socialize.getUserInfo" || r1.Remaining != 2 {
+		t.Fatalf("%+v %v", r1, err)
+	}
+	if _, err := f.Add(Rule{Method: "*", Code: 0, Delay: Duration(time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(method, apiKey string, code int, delay time.Duration, ok bool) {
+		t.Helper()
+		c, d, o := f.Fault(method, apiKey)
+		if c != code || d != delay || o != ok {
+			t.Errorf("Fault(%s, %s) = %d %v %v, want %d %v %v", method, apiKey, c, d, o, code, delay, ok)
+		}
+	}
+	check("socialize.getUserInfo", "3_b", 0, time.Millisecond, true) // other site: the catch-all rule
+	check("socialize.GETUSERINFO", "3_a", 403048, 0, true)
+	if r := f.Rules(); r[0].Hits != 1 || r[0].Remaining != 1 {
+		t.Errorf("after one hit: %+v", r[0])
+	}
+	check("socialize.getUserInfo", "3_a", 403048, 0, true)
+	if r := f.Rules(); len(r) != 1 || r[0].ID != 2 {
+		t.Errorf("a spent rule stays: %+v", r)
+	}
+	check("socialize.getUserInfo", "3_a", 0, time.Millisecond, true)
+	if !f.Delete(2) || f.Delete(2) {
+		t.Error("Delete")
+	}
+	check("socialize.getUserInfo", "3_a", 0, 0, false)
+
+	// A fraction fires when the random number is below it; otherwise the next rule
+	// has its turn.
+	rolls := []float64{0.9, 0.1}
+	f.rand = func() float64 { r := rolls[0]; rolls = rolls[1:]; return r }
+	f.Add(Rule{Code: 504002, Fraction: 0.5})
+	f.Add(Rule{Code: 500001})
+	check("socialize.setUserInfo", "3_a", 500001, 0, true)
+	check("socialize.setUserInfo", "3_a", 504002, 0, true)
+	if n := f.Clear(); n != 2 || len(f.Rules()) != 0 {
+		t.Errorf("Clear: %d %v", n, f.Rules())
+	}
+}
+
+func TestGuards(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1:8080": true, "127.1.2.3": true, "[::1]:8080": true, "localhost:8080": true, "LOCALHOST": true,
+		"console.localhost:1": true, "localhost.": true,
+		"evil.example:8080": false, "10.0.0.1:8080": false, "0.0.0.0:8080": false, "": false, "localhost.evil.example": false,
+	} {
+		if got := localHost(host); got != want {
+			t.Errorf("localHost(%q) = %v", host, got)
+		}
+	}
+	for _, tt := range []struct {
+		headers map[string]string
+		ok      bool
+	}{
+		{nil, true}, // not a browser
+		{map[string]string{"Origin": "http://127.0.0.1:8080"}, true},
+		{map[string]string{"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}, true},
+		{map[string]string{"Referer": "http://127.0.0.1:8080/_emulator/clock"}, true},
+		{map[string]string{"Sec-Fetch-Site": "none"}, true},
+		{map[string]string{"Origin": "http://evil.example"}, false},
+		{map[string]string{"Origin": "http://127.0.0.1:3000"}, false},
+		{map[string]string{"Origin": "null"}, false},
+		{map[string]string{"Referer": "http://evil.example/x"}, false},
+		{map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
+		{map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:8080"}, false},
+	} {
+		r := httptest.NewRequest("POST", "http://127.0.0.1:8080/_emulator/reset", nil)
+		for k, v := range tt.headers {
+			r.Header.Set(k, v)
+		}
+		if err := sameOrigin(r); (err == nil) != tt.ok {
+			t.Errorf("sameOrigin(%v) = %v", tt.headers, err)
+		}
+	}
+}
+
+// testEmulator is an Emulator over a seeded store, served with a stub API that
+// answers "api".
+type testEmulator struct {
+	*Emulator
+	URL   string
+	store socius.Store
+	clock *socius.OffsetClock
+}
+
+func newTestEmulator(t *testing.T) *testEmulator {
+	t.Helper()
+	st := openStore(t)
+	if _, err := Seed(context.Background(), st, strings.NewReader(seedFile), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clock := &socius.OffsetClock{}
+	e := New(Config{Store: st, Clock: clock, LogSize: 10})
+	srv := httptest.NewServer(e.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "api") })))
+	t.Cleanup(srv.Close)
+	return &testEmulator{Emulator: e, URL: srv.URL, store: st, clock: clock}
+}
+
+// do sends a request and returns the status and body.
+func (te *testEmulator) do(t *testing.T, method, path, ctype, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, te.URL+path, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Host" {
+			req.Host = headers[i+1]
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminAPI(t *testing.T) {
+	te := newTestEmulator(t)
+	const js = "application/json"
+	tests := []struct {
+		name, method, path, ctype, body string
+		status                          int
+		contains                        []string
+	}{
+		{"other paths go to the API", "GET", "/socialize.getUserInfo", "", "", 200, []string{"api"}},
+		{"status", "GET", "/_emulator/api/status", "", "", 200, []string{`"sites": 1`, `"keys": 1`, `"users": 2`, `"logSize": 10`}},
+		{"sites mask secrets", "GET", "/_emulator/api/sites", "", "", 200, []string{`"apiKey": "3_EmuSite"`, `"secret": "c2Vj… (44 characters)"`, `"userKey": "AEmuKey"`, `"users": 2`}},
+		{"search by e-mail", "GET", "/_emulator/api/users?q=ALICE@", "", "", 200, []string{`"UID": "alice"`, `"nickname": "ally"`, `"more": false`}},
+		{"search by full name", "GET", "/_emulator/api/users?q=bob+builder", "", "", 200, []string{`"UID": "bob"`}},
+		{"search limit", "GET", "/_emulator/api/users?limit=1", "", "", 200, []string{`"more": true`}},
+		{"one user", "GET", "/_emulator/api/user?apiKey=3_EmuSite&UID=alice", "", "", 200, []string{`"firstName": "Alice"`, `"loggedIn": true`}},
+		{"no such user", "GET", "/_emulator/api/user?apiKey=3_EmuSite&UID=zed", "", "", 404, []string{`"error": "no user \"zed\"`}},
+		{"clock", "GET", "/_emulator/api/clock", "", "", 200, []string{`"offset": "0s"`}},
+		{"clock needs JSON", "POST", "/_emulator/api/clock", "text/plain", `{"advance":"1h"}`, 415, []string{"Content-Type: application/json"}},
+		{"clock needs one change", "POST", "/_emulator/api/clock", js, `{"advance":"1h","reset":true}`, 400, []string{"exactly one"}},
+		{"clock bad duration", "POST", "/_emulator/api/clock", js, `{"advance":"soon"}`, 400, []string{"not a duration"}},
+		{"clock unknown field", "POST", "/_emulator/api/clock", js, `{"travel":"1h"}`, 400, []string{"unknown field"}},
+		{"clock advance", "POST", "/_emulator/api/clock", js, `{"advance":"90m"}`, 200, []string{`"offset": "1h30m0s"`}},
+		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not a Gigya error code"}},
+		{"fault add", "POST", "/_emulator/api/faults", js, `{"method":"setUserInfo","errorCode":504002,"count":3,"delay":"10ms"}`, 201, []string{`"id": 1`, `"method": "socialize.setUserInfo"`, `"delay": "10ms"`, `"remaining": 3`}},
+		{"fault list", "GET", "/_emulator/api/faults", "", "", 200, []string{`"errorCode": 504002`}},
+		{"fault delete unknown", "DELETE", "/_emulator/api/faults/9", "", "", 404, []string{"no fault rule"}},
+		{"fault delete", "DELETE", "/_emulator/api/faults/1", "", "", 200, []string{`"deleted": 1`}},
+		{"fault clear", "DELETE", "/_emulator/api/faults", "", "", 200, []string{`"cleared": 0`}},
+		{"log", "GET", "/_emulator/api/log", "", "", 200, []string{`"entries": []`, `"size": 10`}},
+		{"log bad wait", "GET", "/_emulator/api/log?wait=forever", "", "", 400, []string{"wait must be"}},
+		{"export", "GET", "/_emulator/api/export", "", "", 200, []string{`{"kind":"site","apiKey":"3_EmuSite","secret":"` + siteSecret}},
+		{"seed", "POST", "/_emulator/api/seed", "application/x-ndjson", `{"apiKey":"3_EmuSite","UID":"dave"}`, 200, []string{`"users": 1`}},
+		{"seed error", "POST", "/_emulator/api/seed", "application/x-ndjson", `{"apiKey":"3_Nope","UID":"x"}`, 400, []string{"line 1"}},
+		{"reset", "POST", "/_emulator/api/reset", "", "", 200, []string{`"deletedUsers": 3`}},
+		{"unknown endpoint", "GET", "/_emulator/api/nope", "", "", 404, []string{`"error": "no such emulator endpoint`}},
+		{"wrong HTTP method", "PUT", "/_emulator/api/reset", "", "", 404, []string{"no such emulator endpoint: PUT /_emulator/api/reset"}},
+		{"the console root", "GET", "/_emulator", "", "", 302, nil},
+	}
+	for _, tt := range tests {
+		status, body := te.do(t, tt.method, tt.path, tt.ctype, tt.body)
+		if status != tt.status {
+			t.Errorf("%s: HTTP %d, want %d\n%s", tt.name, status, tt.status, body)
+		}
+		for _, c := range tt.contains {
+			if !strings.Contains(body, c) {
+				t.Errorf("%s: no %q in\n%s", tt.name, c, body)
+			}
+		}
+	}
+	if n, _ := te.store.CountUsers(context.Background(), ""); n != 0 {
+		t.Errorf("%d users after reset", n)
+	}
+	if s, _ := te.store.Sites(context.Background()); len(s) != 1 {
+		t.Errorf("reset removed sites: %v", s)
+	}
+	if off := te.clock.Offset(); off != 90*time.Minute {
+		t.Errorf("clock offset %v", off)
+	}
+
+	// reset?all=true also clears the rules and the log and resets the clock.
+	te.Faults.Add(Rule{Code: 500001})
+	te.Log.Observe(&server.Call{ID: "x"})
+	if status, body := te.do(t, "POST", "/_emulator/api/reset?all=true", "", ""); status != 200 || !strings.Contains(body, `"all": true`) {
+		t.Errorf("reset all: %d %s", status, body)
+	}
+	if e, _ := te.Log.Entries(0, 0); len(te.Faults.Rules()) != 0 || len(e) != 0 || te.clock.Offset() != 0 {
+		t.Errorf("after reset all: rules %v, log %v, offset %v", te.Faults.Rules(), e, te.clock.Offset())
+	}
+
+	// Set takes RFC 3339 or Unix seconds.
+	for _, set := range []string{"2030-01-01T00:00:00Z", "1893456000"} {
+		if status, body := te.do(t, "POST", "/_emulator/api/clock", js, `{"set":"`+set+`"}`); status != 200 {
+			t.Errorf("set %s: %d %s", set, status, body)
+		}
+		if d := te.clock.Now().Sub(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)); d < 0 || d > 5*time.Second {
+			t.Errorf("set %s: now %v", set, te.clock.Now())
+		}
+	}
+
+	// A page on another site cannot change anything, nor can a DNS-rebinding host read.
+	if status, _ := te.do(t, "POST", "/_emulator/api/reset", "", "", "Origin", "http://evil.example"); status != 403 {
+		t.Errorf("cross-origin reset: HTTP %d", status)
+	}
+	if status, _ := te.do(t, "POST", "/_emulator/api/reset", "", "", "Sec-Fetch-Site", "cross-site"); status != 403 {
+		t.Errorf("cross-site reset: HTTP %d", status)
+	}
+	if status, _ := te.do(t, "GET", "/_emulator/api/export", "", "", "Host", "rebind.evil.example"); status != 403 {
+		t.Errorf("export to a foreign Host: HTTP %d", status)
+	}
+	if status, body := te.do(t, "GET", "/_emulator/api/status", "", "", "Host", "localhost:1234"); status != 200 {
+		t.Errorf("Host localhost: HTTP %d %s", status, body)
+	}
+}
+
+func TestAdminAPIAllowRemote(t *testing.T) {
+	st := openStore(t)
+	e := New(Config{Store: st, Clock: &socius.OffsetClock{}, AllowRemote: true})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/_emulator/api/status", nil)
+	req.Host = "socius:8080"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("HTTP %d with AllowRemote", resp.StatusCode)
+	}
+}
+
+func TestLogLongPoll(t *testing.T) {
+	te := newTestEmulator(t)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		te.Log.Observe(&server.Call{ID: "polled", Method: "socialize.logout"})
+	}()
+	start := time.Now()
+	status, body := te.do(t, "GET", "/_emulator/api/log?after=0&wait=10s", "", "")
+	var page LogPage
+	if err := json.Unmarshal([]byte(body), &page); status != 200 || err != nil || len(page.Entries) != 1 || page.Entries[0].CallID != "polled" || page.Last != 1 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the long poll took %v", d)
+	}
+}
+
+func TestConsole(t *testing.T) {
+	te := newTestEmulator(t)
+	base := gigya.BaseStrings("POST", []string{"http://127.0.0.1:8080/socialize.getUserInfo", "https://127.0.0.1:8080/socialize.getUserInfo"},
+		[]gigya.Param{{Name: "UID", Value: "alice"}, {Name: "apiKey", Value: siteKey}})
+	te.Log.Observe(&server.Call{ID: "0123456789abcdef0123456789abcdef", Method: "socialize.getUserInfo", APIKey: siteKey, Credential: "partner-signature",
+		Code: 403003, Details: "Invalid request signature: <script>alert(1)</script>", Time: time.Now(),
+		SignedURLs: []string{"http://127.0.0.1:8080/socialize.getUserInfo", "https://127.0.0.1:8080/socialize.getUserInfo"}, BaseStrings: base,
+		Params: []gigya.Param{{Name: "UID", Value: "alice"}, {Name: "sig", Value: "c2lnbmF0dXJl"}}})
+	te.Log.Observe(&server.Call{ID: "fedcba9876543210fedcba9876543210", Method: "socialize.setUserInfo", APIKey: siteKey, Time: time.Now(),
+		Params: []gigya.Param{{Name: "UID", Value: "bob"}}})
+
+	pages := []struct {
+		path     string
+		status   int
+		contains []string
+		absent   []string
+	}{
+		{"/_emulator/", 200, []string{"<h1>Overview</h1>", "3_EmuSite", "c2Vj… (44 characters)", "AEmuKey", "dXNl… (28 characters)", `<th scope="col">`}, []string{siteSecret, keySecret}},
+		{"/_emulator/users", 200, []string{"2 users", "alice", "bob", "Bob Builder", "ally"}, nil},
+		{"/_emulator/users?q=liddell", 200, []string{"1 user matching", "alice"}, []string{">bob<"}},
+		{"/_emulator/users?q=nobody", 200, []string{"No users match"}, nil},
+		{"/_emulator/user?apiKey=3_EmuSite&UID=alice", 200, []string{`<img class="avatar" src="https://example.com/a.jpg" alt="Photo of ally"`, `class="comment-name">ally<`,
+			"alice@example.com", "Recent calls for this user", "0123456789abcdef0123456789abcdef"}, []string{"fedcba98"}},
+		{"/_emulator/user?apiKey=3_EmuSite&UID=bob", 200, []string{`src="/_emulator/static/avatar.svg" alt="Photo of Bob Builder"`, "no data"}, nil},
+		{"/_emulator/user?apiKey=3_EmuSite&UID=zed", 404, []string{"There is no user"}, nil},
+		{"/_emulator/log", 200, []string{"Signature debugging", html(base[0]), html(base[1]), "&lt;script&gt;", "403003", "<strong>403003</strong> Invalid request signature", "***"},
+			[]string{"<script>alert", "c2lnbmF0dXJl"}},
+		{"/_emulator/log?failed=1", 200, []string{"0123456789abcdef"}, []string{"fedcba98"}},
+		{"/_emulator/log?method=socialize.setUserInfo", 200, []string{"fedcba98"}, []string{"0123456789abcdef"}},
+		{"/_emulator/clock", 200, []string{"<h1>Clock</h1>", `<label for="advance">`}, nil},
+		{"/_emulator/faults", 200, []string{"No fault rules", "403048 API Rate Limit Exceeded", `<label for="f-code">`}, nil},
+		{"/_emulator/nope", 404, []string{"no console page"}, nil},
+		{"/_emulator/static/console.css", 200, []string{"font"}, nil},
+		{"/_emulator/static/console.js", 200, []string{"use strict"}, nil},
+	}
+	for _, p := range pages {
+		status, body := te.do(t, "GET", p.path, "", "")
+		if status != p.status {
+			t.Errorf("%s: HTTP %d, want %d", p.path, status, p.status)
+		}
+		for _, c := range p.contains {
+			if !strings.Contains(body, c) {
+				t.Errorf("%s: no %q", p.path, c)
+			}
+		}
+		for _, a := range p.absent {
+			if strings.Contains(body, a) {
+				t.Errorf("%s: shows %q", p.path, a)
+			}
+		}
+		if strings.HasSuffix(p.path, ".css") || strings.HasSuffix(p.path, ".js") {
+			continue
+		}
+		// Every page: a language, one h1, a main landmark, labelled inputs.
+		for _, c := range []string{`<html lang="en">`, `<main id="main"`, "<h1>"} {
+			if !strings.Contains(body, c) {
+				t.Errorf("%s: no %q", p.path, c)
+			}
+		}
+		if strings.Count(body, "<h1>") != 1 {
+			t.Errorf("%s: %d h1", p.path, strings.Count(body, "<h1>"))
+		}
+		checkLabels(t, p.path, body)
+	}
+}
+
+// checkLabels fails for an input or select (other than hidden inputs and checkboxes
+// followed by their label) whose id no <label for> names.
+func checkLabels(t *testing.T, path, body string) {
+	t.Helper()
+	for _, tag := range []string{"<input ", "<select "} {
+		for rest := body; ; {
+			i := strings.Index(rest, tag)
+			if i < 0 {
+				break
+			}
+			el := rest[i : i+strings.Index(rest[i:], ">")]
+			rest = rest[i+len(tag):]
+			if strings.Contains(el, `type="hidden"`) {
+				continue
+			}
+			j := strings.Index(el, `id="`)
+			if j < 0 {
+				t.Errorf("%s: %s> has no id for a label", path, el)
+				continue
+			}
+			id := el[j+4:]
+			id = id[:strings.IndexByte(id, '"')]
+			if !strings.Contains(body, `<label for="`+id+`">`) {
+				t.Errorf("%s: no label for #%s", path, id)
+			}
+		}
+	}
+}
+
+func html(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;", "+", "&#43;").Replace(s)
+}
+
+func TestConsoleForms(t *testing.T) {
+	te := newTestEmulator(t)
+	form := "application/x-www-form-urlencoded"
+	origin := []string{"Origin", te.URL}
+	post := func(path string, v url.Values, headers ...string) (int, string) {
+		t.Helper()
+		return te.do(t, "POST", path, form, v.Encode(), headers...)
+	}
+
+	// Clock.
+	if status, body := post("/_emulator/clock", url.Values{"action": {"advance"}, "advance": {"24h"}}, origin...); status != 303 || !strings.Contains(body, "") {
+		t.Errorf("advance: %d %s", status, body)
+	}
+	if te.clock.Offset() != 24*time.Hour {
+		t.Errorf("offset %v", te.clock.Offset())
+	}
+	if status, body := post("/_emulator/clock", url.Values{"action": {"advance"}, "advance": {"tomorrow"}}, origin...); status != 400 || !strings.Contains(body, `role="alert"`) {
+		t.Errorf("bad advance: %d", status)
+	}
+	if status, _ := te.do(t, "GET", "/_emulator/clock?done=clock", "", ""); status != 200 {
+		t.Errorf("after the redirect: %d", status)
+	}
+	if _, body := te.do(t, "GET", "/_emulator/", "", ""); !strings.Contains(body, "moved by 24h0m0s") {
+		t.Error("the header does not say the clock is moved")
+	}
+	post("/_emulator/clock", url.Values{"action": {"reset"}}, origin...)
+	if te.clock.Offset() != 0 {
+		t.Errorf("offset after reset %v", te.clock.Offset())
+	}
+
+	// Faults.
+	if status, _ := post("/_emulator/faults", url.Values{"method": {"getUserInfo"}, "apiKey": {siteKey}, "errorCode": {"403048"}, "count": {"2"}, "fraction": {"50"}, "delay": {"5ms"}}, origin...); status != 303 {
+		t.Errorf("add rule: %d", status)
+	}
+	rules := te.Faults.Rules()
+	if len(rules) != 1 || rules[0].Method != "socialize.getUserInfo" || rules[0].APIKey != siteKey || rules[0].Code != 403048 || rules[0].Count != 2 ||
+		rules[0].Fraction != 0.5 || rules[0].Delay != Duration(5*time.Millisecond) {
+		t.Errorf("rules %+v", rules)
+	}
+	if status, body := post("/_emulator/faults", url.Values{"errorCode": {"0"}, "otherCode": {"999999"}}, origin...); status != 400 || !strings.Contains(body, "The rule was not added") {
+		t.Errorf("bad rule: %d", status)
+	}
+	if _, body := te.do(t, "GET", "/_emulator/faults?done=fault-added&n=1", "", ""); !strings.Contains(body, "Added fault rule 1.") || !strings.Contains(body, "the next 2 of 2, 50 % of calls") {
+		t.Errorf("faults page after adding:\n%s", body)
+	}
+	if status, _ := post("/_emulator/faults/1/delete", nil, origin...); status != 303 || len(te.Faults.Rules()) != 0 {
+		t.Errorf("delete rule: %d %v", status, te.Faults.Rules())
+	}
+	te.Faults.Add(Rule{Code: 500001})
+	if status, _ := post("/_emulator/faults/clear", nil, origin...); status != 303 || len(te.Faults.Rules()) != 0 {
+		t.Errorf("clear rules: %d", status)
+	}
+
+	// Reset, and its CSRF guard.
+	if status, _ := post("/_emulator/reset", nil, "Origin", "http://evil.example"); status != 403 {
+		t.Errorf("cross-origin reset form: %d", status)
+	}
+	if status, _ := post("/_emulator/reset", nil, "Referer", "http://evil.example/page"); status != 403 {
+		t.Errorf("cross-origin reset form (Referer): %d", status)
+	}
+	if n, _ := te.store.CountUsers(context.Background(), ""); n != 2 {
+		t.Fatalf("a refused reset deleted users: %d left", n)
+	}
+	if status, _ := post("/_emulator/reset", nil, origin...); status != 303 {
+		t.Errorf("reset form: %d", status)
+	}
+	if n, _ := te.store.CountUsers(context.Background(), ""); n != 0 {
+		t.Errorf("%d users after the reset form", n)
+	}
+	if _, body := te.do(t, "GET", "/_emulator/?done=reset&n=2", "", ""); !strings.Contains(body, "Deleted 2 users.") {
+		t.Error("no message after the reset")
+	}
+	if _, body := te.do(t, "GET", "/_emulator/?done=reset&n=<b>", "", ""); strings.Contains(body, "<b>") {
+		t.Error("the message reflects the query")
+	}
+}

@@ -1,0 +1,226 @@
+package emulator
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/server"
+)
+
+// DefaultLogSize is how many calls the request log keeps by default.
+const DefaultLogSize = 1000
+
+// An Entry is one call in the request log, with its secrets masked.
+type Entry struct {
+	// Seq numbers the calls from 1, in the order they ended; readers page with it.
+	Seq int64 `json:"seq"`
+	// Time is the server's (possibly moved) clock when the call started.
+	Time       time.Time `json:"time"`
+	CallID     string    `json:"callId"`
+	Method     string    `json:"method"`
+	APIKey     string    `json:"apiKey,omitempty"`
+	UserKey    string    `json:"userKey,omitempty"`
+	Credential string    `json:"credential,omitempty"`
+	Params     []Param   `json:"params"`
+	ErrorCode  int       `json:"errorCode"`
+	Details    string    `json:"errorDetails,omitempty"`
+	// LatencyMS is how long the call took, in milliseconds (injected delays included).
+	LatencyMS float64 `json:"latencyMs"`
+	// Injected is true when a fault rule answered or delayed the call.
+	Injected bool `json:"injected,omitempty"`
+	// SignedURLs and BaseStrings are what the server signed for a 403003: the
+	// candidate URLs, the most likely first, and the base string of each.
+	SignedURLs  []string `json:"signedURLs,omitempty"`
+	BaseStrings []string `json:"baseStrings,omitempty"`
+}
+
+// A Param is a request parameter as logged.
+type Param struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Param returns the value of the named parameter (case-insensitive) and whether the
+// call had it.
+func (e *Entry) Param(name string) (string, bool) {
+	for _, p := range e.Params {
+		if strings.EqualFold(p.Name, name) {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+// A Candidate is a URL the server tried for a signature, and its base string.
+type Candidate struct {
+	URL        string
+	BaseString string
+}
+
+// AlsoTried returns the candidate URLs after the first, with their base strings.
+func (e Entry) AlsoTried() []Candidate {
+	var out []Candidate
+	for i := 1; i < len(e.SignedURLs) && i < len(e.BaseStrings); i++ {
+		out = append(out, Candidate{e.SignedURLs[i], e.BaseStrings[i]})
+	}
+	return out
+}
+
+// Masked is what a masked value is replaced with.
+const Masked = "***"
+
+// maskedParams are the parameters whose values never reach the log: credentials,
+// signatures, tokens and session values.
+var maskedParams = []string{
+	"secret", "sig", "oauth_token", "client_secret", "access_token", "refresh_token", "id_token",
+	"sessionToken", "sessionSecret", "session_token", "login_token", "cookieValue", "cookie",
+	"password", "regToken", "code",
+}
+
+func isMasked(name string) bool {
+	for _, m := range maskedParams {
+		if strings.EqualFold(m, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// RequestLog keeps the last calls in a ring buffer. Its Observe method is meant for
+// server.Config.Observe.
+type RequestLog struct {
+	mu      sync.Mutex
+	ring    []Entry
+	next    int   // where the next entry goes
+	n       int   // entries held
+	seq     int64 // Seq of the newest entry
+	changed chan struct{}
+}
+
+// NewRequestLog returns a log that keeps the last size calls (DefaultLogSize when
+// size <= 0).
+func NewRequestLog(size int) *RequestLog {
+	if size <= 0 {
+		size = DefaultLogSize
+	}
+	return &RequestLog{ring: make([]Entry, size), changed: make(chan struct{})}
+}
+
+// Size returns how many calls the log keeps.
+func (l *RequestLog) Size() int { return len(l.ring) }
+
+// Observe records a call, masking secrets: the values of credential parameters, and
+// those values wherever they appear in the details and base strings (a request may
+// carry a secret beside its sig, and the base string then holds it).
+func (l *RequestLog) Observe(c *server.Call) {
+	e := Entry{
+		Time: c.Time.UTC(), CallID: c.ID, Method: c.Method, APIKey: c.APIKey, UserKey: c.UserKey,
+		Credential: c.Credential, ErrorCode: c.Code, Details: c.Details, Injected: c.Injected,
+		LatencyMS:  float64(c.Duration.Microseconds()) / 1000,
+		SignedURLs: append([]string(nil), c.SignedURLs...),
+	}
+	var hidden []string
+	e.Params = make([]Param, len(c.Params))
+	for i, p := range c.Params {
+		v := p.Value
+		if isMasked(p.Name) {
+			if v != "" && !strings.EqualFold(p.Name, "sig") {
+				hidden = append(hidden, v)
+			}
+			v = Masked
+		}
+		e.Params[i] = Param{Name: p.Name, Value: v}
+	}
+	e.Details = hide(e.Details, hidden)
+	for _, b := range c.BaseStrings {
+		e.BaseStrings = append(e.BaseStrings, hide(b, hidden))
+	}
+	l.add(e)
+}
+
+// hide replaces each secret in s, as sent or as escaped once or twice (the base string
+// escapes values twice), by Masked.
+func hide(s string, secrets []string) string {
+	for _, v := range secrets {
+		if len(v) < 4 {
+			continue // too short to hide without mangling the text
+		}
+		once := gigya.Escape(v)
+		for _, form := range []string{gigya.Escape(once), once, v} {
+			s = strings.ReplaceAll(s, form, Masked)
+		}
+	}
+	return s
+}
+
+func (l *RequestLog) add(e Entry) {
+	l.mu.Lock()
+	l.seq++
+	e.Seq = l.seq
+	l.ring[l.next] = e
+	l.next = (l.next + 1) % len(l.ring)
+	if l.n < len(l.ring) {
+		l.n++
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Entries returns up to limit entries with Seq > after, oldest first (the newest
+// limit of them when there are more; every one when limit <= 0), and the Seq of the
+// newest entry logged so far.
+func (l *RequestLog) Entries(after int64, limit int) ([]Entry, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.entries(after, limit), l.seq
+}
+
+func (l *RequestLog) entries(after int64, limit int) []Entry {
+	var out []Entry
+	start := (l.next - l.n + len(l.ring)) % len(l.ring)
+	for i := 0; i < l.n; i++ {
+		e := l.ring[(start+i)%len(l.ring)]
+		if e.Seq > after {
+			out = append(out, e)
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
+}
+
+// Wait returns the entries after `after` as Entries does, waiting up to wait for one
+// to arrive when there is none yet (long polling, for `socius emulator log --follow`
+// and the console's refresh).
+func (l *RequestLog) Wait(ctx context.Context, after int64, limit int, wait time.Duration) ([]Entry, int64) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		l.mu.Lock()
+		out, seq, changed := l.entries(after, limit), l.seq, l.changed
+		l.mu.Unlock()
+		if len(out) > 0 || wait <= 0 {
+			return out, seq
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return nil, seq
+		case <-ctx.Done():
+			return nil, seq
+		}
+	}
+}
+
+// Clear forgets every entry; sequence numbers go on from where they were.
+func (l *RequestLog) Clear() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.ring)
+	l.next, l.n = 0, 0
+}

@@ -1,0 +1,93 @@
+package gigya
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// An Answer is the envelope of an answer as a client reads it: the fields every answer
+// carries. The method's data stays in the body, at the top level beside them.
+type Answer struct {
+	CallID       string
+	Code         int // errorCode: 0 on success
+	Message      string
+	Details      string
+	StatusCode   int
+	StatusReason string
+	APIVersion   int
+	Time         time.Time // zero when absent or unreadable
+	Ignored      []IgnoredParam
+}
+
+// ErrNotAnswer is wrapped by every error of [DecodeAnswer]: the body is not a Gigya
+// answer (an HTML error page from a proxy, an empty body, JSON without errorCode, ...).
+var ErrNotAnswer = errors.New("not a Gigya answer")
+
+// wireAnswer is the JSON shape of the envelope fields.
+type wireAnswer struct {
+	CallID       string          `json:"callId"`
+	ErrorCode    json.RawMessage `json:"errorCode"`
+	ErrorMessage string          `json:"errorMessage"`
+	ErrorDetails string          `json:"errorDetails"`
+	StatusCode   json.RawMessage `json:"statusCode"`
+	StatusReason string          `json:"statusReason"`
+	APIVersion   json.RawMessage `json:"apiVersion"`
+	Time         string          `json:"time"`
+	Ignored      []struct {
+		ParamName   string          `json:"paramName"`
+		WarningCode json.RawMessage `json:"warningCode"`
+		Message     string          `json:"message"`
+	} `json:"ignoredParams"`
+}
+
+// DecodeAnswer reads the envelope of a JSON answer. The body must be one JSON object
+// (its first byte '{', as the Java and .NET SDKs require) with a numeric errorCode (the
+// Node package treats a missing one as an error, and so does this). Other fields are
+// read leniently: a missing or odd statusCode, time or ignoredParams is left zero.
+func DecodeAnswer(body []byte) (*Answer, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty body", ErrNotAnswer)
+	}
+	if body[0] != '{' {
+		return nil, fmt.Errorf("%w: the body does not start with '{' (starts with %q)", ErrNotAnswer, clip(string(body), 16))
+	}
+	var w wireAnswer
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, fmt.Errorf("%w: invalid JSON: %v", ErrNotAnswer, err)
+	}
+	code, ok := jsonInt(w.ErrorCode)
+	if !ok {
+		if len(w.ErrorCode) == 0 {
+			return nil, fmt.Errorf("%w: no errorCode", ErrNotAnswer)
+		}
+		return nil, fmt.Errorf("%w: errorCode %s is not an integer", ErrNotAnswer, clip(string(w.ErrorCode), 20))
+	}
+	a := &Answer{CallID: w.CallID, Code: code, Message: w.ErrorMessage, Details: w.ErrorDetails, StatusReason: w.StatusReason}
+	a.StatusCode, _ = jsonInt(w.StatusCode)
+	a.APIVersion, _ = jsonInt(w.APIVersion)
+	if w.Time != "" {
+		if t, err := time.Parse(time.RFC3339Nano, w.Time); err == nil {
+			a.Time = t
+		}
+	}
+	for _, p := range w.Ignored {
+		wc, _ := jsonInt(p.WarningCode)
+		a.Ignored = append(a.Ignored, IgnoredParam{Name: p.ParamName, WarningCode: wc, Message: p.Message})
+	}
+	return a, nil
+}
+
+// jsonInt reads a JSON integer, or a string holding one (lenient, for fields other
+// implementations might quote).
+func jsonInt(raw json.RawMessage) (int, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		raw = raw[1 : len(raw)-1]
+	}
+	n, err := strconv.Atoi(string(raw))
+	return n, err == nil
+}

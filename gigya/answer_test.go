@@ -1,0 +1,75 @@
+package gigya
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestDecodeAnswerReadsEncode: what the server encodes, a client decodes.
+func TestDecodeAnswerReadsEncode(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 5, 21, 123_000_000, time.UTC)
+	for _, env := range []Envelope{
+		{CallID: "0123456789abcdef0123456789abcdef", Time: now, Data: Object{{"UID", "u1"}, {"age", 30}}},
+		{CallID: "c2", Code: 403005, Details: "UID not found", Time: now,
+			Ignored: []IgnoredParam{{"shoeSize", 403007, "ignored"}}},
+	} {
+		body, _ := Encode(JSON, "socialize.getUserInfo", "", env.Object())
+		a, err := DecodeAnswer(body)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if a.CallID != env.CallID || a.Code != env.Code || a.Details != env.Details || a.Message != Message(env.Code) ||
+			a.StatusCode != StatusCode(env.Code) || a.StatusReason != StatusReason(StatusCode(env.Code)) ||
+			a.APIVersion != APIVersion || !a.Time.Equal(now) || len(a.Ignored) != len(env.Ignored) {
+			t.Errorf("decoded %+v from %s", a, body)
+		}
+		for i := range a.Ignored {
+			if a.Ignored[i] != env.Ignored[i] {
+				t.Errorf("ignored %+v, want %+v", a.Ignored[i], env.Ignored[i])
+			}
+		}
+	}
+}
+
+func TestDecodeAnswerRefusesNonAnswers(t *testing.T) {
+	for _, body := range []string{
+		"",
+		"<html>502 Bad Gateway</html>",
+		" {\"errorCode\":0}",
+		"\ufeff{\"errorCode\":0}",
+		"{\"errorCode\":0",
+		"{\"callId\":\"x\"}",
+		"{\"errorCode\":\"abc\"}",
+		"{\"errorCode\":1.5}",
+		"gigya.cb({\"errorCode\":0});",
+	} {
+		if a, err := DecodeAnswer([]byte(body)); !errors.Is(err, ErrNotAnswer) {
+			t.Errorf("%q: got %+v, %v; want ErrNotAnswer", body, a, err)
+		}
+	}
+	// Lenient on the rest: a minimal answer, a quoted errorCode.
+	for body, code := range map[string]int{`{"errorCode":0}`: 0, `{"errorCode":"403005","statusCode":"x"}`: 403005} {
+		a, err := DecodeAnswer([]byte(body))
+		if err != nil || a.Code != code {
+			t.Errorf("%s: %+v %v", body, a, err)
+		}
+	}
+}
+
+// FuzzDecodeAnswer: any body either decodes or is refused with ErrNotAnswer; never a
+// panic.
+func FuzzDecodeAnswer(f *testing.F) {
+	f.Add([]byte(`{"callId":"x","errorCode":403005,"errorDetails":"UID not found","ignoredParams":[{"paramName":"a","warningCode":403007}]}`))
+	f.Add([]byte(`{"errorCode":"0","time":"2026-11-28T10:05:21.123Z"}`))
+	f.Add([]byte(`<xml/>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := DecodeAnswer(body)
+		if err != nil && !errors.Is(err, ErrNotAnswer) {
+			t.Fatalf("error %v does not wrap ErrNotAnswer", err)
+		}
+		if err == nil && a == nil {
+			t.Fatal("nil answer without error")
+		}
+	})
+}

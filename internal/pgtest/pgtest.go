@@ -1,0 +1,373 @@
+// Package pgtest runs throwaway PostgreSQL servers for tests: the real server, from the
+// system's PostgreSQL binaries (Debian's postgresql package puts them under
+// /usr/lib/postgresql/<version>/bin), in a temp folder, on a free port of 127.0.0.1.
+//
+// A test package calls Main from its TestMain. The first test that asks for a database
+// (URL) starts one shared server for the whole test binary; each call to URL gives a
+// fresh, empty place on it, so tests never see each other's data. That place is a
+// schema of its own in one database, named in the URL's search_path: to the code under
+// test it is an empty database, and creating it takes a millisecond where CREATE
+// DATABASE takes half a second (a hundred tests would spend a minute on it). Main stops
+// the server when the tests are done. A test that needs a server of its own, to stop and
+// start it (Start), gets one that its cleanup removes.
+//
+// When the binaries are missing the tests fail with a message saying how to get them
+// (./test.sh installs them), unless SOCIUS_SKIP_POSTGRES=1 asks to skip them instead.
+// SOCIUS_PG_BIN names the folder of the binaries when they are elsewhere.
+//
+// PostgreSQL refuses to run as root, and tests (in CI too) often run as root: then the
+// server runs as the postgres user that the Debian package creates, its folder given
+// to that user. The server is a child process of the test binary that the kernel stops
+// (SIGQUIT, PostgreSQL's immediate shutdown) if the test binary dies without cleaning
+// up, so a crashed or timed-out test leaves no server behind.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SkipEnv is the variable that, set to 1, skips the PostgreSQL tests when the binaries
+// are missing instead of failing them.
+const SkipEnv = "SOCIUS_SKIP_POSTGRES"
+
+// A Server is one running PostgreSQL server.
+type Server struct {
+	dir  string // the temp folder: data/, the socket, the log
+	bin  string
+	port int
+	cred *syscall.Credential // whom the server runs as; nil: the current user
+
+	dbOnce sync.Once
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	exit chan struct{} // closed when cmd has exited
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+	dbSeq      atomic.Int64
+)
+
+// Main runs the tests of a package, stops the shared server if a test started it, and
+// exits. Call it from TestMain.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with cleanups of its own: it returns
+// the exit code of the tests.
+func Run(m *testing.M) int {
+	code := m.Run()
+	if shared != nil {
+		shared.stop()
+		shared.remove()
+	}
+	return code
+}
+
+// URL returns the URL of a new, empty schema on the shared server, starting the
+// server on first use.
+func URL(t testing.TB) string {
+	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = start() })
+	if sharedErr != nil {
+		unavailable(t, sharedErr)
+	}
+	return shared.NewURL(t)
+}
+
+// Start starts a server for this test alone, removed by the test's cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s, err := start()
+	if err != nil {
+		unavailable(t, err)
+	}
+	t.Cleanup(func() {
+		s.stop()
+		s.remove()
+	})
+	return s
+}
+
+var errNoBinaries = errors.New("the PostgreSQL server binaries (initdb, postgres) were not found under /usr/lib/postgresql/*/bin")
+
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, errNoBinaries) {
+		if os.Getenv(SkipEnv) == "1" {
+			t.Skipf("PostgreSQL tests skipped (%s=1): %v", SkipEnv, err)
+		}
+		t.Fatalf("%v.\nRun ./test.sh, which installs them (Debian package postgresql), or set %s=1 to skip the PostgreSQL tests.", err, SkipEnv)
+	}
+	t.Fatalf("pgtest: cannot start PostgreSQL: %v", err)
+}
+
+// binDir finds the folder of initdb and postgres: SOCIUS_PG_BIN, else the newest
+// version under /usr/lib/postgresql.
+func binDir() (string, error) {
+	if d := os.Getenv("SOCIUS_PG_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("%w (SOCIUS_PG_BIN=%s has no initdb)", errNoBinaries, d)
+		}
+		return d, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(matches) == 0 {
+		return "", errNoBinaries
+	}
+	version := func(p string) int {
+		v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p))))
+		return v
+	}
+	slices.SortFunc(matches, func(a, b string) int { return version(b) - version(a) })
+	return filepath.Dir(matches[0]), nil
+}
+
+// start initializes a cluster in a new temp folder and starts it on a free port.
+func start() (*Server, error) {
+	bin, err := binDir()
+	if err != nil {
+		return nil, err
+	}
+	parent := os.TempDir()
+	if os.Geteuid() == 0 && !traversable(parent) {
+		parent = "/tmp" // the postgres user must reach the folder
+	}
+	dir, err := os.MkdirTemp(parent, "socius-pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{dir: dir, bin: bin}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			s.remove()
+			return nil, fmt.Errorf("running as root, PostgreSQL needs another user and there is no postgres user (%v); install Debian's postgresql package (./test.sh does)", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			s.remove()
+			return nil, err
+		}
+	}
+	if err := s.initdb(); err != nil {
+		s.remove()
+		return nil, err
+	}
+	// A free port can be taken between the probe and the server's bind: try again.
+	for range 5 {
+		if s.port, err = freePort(); err != nil {
+			break
+		}
+		if err = s.Start(); err == nil {
+			return s, nil
+		}
+	}
+	s.remove()
+	return nil, err
+}
+
+// initdb creates the cluster. The test databases use an ICU collation that does not
+// sort by bytes when the server has ICU, so that a query that relies on the
+// database's collation to order by bytes fails here as it would on a real server;
+// otherwise it falls back to plain locales.
+func (s *Server) initdb() error {
+	base := []string{"-D", s.dataDir(), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"}
+	var errs []error
+	for _, locale := range [][]string{
+		{"--locale=C.UTF-8", "--locale-provider=icu", "--icu-locale=en-US"},
+		{"--locale=C.UTF-8"},
+		{"--locale=C"},
+	} {
+		os.RemoveAll(s.dataDir())
+		out, err := s.command(filepath.Join(s.bin, "initdb"), append(base, locale...)...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("initdb %s: %v\n%s", strings.Join(locale, " "), err, out))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
+
+// command returns a command that runs as the server's user, in its folder.
+func (s *Server) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = s.dir
+	cmd.Env = []string{"PATH=" + s.bin + ":/usr/bin:/bin", "HOME=" + s.dir, "LC_ALL=C.UTF-8"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	return cmd
+}
+
+// Start starts the server on its port (again, after Stop) and waits until it accepts
+// connections.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("pgtest: server already running")
+	}
+	logFile, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	cmd := s.command(filepath.Join(s.bin, "postgres"),
+		"-D", s.dataDir(),
+		"-p", strconv.Itoa(s.port),
+		"-k", s.dir,
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "max_connections=300",
+		// Throwaway data: durability is not what these tests check.
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exit := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exit)
+	}()
+	s.cmd, s.exit = cmd, exit
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, s.url("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case <-exit:
+			s.cmd = nil
+			return fmt.Errorf("postgres exited at start: %s", s.logTail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.stopLocked()
+			return fmt.Errorf("postgres did not accept connections within 30 s: %v\n%s", err, s.logTail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop shuts the server down as `pg_ctl stop -m fast` does (SIGINT: sessions are
+// ended, open transactions rolled back) and waits until it has exited.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Server) stop() { s.Stop() }
+
+func (s *Server) stopLocked() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exit:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exit
+	}
+	s.cmd = nil
+}
+
+func (s *Server) remove() { os.RemoveAll(s.dir) }
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func (s *Server) url(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
+}
+
+// Port is the server's TCP port on 127.0.0.1; it stays the same across Stop and Start.
+func (s *Server) Port() int { return s.port }
+
+// NewURL returns the URL of a new, empty schema, named in the URL's search_path, in
+// the database "socius" of the server.
+func (s *Server) NewURL(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.url("postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	s.dbOnce.Do(func() {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE socius"); err != nil {
+			t.Fatalf("pgtest: create database: %v", err)
+		}
+	})
+	conn.Close(ctx)
+	conn, err = pgx.Connect(ctx, s.url("socius"))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("t_%d", dbSeq.Add(1))
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("pgtest: create schema: %v", err)
+	}
+	return s.url("socius") + "&search_path=" + name
+}
+
+// traversable reports whether every folder on the way to dir lets other users through.
+func traversable(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,424 @@
+// Package postgres is the store of Socius for more than one machine: PostgreSQL,
+// through pgx and its connection pool (pure Go), implementing socius.Store and
+// socius.NonceStore. Several stateless server nodes share one database and behave as
+// one server: sites, keys, users, tokens and the nonces of signed requests all live in
+// the database, and no node keeps any of them in memory.
+//
+// # Atomicity without a single writer
+//
+// The SQLite store serializes its writes through one goroutine; here every node writes
+// at once, so each operation is written to be atomic by itself in the database:
+//
+//   - UpdateProfile is one UPDATE that sets only the patched columns. Concurrent
+//     updates of different fields of one user each lock the row in turn and change
+//     only their own columns: none is lost, on one node or across many.
+//   - Login is an UPDATE of the user, and when there is none an INSERT ... ON CONFLICT
+//     DO NOTHING, and when a concurrent login created the user in between, the UPDATE
+//     again: each step is one statement, and exactly one caller inserts.
+//   - Logout, DeleteUser, RenameUser and DeleteUsers change users and tokens in one
+//     transaction, so the tokens are revoked (or moved, or removed) with the user or
+//     not at all.
+//   - UseNonce is one INSERT ... ON CONFLICT DO UPDATE ... WHERE: a new pair is
+//     inserted, an expired one taken over, a live one left alone, and the statement
+//     returns a row only in the first two cases. Two nodes racing on one nonce are
+//     ordered by the primary key: exactly one of them gets the row.
+//
+// # Failures
+//
+// Driver errors are translated at this boundary: a unique violation is
+// socius.ErrExists, a foreign key violation socius.ErrNotFound, anything else (refused
+// connections, a server shutting down, timeouts) a socius.DatabaseError, which the
+// server answers with 500028. Every operation runs under a deadline (OpTimeout), and
+// connecting under a connect timeout, so a database that does not answer fails calls
+// instead of hanging them. Reads are retried once when the connection broke under
+// them; writes only when they certainly did not take effect (the server rolled the
+// transaction back, or nothing was sent). The pool replaces broken connections on its
+// own, so a node recovers when the database is back, without a restart.
+//
+// # Schema
+//
+// The schema lives in numbered files under migrations/, embedded in the binary. Open
+// applies those that schema_migrations does not list, in order, each in one
+// transaction together with the insert of its version row. When several nodes start
+// at once on a new database, they may all begin a migration; the first to commit wins,
+// the others fail on what it made (its tables, its version row), roll back whole, and
+// find the migration applied when they look again. No advisory lock is needed
+// (CockroachDB has none).
+//
+// The SQL stays within what PostgreSQL, CockroachDB and YugabyteDB accept: times are
+// BIGINT Unix milliseconds, insertion order is a BIGINT identity column, UIDs are BYTEA
+// so that they sort by bytes without a collation, and there are no advisory locks,
+// LISTEN/NOTIFY, named constraints in ON CONFLICT, arrays or JSON. docs/postgresql.md
+// says what was checked against those databases and what was not.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"path"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/socius/socius"
+)
+
+var (
+	_ socius.Store      = (*Store)(nil)
+	_ socius.NonceStore = (*Store)(nil)
+)
+
+// Defaults for what the connection URL does not say.
+const (
+	// DefaultConnectTimeout bounds the opening of one connection (connect_timeout in
+	// the URL overrides it).
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultOpTimeout bounds one store operation, retries included.
+	DefaultOpTimeout = 10 * time.Second
+)
+
+// Store is a socius.Store and socius.NonceStore kept in PostgreSQL (or a database that
+// speaks its protocol and SQL).
+type Store struct {
+	pool *pgxpool.Pool
+
+	// OpTimeout bounds every operation; DefaultOpTimeout after Open.
+	OpTimeout time.Duration
+
+	nonceCalls atomic.Uint64
+	sweeping   atomic.Bool
+
+	// background is the context of the nonce sweeps; Close cancels it.
+	background context.Context
+	cancel     context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool
+	sweeps  sync.WaitGroup
+	closing sync.Once
+}
+
+// Open connects to the database at url (postgres://user:password@host:port/db?...,
+// or the key=value form), checks that it answers and brings its schema up to date.
+// Besides libpq's parameters the URL takes pgxpool's (pool_max_conns, ...); without
+// pool_max_conns the pool holds up to 4 connections per CPU, at least 16.
+func Open(ctx context.Context, connString string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if !strings.Contains(connString, "pool_max_conns") {
+		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	}
+	if _, err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	}
+	background, cancel := context.WithCancel(context.Background())
+	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, background: background, cancel: cancel}, nil
+}
+
+// Redact returns a connection string without its password, for logs and error
+// messages.
+func Redact(connString string) string {
+	u, err := url.Parse(connString)
+	if err != nil || u.Scheme == "" {
+		// The key=value form, or something unparsable: say nothing of it if it may
+		// hold a password.
+		if strings.Contains(connString, "password") {
+			return "(a connection string)"
+		}
+		return connString
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Close stops the background nonce sweep, if one runs, and closes the pool.
+// Operations after Close fail with a database error. Close may be called more than once.
+func (s *Store) Close() error {
+	s.closing.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.cancel()
+		s.sweeps.Wait()
+		s.pool.Close()
+	})
+	return nil
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrate applies the migrations that the database has not seen, in order, and reports
+// how many it applied.
+func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	// Two nodes creating the table at once can both pass IF NOT EXISTS, and then one
+	// fails on PostgreSQL's catalog (unique violation, duplicate table or type): the
+	// table is there all the same, so try again.
+	for attempt := 0; ; attempt++ {
+		_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    BIGINT PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at BIGINT NOT NULL
+		)`)
+		if err == nil {
+			break
+		}
+		if attempt >= 5 || !hasCode(err, "23505", "42P07", "42710") && !retryable(err) {
+			return 0, fmt.Errorf("create schema_migrations: %w", err)
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql") // in lexical order: 0001_, 0002_, ...
+	if err != nil {
+		return 0, err
+	}
+	applied := 0
+	for _, name := range names {
+		base := path.Base(name)
+		prefix, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(prefix)
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: name does not start with a number", base)
+		}
+		ok, err := applyMigration(ctx, pool, version, name)
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: %w", base, err)
+		}
+		if ok {
+			applied++
+		}
+	}
+	return applied, nil
+}
+
+// applyMigration runs one migration, unless schema_migrations lists it, in one
+// transaction: the migration's statements first, then the insert of its version row.
+// When nodes start together, each may begin the same migration; the first to commit
+// wins, and the others fail on what it made (the same table or row, on which
+// PostgreSQL makes them wait until it commits) and roll back whole, so that
+// nothing is applied twice. They then find the version listed and skip it. The
+// statements come before the version row because CockroachDB refuses a schema change
+// after a write in the same transaction.
+func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name string) (bool, error) {
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return false, err
+	}
+	for attempt := 0; ; attempt++ {
+		var applied bool
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := tx.Exec(ctx, string(body)); err != nil { // no arguments: the simple protocol, several statements
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				version, path.Base(name), time.Now().UnixMilli())
+			applied = err == nil
+			return err
+		})
+		if err == nil {
+			return applied, nil
+		}
+		// Another node applying the same migration at the same time makes it fail on
+		// what that node created (a table, a type, the version row).
+		if attempt >= 5 || !retryable(err) && !hasCode(err, "23505", "42P07", "42710", "42701") {
+			return false, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+}
+
+// errorFor translates a driver error at the store's boundary: a taken key is
+// socius.ErrExists, a reference to a missing site socius.ErrNotFound, anything else a
+// database error (500028) that keeps the cause for the logs. A query for one row that
+// found none is socius.ErrNotFound; domain errors pass through.
+func errorFor(op string, err error) error {
+	if err == nil || errors.Is(err, socius.ErrNotFound) || errors.Is(err, socius.ErrExists) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return socius.ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return socius.ErrExists
+		case "23503": // foreign_key_violation
+			return socius.ErrNotFound
+		}
+	}
+	return socius.DatabaseError("postgres: "+op, err)
+}
+
+// hasCode reports whether err is a server error with one of the SQLSTATE codes.
+func hasCode(err error, codes ...string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && slices.Contains(codes, pe.Code)
+}
+
+// retryable reports whether a failed operation certainly took no effect and may run
+// again: the server rolled its transaction back (a serialization failure, which
+// CockroachDB reports under contention, or a deadlock), or the request never left.
+func retryable(err error) bool {
+	return hasCode(err, "40001", "40P01") || pgconn.SafeToRetry(err)
+}
+
+// connectionLost reports whether err is a failure of the connection or of the server
+// as a whole rather than of the statement: a read that failed so may simply run again.
+func connectionLost(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01..57P03: the server is shutting down,
+		// crashed or not yet accepting connections.
+		return strings.HasPrefix(pe.Code, "08") || slices.Contains([]string{"57P01", "57P02", "57P03"}, pe.Code)
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// withTimeout returns ctx bounded by the store's operation timeout.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.OpTimeout)
+}
+
+// lost reports whether err says the connection, or the server, is gone; if so it
+// resets the pool, whose other idle connections most likely went with it (a restart,
+// a failover, a network cut): the next calls then open new connections rather than
+// fail one by one on the old ones.
+func (s *Store) lost(err error) bool {
+	if err == nil || !connectionLost(err) {
+		return false
+	}
+	s.pool.Reset()
+	return true
+}
+
+// read runs an idempotent read, once more if the connection broke under it (a pooled
+// connection that the database closed while it sat idle, for instance).
+func (s *Store) read(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	err := fn(ctx)
+	if err != nil && (s.lost(err) || retryable(err)) && ctx.Err() == nil {
+		err = fn(ctx)
+		s.lost(err)
+	}
+	return errorFor(op, err)
+}
+
+// write runs a write that is one statement (or several that are each complete), again
+// while it certainly took no effect. A write that was sent on a connection that then
+// broke is not run again: it may have been committed.
+func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = fn(ctx)
+		s.lost(err)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return errorFor(op, err)
+}
+
+// tx runs fn in a transaction, committed if fn returns nil and rolled back otherwise,
+// and runs it again while the transaction certainly took no effect.
+func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return s.write(ctx, op, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	})
+}
+
+// affected turns the command tag of an UPDATE or DELETE of one row into an error:
+// socius.ErrNotFound when no row matched.
+func affected(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return socius.ErrNotFound
+	}
+	return nil
+}
+
+// millis and fromMillis convert times to and from the stored Unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullMillis and fromNullMillis do the same for optional times: the zero time is NULL.
+func nullMillis(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	ms := millis(t)
+	return &ms
+}
+
+func fromNullMillis(ms *int64) time.Time {
+	if ms == nil {
+		return time.Time{}
+	}
+	return fromMillis(*ms)
+}
+
+// nullString is v, or NULL when v is empty.
+func nullString(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
+}
+
+// fromNullString is the value, or "" for NULL.
+func fromNullString(v *string) string {
+	if v == nil {
+		return ""
+	}
+	return *v
+}

@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/socius/socius"
+)
+
+// CreateSite adds a site; socius.ErrExists if its apiKey is taken.
+func (s *Store) CreateSite(ctx context.Context, site *socius.Site) error {
+	return s.write(ctx, "create site", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO sites (api_key, secret, name, created_at) VALUES ($1, $2, $3, $4)`,
+			site.APIKey, site.Secret, site.Name, millis(site.CreatedAt))
+		return err
+	})
+}
+
+// PutSite creates the site or, if it exists, replaces its secret and name. The site
+// keeps its creation time, its keys and its users.
+func (s *Store) PutSite(ctx context.Context, site *socius.Site) error {
+	return s.write(ctx, "put site", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO sites (api_key, secret, name, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (api_key) DO UPDATE SET secret = excluded.secret, name = excluded.name`,
+			site.APIKey, site.Secret, site.Name, millis(site.CreatedAt))
+		return err
+	})
+}
+
+const siteColumns = `api_key, secret, name, created_at`
+
+// Site returns the site with the apiKey, or socius.ErrNotFound.
+func (s *Store) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
+	var site *socius.Site
+	err := s.read(ctx, "site", func(ctx context.Context) error {
+		var err error
+		site, err = scanSite(s.pool.QueryRow(ctx, `SELECT `+siteColumns+` FROM sites WHERE api_key = $1`, apiKey))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return site, nil
+}
+
+// Sites lists every site, ordered by creation time, then by insertion.
+func (s *Store) Sites(ctx context.Context) ([]*socius.Site, error) {
+	var sites []*socius.Site
+	err := s.read(ctx, "sites", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT `+siteColumns+` FROM sites ORDER BY created_at, seq`)
+		if err != nil {
+			return err
+		}
+		sites, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.Site, error) { return scanSite(row) })
+		return err
+	})
+	return sites, err
+}
+
+func scanSite(row pgx.Row) (*socius.Site, error) {
+	var s socius.Site
+	var created int64
+	if err := row.Scan(&s.APIKey, &s.Secret, &s.Name, &created); err != nil {
+		return nil, err
+	}
+	s.CreatedAt = fromMillis(created)
+	return &s, nil
+}
+
+// CreateKey adds a key to an existing site: socius.ErrExists if the userKey is taken,
+// socius.ErrNotFound if the site does not exist.
+func (s *Store) CreateKey(ctx context.Context, k *socius.Key) error {
+	// Methods are stored comma-joined; a comma in a name would split it in two.
+	for _, m := range k.Methods {
+		if strings.Contains(m, ",") {
+			return fmt.Errorf("postgres: create key: method name %q contains a comma", m)
+		}
+	}
+	return s.write(ctx, "create key", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO keys (user_key, api_key, secret, methods, public_key, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+			k.UserKey, k.APIKey, k.Secret, strings.Join(k.Methods, ","), k.PublicKey, millis(k.CreatedAt))
+		return err // the site's foreign key makes a missing site ErrNotFound
+	})
+}
+
+// PutKey creates the key or replaces its secret, methods and public key, in one
+// statement: socius.ErrNotFound if the site does not exist, socius.ErrExists if the
+// userKey belongs to another site (the conflict's WHERE then updates no row).
+func (s *Store) PutKey(ctx context.Context, k *socius.Key) error {
+	for _, m := range k.Methods {
+		if strings.Contains(m, ",") {
+			return fmt.Errorf("postgres: put key: method name %q contains a comma", m)
+		}
+	}
+	return s.write(ctx, "put key", func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, `INSERT INTO keys (user_key, api_key, secret, methods, public_key, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (user_key) DO UPDATE SET secret = excluded.secret, methods = excluded.methods, public_key = excluded.public_key
+			WHERE keys.api_key = excluded.api_key`,
+			k.UserKey, k.APIKey, k.Secret, strings.Join(k.Methods, ","), k.PublicKey, millis(k.CreatedAt))
+		if err != nil {
+			return err // the site's foreign key makes a missing site ErrNotFound
+		}
+		if tag.RowsAffected() == 0 {
+			return socius.ErrExists
+		}
+		return nil
+	})
+}
+
+const keyColumns = `user_key, api_key, secret, methods, public_key, created_at`
+
+// Key returns the key, or socius.ErrNotFound.
+func (s *Store) Key(ctx context.Context, userKey string) (*socius.Key, error) {
+	var k *socius.Key
+	err := s.read(ctx, "key", func(ctx context.Context) error {
+		var err error
+		k, err = scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE user_key = $1`, userKey))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Keys lists the keys of a site (of every site when apiKey is empty), ordered by
+// creation time, then by insertion.
+func (s *Store) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) {
+	var keys []*socius.Key
+	err := s.read(ctx, "keys", func(ctx context.Context) error {
+		var rows pgx.Rows
+		var err error
+		if apiKey == "" {
+			rows, err = s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, seq`)
+		} else {
+			rows, err = s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys WHERE api_key = $1 ORDER BY created_at, seq`, apiKey)
+		}
+		if err != nil {
+			return err
+		}
+		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.Key, error) { return scanKey(row) })
+		return err
+	})
+	return keys, err
+}
+
+func scanKey(row pgx.Row) (*socius.Key, error) {
+	var k socius.Key
+	var methods string
+	var created int64
+	if err := row.Scan(&k.UserKey, &k.APIKey, &k.Secret, &methods, &k.PublicKey, &created); err != nil {
+		return nil, err
+	}
+	if methods != "" {
+		k.Methods = strings.Split(methods, ",")
+	}
+	k.CreatedAt = fromMillis(created)
+	return &k, nil
+}
+
+// DeleteKey removes a key; socius.ErrNotFound if there is none.
+func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
+	return s.write(ctx, "delete key", func(ctx context.Context) error {
+		return affected(s.pool.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey))
+	})
+}

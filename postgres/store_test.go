@@ -1,0 +1,565 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/socius/socius"
+	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var now = time.Date(2026, time.November, 28, 10, 30, 0, 0, time.UTC)
+
+func open(t testing.TB, url string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// newStore opens a store on a new database; the test's cleanup closes it.
+func newStore(t testing.TB) *Store {
+	t.Helper()
+	s := open(t, pgtest.URL(t))
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) socius.Store { return open(t, pgtest.URL(t)) })
+}
+
+func TestNonces(t *testing.T) {
+	storetest.RunNonces(t, func(t *testing.T) socius.NonceStore { return newStore(t) })
+}
+
+// TestNoncesSharedByNodes gives the same nonces to two stores on one database, as two
+// server nodes would see a request and its replay: each pair is accepted once in all.
+func TestNoncesSharedByNodes(t *testing.T) {
+	url := pgtest.URL(t)
+	a, b := open(t, url), open(t, url)
+	defer a.Close()
+	defer b.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := make(map[string]int)
+	for _, s := range []*Store{a, b, a, b} {
+		wg.Go(func() {
+			for i := range 200 {
+				n := strconv.Itoa(i)
+				ok, err := s.UseNonce(t.Context(), "apiKey 3_site", n, now.Add(time.Minute), now)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					wins[n]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for n, w := range wins {
+		if w != 1 {
+			t.Errorf("nonce %s accepted %d times across the nodes", n, w)
+		}
+	}
+	if len(wins) != 200 {
+		t.Errorf("%d nonces accepted, want 200", len(wins))
+	}
+}
+
+func TestNonceSweep(t *testing.T) {
+	url := pgtest.URL(t)
+	s := open(t, url)
+	ctx := t.Context()
+	count := func(s *Store) int {
+		t.Helper()
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM nonces`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// More expired nonces than one batch of the sweep deletes.
+	for i := range 2100 {
+		if _, err := s.UseNonce(ctx, "apiKey 3_site", strconv.Itoa(i), now.Add(time.Duration(i%2)*time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The background sweeps of those calls ran at now: nothing had expired.
+	s.sweeps.Wait()
+	n, err := s.DeleteExpiredNonces(ctx, now.Add(time.Minute))
+	if err != nil || n != 1050 {
+		t.Errorf("DeleteExpiredNonces: %d, %v; want 1050, nil", n, err)
+	}
+	if left := count(s); left != 1050 {
+		t.Errorf("%d nonces left, want 1050", left)
+	}
+	// Calls at a later now sweep, in the background, what expired before it. (A sweep
+	// is skipped while another runs; none runs now.)
+	for i := range sweepEvery {
+		if _, err := s.UseNonce(ctx, "apiKey 3_other", strconv.Itoa(i), now.Add(3*time.Hour), now.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.sweeps.Wait()
+	s.Close()
+	s = open(t, url)
+	defer s.Close()
+	if left := count(s); left != sweepEvery {
+		t.Errorf("%d nonces left after the sweep, want the %d live ones", left, sweepEvery)
+	}
+}
+
+// writeConcurrently has writers update one user through the stores in turn (as
+// requests spread over server nodes), writer w owning field w%8 with the others of its
+// group, each writing its own final value last. It returns the fields that do not end
+// with the final value of one of their writers: updates that a read-modify-write lost.
+func writeConcurrently(t *testing.T, stores []socius.Store, update func(s socius.Store, f socius.Field, v string) error) []string {
+	t.Helper()
+	const writers, rounds = 64, 16
+	value := func(w, r int) string {
+		if r == rounds-1 {
+			return strconv.Itoa(w)
+		}
+		return strconv.Itoa(writers + r)
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			f := socius.Field(w % int(socius.NumFields))
+			for r := range rounds {
+				if err := update(stores[(w+r)%len(stores)], f, value(w, r)); err != nil {
+					t.Errorf("writer %d, round %d: %v", w, r, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	u, err := stores[0].User(t.Context(), "3_site", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost []string
+	for f := range socius.NumFields {
+		var finals []string
+		for w := int(f); w < writers; w += int(socius.NumFields) {
+			finals = append(finals, value(w, rounds-1))
+		}
+		if !slices.Contains(finals, u.Profile[f]) {
+			lost = append(lost, fmt.Sprintf("%s = %q", f.Name(), u.Profile[f]))
+		}
+	}
+	return lost
+}
+
+func twoNodes(t *testing.T) []socius.Store {
+	t.Helper()
+	url := pgtest.URL(t)
+	a, b := open(t, url), open(t, url)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	if err := a.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Login(t.Context(), "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	return []socius.Store{a, b}
+}
+
+// TestTwoNodesLoseNothing runs the concurrent profile updates of the conformance suite
+// through two stores (two pools, as two server nodes have) on one database.
+func TestTwoNodesLoseNothing(t *testing.T) {
+	stores := twoNodes(t)
+	lost := writeConcurrently(t, stores, func(s socius.Store, f socius.Field, v string) error {
+		var p socius.Patch
+		p.Set(f, v)
+		return s.UpdateProfile(t.Context(), "3_site", "u1", &p, now)
+	})
+	if len(lost) > 0 {
+		t.Errorf("updates were lost: %v", lost)
+	}
+}
+
+// TestReadModifyWriteIsCaught checks that the writers above are enough to catch the
+// naive implementation: read the profile, change one field, write the whole profile
+// back. If this test passed with the naive update, TestTwoNodesLoseNothing and the
+// suite's UpdateProfileLosesNothing would prove nothing.
+func TestReadModifyWriteIsCaught(t *testing.T) {
+	for attempt := range 3 {
+		stores := twoNodes(t)
+		lost := writeConcurrently(t, stores, func(s socius.Store, f socius.Field, v string) error {
+			u, err := s.User(t.Context(), "3_site", "u1")
+			if err != nil {
+				return err
+			}
+			u.Profile[f] = v
+			return s.PutUser(t.Context(), u)
+		})
+		if len(lost) > 0 {
+			t.Logf("attempt %d: the naive update lost %d fields: %v", attempt, len(lost), lost)
+			return
+		}
+	}
+	t.Errorf("a read-modify-write lost no update in 3 runs: the concurrency tests cannot tell it from an atomic update")
+}
+
+// TestConcurrentOpen starts several stores at once on a new database, as nodes
+// starting together do: each migration is applied exactly once, and every store works.
+func TestConcurrentOpen(t *testing.T) {
+	for range 3 {
+		url := pgtest.URL(t)
+		const n = 4
+		stores := make([]*Store, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				stores[i], errs[i] = Open(t.Context(), url)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("Open %d of %d at once: %v", i, n, err)
+			}
+			defer stores[i].Close()
+		}
+		checkMigrations(t, stores[0])
+		for i, s := range stores {
+			site := &socius.Site{APIKey: fmt.Sprintf("3_%d", i), Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}
+			if err := s.CreateSite(t.Context(), site); err != nil {
+				t.Errorf("CreateSite through store %d: %v", i, err)
+			}
+		}
+		sites, err := stores[n-1].Sites(t.Context())
+		if err != nil || len(sites) != n {
+			t.Errorf("Sites: %d sites, %v; want %d", len(sites), err, n)
+		}
+	}
+}
+
+// checkMigrations checks that schema_migrations lists every migration once.
+func checkMigrations(t *testing.T, s *Store) {
+	t.Helper()
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	var rows, versions int
+	if err := s.pool.QueryRow(t.Context(), `SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations`).Scan(&rows, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(names) || versions != len(names) {
+		t.Errorf("schema_migrations has %d rows of %d versions, want %d", rows, versions, len(names))
+	}
+}
+
+func TestMigrationsRunOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	for range 2 {
+		s := open(t, url)
+		s.Close()
+	}
+	s := open(t, url)
+	defer s.Close()
+	checkMigrations(t, s)
+	if applied, err := migrate(t.Context(), s.pool); err != nil || applied != 0 {
+		t.Errorf("migrate on a migrated database: applied %d, %v; want 0, nil", applied, err)
+	}
+}
+
+// TestMigrateExisting opens a database that has only the first migration, with data,
+// as an older Socius left it: the later migrations apply and the data stays.
+func TestMigrateExisting(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+		string(body),
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('3_site', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
+		`INSERT INTO users (api_key, uid, first_name, created_at, updated_at, logged_in) VALUES ('3_site', 'u1', 'Ada', 0, 0, TRUE)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(ctx)
+
+	s := open(t, url)
+	defer s.Close()
+	checkMigrations(t, s)
+	u, err := s.User(ctx, "3_site", "u1")
+	if err != nil || u.Profile[socius.FirstName] != "Ada" || !u.LoggedIn || !u.LoginAt.IsZero() {
+		t.Errorf("user after the migrations: %+v, %v", u, err)
+	}
+	if err := s.CreateToken(ctx, &socius.Token{Hash: "h", Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now}); err != nil {
+		t.Errorf("CreateToken after the migrations: %v", err)
+	}
+	if ok, err := s.UseNonce(ctx, "apiKey 3_site", "n", now.Add(time.Minute), now); !ok || err != nil {
+		t.Errorf("UseNonce after the migrations: %v, %v", ok, err)
+	}
+}
+
+func TestOpenFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	for _, url := range []string{
+		"not a url ://",
+		fmt.Sprintf("postgres://postgres@127.0.0.1:%d/db?sslmode=disable", port), // nothing listens
+	} {
+		start := time.Now()
+		s, err := Open(t.Context(), url)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", url)
+			continue
+		}
+		if d := time.Since(start); d > 2*DefaultConnectTimeout {
+			t.Errorf("Open(%q) took %s to fail", url, d)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://socius:s3cret@db:5432/socius?sslmode=require": "postgres://socius:xxxxx@db:5432/socius?sslmode=require",
+		"postgres://socius@db/socius":                             "postgres://socius@db/socius",
+		"host=db user=socius password=s3cret":                     "(a connection string)",
+		"host=db user=socius":                                     "host=db user=socius",
+		"postgres://db/socius?password=s3cret&sslmode=require":    "postgres://db/socius?password=xxxxx&sslmode=require",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s := open(t, pgtest.URL(t))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	err := s.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", CreatedAt: now})
+	if socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("CreateSite after Close: %v, want a database error", err)
+	}
+	if _, err := s.Site(t.Context(), "3_site"); socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("Site after Close: %v, want a database error", err)
+	}
+	if _, err := s.UseNonce(t.Context(), "c", "n", now, now); socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("UseNonce after Close: %v, want a database error", err)
+	}
+}
+
+// TestRestart stops the database under a running store, as a PostgreSQL restart or a
+// lost connection does: calls in flight and calls during the outage fail with a
+// database error (500028), quickly; what they wrote is all there or not at all; and
+// once the database is back the same store works again, without being reopened.
+func TestRestart(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewURL(t)
+	s := open(t, url)
+	defer s.Close()
+	s.OpTimeout = 3 * time.Second
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Users with a token each; writers delete them while the database goes away.
+	const users = 200
+	for i := range users {
+		uid := fmt.Sprintf("u%d", i)
+		if _, err := s.Login(ctx, "3_site", uid, nil, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateToken(ctx, &socius.Token{Hash: "h" + uid, Kind: socius.AccessToken, APIKey: "3_site", UID: uid, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed, other []error
+	var next int
+	var deleted atomic.Int32
+	stopped := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= users {
+					return
+				}
+				err := s.DeleteUser(ctx, "3_site", fmt.Sprintf("u%d", i), now.Add(time.Minute))
+				mu.Lock()
+				switch {
+				case err == nil:
+					deleted.Add(1)
+				case socius.ErrorCode(err) == socius.CodeDatabaseError:
+					failed = append(failed, err)
+				default:
+					other = append(other, err)
+				}
+				mu.Unlock()
+				select {
+				case <-stopped:
+					return
+				default:
+				}
+			}
+		})
+	}
+	// Stop the database once the deletes are well under way.
+	for deadline := time.Now().Add(10 * time.Second); deleted.Load() < 20 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	srv.Stop()
+	close(stopped)
+	wg.Wait()
+	if len(other) > 0 {
+		t.Errorf("%d calls failed with something else than a database error, e.g. %v", len(other), other[0])
+	}
+	t.Logf("of %d users, %d were deleted before the database stopped and %d deletes failed with 500028", users, deleted.Load(), len(failed))
+
+	// During the outage: a database error, soon, for reads and writes alike.
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"Site", func() error { _, err := s.Site(ctx, "3_site"); return err }},
+		{"User", func() error { _, err := s.User(ctx, "3_site", "u199"); return err }},
+		{"UpdateProfile", func() error {
+			var p socius.Patch
+			p.Set(socius.FirstName, "Ada")
+			return s.UpdateProfile(ctx, "3_site", "u199", &p, now)
+		}},
+		{"UseNonce", func() error { _, err := s.UseNonce(ctx, "apiKey 3_site", "n", now.Add(time.Minute), now); return err }},
+		{"Logout", func() error { return s.Logout(ctx, "3_site", "u199", now) }},
+	} {
+		start := time.Now()
+		err := c.call()
+		if socius.ErrorCode(err) != socius.CodeDatabaseError {
+			t.Errorf("%s during the outage: %v, want a database error (500028)", c.name, err)
+		}
+		if d := time.Since(start); d > s.OpTimeout+time.Second {
+			t.Errorf("%s during the outage took %s", c.name, d)
+		}
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Back: the same store works, and every user is either gone with its token revoked
+	// or there with its token live.
+	if _, err := s.Site(ctx, "3_site"); err != nil {
+		t.Fatalf("Site after the restart: %v", err)
+	}
+	for i := range users {
+		uid := fmt.Sprintf("u%d", i)
+		_, uerr := s.User(ctx, "3_site", uid)
+		tok, err := s.Token(ctx, "h"+uid)
+		if err != nil {
+			t.Fatalf("Token after the restart: %v", err)
+		}
+		switch {
+		case uerr == nil && !tok.RevokedAt.IsZero():
+			t.Errorf("%s is there but its token was revoked: half a DeleteUser", uid)
+		case errors.Is(uerr, socius.ErrNotFound) && tok.RevokedAt.IsZero():
+			t.Errorf("%s is gone but its token lives: half a DeleteUser", uid)
+		case uerr != nil && !errors.Is(uerr, socius.ErrNotFound):
+			t.Errorf("User(%s) after the restart: %v", uid, uerr)
+		}
+	}
+	var p socius.Patch
+	p.Set(socius.FirstName, "Ada")
+	if _, err := s.Login(ctx, "3_site", "after", &p, now); err != nil {
+		t.Errorf("Login after the restart: %v", err)
+	}
+	if ok, err := s.UseNonce(ctx, "apiKey 3_site", "after", now.Add(time.Minute), now); !ok || err != nil {
+		t.Errorf("UseNonce after the restart: %v, %v", ok, err)
+	}
+}
+
+// TestReadRetriesOnce checks that reads on connections that the database closed while
+// they sat in the pool (here: terminated by an administrator) succeed on their retry.
+func TestReadRetriesOnce(t *testing.T) {
+	url := pgtest.URL(t) + "&application_name=retry-test"
+	s := open(t, url)
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the pool with a few idle connections.
+	var conns []*pgxpool.Conn
+	for range 4 {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	// Terminate them. The pool only pings connections idle for more than a second, so
+	// it hands these out as they are: the next query on one fails.
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = 'retry-test' AND pid <> pg_backend_pid()`).Scan(&n); err != nil || n < 4 {
+		t.Fatalf("terminated %d connections (%v), want at least 4", n, err)
+	}
+	time.Sleep(50 * time.Millisecond) // the backends exit
+	for range 10 {
+		if _, err := s.Site(ctx, "3_site"); err != nil {
+			t.Fatalf("Site after its connections were terminated: %v", err)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/socius/socius"
+)
+
+// CreateToken stores a token: socius.ErrExists if its hash is taken, socius.ErrNotFound
+// if the site does not exist. The UID is not checked against the users: a token may be
+// granted for a user that has not logged in yet.
+func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
+	return s.write(ctx, "create token", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
+			millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
+		return err // the primary key makes ErrExists, the site's foreign key ErrNotFound
+	})
+}
+
+// Token returns the token with the hash, revoked and expired ones included, or
+// socius.ErrNotFound.
+func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
+	var t socius.Token
+	err := s.read(ctx, "token", func(ctx context.Context) error {
+		var kind string
+		var uid, userKey *string
+		var created int64
+		var expires, revoked *int64
+		err := s.pool.QueryRow(ctx, `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at
+			FROM tokens WHERE hash = $1`, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked)
+		if err != nil {
+			return err
+		}
+		t.Kind = socius.TokenKind(kind)
+		t.UID, t.UserKey = fromNullString(uid), fromNullString(userKey)
+		t.CreatedAt = fromMillis(created)
+		t.ExpiresAt = fromNullMillis(expires)
+		t.RevokedAt = fromNullMillis(revoked)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// RevokeToken marks a token revoked at now; socius.ErrNotFound if there is none.
+// Revoking a revoked token succeeds and keeps the first revocation time.
+func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
+	return s.write(ctx, "revoke token", func(ctx context.Context) error {
+		// The WHERE clause matches a revoked token too (COALESCE keeps its time), so
+		// that only a missing token affects no row.
+		return affected(s.pool.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash))
+	})
+}
+
+// revokeUserTokens revokes, at now, the live tokens of a user (Logout, DeleteUser),
+// inside the caller's transaction. Those revoked already keep their first revocation
+// time.
+func revokeUserTokens(ctx context.Context, tx pgx.Tx, apiKey, uid string, now time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $1 WHERE api_key = $2 AND uid = $3 AND revoked_at IS NULL`,
+		millis(now), apiKey, uid)
+	return err
+}
+
+// DeleteExpiredTokens removes the tokens that expired, or were revoked, strictly before
+// `before`, and reports how many. Tokens that never expire and were never revoked stay.
+func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.write(ctx, "delete expired tokens", func(ctx context.Context) error {
+		// NULL (never expires, live) compares as unknown: neither term matches it.
+		tag, err := s.pool.Exec(ctx, `DELETE FROM tokens WHERE expires_at < $1 OR revoked_at < $1`, millis(before))
+		n = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -1,0 +1,125 @@
+// Package ratelimit limits the call rate of each apiKey with token buckets, in the
+// memory of one server node: each node of a deployment counts its own calls.
+//
+// A bucket holds at most burst tokens and refills at rate tokens a second; a call
+// takes one token or is refused. Time is passed in by the caller (the server's
+// injected clock), so tests move it without sleeping.
+//
+// Memory stays bounded whatever keys clients invent: a bucket that has refilled to
+// full is indistinguishable from a new one, so full buckets are dropped when a shard
+// reaches its share of MaxKeys (at most once a second). If a shard is still at its cap after that
+// sweep (more than MaxKeys keys all called within the last burst/rate seconds), a new
+// key is let through untracked rather than refused: the keys already tracked, the busy
+// ones, stay limited.
+package ratelimit
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// DefaultMaxKeys is the default cap on tracked keys.
+const DefaultMaxKeys = 100_000
+
+const shards = 16
+
+// Limiter is a set of token buckets, one per key.
+type Limiter struct {
+	rate     float64 // tokens a second
+	burst    float64
+	maxShard int
+	seed     maphash.Seed
+	shards   [shards]shard
+}
+
+type shard struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time // the last sweep, so that a flood of new keys sweeps once a second at most
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// New returns a limiter that allows rate calls a second per key, and bursts of up to
+// burst calls (at least 1). maxKeys caps the keys tracked (DefaultMaxKeys when <= 0).
+func New(rate float64, burst, maxKeys int) *Limiter {
+	if burst < 1 {
+		burst = 1
+	}
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	l := &Limiter{rate: rate, burst: float64(burst), maxShard: max(1, maxKeys/shards), seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		l.shards[i].buckets = make(map[string]*bucket)
+	}
+	return l
+}
+
+// Rate returns the calls a second allowed per key.
+func (l *Limiter) Rate() float64 { return l.rate }
+
+// Burst returns the largest burst allowed per key.
+func (l *Limiter) Burst() int { return int(l.burst) }
+
+// Allow takes a token from key's bucket at time now and reports whether there was one.
+func (l *Limiter) Allow(key string, now time.Time) bool {
+	s := &l.shards[maphash.String(l.seed, key)%shards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.buckets[key]
+	if !ok {
+		if len(s.buckets) >= l.maxShard {
+			if d := now.Sub(s.swept); d >= time.Second || d < 0 {
+				l.sweep(s, now)
+				s.swept = now
+			}
+			if len(s.buckets) >= l.maxShard {
+				return true
+			}
+		}
+		s.buckets[key] = &bucket{tokens: l.burst - 1, last: now}
+		return true
+	}
+	b.refill(l, now)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// refill adds the tokens earned since the bucket was last touched. A clock that went
+// backwards earns nothing.
+func (b *bucket) refill(l *Limiter, now time.Time) {
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(l.burst, b.tokens+d.Seconds()*l.rate)
+		b.last = now
+	}
+}
+
+// sweep drops the buckets that are full at now.
+func (l *Limiter) sweep(s *shard, now time.Time) {
+	for k, b := range s.buckets {
+		b.refill(l, now)
+		if b.tokens >= l.burst {
+			delete(s.buckets, k)
+		}
+	}
+}
+
+// Len returns the number of keys tracked.
+func (l *Limiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.buckets)
+		s.mu.Unlock()
+	}
+	return n
+}

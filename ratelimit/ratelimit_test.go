@@ -1,0 +1,111 @@
+package ratelimit
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, time.November, 28, 10, 0, 0, 0, time.UTC)
+
+func allowed(l *Limiter, key string, now time.Time, n int) int {
+	ok := 0
+	for i := 0; i < n; i++ {
+		if l.Allow(key, now) {
+			ok++
+		}
+	}
+	return ok
+}
+
+func TestBucket(t *testing.T) {
+	l := New(2, 5, 0) // 2 a second, bursts of 5
+	if got := allowed(l, "a", t0, 10); got != 5 {
+		t.Fatalf("burst: %d allowed, want 5", got)
+	}
+	// Half a second earns one token.
+	if got := allowed(l, "a", t0.Add(500*time.Millisecond), 3); got != 1 {
+		t.Errorf("after 0.5 s: %d allowed, want 1", got)
+	}
+	// Another key has its own bucket.
+	if got := allowed(l, "b", t0, 10); got != 5 {
+		t.Errorf("second key: %d allowed, want 5", got)
+	}
+	// A long pause refills to the burst, never beyond.
+	if got := allowed(l, "a", t0.Add(time.Hour), 10); got != 5 {
+		t.Errorf("after an hour: %d allowed, want 5", got)
+	}
+	// A clock that goes backwards earns nothing (and does not panic).
+	if got := allowed(l, "a", t0, 3); got != 0 {
+		t.Errorf("clock went back: %d allowed, want 0", got)
+	}
+	// A sustained rate: one call every 0.5 s is always allowed.
+	l = New(2, 1, 0)
+	for i := 0; i < 20; i++ {
+		if !l.Allow("c", t0.Add(time.Duration(i)*500*time.Millisecond)) {
+			t.Fatalf("call %d at the allowed rate refused", i)
+		}
+	}
+	if l.Allow("c", t0.Add(19*500*time.Millisecond+100*time.Millisecond)) {
+		t.Error("a call 0.1 s after the last one was allowed at 2/s with burst 1")
+	}
+}
+
+func TestFractionalRate(t *testing.T) {
+	l := New(0.5, 1, 0) // one call every two seconds
+	if !l.Allow("k", t0) || l.Allow("k", t0.Add(time.Second)) {
+		t.Fatal("first call must pass, the second a second later must not")
+	}
+	if !l.Allow("k", t0.Add(2*time.Second)) {
+		t.Error("a call two seconds later was refused")
+	}
+}
+
+func TestMemoryBound(t *testing.T) {
+	l := New(1, 2, 16*10) // 10 keys a shard
+	for i := 0; i < 10_000; i++ {
+		l.Allow("key-"+strconv.Itoa(i), t0)
+	}
+	if n := l.Len(); n > 16*10 {
+		t.Fatalf("%d keys tracked, cap is %d", n, 16*10)
+	}
+	// A key that is tracked and empty stays limited even while new keys flood in.
+	l = New(1, 1, 16*10)
+	l.Allow("busy", t0)
+	for i := 0; i < 10_000; i++ {
+		l.Allow("key-"+strconv.Itoa(i), t0)
+	}
+	if l.Allow("busy", t0) {
+		t.Error("the flood freed the busy key")
+	}
+	// With every shard at its cap, a new key is let through untracked: its second
+	// call passes too.
+	if !l.Allow("newcomer", t0) || !l.Allow("newcomer", t0) {
+		t.Error("a new key beyond the cap was refused")
+	}
+	// Two seconds later every bucket is full again: the next new key sweeps its shard
+	// and is tracked (burst 1: its second call is refused).
+	late := t0.Add(2 * time.Second)
+	if !l.Allow("fresh", late) || l.Allow("fresh", late) {
+		t.Error("after the sweep a new key is not limited")
+	}
+	if n := l.Len(); n > 16*10-9 {
+		t.Errorf("after one shard's sweep %d keys tracked, want at most %d", n, 16*10-9)
+	}
+}
+
+func BenchmarkAllow(b *testing.B) {
+	l := New(1e9, 1<<30, 0)
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = "3_key" + strconv.Itoa(i)
+	}
+	now := t0
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			l.Allow(keys[i%len(keys)], now)
+			i++
+		}
+	})
+}

@@ -1,0 +1,238 @@
+package sealed_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/sealed"
+	"github.com/socius/socius/sqlite"
+	"github.com/socius/socius/storetest"
+)
+
+var now = time.Date(2026, time.November, 28, 10, 30, 0, 0, time.UTC)
+
+const (
+	siteSecret = "c2l0ZS1zZWNyZXQtMDEyMzQ1Njc4OWFi"
+	keySecret  = "a2V5LXNlY3JldC0wMTIzNDU2Nzg5YWJj"
+)
+
+func openSQLite(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func wrap(t *testing.T, st socius.Store, key []byte) *sealed.Store {
+	t.Helper()
+	s, err := sealed.New(st, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The sealed store keeps the whole store contract.
+func TestStoreContract(t *testing.T) {
+	key := sealed.NewKey()
+	storetest.Run(t, func(t *testing.T) socius.Store {
+		return wrap(t, openSQLite(t, filepath.Join(t.TempDir(), "socius.db")), key)
+	})
+}
+
+func TestSecretsAreSealedAtRest(t *testing.T) {
+	ctx := context.Background()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	st := wrap(t, raw, sealed.NewKey())
+	site := &socius.Site{APIKey: "3_a", Secret: siteSecret, Name: "a", CreatedAt: now}
+	if err := st.CreateSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	if site.Secret != siteSecret {
+		t.Fatal("CreateSite changed the caller's site")
+	}
+	if err := st.CreateKey(ctx, &socius.Key{UserKey: "Ak", APIKey: "3_a", Secret: keySecret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Through the sealed store: the secrets as written.
+	if s, err := st.Site(ctx, "3_a"); err != nil || s.Secret != siteSecret {
+		t.Fatalf("Site: %v %v", s, err)
+	}
+	if k, err := st.Key(ctx, "Ak"); err != nil || k.Secret != keySecret {
+		t.Fatalf("Key: %v %v", k, err)
+	}
+	// Underneath: sealed, and a fresh nonce every time (same secret, other text).
+	rs, _ := raw.Site(ctx, "3_a")
+	rk, _ := raw.Key(ctx, "Ak")
+	for _, stored := range []string{rs.Secret, rk.Secret} {
+		if !strings.HasPrefix(stored, sealed.Prefix) || strings.Contains(stored, siteSecret) || strings.Contains(stored, keySecret) {
+			t.Errorf("stored secret %q is not sealed", stored)
+		}
+	}
+	if err := st.PutSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if rs2, _ := raw.Site(ctx, "3_a"); rs2.Secret == rs.Secret {
+		t.Error("sealing the same secret twice gave the same text")
+	}
+	if ok, err := sealed.HoldsSealed(ctx, raw); !ok || err != nil {
+		t.Errorf("HoldsSealed = %v, %v", ok, err)
+	}
+}
+
+func TestWrongKey(t *testing.T) {
+	ctx := context.Background()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	if err := wrap(t, raw, sealed.NewKey()).CreateSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	other := wrap(t, raw, sealed.NewKey())
+	err := other.Verify(ctx)
+	if !errors.Is(err, sealed.ErrWrongKey) || !strings.Contains(err.Error(), "3_a") {
+		t.Errorf("Verify with another key: %v", err)
+	}
+	if _, err := other.Site(ctx, "3_a"); !errors.Is(err, sealed.ErrWrongKey) {
+		t.Errorf("Site with another key: %v", err)
+	}
+}
+
+func TestMovedCiphertextDoesNotOpen(t *testing.T) {
+	ctx := context.Background()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	st := wrap(t, raw, sealed.NewKey())
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := raw.Site(ctx, "3_a")
+	if err := raw.CreateSite(ctx, &socius.Site{APIKey: "3_b", Secret: rs.Secret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Site(ctx, "3_b"); !errors.Is(err, sealed.ErrWrongKey) {
+		t.Errorf("a secret copied from site 3_a opened for 3_b: %v", err)
+	}
+	// Tampering with the text is caught the same way.
+	if err := raw.PutSite(ctx, &socius.Site{APIKey: "3_a", Secret: rs.Secret[:len(rs.Secret)-4] + "AAA="}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Site(ctx, "3_a"); !errors.Is(err, sealed.ErrWrongKey) {
+		t.Errorf("an altered secret opened: %v", err)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	ctx := context.Background()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	// Written before encryption was enabled.
+	if err := raw.CreateSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, Name: "old", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.CreateKey(ctx, &socius.Key{UserKey: "Ak", APIKey: "3_a", Secret: keySecret, Methods: []string{"socialize.getUserInfo"}, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := sealed.HoldsSealed(ctx, raw); ok {
+		t.Fatal("HoldsSealed on a plain store")
+	}
+	st := wrap(t, raw, sealed.NewKey())
+	// Plain secrets still read.
+	if s, err := st.Site(ctx, "3_a"); err != nil || s.Secret != siteSecret {
+		t.Fatalf("plain site through the sealed store: %v %v", s, err)
+	}
+	if err := st.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.Migrate(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Migrate = %d, %v; want 2", n, err)
+	}
+	if n, err := st.Migrate(ctx); err != nil || n != 0 {
+		t.Errorf("second Migrate = %d, %v; want 0", n, err)
+	}
+	rs, _ := raw.Site(ctx, "3_a")
+	rk, _ := raw.Key(ctx, "Ak")
+	if !sealed.IsSealed(rs.Secret) || !sealed.IsSealed(rk.Secret) {
+		t.Errorf("after Migrate: %q %q", rs.Secret, rk.Secret)
+	}
+	// Everything else is as it was.
+	s, _ := st.Site(ctx, "3_a")
+	k, err := st.Key(ctx, "Ak")
+	if err != nil || s.Secret != siteSecret || s.Name != "old" || !s.CreatedAt.Equal(now) ||
+		k.Secret != keySecret || k.APIKey != "3_a" || len(k.Methods) != 1 || !k.CreatedAt.Equal(now) {
+		t.Errorf("after Migrate: %+v %+v", s, k)
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	k := sealed.NewKey()
+	for _, text := range []string{sealed.EncodeKey(k), " " + sealed.EncodeKey(k) + "\n"} {
+		got, err := sealed.ParseKey(text)
+		if err != nil || string(got) != string(k) {
+			t.Errorf("ParseKey(%q) = %v", text, err)
+		}
+	}
+	for _, bad := range []string{"", "not base64!", "c2hvcnQ="} {
+		_, err := sealed.ParseKey(bad)
+		if err == nil {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		} else if bad != "" && strings.Contains(err.Error(), bad) {
+			t.Errorf("the error repeats the key text: %v", err)
+		}
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "master.key")
+	// Racing creators: exactly one wins; every one ends with the winner's key.
+	var wg sync.WaitGroup
+	keys := make([][]byte, 8)
+	wins := make([]bool, 8)
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := sealed.CreateKeyFile(path)
+			if errors.Is(err, fs.ErrExist) {
+				k, err = sealed.ReadKeyFile(path)
+			} else if err == nil {
+				wins[i] = true
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for i := range keys {
+		if wins[i] {
+			n++
+		}
+		if string(keys[i]) != string(keys[0]) || len(keys[i]) != sealed.KeySize {
+			t.Errorf("creator %d ended with another key", i)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d creators won", n)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode: %v %v", fi.Mode(), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".master.key-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}

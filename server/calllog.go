@@ -1,0 +1,45 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+)
+
+// LogCalls returns an Observe function that writes one line per call to l at info
+// level: callId, method, apiKey, userKey, credential (the kind, never its value),
+// errorCode, latencyMs, remote, and errorDetails for a failure. Parameter values are
+// not logged at all. At debug level a signature mismatch adds the URLs and base strings
+// the server signed (what a developer compares with the client's); the server built
+// them with credential values masked, as it masks every credential Observe sees.
+func LogCalls(l *slog.Logger) func(*Call) {
+	return func(c *Call) {
+		ctx := context.Background()
+		if !l.Enabled(ctx, slog.LevelInfo) {
+			return
+		}
+		attrs := make([]slog.Attr, 0, 10)
+		attrs = append(attrs,
+			slog.String("callId", c.ID),
+			slog.String("method", clip(c.Method, 100)),
+			slog.String("apiKey", c.APIKey))
+		if c.UserKey != "" {
+			attrs = append(attrs, slog.String("userKey", c.UserKey))
+		}
+		if c.Credential != "" {
+			attrs = append(attrs, slog.String("credential", c.Credential))
+		}
+		attrs = append(attrs,
+			slog.Int("errorCode", c.Code),
+			slog.Float64("latencyMs", float64(c.Duration.Microseconds())/1000),
+			slog.String("remote", c.RemoteAddr))
+		if c.Code != 0 {
+			attrs = append(attrs, slog.String("errorDetails", c.Details))
+		}
+		l.LogAttrs(ctx, slog.LevelInfo, "call", attrs...)
+
+		if len(c.BaseStrings) > 0 && l.Enabled(ctx, slog.LevelDebug) {
+			l.LogAttrs(ctx, slog.LevelDebug, "signature mismatch", slog.String("callId", c.ID),
+				slog.Any("signedURLs", c.SignedURLs), slog.Any("baseStrings", c.BaseStrings))
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package server_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/server"
+	"github.com/socius/socius/sqlite"
+)
+
+// FuzzAuthorization sends arbitrary Authorization headers (bearer JWTs, OAuth and
+// Basic credentials) and oauth_token values over TLS. Whatever arrives, the answer is
+// an authentication error or a success, never a general server error.
+func FuzzAuthorization(f *testing.F) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(f.TempDir(), "socius.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { store.Close() })
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, _ := socius.EncodeRSAPublicKey(&priv.PublicKey)
+	if err := store.CreateSite(ctx, &socius.Site{APIKey: apiKey, Secret: secret, CreatedAt: time.Now()}); err != nil {
+		f.Fatal(err)
+	}
+	if err := store.CreateKey(ctx, &socius.Key{UserKey: "AJwt", APIKey: apiKey, Secret: secret, PublicKey: pub, CreatedAt: time.Now()}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := store.Login(ctx, apiKey, "u1", &socius.Patch{}, time.Now()); err != nil {
+		f.Fatal(err)
+	}
+	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
+
+	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	input := seg(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "AJwt"}) + "." + seg(map[string]any{"iat": time.Now().Unix(), "jti": "1"})
+	digest := sha256.Sum256([]byte(input))
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+	f.Add("Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig), "")
+	f.Add("Bearer "+input+".", "")
+	f.Add("Bearer a.b.c", "")
+	f.Add("OAuth st2.at.AAAA", "")
+	f.Add("Basic "+base64.StdEncoding.EncodeToString([]byte(apiKey+":"+secret)), "")
+	f.Add("", "st2.ss."+strings.Repeat("A", 43))
+	f.Add("Bearer st2.at.x", "st2.at.y")
+
+	allowed := map[int]bool{0: true, 400002: true, 400006: true, 400008: true, 400093: true, 403002: true,
+		403003: true, 403004: true, 403005: true, 403007: true, 403025: true}
+	f.Fuzz(func(t *testing.T, authorization, token string) {
+		body := "apiKey=" + apiKey + "&UID=u1"
+		if token != "" {
+			body += "&oauth_token=" + strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "=", "%3D").Replace(token)
+		}
+		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader(body))
+		req.TLS = &tls.ConnectionState{}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", authorization)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		var a struct {
+			ErrorCode int `json:"errorCode"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+			t.Fatalf("answer is not JSON: %s", rec.Body.Bytes())
+		}
+		if !allowed[a.ErrorCode] {
+			t.Errorf("Authorization %q, oauth_token %q: errorCode %d: %s", authorization, token, a.ErrorCode, strconv.Quote(rec.Body.String()))
+		}
+	})
+}

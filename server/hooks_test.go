@@ -1,0 +1,204 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/server"
+	"github.com/socius/socius/sqlite"
+)
+
+// apiKey and secret, the lab site's, are token_test.go's.
+
+// hookServer is a Server over a temp SQLite store with one site and user "u1".
+func hookServer(t *testing.T, cfg server.Config) (*httptest.Server, *[]server.Call) {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "socius.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: apiKey, Secret: secret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Login(ctx, apiKey, "u1", nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	calls := new([]server.Call)
+	cfg.Store, cfg.Nonces = st, nonce.New(0)
+	cfg.Observe = func(c *server.Call) {
+		mu.Lock()
+		*calls = append(*calls, *c)
+		mu.Unlock()
+	}
+	ts := httptest.NewServer(server.New(cfg))
+	t.Cleanup(ts.Close)
+	return ts, calls
+}
+
+// signedCall signs params with secret for base/method and posts them.
+func signedCall(t *testing.T, base, method string, params url.Values, key string) map[string]any {
+	t.Helper()
+	p := url.Values{"apiKey": {apiKey}, "timestamp": {strconv.FormatInt(time.Now().Unix(), 10)},
+		"nonce": {strconv.FormatInt(time.Now().UnixNano(), 10)}}
+	for k, v := range params {
+		p[k] = v
+	}
+	var list []gigya.Param
+	for k, vs := range p {
+		list = append(list, gigya.Param{Name: k, Value: vs[0]})
+	}
+	norm, _ := gigya.NormalizeURL(base + "/" + method)
+	raw, _ := socius.DecodeSecret(key)
+	p.Set("sig", gigya.Sign(raw, "POST", norm, list))
+	return post(t, base+"/"+method, p)
+}
+
+func post(t *testing.T, u string, p url.Values) map[string]any {
+	t.Helper()
+	resp, err := http.PostForm(u, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var a map[string]any
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("not JSON: %s", b)
+	}
+	return a
+}
+
+func code(a map[string]any) int { f, _ := a["errorCode"].(float64); return int(f) }
+
+func details(a map[string]any) string { s, _ := a["errorDetails"].(string); return s }
+
+// wrongSecret is valid base64 of 16+ bytes, but not the site's secret.
+const wrongSecret = "bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="
+
+func TestExplainSignatures(t *testing.T) {
+	params := url.Values{"UID": {"u1"}}
+	t.Run("off", func(t *testing.T) {
+		ts, _ := hookServer(t, server.Config{})
+		a := signedCall(t, ts.URL, "socialize.getUserInfo", params, wrongSecret)
+		if code(a) != 403003 || strings.Contains(details(a), "POST&") || strings.Contains(details(a), "also tried") {
+			t.Errorf("without ExplainSignatures: %d %q", code(a), details(a))
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		ts, calls := hookServer(t, server.Config{ExplainSignatures: true})
+		a := signedCall(t, ts.URL, "socialize.getUserInfo", params, wrongSecret)
+		d := details(a)
+		c := (*calls)[0]
+		if code(a) != 403003 || len(c.BaseStrings) != 4 || len(c.SignedURLs) != 4 {
+			t.Fatalf("%d %q, call %+v", code(a), d, c)
+		}
+		// What the client needs to compare its own base string with: the server's, the
+		// URL it was built for, and the other URLs tried.
+		want := "the server signed " + c.BaseStrings[0] + " for " + c.SignedURLs[0] + " (also tried: " + strings.Join(c.SignedURLs[1:], ", ") + ")"
+		if !strings.Contains(d, want) {
+			t.Errorf("errorDetails\n%s\ndoes not say\n%s", d, want)
+		}
+		if !strings.HasPrefix(c.BaseStrings[0], "POST&"+gigya.Escape(c.SignedURLs[0])+"&") || !strings.Contains(c.BaseStrings[0], "UID%3Du1") {
+			t.Errorf("base string %q", c.BaseStrings[0])
+		}
+		// Never the secret, never the signature the server expected.
+		raw, _ := socius.DecodeSecret(secret)
+		norm, _ := gigya.NormalizeURL(ts.URL + "/socialize.getUserInfo")
+		expected := gigya.SignBase(raw, c.BaseStrings[0])
+		for _, leak := range []string{secret, expected, gigya.Escape(expected), norm + "?"} {
+			if strings.Contains(d, leak) {
+				t.Errorf("errorDetails leaks %q: %s", leak, d)
+			}
+		}
+		// A right signature still passes.
+		if a := signedCall(t, ts.URL, "socialize.getUserInfo", params, secret); code(a) != 0 {
+			t.Errorf("a good signature: %v", a)
+		}
+		// A secret sent beside the sig is not echoed.
+		a = signedCall(t, ts.URL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "secret": {wrongSecret}}, wrongSecret)
+		if strings.Contains(details(a), gigya.Escape(gigya.Escape(wrongSecret))) || !strings.Contains(details(a), "secret%3D"+gigya.Escape(gigya.Escape("***"))) {
+			t.Errorf("a secret beside the sig: %s", details(a))
+		}
+	})
+}
+
+func TestFaultHook(t *testing.T) {
+	type ask struct{ method, apiKey string }
+	var mu sync.Mutex
+	var asked []ask
+	rule := struct {
+		code  int
+		delay time.Duration
+		ok    bool
+	}{}
+	ts, calls := hookServer(t, server.Config{Fault: func(method, key string) (int, time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, ask{method, key})
+		return rule.code, rule.delay, rule.ok
+	}})
+	get := url.Values{"UID": {"u1"}}
+
+	// Authentication comes first: a bad signature is a 403003, and the rules are not
+	// even asked.
+	rule.code, rule.ok = 500001, true
+	if a := signedCall(t, ts.URL, "socialize.getUserInfo", get, wrongSecret); code(a) != 403003 {
+		t.Errorf("bad signature under a fault rule: %v", a)
+	}
+	if a := post(t, ts.URL+"/socialize.getUserInfo", url.Values{"UID": {"u1"}}); code(a) != 400093 {
+		t.Errorf("no apiKey under a fault rule: %v", a)
+	}
+	if len(asked) != 0 {
+		t.Errorf("the fault hook was asked about unauthenticated calls: %v", asked)
+	}
+
+	// An authenticated call gets the rule's error, with the code table's message.
+	a := signedCall(t, ts.URL, "socialize.getUserInfo", get, secret)
+	if code(a) != 500001 || a["errorMessage"] != "General Server error" || !strings.Contains(details(a), "injected") || a["statusCode"] != 500.0 {
+		t.Errorf("injected 500001: %v", a)
+	}
+	if len(asked) != 1 || asked[0] != (ask{"socialize.getUserInfo", apiKey}) {
+		t.Errorf("asked %v", asked)
+	}
+	if last := (*calls)[len(*calls)-1]; !last.Injected || last.Code != 500001 {
+		t.Errorf("observed %+v", last)
+	}
+
+	// Latency only: the call succeeds, later.
+	rule.code, rule.delay = 0, 150*time.Millisecond
+	start := time.Now()
+	if a := signedCall(t, ts.URL, "socialize.getUserInfo", get, secret); code(a) != 0 || a["UID"] != "u1" {
+		t.Errorf("delayed call: %v", a)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("delayed call took %v", d)
+	}
+	if last := (*calls)[len(*calls)-1]; !last.Injected || last.Duration < 150*time.Millisecond {
+		t.Errorf("observed %+v", last)
+	}
+
+	// No rule: nothing changes.
+	rule.ok, rule.delay = false, 0
+	if a := signedCall(t, ts.URL, "socialize.getUserInfo", get, secret); code(a) != 0 {
+		t.Errorf("no rule: %v", a)
+	}
+	if last := (*calls)[len(*calls)-1]; last.Injected {
+		t.Errorf("observed %+v", last)
+	}
+}

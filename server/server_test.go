@@ -1,0 +1,127 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/sqlite"
+)
+
+// The lab site of the shared captures, a key of it, and the fixed time of the tests'
+// server clock (signed requests made for it stay valid).
+const (
+	labAPIKey  = "3_LabApiKey_AbC-123"
+	labSecret  = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+	labUserKey = "AUserKeyLab1"
+	labKeySec  = "dXNlci1zZWNyZXQtZm9yLWxhYg=="
+)
+
+var labTime = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+// newTestServer returns a Server on a real SQLite store in a temp folder, with the lab
+// site, a key of it limited to getUserInfo and setUserInfo, and the user u1. Its log
+// goes to logs when not nil.
+func newTestServer(tb testing.TB, dir string, logs io.Writer) *Server {
+	tb.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "socius.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: labAPIKey, Secret: labSecret, Name: "lab", CreatedAt: labTime}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := st.CreateKey(ctx, &socius.Key{UserKey: labUserKey, APIKey: labAPIKey, Secret: labKeySec,
+		Methods: []string{"socialize.getUserInfo", "socialize.setUserInfo"}, CreatedAt: labTime}); err != nil {
+		tb.Fatal(err)
+	}
+	var p socius.Patch
+	p.Set(socius.FirstName, "Ada")
+	if _, err := st.Login(ctx, labAPIKey, "u1", &p, labTime); err != nil {
+		tb.Fatal(err)
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	return New(Config{
+		Store:  st,
+		Nonces: nonce.New(0),
+		Clock:  fixedClock{labTime},
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+}
+
+// TestCancelledCall: a call whose client has gone (its context is cancelled) is
+// answered 504002 and logged at debug level, not as a 500001 server failure.
+func TestCancelledCall(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, t.TempDir(), &logs)
+	for _, tt := range []struct{ method, body string }{
+		{"socialize.setUserInfo", "UID=u1&userInfo=%7B%22nickname%22%3A%22x%22%7D"},
+		{"socialize.getUserInfo", "UID=u1"},
+		{"socialize.notifyLogin", "siteUID=u2"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + tt.body
+		r := httptest.NewRequestWithContext(ctx, "POST", "https://socialize.localtest/"+tt.method, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if !strings.Contains(w.Body.String(), `"errorCode":504002`) {
+			t.Errorf("%s with a cancelled context: %s", tt.method, w.Body)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a cancelled call is logged as an error:\n%s", logs.String())
+	}
+}
+
+// TestUserInfoKeyLimit: a userInfo object may have at most maxUserInfoKeys keys, so
+// that its ignoredParams stay small.
+func TestUserInfoKeyLimit(t *testing.T) {
+	obj := func(n int) string {
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = `"k` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + `":` + "0"
+		}
+		return "{" + strings.Join(keys, ",") + "}"
+	}
+	c := &call{}
+	if _, err := c.userInfo("userInfo", obj(maxUserInfoKeys)); err != nil {
+		t.Errorf("%d keys: %v", maxUserInfoKeys, err)
+	}
+	if len(c.ignored) != maxUserInfoKeys {
+		t.Errorf("%d keys ignored, want %d", len(c.ignored), maxUserInfoKeys)
+	}
+	c = &call{}
+	_, err := c.userInfo("userInfo", obj(maxUserInfoKeys+1))
+	if socius.ErrorCode(err) != socius.CodeInvalidValue || !strings.Contains(err.Error(), "more than 256 keys") {
+		t.Errorf("%d keys: %v", maxUserInfoKeys+1, err)
+	}
+}
+
+// serve runs one request through s and returns the recorder.
+func serve(s *Server, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w
+}

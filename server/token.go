@@ -1,0 +1,113 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// Session lifetimes, as notifyLogin's sessionExpiration and getToken's
+// x_sessionExpiration give them (Gigya's values, and what Socius makes of them):
+//
+//	absent, "" no expiry
+//	-2         no expiry ("forever")
+//	0          no expiry: a "browser session" ends when the client forgets it, which a
+//	           server cannot see; logout ends it
+//	-1         60 s (Gigya: a 60 s window renewed by a site cookie; Socius does not renew)
+//	N > 0      N seconds, at most maxSessionSeconds
+//
+// Every token can be ended early by logout or deleteAccount of its user.
+const (
+	sessionForever    = -2
+	sessionBrowser    = 0
+	sessionShort      = -1
+	shortSessionTime  = 60 * time.Second
+	maxSessionSeconds = 1<<31 - 1 // about 68 years
+)
+
+// sessionLifetime reads a sessionExpiration-style parameter; 0 means no expiry.
+func (c *call) sessionLifetime(name string) (time.Duration, error) {
+	v, ok := c.params.Lookup(name)
+	if !ok || v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err != nil || n < sessionForever || n > maxSessionSeconds:
+		return 0, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a whole number of seconds from 1 to %d, or 0 (browser session), -1 (60 s) or -2 (forever)", name, maxSessionSeconds)
+	case n == sessionShort:
+		return shortSessionTime, nil
+	case n == sessionForever || n == sessionBrowser:
+		return 0, nil
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// issueToken creates a token of the kind for the call's site (and key), bound to uid
+// unless it is "", living for lifetime (0: no expiry), and returns its text. Only the
+// hash is stored.
+func (s *Server) issueToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration) (string, error) {
+	text := socius.NewTokenText(kind)
+	t := &socius.Token{Hash: socius.HashToken(text), Kind: kind, APIKey: c.site.APIKey, UID: uid, CreatedAt: c.now}
+	if c.key != nil {
+		t.UserKey = c.key.UserKey
+	}
+	if lifetime > 0 {
+		t.ExpiresAt = c.now.Add(lifetime)
+	}
+	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
+		return "", err
+	}
+	return text, nil
+}
+
+// getToken issues an OAuth 2.0 access token (SPEC 5). The client authenticated in
+// authenticateClient. grant_type none and client_credentials are the same here: with
+// x_siteUID the token is bound to that user, who is logged in as by notifyLogin
+// (created when new, x_userInfo applied); without, it acts for the site, as its
+// credentials would (a UID parameter is then needed on every call).
+func (s *Server) getToken(c *call) (gigya.Object, error) {
+	grant, ok := c.params.Lookup("grant_type")
+	if !ok || grant == "" {
+		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: grant_type")
+	}
+	if grant != "none" && grant != "client_credentials" {
+		return nil, socius.Errorf(socius.CodeUnsupportedGrant, "Unsupported grant type: %q; Socius issues tokens for grant_type none and client_credentials", clip(grant, 40))
+	}
+	siteUID := c.params.Get("x_siteUID")
+	if siteUID != "" {
+		if err := socius.ValidateUID(siteUID); err != nil {
+			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: x_siteUID: %v", err)
+		}
+	}
+	patch := &socius.Patch{}
+	if raw, ok := c.params.Lookup("x_userInfo"); ok {
+		if siteUID == "" {
+			return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: x_siteUID (x_userInfo applies to the user it names)")
+		}
+		var err error
+		if patch, err = c.userInfo("x_userInfo", raw); err != nil {
+			return nil, err
+		}
+	}
+	lifetime, err := c.sessionLifetime("x_sessionExpiration")
+	if err != nil {
+		return nil, err
+	}
+	if siteUID != "" {
+		if _, err := s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now); err != nil {
+			return nil, err
+		}
+	}
+	token, err := s.issueToken(c, socius.AccessToken, siteUID, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	o := gigya.Object{{Key: "access_token", Value: token}}
+	if lifetime > 0 {
+		o = append(o, gigya.KV{Key: "expires_in", Value: int64(lifetime / time.Second)})
+	}
+	return o, nil
+}

@@ -1,0 +1,108 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// CreateToken stores a token: socius.ErrExists if its hash is taken, socius.ErrNotFound
+// if the site does not exist. The UID is not checked against the users: a token may be
+// granted for a user that has not logged in yet.
+func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return createToken(tx, t) })
+}
+
+func createToken(tx *sql.Tx, t *socius.Token) error {
+	_, err := tx.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
+		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
+	if err != nil {
+		return errorFor("create token", err) // the primary key makes ErrExists, the site's foreign key ErrNotFound
+	}
+	return nil
+}
+
+const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at
+	FROM tokens WHERE hash = ?`
+
+// Token returns the token with the hash, revoked and expired ones included, or
+// socius.ErrNotFound.
+func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
+	var t socius.Token
+	var kind string
+	var uid, userKey sql.NullString
+	var created int64
+	var expires, revoked sql.NullInt64
+	err := s.tokenStmt.QueryRowContext(ctx, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, socius.ErrNotFound
+	}
+	if err != nil {
+		return nil, errorFor("token", err)
+	}
+	t.Kind = socius.TokenKind(kind)
+	t.UID, t.UserKey = uid.String, userKey.String // NULL is ""
+	t.CreatedAt = fromMillis(created)
+	t.ExpiresAt = fromNullMillis(expires)
+	t.RevokedAt = fromNullMillis(revoked)
+	return &t, nil
+}
+
+// RevokeToken marks a token revoked at now; socius.ErrNotFound if there is none.
+// Revoking a revoked token succeeds and keeps the first revocation time: that is when
+// the token stopped working, and a later call must not put off its removal.
+func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return revokeToken(tx, hash, now) })
+}
+
+func revokeToken(tx *sql.Tx, hash string, now time.Time) error {
+	// The WHERE clause matches a revoked token too (COALESCE keeps its time), so that
+	// only a missing token affects no row.
+	res, err := tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`, millis(now), hash)
+	return affected(res, err, "revoke token")
+}
+
+const revokeTokensOfUser = `UPDATE tokens SET revoked_at = ? WHERE api_key = ? AND uid = ? AND revoked_at IS NULL`
+
+// revokeUserTokens revokes, at now, the live tokens of a user (Logout, DeleteUser).
+// Those revoked already keep their first revocation time, as with RevokeToken.
+func revokeUserTokens(tx *sql.Tx, op, apiKey, uid string, now time.Time) error {
+	_, err := tx.Exec(revokeTokensOfUser, millis(now), apiKey, uid)
+	if err != nil {
+		return errorFor(op+": revoke tokens", err)
+	}
+	return nil
+}
+
+// DeleteExpiredTokens removes the tokens that expired, or were revoked, strictly before
+// `before`, and reports how many. Tokens that never expire and were never revoked stay.
+func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = deleteExpiredTokens(tx, before)
+		return err
+	})
+	return n, err
+}
+
+// deleteDeadTokens removes the tokens that expired or were revoked before a time. NULL
+// (never expires, live) compares as unknown: neither term matches it.
+const deleteDeadTokens = `DELETE FROM tokens WHERE expires_at < ? OR revoked_at < ?`
+
+func deleteExpiredTokens(tx *sql.Tx, before time.Time) (int, error) {
+	res, err := tx.Exec(deleteDeadTokens, millis(before), millis(before))
+	if err != nil {
+		return 0, errorFor("delete expired tokens", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, errorFor("delete expired tokens", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,370 @@
+package storetest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// tokenTests cover the TokenStore. A token revoked twice, by RevokeToken, Logout or
+// DeleteUser, keeps its first revocation time: that is when it stopped working, and
+// housekeeping must not find it younger than it is. The contract leaves this open; the
+// suite holds every store to it so that the server sees one behaviour.
+var tokenTests = []test{
+	{"CreateAndGet", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		createKey(t, s, "3_site", "Akey", base)
+		paris := time.FixedZone("CET", 3600)
+		tokens := []*socius.Token{
+			// Every field set, times given in another location.
+			{Hash: hashOf("full"), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", UserKey: "Akey",
+				CreatedAt: base.In(paris), ExpiresAt: at(time.Hour).In(paris), RevokedAt: at(time.Minute).In(paris)},
+			// Zero times stay zero: never expires, live.
+			{Hash: hashOf("session"), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: at(time.Second)},
+			// Bound to no user, obtained with the partner secret.
+			{Hash: hashOf("client"), Kind: socius.AccessToken, APIKey: "3_site", CreatedAt: base, ExpiresAt: at(time.Hour)},
+			// A UID of any punctuation, for a user that has not logged in: tokens do not
+			// need a user.
+			{Hash: hashOf("odd"), Kind: socius.AccessToken, APIKey: "3_site", UID: `a'b"c%_\ ~`, CreatedAt: base, ExpiresAt: at(-time.Hour)},
+		}
+		for _, tok := range tokens {
+			createToken(t, s, tok)
+		}
+		for _, want := range tokens {
+			checkToken(t, getToken(t, s, want.Hash), want)
+		}
+	}},
+
+	{"CreateTaken", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		want := createToken(t, s, newToken("t1", "3_a", "u1"))
+		// A hash is unique across sites.
+		for _, apiKey := range []string{"3_a", "3_b"} {
+			err := s.CreateToken(t.Context(), &socius.Token{Hash: want.Hash, Kind: socius.SessionToken, APIKey: apiKey, UID: "u2", CreatedAt: at(time.Minute)})
+			wantErr(t, "CreateToken of a taken hash on "+apiKey, err, socius.ErrExists)
+		}
+		checkToken(t, getToken(t, s, want.Hash), want)
+	}},
+
+	{"CreateUnknownSite", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		err := s.CreateToken(t.Context(), newToken("t1", "3_none", "u1"))
+		wantErr(t, "CreateToken on an unknown site", err, socius.ErrNotFound)
+		_, err = s.Token(t.Context(), hashOf("t1"))
+		wantErr(t, "Token after a failed CreateToken", err, socius.ErrNotFound)
+	}},
+
+	{"NotFound", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		tok := createToken(t, s, newToken("t1", "3_site", "u1"))
+		// Hashes match exactly.
+		for _, hash := range []string{hashOf("t2"), strings.ToUpper(tok.Hash), tok.Hash[:63], tok.Hash + " ", ""} {
+			_, err := s.Token(t.Context(), hash)
+			wantErr(t, "Token("+hash+")", err, socius.ErrNotFound)
+		}
+	}},
+
+	{"Revoke", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		t1 := createToken(t, s, newToken("t1", "3_site", "u1"))
+		t2 := createToken(t, s, newToken("t2", "3_site", "u1"))
+		if err := s.RevokeToken(t.Context(), t1.Hash, at(time.Minute)); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		// Only RevokedAt changes, of that token only.
+		checkToken(t, getToken(t, s, t1.Hash), revoked(t1, at(time.Minute)))
+		checkToken(t, getToken(t, s, t2.Hash), t2)
+
+		if err := s.RevokeToken(t.Context(), t1.Hash, at(time.Hour)); err != nil {
+			t.Fatalf("RevokeToken of a revoked token: %v", err)
+		}
+		checkToken(t, getToken(t, s, t1.Hash), revoked(t1, at(time.Minute)))
+
+		wantErr(t, "RevokeToken of an unknown token", s.RevokeToken(t.Context(), hashOf("t3"), at(time.Hour)), socius.ErrNotFound)
+		_, err := s.Token(t.Context(), hashOf("t3"))
+		wantErr(t, "Token after a failed RevokeToken", err, socius.ErrNotFound)
+	}},
+
+	{"RevokedAndExpiredAreKept", func(t *testing.T, s socius.Store) {
+		// Token returns dead tokens, so that a client can be told why they fail.
+		createSite(t, s, "3_site", base)
+		expired := createToken(t, s, &socius.Token{Hash: hashOf("expired"), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1",
+			CreatedAt: at(-2 * time.Hour), ExpiresAt: at(-time.Hour)})
+		gone := createToken(t, s, newToken("revoked", "3_site", "u1"))
+		if err := s.RevokeToken(t.Context(), gone.Hash, at(-time.Minute)); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		checkToken(t, getToken(t, s, expired.Hash), expired)
+		checkToken(t, getToken(t, s, gone.Hash), revoked(gone, at(-time.Minute)))
+	}},
+
+	{"DeleteExpired", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		cutoff := at(time.Hour)
+		tok := func(name, apiKey string, expires, revokedAt time.Time) *socius.Token {
+			return createToken(t, s, &socius.Token{Hash: hashOf(name), Kind: socius.AccessToken, APIKey: apiKey, UID: "u1",
+				CreatedAt: base, ExpiresAt: expires, RevokedAt: revokedAt})
+		}
+		var never time.Time
+		// Expired or revoked strictly before the cutoff: removed, on every site.
+		dead := []*socius.Token{
+			tok("expired", "3_a", cutoff.Add(-time.Millisecond), never),
+			tok("expired long ago", "3_b", at(-24*time.Hour), never),
+			tok("revoked", "3_a", never, cutoff.Add(-time.Millisecond)),
+			tok("revoked, would expire later", "3_a", at(48*time.Hour), at(time.Minute)),
+			tok("expired and revoked", "3_b", at(time.Minute), at(time.Second)),
+		}
+		kept := []*socius.Token{
+			tok("live forever", "3_a", never, never),
+			tok("expires at the cutoff", "3_a", cutoff, never),
+			tok("expires after", "3_b", cutoff.Add(time.Millisecond), never),
+			tok("revoked at the cutoff", "3_a", never, cutoff),
+			tok("revoked after", "3_b", at(48*time.Hour), cutoff.Add(time.Second)),
+		}
+		n, err := s.DeleteExpiredTokens(t.Context(), cutoff)
+		if err != nil {
+			t.Fatalf("DeleteExpiredTokens: %v", err)
+		}
+		if n != len(dead) {
+			t.Errorf("DeleteExpiredTokens removed %d tokens, want %d", n, len(dead))
+		}
+		for _, d := range dead {
+			_, err := s.Token(t.Context(), d.Hash)
+			wantErr(t, "Token of a removed token", err, socius.ErrNotFound)
+		}
+		for _, k := range kept {
+			checkToken(t, getToken(t, s, k.Hash), k)
+		}
+
+		// Nothing more to remove at the same cutoff.
+		if n, err := s.DeleteExpiredTokens(t.Context(), cutoff); err != nil || n != 0 {
+			t.Errorf("DeleteExpiredTokens again: %d, %v; want 0, nil", n, err)
+		}
+		// A later cutoff takes the tokens that were at or after the first, never the
+		// one that neither expires nor was revoked.
+		if n, err := s.DeleteExpiredTokens(t.Context(), at(100*time.Hour)); err != nil || n != len(kept)-1 {
+			t.Errorf("DeleteExpiredTokens later: %d, %v; want %d, nil", n, err, len(kept)-1)
+		}
+		checkToken(t, getToken(t, s, kept[0].Hash), kept[0])
+	}},
+}
+
+// hashOf returns the hash under which a store keeps the token text: lower-case hex
+// SHA-256.
+func hashOf(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
+}
+
+// newToken returns a live access token that expires in an hour from base.
+func newToken(text, apiKey, uid string) *socius.Token {
+	return &socius.Token{Hash: hashOf(text), Kind: socius.AccessToken, APIKey: apiKey, UID: uid, CreatedAt: base, ExpiresAt: at(time.Hour)}
+}
+
+// revoked returns a copy of tok revoked at when.
+func revoked(tok *socius.Token, when time.Time) *socius.Token {
+	c := *tok
+	c.RevokedAt = when
+	return &c
+}
+
+// withUID returns a copy of tok bound to uid.
+func withUID(tok *socius.Token, uid string) *socius.Token {
+	c := *tok
+	c.UID = uid
+	return &c
+}
+
+func createToken(t *testing.T, s socius.Store, tok *socius.Token) *socius.Token {
+	t.Helper()
+	if err := s.CreateToken(t.Context(), tok); err != nil {
+		t.Fatalf("CreateToken(%s): %v", fmtToken(tok), err)
+	}
+	return tok
+}
+
+func getToken(t *testing.T, s socius.Store, hash string) *socius.Token {
+	t.Helper()
+	tok, err := s.Token(t.Context(), hash)
+	if err != nil {
+		t.Fatalf("Token(%q): %v", hash, err)
+	}
+	return tok
+}
+
+// checkToken compares every field of a token, times at millisecond precision (a zero
+// time only equals a zero time).
+func checkToken(t *testing.T, got, want *socius.Token) {
+	t.Helper()
+	if got.Hash != want.Hash || got.Kind != want.Kind || got.APIKey != want.APIKey || got.UID != want.UID || got.UserKey != want.UserKey ||
+		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.ExpiresAt, want.ExpiresAt) || !sameTime(got.RevokedAt, want.RevokedAt) {
+		t.Errorf("token:\n got %s\nwant %s", fmtToken(got), fmtToken(want))
+	}
+}
+
+// checkTokens checks the stored state of every token in want.
+func checkTokens(t *testing.T, s socius.Store, want ...*socius.Token) {
+	t.Helper()
+	for _, w := range want {
+		checkToken(t, getToken(t, s, w.Hash), w)
+	}
+}
+
+func fmtToken(tok *socius.Token) string {
+	tm := func(t time.Time) string {
+		if t.IsZero() {
+			return "zero"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("{Hash:%.12s... Kind:%q APIKey:%q UID:%q UserKey:%q CreatedAt:%s ExpiresAt:%s RevokedAt:%s}",
+		tok.Hash, tok.Kind, tok.APIKey, tok.UID, tok.UserKey, tm(tok.CreatedAt), tm(tok.ExpiresAt), tm(tok.RevokedAt))
+}
+
+// userTokenTests check what the user methods do to the users' tokens.
+var userTokenTests = []test{
+	{"LogoutRevokes", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		login(t, s, "3_a", "u1", nil, base)
+		login(t, s, "3_a", "u2", nil, base)
+		login(t, s, "3_b", "u1", nil, base)
+		access := createToken(t, s, newToken("a-u1-access", "3_a", "u1"))
+		session := createToken(t, s, &socius.Token{Hash: hashOf("a-u1-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u1", CreatedAt: base})
+		early := createToken(t, s, newToken("a-u1-revoked", "3_a", "u1"))
+		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		// The same UID on another site, another user, no user, a user who does not exist.
+		others := []*socius.Token{
+			createToken(t, s, newToken("b-u1", "3_b", "u1")),
+			createToken(t, s, newToken("a-u2", "3_a", "u2")),
+			createToken(t, s, newToken("a-none", "3_a", "")),
+			createToken(t, s, newToken("a-ghost", "3_a", "ghost")),
+		}
+
+		if err := s.Logout(t.Context(), "3_a", "u1", at(time.Hour)); err != nil {
+			t.Fatalf("Logout: %v", err)
+		}
+		if getUser(t, s, "3_a", "u1").LoggedIn {
+			t.Errorf("user after Logout: LoggedIn = true, want false")
+		}
+		mine := []*socius.Token{revoked(access, at(time.Hour)), revoked(session, at(time.Hour)), revoked(early, at(time.Minute))}
+		checkTokens(t, s, mine...)
+		checkTokens(t, s, others...)
+
+		// Logging out again revokes nothing anew.
+		if err := s.Logout(t.Context(), "3_a", "u1", at(2*time.Hour)); err != nil {
+			t.Fatalf("second Logout: %v", err)
+		}
+		checkTokens(t, s, mine...)
+
+		// Logging out a user who does not exist fails and revokes nothing, even a token
+		// bound to the UID.
+		wantErr(t, "Logout of an unknown user", s.Logout(t.Context(), "3_a", "ghost", at(time.Hour)), socius.ErrNotFound)
+		checkTokens(t, s, others...)
+
+		// A new login does not bring the tokens back; a token granted after it lives.
+		login(t, s, "3_a", "u1", nil, at(3*time.Hour))
+		fresh := createToken(t, s, newToken("a-u1-fresh", "3_a", "u1"))
+		checkTokens(t, s, mine...)
+		checkTokens(t, s, fresh)
+	}},
+
+	{"DeleteUserRevokes", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		login(t, s, "3_a", "u1", nil, base)
+		login(t, s, "3_a", "u2", nil, base)
+		login(t, s, "3_b", "u1", nil, base)
+		access := createToken(t, s, newToken("a-u1-access", "3_a", "u1"))
+		session := createToken(t, s, &socius.Token{Hash: hashOf("a-u1-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u1", CreatedAt: base})
+		early := createToken(t, s, newToken("a-u1-revoked", "3_a", "u1"))
+		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		others := []*socius.Token{
+			createToken(t, s, newToken("b-u1", "3_b", "u1")),
+			createToken(t, s, newToken("a-u2", "3_a", "u2")),
+			createToken(t, s, newToken("a-none", "3_a", "")),
+			createToken(t, s, newToken("a-ghost", "3_a", "ghost")),
+		}
+
+		if err := s.DeleteUser(t.Context(), "3_a", "u1", at(time.Hour)); err != nil {
+			t.Fatalf("DeleteUser: %v", err)
+		}
+		_, err := s.User(t.Context(), "3_a", "u1")
+		wantErr(t, "User after DeleteUser", err, socius.ErrNotFound)
+		// The tokens stay, revoked, so that a client can be told so.
+		mine := []*socius.Token{revoked(access, at(time.Hour)), revoked(session, at(time.Hour)), revoked(early, at(time.Minute))}
+		checkTokens(t, s, mine...)
+		checkTokens(t, s, others...)
+
+		wantErr(t, "DeleteUser of an unknown user", s.DeleteUser(t.Context(), "3_a", "ghost", at(time.Hour)), socius.ErrNotFound)
+		checkTokens(t, s, others...)
+
+		// A new user of the same UID does not bring the tokens back.
+		if created := login(t, s, "3_a", "u1", nil, at(2*time.Hour)); !created {
+			t.Errorf("Login after DeleteUser: created = false, want true")
+		}
+		checkTokens(t, s, mine...)
+	}},
+
+	{"RenameUserMovesTokens", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_a", base)
+		createSite(t, s, "3_b", base)
+		login(t, s, "3_a", "old", nil, base)
+		login(t, s, "3_a", "other", nil, base)
+		login(t, s, "3_b", "old", nil, base)
+		access := createToken(t, s, &socius.Token{Hash: hashOf("a-old-access"), Kind: socius.AccessToken, APIKey: "3_a", UID: "old",
+			UserKey: "Akey", CreatedAt: base, ExpiresAt: at(time.Hour)})
+		session := createToken(t, s, &socius.Token{Hash: hashOf("a-old-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "old", CreatedAt: base})
+		early := createToken(t, s, newToken("a-old-revoked", "3_a", "old"))
+		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		others := []*socius.Token{
+			createToken(t, s, newToken("b-old", "3_b", "old")),
+			createToken(t, s, newToken("a-other", "3_a", "other")),
+			createToken(t, s, newToken("a-none", "3_a", "")),
+		}
+
+		if err := s.RenameUser(t.Context(), "3_a", "old", "new"); err != nil {
+			t.Fatalf("RenameUser: %v", err)
+		}
+		// Only the UID changes, of the user's tokens only, revoked ones included.
+		moved := []*socius.Token{withUID(access, "new"), withUID(session, "new"), withUID(revoked(early, at(time.Minute)), "new")}
+		checkTokens(t, s, moved...)
+		checkTokens(t, s, others...)
+
+		// The tokens are the renamed user's now: its logout revokes them.
+		if err := s.Logout(t.Context(), "3_a", "new", at(time.Hour)); err != nil {
+			t.Fatalf("Logout: %v", err)
+		}
+		checkTokens(t, s, revoked(moved[0], at(time.Hour)), revoked(moved[1], at(time.Hour)), moved[2])
+		checkTokens(t, s, others...)
+	}},
+
+	{"RenameUserFailedMovesNothing", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		login(t, s, "3_site", "u1", nil, base)
+		login(t, s, "3_site", "u2", nil, base)
+		tokens := []*socius.Token{
+			createToken(t, s, newToken("u1", "3_site", "u1")),
+			createToken(t, s, newToken("u2", "3_site", "u2")),
+			createToken(t, s, newToken("ghost", "3_site", "ghost")),
+		}
+		wantErr(t, "RenameUser to a taken UID", s.RenameUser(t.Context(), "3_site", "u1", "u2"), socius.ErrExists)
+		checkTokens(t, s, tokens...)
+		// A token bound to a UID without a user does not move either.
+		wantErr(t, "RenameUser of an unknown user", s.RenameUser(t.Context(), "3_site", "ghost", "u3"), socius.ErrNotFound)
+		checkTokens(t, s, tokens...)
+	}},
+}

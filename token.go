@@ -1,0 +1,127 @@
+package socius
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Token texts start with a prefix that names their kind, so that a leaked token is
+// recognizable (secret scanners, logs) and a text that cannot be a Socius token is
+// refused without a store read.
+const (
+	AccessTokenPrefix  = "st2.at."
+	SessionTokenPrefix = "st2.ss."
+)
+
+// tokenRandomBytes is the randomness in a token: 256 bits.
+const tokenRandomBytes = 32
+
+// MaxTokenLen is the longest text that can be a token; longer ones are refused unread.
+const MaxTokenLen = 128
+
+// NewTokenText returns a fresh token of the kind: its prefix and 32 random bytes,
+// URL-safe base64 without padding. Only its HashToken is ever stored.
+func NewTokenText(kind TokenKind) string {
+	b := make([]byte, tokenRandomBytes)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	prefix := AccessTokenPrefix
+	if kind == SessionToken {
+		prefix = SessionTokenPrefix
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashToken returns the key under which a token is stored: the lower-case hex SHA-256
+// of its text. A token has 256 random bits, so a fast unsalted hash is enough: nothing
+// can be guessed from it, and looking a token up stays one indexed read.
+func HashToken(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
+}
+
+// TokenKindOf tells the kind of a token by its prefix; false when the text cannot be a
+// token that Socius issued.
+func TokenKindOf(text string) (TokenKind, bool) {
+	if len(text) > MaxTokenLen {
+		return "", false
+	}
+	switch {
+	case strings.HasPrefix(text, AccessTokenPrefix):
+		return AccessToken, true
+	case strings.HasPrefix(text, SessionTokenPrefix):
+		return SessionToken, true
+	}
+	return "", false
+}
+
+// SessionSecret derives the secret that signs the calls of a mobile session:
+// base64(HMAC-SHA256(partnerKey, "socius-session:" + sessionToken)), standard base64 of
+// 32 bytes, which the mobile SDKs base64-decode into their HMAC-SHA1 key. partnerKey is
+// the decoded partner secret of the token's site.
+//
+// Deriving instead of storing keeps the secret out of the store (only the token's hash
+// is kept) and lets every node verify a session; the price is that changing a site's
+// partner secret ends all its mobile sessions (their signatures stop matching).
+func SessionSecret(partnerKey []byte, sessionToken string) string {
+	m := hmac.New(sha256.New, partnerKey)
+	m.Write([]byte("socius-session:"))
+	m.Write([]byte(sessionToken))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// MinRSABits is the smallest RSA modulus accepted for bearer-JWT keys.
+const MinRSABits = 2048
+
+// ParseRSAPublicKey reads a PEM-encoded RSA public key, PKIX ("PUBLIC KEY") or PKCS #1
+// ("RSA PUBLIC KEY"), of at least MinRSABits bits.
+func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode([]byte(pemText))
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	var pub *rsa.PublicKey
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		var ok bool
+		if pub, ok = k.(*rsa.PublicKey); !ok {
+			return nil, fmt.Errorf("a %T, not an RSA public key", k)
+		}
+	case "RSA PUBLIC KEY":
+		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		pub = k
+	default:
+		return nil, fmt.Errorf("PEM block %q is not a public key (want PUBLIC KEY or RSA PUBLIC KEY)", block.Type)
+	}
+	if n := pub.N.BitLen(); n < MinRSABits {
+		return nil, fmt.Errorf("RSA key of %d bits, at least %d are needed", n, MinRSABits)
+	}
+	return pub, nil
+}
+
+// EncodeRSAPublicKey returns the key as PKIX PEM ("PUBLIC KEY"), the form stored in
+// Key.PublicKey.
+func EncodeRSAPublicKey(pub *rsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
