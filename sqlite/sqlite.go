@@ -60,6 +60,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socius/socius"
@@ -85,6 +86,11 @@ type Store struct {
 	ops     chan *writeOp // to the writer; unbuffered, so a sent op is always taken
 	closing chan struct{} // closed by Close: the writer stops, new writes fail
 	stopped chan struct{} // closed by the writer when it has stopped
+
+	// The checkpointer's connection, the commits it watches, and its end.
+	ckdb        *sql.DB
+	commits     atomic.Int64
+	ckptStopped chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -172,6 +178,11 @@ func Open(path string) (*Store, error) {
 		}
 	}
 	s.cache = openCache(path, readDSN)
+	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy); err == nil {
+		s.ckdb.SetMaxOpenConns(1)
+		s.ckptStopped = make(chan struct{})
+		go s.checkpointer(s.ckdb, &s.commits, s.ckptStopped)
+	}
 	go s.writer()
 	return s, nil
 }
@@ -208,7 +219,12 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.stopped
-		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), s.wdb.Close(), s.rdb.Close())
+		var ckErr error
+		if s.ckdb != nil {
+			<-s.ckptStopped
+			ckErr = s.ckdb.Close()
+		}
+		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), ckErr, s.wdb.Close(), s.rdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)
 		}

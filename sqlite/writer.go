@@ -109,6 +109,7 @@ func (s *Store) writer() {
 		var err error
 		batch, err = s.commit(batch)
 		last = len(batch)
+		s.commits.Add(1)
 		for _, op := range batch {
 			if err != nil {
 				op.done <- err
