@@ -199,15 +199,21 @@ const (
 // Encode renders an answer object in a format. method names the XML root element
 // (<method>Response); callback wraps JSONP. It returns the body and its content type.
 func Encode(f Format, method, callback string, o Object) ([]byte, string) {
+	return AppendEncode(make([]byte, 0, 512), f, method, callback, o)
+}
+
+// AppendEncode is Encode appending to dst (a server reuses its buffer).
+func AppendEncode(dst []byte, f Format, method, callback string, o Object) ([]byte, string) {
 	switch f {
 	case JSONP:
-		b := append([]byte(callback), '(')
+		b := append(dst, callback...)
+		b = append(b, '(')
 		b = AppendJSON(b, o)
 		return append(b, ");"...), ContentTypeJSONP
 	case XML:
-		return AppendXML(nil, method+"Response", o), ContentTypeXML
+		return AppendXML(dst, method+"Response", o), ContentTypeXML
 	}
-	return AppendJSON(make([]byte, 0, 512), o), ContentTypeJSON
+	return AppendJSON(dst, o), ContentTypeJSON
 }
 
 // XMLNamespace is the namespace of Gigya's XML answers.
@@ -371,5 +377,7 @@ func NewCallID() string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err)
 	}
-	return hex.EncodeToString(b[:])
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }

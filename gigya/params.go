@@ -1,6 +1,7 @@
 package gigya
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -26,8 +27,11 @@ type Params struct {
 	list []Param
 }
 
-// Reset empties p, keeping its storage for reuse.
-func (p *Params) Reset() { p.list = p.list[:0] }
+// Reset empties p, keeping its storage for reuse (but none of the old values).
+func (p *Params) Reset() {
+	clear(p.list)
+	p.list = p.list[:0]
+}
 
 // All returns the parameters in the order received. The caller must not modify it.
 func (p *Params) All() []Param { return p.list }
@@ -88,6 +92,11 @@ func (p *Params) Del(name string) {
 // any letter case), a value that is not UTF-8 or holds a NUL byte, or too many
 // parameters.
 func (p *Params) Decode(s string) error {
+	if s == "" {
+		return nil
+	}
+	// One allocation for the list, not one per doubling.
+	p.list = slices.Grow(p.list, min(strings.Count(s, "&")+1, MaxParams+1))
 	for s != "" {
 		var pair string
 		if i := strings.IndexByte(s, '&'); i >= 0 {
@@ -166,19 +175,21 @@ func unescape(s string) (string, bool) {
 	if n == 0 && !plus {
 		return s, true
 	}
-	b := make([]byte, 0, len(s)-2*n)
+	// A Builder hands its bytes over as the string: one allocation, not two.
+	var b strings.Builder
+	b.Grow(len(s) - 2*n)
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '%':
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
 			i += 2
 		case '+':
-			b = append(b, ' ')
+			b.WriteByte(' ')
 		default:
-			b = append(b, c)
+			b.WriteByte(c)
 		}
 	}
-	return string(b), true
+	return b.String(), true
 }
 
 func isHex(c byte) bool {

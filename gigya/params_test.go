@@ -137,9 +137,38 @@ func FuzzVerify(f *testing.F) {
 		if p.Decode(body) != nil {
 			return
 		}
+		key := []byte("secret-secret-16")
 		cands := CandidateURLs("http", host, path)
-		if i := Verify([]byte("secret-secret-16"), sig, "POST", cands, p.All()); i >= len(cands) {
+		i := Verify(key, sig, "POST", cands, p.All())
+		if i >= len(cands) {
 			t.Fatalf("index %d out of range", i)
 		}
+		if j := VerifyRequest(key, sig, "POST", "http", host, path, p.All()); j != i {
+			t.Fatalf("VerifyRequest = %d, Verify = %d", j, i)
+		}
+		// A signature made for any candidate verifies, at that candidate's index
+		// (or an earlier one with the same base string).
+		for k, u := range cands {
+			good := Sign(key, "POST", u, p.All())
+			if j := VerifyRequest(key, good, "POST", "http", host, path, p.All()); j < 0 || j > k {
+				t.Fatalf("signature for %s: VerifyRequest = %d, want <= %d", u, j, k)
+			}
+		}
 	})
+}
+
+// typicalSetUserInfo is the body of a signed setUserInfo as the Java SDK sends it.
+const typicalSetUserInfo = "UID=lab-uid-1&apiKey=3_LabApiKey_AbC-123&format=json&httpStatusCodes=false&nonce=1700000000123_42&sdk=java_3.2.4&timestamp=1700000000&userInfo=%7B%22firstName%22%3A%22David%22%2C%22gender%22%3A%22m%22%2C%22age%22%3A30%7D&sig=On6Zf0Ref7hBarhdK1xjORyPcik%3D"
+
+// BenchmarkDecode decodes the parameters of a typical signed setUserInfo body into a
+// reused Params, as the server does for every call.
+func BenchmarkDecode(b *testing.B) {
+	var p Params
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Reset()
+		if err := p.Decode(typicalSetUserInfo); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -16,7 +16,9 @@ import (
 
 // AppendEscape appends s percent-encoded as the signature requires: UTF-8 bytes, every
 // byte outside A-Z a-z 0-9 - . _ ~ as %XX with upper-case hex.
-func AppendEscape(dst []byte, s string) []byte {
+func AppendEscape(dst []byte, s string) []byte { return appendEscape(dst, s) }
+
+func appendEscape[T string | []byte](dst []byte, s T) []byte {
 	const hexDigits = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -52,22 +54,43 @@ func NormalizeURL(rawURL string) (string, error) {
 
 // NormalizedURL assembles a normalized URL from its parts; host may carry a port.
 func NormalizedURL(scheme, host, path string) string {
-	scheme = strings.ToLower(scheme)
-	host = strings.ToLower(host)
-	if h, port, ok := splitPort(host); ok && port == defaultPort(scheme) {
-		host = h
-	}
-	return scheme + "://" + host + path
+	return string(appendNormalizedURL(nil, scheme, host, path))
 }
 
-func defaultPort(scheme string) string {
-	switch scheme {
-	case "http":
-		return "80"
-	case "https":
-		return "443"
+// appendNormalizedURL appends the normalized URL: scheme and host in lower case, the
+// port only when it is not the scheme's default, the path as given.
+func appendNormalizedURL(dst []byte, scheme, host, path string) []byte {
+	start := len(dst)
+	dst = appendLower(dst, scheme)
+	lowScheme := dst[start:]
+	dst = append(dst, "://"...)
+	if h, port, ok := splitPort(host); ok && isDefaultPort(lowScheme, port) {
+		host = h
 	}
-	return ""
+	dst = appendLower(dst, host)
+	return append(dst, path...)
+}
+
+func appendLower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// isDefaultPort reports whether port is the default port of the lower-case scheme.
+func isDefaultPort(scheme []byte, port string) bool {
+	switch string(scheme) {
+	case "http":
+		return port == "80"
+	case "https":
+		return port == "443"
+	}
+	return false
 }
 
 // splitPort splits "host:port" (and "[v6]:port"); ok is false when there is no port.
@@ -84,24 +107,67 @@ func splitPort(hostport string) (host, port string, ok bool) {
 // other one (TLS terminators), the host with its non-default port and without it (.NET
 // never signs the port). The most likely comes first.
 func CandidateURLs(scheme, host, path string) []string {
+	var c candidates
+	c.init(scheme, host, path)
+	out := make([]string, 0, c.n)
+	for u := range c.each {
+		out = append(out, string(u))
+	}
+	return out
+}
+
+// candidates builds the candidate URLs of CandidateURLs into one buffer, so that
+// VerifyRequest can try them without allocating.
+type candidates struct {
+	buf  []byte
+	ends [4]int // each URL is buf[ends[i-1]:ends[i]]
+	n    int
+}
+
+func (c *candidates) init(scheme, host, path string) {
 	other := "http"
 	if scheme == "http" {
 		other = "https"
 	}
-	var out []string
-	add := func(s, h string) {
-		u := NormalizedURL(s, h, path)
-		if !slices.Contains(out, u) {
-			out = append(out, u)
+	c.buf, c.n = c.buf[:0], 0
+	c.add(scheme, host, path)
+	c.add(other, host, path)
+	if h, _, ok := splitPort(host); ok {
+		c.add(scheme, h, path)
+		c.add(other, h, path)
+	}
+}
+
+// add appends a candidate unless it equals an earlier one.
+func (c *candidates) add(scheme, host, path string) {
+	start := len(c.buf)
+	c.buf = appendNormalizedURL(c.buf, scheme, host, path)
+	u := c.buf[start:]
+	for i := range c.n {
+		if string(c.url(i)) == string(u) {
+			c.buf = c.buf[:start]
+			return
 		}
 	}
-	add(scheme, host)
-	add(other, host)
-	if h, _, ok := splitPort(host); ok {
-		add(scheme, h)
-		add(other, h)
+	c.ends[c.n] = len(c.buf)
+	c.n++
+}
+
+func (c *candidates) url(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = c.ends[i-1]
 	}
-	return out
+	return c.buf[start:c.ends[i]]
+}
+
+// each yields the candidates in order (the slices are valid until the next init).
+func (c *candidates) each(yield func([]byte) bool) {
+	for i := range c.n {
+		if !yield(c.url(i)) {
+			return
+		}
+	}
 }
 
 // ParamString returns the sorted parameter string of the base string: every parameter
@@ -109,7 +175,8 @@ func CandidateURLs(scheme, host, path string) []string {
 // Names are not escaped (real names are plain ASCII).
 func ParamString(params []Param) string {
 	var b []byte
-	for n, i := range sortedParams(params) {
+	var buf [MaxParams]int
+	for n, i := range sortedParams(params, buf[:0]) {
 		if n > 0 {
 			b = append(b, '&')
 		}
@@ -125,7 +192,10 @@ func ParamString(params []Param) string {
 // again); '=' and '&' become %3D and %26.
 func appendEscapedParamString(dst []byte, params []Param) []byte {
 	const hexDigits = "0123456789ABCDEF"
-	for n, i := range sortedParams(params) {
+	// The order lives on the stack while it fits (it always does for decoded
+	// requests, which hold at most MaxParams parameters).
+	var buf [MaxParams]int
+	for n, i := range sortedParams(params, buf[:0]) {
 		if n > 0 {
 			dst = append(dst, "%26"...)
 		}
@@ -144,9 +214,8 @@ func appendEscapedParamString(dst []byte, params []Param) []byte {
 	return dst
 }
 
-// sortedParams returns the indexes of every parameter but sig, sorted by name.
-func sortedParams(params []Param) []int {
-	idx := make([]int, 0, 24)
+// sortedParams appends to idx the indexes of every parameter but sig, sorted by name.
+func sortedParams(params []Param, idx []int) []int {
 	for i := range params {
 		if params[i].Name != "sig" {
 			idx = append(idx, i)
@@ -158,7 +227,7 @@ func sortedParams(params []Param) []int {
 
 // appendHead appends the part of the base string before the parameters:
 // METHOD & escape(normalized URL) &.
-func appendHead(dst []byte, httpMethod, normalizedURL string) []byte {
+func appendHead[URL string | []byte](dst []byte, httpMethod string, normalizedURL URL) []byte {
 	for i := 0; i < len(httpMethod); i++ {
 		c := httpMethod[i]
 		if 'a' <= c && c <= 'z' {
@@ -167,7 +236,7 @@ func appendHead(dst []byte, httpMethod, normalizedURL string) []byte {
 		dst = append(dst, c)
 	}
 	dst = append(dst, '&')
-	dst = AppendEscape(dst, normalizedURL)
+	dst = appendEscape(dst, normalizedURL)
 	return append(dst, '&')
 }
 
@@ -181,9 +250,10 @@ func BaseString(httpMethod, normalizedURL string, params []Param) string {
 // SignBase returns base64(HMAC-SHA1(key, base)): the signature of a base string, key
 // being the decoded secret.
 func SignBase(key []byte, base string) string {
-	m := hmac.New(sha1.New, key)
-	m.Write([]byte(base))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	v := verifiers.Get().(*verifier)
+	defer verifiers.Put(v)
+	v.head = append(v.head[:0], base...)
+	return base64.StdEncoding.EncodeToString(v.mac(key, v.head, nil))
 }
 
 // Sign returns the sig parameter for a request.
@@ -218,6 +288,7 @@ func DecodeSignature(sig string, dst *[sha1.Size]byte) bool {
 type verifier struct {
 	params []byte // escape(parameter string), shared by every candidate URL
 	head   []byte // METHOD & escape(URL) &
+	urls   candidates
 	digest hash.Hash
 	pad    [sha1.BlockSize]byte
 	key    [sha1.Size]byte
@@ -257,9 +328,14 @@ func (v *verifier) mac(key, a, b []byte) []byte {
 	return v.digest.Sum(v.sum[:0])
 }
 
-// Verify checks a request signature, in constant time, against each candidate URL.
-// It returns the index of the first URL whose base string matches, or -1. key is the
-// decoded secret.
+// Verify checks a request signature against the candidate URLs, in order, each
+// comparison in constant time. It returns the index of the first URL whose base string
+// matches, or -1. key is the decoded secret.
+//
+// It stops at the first match: the most likely URL comes first, so a good signature
+// costs one HMAC. Which candidate matched is no secret (the client chose the URL it
+// signed); what must not leak, how many bytes of a forged signature are right, does
+// not, since every comparison is constant-time.
 func Verify(key []byte, sig, httpMethod string, urls []string, params []Param) int {
 	var want [sha1.Size]byte
 	if !DecodeSignature(sig, &want) {
@@ -268,14 +344,34 @@ func Verify(key []byte, sig, httpMethod string, urls []string, params []Param) i
 	v := verifiers.Get().(*verifier)
 	defer verifiers.Put(v)
 	v.params = appendEscapedParamString(v.params[:0], params)
-	found := -1
 	for i, u := range urls {
 		v.head = appendHead(v.head[:0], httpMethod, u)
-		if hmac.Equal(v.mac(key, v.head, v.params), want[:]) && found < 0 {
-			found = i
+		if hmac.Equal(v.mac(key, v.head, v.params), want[:]) {
+			return i
 		}
 	}
-	return found
+	return -1
+}
+
+// VerifyRequest is Verify against CandidateURLs(scheme, host, path), without building
+// the list: it returns the index in that list of the first URL whose base string
+// matches, or -1.
+func VerifyRequest(key []byte, sig, httpMethod, scheme, host, path string, params []Param) int {
+	var want [sha1.Size]byte
+	if !DecodeSignature(sig, &want) {
+		return -1
+	}
+	v := verifiers.Get().(*verifier)
+	defer verifiers.Put(v)
+	v.params = appendEscapedParamString(v.params[:0], params)
+	v.urls.init(scheme, host, path)
+	for i := range v.urls.n {
+		v.head = appendHead(v.head[:0], httpMethod, v.urls.url(i))
+		if hmac.Equal(v.mac(key, v.head, v.params), want[:]) {
+			return i
+		}
+	}
+	return -1
 }
 
 // BaseStrings returns the base string for each candidate URL (to tell a client what
@@ -292,7 +388,10 @@ func BaseStrings(httpMethod string, urls []string, params []Param) []string {
 // UIDSignature returns base64(HMAC-SHA1(key, timestamp + "_" + UID)), the proof that a
 // UID came from the server; key is the decoded partner secret.
 func UIDSignature(key []byte, timestamp, uid string) string {
-	return SignBase(key, timestamp+"_"+uid)
+	v := verifiers.Get().(*verifier)
+	defer verifiers.Put(v)
+	v.head = append(append(append(v.head[:0], timestamp...), '_'), uid...)
+	return base64.StdEncoding.EncodeToString(v.mac(key, v.head, nil))
 }
 
 // FriendshipSignature signs timestamp_friendUID_UID.

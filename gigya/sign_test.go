@@ -109,8 +109,12 @@ func TestRequestSignatureVectors(t *testing.T) {
 					t.Errorf("%s body: %v", sdk, err)
 					continue
 				}
-				if Verify(key, p.Get("sig"), "POST", cands, p.All()) < 0 {
+				i := Verify(key, p.Get("sig"), "POST", cands, p.All())
+				if i < 0 {
 					t.Errorf("%s body does not verify against %v", sdk, cands)
+				}
+				if j := VerifyRequest(key, p.Get("sig"), "POST", scheme, host, path, p.All()); j != i {
+					t.Errorf("%s body: VerifyRequest = %d, Verify = %d", sdk, j, i)
 				}
 				// A changed value must not verify.
 				p.Set("nonce", p.Get("nonce")+"x")
@@ -428,4 +432,40 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal("does not verify")
 		}
 	}
+}
+
+// BenchmarkVerifyPath is what the server does with a signed setUserInfo before the
+// method runs: decode the body into fresh Params and verify the signature against the
+// candidate URLs. Its allocations are the whole verify path's.
+func BenchmarkVerifyPath(b *testing.B) {
+	key := mustKey(b, vectors.LabPartnerSecret)
+	var p Params
+	if err := p.Decode(typicalSetUserInfo); err != nil {
+		b.Fatal(err)
+	}
+	p.Set("sig", Sign(key, "POST", "http://localhost:8080/socialize.setUserInfo", p.All()))
+	body := encodeForm(p.All())
+	b.ReportAllocs()
+	for b.Loop() {
+		var p Params
+		if err := p.Decode(body); err != nil {
+			b.Fatal(err)
+		}
+		if VerifyRequest(key, p.Get("sig"), "POST", "http", "localhost:8080", "/socialize.setUserInfo", p.All()) != 0 {
+			b.Fatal("does not verify")
+		}
+	}
+}
+
+func encodeForm(params []Param) string {
+	var b []byte
+	for i, p := range params {
+		if i > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, p.Name...)
+		b = append(b, '=')
+		b = AppendEscape(b, p.Value)
+	}
+	return string(b)
 }

@@ -3,12 +3,22 @@
 // still pass the timestamp check, so every entry carries an expiry and memory stays
 // bounded by the request rate times the window; a hard cap refuses new signed requests
 // rather than forget a nonce early (forgetting would open a replay).
+//
+// Every signed request adds an entry that lives for the timestamp window (two minutes
+// by default), so at a few thousand requests a second the cache holds millions of
+// them. It is built for that: an entry is a 64-bit fingerprint of (credential, nonce)
+// under a random per-process key and a 32-bit expiry, kept in open-addressing tables
+// (12 bytes a slot, about 24 bytes an entry), with no per-entry index for eviction:
+// expired entries are reused in place or dropped when a table is rebuilt, which
+// happens when it fills up and every few seconds. Two different pairs share a
+// fingerprint with a probability of about one in 2^64 / (entries held); that can only
+// refuse a fresh request as a replay (403004), never accept a replay.
 package nonce
 
 import (
 	"context"
-	"crypto/sha256"
-	"sort"
+	"hash/maphash"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -17,22 +27,36 @@ import (
 
 const shards = 16
 
-// DefaultMax is the default cap on remembered nonces: about 40 MB, or 8,000 signed
-// requests a second sustained over a 120 s window.
-const DefaultMax = 1_000_000
+// DefaultMax is the default cap on remembered nonces: about 100 MB at most, or 33,000
+// signed requests a second sustained over a 120 s window.
+const DefaultMax = 4_000_000
+
+// Table sizing: a table is rebuilt when its used slots (live or expired) would pass
+// 3/4 of it, into a table twice as large as its live entries (at least minSlots).
+// Expired entries are swept out at least every sweepEvery.
+const (
+	minSlots   = 1024
+	sweepEvery = 30 // seconds
+)
 
 // Cache is an in-memory socius.NonceStore.
 type Cache struct {
 	max    int
+	seed   maphash.Seed
 	shards [shards]shard
 }
 
 type shard struct {
-	mu      sync.Mutex
-	seen    map[[16]byte]int64   // key -> expiry, Unix seconds
-	byTime  map[int64][][16]byte // expiry second -> keys, for eviction
-	seconds []int64              // expiry seconds present in byTime, unsorted
-	evicted int64                // every expiry up to this second is gone
+	mu        sync.Mutex
+	keys      []uint64 // fingerprints; 0 is an empty slot
+	exps      []uint32 // expiry of each slot, Unix seconds
+	used      int      // slots that are not empty, expired or not
+	lastSweep int64    // Unix seconds
+	fullAt    int64    // 1 + the second the shard was last found full
+}
+
+func errFull() error {
+	return socius.Errorf(socius.CodeRateLimited, "Too many signed requests within the timestamp window: the nonce memory is full")
 }
 
 var _ socius.NonceStore = (*Cache)(nil)
@@ -42,76 +66,107 @@ func New(max int) *Cache {
 	if max <= 0 {
 		max = DefaultMax
 	}
-	c := &Cache{max: max}
-	for i := range c.shards {
-		c.shards[i].seen = make(map[[16]byte]int64)
-		c.shards[i].byTime = make(map[int64][][16]byte)
-	}
-	return c
+	return &Cache{max: max, seed: maphash.MakeSeed()}
 }
 
 // UseNonce records (credential, nonce) until expires; it reports false when the pair
 // is already remembered and not expired.
 func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, now time.Time) (bool, error) {
-	h := sha256.New()
-	h.Write([]byte(credential))
-	h.Write([]byte{0})
-	h.Write([]byte(nonce))
-	var sum [sha256.Size]byte
-	var key [16]byte
-	copy(key[:], h.Sum(sum[:0]))
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(credential)
+	h.WriteByte(0)
+	h.WriteString(nonce)
+	fp := h.Sum64()
+	if fp == 0 {
+		fp = 1 // 0 marks an empty slot
+	}
+	s := &c.shards[fp>>60] // the top bits pick the shard, the bottom ones the slot
+	nowSec, exp := unixSeconds(now), uint32(unixSeconds(expires))
 
-	s := &c.shards[key[0]%shards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	nowSec := now.Unix()
-	s.evict(nowSec)
-	if exp, ok := s.seen[key]; ok && exp >= nowSec {
-		return false, nil
+	if s.keys == nil || nowSec-s.lastSweep >= sweepEvery {
+		s.rebuild(nowSec)
 	}
-	if len(s.seen) >= c.max/shards {
-		return false, socius.Errorf(socius.CodeRateLimited, "Too many signed requests within the timestamp window: the nonce memory is full")
+	mask := uint64(len(s.keys) - 1)
+	reuse := -1
+	i := fp & mask
+	for ; s.keys[i] != 0; i = (i + 1) & mask {
+		if s.keys[i] == fp {
+			if int64(s.exps[i]) >= nowSec {
+				return false, nil
+			}
+			s.exps[i] = exp // the same pair, expired: remembered again
+			return true, nil
+		}
+		if reuse < 0 && int64(s.exps[i]) < nowSec {
+			reuse = int(i) // an expired entry of another pair: its slot can be taken
+		}
 	}
-	exp := expires.Unix()
-	s.seen[key] = exp
-	if _, ok := s.byTime[exp]; !ok {
-		s.seconds = append(s.seconds, exp)
+	if reuse >= 0 {
+		s.keys[reuse], s.exps[reuse] = fp, exp
+		return true, nil
 	}
-	s.byTime[exp] = append(s.byTime[exp], key)
+	if limit := c.max / shards; s.used+1 > limit || 4*(s.used+1) > 3*len(s.keys) {
+		// Full, or too full to probe well: drop the expired entries, grow if
+		// needed. A shard found full is not rebuilt again within the same second,
+		// so that a flood at the cap costs no more than the refusals.
+		if s.fullAt == nowSec+1 {
+			return false, errFull()
+		}
+		if live := s.rebuild(nowSec); live+1 > limit {
+			s.fullAt = nowSec + 1
+			return false, errFull()
+		}
+		mask = uint64(len(s.keys) - 1)
+		for i = fp & mask; s.keys[i] != 0; i = (i + 1) & mask {
+		}
+	}
+	s.keys[i], s.exps[i] = fp, exp
+	s.used++
 	return true, nil
 }
 
-// evict drops every entry that expired before now.
-func (s *shard) evict(now int64) {
-	if now <= s.evicted || len(s.seconds) == 0 {
-		return
-	}
-	s.evicted = now
-	sort.Slice(s.seconds, func(i, j int) bool { return s.seconds[i] < s.seconds[j] })
-	n := 0
-	for _, sec := range s.seconds {
-		if sec >= now {
-			break
+// rebuild moves the live entries into a new table twice their number (at least
+// minSlots), dropping the expired ones, and reports how many are live.
+func (s *shard) rebuild(now int64) int {
+	live := 0
+	for i, k := range s.keys {
+		if k != 0 && int64(s.exps[i]) >= now {
+			live++
 		}
-		for _, k := range s.byTime[sec] {
-			if s.seen[k] == sec {
-				delete(s.seen, k)
-			}
-		}
-		delete(s.byTime, sec)
-		n++
 	}
-	s.seconds = append(s.seconds[:0], s.seconds[n:]...)
+	size := max(minSlots, 1<<bits.Len(uint(2*live)))
+	keys, exps := make([]uint64, size), make([]uint32, size)
+	mask := uint64(size - 1)
+	for i, k := range s.keys {
+		if k == 0 || int64(s.exps[i]) < now {
+			continue
+		}
+		j := k & mask
+		for keys[j] != 0 {
+			j = (j + 1) & mask
+		}
+		keys[j], exps[j] = k, s.exps[i]
+	}
+	s.keys, s.exps, s.used, s.lastSweep = keys, exps, live, now
+	return live
+}
+
+// unixSeconds is t in Unix seconds, clamped to what an expiry slot holds.
+func unixSeconds(t time.Time) int64 {
+	return min(max(t.Unix(), 0), 1<<32-1)
 }
 
 // Len returns the number of nonces remembered (expired ones may still count until
-// the next call on their shard).
+// their shard is next swept, at most sweepEvery seconds after a later call on it).
 func (c *Cache) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += len(s.seen)
+		n += s.used
 		s.mu.Unlock()
 	}
 	return n

@@ -42,11 +42,18 @@ func TestExpiryFreesMemory(t *testing.T) {
 		t.Fatalf("Len = %d", c.Len())
 	}
 	later := t0.Add(time.Hour)
-	for i := 0; i < shards*4; i++ { // touch every shard
-		c.UseNonce(ctx, "s:key", fmt.Sprint("late", i), later.Add(time.Minute), later)
+	late := 0
+	for touched := 0; touched < shards; late++ { // until every shard has had a call
+		c.UseNonce(ctx, "s:key", fmt.Sprint("late", late), later.Add(time.Minute), later)
+		touched = 0
+		for i := range c.shards {
+			if c.shards[i].lastSweep == later.Unix() {
+				touched++
+			}
+		}
 	}
-	if n := c.Len(); n != shards*4 {
-		t.Errorf("after expiry Len = %d, want %d", n, shards*4)
+	if n := c.Len(); n != late {
+		t.Errorf("after expiry Len = %d, want %d", n, late)
 	}
 	// An expired nonce may be used again.
 	if ok, _ := c.UseNonce(ctx, "s:key", "5", later.Add(time.Minute), later); !ok {
@@ -117,6 +124,57 @@ func BenchmarkUseNonce(b *testing.B) {
 			c.UseNonce(context.Background(), "s:k", fmt.Sprint(i, "-", &i), t0.Add(time.Minute), t0)
 		}
 	})
+}
+
+// TestManyNonces fills the cache past several rebuilds and checks that every pair is
+// remembered until it expires, then forgotten.
+func TestManyNonces(t *testing.T) {
+	c := New(0)
+	ctx := context.Background()
+	const n = 200_000
+	for i := range n {
+		exp := t0.Add(time.Duration(60+i%60) * time.Second)
+		if ok, err := c.UseNonce(ctx, "s:k", fmt.Sprint(i), exp, t0); !ok || err != nil {
+			t.Fatalf("nonce %d: %v %v", i, ok, err)
+		}
+	}
+	for i := 0; i < n; i += 7 {
+		if ok, _ := c.UseNonce(ctx, "s:k", fmt.Sprint(i), t0.Add(time.Hour), t0.Add(59*time.Second)); ok {
+			t.Fatalf("nonce %d forgotten before its expiry", i)
+		}
+	}
+	// At t0+90s the nonces that expire before then are gone, the others not.
+	at := t0.Add(90 * time.Second)
+	for i := 0; i < n; i += 5 {
+		ok, err := c.UseNonce(ctx, "s:k", fmt.Sprint(i), at.Add(time.Minute), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if expired := 60+i%60 < 90; ok != expired {
+			t.Fatalf("nonce %d at +90s: accepted %v, want %v", i, ok, expired)
+		}
+	}
+	if mem := c.Len(); mem > n {
+		t.Errorf("Len = %d after expiry, want at most %d", mem, n)
+	}
+}
+
+// BenchmarkUseNonceFull measures a cache that holds a million live nonces, as a server
+// does at about 8,000 signed requests a second.
+func BenchmarkUseNonceFull(b *testing.B) {
+	c := New(0)
+	ctx := context.Background()
+	for i := range 1_000_000 {
+		c.UseNonce(ctx, "apiKey 3_k", fmt.Sprint("warm", i), t0.Add(2*time.Minute), t0)
+	}
+	nonces := make([]string, 1<<16)
+	for i := range nonces {
+		nonces[i] = fmt.Sprint(i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.UseNonce(ctx, "apiKey 3_k", nonces[i%len(nonces)]+"-"+fmt.Sprint(i/len(nonces)), t0.Add(2*time.Minute), t0)
+	}
 }
 
 func TestConformance(t *testing.T) {

@@ -110,11 +110,29 @@ func (s *Server) verifySignature(c *call) error {
 	if c.key != nil {
 		c.Credential = credKeySignature
 	}
-	key, err := socius.DecodeSecret(c.secret())
+	var key []byte
+	var err error
+	if c.key != nil {
+		key, err = socius.DecodeSecret(c.key.Secret)
+	} else {
+		key, err = c.partnerKey()
+	}
 	if err != nil {
 		return fmt.Errorf("stored secret of %s does not decode: %w", c.credentialName(), err)
 	}
 	return s.checkSigned(c, key, c.credentialName(), "the secret of "+c.credentialName())
+}
+
+// partnerKey returns the site's partner secret, decoded (once per call).
+func (c *call) partnerKey() ([]byte, error) {
+	if c.siteKey == nil {
+		k, err := socius.DecodeSecret(c.site.Secret)
+		if err != nil {
+			return nil, err
+		}
+		c.siteKey = k
+	}
+	return c.siteKey, nil
 }
 
 // checkSigned checks a signed request: timestamp, then signature, then nonce. The
@@ -141,10 +159,10 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: timestamp %s is %s the server time %s by more than %d s",
 			tsText, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
 	}
-	urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
-	if gigya.Verify(key, c.params.Get("sig"), c.r.Method, urls, c.params.All()) < 0 {
+	if gigya.VerifyRequest(key, c.params.Get("sig"), c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, c.params.All()) < 0 {
 		// What the server signed, for debugging through Config.Observe; credential
 		// values (a session call signs its oauth_token) are masked.
+		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()))
 		if s.cfg.ExplainSignatures {

@@ -174,7 +174,9 @@ func (s *Server) getUserInfo(c *call) (gigya.Object, error) {
 	return s.userObject(c, u)
 }
 
-// userObject is the User object of SPEC section 6: only fields with data.
+// userObject is the User object of SPEC section 6: only fields with data. Each value
+// that appears more than once is boxed once: an interface holding a string costs an
+// allocation each time it is made.
 func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
 	sig, err := s.signUID(c, u.UID)
 	if err != nil {
@@ -184,26 +186,30 @@ func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
 	if updated.IsZero() {
 		updated = u.CreatedAt
 	}
-	identity := gigya.Object{
-		{Key: "provider", Value: "site"},
-		{Key: "providerUID", Value: u.UID},
-		{Key: "isLoginIdentity", Value: true},
-		{Key: "allowsLogin", Value: true},
-	}
-	o := gigya.Object{
-		{Key: "UID", Value: u.UID},
-		{Key: "UIDSignature", Value: sig[0]},
-		{Key: "signatureTimestamp", Value: sig[1]},
-		{Key: "isSiteUID", Value: true},
-		{Key: "isSiteUser", Value: true},
-		{Key: "isTempUser", Value: false},
-		{Key: "isConnected", Value: true},
-		{Key: "isLoggedIn", Value: u.LoggedIn},
-		{Key: "loginProvider", Value: "site"},
-		{Key: "loginProviderUID", Value: u.UID},
-		{Key: "providers", Value: "site"},
-		{Key: "capabilities", Value: "None"},
-	}
+	uid := any(u.UID)
+	updatedISO, updatedMs := any(gigya.FormatTime(updated)), any(updated.UnixMilli())
+	identity := make(gigya.Object, 0, 8+int(socius.NumFields))
+	identity = append(identity,
+		gigya.KV{Key: "provider", Value: "site"},
+		gigya.KV{Key: "providerUID", Value: uid},
+		gigya.KV{Key: "isLoginIdentity", Value: true},
+		gigya.KV{Key: "allowsLogin", Value: true},
+	)
+	o := make(gigya.Object, 0, 14+int(socius.NumFields))
+	o = append(o,
+		gigya.KV{Key: "UID", Value: uid},
+		gigya.KV{Key: "UIDSignature", Value: sig[0]},
+		gigya.KV{Key: "signatureTimestamp", Value: sig[1]},
+		gigya.KV{Key: "isSiteUID", Value: true},
+		gigya.KV{Key: "isSiteUser", Value: true},
+		gigya.KV{Key: "isTempUser", Value: false},
+		gigya.KV{Key: "isConnected", Value: true},
+		gigya.KV{Key: "isLoggedIn", Value: u.LoggedIn},
+		gigya.KV{Key: "loginProvider", Value: "site"},
+		gigya.KV{Key: "loginProviderUID", Value: uid},
+		gigya.KV{Key: "providers", Value: "site"},
+		gigya.KV{Key: "capabilities", Value: "None"},
+	)
 	for f := socius.Field(0); f < socius.NumFields; f++ {
 		v := u.Profile[f]
 		if v == "" {
@@ -211,23 +217,24 @@ func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
 		}
 		// Inside identities Gigya sends numbers as strings; at the top level age is
 		// a number.
-		identity = append(identity, gigya.KV{Key: f.Name(), Value: v})
+		boxed := any(v)
+		identity = append(identity, gigya.KV{Key: f.Name(), Value: boxed})
 		if f == socius.Age {
 			n, _ := strconv.Atoi(v)
 			o = append(o, gigya.KV{Key: f.Name(), Value: n})
 		} else {
-			o = append(o, gigya.KV{Key: f.Name(), Value: v})
+			o = append(o, gigya.KV{Key: f.Name(), Value: boxed})
 		}
 	}
 	identity = append(identity,
-		gigya.KV{Key: "lastUpdated", Value: gigya.FormatTime(updated)},
-		gigya.KV{Key: "lastUpdatedTimestamp", Value: updated.UnixMilli()},
-		gigya.KV{Key: "oldestDataUpdated", Value: gigya.FormatTime(updated)},
-		gigya.KV{Key: "oldestDataUpdatedTimestamp", Value: updated.UnixMilli()},
+		gigya.KV{Key: "lastUpdated", Value: updatedISO},
+		gigya.KV{Key: "lastUpdatedTimestamp", Value: updatedMs},
+		gigya.KV{Key: "oldestDataUpdated", Value: updatedISO},
+		gigya.KV{Key: "oldestDataUpdatedTimestamp", Value: updatedMs},
 	)
 	o = append(o,
 		gigya.KV{Key: "identities", Value: []gigya.Object{identity}},
-		gigya.KV{Key: "oldestDataUpdatedTimestamp", Value: updated.UnixMilli()},
+		gigya.KV{Key: "oldestDataUpdatedTimestamp", Value: updatedMs},
 	)
 	return o, nil
 }
@@ -235,7 +242,7 @@ func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
 // signUID returns UIDSignature and signatureTimestamp for uid, signed now with the
 // site's partner secret (never a key's: SDKs validate with the partner secret).
 func (s *Server) signUID(c *call, uid string) ([2]string, error) {
-	key, err := socius.DecodeSecret(c.site.Secret)
+	key, err := c.partnerKey()
 	if err != nil {
 		return [2]string{}, err
 	}

@@ -36,8 +36,10 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,6 +107,7 @@ const DefaultMaxParamBytes = 64 << 10
 type Server struct {
 	cfg      Config
 	methods  map[string]*method // by lower-case full name
+	exact    map[string]*method // by canonical full name
 	inFlight atomic.Int64
 	limiter  *ratelimit.Limiter // nil without a rate limit
 }
@@ -126,7 +129,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, methods: make(map[string]*method)}
+	s := &Server{cfg: cfg, methods: make(map[string]*method), exact: make(map[string]*method)}
 	if cfg.RateLimit > 0 {
 		burst := cfg.RateBurst
 		if burst <= 0 {
@@ -136,6 +139,7 @@ func New(cfg Config) *Server {
 	}
 	for _, m := range s.routes() {
 		s.methods[strings.ToLower(m.name)] = m
+		s.exact[m.name] = m
 	}
 	return s
 }
@@ -187,11 +191,34 @@ type call struct {
 	key        *socius.Key
 	token      *socius.Token // the token of a token call
 	ignored    []gigya.IgnoredParam
+	body       []byte // the request body, read into reused storage
+	out        []byte // the encoded answer
+	siteKey    []byte // the site's decoded partner secret, once needed
+}
+
+// calls recycles the state of finished calls: its parameter list, body buffer and
+// answer buffer keep their storage, so that a call in the steady state allocates
+// little beyond what it keeps.
+var calls = sync.Pool{New: func() any { return new(call) }}
+
+// release clears the call, keeping the storage worth reusing, and recycles it. Calls
+// with unusually large buffers are dropped instead, so that one big request does not
+// pin memory.
+func (c *call) release() {
+	params, body, out := c.params, c.body[:0], c.out[:0]
+	params.Reset()
+	*c = call{params: params, body: body, out: out}
+	if cap(body) > 64<<10 || cap(out) > 64<<10 {
+		return
+	}
+	calls.Put(c)
 }
 
 // ServeHTTP answers one call.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{ctx: r.Context(), r: r, start: time.Now()}
+	c := calls.Get().(*call)
+	defer c.release()
+	c.ctx, c.r, c.start = r.Context(), r, time.Now()
 	c.now = s.cfg.Clock.Now()
 	c.ID = gigya.NewCallID()
 	c.Time = c.now
@@ -267,7 +294,10 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 
 // findMethod looks the path's method up and reports whether Socius serves it.
 func (s *Server) findMethod(c *call) bool {
-	c.m = s.methods[strings.ToLower(c.Method)]
+	c.m = s.exact[c.Method] // how SDKs spell it: no lower-cased copy
+	if c.m == nil {
+		c.m = s.methods[strings.ToLower(c.Method)]
+	}
 	if c.m == nil {
 		return false
 	}
@@ -359,7 +389,8 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return tooLarge(s.cfg.MaxBodyBytes)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var err error
+	c.body, err = readBody(c.body[:0], http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -367,16 +398,39 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		}
 		return &socius.Error{Code: socius.CodeInvalidRequest, Details: "Invalid request format: the request body could not be read", Err: err}
 	}
-	if len(body) == 0 {
+	if len(c.body) == 0 {
 		return nil
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/x-www-form-urlencoded" {
+		if err != nil || mt != formType {
 			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", clip(ct, 60))
 		}
 	}
-	return c.params.Decode(string(body))
+	return c.params.Decode(string(c.body))
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+// readBody appends all of r to buf. When the length is announced, the buffer grows
+// once to hold it (and one byte more, to see the end without another growth).
+func readBody(buf []byte, r io.Reader, length int64) ([]byte, error) {
+	if length > 0 {
+		buf = slices.Grow(buf, int(length)+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 512)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func tooLarge(limit int64) error {
@@ -451,12 +505,15 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if c.m != nil {
 		method = c.m.name
 	}
-	body, ct := gigya.Encode(c.format, method, c.callback, env.Object())
+	var ct string
+	c.out, ct = gigya.AppendEncode(c.out[:0], c.format, method, c.callback, env.Object())
+	// The values are shared, read-only slices (the keys are already canonical):
+	// Header.Set would allocate both for every answer.
 	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Date", c.now.UTC().Format(http.TimeFormat))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = contentType(ct)
+	h["Date"] = dateHeader(c.now)
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
 	status := http.StatusOK
 	if c.httpStatus {
 		status = gigya.StatusCode(env.Code)
@@ -465,7 +522,7 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		}
 	}
 	w.WriteHeader(status)
-	w.Write(body)
+	w.Write(c.out)
 
 	c.Code, c.Details = env.Code, env.Details
 	c.Duration = time.Since(c.start)
@@ -475,11 +532,49 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if c.key != nil {
 		c.UserKey = c.key.UserKey
 	}
-	c.Params = maskParams(c.params.All())
 	if s.cfg.Observe != nil {
+		c.Params = maskParams(c.params.All())
 		s.cfg.Observe(&c.Call)
 	}
 }
+
+var (
+	jsonType  = []string{gigya.ContentTypeJSON}
+	jsonpType = []string{gigya.ContentTypeJSONP}
+	xmlType   = []string{gigya.ContentTypeXML}
+	noStore   = []string{"no-store"}
+	noSniff   = []string{"nosniff"}
+)
+
+func contentType(ct string) []string {
+	switch ct {
+	case gigya.ContentTypeJSON:
+		return jsonType
+	case gigya.ContentTypeJSONP:
+		return jsonpType
+	case gigya.ContentTypeXML:
+		return xmlType
+	}
+	return []string{ct}
+}
+
+// dateHeader returns the Date header for t, formatted once per second.
+func dateHeader(t time.Time) []string {
+	sec := t.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.value
+	}
+	d := &date{sec: sec, value: []string{t.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.value
+}
+
+type date struct {
+	sec   int64
+	value []string
+}
+
+var lastDate atomic.Pointer[date]
 
 // credentialParams are the parameters whose values are credentials. Config.Observe
 // sees them masked, so that no hook (request logs, metrics) can leak a token or a

@@ -46,14 +46,19 @@ const selectSite = `SELECT api_key, secret, name, created_at FROM sites WHERE ap
 
 // Site returns the site with the apiKey, or socius.ErrNotFound.
 func (s *Store) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
-	site, err := scanSite(s.siteStmt.QueryRowContext(ctx, apiKey))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, socius.ErrNotFound
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, errorFor("site", err)
 	}
-	return site, nil
+	return s.cachedSite(apiKey, func() (*socius.Site, error) {
+		site, err := scanSite(s.siteStmt.QueryRowContext(lookupContext(ctx), apiKey))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, socius.ErrNotFound
+		}
+		if err != nil {
+			return nil, errorFor("site", err)
+		}
+		return site, nil
+	})
 }
 
 // Sites lists every site, ordered by creation time, then by insertion.
@@ -145,14 +150,19 @@ const (
 
 // Key returns the key, or socius.ErrNotFound.
 func (s *Store) Key(ctx context.Context, userKey string) (*socius.Key, error) {
-	k, err := scanKey(s.keyStmt.QueryRowContext(ctx, userKey))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, socius.ErrNotFound
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, errorFor("key", err)
 	}
-	return k, nil
+	return s.cachedKey(userKey, func() (*socius.Key, error) {
+		k, err := scanKey(s.keyStmt.QueryRowContext(lookupContext(ctx), userKey))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, socius.ErrNotFound
+		}
+		if err != nil {
+			return nil, errorFor("key", err)
+		}
+		return k, nil
+	})
 }
 
 // Keys lists the keys of a site (of every site when apiKey is empty), ordered by

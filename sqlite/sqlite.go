@@ -14,13 +14,18 @@
 // whatever is pending (up to maxBatch operations), runs them all in one transaction,
 // each inside its own SAVEPOINT so that an operation that fails (an unknown user, a
 // taken key) rolls back only itself, commits once and answers every caller. One fsync
-// then covers the whole batch: the busier the server, the larger the batches. A caller
-// blocks until its batch has committed; its context is honoured while it waits to be
-// taken, but once taken it learns the real outcome of the commit.
+// then covers the whole batch: the busier the server, the larger the batches. Writes
+// that arrive while a batch runs join it, and a batch much smaller than the previous
+// one waits up to commitDelay for the rest of a busy moment's writes (under load,
+// callers come back in a group once answered). A caller blocks until its batch has
+// committed; its context is honoured while it waits to be taken, but once taken it
+// learns the real outcome of the commit. The hot writes are fixed statements prepared
+// once on the writer's connection.
 //
 // Reads never wait behind the writer: they use a separate pool of read-only
 // connections, and WAL lets them read the last committed state while a batch is being
-// written.
+// written. Sites and keys, read by every call, are served from memory for as long as
+// the WAL-index header shows that nothing has been committed since (see cache.go).
 //
 // # Schema
 //
@@ -43,6 +48,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"embed"
 	"errors"
@@ -54,6 +60,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socius/socius"
@@ -71,10 +78,19 @@ type Store struct {
 	// The lookups of every request, prepared once on the read pool: parsing their SQL
 	// would cost about a third of running them.
 	siteStmt, keyStmt, userStmt, tokenStmt *sql.Stmt
+	// The statements of the writer's hot path, prepared once on its connection.
+	stmts writeStmts
+	// cache serves Site and Key while the database is unchanged; nil: uncached.
+	cache *cache
 
 	ops     chan *writeOp // to the writer; unbuffered, so a sent op is always taken
 	closing chan struct{} // closed by Close: the writer stops, new writes fail
 	stopped chan struct{} // closed by the writer when it has stopped
+
+	// The checkpointer's connection, the commits it watches, and its end.
+	ckdb        *sql.DB
+	commits     atomic.Int64
+	ckptStopped chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,7 +137,8 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
-	rdb, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+	readDSN := path + "?" + busy + "&_pragma=query_only(1)"
+	rdb, err := sql.Open("sqlite", readDSN)
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -138,28 +155,57 @@ func Open(path string) (*Store, error) {
 		stopped: make(chan struct{}),
 	}
 	for _, p := range []struct {
+		db   *sql.DB
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&s.siteStmt, selectSite},
-		{&s.keyStmt, selectKey},
-		{&s.userStmt, selectUser},
-		{&s.tokenStmt, selectToken},
+		{rdb, &s.siteStmt, selectSite},
+		{rdb, &s.keyStmt, selectKey},
+		{rdb, &s.userStmt, selectUser},
+		{rdb, &s.tokenStmt, selectToken},
+		{wdb, &s.stmts.savepoint, `SAVEPOINT op`},
+		{wdb, &s.stmts.release, `RELEASE SAVEPOINT op`},
+		{wdb, &s.stmts.rollbackTo, `ROLLBACK TO SAVEPOINT op`},
+		{wdb, &s.stmts.updateProfile, updateProfileSQL},
+		{wdb, &s.stmts.loginUpdate, loginUpdateSQL},
+		{wdb, &s.stmts.loginInsert, loginInsertSQL},
 	} {
-		if *p.stmt, err = rdb.Prepare(p.sql); err != nil {
+		if *p.stmt, err = p.db.Prepare(p.sql); err != nil {
 			s.closeStmts()
 			rdb.Close()
 			wdb.Close()
 			return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 		}
 	}
+	s.cache = openCache(path, readDSN)
+	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy); err == nil {
+		s.ckdb.SetMaxOpenConns(1)
+		s.ckptStopped = make(chan struct{})
+		go s.checkpointer(s.ckdb, &s.commits, s.ckptStopped)
+	}
 	go s.writer()
 	return s, nil
 }
 
+// writeStmts are the statements of the writer's hot path.
+type writeStmts struct {
+	savepoint, release, rollbackTo          *sql.Stmt
+	updateProfile, loginUpdate, loginInsert *sql.Stmt
+}
+
+// lookupContext is the context of a point lookup: ctx without its cancellation. A
+// lookup by primary key takes microseconds, too short to interrupt, and the driver
+// watches a cancellable context with a goroutine per statement, which costs more than
+// the lookup's own work. A context that is already done still fails the lookup.
+func lookupContext(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
 func (s *Store) closeStmts() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt, s.tokenStmt} {
+	w := s.stmts
+	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt, s.tokenStmt,
+		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -173,7 +219,12 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.stopped
-		s.closeErr = errors.Join(s.closeStmts(), s.wdb.Close(), s.rdb.Close())
+		var ckErr error
+		if s.ckdb != nil {
+			<-s.ckptStopped
+			ckErr = s.ckdb.Close()
+		}
+		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), ckErr, s.wdb.Close(), s.rdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)
 		}

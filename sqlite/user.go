@@ -30,33 +30,30 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 	var created bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		created, err = login(tx, apiKey, uid, patch, now)
+		created, err = s.login(tx, apiKey, uid, patch, now)
 		return err
 	})
 	return created, err
 }
 
-func login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) (created bool, err error) {
+func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) (created bool, err error) {
 	// The batch's transaction holds the write lock: no other write comes between the
 	// update and the insert.
-	cols, args := profileSet(patch)
-	if len(cols) > 0 {
-		cols = append(cols, "updated_at")
-		args = append(args, millis(now))
-	}
-	cols = append(cols, "login_at", "logged_in")
-	args = append(args, millis(now), true)
-	res, err := tx.Exec(`UPDATE users SET `+assignments(cols)+` WHERE api_key = ? AND uid = ?`,
-		append(args, apiKey, uid)...)
+	args := make([]any, 0, 2*socius.NumFields+8)
+	args = appendPatch(args, patch)
+	args = append(args, !patch.Empty(), millis(now), millis(now), true, apiKey, uid)
+	res, err := tx.Stmt(s.stmts.loginUpdate).Exec(args...)
 	err = affected(res, err, "login")
 	if !errors.Is(err, socius.ErrNotFound) {
 		return false, err
 	}
 
-	cols, args = profileSet(patch)
-	cols = append(cols, "api_key", "uid", "created_at", "updated_at", "login_at", "logged_in")
+	args = args[:0]
+	for f := socius.Field(0); f < socius.NumFields; f++ {
+		args = append(args, patchValue(patch, f))
+	}
 	args = append(args, apiKey, uid, millis(now), millis(now), millis(now), true)
-	_, err = tx.Exec(`INSERT INTO users (`+strings.Join(cols, ", ")+`) VALUES (?`+strings.Repeat(", ?", len(cols)-1)+`)`, args...)
+	_, err = tx.Stmt(s.stmts.loginInsert).Exec(args...)
 	if err != nil {
 		return false, errorFor("login", err) // the site's foreign key makes a missing site ErrNotFound
 	}
@@ -71,7 +68,10 @@ const selectUser = `SELECT ` + userColumns + ` FROM users WHERE api_key = ? AND 
 
 // User returns a user, or socius.ErrNotFound.
 func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, error) {
-	u, err := scanUser(s.userStmt.QueryRowContext(ctx, apiKey, uid), apiKey)
+	if err := ctx.Err(); err != nil {
+		return nil, errorFor("user", err)
+	}
+	u, err := scanUser(s.userStmt.QueryRowContext(lookupContext(ctx), apiKey, uid), apiKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, socius.ErrNotFound
 	}
@@ -103,9 +103,9 @@ func scanUser(row scanner, apiKey string) (*socius.User, error) {
 	return &u, nil
 }
 
-// UpdateProfile merges the patch into the user's profile with one UPDATE that sets only
-// the patched columns, so concurrent updates of different fields all survive.
-// socius.ErrNotFound if there is no such user.
+// UpdateProfile merges the patch into the user's profile with one UPDATE that changes
+// only the patched columns (every other one is set to itself), so concurrent updates of
+// different fields all survive. socius.ErrNotFound if there is no such user.
 func (s *Store) UpdateProfile(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time) error {
 	if patch.Empty() {
 		// Nothing to write, but an unknown user is still an error.
@@ -119,34 +119,63 @@ func (s *Store) UpdateProfile(ctx context.Context, apiKey, uid string, patch *so
 		}
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error { return updateProfile(tx, apiKey, uid, patch, now) })
+	return s.write(ctx, func(tx *sql.Tx) error { return s.updateProfile(tx, apiKey, uid, patch, now) })
 }
 
-func updateProfile(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) error {
-	cols, args := profileSet(patch)
-	cols = append(cols, "updated_at")
+func (s *Store) updateProfile(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) error {
+	args := make([]any, 0, 2*socius.NumFields+3)
+	args = appendPatch(args, patch)
 	args = append(args, millis(now), apiKey, uid)
-	res, err := tx.Exec(`UPDATE users SET `+assignments(cols)+` WHERE api_key = ? AND uid = ?`, args...)
+	res, err := tx.Stmt(s.stmts.updateProfile).Exec(args...)
 	return affected(res, err, "update profile")
 }
 
-// profileSet returns the columns the patch changes and their values: nil (NULL) for a
-// cleared field.
-func profileSet(patch *socius.Patch) (cols []string, args []any) {
-	if patch.Empty() {
-		return nil, nil
+// The hot writes are fixed statements, prepared once: a statement built for the
+// patched columns would be parsed again on every write. Each profile column is set
+// by "CASE WHEN ? THEN ? ELSE column END": a flag (does the patch hold the field?)
+// and the value (NULL clears), see appendPatch.
+var (
+	updateProfileSQL = `UPDATE users SET ` + patchAssignments() + `, updated_at = ? WHERE api_key = ? AND uid = ?`
+	loginUpdateSQL   = `UPDATE users SET ` + patchAssignments() +
+		`, updated_at = CASE WHEN ? THEN ? ELSE updated_at END, login_at = ?, logged_in = ? WHERE api_key = ? AND uid = ?`
+	loginInsertSQL = `INSERT INTO users (` + strings.Join(profileColumns[:], ", ") +
+		`, api_key, uid, created_at, updated_at, login_at, logged_in) VALUES (?` + strings.Repeat(", ?", len(profileColumns)+5) + `)`
+)
+
+// patchAssignments returns "nickname = CASE WHEN ? THEN ? ELSE nickname END, ..." for
+// every profile column.
+func patchAssignments() string {
+	var b strings.Builder
+	for i, col := range profileColumns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(col + " = CASE WHEN ? THEN ? ELSE " + col + " END")
 	}
-	for _, f := range patch.Fields() {
-		v, _ := patch.Get(f)
-		cols = append(cols, profileColumns[f])
-		args = append(args, nullString(v))
-	}
-	return cols, args
+	return b.String()
 }
 
-// assignments returns "a = ?, b = ?" for the columns.
-func assignments(cols []string) string {
-	return strings.Join(cols, " = ?, ") + " = ?"
+// appendPatch appends, for every profile field in order, whether the patch holds it
+// and its value (nil, that is NULL, for a cleared or absent field).
+func appendPatch(args []any, patch *socius.Patch) []any {
+	for f := socius.Field(0); f < socius.NumFields; f++ {
+		held := false
+		if !patch.Empty() {
+			_, held = patch.Get(f)
+		}
+		args = append(args, held, patchValue(patch, f))
+	}
+	return args
+}
+
+// patchValue is the stored value of f: its text, or nil (NULL) when the patch clears
+// it or does not hold it.
+func patchValue(patch *socius.Patch, f socius.Field) any {
+	if patch.Empty() {
+		return nil
+	}
+	v, _ := patch.Get(f)
+	return nullString(v)
 }
 
 // Logout marks the user logged out and revokes every live token of the user at now, in

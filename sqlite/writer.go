@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/socius/socius"
 )
@@ -11,6 +12,10 @@ import (
 // maxBatch caps the operations committed together, so that one batch holds the write
 // lock for a bounded time and its callers are answered soon.
 const maxBatch = 256
+
+// commitDelay is the longest a batch waits for the writes of a busy moment to gather:
+// a fraction of an fsync.
+const commitDelay = 500 * time.Microsecond
 
 var errClosed = errors.New("store is closed")
 
@@ -64,6 +69,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (s *Store) writer() {
 	defer close(s.stopped)
 	batch := make([]*writeOp, 0, maxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	last := 0 // the size of the last batch
 	for {
 		select {
 		case <-s.closing:
@@ -80,8 +88,28 @@ func (s *Store) writer() {
 				break collect
 			}
 		}
+		// Under load, callers come back in a group once their batch is answered:
+		// a batch that starts with the first few of them would cost a whole fsync
+		// and make the rest wait for it. So while the batch is much smaller than
+		// the last one, wait a little (at most commitDelay) for the others.
+		if len(batch) < last/2 {
+			wait.Reset(commitDelay)
+		gather:
+			for len(batch) < last {
+				select {
+				case op := <-s.ops:
+					batch = append(batch, op)
+				case <-wait.C:
+					break gather
+				}
+			}
+			wait.Stop()
+		}
 
-		err := s.commit(batch)
+		var err error
+		batch, err = s.commit(batch)
+		last = len(batch)
+		s.commits.Add(1)
 		for _, op := range batch {
 			if err != nil {
 				op.done <- err
@@ -95,34 +123,45 @@ func (s *Store) writer() {
 }
 
 // commit runs a batch in one transaction. An operation that fails is rolled back to its
-// savepoint and the batch goes on. commit returns an error only when the batch as a
-// whole is lost (the transaction could not begin, continue or commit): then nothing in
-// it was written, and every caller gets that error.
-func (s *Store) commit(batch []*writeOp) error {
+// savepoint and the batch goes on. Operations that arrive while the batch runs join it
+// (up to maxBatch), so that they share its fsync instead of waiting for a whole batch
+// of their own; commit returns the batch with them. It returns an error only when the
+// batch as a whole is lost (the transaction could not begin, continue or commit):
+// then nothing in it was written, and every caller gets that error.
+func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	tx, err := s.wdb.Begin()
 	if err != nil {
-		return socius.DatabaseError("sqlite: begin", err)
+		return batch, socius.DatabaseError("sqlite: begin", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
 
-	for _, op := range batch {
-		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
-			return socius.DatabaseError("sqlite: savepoint", err)
+	savepoint, release := tx.Stmt(s.stmts.savepoint), tx.Stmt(s.stmts.release)
+	for i := 0; i < len(batch); i++ {
+		op := batch[i]
+		if _, err := savepoint.Exec(); err != nil {
+			return batch, socius.DatabaseError("sqlite: savepoint", err)
 		}
 		op.err = op.run(tx)
 		if op.err != nil {
 			// If SQLite already rolled the whole transaction back (it may, on a full
 			// disk or an I/O error), the savepoint is gone and this fails.
-			if _, err := tx.Exec(`ROLLBACK TO SAVEPOINT op`); err != nil {
-				return socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
+			if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
+				return batch, socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
 			}
 		}
-		if _, err := tx.Exec(`RELEASE SAVEPOINT op`); err != nil {
-			return socius.DatabaseError("sqlite: release savepoint", err)
+		if _, err := release.Exec(); err != nil {
+			return batch, socius.DatabaseError("sqlite: release savepoint", err)
+		}
+		if i == len(batch)-1 && len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return socius.DatabaseError("sqlite: commit", err)
+		return batch, socius.DatabaseError("sqlite: commit", err)
 	}
-	return nil
+	return batch, nil
 }

@@ -8,6 +8,7 @@
 //	socius user export|import                   move a site's users out of and into the store (JSON lines)
 //	socius call METHOD NAME=VALUE               call an API method with the Go client, print the answer
 //	socius emulator ...                         drive a running `socius serve --emulator`
+//	socius bench                                measure throughput and latency against a baseline
 //	socius version                              print the version of Socius and Go
 //
 // Every flag can also be given as an environment variable SOCIUS_<FLAG>, e.g.
@@ -48,6 +49,7 @@ commands:
   call METHOD [NAME=VALUE ...]          call an API method (signed by the Go client), print the answer
   emulator reset|clock|faults|log|export|seed|status
                                         drive a running "socius serve --emulator"
+  bench                                 measure throughput and latency (signed calls) against a baseline
   version                               print the version of Socius and Go
 
 Run "socius <command> -h" for its flags. Every flag may also be set as an
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "emulator":
 		err = runEmulator(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "version", "--version":
 		err = runVersion(args[1:], stdout)
 	case "help", "-h", "--help":

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"sync"
@@ -46,6 +47,9 @@ type Main struct {
 	LogLevel            string
 	LogFormat           string
 	LogCalls            bool
+	// PprofAddr, when set, serves the Go profiler (net/http/pprof) on its own
+	// listener: a debugging aid, never on by default.
+	PprofAddr string
 	// MasterKeyFile holds the key that encrypts secrets at rest; MasterKey is the
 	// key itself, from SOCIUS_MASTER_KEY (never a flag: command lines are visible
 	// to every user of the machine). Both empty: <data>/master.key, generated.
@@ -75,6 +79,7 @@ type Main struct {
 	HTTPURL         string // http://host:port once listening; empty when disabled
 	HTTPSURL        string
 	AdminURL        string // http://host:port of the admin listener; empty when disabled
+	PprofURL        string // http://host:port/debug/pprof/ once listening; empty when disabled
 	listeners       []net.Listener
 	httpsListenAddr string
 	servers         []*http.Server
@@ -151,6 +156,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM or SIGINT, how long calls in flight may take to finish")
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
+	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
 	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
@@ -323,6 +329,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
 	}
+	if m.PprofAddr != "" {
+		ln, err := net.Listen("tcp", m.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		m.PprofURL = "http://" + ln.Addr().String() + "/debug/pprof/"
+		m.serve(ln, pprofHandler())
+		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s\n", m.PprofURL)
+	}
 	// The admin listener comes last, so Close stops it last: /readyz answers 503
 	// while the API listeners drain.
 	if m.AdminAddr != "" {
@@ -339,8 +354,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-func (m *Main) serve(ln net.Listener, h http.Handler) {
-	srv := &http.Server{
+// pprofHandler serves the Go profiler's endpoints.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// httpServer is the http.Server of every listener (and of the bench's baseline, which
+// must be configured alike).
+func (m *Main) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: m.ReadHeaderTimeout,
 		ReadTimeout:       m.ReadTimeout,
@@ -349,6 +377,10 @@ func (m *Main) serve(ln net.Listener, h http.Handler) {
 		MaxHeaderBytes:    m.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
+}
+
+func (m *Main) serve(ln net.Listener, h http.Handler) {
+	srv := m.httpServer(h)
 	m.listeners = append(m.listeners, ln)
 	m.servers = append(m.servers, srv)
 	go func() {

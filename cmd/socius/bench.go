@@ -1,0 +1,718 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/loadgen"
+	"github.com/socius/socius/sqlite"
+)
+
+// Bench is one `socius bench`: it measures a Socius server (one it starts itself, as a
+// separate `socius serve` process on a store of its own, or a running one) and, in the
+// same run, the baseline handler, and reports both side by side.
+type Bench struct {
+	URL    string // a running Socius to drive; empty: start one per user count
+	APIKey string // the site to sign for (a running Socius); a bench site otherwise
+	Secret string
+	PID    int // the running Socius's process id, for its memory; 0: unknown
+
+	Scenarios   []loadgen.Scenario
+	Users       []int // one store (and one server) per count
+	Connections int
+	Duration    time.Duration
+	Warmup      time.Duration
+	Rounds      int // each round measures the baseline and every scenario again
+
+	JSONFile   string
+	StoreDir   string // where the stores live (kept); empty: a temp folder, removed
+	Label      string // the store's name in the report
+	Preload    string // auto, store or http
+	CreateConn int    // connections used to create users over HTTP
+	ProfileDir string // write a CPU profile of the server per scenario here
+	ServeArgs  []string
+	ServerExe  string // the socius binary that serves; empty: this one
+
+	Stdout, Stderr io.Writer
+	// Command returns the command that runs socius with args: this very binary, unless
+	// a test says otherwise.
+	Command func(args ...string) *exec.Cmd
+
+	failed int64
+}
+
+// NewBench returns a Bench with the defaults of `socius bench`.
+func NewBench() *Bench {
+	return &Bench{
+		Scenarios:   slices.Clone(loadgen.Scenarios),
+		Users:       []int{10_000},
+		Connections: 64,
+		Duration:    10 * time.Second,
+		Warmup:      2 * time.Second,
+		Rounds:      1,
+		Preload:     "auto",
+		CreateConn:  64,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		Command:     selfCommand,
+	}
+}
+
+func selfCommand(args ...string) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return exec.Command(exe, args...)
+}
+
+const benchUsage = `usage: socius bench [flags] [-- serve flags]
+
+Measures Socius under load: signed setUserInfo, getUserInfo and an 80/20 mix,
+against a baseline (a minimal net/http handler) in the same run. Without --url it
+starts "socius serve" itself, as a separate process on a store of its own, for
+each --users count; flags after "--" are passed on to that serve.
+
+`
+
+// ParseFlags reads `socius bench` flags; arguments after "--" go to serve.
+func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) (baselineAddr string, err error) {
+	if i := slices.Index(args, "--"); i >= 0 {
+		b.ServeArgs = slices.Clone(args[i+1:])
+		args = args[:i]
+	}
+	fs := newFlagSet("socius bench", errOut)
+	fs.Usage = func() {
+		fmt.Fprint(errOut, benchUsage)
+		fs.PrintDefaults()
+	}
+	scenarios := joinScenarios(b.Scenarios)
+	users := joinInts(b.Users)
+	fs.StringVar(&b.URL, "url", b.URL, "drive the Socius running at this http:// URL instead of starting one (needs --api-key, --secret)")
+	fs.StringVar(&b.APIKey, "api-key", b.APIKey, "with --url: the apiKey of the site to sign for")
+	fs.StringVar(&b.Secret, "secret", b.Secret, "with --url: that site's partner secret")
+	fs.IntVar(&b.PID, "pid", b.PID, "with --url: the server's process id, to report its peak memory")
+	fs.StringVar(&scenarios, "scenarios", scenarios, "scenarios to run, comma-separated: setUserInfo, getUserInfo, mix")
+	fs.StringVar(&users, "users", users, "user counts, comma-separated; each gets its own store and server")
+	fs.IntVar(&b.Connections, "connections", b.Connections, "concurrent keep-alive connections")
+	fs.DurationVar(&b.Duration, "duration", b.Duration, "measured time per scenario (and for the baseline)")
+	fs.DurationVar(&b.Warmup, "warmup", b.Warmup, "unmeasured time before each measurement")
+	fs.IntVar(&b.Rounds, "rounds", b.Rounds, "measure the baseline and every scenario this many times, interleaved, and report the medians (a shared machine is noisy)")
+	fs.StringVar(&b.JSONFile, "json", b.JSONFile, "also write the results as JSON to this file")
+	fs.StringVar(&b.StoreDir, "store-dir", b.StoreDir, "keep the stores in this folder (users-N/ each) and reuse them; default: a temp folder, removed")
+	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite", or "external" with --url)`)
+	fs.StringVar(&b.Preload, "preload", b.Preload, "how users are created: store (written to the store before serve starts), http (signed notifyLogin calls) or auto (store unless serve flags are passed)")
+	fs.IntVar(&b.CreateConn, "create-connections", b.CreateConn, "connections used to create users over HTTP")
+	fs.StringVar(&b.ProfileDir, "profile", b.ProfileDir, "write a CPU profile of the server for each scenario into this folder (serve runs with --pprof)")
+	fs.StringVar(&b.ServerExe, "server-exe", b.ServerExe, "run serve from this socius binary (e.g. an older build, to compare) instead of this one")
+	fs.StringVar(&baselineAddr, "serve-baseline", "", "internal: only serve the baseline handler on this address (the bench runs it as a child)")
+	if err := parse(fs, args, lookupEnv); err != nil {
+		return "", err
+	}
+	if baselineAddr != "" {
+		return baselineAddr, nil
+	}
+	b.Scenarios = nil
+	for _, s := range strings.Split(scenarios, ",") {
+		sc, ok := loadgen.ParseScenario(strings.TrimSpace(s))
+		if !ok {
+			return "", fmt.Errorf("--scenarios: unknown scenario %q (setUserInfo, getUserInfo, mix)", s)
+		}
+		b.Scenarios = append(b.Scenarios, sc)
+	}
+	b.Users = nil
+	for _, s := range strings.Split(users, ",") {
+		n, err := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(s), "_", ""))
+		if err != nil || n <= 0 {
+			return "", fmt.Errorf("--users: %q is not a positive count", s)
+		}
+		b.Users = append(b.Users, n)
+	}
+	switch {
+	case b.Connections <= 0 || b.CreateConn <= 0:
+		return "", errors.New("--connections and --create-connections must be positive")
+	case b.Rounds <= 0:
+		return "", errors.New("--rounds must be positive")
+	case b.Duration <= 0 || b.Warmup < 0:
+		return "", errors.New("--duration must be positive and --warmup not negative")
+	case b.Preload != "auto" && b.Preload != "store" && b.Preload != "http":
+		return "", fmt.Errorf("--preload %q: want auto, store or http", b.Preload)
+	}
+	if b.URL != "" {
+		if b.APIKey == "" || b.Secret == "" {
+			return "", errors.New("--url needs --api-key and --secret")
+		}
+		if len(b.ServeArgs) > 0 || b.Preload == "store" || b.ProfileDir != "" || b.ServerExe != "" {
+			return "", errors.New("--url drives a running server: serve flags, --preload store, --profile and --server-exe need a server the bench starts")
+		}
+		if len(b.Users) > 1 {
+			return "", errors.New("--url drives one store: give one --users count")
+		}
+	} else if b.APIKey != "" || b.Secret != "" || b.PID != 0 {
+		return "", errors.New("--api-key, --secret and --pid go with --url")
+	}
+	if b.Label == "" {
+		b.Label = "sqlite"
+		if b.URL != "" {
+			b.Label = "external"
+		}
+	}
+	return "", nil
+}
+
+func runBench(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	b := NewBench()
+	b.Stdout, b.Stderr = stdout, stderr
+	baselineAddr, err := b.ParseFlags(args, lookupEnv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("bench: %w", err)
+	}
+	if baselineAddr != "" {
+		return serveBaseline(ctx, baselineAddr, stdout)
+	}
+	_, err = b.Run(ctx)
+	return err
+}
+
+// serveBaseline runs the baseline handler until ctx ends, configured as serve
+// configures its listeners, and announces its address as serve does.
+func serveBaseline(ctx context.Context, addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	m := NewMain() // serve's defaults: the baseline's listener is configured as Socius's are
+	m.Logger = slog.New(slog.DiscardHandler)
+	srv := m.httpServer(loadgen.BaselineHandler())
+	fmt.Fprintf(stdout, "socius: serving HTTP on http://%s\n", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// BenchReport is everything one bench measured; it is what --json writes.
+type BenchReport struct {
+	Date        time.Time `json:"date"`
+	Machine     Machine   `json:"machine"`
+	Connections int       `json:"connections"`
+	Duration    float64   `json:"durationSeconds"`
+	Warmup      float64   `json:"warmupSeconds"`
+	Server      string    `json:"server"`
+	ServeArgs   []string  `json:"serveArgs,omitempty"`
+	Rounds      int       `json:"rounds"`
+	// Results has every run; Summary one line per store, user count and scenario:
+	// the median of its rounds.
+	Results []*loadgen.Result `json:"results"`
+	Summary []*loadgen.Result `json:"summary"`
+}
+
+// Machine describes where a bench ran.
+type Machine struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpuModel,omitempty"`
+	MemoryMB int64  `json:"memoryMB,omitempty"`
+	OS       string `json:"os"`
+	Kernel   string `json:"kernel,omitempty"`
+	Go       string `json:"go"`
+}
+
+// Run runs the whole bench, printing a table row by row, and returns the report. It
+// fails when any request failed (the figures would not mean what they say).
+func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
+	rep := &BenchReport{
+		Date:        time.Now().UTC().Truncate(time.Second),
+		Machine:     thisMachine(),
+		Connections: b.Connections,
+		Duration:    b.Duration.Seconds(),
+		Warmup:      b.Warmup.Seconds(),
+		Rounds:      b.Rounds,
+		Server:      b.URL,
+		ServeArgs:   b.ServeArgs,
+	}
+	if b.URL == "" {
+		rep.Server = "socius serve, started by the bench"
+	}
+	m := rep.Machine
+	fmt.Fprintf(b.Stdout, "socius bench: %d CPUs (%s), %s, %s, %s; %d connections, %s warm-up + %s per run, %d round(s)\n\n",
+		m.CPUs, m.CPUModel, m.OS, m.Kernel, m.Go, b.Connections, b.Warmup, b.Duration, b.Rounds)
+
+	base, err := b.start(ctx, "baseline", nil, "bench", "--serve-baseline", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: start the baseline: %w", err)
+	}
+	defer base.stop()
+
+	if b.StoreDir == "" && b.URL == "" {
+		dir, err := os.MkdirTemp("", "socius-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		b.StoreDir = dir
+		defer func() { b.StoreDir = "" }()
+	}
+	printHeader(b.Stdout)
+	for _, users := range b.Users {
+		if err := b.phase(ctx, rep, base, users); err != nil {
+			return rep, err
+		}
+	}
+	rep.Summary = summarize(rep.Results)
+	if b.Rounds > 1 {
+		fmt.Fprintf(b.Stdout, "\nmedian of %d rounds (requests and errors: all rounds):\n", b.Rounds)
+		printHeader(b.Stdout)
+		for _, r := range rep.Summary {
+			printRow(b.Stdout, r)
+		}
+	}
+	if b.JSONFile != "" {
+		out, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return rep, err
+		}
+		if err := os.WriteFile(b.JSONFile, append(out, '\n'), 0o644); err != nil {
+			return rep, fmt.Errorf("bench: %w", err)
+		}
+	}
+	if b.failed > 0 {
+		return rep, fmt.Errorf("bench: %d requests failed; the figures above do not stand", b.failed)
+	}
+	return rep, nil
+}
+
+// phase measures one store: the baseline, then every scenario.
+func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users int) error {
+	target := loadgen.Target{URL: b.URL, APIKey: b.APIKey, Secret: b.Secret}
+	pid := b.PID
+	var pprofURL string
+	if b.URL == "" {
+		target.APIKey, target.Secret = "3_SociusBench", socius.NewSecret()
+		dir := filepath.Join(b.StoreDir, fmt.Sprintf("users-%d", users))
+		preload := b.Preload
+		if preload == "auto" {
+			preload = "store"
+			if len(b.ServeArgs) > 0 {
+				preload = "http" // the flags may choose another store
+			}
+		}
+		if preload == "store" {
+			if err := b.preloadStore(ctx, dir, target, users); err != nil {
+				return err
+			}
+		}
+		args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "",
+			"--site-api-key", target.APIKey, "--site-secret", target.Secret, "--log-level", "warn"}
+		if b.ProfileDir != "" {
+			args = append(args, "--pprof", "127.0.0.1:0")
+		}
+		srv, err := b.startServe(ctx, args)
+		if err != nil {
+			return fmt.Errorf("bench: start socius serve: %w", err)
+		}
+		defer srv.stop()
+		target.URL, pid, pprofURL = srv.url, srv.cmd.Process.Pid, srv.pprofURL
+	}
+	if err := b.ensureUsers(ctx, target, users); err != nil {
+		return err
+	}
+
+	for round := 1; round <= b.Rounds; round++ {
+		if b.Rounds > 1 {
+			fmt.Fprintf(b.Stdout, "round %d of %d\n", round, b.Rounds)
+		}
+		o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: users,
+			Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid}
+		br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: target.APIKey, Secret: target.Secret}, o)
+		if err != nil {
+			return fmt.Errorf("bench: baseline: %w", err)
+		}
+		br.Round, br.Scenario, br.Stream = round, loadgen.Baseline, loadgen.Mix
+		b.record(rep, br)
+
+		o.ServerPID = pid
+		for _, sc := range b.Scenarios {
+			o.Stream = sc
+			var prof sync.WaitGroup
+			if pprofURL != "" {
+				file := filepath.Join(b.ProfileDir, fmt.Sprintf("%s-%d-%s-%d.pprof", b.Label, users, sc, round))
+				prof.Go(func() { b.profile(ctx, pprofURL, file) })
+			}
+			r, err := loadgen.Run(ctx, target, o)
+			if err != nil {
+				return fmt.Errorf("bench: %s: %w", sc, err)
+			}
+			prof.Wait()
+			r.Round, r.Store = round, b.Label
+			r.Ratio = r.RPS / br.RPS
+			b.record(rep, r)
+		}
+	}
+	return nil
+}
+
+// summarize returns, for each store, user count and scenario, the median of its
+// rounds (each figure on its own; the peak memory is the highest).
+func summarize(results []*loadgen.Result) []*loadgen.Result {
+	type group struct {
+		store    string
+		users    int
+		scenario loadgen.Scenario
+	}
+	var order []group
+	runs := map[group][]*loadgen.Result{}
+	for _, r := range results {
+		g := group{r.Store, r.Users, r.Scenario}
+		if runs[g] == nil {
+			order = append(order, g)
+		}
+		runs[g] = append(runs[g], r)
+	}
+	var out []*loadgen.Result
+	for _, g := range order {
+		rs := runs[g]
+		m := *rs[0]
+		m.Round = 0
+		med := func(f func(*loadgen.Result) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		m.RPS = med(func(r *loadgen.Result) float64 { return r.RPS })
+		m.Ratio = med(func(r *loadgen.Result) float64 { return r.Ratio })
+		m.MeanMs = med(func(r *loadgen.Result) float64 { return r.MeanMs })
+		m.P50Ms = med(func(r *loadgen.Result) float64 { return r.P50Ms })
+		m.P99Ms = med(func(r *loadgen.Result) float64 { return r.P99Ms })
+		m.P999Ms = med(func(r *loadgen.Result) float64 { return r.P999Ms })
+		m.ServerCores = med(func(r *loadgen.Result) float64 { return r.ServerCores })
+		m.ServerCPUPerReqUs = med(func(r *loadgen.Result) float64 { return r.ServerCPUPerReqUs })
+		m.LoadgenCores = med(func(r *loadgen.Result) float64 { return r.LoadgenCores })
+		m.OtherCPUPercent = med(func(r *loadgen.Result) float64 { return r.OtherCPUPercent })
+		m.StealPercent = med(func(r *loadgen.Result) float64 { return r.StealPercent })
+		m.Requests, m.Errors, m.MaxMs, m.Seconds, m.ErrorKinds = 0, 0, 0, 0, nil
+		for _, r := range rs {
+			m.Requests += r.Requests
+			m.Errors += r.Errors
+			m.Seconds += r.Seconds
+			m.MaxMs = max(m.MaxMs, r.MaxMs)
+			m.ServerPeakRSS = max(m.ServerPeakRSS, r.ServerPeakRSS)
+		}
+		out = append(out, &m)
+	}
+	return out
+}
+
+func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {
+	rep.Results = append(rep.Results, r)
+	printRow(b.Stdout, r)
+	atomic.AddInt64(&b.failed, r.Errors)
+}
+
+// profile fetches a CPU profile of the server covering the measured part of a run.
+func (b *Bench) profile(ctx context.Context, pprofURL, file string) {
+	select {
+	case <-time.After(b.Warmup):
+	case <-ctx.Done():
+		return
+	}
+	secs := max(1, int(b.Duration.Seconds()))
+	err := func() error {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", pprofURL+"profile?seconds="+strconv.Itoa(secs), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+			return fmt.Errorf("%s: %s", resp.Status, msg)
+		}
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(file, data, 0o644)
+	}()
+	if err != nil {
+		fmt.Fprintf(b.Stderr, "socius bench: CPU profile %s: %v\n", file, err)
+	}
+}
+
+// sampleUsers lists the user indexes checked to tell whether a store holds the users
+// 0..n-1: the first, the last and some in between (users are created in order).
+func sampleUsers(n int) []int {
+	s := []int{0, n - 1}
+	for i := 1; i < 16; i++ {
+		s = append(s, i*n/16)
+	}
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// ensureUsers creates, over HTTP, the users the server does not have yet.
+func (b *Bench) ensureUsers(ctx context.Context, t loadgen.Target, users int) error {
+	sample := sampleUsers(users)
+	found, err := loadgen.CountUsers(ctx, t, sample)
+	if err != nil {
+		return fmt.Errorf("bench: check users: %w", err)
+	}
+	if found == len(sample) {
+		return nil
+	}
+	if err := loadgen.CreateUsers(ctx, t, 0, users, b.CreateConn, b.Stderr); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// preloadStore writes the site and the users straight into the SQLite store of dir,
+// before serve opens it: many concurrent Login calls, which the store's group commit
+// turns into large transactions. It is much faster than notifyLogin over HTTP, and
+// needs only the store contract.
+func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, users int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "socius.db"))
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer st.Close()
+	now := time.Now()
+	if err := st.PutSite(ctx, &socius.Site{APIKey: t.APIKey, Secret: t.Secret, Name: "bench", CreatedAt: now}); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	missing := false
+	for _, n := range sampleUsers(users) {
+		_, err := st.User(ctx, t.APIKey, loadgen.UID(n))
+		if errors.Is(err, socius.ErrNotFound) {
+			missing = true
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	if !missing {
+		return nil
+	}
+	p := loadgen.NewProgress(b.Stderr, "creating users in the store", users)
+	defer p.Done()
+	var next atomic.Int64
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range 512 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				n := int(next.Add(1) - 1)
+				if n >= users {
+					return
+				}
+				prof := loadgen.Profile(n)
+				if _, err := st.Login(ctx, t.APIKey, loadgen.UID(n), socius.PatchOf(&prof), now); err != nil {
+					cancel(fmt.Errorf("bench: create user %s: %w", loadgen.UID(n), err))
+					return
+				}
+				p.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// child is a process the bench started: socius serve, or the baseline.
+type child struct {
+	name     string
+	cmd      *exec.Cmd
+	url      string // http://host:port
+	pprofURL string
+	exited   chan struct{}
+	err      error
+}
+
+// start runs socius with args (then extra) and waits until it announces its HTTP
+// address (and its profiler's, when asked for) on stdout.
+func (b *Bench) start(ctx context.Context, name string, extra []string, args ...string) (*child, error) {
+	c := &child{name: name, cmd: b.Command(append(args, extra...)...), exited: make(chan struct{})}
+	c.cmd.Stderr = b.Stderr
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	wantPprof := slices.Contains(args, "--pprof")
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			if u, ok := strings.CutPrefix(line, "socius: serving HTTP on "); ok {
+				c.url = strings.TrimSpace(u)
+			}
+			if u, ok := strings.CutPrefix(line, "socius: serving pprof on "); ok {
+				c.pprofURL = strings.TrimSpace(u)
+			}
+			if !signalled && c.url != "" && (!wantPprof || c.pprofURL != "") {
+				signalled = true
+				close(ready)
+			}
+		}
+		c.err = c.cmd.Wait()
+		close(c.exited)
+	}()
+	select {
+	case <-ready:
+		return c, nil
+	case <-c.exited:
+		return nil, fmt.Errorf("%s exited before serving: %v", name, c.err)
+	case <-time.After(time.Minute):
+		c.stop()
+		return nil, fmt.Errorf("%s did not announce its address within a minute", name)
+	case <-ctx.Done():
+		c.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// startServe starts socius serve with args, then the pass-through flags.
+func (b *Bench) startServe(ctx context.Context, args []string) (*child, error) {
+	if b.ServerExe == "" {
+		return b.start(ctx, "socius serve", b.ServeArgs, args...)
+	}
+	saved := b.Command
+	defer func() { b.Command = saved }()
+	b.Command = func(args ...string) *exec.Cmd { return exec.Command(b.ServerExe, args...) }
+	return b.start(ctx, "socius serve", b.ServeArgs, args...)
+}
+
+// stop interrupts the process, as Ctrl-C would, and waits for it (killing it after
+// 15 s).
+func (c *child) stop() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+const rowFormat = "%-8s %9s  %-11s %8s %6s %7s %7s %7s %6s %8s %7s %7s %6s\n"
+
+func printHeader(w io.Writer) {
+	fmt.Fprintf(w, rowFormat, "store", "users", "scenario", "req/s", "ratio", "p50 ms", "p99 ms", "p999 ms", "errors",
+		"peak RSS", "srv CPU", "µs/req", "other")
+}
+
+func printRow(w io.Writer, r *loadgen.Result) {
+	store, users, ratio := r.Store, loadgen.Thousands(float64(r.Users)), fmt.Sprintf("%.0f %%", 100*r.Ratio)
+	if r.Scenario == loadgen.Baseline {
+		store, ratio = "-", "-"
+	}
+	rss := "-"
+	if r.ServerPeakRSS > 0 {
+		rss = fmt.Sprintf("%.0f MB", float64(r.ServerPeakRSS)/(1<<20))
+	}
+	fmt.Fprintf(w, rowFormat, store, users, r.Scenario, loadgen.Thousands(r.RPS), ratio,
+		ms(r.P50Ms), ms(r.P99Ms), ms(r.P999Ms), strconv.FormatInt(r.Errors, 10), rss,
+		fmt.Sprintf("%.2f", r.ServerCores), fmt.Sprintf("%.0f", r.ServerCPUPerReqUs), fmt.Sprintf("%.0f %%", r.OtherCPUPercent))
+	for _, e := range r.ErrorKinds {
+		fmt.Fprintf(w, "    %d x %s: %s\n", e.Count, e.Kind, e.Example)
+	}
+}
+
+func ms(v float64) string {
+	if v < 10 {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func joinScenarios(s []loadgen.Scenario) string {
+	var parts []string
+	for _, sc := range s {
+		parts = append(parts, string(sc))
+	}
+	return strings.Join(parts, ",")
+}
+
+func joinInts(ns []int) string {
+	var parts []string
+	for _, n := range ns {
+		parts = append(parts, strconv.Itoa(n))
+	}
+	return strings.Join(parts, ",")
+}
+
+// thisMachine describes the machine the bench runs on.
+func thisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m.MemoryMB = kb >> 10
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	return m
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius/loadgen"
+)
+
+// testBench is a bench whose children are the socius binary, built for the tests.
+func testBench(t *testing.T, args ...string) (*Bench, *syncBuffer) {
+	t.Helper()
+	out := &syncBuffer{}
+	b := NewBench()
+	b.Stdout, b.Stderr = out, out
+	bin := binary(t)
+	b.Command = func(args ...string) *exec.Cmd { return exec.Command(bin, args...) }
+	if _, err := b.ParseFlags(args, noEnv, out); err != nil {
+		t.Fatal(err)
+	}
+	return b, out
+}
+
+// TestBenchSmoke runs the whole bench for about two seconds with a few users: it must
+// measure the baseline and every scenario without a failed request, print them and
+// write them as JSON. It says nothing about speed (the suite is no benchmark).
+func TestBenchSmoke(t *testing.T) {
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	b, out := testBench(t, "--users", "50", "--connections", "4", "--duration", "300ms", "--warmup", "100ms",
+		"--json", jsonFile)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := b.Run(ctx); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep BenchReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("the JSON does not read back: %v", err)
+	}
+	want := []loadgen.Scenario{loadgen.Baseline, loadgen.SetUserInfo, loadgen.GetUserInfo, loadgen.Mix}
+	if len(rep.Results) != len(want) || len(rep.Summary) != len(want) {
+		t.Fatalf("%d results and %d summary lines, want %d each:\n%s", len(rep.Results), len(rep.Summary), len(want), data)
+	}
+	for i, r := range rep.Results {
+		if r.Scenario != want[i] {
+			t.Errorf("result %d is %s, want %s", i, r.Scenario, want[i])
+		}
+		if r.Requests <= 0 || r.RPS <= 0 || r.Errors != 0 || r.P99Ms <= 0 {
+			t.Errorf("%s: %d requests (%.0f/s), %d errors, p99 %.2f ms", r.Scenario, r.Requests, r.RPS, r.Errors, r.P99Ms)
+		}
+		if r.Scenario != loadgen.Baseline && (r.Ratio <= 0 || r.Store != "sqlite" || r.Users != 50) {
+			t.Errorf("%s: ratio %.2f, store %q, users %d", r.Scenario, r.Ratio, r.Store, r.Users)
+		}
+		if r.ServerPeakRSS <= 0 {
+			t.Errorf("%s: no peak memory of the server", r.Scenario)
+		}
+	}
+	for _, s := range want {
+		if !strings.Contains(out.String(), string(s)) {
+			t.Errorf("the table has no %s line:\n%s", s, out)
+		}
+	}
+}
+
+// TestBenchCreatesUsersOverHTTP has the bench create its users with signed
+// notifyLogin calls, as it does when serve flags are passed through (the store may
+// then be another one), and pass a serve flag through.
+func TestBenchCreatesUsersOverHTTP(t *testing.T) {
+	b, out := testBench(t, "--users", "30", "--connections", "2", "--duration", "200ms", "--warmup", "0s",
+		"--scenarios", "getUserInfo", "--", "--max-body-bytes", "65536")
+	if b.Preload != "auto" || len(b.ServeArgs) != 2 {
+		t.Fatalf("preload %q, serve args %q", b.Preload, b.ServeArgs)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	rep, err := b.Run(ctx)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "creating users: 30 / 30") {
+		t.Errorf("no progress line of the HTTP user creation:\n%s", out)
+	}
+	if n := len(rep.Results); n != 2 || rep.Results[1].Requests == 0 || rep.Results[1].Errors != 0 {
+		t.Errorf("results: %+v", rep.Results)
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenarios", "nope"}, "unknown scenario"},
+		{[]string{"--users", "0"}, "not a positive count"},
+		{[]string{"--url", "http://127.0.0.1:1"}, "needs --api-key and --secret"},
+		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s", "--", "--data", "x"}, "serve flags"},
+		{[]string{"--pid", "1"}, "go with --url"},
+		{[]string{"--rounds", "0"}, "--rounds"},
+		{[]string{"--preload", "fast"}, "--preload"},
+	} {
+		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseFlags(%q) = %v, want an error with %q", tt.args, err, tt.want)
+		}
+	}
+	if code, out, _ := runCLI(t, noEnv, "help"); code != 0 || !strings.Contains(out, "bench") {
+		t.Errorf("usage does not list bench: %s", out)
+	}
+}

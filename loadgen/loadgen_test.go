@@ -1,0 +1,187 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+const (
+	testAPIKey = "3_LabApiKey_AbC-123"
+	testSecret = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+)
+
+func TestPercentiles(t *testing.T) {
+	var l latencies
+	for i := 1000; i >= 1; i-- { // 1..1000 ms, unsorted
+		l.add(time.Duration(i) * time.Millisecond)
+	}
+	s := l.summarize()
+	if s.P50 != 500 || s.P99 != 990 || s.P999 != 999 || s.Max != 1000 || s.Mean != 500.5 {
+		t.Errorf("summary = %+v", s)
+	}
+	if (latencies{}).summarize() != (summary{}) {
+		t.Error("no latencies must summarize to zeros")
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"callId":"x","errorCode":0,"apiVersion":2}`:                        0,
+		`{"callId":"x","errorCode":403004,"errorDetails":"Duplicate nonce"}`: 403004,
+		`not json`:       -1,
+		`{"errorCode":}`: -1,
+	} {
+		if got := errorCode([]byte(body)); got != want {
+			t.Errorf("errorCode(%s) = %d, want %d", body, got, want)
+		}
+	}
+	if got := errorDetails([]byte(`{"errorCode":403004,"errorDetails":"Duplicate nonce"}`)); got != "Duplicate nonce" {
+		t.Errorf("errorDetails = %q", got)
+	}
+}
+
+// TestSignedRequestsVerify checks that what the generator sends is what Socius checks:
+// every request verifies with package gigya against the URL it is sent to, and no two
+// requests share a nonce.
+func TestSignedRequestsVerify(t *testing.T) {
+	key, err := socius.DecodeSecret(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSigner(Target{URL: "http://127.0.0.1:8080", APIKey: testAPIKey, Secret: testSecret}, 3, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonces := map[string]bool{}
+	for i := range 100 {
+		var path string
+		var form []byte
+		if i%2 == 0 {
+			path, form = s.sign(methodSetUserInfo, "UID", UID(i), "userInfo", s.userInfo(uint64(i)))
+		} else {
+			path, form = s.sign(methodGetUserInfo, "UID", UID(i))
+		}
+		var p gigya.Params
+		if err := p.Decode(string(form)); err != nil {
+			t.Fatal(err)
+		}
+		if gigya.VerifyRequest(key, p.Get("sig"), "POST", "http", "127.0.0.1:8080", path, p.All()) != 0 {
+			t.Fatalf("request %d does not verify: %s %s", i, path, form)
+		}
+		if n := p.Get("nonce"); nonces[n] {
+			t.Fatalf("nonce %s sent twice", n)
+		} else {
+			nonces[n] = true
+		}
+		if p.Get("UID") != UID(i) || p.Get("apiKey") != testAPIKey {
+			t.Fatalf("request %d: %s", i, form)
+		}
+	}
+}
+
+func TestProfileJSON(t *testing.T) {
+	v, err := gigya.ParseJSON(profileJSON(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := v.(gigya.Object)
+	want := Profile(7)
+	for f := socius.Field(0); f < socius.NumFields; f++ {
+		got, _ := o.Get(f.Name())
+		if fmt.Sprint(got) != want[f] {
+			t.Errorf("%s = %v, want %s", f.Name(), got, want[f])
+		}
+	}
+}
+
+// TestConnReadsBothBodyKinds checks the client against a net/http server answering
+// with a Content-Length and with a chunked body, over one kept-alive connection.
+func TestConnReadsBothBodyKinds(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte(strings.Repeat("x", 5000))) // more than the server buffers: chunked
+			return
+		}
+		fmt.Fprintf(w, `{"errorCode":0,"a":%q}`, r.Form.Get("a"))
+	}))
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	c := newConn(u.Host)
+	defer c.close()
+	for i := range 3 {
+		status, body, err := c.post("/len", []byte("a=v"+fmt.Sprint(i)))
+		if err != nil || status != 200 || string(body) != fmt.Sprintf(`{"errorCode":0,"a":"v%d"}`, i) {
+			t.Fatalf("post %d: %d %q %v", i, status, body, err)
+		}
+		status, body, err = c.post("/chunked", nil)
+		if err != nil || status != 200 || len(body) != 5000 {
+			t.Fatalf("chunked %d: %d, %d bytes, %v", i, status, len(body), err)
+		}
+	}
+}
+
+func TestBaselineHandler(t *testing.T) {
+	ts := httptest.NewServer(BaselineHandler())
+	defer ts.Close()
+	resp, err := http.Post(ts.URL+"/socialize.getUserInfo", "application/x-www-form-urlencoded", strings.NewReader("UID=u1&apiKey=k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || errorCode(body) != 0 || resp.Header.Get("Content-Type") != gigya.ContentTypeJSON {
+		t.Errorf("%d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
+
+// TestRunAgainstBaseline runs the generator briefly against the baseline handler.
+func TestRunAgainstBaseline(t *testing.T) {
+	ts := httptest.NewServer(BaselineHandler())
+	defer ts.Close()
+	r, err := Run(context.Background(), Target{URL: ts.URL, APIKey: testAPIKey, Secret: testSecret},
+		Options{Connections: 2, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Users: 10, Stream: Mix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests == 0 || r.Errors != 0 || r.RPS <= 0 || r.P50Ms <= 0 || r.P999Ms < r.P50Ms {
+		t.Errorf("result: %+v", r)
+	}
+}
+
+// TestRunCountsFailures runs against a server that refuses every call.
+func TestRunCountsFailures(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"callId":"x","errorCode":403003,"errorDetails":"Invalid request signature"}`)
+	}))
+	defer ts.Close()
+	r, err := Run(context.Background(), Target{URL: ts.URL, APIKey: testAPIKey, Secret: testSecret},
+		Options{Connections: 1, Duration: 100 * time.Millisecond, Users: 1, Stream: GetUserInfo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors == 0 || r.Requests != 0 || len(r.ErrorKinds) != 1 || r.ErrorKinds[0].Kind != "errorCode 403003" ||
+		r.ErrorKinds[0].Example != "Invalid request signature" {
+		t.Errorf("result: %+v", r)
+	}
+	// A server that is gone is a transport failure, not a hang.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	r, err = Run(context.Background(), Target{URL: "http://" + addr, APIKey: testAPIKey, Secret: testSecret},
+		Options{Connections: 1, Duration: 100 * time.Millisecond, Users: 1, Stream: GetUserInfo})
+	if err != nil || r.Errors == 0 || r.ErrorKinds[0].Kind != "transport" {
+		t.Errorf("against a closed port: %+v, %v", r, err)
+	}
+}

@@ -1,0 +1,233 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// TestCacheSeesOtherWriters checks that Site and Key, served from memory while the
+// database is unchanged, see at once what another store on the same file (as `socius
+// site` or `socius key` beside a running server) commits.
+func TestCacheSeesOtherWriters(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	server, admin := open(t, path), open(t, path)
+	defer server.Close()
+	defer admin.Close()
+	if server.cache == nil {
+		t.Fatal("the store runs without its cache")
+	}
+	site := &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: "one", CreatedAt: now}
+	if err := admin.CreateSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	key := &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "a2V5LTAxMjM0NTY3ODlhYmNkZWY=", Methods: []string{"socialize.getUserInfo"}, CreatedAt: now}
+	if err := admin.CreateKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // fill the cache, then hit it
+		if got, err := server.Site(ctx, "3_site"); err != nil || got.Name != "one" {
+			t.Fatalf("Site: %+v, %v", got, err)
+		}
+		if got, err := server.Key(ctx, "Akey"); err != nil || len(got.Methods) != 1 {
+			t.Fatalf("Key: %+v, %v", got, err)
+		}
+	}
+	// A caller that changes what it got does not change the cache.
+	got, _ := server.Key(ctx, "Akey")
+	got.Methods[0] = "changed"
+	got2, _ := server.Site(ctx, "3_site")
+	got2.Name = "changed"
+	if k, _ := server.Key(ctx, "Akey"); k.Methods[0] != "socialize.getUserInfo" {
+		t.Errorf("the cached key changed with a caller's copy: %v", k.Methods)
+	}
+	if s, _ := server.Site(ctx, "3_site"); s.Name != "one" {
+		t.Errorf("the cached site changed with a caller's copy: %q", s.Name)
+	}
+
+	site.Name, site.Secret = "two", "bmV3LXNlY3JldC0wMTIzNDU2Nzg5YWI="
+	if err := admin.PutSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := server.Site(ctx, "3_site"); err != nil || got.Name != "two" || got.Secret != site.Secret {
+		t.Errorf("Site after another store changed it: %+v, %v", got, err)
+	}
+	if err := admin.DeleteKey(ctx, "Akey"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Key(ctx, "Akey"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("Key after another store deleted it: %v, want %v", err, socius.ErrNotFound)
+	}
+}
+
+// TestCacheSeesOtherProcesses has another process (this test binary, run as a helper)
+// change and delete what the store has cached, as `socius site` and `socius key` do
+// beside a running server.
+func TestCacheSeesOtherProcesses(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: "before", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "a2V5LTAxMjM0NTY3ODlhYmNkZWY=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if site, err := s.Site(ctx, "3_site"); err != nil || site.Name != "before" {
+			t.Fatalf("Site: %+v, %v", site, err)
+		}
+		if _, err := s.Key(ctx, "Akey"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCacheHelperProcess$")
+	cmd.Env = append(os.Environ(), "SOCIUS_SQLITE_HELPER="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
+	}
+	if site, err := s.Site(ctx, "3_site"); err != nil || site.Name != "after" {
+		t.Errorf("Site after another process changed it: %+v, %v", site, err)
+	}
+	if _, err := s.Key(ctx, "Akey"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("Key after another process deleted it: %v, want %v", err, socius.ErrNotFound)
+	}
+}
+
+// TestCacheHelperProcess is the other process of TestCacheSeesOtherProcesses.
+func TestCacheHelperProcess(t *testing.T) {
+	path := os.Getenv("SOCIUS_SQLITE_HELPER")
+	if path == "" {
+		t.Skip("run by TestCacheSeesOtherProcesses")
+	}
+	s := open(t, path)
+	defer s.Close()
+	if err := s.PutSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "bmV3LXNlY3JldC0wMTIzNDU2Nzg5YWI=", Name: "after", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteKey(t.Context(), "Akey"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCacheNeverServesOldData has one store rewrite a site's name with a counter while
+// readers on another store check that each read is at least as new as the last write
+// that had returned before the read began.
+func TestCacheNeverServesOldData(t *testing.T) {
+	t.Run("mapped", func(t *testing.T) { testCacheNeverServesOldData(t, true) })
+	t.Run("pread", func(t *testing.T) { testCacheNeverServesOldData(t, false) })
+}
+
+func testCacheNeverServesOldData(t *testing.T, mapped bool) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	server, admin := open(t, path), open(t, path)
+	defer server.Close()
+	defer admin.Close()
+	if !mapped {
+		server.cache.unmapHeader()
+	} else if server.cache.mem.Load() == nil && runtime.GOOS != "windows" {
+		t.Fatal("the WAL-index header is not mapped")
+	}
+	put := func(n int64) error {
+		return admin.PutSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: strconv.FormatInt(n, 10), CreatedAt: now})
+	}
+	if err := put(0); err != nil {
+		t.Fatal(err)
+	}
+	var written atomic.Int64 // the last version whose PutSite has returned
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				floor := written.Load()
+				s, err := server.Site(ctx, "3_site")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n, _ := strconv.ParseInt(s.Name, 10, 64); n < floor {
+					t.Errorf("read version %d after version %d was written", n, floor)
+					return
+				}
+			}
+		})
+	}
+	for n := int64(1); n <= 100; n++ {
+		if err := put(n); err != nil {
+			t.Fatal(err)
+		}
+		written.Store(n)
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// BenchmarkSite measures the lookup every call starts with, on an unchanged database.
+func BenchmarkSite(b *testing.B) {
+	s := newStore(b)
+	ctx := b.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Site(ctx, "3_site"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestCheckpointer checks that commits are copied back into the database file soon
+// after, off the writer's path: once writes stop, the WAL-index shows every frame of
+// the WAL backfilled within a few checkpoint periods.
+func TestCheckpointer(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := s.Login(ctx, "3_site", "u"+strconv.Itoa(i), nil, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The WAL-index: mxFrame is at byte 16 of the header, nBackfill at byte 96 (the
+	// checkpoint-info after the two header copies).
+	frames := func() (mx, backfilled uint32) {
+		b := make([]byte, 100)
+		if _, err := s.cache.shm.ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		return binary.NativeEndian.Uint32(b[16:]), binary.NativeEndian.Uint32(b[96:])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mx, done := frames()
+		if mx > 0 && done == mx {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d WAL frames backfilled after 5 s", done, mx)
+		}
+		time.Sleep(checkpointEvery)
+	}
+}
