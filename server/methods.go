@@ -77,27 +77,11 @@ func (c *call) ignore(names []string, message string) error {
 
 func known(name string, list []string) bool {
 	for _, k := range list {
-		if len(k) == len(name) && equalFold(k, name) {
+		if strings.EqualFold(k, name) {
 			return true
 		}
 	}
 	return false
-}
-
-func equalFold(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // uid returns the UID the call acts on: the UID parameter, implied by a token bound to
