@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socius/socius/gigya"
 )
 
 // A hostile request, sent as raw bytes over a fresh connection, and what it must get.
@@ -567,48 +568,16 @@ func decodeAnswer(t *testing.T, body []byte, resp *http.Response, format string)
 // xmlAnswer parses an XML answer: the root's child elements, as text (errorCode as a
 // number, so that answer.code works).
 func xmlAnswer(body []byte) (answer, error) {
-	d := xml.NewDecoder(bytes.NewReader(body))
+	fields, err := gigya.DecodeXMLAnswer(body)
+	if err != nil {
+		return nil, err
+	}
 	a := answer{}
-	depth := 0
-	var name string
-	var text strings.Builder
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 && (tok.Name.Space != "urn:com:gigya:api" || !strings.HasSuffix(tok.Name.Local, "Response")) {
-				return nil, fmt.Errorf("root element %v", tok.Name)
-			}
-			if depth == 2 {
-				name = tok.Name.Local
-				text.Reset()
-			}
-		case xml.CharData:
-			if depth == 2 {
-				text.Write(tok)
-			}
-		case xml.EndElement:
-			if depth == 2 {
-				if name == "errorCode" {
-					n, _ := strconv.Atoi(text.String())
-					a[name] = float64(n)
-				} else {
-					a[name] = text.String()
-				}
-			}
-			depth--
-		}
+	for name, text := range fields {
+		a[name] = text
 	}
-	if _, ok := a["errorCode"]; !ok {
-		return nil, fmt.Errorf("no errorCode element")
-	}
+	n, _ := strconv.Atoi(fields["errorCode"]) // an integer: DecodeXMLAnswer checks
+	a["errorCode"] = float64(n)
 	return a, nil
 }
 

@@ -3,9 +3,12 @@ package gigya
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -79,6 +82,58 @@ func DecodeAnswer(body []byte) (*Answer, error) {
 		a.Ignored = append(a.Ignored, IgnoredParam{Name: p.ParamName, WarningCode: wc, Message: p.Message})
 	}
 	return a, nil
+}
+
+// DecodeXMLAnswer reads the top-level fields of an XML answer (see [AppendXML]) as
+// text: for each child element of the root, its own text (not that of elements nested
+// in it; a name that appears twice keeps its last text). The body must be a
+// well-formed document whose root is a <method>Response element in [XMLNamespace],
+// with an integer errorCode field. Errors wrap [ErrNotAnswer].
+func DecodeXMLAnswer(body []byte) (map[string]string, error) {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	fields := map[string]string{}
+	depth, name := 0, ""
+	var text strings.Builder
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: invalid XML: %v", ErrNotAnswer, err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && (tok.Name.Space != XMLNamespace || !strings.HasSuffix(tok.Name.Local, "Response")) {
+				return nil, fmt.Errorf("%w: root element %v", ErrNotAnswer, tok.Name)
+			}
+			if depth == 2 {
+				name = tok.Name.Local
+				text.Reset()
+			}
+		case xml.CharData:
+			if depth == 2 {
+				text.Write(tok)
+			}
+		case xml.EndElement:
+			if depth == 2 {
+				fields[name] = text.String()
+			}
+			depth--
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("%w: incomplete document", ErrNotAnswer)
+	}
+	code, ok := fields["errorCode"]
+	if !ok {
+		return nil, fmt.Errorf("%w: no errorCode", ErrNotAnswer)
+	}
+	if _, err := strconv.Atoi(code); err != nil {
+		return nil, fmt.Errorf("%w: errorCode %s is not an integer", ErrNotAnswer, clip(code, 20))
+	}
+	return fields, nil
 }
 
 // jsonInt reads a JSON integer, or a string holding one (lenient, for fields other

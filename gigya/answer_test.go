@@ -73,3 +73,40 @@ func FuzzDecodeAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeXMLAnswerReadsEncode: the top-level fields of an XML answer, as text.
+func TestDecodeXMLAnswerReadsEncode(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 5, 21, 123_000_000, time.UTC)
+	env := Envelope{CallID: "c1", Code: 403005, Details: "UID <not> found & gone", Time: now,
+		Data: Object{{"identities", []Object{{{"provider", "site"}}}}}}
+	body, _ := Encode(XML, "socialize.getUserInfo", "", env.Object())
+	got, err := DecodeXMLAnswer(body)
+	if err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	want := map[string]string{"callId": "c1", "errorCode": "403005", "errorDetails": env.Details,
+		"statusCode": "403", "time": "2026-11-28T10:05:21.123Z", "identities": ""}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (in %s)", k, got[k], v, body)
+		}
+	}
+}
+
+func TestDecodeXMLAnswerRefusesNonAnswers(t *testing.T) {
+	for _, body := range []string{
+		"",
+		`<?xml version="1.0"?>`,
+		"<html>502 Bad Gateway</html>",
+		`<socialize.getUserInfoResponse><errorCode>0</errorCode></socialize.getUserInfoResponse>`,
+		`<getUserInfo xmlns="urn:com:gigya:api"><errorCode>0</errorCode></getUserInfo>`,
+		`<r.Response xmlns="urn:com:gigya:api"><errorCode>0</errorCode>`,
+		`<r.Response xmlns="urn:com:gigya:api"><callId>x</callId></r.Response>`,
+		`<r.Response xmlns="urn:com:gigya:api"><errorCode>abc</errorCode></r.Response>`,
+		`{"errorCode":0}`,
+	} {
+		if f, err := DecodeXMLAnswer([]byte(body)); !errors.Is(err, ErrNotAnswer) {
+			t.Errorf("%q: got %v, %v; want ErrNotAnswer", body, f, err)
+		}
+	}
+}

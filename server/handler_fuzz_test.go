@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -225,41 +223,13 @@ func number(v any) (int, bool) {
 // xmlEnvelope reads the top-level fields of an XML answer as text, requiring a
 // well-formed document with the Gigya root element.
 func xmlEnvelope(body []byte) (map[string]any, error) {
-	d := xml.NewDecoder(bytes.NewReader(body))
-	env := map[string]any{}
-	depth, name := 0, ""
-	var text strings.Builder
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 && (tok.Name.Space != gigya.XMLNamespace || !strings.HasSuffix(tok.Name.Local, "Response")) {
-				return nil, fmt.Errorf("root %v", tok.Name)
-			}
-			if depth == 2 {
-				name = tok.Name.Local
-				text.Reset()
-			}
-		case xml.CharData:
-			if depth == 2 {
-				text.Write(tok)
-			}
-		case xml.EndElement:
-			if depth == 2 {
-				env[name] = text.String()
-			}
-			depth--
-		}
+	fields, err := gigya.DecodeXMLAnswer(body)
+	if err != nil {
+		return nil, err
 	}
-	if depth != 0 || len(env) == 0 {
-		return nil, fmt.Errorf("incomplete document")
+	env := make(map[string]any, len(fields))
+	for name, text := range fields {
+		env[name] = text
 	}
 	return env, nil
 }
