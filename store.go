@@ -2,6 +2,7 @@ package socius
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -64,6 +65,31 @@ type UserStore interface {
 	// DeleteUsers removes every user of the site (of every site when apiKey is "") and
 	// every token of theirs, and reports how many users went (the emulator's reset).
 	DeleteUsers(ctx context.Context, apiKey string) (int, error)
+}
+
+// AllUsers yields every user of a site in UID order, reading them from st a page of
+// pageSize at a time ([UserStore.Users]), so that a caller never holds more than one
+// page. A failed read ends the sequence with (nil, err).
+func AllUsers(ctx context.Context, st UserStore, apiKey string, pageSize int) iter.Seq2[*User, error] {
+	return func(yield func(*User, error) bool) {
+		after := ""
+		for {
+			users, err := st.Users(ctx, apiKey, after, pageSize)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, u := range users {
+				if !yield(u, nil) {
+					return
+				}
+			}
+			if len(users) < pageSize {
+				return
+			}
+			after = users[len(users)-1].UID
+		}
+	}
 }
 
 // TokenKind tells access tokens from mobile session tokens.

@@ -238,25 +238,17 @@ func (e *Emulator) SearchUsers(ctx context.Context, apiKey, q string, limit int)
 	q = strings.ToLower(strings.TrimSpace(q))
 	var out []*socius.User
 	for _, k := range apiKeys {
-		after := ""
-		for {
-			users, err := e.cfg.Store.Users(ctx, k, after, 500)
+		for u, err := range socius.AllUsers(ctx, e.cfg.Store, k, 500) {
 			if err != nil {
 				return nil, false, err
 			}
-			for _, u := range users {
-				if !userMatches(u, q) {
-					continue
-				}
-				if len(out) == limit {
-					return out, true, nil
-				}
-				out = append(out, u)
+			if !userMatches(u, q) {
+				continue
 			}
-			if len(users) < 500 {
-				break
+			if len(out) == limit {
+				return out, true, nil
 			}
-			after = users[len(users)-1].UID
+			out = append(out, u)
 		}
 	}
 	return out, false, nil

@@ -220,22 +220,14 @@ func Export(ctx context.Context, st socius.Store, w io.Writer) (SeedStats, error
 			}
 			n.Keys++
 		}
-		after := ""
-		for {
-			users, err := st.Users(ctx, s.APIKey, after, 500)
+		for u, err := range socius.AllUsers(ctx, st, s.APIKey, 500) {
 			if err != nil {
 				return n, err
 			}
-			for _, u := range users {
-				if err := dw.WriteUser(u); err != nil {
-					return n, err
-				}
-				n.Users++
+			if err := dw.WriteUser(u); err != nil {
+				return n, err
 			}
-			if len(users) < 500 {
-				break
-			}
-			after = users[len(users)-1].UID
+			n.Users++
 		}
 	}
 	return n, dw.Flush()

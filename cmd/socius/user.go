@@ -113,22 +113,15 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 			}
 		}
 	}
-	n, after := 0, ""
-	for {
-		users, err := st.Users(ctx, apiKey, after, exportPage)
+	n := 0
+	for u, err := range socius.AllUsers(ctx, st, apiKey, exportPage) {
 		if err != nil {
 			return err
 		}
-		for _, u := range users {
-			if err := dw.WriteUser(u); err != nil {
-				return err
-			}
+		if err := dw.WriteUser(u); err != nil {
+			return err
 		}
-		n += len(users)
-		if len(users) < exportPage {
-			break
-		}
-		after = users[len(users)-1].UID
+		n++
 	}
 	if err := dw.Flush(); err != nil {
 		return err

@@ -1,0 +1,77 @@
+package socius_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/socius/socius"
+)
+
+// pagedUsers is a UserStore holding users u0, u1, ... that records each page asked for.
+type pagedUsers struct {
+	socius.UserStore
+	uids  []string
+	pages []string // the after of each Users call
+	err   error
+}
+
+func (p *pagedUsers) Users(_ context.Context, _, after string, limit int) ([]*socius.User, error) {
+	p.pages = append(p.pages, after)
+	if p.err != nil {
+		return nil, p.err
+	}
+	var out []*socius.User
+	for _, uid := range p.uids {
+		if uid > after && len(out) < limit {
+			out = append(out, &socius.User{UID: uid})
+		}
+	}
+	return out, nil
+}
+
+func TestAllUsers(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		uids  []string
+		pages []string
+	}{
+		{nil, []string{""}},
+		{[]string{"a", "b"}, []string{"", "b"}}, // a full page: one more read to see the end
+		{[]string{"a", "b", "c"}, []string{"", "b"}},
+	} {
+		st := &pagedUsers{uids: tt.uids}
+		var got []string
+		for u, err := range socius.AllUsers(ctx, st, "3_k", 2) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, u.UID)
+		}
+		if !slices.Equal(got, tt.uids) || !slices.Equal(st.pages, tt.pages) {
+			t.Errorf("%v: got %v reading pages after %q, want pages after %q", tt.uids, got, st.pages, tt.pages)
+		}
+	}
+
+	// Stopping early reads no further page.
+	st := &pagedUsers{uids: []string{"a", "b", "c"}}
+	for range socius.AllUsers(ctx, st, "3_k", 2) {
+		break
+	}
+	if len(st.pages) != 1 {
+		t.Errorf("read pages after %q after a break", st.pages)
+	}
+
+	// A failed read ends the sequence with the error.
+	boom := errors.New("boom")
+	n := 0
+	for u, err := range socius.AllUsers(ctx, &pagedUsers{err: boom}, "3_k", 2) {
+		if n++; u != nil || !errors.Is(err, boom) {
+			t.Errorf("got %v, %v; want nil, boom", u, err)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d values after a failed read, want 1", n)
+	}
+}
