@@ -60,16 +60,15 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		site := &socius.Site{APIKey: *apiKey, Secret: *secret, Name: *name, CreatedAt: time.Now()}
+		site := &socius.Site{APIKey: *apiKey, Name: *name, CreatedAt: time.Now()}
 		if site.APIKey == "" {
 			site.APIKey = socius.NewAPIKey()
 		} else if !socius.ValidAPIKey(site.APIKey) {
 			return fmt.Errorf("--api-key %q: 1 to 128 printable characters without spaces", site.APIKey)
 		}
-		if site.Secret == "" {
-			site.Secret = socius.NewSecret()
-		} else if err := socius.ValidateSecret(site.Secret); err != nil {
-			return fmt.Errorf("--secret: %v", err)
+		var err error
+		if site.Secret, err = secretOrNew(*secret); err != nil {
+			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			if err := st.CreateSite(ctx, site); err != nil {
@@ -169,16 +168,15 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			fmt.Fprintln(stderr, "socius key create: --site APIKEY is required")
 			return errUsage
 		}
-		k := &socius.Key{UserKey: *userKey, APIKey: *site, Secret: *secret, CreatedAt: time.Now()}
+		k := &socius.Key{UserKey: *userKey, APIKey: *site, CreatedAt: time.Now()}
 		if k.UserKey == "" {
 			k.UserKey = socius.NewUserKey()
 		} else if !socius.ValidUserKey(k.UserKey) {
 			return fmt.Errorf("--user-key %q: 1 to 128 printable characters without spaces", k.UserKey)
 		}
-		if k.Secret == "" {
-			k.Secret = socius.NewSecret()
-		} else if err := socius.ValidateSecret(k.Secret); err != nil {
-			return fmt.Errorf("--secret: %v", err)
+		var err error
+		if k.Secret, err = secretOrNew(*secret); err != nil {
+			return err
 		}
 		for _, m := range strings.Split(*methods, ",") {
 			if m = strings.TrimSpace(m); m != "" {
@@ -186,7 +184,6 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			}
 		}
 		if *publicKey != "" {
-			var err error
 			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {
 				return fmt.Errorf("--public-key %s: %v", *publicKey, err)
 			}
@@ -277,13 +274,23 @@ func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S] [--data DIR]\n", noun, id)
 		return "", "", errUsage
 	}
-	if *given == "" {
-		return pos[0], socius.NewSecret(), nil
+	secret, err := secretOrNew(*given)
+	if err != nil {
+		return "", "", err
 	}
-	if err := socius.ValidateSecret(*given); err != nil {
-		return "", "", fmt.Errorf("--secret: %v", err)
+	return pos[0], secret, nil
+}
+
+// secretOrNew returns the secret given with --secret, once validated, or a new one when
+// none was given.
+func secretOrNew(given string) (string, error) {
+	if given == "" {
+		return socius.NewSecret(), nil
 	}
-	return pos[0], *given, nil
+	if err := socius.ValidateSecret(given); err != nil {
+		return "", fmt.Errorf("--secret: %v", err)
+	}
+	return given, nil
 }
 
 // readPublicKey reads a PEM RSA public key file and returns the key as stored: PKIX PEM.
