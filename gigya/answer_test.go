@@ -74,6 +74,21 @@ func FuzzDecodeAnswer(f *testing.F) {
 	})
 }
 
+func FuzzDecodeXMLAnswer(f *testing.F) {
+	f.Add([]byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<socialize.getUserInfoResponse xmlns="urn:com:gigya:api"><callId>c</callId><errorCode>0</errorCode><identities><item><provider>site</provider></item></identities></socialize.getUserInfoResponse>`))
+	f.Add([]byte(`<a xmlns="urn:com:gigya:api"><errorCode>x</errorCode></a>`))
+	f.Add([]byte(`{"errorCode":0}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := DecodeXMLAnswer(body)
+		if err != nil && !errors.Is(err, ErrNotAnswer) {
+			t.Fatalf("error %v does not wrap ErrNotAnswer", err)
+		}
+		if err == nil && a["errorCode"] == "" {
+			t.Fatal("an answer without errorCode was accepted")
+		}
+	})
+}
+
 // TestDecodeXMLAnswerReadsEncode: the top-level fields of an XML answer, as text.
 func TestDecodeXMLAnswerReadsEncode(t *testing.T) {
 	now := time.Date(2026, 11, 28, 10, 5, 21, 123_000_000, time.UTC)

@@ -117,10 +117,11 @@ func (s *Server) verifySignature(c *call) error {
 	} else {
 		key, err = c.partnerKey()
 	}
+	name := c.credentialName()
 	if err != nil {
-		return fmt.Errorf("stored secret of %s does not decode: %w", c.credentialName(), err)
+		return fmt.Errorf("stored secret of %s does not decode: %w", name, err)
 	}
-	return s.checkSigned(c, key, c.credentialName(), "the secret of "+c.credentialName())
+	return s.checkSigned(c, key, name, "the secret of "+name)
 }
 
 // partnerKey returns the site's partner secret, decoded (once per call).

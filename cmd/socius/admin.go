@@ -271,7 +271,7 @@ func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 		return "", "", err
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S] [--data DIR]\n", noun, id)
+		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S] [--data DIR | --store URL]\n", noun, id)
 		return "", "", errUsage
 	}
 	secret, err := secretOrNew(*given)
