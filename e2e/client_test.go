@@ -22,7 +22,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // to read the stores behind the server's back
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
-	_ "modernc.org/sqlite"
+	"modernc.org/sqlite"
 )
 
 // A credential is what a call authenticates with: a site's partner secret, or one of
@@ -235,11 +235,16 @@ func snapshot(t *testing.T, db *sql.DB, apiKey string) string {
 	if apiKey != "" {
 		where = " WHERE api_key = '" + strings.ReplaceAll(apiKey, "'", "''") + "'"
 	}
+	users := `SELECT * FROM users` + where + ` ORDER BY api_key, uid`
+	if _, ok := db.Driver().(*sqlite.Driver); ok {
+		// The SQLite store keys its users by the site's number, sites.id.
+		users = `SELECT sites.api_key, users.* FROM users JOIN sites ON sites.id = users.site` + where + ` ORDER BY api_key, uid`
+	}
 	var b strings.Builder
 	for _, q := range []string{
 		`SELECT * FROM sites` + where + ` ORDER BY api_key`,
 		`SELECT * FROM keys` + where + ` ORDER BY user_key`,
-		`SELECT * FROM users` + where + ` ORDER BY api_key, uid`,
+		users,
 		`SELECT * FROM tokens` + where + ` ORDER BY hash`,
 	} {
 		rows, err := db.Query(q)

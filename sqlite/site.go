@@ -16,7 +16,7 @@ func (s *Store) CreateSite(ctx context.Context, site *socius.Site) error {
 }
 
 func createSite(tx *sql.Tx, s *socius.Site) error {
-	_, err := tx.Exec(`INSERT INTO sites (api_key, secret, name, created_at) VALUES (?, ?, ?, ?)`,
+	_, err := tx.Exec(`INSERT INTO sites (api_key, secret, name, created_at, id) VALUES (?, ?, ?, ?, `+nextSiteID+`)`,
 		s.APIKey, s.Secret, s.Name, millis(s.CreatedAt))
 	if err != nil {
 		return errorFor("create site", err)
@@ -33,7 +33,7 @@ func (s *Store) PutSite(ctx context.Context, site *socius.Site) error {
 func putSite(tx *sql.Tx, s *socius.Site) error {
 	// An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the
 	// delete would cascade to the site's keys and users.
-	_, err := tx.Exec(`INSERT INTO sites (api_key, secret, name, created_at) VALUES (?, ?, ?, ?)
+	_, err := tx.Exec(`INSERT INTO sites (api_key, secret, name, created_at, id) VALUES (?, ?, ?, ?, `+nextSiteID+`)
 		ON CONFLICT (api_key) DO UPDATE SET secret = excluded.secret, name = excluded.name`,
 		s.APIKey, s.Secret, s.Name, millis(s.CreatedAt))
 	if err != nil {
@@ -41,6 +41,11 @@ func putSite(tx *sql.Tx, s *socius.Site) error {
 	}
 	return nil
 }
+
+// nextSiteID is the number of a new site (sites.id, which the users table refers to):
+// one more than the highest, found through the unique index. Site writes go through the
+// store's single writer, or wait for its lock in another process.
+const nextSiteID = `(SELECT COALESCE(MAX(id), 0) + 1 FROM sites)`
 
 const selectSite = `SELECT api_key, secret, name, created_at FROM sites WHERE api_key = ?`
 

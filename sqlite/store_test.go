@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,24 +100,39 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// olderStore creates the database at path with only the given migrations applied, as
+// an older Socius left it, and returns it open for the test to fill.
+func olderStore(t *testing.T, path string, migrations ...string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range migrations {
+		if ok, err := applyMigration(db, i+1, "migrations/"+name); !ok || err != nil {
+			t.Fatalf("applying %s: %v, %v", name, ok, err)
+		}
+	}
+	return db
+}
+
 // TestMigrateExisting opens a database that has only the first migration, with data,
 // as an older Socius left it: the later migrations apply and the data stays.
 func TestMigrateExisting(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "socius.db")
-	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := applyMigration(db, 1, "migrations/0001_init.sql"); !ok || err != nil {
-		t.Fatalf("applying 0001: %v, %v", ok, err)
-	}
+	db := olderStore(t, path, "0001_init.sql")
 	for _, q := range []string{
 		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('3_site', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
 		`INSERT INTO users (api_key, uid, first_name, created_at, updated_at, logged_in) VALUES ('3_site', 'u1', 'Ada', 0, 0, 1)`,
+		// A second site with a user of the same UID: 0003 must keep them apart.
+		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('3_other', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Other', 0)`,
+		`INSERT INTO users (api_key, uid, first_name, created_at, updated_at, logged_in) VALUES ('3_other', 'u1', 'Grace', 0, 0, 0)`,
+		`INSERT INTO users (api_key, uid, first_name, created_at, updated_at, logged_in) VALUES ('3_other', 'u2', 'Edsger', 0, 0, 0)`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -132,6 +148,31 @@ func TestMigrateExisting(t *testing.T) {
 	if err != nil || u.Profile[socius.FirstName] != "Ada" || !u.LoggedIn || !u.LoginAt.IsZero() {
 		t.Errorf("user after the migrations: %+v, %v", u, err)
 	}
+	if u, err := s.User(ctx, "3_other", "u1"); err != nil || u.Profile[socius.FirstName] != "Grace" || u.LoggedIn {
+		t.Errorf("the other site's u1 after the migrations: %+v, %v", u, err)
+	}
+	for apiKey, want := range map[string]int{"3_site": 1, "3_other": 2, "": 3} {
+		if n, err := s.CountUsers(ctx, apiKey); n != want || err != nil {
+			t.Errorf("CountUsers(%q) after the migrations: %d, %v; want %d", apiKey, n, err, want)
+		}
+	}
+	// A site created after the migration takes a number of its own: its users are not
+	// those of an older site.
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_new", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: "New", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.User(ctx, "3_new", "u1"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("u1 of a new site: %v, want ErrNotFound", err)
+	}
+	if created, err := s.Login(ctx, "3_new", "u1", nil, now); !created || err != nil {
+		t.Errorf("Login on the new site: %v, %v", created, err)
+	}
+	if n, err := s.DeleteUsers(ctx, "3_other"); n != 2 || err != nil {
+		t.Errorf("DeleteUsers of a migrated site: %d, %v; want 2", n, err)
+	}
+	if n, err := s.CountUsers(ctx, ""); n != 2 || err != nil {
+		t.Errorf("CountUsers after DeleteUsers: %d, %v; want 2", n, err)
+	}
 	if err := s.CreateToken(ctx, &socius.Token{Hash: "h", Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now}); err != nil {
 		t.Errorf("CreateToken after the migrations: %v", err)
 	}
@@ -141,6 +182,51 @@ func TestMigrateExisting(t *testing.T) {
 	if tok, err := s.Token(ctx, "h"); err != nil || !tok.RevokedAt.Equal(now) {
 		t.Errorf("token after Logout: %+v, %v", tok, err)
 	}
+}
+
+// TestMigrateCompacts upgrades a store of 20,000 users from before 0003: the users are
+// all there after, and the file gave the old users table's pages back.
+func TestMigrateCompacts(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	db := olderStore(t, path, "0001_init.sql", "0002_tokens.sql")
+	const apiKey = "3_aVeryLongApiKeyAsGigyaGivesThem0123456789abcdefghijklmnopqrstuvwx"
+	for _, q := range []string{
+		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('` + apiKey + `', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999)
+		 INSERT INTO users (api_key, uid, first_name, email, created_at, updated_at, logged_in)
+		 SELECT '` + apiKey + `', 'user-' || i, 'Ada', 'ada' || i || '@example.com', 0, 0, 0 FROM n`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pagesBefore := pragma(t, db, "page_count")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	if n, err := s.CountUsers(ctx, apiKey); n != 20000 || err != nil {
+		t.Fatalf("CountUsers after the migration: %d, %v; want 20000", n, err)
+	}
+	if u, err := s.User(ctx, apiKey, "user-12345"); err != nil || u.Profile[socius.Email] != "ada12345@example.com" {
+		t.Errorf("a user after the migration: %+v, %v", u, err)
+	}
+	pages, free := pragma(t, s.wdb, "page_count"), pragma(t, s.wdb, "freelist_count")
+	if free*4 > pages || pages >= pagesBefore {
+		t.Errorf("after the migration: %d pages, %d free; before: %d pages", pages, free, pagesBefore)
+	}
+}
+
+func pragma(t *testing.T, db *sql.DB, name string) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow(`PRAGMA ` + name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestQueryPlans checks that the queries that could grow with the number of users or
@@ -153,6 +239,8 @@ func TestQueryPlans(t *testing.T) {
 		args        []any
 	}{
 		{"users page", selectUsersPage, []any{"3_site", "u1", 10}},
+		{"user", selectUser, []any{"3_site", "u1"}},
+		{"update profile", updateProfileSQL, append(make([]any, 2*socius.NumFields+1), "3_site", "u1")},
 		{"token", selectToken, []any{"h"}},
 		{"revoke tokens of user", revokeTokensOfUser, []any{0, "3_site", "u1"}},
 		{"delete dead tokens", deleteDeadTokens, []any{0, 0}},
@@ -172,6 +260,11 @@ func TestQueryPlans(t *testing.T) {
 		}
 		if err := rows.Close(); err != nil {
 			t.Fatal(err)
+		}
+		// A user is found by one search of the users table's own B-tree (it has no
+		// rowid), not through a separate index.
+		if (c.name == "user" || c.name == "update profile") && !slices.Contains(plan, "SEARCH users USING PRIMARY KEY (site=? AND uid=?)") {
+			t.Errorf("%s: plan %q does not search the users table by its primary key", c.name, plan)
 		}
 		for _, step := range plan {
 			if strings.HasPrefix(step, "SCAN") || strings.Contains(step, "TEMP B-TREE") {

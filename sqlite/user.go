@@ -60,11 +60,16 @@ func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now t
 	return true, nil
 }
 
+// siteOf is the site number of the API key given as its parameter, for the users
+// table: NULL when there is no such site, which a user's insert turns into a NOT NULL
+// failure (socius.ErrNotFound) and a lookup into no row.
+const siteOf = `(SELECT id FROM sites WHERE api_key = ?)`
+
 // userColumns are the columns that scanUser reads, after the UID.
 const userColumns = `uid, nickname, photo_url, thumbnail_url, first_name, last_name, gender, age, email,
 		created_at, updated_at, login_at, logged_in`
 
-const selectUser = `SELECT ` + userColumns + ` FROM users WHERE api_key = ? AND uid = ?`
+const selectUser = `SELECT ` + userColumns + ` FROM users WHERE site = ` + siteOf + ` AND uid = ?`
 
 // User returns a user, or socius.ErrNotFound.
 func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, error) {
@@ -110,7 +115,7 @@ func (s *Store) UpdateProfile(ctx context.Context, apiKey, uid string, patch *so
 	if patch.Empty() {
 		// Nothing to write, but an unknown user is still an error.
 		var one int
-		err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM users WHERE api_key = ? AND uid = ?`, apiKey, uid).Scan(&one)
+		err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM users WHERE site = `+siteOf+` AND uid = ?`, apiKey, uid).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return socius.ErrNotFound
 		}
@@ -135,11 +140,12 @@ func (s *Store) updateProfile(tx *sql.Tx, apiKey, uid string, patch *socius.Patc
 // by "CASE WHEN ? THEN ? ELSE column END": a flag (does the patch hold the field?)
 // and the value (NULL clears), see appendPatch.
 var (
-	updateProfileSQL = `UPDATE users SET ` + patchAssignments() + `, updated_at = ? WHERE api_key = ? AND uid = ?`
+	updateProfileSQL = `UPDATE users SET ` + patchAssignments() + `, updated_at = ? WHERE site = ` + siteOf + ` AND uid = ?`
 	loginUpdateSQL   = `UPDATE users SET ` + patchAssignments() +
-		`, updated_at = CASE WHEN ? THEN ? ELSE updated_at END, login_at = ?, logged_in = ? WHERE api_key = ? AND uid = ?`
+		`, updated_at = CASE WHEN ? THEN ? ELSE updated_at END, login_at = ?, logged_in = ? WHERE site = ` + siteOf + ` AND uid = ?`
 	loginInsertSQL = `INSERT INTO users (` + strings.Join(profileColumns[:], ", ") +
-		`, api_key, uid, created_at, updated_at, login_at, logged_in) VALUES (?` + strings.Repeat(", ?", len(profileColumns)+5) + `)`
+		`, site, uid, created_at, updated_at, login_at, logged_in) VALUES (?` + strings.Repeat(", ?", len(profileColumns)-1) +
+		`, ` + siteOf + `, ?, ?, ?, ?, ?)`
 )
 
 // patchAssignments returns "nickname = CASE WHEN ? THEN ? ELSE nickname END, ..." for
@@ -186,7 +192,7 @@ func (s *Store) Logout(ctx context.Context, apiKey, uid string, now time.Time) e
 }
 
 func logout(tx *sql.Tx, apiKey, uid string, now time.Time) error {
-	res, err := tx.Exec(`UPDATE users SET logged_in = ? WHERE api_key = ? AND uid = ?`, false, apiKey, uid)
+	res, err := tx.Exec(`UPDATE users SET logged_in = ? WHERE site = `+siteOf+` AND uid = ?`, false, apiKey, uid)
 	if err := affected(res, err, "logout"); err != nil {
 		return err
 	}
@@ -201,7 +207,7 @@ func (s *Store) DeleteUser(ctx context.Context, apiKey, uid string, now time.Tim
 }
 
 func deleteUser(tx *sql.Tx, apiKey, uid string, now time.Time) error {
-	res, err := tx.Exec(`DELETE FROM users WHERE api_key = ? AND uid = ?`, apiKey, uid)
+	res, err := tx.Exec(`DELETE FROM users WHERE site = `+siteOf+` AND uid = ?`, apiKey, uid)
 	if err := affected(res, err, "delete user"); err != nil {
 		return err
 	}
@@ -216,7 +222,7 @@ func (s *Store) RenameUser(ctx context.Context, apiKey, from, to string) error {
 }
 
 func renameUser(tx *sql.Tx, apiKey, from, to string) error {
-	res, err := tx.Exec(`UPDATE users SET uid = ? WHERE api_key = ? AND uid = ?`, to, apiKey, from)
+	res, err := tx.Exec(`UPDATE users SET uid = ? WHERE site = `+siteOf+` AND uid = ?`, to, apiKey, from)
 	if err := affected(res, err, "rename user"); err != nil {
 		return err // a taken UID fails the primary key: ErrExists
 	}
@@ -227,11 +233,11 @@ func renameUser(tx *sql.Tx, apiKey, from, to string) error {
 }
 
 const selectUsersPage = `SELECT ` + userColumns + ` FROM users
-	WHERE api_key = ? AND uid > ? ORDER BY uid LIMIT ?`
+	WHERE site = ` + siteOf + ` AND uid > ? ORDER BY uid LIMIT ?`
 
 // Users returns up to limit users of the site whose UID sorts after `after`, in UID
 // order. The users table compares UIDs with SQLite's default BINARY collation, which
-// is byte order, and its primary key (api_key, uid) serves the page without a sort.
+// is byte order, and its primary key (site, uid) serves the page without a sort.
 // A limit of zero or less returns no users.
 func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
 	if limit <= 0 {
@@ -275,9 +281,9 @@ func putUser(tx *sql.Tx, u *socius.User) error {
 		replace[i] = c + " = excluded." + c
 	}
 	// An upsert rather than a delete and insert: the row is replaced in place.
-	_, err := tx.Exec(`INSERT INTO users (api_key, uid, `+strings.Join(cols, ", ")+`)
-		VALUES (?, ?`+strings.Repeat(", ?", len(cols))+`)
-		ON CONFLICT (api_key, uid) DO UPDATE SET `+strings.Join(replace, ", "), args...)
+	_, err := tx.Exec(`INSERT INTO users (site, uid, `+strings.Join(cols, ", ")+`)
+		VALUES (`+siteOf+`, ?`+strings.Repeat(", ?", len(cols))+`)
+		ON CONFLICT (site, uid) DO UPDATE SET `+strings.Join(replace, ", "), args...)
 	if err != nil {
 		return errorFor("put user", err) // the site's foreign key makes a missing site ErrNotFound
 	}
@@ -292,7 +298,7 @@ func (s *Store) CountUsers(ctx context.Context, apiKey string) (int, error) {
 	if apiKey == "" {
 		err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
 	} else {
-		err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE api_key = ?`, apiKey).Scan(&n)
+		err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE site = `+siteOf, apiKey).Scan(&n)
 	}
 	if err != nil {
 		return 0, errorFor("count users", err)
@@ -319,7 +325,7 @@ func deleteUsers(tx *sql.Tx, apiKey string) (int, error) {
 	var args []any
 	if apiKey != "" {
 		delTokens += ` AND api_key = ?`
-		delUsers += ` WHERE api_key = ?`
+		delUsers += ` WHERE site = ` + siteOf
 		args = append(args, apiKey)
 	}
 	if _, err := tx.Exec(delTokens, args...); err != nil {
