@@ -19,6 +19,7 @@ import (
 	"context"
 	"hash/maphash"
 	"math/bits"
+	"runtime"
 	"sync"
 	"time"
 
@@ -48,8 +49,7 @@ type Cache struct {
 
 type shard struct {
 	mu        sync.Mutex
-	keys      []uint64 // fingerprints; 0 is an empty slot
-	exps      []uint32 // expiry of each slot, Unix seconds
+	tab       *table   // nil until the first nonce
 	used      int      // slots that are not empty, expired or not
 	lastSweep int64    // Unix seconds
 	fullAt    int64    // 1 + the second the shard was last found full
@@ -86,29 +86,30 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keys == nil || nowSec-s.lastSweep >= sweepEvery {
+	if s.tab == nil || nowSec-s.lastSweep >= sweepEvery {
 		s.rebuild(nowSec)
 	}
-	mask := uint64(len(s.keys) - 1)
+	t := s.tab
+	mask := uint64(len(t.keys) - 1)
 	reuse := -1
 	i := fp & mask
-	for ; s.keys[i] != 0; i = (i + 1) & mask {
-		if s.keys[i] == fp {
-			if int64(s.exps[i]) >= nowSec {
+	for ; t.keys[i] != 0; i = (i + 1) & mask {
+		if t.keys[i] == fp {
+			if int64(t.exps[i]) >= nowSec {
 				return false, nil
 			}
-			s.exps[i] = exp // the same pair, expired: remembered again
+			t.exps[i] = exp // the same pair, expired: remembered again
 			return true, nil
 		}
-		if reuse < 0 && int64(s.exps[i]) < nowSec {
+		if reuse < 0 && int64(t.exps[i]) < nowSec {
 			reuse = int(i) // an expired entry of another pair: its slot can be taken
 		}
 	}
 	if reuse >= 0 {
-		s.keys[reuse], s.exps[reuse] = fp, exp
+		t.keys[reuse], t.exps[reuse] = fp, exp
 		return true, nil
 	}
-	if limit := c.max / shards; s.used+1 > limit || 4*(s.used+1) > 3*len(s.keys) {
+	if limit := c.max / shards; s.used+1 > limit || 4*(s.used+1) > 3*len(t.keys) {
 		// Full, or too full to probe well: drop the expired entries, grow if
 		// needed. A shard found full is not rebuilt again within the same second,
 		// so that a flood at the cap costs no more than the refusals.
@@ -119,11 +120,12 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 			s.fullAt = nowSec + 1
 			return false, errFull()
 		}
-		mask = uint64(len(s.keys) - 1)
-		for i = fp & mask; s.keys[i] != 0; i = (i + 1) & mask {
+		t = s.tab
+		mask = uint64(len(t.keys) - 1)
+		for i = fp & mask; t.keys[i] != 0; i = (i + 1) & mask {
 		}
 	}
-	s.keys[i], s.exps[i] = fp, exp
+	t.keys[i], t.exps[i] = fp, exp
 	s.used++
 	return true, nil
 }
@@ -131,26 +133,31 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 // rebuild moves the live entries into a new table twice their number (at least
 // minSlots), dropping the expired ones, and reports how many are live.
 func (s *shard) rebuild(now int64) int {
+	old := s.tab
+	if old == nil {
+		old = &table{}
+	}
 	live := 0
-	for i, k := range s.keys {
-		if k != 0 && int64(s.exps[i]) >= now {
+	for i, k := range old.keys {
+		if k != 0 && int64(old.exps[i]) >= now {
 			live++
 		}
 	}
 	size := max(minSlots, 1<<bits.Len(uint(2*live)))
-	keys, exps := make([]uint64, size), make([]uint32, size)
+	t := newTable(size)
 	mask := uint64(size - 1)
-	for i, k := range s.keys {
-		if k == 0 || int64(s.exps[i]) < now {
+	for i, k := range old.keys {
+		if k == 0 || int64(old.exps[i]) < now {
 			continue
 		}
 		j := k & mask
-		for keys[j] != 0 {
+		for t.keys[j] != 0 {
 			j = (j + 1) & mask
 		}
-		keys[j], exps[j] = k, s.exps[i]
+		t.keys[j], t.exps[j] = k, old.exps[i]
 	}
-	s.keys, s.exps, s.used, s.lastSweep = keys, exps, live, now
+	s.tab, s.used, s.lastSweep = t, live, now
+	runtime.KeepAlive(old) // its slots were read above: not unmapped before
 	return live
 }
 

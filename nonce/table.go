@@ -1,0 +1,28 @@
+package nonce
+
+import "runtime"
+
+// A table is one shard's open-addressing table: keys[i] is a fingerprint (0: an empty
+// slot) and exps[i] its expiry. Where the system allows (alloc_unix.go), its memory is
+// mapped outside the Go heap: millions of nonces make tables of tens of megabytes,
+// rebuilt every few seconds, and on the heap each old table would linger until a
+// collection, which the runtime schedules when the heap has doubled; the server's
+// resident memory at a full nonce window was half garbage. A mapped table is returned
+// to the system when the table becomes unreachable (the next collection, which the
+// small remaining heap keeps frequent). So a table's slots are only ever used through
+// the table, while it is reachable: a shard's current table, or one kept alive.
+type table struct {
+	keys []uint64
+	exps []uint32
+}
+
+// newTable returns a table of n empty slots.
+func newTable(n int) *table {
+	mem := allocSlots(n)
+	if mem == nil {
+		return &table{keys: make([]uint64, n), exps: make([]uint32, n)}
+	}
+	t := &table{keys: mem.keys, exps: mem.exps}
+	runtime.AddCleanup(t, func(m *mapping) { m.free() }, mem)
+	return t
+}
