@@ -49,10 +49,10 @@ type Cache struct {
 
 type shard struct {
 	mu        sync.Mutex
-	tab       *table   // nil until the first nonce
-	used      int      // slots that are not empty, expired or not
-	lastSweep int64    // Unix seconds
-	fullAt    int64    // 1 + the second the shard was last found full
+	tab       *table // nil until the first nonce
+	used      int    // slots that are not empty, expired or not
+	lastSweep int64  // Unix seconds
+	fullAt    int64  // 1 + the second the shard was last found full
 }
 
 func errFull() error {
