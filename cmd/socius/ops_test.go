@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -307,5 +310,54 @@ func TestEmulatorAdminListenerOnlyWhenAsked(t *testing.T) {
 	}
 	if m := NewMain(); m.ParseFlags(nil, noEnv, io.Discard) != nil || m.AdminAddr != "127.0.0.1:9090" {
 		t.Errorf("without --emulator: admin %q", m.AdminAddr)
+	}
+}
+
+// TestOneCPUServesWithTwoProcs starts the real binary on a CPU set of one CPU: serve
+// raises GOMAXPROCS to 2 and says so, unless the GOMAXPROCS variable chooses.
+func TestOneCPUServesWithTwoProcs(t *testing.T) {
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Skip("no taskset (util-linux) to give the process one CPU")
+	}
+	bin := binary(t)
+	const line = "socius: 1 CPU available: running with GOMAXPROCS=2"
+	for _, c := range []struct {
+		name string
+		env  []string
+		want bool
+	}{
+		{"default", nil, true},
+		{"GOMAXPROCS set", []string{"GOMAXPROCS=1"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, taskset, "-c", "0", bin, "serve", "--data", t.TempDir(),
+				"--http", "127.0.0.1:0", "--https", "", "--admin", "")
+			cmd.Env = append(os.Environ(), c.env...)
+			cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool {
+				return strings.HasPrefix(kv, "GOMAXPROCS=") && !slices.Contains(c.env, kv)
+			})
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			var said bool
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				said = said || strings.HasPrefix(sc.Text(), line)
+				if strings.HasPrefix(sc.Text(), "socius: serving HTTP on ") {
+					break
+				}
+			}
+			if said != c.want {
+				t.Errorf("%q said: %v, want %v", line, said, c.want)
+			}
+		})
 	}
 }
