@@ -104,12 +104,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 // one-CPU machine, or a CPU set of one: taskset, cpuset) and the GOMAXPROCS variable
 // does not choose. It reports the value it raised from.
 //
-// With one P, durable writes collapse: on one CPU, setUserInfo went from 8,400 requests
-// a second with two Ps to 1,500 with one (p99 420 ms instead of 16 ms), and the CPU sat
-// idle most of the time (docs/performance.md). Most likely the store's blocking system
-// calls (the writer's fsync above all) keep the only P until the runtime takes it back,
-// and everything else waits behind them; with two Ps one goes on while the other waits.
-// Go itself never sets fewer than 2 from a cgroup's CPU limit.
+// With one P, durable writes can collapse. A goroutine in a system call keeps its P
+// until the runtime's monitor (sysmon) sees it there twice; when the process has been
+// busy without long system calls, sysmon backs off to polling every 10 ms, and the
+// writer's fsync (about 1 ms) then always ends before it is noticed: for every fsync the
+// only P, and so the whole server, waits on the disk. On one CPU (strace showed sysmon
+// sleeping 10 ms at a time) setUserInfo fell to 1,300-2,900 requests a second with a p99
+// of 200-700 ms and the mix to 3,600-4,400, against 5,000-10,000 (p99 14-26 ms) and
+// 5,100-10,700 with two Ps on the same CPU; reads alone lose some to the second P
+// (getUserInfo 6,400-14,400 against 12,900-17,800). See docs/performance.md. Go itself
+// never sets fewer than 2 from a cgroup's CPU limit.
 func atLeastTwoProcs(lookupEnv func(string) (string, bool)) (from int, raised bool) {
 	if _, set := lookupEnv("GOMAXPROCS"); set {
 		return 0, false
