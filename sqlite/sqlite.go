@@ -34,7 +34,10 @@
 // with its record, so that reopening a database applies nothing twice. The SQL stays
 // plain (no JSON, no SQLite-only functions) so that the PostgreSQL store can mirror it:
 // times are integer Unix milliseconds, an empty value (a profile field, a token's UID or
-// userKey, a time that never came) is NULL.
+// userKey, a time that never came) is NULL. One difference: here the users table is keyed
+// by (site, uid), site being a small number of the site (sites.id), in a table without
+// rowid, so that a lookup is one search of one B-tree (0003; PostgreSQL keys users by
+// api_key).
 //
 // # Tokens
 //
@@ -276,8 +279,8 @@ func migrate(db *sql.DB) (int, error) {
 // after a migration that rebuilt a table (0003 rebuilds the users table: a store of a
 // million users would otherwise keep the old table's 230 MB as free pages). VACUUM
 // rewrites the whole database, a couple of seconds for a million users, once. It is
-// best effort: while another process has the database open it fails (busy), and the
-// free pages are then reused by later writes instead.
+// best effort: when it cannot run (another process writing to the database, say), the
+// free pages are reused by later writes instead.
 func compact(db *sql.DB) {
 	var pages, free int64
 	if db.QueryRow(`PRAGMA page_count`).Scan(&pages) != nil || db.QueryRow(`PRAGMA freelist_count`).Scan(&free) != nil {
