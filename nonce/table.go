@@ -18,11 +18,11 @@ type table struct {
 
 // newTable returns a table of n empty slots.
 func newTable(n int) *table {
-	mem := allocSlots(n)
-	if mem == nil {
+	keys, exps, release := allocSlots(n)
+	if release == nil {
 		return &table{keys: make([]uint64, n), exps: make([]uint32, n)}
 	}
-	t := &table{keys: mem.keys, exps: mem.exps}
-	runtime.AddCleanup(t, func(m *mapping) { m.free() }, mem)
+	t := &table{keys: keys, exps: exps}
+	runtime.AddCleanup(t, func(release func()) { release() }, release)
 	return t
 }
