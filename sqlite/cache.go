@@ -37,6 +37,8 @@ type cache struct {
 	pinDB *sql.DB
 	pin   *sql.Conn
 
+	misses atomic.Int64 // lookups that queried the database: for tests
+
 	mu      sync.Mutex
 	version [walHeaderSize]byte // the header the entries were read under
 	sites   map[string]socius.Site
@@ -139,6 +141,22 @@ func store[T any](c *cache, m func(*cache) map[string]T, id string, v T, h [walH
 	m(c)[id] = v
 }
 
+func (c *cache) miss() {
+	if c != nil {
+		c.misses.Add(1)
+	}
+}
+
+// advance moves the entries read under the header from to the header to: the writer
+// knows that the commits between the two changed no site and no key.
+func (c *cache) advance(from, to [walHeaderSize]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version == from {
+		c.version = to
+	}
+}
+
 func sitesOf(c *cache) map[string]socius.Site { return c.sites }
 func keysOf(c *cache) map[string]socius.Key   { return c.keys }
 
@@ -148,6 +166,7 @@ func (s *Store) cachedSite(apiKey string, query func() (*socius.Site, error)) (*
 	if hit {
 		return &v, nil
 	}
+	s.cache.miss()
 	site, err := query()
 	if err == nil && ok {
 		store(s.cache, sitesOf, apiKey, *site, h)
@@ -162,6 +181,7 @@ func (s *Store) cachedKey(userKey string, query func() (*socius.Key, error)) (*s
 		v.Methods = slices.Clone(v.Methods)
 		return &v, nil
 	}
+	s.cache.miss()
 	k, err := query()
 	if err == nil && ok {
 		cp := *k

@@ -85,6 +85,8 @@ type Store struct {
 	stmts writeStmts
 	// cache serves Site and Key while the database is unchanged; nil: uncached.
 	cache *cache
+	// afterCommit, when set (by tests), runs right after each batch commits.
+	afterCommit func()
 
 	ops     chan *writeOp // to the writer; unbuffered, so a sent op is always taken
 	closing chan struct{} // closed by Close: the writer stops, new writes fail
@@ -176,6 +178,7 @@ func Open(path string) (*Store, error) {
 		{wdb, &s.stmts.updateProfile, updateProfileSQL},
 		{wdb, &s.stmts.loginUpdate, loginUpdateSQL},
 		{wdb, &s.stmts.loginInsert, loginInsertSQL},
+		{wdb, &s.stmts.dataVersion, `PRAGMA data_version`},
 	} {
 		if *p.stmt, err = p.db.Prepare(p.sql); err != nil {
 			s.closeStmts()
@@ -198,6 +201,7 @@ func Open(path string) (*Store, error) {
 type writeStmts struct {
 	savepoint, release, rollbackTo          *sql.Stmt
 	updateProfile, loginUpdate, loginInsert *sql.Stmt
+	dataVersion                             *sql.Stmt
 }
 
 // lookupContext is the context of a point lookup: ctx without its cancellation. A
@@ -212,7 +216,7 @@ func (s *Store) closeStmts() error {
 	var errs []error
 	w := s.stmts
 	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt, s.tokenStmt,
-		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert} {
+		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert, w.dataVersion} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}

@@ -13,7 +13,7 @@ import (
 // if the site does not exist. The UID is not checked against the users: a token may be
 // granted for a user that has not logged in yet.
 func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return createToken(tx, t) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return createToken(tx, t) })
 }
 
 func createToken(tx *sql.Tx, t *socius.Token) error {
@@ -57,7 +57,7 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 // Revoking a revoked token succeeds and keeps the first revocation time: that is when
 // the token stopped working, and a later call must not put off its removal.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return revokeToken(tx, hash, now) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return revokeToken(tx, hash, now) })
 }
 
 func revokeToken(tx *sql.Tx, hash string, now time.Time) error {
@@ -83,7 +83,7 @@ func revokeUserTokens(tx *sql.Tx, op, apiKey, uid string, now time.Time) error {
 // `before`, and reports how many. Tokens that never expire and were never revoked stay.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
 	var n int
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
 		var err error
 		n, err = deleteExpiredTokens(tx, before)
 		return err

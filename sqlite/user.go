@@ -28,7 +28,7 @@ var profileColumns = [socius.NumFields]string{
 // A site that does not exist is socius.ErrNotFound.
 func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time) (bool, error) {
 	var created bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
 		var err error
 		created, err = s.login(tx, apiKey, uid, patch, now)
 		return err
@@ -124,7 +124,7 @@ func (s *Store) UpdateProfile(ctx context.Context, apiKey, uid string, patch *so
 		}
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error { return s.updateProfile(tx, apiKey, uid, patch, now) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return s.updateProfile(tx, apiKey, uid, patch, now) })
 }
 
 func (s *Store) updateProfile(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) error {
@@ -188,7 +188,7 @@ func patchValue(patch *socius.Patch, f socius.Field) any {
 // one operation; socius.ErrNotFound if there is no such user (and then nothing is
 // revoked). A token revoked before keeps its first revocation time.
 func (s *Store) Logout(ctx context.Context, apiKey, uid string, now time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return logout(tx, apiKey, uid, now) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return logout(tx, apiKey, uid, now) })
 }
 
 func logout(tx *sql.Tx, apiKey, uid string, now time.Time) error {
@@ -203,7 +203,7 @@ func logout(tx *sql.Tx, apiKey, uid string, now time.Time) error {
 // operation; socius.ErrNotFound if there is none. The token rows stay, revoked, so that
 // a client presenting one is told it was revoked; DeleteExpiredTokens removes them.
 func (s *Store) DeleteUser(ctx context.Context, apiKey, uid string, now time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return deleteUser(tx, apiKey, uid, now) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return deleteUser(tx, apiKey, uid, now) })
 }
 
 func deleteUser(tx *sql.Tx, apiKey, uid string, now time.Time) error {
@@ -218,7 +218,7 @@ func deleteUser(tx *sql.Tx, apiKey, uid string, now time.Time) error {
 // socius.ErrNotFound if from does not exist, socius.ErrExists if to is taken (and then
 // nothing moves: the savepoint of the operation is rolled back).
 func (s *Store) RenameUser(ctx context.Context, apiKey, from, to string) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return renameUser(tx, apiKey, from, to) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return renameUser(tx, apiKey, from, to) })
 }
 
 func renameUser(tx *sql.Tx, apiKey, from, to string) error {
@@ -265,7 +265,7 @@ func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*
 // PutUser creates the user, or replaces its profile, times and login state with those
 // of u; its tokens are left alone. socius.ErrNotFound if the site does not exist.
 func (s *Store) PutUser(ctx context.Context, u *socius.User) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return putUser(tx, u) })
+	return s.writeUserData(ctx, func(tx *sql.Tx) error { return putUser(tx, u) })
 }
 
 func putUser(tx *sql.Tx, u *socius.User) error {
@@ -312,7 +312,7 @@ func (s *Store) CountUsers(ctx context.Context, apiKey string) (int, error) {
 // bound to no user (client credentials without a UID) stay.
 func (s *Store) DeleteUsers(ctx context.Context, apiKey string) (int, error) {
 	var n int
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
 		var err error
 		n, err = deleteUsers(tx, apiKey)
 		return err

@@ -21,7 +21,10 @@ var errClosed = errors.New("store is closed")
 
 // A writeOp is one write: fn runs inside the batch's transaction, in its own savepoint.
 type writeOp struct {
-	fn       func(tx *sql.Tx) error
+	fn func(tx *sql.Tx) error
+	// userData: fn writes users and tokens only, never sites or keys, so a batch of
+	// such operations leaves the cached sites and keys true (see carryCache).
+	userData bool
 	err      error      // what fn returned; set by the writer
 	panicked any        // what fn panicked with, if it did; set by the writer
 	done     chan error // the outcome, once the batch has committed or failed
@@ -46,10 +49,20 @@ func (op *writeOp) run(tx *sql.Tx) (err error) {
 // ctx is honoured only while the write waits to be taken: after that, the caller waits
 // for the real outcome, whatever its context says.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.send(ctx, &writeOp{fn: fn})
+}
+
+// writeUserData is write for an fn that writes users and tokens only, never a site or
+// a key.
+func (s *Store) writeUserData(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.send(ctx, &writeOp{fn: fn, userData: true})
+}
+
+func (s *Store) send(ctx context.Context, op *writeOp) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	op.done = make(chan error, 1)
 	select {
 	case s.ops <- op:
 	case <-ctx.Done():
@@ -134,6 +147,7 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 		return batch, socius.DatabaseError("sqlite: begin", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
+	mark := s.markCache(tx)
 
 	savepoint, release := tx.Stmt(s.stmts.savepoint), tx.Stmt(s.stmts.release)
 	for i := 0; i < len(batch); i++ {
@@ -163,5 +177,62 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	if err := tx.Commit(); err != nil {
 		return batch, socius.DatabaseError("sqlite: commit", err)
 	}
+	if s.afterCommit != nil {
+		s.afterCommit()
+	}
+	s.carryCache(mark, batch)
 	return batch, nil
+}
+
+// A cacheMark is the WAL-index header and the writer connection's data version at
+// the start of a batch, read under the write lock, so that no commit comes between
+// the two reads.
+type cacheMark struct {
+	header  [walHeaderSize]byte
+	version int64
+	ok      bool
+}
+
+func (s *Store) markCache(tx *sql.Tx) cacheMark {
+	if s.cache == nil {
+		return cacheMark{}
+	}
+	var m cacheMark
+	if err := tx.Stmt(s.stmts.dataVersion).QueryRow().Scan(&m.version); err != nil {
+		return cacheMark{}
+	}
+	m.header, m.ok = s.cache.header()
+	return m
+}
+
+// carryCache keeps the cached sites and keys across the batch just committed when
+// nothing but that batch has been committed since mark and the batch wrote users and
+// tokens only. Otherwise every commit, the server's own included, would empty the
+// cache, and under a steady stream of writes nearly every call would query its site.
+//
+// Whether another connection (another process, another store on the file) committed
+// is told by SQLite's data version of the writer's connection: it changes when a read
+// finds the database changed by any other connection, never for the connection's own
+// commits. The header is read first, then the version: if the version is still the
+// mark's, no other commit came before that read, so the header read before it is that
+// of this batch's commit (the version read starts a read transaction, which sees any
+// commit made after the batch's).
+func (s *Store) carryCache(mark cacheMark, batch []*writeOp) {
+	if !mark.ok {
+		return
+	}
+	for _, op := range batch {
+		if !op.userData {
+			return
+		}
+	}
+	h, ok := s.cache.header()
+	if !ok {
+		return
+	}
+	var version int64
+	if err := s.stmts.dataVersion.QueryRow().Scan(&version); err != nil || version != mark.version {
+		return
+	}
+	s.cache.advance(mark.header, h)
 }
