@@ -80,7 +80,9 @@ type Store struct {
 
 	// The lookups of every request, prepared once on the read pool: parsing their SQL
 	// would cost about a third of running them.
-	siteStmt, keyStmt, userStmt, tokenStmt *sql.Stmt
+	siteStmt, keyStmt, tokenStmt *sql.Stmt
+	// lookups read users (User), outside database/sql: see lookup.go.
+	lookups lookups
 	// The statements of the writer's hot path, prepared once on its connection.
 	stmts writeStmts
 	// cache serves Site and Key while the database is unchanged; nil: uncached.
@@ -170,7 +172,6 @@ func Open(path string) (*Store, error) {
 	}{
 		{rdb, &s.siteStmt, selectSite},
 		{rdb, &s.keyStmt, selectKey},
-		{rdb, &s.userStmt, selectUser},
 		{rdb, &s.tokenStmt, selectToken},
 		{wdb, &s.stmts.savepoint, `SAVEPOINT op`},
 		{wdb, &s.stmts.release, `RELEASE SAVEPOINT op`},
@@ -186,6 +187,12 @@ func Open(path string) (*Store, error) {
 			wdb.Close()
 			return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 		}
+	}
+	if s.lookups, err = openLookups(path, readers); err != nil {
+		s.closeStmts()
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.cache = openCache(path, readDSN)
 	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy); err == nil {
@@ -215,7 +222,7 @@ func lookupContext(ctx context.Context) context.Context {
 func (s *Store) closeStmts() error {
 	var errs []error
 	w := s.stmts
-	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.userStmt, s.tokenStmt,
+	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.tokenStmt,
 		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert, w.dataVersion} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
@@ -235,6 +242,7 @@ func (s *Store) Close() error {
 			<-s.ckptStopped
 			ckErr = s.ckdb.Close()
 		}
+		s.lookups.drain()
 		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), ckErr, s.wdb.Close(), s.rdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)

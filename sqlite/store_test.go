@@ -509,6 +509,98 @@ func TestClosed(t *testing.T) {
 	if _, err := s.Site(t.Context(), "3_site"); socius.ErrorCode(err) != socius.CodeDatabaseError {
 		t.Errorf("Site after Close: %v, want a database error", err)
 	}
+	if _, err := s.User(t.Context(), "3_site", "u1"); socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("User after Close: %v, want a database error", err)
+	}
+}
+
+// TestUserLookups checks the connections that User reads through, outside
+// database/sql: values of any bytes and length come back as written, NULLs as empty,
+// and parameters longer than the connection's buffer are bound whole.
+func TestUserLookups(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 3000) // 6,000 bytes
+	users := []*socius.User{
+		{APIKey: "3_site", UID: "u1", Profile: socius.Profile{"a\x00b", "", "https://example.com/t.png", "Zoë 👩🏽‍💻", long, "", "36", ""},
+			CreatedAt: now, UpdatedAt: now.Add(time.Second), LoginAt: now.Add(time.Minute), LoggedIn: true},
+		{APIKey: "3_site", UID: "u2", CreatedAt: now, UpdatedAt: now}, // never logged in: login_at NULL
+		{APIKey: "3_site", UID: strings.Repeat("U", 1000), Profile: socius.Profile{socius.Nickname: "long uid"}, CreatedAt: now, UpdatedAt: now},
+	}
+	for _, u := range users {
+		if err := s.PutUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // the second time through connections that have bound the long UID
+		for _, want := range users {
+			got, err := s.User(ctx, "3_site", want.UID)
+			if err != nil {
+				t.Fatalf("User(%.20q): %v", want.UID, err)
+			}
+			if *got != *want {
+				t.Errorf("User(%.20q) =\n%+v\nwant\n%+v", want.UID, got, want)
+			}
+		}
+		for _, missing := range [][2]string{{"3_site", "u"}, {"3_site", "u1\x00"}, {"3_other", "u1"}, {"", ""}} {
+			if _, err := s.User(ctx, missing[0], missing[1]); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("User(%q, %q): %v, want %v", missing[0], missing[1], err, socius.ErrNotFound)
+			}
+		}
+	}
+	var got string
+	if err := s.wdb.QueryRow(`SELECT nickname FROM users WHERE uid = 'u1'`).Scan(&got); err != nil || got != "a\x00b" {
+		t.Errorf("stored nickname %q, %v", got, err)
+	}
+	c := <-s.lookups
+	err := c.exec(`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('x', 'x', 'x', 0)`)
+	s.lookups <- c
+	if err == nil {
+		t.Errorf("a write through a lookup connection succeeded")
+	}
+}
+
+// TestUserLookupsWhileClosing reads users from many goroutines while the store
+// closes: every read answers (a user or a database error), none hangs, and Close
+// waits for the reads in flight.
+func TestUserLookupsWhileClosing(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "socius.db"))
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok, failed atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for range 200 {
+				u, err := s.User(ctx, "3_site", "u1")
+				switch {
+				case err == nil && u.UID == "u1":
+					ok.Add(1)
+				case socius.ErrorCode(err) == socius.CodeDatabaseError:
+					failed.Add(1)
+				default:
+					t.Errorf("User: %+v, %v", u, err)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	if ok.Load() == 0 || failed.Load() == 0 {
+		t.Logf("reads before Close %d, after %d (the test wants both to show the race)", ok.Load(), failed.Load())
+	}
 }
 
 // BenchmarkUpdateProfileParallel measures durable profile updates of distinct users by

@@ -76,12 +76,19 @@ func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, err
 	if err := ctx.Err(); err != nil {
 		return nil, errorFor("user", err)
 	}
-	u, err := scanUser(s.userStmt.QueryRowContext(lookupContext(ctx), apiKey, uid), apiKey)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, socius.ErrNotFound
+	var c *lookupConn
+	select {
+	case c = <-s.lookups:
+	case <-s.closing:
+		return nil, socius.DatabaseError("sqlite: user", errClosed)
 	}
+	u, found, err := c.lookupUser(apiKey, uid)
+	s.lookups <- c
 	if err != nil {
-		return nil, errorFor("user", err)
+		return nil, socius.DatabaseError("sqlite: user", err)
+	}
+	if !found {
+		return nil, socius.ErrNotFound
 	}
 	return u, nil
 }
