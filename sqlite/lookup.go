@@ -157,7 +157,7 @@ func (c *lookupConn) bind(stmt uintptr, params ...string) error {
 			libc.Xfree(c.tls, c.buf)
 		}
 		size := max(n, 256)
-		if c.buf = libc.Xmalloc(c.tls, uint64(size)); c.buf == 0 {
+		if c.buf = libc.Xmalloc(c.tls, libc.Tsize_t(size)); c.buf == 0 {
 			c.size = 0
 			return errors.New("sqlite: bind: out of memory")
 		}
