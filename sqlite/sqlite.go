@@ -24,8 +24,11 @@
 //
 // Reads never wait behind the writer: they use a separate pool of read-only
 // connections, and WAL lets them read the last committed state while a batch is being
-// written. Sites and keys, read by every call, are served from memory for as long as
-// the WAL-index header shows that nothing has been committed since (see cache.go).
+// written. The user lookup of getUserInfo has connections of its own, used through
+// SQLite's C API rather than database/sql (see lookup.go). Sites and keys, read by
+// every call, are served from memory for as long as the WAL-index header shows that
+// nothing has been committed since, other than the writer's own commits of users and
+// tokens (see cache.go and carryCache).
 //
 // # Schema
 //
