@@ -50,38 +50,40 @@ func openLookups(path string, n int) (lookups, error) {
 
 func openLookupConn(path string) (*lookupConn, error) {
 	c := &lookupConn{tls: libc.NewTLS()}
+	if err := c.open(path); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// open opens the connection and prepares its statement. Its temporary C memory is
+// freed when it returns, before a failed connection is closed (with its TLS).
+func (c *lookupConn) open(path string) error {
 	name, err := libc.CString(path)
 	if err != nil {
-		c.tls.Close()
-		return nil, err
+		return err
 	}
 	defer libc.Xfree(c.tls, name)
 	pdb := libc.Xmalloc(c.tls, 8)
 	if pdb == 0 {
-		c.tls.Close()
-		return nil, errors.New("sqlite: lookup connection: out of memory")
+		return errors.New("sqlite: lookup connection: out of memory")
 	}
 	defer libc.Xfree(c.tls, pdb)
 	*(*uintptr)(cmem(pdb)) = 0
 	// Opened as the read pool's connections are: read-write, made read-only by
 	// query_only, so that it shares the WAL-index as they do.
 	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	c.db = *(*uintptr)(cmem(pdb))
+	c.db = *(*uintptr)(cmem(pdb)) // a handle even on failure, to read the error from and close
 	if rc != sqlite3.SQLITE_OK {
-		err := c.err("open", rc)
-		c.close()
-		return nil, err
+		return c.err("open", rc)
 	}
 	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, int32(busyTimeout.Milliseconds()))
 	if err := c.exec(`PRAGMA query_only = 1`); err != nil {
-		c.close()
-		return nil, err
+		return err
 	}
-	if c.user, err = c.prepare(selectUser); err != nil {
-		c.close()
-		return nil, err
-	}
-	return c, nil
+	c.user, err = c.prepare(selectUser)
+	return err
 }
 
 func (c *lookupConn) prepare(query string) (uintptr, error) {
@@ -193,7 +195,7 @@ func (c *lookupConn) null(stmt uintptr, i int32) bool {
 	return sqlite3.Xsqlite3_column_type(c.tls, stmt, i) == sqlite3.SQLITE_NULL
 }
 
-// user reads the user uid of the site apiKey: found is false when there is none.
+// lookupUser reads the user uid of the site apiKey: found is false when there is none.
 func (c *lookupConn) lookupUser(apiKey, uid string) (u *socius.User, found bool, err error) {
 	stmt := c.user
 	defer sqlite3.Xsqlite3_reset(c.tls, stmt)
@@ -219,6 +221,20 @@ func (c *lookupConn) lookupUser(apiKey, uid string) (u *socius.User, found bool,
 	}
 	u.LoggedIn = c.int64(stmt, 12) != 0
 	return u, true, nil
+}
+
+// lookupUser reads a user through a connection of the pool, once one is free; found is
+// false when there is no such user. The connection goes back to the pool whatever
+// happens, so that Close, which waits for every connection, cannot wait forever.
+func (s *Store) lookupUser(apiKey, uid string) (u *socius.User, found bool, err error) {
+	var c *lookupConn
+	select {
+	case c = <-s.lookups:
+	case <-s.closing:
+		return nil, false, errClosed
+	}
+	defer func() { s.lookups <- c }()
+	return c.lookupUser(apiKey, uid)
 }
 
 // drain closes every connection of the pool, waiting for those in use to come back:

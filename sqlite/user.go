@@ -76,14 +76,7 @@ func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, err
 	if err := ctx.Err(); err != nil {
 		return nil, errorFor("user", err)
 	}
-	var c *lookupConn
-	select {
-	case c = <-s.lookups:
-	case <-s.closing:
-		return nil, socius.DatabaseError("sqlite: user", errClosed)
-	}
-	u, found, err := c.lookupUser(apiKey, uid)
-	s.lookups <- c
+	u, found, err := s.lookupUser(apiKey, uid)
 	if err != nil {
 		return nil, socius.DatabaseError("sqlite: user", err)
 	}
