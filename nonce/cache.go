@@ -8,7 +8,7 @@
 // by default), so at a few thousand requests a second the cache holds millions of
 // them. It is built for that: an entry is a 64-bit fingerprint of (credential, nonce)
 // under a random per-process key and a 32-bit expiry, kept in open-addressing tables
-// (12 bytes a slot, about 24 bytes an entry), with no per-entry index for eviction:
+// (12 bytes a slot, 16 to 19 bytes an entry), with no per-entry index for eviction:
 // expired entries are reused in place or dropped when a table is rebuilt, which
 // happens when it fills up and every few seconds. Two different pairs share a
 // fingerprint with a probability of about one in 2^64 / (entries held); that can only
@@ -18,7 +18,6 @@ package nonce
 import (
 	"context"
 	"hash/maphash"
-	"math/bits"
 	"runtime"
 	"sync"
 	"time"
@@ -33,8 +32,11 @@ const shards = 16
 const DefaultMax = 4_000_000
 
 // Table sizing: a table is rebuilt when its used slots (live or expired) would pass
-// 3/4 of it, into a table twice as large as its live entries (at least minSlots).
-// Expired entries are swept out at least every sweepEvery.
+// 3/4 of it, into a table of 8/5 slots per live entry (at least minSlots): between
+// 1.33 and 1.6 slots, 16 to 19 bytes, per entry held. A table of any size maps a
+// fingerprint to its first slot by multiplying (see home), so sizes need not be
+// powers of two, which would leave between 2 and 4 slots per entry. Expired entries
+// are swept out at least every sweepEvery.
 const (
 	minSlots   = 1024
 	sweepEvery = 30 // seconds
@@ -81,7 +83,7 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 	if fp == 0 {
 		fp = 1 // 0 marks an empty slot
 	}
-	s := &c.shards[fp>>60] // the top bits pick the shard, the bottom ones the slot
+	s := &c.shards[fp>>60] // the top 4 bits pick the shard, the others the slot
 	nowSec, exp := unixSeconds(now), uint32(unixSeconds(expires))
 
 	s.mu.Lock()
@@ -90,10 +92,9 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 		s.rebuild(nowSec)
 	}
 	t := s.tab
-	mask := uint64(len(t.keys) - 1)
 	reuse := -1
-	i := fp & mask
-	for ; t.keys[i] != 0; i = (i + 1) & mask {
+	i := t.home(fp)
+	for ; t.keys[i] != 0; i = t.next(i) {
 		if t.keys[i] == fp {
 			if int64(t.exps[i]) >= nowSec {
 				return false, nil
@@ -121,8 +122,7 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 			return false, errFull()
 		}
 		t = s.tab
-		mask = uint64(len(t.keys) - 1)
-		for i = fp & mask; t.keys[i] != 0; i = (i + 1) & mask {
+		for i = t.home(fp); t.keys[i] != 0; i = t.next(i) {
 		}
 	}
 	t.keys[i], t.exps[i] = fp, exp
@@ -130,7 +130,7 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 	return true, nil
 }
 
-// rebuild moves the live entries into a new table twice their number (at least
+// rebuild moves the live entries into a new table of 8/5 slots each (at least
 // minSlots), dropping the expired ones, and reports how many are live.
 func (s *shard) rebuild(now int64) int {
 	old := s.tab
@@ -143,16 +143,14 @@ func (s *shard) rebuild(now int64) int {
 			live++
 		}
 	}
-	size := max(minSlots, 1<<bits.Len(uint(2*live)))
-	t := newTable(size)
-	mask := uint64(size - 1)
+	t := newTable(max(minSlots, live*8/5))
 	for i, k := range old.keys {
 		if k == 0 || int64(old.exps[i]) < now {
 			continue
 		}
-		j := k & mask
+		j := t.home(k)
 		for t.keys[j] != 0 {
-			j = (j + 1) & mask
+			j = t.next(j)
 		}
 		t.keys[j], t.exps[j] = k, old.exps[i]
 	}

@@ -3,6 +3,7 @@ package nonce
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -157,6 +158,27 @@ func TestManyNonces(t *testing.T) {
 	if mem := c.Len(); mem > n {
 		t.Errorf("Len = %d after expiry, want at most %d", mem, n)
 	}
+}
+
+// TestSlotsPerNonce checks the memory of the tables: a million live nonces take at
+// most 1.6 slots each (12 bytes a slot), plus the smallest table of each shard.
+func TestSlotsPerNonce(t *testing.T) {
+	c := New(0)
+	ctx := context.Background()
+	const n = 1_000_000
+	for i := range n {
+		if ok, err := c.UseNonce(ctx, "s:k", strconv.Itoa(i), t0.Add(2*time.Minute), t0); !ok || err != nil {
+			t.Fatalf("nonce %d: %v %v", i, ok, err)
+		}
+	}
+	slots := 0
+	for i := range c.shards {
+		slots += len(c.shards[i].tab.keys)
+	}
+	if limit := n*8/5 + shards*minSlots; slots > limit {
+		t.Errorf("%d slots for %d nonces (%.2f each), want at most %d", slots, n, float64(slots)/n, limit)
+	}
+	t.Logf("%d slots for %d nonces: %.2f each, %.1f bytes", slots, n, float64(slots)/n, 12*float64(slots)/n)
 }
 
 // BenchmarkUseNonceFull measures a cache that holds a million live nonces, as a server

@@ -1,6 +1,9 @@
 package nonce
 
-import "runtime"
+import (
+	"math/bits"
+	"runtime"
+)
 
 // A table is one shard's open-addressing table: keys[i] is a fingerprint (0: an empty
 // slot) and exps[i] its expiry. Where the system allows (alloc_unix.go), its memory is
@@ -25,4 +28,20 @@ func newTable(n int) *table {
 	t := &table{keys: keys, exps: exps}
 	runtime.AddCleanup(t, func(release func()) { release() }, release)
 	return t
+}
+
+// home is the first slot to look at for the fingerprint fp: the fingerprint without
+// its top 4 bits (which chose the shard, so are the same for every entry of a table)
+// scaled to the table's size, the high word of a 64-bit product.
+func (t *table) home(fp uint64) uint64 {
+	hi, _ := bits.Mul64(fp<<4, uint64(len(t.keys)))
+	return hi
+}
+
+// next is the slot after i, wrapping around at the end of the table.
+func (t *table) next(i uint64) uint64 {
+	if i++; i == uint64(len(t.keys)) {
+		return 0
+	}
+	return i
 }
