@@ -27,7 +27,7 @@ import (
 
 const shards = 16
 
-// DefaultMax is the default cap on remembered nonces: about 100 MB at most, or 33,000
+// DefaultMax is the default cap on remembered nonces: about 75 MB at most, or 33,000
 // signed requests a second sustained over a 120 s window.
 const DefaultMax = 4_000_000
 
