@@ -29,14 +29,7 @@ func TestCacheSeesOtherWriters(t *testing.T) {
 	if server.cache == nil {
 		t.Fatal("the store runs without its cache")
 	}
-	site := &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: "one", CreatedAt: now}
-	if err := admin.CreateSite(ctx, site); err != nil {
-		t.Fatal(err)
-	}
-	key := &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "a2V5LTAxMjM0NTY3ODlhYmNkZWY=", Methods: []string{"socialize.getUserInfo"}, CreatedAt: now}
-	if err := admin.CreateKey(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	createSiteAndKey(t, admin, "one")
 	for range 3 { // fill the cache, then hit it
 		if got, err := server.Site(ctx, "3_site"); err != nil || got.Name != "one" {
 			t.Fatalf("Site: %+v, %v", got, err)
@@ -57,7 +50,7 @@ func TestCacheSeesOtherWriters(t *testing.T) {
 		t.Errorf("the cached site changed with a caller's copy: %q", s.Name)
 	}
 
-	site.Name, site.Secret = "two", "bmV3LXNlY3JldC0wMTIzNDU2Nzg5YWI="
+	site := &socius.Site{APIKey: "3_site", Secret: "bmV3LXNlY3JldC0wMTIzNDU2Nzg5YWI=", Name: "two", CreatedAt: now}
 	if err := admin.PutSite(ctx, site); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +161,8 @@ func TestCacheOtherCommitRightAfterOwn(t *testing.T) {
 	}
 }
 
+// createSiteAndKey creates the site 3_site, named name, and its key Akey (allowed
+// socialize.getUserInfo).
 func createSiteAndKey(t *testing.T, s *Store, name string) {
 	t.Helper()
 	if err := s.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", Name: name, CreatedAt: now}); err != nil {
