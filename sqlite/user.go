@@ -65,7 +65,8 @@ func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now t
 // failure (socius.ErrNotFound) and a lookup into no row.
 const siteOf = `(SELECT id FROM sites WHERE api_key = ?)`
 
-// userColumns are the columns that scanUser reads, after the UID.
+// userColumns are the columns of a user, in the order in which scanUser and
+// lookupConn.lookupUser (which reads them by position) take them.
 const userColumns = `uid, nickname, photo_url, thumbnail_url, first_name, last_name, gender, age, email,
 		created_at, updated_at, login_at, logged_in`
 
