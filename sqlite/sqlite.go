@@ -20,7 +20,9 @@
 // callers come back in a group once answered). A caller blocks until its batch has
 // committed; its context is honoured while it waits to be taken, but once taken it
 // learns the real outcome of the commit. The hot writes are fixed statements prepared
-// once on the writer's connection.
+// once on the writer's connection. Profile updates, the hottest write, also have a form
+// for a second writer connection opened with SQLite's C API: a batch made only of them
+// runs there, without database/sql and without savepoints (see fastwrite.go).
 //
 // Reads never wait behind the writer: they use a separate pool of read-only
 // connections, and WAL lets them read the last committed state while a batch is being
@@ -88,6 +90,12 @@ type Store struct {
 	lookups lookups
 	// The statements of the writer's hot path, prepared once on its connection.
 	stmts writeStmts
+	// wc is the writer's second connection, for batches of profile updates (see
+	// fastwrite.go); carry is an operation the writer took while such a batch ran,
+	// which starts its next batch. Both are the writer goroutine's.
+	wc      *writeConn
+	carry   *writeOp
+	carries atomic.Int64 // operations carried so: for tests
 	// cache serves Site and Key while the database is unchanged; nil: uncached.
 	cache *cache
 	// afterCommit, when set (by tests), runs right after each batch commits.
@@ -197,6 +205,13 @@ func Open(path string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if s.wc, err = openWriteConn(path); err != nil {
+		s.lookups.close()
+		s.closeStmts()
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	s.cache = openCache(path, readDSN)
 	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy); err == nil {
 		s.ckdb.SetMaxOpenConns(1)
@@ -240,6 +255,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.stopped
+		s.wc.close()
 		var ckErr error
 		if s.ckdb != nil {
 			<-s.ckptStopped
@@ -341,18 +357,23 @@ func applyMigration(db *sql.DB, version int, name string) (bool, error) {
 // socius.ErrExists, a reference to a missing site socius.ErrNotFound, anything else a
 // database error (500028) that keeps the cause for the logs.
 func errorFor(op string, err error) error {
+	code := -1
 	var e *sqlite.Error
+	var ce *cError
 	if errors.As(err, &e) {
-		switch e.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-			return socius.ErrExists
-		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return socius.ErrNotFound
-		case sqlite3.SQLITE_CONSTRAINT_NOTNULL:
-			// Every NOT NULL column is written from a Go value except a user's site
-			// number, which siteOf finds: NULL when the site does not exist.
-			return socius.ErrNotFound
-		}
+		code = e.Code()
+	} else if errors.As(err, &ce) {
+		code = int(ce.code)
+	}
+	switch code {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return socius.ErrExists
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return socius.ErrNotFound
+	case sqlite3.SQLITE_CONSTRAINT_NOTNULL:
+		// Every NOT NULL column is written from a Go value except a user's site
+		// number, which siteOf finds: NULL when the site does not exist.
+		return socius.ErrNotFound
 	}
 	return socius.DatabaseError("sqlite: "+op, err)
 }

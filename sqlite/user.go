@@ -125,7 +125,16 @@ func (s *Store) UpdateProfile(ctx context.Context, apiKey, uid string, patch *so
 		}
 		return nil
 	}
-	return s.writeUserData(ctx, func(tx *sql.Tx) error { return s.updateProfile(tx, apiKey, uid, patch, now) })
+	return s.send(ctx, s.updateProfileOp(apiKey, uid, patch, now))
+}
+
+// updateProfileOp is the write of UpdateProfile, in both its forms.
+func (s *Store) updateProfileOp(apiKey, uid string, patch *socius.Patch, now time.Time) *writeOp {
+	return &writeOp{
+		fn:       func(tx *sql.Tx) error { return s.updateProfile(tx, apiKey, uid, patch, now) },
+		fast:     func(c *writeConn) error { return c.updateProfile(apiKey, uid, patch, millis(now)) },
+		userData: true,
+	}
 }
 
 func (s *Store) updateProfile(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) error {

@@ -20,8 +20,11 @@ const commitDelay = 500 * time.Microsecond
 var errClosed = errors.New("store is closed")
 
 // A writeOp is one write: fn runs inside the batch's transaction, in its own savepoint.
+// An operation that is one profile update also has fast, the same write on the
+// writer's C API connection (fastwrite.go), used when the whole batch has it.
 type writeOp struct {
-	fn func(tx *sql.Tx) error
+	fn   func(tx *sql.Tx) error
+	fast func(c *writeConn) error
 	// userData: fn writes users and tokens only, never sites or keys, so a batch of
 	// such operations leaves the cached sites and keys true (see carryCache).
 	userData bool
@@ -32,17 +35,25 @@ type writeOp struct {
 
 var errPanicked = errors.New("write panicked")
 
-// run calls fn. A panic is caught and handed back to the caller's goroutine, where
-// write panics again: a bug in one write fails that call, as it would without the
-// writer, and neither kills the writer nor the other writes of its batch.
+// run calls fn, runFast fast. A panic is caught and handed back to the caller's
+// goroutine, where write panics again: a bug in one write fails that call, as it
+// would without the writer, and neither kills the writer nor the other writes of its
+// batch.
 func (op *writeOp) run(tx *sql.Tx) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			op.panicked = r
-			err = errPanicked
-		}
-	}()
+	defer op.catch(&err)
 	return op.fn(tx)
+}
+
+func (op *writeOp) runFast(c *writeConn) (err error) {
+	defer op.catch(&err)
+	return op.fast(c)
+}
+
+func (op *writeOp) catch(err *error) {
+	if r := recover(); r != nil {
+		op.panicked = r
+		*err = errPanicked
+	}
 }
 
 // write runs fn in the writer's next batch and returns once that batch is durable.
@@ -86,11 +97,17 @@ func (s *Store) writer() {
 	wait.Stop()
 	last := 0 // the size of the last batch
 	for {
-		select {
-		case <-s.closing:
-			return
-		case op := <-s.ops:
-			batch = append(batch, op)
+		if s.carry != nil {
+			// Taken during the last batch, which it could not join.
+			batch = append(batch, s.carry)
+			s.carry = nil
+		} else {
+			select {
+			case <-s.closing:
+				return
+			case op := <-s.ops:
+				batch = append(batch, op)
+			}
 		}
 	collect:
 		for len(batch) < maxBatch {
@@ -142,12 +159,18 @@ func (s *Store) writer() {
 // batch as a whole is lost (the transaction could not begin, continue or commit):
 // then nothing in it was written, and every caller gets that error.
 func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
+	if s.wc != nil && allFast(batch) {
+		return s.commitFast(batch)
+	}
 	tx, err := s.wdb.Begin()
 	if err != nil {
 		return batch, socius.DatabaseError("sqlite: begin", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
-	mark := s.markCache(tx)
+	mark := s.markCache(func() (v int64, err error) {
+		err = tx.Stmt(s.stmts.dataVersion).QueryRow().Scan(&v)
+		return v, err
+	})
 
 	savepoint, release := tx.Stmt(s.stmts.savepoint), tx.Stmt(s.stmts.release)
 	for i := 0; i < len(batch); i++ {
@@ -180,7 +203,65 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	if s.afterCommit != nil {
 		s.afterCommit()
 	}
-	s.carryCache(mark, batch)
+	s.carryCache(mark, batch, func() (v int64, err error) {
+		err = s.stmts.dataVersion.QueryRow().Scan(&v)
+		return v, err
+	})
+	return batch, nil
+}
+
+func allFast(batch []*writeOp) bool {
+	for _, op := range batch {
+		if op.fast == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// commitFast is commit for a batch of operations that all have their fast form, on
+// the writer's C API connection. Those are single statements, which SQLite undoes by
+// themselves when they fail, so they need no savepoint. An operation that arrives
+// while the batch runs joins it only if it has a fast form too; otherwise it starts
+// the next batch (s.carry).
+func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
+	c := s.wc
+	if err := c.run(c.begin, "begin"); err != nil {
+		return batch, socius.DatabaseError("sqlite: begin", err)
+	}
+	defer func() {
+		if c.inTx() { // not committed
+			c.run(c.rollback, "rollback")
+		}
+	}()
+	mark := s.markCache(c.version)
+	for i := 0; i < len(batch); i++ {
+		op := batch[i]
+		op.err = op.runFast(c)
+		if op.err != nil && !c.inTx() {
+			// SQLite rolled the transaction back: the batch is lost.
+			return batch, socius.DatabaseError("sqlite: write", op.err)
+		}
+		if i == len(batch)-1 && len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				if op.fast != nil {
+					batch = append(batch, op)
+				} else {
+					s.carry = op
+					s.carries.Add(1)
+				}
+			default:
+			}
+		}
+	}
+	if err := c.run(c.commit, "commit"); err != nil {
+		return batch, socius.DatabaseError("sqlite: commit", err)
+	}
+	if s.afterCommit != nil {
+		s.afterCommit()
+	}
+	s.carryCache(mark, batch, c.version)
 	return batch, nil
 }
 
@@ -193,12 +274,15 @@ type cacheMark struct {
 	ok      bool
 }
 
-func (s *Store) markCache(tx *sql.Tx) cacheMark {
+// markCache reads the mark; version reads the data version of the batch's connection,
+// inside its transaction.
+func (s *Store) markCache(version func() (int64, error)) cacheMark {
 	if s.cache == nil {
 		return cacheMark{}
 	}
 	var m cacheMark
-	if err := tx.Stmt(s.stmts.dataVersion).QueryRow().Scan(&m.version); err != nil {
+	var err error
+	if m.version, err = version(); err != nil {
 		return cacheMark{}
 	}
 	m.header, m.ok = s.cache.header()
@@ -217,7 +301,11 @@ func (s *Store) markCache(tx *sql.Tx) cacheMark {
 // mark's, no other commit came before that read, so the header read before it is that
 // of this batch's commit (the version read starts a read transaction, which sees any
 // commit made after the batch's).
-func (s *Store) carryCache(mark cacheMark, batch []*writeOp) {
+//
+// The writer has two connections (see fastwrite.go); each batch reads the version of
+// the one it committed on, to which the other's commits are those of another
+// connection, committed before the batch took the write lock and so before its mark.
+func (s *Store) carryCache(mark cacheMark, batch []*writeOp, version func() (int64, error)) {
 	if !mark.ok {
 		return
 	}
@@ -230,8 +318,7 @@ func (s *Store) carryCache(mark cacheMark, batch []*writeOp) {
 	if !ok {
 		return
 	}
-	var version int64
-	if err := s.stmts.dataVersion.QueryRow().Scan(&version); err != nil || version != mark.version {
+	if v, err := version(); err != nil || v != mark.version {
 		return
 	}
 	s.cache.advance(mark.header, h)
