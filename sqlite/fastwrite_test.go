@@ -143,6 +143,40 @@ func TestFastBatch(t *testing.T) {
 	}
 }
 
+// TestFastBatchLost: when SQLite rolls a fast batch's transaction back (as it may on a
+// full disk or an I/O error; here an operation does it), every caller of the batch gets
+// a database error and nothing of the batch is written, the updates before the failure
+// included. The writer goes on.
+func TestFastBatchLost(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	createSiteAndKey(t, s, "")
+	loginUsers(t, s, "3_site", "u1")
+	errDisk := errors.New("disk full")
+	batch := []*writeOp{
+		fastOnly(s, "3_site", "u1", patchOf(map[socius.Field]string{socius.Nickname: "lost"}), now),
+		{fn: func(*sql.Tx) error { return errRanOnSQL }, fast: func(c *writeConn) error {
+			if err := c.run(c.rollback, "rollback"); err != nil {
+				return err
+			}
+			return errDisk
+		}},
+	}
+	_, err := s.commit(batch)
+	if socius.ErrorCode(err) != socius.CodeDatabaseError || !errors.Is(err, errDisk) {
+		t.Errorf("commit of a rolled back batch: %v, want a database error wrapping %v", err, errDisk)
+	}
+	if u, err := s.User(ctx, "3_site", "u1"); err != nil || u.Profile[socius.Nickname] != "old" {
+		t.Errorf("u1 after the lost batch: %+v, %v", u, err)
+	}
+	if err := s.UpdateProfile(ctx, "3_site", "u1", patchOf(map[socius.Field]string{socius.Nickname: "kept"}), now); err != nil {
+		t.Fatalf("UpdateProfile after the lost batch: %v", err)
+	}
+	if u, err := s.User(ctx, "3_site", "u1"); err != nil || u.Profile[socius.Nickname] != "kept" {
+		t.Errorf("u1: %+v, %v", u, err)
+	}
+}
+
 // TestMixedBatchRunsOnSQL: a batch that holds any write without a fast form runs
 // whole on the database/sql connection, profile updates included.
 func TestMixedBatchRunsOnSQL(t *testing.T) {
