@@ -33,7 +33,7 @@ func (c *cconn) open(path string) error {
 	defer libc.Xfree(c.tls, name)
 	pdb := libc.Xmalloc(c.tls, 8)
 	if pdb == 0 {
-		return errors.New("sqlite: connection: out of memory")
+		return errors.New("open: out of memory")
 	}
 	defer libc.Xfree(c.tls, pdb)
 	*(*uintptr)(cmem(pdb)) = 0
@@ -55,7 +55,7 @@ func (c *cconn) prepare(query string) (uintptr, error) {
 	defer libc.Xfree(c.tls, q)
 	pp := libc.Xmalloc(c.tls, 8)
 	if pp == 0 {
-		return 0, errors.New("sqlite: prepare: out of memory")
+		return 0, errors.New("prepare: out of memory")
 	}
 	defer libc.Xfree(c.tls, pp)
 	*(*uintptr)(cmem(pp)) = 0
@@ -86,15 +86,15 @@ func (c *cconn) exec(query string) error {
 	return nil
 }
 
-// A cError is a failure of a C API call: its (extended) result code and SQLite's
-// message.
+// A cError is a failure of a C API call: what was done (open, prepare, step, ...), the
+// (extended) result code and SQLite's message. The caller says what for.
 type cError struct {
 	op   string
 	code int32
 	msg  string
 }
 
-func (e *cError) Error() string { return fmt.Sprintf("sqlite: %s: %s (%d)", e.op, e.msg, e.code) }
+func (e *cError) Error() string { return fmt.Sprintf("%s: %s (%d)", e.op, e.msg, e.code) }
 
 // err is the error of the result code rc, with SQLite's message.
 func (c *cconn) err(op string, rc int32) error {
@@ -150,7 +150,7 @@ func (c *cconn) binder(stmt uintptr, textBytes int) binder {
 		size := max(textBytes, 256)
 		if c.buf = libc.Xmalloc(c.tls, libc.Tsize_t(size)); c.buf == 0 {
 			c.size = 0
-			b.err = errors.New("sqlite: bind: out of memory")
+			b.err = errors.New("bind: out of memory")
 			return b
 		}
 		c.size = size
@@ -166,7 +166,7 @@ func (b *binder) text(s string) {
 	}
 	b.i++
 	if b.off+len(s)+1 > b.c.size {
-		b.err = errors.New("sqlite: bind: texts larger than reserved")
+		b.err = errors.New("bind: texts larger than reserved")
 		return
 	}
 	mem := unsafe.Slice((*byte)(cmem(b.c.buf)), b.c.size)

@@ -93,7 +93,7 @@ func (c *writeConn) version() (int64, error) {
 	stmt := c.dataVersion
 	defer sqlite3.Xsqlite3_reset(c.tls, stmt)
 	if rc := sqlite3.Xsqlite3_step(c.tls, stmt); rc != sqlite3.SQLITE_ROW {
-		return 0, c.err("data version", rc)
+		return 0, c.err("step", rc)
 	}
 	return c.int64(stmt, 0), nil
 }
@@ -125,7 +125,7 @@ func (c *writeConn) updateProfile(apiKey, uid string, patch *socius.Patch, now i
 	if b.err != nil {
 		return errorFor("update profile", b.err)
 	}
-	if err := c.run(stmt, "update profile"); err != nil {
+	if err := c.run(stmt, "step"); err != nil {
 		return errorFor("update profile", err)
 	}
 	if sqlite3.Xsqlite3_changes(c.tls, c.db) == 0 {

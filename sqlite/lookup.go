@@ -85,7 +85,7 @@ func (c *lookupConn) lookupUser(apiKey, uid string) (u *socius.User, found bool,
 	case sqlite3.SQLITE_DONE:
 		return nil, false, nil
 	default:
-		return nil, false, c.err("user", rc)
+		return nil, false, c.err("step", rc)
 	}
 	// The columns of userColumns, in order.
 	u = &socius.User{APIKey: apiKey, UID: c.text(stmt, 0)}

@@ -227,7 +227,7 @@ func allFast(batch []*writeOp) bool {
 func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 	c := s.wc
 	if err := c.run(c.begin, "begin"); err != nil {
-		return batch, socius.DatabaseError("sqlite: begin", err)
+		return batch, socius.DatabaseError("sqlite", err)
 	}
 	defer func() {
 		if c.inTx() { // not committed
@@ -256,7 +256,7 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 		}
 	}
 	if err := c.run(c.commit, "commit"); err != nil {
-		return batch, socius.DatabaseError("sqlite: commit", err)
+		return batch, socius.DatabaseError("sqlite", err)
 	}
 	if s.afterCommit != nil {
 		s.afterCommit()
