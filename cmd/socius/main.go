@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -125,6 +126,25 @@ func atLeastTwoProcs(lookupEnv func(string) (string, bool)) (from int, raised bo
 	return from, true
 }
 
+// serveGCPercent is the garbage collector's target (GOGC) of socius serve when the GOGC
+// variable does not choose. A busy server keeps about a megabyte of live heap (the
+// nonce tables and SQLite's memory are outside it), so at Go's default of 100 the heap
+// goal is the runtime's floor of 4 MB and the collector runs tens of times a second:
+// about 5 % of getUserInfo's CPU, plus its assists. At 400 it runs about a quarter as
+// often, for 10 to 20 MB more memory (a million users at a full nonce window: 104 MB
+// against 86-88; docs/performance.md, item 15).
+const serveGCPercent = 400
+
+// setGCPercent sets the collector's target to serveGCPercent unless the GOGC variable
+// chooses; it reports whether it did.
+func setGCPercent(lookupEnv func(string) (string, bool)) bool {
+	if _, set := lookupEnv("GOGC"); set {
+		return false
+	}
+	debug.SetGCPercent(serveGCPercent)
+	return true
+}
+
 // errUsage is returned after a usage message was printed.
 var errUsage = errors.New("usage")
 
@@ -140,6 +160,7 @@ func runServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	if from, raised := atLeastTwoProcs(lookupEnv); raised {
 		fmt.Fprintf(stdout, "socius: %d CPU available: running with GOMAXPROCS=2 (set GOMAXPROCS to choose)\n", from)
 	}
+	setGCPercent(lookupEnv)
 	if err := m.Run(ctx); err != nil {
 		return err
 	}

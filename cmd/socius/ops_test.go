@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,6 +311,30 @@ func TestEmulatorAdminListenerOnlyWhenAsked(t *testing.T) {
 	}
 	if m := NewMain(); m.ParseFlags(nil, noEnv, io.Discard) != nil || m.AdminAddr != "127.0.0.1:9090" {
 		t.Errorf("without --emulator: admin %q", m.AdminAddr)
+	}
+}
+
+// TestServeGCPercent: serve sets the collector's target to serveGCPercent, unless
+// the GOGC variable chooses.
+func TestServeGCPercent(t *testing.T) {
+	current := func() int {
+		p := debug.SetGCPercent(100)
+		debug.SetGCPercent(p)
+		return p
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	if !setGCPercent(noEnv) || current() != serveGCPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", current(), serveGCPercent)
+	}
+	debug.SetGCPercent(100)
+	gogc := func(k string) (string, bool) {
+		if k == "GOGC" {
+			return "50", true
+		}
+		return "", false
+	}
+	if setGCPercent(gogc) || current() != 100 {
+		t.Errorf("with GOGC set: GC percent %d, want it left at 100", current())
 	}
 }
 
