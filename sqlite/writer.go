@@ -189,12 +189,8 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 		if _, err := release.Exec(); err != nil {
 			return batch, socius.DatabaseError("sqlite: release savepoint", err)
 		}
-		if i == len(batch)-1 && len(batch) < maxBatch {
-			select {
-			case op := <-s.ops:
-				batch = append(batch, op)
-			default:
-			}
+		if i == len(batch)-1 {
+			batch = s.join(batch, false)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -208,6 +204,27 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 		return v, err
 	})
 	return batch, nil
+}
+
+// join adds to the batch an operation that is waiting, if there is one and the batch
+// has room: writes that arrive while a batch runs share its fsync. In a fast batch
+// (fast), an operation without a fast form does not join but starts the next batch
+// (s.carry).
+func (s *Store) join(batch []*writeOp, fast bool) []*writeOp {
+	if len(batch) >= maxBatch {
+		return batch
+	}
+	select {
+	case op := <-s.ops:
+		if fast && op.fast == nil {
+			s.carry = op
+			s.carries.Add(1)
+			return batch
+		}
+		return append(batch, op)
+	default:
+		return batch
+	}
 }
 
 func allFast(batch []*writeOp) bool {
@@ -242,17 +259,8 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 			// SQLite rolled the transaction back: the batch is lost.
 			return batch, socius.DatabaseError("sqlite: write", op.err)
 		}
-		if i == len(batch)-1 && len(batch) < maxBatch {
-			select {
-			case op := <-s.ops:
-				if op.fast != nil {
-					batch = append(batch, op)
-				} else {
-					s.carry = op
-					s.carries.Add(1)
-				}
-			default:
-			}
+		if i == len(batch)-1 {
+			batch = s.join(batch, true)
 		}
 	}
 	if err := c.run(c.commit, "commit"); err != nil {
