@@ -157,9 +157,10 @@ func (s *Store) writer() {
 // (up to maxBatch), so that they share its fsync instead of waiting for a whole batch
 // of their own; commit returns the batch with them. It returns an error only when the
 // batch as a whole is lost (the transaction could not begin, continue or commit):
-// then nothing in it was written, and every caller gets that error.
+// then nothing in it was written, and every caller gets that error. A batch whose
+// operations all have a fast form runs on the C API connection instead (commitFast).
 func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
-	if s.wc != nil && allFast(batch) {
+	if allFast(batch) {
 		return s.commitFast(batch)
 	}
 	tx, err := s.wdb.Begin()
