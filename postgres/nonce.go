@@ -26,6 +26,32 @@ func nonceKey(credential, nonce string) []byte {
 	return h.Sum(nil)
 }
 
+// nonceSyncSQL records a pair: a row comes back when the pair is inserted, or when an
+// expired row is taken over; a live row is left alone and nothing comes back.
+const nonceSyncSQL = `INSERT INTO nonces (key, expires_at) VALUES ($1, $2)
+	ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < $3
+	RETURNING expires_at`
+
+// nonceAsyncSQL is nonceSyncSQL committed without waiting for the WAL flush (the
+// store URL's nonce_commit=async): set_config(..., true) turns synchronous_commit off
+// for the statement's own transaction only, and the statement answers as soon as
+// PostgreSQL has the row in memory. A crash of the database can then lose the nonces of
+// its last fraction of a second (up to three wal_writer_delay), which makes a request
+// captured in that time replayable within its timestamp window; a node's in-memory
+// nonces (the SQLite store) are all lost when the node restarts.
+const nonceAsyncSQL = `INSERT INTO nonces (key, expires_at)
+	SELECT $1::bytea, $2::bigint FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async
+	ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < $3
+	RETURNING expires_at`
+
+// nonceSQL is the statement of UseNonce, as nonce_commit chose.
+func (s *Store) nonceSQL() string {
+	if s.asyncNonces {
+		return nonceAsyncSQL
+	}
+	return nonceSyncSQL
+}
+
 // UseNonce records (credential, nonce) until expires and reports whether it was new: a
 // pair remembered and not expired at now reports false. One statement decides, so two
 // nodes given the same pair at once cannot both accept it.
@@ -33,11 +59,7 @@ func (s *Store) UseNonce(ctx context.Context, credential, nonce string, expires,
 	key := nonceKey(credential, nonce)
 	var fresh bool
 	err := s.write(ctx, "use nonce", func(ctx context.Context) error {
-		// A row comes back when the pair is inserted, or when an expired row is taken
-		// over; a live row is left alone and nothing comes back.
-		rows, err := s.pool.Query(ctx, `INSERT INTO nonces (key, expires_at) VALUES ($1, $2)
-			ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < $3
-			RETURNING expires_at`, key, millis(expires), millis(now))
+		rows, err := s.pool.Query(ctx, s.nonceSQL(), key, millis(expires), millis(now))
 		if err != nil {
 			return err
 		}

@@ -100,6 +100,8 @@ type Store struct {
 
 	nonceCalls atomic.Uint64
 	sweeping   atomic.Bool
+	// asyncNonces: nonces are committed without waiting for the flush (nonce_commit=async).
+	asyncNonces bool
 
 	// background is the context of the nonce sweeps; Close cancels it.
 	background context.Context
@@ -114,11 +116,25 @@ type Store struct {
 // Open connects to the database at url (postgres://user:password@host:port/db?...,
 // or the key=value form), checks that it answers and brings its schema up to date.
 // Besides libpq's parameters the URL takes pgxpool's (pool_max_conns, ...); without
-// pool_max_conns the pool holds up to 4 connections per CPU, at least 16.
+// pool_max_conns the pool holds up to 4 connections per CPU, at least 16. It also takes
+// Socius's own nonce_commit: sync (the default) or async (see nonceAsyncSQL).
 func Open(ctx context.Context, connString string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	// pgx would send nonce_commit to the server as a run-time parameter, which
+	// PostgreSQL refuses: it is taken out here.
+	asyncNonces := false
+	if v, ok := cfg.ConnConfig.RuntimeParams["nonce_commit"]; ok {
+		delete(cfg.ConnConfig.RuntimeParams, "nonce_commit")
+		switch v {
+		case "sync":
+		case "async":
+			asyncNonces = true
+		default:
+			return nil, fmt.Errorf("postgres: open: nonce_commit=%q: want sync or async", v)
+		}
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
@@ -139,7 +155,7 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
 	background, cancel := context.WithCancel(context.Background())
-	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, background: background, cancel: cancel}, nil
+	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
 }
 
 // Redact returns a connection string without its password, for logs and error

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,78 @@ func TestStore(t *testing.T) {
 
 func TestNonces(t *testing.T) {
 	storetest.RunNonces(t, func(t *testing.T) socius.NonceStore { return newStore(t) })
+}
+
+// TestNoncesAsync runs the nonce suite on stores whose nonces commit without waiting
+// for the flush (nonce_commit=async): a replay is refused all the same.
+func TestNoncesAsync(t *testing.T) {
+	storetest.RunNonces(t, func(t *testing.T) socius.NonceStore {
+		s := open(t, pgtest.URL(t)+"&nonce_commit=async")
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestNonceCommit checks what nonce_commit chooses. The statement of UseNonce leaves
+// synchronous_commit off for its own transaction with async, and on with sync or
+// without the parameter; in every case the connection's own setting stays on after
+// it, so that the pool's next statement on that connection (a profile update, say)
+// still waits for its flush. An unknown value fails Open.
+func TestNonceCommit(t *testing.T) {
+	ctx := t.Context()
+	// The test server runs with synchronous_commit off; these sessions start with it
+	// on, as a production server's do.
+	url := pgtest.URL(t) + "&synchronous_commit=on"
+	for i, c := range []struct{ param, inTx string }{
+		{"", "on"},
+		{"&nonce_commit=sync", "on"},
+		{"&nonce_commit=async", "off"},
+	} {
+		s := open(t, url+c.param)
+		key := nonceKey("3_site", strconv.Itoa(i))
+
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := tx.Query(ctx, s.nonceSQL(), key, int64(2), int64(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		var inTx string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&inTx); err != nil {
+			t.Fatal(err)
+		}
+		tx.Rollback(ctx)
+		if inTx != c.inTx {
+			t.Errorf("%q: synchronous_commit in the nonce's transaction = %s, want %s", c.param, inTx, c.inTx)
+		}
+
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fresh bool
+		if err := conn.QueryRow(ctx, s.nonceSQL(), key, int64(2), int64(1)).Scan(new(int64)); err == nil {
+			fresh = true
+		}
+		var after string
+		if err := conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&after); err != nil {
+			t.Fatal(err)
+		}
+		conn.Release()
+		if !fresh || after != "on" {
+			t.Errorf("%q: nonce recorded %v, synchronous_commit after it %s, want true and on", c.param, fresh, after)
+		}
+		s.Close()
+	}
+	if s, err := Open(ctx, url+"&nonce_commit=maybe"); err == nil {
+		s.Close()
+		t.Error("Open with nonce_commit=maybe succeeded")
+	} else if !strings.Contains(err.Error(), "nonce_commit") {
+		t.Errorf("Open with nonce_commit=maybe: %v, want an error naming nonce_commit", err)
+	}
 }
 
 // TestNoncesSharedByNodes gives the same nonces to two stores on one database, as two
