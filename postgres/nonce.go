@@ -27,8 +27,11 @@ func nonceKey(credential, nonce string) []byte {
 }
 
 // nonceSyncSQL records a pair: a row comes back when the pair is inserted, or when an
-// expired row is taken over; a live row is left alone and nothing comes back.
-const nonceSyncSQL = `INSERT INTO nonces (key, expires_at) VALUES ($1, $2)
+// expired row is taken over (nonceConflict); a live row is left alone and nothing
+// comes back.
+const nonceSyncSQL = `INSERT INTO nonces (key, expires_at) VALUES ($1, $2)` + nonceConflict
+
+const nonceConflict = `
 	ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < $3
 	RETURNING expires_at`
 
@@ -40,9 +43,7 @@ const nonceSyncSQL = `INSERT INTO nonces (key, expires_at) VALUES ($1, $2)
 // captured in that time replayable within its timestamp window; a node's in-memory
 // nonces (the SQLite store) are all lost when the node restarts.
 const nonceAsyncSQL = `INSERT INTO nonces (key, expires_at)
-	SELECT $1::bytea, $2::bigint FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async
-	ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < $3
-	RETURNING expires_at`
+	SELECT $1::bytea, $2::bigint FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async` + nonceConflict
 
 // nonceSQL is the statement of UseNonce, as nonce_commit chose.
 func (s *Store) nonceSQL() string {
