@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -311,41 +310,5 @@ func BenchmarkSite(b *testing.B) {
 		if _, err := s.Site(ctx, "3_site"); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// TestCheckpointer checks that commits are copied back into the database file soon
-// after, off the writer's path: once writes stop, the WAL-index shows every frame of
-// the WAL backfilled within a few checkpoint periods.
-func TestCheckpointer(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 20 {
-		if _, err := s.Login(ctx, "3_site", "u"+strconv.Itoa(i), nil, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The WAL-index: mxFrame is at byte 16 of the header, nBackfill at byte 96 (the
-	// checkpoint-info after the two header copies).
-	frames := func() (mx, backfilled uint32) {
-		b := make([]byte, 100)
-		if _, err := s.cache.shm.ReadAt(b, 0); err != nil {
-			t.Fatal(err)
-		}
-		return binary.NativeEndian.Uint32(b[16:]), binary.NativeEndian.Uint32(b[96:])
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mx, done := frames()
-		if mx > 0 && done == mx {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d WAL frames backfilled after 5 s", done, mx)
-		}
-		time.Sleep(checkpointEvery)
 	}
 }

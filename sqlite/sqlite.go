@@ -105,7 +105,8 @@ type Store struct {
 	closing chan struct{} // closed by Close: the writer stops, new writes fail
 	stopped chan struct{} // closed by the writer when it has stopped
 
-	// The checkpointer's connection, the commits it watches, and its end.
+	// The checkpointer, its database handle, the commits it watches, and its end.
+	ckpt        *checkpointer
 	ckdb        *sql.DB
 	commits     atomic.Int64
 	ckptStopped chan struct{}
@@ -213,10 +214,20 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.cache = openCache(path, readDSN)
-	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy); err == nil {
-		s.ckdb.SetMaxOpenConns(1)
-		s.ckptStopped = make(chan struct{})
-		go s.checkpointer(s.ckdb, &s.commits, s.ckptStopped)
+	// Without its checkpointer, the store still works: the writer's own checkpoints
+	// copy everything (see checkpoint.go).
+	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy+"&_pragma=synchronous(OFF)"); err == nil {
+		s.ckdb.SetMaxOpenConns(2) // the pin and the copy
+		if s.ckpt, err = openCheckpointer(s.ckdb, path); err == nil {
+			auto := fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerAutoCheckpoint)
+			s.wc.exec(auto)
+			s.wdb.Exec(auto) // its only connection, kept open
+			s.ckptStopped = make(chan struct{})
+			go s.checkpoints(s.ckpt, &s.commits, s.ckptStopped)
+		} else {
+			s.ckdb.Close()
+			s.ckdb = nil
+		}
 	}
 	go s.writer()
 	return s, nil
@@ -257,12 +268,16 @@ func (s *Store) Close() error {
 		<-s.stopped
 		s.wc.close()
 		var ckErr error
-		if s.ckdb != nil {
+		if s.ckpt != nil {
 			<-s.ckptStopped
-			ckErr = s.ckdb.Close()
+			ckErr = errors.Join(s.ckpt.close(), s.ckdb.Close())
 		}
 		s.lookups.drain()
 		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), ckErr, s.wdb.Close(), s.rdb.Close())
+		if s.ckpt != nil {
+			// After every connection (see closeFiles).
+			s.closeErr = errors.Join(s.closeErr, s.ckpt.closeFiles())
+		}
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)
 		}

@@ -160,6 +160,7 @@ func (s *Store) writer() {
 // then nothing in it was written, and every caller gets that error. A batch whose
 // operations all have a fast form runs on the C API connection instead (commitFast).
 func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
+	s.restartWAL()
 	if allFast(batch) {
 		return s.commitFast(batch)
 	}
