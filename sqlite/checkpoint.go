@@ -35,8 +35,10 @@ import (
 // The pin has a price: under a steady stream of commits, the copy is always behind the
 // end of the WAL by the commits of the last cycle, and the WAL is started over only
 // after a copy that reaches its end. So once the WAL holds restartFrames frames, the
-// checkpointer stops, and the writer, between two batches, runs SQLite's own
-// checkpoint (which syncs) to copy the rest: its next commit then starts the WAL over.
+// checkpointer ends that cycle without spreading its pages, so that the pin is held
+// for as short a time as it can be, and stops; the writer, between two batches, runs
+// SQLite's own checkpoint (which syncs) to copy the rest, what was committed during
+// that short cycle: its next commit then starts the WAL over.
 // SQLite's own automatic checkpoint on the writer's connections is set far beyond
 // that (writerAutoCheckpoint), as a bound should the checkpointer fail.
 const checkpointEvery = 20 * time.Millisecond
@@ -74,6 +76,7 @@ type checkpointer struct {
 
 	// afterCopy, when set (by tests), runs after each copy, before its sync.
 	afterCopy atomic.Pointer[func()]
+	spreads   atomic.Int64 // cycles whose pages went to the disk in parts: for tests
 }
 
 // openCheckpointer opens the checkpointer of the database at path, on db, its own
@@ -84,9 +87,11 @@ func openCheckpointer(db *sql.DB, path string) (*checkpointer, error) {
 	var err error
 	if c.pin, err = db.Conn(ctx); err == nil {
 		if c.copy, err = db.Conn(ctx); err == nil {
-			// Read-write: Windows syncs only a file opened for writing.
-			if c.db, err = os.OpenFile(path, os.O_RDWR, 0); err == nil {
-				c.wal, err = os.OpenFile(path+"-wal", os.O_RDWR, 0)
+			// Read-write: Windows syncs only a file opened for writing. The database
+			// file last, so that a failure never closes a descriptor of it (see
+			// closeFiles).
+			if c.wal, err = os.OpenFile(path+"-wal", os.O_RDWR, 0); err == nil {
+				c.db, err = os.OpenFile(path, os.O_RDWR, 0)
 			}
 		}
 	}
@@ -161,7 +166,11 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		if hook := c.afterCopy.Load(); hook != nil {
 			(*hook)()
 		}
-		c.writeBack(closing)
+		// When the writer is to copy the rest, the pin goes as soon as it can: the
+		// writer's copy, which it waits for, takes what was committed meanwhile.
+		if !long {
+			c.writeBack(closing)
+		}
 	}
 	if err := c.finish(); err != nil {
 		return err
@@ -182,6 +191,7 @@ func (c *checkpointer) writeBack(closing <-chan struct{}) {
 	if err != nil {
 		return
 	}
+	c.spreads.Add(1)
 	part := (fi.Size() + writeBackParts - 1) / writeBackParts
 	for i := range int64(writeBackParts) {
 		if writeBackRange(c.db, i*part, part) != nil {

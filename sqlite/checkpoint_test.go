@@ -63,6 +63,9 @@ func TestCheckpointer(t *testing.T) {
 	for {
 		mx, done := walFrames(t, s)
 		if mx > 0 && done == mx {
+			if canWriteBack && s.ckpt.spreads.Load() == 0 {
+				t.Error("no cycle handed its pages to the disk in parts")
+			}
 			return
 		}
 		if time.Now().After(deadline) {
@@ -159,5 +162,28 @@ func TestWALStartsOver(t *testing.T) {
 	// (writerAutoCheckpoint) is far beyond this.
 	if limit := int64(20*restartFrames) * (4096 + 24); longest > limit {
 		t.Errorf("the WAL grew to %d bytes; want at most %d", longest, limit)
+	}
+}
+
+// TestCycleBeforeRestartIsShort checks that the cycle which asks the writer to copy
+// the rest lets go of its pin at once, without spreading its pages over writeBackParts
+// pauses: the writer waits for its own copy, which takes what was committed meanwhile.
+func TestCycleBeforeRestartIsShort(t *testing.T) {
+	defer func(n int64) { restartFrames = n }(restartFrames)
+	restartFrames = 1 // every cycle finds the WAL long
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	createSiteAndKey(t, s, "one")
+
+	before := walRestarts(t, path)
+	for i := 0; i < 3000 && walRestarts(t, path) < before+2; i++ {
+		login(t, s, "u"+strconv.Itoa(i))
+	}
+	if walRestarts(t, path) < before+2 {
+		t.Fatal("the WAL was not started over twice in 3000 commits")
+	}
+	if n := s.ckpt.spreads.Load(); n != 0 {
+		t.Errorf("%d cycles that asked the writer spread their pages; want none", n)
 	}
 }

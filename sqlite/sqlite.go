@@ -32,6 +32,9 @@
 // nothing has been committed since, other than the writer's own commits of users and
 // tokens (see cache.go and carryCache).
 //
+// The WAL is copied back into the database file beside the writer, by a checkpointer
+// whose copies are on disk before SQLite may start the WAL over (see checkpoint.go).
+//
 // # Schema
 //
 // The schema lives in numbered files under migrations/, embedded in the binary. Open
