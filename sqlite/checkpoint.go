@@ -143,6 +143,8 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 	if !c.pinned {
 		ctx := context.Background()
 		if _, err := c.pin.ExecContext(ctx, `BEGIN`); err != nil {
+			// Should a transaction be left from a ROLLBACK that failed, end it.
+			c.pin.ExecContext(ctx, `ROLLBACK`)
 			return err
 		}
 		// The transaction's first read takes its snapshot: the pin.
