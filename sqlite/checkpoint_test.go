@@ -41,13 +41,6 @@ func walRestarts(t *testing.T, path string) uint32 {
 	return binary.BigEndian.Uint32(b[12:])
 }
 
-func login(t *testing.T, s *Store, uid string) {
-	t.Helper()
-	if _, err := s.Login(t.Context(), "3_site", uid, nil, now); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestCheckpointer checks that commits are copied back into the database file soon
 // after, off the writer's path: once writes stop, the WAL-index shows every frame of
 // the WAL backfilled within a few checkpoint periods.
@@ -57,7 +50,7 @@ func TestCheckpointer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		login(t, s, "u"+strconv.Itoa(i))
+		loginUsers(t, s, "3_site", "u"+strconv.Itoa(i))
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -89,7 +82,7 @@ func TestCheckpointPinKeepsWAL(t *testing.T) {
 	var once sync.Once
 	hook := func() { once.Do(func() { close(copied); <-release }) }
 	s.ckpt.afterCopy.Store(&hook)
-	login(t, s, "u1")
+	loginUsers(t, s, "3_site", "u1")
 	select {
 	case <-copied:
 	case <-time.After(5 * time.Second):
@@ -150,7 +143,7 @@ func TestWALStartsOver(t *testing.T) {
 	before := walRestarts(t, path)
 	var longest int64
 	for i := 0; i < 3000 && walRestarts(t, path) < before+3; i++ {
-		login(t, s, "u"+strconv.Itoa(i))
+		loginUsers(t, s, "3_site", "u"+strconv.Itoa(i))
 		if fi, err := os.Stat(path + "-wal"); err == nil {
 			longest = max(longest, fi.Size())
 		}
@@ -178,7 +171,7 @@ func TestCycleBeforeRestartIsShort(t *testing.T) {
 
 	before := walRestarts(t, path)
 	for i := 0; i < 3000 && walRestarts(t, path) < before+2; i++ {
-		login(t, s, "u"+strconv.Itoa(i))
+		loginUsers(t, s, "3_site", "u"+strconv.Itoa(i))
 	}
 	if walRestarts(t, path) < before+2 {
 		t.Fatal("the WAL was not started over twice in 3000 commits")
