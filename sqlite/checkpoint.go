@@ -220,8 +220,9 @@ func (c *checkpointer) finish() error {
 // checkpoints runs a cycle at most every checkpointEvery while commits happen, until
 // the store closes. While the writer is asked to start the WAL over, it waits, for
 // at most restartWait periods (a writer without writes to run does not answer).
-func (s *Store) checkpoints(c *checkpointer, commits *atomic.Int64, done chan<- struct{}) {
-	defer close(done)
+func (s *Store) checkpoints() {
+	defer close(s.ckptStopped)
+	c := s.ckpt
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	var seen int64
@@ -239,7 +240,7 @@ func (s *Store) checkpoints(c *checkpointer, commits *atomic.Int64, done chan<- 
 			c.restart.Store(false)
 		}
 		waited = 0
-		if n := commits.Load(); n != seen || c.pinned {
+		if n := s.commits.Load(); n != seen || c.pinned {
 			seen = n
 			// A failure leaves the work to the next cycle.
 			c.cycle(s.closing)

@@ -226,7 +226,7 @@ func Open(path string) (*Store, error) {
 			s.wc.exec(auto)
 			s.wdb.Exec(auto) // its only connection, kept open
 			s.ckptStopped = make(chan struct{})
-			go s.checkpoints(s.ckpt, &s.commits, s.ckptStopped)
+			go s.checkpoints()
 		} else {
 			s.ckdb.Close()
 			s.ckdb = nil
