@@ -31,6 +31,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -79,6 +80,15 @@ type Options struct {
 	// ServerPID is the server's process id (0: unknown). With it a run reports the
 	// server's peak memory and CPU use.
 	ServerPID int
+	// Samples: the result also lists every request it counts, with the time it was
+	// answered (Result.Samples), to see when the slow ones came.
+	Samples bool
+}
+
+// A Sample is one request a run counted: when its answer was read, and its latency.
+type Sample struct {
+	End     time.Time
+	Latency time.Duration
 }
 
 // Result is the outcome of one run. Latencies are in milliseconds.
@@ -115,6 +125,10 @@ type Result struct {
 	LoadgenCores      float64 `json:"loadgenCores,omitempty"`
 	OtherCPUPercent   float64 `json:"otherCpuPercent"`
 	StealPercent      float64 `json:"stealPercent"`
+
+	// Samples are the counted requests in the order they were answered, with
+	// Options.Samples; nil otherwise.
+	Samples []Sample `json:"-"`
 }
 
 // ErrorSample is one kind of failure seen during a run: an errorCode (or -1 for a
@@ -150,12 +164,13 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 			return nil, fmt.Errorf("loadgen: %v", err)
 		}
 		workers[i] = &worker{
-			conn:   newConn(addr),
-			signer: s,
-			rng:    rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))),
-			users:  o.Users,
-			stream: stream,
-			errs:   map[string]*ErrorSample{},
+			conn:    newConn(addr),
+			signer:  s,
+			rng:     rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))),
+			users:   o.Users,
+			stream:  stream,
+			errs:    map[string]*ErrorSample{},
+			samples: o.Samples,
 		}
 	}
 	if o.ServerPID > 0 {
@@ -191,6 +206,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	for _, w := range workers {
 		w.conn.close()
 		all = append(all, w.lat...)
+		r.Samples = append(r.Samples, w.ends...)
 		r.Errors += w.failed
 		for k, e := range w.errs {
 			if m, ok := errs[k]; ok {
@@ -204,6 +220,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 		r.ErrorKinds = append(r.ErrorKinds, *e)
 	}
 	sort.Slice(r.ErrorKinds, func(i, j int) bool { return r.ErrorKinds[i].Count > r.ErrorKinds[j].Count })
+	slices.SortFunc(r.Samples, func(a, b Sample) int { return a.End.Compare(b.End) })
 	r.Requests = int64(len(all))
 	if elapsed > 0 {
 		r.RPS = float64(r.Requests) / elapsed.Seconds()
@@ -246,6 +263,9 @@ type worker struct {
 	lat    latencies
 	failed int64
 	errs   map[string]*ErrorSample
+
+	samples bool     // keep ends
+	ends    []Sample // with samples: the counted requests
 }
 
 func (w *worker) loop(ctx context.Context, from, until time.Time) {
@@ -275,6 +295,9 @@ func (w *worker) loop(ctx context.Context, from, until time.Time) {
 				w.fail(fmt.Sprintf("errorCode %d", code), errorDetails(body))
 			} else {
 				w.lat.add(t1.Sub(t0))
+				if w.samples {
+					w.ends = append(w.ends, Sample{End: t1, Latency: t1.Sub(t0)})
+				}
 			}
 		}
 	}

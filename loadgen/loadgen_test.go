@@ -160,6 +160,43 @@ func TestRunAgainstBaseline(t *testing.T) {
 	}
 }
 
+// TestRunSamples asks a run for its samples: every counted request is there once, in
+// the order answered, within the measured window, and they agree with the summary.
+func TestRunSamples(t *testing.T) {
+	ts := httptest.NewServer(BaselineHandler())
+	defer ts.Close()
+	target := Target{URL: ts.URL, APIKey: testAPIKey, Secret: testSecret}
+	o := Options{Connections: 3, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Users: 10,
+		Stream: SetUserInfo, Samples: true}
+	start := time.Now()
+	r, err := Run(context.Background(), target, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now()
+	if r.Requests == 0 || int64(len(r.Samples)) != r.Requests {
+		t.Fatalf("%d samples for %d requests", len(r.Samples), r.Requests)
+	}
+	var longest time.Duration
+	for i, s := range r.Samples {
+		if i > 0 && s.End.Before(r.Samples[i-1].End) {
+			t.Fatalf("sample %d answered at %v, before sample %d at %v", i, s.End, i-1, r.Samples[i-1].End)
+		}
+		if s.End.Before(start.Add(o.Warmup)) || s.End.After(end) || s.Latency <= 0 {
+			t.Fatalf("sample %d: answered %v after the start (warm-up %v), latency %v", i, s.End.Sub(start), o.Warmup, s.Latency)
+		}
+		longest = max(longest, s.Latency)
+	}
+	if got := float64(longest) / 1e6; got != r.MaxMs {
+		t.Errorf("longest sample %.6f ms, the result's max %.6f ms", got, r.MaxMs)
+	}
+	// Without asking, none are kept.
+	o.Samples = false
+	if r, err := Run(context.Background(), target, o); err != nil || r.Requests == 0 || r.Samples != nil {
+		t.Errorf("without Samples: %d requests, %d samples, %v", r.Requests, len(r.Samples), err)
+	}
+}
+
 // TestRunCountsFailures runs against a server that refuses every call.
 func TestRunCountsFailures(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

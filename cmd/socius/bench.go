@@ -44,6 +44,7 @@ type Bench struct {
 	Rounds      int // each round measures the baseline and every scenario again
 
 	JSONFile   string
+	LatencyLog string // write every counted request's answer time and latency here, as CSV
 	StoreDir   string // where the stores live (kept); empty: a temp folder, removed
 	Label      string // the store's name in the report
 	Preload    string // auto, store or http
@@ -57,7 +58,8 @@ type Bench struct {
 	// a test says otherwise.
 	Command func(args ...string) *exec.Cmd
 
-	failed int64
+	failed  int64
+	latency *bufio.Writer // LatencyLog, open during Run
 }
 
 // NewBench returns a Bench with the defaults of `socius bench`.
@@ -118,6 +120,7 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.DurationVar(&b.Warmup, "warmup", b.Warmup, "unmeasured time before each measurement")
 	fs.IntVar(&b.Rounds, "rounds", b.Rounds, "measure the baseline and every scenario this many times, interleaved, and report the medians (a shared machine is noisy)")
 	fs.StringVar(&b.JSONFile, "json", b.JSONFile, "also write the results as JSON to this file")
+	fs.StringVar(&b.LatencyLog, "latency-log", b.LatencyLog, "write every counted request of every run to this file, as CSV: when it was answered and its latency")
 	fs.StringVar(&b.StoreDir, "store-dir", b.StoreDir, "keep the stores in this folder (users-N/ each) and reuse them; default: a temp folder, removed")
 	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite", or "external" with --url)`)
 	fs.StringVar(&b.Preload, "preload", b.Preload, "how users are created: store (written to the store before serve starts), http (signed notifyLogin calls) or auto (store unless serve flags are passed)")
@@ -245,7 +248,7 @@ type Machine struct {
 
 // Run runs the whole bench, printing a table row by row, and returns the report. It
 // fails when any request failed (the figures would not mean what they say).
-func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
+func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 	rep := &BenchReport{
 		Date:        time.Now().UTC().Truncate(time.Second),
 		Machine:     thisMachine(),
@@ -262,6 +265,22 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 	m := rep.Machine
 	fmt.Fprintf(b.Stdout, "socius bench: %d CPUs (%s), %s, %s, %s; %d connections, %s warm-up + %s per run, %d round(s)\n\n",
 		m.CPUs, m.CPUModel, m.OS, m.Kernel, m.Go, b.Connections, b.Warmup, b.Duration, b.Rounds)
+
+	if b.LatencyLog != "" {
+		f, err := os.Create(b.LatencyLog)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		b.latency = bufio.NewWriterSize(f, 1<<16)
+		b.latency.WriteString(latencyHeader)
+		defer func() {
+			err := errors.Join(b.latency.Flush(), f.Close())
+			b.latency = nil
+			if err != nil && runErr == nil {
+				runErr = fmt.Errorf("bench: --latency-log: %w", err)
+			}
+		}()
+	}
 
 	base, err := b.start(ctx, "baseline", nil, "bench", "--serve-baseline", "127.0.0.1:0")
 	if err != nil {
@@ -348,7 +367,7 @@ func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users 
 			fmt.Fprintf(b.Stdout, "round %d of %d\n", round, b.Rounds)
 		}
 		o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: users,
-			Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid}
+			Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid, Samples: b.latency != nil}
 		br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: target.APIKey, Secret: target.Secret}, o)
 		if err != nil {
 			return fmt.Errorf("bench: baseline: %w", err)
@@ -376,6 +395,11 @@ func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users 
 	}
 	return nil
 }
+
+// latencyHeader names the columns of --latency-log: the run (store, user count, round
+// and scenario, as in the table), the time the answer was read (Unix nanoseconds) and
+// the request's latency (nanoseconds).
+const latencyHeader = "store,users,round,scenario,end_unix_ns,latency_ns\n"
 
 // summarize returns, for each store, user count and scenario, the median of its
 // rounds (each figure on its own; the peak memory is the highest).
@@ -435,6 +459,16 @@ func summarize(results []*loadgen.Result) []*loadgen.Result {
 }
 
 func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {
+	if b.latency != nil {
+		store := r.Store
+		if r.Scenario == loadgen.Baseline {
+			store = "-"
+		}
+		for _, s := range r.Samples {
+			fmt.Fprintf(b.latency, "%s,%d,%d,%s,%d,%d\n", store, r.Users, r.Round, r.Scenario, s.End.UnixNano(), s.Latency.Nanoseconds())
+		}
+		r.Samples = nil // written; the report does not keep them
+	}
 	rep.Results = append(rep.Results, r)
 	printRow(b.Stdout, r)
 	atomic.AddInt64(&b.failed, r.Errors)

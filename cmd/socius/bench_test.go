@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +31,14 @@ func testBench(t *testing.T, args ...string) (*Bench, *syncBuffer) {
 }
 
 // TestBenchSmoke runs the whole bench for about two seconds with a few users: it must
-// measure the baseline and every scenario without a failed request, print them and
-// write them as JSON. It says nothing about speed (the suite is no benchmark).
+// measure the baseline and every scenario without a failed request, print them, write
+// them as JSON and write every counted request to the latency log. It says nothing
+// about speed (the suite is no benchmark).
 func TestBenchSmoke(t *testing.T) {
 	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	latencyFile := filepath.Join(t.TempDir(), "latency.csv")
 	b, out := testBench(t, "--users", "50", "--connections", "4", "--duration", "300ms", "--warmup", "100ms",
-		"--json", jsonFile)
+		"--json", jsonFile, "--latency-log", latencyFile)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if _, err := b.Run(ctx); err != nil {
@@ -70,6 +74,42 @@ func TestBenchSmoke(t *testing.T) {
 		if !strings.Contains(out.String(), string(s)) {
 			t.Errorf("the table has no %s line:\n%s", s, out)
 		}
+	}
+
+	// The latency log: its header, then as many lines for each run as it counted.
+	log, err := os.ReadFile(latencyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(log), "\n"), "\n")
+	if lines[0]+"\n" != latencyHeader {
+		t.Fatalf("latency log header %q", lines[0])
+	}
+	rows := map[string]int64{}
+	for _, line := range lines[1:] {
+		f := strings.Split(line, ",")
+		if len(f) != 6 {
+			t.Fatalf("latency log line %q", line)
+		}
+		end, err1 := strconv.ParseInt(f[4], 10, 64)
+		lat, err2 := strconv.ParseInt(f[5], 10, 64)
+		if err1 != nil || err2 != nil || lat <= 0 || time.Since(time.Unix(0, end)) > time.Minute {
+			t.Fatalf("latency log line %q", line)
+		}
+		rows[strings.Join(f[:4], ",")]++
+	}
+	for _, r := range rep.Results {
+		store := r.Store
+		if r.Scenario == loadgen.Baseline {
+			store = "-"
+		}
+		run := fmt.Sprintf("%s,50,1,%s", store, r.Scenario)
+		if rows[run] != r.Requests {
+			t.Errorf("latency log: %d lines for %s, which counted %d requests", rows[run], run, r.Requests)
+		}
+	}
+	if len(rows) != len(rep.Results) {
+		t.Errorf("latency log runs %v, want the %d of the report", rows, len(rep.Results))
 	}
 }
 
@@ -116,5 +156,20 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, noEnv, "help"); code != 0 || !strings.Contains(out, "bench") {
 		t.Errorf("usage does not list bench: %s", out)
+	}
+}
+
+// TestBenchLatencyLogUnwritable: a latency log that cannot be created fails the bench
+// before it starts anything.
+func TestBenchLatencyLogUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "no-such-dir", "latency.csv")
+	b, out := testBench(t, "--users", "5", "--duration", "100ms", "--latency-log", file)
+	b.Command = func(args ...string) *exec.Cmd {
+		t.Errorf("the bench started %q", args)
+		return exec.Command("false")
+	}
+	_, err := b.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "no-such-dir") {
+		t.Errorf("Run = %v, want the file's error\n%s", err, out)
 	}
 }
