@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -59,7 +60,7 @@ type Bench struct {
 	Command func(args ...string) *exec.Cmd
 
 	failed  int64
-	latency *bufio.Writer // LatencyLog, open during Run
+	latency *csv.Writer // LatencyLog, open during Run
 }
 
 // NewBench returns a Bench with the defaults of `socius bench`.
@@ -271,10 +272,11 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
-		b.latency = bufio.NewWriterSize(f, 1<<16)
-		b.latency.WriteString(latencyHeader)
+		b.latency = csv.NewWriter(f)
+		b.latency.Write(latencyColumns)
 		defer func() {
-			err := errors.Join(b.latency.Flush(), f.Close())
+			b.latency.Flush()
+			err := errors.Join(b.latency.Error(), f.Close())
 			b.latency = nil
 			if err != nil && runErr == nil {
 				runErr = fmt.Errorf("bench: --latency-log: %w", err)
@@ -396,10 +398,10 @@ func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users 
 	return nil
 }
 
-// latencyHeader names the columns of --latency-log: the run (store, user count, round
+// latencyColumns are the columns of --latency-log: the run (store, user count, round
 // and scenario, as in the table), the time the answer was read (Unix nanoseconds) and
 // the request's latency (nanoseconds).
-const latencyHeader = "store,users,round,scenario,end_unix_ns,latency_ns\n"
+var latencyColumns = []string{"store", "users", "round", "scenario", "end_unix_ns", "latency_ns"}
 
 // summarize returns, for each store, user count and scenario, the median of its
 // rounds (each figure on its own; the peak memory is the highest).
@@ -464,8 +466,10 @@ func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {
 		if r.Scenario == loadgen.Baseline {
 			store = "-"
 		}
+		row := []string{store, strconv.Itoa(r.Users), strconv.Itoa(r.Round), string(r.Scenario), "", ""}
 		for _, s := range r.Samples {
-			fmt.Fprintf(b.latency, "%s,%d,%d,%s,%d,%d\n", store, r.Users, r.Round, r.Scenario, s.End.UnixNano(), s.Latency.Nanoseconds())
+			row[4], row[5] = strconv.FormatInt(s.End.UnixNano(), 10), strconv.FormatInt(s.Latency.Nanoseconds(), 10)
+			b.latency.Write(row) // an error sticks; Run reports it
 		}
 		r.Samples = nil // written; the report does not keep them
 	}
