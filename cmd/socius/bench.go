@@ -462,11 +462,7 @@ func summarize(results []*loadgen.Result) []*loadgen.Result {
 
 func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {
 	if b.latency != nil {
-		store := r.Store
-		if r.Scenario == loadgen.Baseline {
-			store = "-"
-		}
-		row := []string{store, strconv.Itoa(r.Users), strconv.Itoa(r.Round), string(r.Scenario), "", ""}
+		row := []string{storeName(r), strconv.Itoa(r.Users), strconv.Itoa(r.Round), string(r.Scenario), "", ""}
 		for _, s := range r.Samples {
 			row[4], row[5] = strconv.FormatInt(s.End.UnixNano(), 10), strconv.FormatInt(s.Latency.Nanoseconds(), 10)
 			b.latency.Write(row) // an error sticks; Run reports it
@@ -690,10 +686,19 @@ func printHeader(w io.Writer) {
 		"peak RSS", "srv CPU", "µs/req", "other")
 }
 
-func printRow(w io.Writer, r *loadgen.Result) {
-	store, users, ratio := r.Store, loadgen.Thousands(float64(r.Users)), fmt.Sprintf("%.0f %%", 100*r.Ratio)
+// storeName is a run's store as the table and the latency log name it: "-" for the
+// baseline, which has none.
+func storeName(r *loadgen.Result) string {
 	if r.Scenario == loadgen.Baseline {
-		store, ratio = "-", "-"
+		return "-"
+	}
+	return r.Store
+}
+
+func printRow(w io.Writer, r *loadgen.Result) {
+	store, users, ratio := storeName(r), loadgen.Thousands(float64(r.Users)), fmt.Sprintf("%.0f %%", 100*r.Ratio)
+	if r.Scenario == loadgen.Baseline {
+		ratio = "-"
 	}
 	rss := "-"
 	if r.ServerPeakRSS > 0 {
