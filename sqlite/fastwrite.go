@@ -26,6 +26,9 @@ import (
 type writeConn struct {
 	cconn
 	begin, commit, rollback, update, dataVersion uintptr
+
+	out uintptr    // 8 bytes of libc memory for a file control's answer
+	wal *walBuffer // the WAL file's buffer, once installed (walbuf.go)
 }
 
 func openWriteConn(path string) (*writeConn, error) {
@@ -69,7 +72,10 @@ func (c *writeConn) close() {
 	for _, stmt := range []uintptr{c.begin, c.commit, c.rollback, c.update, c.dataVersion} {
 		c.finalize(stmt)
 	}
-	c.cconn.close()
+	if c.out != 0 {
+		libc.Xfree(c.tls, c.out)
+	}
+	c.cconn.close() // closes the WAL file, and with it frees its buffer
 }
 
 // run steps stmt, which returns no rows, and resets it.

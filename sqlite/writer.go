@@ -248,6 +248,7 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 	if err := c.run(c.begin, "begin"); err != nil {
 		return batch, socius.DatabaseError("sqlite", err)
 	}
+	c.bufferWAL()
 	defer func() {
 		if c.inTx() { // not committed
 			c.run(c.rollback, "rollback")
