@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -41,7 +43,26 @@ import (
 // that short cycle: its next commit then starts the WAL over.
 // SQLite's own automatic checkpoint on the writer's connections is set far beyond
 // that (writerAutoCheckpoint), as a bound should the checkpointer fail.
-const checkpointEvery = 20 * time.Millisecond
+//
+// How often to copy depends on the writes. When they are spread over more pages than
+// a period's commits (a large table: each write dirties a page of its own), waiting
+// saves no work, and the copies are best small: a cycle every checkpointEvery. When
+// they fall on a small set of pages (a small table, or a few hot users), the same
+// pages come back again and again, and a cycle copies each once however many times it
+// was written: waiting longer copies less. So each cycle counts the distinct pages
+// among the frames it copied (from the WAL-index, which lists each frame's page); when
+// they are fewer than shortRepeats of the frames, the checkpointer waits
+// checkpointEveryLong between cycles, until they are again more than longRepeats of
+// the frames of a long cycle (a long cycle sees more repeats than a short one over the
+// same pages, hence two thresholds).
+const (
+	checkpointEvery     = 20 * time.Millisecond
+	checkpointEveryLong = 100 * time.Millisecond
+	shortRepeats        = 0.8
+	longRepeats         = 0.5
+	// judgeFrames is the fewest frames a cycle must copy for its count to decide.
+	judgeFrames = 32
+)
 
 // The copied pages go to the disk in writeBackParts parts of the file, writeBackPause
 // apart: within the checkpoint period, so that the fsyncs of the commits in between
@@ -68,7 +89,17 @@ const writerAutoCheckpoint = 16000
 type checkpointer struct {
 	pin, copy *sql.Conn
 	db, wal   *os.File // the database file and its WAL, for syncing
+	shm       *os.File // the WAL-index, to read which pages a cycle copied; nil: not read
 	pinned    bool     // the pin's transaction is open: a copy is not yet durable
+
+	// The last cycle's copy: the frames it took, from copied[0]+1 to copied[1], how
+	// many they are and how many distinct pages among them (0, 0: not known). pages is
+	// reused from cycle to cycle.
+	copied           [2]uint32
+	frames, distinct int
+	pages            []uint32
+	// long is set while cycles are checkpointEveryLong apart (read by tests).
+	long atomic.Bool
 
 	// restart is set by the checkpointer when the WAL has grown to restartFrames,
 	// and cleared by the writer once it has copied the rest (Store.restartWAL).
@@ -97,6 +128,10 @@ func openCheckpointer(db *sql.DB, path string) (*checkpointer, error) {
 	}
 	if err != nil {
 		return nil, errors.Join(err, c.close(), c.closeFiles())
+	}
+	// Without the WAL-index (it cannot be opened), cycles stay checkpointEvery apart.
+	if shm, err := os.Open(path + "-shm"); err == nil {
+		c.shm = shm
 	}
 	return c, nil
 }
@@ -127,7 +162,7 @@ func (c *checkpointer) close() error {
 // it, SQLite's included.
 func (c *checkpointer) closeFiles() error {
 	var errs []error
-	for _, f := range []*os.File{c.db, c.wal} {
+	for _, f := range []*os.File{c.shm, c.db, c.wal} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
@@ -161,9 +196,16 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		}
 		// A checkpoint that fails (another one under way, an I/O error) copied
 		// nothing or a part: either way, the sync below covers it.
+		c.frames, c.distinct = 0, 0
+		before, known := c.backfilled()
 		var busy, frames, copied int64
 		if c.copy.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) == nil {
 			long = frames >= restartFrames
+			// Counted only when the copy goes on from the last one: the first copy
+			// after the WAL started over covers only the frames since.
+			if known && before > 0 && copied > int64(before) {
+				c.countPages(before, uint32(copied))
+			}
 		}
 		if hook := c.afterCopy.Load(); hook != nil {
 			(*hook)()
@@ -181,6 +223,83 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		c.restart.Store(true) // the writer's checkpoint must not meet the pin
 	}
 	return nil
+}
+
+// The WAL-index (the -shm file; https://www.sqlite.org/walformat.html) is in native
+// byte order: nBackfill, the frames copied back, at byte 96; the page number of each
+// frame in an array from byte 136 of its first 32 KiB block (frames 1 to 4062), then
+// from the start of each following block (4096 frames a block).
+const (
+	shmBackfill     = 96
+	shmBlock        = 32768
+	shmFirstFrames  = 4062
+	shmBlockFrames  = 4096
+	shmFirstPgnoOff = 136
+)
+
+// backfilled reads nBackfill from the WAL-index.
+func (c *checkpointer) backfilled() (uint32, bool) {
+	if c.shm == nil {
+		return 0, false
+	}
+	var b [4]byte
+	if _, err := c.shm.ReadAt(b[:], shmBackfill); err != nil {
+		return 0, false
+	}
+	return binary.NativeEndian.Uint32(b[:]), true
+}
+
+// countPages sets c.frames and c.distinct for the frames from+1 to to, which the
+// cycle copied: the pin keeps the WAL, and with it their entries in the WAL-index,
+// from being started over meanwhile. On a read failure, both stay 0.
+func (c *checkpointer) countPages(from, to uint32) {
+	pages, err := c.framePages(from, to, c.pages[:0])
+	if err != nil {
+		return
+	}
+	slices.Sort(pages)
+	c.pages = pages
+	c.copied = [2]uint32{from, to}
+	c.frames, c.distinct = len(pages), len(slices.Compact(pages))
+}
+
+// framePages appends to pages the page numbers of frames from+1 to to, in order, as
+// the WAL-index lists them.
+func (c *checkpointer) framePages(from, to uint32, pages []uint32) ([]uint32, error) {
+	var buf [4 * 1024]byte
+	for frame := from + 1; frame <= to; {
+		// The frame's entry, and how many follow it in the same block.
+		off, left := int64(shmFirstPgnoOff)+4*int64(frame-1), shmFirstFrames-int64(frame-1)
+		if frame > shmFirstFrames {
+			k := int64(frame - shmFirstFrames - 1)
+			off, left = shmBlock*(1+k/shmBlockFrames)+4*(k%shmBlockFrames), shmBlockFrames-k%shmBlockFrames
+		}
+		n := min(left, int64(to-frame+1), int64(len(buf)/4))
+		if _, err := c.shm.ReadAt(buf[:4*n], off); err != nil {
+			return pages, err
+		}
+		for i := range n {
+			pages = append(pages, binary.NativeEndian.Uint32(buf[4*i:]))
+		}
+		frame += uint32(n)
+	}
+	return pages, nil
+}
+
+// period is how long to wait after a cycle that copied frames frames of distinct
+// pages, when cycles were long apart (long) or not.
+func period(long bool, frames, distinct int) time.Duration {
+	switch {
+	case frames < judgeFrames:
+		if long {
+			return checkpointEveryLong
+		}
+	case long && float64(distinct) < longRepeats*float64(frames):
+		return checkpointEveryLong
+	case !long && float64(distinct) < shortRepeats*float64(frames):
+		return checkpointEveryLong
+	}
+	return checkpointEvery
 }
 
 // writeBack starts writing the database file's dirty pages to the disk, a part of
@@ -217,9 +336,10 @@ func (c *checkpointer) finish() error {
 	return err
 }
 
-// checkpoints runs a cycle at most every checkpointEvery while commits happen, until
-// the store closes. While the writer is asked to start the WAL over, it waits, for
-// at most restartWait periods (a writer without writes to run does not answer).
+// checkpoints runs a cycle at most every checkpointEvery (or checkpointEveryLong, see
+// period) while commits happen, until the store closes. While the writer is asked to
+// start the WAL over, it waits, for at most restartWait periods (a writer without
+// writes to run does not answer).
 func (s *Store) checkpoints() {
 	defer close(s.ckptStopped)
 	c := s.ckpt
@@ -227,6 +347,7 @@ func (s *Store) checkpoints() {
 	defer t.Stop()
 	var seen int64
 	waited := 0
+	wait, last := checkpointEvery, time.Now()
 	for {
 		select {
 		case <-s.closing:
@@ -240,10 +361,17 @@ func (s *Store) checkpoints() {
 			c.restart.Store(false)
 		}
 		waited = 0
+		if time.Since(last) < wait-checkpointEvery/2 && !c.pinned {
+			continue
+		}
 		if n := s.commits.Load(); n != seen || c.pinned {
 			seen = n
+			last = time.Now()
 			// A failure leaves the work to the next cycle.
-			c.cycle(s.closing)
+			if c.cycle(s.closing) == nil {
+				wait = period(c.long.Load(), c.frames, c.distinct)
+				c.long.Store(wait == checkpointEveryLong)
+			}
 		}
 	}
 }

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"database/sql"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -179,4 +181,222 @@ func TestCycleBeforeRestartIsShort(t *testing.T) {
 	if n := s.ckpt.spreads.Load(); n != 0 {
 		t.Errorf("%d cycles that asked the writer spread their pages; want none", n)
 	}
+}
+
+// TestPeriod: cycles go checkpointEveryLong apart when the frames of a cycle repeat
+// their pages, and back to checkpointEvery when they do not; a cycle of few frames
+// does not change the period.
+func TestPeriod(t *testing.T) {
+	for _, c := range []struct {
+		long             bool
+		frames, distinct int
+		want             time.Duration
+	}{
+		{false, 260, 255, checkpointEvery},     // a large table: every write a page of its own
+		{false, 260, 195, checkpointEveryLong}, // 10,000 users: a quarter repeats within 20 ms
+		{false, 260, 208, checkpointEvery},     // just at shortRepeats
+		{true, 1300, 420, checkpointEveryLong}, // 10,000 users over 100 ms
+		{true, 1300, 650, checkpointEvery},     // just at longRepeats
+		{true, 1300, 1290, checkpointEvery},
+		{false, judgeFrames - 1, 1, checkpointEvery}, // too few to judge: as it was
+		{true, judgeFrames - 1, judgeFrames - 1, checkpointEveryLong},
+		{false, 0, 0, checkpointEvery}, // not counted
+		{true, 0, 0, checkpointEveryLong},
+	} {
+		if got := period(c.long, c.frames, c.distinct); got != c.want {
+			t.Errorf("period(%v, %d, %d) = %v, want %v", c.long, c.frames, c.distinct, got, c.want)
+		}
+	}
+}
+
+// updateLoop updates the users of uids, from 16 goroutines, each update a value of
+// size bytes, until stop is closed. It goes through them with a stride (7919, a prime),
+// so that writes close in time fall on rows far apart.
+func updateLoop(t *testing.T, s *Store, uids []string, size int, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := g; ; i += 16 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				uid := uids[(i*7919)%len(uids)]
+				if err := s.UpdateProfile(t.Context(), "3_site", uid, bigPatch(fmt.Sprintf("%s-%d-", uid, i), size), now); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+// loginMany logs in the users of uids from 16 goroutines, each with a nickname of
+// size bytes.
+func loginMany(t *testing.T, s *Store, uids []string, size int) {
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := g; i < len(uids); i += 16 {
+				if _, err := s.Login(t.Context(), "3_site", uids[i], bigPatch("x", size), now); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestCheckpointCountsPages: the pages a cycle counts, read from the WAL-index, are
+// those of the frames it copied as the WAL itself records them (each frame's header
+// holds its page number), also past the WAL-index's first block (frame 4062).
+func TestCheckpointCountsPages(t *testing.T) {
+	defer func(n int64) { restartFrames = n }(restartFrames)
+	restartFrames = 8000 // so that the WAL grows past the first block
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	createSiteAndKey(t, s, "")
+	users := uids(300)
+	loginMany(t, s, users, 3000)
+	wal, err := os.Open(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wal.Close()
+
+	type check struct {
+		to              uint32
+		listed, inWAL   []uint32 // every frame's page, from the first
+		copied, counted []uint32 // the distinct pages of the copy
+		err             error
+	}
+	checks := make(chan check, 1000)
+	hook := func() { // on the checkpointer, pinned: the WAL cannot start over
+		c := s.ckpt
+		if c.frames == 0 {
+			return
+		}
+		from, to := c.copied[0], c.copied[1]
+		ck := check{to: to, counted: slices.Clone(c.pages[:c.distinct])}
+		ck.listed, ck.err = c.framePages(0, to, nil)
+		var hdr [4]byte
+		for frame := uint32(1); frame <= to && ck.err == nil; frame++ {
+			_, ck.err = wal.ReadAt(hdr[:], 32+int64(frame-1)*(4096+24))
+			ck.inWAL = append(ck.inWAL, binary.BigEndian.Uint32(hdr[:]))
+		}
+		if ck.err == nil {
+			ck.copied = slices.Clone(ck.inWAL[from:])
+			slices.Sort(ck.copied)
+			ck.copied = slices.Compact(ck.copied)
+		}
+		select {
+		case checks <- ck:
+		default:
+		}
+	}
+	s.ckpt.afterCopy.Store(&hook)
+	stop := make(chan struct{})
+	wg := updateLoop(t, s, users, 3000, stop)
+	defer wg.Wait()
+	defer close(stop)
+	deadline := time.After(20 * time.Second)
+	counted := 0
+	for {
+		select {
+		case c := <-checks:
+			if c.err != nil {
+				t.Fatal(c.err)
+			}
+			if !slices.Equal(c.listed, c.inWAL) {
+				t.Fatalf("frames 1 to %d: the WAL-index lists pages %v, the WAL %v", c.to, c.listed, c.inWAL)
+			}
+			if !slices.Equal(c.counted, c.copied) {
+				t.Fatalf("pages counted %v, copied %v", c.counted, c.copied)
+			}
+			counted++
+			if c.to > shmFirstFrames && counted >= 3 {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("after 20 s, %d cycles counted, none past frame %d", counted, shmFirstFrames)
+		}
+	}
+}
+
+// TestCheckpointWaitsForRepeats: writes to a few pages make the checkpointer's cycles
+// checkpointEveryLong apart; writes spread over many pages keep them checkpointEvery
+// apart.
+func TestCheckpointWaitsForRepeats(t *testing.T) {
+	t.Run("few pages", func(t *testing.T) {
+		s := newStore(t)
+		createSiteAndKey(t, s, "")
+		users := uids(20)
+		loginMany(t, s, users, 100)
+		stop := make(chan struct{})
+		wg := updateLoop(t, s, users, 100, stop)
+		deadline := time.Now().Add(10 * time.Second)
+		for !s.ckpt.long.Load() && time.Now().Before(deadline) {
+			time.Sleep(checkpointEvery)
+		}
+		close(stop)
+		wg.Wait()
+		if !s.ckpt.long.Load() {
+			t.Fatalf("writes to 20 users: cycles still %v apart after 10 s", checkpointEvery)
+		}
+	})
+	t.Run("many pages", func(t *testing.T) {
+		s := newStore(t)
+		createSiteAndKey(t, s, "")
+		// Rows of 3,000 bytes: about 1,000 in a leaf of the table (four to a leaf), the
+		// rest in a page of overflow. Written with a stride, a cycle sees few pages
+		// twice.
+		users := uids(6000)
+		loginMany(t, s, users, 3000)
+		// The logins are inserts in order, which repeat their pages: copied first.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(checkpointEvery) {
+			if mx, done := walFrames(t, s); done == mx {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the logins were not copied within 5 s")
+			}
+		}
+		type cycle struct{ frames, distinct int }
+		cycles := make(chan cycle, 1000)
+		hook := func() {
+			if c := s.ckpt; c.frames >= judgeFrames {
+				select {
+				case cycles <- cycle{c.frames, c.distinct}:
+				default:
+				}
+			}
+		}
+		s.ckpt.afterCopy.Store(&hook)
+		stop := make(chan struct{})
+		wg := updateLoop(t, s, users, 3000, stop) // a row a page
+		judged := 0
+		deadline := time.After(20 * time.Second)
+		for judged < 5 {
+			select {
+			case c := <-cycles:
+				judged++
+				t.Logf("a cycle of %d frames, %d distinct pages", c.frames, c.distinct)
+				if float64(c.distinct) < shortRepeats*float64(c.frames) {
+					t.Errorf("a cycle of %d frames over 6,000 pages counted %d distinct", c.frames, c.distinct)
+				}
+			case <-deadline:
+				t.Fatalf("after 20 s, %d cycles copied %d frames or more", judged, judgeFrames)
+			}
+		}
+		long := s.ckpt.long.Load()
+		close(stop)
+		wg.Wait()
+		if long {
+			t.Errorf("writes spread over 6,000 users: cycles %v apart", checkpointEveryLong)
+		}
+	})
 }
