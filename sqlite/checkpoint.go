@@ -100,6 +100,10 @@ type checkpointer struct {
 	pages            []uint32
 	// long is set while cycles are checkpointEveryLong apart (read by tests).
 	long atomic.Bool
+	// catchUp is set by a long-apart cycle that found the WAL at restartFrames: it
+	// spread its pages as usual, and the next cycle, checkpointEvery later, asks the
+	// writer (see cycle).
+	catchUp bool
 
 	// restart is set by the checkpointer when the WAL has grown to restartFrames,
 	// and cleared by the writer once it has copied the rest (Store.restartWAL).
@@ -174,7 +178,7 @@ func (c *checkpointer) closeFiles() error {
 // durable. A cycle that fails while its copy is not yet durable stays pinned, and the
 // next cycle starts with the sync.
 func (c *checkpointer) cycle(closing <-chan struct{}) error {
-	long := false // the WAL has grown to restartFrames
+	long := false // the WAL has grown to restartFrames: the writer is to copy the rest
 	if !c.pinned {
 		ctx := context.Background()
 		if _, err := c.pin.ExecContext(ctx, `BEGIN`); err != nil {
@@ -200,7 +204,7 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		before, known := c.backfilled()
 		var busy, frames, copied int64
 		if c.copy.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) == nil {
-			long = frames >= restartFrames
+			long, c.catchUp = askWriter(frames >= restartFrames, c.long.Load(), c.catchUp)
 			// Counted only when the copy goes on from the last one: the first copy
 			// after the WAL started over covers only the frames since.
 			if known && before > 0 && copied > int64(before) {
@@ -284,6 +288,22 @@ func (c *checkpointer) framePages(from, to uint32, pages []uint32) ([]uint32, er
 		frame += uint32(n)
 	}
 	return pages, nil
+}
+
+// askWriter reports whether a cycle asks the writer to copy the rest (so that the WAL
+// starts over), and whether the next cycle is to come checkpointEvery later to do it
+// instead (catchUp), given that the WAL holds restartFrames frames or more (walLong),
+// that cycles are checkpointEveryLong apart (longApart) and that this cycle is such a
+// catch-up (caughtUp). The writer copies what was committed since the cycle's pin,
+// and every write waits for that copy; after a cycle of checkpointEveryLong that would
+// be everything committed during its whole copy and sync, which a cycle that asks does
+// not spread. So such a cycle spreads its pages as any other, and the next one,
+// checkpointEvery later and small, asks.
+func askWriter(walLong, longApart, caughtUp bool) (ask, catchUp bool) {
+	if walLong && longApart && !caughtUp {
+		return false, true
+	}
+	return walLong, false
 }
 
 // period is how long to wait after a cycle that copied frames frames of distinct
@@ -371,6 +391,9 @@ func (s *Store) checkpoints() {
 			if c.cycle(s.closing) == nil {
 				wait = period(c.long.Load(), c.frames, c.distinct)
 				c.long.Store(wait == checkpointEveryLong)
+				if c.catchUp {
+					wait = checkpointEvery
+				}
 			}
 		}
 	}

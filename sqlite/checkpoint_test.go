@@ -400,3 +400,60 @@ func TestCheckpointWaitsForRepeats(t *testing.T) {
 		}
 	})
 }
+
+// TestAskWriter: while cycles are checkpointEveryLong apart, a cycle that finds the WAL
+// long spreads its pages and leaves asking the writer to the next, checkpointEvery
+// later; that one asks. Otherwise a cycle that finds the WAL long asks at once.
+func TestAskWriter(t *testing.T) {
+	for _, c := range []struct {
+		walLong, longApart, caughtUp bool
+		ask, catchUp                 bool
+	}{
+		{false, false, false, false, false},
+		{true, false, false, true, false},
+		{false, true, false, false, false},
+		{true, true, false, false, true}, // a long cycle: spread, catch up
+		{true, true, true, true, false},  // the catch-up: ask
+		{false, true, true, false, false},
+	} {
+		ask, catchUp := askWriter(c.walLong, c.longApart, c.caughtUp)
+		if ask != c.ask || catchUp != c.catchUp {
+			t.Errorf("askWriter(%v, %v, %v) = %v, %v; want %v, %v", c.walLong, c.longApart, c.caughtUp, ask, catchUp, c.ask, c.catchUp)
+		}
+	}
+}
+
+// TestWALStartsOverLongApart: with cycles checkpointEveryLong apart (writes to a few
+// users), the WAL still starts over again and again and stays short.
+func TestWALStartsOverLongApart(t *testing.T) {
+	defer func(n int64) { restartFrames = n }(restartFrames)
+	restartFrames = 400
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	createSiteAndKey(t, s, "")
+	users := uids(20)
+	loginMany(t, s, users, 1000)
+	stop := make(chan struct{})
+	wg := updateLoop(t, s, users, 1000, stop)
+	defer wg.Wait()
+	defer close(stop)
+	before, longSeen := walRestarts(t, path), 0
+	var longest int64
+	deadline := time.Now().Add(20 * time.Second)
+	for longSeen < 3 || walRestarts(t, path) < before+6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("in 20 s: the WAL started over %d times, cycles seen long apart %d times", walRestarts(t, path)-before, longSeen)
+		}
+		if s.ckpt.long.Load() {
+			longSeen++
+		}
+		if fi, err := os.Stat(path + "-wal"); err == nil {
+			longest = max(longest, fi.Size())
+		}
+		time.Sleep(checkpointEvery)
+	}
+	if limit := int64(20*restartFrames) * (4096 + 24); longest > limit {
+		t.Errorf("the WAL grew to %d bytes; want at most %d", longest, limit)
+	}
+}
