@@ -256,10 +256,7 @@ func loginMany(t *testing.T, s *Store, uids []string, size int) {
 func TestCheckpointCountsPages(t *testing.T) {
 	defer func(n int64) { restartFrames = n }(restartFrames)
 	restartFrames = 8000 // so that the WAL grows past the first block
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	users := uids(300)
 	loginMany(t, s, users, 3000)
 	wal, err := os.Open(path + "-wal")
@@ -428,10 +425,7 @@ func TestAskWriter(t *testing.T) {
 func TestWALStartsOverLongApart(t *testing.T) {
 	defer func(n int64) { restartFrames = n }(restartFrames)
 	restartFrames = 400
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	users := uids(20)
 	loginMany(t, s, users, 1000)
 	stop := make(chan struct{})

@@ -57,6 +57,18 @@ func integrityOK(t *testing.T, db *sql.DB) {
 	}
 }
 
+// siteStore opens a new store in a file of its own, with the site 3_site and its key,
+// and returns it with the file's path. It is closed when the test ends (Close may be
+// called before).
+func siteStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	t.Cleanup(func() { s.Close() })
+	createSiteAndKey(t, s, "")
+	return s, path
+}
+
 func uids(n int) []string {
 	u := make([]string, n)
 	for i := range u {
@@ -69,10 +81,7 @@ func uids(n int) []string {
 // few writes, not two per page, and every update is there for another connection as
 // soon as the batch is answered, and after the store is closed and opened again.
 func TestWALBufferGathersFrames(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	users := uids(60)
 	loginUsers(t, s, "3_site", users...)
 
@@ -132,10 +141,7 @@ func TestWALBufferGathersFrames(t *testing.T) {
 // connection of its own reads the new value (without the write at the sync it would
 // read pages that are not in the file yet).
 func TestWALBufferEveryCommitVisible(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	loginUsers(t, s, "3_site", "a", "b")
 	db := otherReader(t, path)
 	for i := range 40 {
@@ -158,10 +164,7 @@ func TestWALBufferEveryCommitVisible(t *testing.T) {
 // WAL before its commit and reads them back, and rewrites a spilled page in place:
 // reads and writes out of order, each of which must see the file as SQLite wrote it.
 func TestWALBufferSpill(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	users := uids(150)
 	loginUsers(t, s, "3_site", users...)
 	if err := s.wc.exec(`PRAGMA cache_size = 10`); err != nil {
@@ -232,10 +235,7 @@ func TestWALBufferSpill(t *testing.T) {
 // injected), the batch fails for every caller with a database error, nothing of it is
 // stored, and the next write works.
 func TestWALBufferWriteFails(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	users := uids(10)
 	loginUsers(t, s, "3_site", users...)
 	w := s.wc.bufferWAL()
@@ -336,10 +336,7 @@ func (f walFile) truncate(size int64) {
 // as if every write had gone straight to it; what is held reaches the file at the sync,
 // at any other use of the file, and when it is closed.
 func TestWALBufferMethods(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "")
+	s, path := siteStore(t)
 	loginUsers(t, s, "3_site", "u1")
 	c := s.wc
 	// The writer is idle; its write lock keeps every other connection from writing
