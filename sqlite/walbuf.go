@@ -99,6 +99,13 @@ func (c *writeConn) bufferWAL() *walBuffer {
 		c.wal = w
 		return w
 	}
+	// Without powersafe overwrite (a VFS or URI that turns it off), SQLite pads a
+	// commit to a sector boundary and writes the padding after the sync, unsynced and
+	// published: bytes a buffer would still hold. The unix and Windows VFSes have it.
+	dc := ioMethods(methods).FxDeviceCharacteristics
+	if (*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&dc)))(c.tls, file)&sqlite3.SQLITE_IOCAP_POWERSAFE_OVERWRITE == 0 {
+		return nil
+	}
 	w := &walBuffer{file: file, orig: methods}
 	size := unsafe.Sizeof(sqlite3.Tsqlite3_io_methods{})
 	if w.methods = libc.Xmalloc(c.tls, libc.Tsize_t(size)); w.methods == 0 {
