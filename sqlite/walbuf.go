@@ -95,10 +95,6 @@ func (c *writeConn) bufferWAL() *walBuffer {
 	if w := c.wal; w != nil && w.file == file && w.methods == methods {
 		return w
 	}
-	if w := walBufferOf(file); w != nil && w.methods == methods {
-		c.wal = w
-		return w
-	}
 	// Without powersafe overwrite (a VFS or URI that turns it off), SQLite pads a
 	// commit to a sector boundary and writes the padding after the sync, unsynced and
 	// published: bytes a buffer would still hold. The unix and Windows VFSes have it.
