@@ -331,10 +331,16 @@ func TestCheckpointWaitsForRepeats(t *testing.T) {
 	t.Run("few pages", func(t *testing.T) {
 		s := newStore(t)
 		createSiteAndKey(t, s, "")
-		users := uids(20)
-		loginMany(t, s, users, 100)
+		// Rows of 800 bytes, four or five to a leaf: 40 users on about ten pages. A
+		// commit of the 16 writers' updates writes most of them, so that a cycle
+		// copies the judgeFrames it needs to decide from four or five commits, even on
+		// a slow disk, and sees its pages several times. (With every user on one page,
+		// a commit wrote one frame: a cycle decided only when the disk synced 32
+		// commits in 20 ms.)
+		users := uids(40)
+		loginMany(t, s, users, 800)
 		stop := make(chan struct{})
-		wg := updateLoop(t, s, users, 100, stop)
+		wg := updateLoop(t, s, users, 800, stop)
 		deadline := time.Now().Add(10 * time.Second)
 		for !s.ckpt.long.Load() && time.Now().Before(deadline) {
 			time.Sleep(checkpointEvery)
@@ -342,7 +348,8 @@ func TestCheckpointWaitsForRepeats(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		if !s.ckpt.long.Load() {
-			t.Fatalf("writes to 20 users: cycles still %v apart after 10 s", checkpointEvery)
+			t.Fatalf("writes to 40 users on about ten pages: cycles still %v apart after 10 s (last cycle: %d frames, %d distinct pages)",
+				checkpointEvery, s.ckpt.frames, s.ckpt.distinct)
 		}
 	})
 	t.Run("many pages", func(t *testing.T) {
