@@ -120,7 +120,8 @@ type Token struct {
 	CreatedAt time.Time
 	// ExpiresAt is when the token stops working; zero for never.
 	ExpiresAt time.Time
-	// RevokedAt is when logout or deleteAccount ended the token; zero while it lives.
+	// RevokedAt is when logout, deleteAccount or `socius token revoke` ended the
+	// token; zero while it lives.
 	RevokedAt time.Time
 }
 

@@ -365,7 +365,7 @@ func tokenAlive(t *socius.Token, now time.Time) error {
 	revoked := !t.RevokedAt.IsZero()
 	switch {
 	case revoked && (!expired || t.RevokedAt.Before(t.ExpiresAt)):
-		return invalidToken("the token was revoked at %s (logout or deleteAccount of its user)", gigya.FormatTime(t.RevokedAt))
+		return invalidToken("the token was revoked at %s (logout or deleteAccount of its user, or socius token revoke)", gigya.FormatTime(t.RevokedAt))
 	case expired:
 		return invalidToken("the token expired at %s", gigya.FormatTime(t.ExpiresAt))
 	}

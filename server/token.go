@@ -18,7 +18,8 @@ import (
 //	-1         60 s (Gigya: a 60 s window renewed by a site cookie; Socius does not renew)
 //	N > 0      N seconds, at most maxSessionSeconds
 //
-// Every token can be ended early by logout or deleteAccount of its user.
+// Every token can be ended early by logout or deleteAccount of its user, and any one
+// token by `socius token revoke`.
 const (
 	sessionForever    = -2
 	sessionBrowser    = 0

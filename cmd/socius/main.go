@@ -48,6 +48,8 @@ commands:
   site create|list|show|rotate-secret   manage sites
   key create|list|delete|rotate-secret  manage application/user keys
   user export|import                    write a site's users as JSON lines, read them back
+  token revoke [TOKEN]                  end an access or session token (read from standard
+                                        input when not given)
   call METHOD [NAME=VALUE ...]          call an API method (signed by the Go client), print the answer
   emulator reset|clock|faults|log|export|seed|status
                                         drive a running "socius serve --emulator"
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "user":
 		err = runUser(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "token":
+		err = runToken(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "call":
 		err = runCall(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "emulator":

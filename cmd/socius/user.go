@@ -55,15 +55,11 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		r := io.Reader(os.Stdin)
-		if *in != "-" {
-			f, err := os.Open(*in)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			r = f
+		r, err := openInput(*in)
+		if err != nil {
+			return err
 		}
+		defer r.Close()
 		return withStore(ctx, sf, func(st socius.Store) error {
 			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}}
 			return imp.run(ctx, r, stdout)

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// maxTokenText bounds what token revoke reads: a Socius token is far shorter.
+const maxTokenText = 4096
+
+func runToken(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: socius token revoke [flags] [TOKEN]")
+		return errUsage
+	}
+	var sf storeFlags
+	fs := newFlagSet("socius token "+args[0], stderr)
+	sf.register(fs, lookupEnv, stderr)
+	switch args[0] {
+	case "revoke":
+		file := fs.String("token-file", "-", "file holding the token, when it is not an argument (- for standard input: keeps it out of the shell's history and the process list)")
+		pos, err := parseArgs(fs, args[1:], lookupEnv)
+		if err != nil {
+			return err
+		}
+		var text string
+		switch len(pos) {
+		case 0:
+			if text, err = readToken(*file); err != nil {
+				return err
+			}
+		case 1:
+			text = pos[0]
+		default:
+			fmt.Fprintln(stderr, "socius token revoke: one token at a time")
+			return errUsage
+		}
+		return withStore(ctx, sf, func(st socius.Store) error {
+			return revokeToken(ctx, st, text, time.Now(), stdout)
+		})
+	}
+	fmt.Fprintf(stderr, "socius token: unknown subcommand %q (revoke)\n", args[0])
+	return errUsage
+}
+
+// readToken reads a token from the first line of a file, or of standard input for "-".
+func readToken(name string) (string, error) {
+	r, err := openInput(name)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	line, err := bufio.NewReader(io.LimitReader(r, maxTokenText)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the token: %w", err)
+	}
+	return line, nil
+}
+
+// revokeToken ends an access or session token at now, as logout does for a user's
+// tokens: the only way to end a token that is bound to no user (a client_credentials
+// token without x_siteUID) before it expires. It says what the token was; a token
+// revoked before keeps its first revocation time.
+func revokeToken(ctx context.Context, st socius.Store, text string, now time.Time, stdout io.Writer) error {
+	text = strings.TrimSpace(text)
+	if _, ok := socius.TokenKindOf(text); !ok {
+		return fmt.Errorf("not a Socius token: an access token starts with %s, a session token with %s",
+			socius.AccessTokenPrefix, socius.SessionTokenPrefix)
+	}
+	hash := socius.HashToken(text)
+	t, err := st.Token(ctx, hash)
+	if errors.Is(err, socius.ErrNotFound) {
+		return errors.New("unknown token: this store never issued it, or removed it 7 days after it expired or was revoked")
+	}
+	if err != nil {
+		return err
+	}
+	what := describeToken(t)
+	if !t.RevokedAt.IsZero() {
+		fmt.Fprintf(stdout, "already revoked at %s: %s\n", t.RevokedAt.UTC().Format(time.RFC3339), what)
+		return nil
+	}
+	if err := st.RevokeToken(ctx, hash, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked: %s\n", what)
+	return nil
+}
+
+// describeToken names a token's kind, site, user and credential, never its text.
+func describeToken(t *socius.Token) string {
+	var b strings.Builder
+	if t.Kind == socius.SessionToken {
+		b.WriteString("session token")
+	} else {
+		b.WriteString("access token")
+	}
+	fmt.Fprintf(&b, " of apiKey %s", t.APIKey)
+	if t.UID != "" {
+		fmt.Fprintf(&b, ", UID %s", t.UID)
+	} else {
+		b.WriteString(", bound to no user")
+	}
+	if t.UserKey != "" {
+		fmt.Fprintf(&b, ", obtained with userKey %s", t.UserKey)
+	}
+	fmt.Fprintf(&b, ", issued %s", t.CreatedAt.UTC().Format(time.RFC3339))
+	if t.ExpiresAt.IsZero() {
+		b.WriteString(", no expiry")
+	} else {
+		fmt.Fprintf(&b, ", expiring %s", t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
