@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
 )
 
@@ -102,6 +104,32 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 	}
 	if code, _, errOut := runCLI(t, noEnv, with("key", "delete", userKey)...); code != 1 || !strings.Contains(errOut, "no key has userKey") {
 		t.Errorf("second key delete: %d %s", code, errOut)
+	}
+
+	// token revoke, on a token stored for the site (the store's own flags open it).
+	var sf storeFlags
+	fs := newFlagSet("test", io.Discard)
+	sf.register(fs, noEnv, io.Discard)
+	if err := fs.Parse(store); err != nil {
+		t.Fatal(err)
+	}
+	text := socius.NewTokenText(socius.AccessToken)
+	tok := &socius.Token{Hash: socius.HashToken(text), Kind: socius.AccessToken, APIKey: apiKey, CreatedAt: time.Now()}
+	if err := withStore(t.Context(), sf, func(st socius.Store) error { return st.CreateToken(t.Context(), tok) }); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, noEnv, with("token", "revoke", text)...); code != 0 || !strings.Contains(out, "revoked: access token of apiKey "+apiKey) {
+		t.Errorf("token revoke: %d %q %q", code, out, errOut)
+	}
+	err := withStore(t.Context(), sf, func(st socius.Store) error {
+		got, err := st.Token(t.Context(), tok.Hash)
+		if err == nil && got.RevokedAt.IsZero() {
+			t.Errorf("the token is not revoked in the store: %+v", got)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
