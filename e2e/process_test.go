@@ -111,12 +111,22 @@ func (b *lockedBuffer) String() string {
 // is killed when the test ends, if it still runs.
 func serve(t *testing.T, dir string, flags ...string) *proc {
 	t.Helper()
+	return serveVia(t, dir, nil, flags...)
+}
+
+// serveVia is serve with the command run by another: wrapper, then the binary and its
+// arguments (a shell that sets up the process, for instance).
+func serveVia(t *testing.T, dir string, wrapper []string, flags ...string) *proc {
+	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn"}, flags...)
 	p := &proc{t: t, dir: dir, exited: make(chan struct{})}
 	if i := slices.Index(flags, "--store"); i >= 0 && i+1 < len(flags) {
 		p.storeURL = flags[i+1]
 	}
 	p.cmd = exec.Command(binary, args...)
+	if len(wrapper) > 0 {
+		p.cmd = exec.Command(wrapper[0], append(append(wrapper[1:], binary), args...)...)
+	}
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()

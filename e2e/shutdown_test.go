@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -101,15 +102,20 @@ func refusing(addr string) error {
 	}
 }
 
-// TestGracefulShutdown sends SIGTERM (and SIGINT) while concurrent writes run and two
-// calls, one over HTTP and one over HTTPS, are half sent. Both listeners must refuse new
-// connections at once; the two calls must still complete with errorCode 0; the process
-// must close its store and exit 0 well within its shutdown bound; and after a restart
-// every acknowledged write is there.
+// TestGracefulShutdown sends SIGTERM (and SIGINT, and SIGHUP) while concurrent writes
+// run and two calls, one over HTTP and one over HTTPS, are half sent. Both listeners
+// must refuse new connections at once; the two calls must still complete with errorCode
+// 0; the process must close its store and exit 0 well within its shutdown bound; and
+// after a restart every acknowledged write is there.
 func TestGracefulShutdown(t *testing.T) {
-	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		for _, b := range backends {
 			t.Run(fmt.Sprintf("%v/%s", sig, b.name), func(t *testing.T) {
+				if sig == syscall.SIGHUP && signal.Ignored(syscall.SIGHUP) {
+					// A child inherits ignored hangups, and Socius then keeps them
+					// ignored (TestHangupIgnored).
+					t.Skip("the tests run with SIGHUP ignored (nohup)")
+				}
 				dir := t.TempDir()
 				flags := append(append([]string{}, labFlags...), b.flags(t, dir)...)
 				p := serve(t, dir, flags...)
@@ -284,3 +290,23 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// TestHangupIgnored: Socius started with SIGHUP ignored (as nohup starts a program;
+// here a shell ignores it with trap, then execs Socius) keeps ignoring it, and still
+// stops on SIGTERM.
+func TestHangupIgnored(t *testing.T) {
+	dir := t.TempDir()
+	p := serveVia(t, dir, []string{"sh", "-c", `trap '' HUP; exec "$@"`, "sh"}, labFlags...)
+	p.login(lab, "before-hangup", "")
+	p.signal(syscall.SIGHUP)
+	select {
+	case <-p.exited:
+		t.Fatalf("exited on SIGHUP, which it was started with ignored: %v\n%s", p.waitErr, p.stderr.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	p.login(lab, "after-hangup", "")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+}

@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	// The first signal starts a graceful shutdown; from then on signals have their
 	// default effect, so a second one stops the process at once.
@@ -38,6 +38,17 @@ func main() {
 		stop()
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// stopSignals are the signals that start a graceful shutdown: SIGINT, SIGTERM, and
+// SIGHUP (the terminal closed) unless the process was started with hangups ignored, as
+// nohup starts it: Notify would undo that.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 const usage = `usage: socius <command> [flags]

@@ -153,7 +153,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if m.ShutdownTimeout == 0 {
 		m.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM or SIGINT, how long calls in flight may take to finish")
+	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM, SIGINT or SIGHUP, how long calls in flight may take to finish")
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
