@@ -123,10 +123,8 @@ func serveVia(t *testing.T, dir string, wrapper []string, flags ...string) *proc
 	if i := slices.Index(flags, "--store"); i >= 0 && i+1 < len(flags) {
 		p.storeURL = flags[i+1]
 	}
-	p.cmd = exec.Command(binary, args...)
-	if len(wrapper) > 0 {
-		p.cmd = exec.Command(wrapper[0], append(append(wrapper[1:], binary), args...)...)
-	}
+	argv := append(append(slices.Clone(wrapper), binary), args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
