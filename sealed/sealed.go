@@ -20,6 +20,13 @@
 // 32 random bytes, given to Socius as standard base64 text (a file or an environment
 // variable; see ParseKey and LoadOrCreateKeyFile). A wrong key cannot decrypt garbage:
 // GCM authentication fails, and Verify reports ErrWrongKey before the server starts.
+//
+// # Changing the master key
+//
+// A store may be given previous master keys beside the current one: a secret opens
+// with whichever of them sealed it, and every write seals with the current key.
+// Migrate rewrites the secrets still under a previous key, after which the previous
+// keys are no longer needed.
 package sealed
 
 import (
@@ -48,11 +55,29 @@ var ErrWrongKey = errors.New("the master key does not decrypt the stored secrets
 // Store is a socius.Store whose site and key secrets are sealed at rest.
 type Store struct {
 	socius.Store
-	aead cipher.AEAD
+	aead     cipher.AEAD   // the current master key's: seals, and opens first
+	previous []cipher.AEAD // previous master keys': open only
 }
 
-// New wraps st; key is the master key (KeySize bytes).
-func New(st socius.Store, key []byte) (*Store, error) {
+// New wraps st; key is the master key (KeySize bytes). previous are master keys that
+// earlier secrets may still be sealed with (see Migrate).
+func New(st socius.Store, key []byte, previous ...[]byte) (*Store, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{Store: st, aead: aead}
+	for _, k := range previous {
+		a, err := newAEAD(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w (a previous master key)", err)
+		}
+		s.previous = append(s.previous, a)
+	}
+	return s, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("sealed: the master key must be %d bytes, not %d", KeySize, len(key))
 	}
@@ -64,7 +89,7 @@ func New(st socius.Store, key []byte) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealed: %w", err)
 	}
-	return &Store{Store: st, aead: aead}, nil
+	return aead, nil
 }
 
 // IsSealed reports whether a stored secret is sealed.
@@ -82,21 +107,33 @@ func (s *Store) seal(secret string, ad []byte) string {
 	return Prefix + base64.StdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(secret), ad))
 }
 
-// open decrypts a stored secret; a value without the prefix is returned as is.
+// open decrypts a stored secret, with the current master key or else a previous one;
+// a value without the prefix is returned as is.
 func (s *Store) open(stored string, ad []byte) (string, error) {
+	plain, _, err := s.openReporting(stored, ad)
+	return plain, err
+}
+
+// openReporting is open that also reports whether the secret was sealed with the
+// current master key (false for a value that is not sealed at all).
+func (s *Store) openReporting(stored string, ad []byte) (plain string, current bool, err error) {
 	if !IsSealed(stored) {
-		return stored, nil
+		return stored, false, nil
 	}
 	b, err := base64.StdEncoding.DecodeString(stored[len(Prefix):])
 	if err != nil || len(b) < s.aead.NonceSize()+s.aead.Overhead() {
-		return "", ErrWrongKey
+		return "", false, ErrWrongKey
 	}
 	n := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, b[:n], b[n:], ad)
-	if err != nil {
-		return "", ErrWrongKey
+	if p, err := s.aead.Open(nil, b[:n], b[n:], ad); err == nil {
+		return string(p), true, nil
 	}
-	return string(plain), nil
+	for _, a := range s.previous {
+		if p, err := a.Open(nil, b[:n], b[n:], ad); err == nil {
+			return string(p), false, nil
+		}
+	}
+	return "", false, ErrWrongKey
 }
 
 func (s *Store) sealSite(site *socius.Site) *socius.Site {
@@ -206,41 +243,62 @@ func (s *Store) Verify(ctx context.Context) error {
 	return err
 }
 
-// Migrate seals the secrets that are stored in plain text (written before encryption
-// was enabled) and reports how many it sealed. Run Verify first: sealing with a wrong
+// Migrate seals with the current master key every secret that is not sealed with it:
+// those stored in plain text (written before encryption was enabled) and those that
+// only a previous master key opens (see New). It reports how many of each it rewrote;
+// the previous keys are then no longer needed. Run Verify first: sealing with a wrong
 // key would leave the store with secrets under two keys.
 //
 // Sites and keys are rewritten in place (PutSite, PutKey), each in one store
-// transaction.
-func (s *Store) Migrate(ctx context.Context) (int, error) {
-	n := 0
+// transaction, so a Migrate that stops half way is finished by the next.
+func (s *Store) Migrate(ctx context.Context) (plain, previous int, err error) {
+	// count sorts a stored secret: nothing to do, plain, or under a previous key.
+	count := func(stored string, ad []byte) (string, bool, error) {
+		secret, current, err := s.openReporting(stored, ad)
+		switch {
+		case err != nil || current:
+		case !IsSealed(stored):
+			plain++
+		default:
+			previous++
+		}
+		return secret, err == nil && !current, err
+	}
 	sites, err := s.Store.Sites(ctx)
 	if err != nil {
-		return n, err
+		return plain, previous, err
 	}
 	for _, site := range sites {
-		if IsSealed(site.Secret) {
+		secret, redo, err := count(site.Secret, siteAD(site.APIKey))
+		if err != nil {
+			return plain, previous, fmt.Errorf("sealed: secret of site %s: %w", site.APIKey, err)
+		}
+		if !redo {
 			continue
 		}
+		site.Secret = secret
 		if err := s.PutSite(ctx, site); err != nil {
-			return n, fmt.Errorf("sealed: seal the secret of site %s: %w", site.APIKey, err)
+			return plain, previous, fmt.Errorf("sealed: seal the secret of site %s: %w", site.APIKey, err)
 		}
-		n++
 	}
 	keys, err := s.Store.Keys(ctx, "")
 	if err != nil {
-		return n, err
+		return plain, previous, err
 	}
 	for _, k := range keys {
-		if IsSealed(k.Secret) {
+		secret, redo, err := count(k.Secret, keyAD(k.UserKey))
+		if err != nil {
+			return plain, previous, fmt.Errorf("sealed: secret of userKey %s: %w", k.UserKey, err)
+		}
+		if !redo {
 			continue
 		}
+		k.Secret = secret
 		if err := s.PutKey(ctx, k); err != nil {
-			return n, fmt.Errorf("sealed: seal the secret of userKey %s: %w", k.UserKey, err)
+			return plain, previous, fmt.Errorf("sealed: seal the secret of userKey %s: %w", k.UserKey, err)
 		}
-		n++
 	}
-	return n, nil
+	return plain, previous, nil
 }
 
 // HoldsSealed reports whether st (an unwrapped store) holds any sealed secret: a

@@ -154,12 +154,12 @@ func TestMigrate(t *testing.T) {
 	if err := st.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n, err := st.Migrate(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("Migrate = %d, %v; want 2", n, err)
+	plain, previous, err := st.Migrate(ctx)
+	if err != nil || plain != 2 || previous != 0 {
+		t.Fatalf("Migrate = %d, %d, %v; want 2 plain", plain, previous, err)
 	}
-	if n, err := st.Migrate(ctx); err != nil || n != 0 {
-		t.Errorf("second Migrate = %d, %v; want 0", n, err)
+	if plain, previous, err := st.Migrate(ctx); err != nil || plain+previous != 0 {
+		t.Errorf("second Migrate = %d, %d, %v; want 0", plain, previous, err)
 	}
 	rs, _ := raw.Site(ctx, "3_a")
 	rk, _ := raw.Key(ctx, "Ak")
@@ -172,6 +172,76 @@ func TestMigrate(t *testing.T) {
 	if err != nil || s.Secret != siteSecret || s.Name != "old" || !s.CreatedAt.Equal(now) ||
 		k.Secret != keySecret || k.APIKey != "3_a" || len(k.Methods) != 1 || !k.CreatedAt.Equal(now) {
 		t.Errorf("after Migrate: %+v %+v", s, k)
+	}
+}
+
+// TestChangeKey: a store given the old master key as a previous one opens the secrets
+// it sealed, seals new ones with the current key, and Migrate moves the rest over;
+// then the current key alone opens everything, and the old one nothing.
+func TestChangeKey(t *testing.T) {
+	ctx := context.Background()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	oldKey, newKey := sealed.NewKey(), sealed.NewKey()
+	old := wrap(t, raw, oldKey)
+	if err := old.CreateSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, Name: "a", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CreateKey(ctx, &socius.Key{UserKey: "Ak", APIKey: "3_a", Secret: keySecret, Methods: []string{"socialize.getUserInfo"}, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealed.New(raw, newKey, []byte("short")); err == nil {
+		t.Error("New accepted a previous key of 5 bytes")
+	}
+	if err := wrap(t, raw, newKey).Verify(ctx); !errors.Is(err, sealed.ErrWrongKey) {
+		t.Fatalf("the new key alone before Migrate: %v", err)
+	}
+	if both, err := sealed.New(raw, newKey, sealed.NewKey()); err != nil || !errors.Is(both.Verify(ctx), sealed.ErrWrongKey) {
+		t.Errorf("with a previous key that is not the old one: %v", err)
+	}
+
+	both, err := sealed.New(raw, newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := both.Verify(ctx); err != nil {
+		t.Fatalf("Verify with the old key as a previous one: %v", err)
+	}
+	if s, err := both.Site(ctx, "3_a"); err != nil || s.Secret != siteSecret {
+		t.Fatalf("Site: %v %v", s, err)
+	}
+	// A secret written now is sealed with the current key.
+	if err := both.CreateSite(ctx, &socius.Site{APIKey: "3_b", Secret: keySecret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := wrap(t, raw, newKey).Site(ctx, "3_b"); err != nil || s.Secret != keySecret {
+		t.Errorf("a site written with both keys, read with the new one: %v %v", s, err)
+	}
+	rs, _ := raw.Site(ctx, "3_a")
+	if plain, previous, err := both.Migrate(ctx); err != nil || plain != 0 || previous != 2 {
+		t.Fatalf("Migrate = %d, %d, %v; want 2 under the previous key (3_a and Ak)", plain, previous, err)
+	}
+	if plain, previous, err := both.Migrate(ctx); err != nil || plain+previous != 0 {
+		t.Errorf("second Migrate = %d, %d, %v; want 0", plain, previous, err)
+	}
+	if rs2, _ := raw.Site(ctx, "3_a"); !sealed.IsSealed(rs2.Secret) || rs2.Secret == rs.Secret {
+		t.Errorf("3_a's stored secret after Migrate: %q (before: %q)", rs2.Secret, rs.Secret)
+	}
+	current := wrap(t, raw, newKey)
+	if err := current.Verify(ctx); err != nil {
+		t.Fatalf("the new key alone after Migrate: %v", err)
+	}
+	s, _ := current.Site(ctx, "3_a")
+	k, err := current.Key(ctx, "Ak")
+	if err != nil || s.Secret != siteSecret || s.Name != "a" || !s.CreatedAt.Equal(now) ||
+		k.Secret != keySecret || k.APIKey != "3_a" || len(k.Methods) != 1 || !k.CreatedAt.Equal(now) {
+		t.Errorf("after Migrate: %+v %+v %v", s, k, err)
+	}
+	if err := old.Verify(ctx); !errors.Is(err, sealed.ErrWrongKey) {
+		t.Errorf("the old key after Migrate: %v", err)
+	}
+	if plain, previous, err := current.Migrate(ctx); err != nil || plain+previous != 0 {
+		t.Errorf("Migrate without previous keys = %d, %d, %v", plain, previous, err)
 	}
 }
 

@@ -55,6 +55,9 @@ type Main struct {
 	// to every user of the machine). Both empty: <data>/master.key, generated.
 	MasterKeyFile string
 	MasterKey     string
+	// PreviousMasterKeyFile holds a master key that secrets may still be sealed with:
+	// they open, and are sealed again with the current key at start.
+	PreviousMasterKeyFile string
 	// ShutdownTimeout bounds how long Close waits for calls in flight;
 	// DefaultShutdownTimeout when zero.
 	ShutdownTimeout time.Duration
@@ -158,6 +161,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
+	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, "file holding a previous master key: secrets still sealed with it are sealed again with the current key at start (see docs/operations.md, changing the master key)")
 	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
@@ -250,7 +254,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Instruments = metrics.NewInstruments(m.Metrics)
 	st, err := storeConfig{
 		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
-		wrap: m.Instruments.Store, out: m.Stdout,
+		previousKeyFile: m.PreviousMasterKeyFile, wrap: m.Instruments.Store, out: m.Stdout,
 	}.open(ctx)
 	if err != nil {
 		return err

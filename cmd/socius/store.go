@@ -48,6 +48,9 @@ type storeConfig struct {
 	data          string // the data folder: socius.db, and master.key by default
 	masterKeyFile string // --master-key-file
 	masterKey     string // SOCIUS_MASTER_KEY
+	// previousKeyFile (--previous-master-key-file) holds a master key that secrets may
+	// still be sealed with: open seals them again with the current key.
+	previousKeyFile string
 	// wrap, when set, decorates the raw store under the sealing (timing).
 	wrap func(socius.Store) socius.Store
 	out  io.Writer // told about a generated key and migrated secrets
@@ -104,7 +107,16 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if cfg.wrap != nil {
 		inner = cfg.wrap(raw)
 	}
-	st, err := sealed.New(inner, key)
+	var previous [][]byte
+	if cfg.previousKeyFile != "" {
+		warnIfReadable(cfg.out, cfg.previousKeyFile)
+		prev, err := sealed.ReadKeyFile(cfg.previousKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("previous master key: %w", err)
+		}
+		previous = append(previous, prev)
+	}
+	st, err := sealed.New(inner, key, previous...)
 	if err != nil {
 		return nil, err
 	}
@@ -114,12 +126,15 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		}
 		return nil, err
 	}
-	n, err := st.Migrate(ctx)
+	plain, resealed, err := st.Migrate(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if n > 0 && cfg.out != nil {
-		fmt.Fprintf(cfg.out, "socius: encrypted %d secrets that were stored in plain text\n", n)
+	if plain > 0 && cfg.out != nil {
+		fmt.Fprintf(cfg.out, "socius: encrypted %d secrets that were stored in plain text\n", plain)
+	}
+	if cfg.previousKeyFile != "" && cfg.out != nil {
+		fmt.Fprintf(cfg.out, "socius: %d secrets sealed with the previous master key (%s) are now sealed with the current one (%s); the previous key is no longer needed once every node runs with the current key\n", resealed, cfg.previousKeyFile, source)
 	}
 	return &openedStore{store: st, raw: raw, nonces: nonces, keySource: source}, nil
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/socius/socius/internal/pgtest"
+)
+
+// TestChangeMasterKey changes the master key of each store as docs/operations.md says:
+// the new key as the master key and the old one as --previous-master-key-file for one
+// start (here an admin command), after which the new key alone opens every secret and
+// the old one none.
+func TestChangeMasterKey(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testChangeMasterKey(t, "--data", t.TempDir()) })
+	t.Run("postgres", func(t *testing.T) { testChangeMasterKey(t, "--store", pgtest.URL(t), "--data", t.TempDir()) })
+}
+
+func testChangeMasterKey(t *testing.T, store ...string) {
+	oldKey, newKey := testMasterKeyFile(t), testMasterKeyFile(t)
+	with := func(key string, args ...string) []string {
+		return append(append(args, store...), "--master-key-file", key)
+	}
+	code, out, errOut := runCLI(t, noEnv, with(oldKey, "site", "create", "--name", "shop")...)
+	if code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	apiKey := regexp.MustCompile(`apiKey: (\S+)`).FindStringSubmatch(out)[1]
+	secret := regexp.MustCompile(`secret: (\S+)`).FindStringSubmatch(out)[1]
+	if code, _, errOut := runCLI(t, noEnv, with(oldKey, "key", "create", "--site", apiKey)...); code != 0 {
+		t.Fatalf("key create: %d %s", code, errOut)
+	}
+
+	if code, _, errOut := runCLI(t, noEnv, with(newKey, "site", "show", apiKey)...); code != 1 || !strings.Contains(errOut, "does not decrypt") {
+		t.Errorf("the new key alone, before: exit %d, %q", code, errOut)
+	}
+	code, out, errOut = runCLI(t, noEnv, append(with(newKey, "site", "show", apiKey), "--previous-master-key-file", oldKey)...)
+	if code != 0 || !strings.Contains(out, secret) || !strings.Contains(errOut, "2 secrets sealed with the previous master key") {
+		t.Fatalf("the new key with the old as previous: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, noEnv, with(newKey, "site", "show", apiKey)...); code != 0 || !strings.Contains(out, secret) {
+		t.Errorf("the new key alone, after: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, with(oldKey, "site", "show", apiKey)...); code != 1 || !strings.Contains(errOut, "does not decrypt") {
+		t.Errorf("the old key, after: exit %d, %q", code, errOut)
+	}
+	// Once more with the previous key: nothing left to do.
+	code, _, errOut = runCLI(t, noEnv, append(with(newKey, "site", "list"), "--previous-master-key-file", oldKey)...)
+	if code != 0 || !strings.Contains(errOut, "socius: 0 secrets sealed with the previous master key") {
+		t.Errorf("again: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, append(with(newKey, "site", "list"), "--previous-master-key-file", "/nonexistent/old.key")...); code != 1 || !strings.Contains(errOut, "previous master key") {
+		t.Errorf("a missing previous key file: exit %d, %q", code, errOut)
+	}
+
+	// serve takes the flag too, and serves the site with its secret.
+	m := NewMain()
+	var stdout bytes.Buffer
+	flags := append(with(newKey, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"), "--previous-master-key-file", oldKey)
+	if err := m.ParseFlags(flags, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.Stdout = &stdout
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !strings.Contains(stdout.String(), "0 secrets sealed with the previous master key") {
+		t.Errorf("serve's output: %q", stdout.String())
+	}
+	ts := &testServer{Main: m, client: httpClient()}
+	p := signedFor(t, m.HTTPURL, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "apiKey": {apiKey}}, "", secret)
+	if a := ts.post(t, m.HTTPURL, "socialize.notifyLogin", p); a.code() != 0 {
+		t.Errorf("a call signed with the site's secret after the change: %v", a)
+	}
+}
