@@ -17,25 +17,25 @@ import (
 // storeFlags are the flags that choose the store of an admin command, and its master
 // key: the same as serve's, so that both read the same secrets.
 type storeFlags struct {
-	data          string
-	store         string
-	masterKeyFile string
-	previousKey   string // --previous-master-key-file
-	lookupEnv     func(string) (string, bool)
-	stderr        io.Writer
+	data            string
+	store           string
+	masterKeyFile   string
+	previousKeyFile string // --previous-master-key-file
+	lookupEnv       func(string) (string, bool)
+	stderr          io.Writer
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool), stderr io.Writer) {
 	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
 	fs.StringVar(&f.store, "store", "", storeHelp)
 	fs.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key that encrypts secrets at rest (default: SOCIUS_MASTER_KEY, else <data>/master.key)")
-	fs.StringVar(&f.previousKey, "previous-master-key-file", "", "file holding a previous master key: secrets still sealed with it are sealed again with the current key at start (see docs/operations.md, changing the master key)")
+	fs.StringVar(&f.previousKeyFile, "previous-master-key-file", "", "file holding a previous master key: secrets still sealed with it are sealed again with the current key at start (see docs/operations.md, changing the master key)")
 	f.lookupEnv = lookupEnv
 	f.stderr = stderr
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
-	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, previousKeyFile: f.previousKey, out: f.stderr}
+	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, previousKeyFile: f.previousKeyFile, out: f.stderr}
 	if f.lookupEnv != nil {
 		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")
 	}

@@ -40,7 +40,7 @@ func testChangeMasterKey(t *testing.T, store ...string) {
 		t.Errorf("the new key alone, before: exit %d, %q", code, errOut)
 	}
 	code, out, errOut = runCLI(t, noEnv, append(with(newKey, "site", "show", apiKey), "--previous-master-key-file", oldKey)...)
-	if code != 0 || !strings.Contains(out, secret) || !strings.Contains(errOut, "2 secrets sealed with the previous master key") {
+	if code != 0 || !strings.Contains(out, secret) || !strings.Contains(errOut, "socius: moved 2 secrets from the previous master key") {
 		t.Fatalf("the new key with the old as previous: exit %d, %q, %q", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, noEnv, with(newKey, "site", "show", apiKey)...); code != 0 || !strings.Contains(out, secret) {
@@ -51,7 +51,7 @@ func testChangeMasterKey(t *testing.T, store ...string) {
 	}
 	// Once more with the previous key: nothing left to do.
 	code, _, errOut = runCLI(t, noEnv, append(with(newKey, "site", "list"), "--previous-master-key-file", oldKey)...)
-	if code != 0 || !strings.Contains(errOut, "socius: 0 secrets sealed with the previous master key") {
+	if code != 0 || !strings.Contains(errOut, "socius: moved 0 secrets from the previous master key") {
 		t.Errorf("again: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := runCLI(t, noEnv, append(with(newKey, "site", "list"), "--previous-master-key-file", "/nonexistent/old.key")...); code != 1 || !strings.Contains(errOut, "previous master key") {
@@ -70,7 +70,7 @@ func testChangeMasterKey(t *testing.T, store ...string) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if !strings.Contains(stdout.String(), "0 secrets sealed with the previous master key") {
+	if !strings.Contains(stdout.String(), "moved 0 secrets from the previous master key") {
 		t.Errorf("serve's output: %q", stdout.String())
 	}
 	ts := &testServer{Main: m, client: httpClient()}

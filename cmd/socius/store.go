@@ -134,7 +134,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		fmt.Fprintf(cfg.out, "socius: encrypted %d secrets that were stored in plain text\n", plain)
 	}
 	if cfg.previousKeyFile != "" && cfg.out != nil {
-		fmt.Fprintf(cfg.out, "socius: %d secrets sealed with the previous master key (%s) are now sealed with the current one (%s); the previous key is no longer needed once every node runs with the current key\n", resealed, cfg.previousKeyFile, source)
+		fmt.Fprintf(cfg.out, "socius: moved %d secrets from the previous master key (%s) to the current one (%s)\n", resealed, cfg.previousKeyFile, source)
 	}
 	return &openedStore{store: st, raw: raw, nonces: nonces, keySource: source}, nil
 }
