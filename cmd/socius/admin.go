@@ -29,7 +29,7 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
 	fs.StringVar(&f.store, "store", "", storeHelp)
 	fs.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key that encrypts secrets at rest (default: SOCIUS_MASTER_KEY, else <data>/master.key)")
-	fs.StringVar(&f.previousKeyFile, "previous-master-key-file", "", "file holding a previous master key: secrets still sealed with it are sealed again with the current key at start (see docs/operations.md, changing the master key)")
+	fs.StringVar(&f.previousKeyFile, "previous-master-key-file", "", previousKeyHelp)
 	f.lookupEnv = lookupEnv
 	f.stderr = stderr
 }

@@ -161,7 +161,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
-	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, "file holding a previous master key: secrets still sealed with it are sealed again with the current key at start (see docs/operations.md, changing the master key)")
+	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, previousKeyHelp)
 	m.registerEmulatorFlags(fs)
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err

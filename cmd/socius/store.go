@@ -41,6 +41,10 @@ func describeStore(spec, dataDir string) string {
 	return "SQLite " + filepath.Join(dataDir, "socius.db")
 }
 
+// previousKeyHelp is the help of --previous-master-key-file, a flag of serve and of the
+// admin commands.
+const previousKeyHelp = "file holding a previous master key: secrets still sealed with it are sealed again with the current key at start (see docs/operations.md, changing the master key)"
+
 // storeConfig says which store to open and how its secrets are sealed. serve and the
 // admin commands share it, so they always agree on the master key.
 type storeConfig struct {
@@ -109,8 +113,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	}
 	var previous [][]byte
 	if cfg.previousKeyFile != "" {
-		warnIfReadable(cfg.out, cfg.previousKeyFile)
-		prev, err := sealed.ReadKeyFile(cfg.previousKeyFile)
+		prev, err := readKeyFile(cfg.out, cfg.previousKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("previous master key: %w", err)
 		}
@@ -147,8 +150,7 @@ func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []by
 	case cfg.masterKeyFile != "" && cfg.masterKey != "":
 		return nil, "", errors.New("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
 	case cfg.masterKeyFile != "":
-		warnIfReadable(cfg.out, cfg.masterKeyFile)
-		key, err := sealed.ReadKeyFile(cfg.masterKeyFile)
+		key, err := readKeyFile(cfg.out, cfg.masterKeyFile)
 		return key, cfg.masterKeyFile, err
 	case cfg.masterKey != "":
 		key, err := sealed.ParseKey(cfg.masterKey)
@@ -159,8 +161,7 @@ func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []by
 	}
 	path := filepath.Join(cfg.data, "master.key")
 	if _, err := os.Stat(path); err == nil {
-		warnIfReadable(cfg.out, path)
-		key, err := sealed.ReadKeyFile(path)
+		key, err := readKeyFile(cfg.out, path)
 		return key, path, err
 	}
 	holds, err := sealed.HoldsSealed(ctx, raw)
@@ -182,9 +183,10 @@ func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []by
 	return key, path, nil
 }
 
-// warnIfReadable warns when a key file may be read by other users.
-func warnIfReadable(out io.Writer, path string) {
+// readKeyFile reads a master key file, warning first when other users may read it.
+func readKeyFile(out io.Writer, path string) ([]byte, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && filepath.Separator == '/' && out != nil {
 		fmt.Fprintf(out, "socius: warning: the master key file %s has mode %v; others may read it (chmod 600)\n", path, fi.Mode().Perm())
 	}
+	return sealed.ReadKeyFile(path)
 }
