@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,5 +79,23 @@ func testChangeMasterKey(t *testing.T, store ...string) {
 	p := signedFor(t, m.HTTPURL, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "apiKey": {apiKey}}, "", secret)
 	if a := ts.post(t, m.HTTPURL, "socialize.notifyLogin", p); a.code() != 0 {
 		t.Errorf("a call signed with the site's secret after the change: %v", a)
+	}
+}
+
+// TestReadKeyFileWarns: a key file that other users may read is read, with a warning.
+func TestReadKeyFileWarns(t *testing.T) {
+	if filepath.Separator != '/' {
+		t.Skip("file modes are Unix's")
+	}
+	path := testMasterKeyFile(t)
+	var out bytes.Buffer
+	if _, err := readKeyFile(&out, path); err != nil || out.Len() != 0 {
+		t.Fatalf("a 0600 key file: %v, %q", err, out.String())
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readKeyFile(&out, path); err != nil || !strings.Contains(out.String(), "others may read it") {
+		t.Errorf("a 0644 key file: %v, %q", err, out.String())
 	}
 }
