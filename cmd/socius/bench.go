@@ -300,10 +300,8 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		defer func() { b.StoreDir = "" }()
 	}
 	printHeader(b.Stdout)
-	for _, users := range b.Users {
-		if err := b.phase(ctx, rep, base, users); err != nil {
-			return rep, err
-		}
+	if err := b.measureAll(ctx, rep, base); err != nil {
+		return rep, err
 	}
 	rep.Summary = summarize(rep.Results)
 	if b.Rounds > 1 {
@@ -328,13 +326,72 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 	return rep, nil
 }
 
-// phase measures one store: the baseline, then every scenario.
-func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users int) error {
-	target := loadgen.Target{URL: b.URL, APIKey: b.APIKey, Secret: b.Secret}
-	pid := b.PID
-	var pprofURL string
+// A benchTarget is one user count's server, ready to be measured.
+type benchTarget struct {
+	users    int
+	target   loadgen.Target
+	pid      int    // the server's process, for its memory and CPU
+	pprofURL string // its profiling address, with --profile
+	srv      *child // the server the bench started; nil with --url
+}
+
+func (t *benchTarget) stop() {
+	if t.srv != nil {
+		t.srv.stop()
+	}
+}
+
+// measureAll measures every user count for every round. When the bench starts the
+// servers itself, each count has its own, all running from the start, and the rounds
+// take the counts by turns (round 1 of each, then round 2 of each): a shared machine's
+// load moves by the minute, and the comparison of a million users with 10,000 then
+// rests on minutes shared by both, not on two stretches of the run. With --url there is
+// one server and one store, whose users only grow: each count is measured, all its
+// rounds, once the store has its users.
+func (b *Bench) measureAll(ctx context.Context, rep *BenchReport, base *child) error {
+	if b.URL != "" {
+		for _, users := range b.Users {
+			t, err := b.prepare(ctx, users)
+			if err != nil {
+				return err
+			}
+			for round := 1; round <= b.Rounds; round++ {
+				if err := b.measure(ctx, rep, base, t, round); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	var targets []*benchTarget
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
+	for _, users := range b.Users {
+		t, err := b.prepare(ctx, users)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, t)
+	}
+	for round := 1; round <= b.Rounds; round++ {
+		for _, t := range targets {
+			if err := b.measure(ctx, rep, base, t, round); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prepare makes a server with users users ready: the one of --url, or a socius serve
+// started on the store of that count (created, or completed, first).
+func (b *Bench) prepare(ctx context.Context, users int) (*benchTarget, error) {
+	t := &benchTarget{users: users, target: loadgen.Target{URL: b.URL, APIKey: b.APIKey, Secret: b.Secret}, pid: b.PID}
 	if b.URL == "" {
-		target.APIKey, target.Secret = "3_SociusBench", socius.NewSecret()
+		t.target.APIKey, t.target.Secret = "3_SociusBench", socius.NewSecret()
 		dir := filepath.Join(b.StoreDir, fmt.Sprintf("users-%d", users))
 		preload := b.Preload
 		if preload == "auto" {
@@ -344,56 +401,59 @@ func (b *Bench) phase(ctx context.Context, rep *BenchReport, base *child, users 
 			}
 		}
 		if preload == "store" {
-			if err := b.preloadStore(ctx, dir, target, users); err != nil {
-				return err
+			if err := b.preloadStore(ctx, dir, t.target, users); err != nil {
+				return nil, err
 			}
 		}
 		args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "",
-			"--site-api-key", target.APIKey, "--site-secret", target.Secret, "--log-level", "warn"}
+			"--site-api-key", t.target.APIKey, "--site-secret", t.target.Secret, "--log-level", "warn"}
 		if b.ProfileDir != "" {
 			args = append(args, "--pprof", "127.0.0.1:0")
 		}
 		srv, err := b.startServe(ctx, args)
 		if err != nil {
-			return fmt.Errorf("bench: start socius serve: %w", err)
+			return nil, fmt.Errorf("bench: start socius serve: %w", err)
 		}
-		defer srv.stop()
-		target.URL, pid, pprofURL = srv.url, srv.cmd.Process.Pid, srv.pprofURL
+		t.srv, t.target.URL, t.pid, t.pprofURL = srv, srv.url, srv.cmd.Process.Pid, srv.pprofURL
 	}
-	if err := b.ensureUsers(ctx, target, users); err != nil {
-		return err
+	if err := b.ensureUsers(ctx, t.target, users); err != nil {
+		t.stop()
+		return nil, err
 	}
+	return t, nil
+}
 
-	for round := 1; round <= b.Rounds; round++ {
-		if b.Rounds > 1 {
-			fmt.Fprintf(b.Stdout, "round %d of %d\n", round, b.Rounds)
+// measure runs one round on one server: the baseline, then every scenario, each
+// scenario's ratio taken to the baseline run just before.
+func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *benchTarget, round int) error {
+	if b.Rounds > 1 {
+		fmt.Fprintf(b.Stdout, "round %d of %d, %s users\n", round, b.Rounds, loadgen.Thousands(float64(t.users)))
+	}
+	o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: t.users,
+		Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid, Samples: b.latency != nil}
+	br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: t.target.APIKey, Secret: t.target.Secret}, o)
+	if err != nil {
+		return fmt.Errorf("bench: baseline: %w", err)
+	}
+	br.Round, br.Scenario, br.Stream = round, loadgen.Baseline, loadgen.Mix
+	b.record(rep, br)
+
+	o.ServerPID = t.pid
+	for _, sc := range b.Scenarios {
+		o.Stream = sc
+		var prof sync.WaitGroup
+		if t.pprofURL != "" {
+			file := filepath.Join(b.ProfileDir, fmt.Sprintf("%s-%d-%s-%d.pprof", b.Label, t.users, sc, round))
+			prof.Go(func() { b.profile(ctx, t.pprofURL, file) })
 		}
-		o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: users,
-			Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid, Samples: b.latency != nil}
-		br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: target.APIKey, Secret: target.Secret}, o)
+		r, err := loadgen.Run(ctx, t.target, o)
 		if err != nil {
-			return fmt.Errorf("bench: baseline: %w", err)
+			return fmt.Errorf("bench: %s: %w", sc, err)
 		}
-		br.Round, br.Scenario, br.Stream = round, loadgen.Baseline, loadgen.Mix
-		b.record(rep, br)
-
-		o.ServerPID = pid
-		for _, sc := range b.Scenarios {
-			o.Stream = sc
-			var prof sync.WaitGroup
-			if pprofURL != "" {
-				file := filepath.Join(b.ProfileDir, fmt.Sprintf("%s-%d-%s-%d.pprof", b.Label, users, sc, round))
-				prof.Go(func() { b.profile(ctx, pprofURL, file) })
-			}
-			r, err := loadgen.Run(ctx, target, o)
-			if err != nil {
-				return fmt.Errorf("bench: %s: %w", sc, err)
-			}
-			prof.Wait()
-			r.Round, r.Store = round, b.Label
-			r.Ratio = r.RPS / br.RPS
-			b.record(rep, r)
-		}
+		prof.Wait()
+		r.Round, r.Store = round, b.Label
+		r.Ratio = r.RPS / br.RPS
+		b.record(rep, r)
 	}
 	return nil
 }

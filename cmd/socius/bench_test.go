@@ -113,6 +113,43 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
+// TestBenchInterleavesUserCounts runs two user counts for two rounds: each count has
+// its own store and server, and the rounds take the counts by turns, so that both are
+// measured through the same minutes of a shared machine.
+func TestBenchInterleavesUserCounts(t *testing.T) {
+	dir := t.TempDir()
+	b, out := testBench(t, "--users", "20,30", "--rounds", "2", "--connections", "2", "--duration", "200ms",
+		"--warmup", "0s", "--scenarios", "getUserInfo", "--store-dir", dir)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	rep, err := b.Run(ctx)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var got []string
+	for _, r := range rep.Results {
+		got = append(got, fmt.Sprintf("%d/%d/%s", r.Round, r.Users, r.Scenario))
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("round %d, %d users, %s: %d requests, %d errors", r.Round, r.Users, r.Scenario, r.Requests, r.Errors)
+		}
+	}
+	want := []string{
+		"1/20/baseline", "1/20/getUserInfo", "1/30/baseline", "1/30/getUserInfo",
+		"2/20/baseline", "2/20/getUserInfo", "2/30/baseline", "2/30/getUserInfo",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("runs in the order\n%s\nwant\n%s", strings.Join(got, " "), strings.Join(want, " "))
+	}
+	for _, n := range []string{"users-20", "users-30"} {
+		if _, err := os.Stat(filepath.Join(dir, n, "socius.db")); err != nil {
+			t.Errorf("no store of its own: %v", err)
+		}
+	}
+	if len(rep.Summary) != 4 {
+		t.Errorf("%d summary lines, want 4 (a baseline and getUserInfo for each count)", len(rep.Summary))
+	}
+}
+
 // TestBenchCreatesUsersOverHTTP has the bench create its users with signed
 // notifyLogin calls, as it does when serve flags are passed through (the store may
 // then be another one), and pass a serve flag through.
