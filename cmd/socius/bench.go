@@ -386,8 +386,9 @@ func (b *Bench) measureAll(ctx context.Context, rep *BenchReport, base *child) e
 	return nil
 }
 
-// prepare makes a server with users users ready: the one of --url, or a socius serve
-// started on the store of that count (created, or completed, first).
+// prepare readies the server of one user count: the one of --url, or a socius serve
+// started on that count's store (created, or completed, first); either way the users
+// exist when it returns.
 func (b *Bench) prepare(ctx context.Context, users int) (*benchTarget, error) {
 	t := &benchTarget{users: users, target: loadgen.Target{URL: b.URL, APIKey: b.APIKey, Secret: b.Secret}, pid: b.PID}
 	if b.URL == "" {
