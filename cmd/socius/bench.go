@@ -235,6 +235,8 @@ type BenchReport struct {
 	// the median of its rounds.
 	Results []*loadgen.Result `json:"results"`
 	Summary []*loadgen.Result `json:"summary"`
+	// Comparisons has, with several --users counts, each later count against the first.
+	Comparisons []Comparison `json:"comparisons,omitempty"`
 }
 
 // Machine describes where a bench ran.
@@ -311,6 +313,8 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 			printRow(b.Stdout, r)
 		}
 	}
+	rep.Comparisons = compareCounts(rep.Results, b.Users)
+	printComparisons(b.Stdout, rep.Comparisons)
 	if b.JSONFile != "" {
 		out, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -491,11 +495,7 @@ func summarize(results []*loadgen.Result) []*loadgen.Result {
 			for i, r := range rs {
 				v[i] = f(r)
 			}
-			slices.Sort(v)
-			if len(v)%2 == 1 {
-				return v[len(v)/2]
-			}
-			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+			return median(v)
 		}
 		m.RPS = med(func(r *loadgen.Result) float64 { return r.RPS })
 		m.Ratio = med(func(r *loadgen.Result) float64 { return r.Ratio })
@@ -519,6 +519,98 @@ func summarize(results []*loadgen.Result) []*loadgen.Result {
 		out = append(out, &m)
 	}
 	return out
+}
+
+// median returns the middle of v (the mean of the two middle values for an even
+// count); it sorts v.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// A Comparison is one scenario with one user count against the same scenario with the
+// first count of the run (--users 10000,1000000: a million against 10,000).
+type Comparison struct {
+	Store    string           `json:"store"`
+	Users    int              `json:"users"`
+	Against  int              `json:"against"`
+	Scenario loadgen.Scenario `json:"scenario"`
+	// Ratio is the median over the rounds of the count's ratio to the baseline divided
+	// by the first count's ratio in the same round; RPS the same for the requests a
+	// second. Rounds take the counts by turns, so each quotient compares runs minutes
+	// apart at most.
+	Ratio float64 `json:"ratio"`
+	RPS   float64 `json:"requestsPerSecond"`
+	// Rounds is the number of rounds that measured both counts.
+	Rounds int `json:"rounds"`
+}
+
+// compareCounts compares every user count after the first with the first, scenario by
+// scenario, round by round (the baseline runs are not compared).
+func compareCounts(results []*loadgen.Result, counts []int) []Comparison {
+	if len(counts) < 2 {
+		return nil
+	}
+	type run struct {
+		store    string
+		users    int
+		scenario loadgen.Scenario
+		round    int
+	}
+	byRun := map[run]*loadgen.Result{}
+	type group struct {
+		store    string
+		scenario loadgen.Scenario
+	}
+	var groups []group
+	seen := map[group]bool{}
+	for _, r := range results {
+		if r.Scenario == loadgen.Baseline {
+			continue
+		}
+		byRun[run{r.Store, r.Users, r.Scenario, r.Round}] = r
+		if g := (group{r.Store, r.Scenario}); !seen[g] {
+			seen[g] = true
+			groups = append(groups, g)
+		}
+	}
+	var out []Comparison
+	for _, users := range counts[1:] {
+		for _, g := range groups {
+			var ratios, rps []float64
+			for _, r := range results {
+				if r.Store != g.store || r.Scenario != g.scenario || r.Users != users {
+					continue
+				}
+				first := byRun[run{g.store, counts[0], g.scenario, r.Round}]
+				if first == nil || first.Ratio <= 0 || first.RPS <= 0 {
+					continue
+				}
+				ratios = append(ratios, r.Ratio/first.Ratio)
+				rps = append(rps, r.RPS/first.RPS)
+			}
+			if len(ratios) == 0 {
+				continue
+			}
+			out = append(out, Comparison{Store: g.store, Users: users, Against: counts[0], Scenario: g.scenario,
+				Ratio: median(ratios), RPS: median(rps), Rounds: len(ratios)})
+		}
+	}
+	return out
+}
+
+// printComparisons prints compareCounts' lines, under a heading for each count and store.
+func printComparisons(w io.Writer, cs []Comparison) {
+	for i, c := range cs {
+		if i == 0 || c.Users != cs[i-1].Users || c.Store != cs[i-1].Store {
+			fmt.Fprintf(w, "\n%s, %s users against %s (each round against the same round; median):\n",
+				c.Store, loadgen.Thousands(float64(c.Users)), loadgen.Thousands(float64(c.Against)))
+		}
+		fmt.Fprintf(w, "  %-12s %3.0f %% of the ratio, %3.0f %% of the requests a second\n", c.Scenario, 100*c.Ratio, 100*c.RPS)
+	}
 }
 
 func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {

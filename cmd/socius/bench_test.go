@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,6 +148,52 @@ func TestBenchInterleavesUserCounts(t *testing.T) {
 	}
 	if len(rep.Summary) != 4 {
 		t.Errorf("%d summary lines, want 4 (a baseline and getUserInfo for each count)", len(rep.Summary))
+	}
+
+	// 30 users against 20: getUserInfo's ratio in each round over the same round's.
+	if len(rep.Comparisons) != 1 {
+		t.Fatalf("comparisons %+v, want one: 30 users against 20, getUserInfo", rep.Comparisons)
+	}
+	c := rep.Comparisons[0]
+	r := rep.Results
+	want1, want2 := r[3].Ratio/r[1].Ratio, r[7].Ratio/r[5].Ratio
+	if c.Users != 30 || c.Against != 20 || c.Scenario != loadgen.GetUserInfo || c.Rounds != 2 ||
+		math.Abs(c.Ratio-(want1+want2)/2) > 1e-9 {
+		t.Errorf("comparison %+v, want 30 against 20, getUserInfo, 2 rounds, ratio %.4f", c, (want1+want2)/2)
+	}
+	if !strings.Contains(out.String(), "sqlite, 30 users against 20") {
+		t.Errorf("no comparison printed:\n%s", out)
+	}
+}
+
+// TestCompareCounts checks the quotients on made-up results: a round is compared with
+// the same round of the first count, baseline runs are not compared, and a round the
+// first count lacks is left out.
+func TestCompareCounts(t *testing.T) {
+	res := func(users, round int, sc loadgen.Scenario, ratio, rps float64) *loadgen.Result {
+		return &loadgen.Result{Store: "sqlite", Users: users, Round: round, Scenario: sc, Ratio: ratio, RPS: rps}
+	}
+	results := []*loadgen.Result{
+		res(10, 1, loadgen.Baseline, 0, 1000), res(10, 1, loadgen.SetUserInfo, 0.50, 500),
+		res(99, 1, loadgen.Baseline, 0, 900), res(99, 1, loadgen.SetUserInfo, 0.40, 360),
+		res(10, 2, loadgen.Baseline, 0, 1000), res(10, 2, loadgen.SetUserInfo, 0.40, 400),
+		res(99, 2, loadgen.Baseline, 0, 1200), res(99, 2, loadgen.SetUserInfo, 0.36, 432),
+		res(10, 3, loadgen.Baseline, 0, 1000), res(10, 3, loadgen.SetUserInfo, 0.50, 500),
+		res(99, 3, loadgen.Baseline, 0, 1000), res(99, 3, loadgen.SetUserInfo, 0.50, 500),
+		res(99, 4, loadgen.SetUserInfo, 0.10, 100), // round 4 of 10 users is missing
+	}
+	got := compareCounts(results, []int{10, 99})
+	if len(got) != 1 {
+		t.Fatalf("comparisons %+v, want one", got)
+	}
+	c := got[0]
+	// Ratios: 0.8, 0.9, 1.0, median 0.9; requests a second: 0.72, 1.08, 1.0, median 1.0.
+	if c.Users != 99 || c.Against != 10 || c.Scenario != loadgen.SetUserInfo || c.Rounds != 3 ||
+		math.Abs(c.Ratio-0.9) > 1e-9 || math.Abs(c.RPS-1.0) > 1e-9 {
+		t.Errorf("comparison %+v, want 99 against 10, setUserInfo, 3 rounds, ratio 0.9, rps 1.0", c)
+	}
+	if got := compareCounts(results, []int{10}); got != nil {
+		t.Errorf("one count compared: %+v", got)
 	}
 }
 
