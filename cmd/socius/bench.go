@@ -149,6 +149,9 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		if err != nil || n <= 0 {
 			return "", fmt.Errorf("--users: %q is not a positive count", s)
 		}
+		if slices.Contains(b.Users, n) {
+			return "", fmt.Errorf("--users: %d given twice (each count has a store and a server of its own)", n)
+		}
 		b.Users = append(b.Users, n)
 	}
 	switch {

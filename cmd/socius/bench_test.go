@@ -227,6 +227,7 @@ func TestBenchFlags(t *testing.T) {
 	}{
 		{[]string{"--scenarios", "nope"}, "unknown scenario"},
 		{[]string{"--users", "0"}, "not a positive count"},
+		{[]string{"--users", "100,1_000,100"}, "100 given twice"},
 		{[]string{"--url", "http://127.0.0.1:1"}, "needs --api-key and --secret"},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s", "--", "--data", "x"}, "serve flags"},
 		{[]string{"--pid", "1"}, "go with --url"},
