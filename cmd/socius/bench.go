@@ -348,28 +348,12 @@ func (t *benchTarget) stop() {
 	}
 }
 
-// measureAll measures every user count for every round. When the bench starts the
-// servers itself, each count has its own, all running from the start, and the rounds
-// take the counts by turns (round 1 of each, then round 2 of each): a shared machine's
-// load moves by the minute, and the comparison of a million users with 10,000 then
-// rests on minutes shared by both, not on two stretches of the run. With --url there is
-// one server and one store, whose users only grow: each count is measured, all its
-// rounds, once the store has its users.
+// measureAll measures every user count for every round. Each count has its own server,
+// all running from the start, and the rounds take the counts by turns (round 1 of
+// each, then round 2 of each): a shared machine's load moves by the minute, and the
+// comparison of a million users with 10,000 then rests on minutes shared by both, not
+// on two stretches of the run. (--url drives a single count.)
 func (b *Bench) measureAll(ctx context.Context, rep *BenchReport, base *child) error {
-	if b.URL != "" {
-		for _, users := range b.Users {
-			t, err := b.prepare(ctx, users)
-			if err != nil {
-				return err
-			}
-			for round := 1; round <= b.Rounds; round++ {
-				if err := b.measure(ctx, rep, base, t, round); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
 	var targets []*benchTarget
 	defer func() {
 		for _, t := range targets {

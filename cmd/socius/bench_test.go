@@ -230,6 +230,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--users", "100,1_000,100"}, "100 given twice"},
 		{[]string{"--url", "http://127.0.0.1:1"}, "needs --api-key and --secret"},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s", "--", "--data", "x"}, "serve flags"},
+		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s", "--users", "10,20"}, "give one --users count"},
 		{[]string{"--pid", "1"}, "go with --url"},
 		{[]string{"--rounds", "0"}, "--rounds"},
 		{[]string{"--preload", "fast"}, "--preload"},
