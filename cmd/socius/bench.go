@@ -350,9 +350,9 @@ func (t *benchTarget) stop() {
 
 // measureAll measures every user count for every round. Each count has its own server,
 // all running from the start, and the rounds take the counts by turns (round 1 of
-// each, then round 2 of each): a shared machine's load moves by the minute, and the
-// comparison of a million users with 10,000 then rests on minutes shared by both, not
-// on two stretches of the run. (--url drives a single count.)
+// each, then round 2 of each): a shared machine's load moves by the minute, so each
+// round of one count runs a minute or so from the same round of the other, not on
+// another stretch of the run. (--url drives a single count.)
 func (b *Bench) measureAll(ctx context.Context, rep *BenchReport, base *child) error {
 	var targets []*benchTarget
 	defer func() {
@@ -541,24 +541,24 @@ func compareCounts(results []*loadgen.Result, counts []int) []Comparison {
 	if len(counts) < 2 {
 		return nil
 	}
-	type run struct {
-		store    string
-		users    int
-		scenario loadgen.Scenario
-		round    int
-	}
-	byRun := map[run]*loadgen.Result{}
 	type group struct {
 		store    string
 		scenario loadgen.Scenario
 	}
+	type run struct {
+		group
+		round int
+	}
+	firsts := map[run]*loadgen.Result{} // the first count's runs
 	var groups []group
 	seen := map[group]bool{}
 	for _, r := range results {
 		if r.Scenario == loadgen.Baseline {
 			continue
 		}
-		byRun[run{r.Store, r.Users, r.Scenario, r.Round}] = r
+		if r.Users == counts[0] {
+			firsts[run{group{r.Store, r.Scenario}, r.Round}] = r
+		}
 		if g := (group{r.Store, r.Scenario}); !seen[g] {
 			seen[g] = true
 			groups = append(groups, g)
@@ -572,7 +572,7 @@ func compareCounts(results []*loadgen.Result, counts []int) []Comparison {
 				if r.Store != g.store || r.Scenario != g.scenario || r.Users != users {
 					continue
 				}
-				first := byRun[run{g.store, counts[0], g.scenario, r.Round}]
+				first := firsts[run{g, r.Round}]
 				if first == nil || first.Ratio <= 0 || first.RPS <= 0 {
 					continue
 				}
