@@ -47,11 +47,36 @@ func ParseField(name string) (Field, bool) {
 		}
 	}
 	for i, n := range fieldNames {
-		if strings.EqualFold(n, name) {
+		if EqualFoldASCII(n, name) {
 			return Field(i), true
 		}
 	}
 	return 0, false
+}
+
+// EqualFoldASCII reports whether a and b are equal but for the case of ASCII letters,
+// as Gigya matches names (no Unicode folding: the Kelvin sign is not a k). Either may
+// be bytes, so that a header read into a buffer is compared without a copy.
+func EqualFoldASCII[A, B string | []byte](a A, b B) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Limits on profile values, in characters.

@@ -263,7 +263,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "userInfo null", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set("null"))),
 			code: 400006, details: "userInfo must be a JSON object"},
 		{name: "userInfo empty", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(""))),
-			code: 400006, details: "userInfo is not valid JSON"},
+			code: 400002, details: "Missing required parameter: userInfo"},
 		{name: "userInfo with trailing garbage", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(`{"nickname":"x"} {"age":1}`))),
 			code: 400006, details: "after the value"},
 		{name: "a field an array of 100,000", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(`{"nickname":[`+strings.Repeat("0,", 100000)+`0]}`))),

@@ -129,7 +129,7 @@ func TestRequestLog(t *testing.T) {
 
 	// Masking: credential values go, in the parameters, the details and the base strings.
 	const sent = "c3VwZXItc2VjcmV0LXZhbHVlLTEyMzQ=" // a secret sent beside a sig
-	base := gigya.BaseStrings("POST", []string{"http://h/socialize.getUserInfo"}, []gigya.Param{{Name: "secret", Value: sent}, {Name: "UID", Value: "u1"}})
+	base := gigya.BaseStrings("POST", []string{"http://h/socialize.getUserInfo"}, []gigya.Param{{Name: "secret", Value: sent}, {Name: "UID", Value: "u1"}}, 1<<20)
 	l.Observe(&server.Call{ID: "masked", Code: 403003, Details: "signed " + base[0], BaseStrings: base, SignedURLs: []string{"http://h/socialize.getUserInfo"},
 		Params: []gigya.Param{{Name: "UID", Value: "u1"}, {Name: "secret", Value: sent}, {Name: "SIG", Value: "AAAA"}, {Name: "oauth_token", Value: "tok-123456"},
 			{Name: "client_secret", Value: "cs-123456"}, {Name: "cookieValue", Value: "cv-123456"}, {Name: "sessionSecret", Value: "ss-123456"}}})
@@ -441,7 +441,7 @@ func TestLogLongPoll(t *testing.T) {
 func TestConsole(t *testing.T) {
 	te := newTestEmulator(t)
 	base := gigya.BaseStrings("POST", []string{"http://127.0.0.1:8080/socialize.getUserInfo", "https://127.0.0.1:8080/socialize.getUserInfo"},
-		[]gigya.Param{{Name: "UID", Value: "alice"}, {Name: "apiKey", Value: siteKey}})
+		[]gigya.Param{{Name: "UID", Value: "alice"}, {Name: "apiKey", Value: siteKey}}, 1<<20)
 	te.Log.Observe(&server.Call{ID: "0123456789abcdef0123456789abcdef", Method: "socialize.getUserInfo", APIKey: siteKey, Credential: "partner-signature",
 		Code: 403003, Details: "Invalid request signature: <script>alert(1)</script>", Time: time.Now(),
 		SignedURLs: []string{"http://127.0.0.1:8080/socialize.getUserInfo", "https://127.0.0.1:8080/socialize.getUserInfo"}, BaseStrings: base,

@@ -207,27 +207,7 @@ func unhex(c byte) byte {
 	}
 }
 
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
+func equalFoldASCII(a, b string) bool { return socius.EqualFoldASCII(a, b) }
 
 // ParseBool reads a boolean the way the SDKs send them: true, True, 1 are true; false,
 // False, 0 and the empty string (PHP's false) are false. Letter case is ignored.

@@ -217,7 +217,7 @@ func appendEscapedParamString(dst []byte, params []Param) []byte {
 // sortedParams appends to idx the indexes of every parameter but sig, sorted by name.
 func sortedParams(params []Param, idx []int) []int {
 	for i := range params {
-		if params[i].Name != "sig" {
+		if !equalFoldASCII(params[i].Name, "sig") { // names match in any case
 			idx = append(idx, i)
 		}
 	}
@@ -375,12 +375,39 @@ func VerifyRequest(key []byte, sig, httpMethod, scheme, host, path string, param
 }
 
 // BaseStrings returns the base string for each candidate URL (to tell a client what
-// the server signed when its signature did not match).
-func BaseStrings(httpMethod string, urls []string, params []Param) []string {
-	eps := appendEscapedParamString(nil, params)
+// the server signed when its signature did not match). A base string longer than max
+// bytes is cut there and ends with a note of how much was left out; building it costs
+// about max bytes, not the whole (up to five times the request).
+func BaseStrings(httpMethod string, urls []string, params []Param, max int) []string {
+	// The parameters one at a time, each value cut to max first, so that no step
+	// builds much more than max bytes.
+	var eps []byte
+	var buf [MaxParams]int
+	cut := false
+	for n, i := range sortedParams(params, buf[:0]) {
+		if len(eps) >= max {
+			cut = true
+			break
+		}
+		if n > 0 {
+			eps = append(eps, "%26"...)
+		}
+		p := params[i]
+		if len(p.Value) > max {
+			p.Value, cut = p.Value[:max], true
+		}
+		eps = appendEscapedParamString(eps, []Param{p})
+	}
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = string(appendHead(nil, httpMethod, u)) + string(eps)
+		b := appendHead(nil, httpMethod, u)
+		b = append(b, eps...)
+		if len(b) > max || cut {
+			b = append(b[:min(len(b), max)], "... (cut at "...)
+			b = strconv.AppendInt(b, int64(max), 10)
+			b = append(b, " bytes)"...)
+		}
+		out[i] = string(b)
 	}
 	return out
 }

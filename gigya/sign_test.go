@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -413,6 +415,47 @@ func TestParamStringSortsAndSkipsSig(t *testing.T) {
 	want := "UID=1&_x=&a=%2A~%2F&b=x%20y"
 	if got != want {
 		t.Errorf("ParamString = %q, want %q", got, want)
+	}
+}
+
+func TestParamStringSkipsSigInAnyCase(t *testing.T) {
+	got := ParamString([]Param{{"Sig", "zzz"}, {"UID", "1"}})
+	if got != "UID=1" {
+		t.Errorf("ParamString = %q, want UID=1", got)
+	}
+}
+
+// TestBaseStringsCut: what a 403003 keeps to explain itself is the whole base string
+// of a normal request, and for a huge one its first max bytes and a note, built
+// without the whole (which is up to five times the request).
+func TestBaseStringsCut(t *testing.T) {
+	const u = "https://socialize.localtest/socialize.setUserInfo"
+	whole := func(params []Param) string {
+		return "POST&" + string(AppendEscape(nil, u)) + "&" + string(AppendEscape(nil, ParamString(params)))
+	}
+	small := []Param{{"UID", "u1"}, {"userInfo", `{"nickname":"!"}`}, {"sig", "x"}}
+	if got := BaseStrings("POST", []string{u, u}, small, 8192); got[0] != whole(small) || got[1] != whole(small) {
+		t.Errorf("BaseStrings = %q, want %q", got, whole(small))
+	}
+	huge := []Param{{"UID", "u1"}, {"userInfo", `{"nickname":"` + strings.Repeat("!", 1<<20) + `"}`}}
+	for i := range 200 {
+		huge = append(huge, Param{"p" + strconv.Itoa(i), strings.Repeat("?", 4096)})
+	}
+	const limit = 8192
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := BaseStrings("POST", []string{u, u, u, u}, huge, limit)
+	runtime.ReadMemStats(&after)
+	full := whole(huge)
+	for _, g := range got {
+		note := "... (cut at 8192 bytes)"
+		if !strings.HasSuffix(g, note) || len(g) != limit+len(note) || g[:limit] != full[:limit] {
+			t.Errorf("cut base string: %d bytes, ends %q", len(g), g[max(0, len(g)-40):])
+		}
+	}
+	// The whole would be about 14 MiB a candidate; the cut one costs a few max.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64*limit {
+		t.Errorf("building the cut base strings allocated %d bytes", n)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/socius/socius"
 )
 
 // A conn is one keep-alive HTTP/1.1 connection, used by one worker at a time. It is
@@ -121,14 +123,14 @@ func (c *conn) readResponse() (status int, keep bool, err error) {
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case equalFold(name, "Content-Length"):
+		case socius.EqualFoldASCII(name, "Content-Length"):
 			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
 				return 0, false, fmt.Errorf("%w: Content-Length %q", errMalformed, value)
 			}
-		case equalFold(name, "Transfer-Encoding"):
-			chunked = equalFold(value, "chunked")
-		case equalFold(name, "Connection"):
-			if equalFold(value, "close") {
+		case socius.EqualFoldASCII(name, "Transfer-Encoding"):
+			chunked = socius.EqualFoldASCII(value, "chunked")
+		case socius.EqualFoldASCII(name, "Connection"):
+			if socius.EqualFoldASCII(value, "close") {
 				keep = false
 			}
 		}
@@ -204,23 +206,4 @@ func (c *conn) line() ([]byte, error) {
 		line = line[:n-1]
 	}
 	return line, nil
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

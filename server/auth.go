@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,6 +63,15 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 		return err
 	}
 	c.site = site
+	if !c.secure && c.params.Has("secret") && !c.params.Has("sig") {
+		// A secret that travelled in the clear is refused before anything else is
+		// looked at, a userKey too: that is what the client must hear first.
+		c.Credential = credPartnerSecret
+		if c.params.Has("userKey") {
+			c.Credential = credKeySecret
+		}
+		return secretOverHTTP()
+	}
 	if userKey, ok := c.params.Lookup("userKey"); ok {
 		key, err := s.siteKey(c, userKey)
 		if err != nil {
@@ -163,16 +173,18 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	if gigya.VerifyRequest(key, c.params.Get("sig"), c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, c.params.All()) < 0 {
 		// What the server signed, for debugging through Config.Observe; credential
 		// values (a session call signs its oauth_token) are masked.
+		// Each base string is cut at maxBaseString bytes: a wrong signature costs
+		// nothing but the apiKey, and a whole one is up to five times the body.
 		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
 		c.SignedURLs = urls
-		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()))
+		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()), maxBaseString)
 		if s.cfg.ExplainSignatures {
 			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, whose))
 		}
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
 			whose, c.r.Method, urls[0])
 	}
-	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, credential, nonce, ts.Add(s.cfg.Skew), c.now)
+	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, credential, nonce, s.nonceExpiry(c, ts), c.now)
 	if err != nil {
 		return err
 	}
@@ -216,12 +228,31 @@ func (s *Server) checkSecret(c *call) error {
 		c.Credential = credKeySecret
 	}
 	if !c.secure {
-		return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: a secret may only be sent over HTTPS; sign the request instead")
+		return secretOverHTTP()
 	}
 	if !secretsEqual(c.params.Get("secret"), c.secret()) {
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the secret does not match the secret of %s", c.credentialName())
 	}
 	return nil
+}
+
+// maxBaseString is the most of each base string a 403003 keeps to explain itself (the
+// log, the emulator, ExplainSignatures): a whole request's is far shorter.
+const maxBaseString = 8 << 10
+
+// nonceExpiry is how long a nonce is remembered: a whole window from when it was seen
+// (SPEC 4: a pair seen within the window is a duplicate, whatever the timestamp of the
+// second request), and as long as its own timestamp keeps the request valid, when that
+// is later (a timestamp ahead of the server's clock).
+func (s *Server) nonceExpiry(c *call, ts time.Time) time.Time {
+	if ts.Before(c.now) {
+		ts = c.now
+	}
+	return ts.Add(s.cfg.Skew)
+}
+
+func secretOverHTTP() error {
+	return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: a secret may only be sent over HTTPS; sign the request instead")
 }
 
 // secretsEqual compares two secrets in constant time, whatever their lengths.
@@ -444,7 +475,7 @@ func (s *Server) authenticateBearer(c *call) error {
 	if err != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig) != nil {
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the JWT signature does not verify with the public key of userKey %s", key.UserKey)
 	}
-	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, "bearer userKey "+key.UserKey, jti, iat.Add(s.cfg.Skew), c.now)
+	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, "bearer userKey "+key.UserKey, jti, s.nonceExpiry(c, iat), c.now)
 	if err != nil {
 		return err
 	}
@@ -482,7 +513,10 @@ func jwtTime(n json.Number) (time.Time, bool) {
 	if err != nil || f < 0 || f > 1e11 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, int64(f*1e9)), true
+	// Whole seconds and the fraction apart: f*1e9 nanoseconds overflows an int64
+	// after the year 2262.
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
 }
 
 // jwtID reads jti: a string, or a number as some signers send it.

@@ -130,8 +130,8 @@ func (s *Server) setUserInfo(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, ok := c.params.Lookup("userInfo")
-	if !ok {
+	raw := c.params.Get("userInfo")
+	if raw == "" { // sent empty is not sent, as for every required parameter
 		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: userInfo")
 	}
 	patch, err := c.userInfo("userInfo", raw)
@@ -254,7 +254,7 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	}
 	mobile := strings.EqualFold(c.params.Get("targetEnv"), "mobile")
 	patch := &socius.Patch{}
-	if raw, ok := c.params.Lookup("userInfo"); ok {
+	if raw := c.params.Get("userInfo"); raw != "" { // empty: none
 		var err error
 		if patch, err = c.userInfo("userInfo", raw); err != nil {
 			return nil, err
@@ -285,16 +285,23 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	o = append(o,
 		gigya.KV{Key: "cookieName", Value: "glt_" + c.site.APIKey},
 		gigya.KV{Key: "cookieValue", Value: gigya.NewCallID() + gigya.NewCallID()},
-		gigya.KV{Key: "cookieDomain", Value: cookieDomain(c.r.Host)},
-		gigya.KV{Key: "cookiePath", Value: "/"},
 	)
-	return o, nil
+	// A request without a Host (HTTP/1.0) names no domain: the field is left out, as
+	// every field without data is (SPEC 4), rather than sent empty.
+	if d := cookieDomain(c.r.Host); d != "" {
+		o = append(o, gigya.KV{Key: "cookieDomain", Value: d})
+	}
+	return append(o, gigya.KV{Key: "cookiePath", Value: "/"}), nil
 }
 
-// cookieDomain is the host the call reached, without a port.
+// cookieDomain is the host the call reached, without a port, and an IPv6 address
+// without its brackets.
 func cookieDomain(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h
+	}
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		return host[1 : len(host)-1]
 	}
 	return host
 }

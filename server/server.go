@@ -248,16 +248,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
+	// The method first, so that every answer, a refusal of the request's form too, has
+	// the method's XML root.
+	known := s.findMethod(c)
 	if err := s.readParams(w, c); err != nil {
-		return nil, err
-	}
-	if err := s.checkParamSizes(c); err != nil {
+		// The answer still takes the format and status the request asked for, read
+		// leniently from the parameters decoded before the failure (the query string
+		// at least).
+		s.readFormat(c)
 		return nil, err
 	}
 	if err := s.readFormat(c); err != nil {
 		return nil, err
 	}
-	if !s.findMethod(c) {
+	if err := s.checkParamSizes(c); err != nil {
+		return nil, err
+	}
+	if !known {
 		return nil, s.unknownMethod(c.Method)
 	}
 	// The rate limit comes before authentication, so that a flood costs no store
@@ -474,7 +481,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if gone {
 		err = &socius.Error{Code: socius.CodeRequestTimeout, Details: "Request Timeout: the call was cancelled before it completed (the connection closed)", Err: err}
 	}
-	env := gigya.Envelope{CallID: c.ID, Time: c.now, Ignored: c.ignored, Data: data}
+	// The answer's time and Date header are read again: the Java and .NET SDKs set
+	// their clocks from the Date header, and a slow request's start is stale by then.
+	now := s.cfg.Clock.Now()
+	env := gigya.Envelope{CallID: c.ID, Time: now, Ignored: c.ignored, Data: data}
 	if err != nil {
 		env.Code = socius.ErrorCode(err)
 		var e *socius.Error
@@ -498,20 +508,24 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			s.cfg.Logger.Debug("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		}
 	}
-	if ctx, ok := c.params.Lookup("context"); ok {
+	if ctx, ok := c.params.Lookup("context"); ok && ctx != "" {
 		env.Context = echoContext(ctx)
 	}
-	method := "socialize"
+	method := c.Method // as the path names it when Socius does not serve it
 	if c.m != nil {
 		method = c.m.name
 	}
+	if method == "" {
+		method = "socialize"
+	}
+	method = clip(method, 128)
 	var ct string
 	c.out, ct = gigya.AppendEncode(c.out[:0], c.format, method, c.callback, env.Object())
 	// The values are shared, read-only slices (the keys are already canonical):
 	// Header.Set would allocate both for every answer.
 	h := w.Header()
 	h["Content-Type"] = contentType(ct)
-	h["Date"] = dateHeader(c.now)
+	h["Date"] = dateHeader(now)
 	h["Cache-Control"] = noStore
 	h["X-Content-Type-Options"] = noSniff
 	status := http.StatusOK

@@ -125,3 +125,36 @@ func serve(s *Server, r *http.Request) *httptest.ResponseRecorder {
 	s.ServeHTTP(w, r)
 	return w
 }
+
+// TestCookieDomain: a browser notifyLogin names the host the call reached, without
+// its port or an IPv6 address's brackets, and leaves cookieDomain out when the request
+// names no host (SPEC 4: a field without data is left out, never "").
+func TestCookieDomain(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for i, tt := range []struct{ host, want string }{
+		{"socialize.localtest", `"cookieDomain":"socialize.localtest"`},
+		{"socialize.localtest:8443", `"cookieDomain":"socialize.localtest"`},
+		{"[::1]:8443", `"cookieDomain":"::1"`},
+		{"[::1]", `"cookieDomain":"::1"`},
+		{"", ""},
+	} {
+		body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&siteUID=cookie-" + string(rune('a'+i))
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.notifyLogin", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		r.Host = tt.host
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		got := w.Body.String()
+		if !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, `"cookiePath":"/"`) {
+			t.Fatalf("Host %q: %s", tt.host, got)
+		}
+		if tt.want == "" {
+			if strings.Contains(got, "cookieDomain") {
+				t.Errorf("Host %q: cookieDomain sent: %s", tt.host, got)
+			}
+		} else if !strings.Contains(got, tt.want) {
+			t.Errorf("Host %q: %s, want %s", tt.host, got, tt.want)
+		}
+	}
+}

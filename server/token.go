@@ -84,7 +84,7 @@ func (s *Server) getToken(c *call) (gigya.Object, error) {
 		}
 	}
 	patch := &socius.Patch{}
-	if raw, ok := c.params.Lookup("x_userInfo"); ok {
+	if raw := c.params.Get("x_userInfo"); raw != "" { // empty: none
 		if siteUID == "" {
 			return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: x_siteUID (x_userInfo applies to the user it names)")
 		}

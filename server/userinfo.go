@@ -51,6 +51,14 @@ func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
 	return &patch, nil
 }
 
+// mustBe says what a field's JSON value must be.
+func mustBe(f socius.Field) string {
+	if f == socius.Age {
+		return "must be a whole number from 0 to 150, or such a number as a string"
+	}
+	return "must be a string"
+}
+
 type fieldError string
 
 func (e fieldError) Error() string { return string(e) }
@@ -69,9 +77,9 @@ func fieldValue(f socius.Field, v any) (string, error) {
 			return "", fieldError("age must be a whole number")
 		}
 	case bool:
-		return "", fieldError("must be a string, not true or false")
+		return "", fieldError(mustBe(f) + ", not true or false")
 	default:
-		return "", fieldError("must be a string, not an object or array")
+		return "", fieldError(mustBe(f) + ", not an object or array")
 	}
 	if s == "" {
 		return "", nil

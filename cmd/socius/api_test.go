@@ -64,6 +64,7 @@ func TestErrorCodes(t *testing.T) {
 		{"unknown apiKey", false, "socialize.getUserInfo", url.Values{"apiKey": {"3_nope"}, "UID": {"u1"}}, 400093, "no site has apiKey 3_nope"},
 		{"no credential", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, 400002, "Missing required parameter: sig, secret or oauth_token"},
 		{"secret over http", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}}), 403006, "only be sent over HTTPS"},
+		{"secret over http with an unknown userKey", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "userKey": {"ANoSuchKey"}}), 403006, "only be sent over HTTPS"},
 		{"wrong secret", true, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {"d3Jvbmctc2VjcmV0LXdyb25n"}, "UID": {"u1"}}, 403003, "secret does not match"},
 		{"bad signature", false, "socialize.getUserInfo", badSig(url.Values{"UID": {"u1"}}), 403003, "Invalid request signature"},
 		{"undecodable signature", false, "socialize.getUserInfo", func() url.Values {
@@ -85,6 +86,7 @@ func TestErrorCodes(t *testing.T) {
 		{"checkParams refuses unknown userInfo key", true, "socialize.setUserInfo", plain(url.Values{"UID": {"u1"}, "checkParams": {"true"}, "userInfo": {`{"shoeSize":44}`}}), 403007, "userInfo.shoeSize"},
 		{"missing UID", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{}), 400002, "Missing required parameter: UID"},
 		{"missing userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", url.Values{"UID": {"u1"}}), 400002, "Missing required parameter: userInfo"},
+		{"empty userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set("")), 400002, "Missing required parameter: userInfo"},
 		{"missing siteUID", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{}), 400002, "Missing required parameter: siteUID"},
 		{"siteUID not ASCII", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"dávid"}}), 400006, "printable ASCII"},
 		{"siteUID too long", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
@@ -94,7 +96,8 @@ func TestErrorCodes(t *testing.T) {
 		{"age too high", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":151}`)), 400006, "age must be an integer from 0 to 150"},
 		{"age negative", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":"-1"}`)), 400006, "userInfo.age"},
 		{"age fractional", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":30.5}`)), 400006, "whole number"},
-		{"age boolean", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":true}`)), 400006, "not true or false"},
+		{"age boolean", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":true}`)), 400006, "age: must be a whole number from 0 to 150, or such a number as a string, not true or false"},
+		{"age an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":{}}`)), 400006, "age: must be a whole number from 0 to 150, or such a number as a string, not an object"},
 		{"field an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"nickname":{"a":1}}`)), 400006, "userInfo.nickname"},
 		{"text too long", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"firstName":"`+strings.Repeat("é", 1001)+`"}`)), 400006, "firstName is longer than 1000"},
 		{"URL too long", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"photoURL":"http://x/`+strings.Repeat("a", 2041)+`"}`)), 400006, "photoURL is longer than 2048"},
@@ -178,6 +181,46 @@ func TestRawRequestErrors(t *testing.T) {
 	}
 }
 
+// TestRefusalsKeepTheAskedForm: a request refused while its parameters are read (too
+// large, a duplicate, a value too long) is still answered in the format and with the
+// HTTP status it asked for, under its method's XML root; a method Socius does not
+// serve is answered under the root its path names.
+func TestRefusalsKeepTheAskedForm(t *testing.T) {
+	ts := startServer(t, "--max-body-bytes", "100000")
+	tests := []struct {
+		name, path, body string
+		status           int
+		want             []string
+	}{
+		{"body too large", "/socialize.getUserInfo?format=xml&httpStatusCodes=true", "UID=" + strings.Repeat("a", 100001), 413,
+			[]string{"<socialize.getUserInfoResponse ", "<errorCode>413001</errorCode>"}},
+		{"duplicate in the body", "/socialize.getUserInfo?format=xml&httpStatusCodes=true&UID=a", "uid=b", 400,
+			[]string{"<socialize.getUserInfoResponse ", "<errorCode>400006</errorCode>", "Duplicate parameter"}},
+		{"value too long", "/socialize.getUserInfo?format=jsonp&callback=cb&httpStatusCodes=true", "UID=" + strings.Repeat("a", 70000), 400,
+			[]string{"cb({", `"errorCode":400006`, "longer than 65536 bytes"}},
+		{"unknown method", "/socialize.nope?format=xml", "UID=a", 200,
+			[]string{"<socialize.nopeResponse ", "<errorCode>400001</errorCode>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := ts.client.Post(ts.HTTPURL+tt.path, "application/x-www-form-urlencoded", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("HTTP %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(body), w) {
+					t.Errorf("answer lacks %s: %s", w, body)
+				}
+			}
+		})
+	}
+}
+
 func TestEnvelope(t *testing.T) {
 	ts := startServer(t)
 	ts.login(t, "u1")
@@ -214,9 +257,60 @@ func TestEnvelope(t *testing.T) {
 	if fmt.Sprint(a["context"]) != "map[a:[1 x]]" {
 		t.Errorf("context = %v", a["context"])
 	}
+	// An empty context is no context: nothing is echoed (SPEC 4: never "").
+	if b := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "context": {""}}); b.code() != 0 {
+		t.Errorf("empty context: %v", b)
+	} else if _, ok := b["context"]; ok {
+		t.Errorf("empty context echoed: %v", b)
+	}
 	// Two calls never share a callId.
 	if b := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); b.str("callId") == a.str("callId") {
 		t.Error("callId repeated")
+	}
+}
+
+// TestDateOfASlowRequest: the answer's Date and time are the server's clock when it
+// answers, not when the request began (the Java and .NET SDKs set their clocks from
+// Date): here the clock moves an hour between the headers and the body.
+func TestDateOfASlowRequest(t *testing.T) {
+	ts := startServer(t)
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "apiKey=" + testAPIKey + "&UID=u1"
+	if _, err := fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body)); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitInFlight(t, 1)
+	ts.Clock.Advance(time.Hour)
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ts.Clock.Now().Sub(date); d > 2*time.Second || d < -2*time.Second {
+		t.Errorf("Date %v is %v behind the server's clock", date, d)
+	}
+	m := regexp.MustCompile(`"time":"([^"]+)"`).FindSubmatch(answer)
+	if m == nil {
+		t.Fatalf("answer without time: %s", answer)
+	}
+	at, err := time.Parse(time.RFC3339, string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ts.Clock.Now().Sub(at); d > 2*time.Second || d < -2*time.Second {
+		t.Errorf("time %v is %v behind the server's clock", at, d)
 	}
 }
 
@@ -312,6 +406,30 @@ func TestSignatureVariants(t *testing.T) {
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403002 {
 		t.Errorf("replay 121 s later: %v", a)
 	}
+	// A nonce seen is a duplicate for a whole window from then (SPEC 4), even when the
+	// first request's timestamp was about to expire and the second's is fresh.
+	old := url.Values{"UID": {"u1"}, "nonce": {"window-nonce"}, "timestamp": {strconv.FormatInt(ts.Clock.Now().Unix()-119, 10)}}
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", old, "", "")); a.code() != 0 {
+		t.Fatalf("a request of 119 s ago: %v", a)
+	}
+	ts.Clock.Advance(2 * time.Second)
+	again := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {"window-nonce"}}, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", again); a.code() != 403004 {
+		t.Errorf("its nonce again 2 s later with a fresh timestamp: %v, want 403004", a)
+	}
+	ts.Clock.Advance(119 * time.Second)
+	again = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {"window-nonce"}}, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", again); a.code() != 0 {
+		t.Errorf("its nonce again a window after it was seen: %v, want 0", a)
+	}
+	// A parameter named Sig is the signature in any case: it is left out of the base
+	// string as sig is.
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
+	p["Sig"] = p["sig"]
+	delete(p, "sig")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("signature named Sig: %v", a)
+	}
 }
 
 // TestPlainSecretAndKeys covers plain-secret mode over TLS and userKey credentials in
@@ -367,6 +485,12 @@ func TestMergeRules(t *testing.T) {
 	if _, ok := a["shoeSize"]; ok {
 		t.Error("unknown key stored")
 	}
+	// Field names match in any ASCII case, and only so: a Kelvin sign is not a k.
+	set(`{"FIRSTNAME":"Ada","nic\u212Aname":"kelvin"}`)
+	if b := get(); b.str("firstName") != "Ada" || b["nickname"] != nil {
+		t.Errorf("after FIRSTNAME and a Kelvin-sign nickname: %v", b)
+	}
+	set(`{"firstName":"Dávid 🎉"}`)
 	// An empty object changes nothing.
 	set(`{}`)
 	if b := get(); b.str("firstName") != "Dávid 🎉" {

@@ -536,6 +536,11 @@ func TestBearerJWT(t *testing.T) {
 	expired := claims(now())
 	expired["exp"] = now().Add(-time.Second).Unix()
 	want(t, "exp passed", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), expired, base64.RawURLEncoding), nil), 403002, "exp")
+	for _, exp := range []float64{32503680000, 7258118400.5} { // the years 3000 and 2200 (past int64 nanoseconds, and not)
+		far := claims(now())
+		far["exp"] = exp
+		want(t, "exp far ahead", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), far, base64.RawURLEncoding), nil), 0, "")
+	}
 	want(t, "signed by another key", call("socialize.getUserInfo", jwtFor(t, stranger, hdr("AJwtKey"), claims(now()), base64.RawURLEncoding), nil), 403003, "does not verify")
 	tampered := valid()
 	parts := strings.Split(tampered, ".")
