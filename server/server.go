@@ -31,11 +31,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,6 +196,8 @@ type call struct {
 	body       []byte // the request body, read into reused storage
 	out        []byte // the encoded answer
 	siteKey    []byte // the site's decoded partner secret, once needed
+	answered   bool   // the answer's header is written
+	panicked   bool   // a panic cut the call short: its state is not recycled
 }
 
 // calls recycles the state of finished calls: its parameter list, body buffer and
@@ -205,6 +209,9 @@ var calls = sync.Pool{New: func() any { return new(call) }}
 // with unusually large buffers are dropped instead, so that one big request does not
 // pin memory.
 func (c *call) release() {
+	if c.panicked {
+		return
+	}
 	params, body, out := c.params, c.body[:0], c.out[:0]
 	params.Reset()
 	*c = call{params: params, body: body, out: out}
@@ -218,6 +225,7 @@ func (c *call) release() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := calls.Get().(*call)
 	defer c.release()
+	defer s.recoverCall(w, c)
 	c.ctx, c.r, c.start = r.Context(), r, time.Now()
 	c.now = s.cfg.Clock.Now()
 	c.ID = gigya.NewCallID()
@@ -244,6 +252,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := s.serve(w, c)
 	s.respond(w, c, data, err)
+}
+
+// recoverCall turns a panic of the call (a bug) into a logged error and, if nothing
+// was answered yet, a 500001 answer: net/http would drop the connection and log the
+// panic where nobody looks. A handler that aborts on purpose (http.ErrAbortHandler)
+// is left to net/http.
+func (s *Server) recoverCall(w http.ResponseWriter, c *call) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	c.panicked = true
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.cfg.Logger.Error("call panicked", "callId", c.ID, "method", c.Method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if !c.answered {
+		s.respond(w, c, nil, fmt.Errorf("panic: %v", v))
+	}
 }
 
 func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
@@ -535,6 +562,7 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			status = http.StatusOK
 		}
 	}
+	c.answered = true
 	w.WriteHeader(status)
 	w.Write(c.out)
 

@@ -158,3 +158,37 @@ func TestCookieDomain(t *testing.T) {
 		}
 	}
 }
+
+// panickyStore is a fault injected into a real store: User panics, as a bug would.
+type panickyStore struct{ socius.Store }
+
+func (panickyStore) User(context.Context, string, string) (*socius.User, error) {
+	panic("injected: a bug in the store")
+}
+
+// TestPanicIsAnswered: a call that panics (a bug) is answered 500001 in the format it
+// asked for, logged as an error with its stack, and the server goes on serving.
+func TestPanicIsAnswered(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, t.TempDir(), &logs)
+	s.cfg.Store = panickyStore{s.cfg.Store}
+	call := func(method, params string) string {
+		body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + params
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Body.String()
+	}
+	got := call("socialize.getUserInfo", "UID=u1&format=xml")
+	if !strings.Contains(got, "<socialize.getUserInfoResponse ") || !strings.Contains(got, "<errorCode>500001</errorCode>") || strings.Contains(got, "injected") {
+		t.Errorf("a panicking call answered %s", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "call panicked") || !strings.Contains(l, "injected: a bug in the store") || !strings.Contains(l, "server.panickyStore.User") {
+		t.Errorf("the panic is not logged as an error with its stack:\n%s", l)
+	}
+	if got := call("socialize.setUserInfo", "UID=u1&userInfo=%7B%22nickname%22%3A%22after%22%7D"); !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("a call after the panic: %s", got)
+	}
+}
