@@ -29,7 +29,8 @@ type SiteStore interface {
 	Key(ctx context.Context, userKey string) (*Key, error)
 	// Keys lists the keys of a site (all sites when apiKey is empty), ordered by creation.
 	Keys(ctx context.Context, apiKey string) ([]*Key, error)
-	// DeleteKey removes a key; ErrNotFound if there is none.
+	// DeleteKey removes a key and every token it obtained, at once; ErrNotFound if
+	// there is none.
 	DeleteKey(ctx context.Context, userKey string) error
 }
 

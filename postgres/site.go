@@ -162,9 +162,15 @@ func scanKey(row pgx.Row) (*socius.Key, error) {
 	return &k, nil
 }
 
-// DeleteKey removes a key; socius.ErrNotFound if there is none.
+// DeleteKey removes a key and the tokens it obtained, at once; socius.ErrNotFound if
+// there is none. The tokens go with it so that a key created again under the same
+// userKey does not bring them back.
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
-	return s.write(ctx, "delete key", func(ctx context.Context) error {
-		return affected(s.pool.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey))
+	return s.tx(ctx, "delete key", func(ctx context.Context, tx pgx.Tx) error {
+		if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM tokens WHERE user_key = $1`, userKey)
+		return err
 	})
 }

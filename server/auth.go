@@ -340,7 +340,7 @@ func (s *Server) authenticateToken(c *call) error {
 	}
 	t, err := s.cfg.Store.Token(c.ctx, socius.HashToken(text))
 	if errors.Is(err, socius.ErrNotFound) {
-		return invalidToken("unknown token")
+		return invalidToken("unknown token: never issued here, removed a week after it expired or was revoked, or its userKey was deleted")
 	}
 	if err != nil {
 		return err
@@ -570,7 +570,14 @@ func (s *Server) authenticateClient(c *call) error {
 	apiKey, hasAPIKey := c.params.Lookup("apiKey")
 	switch {
 	case !hasAPIKey && hasID:
-		apiKey, hasAPIKey = clientID, true
+		err := s.authenticateServer(c, clientID, true)
+		if socius.ErrorCode(err) == socius.CodeInvalidAPIKey && c.site == nil && socius.ValidAPIKey(clientID) {
+			// The client_id stood for the apiKey: say so if it is a userKey instead.
+			if _, kerr := s.cfg.Store.Key(c.ctx, clientID); kerr == nil {
+				return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is a userKey; with it send its secret as client_secret, or send the site's apiKey and userKey beside the secret", clientID)
+			}
+		}
+		return err
 	case hasAPIKey && hasID && clientID != apiKey && clientID != c.params.Get("userKey"):
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: client_id must be the apiKey or the userKey of the call")
 	}

@@ -192,3 +192,70 @@ func TestPanicIsAnswered(t *testing.T) {
 		t.Errorf("a call after the panic: %s", got)
 	}
 }
+
+// logoutBeforeToken is a fault injected into a real store: just before a token is
+// stored, the user it is for is logged out, deleted or renamed, as a concurrent call
+// could do between a login and its token.
+type logoutBeforeToken struct {
+	socius.Store
+	end     func(ctx context.Context, st socius.Store, apiKey, uid string) error
+	created *[]string // the hashes of the tokens stored
+}
+
+func (s logoutBeforeToken) CreateToken(ctx context.Context, t *socius.Token) error {
+	if t.UID != "" {
+		if err := s.end(ctx, s.Store, t.APIKey, t.UID); err != nil {
+			return err
+		}
+	}
+	*s.created = append(*s.created, t.Hash)
+	return s.Store.CreateToken(ctx, t)
+}
+
+// TestTokenOfAUserWhoLeft: a logout, deleteAccount or setUID between the login of
+// getToken (x_siteUID) or a mobile notifyLogin and its token leaves no live token: the
+// token is revoked and the call refused (403005).
+func TestTokenOfAUserWhoLeft(t *testing.T) {
+	ends := map[string]func(ctx context.Context, st socius.Store, apiKey, uid string) error{
+		"logout": func(ctx context.Context, st socius.Store, apiKey, uid string) error {
+			return st.Logout(ctx, apiKey, uid, labTime)
+		},
+		"deleteAccount": func(ctx context.Context, st socius.Store, apiKey, uid string) error {
+			return st.DeleteUser(ctx, apiKey, uid, labTime)
+		},
+		"setUID": func(ctx context.Context, st socius.Store, apiKey, uid string) error {
+			return st.RenameUser(ctx, apiKey, uid, uid+"-renamed")
+		},
+	}
+	for name, end := range ends {
+		for _, call := range []struct{ method, params, want string }{
+			{"socialize.getToken", "grant_type=none&x_siteUID=leaver", "access_token"},
+			{"socialize.notifyLogin", "siteUID=leaver&targetEnv=mobile", "sessionToken"},
+		} {
+			t.Run(name+" during "+call.method, func(t *testing.T) {
+				s := newTestServer(t, t.TempDir(), nil)
+				st := s.cfg.Store
+				var created []string
+				s.cfg.Store = logoutBeforeToken{Store: st, end: end, created: &created}
+				body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + call.params
+				r := httptest.NewRequest("POST", "https://socialize.localtest/"+call.method, strings.NewReader(body))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				r.TLS = &tls.ConnectionState{}
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, r)
+				got := w.Body.String()
+				if !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "while its token was issued") || strings.Contains(got, call.want) {
+					t.Fatalf("answer %s", got)
+				}
+				// The token the store holds is revoked.
+				if len(created) != 1 {
+					t.Fatalf("%d tokens stored, want 1", len(created))
+				}
+				tok, err := st.Token(context.Background(), created[0])
+				if err != nil || tok.RevokedAt.IsZero() {
+					t.Errorf("the token stored: %+v, %v; want it revoked", tok, err)
+				}
+			})
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -61,7 +62,35 @@ func (s *Server) issueToken(c *call, kind socius.TokenKind, uid string, lifetime
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
 		return "", err
 	}
+	if uid != "" {
+		if err := s.stillLoggedIn(c, t); err != nil {
+			return "", err
+		}
+	}
 	return text, nil
+}
+
+// stillLoggedIn checks, once a user's token is stored, that the user is still there
+// and logged in. The login that came before and the token are two writes: a logout,
+// deleteAccount or setUID between them ended the user's tokens before this one
+// existed, and would leave it alive. Then the token is revoked and the call refused. A
+// logout after the token was stored revokes it by itself.
+func (s *Server) stillLoggedIn(c *call, t *socius.Token) error {
+	u, err := s.cfg.Store.User(c.ctx, t.APIKey, t.UID)
+	if err == nil && u.LoggedIn {
+		return nil
+	}
+	if err != nil && !errors.Is(err, socius.ErrNotFound) {
+		return err // the token may live: nothing says the user went
+	}
+	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil {
+		return err
+	}
+	what := "was logged out"
+	if err != nil {
+		what = "was deleted or renamed"
+	}
+	return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: UID %s %s while its token was issued; ask again", t.UID, what)
 }
 
 // getToken issues an OAuth 2.0 access token (SPEC 5). The client authenticated in
@@ -98,6 +127,11 @@ func (s *Server) getToken(c *call) (gigya.Object, error) {
 		return nil, err
 	}
 	if siteUID != "" {
+		// A token for a user is a login of that user, as notifyLogin's: a key needs
+		// the right to both.
+		if c.key != nil && !c.key.Allows("socialize.notifyLogin") {
+			return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call socialize.notifyLogin, which getToken with x_siteUID does", c.key.UserKey)
+		}
 		if _, err := s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now); err != nil {
 			return nil, err
 		}

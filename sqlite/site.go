@@ -212,14 +212,22 @@ func scanKey(row scanner) (*socius.Key, error) {
 	return &k, nil
 }
 
-// DeleteKey removes a key; socius.ErrNotFound if there is none.
+// DeleteKey removes a key and the tokens it obtained, at once; socius.ErrNotFound if
+// there is none. The tokens go with it so that a key created again under the same
+// userKey does not bring them back.
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return deleteKey(tx, userKey) })
 }
 
 func deleteKey(tx *sql.Tx, userKey string) error {
 	res, err := tx.Exec(`DELETE FROM keys WHERE user_key = ?`, userKey)
-	return affected(res, err, "delete key")
+	if err := affected(res, err, "delete key"); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`DELETE FROM tokens WHERE user_key = ?`, userKey); err != nil {
+		return errorFor("delete key: its tokens", err)
+	}
+	return nil
 }
 
 // affected turns the result of an UPDATE or DELETE of one row into an error:

@@ -255,12 +255,32 @@ var keyTests = []test{
 		k1 := createKey(t, s, "3_site", "Ak1", base)
 		createKey(t, s, "3_site", "Ak2", at(time.Second))
 		k3 := createKey(t, s, "3_site", "Ak3", at(2*time.Second))
+		// The key's tokens go with it (a key created again under its name must not
+		// bring them back); another key's tokens and the site's stay.
+		ofKey := func(text, userKey string) *socius.Token {
+			tok := newToken(text, "3_site", "u1")
+			tok.UserKey = userKey
+			return createToken(t, s, tok)
+		}
+		gone1, gone2 := ofKey("t-ak2-a", "Ak2"), ofKey("t-ak2-b", "Ak2")
+		kept := []*socius.Token{ofKey("t-ak1", "Ak1"), ofKey("t-site", "")}
 
 		if err := s.DeleteKey(t.Context(), "Ak2"); err != nil {
 			t.Fatalf("DeleteKey: %v", err)
 		}
 		_, err := s.Key(t.Context(), "Ak2")
 		wantErr(t, "Key after DeleteKey", err, socius.ErrNotFound)
+		for _, tok := range []*socius.Token{gone1, gone2} {
+			_, err := s.Token(t.Context(), tok.Hash)
+			wantErr(t, "a token of the deleted key", err, socius.ErrNotFound)
+		}
+		for _, tok := range kept {
+			checkToken(t, getToken(t, s, tok.Hash), tok)
+		}
+		createKey(t, s, "3_site", "Ak2", at(3*time.Second))
+		_, err = s.Token(t.Context(), gone1.Hash)
+		wantErr(t, "a token of the deleted key, the key created again", err, socius.ErrNotFound)
+		wantErr(t, "DeleteKey of the key created again", s.DeleteKey(t.Context(), "Ak2"), nil)
 		for _, apiKey := range []string{"3_site", ""} {
 			keys, err := s.Keys(t.Context(), apiKey)
 			if err != nil {

@@ -240,7 +240,8 @@ func TestGetTokenCredentials(t *testing.T) {
 	const keySecret = vectors.LabUserSecret
 	for _, k := range []*socius.Key{
 		{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
-		{UserKey: "ATokenReader", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.getUserInfo"}},
+		{UserKey: "ATokenReader", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.notifyLogin", "socialize.getUserInfo"}},
+		{UserKey: "ANoLogins", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.getUserInfo"}},
 		{UserKey: "ANoTokens", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getUserInfo"}},
 	} {
 		k.CreatedAt = time.Now()
@@ -296,6 +297,8 @@ func TestGetTokenCredentials(t *testing.T) {
 		{"client_id and apiKey differ", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 400006, "client_id"},
 		{"no credentials", "POST", true, grant(nil), nil, 400093, "Missing required parameter: apiKey"},
 		{"with a token", "POST", true, grant(url.Values{"oauth_token": {socius.NewTokenText(socius.AccessToken)}}), nil, 403007, "not a token"},
+		{"key without notifyLogin, x_siteUID", "POST", true, grant(url.Values{"x_siteUID": {"mallory"}, "x_userInfo": {`{"firstName":"M"}`}, "client_id": {"ANoLogins"}, "client_secret": {keySecret}}), nil, 403007, "may not call socialize.notifyLogin, which getToken with x_siteUID does"},
+		{"client_id=userKey + secret", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "secret": {keySecret}}), nil, 400093, "client_id AFullKey is a userKey"},
 		{"key without getToken", "POST", true, grant(url.Values{"client_id": {"ANoTokens"}, "client_secret": {keySecret}}), nil, 403007, "may not call socialize.getToken"},
 		{"missing grant_type", "POST", true, url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}, nil, 400002, "grant_type"},
 		{"grant_type authorization_code", "POST", true, grant(url.Values{"grant_type": {"authorization_code"}, "code": {"abc"}, "redirect_uri": {"https://x/"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400013, "authorization_code"},
@@ -322,8 +325,14 @@ func TestGetTokenCredentials(t *testing.T) {
 		})
 	}
 	// A refused getToken created no user.
-	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"é"}}); a.code() == 0 {
-		t.Errorf("a refused getToken created a user: %v", a)
+	for _, uid := range []string{"é", "mallory"} {
+		if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {uid}}); a.code() == 0 {
+			t.Errorf("a refused getToken created a user: %v", a)
+		}
+	}
+	// A key without notifyLogin still gets a token for the site.
+	if a := ts.getToken(t, url.Values{"grant_type": {"none"}, "client_id": {"ANoLogins"}, "client_secret": {keySecret}}); a.code() != 0 {
+		t.Errorf("a site token for a key without notifyLogin: %v", a)
 	}
 
 	// A token has the permissions of the key that obtained it, while the key lives.
@@ -337,7 +346,12 @@ func TestGetTokenCredentials(t *testing.T) {
 	if err := ts.Store.DeleteKey(ctx, "ATokenReader"); err != nil {
 		t.Fatal(err)
 	}
-	want(t, "token of a deleted key", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "userKey that obtained the token no longer exists")
+	want(t, "token of a deleted key", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "unknown token")
+	// A key created again under the same name does not bring its tokens back.
+	if err := ts.Store.CreateKey(ctx, &socius.Key{UserKey: "ATokenReader", APIKey: testAPIKey, Secret: socius.NewSecret(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "token of a deleted key, the key created again", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "unknown token")
 }
 
 // TestUnboundToken: a client_credentials token without x_siteUID acts for the site, as
