@@ -25,13 +25,18 @@ type storeFlags struct {
 	stderr          io.Writer
 }
 
-func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool), stderr io.Writer) {
+// register adds the store's flags to fs. It returns the environment that the admin
+// command's flags are to be read from: only these flags' variables. The others stay
+// the command line's own: SOCIUS_SECRET or SOCIUS_API_KEY, set for `socius call`,
+// must not become a new site's secret, or the "new" secret of rotate-secret.
+func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool), stderr io.Writer) func(string) (string, bool) {
 	fs.StringVar(&f.data, "data", "socius-data", "data folder of the embedded store")
 	fs.StringVar(&f.store, "store", "", storeHelp)
 	fs.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key that encrypts secrets at rest (default: SOCIUS_MASTER_KEY, else <data>/master.key)")
 	fs.StringVar(&f.previousKeyFile, "previous-master-key-file", "", previousKeyHelp)
 	f.lookupEnv = lookupEnv
 	f.stderr = stderr
+	return onlyEnv(lookupEnv, "data", "store", "master-key-file", "previous-master-key-file")
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
@@ -53,7 +58,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius site "+args[0], stderr)
-	sf.register(fs, lookupEnv, stderr)
+	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":
 		name := fs.String("name", "", "a name for the site")
@@ -155,7 +160,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius key "+args[0], stderr)
-	sf.register(fs, lookupEnv, stderr)
+	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":
 		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")

@@ -203,3 +203,35 @@ func TestUsage(t *testing.T) {
 		t.Errorf("unknown command: %d %s", code, errOut)
 	}
 }
+
+// TestAdminCommandsIgnoreCallEnvironment: SOCIUS_SECRET, SOCIUS_API_KEY and
+// SOCIUS_USER_KEY, set for `socius call`, are not the admin commands' flags: rotating a
+// secret with them set makes a new secret, and a new site or key gets its own. The
+// store's variables still apply.
+func TestAdminCommandsIgnoreCallEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	const old = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Rot", "--secret", old, "--data", dir); code != 0 {
+		t.Fatalf("site create: %s", errOut)
+	}
+	env := envOf("SOCIUS_DATA="+dir, "SOCIUS_API_KEY=3_Rot", "SOCIUS_SECRET="+old, "SOCIUS_USER_KEY=ACallKey", "SOCIUS_NAME=from-env")
+	secretOf := func(out string) string {
+		m := regexp.MustCompile(`secret:\s+(\S+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no secret in %q", out)
+		}
+		return m[1]
+	}
+	code, out, errOut := runCLI(t, env, "site", "rotate-secret", "3_Rot")
+	if code != 0 || secretOf(out) == old {
+		t.Errorf("site rotate-secret with SOCIUS_SECRET set: %d %s %s (the old secret kept)", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, env, "site", "create")
+	if code != 0 || strings.Contains(out, "3_Rot") || secretOf(out) == old || strings.Contains(out, "from-env") {
+		t.Errorf("site create with the call's variables set: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, env, "key", "create", "--site", "3_Rot")
+	if code != 0 || strings.Contains(out, "ACallKey") || secretOf(out) == old {
+		t.Errorf("key create with the call's variables set: %d %s %s", code, out, errOut)
+	}
+}

@@ -36,6 +36,18 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 	return err
 }
 
+// onlyEnv returns a lookup that sees only the variables of the named flags.
+func onlyEnv(lookupEnv func(string) (string, bool), flags ...string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		for _, f := range flags {
+			if envName(f) == name {
+				return lookupEnv(name)
+			}
+		}
+		return "", false
+	}
+}
+
 func envName(flagName string) string {
 	return "SOCIUS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }

@@ -22,7 +22,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius token "+args[0], stderr)
-	sf.register(fs, lookupEnv, stderr)
+	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "revoke":
 		file := fs.String("token-file", "-", "file holding the token, when it is not an argument (- for standard input: keeps it out of the shell's history and the process list)")

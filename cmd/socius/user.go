@@ -34,7 +34,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius user "+args[0], stderr)
-	sf.register(fs, lookupEnv, stderr)
+	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "export":
 		site := fs.String("site", "", "apiKey of the site whose users to export (required)")
@@ -80,8 +80,15 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 	}
 	w := stdout
 	if out != "-" {
-		f, err := os.Create(out)
+		// Only the owner may read it: with --with-site it holds secrets in clear, and
+		// every user's profile in any case (a file there before keeps its mode
+		// otherwise).
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
+			return err
+		}
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
 			return err
 		}
 		defer func() {

@@ -123,10 +123,18 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 		t.Fatalf("seeded %d users", len(want))
 	}
 
+	// The file holds secrets in clear: only its owner may read it, even one that was
+	// there before with a wider mode.
 	fileA := filepath.Join(t.TempDir(), "a.jsonl")
+	if err := os.WriteFile(fileA, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dirA, "--site", testAPIKey, "--with-site", "--out", fileA)
 	if code != 0 || !strings.Contains(errOut, fmt.Sprintf("exported %d users", n)) {
 		t.Fatalf("export: exit %d %s", code, errOut)
+	}
+	if fi, err := os.Stat(fileA); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the export file: %v %v, want mode 0600", fi.Mode(), err)
 	}
 	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", fileA)
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) ||
