@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,12 +55,20 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	// Encoded whole before the status goes out, so that a value that cannot be encoded
+	// is a 500 with a reason, not a 200 with an empty body.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		b.Reset()
+		status = http.StatusInternalServerError
+		json.NewEncoder(&b).Encode(map[string]string{"error": "the answer could not be encoded: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	w.Write(b.Bytes())
 }
 
 // apiError answers {"error": "..."} with the HTTP status.
@@ -348,6 +357,10 @@ func (e *Emulator) apiClock(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, e.clockInfo())
 }
 
+// MaxClockOffset is how far from the system time the emulator's clock may be moved:
+// far beyond any token's lifetime, and well inside what a time.Duration holds.
+const MaxClockOffset = 100 * 365 * 24 * time.Hour
+
 // ClockChange is the body of POST /_emulator/api/clock: exactly one of its fields.
 type ClockChange struct {
 	// Set is the time the clock should read now: RFC 3339, or Unix seconds.
@@ -369,17 +382,24 @@ func (c ClockChange) Apply(clock *socius.OffsetClock) error {
 	if n != 1 {
 		return errors.New("give exactly one of set, advance and reset")
 	}
+	within := func(d time.Duration) bool { return d >= -MaxClockOffset && d <= MaxClockOffset }
 	switch {
 	case c.Set != "":
 		t, err := ParseTime(c.Set)
 		if err != nil {
 			return err
 		}
+		if !within(time.Until(t)) { // saturates past ±292 years: refused too
+			return fmt.Errorf("set: %s is more than 100 years from the system time", t.UTC().Format(time.RFC3339))
+		}
 		clock.Set(t)
 	case c.Advance != "":
 		d, err := time.ParseDuration(strings.TrimSpace(c.Advance))
 		if err != nil {
 			return fmt.Errorf("advance: not a duration (e.g. 90s, 2h, -30m): %q", c.Advance)
+		}
+		if !within(d) || !within(clock.Offset()+d) {
+			return fmt.Errorf("advance: %v would put the clock more than 100 years from the system time", d)
 		}
 		clock.Advance(d)
 	default:

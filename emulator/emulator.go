@@ -92,16 +92,26 @@ const Header = "X-Socius-Emulator"
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(Header, "1")
 	if !e.cfg.AllowRemote && !localHost(r.Host) {
-		http.Error(w, "socius emulator: Host "+clip(r.Host, 100)+" is not a loopback address or localhost (start with --emulator-allow-remote to allow it)", http.StatusForbidden)
+		e.refuse(w, r, "Host "+clip(r.Host, 100)+" is not a loopback address or localhost (start with --emulator-allow-remote to allow it)")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if err := sameOrigin(r); err != nil {
-			http.Error(w, "socius emulator: "+err.Error(), http.StatusForbidden)
+			e.refuse(w, r, err.Error())
 			return
 		}
 	}
 	e.mux.ServeHTTP(w, r)
+}
+
+// refuse answers 403: {"error": ...} under the admin API, as its every error, and
+// text elsewhere (the console's pages).
+func (e *Emulator) refuse(w http.ResponseWriter, r *http.Request, why string) {
+	if strings.HasPrefix(r.URL.Path, "/_emulator/api/") {
+		apiError(w, http.StatusForbidden, "socius emulator: %s", why)
+		return
+	}
+	http.Error(w, "socius emulator: "+why, http.StatusForbidden)
 }
 
 // Reset removes every user of every site (and their tokens); sites and keys stay.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -180,6 +181,8 @@ func TestFaults(t *testing.T) {
 		{},             // neither code nor delay
 		{Code: 500001, Delay: Duration(time.Hour)}, // too long
 		{Code: 500001, Fraction: 1.5},
+		{Code: 500001, Fraction: math.NaN()}, // would fire every time
+		{Code: 500001, Fraction: math.Inf(1)},
 		{Code: 500001, Count: -1},
 	} {
 		if _, err := f.Add(bad); err == nil {
@@ -331,6 +334,11 @@ func TestAdminAPI(t *testing.T) {
 		{"clock needs one change", "POST", "/_emulator/api/clock", js, `{"advance":"1h","reset":true}`, 400, []string{"exactly one"}},
 		{"clock bad duration", "POST", "/_emulator/api/clock", js, `{"advance":"soon"}`, 400, []string{"not a duration"}},
 		{"clock unknown field", "POST", "/_emulator/api/clock", js, `{"travel":"1h"}`, 400, []string{"unknown field"}},
+		{"clock set too far", "POST", "/_emulator/api/clock", js, `{"set":"9999-01-01T00:00:00Z"}`, 400, []string{"more than 100 years"}},
+		{"clock advance too far", "POST", "/_emulator/api/clock", js, `{"advance":"2562047h"}`, 400, []string{"more than 100 years"}},
+		{"clock advance past the limit in steps", "POST", "/_emulator/api/clock", js, `{"advance":"876000h"}`, 200, []string{`"offset": "876000h0m0s"`}},
+		{"clock advance past the limit, the second step", "POST", "/_emulator/api/clock", js, `{"advance":"1h"}`, 400, []string{"more than 100 years"}},
+		{"clock back", "POST", "/_emulator/api/clock", js, `{"reset":true}`, 200, []string{`"offset": "0s"`}},
 		{"clock advance", "POST", "/_emulator/api/clock", js, `{"advance":"90m"}`, 200, []string{`"offset": "1h30m0s"`}},
 		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not a Gigya error code"}},
 		{"fault add", "POST", "/_emulator/api/faults", js, `{"method":"setUserInfo","errorCode":504002,"count":3,"delay":"10ms"}`, 201, []string{`"id": 1`, `"method": "socialize.setUserInfo"`, `"delay": "10ms"`, `"remaining": 3`}},
@@ -396,8 +404,11 @@ func TestAdminAPI(t *testing.T) {
 	if status, _ := te.do(t, "POST", "/_emulator/api/reset", "", "", "Sec-Fetch-Site", "cross-site"); status != 403 {
 		t.Errorf("cross-site reset: HTTP %d", status)
 	}
-	if status, _ := te.do(t, "GET", "/_emulator/api/export", "", "", "Host", "rebind.evil.example"); status != 403 {
-		t.Errorf("export to a foreign Host: HTTP %d", status)
+	if status, body := te.do(t, "GET", "/_emulator/api/export", "", "", "Host", "rebind.evil.example"); status != 403 || !strings.Contains(body, `"error": "socius emulator: Host rebind.evil.example`) {
+		t.Errorf("export to a foreign Host: HTTP %d %s (want a JSON error)", status, body)
+	}
+	if status, body := te.do(t, "POST", "/_emulator/api/reset", "", "", "Origin", "http://evil.example"); status != 403 || !strings.Contains(body, `"error": `) {
+		t.Errorf("cross-origin reset: HTTP %d %s (want a JSON error)", status, body)
 	}
 	if status, body := te.do(t, "GET", "/_emulator/api/status", "", "", "Host", "localhost:1234"); status != 200 {
 		t.Errorf("Host localhost: HTTP %d %s", status, body)
@@ -611,5 +622,15 @@ func TestConsoleForms(t *testing.T) {
 	}
 	if _, body := te.do(t, "GET", "/_emulator/?done=reset&n=<b>", "", ""); strings.Contains(body, "<b>") {
 		t.Error("the message reflects the query")
+	}
+}
+
+// TestWriteJSONUnencodable: an answer that cannot be encoded is a 500 that says so,
+// not a 200 with an empty body.
+func TestWriteJSONUnencodable(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeJSON(w, http.StatusOK, map[string]float64{"fraction": math.NaN()})
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"error":"the answer could not be encoded`) {
+		t.Errorf("HTTP %d %s", w.Code, w.Body)
 	}
 }

@@ -92,7 +92,7 @@ func (r *Rule) Validate() error {
 	if r.Count < 0 {
 		return errors.New("count must not be negative")
 	}
-	if r.Fraction < 0 || r.Fraction > 1 {
+	if !(r.Fraction >= 0 && r.Fraction <= 1) { // NaN too
 		return errors.New("fraction must be from 0 to 1")
 	}
 	return nil

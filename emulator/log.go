@@ -98,6 +98,8 @@ type RequestLog struct {
 	n       int   // entries held
 	seq     int64 // Seq of the newest entry
 	changed chan struct{}
+	stop    chan struct{} // closed by StopWaiting
+	once    sync.Once
 }
 
 // NewRequestLog returns a log that keeps the last size calls (DefaultLogSize when
@@ -106,7 +108,7 @@ func NewRequestLog(size int) *RequestLog {
 	if size <= 0 {
 		size = DefaultLogSize
 	}
-	return &RequestLog{ring: make([]Entry, size), changed: make(chan struct{})}
+	return &RequestLog{ring: make([]Entry, size), changed: make(chan struct{}), stop: make(chan struct{})}
 }
 
 // Size returns how many calls the log keeps.
@@ -213,9 +215,16 @@ func (l *RequestLog) Wait(ctx context.Context, after int64, limit int, wait time
 			return nil, seq
 		case <-ctx.Done():
 			return nil, seq
+		case <-l.stop:
+			return nil, seq
 		}
 	}
 }
+
+// StopWaiting ends every Wait in progress and makes later ones return at once: a
+// server shutting down must not wait out its long polls (net/http's Shutdown waits
+// for them and does not cancel their contexts).
+func (l *RequestLog) StopWaiting() { l.once.Do(func() { close(l.stop) }) }
 
 // Clear forgets every entry; sequence numbers go on from where they were.
 func (l *RequestLog) Clear() {

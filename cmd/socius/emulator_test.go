@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -659,4 +660,30 @@ func TestEmulatorClockExpiresTokens(t *testing.T) {
 	// A reset ends the user's tokens with the user.
 	ts.emu(t, "reset")
 	want(t, "the token after a reset", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "")
+}
+
+// TestShutdownEndsLongPolls: a long poll of the emulator's log (the console's "show new
+// calls", `socius emulator log --follow`) is answered at shutdown, which then finishes
+// in time instead of waiting out the poll and cutting it off.
+func TestShutdownEndsLongPolls(t *testing.T) {
+	ts := startServer(t, "--emulator", "--shutdown-timeout", "3s")
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(ts.HTTPURL + "/_emulator/api/log?after=1000000&wait=20s")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != 200 {
+				err = errors.New("HTTP " + resp.Status)
+			}
+		}
+		answered <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the poll is waiting
+	if err := ts.Close(); err != nil {
+		t.Errorf("Close with a long poll waiting: %v", err)
+	}
+	if err := <-answered; err != nil {
+		t.Errorf("the long poll: %v", err)
+	}
 }

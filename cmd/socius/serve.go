@@ -429,6 +429,9 @@ func (m *Main) Wait(ctx context.Context) error {
 // everything acknowledged is in it.
 func (m *Main) Close() error {
 	m.closing.Store(true)
+	if m.Emu != nil {
+		m.Emu.Log.StopWaiting() // the emulator's long polls answer now
+	}
 	timeout := m.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
