@@ -64,7 +64,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		name := fs.String("name", "", "a name for the site")
 		apiKey := fs.String("api-key", "", "the apiKey (generated when empty)")
 		secret := fs.String("secret", "", "the partner secret, standard base64 of at least 16 bytes (generated when empty)")
-		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		site := &socius.Site{APIKey: *apiKey, Name: *name, CreatedAt: time.Now()}
@@ -88,7 +88,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return nil
 		})
 	case "list":
-		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -168,7 +168,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
 		secret := fs.String("secret", "", "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
 		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
-		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		if *site == "" {
@@ -210,7 +210,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		})
 	case "list":
 		site := fs.String("site", "", "list only the keys of this site")
-		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {

@@ -235,3 +235,32 @@ func TestAdminCommandsIgnoreCallEnvironment(t *testing.T) {
 		t.Errorf("key create with the call's variables set: %d %s %s", code, out, errOut)
 	}
 }
+
+// TestUsageErrors: a flag the command does not have, or an argument it does not take,
+// is a usage error: exit status 2, said once.
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"serve", "--bogus"},
+		{"site", "list", "--bogus", "--data", dir},
+		{"site", "list", "--data", dir, "extra"},
+		{"key", "list", "--data", dir, "extra"},
+		{"user", "import", "--data", dir, "extra"},
+		{"emulator", "status", "extra"},
+		{"bench", "--bogus"},
+	} {
+		code, out, errOut := runCLI(t, noEnv, args...)
+		if code != 2 || out != "" {
+			t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", args, code, out)
+		}
+		if n := strings.Count(errOut, "bogus") + strings.Count(errOut, `"extra"`); n != 1 {
+			t.Errorf("%v: the error said %d times:\n%s", args, n, errOut)
+		}
+	}
+	// A negative value of a flag stays with its flag (only clock advance moves its
+	// negative argument).
+	code, _, errOut := runCLI(t, noEnv, "emulator", "log", "--limit", "-1", "--url", "http://127.0.0.1:1")
+	if strings.Contains(errOut, "invalid value") || code == 2 {
+		t.Errorf("emulator log --limit -1: exit %d %s", code, errOut)
+	}
+}

@@ -120,7 +120,10 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's HTTP address")
 	c := &emulatorClient{http: &http.Client{Timeout: emulator.MaxWait + 15*time.Second}}
 	parse := func(args []string) ([]string, error) {
-		pos, err := parseArgs(fs, negativeDurationsLast(args), lookupEnv)
+		if cmd == "clock" { // only "clock advance -15m" has a negative argument of its own
+			args = negativeDurationsLast(args)
+		}
+		pos, err := parseArgs(fs, args, lookupEnv)
 		c.base = strings.TrimRight(*baseURL, "/")
 		return pos, err
 	}
@@ -128,10 +131,18 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		fmt.Fprintf(stderr, "socius emulator %s: %s\n\n%s", cmd, msg, emulatorUsage)
 		return errUsage
 	}
+	// noArgs parses a command that takes flags only.
+	noArgs := func(args []string) error {
+		pos, err := parse(args)
+		if err == nil && len(pos) > 0 {
+			err = usage(fmt.Sprintf("unexpected argument %q", pos[0]))
+		}
+		return err
+	}
 
 	switch cmd {
 	case "status":
-		if _, err := parse(args); err != nil {
+		if err := noArgs(args); err != nil {
 			return err
 		}
 		var st emulator.Status
@@ -144,7 +155,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 
 	case "reset":
 		all := fs.Bool("all", false, "also clear the fault rules and the request log, and reset the clock")
-		if _, err := parse(args); err != nil {
+		if err := noArgs(args); err != nil {
 			return err
 		}
 		var out struct {
@@ -295,7 +306,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 
 	case "export":
 		out := fs.String("out", "", "write to this file instead of standard output")
-		if _, err := parse(args); err != nil {
+		if err := noArgs(args); err != nil {
 			return err
 		}
 		if *out == "" {

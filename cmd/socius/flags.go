@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,15 +53,40 @@ func envName(flagName string) string {
 	return "SOCIUS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse parses args and then the environment.
+// parse parses args, which must all be flags, and then the environment.
 func parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return unexpected(fs, fs.Arg(0))
 	}
 	return applyEnv(fs, lookupEnv)
+}
+
+// parseFlags is fs.Parse, with its errors (which it has printed, with the usage) made
+// errUsage: exit status 2, and no second message. -h stays flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return err
+}
+
+// unexpected reports a positional argument that the command does not take.
+func unexpected(fs *flag.FlagSet, arg string) error {
+	fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), arg)
+	return errUsage
+}
+
+// parseNoArgs is parseArgs for a command that takes flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
+	pos, err := parseArgs(fs, args, lookupEnv)
+	if err == nil && len(pos) > 0 {
+		err = unexpected(fs, pos[0])
+	}
+	return err
 }
 
 // parseArgs parses flags that may come before, between or after the positional
@@ -68,7 +94,7 @@ func parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 func parseArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {

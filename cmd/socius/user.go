@@ -40,7 +40,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		site := fs.String("site", "", "apiKey of the site whose users to export (required)")
 		out := fs.String("out", "-", "file to write (- for standard output)")
 		withSite := fs.Bool("with-site", false, "write the site and its keys (secrets in clear) before the users, so that an import recreates them")
-		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		if *site == "" {
@@ -52,7 +52,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		})
 	case "import":
 		in := fs.String("in", "-", "file to read (- for standard input)")
-		if _, err := parseArgs(fs, args[1:], lookupEnv); err != nil {
+		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		r, err := openInput(*in)
