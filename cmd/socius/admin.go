@@ -21,6 +21,7 @@ type storeFlags struct {
 	store           string
 	masterKeyFile   string
 	previousKeyFile string // --previous-master-key-file
+	mayCreate       bool   // the command may make a new embedded store (site create, user import)
 	lookupEnv       func(string) (string, bool)
 	stderr          io.Writer
 }
@@ -40,7 +41,7 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
-	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, previousKeyFile: f.previousKeyFile, out: f.stderr}
+	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, previousKeyFile: f.previousKeyFile, mustExist: !f.mayCreate, out: f.stderr}
 	if f.lookupEnv != nil {
 		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")
 	}
@@ -61,6 +62,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":
+		sf.mayCreate = true
 		name := fs.String("name", "", "a name for the site")
 		apiKey := fs.String("api-key", "", "the apiKey (generated when empty)")
 		secret := fs.String("secret", "", "the partner secret, standard base64 of at least 16 bytes (generated when empty)")

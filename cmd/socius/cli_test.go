@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -262,5 +264,34 @@ func TestUsageErrors(t *testing.T) {
 	code, _, errOut := runCLI(t, noEnv, "emulator", "log", "--limit", "-1", "--url", "http://127.0.0.1:1")
 	if strings.Contains(errOut, "invalid value") || code == 2 {
 		t.Errorf("emulator log --limit -1: exit %d %s", code, errOut)
+	}
+}
+
+// TestAdminCommandsNeedAStore: given a folder without a store (a mistyped --data), a
+// command that reads or changes what is there says so and creates nothing; site create
+// and user import make the store.
+func TestAdminCommandsNeedAStore(t *testing.T) {
+	typo := filepath.Join(t.TempDir(), "typo")
+	for _, args := range [][]string{
+		{"site", "list"},
+		{"site", "show", "3_x"},
+		{"site", "rotate-secret", "3_x"},
+		{"key", "list"},
+		{"key", "create", "--site", "3_x"},
+		{"user", "export", "--site", "3_x"},
+	} {
+		code, _, errOut := runCLI(t, noEnv, append(args, "--data", typo)...)
+		if code != 1 || !strings.Contains(errOut, "no store at "+filepath.Join(typo, "socius.db")) {
+			t.Errorf("%v: exit %d %s", args, code, errOut)
+		}
+		if _, err := os.Stat(typo); !os.IsNotExist(err) {
+			t.Fatalf("%v created %s: %v", args, typo, err)
+		}
+	}
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", typo); code != 0 {
+		t.Fatalf("site create: %s", errOut)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "site", "list", "--data", typo); code != 0 || !strings.Contains(out, "3_") {
+		t.Errorf("site list after create: %d %s %s", code, out, errOut)
 	}
 }

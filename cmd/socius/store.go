@@ -55,6 +55,10 @@ type storeConfig struct {
 	// previousKeyFile (--previous-master-key-file) holds a master key that secrets may
 	// still be sealed with: open seals them again with the current key.
 	previousKeyFile string
+	// mustExist refuses to create the embedded store: an admin command that only reads
+	// or changes what is there, given a mistyped --data, must not make a new empty
+	// store (and master key) and report on that.
+	mustExist bool
 	// wrap, when set, decorates the raw store under the sealing (timing).
 	wrap func(socius.Store) socius.Store
 	out  io.Writer // told about a generated key and migrated secrets
@@ -89,10 +93,16 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		}
 		raw, nonces = pg, pg
 	} else {
+		path := filepath.Join(cfg.data, "socius.db")
+		if cfg.mustExist {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("no store at %s: check --data (or SOCIUS_DATA); `socius site create` or `socius serve` makes a new one", path)
+			}
+		}
 		if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 			return nil, err
 		}
-		lite, err := sqlite.Open(filepath.Join(cfg.data, "socius.db"))
+		lite, err := sqlite.Open(path)
 		if err != nil {
 			return nil, err
 		}

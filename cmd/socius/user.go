@@ -51,6 +51,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return exportUsers(ctx, st, *site, *withSite, *out, stdout, stderr)
 		})
 	case "import":
+		sf.mayCreate = true // an export --with-site brings its site along
 		in := fs.String("in", "-", "file to read (- for standard input)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err

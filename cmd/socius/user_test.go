@@ -21,7 +21,7 @@ import (
 // openDataStore opens the store of an admin command's --data folder.
 func openDataStore(t *testing.T, dir string) socius.Store {
 	t.Helper()
-	st, err := (&storeFlags{data: dir}).open(context.Background())
+	st, err := (&storeFlags{data: dir, mayCreate: true}).open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +257,7 @@ func TestUserImportBadLines(t *testing.T) {
 
 func TestUserCommandErrors(t *testing.T) {
 	dir := t.TempDir()
+	openDataStore(t, dir).Close()
 	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir); code != 2 || !strings.Contains(errOut, "--site") {
 		t.Errorf("export without --site: %d %s", code, errOut)
 	}
