@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -293,5 +294,35 @@ func TestAdminCommandsNeedAStore(t *testing.T) {
 	}
 	if code, out, errOut := runCLI(t, noEnv, "site", "list", "--data", typo); code != 0 || !strings.Contains(out, "3_") {
 		t.Errorf("site list after create: %d %s %s", code, out, errOut)
+	}
+}
+
+// TestServeSiteFlagsKeepTheName: --site-api-key and --site-secret set the site's secret
+// at every start; a site that exists keeps its name.
+func TestServeSiteFlagsKeepTheName(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", testAPIKey, "--name", "shop", "--data", dir); code != 0 {
+		t.Fatal(errOut)
+	}
+	ts := startServer(t, "--data", dir)
+	site, err := ts.Store.Site(context.Background(), testAPIKey)
+	if err != nil || site.Name != "shop" || site.Secret != testSecret {
+		t.Errorf("the site after serve: %+v %v; want the name shop and the flag's secret", site, err)
+	}
+}
+
+// TestPprofHasNoCommandLine: --pprof serves the profiles, but not the command line,
+// which may hold --site-secret.
+func TestPprofHasNoCommandLine(t *testing.T) {
+	ts := startServer(t, "--pprof", "127.0.0.1:0")
+	for path, want := range map[string]int{"": 200, "heap?debug=1": 200, "cmdline": 404} {
+		resp, err := http.Get(ts.PprofURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s%s: HTTP %d, want %d", ts.PprofURL, path, resp.StatusCode, want)
+		}
 	}
 }

@@ -362,7 +362,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func pprofHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	// No /debug/pprof/cmdline: the command line may hold --site-secret.
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -398,7 +398,16 @@ func (m *Main) serve(ln net.Listener, h http.Handler) {
 // an empty store, creates a demo site and prints its credentials.
 func (m *Main) prepareSite(ctx context.Context) error {
 	if m.SiteAPIKey != "" {
-		return m.Store.PutSite(ctx, &socius.Site{APIKey: m.SiteAPIKey, Secret: m.SiteSecret, Name: "configured", CreatedAt: m.Clock.Now()})
+		// The secret is the flag's; a site that exists keeps its name.
+		site := &socius.Site{APIKey: m.SiteAPIKey, Secret: m.SiteSecret, Name: "configured", CreatedAt: m.Clock.Now()}
+		old, err := m.Store.Site(ctx, m.SiteAPIKey)
+		switch {
+		case err == nil:
+			site.Name = old.Name
+		case !errors.Is(err, socius.ErrNotFound):
+			return err
+		}
+		return m.Store.PutSite(ctx, site)
 	}
 	sites, err := m.Store.Sites(ctx)
 	if err != nil || len(sites) > 0 {
