@@ -81,22 +81,24 @@ func newSlots(users int) []*slot {
 	return slots
 }
 
-// writeLoad runs one writer per slot, each sending setUserInfo calls for its slot one
-// after another with the next n, until stop is closed or a call fails in transport (the
-// server is gone). A call answered with an error code is a test failure. It returns
-// once every writer has stopped, and counts the acknowledged writes in acks.
-func writeLoad(t *testing.T, p *proc, slots []*slot, stop <-chan struct{}, acks *atomic.Int64) {
+// writeLoad runs one writer per set of slots, each sending setUserInfo calls for its
+// slots in turn (one at a time, each with its slot's next n), until stop is closed or
+// a call fails in transport (the server is gone). A call answered with an error code
+// is a test failure. It returns once every writer has stopped, and counts the
+// acknowledged writes in acks.
+func writeLoad(t *testing.T, p *proc, sets [][]*slot, stop <-chan struct{}, acks *atomic.Int64) {
 	var wg sync.WaitGroup
-	for _, s := range slots {
+	for _, set := range sets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
+				s := set[i%len(set)]
 				n := s.sent + 1
 				s.sent = n
 				a, err := p.call(lab, "socialize.setUserInfo", url.Values{
@@ -115,6 +117,15 @@ func writeLoad(t *testing.T, p *proc, slots []*slot, stop <-chan struct{}, acks 
 		}()
 	}
 	wg.Wait()
+}
+
+// eachAlone puts every slot in a set of its own: a writer per slot.
+func eachAlone(slots []*slot) [][]*slot {
+	sets := make([][]*slot, len(slots))
+	for i, s := range slots {
+		sets[i] = []*slot{s}
+	}
+	return sets
 }
 
 // checkSlots reads every slot from the restarted server: each must hold its last
@@ -182,7 +193,7 @@ func TestCrashSafety(t *testing.T) {
 				stop := make(chan struct{})
 				done := make(chan struct{})
 				go func() {
-					writeLoad(t, p, slots, stop, &acks)
+					writeLoad(t, p, eachAlone(slots), stop, &acks)
 					close(done)
 				}()
 				// Kill at a random moment once the load is well under way.

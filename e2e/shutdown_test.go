@@ -130,7 +130,7 @@ func TestGracefulShutdown(t *testing.T) {
 				stop := make(chan struct{})
 				done := make(chan struct{})
 				go func() {
-					writeLoad(t, p, slots, stop, &acks)
+					writeLoad(t, p, eachAlone(slots), stop, &acks)
 					close(done)
 				}()
 				slowHTTP := p.startSlowCall("slow-http", `{"nickname":"finished over HTTP"}`, false)
