@@ -166,6 +166,9 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		{"stray"},
 		{"--store", "mysql://socius@db/socius"},
 		{"--store", "socius.db"},
+		{"--rate-burst", "10"},
+		{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--https", ""},
+		{"--tls-cert", "c.pem"},
 	} {
 		if err := NewMain().ParseFlags(bad, noEnv, io.Discard); err == nil {
 			t.Errorf("ParseFlags(%q) accepted", bad)

@@ -217,6 +217,12 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		return errors.New("--max-concurrent must be 0 (no cap) or positive")
 	case m.RateLimit < 0 || m.RateBurst < 0:
 		return errors.New("--rate-limit and --rate-burst must be 0 (off, default) or positive")
+	case m.RateBurst > 0 && m.RateLimit == 0:
+		return errors.New("--rate-burst needs --rate-limit (without it there is no limit to burst above)")
+	case (m.TLSCert != "" || m.TLSKey != "") && m.HTTPSAddr == "":
+		return errors.New("--tls-cert and --tls-key are for the HTTPS listener, which --https \"\" disables")
+	case (m.TLSCert == "") != (m.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
 	case m.LogFormat != "text" && m.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: text or json", m.LogFormat)
 	}
