@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -632,5 +634,28 @@ func TestWriteJSONUnencodable(t *testing.T) {
 	writeJSON(w, http.StatusOK, map[string]float64{"fraction": math.NaN()})
 	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"error":"the answer could not be encoded`) {
 		t.Errorf("HTTP %d %s", w.Code, w.Body)
+	}
+}
+
+// TestLogKeepsNoBodies: the log keeps copies of a call's texts, a long value cut, so
+// that it does not keep the request bodies they were sliced from.
+func TestLogKeepsNoBodies(t *testing.T) {
+	l := NewRequestLog(100)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 64; i++ {
+		body := strings.Repeat("x", 1<<20) + strconv.Itoa(i)
+		l.Observe(&server.Call{ID: strconv.Itoa(i), APIKey: body[:12], Method: body[12:20],
+			Params: []gigya.Param{{Name: "apiKey", Value: body[:12]}, {Name: "userInfo", Value: body}}})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 8<<20 {
+		t.Errorf("64 calls of 1 MiB bodies keep %d MiB alive in the log", grew>>20)
+	}
+	e, _ := l.Entries(0, 1)
+	if v, _ := e[0].Param("userInfo"); len(v) > MaxLoggedValue+32 || !strings.HasSuffix(v, "... (1048578 bytes)") {
+		t.Errorf("a 1 MiB value is logged as %d bytes ending %q", len(v), v[max(0, len(v)-30):])
 	}
 }

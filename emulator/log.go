@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -118,8 +119,10 @@ func (l *RequestLog) Size() int { return len(l.ring) }
 // those values wherever they appear in the details and base strings (a request may
 // carry a secret beside its sig, and the base string then holds it).
 func (l *RequestLog) Observe(c *server.Call) {
+	// Every text is copied (and a long value cut): the call's strings are often slices
+	// of its request body, which a log of many calls must not keep whole.
 	e := Entry{
-		Time: c.Time.UTC(), CallID: c.ID, Method: c.Method, APIKey: c.APIKey, UserKey: c.UserKey,
+		Time: c.Time.UTC(), CallID: c.ID, Method: strings.Clone(c.Method), APIKey: strings.Clone(c.APIKey), UserKey: strings.Clone(c.UserKey),
 		Credential: c.Credential, ErrorCode: c.Code, Details: c.Details, Injected: c.Injected,
 		LatencyMS:  float64(c.Duration.Microseconds()) / 1000,
 		SignedURLs: append([]string(nil), c.SignedURLs...),
@@ -134,13 +137,24 @@ func (l *RequestLog) Observe(c *server.Call) {
 			}
 			v = Masked
 		}
-		e.Params[i] = Param{Name: p.Name, Value: v}
+		e.Params[i] = Param{Name: cut(p.Name), Value: cut(v)}
 	}
 	e.Details = hide(e.Details, hidden)
 	for _, b := range c.BaseStrings {
 		e.BaseStrings = append(e.BaseStrings, hide(b, hidden))
 	}
 	l.add(e)
+}
+
+// MaxLoggedValue is the most of a parameter's value (or name) that the log keeps.
+const MaxLoggedValue = 2048
+
+// cut returns a copy of s, cut at MaxLoggedValue bytes with a note of its length.
+func cut(s string) string {
+	if len(s) <= MaxLoggedValue {
+		return strings.Clone(s)
+	}
+	return s[:MaxLoggedValue] + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // hide replaces each secret in s, as sent or as escaped once or twice (the base string

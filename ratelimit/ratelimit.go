@@ -15,6 +15,7 @@ package ratelimit
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -82,7 +83,9 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 				return true
 			}
 		}
-		s.buckets[key] = &bucket{tokens: l.burst - 1, last: now}
+		// A copy: the key is often a slice of a request's body, which the map would
+		// otherwise keep whole for as long as the bucket lives.
+		s.buckets[strings.Clone(key)] = &bucket{tokens: l.burst - 1, last: now}
 		return true
 	}
 	b.refill(l, now)
@@ -94,12 +97,14 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 }
 
 // refill adds the tokens earned since the bucket was last touched. A clock that went
-// backwards earns nothing.
+// backwards earns nothing, and the bucket goes on from now: it must not wait for the
+// clock to catch up with where it was (the emulator's clock is moved back and forth).
 func (b *bucket) refill(l *Limiter, now time.Time) {
-	if d := now.Sub(b.last); d > 0 {
+	d := now.Sub(b.last)
+	if d > 0 {
 		b.tokens = min(l.burst, b.tokens+d.Seconds()*l.rate)
-		b.last = now
 	}
+	b.last = now
 }
 
 // sweep drops the buckets that are full at now.

@@ -1,7 +1,9 @@
 package ratelimit
 
 import (
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,9 +37,13 @@ func TestBucket(t *testing.T) {
 	if got := allowed(l, "a", t0.Add(time.Hour), 10); got != 5 {
 		t.Errorf("after an hour: %d allowed, want 5", got)
 	}
-	// A clock that goes backwards earns nothing (and does not panic).
+	// A clock that goes backwards earns nothing (and does not panic), and the bucket
+	// goes on from there: it does not wait for the clock to catch up (an hour here).
 	if got := allowed(l, "a", t0, 3); got != 0 {
 		t.Errorf("clock went back: %d allowed, want 0", got)
+	}
+	if got := allowed(l, "a", t0.Add(time.Second), 3); got != 2 {
+		t.Errorf("a second after the clock went back: %d allowed, want 2", got)
 	}
 	// A sustained rate: one call every 0.5 s is always allowed.
 	l = New(2, 1, 0)
@@ -91,6 +97,30 @@ func TestMemoryBound(t *testing.T) {
 	}
 	if n := l.Len(); n > 16*10-9 {
 		t.Errorf("after one shard's sweep %d keys tracked, want at most %d", n, 16*10-9)
+	}
+}
+
+// TestKeysAreCopies: the limiter keeps its own copy of a key, not the string it was
+// given, which is often a slice of a whole request body.
+func TestKeysAreCopies(t *testing.T) {
+	l := New(1, 1, 0)
+	body := strings.Repeat("x", 1<<20)
+	key := body[:9]
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 64; i++ {
+		b := []byte(body)
+		copy(b, strconv.Itoa(1000000+i))
+		l.Allow(string(b)[:9], t0) // the body would be kept by its key
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 8<<20 {
+		t.Errorf("64 keys sliced from 1 MiB bodies keep %d MiB alive", grew>>20)
+	}
+	if l.Len() != 64 || !l.Allow(key, t0) {
+		t.Errorf("%d keys tracked", l.Len())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -138,7 +139,7 @@ func store[T any](c *cache, m func(*cache) map[string]T, id string, v T, h [walH
 	if len(m(c)) >= maxCached {
 		clear(m(c))
 	}
-	m(c)[id] = v
+	m(c)[strings.Clone(id)] = v // id may be a slice of a request's body: not kept whole
 }
 
 func (c *cache) miss() {
