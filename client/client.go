@@ -139,6 +139,7 @@ type config struct {
 	uidMaxAge     time.Duration
 	retries       int
 	trace         func(*Trace)
+	callTimeout   time.Duration // with the default HTTP client: DefaultTimeout
 }
 
 // WithDataCenter calls Gigya's data center, e.g. "us1.gigya.com", "eu1.gigya.com" or
@@ -173,16 +174,24 @@ func WithBaseURL(base string) Option {
 }
 
 // WithHTTPClient sends requests with hc (its transport, proxy, TLS roots, timeout)
-// instead of the default client (DefaultTimeout, no redirects followed).
+// instead of the default client (DefaultTimeout for a whole call). Redirects are not
+// followed with either: a redirected call would send its secret or token again,
+// perhaps over plain HTTP or to another host; the redirect is answered as an error.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
 			return errors.New("client: nil *http.Client")
 		}
-		c.httpClient = hc
+		cp := *hc // the caller's client stays as it was
+		cp.CheckRedirect = noRedirects
+		c.httpClient = &cp
 		return nil
 	}
 }
+
+// noRedirects is the CheckRedirect of every client: Gigya answers 200, and a redirect
+// is a misconfiguration.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // WithClock sets the clock that timestamps are taken from (tests).
 func WithClock(clock Clock) Option {
@@ -279,12 +288,9 @@ func New(cred Credentials, opts ...Option) (*Client, error) {
 		cfg.dataCenter = DefaultDataCenter
 	}
 	if cfg.httpClient == nil {
-		cfg.httpClient = &http.Client{
-			Timeout: DefaultTimeout,
-			// Gigya answers 200; a redirect is a misconfiguration, and following it
-			// would turn the POST into a GET without parameters.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		// No Timeout here: it would bound each attempt, and do bounds the whole call.
+		cfg.httpClient = &http.Client{CheckRedirect: noRedirects}
+		cfg.callTimeout = DefaultTimeout
 	}
 	c := &Client{cfg: cfg, http: cfg.httpClient, offset: new(atomic.Int64), newNonce: newNonce, sdk: "go_" + Version}
 	return c, c.setCredentials(cred)
@@ -453,6 +459,11 @@ func (c *Client) Call(ctx context.Context, method string, params Params) (*Respo
 // cfg.retries times after a connection error where repeating is safe. Every attempt
 // is built afresh: new timestamp, new nonce, new signature.
 func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Response, error) {
+	if c.cfg.callTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.callTimeout)
+		defer cancel()
+	}
 	endpoint := c.endpoint(method)
 	norm, err := gigya.NormalizeURL(endpoint)
 	if err != nil {
@@ -601,8 +612,13 @@ func (c *Client) newRequest(ctx context.Context, method, endpoint, norm string, 
 		ps = append(ps, gigya.Param{Name: "timestamp", Value: strconv.FormatInt(now.Unix(), 10)},
 			gigya.Param{Name: "nonce", Value: c.newNonce()})
 		tr.NormalizedURL = norm
-		tr.BaseString = gigya.BaseString(http.MethodPost, norm, ps)
-		tr.Signature = gigya.SignBase(c.key, tr.BaseString)
+		base := gigya.BaseString(http.MethodPost, norm, ps)
+		tr.Signature = gigya.SignBase(c.key, base)
+		if c.cfg.trace != nil {
+			// What the trace shows of the base string has the secrets masked too (a
+			// client_secret of getToken is signed like any parameter).
+			tr.BaseString = gigya.BaseString(http.MethodPost, norm, maskParams(ps))
+		}
 		ps = append(ps, gigya.Param{Name: "sig", Value: tr.Signature})
 	case credRSA:
 		ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey},
@@ -665,7 +681,7 @@ type Trace struct {
 }
 
 // masked are the parameters whose values a trace never shows.
-var masked = map[string]bool{"secret": true, "sig": true, "oauth_token": true, "client_secret": true}
+var masked = map[string]bool{"secret": true, "sig": true, "oauth_token": true, "client_secret": true, "code": true}
 
 func maskParams(ps []gigya.Param) []gigya.Param {
 	out := make([]gigya.Param, len(ps))

@@ -757,3 +757,102 @@ func TestImportsOnlyProtocol(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRedirects: a redirect is never followed, with the default HTTP client or the
+// caller's, so that a plain secret is never sent again elsewhere (here: to plain HTTP).
+func TestNoRedirects(t *testing.T) {
+	var plainHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { plainHits.Add(1) }))
+	defer plain.Close()
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer tlsSrv.Close()
+	caller := tlsSrv.Client() // follows redirects
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(tlsSrv.URL), WithPlainSecret(), WithHTTPClient(caller), WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetUserInfo(context.Background(), "u1", UserInfo{Nickname: "x"}); err == nil {
+		t.Error("a redirected call succeeded")
+	}
+	if n := plainHits.Load(); n != 0 {
+		t.Errorf("the redirect was followed: %d requests over plain HTTP", n)
+	}
+	if caller.CheckRedirect != nil {
+		t.Error("WithHTTPClient changed the caller's client")
+	}
+}
+
+// TestTraceBaseStringMasked: the base string a trace shows has the secrets masked,
+// while the signature covers the real values.
+func TestTraceBaseStringMasked(t *testing.T) {
+	var traces []*Trace
+	cap := &capture{}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), cap, WithTrace(func(tr *Trace) { traces = append(traces, tr) }))
+	if _, err := c.Call(context.Background(), "socialize.getToken", Params{"client_secret": "the-client-secret", "code": "the-code", "grant_type": "none"}); err != nil {
+		t.Fatal(err)
+	}
+	tr := traces[0]
+	if tr.BaseString == "" || strings.Contains(tr.BaseString, "the-client-secret") || strings.Contains(tr.BaseString, "the-code") || !strings.Contains(tr.BaseString, "client_secret%3D%252A%252A%252A") {
+		t.Errorf("trace base string %q", tr.BaseString)
+	}
+	sent := cap.form(t, 0)
+	key, _ := base64.StdEncoding.DecodeString(labSecret)
+	var ps []gigya.Param
+	for k, vs := range sent {
+		if k != "sig" {
+			ps = append(ps, gigya.Param{Name: k, Value: vs[0]})
+		}
+	}
+	if want := gigya.SignBase(key, gigya.BaseString("POST", tr.NormalizedURL, ps)); sent.Get("sig") != want {
+		t.Errorf("sig %s does not sign the real values (want %s)", sent.Get("sig"), want)
+	}
+}
+
+// TestCallTimeoutBoundsEveryAttempt: with the default HTTP client the timeout bounds a
+// whole call, retries included, not each attempt.
+func TestCallTimeoutBoundsEveryAttempt(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.callTimeout != DefaultTimeout || c.http.Timeout != 0 {
+		t.Fatalf("the default client: call timeout %v, per-attempt timeout %v", c.cfg.callTimeout, c.http.Timeout)
+	}
+	c.cfg.callTimeout = 300 * time.Millisecond // DefaultTimeout, shortened for the test
+	start := time.Now()
+	_, err = c.GetUserInfo(context.Background(), "u1") // safe to repeat: retried after a transport error
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 3*time.Second {
+		t.Errorf("GetUserInfo against a silent server: %v after %v", err, took)
+	}
+}
+
+// TestSessionExpirationRounding: a positive lifetime is sent in whole seconds rounded
+// up (0 would mean no expiry); a negative one (Gigya's -1, -2) as it is.
+func TestSessionExpirationRounding(t *testing.T) {
+	cap := &capture{next: func(int, *http.Request) (*http.Response, error) {
+		return answer(0, "", gigya.Object{{Key: "access_token", Value: "tok"}}), nil
+	}}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), cap)
+	for i, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{500 * time.Millisecond, "1"}, {90 * time.Second, "90"}, {1500 * time.Millisecond, "2"}, {-2 * time.Second, "-2"}} {
+		if _, err := c.GetToken(context.Background(), GetTokenRequest{SessionExpiration: tt.d}); err != nil {
+			t.Fatal(err)
+		}
+		if got := cap.form(t, i).Get("x_sessionExpiration"); got != tt.want {
+			t.Errorf("SessionExpiration %v sent as %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

@@ -384,8 +384,12 @@ func (c *Client) GetToken(ctx context.Context, req GetTokenRequest) (*TokenGrant
 		}
 		own["x_userInfo"] = ui
 	}
-	if req.SessionExpiration != 0 {
-		own["x_sessionExpiration"] = int64(req.SessionExpiration / time.Second)
+	if d := req.SessionExpiration; d != 0 {
+		secs := int64(d / time.Second)
+		if d > 0 && d%time.Second != 0 {
+			secs++ // rounded up: 0 would mean no expiry at all
+		}
+		own["x_sessionExpiration"] = secs
 	}
 	p, err := merge("socialize.getToken", own, req.Params)
 	if err != nil {
