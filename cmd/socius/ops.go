@@ -74,12 +74,16 @@ func (m *Main) adminHandler(raw socius.Store) http.Handler {
 	return mux
 }
 
+// readyProbe is the apiKey storeReady asks for: no site has it (an apiKey has no
+// spaces), and every store can hold it as text (PostgreSQL refuses a NUL byte).
+const readyProbe = "socius readiness probe"
+
 // storeReady reads a site that cannot exist: "not found" is an answer, so the store is
 // reachable; anything else (or no answer within 2 s) is not.
 func storeReady(ctx context.Context, st socius.Store) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err := st.Site(ctx, "\x00readyz")
+	_, err := st.Site(ctx, readyProbe)
 	if err == nil || errors.Is(err, socius.ErrNotFound) {
 		return nil
 	}

@@ -149,3 +149,20 @@ func testMasterKeyFile(t *testing.T) string {
 	}
 	return path
 }
+
+// TestPostgresFirstStart: the documented first start with PostgreSQL, with a --data
+// folder that does not exist yet (it will hold only the TLS certificate), serves, and
+// its /readyz answers 200 while the database answers.
+func TestPostgresFirstStart(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "not", "yet")
+	ts := startServer(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t), "--data", data)
+	if _, err := os.Stat(filepath.Join(data, "tls-cert.pem")); err != nil {
+		t.Errorf("the certificate: %v", err)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 || body != "ready\n" {
+		t.Errorf("/readyz on PostgreSQL: %d %q", status, body)
+	}
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}}); a.code() != 0 {
+		t.Errorf("a call: %v", a)
+	}
+}

@@ -45,6 +45,10 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 	if err != nil {
 		return cert, "", false, err
 	}
+	// With PostgreSQL nothing else makes the data folder: it holds only this.
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return cert, "", false, err
+	}
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return cert, "", false, err
 	}
