@@ -254,6 +254,7 @@ func TestUsageErrors(t *testing.T) {
 		{"user", "import", "--data", dir, "extra"},
 		{"emulator", "status", "extra"},
 		{"bench", "--bogus"},
+		{"version", "--bogus"},
 	} {
 		code, out, errOut := runCLI(t, noEnv, args...)
 		if code != 2 || out != "" {

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "bench":
 		err = runBench(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "version", "--version":
-		err = runVersion(args[1:], stdout)
+		err = runVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

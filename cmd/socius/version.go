@@ -48,9 +48,10 @@ func buildVersion() string {
 	return "devel-" + rev
 }
 
-func runVersion(args []string, stdout io.Writer) error {
+func runVersion(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		return fmt.Errorf("version: unexpected argument %q", args[0])
+		fmt.Fprintf(stderr, "socius version: unexpected argument %q\nusage: socius version\n", args[0])
+		return errUsage
 	}
 	fmt.Fprintf(stdout, "socius %s\n%s %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
