@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/socius/socius"
@@ -155,7 +154,7 @@ type Reader struct {
 // NewReader returns a Reader.
 func NewReader(r io.Reader) *Reader {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxLine)
+	sc.Buffer(make([]byte, 64<<10), MaxLine+1) // a token must be shorter than the buffer's max
 	return &Reader{sc: sc}
 }
 
@@ -239,6 +238,13 @@ func decode(text []byte) (*Record, error) {
 		if err := socius.ValidateSecret(l.Secret); err != nil {
 			return nil, fmt.Errorf("key %s: %v", l.UserKey, err)
 		}
+		if l.PublicKey != "" {
+			// As `socius key create --public-key` checks it: a key that cannot verify
+			// would fail every bearer call of that userKey.
+			if _, err := socius.ParseRSAPublicKey(l.PublicKey); err != nil {
+				return nil, fmt.Errorf("key %s: publicKey: %v", l.UserKey, err)
+			}
+		}
 		return &Record{Key: &socius.Key{UserKey: l.UserKey, APIKey: l.APIKey, Secret: l.Secret, Methods: l.Methods,
 			PublicKey: l.PublicKey, CreatedAt: created}}, nil
 	case KindUser, "":
@@ -262,11 +268,16 @@ func decodeUser(l *line, created time.Time) (*Record, error) {
 	if u.LoginAt, err = parseTime("loginAt", l.LoginAt); err != nil {
 		return nil, err
 	}
+	var seen [socius.NumFields]bool
 	for name, v := range l.Profile {
 		f, ok := socius.ParseField(name)
 		if !ok {
 			return nil, fmt.Errorf("user %s: %q is not a profile field", l.UID, name)
 		}
+		if seen[f] { // firstName and FIRSTNAME: which would win is chance
+			return nil, fmt.Errorf("user %s: profile sets %s twice", l.UID, f.Name())
+		}
+		seen[f] = true
 		var s string
 		switch v := v.(type) {
 		case string:
@@ -278,7 +289,7 @@ func decodeUser(l *line, created time.Time) (*Record, error) {
 		default:
 			return nil, fmt.Errorf("user %s: %s must be a string or a number", l.UID, f.Name())
 		}
-		if strings.TrimSpace(s) == "" {
+		if s == "" { // as the server clears a field: only "" (a " " is a value)
 			continue
 		}
 		if s, err = f.Validate(s); err != nil {

@@ -19,6 +19,8 @@ func TestRoundTrip(t *testing.T) {
 	user := &socius.User{APIKey: "3_abc", UID: "u1", CreatedAt: t0, UpdatedAt: t0.Add(time.Second), LoginAt: t0.Add(time.Minute), LoggedIn: true}
 	user.Profile[socius.FirstName] = "Dávid \"🎉\" <b>&"
 	user.Profile[socius.Age] = "30"
+	user.Profile[socius.Nickname] = " " // a value the server keeps: only "" clears
+	user.Profile[socius.LastName] = "\t"
 	bare := &socius.User{APIKey: "3_abc", UID: "u2"}
 
 	var buf bytes.Buffer
@@ -71,6 +73,8 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 		`{"kind":"site","apiKey":"3_s","secret":"c2hvcnQ="}`,
 		`{"apiKey":"3_abc","UID":"x","createdAt":"yesterday"}`,
 		`{"apiKey":"3_abc","UID":"` + strings.Repeat("u", 253) + `"}`,
+		`{"apiKey":"3_abc","UID":"x","profile":{"firstName":"A","FIRSTNAME":"B"}}`,
+		`{"kind":"key","userKey":"AKey2","apiKey":"3_abc","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg==","publicKey":"not a key"}`,
 		``,
 		`{"apiKey":"3_abc","UID":"ok2","profile":{"age":"41"}}`,
 	}, "\n")
@@ -95,13 +99,34 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 	if strings.Join(okUIDs, ",") != "ok1,ok2" {
 		t.Errorf("good records %v", okUIDs)
 	}
-	want := []int{2, 3, 4, 5, 6, 7, 8, 9}
+	want := []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 	if len(badLines) != len(want) {
 		t.Fatalf("bad lines %v, want %v", badLines, want)
 	}
 	for i := range want {
 		if badLines[i] != want[i] {
 			t.Errorf("bad lines %v, want %v", badLines, want)
+		}
+	}
+}
+
+// TestLineOfMaxLine: a line of exactly MaxLine bytes is read; one byte more is an error.
+func TestLineOfMaxLine(t *testing.T) {
+	line := func(n int) string {
+		head := `{"apiKey":"3_abc","UID":"u1","name":"`
+		return head + strings.Repeat("x", n-len(head)-2) + `"}`
+	}
+	for _, tt := range []struct {
+		n  int
+		ok bool
+	}{{MaxLine, true}, {MaxLine + 1, false}} {
+		l := line(tt.n)
+		if len(l) != tt.n {
+			t.Fatalf("line of %d bytes", len(l))
+		}
+		_, err := NewReader(strings.NewReader(l + "\n")).Next()
+		if tt.ok && err != nil && strings.Contains(err.Error(), "longer than") || !tt.ok && (err == nil || !strings.Contains(err.Error(), "longer than")) {
+			t.Errorf("a line of %d bytes: %v", tt.n, err)
 		}
 	}
 }
