@@ -222,3 +222,26 @@ func TestRunCountsFailures(t *testing.T) {
 		t.Errorf("against a closed port: %+v, %v", r, err)
 	}
 }
+
+// TestCountCPULines: the machine's CPUs are counted from /proc/stat's per-CPU lines,
+// whatever CPUs this process may run on.
+func TestCountCPULines(t *testing.T) {
+	stat := "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\ncpu2 1 1 1 1 1 1 1 1 0 0\nintr 1\ncpufreq 3\n"
+	if n := countCPULines([]byte(stat)); n != 3 {
+		t.Errorf("counted %d CPUs, want 3", n)
+	}
+	m, ok := readMachineCPU()
+	if !ok || m.cpus < 1 {
+		t.Fatalf("readMachineCPU: %+v %v", m, ok)
+	}
+	// The window of the counters is wall time: over a second of this test it must
+	// not come out as seconds (dividing by the CPUs this process may use would, when
+	// pinned to fewer than all).
+	start := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	m2, _ := readMachineCPU()
+	window := float64(m2.total-m.total) / userHZ / float64(m2.cpus)
+	if wall := time.Since(start).Seconds(); window > 2*wall+0.05 {
+		t.Errorf("a window of %.2f s for %.2f s of wall time", window, wall)
+	}
+}

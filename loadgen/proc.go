@@ -81,6 +81,8 @@ type machineCPU struct {
 	busy  int64 // user + nice + system: time spent running processes
 	steal int64 // time the hypervisor gave to someone else
 	total int64
+	cpus  int // the machine's CPUs ("cpuN" lines), which total sums over: not
+	// runtime.NumCPU, which counts only those this process may run on (taskset)
 }
 
 func readMachineCPU() (machineCPU, bool) {
@@ -105,7 +107,19 @@ func readMachineCPU() (machineCPU, bool) {
 	for _, n := range v {
 		m.total += n
 	}
-	return m, true
+	m.cpus = countCPULines(b)
+	return m, m.cpus > 0
+}
+
+// countCPULines counts the per-CPU lines ("cpu0", "cpu1", ...) of /proc/stat.
+func countCPULines(stat []byte) int {
+	n := 0
+	for _, line := range bytes.Split(stat, []byte("\n")) {
+		if len(line) > 3 && bytes.HasPrefix(line, []byte("cpu")) && '0' <= line[3] && line[3] <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // cpuSample is what the CPU counters read at one instant.
