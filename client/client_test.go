@@ -620,7 +620,8 @@ func TestRetryRules(t *testing.T) {
 	}
 }
 
-func TestContextAndTimeouts(t *testing.T) {
+// silentServer is a server that never answers; it lets its calls go when the test ends.
+func silentServer(t *testing.T) *httptest.Server {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -628,8 +629,13 @@ func TestContextAndTimeouts(t *testing.T) {
 		case <-release:
 		}
 	}))
-	defer srv.Close()
-	defer close(release)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	return srv
+}
+
+func TestContextAndTimeouts(t *testing.T) {
+	srv := silentServer(t)
 	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
 	if err != nil {
 		t.Fatal(err)
@@ -813,15 +819,7 @@ func TestTraceBaseStringMasked(t *testing.T) {
 // TestCallTimeoutBoundsEveryAttempt: with the default HTTP client the timeout bounds a
 // whole call, retries included, not each attempt.
 func TestCallTimeoutBoundsEveryAttempt(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := silentServer(t)
 	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
 	if err != nil {
 		t.Fatal(err)
