@@ -421,6 +421,9 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		return nil
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
+		if r.ContentLength <= drainFactor*s.cfg.MaxBodyBytes {
+			s.drain(r)
+		}
 		return tooLarge(s.cfg.MaxBodyBytes)
 	}
 	var err error
@@ -428,6 +431,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			s.drain(r)
 			return tooLarge(s.cfg.MaxBodyBytes)
 		}
 		return &socius.Error{Code: socius.CodeInvalidRequest, Details: "Invalid request format: the request body could not be read", Err: err}
@@ -465,6 +469,18 @@ func readBody(buf []byte, r io.Reader, length int64) ([]byte, error) {
 			return buf, err
 		}
 	}
+}
+
+// drainFactor bounds what drain reads: up to this many times the body limit.
+const drainFactor = 8
+
+// drain reads and throws away the rest of a body over the limit, up to drainFactor
+// times the limit, before the 413001 answer. Most clients (Python's urllib, hence its
+// SDK) send the whole body before they read the answer: with the body unread, net/http
+// would close the connection under them and the kernel reset it, and they would see a
+// broken connection instead of 413001. A body longer still is cut off that way.
+func (s *Server) drain(r *http.Request) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, drainFactor*s.cfg.MaxBodyBytes))
 }
 
 func tooLarge(limit int64) error {

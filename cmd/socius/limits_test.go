@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -353,4 +354,49 @@ func TestRateLimitCountsTokenCalls(t *testing.T) {
 	want(t, "partner call", ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}), 403048, "bursts of 3")
 	ts.Clock.Advance(time.Second)
 	want(t, "token call a second later", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+}
+
+// TestTooLargeBodyIsAnswered: a client that sends its whole body before it reads the
+// answer, as Python's urllib does, gets 413001 for a body over the limit (up to eight
+// times it), not a reset connection; with Content-Length and chunked.
+func TestTooLargeBodyIsAnswered(t *testing.T) {
+	ts := startServer(t)
+	body := "UID=" + strings.Repeat("x", 7<<20) // seven times the default 1 MiB: more than the sockets buffer
+	for _, chunked := range []bool{false, true} {
+		conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req bytes.Buffer
+		req.WriteString("POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\n")
+		if chunked {
+			req.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+			for rest := body; rest != ""; {
+				n := min(len(rest), 64<<10)
+				fmt.Fprintf(&req, "%x\r\n%s\r\n", n, rest[:n])
+				rest = rest[n:]
+			}
+			req.WriteString("0\r\n\r\n")
+		} else {
+			fmt.Fprintf(&req, "Content-Length: %d\r\n\r\n%s", len(body), body)
+		}
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := conn.Write(req.Bytes()); err != nil { // the whole request first
+			t.Errorf("chunked %v: sending the body: %v", chunked, err)
+			conn.Close()
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("chunked %v: reading the answer: %v", chunked, err)
+			conn.Close()
+			continue
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if !strings.Contains(string(answer), `"errorCode":413001`) {
+			t.Errorf("chunked %v: %s", chunked, answer)
+		}
+	}
 }
