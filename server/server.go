@@ -478,8 +478,13 @@ const drainFactor = 8
 // times the limit, before the 413001 answer. Most clients (Python's urllib, hence its
 // SDK) send the whole body before they read the answer: with the body unread, net/http
 // would close the connection under them and the kernel reset it, and they would see a
-// broken connection instead of 413001. A body longer still is cut off that way.
+// broken connection instead of 413001. A body longer still is cut off that way. A
+// client that sent "Expect: 100-continue" has sent nothing yet and waits for the
+// answer: reading would ask it for the body, so its body is left unread.
 func (s *Server) drain(r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
 	io.Copy(io.Discard, io.LimitReader(r.Body, drainFactor*s.cfg.MaxBodyBytes))
 }
 
