@@ -254,7 +254,10 @@ func loginMany(t *testing.T, s *Store, uids []string, size int) {
 // those of the frames it copied as the WAL itself records them (each frame's header
 // holds its page number), also past the WAL-index's first block (frame 4062).
 func TestCheckpointCountsPages(t *testing.T) {
-	defer func(n int64) { restartFrames = n }(restartFrames)
+	// Put back after the store is closed (siteStore's cleanup, registered later, runs
+	// first): its checkpointer reads the value until then.
+	old := restartFrames
+	t.Cleanup(func() { restartFrames = old })
 	restartFrames = 8000 // so that the WAL grows past the first block
 	s, path := siteStore(t)
 	users := uids(300)
@@ -429,7 +432,10 @@ func TestAskWriter(t *testing.T) {
 // TestWALStartsOverLongApart: with cycles checkpointEveryLong apart (writes to a few
 // users), the WAL still starts over again and again and stays short.
 func TestWALStartsOverLongApart(t *testing.T) {
-	defer func(n int64) { restartFrames = n }(restartFrames)
+	// Put back after the store is closed (siteStore's cleanup, registered later, runs
+	// first): its checkpointer reads the value until then.
+	old := restartFrames
+	t.Cleanup(func() { restartFrames = old })
 	restartFrames = 400
 	s, path := siteStore(t)
 	users := uids(20)
