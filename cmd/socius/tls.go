@@ -25,10 +25,7 @@ var selfSignedNames = []string{"localhost", "socialize.localtest", "*.localtest"
 // loadOrCreateCert returns the TLS certificate: the given files, or a self-signed one
 // kept in the data folder (created on first start). created reports a new one.
 func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, path string, created bool, err error) {
-	if certFile != "" || keyFile != "" {
-		if certFile == "" || keyFile == "" {
-			return cert, "", false, errors.New("--tls-cert and --tls-key go together")
-		}
+	if certFile != "" || keyFile != "" { // both: ParseFlags refuses one alone
 		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
 		return cert, certFile, false, err
 	}
