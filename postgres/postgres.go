@@ -223,12 +223,20 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// A database that a newer Socius migrated has tables this one does not know how to
+	// use: say so rather than fail on them later.
+	var newest int64
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return 0, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	if known := migrationVersion(names[len(names)-1]); newest > int64(known) {
+		return 0, fmt.Errorf("the database was migrated by a newer Socius (schema version %d; this one knows up to %d): run that version on every node", newest, known)
+	}
 	applied := 0
 	for _, name := range names {
 		base := path.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if err != nil {
+		version := migrationVersion(name)
+		if version == 0 {
 			return applied, fmt.Errorf("migration %s: name does not start with a number", base)
 		}
 		ok, err := applyMigration(ctx, pool, version, name)
@@ -240,6 +248,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		}
 	}
 	return applied, nil
+}
+
+// migrationVersion is the number a migration's file name starts with; 0 if none.
+func migrationVersion(name string) int {
+	prefix, _, _ := strings.Cut(path.Base(name), "_")
+	v, err := strconv.Atoi(prefix)
+	if err != nil || v <= 0 {
+		return 0
+	}
+	return v
 }
 
 // applyMigration runs one migration, unless schema_migrations lists it, in one

@@ -636,3 +636,21 @@ func TestReadRetriesOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestNewerDatabaseRefused: a database that a newer Socius migrated is refused at Open
+// with a clear reason.
+func TestNewerDatabaseRefused(t *testing.T) {
+	url := pgtest.URL(t)
+	s := open(t, url)
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	st, err := Open(t.Context(), url)
+	if err == nil {
+		st.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "migrated by a newer Socius (schema version 9999") {
+		t.Fatalf("Open of a newer database: %v", err)
+	}
+}

@@ -305,12 +305,19 @@ func migrate(db *sql.DB) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// A store that a newer Socius migrated has tables this one does not know how to use.
+	var newest int
+	if err := db.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return 0, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	if known := migrationVersion(names[len(names)-1]); newest > known {
+		return 0, fmt.Errorf("the store was migrated by a newer Socius (schema version %d; this one knows up to %d): run that version, or restore the backup taken before the upgrade", newest, known)
+	}
 	applied := 0
 	for _, name := range names {
 		base := filepath.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if err != nil {
+		version := migrationVersion(name)
+		if version == 0 {
 			return applied, fmt.Errorf("migration %s: name does not start with a number", base)
 		}
 		ok, err := applyMigration(db, version, name)
@@ -322,6 +329,16 @@ func migrate(db *sql.DB) (int, error) {
 		}
 	}
 	return applied, nil
+}
+
+// migrationVersion is the number a migration's file name starts with; 0 if none.
+func migrationVersion(name string) int {
+	prefix, _, _ := strings.Cut(filepath.Base(name), "_")
+	v, err := strconv.Atoi(prefix)
+	if err != nil || v <= 0 {
+		return 0
+	}
+	return v
 }
 
 // compact gives the file's free pages back when more than a quarter of it is free, as

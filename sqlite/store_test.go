@@ -696,3 +696,18 @@ func cpuTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// TestNewerStoreRefused: a store that a newer Socius migrated (a schema version this
+// one does not know) is refused at Open with a clear reason, and left as it is.
+func TestNewerStoreRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	if _, err := s.wdb.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), "migrated by a newer Socius (schema version 9999") {
+		t.Fatalf("Open of a newer store: %v", err)
+	}
+}
