@@ -96,15 +96,24 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	return true
 }
 
-// refill adds the tokens earned since the bucket was last touched. A clock that went
-// backwards earns nothing, and the bucket goes on from now: it must not wait for the
-// clock to catch up with where it was (the emulator's clock is moved back and forth).
+// clockJump is how far back a call's time must be from a bucket's last for the clock
+// to have been moved back (the emulator's clock is moved back and forth), rather than
+// the call having begun earlier: calls read the time when they start, and a slow one
+// comes to its limit late.
+const clockJump = time.Minute
+
+// refill adds the tokens earned since the bucket was last touched. A time before the
+// last earns nothing and leaves the last as it is (else the next call would be paid
+// for the same seconds again), unless the clock jumped back: then the bucket goes on
+// from now, instead of waiting for the clock to catch up.
 func (b *bucket) refill(l *Limiter, now time.Time) {
-	d := now.Sub(b.last)
-	if d > 0 {
+	switch d := now.Sub(b.last); {
+	case d > 0:
 		b.tokens = min(l.burst, b.tokens+d.Seconds()*l.rate)
+		b.last = now
+	case d < -clockJump:
+		b.last = now
 	}
-	b.last = now
 }
 
 // sweep drops the buckets that are full at now.

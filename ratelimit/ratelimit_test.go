@@ -45,6 +45,20 @@ func TestBucket(t *testing.T) {
 	if got := allowed(l, "a", t0.Add(time.Second), 3); got != 2 {
 		t.Errorf("a second after the clock went back: %d allowed, want 2", got)
 	}
+	// A call that began a little earlier (a slow upload: calls read the time when they
+	// start) comes late: it earns nothing, and the next call is not paid for the same
+	// seconds again.
+	l = New(1, 1, 0)
+	late := t0.Add(10 * time.Second)
+	if !l.Allow("s", late) || l.Allow("s", late) {
+		t.Fatal("burst 1 at 10 s")
+	}
+	if l.Allow("s", t0) {
+		t.Error("a call of 10 s ago was allowed")
+	}
+	if got := allowed(l, "s", late, 5); got != 0 {
+		t.Errorf("after a late call: %d allowed at the same instant, want 0", got)
+	}
 	// A sustained rate: one call every 0.5 s is always allowed.
 	l = New(2, 1, 0)
 	for i := 0; i < 20; i++ {
