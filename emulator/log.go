@@ -73,22 +73,10 @@ func (e Entry) AlsoTried() []Candidate {
 // Masked is what a masked value is replaced with.
 const Masked = "***"
 
-// maskedParams are the parameters whose values never reach the log: credentials,
-// signatures, tokens and session values.
-var maskedParams = []string{
-	"secret", "sig", "oauth_token", "client_secret", "access_token", "refresh_token", "id_token",
-	"sessionToken", "sessionSecret", "session_token", "login_token", "cookieValue", "cookie",
-	"password", "regToken", "code",
-}
-
-func isMasked(name string) bool {
-	for _, m := range maskedParams {
-		if strings.EqualFold(m, name) {
-			return true
-		}
-	}
-	return false
-}
+// isMasked reports the parameters whose values never reach the log: credentials,
+// signatures, tokens and session values, the server's list (it masks them before the
+// log sees them; the log hides their values wherever else they appear).
+func isMasked(name string) bool { return server.IsCredential(name) }
 
 // RequestLog keeps the last calls in a ring buffer. Its Observe method is meant for
 // server.Config.Observe.

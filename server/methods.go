@@ -77,7 +77,7 @@ func (c *call) ignore(names []string, message string) error {
 
 func known(name string, list []string) bool {
 	for _, k := range list {
-		if strings.EqualFold(k, name) {
+		if socius.EqualFoldASCII(k, name) { // as parameter names match: ASCII letters only
 			return true
 		}
 	}

@@ -639,10 +639,19 @@ type date struct {
 
 var lastDate atomic.Pointer[date]
 
-// credentialParams are the parameters whose values are credentials. Config.Observe
-// sees them masked, so that no hook (request logs, metrics) can leak a token or a
-// secret.
-var credentialParams = []string{"oauth_token", "secret", "client_secret", "sig", "code"}
+// credentialParams are the parameters whose values are credentials, signatures,
+// tokens or session values: Config.Observe sees them masked, in the parameters and in
+// the base strings of a 403003 (masked before those are built, so that cutting a long
+// base string never leaves part of one in it), so that no hook (request logs, the
+// emulator, metrics) can leak one.
+var credentialParams = []string{
+	"secret", "sig", "oauth_token", "client_secret", "access_token", "refresh_token", "id_token",
+	"sessionToken", "sessionSecret", "session_token", "login_token", "cookieValue", "cookie",
+	"password", "regToken", "code",
+}
+
+// IsCredential reports whether a parameter's value is one that Observe sees masked.
+func IsCredential(name string) bool { return known(name, credentialParams) }
 
 // masked replaces the value of a credential parameter.
 const masked = "***"

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -256,6 +257,36 @@ func TestTokenOfAUserWhoLeft(t *testing.T) {
 					t.Errorf("the token stored: %+v, %v; want it revoked", tok, err)
 				}
 			})
+		}
+	}
+}
+
+// TestCredentialsMaskedBeforeTheCut: a 403003's base strings, cut at maxBaseString
+// bytes, hold no part of a credential's value, even one that straddles the cut: every
+// credential parameter is masked before they are built.
+func TestCredentialsMaskedBeforeTheCut(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	var bases []string
+	s.cfg.Observe = func(c *Call) { bases = append(bases, c.BaseStrings...) }
+	const password = "Hunter2-Very-Secret-Password-Value"
+	for pad := maxBaseString - 400; pad < maxBaseString+100; pad += 25 {
+		form := url.Values{"apiKey": {labAPIKey}, "UID": {"u1"}, "timestamp": {strconv.FormatInt(labTime.Unix(), 10)},
+			"nonce": {"n" + strconv.Itoa(pad)}, "sig": {"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "context": {strings.Repeat("c", pad)},
+			"password": {password}, "sessionSecret": {password}}
+		r := httptest.NewRequest("POST", "http://socialize.localtest/socialize.getUserInfo", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if !strings.Contains(w.Body.String(), `"errorCode":403003`) {
+			t.Fatalf("pad %d: %s", pad, w.Body)
+		}
+	}
+	if len(bases) == 0 {
+		t.Fatal("no base strings observed")
+	}
+	for _, b := range bases {
+		if strings.Contains(b, "Hunter2") {
+			t.Fatalf("a base string holds part of a credential: ...%s", b[max(0, len(b)-120):])
 		}
 	}
 }
