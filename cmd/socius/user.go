@@ -88,9 +88,11 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 		if err != nil {
 			return err
 		}
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return err
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() { // not /dev/null or a pipe
+			if err := f.Chmod(0o600); err != nil {
+				f.Close()
+				return err
+			}
 		}
 		defer func() {
 			if cerr := f.Close(); err == nil {

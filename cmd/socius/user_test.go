@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,6 +137,29 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	}
 	if fi, err := os.Stat(fileA); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the export file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	// A file that is not a regular one keeps its mode (as /dev/null must): a pipe here.
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		f, err := os.Open(fifo)
+		if err == nil {
+			_, err = io.Copy(io.Discard, f)
+			f.Close()
+		}
+		read <- err
+	}()
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dirA, "--site", testAPIKey, "--out", fifo); code != 0 {
+		t.Errorf("export to a pipe: exit %d %s", code, errOut)
+	}
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(fifo); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("a pipe after an export: %v %v, want its mode 0644 kept", fi.Mode(), err)
 	}
 	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", fileA)
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) ||
