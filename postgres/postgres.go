@@ -223,15 +223,8 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// A database that a newer Socius migrated has tables this one does not know how to
-	// use: say so rather than fail on them later.
-	var newest int64
-	if err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
-		return 0, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	if known := migrationVersion(names[len(names)-1]); newest > int64(known) {
-		return 0, fmt.Errorf("the database was migrated by a newer Socius (schema version %d; this one knows up to %d): run that version on every node", newest, known)
-	}
+	// A database that a newer Socius migrated is used all the same: PostgreSQL's
+	// migrations only add, so that the older nodes of a rolling upgrade keep working.
 	applied := 0
 	for _, name := range names {
 		base := path.Base(name)
