@@ -67,8 +67,10 @@ commands:
   bench                                 measure throughput and latency (signed calls) against a baseline
   version                               print the version of Socius and Go
 
-Run "socius <command> -h" for its flags. Every flag may also be set as an
-environment variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE).
+Run "socius <command> -h" for its flags. A flag may also be set as an environment
+variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE); the site, key, user and token
+commands read only the store's: SOCIUS_DATA, SOCIUS_STORE, SOCIUS_MASTER_KEY(_FILE),
+SOCIUS_PREVIOUS_MASTER_KEY_FILE.
 `
 
 // run is the whole program, minus os.Exit, so tests can drive it.
