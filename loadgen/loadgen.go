@@ -231,7 +231,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	}
 	if a, b := cpu[0], cpu[1]; a.ok && b.ok {
 		secs := b.machine.total - a.machine.total
-		window := float64(secs) / userHZ / float64(b.machine.cpus)
+		window := cpuWindow(a.machine, b.machine)
 		if secs > 0 && window > 0 {
 			server, self := b.server-a.server, b.self-a.self
 			r.LoadgenCores = float64(self) / userHZ / window

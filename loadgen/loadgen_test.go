@@ -234,14 +234,13 @@ func TestCountCPULines(t *testing.T) {
 	if !ok || m.cpus < 1 {
 		t.Fatalf("readMachineCPU: %+v %v", m, ok)
 	}
-	// The window of the counters is wall time: over a second of this test it must
-	// not come out as seconds (dividing by the CPUs this process may use would, when
-	// pinned to fewer than all).
+	// The window of the counters is the wall time between the readings (dividing by the
+	// CPUs this process may use would double it under taskset on two CPUs).
 	start := time.Now()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	m2, _ := readMachineCPU()
-	window := float64(m2.total-m.total) / userHZ / float64(m2.cpus)
-	if wall := time.Since(start).Seconds(); window > 2*wall+0.05 {
-		t.Errorf("a window of %.2f s for %.2f s of wall time", window, wall)
+	wall := time.Since(start).Seconds()
+	if w := cpuWindow(m, m2); w < 0.6*wall || w > 1.4*wall {
+		t.Errorf("a window of %.2f s for %.2f s of wall time", w, wall)
 	}
 }

@@ -111,6 +111,15 @@ func readMachineCPU() (machineCPU, bool) {
 	return m, m.cpus > 0
 }
 
+// cpuWindow is the wall time, in seconds, between two readings of the machine's CPU
+// time: what every CPU spent, divided by the machine's CPUs.
+func cpuWindow(a, b machineCPU) float64 {
+	if b.cpus == 0 {
+		return 0
+	}
+	return float64(b.total-a.total) / userHZ / float64(b.cpus)
+}
+
 // countCPULines counts the per-CPU lines ("cpu0", "cpu1", ...) of /proc/stat.
 func countCPULines(stat []byte) int {
 	n := 0
