@@ -194,9 +194,11 @@ func recAPIKey(rec *dump.Record) string {
 	return rec.Site.APIKey
 }
 
-// putKey creates the key, or replaces it when the userKey exists.
+// putKey creates the key, or replaces its secret, methods and public key when the
+// userKey exists (its tokens stay, as after a rotation); a userKey of another site is
+// deleted, its tokens with it, and created again for this one.
 func putKey(ctx context.Context, st socius.Store, k *socius.Key) error {
-	err := st.CreateKey(ctx, k)
+	err := st.PutKey(ctx, k)
 	if errors.Is(err, socius.ErrExists) {
 		if err := st.DeleteKey(ctx, k.UserKey); err != nil {
 			return err

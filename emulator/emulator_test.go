@@ -659,3 +659,27 @@ func TestLogKeepsNoBodies(t *testing.T) {
 		t.Errorf("a 1 MiB value is logged as %d bytes ending %q", len(v), v[max(0, len(v)-30):])
 	}
 }
+
+// TestReseedKeepsKeyTokens: seeding a key that exists replaces its secret and methods
+// and keeps the tokens it obtained, as a rotation does.
+func TestReseedKeepsKeyTokens(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	if _, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tok := &socius.Token{Hash: strings.Repeat("ab", 32), Kind: socius.AccessToken, APIKey: "3_EmuSite", UID: "alice", UserKey: "AEmuKey", CreatedAt: time.Now()}
+	if err := st.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	again := strings.Replace(seedFile, `"methods":["socialize.getUserInfo"]`, `"methods":["socialize.getUserInfo","socialize.setUserInfo"]`, 1)
+	if _, err := Seed(ctx, st, strings.NewReader(again), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := st.Key(ctx, "AEmuKey"); err != nil || len(k.Methods) != 2 {
+		t.Errorf("the key after the second seed: %+v %v", k, err)
+	}
+	if _, err := st.Token(ctx, tok.Hash); err != nil {
+		t.Errorf("the key's token after the second seed: %v", err)
+	}
+}
