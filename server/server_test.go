@@ -199,15 +199,13 @@ func TestPanicIsAnswered(t *testing.T) {
 // could do between a login and its token.
 type logoutBeforeToken struct {
 	socius.Store
-	end     func(ctx context.Context, st socius.Store, apiKey, uid string) error
+	end     func(ctx context.Context, st socius.Store, t *socius.Token) error
 	created *[]string // the hashes of the tokens stored
 }
 
 func (s logoutBeforeToken) CreateToken(ctx context.Context, t *socius.Token) error {
-	if t.UID != "" {
-		if err := s.end(ctx, s.Store, t.APIKey, t.UID); err != nil {
-			return err
-		}
+	if err := s.end(ctx, s.Store, t); err != nil {
+		return err
 	}
 	*s.created = append(*s.created, t.Hash)
 	return s.Store.CreateToken(ctx, t)
@@ -217,15 +215,15 @@ func (s logoutBeforeToken) CreateToken(ctx context.Context, t *socius.Token) err
 // getToken (x_siteUID) or a mobile notifyLogin and its token leaves no live token: the
 // token is revoked and the call refused (403005).
 func TestTokenOfAUserWhoLeft(t *testing.T) {
-	ends := map[string]func(ctx context.Context, st socius.Store, apiKey, uid string) error{
-		"logout": func(ctx context.Context, st socius.Store, apiKey, uid string) error {
-			return st.Logout(ctx, apiKey, uid, labTime)
+	ends := map[string]func(ctx context.Context, st socius.Store, t *socius.Token) error{
+		"logout": func(ctx context.Context, st socius.Store, t *socius.Token) error {
+			return st.Logout(ctx, t.APIKey, t.UID, labTime)
 		},
-		"deleteAccount": func(ctx context.Context, st socius.Store, apiKey, uid string) error {
-			return st.DeleteUser(ctx, apiKey, uid, labTime)
+		"deleteAccount": func(ctx context.Context, st socius.Store, t *socius.Token) error {
+			return st.DeleteUser(ctx, t.APIKey, t.UID, labTime)
 		},
-		"setUID": func(ctx context.Context, st socius.Store, apiKey, uid string) error {
-			return st.RenameUser(ctx, apiKey, uid, uid+"-renamed")
+		"setUID": func(ctx context.Context, st socius.Store, t *socius.Token) error {
+			return st.RenameUser(ctx, t.APIKey, t.UID, t.UID+"-renamed")
 		},
 	}
 	for name, end := range ends {
@@ -288,5 +286,42 @@ func TestCredentialsMaskedBeforeTheCut(t *testing.T) {
 		if strings.Contains(b, "Hunter2") {
 			t.Fatalf("a base string holds part of a credential: ...%s", b[max(0, len(b)-120):])
 		}
+	}
+}
+
+// TestTokenOfADeletedKey: a key deleted between a getToken's authentication and its
+// token (which the deletion could not take with it) leaves no live token: the token is
+// revoked and the call refused (403005), and a key created again under the name does
+// not bring it back.
+func TestTokenOfADeletedKey(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	st := s.cfg.Store
+	ctx := context.Background()
+	key := &socius.Key{UserKey: "ATokenKey", APIKey: labAPIKey, Secret: labKeySec, CreatedAt: labTime,
+		Methods: []string{"socialize.getToken", "socialize.notifyLogin", "socialize.getUserInfo"}}
+	if err := st.CreateKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	var created []string
+	s.cfg.Store = logoutBeforeToken{Store: st, created: &created,
+		end: func(ctx context.Context, st socius.Store, tok *socius.Token) error { return st.DeleteKey(ctx, tok.UserKey) }}
+	body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none&x_siteUID=u1"
+	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.TLS = &tls.ConnectionState{}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	if got := w.Body.String(); !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "was deleted while its token was issued") || strings.Contains(got, "access_token") {
+		t.Fatalf("answer %s", got)
+	}
+	if err := st.CreateKey(ctx, key); err != nil { // the key again, under the same name
+		t.Fatal(err)
+	}
+	if len(created) != 1 {
+		t.Fatalf("%d tokens stored, want 1", len(created))
+	}
+	tok, err := st.Token(ctx, created[0])
+	if err != nil || tok.RevokedAt.IsZero() {
+		t.Errorf("the token stored: %+v, %v; want it revoked", tok, err)
 	}
 }

@@ -62,12 +62,36 @@ func (s *Server) issueToken(c *call, kind socius.TokenKind, uid string, lifetime
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
 		return "", err
 	}
+	if err := s.keyStillThere(c, t); err != nil {
+		return "", err
+	}
 	if uid != "" {
 		if err := s.stillLoggedIn(c, t); err != nil {
 			return "", err
 		}
 	}
 	return text, nil
+}
+
+// keyStillThere checks, once a token obtained with a userKey is stored, that the key
+// still exists: a key deleted between the call's authentication and its token took its
+// tokens with it before this one existed, and a key created again under the same name
+// would bring this one back. Then the token is revoked and the call refused.
+func (s *Server) keyStillThere(c *call, t *socius.Token) error {
+	if t.UserKey == "" {
+		return nil
+	}
+	k, err := s.cfg.Store.Key(c.ctx, t.UserKey)
+	if err == nil && k.APIKey == t.APIKey {
+		return nil
+	}
+	if err != nil && !errors.Is(err, socius.ErrNotFound) {
+		return err // the token may live: nothing says the key went
+	}
+	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil {
+		return err
+	}
+	return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
 }
 
 // stillLoggedIn checks, once a user's token is stored, that the user is still there
