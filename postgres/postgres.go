@@ -228,8 +228,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	applied := 0
 	for _, name := range names {
 		base := path.Base(name)
-		version := migrationVersion(name)
-		if version == 0 {
+		prefix, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(prefix)
+		if err != nil {
 			return applied, fmt.Errorf("migration %s: name does not start with a number", base)
 		}
 		ok, err := applyMigration(ctx, pool, version, name)
@@ -241,16 +242,6 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		}
 	}
 	return applied, nil
-}
-
-// migrationVersion is the number a migration's file name starts with; 0 if none.
-func migrationVersion(name string) int {
-	prefix, _, _ := strings.Cut(path.Base(name), "_")
-	v, err := strconv.Atoi(prefix)
-	if err != nil || v <= 0 {
-		return 0
-	}
-	return v
 }
 
 // applyMigration runs one migration, unless schema_migrations lists it, in one
