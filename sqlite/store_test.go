@@ -443,6 +443,11 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	started.Wait()
+	// Each goroutine has started, but has not necessarily handed its write over yet
+	// (it blocks in the send while the writer is held): give them the time to, or on
+	// a busy machine the writer, once let go, finds them one at a time (seen once in
+	// CI: 62 transactions).
+	time.Sleep(200 * time.Millisecond)
 	close(hold)
 	if err := <-first; err != nil {
 		t.Fatal(err)
