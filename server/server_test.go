@@ -304,7 +304,9 @@ func TestTokenOfADeletedKey(t *testing.T) {
 	}
 	var created []string
 	s.cfg.Store = logoutBeforeToken{Store: st, created: &created,
-		end: func(ctx context.Context, st socius.Store, tok *socius.Token) error { return st.DeleteKey(ctx, tok.UserKey) }}
+		end: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+			return st.DeleteKey(ctx, tok.UserKey)
+		}}
 	body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none&x_siteUID=u1"
 	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")

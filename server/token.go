@@ -88,10 +88,15 @@ func (s *Server) keyStillThere(c *call, t *socius.Token) error {
 	if err != nil && !errors.Is(err, socius.ErrNotFound) {
 		return err // the token may live: nothing says the key went
 	}
+	return s.withdraw(c, t, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey))
+}
+
+// withdraw revokes a token just stored whose call is refused with why.
+func (s *Server) withdraw(c *call, t *socius.Token, why error) error {
 	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil {
 		return err
 	}
-	return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
+	return why
 }
 
 // stillLoggedIn checks, once a user's token is stored, that the user is still there
@@ -107,14 +112,11 @@ func (s *Server) stillLoggedIn(c *call, t *socius.Token) error {
 	if err != nil && !errors.Is(err, socius.ErrNotFound) {
 		return err // the token may live: nothing says the user went
 	}
-	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil {
-		return err
-	}
 	what := "was logged out"
 	if err != nil {
 		what = "was deleted or renamed"
 	}
-	return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: UID %s %s while its token was issued; ask again", t.UID, what)
+	return s.withdraw(c, t, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: UID %s %s while its token was issued; ask again", t.UID, what))
 }
 
 // getToken issues an OAuth 2.0 access token (SPEC 5). The client authenticated in
