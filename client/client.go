@@ -661,8 +661,8 @@ type Trace struct {
 	HTTPMethod  string
 	URL         string
 	Credentials string // which credential, without its secret
-	// Params are the parameters sent, sorted by name, with secret, sig, oauth_token
-	// and client_secret masked as "***".
+	// Params are the parameters sent, sorted by name, with the credentials
+	// (gigya.IsCredential: secret, sig, oauth_token, client_secret, ...) masked as "***".
 	Params []gigya.Param
 	// Header is the request header, the Authorization value masked.
 	Header http.Header
@@ -680,13 +680,10 @@ type Trace struct {
 	Retry      string // why another attempt follows; empty when none does
 }
 
-// masked are the parameters whose values a trace never shows.
-var masked = map[string]bool{"secret": true, "sig": true, "oauth_token": true, "client_secret": true, "code": true}
-
 func maskParams(ps []gigya.Param) []gigya.Param {
 	out := make([]gigya.Param, len(ps))
 	for i, p := range ps {
-		if masked[strings.ToLower(p.Name)] {
+		if gigya.IsCredential(p.Name) { // what a trace never shows
 			p.Value = "***"
 		}
 		out[i] = p

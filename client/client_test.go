@@ -732,7 +732,7 @@ func TestTraceMasksSecrets(t *testing.T) {
 	}
 	for _, tr := range traces {
 		for _, p := range tr.Params {
-			if masked[p.Name] && p.Value != "***" || strings.Contains(p.Value, labSecret) || strings.Contains(p.Value, "tok-secret") || p.Value == "cs" {
+			if gigya.IsCredential(p.Name) && p.Value != "***" || strings.Contains(p.Value, labSecret) || strings.Contains(p.Value, "tok-secret") || p.Value == "cs" {
 				t.Errorf("trace shows %s=%s", p.Name, p.Value)
 			}
 		}

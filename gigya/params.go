@@ -233,3 +233,23 @@ func (p *Params) Bool(name string, def bool) (bool, error) {
 	}
 	return v, nil
 }
+
+// credentialParams are the parameters whose values are credentials, signatures, tokens
+// or session values: what the server shows its hooks, and the client its traces, as
+// "***".
+var credentialParams = []string{
+	"secret", "sig", "oauth_token", "client_secret", "access_token", "refresh_token", "id_token",
+	"sessionToken", "sessionSecret", "session_token", "login_token", "cookieValue", "cookie",
+	"password", "regToken", "code",
+}
+
+// IsCredential reports whether a parameter's value is a credential (names match in
+// ASCII case).
+func IsCredential(name string) bool {
+	for _, c := range credentialParams {
+		if equalFoldASCII(c, name) {
+			return true
+		}
+	}
+	return false
+}

@@ -172,3 +172,12 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestIsCredential(t *testing.T) {
+	for name, want := range map[string]bool{"secret": true, "SIG": true, "sessionsecret": true, "Password": true,
+		"UID": false, "userInfo": false, "ſig": false, "": false} {
+		if got := IsCredential(name); got != want {
+			t.Errorf("IsCredential(%q) = %v", name, got)
+		}
+	}
+}

@@ -639,28 +639,20 @@ type date struct {
 
 var lastDate atomic.Pointer[date]
 
-// credentialParams are the parameters whose values are credentials, signatures,
-// tokens or session values: Config.Observe sees them masked, in the parameters and in
-// the base strings of a 403003 (masked before those are built, so that cutting a long
-// base string never leaves part of one in it), so that no hook (request logs, the
-// emulator, metrics) can leak one.
-var credentialParams = []string{
-	"secret", "sig", "oauth_token", "client_secret", "access_token", "refresh_token", "id_token",
-	"sessionToken", "sessionSecret", "session_token", "login_token", "cookieValue", "cookie",
-	"password", "regToken", "code",
-}
-
-// IsCredential reports whether a parameter's value is one that Observe sees masked.
-func IsCredential(name string) bool { return known(name, credentialParams) }
+// IsCredential reports whether a parameter's value is one that Observe sees masked:
+// gigya.IsCredential's list, masked in the parameters and in the base strings of a
+// 403003 (before those are built, so that cutting a long base string never leaves part
+// of one in it), so that no hook (request logs, the emulator, metrics) can leak one.
+func IsCredential(name string) bool { return gigya.IsCredential(name) }
 
 // masked replaces the value of a credential parameter.
 const masked = "***"
 
-// maskParams returns a copy of params with the values of credentialParams masked.
+// maskParams returns a copy of params with the values of credentials masked.
 func maskParams(params []gigya.Param) []gigya.Param {
 	out := make([]gigya.Param, len(params))
 	for i, p := range params {
-		if p.Value != "" && known(p.Name, credentialParams) {
+		if p.Value != "" && gigya.IsCredential(p.Name) {
 			p.Value = masked
 		}
 		out[i] = p
