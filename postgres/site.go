@@ -162,6 +162,9 @@ func scanKey(row pgx.Row) (*socius.Key, error) {
 	return &k, nil
 }
 
+// deleteTokensOfKey searches the index of migration 0004, not the whole table.
+const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = $1`
+
 // DeleteKey removes a key and the tokens it obtained, at once; socius.ErrNotFound if
 // there is none. The tokens go with it so that a key created again under the same
 // userKey does not bring them back.
@@ -170,7 +173,7 @@ func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 		if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM tokens WHERE user_key = $1`, userKey)
+		_, err := tx.Exec(ctx, deleteTokensOfKey, userKey)
 		return err
 	})
 }

@@ -653,3 +653,30 @@ func TestNewerDatabaseUsed(t *testing.T) {
 	}
 	st.Close()
 }
+
+// TestDeleteKeyUsesIndex: deleting a key's tokens searches the index of migration
+// 0004. The test tables are tiny, where a scan is what the planner would pick, so
+// scans are priced out for the one transaction the plan is asked in.
+func TestDeleteKeyUsesIndex(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, `EXPLAIN `+deleteTokensOfKey, "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "\n"), "tokens_by_user_key") {
+		t.Errorf("plan of %q does not use tokens_by_user_key:\n%s", deleteTokensOfKey, strings.Join(plan, "\n"))
+	}
+}

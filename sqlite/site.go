@@ -219,12 +219,16 @@ func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return deleteKey(tx, userKey) })
 }
 
+// deleteTokensOfKey searches the index of migration 0004, not the whole table: it runs
+// in the writer's transaction.
+const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = ?`
+
 func deleteKey(tx *sql.Tx, userKey string) error {
 	res, err := tx.Exec(`DELETE FROM keys WHERE user_key = ?`, userKey)
 	if err := affected(res, err, "delete key"); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`DELETE FROM tokens WHERE user_key = ?`, userKey); err != nil {
+	if _, err := tx.Exec(deleteTokensOfKey, userKey); err != nil {
 		return errorFor("delete key: its tokens", err)
 	}
 	return nil

@@ -244,6 +244,7 @@ func TestQueryPlans(t *testing.T) {
 		{"token", selectToken, []any{"h"}},
 		{"revoke tokens of user", revokeTokensOfUser, []any{0, "3_site", "u1"}},
 		{"delete dead tokens", deleteDeadTokens, []any{0, 0}},
+		{"delete tokens of key", deleteTokensOfKey, []any{"key"}},
 	} {
 		rows, err := s.wdb.Query(`EXPLAIN QUERY PLAN `+c.query, c.args...)
 		if err != nil {
