@@ -228,27 +228,36 @@ func fmtToken(tok *socius.Token) string {
 		tok.Hash, tok.Kind, tok.APIKey, tok.UID, tok.UserKey, tm(tok.CreatedAt), tm(tok.ExpiresAt), tm(tok.RevokedAt))
 }
 
+// tokensOfU1 makes sites 3_a and 3_b, users u1 and u2 of 3_a and u1 of 3_b, and
+// tokens: three of 3_a's u1 (access, session, and one revoked at base+1m), and others
+// that nothing done to 3_a's u1 may touch: the same UID on another site, another user,
+// no user, a user who does not exist.
+func tokensOfU1(t *testing.T, s socius.Store) (access, session, early *socius.Token, others []*socius.Token) {
+	t.Helper()
+	createSite(t, s, "3_a", base)
+	createSite(t, s, "3_b", base)
+	login(t, s, "3_a", "u1", nil, base)
+	login(t, s, "3_a", "u2", nil, base)
+	login(t, s, "3_b", "u1", nil, base)
+	access = createToken(t, s, newToken("a-u1-access", "3_a", "u1"))
+	session = createToken(t, s, &socius.Token{Hash: hashOf("a-u1-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u1", CreatedAt: base})
+	early = createToken(t, s, newToken("a-u1-revoked", "3_a", "u1"))
+	if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	others = []*socius.Token{
+		createToken(t, s, newToken("b-u1", "3_b", "u1")),
+		createToken(t, s, newToken("a-u2", "3_a", "u2")),
+		createToken(t, s, newToken("a-none", "3_a", "")),
+		createToken(t, s, newToken("a-ghost", "3_a", "ghost")),
+	}
+	return access, session, early, others
+}
+
 // userTokenTests check what the user methods do to the users' tokens.
 var userTokenTests = []test{
 	{"LogoutRevokes", func(t *testing.T, s socius.Store) {
-		createSite(t, s, "3_a", base)
-		createSite(t, s, "3_b", base)
-		login(t, s, "3_a", "u1", nil, base)
-		login(t, s, "3_a", "u2", nil, base)
-		login(t, s, "3_b", "u1", nil, base)
-		access := createToken(t, s, newToken("a-u1-access", "3_a", "u1"))
-		session := createToken(t, s, &socius.Token{Hash: hashOf("a-u1-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u1", CreatedAt: base})
-		early := createToken(t, s, newToken("a-u1-revoked", "3_a", "u1"))
-		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
-			t.Fatalf("RevokeToken: %v", err)
-		}
-		// The same UID on another site, another user, no user, a user who does not exist.
-		others := []*socius.Token{
-			createToken(t, s, newToken("b-u1", "3_b", "u1")),
-			createToken(t, s, newToken("a-u2", "3_a", "u2")),
-			createToken(t, s, newToken("a-none", "3_a", "")),
-			createToken(t, s, newToken("a-ghost", "3_a", "ghost")),
-		}
+		access, session, early, others := tokensOfU1(t, s)
 
 		if err := s.Logout(t.Context(), "3_a", "u1", at(time.Hour)); err != nil {
 			t.Fatalf("Logout: %v", err)
@@ -279,23 +288,7 @@ var userTokenTests = []test{
 	}},
 
 	{"DeleteUserRevokes", func(t *testing.T, s socius.Store) {
-		createSite(t, s, "3_a", base)
-		createSite(t, s, "3_b", base)
-		login(t, s, "3_a", "u1", nil, base)
-		login(t, s, "3_a", "u2", nil, base)
-		login(t, s, "3_b", "u1", nil, base)
-		access := createToken(t, s, newToken("a-u1-access", "3_a", "u1"))
-		session := createToken(t, s, &socius.Token{Hash: hashOf("a-u1-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u1", CreatedAt: base})
-		early := createToken(t, s, newToken("a-u1-revoked", "3_a", "u1"))
-		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
-			t.Fatalf("RevokeToken: %v", err)
-		}
-		others := []*socius.Token{
-			createToken(t, s, newToken("b-u1", "3_b", "u1")),
-			createToken(t, s, newToken("a-u2", "3_a", "u2")),
-			createToken(t, s, newToken("a-none", "3_a", "")),
-			createToken(t, s, newToken("a-ghost", "3_a", "ghost")),
-		}
+		access, session, early, others := tokensOfU1(t, s)
 
 		if err := s.DeleteUser(t.Context(), "3_a", "u1", at(time.Hour)); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
