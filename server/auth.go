@@ -179,7 +179,7 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()), maxBaseString)
 		if s.cfg.ExplainSignatures {
-			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, whose))
+			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, key, whose))
 		}
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
 			whose, c.r.Method, urls[0])
@@ -198,8 +198,10 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 // the base string of the first candidate URL, that URL, and the other candidates. It
 // never says what the signature should have been, nor anything of the secret; the
 // values of credential parameters in the base string are masked (a session call
-// signs its oauth_token).
-func explainSignature(c *call, whose string) string {
+// signs its oauth_token). When the signature is the one Gigya's Swift (iOS) SDK makes
+// for values holding a byte it leaves unescaped, it says so: Gigya refuses those
+// requests too.
+func explainSignature(c *call, key []byte, whose string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Invalid request signature: it does not match %s; the server signed %s for %s",
 		whose, c.BaseStrings[0], c.SignedURLs[0])
@@ -209,6 +211,9 @@ func explainSignature(c *call, whose string) string {
 	var raw [20]byte
 	if !gigya.DecodeSignature(c.params.Get("sig"), &raw) {
 		b.WriteString("; the sig sent is not the base64 of a 20-byte HMAC-SHA1")
+	} else if kept := gigya.SwiftKept(c.params.All()); kept != "" && gigya.VerifySwift(key, c.params.Get("sig"), c.SignedURLs, c.params.All()) {
+		fmt.Fprintf(&b, "; the sig is right for the base string of Gigya's Swift (iOS) SDK, which leaves %q unescaped in parameter values where Gigya escapes them: "+
+			"Gigya refuses such requests too (SAP/gigya-swift-sdk issue 48); add those characters to GigyaDefinitions.charactersAllowedInSig in the app, or keep them out of the values", kept)
 	}
 	return b.String()
 }

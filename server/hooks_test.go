@@ -138,6 +138,49 @@ func TestExplainSignatures(t *testing.T) {
 	})
 }
 
+// swiftCall signs a call as Gigya's Swift SDK (its first versions) does, with the
+// secret of the given base64.
+func swiftCall(t *testing.T, base, method string, params url.Values, key string) map[string]any {
+	t.Helper()
+	p := url.Values{"apiKey": {apiKey}, "timestamp": {strconv.FormatInt(time.Now().Unix(), 10)},
+		"nonce": {strconv.FormatInt(time.Now().UnixNano(), 10)}}
+	var list []gigya.Param
+	for k, vs := range params {
+		p[k] = vs
+	}
+	for k, vs := range p {
+		list = append(list, gigya.Param{Name: k, Value: vs[0]})
+	}
+	norm, _ := gigya.NormalizeURL(base + "/" + method)
+	raw, _ := socius.DecodeSecret(key)
+	p.Set("sig", gigya.SignBase(raw, gigya.SwiftBaseString(0, norm, list)))
+	return post(t, base+"/"+method, p)
+}
+
+// A signature made the Swift SDK's way, over a value with bytes that only the other
+// SDKs escape, is refused as at Gigya, and the emulator's errorDetails say why.
+func TestExplainSwiftSignature(t *testing.T) {
+	params := url.Values{"UID": {"u1"}, "context": {"<b>|x"}}
+	ts, _ := hookServer(t, server.Config{ExplainSignatures: true})
+	a := swiftCall(t, ts.URL, "socialize.getUserInfo", params, secret)
+	if d := details(a); code(a) != 403003 || !strings.Contains(d, "Swift (iOS) SDK") || !strings.Contains(d, `"<>|"`) {
+		t.Errorf("a Swift signature: %d %q", code(a), d)
+	}
+	// The same values, signed as the other SDKs sign them, pass.
+	if a := signedCall(t, ts.URL, "socialize.getUserInfo", params, secret); code(a) != 0 {
+		t.Errorf("a standard signature: %v", a)
+	}
+	// A Swift signature with the wrong secret is only wrong.
+	if a := swiftCall(t, ts.URL, "socialize.getUserInfo", params, wrongSecret); code(a) != 403003 || strings.Contains(details(a), "Swift") {
+		t.Errorf("a Swift signature with a wrong secret: %d %q", code(a), details(a))
+	}
+	// Without ExplainSignatures, the plain 403003.
+	plain, _ := hookServer(t, server.Config{})
+	if a := swiftCall(t, plain.URL, "socialize.getUserInfo", params, secret); code(a) != 403003 || strings.Contains(details(a), "Swift") {
+		t.Errorf("without ExplainSignatures: %d %q", code(a), details(a))
+	}
+}
+
 func TestFaultHook(t *testing.T) {
 	type ask struct{ method, apiKey string }
 	var mu sync.Mutex
