@@ -30,8 +30,8 @@ func (s *Server) routes() []*method {
 		{name: "socialize.getUserInfo", params: []string{"UID", "includeAllIdentities", "extraFields", "enabledProviders", "disabledProviders", "signIDs"}, handle: (*Server).getUserInfo},
 		{name: "socialize.deleteAccount", params: []string{"UID"}, handle: (*Server).deleteAccount, serverOnly: true},
 		{name: "socialize.logout", params: []string{"UID", "samlContext"}, handle: (*Server).logout},
-		{name: "socialize.setUID", params: []string{"UID", "siteUID"}, handle: (*Server).setUID},
-		{name: "socialize.notifyRegistration", params: []string{"UID", "siteUID", "phoneNumber"}, handle: (*Server).notifyRegistration},
+		{name: "socialize.setUID", params: []string{"UID", "siteUID", "UIDSig", "UIDTimestamp"}, handle: (*Server).setUID},
+		{name: "socialize.notifyRegistration", params: []string{"UID", "siteUID", "phoneNumber", "UIDSig", "UIDTimestamp"}, handle: (*Server).notifyRegistration},
 		{name: "socialize.getToken", params: []string{"grant_type", "client_id", "client_secret", "x_siteUID", "x_userInfo", "x_sessionExpiration", "redirect_uri", "code", "regSource"},
 			handle: (*Server).getToken, clientAuth: true},
 	}
@@ -330,6 +330,39 @@ func (s *Server) notifyRegistration(c *call) (gigya.Object, error) {
 	return s.rename(c, false)
 }
 
+// checkUIDSig checks the site's consent to a rename asked for with a token bound to a
+// user: a client's credential (a mobile session's secret lives on the device). Without
+// it, a client could move its user to any siteUID not yet taken, and be that user when
+// the site later logs in its own user of that UID. As Gigya asks of client-side
+// notifyRegistration (and notifyLogin), the call carries UIDSig, the site's signature
+// of "<UIDTimestamp>_<siteUID>" with its partner secret, and UIDTimestamp, within the
+// clock skew of the server's time.
+func (s *Server) checkUIDSig(c *call, siteUID string) error {
+	sig, _ := c.params.Lookup("UIDSig")
+	tsText, _ := c.params.Lookup("UIDTimestamp")
+	for _, p := range [...][2]string{{"UIDSig", sig}, {"UIDTimestamp", tsText}} {
+		if p[1] == "" {
+			return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: %s (a token bound to a user renames it only with the site's UIDSig and UIDTimestamp for the new siteUID)", p[0])
+		}
+	}
+	ts, ok := gigya.ParseTimestamp(tsText)
+	if !ok {
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: UIDTimestamp must be Unix time in seconds")
+	}
+	if d := c.now.Sub(ts); d > s.cfg.Skew || d < -s.cfg.Skew {
+		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: UIDTimestamp %s is %s the server time %s by more than %d s",
+			clip(tsText, 40), aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+	}
+	key, err := c.partnerKey()
+	if err != nil {
+		return err
+	}
+	if !gigya.ValidateUIDSignature(key, siteUID, tsText, sig, 0, c.now) {
+		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: UIDSig is not the site's signature of UIDTimestamp_siteUID (%s_%s, HMAC-SHA1 with the partner secret)", clip(tsText, 40), siteUID)
+	}
+	return nil
+}
+
 // rename gives the user of UID the siteUID (setUID; notifyRegistration when siteUID
 // is sent).
 func (s *Server) rename(c *call, required bool) (gigya.Object, error) {
@@ -350,6 +383,11 @@ func (s *Server) rename(c *call, required bool) (gigya.Object, error) {
 	}
 	if siteUID == uid {
 		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: siteUID must differ from the current UID")
+	}
+	if c.token != nil && c.token.UID != "" {
+		if err := s.checkUIDSig(c, siteUID); err != nil {
+			return nil, err
+		}
 	}
 	err = s.cfg.Store.RenameUser(c.ctx, c.site.APIKey, uid, siteUID)
 	if errors.Is(err, socius.ErrExists) {

@@ -221,7 +221,7 @@ func TestTokenEndToEnd(t *testing.T) {
 func TestTokenFollowsRename(t *testing.T) {
 	ts := startServer(t)
 	token := ts.accessToken(t, "dave")
-	want(t, "setUID with the token", ts.tlsPost(t, "socialize.setUID", withToken(token, url.Values{"siteUID": {"dave-2"}})), 0, "")
+	want(t, "setUID with the token", ts.tlsPost(t, "socialize.setUID", withToken(token, ts.uidSig(t, "dave-2", ts.Clock.Now()))), 0, "")
 	if a := ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)); a.code() != 0 || a.str("UID") != "dave-2" {
 		t.Errorf("after setUID: %v", a)
 	}
@@ -231,6 +231,68 @@ func TestTokenFollowsRename(t *testing.T) {
 		t.Errorf("after notifyRegistration: %v", a)
 	}
 	want(t, "token with the old UID", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, url.Values{"UID": {"dave-2"}})), 403007, "bound to another user")
+}
+
+// uidSig returns siteUID with the site's consent to it: UIDSig, the partner secret's
+// signature of "<UIDTimestamp>_<siteUID>", and UIDTimestamp, at the given time.
+func (ts *testServer) uidSig(t *testing.T, siteUID string, at time.Time) url.Values {
+	t.Helper()
+	key, err := socius.DecodeSecret(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := strconv.FormatInt(at.Unix(), 10)
+	return url.Values{"siteUID": {siteUID}, "UIDSig": {gigya.UIDSignature(key, stamp, siteUID)}, "UIDTimestamp": {stamp}}
+}
+
+// TestTokenRenameNeedsConsent: a token bound to a user (an access token, a mobile
+// session: credentials a client holds) renames its user only with the site's UIDSig
+// for the new UID. Without it, a client could take a UID that the site gives later to
+// another user, and read and write that user's profile once the site logs them in.
+func TestTokenRenameNeedsConsent(t *testing.T) {
+	ts := startServer(t)
+	now := ts.Clock.Now()
+	a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"mallory"}, "targetEnv": {"mobile"}})
+	session, secret := a.str("sessionToken"), a.str("sessionSecret")
+	sign := func(method string, p url.Values) url.Values {
+		return ts.sessionSigned(t, ts.HTTPSURL, method, p, session, secret)
+	}
+	access := ts.accessToken(t, "trudy")
+	for _, method := range []string{"socialize.setUID", "socialize.notifyRegistration"} {
+		want(t, method+" by a session without UIDSig", ts.tlsPost(t, method, sign(method, url.Values{"siteUID": {"victim"}})), 400002, "Missing required parameter: UIDSig")
+		want(t, method+" by an access token without UIDSig", ts.tlsPost(t, method, withToken(access, url.Values{"siteUID": {"victim"}})), 400002, "Missing required parameter: UIDSig")
+		p := ts.uidSig(t, "victim", now)
+		p.Del("UIDTimestamp")
+		want(t, method+" without UIDTimestamp", ts.tlsPost(t, method, sign(method, p)), 400002, "Missing required parameter: UIDTimestamp")
+		// Consent to another UID, a stale one, one signed with another secret.
+		p = ts.uidSig(t, "other", now)
+		p.Set("siteUID", "victim")
+		want(t, method+" with the UIDSig of another UID", ts.tlsPost(t, method, sign(method, p)), 403003, "UIDSig is not the site's signature")
+		want(t, method+" with a stale UIDSig", ts.tlsPost(t, method, sign(method, ts.uidSig(t, "victim", now.Add(-121*time.Second)))), 403002, "UIDTimestamp")
+		p = ts.uidSig(t, "victim", now)
+		p.Set("UIDSig", gigya.UIDSignature([]byte("not the partner secret"), p.Get("UIDTimestamp"), "victim"))
+		want(t, method+" with a UIDSig of another secret", ts.tlsPost(t, method, withToken(access, p)), 403003, "UIDSig")
+		p.Set("UIDTimestamp", "soon")
+		want(t, method+" with a UIDTimestamp not a time", ts.tlsPost(t, method, withToken(access, p)), 400006, "UIDTimestamp")
+	}
+	// Nothing was renamed: the site's own victim, logged in later, is a new user that
+	// neither token reaches.
+	a = ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"victim"}, "userInfo": {`{"email":"victim@example.com"}`}})
+	if a.code() != 0 {
+		t.Fatalf("notifyLogin victim: %v", a)
+	}
+	for name, p := range map[string]url.Values{"session": sign("socialize.getUserInfo", nil), "access token": withToken(access, nil)} {
+		if a := ts.tlsPost(t, "socialize.getUserInfo", p); a.code() != 0 || a.str("UID") == "victim" || a.str("email") != "" {
+			t.Errorf("%s after the refused renames: %v", name, a)
+		}
+	}
+	// With the site's consent the session renames its user, and follows it.
+	want(t, "setUID by a session with UIDSig", ts.tlsPost(t, "socialize.setUID", sign("socialize.setUID", ts.uidSig(t, "mallory-2", now))), 0, "")
+	if a := ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)); a.code() != 0 || a.str("UID") != "mallory-2" {
+		t.Errorf("session after its consented rename: %v", a)
+	}
+	// Server credentials need no UIDSig.
+	want(t, "notifyRegistration by the server", ts.call(t, "socialize.notifyRegistration", url.Values{"UID": {"mallory-2"}, "siteUID": {"mallory-3"}}), 0, "")
 }
 
 // TestGetTokenCredentials: every client-credential shape of SPEC 5, and every refusal.
