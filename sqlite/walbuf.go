@@ -128,6 +128,14 @@ func (c *writeConn) bufferWAL() *walBuffer {
 	return w
 }
 
+// dropWAL forgets the bytes the connection's WAL buffer holds, unwritten. Only for a
+// transaction that ended without committing: a commit syncs the WAL, which writes them.
+func (c *writeConn) dropWAL() {
+	if c.wal != nil {
+		c.wal.n = 0
+	}
+}
+
 // The original methods, called through the table the file came with.
 
 func (w *walBuffer) origWrite(tls *libc.TLS, p uintptr, n int32, off int64) int32 {

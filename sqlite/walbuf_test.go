@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -446,4 +448,141 @@ func TestWALBufferMethods(t *testing.T) {
 		t.Errorf("closing the file with 100 bytes held: %d writes, file %d bytes, want one write, at least %d bytes", w.fileWrites-fileWrites, onDisk(), end+100)
 	}
 	integrityOK(t, keep)
+}
+
+// readFault makes reads of a connection's main database file fail once armed, as a
+// disk's read error would: SQLite then rolls the whole transaction back itself.
+type readFault struct {
+	file, orig, methods uintptr
+	armed               atomic.Bool
+}
+
+var readFaults sync.Map // file -> *readFault
+
+func faultRead(tls *libc.TLS, file, p uintptr, n int32, off int64) int32 {
+	v, _ := readFaults.Load(file)
+	f := v.(*readFault)
+	if f.armed.CompareAndSwap(true, false) {
+		return sqlite3.SQLITE_IOERR_READ
+	}
+	read := ioMethods(f.orig).FxRead
+	return (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&read)))(tls, file, p, n, off)
+}
+
+// injectReadFault installs a readFault on c's main database file until the test ends.
+func injectReadFault(t *testing.T, c *writeConn) *readFault {
+	t.Helper()
+	mem := libc.NewTLS()
+	t.Cleanup(mem.Close)
+	out := libc.Xmalloc(mem, 8)
+	t.Cleanup(func() { libc.Xfree(mem, out) })
+	if rc := sqlite3.Xsqlite3_file_control(c.tls, c.db, 0, sqlite3.SQLITE_FCNTL_FILE_POINTER, out); rc != sqlite3.SQLITE_OK {
+		t.Fatalf("SQLITE_FCNTL_FILE_POINTER: %d", rc)
+	}
+	f := &readFault{file: *(*uintptr)(cmem(out))}
+	file := (*sqlite3.Tsqlite3_file)(cmem(f.file))
+	f.orig = file.FpMethods
+	size := unsafe.Sizeof(sqlite3.Tsqlite3_io_methods{})
+	f.methods = libc.Xmalloc(mem, libc.Tsize_t(size))
+	m := ioMethods(f.methods)
+	*m = *ioMethods(f.orig)
+	*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&m.FxRead)) = faultRead
+	readFaults.Store(f.file, f)
+	file.FpMethods = f.methods
+	t.Cleanup(func() {
+		file.FpMethods = f.orig
+		readFaults.Delete(f.file)
+		libc.Xfree(mem, f.methods)
+	})
+	return f
+}
+
+// TestWALBufferRollback: a batch that SQLite rolls back itself (a read error) after it
+// spilled frames into the WAL buffer leaves nothing held: the writes acknowledged after
+// it, which reuse those WAL offsets, all survive, in the live files and in a copy taken
+// as a crash would leave them. (Held, the rolled-back frames were written later over
+// theirs: writes lost, the database malformed.)
+func TestWALBufferRollback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	createSiteAndKey(t, s, "")
+	users := uids(150)
+	loginUsers(t, s, "3_site", users...)
+	for _, uid := range users {
+		if err := s.UpdateProfile(t.Context(), "3_site", uid, patchOf(map[socius.Field]string{socius.Email: bigValue("e", 2000)}), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every page into the database file, out of the WAL: the batch reads them there.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if err := s.wc.exec(`PRAGMA cache_size = 10`); err != nil {
+		t.Fatal(err)
+	}
+	fault := injectReadFault(t, s.wc)
+	var batch []*writeOp
+	for _, uid := range users[:60] {
+		batch = append(batch, fastOnly(s, "3_site", uid, bigPatch("lost-", 2000), now))
+	}
+	last := fastOnly(s, "3_site", users[149], bigPatch("lost-", 2000), now)
+	update := last.fast
+	last.fast = func(c *writeConn) error {
+		fault.armed.Store(true)
+		return update(c)
+	}
+	batch = append(batch, last)
+	if _, err := s.commit(batch); socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Fatalf("batch with a read error: %v, want a database error", err)
+	}
+	if fault.armed.Load() {
+		t.Fatal("the batch never read the database file after the fault was armed")
+	}
+	if s.wc.inTx() {
+		t.Fatal("the failed batch left its transaction open")
+	}
+	if w := s.wc.wal; w != nil && w.n != 0 {
+		t.Errorf("the WAL buffer holds %d bytes of the rolled-back batch", w.n)
+	}
+	// Writes on the other connection, acknowledged, over the WAL's same offsets; then a
+	// write on the buffered connection again.
+	want := map[string]string{}
+	for _, uid := range users[60:120] {
+		u, err := s.User(t.Context(), "3_site", uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Profile[socius.Nickname] = bigValue(uid+"-kept-", 2000)
+		if err := s.PutUser(t.Context(), u); err != nil {
+			t.Fatal(err)
+		}
+		want[uid] = u.Profile[socius.Nickname]
+	}
+	if err := s.UpdateProfile(t.Context(), "3_site", users[140], bigPatch("after-", 100), now); err != nil {
+		t.Fatal(err)
+	}
+	want[users[140]] = bigValue("after-", 100)
+	for _, uid := range users[:60] {
+		want[uid] = "old"
+	}
+	crashed := filepath.Join(t.TempDir(), "socius.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, db := range []*sql.DB{otherReader(t, path), otherReader(t, crashed)} {
+		integrityOK(t, db)
+		for uid, want := range want {
+			if got := nickname(t, db, uid); got != want {
+				t.Errorf("%s: %.24q, want %.24q", uid, got, want)
+			}
+		}
+	}
 }

@@ -249,10 +249,19 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 		return batch, socius.DatabaseError("sqlite", err)
 	}
 	c.bufferWAL()
+	committed := false
 	defer func() {
-		if c.inTx() { // not committed
+		if committed {
+			return
+		}
+		if c.inTx() {
 			c.run(c.rollback, "rollback")
 		}
+		// Rolled back, by the connection or by SQLite itself (a read error, memory):
+		// the WAL bytes still held are frames past the last commit, which the next
+		// transaction, of this connection or another, writes over. Written later, they
+		// would land over that transaction's frames.
+		c.dropWAL()
 	}()
 	mark := s.markCache(c.version)
 	for i := 0; i < len(batch); i++ {
@@ -269,6 +278,7 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 	if err := c.run(c.commit, "commit"); err != nil {
 		return batch, socius.DatabaseError("sqlite", err)
 	}
+	committed = true
 	if s.afterCommit != nil {
 		s.afterCommit()
 	}
