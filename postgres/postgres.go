@@ -59,6 +59,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"path"
@@ -374,14 +375,41 @@ func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Contex
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; ; attempt++ {
 		err = fn(ctx)
 		s.lost(err)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
+		// A serialization failure (at SERIALIZABLE, or CockroachDB's only level) is
+		// the database asking for the transaction again: writers to one row keep
+		// meeting until they are spread out, so each waits a growing, random while,
+		// for as long as the deadline allows. Any other failure that certainly took no
+		// effect runs again at once, at most three times: a database that is gone
+		// fails the call, as it should, rather than hold it.
+		if !hasCode(err, "40001", "40P01") {
+			if attempt >= 2 {
+				break
+			}
+			continue
+		}
+		t := time.NewTimer(retryPause(attempt))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return errorFor(op, err)
+		}
 	}
 	return errorFor(op, err)
+}
+
+// retryPause is the wait before the attempt after attempt (counted from 0) of a
+// transaction that failed to serialize: random, up to 1 ms doubled for each attempt,
+// at most 100 ms.
+func retryPause(attempt int) time.Duration {
+	limit := min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+	return time.Duration(rand.Int64N(int64(limit))) + 1
 }
 
 // tx runs fn in a transaction, committed if fn returns nil and rolled back otherwise,

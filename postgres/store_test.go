@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -678,5 +679,53 @@ func TestDeleteKeyUsesIndex(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(plan, "\n"), "tokens_by_user_key") {
 		t.Errorf("plan of %q does not use tokens_by_user_key:\n%s", deleteTokensOfKey, strings.Join(plan, "\n"))
+	}
+}
+
+// TestTwoNodesSerializable: at SERIALIZABLE (a server's default_transaction_isolation,
+// or CockroachDB's only level) concurrent updates of one user fail to serialize again
+// and again; each is retried, spread out, until it lands, and none is lost.
+func TestTwoNodesSerializable(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("default_transaction_isolation", "serializable")
+	u.RawQuery = q.Encode()
+	a, b := open(t, u.String()), open(t, u.String())
+	t.Cleanup(func() { a.Close(); b.Close() })
+	var level string
+	if err := a.pool.QueryRow(t.Context(), `SHOW transaction_isolation`).Scan(&level); err != nil || level != "serializable" {
+		t.Fatalf("transaction_isolation %q, %v", level, err)
+	}
+	if err := a.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Login(t.Context(), "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	lost := writeConcurrently(t, []socius.Store{a, b}, func(s socius.Store, f socius.Field, v string) error {
+		var p socius.Patch
+		p.Set(f, v)
+		return s.UpdateProfile(t.Context(), "3_site", "u1", &p, now)
+	})
+	if len(lost) > 0 {
+		t.Errorf("updates were lost: %v", lost)
+	}
+}
+
+func TestRetryPause(t *testing.T) {
+	for attempt, limit := range []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond} {
+		for range 100 {
+			if d := retryPause(attempt); d <= 0 || d > limit {
+				t.Fatalf("retryPause(%d) = %v, want (0, %v]", attempt, d, limit)
+			}
+		}
+	}
+	for _, attempt := range []int{7, 8, 30, 1000} {
+		if d := retryPause(attempt); d <= 0 || d > 100*time.Millisecond {
+			t.Fatalf("retryPause(%d) = %v, want (0, 100ms]", attempt, d)
+		}
 	}
 }
