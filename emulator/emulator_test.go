@@ -646,7 +646,7 @@ func TestLogKeepsNoBodies(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 64; i++ {
 		body := strings.Repeat("x", 1<<20) + strconv.Itoa(i)
-		l.Observe(&server.Call{ID: strconv.Itoa(i), APIKey: body[:12], Method: body[12:20],
+		l.Observe(&server.Call{ID: strconv.Itoa(i), APIKey: body[:12], Method: body[12:20], Details: "Permission denied: " + body,
 			Params: []gigya.Param{{Name: "apiKey", Value: body[:12]}, {Name: "userInfo", Value: body}}})
 	}
 	runtime.GC()
@@ -657,6 +657,9 @@ func TestLogKeepsNoBodies(t *testing.T) {
 	e, _ := l.Entries(0, 1)
 	if v, _ := e[0].Param("userInfo"); len(v) > MaxLoggedValue+32 || !strings.HasSuffix(v, "... (1048578 bytes)") {
 		t.Errorf("a 1 MiB value is logged as %d bytes ending %q", len(v), v[max(0, len(v)-30):])
+	}
+	if d := e[0].Details; len(d) > MaxLoggedValue+32 || !strings.HasPrefix(d, "Permission denied: xxx") {
+		t.Errorf("1 MiB of errorDetails are logged as %d bytes", len(d))
 	}
 }
 

@@ -127,7 +127,7 @@ func (l *RequestLog) Observe(c *server.Call) {
 		}
 		e.Params[i] = Param{Name: cut(p.Name), Value: cut(v)}
 	}
-	e.Details = hide(e.Details, hidden)
+	e.Details = cut(hide(e.Details, hidden))
 	for _, b := range c.BaseStrings {
 		e.BaseStrings = append(e.BaseStrings, hide(b, hidden))
 	}

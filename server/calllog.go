@@ -5,12 +5,17 @@ import (
 	"log/slog"
 )
 
+// maxLoggedDetails is the most of an errorDetails that a call's line keeps: details
+// may quote what the request sent.
+const maxLoggedDetails = 2048
+
 // LogCalls returns an Observe function that writes one line per call to l at info
 // level: callId, method, apiKey, userKey, credential (the kind, never its value),
-// errorCode, latencyMs, remote, and errorDetails for a failure. Parameter values are
-// not logged at all. At debug level a signature mismatch adds the URLs and base strings
-// the server signed (what a developer compares with the client's); the server built
-// them with credential values masked, as it masks every credential Observe sees.
+// errorCode, latencyMs, remote, and errorDetails for a failure (cut at 2 KiB).
+// Parameter values are not logged at all. At debug level a signature mismatch adds the
+// URLs and base strings the server signed (what a developer compares with the
+// client's); the server built them with credential values masked, as it masks every
+// credential Observe sees.
 func LogCalls(l *slog.Logger) func(*Call) {
 	return func(c *Call) {
 		ctx := context.Background()
@@ -33,7 +38,7 @@ func LogCalls(l *slog.Logger) func(*Call) {
 			slog.Float64("latencyMs", float64(c.Duration.Microseconds())/1000),
 			slog.String("remote", c.RemoteAddr))
 		if c.Code != 0 {
-			attrs = append(attrs, slog.String("errorDetails", c.Details))
+			attrs = append(attrs, slog.String("errorDetails", clip(c.Details, maxLoggedDetails)))
 		}
 		l.LogAttrs(ctx, slog.LevelInfo, "call", attrs...)
 

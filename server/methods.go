@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -63,16 +64,36 @@ func (c *call) ignore(names []string, message string) error {
 		return nil
 	}
 	if c.checkParam {
-		list := names[0]
-		for _, n := range names[1:] {
-			list += ", " + n
-		}
-		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: unrecognized parameters with checkParams=true: %s", list)
+		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: unrecognized parameters with checkParams=true: %s", nameList(names))
 	}
 	for _, n := range names {
 		c.ignored = append(c.ignored, gigya.IgnoredParam{Name: n, WarningCode: socius.CodePermissionDenied, Message: message})
 	}
 	return nil
+}
+
+// maxListedNames and maxListedName bound what nameList says of a request's names
+// (userInfo keys have no length limit of their own).
+const (
+	maxListedNames = 20
+	maxListedName  = 100
+)
+
+// nameList joins names with ", ", at most maxListedNames of them, each clipped, and
+// says how many more there were.
+func nameList(names []string) string {
+	var b strings.Builder
+	for i, n := range names {
+		if i == maxListedNames {
+			fmt.Fprintf(&b, " and %d more", len(names)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(clip(n, maxListedName))
+	}
+	return b.String()
 }
 
 func known(name string, list []string) bool {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -325,5 +327,44 @@ func TestTokenOfADeletedKey(t *testing.T) {
 	tok, err := st.Token(ctx, created[0])
 	if err != nil || tok.RevokedAt.IsZero() {
 		t.Errorf("the token stored: %+v, %v; want it revoked", tok, err)
+	}
+}
+
+// TestCheckParamsListBounded: under checkParams=true the refusal names at most 20 of
+// the unknown keys, each clipped, and says how many more there were: userInfo keys
+// have no length of their own, and a 1 MB list was built (by repeated concatenation),
+// answered and logged whole.
+func TestCheckParamsListBounded(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&logs, nil)))
+	keys := make([]string, maxUserInfoKeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf(`"k%03d%s":0`, i, strings.Repeat("x", 3900))
+	}
+	body := url.Values{"apiKey": {labAPIKey}, "secret": {labSecret}, "UID": {"u1"}, "checkParams": {"true"},
+		"userInfo": {"{" + strings.Join(keys, ",") + "}"}}.Encode()
+	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.setUserInfo", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.TLS = &tls.ConnectionState{}
+	w := serve(s, r)
+	var a struct {
+		ErrorCode    int
+		ErrorDetails string
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.ErrorCode != socius.CodePermissionDenied || !strings.Contains(a.ErrorDetails, "k000") ||
+		!strings.Contains(a.ErrorDetails, fmt.Sprintf("and %d more", maxUserInfoKeys-maxListedNames)) || len(a.ErrorDetails) > 3000 {
+		t.Errorf("answer: %d, %d bytes of errorDetails: %.300s", a.ErrorCode, len(a.ErrorDetails), a.ErrorDetails)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if len(line) > 4000 {
+			t.Errorf("a log line of %d bytes: %.200s", len(line), line)
+		}
+	}
+	if !strings.Contains(logs.String(), "errorCode=403007") {
+		t.Errorf("the call was not logged: %.300s", logs.String())
 	}
 }
