@@ -11,6 +11,12 @@ import (
 // MaxJSONDepth is how deeply JSON parameters may nest.
 const MaxJSONDepth = 32
 
+// MaxJSONValues is how many values (objects, arrays, strings, numbers, literals) a JSON
+// parameter may hold. A parsed value takes tens of bytes for the few of text that
+// spell it ("[]," is three), so without a bound a megabyte of text became tens of
+// megabytes of tree; a profile has eight fields.
+const MaxJSONValues = 10000
+
 // Number is a JSON number, kept as its text.
 type Number string
 
@@ -18,7 +24,8 @@ type Number string
 // the documentation's own examples need: standard JSON, plus unquoted object keys
 // ({firstName: "David"}), single-quoted strings and trailing commas. Objects come back
 // as Object (keys in order), arrays as []any, strings as string, numbers as Number,
-// true/false as bool, null as nil. Nesting deeper than MaxJSONDepth is an error.
+// true/false as bool, null as nil. Nesting deeper than MaxJSONDepth, or more than
+// MaxJSONValues values, is an error.
 func ParseJSON(s string) (any, error) {
 	p := jsonParser{s: s}
 	p.space()
@@ -34,8 +41,9 @@ func ParseJSON(s string) (any, error) {
 }
 
 type jsonParser struct {
-	s string
-	i int
+	s      string
+	i      int
+	values int // parsed so far
 }
 
 // JSONError says where and why JSON text failed to parse.
@@ -72,6 +80,9 @@ func (p *jsonParser) space() {
 func (p *jsonParser) value(depth int) (any, error) {
 	if p.i >= len(p.s) {
 		return nil, p.errorf("unexpected end of text, a value was expected")
+	}
+	if p.values++; p.values > MaxJSONValues {
+		return nil, p.errorf("more than %d values", MaxJSONValues)
 	}
 	switch c := p.s[p.i]; {
 	case c == '{':

@@ -1,6 +1,7 @@
 package gigya
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,30 @@ func TestParseJSONErrors(t *testing.T) {
 	ok := strings.Repeat("[", MaxJSONDepth) + strings.Repeat("]", MaxJSONDepth)
 	if _, err := ParseJSON(ok); err != nil {
 		t.Errorf("depth %d: %v", MaxJSONDepth, err)
+	}
+	// MaxJSONValues values are fine (the array and its elements), one more is not.
+	values := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("[],", n-1), ",") + "]" }
+	if _, err := ParseJSON(values(MaxJSONValues)); err != nil {
+		t.Errorf("%d values: %v", MaxJSONValues, err)
+	}
+	if _, err := ParseJSON(values(MaxJSONValues + 1)); err == nil || !strings.Contains(err.Error(), "more than 10000 values") {
+		t.Errorf("%d values: %v", MaxJSONValues+1, err)
+	}
+}
+
+// TestParseJSONMemory: a megabyte of small values is refused before it becomes tens of
+// megabytes of tree.
+func TestParseJSONMemory(t *testing.T) {
+	text := `{"a":[` + strings.TrimSuffix(strings.Repeat("[],", 350_000), ",") + `]}`
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := ParseJSON(text); err == nil {
+		t.Fatal("a megabyte of empty arrays parsed")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Errorf("refusing %d bytes of JSON allocated %d MiB", len(text), grew>>20)
 	}
 }
 

@@ -191,11 +191,23 @@ func ParamString(params []Param) string {
 // byte that the first escape keeps stays, any other becomes %25XX (its %XX escaped
 // again); '=' and '&' become %3D and %26.
 func appendEscapedParamString(dst []byte, params []Param) []byte {
-	const hexDigits = "0123456789ABCDEF"
 	// The order lives on the stack while it fits (it always does for decoded
 	// requests, which hold at most MaxParams parameters).
 	var buf [MaxParams]int
-	for n, i := range sortedParams(params, buf[:0]) {
+	return writeEscapedParamString(dst, params, sortedParams(params, buf[:0]), nil)
+}
+
+// escapedChunk is how much of an escaped parameter string writeEscapedParamString
+// holds before it hands it on.
+const escapedChunk = 4 << 10
+
+// writeEscapedParamString appends escape(ParamString(params)), the parameters in
+// order, to dst. With w set, it hands dst to w whenever it holds escapedChunk bytes or
+// more and starts it again, so that the whole string (up to five times the request) is
+// never held; it returns what is left for w.
+func writeEscapedParamString(dst []byte, params []Param, order []int, w func([]byte)) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for n, i := range order {
 		if n > 0 {
 			dst = append(dst, "%26"...)
 		}
@@ -208,6 +220,10 @@ func appendEscapedParamString(dst []byte, params []Param) []byte {
 				dst = append(dst, c)
 			} else {
 				dst = append(dst, '%', '2', '5', hexDigits[c>>4], hexDigits[c&15])
+			}
+			if w != nil && len(dst) >= escapedChunk {
+				w(dst)
+				dst = dst[:0]
 			}
 		}
 	}
@@ -297,9 +313,20 @@ type verifier struct {
 
 var verifiers = sync.Pool{New: func() any { return &verifier{digest: sha1.New()} }}
 
-// mac computes HMAC-SHA1(key, a || b) into v.sum (RFC 2104, by hand so that no
-// per-call state is allocated).
-func (v *verifier) mac(key, a, b []byte) []byte {
+// macParams computes HMAC-SHA1(key, head || escape(ParamString(params))), the
+// parameters taken in order, into v.sum: the parameter string is escaped in pieces
+// into v.params as it is hashed, never held whole.
+func (v *verifier) macParams(key, head []byte, params []Param, order []int) []byte {
+	v.inner(key)
+	v.digest.Write(head)
+	rest := writeEscapedParamString(v.params[:0], params, order, func(b []byte) { v.digest.Write(b) })
+	v.digest.Write(rest)
+	v.params = rest[:0]
+	return v.outer(key)
+}
+
+// inner starts the inner hash of an HMAC: the digest reset, then the key XOR ipad.
+func (v *verifier) inner(key []byte) {
 	if len(key) > sha1.BlockSize {
 		v.digest.Reset()
 		v.digest.Write(key)
@@ -313,8 +340,13 @@ func (v *verifier) mac(key, a, b []byte) []byte {
 	}
 	v.digest.Reset()
 	v.digest.Write(v.pad[:])
-	v.digest.Write(a)
-	v.digest.Write(b)
+}
+
+// outer ends an HMAC whose inner hash has been written, into v.sum.
+func (v *verifier) outer(key []byte) []byte {
+	if len(key) > sha1.BlockSize {
+		key = v.key[:]
+	}
 	inner := v.digest.Sum(v.sum[:0])
 	for i := range v.pad {
 		v.pad[i] = 0x5c
@@ -326,6 +358,15 @@ func (v *verifier) mac(key, a, b []byte) []byte {
 	v.digest.Write(v.pad[:])
 	v.digest.Write(inner)
 	return v.digest.Sum(v.sum[:0])
+}
+
+// mac computes HMAC-SHA1(key, a || b) into v.sum (RFC 2104, by hand so that no
+// per-call state is allocated).
+func (v *verifier) mac(key, a, b []byte) []byte {
+	v.inner(key)
+	v.digest.Write(a)
+	v.digest.Write(b)
+	return v.outer(key)
 }
 
 // Verify checks a request signature against the candidate URLs, in order, each
@@ -343,10 +384,11 @@ func Verify(key []byte, sig, httpMethod string, urls []string, params []Param) i
 	}
 	v := verifiers.Get().(*verifier)
 	defer verifiers.Put(v)
-	v.params = appendEscapedParamString(v.params[:0], params)
+	var buf [MaxParams]int
+	order := sortedParams(params, buf[:0])
 	for i, u := range urls {
 		v.head = appendHead(v.head[:0], httpMethod, u)
-		if hmac.Equal(v.mac(key, v.head, v.params), want[:]) {
+		if hmac.Equal(v.macParams(key, v.head, params, order), want[:]) {
 			return i
 		}
 	}
@@ -363,11 +405,12 @@ func VerifyRequest(key []byte, sig, httpMethod, scheme, host, path string, param
 	}
 	v := verifiers.Get().(*verifier)
 	defer verifiers.Put(v)
-	v.params = appendEscapedParamString(v.params[:0], params)
+	var buf [MaxParams]int
+	order := sortedParams(params, buf[:0])
 	v.urls.init(scheme, host, path)
 	for i := range v.urls.n {
 		v.head = appendHead(v.head[:0], httpMethod, v.urls.url(i))
-		if hmac.Equal(v.mac(key, v.head, v.params), want[:]) {
+		if hmac.Equal(v.macParams(key, v.head, params, order), want[:]) {
 			return i
 		}
 	}

@@ -1,6 +1,7 @@
 package gigya
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
@@ -511,4 +512,35 @@ func encodeForm(params []Param) string {
 		b = AppendEscape(b, p.Value)
 	}
 	return string(b)
+}
+
+// TestVerifyStreams: a signature over a parameter string longer than the verifier's
+// piece (escaped five times over here) and keys of every length agree with the HMAC of
+// the whole base string; a wrong one is checked against every candidate without
+// holding the escaped string (five times the request).
+func TestVerifyStreams(t *testing.T) {
+	params := []Param{{"userInfo", strings.Repeat("<é>", 100_000)}, {"apiKey", "3_k"}, {"UID", "u1"}}
+	u := "https://socialize.us1.gigya.com/socialize.setUserInfo"
+	for _, key := range [][]byte{[]byte("sixteen byte key"), bytes.Repeat([]byte("k"), 64), bytes.Repeat([]byte("long key "), 20)} {
+		m := hmac.New(sha1.New, key)
+		m.Write([]byte(BaseString("POST", u, params)))
+		sig := base64.StdEncoding.EncodeToString(m.Sum(nil))
+		if Sign(key, "POST", u, params) != sig {
+			t.Errorf("%d-byte key: Sign differs from the HMAC of the base string", len(key))
+		}
+		if i := Verify(key, sig, "POST", []string{"http://other/x", u}, params); i != 1 {
+			t.Errorf("%d-byte key: Verify = %d, want 1", len(key), i)
+		}
+	}
+	key := []byte("sixteen byte key")
+	wrong := base64.StdEncoding.EncodeToString(make([]byte, 20))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if VerifyRequest(key, wrong, "POST", "https", "socialize.us1.gigya.com", "/socialize.setUserInfo", params) != -1 {
+		t.Fatal("a wrong signature verified")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
+		t.Errorf("checking a wrong signature of a %d-byte request allocated %d KiB", len(params[0].Value), grew>>10)
+	}
 }

@@ -2,9 +2,10 @@
 // authentication of every call, one handler per method and one envelope writer.
 //
 // A call goes through the same steps, and the first failure answers:
-// take a slot among the calls in progress (403048 when all are taken), read and decode
-// the parameters (413001, 400001, 400006), read the answer format, find the method
-// (400001), take a token from the apiKey's rate limit (403048), authenticate (400093,
+// read and decode the parameters (413001, 400001, 400006; 403048 when the bodies being
+// received hold the server's whole budget), read the answer format, take a slot among
+// the calls in progress (403048 when all are taken), find the method (400001), take a
+// token from the apiKey's rate limit (403048), authenticate (400093,
 // 400002, 400008, 403002, 403003, 403004, 403005, 403006, 403025), refuse a token on a
 // server-only method (403007), check the key's permissions (403007), apply the
 // emulator's fault rules when Config.Fault is set (any code, or a delay), check the
@@ -22,9 +23,12 @@
 //
 // Every input is bounded before it costs anything: the body (MaxBodyBytes, 413001),
 // the number of parameters and the length of their names (package gigya), the length
-// of each value (MaxParamBytes, 400006; userInfo and context only by the body limit),
-// the calls in progress (MaxConcurrent) and, when configured, the calls a second of
-// each apiKey (RateLimit). Header size and read/write/idle timeouts belong to the
+// of each value (MaxParamBytes, 400006; userInfo and x_userInfo only by the body limit),
+// the calls in progress (MaxConcurrent), the request bodies held at once (MaxConcurrent
+// times MaxBodyBytes) and, when configured, the calls a second of each apiKey
+// (RateLimit). A body's buffer grows as its bytes arrive, and a call takes its slot
+// only once its request is read: a client that sends slowly, or not at all, holds
+// neither a slot nor more memory than it sent. Header size and read/write/idle timeouts belong to the
 // http.Server that runs the handler (see cmd/socius).
 package server
 
@@ -63,11 +67,13 @@ type Config struct {
 	TrustForwardedProto bool
 	// MaxBodyBytes limits a request body (default 1 MiB).
 	MaxBodyBytes int64
-	// MaxParamBytes limits the value of each parameter other than userInfo,
-	// x_userInfo and context, which only the body limit bounds (default 64 KiB).
+	// MaxParamBytes limits the value of each parameter other than userInfo and
+	// x_userInfo, which only the body limit bounds (default 64 KiB).
 	MaxParamBytes int
-	// MaxConcurrent caps the calls in progress; a call beyond it is answered at once
-	// with 403048 instead of waiting (0: no cap).
+	// MaxConcurrent caps the calls in progress, counted from when a call's request has
+	// been read; a call beyond it is answered at once with 403048 instead of waiting
+	// (0: no cap). The bodies held at once, being received or in calls in progress,
+	// are capped at MaxConcurrent times MaxBodyBytes bytes (403048 beyond).
 	MaxConcurrent int
 	// RateLimit is the number of calls a second each apiKey may make to this server
 	// (0: no limit); RateBurst how many it may make at once (default: RateLimit
@@ -111,6 +117,7 @@ type Server struct {
 	methods  map[string]*method // by lower-case full name
 	exact    map[string]*method // by canonical full name
 	inFlight atomic.Int64
+	bodies   atomic.Int64       // bytes of the request bodies held
 	limiter  *ratelimit.Limiter // nil without a rate limit
 }
 
@@ -146,8 +153,12 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// InFlight returns the number of calls in progress.
+// InFlight returns the number of calls in progress (their requests read).
 func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
+
+// BodyBytes returns the bytes of request bodies the server holds: being received, or
+// of calls in progress.
+func (s *Server) BodyBytes() int64 { return s.bodies.Load() }
 
 // Call is what one API call was and how it ended; given to Config.Observe.
 type Call struct {
@@ -194,6 +205,8 @@ type call struct {
 	token      *socius.Token // the token of a token call
 	ignored    []gigya.IgnoredParam
 	body       []byte // the request body, read into reused storage
+	held       int64  // bytes of body counted in Server.bodies
+	slot       bool   // the call holds one of the MaxConcurrent slots
 	out        []byte // the encoded answer
 	siteKey    []byte // the site's decoded partner secret, once needed
 	answered   bool   // the answer's header is written
@@ -236,22 +249,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.secure {
 		c.scheme = "https"
 	}
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	if limit := s.cfg.MaxConcurrent; limit > 0 && n > int64(limit) {
-		// Refuse before reading the body: a slow client must not queue behind the cap.
-		// The query string is already in memory: it may ask for another format.
-		c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
-		s.findMethod(c)
-		if c.params.Decode(r.URL.RawQuery) == nil {
-			s.readFormat(c)
-		}
-		s.respond(w, c, nil, socius.Errorf(socius.CodeRateLimited,
-			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit))
-		return
-	}
+	defer s.leave(c)
 	data, err := s.serve(w, c)
 	s.respond(w, c, data, err)
+}
+
+// enter takes a slot among the calls in progress, once the call's request is read: a
+// client still sending its request holds none, so slow clients cannot take them all.
+func (s *Server) enter(c *call) error {
+	n := s.inFlight.Add(1)
+	c.slot = true
+	if limit := s.cfg.MaxConcurrent; limit > 0 && n > int64(limit) {
+		return socius.Errorf(socius.CodeRateLimited,
+			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit)
+	}
+	return nil
+}
+
+// leave gives back what the call held: its slot and its body's share of the budget.
+func (s *Server) leave(c *call) {
+	if c.slot {
+		s.inFlight.Add(-1)
+		c.slot = false
+	}
+	if c.held > 0 {
+		s.bodies.Add(-c.held)
+		c.held = 0
+	}
+}
+
+// bodyBudget is the most bytes of request bodies the server holds at once, being
+// received or in calls in progress; 0 for no bound.
+func (s *Server) bodyBudget() int64 {
+	if s.cfg.MaxConcurrent <= 0 {
+		return 0
+	}
+	return int64(s.cfg.MaxConcurrent) * s.cfg.MaxBodyBytes
 }
 
 // recoverCall turns a panic of the call (a bug) into a logged error and, if nothing
@@ -286,6 +319,9 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 		return nil, err
 	}
 	if err := s.readFormat(c); err != nil {
+		return nil, err
+	}
+	if err := s.enter(c); err != nil {
 		return nil, err
 	}
 	if err := s.checkParamSizes(c); err != nil {
@@ -356,7 +392,7 @@ func (s *Server) rateLimit(c *call, apiKey string) error {
 
 // bulkyParams are the parameters whose values only the body limit bounds: they carry
 // JSON documents.
-var bulkyParams = []string{"userInfo", "x_userInfo", "context"}
+var bulkyParams = []string{"userInfo", "x_userInfo"}
 
 // checkParamSizes refuses a parameter value longer than MaxParamBytes.
 func (s *Server) checkParamSizes(c *call) error {
@@ -426,13 +462,15 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		}
 		return tooLarge(s.cfg.MaxBodyBytes)
 	}
-	var err error
-	c.body, err = readBody(c.body[:0], http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
-	if err != nil {
+	if err := s.readBody(c, http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var se *socius.Error
+		switch {
+		case errors.As(err, &mbe):
 			s.drain(r)
 			return tooLarge(s.cfg.MaxBodyBytes)
+		case errors.As(err, &se):
+			return err
 		}
 		return &socius.Error{Code: socius.CodeInvalidRequest, Details: "Invalid request format: the request body could not be read", Err: err}
 	}
@@ -450,23 +488,44 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 
 const formType = "application/x-www-form-urlencoded"
 
-// readBody appends all of r to buf. When the length is announced, the buffer grows
-// once to hold it (and one byte more, to see the end without another growth).
-func readBody(buf []byte, r io.Reader, length int64) ([]byte, error) {
+// firstBodyRead is the most a body's buffer is sized for before its bytes arrive.
+const firstBodyRead = 16 << 10
+
+// readBody reads all of r into c.body. The buffer grows as bytes arrive: at first to
+// the announced length (and one byte more, to see the end without another growth), at
+// most firstBodyRead, then doubling, never past the announced length. So a client that
+// announces a large body and sends it slowly, or never, holds no more memory than it
+// sent. The bytes read count against the server's budget of bodies until the call
+// ends; beyond it, 403048.
+func (s *Server) readBody(c *call, r io.Reader, length int64) error {
+	buf := c.body[:0]
 	if length > 0 {
-		buf = slices.Grow(buf, int(length)+1)
+		buf = slices.Grow(buf, int(min(length+1, firstBodyRead)))
 	}
+	budget := s.bodyBudget()
+	defer func() { c.body = buf }()
 	for {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 512)
+			more := max(len(buf), 512)
+			if length > 0 && int64(len(buf)) <= length {
+				more = int(min(int64(more), length+1-int64(len(buf))))
+			}
+			buf = slices.Grow(buf, more)
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if n > 0 {
+			c.held += int64(n)
+			if held := s.bodies.Add(int64(n)); budget > 0 && held > budget {
+				return socius.Errorf(socius.CodeRateLimited,
+					"API Rate Limit Exceeded: the server holds %d MiB of request bodies, the most it takes at once; retry later", budget>>20)
+			}
+		}
 		if err == io.EOF {
-			return buf, nil
+			return nil
 		}
 		if err != nil {
-			return buf, err
+			return err
 		}
 	}
 }
@@ -556,7 +615,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 			s.cfg.Logger.Debug("call failed", "callId", c.ID, "method", c.Method, "errorCode", env.Code, "cause", c.Cause)
 		}
 	}
-	if ctx, ok := c.params.Lookup("context"); ok && ctx != "" {
+	// A context over the parameter limit (refused, 400006) is not echoed: echoing is
+	// the one place where a request's value is copied into its answer, several times
+	// over when it has to be escaped.
+	if ctx, ok := c.params.Lookup("context"); ok && ctx != "" && len(ctx) <= s.cfg.MaxParamBytes {
 		env.Context = echoContext(ctx)
 	}
 	method := c.Method // as the path names it when Socius does not serve it

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -366,5 +368,96 @@ func TestCheckParamsListBounded(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "errorCode=403007") {
 		t.Errorf("the call was not logged: %.300s", logs.String())
+	}
+}
+
+// TestBodyGrowsAsItArrives: a body announced at 1 MiB of which a few bytes came holds
+// a buffer of at most firstBodyRead, not the announced megabyte.
+func TestBodyGrowsAsItArrives(t *testing.T) {
+	s := New(Config{Store: nil, Nonces: nonce.New(0)})
+	c := &call{}
+	if err := s.readBody(c, strings.NewReader("UID=u1"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.body) != "UID=u1" || cap(c.body) > firstBodyRead+1024 {
+		t.Errorf("body %q in a buffer of %d bytes", c.body, cap(c.body))
+	}
+	// A body that arrives whole grows to about its length (the runtime rounds a
+	// growth up).
+	c = &call{}
+	long := strings.Repeat("x", 200<<10)
+	if err := s.readBody(c, strings.NewReader(long), int64(len(long))); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.body) != long || cap(c.body) > len(long)*5/4+firstBodyRead {
+		t.Errorf("a body of %d bytes read into %d bytes (cap %d)", len(long), len(c.body), cap(c.body))
+	}
+	if held := s.bodies.Load(); held != int64(len("UID=u1")+len(long)) {
+		t.Errorf("bodies held: %d", held)
+	}
+}
+
+// TestBodyBudget: the bodies held at once are capped at MaxConcurrent times
+// MaxBodyBytes. Clients that sent most of their bodies and then stopped use up the
+// budget; the next body beyond it is answered 403048 at once; once they end, bodies are
+// taken again and the budget is whole.
+func TestBodyBudget(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.MaxConcurrent, s.cfg.MaxBodyBytes = 2, 1024
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	var held []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1024\r\n\r\nUID=u1&pad=%s", strings.Repeat("p", 1000-11))
+		held = append(held, conn)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.bodies.Load() < 2000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server holds %d bytes of the two bodies, want 2000", s.bodies.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	body := "UID=u1&pad=" + strings.Repeat("p", 200)
+	resp, err := http.Post(ts.URL+"/socialize.getUserInfo", "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"errorCode":403048`) || !strings.Contains(string(b), "request bodies") {
+		t.Errorf("a body beyond the budget: %s", b)
+	}
+	for _, conn := range held {
+		io.WriteString(conn, strings.Repeat("p", 24))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"errorCode":400093`) { // no apiKey, but read and answered
+			t.Errorf("a held body ended with %s", b)
+		}
+	}
+	for s.bodies.Load() != 0 || s.InFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after every call: %d bytes of bodies held, %d calls in flight", s.bodies.Load(), s.InFlight())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, err = http.Post(ts.URL+"/socialize.getUserInfo", "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"errorCode":400093`) {
+		t.Errorf("a body after the budget came back: %s", b)
 	}
 }

@@ -280,12 +280,17 @@ func TestDateOfASlowRequest(t *testing.T) {
 	}
 	defer conn.Close()
 	body := "apiKey=" + testAPIKey + "&UID=u1"
-	if _, err := fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body)); err != nil {
+	if _, err := fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:1]); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitInFlight(t, 1)
+	// The handler has begun once it holds the body's first byte.
+	for deadline := time.Now().Add(3 * time.Second); ts.Server.BodyBytes() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never began reading the body")
+		}
+	}
 	ts.Clock.Advance(time.Hour)
-	if _, err := io.WriteString(conn, body); err != nil {
+	if _, err := io.WriteString(conn, body[1:]); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

@@ -172,7 +172,8 @@ func TestHeaderSizeLimit(t *testing.T) {
 }
 
 // TestParameterValueLimit: one value may not exceed 64 KiB, except the JSON documents
-// userInfo and context, which only the body limit bounds.
+// userInfo and x_userInfo, which only the body limit bounds. A context over the limit
+// is refused, and not echoed.
 func TestParameterValueLimit(t *testing.T) {
 	ts := startServer(t)
 	ts.login(t, "u1")
@@ -185,42 +186,55 @@ func TestParameterValueLimit(t *testing.T) {
 		t.Errorf("a 64 KiB value: %v", a.code())
 	}
 	userInfo := `{"nickname":"big","padding":"` + strings.Repeat("p", 200<<10) + `"}`
-	a = ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {userInfo}, "context": {strings.Repeat("c", 100<<10)}})
-	if a.code() != 0 || len(a.str("context")) != 100<<10 {
-		t.Errorf("a 200 KiB userInfo with a 100 KiB context: %d %q", a.code(), a.str("errorDetails"))
+	a = ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {userInfo}, "context": {big[1:]}})
+	if a.code() != 0 || len(a.str("context")) != 64<<10 {
+		t.Errorf("a 200 KiB userInfo with a 64 KiB context: %d %q", a.code(), a.str("errorDetails"))
+	}
+	a = ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "context": {big}})
+	if _, echoed := a["context"]; a.code() != 400006 || a.str("errorDetails") != "Invalid parameter value: context is longer than 65536 bytes" || echoed {
+		t.Errorf("a 64 KiB + 1 context: %d %q, echoed %v", a.code(), a.str("errorDetails"), echoed)
 	}
 }
 
-// TestConcurrencyCap holds two calls in progress (their bodies unfinished) on a server
-// that takes two at once: a third is answered 403048 at once, and once the two end,
-// calls pass again.
+// TestConcurrencyCap holds two calls in progress (an emulator fault rule delays them)
+// on a server that takes two at once: a third is answered 403048 at once; clients
+// still sending their requests hold no slot; once the two end, calls pass again.
 func TestConcurrencyCap(t *testing.T) {
-	ts := startServer(t, "--max-concurrent", "2")
+	ts := startEmulator(t, "--max-concurrent", "2")
 	ts.login(t, "u1")
 	// A handler may still be finishing when its client has the answer; wait for it,
 	// or it would take a held call's slot.
 	waitInFlight := func(n int) { t.Helper(); ts.waitInFlight(t, n) }
 	waitInFlight(0)
-	var held []net.Conn
-	for i := 0; i < 2; i++ {
+	// Three clients that send their headers and part of a body, then nothing.
+	var slow []net.Conn
+	for i := 0; i < 3; i++ {
 		conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
 		fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 6\r\n\r\nUID=")
-		held = append(held, conn)
+		slow = append(slow, conn)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Fatalf("a call beside three unfinished requests: %v", a)
+	}
+	ts.emu(t, "faults", "add", "--delay", "1500ms", "--method", "socialize.getUserInfo")
+	held := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() { held <- ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}).code() }()
 	}
 	waitInFlight(2)
 	start := time.Now()
-	a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}})
+	a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"x"}`}})
 	if a.code() != 403048 || !strings.Contains(a.str("errorDetails"), "busy with 2 calls") || a.str("errorMessage") != "API Rate Limit Exceeded" {
 		t.Errorf("a third call: %v", a)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the refusal took %v; it must not wait", d)
 	}
-	// The refusal honours what the query string asks for.
+	// The refusal honours what the request asks for.
 	resp, err := ts.client.Get(ts.HTTPURL + "/socialize.getUserInfo?format=jsonp&callback=cb&httpStatusCodes=true")
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +244,17 @@ func TestConcurrencyCap(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.HasPrefix(string(b), "cb({") || !strings.Contains(string(b), `"errorCode":403048`) {
 		t.Errorf("a JSONP call refused: HTTP %d %s", resp.StatusCode, b)
 	}
-	for _, conn := range held {
+	for range 2 {
+		if code := <-held; code != 0 {
+			t.Errorf("a held call ended with %d", code)
+		}
+	}
+	ts.emu(t, "faults", "clear")
+	waitInFlight(0)
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Errorf("after the held calls ended: %v", a)
+	}
+	for _, conn := range slow {
 		io.WriteString(conn, "u1")
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
@@ -239,12 +263,8 @@ func TestConcurrencyCap(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !strings.Contains(string(b), `"errorCode":400093`) { // they had no apiKey, but were served
-			t.Errorf("a held call ended with %s", b)
+			t.Errorf("a slow call ended with %s", b)
 		}
-	}
-	waitInFlight(0)
-	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
-		t.Errorf("after the held calls ended: %v", a)
 	}
 }
 
@@ -313,18 +333,24 @@ func TestNoRateLimitByDefault(t *testing.T) {
 	}
 }
 
-// TestSlowReaderIsCutOff asks for a 16 MiB answer (its context echoed) and never reads
-// it: the server's write blocks once the socket buffers are full, and WriteTimeout must
-// free the handler rather than leave it waiting on the client.
+// TestSlowReaderIsCutOff asks for a 16 MiB answer (a userInfo of 256 long unknown
+// keys, each listed in ignoredParams) and never reads it: the server's write blocks
+// once the socket buffers are full, and WriteTimeout must free the handler rather than
+// leave it waiting on the client.
 func TestSlowReaderIsCutOff(t *testing.T) {
 	ts := startServer(t, "--write-timeout", "1s", "--max-body-bytes", strconv.Itoa(32<<20))
+	ts.login(t, "u1")
 	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	body := "apiKey=" + testAPIKey + "&UID=u1&context=" + strings.Repeat("c", 16<<20)
-	fmt.Fprintf(conn, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	keys := make([]string, 256)
+	for i := range keys {
+		keys[i] = fmt.Sprintf(`"k%03d%s":0`, i, strings.Repeat("k", 64<<10))
+	}
+	body := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {"{" + strings.Join(keys, ",") + "}"}}, "", "").Encode()
+	fmt.Fprintf(conn, "POST /socialize.setUserInfo HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", hostPort(ts.HTTPURL), len(body), body)
 	ts.waitInFlight(t, 1)
 	start := time.Now()
 	// Reading and decoding 16 MiB takes a while under the race detector; without

@@ -300,8 +300,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
 			func() float64 { return float64(cache.Len()) })
 	}
-	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
+	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress, their requests read (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
 		func() float64 { return float64(m.Server.InFlight()) })
+	m.Metrics.NewGaugeFunc("socius_request_body_bytes", "Bytes of request bodies held: being received, or of calls in progress (at most --max-concurrent times --max-body-bytes).",
+		func() float64 { return float64(m.Server.BodyBytes()) })
 	m.Metrics.NewGauge("socius_build_info", "Always 1; the labels tell the version of Socius and of Go.", "version", "goversion").
 		With(buildVersion(), runtime.Version()).Set(1)
 	metrics.RegisterProcess(m.Metrics)
