@@ -63,9 +63,10 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 		return err
 	}
 	c.site = site
-	if !c.secure && c.params.Has("secret") && !c.params.Has("sig") {
+	if !c.secure && c.params.Has("secret") {
 		// A secret that travelled in the clear is refused before anything else is
-		// looked at, a userKey too: that is what the client must hear first.
+		// looked at, a userKey too: that is what the client must hear first. Beside a
+		// good signature too: the secret was sent all the same.
 		c.Credential = credPartnerSecret
 		if c.params.Has("userKey") {
 			c.Credential = credKeySecret

@@ -274,9 +274,10 @@ func TestCredentialsMaskedBeforeTheCut(t *testing.T) {
 	for pad := maxBaseString - 400; pad < maxBaseString+100; pad += 25 {
 		form := url.Values{"apiKey": {labAPIKey}, "UID": {"u1"}, "timestamp": {strconv.FormatInt(labTime.Unix(), 10)},
 			"nonce": {"n" + strconv.Itoa(pad)}, "sig": {"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "context": {strings.Repeat("c", pad)},
-			"password": {password}, "sessionSecret": {password}}
-		r := httptest.NewRequest("POST", "http://socialize.localtest/socialize.getUserInfo", strings.NewReader(form.Encode()))
+			"password": {password}, "sessionSecret": {password}, "secret": {password}}
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{} // a secret beside the sig: over HTTPS, or refused first
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
 		if !strings.Contains(w.Body.String(), `"errorCode":403003`) {

@@ -65,6 +65,8 @@ func TestErrorCodes(t *testing.T) {
 		{"no credential", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, 400002, "Missing required parameter: sig, secret or oauth_token"},
 		{"secret over http", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}}), 403006, "only be sent over HTTPS"},
 		{"secret over http with an unknown userKey", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "userKey": {"ANoSuchKey"}}), 403006, "only be sent over HTTPS"},
+		// A signed call that carries the secret too has sent it in the clear all the same.
+		{"secret over http beside a good sig", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "secret": {testSecret}}), 403006, "only be sent over HTTPS"},
 		{"wrong secret", true, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {"d3Jvbmctc2VjcmV0LXdyb25n"}, "UID": {"u1"}}, 403003, "secret does not match"},
 		{"bad signature", false, "socialize.getUserInfo", badSig(url.Values{"UID": {"u1"}}), 403003, "Invalid request signature"},
 		{"undecodable signature", false, "socialize.getUserInfo", func() url.Values {
