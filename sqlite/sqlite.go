@@ -101,6 +101,8 @@ type Store struct {
 	carries atomic.Int64 // operations carried so: for tests
 	// cache serves Site and Key while the database is unchanged; nil: uncached.
 	cache *cache
+	// files are the database files opened, checked after each commit (files.go).
+	files files
 	// afterCommit, when set (by tests), runs right after each batch commits.
 	afterCommit func()
 
@@ -217,6 +219,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.cache = openCache(path, readDSN)
+	s.files = openFiles(path)
 	// Without its checkpointer, the store still works: the writer's own checkpoints
 	// copy everything (see checkpoint.go).
 	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy+"&_pragma=synchronous(OFF)"); err == nil {

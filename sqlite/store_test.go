@@ -717,3 +717,60 @@ func TestNewerStoreRefused(t *testing.T) {
 		t.Fatalf("Open of a newer store: %v", err)
 	}
 }
+
+// TestFileGone: a database file deleted, or replaced, while the store has it open
+// keeps taking writes that the next start will not find: the store refuses them
+// instead (500028) and says why in Healthy; writes already answered stay answered.
+func TestFileGone(t *testing.T) {
+	for _, how := range []string{"deleted", "replaced", "WAL deleted"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "socius.db")
+			s := open(t, path)
+			defer s.Close()
+			ctx := t.Context()
+			if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Healthy(); err != nil {
+				t.Fatalf("Healthy before: %v", err)
+			}
+			switch how {
+			case "deleted":
+				for _, suffix := range []string{"", "-wal", "-shm"} {
+					if err := os.Remove(path + suffix); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case "replaced":
+				other := filepath.Join(dir, "restored.db")
+				if err := os.WriteFile(other, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(other, path); err != nil {
+					t.Fatal(err)
+				}
+			case "WAL deleted":
+				if err := os.Remove(path + "-wal"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var p socius.Patch
+			p.Set(socius.Nickname, "lost")
+			for name, err := range map[string]error{
+				"UpdateProfile": s.UpdateProfile(ctx, "3_site", "u1", &p, now),
+				"Login":         func() error { _, err := s.Login(ctx, "3_site", "u2", nil, now); return err }(),
+			} {
+				if socius.ErrorCode(err) != socius.CodeDatabaseError || !strings.Contains(err.Error(), "deleted or replaced") {
+					t.Errorf("%s after the file was %s: %v", name, how, err)
+				}
+			}
+			if err := s.Healthy(); err == nil || !strings.Contains(err.Error(), "deleted or replaced") {
+				t.Errorf("Healthy after the file was %s: %v", how, err)
+			}
+		})
+	}
+}

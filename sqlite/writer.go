@@ -138,6 +138,10 @@ func (s *Store) writer() {
 
 		var err error
 		batch, err = s.commit(batch)
+		if err == nil {
+			// Committed, but into the files the store opened: still the store's?
+			err = s.Healthy()
+		}
 		last = len(batch)
 		s.commits.Add(1)
 		for _, op := range batch {

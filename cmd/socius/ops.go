@@ -47,7 +47,8 @@ func maskCredentials(_ []string, a slog.Attr) slog.Attr {
 }
 
 // adminHandler serves the admin listener: /metrics (Prometheus), /healthz (the process
-// answers) and /readyz (the store answers a read, and Socius is not shutting down).
+// answers) and /readyz (the store answers a read and, when it can tell, still keeps
+// what it is given, and Socius is not shutting down).
 // raw is the store without decorators, so that probes do not count as store calls.
 func (m *Main) adminHandler(raw socius.Store) http.Handler {
 	mux := http.NewServeMux()
@@ -62,6 +63,18 @@ func (m *Main) adminHandler(raw socius.Store) http.Handler {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "not ready: shutting down\n")
 			return
+		}
+		if h, ok := raw.(interface{ Healthy() error }); ok {
+			if err := h.Healthy(); err != nil {
+				m.Logger.Error("readiness check failed", "err", err)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				why := err.Error()
+				if se := (*socius.Error)(nil); errors.As(err, &se) && se.Err != nil {
+					why = se.Err.Error() // the cause, not "Database error"
+				}
+				io.WriteString(w, "not ready: "+why+"\n")
+				return
+			}
 		}
 		if err := storeReady(r.Context(), raw); err != nil {
 			m.Logger.Warn("readiness check failed", "err", err)

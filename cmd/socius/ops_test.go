@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -115,6 +116,24 @@ func TestAdminListener(t *testing.T) {
 	}
 }
 
+// TestReadyzFileGone: the database files deleted under a running server: writes are
+// refused (500028), not acknowledged into files no path names, and /readyz says why.
+func TestReadyzFileGone(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(ts.DataDir, "socius.db"+suffix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"lost"}`}}); a.code() != 500028 {
+		t.Errorf("setUserInfo after the files went: %v", a)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 503 || !strings.Contains(body, "not ready: sqlite: the database file was deleted or replaced") {
+		t.Errorf("/readyz after the files went: %d %q", status, body)
+	}
+}
+
 func TestAdminListenerDisabled(t *testing.T) {
 	ts := startServer(t, "--admin", "")
 	if ts.AdminURL != "" {
@@ -155,10 +174,10 @@ func TestCallLogNeverHoldsCredentials(t *testing.T) {
 	send(ts.HTTPSURL, "socialize.getUserInfo", url.Values{"oauth_token": {"st2.s.AcbHQ2Rz0A.token-value-1234"}})
 	send(ts.HTTPSURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {"d3Jvbmctc2VjcmV0LXdyb25n"}, "UID": {"u1"}})
 	// A signature that does not match, sent with a secret too (which then enters the
-	// base string).
-	p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "secret": {"c29tZS1vdGhlci1zZWNyZXQtdmFsdWU="}}, "", "")
+	// base string), over HTTPS (over HTTP the secret is refused first).
+	p := ts.signed(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "secret": {"c29tZS1vdGhlci1zZWNyZXQtdmFsdWU="}}, "", "")
 	p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-	if a := send(ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403003 {
+	if a := send(ts.HTTPSURL, "socialize.getUserInfo", p); a.code() != 403003 {
 		t.Fatalf("bad signature: %v", a)
 	}
 	secrets = append(secrets, testSecret, vectors.LabUserSecret)

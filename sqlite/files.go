@@ -1,0 +1,64 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/socius/socius"
+)
+
+// A database file deleted or replaced while the store has it open (an `rm` of the data
+// folder, a restore copied over it) keeps taking writes: SQLite writes to the file it
+// opened, which no path names any more, and everything written since is gone at the
+// next start. So the store remembers which files it opened, and the writer checks,
+// after each commit and before it answers, that the paths still name them: if not,
+// the batch fails (500028) and so does every later one, and Healthy says why, so that
+// /readyz takes the node out of rotation. One stat of each file a batch.
+
+// files are the database and WAL files the store opened, by path.
+type files struct {
+	db, wal         string
+	dbInfo, walInfo os.FileInfo // nil: the file was not there at Open
+}
+
+func openFiles(path string) files {
+	f := files{db: path, wal: path + "-wal"}
+	f.dbInfo, _ = os.Stat(f.db)
+	f.walInfo, _ = os.Stat(f.wal)
+	return f
+}
+
+// errFileGone is the error of a store whose files are no longer at their paths.
+var errFileGone = errors.New("the database file was deleted or replaced while Socius ran; what was written since is not in it: restore the files and restart Socius")
+
+// check reports whether the files opened are still at their paths.
+func (f files) check() error {
+	for _, p := range []struct {
+		path string
+		info os.FileInfo
+	}{{f.db, f.dbInfo}, {f.wal, f.walInfo}} {
+		if p.info == nil {
+			continue
+		}
+		now, err := os.Stat(p.path)
+		if err != nil || !os.SameFile(now, p.info) {
+			return fmt.Errorf("%w (%s)", errFileGone, p.path)
+		}
+	}
+	return nil
+}
+
+// Healthy reports whether the store can still keep what it is given: an error when its
+// database file was deleted or replaced under it (see files).
+func (s *Store) Healthy() error {
+	select {
+	case <-s.closing:
+		return socius.DatabaseError("sqlite", errors.New("the store is closed"))
+	default:
+	}
+	if err := s.files.check(); err != nil {
+		return socius.DatabaseError("sqlite", err)
+	}
+	return nil
+}
