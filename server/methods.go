@@ -23,6 +23,16 @@ type method struct {
 	serverOnly bool
 }
 
+// MethodNames returns the canonical names of the methods Socius serves (what a key's
+// method list may name).
+func MethodNames() []string {
+	var names []string
+	for _, m := range (*Server)(nil).routes() {
+		names = append(names, m.name)
+	}
+	return names
+}
+
 // routes is the whole route table.
 func (s *Server) routes() []*method {
 	return []*method{

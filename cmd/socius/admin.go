@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/server"
 )
 
 // storeFlags are the flags that choose the store of an admin command, and its master
@@ -189,7 +190,11 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		for _, m := range strings.Split(*methods, ",") {
 			if m = strings.TrimSpace(m); m != "" {
-				k.Methods = append(k.Methods, m)
+				name, ok := servedMethod(m)
+				if !ok {
+					return badFlag("--methods: %q is not a method Socius serves (%s)", m, strings.Join(server.MethodNames(), ", "))
+				}
+				k.Methods = append(k.Methods, name)
 			}
 		}
 		if *publicKey != "" {
@@ -341,4 +346,15 @@ func withStore(ctx context.Context, sf storeFlags, f func(socius.Store) error) e
 		err = cerr
 	}
 	return err
+}
+
+// servedMethod returns the canonical spelling of a method Socius serves, named in any
+// letter case, as calls name it.
+func servedMethod(name string) (string, bool) {
+	for _, m := range server.MethodNames() {
+		if strings.EqualFold(m, name) {
+			return m, true
+		}
+	}
+	return "", false
 }

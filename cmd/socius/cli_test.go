@@ -62,7 +62,7 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 		t.Errorf("short secret: %d %s", code, errOut)
 	}
 
-	code, out, errOut = runCLI(t, noEnv, with("key", "create", "--site", apiKey, "--methods", "socialize.getUserInfo")...)
+	code, out, errOut = runCLI(t, noEnv, with("key", "create", "--site", apiKey, "--methods", "Socialize.GetUserInfo")...)
 	if code != 0 {
 		t.Fatalf("key create: %d %s", code, errOut)
 	}
@@ -263,6 +263,31 @@ func TestUsageErrors(t *testing.T) {
 		if n := strings.Count(errOut, "bogus") + strings.Count(errOut, `"extra"`); n != 1 {
 			t.Errorf("%v: the error said %d times:\n%s", args, n, errOut)
 		}
+	}
+	// A flag value refused once parsed, or one from the environment, is a usage error
+	// too: exit 2, said once, nothing started.
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		says string
+	}{
+		{[]string{"serve", "--log-format", "xml"}, nil, `--log-format "xml"`},
+		{[]string{"serve", "--log-level", "trace"}, nil, `--log-level "trace"`},
+		{[]string{"serve", "--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{[]string{"serve", "--site-api-key", "3_x"}, nil, "--site-api-key and --site-secret go together"},
+		{[]string{"serve", "--clock-skew", "0s"}, nil, "--clock-skew must be positive"},
+		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": "abc"}, `SOCIUS_CLOCK_SKEW="abc"`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_CALLS": "maybe"}, `SOCIUS_LOG_CALLS="maybe"`},
+		{[]string{"key", "create", "--site", "3_x", "--methods", "socialize.getUserInfo,socialize.bogus"}, nil, `"socialize.bogus" is not a method Socius serves`},
+	} {
+		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+		code, out, errOut := runCLI(t, env, append(tt.args, "--data", filepath.Join(dir, "never"))...)
+		if code != 2 || out != "" || strings.Count(errOut, tt.says) != 1 {
+			t.Errorf("%v %v: exit %d, stdout %q, stderr %q; want 2 and %q once", tt.args, tt.env, code, out, errOut, tt.says)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never")); !os.IsNotExist(err) {
+		t.Errorf("a refused command made its data folder: %v", err)
 	}
 	// A negative value of a flag stays with its flag (only clock advance moves its
 	// negative argument).

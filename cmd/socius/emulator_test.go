@@ -112,8 +112,8 @@ func TestEmulatorFlags(t *testing.T) {
 			t.Errorf("ParseFlags(%q) = %v, want %q", tt.args, err, tt.want)
 		}
 	}
-	// The binary refuses to start, and says why.
-	if code, _, errOut := runCLI(t, noEnv, "serve", "--emulator", "--http", "0.0.0.0:0"); code != 1 || !strings.Contains(errOut, "--emulator-allow-remote") {
+	// The binary refuses to start, and says why (a usage error: exit 2).
+	if code, _, errOut := runCLI(t, noEnv, "serve", "--emulator", "--http", "0.0.0.0:0"); code != 2 || !strings.Contains(errOut, "--emulator-allow-remote") {
 		t.Errorf("serve --emulator on 0.0.0.0: exit %d %s", code, errOut)
 	}
 

@@ -16,6 +16,16 @@ func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// A flagError is a flag value (or its environment variable) that a command refuses: a
+// usage error, which run says once and answers with exit status 2.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+func (e flagError) Unwrap() error { return e.err }
+
+// badFlag returns a flagError.
+func badFlag(format string, a ...any) error { return flagError{fmt.Errorf(format, a...)} }
+
 // applyEnv gives every flag that was not set on the command line the value of its
 // environment variable SOCIUS_<NAME> (dashes as underscores, upper case), if set
 // (even to the empty string, which disables a listener).
@@ -30,7 +40,7 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 		name := envName(f.Name)
 		if v, ok := lookupEnv(name); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", name, v, e)
+				err = badFlag("%s=%q: %v", name, v, e)
 			}
 		}
 	})

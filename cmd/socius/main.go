@@ -106,12 +106,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "socius: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var fe flagError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &fe):
+		fmt.Fprintf(stderr, "socius: %v\n", err)
 		return 2
 	}
 	fmt.Fprintf(stderr, "socius: %v\n", err)

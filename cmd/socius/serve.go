@@ -130,7 +130,7 @@ func NewMain() *Main {
 const DefaultShutdownTimeout = 10 * time.Second
 
 // ParseFlags reads `socius serve` flags, then SOCIUS_* variables for flags not given.
-func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) error {
+func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) (err error) {
 	fs := newFlagSet("socius serve", errOut)
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "plain HTTP listen address (empty disables)")
 	fs.StringVar(&m.HTTPSAddr, "https", m.HTTPSAddr, "HTTPS listen address (empty disables)")
@@ -148,7 +148,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.DurationVar(&m.ReadTimeout, "read-timeout", m.ReadTimeout, "time allowed to send the whole request, body included")
 	fs.DurationVar(&m.WriteTimeout, "write-timeout", m.WriteTimeout, "time allowed from the end of the headers to the end of the answer")
 	fs.DurationVar(&m.IdleTimeout, "idle-timeout", m.IdleTimeout, "how long an idle keep-alive connection stays open")
-	fs.IntVar(&m.MaxConcurrent, "max-concurrent", m.MaxConcurrent, "calls in progress at most; more are answered 403048 at once (0: no cap)")
+	fs.IntVar(&m.MaxConcurrent, "max-concurrent", m.MaxConcurrent, "calls in progress at most, counted once a call's request is read; more are answered 403048 at once (0: no cap); also caps the request bodies held at once at this many times --max-body-bytes")
 	fs.Float64Var(&m.RateLimit, "rate-limit", m.RateLimit, "calls a second allowed per apiKey on this node, 403048 beyond (0: no limit)")
 	fs.IntVar(&m.RateBurst, "rate-burst", m.RateBurst, "calls per apiKey allowed at once above --rate-limit (0: the rate, rounded up)")
 	fs.StringVar(&m.AdminAddr, "admin", m.AdminAddr, "admin listener for /metrics, /healthz, /readyz (empty disables)")
@@ -166,6 +166,12 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
 	}
+	// What follows checks the values given: a refusal is a usage error too (exit 2).
+	defer func() {
+		if fe := (flagError{}); err != nil && !errors.As(err, &fe) {
+			err = flagError{err}
+		}
+	}()
 	if err := m.checkEmulatorFlags(fs); err != nil {
 		return err
 	}
@@ -225,6 +231,10 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		return errors.New("--tls-cert and --tls-key go together")
 	case m.LogFormat != "text" && m.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: text or json", m.LogFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: debug, info, warn or error", m.LogLevel)
 	}
 	return nil
 }
