@@ -74,7 +74,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if site.APIKey == "" {
 			site.APIKey = socius.NewAPIKey()
 		} else if !socius.ValidAPIKey(site.APIKey) {
-			return fmt.Errorf("--api-key %q: 1 to 128 printable characters without spaces", site.APIKey)
+			return badFlag("--api-key %q: 1 to 128 printable characters without spaces", site.APIKey)
 		}
 		var err error
 		if site.Secret, err = secretOrNew(*secret); err != nil {
@@ -182,7 +182,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		if k.UserKey == "" {
 			k.UserKey = socius.NewUserKey()
 		} else if !socius.ValidUserKey(k.UserKey) {
-			return fmt.Errorf("--user-key %q: 1 to 128 printable characters without spaces", k.UserKey)
+			return badFlag("--user-key %q: 1 to 128 printable characters without spaces", k.UserKey)
 		}
 		var err error
 		if k.Secret, err = secretOrNew(*secret); err != nil {
@@ -302,7 +302,7 @@ func secretOrNew(given string) (string, error) {
 		return socius.NewSecret(), nil
 	}
 	if err := socius.ValidateSecret(given); err != nil {
-		return "", fmt.Errorf("--secret: %v", err)
+		return "", badFlag("--secret: %v", err)
 	}
 	return given, nil
 }

@@ -135,6 +135,12 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	if baselineAddr != "" {
 		return baselineAddr, nil
 	}
+	// What follows checks the values given: a refusal is a usage error too (exit 2).
+	defer func() {
+		if fe := (flagError{}); err != nil && !errors.As(err, &fe) {
+			err = flagError{err}
+		}
+	}()
 	b.Scenarios = nil
 	for _, s := range strings.Split(scenarios, ",") {
 		sc, ok := loadgen.ParseScenario(strings.TrimSpace(s))

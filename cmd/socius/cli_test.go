@@ -58,7 +58,7 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--api-key", apiKey)...); code != 1 || !strings.Contains(errOut, "already exists") {
 		t.Errorf("duplicate site: %d %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--secret", "c2hvcnQ=")...); code != 1 || !strings.Contains(errOut, "at least 16") {
+	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--secret", "c2hvcnQ=")...); code != 2 || !strings.Contains(errOut, "at least 16") {
 		t.Errorf("short secret: %d %s", code, errOut)
 	}
 
