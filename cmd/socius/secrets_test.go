@@ -275,12 +275,15 @@ func TestRotateSecret(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"site", "rotate-secret", "3_nope", "--data", ts.DataDir},
-		{"site", "rotate-secret", testAPIKey, "--secret", "c2hvcnQ=", "--data", ts.DataDir},
 		{"key", "rotate-secret", "ANoSuchKey", "--data", ts.DataDir},
 	} {
 		if code, _, _ := runCLI(t, noEnv, bad...); code != 1 {
 			t.Errorf("%q: exit %d, want 1", bad, code)
 		}
+	}
+	// A malformed secret is a usage error.
+	if code, _, _ := runCLI(t, noEnv, "site", "rotate-secret", testAPIKey, "--secret", "c2hvcnQ=", "--data", ts.DataDir); code != 2 {
+		t.Errorf("rotate-secret with a short --secret: exit %d, want 2", code)
 	}
 	if code, _, _ := runCLI(t, noEnv, "site", "rotate-secret", "--data", ts.DataDir); code != 2 {
 		t.Errorf("rotate-secret without an apiKey: exit %d, want 2", code)

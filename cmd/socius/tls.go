@@ -22,6 +22,10 @@ import (
 // the hosts the SDK recipes use to reach a local server.
 var selfSignedNames = []string{"localhost", "socialize.localtest", "*.localtest", "socialize.localtest.gigya.com"}
 
+// selfSignedDomains are the DNS name constraints of the generated certificate: those
+// names and the names below them.
+var selfSignedDomains = []string{"localhost", "localtest", "socialize.localtest.gigya.com"}
+
 // loadOrCreateCert returns the TLS certificate: the given files, or a self-signed one
 // kept in the data folder (created on first start). created reports a new one.
 func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, path string, created bool, err error) {
@@ -78,6 +82,16 @@ func selfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {
 		IsCA:                  true,
 		DNSNames:              selfSignedNames,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		// The recipes have clients trust this certificate as a CA (Java's trust store,
+		// a CA file): constrained to its own names, anything its key might sign for
+		// another host (a bank's, say) is refused by those clients, should the key
+		// leave the data folder.
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         selfSignedDomains,
+		PermittedIPRanges: []*net.IPNet{
+			{IP: net.IPv4(127, 0, 0, 1).To4(), Mask: net.CIDRMask(32, 32)},
+			{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)},
+		},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
