@@ -296,6 +296,11 @@ func (imp *importer) siteExists(ctx context.Context, apiKey string) (bool, error
 }
 
 func (imp *importer) putUser(ctx context.Context, ul userLine) {
+	// A line without times (written by hand) is a user created now, as the emulator's
+	// seed takes it: else its answers would carry the year 1.
+	if ul.user.CreatedAt.IsZero() {
+		ul.user.CreatedAt = time.Now()
+	}
 	err := imp.st.PutUser(ctx, ul.user)
 	switch {
 	case err == nil:

@@ -278,6 +278,11 @@ func TestUserImportBadLines(t *testing.T) {
 	if _, err := st.User(context.Background(), "3_New", "good-3"); err != nil {
 		t.Errorf("user of the imported site: %v", err)
 	}
+	// A line without times is a user created by the import, not in the year 1 (its
+	// getUserInfo would say lastUpdated 0001-01-01).
+	if u, err := st.User(context.Background(), testAPIKey, "good-2"); err != nil || time.Since(u.CreatedAt) > time.Hour || u.CreatedAt.After(time.Now()) {
+		t.Errorf("good-2, imported without times: %+v %v", u, err)
+	}
 }
 
 func TestUserCommandErrors(t *testing.T) {
