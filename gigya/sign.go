@@ -464,6 +464,12 @@ func UIDSignature(key []byte, timestamp, uid string) string {
 	return base64.StdEncoding.EncodeToString(v.mac(key, v.head, nil))
 }
 
+// ProviderUIDSignature signs timestamp_provider_providerUID: an identity's
+// providerUIDSig (getUserInfo with signIDs).
+func ProviderUIDSignature(key []byte, timestamp, provider, providerUID string) string {
+	return SignBase(key, timestamp+"_"+provider+"_"+providerUID)
+}
+
 // FriendshipSignature signs timestamp_friendUID_UID.
 func FriendshipSignature(key []byte, timestamp, friendUID, uid string) string {
 	return SignBase(key, timestamp+"_"+friendUID+"_"+uid)

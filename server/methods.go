@@ -182,17 +182,23 @@ func (s *Server) getUserInfo(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	signIDs, err := c.params.Bool("signIDs", false)
+	if err != nil {
+		return nil, err
+	}
 	u, err := s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
 	if err != nil {
 		return nil, userNotFound(err)
 	}
-	return s.userObject(c, u)
+	return s.userObject(c, u, signIDs)
 }
 
 // userObject is the User object of SPEC section 6: only fields with data. Each value
 // that appears more than once is boxed once: an interface holding a string costs an
-// allocation each time it is made.
-func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
+// allocation each time it is made. With signIDs each identity carries providerUIDSig,
+// the partner secret's signature of "<signatureTimestamp>_<provider>_<providerUID>", as
+// Gigya's identity object documents it.
+func (s *Server) userObject(c *call, u *socius.User, signIDs bool) (gigya.Object, error) {
 	sig, err := s.signUID(c, u.UID)
 	if err != nil {
 		return nil, err
@@ -210,6 +216,13 @@ func (s *Server) userObject(c *call, u *socius.User) (gigya.Object, error) {
 		gigya.KV{Key: "isLoginIdentity", Value: true},
 		gigya.KV{Key: "allowsLogin", Value: true},
 	)
+	if signIDs {
+		key, err := c.partnerKey()
+		if err != nil {
+			return nil, err
+		}
+		identity = append(identity, gigya.KV{Key: "providerUIDSig", Value: gigya.ProviderUIDSignature(key, sig[1], "site", u.UID)})
+	}
 	o := make(gigya.Object, 0, 14+int(socius.NumFields))
 	o = append(o,
 		gigya.KV{Key: "UID", Value: uid},

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -535,6 +538,20 @@ func TestUserObject(t *testing.T) {
 	id := ids[0].(map[string]any)
 	if id["provider"] != "site" || id["providerUID"] != "site-user-7" || id["firstName"] != "Ada" || id["age"] != "36" {
 		t.Errorf("site identity = %v", id)
+	}
+	if _, ok := id["providerUIDSig"]; ok {
+		t.Errorf("providerUIDSig without signIDs: %v", id)
+	}
+	// signIDs: the identity's providerUIDSig, HMAC-SHA1 of "<signatureTimestamp>_site_<UID>"
+	// with the partner secret.
+	b := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"site-user-7"}, "signIDs": {"true"}})
+	m := hmac.New(sha1.New, key)
+	m.Write([]byte(b.str("signatureTimestamp") + "_site_site-user-7"))
+	if bids, _ := b["identities"].([]any); len(bids) != 1 || bids[0].(map[string]any)["providerUIDSig"] != base64.StdEncoding.EncodeToString(m.Sum(nil)) {
+		t.Errorf("signIDs=true: identities %v", b["identities"])
+	}
+	if b := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"site-user-7"}, "signIDs": {"maybe"}}); b.code() != 400006 || !strings.Contains(b.str("errorDetails"), "signIDs") {
+		t.Errorf("signIDs=maybe: %v", b)
 	}
 	if _, err := time.Parse("2006-01-02T15:04:05.000Z", fmt.Sprint(id["lastUpdated"])); err != nil {
 		t.Errorf("lastUpdated %v", id["lastUpdated"])
