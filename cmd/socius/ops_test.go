@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -402,5 +406,63 @@ func TestOneCPUServesWithTwoProcs(t *testing.T) {
 				t.Errorf("%q said: %v, want %v", line, said, c.want)
 			}
 		})
+	}
+}
+
+// TestShutdownClosesSilentConns: connections that never sent a request (a browser's
+// speculative one, a TCP health check), over HTTP and over TLS, do not hold a shutdown
+// for the five seconds net/http gives them: they are closed about silentGrace after it
+// began, and a call in flight still finishes.
+func TestShutdownClosesSilentConns(t *testing.T) {
+	ts := startServer(t, "--shutdown-timeout", "20s")
+	ts.login(t, "u1")
+	plain, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	secure, err := tls.Dial("tcp", hostPort(ts.HTTPSURL), ts.client.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secure.Close()
+	// A call in flight: headers and half its body sent.
+	busy, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	body := "apiKey=" + testAPIKey + "&UID=u1"
+	fmt.Fprintf(busy, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:5])
+	for deadline := time.Now().Add(3 * time.Second); ts.Server.BodyBytes() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never began reading the body")
+		}
+	}
+	closed := make(chan error, 1)
+	start := time.Now()
+	go func() { closed <- ts.Close() }()
+	time.Sleep(2 * silentGrace)
+	io.WriteString(busy, body[5:])
+	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("the call in flight: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"errorCode":400002`) { // no credentials, but answered
+		t.Errorf("the call in flight: %s", b)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("the shutdown took %v with two silent connections; net/http alone waits 5 s", d)
+	}
+	for name, c := range map[string]net.Conn{"plain": plain, "TLS": secure} {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the silent %s connection is still open: %d, %v", name, n, err)
+		}
 	}
 }

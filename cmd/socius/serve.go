@@ -88,6 +88,7 @@ type Main struct {
 	servers         []*http.Server
 	adminServer     *http.Server   // also in servers; stopped last by Close
 	tunnels         sync.WaitGroup // open CONNECT tunnels
+	silent          silentConns    // connections that have not sent a request yet
 	done            chan error
 	closing         atomic.Bool
 
@@ -391,6 +392,7 @@ func pprofHandler() http.Handler {
 // must be configured alike).
 func (m *Main) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
+		ConnState:         m.silent.track,
 		Handler:           h,
 		ReadHeaderTimeout: m.ReadHeaderTimeout,
 		ReadTimeout:       m.ReadTimeout,
@@ -473,6 +475,8 @@ func (m *Main) Close() error {
 	}
 	// In parallel: Shutdown closes its listener first, then waits; one after the other,
 	// a listener would keep accepting while another server drains.
+	stopReaping := m.silent.reap(time.Now())
+	defer stopReaping()
 	errs := make(chan error, len(api))
 	for _, srv := range api {
 		go func() { errs <- srv.Shutdown(ctx) }()
