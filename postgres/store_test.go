@@ -246,9 +246,11 @@ func writeConcurrently(t *testing.T, stores []socius.Store, update func(s socius
 	return lost
 }
 
-func twoNodes(t *testing.T) []socius.Store {
+func twoNodes(t *testing.T) []socius.Store { return twoNodesAt(t, pgtest.URL(t)) }
+
+// twoNodesAt opens two stores on the database at url, with a site and its user u1.
+func twoNodesAt(t *testing.T, url string) []socius.Store {
 	t.Helper()
-	url := pgtest.URL(t)
 	a, b := open(t, url), open(t, url)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	if err := a.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
@@ -263,14 +265,18 @@ func twoNodes(t *testing.T) []socius.Store {
 // TestTwoNodesLoseNothing runs the concurrent profile updates of the conformance suite
 // through two stores (two pools, as two server nodes have) on one database.
 func TestTwoNodesLoseNothing(t *testing.T) {
-	stores := twoNodes(t)
-	lost := writeConcurrently(t, stores, func(s socius.Store, f socius.Field, v string) error {
+	if lost := writeConcurrently(t, twoNodes(t), updateField(t)); len(lost) > 0 {
+		t.Errorf("updates were lost: %v", lost)
+	}
+}
+
+// updateField is the write of writeConcurrently that must lose nothing: UpdateProfile
+// of one field of u1.
+func updateField(t *testing.T) func(s socius.Store, f socius.Field, v string) error {
+	return func(s socius.Store, f socius.Field, v string) error {
 		var p socius.Patch
 		p.Set(f, v)
 		return s.UpdateProfile(t.Context(), "3_site", "u1", &p, now)
-	})
-	if len(lost) > 0 {
-		t.Errorf("updates were lost: %v", lost)
 	}
 }
 
@@ -693,24 +699,12 @@ func TestTwoNodesSerializable(t *testing.T) {
 	q := u.Query()
 	q.Set("default_transaction_isolation", "serializable")
 	u.RawQuery = q.Encode()
-	a, b := open(t, u.String()), open(t, u.String())
-	t.Cleanup(func() { a.Close(); b.Close() })
+	stores := twoNodesAt(t, u.String())
 	var level string
-	if err := a.pool.QueryRow(t.Context(), `SHOW transaction_isolation`).Scan(&level); err != nil || level != "serializable" {
+	if err := stores[0].(*Store).pool.QueryRow(t.Context(), `SHOW transaction_isolation`).Scan(&level); err != nil || level != "serializable" {
 		t.Fatalf("transaction_isolation %q, %v", level, err)
 	}
-	if err := a.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Login(t.Context(), "3_site", "u1", nil, now); err != nil {
-		t.Fatal(err)
-	}
-	lost := writeConcurrently(t, []socius.Store{a, b}, func(s socius.Store, f socius.Field, v string) error {
-		var p socius.Patch
-		p.Set(f, v)
-		return s.UpdateProfile(t.Context(), "3_site", "u1", &p, now)
-	})
-	if len(lost) > 0 {
+	if lost := writeConcurrently(t, stores, updateField(t)); len(lost) > 0 {
 		t.Errorf("updates were lost: %v", lost)
 	}
 }

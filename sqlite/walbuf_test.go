@@ -71,6 +71,24 @@ func siteStore(t *testing.T) (*Store, string) {
 	return s, path
 }
 
+// crashCopy copies the database and its WAL as they are now, as a crash would leave
+// them (without the WAL-index, which SQLite rebuilds from the WAL), and returns the
+// copy's path.
+func crashCopy(t *testing.T, path string) string {
+	t.Helper()
+	crashed := filepath.Join(t.TempDir(), "socius.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return crashed
+}
+
 func uids(n int) []string {
 	u := make([]string, n)
 	for i := range u {
@@ -213,16 +231,7 @@ func TestWALBufferSpill(t *testing.T) {
 	// the WAL-index, which SQLite rebuilds from the WAL, trusting each frame only if
 	// its checksum holds (after a spill SQLite reads the transaction's frames back to
 	// compute their checksums).
-	crashed := filepath.Join(t.TempDir(), "socius.db")
-	for _, suffix := range []string{"", "-wal"} {
-		b, err := os.ReadFile(path + suffix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	crashed := crashCopy(t, path)
 	for _, db := range []*sql.DB{db, otherReader(t, crashed)} {
 		for uid, want := range want {
 			if got := nickname(t, db, uid); got != want {
@@ -567,16 +576,7 @@ func TestWALBufferRollback(t *testing.T) {
 	for _, uid := range users[:60] {
 		want[uid] = "old"
 	}
-	crashed := filepath.Join(t.TempDir(), "socius.db")
-	for _, suffix := range []string{"", "-wal"} {
-		b, err := os.ReadFile(path + suffix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	crashed := crashCopy(t, path)
 	for _, db := range []*sql.DB{otherReader(t, path), otherReader(t, crashed)} {
 		integrityOK(t, db)
 		for uid, want := range want {
