@@ -58,6 +58,7 @@ const (
 	credUserKey
 	credToken
 	credRSA
+	credSession
 )
 
 // Credentials say who calls. Build them with PartnerSecret, UserKey, Token or
@@ -92,6 +93,14 @@ func Token(accessToken string) Credentials {
 	return Credentials{kind: credToken, token: accessToken}
 }
 
+// Session is a mobile session from notifyLogin with targetEnv=mobile (its
+// sessionToken and sessionSecret): requests carry oauth_token and are signed with the
+// session secret (timestamp, nonce, sig), as the mobile SDKs send them; HTTPS only.
+// Like a token bound to a user, it implies the UID.
+func Session(sessionToken, sessionSecret string) Credentials {
+	return Credentials{kind: credSession, token: sessionToken, secret: sessionSecret}
+}
+
 // UserKeyRSA is a userKey with an RSA private key: requests carry apiKey and
 // timestamp, and "Authorization: Bearer <JWT>" signed RS256 with kid=userKey, iat and
 // a fresh jti, as the SDKs build it (gigya.BearerJWT).
@@ -105,7 +114,7 @@ func (c *Credentials) signs(plain bool) bool {
 	switch c.kind {
 	case credPartner, credUserKey:
 		return !plain
-	case credRSA:
+	case credRSA, credSession:
 		return true
 	}
 	return false
@@ -122,9 +131,14 @@ func (c Credentials) String() string {
 		return "access token"
 	case credRSA:
 		return "userKey " + c.userKey + " (RSA) of apiKey " + c.apiKey
+	case credSession:
+		return "mobile session"
 	}
 	return "no credentials"
 }
+
+// GoString is String: %#v shows no secret either.
+func (c Credentials) GoString() string { return c.String() }
 
 // An Option configures a Client.
 type Option func(*config) error
@@ -266,12 +280,25 @@ type Client struct {
 	uidKey []byte // the decoded partner secret, for UIDSignatures; nil if unknown
 	base   *url.URL
 	http   *http.Client
-	// offset is added to the clock: learned from the server's Date after a 403002,
-	// shared by the clients derived with WithCredentials.
+	// offset is added to the clock: learned from the server's Date header (see
+	// learnOffset), shared by the clients derived with WithCredentials.
 	offset   *atomic.Int64
 	newNonce func() string
 	sdk      string // the sdk parameter; tests clear it to replay the SDK vectors
 }
+
+// String describes the client without its secrets (its credentials, where it sends):
+// printing a Client, or a *Client, in any verb, shows no secret.
+func (c Client) String() string {
+	base := "https://<namespace>." + c.cfg.dataCenter
+	if c.base != nil {
+		base = c.base.Redacted()
+	}
+	return "socius client: " + c.cred.String() + " at " + base
+}
+
+// GoString is String, for %#v.
+func (c Client) GoString() string { return c.String() }
 
 // ErrInsecure is returned when a secret or token would travel over plain HTTP.
 var ErrInsecure = errors.New("client: a secret or token is sent only over HTTPS")
@@ -325,6 +352,15 @@ func (c *Client) setCredentials(cred Credentials) error {
 		if cred.token == "" {
 			return errors.New("client: empty access token")
 		}
+	case credSession:
+		if cred.token == "" {
+			return errors.New("client: empty session token")
+		}
+		key, err := decodeSecret(cred.secret)
+		if err != nil {
+			return fmt.Errorf("client: session secret: %v", err)
+		}
+		c.key = key
 	case credRSA:
 		if !socius.ValidAPIKey(cred.apiKey) || !socius.ValidUserKey(cred.userKey) {
 			return fmt.Errorf("client: apiKey %q and userKey %q: 1 to 128 printable characters each", cred.apiKey, cred.userKey)
@@ -333,7 +369,7 @@ func (c *Client) setCredentials(cred Credentials) error {
 			return errors.New("client: nil RSA private key")
 		}
 	default:
-		return errors.New("client: no credentials (use PartnerSecret, UserKey, Token or UserKeyRSA)")
+		return errors.New("client: no credentials (use PartnerSecret, UserKey, Token, Session or UserKeyRSA)")
 	}
 	c.cred = cred
 	c.uidKey = nil
@@ -349,7 +385,7 @@ func (c *Client) setCredentials(cred Credentials) error {
 		c.base.RawPath = ""
 	}
 	secure := c.base == nil || c.base.Scheme == "https"
-	if !secure && (cred.kind == credToken || c.cfg.plain && (cred.kind == credPartner || cred.kind == credUserKey)) {
+	if !secure && (cred.kind == credToken || cred.kind == credSession || c.cfg.plain && (cred.kind == credPartner || cred.kind == credUserKey)) {
 		return fmt.Errorf("%w: %s needs an https base URL, not %s", ErrInsecure, cred, c.cfg.baseURL)
 	}
 	return nil
@@ -365,6 +401,19 @@ func decodeSecret(s string) ([]byte, error) {
 // ClockOffset is what the client adds to its clock: learned from the server's Date
 // header after a 403002 (Request has expired).
 func (c *Client) ClockOffset() time.Duration { return time.Duration(c.offset.Load()) }
+
+// learnOffset sets the clock offset from an answer's Date header, and returns it.
+// Date has whole seconds, the server's clock read between Date and Date+1s when it
+// answered, so the offset is only changed when it is more than a second off (or when
+// always: after a 403002).
+func (c *Client) learnOffset(date time.Time, always bool) time.Duration {
+	offset := date.Add(500 * time.Millisecond).Sub(c.cfg.clock.Now())
+	if d := offset - c.ClockOffset(); always || d > time.Second || d < -time.Second {
+		c.offset.Store(int64(offset))
+		return offset
+	}
+	return c.ClockOffset()
+}
 
 // now is the clock corrected by the learned offset.
 func (c *Client) now() time.Time { return c.cfg.clock.Now().Add(c.ClockOffset()) }
@@ -505,17 +554,19 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 			return nil, &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Err: err}
 		}
 		tr.ErrorCode = ans.Code
-		if ans.Code == socius.CodeRequestExpired && !skewRetried && c.cred.signs(c.cfg.plain) {
-			if date, err := http.ParseTime(tr.Date); err == nil {
-				// Date has whole seconds: the server's clock read between Date and
-				// Date+1s when it answered.
-				offset := date.Add(500 * time.Millisecond).Sub(c.cfg.clock.Now())
-				c.offset.Store(int64(offset))
-				skewRetried = true
-				tr.Retry = fmt.Sprintf("request expired: clock offset set to %v from the Date header; trying again with a fresh timestamp and nonce", offset.Round(time.Second))
-				c.traceDone(tr)
-				continue
-			}
+		date, dateErr := http.ParseTime(tr.Date)
+		if ans.Code == socius.CodeRequestExpired && !skewRetried && c.cred.signs(c.cfg.plain) && dateErr == nil {
+			offset := c.learnOffset(date, true)
+			skewRetried = true
+			tr.Retry = fmt.Sprintf("request expired: clock offset set to %v from the Date header; trying again with a fresh timestamp and nonce", offset.Round(time.Second))
+			c.traceDone(tr)
+			continue
+		}
+		if dateErr == nil {
+			// As the Java and .NET SDKs do: the clock follows the server's from every
+			// answer, so that calls without a timestamp (plain secret, tokens) check
+			// UIDSignatures against the server's time too.
+			c.learnOffset(date, false)
 		}
 		c.traceDone(tr)
 		if ans.Code != 0 {
@@ -567,7 +618,9 @@ func permanent(err error) bool {
 		record   tls.RecordHeaderError
 	)
 	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &record)
+		errors.As(err, &invalid) || errors.As(err, &record) ||
+		// net/http's transport turns the record error into text of its own.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 func backoff(failures int) time.Duration {
@@ -600,12 +653,16 @@ func (c *Client) newRequest(ctx context.Context, method, endpoint, norm string, 
 	switch c.cred.kind {
 	case credToken:
 		ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.token})
-	case credPartner, credUserKey:
-		ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey})
-		if c.cred.kind == credUserKey {
-			ps = append(ps, gigya.Param{Name: "userKey", Value: c.cred.userKey})
+	case credPartner, credUserKey, credSession:
+		switch c.cred.kind {
+		case credSession:
+			ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.token})
+		case credUserKey:
+			ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey}, gigya.Param{Name: "userKey", Value: c.cred.userKey})
+		default:
+			ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey})
 		}
-		if c.cfg.plain {
+		if c.cfg.plain && c.cred.kind != credSession {
 			ps = append(ps, gigya.Param{Name: "secret", Value: c.cred.secret})
 			break
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"io"
@@ -852,5 +853,105 @@ func TestSessionExpirationRounding(t *testing.T) {
 		if got := cap.form(t, i).Get("x_sessionExpiration"); got != tt.want {
 			t.Errorf("SessionExpiration %v sent as %q, want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestParamKinds: named types of the plain kinds, pointers to values and text
+// marshalers are sent as their text, not as JSON (which quoted a named string type:
+// UID "\"au1\"").
+func TestParamKinds(t *testing.T) {
+	type ID string
+	type Count int
+	s, n := "plain", 7
+	var nilPtr *string
+	ps, err := Params{
+		"id": ID("au1"), "count": Count(-3), "ptr": &s, "intPtr": &n, "nilPtr": nilPtr, "f32": float32(0.5),
+		"u8": uint8(200), "when": time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), "b": true,
+	}.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.Name+"="+p.Value)
+	}
+	want := "b=true,count=-3,f32=0.5,id=au1,intPtr=7,ptr=plain,u8=200,when=2026-11-29T08:00:00Z"
+	if strings.Join(got, ",") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(got, ","), want)
+	}
+}
+
+// TestNegativeSessionExpiration: a negative lifetime is one of Gigya's special values
+// in whole seconds; -500ms, which rounded to 0 (no expiry), is refused before sending.
+func TestNegativeSessionExpiration(t *testing.T) {
+	var tr capture
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &tr)
+	if _, err := c.GetToken(context.Background(), GetTokenRequest{SessionExpiration: -500 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "-1s or -2s") {
+		t.Errorf("SessionExpiration -500ms: %v", err)
+	}
+	if len(tr.bodies) != 0 {
+		t.Errorf("a refused GetToken was sent: %v", tr.bodies)
+	}
+}
+
+// TestPrintingHidesSecrets: a Client or Credentials printed with any verb shows no
+// secret, token or key.
+func TestPrintingHidesSecrets(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cred := range []Credentials{PartnerSecret(labAPIKey, labSecret), UserKey(labAPIKey, labUserKey, labUserSec),
+		Token("st2.token-text-1234"), Session("st2.session-text-1234", labUserSec), UserKeyRSA(labAPIKey, labUserKey, key)} {
+		c := newTestClient(t, cred, &capture{}, WithBaseURL("https://socius.test"), WithPartnerSecret(labSecret))
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			for _, v := range []any{c, *c, cred} {
+				out := fmt.Sprintf(verb, v)
+				for _, secret := range []string{labSecret, labUserSec, "token-text", "session-text", key.D.String()[:20]} {
+					if strings.Contains(out, secret) {
+						t.Errorf("%s of a %T with %s shows a secret: %s", verb, v, cred, out)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestClockFollowsDate: every answer's Date sets the clock offset when the clocks
+// disagree by more than a second, so that a client that sends no timestamp (plain
+// secret, tokens) checks UIDSignatures against the server's time: its own clock five
+// minutes off no longer fails every GetUserInfo.
+func TestClockFollowsDate(t *testing.T) {
+	server := time.Now().Truncate(time.Second)
+	key, _ := decodeSecret(labSecret)
+	stamp := strconv.FormatInt(server.Unix(), 10)
+	tr := &capture{next: func(int, *http.Request) (*http.Response, error) {
+		resp := answer(0, "", obj("UID", "u1", "UIDSignature", gigya.UIDSignature(key, stamp, "u1"), "signatureTimestamp", stamp))
+		resp.Header.Set("Date", server.UTC().Format(http.TimeFormat))
+		return resp, nil
+	}}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithBaseURL("https://socius.test"), WithPlainSecret(),
+		WithClock(fixedClock{server.Add(-5 * time.Minute)}))
+	if _, err := c.GetUserInfo(context.Background(), "u1"); err != nil {
+		t.Fatalf("GetUserInfo with the clock 5 minutes behind: %v", err)
+	}
+	if off := c.ClockOffset(); off < 5*time.Minute-time.Second || off > 5*time.Minute+time.Second {
+		t.Errorf("ClockOffset %v, want about 5m", off)
+	}
+}
+
+// TestHTTPServerForHTTPSNotRetried: an https URL that reaches a plain HTTP server is
+// not tried again (as the package says): no retry can mend it.
+func TestHTTPServerForHTTPSNotRetried(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ts.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(strings.Replace(ts.URL, "http://", "https://", 1)), WithRetries(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+	var te *TransportError
+	if !errors.As(err, &te) || te.Attempts != 1 {
+		t.Errorf("an HTTP server on an https URL: %v (attempts %v)", err, te)
 	}
 }

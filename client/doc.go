@@ -15,7 +15,7 @@
 // <base>/<namespace>.<method>; with a data center the base is
 // https://<namespace>.<dataCenter>, e.g. https://socialize.us1.gigya.com. Every call
 // carries format=json, httpStatusCodes=false (so errors come with HTTP 200) and
-// sdk=go_<Version>, plus its credentials, in one of four shapes:
+// sdk=go_<Version>, plus its credentials, in one of five shapes:
 //
 //   - Signed (the default, fine over plain HTTP): apiKey, with a userKey its userKey,
 //     timestamp (Unix seconds), nonce (128 crypto-random bits, fresh for every
@@ -26,6 +26,9 @@
 //   - Plain secret (WithPlainSecret, HTTPS only): apiKey, [userKey] and secret.
 //   - Token (Token, HTTPS only): oauth_token only; the token implies the site and the
 //     user.
+//   - Mobile session (Session, HTTPS only): oauth_token (the sessionToken of a
+//     notifyLogin with targetEnv=mobile), timestamp, nonce and sig, signed with the
+//     sessionSecret as the mobile SDKs sign; it implies the site and the user.
 //   - userKey + RSA key (UserKeyRSA): apiKey and timestamp, and
 //     "Authorization: Bearer <JWT>" (RS256, kid = userKey, iat, jti; gigya.BearerJWT).
 //
@@ -54,6 +57,10 @@
 // offset from the answer's Date header and sends the call once more, with a fresh
 // timestamp, a fresh nonce and a fresh signature (the Java SDK re-sends the identical
 // request, which can only fail again). The offset stays for later calls (ClockOffset).
+// Every other answer's Date sets it too when the clocks are more than a second apart,
+// as the Java and .NET SDKs follow the server's clock: a client that sends no timestamp
+// (a plain secret, a token) checks UIDSignatures against the server's time all the
+// same.
 //
 // After a connection error the client tries again (up to WithRetries times, default
 // DefaultRetries, with a short pause), each time with a fresh nonce and signature, but
@@ -64,8 +71,8 @@
 //   - for methods that change nothing (socialize.getUserInfo), after any transport
 //     failure, since a repeated read answers the same.
 //
-// A certificate the client does not trust, or a server that does not speak TLS, is
-// not retried: no second attempt mends it.
+// A certificate the client does not trust, or a server that does not speak TLS (an
+// https URL on a plain HTTP port), is not retried: no second attempt mends it.
 //
 // A call that changes something (setUserInfo, notifyLogin, getToken, deleteAccount,
 // logout, any other method given to Call) is never sent twice once it may have reached

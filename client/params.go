@@ -2,9 +2,11 @@ package client
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,8 +15,10 @@ import (
 )
 
 // Params are a call's parameters. Values are sent as text: a string as it is, a bool
-// as true or false, numbers in decimal, a json.RawMessage or json.Number as its text;
-// nil leaves the parameter out; anything else (maps, slices, structs such as
+// as true or false, numbers in decimal (so too named types of these kinds, such as
+// type ID string), a json.RawMessage or json.Number as its text, an
+// encoding.TextMarshaler as its text; a pointer as what it points to; nil (or a nil
+// pointer) leaves the parameter out; anything else (maps, slices, structs such as
 // UserInfo) as its JSON encoding, which is what JSON-typed parameters (userInfo,
 // context) expect.
 //
@@ -81,6 +85,31 @@ func paramText(v any) (string, bool, error) {
 		return string(v), true, nil
 	case json.RawMessage:
 		return string(v), true, nil
+	case encoding.TextMarshaler:
+		b, err := v.MarshalText()
+		return string(b), true, err
+	}
+	// Named types of those kinds (type ID string) and pointers to them: as their
+	// values, not as JSON (which would quote a string).
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return "", false, nil
+		}
+		return paramText(rv.Elem().Interface())
+	case reflect.String:
+		return rv.String(), true, nil
+	case reflect.Bool:
+		return strconv.FormatBool(rv.Bool()), true, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10), true, nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(rv.Uint(), 10), true, nil
+	case reflect.Float32:
+		return strconv.FormatFloat(rv.Float(), 'f', -1, 32), true, nil
+	case reflect.Float64:
+		return strconv.FormatFloat(rv.Float(), 'f', -1, 64), true, nil
 	}
 	b, err := jsonMarshal(v)
 	if err != nil {

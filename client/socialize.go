@@ -350,8 +350,10 @@ type GetTokenRequest struct {
 	SiteUID string
 	// UserInfo (x_userInfo) sets profile fields, with SiteUID.
 	UserInfo *UserInfo
-	// SessionExpiration (x_sessionExpiration, whole seconds) makes the token expire;
-	// zero sends nothing: the token does not expire.
+	// SessionExpiration (x_sessionExpiration, whole seconds, a part of one rounded
+	// up) makes the token expire; zero sends nothing: the token does not expire. -1s
+	// and -2s are Gigya's special values (60 s; no expiry); another negative value that
+	// is not whole seconds is refused.
 	SessionExpiration time.Duration
 	// Params are other parameters to send as they are.
 	Params Params
@@ -385,6 +387,11 @@ func (c *Client) GetToken(ctx context.Context, req GetTokenRequest) (*TokenGrant
 		own["x_userInfo"] = ui
 	}
 	if d := req.SessionExpiration; d != 0 {
+		if d < 0 && d%time.Second != 0 {
+			// Negative values are Gigya's special ones, whole seconds: -1s (60 s), -2s
+			// (no expiry); -500ms would round to 0, no expiry at all.
+			return nil, fmt.Errorf("client: socialize.getToken: SessionExpiration %v: a negative value is -1s or -2s", d)
+		}
 		secs := int64(d / time.Second)
 		if d > 0 && d%time.Second != 0 {
 			secs++ // rounded up: 0 would mean no expiry at all

@@ -29,7 +29,8 @@ success, 1 when errorCode is not 0 (the answer is printed anyway) or the call fa
   socius call --api-key 3_... --secret c2Vj... socialize.setUserInfo UID=u1 userInfo='{"firstName":"David"}'
 
 Credentials, one of: --secret (partner secret), --user-key with --secret (the key's
-secret), --token (an access token, HTTPS only), --user-key with --private-key (RSA,
+secret), --token (an access token, HTTPS only), --token with --session-secret (a mobile
+session, signed with its secret; HTTPS only), --user-key with --private-key (RSA,
 Authorization: Bearer JWT). Signed by default; --https-secret sends the secret in plain
 (HTTPS only).
 
@@ -43,7 +44,8 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 	apiKey := fs.String("api-key", "", "the site's apiKey")
 	secret := fs.String("secret", "", "the partner secret, or the userKey's secret with --user-key")
 	userKey := fs.String("user-key", "", "an application/user key of the site")
-	token := fs.String("token", "", "an access token from socialize.getToken (sent as oauth_token; HTTPS only)")
+	token := fs.String("token", "", "an access token from socialize.getToken, or a mobile session's sessionToken with --session-secret (sent as oauth_token; HTTPS only)")
+	sessionSecret := fs.String("session-secret", "", "with --token: the mobile session's sessionSecret, which signs the call")
 	privateKey := fs.String("private-key", "", "PEM file of the userKey's RSA private key (Authorization: Bearer JWT)")
 	httpsSecret := fs.Bool("https-secret", false, "send the secret in plain instead of signing (HTTPS only)")
 	caFile := fs.String("ca-file", "", "PEM certificate to trust for HTTPS, e.g. socius-data/tls-cert.pem")
@@ -55,8 +57,9 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 	}
 	pos, err := parseArgs(fs, args, lookupEnv)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+		var fe flagError
+		if errors.Is(err, flag.ErrHelp) || errors.As(err, &fe) {
+			return err // a bad SOCIUS_ variable: said by run
 		}
 		return errUsage
 	}
@@ -88,6 +91,11 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return usageErr("--token goes alone: not with --secret, --user-key or --private-key (check SOCIUS_* variables too)")
 		}
 		cred = client.Token(*token)
+		if *sessionSecret != "" {
+			cred = client.Session(*token, *sessionSecret)
+		}
+	case *sessionSecret != "":
+		return usageErr("--session-secret goes with --token (the session's sessionToken)")
 	case *privateKey != "":
 		if *userKey == "" || *apiKey == "" || *secret != "" {
 			return usageErr("--private-key needs --user-key and --api-key, and no --secret")
@@ -153,8 +161,15 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return fmt.Errorf("call: %w", err)
 	}
 	var rerr *client.ResponseError
-	if errors.As(err, &rerr) && *verbose {
-		fmt.Fprintf(stderr, "< %s\n", rerr.Body)
+	var terr *client.TransportError
+	switch {
+	case errors.As(err, &rerr):
+		if *verbose {
+			fmt.Fprintf(stderr, "< %s\n", rerr.Body)
+		}
+	case !errors.As(err, &terr):
+		// Nothing was sent: the client refused the method or a parameter.
+		return usageErr("%v", err)
 	}
 	return fmt.Errorf("call: %w", err)
 }

@@ -181,9 +181,23 @@ func TestCallCommand(t *testing.T) {
 		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--user-key", "AK", "--private-key", key, "socialize.getUserInfo"},
 		{"call", "--url", "ftp://x", "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo"},
 		{"call", "--bogus-flag"},
+		// What the client refuses to send: a parameter it sets itself, a method name
+		// that is no method.
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "format=xml"},
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.get/UserInfo"},
 	} {
 		if code, out, errOut := runCLI(t, noEnv, args...); code != 2 || out != "" || errOut == "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 with a message", args, code, out, errOut)
 		}
+	}
+	// A bad SOCIUS_ variable is said once, exit 2.
+	badEnv := func(k string) (string, bool) {
+		if k == "SOCIUS_TIMEOUT" {
+			return "abc", true
+		}
+		return "", false
+	}
+	if code, out, errOut := runCLI(t, badEnv, "call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "UID=u1"); code != 2 || out != "" || strings.Count(errOut, `SOCIUS_TIMEOUT="abc"`) != 1 {
+		t.Errorf("SOCIUS_TIMEOUT=abc: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -388,3 +388,39 @@ func TestClientBearerRSA(t *testing.T) {
 	_, err = bad.GetUserInfo(context.Background(), "rsa-user")
 	wantCode(t, "wrong private key", err, 403003, "")
 }
+
+// TestClientMobileSession: a mobile session from NotifyLogin (targetEnv=mobile) calls
+// through client.Session, signed with the session secret as the mobile SDKs sign, the
+// session implying the UID; over plain HTTP it is refused before sending.
+func TestClientMobileSession(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	c := ts.newClient(t, false, client.PartnerSecret(testAPIKey, testSecret))
+	login, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "mob-1", TargetEnv: "mobile"})
+	if err != nil || login.SessionToken == "" || login.SessionSecret == "" {
+		t.Fatalf("NotifyLogin mobile: %+v %v", login, err)
+	}
+	sc := ts.newClient(t, true, client.Session(login.SessionToken, login.SessionSecret))
+	if err := sc.SetUserInfo(ctx, "", client.UserInfo{Nickname: "mobile"}); err != nil {
+		t.Fatalf("SetUserInfo with the session: %v", err)
+	}
+	u, err := sc.GetUserInfo(ctx, "")
+	if err != nil || u.UID != "mob-1" || u.Nickname != "mobile" {
+		t.Fatalf("GetUserInfo with the session: %+v %v", u, err)
+	}
+	// A wrong session secret is the server's 403003.
+	bad := ts.newClient(t, true, client.Session(login.SessionToken, testSecret))
+	var gerr *client.Error
+	if _, err := bad.GetUserInfo(ctx, ""); !errors.As(err, &gerr) || gerr.Code != 403003 {
+		t.Errorf("a session signed with another secret: %v", err)
+	}
+	if _, err := client.New(client.Session(login.SessionToken, login.SessionSecret), client.WithBaseURL(ts.HTTPURL)); !errors.Is(err, client.ErrInsecure) {
+		t.Errorf("a session over plain HTTP: %v", err)
+	}
+	// socius call --token with --session-secret.
+	code, out, errOut := runCLI(t, noEnv, "call", "--url", ts.HTTPSURL, "--ca-file", ts.CertFile,
+		"--token", login.SessionToken, "--session-secret", login.SessionSecret, "socialize.getUserInfo")
+	if a := decodeAnswer(t, out); code != 0 || a.str("UID") != "mob-1" {
+		t.Errorf("socius call with a session: exit %d, %v, %s", code, a, errOut)
+	}
+}
