@@ -494,8 +494,8 @@ const firstBodyRead = 16 << 10
 // readBody reads all of r into c.body. The buffer grows as bytes arrive: at first to
 // the announced length (and one byte more, to see the end without another growth), at
 // most firstBodyRead, then doubling, never past the announced length. So a client that
-// announces a large body and sends it slowly, or never, holds no more memory than it
-// sent. The bytes read count against the server's budget of bodies until the call
+// announces a large body and sends it slowly, or never, holds about no more memory
+// than it sent (at most firstBodyRead, or twice what it sent). The bytes read count against the server's budget of bodies until the call
 // ends; beyond it, 403048.
 func (s *Server) readBody(c *call, r io.Reader, length int64) error {
 	buf := c.body[:0]
@@ -518,7 +518,7 @@ func (s *Server) readBody(c *call, r io.Reader, length int64) error {
 			c.held += int64(n)
 			if held := s.bodies.Add(int64(n)); budget > 0 && held > budget {
 				return socius.Errorf(socius.CodeRateLimited,
-					"API Rate Limit Exceeded: the server holds %d MiB of request bodies, the most it takes at once; retry later", budget>>20)
+					"API Rate Limit Exceeded: the server holds %d KiB of request bodies, the most it takes at once; retry later", budget>>10)
 			}
 		}
 		if err == io.EOF {

@@ -9,9 +9,11 @@ import (
 )
 
 // A database file deleted or replaced while the store has it open (an `rm` of the data
-// folder, a restore copied over it) keeps taking writes: SQLite writes to the file it
-// opened, which no path names any more, and everything written since is gone at the
-// next start. So the store remembers which files it opened, and the writer checks,
+// folder, a restore moved in its place) keeps taking writes: SQLite writes to the file
+// it opened, which no path names any more, and everything written since is gone at the
+// next start. (A file overwritten in place, as `cp` onto it does, is the same file to
+// the system and is not seen; it is corrupted rather than lost, which no check here
+// can mend.) So the store remembers which files it opened, and the writer checks,
 // after each commit and before it answers, that the paths still name them: if not,
 // the batch fails (500028) and so does every later one, and Healthy says why, so that
 // /readyz takes the node out of rotation. One stat of each file a batch.

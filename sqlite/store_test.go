@@ -774,3 +774,32 @@ func TestFileGone(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitDuringClose: a batch that commits while the store closes (Close lets it
+// finish) is answered as committed, not failed: its callers' writes are in the file.
+func TestCommitDuringClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	if err := s.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	closed := make(chan error, 1)
+	s.afterCommit = func() {
+		once.Do(func() {
+			go func() { closed <- s.Close() }()
+			<-s.closing // Close has begun; this batch is still the writer's
+		})
+	}
+	if _, err := s.Login(t.Context(), "3_site", "u1", nil, now); err != nil {
+		t.Errorf("a login committed while the store closed: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if _, err := s.User(t.Context(), "3_site", "u1"); err != nil {
+		t.Errorf("the login after reopening: %v", err)
+	}
+}

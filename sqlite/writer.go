@@ -139,8 +139,11 @@ func (s *Store) writer() {
 		var err error
 		batch, err = s.commit(batch)
 		if err == nil {
-			// Committed, but into the files the store opened: still the store's?
-			err = s.Healthy()
+			// Committed, but into the files the store opened: still the store's? (Not
+			// Healthy, which a closing store fails: Close lets this batch finish.)
+			if ferr := s.files.check(); ferr != nil {
+				err = socius.DatabaseError("sqlite", ferr)
+			}
 		}
 		last = len(batch)
 		s.commits.Add(1)
