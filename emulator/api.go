@@ -361,6 +361,11 @@ func (e *Emulator) apiClock(w http.ResponseWriter, r *http.Request) {
 // far beyond any token's lifetime, and well inside what a time.Duration holds.
 const MaxClockOffset = 100 * 365 * 24 * time.Hour
 
+// LatestTime is the latest time the clock may read: the nonce memory keeps expiry
+// times in 32-bit Unix seconds, which end on 2106-02-07, after which no nonce would be
+// forgotten.
+var LatestTime = time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // ClockChange is the body of POST /_emulator/api/clock: exactly one of its fields.
 type ClockChange struct {
 	// Set is the time the clock should read now: RFC 3339, or Unix seconds.
@@ -392,6 +397,9 @@ func (c ClockChange) Apply(clock *socius.OffsetClock) error {
 		if !within(time.Until(t)) { // saturates past ±292 years: refused too
 			return fmt.Errorf("set: %s is more than 100 years from the system time", t.UTC().Format(time.RFC3339))
 		}
+		if t.After(LatestTime) {
+			return fmt.Errorf("set: %s is after %s, the latest time the emulator's clock may read", t.UTC().Format(time.RFC3339), LatestTime.Format(time.RFC3339))
+		}
 		clock.Set(t)
 	case c.Advance != "":
 		d, err := time.ParseDuration(strings.TrimSpace(c.Advance))
@@ -400,6 +408,9 @@ func (c ClockChange) Apply(clock *socius.OffsetClock) error {
 		}
 		if !within(d) || !within(clock.Offset()+d) {
 			return fmt.Errorf("advance: %v would put the clock more than 100 years from the system time", d)
+		}
+		if clock.Now().Add(d).After(LatestTime) {
+			return fmt.Errorf("advance: %v would put the clock after %s, the latest time it may read", d, LatestTime.Format(time.RFC3339))
 		}
 		clock.Advance(d)
 	default:
@@ -439,8 +450,23 @@ func (e *Emulator) apiFaults(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) apiAddFault(w http.ResponseWriter, r *http.Request) {
+	var raw json.RawMessage
+	if !readJSON(w, r, &raw) {
+		return
+	}
 	var rule Rule
-	if !readJSON(w, r, &rule) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rule); err != nil {
+		apiError(w, http.StatusBadRequest, "the body is not the JSON expected: %v", err)
+		return
+	}
+	// A fraction of 0 reads as no fraction (every call): said 0, it means never.
+	var given struct {
+		Fraction *float64 `json:"fraction"`
+	}
+	if json.Unmarshal(raw, &given) == nil && given.Fraction != nil && *given.Fraction == 0 {
+		apiError(w, http.StatusBadRequest, "%v", errZeroFraction)
 		return
 	}
 	added, err := e.Faults.Add(rule)
@@ -498,7 +524,7 @@ func (e *Emulator) apiLog(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusBadRequest, "wait must be a duration such as 10s")
 			return
 		}
-		wait = min(wait, MaxWait)
+		wait = min(wait, e.beforeWriteTimeout(MaxWait))
 	}
 	entries, last := e.Log.Wait(r.Context(), after, limit, wait)
 	if entries == nil {

@@ -294,7 +294,7 @@ type logData struct {
 
 func (e *Emulator) pageLog(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	d := logData{Method: q.Get("method"), Failed: q.Get("failed") != "", Size: e.Log.Size(), Methods: Methods}
+	d := logData{Method: MethodName(q.Get("method")), Failed: q.Get("failed") != "", Size: e.Log.Size(), Methods: Methods}
 	all, last := e.Log.Entries(0, 0)
 	d.Last = last
 	for i := len(all) - 1; i >= 0 && len(d.Entries) < 200; i-- { // newest first
@@ -410,8 +410,8 @@ func ruleFromForm(r *http.Request) (Rule, error) {
 	}
 	if v := strings.TrimSpace(f.Get("fraction")); v != "" {
 		pct, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
-		if err != nil {
-			return rule, errors.New("the share of calls must be a percentage from 0 to 100")
+		if err != nil || pct == 0 {
+			return rule, errors.New("the share of calls must be a percentage above 0 and at most 100 (leave it empty for every call)")
 		}
 		rule.Fraction = pct / 100
 	}

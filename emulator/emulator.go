@@ -30,6 +30,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/dump"
+	"github.com/socius/socius/server"
 )
 
 // Prefix is the path prefix of everything the emulator serves.
@@ -47,7 +48,11 @@ type Config struct {
 	AllowRemote bool
 	// Version is shown by the console and the status endpoint.
 	Version string
-	Logger  *slog.Logger
+	// WriteTimeout is the write timeout of the server's listeners (0: 30 s, the
+	// default of socius serve): a long poll of the request log ends, and a fault
+	// rule's delay must end, a second before it, or the connection would be cut.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Emulator is the state of emulator mode: request log, fault rules, clock.
@@ -64,9 +69,18 @@ func New(cfg Config) *Emulator {
 		cfg.Logger = slog.Default()
 	}
 	e := &Emulator{cfg: cfg, Log: NewRequestLog(cfg.LogSize), Faults: NewFaults(cfg.Clock)}
+	e.Faults.maxDelay = e.beforeWriteTimeout(MaxDelay)
 	e.mux = http.NewServeMux()
 	e.routes(e.mux)
 	return e
+}
+
+// beforeWriteTimeout returns limit, or less: a second before the write timeout.
+func (e *Emulator) beforeWriteTimeout(limit time.Duration) time.Duration {
+	if wt := e.cfg.WriteTimeout; wt > 0 {
+		limit = min(limit, wt-time.Second)
+	}
+	return max(limit, 0)
 }
 
 // Clock returns the clock the emulator moves.
@@ -155,25 +169,28 @@ func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (See
 		if err != nil {
 			return n, err
 		}
+		var count *int
 		switch {
 		case rec.Site != nil:
 			if rec.Site.CreatedAt.IsZero() {
 				rec.Site.CreatedAt = now
 			}
 			err = st.PutSite(ctx, rec.Site)
-			n.Sites++
+			count = &n.Sites
 		case rec.Key != nil:
 			if rec.Key.CreatedAt.IsZero() {
 				rec.Key.CreatedAt = now
 			}
-			err = putKey(ctx, st, rec.Key)
-			n.Keys++
+			if err = canonicalMethods(rec.Key); err == nil {
+				err = putKey(ctx, st, rec.Key)
+			}
+			count = &n.Keys
 		case rec.User != nil:
 			if rec.User.CreatedAt.IsZero() {
 				rec.User.CreatedAt = now
 			}
 			err = st.PutUser(ctx, rec.User)
-			n.Users++
+			count = &n.Users
 		}
 		if errors.Is(err, socius.ErrNotFound) {
 			err = fmt.Errorf("%s: no site has apiKey %s (a site line must come before its keys and users)", rec.Kind(), recAPIKey(rec))
@@ -181,6 +198,7 @@ func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (See
 		if err != nil {
 			return n, fmt.Errorf("line %d: %w", rec.Line, err)
 		}
+		*count++ // loaded: what failed is not counted
 	}
 }
 
@@ -194,12 +212,31 @@ func recAPIKey(rec *dump.Record) string {
 	return rec.Site.APIKey
 }
 
+// canonicalMethods spells a key's methods as the server serves them ("getUserInfo" is
+// socialize.getUserInfo, in any letter case), and refuses a method it does not serve:
+// a key limited to a misspelt method could call nothing.
+func canonicalMethods(k *socius.Key) error {
+	for i, m := range k.Methods {
+		name, ok := server.CanonicalMethod(m)
+		if !ok {
+			return fmt.Errorf("key %s: %q is not a method Socius serves (%s)", k.UserKey, m, strings.Join(server.MethodNames(), ", "))
+		}
+		k.Methods[i] = name
+	}
+	return nil
+}
+
 // putKey creates the key, or replaces its secret, methods and public key when the
 // userKey exists (its tokens stay, as after a rotation); a userKey of another site is
 // deleted, its tokens with it, and created again for this one.
 func putKey(ctx context.Context, st socius.Store, k *socius.Key) error {
 	err := st.PutKey(ctx, k)
 	if errors.Is(err, socius.ErrExists) {
+		// The userKey is another site's: it moves, but only to a site that exists
+		// (else the line fails and the key stays where it was, tokens and all).
+		if _, err := st.Site(ctx, k.APIKey); err != nil {
+			return err
+		}
 		if err := st.DeleteKey(ctx, k.UserKey); err != nil {
 			return err
 		}

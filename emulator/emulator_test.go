@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -111,6 +112,51 @@ func TestSeedAndExport(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestSeedFailsCleanly: a line that fails changes nothing of what exists and is not
+// counted as loaded; key methods are spelt as the server serves them, or refused.
+func TestSeedFailsCleanly(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	if _, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tok := &socius.Token{Hash: strings.Repeat("cd", 32), Kind: socius.AccessToken, APIKey: siteKey, UID: "alice", UserKey: "AEmuKey", CreatedAt: time.Now()}
+	if err := st.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	// The key moved to a site that does not exist: refused, and the key and its token
+	// stay where they were.
+	n, err := Seed(ctx, st, strings.NewReader(`{"kind":"key","userKey":"AEmuKey","apiKey":"3_Missing","secret":"`+keySecret+`"}`), time.Now())
+	if err == nil || !strings.Contains(err.Error(), "no site has apiKey 3_Missing") || n != (SeedStats{}) {
+		t.Errorf("a key moved to a missing site: %+v %v", n, err)
+	}
+	if k, err := st.Key(ctx, "AEmuKey"); err != nil || k.APIKey != siteKey {
+		t.Errorf("the key after the refused move: %+v %v", k, err)
+	}
+	if _, err := st.Token(ctx, tok.Hash); err != nil {
+		t.Errorf("the key's token after the refused move: %v", err)
+	}
+	// What loaded before the bad line is counted, the bad line not.
+	n, err = Seed(ctx, st, strings.NewReader(`{"kind":"site","apiKey":"3_Other","secret":"`+keySecret+`"}`+"\n"+`{"kind":"user","apiKey":"3_Nope","UID":"x"}`), time.Now())
+	if err == nil || n != (SeedStats{Sites: 1}) {
+		t.Errorf("a site, then a user of no site: loaded %+v, %v", n, err)
+	}
+	// Methods: "getUserInfo" is socialize.getUserInfo; a method not served is refused.
+	if _, err := Seed(ctx, st, strings.NewReader(`{"kind":"key","userKey":"AShort","apiKey":"3_EmuSite","secret":"`+keySecret+`","methods":["getUserInfo","Socialize.SetUserInfo"]}`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := st.Key(ctx, "AShort"); err != nil || strings.Join(k.Methods, ",") != "socialize.getUserInfo,socialize.setUserInfo" {
+		t.Errorf("a key with short method names: %+v %v", k, err)
+	}
+	_, err = Seed(ctx, st, strings.NewReader(`{"kind":"key","userKey":"ABogus","apiKey":"3_EmuSite","secret":"`+keySecret+`","methods":["bogus.method"]}`), time.Now())
+	if err == nil || !strings.Contains(err.Error(), `"bogus.method" is not a method Socius serves`) {
+		t.Errorf("a key with a method not served: %v", err)
+	}
+	if _, err := st.Key(ctx, "ABogus"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the refused key was stored: %v", err)
 	}
 }
 
@@ -338,11 +384,17 @@ func TestAdminAPI(t *testing.T) {
 		{"clock unknown field", "POST", "/_emulator/api/clock", js, `{"travel":"1h"}`, 400, []string{"unknown field"}},
 		{"clock set too far", "POST", "/_emulator/api/clock", js, `{"set":"9999-01-01T00:00:00Z"}`, 400, []string{"more than 100 years"}},
 		{"clock advance too far", "POST", "/_emulator/api/clock", js, `{"advance":"2562047h"}`, 400, []string{"more than 100 years"}},
-		{"clock advance past the limit in steps", "POST", "/_emulator/api/clock", js, `{"advance":"876000h"}`, 200, []string{`"offset": "876000h0m0s"`}},
-		{"clock advance past the limit, the second step", "POST", "/_emulator/api/clock", js, `{"advance":"1h"}`, 400, []string{"more than 100 years"}},
+		{"clock back past the limit in steps", "POST", "/_emulator/api/clock", js, `{"advance":"-876000h"}`, 200, []string{`"offset": "-876000h0m0s"`}},
+		{"clock back past the limit, the second step", "POST", "/_emulator/api/clock", js, `{"advance":"-1h"}`, 400, []string{"more than 100 years"}},
+		{"clock back to now", "POST", "/_emulator/api/clock", js, `{"reset":true}`, 200, []string{`"offset": "0s"`}},
+		// The nonce memory counts 32-bit Unix seconds: the clock stops short of 2106.
+		{"clock set after 2106", "POST", "/_emulator/api/clock", js, `{"set":"2107-01-01T00:00:00Z"}`, 400, []string{"the latest time"}},
+		{"clock advance past 2106", "POST", "/_emulator/api/clock", js, `{"advance":"710000h"}`, 400, []string{"the latest time"}},
 		{"clock back", "POST", "/_emulator/api/clock", js, `{"reset":true}`, 200, []string{`"offset": "0s"`}},
 		{"clock advance", "POST", "/_emulator/api/clock", js, `{"advance":"90m"}`, 200, []string{`"offset": "1h30m0s"`}},
 		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not a Gigya error code"}},
+		{"fault fraction 0", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"fraction":0}`, 400, []string{"fraction must be above 0"}},
+		{"fault unknown field", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"share":0.5}`, 400, []string{"unknown field"}},
 		{"fault add", "POST", "/_emulator/api/faults", js, `{"method":"setUserInfo","errorCode":504002,"count":3,"delay":"10ms"}`, 201, []string{`"id": 1`, `"method": "socialize.setUserInfo"`, `"delay": "10ms"`, `"remaining": 3`}},
 		{"fault list", "GET", "/_emulator/api/faults", "", "", 200, []string{`"errorCode": 504002`}},
 		{"fault delete unknown", "DELETE", "/_emulator/api/faults/9", "", "", 404, []string{"no fault rule"}},
@@ -480,6 +532,7 @@ func TestConsole(t *testing.T) {
 			[]string{"<script>alert", "c2lnbmF0dXJl"}},
 		{"/_emulator/log?failed=1", 200, []string{"0123456789abcdef"}, []string{"fedcba98"}},
 		{"/_emulator/log?method=socialize.setUserInfo", 200, []string{"fedcba98"}, []string{"0123456789abcdef"}},
+		{"/_emulator/log?method=setUserInfo", 200, []string{"fedcba98"}, []string{"0123456789abcdef"}}, // as the CLI and fault rules take it
 		{"/_emulator/clock", 200, []string{"<h1>Clock</h1>", `<label for="advance">`}, nil},
 		{"/_emulator/faults", 200, []string{"No fault rules", "403048 API Rate Limit Exceeded", `<label for="f-code">`}, nil},
 		{"/_emulator/nope", 404, []string{"no console page"}, nil},
@@ -591,6 +644,10 @@ func TestConsoleForms(t *testing.T) {
 	}
 	if status, body := post("/_emulator/faults", url.Values{"errorCode": {"0"}, "otherCode": {"999999"}}, origin...); status != 400 || !strings.Contains(body, "The rule was not added") {
 		t.Errorf("bad rule: %d", status)
+	}
+	// 0 % of calls is refused, not taken for every call.
+	if status, body := post("/_emulator/faults", url.Values{"errorCode": {"500001"}, "fraction": {"0"}}, origin...); status != 400 || !strings.Contains(body, "above 0") || len(te.Faults.Rules()) != 1 {
+		t.Errorf("a rule of 0 %%: %d %v", status, te.Faults.Rules())
 	}
 	if _, body := te.do(t, "GET", "/_emulator/faults?done=fault-added&n=1", "", ""); !strings.Contains(body, "Added fault rule 1.") || !strings.Contains(body, "the next 2 of 2, 50 % of calls") {
 		t.Errorf("faults page after adding:\n%s", body)

@@ -98,6 +98,10 @@ func (r *Rule) Validate() error {
 	return nil
 }
 
+// errZeroFraction refuses a fraction given as 0, which would otherwise read as none
+// (every call).
+var errZeroFraction = errors.New("fraction must be above 0 and at most 1 (leave it out for every call)")
+
 // Faults holds the fault rules; its Fault method is meant for server.Config.Fault.
 type Faults struct {
 	mu     sync.Mutex
@@ -106,6 +110,9 @@ type Faults struct {
 	clock  socius.Clock
 	// rand returns a number in [0, 1) for fractions; tests replace it.
 	rand func() float64
+	// maxDelay bounds a rule's delay below the server's write timeout (set by New;
+	// MaxDelay when 0).
+	maxDelay time.Duration
 }
 
 // NewFaults returns an empty rule set.
@@ -118,6 +125,9 @@ func NewFaults(clock socius.Clock) *Faults {
 func (f *Faults) Add(r Rule) (Rule, error) {
 	if err := r.Validate(); err != nil {
 		return Rule{}, err
+	}
+	if f.maxDelay > 0 && time.Duration(r.Delay) > f.maxDelay {
+		return Rule{}, fmt.Errorf("delay must be at most %v: a second before the server's write timeout (--write-timeout), which would cut the call", f.maxDelay)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

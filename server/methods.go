@@ -33,6 +33,22 @@ func MethodNames() []string {
 	return names
 }
 
+// CanonicalMethod returns the canonical spelling of a method Socius serves, named in
+// any letter case, with or without its namespace ("getUserInfo" is
+// socialize.getUserInfo), and whether there is one.
+func CanonicalMethod(name string) (string, bool) {
+	name = strings.TrimSpace(name)
+	if !strings.Contains(name, ".") {
+		name = "socialize." + name
+	}
+	for _, m := range MethodNames() {
+		if strings.EqualFold(m, name) {
+			return m, true
+		}
+	}
+	return "", false
+}
+
 // routes is the whole route table.
 func (s *Server) routes() []*method {
 	return []*method{

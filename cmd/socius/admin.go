@@ -190,7 +190,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		for _, m := range strings.Split(*methods, ",") {
 			if m = strings.TrimSpace(m); m != "" {
-				name, ok := servedMethod(m)
+				name, ok := server.CanonicalMethod(m)
 				if !ok {
 					return badFlag("--methods: %q is not a method Socius serves (%s)", m, strings.Join(server.MethodNames(), ", "))
 				}
@@ -346,15 +346,4 @@ func withStore(ctx context.Context, sf storeFlags, f func(socius.Store) error) e
 		err = cerr
 	}
 	return err
-}
-
-// servedMethod returns the canonical spelling of a method Socius serves, named in any
-// letter case, as calls name it.
-func servedMethod(name string) (string, bool) {
-	for _, m := range server.MethodNames() {
-		if strings.EqualFold(m, name) {
-			return m, true
-		}
-	}
-	return "", false
 }

@@ -132,11 +132,13 @@ func (m *Main) seedEmulator(ctx context.Context) error {
 		fmt.Fprintf(m.Stdout, "socius: emulator: seeded %d sites, %d keys, %d users from %s\n", n.Sites, n.Keys, n.Users, m.Seed)
 	}
 	m.Emu = emulator.New(emulator.Config{
-		Store:       m.Store,
-		Clock:       m.Clock.(*socius.OffsetClock),
-		LogSize:     m.RequestLogSize,
-		AllowRemote: m.EmulatorAllowRemote,
-		Logger:      m.Logger,
+		Store:        m.Store,
+		Clock:        m.Clock.(*socius.OffsetClock),
+		LogSize:      m.RequestLogSize,
+		AllowRemote:  m.EmulatorAllowRemote,
+		Version:      buildVersion(),
+		WriteTimeout: m.WriteTimeout,
+		Logger:       m.Logger,
 	})
 	return nil
 }

@@ -149,6 +149,9 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err := c.do(ctx, "GET", "status", nil, &st); err != nil {
 			return err
 		}
+		if st.Version != "" {
+			fmt.Fprintf(stdout, "version: %s\n", st.Version)
+		}
 		fmt.Fprintf(stdout, "sites:  %d\nkeys:   %d\nusers:  %d\nfaults: %d\nlogged: %d calls (the log keeps %d)\n", st.Sites, st.Keys, st.Users, st.Faults, st.Logged, st.LogSize)
 		printClock(stdout, st.Clock)
 		return nil
@@ -210,7 +213,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		fs.StringVar(&rule.APIKey, "site", "", "faults add: the apiKey of the site (every site when empty)")
 		fs.IntVar(&rule.Code, "code", 0, "faults add: the Gigya errorCode to answer (e.g. 403048, 500001, 504002); 0 with --delay: delay only")
 		fs.IntVar(&rule.Count, "count", 0, "faults add: only the next N matching calls")
-		fs.Float64Var(&rule.Fraction, "fraction", 0, "faults add: only this share of matching calls (0 to 1)")
+		fs.Float64Var(&rule.Fraction, "fraction", 0, "faults add: only this share of matching calls (above 0, at most 1; every call when not given)")
 		delay := fs.Duration("delay", 0, "faults add: added latency, e.g. 2s")
 		pos, err := parse(args)
 		if err != nil {
@@ -225,6 +228,9 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			printRules(stdout, out.Rules)
 			return nil
 		case len(pos) == 1 && pos[0] == "add":
+			if flagGiven(fs, "fraction") && rule.Fraction == 0 {
+				return badFlag("--fraction 0 would be every call: give a share above 0 and at most 1, or leave it out")
+			}
 			rule.Delay = emulator.Duration(*delay)
 			var added emulator.Rule
 			if err := c.do(ctx, "POST", "faults", rule, &added); err != nil {
@@ -349,6 +355,9 @@ var negativeDuration = regexp.MustCompile(`^-[0-9]`)
 func negativeDurationsLast(args []string) []string {
 	var rest, neg []string
 	for _, a := range args {
+		if a == "--" {
+			continue // given by the user already: one is put before the durations
+		}
 		if negativeDuration.MatchString(a) {
 			neg = append(neg, a)
 		} else {

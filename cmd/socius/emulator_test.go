@@ -409,6 +409,10 @@ func TestEmulatorClock(t *testing.T) {
 	if out := ts.emu(t, "clock", "advance", "-24h"); !strings.Contains(out, "now:    2029-12-31T00:00:0") {
 		t.Errorf("advance -24h: %s", out)
 	}
+	// The usual "--" before a negative argument works too.
+	if out := ts.emu(t, "clock", "advance", "--", "-24h"); !strings.Contains(out, "now:    2029-12-30T00:00:0") {
+		t.Errorf("advance -- -24h: %s", out)
+	}
 	if out := ts.emu(t, "clock", "reset"); !strings.Contains(out, "offset: 0s") {
 		t.Errorf("reset: %s", out)
 	}
@@ -488,6 +492,10 @@ func TestEmulatorFaults(t *testing.T) {
 		t.Errorf("clear: %s", out)
 	}
 
+	// --fraction 0 is refused (it would read as every call).
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "500001", "--fraction", "0", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "--fraction 0") {
+		t.Errorf("faults add --fraction 0: exit %d %s", code, errOut)
+	}
 	// A fraction: with 1 every call, and the request log marks injected calls.
 	ts.emu(t, "faults", "add", "--code", "500001", "--fraction", "1")
 	if a := ts.call(t, "socialize.getUserInfo", get); a.code() != 500001 {
@@ -685,5 +693,31 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	}
 	if err := <-answered; err != nil {
 		t.Errorf("the long poll: %v", err)
+	}
+}
+
+// TestEmulatorUnderAShortWriteTimeout: with --write-timeout 3s a long poll of the log
+// is answered a second before it (the connection would be cut), a fault delay that
+// would outlast it is refused, and the status says the version.
+func TestEmulatorUnderAShortWriteTimeout(t *testing.T) {
+	ts := startEmulator(t, "--write-timeout", "3s")
+	start := time.Now()
+	resp, err := http.Get(ts.HTTPURL + "/_emulator/api/log?after=1000000&wait=8s")
+	if err != nil {
+		t.Fatalf("long poll: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), `"entries"`) {
+		t.Errorf("long poll: HTTP %d %s %v", resp.StatusCode, b, err)
+	}
+	if d := time.Since(start); d >= 3*time.Second {
+		t.Errorf("the long poll took %v, past the write timeout", d)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--delay", "5s", "--url", ts.HTTPURL); code != 1 || !strings.Contains(errOut, "delay must be at most 2s") {
+		t.Errorf("a 5 s delay under a 3 s write timeout: exit %d %s", code, errOut)
+	}
+	if out := ts.emu(t, "status"); !strings.Contains(out, "version") {
+		t.Errorf("status without the version: %s", out)
 	}
 }
