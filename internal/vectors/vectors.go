@@ -1,37 +1,64 @@
 // Package vectors loads the shared evidence that tests check Socius against: the
 // signature vectors computed by the real Gigya SDKs (test-vectors.json), the raw
-// requests the SDKs sent (captures/*.jsonl) and the error table, all from the
-// project's ../shared/spec folder.
+// requests the SDKs sent (captures/*.jsonl) and the error table, from the team's
+// ../shared/spec folder beside the checkout, or, in a checkout without it, from the
+// copy in testdata/spec (which TestCopyIsCurrent keeps equal to the shared folder
+// wherever both are there).
 package vectors
 
 import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 )
 
-// SpecDir finds ../shared/spec by walking up from the working directory (tests run in
-// their package's folder).
+// SpecDir returns the folder of the evidence: ../shared/spec, found by walking up from
+// the working directory (tests run in their package's folder), else this package's
+// copy, testdata/spec.
 func SpecDir() (string, error) {
-	dir, err := os.Getwd()
+	if dir, err := SharedSpecDir(); err == nil {
+		return dir, nil
+	}
+	return CopyDir()
+}
+
+// SharedSpecDir finds the team's ../shared/spec above the working directory.
+func SharedSpecDir() (string, error) {
+	start, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for {
+	for dir := start; ; {
 		cand := filepath.Join(dir, "..", "shared", "spec")
 		if st, err := os.Stat(filepath.Join(cand, "SPEC.md")); err == nil && !st.IsDir() {
 			return filepath.Clean(cand), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("vectors: no ../shared/spec above " + dir)
+			return "", errors.New("vectors: no ../shared/spec beside " + start + " or any folder above it")
 		}
 		dir = parent
 	}
+}
+
+// CopyDir returns testdata/spec of this package's source folder: the copy of the
+// evidence that a checkout carries.
+func CopyDir() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("vectors: cannot locate the package's source folder")
+	}
+	dir := filepath.Join(filepath.Dir(file), "testdata", "spec")
+	if _, err := os.Stat(filepath.Join(dir, "test-vectors.json")); err != nil {
+		return "", fmt.Errorf("vectors: no copy of the evidence: %w", err)
+	}
+	return dir, nil
 }
 
 // File is test-vectors.json.
