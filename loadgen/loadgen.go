@@ -270,11 +270,11 @@ type worker struct {
 func (w *worker) loop(ctx context.Context, from, until time.Time) {
 	w.lat = make(latencies, 0, 1<<14)
 	for ctx.Err() == nil {
-		t0 := time.Now()
-		if !t0.Before(until) {
+		if !time.Now().Before(until) {
 			return
 		}
-		path, form := w.next()
+		path, form := w.next() // signed before the clock starts: the latency is the server's
+		t0 := time.Now()
 		status, body, err := w.conn.post(path, form)
 		t1 := time.Now()
 		if t1.Before(from) || t1.After(until) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +244,17 @@ func TestCountCPULines(t *testing.T) {
 	wall := time.Since(start).Seconds()
 	if w := cpuWindow(m, m2); w < 0.6*wall || w > 1.4*wall {
 		t.Errorf("a window of %.2f s for %.2f s of wall time", w, wall)
+	}
+}
+
+// TestMachineCPUs: the machine's CPUs are /proc/stat's, at least those this process
+// may use.
+func TestMachineCPUs(t *testing.T) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Skipf("no /proc/stat: %v", err)
+	}
+	if n := MachineCPUs(); n != countCPULines(stat) || n < runtime.NumCPU() {
+		t.Errorf("MachineCPUs = %d; /proc/stat lists %d, this process may use %d", n, countCPULines(stat), runtime.NumCPU())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 )
 
@@ -118,6 +119,18 @@ func cpuWindow(a, b machineCPU) float64 {
 		return 0
 	}
 	return float64(b.total-a.total) / userHZ / float64(b.cpus)
+}
+
+// MachineCPUs returns the machine's CPUs: those /proc/stat lists, not only those this
+// process may run on (runtime.NumCPU under taskset); runtime.NumCPU where there is no
+// /proc/stat.
+func MachineCPUs() int {
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		if n := countCPULines(b); n > 0 {
+			return n
+		}
+	}
+	return runtime.NumCPU()
 }
 
 // countCPULines counts the per-CPU lines ("cpu0", "cpu1", ...) of /proc/stat.

@@ -295,7 +295,12 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		}()
 	}
 
-	base, err := b.start(ctx, "baseline", nil, "bench", "--serve-baseline", "127.0.0.1:0")
+	// The baseline runs from --server-exe too, when given: a script that places the
+	// server (taskset, say) places the baseline alike, so that the ratio compares
+	// like with like.
+	base, err := b.withServerExe(func() (*child, error) {
+		return b.start(ctx, "baseline", nil, "bench", "--serve-baseline", "127.0.0.1:0")
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: start the baseline: %w", err)
 	}
@@ -799,13 +804,18 @@ func (b *Bench) start(ctx context.Context, name string, extra []string, args ...
 
 // startServe starts socius serve with args, then the pass-through flags.
 func (b *Bench) startServe(ctx context.Context, args []string) (*child, error) {
+	return b.withServerExe(func() (*child, error) { return b.start(ctx, "socius serve", b.ServeArgs, args...) })
+}
+
+// withServerExe runs start with the children made from --server-exe, when given.
+func (b *Bench) withServerExe(start func() (*child, error)) (*child, error) {
 	if b.ServerExe == "" {
-		return b.start(ctx, "socius serve", b.ServeArgs, args...)
+		return start()
 	}
 	saved := b.Command
 	defer func() { b.Command = saved }()
 	b.Command = func(args ...string) *exec.Cmd { return exec.Command(b.ServerExe, args...) }
-	return b.start(ctx, "socius serve", b.ServeArgs, args...)
+	return start()
 }
 
 // stop interrupts the process, as Ctrl-C would, and waits for it (killing it after
@@ -848,7 +858,7 @@ func printRow(w io.Writer, r *loadgen.Result) {
 	}
 	rss := "-"
 	if r.ServerPeakRSS > 0 {
-		rss = fmt.Sprintf("%.0f MB", float64(r.ServerPeakRSS)/(1<<20))
+		rss = fmt.Sprintf("%.0f MiB", float64(r.ServerPeakRSS)/(1<<20))
 	}
 	fmt.Fprintf(w, rowFormat, store, users, r.Scenario, loadgen.Thousands(r.RPS), ratio,
 		ms(r.P50Ms), ms(r.P99Ms), ms(r.P999Ms), strconv.FormatInt(r.Errors, 10), rss,
@@ -883,7 +893,7 @@ func joinInts(ns []int) string {
 
 // thisMachine describes the machine the bench runs on.
 func thisMachine() Machine {
-	m := Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
+	m := Machine{CPUs: loadgen.MachineCPUs(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

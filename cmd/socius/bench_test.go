@@ -259,3 +259,29 @@ func TestBenchLatencyLogUnwritable(t *testing.T) {
 		t.Errorf("Run = %v, want the file's error\n%s", err, out)
 	}
 }
+
+// TestBenchServerExeRunsBaseline: with --server-exe both the server and the baseline
+// start from it, so that a script that places the server (taskset) places the
+// baseline alike.
+func TestBenchServerExeRunsBaseline(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	script := filepath.Join(dir, "serve.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$1 $2\" >> "+calls+"\nexec "+binary(t)+" \"$@\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, out := testBench(t, "--users", "20", "--connections", "2", "--duration", "200ms", "--warmup", "50ms",
+		"--scenarios", "getUserInfo", "--server-exe", script)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := b.Run(ctx); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), "bench --serve-baseline") || !strings.Contains(string(got), "serve ") {
+		t.Errorf("the script started %q; want the baseline and the server", got)
+	}
+}
