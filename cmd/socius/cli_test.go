@@ -145,6 +145,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		"SOCIUS_SITE_API_KEY":          "3_FromEnv",
 		"SOCIUS_SITE_SECRET":           testSecret,
 		"SOCIUS_STORE":                 "postgres://socius@db.internal/socius",
+		"SOCIUS_MASTER_KEY":            "bWFzdGVyLWtleS1tYXN0ZXIta2V5LW1hc3Rlci1rZXk=",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	m := NewMain()
@@ -276,6 +277,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
 		{[]string{"serve", "--site-api-key", "3_x"}, nil, "--site-api-key and --site-secret go together"},
 		{[]string{"serve", "--clock-skew", "0s"}, nil, "--clock-skew must be positive"},
+		{[]string{"serve", "--store", "postgres://socius@127.0.0.1:1/socius"}, nil, "give the master key that every node shares"},
 		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": "abc"}, `SOCIUS_CLOCK_SKEW="abc"`},
 		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_CALLS": "maybe"}, `SOCIUS_LOG_CALLS="maybe"`},
 		{[]string{"key", "create", "--site", "3_x", "--methods", "socialize.getUserInfo,socialize.bogus"}, nil, `"socialize.bogus" is not a method Socius serves`},

@@ -198,6 +198,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if err := checkStore(m.StoreURL); err != nil {
 		return err
 	}
+	if isPostgres(m.StoreURL) && m.MasterKeyFile == "" && m.MasterKey == "" {
+		return errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
+	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
 	}
