@@ -468,3 +468,21 @@ func fromNullString(v *string) string {
 	}
 	return *v
 }
+
+// Healthy reports whether the database takes writes. A server that became read-only
+// (a demoted primary, a standby, default_transaction_read_only) still answers reads,
+// so a read alone calls the node ready while every signed call fails: its nonce is a
+// write. /readyz asks this.
+func (s *Store) Healthy() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var readOnly string
+	if err := s.pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly); err != nil {
+		s.lost(err)
+		return socius.DatabaseError("postgres", err)
+	}
+	if readOnly == "on" {
+		return socius.DatabaseError("postgres", errors.New("the database takes no writes (transaction_read_only is on: a standby, or read-only by its settings)"))
+	}
+	return nil
+}

@@ -723,3 +723,122 @@ func TestRetryPause(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenWaitsForLogout: a token of a user that goes in while a logout of that user
+// is under way goes in only after the logout has committed (then the server's check
+// after the insert sees the user logged out and revokes it). At READ COMMITTED the
+// logout's tokens statement does not see a token committed after it began: inserted
+// meanwhile, it outlived the logout on every node (an audit saw it in 84 of 275 races).
+func TestTokenWaitsForLogout(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	old := &socius.Token{Hash: strings.Repeat("a", 64), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now}
+	if err := s.CreateToken(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the old token's row, so that the logout, having logged the user out, waits
+	// in its tokens statement.
+	hold, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx)
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM tokens WHERE hash = $1 FOR UPDATE`, old.Hash); err != nil {
+		t.Fatal(err)
+	}
+	logout := make(chan error, 1)
+	go func() { logout <- s.Logout(ctx, "3_site", "u1", now) }()
+	if !waitForLockWait(t, s, 1, 5*time.Second) {
+		t.Fatal("the logout never waited for the held token")
+	}
+
+	// The new token, meanwhile.
+	type created struct {
+		err      error
+		loggedIn bool
+	}
+	token := make(chan created, 1)
+	go func() {
+		err := s.CreateToken(ctx, &socius.Token{Hash: strings.Repeat("b", 64), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now})
+		u, uerr := s.User(ctx, "3_site", "u1")
+		token <- created{errors.Join(err, uerr), uerr == nil && u.LoggedIn}
+	}()
+	// Without the share lock it does not wait at all: 2 s tells (the logout's own
+	// deadline is 10 s).
+	waited := waitForLockWait(t, s, 2, 2*time.Second)
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-logout; err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	c := <-token
+	if c.err != nil {
+		t.Fatalf("CreateToken: %v", c.err)
+	}
+	if c.loggedIn || !waited {
+		t.Errorf("the token went in while the logout of its user was under way (waited for it: %v): the logout did not see it, and its user read as logged in: %v", waited, c.loggedIn)
+	}
+}
+
+// waitForLockWait waits, for at most limit, until n backends of the test's database
+// wait for a lock, and reports whether they did.
+func waitForLockWait(t *testing.T, s *Store, n int, limit time.Duration) bool {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
+		var waiting int
+		if err := s.pool.QueryRow(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// TestHealthyReadOnly: a database that takes no writes (read-only by its settings, as
+// a standby is) is not healthy, though it answers reads.
+func TestHealthyReadOnly(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.Healthy(); err != nil {
+		t.Fatalf("Healthy: %v", err)
+	}
+	set := func(v string) {
+		t.Helper()
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Release()
+		if _, err := conn.Exec(ctx, `SET default_transaction_read_only = off`); err != nil {
+			t.Fatal(err)
+		}
+		var db string
+		if err := conn.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET default_transaction_read_only = `+v); err != nil {
+			t.Fatal(err)
+		}
+		s.pool.Reset() // new connections take the database's setting
+	}
+	set("on")
+	defer set("off")
+	err := s.Healthy()
+	if err == nil || !strings.Contains(err.Error(), "takes no writes") {
+		t.Errorf("Healthy on a read-only database: %v", err)
+	}
+	if _, err := s.Site(ctx, "3_nobody"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("a read on the read-only database: %v", err)
+	}
+}

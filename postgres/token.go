@@ -11,9 +11,28 @@ import (
 // CreateToken stores a token: socius.ErrExists if its hash is taken, socius.ErrNotFound
 // if the site does not exist. The UID is not checked against the users: a token may be
 // granted for a user that has not logged in yet.
+//
+// The token goes in while its user's row (and its key's) is held in share mode. What
+// ends a user's tokens (Logout, DeleteUser, RenameUser) changes the user's row first
+// and the tokens after, DeleteKey the key's row first: at READ COMMITTED the tokens
+// statement of such a transaction sees only the tokens committed before it began, so
+// a token inserted meanwhile would outlive it. Held so, the two are ordered: a token
+// that goes in first is seen by the revoker, which waits for it; one that waits for the
+// revoker goes in after it has committed, where the server's check after the insert
+// (stillLoggedIn, keyStillThere) finds the user gone or logged out and revokes it.
 func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
-	return s.write(ctx, "create token", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
+	return s.tx(ctx, "create token", func(ctx context.Context, tx pgx.Tx) error {
+		if t.UID != "" {
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE api_key = $1 AND uid = $2 FOR SHARE`, t.APIKey, []byte(t.UID)); err != nil {
+				return err
+			}
+		}
+		if t.UserKey != "" {
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM keys WHERE user_key = $1 FOR SHARE`, t.UserKey); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
 			millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
