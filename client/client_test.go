@@ -395,21 +395,10 @@ func TestCredentialShapes(t *testing.T) {
 }
 
 func TestParams(t *testing.T) {
-	ps, err := Params{
+	checkEncoding(t, Params{
 		"s": "a b", "b": true, "i": 42, "i64": int64(-7), "f": 1.5, "n": json.Number("3"), "raw": json.RawMessage(`{"a":1}`),
 		"nil": nil, "obj": map[string]any{"u": "http://x/?a=1&b=<2>"}, "ui": UserInfo{FirstName: "D", Age: Age(0)},
-	}.encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, p := range ps {
-		got = append(got, p.Name+"="+p.Value)
-	}
-	want := `b=true,f=1.5,i=42,i64=-7,n=3,obj={"u":"http://x/?a=1&b=<2>"},raw={"a":1},s=a b,ui={"firstName":"D","age":0}`
-	if strings.Join(got, ",") != want {
-		t.Errorf("got  %s\nwant %s", strings.Join(got, ","), want)
-	}
+	}, `b=true,f=1.5,i=42,i64=-7,n=3,obj={"u":"http://x/?a=1&b=<2>"},raw={"a":1},s=a b,ui={"firstName":"D","age":0}`)
 	for _, p := range []Params{{"APIKEY": "x"}, {"sig": "x"}, {"Nonce": "1"}, {"uid": "a", "UID": "b"}, {"": "x"}, {"c": make(chan int)}} {
 		if _, err := p.encode(); err == nil {
 			t.Errorf("%v accepted", p)
@@ -864,18 +853,24 @@ func TestParamKinds(t *testing.T) {
 	type Count int
 	s, n := "plain", 7
 	var nilPtr *string
-	ps, err := Params{
+	checkEncoding(t, Params{
 		"id": ID("au1"), "count": Count(-3), "ptr": &s, "intPtr": &n, "nilPtr": nilPtr, "f32": float32(0.5),
 		"u8": uint8(200), "when": time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), "b": true,
-	}.encode()
+	}, "b=true,count=-3,f32=0.5,id=au1,intPtr=7,ptr=plain,u8=200,when=2026-11-29T08:00:00Z")
+}
+
+// checkEncoding encodes p and compares its name=value pairs, joined with commas, with
+// want.
+func checkEncoding(t *testing.T, p Params, want string) {
+	t.Helper()
+	ps, err := p.encode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, p := range ps {
-		got = append(got, p.Name+"="+p.Value)
+	for _, q := range ps {
+		got = append(got, q.Name+"="+q.Value)
 	}
-	want := "b=true,count=-3,f32=0.5,id=au1,intPtr=7,ptr=plain,u8=200,when=2026-11-29T08:00:00Z"
 	if strings.Join(got, ",") != want {
 		t.Errorf("got  %s\nwant %s", strings.Join(got, ","), want)
 	}
