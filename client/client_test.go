@@ -853,10 +853,12 @@ func TestParamKinds(t *testing.T) {
 	type Count int
 	s, n := "plain", 7
 	var nilPtr *string
+	var nilTime *time.Time
+	when := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
 	checkEncoding(t, Params{
 		"id": ID("au1"), "count": Count(-3), "ptr": &s, "intPtr": &n, "nilPtr": nilPtr, "f32": float32(0.5),
-		"u8": uint8(200), "when": time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), "b": true,
-	}, "b=true,count=-3,f32=0.5,id=au1,intPtr=7,ptr=plain,u8=200,when=2026-11-29T08:00:00Z")
+		"u8": uint8(200), "when": when, "whenPtr": &when, "nilTime": nilTime, "b": true,
+	}, "b=true,count=-3,f32=0.5,id=au1,intPtr=7,ptr=plain,u8=200,when=2026-11-29T08:00:00Z,whenPtr=2026-11-29T08:00:00Z")
 }
 
 // checkEncoding encodes p and compares its name=value pairs, joined with commas, with

@@ -85,19 +85,23 @@ func paramText(v any) (string, bool, error) {
 		return string(v), true, nil
 	case json.RawMessage:
 		return string(v), true, nil
-	case encoding.TextMarshaler:
-		b, err := v.MarshalText()
-		return string(b), true, err
 	}
-	// Named types of those kinds (type ID string) and pointers to them: as their
-	// values, not as JSON (which would quote a string).
 	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer:
-		if rv.IsNil() {
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() { // before the marshaler: a nil *time.Time would panic in it
 			return "", false, nil
 		}
-		return paramText(rv.Elem().Interface())
+		if _, ok := v.(encoding.TextMarshaler); !ok {
+			return paramText(rv.Elem().Interface())
+		}
+	}
+	if m, ok := v.(encoding.TextMarshaler); ok {
+		b, err := m.MarshalText()
+		return string(b), true, err
+	}
+	// Named types of those kinds (type ID string): as their values, not as JSON (which
+	// would quote a string).
+	switch rv.Kind() {
 	case reflect.String:
 		return rv.String(), true, nil
 	case reflect.Bool:
