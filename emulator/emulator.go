@@ -198,7 +198,9 @@ func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (See
 		if err != nil {
 			return n, fmt.Errorf("line %d: %w", rec.Line, err)
 		}
-		*count++ // loaded: what failed is not counted
+		if count != nil {
+			*count++ // loaded: what failed is not counted
+		}
 	}
 }
 
