@@ -163,22 +163,26 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 // messages.
 func Redact(connString string) string {
 	u, err := url.Parse(connString)
-	if err != nil || u.Scheme == "" {
-		// The key=value form, or something unparsable: say nothing of it if it may
-		// hold a password.
-		if strings.Contains(connString, "password") {
-			return "(a connection string)"
-		}
-		return connString
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		// The key=value form, or something unparsable (a password holding '#' or '?'
+		// cuts a URL where the parser cannot tell): none of it is said.
+		return "(a connection string that is no URL)"
 	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
+	if q := u.Query(); len(q) > 0 {
+		for name := range q {
+			if strings.Contains(strings.ToLower(name), "password") { // password, sslpassword
+				q.Set(name, "xxxxx")
+			}
+		}
 		u.RawQuery = q.Encode()
+	}
+	if u.Fragment != "" {
+		u.Fragment = "xxxxx" // a password with '#' goes on there
 	}
 	return u.String()
 }

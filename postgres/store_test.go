@@ -438,13 +438,21 @@ func TestOpenFails(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://socius:s3cret@db:5432/socius?sslmode=require": "postgres://socius:xxxxx@db:5432/socius?sslmode=require",
-		"postgres://socius@db/socius":                             "postgres://socius@db/socius",
-		"host=db user=socius password=s3cret":                     "(a connection string)",
-		"host=db user=socius":                                     "host=db user=socius",
-		"postgres://db/socius?password=s3cret&sslmode=require":    "postgres://db/socius?password=xxxxx&sslmode=require",
+		"postgres://socius:s3cret@db:5432/socius?sslmode=require":     "postgres://socius:xxxxx@db:5432/socius?sslmode=require",
+		"postgres://socius@db/socius":                                 "postgres://socius@db/socius",
+		"host=db user=socius password=s3cret":                         "(a connection string that is no URL)",
+		"host=db user=socius":                                         "(a connection string that is no URL)",
+		"postgres://db/socius?password=s3cret&sslmode=require":        "postgres://db/socius?password=xxxxx&sslmode=require",
+		"postgres://db/socius?sslmode=verify-full&sslpassword=s3cret": "postgres://db/socius?sslmode=verify-full&sslpassword=xxxxx",
+		// A password with '#' or '?' (unescaped) breaks the URL where the parser cannot
+		// tell; one that is no URL at all.
+		"postgres://su:s3cret#more@127.0.0.1:15433/s1": "(a connection string that is no URL)",
+		"postgres://su:s3cret?more@127.0.0.1:15433/s1": "(a connection string that is no URL)",
+		"postgres://db/s1#s3cret":                      "postgres://db/s1#xxxxx",
+		"su:s3cret@db/x":                               "(a connection string that is no URL)",
+		"postgres//su:s3cret@db/x":                     "(a connection string that is no URL)",
 	} {
-		if got := Redact(in); got != want {
+		if got := Redact(in); got != want || strings.Contains(got, "s3cret") {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}

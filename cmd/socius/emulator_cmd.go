@@ -322,7 +322,16 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err := c.do(ctx, "GET", "export", nil, &buf); err != nil {
 			return err
 		}
-		return os.WriteFile(*out, buf.Bytes(), 0o600)
+		// Secrets in clear: only the owner may read it, also a file there before.
+		f, err := createPrivate(*out)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(buf.Bytes()); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
 
 	case "seed":
 		pos, err := parse(args)

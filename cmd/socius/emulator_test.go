@@ -168,9 +168,15 @@ func TestEmulatorSeedResetAndExportOnClose(t *testing.T) {
 
 	// Export at any time, through the CLI.
 	exported := filepath.Join(t.TempDir(), "now.jsonl")
+	if err := os.WriteFile(exported, []byte("old"), 0o644); err != nil { // there before, readable by all
+		t.Fatal(err)
+	}
 	ts.emu(t, "export", "--out", exported)
 	if b, _ := os.ReadFile(exported); !strings.Contains(string(b), `"UID":"carol"`) || !strings.Contains(string(b), `"lastName":"Builder"`) {
 		t.Errorf("export:\n%s", b)
+	}
+	if fi, err := os.Stat(exported); err != nil || fi.Mode().Perm() != 0o600 { // secrets in clear
+		t.Errorf("the export's mode: %v %v", fi.Mode(), err)
 	}
 
 	// Reset: users go, sites and keys stay.

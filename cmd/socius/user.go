@@ -70,6 +70,23 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 	return errUsage
 }
 
+// createPrivate creates (or truncates) a file that only its owner may read: a file
+// there before would keep its mode otherwise. A device or a pipe (/dev/null) is left
+// as it is.
+func createPrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
 // exportUsers writes every user of a site as JSON lines (package dump), page by page.
 func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite bool, out string, stdout, stderr io.Writer) (err error) {
 	site, err := st.Site(ctx, apiKey)
@@ -82,17 +99,10 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 	w := stdout
 	if out != "-" {
 		// Only the owner may read it: with --with-site it holds secrets in clear, and
-		// every user's profile in any case (a file there before keeps its mode
-		// otherwise).
-		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		// every user's profile in any case.
+		f, err := createPrivate(out)
 		if err != nil {
 			return err
-		}
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() { // not /dev/null or a pipe
-			if err := f.Chmod(0o600); err != nil {
-				f.Close()
-				return err
-			}
 		}
 		defer func() {
 			if cerr := f.Close(); err == nil {
