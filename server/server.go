@@ -27,8 +27,9 @@
 // the calls in progress (MaxConcurrent), the request bodies held at once (MaxConcurrent
 // times MaxBodyBytes) and, when configured, the calls a second of each apiKey
 // (RateLimit). A body's buffer grows as its bytes arrive, and a call takes its slot
-// only once its request is read: a client that sends slowly, or not at all, holds
-// neither a slot nor more memory than it sent. Header size and read/write/idle timeouts belong to the
+// only once its request is read: a client that sends slowly, or not at all, holds no
+// slot, and about no more memory than it sent. Header size and read/write/idle
+// timeouts belong to the
 // http.Server that runs the handler (see cmd/socius).
 package server
 
@@ -495,8 +496,8 @@ const firstBodyRead = 16 << 10
 // the announced length (and one byte more, to see the end without another growth), at
 // most firstBodyRead, then doubling, never past the announced length. So a client that
 // announces a large body and sends it slowly, or never, holds about no more memory
-// than it sent (at most firstBodyRead, or twice what it sent). The bytes read count against the server's budget of bodies until the call
-// ends; beyond it, 403048.
+// than it sent (at most firstBodyRead, or twice what it sent). The bytes read count
+// against the server's budget of bodies until the call ends; beyond it, 403048.
 func (s *Server) readBody(c *call, r io.Reader, length int64) error {
 	buf := c.body[:0]
 	if length > 0 {
