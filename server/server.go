@@ -29,8 +29,7 @@
 // (RateLimit). A body's buffer grows as its bytes arrive, and a call takes its slot
 // only once its request is read: a client that sends slowly, or not at all, holds no
 // slot, and about no more memory than it sent. Header size and read/write/idle
-// timeouts belong to the
-// http.Server that runs the handler (see cmd/socius).
+// timeouts belong to the http.Server that runs the handler (see cmd/socius).
 package server
 
 import (
