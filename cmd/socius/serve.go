@@ -199,7 +199,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		return err
 	}
 	if isPostgres(m.StoreURL) && m.MasterKeyFile == "" && m.MasterKey == "" {
-		return errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
+		return errNoMasterKey
 	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")

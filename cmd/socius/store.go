@@ -85,7 +85,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		// Every node must seal with the same key: one generated into a node's data
 		// folder would be useless to the others.
 		if cfg.masterKeyFile == "" && cfg.masterKey == "" {
-			return nil, errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
+			return nil, errNoMasterKey
 		}
 		pg, err := postgres.Open(ctx, cfg.spec)
 		if err != nil {
@@ -200,3 +200,7 @@ func readKeyFile(out io.Writer, path string) ([]byte, error) {
 	}
 	return sealed.ReadKeyFile(path)
 }
+
+// errNoMasterKey refuses a PostgreSQL store without a master key given: one generated
+// into a node's data folder would be useless to the other nodes.
+var errNoMasterKey = errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
