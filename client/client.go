@@ -399,7 +399,8 @@ func decodeSecret(s string) ([]byte, error) {
 }
 
 // ClockOffset is what the client adds to its clock: learned from the server's Date
-// header after a 403002 (Request has expired).
+// header, after a 403002 (Request has expired) and from any answer whose Date is more
+// than a second off.
 func (c *Client) ClockOffset() time.Duration { return time.Duration(c.offset.Load()) }
 
 // learnOffset sets the clock offset from an answer's Date header, and returns it.

@@ -361,10 +361,13 @@ func (e *Emulator) apiClock(w http.ResponseWriter, r *http.Request) {
 // far beyond any token's lifetime, and well inside what a time.Duration holds.
 const MaxClockOffset = 100 * 365 * 24 * time.Hour
 
-// LatestTime is the latest time the clock may read: the nonce memory keeps expiry
-// times in 32-bit Unix seconds, which end on 2106-02-07, after which no nonce would be
-// forgotten.
-var LatestTime = time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC)
+// EarliestTime and LatestTime bound the time the clock may read: the nonce memory
+// keeps expiry times in 32-bit Unix seconds, from 1970 to 2106-02-07, outside which no
+// nonce would be forgotten.
+var (
+	EarliestTime = time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
+	LatestTime   = time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // ClockChange is the body of POST /_emulator/api/clock: exactly one of its fields.
 type ClockChange struct {
@@ -397,8 +400,8 @@ func (c ClockChange) Apply(clock *socius.OffsetClock) error {
 		if !within(time.Until(t)) { // saturates past ±292 years: refused too
 			return fmt.Errorf("set: %s is more than 100 years from the system time", t.UTC().Format(time.RFC3339))
 		}
-		if t.After(LatestTime) {
-			return fmt.Errorf("set: %s is after %s, the latest time the emulator's clock may read", t.UTC().Format(time.RFC3339), LatestTime.Format(time.RFC3339))
+		if t.After(LatestTime) || t.Before(EarliestTime) {
+			return fmt.Errorf("set: %s is outside %s to %s, the times the emulator's clock may read", t.UTC().Format(time.RFC3339), EarliestTime.Format(time.RFC3339), LatestTime.Format(time.RFC3339))
 		}
 		clock.Set(t)
 	case c.Advance != "":
@@ -409,8 +412,8 @@ func (c ClockChange) Apply(clock *socius.OffsetClock) error {
 		if !within(d) || !within(clock.Offset()+d) {
 			return fmt.Errorf("advance: %v would put the clock more than 100 years from the system time", d)
 		}
-		if clock.Now().Add(d).After(LatestTime) {
-			return fmt.Errorf("advance: %v would put the clock after %s, the latest time it may read", d, LatestTime.Format(time.RFC3339))
+		if to := clock.Now().Add(d); to.After(LatestTime) || to.Before(EarliestTime) {
+			return fmt.Errorf("advance: %v would put the clock outside %s to %s, the times it may read", d, EarliestTime.Format(time.RFC3339), LatestTime.Format(time.RFC3339))
 		}
 		clock.Advance(d)
 	default:

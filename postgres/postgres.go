@@ -163,9 +163,10 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 // messages.
 func Redact(connString string) string {
 	u, err := url.Parse(connString)
-	if err != nil || u.Scheme == "" || u.Opaque != "" {
-		// The key=value form, or something unparsable (a password holding '#' or '?'
-		// cuts a URL where the parser cannot tell): none of it is said.
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.User == nil && strings.Contains(connString, "@") {
+		// The key=value form, or something unparsable, or a URL with an '@' that the
+		// parser did not take for user information (a password holding '/', '?' or '#'
+		// cuts the URL where the parser cannot tell): none of it is said.
 		return "(a connection string that is no URL)"
 	}
 	if u.User != nil {

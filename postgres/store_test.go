@@ -450,6 +450,10 @@ func TestRedact(t *testing.T) {
 		"postgres://su:s3cret?more@127.0.0.1:15433/s1": "(a connection string that is no URL)",
 		"postgres://db/s1#s3cret":                      "postgres://db/s1#xxxxx",
 		"su:s3cret@db/x":                               "(a connection string that is no URL)",
+		"postgres://su:/s3cret@db/x":                   "(a connection string that is no URL)",
+		"postgres://su:123/s3cret@db/x":                "(a connection string that is no URL)",
+		"postgres://su:123?s3cret@db/x":                "(a connection string that is no URL)",
+		"postgres://su:12#s3cret@db/x":                 "(a connection string that is no URL)",
 		"postgres//su:s3cret@db/x":                     "(a connection string that is no URL)",
 	} {
 		if got := Redact(in); got != want || strings.Contains(got, "s3cret") {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/emulator"
@@ -62,6 +63,10 @@ func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
 	}
 	if m.RequestLogSize <= 0 {
 		return errors.New("--request-log-size must be positive")
+	}
+	if m.WriteTimeout < 2*time.Second {
+		// Long polls of the request log and fault delays end a second before it.
+		return fmt.Errorf("--write-timeout %v: the emulator needs at least 2s (its long polls and fault delays end a second before it)", m.WriteTimeout)
 	}
 	if m.EmulatorAllowRemote {
 		return nil
