@@ -157,3 +157,12 @@ type Store interface {
 	TokenStore
 	Close() error
 }
+
+// A SecretSwapper replaces the stored secret of a site or a key only while it still
+// holds the value read before, and reports whether it did: what re-encrypting the
+// secrets under a new master key needs, so that it neither undoes a change made
+// meanwhile (a rotation) nor stores again a key deleted meanwhile. Both stores have it.
+type SecretSwapper interface {
+	SwapSiteSecret(ctx context.Context, apiKey, old, new string) (bool, error)
+	SwapKeySecret(ctx context.Context, userKey, old, new string) (bool, error)
+}

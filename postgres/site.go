@@ -177,3 +177,25 @@ func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 		return err
 	})
 }
+
+// SwapSiteSecret replaces the site's stored secret with new while it is old, and
+// reports whether it did (socius.SecretSwapper).
+func (s *Store) SwapSiteSecret(ctx context.Context, apiKey, old, new string) (bool, error) {
+	return s.swap(ctx, "swap site secret", `UPDATE sites SET secret = $1 WHERE api_key = $2 AND secret = $3`, new, apiKey, old)
+}
+
+// SwapKeySecret replaces the key's stored secret with new while it is old, and reports
+// whether it did (socius.SecretSwapper).
+func (s *Store) SwapKeySecret(ctx context.Context, userKey, old, new string) (bool, error) {
+	return s.swap(ctx, "swap key secret", `UPDATE keys SET secret = $1 WHERE user_key = $2 AND secret = $3`, new, userKey, old)
+}
+
+func (s *Store) swap(ctx context.Context, op, query string, args ...any) (bool, error) {
+	var swapped bool
+	err := s.write(ctx, op, func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, query, args...)
+		swapped = err == nil && tag.RowsAffected() == 1
+		return err
+	})
+	return swapped, err
+}

@@ -249,35 +249,45 @@ func (s *Store) Verify(ctx context.Context) error {
 // the previous keys are then no longer needed. Run Verify first: sealing with a wrong
 // key would leave the store with secrets under two keys.
 //
-// Sites and keys are rewritten in place (PutSite, PutKey), each in one store
-// transaction, so a Migrate that stops half way is finished by the next.
+// Sites and keys are rewritten in place, each in one store transaction, so a Migrate
+// that stops half way is finished by the next. When the wrapped store is a
+// socius.SecretSwapper (both stores are), a secret is replaced only while it still
+// holds the value read: a rotation or a key deletion made meanwhile (by another node,
+// an admin command) stays as it was made. Otherwise it is written back whole (PutSite,
+// PutKey).
 func (s *Store) Migrate(ctx context.Context) (plain, previous int, err error) {
-	// count sorts a stored secret: nothing to do, plain, or under a previous key.
-	count := func(stored string, ad []byte) (string, bool, error) {
+	swapper, _ := s.Store.(socius.SecretSwapper)
+	// reseal rewrites one stored secret unless it is sealed with the current key,
+	// with write (given the value sealed now and the secret), and counts it when it
+	// was rewritten.
+	reseal := func(stored string, ad []byte, write func(sealed, secret string) (bool, error)) error {
 		secret, current, err := s.openReporting(stored, ad)
+		if err != nil || current {
+			return err
+		}
+		done, err := write(s.seal(secret, ad), secret)
 		switch {
-		case err != nil || current:
+		case err != nil || !done:
 		case !IsSealed(stored):
 			plain++
 		default:
 			previous++
 		}
-		return secret, err == nil && !current, err
+		return err
 	}
 	sites, err := s.Store.Sites(ctx)
 	if err != nil {
 		return plain, previous, err
 	}
 	for _, site := range sites {
-		secret, redo, err := count(site.Secret, siteAD(site.APIKey))
+		err := reseal(site.Secret, siteAD(site.APIKey), func(sealed, secret string) (bool, error) {
+			if swapper != nil {
+				return swapper.SwapSiteSecret(ctx, site.APIKey, site.Secret, sealed)
+			}
+			site.Secret = secret
+			return true, s.PutSite(ctx, site)
+		})
 		if err != nil {
-			return plain, previous, fmt.Errorf("sealed: secret of site %s: %w", site.APIKey, err)
-		}
-		if !redo {
-			continue
-		}
-		site.Secret = secret
-		if err := s.PutSite(ctx, site); err != nil {
 			return plain, previous, fmt.Errorf("sealed: seal the secret of site %s: %w", site.APIKey, err)
 		}
 	}
@@ -286,15 +296,14 @@ func (s *Store) Migrate(ctx context.Context) (plain, previous int, err error) {
 		return plain, previous, err
 	}
 	for _, k := range keys {
-		secret, redo, err := count(k.Secret, keyAD(k.UserKey))
+		err := reseal(k.Secret, keyAD(k.UserKey), func(sealed, secret string) (bool, error) {
+			if swapper != nil {
+				return swapper.SwapKeySecret(ctx, k.UserKey, k.Secret, sealed)
+			}
+			k.Secret = secret
+			return true, s.PutKey(ctx, k)
+		})
 		if err != nil {
-			return plain, previous, fmt.Errorf("sealed: secret of userKey %s: %w", k.UserKey, err)
-		}
-		if !redo {
-			continue
-		}
-		k.Secret = secret
-		if err := s.PutKey(ctx, k); err != nil {
 			return plain, previous, fmt.Errorf("sealed: seal the secret of userKey %s: %w", k.UserKey, err)
 		}
 	}

@@ -306,3 +306,68 @@ func TestKeyFile(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// meddler is a store whose first secret swap first lets another writer act: a key
+// deleted, or a key's secret rotated, while a migration runs.
+type meddler struct {
+	*sqlite.Store
+	once   sync.Once
+	meddle func()
+}
+
+func (m *meddler) SwapKeySecret(ctx context.Context, userKey, old, new string) (bool, error) {
+	m.once.Do(m.meddle)
+	return m.Store.SwapKeySecret(ctx, userKey, old, new)
+}
+
+// TestMigrateLeavesChangesMadeMeanwhile: a key deleted, or a key's secret rotated (by
+// another node, an admin command) while a migration to a new master key runs, stays
+// deleted, or keeps its new secret. Writing each secret back whole (PutKey, an upsert)
+// stored the deleted key again and undid the rotation.
+func TestMigrateLeavesChangesMadeMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	oldKey, newKey := sealed.NewKey(), sealed.NewKey()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	before := wrap(t, raw, oldKey)
+	if err := before.CreateSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, uk := range []string{"Ak1", "Ak2", "Ak3"} {
+		if err := before.CreateKey(ctx, &socius.Key{UserKey: uk, APIKey: "3_a", Secret: keySecret, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rotated = "cm90YXRlZC1rZXktc2VjcmV0LTAxMjM0"
+	m := &meddler{Store: raw}
+	st, err := sealed.New(m, newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.meddle = func() {
+		if err := raw.DeleteKey(ctx, "Ak2"); err != nil {
+			t.Error(err)
+		}
+		if err := st.PutKey(ctx, &socius.Key{UserKey: "Ak3", APIKey: "3_a", Secret: rotated, CreatedAt: now}); err != nil {
+			t.Error(err)
+		}
+	}
+	plain, previous, err := st.Migrate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain != 0 || previous != 2 { // the site and Ak1; Ak2 went, Ak3 was rotated meanwhile
+		t.Errorf("Migrate moved %d plain and %d previous secrets, want 0 and 2", plain, previous)
+	}
+	if _, err := raw.Key(ctx, "Ak2"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the key deleted during the migration: %v, want it gone", err)
+	}
+	if k, err := st.Key(ctx, "Ak3"); err != nil || k.Secret != rotated {
+		t.Errorf("the key rotated during the migration: %+v %v", k, err)
+	}
+	// The rest opens with the new key alone.
+	alone := wrap(t, raw, newKey)
+	if err := alone.Verify(ctx); err != nil {
+		t.Errorf("Verify with the new key alone: %v", err)
+	}
+}

@@ -249,3 +249,32 @@ func affected(res sql.Result, err error, op string) error {
 	}
 	return nil
 }
+
+// SwapSiteSecret replaces the site's stored secret with new while it is old, and
+// reports whether it did (socius.SecretSwapper).
+func (s *Store) SwapSiteSecret(ctx context.Context, apiKey, old, new string) (bool, error) {
+	return s.swap(ctx, "swap site secret", `UPDATE sites SET secret = ? WHERE api_key = ? AND secret = ?`, new, apiKey, old)
+}
+
+// SwapKeySecret replaces the key's stored secret with new while it is old, and reports
+// whether it did (socius.SecretSwapper).
+func (s *Store) SwapKeySecret(ctx context.Context, userKey, old, new string) (bool, error) {
+	return s.swap(ctx, "swap key secret", `UPDATE keys SET secret = ? WHERE user_key = ? AND secret = ?`, new, userKey, old)
+}
+
+func (s *Store) swap(ctx context.Context, op, query string, args ...any) (bool, error) {
+	var swapped bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(query, args...)
+		if err != nil {
+			return errorFor(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return errorFor(op, err)
+		}
+		swapped = n == 1
+		return nil
+	})
+	return swapped, err
+}

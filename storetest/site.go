@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -120,6 +121,55 @@ mwIDAQAB
 `
 
 var keyTests = []test{
+	{"SwapSecrets", func(t *testing.T, s socius.Store) {
+		sw, ok := s.(socius.SecretSwapper)
+		if !ok {
+			t.Skip("the store is no socius.SecretSwapper")
+		}
+		ctx := t.Context()
+		site := createSite(t, s, "3_site", base)
+		k := createKey(t, s, "3_site", "Akey", base, "socialize.getUserInfo")
+		const a, b = "c3dhcHBlZC1zZWNyZXQtMDEyMzQ1Njc=", "YW5vdGhlci1zZWNyZXQtMDEyMzQ1Njc="
+		// While the value is the one read: replaced, and nothing else changes.
+		if ok, err := sw.SwapSiteSecret(ctx, "3_site", site.Secret, a); !ok || err != nil {
+			t.Fatalf("SwapSiteSecret from the stored value: %v, %v", ok, err)
+		}
+		if ok, err := sw.SwapKeySecret(ctx, "Akey", k.Secret, a); !ok || err != nil {
+			t.Fatalf("SwapKeySecret from the stored value: %v, %v", ok, err)
+		}
+		if got, err := s.Site(ctx, "3_site"); err != nil || got.Secret != a || got.Name != site.Name {
+			t.Errorf("site after the swap: %+v %v", got, err)
+		}
+		if got, err := s.Key(ctx, "Akey"); err != nil || got.Secret != a || len(got.Methods) != 1 || got.APIKey != "3_site" {
+			t.Errorf("key after the swap: %+v %v", got, err)
+		}
+		// From a value no longer stored (changed meanwhile): nothing happens.
+		if ok, err := sw.SwapSiteSecret(ctx, "3_site", site.Secret, b); ok || err != nil {
+			t.Errorf("SwapSiteSecret from a stale value: %v, %v", ok, err)
+		}
+		if ok, err := sw.SwapKeySecret(ctx, "Akey", k.Secret, b); ok || err != nil {
+			t.Errorf("SwapKeySecret from a stale value: %v, %v", ok, err)
+		}
+		if got, _ := s.Key(ctx, "Akey"); got == nil || got.Secret != a {
+			t.Errorf("key after a stale swap: %+v", got)
+		}
+		// A key or site that is not there (deleted meanwhile) is not made.
+		if err := s.DeleteKey(ctx, "Akey"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := sw.SwapKeySecret(ctx, "Akey", a, b); ok || err != nil {
+			t.Errorf("SwapKeySecret of a deleted key: %v, %v", ok, err)
+		}
+		if _, err := s.Key(ctx, "Akey"); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("the deleted key after a swap: %v", err)
+		}
+		if ok, err := sw.SwapSiteSecret(ctx, "3_nosite", a, b); ok || err != nil {
+			t.Errorf("SwapSiteSecret of no site: %v, %v", ok, err)
+		}
+		if _, err := s.Site(ctx, "3_nosite"); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("no site after a swap: %v", err)
+		}
+	}},
 	{"CreateAndGet", func(t *testing.T, s socius.Store) {
 		createSite(t, s, "3_site", base)
 		keys := []*socius.Key{

@@ -139,7 +139,15 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		}
 		return nil, err
 	}
-	plain, resealed, err := st.Migrate(ctx)
+	// The migration runs on the store itself, not through its decorators (metrics):
+	// the store can replace a secret only while it holds the value read.
+	migrator := st
+	if inner != raw {
+		if migrator, err = sealed.New(raw, key, previous...); err != nil {
+			return nil, err
+		}
+	}
+	plain, resealed, err := migrator.Migrate(ctx)
 	if err != nil {
 		return nil, err
 	}
