@@ -167,9 +167,8 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	if !ok {
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: timestamp must be Unix time in seconds (or milliseconds)")
 	}
-	if d := c.now.Sub(ts); d > s.cfg.Skew || d < -s.cfg.Skew {
-		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: timestamp %s is %s the server time %s by more than %d s",
-			tsText, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+	if err := s.outsideSkew(c, "timestamp", tsText, ts); err != nil {
+		return err
 	}
 	if gigya.VerifyRequest(key, c.params.Get("sig"), c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, c.params.All()) < 0 {
 		// What the server signed, for debugging through Config.Observe; credential
@@ -217,6 +216,16 @@ func explainSignature(c *call, key []byte, whose string) string {
 			"Gigya refuses such requests too (SAP/gigya-swift-sdk issue 48); add those characters to GigyaDefinitions.charactersAllowedInSig in the app, or keep them out of the values", kept)
 	}
 	return b.String()
+}
+
+// outsideSkew is the 403002 for a time a request carries (what, as sent: text) that is
+// further than the clock skew from the server's time; nil within it.
+func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
+	if d := c.now.Sub(t); d > s.cfg.Skew || d < -s.cfg.Skew {
+		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is %s the server time %s by more than %d s",
+			what, text, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+	}
+	return nil
 }
 
 func aheadBehind(d time.Duration) string {
@@ -467,9 +476,8 @@ func (s *Server) authenticateBearer(c *call) error {
 	if !ok {
 		return badHeader("the JWT has no jti claim (a nonce, at most 256 characters)")
 	}
-	if d := c.now.Sub(iat); d > s.cfg.Skew || d < -s.cfg.Skew {
-		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: JWT iat %s is %s the server time %s by more than %d s",
-			claims.Iat.String(), aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+	if err := s.outsideSkew(c, "JWT iat", claims.Iat.String(), iat); err != nil {
+		return err
 	}
 	if claims.Exp != nil {
 		if exp, ok := jwtTime(*claims.Exp); !ok || !c.now.Before(exp) {

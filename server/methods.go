@@ -409,9 +409,8 @@ func (s *Server) checkUIDSig(c *call, siteUID string) error {
 	if !ok {
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: UIDTimestamp must be Unix time in seconds")
 	}
-	if d := c.now.Sub(ts); d > s.cfg.Skew || d < -s.cfg.Skew {
-		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: UIDTimestamp %s is %s the server time %s by more than %d s",
-			clip(tsText, 40), aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+	if err := s.outsideSkew(c, "UIDTimestamp", clip(tsText, 40), ts); err != nil {
+		return err
 	}
 	key, err := c.partnerKey()
 	if err != nil {
