@@ -398,15 +398,23 @@ func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Contex
 			}
 			continue
 		}
-		t := time.NewTimer(retryPause(attempt))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return errorFor(op, err)
+		if pause(ctx, retryPause(attempt)) != nil {
+			break
 		}
 	}
 	return errorFor(op, err)
+}
+
+// pause waits d, or until ctx ends (then its error).
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // retryPause is the wait before the attempt after attempt (counted from 0) of a

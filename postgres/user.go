@@ -75,12 +75,21 @@ func (l *columnList) addPatch(patch *socius.Patch) {
 // Each statement is atomic by itself: the UPDATE of an existing user; when there is
 // none, the INSERT of the new user with its patch; when a concurrent Login inserted
 // the user in between (the INSERT then inserts nothing), the UPDATE again. Exactly one
-// of concurrent first logins inserts, and every patch applies.
+// of concurrent first logins inserts, and every patch applies. A round is lost only
+// when others created the user and deleted it again meanwhile, which is their progress,
+// so the rounds go on (after a few, with a growing random pause) until the operation's
+// deadline. (One INSERT ... ON CONFLICT DO UPDATE would need xmax to tell an insert,
+// which the SQL avoids: see docs/postgresql.md.)
 func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time) (bool, error) {
 	var created bool
 	err := s.write(ctx, "login", func(ctx context.Context) error {
 		created = false
-		for range 3 {
+		for round := 0; ; round++ {
+			if round >= 2 {
+				if err := pause(ctx, retryPause(round-2)); err != nil {
+					return err
+				}
+			}
 			err := s.updateLogin(ctx, apiKey, uid, patch, now)
 			if !errors.Is(err, socius.ErrNotFound) {
 				return err
@@ -104,7 +113,6 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 			// A concurrent Login created the user: update it. (Should it be deleted
 			// again at once, the loop starts over.)
 		}
-		return errors.New("the user was created and deleted again, three times over")
 	})
 	return created, err
 }

@@ -91,6 +91,56 @@ var concurrencyTests = []test{
 		})
 	}},
 
+	{"LoginBesideDeletes", func(t *testing.T, s socius.Store) {
+		// First logins of one UID while others delete it over and over: every Login
+		// succeeds (it creates the user or updates it, however often the user comes
+		// and goes meanwhile), and whatever is left at the end is a whole user.
+		createSite(t, s, "3_site", base)
+		const loginers, deleters, rounds = 16, 16, 60
+		var created atomic.Int32
+		var wg sync.WaitGroup
+		for i := range loginers {
+			wg.Go(func() {
+				for r := range rounds {
+					p := patch(map[socius.Field]string{socius.Nickname: fmt.Sprintf("n%d-%d", i, r)})
+					c, err := s.Login(t.Context(), "3_site", "u1", p, base)
+					if err != nil {
+						t.Errorf("Login %d round %d: %v", i, r, err)
+						return
+					}
+					if c {
+						created.Add(1)
+					}
+				}
+			})
+		}
+		for range deleters {
+			wg.Go(func() {
+				for range rounds {
+					err := s.DeleteUser(t.Context(), "3_site", "u1", base)
+					if err != nil && !errors.Is(err, socius.ErrNotFound) {
+						t.Errorf("DeleteUser: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if created.Load() == 0 {
+			t.Error("no Login reported the user created")
+		}
+		u, err := s.User(t.Context(), "3_site", "u1")
+		if errors.Is(err, socius.ErrNotFound) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("User: %v", err)
+		}
+		if !u.LoggedIn || u.Profile[socius.Nickname] == "" || !sameTime(u.CreatedAt, base) {
+			t.Errorf("user at the end: LoggedIn %v, nickname %q, CreatedAt %s", u.LoggedIn, u.Profile[socius.Nickname], u.CreatedAt)
+		}
+	}},
+
 	{"FailuresStayApart", func(t *testing.T, s socius.Store) {
 		// Writes that fail, at the same time as writes that succeed, fail alone: each
 		// caller gets its own outcome, and only the successes are stored.
