@@ -250,6 +250,8 @@ func TestHostileRequests(t *testing.T) {
 			code: 400006, details: "UID contains a NUL character"},
 		{name: "NUL escaped inside userInfo", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(`{"nickname":"a\u0000b"}`))),
 			code: 400006, details: "nickname contains a NUL character"},
+		{name: "signed parameters folded into one name", req: post("socialize.setUserInfo", strings.Replace(signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`)), "UID=u1&apiKey=", "UID%3Du1%26apiKey=", 1)),
+			code: 400001, details: "Malformed parameter name"},
 		{name: "NUL in a parameter name", req: post("socialize.getUserInfo", "U%00ID=1&"+readU1),
 			code: 400001, details: "Malformed parameter name"},
 		{name: "NUL in the path, percent-encoded", req: get("/socialize.getUserInfo%00"),

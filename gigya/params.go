@@ -138,11 +138,14 @@ func (p *Params) Decode(s string) error {
 	return nil
 }
 
-// validName accepts printable ASCII names without '=' and '&' (already split on) and
-// without spaces: every real Gigya parameter name is such.
+// validName accepts printable ASCII names without spaces, '=' or '&': every real Gigya
+// parameter name is such. A name decoded from %3D or %26 would make the signature's base
+// string ambiguous: there names are joined to their values by '=' and to each other by
+// '&' unescaped, so the name "a=1&b" with the value 2 signs as the two parameters a=1
+// and b=2, and a request could hide signed parameters in one name.
 func validName(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
+		if c := s[i]; c <= ' ' || c > '~' || c == '=' || c == '&' {
 			return false
 		}
 	}

@@ -42,6 +42,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"%zz=1", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"=1", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"a%00b=1", socius.CodeInvalidRequest, "Malformed parameter name"},
+		{"a%3D1%26b=2", socius.CodeInvalidRequest, "Malformed parameter name"},
+		{"a%26b=2", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"a=%ff%fe", socius.CodeInvalidValue, "a is not valid UTF-8"},
 		{"a=x%00y", socius.CodeInvalidValue, "a contains a NUL character"},
 		{strings.Repeat("n", 129) + "=1", socius.CodeInvalidRequest, "Malformed parameter name"},
