@@ -93,6 +93,11 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 
 // siteKey returns the key of c.site with the userKey; 403005 when there is none.
 func (s *Server) siteKey(c *call, userKey string) (*socius.Key, error) {
+	if !socius.ValidUserKey(userKey) {
+		// No key has such a name, and the database need not be asked: PostgreSQL
+		// refuses a NUL byte (which a JWT's kid can hold) as an error of its own.
+		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: %q is not a valid userKey", clip(userKey, 64))
+	}
 	key, err := s.cfg.Store.Key(c.ctx, userKey)
 	if errors.Is(err, socius.ErrNotFound) || err == nil && key.APIKey != c.site.APIKey {
 		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %q is not a key of this site", clip(userKey, 64))

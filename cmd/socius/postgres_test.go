@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -164,5 +167,33 @@ func TestPostgresFirstStart(t *testing.T) {
 	}
 	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}}); a.code() != 0 {
 		t.Errorf("a call: %v", a)
+	}
+}
+
+// TestPostgresRefusesBadKeysItself: a userKey that no key can have (a NUL byte, which a
+// JWT's kid can carry in JSON and PostgreSQL refuses as an error of its own) is
+// 403005 before the database is asked, never 500028 and an error in the log.
+func TestPostgresRefusesBadKeysItself(t *testing.T) {
+	ts := startServer(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t))
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	jwt := b64(`{"alg":"RS256","kid":"\u0000x"}`) + "." + b64(fmt.Sprintf(`{"iat":%d,"jti":"j1"}`, time.Now().Unix())) + ".AAAA"
+	req, err := http.NewRequest("POST", ts.HTTPURL+"/socialize.getUserInfo",
+		strings.NewReader(url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+jwt)
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	if a.code() != 403005 || !strings.Contains(fmt.Sprint(a["errorDetails"]), "not a valid userKey") {
+		t.Errorf("a JWT whose kid holds a NUL byte: %v; want 403005 not a valid userKey", a)
 	}
 }
