@@ -111,13 +111,75 @@ func (f Field) Validate(v string) (string, error) {
 			return "", fmt.Errorf("gender must be one of m, f, u")
 		}
 	case Age:
-		a, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || a < 0 || a > MaxAge {
+		a, ok := wholeNumber(strings.TrimSpace(v))
+		if !ok || a < 0 || a > MaxAge {
 			return "", fmt.Errorf("age must be an integer from 0 to %d", MaxAge)
 		}
 		return strconv.Itoa(a), nil
 	}
 	return v, nil
+}
+
+// wholeNumber reads a decimal number whose value is a whole number, as JSON and the
+// SDKs write it: "30", "+30", "30.0", "3e1", "3.00E+1" (Python's json.dumps writes an
+// age kept as a float as 30.0). It is exact: "30.000001" is no whole number, however
+// close. Values beyond six digits read as not whole, which no range check wants anyway.
+func wholeNumber(s string) (int, bool) {
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg, s = s[0] == '-', s[1:]
+	}
+	mant, exp := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, exp = s[:i], s[i+1:]
+		if exp == "" {
+			return 0, false
+		}
+	}
+	intPart, frac := mant, ""
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		intPart, frac = mant[:i], mant[i+1:]
+	}
+	digits := intPart + frac
+	if digits == "" || !allDigits(digits) {
+		return 0, false
+	}
+	shift := 0
+	if exp != "" {
+		e := exp
+		if e[0] == '-' || e[0] == '+' {
+			e = e[1:]
+		}
+		if e == "" || len(e) > 4 || !allDigits(e) {
+			return 0, false
+		}
+		shift, _ = strconv.Atoi(e)
+		if exp[0] == '-' {
+			shift = -shift
+		}
+	}
+	digits = strings.TrimLeft(digits, "0")
+	point := len(digits) - len(frac) + shift // digits before the decimal point
+	if digits == "" {
+		return 0, true
+	}
+	if point <= 0 || strings.TrimRight(digits[min(point, len(digits)):], "0") != "" || point > 6 {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(digits[:min(point, len(digits))] + strings.Repeat("0", max(point-len(digits), 0)))
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // A Profile holds the eight fields; an empty string means no data. Age is kept in its

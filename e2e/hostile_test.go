@@ -233,7 +233,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "age beyond any integer", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(`{"age":"99999999999999999999999"}`))),
 			code: 400006, details: "age must be an integer"},
 		{name: "age 1e400", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", set(`{"age":1e400}`))),
-			code: 400006, details: "age must be a whole number"},
+			code: 400006, details: "age must be an integer from 0 to 150"},
 
 		// Invalid UTF-8 and NUL bytes.
 		{name: "invalid UTF-8 in a value", req: post("socialize.getUserInfo", "UID=%C3%28&"+signedBody("socialize.getUserInfo", nil)),

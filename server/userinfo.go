@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strings"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
@@ -73,9 +72,6 @@ func fieldValue(f socius.Field, v any) (string, error) {
 		s = v
 	case gigya.Number:
 		s = string(v)
-		if f == socius.Age && strings.ContainsAny(s, ".eE") {
-			return "", fieldError("age must be a whole number")
-		}
 	case bool:
 		return "", fieldError(mustBe(f) + ", not true or false")
 	default:

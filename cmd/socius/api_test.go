@@ -100,7 +100,7 @@ func TestErrorCodes(t *testing.T) {
 		{"bad gender", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"gender":"x"}`)), 400006, "gender must be one of m, f, u"},
 		{"age too high", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":151}`)), 400006, "age must be an integer from 0 to 150"},
 		{"age negative", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":"-1"}`)), 400006, "userInfo.age"},
-		{"age fractional", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":30.5}`)), 400006, "whole number"},
+		{"age fractional", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":30.5}`)), 400006, "age must be an integer from 0 to 150"},
 		{"age boolean", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":true}`)), 400006, "age: must be a whole number from 0 to 150, or such a number as a string, not true or false"},
 		{"age an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"age":{}}`)), 400006, "age: must be a whole number from 0 to 150, or such a number as a string, not an object"},
 		{"field an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"nickname":{"a":1}}`)), 400006, "userInfo.nickname"},
@@ -491,6 +491,14 @@ func TestMergeRules(t *testing.T) {
 	a = get()
 	if a.str("firstName") != "Dávid 🎉" || a["lastName"] != nil || a["nickname"] != nil || a.str("email") != "not-an-email" || a["age"] != 30.0 {
 		t.Errorf("after merge: %v", a)
+	}
+	// An age written as a float (Python's json.dumps of 31.0) or with an exponent is
+	// the whole number it is.
+	for age, want := range map[string]float64{`31.0`: 31, `"32.0"`: 32, `3.3e1`: 33} {
+		set(`{"age":` + age + `}`)
+		if got := get()["age"]; got != want {
+			t.Errorf("age %s read back as %v, want %v", age, got, want)
+		}
 	}
 	if _, ok := a["shoeSize"]; ok {
 		t.Error("unknown key stored")
