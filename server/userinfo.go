@@ -1,7 +1,6 @@
 package server
 
 import (
-
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
 )
