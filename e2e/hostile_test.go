@@ -305,6 +305,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "DELETE", req: request("DELETE", "/socialize.deleteAccount?"+signedBody("socialize.deleteAccount", url.Values{"UID": {"u2"}}), host, ""),
 			code: 400001, details: "HTTP method DELETE is not supported"},
 		{name: "OPTIONS", req: request("OPTIONS", "/socialize.getUserInfo", host, ""), code: 400001, details: "HTTP method OPTIONS"},
+		{name: "OPTIONS *", req: request("OPTIONS", "*", host, ""), code: 400001, details: "HTTP method OPTIONS"},
 		{name: "TRACE", req: request("TRACE", "/socialize.getUserInfo", host, "", "X-Echo: me"), code: 400001, details: "HTTP method TRACE"},
 		{name: "made-up HTTP method", req: request("BREW", "/socialize.getUserInfo", host, ""), code: 400001, details: "HTTP method BREW"},
 		{name: "HEAD", req: request("HEAD", "/socialize.getUserInfo?"+signedBody("socialize.getUserInfo", u1), host, ""), code: -1,

@@ -395,14 +395,17 @@ func pprofHandler() http.Handler {
 // must be configured alike).
 func (m *Main) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		ConnState:         m.silent.track,
-		Handler:           h,
-		ReadHeaderTimeout: m.ReadHeaderTimeout,
-		ReadTimeout:       m.ReadTimeout,
-		WriteTimeout:      m.WriteTimeout,
-		IdleTimeout:       m.IdleTimeout,
-		MaxHeaderBytes:    m.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+		ConnState: m.silent.track,
+		Handler:   h,
+		// "OPTIONS *" reaches the handler, which answers it with an envelope like any
+		// other request; Go's own answer is an empty 200, which an SDK reads as success.
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            m.ReadHeaderTimeout,
+		ReadTimeout:                  m.ReadTimeout,
+		WriteTimeout:                 m.WriteTimeout,
+		IdleTimeout:                  m.IdleTimeout,
+		MaxHeaderBytes:               m.MaxHeaderBytes,
+		ErrorLog:                     slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 }
 
