@@ -466,3 +466,39 @@ func TestShutdownClosesSilentConns(t *testing.T) {
 		}
 	}
 }
+
+// TestOneServerPerDataFolder: a second serve on a data folder that a running serve
+// holds (the embedded store) refuses to start, naming the first process, and stores
+// nothing: the nonces live in one process's memory, so two servers would each take a
+// request replayed to the other. Once the first stops, the folder serves again.
+func TestOneServerPerDataFolder(t *testing.T) {
+	data := t.TempDir()
+	first := startServer(t, "--data", data)
+	first.login(t, "u1")
+
+	second := NewMain()
+	args := []string{"--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}
+	if err := second.ParseFlags(args, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	second.Stdout = io.Discard
+	err := second.Run(context.Background())
+	if err == nil {
+		second.Close()
+		t.Fatal("a second serve on the same data folder started")
+	}
+	if want := fmt.Sprintf("another socius serve is serving the data folder %s (process %d)", data, os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("second serve: %v; want %q", err, want)
+	}
+	if a := first.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Errorf("the first server after the refused second: %v", a)
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	third := startServer(t, "--data", data)
+	if a := third.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Errorf("a server started after the first stopped: %v", a)
+	}
+}

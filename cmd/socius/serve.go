@@ -93,6 +93,7 @@ type Main struct {
 	closing         atomic.Bool
 
 	stopHousekeeping func()
+	dataLock         *dataLock // serve.lock of the data folder (the embedded store only)
 }
 
 // Defaults of the HTTP server limits.
@@ -272,6 +273,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	m.Metrics = metrics.NewRegistry()
 	m.Instruments = metrics.NewInstruments(m.Metrics)
+	if !isPostgres(m.StoreURL) {
+		if m.dataLock, err = lockDataDir(m.DataDir); err != nil {
+			return err
+		}
+	}
 	st, err := storeConfig{
 		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
 		previousKeyFile: m.PreviousMasterKeyFile, wrap: m.Instruments.Store, out: m.Stdout,
@@ -538,6 +544,8 @@ func (m *Main) Close() error {
 		}
 		m.Store = nil
 	}
+	m.dataLock.release()
+	m.dataLock = nil
 	m.removeTempData()
 	return first
 }

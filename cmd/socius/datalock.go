@@ -1,0 +1,61 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// errLocked is what lockFile reports when another process holds the lock.
+var errLocked = errors.New("locked by another process")
+
+// A dataLock is serve's claim on a data folder with the embedded store: one process
+// serves from it at a time. The store itself would take a second server's writes (SQLite
+// locks per transaction), but the nonces of signed requests live in the serving
+// process's memory, so two servers would each accept a request the other had seen.
+// The admin commands do not take it: they may run beside the server.
+type dataLock struct {
+	f *os.File
+}
+
+// lockDataDir takes the lock file serve.lock in dir, writing this process's id into
+// it; a folder already served by a running process is an error naming that process.
+// The operating system drops the lock when the process ends, however it ends.
+func lockDataDir(dir string) (*dataLock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "serve.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		holder := ""
+		if b, rerr := os.ReadFile(path); rerr == nil {
+			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil {
+				holder = fmt.Sprintf(" (process %d)", pid)
+			}
+		}
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("another socius serve is serving the data folder %s%s: the embedded store is served by one process at a time (each would keep its own nonces, so a request replayed to the other would be accepted); stop it, or give this one another --data", dir, holder)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &dataLock{f: f}, nil
+}
+
+// release gives the folder up (closing the file drops the lock).
+func (l *dataLock) release() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
