@@ -59,6 +59,11 @@ func (s *Server) issueToken(c *call, kind socius.TokenKind, uid string, lifetime
 	if lifetime > 0 {
 		t.ExpiresAt = c.now.Add(lifetime)
 	}
+	if c.token != nil && !c.token.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(c.token.ExpiresAt)) {
+		// A session minted with a token (notifyLogin) ends when that token does at the
+		// latest: a leaked token of a minute must not yield sessions for ever.
+		t.ExpiresAt = c.token.ExpiresAt
+	}
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
 		return "", err
 	}

@@ -274,6 +274,16 @@ func TestTokenRenameNeedsConsent(t *testing.T) {
 		want(t, method+" with a UIDSig of another secret", ts.tlsPost(t, method, withToken(access, p)), 403003, "UIDSig")
 		p.Set("UIDTimestamp", "soon")
 		want(t, method+" with a UIDTimestamp not a time", ts.tlsPost(t, method, withToken(access, p)), 400006, "UIDTimestamp")
+		// The identity's providerUIDSig, which the token's holder reads with signIDs,
+		// signs "<ts>_site_<UID>": as a UIDSig it would consent to "site_<UID>".
+		g := ts.tlsPost(t, "socialize.getUserInfo", withToken(access, url.Values{"signIDs": {"true"}}))
+		ids, _ := g["identities"].([]any)
+		if len(ids) != 1 {
+			t.Fatalf("getUserInfo with signIDs: %v", g)
+		}
+		id := ids[0].(map[string]any)
+		forged := url.Values{"siteUID": {"site_trudy"}, "UIDSig": {fmt.Sprint(id["providerUIDSig"])}, "UIDTimestamp": {g.str("signatureTimestamp")}}
+		want(t, method+" with the providerUIDSig as UIDSig", ts.tlsPost(t, method, withToken(access, forged)), 403007, "may not rename it to site_")
 	}
 	// Nothing was renamed: the site's own victim, logged in later, is a new user that
 	// neither token reaches.
@@ -539,6 +549,55 @@ func TestMobileSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, "after rotation", ts.tlsPost(t, "socialize.getUserInfo", sign("socialize.getUserInfo", nil)), 403003, "sessionSecret")
+}
+
+// TestSessionsEndWithTheirToken: a mobile session minted with a token (notifyLogin
+// called with a site token, or with a session) lives no longer than that token, whatever
+// sessionExpiration asks: a leaked token of a minute must not yield sessions for ever.
+func TestSessionsEndWithTheirToken(t *testing.T) {
+	ts := startServer(t)
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_sessionExpiration": {"60"}})
+	siteToken := a.str("access_token")
+	if a.code() != 0 || siteToken == "" {
+		t.Fatalf("getToken: %v", a)
+	}
+	var sessions [][2]string
+	for _, exp := range []string{"-2", "", "3600"} { // for ever, the default (for ever), an hour
+		p := url.Values{"siteUID": {"u1"}, "targetEnv": {"mobile"}}
+		if exp != "" {
+			p.Set("sessionExpiration", exp)
+		}
+		a := ts.tlsPost(t, "socialize.notifyLogin", withToken(siteToken, p))
+		if a.code() != 0 {
+			t.Fatalf("notifyLogin with the site token, sessionExpiration %q: %v", exp, a)
+		}
+		sessions = append(sessions, [2]string{a.str("sessionToken"), a.str("sessionSecret")})
+	}
+	// A session minted by such a session ends with the first token too.
+	first := sessions[0]
+	p := ts.sessionSigned(t, ts.HTTPSURL, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "targetEnv": {"mobile"}, "sessionExpiration": {"-2"}}, first[0], first[1])
+	a = ts.tlsPost(t, "socialize.notifyLogin", p)
+	if a.code() != 0 {
+		t.Fatalf("notifyLogin with a session: %v", a)
+	}
+	sessions = append(sessions, [2]string{a.str("sessionToken"), a.str("sessionSecret")})
+	call := func(s [2]string) answer {
+		return ts.tlsPost(t, "socialize.getUserInfo", ts.sessionSigned(t, ts.HTTPSURL, "socialize.getUserInfo", nil, s[0], s[1]))
+	}
+	ts.Clock.Advance(59 * time.Second)
+	for i, s := range sessions {
+		want(t, fmt.Sprintf("session %d at 59 s", i), call(s), 0, "")
+	}
+	ts.Clock.Advance(time.Second)
+	for i, s := range sessions {
+		want(t, fmt.Sprintf("session %d at 60 s, when the site token expired", i), call(s), 403025, "expired at")
+	}
+	// A shorter session than its token keeps its own lifetime.
+	a = ts.getToken(t, url.Values{"grant_type": {"none"}, "x_sessionExpiration": {"600"}})
+	a = ts.tlsPost(t, "socialize.notifyLogin", withToken(a.str("access_token"), url.Values{"siteUID": {"u1"}, "targetEnv": {"mobile"}, "sessionExpiration": {"30"}}))
+	short := [2]string{a.str("sessionToken"), a.str("sessionSecret")}
+	ts.Clock.Advance(30 * time.Second)
+	want(t, "a 30 s session of a 600 s token at 30 s", call(short), 403025, "expired at")
 }
 
 // jwtFor builds an RS256 JWT as the SDKs do (header alg, typ, kid; claims iat, jti),
