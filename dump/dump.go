@@ -147,15 +147,14 @@ func (r *Record) Kind() string {
 
 // A Reader reads records. A bad line is reported as a *LineError and reading can go on.
 type Reader struct {
-	sc   *bufio.Scanner
+	br   *bufio.Reader
+	buf  []byte // the line being read
 	line int
 }
 
 // NewReader returns a Reader.
 func NewReader(r io.Reader) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxLine+1) // a token must be shorter than the buffer's max
-	return &Reader{sc: sc}
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
 }
 
 // LineError is a bad line; reading may continue after it.
@@ -167,13 +166,20 @@ type LineError struct {
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
 func (e *LineError) Unwrap() error { return e.Err }
 
-// Next returns the next record, io.EOF at the end, a *LineError for a bad line (call
-// Next again to go on), or another error when the input itself fails (a line longer
-// than MaxLine, a read error) and reading cannot go on.
+// Next returns the next record, io.EOF at the end, a *LineError for a bad line (one
+// longer than MaxLine too; call Next again to go on), or another error when the input
+// itself fails (a read error) and reading cannot go on.
 func (d *Reader) Next() (*Record, error) {
-	for d.sc.Scan() {
+	for {
+		text, tooLong, err := d.readLine()
+		if err != nil {
+			return nil, err
+		}
 		d.line++
-		text := bytes.TrimSpace(d.sc.Bytes())
+		if tooLong {
+			return nil, &LineError{Line: d.line, Err: fmt.Errorf("longer than %d bytes", MaxLine)}
+		}
+		text = bytes.TrimSpace(text)
 		if len(text) == 0 {
 			continue
 		}
@@ -184,13 +190,34 @@ func (d *Reader) Next() (*Record, error) {
 		rec.Line = d.line
 		return rec, nil
 	}
-	if err := d.sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes", d.line+1, MaxLine)
+}
+
+// readLine reads the next line, without its newline, and whether it was longer than
+// MaxLine (then its text is skipped, never held whole); io.EOF when there is none.
+func (d *Reader) readLine() (text []byte, tooLong bool, err error) {
+	d.buf = d.buf[:0]
+	read := false
+	for {
+		chunk, err := d.br.ReadSlice('\n')
+		read = read || len(chunk) > 0
+		if !tooLong {
+			if len(d.buf)+len(chunk) > MaxLine+1 { // +1: the newline
+				tooLong, d.buf = true, d.buf[:0]
+			} else {
+				d.buf = append(d.buf, chunk...)
+			}
 		}
-		return nil, err
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF && !read:
+			return nil, false, io.EOF
+		case err != nil && err != io.EOF:
+			return nil, false, err
+		}
+		text = bytes.TrimSuffix(d.buf, []byte("\n"))
+		return text, tooLong || len(text) > MaxLine, nil
 	}
-	return nil, io.EOF
 }
 
 func parseTime(name, s string) (time.Time, error) {

@@ -3,6 +3,7 @@ package dump
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -127,6 +128,48 @@ func TestLineOfMaxLine(t *testing.T) {
 		_, err := NewReader(strings.NewReader(l + "\n")).Next()
 		if tt.ok && err != nil && strings.Contains(err.Error(), "longer than") || !tt.ok && (err == nil || !strings.Contains(err.Error(), "longer than")) {
 			t.Errorf("a line of %d bytes: %v", tt.n, err)
+		}
+	}
+}
+
+// TestLongLineSkipped: a line longer than MaxLine is a bad line like any other, and the
+// records after it are read; the last line may lack its newline.
+func TestLongLineSkipped(t *testing.T) {
+	long := `{"apiKey":"3_abc","UID":"big","name":"` + strings.Repeat("x", 3*MaxLine) + `"}`
+	good := func(uid string) string { return `{"apiKey":"3_abc","UID":"` + uid + `"}` }
+	for _, in := range []string{
+		good("a") + "\n" + long + "\n" + good("b") + "\n" + long,
+		long + "\n" + good("a") + "\n" + good("b"),
+		good("a") + "\r\n" + long + "\r\n" + good("b") + "\r\n",
+	} {
+		r := NewReader(strings.NewReader(in))
+		var got []string
+		for {
+			rec, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			var le *LineError
+			if errors.As(err, &le) {
+				if !strings.Contains(le.Error(), "longer than 1048576 bytes") {
+					t.Errorf("line error: %v", le)
+				}
+				got = append(got, fmt.Sprintf("bad %d", le.Line))
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			got = append(got, fmt.Sprintf("%s %d", rec.User.UID, rec.Line))
+		}
+		want := "a 1,bad 2,b 3"
+		if strings.HasPrefix(in, long) {
+			want = "bad 1,a 2,b 3"
+		} else if strings.HasSuffix(in, long) {
+			want += ",bad 4"
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("records %q, want %q", strings.Join(got, ","), want)
 		}
 	}
 }

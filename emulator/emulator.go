@@ -218,13 +218,11 @@ func recAPIKey(rec *dump.Record) string {
 // socialize.getUserInfo, in any letter case), and refuses a method it does not serve:
 // a key limited to a misspelt method could call nothing.
 func canonicalMethods(k *socius.Key) error {
-	for i, m := range k.Methods {
-		name, ok := server.CanonicalMethod(m)
-		if !ok {
-			return fmt.Errorf("key %s: %q is not a method Socius serves (%s)", k.UserKey, m, strings.Join(server.MethodNames(), ", "))
-		}
-		k.Methods[i] = name
+	methods, err := server.CanonicalMethods(k.Methods)
+	if err != nil {
+		return fmt.Errorf("key %s: %w", k.UserKey, err)
 	}
+	k.Methods = methods
 	return nil
 }
 

@@ -49,6 +49,22 @@ func CanonicalMethod(name string) (string, bool) {
 	return "", false
 }
 
+// CanonicalMethods spells a key's method list as Socius serves the methods
+// (CanonicalMethod), refusing a name it does not serve, an empty one included: a key
+// limited to a misspelt method could call nothing, and one limited to "" nothing either
+// (an empty list, not a list of one empty name, is a key without limits).
+func CanonicalMethods(names []string) ([]string, error) {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		name, ok := CanonicalMethod(n)
+		if !ok {
+			return nil, fmt.Errorf("%q is not a method Socius serves (%s)", n, strings.Join(MethodNames(), ", "))
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
 // routes is the whole route table.
 func (s *Server) routes() []*method {
 	return []*method{

@@ -188,14 +188,17 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		if k.Secret, err = secretOrNew(*secret); err != nil {
 			return err
 		}
+		var names []string
 		for _, m := range strings.Split(*methods, ",") {
 			if m = strings.TrimSpace(m); m != "" {
-				name, ok := server.CanonicalMethod(m)
-				if !ok {
-					return badFlag("--methods: %q is not a method Socius serves (%s)", m, strings.Join(server.MethodNames(), ", "))
-				}
-				k.Methods = append(k.Methods, name)
+				names = append(names, m)
 			}
+		}
+		if k.Methods, err = server.CanonicalMethods(names); err != nil {
+			return badFlag("--methods: %v", err)
+		}
+		if len(k.Methods) == 0 {
+			k.Methods = nil
 		}
 		if *publicKey != "" {
 			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {

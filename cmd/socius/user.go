@@ -14,6 +14,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/dump"
+	"github.com/socius/socius/server"
 )
 
 // exportPage is how many users an export reads from the store at a time: an export
@@ -351,6 +352,14 @@ func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 // putKey creates a key that does not exist; an existing key must match the record.
 func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
 	k := rec.Key
+	methods, err := server.CanonicalMethods(k.Methods)
+	if err != nil {
+		imp.badLine(rec.Line, "key %s: %v", k.UserKey, err)
+		return nil
+	}
+	if len(methods) > 0 {
+		k.Methods = methods
+	}
 	old, err := imp.st.Key(ctx, k.UserKey)
 	switch {
 	case err == nil:

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,16 +229,20 @@ func TestUserImportBadLines(t *testing.T) {
 		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"good-1","profile":{"firstName":"Ada","age":36}}`, // 1
 		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":`,                                                 // 2: broken JSON
 		``, // 3: blank, skipped silently
-		`{"kind":"user","apiKey":"3_Nowhere","UID":"u"}`,                                                      // 4: unknown site
-		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u","profile":{"gender":"x"}}`,                    // 5: bad value
-		`{"kind":"robot","apiKey":"` + testAPIKey + `"}`,                                                      // 6: unknown kind
-		`{"apiKey":"` + testAPIKey + `","UID":"good-2","loggedIn":true,"loginAt":"2026-11-28T10:00:00.000Z"}`, // 7: a user without kind
-		`{"kind":"site","apiKey":"` + testAPIKey + `","secret":"bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="}`,       // 8: existing site, other secret
-		`{"kind":"key","userKey":"AKey","apiKey":"3_Nowhere","secret":"` + vectors.LabUserSecret + `"}`,       // 9: key of an unknown site
-		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"good-1","profile":{"firstName":"Ada Lovelace"}}`, // 10: same user again: last wins
-		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u","shoeSize":44}`,                               // 11: unknown field
-		`{"kind":"site","apiKey":"3_New","secret":"` + testSecret + `","name":"new"}`,                         // 12: a new site
-		`{"kind":"user","apiKey":"3_New","UID":"good-3"}`,                                                     // 13: a user of it
+		`{"kind":"user","apiKey":"3_Nowhere","UID":"u"}`,                                                                       // 4: unknown site
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u","profile":{"gender":"x"}}`,                                     // 5: bad value
+		`{"kind":"robot","apiKey":"` + testAPIKey + `"}`,                                                                       // 6: unknown kind
+		`{"apiKey":"` + testAPIKey + `","UID":"good-2","loggedIn":true,"loginAt":"2026-11-28T10:00:00.000Z"}`,                  // 7: a user without kind
+		`{"kind":"site","apiKey":"` + testAPIKey + `","secret":"bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="}`,                        // 8: existing site, other secret
+		`{"kind":"key","userKey":"AKey","apiKey":"3_Nowhere","secret":"` + vectors.LabUserSecret + `"}`,                        // 9: key of an unknown site
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"good-1","profile":{"firstName":"Ada Lovelace"}}`,                  // 10: same user again: last wins
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u","shoeSize":44}`,                                                // 11: unknown field
+		`{"kind":"site","apiKey":"3_New","secret":"` + testSecret + `","name":"new"}`,                                          // 12: a new site
+		`{"kind":"user","apiKey":"3_New","UID":"good-3"}`,                                                                      // 13: a user of it
+		`{"kind":"key","userKey":"AImp1","apiKey":"3_New","secret":"` + vectors.LabUserSecret + `","methods":[""]}`,            // 14: an empty method
+		`{"kind":"key","userKey":"AImp2","apiKey":"3_New","secret":"` + vectors.LabUserSecret + `","methods":["getuserinfo"]}`, // 15: spelt as served
+		`{"kind":"user","apiKey":"3_New","UID":"big","profile":{"firstName":"` + strings.Repeat("x", 2<<20) + `"}}`,            // 16: over 1 MiB
+		`{"kind":"user","apiKey":"3_New","UID":"good-4"}`,                                                                      // 17: read after it
 	}
 	in := filepath.Join(t.TempDir(), "in.jsonl")
 	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -248,19 +254,20 @@ func TestUserImportBadLines(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (bad lines)", code)
 	}
-	if !strings.Contains(out, "imported 4 users, 7 bad lines") || !strings.Contains(out, "created site 3_New") {
+	if !strings.Contains(out, "imported 5 users, 9 bad lines") || !strings.Contains(out, "created site 3_New") {
 		t.Errorf("summary:\n%s", out)
 	}
 	for _, want := range []string{
 		"line 2: not a valid record", "line 4: user u: no site has apiKey 3_Nowhere", "line 5: user u: gender must be one of m, f, u",
 		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret", "line 9: key AKey: no site has apiKey 3_Nowhere",
 		`line 11: not a valid record: json: unknown field "shoeSize"`,
+		`line 14: key AImp1: "" is not a method Socius serves`, "line 16: longer than 1048576 bytes",
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	if regexp.MustCompile(`line (1|3|7|10|12|13):`).MatchString(errOut) {
+	if regexp.MustCompile(`line (1|3|7|10|12|13|15|17):`).MatchString(errOut) {
 		t.Errorf("a good line was reported:\n%s", errOut)
 	}
 	if !regexp.MustCompile(`importing: line \d+, \d+ users imported, \d+ bad lines`).MatchString(errOut) {
@@ -277,6 +284,15 @@ func TestUserImportBadLines(t *testing.T) {
 	}
 	if _, err := st.User(context.Background(), "3_New", "good-3"); err != nil {
 		t.Errorf("user of the imported site: %v", err)
+	}
+	if _, err := st.User(context.Background(), "3_New", "good-4"); err != nil {
+		t.Errorf("the user after an over-long line: %v", err)
+	}
+	if _, err := st.Key(context.Background(), "AImp1"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("a key limited to the method \"\" was imported (it would be a key without limits): %v", err)
+	}
+	if k, err := st.Key(context.Background(), "AImp2"); err != nil || !slices.Equal(k.Methods, []string{"socialize.getUserInfo"}) {
+		t.Errorf("a key limited to getuserinfo: %+v %v; want socialize.getUserInfo", k, err)
 	}
 	// A line without times is a user created by the import, not in the year 1 (its
 	// getUserInfo would say lastUpdated 0001-01-01).
