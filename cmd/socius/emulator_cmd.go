@@ -95,6 +95,11 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
+		if resp.StatusCode == http.StatusBadRequest {
+			// The emulator refused a value the command passed on (a time, a
+			// duration, a rule): a usage error, exit 2, as for a flag refused here.
+			return flagError{&apiError{Status: resp.StatusCode, Message: e.Error}}
+		}
 		return &apiError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if w, ok := out.(io.Writer); ok {

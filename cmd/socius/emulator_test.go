@@ -430,7 +430,7 @@ func TestEmulatorClock(t *testing.T) {
 		t.Errorf("after reset: %v", a)
 	}
 	for _, bad := range [][]string{{"clock", "advance", "soon"}, {"clock", "set", "tomorrow"}} {
-		if code, _, errOut := runCLI(t, noEnv, append(append([]string{"emulator"}, bad...), "--url", ts.HTTPURL)...); code != 1 || !strings.Contains(errOut, "not a") {
+		if code, _, errOut := runCLI(t, noEnv, append(append([]string{"emulator"}, bad...), "--url", ts.HTTPURL)...); code != 2 || !strings.Contains(errOut, "not a") {
 			t.Errorf("%v: %d %s", bad, code, errOut)
 		}
 	}
@@ -492,7 +492,12 @@ func TestEmulatorFaults(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "delete", "99", "--url", ts.HTTPURL); code != 1 || !strings.Contains(errOut, "no fault rule") {
 		t.Errorf("delete 99: %d %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "123", "--url", ts.HTTPURL); code != 1 || !strings.Contains(errOut, "not a Gigya error code") {
+	// A value the emulator refuses is a usage error (exit 2), as the README says of
+	// every command; a rule that is not there is a failure (exit 1).
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "needs an errorCode, a delay, or both") {
+		t.Errorf("faults add without a code or a delay: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "123", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "not a Gigya error code") {
 		t.Errorf("add a bad code: %d %s", code, errOut)
 	}
 	if out := ts.emu(t, "faults", "clear"); !strings.Contains(out, "deleted 1 fault rules") {
@@ -721,7 +726,7 @@ func TestEmulatorUnderAShortWriteTimeout(t *testing.T) {
 	if d := time.Since(start); d >= 3*time.Second {
 		t.Errorf("the long poll took %v, past the write timeout", d)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--delay", "5s", "--url", ts.HTTPURL); code != 1 || !strings.Contains(errOut, "delay must be at most 2s") {
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--delay", "5s", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "delay must be at most 2s") {
 		t.Errorf("a 5 s delay under a 3 s write timeout: exit %d %s", code, errOut)
 	}
 	if out := ts.emu(t, "status"); !strings.Contains(out, "version") {
