@@ -103,7 +103,8 @@ func Session(sessionToken, sessionSecret string) Credentials {
 
 // UserKeyRSA is a userKey with an RSA private key: requests carry apiKey and
 // timestamp, and "Authorization: Bearer <JWT>" signed RS256 with kid=userKey, iat and
-// a fresh jti, as the SDKs build it (gigya.BearerJWT).
+// a fresh jti, as the SDKs build it (gigya.BearerJWT). Like a token, it goes only over
+// HTTPS: a JWT signs nothing of the request.
 func UserKeyRSA(apiKey, userKey string, key *rsa.PrivateKey) Credentials {
 	return Credentials{kind: credRSA, apiKey: apiKey, userKey: userKey, rsaKey: key}
 }
@@ -300,7 +301,8 @@ func (c Client) String() string {
 // GoString is String, for %#v.
 func (c Client) GoString() string { return c.String() }
 
-// ErrInsecure is returned when a secret or token would travel over plain HTTP.
+// ErrInsecure is returned when a secret, a token or a bearer JWT would travel over plain
+// HTTP.
 var ErrInsecure = errors.New("client: a secret or token is sent only over HTTPS")
 
 // New returns a Client for the credentials.
@@ -385,7 +387,7 @@ func (c *Client) setCredentials(cred Credentials) error {
 		c.base.RawPath = ""
 	}
 	secure := c.base == nil || c.base.Scheme == "https"
-	if !secure && (cred.kind == credToken || cred.kind == credSession || c.cfg.plain && (cred.kind == credPartner || cred.kind == credUserKey)) {
+	if !secure && (cred.kind == credToken || cred.kind == credSession || cred.kind == credRSA || c.cfg.plain && (cred.kind == credPartner || cred.kind == credUserKey)) {
 		return fmt.Errorf("%w: %s needs an https base URL, not %s", ErrInsecure, cred, c.cfg.baseURL)
 	}
 	return nil

@@ -164,7 +164,7 @@ func (p *proc) call(cred credential, method string, params url.Values) (answer, 
 		for k, v := range params {
 			q[k] = v
 		}
-		return p.post(p.HTTPURL, method, q, http.Header{"Authorization": {"Bearer " + bearerJWT(cred.JWT, cred.UserKey)}})
+		return p.post(p.HTTPSURL, method, q, http.Header{"Authorization": {"Bearer " + bearerJWT(cred.JWT, cred.UserKey)}})
 	case cred.Plain:
 		return p.post(p.HTTPSURL, method, authorize(cred, p.HTTPSURL, method, params), nil)
 	}

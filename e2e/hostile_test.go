@@ -415,10 +415,12 @@ func TestHostileRequests(t *testing.T) {
 			code: 400008, details: "carry different tokens"},
 		{name: "token of the wrong shape", tls: true, req: postS("socialize.getUserInfo", withToken("st2.at.'; DROP TABLE users; --", url.Values{"UID": {"u1"}})),
 			code: 403025, details: "unknown token"},
-		{name: "bearer JWT of alg none", req: post("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer "+jwtNone),
+		{name: "bearer JWT of alg none", tls: true, req: postS("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer "+jwtNone),
 			code: 400008, details: `JWT alg "none" is not accepted`},
-		{name: "bearer that is no JWT", req: post("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer a.b"),
+		{name: "bearer that is no JWT", tls: true, req: postS("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer a.b"),
 			code: 400008, details: "not a JWT"},
+		{name: "bearer JWT over plain HTTP", req: post("socialize.deleteAccount", "apiKey="+lab.APIKey+"&UID=u2", "Authorization: Bearer "+jwtNone),
+			code: 403006, details: "bearer JWT may only be sent over HTTPS"},
 
 		// Credentials that look like injections.
 		{name: "SQL in the UID", req: post("socialize.setUserInfo", signedBody("socialize.setUserInfo", url.Values{"UID": {"u1' OR '1'='1"}, "userInfo": {`{"nickname":"x"}`}})), code: 403005, details: "UID not found"},

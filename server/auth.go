@@ -429,6 +429,12 @@ func tokenAlive(t *socius.Token, now time.Time) error {
 // as the nonce (403004).
 func (s *Server) authenticateBearer(c *call) error {
 	c.Credential = credKeyBearer
+	if !c.secure {
+		// Unlike a signature, a JWT signs nothing of the request: on plain HTTP whoever
+		// is on the path could spend it (its jti is new until the first use) on another
+		// method or UID. Every SDK sends it over HTTPS.
+		return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: a bearer JWT may only be sent over HTTPS (it signs no part of the request)")
+	}
 	jwt, _ := authParam(c, "Bearer")
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 || len(jwt) > 16<<10 {

@@ -161,7 +161,7 @@ func TestCallCommand(t *testing.T) {
 		PublicKey: string(pub), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = runCLI(t, noEnv, "call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--user-key", "ARsaCli", "--private-key", privFile,
+	code, out, errOut = runCLI(t, noEnv, "call", "--url", ts.HTTPSURL, "--ca-file", ts.CertFile, "--api-key", testAPIKey, "--user-key", "ARsaCli", "--private-key", privFile,
 		"--verbose", "socialize.getUserInfo", "UID=u1")
 	if a := decodeAnswer(t, out); code != 0 || a.str("UID") != "u1" || !strings.Contains(errOut, "> Authorization: Bearer ***") {
 		t.Errorf("--private-key: exit %d, %v\n%s", code, a, errOut)

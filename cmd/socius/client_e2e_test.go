@@ -372,7 +372,10 @@ func TestClientBearerRSA(t *testing.T) {
 		t.Fatal(err)
 	}
 	cred := client.UserKeyRSA(testAPIKey, "ARsaKey", priv)
-	c := ts.newClient(t, false, cred, client.WithPartnerSecret(testSecret))
+	if _, err := client.New(cred, client.WithBaseURL(ts.HTTPURL)); !errors.Is(err, client.ErrInsecure) {
+		t.Errorf("a bearer JWT client on an http URL: %v, want ErrInsecure", err)
+	}
+	c := ts.newClient(t, true, cred, client.WithPartnerSecret(testSecret))
 	if _, err := c.NotifyLogin(context.Background(), client.NotifyLoginRequest{SiteUID: "rsa-user"}); err != nil {
 		t.Fatalf("NotifyLogin with a bearer JWT: %v", err)
 	}
@@ -384,7 +387,7 @@ func TestClientBearerRSA(t *testing.T) {
 	}
 	// Another key's private key does not verify.
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	bad := ts.newClient(t, false, client.UserKeyRSA(testAPIKey, "ARsaKey", other))
+	bad := ts.newClient(t, true, client.UserKeyRSA(testAPIKey, "ARsaKey", other))
 	_, err = bad.GetUserInfo(context.Background(), "rsa-user")
 	wantCode(t, "wrong private key", err, 403003, "")
 }

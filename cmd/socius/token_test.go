@@ -657,8 +657,15 @@ func TestBearerJWT(t *testing.T) {
 		for k, v := range params {
 			p[k] = v
 		}
-		return ts.do(t, "POST", ts.HTTPURL, method, p, http.Header{"Authorization": {"Bearer " + jwt}})
+		return ts.do(t, "POST", ts.HTTPSURL, method, p, http.Header{"Authorization": {"Bearer " + jwt}})
 	}
+
+	// A JWT signs no part of the request: over plain HTTP it could be spent on another
+	// call by whoever is on the path. Refused before it is read, its jti left unused.
+	overHTTP := valid()
+	want(t, "over plain HTTP", ts.do(t, "POST", ts.HTTPURL, "socialize.deleteAccount", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + overHTTP}}), 403006, "bearer JWT may only be sent over HTTPS")
+	want(t, "over plain HTTP, not a JWT", ts.do(t, "POST", ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, http.Header{"Authorization": {"Bearer abc"}}), 403006, "bearer JWT")
+	want(t, "the same JWT over HTTPS", call("socialize.getUserInfo", overHTTP, nil), 0, "")
 
 	want(t, "valid JWT", call("socialize.getUserInfo", valid(), nil), 0, "")
 	want(t, "valid JWT sets", call("socialize.setUserInfo", valid(), url.Values{"userInfo": {`{"nickname":"jwt"}`}}), 0, "")
@@ -692,7 +699,7 @@ func TestBearerJWT(t *testing.T) {
 	want(t, "unknown kid", call("socialize.getUserInfo", jwtFor(t, priv, hdr("ANobody"), claims(now()), base64.RawURLEncoding), nil), 403005, "not a key of this site")
 	want(t, "userKey parameter differs from kid", call("socialize.getUserInfo", valid(), url.Values{"userKey": {"AJwtReader"}}), 400008, "differ")
 	want(t, "key permissions", call("socialize.setUserInfo", jwtFor(t, priv, hdr("AJwtReader"), claims(now()), base64.RawURLEncoding), url.Values{"userInfo": {"{}"}}), 403007, "may not call")
-	want(t, "no apiKey", ts.do(t, "POST", ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + valid()}}), 400093, "apiKey")
+	want(t, "no apiKey", ts.do(t, "POST", ts.HTTPSURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + valid()}}), 400093, "apiKey")
 
 	// A bearer JWT is a client credential for getToken too.
 	a := ts.do(t, "POST", ts.HTTPSURL, "socialize.getToken", url.Values{"apiKey": {testAPIKey}, "grant_type": {"none"}, "x_siteUID": {"u1"}}, http.Header{"Authorization": {"Bearer " + valid()}})
@@ -747,7 +754,8 @@ func TestKeyCreatePublicKey(t *testing.T) {
 	}
 
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+	// Behind a TLS terminator (a JWT goes only over HTTPS).
+	if err := m.ParseFlags([]string{"--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error", "--trust-forwarded-proto"}, noEnv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	m.Stdout = io.Discard
@@ -759,7 +767,7 @@ func TestKeyCreatePublicKey(t *testing.T) {
 	ts.login(t, "u1")
 	for i, kid := range []string{"APkix", "APkcs1"} {
 		jwt := jwtFor(t, priv, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, map[string]any{"iat": time.Now().Unix(), "jti": strconv.Itoa(i)}, base64.RawURLEncoding)
-		a := ts.do(t, "POST", m.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + jwt}})
+		a := ts.do(t, "POST", m.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, http.Header{"Authorization": {"Bearer " + jwt}, "X-Forwarded-Proto": {"https"}})
 		want(t, "JWT of "+kid, a, 0, "")
 	}
 }
