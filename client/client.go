@@ -67,30 +67,41 @@ type Credentials struct {
 	kind    credKind
 	apiKey  string
 	userKey string
-	secret  string
-	token   string
-	rsaKey  *rsa.PrivateKey
+	// sec is behind a function, which fmt prints as its address whatever the verb and
+	// however deep: inside another value (an unexported field, where fmt cannot call
+	// Format) a pointer would still be followed for a wrong verb such as %t.
+	sec func() *credSecrets
+}
+
+// hide returns a function that returns v (see Credentials.sec).
+func hide[T any](v *T) func() *T { return func() *T { return v } }
+
+// credSecrets is what Credentials never print.
+type credSecrets struct {
+	secret string
+	token  string
+	rsaKey *rsa.PrivateKey
 }
 
 // PartnerSecret is the site's apiKey and partner secret (standard base64). Requests
 // are signed with it, or carry it in plain over HTTPS with WithPlainSecret. The
 // partner secret also validates the UIDSignature of getUserInfo answers.
 func PartnerSecret(apiKey, secret string) Credentials {
-	return Credentials{kind: credPartner, apiKey: apiKey, secret: secret}
+	return Credentials{kind: credPartner, apiKey: apiKey, sec: hide(&credSecrets{secret: secret})}
 }
 
 // UserKey is an application/user key of the site and its own secret: requests carry
 // apiKey and userKey and are signed with the key's secret (or carry it in plain over
 // HTTPS with WithPlainSecret).
 func UserKey(apiKey, userKey, secret string) Credentials {
-	return Credentials{kind: credUserKey, apiKey: apiKey, userKey: userKey, secret: secret}
+	return Credentials{kind: credUserKey, apiKey: apiKey, userKey: userKey, sec: hide(&credSecrets{secret: secret})}
 }
 
 // Token is an OAuth 2.0 access token from socialize.getToken: requests carry only
 // oauth_token (no apiKey, no signature) and must go over HTTPS. A token bound to a
 // user implies the UID, so the helpers accept an empty uid.
 func Token(accessToken string) Credentials {
-	return Credentials{kind: credToken, token: accessToken}
+	return Credentials{kind: credToken, sec: hide(&credSecrets{token: accessToken})}
 }
 
 // Session is a mobile session from notifyLogin with targetEnv=mobile (its
@@ -98,7 +109,7 @@ func Token(accessToken string) Credentials {
 // session secret (timestamp, nonce, sig), as the mobile SDKs send them; HTTPS only.
 // Like a token bound to a user, it implies the UID.
 func Session(sessionToken, sessionSecret string) Credentials {
-	return Credentials{kind: credSession, token: sessionToken, secret: sessionSecret}
+	return Credentials{kind: credSession, sec: hide(&credSecrets{token: sessionToken, secret: sessionSecret})}
 }
 
 // UserKeyRSA is a userKey with an RSA private key: requests carry apiKey and
@@ -106,7 +117,7 @@ func Session(sessionToken, sessionSecret string) Credentials {
 // a fresh jti, as the SDKs build it (gigya.BearerJWT). Like a token, it goes only over
 // HTTPS: a JWT signs nothing of the request.
 func UserKeyRSA(apiKey, userKey string, key *rsa.PrivateKey) Credentials {
-	return Credentials{kind: credRSA, apiKey: apiKey, userKey: userKey, rsaKey: key}
+	return Credentials{kind: credRSA, apiKey: apiKey, userKey: userKey, sec: hide(&credSecrets{rsaKey: key})}
 }
 
 // signs reports whether the credential puts a timestamp on requests (and so can fail
@@ -141,6 +152,18 @@ func (c Credentials) String() string {
 // GoString is String: %#v shows no secret either.
 func (c Credentials) GoString() string { return c.String() }
 
+// Format prints String whatever the verb (%d and %x too), so that no verb shows a
+// secret.
+func (c Credentials) Format(f fmt.State, verb rune) { formatString(f, verb, c.String()) }
+
+// formatString writes s for any verb, quoted for %q.
+func formatString(f fmt.State, verb rune, s string) {
+	if verb == 'q' {
+		s = strconv.Quote(s)
+	}
+	io.WriteString(f, s)
+}
+
 // An Option configures a Client.
 type Option func(*config) error
 
@@ -150,7 +173,7 @@ type config struct {
 	httpClient    *http.Client
 	clock         Clock
 	plain         bool
-	partnerSecret string
+	partnerSecret func() *string // behind a function, as Credentials' secrets are
 	uidMaxAge     time.Duration
 	retries       int
 	trace         func(*Trace)
@@ -178,10 +201,27 @@ func WithBaseURL(base string) Option {
 	return func(c *config) error {
 		u, err := url.Parse(base)
 		if err != nil {
-			return fmt.Errorf("client: base URL: %v", err)
+			// Not the URL itself: it may hold a password.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return fmt.Errorf("client: base URL: not a URL: %v", err)
 		}
 		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return fmt.Errorf("client: base URL %q: want http(s)://host[:port][/path]", base)
+			return fmt.Errorf("client: base URL %q: want http(s)://host[:port][/path]", u.Redacted())
+		}
+		for i := 0; i < len(u.Host); i++ {
+			if u.Host[i] >= 0x80 {
+				// Go sends the host in punycode: the signature would not be over it.
+				return fmt.Errorf("client: base URL %q: write the host in ASCII (punycode, xn--...)", u.Redacted())
+			}
+		}
+		if strings.HasSuffix(u.Host, ":") {
+			// An empty port is the default one, which Go sends without the colon; so
+			// is it signed.
+			u.Host = strings.TrimSuffix(u.Host, ":")
+			base = u.String()
 		}
 		c.baseURL, c.dataCenter = base, ""
 		return nil
@@ -237,7 +277,7 @@ func WithPartnerSecret(secret string) Option {
 		if _, err := decodeSecret(secret); err != nil {
 			return fmt.Errorf("client: partner secret: %v", err)
 		}
-		c.partnerSecret = secret
+		c.partnerSecret = hide(&secret)
 		return nil
 	}
 }
@@ -275,11 +315,10 @@ func WithTrace(f func(*Trace)) Option {
 // A Client calls the Gigya REST API (or Socius) with one set of credentials. It is
 // safe for concurrent use.
 type Client struct {
-	cfg    config
-	cred   Credentials
-	key    []byte // the decoded secret, for signatures and plain mode
-	uidKey []byte // the decoded partner secret, for UIDSignatures; nil if unknown
-	base   *url.URL
+	cfg  config
+	cred Credentials
+	keys func() *clientKeys // behind a function, as Credentials' secrets are
+	base *url.URL
 	http   *http.Client
 	// offset is added to the clock: learned from the server's Date header (see
 	// learnOffset), shared by the clients derived with WithCredentials.
@@ -300,6 +339,15 @@ func (c Client) String() string {
 
 // GoString is String, for %#v.
 func (c Client) GoString() string { return c.String() }
+
+// Format prints String whatever the verb.
+func (c Client) Format(f fmt.State, verb rune) { formatString(f, verb, c.String()) }
+
+// clientKeys are a Client's decoded secrets.
+type clientKeys struct {
+	key    []byte // the decoded secret, for signatures and plain mode
+	uidKey []byte // the decoded partner secret, for UIDSignatures; nil if unknown
+}
 
 // ErrInsecure is returned when a secret, a token or a bearer JWT would travel over plain
 // HTTP.
@@ -337,6 +385,10 @@ func (c *Client) WithCredentials(cred Credentials) (*Client, error) {
 }
 
 func (c *Client) setCredentials(cred Credentials) error {
+	keys := &clientKeys{}
+	if cred.kind != 0 && cred.sec == nil {
+		return errors.New("client: credentials without their secret (use PartnerSecret, UserKey, Token, Session or UserKeyRSA)")
+	}
 	switch cred.kind {
 	case credPartner, credUserKey:
 		if !socius.ValidAPIKey(cred.apiKey) {
@@ -345,41 +397,44 @@ func (c *Client) setCredentials(cred Credentials) error {
 		if cred.kind == credUserKey && !socius.ValidUserKey(cred.userKey) {
 			return fmt.Errorf("client: userKey %q: 1 to 128 printable characters", cred.userKey)
 		}
-		key, err := decodeSecret(cred.secret)
+		key, err := decodeSecret(cred.sec().secret)
 		if err != nil {
 			return fmt.Errorf("client: secret: %v", err)
 		}
-		c.key = key
+		keys.key = key
+		// A plain-secret call sends the text: without the whitespace that decoding
+		// skipped (a secret read from a file, with its newline), as it signs.
+		cred.sec = hide(&credSecrets{secret: stripSpace(cred.sec().secret)})
 	case credToken:
-		if cred.token == "" {
+		if cred.sec().token == "" {
 			return errors.New("client: empty access token")
 		}
 	case credSession:
-		if cred.token == "" {
+		if cred.sec().token == "" {
 			return errors.New("client: empty session token")
 		}
-		key, err := decodeSecret(cred.secret)
+		key, err := decodeSecret(cred.sec().secret)
 		if err != nil {
 			return fmt.Errorf("client: session secret: %v", err)
 		}
-		c.key = key
+		keys.key = key
 	case credRSA:
 		if !socius.ValidAPIKey(cred.apiKey) || !socius.ValidUserKey(cred.userKey) {
 			return fmt.Errorf("client: apiKey %q and userKey %q: 1 to 128 printable characters each", cred.apiKey, cred.userKey)
 		}
-		if cred.rsaKey == nil {
+		if cred.sec().rsaKey == nil {
 			return errors.New("client: nil RSA private key")
 		}
 	default:
 		return errors.New("client: no credentials (use PartnerSecret, UserKey, Token, Session or UserKeyRSA)")
 	}
 	c.cred = cred
-	c.uidKey = nil
+	c.keys = hide(keys)
 	switch {
-	case c.cfg.partnerSecret != "":
-		c.uidKey, _ = decodeSecret(c.cfg.partnerSecret)
+	case c.cfg.partnerSecret != nil:
+		keys.uidKey, _ = decodeSecret(*c.cfg.partnerSecret())
 	case cred.kind == credPartner:
-		c.uidKey = c.key
+		keys.uidKey = keys.key
 	}
 	if c.cfg.baseURL != "" {
 		c.base, _ = url.Parse(c.cfg.baseURL)
@@ -391,6 +446,16 @@ func (c *Client) setCredentials(cred Credentials) error {
 		return fmt.Errorf("%w: %s needs an https base URL, not %s", ErrInsecure, cred, c.cfg.baseURL)
 	}
 	return nil
+}
+
+// stripSpace removes what socius.DecodeSecret skips: spaces, tabs and line ends.
+func stripSpace(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func decodeSecret(s string) ([]byte, error) {
@@ -532,6 +597,14 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		start := time.Now()
 		resp, body, err := c.send(req)
 		tr.Duration = time.Since(start)
+		if errors.Is(err, errAnswerTooLong) {
+			// An answer, only not one a client reads: no retry (the server did
+			// answer; a write may have happened), and no second download.
+			tr.Err, tr.HTTPStatus = err, resp.StatusCode
+			c.traceDone(tr)
+			return nil, &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
+				Body: clipBody(body), Err: fmt.Errorf("%w: %v", gigya.ErrNotAnswer, err)}
+		}
 		if err != nil {
 			tr.Err = err
 			failures++
@@ -551,6 +624,11 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		tr.HTTPStatus = resp.StatusCode
 		tr.Date = resp.Header.Get("Date")
 		ans, err := gigya.DecodeAnswer(body)
+		if resp.StatusCode/100 == 3 {
+			// Gigya never redirects; whatever the body says, the call did not reach
+			// it (and the redirect is not followed).
+			err = fmt.Errorf("%w: a redirect (HTTP %d) to %.200q", gigya.ErrNotAnswer, resp.StatusCode, resp.Header.Get("Location"))
+		}
 		if err != nil {
 			tr.Err = err
 			c.traceDone(tr)
@@ -581,7 +659,11 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 	}
 }
 
-// send does one HTTP exchange and reads the whole answer.
+// errAnswerTooLong is send's error for an answer over MaxResponseBytes.
+var errAnswerTooLong = fmt.Errorf("answer longer than %d bytes", MaxResponseBytes)
+
+// send does one HTTP exchange and reads the whole answer (its start and
+// errAnswerTooLong when it is longer than MaxResponseBytes).
 func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -593,7 +675,7 @@ func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
 		return nil, nil, err
 	}
 	if len(body) > MaxResponseBytes {
-		return nil, nil, fmt.Errorf("answer longer than %d bytes", MaxResponseBytes)
+		return resp, body[:MaxResponseBytes], errAnswerTooLong
 	}
 	return resp, body, nil
 }
@@ -655,25 +737,25 @@ func (c *Client) newRequest(ctx context.Context, method, endpoint, norm string, 
 	now := c.now()
 	switch c.cred.kind {
 	case credToken:
-		ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.token})
+		ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.sec().token})
 	case credPartner, credUserKey, credSession:
 		switch c.cred.kind {
 		case credSession:
-			ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.token})
+			ps = append(ps, gigya.Param{Name: "oauth_token", Value: c.cred.sec().token})
 		case credUserKey:
 			ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey}, gigya.Param{Name: "userKey", Value: c.cred.userKey})
 		default:
 			ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey})
 		}
 		if c.cfg.plain && c.cred.kind != credSession {
-			ps = append(ps, gigya.Param{Name: "secret", Value: c.cred.secret})
+			ps = append(ps, gigya.Param{Name: "secret", Value: c.cred.sec().secret})
 			break
 		}
 		ps = append(ps, gigya.Param{Name: "timestamp", Value: strconv.FormatInt(now.Unix(), 10)},
 			gigya.Param{Name: "nonce", Value: c.newNonce()})
 		tr.NormalizedURL = norm
 		base := gigya.BaseString(http.MethodPost, norm, ps)
-		tr.Signature = gigya.SignBase(c.key, base)
+		tr.Signature = gigya.SignBase(c.keys().key, base)
 		if c.cfg.trace != nil {
 			// What the trace shows of the base string has the secrets masked too (a
 			// client_secret of getToken is signed like any parameter).
@@ -683,7 +765,7 @@ func (c *Client) newRequest(ctx context.Context, method, endpoint, norm string, 
 	case credRSA:
 		ps = append(ps, gigya.Param{Name: "apiKey", Value: c.cred.apiKey},
 			gigya.Param{Name: "timestamp", Value: strconv.FormatInt(now.Unix(), 10)})
-		jwt, err := gigya.BearerJWT(c.cred.rsaKey, c.cred.userKey, c.newNonce(), now)
+		jwt, err := gigya.BearerJWT(c.cred.sec().rsaKey, c.cred.userKey, c.newNonce(), now)
 		if err != nil {
 			return nil, nil, fmt.Errorf("client: %s: bearer token: %w", method, err)
 		}

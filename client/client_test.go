@@ -321,6 +321,18 @@ func TestCredentialShapes(t *testing.T) {
 			t.Errorf("body %s", tr.bodies[0])
 		}
 	})
+	t.Run("plain secret read with its newline", func(t *testing.T) {
+		// Decoding skips the whitespace, so the secret signs; sent as text it must
+		// go without it too.
+		var tr capture
+		c := newTestClient(t, UserKey(labAPIKey, labUserKey, " "+labUserSec+"\r\n"), &tr, https, WithPlainSecret())
+		if _, err := c.Call(ctx, "socialize.getUserInfo", Params{"UID": "u1"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.form(t, 0).Get("secret"); got != labUserSec {
+			t.Errorf("secret sent as %q, want %q", got, labUserSec)
+		}
+	})
 	t.Run("token", func(t *testing.T) {
 		var tr capture
 		c := newTestClient(t, Token("tok-1"), &tr, https)
@@ -901,8 +913,15 @@ func TestPrintingHidesSecrets(t *testing.T) {
 	for _, cred := range []Credentials{PartnerSecret(labAPIKey, labSecret), UserKey(labAPIKey, labUserKey, labUserSec),
 		Token("st2.token-text-1234"), Session("st2.session-text-1234", labUserSec), UserKeyRSA(labAPIKey, labUserKey, key)} {
 		c := newTestClient(t, cred, &capture{}, WithBaseURL("https://socius.test"), WithPartnerSecret(labSecret))
-		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
-			for _, v := range []any{c, *c, cred} {
+		// Inside a caller's value, in unexported fields, fmt cannot call Format.
+		type appConfig struct {
+			name   string
+			cred   Credentials
+			client Client
+			ptr    *Client
+		}
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%d", "%t", "%o", "%x", "%X", "%T"} {
+			for _, v := range []any{c, *c, cred, appConfig{"svc", cred, *c, c}, []Credentials{cred}, map[string]Client{"a": *c}} {
 				out := fmt.Sprintf(verb, v)
 				for _, secret := range []string{labSecret, labUserSec, "token-text", "session-text", key.D.String()[:20]} {
 					if strings.Contains(out, secret) {
@@ -950,5 +969,89 @@ func TestHTTPServerForHTTPSNotRetried(t *testing.T) {
 	var te *TransportError
 	if !errors.As(err, &te) || te.Attempts != 1 {
 		t.Errorf("an HTTP server on an https URL: %v (attempts %v)", err, te)
+	}
+}
+
+// zeros is an endless reader of '0's.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '0'
+	}
+	return len(p), nil
+}
+
+// TestAnswersThatAreNotAnswers: an answer too long to read and a redirect are
+// ResponseErrors (the server answered), never retried, whatever their body says.
+func TestAnswersThatAreNotAnswers(t *testing.T) {
+	ctx := context.Background()
+	https := WithBaseURL("https://socius.test")
+	tooLong := &capture{next: func(int, *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 502, Header: http.Header{"Content-Type": {"text/html"}},
+			Body: io.NopCloser(io.LimitReader(zeros{}, MaxResponseBytes+100))}, nil
+	}}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tooLong, https)
+	_, err := c.GetUserInfo(ctx, "u1")
+	var re *ResponseError
+	if !errors.As(err, &re) || re.HTTPStatus != 502 || !errors.Is(err, gigya.ErrNotAnswer) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("an answer over MaxResponseBytes: %v (%T); want a ResponseError", err, err)
+	}
+	if len(tooLong.bodies) != 1 {
+		t.Errorf("an answer over MaxResponseBytes was asked for %d times, want once", len(tooLong.bodies))
+	}
+
+	redirect := &capture{next: func(int, *http.Request) (*http.Response, error) {
+		resp := answer(0, "", obj("UID", "u1"))
+		resp.StatusCode = 302
+		resp.Header.Set("Location", "http://elsewhere.test/")
+		return resp, nil
+	}}
+	c = newTestClient(t, PartnerSecret(labAPIKey, labSecret), redirect, https)
+	_, err = c.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1", "userInfo": `{"nickname":"x"}`})
+	if !errors.As(err, &re) || re.HTTPStatus != 302 || !strings.Contains(err.Error(), "elsewhere.test") || len(redirect.bodies) != 1 {
+		t.Errorf("a redirect with a Gigya-shaped body: %v (%T), %d requests; want one ResponseError", err, err, len(redirect.bodies))
+	}
+
+	// A numeric signatureTimestamp does not fail a login that happened.
+	numeric := &capture{next: func(int, *http.Request) (*http.Response, error) {
+		return answer(0, "", obj("UID", "u1", "UIDSignature", "x", "signatureTimestamp", 1795943862)), nil
+	}}
+	c = newTestClient(t, PartnerSecret(labAPIKey, labSecret), numeric, https)
+	if l, err := c.NotifyLogin(ctx, NotifyLoginRequest{SiteUID: "u1"}); err != nil || l.SignatureTimestamp != "1795943862" || l.UID != "u1" {
+		t.Errorf("NotifyLogin with a numeric signatureTimestamp: %+v, %v", l, err)
+	}
+}
+
+// TestBaseURLShapes: a base URL's password never shows in an error, a host that Go
+// would send in punycode is refused, and an empty port is the default one, signed as
+// sent.
+func TestBaseURLShapes(t *testing.T) {
+	for _, base := range []string{"https://admin:hunter2-pass@socius.test", "https://admin:hunter2-pass@socius.test/%zz", "ht tp://admin:hunter2-pass@x"} {
+		_, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(base))
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("WithBaseURL(%q): %v; want an error without the password", base, err)
+		}
+	}
+	if _, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL("https://bücher.test")); err == nil || !strings.Contains(err.Error(), "punycode") {
+		t.Errorf("a non-ASCII host: %v", err)
+	}
+	var tr capture
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &tr, WithBaseURL("http://socius.test:"))
+	if _, err := c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	r := tr.reqs[0]
+	f := tr.form(t, 0)
+	key, _ := decodeSecret(labSecret)
+	var ps []gigya.Param
+	for k, v := range f {
+		if k != "sig" {
+			ps = append(ps, gigya.Param{Name: k, Value: v[0]})
+		}
+	}
+	want := gigya.SignBase(key, gigya.BaseString("POST", "http://"+r.Host+r.URL.Path, ps))
+	if r.Host != "socius.test" || f.Get("sig") != want {
+		t.Errorf("empty port: sent to host %q, sig %s; want socius.test and %s", r.Host, f.Get("sig"), want)
 	}
 }

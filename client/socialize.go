@@ -256,7 +256,7 @@ func (c *Client) GetUserInfo(ctx context.Context, uid string) (*User, error) {
 		}
 		u.Identities = append(u.Identities, id)
 	}
-	if c.uidKey != nil && u.UIDSignature != "" {
+	if c.keys().uidKey != nil && u.UIDSignature != "" {
 		if err := c.ValidateUIDSignature(u.UID, u.SignatureTimestamp, u.UIDSignature); err != nil {
 			return nil, fmt.Errorf("client: socialize.getUserInfo: UIDSignature of %s: %w", u.UID, err)
 		}
@@ -334,10 +334,18 @@ func (c *Client) NotifyLogin(ctx context.Context, req NotifyLoginRequest) (*Logi
 	if err != nil {
 		return nil, err
 	}
-	l := &Login{Response: resp}
-	if err := resp.Decode(l); err != nil {
+	// signatureTimestamp is text in Gigya's answers; a number is read as its digits,
+	// as getUserInfo reads it, rather than failing a login that happened.
+	var w struct {
+		Login
+		SignatureTimestamp json.RawMessage `json:"signatureTimestamp"`
+	}
+	if err := resp.Decode(&w); err != nil {
 		return nil, err
 	}
+	l := &w.Login
+	l.SignatureTimestamp = jsonText(w.SignatureTimestamp)
+	l.Response = resp
 	return l, nil
 }
 

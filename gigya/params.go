@@ -241,16 +241,26 @@ func (p *Params) Bool(name string, def bool) (bool, error) {
 // or session values: what the server shows its hooks, and the client its traces, as
 // "***".
 var credentialParams = []string{
-	"secret", "sig", "oauth_token", "client_secret", "access_token", "refresh_token", "id_token",
-	"sessionToken", "sessionSecret", "session_token", "login_token", "cookieValue", "cookie",
-	"password", "regToken", "code",
+	"sig", "UIDSig", "cookieValue", "cookie", "code", "vToken", "secretAnswer",
 }
+
+// credentialWords mark a credential anywhere in a name, in any case: secret,
+// client_secret, sessionSecret; oauth_token, regToken, passwordResetToken, idToken;
+// password, newPassword. Gigya's other namespaces (accounts.*) send such parameters
+// through socius call and the client's traces too.
+var credentialWords = []string{"secret", "token", "password"}
 
 // IsCredential reports whether a parameter's value is a credential (names match in
 // ASCII case).
 func IsCredential(name string) bool {
 	for _, c := range credentialParams {
 		if equalFoldASCII(c, name) {
+			return true
+		}
+	}
+	lower := strings.ToLower(name)
+	for _, w := range credentialWords {
+		if strings.Contains(lower, w) {
 			return true
 		}
 	}

@@ -177,7 +177,10 @@ func BenchmarkDecode(b *testing.B) {
 
 func TestIsCredential(t *testing.T) {
 	for name, want := range map[string]bool{"secret": true, "SIG": true, "sessionsecret": true, "Password": true,
-		"UID": false, "userInfo": false, "ſig": false, "": false} {
+		"newPassword": true, "passwordResetToken": true, "secretAnswer": true, "idToken": true, "vToken": true,
+		"UIDSig": true, "x_client_secret": true, "regToken": true,
+		"UID": false, "userInfo": false, "ſig": false, "": false, "signIDs": false, "sessionExpiration": false,
+		"UIDTimestamp": false, "siteUID": false} {
 		if got := IsCredential(name); got != want {
 			t.Errorf("IsCredential(%q) = %v", name, got)
 		}
