@@ -319,7 +319,7 @@ type Client struct {
 	cred Credentials
 	keys func() *clientKeys // behind a function, as Credentials' secrets are
 	base *url.URL
-	http   *http.Client
+	http *http.Client
 	// offset is added to the clock: learned from the server's Date header (see
 	// learnOffset), shared by the clients derived with WithCredentials.
 	offset   *atomic.Int64
