@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -80,13 +81,19 @@ func paramText(v any) (string, bool, error) {
 	case uint64:
 		return strconv.FormatUint(v, 10), true, nil
 	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64), true, nil
+		return floatText(v, 64)
 	case json.Number:
 		return string(v), true, nil
 	case json.RawMessage:
 		return string(v), true, nil
 	}
 	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Map, reflect.Slice, reflect.Interface:
+		if rv.IsNil() { // a nil map or slice is no value, as nil is (not "null")
+			return "", false, nil
+		}
+	}
 	if rv.Kind() == reflect.Pointer {
 		if rv.IsNil() { // before the marshaler: a nil *time.Time would panic in it
 			return "", false, nil
@@ -111,15 +118,23 @@ func paramText(v any) (string, bool, error) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return strconv.FormatUint(rv.Uint(), 10), true, nil
 	case reflect.Float32:
-		return strconv.FormatFloat(rv.Float(), 'f', -1, 32), true, nil
+		return floatText(rv.Float(), 32)
 	case reflect.Float64:
-		return strconv.FormatFloat(rv.Float(), 'f', -1, 64), true, nil
+		return floatText(rv.Float(), 64)
 	}
 	b, err := jsonMarshal(v)
 	if err != nil {
 		return "", false, err
 	}
 	return string(b), true, nil
+}
+
+// floatText is a number's text; NaN and the infinities are no number Gigya reads.
+func floatText(f float64, bits int) (string, bool, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "", false, fmt.Errorf("%v is not a number a request can carry", f)
+	}
+	return strconv.FormatFloat(f, 'f', -1, bits), true, nil
 }
 
 // jsonMarshal encodes compactly, without escaping <, > and & (Gigya does not need it,
