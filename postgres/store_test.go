@@ -781,7 +781,7 @@ func TestTokenWaitsForLogout(t *testing.T) {
 		u, uerr := s.User(ctx, "3_site", "u1")
 		token <- created{errors.Join(err, uerr), uerr == nil && u.LoggedIn}
 	}()
-	// Without the share lock it does not wait at all: 2 s tells (the logout's own
+	// Without the row update it does not wait at all: 2 s tells (the logout's own
 	// deadline is 10 s).
 	waited := waitForLockWait(t, s, 2, 2*time.Second)
 	if err := hold.Rollback(ctx); err != nil {
@@ -852,5 +852,80 @@ func TestHealthyReadOnly(t *testing.T) {
 	}
 	if _, err := s.Site(ctx, "3_nobody"); !errors.Is(err, socius.ErrNotFound) {
 		t.Errorf("a read on the read-only database: %v", err)
+	}
+}
+
+// TestTokenRevocationAtSnapshotIsolation: with the database's transactions at
+// REPEATABLE READ (a DBA's default_transaction_isolation, or YugabyteDB's default
+// snapshot isolation), a token issued while its user is logged out, deleted or renamed,
+// or its key deleted, on another node, does not survive it. The issue path is the
+// server's: the token, then a look at the key and the user, revoking it when either
+// went. A share lock on the rows was enough at READ COMMITTED only: the revoker's
+// snapshot, taken before it waited, never saw the token.
+func TestTokenRevocationAtSnapshotIsolation(t *testing.T) {
+	url := pgtest.URL(t) + "&default_transaction_isolation=repeatable%20read"
+	a, b := open(t, url), open(t, url)
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+	var level string
+	if err := a.pool.QueryRow(ctx, `SHOW transaction_isolation`).Scan(&level); err != nil || level != "repeatable read" {
+		t.Fatalf("isolation %q, %v", level, err)
+	}
+	if err := a.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(tok *socius.Token) error {
+		if err := a.CreateToken(ctx, tok); err != nil {
+			return err
+		}
+		k, err := a.Key(ctx, tok.UserKey)
+		u, uerr := a.User(ctx, tok.APIKey, tok.UID)
+		if err != nil || k.APIKey != tok.APIKey || uerr != nil || !u.LoggedIn {
+			return a.RevokeToken(ctx, tok.Hash, now)
+		}
+		return nil
+	}
+	revokers := map[string]func(uid, key string) error{
+		"logout":     func(uid, _ string) error { return b.Logout(ctx, "3_site", uid, now) },
+		"delete":     func(uid, _ string) error { return b.DeleteUser(ctx, "3_site", uid, now) },
+		"rename":     func(uid, _ string) error { return b.RenameUser(ctx, "3_site", uid, uid+"-new") },
+		"delete key": func(_, key string) error { return b.DeleteKey(ctx, key) },
+	}
+	n := 0
+	for name, revoke := range revokers {
+		live := 0
+		for r := range 40 {
+			n++
+			uid, key := fmt.Sprintf("%s-u%d", strings.ReplaceAll(name, " ", ""), r), fmt.Sprintf("AKey%s%d", strings.ReplaceAll(name, " ", ""), r)
+			if _, err := a.Login(ctx, "3_site", uid, nil, now); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.CreateKey(ctx, &socius.Key{UserKey: key, APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			tok := &socius.Token{Hash: fmt.Sprintf("%064x", n), Kind: socius.AccessToken, APIKey: "3_site", UID: uid, UserKey: key, CreatedAt: now}
+			var wg sync.WaitGroup
+			var issueErr, revokeErr error
+			wg.Go(func() { issueErr = issue(tok) })
+			wg.Go(func() { revokeErr = revoke(uid, key) })
+			wg.Wait()
+			if issueErr != nil || revokeErr != nil {
+				t.Fatalf("%s round %d: issue %v, revoke %v", name, r, issueErr, revokeErr)
+			}
+			got, err := a.Token(ctx, tok.Hash)
+			if errors.Is(err, socius.ErrNotFound) {
+				continue // deleted with its key
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.RevokedAt.IsZero() && (name != "rename" || got.UID != uid+"-new") {
+				live++
+			}
+		}
+		if live > 0 {
+			t.Errorf("%s: %d of 40 tokens issued meanwhile survived it", name, live)
+		}
 	}
 }
