@@ -70,6 +70,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -309,8 +310,25 @@ func errorFor(op string, err error) error {
 		case "23503": // foreign_key_violation
 			return socius.ErrNotFound
 		}
+		if unstorable(err) {
+			// The caller's value, not the database: 400006, as SQLite, which stores
+			// such text, would answer for whatever the server checks itself.
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s: PostgreSQL cannot store it (%s)", op, pe.Message)
+		}
 	}
 	return socius.DatabaseError("postgres: "+op, err)
+}
+
+// storable reports whether PostgreSQL can hold s as text: valid UTF-8 without a NUL
+// byte. A key that is not finds nothing, which is answered without asking.
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// unstorable reports whether err is PostgreSQL refusing a value as text it cannot hold
+// (a NUL byte, invalid UTF-8: 22021, 22P05) or as too long for an index (54000).
+func unstorable(err error) bool {
+	return hasCode(err, "22021", "22P05", "54000")
 }
 
 // hasCode reports whether err is a server error with one of the SQLSTATE codes.
@@ -369,6 +387,9 @@ func (s *Store) read(ctx context.Context, op string, fn func(ctx context.Context
 	if err != nil && (s.lost(err) || retryable(err)) && ctx.Err() == nil {
 		err = fn(ctx)
 		s.lost(err)
+	}
+	if unstorable(err) {
+		return socius.ErrNotFound // no row holds what the database cannot store
 	}
 	return errorFor(op, err)
 }

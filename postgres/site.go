@@ -130,6 +130,9 @@ func (s *Store) Key(ctx context.Context, userKey string) (*socius.Key, error) {
 // Keys lists the keys of a site (of every site when apiKey is empty), ordered by
 // creation time, then by insertion.
 func (s *Store) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) {
+	if !storable(apiKey) {
+		return nil, nil
+	}
 	var keys []*socius.Key
 	err := s.read(ctx, "keys", func(ctx context.Context) error {
 		var rows pgx.Rows
@@ -169,6 +172,9 @@ const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = $1`
 // there is none. The tokens go with it so that a key created again under the same
 // userKey does not bring them back.
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
+	if !storable(userKey) {
+		return socius.ErrNotFound
+	}
 	return s.tx(ctx, "delete key", func(ctx context.Context, tx pgx.Tx) error {
 		if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
 			return err

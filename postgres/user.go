@@ -241,7 +241,7 @@ const selectUsersPage = `SELECT ` + userColumns + ` FROM users
 // and the primary key (api_key, uid) serves the page without a sort. A limit of zero or
 // less returns no users.
 func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
-	if limit <= 0 {
+	if limit <= 0 || !storable(apiKey) {
 		return nil, nil
 	}
 	var users []*socius.User
@@ -286,6 +286,9 @@ func (s *Store) PutUser(ctx context.Context, u *socius.User) error {
 // CountUsers returns the number of users of the site, or of every site when apiKey is
 // empty.
 func (s *Store) CountUsers(ctx context.Context, apiKey string) (int, error) {
+	if !storable(apiKey) {
+		return 0, nil
+	}
 	var n int
 	err := s.read(ctx, "count users", func(ctx context.Context) error {
 		if apiKey == "" {
@@ -301,6 +304,9 @@ func (s *Store) CountUsers(ctx context.Context, apiKey string) (int, error) {
 // users went. The tokens removed include the revoked ones of users deleted before;
 // tokens bound to no user (client credentials without a UID) stay.
 func (s *Store) DeleteUsers(ctx context.Context, apiKey string) (int, error) {
+	if !storable(apiKey) {
+		return 0, nil
+	}
 	var n int
 	err := s.tx(ctx, "delete users", func(ctx context.Context, tx pgx.Tx) error {
 		// Users first, then tokens: the order of Logout and DeleteUser, so that they

@@ -40,6 +40,54 @@ var oddValues = []struct{ name, value string }{
 var textFields = []socius.Field{socius.Nickname, socius.PhotoURL, socius.ThumbnailURL, socius.FirstName, socius.LastName, socius.Email}
 
 var valueTests = []test{
+	{"UnstorableKeysFindNothing", func(t *testing.T, s socius.Store) {
+		// Keys that no row can hold (a NUL byte, invalid UTF-8, which PostgreSQL
+		// refuses as text) find nothing and list nothing, in every store: never a
+		// database error. The server checks its own inputs first; the emulator's
+		// console and the admin commands pass theirs on.
+		ctx := t.Context()
+		createSite(t, s, "3_site", base)
+		login(t, s, "3_site", "u1", nil, base)
+		for _, bad := range []string{"3_\x00", "3_\xff", "u\x00", "u\xff\xfe"} {
+			_, err := s.Site(ctx, bad)
+			wantErr(t, fmt.Sprintf("Site(%q)", bad), err, socius.ErrNotFound)
+			_, err = s.Key(ctx, bad)
+			wantErr(t, fmt.Sprintf("Key(%q)", bad), err, socius.ErrNotFound)
+			_, err = s.User(ctx, bad, "u1")
+			wantErr(t, fmt.Sprintf("User(%q, u1)", bad), err, socius.ErrNotFound)
+			_, err = s.User(ctx, "3_site", bad)
+			wantErr(t, fmt.Sprintf("User(3_site, %q)", bad), err, socius.ErrNotFound)
+			_, err = s.Token(ctx, bad)
+			wantErr(t, fmt.Sprintf("Token(%q)", bad), err, socius.ErrNotFound)
+			for name, err := range map[string]error{
+				"UpdateProfile": s.UpdateProfile(ctx, "3_site", bad, patch(map[socius.Field]string{socius.Nickname: "x"}), base),
+				"Logout":        s.Logout(ctx, "3_site", bad, base),
+				"DeleteUser":    s.DeleteUser(ctx, "3_site", bad, base),
+				"RenameUser":    s.RenameUser(ctx, "3_site", bad, "u9"),
+				"DeleteKey":     s.DeleteKey(ctx, bad),
+			} {
+				wantErr(t, fmt.Sprintf("%s(%q)", name, bad), err, socius.ErrNotFound)
+			}
+			if keys, err := s.Keys(ctx, bad); err != nil || len(keys) != 0 {
+				t.Errorf("Keys(%q) = %d keys, %v; want none", bad, len(keys), err)
+			}
+			if users, err := s.Users(ctx, bad, "", 10); err != nil || len(users) != 0 {
+				t.Errorf("Users(%q) = %d users, %v; want none", bad, len(users), err)
+			}
+			if users, err := s.Users(ctx, "3_site", bad, 10); err != nil {
+				t.Errorf("Users(3_site, after %q): %v", bad, err)
+			} else if bad[0] == 'u' && (len(users) != 0) != (bad < "u1") {
+				t.Errorf("Users(3_site, after %q) = %d users", bad, len(users))
+			}
+			if n, err := s.CountUsers(ctx, bad); err != nil || n != 0 {
+				t.Errorf("CountUsers(%q) = %d, %v; want 0", bad, n, err)
+			}
+			if n, err := s.DeleteUsers(ctx, bad); err != nil || n != 0 {
+				t.Errorf("DeleteUsers(%q) = %d, %v; want 0", bad, n, err)
+			}
+		}
+		getUser(t, s, "3_site", "u1")
+	}},
 	{"ProfileRoundTrip", func(t *testing.T, s socius.Store) {
 		createSite(t, s, "3_site", base)
 		for i, v := range oddValues {
