@@ -310,6 +310,54 @@ func (s *Store) Migrate(ctx context.Context) (plain, previous int, err error) {
 	return plain, previous, nil
 }
 
+// ErrChangedMeanwhile is a rotation that found the secret changed since it read it.
+var ErrChangedMeanwhile = errors.New("the secret changed meanwhile (another rotation?): nothing was written; run the rotation again")
+
+// RotateSiteSecret gives the site a new secret, sealed, only while the stored secret
+// is still the one read (socius.SecretSwapper): a rotation made meanwhile is reported
+// (ErrChangedMeanwhile), not silently undone. socius.ErrNotFound for no such site.
+func (s *Store) RotateSiteSecret(ctx context.Context, apiKey, secret string) error {
+	site, err := s.Store.Site(ctx, apiKey)
+	if err != nil {
+		return err
+	}
+	swapper, ok := s.Store.(socius.SecretSwapper)
+	if !ok {
+		site.Secret = secret
+		return s.PutSite(ctx, site)
+	}
+	done, err := swapper.SwapSiteSecret(ctx, apiKey, site.Secret, s.seal(secret, siteAD(apiKey)))
+	if err != nil || done {
+		return err
+	}
+	if _, err := s.Store.Site(ctx, apiKey); err != nil {
+		return err
+	}
+	return ErrChangedMeanwhile
+}
+
+// RotateKeySecret is RotateSiteSecret for a key: a key deleted meanwhile stays deleted
+// (socius.ErrNotFound), where writing it whole would have stored it again.
+func (s *Store) RotateKeySecret(ctx context.Context, userKey, secret string) error {
+	k, err := s.Store.Key(ctx, userKey)
+	if err != nil {
+		return err
+	}
+	swapper, ok := s.Store.(socius.SecretSwapper)
+	if !ok {
+		k.Secret = secret
+		return s.PutKey(ctx, k)
+	}
+	done, err := swapper.SwapKeySecret(ctx, userKey, k.Secret, s.seal(secret, keyAD(userKey)))
+	if err != nil || done {
+		return err
+	}
+	if _, err := s.Store.Key(ctx, userKey); err != nil {
+		return err
+	}
+	return ErrChangedMeanwhile
+}
+
 // HoldsSealed reports whether st (an unwrapped store) holds any sealed secret: a
 // store that does needs the master key it was sealed with, never a new one.
 func HoldsSealed(ctx context.Context, st socius.Store) (bool, error) {

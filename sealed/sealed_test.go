@@ -371,3 +371,77 @@ func TestMigrateLeavesChangesMadeMeanwhile(t *testing.T) {
 		t.Errorf("Verify with the new key alone: %v", err)
 	}
 }
+
+func (m *meddler) SwapSiteSecret(ctx context.Context, apiKey, old, new string) (bool, error) {
+	m.once.Do(m.meddle)
+	return m.Store.SwapSiteSecret(ctx, apiKey, old, new)
+}
+
+// TestRotateLeavesChangesMadeMeanwhile: a key rotation (socius key rotate-secret) that
+// meets the key deleted since it read it leaves it deleted, and one that meets another
+// rotation says so and leaves that rotation's secret; written whole (PutKey, an upsert)
+// the deleted key came back and the other rotation was lost without a word.
+func TestRotateLeavesChangesMadeMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	key := sealed.NewKey()
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	plain := wrap(t, raw, key)
+	if err := plain.CreateSite(ctx, &socius.Site{APIKey: "3_a", Secret: siteSecret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, uk := range []string{"Ak1", "Ak2"} {
+		if err := plain.CreateKey(ctx, &socius.Key{UserKey: uk, APIKey: "3_a", Secret: keySecret, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const mine, theirs = "bWluZS1yb3RhdGlvbi1zZWNyZXQtMDEyMzQ1", "dGhlaXItcm90YXRpb24tc2VjcmV0LTAxMjM0"
+	rotate := func(meddle func(), do func(st *sealed.Store) error) error {
+		m := &meddler{Store: raw, meddle: meddle}
+		st, err := sealed.New(m, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(st)
+	}
+	err := rotate(func() {
+		if err := raw.DeleteKey(ctx, "Ak1"); err != nil {
+			t.Error(err)
+		}
+	}, func(st *sealed.Store) error { return st.RotateKeySecret(ctx, "Ak1", mine) })
+	if !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("rotating a key deleted meanwhile: %v, want not found", err)
+	}
+	if _, err := raw.Key(ctx, "Ak1"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the key deleted during its rotation: %v, want it gone", err)
+	}
+	err = rotate(func() {
+		if err := plain.PutKey(ctx, &socius.Key{UserKey: "Ak2", APIKey: "3_a", Secret: theirs, CreatedAt: now}); err != nil {
+			t.Error(err)
+		}
+	}, func(st *sealed.Store) error { return st.RotateKeySecret(ctx, "Ak2", mine) })
+	if !errors.Is(err, sealed.ErrChangedMeanwhile) {
+		t.Errorf("rotating a key rotated meanwhile: %v, want ErrChangedMeanwhile", err)
+	}
+	if k, err := plain.Key(ctx, "Ak2"); err != nil || k.Secret != theirs {
+		t.Errorf("the other rotation's secret: %+v %v", k, err)
+	}
+	err = rotate(func() {
+		if err := plain.PutSite(ctx, &socius.Site{APIKey: "3_a", Secret: theirs, CreatedAt: now}); err != nil {
+			t.Error(err)
+		}
+	}, func(st *sealed.Store) error { return st.RotateSiteSecret(ctx, "3_a", mine) })
+	if !errors.Is(err, sealed.ErrChangedMeanwhile) {
+		t.Errorf("rotating a site rotated meanwhile: %v, want ErrChangedMeanwhile", err)
+	}
+	// Undisturbed, a rotation takes, sealed.
+	if err := rotate(func() {}, func(st *sealed.Store) error { return st.RotateSiteSecret(ctx, "3_a", mine) }); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := plain.Site(ctx, "3_a"); err != nil || s.Secret != mine {
+		t.Errorf("after the rotation: %+v %v", s, err)
+	}
+	if s, err := raw.Site(ctx, "3_a"); err != nil || !sealed.IsSealed(s.Secret) {
+		t.Errorf("stored: %+v %v, want sealed", s, err)
+	}
+}

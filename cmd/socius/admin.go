@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/sealed"
 	"github.com/socius/socius/server"
 )
 
@@ -137,18 +138,14 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
-			s, err := st.Site(ctx, apiKey)
+			err := st.(*sealed.Store).RotateSiteSecret(ctx, apiKey, newSecret)
 			if errors.Is(err, socius.ErrNotFound) {
 				return fmt.Errorf("no site has apiKey %s", apiKey)
 			}
 			if err != nil {
-				return err
+				return fmt.Errorf("site %s: %w", apiKey, err)
 			}
-			s.Secret = newSecret
-			if err := st.PutSite(ctx, s); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "apiKey: %s\nsecret: %s\n", s.APIKey, s.Secret)
+			fmt.Fprintf(stdout, "apiKey: %s\nsecret: %s\n", apiKey, newSecret)
 			return nil
 		})
 	}
@@ -260,18 +257,14 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
-			k, err := st.Key(ctx, userKey)
+			err := st.(*sealed.Store).RotateKeySecret(ctx, userKey, newSecret)
 			if errors.Is(err, socius.ErrNotFound) {
-				return fmt.Errorf("no key has userKey %s", userKey)
+				return fmt.Errorf("no key has userKey %s (deleted meanwhile, or never made)", userKey)
 			}
 			if err != nil {
-				return err
+				return fmt.Errorf("key %s: %w", userKey, err)
 			}
-			k.Secret = newSecret
-			if err := st.PutKey(ctx, k); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\n", k.UserKey, k.Secret)
+			fmt.Fprintf(stdout, "userKey: %s\nsecret:  %s\n", userKey, newSecret)
 			return nil
 		})
 	}
