@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -109,6 +110,11 @@ type checkpointer struct {
 	// and cleared by the writer once it has copied the rest (Store.restartWAL).
 	restart atomic.Bool
 
+	// failed is set by a sync that failed (syncFailed): the checkpointer stops for
+	// good, pinned. onSyncFail tells the store.
+	failed     error
+	onSyncFail func(error)
+
 	// afterCopy, when set (by tests), runs after each copy, before its sync.
 	afterCopy atomic.Pointer[func()]
 	spreads   atomic.Int64 // cycles whose pages went to the disk in parts: for tests
@@ -178,6 +184,9 @@ func (c *checkpointer) closeFiles() error {
 // durable. A cycle that fails while its copy is not yet durable stays pinned, and the
 // next cycle starts with the sync.
 func (c *checkpointer) cycle(closing <-chan struct{}) error {
+	if c.failed != nil {
+		return c.failed
+	}
 	long := false // the WAL has grown to restartFrames: the writer is to copy the rest
 	if !c.pinned {
 		ctx := context.Background()
@@ -196,7 +205,7 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		// What is copied must be durable in the WAL first. The server's commits are
 		// (synchronous=FULL); another program's might not be.
 		if err := datasync(c.wal); err != nil {
-			return err
+			return c.syncFailed("the WAL", err)
 		}
 		// A checkpoint that fails (another one under way, an I/O error) copied
 		// nothing or a part: either way, the sync below covers it.
@@ -348,12 +357,32 @@ func (c *checkpointer) writeBack(closing <-chan struct{}) {
 
 // finish makes the cycle's copy durable and releases the pin.
 func (c *checkpointer) finish() error {
+	if c.failed != nil {
+		return c.failed
+	}
 	if err := datasync(c.db); err != nil {
-		return err // stays pinned
+		return c.syncFailed("the database file", err)
 	}
 	c.pinned = false
 	_, err := c.pin.ExecContext(context.Background(), `ROLLBACK`)
 	return err
+}
+
+// syncFailed stops the checkpointer for good after a failed sync, pinned, and tells
+// the store (Store.fail). A sync that failed leaves the copy's pages in no known state,
+// and trying again proves nothing: Linux, after a failed write-back, marks the pages
+// clean and reports the error once, so the next fdatasync succeeds without writing
+// them. And SQLite already counts them as copied (the copy ran without syncing), so no
+// checkpoint would copy them again: once the WAL started over, writes acknowledged
+// long before would be lost. Pinned, the WAL never starts over; the store refuses
+// writes and, at its close, leaves the WAL for SQLite's recovery at the next start,
+// which copies every frame again.
+func (c *checkpointer) syncFailed(what string, err error) error {
+	c.failed = fmt.Errorf("%w: checkpoint: %s: %v", errSyncFailed, what, err)
+	if c.onSyncFail != nil {
+		c.onSyncFail(c.failed)
+	}
+	return c.failed
 }
 
 // checkpoints runs a cycle at most every checkpointEvery (or checkpointEveryLong, see

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/socius/socius"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // A database file deleted or replaced while the store has it open (an `rm` of the data
@@ -51,13 +53,51 @@ func (f files) check() error {
 	return nil
 }
 
+// errSyncFailed is the error of a store whose disk failed a sync (see fail).
+var errSyncFailed = errors.New("a sync of the database to the disk failed, so the disk may not hold what it was given: writes are refused until Socius restarts, when SQLite recovers from the WAL (a write answered with this error may be found stored then)")
+
+// fail marks the store failed for good, keeping the first reason: a sync to the disk
+// failed. Healthy reports it, every later write fails with it, and Close leaves the
+// database's connections open to the process's end, so that the last of them does not
+// checkpoint and delete the WAL: the next start recovers from it (see
+// checkpointer.syncFailed).
+func (s *Store) fail(err error) {
+	s.broken.CompareAndSwap(nil, &err)
+}
+
+// failure is the reason given to fail, or nil.
+func (s *Store) failure() error {
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// syncFailure reports whether err is SQLite's failed sync of a file (a commit whose
+// WAL fsync failed).
+func syncFailure(err error) bool {
+	var e *sqlite.Error
+	var ce *cError
+	code := -1
+	if errors.As(err, &e) {
+		code = e.Code()
+	} else if errors.As(err, &ce) {
+		code = int(ce.code)
+	}
+	return code == sqlite3.SQLITE_IOERR_FSYNC || code == sqlite3.SQLITE_IOERR_DIR_FSYNC
+}
+
 // Healthy reports whether the store can still keep what it is given: an error when its
-// database file was deleted or replaced under it (see files).
+// database file was deleted or replaced under it (see files), or when a sync to the
+// disk failed (see fail).
 func (s *Store) Healthy() error {
 	select {
 	case <-s.closing:
 		return socius.DatabaseError("sqlite", errors.New("the store is closed"))
 	default:
+	}
+	if err := s.failure(); err != nil {
+		return socius.DatabaseError("sqlite", err)
 	}
 	if err := s.files.check(); err != nil {
 		return socius.DatabaseError("sqlite", err)

@@ -103,6 +103,8 @@ type Store struct {
 	cache *cache
 	// files are the database files opened, checked after each commit (files.go).
 	files files
+	// broken is set by fail: a sync to the disk failed (files.go).
+	broken atomic.Pointer[error]
 	// afterCommit, when set (by tests), runs right after each batch commits.
 	afterCommit func()
 
@@ -225,6 +227,7 @@ func Open(path string) (*Store, error) {
 	if s.ckdb, err = sql.Open("sqlite", path+"?"+busy+"&_pragma=synchronous(OFF)"); err == nil {
 		s.ckdb.SetMaxOpenConns(2) // the pin and the copy
 		if s.ckpt, err = openCheckpointer(s.ckdb, path); err == nil {
+			s.ckpt.onSyncFail = s.fail
 			auto := fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerAutoCheckpoint)
 			s.wc.exec(auto)
 			s.wdb.Exec(auto) // its only connection, kept open
@@ -272,6 +275,16 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.stopped
+		if err := s.failure(); err != nil {
+			// Closed, the last connection would checkpoint, trusting the disk, and
+			// delete the WAL: left open, the process's end leaves the WAL to the
+			// next start's recovery (see checkpointer.syncFailed).
+			if s.ckpt != nil {
+				<-s.ckptStopped
+			}
+			s.closeErr = fmt.Errorf("sqlite: close: %w; the database stays open until the process ends", err)
+			return
+		}
 		s.wc.close()
 		var ckErr error
 		if s.ckpt != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/socius/socius"
@@ -137,13 +138,19 @@ func (s *Store) writer() {
 		}
 
 		var err error
-		batch, err = s.commit(batch)
-		if err == nil {
+		if ferr := s.failure(); ferr != nil {
+			// A sync failed: nothing more is written (see fail).
+			err = socius.DatabaseError("sqlite", ferr)
+		} else if batch, err = s.commit(batch); err == nil {
 			// Committed, but into the files the store opened: still the store's? (Not
 			// Healthy, which a closing store fails: Close lets this batch finish.)
 			if ferr := s.files.check(); ferr != nil {
 				err = socius.DatabaseError("sqlite", ferr)
 			}
+		} else if syncFailure(err) {
+			// Rolled back as far as SQLite knows, but the frames may be on the disk,
+			// and the disk in no known state: stop writing (see fail).
+			s.fail(fmt.Errorf("%w: commit: %v", errSyncFailed, err))
 		}
 		last = len(batch)
 		s.commits.Add(1)

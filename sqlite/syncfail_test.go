@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/socius/socius"
+)
+
+// TestCheckpointSyncFailureStops: when the checkpointer's fdatasync of the database
+// file fails once (a lost write-back: the copied pages never reach the disk), the
+// store stops writing for good and keeps the WAL, which still holds the pages. Before,
+// the next cycle's fdatasync (which Linux lets succeed after reporting the error once)
+// released the pin, SQLite, counting the frames as copied, started the WAL over at the
+// next commit, and an acknowledged write was lost.
+func TestCheckpointSyncFailureStops(t *testing.T) {
+	s, path := siteStore(t)
+	ctx := t.Context()
+	users := uids(20)
+	loginUsers(t, s, "3_site", users...)
+	for _, uid := range users { // a page of its own for each user
+		if err := s.UpdateProfile(ctx, "3_site", uid, bigPatch(uid+"-old-", 3000), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := s.ckpt
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(checkpointEvery) {
+		if mx, done := walFrames(t, s); mx > 0 && done == mx {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the WAL was never copied back")
+		}
+	}
+	time.Sleep(5 * checkpointEvery)
+	realDB := c.db
+	fi, err := realDB.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := make([]byte, fi.Size())
+	if _, err := realDB.ReadAt(before, 0); err != nil {
+		t.Fatal(err)
+	}
+	var fired atomic.Bool
+	hook := func() {
+		if mx, done, err := readWALFrames(s); err != nil || mx == 0 || done != mx || !fired.CompareAndSwap(false, true) {
+			return
+		}
+		// The copied pages never reach the disk, and this cycle's fdatasync fails;
+		// the next would succeed.
+		if _, err := realDB.WriteAt(before, 0); err != nil {
+			panic(err)
+		}
+		bad, _ := os.Open(os.DevNull)
+		bad.Close()
+		c.db = bad
+		go func() { time.Sleep(5 * time.Millisecond); c.db = realDB }()
+	}
+	c.afterCopy.Store(&hook)
+	want := bigValue("acknowledged-", 3000)
+	if err := s.UpdateProfile(ctx, "3_site", users[3], bigPatch("acknowledged-", 3000), now); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !fired.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no cycle copied the write")
+		}
+	}
+	time.Sleep(10 * checkpointEvery)
+	if err := s.Healthy(); !errors.Is(err, errSyncFailed) {
+		t.Errorf("Healthy after a failed sync: %v, want errSyncFailed", err)
+	}
+	restarts := walRestarts(t, path)
+	err = s.UpdateProfile(ctx, "3_site", users[10], patchOf(map[socius.Field]string{socius.Nickname: "later"}), now)
+	if socius.ErrorCode(err) != socius.CodeDatabaseError || !errors.Is(err, errSyncFailed) {
+		t.Errorf("a write after the failed sync: %v, want 500028 for the failed sync", err)
+	}
+	if got := walRestarts(t, path); got != restarts {
+		t.Errorf("the WAL started over after the failed sync (%d -> %d restarts)", restarts, got)
+	}
+	if err := s.Close(); !errors.Is(err, errSyncFailed) {
+		t.Errorf("Close: %v, want the failed sync", err)
+	}
+	// The process ends: what the next start finds.
+	db := otherReader(t, crashCopy(t, path))
+	integrityOK(t, db)
+	if got := nickname(t, db, users[3]); got != want {
+		t.Errorf("after the restart, %s's nickname is %.20q..., want the acknowledged %.20q...", users[3], got, want)
+	}
+}
+
+var syncFailArmed atomic.Bool
+
+func failingSync(tls *libc.TLS, file uintptr, flags int32) int32 {
+	if syncFailArmed.CompareAndSwap(true, false) {
+		if rc := walBufferOf(file).flush(tls); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+		return sqlite3.SQLITE_IOERR_FSYNC
+	}
+	return walBufSync(tls, file, flags)
+}
+
+// TestCommitSyncFailureStops: a commit whose WAL fsync fails fails its callers (500028)
+// and stops the store's writes for good: the frames may be on the disk, and the disk
+// in no known state, so a write answered as failed may be found stored after a
+// restart (the error says so). What the next start finds is a sound database.
+func TestCommitSyncFailureStops(t *testing.T) {
+	s, path := siteStore(t)
+	users := uids(10)
+	loginUsers(t, s, "3_site", users...)
+	w := s.wc.bufferWAL()
+	if w == nil {
+		t.Fatal("the writer's WAL file is not buffered")
+	}
+	m := ioMethods(w.methods)
+	saved := m.FxSync
+	*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&m.FxSync)) = failingSync
+	t.Cleanup(func() { m.FxSync = saved })
+	syncFailArmed.Store(true)
+	err := s.UpdateProfile(t.Context(), "3_site", users[0], patchOf(map[socius.Field]string{socius.Nickname: "failed"}), now)
+	if socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Fatalf("a write whose fsync failed: %v, want 500028", err)
+	}
+	err = s.UpdateProfile(t.Context(), "3_site", users[1], patchOf(map[socius.Field]string{socius.Nickname: "after"}), now)
+	if !errors.Is(err, errSyncFailed) {
+		t.Errorf("a write after the failed fsync: %v, want refused for it", err)
+	}
+	if err := s.Healthy(); !errors.Is(err, errSyncFailed) {
+		t.Errorf("Healthy: %v, want the failed sync", err)
+	}
+	if got := getNickname(t, s, users[1]); got == "after" {
+		t.Error("a write after the failed fsync was stored")
+	}
+	s.Close()
+	db := otherReader(t, crashCopy(t, path))
+	integrityOK(t, db)
+	if got := nickname(t, db, users[1]); got == "after" {
+		t.Error("after the restart, a write refused after the failed fsync is stored")
+	}
+}
+
+func getNickname(t *testing.T, s *Store, uid string) string {
+	t.Helper()
+	u, err := s.User(t.Context(), "3_site", uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Profile[socius.Nickname]
+}
