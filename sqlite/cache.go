@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"time"
 	"slices"
 	"strings"
 	"sync"
@@ -53,43 +54,63 @@ const (
 
 // openCache opens the -shm file of the database at path (in WAL mode), with dsn for
 // its pinned connection. It returns nil, and the store runs uncached, when that fails.
-func openCache(path, dsn string) *cache {
+//
+// It returns a file to close only after every connection, when the cache could not
+// be used: closing it at once would drop this process's locks on the WAL-index
+// (closing any descriptor of a file drops every POSIX lock the process holds on it),
+// SQLite's included, for the store's whole life.
+func openCache(path, dsn string) (*cache, *os.File) {
 	pinDB, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	pin, err := pinDB.Conn(context.Background())
 	if err != nil {
 		pinDB.Close()
-		return nil
+		return nil, nil
 	}
 	// A read maps the -shm file into the pinned connection.
 	var n int
 	if err := pin.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 		pin.Close()
 		pinDB.Close()
-		return nil
+		return nil, nil
 	}
 	shm, err := os.Open(path + "-shm")
 	if err != nil {
 		pin.Close()
 		pinDB.Close()
-		return nil
+		return nil, nil
 	}
 	c := &cache{shm: shm, pinDB: pinDB, pin: pin, sites: map[string]socius.Site{}, keys: map[string]socius.Key{}}
 	c.mapHeader()
-	if _, ok := c.header(); !ok {
-		c.close()
-		return nil
+	// Another process in the middle of a commit leaves the two copies of the header
+	// apart for a moment.
+	for range 50 {
+		if _, ok := c.header(); ok {
+			return c, nil
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return c
+	c.closeConns()
+	return nil, shm
 }
 
-func (c *cache) close() error {
+// closeConns closes the cache's connection and mapping; closeFile, its descriptor of
+// the WAL-index, which must wait until every connection of the process is closed (see
+// openCache).
+func (c *cache) closeConns() error {
 	if c == nil {
 		return nil
 	}
-	return errors.Join(c.unmapHeader(), c.shm.Close(), c.pin.Close(), c.pinDB.Close())
+	return errors.Join(c.unmapHeader(), c.pin.Close(), c.pinDB.Close())
+}
+
+func (c *cache) closeFile() error {
+	if c == nil {
+		return nil
+	}
+	return c.shm.Close()
 }
 
 // header reads the WAL-index header; ok is false when it cannot be trusted.

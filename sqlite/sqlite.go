@@ -101,6 +101,9 @@ type Store struct {
 	carries atomic.Int64 // operations carried so: for tests
 	// cache serves Site and Key while the database is unchanged; nil: uncached.
 	cache *cache
+	// strayShm is a descriptor of the WAL-index that a cache could not use, to close
+	// after every connection (see openCache).
+	strayShm *os.File
 	// files are the database files opened, checked after each commit (files.go).
 	files files
 	// broken is set by fail: a sync to the disk failed (files.go).
@@ -220,7 +223,7 @@ func Open(path string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s.cache = openCache(path, readDSN)
+	s.cache, s.strayShm = openCache(path, readDSN)
 	s.files = openFiles(path)
 	// Without its checkpointer, the store still works: the writer's own checkpoints
 	// copy everything (see checkpoint.go).
@@ -292,9 +295,13 @@ func (s *Store) Close() error {
 			ckErr = errors.Join(s.ckpt.close(), s.ckdb.Close())
 		}
 		s.lookups.drain()
-		s.closeErr = errors.Join(s.closeStmts(), s.cache.close(), ckErr, s.wdb.Close(), s.rdb.Close())
+		s.closeErr = errors.Join(s.closeStmts(), s.cache.closeConns(), ckErr, s.wdb.Close(), s.rdb.Close())
+		// The store's own descriptors, after every connection (see closeFiles).
+		s.closeErr = errors.Join(s.closeErr, s.cache.closeFile())
+		if s.strayShm != nil {
+			s.closeErr = errors.Join(s.closeErr, s.strayShm.Close())
+		}
 		if s.ckpt != nil {
-			// After every connection (see closeFiles).
 			s.closeErr = errors.Join(s.closeErr, s.ckpt.closeFiles())
 		}
 		if s.closeErr != nil {
