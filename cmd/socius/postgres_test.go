@@ -177,7 +177,7 @@ func TestPostgresRefusesBadKeysItself(t *testing.T) {
 	ts := startServer(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t))
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	jwt := b64(`{"alg":"RS256","kid":"\u0000x"}`) + "." + b64(fmt.Sprintf(`{"iat":%d,"jti":"j1"}`, time.Now().Unix())) + ".AAAA"
-	req, err := http.NewRequest("POST", ts.HTTPURL+"/socialize.getUserInfo",
+	req, err := http.NewRequest("POST", ts.HTTPSURL+"/socialize.getUserInfo",
 		strings.NewReader(url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}.Encode()))
 	if err != nil {
 		t.Fatal(err)
