@@ -171,15 +171,31 @@ const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = $1`
 // DeleteKey removes a key and the tokens it obtained, at once; socius.ErrNotFound if
 // there is none. The tokens go with it so that a key created again under the same
 // userKey does not bring them back.
+//
+// A token being issued with the key meanwhile (on another node) may commit after the
+// transaction's tokens statement took its snapshot (at REPEATABLE READ, its first
+// statement's): so once it has committed, a second statement, on a snapshot of its
+// own, deletes what came in between, unless the key was created again meanwhile. A
+// token committed after that finds the key gone in the issuing server's check
+// (keyStillThere) and is revoked there. (CreateToken writes a new version of its
+// user's row, which orders it with a logout; a write to the key's row would do the
+// same here, but would make every token issued with one key wait for the last.)
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 	if !storable(userKey) {
 		return socius.ErrNotFound
 	}
-	return s.tx(ctx, "delete key", func(ctx context.Context, tx pgx.Tx) error {
+	err := s.tx(ctx, "delete key", func(ctx context.Context, tx pgx.Tx) error {
 		if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, deleteTokensOfKey, userKey)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "delete key", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, deleteTokensOfKey+` AND NOT EXISTS (SELECT 1 FROM keys WHERE user_key = $1)`, userKey)
 		return err
 	})
 }

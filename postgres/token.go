@@ -12,29 +12,24 @@ import (
 // if the site does not exist. The UID is not checked against the users: a token may be
 // granted for a user that has not logged in yet.
 //
-// The token goes in after an UPDATE that changes nothing of its user's row (and of its
-// key's): a new version of the row, under its lock. What ends a user's tokens (Logout,
-// DeleteUser, RenameUser) changes the user's row first and the tokens after, DeleteKey
-// the key's row first; its tokens statement sees only the tokens committed before it
-// (before its statement at READ COMMITTED, before its first statement at REPEATABLE
-// READ), so a token inserted meanwhile would outlive it. Written so, the two are
-// ordered: a token that goes in first makes the revoker wait for it, and then, at READ
-// COMMITTED, see it, or at REPEATABLE READ or SERIALIZABLE (snapshot isolation:
-// YugabyteDB's default, CockroachDB's only level) fail with 40001, which write runs
-// again on a fresh snapshot; one that waits for the revoker goes in after it has
-// committed, where the server's check after the insert (stillLoggedIn, keyStillThere)
-// finds the user gone or logged out and revokes it. (A share lock was enough at READ
-// COMMITTED only: a lock is no new version, and a snapshot taken before the wait
-// never saw the token.)
+// The token goes in after an UPDATE that changes nothing of its user's row: a new
+// version of the row, under its lock. What ends a user's tokens (Logout, DeleteUser,
+// RenameUser) changes the user's row first and the tokens after; its tokens statement
+// sees only the tokens committed before it (before its statement at READ COMMITTED,
+// before its first statement at REPEATABLE READ), so a token inserted meanwhile would
+// outlive it. Written so, the two are ordered: a token that goes in first makes the
+// revoker wait for it, and then, at READ COMMITTED, see it, or at REPEATABLE READ or
+// SERIALIZABLE (snapshot isolation: YugabyteDB's default, CockroachDB's only level)
+// fail with 40001, which write runs again on a fresh snapshot; one that waits for the
+// revoker goes in after it has committed, where the server's check after the insert
+// (stillLoggedIn) finds the user gone or logged out and revokes it. (A share lock was
+// enough at READ COMMITTED only: a lock is no new version, and a snapshot taken before
+// the wait never saw the token.) DeleteKey orders itself with tokens in another way,
+// so that tokens issued with one key do not wait for each other: see there.
 func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 	return s.tx(ctx, "create token", func(ctx context.Context, tx pgx.Tx) error {
 		if t.UID != "" {
 			if _, err := tx.Exec(ctx, `UPDATE users SET logged_in = logged_in WHERE api_key = $1 AND uid = $2`, t.APIKey, []byte(t.UID)); err != nil {
-				return err
-			}
-		}
-		if t.UserKey != "" {
-			if _, err := tx.Exec(ctx, `UPDATE keys SET methods = methods WHERE user_key = $1`, t.UserKey); err != nil {
 				return err
 			}
 		}

@@ -98,7 +98,8 @@ func (s *Server) keyStillThere(c *call, t *socius.Token) error {
 
 // withdraw revokes a token just stored whose call is refused with why.
 func (s *Server) withdraw(c *call, t *socius.Token, why error) error {
-	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil {
+	// Not found: what ended the key or the user took the token with it already.
+	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil && !errors.Is(err, socius.ErrNotFound) {
 		return err
 	}
 	return why
