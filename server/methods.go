@@ -428,12 +428,13 @@ func (s *Server) checkUIDSig(c *call, siteUID string) error {
 	if err := s.outsideSkew(c, "UIDTimestamp", clip(tsText, 40), ts); err != nil {
 		return err
 	}
-	if c.token != nil && siteUID == "site_"+c.token.UID {
-		// The site's UIDSig for "site_<UID>" signs "<ts>_site_<UID>", which is what the
+	if c.token != nil && strings.HasPrefix(siteUID, "site_") {
+		// The site's UIDSig for "site_<X>" signs "<ts>_site_<X>", which is what the
 		// identity's providerUIDSig signs ("<ts>_<provider>_<providerUID>"), and
-		// getUserInfo with signIDs gives that to the token's holder: the consent could
-		// be forged.
-		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: a token bound to a user may not rename it to site_ followed by its own UID (a UIDSig for that name cannot be told from the providerUIDSig the user can read); rename it with the site's credentials")
+		// getUserInfo with signIDs gives that to the holder of any token of user X (of
+		// another user of the same client, or of this one before a rename): the
+		// consent could be forged.
+		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: a token bound to a user may not rename it to a siteUID starting with site_ (a UIDSig for such a name cannot be told from a providerUIDSig that users can read); rename it with the site's credentials")
 	}
 	key, err := c.partnerKey()
 	if err != nil {

@@ -257,7 +257,7 @@ func TestTokenRenameNeedsConsent(t *testing.T) {
 	sign := func(method string, p url.Values) url.Values {
 		return ts.sessionSigned(t, ts.HTTPSURL, method, p, session, secret)
 	}
-	access := ts.accessToken(t, "trudy")
+	access, other := ts.accessToken(t, "trudy"), ts.accessToken(t, "trudy2")
 	for _, method := range []string{"socialize.setUID", "socialize.notifyRegistration"} {
 		want(t, method+" by a session without UIDSig", ts.tlsPost(t, method, sign(method, url.Values{"siteUID": {"victim"}})), 400002, "Missing required parameter: UIDSig")
 		want(t, method+" by an access token without UIDSig", ts.tlsPost(t, method, withToken(access, url.Values{"siteUID": {"victim"}})), 400002, "Missing required parameter: UIDSig")
@@ -283,7 +283,9 @@ func TestTokenRenameNeedsConsent(t *testing.T) {
 		}
 		id := ids[0].(map[string]any)
 		forged := url.Values{"siteUID": {"site_trudy"}, "UIDSig": {fmt.Sprint(id["providerUIDSig"])}, "UIDTimestamp": {g.str("signatureTimestamp")}}
-		want(t, method+" with the providerUIDSig as UIDSig", ts.tlsPost(t, method, withToken(access, forged)), 403007, "may not rename it to site_")
+		want(t, method+" with the providerUIDSig as UIDSig", ts.tlsPost(t, method, withToken(access, forged)), 403007, "starting with site_")
+		// The same consent, taken to another user of the same client.
+		want(t, method+" of another user with the providerUIDSig as UIDSig", ts.tlsPost(t, method, withToken(other, forged)), 403007, "starting with site_")
 	}
 	// Nothing was renamed: the site's own victim, logged in later, is a new user that
 	// neither token reaches.
