@@ -553,7 +553,13 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
 	n, err := Seed(r.Context(), e.cfg.Store, http.MaxBytesReader(w, r.Body, 256<<20), e.cfg.Clock.Now())
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "seed: " + err.Error(), "loaded": n})
+		// A bad line is the caller's (400); the store failing is not (500).
+		status := http.StatusBadRequest
+		var ge *socius.Error
+		if errors.As(err, &ge) && ge.Code == socius.CodeDatabaseError {
+			status = http.StatusInternalServerError
+		}
+		writeJSON(w, status, map[string]any{"error": "seed: " + err.Error(), "loaded": n})
 		return
 	}
 	writeJSON(w, http.StatusOK, n)

@@ -745,3 +745,28 @@ func TestReseedKeepsKeyTokens(t *testing.T) {
 		t.Errorf("the key's token after the second seed: %v", err)
 	}
 }
+
+// failingUsers is a store whose user writes fail as a broken database does: fault
+// injection for TestSeedStoreFailure.
+type failingUsers struct{ socius.Store }
+
+func (failingUsers) PutUser(context.Context, *socius.User) error {
+	return socius.DatabaseError("test", errors.New("disk I/O error"))
+}
+
+// TestSeedStoreFailure: a seed that the store fails is the server's failure (500),
+// not a bad line of the caller's (400), so that `socius emulator seed` exits 1, not 2.
+func TestSeedStoreFailure(t *testing.T) {
+	te := newTestEmulator(t)
+	e := New(Config{Store: failingUsers{te.store}, Clock: te.clock, LogSize: 10})
+	srv := httptest.NewServer(e.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/_emulator/api/seed", "application/x-ndjson", strings.NewReader(`{"apiKey":"3_EmuSite","UID":"dave"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("a seed the store failed: HTTP %d, want 500", resp.StatusCode)
+	}
+}
