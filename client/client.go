@@ -343,6 +343,14 @@ func (c Client) GoString() string { return c.String() }
 // Format prints String whatever the verb.
 func (c Client) Format(f fmt.State, verb rune) { formatString(f, verb, c.String()) }
 
+// secretKeys are the client's decoded secrets; none for a Client that New did not make.
+func (c *Client) secretKeys() *clientKeys {
+	if c.keys == nil {
+		return &clientKeys{}
+	}
+	return c.keys()
+}
+
 // clientKeys are a Client's decoded secrets.
 type clientKeys struct {
 	key    []byte // the decoded secret, for signatures and plain mode
@@ -755,7 +763,7 @@ func (c *Client) newRequest(ctx context.Context, method, endpoint, norm string, 
 			gigya.Param{Name: "nonce", Value: c.newNonce()})
 		tr.NormalizedURL = norm
 		base := gigya.BaseString(http.MethodPost, norm, ps)
-		tr.Signature = gigya.SignBase(c.keys().key, base)
+		tr.Signature = gigya.SignBase(c.secretKeys().key, base)
 		if c.cfg.trace != nil {
 			// What the trace shows of the base string has the secrets masked too (a
 			// client_secret of getToken is signed like any parameter).

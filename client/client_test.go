@@ -1063,3 +1063,12 @@ func TestBaseURLShapes(t *testing.T) {
 		t.Errorf("empty port: sent to host %q, sig %s; want socius.test and %s", r.Host, f.Get("sig"), want)
 	}
 }
+
+// TestZeroClient: a Client that New did not make says what is missing rather than
+// panic.
+func TestZeroClient(t *testing.T) {
+	var c Client
+	if err := c.ValidateUIDSignature("u1", "1795943862", "sig"); err == nil {
+		t.Error("a zero Client validated a UIDSignature")
+	}
+}

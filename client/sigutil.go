@@ -45,10 +45,10 @@ func ValidateUIDSignature(partnerSecret, uid, timestamp, signature string, maxAg
 // its clock corrected by the offset it learned from the server (see ClockOffset),
 // within the WithUIDSignatureMaxAge window.
 func (c *Client) ValidateUIDSignature(uid, timestamp, signature string) error {
-	if c.keys().uidKey == nil {
+	if c.secretKeys().uidKey == nil {
 		return errors.New("client: no partner secret to validate UIDSignatures with (see WithPartnerSecret)")
 	}
-	return validateUID(c.keys().uidKey, uid, timestamp, signature, c.cfg.uidMaxAge, c.now())
+	return validateUID(c.secretKeys().uidKey, uid, timestamp, signature, c.cfg.uidMaxAge, c.now())
 }
 
 func validateUID(key []byte, uid, timestamp, signature string, maxAge time.Duration, now time.Time) error {

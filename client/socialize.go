@@ -256,7 +256,7 @@ func (c *Client) GetUserInfo(ctx context.Context, uid string) (*User, error) {
 		}
 		u.Identities = append(u.Identities, id)
 	}
-	if c.keys().uidKey != nil && u.UIDSignature != "" {
+	if c.secretKeys().uidKey != nil && u.UIDSignature != "" {
 		if err := c.ValidateUIDSignature(u.UID, u.SignatureTimestamp, u.UIDSignature); err != nil {
 			return nil, fmt.Errorf("client: socialize.getUserInfo: UIDSignature of %s: %w", u.UID, err)
 		}

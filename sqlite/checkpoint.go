@@ -117,6 +117,9 @@ type checkpointer struct {
 
 	// afterCopy, when set (by tests), runs after each copy, before its sync.
 	afterCopy atomic.Pointer[func()]
+	// syncFault, when set (by tests), runs before each sync, and a failure it returns
+	// is the sync's.
+	syncFault atomic.Pointer[func(*os.File) error]
 	spreads   atomic.Int64 // cycles whose pages went to the disk in parts: for tests
 }
 
@@ -204,7 +207,7 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		c.pinned = true
 		// What is copied must be durable in the WAL first. The server's commits are
 		// (synchronous=FULL); another program's might not be.
-		if err := datasync(c.wal); err != nil {
+		if err := c.sync(c.wal); err != nil {
 			return c.syncFailed("the WAL", err)
 		}
 		// A checkpoint that fails (another one under way, an I/O error) copied
@@ -360,12 +363,22 @@ func (c *checkpointer) finish() error {
 	if c.failed != nil {
 		return c.failed
 	}
-	if err := datasync(c.db); err != nil {
+	if err := c.sync(c.db); err != nil {
 		return c.syncFailed("the database file", err)
 	}
 	c.pinned = false
 	_, err := c.pin.ExecContext(context.Background(), `ROLLBACK`)
 	return err
+}
+
+// sync is datasync, after the tests' syncFault.
+func (c *checkpointer) sync(f *os.File) error {
+	if fault := c.syncFault.Load(); fault != nil {
+		if err := (*fault)(f); err != nil {
+			return err
+		}
+	}
+	return datasync(f)
 }
 
 // syncFailed stops the checkpointer for good after a failed sync, pinned, and tells

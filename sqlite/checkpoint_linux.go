@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,15 @@ func writeBackRange(f *os.File, off, n int64) error {
 	return unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
-// datasync makes f's data durable, with the metadata needed to read it back.
+// datasync makes f's data durable, with the metadata needed to read it back. An
+// interrupted call (EINTR, which a signal can cause on some file systems) is made
+// again, as os.File.Sync does: it reported no failure of the disk, and a failure
+// stops the store (checkpointer.syncFailed).
 func datasync(f *os.File) error {
-	return unix.Fdatasync(int(f.Fd()))
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }

@@ -49,7 +49,7 @@ func TestCheckpointSyncFailureStops(t *testing.T) {
 	if _, err := realDB.ReadAt(before, 0); err != nil {
 		t.Fatal(err)
 	}
-	var fired atomic.Bool
+	var fired, failNext atomic.Bool
 	hook := func() {
 		if mx, done, err := readWALFrames(s); err != nil || mx == 0 || done != mx || !fired.CompareAndSwap(false, true) {
 			return
@@ -59,12 +59,16 @@ func TestCheckpointSyncFailureStops(t *testing.T) {
 		if _, err := realDB.WriteAt(before, 0); err != nil {
 			panic(err)
 		}
-		bad, _ := os.Open(os.DevNull)
-		bad.Close()
-		c.db = bad
-		go func() { time.Sleep(5 * time.Millisecond); c.db = realDB }()
+		failNext.Store(true)
+	}
+	fault := func(f *os.File) error {
+		if f == realDB && failNext.CompareAndSwap(true, false) {
+			return errors.New("input/output error (injected)")
+		}
+		return nil
 	}
 	c.afterCopy.Store(&hook)
+	c.syncFault.Store(&fault)
 	want := bigValue("acknowledged-", 3000)
 	if err := s.UpdateProfile(ctx, "3_site", users[3], bigPatch("acknowledged-", 3000), now); err != nil {
 		t.Fatal(err)
