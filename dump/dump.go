@@ -201,7 +201,7 @@ func (d *Reader) readLine() (text []byte, tooLong bool, err error) {
 		chunk, err := d.br.ReadSlice('\n')
 		read = read || len(chunk) > 0
 		if !tooLong {
-			if len(d.buf)+len(chunk) > MaxLine+1 { // +1: the newline
+			if len(d.buf)+len(chunk) > MaxLine+2 { // +2: the line's end, \r\n
 				tooLong, d.buf = true, d.buf[:0]
 			} else {
 				d.buf = append(d.buf, chunk...)
@@ -215,7 +215,7 @@ func (d *Reader) readLine() (text []byte, tooLong bool, err error) {
 		case err != nil && err != io.EOF:
 			return nil, false, err
 		}
-		text = bytes.TrimSuffix(d.buf, []byte("\n"))
+		text = bytes.TrimSuffix(bytes.TrimSuffix(d.buf, []byte("\n")), []byte("\r"))
 		return text, tooLong || len(text) > MaxLine, nil
 	}
 }

@@ -125,9 +125,11 @@ func TestLineOfMaxLine(t *testing.T) {
 		if len(l) != tt.n {
 			t.Fatalf("line of %d bytes", len(l))
 		}
-		_, err := NewReader(strings.NewReader(l + "\n")).Next()
-		if tt.ok && err != nil && strings.Contains(err.Error(), "longer than") || !tt.ok && (err == nil || !strings.Contains(err.Error(), "longer than")) {
-			t.Errorf("a line of %d bytes: %v", tt.n, err)
+		for _, end := range []string{"\n", "\r\n", ""} {
+			_, err := NewReader(strings.NewReader(l + end)).Next()
+			if tt.ok && err != nil && strings.Contains(err.Error(), "longer than") || !tt.ok && (err == nil || !strings.Contains(err.Error(), "longer than")) {
+				t.Errorf("a line of %d bytes ending %q: %v", tt.n, end, err)
+			}
 		}
 	}
 }

@@ -250,7 +250,7 @@ func (imp *importer) read(ctx context.Context, r *dump.Reader) error {
 			continue
 		}
 		if err != nil {
-			return err // the input itself failed: a line too long, a read error
+			return err // the input itself failed: a read error
 		}
 		if time.Since(imp.lastShow) >= progressEvery {
 			imp.lastShow = time.Now()
