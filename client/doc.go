@@ -29,7 +29,7 @@
 //   - Mobile session (Session, HTTPS only): oauth_token (the sessionToken of a
 //     notifyLogin with targetEnv=mobile), timestamp, nonce and sig, signed with the
 //     sessionSecret as the mobile SDKs sign; it implies the site and the user.
-//   - userKey + RSA key (UserKeyRSA): apiKey and timestamp, and
+//   - userKey + RSA key (UserKeyRSA, HTTPS only): apiKey and timestamp, and
 //     "Authorization: Bearer <JWT>" (RS256, kid = userKey, iat, jti; gigya.BearerJWT).
 //
 // Every answer is one JSON object with errorCode (0 on success), callId, statusCode,

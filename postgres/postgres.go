@@ -313,7 +313,7 @@ func errorFor(op string, err error) error {
 		if unstorable(err) {
 			// The caller's value, not the database: 400006, as SQLite, which stores
 			// such text, would answer for whatever the server checks itself.
-			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s: PostgreSQL cannot store it (%s)", op, pe.Message)
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s: PostgreSQL cannot store it (a NUL byte, invalid UTF-8, or a key too long for an index)", op)
 		}
 	}
 	return socius.DatabaseError("postgres: "+op, err)

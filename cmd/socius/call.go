@@ -31,7 +31,7 @@ success, 1 when errorCode is not 0 (the answer is printed anyway) or the call fa
 Credentials, one of: --secret (partner secret), --user-key with --secret (the key's
 secret), --token (an access token, HTTPS only), --token with --session-secret (a mobile
 session, signed with its secret; HTTPS only), --user-key with --private-key (RSA,
-Authorization: Bearer JWT). Signed by default; --https-secret sends the secret in plain
+Authorization: Bearer JWT; HTTPS only). Signed by default; --https-secret sends the secret in plain
 (HTTPS only).
 
 flags:

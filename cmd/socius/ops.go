@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/server"
 )
 
 // newLogger returns the process logger: text or JSON lines at the given level. Any
@@ -31,13 +32,16 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: text or json", format)
 }
 
-// credentialAttrs are attribute names whose values are never logged.
-var credentialAttrs = []string{"secret", "sig", "signature", "oauth_token", "token", "access_token", "password",
-	"client_secret", "cookie", "cookieValue", "sessionToken", "sessionSecret", "authorization"}
+// credentialAttrs are attribute names whose values are never logged, beside those
+// that server.IsCredential names (any name holding secret, token or password).
+var credentialAttrs = []string{"signature", "authorization"}
 
 // maskCredentials is a slog ReplaceAttr: the value of a credential-named attribute
 // becomes "***", as the server masks credential parameters.
 func maskCredentials(_ []string, a slog.Attr) slog.Attr {
+	if server.IsCredential(a.Key) {
+		return slog.String(a.Key, "***")
+	}
 	for _, name := range credentialAttrs {
 		if strings.EqualFold(a.Key, name) {
 			return slog.String(a.Key, "***")
