@@ -6,11 +6,11 @@ import (
 	"database/sql"
 	"errors"
 	"os"
-	"time"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/socius/socius"
 )
