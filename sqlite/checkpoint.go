@@ -121,6 +121,7 @@ type checkpointer struct {
 	// is the sync's.
 	syncFault atomic.Pointer[func(*os.File) error]
 	spreads   atomic.Int64 // cycles whose pages went to the disk in parts: for tests
+	catchUps  atomic.Int64 // long-apart cycles that spread before asking: for tests
 }
 
 // openCheckpointer opens the checkpointer of the database at path, on db, its own
@@ -217,6 +218,9 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		var busy, frames, copied int64
 		if c.copy.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) == nil {
 			long, c.catchUp = askWriter(frames >= restartFrames, c.long.Load(), c.catchUp)
+			if c.catchUp {
+				c.catchUps.Add(1)
+			}
 			// Counted only when the copy goes on from the last one: the first copy
 			// after the WAL started over covers only the frames since.
 			if known && before > 0 && copied > int64(before) {

@@ -194,8 +194,11 @@ func TestCycleBeforeRestartIsShort(t *testing.T) {
 	if walRestarts(t, path) < before+2 {
 		t.Fatal("the WAL was not started over twice in 3000 commits")
 	}
-	if n := s.ckpt.spreads.Load(); n != 0 {
-		t.Errorf("%d cycles that asked the writer spread their pages; want none", n)
+	// The only cycles that spread are the catch-up ones (a long-apart cycle that found
+	// the WAL long spreads as usual, and the next asks the writer), which a loaded
+	// machine can bring about: cycles that copy many frames of few pages go long apart.
+	if n, k := s.ckpt.spreads.Load(), s.ckpt.catchUps.Load(); n != k {
+		t.Errorf("%d cycles spread their pages, %d of them catching up: a cycle that asked the writer spread", n, k)
 	}
 }
 
