@@ -6,10 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
-
-	"modernc.org/libc"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/socius/socius"
 )
@@ -101,18 +97,6 @@ func TestCheckpointSyncFailureStops(t *testing.T) {
 	}
 }
 
-var syncFailArmed atomic.Bool
-
-func failingSync(tls *libc.TLS, file uintptr, flags int32) int32 {
-	if syncFailArmed.CompareAndSwap(true, false) {
-		if rc := walBufferOf(file).flush(tls); rc != sqlite3.SQLITE_OK {
-			return rc
-		}
-		return sqlite3.SQLITE_IOERR_FSYNC
-	}
-	return walBufSync(tls, file, flags)
-}
-
 // TestCommitSyncFailureStops: a commit whose WAL fsync fails fails its callers (500028)
 // and stops the store's writes for good: the frames may be on the disk, and the disk
 // in no known state, so a write answered as failed may be found stored after a
@@ -125,11 +109,7 @@ func TestCommitSyncFailureStops(t *testing.T) {
 	if w == nil {
 		t.Fatal("the writer's WAL file is not buffered")
 	}
-	m := ioMethods(w.methods)
-	saved := m.FxSync
-	*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&m.FxSync)) = failingSync
-	t.Cleanup(func() { m.FxSync = saved })
-	syncFailArmed.Store(true)
+	w.failSync = true // the writer reads it after it takes the write below
 	err := s.UpdateProfile(t.Context(), "3_site", users[0], patchOf(map[socius.Field]string{socius.Nickname: "failed"}), now)
 	if socius.ErrorCode(err) != socius.CodeDatabaseError {
 		t.Fatalf("a write whose fsync failed: %v, want 500028", err)

@@ -49,6 +49,9 @@ type walBuffer struct {
 	// failWrite, when set (tests only), makes the next write to the file fail as a
 	// full disk would.
 	failWrite bool
+	// failSync, when set (tests only), makes the next sync fail, after the bytes held
+	// went to the file, as a disk that failed to flush them does.
+	failSync bool
 }
 
 // walBuffers maps each buffered file (its sqlite3_file address) to its buffer. The
@@ -191,6 +194,10 @@ func walBufSync(tls *libc.TLS, file uintptr, flags int32) int32 {
 	w := walBufferOf(file)
 	if rc := w.flush(tls); rc != sqlite3.SQLITE_OK {
 		return rc
+	}
+	if w.failSync {
+		w.failSync = false
+		return sqlite3.SQLITE_IOERR_FSYNC
 	}
 	f := ioMethods(w.orig).FxSync
 	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&f)))(tls, file, flags)
