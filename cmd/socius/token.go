@@ -87,8 +87,18 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 		fmt.Fprintf(stdout, "already revoked at %s: %s\n", t.RevokedAt.UTC().Format(time.RFC3339), what)
 		return nil
 	}
+	// This machine's clock may be behind the server's that issued the token (or an
+	// emulator's, moved ahead): never a revocation before the token existed, which
+	// housekeeping would take for a week old.
+	if now.Before(t.CreatedAt) {
+		now = t.CreatedAt
+	}
 	if err := st.RevokeToken(ctx, hash, now); err != nil {
 		return err
+	}
+	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
+		fmt.Fprintf(stdout, "revoked (it had expired already): %s\n", what)
+		return nil
 	}
 	fmt.Fprintf(stdout, "revoked: %s\n", what)
 	return nil

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/socius/socius"
 )
 
 // TestTokenRevokeCommand: `socius token revoke`, run beside a server on its store, ends
@@ -71,6 +75,28 @@ func TestTokenRevokeCommand(t *testing.T) {
 		t.Errorf("revoke from standard input: exit %d, %q, %q", code, out, errOut)
 	}
 	want(t, "carol's token after", ts.tlsPost(t, "socialize.getUserInfo", withToken(third, nil)), 403025, "revoked")
+
+	// The server's clock a month ahead of this machine's (an emulator's, moved; an
+	// admin host that lags): the revocation is not dated before the token was issued,
+	// where the next sweep would have removed it at once, and a token already expired
+	// says so.
+	ts.Clock.Advance(30 * 24 * time.Hour)
+	ahead := ts.accessToken(t, "dave")
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", ahead}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: ") {
+		t.Fatalf("revoke a token of the server's future: exit %d, %q, %q", code, out, errOut)
+	}
+	if tok, err := ts.Store.Token(context.Background(), socius.HashToken(ahead)); err != nil || tok.RevokedAt.Before(tok.CreatedAt) {
+		t.Errorf("revoked %v, issued %v (%v): revoked before it was issued", tok.RevokedAt, tok.CreatedAt, err)
+	}
+	ts.sweepTokens(context.Background())
+	want(t, "dave's token after a sweep", ts.tlsPost(t, "socialize.getUserInfo", withToken(ahead, nil)), 403025, "the token was revoked at ")
+	// With the clocks together again, a token that expired a moment ago.
+	ts.Clock.Advance(-30 * 24 * time.Hour)
+	short := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"erin"}, "x_sessionExpiration": {"1"}}).str("access_token")
+	time.Sleep(1100 * time.Millisecond) // this machine's clock is the command's
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", short}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked (it had expired already): ") {
+		t.Errorf("revoke an expired token: exit %d, %q, %q", code, out, errOut)
+	}
 
 	for _, c := range []struct {
 		args []string
