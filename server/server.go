@@ -75,6 +75,10 @@ type Config struct {
 	// (0: no cap). The bodies held at once, being received or in calls in progress,
 	// are capped at MaxConcurrent times MaxBodyBytes bytes (403048 beyond).
 	MaxConcurrent int
+	// WriteTimeout is the http.Server's: an answer ready after it, counted from the
+	// call's start, cannot be written (the connection is closed), and is recorded as
+	// 504002 rather than as what it would have said (0: none).
+	WriteTimeout time.Duration
 	// RateLimit is the number of calls a second each apiKey may make to this server
 	// (0: no limit); RateBurst how many it may make at once (default: RateLimit
 	// rounded up, at least 1). A call over the limit is answered 403048.
@@ -646,11 +650,20 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		}
 	}
 	c.answered = true
-	w.WriteHeader(status)
-	w.Write(c.out)
+	c.Duration = time.Since(c.start)
+	if s.cfg.WriteTimeout > 0 && c.Duration >= s.cfg.WriteTimeout {
+		// net/http's write deadline has passed: the answer would not reach the
+		// client, which sees the connection close. Recorded as what the client got.
+		s.cfg.Logger.Warn("answer too late", "callId", c.ID, "method", c.Method, "errorCode", env.Code,
+			"latencyMs", c.Duration.Milliseconds(), "writeTimeout", s.cfg.WriteTimeout.String())
+		env.Code = socius.CodeRequestTimeout
+		env.Details = "Request Timeout: the answer was ready after the server's write timeout; the connection was closed"
+	} else {
+		w.WriteHeader(status)
+		w.Write(c.out)
+	}
 
 	c.Code, c.Details = env.Code, env.Details
-	c.Duration = time.Since(c.start)
 	if c.site != nil {
 		c.APIKey = c.site.APIKey
 	}

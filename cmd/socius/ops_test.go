@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -500,5 +501,46 @@ func TestOneServerPerDataFolder(t *testing.T) {
 	third := startServer(t, "--data", data)
 	if a := third.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
 		t.Errorf("a server started after the first stopped: %v", a)
+	}
+}
+
+// TestAnswerAfterWriteTimeout: an answer ready only after --write-timeout never reaches
+// the client (net/http closes the connection), so it is counted and logged as 504002,
+// not as what it would have said.
+func TestAnswerAfterWriteTimeout(t *testing.T) {
+	ts := startServer(t, "--write-timeout", "1s")
+	ts.login(t, "u1")
+	// Another program holds the write lock for 2 s: the call waits for it.
+	db, err := sql.Open("sqlite", filepath.Join(ts.DataDir, "socius.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(2 * time.Second)
+		conn.ExecContext(context.Background(), `ROLLBACK`)
+	}()
+	body := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"late"}`}}, "", "").Encode()
+	resp, err := ts.client.Post(ts.HTTPURL+"/socialize.setUserInfo", "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Errorf("an answer after the write timeout reached the client: %s", b)
+	}
+	ts.waitInFlight(t, 0)
+	_, metrics := get(t, ts.AdminURL+"/metrics")
+	if got := metricValue(t, metrics, `socius_calls_total{method="socialize.setUserInfo",code="504002"}`); got != 1 {
+		t.Errorf("setUserInfo answered after the write timeout counted as 504002 %v times, want 1", got)
+	}
+	if strings.Contains(metrics, `socius_calls_total{method="socialize.setUserInfo",code="0"}`) {
+		t.Error("the late answer was counted as a success")
 	}
 }

@@ -309,6 +309,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		TrustForwardedProto: m.TrustForwardedProto,
 		MaxBodyBytes:        m.MaxBodyBytes,
 		MaxConcurrent:       m.MaxConcurrent,
+		WriteTimeout:        m.WriteTimeout,
 		RateLimit:           m.RateLimit,
 		RateBurst:           m.RateBurst,
 		Logger:              m.Logger,
