@@ -666,6 +666,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	c.Code, c.Details = env.Code, env.Details
 	if c.site != nil {
 		c.APIKey = c.site.APIKey
+	} else if k, ok := c.params.Lookup("apiKey"); ok && c.APIKey == "" && socius.ValidAPIKey(k) {
+		// Refused before its site was looked up (or for naming no site): the apiKey
+		// the call named, so that the log says whose call it was.
+		c.APIKey = k
 	}
 	if c.key != nil {
 		c.UserKey = c.key.UserKey
