@@ -140,8 +140,15 @@ func TestObserveCall(t *testing.T) {
 	in.ObserveCall(&server.Call{Method: "socialize.getUserInfo", Known: true, Code: 0, Duration: 2 * time.Millisecond})
 	in.ObserveCall(&server.Call{Method: "socialize.getUserInfo", Known: true, Code: 403003, Duration: time.Millisecond})
 	in.ObserveCall(&server.Call{Method: "../../etc/passwd", Code: 400001})
+	// An emulator fault rule's answer is counted apart: no server error to alert on.
+	in.ObserveCall(&server.Call{Method: "socialize.getUserInfo", Known: true, Code: 500001, Injected: true, Duration: time.Millisecond})
 	out := scrape(t, r)
+	if strings.Contains(out, `socius_calls_total{method="socialize.getUserInfo",code="500001"}`) {
+		t.Error("an injected fault counted as a server error in socius_calls_total")
+	}
 	for _, line := range []string{
+		`socius_emulator_faults_total{method="socialize.getUserInfo",code="500001"} 1`,
+		`socius_call_duration_seconds_count{method="socialize.getUserInfo"} 2`,
 		`socius_calls_total{method="socialize.getUserInfo",code="0"} 1`,
 		`socius_calls_total{method="socialize.getUserInfo",code="403003"} 1`,
 		`socius_calls_total{method="unknown",code="400001"} 1`,

@@ -19,6 +19,7 @@ var (
 // Instruments are the metrics of the calls Socius answers and of its store.
 type Instruments struct {
 	calls         *CounterVec
+	injected      *CounterVec
 	callDuration  *HistogramVec
 	storeDuration *HistogramVec
 }
@@ -29,6 +30,9 @@ func NewInstruments(r *Registry) *Instruments {
 	return &Instruments{
 		calls: r.NewCounter("socius_calls_total",
 			"API calls answered, by method and errorCode (0 is success). Unknown methods count as method \"unknown\".",
+			"method", "code"),
+		injected: r.NewCounter("socius_emulator_faults_total",
+			"Calls that an emulator fault rule answered or delayed, by method and errorCode; they are not in socius_calls_total or socius_call_duration_seconds (emulator mode only).",
 			"method", "code"),
 		callDuration: r.NewHistogram("socius_call_duration_seconds",
 			"Time from receiving a call's headers to writing its answer, by method.",
@@ -46,6 +50,12 @@ func (in *Instruments) ObserveCall(c *server.Call) {
 		// The path is the client's: as a label it would let anyone grow the
 		// metrics without bound.
 		method = "unknown"
+	}
+	if c.Injected {
+		// An answer the emulator was told to give: no fault of the server's, and no
+		// alert on socius_calls_total's 500001 should fire for it.
+		in.injected.With(method, strconv.Itoa(c.Code)).Inc()
+		return
 	}
 	in.calls.With(method, strconv.Itoa(c.Code)).Inc()
 	in.callDuration.With(method).Observe(c.Duration.Seconds())
