@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
 	"github.com/socius/socius/sqlite"
 	"github.com/socius/socius/storetest"
@@ -212,5 +213,21 @@ func TestScrapeOverHTTP(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), "\nx_total 7\n") {
 		t.Errorf("scraped %s", b)
+	}
+}
+
+// TestTimedNonces: the timed nonce store keeps the nonce contract and times each use.
+func TestTimedNonces(t *testing.T) {
+	storetest.RunNonces(t, func(t *testing.T) socius.NonceStore {
+		return NewInstruments(NewRegistry()).Nonces(nonce.New(0))
+	})
+	r := NewRegistry()
+	ns := NewInstruments(r).Nonces(nonce.New(0))
+	now := time.Now()
+	for _, n := range []string{"a", "b", "a"} {
+		ns.UseNonce(context.Background(), "3_a", n, now.Add(time.Minute), now)
+	}
+	if out := scrape(t, r); !strings.Contains(out, `socius_store_duration_seconds_count{op="use_nonce"} 3`+"\n") {
+		t.Errorf("three uses of a nonce, timed:\n%s", out)
 	}
 }

@@ -77,6 +77,25 @@ func (in *Instruments) Store(st socius.Store) socius.Store {
 	return t
 }
 
+// Nonces returns ns timed: UseNonce is observed in socius_store_duration_seconds as
+// op use_nonce (for a store that keeps nonces in the database: PostgreSQL's, a write
+// for every signed call).
+func (in *Instruments) Nonces(ns socius.NonceStore) socius.NonceStore {
+	return &timedNonces{ns: ns, h: in.storeDuration.With("use_nonce")}
+}
+
+type timedNonces struct {
+	ns socius.NonceStore
+	h  *Histogram
+}
+
+func (t *timedNonces) UseNonce(ctx context.Context, credential, nonce string, expires, now time.Time) (bool, error) {
+	start := time.Now()
+	ok, err := t.ns.UseNonce(ctx, credential, nonce, expires, now)
+	t.h.Observe(time.Since(start).Seconds())
+	return ok, err
+}
+
 var storeOps = []string{"create_site", "put_site", "site", "sites", "create_key", "put_key", "key", "keys", "delete_key",
 	"login", "user", "update_profile", "logout", "delete_user", "rename_user",
 	"users", "put_user", "count_users", "delete_users",

@@ -286,6 +286,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Store, m.Nonces = st.store, st.nonces
+	if isPostgres(m.StoreURL) {
+		m.Nonces = m.Instruments.Nonces(st.nonces) // a write to the database per signed call
+	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if err := m.seedEmulator(ctx); err != nil {
 		return err
