@@ -33,7 +33,7 @@ func TestTablesOffHeap(t *testing.T) {
 			t.Errorf("replayed nonce %d: %v, %v; want refused", i, ok, err)
 		}
 	}
-	if got := c.Len(); got != n {
+	if got := c.Len(now); got != n {
 		t.Errorf("Len = %d, want %d", got, n)
 	}
 	runtime.KeepAlive(c)

@@ -164,13 +164,19 @@ func unixSeconds(t time.Time) int64 {
 	return min(max(t.Unix(), 0), 1<<32-1)
 }
 
-// Len returns the number of nonces remembered (expired ones may still count until
-// their shard is next swept, at most sweepEvery seconds after a later call on it).
-func (c *Cache) Len() int {
+// Len returns the number of nonces remembered at now. A shard that no call has swept
+// for sweepEvery seconds is swept first: on a quiet node the count falls to what is
+// live, and the tables shrink. (Between sweeps, expired entries still count, for at
+// most sweepEvery seconds.) now must be the clock the calls use.
+func (c *Cache) Len(now time.Time) int {
+	nowSec := unixSeconds(now)
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
+		if s.tab != nil && nowSec-s.lastSweep >= sweepEvery {
+			s.rebuild(nowSec)
+		}
 		n += s.used
 		s.mu.Unlock()
 	}

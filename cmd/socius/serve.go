@@ -322,7 +322,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Server = server.New(cfg)
 	if cache, ok := m.Nonces.(*nonce.Cache); ok { // PostgreSQL keeps them in the database
 		m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
-			func() float64 { return float64(cache.Len()) })
+			func() float64 { return float64(cache.Len(m.Clock.Now())) })
 	}
 	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress, their requests read (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
 		func() float64 { return float64(m.Server.InFlight()) })
