@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -693,10 +694,22 @@ func TestCapturesAgainstServer(t *testing.T) {
 // package and the Python SDK do with HTTPS_PROXY: the TLS session inside the tunnel
 // reaches Socius's own HTTPS listener, whatever host the CONNECT names.
 func TestConnectTunnel(t *testing.T) {
-	ts := startServer(t)
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-level", "info", "--log-format", "json")
 	proxy, _ := url.Parse(ts.HTTPURL)
 	tr := ts.client.Transport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyURL(proxy)
+	var mu sync.Mutex
+	var local []string // the client's addresses at the tunnel's entrance
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			mu.Lock()
+			local = append(local, c.LocalAddr().String())
+			mu.Unlock()
+		}
+		return c, err
+	}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	p := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "siteUID": {"tunnelled"}}
 	resp, err := client.PostForm("https://socialize.localtest/socialize.notifyLogin", p)
@@ -711,5 +724,18 @@ func TestConnectTunnel(t *testing.T) {
 	// The secret was accepted, so the call arrived over TLS; the user exists.
 	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"tunnelled"}}); a.code() != 0 {
 		t.Errorf("user not created: %v", a)
+	}
+	// The call's log line names the client, not Socius's own end of the tunnel.
+	ts.waitInFlight(t, 0)
+	mu.Lock()
+	defer mu.Unlock()
+	var line map[string]any
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"method":"socialize.notifyLogin"`) {
+			json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if len(local) != 1 || line == nil || line["remote"] != local[0] {
+		t.Errorf("the tunnelled call logged remote %v; the client was at %v", line["remote"], local)
 	}
 }

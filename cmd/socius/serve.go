@@ -88,6 +88,7 @@ type Main struct {
 	servers         []*http.Server
 	adminServer     *http.Server   // also in servers; stopped last by Close
 	tunnels         sync.WaitGroup // open CONNECT tunnels
+	tunnelPeers     tunnelPeers    // their clients' addresses, for the HTTPS side's logs
 	silent          silentConns    // connections that have not sent a request yet
 	done            chan error
 	closing         atomic.Bool
@@ -349,7 +350,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.HTTPSURL = "https://" + ln.Addr().String()
 		m.httpsListenAddr = ln.Addr().String()
-		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), m.apiHandler())
+		handler := m.apiHandler()
+		if m.HTTPAddr != "" { // the HTTP listener tunnels to this one
+			handler = m.tunnelPeers.clientAddr(handler)
+		}
+		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
 	}
 	if m.HTTPAddr != "" {
@@ -360,7 +365,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.HTTPURL = "http://" + ln.Addr().String()
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
-			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels)
+			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels, &m.tunnelPeers)
 		}
 		m.serve(ln, handler)
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)

@@ -17,7 +17,9 @@ import (
 // Shutdown does not wait for it; Main.Close does, so that an answer on its way back
 // through a tunnel is not cut off by the exit. A tunnel is counted from before the
 // hijack (while the server still waits for its connection) until it closes.
-func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup) http.Handler {
+//
+// peers learns each tunnel's client, for the HTTPS side's logs (see tunnelPeers).
+func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup, peers *tunnelPeers) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			next.ServeHTTP(w, r)
@@ -40,6 +42,9 @@ func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup) htt
 			upstream.Close()
 			return
 		}
+		inner := upstream.LocalAddr().String() // what the HTTPS listener sees
+		peers.add(inner, r.RemoteAddr)
+		defer peers.remove(inner)
 		// The tunnel outlives the HTTP server's read and write deadlines.
 		client.SetDeadline(time.Time{})
 		if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
@@ -57,5 +62,26 @@ func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup) htt
 		}()
 		io.Copy(client, upstream)
 		client.Close()
+	})
+}
+
+// tunnelPeers maps the address that Socius's own HTTPS listener sees for a tunnel (its
+// upstream connection, from this process) to the client's address at the tunnel's
+// entrance, so that a call that came through a tunnel logs its client's address, not
+// Socius's own.
+type tunnelPeers struct{ m sync.Map }
+
+func (p *tunnelPeers) add(inner, client string) { p.m.Store(inner, client) }
+func (p *tunnelPeers) remove(inner string)      { p.m.Delete(inner) }
+
+// clientAddr wraps the HTTPS listener's handler: a request from a tunnel gets the
+// tunnel's client as its RemoteAddr.
+func (p *tunnelPeers) clientAddr(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if client, ok := p.m.Load(r.RemoteAddr); ok {
+			r = r.WithContext(r.Context()) // a shallow copy: the server's request stays as it was
+			r.RemoteAddr = client.(string)
+		}
+		next.ServeHTTP(w, r)
 	})
 }
