@@ -48,13 +48,18 @@ const MinSecretBytes = 16
 // DecodeSecret decodes a secret as the official SDKs do: standard, padded base64.
 // Whitespace is ignored (every SDK tolerates it).
 func DecodeSecret(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
+	return base64.StdEncoding.DecodeString(CompactSecret(s))
+}
+
+// CompactSecret is s without the spaces, tabs and line ends that DecodeSecret skips
+// (a secret read from a file, with its newline): the text to send as a plain secret.
+func CompactSecret(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
 			return -1
 		}
 		return r
 	}, s)
-	return base64.StdEncoding.DecodeString(s)
 }
 
 // ValidateSecret checks that s is usable as a site or key secret.

@@ -412,7 +412,7 @@ func (c *Client) setCredentials(cred Credentials) error {
 		keys.key = key
 		// A plain-secret call sends the text: without the whitespace that decoding
 		// skipped (a secret read from a file, with its newline), as it signs.
-		cred.sec = hide(&credSecrets{secret: stripSpace(cred.sec().secret)})
+		cred.sec = hide(&credSecrets{secret: socius.CompactSecret(cred.sec().secret)})
 	case credToken:
 		if cred.sec().token == "" {
 			return errors.New("client: empty access token")
@@ -454,16 +454,6 @@ func (c *Client) setCredentials(cred Credentials) error {
 		return fmt.Errorf("%w: %s needs an https base URL, not %s", ErrInsecure, cred, c.cfg.baseURL)
 	}
 	return nil
-}
-
-// stripSpace removes what socius.DecodeSecret skips: spaces, tabs and line ends.
-func stripSpace(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 func decodeSecret(s string) ([]byte, error) {
