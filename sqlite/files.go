@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/socius/socius"
-	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -76,14 +75,7 @@ func (s *Store) failure() error {
 // syncFailure reports whether err is SQLite's failed sync of a file (a commit whose
 // WAL fsync failed).
 func syncFailure(err error) bool {
-	var e *sqlite.Error
-	var ce *cError
-	code := -1
-	if errors.As(err, &e) {
-		code = e.Code()
-	} else if errors.As(err, &ce) {
-		code = int(ce.code)
-	}
+	code := resultCode(err)
 	return code == sqlite3.SQLITE_IOERR_FSYNC || code == sqlite3.SQLITE_IOERR_DIR_FSYNC
 }
 

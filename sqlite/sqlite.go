@@ -411,19 +411,25 @@ func applyMigration(db *sql.DB, version int, name string) (bool, error) {
 	return true, tx.Commit()
 }
 
+// resultCode is SQLite's (extended) result code in err, from the driver or from the
+// writer's C API connection; -1 when err holds none.
+func resultCode(err error) int {
+	var e *sqlite.Error
+	var ce *cError
+	switch {
+	case errors.As(err, &e):
+		return e.Code()
+	case errors.As(err, &ce):
+		return int(ce.code)
+	}
+	return -1
+}
+
 // errorFor translates a driver error at the store's boundary: a taken primary key is
 // socius.ErrExists, a reference to a missing site socius.ErrNotFound, anything else a
 // database error (500028) that keeps the cause for the logs.
 func errorFor(op string, err error) error {
-	code := -1
-	var e *sqlite.Error
-	var ce *cError
-	if errors.As(err, &e) {
-		code = e.Code()
-	} else if errors.As(err, &ce) {
-		code = int(ce.code)
-	}
-	switch code {
+	switch resultCode(err) {
 	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
 		return socius.ErrExists
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
