@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
@@ -717,8 +719,40 @@ func TestLogKeepsNoBodies(t *testing.T) {
 	if v, _ := e[0].Param("userInfo"); len(v) > MaxLoggedValue+32 || !strings.HasSuffix(v, "... (1048578 bytes)") {
 		t.Errorf("a 1 MiB value is logged as %d bytes ending %q", len(v), v[max(0, len(v)-30):])
 	}
-	if d := e[0].Details; len(d) > MaxLoggedValue+32 || !strings.HasPrefix(d, "Permission denied: xxx") {
+	if d := e[0].Details; len(d) > MaxLoggedDetails+32 || !strings.HasPrefix(d, "Permission denied: xxx") {
 		t.Errorf("1 MiB of errorDetails are logged as %d bytes", len(d))
+	}
+}
+
+// TestLogEntryBudget: a call of many long values keeps at most MaxLoggedParams of them
+// (a 1 MB body of 250 values of 4 KB kept half a megabyte an entry); its errorDetails
+// keep MaxLoggedDetails, so that the signature diagnosis at their end survives a
+// request of some size; a cut never splits a character.
+func TestLogEntryBudget(t *testing.T) {
+	l := NewRequestLog(10)
+	var params []gigya.Param
+	for i := range 250 {
+		params = append(params, gigya.Param{Name: fmt.Sprintf("p%03d", i), Value: strings.Repeat("v", 4000)})
+	}
+	params = append(params, gigya.Param{Name: "context", Value: "a" + strings.Repeat("é", 1500)})
+	details := "Invalid request signature: " + strings.Repeat("d", 3000) + " Swift (iOS) SDK hint"
+	l.Observe(&server.Call{ID: "1", Params: params, Details: details})
+	e, _ := l.Entries(0, 1)
+	kept := 0
+	for _, p := range e[0].Params {
+		kept += len(p.Value)
+	}
+	if kept > MaxLoggedParams+250*32 {
+		t.Errorf("250 values of 4 KB kept %d bytes; want about %d", kept, MaxLoggedParams)
+	}
+	if !strings.HasSuffix(e[0].Details, "Swift (iOS) SDK hint") {
+		t.Errorf("3 KB of errorDetails lost their end: ...%s", e[0].Details[max(0, len(e[0].Details)-40):])
+	}
+	// A cut never splits a character (the value is long enough to be cut on its own).
+	l.Observe(&server.Call{ID: "2", Params: []gigya.Param{{Name: "context", Value: "a" + strings.Repeat("é", 1500)}}})
+	e, _ = l.Entries(1, 1)
+	if c, _ := e[0].Param("context"); !strings.HasSuffix(c, "... (3001 bytes)") || !utf8.ValidString(c) {
+		t.Errorf("context of 3001 bytes logged as ...%q", c[max(0, len(c)-30):])
 	}
 }
 

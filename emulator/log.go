@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/server"
@@ -117,6 +118,7 @@ func (l *RequestLog) Observe(c *server.Call) {
 	}
 	var hidden []string
 	e.Params = make([]Param, len(c.Params))
+	budget := MaxLoggedParams
 	for i, p := range c.Params {
 		v := p.Value
 		if isMasked(p.Name) {
@@ -125,24 +127,43 @@ func (l *RequestLog) Observe(c *server.Call) {
 			}
 			v = Masked
 		}
-		e.Params[i] = Param{Name: cut(p.Name), Value: cut(v)}
+		// Each value at most MaxLoggedValue, and all of them MaxLoggedParams: a
+		// body of 256 values of 4 KB each would keep half a megabyte an entry.
+		v = cutAt(v, min(MaxLoggedValue, budget))
+		budget = max(budget-len(v), 0)
+		e.Params[i] = Param{Name: cut(p.Name), Value: v}
 	}
-	e.Details = cut(hide(e.Details, hidden))
+	// The details end with the signature diagnosis (the base strings' difference, the
+	// Swift SDK's escaping): kept as far as the base strings are.
+	e.Details = cutAt(hide(e.Details, hidden), MaxLoggedDetails)
 	for _, b := range c.BaseStrings {
 		e.BaseStrings = append(e.BaseStrings, hide(b, hidden))
 	}
 	l.add(e)
 }
 
-// MaxLoggedValue is the most of a parameter's value (or name) that the log keeps.
-const MaxLoggedValue = 2048
+// What the log keeps of a call: each parameter's value (or name) at most
+// MaxLoggedValue bytes, all of its values together MaxLoggedParams, its errorDetails
+// MaxLoggedDetails (the base strings are cut at as much by the server).
+const (
+	MaxLoggedValue   = 2048
+	MaxLoggedParams  = 16 << 10
+	MaxLoggedDetails = 8 << 10
+)
 
 // cut returns a copy of s, cut at MaxLoggedValue bytes with a note of its length.
-func cut(s string) string {
-	if len(s) <= MaxLoggedValue {
+func cut(s string) string { return cutAt(s, MaxLoggedValue) }
+
+// cutAt returns a copy of s, cut at n bytes (at the start of a character, so that what
+// is kept stays UTF-8) with a note of its length.
+func cutAt(s string, n int) string {
+	if len(s) <= n {
 		return strings.Clone(s)
 	}
-	return s[:MaxLoggedValue] + "... (" + strconv.Itoa(len(s)) + " bytes)"
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // hide replaces each secret in s, as sent or as escaped once or twice (the base string
