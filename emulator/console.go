@@ -121,7 +121,7 @@ func (e *Emulator) render(w http.ResponseWriter, status int, name string, p *pag
 	h.Set("Referrer-Policy", "same-origin")
 	// Profile photos come from wherever the users' URLs point, as in the real
 	// Comments plugin; nothing else leaves the emulator.
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' http: https: data:; "+
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' http: https:; "+
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())

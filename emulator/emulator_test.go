@@ -804,3 +804,25 @@ func TestSeedStoreFailure(t *testing.T) {
 		t.Errorf("a seed the store failed: HTTP %d, want 500", resp.StatusCode)
 	}
 }
+
+// TestConsoleHeaders: every console page forbids framing and sniffing and allows
+// scripts and styles from the emulator only, images also from http: and https: (for
+// profile photos), and nothing else: no data: URLs, which nothing uses.
+func TestConsoleHeaders(t *testing.T) {
+	te := newTestEmulator(t)
+	resp, err := http.Get(te.URL + "/_emulator/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := map[string]string{
+		"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' http: https:;",
+		"X-Frame-Options":         "DENY",
+		"Referrer-Policy":         "same-origin",
+	}
+	for h, v := range want {
+		if got := resp.Header.Get(h); !strings.HasPrefix(got, v) {
+			t.Errorf("%s: %q, want it to start %q", h, got, v)
+		}
+	}
+}
