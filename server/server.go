@@ -123,7 +123,15 @@ type Server struct {
 	inFlight atomic.Int64
 	bodies   atomic.Int64       // bytes of the request bodies held
 	limiter  *ratelimit.Limiter // nil without a rate limit
+	// stopDelays is closed by StopDelays: injected delays end at once.
+	stopDelays chan struct{}
+	stopOnce   sync.Once
 }
+
+// StopDelays ends the delays of fault rules in progress, and makes later ones none: a
+// server shutting down answers its delayed calls now rather than wait them out (or be
+// cut off by its shutdown timeout).
+func (s *Server) StopDelays() { s.stopOnce.Do(func() { close(s.stopDelays) }) }
 
 // New returns a Server.
 func New(cfg Config) *Server {
@@ -142,7 +150,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, methods: make(map[string]*method), exact: make(map[string]*method)}
+	s := &Server{cfg: cfg, methods: make(map[string]*method), exact: make(map[string]*method), stopDelays: make(chan struct{})}
 	if cfg.RateLimit > 0 {
 		burst := cfg.RateBurst
 		if burst <= 0 {
@@ -428,6 +436,8 @@ func (s *Server) injectFault(c *call) error {
 		select {
 		case <-t.C:
 		case <-c.ctx.Done():
+			t.Stop()
+		case <-s.stopDelays:
 			t.Stop()
 		}
 	}

@@ -733,3 +733,35 @@ func TestEmulatorUnderAShortWriteTimeout(t *testing.T) {
 		t.Errorf("status without the version: %s", out)
 	}
 }
+
+// TestShutdownEndsFaultDelays: a call held by a fault rule's delay is answered at once
+// when the emulator shuts down, and the shutdown ends cleanly: waiting it out, the
+// shutdown was cut off at --shutdown-timeout and serve exited 1, which made the
+// README's CI script fail.
+func TestShutdownEndsFaultDelays(t *testing.T) {
+	ts := startEmulator(t)
+	ts.emu(t, "faults", "add", "--method", "getUserInfo", "--delay", "20s")
+	body := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"alice"}}, "", "").Encode()
+	type result struct {
+		body []byte
+		err  error
+	}
+	answered := make(chan result, 1)
+	go func() {
+		resp, err := ts.client.Post(ts.HTTPURL+"/socialize.getUserInfo", "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			answered <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- result{b, err}
+	}()
+	ts.waitInFlight(t, 1)
+	if err := ts.Main.Close(); err != nil {
+		t.Errorf("Close with a delayed call in flight: %v", err)
+	}
+	if r := <-answered; r.err != nil || !strings.Contains(string(r.body), `"UID":"alice"`) {
+		t.Errorf("the delayed call: %s %v", r.body, r.err)
+	}
+}

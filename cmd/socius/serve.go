@@ -482,6 +482,9 @@ func (m *Main) Close() error {
 	if m.Emu != nil {
 		m.Emu.Log.StopWaiting() // the emulator's long polls answer now
 	}
+	if m.Server != nil {
+		m.Server.StopDelays() // and calls delayed by its fault rules
+	}
 	timeout := m.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
