@@ -21,10 +21,13 @@ import (
 type conn struct {
 	addr string // host:port
 	host string // Host header
-	c    net.Conn
-	br   *bufio.Reader
-	wbuf []byte
-	body []byte // the last answer's body; reused
+	// deadline bounds each request (write and answer); zero: requestTimeout from
+	// its start.
+	deadline time.Time
+	c        net.Conn
+	br       *bufio.Reader
+	wbuf     []byte
+	body     []byte // the last answer's body; reused
 }
 
 func newConn(addr string) *conn {
@@ -74,6 +77,11 @@ func (c *conn) post(path string, form []byte) (int, []byte, error) {
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, form...)
 	c.wbuf = b
+	d := c.deadline
+	if d.IsZero() {
+		d = time.Now().Add(requestTimeout)
+	}
+	c.c.SetDeadline(d)
 	if _, err := c.c.Write(b); err != nil {
 		c.close()
 		return 0, nil, err
@@ -88,6 +96,10 @@ func (c *conn) post(path string, form []byte) (int, []byte, error) {
 	}
 	return status, c.body, nil
 }
+
+// requestTimeout bounds a request outside a measured run (counting and creating the
+// users): a server that accepts and never answers fails them.
+const requestTimeout = 30 * time.Second
 
 var errMalformed = errors.New("malformed HTTP answer")
 

@@ -92,22 +92,26 @@ type Sample struct {
 
 // Result is the outcome of one run. Latencies are in milliseconds.
 type Result struct {
-	Round       int           `json:"round,omitempty"` // set by the caller
-	Scenario    Scenario      `json:"scenario"`
-	Stream      Scenario      `json:"requestStream,omitempty"`
-	Store       string        `json:"store,omitempty"`
-	Users       int           `json:"users"`
-	Connections int           `json:"connections"`
-	Seconds     float64       `json:"seconds"`
-	Requests    int64         `json:"requests"`
-	Errors      int64         `json:"errors"`
-	ErrorKinds  []ErrorSample `json:"errorSamples,omitempty"`
-	RPS         float64       `json:"requestsPerSecond"`
-	MeanMs      float64       `json:"meanMs"`
-	P50Ms       float64       `json:"p50Ms"`
-	P99Ms       float64       `json:"p99Ms"`
-	P999Ms      float64       `json:"p999Ms"`
-	MaxMs       float64       `json:"maxMs"`
+	Round       int      `json:"round,omitempty"` // set by the caller
+	Scenario    Scenario `json:"scenario"`
+	Stream      Scenario `json:"requestStream,omitempty"`
+	Store       string   `json:"store,omitempty"`
+	Users       int      `json:"users"`
+	Connections int      `json:"connections"`
+	Seconds     float64  `json:"seconds"`
+	Requests    int64    `json:"requests"`
+	// Late are requests sent in the window and answered (successfully) after it: not
+	// in Requests or RPS, but in the latencies (without them a stall at the window's
+	// end would drop the run's slowest requests).
+	Late       int64         `json:"lateAnswers,omitempty"`
+	Errors     int64         `json:"errors"`
+	ErrorKinds []ErrorSample `json:"errorSamples,omitempty"`
+	RPS        float64       `json:"requestsPerSecond"`
+	MeanMs     float64       `json:"meanMs"`
+	P50Ms      float64       `json:"p50Ms"`
+	P99Ms      float64       `json:"p99Ms"`
+	P999Ms     float64       `json:"p999Ms"`
+	MaxMs      float64       `json:"maxMs"`
 	// Ratio is RPS divided by the baseline's RPS of the same bench; 0 for the
 	// baseline itself.
 	Ratio float64 `json:"ratioToBaseline,omitempty"`
@@ -138,6 +142,11 @@ type ErrorSample struct {
 	Count   int64  `json:"count"`
 	Example string `json:"example"`
 }
+
+// LateGrace is how long after the measured window a request may still be answered:
+// past it, its connection's deadline fails it (a stalled server fails the run rather
+// than hold it).
+var LateGrace = 10 * time.Second
 
 // Run drives t with the stream of o.Stream for o.Warmup then o.Duration, and reports
 // what the measured part sustained. Only requests answered within the measured
@@ -207,6 +216,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 		all = append(all, w.lat...)
 		r.Samples = append(r.Samples, w.ends...)
 		r.Errors += w.failed
+		r.Late += w.late
 		for k, e := range w.errs {
 			if m, ok := errs[k]; ok {
 				m.Count += e.Count
@@ -220,7 +230,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	}
 	sort.Slice(r.ErrorKinds, func(i, j int) bool { return r.ErrorKinds[i].Count > r.ErrorKinds[j].Count })
 	slices.SortFunc(r.Samples, func(a, b Sample) int { return a.End.Compare(b.End) })
-	r.Requests = int64(len(all))
+	r.Requests = int64(len(all)) - r.Late // the late ones are in the latencies only
 	if elapsed > 0 {
 		r.RPS = float64(r.Requests) / elapsed.Seconds()
 	}
@@ -260,6 +270,7 @@ type worker struct {
 	users  int
 	stream Scenario
 	lat    latencies
+	late   int64 // answered after the window (their latencies are in lat)
 	failed int64
 	errs   map[string]*ErrorSample
 
@@ -269,6 +280,9 @@ type worker struct {
 
 func (w *worker) loop(ctx context.Context, from, until time.Time) {
 	w.lat = make(latencies, 0, 1<<14)
+	// No request outlives the window by more than LateGrace: a server that stops
+	// answering fails its requests rather than hold the run for ever.
+	w.conn.deadline = until.Add(LateGrace)
 	for ctx.Err() == nil {
 		if !time.Now().Before(until) {
 			return
@@ -277,11 +291,21 @@ func (w *worker) loop(ctx context.Context, from, until time.Time) {
 		t0 := time.Now()
 		status, body, err := w.conn.post(path, form)
 		t1 := time.Now()
-		if t1.Before(from) || t1.After(until) {
+		if t1.Before(from) {
 			if err != nil {
 				time.Sleep(10 * time.Millisecond) // a server that is gone or restarting
 			}
 			continue
+		}
+		if t1.After(until) {
+			// Sent in the window, answered after it: not in the requests a second,
+			// but its latency is the slowest of the run's, which the percentiles
+			// must not lose; a failure is a failure.
+			if err == nil && status == 200 && errorCode(body) == 0 {
+				w.late++
+				w.lat.add(t1.Sub(t0))
+				continue
+			}
 		}
 		switch {
 		case err != nil:

@@ -258,3 +258,45 @@ func TestMachineCPUs(t *testing.T) {
 		t.Errorf("MachineCPUs = %d; /proc/stat lists %d, this process may use %d", n, countCPULines(stat), runtime.NumCPU())
 	}
 }
+
+// TestRunOfAStalledServer: answers that come after the window are not counted as
+// requests, but their latencies are (a stall at the end no longer drops the run's
+// slowest requests); a server that never answers fails its requests once the window
+// and LateGrace are over, rather than hold the run.
+func TestRunOfAStalledServer(t *testing.T) {
+	defer func(d time.Duration) { LateGrace = d }(LateGrace)
+	LateGrace = 2 * time.Second
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(600 * time.Millisecond)
+		BaselineHandler().ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	target := Target{URL: slow.URL, APIKey: testAPIKey, Secret: testSecret}
+	r, err := Run(context.Background(), target, Options{Connections: 2, Duration: 300 * time.Millisecond, Users: 10, Stream: Mix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 0 || r.Late != 2 || r.Errors != 0 || r.P50Ms < 600 {
+		t.Errorf("answers after the window: %d requests, %d late, %d errors, p50 %.0f ms; want 0, 2, 0 and the 600 ms", r.Requests, r.Late, r.Errors, r.P50Ms)
+	}
+
+	stuck := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stuck }))
+	defer silent.Close()
+	defer close(stuck)
+	done := make(chan *Result, 1)
+	go func() {
+		r, _ := Run(context.Background(), Target{URL: silent.URL, APIKey: testAPIKey, Secret: testSecret},
+			Options{Connections: 2, Duration: 200 * time.Millisecond, Users: 10, Stream: Mix})
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		if r.Requests != 0 || r.Errors != 2 {
+			t.Errorf("a server that never answers: %d requests, %d errors; want 0 and 2", r.Requests, r.Errors)
+		}
+	case <-time.After(LateGrace + 20*time.Second):
+		t.Fatal("a run against a server that never answers did not end")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,7 @@ type Bench struct {
 	Command func(args ...string) *exec.Cmd
 
 	failed  int64
+	empty   int64       // runs in which no request was answered within the window
 	latency *csv.Writer // LatencyLog, open during Run
 }
 
@@ -173,6 +175,12 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	if b.URL != "" {
 		if b.APIKey == "" || b.Secret == "" {
 			return "", errors.New("--url needs --api-key and --secret")
+		}
+		// Requests go to /socialize.<method> on the host: a trailing slash would be
+		// signed but not sent, and a path is not served.
+		b.URL = strings.TrimRight(b.URL, "/")
+		if u, err := url.Parse(b.URL); err != nil || u.Scheme != "http" || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			return "", fmt.Errorf("--url %q: want http://host:port, Socius's plain HTTP listener", b.URL)
 		}
 		if len(b.ServeArgs) > 0 || b.Preload == "store" || b.ProfileDir != "" || b.ServerExe != "" {
 			return "", errors.New("--url drives a running server: serve flags, --preload store, --profile and --server-exe need a server the bench starts")
@@ -341,6 +349,9 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 	if b.failed > 0 {
 		return rep, fmt.Errorf("bench: %d requests failed; the figures above do not stand", b.failed)
 	}
+	if b.empty > 0 {
+		return rep, fmt.Errorf("bench: %d runs had no request answered within their window; the figures above do not stand", b.empty)
+	}
 	return rep, nil
 }
 
@@ -455,7 +466,9 @@ func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *b
 		}
 		prof.Wait()
 		r.Round, r.Store = round, b.Label
-		r.Ratio = r.RPS / br.RPS
+		if br.RPS > 0 {
+			r.Ratio = r.RPS / br.RPS
+		}
 		b.record(rep, r)
 	}
 	return nil
@@ -623,6 +636,11 @@ func (b *Bench) record(rep *BenchReport, r *loadgen.Result) {
 	rep.Results = append(rep.Results, r)
 	printRow(b.Stdout, r)
 	atomic.AddInt64(&b.failed, r.Errors)
+	if r.Requests == 0 {
+		// Nothing answered within the window (a stalled server, a window too short):
+		// no figure of this run stands either.
+		atomic.AddInt64(&b.empty, 1)
+	}
 }
 
 // profile fetches a CPU profile of the server covering the measured part of a run.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -234,11 +235,18 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--pid", "1"}, "go with --url"},
 		{[]string{"--rounds", "0"}, "--rounds"},
 		{[]string{"--preload", "fast"}, "--preload"},
+		{[]string{"--url", "http://127.0.0.1:1/prefix", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
+		{[]string{"--url", "https://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
 	} {
 		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseFlags(%q) = %v, want an error with %q", tt.args, err, tt.want)
 		}
+	}
+	// A trailing slash was signed but not sent (every request 403003).
+	b := NewBench()
+	if _, err := b.ParseFlags([]string{"--url", "http://127.0.0.1:1/", "--api-key", "k", "--secret", "s"}, noEnv, &bytes.Buffer{}); err != nil || b.URL != "http://127.0.0.1:1" {
+		t.Errorf("--url with a trailing slash: %q, %v", b.URL, err)
 	}
 	if code, out, _ := runCLI(t, noEnv, "help"); code != 0 || !strings.Contains(out, "bench") {
 		t.Errorf("usage does not list bench: %s", out)
@@ -283,5 +291,19 @@ func TestBenchServerExeRunsBaseline(t *testing.T) {
 	}
 	if !strings.Contains(string(got), "bench --serve-baseline") || !strings.Contains(string(got), "serve ") {
 		t.Errorf("the script started %q; want the baseline and the server", got)
+	}
+}
+
+// TestBenchEmptyRunFails: a run in which no request was answered within its window (a
+// stalled server) makes the bench fail, as failed requests do; it printed 0 req/s and
+// exited 0.
+func TestBenchEmptyRunFails(t *testing.T) {
+	b := NewBench()
+	b.Stdout = io.Discard
+	rep := &BenchReport{}
+	b.record(rep, &loadgen.Result{Scenario: loadgen.GetUserInfo, Users: 10, Requests: 0, Late: 64})
+	b.record(rep, &loadgen.Result{Scenario: loadgen.SetUserInfo, Users: 10, Requests: 5})
+	if b.empty != 1 || b.failed != 0 {
+		t.Errorf("after an empty run and a good one: %d empty, %d failed; want 1 and 0", b.empty, b.failed)
 	}
 }
