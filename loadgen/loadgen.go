@@ -251,8 +251,10 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 					r.ServerCPUPerReqUs = float64(server) / userHZ / float64(r.Requests) * 1e6
 				}
 			}
-			other := b.machine.busy - a.machine.busy - server - self
-			r.OtherCPUPercent = 100 * float64(max(0, other)) / float64(secs)
+			if o.ServerPID > 0 { // else the server's own CPU would read as others'
+				other := b.machine.busy - a.machine.busy - server - self
+				r.OtherCPUPercent = 100 * float64(max(0, other)) / float64(secs)
+			}
 			r.StealPercent = 100 * float64(b.machine.steal-a.machine.steal) / float64(secs)
 		}
 	}

@@ -878,9 +878,15 @@ func printRow(w io.Writer, r *loadgen.Result) {
 	if r.ServerPeakRSS > 0 {
 		rss = fmt.Sprintf("%.0f MiB", float64(r.ServerPeakRSS)/(1<<20))
 	}
+	// Without the server's process (--url without --pid) its CPU is not known, and
+	// neither is the others'.
+	cores, perReq, other := "-", "-", "-"
+	if r.ServerCores > 0 {
+		cores, perReq = fmt.Sprintf("%.2f", r.ServerCores), fmt.Sprintf("%.0f", r.ServerCPUPerReqUs)
+		other = fmt.Sprintf("%.0f %%", r.OtherCPUPercent)
+	}
 	fmt.Fprintf(w, rowFormat, store, users, r.Scenario, loadgen.Thousands(r.RPS), ratio,
-		ms(r.P50Ms), ms(r.P99Ms), ms(r.P999Ms), strconv.FormatInt(r.Errors, 10), rss,
-		fmt.Sprintf("%.2f", r.ServerCores), fmt.Sprintf("%.0f", r.ServerCPUPerReqUs), fmt.Sprintf("%.0f %%", r.OtherCPUPercent))
+		ms(r.P50Ms), ms(r.P99Ms), ms(r.P999Ms), strconv.FormatInt(r.Errors, 10), rss, cores, perReq, other)
 	for _, e := range r.ErrorKinds {
 		fmt.Fprintf(w, "    %d x %s: %s\n", e.Count, e.Kind, e.Example)
 	}

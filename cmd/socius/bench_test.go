@@ -307,3 +307,14 @@ func TestBenchEmptyRunFails(t *testing.T) {
 		t.Errorf("after an empty run and a good one: %d empty, %d failed; want 1 and 0", b.empty, b.failed)
 	}
 }
+
+// TestRowWithoutServerCPU: without the server's process (--url without --pid), its CPU
+// columns say "-", and so does other: the server's CPU would read as other processes'.
+func TestRowWithoutServerCPU(t *testing.T) {
+	var out bytes.Buffer
+	printRow(&out, &loadgen.Result{Scenario: loadgen.GetUserInfo, Users: 10, Requests: 100, RPS: 100, Ratio: 0.5})
+	fields := strings.Fields(out.String())
+	if got := strings.Join(fields[len(fields)-3:], " "); got != "- - -" {
+		t.Errorf("the CPU columns without a server pid: %q, want \"- - -\"", got)
+	}
+}
