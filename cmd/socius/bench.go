@@ -247,7 +247,13 @@ type BenchReport struct {
 	Warmup      float64   `json:"warmupSeconds"`
 	Server      string    `json:"server"`
 	ServeArgs   []string  `json:"serveArgs,omitempty"`
-	Rounds      int       `json:"rounds"`
+	// ServerExe is the socius binary that served (--server-exe); empty: the bench's.
+	ServerExe string             `json:"serverExe,omitempty"`
+	Label     string             `json:"label"`
+	Users     []int              `json:"users"`
+	Scenarios []loadgen.Scenario `json:"scenarios"`
+	Preload   string             `json:"preload"`
+	Rounds    int                `json:"rounds"`
 	// Results has every run; Summary one line per store, user count and scenario:
 	// the median of its rounds.
 	Results []*loadgen.Result `json:"results"`
@@ -278,6 +284,11 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		Rounds:      b.Rounds,
 		Server:      b.URL,
 		ServeArgs:   b.ServeArgs,
+		ServerExe:   b.ServerExe,
+		Label:       b.Label,
+		Users:       b.Users,
+		Scenarios:   b.Scenarios,
+		Preload:     b.Preload,
 	}
 	if b.URL == "" {
 		rep.Server = "socius serve, started by the bench"

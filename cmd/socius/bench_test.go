@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,6 +56,10 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatalf("the JSON does not read back: %v", err)
 	}
 	want := []loadgen.Scenario{loadgen.Baseline, loadgen.SetUserInfo, loadgen.GetUserInfo, loadgen.Mix}
+	// The settings, so that a report says what it measured.
+	if !slices.Equal(rep.Users, []int{50}) || !slices.Equal(rep.Scenarios, want[1:]) || rep.Label != "sqlite" || rep.Preload == "" || rep.Connections != 4 {
+		t.Errorf("settings in the JSON: users %v, scenarios %v, label %q, preload %q, connections %d", rep.Users, rep.Scenarios, rep.Label, rep.Preload, rep.Connections)
+	}
 	if len(rep.Results) != len(want) || len(rep.Summary) != len(want) {
 		t.Fatalf("%d results and %d summary lines, want %d each:\n%s", len(rep.Results), len(rep.Summary), len(want), data)
 	}
