@@ -149,6 +149,10 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		if !ok {
 			return "", fmt.Errorf("--scenarios: unknown scenario %q (setUserInfo, getUserInfo, mix)", s)
 		}
+		if slices.Contains(b.Scenarios, sc) {
+			// Its runs would be merged into one median: give --rounds instead.
+			return "", fmt.Errorf("--scenarios: %s given twice (use --rounds to measure it again)", sc)
+		}
 		b.Scenarios = append(b.Scenarios, sc)
 	}
 	b.Users = nil

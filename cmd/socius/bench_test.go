@@ -232,6 +232,7 @@ func TestBenchFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--scenarios", "nope"}, "unknown scenario"},
+		{[]string{"--scenarios", "getUserInfo,mix,getUserInfo"}, "getUserInfo given twice"},
 		{[]string{"--users", "0"}, "not a positive count"},
 		{[]string{"--users", "100,1_000,100"}, "100 given twice"},
 		{[]string{"--url", "http://127.0.0.1:1"}, "needs --api-key and --secret"},
