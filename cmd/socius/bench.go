@@ -793,6 +793,7 @@ type child struct {
 func (b *Bench) start(ctx context.Context, name string, extra []string, args ...string) (*child, error) {
 	c := &child{name: name, cmd: b.Command(append(args, extra...)...), exited: make(chan struct{})}
 	c.cmd.Stderr = b.Stderr
+	dieWithParent(c.cmd)
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
