@@ -105,10 +105,7 @@ func TestCommitSyncFailureStops(t *testing.T) {
 	s, path := siteStore(t)
 	users := uids(10)
 	loginUsers(t, s, "3_site", users...)
-	w := s.wc.bufferWAL()
-	if w == nil {
-		t.Fatal("the writer's WAL file is not buffered")
-	}
+	w := writerWAL(t, s)
 	w.failSync = true // the writer reads it after it takes the write below
 	err := s.UpdateProfile(t.Context(), "3_site", users[0], patchOf(map[socius.Field]string{socius.Nickname: "failed"}), now)
 	if socius.ErrorCode(err) != socius.CodeDatabaseError {

@@ -71,6 +71,16 @@ func siteStore(t *testing.T) (*Store, string) {
 	return s, path
 }
 
+// writerWAL is the buffer of the writer's WAL file.
+func writerWAL(t *testing.T, s *Store) *walBuffer {
+	t.Helper()
+	w := s.wc.bufferWAL()
+	if w == nil {
+		t.Fatal("the writer's WAL file is not buffered")
+	}
+	return w
+}
+
 // crashCopy copies the database and its WAL as they are now, as a crash would leave
 // them (without the WAL-index, which SQLite rebuilds from the WAL), and returns the
 // copy's path.
@@ -109,10 +119,7 @@ func TestWALBufferGathersFrames(t *testing.T) {
 	for i, uid := range users {
 		batch[i] = fastOnly(s, "3_site", uid, bigPatch(uid+"-gathered-", 3000), now)
 	}
-	w := s.wc.bufferWAL()
-	if w == nil {
-		t.Fatal("the writer's WAL file is not buffered")
-	}
+	w := writerWAL(t, s)
 	writes, fileWrites := w.writes, w.fileWrites
 	if _, err := s.commit(batch); err != nil { // the writer is idle: nothing else uses the connections
 		t.Fatal(err)
@@ -210,10 +217,7 @@ func TestWALBufferSpill(t *testing.T) {
 			}
 		}
 	}
-	w := s.wc.bufferWAL()
-	if w == nil {
-		t.Fatal("the writer's WAL file is not buffered")
-	}
+	w := writerWAL(t, s)
 	before := w.fileWrites
 	if _, err := s.commit(batch); err != nil {
 		t.Fatal(err)
@@ -249,10 +253,7 @@ func TestWALBufferWriteFails(t *testing.T) {
 	s, path := siteStore(t)
 	users := uids(10)
 	loginUsers(t, s, "3_site", users...)
-	w := s.wc.bufferWAL()
-	if w == nil {
-		t.Fatal("the writer's WAL file is not buffered")
-	}
+	w := writerWAL(t, s)
 	batch := make([]*writeOp, len(users))
 	for i, uid := range users {
 		batch[i] = fastOnly(s, "3_site", uid, bigPatch("lost-", 3000), now)
