@@ -79,23 +79,14 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 		``,
 		`{"apiKey":"3_abc","UID":"ok2","profile":{"age":"41"}}`,
 	}, "\n")
-	r := NewReader(strings.NewReader(in))
 	var okUIDs []string
 	var badLines []int
-	for {
-		rec, err := r.Next()
-		if err == io.EOF {
-			break
+	for _, o := range readAll(t, in) {
+		if o.bad != nil {
+			badLines = append(badLines, o.bad.Line)
+		} else {
+			okUIDs = append(okUIDs, o.rec.User.UID)
 		}
-		var le *LineError
-		if errors.As(err, &le) {
-			badLines = append(badLines, le.Line)
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		okUIDs = append(okUIDs, rec.User.UID)
 	}
 	if strings.Join(okUIDs, ",") != "ok1,ok2" {
 		t.Errorf("good records %v", okUIDs)
@@ -144,25 +135,16 @@ func TestLongLineSkipped(t *testing.T) {
 		long + "\n" + good("a") + "\n" + good("b"),
 		good("a") + "\r\n" + long + "\r\n" + good("b") + "\r\n",
 	} {
-		r := NewReader(strings.NewReader(in))
 		var got []string
-		for {
-			rec, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			var le *LineError
-			if errors.As(err, &le) {
-				if !strings.Contains(le.Error(), "longer than 1048576 bytes") {
-					t.Errorf("line error: %v", le)
+		for _, o := range readAll(t, in) {
+			if o.bad != nil {
+				if !strings.Contains(o.bad.Error(), "longer than 1048576 bytes") {
+					t.Errorf("line error: %v", o.bad)
 				}
-				got = append(got, fmt.Sprintf("bad %d", le.Line))
-				continue
+				got = append(got, fmt.Sprintf("bad %d", o.bad.Line))
+			} else {
+				got = append(got, fmt.Sprintf("%s %d", o.rec.User.UID, o.rec.Line))
 			}
-			if err != nil {
-				t.Fatalf("Next: %v", err)
-			}
-			got = append(got, fmt.Sprintf("%s %d", rec.User.UID, rec.Line))
 		}
 		want := "a 1,bad 2,b 3"
 		if strings.HasPrefix(in, long) {
@@ -172,6 +154,34 @@ func TestLongLineSkipped(t *testing.T) {
 		}
 		if strings.Join(got, ",") != want {
 			t.Errorf("records %q, want %q", strings.Join(got, ","), want)
+		}
+	}
+}
+
+// read is what a Reader's Next gave: a record, or a bad line.
+type read struct {
+	rec *Record
+	bad *LineError
+}
+
+// readAll reads in to its end, in order; any other error fails the test.
+func readAll(t *testing.T, in string) []read {
+	t.Helper()
+	r := NewReader(strings.NewReader(in))
+	var out []read
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		var le *LineError
+		switch {
+		case errors.As(err, &le):
+			out = append(out, read{bad: le})
+		case err != nil:
+			t.Fatalf("Next: %v", err)
+		default:
+			out = append(out, read{rec: rec})
 		}
 	}
 }
