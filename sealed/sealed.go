@@ -321,19 +321,12 @@ func (s *Store) RotateSiteSecret(ctx context.Context, apiKey, secret string) err
 	if err != nil {
 		return err
 	}
-	swapper, ok := s.Store.(socius.SecretSwapper)
-	if !ok {
-		site.Secret = secret
-		return s.PutSite(ctx, site)
-	}
-	done, err := swapper.SwapSiteSecret(ctx, apiKey, site.Secret, s.seal(secret, siteAD(apiKey)))
-	if err != nil || done {
-		return err
-	}
-	if _, err := s.Store.Site(ctx, apiKey); err != nil {
-		return err
-	}
-	return ErrChangedMeanwhile
+	return s.rotate(
+		func() error { site.Secret = secret; return s.PutSite(ctx, site) },
+		func(sw socius.SecretSwapper) (bool, error) {
+			return sw.SwapSiteSecret(ctx, apiKey, site.Secret, s.seal(secret, siteAD(apiKey)))
+		},
+		func() error { _, err := s.Store.Site(ctx, apiKey); return err })
 }
 
 // RotateKeySecret is RotateSiteSecret for a key: a key deleted meanwhile stays deleted
@@ -343,16 +336,27 @@ func (s *Store) RotateKeySecret(ctx context.Context, userKey, secret string) err
 	if err != nil {
 		return err
 	}
-	swapper, ok := s.Store.(socius.SecretSwapper)
+	return s.rotate(
+		func() error { k.Secret = secret; return s.PutKey(ctx, k) },
+		func(sw socius.SecretSwapper) (bool, error) {
+			return sw.SwapKeySecret(ctx, userKey, k.Secret, s.seal(secret, keyAD(userKey)))
+		},
+		func() error { _, err := s.Store.Key(ctx, userKey); return err })
+}
+
+// rotate is the rest of a rotation, once the stored secret is read: swap it when the
+// store can (else put it whole); when the swap finds another value, exists tells a
+// secret changed meanwhile (ErrChangedMeanwhile) from a site or key gone (its error).
+func (s *Store) rotate(put func() error, swap func(socius.SecretSwapper) (bool, error), exists func() error) error {
+	sw, ok := s.Store.(socius.SecretSwapper)
 	if !ok {
-		k.Secret = secret
-		return s.PutKey(ctx, k)
+		return put()
 	}
-	done, err := swapper.SwapKeySecret(ctx, userKey, k.Secret, s.seal(secret, keyAD(userKey)))
+	done, err := swap(sw)
 	if err != nil || done {
 		return err
 	}
-	if _, err := s.Store.Key(ctx, userKey); err != nil {
+	if err := exists(); err != nil {
 		return err
 	}
 	return ErrChangedMeanwhile
