@@ -258,9 +258,20 @@ func IsCredential(name string) bool {
 			return true
 		}
 	}
-	lower := strings.ToLower(name)
 	for _, w := range credentialWords {
-		if strings.Contains(lower, w) {
+		if containsFoldASCII(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFoldASCII reports whether s holds word (lower-case ASCII) in any ASCII case,
+// without the copy strings.ToLower makes of every name with a capital: IsCredential
+// runs for each parameter of each call.
+func containsFoldASCII(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		if equalFoldASCII(s[i:i+len(word)], word) {
 			return true
 		}
 	}

@@ -186,3 +186,15 @@ func TestIsCredential(t *testing.T) {
 		}
 	}
 }
+
+// IsCredential runs for every parameter of every call: it must not allocate.
+func TestIsCredentialAllocates(t *testing.T) {
+	names := []string{"apiKey", "UID", "userInfo", "oauth_token", "sessionExpiration", "newPassword"}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, name := range names {
+			IsCredential(name)
+		}
+	}); n != 0 {
+		t.Errorf("IsCredential allocates %v times for %d names", n, len(names))
+	}
+}
