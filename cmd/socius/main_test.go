@@ -18,6 +18,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/http1"
 )
 
 // Test credentials: the lab site of the shared captures.
@@ -205,4 +206,37 @@ func TestServeSetAndGetUserInfo(t *testing.T) {
 // tlsDial opens a TLS connection to the server, trusting its certificate.
 func tlsDial(ts *testServer, addr string) (net.Conn, error) {
 	return tls.Dial("tcp", addr, ts.client.Transport.(*http.Transport).TLSClientConfig)
+}
+
+// TestFastPathWiring: the plain-HTTP API listener is served by package http1 unless
+// --fast-path=false or in emulator mode (whose fault delays need net/http's context
+// that ends when the client goes away); HTTPS, admin and pprof stay on net/http.
+func TestFastPathWiring(t *testing.T) {
+	fast := func(ts *testServer) int {
+		n := 0
+		for _, srv := range ts.servers {
+			if _, ok := srv.(*http1.Server); ok {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		name string
+		ts   func() *testServer
+		want int
+	}{
+		{"default", func() *testServer { return startServer(t) }, 1},
+		{"--fast-path=false", func() *testServer { return startServer(t, "--fast-path=false") }, 0},
+		{"emulator", func() *testServer { return startEmulator(t) }, 0},
+	} {
+		ts := tt.ts()
+		if got := fast(ts); got != tt.want {
+			t.Errorf("%s: %d listeners on the fast path, want %d", tt.name, got, tt.want)
+		}
+		// Calls are answered either way.
+		if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}); a.code() != 403005 && a.code() != 0 {
+			t.Errorf("%s: getUserInfo answered %d", tt.name, a.code())
+		}
+	}
 }

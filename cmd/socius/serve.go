@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/http1"
 	"github.com/socius/socius/metrics"
 	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
@@ -47,6 +48,9 @@ type Main struct {
 	LogLevel            string
 	LogFormat           string
 	LogCalls            bool
+	// FastPath serves the plain-HTTP API listener's common requests through package
+	// http1 instead of net/http (not in emulator mode).
+	FastPath bool
 	// PprofAddr, when set, serves the Go profiler (net/http/pprof) on its own
 	// listener: a debugging aid, never on by default.
 	PprofAddr string
@@ -85,8 +89,8 @@ type Main struct {
 	PprofURL        string // http://host:port/debug/pprof/ once listening; empty when disabled
 	listeners       []net.Listener
 	httpsListenAddr string
-	servers         []*http.Server
-	adminServer     *http.Server   // also in servers; stopped last by Close
+	servers         []listenerServer
+	adminServer     listenerServer // also in servers; stopped last by Close
 	tunnels         sync.WaitGroup // open CONNECT tunnels
 	tunnelPeers     tunnelPeers    // their clients' addresses, for the HTTPS side's logs
 	silent          silentConns    // connections that have not sent a request yet
@@ -116,6 +120,7 @@ func NewMain() *Main {
 		ClockSkew:         server.DefaultSkew,
 		MaxBodyBytes:      server.DefaultMaxBodyBytes,
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		FastPath:          true,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout:       DefaultReadTimeout,
 		WriteTimeout:      DefaultWriteTimeout,
@@ -162,6 +167,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM, SIGINT or SIGHUP, how long calls in flight may take to finish")
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
+	fs.BoolVar(&m.FastPath, "fast-path", m.FastPath, "serve plain-HTTP API requests of the common shape without net/http (docs/operations.md); false: net/http for all")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
 	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, previousKeyHelp)
@@ -367,7 +373,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.httpsListenAddr != "" {
 			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels, &m.tunnelPeers)
 		}
-		m.serve(ln, handler)
+		if m.FastPath && m.Emu == nil {
+			m.serveFast(ln, handler)
+		} else {
+			m.serve(ln, handler)
+		}
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
 	}
 	if m.PprofAddr != "" {
@@ -424,8 +434,36 @@ func (m *Main) httpServer(h http.Handler) *http.Server {
 	}
 }
 
+// listenerServer is what serves a listener: net/http's server, or http1's in front of
+// one.
+type listenerServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 func (m *Main) serve(ln net.Listener, h http.Handler) {
-	srv := m.httpServer(h)
+	m.run(ln, m.httpServer(h))
+}
+
+// serveFast serves ln through package http1, with net/http, configured as for every
+// listener, for the connections it hands over.
+func (m *Main) serveFast(ln net.Listener, h http.Handler) {
+	fallback := m.httpServer(h)
+	m.run(ln, &http1.Server{
+		Handler:           h,
+		Fallback:          fallback,
+		ReadHeaderTimeout: m.ReadHeaderTimeout,
+		ReadTimeout:       m.ReadTimeout,
+		WriteTimeout:      m.WriteTimeout,
+		IdleTimeout:       m.IdleTimeout,
+		MaxHeaderBytes:    m.MaxHeaderBytes,
+		ConnState:         m.silent.track,
+		ErrorLog:          fallback.ErrorLog,
+	})
+}
+
+func (m *Main) run(ln net.Listener, srv listenerServer) {
 	m.listeners = append(m.listeners, ln)
 	m.servers = append(m.servers, srv)
 	go func() {
@@ -491,7 +529,7 @@ func (m *Main) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var api []*http.Server
+	var api []listenerServer
 	for _, srv := range m.servers {
 		if srv != m.adminServer {
 			api = append(api, srv)

@@ -1,0 +1,519 @@
+// Package http1 serves plain HTTP/1.1 requests of the shape API clients send (GET or
+// POST, origin-form target, Content-Length or no body, a head that fits 4 KiB) to an
+// http.Handler itself, and hands every other connection to a net/http server.
+//
+// Why: a signed setUserInfo or getUserInfo costs Socius tens of microseconds of its
+// own, and net/http's per-request work (a goroutine reading in the background to notice
+// a client gone away, a context with cancellation, header maps built from textproto,
+// a buffered writer per request) costs about as much again: on a machine shared with
+// the clients that is throughput and tail latency lost (docs/performance.md).
+//
+// The fast path is deliberately narrow. A connection is handed to Fallback, with the
+// bytes already read, the moment a request is anything else: another method, HTTP/1.0,
+// chunked bodies, Expect: 100-continue, a bare LF, a malformed or too long head. net/http
+// then serves that connection until it closes, with its own checks and answers (400,
+// 431, 417 ...), so unusual requests get exactly net/http's behaviour and the fast path
+// never has to answer a request it did not understand.
+//
+// What the fast path does not give a handler: the request's context is not cancelled
+// when the client goes away (nothing reads the connection while the handler runs), and
+// the ResponseWriter has no Flush or Hijack. Handlers that need either are served by
+// net/http (Socius serves its emulator, whose fault delays end when the client gives
+// up, through net/http alone).
+package http1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// headBuffer is the size of a connection's read buffer: a request's head must fit in
+// it, or the connection goes to net/http (which allows MaxHeaderBytes).
+const headBuffer = 4 << 10
+
+// maxDiscard is the most of a request body the handler left unread that is read and
+// dropped to keep the connection; beyond it the connection is closed after the answer
+// (net/http reads up to 256 KiB).
+const maxDiscard = 256 << 10
+
+// Server serves HTTP/1.1 connections. Its zero value is not usable: Handler and
+// Fallback are needed. Fallback's Handler should be Handler (the connections it gets
+// are the same clients'); its timeouts apply to the connections it gets.
+type Server struct {
+	Handler  http.Handler
+	Fallback *http.Server
+
+	// As in http.Server: ReadHeaderTimeout bounds the wait for a request's head (from
+	// its first byte; 0: ReadTimeout), ReadTimeout the whole request, WriteTimeout the
+	// time from the request's first byte to the end of the answer, IdleTimeout the wait
+	// for a next request on a kept connection (0: ReadTimeout). 0 is no limit.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes: a longer head goes to Fallback, which applies its own limit.
+	MaxHeaderBytes int
+
+	// ConnState, if set, is told of the fast path's connections' states as
+	// http.Server tells its own. A connection handed over is reported StateHijacked;
+	// Fallback then reports it again (as another net.Conn) with its own hook.
+	ConnState func(net.Conn, http.ConnState)
+
+	// ErrorLog receives handler panics; nil: the log package's logger.
+	ErrorLog *log.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	handoff   *handoffListener
+	fallback  chan error // Fallback.Serve's end
+	closing   atomic.Bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// ErrServerClosed is what Serve returns after Shutdown or Close: http.ErrServerClosed,
+// so that callers treat both servers alike.
+var ErrServerClosed = http.ErrServerClosed
+
+// Serve accepts connections on ln until Shutdown or Close, and serves each on a
+// goroutine of its own.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			// As net/http: an accept error that says it is temporary (EMFILE, ...) is
+			// retried after a growing pause.
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// track registers a listener and, the first time, starts the fallback server.
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.handoff = newHandoffListener(ln.Addr())
+		s.fallback = make(chan error, 1)
+		go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, closes the connections waiting for a request, lets the
+// others finish the request under way and close, and waits for that (or for ctx). The
+// fallback server is shut down alongside.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	fallback := s.fallback != nil
+	if s.handoff != nil {
+		s.handoff.Close()
+	}
+	s.mu.Unlock()
+	errc := make(chan error, 1)
+	if fallback {
+		go func() { errc <- s.Fallback.Shutdown(ctx) }()
+	} else {
+		errc <- nil
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !s.closeIdle() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return <-errc
+}
+
+// closeIdle closes the connections between requests and reports whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			c.rwc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+// Close closes the listeners and every connection at once, and the fallback server.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.handoff != nil {
+		s.handoff.Close()
+		return s.Fallback.Close()
+	}
+	return nil
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	c := &conn{s: s, rwc: nc, remote: nc.RemoteAddr().String(), ctx: s.ctx}
+	c.idle.Store(true) // a connection without a request yet closes on Shutdown, as an idle one
+	s.conns[c] = struct{}{}
+	s.setState(nc, http.StateNew)
+	return c
+}
+
+func (s *Server) setState(nc net.Conn, state http.ConnState) {
+	if s.ConnState != nil {
+		s.ConnState(nc, state)
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+// conn is one client connection on the fast path.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	br     *bufio.Reader
+	remote string
+	ctx    context.Context
+	idle   atomic.Bool // waiting for a request: Shutdown may close it
+	out    []byte      // the answer being written, reused
+	body   []byte      // the answer's body being buffered, reused
+	keys   []string    // header names being sorted, reused
+	start  time.Time   // the first byte of the request under way
+	// The last request's target and host, and the URL parsed from the target: a
+	// client sends the same ones again and again.
+	lastTarget string
+	lastURL    url.URL
+	lastHost   string
+	reqBody    bodyReader
+	resp       response
+	header     http.Header // the answer's, cleared for each request
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBuffer) }}
+
+// serve runs the connection's requests until it closes or is handed over.
+func (c *conn) serve() {
+	handedOver := false
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			c.s.logf("http1: panic serving %s: %v\n%s", c.remote, v, debug.Stack())
+		}
+		if !handedOver {
+			c.rwc.Close()
+			c.s.setState(c.rwc, http.StateClosed)
+		}
+		if c.br != nil && !handedOver {
+			c.br.Reset(nil)
+			readers.Put(c.br)
+		}
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	}()
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.rwc)
+	first := true
+	for {
+		wait := c.s.IdleTimeout
+		if first {
+			wait = c.s.ReadHeaderTimeout
+		}
+		if wait == 0 {
+			wait = c.s.ReadTimeout
+		}
+		c.rwc.SetReadDeadline(deadline(time.Now(), wait))
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		c.start = time.Now()
+		c.idle.Store(false)
+		if c.s.closing.Load() && !first {
+			return // a request arriving on a kept connection during Shutdown: closed as net/http does
+		}
+		c.s.setState(c.rwc, http.StateActive)
+		first = false
+		// The deadlines for the rest of the head and the body are set only when a read
+		// has to wait: a request that came whole in one segment needs neither.
+		head, err := readHead(c.br, c.s.MaxHeaderBytes, c.waitHead)
+		if err != nil {
+			if errors.Is(err, errNotMine) {
+				handedOver = c.handOver()
+			}
+			return
+		}
+		req, ok := c.parse(head)
+		if !ok {
+			handedOver = c.handOver()
+			return
+		}
+		c.br.Discard(len(head))
+		if int64(c.br.Buffered()) < req.contentLength {
+			c.rwc.SetReadDeadline(deadline(c.start, c.s.ReadTimeout))
+		}
+		if c.s.WriteTimeout > 0 { // as net/http: from the end of the head
+			c.rwc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
+		}
+		keep := c.serveRequest(req)
+		if !keep || c.s.closing.Load() {
+			return
+		}
+		c.idle.Store(true)
+		c.s.setState(c.rwc, http.StateIdle)
+		if c.s.closing.Load() {
+			return
+		}
+	}
+}
+
+// waitHead sets the deadline of a head that did not come whole.
+func (c *conn) waitHead() {
+	wait := c.s.ReadHeaderTimeout
+	if wait == 0 {
+		wait = c.s.ReadTimeout
+	}
+	c.rwc.SetReadDeadline(deadline(c.start, wait))
+}
+
+func deadline(from time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return from.Add(d)
+}
+
+// handOver gives the connection, with what was read and not consumed, to the fallback
+// server. It reports false when the fallback has stopped taking connections.
+func (c *conn) handOver() bool {
+	c.rwc.SetDeadline(time.Time{}) // net/http sets its own
+	hc := &handedConn{Conn: c.rwc, r: c.br}
+	if !c.s.handoff.give(hc) {
+		return false
+	}
+	c.s.setState(c.rwc, http.StateHijacked)
+	return true
+}
+
+// serveRequest runs the handler for one request and writes its answer. It reports
+// whether the connection can take another request.
+func (c *conn) serveRequest(p *request) bool {
+	// The body and the writer are the connection's, reused: a handler must not use
+	// them once it has returned (as with net/http).
+	body := &c.reqBody
+	*body = bodyReader{br: c.br, remaining: p.contentLength}
+	r := baseRequest.WithContext(c.ctx)
+	r.Method = p.method
+	r.URL = p.url
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.Header = p.header
+	r.ContentLength = p.contentLength
+	r.Body = http.NoBody
+	if p.contentLength > 0 {
+		r.Body = body
+	}
+	r.Host = p.host
+	r.RemoteAddr = c.remote
+	r.RequestURI = p.target
+	r.Close = p.close
+	if c.header == nil {
+		c.header = make(http.Header, 8)
+	}
+	clear(c.header)
+	w := &c.resp
+	*w = response{c: c, header: c.header, body: c.body[:0], close: p.close || c.s.closing.Load()}
+	c.s.Handler.ServeHTTP(w, r)
+	if body.remaining > 0 {
+		if body.err != nil || body.remaining > maxDiscard {
+			w.close = true
+		} else if _, err := c.br.Discard(int(body.remaining)); err != nil {
+			w.close = true
+		}
+	}
+	if body.err != nil {
+		w.close = true
+	}
+	err := w.finish()
+	if cap(w.body) <= 64<<10 {
+		c.body = w.body[:0]
+	}
+	if err != nil {
+		return false
+	}
+	return !w.close
+}
+
+// baseRequest is the zero request copied, by WithContext, into each new one.
+var baseRequest = new(http.Request)
+
+// bodyReader is a request body of a known length, read from the connection's buffer.
+type bodyReader struct {
+	br        *bufio.Reader
+	remaining int64
+	closed    bool
+	err       error // a read error: the connection cannot be kept
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.remaining <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.br.Read(p)
+	b.remaining -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		b.err = err
+		return n, err
+	}
+	if b.remaining == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (b *bodyReader) Close() error {
+	b.closed = true
+	return nil
+}
+
+// handedConn is a connection given to net/http: its reads start with the bytes the
+// fast path had read and not consumed.
+type handedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (h *handedConn) Read(p []byte) (int, error) {
+	if h.r != nil {
+		if h.r.Buffered() > 0 {
+			return h.r.Read(p)
+		}
+		h.r = nil
+	}
+	return h.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close the connection (after an error answer) when the
+// connection can.
+func (h *handedConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handoffListener is the listener the fallback server accepts handed connections on.
+type handoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) give(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,488 @@
+package http1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echo answers with what the handler saw of the request, and whether the fast path
+// served it (net/http's writer can Flush, the fast path's cannot).
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	_, flusher := w.(http.Flusher)
+	served := "fast"
+	if flusher {
+		served = "slow"
+	}
+	view := map[string]any{
+		"served": served, "method": r.Method, "url": r.URL.String(), "path": r.URL.Path,
+		"query": r.URL.RawQuery, "host": r.Host, "header": r.Header, "body": string(body),
+		"readErr": fmt.Sprint(err), "length": r.ContentLength, "close": r.Close,
+		"proto": r.Proto, "requestURI": r.RequestURI, "remote": r.RemoteAddr != "",
+	}
+	out, _ := json.Marshal(view)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Date", "Sun, 29 Nov 2026 12:00:00 GMT")
+	w.Header().Set("X-Multi", "a")
+	w.Header().Add("X-Multi", "b")
+	w.Write(out)
+}
+
+// start serves h on a fresh port: through http1 (fast) or through net/http alone.
+func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := log.New(io.Discard, "", 0)
+	if !fast {
+		hs := &http.Server{Handler: h, ErrorLog: quiet}
+		go hs.Serve(ln)
+		t.Cleanup(func() { hs.Close() })
+		return ln.Addr().String(), nil
+	}
+	srv = &Server{Handler: h, Fallback: &http.Server{Handler: h, ErrorLog: quiet}, ErrorLog: quiet}
+	if configure != nil {
+		configure(srv)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v, want ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String(), srv
+}
+
+// exchange sends raw bytes on a new connection and reads answers until the server
+// closes it or want answers have come.
+func exchange(t *testing.T, addr, raw string, want int) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite() // nothing more: the server closes after the last answer
+	return readAnswers(t, bufio.NewReader(c), want)
+}
+
+// readAnswers reads up to want raw answers (head and body, as bytes on the wire).
+func readAnswers(t *testing.T, br *bufio.Reader, want int) []string {
+	t.Helper()
+	var answers []string
+	for len(answers) < want {
+		var raw bytes.Buffer
+		tee := bufio.NewReader(io.TeeReader(br, &raw))
+		resp, err := http.ReadResponse(tee, nil)
+		if err != nil {
+			break
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		// The tee's reader may have read ahead into the next answer: keep only this one's
+		// bytes, and give back the rest.
+		n := raw.Len() - tee.Buffered()
+		rest, _ := io.ReadAll(io.LimitReader(tee, int64(tee.Buffered())))
+		answers = append(answers, raw.String()[:n])
+		if len(rest) > 0 {
+			br = bufio.NewReader(io.MultiReader(bytes.NewReader(rest), br))
+		}
+	}
+	return answers
+}
+
+// TestSameAsNetHTTP sends each request to the fast path and to net/http alone: the
+// answers must be the same bytes but for the fast flag, and the fast path must have
+// served exactly the requests of its shape (the others went to net/http).
+func TestSameAsNetHTTP(t *testing.T) {
+	fastAddr, _ := start(t, http.HandlerFunc(echo), true, nil)
+	netAddr, _ := start(t, http.HandlerFunc(echo), false, nil)
+	form := "apiKey=3_x&userInfo=%7B%22firstName%22%3A%22Ada%22%7D&sig=a%2Bb%3D"
+	long := strings.Repeat("a", 5000)
+	tests := []struct {
+		name    string
+		raw     string
+		answers int
+		fast    []bool // per answer: served by the fast path
+	}{
+		{"post", "POST /socialize.setUserInfo HTTP/1.1\r\nHost: api.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " + fmt.Sprint(len(form)) + "\r\n\r\n" + form, 1, []bool{true}},
+		{"get with query", "GET /socialize.getUserInfo?apiKey=3_x&UID=a%20b&x=%E2%82%AC HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", 1, []bool{true}},
+		{"header case and spaces", "GET /a HTTP/1.1\r\nhost: h\r\nuser-AGENT:   Gigya-SDK/1.0  \r\nx-forwarded-proto:https\r\naccept:\r\n\r\n", 1, []bool{true}},
+		{"repeated header", "GET /a HTTP/1.1\r\nHost: h\r\nAccept: a\r\nX-Y: 1\r\naccept: b\r\n\r\n", 1, []bool{true}},
+		{"pragma", "GET /a HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\n\r\n", 1, []bool{true}},
+		{"connection close", "GET /a HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive, close\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{true}},
+		{"pipelined", "GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyzGET /c?d HTTP/1.1\r\nHost: h\r\n\r\n", 3, []bool{true, true, true}},
+		{"post without length", "POST /a HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{true}},
+		{"zero length", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 1, []bool{true}},
+		{"empty host", "GET /a HTTP/1.1\r\nHost:\r\n\r\n", 1, []bool{true}},
+		{"ipv6 host", "GET /a HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 1, []bool{true}},
+		// Handed to net/http, with what follows on the connection.
+		{"put", "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nxGET /b HTTP/1.1\r\nHost: h\r\n\r\n", 2, []bool{false, false}},
+		{"options", "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"http/1.0", "GET /a HTTP/1.0\r\n\r\n", 1, []bool{false}},
+		{"chunked", "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 1, []bool{false}},
+		{"expect", "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab", 1, []bool{false}},
+		{"bare lf", "GET /a HTTP/1.1\nHost: h\n\n", 1, []bool{false}},
+		{"bare lf in header", "GET /a HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", 1, []bool{false}},
+		{"folded header", "GET /a HTTP/1.1\r\nHost: h\r\nX: y\r\n z\r\n\r\n", 1, []bool{false}},
+		{"space before colon", "GET /a HTTP/1.1\r\nHost : h\r\n\r\n", 1, []bool{false}},
+		{"no host", "GET /a HTTP/1.1\r\nX: y\r\n\r\n", 1, []bool{false}},
+		{"two hosts", "GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 1, []bool{false}},
+		{"bad host", "GET /a HTTP/1.1\r\nHost: a b\r\n\r\n", 1, []bool{false}},
+		{"two lengths", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 1, []bool{false}},
+		{"signed length", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\na", 1, []bool{false}},
+		{"control in value", "GET /a HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 1, []bool{false}},
+		{"absolute target", "GET http://h/a HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"lower-case method", "get /a HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"leading empty line", "\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"long head", "GET /a HTTP/1.1\r\nHost: h\r\nX-Long: " + long + "\r\n\r\n", 1, []bool{false}},
+		{"long target", "GET /a?" + long + " HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"bad escape", "GET /a%zz HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"fast then handed", "GET /a HTTP/1.1\r\nHost: h\r\n\r\nDELETE /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHost: h\r\n\r\n", 3, []bool{true, false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := exchange(t, fastAddr, tt.raw, tt.answers)
+			want := exchange(t, netAddr, tt.raw, tt.answers)
+			if len(got) != len(want) || len(got) != tt.answers {
+				t.Fatalf("fast path: %d answers, net/http: %d, want %d\nfast: %q\nnet/http: %q", len(got), len(want), tt.answers, got, want)
+			}
+			for i := range got {
+				served := strings.Contains(got[i], `"served":"fast"`)
+				if strings.Contains(got[i], `"served"`) && served != tt.fast[i] {
+					t.Errorf("answer %d: served by the fast path %v, want %v", i, served, tt.fast[i])
+				}
+				norm := strings.Replace(got[i], `"served":"fast"`, `"served":"slow"`, 1)
+				if norm != want[i] {
+					t.Errorf("answer %d differs\nfast path: %q\nnet/http:  %q", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	big := strings.Repeat("0123456789", maxBuffered/10+100)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) })
+	mux.HandleFunc("/big-declared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		io.WriteString(w, big)
+	})
+	mux.HandleFunc("/none", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		if _, err := w.Write([]byte("x")); !errors.Is(err, http.ErrBodyNotAllowed) {
+			panic("write after 204: " + fmt.Sprint(err))
+		}
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+		w.WriteHeader(http.StatusOK) // superfluous: ignored
+		io.WriteString(w, "<html><body>tea</body></html>")
+	})
+	mux.HandleFunc("/inject", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Value", "a\r\nSet-Cookie: evil=1")
+		w.Header()["Bad Name"] = []string{"x"}
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/unread", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
+	fastAddr, _ := start(t, mux, true, nil)
+	netAddr, _ := start(t, mux, false, nil)
+	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n" }
+	for _, tt := range []struct {
+		name, raw string
+		answers   int
+	}{
+		{"chunked when large", get("/big") + get("/none"), 2},
+		{"declared length when large", get("/big-declared") + get("/none"), 2},
+		{"no content", get("/none") + get("/none"), 2},
+		{"status and sniffing", get("/status"), 1},
+		{"no header injection", get("/inject"), 1},
+		{"unread body is skipped", "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" + get("/none"), 2},
+		{"handler closes", get("/close") + get("/none"), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := exchange(t, fastAddr, tt.raw, tt.answers+1) // one more: none must come
+			want := exchange(t, netAddr, tt.raw, tt.answers+1)
+			if len(got) != tt.answers || len(want) != tt.answers {
+				t.Fatalf("answers: fast path %d, net/http %d, want %d", len(got), len(want), tt.answers)
+			}
+			for i := range got {
+				g, w := parseAnswer(t, got[i]), parseAnswer(t, want[i])
+				if g.status != w.status || g.body != w.body || !slices.Equal(g.header, w.header) {
+					t.Errorf("answer %d:\nfast path: %d %q %q\nnet/http:  %d %q %q", i, g.status, g.header, clip(g.body), w.status, w.header, clip(w.body))
+				}
+			}
+		})
+	}
+}
+
+type answer struct {
+	status int
+	header []string // "Name: value", sorted, without Date
+	body   string
+}
+
+func parseAnswer(t *testing.T, raw string) answer {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := answer{status: resp.StatusCode, body: string(body)}
+	for k, vs := range resp.Header {
+		if k == "Date" {
+			continue
+		}
+		for _, v := range vs {
+			a.header = append(a.header, k+": "+v)
+		}
+	}
+	if resp.TransferEncoding != nil {
+		a.header = append(a.header, "Transfer-Encoding: "+strings.Join(resp.TransferEncoding, ","))
+	}
+	if resp.Close {
+		a.header = append(a.header, "(close)")
+	}
+	slices.Sort(a.header)
+	return a
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+func TestLargeUnreadBodyClosesConnection(t *testing.T) {
+	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), true, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\nabc", maxDiscard+1)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Close || resp.StatusCode != 200 {
+		t.Errorf("status %d, close %v: want 200 and Connection: close (the unread body is too large to skip)", resp.StatusCode, resp.Close)
+	}
+}
+
+func TestPanics(t *testing.T) {
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
+	mux.HandleFunc("/bad-code", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(42) })
+	addr, _ := start(t, mux, true, func(s *Server) {
+		s.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logged.Write(p)
+		}), "", 0)
+	})
+	for _, path := range []string{"/panic", "/abort", "/bad-code"} {
+		if got := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 0 {
+			t.Errorf("%s: %q, want the connection closed without an answer", path, got)
+		}
+	}
+	// The server still serves.
+	if got := exchange(t, addr, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 1 {
+		t.Fatalf("after the panics: %d answers", len(got))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "boom") || !strings.Contains(logged.String(), "invalid WriteHeader code 42") {
+		t.Errorf("log %q: want both panics", logged.String())
+	}
+	if strings.Contains(logged.String(), "abort") {
+		t.Errorf("log %q: ErrAbortHandler is not logged", logged.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestTimeouts(t *testing.T) {
+	var readErr error
+	var mu sync.Mutex
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		mu.Lock()
+		readErr = err
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	})
+	addr, _ := start(t, h, true, func(s *Server) {
+		s.ReadHeaderTimeout = 200 * time.Millisecond
+		s.ReadTimeout = 400 * time.Millisecond
+		s.IdleTimeout = 300 * time.Millisecond
+	})
+	closedWithin := func(c net.Conn, limit time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(limit))
+		_, err := io.ReadAll(c)
+		return err == nil // EOF: closed by the server; a timeout: still open
+	}
+	t.Run("idle", func(t *testing.T) {
+		c, _ := net.Dial("tcp", addr)
+		defer c.Close()
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+		br := bufio.NewReader(c)
+		if _, err := http.ReadResponse(br, nil); err != nil {
+			t.Fatal(err)
+		}
+		if !closedWithin(c, 3*time.Second) {
+			t.Error("an idle kept connection was not closed")
+		}
+	})
+	t.Run("slow head", func(t *testing.T) {
+		c, _ := net.Dial("tcp", addr)
+		defer c.Close()
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost:")
+		if !closedWithin(c, 3*time.Second) {
+			t.Error("a head never finished kept its connection")
+		}
+	})
+	t.Run("slow body", func(t *testing.T) {
+		c, _ := net.Dial("tcp", addr)
+		defer c.Close()
+		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		io.ReadAll(c)
+		mu.Lock()
+		defer mu.Unlock()
+		var ne net.Error
+		if !errors.As(readErr, &ne) || !ne.Timeout() {
+			t.Errorf("the handler's read of a body never finished: %v, want a timeout", readErr)
+		}
+	})
+}
+
+func TestShutdown(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var states []http.ConnState
+	var mu sync.Mutex
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	addr, srv := start(t, h, true, func(s *Server) {
+		s.ConnState = func(c net.Conn, st http.ConnState) {
+			mu.Lock()
+			states = append(states, st)
+			mu.Unlock()
+		}
+	})
+	// An idle kept connection, a connection mid-call and one handed to net/http.
+	idle, _ := net.Dial("tcp", addr)
+	defer idle.Close()
+	io.WriteString(idle, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil {
+		t.Fatal(err)
+	}
+	handed, _ := net.Dial("tcp", addr)
+	defer handed.Close()
+	io.WriteString(handed, "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(handed), &http.Request{Method: "HEAD"}); err != nil {
+		t.Fatal(err)
+	}
+	busy, _ := net.Dial("tcp", addr)
+	defer busy.Close()
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-entered
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	// The idle connection and the handed one are closed; the busy one is answered.
+	for name, c := range map[string]net.Conn{"idle": idle, "handed over": handed} {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("%s connection: %v, want it closed by Shutdown", name, err)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v with a call in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("a connection was accepted after Shutdown began")
+	}
+	close(release)
+	busy.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("the call in flight: %v", err)
+	}
+	if !resp.Close {
+		t.Error("the answer during Shutdown does not close its connection")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []http.ConnState{http.StateNew, http.StateActive, http.StateIdle, http.StateHijacked, http.StateClosed} {
+		if !slices.Contains(states, want) {
+			t.Errorf("ConnState never told %v (told %v)", want, states)
+		}
+	}
+}
+
+func TestShutdownTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{})
+	addr, srv := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+	}), true, nil)
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the context's deadline", err)
+	}
+}
