@@ -469,12 +469,12 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestShutdownTimesOut(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
 	entered := make(chan struct{})
+	cancelled := make(chan error, 1)
 	addr, srv := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		<-release
+		<-r.Context().Done()
+		cancelled <- r.Context().Err()
 	}), true, nil)
 	c, _ := net.Dial("tcp", addr)
 	defer c.Close()
@@ -484,5 +484,15 @@ func TestShutdownTimesOut(t *testing.T) {
 	defer cancel()
 	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want the context's deadline", err)
+	}
+	// What serve does then: Close, which cancels the calls still running.
+	srv.Close()
+	select {
+	case err := <-cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the call's context ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not cancel the call still running")
 	}
 }
