@@ -246,16 +246,32 @@ func parseLength(b []byte) (int64, bool) {
 	return n, true
 }
 
-// hasToken reports whether the comma-separated list v has token t, in any case.
+// hasToken reports whether the comma-separated list v has token t (lower case), in
+// any ASCII case: as net/http, no Unicode folding ("cloſe" is not "close").
 func hasToken(v []byte, t string) bool {
 	for len(v) > 0 {
 		var item []byte
 		item, v, _ = bytes.Cut(v, []byte(","))
-		if bytes.EqualFold(trimSpace(item), []byte(t)) {
+		if asciiEqualFold(trimSpace(item), t) {
 			return true
 		}
 	}
 	return false
+}
+
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalName is textproto's canonical form of a valid header name, without an

@@ -16,10 +16,12 @@
 // never has to answer a request it did not understand.
 //
 // What the fast path does not give a handler: the request's context is not cancelled
-// when the client goes away (nothing reads the connection while the handler runs), and
-// the ResponseWriter has no Flush or Hijack. Handlers that need either are served by
-// net/http (Socius serves its emulator, whose fault delays end when the client gives
-// up, through net/http alone).
+// when the client goes away (nothing reads the connection while the handler runs; it
+// ends when the handler returns, or at Close), and the ResponseWriter has no Flush or
+// Hijack. Handlers that need either are served by net/http (Socius serves its
+// emulator, whose fault delays end when the client gives up, through net/http alone).
+// The writer otherwise follows net/http's rules: the header as it was at WriteHeader,
+// Date, sniffing, the declared Content-Length, no body for 204 and 304.
 package http1
 
 import (
@@ -245,8 +247,6 @@ type conn struct {
 	remote string
 	ctx    context.Context
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
-	out    []byte      // the answer being written, reused
-	body   []byte      // the answer's body being buffered, reused
 	keys   []string    // header names being sorted, reused
 	start  time.Time   // the first byte of the request under way
 	// The last request's target and host, and the URL parsed from the target: a
@@ -254,9 +254,9 @@ type conn struct {
 	lastTarget string
 	lastURL    url.URL
 	lastHost   string
-	reqBody    bodyReader
-	resp       response
 	header     http.Header // the answer's, cleared for each request
+	afterPOST  bool        // the last request was a POST (see serve)
+	unread     bool        // closing with request bytes unread (see lingerClose)
 }
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBuffer) }}
@@ -269,10 +269,11 @@ func (c *conn) serve() {
 			c.s.logf("http1: panic serving %s: %v\n%s", c.remote, v, debug.Stack())
 		}
 		if !handedOver {
+			if c.unread {
+				c.lingerClose()
+			}
 			c.rwc.Close()
 			c.s.setState(c.rwc, http.StateClosed)
-		}
-		if c.br != nil && !handedOver {
 			c.br.Reset(nil)
 			readers.Put(c.br)
 		}
@@ -282,28 +283,47 @@ func (c *conn) serve() {
 	}()
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c.rwc)
+	// As net/http: the first request's head and body are timed from the connection's
+	// start, a later request's from its first byte (the wait for it is IdleTimeout).
+	c.start = time.Now()
+	c.rwc.SetReadDeadline(c.headDeadline())
 	first := true
 	for {
-		wait := c.s.IdleTimeout
-		if first {
-			wait = c.s.ReadHeaderTimeout
+		if !first {
+			wait := c.s.IdleTimeout
+			if wait == 0 {
+				wait = c.s.ReadTimeout
+			}
+			c.rwc.SetReadDeadline(deadline(time.Now(), wait))
 		}
-		if wait == 0 {
-			wait = c.s.ReadTimeout
-		}
-		c.rwc.SetReadDeadline(deadline(time.Now(), wait))
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		c.start = time.Now()
-		c.idle.Store(false)
-		if c.s.closing.Load() && !first {
-			return // a request arriving on a kept connection during Shutdown: closed as net/http does
+		if !first {
+			c.start = time.Now()
+			if c.s.closing.Load() {
+				return // a request arriving on a kept connection during Shutdown: closed as net/http does
+			}
 		}
+		c.idle.Store(false)
 		c.s.setState(c.rwc, http.StateActive)
 		first = false
 		// The deadlines for the rest of the head and the body are set only when a read
 		// has to wait: a request that came whole in one segment needs neither.
+		if c.afterPOST {
+			// As net/http: up to four CR or LF left after a POST's body by old clients
+			// are skipped.
+			c.afterPOST = false
+			if c.br.Buffered() < 4 {
+				c.waitHead()
+			}
+			peek, _ := c.br.Peek(4)
+			n := 0
+			for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+				n++
+			}
+			c.br.Discard(n)
+		}
 		head, err := readHead(c.br, c.s.MaxHeaderBytes, c.waitHead)
 		if err != nil {
 			if errors.Is(err, errNotMine) {
@@ -323,6 +343,7 @@ func (c *conn) serve() {
 		if c.s.WriteTimeout > 0 { // as net/http: from the end of the head
 			c.rwc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
 		}
+		c.afterPOST = req.method == http.MethodPost
 		keep := c.serveRequest(req)
 		if !keep || c.s.closing.Load() {
 			return
@@ -335,13 +356,18 @@ func (c *conn) serve() {
 	}
 }
 
-// waitHead sets the deadline of a head that did not come whole.
-func (c *conn) waitHead() {
+// headDeadline is when the head of the request under way must have come.
+func (c *conn) headDeadline() time.Time {
 	wait := c.s.ReadHeaderTimeout
 	if wait == 0 {
 		wait = c.s.ReadTimeout
 	}
-	c.rwc.SetReadDeadline(deadline(c.start, wait))
+	return deadline(c.start, wait)
+}
+
+// waitHead sets the deadline of a head that did not come whole.
+func (c *conn) waitHead() {
+	c.rwc.SetReadDeadline(c.headDeadline())
 }
 
 func deadline(from time.Time, d time.Duration) time.Time {
@@ -351,11 +377,25 @@ func deadline(from time.Time, d time.Duration) time.Time {
 	return from.Add(d)
 }
 
+// lingerDelay is how long a connection closed with request bytes unread waits after
+// its answer: closing at once would make the kernel reset the connection, and a reset
+// can destroy the answer before the client has read it (net/http waits as long).
+const lingerDelay = 500 * time.Millisecond
+
+func (c *conn) lingerClose() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		time.Sleep(lingerDelay)
+	}
+}
+
 // handOver gives the connection, with what was read and not consumed, to the fallback
 // server. It reports false when the fallback has stopped taking connections.
 func (c *conn) handOver() bool {
-	c.rwc.SetDeadline(time.Time{}) // net/http sets its own
-	hc := &handedConn{Conn: c.rwc, r: c.br}
+	// net/http sets its own deadlines; its first for the head is held to what is left
+	// of this one, so that a slow head gains no time by being handed over.
+	hc := &handedConn{Conn: c.rwc, r: c.br, head: c.headDeadline()}
+	c.rwc.SetDeadline(time.Time{})
 	if !c.s.handoff.give(hc) {
 		return false
 	}
@@ -363,14 +403,26 @@ func (c *conn) handOver() bool {
 	return true
 }
 
+// exchange is the state of one request that the handler sees: allocated for each
+// request, so that a body or writer kept past the handler's return never reaches
+// another request's bytes.
+type exchange struct {
+	body bodyReader
+	resp response
+}
+
 // serveRequest runs the handler for one request and writes its answer. It reports
 // whether the connection can take another request.
 func (c *conn) serveRequest(p *request) bool {
-	// The body and the writer are the connection's, reused: a handler must not use
-	// them once it has returned (as with net/http).
-	body := &c.reqBody
+	x := new(exchange)
+	body := &x.body
 	*body = bodyReader{br: c.br, remaining: p.contentLength}
-	r := baseRequest.WithContext(c.ctx)
+	// The request's context ends when its handler returns, or when Close cuts the
+	// connection off (not when the client goes away: nothing watches the connection
+	// during the call).
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	r := baseRequest.WithContext(ctx)
 	r.Method = p.method
 	r.URL = p.url
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
@@ -388,12 +440,14 @@ func (c *conn) serveRequest(p *request) bool {
 		c.header = make(http.Header, 8)
 	}
 	clear(c.header)
-	w := &c.resp
-	*w = response{c: c, header: c.header, body: c.body[:0], close: p.close || c.s.closing.Load()}
+	w := &x.resp
+	*w = response{c: c, header: c.header, close: p.close || c.s.closing.Load()}
 	c.s.Handler.ServeHTTP(w, r)
+	cancel()
+	body.closed = true
 	if body.remaining > 0 {
 		if body.err != nil || body.remaining > maxDiscard {
-			w.close = true
+			w.close, c.unread = true, body.err == nil
 		} else if _, err := c.br.Discard(int(body.remaining)); err != nil {
 			w.close = true
 		}
@@ -402,13 +456,7 @@ func (c *conn) serveRequest(p *request) bool {
 		w.close = true
 	}
 	err := w.finish()
-	if cap(w.body) <= 64<<10 {
-		c.body = w.body[:0]
-	}
-	if err != nil {
-		return false
-	}
-	return !w.close
+	return err == nil && !w.close
 }
 
 // baseRequest is the zero request copied, by WithContext, into each new one.
@@ -456,10 +504,20 @@ func (b *bodyReader) Close() error {
 }
 
 // handedConn is a connection given to net/http: its reads start with the bytes the
-// fast path had read and not consumed.
+// fast path had read and not consumed, and its first read deadline (net/http's for
+// the head) is no later than head.
 type handedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r      *bufio.Reader
+	head   time.Time
+	capped atomic.Bool
+}
+
+func (h *handedConn) SetReadDeadline(t time.Time) error {
+	if !h.capped.Swap(true) && !h.head.IsZero() && (t.IsZero() || t.After(h.head)) {
+		t = h.head
+	}
+	return h.Conn.SetReadDeadline(t)
 }
 
 func (h *handedConn) Read(p []byte) (int, error) {

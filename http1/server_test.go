@@ -70,9 +70,9 @@ func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (ad
 	return ln.Addr().String(), srv
 }
 
-// exchange sends raw bytes on a new connection and reads answers until the server
+// send sends raw bytes on a new connection and reads answers until the server
 // closes it or want answers have come.
-func exchange(t *testing.T, addr, raw string, want int) []string {
+func send(t *testing.T, addr, raw string, want int) []string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -163,8 +163,8 @@ func TestSameAsNetHTTP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := exchange(t, fastAddr, tt.raw, tt.answers)
-			want := exchange(t, netAddr, tt.raw, tt.answers)
+			got := send(t, fastAddr, tt.raw, tt.answers)
+			want := send(t, netAddr, tt.raw, tt.answers)
 			if len(got) != len(want) || len(got) != tt.answers {
 				t.Fatalf("fast path: %d answers, net/http: %d, want %d\nfast: %q\nnet/http: %q", len(got), len(want), tt.answers, got, want)
 			}
@@ -227,8 +227,8 @@ func TestAnswers(t *testing.T) {
 		{"handler closes", get("/close") + get("/none"), 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := exchange(t, fastAddr, tt.raw, tt.answers+1) // one more: none must come
-			want := exchange(t, netAddr, tt.raw, tt.answers+1)
+			got := send(t, fastAddr, tt.raw, tt.answers+1) // one more: none must come
+			want := send(t, netAddr, tt.raw, tt.answers+1)
 			if len(got) != tt.answers || len(want) != tt.answers {
 				t.Fatalf("answers: fast path %d, net/http %d, want %d", len(got), len(want), tt.answers)
 			}
@@ -317,12 +317,12 @@ func TestPanics(t *testing.T) {
 		}), "", 0)
 	})
 	for _, path := range []string{"/panic", "/abort", "/bad-code"} {
-		if got := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 0 {
+		if got := send(t, addr, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 0 {
 			t.Errorf("%s: %q, want the connection closed without an answer", path, got)
 		}
 	}
 	// The server still serves.
-	if got := exchange(t, addr, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 1 {
+	if got := send(t, addr, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 1 {
 		t.Fatalf("after the panics: %d answers", len(got))
 	}
 	mu.Lock()
@@ -494,5 +494,35 @@ func TestShutdownTimesOut(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not cancel the call still running")
+	}
+}
+
+// TestAnswerSurvivesUnreadBody: a connection closed with a large body unread half-closes
+// and waits before closing, as net/http does, so that the kernel does not reset it: a
+// reset can throw away the answer the client has not read yet (not on Linux's loopback,
+// which keeps it; the reset itself is what this test sees).
+func TestAnswerSurvivesUnreadBody(t *testing.T) {
+	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "refused") }), true, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", 1<<20)
+	c.Write(make([]byte, 64<<10)) // more than the server reads: left in its kernel buffer
+	time.Sleep(200 * time.Millisecond) // a reset, if any, has come by now
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the answer was lost: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if !resp.Close {
+		t.Error("the answer does not say the connection closes")
+	}
+	// What follows the answer is the server's half-close (EOF), not a reset.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the answer: %v, want EOF (a reset means the server closed with the body unread)", err)
 	}
 }

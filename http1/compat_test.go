@@ -1,0 +1,51 @@
+package http1
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestCRLFAfterPOST: net/http skips up to four CR or LF left after a POST's body (old
+// clients send one), and so must the fast path: seen as an empty request line, they
+// made the connection go to net/http, which answered the next request 400.
+func TestCRLFAfterPOST(t *testing.T) {
+	fastAddr, _ := start(t, http.HandlerFunc(echo), true, nil)
+	netAddr, _ := start(t, http.HandlerFunc(echo), false, nil)
+	raw := "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz\r\n" +
+		"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+	got := send(t, fastAddr, raw, 2)
+	want := send(t, netAddr, raw, 2)
+	status := func(a []string) []string {
+		var s []string
+		for _, x := range a {
+			s = append(s, strings.SplitN(x, "\r\n", 2)[0])
+		}
+		return s
+	}
+	if len(want) != 2 || !strings.HasPrefix(want[1], "HTTP/1.1 200") {
+		t.Fatalf("net/http alone: %q", status(want))
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[1], "HTTP/1.1 200") {
+		t.Errorf("fast path: %q, net/http alone: %q", status(got), status(want))
+	}
+}
+
+// TestConnectionTokenASCII: "Connection: close" is matched in ASCII case only, as
+// net/http matches it ("cloſe", with U+017F, is not close).
+func TestConnectionTokenASCII(t *testing.T) {
+	head := "GET /a HTTP/1.1\r\nHost: h\r\nConnection: clo\u017fe\r\n\r\n"
+	p, ok := parseRequest([]byte(head), nil)
+	if !ok {
+		t.Fatal("not taken")
+	}
+	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader([]byte(head))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.close != r.Close {
+		t.Errorf("Close: fast path %v, net/http %v", p.close, r.Close)
+	}
+}
