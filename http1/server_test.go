@@ -510,7 +510,7 @@ func TestAnswerSurvivesUnreadBody(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", 1<<20)
-	c.Write(make([]byte, 64<<10)) // more than the server reads: left in its kernel buffer
+	c.Write(make([]byte, 64<<10))      // more than the server reads: left in its kernel buffer
 	time.Sleep(200 * time.Millisecond) // a reset, if any, has come by now
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
