@@ -79,7 +79,13 @@ func (c *conn) parse(head []byte) (*request, bool) {
 // net/http answers it as it would have. c, if not nil, keeps the last target and host.
 func parseRequest(head []byte, c *conn) (*request, bool) {
 	line, rest, _ := bytes.Cut(head, crlf)
-	p := new(request)
+	var p *request
+	if c != nil {
+		p = &c.req // its fields go to the handler's request; the struct is the connection's
+		*p = request{}
+	} else {
+		p = new(request)
+	}
 	switch {
 	case bytes.HasPrefix(line, []byte("POST ")):
 		p.method, line = http.MethodPost, line[5:]
@@ -156,7 +162,7 @@ func parseRequest(head []byte, c *conn) (*request, bool) {
 				p.close = true
 			}
 		}
-		v := internValue(value)
+		v := c.value(key, value)
 		if old := p.header[key]; old != nil {
 			p.header[key] = append(old, v)
 			continue
@@ -312,6 +318,31 @@ var commonNames = func() map[string]string {
 	}
 	return m
 }()
+
+// value is string(b) for the header key, without an allocation when the connection's
+// last request had the same value (a client sends the same User-Agent, Content-Type,
+// ... each time) or the value is a common one.
+func (c *conn) value(key string, b []byte) string {
+	if c == nil {
+		return internValue(b)
+	}
+	for i := range c.values {
+		if kv := &c.values[i]; kv.key == key {
+			if kv.value != string(b) {
+				kv.value = internValue(b)
+			}
+			return kv.value
+		}
+	}
+	v := internValue(b)
+	if c.nvalues < len(c.values) {
+		c.values[c.nvalues] = keyValue{key, v}
+		c.nvalues++
+	}
+	return v
+}
+
+type keyValue struct{ key, value string }
 
 // internValue is string(b), without an allocation for values clients commonly send.
 func internValue(b []byte) string {

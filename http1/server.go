@@ -254,6 +254,9 @@ type conn struct {
 	lastTarget string
 	lastURL    url.URL
 	lastHost   string
+	req        request
+	values     [8]keyValue // header values of the last requests, by name (see value)
+	nvalues    int
 	header     http.Header // the answer's, cleared for each request
 	afterPOST  bool        // the last request was a POST (see serve)
 	unread     bool        // closing with request bytes unread (see lingerClose)
