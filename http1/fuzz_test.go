@@ -19,6 +19,7 @@ func FuzzParseRequest(f *testing.F) {
 		"GET /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, CLOSE\r\nx-y:  z \t\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nX: \x80\xff\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 007\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE, x\r\nContent-Length: 1\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -42,6 +43,8 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%q: fast path %q %q %q %d %v, net/http %q %q %q %d %v", head,
 				p.method, p.target, p.host, p.contentLength, p.close,
 				r.Method, r.RequestURI, r.Host, r.ContentLength, r.Close)
+		case p.expectContinue != hasToken([]byte(r.Header.Get("Expect")), "100-continue"):
+			t.Fatalf("%q: fast path reads Expect: 100-continue %v, net/http %q", head, p.expectContinue, r.Header.Get("Expect"))
 		case !maps.EqualFunc(header, p.header, slices.Equal):
 			t.Fatalf("%q: fast path header %q, net/http %q", head, p.header, header)
 		}

@@ -60,13 +60,14 @@ func readHead(br *bufio.Reader, limit int, wait func()) ([]byte, error) {
 
 // request is what parseRequest read of a request's head.
 type request struct {
-	method        string
-	target        string
-	url           *url.URL
-	host          string
-	header        http.Header
-	contentLength int64
-	close         bool
+	method         string
+	target         string
+	url            *url.URL
+	host           string
+	header         http.Header
+	contentLength  int64
+	close          bool
+	expectContinue bool // Expect: 100-continue
 }
 
 // parse is parseRequest with the connection's last target and host reused.
@@ -155,7 +156,14 @@ func parseRequest(head []byte, c *conn) (*request, bool) {
 			}
 			haveLength = true
 			p.contentLength = n
-		case "Transfer-Encoding", "Expect":
+		case "Expect":
+			// 100-continue, as net/http serves it; any other expectation, or a second
+			// Expect, goes to net/http (417).
+			if p.expectContinue || !hasToken(value, "100-continue") {
+				return nil, false
+			}
+			p.expectContinue = true
+		case "Transfer-Encoding":
 			return nil, false
 		case "Connection":
 			if hasToken(value, "close") {

@@ -23,9 +23,10 @@ const maxBuffered = 256 << 10
 // does; the body is buffered and goes out with the head in one write when the handler
 // returns, unless it grows past maxBuffered.
 type response struct {
-	c      *conn
-	header http.Header
-	status int
+	c       *conn
+	reqBody *bodyReader // its 100 Continue is not sent once the answer has begun
+	header  http.Header
+	status  int
 	// head holds the status line, the handler's header and Date, built by WriteHeader;
 	// the framing headers are added when the answer goes out.
 	headBuf   *[]byte
@@ -137,6 +138,9 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	if !bodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
+	}
+	if w.reqBody != nil {
+		w.reqBody.canContinue = false // as net/http: the answer has begun
 	}
 	if w.declared >= 0 && w.sent+int64(len(w.body)+len(p)) > w.declared {
 		return 0, http.ErrContentLength // as net/http: nothing past the declared length

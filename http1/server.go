@@ -420,6 +420,9 @@ func (c *conn) serveRequest(p *request) bool {
 	x := new(exchange)
 	body := &x.body
 	*body = bodyReader{br: c.br, remaining: p.contentLength}
+	if p.expectContinue && p.contentLength > 0 {
+		body.rwc, body.canContinue = c.rwc, true
+	}
 	// The request's context ends when its handler returns, or when Close cuts the
 	// connection off (not when the client goes away: nothing watches the connection
 	// during the call).
@@ -444,11 +447,15 @@ func (c *conn) serveRequest(p *request) bool {
 	}
 	clear(c.header)
 	w := &x.resp
-	*w = response{c: c, header: c.header, close: p.close || c.s.closing.Load()}
+	*w = response{c: c, header: c.header, reqBody: body, close: p.close || c.s.closing.Load()}
 	c.s.Handler.ServeHTTP(w, r)
 	cancel()
 	body.closed = true
-	if body.remaining > 0 {
+	if p.expectContinue && body.remaining > 0 {
+		// As net/http: a client that asked before sending its body may or may not send
+		// it now; the connection ends after the answer.
+		w.close, c.unread = true, true
+	} else if body.remaining > 0 {
 		if body.err != nil || body.remaining > maxDiscard {
 			w.close, c.unread = true, body.err == nil
 		} else if _, err := c.br.Discard(int(body.remaining)); err != nil {
@@ -471,6 +478,10 @@ type bodyReader struct {
 	remaining int64
 	closed    bool
 	err       error // a read error: the connection cannot be kept
+	// For Expect: 100-continue: the interim answer goes out before the first read,
+	// unless the handler has begun its answer.
+	rwc         net.Conn
+	canContinue bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -482,6 +493,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	if b.remaining <= 0 {
 		return 0, io.EOF
+	}
+	if b.canContinue {
+		b.canContinue = false
+		if _, err := io.WriteString(b.rwc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			b.err = err
+			return 0, err
+		}
 	}
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]

@@ -142,7 +142,10 @@ func TestSameAsNetHTTP(t *testing.T) {
 		{"options", "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{false}},
 		{"http/1.0", "GET /a HTTP/1.0\r\n\r\n", 1, []bool{false}},
 		{"chunked", "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 1, []bool{false}},
-		{"expect", "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab", 1, []bool{false}},
+		{"expect 100-continue", "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab" +
+			"POST /b HTTP/1.1\r\nHost: h\r\nexpect: 100-Continue\r\nContent-Length: 0\r\n\r\n", 3, []bool{false, true, true}},
+		{"other expectation", "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\nab", 1, []bool{false}},
+		{"two expectations", "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab", 1, []bool{false}},
 		{"bare lf", "GET /a HTTP/1.1\nHost: h\n\n", 1, []bool{false}},
 		{"bare lf in header", "GET /a HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", 1, []bool{false}},
 		{"folded header", "GET /a HTTP/1.1\r\nHost: h\r\nX: y\r\n z\r\n\r\n", 1, []bool{false}},
@@ -225,6 +228,7 @@ func TestAnswers(t *testing.T) {
 		{"no header injection", get("/inject"), 1},
 		{"unread body is skipped", "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" + get("/none"), 2},
 		{"handler closes", get("/close") + get("/none"), 1},
+		{"expect, body never read", "POST /unread HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n" + get("/none"), 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := send(t, fastAddr, tt.raw, tt.answers+1) // one more: none must come
@@ -524,5 +528,34 @@ func TestAnswerSurvivesUnreadBody(t *testing.T) {
 	// What follows the answer is the server's half-close (EOF), not a reset.
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("after the answer: %v, want EOF (a reset means the server closed with the body unread)", err)
+	}
+}
+
+// TestExpectContinue: a client that waits for 100 Continue before sending its body (the
+// .NET SDK's default) gets it from the fast path when the handler reads the body.
+func TestExpectContinue(t *testing.T) {
+	addr, _ := start(t, http.HandlerFunc(echo), true, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 2 { // twice on one connection: it is kept
+		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		interim, err := http.ReadResponse(br, nil)
+		if err != nil || interim.StatusCode != http.StatusContinue {
+			t.Fatalf("request %d: %v %v, want 100 Continue before the body", i, interim, err)
+		}
+		io.WriteString(c, "hello")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), `"body":"hello"`) || !strings.Contains(string(body), `"served":"fast"`) || resp.Close {
+			t.Errorf("request %d: %s (close %v)", i, body, resp.Close)
+		}
 	}
 }
