@@ -410,7 +410,10 @@ func TestCheckpointWaitsForRepeats(t *testing.T) {
 			case c := <-cycles:
 				judged++
 				t.Logf("a cycle of %d frames, %d distinct pages", c.frames, c.distinct)
-				if float64(c.distinct) < shortRepeats*float64(c.frames) {
+				// A long cycle (a slow machine: 3,007 frames in one CI run) writes so
+				// many of the 1,500 leaves that it shares some by chance; the stride
+				// keeps a cycle of up to 600 updates, a tenth of the users, apart.
+				if c.frames <= 1200 && float64(c.distinct) < shortRepeats*float64(c.frames) {
 					t.Errorf("a cycle of %d frames over 6,000 pages counted %d distinct", c.frames, c.distinct)
 				}
 			case <-deadline:
