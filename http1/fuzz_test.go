@@ -28,7 +28,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, ok := parseRequest(head, nil)
+		first, ok := parseRequest(head, nil)
 		if !ok {
 			return
 		}
@@ -36,17 +36,32 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the fast path took %q, net/http refuses it: %v", head, err)
 		}
-		header := r.Header // without Host: net/http keeps it in Request.Host only
-		switch {
-		case r.Method != p.method, r.RequestURI != p.target, r.URL.String() != p.url.String(),
-			r.Host != p.host, r.ContentLength != p.contentLength, r.Close != p.close:
-			t.Fatalf("%q: fast path %q %q %q %d %v, net/http %q %q %q %d %v", head,
-				p.method, p.target, p.host, p.contentLength, p.close,
-				r.Method, r.RequestURI, r.Host, r.ContentLength, r.Close)
-		case p.expectContinue != hasToken([]byte(r.Header.Get("Expect")), "100-continue"):
-			t.Fatalf("%q: fast path reads Expect: 100-continue %v, net/http %q", head, p.expectContinue, r.Header.Get("Expect"))
-		case !maps.EqualFunc(header, p.header, slices.Equal):
-			t.Fatalf("%q: fast path header %q, net/http %q", head, p.header, header)
+		// Through a connection, twice: the second time from its caches (the last
+		// target, host and header values).
+		c := new(conn)
+		for i := range 3 {
+			p := first
+			if i > 0 {
+				p, _ = parseRequest(head, c)
+			}
+			same(t, head, p, r)
 		}
 	})
+}
+
+// same fails t unless the fast path's p reads head as net/http's r does.
+func same(t *testing.T, head []byte, p *request, r *http.Request) {
+	t.Helper()
+	header := r.Header // without Host: net/http keeps it in Request.Host only
+	switch {
+	case r.Method != p.method, r.RequestURI != p.target, r.URL.String() != p.url.String(),
+		r.Host != p.host, r.ContentLength != p.contentLength, r.Close != p.close:
+		t.Fatalf("%q: fast path %q %q %q %d %v, net/http %q %q %q %d %v", head,
+			p.method, p.target, p.host, p.contentLength, p.close,
+			r.Method, r.RequestURI, r.Host, r.ContentLength, r.Close)
+	case p.expectContinue != hasToken([]byte(r.Header.Get("Expect")), "100-continue"):
+		t.Fatalf("%q: fast path reads Expect: 100-continue %v, net/http %q", head, p.expectContinue, r.Header.Get("Expect"))
+	case !maps.EqualFunc(header, p.header, slices.Equal):
+		t.Fatalf("%q: fast path header %q, net/http %q", head, p.header, header)
+	}
 }

@@ -1,6 +1,7 @@
 // Package http1 serves plain HTTP/1.1 requests of the shape API clients send (GET or
-// POST, origin-form target, Content-Length or no body, a head that fits 4 KiB) to an
-// http.Handler itself, and hands every other connection to a net/http server.
+// POST, origin-form target, Content-Length or no body, Expect: 100-continue or none, a
+// head that fits 4 KiB) to an http.Handler itself, and hands every other connection to
+// a net/http server.
 //
 // Why: a signed setUserInfo or getUserInfo costs Socius tens of microseconds of its
 // own, and net/http's per-request work (a goroutine reading in the background to notice
@@ -10,7 +11,7 @@
 //
 // The fast path is deliberately narrow. A connection is handed to Fallback, with the
 // bytes already read, the moment a request is anything else: another method, HTTP/1.0,
-// chunked bodies, Expect: 100-continue, a bare LF, a malformed or too long head. net/http
+// chunked bodies, another expectation, a bare LF, a malformed or too long head. net/http
 // then serves that connection until it closes, with its own checks and answers (400,
 // 431, 417 ...), so unusual requests get exactly net/http's behaviour and the fast path
 // never has to answer a request it did not understand.
@@ -55,10 +56,11 @@ type Server struct {
 	Handler  http.Handler
 	Fallback *http.Server
 
-	// As in http.Server: ReadHeaderTimeout bounds the wait for a request's head (from
-	// its first byte; 0: ReadTimeout), ReadTimeout the whole request, WriteTimeout the
-	// time from the request's first byte to the end of the answer, IdleTimeout the wait
-	// for a next request on a kept connection (0: ReadTimeout). 0 is no limit.
+	// As in http.Server: ReadHeaderTimeout bounds the wait for a request's head (0:
+	// ReadTimeout) and ReadTimeout the whole request, both from the connection's start
+	// for its first request and from a later request's first bytes; WriteTimeout runs
+	// from the end of the head to the end of the answer; IdleTimeout is the wait for a
+	// next request on a kept connection (0: ReadTimeout). 0 is no limit.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -184,7 +186,7 @@ func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.idle.Load() {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
 			c.rwc.Close()
 		}
 	}
@@ -219,7 +221,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		return nil
 	}
 	c := &conn{s: s, rwc: nc, remote: nc.RemoteAddr().String(), ctx: s.ctx}
-	c.idle.Store(true) // a connection without a request yet closes on Shutdown, as an idle one
 	s.conns[c] = struct{}{}
 	s.setState(nc, http.StateNew)
 	return c
@@ -239,6 +240,16 @@ func (s *Server) logf(format string, args ...any) {
 	log.Printf(format, args...)
 }
 
+// A connection's states. Idle: waiting for a request, or reading its head (a
+// connection without a request yet too); Shutdown closes it. Active: from a whole head
+// to the end of the answer. Closed: by Shutdown. Idle to active and idle to closed are
+// compare-and-swaps, so that Shutdown never closes a connection that has begun a call.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
 // conn is one client connection on the fast path.
 type conn struct {
 	s      *Server
@@ -246,9 +257,9 @@ type conn struct {
 	br     *bufio.Reader
 	remote string
 	ctx    context.Context
-	idle   atomic.Bool // waiting for a request: Shutdown may close it
-	keys   []string    // header names being sorted, reused
-	start  time.Time   // the first byte of the request under way
+	state  atomic.Int32 // stateIdle, stateActive or stateClosed
+	keys   []string     // header names being sorted, reused
+	start  time.Time    // the first byte of the request under way
 	// The last request's target and host, and the URL parsed from the target: a
 	// client sends the same ones again and again.
 	lastTarget string
@@ -257,9 +268,8 @@ type conn struct {
 	req        request
 	values     [8]keyValue // header values of the last requests, by name (see value)
 	nvalues    int
-	header     http.Header // the answer's, cleared for each request
-	afterPOST  bool        // the last request was a POST (see serve)
-	unread     bool        // closing with request bytes unread (see lingerClose)
+	afterPOST  bool // the last request was a POST (see serve)
+	unread     bool // closing with request bytes unread (see lingerClose)
 }
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBuffer) }}
@@ -293,33 +303,25 @@ func (c *conn) serve() {
 	first := true
 	for {
 		if !first {
+			// As net/http: the wait for the next request is IdleTimeout's until four
+			// bytes have come (no request is shorter); its head's time starts then.
 			wait := c.s.IdleTimeout
 			if wait == 0 {
 				wait = c.s.ReadTimeout
 			}
 			c.rwc.SetReadDeadline(deadline(time.Now(), wait))
-		}
-		if _, err := c.br.Peek(1); err != nil {
+			if _, err := c.br.Peek(4); err != nil {
+				return
+			}
+			c.start = time.Now()
+		} else if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		if !first {
-			c.start = time.Now()
-			if c.s.closing.Load() {
-				return // a request arriving on a kept connection during Shutdown: closed as net/http does
-			}
-		}
-		c.idle.Store(false)
-		c.s.setState(c.rwc, http.StateActive)
 		first = false
-		// The deadlines for the rest of the head and the body are set only when a read
-		// has to wait: a request that came whole in one segment needs neither.
 		if c.afterPOST {
 			// As net/http: up to four CR or LF left after a POST's body by old clients
 			// are skipped.
 			c.afterPOST = false
-			if c.br.Buffered() < 4 {
-				c.waitHead()
-			}
 			peek, _ := c.br.Peek(4)
 			n := 0
 			for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
@@ -327,12 +329,18 @@ func (c *conn) serve() {
 			}
 			c.br.Discard(n)
 		}
+		// The connection stays idle, for Shutdown to close, until its head is whole (as
+		// net/http's does). The deadline for the rest of the head is set only when a
+		// read has to wait.
 		head, err := readHead(c.br, c.s.MaxHeaderBytes, c.waitHead)
 		if err != nil {
-			if errors.Is(err, errNotMine) {
+			if errors.Is(err, errNotMine) && c.activate() {
 				handedOver = c.handOver()
 			}
 			return
+		}
+		if !c.activate() {
+			return // Shutdown closed it, or began: the request is dropped, as net/http drops it
 		}
 		req, ok := c.parse(head)
 		if !ok {
@@ -351,12 +359,22 @@ func (c *conn) serve() {
 		if !keep || c.s.closing.Load() {
 			return
 		}
-		c.idle.Store(true)
+		c.state.Store(stateIdle)
 		c.s.setState(c.rwc, http.StateIdle)
 		if c.s.closing.Load() {
 			return
 		}
 	}
+}
+
+// activate marks the connection busy with a request whose head has come, unless
+// Shutdown has begun or has closed it.
+func (c *conn) activate() bool {
+	if c.s.closing.Load() || !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false
+	}
+	c.s.setState(c.rwc, http.StateActive)
+	return true
 }
 
 // headDeadline is when the head of the request under way must have come.
@@ -442,12 +460,10 @@ func (c *conn) serveRequest(p *request) bool {
 	r.RemoteAddr = c.remote
 	r.RequestURI = p.target
 	r.Close = p.close
-	if c.header == nil {
-		c.header = make(http.Header, 8)
-	}
-	clear(c.header)
 	w := &x.resp
-	*w = response{c: c, header: c.header, reqBody: body, close: p.close || c.s.closing.Load()}
+	// The header map is the request's own, as the body and the writer are: one kept by
+	// a handler past its return must not reach the next answer.
+	*w = response{c: c, header: make(http.Header, 8), reqBody: body, close: p.close || c.s.closing.Load()}
 	c.s.Handler.ServeHTTP(w, r)
 	cancel()
 	body.closed = true

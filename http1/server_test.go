@@ -435,7 +435,9 @@ func TestShutdown(t *testing.T) {
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
 	<-entered
 	done := make(chan error, 1)
-	go func() { done <- srv.Shutdown(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { done <- srv.Shutdown(ctx) }()
 	// The idle connection and the handed one are closed; the busy one is answered.
 	for name, c := range map[string]net.Conn{"idle": idle, "handed over": handed} {
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+// TestShutdownPartialHead: a kept-alive connection that has sent part of its next head
+// when the shutdown begins does not hold it, on either HTTP path (the fast path had
+// waited for the head's deadline: with --read-header-timeout at least
+// --shutdown-timeout, serve exited 1, "calls still in flight").
+func TestShutdownPartialHead(t *testing.T) {
+	for _, fast := range []string{"--fast-path=true", "--fast-path=false"} {
+		t.Run(fast, func(t *testing.T) {
+			ts := startServer(t, fast, "--read-header-timeout", "4s", "--shutdown-timeout", "3s")
+			c := keptConn(t, ts)
+			defer c.Close()
+			io.WriteString(c, "POST /socialize.getUserInfo HTTP/1.1\r\nHo") // part of the next head
+			time.Sleep(100 * time.Millisecond)
+			start := time.Now()
+			err := ts.Close()
+			if took := time.Since(start); err != nil || took > 2*time.Second {
+				t.Errorf("%s: Close took %v: %v", fast, took.Round(time.Millisecond), err)
+			}
+		})
+	}
+}
+
+// TestShutdownIdleKeepAlive: an idle kept-alive connection does not hold the shutdown.
+func TestShutdownIdleKeepAlive(t *testing.T) {
+	ts := startServer(t)
+	c := keptConn(t, ts)
+	defer c.Close()
+	start := time.Now()
+	if err := ts.Close(); err != nil || time.Since(start) > time.Second {
+		t.Errorf("Close took %v: %v", time.Since(start), err)
+	}
+}
+
+func keptConn(t *testing.T, ts *testServer) net.Conn {
+	c, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}.Encode()
+	fmt.Fprintf(c, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return c
+}
