@@ -313,19 +313,23 @@ func canonicalName(b []byte) string {
 	return string(c)
 }
 
-var commonNames = func() map[string]string {
-	m := make(map[string]string)
-	for _, s := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Host",
-		"Keep-Alive", "Origin", "Pragma", "Referer", "Te", "Transfer-Encoding", "Expect",
-		"User-Agent", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-		"X-Real-Ip", "X-Request-Id", "Forwarded", "Via",
-	} {
+var commonNames = interned(
+	"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
+	"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Host",
+	"Keep-Alive", "Origin", "Pragma", "Referer", "Te", "Transfer-Encoding", "Expect",
+	"User-Agent", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Real-Ip", "X-Request-Id", "Forwarded", "Via",
+)
+
+// interned maps each of the strings to itself: a lookup by the bytes of a request
+// gives the string without allocating one.
+func interned(list ...string) map[string]string {
+	m := make(map[string]string, len(list))
+	for _, s := range list {
 		m[s] = s
 	}
 	return m
-}()
+}
 
 // value is string(b) for the header key, without an allocation when the connection's
 // last request had the same value (a client sends the same User-Agent, Content-Type,
@@ -360,14 +364,8 @@ func internValue(b []byte) string {
 	return string(b)
 }
 
-var commonValues = func() map[string]string {
-	m := make(map[string]string)
-	for _, s := range []string{
-		"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
-		"application/x-www-form-urlencoded; charset=UTF-8", "keep-alive", "Keep-Alive", "close",
-		"*/*", "gzip", "gzip, deflate", "gzip, deflate, br", "application/json", "no-cache",
-	} {
-		m[s] = s
-	}
-	return m
-}()
+var commonValues = interned(
+	"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
+	"application/x-www-form-urlencoded; charset=UTF-8", "keep-alive", "Keep-Alive", "close",
+	"*/*", "gzip", "gzip, deflate", "gzip, deflate, br", "application/json", "no-cache",
+)

@@ -70,16 +70,23 @@ func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (ad
 	return ln.Addr().String(), srv
 }
 
-// send sends raw bytes on a new connection and reads answers until the server
-// closes it or want answers have come.
-func send(t *testing.T, addr, raw string, want int) []string {
+// dial connects to addr, closed with the test, with a deadline of 5 s for everything.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// send sends raw bytes on a new connection and reads answers until the server
+// closes it or want answers have come.
+func send(t *testing.T, addr, raw string, want int) []string {
+	t.Helper()
+	c := dial(t, addr)
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -290,12 +297,7 @@ func clip(s string) string {
 
 func TestLargeUnreadBodyClosesConnection(t *testing.T) {
 	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), true, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\nabc", maxDiscard+1)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
@@ -509,12 +511,7 @@ func TestShutdownTimesOut(t *testing.T) {
 // which keeps it; the reset itself is what this test sees).
 func TestAnswerSurvivesUnreadBody(t *testing.T) {
 	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "refused") }), true, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", 1<<20)
 	c.Write(make([]byte, 64<<10))      // more than the server reads: left in its kernel buffer
 	time.Sleep(200 * time.Millisecond) // a reset, if any, has come by now
@@ -537,12 +534,7 @@ func TestAnswerSurvivesUnreadBody(t *testing.T) {
 // .NET SDK's default) gets it from the fast path when the handler reads the body.
 func TestExpectContinue(t *testing.T) {
 	addr, _ := start(t, http.HandlerFunc(echo), true, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	for i := range 2 { // twice on one connection: it is kept
 		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
