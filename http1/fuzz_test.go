@@ -20,6 +20,8 @@ func FuzzParseRequest(f *testing.F) {
 		"GET /a HTTP/1.1\r\nHost: h\r\nX: \x80\xff\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 007\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE, x\r\nContent-Length: 1\r\n\r\n",
+		"POST http://socialize.localtest/socialize.setUserInfo?a=b HTTP/1.1\r\nHost: other\r\nContent-Length: 1\r\n\r\n",
+		"GET https://[::1]:8443/a HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

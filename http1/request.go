@@ -96,7 +96,11 @@ func parseRequest(head []byte, c *conn) (*request, bool) {
 		return nil, false
 	}
 	target, version, ok := bytes.Cut(line, []byte(" "))
-	if !ok || string(version) != "HTTP/1.1" || len(target) == 0 || target[0] != '/' {
+	// A path, or an absolute URL in lower-case http or https (what an SDK sends
+	// through an HTTP proxy); anything else (*, authority-form, other schemes) goes to
+	// net/http.
+	absolute := bytes.HasPrefix(target, []byte("http://")) || bytes.HasPrefix(target, []byte("https://"))
+	if !ok || string(version) != "HTTP/1.1" || len(target) == 0 || target[0] != '/' && !absolute {
 		return nil, false
 	}
 	for _, b := range target {
@@ -180,7 +184,10 @@ func parseRequest(head []byte, c *conn) (*request, bool) {
 		values = values[1:]
 	}
 	if !haveHost {
-		return nil, false
+		return nil, false // required with an absolute URL too, as net/http requires it
+	}
+	if p.url.Host != "" {
+		p.host = p.url.Host // as net/http: an absolute URL's host wins over Host
 	}
 	if pragma := p.header["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" && p.header["Cache-Control"] == nil {
 		p.header["Cache-Control"] = []string{"no-cache"} // as net/http does

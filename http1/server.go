@@ -1,7 +1,7 @@
 // Package http1 serves plain HTTP/1.1 requests of the shape API clients send (GET or
-// POST, origin-form target, Content-Length or no body, Expect: 100-continue or none, a
-// head that fits 4 KiB) to an http.Handler itself, and hands every other connection to
-// a net/http server.
+// POST, a path or an http(s) URL as target, Content-Length or no body, Expect:
+// 100-continue or none, a head that fits 4 KiB) to an http.Handler itself, and hands
+// every other connection to a net/http server.
 //
 // Why: a signed setUserInfo or getUserInfo costs Socius tens of microseconds of its
 // own, and net/http's per-request work (a goroutine reading in the background to notice
