@@ -25,7 +25,7 @@ func TestShutdownWithPartialHead(t *testing.T) {
 		} else {
 			go hs.Serve(ln)
 		}
-		c, _ := net.Dial("tcp", ln.Addr().String())
+		c := dial(t, ln.Addr().String())
 		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
 			t.Fatal(err)
@@ -59,7 +59,7 @@ func TestCRLFAfterPOSTThenIdle(t *testing.T) {
 			defer hs.Close()
 			addr = ln.Addr().String()
 		}
-		c, _ := net.Dial("tcp", addr)
+		c := dial(t, addr)
 		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz\r\n")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)

@@ -372,8 +372,7 @@ func TestTimeouts(t *testing.T) {
 		return err == nil // EOF: closed by the server; a timeout: still open
 	}
 	t.Run("idle", func(t *testing.T) {
-		c, _ := net.Dial("tcp", addr)
-		defer c.Close()
+		c := dial(t, addr)
 		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 		br := bufio.NewReader(c)
 		if _, err := http.ReadResponse(br, nil); err != nil {
@@ -384,16 +383,14 @@ func TestTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("slow head", func(t *testing.T) {
-		c, _ := net.Dial("tcp", addr)
-		defer c.Close()
+		c := dial(t, addr)
 		io.WriteString(c, "GET /a HTTP/1.1\r\nHost:")
 		if !closedWithin(c, 3*time.Second) {
 			t.Error("a head never finished kept its connection")
 		}
 	})
 	t.Run("slow body", func(t *testing.T) {
-		c, _ := net.Dial("tcp", addr)
-		defer c.Close()
+		c := dial(t, addr)
 		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		io.ReadAll(c)
@@ -426,20 +423,17 @@ func TestShutdown(t *testing.T) {
 		}
 	})
 	// An idle kept connection, a connection mid-call and one handed to net/http.
-	idle, _ := net.Dial("tcp", addr)
-	defer idle.Close()
+	idle := dial(t, addr)
 	io.WriteString(idle, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil {
 		t.Fatal(err)
 	}
-	handed, _ := net.Dial("tcp", addr)
-	defer handed.Close()
+	handed := dial(t, addr)
 	io.WriteString(handed, "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, err := http.ReadResponse(bufio.NewReader(handed), &http.Request{Method: "HEAD"}); err != nil {
 		t.Fatal(err)
 	}
-	busy, _ := net.Dial("tcp", addr)
-	defer busy.Close()
+	busy := dial(t, addr)
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
 	<-entered
 	done := make(chan error, 1)
@@ -490,8 +484,7 @@ func TestShutdownTimesOut(t *testing.T) {
 		<-r.Context().Done()
 		cancelled <- r.Context().Err()
 	}), true, nil)
-	c, _ := net.Dial("tcp", addr)
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	<-entered
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
