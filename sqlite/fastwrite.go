@@ -25,8 +25,7 @@ import (
 // A writeConn is the writer's C API connection and its prepared statements.
 type writeConn struct {
 	cconn
-	begin, commit, rollback, dataVersion uintptr
-	update, updateByID                   uintptr // updateProfileSQL, updateProfileByIDSQL
+	begin, commit, rollback, update, dataVersion uintptr
 
 	out uintptr    // 8 bytes of libc memory for a file control's answer
 	wal *walBuffer // the WAL file's buffer, once installed (walbuf.go)
@@ -59,7 +58,6 @@ func (c *writeConn) openWrite(path string) error {
 		{&c.commit, `COMMIT`},
 		{&c.rollback, `ROLLBACK`},
 		{&c.update, updateProfileSQL},
-		{&c.updateByID, updateProfileByIDSQL},
 		{&c.dataVersion, `PRAGMA data_version`},
 	} {
 		var err error
@@ -71,7 +69,7 @@ func (c *writeConn) openWrite(path string) error {
 }
 
 func (c *writeConn) close() {
-	for _, stmt := range []uintptr{c.begin, c.commit, c.rollback, c.update, c.updateByID, c.dataVersion} {
+	for _, stmt := range []uintptr{c.begin, c.commit, c.rollback, c.update, c.dataVersion} {
 		c.finalize(stmt)
 	}
 	if c.out != 0 {
@@ -106,27 +104,10 @@ func (c *writeConn) version() (int64, error) {
 	return c.int64(stmt, 0), nil
 }
 
-// updateProfile is Store.updateProfile on this connection: the same statements with
-// the same parameters, by the user's number first, then through the index.
+// updateProfile is Store.updateProfile on this connection: the same statement with
+// the same parameters.
 func (c *writeConn) updateProfile(apiKey, uid string, patch *socius.Patch, now int64) error {
-	if err := c.runUpdate(c.updateByID, apiKey, uid, patch, now, userID(apiKey, uid)); err != nil {
-		return err
-	}
-	if sqlite3.Xsqlite3_changes(c.tls, c.db) > 0 {
-		return nil
-	}
-	if err := c.runUpdate(c.update, apiKey, uid, patch, now, -1); err != nil {
-		return err
-	}
-	if sqlite3.Xsqlite3_changes(c.tls, c.db) == 0 {
-		return socius.ErrNotFound
-	}
-	return nil
-}
-
-// runUpdate binds and runs one of the two update statements: with the user's number
-// id (updateByID), or without (update, id < 0).
-func (c *writeConn) runUpdate(stmt uintptr, apiKey, uid string, patch *socius.Patch, now, id int64) error {
+	stmt := c.update
 	n := len(apiKey) + 1 + len(uid) + 1
 	for f := range socius.NumFields {
 		if v, held := patch.Get(f); held {
@@ -145,9 +126,6 @@ func (c *writeConn) runUpdate(stmt uintptr, apiKey, uid string, patch *socius.Pa
 		}
 	}
 	b.int64(now)
-	if id >= 0 {
-		b.int64(id)
-	}
 	b.text(apiKey)
 	b.text(uid)
 	if b.err != nil {
@@ -155,6 +133,9 @@ func (c *writeConn) runUpdate(stmt uintptr, apiKey, uid string, patch *socius.Pa
 	}
 	if err := c.run(stmt, "step"); err != nil {
 		return errorFor("update profile", err)
+	}
+	if sqlite3.Xsqlite3_changes(c.tls, c.db) == 0 {
+		return socius.ErrNotFound
 	}
 	return nil
 }

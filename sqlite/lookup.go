@@ -21,7 +21,7 @@ import (
 // goroutine uses it at a time.
 type lookupConn struct {
 	cconn
-	userByID, user uintptr // selectUserByID and selectUser, prepared
+	user uintptr // selectUser, prepared
 }
 
 // lookups is a pool of lookupConns.
@@ -61,36 +61,20 @@ func (c *lookupConn) openLookup(path string) error {
 		return err
 	}
 	var err error
-	if c.userByID, err = c.prepare(selectUserByID); err != nil {
-		return err
-	}
 	c.user, err = c.prepare(selectUser)
 	return err
 }
 
 func (c *lookupConn) close() {
-	c.finalize(c.userByID)
 	c.finalize(c.user)
 	c.cconn.close()
 }
 
 // lookupUser reads the user uid of the site apiKey: found is false when there is none.
-// It looks under the user's number first (userid.go), then through the index.
 func (c *lookupConn) lookupUser(apiKey, uid string) (u *socius.User, found bool, err error) {
-	if u, found, err = c.find(c.userByID, apiKey, uid, userID(apiKey, uid)); found || err != nil {
-		return u, found, err
-	}
-	return c.find(c.user, apiKey, uid, -1)
-}
-
-// find runs one of the two user statements: with the user's number id (userByID), or
-// without (user, id < 0).
-func (c *lookupConn) find(stmt uintptr, apiKey, uid string, id int64) (u *socius.User, found bool, err error) {
+	stmt := c.user
 	defer sqlite3.Xsqlite3_reset(c.tls, stmt)
 	b := c.binder(stmt, len(apiKey)+1+len(uid)+1)
-	if id >= 0 {
-		b.int64(id)
-	}
 	b.text(apiKey)
 	b.text(uid)
 	if b.err != nil {

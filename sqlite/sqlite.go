@@ -199,9 +199,7 @@ func Open(path string) (*Store, error) {
 		{wdb, &s.stmts.release, `RELEASE SAVEPOINT op`},
 		{wdb, &s.stmts.rollbackTo, `ROLLBACK TO SAVEPOINT op`},
 		{wdb, &s.stmts.updateProfile, updateProfileSQL},
-		{wdb, &s.stmts.updateProfileByID, updateProfileByIDSQL},
 		{wdb, &s.stmts.loginUpdate, loginUpdateSQL},
-		{wdb, &s.stmts.loginUpdateByID, loginUpdateByIDSQL},
 		{wdb, &s.stmts.loginInsert, loginInsertSQL},
 		{wdb, &s.stmts.dataVersion, `PRAGMA data_version`},
 	} {
@@ -249,11 +247,9 @@ func Open(path string) (*Store, error) {
 
 // writeStmts are the statements of the writer's hot path.
 type writeStmts struct {
-	savepoint, release, rollbackTo   *sql.Stmt
-	updateProfile, updateProfileByID *sql.Stmt
-	loginUpdate, loginUpdateByID     *sql.Stmt
-	loginInsert                      *sql.Stmt
-	dataVersion                      *sql.Stmt
+	savepoint, release, rollbackTo          *sql.Stmt
+	updateProfile, loginUpdate, loginInsert *sql.Stmt
+	dataVersion                             *sql.Stmt
 }
 
 // lookupContext is the context of a point lookup: ctx without its cancellation. A
@@ -268,7 +264,7 @@ func (s *Store) closeStmts() error {
 	var errs []error
 	w := s.stmts
 	for _, stmt := range []*sql.Stmt{s.siteStmt, s.keyStmt, s.tokenStmt,
-		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.updateProfileByID, w.loginUpdate, w.loginUpdateByID, w.loginInsert, w.dataVersion} {
+		w.savepoint, w.release, w.rollbackTo, w.updateProfile, w.loginUpdate, w.loginInsert, w.dataVersion} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}

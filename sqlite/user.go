@@ -41,15 +41,8 @@ func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now t
 	// update and the insert.
 	args := make([]any, 0, 2*socius.NumFields+8)
 	args = appendPatch(args, patch)
-	args = append(args, !patch.Empty(), millis(now), millis(now), true, userID(apiKey, uid), apiKey, uid)
-	res, err := tx.Stmt(s.stmts.loginUpdateByID).Exec(args...)
-	err = affected(res, err, "login")
-	if !errors.Is(err, socius.ErrNotFound) {
-		return false, err
-	}
-	// Not under its number: through the index, or new.
-	args = slices.Delete(args, len(args)-3, len(args)-2)
-	res, err = tx.Stmt(s.stmts.loginUpdate).Exec(args...)
+	args = append(args, !patch.Empty(), millis(now), millis(now), true, apiKey, uid)
+	res, err := tx.Stmt(s.stmts.loginUpdate).Exec(args...)
 	err = affected(res, err, "login")
 	if !errors.Is(err, socius.ErrNotFound) {
 		return false, err
@@ -59,8 +52,7 @@ func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now t
 	for f := socius.Field(0); f < socius.NumFields; f++ {
 		args = append(args, patchValue(patch, f))
 	}
-	id := userID(apiKey, uid)
-	args = append(args, id, id, apiKey, uid, millis(now), millis(now), millis(now), true)
+	args = append(args, apiKey, uid, millis(now), millis(now), millis(now), true)
 	_, err = tx.Stmt(s.stmts.loginInsert).Exec(args...)
 	if err != nil {
 		return false, errorFor("login", err) // the site's foreign key makes a missing site ErrNotFound
@@ -78,12 +70,7 @@ const siteOf = `(SELECT id FROM sites WHERE api_key = ?)`
 const userColumns = `uid, nickname, photo_url, thumbnail_url, first_name, last_name, gender, age, email,
 		created_at, updated_at, login_at, logged_in`
 
-// selectUser finds a user through the index users_by_uid; selectUserByID by the
-// user's number first (userid.go), which finds nearly every user.
-const (
-	selectUser     = `SELECT ` + userColumns + ` FROM users WHERE site = ` + siteOf + ` AND uid = ?`
-	selectUserByID = `SELECT ` + userColumns + ` FROM users WHERE id = ? AND site = ` + siteOf + ` AND uid = ?`
-)
+const selectUser = `SELECT ` + userColumns + ` FROM users WHERE site = ` + siteOf + ` AND uid = ?`
 
 // User returns a user, or socius.ErrNotFound.
 func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, error) {
@@ -151,38 +138,24 @@ func (s *Store) updateProfileOp(apiKey, uid string, patch *socius.Patch, now tim
 }
 
 func (s *Store) updateProfile(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) error {
-	args := make([]any, 0, 2*socius.NumFields+4)
+	args := make([]any, 0, 2*socius.NumFields+3)
 	args = appendPatch(args, patch)
-	args = append(args, millis(now), userID(apiKey, uid), apiKey, uid)
-	res, err := tx.Stmt(s.stmts.updateProfileByID).Exec(args...)
-	if err := affected(res, err, "update profile"); !errors.Is(err, socius.ErrNotFound) {
-		return err
-	}
-	// Not under its number: through the index.
-	args = slices.Delete(args, len(args)-3, len(args)-2)
-	res, err = tx.Stmt(s.stmts.updateProfile).Exec(args...)
+	args = append(args, millis(now), apiKey, uid)
+	res, err := tx.Stmt(s.stmts.updateProfile).Exec(args...)
 	return affected(res, err, "update profile")
 }
 
 // The hot writes are fixed statements, prepared once: a statement built for the
 // patched columns would be parsed again on every write. Each profile column is set
 // by "CASE WHEN ? THEN ? ELSE column END": a flag (does the patch hold the field?)
-// and the value (NULL clears), see appendPatch. The updates come in two forms: by the
-// user's number first (userid.go), then, when no row has it, through the index.
+// and the value (NULL clears), see appendPatch.
 var (
-	updateProfileSQL     = `UPDATE users SET ` + patchAssignments() + `, updated_at = ?` + byUID
-	updateProfileByIDSQL = `UPDATE users SET ` + patchAssignments() + `, updated_at = ?` + byID
-	loginUpdateSQL       = `UPDATE users SET ` + patchAssignments() + loginAssignments + byUID
-	loginUpdateByIDSQL   = `UPDATE users SET ` + patchAssignments() + loginAssignments + byID
-	loginInsertSQL       = `INSERT INTO users (` + strings.Join(profileColumns[:], ", ") +
-		`, id, site, uid, created_at, updated_at, login_at, logged_in) VALUES (?` + strings.Repeat(", ?", len(profileColumns)-1) +
-		`, ` + freeID + `, ` + siteOf + `, ?, ?, ?, ?, ?)`
-)
-
-const (
-	loginAssignments = `, updated_at = CASE WHEN ? THEN ? ELSE updated_at END, login_at = ?, logged_in = ?`
-	byUID            = ` WHERE site = ` + siteOf + ` AND uid = ?`
-	byID             = ` WHERE id = ? AND site = ` + siteOf + ` AND uid = ?`
+	updateProfileSQL = `UPDATE users SET ` + patchAssignments() + `, updated_at = ? WHERE site = ` + siteOf + ` AND uid = ?`
+	loginUpdateSQL   = `UPDATE users SET ` + patchAssignments() +
+		`, updated_at = CASE WHEN ? THEN ? ELSE updated_at END, login_at = ?, logged_in = ? WHERE site = ` + siteOf + ` AND uid = ?`
+	loginInsertSQL = `INSERT INTO users (` + strings.Join(profileColumns[:], ", ") +
+		`, site, uid, created_at, updated_at, login_at, logged_in) VALUES (?` + strings.Repeat(", ?", len(profileColumns)-1) +
+		`, ` + siteOf + `, ?, ?, ?, ?, ?)`
 )
 
 // patchAssignments returns "nickname = CASE WHEN ? THEN ? ELSE nickname END, ..." for
@@ -259,12 +232,9 @@ func (s *Store) RenameUser(ctx context.Context, apiKey, from, to string) error {
 }
 
 func renameUser(tx *sql.Tx, apiKey, from, to string) error {
-	// The row moves to the new UID's number when that is free.
-	id := userID(apiKey, to)
-	res, err := tx.Exec(`UPDATE users SET uid = ?, id = CASE WHEN EXISTS (SELECT 1 FROM users WHERE id = ?) THEN id ELSE ? END`+byUID,
-		to, id, id, apiKey, from)
+	res, err := tx.Exec(`UPDATE users SET uid = ? WHERE site = `+siteOf+` AND uid = ?`, to, apiKey, from)
 	if err := affected(res, err, "rename user"); err != nil {
-		return err // a taken UID fails the unique index: ErrExists
+		return err // a taken UID fails the primary key: ErrExists
 	}
 	if _, err := tx.Exec(`UPDATE tokens SET uid = ? WHERE api_key = ? AND uid = ?`, to, apiKey, from); err != nil {
 		return errorFor("rename user: move tokens", err)
@@ -277,7 +247,7 @@ const selectUsersPage = `SELECT ` + userColumns + ` FROM users
 
 // Users returns up to limit users of the site whose UID sorts after `after`, in UID
 // order. The users table compares UIDs with SQLite's default BINARY collation, which
-// is byte order, and its index users_by_uid serves the page without a sort.
+// is byte order, and its primary key (site, uid) serves the page without a sort.
 // A limit of zero or less returns no users.
 func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
 	if limit <= 0 {
@@ -310,9 +280,8 @@ func (s *Store) PutUser(ctx context.Context, u *socius.User) error {
 
 func putUser(tx *sql.Tx, u *socius.User) error {
 	cols := slices.Concat(profileColumns[:], []string{"created_at", "updated_at", "login_at", "logged_in"})
-	id := userID(u.APIKey, u.UID)
-	args := make([]any, 0, 4+len(cols))
-	args = append(args, id, id, u.APIKey, u.UID)
+	args := make([]any, 0, 2+len(cols))
+	args = append(args, u.APIKey, u.UID)
 	for _, v := range u.Profile {
 		args = append(args, nullString(v))
 	}
@@ -322,8 +291,8 @@ func putUser(tx *sql.Tx, u *socius.User) error {
 		replace[i] = c + " = excluded." + c
 	}
 	// An upsert rather than a delete and insert: the row is replaced in place.
-	_, err := tx.Exec(`INSERT INTO users (id, site, uid, `+strings.Join(cols, ", ")+`)
-		VALUES (`+freeID+`, `+siteOf+`, ?`+strings.Repeat(", ?", len(cols))+`)
+	_, err := tx.Exec(`INSERT INTO users (site, uid, `+strings.Join(cols, ", ")+`)
+		VALUES (`+siteOf+`, ?`+strings.Repeat(", ?", len(cols))+`)
 		ON CONFLICT (site, uid) DO UPDATE SET `+strings.Join(replace, ", "), args...)
 	if err != nil {
 		return errorFor("put user", err) // the site's foreign key makes a missing site ErrNotFound
