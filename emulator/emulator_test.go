@@ -234,12 +234,17 @@ func TestFaults(t *testing.T) {
 		{Code: 500001, Fraction: math.NaN()}, // would fire every time
 		{Code: 500001, Fraction: math.Inf(1)},
 		{Code: 500001, Count: -1},
+		{Method: "accounts.setAccountInfo", Code: 500001}, // a method Socius does not serve
+		{Method: "getUserInf", Code: 500001},
 	} {
 		if _, err := f.Add(bad); err == nil {
 			t.Errorf("Add(%+v) accepted", bad)
 		}
 	}
-	r1, err := f.Add(Rule{Method: "getUserInfo", APIKey: "3_a", Code: 403048, Count: 2})
+	if _, err := f.Add(Rule{Method: "socialize.getAccountInfo", Code: 500001}); err == nil || !strings.Contains(err.Error(), "socialize.setUserInfo") {
+		t.Errorf("a rule for an unserved method: %v, want an error naming the served methods", err)
+	}
+	r1, err := f.Add(Rule{Method: "GetUserInfo", APIKey: "3_a", Code: 403048, Count: 2})
 	if err != nil || r1.ID != 1 || r1.Method != "socialize.getUserInfo" || r1.Remaining != 2 {
 		t.Fatalf("%+v %v", r1, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/server"
 )
 
 // A Rule makes calls of a method, for a site, fail with a Gigya error or take longer.
@@ -71,9 +72,17 @@ func MethodName(m string) string {
 	return m
 }
 
-// Validate checks a rule as given by a client and normalizes its method name.
+// Validate checks a rule as given by a client and spells its method as Socius serves
+// it. A method Socius does not serve is refused: its calls fail before the rules are
+// consulted (400001), so such a rule would never fire.
 func (r *Rule) Validate() error {
-	r.Method = MethodName(r.Method)
+	if r.Method = MethodName(r.Method); r.Method != "" {
+		name, ok := server.CanonicalMethod(r.Method)
+		if !ok {
+			return fmt.Errorf("method %q is not one Socius serves, so no call would meet the rule (%s)", r.Method, strings.Join(server.MethodNames(), ", "))
+		}
+		r.Method = name
+	}
 	if r.APIKey == "*" {
 		r.APIKey = ""
 	}
