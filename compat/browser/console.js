@@ -143,6 +143,31 @@ async function main() {
     check(r.ok, 'a new call was made');
     await page.locator('table.log th', { hasText: 'socialize.logout' }).first().waitFor();
     ok('the new call appeared without a reload');
+
+    // The log API refusing, then answering as a restarted server does (its numbers
+    // start again from 0): the script neither spins nor waits for the old number.
+    let mode = 'refuse';
+    let polls = 0;
+    let afters = [];
+    const logAPI = '**/_emulator/api/log?*';
+    await page.route(logAPI, (route) => {
+      polls++;
+      afters.push(new URL(route.request().url()).searchParams.get('after'));
+      if (mode === 'refuse') return route.fulfill({ status: 403, contentType: 'application/json', body: '{"error":"refused"}' });
+      return route.fulfill({ status: 200, contentType: 'application/json', body: '{"entries":[],"last":0}' });
+    });
+    // The poll in flight ends with the next call; the later ones meet the route.
+    check((await fetch(new URL('/socialize.logout', origin), { method: 'POST' })).ok, 'another call was made');
+    await page.waitForTimeout(3000);
+    check(polls >= 1 && polls <= 3, `a refusing log API was asked ${polls} times in 3 s (1 to 3: the script waits 2 s after a refusal)`);
+    mode = 'restarted';
+    await page.waitForTimeout(2500);
+    polls = 0;
+    afters = [];
+    await page.waitForTimeout(3000);
+    check(afters.length > 0 && afters.every((a) => a === '0'), `after a restart the script polls from the new number (after=${afters.join(',')})`);
+    check(polls >= 1 && polls <= 4, `a log API with nothing new at once was asked ${polls} times in 3 s (1 to 4: the script waits 1 s)`);
+    await page.unroute(logAPI);
     await page.getByLabel('Show new calls as they arrive').uncheck();
 
     // The clock's forms, from a real browser (its Origin header passes the same-origin

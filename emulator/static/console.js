@@ -25,22 +25,34 @@
   box.hidden = false;
   toggle.checked = sessionStorage.getItem('socius-log-refresh') === '1';
 
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // One long poll at a time. The answer's last is the newest call's number: another
+  // number than ours means news, a smaller one too (a restarted server counts from 0
+  // again, and waiting for calls after our old number would show nothing for as long).
+  // A refusal or an answer without a number waits 2 s before the next try, and a poll
+  // that came back early with nothing new waits 1 s, so that the loop never spins.
   async function poll() {
     if (running) return;
     running = true;
     while (toggle.checked) {
+      const started = Date.now();
       try {
         const r = await fetch('/_emulator/api/log?limit=1&wait=15s&after=' + encodeURIComponent(last), { cache: 'no-store' });
+        if (!r.ok) throw new Error('HTTP ' + r.status);
         const page = await r.json();
-        if (page.last > Number(last)) {
+        if (!Number.isSafeInteger(page.last)) throw new Error('no last in the answer');
+        if (page.last !== Number(last)) {
           last = String(page.last);
           const html = await (await fetch(location.href, { cache: 'no-store' })).text();
           const fresh = new DOMParser().parseFromString(html, 'text/html').getElementById(target.id);
           if (fresh) target.replaceWith(fresh);
           target = document.getElementById(fresh ? fresh.id : target.id);
+        } else if (Date.now() - started < 1000) {
+          await pause(1000);
         }
       } catch (e) {
-        await new Promise((resolve) => setTimeout(resolve, 2000));
+        await pause(2000);
       }
     }
     running = false;
