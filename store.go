@@ -40,6 +40,11 @@ type UserStore interface {
 	// Login creates the user when new, applies the patch (which may be empty) and marks
 	// the user logged in at now, all at once. It reports whether the user was created.
 	Login(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time) (created bool, err error)
+	// LoginWithToken is Login followed by CreateToken(t), a token of the user, as one
+	// operation: the user is logged in and holds the token, or nothing changed (a taken
+	// hash is ErrExists, a site that does not exist ErrNotFound). A logout or deletion
+	// of the user comes before both or after both.
+	LoginWithToken(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, t *Token) (created bool, err error)
 	// User returns a user, or ErrNotFound.
 	User(ctx context.Context, apiKey, uid string) (*User, error)
 	// UpdateProfile merges the patch into the user's profile without a read-modify-write

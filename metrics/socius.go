@@ -97,7 +97,7 @@ func (t *timedNonces) UseNonce(ctx context.Context, credential, nonce string, ex
 }
 
 var storeOps = []string{"create_site", "put_site", "site", "sites", "create_key", "put_key", "key", "keys", "delete_key",
-	"login", "user", "update_profile", "logout", "delete_user", "rename_user",
+	"login", "login_with_token", "user", "update_profile", "logout", "delete_user", "rename_user",
 	"users", "put_user", "count_users", "delete_users",
 	"create_token", "token", "revoke_token", "delete_expired_tokens"}
 
@@ -203,6 +203,11 @@ func (t *timedStore) CountUsers(ctx context.Context, apiKey string) (int, error)
 func (t *timedStore) DeleteUsers(ctx context.Context, apiKey string) (int, error) {
 	defer t.observe("delete_users", time.Now())
 	return t.Store.DeleteUsers(ctx, apiKey)
+}
+
+func (t *timedStore) LoginWithToken(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time, tok *socius.Token) (bool, error) {
+	defer t.observe("login_with_token", time.Now())
+	return t.Store.LoginWithToken(ctx, apiKey, uid, p, now, tok)
 }
 
 func (t *timedStore) CreateToken(ctx context.Context, tok *socius.Token) error {

@@ -21,8 +21,9 @@ import (
 // revoker wait for it, and then, at READ COMMITTED, see it, or at REPEATABLE READ or
 // SERIALIZABLE (snapshot isolation: YugabyteDB's default, CockroachDB's only level)
 // fail with 40001, which write runs again on a fresh snapshot; one that waits for the
-// revoker goes in after it has committed, where the server's check after the insert
-// (stillLoggedIn) finds the user gone or logged out and revokes it. (A share lock was
+// revoker goes in after it has committed, and outlives it: so the server stores a
+// user's token with the user's login, in one transaction (LoginWithToken), whose
+// UPDATE or INSERT of the user orders it with the revoker. (A share lock was
 // enough at READ COMMITTED only: a lock is no new version, and a snapshot taken before
 // the wait never saw the token.) DeleteKey orders itself with tokens in another way,
 // so that tokens issued with one key do not wait for each other: see there.
@@ -33,12 +34,18 @@ func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
-			millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
-		return err // the primary key makes ErrExists, the site's foreign key ErrNotFound
+		return insertToken(ctx, tx, t)
 	})
+}
+
+// insertToken is the token's INSERT: the primary key makes ErrExists, the site's
+// foreign key ErrNotFound.
+func insertToken(ctx context.Context, q execer, t *socius.Token) error {
+	_, err := q.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
+		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
+	return err
 }
 
 // Token returns the token with the hash, revoked and expired ones included, or

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/socius/socius"
 )
 
@@ -83,43 +84,72 @@ func (l *columnList) addPatch(patch *socius.Patch) {
 func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time) (bool, error) {
 	var created bool
 	err := s.write(ctx, "login", func(ctx context.Context) error {
-		created = false
-		for round := 0; ; round++ {
-			if round >= 2 {
-				if err := pause(ctx, retryPause(round-2)); err != nil {
-					return err
-				}
-			}
-			err := s.updateLogin(ctx, apiKey, uid, patch, now)
-			if !errors.Is(err, socius.ErrNotFound) {
-				return err
-			}
-			var ins columnList
-			ins.addPatch(patch)
-			ins.add("api_key", apiKey)
-			ins.add("uid", []byte(uid))
-			ins.add("created_at", millis(now))
-			ins.add("updated_at", millis(now))
-			ins.add("login_at", millis(now))
-			ins.add("logged_in", true)
-			tag, err := s.pool.Exec(ctx, `INSERT INTO users `+ins.insert()+` ON CONFLICT (api_key, uid) DO NOTHING`, ins.args...)
-			if err != nil {
-				return err // the site's foreign key makes a missing site ErrNotFound
-			}
-			if tag.RowsAffected() == 1 {
-				created = true
-				return nil
-			}
-			// A concurrent Login created the user: update it. (Should it be deleted
-			// again at once, the loop starts over.)
-		}
+		var err error
+		created, err = login(ctx, s.pool, apiKey, uid, patch, now)
+		return err
 	})
 	return created, err
 }
 
+// LoginWithToken is Login and the token's INSERT in one transaction: the login's
+// UPDATE or INSERT holds the user's row, so that a Logout or DeleteUser (which revoke
+// the user's tokens in their own transaction) comes before both or after both.
+func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, t *socius.Token) (bool, error) {
+	var created bool
+	err := s.tx(ctx, "login", func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
+			return err
+		}
+		return insertToken(ctx, tx, t)
+	})
+	if err != nil {
+		created = false
+	}
+	return created, err
+}
+
+// An execer runs statements: the pool (each statement its own transaction) or a
+// transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// login is Login's rounds, on q.
+func login(ctx context.Context, q execer, apiKey, uid string, patch *socius.Patch, now time.Time) (created bool, err error) {
+	for round := 0; ; round++ {
+		if round >= 2 {
+			if err := pause(ctx, retryPause(round-2)); err != nil {
+				return false, err
+			}
+		}
+		err := updateLogin(ctx, q, apiKey, uid, patch, now)
+		if !errors.Is(err, socius.ErrNotFound) {
+			return false, err
+		}
+		var ins columnList
+		ins.addPatch(patch)
+		ins.add("api_key", apiKey)
+		ins.add("uid", []byte(uid))
+		ins.add("created_at", millis(now))
+		ins.add("updated_at", millis(now))
+		ins.add("login_at", millis(now))
+		ins.add("logged_in", true)
+		tag, err := q.Exec(ctx, `INSERT INTO users `+ins.insert()+` ON CONFLICT (api_key, uid) DO NOTHING`, ins.args...)
+		if err != nil {
+			return false, err // the site's foreign key makes a missing site ErrNotFound
+		}
+		if tag.RowsAffected() == 1 {
+			return true, nil
+		}
+		// A concurrent Login created the user: update it. (Should it be deleted
+		// again at once, the loop starts over.)
+	}
+}
+
 // updateLogin applies the patch to an existing user and marks it logged in;
 // socius.ErrNotFound when there is no such user.
-func (s *Store) updateLogin(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time) error {
+func updateLogin(ctx context.Context, q execer, apiKey, uid string, patch *socius.Patch, now time.Time) error {
 	var set columnList
 	set.addPatch(patch)
 	if !patch.Empty() {
@@ -127,7 +157,7 @@ func (s *Store) updateLogin(ctx context.Context, apiKey, uid string, patch *soci
 	}
 	set.add("login_at", millis(now))
 	set.add("logged_in", true)
-	return affected(s.pool.Exec(ctx, `UPDATE users SET `+set.assignments()+
+	return affected(q.Exec(ctx, `UPDATE users SET `+set.assignments()+
 		` WHERE api_key = `+set.arg(apiKey)+` AND uid = `+set.arg([]byte(uid)), set.args...))
 }
 

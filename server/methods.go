@@ -336,7 +336,14 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 			return nil, err
 		}
 	}
-	if _, err := s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now); err != nil {
+	// A mobile login is a session: the login and its token are one store operation.
+	var token string
+	if mobile {
+		token, err = s.loginWithToken(c, socius.SessionToken, siteUID, patch, lifetime)
+	} else {
+		_, err = s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now)
+	}
+	if err != nil {
 		return nil, err
 	}
 	sig, err := s.signUID(c, siteUID)
@@ -345,10 +352,6 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	}
 	o := gigya.Object{{Key: "UID", Value: siteUID}, {Key: "UIDSignature", Value: sig[0]}, {Key: "signatureTimestamp", Value: sig[1]}}
 	if mobile {
-		token, err := s.issueToken(c, socius.SessionToken, siteUID, lifetime)
-		if err != nil {
-			return nil, err
-		}
 		partnerKey, err := socius.DecodeSecret(c.site.Secret)
 		if err != nil {
 			return nil, err

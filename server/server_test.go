@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -177,15 +178,7 @@ func TestPanicIsAnswered(t *testing.T) {
 	var logs bytes.Buffer
 	s := newTestServer(t, t.TempDir(), &logs)
 	s.cfg.Store = panickyStore{s.cfg.Store}
-	call := func(method, params string) string {
-		body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + params
-		r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.TLS = &tls.ConnectionState{}
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		return w.Body.String()
-	}
+	call := func(method, params string) string { return postWithSecret(s, method, params) }
 	got := call("socialize.getUserInfo", "UID=u1&format=xml")
 	if !strings.Contains(got, "<socialize.getUserInfoResponse ") || !strings.Contains(got, "<errorCode>500001</errorCode>") || strings.Contains(got, "injected") {
 		t.Errorf("a panicking call answered %s", got)
@@ -198,27 +191,106 @@ func TestPanicIsAnswered(t *testing.T) {
 	}
 }
 
-// logoutBeforeToken is a fault injected into a real store: just before a token is
-// stored, the user it is for is logged out, deleted or renamed, as a concurrent call
-// could do between a login and its token.
-type logoutBeforeToken struct {
+// tokenFault is a fault injected into a real store: something happens just before a
+// token is stored (with its login, for a user), or just after, as a concurrent call
+// could do.
+type tokenFault struct {
 	socius.Store
-	end     func(ctx context.Context, st socius.Store, t *socius.Token) error
-	created *[]string // the hashes of the tokens stored
+	before, after func(ctx context.Context, st socius.Store, t *socius.Token) error
+	created       *[]string // the hashes of the tokens stored
 }
 
-func (s logoutBeforeToken) CreateToken(ctx context.Context, t *socius.Token) error {
-	if err := s.end(ctx, s.Store, t); err != nil {
+func (s tokenFault) around(ctx context.Context, t *socius.Token, store func() error) error {
+	if s.before != nil {
+		if err := s.before(ctx, s.Store, t); err != nil {
+			return err
+		}
+	}
+	if err := store(); err != nil {
 		return err
 	}
 	*s.created = append(*s.created, t.Hash)
-	return s.Store.CreateToken(ctx, t)
+	if s.after != nil {
+		return s.after(ctx, s.Store, t)
+	}
+	return nil
 }
 
-// TestTokenOfAUserWhoLeft: a logout, deleteAccount or setUID between the login of
-// getToken (x_siteUID) or a mobile notifyLogin and its token leaves no live token: the
-// token is revoked and the call refused (403005).
-func TestTokenOfAUserWhoLeft(t *testing.T) {
+func (s tokenFault) CreateToken(ctx context.Context, t *socius.Token) error {
+	return s.around(ctx, t, func() error { return s.Store.CreateToken(ctx, t) })
+}
+
+func (s tokenFault) LoginWithToken(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time, t *socius.Token) (bool, error) {
+	var created bool
+	err := s.around(ctx, t, func() (err error) {
+		created, err = s.Store.LoginWithToken(ctx, apiKey, uid, p, now, t)
+		return err
+	})
+	return created, err
+}
+
+// userTokenCalls are the calls that log a user in and hand out a token of the user.
+var userTokenCalls = []struct{ method, params, token string }{
+	{"socialize.getToken", "grant_type=none&x_siteUID=", "access_token"},
+	{"socialize.notifyLogin", "targetEnv=mobile&siteUID=", "sessionToken"},
+}
+
+// postWithSecret makes a call with the site's secret over HTTPS and returns the answer.
+func postWithSecret(s *Server, method, params string) string {
+	body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + params
+	r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.TLS = &tls.ConnectionState{}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w.Body.String()
+}
+
+// TestLoginAndTokenTogether: the login of getToken (x_siteUID) or of a mobile
+// notifyLogin and its token are one store write. When the token cannot be stored (its
+// hash taken, in the real store), the call fails and neither a new user nor a login of
+// an existing one is left behind; a logout, deleteAccount or setUID right after the
+// write ends or moves the token as it does every other.
+func TestLoginAndTokenTogether(t *testing.T) {
+	ctx := context.Background()
+	for _, call := range userTokenCalls {
+		t.Run("token not stored, "+call.method, func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			var p socius.Patch
+			p.Set(socius.Nickname, "before")
+			if _, err := st.Login(ctx, labAPIKey, "old", &p, labTime); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Logout(ctx, labAPIKey, "old", labTime); err != nil {
+				t.Fatal(err)
+			}
+			var created []string
+			s.cfg.Store = tokenFault{Store: st, created: &created,
+				before: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+					taken := *tok
+					taken.UID = "someone-else"
+					return st.CreateToken(ctx, &taken) // the hash is taken when the call's write comes
+				}}
+			userInfo := "&userInfo=" + url.QueryEscape(`{"nickname":"after"}`)
+			if call.method == "socialize.getToken" {
+				userInfo = "&x_userInfo=" + url.QueryEscape(`{"nickname":"after"}`)
+			}
+			for _, uid := range []string{"newbie", "old"} {
+				got := postWithSecret(s, call.method, call.params+uid+userInfo)
+				if strings.Contains(got, `"errorCode":0`) || strings.Contains(got, call.token) || !strings.Contains(got, `"errorDetails"`) {
+					t.Errorf("%s: answer %s, want an error and no token", uid, got)
+				}
+			}
+			if _, err := st.User(ctx, labAPIKey, "newbie"); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the new user after the failed call: %v, want ErrNotFound", err)
+			}
+			if u, err := st.User(ctx, labAPIKey, "old"); err != nil || u.LoggedIn || u.Profile[socius.Nickname] != "before" {
+				t.Errorf("the existing user after the failed call: %+v, %v; want logged out, nickname before", u, err)
+			}
+		})
+	}
+
 	ends := map[string]func(ctx context.Context, st socius.Store, t *socius.Token) error{
 		"logout": func(ctx context.Context, st socius.Store, t *socius.Token) error {
 			return st.Logout(ctx, t.APIKey, t.UID, labTime)
@@ -231,32 +303,28 @@ func TestTokenOfAUserWhoLeft(t *testing.T) {
 		},
 	}
 	for name, end := range ends {
-		for _, call := range []struct{ method, params, want string }{
-			{"socialize.getToken", "grant_type=none&x_siteUID=leaver", "access_token"},
-			{"socialize.notifyLogin", "siteUID=leaver&targetEnv=mobile", "sessionToken"},
-		} {
-			t.Run(name+" during "+call.method, func(t *testing.T) {
+		for _, call := range userTokenCalls {
+			t.Run(name+" right after "+call.method, func(t *testing.T) {
 				s := newTestServer(t, t.TempDir(), nil)
 				st := s.cfg.Store
 				var created []string
-				s.cfg.Store = logoutBeforeToken{Store: st, end: end, created: &created}
-				body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + call.params
-				r := httptest.NewRequest("POST", "https://socialize.localtest/"+call.method, strings.NewReader(body))
-				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				r.TLS = &tls.ConnectionState{}
-				w := httptest.NewRecorder()
-				s.ServeHTTP(w, r)
-				got := w.Body.String()
-				if !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "while its token was issued") || strings.Contains(got, call.want) {
+				s.cfg.Store = tokenFault{Store: st, after: end, created: &created}
+				if got := postWithSecret(s, call.method, call.params+"leaver"); !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, call.token) {
 					t.Fatalf("answer %s", got)
 				}
-				// The token the store holds is revoked.
 				if len(created) != 1 {
 					t.Fatalf("%d tokens stored, want 1", len(created))
 				}
-				tok, err := st.Token(context.Background(), created[0])
-				if err != nil || tok.RevokedAt.IsZero() {
-					t.Errorf("the token stored: %+v, %v; want it revoked", tok, err)
+				tok, err := st.Token(ctx, created[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name == "setUID" {
+					if tok.UID != "leaver-renamed" || !tok.RevokedAt.IsZero() {
+						t.Errorf("the token after setUID: %+v; want it live, moved to leaver-renamed", tok)
+					}
+				} else if tok.RevokedAt.IsZero() {
+					t.Errorf("the token after %s: %+v; want it revoked", name, tok)
 				}
 			})
 		}
@@ -308,8 +376,8 @@ func TestTokenOfADeletedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	var created []string
-	s.cfg.Store = logoutBeforeToken{Store: st, created: &created,
-		end: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+	s.cfg.Store = tokenFault{Store: st, created: &created,
+		before: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
 			return st.DeleteKey(ctx, tok.UserKey)
 		}}
 	body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none&x_siteUID=u1"

@@ -47,10 +47,10 @@ func (c *call) sessionLifetime(name string) (time.Duration, error) {
 	return time.Duration(n) * time.Second, nil
 }
 
-// issueToken creates a token of the kind for the call's site (and key), bound to uid
-// unless it is "", living for lifetime (0: no expiry), and returns its text. Only the
-// hash is stored.
-func (s *Server) issueToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration) (string, error) {
+// newToken makes a token of the kind for the call's site (and key), bound to uid unless
+// it is "", living for lifetime (0: no expiry), and returns its text and the token to
+// store, which holds only the hash.
+func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration) (string, *socius.Token) {
 	text := socius.NewTokenText(kind)
 	t := &socius.Token{Hash: socius.HashToken(text), Kind: kind, APIKey: c.site.APIKey, UID: uid, CreatedAt: c.now}
 	if c.key != nil {
@@ -64,16 +64,33 @@ func (s *Server) issueToken(c *call, kind socius.TokenKind, uid string, lifetime
 		// latest: a leaked token of a minute must not yield sessions for ever.
 		t.ExpiresAt = c.token.ExpiresAt
 	}
+	return text, t
+}
+
+// issueToken stores a token of the kind for the call's site, bound to no user, and
+// returns its text.
+func (s *Server) issueToken(c *call, kind socius.TokenKind, lifetime time.Duration) (string, error) {
+	text, t := newToken(c, kind, "", lifetime)
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
 		return "", err
 	}
 	if err := s.keyStillThere(c, t); err != nil {
 		return "", err
 	}
-	if uid != "" {
-		if err := s.stillLoggedIn(c, t); err != nil {
-			return "", err
-		}
+	return text, nil
+}
+
+// loginWithToken logs uid in (created when new, the patch applied) and stores a token
+// of the kind for it, in one store operation: a call that fails stored neither, and a
+// logout, deleteAccount or setUID of the user comes before both or after both (after,
+// it ends the token as it ends every other).
+func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patch *socius.Patch, lifetime time.Duration) (string, error) {
+	text, t := newToken(c, kind, uid, lifetime)
+	if _, err := s.cfg.Store.LoginWithToken(c.ctx, c.site.APIKey, uid, patch, c.now, t); err != nil {
+		return "", err
+	}
+	if err := s.keyStillThere(c, t); err != nil {
+		return "", err
 	}
 	return text, nil
 }
@@ -103,26 +120,6 @@ func (s *Server) withdraw(c *call, t *socius.Token, why error) error {
 		return err
 	}
 	return why
-}
-
-// stillLoggedIn checks, once a user's token is stored, that the user is still there
-// and logged in. The login that came before and the token are two writes: a logout,
-// deleteAccount or setUID between them ended the user's tokens before this one
-// existed, and would leave it alive. Then the token is revoked and the call refused. A
-// logout after the token was stored revokes it by itself.
-func (s *Server) stillLoggedIn(c *call, t *socius.Token) error {
-	u, err := s.cfg.Store.User(c.ctx, t.APIKey, t.UID)
-	if err == nil && u.LoggedIn {
-		return nil
-	}
-	if err != nil && !errors.Is(err, socius.ErrNotFound) {
-		return err // the token may live: nothing says the user went
-	}
-	what := "was logged out"
-	if err != nil {
-		what = "was deleted or renamed"
-	}
-	return s.withdraw(c, t, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: UID %s %s while its token was issued; ask again", t.UID, what))
 }
 
 // getToken issues an OAuth 2.0 access token (SPEC 5). The client authenticated in
@@ -164,11 +161,13 @@ func (s *Server) getToken(c *call) (gigya.Object, error) {
 		if c.key != nil && !c.key.Allows("socialize.notifyLogin") {
 			return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call socialize.notifyLogin, which getToken with x_siteUID does", c.key.UserKey)
 		}
-		if _, err := s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now); err != nil {
-			return nil, err
-		}
 	}
-	token, err := s.issueToken(c, socius.AccessToken, siteUID, lifetime)
+	var token string
+	if siteUID != "" {
+		token, err = s.loginWithToken(c, socius.AccessToken, siteUID, patch, lifetime)
+	} else {
+		token, err = s.issueToken(c, socius.AccessToken, lifetime)
+	}
 	if err != nil {
 		return nil, err
 	}

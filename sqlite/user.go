@@ -36,6 +36,23 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 	return created, err
 }
 
+// LoginWithToken logs the user in and stores the token in one operation of the
+// writer's batch: its savepoint undoes the login when the token cannot be stored.
+func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, t *socius.Token) (bool, error) {
+	var created bool
+	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
+		var err error
+		if created, err = s.login(tx, apiKey, uid, patch, now); err != nil {
+			return err
+		}
+		return createToken(tx, t)
+	})
+	if err != nil {
+		created = false
+	}
+	return created, err
+}
+
 func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) (created bool, err error) {
 	// The batch's transaction holds the write lock: no other write comes between the
 	// update and the insert.

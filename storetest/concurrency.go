@@ -141,6 +141,78 @@ var concurrencyTests = []test{
 		}
 	}},
 
+	{"LoginWithTokenBesideLogouts", func(t *testing.T, s socius.Store) {
+		// Logins with a token of one UID while others log it out or delete it over and
+		// over. A logout or deletion revokes the user's tokens; with the login and its
+		// token one operation, each comes before both or after both. So a user found
+		// logged out (or gone) after a login was logged out after it, which revoked
+		// that login's token: a loginer that finds the user logged out must find its
+		// token revoked. (Were the two separate writes, a logout between them would
+		// leave the token live.) And a user left logged out at the end holds no live
+		// token.
+		createSite(t, s, "3_site", base)
+		const loginers, enders, rounds = 8, 8, 30
+		var mu sync.Mutex
+		var hashes []string
+		var wg sync.WaitGroup
+		for i := range loginers {
+			wg.Go(func() {
+				for r := range rounds {
+					tok := withUID(newToken(fmt.Sprintf("lt-%d-%d", i, r), "3_site", ""), "u1")
+					if _, err := s.LoginWithToken(t.Context(), "3_site", "u1", nil, base, tok); err != nil {
+						t.Errorf("LoginWithToken %d round %d: %v", i, r, err)
+						return
+					}
+					u, err := s.User(t.Context(), "3_site", "u1")
+					if err != nil && !errors.Is(err, socius.ErrNotFound) {
+						t.Errorf("User: %v", err)
+						return
+					}
+					if err != nil || !u.LoggedIn {
+						got, err := s.Token(t.Context(), tok.Hash)
+						if err != nil || got.RevokedAt.IsZero() {
+							t.Errorf("the user is logged out or gone after LoginWithToken %d round %d, and its token: %v, %v; want it revoked", i, r, got, err)
+						}
+					}
+					mu.Lock()
+					hashes = append(hashes, tok.Hash)
+					mu.Unlock()
+				}
+			})
+		}
+		for i := range enders {
+			wg.Go(func() {
+				for r := range rounds {
+					var err error
+					if (i+r)%2 == 0 {
+						err = s.Logout(t.Context(), "3_site", "u1", at(time.Second))
+					} else {
+						err = s.DeleteUser(t.Context(), "3_site", "u1", at(time.Second))
+					}
+					if err != nil && !errors.Is(err, socius.ErrNotFound) {
+						t.Errorf("ender %d round %d: %v", i, r, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		u, err := s.User(t.Context(), "3_site", "u1")
+		if err != nil && !errors.Is(err, socius.ErrNotFound) {
+			t.Fatalf("User: %v", err)
+		}
+		if err == nil && u.LoggedIn {
+			// Logged in by the last login: its token at least is live; nothing to check
+			// that this run can tell apart.
+			return
+		}
+		for _, h := range hashes {
+			if tok := getToken(t, s, h); tok.RevokedAt.IsZero() {
+				t.Errorf("a live token of a user logged out or deleted at the end: %s", fmtToken(tok))
+			}
+		}
+	}},
+
 	{"FailuresStayApart", func(t *testing.T, s socius.Store) {
 		// Writes that fail, at the same time as writes that succeed, fail alone: each
 		// caller gets its own outcome, and only the successes are stored.

@@ -52,6 +52,69 @@ var tokenTests = []test{
 		checkToken(t, getToken(t, s, want.Hash), want)
 	}},
 
+	{"LoginWithToken", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		var p socius.Patch
+		p.Set(socius.Nickname, "ada")
+		// A new user, then one who logged out before.
+		tok := withUID(newToken("t1", "3_site", ""), "u1")
+		created, err := s.LoginWithToken(t.Context(), "3_site", "u1", &p, at(time.Second), tok)
+		if !created || err != nil {
+			t.Fatalf("LoginWithToken of a new user: %v, %v; want true, nil", created, err)
+		}
+		checkToken(t, getToken(t, s, tok.Hash), tok)
+		if u := getUser(t, s, "3_site", "u1"); !u.LoggedIn || u.Profile[socius.Nickname] != "ada" || !sameTime(u.LoginAt, at(time.Second)) {
+			t.Errorf("user after LoginWithToken: %+v", u)
+		}
+		if err := s.Logout(t.Context(), "3_site", "u1", at(2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		checkToken(t, getToken(t, s, tok.Hash), revoked(tok, at(2*time.Second)))
+		tok2 := withUID(newToken("t2", "3_site", ""), "u1")
+		created, err = s.LoginWithToken(t.Context(), "3_site", "u1", nil, at(3*time.Second), tok2)
+		if created || err != nil {
+			t.Fatalf("LoginWithToken of an existing user: %v, %v; want false, nil", created, err)
+		}
+		checkToken(t, getToken(t, s, tok2.Hash), tok2)
+		if u := getUser(t, s, "3_site", "u1"); !u.LoggedIn || u.Profile[socius.Nickname] != "ada" || !sameTime(u.LoginAt, at(3*time.Second)) {
+			t.Errorf("user after the second LoginWithToken: %+v", u)
+		}
+	}},
+
+	{"LoginWithTokenAllOrNothing", func(t *testing.T, s socius.Store) {
+		createSite(t, s, "3_site", base)
+		var before, after socius.Patch
+		before.Set(socius.Nickname, "before")
+		after.Set(socius.Nickname, "after")
+		login(t, s, "3_site", "old", &before, base)
+		if err := s.Logout(t.Context(), "3_site", "old", base); err != nil {
+			t.Fatal(err)
+		}
+		taken := createToken(t, s, newToken("taken", "3_site", "someone"))
+		// The token cannot be stored: neither is the login, of a new user or an old one.
+		for _, uid := range []string{"new", "old"} {
+			tok := withUID(newToken("taken", "3_site", ""), uid)
+			created, err := s.LoginWithToken(t.Context(), "3_site", uid, &after, at(time.Minute), tok)
+			wantErr(t, "LoginWithToken with a taken hash for "+uid, err, socius.ErrExists)
+			if created {
+				t.Errorf("LoginWithToken with a taken hash for %s reports the user created", uid)
+			}
+		}
+		if _, err := s.User(t.Context(), "3_site", "new"); err == nil {
+			t.Error("the new user of a failed LoginWithToken exists")
+		}
+		if u := getUser(t, s, "3_site", "old"); u.LoggedIn || u.Profile[socius.Nickname] != "before" || !sameTime(u.LoginAt, base) {
+			t.Errorf("the old user after a failed LoginWithToken: %+v; want logged out, as before", u)
+		}
+		checkToken(t, getToken(t, s, taken.Hash), taken)
+		// A site that does not exist: ErrNotFound, and nothing stored.
+		tok := withUID(newToken("t3", "3_none", ""), "u1")
+		_, err := s.LoginWithToken(t.Context(), "3_none", "u1", nil, base, tok)
+		wantErr(t, "LoginWithToken on an unknown site", err, socius.ErrNotFound)
+		_, err = s.Token(t.Context(), tok.Hash)
+		wantErr(t, "Token after a failed LoginWithToken", err, socius.ErrNotFound)
+	}},
+
 	{"CreateUnknownSite", func(t *testing.T, s socius.Store) {
 		createSite(t, s, "3_site", base)
 		err := s.CreateToken(t.Context(), newToken("t1", "3_none", "u1"))
