@@ -336,6 +336,18 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 			return nil, err
 		}
 	}
+	// What the answer needs from the site's secret is taken before the write, so that a
+	// secret that cannot be used fails the call with nothing stored.
+	sig, err := s.signUID(c, siteUID)
+	if err != nil {
+		return nil, err
+	}
+	var partnerKey []byte
+	if mobile {
+		if partnerKey, err = c.partnerKey(); err != nil {
+			return nil, err
+		}
+	}
 	// A mobile login is a session: the login and its token are one store operation.
 	var token string
 	if mobile {
@@ -346,16 +358,8 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := s.signUID(c, siteUID)
-	if err != nil {
-		return nil, err
-	}
 	o := gigya.Object{{Key: "UID", Value: siteUID}, {Key: "UIDSignature", Value: sig[0]}, {Key: "signatureTimestamp", Value: sig[1]}}
 	if mobile {
-		partnerKey, err := socius.DecodeSecret(c.site.Secret)
-		if err != nil {
-			return nil, err
-		}
 		return append(o,
 			gigya.KV{Key: "sessionToken", Value: token},
 			gigya.KV{Key: "sessionSecret", Value: socius.SessionSecret(partnerKey, token)},

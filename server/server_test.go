@@ -249,8 +249,11 @@ func postWithSecret(s *Server, method, params string) string {
 // TestLoginAndTokenTogether: the login of getToken (x_siteUID) or of a mobile
 // notifyLogin and its token are one store write. When the token cannot be stored (its
 // hash taken, in the real store), the call fails and neither a new user nor a login of
-// an existing one is left behind; a logout, deleteAccount or setUID right after the
-// write ends or moves the token as it does every other.
+// an existing one is left behind. And the token is the user's: a logout, deleteAccount
+// or setUID right after the call ends or moves it as it does every other. (That a
+// logout cannot fall between the login and the token is the store's to keep: the
+// conformance suite's LoginWithTokenBesideLogouts, and in the postgres package
+// TestTokenRevocationAtSnapshotIsolation.)
 func TestLoginAndTokenTogether(t *testing.T) {
 	ctx := context.Background()
 	for _, call := range userTokenCalls {
