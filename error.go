@@ -78,6 +78,10 @@ func ErrorCode(err error) int {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrKeyGone: a token obtained with a userKey that, when the token was to be
+	// stored, no longer named a key of the token's site (deleted since the call
+	// authenticated). Nothing was stored.
+	ErrKeyGone = errors.New("the token's userKey is gone")
 )
 
 // DatabaseError wraps a store driver failure (connection lost, disk full, ...) as

@@ -42,8 +42,9 @@ type UserStore interface {
 	Login(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time) (created bool, err error)
 	// LoginWithToken is Login followed by CreateToken(t), a token of the user, as one
 	// operation: the user is logged in and holds the token, or nothing changed (a taken
-	// hash is ErrExists, a site that does not exist ErrNotFound). A logout or deletion
-	// of the user comes before both or after both.
+	// hash is ErrExists, a site that does not exist ErrNotFound, a t.UserKey that names
+	// no key of the site ErrKeyGone). A logout or deletion of the user, and a deletion
+	// of the token's key, comes before both or after both.
 	LoginWithToken(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, t *Token) (created bool, err error)
 	// User returns a user, or ErrNotFound.
 	User(ctx context.Context, apiKey, uid string) (*User, error)
@@ -134,7 +135,9 @@ type Token struct {
 // TokenStore keeps access and session tokens.
 type TokenStore interface {
 	// CreateToken stores a token; ErrExists if its hash is taken, ErrNotFound if the
-	// site does not exist.
+	// site does not exist, ErrKeyGone if t.UserKey is set and names no key of the
+	// site. A deletion of the key comes before the token (ErrKeyGone) or after it
+	// (which deletes the token with the key's others).
 	CreateToken(ctx context.Context, t *Token) error
 	// Token returns the token with the hash, revoked and expired ones included (so that
 	// a client can be told which), or ErrNotFound.

@@ -296,7 +296,7 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 // database error (500028) that keeps the cause for the logs. A query for one row that
 // found none is socius.ErrNotFound; domain errors pass through.
 func errorFor(op string, err error) error {
-	if err == nil || errors.Is(err, socius.ErrNotFound) || errors.Is(err, socius.ErrExists) {
+	if err == nil || errors.Is(err, socius.ErrNotFound) || errors.Is(err, socius.ErrExists) || errors.Is(err, socius.ErrKeyGone) {
 		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -172,14 +172,15 @@ const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = $1`
 // there is none. The tokens go with it so that a key created again under the same
 // userKey does not bring them back.
 //
-// A token being issued with the key meanwhile (on another node) may commit after the
-// transaction's tokens statement took its snapshot (at REPEATABLE READ, its first
-// statement's): so once it has committed, a second statement, on a snapshot of its
-// own, deletes what came in between, unless the key was created again meanwhile. A
-// token committed after that finds the key gone in the issuing server's check
-// (keyStillThere) and is revoked there. (CreateToken writes a new version of its
-// user's row, which orders it with a logout; a write to the key's row would do the
-// same here, but would make every token issued with one key wait for the last.)
+// A token being issued with the key meanwhile (on another node) holds a share lock on
+// the key's row (keyHeld), so the DELETE of the key waits for it to commit, and the
+// token may then be missing from the snapshot of the transaction's tokens statement
+// (at REPEATABLE READ, its first statement's, taken before the wait): so once it has
+// committed, a second statement, on a snapshot of its own, deletes what came in
+// between, unless the key was created again meanwhile. A token that comes after the
+// DELETE finds no key and is not stored (socius.ErrKeyGone). (A share lock, not a
+// write to the key's row, so that tokens issued with one key do not wait for each
+// other.)
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 	if !storable(userKey) {
 		return socius.ErrNotFound

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -9,7 +10,8 @@ import (
 )
 
 // CreateToken stores a token: socius.ErrExists if its hash is taken, socius.ErrNotFound
-// if the site does not exist. The UID is not checked against the users: a token may be
+// if the site does not exist, socius.ErrKeyGone if its userKey names no key of the
+// site (keyHeld). The UID is not checked against the users: a token may be
 // granted for a user that has not logged in yet.
 //
 // The token goes in after an UPDATE that changes nothing of its user's row: a new
@@ -29,6 +31,9 @@ import (
 // so that tokens issued with one key do not wait for each other: see there.
 func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 	return s.tx(ctx, "create token", func(ctx context.Context, tx pgx.Tx) error {
+		if err := keyHeld(ctx, tx, t); err != nil {
+			return err
+		}
 		if t.UID != "" {
 			if _, err := tx.Exec(ctx, `UPDATE users SET logged_in = logged_in WHERE api_key = $1 AND uid = $2`, t.APIKey, []byte(t.UID)); err != nil {
 				return err
@@ -36,6 +41,30 @@ func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 		}
 		return insertToken(ctx, tx, t)
 	})
+}
+
+// keyHeld returns socius.ErrKeyGone when t was obtained with a userKey that names no
+// key of t's site, and otherwise holds a share lock on the key's row until the
+// transaction ends. So a DeleteKey ends before the token's check (then the check finds
+// no key; at REPEATABLE READ or SERIALIZABLE, if it committed after the snapshot, the
+// lock fails with 40001 and write runs the transaction again, to find no key), or its
+// DELETE of the key waits for the token's commit, and its tokens statements, the one
+// after its commit included, see the token (see DeleteKey). The lock (KEY SHARE, as
+// foreign keys take) lets tokens of one key go in side by side, and a change of the
+// key's secret or methods too.
+func keyHeld(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
+	if t.UserKey == "" {
+		return nil
+	}
+	if !storable(t.UserKey) {
+		return socius.ErrKeyGone
+	}
+	var site string
+	err := tx.QueryRow(ctx, `SELECT api_key FROM keys WHERE user_key = $1 FOR KEY SHARE`, t.UserKey).Scan(&site)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && site != t.APIKey {
+		return socius.ErrKeyGone
+	}
+	return err
 }
 
 // insertToken is the token's INSERT: the primary key makes ErrExists, the site's

@@ -97,6 +97,9 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, t *socius.Token) (bool, error) {
 	var created bool
 	err := s.tx(ctx, "login", func(ctx context.Context, tx pgx.Tx) error {
+		if err := keyHeld(ctx, tx, t); err != nil {
+			return err
+		}
 		var err error
 		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
 			return err

@@ -366,41 +366,74 @@ func TestCredentialsMaskedBeforeTheCut(t *testing.T) {
 }
 
 // TestTokenOfADeletedKey: a key deleted between a getToken's authentication and its
-// token (which the deletion could not take with it) leaves no live token: the token is
-// revoked and the call refused (403005), and a key created again under the name does
-// not bring it back.
+// token's write refuses the call (403005) and stores nothing: no token, no login, for
+// a user token and a client token alike, and a key created again under the name finds
+// no token of the call. A key deleted right after the write takes the token with it,
+// as it takes every token it obtained: the call, which came first, succeeds.
 func TestTokenOfADeletedKey(t *testing.T) {
-	s := newTestServer(t, t.TempDir(), nil)
-	st := s.cfg.Store
 	ctx := context.Background()
 	key := &socius.Key{UserKey: "ATokenKey", APIKey: labAPIKey, Secret: labKeySec, CreatedAt: labTime,
 		Methods: []string{"socialize.getToken", "socialize.notifyLogin", "socialize.getUserInfo"}}
-	if err := st.CreateKey(ctx, key); err != nil {
-		t.Fatal(err)
+	deleteKey := func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+		return st.DeleteKey(ctx, tok.UserKey)
 	}
-	var created []string
-	s.cfg.Store = tokenFault{Store: st, created: &created,
-		before: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
-			return st.DeleteKey(ctx, tok.UserKey)
-		}}
-	body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none&x_siteUID=u1"
-	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.TLS = &tls.ConnectionState{}
-	w := httptest.NewRecorder()
-	s.ServeHTTP(w, r)
-	if got := w.Body.String(); !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "was deleted while its token was issued") || strings.Contains(got, "access_token") {
-		t.Fatalf("answer %s", got)
+	getToken := func(s *Server, params string) string {
+		body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none" + params
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Body.String()
 	}
-	if err := st.CreateKey(ctx, key); err != nil { // the key again, under the same name
-		t.Fatal(err)
-	}
-	if len(created) != 1 {
-		t.Fatalf("%d tokens stored, want 1", len(created))
-	}
-	tok, err := st.Token(ctx, created[0])
-	if err != nil || tok.RevokedAt.IsZero() {
-		t.Errorf("the token stored: %+v, %v; want it revoked", tok, err)
+	for _, params := range []string{"&x_siteUID=keyless", ""} {
+		t.Run("before the write, "+params, func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			if err := st.CreateKey(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			var created []string
+			var tried *socius.Token
+			s.cfg.Store = tokenFault{Store: st, created: &created,
+				before: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+					tried = tok
+					return deleteKey(ctx, st, tok)
+				}}
+			if got := getToken(s, params); !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "userKey ATokenKey was deleted while its token was issued") || strings.Contains(got, "access_token") {
+				t.Fatalf("answer %s", got)
+			}
+			if tried == nil || len(created) != 0 {
+				t.Fatalf("tokens tried %v, stored %d; want one tried, none stored", tried, len(created))
+			}
+			if err := st.CreateKey(ctx, key); err != nil { // the key again, under the same name
+				t.Fatal(err)
+			}
+			if tok, err := st.Token(ctx, tried.Hash); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the call's token: %+v, %v; want none", tok, err)
+			}
+			if _, err := st.User(ctx, labAPIKey, "keyless"); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the user of the refused call: %v; want ErrNotFound", err)
+			}
+		})
+		t.Run("after the write, "+params, func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			if err := st.CreateKey(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			var created []string
+			s.cfg.Store = tokenFault{Store: st, created: &created, after: deleteKey}
+			if got := getToken(s, params); !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, "access_token") {
+				t.Fatalf("answer %s", got)
+			}
+			if len(created) != 1 {
+				t.Fatalf("%d tokens stored, want 1", len(created))
+			}
+			if tok, err := st.Token(ctx, created[0]); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the token after its key's deletion: %+v, %v; want none", tok, err)
+			}
+		})
 	}
 }
 

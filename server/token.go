@@ -72,54 +72,30 @@ func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration
 func (s *Server) issueToken(c *call, kind socius.TokenKind, lifetime time.Duration) (string, error) {
 	text, t := newToken(c, kind, "", lifetime)
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
-		return "", err
-	}
-	if err := s.keyStillThere(c, t); err != nil {
-		return "", err
+		return "", keyGone(t, err)
 	}
 	return text, nil
 }
 
 // loginWithToken logs uid in (created when new, the patch applied) and stores a token
 // of the kind for it, in one store operation: a call that fails stored neither, and a
-// logout, deleteAccount or setUID of the user comes before both or after both (after,
-// it ends the token as it ends every other).
+// logout, deleteAccount or setUID of the user, or a deletion of the call's userKey,
+// comes before both or after both (after, it ends the token as it ends every other).
 func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patch *socius.Patch, lifetime time.Duration) (string, error) {
 	text, t := newToken(c, kind, uid, lifetime)
 	if _, err := s.cfg.Store.LoginWithToken(c.ctx, c.site.APIKey, uid, patch, c.now, t); err != nil {
-		return "", err
-	}
-	if err := s.keyStillThere(c, t); err != nil {
-		return "", err
+		return "", keyGone(t, err)
 	}
 	return text, nil
 }
 
-// keyStillThere checks, once a token obtained with a userKey is stored, that the key
-// still exists: a key deleted between the call's authentication and its token took its
-// tokens with it before this one existed, and a key created again under the same name
-// would bring this one back. Then the token is revoked and the call refused.
-func (s *Server) keyStillThere(c *call, t *socius.Token) error {
-	if t.UserKey == "" {
-		return nil
+// keyGone turns the store's ErrKeyGone, a userKey deleted between the call's
+// authentication and its token's write (which stored nothing), into 403005.
+func keyGone(t *socius.Token, err error) error {
+	if errors.Is(err, socius.ErrKeyGone) {
+		return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
 	}
-	k, err := s.cfg.Store.Key(c.ctx, t.UserKey)
-	if err == nil && k.APIKey == t.APIKey {
-		return nil
-	}
-	if err != nil && !errors.Is(err, socius.ErrNotFound) {
-		return err // the token may live: nothing says the key went
-	}
-	return s.withdraw(c, t, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey))
-}
-
-// withdraw revokes a token just stored whose call is refused with why.
-func (s *Server) withdraw(c *call, t *socius.Token, why error) error {
-	// Not found: what ended the key or the user took the token with it already.
-	if err := s.cfg.Store.RevokeToken(c.ctx, t.Hash, c.now); err != nil && !errors.Is(err, socius.ErrNotFound) {
-		return err
-	}
-	return why
+	return err
 }
 
 // getToken issues an OAuth 2.0 access token (SPEC 5). The client authenticated in

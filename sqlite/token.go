@@ -10,19 +10,48 @@ import (
 )
 
 // CreateToken stores a token: socius.ErrExists if its hash is taken, socius.ErrNotFound
-// if the site does not exist. The UID is not checked against the users: a token may be
-// granted for a user that has not logged in yet.
+// if the site does not exist, socius.ErrKeyGone if its userKey names no key of the
+// site. The UID is not checked against the users: a token may be granted for a user
+// that has not logged in yet.
 func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 	return s.writeUserData(ctx, func(tx *sql.Tx) error { return createToken(tx, t) })
 }
 
+// createToken runs in the writer's transaction, which holds the write lock: a key the
+// check finds stays until the token is stored, and a deletion of it after deletes the
+// token too.
 func createToken(tx *sql.Tx, t *socius.Token) error {
+	if err := keyHeld(tx, t); err != nil {
+		return err
+	}
+	return insertToken(tx, t)
+}
+
+// insertToken is the token's INSERT.
+func insertToken(tx *sql.Tx, t *socius.Token) error {
 	_, err := tx.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
 		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
 	if err != nil {
 		return errorFor("create token", err) // the primary key makes ErrExists, the site's foreign key ErrNotFound
+	}
+	return nil
+}
+
+// keyHeld returns socius.ErrKeyGone when t was obtained with a userKey that names no
+// key of t's site.
+func keyHeld(tx *sql.Tx, t *socius.Token) error {
+	if t.UserKey == "" {
+		return nil
+	}
+	var site string
+	err := tx.QueryRow(`SELECT api_key FROM keys WHERE user_key = ?`, t.UserKey).Scan(&site)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && site != t.APIKey {
+		return socius.ErrKeyGone
+	}
+	if err != nil {
+		return errorFor("create token: its key", err)
 	}
 	return nil
 }

@@ -37,15 +37,19 @@ func (s *Store) Login(ctx context.Context, apiKey, uid string, patch *socius.Pat
 }
 
 // LoginWithToken logs the user in and stores the token in one operation of the
-// writer's batch: its savepoint undoes the login when the token cannot be stored.
+// writer's batch: its savepoint undoes the login when the token cannot be stored, and
+// a token whose userKey is gone (keyHeld) stores nothing.
 func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, t *socius.Token) (bool, error) {
 	var created bool
 	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
+		if err := keyHeld(tx, t); err != nil {
+			return err // before the login: nothing to undo
+		}
 		var err error
 		if created, err = s.login(tx, apiKey, uid, patch, now); err != nil {
 			return err
 		}
-		return createToken(tx, t)
+		return insertToken(tx, t)
 	})
 	if err != nil {
 		created = false

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -209,6 +210,81 @@ var concurrencyTests = []test{
 		for _, h := range hashes {
 			if tok := getToken(t, s, h); tok.RevokedAt.IsZero() {
 				t.Errorf("a live token of a user logged out or deleted at the end: %s", fmtToken(tok))
+			}
+		}
+	}},
+
+	{"TokensBesideKeyDeletions", func(t *testing.T, s socius.Store) {
+		// Tokens issued with keys, by CreateToken and by LoginWithToken, while the keys
+		// are deleted: issuers go through the keys in turn, and each key is deleted
+		// once half of them have issued with it, the others in flight or to come. A
+		// token is stored only while its key exists, and a deletion takes every token
+		// stored before it; so at the end no token of any key is left, whichever way
+		// each issue went. (Stored without the check, the tokens of issues that came
+		// after their key's deletion would be left.) An issue refused for its key
+		// (ErrKeyGone) stored nothing: its token is unknown, its user not created.
+		createSite(t, s, "3_site", base)
+		const issuers, rounds = 8, 30
+		var issued [rounds]atomic.Int32
+		for r := range rounds {
+			createKey(t, s, "3_site", fmt.Sprintf("Ak-%d", r), base)
+		}
+		var mu sync.Mutex
+		var stored, refused []*socius.Token
+		var wg sync.WaitGroup
+		for i := range issuers {
+			wg.Go(func() {
+				for r := range rounds {
+					tok := newToken(fmt.Sprintf("kt-%d-%d", i, r), "3_site", "")
+					tok.UserKey = fmt.Sprintf("Ak-%d", r)
+					issued[r].Add(1)
+					var err error
+					if (i+r)%2 == 0 {
+						err = s.CreateToken(t.Context(), tok)
+					} else {
+						tok.UID = fmt.Sprintf("ku-%d-%d", i, r)
+						_, err = s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
+					}
+					if err != nil && !errors.Is(err, socius.ErrKeyGone) {
+						t.Errorf("issuer %d round %d: %v", i, r, err)
+						return
+					}
+					mu.Lock()
+					if err == nil {
+						stored = append(stored, tok)
+					} else {
+						refused = append(refused, tok)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Go(func() {
+			for r := range rounds {
+				for issued[r].Load() < issuers/2 {
+					runtime.Gosched()
+				}
+				if err := s.DeleteKey(t.Context(), fmt.Sprintf("Ak-%d", r)); err != nil {
+					t.Errorf("DeleteKey round %d: %v", r, err)
+					return
+				}
+			}
+		})
+		wg.Wait()
+		if len(stored) == 0 || len(refused) == 0 {
+			t.Logf("%d tokens stored, %d refused: the race was not met both ways this run", len(stored), len(refused))
+		}
+		for _, tok := range append(stored, refused...) {
+			if got, err := s.Token(t.Context(), tok.Hash); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("a token of a deleted key: %v, %v; want none", got, err)
+			}
+		}
+		for _, tok := range refused {
+			if tok.UID == "" {
+				continue
+			}
+			if _, err := s.User(t.Context(), "3_site", tok.UID); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the user of a refused LoginWithToken %s: %v; want ErrNotFound", tok.UID, err)
 			}
 		}
 	}},

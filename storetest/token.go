@@ -115,6 +115,50 @@ var tokenTests = []test{
 		wantErr(t, "Token after a failed LoginWithToken", err, socius.ErrNotFound)
 	}},
 
+	{"CreateOfAKeyGone", func(t *testing.T, s socius.Store) {
+		// A token obtained with a userKey is stored only while the key exists, and is a
+		// key of the token's site: a key deleted after the call authenticated (or
+		// deleted and created again for another site) stores nothing, with CreateToken
+		// or with LoginWithToken (no login either).
+		createSite(t, s, "3_site", base)
+		createSite(t, s, "3_other", base)
+		createKey(t, s, "3_site", "Akept", base)
+		createKey(t, s, "3_site", "Agone", base)
+		createKey(t, s, "3_other", "Aelsewhere", base)
+		if err := s.DeleteKey(t.Context(), "Agone"); err != nil {
+			t.Fatal(err)
+		}
+		ofKey := func(text, uid, userKey string) *socius.Token {
+			tok := newToken(text, "3_site", uid)
+			tok.UserKey = userKey
+			return tok
+		}
+		for _, userKey := range []string{"Agone", "Aelsewhere", "Anever"} {
+			tok := ofKey("create-"+userKey, "u1", userKey)
+			wantErr(t, "CreateToken with userKey "+userKey, s.CreateToken(t.Context(), tok), socius.ErrKeyGone)
+			_, err := s.Token(t.Context(), tok.Hash)
+			wantErr(t, "Token after a CreateToken with userKey "+userKey, err, socius.ErrNotFound)
+
+			tok = ofKey("login-"+userKey, "new-"+userKey, userKey)
+			created, err := s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
+			wantErr(t, "LoginWithToken with userKey "+userKey, err, socius.ErrKeyGone)
+			if created {
+				t.Errorf("LoginWithToken with userKey %s reports the user created", userKey)
+			}
+			_, err = s.User(t.Context(), "3_site", tok.UID)
+			wantErr(t, "the user of a LoginWithToken with userKey "+userKey, err, socius.ErrNotFound)
+			_, err = s.Token(t.Context(), tok.Hash)
+			wantErr(t, "Token after a LoginWithToken with userKey "+userKey, err, socius.ErrNotFound)
+		}
+		// The key that is there takes tokens both ways.
+		checkToken(t, getToken(t, s, createToken(t, s, ofKey("create-kept", "u1", "Akept")).Hash), ofKey("create-kept", "u1", "Akept"))
+		tok := ofKey("login-kept", "u2", "Akept")
+		if _, err := s.LoginWithToken(t.Context(), "3_site", "u2", nil, base, tok); err != nil {
+			t.Fatalf("LoginWithToken with a key that exists: %v", err)
+		}
+		checkToken(t, getToken(t, s, tok.Hash), tok)
+	}},
+
 	{"CreateUnknownSite", func(t *testing.T, s socius.Store) {
 		createSite(t, s, "3_site", base)
 		err := s.CreateToken(t.Context(), newToken("t1", "3_none", "u1"))
@@ -379,6 +423,7 @@ var userTokenTests = []test{
 		login(t, s, "3_a", "old", nil, base)
 		login(t, s, "3_a", "other", nil, base)
 		login(t, s, "3_b", "old", nil, base)
+		createKey(t, s, "3_a", "Akey", base)
 		access := createToken(t, s, &socius.Token{Hash: hashOf("a-old-access"), Kind: socius.AccessToken, APIKey: "3_a", UID: "old",
 			UserKey: "Akey", CreatedAt: base, ExpiresAt: at(time.Hour)})
 		session := createToken(t, s, &socius.Token{Hash: hashOf("a-old-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "old", CreatedAt: base})
