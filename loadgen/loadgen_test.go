@@ -189,8 +189,10 @@ func TestRunSamples(t *testing.T) {
 		}
 		longest = max(longest, s.Latency)
 	}
-	if got := float64(longest) / 1e6; got != r.MaxMs {
-		t.Errorf("longest sample %.6f ms, the result's max %.6f ms", got, r.MaxMs)
+	// The result's latencies also hold the requests answered after the window (Late),
+	// which are not counted, so not samples: one of them may be the slowest.
+	if got := float64(longest) / 1e6; got > r.MaxMs || r.Late == 0 && got != r.MaxMs {
+		t.Errorf("longest sample %.6f ms, the result's max %.6f ms (%d answered late)", got, r.MaxMs, r.Late)
 	}
 	// Without asking, none are kept.
 	o.Samples = false
