@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -173,32 +174,44 @@ const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = $1`
 // userKey does not bring them back.
 //
 // A token being issued with the key meanwhile (on another node) holds a share lock on
-// the key's row (keyHeld), so the DELETE of the key waits for it to commit, and the
-// token may then be missing from the snapshot of the transaction's tokens statement
-// (at REPEATABLE READ, its first statement's, taken before the wait): so once it has
-// committed, a second statement, on a snapshot of its own, deletes what came in
-// between, unless the key was created again meanwhile. A token that comes after the
-// DELETE finds no key and is not stored (socius.ErrKeyGone). (A share lock, not a
-// write to the key's row, so that tokens issued with one key do not wait for each
-// other.)
+// the key's row (keyHeld) until it commits, so the DELETE of the key waits for it. The
+// transaction runs at READ COMMITTED whatever the database's default: its tokens
+// statement, after that wait, then takes a snapshot that holds the token. (At
+// REPEATABLE READ the transaction's snapshot is its first statement's, taken before
+// the wait: the token would be missed, and a key created again under the name right
+// after would make it usable.) A token that comes after the DELETE finds no key and is
+// not stored (socius.ErrKeyGone). A share lock, not a write to the key's row, so that
+// tokens issued with one key do not wait for each other.
+//
+// Where READ COMMITTED is not to be had (YugabyteDB runs it as REPEATABLE READ unless
+// configured; CockroachDB as SERIALIZABLE, which orders the two by itself), a second
+// statement, once the transaction has committed, deletes on a snapshot of its own the
+// tokens of the key that came in meanwhile, unless the key was created again. It runs
+// also when the key is already gone: a DeleteKey tried again after that statement
+// failed finishes its work.
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 	if !storable(userKey) {
 		return socius.ErrNotFound
 	}
-	err := s.tx(ctx, "delete key", func(ctx context.Context, tx pgx.Tx) error {
-		if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
+	err := s.write(ctx, "delete key", func(ctx context.Context) error {
+		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+			if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, deleteTokensOfKey, userKey)
 			return err
-		}
-		_, err := tx.Exec(ctx, deleteTokensOfKey, userKey)
-		return err
+		})
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, socius.ErrNotFound) {
 		return err
 	}
-	return s.write(ctx, "delete key", func(ctx context.Context) error {
+	if sweep := s.write(ctx, "delete key", func(ctx context.Context) error {
 		_, err := s.pool.Exec(ctx, deleteTokensOfKey+` AND NOT EXISTS (SELECT 1 FROM keys WHERE user_key = $1)`, userKey)
 		return err
-	})
+	}); sweep != nil {
+		return sweep
+	}
+	return err
 }
 
 // SwapSiteSecret replaces the site's stored secret with new while it is old, and

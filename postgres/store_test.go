@@ -954,3 +954,96 @@ func TestTokenRevocationAtSnapshotIsolation(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyDeletionWaitsForItsToken: a token issued with a key holds a share lock on the
+// key's row until it commits, and a DeleteKey on another node waits for it. With the
+// database's transactions at REPEATABLE READ, the deletion's snapshot would be taken
+// before that wait and miss the token; and a key created again under the name as soon
+// as the deletion commits (on a third node) stops the later sweep. So DeleteKey runs at
+// READ COMMITTED, and the token goes with its key.
+func TestKeyDeletionWaitsForItsToken(t *testing.T) {
+	url := pgtest.URL(t) + "&default_transaction_isolation=repeatable%20read"
+	a, b, c := open(t, url), open(t, url), open(t, url)
+	defer a.Close()
+	defer b.Close()
+	defer c.Close()
+	ctx := t.Context()
+	if err := a.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for r := range 10 {
+		key := &socius.Key{UserKey: fmt.Sprintf("AHeld%d", r), APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}
+		if err := a.CreateKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		tok := &socius.Token{Hash: fmt.Sprintf("%064x", r+1), Kind: socius.AccessToken, APIKey: "3_site", UserKey: key.UserKey, CreatedAt: now}
+		tx, err := a.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := keyHeld(ctx, tx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := insertToken(ctx, tx, tok); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var deleteErr error
+		wg.Go(func() { deleteErr = b.DeleteKey(ctx, key.UserKey) })
+		wg.Go(func() { // the key again, as soon as the name is free
+			for {
+				err := c.CreateKey(ctx, key)
+				if err == nil {
+					return
+				}
+				if !errors.Is(err, socius.ErrExists) {
+					t.Errorf("CreateKey: %v", err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+		// The token commits once the deletion waits for its lock.
+		for waiting := 0; waiting == 0; {
+			if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM keys%'`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal(ctx.Err())
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if deleteErr != nil {
+			t.Fatalf("round %d: DeleteKey: %v", r, deleteErr)
+		}
+		if got, err := a.Token(ctx, tok.Hash); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("round %d: the token of the deleted key: %+v, %v; want none", r, got, err)
+		}
+	}
+}
+
+// TestDeleteKeyAgainSweeps: a DeleteKey whose sweep failed after its transaction
+// committed (a lost connection, its deadline) leaves tokens of a key that is gone; a
+// DeleteKey tried again answers ErrNotFound and still removes them.
+func TestDeleteKeyAgainSweeps(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// What such a failure leaves: the key gone, a token of it stored.
+	left := &socius.Token{Hash: strings.Repeat("e", 64), Kind: socius.AccessToken, APIKey: "3_site", UserKey: "AGone", CreatedAt: now}
+	if err := insertToken(ctx, s.pool, left); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteKey(ctx, "AGone"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("DeleteKey of a key that is gone: %v, want ErrNotFound", err)
+	}
+	if got, err := s.Token(ctx, left.Hash); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the token left behind: %+v, %v; want none", got, err)
+	}
+}

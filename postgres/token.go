@@ -48,10 +48,10 @@ func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 // transaction ends. So a DeleteKey ends before the token's check (then the check finds
 // no key; at REPEATABLE READ or SERIALIZABLE, if it committed after the snapshot, the
 // lock fails with 40001 and write runs the transaction again, to find no key), or its
-// DELETE of the key waits for the token's commit, and its tokens statements, the one
-// after its commit included, see the token (see DeleteKey). The lock (KEY SHARE, as
-// foreign keys take) lets tokens of one key go in side by side, and a change of the
-// key's secret or methods too.
+// DELETE of the key waits for the token's commit, and its tokens statement, at READ
+// COMMITTED, sees the token (see DeleteKey). The lock (KEY SHARE, as
+// foreign keys take) lets tokens of one key go in side by side, and, on PostgreSQL, a
+// change of the key's secret or methods too.
 func keyHeld(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
 	if t.UserKey == "" {
 		return nil

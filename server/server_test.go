@@ -365,11 +365,12 @@ func TestCredentialsMaskedBeforeTheCut(t *testing.T) {
 	}
 }
 
-// TestTokenOfADeletedKey: a key deleted between a getToken's authentication and its
-// token's write refuses the call (403005) and stores nothing: no token, no login, for
-// a user token and a client token alike, and a key created again under the name finds
-// no token of the call. A key deleted right after the write takes the token with it,
-// as it takes every token it obtained: the call, which came first, succeeds.
+// TestTokenOfADeletedKey: a key deleted between a call's authentication and its
+// token's write refuses the call (403005) and stores nothing: no token, and no login
+// for a user token (getToken with x_siteUID, a mobile notifyLogin), nor for a client
+// token (getToken without); a key created again under the name finds no token of the
+// call. A key deleted right after the write takes the token with it, as it takes every
+// token it obtained: the call, which came first, succeeds.
 func TestTokenOfADeletedKey(t *testing.T) {
 	ctx := context.Background()
 	key := &socius.Key{UserKey: "ATokenKey", APIKey: labAPIKey, Secret: labKeySec, CreatedAt: labTime,
@@ -377,17 +378,23 @@ func TestTokenOfADeletedKey(t *testing.T) {
 	deleteKey := func(ctx context.Context, st socius.Store, tok *socius.Token) error {
 		return st.DeleteKey(ctx, tok.UserKey)
 	}
-	getToken := func(s *Server, params string) string {
-		body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none" + params
-		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(body))
+	post := func(s *Server, method, params string) string {
+		body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&" + params
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.TLS = &tls.ConnectionState{}
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
 		return w.Body.String()
 	}
-	for _, params := range []string{"&x_siteUID=keyless", ""} {
-		t.Run("before the write, "+params, func(t *testing.T) {
+	calls := []struct{ method, params, token, uid string }{
+		{"socialize.getToken", "grant_type=none&x_siteUID=keyless", "access_token", "keyless"},
+		{"socialize.notifyLogin", "targetEnv=mobile&siteUID=keyless", "sessionToken", "keyless"},
+		{"socialize.getToken", "grant_type=none", "access_token", ""},
+	}
+	for _, call := range calls {
+		name := call.method + " " + call.params
+		t.Run("before the write, "+name, func(t *testing.T) {
 			s := newTestServer(t, t.TempDir(), nil)
 			st := s.cfg.Store
 			if err := st.CreateKey(ctx, key); err != nil {
@@ -400,7 +407,7 @@ func TestTokenOfADeletedKey(t *testing.T) {
 					tried = tok
 					return deleteKey(ctx, st, tok)
 				}}
-			if got := getToken(s, params); !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "userKey ATokenKey was deleted while its token was issued") || strings.Contains(got, "access_token") {
+			if got := post(s, call.method, call.params); !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "userKey ATokenKey was deleted while its token was issued") || strings.Contains(got, call.token) {
 				t.Fatalf("answer %s", got)
 			}
 			if tried == nil || len(created) != 0 {
@@ -412,11 +419,13 @@ func TestTokenOfADeletedKey(t *testing.T) {
 			if tok, err := st.Token(ctx, tried.Hash); !errors.Is(err, socius.ErrNotFound) {
 				t.Errorf("the call's token: %+v, %v; want none", tok, err)
 			}
-			if _, err := st.User(ctx, labAPIKey, "keyless"); !errors.Is(err, socius.ErrNotFound) {
-				t.Errorf("the user of the refused call: %v; want ErrNotFound", err)
+			if call.uid != "" {
+				if _, err := st.User(ctx, labAPIKey, call.uid); !errors.Is(err, socius.ErrNotFound) {
+					t.Errorf("the user of the refused call: %v; want ErrNotFound", err)
+				}
 			}
 		})
-		t.Run("after the write, "+params, func(t *testing.T) {
+		t.Run("after the write, "+name, func(t *testing.T) {
 			s := newTestServer(t, t.TempDir(), nil)
 			st := s.cfg.Store
 			if err := st.CreateKey(ctx, key); err != nil {
@@ -424,7 +433,7 @@ func TestTokenOfADeletedKey(t *testing.T) {
 			}
 			var created []string
 			s.cfg.Store = tokenFault{Store: st, created: &created, after: deleteKey}
-			if got := getToken(s, params); !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, "access_token") {
+			if got := post(s, call.method, call.params); !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, call.token) {
 				t.Fatalf("answer %s", got)
 			}
 			if len(created) != 1 {

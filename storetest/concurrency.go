@@ -217,24 +217,44 @@ var concurrencyTests = []test{
 	{"TokensBesideKeyDeletions", func(t *testing.T, s socius.Store) {
 		// Tokens issued with keys, by CreateToken and by LoginWithToken, while the keys
 		// are deleted: issuers go through the keys in turn, and each key is deleted
-		// once half of them have issued with it, the others in flight or to come. A
-		// token is stored only while its key exists, and a deletion takes every token
-		// stored before it; so at the end no token of any key is left, whichever way
-		// each issue went. (Stored without the check, the tokens of issues that came
-		// after their key's deletion would be left.) An issue refused for its key
-		// (ErrKeyGone) stored nothing: its token is unknown, its user not created.
+		// once half of them have issued with it, the others in flight or to come (two
+		// issuers wait for each deletion to return, so that some issues surely come
+		// after it). A token is stored only while its key exists, and a deletion takes
+		// every token stored before it; so at the end no token of any key is left,
+		// whichever way each issue went. (Stored without the check, the tokens of
+		// issues that came after their key's deletion would be left.) An issue refused
+		// for its key (ErrKeyGone) stored nothing: its token is unknown, its user not
+		// created.
 		createSite(t, s, "3_site", base)
 		const issuers, rounds = 8, 30
 		var issued [rounds]atomic.Int32
+		var deleted [rounds]chan struct{} // closed once the key's DeleteKey returned
 		for r := range rounds {
 			createKey(t, s, "3_site", fmt.Sprintf("Ak-%d", r), base)
+			deleted[r] = make(chan struct{})
 		}
+		deleterDone := make(chan struct{})
+		var running atomic.Int32 // issuers that do not wait for deletions, still issuing
 		var mu sync.Mutex
 		var stored, refused []*socius.Token
 		var wg sync.WaitGroup
 		for i := range issuers {
+			late := i%4 == 3
+			if !late {
+				running.Add(1)
+			}
 			wg.Go(func() {
+				if !late {
+					defer running.Add(-1)
+				}
 				for r := range rounds {
+					if late {
+						select {
+						case <-deleted[r]:
+						case <-deleterDone:
+							return
+						}
+					}
 					tok := newToken(fmt.Sprintf("kt-%d-%d", i, r), "3_site", "")
 					tok.UserKey = fmt.Sprintf("Ak-%d", r)
 					issued[r].Add(1)
@@ -249,6 +269,9 @@ var concurrencyTests = []test{
 						t.Errorf("issuer %d round %d: %v", i, r, err)
 						return
 					}
+					if late && err == nil {
+						t.Errorf("issuer %d round %d: a token stored after its key's deletion returned", i, r)
+					}
 					mu.Lock()
 					if err == nil {
 						stored = append(stored, tok)
@@ -260,19 +283,21 @@ var concurrencyTests = []test{
 			})
 		}
 		wg.Go(func() {
+			defer close(deleterDone)
 			for r := range rounds {
-				for issued[r].Load() < issuers/2 {
+				for issued[r].Load() < issuers/2 && running.Load() > 0 {
 					runtime.Gosched()
 				}
 				if err := s.DeleteKey(t.Context(), fmt.Sprintf("Ak-%d", r)); err != nil {
 					t.Errorf("DeleteKey round %d: %v", r, err)
 					return
 				}
+				close(deleted[r])
 			}
 		})
 		wg.Wait()
-		if len(stored) == 0 || len(refused) == 0 {
-			t.Logf("%d tokens stored, %d refused: the race was not met both ways this run", len(stored), len(refused))
+		if len(stored) == 0 {
+			t.Logf("%d tokens refused, none stored: the race was not met both ways this run", len(refused))
 		}
 		for _, tok := range append(stored, refused...) {
 			if got, err := s.Token(t.Context(), tok.Hash); !errors.Is(err, socius.ErrNotFound) {
