@@ -158,6 +158,28 @@ type NonceStore interface {
 	UseNonce(ctx context.Context, credential, nonce string, expires, now time.Time) (bool, error)
 }
 
+// A NonceUse is a signed call's nonce, to be recorded as NonceStore.UseNonce records
+// it: the pair (Credential, Nonce) until Expires, as seen at Now.
+type NonceUse struct {
+	Credential, Nonce string
+	Expires, Now      time.Time
+}
+
+// A NoncedUserStore is a store that keeps a server's nonces with its users
+// (PostgreSQL's, where every signed call writes its nonce to the database). It records
+// a call's nonce in the same statement as the call's own store work: one round trip
+// to the database and one commit instead of two. fresh false is a nonce seen before:
+// then nothing else was done (err nil). Otherwise the nonce is recorded whatever the
+// rest of the operation finds, as UseNonce before it would have.
+type NoncedUserStore interface {
+	// UpdateProfileNonced is UseNonce(n) and, when fresh, UpdateProfile, as one
+	// operation.
+	UpdateProfileNonced(ctx context.Context, n NonceUse, apiKey, uid string, patch *Patch, now time.Time) (fresh bool, err error)
+	// UserNonced is UseNonce(n) and User, as one operation; u is nil unless fresh and
+	// err nil.
+	UserNonced(ctx context.Context, n NonceUse, apiKey, uid string) (fresh bool, u *User, err error)
+}
+
 // Store is everything a backend provides.
 type Store interface {
 	SiteStore

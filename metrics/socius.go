@@ -84,6 +84,32 @@ func (in *Instruments) Nonces(ns socius.NonceStore) socius.NonceStore {
 	return &timedNonces{ns: ns, h: in.storeDuration.With("use_nonce")}
 }
 
+// Nonced returns ns timed: its operations are observed in socius_store_duration_seconds
+// as ops update_profile_with_nonce and user_with_nonce (a signed setUserInfo's or
+// getUserInfo's nonce and store work in one operation: PostgreSQL's).
+func (in *Instruments) Nonced(ns socius.NoncedUserStore) socius.NoncedUserStore {
+	return &timedNonced{ns: ns, update: in.storeDuration.With("update_profile_with_nonce"), user: in.storeDuration.With("user_with_nonce")}
+}
+
+type timedNonced struct {
+	ns           socius.NoncedUserStore
+	update, user *Histogram
+}
+
+func (t *timedNonced) UpdateProfileNonced(ctx context.Context, n socius.NonceUse, apiKey, uid string, p *socius.Patch, now time.Time) (bool, error) {
+	start := time.Now()
+	fresh, err := t.ns.UpdateProfileNonced(ctx, n, apiKey, uid, p, now)
+	t.update.Observe(time.Since(start).Seconds())
+	return fresh, err
+}
+
+func (t *timedNonced) UserNonced(ctx context.Context, n socius.NonceUse, apiKey, uid string) (bool, *socius.User, error) {
+	start := time.Now()
+	fresh, u, err := t.ns.UserNonced(ctx, n, apiKey, uid)
+	t.user.Observe(time.Since(start).Seconds())
+	return fresh, u, err
+}
+
 type timedNonces struct {
 	ns socius.NonceStore
 	h  *Histogram

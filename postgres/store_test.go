@@ -66,6 +66,20 @@ func TestStoreAtStricterIsolation(t *testing.T) {
 	}
 }
 
+func TestNonced(t *testing.T) {
+	storetest.RunNonced(t, func(t *testing.T) storetest.NoncedStore { return newStore(t) })
+}
+
+// TestNoncedAsync runs the same tests with nonce_commit=async, whose nonce statement
+// (of a read) differs: a nonce seen is refused all the same.
+func TestNoncedAsync(t *testing.T) {
+	storetest.RunNonced(t, func(t *testing.T) storetest.NoncedStore {
+		s := open(t, pgtest.URL(t)+"&nonce_commit=async")
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestNonces(t *testing.T) {
 	storetest.RunNonces(t, func(t *testing.T) socius.NonceStore { return newStore(t) })
 }

@@ -189,15 +189,28 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
 			whose, c.r.Method, urls[0])
 	}
-	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, credential, nonce, s.nonceExpiry(c, ts), c.now)
+	c.nonce = socius.NonceUse{Credential: credential, Nonce: nonce, Expires: s.nonceExpiry(c, ts), Now: c.now}
+	c.noncePending = true
+	if s.cfg.Nonced != nil && c.m.nonced && c.token == nil {
+		return nil // recorded with the method's store work (Config.Nonced)
+	}
+	return s.useNonce(c)
+}
+
+// useNonce records the call's pending nonce; 403004 when it was seen before.
+func (s *Server) useNonce(c *call) error {
+	c.noncePending = false
+	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.nonce.Now)
 	if err != nil {
 		return err
 	}
 	if !fresh {
-		return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce")
+		return duplicateNonce()
 	}
 	return nil
 }
+
+func duplicateNonce() error { return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce") }
 
 // explainSignature says what the server signed for a signature that did not match:
 // the base string of the first candidate URL, that URL, and the other candidates. It

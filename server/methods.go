@@ -21,6 +21,8 @@ type method struct {
 	clientAuth bool
 	// serverOnly: a token may not call it (SPEC 6: deleteAccount).
 	serverOnly bool
+	// nonced: its store work can record the call's nonce (Config.Nonced).
+	nonced bool
 }
 
 // MethodNames returns the canonical names of the methods Socius serves (what a key's
@@ -69,8 +71,8 @@ func CanonicalMethods(names []string) ([]string, error) {
 func (s *Server) routes() []*method {
 	return []*method{
 		{name: "socialize.notifyLogin", params: []string{"siteUID", "newUser", "userInfo", "sessionExpiration", "providerSessions", "skipValidation", "phoneNumber", "actionAttributes"}, handle: (*Server).notifyLogin},
-		{name: "socialize.setUserInfo", params: []string{"UID", "userInfo"}, handle: (*Server).setUserInfo},
-		{name: "socialize.getUserInfo", params: []string{"UID", "includeAllIdentities", "extraFields", "enabledProviders", "disabledProviders", "signIDs"}, handle: (*Server).getUserInfo},
+		{name: "socialize.setUserInfo", params: []string{"UID", "userInfo"}, handle: (*Server).setUserInfo, nonced: true},
+		{name: "socialize.getUserInfo", params: []string{"UID", "includeAllIdentities", "extraFields", "enabledProviders", "disabledProviders", "signIDs"}, handle: (*Server).getUserInfo, nonced: true},
 		{name: "socialize.deleteAccount", params: []string{"UID"}, handle: (*Server).deleteAccount, serverOnly: true},
 		{name: "socialize.logout", params: []string{"UID", "samlContext"}, handle: (*Server).logout},
 		{name: "socialize.setUID", params: []string{"UID", "siteUID", "UIDSig", "UIDTimestamp"}, handle: (*Server).setUID},
@@ -201,9 +203,17 @@ func (s *Server) setUserInfo(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	if patch.Empty() {
+	switch {
+	case c.noncePending:
+		c.noncePending = false
+		var fresh bool
+		fresh, err = s.cfg.Nonced.UpdateProfileNonced(c.ctx, c.nonce, c.site.APIKey, uid, patch, c.now)
+		if err == nil && !fresh {
+			return nil, duplicateNonce()
+		}
+	case patch.Empty():
 		_, err = s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
-	} else {
+	default:
 		err = s.cfg.Store.UpdateProfile(c.ctx, c.site.APIKey, uid, patch, c.now)
 	}
 	return nil, userNotFound(err)
@@ -218,7 +228,17 @@ func (s *Server) getUserInfo(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
+	var u *socius.User
+	if c.noncePending {
+		c.noncePending = false
+		var fresh bool
+		fresh, u, err = s.cfg.Nonced.UserNonced(c.ctx, c.nonce, c.site.APIKey, uid)
+		if err == nil && !fresh {
+			return nil, duplicateNonce()
+		}
+	} else {
+		u, err = s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
+	}
 	if err != nil {
 		return nil, userNotFound(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/pgtest"
 	"github.com/socius/socius/internal/vectors"
 )
 
@@ -362,8 +363,18 @@ func TestFormats(t *testing.T) {
 	}
 }
 
+// TestSignatureVariants: what the SDKs sign in their own ways is accepted, and replays
+// are refused, on both stores (with PostgreSQL, getUserInfo's nonce is recorded with its
+// read: Config.Nonced).
 func TestSignatureVariants(t *testing.T) {
-	ts := startServer(t)
+	t.Run("sqlite", func(t *testing.T) { testSignatureVariants(t) })
+	t.Run("postgres", func(t *testing.T) {
+		testSignatureVariants(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t))
+	})
+}
+
+func testSignatureVariants(t *testing.T, flags ...string) {
+	ts := startServer(t, flags...)
 	ts.login(t, "u1")
 	get := url.Values{"UID": {"u1"}}
 

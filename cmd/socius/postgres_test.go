@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,112 @@ func TestPostgresRefusesBadKeysItself(t *testing.T) {
 	}
 	if a.code() != 403005 || !strings.Contains(fmt.Sprint(a["errorDetails"]), "not a valid userKey") {
 		t.Errorf("a JWT whose kid holds a NUL byte: %v; want 403005 not a valid userKey", a)
+	}
+}
+
+// TestNonceWithItsWork: with PostgreSQL, a signed setUserInfo or getUserInfo records
+// its nonce in the same database operation as its own work (--nonce-with-work, the
+// default; the store's ops update_profile_with_nonce and user_with_nonce), and what a
+// client sees is what it was with a round trip of its own (false): a replay is 403004
+// and changes nothing; a call that fails before its store work has its nonce recorded
+// all the same (its replay is 403004); and a nonce seen before is 403004 before any
+// error of the call's own.
+func TestNonceWithItsWork(t *testing.T) {
+	for _, with := range []bool{true, false} {
+		t.Run(fmt.Sprint("nonce-with-work=", with), func(t *testing.T) {
+			ts := startServer(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t), fmt.Sprint("--nonce-with-work=", with))
+			ts.login(t, "u1")
+			count := func(op string) float64 {
+				_, body := get(t, ts.AdminURL+"/metrics")
+				for _, line := range strings.Split(body, "\n") {
+					if v, ok := strings.CutPrefix(line, `socius_store_duration_seconds_count{op="`+op+`"} `); ok {
+						n, err := strconv.ParseFloat(v, 64)
+						if err != nil {
+							t.Fatal(err)
+						}
+						return n
+					}
+				}
+				return 0
+			}
+			ops := func() [3]float64 {
+				return [3]float64{count("update_profile_with_nonce"), count("user_with_nonce"), count("use_nonce")}
+			}
+			send := func(method string, p url.Values) answer { return ts.post(t, ts.HTTPURL, method, p) }
+			sign := func(method string, params url.Values) url.Values {
+				return ts.signed(t, ts.HTTPURL, method, params, "", "")
+			}
+			wantDuplicate := func(what, method string, p url.Values) {
+				t.Helper()
+				if a := send(method, p); a.code() != 403004 || a.str("errorDetails") != "Duplicate nonce" {
+					t.Errorf("%s: %v, want 403004 Duplicate nonce", what, a)
+				}
+			}
+
+			// Two calls and their replays: with the nonce in the operation, the four are
+			// the two fused ops and no nonce of its own; without, four nonces.
+			before := ops()
+			set := sign("socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"first"}`}})
+			if a := send("socialize.setUserInfo", set); a.code() != 0 {
+				t.Fatalf("setUserInfo: %v", a)
+			}
+			wantDuplicate("setUserInfo replayed", "socialize.setUserInfo", set)
+			read := sign("socialize.getUserInfo", url.Values{"UID": {"u1"}})
+			if a := send("socialize.getUserInfo", read); a.code() != 0 || a.str("nickname") != "first" {
+				t.Fatalf("getUserInfo: %v", a)
+			}
+			wantDuplicate("getUserInfo replayed", "socialize.getUserInfo", read)
+			after := ops()
+			want := [3]float64{2, 2, 0}
+			if !with {
+				want = [3]float64{0, 0, 4}
+			}
+			if got := [3]float64{after[0] - before[0], after[1] - before[1], after[2] - before[2]}; got != want {
+				t.Errorf("store ops (update_profile_with_nonce, user_with_nonce, use_nonce): %v, want %v", got, want)
+			}
+
+			// Another write under a nonce seen: 403004, nothing written.
+			fixed := func(method string, params url.Values) url.Values {
+				params.Set("nonce", "fixed-nonce")
+				return sign(method, params)
+			}
+			if a := send("socialize.setUserInfo", fixed("socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"second"}`}})); a.code() != 0 {
+				t.Fatalf("setUserInfo: %v", a)
+			}
+			wantDuplicate("another write under its nonce", "socialize.setUserInfo",
+				fixed("socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"third"}`}}))
+			if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.str("nickname") != "second" {
+				t.Errorf("nickname after a write under a nonce seen: %v, want second", a)
+			}
+
+			// Calls that fail, before their store work or in it: each records its
+			// nonce (its replay is 403004), and each is 403004 under a nonce seen.
+			for i, c := range []struct {
+				method string
+				params url.Values
+				code   int
+			}{
+				{"socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{not json`}}, 400006},
+				{"socialize.setUserInfo", url.Values{"UID": {"u1"}}, 400002},
+				{"socialize.getUserInfo", url.Values{}, 400002},
+				{"socialize.getUserInfo", url.Values{"UID": {"u1"}, "signIDs": {"maybe"}}, 400006},
+				{"socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"true"}, "bogus": {"1"}}, 403007},
+				{"socialize.setUserInfo", url.Values{"UID": {"ghost"}, "userInfo": {`{"nickname":"x"}`}}, 403005},
+				{"socialize.setUserInfo", url.Values{"UID": {"ghost"}, "userInfo": {`{}`}}, 403005},
+				{"socialize.getUserInfo", url.Values{"UID": {"ghost"}}, 403005},
+			} {
+				p := sign(c.method, c.params)
+				if a := send(c.method, p); a.code() != c.code {
+					t.Errorf("case %d, %s %v: %v, want %d", i, c.method, c.params, a, c.code)
+				}
+				wantDuplicate(fmt.Sprintf("case %d replayed", i), c.method, p)
+				params := url.Values{}
+				for k, v := range c.params {
+					params[k] = v
+				}
+				params.Set("nonce", "fixed-nonce")
+				wantDuplicate(fmt.Sprintf("case %d under a nonce seen", i), c.method, sign(c.method, params))
+			}
+		})
 	}
 }

@@ -77,8 +77,12 @@ type Main struct {
 	LogOutput io.Writer
 	Logger    *slog.Logger
 
-	Store           socius.Store      // the store as the server sees it: timed, secrets sealed
-	Nonces          socius.NonceStore // shared in PostgreSQL, else this node's memory
+	Store  socius.Store      // the store as the server sees it: timed, secrets sealed
+	Nonces socius.NonceStore // shared in PostgreSQL, else this node's memory
+	// Nonced is the store's, with PostgreSQL when NonceWithWork: a signed setUserInfo
+	// or getUserInfo records its nonce with its own store work (server.Config.Nonced).
+	Nonced          socius.NoncedUserStore
+	NonceWithWork   bool
 	Server          *server.Server
 	Metrics         *metrics.Registry
 	Instruments     *metrics.Instruments
@@ -121,6 +125,7 @@ func NewMain() *Main {
 		MaxBodyBytes:      server.DefaultMaxBodyBytes,
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		FastPath:          true,
+		NonceWithWork:     true,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout:       DefaultReadTimeout,
 		WriteTimeout:      DefaultWriteTimeout,
@@ -167,6 +172,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "on SIGTERM, SIGINT or SIGHUP, how long calls in flight may take to finish")
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
+	fs.BoolVar(&m.NonceWithWork, "nonce-with-work", m.NonceWithWork, "with PostgreSQL, a signed setUserInfo or getUserInfo records its nonce in the same database operation as its own work (docs/postgresql.md); false: a round trip of its own")
 	fs.BoolVar(&m.FastPath, "fast-path", m.FastPath, "serve plain-HTTP API requests of the common shape without net/http (docs/operations.md); false: net/http for all")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
@@ -295,6 +301,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Store, m.Nonces = st.store, st.nonces
 	if isPostgres(m.StoreURL) {
 		m.Nonces = m.Instruments.Nonces(st.nonces) // a write to the database per signed call
+		if nonced, ok := st.nonces.(socius.NoncedUserStore); ok && m.NonceWithWork {
+			m.Nonced = m.Instruments.Nonced(nonced) // that write with the call's own
+		}
 	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if err := m.seedEmulator(ctx); err != nil {
@@ -314,6 +323,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := server.Config{
 		Store:               m.Store,
 		Nonces:              m.Nonces,
+		Nonced:              m.Nonced,
 		Clock:               m.Clock,
 		Skew:                m.ClockSkew,
 		TrustForwardedProto: m.TrustForwardedProto,
