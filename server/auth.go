@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/hmac"
 	"crypto/rsa"
@@ -191,16 +192,21 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	}
 	c.nonce = socius.NonceUse{Credential: credential, Nonce: nonce, Expires: s.nonceExpiry(c, ts), Now: c.now}
 	c.noncePending = true
-	if s.cfg.Nonced != nil && c.m.nonced && c.token == nil {
-		return nil // recorded with the method's store work (Config.Nonced)
+	// Recorded with the method's store work (Config.Nonced), or at the call's end
+	// (serve, recoverCall). Not in emulator mode: a replay must not reach its fault
+	// rules, which count and delay the calls they match.
+	if s.cfg.Nonced != nil && s.cfg.Fault == nil && c.m.nonced && c.token == nil {
+		return nil
 	}
 	return s.useNonce(c)
 }
 
-// useNonce records the call's pending nonce; 403004 when it was seen before.
+// useNonce records the call's pending nonce; 403004 when it was seen before. A client
+// gone meanwhile does not stop it (the store's own deadline bounds it): a request
+// whose signature was checked leaves its nonce, whatever became of its call.
 func (s *Server) useNonce(c *call) error {
 	c.noncePending = false
-	fresh, err := s.cfg.Nonces.UseNonce(c.ctx, c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.nonce.Now)
+	fresh, err := s.cfg.Nonces.UseNonce(context.WithoutCancel(c.ctx), c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.nonce.Now)
 	if err != nil {
 		return err
 	}
@@ -208,6 +214,27 @@ func (s *Server) useNonce(c *call) error {
 		return duplicateNonce()
 	}
 	return nil
+}
+
+// nonced runs op, a store operation of Config.Nonced that records the call's pending
+// nonce with the call's own work, and returns its error, or 403004 when the nonce was
+// seen before. op runs on the call's context without its cancellation, as useNonce.
+// The nonce stays pending until op returns, so that a panic in it leaves recoverCall
+// to record it.
+func (s *Server) nonced(c *call, op func(ctx context.Context) (fresh bool, err error)) error {
+	fresh, err := op(context.WithoutCancel(c.ctx))
+	switch {
+	case err == nil && !fresh:
+		c.noncePending = false
+		return duplicateNonce()
+	case err != nil && !errors.Is(err, socius.ErrNotFound):
+		// The operation failed in the store, and most likely its nonce with it: the
+		// nonce is recorded on its own, as it was before the call's work, so that the
+		// request cannot be replayed. The answer is the failure's, whatever that finds.
+		_ = s.useNonce(c)
+	}
+	c.noncePending = false
+	return err
 }
 
 func duplicateNonce() error { return socius.Errorf(socius.CodeDuplicateNonce, "Duplicate nonce") }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -205,12 +206,9 @@ func (s *Server) setUserInfo(c *call) (gigya.Object, error) {
 	}
 	switch {
 	case c.noncePending:
-		c.noncePending = false
-		var fresh bool
-		fresh, err = s.cfg.Nonced.UpdateProfileNonced(c.ctx, c.nonce, c.site.APIKey, uid, patch, c.now)
-		if err == nil && !fresh {
-			return nil, duplicateNonce()
-		}
+		err = s.nonced(c, func(ctx context.Context) (bool, error) {
+			return s.cfg.Nonced.UpdateProfileNonced(ctx, c.nonce, c.site.APIKey, uid, patch, c.now)
+		})
 	case patch.Empty():
 		_, err = s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
 	default:
@@ -230,12 +228,10 @@ func (s *Server) getUserInfo(c *call) (gigya.Object, error) {
 	}
 	var u *socius.User
 	if c.noncePending {
-		c.noncePending = false
-		var fresh bool
-		fresh, u, err = s.cfg.Nonced.UserNonced(c.ctx, c.nonce, c.site.APIKey, uid)
-		if err == nil && !fresh {
-			return nil, duplicateNonce()
-		}
+		err = s.nonced(c, func(ctx context.Context) (fresh bool, err error) {
+			fresh, u, err = s.cfg.Nonced.UserNonced(ctx, c.nonce, c.site.APIKey, uid)
+			return fresh, err
+		})
 	} else {
 		u, err = s.cfg.Store.User(c.ctx, c.site.APIKey, uid)
 	}

@@ -59,11 +59,13 @@ type Config struct {
 	Store  socius.Store
 	Nonces socius.NonceStore
 	// Nonced, when set, is the store that keeps Nonces with the users (the same
-	// database: PostgreSQL's). setUserInfo and getUserInfo signed with an apiKey then
-	// record their nonce with their own store work, one round trip and one commit
-	// instead of two: the nonce is checked after the method's parameters, and a call
-	// that fails before its store work records it through Nonces, so that what a
-	// client is answered (403004 first) and what a replay finds stay as they were.
+	// database: PostgreSQL's). setUserInfo and getUserInfo signed with the site's or a
+	// key's secret then record their nonce with their own store work, one round trip
+	// and one commit instead of two: the nonce is checked after the method's
+	// parameters, and a call that fails or panics before its store work, or whose
+	// store work fails, records it through Nonces, so that a replay is refused and
+	// changes nothing, and a nonce seen before is answered 403004 before the call's
+	// own error. Not with Fault (emulator mode).
 	Nonced socius.NoncedUserStore
 	// Clock tells the time for every rule; the system clock when nil.
 	Clock socius.Clock
@@ -320,12 +322,20 @@ func (s *Server) recoverCall(w http.ResponseWriter, c *call) {
 		return
 	}
 	c.panicked = true
+	err := fmt.Errorf("panic: %v", v)
+	if c.noncePending {
+		// Checked, not yet recorded (Config.Nonced): recorded now, so that the request
+		// cannot be replayed; a nonce seen before is the answer.
+		if nerr := s.useNonce(c); nerr != nil {
+			err = nerr
+		}
+	}
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
 	s.cfg.Logger.Error("call panicked", "callId", c.ID, "method", c.Method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	if !c.answered {
-		s.respond(w, c, nil, fmt.Errorf("panic: %v", v))
+		s.respond(w, c, nil, err)
 	}
 }
 

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// noncedStore is a Config.Nonced for fault injection: the test server's own nonces and
+// store, one after the other (PostgreSQL's does both in one statement; its own tests
+// are in the postgres and cmd/socius packages). before runs first in each operation
+// and may panic or cancel the client's context; fail, when set, fails the operation
+// before it records anything, as a failed statement does. calls counts operations.
+type noncedStore struct {
+	st     socius.Store
+	ns     socius.NonceStore
+	before func()
+	fail   error
+	calls  int
+}
+
+func (n *noncedStore) start(ctx context.Context, nu socius.NonceUse) (bool, error) {
+	n.calls++
+	if n.before != nil {
+		n.before()
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err // as a database driver gives up on a cancelled context
+	}
+	if n.fail != nil {
+		return false, n.fail
+	}
+	return n.ns.UseNonce(ctx, nu.Credential, nu.Nonce, nu.Expires, nu.Now)
+}
+
+func (n *noncedStore) UpdateProfileNonced(ctx context.Context, nu socius.NonceUse, apiKey, uid string, p *socius.Patch, now time.Time) (bool, error) {
+	fresh, err := n.start(ctx, nu)
+	if err != nil || !fresh {
+		return fresh, err
+	}
+	if p.Empty() {
+		_, err = n.st.User(ctx, apiKey, uid)
+		return true, err
+	}
+	return true, n.st.UpdateProfile(ctx, apiKey, uid, p, now)
+}
+
+func (n *noncedStore) UserNonced(ctx context.Context, nu socius.NonceUse, apiKey, uid string) (bool, *socius.User, error) {
+	fresh, err := n.start(ctx, nu)
+	if err != nil || !fresh {
+		return fresh, nil, err
+	}
+	u, err := n.st.User(ctx, apiKey, uid)
+	return true, u, err
+}
+
+// ctxNonces refuses a cancelled context, as the PostgreSQL store does.
+type ctxNonces struct{ socius.NonceStore }
+
+func (n ctxNonces) UseNonce(ctx context.Context, credential, nonce string, expires, now time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return n.NonceStore.UseNonce(ctx, credential, nonce, expires, now)
+}
+
+// cancelOnSite cancels the client's context once the call has read its site, in its
+// authentication: everything after runs for a client that has gone.
+type cancelOnSite struct {
+	socius.Store
+	cancel context.CancelFunc
+}
+
+func (s cancelOnSite) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
+	site, err := s.Store.Site(ctx, apiKey)
+	s.cancel()
+	return site, err
+}
+
+// newNoncedServer is newTestServer with a noncedStore as Config.Nonced.
+func newNoncedServer(t *testing.T) (*Server, *noncedStore) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.Nonces = ctxNonces{s.cfg.Nonces}
+	n := &noncedStore{st: s.cfg.Store, ns: s.cfg.Nonces}
+	s.cfg.Nonced = n
+	return s, n
+}
+
+// signedBody signs params (with the nonce given) for a POST of method over HTTP to
+// socialize.localtest at labTime with the lab site's secret.
+func signedBody(method, nonce string, params url.Values) string {
+	p := url.Values{"apiKey": {labAPIKey}, "timestamp": {strconv.FormatInt(labTime.Unix(), 10)}, "nonce": {nonce}}
+	for k, v := range params {
+		p[k] = v
+	}
+	var list []gigya.Param
+	for k, vs := range p {
+		list = append(list, gigya.Param{Name: k, Value: vs[0]})
+	}
+	key, _ := socius.DecodeSecret(labSecret)
+	p.Set("sig", gigya.Sign(key, "POST", "http://socialize.localtest/"+method, list))
+	return p.Encode()
+}
+
+// send posts body to method and returns the answer; ctx, when not nil, is the
+// request's.
+func send(s *Server, ctx context.Context, method, body string) string {
+	r := httptest.NewRequest("POST", "http://socialize.localtest/"+method, strings.NewReader(body))
+	if ctx != nil {
+		r = r.WithContext(ctx)
+	}
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w.Body.String()
+}
+
+func firstName(t *testing.T, s *Server) string {
+	t.Helper()
+	u, err := s.cfg.Store.User(context.Background(), labAPIKey, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Profile[socius.FirstName]
+}
+
+// TestNoncedFaults: with the nonce recorded by the call's own store work
+// (Config.Nonced), every call whose signature was checked still leaves its nonce, so
+// that its replay is 403004 and changes nothing: a call that panics in its store work
+// (recoverCall records it), one whose store work fails (recorded on its own), and one
+// whose client has gone (before or during its store work).
+func TestNoncedFaults(t *testing.T) {
+	write := func(name string) url.Values {
+		return url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"` + name + `"}`}}
+	}
+	t.Run("panic in the store work", func(t *testing.T) {
+		s, n := newNoncedServer(t)
+		n.before = func() { n.before = nil; panic("injected") }
+		body := signedBody("socialize.setUserInfo", "n-panic", write("Panicked"))
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":500001`) {
+			t.Fatalf("the panicking call: %s", got)
+		}
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+			t.Errorf("its replay: %s, want 403004", got)
+		}
+		if got := firstName(t, s); got != "Ada" {
+			t.Errorf("firstName %q after the replay, want Ada", got)
+		}
+	})
+	t.Run("store failure", func(t *testing.T) {
+		s, n := newNoncedServer(t)
+		n.fail = socius.DatabaseError("injected", errors.New("connection lost"))
+		body := signedBody("socialize.setUserInfo", "n-fail", write("Failed"))
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":500028`) {
+			t.Fatalf("the failing call: %s", got)
+		}
+		n.fail = nil
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+			t.Errorf("its replay: %s, want 403004", got)
+		}
+		if got := firstName(t, s); got != "Ada" {
+			t.Errorf("firstName %q after the replay, want Ada", got)
+		}
+	})
+	for _, c := range []struct {
+		name, method string
+		params       url.Values
+		code         string
+	}{
+		{"client gone before the store work", "socialize.setUserInfo", write("Gone"), `"errorCode":0`},
+		{"client gone before a read", "socialize.getUserInfo", url.Values{"UID": {"u1"}}, `"errorCode":0`},
+		{"client gone, the call refused before its store work", "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {"{"}}, `"errorCode":400006`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := newNoncedServer(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s.cfg.Store = cancelOnSite{s.cfg.Store, cancel}
+			body := signedBody(c.method, "n-gone", c.params)
+			if got := send(s, ctx, c.method, body); !strings.Contains(got, c.code) {
+				t.Errorf("the call: %s, want %s", got, c.code)
+			}
+			if got := send(s, nil, c.method, body); !strings.Contains(got, `"errorCode":403004`) {
+				t.Errorf("its replay: %s, want 403004", got)
+			}
+		})
+	}
+	t.Run("replays", func(t *testing.T) {
+		s, n := newNoncedServer(t)
+		body := signedBody("socialize.setUserInfo", "n-once", write("Once"))
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":0`) {
+			t.Fatalf("the call: %s", got)
+		}
+		again := signedBody("socialize.setUserInfo", "n-once", write("Twice"))
+		if got := send(s, nil, "socialize.setUserInfo", again); !strings.Contains(got, `"errorCode":403004`) {
+			t.Errorf("another write under its nonce: %s, want 403004", got)
+		}
+		if got := firstName(t, s); got != "Once" {
+			t.Errorf("firstName %q, want Once", got)
+		}
+		if n.calls != 2 {
+			t.Errorf("%d Nonced operations, want 2", n.calls)
+		}
+	})
+}
+
+// TestNoncedNotWithFaults: in emulator mode (Config.Fault) the nonce is recorded in
+// the authentication, as without Nonced: a replay never reaches the fault rules, which
+// count the calls they answer.
+func TestNoncedNotWithFaults(t *testing.T) {
+	s, n := newNoncedServer(t)
+	faults := 0
+	s.cfg.Fault = func(method, apiKey string) (int, time.Duration, bool) {
+		faults++
+		return 0, 0, false
+	}
+	body := signedBody("socialize.getUserInfo", "n-emu", url.Values{"UID": {"u1"}})
+	if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":0`) {
+		t.Fatalf("the call: %s", got)
+	}
+	if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+		t.Errorf("its replay: %s, want 403004", got)
+	}
+	if faults != 1 || n.calls != 0 {
+		t.Errorf("fault rules asked %d times, Nonced used %d times; want 1 and 0", faults, n.calls)
+	}
+}
