@@ -247,14 +247,5 @@ func signedForm(method, form string) string {
 		k, v, _ := strings.Cut(kv, "=")
 		p.Set(k, v)
 	}
-	p.Set("apiKey", labAPIKey)
-	p.Set("timestamp", strconv.FormatInt(labTime.Unix(), 10))
-	p.Set("nonce", "fuzz-"+method)
-	var list []gigya.Param
-	for k, vs := range p {
-		list = append(list, gigya.Param{Name: k, Value: vs[0]})
-	}
-	key, _ := socius.DecodeSecret(labSecret)
-	p.Set("sig", gigya.Sign(key, "POST", "http://socialize.localtest/"+method, list))
-	return p.Encode()
+	return signedBody(method, "fuzz-"+method, p)
 }
