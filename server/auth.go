@@ -198,15 +198,16 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	if s.cfg.Nonced != nil && s.cfg.Fault == nil && c.m.nonced && c.token == nil {
 		return nil
 	}
-	return s.useNonce(c)
+	return s.useNonce(c, c.ctx)
 }
 
-// useNonce records the call's pending nonce; 403004 when it was seen before. A client
-// gone meanwhile does not stop it (the store's own deadline bounds it): a request
-// whose signature was checked leaves its nonce, whatever became of its call.
-func (s *Server) useNonce(c *call) error {
+// useNonce records the call's pending nonce on ctx; 403004 when it was seen before.
+// Once the call went past its authentication, ctx is the call's without its
+// cancellation (the store's own deadline bounds it): a request whose signature was
+// checked leaves its nonce, whatever became of its call.
+func (s *Server) useNonce(c *call, ctx context.Context) error {
 	c.noncePending = false
-	fresh, err := s.cfg.Nonces.UseNonce(context.WithoutCancel(c.ctx), c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.nonce.Now)
+	fresh, err := s.cfg.Nonces.UseNonce(ctx, c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.nonce.Now)
 	if err != nil {
 		return err
 	}
@@ -222,7 +223,8 @@ func (s *Server) useNonce(c *call) error {
 // The nonce stays pending until op returns, so that a panic in it leaves recoverCall
 // to record it.
 func (s *Server) nonced(c *call, op func(ctx context.Context) (fresh bool, err error)) error {
-	fresh, err := op(context.WithoutCancel(c.ctx))
+	ctx := context.WithoutCancel(c.ctx)
+	fresh, err := op(ctx)
 	switch {
 	case err == nil && !fresh:
 		c.noncePending = false
@@ -231,7 +233,7 @@ func (s *Server) nonced(c *call, op func(ctx context.Context) (fresh bool, err e
 		// The operation failed in the store, and most likely its nonce with it: the
 		// nonce is recorded on its own, as it was before the call's work, so that the
 		// request cannot be replayed. The answer is the failure's, whatever that finds.
-		_ = s.useNonce(c)
+		_ = s.useNonce(c, ctx)
 	}
 	c.noncePending = false
 	return err

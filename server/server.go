@@ -326,7 +326,7 @@ func (s *Server) recoverCall(w http.ResponseWriter, c *call) {
 	if c.noncePending {
 		// Checked, not yet recorded (Config.Nonced): recorded now, so that the request
 		// cannot be replayed; a nonce seen before is the answer.
-		if nerr := s.useNonce(c); nerr != nil {
+		if nerr := s.useNonce(c, context.WithoutCancel(c.ctx)); nerr != nil {
 			err = nerr
 		}
 	}
@@ -376,7 +376,7 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if c.noncePending {
 		// The call ended before a store operation took its nonce: it is recorded now,
 		// and a nonce seen before is the answer, as it would have been at once.
-		if err := s.useNonce(c); err != nil {
+		if err := s.useNonce(c, context.WithoutCancel(c.ctx)); err != nil {
 			return nil, err
 		}
 	}
