@@ -168,9 +168,11 @@ type NonceUse struct {
 // A NoncedUserStore is a store that keeps a server's nonces with its users
 // (PostgreSQL's, where every signed call writes its nonce to the database). It records
 // a call's nonce in the same statement as the call's own store work: one round trip
-// to the database and one commit instead of two. fresh false is a nonce seen before:
-// then nothing else was done (err nil). Otherwise the nonce is recorded whatever the
-// rest of the operation finds, as UseNonce before it would have.
+// to the database and one commit instead of two. fresh false with err nil is a nonce
+// seen before: then nothing else was done. fresh true is a nonce that was new and is
+// recorded, whatever the rest of the operation finds (ErrNotFound for no such user), as
+// UseNonce before it would have; a failed operation that recorded nothing reports
+// fresh false with its error.
 type NoncedUserStore interface {
 	// UpdateProfileNonced is UseNonce(n) and, when fresh, UpdateProfile, as one
 	// operation.

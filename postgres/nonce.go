@@ -137,6 +137,7 @@ func (s *Store) UserNonced(ctx context.Context, n socius.NonceUse, apiKey, uid s
 		b.Queue(s.nonceSQL(), key, millis(n.Expires), millis(n.Now))
 		b.Queue(`SELECT `+userColumns+` FROM users WHERE api_key = $1 AND uid = $2`, apiKey, []byte(uid))
 		results := s.pool.SendBatch(ctx, &b)
+		defer results.Close() // again after the Close below: a no-op; after a panic: the connection back to the pool
 		rows, err := results.Query()
 		if err == nil {
 			for rows.Next() {

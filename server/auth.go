@@ -221,18 +221,22 @@ func (s *Server) useNonce(c *call, ctx context.Context) error {
 // nonce with the call's own work, and returns its error, or 403004 when the nonce was
 // seen before. op runs on the call's context without its cancellation, as useNonce.
 // The nonce stays pending until op returns, so that a panic in it leaves recoverCall
-// to record it.
+// to record it (nonceInOp: the answer stays the panic's, as op may have recorded it).
 func (s *Server) nonced(c *call, op func(ctx context.Context) (fresh bool, err error)) error {
 	ctx := context.WithoutCancel(c.ctx)
+	c.nonceInOp = true
 	fresh, err := op(ctx)
+	c.nonceInOp = false
 	switch {
 	case err == nil && !fresh:
 		c.noncePending = false
 		return duplicateNonce()
-	case err != nil && !errors.Is(err, socius.ErrNotFound):
-		// The operation failed in the store, and most likely its nonce with it: the
-		// nonce is recorded on its own, as it was before the call's work, so that the
-		// request cannot be replayed. The answer is the failure's, whatever that finds.
+	case err != nil && !fresh:
+		// The operation failed in the store without recording the nonce (or with a
+		// nonce seen before): the nonce is recorded on its own, as it was before the
+		// call's work, so that the request cannot be replayed. The answer is the
+		// failure's, whatever that finds: the operation may have committed before it
+		// failed to say so.
 		_ = s.useNonce(c, ctx)
 	}
 	c.noncePending = false

@@ -23,6 +23,7 @@ type noncedStore struct {
 	st     socius.Store
 	ns     socius.NonceStore
 	before func()
+	after  func() // runs once the nonce is recorded
 	fail   error
 	calls  int
 }
@@ -38,7 +39,11 @@ func (n *noncedStore) start(ctx context.Context, nu socius.NonceUse) (bool, erro
 	if n.fail != nil {
 		return false, n.fail
 	}
-	return n.ns.UseNonce(ctx, nu.Credential, nu.Nonce, nu.Expires, nu.Now)
+	fresh, err := n.ns.UseNonce(ctx, nu.Credential, nu.Nonce, nu.Expires, nu.Now)
+	if err == nil && n.after != nil {
+		n.after()
+	}
+	return fresh, err
 }
 
 func (n *noncedStore) UpdateProfileNonced(ctx context.Context, nu socius.NonceUse, apiKey, uid string, p *socius.Patch, now time.Time) (bool, error) {
@@ -135,8 +140,9 @@ func firstName(t *testing.T, s *Server) string {
 // TestNoncedFaults: with the nonce recorded by the call's own store work
 // (Config.Nonced), every call whose signature was checked still leaves its nonce, so
 // that its replay is 403004 and changes nothing: a call that panics in its store work
-// (recoverCall records it), one whose store work fails (recorded on its own), and one
-// whose client has gone (before or during its store work).
+// (recoverCall records it; the answer stays the panic's when the store work had
+// recorded it), one whose store work fails (recorded on its own), and one whose client
+// has gone (before or during its store work).
 func TestNoncedFaults(t *testing.T) {
 	write := func(name string) url.Values {
 		return url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"` + name + `"}`}}
@@ -153,6 +159,32 @@ func TestNoncedFaults(t *testing.T) {
 		}
 		if got := firstName(t, s); got != "Ada" {
 			t.Errorf("firstName %q after the replay, want Ada", got)
+		}
+	})
+	t.Run("panic once the nonce is recorded", func(t *testing.T) {
+		// The request's own first use: the answer is the panic's, not 403004.
+		s, n := newNoncedServer(t)
+		n.after = func() { n.after = nil; panic("injected") }
+		body := signedBody("socialize.getUserInfo", "n-panic-after", url.Values{"UID": {"u1"}})
+		if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":500001`) {
+			t.Fatalf("the panicking call: %s, want 500001", got)
+		}
+		if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+			t.Errorf("its replay: %s, want 403004", got)
+		}
+	})
+	t.Run("not found, nothing recorded", func(t *testing.T) {
+		// A failure the store reports as ErrNotFound without recording the nonce
+		// (fresh false) still leaves the nonce.
+		s, n := newNoncedServer(t)
+		n.fail = socius.ErrNotFound
+		body := signedBody("socialize.setUserInfo", "n-notfound", write("Missing"))
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":403005`) {
+			t.Fatalf("the failing call: %s, want 403005", got)
+		}
+		n.fail = nil
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+			t.Errorf("its replay: %s, want 403004", got)
 		}
 	})
 	t.Run("store failure", func(t *testing.T) {

@@ -234,6 +234,7 @@ type call struct {
 	// recorded (Config.Nonced).
 	nonce        socius.NonceUse
 	noncePending bool
+	nonceInOp    bool // a Config.Nonced operation is under way (Server.nonced)
 	answered     bool // the answer's header is written
 	panicked     bool // a panic cut the call short: its state is not recycled
 }
@@ -325,8 +326,9 @@ func (s *Server) recoverCall(w http.ResponseWriter, c *call) {
 	err := fmt.Errorf("panic: %v", v)
 	if c.noncePending {
 		// Checked, not yet recorded (Config.Nonced): recorded now, so that the request
-		// cannot be replayed; a nonce seen before is the answer.
-		if nerr := s.useNonce(c, context.WithoutCancel(c.ctx)); nerr != nil {
+		// cannot be replayed; a nonce seen before is the answer, unless the panic came
+		// in the store operation that records it, which may have done so.
+		if nerr := s.useNonce(c, context.WithoutCancel(c.ctx)); nerr != nil && (!c.nonceInOp || socius.ErrorCode(nerr) != socius.CodeDuplicateNonce) {
 			err = nerr
 		}
 	}
