@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -115,17 +114,9 @@ func signedBody(method, nonce string, params url.Values) string {
 	return p.Encode()
 }
 
-// send posts body to method and returns the answer; ctx, when not nil, is the
-// request's.
+// send posts body to method over HTTP; ctx, when not nil, is the request's.
 func send(s *Server, ctx context.Context, method, body string) string {
-	r := httptest.NewRequest("POST", "http://socialize.localtest/"+method, strings.NewReader(body))
-	if ctx != nil {
-		r = r.WithContext(ctx)
-	}
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	s.ServeHTTP(w, r)
-	return w.Body.String()
+	return postBody(s, ctx, false, method, body)
 }
 
 func firstName(t *testing.T, s *Server) string {

@@ -237,10 +237,24 @@ var userTokenCalls = []struct{ method, params, token string }{
 
 // postWithSecret makes a call with the site's secret over HTTPS and returns the answer.
 func postWithSecret(s *Server, method, params string) string {
-	body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&" + params
-	r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(body))
+	return postBody(s, nil, true, method, "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&"+params)
+}
+
+// postBody posts body to method, over HTTPS when secure, and returns the answer; ctx,
+// when not nil, is the request's.
+func postBody(s *Server, ctx context.Context, secure bool, method, body string) string {
+	scheme := "http"
+	if secure {
+		scheme = "https"
+	}
+	r := httptest.NewRequest("POST", scheme+"://socialize.localtest/"+method, strings.NewReader(body))
+	if ctx != nil {
+		r = r.WithContext(ctx)
+	}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.TLS = &tls.ConnectionState{}
+	if secure {
+		r.TLS = &tls.ConnectionState{}
+	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
 	return w.Body.String()
@@ -379,13 +393,7 @@ func TestTokenOfADeletedKey(t *testing.T) {
 		return st.DeleteKey(ctx, tok.UserKey)
 	}
 	post := func(s *Server, method, params string) string {
-		body := "apiKey=" + labAPIKey + "&userKey=ATokenKey&secret=" + url.QueryEscape(labKeySec) + "&" + params
-		r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.TLS = &tls.ConnectionState{}
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		return w.Body.String()
+		return postBody(s, nil, true, method, "apiKey="+labAPIKey+"&userKey=ATokenKey&secret="+url.QueryEscape(labKeySec)+"&"+params)
 	}
 	calls := []struct{ method, params, token, uid string }{
 		{"socialize.getToken", "grant_type=none&x_siteUID=keyless", "access_token", "keyless"},
