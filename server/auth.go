@@ -58,7 +58,7 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 	}
 	site, err := s.cfg.Store.Site(c.ctx, apiKey)
 	if errors.Is(err, socius.ErrNotFound) {
-		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: no site has apiKey %s", apiKey)
+		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: no site has apiKey %s", unknownID(apiKey))
 	}
 	if err != nil {
 		return err
@@ -97,11 +97,13 @@ func (s *Server) siteKey(c *call, userKey string) (*socius.Key, error) {
 	if !socius.ValidUserKey(userKey) {
 		// No key has such a name, and the database need not be asked: PostgreSQL
 		// refuses a NUL byte (which a JWT's kid can hold) as an error of its own.
-		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: %q is not a valid userKey", clip(userKey, 64))
+		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: %s is not a valid userKey", unknownID(userKey))
 	}
 	key, err := s.cfg.Store.Key(c.ctx, userKey)
 	if errors.Is(err, socius.ErrNotFound) || err == nil && key.APIKey != c.site.APIKey {
-		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %q is not a key of this site", clip(userKey, 64))
+		// One answer for both, and the name shortened in both (it may be a secret sent
+		// as userKey), so that it does not tell which userKeys exist elsewhere.
+		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s is not a key of this site", unknownID(userKey))
 	}
 	return key, err
 }
@@ -676,13 +678,13 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 	case errors.Is(err, socius.ErrNotFound):
 		key, err := s.cfg.Store.Key(c.ctx, id)
 		if errors.Is(err, socius.ErrNotFound) {
-			return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is neither an apiKey nor a userKey", id)
+			return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is neither an apiKey nor a userKey", unknownID(id))
 		}
 		if err != nil {
 			return err
 		}
 		if hasAPIKey && apiKey != key.APIKey {
-			return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %q is not a key of this site", clip(id, 64))
+			return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s is not a key of this site", unknownID(id))
 		}
 		if c.site, err = s.cfg.Store.Site(c.ctx, key.APIKey); err != nil {
 			return err

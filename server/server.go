@@ -429,13 +429,13 @@ func (s *Server) rateLimit(c *call, apiKey string) error {
 	if s.limiter == nil || s.limiter.Allow(apiKey, c.now) {
 		return nil
 	}
-	c.APIKey = clip(apiKey, 128)
+	c.APIKey = unknownID(apiKey) // not looked up yet: perhaps a secret sent as apiKey
 	calls := "calls"
 	if s.limiter.Rate() == 1 {
 		calls = "call"
 	}
 	return socius.Errorf(socius.CodeRateLimited, "API Rate Limit Exceeded: apiKey %s made more than %s %s a second (bursts of %d) to this server; retry later",
-		clip(apiKey, 128), strconv.FormatFloat(s.limiter.Rate(), 'f', -1, 64), calls, s.limiter.Burst())
+		c.APIKey, strconv.FormatFloat(s.limiter.Rate(), 'f', -1, 64), calls, s.limiter.Burst())
 }
 
 // bulkyParams are the parameters whose values only the body limit bounds: they carry
@@ -714,8 +714,9 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		c.APIKey = c.site.APIKey
 	} else if k, ok := c.params.Lookup("apiKey"); ok && c.APIKey == "" && socius.ValidAPIKey(k) {
 		// Refused before its site was looked up (or for naming no site): the apiKey
-		// the call named, so that the log says whose call it was.
-		c.APIKey = k
+		// the call named, so that the log says whose call it was (not in full when it
+		// may be a secret).
+		c.APIKey = unknownID(k)
 	}
 	if c.key != nil {
 		c.UserKey = c.key.UserKey
@@ -801,4 +802,26 @@ func clip(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// unknownID names an apiKey or userKey that names nothing, for an answer's errorDetails
+// and the call's log line. A client that sends its credentials the wrong way round (the
+// secret as apiKey, client_id or userKey) must not find its secret in the log: a value
+// shaped like Gigya's apiKeys (a data center's digits, "_", then the rest), which a
+// secret never is (secrets are standard base64, without "_"), is named in full; any
+// other by its first characters and its length.
+func unknownID(s string) string {
+	if apiKeyShaped(s) {
+		return clip(s, 128)
+	}
+	return fmt.Sprintf("%q... (length %d)", s[:min(4, len(s)/4)], len(s))
+}
+
+// apiKeyShaped reports whether s starts like Gigya's apiKeys: digits and "_".
+func apiKeyShaped(s string) bool {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i > 0 && i < len(s) && s[i] == '_'
 }

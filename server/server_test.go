@@ -583,3 +583,20 @@ func TestBodyBudget(t *testing.T) {
 		t.Errorf("a body after the budget came back: %s", b)
 	}
 }
+
+func TestUnknownID(t *testing.T) {
+	for in, want := range map[string]string{
+		"3_LabApiKey_AbC-123": "3_LabApiKey_AbC-123", // Gigya's shape: in full
+		"42_x":                "42_x",
+		"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==": `"c2Vj"... (length 44)`, // a secret
+		"AUserKeyLab1": `"AUs"... (length 12)`,
+		"_3":           `""... (length 2)`,
+		"3":            `""... (length 1)`,
+		"3_":           "3_",
+		"abcdefg\xff":  `"ab"... (length 8)`,
+	} {
+		if got := unknownID(in); got != want {
+			t.Errorf("unknownID(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -298,6 +298,15 @@ func TestRateLimit(t *testing.T) {
 	if got := fmt.Sprint(codes("3_Other", 4)); got != "[403005 403005 403005 403048]" {
 		t.Errorf("another site: %s", got)
 	}
+	// A secret sent as apiKey is counted like any name, and named shortened (it is
+	// not looked up before the limit): the partner secret must not reach the log.
+	for i := 0; i < 3; i++ {
+		ts.post(t, ts.HTTPURL, "socialize.getUserInfo", get(testSecret))
+	}
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", get(testSecret)); a.code() != 403048 ||
+		!strings.Contains(a.str("errorDetails"), `apiKey "c2Vj"... (length 44) made more than 2 calls`) {
+		t.Errorf("a secret as apiKey, over the limit: %v", a)
+	}
 	// Half a second earns one call. The refused request had not been authenticated,
 	// so its nonce was not used: the very same request now passes.
 	ts.Clock.Advance(500 * time.Millisecond)

@@ -185,6 +185,45 @@ func TestCallLogNeverHoldsCredentials(t *testing.T) {
 	if a := send(ts.HTTPSURL, "socialize.getUserInfo", p); a.code() != 403003 {
 		t.Fatalf("bad signature: %v", a)
 	}
+	// Credentials sent the wrong way round: the secret where the apiKey, client_id or
+	// userKey goes. The answer and the log name the unknown value shortened, never whole.
+	swapped := []struct {
+		method string
+		p      url.Values
+		basic  [2]string
+		code   int
+		want   string
+	}{
+		{"socialize.getUserInfo", url.Values{"apiKey": {testSecret}, "secret": {testAPIKey}, "UID": {"u1"}}, [2]string{}, 400093, `no site has apiKey "c2Vj"... (length 44)`},
+		{"socialize.getToken", url.Values{"grant_type": {"none"}, "client_id": {testSecret}, "client_secret": {testAPIKey}}, [2]string{}, 400093, `client_id "c2Vj"... (length 44) is neither`},
+		{"socialize.getToken", url.Values{"grant_type": {"none"}}, [2]string{testSecret, testAPIKey}, 400093, `client_id "c2Vj"... (length 44) is neither`},
+		{"socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "userKey": {vectors.LabUserSecret}, "secret": {vectors.LabUserKey}, "UID": {"u1"}}, [2]string{}, 403005, "userKey "},
+	}
+	for _, c := range swapped {
+		req, err := http.NewRequest("POST", ts.HTTPSURL+"/"+c.method, strings.NewReader(c.p.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.basic[0] != "" {
+			req.SetBasicAuth(c.basic[0], c.basic[1])
+		}
+		calls++
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a answer
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.code() != c.code || !strings.Contains(a.str("errorDetails"), c.want) ||
+			strings.Contains(a.str("errorDetails"), testSecret) || strings.Contains(a.str("errorDetails"), vectors.LabUserSecret) {
+			t.Errorf("%s %v: %v", c.method, c.p, a)
+		}
+	}
 	secrets = append(secrets, testSecret, vectors.LabUserSecret)
 	ts.waitInFlight(t, 0)
 
