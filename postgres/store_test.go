@@ -711,7 +711,14 @@ func TestNewerDatabaseUsed(t *testing.T) {
 // 0004. The test tables are tiny, where a scan is what the planner would pick, so
 // scans are priced out for the one transaction the plan is asked in.
 func TestDeleteKeyUsesIndex(t *testing.T) {
-	s := newStore(t)
+	if plan := explain(t, newStore(t), deleteTokensOfKey, "key"); !strings.Contains(plan, "tokens_by_user_key") {
+		t.Errorf("plan of %q does not use tokens_by_user_key:\n%s", deleteTokensOfKey, plan)
+	}
+}
+
+// explain returns the plan of the query, with scans priced out.
+func explain(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
 	ctx := t.Context()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -721,7 +728,7 @@ func TestDeleteKeyUsesIndex(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := tx.Query(ctx, `EXPLAIN `+deleteTokensOfKey, "key")
+	rows, err := tx.Query(ctx, `EXPLAIN `+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -729,9 +736,7 @@ func TestDeleteKeyUsesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(plan, "\n"), "tokens_by_user_key") {
-		t.Errorf("plan of %q does not use tokens_by_user_key:\n%s", deleteTokensOfKey, strings.Join(plan, "\n"))
-	}
+	return strings.Join(plan, "\n")
 }
 
 // TestTwoNodesSerializable: at SERIALIZABLE (a server's default_transaction_isolation,
@@ -1059,5 +1064,96 @@ func TestDeleteKeyAgainSweeps(t *testing.T) {
 	}
 	if got, err := s.Token(ctx, left.Hash); !errors.Is(err, socius.ErrNotFound) {
 		t.Errorf("the token left behind: %+v, %v; want none", got, err)
+	}
+}
+
+// TestRevokeWaitsForMintedTokens: a token being minted holds a share lock on its
+// parent; RevokeToken waits for it, at the parent or at a minted token down the tree,
+// and revokes it once it committed. The database defaults to REPEATABLE READ, where a
+// RevokeToken on one snapshot would miss both.
+func TestRevokeWaitsForMintedTokens(t *testing.T) {
+	url := pgtest.URL(t) + "&default_transaction_isolation=repeatable%20read"
+	a, b := open(t, url), open(t, url)
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+	if err := a.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	tok := func(n int, parent string) *socius.Token {
+		return &socius.Token{Hash: fmt.Sprintf("%064x", n), Kind: socius.SessionToken, APIKey: "3_site", CreatedAt: now, Parent: parent}
+	}
+	root, child := tok(1, ""), tok(2, fmt.Sprintf("%064x", 1))
+	for _, tk := range []*socius.Token{root, child} {
+		if err := a.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two tokens in the minting: one of the root, one of the child, each in an open
+	// transaction past its parent's check.
+	mint := func(tk *socius.Token) pgx.Tx {
+		tx, err := a.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := parentLives(ctx, tx, tk); err != nil {
+			t.Fatal(err)
+		}
+		if err := insertToken(ctx, tx, tk); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	sibling, grandchild := tok(3, root.Hash), tok(4, child.Hash)
+	txSibling, txGrandchild := mint(sibling), mint(grandchild)
+	done := make(chan error, 1)
+	go func() { done <- b.RevokeToken(ctx, root.Hash, now.Add(time.Minute)) }()
+	waitFor := func(query string) {
+		t.Helper()
+		for waiting := 0; waiting == 0; {
+			if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE wait_event_type = 'Lock' AND query LIKE $1`, query).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal(ctx.Err())
+			}
+		}
+	}
+	waitFor("UPDATE tokens%") // the root's UPDATE waits for the sibling
+	if err := txSibling.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("WITH RECURSIVE%") // the child's waits for the grandchild
+	if err := txGrandchild.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	for _, tk := range []*socius.Token{root, child, sibling, grandchild} {
+		got, err := a.Token(ctx, tk.Hash)
+		if err != nil || !got.RevokedAt.Equal(now.Add(time.Minute)) {
+			t.Errorf("token %.4s...: %+v, %v; want revoked at %s", tk.Hash[60:], got, err, now.Add(time.Minute))
+		}
+	}
+	// A token minted after the revocation finds its parent revoked, at REPEATABLE
+	// READ too.
+	wantErr := func(err error) {
+		t.Helper()
+		if !errors.Is(err, socius.ErrParentGone) {
+			t.Errorf("a token of a revoked parent: %v; want ErrParentGone", err)
+		}
+	}
+	wantErr(a.CreateToken(ctx, tok(5, root.Hash)))
+	wantErr(a.CreateToken(ctx, tok(6, grandchild.Hash)))
+}
+
+// TestRevokeMintedUsesIndexes: the minted tokens are found by the index on parent and
+// updated by their hash (scans priced out, as in TestDeleteKeyUsesIndex).
+func TestRevokeMintedUsesIndexes(t *testing.T) {
+	p := explain(t, newStore(t), revokeMinted, "h", 0)
+	if !strings.Contains(p, "tokens_by_parent") || !strings.Contains(p, "tokens_pkey") || strings.Contains(p, "tokens_by_revocation") {
+		t.Errorf("plan of revokeMinted:\n%s", p)
 	}
 }

@@ -427,7 +427,7 @@ func (s *Server) authenticateToken(c *call) error {
 		return err
 	}
 	if apiKey, ok := c.params.Lookup("apiKey"); ok && apiKey != "" && apiKey != site.APIKey {
-		return invalidToken("the token was not issued for apiKey %s", clip(apiKey, 128))
+		return invalidToken("the token was not issued for apiKey %s", unknownID(apiKey))
 	}
 	c.site, c.token = site, t
 	if t.UserKey != "" {

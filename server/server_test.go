@@ -454,6 +454,67 @@ func TestTokenOfADeletedKey(t *testing.T) {
 	}
 }
 
+// TestTokenOfARevokedToken: a mobile notifyLogin called with a token that is revoked
+// between the call's authentication and the session's write stores nothing (no session,
+// no login) and is answered 403025, as the call would have been a moment later; one
+// revoked after the write revokes the session with it.
+func TestTokenOfARevokedToken(t *testing.T) {
+	ctx := context.Background()
+	for _, when := range []string{"before", "after"} {
+		t.Run(when+" the write", func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			got := postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none")
+			var a struct {
+				AccessToken string `json:"access_token"`
+			}
+			if err := json.Unmarshal([]byte(got), &a); err != nil || a.AccessToken == "" {
+				t.Fatalf("getToken: %s", got)
+			}
+			revoke := func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+				return st.RevokeToken(ctx, tok.Parent, labTime)
+			}
+			var created []string
+			var tried *socius.Token
+			fault := tokenFault{Store: st, created: &created}
+			if when == "before" {
+				fault.before = func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+					tried = tok
+					return revoke(ctx, st, tok)
+				}
+			} else {
+				fault.after = func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+					tried = tok
+					return revoke(ctx, st, tok)
+				}
+			}
+			s.cfg.Store = fault
+			got = postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&siteUID=minted&targetEnv=mobile")
+			if tried == nil || tried.Parent != socius.HashToken(a.AccessToken) {
+				t.Fatalf("the session tried: %+v; want one minted with the access token", tried)
+			}
+			if when == "before" {
+				if !strings.Contains(got, `"errorCode":403025`) || !strings.Contains(got, "the token of this call was revoked while the call ran") || strings.Contains(got, "sessionToken") {
+					t.Fatalf("answer %s", got)
+				}
+				if tok, err := st.Token(ctx, tried.Hash); !errors.Is(err, socius.ErrNotFound) || len(created) != 0 {
+					t.Errorf("the session: %+v, %v; want none", tok, err)
+				}
+				if _, err := st.User(ctx, labAPIKey, "minted"); !errors.Is(err, socius.ErrNotFound) {
+					t.Errorf("the user of the refused call: %v; want ErrNotFound", err)
+				}
+				return
+			}
+			if !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, "sessionToken") {
+				t.Fatalf("answer %s", got)
+			}
+			if tok, err := st.Token(ctx, tried.Hash); err != nil || tok.RevokedAt.IsZero() {
+				t.Errorf("the session after its token's revocation: %+v, %v; want revoked", tok, err)
+			}
+		})
+	}
+}
+
 // TestCheckParamsListBounded: under checkParams=true the refusal names at most 20 of
 // the unknown keys, each clipped, and says how many more there were: userInfo keys
 // have no length of their own, and a 1 MB list was built (by repeated concatenation),

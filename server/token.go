@@ -59,10 +59,14 @@ func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration
 	if lifetime > 0 {
 		t.ExpiresAt = c.now.Add(lifetime)
 	}
-	if c.token != nil && !c.token.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(c.token.ExpiresAt)) {
+	if c.token != nil {
 		// A session minted with a token (notifyLogin) ends when that token does at the
-		// latest: a leaked token of a minute must not yield sessions for ever.
-		t.ExpiresAt = c.token.ExpiresAt
+		// latest: a leaked token of a minute must not yield sessions for ever; and
+		// revoking the token revokes it too.
+		t.Parent = c.token.Hash
+		if !c.token.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(c.token.ExpiresAt)) {
+			t.ExpiresAt = c.token.ExpiresAt
+		}
 	}
 	return text, t
 }
@@ -72,7 +76,7 @@ func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration
 func (s *Server) issueToken(c *call, kind socius.TokenKind, lifetime time.Duration) (string, error) {
 	text, t := newToken(c, kind, "", lifetime)
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
-		return "", keyGone(t, err)
+		return "", tokenRefused(t, err)
 	}
 	return text, nil
 }
@@ -84,16 +88,21 @@ func (s *Server) issueToken(c *call, kind socius.TokenKind, lifetime time.Durati
 func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patch *socius.Patch, lifetime time.Duration) (string, error) {
 	text, t := newToken(c, kind, uid, lifetime)
 	if _, err := s.cfg.Store.LoginWithToken(c.ctx, c.site.APIKey, uid, patch, c.now, t); err != nil {
-		return "", keyGone(t, err)
+		return "", tokenRefused(t, err)
 	}
 	return text, nil
 }
 
-// keyGone turns the store's ErrKeyGone, a userKey deleted between the call's
-// authentication and its token's write (which stored nothing), into 403005.
-func keyGone(t *socius.Token, err error) error {
-	if errors.Is(err, socius.ErrKeyGone) {
+// tokenRefused turns the store's refusals of a token (which stored nothing) into the
+// call's answer: ErrKeyGone, a userKey deleted between the call's authentication and
+// its token's write, into 403005; ErrParentGone, the call's own token revoked
+// meanwhile, into 403025, what the call would have got a moment later.
+func tokenRefused(t *socius.Token, err error) error {
+	switch {
+	case errors.Is(err, socius.ErrKeyGone):
 		return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
+	case errors.Is(err, socius.ErrParentGone):
+		return socius.Errorf(socius.CodeInvalidToken, "Invalid token: the token of this call was revoked while the call ran")
 	}
 	return err
 }

@@ -24,15 +24,18 @@ func createToken(tx *sql.Tx, t *socius.Token) error {
 	if err := keyHeld(tx, t); err != nil {
 		return err
 	}
+	if err := parentLives(tx, t); err != nil {
+		return err
+	}
 	return insertToken(tx, t)
 }
 
 // insertToken is the token's INSERT.
 func insertToken(tx *sql.Tx, t *socius.Token) error {
-	_, err := tx.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, parent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
-		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt))
+		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt), nullString(t.Parent))
 	if err != nil {
 		return errorFor("create token", err) // the primary key makes ErrExists, the site's foreign key ErrNotFound
 	}
@@ -56,7 +59,26 @@ func keyHeld(tx *sql.Tx, t *socius.Token) error {
 	return nil
 }
 
-const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at
+// parentLives returns socius.ErrParentGone when t was minted with a token that is
+// revoked or no longer stored. In the writer's transaction, like keyHeld: a revocation
+// of the parent comes before the check, or after the token is stored, and then revokes
+// it with the parent.
+func parentLives(tx *sql.Tx, t *socius.Token) error {
+	if t.Parent == "" {
+		return nil
+	}
+	var revoked sql.NullInt64
+	err := tx.QueryRow(`SELECT revoked_at FROM tokens WHERE hash = ?`, t.Parent).Scan(&revoked)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
+		return socius.ErrParentGone
+	}
+	if err != nil {
+		return errorFor("create token: its parent", err)
+	}
+	return nil
+}
+
+const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, parent
 	FROM tokens WHERE hash = ?`
 
 // Token returns the token with the hash, revoked and expired ones included, or
@@ -64,10 +86,10 @@ const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expi
 func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 	var t socius.Token
 	var kind string
-	var uid, userKey sql.NullString
+	var uid, userKey, parent sql.NullString
 	var created int64
 	var expires, revoked sql.NullInt64
-	err := s.tokenStmt.QueryRowContext(ctx, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked)
+	err := s.tokenStmt.QueryRowContext(ctx, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked, &parent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, socius.ErrNotFound
 	}
@@ -75,16 +97,17 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 		return nil, errorFor("token", err)
 	}
 	t.Kind = socius.TokenKind(kind)
-	t.UID, t.UserKey = uid.String, userKey.String // NULL is ""
+	t.UID, t.UserKey, t.Parent = uid.String, userKey.String, parent.String // NULL is ""
 	t.CreatedAt = fromMillis(created)
 	t.ExpiresAt = fromNullMillis(expires)
 	t.RevokedAt = fromNullMillis(revoked)
 	return &t, nil
 }
 
-// RevokeToken marks a token revoked at now; socius.ErrNotFound if there is none.
-// Revoking a revoked token succeeds and keeps the first revocation time: that is when
-// the token stopped working, and a later call must not put off its removal.
+// RevokeToken marks a token revoked at now, and the tokens minted with it, and with
+// those, at once; socius.ErrNotFound if there is none. Revoking a revoked token
+// succeeds and keeps the first revocation time: that is when the token stopped working,
+// and a later call must not put off its removal.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
 	return s.writeUserData(ctx, func(tx *sql.Tx) error { return revokeToken(tx, hash, now) })
 }
@@ -93,8 +116,25 @@ func revokeToken(tx *sql.Tx, hash string, now time.Time) error {
 	// The WHERE clause matches a revoked token too (COALESCE keeps its time), so that
 	// only a missing token affects no row.
 	res, err := tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`, millis(now), hash)
-	return affected(res, err, "revoke token")
+	if err := affected(res, err, "revoke token"); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(revokeMinted, hash, millis(now)); err != nil {
+		return errorFor("revoke token: the tokens minted with it", err)
+	}
+	return nil
 }
+
+// revokeMinted revokes the live tokens minted with a token, and with those, down the
+// tree (UNION, not UNION ALL: a hash met twice is followed once), never before a
+// token was minted (a clock behind the server's that minted it: a revocation dated
+// before the token would look a week old to housekeeping at once). The unary + keeps
+// the planner from walking every live token through the index on revoked_at instead
+// of looking the minted ones up by hash.
+const revokeMinted = `WITH RECURSIVE minted(hash) AS (
+		SELECT hash FROM tokens WHERE parent = ?1
+		UNION SELECT tokens.hash FROM tokens JOIN minted ON tokens.parent = minted.hash)
+	UPDATE tokens SET revoked_at = max(?2, created_at) WHERE hash IN minted AND +revoked_at IS NULL`
 
 const revokeTokensOfUser = `UPDATE tokens SET revoked_at = ? WHERE api_key = ? AND uid = ? AND revoked_at IS NULL`
 

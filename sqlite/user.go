@@ -45,6 +45,9 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 		if err := keyHeld(tx, t); err != nil {
 			return err // before the login: nothing to undo
 		}
+		if err := parentLives(tx, t); err != nil {
+			return err
+		}
 		var err error
 		if created, err = s.login(tx, apiKey, uid, patch, now); err != nil {
 			return err

@@ -215,103 +215,62 @@ var concurrencyTests = []test{
 	}},
 
 	{"TokensBesideKeyDeletions", func(t *testing.T, s socius.Store) {
-		// Tokens issued with keys, by CreateToken and by LoginWithToken, while the keys
-		// are deleted: issuers go through the keys in turn, and each key is deleted
-		// once half of them have issued with it, the others in flight or to come (two
-		// issuers wait for each deletion to return, so that some issues surely come
-		// after it). A token is stored only while its key exists, and a deletion takes
+		// Tokens issued with keys while the keys are deleted (issuesBesideEnds, a key
+		// a round). A token is stored only while its key exists, and a deletion takes
 		// every token stored before it; so at the end no token of any key is left,
 		// whichever way each issue went. (Stored without the check, the tokens of
 		// issues that came after their key's deletion would be left.) An issue refused
 		// for its key (ErrKeyGone) stored nothing: its token is unknown, its user not
 		// created.
 		createSite(t, s, "3_site", base)
-		const issuers, rounds = 8, 30
-		var issued [rounds]atomic.Int32
-		var deleted [rounds]chan struct{} // closed once the key's DeleteKey returned
-		for r := range rounds {
+		for r := range issueRounds {
 			createKey(t, s, "3_site", fmt.Sprintf("Ak-%d", r), base)
-			deleted[r] = make(chan struct{})
 		}
-		deleterDone := make(chan struct{})
-		var running atomic.Int32 // issuers that do not wait for deletions, still issuing
-		var mu sync.Mutex
-		var stored, refused []*socius.Token
-		var wg sync.WaitGroup
-		for i := range issuers {
-			late := i%4 == 3
-			if !late {
-				running.Add(1)
-			}
-			wg.Go(func() {
-				if !late {
-					defer running.Add(-1)
-				}
-				for r := range rounds {
-					if late {
-						select {
-						case <-deleted[r]:
-						case <-deleterDone:
-							return
-						}
-					}
-					tok := newToken(fmt.Sprintf("kt-%d-%d", i, r), "3_site", "")
-					tok.UserKey = fmt.Sprintf("Ak-%d", r)
-					issued[r].Add(1)
-					var err error
-					if (i+r)%2 == 0 {
-						err = s.CreateToken(t.Context(), tok)
-					} else {
-						tok.UID = fmt.Sprintf("ku-%d-%d", i, r)
-						_, err = s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
-					}
-					if err != nil && !errors.Is(err, socius.ErrKeyGone) {
-						t.Errorf("issuer %d round %d: %v", i, r, err)
-						return
-					}
-					if late && err == nil {
-						t.Errorf("issuer %d round %d: a token stored after its key's deletion returned", i, r)
-					}
-					mu.Lock()
-					if err == nil {
-						stored = append(stored, tok)
-					} else {
-						refused = append(refused, tok)
-					}
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Go(func() {
-			defer close(deleterDone)
-			for r := range rounds {
-				for issued[r].Load() < issuers/2 && running.Load() > 0 {
-					runtime.Gosched()
-				}
-				if err := s.DeleteKey(t.Context(), fmt.Sprintf("Ak-%d", r)); err != nil {
-					t.Errorf("DeleteKey round %d: %v", r, err)
-					return
-				}
-				close(deleted[r])
-			}
-		})
-		wg.Wait()
-		if len(stored) == 0 {
-			t.Logf("%d tokens refused, none stored: the race was not met both ways this run", len(refused))
-		}
-		for _, tok := range append(stored, refused...) {
+		stored, refused := issuesBesideEnds(t, s, socius.ErrKeyGone,
+			func(i, r int) *socius.Token {
+				tok := newToken(fmt.Sprintf("kt-%d-%d", i, r), "3_site", "")
+				tok.UserKey = fmt.Sprintf("Ak-%d", r)
+				return tok
+			},
+			func(r int) error { return s.DeleteKey(t.Context(), fmt.Sprintf("Ak-%d", r)) })
+		for _, tok := range stored {
 			if got, err := s.Token(t.Context(), tok.Hash); !errors.Is(err, socius.ErrNotFound) {
 				t.Errorf("a token of a deleted key: %v, %v; want none", got, err)
 			}
 		}
-		for _, tok := range refused {
-			if tok.UID == "" {
-				continue
-			}
-			if _, err := s.User(t.Context(), "3_site", tok.UID); !errors.Is(err, socius.ErrNotFound) {
-				t.Errorf("the user of a refused LoginWithToken %s: %v; want ErrNotFound", tok.UID, err)
+		checkRefused(t, s, refused)
+	}},
+
+	{"TokensBesideRevocations", func(t *testing.T, s socius.Store) {
+		// Tokens minted with tokens while those are revoked (issuesBesideEnds, a root
+		// token a round, and a token minted with it before, so that half of the issues
+		// are two levels down). A token is stored only while its parent is live, and a
+		// revocation takes every token minted before it; so at the end every stored
+		// token is revoked, and an issue refused (ErrParentGone) stored nothing, its
+		// user not created.
+		createSite(t, s, "3_site", base)
+		var parents [issueRounds][2]string
+		for r := range issueRounds {
+			root := createToken(t, s, newToken(fmt.Sprintf("root-%d", r), "3_site", ""))
+			child := newToken(fmt.Sprintf("child-%d", r), "3_site", "")
+			child.Parent = root.Hash
+			createToken(t, s, child)
+			parents[r] = [2]string{root.Hash, child.Hash}
+		}
+		stored, refused := issuesBesideEnds(t, s, socius.ErrParentGone,
+			func(i, r int) *socius.Token {
+				tok := newToken(fmt.Sprintf("pt-%d-%d", i, r), "3_site", "")
+				tok.Kind = socius.SessionToken
+				tok.Parent = parents[r][i%2]
+				return tok
+			},
+			func(r int) error { return s.RevokeToken(t.Context(), parents[r][0], at(time.Minute)) })
+		for _, tok := range stored {
+			if got := getToken(t, s, tok.Hash); !sameTime(got.RevokedAt, at(time.Minute)) {
+				t.Errorf("a token minted with a revoked token lives on: %s", fmtToken(got))
 			}
 		}
+		checkRefused(t, s, refused)
 	}},
 
 	{"FailuresStayApart", func(t *testing.T, s socius.Store) {
@@ -367,4 +326,105 @@ var concurrencyTests = []test{
 			}
 		}
 	}},
+}
+
+// issueRounds is the number of rounds of issuesBesideEnds.
+const issueRounds = 30
+
+// issuesBesideEnds runs eight issuers that each issue a token a round, by CreateToken
+// and LoginWithToken in turn (a login for a user of its own), while end(r) ends what
+// round r's tokens need (their key, their parent token) once half of the issuers have
+// issued in the round, the others in flight or to come: two issuers wait for each end
+// to return, so that some issues surely come after it, and must be refused. Every
+// issue either stores its token or is refused with refusal. It returns the tokens
+// stored and those refused.
+func issuesBesideEnds(t *testing.T, s socius.Store, refusal error, token func(i, r int) *socius.Token, end func(r int) error) (stored, refused []*socius.Token) {
+	t.Helper()
+	const issuers = 8
+	var issued [issueRounds]atomic.Int32
+	var ended [issueRounds]chan struct{} // closed once the round's end returned
+	for r := range issueRounds {
+		ended[r] = make(chan struct{})
+	}
+	enderDone := make(chan struct{})
+	var running atomic.Int32 // issuers that do not wait for the ends, still issuing
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range issuers {
+		late := i%4 == 3
+		if !late {
+			running.Add(1)
+		}
+		wg.Go(func() {
+			if !late {
+				defer running.Add(-1)
+			}
+			for r := range issueRounds {
+				if late {
+					select {
+					case <-ended[r]:
+					case <-enderDone:
+						return
+					}
+				}
+				tok := token(i, r)
+				issued[r].Add(1)
+				var err error
+				if (i+r)%2 == 0 {
+					err = s.CreateToken(t.Context(), tok)
+				} else {
+					tok.UID = fmt.Sprintf("iu-%d-%d", i, r)
+					_, err = s.LoginWithToken(t.Context(), tok.APIKey, tok.UID, nil, base, tok)
+				}
+				if err != nil && !errors.Is(err, refusal) {
+					t.Errorf("issuer %d round %d: %v", i, r, err)
+					return
+				}
+				if late && err == nil {
+					t.Errorf("issuer %d round %d: a token stored after its round's end returned", i, r)
+				}
+				mu.Lock()
+				if err == nil {
+					stored = append(stored, tok)
+				} else {
+					refused = append(refused, tok)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(enderDone)
+		for r := range issueRounds {
+			for issued[r].Load() < issuers/2 && running.Load() > 0 {
+				runtime.Gosched()
+			}
+			if err := end(r); err != nil {
+				t.Errorf("the end of round %d: %v", r, err)
+				return
+			}
+			close(ended[r])
+		}
+	})
+	wg.Wait()
+	if len(stored) == 0 || len(refused) == 0 {
+		t.Logf("%d tokens stored, %d refused: the race was not met both ways this run", len(stored), len(refused))
+	}
+	return stored, refused
+}
+
+// checkRefused checks that refused issues stored nothing: no token, no user.
+func checkRefused(t *testing.T, s socius.Store, refused []*socius.Token) {
+	t.Helper()
+	for _, tok := range refused {
+		if got, err := s.Token(t.Context(), tok.Hash); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("a refused token: %v, %v; want none", got, err)
+		}
+		if tok.UID == "" {
+			continue
+		}
+		if _, err := s.User(t.Context(), tok.APIKey, tok.UID); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("the user of a refused LoginWithToken %s: %v; want ErrNotFound", tok.UID, err)
+		}
+	}
 }

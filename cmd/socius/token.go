@@ -82,16 +82,21 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 	if err != nil {
 		return err
 	}
-	what := describeToken(t)
-	if !t.RevokedAt.IsZero() {
-		fmt.Fprintf(stdout, "already revoked at %s: %s\n", t.RevokedAt.UTC().Format(time.RFC3339), what)
-		return nil
-	}
 	// This machine's clock may be behind the server's that issued the token (or an
 	// emulator's, moved ahead): never a revocation before the token existed, which
 	// housekeeping would take for a week old.
 	if now.Before(t.CreatedAt) {
 		now = t.CreatedAt
+	}
+	what := describeToken(t)
+	if !t.RevokedAt.IsZero() {
+		// Revoked by a logout, say, which ends the tokens of its user only: revoking
+		// again ends the tokens minted with it too, and keeps the first time.
+		if err := st.RevokeToken(ctx, hash, now); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "already revoked at %s: %s\n", t.RevokedAt.UTC().Format(time.RFC3339), what)
+		return nil
 	}
 	if err := st.RevokeToken(ctx, hash, now); err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -115,5 +116,88 @@ func TestTokenRevokeCommand(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, noEnv, "token", "list"); code != 2 || !strings.Contains(errOut, "unknown subcommand") {
 		t.Errorf("token list: exit %d, %q", code, errOut)
+	}
+}
+
+// TestTokenRevokeEndsMintedSessions: mobile sessions made with a token (notifyLogin
+// with targetEnv=mobile and the token), and sessions made with those, end when the
+// token is revoked; sessions made otherwise, and the tokens the revoked one was made
+// with, live on. A token revoked by a logout, revoked again by the command, ends the
+// sessions made with it that other users hold.
+func TestTokenRevokeEndsMintedSessions(t *testing.T) {
+	ts := startServer(t)
+	store := []string{"--data", ts.DataDir}
+	site := ts.getToken(t, url.Values{"grant_type": {"none"}}).str("access_token") // no user, no expiry
+	mobile := func(token, uid string) [2]string {
+		t.Helper()
+		a := ts.tlsPost(t, "socialize.notifyLogin", withToken(token, url.Values{"siteUID": {uid}, "targetEnv": {"mobile"}}))
+		if a.code() != 0 || a.str("sessionToken") == "" {
+			t.Fatalf("notifyLogin with a token: %v", a)
+		}
+		return [2]string{a.str("sessionToken"), a.str("sessionSecret")}
+	}
+	sessionMobile := func(s [2]string, uid string) [2]string {
+		t.Helper()
+		a := ts.tlsPost(t, "socialize.notifyLogin", ts.sessionSigned(t, ts.HTTPSURL, "socialize.notifyLogin", url.Values{"siteUID": {uid}, "targetEnv": {"mobile"}}, s[0], s[1]))
+		if a.code() != 0 || a.str("sessionToken") == "" {
+			t.Fatalf("notifyLogin with a session: %v", a)
+		}
+		return [2]string{a.str("sessionToken"), a.str("sessionSecret")}
+	}
+	call := func(s [2]string) answer {
+		return ts.tlsPost(t, "socialize.getUserInfo", ts.sessionSigned(t, ts.HTTPSURL, "socialize.getUserInfo", nil, s[0], s[1]))
+	}
+	alice := mobile(site, "alice")
+	alice2 := sessionMobile(alice, "alice")
+	bob := mobile(site, "bob")
+	own := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"carol"}, "targetEnv": {"mobile"}}) // the partner's signature
+	carol := [2]string{own.str("sessionToken"), own.str("sessionSecret")}
+	for i, s := range [][2]string{alice, alice2, bob, carol} {
+		want(t, fmt.Sprintf("session %d before", i), call(s), 0, "")
+	}
+
+	// Revoking alice's first session ends the one made with it, not its parent or bob's.
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", alice[0]}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: session token") {
+		t.Fatalf("revoke alice's session: exit %d, %q, %q", code, out, errOut)
+	}
+	want(t, "alice's session", call(alice), 403025, "revoked")
+	want(t, "the session made with alice's", call(alice2), 403025, "revoked")
+	want(t, "bob's session", call(bob), 0, "")
+	want(t, "the site token", ts.tlsPost(t, "socialize.getUserInfo", withToken(site, url.Values{"UID": {"bob"}})), 0, "")
+
+	// Revoking the site token ends bob's too; carol's, made with the partner secret, lives.
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", site}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: access token") {
+		t.Fatalf("revoke the site token: exit %d, %q, %q", code, out, errOut)
+	}
+	want(t, "bob's session after the site token", call(bob), 403025, "revoked")
+	want(t, "carol's session", call(carol), 0, "")
+
+	// A user's token, logged out (which revokes the user's tokens only), whose
+	// session another user holds: the command, run on the revoked token, ends it.
+	ts.login(t, "dave")
+	daves := ts.accessToken(t, "dave")
+	a := ts.tlsPost(t, "socialize.notifyLogin", withToken(daves, url.Values{"siteUID": {"dave"}, "targetEnv": {"mobile"}}))
+	dave := [2]string{a.str("sessionToken"), a.str("sessionSecret")}
+	want(t, "dave's session", call(dave), 0, "")
+	ctx := context.Background()
+	tok, err := ts.Store.Token(ctx, socius.HashToken(dave[0]))
+	if err != nil || tok.Parent != socius.HashToken(daves) {
+		t.Fatalf("dave's session: %+v, %v; want minted with dave's token", tok, err)
+	}
+	// (A session of another user made with dave's token cannot be had through the
+	// API: a token bound to a user acts for that user only. Stored by hand.)
+	eve := &socius.Token{Hash: socius.HashToken("st2.ss.eve"), Kind: socius.SessionToken, APIKey: testAPIKey, UID: "eve", CreatedAt: time.Now(), Parent: tok.Parent}
+	if err := ts.Store.CreateToken(ctx, eve); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "logout dave", ts.tlsPost(t, "socialize.logout", withToken(daves, nil)), 0, "")
+	if got, _ := ts.Store.Token(ctx, eve.Hash); !got.RevokedAt.IsZero() {
+		t.Fatalf("a logout of dave revoked eve's token")
+	}
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", daves}, store...)...); code != 0 || !strings.HasPrefix(out, "already revoked at ") {
+		t.Fatalf("revoke dave's revoked token: exit %d, %q, %q", code, out, errOut)
+	}
+	if got, _ := ts.Store.Token(ctx, eve.Hash); got.RevokedAt.IsZero() {
+		t.Errorf("eve's token, made with dave's, lives after the command revoked dave's again")
 	}
 }
