@@ -191,6 +191,11 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 				names = append(names, m)
 			}
 		}
+		if *methods != "" && len(names) == 0 {
+			// Only separators or spaces (an unset variable between commas): not "every
+			// method", which is what leaving the flag out says.
+			return badFlag("--methods %q names no method: give at least one, or leave the flag out for a key that may call every method", *methods)
+		}
 		if k.Methods, err = server.CanonicalMethods(names); err != nil {
 			return badFlag("--methods: %v", err)
 		}

@@ -281,6 +281,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": "abc"}, `SOCIUS_CLOCK_SKEW="abc"`},
 		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_CALLS": "maybe"}, `SOCIUS_LOG_CALLS="maybe"`},
 		{[]string{"key", "create", "--site", "3_x", "--methods", "socialize.getUserInfo,socialize.bogus"}, nil, `"socialize.bogus" is not a method Socius serves`},
+		{[]string{"key", "create", "--site", "3_x", "--methods", ","}, nil, `--methods "," names no method`},
+		{[]string{"key", "create", "--site", "3_x", "--methods", " "}, nil, `--methods " " names no method`},
+		{[]string{"serve", "--rate-limit", "NaN"}, nil, "--rate-limit must be a number"},
+		{[]string{"serve"}, map[string]string{"SOCIUS_RATE_LIMIT": "+Inf"}, "--rate-limit must be a number"},
+		{[]string{"serve", "--max-body-bytes", "9223372036854775807"}, nil, "--max-body-bytes must be positive and at most"},
+		{[]string{"serve", "--max-concurrent", "2000000"}, nil, "--max-concurrent must be 0 (no cap) or positive, at most"},
 	} {
 		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 		code, out, errOut := runCLI(t, env, append(tt.args, "--data", filepath.Join(dir, "never"))...)

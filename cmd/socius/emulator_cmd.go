@@ -236,6 +236,9 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			if flagGiven(fs, "fraction") && rule.Fraction == 0 {
 				return badFlag("--fraction 0 would be every call: give a share above 0 and at most 1, or leave it out")
 			}
+			if !(rule.Fraction >= 0 && rule.Fraction <= 1) { // NaN too
+				return badFlag("--fraction %g: give a share above 0 and at most 1, or leave it out", rule.Fraction)
+			}
 			rule.Delay = emulator.Duration(*delay)
 			var added emulator.Rule
 			if err := c.do(ctx, "POST", "faults", rule, &added); err != nil {

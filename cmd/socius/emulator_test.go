@@ -508,6 +508,12 @@ func TestEmulatorFaults(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "500001", "--fraction", "0", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "--fraction 0") {
 		t.Errorf("faults add --fraction 0: exit %d %s", code, errOut)
 	}
+	// So is a fraction that is no share (NaN, which JSON cannot carry, or above 1).
+	for _, f := range []string{"NaN", "1.5", "-0.5"} {
+		if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "500001", "--fraction", f, "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "--fraction "+f) {
+			t.Errorf("faults add --fraction %s: exit %d %s", f, code, errOut)
+		}
+	}
 	// A fraction: with 1 every call, and the request log marks injected calls.
 	ts.emu(t, "faults", "add", "--code", "500001", "--fraction", "1")
 	if a := ts.call(t, "socialize.getUserInfo", get); a.code() != 500001 {

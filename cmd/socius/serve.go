@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -113,6 +114,13 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxConcurrent     = 1024
+)
+
+// The largest --max-body-bytes and --max-concurrent: beyond them the body budget
+// (their product, and 8 times a body read and thrown away) would overflow.
+const (
+	maxBodyLimit       = 1 << 30
+	maxConcurrentLimit = 1 << 20
 )
 
 // NewMain returns a Main with the defaults of `socius serve`.
@@ -233,12 +241,14 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		}
 	}
 	switch {
-	case m.MaxBodyBytes <= 0:
-		return errors.New("--max-body-bytes must be positive")
+	case m.MaxBodyBytes <= 0 || m.MaxBodyBytes > maxBodyLimit:
+		return fmt.Errorf("--max-body-bytes must be positive and at most %d (1 GiB)", maxBodyLimit)
 	case m.MaxHeaderBytes <= 0:
 		return errors.New("--max-header-bytes must be positive")
-	case m.MaxConcurrent < 0:
-		return errors.New("--max-concurrent must be 0 (no cap) or positive")
+	case m.MaxConcurrent < 0 || m.MaxConcurrent > maxConcurrentLimit:
+		return fmt.Errorf("--max-concurrent must be 0 (no cap) or positive, at most %d", maxConcurrentLimit)
+	case math.IsNaN(m.RateLimit) || math.IsInf(m.RateLimit, 0):
+		return errors.New("--rate-limit must be a number of calls a second (0: off)")
 	case m.RateLimit < 0 || m.RateBurst < 0:
 		return errors.New("--rate-limit and --rate-burst must be 0 (off, default) or positive")
 	case m.RateBurst > 0 && m.RateLimit == 0:
