@@ -49,3 +49,30 @@ func TestConnectionTokenASCII(t *testing.T) {
 		t.Errorf("Close: fast path %v, net/http %v", p.close, r.Close)
 	}
 }
+
+// TestCutOffHead: a head that ends before its blank line, the client's side closed, is
+// answered as net/http answers it (400), on the first request of a connection and
+// after a whole one; the fast path closed such a connection without a word.
+func TestCutOffHead(t *testing.T) {
+	fastAddr, _ := start(t, http.HandlerFunc(echo), true, nil)
+	netAddr, _ := start(t, http.HandlerFunc(echo), false, nil)
+	whole := "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+	for _, raw := range []string{
+		"GET /socialize.getUserInfo HTTP/1.1\r\nHost: x\r\n",
+		"GET /socialize.getUserInfo HTTP/1.1\r\nHost: x",
+		"GET /socialize.getUserInfo HTTP/1.1\r\n",
+		"GET /soc",
+		whole + "GET /socialize.getUserInfo HTTP/1.1\r\nHost: x\r\n",
+		"POST /a HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\napiKey=3_k",
+	} {
+		want := send(t, netAddr, raw, 3)
+		got := send(t, fastAddr, raw, 3)
+		if len(want) == 0 || !strings.HasPrefix(want[len(want)-1], "HTTP/1.1 400") {
+			t.Fatalf("%q: net/http alone answered %q", raw, want)
+		}
+		// The echo handler says which server served it; nothing else may differ.
+		if strings.ReplaceAll(strings.Join(got, ""), `"served":"fast"`, `"served":"slow"`) != strings.Join(want, "") {
+			t.Errorf("%q:\nfast path %q\nnet/http  %q", raw, got, want)
+		}
+	}
+}

@@ -334,7 +334,10 @@ func (c *conn) serve() {
 		// read has to wait.
 		head, err := readHead(c.br, c.s.MaxHeaderBytes, c.waitHead)
 		if err != nil {
-			if errors.Is(err, errNotMine) && c.activate() {
+			// A head cut short (the client closed its side, or the head's time ran out,
+			// with part of it read) goes to net/http too, to be answered as net/http
+			// answers it (400 for a head that ends before its blank line).
+			if (errors.Is(err, errNotMine) || c.br.Buffered() > 0) && c.activate() {
 				handedOver = c.handOver()
 			}
 			return
@@ -416,7 +419,11 @@ func (c *conn) handOver() bool {
 	// net/http sets its own deadlines; its first for the head is held to what is left
 	// of this one, so that a slow head gains no time by being handed over.
 	hc := &handedConn{Conn: c.rwc, r: c.br, head: c.headDeadline()}
-	c.rwc.SetDeadline(time.Time{})
+	// Until net/http sets its own (which it may not, without timeouts of its own), the
+	// read deadline is what is left of the head's: a head cut short by its deadline
+	// is over at once.
+	c.rwc.SetWriteDeadline(time.Time{})
+	c.rwc.SetReadDeadline(hc.head)
 	if !c.s.handoff.give(hc) {
 		return false
 	}
