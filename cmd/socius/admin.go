@@ -55,9 +55,8 @@ func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
 }
 
 func runSite(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: socius site create|list|show|rotate-secret [flags]")
-		return errUsage
+	if err, done := noSubcommand(args, "site", "usage: socius site create|list|show|rotate-secret [flags]", stdout, stderr); done {
+		return err
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius site "+args[0], stderr)
@@ -154,9 +153,8 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 }
 
 func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: socius key create|list|delete|rotate-secret [flags]")
-		return errUsage
+	if err, done := noSubcommand(args, "key", "usage: socius key create|list|delete|rotate-secret [flags]", stdout, stderr); done {
+		return err
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius key "+args[0], stderr)

@@ -209,6 +209,31 @@ func TestUsage(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: %d %s", code, errOut)
 	}
+	// A command with subcommands: -h lists them (exit 0), none is a usage error.
+	for cmd, sub := range map[string]string{"site": "create|list", "key": "create|list|delete", "user": "export|import", "token": "revoke"} {
+		for _, h := range []string{"-h", "--help", "help"} {
+			if code, out, errOut := runCLI(t, noEnv, cmd, h); code != 0 || !strings.Contains(out, sub) || errOut != "" {
+				t.Errorf("socius %s %s: exit %d, %q, %q", cmd, h, code, out, errOut)
+			}
+		}
+		if code, out, errOut := runCLI(t, noEnv, cmd); code != 2 || !strings.Contains(errOut, sub) || out != "" {
+			t.Errorf("socius %s: exit %d, %q, %q", cmd, code, out, errOut)
+		}
+	}
+	// A --store that is no store, or PostgreSQL without the master key, is a usage
+	// error for the admin commands as for serve.
+	for _, args := range [][]string{
+		{"site", "list", "--store", "mysql://x"},
+		{"site", "list", "--store", "postgres://socius@127.0.0.1:1/socius"},
+		{"serve", "--store", "mysql://x"},
+	} {
+		if code, _, errOut := runCLI(t, noEnv, args...); code != 2 || !strings.Contains(errOut, "--store") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, func(k string) (string, bool) { return "mysql://x", k == "SOCIUS_STORE" }, "key", "list"); code != 2 || !strings.Contains(errOut, "--store") {
+		t.Errorf("SOCIUS_STORE=mysql://x socius key list: exit %d, %q", code, errOut)
+	}
 }
 
 // TestAdminCommandsIgnoreCallEnvironment: SOCIUS_SECRET, SOCIUS_API_KEY and

@@ -136,3 +136,19 @@ func openInput(name string) (io.ReadCloser, error) {
 	}
 	return os.Open(name)
 }
+
+// noSubcommand handles a command with subcommands run without one, or with -h, --help
+// or help in its place: its usage line, on standard error as a usage error (exit 2)
+// when the subcommand is missing, on standard output (exit 0) when asked for. It
+// reports whether it handled args.
+func noSubcommand(args []string, cmd, usage string, stdout, stderr io.Writer) (err error, done bool) {
+	switch {
+	case len(args) == 0:
+		fmt.Fprintln(stderr, usage)
+		return errUsage, true
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+		fmt.Fprintf(stdout, "%s\nRun \"socius %s <subcommand> -h\" for the flags of each.\n", usage, cmd)
+		return nil, true
+	}
+	return nil, false
+}

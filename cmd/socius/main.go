@@ -67,7 +67,8 @@ commands:
   bench                                 measure throughput and latency (signed calls) against a baseline
   version                               print the version of Socius and Go
 
-Run "socius <command> -h" for its flags. A flag may also be set as an environment
+Run "socius <command> -h" for a command's flags or subcommands, and "socius <command>
+<subcommand> -h" for a subcommand's flags. A flag may also be set as an environment
 variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE); the site, key, user and token
 commands read only the store's: SOCIUS_DATA, SOCIUS_STORE, SOCIUS_MASTER_KEY(_FILE),
 SOCIUS_PREVIOUS_MASTER_KEY_FILE.

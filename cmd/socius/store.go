@@ -77,7 +77,7 @@ type openedStore struct {
 // written before encryption was enabled.
 func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if err := checkStore(cfg.spec); err != nil {
-		return nil, err
+		return nil, flagError{err} // a usage error (exit 2), as for serve
 	}
 	var raw socius.Store
 	var nonces socius.NonceStore
@@ -85,7 +85,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		// Every node must seal with the same key: one generated into a node's data
 		// folder would be useless to the others.
 		if cfg.masterKeyFile == "" && cfg.masterKey == "" {
-			return nil, errNoMasterKey
+			return nil, flagError{errNoMasterKey}
 		}
 		pg, err := postgres.Open(ctx, cfg.spec)
 		if err != nil {

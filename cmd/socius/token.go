@@ -16,9 +16,8 @@ import (
 const maxTokenText = 4096
 
 func runToken(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: socius token revoke [flags] [TOKEN]")
-		return errUsage
+	if err, done := noSubcommand(args, "token", "usage: socius token revoke [flags] [TOKEN]", stdout, stderr); done {
+		return err
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius token "+args[0], stderr)

@@ -29,9 +29,8 @@ const importWorkers = 16
 var progressEvery = time.Second
 
 func runUser(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: socius user export|import [flags]")
-		return errUsage
+	if err, done := noSubcommand(args, "user", "usage: socius user export|import [flags]", stdout, stderr); done {
+		return err
 	}
 	var sf storeFlags
 	fs := newFlagSet("socius user "+args[0], stderr)
