@@ -112,7 +112,9 @@ func (c *call) ignore(names []string, message string) error {
 		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: unrecognized parameters with checkParams=true: %s", nameList(names))
 	}
 	for _, n := range names {
-		c.ignored = append(c.ignored, gigya.IgnoredParam{Name: n, WarningCode: socius.CodePermissionDenied, Message: message})
+		// Parameter names are at most gigya.MaxParamNameLen bytes; a userInfo key has no
+		// bound of its own, and is echoed clipped as checkParams names it.
+		c.ignored = append(c.ignored, gigya.IgnoredParam{Name: clip(n, maxIgnoredName), WarningCode: socius.CodePermissionDenied, Message: message})
 	}
 	return nil
 }
@@ -123,6 +125,10 @@ const (
 	maxListedNames = 20
 	maxListedName  = 100
 )
+
+// maxIgnoredName is the longest name an ignoredParams entry echoes whole: a parameter
+// name, or "userInfo." and a key of that length.
+const maxIgnoredName = len("x_userInfo.") + gigya.MaxParamNameLen
 
 // nameList joins names with ", ", at most maxListedNames of them, each clipped, and
 // says how many more there were.

@@ -554,6 +554,29 @@ func TestCheckParamsListBounded(t *testing.T) {
 	}
 }
 
+// TestIgnoredParamsNamesBounded: without checkParams, unknown userInfo keys are listed
+// in ignoredParams each clipped: a key has no length of its own, and a body of a few
+// long keys made an answer twice its size.
+func TestIgnoredParamsNamesBounded(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	long := strings.Repeat("k", 200<<10)
+	short := strings.Repeat("s", 100)
+	body := url.Values{"apiKey": {labAPIKey}, "secret": {labSecret}, "UID": {"u1"},
+		"userInfo": {`{"` + long + `":1,"` + short + `":2,"nickname":"n"}`}}.Encode()
+	got := postBody(s, nil, true, "socialize.setUserInfo", body)
+	var a struct {
+		ErrorCode     int
+		IgnoredParams []struct{ ParamName string }
+	}
+	if err := json.Unmarshal([]byte(got), &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 4000 || a.ErrorCode != 0 || len(a.IgnoredParams) != 2 ||
+		a.IgnoredParams[0].ParamName != "userInfo."+long[:maxIgnoredName-len("userInfo.")]+"..." || a.IgnoredParams[1].ParamName != "userInfo."+short {
+		t.Errorf("answer of %d bytes: %.500s", len(got), got)
+	}
+}
+
 // TestBodyGrowsAsItArrives: a body announced at 1 MiB of which a few bytes came holds
 // a buffer of at most firstBodyRead, not the announced megabyte.
 func TestBodyGrowsAsItArrives(t *testing.T) {
