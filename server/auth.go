@@ -178,12 +178,12 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	if err := s.outsideSkew(c, "timestamp", tsText, ts); err != nil {
 		return err
 	}
-	if gigya.VerifyRequest(key, c.params.Get("sig"), c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, c.params.All()) < 0 {
+	if !c.signatureMatches(key) {
 		// What the server signed, for debugging through Config.Observe; credential
 		// values (a session call signs its oauth_token) are masked.
 		// Each base string is cut at maxBaseString bytes: a wrong signature costs
 		// nothing but the apiKey, and a whole one is up to five times the body.
-		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.Path)
+		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.EscapedPath())
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()), maxBaseString)
 		if s.cfg.ExplainSignatures {
@@ -286,6 +286,19 @@ func aheadBehind(d time.Duration) string {
 		return "behind"
 	}
 	return "ahead of"
+}
+
+// signatureMatches reports whether the call's sig signs it with key, for a candidate
+// URL of the path as received (SPEC 4: its percent-escapes as sent) or, when the
+// client escaped characters that need none (`%55` for `U`), of the path decoded,
+// which a client that escapes only on the wire signs. The SDKs send neither.
+func (c *call) signatureMatches(key []byte) bool {
+	sig, params := c.params.Get("sig"), c.params.All()
+	path := c.r.URL.EscapedPath()
+	if gigya.VerifyRequest(key, sig, c.r.Method, c.scheme, c.r.Host, path, params) >= 0 {
+		return true
+	}
+	return path != c.r.URL.Path && gigya.VerifyRequest(key, sig, c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, params) >= 0
 }
 
 // checkSecret checks a secret sent in plain: only over TLS (or a trusted proxy's TLS),

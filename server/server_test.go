@@ -684,3 +684,21 @@ func TestUnknownID(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedPathAsReceived: a signature is checked against the path as received, its
+// percent-escapes as sent (SPEC 4), and against the path decoded, which a client that
+// escapes only on the wire signs; the refusal names the path as received.
+func TestSignedPathAsReceived(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	const escaped = "socialize.get%55serInfo"
+	get := url.Values{"UID": {"u1"}}
+	for name, signedFor := range map[string]string{"as received": escaped, "decoded": "socialize.getUserInfo"} {
+		if got := send(s, nil, escaped, signedBody(signedFor, "path-"+name, get)); !strings.Contains(got, `"errorCode":0`) {
+			t.Errorf("signed for the path %s: %s", name, got)
+		}
+	}
+	got := send(s, nil, escaped, signedBody("socialize.setUserInfo", "path-other", get))
+	if !strings.Contains(got, `"errorCode":403003`) || !strings.Contains(got, "POST http://socialize.localtest/"+escaped) {
+		t.Errorf("signed for another path: %s", got)
+	}
+}
