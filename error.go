@@ -82,10 +82,10 @@ var (
 	// stored, no longer named a key of the token's site (deleted since the call
 	// authenticated). Nothing was stored.
 	ErrKeyGone = errors.New("the token's userKey is gone")
-	// ErrParentGone: a token minted with another token (Token.Parent) that, when it
+	// ErrRootGone: a token minted from another (Token.Root) whose root token, when it
 	// was to be stored, was revoked or no longer stored (revoked since the call
 	// authenticated). Nothing was stored.
-	ErrParentGone = errors.New("the token it was minted with is revoked")
+	ErrRootGone = errors.New("the token it was minted from is revoked")
 )
 
 // DatabaseError wraps a store driver failure (connection lost, disk full, ...) as

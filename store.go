@@ -43,9 +43,9 @@ type UserStore interface {
 	// LoginWithToken is Login followed by CreateToken(t), a token of the user, as one
 	// operation: the user is logged in and holds the token, or nothing changed (a taken
 	// hash is ErrExists, a site that does not exist ErrNotFound, a t.UserKey that names
-	// no key of the site ErrKeyGone, a revoked or missing t.Parent ErrParentGone). A
+	// no key of the site ErrKeyGone, a revoked or missing t.Root ErrRootGone). A
 	// logout or deletion of the user, a deletion of the token's key and a revocation
-	// of its parent come before both or after both.
+	// of its root come before both or after both.
 	LoginWithToken(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, t *Token) (created bool, err error)
 	// User returns a user, or ErrNotFound.
 	User(ctx context.Context, apiKey, uid string) (*User, error)
@@ -131,29 +131,39 @@ type Token struct {
 	// RevokedAt is when logout, deleteAccount or `socius token revoke` ended the
 	// token; zero while it lives.
 	RevokedAt time.Time
-	// Parent is the hash of the token whose call minted this one (a mobile session
-	// from notifyLogin called with an access or session token); "" for a token minted
-	// with a site's or key's own credentials. Revoking a token revokes the tokens
-	// minted with it.
-	Parent string
+	// Root is the hash of the token at the top of the chain of calls that minted
+	// this one: a mobile session made by notifyLogin called with an access or session
+	// token has that token's Root, or that token itself when its Root is "". "" for a
+	// token made with a site's or key's own credentials. Revoking a token revokes the
+	// tokens whose Root it is: every session made from it, directly or through
+	// sessions made from those.
+	Root string
 }
+
+// MintedBatch is the most minted tokens RevokeToken revokes in one transaction: a
+// site token that minted sessions for a million users must not hold the store (or
+// SQLite's single writer) for seconds.
+const MintedBatch = 1000
 
 // TokenStore keeps access and session tokens.
 type TokenStore interface {
 	// CreateToken stores a token; ErrExists if its hash is taken, ErrNotFound if the
 	// site does not exist, ErrKeyGone if t.UserKey is set and names no key of the
-	// site, ErrParentGone if t.Parent is set and names no stored token, or a revoked
+	// site, ErrRootGone if t.Root is set and names no stored token, or a revoked
 	// one. A deletion of the key comes before the token (ErrKeyGone) or after it
-	// (which deletes the token with the key's others); a revocation of the parent
-	// likewise (ErrParentGone, or the token revoked with the parent).
+	// (which deletes the token with the key's others); a revocation of the root
+	// likewise (ErrRootGone, or the token revoked with the root).
 	CreateToken(ctx context.Context, t *Token) error
 	// Token returns the token with the hash, revoked and expired ones included (so that
 	// a client can be told which), or ErrNotFound.
 	Token(ctx context.Context, hash string) (*Token, error)
-	// RevokeToken marks a token revoked at now, and with it every token minted with it
-	// (Parent), and those minted with them, at once; ErrNotFound if there is none. A
-	// token keeps its first revocation time (revoking again, by any path, is not an
-	// error, and revokes again whatever was minted with it and still lives).
+	// RevokeToken marks a token revoked at now, and every token whose Root it is;
+	// ErrNotFound if there is none. The token is revoked first, with up to
+	// MintedBatch of its minted tokens in the same operation; from then on no token
+	// is minted from it, and the rest are revoked right after, MintedBatch at a time
+	// (revoked never before they were made). A token keeps its first revocation time
+	// (revoking again, by any path, is not an error, and revokes what was minted from
+	// it and still lives: the way to finish a revocation that failed half way).
 	RevokeToken(ctx context.Context, hash string, now time.Time) error
 	// DeleteExpiredTokens removes tokens that expired or were revoked before `before`
 	// and reports how many (housekeeping).

@@ -1068,9 +1068,9 @@ func TestDeleteKeyAgainSweeps(t *testing.T) {
 }
 
 // TestRevokeWaitsForMintedTokens: a token being minted holds a share lock on its
-// parent; RevokeToken waits for it, at the parent or at a minted token down the tree,
-// and revokes it once it committed. The database defaults to REPEATABLE READ, where a
-// RevokeToken on one snapshot would miss both.
+// root; RevokeToken waits for it and revokes it once it committed, and a token minted
+// after finds its root revoked. The database defaults to REPEATABLE READ, where a
+// RevokeToken on one snapshot would miss the one it waited for.
 func TestRevokeWaitsForMintedTokens(t *testing.T) {
 	url := pgtest.URL(t) + "&default_transaction_isolation=repeatable%20read"
 	a, b := open(t, url), open(t, url)
@@ -1080,80 +1080,65 @@ func TestRevokeWaitsForMintedTokens(t *testing.T) {
 	if err := a.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	tok := func(n int, parent string) *socius.Token {
-		return &socius.Token{Hash: fmt.Sprintf("%064x", n), Kind: socius.SessionToken, APIKey: "3_site", CreatedAt: now, Parent: parent}
+	tok := func(n int, root string) *socius.Token {
+		return &socius.Token{Hash: fmt.Sprintf("%064x", n), Kind: socius.SessionToken, APIKey: "3_site", CreatedAt: now, Root: root}
 	}
-	root, child := tok(1, ""), tok(2, fmt.Sprintf("%064x", 1))
-	for _, tk := range []*socius.Token{root, child} {
+	root := tok(1, "")
+	before := tok(2, root.Hash)
+	for _, tk := range []*socius.Token{root, before} {
 		if err := a.CreateToken(ctx, tk); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Two tokens in the minting: one of the root, one of the child, each in an open
-	// transaction past its parent's check.
-	mint := func(tk *socius.Token) pgx.Tx {
-		tx, err := a.pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := parentLives(ctx, tx, tk); err != nil {
-			t.Fatal(err)
-		}
-		if err := insertToken(ctx, tx, tk); err != nil {
-			t.Fatal(err)
-		}
-		return tx
-	}
-	sibling, grandchild := tok(3, root.Hash), tok(4, child.Hash)
-	txSibling, txGrandchild := mint(sibling), mint(grandchild)
-	done := make(chan error, 1)
-	go func() { done <- b.RevokeToken(ctx, root.Hash, now.Add(time.Minute)) }()
-	waitFor := func(query string) {
-		t.Helper()
-		for waiting := 0; waiting == 0; {
-			if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-				WHERE wait_event_type = 'Lock' AND query LIKE $1`, query).Scan(&waiting); err != nil {
-				t.Fatal(err)
-			}
-			if ctx.Err() != nil {
-				t.Fatal(ctx.Err())
-			}
-		}
-	}
-	waitFor("UPDATE tokens%") // the root's UPDATE waits for the sibling
-	if err := txSibling.Commit(ctx); err != nil {
+	// A token in the minting, in an open transaction past its root's check.
+	minting := tok(3, root.Hash)
+	tx, err := a.pool.Begin(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor("WITH RECURSIVE%") // the child's waits for the grandchild
-	if err := txGrandchild.Commit(ctx); err != nil {
+	if err := rootLives(ctx, tx, minting); err != nil {
+		t.Fatal(err)
+	}
+	if err := insertToken(ctx, tx, minting); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.RevokeToken(ctx, root.Hash, now.Add(time.Minute)) }()
+	for waiting := 0; waiting == 0; { // the root's UPDATE waits for the minting
+		if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tokens%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("RevokeToken: %v", err)
 	}
-	for _, tk := range []*socius.Token{root, child, sibling, grandchild} {
+	for _, tk := range []*socius.Token{root, before, minting} {
 		got, err := a.Token(ctx, tk.Hash)
 		if err != nil || !got.RevokedAt.Equal(now.Add(time.Minute)) {
 			t.Errorf("token %.4s...: %+v, %v; want revoked at %s", tk.Hash[60:], got, err, now.Add(time.Minute))
 		}
 	}
-	// A token minted after the revocation finds its parent revoked, at REPEATABLE
-	// READ too.
-	wantErr := func(err error) {
-		t.Helper()
-		if !errors.Is(err, socius.ErrParentGone) {
-			t.Errorf("a token of a revoked parent: %v; want ErrParentGone", err)
-		}
+	// A token minted after the revocation finds its root revoked, at REPEATABLE READ
+	// too.
+	if err := a.CreateToken(ctx, tok(4, root.Hash)); !errors.Is(err, socius.ErrRootGone) {
+		t.Errorf("a token of a revoked root: %v; want ErrRootGone", err)
 	}
-	wantErr(a.CreateToken(ctx, tok(5, root.Hash)))
-	wantErr(a.CreateToken(ctx, tok(6, grandchild.Hash)))
 }
 
-// TestRevokeMintedUsesIndexes: the minted tokens are found by the index on parent and
-// updated by their hash (scans priced out, as in TestDeleteKeyUsesIndex).
+// TestRevokeMintedUsesIndexes: the live minted tokens are found by the index that
+// holds only them and updated by their hash (scans priced out, as in
+// TestDeleteKeyUsesIndex).
 func TestRevokeMintedUsesIndexes(t *testing.T) {
-	p := explain(t, newStore(t), revokeMinted, "h", 0)
-	if !strings.Contains(p, "tokens_by_parent") || !strings.Contains(p, "tokens_pkey") || strings.Contains(p, "tokens_by_revocation") {
-		t.Errorf("plan of revokeMinted:\n%s", p)
+	p := explain(t, newStore(t), revokeMintedBatch, "h", 0, 1000)
+	if !strings.Contains(p, "tokens_live_by_root") || !strings.Contains(p, "Index Cond: (root = ") ||
+		!strings.Contains(p, "tokens_pkey") || !strings.Contains(p, "Index Cond: (hash = ") {
+		t.Errorf("plan of revokeMintedBatch:\n%s", p)
 	}
 }

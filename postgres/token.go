@@ -39,32 +39,11 @@ func (s *Store) CreateToken(ctx context.Context, t *socius.Token) error {
 				return err
 			}
 		}
-		if err := parentLives(ctx, tx, t); err != nil {
+		if err := rootLives(ctx, tx, t); err != nil {
 			return err
 		}
 		return insertToken(ctx, tx, t)
 	})
-}
-
-// parentLives returns socius.ErrParentGone when t was minted with a token that is
-// revoked or no longer stored, and otherwise holds a share lock on the parent's row
-// until the transaction ends. So a RevokeToken of the parent commits before the check
-// (then the check sees it revoked; at REPEATABLE READ or SERIALIZABLE, if it committed
-// after the snapshot, the lock fails with 40001 and write runs the transaction again),
-// or its UPDATE of the parent waits for the token's commit, and its statement for the
-// minted tokens, at READ COMMITTED, sees the token (see RevokeToken). Taken after the
-// user's row (as Logout takes the user's row, then the tokens), so that a login with a
-// token and a logout do not wait for each other crosswise.
-func parentLives(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
-	if t.Parent == "" {
-		return nil
-	}
-	var revoked *int64
-	err := tx.QueryRow(ctx, `SELECT revoked_at FROM tokens WHERE hash = $1 FOR SHARE`, t.Parent).Scan(&revoked)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && revoked != nil {
-		return socius.ErrParentGone
-	}
-	return err
 }
 
 // keyHeld returns socius.ErrKeyGone when t was obtained with a userKey that names no
@@ -91,13 +70,34 @@ func keyHeld(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
 	return err
 }
 
+// rootLives returns socius.ErrRootGone when t was minted from a token whose root is
+// revoked or no longer stored, and otherwise holds a share lock on the root's row
+// until the transaction ends. So a RevokeToken of the root commits before the check
+// (then the check sees it revoked; at REPEATABLE READ or SERIALIZABLE, if it committed
+// after the snapshot, the lock fails with 40001 and write runs the transaction again),
+// or its UPDATE of the root waits for the token's commit, and its statements for the
+// minted tokens, at READ COMMITTED, see the token (see RevokeToken). Taken after the
+// user's row (as Logout takes the user's row, then the tokens), so that a login with a
+// token and a logout do not wait for each other crosswise.
+func rootLives(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
+	if t.Root == "" {
+		return nil
+	}
+	var revoked *int64
+	err := tx.QueryRow(ctx, `SELECT revoked_at FROM tokens WHERE hash = $1 FOR SHARE`, t.Root).Scan(&revoked)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && revoked != nil {
+		return socius.ErrRootGone
+	}
+	return err
+}
+
 // insertToken is the token's INSERT: the primary key makes ErrExists, the site's
 // foreign key ErrNotFound.
 func insertToken(ctx context.Context, q execer, t *socius.Token) error {
-	_, err := q.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, parent)
+	_, err := q.Exec(ctx, `INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, root)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
-		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt), nullString(t.Parent))
+		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt), nullString(t.Root))
 	return err
 }
 
@@ -107,16 +107,16 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 	var t socius.Token
 	err := s.read(ctx, "token", func(ctx context.Context) error {
 		var kind string
-		var uid, userKey, parent *string
+		var uid, userKey, root *string
 		var created int64
 		var expires, revoked *int64
-		err := s.pool.QueryRow(ctx, `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, parent
-			FROM tokens WHERE hash = $1`, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked, &parent)
+		err := s.pool.QueryRow(ctx, `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, root
+			FROM tokens WHERE hash = $1`, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked, &root)
 		if err != nil {
 			return err
 		}
 		t.Kind = socius.TokenKind(kind)
-		t.UID, t.UserKey, t.Parent = fromNullString(uid), fromNullString(userKey), fromNullString(parent)
+		t.UID, t.UserKey, t.Root = fromNullString(uid), fromNullString(userKey), fromNullString(root)
 		t.CreatedAt = fromMillis(created)
 		t.ExpiresAt = fromNullMillis(expires)
 		t.RevokedAt = fromNullMillis(revoked)
@@ -128,44 +128,53 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 	return &t, nil
 }
 
-// RevokeToken marks a token revoked at now, and the tokens minted with it, and with
-// those, in one transaction; socius.ErrNotFound if there is none. Revoking a revoked
-// token succeeds and keeps the first revocation time.
+// RevokeToken marks a token revoked at now, and the tokens whose root it is;
+// socius.ErrNotFound if there is none. Revoking a revoked token succeeds and keeps the
+// first revocation time.
 //
-// It runs at READ COMMITTED whatever the database's default, and revokes the minted
-// tokens statement by statement until one finds none: a token being minted holds a
-// share lock on its parent (parentLives), so the UPDATE of the parent, or of a minted
-// token, waits for its commit, and the next statement, on a fresh snapshot, sees it
-// and revokes it. A token minted after the parent's UPDATE waits for this commit and
-// then finds its parent revoked.
+// The token goes first, with up to socius.MintedBatch of its minted tokens, in a
+// transaction at READ COMMITTED whatever the database's default: a token being minted
+// from it holds a share lock on its row (rootLives), so the UPDATE waits for its
+// commit, and the next statement, on a fresh snapshot, sees it. Once that transaction
+// has committed no token is minted from it any more (rootLives finds it revoked), and
+// the rest are revoked socius.MintedBatch a statement, each its own transaction, until
+// one finds none: a fixed set, however many, however fast clients mint.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
-	return s.write(ctx, "revoke token", func(ctx context.Context) error {
+	more := false
+	err := s.write(ctx, "revoke token", func(ctx context.Context) error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 			// The WHERE clause matches a revoked token too (COALESCE keeps its time),
 			// so that only a missing token affects no row.
 			if err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash)); err != nil {
 				return err
 			}
-			for {
-				tag, err := tx.Exec(ctx, revokeMinted, hash, millis(now))
-				if err != nil || tag.RowsAffected() == 0 {
-					return err
-				}
-			}
+			var err error
+			more, err = revokeMinted(ctx, tx, hash, now)
+			return err
 		})
 	})
+	for err == nil && more {
+		err = s.write(ctx, "revoke token", func(ctx context.Context) (err error) {
+			more, err = revokeMinted(ctx, s.pool, hash, now)
+			return err
+		})
+	}
+	return err
 }
 
-// revokeMinted revokes the live tokens minted with a token, and with those, down the
-// tree (UNION, not UNION ALL: a hash met twice is followed once), never before a
-// token was minted (a clock behind the server's that minted it: a revocation dated
-// before the token would look a week old to housekeeping at once). "revoked_at + 0"
-// keeps the planner from walking every live token through the index on revoked_at
-// instead of looking the minted ones up by hash (it did so on small tables).
-const revokeMinted = `WITH RECURSIVE minted(hash) AS (
-		SELECT hash FROM tokens WHERE parent = $1
-		UNION SELECT tokens.hash FROM tokens JOIN minted ON tokens.parent = minted.hash)
-	UPDATE tokens SET revoked_at = GREATEST($2, created_at) WHERE hash IN (SELECT hash FROM minted) AND revoked_at + 0 IS NULL`
+// revokeMinted revokes up to socius.MintedBatch live tokens whose root is hash, never
+// before they were made (a clock behind the server's that made them: a revocation
+// dated before the token would look a week old to housekeeping at once), and reports
+// whether there may be more.
+func revokeMinted(ctx context.Context, q execer, hash string, now time.Time) (bool, error) {
+	tag, err := q.Exec(ctx, revokeMintedBatch, hash, millis(now), socius.MintedBatch)
+	return err == nil && tag.RowsAffected() == socius.MintedBatch, err
+}
+
+// revokeMintedBatch finds its tokens through tokens_live_by_root, which holds only the
+// live ones: each batch starts where there is something to revoke.
+const revokeMintedBatch = `UPDATE tokens SET revoked_at = GREATEST($2, created_at)
+	WHERE hash IN (SELECT hash FROM tokens WHERE root = $1 AND revoked_at IS NULL LIMIT $3)`
 
 // revokeUserTokens revokes, at now, the live tokens of a user (Logout, DeleteUser),
 // inside the caller's transaction. Those revoked already keep their first revocation

@@ -104,7 +104,7 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
 			return err
 		}
-		if err := parentLives(ctx, tx, t); err != nil {
+		if err := rootLives(ctx, tx, t); err != nil {
 			return err // the login is rolled back with the transaction
 		}
 		return insertToken(ctx, tx, t)

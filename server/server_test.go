@@ -472,7 +472,7 @@ func TestTokenOfARevokedToken(t *testing.T) {
 				t.Fatalf("getToken: %s", got)
 			}
 			revoke := func(ctx context.Context, st socius.Store, tok *socius.Token) error {
-				return st.RevokeToken(ctx, tok.Parent, labTime)
+				return st.RevokeToken(ctx, tok.Root, labTime)
 			}
 			var created []string
 			var tried *socius.Token
@@ -490,11 +490,11 @@ func TestTokenOfARevokedToken(t *testing.T) {
 			}
 			s.cfg.Store = fault
 			got = postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&siteUID=minted&targetEnv=mobile")
-			if tried == nil || tried.Parent != socius.HashToken(a.AccessToken) {
+			if tried == nil || tried.Root != socius.HashToken(a.AccessToken) {
 				t.Fatalf("the session tried: %+v; want one minted with the access token", tried)
 			}
 			if when == "before" {
-				if !strings.Contains(got, `"errorCode":403025`) || !strings.Contains(got, "the token of this call was revoked while the call ran") || strings.Contains(got, "sessionToken") {
+				if !strings.Contains(got, `"errorCode":403025`) || !strings.Contains(got, "the token of this call, or the one it was made from, was revoked while the call ran") || strings.Contains(got, "sessionToken") {
 					t.Fatalf("answer %s", got)
 				}
 				if tok, err := st.Token(ctx, tried.Hash); !errors.Is(err, socius.ErrNotFound) || len(created) != 0 {

@@ -62,8 +62,11 @@ func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration
 	if c.token != nil {
 		// A session minted with a token (notifyLogin) ends when that token does at the
 		// latest: a leaked token of a minute must not yield sessions for ever; and
-		// revoking the token revokes it too.
-		t.Parent = c.token.Hash
+		// revoking the token, or the one at the top of its chain, revokes it too.
+		t.Root = c.token.Root
+		if t.Root == "" {
+			t.Root = c.token.Hash
+		}
 		if !c.token.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(c.token.ExpiresAt)) {
 			t.ExpiresAt = c.token.ExpiresAt
 		}
@@ -95,14 +98,15 @@ func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patc
 
 // tokenRefused turns the store's refusals of a token (which stored nothing) into the
 // call's answer: ErrKeyGone, a userKey deleted between the call's authentication and
-// its token's write, into 403005; ErrParentGone, the call's own token revoked
-// meanwhile, into 403025, what the call would have got a moment later.
+// its token's write, into 403005; ErrRootGone, the call's own token (or the one at
+// the top of its chain) revoked meanwhile, into 403025, what the call would have got
+// a moment later.
 func tokenRefused(t *socius.Token, err error) error {
 	switch {
 	case errors.Is(err, socius.ErrKeyGone):
 		return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
-	case errors.Is(err, socius.ErrParentGone):
-		return socius.Errorf(socius.CodeInvalidToken, "Invalid token: the token of this call was revoked while the call ran")
+	case errors.Is(err, socius.ErrRootGone):
+		return socius.Errorf(socius.CodeInvalidToken, "Invalid token: the token of this call, or the one it was made from, was revoked while the call ran")
 	}
 	return err
 }

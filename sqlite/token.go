@@ -24,7 +24,7 @@ func createToken(tx *sql.Tx, t *socius.Token) error {
 	if err := keyHeld(tx, t); err != nil {
 		return err
 	}
-	if err := parentLives(tx, t); err != nil {
+	if err := rootLives(tx, t); err != nil {
 		return err
 	}
 	return insertToken(tx, t)
@@ -32,10 +32,10 @@ func createToken(tx *sql.Tx, t *socius.Token) error {
 
 // insertToken is the token's INSERT.
 func insertToken(tx *sql.Tx, t *socius.Token) error {
-	_, err := tx.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, parent)
+	_, err := tx.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, root)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, string(t.Kind), t.APIKey, nullString(t.UID), nullString(t.UserKey),
-		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt), nullString(t.Parent))
+		millis(t.CreatedAt), nullMillis(t.ExpiresAt), nullMillis(t.RevokedAt), nullString(t.Root))
 	if err != nil {
 		return errorFor("create token", err) // the primary key makes ErrExists, the site's foreign key ErrNotFound
 	}
@@ -59,26 +59,26 @@ func keyHeld(tx *sql.Tx, t *socius.Token) error {
 	return nil
 }
 
-// parentLives returns socius.ErrParentGone when t was minted with a token that is
+// rootLives returns socius.ErrRootGone when t was minted from a token whose root is
 // revoked or no longer stored. In the writer's transaction, like keyHeld: a revocation
-// of the parent comes before the check, or after the token is stored, and then revokes
-// it with the parent.
-func parentLives(tx *sql.Tx, t *socius.Token) error {
-	if t.Parent == "" {
+// of the root comes before the check, or after the token is stored, and then revokes
+// it with the root's others.
+func rootLives(tx *sql.Tx, t *socius.Token) error {
+	if t.Root == "" {
 		return nil
 	}
 	var revoked sql.NullInt64
-	err := tx.QueryRow(`SELECT revoked_at FROM tokens WHERE hash = ?`, t.Parent).Scan(&revoked)
+	err := tx.QueryRow(`SELECT revoked_at FROM tokens WHERE hash = ?`, t.Root).Scan(&revoked)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
-		return socius.ErrParentGone
+		return socius.ErrRootGone
 	}
 	if err != nil {
-		return errorFor("create token: its parent", err)
+		return errorFor("create token: its root", err)
 	}
 	return nil
 }
 
-const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, parent
+const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at, root
 	FROM tokens WHERE hash = ?`
 
 // Token returns the token with the hash, revoked and expired ones included, or
@@ -86,10 +86,10 @@ const selectToken = `SELECT hash, kind, api_key, uid, user_key, created_at, expi
 func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 	var t socius.Token
 	var kind string
-	var uid, userKey, parent sql.NullString
+	var uid, userKey, root sql.NullString
 	var created int64
 	var expires, revoked sql.NullInt64
-	err := s.tokenStmt.QueryRowContext(ctx, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked, &parent)
+	err := s.tokenStmt.QueryRowContext(ctx, hash).Scan(&t.Hash, &kind, &t.APIKey, &uid, &userKey, &created, &expires, &revoked, &root)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, socius.ErrNotFound
 	}
@@ -97,44 +97,61 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 		return nil, errorFor("token", err)
 	}
 	t.Kind = socius.TokenKind(kind)
-	t.UID, t.UserKey, t.Parent = uid.String, userKey.String, parent.String // NULL is ""
+	t.UID, t.UserKey, t.Root = uid.String, userKey.String, root.String // NULL is ""
 	t.CreatedAt = fromMillis(created)
 	t.ExpiresAt = fromNullMillis(expires)
 	t.RevokedAt = fromNullMillis(revoked)
 	return &t, nil
 }
 
-// RevokeToken marks a token revoked at now, and the tokens minted with it, and with
-// those, at once; socius.ErrNotFound if there is none. Revoking a revoked token
-// succeeds and keeps the first revocation time: that is when the token stopped working,
-// and a later call must not put off its removal.
+// RevokeToken marks a token revoked at now, and the tokens whose root it is;
+// socius.ErrNotFound if there is none. The token goes first, with up to
+// socius.MintedBatch of its minted tokens, in one writer transaction; from then on
+// createToken refuses tokens minted from it, and the rest go socius.MintedBatch a
+// transaction, so that the writer is never held long. Revoking a revoked token
+// succeeds and keeps the first revocation time: that is when the token stopped
+// working, and a later call must not put off its removal.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
-	return s.writeUserData(ctx, func(tx *sql.Tx) error { return revokeToken(tx, hash, now) })
-}
-
-func revokeToken(tx *sql.Tx, hash string, now time.Time) error {
-	// The WHERE clause matches a revoked token too (COALESCE keeps its time), so that
-	// only a missing token affects no row.
-	res, err := tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`, millis(now), hash)
-	if err := affected(res, err, "revoke token"); err != nil {
+	more := false
+	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
+		// The WHERE clause matches a revoked token too (COALESCE keeps its time), so
+		// that only a missing token affects no row.
+		res, err := tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`, millis(now), hash)
+		if err := affected(res, err, "revoke token"); err != nil {
+			return err
+		}
+		more, err = revokeMinted(tx, hash, now)
 		return err
+	})
+	for err == nil && more {
+		err = s.writeUserData(ctx, func(tx *sql.Tx) (err error) {
+			more, err = revokeMinted(tx, hash, now)
+			return err
+		})
 	}
-	if _, err := tx.Exec(revokeMinted, hash, millis(now)); err != nil {
-		return errorFor("revoke token: the tokens minted with it", err)
-	}
-	return nil
+	return err
 }
 
-// revokeMinted revokes the live tokens minted with a token, and with those, down the
-// tree (UNION, not UNION ALL: a hash met twice is followed once), never before a
-// token was minted (a clock behind the server's that minted it: a revocation dated
-// before the token would look a week old to housekeeping at once). The unary + keeps
-// the planner from walking every live token through the index on revoked_at instead
-// of looking the minted ones up by hash.
-const revokeMinted = `WITH RECURSIVE minted(hash) AS (
-		SELECT hash FROM tokens WHERE parent = ?1
-		UNION SELECT tokens.hash FROM tokens JOIN minted ON tokens.parent = minted.hash)
-	UPDATE tokens SET revoked_at = max(?2, created_at) WHERE hash IN minted AND +revoked_at IS NULL`
+// revokeMinted revokes up to socius.MintedBatch live tokens whose root is hash, never
+// before they were made (a clock behind the server's that made them: a revocation
+// dated before the token would look a week old to housekeeping at once), and reports
+// whether there may be more.
+func revokeMinted(tx *sql.Tx, hash string, now time.Time) (bool, error) {
+	res, err := tx.Exec(revokeMintedBatch, hash, millis(now), socius.MintedBatch)
+	if err != nil {
+		return false, errorFor("revoke token: the tokens minted from it", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, errorFor("revoke token: the tokens minted from it", err)
+	}
+	return n == socius.MintedBatch, nil
+}
+
+// revokeMintedBatch finds its tokens through tokens_live_by_root, which holds only the
+// live ones: each batch starts where there is something to revoke.
+const revokeMintedBatch = `UPDATE tokens SET revoked_at = max(?2, created_at)
+	WHERE hash IN (SELECT hash FROM tokens WHERE root = ?1 AND revoked_at IS NULL LIMIT ?3)`
 
 const revokeTokensOfUser = `UPDATE tokens SET revoked_at = ? WHERE api_key = ? AND uid = ? AND revoked_at IS NULL`
 

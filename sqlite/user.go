@@ -45,7 +45,7 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 		if err := keyHeld(tx, t); err != nil {
 			return err // before the login: nothing to undo
 		}
-		if err := parentLives(tx, t); err != nil {
+		if err := rootLives(tx, t); err != nil {
 			return err
 		}
 		var err error

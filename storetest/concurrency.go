@@ -242,32 +242,26 @@ var concurrencyTests = []test{
 	}},
 
 	{"TokensBesideRevocations", func(t *testing.T, s socius.Store) {
-		// Tokens minted with tokens while those are revoked (issuesBesideEnds, a root
-		// token a round, and a token minted with it before, so that half of the issues
-		// are two levels down). A token is stored only while its parent is live, and a
-		// revocation takes every token minted before it; so at the end every stored
-		// token is revoked, and an issue refused (ErrParentGone) stored nothing, its
-		// user not created.
+		// Tokens minted from tokens while those are revoked (issuesBesideEnds, a root
+		// token a round). A token is stored only while its root is live, and a
+		// revocation takes every token minted from it before; so at the end every
+		// stored token is revoked, and an issue refused (ErrRootGone) stored nothing,
+		// its user not created.
 		createSite(t, s, "3_site", base)
-		var parents [issueRounds][2]string
+		var roots [issueRounds]string
 		for r := range issueRounds {
-			root := createToken(t, s, newToken(fmt.Sprintf("root-%d", r), "3_site", ""))
-			child := newToken(fmt.Sprintf("child-%d", r), "3_site", "")
-			child.Parent = root.Hash
-			createToken(t, s, child)
-			parents[r] = [2]string{root.Hash, child.Hash}
+			roots[r] = createToken(t, s, newToken(fmt.Sprintf("root-%d", r), "3_site", "")).Hash
 		}
-		stored, refused := issuesBesideEnds(t, s, socius.ErrParentGone,
+		stored, refused := issuesBesideEnds(t, s, socius.ErrRootGone,
 			func(i, r int) *socius.Token {
 				tok := newToken(fmt.Sprintf("pt-%d-%d", i, r), "3_site", "")
-				tok.Kind = socius.SessionToken
-				tok.Parent = parents[r][i%2]
+				tok.Kind, tok.Root = socius.SessionToken, roots[r]
 				return tok
 			},
-			func(r int) error { return s.RevokeToken(t.Context(), parents[r][0], at(time.Minute)) })
+			func(r int) error { return s.RevokeToken(t.Context(), roots[r], at(time.Minute)) })
 		for _, tok := range stored {
 			if got := getToken(t, s, tok.Hash); !sameTime(got.RevokedAt, at(time.Minute)) {
-				t.Errorf("a token minted with a revoked token lives on: %s", fmtToken(got))
+				t.Errorf("a token minted from a revoked token lives on: %s", fmtToken(got))
 			}
 		}
 		checkRefused(t, s, refused)

@@ -26,8 +26,8 @@ var tokenTests = []test{
 			// Every field set, times given in another location.
 			{Hash: hashOf("full"), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", UserKey: "Akey",
 				CreatedAt: base.In(paris), ExpiresAt: at(time.Hour).In(paris), RevokedAt: at(time.Minute).In(paris)},
-			// Zero times stay zero: never expires, live. Minted with the one before.
-			{Hash: hashOf("session"), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: at(time.Second), Parent: hashOf("client")},
+			// Zero times stay zero: never expires, live. Minted from the one before.
+			{Hash: hashOf("session"), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: at(time.Second), Root: hashOf("client")},
 
 			// A UID of any punctuation, for a user that has not logged in: tokens do not
 			// need a user.
@@ -161,68 +161,90 @@ var tokenTests = []test{
 	}},
 
 	{"RevokeMinted", func(t *testing.T, s socius.Store) {
-		// Revoking a token revokes the tokens minted with it, down the tree, at once;
-		// its parent, its siblings and others stay live; a token revoked before keeps
-		// its time.
+		// Revoking a token revokes the tokens whose root it is, never before they were
+		// made; other roots' tokens, and the root's own root, stay live; a token revoked
+		// before keeps its time. Revoking a minted token revokes it alone.
 		createSite(t, s, "3_site", base)
-		mint := func(text, uid string, parent *socius.Token) *socius.Token {
+		mint := func(text, uid, root string) *socius.Token {
 			tok := newToken(text, "3_site", uid)
-			tok.Kind = socius.SessionToken
-			if parent != nil {
-				tok.Parent = parent.Hash
-			}
+			tok.Kind, tok.Root = socius.SessionToken, root
 			return createToken(t, s, tok)
 		}
-		root := mint("root", "", nil)
-		a, b := mint("a", "u1", root), mint("b", "u2", root)
-		a1, a2 := mint("a1", "u1", a), mint("a2", "u1", a)
-		a11 := mint("a11", "u1", a1)
-		early := mint("early", "u1", a)
-		other := mint("other", "u1", nil)
-		// Minted after the time the root is revoked at (the revoker's clock behind the
-		// server's): revoked when it was minted, never before.
+		root := mint("root", "", "")
+		a, b := mint("a", "u1", root.Hash), mint("b", "u2", root.Hash)
+		a1 := mint("a1", "u1", root.Hash) // made with a: its root is a's
+		early := mint("early", "u1", root.Hash)
+		other := mint("other", "u1", "")
+		ofOther := mint("of-other", "u1", other.Hash)
+		// Made after the time the root is revoked at (the revoker's clock behind the
+		// server's): revoked when it was made, never before.
 		later := newToken("later", "3_site", "u3")
-		later.Parent, later.CreatedAt = b.Hash, at(2*time.Hour)
+		later.Root, later.CreatedAt = root.Hash, at(2*time.Hour)
 		createToken(t, s, later)
 		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.RevokeToken(t.Context(), a.Hash, at(time.Minute)); err != nil {
-			t.Fatalf("RevokeToken: %v", err)
+			t.Fatalf("RevokeToken of a minted token: %v", err)
 		}
-		checkTokens(t, s, root, b, later, other, revoked(early, at(time.Second)),
-			revoked(a, at(time.Minute)), revoked(a1, at(time.Minute)), revoked(a2, at(time.Minute)), revoked(a11, at(time.Minute)))
+		checkTokens(t, s, root, b, a1, later, other, ofOther, revoked(early, at(time.Second)), revoked(a, at(time.Minute)))
 		if err := s.RevokeToken(t.Context(), root.Hash, at(time.Hour)); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
 		}
-		checkTokens(t, s, other, revoked(root, at(time.Hour)), revoked(b, at(time.Hour)), revoked(later, at(2*time.Hour)), revoked(early, at(time.Second)),
-			revoked(a, at(time.Minute)), revoked(a1, at(time.Minute)), revoked(a2, at(time.Minute)), revoked(a11, at(time.Minute)))
+		checkTokens(t, s, other, ofOther, revoked(root, at(time.Hour)), revoked(b, at(time.Hour)), revoked(a1, at(time.Hour)),
+			revoked(later, at(2*time.Hour)), revoked(early, at(time.Second)), revoked(a, at(time.Minute)))
+	}},
+
+	{"RevokeManyMinted", func(t *testing.T, s socius.Store) {
+		// More minted tokens than one batch revokes: every one is revoked.
+		createSite(t, s, "3_site", base)
+		root := createToken(t, s, newToken("root", "3_site", ""))
+		n := 2*socius.MintedBatch + socius.MintedBatch/2
+		minted := make([]*socius.Token, n)
+		for i := range minted {
+			tok := newToken(fmt.Sprintf("m%d", i), "3_site", fmt.Sprintf("u%d", i%7))
+			tok.Root = root.Hash
+			minted[i] = createToken(t, s, tok)
+		}
+		if err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		live := 0
+		for _, tok := range minted {
+			if getToken(t, s, tok.Hash).RevokedAt.IsZero() {
+				live++
+			}
+		}
+		if live != 0 {
+			t.Errorf("%d of %d minted tokens live after their root's revocation", live, n)
+		}
 	}},
 
 	{"RevokeAgainRevokesMinted", func(t *testing.T, s socius.Store) {
 		// A token revoked by a logout, whose minted tokens another user holds:
-		// revoking it again revokes them, and keeps its own time.
+		// revoking it again revokes them, and keeps its own time. (So is a revocation
+		// that failed half way finished.)
 		createSite(t, s, "3_site", base)
 		login(t, s, "3_site", "u1", nil, base)
-		parent := createToken(t, s, newToken("parent", "3_site", "u1"))
+		root := createToken(t, s, newToken("root", "3_site", "u1"))
 		child := newToken("child", "3_site", "")
-		child.Parent = parent.Hash
+		child.Root = root.Hash
 		createToken(t, s, child)
 		if err := s.Logout(t.Context(), "3_site", "u1", at(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		checkTokens(t, s, revoked(parent, at(time.Second)), child)
-		if err := s.RevokeToken(t.Context(), parent.Hash, at(time.Minute)); err != nil {
+		checkTokens(t, s, revoked(root, at(time.Second)), child)
+		if err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil {
 			t.Fatalf("RevokeToken of a revoked token: %v", err)
 		}
-		checkTokens(t, s, revoked(parent, at(time.Second)), revoked(child, at(time.Minute)))
+		checkTokens(t, s, revoked(root, at(time.Second)), revoked(child, at(time.Minute)))
 	}},
 
-	{"CreateOfAParentGone", func(t *testing.T, s socius.Store) {
-		// A token minted with a token is stored only while that token is stored and
-		// not revoked: CreateToken and LoginWithToken store nothing otherwise (no
-		// login either). An expired parent does not matter: the server caps its
-		// tokens' expiry at their parent's.
+	{"CreateOfARootGone", func(t *testing.T, s socius.Store) {
+		// A token minted from a token is stored only while its root is stored and not
+		// revoked: CreateToken and LoginWithToken store nothing otherwise (no login
+		// either). An expired root does not matter: the server caps its tokens' expiry
+		// at the expiry of the token they were made with.
 		createSite(t, s, "3_site", base)
 		live := createToken(t, s, newToken("live", "3_site", ""))
 		gone := createToken(t, s, newToken("gone", "3_site", ""))
@@ -230,34 +252,34 @@ var tokenTests = []test{
 		if err := s.RevokeToken(t.Context(), gone.Hash, at(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		minted := func(text, uid, parent string) *socius.Token {
+		minted := func(text, uid, root string) *socius.Token {
 			tok := newToken(text, "3_site", uid)
-			tok.Parent = parent
+			tok.Root = root
 			return tok
 		}
-		for name, parent := range map[string]string{"revoked": gone.Hash, "unknown": hashOf("never")} {
-			tok := minted("create-"+name, "u1", parent)
-			wantErr(t, "CreateToken minted with a token "+name, s.CreateToken(t.Context(), tok), socius.ErrParentGone)
+		for name, root := range map[string]string{"revoked": gone.Hash, "unknown": hashOf("never")} {
+			tok := minted("create-"+name, "u1", root)
+			wantErr(t, "CreateToken from a root "+name, s.CreateToken(t.Context(), tok), socius.ErrRootGone)
 			_, err := s.Token(t.Context(), tok.Hash)
-			wantErr(t, "Token after a CreateToken minted with a token "+name, err, socius.ErrNotFound)
+			wantErr(t, "Token after a CreateToken from a root "+name, err, socius.ErrNotFound)
 
-			tok = minted("login-"+name, "new-"+name, parent)
+			tok = minted("login-"+name, "new-"+name, root)
 			created, err := s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
-			wantErr(t, "LoginWithToken minted with a token "+name, err, socius.ErrParentGone)
+			wantErr(t, "LoginWithToken from a root "+name, err, socius.ErrRootGone)
 			if created {
-				t.Errorf("LoginWithToken minted with a token %s reports the user created", name)
+				t.Errorf("LoginWithToken from a root %s reports the user created", name)
 			}
 			_, err = s.User(t.Context(), "3_site", tok.UID)
-			wantErr(t, "the user of a LoginWithToken minted with a token "+name, err, socius.ErrNotFound)
+			wantErr(t, "the user of a LoginWithToken from a root "+name, err, socius.ErrNotFound)
 			_, err = s.Token(t.Context(), tok.Hash)
-			wantErr(t, "Token after a LoginWithToken minted with a token "+name, err, socius.ErrNotFound)
+			wantErr(t, "Token after a LoginWithToken from a root "+name, err, socius.ErrNotFound)
 		}
-		for _, parent := range []*socius.Token{live, expired} {
-			tok := createToken(t, s, minted("create-of-"+parent.Hash, "u1", parent.Hash))
+		for _, root := range []*socius.Token{live, expired} {
+			tok := createToken(t, s, minted("create-of-"+root.Hash, "u1", root.Hash))
 			checkToken(t, getToken(t, s, tok.Hash), tok)
-			tok = minted("login-of-"+parent.Hash, "u2", parent.Hash)
+			tok = minted("login-of-"+root.Hash, "u2", root.Hash)
 			if _, err := s.LoginWithToken(t.Context(), "3_site", "u2", nil, base, tok); err != nil {
-				t.Fatalf("LoginWithToken minted with a live token: %v", err)
+				t.Fatalf("LoginWithToken from a live root: %v", err)
 			}
 			checkToken(t, getToken(t, s, tok.Hash), tok)
 		}
@@ -414,7 +436,7 @@ func getToken(t *testing.T, s socius.Store, hash string) *socius.Token {
 // time only equals a zero time).
 func checkToken(t *testing.T, got, want *socius.Token) {
 	t.Helper()
-	if got.Hash != want.Hash || got.Kind != want.Kind || got.APIKey != want.APIKey || got.UID != want.UID || got.UserKey != want.UserKey || got.Parent != want.Parent ||
+	if got.Hash != want.Hash || got.Kind != want.Kind || got.APIKey != want.APIKey || got.UID != want.UID || got.UserKey != want.UserKey || got.Root != want.Root ||
 		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.ExpiresAt, want.ExpiresAt) || !sameTime(got.RevokedAt, want.RevokedAt) {
 		t.Errorf("token:\n got %s\nwant %s", fmtToken(got), fmtToken(want))
 	}
@@ -435,8 +457,8 @@ func fmtToken(tok *socius.Token) string {
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
-	return fmt.Sprintf("{Hash:%.12s... Kind:%q APIKey:%q UID:%q UserKey:%q CreatedAt:%s ExpiresAt:%s RevokedAt:%s Parent:%.12s}",
-		tok.Hash, tok.Kind, tok.APIKey, tok.UID, tok.UserKey, tm(tok.CreatedAt), tm(tok.ExpiresAt), tm(tok.RevokedAt), tok.Parent)
+	return fmt.Sprintf("{Hash:%.12s... Kind:%q APIKey:%q UID:%q UserKey:%q CreatedAt:%s ExpiresAt:%s RevokedAt:%s Root:%.12s}",
+		tok.Hash, tok.Kind, tok.APIKey, tok.UID, tok.UserKey, tm(tok.CreatedAt), tm(tok.ExpiresAt), tm(tok.RevokedAt), tok.Root)
 }
 
 // tokensOfU1 makes sites 3_a and 3_b, users u1 and u2 of 3_a and u1 of 3_b, and

@@ -121,9 +121,9 @@ func TestTokenRevokeCommand(t *testing.T) {
 
 // TestTokenRevokeEndsMintedSessions: mobile sessions made with a token (notifyLogin
 // with targetEnv=mobile and the token), and sessions made with those, end when the
-// token is revoked; sessions made otherwise, and the tokens the revoked one was made
-// with, live on. A token revoked by a logout, revoked again by the command, ends the
-// sessions made with it that other users hold.
+// token is revoked; sessions made otherwise, and the token the revoked one was made
+// from, live on. A token revoked by a logout, revoked again by the command, ends the
+// sessions made from it that other users hold.
 func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 	ts := startServer(t)
 	store := []string{"--data", ts.DataDir}
@@ -156,20 +156,23 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 		want(t, fmt.Sprintf("session %d before", i), call(s), 0, "")
 	}
 
-	// Revoking alice's first session ends the one made with it, not its parent or bob's.
+	// Revoking alice's first session ends it alone: the one made with it acts for
+	// alice too (a logout of alice ends both), and hangs from the site token.
 	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", alice[0]}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: session token") {
 		t.Fatalf("revoke alice's session: exit %d, %q, %q", code, out, errOut)
 	}
 	want(t, "alice's session", call(alice), 403025, "revoked")
-	want(t, "the session made with alice's", call(alice2), 403025, "revoked")
+	want(t, "the session made with alice's", call(alice2), 0, "")
 	want(t, "bob's session", call(bob), 0, "")
 	want(t, "the site token", ts.tlsPost(t, "socialize.getUserInfo", withToken(site, url.Values{"UID": {"bob"}})), 0, "")
 
-	// Revoking the site token ends bob's too; carol's, made with the partner secret, lives.
+	// Revoking the site token ends every session made from it, directly (bob's) or
+	// through another (alice's second); carol's, made with the partner secret, lives.
 	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", site}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: access token") {
 		t.Fatalf("revoke the site token: exit %d, %q, %q", code, out, errOut)
 	}
 	want(t, "bob's session after the site token", call(bob), 403025, "revoked")
+	want(t, "alice's second session after the site token", call(alice2), 403025, "revoked")
 	want(t, "carol's session", call(carol), 0, "")
 
 	// A user's token, logged out (which revokes the user's tokens only), whose
@@ -181,12 +184,12 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 	want(t, "dave's session", call(dave), 0, "")
 	ctx := context.Background()
 	tok, err := ts.Store.Token(ctx, socius.HashToken(dave[0]))
-	if err != nil || tok.Parent != socius.HashToken(daves) {
-		t.Fatalf("dave's session: %+v, %v; want minted with dave's token", tok, err)
+	if err != nil || tok.Root != socius.HashToken(daves) {
+		t.Fatalf("dave's session: %+v, %v; want minted from dave's token", tok, err)
 	}
 	// (A session of another user made with dave's token cannot be had through the
 	// API: a token bound to a user acts for that user only. Stored by hand.)
-	eve := &socius.Token{Hash: socius.HashToken("st2.ss.eve"), Kind: socius.SessionToken, APIKey: testAPIKey, UID: "eve", CreatedAt: time.Now(), Parent: tok.Parent}
+	eve := &socius.Token{Hash: socius.HashToken("st2.ss.eve"), Kind: socius.SessionToken, APIKey: testAPIKey, UID: "eve", CreatedAt: time.Now(), Root: tok.Root}
 	if err := ts.Store.CreateToken(ctx, eve); err != nil {
 		t.Fatal(err)
 	}
