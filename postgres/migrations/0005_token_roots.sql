@@ -3,6 +3,8 @@
 -- a token revokes every token whose root it is (RevokeToken). NULL for a token made
 -- with a site's or key's own credentials, and for every token stored before this
 -- version. The index holds only live minted tokens, so that a revocation finds those
--- still to revoke without stepping over those it revoked.
+-- still to revoke without stepping over those it revoked. Built inside the migration's
+-- transaction (every existing row has no root, but the table is read once): token
+-- writes wait for it once, on the first start of this version.
 ALTER TABLE tokens ADD COLUMN root TEXT;
 CREATE INDEX tokens_live_by_root ON tokens (root) WHERE root IS NOT NULL AND revoked_at IS NULL;
