@@ -3,6 +3,7 @@ package http1
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -11,7 +12,8 @@ import (
 )
 
 // BenchmarkServe: one keep-alive connection, a form POST and its answer per iteration,
-// over the loopback, through the fast path and through net/http alone, with a handler
+// over the loopback, plain and over TLS, through the fast path and through net/http
+// alone, with a handler
 // that reads the body and answers a small envelope (as loadgen's baseline does). The
 // client reads the answers without allocating, so the allocations are the server's.
 func BenchmarkServe(b *testing.B) {
@@ -24,15 +26,30 @@ func BenchmarkServe(b *testing.B) {
 	body := "apiKey=3_x&format=json&nonce=1&timestamp=1&UID=u1&userInfo=%7B%22firstName%22%3A%22Ada%22%7D&sig=abc"
 	req := []byte("POST /socialize.setUserInfo HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n" +
 		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n" + body[:100])
-	for _, fast := range []bool{true, false} {
+	var cert tls.Certificate
+	var client *tls.Config
+	for _, c := range []struct {
+		fast, tls bool
+	}{{true, false}, {false, false}, {true, true}, {false, true}} {
+		fast := c.fast
 		name := "http1"
 		if !fast {
 			name = "net-http"
 		}
+		if c.tls {
+			name += "-tls"
+			if client == nil {
+				cert, client = selfSigned(b)
+			}
+		}
 		b.Run(name, func(b *testing.B) {
+			var ln net.Listener
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
+			}
+			if c.tls {
+				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 			}
 			if fast {
 				srv := &Server{Handler: h, Fallback: &http.Server{Handler: h}}
@@ -43,16 +60,21 @@ func BenchmarkServe(b *testing.B) {
 				go srv.Serve(ln)
 				defer srv.Close()
 			}
-			c, err := net.Dial("tcp", ln.Addr().String())
+			var conn net.Conn
+			if c.tls {
+				conn, err = tls.Dial("tcp", ln.Addr().String(), client)
+			} else {
+				conn, err = net.Dial("tcp", ln.Addr().String())
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer c.Close()
-			br := bufio.NewReader(c)
+			defer conn.Close()
+			br := bufio.NewReader(conn)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := c.Write(req); err != nil {
+				if _, err := conn.Write(req); err != nil {
 					b.Fatal(err)
 				}
 				if err := readAnswer(br); err != nil {

@@ -1,7 +1,9 @@
-// Package http1 serves plain HTTP/1.1 requests of the shape API clients send (GET or
+// Package http1 serves HTTP/1.1 requests of the shape API clients send (GET or
 // POST, a path or an http(s) URL as target, Content-Length or no body, Expect:
 // 100-continue or none, a head that fits 4 KiB) to an http.Handler itself, and hands
-// every other connection to a net/http server.
+// every other connection to a net/http server. It serves plain TCP connections and TLS
+// ones (a listener from tls.NewListener): it runs their handshake as net/http does and
+// gives the requests their TLS state (r.TLS), on the fast path and after a handover.
 //
 // Why: a signed setUserInfo or getUserInfo costs Socius tens of microseconds of its
 // own, and net/http's per-request work (a goroutine reading in the background to notice
@@ -28,6 +30,7 @@ package http1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -51,7 +54,9 @@ const maxDiscard = 256 << 10
 
 // Server serves HTTP/1.1 connections. Its zero value is not usable: Handler and
 // Fallback are needed. Fallback's Handler should be Handler (the connections it gets
-// are the same clients'); its timeouts apply to the connections it gets.
+// are the same clients'); its timeouts apply to the connections it gets. Serve wraps
+// Fallback's Handler and ConnContext, once, so that the requests of a TLS connection
+// handed over see its TLS state.
 type Server struct {
 	Handler  http.Handler
 	Fallback *http.Server
@@ -137,11 +142,40 @@ func (s *Server) track(ln net.Listener) bool {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.handoff = newHandoffListener(ln.Addr())
 		s.fallback = make(chan error, 1)
+		s.tellTLS()
 		go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
 	}
 	s.listeners[ln] = struct{}{}
 	return true
 }
+
+// tellTLS makes Fallback give the requests of a handed TLS connection its TLS state
+// (r.TLS), as it would on a connection of its own: it sees a wrapper, not a
+// *tls.Conn. Its ConnContext and Handler are wrapped once, before it serves.
+func (s *Server) tellTLS() {
+	connContext, h := s.Fallback.ConnContext, s.Fallback.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	s.Fallback.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
+		if connContext != nil {
+			ctx = connContext(ctx, nc)
+		}
+		if hc, ok := nc.(*handedConn); ok && hc.tls != nil {
+			ctx = context.WithValue(ctx, tlsStateKey{}, hc.tls)
+		}
+		return ctx
+	}
+	s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if state, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok && r.TLS == nil {
+			r.TLS = state
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tlsStateKey keys a handed connection's TLS state in the fallback's contexts.
+type tlsStateKey struct{}
 
 func (s *Server) untrack(ln net.Listener) {
 	s.mu.Lock()
@@ -270,6 +304,9 @@ type conn struct {
 	nvalues    int
 	afterPOST  bool // the last request was a POST (see serve)
 	unread     bool // closing with request bytes unread (see lingerClose)
+	// tlsState is the TLS connection's state after its handshake, shared by its
+	// requests as net/http shares it; nil on a plain connection.
+	tlsState *tls.ConnectionState
 }
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBuffer) }}
@@ -296,6 +333,9 @@ func (c *conn) serve() {
 	}()
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c.rwc)
+	if tc, ok := c.rwc.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
 	// As net/http: the first request's head and body are timed from the connection's
 	// start, a later request's from its first byte (the wait for it is IdleTimeout).
 	c.start = time.Now()
@@ -370,6 +410,46 @@ func (c *conn) serve() {
 	}
 }
 
+// handshake runs a TLS connection's handshake as net/http runs it: within the
+// shortest of the read-header, read and write timeouts; a client that spoke plain
+// HTTP gets net/http's 400, any other failure is logged and ends the connection. It
+// reports whether the connection can go on.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	var wait time.Duration
+	for _, d := range [...]time.Duration{c.s.ReadHeaderTimeout, c.s.ReadTimeout, c.s.WriteTimeout} {
+		if d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+	}
+	if wait > 0 {
+		tc.SetDeadline(time.Now().Add(wait))
+	}
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			re.Conn.Close()
+			return false
+		}
+		c.s.logf("http: TLS handshake error from %s: %v", c.remote, err)
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	state := tc.ConnectionState()
+	c.tlsState = &state
+	return true
+}
+
+// looksLikeHTTP reports whether the first bytes of a TLS record are those of a plain
+// HTTP request (net/http's test).
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
+}
+
 // activate marks the connection busy with a request whose head has come, unless
 // Shutdown has begun or has closed it.
 func (c *conn) activate() bool {
@@ -418,7 +498,7 @@ func (c *conn) lingerClose() {
 func (c *conn) handOver() bool {
 	// net/http sets its own deadlines; its first for the head is held to what is left
 	// of this one, so that a slow head gains no time by being handed over.
-	hc := &handedConn{Conn: c.rwc, r: c.br, head: c.headDeadline()}
+	hc := &handedConn{Conn: c.rwc, r: c.br, head: c.headDeadline(), tls: c.tlsState}
 	// Until net/http sets its own (which it may not, without timeouts of its own), the
 	// read deadline is what is left of the head's: a head cut short by its deadline
 	// is over at once.
@@ -466,6 +546,7 @@ func (c *conn) serveRequest(p *request) bool {
 	r.Host = p.host
 	r.RemoteAddr = c.remote
 	r.RequestURI = p.target
+	r.TLS = c.tlsState
 	r.Close = p.close
 	w := &x.resp
 	// The header map is the request's own, as the body and the writer are: one kept by
@@ -555,6 +636,7 @@ type handedConn struct {
 	r      *bufio.Reader
 	head   time.Time
 	capped atomic.Bool
+	tls    *tls.ConnectionState // of a TLS connection, for the fallback's requests
 }
 
 func (h *handedConn) SetReadDeadline(t time.Time) error {

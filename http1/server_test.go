@@ -32,6 +32,7 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		"query": r.URL.RawQuery, "host": r.Host, "header": r.Header, "body": string(body),
 		"readErr": fmt.Sprint(err), "length": r.ContentLength, "close": r.Close,
 		"proto": r.Proto, "requestURI": r.RequestURI, "remote": r.RemoteAddr != "",
+		"tls": r.TLS != nil && r.TLS.HandshakeComplete,
 	}
 	out, _ := json.Marshal(view)
 	w.Header().Set("Content-Type", "application/json")

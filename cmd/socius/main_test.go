@@ -226,7 +226,8 @@ func TestFastPathWiring(t *testing.T) {
 		ts   func() *testServer
 		want int
 	}{
-		{"default", func() *testServer { return startServer(t) }, 1},
+		{"default", func() *testServer { return startServer(t) }, 2}, // HTTP and HTTPS
+		{"no HTTPS", func() *testServer { return startServer(t, "--https", "") }, 1},
 		{"--fast-path=false", func() *testServer { return startServer(t, "--fast-path=false") }, 0},
 		{"emulator", func() *testServer { return startEmulator(t) }, 0},
 	} {
@@ -234,9 +235,15 @@ func TestFastPathWiring(t *testing.T) {
 		if got := fast(ts); got != tt.want {
 			t.Errorf("%s: %d listeners on the fast path, want %d", tt.name, got, tt.want)
 		}
-		// Calls are answered either way.
+		// Calls are answered either way, over HTTPS with a secret too (taken as sent
+		// over TLS, on the fast path or not).
 		if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}); a.code() != 403005 && a.code() != 0 {
 			t.Errorf("%s: getUserInfo answered %d", tt.name, a.code())
+		}
+		if ts.HTTPSURL != "" {
+			if a := ts.tlsPost(t, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"nobody"}}); a.code() != 403005 {
+				t.Errorf("%s: getUserInfo with a secret over HTTPS answered %d %s", tt.name, a.code(), a.str("errorDetails"))
+			}
 		}
 	}
 }

@@ -49,8 +49,8 @@ type Main struct {
 	LogLevel            string
 	LogFormat           string
 	LogCalls            bool
-	// FastPath serves the plain-HTTP API listener's common requests through package
-	// http1 instead of net/http (not in emulator mode).
+	// FastPath serves the API listeners' common requests (HTTP and HTTPS) through
+	// package http1 instead of net/http (not in emulator mode).
 	FastPath bool
 	// PprofAddr, when set, serves the Go profiler (net/http/pprof) on its own
 	// listener: a debugging aid, never on by default.
@@ -181,7 +181,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.LogFormat, "log-format", m.LogFormat, "text or json")
 	fs.BoolVar(&m.LogCalls, "log-calls", m.LogCalls, "log one line per call at info level")
 	fs.BoolVar(&m.NonceWithWork, "nonce-with-work", m.NonceWithWork, "with PostgreSQL, a signed setUserInfo or getUserInfo records its nonce in the same database operation as its own work (docs/postgresql.md); false: a round trip of its own")
-	fs.BoolVar(&m.FastPath, "fast-path", m.FastPath, "serve plain-HTTP API requests of the common shape without net/http (docs/operations.md); false: net/http for all")
+	fs.BoolVar(&m.FastPath, "fast-path", m.FastPath, "serve API requests of the common shape, over HTTP and HTTPS, without net/http (docs/operations.md); false: net/http for all")
 	fs.StringVar(&m.PprofAddr, "pprof", m.PprofAddr, "debugging: serve the Go profiler (/debug/pprof/) on this address; keep it private")
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
 	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, previousKeyHelp)
@@ -380,7 +380,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.HTTPAddr != "" { // the HTTP listener tunnels to this one
 			handler = m.tunnelPeers.clientAddr(handler)
 		}
-		m.serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), handler)
+		tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if m.FastPath && m.Emu == nil {
+			m.serveFast(tln, handler)
+		} else {
+			m.serve(tln, handler)
+		}
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
 	}
 	if m.HTTPAddr != "" {
