@@ -82,9 +82,10 @@ var (
 	// stored, no longer named a key of the token's site (deleted since the call
 	// authenticated). Nothing was stored.
 	ErrKeyGone = errors.New("the token's userKey is gone")
-	// ErrRootGone: a token minted from another (Token.Root) whose root token, when it
-	// was to be stored, was revoked or no longer stored (revoked since the call
-	// authenticated). Nothing was stored.
+	// ErrRootGone: a token minted from another whose root token (Token.Root), or the
+	// token it was minted with (Token.MintedWith), was revoked or no longer stored
+	// when it was to be stored (revoked since the call authenticated). Nothing was
+	// stored.
 	ErrRootGone = errors.New("the token it was minted from is revoked")
 )
 

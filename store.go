@@ -138,6 +138,11 @@ type Token struct {
 	// tokens whose Root it is: every session made from it, directly or through
 	// sessions made from those.
 	Root string
+	// MintedWith is the hash of the token the call that makes this one authenticated
+	// with ("" for none), when it is not Root. Not stored: CreateToken and
+	// LoginWithToken check that it still lives, as they check Root, so that a session
+	// is not made from a token revoked (or logged out) since the call authenticated.
+	MintedWith string
 }
 
 // MintedBatch is the most minted tokens RevokeToken revokes in one transaction: a
@@ -149,8 +154,8 @@ const MintedBatch = 1000
 type TokenStore interface {
 	// CreateToken stores a token; ErrExists if its hash is taken, ErrNotFound if the
 	// site does not exist, ErrKeyGone if t.UserKey is set and names no key of the
-	// site, ErrRootGone if t.Root is set and names no stored token, or a revoked
-	// one. A deletion of the key comes before the token (ErrKeyGone) or after it
+	// site, ErrRootGone if t.Root or t.MintedWith is set and names no stored token, or
+	// a revoked one. A deletion of the key comes before the token (ErrKeyGone) or after it
 	// (which deletes the token with the key's others); a revocation of the root
 	// likewise (ErrRootGone, or the token revoked with the root).
 	CreateToken(ctx context.Context, t *Token) error

@@ -1142,3 +1142,59 @@ func TestRevokeMintedUsesIndexes(t *testing.T) {
 		t.Errorf("plan of revokeMintedBatch:\n%s", p)
 	}
 }
+
+// TestRevokeBesideHousekeeping: a batch of RevokeToken that waits for a minted token
+// being deleted (housekeeping removing it as expired) revokes one fewer than it found;
+// the revocation still goes on to the end.
+func TestRevokeBesideHousekeeping(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	root := &socius.Token{Hash: fmt.Sprintf("%064x", 0), Kind: socius.AccessToken, APIKey: "3_site", CreatedAt: now}
+	if err := s.CreateToken(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	n := socius.MintedBatch + socius.MintedBatch/2
+	for i := 1; i <= n; i++ {
+		tok := &socius.Token{Hash: fmt.Sprintf("%064x", i), Kind: socius.SessionToken, APIKey: "3_site", UID: "u", CreatedAt: now, Root: root.Hash}
+		if i == 1 { // the first in the index: in the first batch
+			tok.ExpiresAt = now.Add(time.Second)
+		}
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE expires_at < $1 OR revoked_at < $1`, millis(now.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.RevokeToken(ctx, root.Hash, now.Add(time.Hour)) }()
+	for waiting := 0; waiting == 0; {
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tokens SET revoked_at = GREATEST%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	var live int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tokens WHERE root = $1 AND revoked_at IS NULL`, root.Hash).Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if live != 0 {
+		t.Errorf("%d of %d minted tokens live after RevokeToken returned", live, n-1)
+	}
+}

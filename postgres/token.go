@@ -79,16 +79,25 @@ func keyHeld(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
 // minted tokens, at READ COMMITTED, see the token (see RevokeToken). Taken after the
 // user's row (as Logout takes the user's row, then the tokens), so that a login with a
 // token and a logout do not wait for each other crosswise.
+//
+// The token the call authenticated with (t.MintedWith, when it is not the root) is
+// checked and locked the same way, so that a logout of its user, or its revocation,
+// comes before the new token (refused) or after it (which then revokes it too).
 func rootLives(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
-	if t.Root == "" {
-		return nil
+	for _, hash := range [...]string{t.Root, t.MintedWith} {
+		if hash == "" {
+			continue
+		}
+		var revoked *int64
+		err := tx.QueryRow(ctx, `SELECT revoked_at FROM tokens WHERE hash = $1 FOR SHARE`, hash).Scan(&revoked)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && revoked != nil {
+			return socius.ErrRootGone
+		}
+		if err != nil {
+			return err
+		}
 	}
-	var revoked *int64
-	err := tx.QueryRow(ctx, `SELECT revoked_at FROM tokens WHERE hash = $1 FOR SHARE`, t.Root).Scan(&revoked)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && revoked != nil {
-		return socius.ErrRootGone
-	}
-	return err
+	return nil
 }
 
 // insertToken is the token's INSERT: the primary key makes ErrExists, the site's
@@ -137,10 +146,13 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 // from it holds a share lock on its row (rootLives), so the UPDATE waits for its
 // commit, and the next statement, on a fresh snapshot, sees it. Once that transaction
 // has committed no token is minted from it any more (rootLives finds it revoked), and
-// the rest are revoked socius.MintedBatch a statement, each its own transaction, until
-// one finds none: a fixed set, however many, however fast clients mint.
+// the rest are revoked socius.MintedBatch a statement, each its own transaction on a
+// fresh snapshot, until one finds none (at least one: where the first transaction ran
+// on a snapshot after all, as in YugabyteDB without READ COMMITTED, it may have missed
+// the one it waited for): a fixed set, however many, however fast clients mint. A
+// batch may revoke fewer than it found (a token deleted by housekeeping, or revoked by
+// a logout, while it waited), so only a batch that finds none ends the loop.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
-	more := false
 	err := s.write(ctx, "revoke token", func(ctx context.Context) error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 			// The WHERE clause matches a revoked token too (COALESCE keeps its time),
@@ -148,14 +160,13 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 			if err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash)); err != nil {
 				return err
 			}
-			var err error
-			more, err = revokeMinted(ctx, tx, hash, now)
+			_, err := revokeMinted(ctx, tx, hash, now)
 			return err
 		})
 	})
-	for err == nil && more {
+	for n := 1; err == nil && n > 0; {
 		err = s.write(ctx, "revoke token", func(ctx context.Context) (err error) {
-			more, err = revokeMinted(ctx, s.pool, hash, now)
+			n, err = revokeMinted(ctx, s.pool, hash, now)
 			return err
 		})
 	}
@@ -165,16 +176,19 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 // revokeMinted revokes up to socius.MintedBatch live tokens whose root is hash, never
 // before they were made (a clock behind the server's that made them: a revocation
 // dated before the token would look a week old to housekeeping at once), and reports
-// whether there may be more.
-func revokeMinted(ctx context.Context, q execer, hash string, now time.Time) (bool, error) {
+// how many.
+func revokeMinted(ctx context.Context, q execer, hash string, now time.Time) (int, error) {
 	tag, err := q.Exec(ctx, revokeMintedBatch, hash, millis(now), socius.MintedBatch)
-	return err == nil && tag.RowsAffected() == socius.MintedBatch, err
+	return int(tag.RowsAffected()), err
 }
 
 // revokeMintedBatch finds its tokens through tokens_live_by_root, which holds only the
-// live ones: each batch starts where there is something to revoke.
+// live ones: each batch starts where there is something to revoke. The outer
+// "revoked_at + 0 IS NULL" looks again at a row a logout revoked while the batch
+// waited for it (its first revocation time stays), without the planner walking the
+// index on revoked_at for it.
 const revokeMintedBatch = `UPDATE tokens SET revoked_at = GREATEST($2, created_at)
-	WHERE hash IN (SELECT hash FROM tokens WHERE root = $1 AND revoked_at IS NULL LIMIT $3)`
+	WHERE hash IN (SELECT hash FROM tokens WHERE root = $1 AND revoked_at IS NULL LIMIT $3) AND revoked_at + 0 IS NULL`
 
 // revokeUserTokens revokes, at now, the live tokens of a user (Logout, DeleteUser),
 // inside the caller's transaction. Those revoked already keep their first revocation

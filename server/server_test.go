@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/sqlite"
 )
@@ -510,6 +511,68 @@ func TestTokenOfARevokedToken(t *testing.T) {
 			}
 			if tok, err := st.Token(ctx, tried.Hash); err != nil || tok.RevokedAt.IsZero() {
 				t.Errorf("the session after its token's revocation: %+v, %v; want revoked", tok, err)
+			}
+		})
+	}
+}
+
+// TestSessionOfALoggedOutSession: a mobile notifyLogin signed with a session that was
+// itself made from a token (the middle of a chain), whose user is logged out, or which
+// is revoked, between the call's authentication and the new session's write, stores
+// nothing: no session, no login.
+func TestSessionOfALoggedOutSession(t *testing.T) {
+	ctx := context.Background()
+	for name, end := range map[string]func(context.Context, socius.Store, *socius.Token) error{
+		"logout": func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+			return st.Logout(ctx, labAPIKey, "alice", labTime)
+		},
+		"revocation": func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+			return st.RevokeToken(ctx, tok.MintedWith, labTime)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			got := postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none")
+			var a struct {
+				AccessToken string `json:"access_token"`
+			}
+			if err := json.Unmarshal([]byte(got), &a); err != nil || a.AccessToken == "" {
+				t.Fatalf("getToken: %s", got)
+			}
+			got = postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&siteUID=alice&targetEnv=mobile")
+			var m struct{ SessionToken, SessionSecret string }
+			if err := json.Unmarshal([]byte(got), &m); err != nil || m.SessionToken == "" {
+				t.Fatalf("notifyLogin with the site token: %s", got)
+			}
+			var tried *socius.Token
+			var created []string
+			s.cfg.Store = tokenFault{Store: st, created: &created, before: func(ctx context.Context, st socius.Store, tok *socius.Token) error {
+				tried = tok
+				return end(ctx, st, tok)
+			}}
+			p := url.Values{"oauth_token": {m.SessionToken}, "siteUID": {"alice"}, "targetEnv": {"mobile"},
+				"timestamp": {strconv.FormatInt(labTime.Unix(), 10)}, "nonce": {"middle-" + name}}
+			var list []gigya.Param
+			for k, vs := range p {
+				list = append(list, gigya.Param{Name: k, Value: vs[0]})
+			}
+			key, _ := socius.DecodeSecret(m.SessionSecret)
+			p.Set("sig", gigya.Sign(key, "POST", "https://socialize.localtest/socialize.notifyLogin", list))
+			got = postBody(s, nil, true, "socialize.notifyLogin", p.Encode())
+			if tried == nil || tried.Root != socius.HashToken(a.AccessToken) || tried.MintedWith != socius.HashToken(m.SessionToken) {
+				t.Fatalf("the session tried: %+v; want one of the site token's chain, made with alice's session", tried)
+			}
+			if !strings.Contains(got, `"errorCode":403025`) || strings.Contains(got, "sessionToken") || len(created) != 0 {
+				t.Fatalf("answer %s, %d stored", got, len(created))
+			}
+			if _, err := st.Token(ctx, tried.Hash); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the refused session: %v; want none", err)
+			}
+			if name == "logout" {
+				if u, err := st.User(ctx, labAPIKey, "alice"); err != nil || u.LoggedIn {
+					t.Errorf("alice after the refused login: %+v, %v; want logged out", u, err)
+				}
 			}
 		})
 	}

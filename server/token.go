@@ -62,10 +62,14 @@ func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration
 	if c.token != nil {
 		// A session minted with a token (notifyLogin) ends when that token does at the
 		// latest: a leaked token of a minute must not yield sessions for ever; and
-		// revoking the token, or the one at the top of its chain, revokes it too.
+		// revoking the token at the top of its chain revokes it too (revoking a token
+		// in the middle of a chain ends that token, and no more is made from it: the
+		// store checks both at the write).
 		t.Root = c.token.Root
 		if t.Root == "" {
 			t.Root = c.token.Hash
+		} else {
+			t.MintedWith = c.token.Hash
 		}
 		if !c.token.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(c.token.ExpiresAt)) {
 			t.ExpiresAt = c.token.ExpiresAt

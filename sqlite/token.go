@@ -59,21 +59,24 @@ func keyHeld(tx *sql.Tx, t *socius.Token) error {
 	return nil
 }
 
-// rootLives returns socius.ErrRootGone when t was minted from a token whose root is
-// revoked or no longer stored. In the writer's transaction, like keyHeld: a revocation
-// of the root comes before the check, or after the token is stored, and then revokes
-// it with the root's others.
+// rootLives returns socius.ErrRootGone when t was minted from a token whose root, or
+// the token it was minted with, is revoked or no longer stored. In the writer's
+// transaction, like keyHeld: a revocation (or a logout) comes before the check, or
+// after the token is stored, and then revokes it with the root's others (or the
+// user's).
 func rootLives(tx *sql.Tx, t *socius.Token) error {
-	if t.Root == "" {
-		return nil
-	}
-	var revoked sql.NullInt64
-	err := tx.QueryRow(`SELECT revoked_at FROM tokens WHERE hash = ?`, t.Root).Scan(&revoked)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
-		return socius.ErrRootGone
-	}
-	if err != nil {
-		return errorFor("create token: its root", err)
+	for _, hash := range [...]string{t.Root, t.MintedWith} {
+		if hash == "" {
+			continue
+		}
+		var revoked sql.NullInt64
+		err := tx.QueryRow(`SELECT revoked_at FROM tokens WHERE hash = ?`, hash).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
+			return socius.ErrRootGone
+		}
+		if err != nil {
+			return errorFor("create token: the token it is made from", err)
+		}
 	}
 	return nil
 }
@@ -108,11 +111,11 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 // socius.ErrNotFound if there is none. The token goes first, with up to
 // socius.MintedBatch of its minted tokens, in one writer transaction; from then on
 // createToken refuses tokens minted from it, and the rest go socius.MintedBatch a
-// transaction, so that the writer is never held long. Revoking a revoked token
-// succeeds and keeps the first revocation time: that is when the token stopped
-// working, and a later call must not put off its removal.
+// transaction, until one finds none, so that the writer is never held long. Revoking a
+// revoked token succeeds and keeps the first revocation time: that is when the token
+// stopped working, and a later call must not put off its removal.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
-	more := false
+	n := 0
 	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
 		// The WHERE clause matches a revoked token too (COALESCE keeps its time), so
 		// that only a missing token affects no row.
@@ -120,12 +123,12 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 		if err := affected(res, err, "revoke token"); err != nil {
 			return err
 		}
-		more, err = revokeMinted(tx, hash, now)
+		n, err = revokeMinted(tx, hash, now)
 		return err
 	})
-	for err == nil && more {
+	for err == nil && n > 0 {
 		err = s.writeUserData(ctx, func(tx *sql.Tx) (err error) {
-			more, err = revokeMinted(tx, hash, now)
+			n, err = revokeMinted(tx, hash, now)
 			return err
 		})
 	}
@@ -135,23 +138,25 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 // revokeMinted revokes up to socius.MintedBatch live tokens whose root is hash, never
 // before they were made (a clock behind the server's that made them: a revocation
 // dated before the token would look a week old to housekeeping at once), and reports
-// whether there may be more.
-func revokeMinted(tx *sql.Tx, hash string, now time.Time) (bool, error) {
+// how many.
+func revokeMinted(tx *sql.Tx, hash string, now time.Time) (int, error) {
 	res, err := tx.Exec(revokeMintedBatch, hash, millis(now), socius.MintedBatch)
 	if err != nil {
-		return false, errorFor("revoke token: the tokens minted from it", err)
+		return 0, errorFor("revoke token: the tokens minted from it", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, errorFor("revoke token: the tokens minted from it", err)
+		return 0, errorFor("revoke token: the tokens minted from it", err)
 	}
-	return n == socius.MintedBatch, nil
+	return int(n), nil
 }
 
 // revokeMintedBatch finds its tokens through tokens_live_by_root, which holds only the
-// live ones: each batch starts where there is something to revoke.
+// live ones: each batch starts where there is something to revoke. The unary + keeps
+// the planner from walking every live token through the index on revoked_at instead
+// of updating the batch's by hash.
 const revokeMintedBatch = `UPDATE tokens SET revoked_at = max(?2, created_at)
-	WHERE hash IN (SELECT hash FROM tokens WHERE root = ?1 AND revoked_at IS NULL LIMIT ?3)`
+	WHERE hash IN (SELECT hash FROM tokens WHERE root = ?1 AND revoked_at IS NULL LIMIT ?3) AND +revoked_at IS NULL`
 
 const revokeTokensOfUser = `UPDATE tokens SET revoked_at = ? WHERE api_key = ? AND uid = ? AND revoked_at IS NULL`
 

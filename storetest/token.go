@@ -274,6 +274,24 @@ var tokenTests = []test{
 			_, err = s.Token(t.Context(), tok.Hash)
 			wantErr(t, "Token after a LoginWithToken from a root "+name, err, socius.ErrNotFound)
 		}
+		// The token the call was made with, when it is not the root, must live too.
+		for name, with := range map[string]string{"revoked": gone.Hash, "unknown": hashOf("never")} {
+			tok := minted("create-with-"+name, "u1", live.Hash)
+			tok.MintedWith = with
+			wantErr(t, "CreateToken made with a token "+name, s.CreateToken(t.Context(), tok), socius.ErrRootGone)
+			tok = minted("login-with-"+name, "new-with-"+name, live.Hash)
+			tok.MintedWith = with
+			_, err := s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
+			wantErr(t, "LoginWithToken made with a token "+name, err, socius.ErrRootGone)
+			_, err = s.User(t.Context(), "3_site", tok.UID)
+			wantErr(t, "the user of a LoginWithToken made with a token "+name, err, socius.ErrNotFound)
+		}
+		with := createToken(t, s, minted("middle", "u1", live.Hash))
+		tok := minted("made-with-middle", "u1", live.Hash)
+		tok.MintedWith = with.Hash
+		createToken(t, s, tok)
+		tok.MintedWith = "" // not stored
+		checkToken(t, getToken(t, s, tok.Hash), tok)
 		for _, root := range []*socius.Token{live, expired} {
 			tok := createToken(t, s, minted("create-of-"+root.Hash, "u1", root.Hash))
 			checkToken(t, getToken(t, s, tok.Hash), tok)

@@ -105,6 +105,10 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 		return nil
 	}
 	fmt.Fprintf(stdout, "revoked: %s\n", what)
+	if t.Root != "" {
+		// Its own minted sessions hang from the top of its chain: say how to end them.
+		fmt.Fprintf(stdout, "note: it was made from another token; sessions made with it stay until that token is revoked, or UID %s logs out (socialize.logout)\n", t.UID)
+	}
 	return nil
 }
 

@@ -158,7 +158,8 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 
 	// Revoking alice's first session ends it alone: the one made with it acts for
 	// alice too (a logout of alice ends both), and hangs from the site token.
-	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", alice[0]}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: session token") {
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", alice[0]}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: session token") ||
+		!strings.Contains(out, "note: it was made from another token; sessions made with it stay until that token is revoked, or UID alice logs out") {
 		t.Fatalf("revoke alice's session: exit %d, %q, %q", code, out, errOut)
 	}
 	want(t, "alice's session", call(alice), 403025, "revoked")

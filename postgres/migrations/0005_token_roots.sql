@@ -4,7 +4,8 @@
 -- with a site's or key's own credentials, and for every token stored before this
 -- version. The index holds only live minted tokens, so that a revocation finds those
 -- still to revoke without stepping over those it revoked. Built inside the migration's
--- transaction (every existing row has no root, but the table is read once): token
--- writes wait for it once, on the first start of this version.
+-- transaction, after the ALTER TABLE, whose exclusive lock it keeps: token reads and
+-- writes wait for it once (every existing row has no root, but the table is read
+-- once), on the first start of this version (docs/postgresql.md, "Migrations").
 ALTER TABLE tokens ADD COLUMN root TEXT;
 CREATE INDEX tokens_live_by_root ON tokens (root) WHERE root IS NOT NULL AND revoked_at IS NULL;
