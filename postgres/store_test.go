@@ -1023,15 +1023,7 @@ func TestKeyDeletionWaitsForItsToken(t *testing.T) {
 			}
 		})
 		// The token commits once the deletion waits for its lock.
-		for waiting := 0; waiting == 0; {
-			if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-				WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM keys%'`).Scan(&waiting); err != nil {
-				t.Fatal(err)
-			}
-			if ctx.Err() != nil {
-				t.Fatal(ctx.Err())
-			}
-		}
+		waitForLock(t, a, "DELETE FROM keys%")
 		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -1104,15 +1096,7 @@ func TestRevokeWaitsForMintedTokens(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.RevokeToken(ctx, root.Hash, now.Add(time.Minute)) }()
-	for waiting := 0; waiting == 0; { // the root's UPDATE waits for the minting
-		if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tokens%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if ctx.Err() != nil {
-			t.Fatal(ctx.Err())
-		}
-	}
+	waitForLock(t, a, "UPDATE tokens%") // the root's UPDATE waits for the minting
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -1175,15 +1159,7 @@ func TestRevokeBesideHousekeeping(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.RevokeToken(ctx, root.Hash, now.Add(time.Hour)) }()
-	for waiting := 0; waiting == 0; {
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tokens SET revoked_at = GREATEST%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if ctx.Err() != nil {
-			t.Fatal(ctx.Err())
-		}
-	}
+	waitForLock(t, s, "UPDATE tokens SET revoked_at = GREATEST%")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -1196,5 +1172,20 @@ func TestRevokeBesideHousekeeping(t *testing.T) {
 	}
 	if live != 0 {
 		t.Errorf("%d of %d minted tokens live after RevokeToken returned", live, n-1)
+	}
+}
+
+// waitForLock waits until a statement of the database that starts like (a LIKE
+// pattern) waits for a lock.
+func waitForLock(t *testing.T, s *Store, like string) {
+	t.Helper()
+	for waiting := 0; waiting == 0; {
+		if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE $1`, like).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if t.Context().Err() != nil {
+			t.Fatal(t.Context().Err())
+		}
 	}
 }

@@ -455,6 +455,18 @@ func TestTokenOfADeletedKey(t *testing.T) {
 	}
 }
 
+// siteToken gets an access token of the lab site, bound to no user.
+func siteToken(t *testing.T, s *Server) (a struct {
+	AccessToken string `json:"access_token"`
+}) {
+	t.Helper()
+	got := postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none")
+	if err := json.Unmarshal([]byte(got), &a); err != nil || a.AccessToken == "" {
+		t.Fatalf("getToken: %s", got)
+	}
+	return a
+}
+
 // TestTokenOfARevokedToken: a mobile notifyLogin called with a token that is revoked
 // between the call's authentication and the session's write stores nothing (no session,
 // no login) and is answered 403025, as the call would have been a moment later; one
@@ -465,13 +477,7 @@ func TestTokenOfARevokedToken(t *testing.T) {
 		t.Run(when+" the write", func(t *testing.T) {
 			s := newTestServer(t, t.TempDir(), nil)
 			st := s.cfg.Store
-			got := postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none")
-			var a struct {
-				AccessToken string `json:"access_token"`
-			}
-			if err := json.Unmarshal([]byte(got), &a); err != nil || a.AccessToken == "" {
-				t.Fatalf("getToken: %s", got)
-			}
+			a, got := siteToken(t, s), ""
 			revoke := func(ctx context.Context, st socius.Store, tok *socius.Token) error {
 				return st.RevokeToken(ctx, tok.Root, labTime)
 			}
@@ -533,13 +539,7 @@ func TestSessionOfALoggedOutSession(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := newTestServer(t, t.TempDir(), nil)
 			st := s.cfg.Store
-			got := postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none")
-			var a struct {
-				AccessToken string `json:"access_token"`
-			}
-			if err := json.Unmarshal([]byte(got), &a); err != nil || a.AccessToken == "" {
-				t.Fatalf("getToken: %s", got)
-			}
+			a, got := siteToken(t, s), ""
 			got = postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&siteUID=alice&targetEnv=mobile")
 			var m struct{ SessionToken, SessionSecret string }
 			if err := json.Unmarshal([]byte(got), &m); err != nil || m.SessionToken == "" {
