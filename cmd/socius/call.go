@@ -71,6 +71,9 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		fs.Usage()
 		return errUsage
 	}
+	if *timeout <= 0 {
+		return usageErr("--timeout %v: want a positive duration", *timeout)
+	}
 	method := pos[0]
 	params := client.Params{}
 	for _, a := range pos[1:] {

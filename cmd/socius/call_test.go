@@ -181,6 +181,8 @@ func TestCallCommand(t *testing.T) {
 		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--user-key", "AK", "--private-key", key, "socialize.getUserInfo"},
 		{"call", "--url", "ftp://x", "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo"},
 		{"call", "--bogus-flag"},
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "--timeout", "-1s", "socialize.getUserInfo"},
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "--timeout", "0s", "socialize.getUserInfo"},
 		// What the client refuses to send: a parameter it sets itself, a method name
 		// that is no method.
 		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "format=xml"},
