@@ -402,6 +402,7 @@ func TestAdminAPI(t *testing.T) {
 		{"clock back", "POST", "/_emulator/api/clock", js, `{"reset":true}`, 200, []string{`"offset": "0s"`}},
 		{"clock advance", "POST", "/_emulator/api/clock", js, `{"advance":"90m"}`, 200, []string{`"offset": "1h30m0s"`}},
 		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not a Gigya error code"}},
+		{"fault bad apiKey", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"apiKey":"3 x"}`, 400, []string{"apiKey must be 1 to 128 printable"}},
 		{"fault fraction 0", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"fraction":0}`, 400, []string{"fraction must be above 0"}},
 		{"fault unknown field", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"share":0.5}`, 400, []string{"unknown field"}},
 		{"fault add", "POST", "/_emulator/api/faults", js, `{"method":"setUserInfo","errorCode":504002,"count":3,"delay":"10ms"}`, 201, []string{`"id": 1`, `"method": "socialize.setUserInfo"`, `"delay": "10ms"`, `"remaining": 3`}},

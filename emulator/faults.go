@@ -86,6 +86,11 @@ func (r *Rule) Validate() error {
 	if r.APIKey == "*" {
 		r.APIKey = ""
 	}
+	if r.APIKey != "" && !socius.ValidAPIKey(r.APIKey) {
+		// No call names such an apiKey (400093 before the rules): the rule would
+		// never fire, and the value is echoed in lists and the console.
+		return errors.New("apiKey must be 1 to 128 printable characters without spaces, or * for every site")
+	}
 	if r.Code != 0 {
 		info, ok := gigya.LookupCode(r.Code)
 		if !ok || info.Retired {
