@@ -54,9 +54,7 @@ const maxDiscard = 256 << 10
 
 // Server serves HTTP/1.1 connections. Its zero value is not usable: Handler and
 // Fallback are needed. Fallback's Handler should be Handler (the connections it gets
-// are the same clients'); its timeouts apply to the connections it gets. Serve wraps
-// Fallback's Handler and ConnContext, once, so that the requests of a TLS connection
-// handed over see its TLS state.
+// are the same clients'); its timeouts apply to the connections it gets.
 type Server struct {
 	Handler  http.Handler
 	Fallback *http.Server
@@ -142,40 +140,11 @@ func (s *Server) track(ln net.Listener) bool {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.handoff = newHandoffListener(ln.Addr())
 		s.fallback = make(chan error, 1)
-		s.tellTLS()
 		go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
 	}
 	s.listeners[ln] = struct{}{}
 	return true
 }
-
-// tellTLS makes Fallback give the requests of a handed TLS connection its TLS state
-// (r.TLS), as it would on a connection of its own: it sees a wrapper, not a
-// *tls.Conn. Its ConnContext and Handler are wrapped once, before it serves.
-func (s *Server) tellTLS() {
-	connContext, h := s.Fallback.ConnContext, s.Fallback.Handler
-	if h == nil {
-		h = http.DefaultServeMux
-	}
-	s.Fallback.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
-		if connContext != nil {
-			ctx = connContext(ctx, nc)
-		}
-		if hc, ok := nc.(*handedConn); ok && hc.tls != nil {
-			ctx = context.WithValue(ctx, tlsStateKey{}, hc.tls)
-		}
-		return ctx
-	}
-	s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if state, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok && r.TLS == nil {
-			r.TLS = state
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// tlsStateKey keys a handed connection's TLS state in the fallback's contexts.
-type tlsStateKey struct{}
 
 func (s *Server) untrack(ln net.Listener) {
 	s.mu.Lock()
@@ -498,13 +467,17 @@ func (c *conn) lingerClose() {
 func (c *conn) handOver() bool {
 	// net/http sets its own deadlines; its first for the head is held to what is left
 	// of this one, so that a slow head gains no time by being handed over.
-	hc := &handedConn{Conn: c.rwc, r: c.br, head: c.headDeadline(), tls: c.tlsState}
+	hc := &handedConn{Conn: c.rwc, r: c.br, head: c.headDeadline()}
 	// Until net/http sets its own (which it may not, without timeouts of its own), the
 	// read deadline is what is left of the head's: a head cut short by its deadline
 	// is over at once.
 	c.rwc.SetWriteDeadline(time.Time{})
 	c.rwc.SetReadDeadline(hc.head)
-	if !c.s.handoff.give(hc) {
+	var nc net.Conn = hc
+	if c.tlsState != nil {
+		nc = handedTLSConn{hc, c.tlsState}
+	}
+	if !c.s.handoff.give(nc) {
 		return false
 	}
 	c.s.setState(c.rwc, http.StateHijacked)
@@ -636,8 +609,17 @@ type handedConn struct {
 	r      *bufio.Reader
 	head   time.Time
 	capped atomic.Bool
-	tls    *tls.ConnectionState // of a TLS connection, for the fallback's requests
 }
+
+// handedTLSConn is a TLS connection given to net/http, which sees a wrapper, not a
+// *tls.Conn: a connection with a ConnectionState method is one over TLS to net/http,
+// which gives its requests that state (r.TLS). Only TLS connections have the method.
+type handedTLSConn struct {
+	*handedConn
+	state *tls.ConnectionState
+}
+
+func (h handedTLSConn) ConnectionState() tls.ConnectionState { return *h.state }
 
 func (h *handedConn) SetReadDeadline(t time.Time) error {
 	if !h.capped.Swap(true) && !h.head.IsZero() && (t.IsZero() || t.After(h.head)) {

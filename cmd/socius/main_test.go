@@ -208,9 +208,9 @@ func tlsDial(ts *testServer, addr string) (net.Conn, error) {
 	return tls.Dial("tcp", addr, ts.client.Transport.(*http.Transport).TLSClientConfig)
 }
 
-// TestFastPathWiring: the plain-HTTP API listener is served by package http1 unless
-// --fast-path=false or in emulator mode (whose fault delays need net/http's context
-// that ends when the client goes away); HTTPS, admin and pprof stay on net/http.
+// TestFastPathWiring: the API listeners, HTTP and HTTPS, are served by package http1
+// unless --fast-path=false or in emulator mode (whose fault delays need net/http's
+// context that ends when the client goes away); admin and pprof stay on net/http.
 func TestFastPathWiring(t *testing.T) {
 	fast := func(ts *testServer) int {
 		n := 0
@@ -241,8 +241,26 @@ func TestFastPathWiring(t *testing.T) {
 			t.Errorf("%s: getUserInfo answered %d", tt.name, a.code())
 		}
 		if ts.HTTPSURL != "" {
-			if a := ts.tlsPost(t, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"nobody"}}); a.code() != 403005 {
+			form := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"nobody"}}
+			if a := ts.tlsPost(t, "socialize.getUserInfo", form); a.code() != 403005 {
 				t.Errorf("%s: getUserInfo with a secret over HTTPS answered %d %s", tt.name, a.code(), a.str("errorDetails"))
+			}
+			// Chunked: a request the fast path hands to net/http, TLS state and all.
+			req, err := http.NewRequest("POST", ts.HTTPSURL+"/socialize.getUserInfo", io.MultiReader(strings.NewReader(form.Encode())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.ContentLength = -1
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a answer
+			err = json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			if err != nil || a.code() != 403005 {
+				t.Errorf("%s: a chunked getUserInfo with a secret over HTTPS answered %v %v", tt.name, a, err)
 			}
 		}
 	}
