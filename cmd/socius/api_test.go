@@ -186,6 +186,22 @@ func TestRawRequestErrors(t *testing.T) {
 			}
 		})
 	}
+	// A compressed body is said to be one, not read as a parameter name of binary.
+	req, err := http.NewRequest("POST", ts.HTTPURL+"/socialize.getUserInfo", strings.NewReader("\x1f\x8b\x08\x00UID"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if s := string(body); !strings.Contains(s, `"errorCode":400001`) || !strings.Contains(s, `Content-Encoding \"gzip\" is not supported`) {
+		t.Errorf("a gzip body: %s", s)
+	}
 }
 
 // TestRefusalsKeepTheAskedForm: a request refused while its parameters are read (too
