@@ -145,20 +145,23 @@ func wholeNumber(s string) (int, bool) {
 		return 0, false
 	}
 	shift := 0
+	digits = strings.TrimLeft(digits, "0")
 	if exp != "" {
 		e := exp
 		if e[0] == '-' || e[0] == '+' {
 			e = e[1:]
 		}
-		if e == "" || len(e) > 4 || !allDigits(e) {
+		if e == "" || !allDigits(e) {
 			return 0, false
+		}
+		if len(e) > 4 { // zero whatever its exponent; anything else far out of range
+			return 0, digits == ""
 		}
 		shift, _ = strconv.Atoi(e)
 		if exp[0] == '-' {
 			shift = -shift
 		}
 	}
-	digits = strings.TrimLeft(digits, "0")
 	point := len(digits) - len(frac) + shift // digits before the decimal point
 	if digits == "" {
 		return 0, true

@@ -49,6 +49,7 @@ func TestAgeWholeNumbers(t *testing.T) {
 		"30": "30", "+30": "30", " 30 ": "30", "030": "30", "30.0": "30", "30.": "30",
 		"3e1": "30", "3E+1": "30", "3.00E1": "30", "300e-1": "30", "0": "0", "-0": "0",
 		"0.0": "0", "0e5": "0", "150": "150", "1.5e2": "150", "15e1": "150",
+		"0.0e999999999999": "0", "-0e-99999": "0", // zero, whatever its exponent
 	}
 	for in, want := range good {
 		if got, err := Age.Validate(in); err != nil || got != want {
@@ -57,7 +58,7 @@ func TestAgeWholeNumbers(t *testing.T) {
 	}
 	for _, in := range []string{
 		"30.5", "30.000001", "0.5", ".5", ".", "", "-1", "151", "1.51e2", "1e400", "1e-400",
-		"1e", "1e+", "3_0", "0x1e", "30abc", "1e00001", "NaN", "Infinity", "--1", "9999999999999999999999",
+		"1e", "1e+", "3_0", "0x1e", "30abc", "1e00001", "1e99999", "0e", "0e+x", "NaN", "Infinity", "--1", "9999999999999999999999",
 	} {
 		if got, err := Age.Validate(in); err == nil {
 			t.Errorf("Age.Validate(%q) = %q, nil; want an error", in, got)
