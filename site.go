@@ -3,9 +3,12 @@ package socius
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // A Site is a tenant: its apiKey identifies it on every call and its partner secret
@@ -104,6 +107,27 @@ func NewUserKey() string {
 // ValidAPIKey reports whether s can be an apiKey: 1 to 128 printable ASCII characters
 // without spaces.
 func ValidAPIKey(s string) bool { return validID(s, 128) }
+
+// MaxSiteName is the longest site name, in bytes.
+const MaxSiteName = 256
+
+// ValidateSiteName checks a site's name: at most MaxSiteName bytes of UTF-8 without
+// control characters. Both stores then hold it alike (PostgreSQL refuses a NUL byte or
+// invalid UTF-8, which SQLite takes), so a site moves between them by export and import.
+func ValidateSiteName(name string) error {
+	if len(name) > MaxSiteName {
+		return fmt.Errorf("a site name is at most %d bytes", MaxSiteName)
+	}
+	if !utf8.ValidString(name) {
+		return errors.New("a site name must be UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("a site name may not hold the control character %U", r)
+		}
+	}
+	return nil
+}
 
 // ValidUserKey reports whether s can be a userKey (same rule as apiKeys).
 func ValidUserKey(s string) bool { return validID(s, 128) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/socius/socius"
@@ -73,5 +74,18 @@ func TestAllUsers(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d values after a failed read, want 1", n)
+	}
+}
+
+func TestValidateSiteName(t *testing.T) {
+	for _, ok := range []string{"", "demo", "Ünïcødé site 名前", strings.Repeat("x", socius.MaxSiteName)} {
+		if err := socius.ValidateSiteName(ok); err != nil {
+			t.Errorf("ValidateSiteName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"a\x00b", "a\tb", "a\u0085b", "\xff", strings.Repeat("x", socius.MaxSiteName+1)} {
+		if err := socius.ValidateSiteName(bad); err == nil {
+			t.Errorf("ValidateSiteName(%q) accepted", bad)
+		}
 	}
 }

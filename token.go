@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Token texts start with a prefix that names their kind, so that a leaked token is
@@ -86,6 +87,11 @@ const MinRSABits = 2048
 // ParseRSAPublicKey reads a PEM-encoded RSA public key, PKIX ("PUBLIC KEY") or PKCS #1
 // ("RSA PUBLIC KEY"), of at least MinRSABits bits.
 func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
+	if strings.ContainsRune(pemText, 0) || !utf8.ValidString(pemText) {
+		// Text around the PEM block is let be, but stored as given: PostgreSQL refuses
+		// these, which SQLite takes.
+		return nil, errors.New("the text holds a NUL byte or is not UTF-8")
+	}
 	block, _ := pem.Decode([]byte(pemText))
 	if block == nil {
 		return nil, errors.New("no PEM block found")

@@ -101,6 +101,9 @@ func TestParseRSAPublicKey(t *testing.T) {
 		"not PEM":     "hello",
 		"private key": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(priv)})),
 		"garbage DER": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("nope")})),
+		// A good key with what PostgreSQL cannot store beside it (SQLite can).
+		"NUL after": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix})) + "\x00junk",
+		"not UTF-8": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix})) + "\xff",
 	} {
 		if _, err := socius.ParseRSAPublicKey(text); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -21,9 +21,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
 )
 
 // Kinds of record.
@@ -232,6 +235,14 @@ func parseTime(name, s string) (time.Time, error) {
 }
 
 func decode(text []byte) (*Record, error) {
+	// What encoding/json lets by: invalid UTF-8 (made U+FFFD) and a key given twice
+	// (the last wins). setUserInfo refuses both; so does a line.
+	if !utf8.Valid(text) {
+		return nil, errors.New("not a valid record: not UTF-8")
+	}
+	if err := keysOnce(text); err != nil {
+		return nil, err
+	}
 	var l line
 	dec := json.NewDecoder(bytes.NewReader(text))
 	dec.DisallowUnknownFields()
@@ -254,6 +265,9 @@ func decode(text []byte) (*Record, error) {
 		if err := socius.ValidateSecret(l.Secret); err != nil {
 			return nil, fmt.Errorf("site %s: %v", l.APIKey, err)
 		}
+		if err := socius.ValidateSiteName(l.Name); err != nil {
+			return nil, fmt.Errorf("site %s: %v", l.APIKey, err)
+		}
 		return &Record{Site: &socius.Site{APIKey: l.APIKey, Secret: l.Secret, Name: l.Name, CreatedAt: created}}, nil
 	case KindKey:
 		if !socius.ValidUserKey(l.UserKey) {
@@ -264,6 +278,11 @@ func decode(text []byte) (*Record, error) {
 		}
 		if err := socius.ValidateSecret(l.Secret); err != nil {
 			return nil, fmt.Errorf("key %s: %v", l.UserKey, err)
+		}
+		if l.Methods != nil && len(l.Methods) == 0 {
+			// Not "every method", which only leaving methods out says (as key create's
+			// --methods).
+			return nil, fmt.Errorf("key %s: methods is empty: leave it out for a key that may call every method", l.UserKey)
 		}
 		if l.PublicKey != "" {
 			// As `socius key create --public-key` checks it: a key that cannot verify
@@ -278,6 +297,38 @@ func decode(text []byte) (*Record, error) {
 		return decodeUser(&l, created)
 	}
 	return nil, fmt.Errorf("unknown kind %q (site, key or user)", l.Kind)
+}
+
+// keysOnce returns an error when the line's object, or its profile, has a key twice,
+// in any letter case (encoding/json matches the names so, and keeps the last).
+func keysOnce(text []byte) error {
+	v, err := gigya.ParseJSON(string(text))
+	if err != nil {
+		return nil // encoding/json says what is wrong
+	}
+	twice := func(o gigya.Object) string {
+		seen := make(map[string]bool, len(o))
+		for _, kv := range o {
+			k := strings.ToLower(kv.Key)
+			if seen[k] {
+				return kv.Key
+			}
+			seen[k] = true
+		}
+		return ""
+	}
+	obj, _ := v.(gigya.Object)
+	if k := twice(obj); k != "" {
+		return fmt.Errorf("not a valid record: %q is given twice", k)
+	}
+	for _, kv := range obj {
+		if p, ok := kv.Value.(gigya.Object); ok && strings.EqualFold(kv.Key, "profile") {
+			if k := twice(p); k != "" {
+				return fmt.Errorf("not a valid record: the profile gives %q twice", k)
+			}
+		}
+	}
+	return nil
 }
 
 func decodeUser(l *line, created time.Time) (*Record, error) {

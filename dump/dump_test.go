@@ -77,6 +77,15 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 		`{"apiKey":"3_abc","UID":"x","profile":{"firstName":"A","FIRSTNAME":"B"}}`,
 		`{"kind":"key","userKey":"AKey2","apiKey":"3_abc","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg==","publicKey":"not a key"}`,
 		``,
+		// What encoding/json would let by, and a store would not hold alike: a key
+		// given twice (the last would win), invalid UTF-8, a name PostgreSQL cannot
+		// hold, a key for every method by an empty list.
+		`{"apiKey":"3_abc","UID":"x","profile":{"firstName":"A","firstName":"B"}}`,
+		`{"apiKey":"3_abc","UID":"x","UID":"y"}`,
+		`{"apiKey":"3_abc","UID":"x","uid":"y"}`,
+		"{\"apiKey\":\"3_abc\",\"UID\":\"x\",\"profile\":{\"nickname\":\"\xff\xfe\"}}",
+		`{"kind":"site","apiKey":"3_s","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==","name":"a\u0000b"}`,
+		`{"kind":"key","userKey":"AKey3","apiKey":"3_abc","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg==","methods":[]}`,
 		`{"apiKey":"3_abc","UID":"ok2","profile":{"age":"41"}}`,
 	}, "\n")
 	var okUIDs []string
@@ -91,7 +100,7 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 	if strings.Join(okUIDs, ",") != "ok1,ok2" {
 		t.Errorf("good records %v", okUIDs)
 	}
-	want := []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	want := []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18}
 	if len(badLines) != len(want) {
 		t.Fatalf("bad lines %v, want %v", badLines, want)
 	}

@@ -70,6 +70,9 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
+		if err := socius.ValidateSiteName(*name); err != nil {
+			return badFlag("--name: %v", err)
+		}
 		site := &socius.Site{APIKey: *apiKey, Name: *name, CreatedAt: time.Now()}
 		if site.APIKey == "" {
 			site.APIKey = socius.NewAPIKey()

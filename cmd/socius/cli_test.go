@@ -307,6 +307,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_CALLS": "maybe"}, `SOCIUS_LOG_CALLS="maybe"`},
 		{[]string{"key", "create", "--site", "3_x", "--methods", "socialize.getUserInfo,socialize.bogus"}, nil, `"socialize.bogus" is not a method Socius serves`},
 		{[]string{"key", "create", "--site", "3_x", "--methods", ","}, nil, `--methods "," names no method`},
+		{[]string{"site", "create", "--name", "a\tb"}, nil, "--name: a site name may not hold the control character U+0009"},
 		{[]string{"key", "create", "--site", "3_x", "--methods", " "}, nil, `--methods " " names no method`},
 		{[]string{"serve", "--rate-limit", "NaN"}, nil, "--rate-limit must be a number"},
 		{[]string{"serve"}, map[string]string{"SOCIUS_RATE_LIMIT": "+Inf"}, "--rate-limit must be a number"},
