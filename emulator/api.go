@@ -326,7 +326,16 @@ func (e *Emulator) apiUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) apiReset(w http.ResponseWriter, r *http.Request) {
-	all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
+	all := false
+	if v, ok := r.URL.Query()["all"]; ok {
+		var err error
+		if all, err = strconv.ParseBool(v[0]); err != nil || len(v) > 1 {
+			// A plain reset for a word it does not read would keep the fault rules,
+			// the log and the clock that the caller asked to clear.
+			apiError(w, http.StatusBadRequest, "all must be true or false (1 or 0), once; got %q", v)
+			return
+		}
+	}
 	reset := e.Reset
 	if all {
 		reset = e.ResetAll

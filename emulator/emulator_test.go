@@ -441,6 +441,12 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("clock offset %v", off)
 	}
 
+	// all= is read strictly: a word it does not know is not a plain reset.
+	for _, q := range []string{"all=yes", "all=on", "all", "all=true&all=false"} {
+		if status, body := te.do(t, "POST", "/_emulator/api/reset?"+q, "", ""); status != 400 || !strings.Contains(body, "all must be true or false") {
+			t.Errorf("reset?%s: %d %s", q, status, body)
+		}
+	}
 	// reset?all=true also clears the rules and the log and resets the clock.
 	te.Faults.Add(Rule{Code: 500001})
 	te.Log.Observe(&server.Call{ID: "x"})

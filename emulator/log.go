@@ -15,6 +15,11 @@ import (
 // DefaultLogSize is how many calls the request log keeps by default.
 const DefaultLogSize = 1000
 
+// MaxLogSize is the largest request log: its ring is allocated whole at the start
+// (about 250 bytes an entry), and a full one holds each call's parameters, each cut,
+// up to a few KiB a call.
+const MaxLogSize = 100_000
+
 // An Entry is one call in the request log, with its secrets masked.
 type Entry struct {
 	// Seq numbers the calls from 1, in the order they ended; readers page with it.

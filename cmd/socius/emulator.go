@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -61,8 +60,8 @@ func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
 		}
 		return nil
 	}
-	if m.RequestLogSize <= 0 {
-		return errors.New("--request-log-size must be positive")
+	if m.RequestLogSize <= 0 || m.RequestLogSize > emulator.MaxLogSize {
+		return fmt.Errorf("--request-log-size must be positive, at most %d", emulator.MaxLogSize)
 	}
 	if m.WriteTimeout < 2*time.Second {
 		// Long polls of the request log and fault delays end a second before it.

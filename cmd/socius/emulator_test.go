@@ -105,6 +105,7 @@ func TestEmulatorFlags(t *testing.T) {
 		{[]string{"--emulator", "--https", "192.168.1.10:8443"}, "--https 192.168.1.10:8443 is not a loopback address"},
 		{[]string{"--emulator", "--http", "socius.example:8080"}, "is not a loopback address"},
 		{[]string{"--emulator", "--request-log-size", "0"}, "--request-log-size must be positive"},
+		{[]string{"--emulator", "--request-log-size", "1000000000000"}, "--request-log-size must be positive, at most 100000"},
 		{[]string{"--emulator", "--write-timeout", "1s"}, "the emulator needs at least 2s"},
 	}
 	for _, tt := range bad {
