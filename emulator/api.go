@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -554,9 +555,30 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="socius-export.jsonl"`)
-	if _, err := Export(r.Context(), e.cfg.Store, w); err != nil {
+	cw := &countingWriter{w: w}
+	if _, err := Export(r.Context(), e.cfg.Store, cw); err != nil {
 		e.cfg.Logger.Error("emulator: export", "err", err)
+		if cw.n == 0 {
+			e.internal(w, "export", err)
+			return
+		}
+		// The 200 is out: the client must still see that the export is cut short,
+		// which a connection closed without the end of the chunked body tells it
+		// (an unexpected EOF), never a clean end.
+		panic(http.ErrAbortHandler)
 	}
+}
+
+// countingWriter counts what went through to w.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {

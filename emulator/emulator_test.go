@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -835,6 +837,59 @@ func TestConsoleHeaders(t *testing.T) {
 	for h, v := range want {
 		if got := resp.Header.Get(h); !strings.HasPrefix(got, v) {
 			t.Errorf("%s: %q, want it to start %q", h, got, v)
+		}
+	}
+}
+
+// usersFailAfter is a store whose user listing fails after its first page, as a
+// database gone away in the middle of an export.
+type usersFailAfter struct {
+	socius.Store
+	pages *atomic.Int32
+}
+
+func (s usersFailAfter) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	if s.pages.Add(1) > 1 {
+		return nil, socius.DatabaseError("test", errors.New("connection refused"))
+	}
+	return s.Store.Users(ctx, apiKey, after, limit)
+}
+
+// TestExportCutShort: an export the store fails half way is cut off, so that the
+// client reads an error, not a clean end of a partial file; one that fails before its
+// first byte is a 500.
+func TestExportCutShort(t *testing.T) {
+	te := newTestEmulator(t)
+	ctx := context.Background()
+	for i := range 1200 { // more than a page of users, and more than a buffer of lines
+		if _, err := te.store.Login(ctx, "3_EmuSite", fmt.Sprintf("user%04d", i), nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		failAt int32
+	}{{"half way", 0}, {"at once", 1}} {
+		pages := &atomic.Int32{}
+		pages.Store(c.failAt)
+		e := New(Config{Store: usersFailAfter{te.store, pages}, Clock: te.clock, LogSize: 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		srv := httptest.NewServer(e.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+		resp, err := http.Get(srv.URL + "/_emulator/api/export")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		switch c.name {
+		case "half way":
+			if resp.StatusCode != 200 || err == nil || len(body) == 0 {
+				t.Errorf("%s: HTTP %d, %d bytes, %v; want 200 and the body cut off", c.name, resp.StatusCode, len(body), err)
+			}
+		default:
+			if resp.StatusCode != http.StatusInternalServerError || err != nil {
+				t.Errorf("%s: HTTP %d, %v; want 500", c.name, resp.StatusCode, err)
+			}
 		}
 	}
 }

@@ -103,8 +103,12 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		return &apiError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if w, ok := out.(io.Writer); ok {
-		_, err = io.Copy(w, resp.Body)
-		return err
+		if _, err = io.Copy(w, resp.Body); err != nil {
+			// The emulator cuts the body off when it fails half way (an export the
+			// store stopped answering): what came is not the whole.
+			return fmt.Errorf("the emulator's answer was cut short: %w", err)
+		}
+		return nil
 	}
 	if out == nil {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -770,5 +771,25 @@ func TestShutdownEndsFaultDelays(t *testing.T) {
 	}
 	if r := <-answered; r.err != nil || !strings.Contains(string(r.body), `"UID":"alice"`) {
 		t.Errorf("the delayed call: %s %v", r.body, r.err)
+	}
+}
+
+// TestEmulatorExportCutShort: an export whose body the emulator cuts off (its store
+// failed half way) is an error, exit 1, and --out writes no file.
+func TestEmulatorExportCutShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(emulator.Header, "1")
+		io.WriteString(w, `{"kind":"site","apiKey":"3_x"}`+"\n")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "export.jsonl")
+	code, _, errOut := runCLI(t, noEnv, "emulator", "export", "--url", srv.URL, "--out", out)
+	if code != 1 || !strings.Contains(errOut, "cut short") {
+		t.Errorf("exit %d, %q; want 1 and the answer cut short", code, errOut)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("--out was written: %v", err)
 	}
 }
