@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
 )
 
 // routes is the emulator's whole route table: the admin API, then the console.
@@ -85,10 +86,34 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		apiError(w, http.StatusUnsupportedMediaType, "the body must be JSON (Content-Type: application/json)")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "the body could not be read: %v", err)
+		return false
+	}
+	// As strictly as a call's JSON: one object, each key once (encoding/json would
+	// keep the last), nothing after it.
+	if o, err := gigya.ParseJSON(string(body)); err == nil {
+		if obj, ok := o.(gigya.Object); ok {
+			seen := make(map[string]bool, len(obj))
+			for _, kv := range obj {
+				k := strings.ToLower(kv.Key)
+				if seen[k] {
+					apiError(w, http.StatusBadRequest, "the body gives %q twice", kv.Key)
+					return false
+				}
+				seen[k] = true
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		apiError(w, http.StatusBadRequest, "the body is not the JSON expected: %v", err)
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		apiError(w, http.StatusBadRequest, "the body has more after its JSON value")
 		return false
 	}
 	return true
@@ -480,6 +505,12 @@ func (e *Emulator) apiAddFault(w http.ResponseWriter, r *http.Request) {
 	}
 	if json.Unmarshal(raw, &given) == nil && given.Fraction != nil && *given.Fraction == 0 {
 		apiError(w, http.StatusBadRequest, "%v", errZeroFraction)
+		return
+	}
+	// What the emulator sets is not the caller's to give (as zero values it may be:
+	// a rule read back and sent again).
+	if rule.ID != 0 || rule.Remaining != 0 || rule.Hits != 0 || !rule.Created.IsZero() {
+		apiError(w, http.StatusBadRequest, "id, remaining, hits and created are the emulator's to set, not a rule's to give")
 		return
 	}
 	added, err := e.Faults.Add(rule)
