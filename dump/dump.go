@@ -23,10 +23,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/gigya"
 )
 
 // Kinds of record.
@@ -240,8 +240,8 @@ func decode(text []byte) (*Record, error) {
 	if !utf8.Valid(text) {
 		return nil, errors.New("not a valid record: not UTF-8")
 	}
-	if err := keysOnce(text); err != nil {
-		return nil, err
+	if k := DuplicateKey(text, "profile"); k != "" {
+		return nil, fmt.Errorf("not a valid record: %q is given twice (the line's or its profile's)", k)
 	}
 	var l line
 	dec := json.NewDecoder(bytes.NewReader(text))
@@ -299,36 +299,82 @@ func decode(text []byte) (*Record, error) {
 	return nil, fmt.Errorf("unknown kind %q (site, key or user)", l.Kind)
 }
 
-// keysOnce returns an error when the line's object, or its profile, has a key twice,
-// in any letter case (encoding/json matches the names so, and keeps the last).
-func keysOnce(text []byte) error {
-	v, err := gigya.ParseJSON(string(text))
-	if err != nil {
-		return nil // encoding/json says what is wrong
+// DuplicateKey returns a key that the JSON object in text gives twice, as
+// encoding/json matches names (in any letter case, by Unicode's simple folding: "ſ"
+// is "s"), where encoding/json would keep the last one without a word; and the same
+// for the object that is the value of its member named nested (none when ""). It reads
+// the text once, as tokens, whatever its size; text that is not JSON is left to the
+// decoder that follows ("" and no complaint).
+func DuplicateKey(text []byte, nested string) string {
+	type frame struct {
+		object, wantKey bool
+		seen            map[string]bool // the keys so far, folded; nil: not looked at
 	}
-	twice := func(o gigya.Object) string {
-		seen := make(map[string]bool, len(o))
-		for _, kv := range o {
-			k := strings.ToLower(kv.Key)
-			if seen[k] {
-				return kv.Key
-			}
-			seen[k] = true
-		}
-		return ""
-	}
-	obj, _ := v.(gigya.Object)
-	if k := twice(obj); k != "" {
-		return fmt.Errorf("not a valid record: %q is given twice", k)
-	}
-	for _, kv := range obj {
-		if p, ok := kv.Value.(gigya.Object); ok && strings.EqualFold(kv.Key, "profile") {
-			if k := twice(p); k != "" {
-				return fmt.Errorf("not a valid record: the profile gives %q twice", k)
-			}
+	var stack []*frame
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
 		}
 	}
-	return nil
+	nestedNext := false // the value about to start is the top object's member nested
+	dec := json.NewDecoder(bytes.NewReader(text))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "" // the end, or not JSON
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			top := stack[n-1]
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			key, _ := tok.(string)
+			if top.seen != nil {
+				f := foldName(key)
+				if top.seen[f] {
+					return key
+				}
+				top.seen[f] = true
+			}
+			nestedNext = n == 1 && nested != "" && foldName(key) == foldName(nested)
+			top.wantKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			f := &frame{object: true, wantKey: true}
+			if len(stack) == 0 || nestedNext {
+				f.seen = map[string]bool{}
+			}
+			stack = append(stack, f)
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim(']'), json.Delim('}'):
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+		nestedNext = false
+	}
+}
+
+// foldName folds every character of s to the smallest of those that simple case
+// folding makes equal to it, so that two names encoding/json takes for one fold alike.
+func foldName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func decodeUser(l *line, created time.Time) (*Record, error) {

@@ -194,3 +194,26 @@ func readAll(t *testing.T, in string) []read {
 		}
 	}
 }
+
+func TestDuplicateKey(t *testing.T) {
+	long := `"methods":[` + strings.Repeat(`"m",`, 10001) + `"m"]`
+	for text, want := range map[string]string{
+		`{"a":1,"b":2}`:                           "",
+		`{"a":1,"A":2}`:                           "A",
+		`{"secret":"x","ſecret":"y"}`:             "ſecret", // encoding/json takes ſ for s
+		"{\"k\":1,\"\u212a\":2}":                  "\u212a", // and the Kelvin sign for k
+		`{"a":{"x":1,"x":2}}`:                     "",       // not the nested one asked for
+		`{"profile":{"x":1,"X":2}}`:               "X",
+		`{"Profile":{"x":1},"b":{"x":1}}`:         "",
+		`{"a":[{"x":1,"x":2}],"b":1,"b":2}`:       "b",
+		`{` + long + `,"secret":1,"secret":2}`:    "secret", // however many values before
+		`{"a":1,"a":`:                             "a",
+		`not JSON`:                                "",
+		`{"a":1}{"a":2}`:                          "",
+		`{"profile":[{"x":1,"x":2}],"x":1,"y":1}`: "",
+	} {
+		if got := DuplicateKey([]byte(text), "profile"); got != want {
+			t.Errorf("DuplicateKey(%.60s) = %q, want %q", text, got, want)
+		}
+	}
+}

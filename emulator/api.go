@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/dump"
 )
 
 // routes is the emulator's whole route table: the admin API, then the console.
@@ -93,18 +93,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	// As strictly as a call's JSON: one object, each key once (encoding/json would
 	// keep the last), nothing after it.
-	if o, err := gigya.ParseJSON(string(body)); err == nil {
-		if obj, ok := o.(gigya.Object); ok {
-			seen := make(map[string]bool, len(obj))
-			for _, kv := range obj {
-				k := strings.ToLower(kv.Key)
-				if seen[k] {
-					apiError(w, http.StatusBadRequest, "the body gives %q twice", kv.Key)
-					return false
-				}
-				seen[k] = true
-			}
-		}
+	if k := dump.DuplicateKey(body, ""); k != "" {
+		apiError(w, http.StatusBadRequest, "the body gives %q twice", k)
+		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
