@@ -533,10 +533,12 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", clip(ct, 60))
 		}
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		// No SDK compresses its calls; said plainly rather than as the compressed
-		// bytes' first "parameter name".
-		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: Content-Encoding %q is not supported: send the form uncompressed", clip(ce, 40))
+	for _, ce := range r.Header.Values("Content-Encoding") {
+		if ce != "" && !strings.EqualFold(ce, "identity") {
+			// No SDK compresses its calls; said plainly rather than as the compressed
+			// bytes' first "parameter name".
+			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: Content-Encoding %q is not supported: send the form uncompressed", clip(ce, 40))
+		}
 	}
 	return c.params.Decode(string(c.body))
 }

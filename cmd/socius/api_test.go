@@ -192,7 +192,8 @@ func TestRawRequestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Add("Content-Encoding", "identity")
+	req.Header.Add("Content-Encoding", "gzip")
 	resp, err := ts.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
