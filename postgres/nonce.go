@@ -211,3 +211,22 @@ func (s *Store) DeleteExpiredNonces(ctx context.Context, before time.Time) (int,
 		}
 	}
 }
+
+// SharedNonceWindow records that a node accepts timestamps within window of its clock,
+// and returns the longest window any node of the database has recorded: how long every
+// node must remember a nonce, so that one with a longer window than the node that
+// accepted a request refuses its replay (a node with a shorter window takes its own
+// records for expired sooner than the other would). The value only grows: nonces then
+// live longer than needed, never shorter, after a node with a long window is gone.
+func (s *Store) SharedNonceWindow(ctx context.Context, window time.Duration) (time.Duration, error) {
+	var ms int64
+	err := s.write(ctx, "nonce window", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `INSERT INTO settings (name, value) VALUES ('nonce_window_ms', $1)
+			ON CONFLICT (name) DO UPDATE SET value = GREATEST(settings.value, excluded.value)
+			RETURNING value`, window.Milliseconds()).Scan(&ms)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}

@@ -1189,3 +1189,19 @@ func waitForLock(t *testing.T, s *Store, like string) {
 		}
 	}
 }
+
+// TestSharedNonceWindow: the window the nodes share is the longest any has recorded,
+// and only grows.
+func TestSharedNonceWindow(t *testing.T) {
+	s := newStore(t)
+	for _, c := range []struct{ mine, want time.Duration }{
+		{2 * time.Minute, 2 * time.Minute},
+		{10 * time.Minute, 10 * time.Minute},
+		{2 * time.Minute, 10 * time.Minute},
+		{1500 * time.Millisecond, 10 * time.Minute},
+	} {
+		if got, err := s.SharedNonceWindow(t.Context(), c.mine); err != nil || got != c.want {
+			t.Errorf("SharedNonceWindow(%v) = %v, %v; want %v", c.mine, got, err, c.want)
+		}
+	}
+}

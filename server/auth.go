@@ -329,7 +329,11 @@ func (s *Server) nonceExpiry(c *call, ts time.Time) time.Time {
 	if ts.Before(c.now) {
 		ts = c.now
 	}
-	return ts.Add(s.cfg.Skew)
+	window := s.cfg.Skew
+	if s.cfg.NonceWindow != nil {
+		window = max(window, s.cfg.NonceWindow())
+	}
+	return ts.Add(window)
 }
 
 func secretOverHTTP() error {

@@ -71,6 +71,10 @@ type Config struct {
 	Clock socius.Clock
 	// Skew is how far a signed request's timestamp may be from now (default 120 s).
 	Skew time.Duration
+	// NonceWindow, when set, returns how long past a request's time its nonce must be
+	// remembered when that is longer than Skew: the longest timestamp window of the
+	// nodes sharing the nonce store, so that none of them accepts a replay.
+	NonceWindow func() time.Duration
 	// TrustForwardedProto honours X-Forwarded-Proto: https from a TLS-terminating
 	// proxy: the call then counts as secure.
 	TrustForwardedProto bool

@@ -25,15 +25,44 @@ func (m *Main) startHousekeeping() {
 		defer close(done)
 		t := time.NewTicker(housekeepingPeriod)
 		defer t.Stop()
+		var windows <-chan time.Time
+		if m.windows != nil {
+			w := time.NewTicker(nonceWindowPeriod)
+			defer w.Stop()
+			windows = w.C
+		}
 		for {
 			m.sweepTokens(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+			for due := false; !due; {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					due = true
+				case <-windows:
+					if err := m.shareNonceWindow(ctx); err != nil && ctx.Err() == nil {
+						m.Logger.Warn("nonce window: the other nodes' --clock-skew could not be read", "err", err)
+					}
+				}
 			}
 		}
 	}()
+}
+
+// nonceWindowPeriod is how often a PostgreSQL node reads the longest --clock-skew of
+// the nodes sharing its database (a node started with a longer one is heeded by the
+// others within this time).
+const nonceWindowPeriod = 10 * time.Second
+
+// shareNonceWindow records this node's --clock-skew in the database and keeps, for as
+// long as its nonces are remembered, the longest of the nodes'.
+func (m *Main) shareNonceWindow(ctx context.Context) error {
+	w, err := m.windows.SharedNonceWindow(ctx, m.ClockSkew)
+	if err != nil {
+		return err
+	}
+	m.nonceWindow.Store(int64(w))
+	return nil
 }
 
 // sweepTokens removes the tokens that expired or were revoked more than tokenRetention

@@ -305,3 +305,53 @@ func TestNonceWithItsWork(t *testing.T) {
 		})
 	}
 }
+
+// TestNonceWindowShared: nodes on one database with different --clock-skew remember
+// nonces for the longest of their windows, so that a request accepted by a node with
+// a short window is refused when replayed, after that window, to one with a long
+// window (which still accepts its timestamp); without the shared window the long one
+// took the short one's record for expired and ran the request again.
+func TestNonceWindowShared(t *testing.T) {
+	pg, key := pgtest.URL(t), testMasterKeyFile(t)
+	short := startServer(t, "--store", pg, "--master-key-file", key, "--clock-skew", "2m")
+	long := startServer(t, "--store", pg, "--master-key-file", key, "--clock-skew", "10m")
+	short.login(t, "u1")
+	// Both nodes behind one name, as behind a load balancer: one signature for both.
+	p := signedFor(t, "http://lb.test", "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"once"}`}}, "", "")
+	send := func(ts *testServer) answer {
+		t.Helper()
+		req, err := http.NewRequest("POST", ts.HTTPURL+"/socialize.setUserInfo", strings.NewReader(p.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "lb.test"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a answer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	// The short node, started first, learns the long node's window within its
+	// housekeeping's period; here at once.
+	if err := short.shareNonceWindow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a := send(short); a.code() != 0 {
+		t.Fatalf("the first call, to the short node: %v", a)
+	}
+	for _, ts := range []*testServer{short, long} {
+		ts.Clock.Advance(130 * time.Second) // past the short window, within the long
+	}
+	if a := send(long); a.code() != 403004 {
+		t.Errorf("the replay to the long node after 130 s: %v, want 403004", a)
+	}
+	if a := send(short); a.code() != 403002 {
+		t.Errorf("the replay to the short node after 130 s: %v, want 403002 (its window passed)", a)
+	}
+}

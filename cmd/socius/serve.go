@@ -21,6 +21,7 @@ import (
 	"github.com/socius/socius/http1"
 	"github.com/socius/socius/metrics"
 	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/postgres"
 	"github.com/socius/socius/server"
 )
 
@@ -103,7 +104,12 @@ type Main struct {
 	closing         atomic.Bool
 
 	stopHousekeeping func()
-	dataLock         *dataLock // serve.lock of the data folder (the embedded store only)
+	// With PostgreSQL: the longest --clock-skew of the database's nodes (nanoseconds),
+	// for as long as nonces are remembered, refreshed by housekeeping; and the store
+	// that shares it.
+	nonceWindow atomic.Int64
+	windows     *postgres.Store
+	dataLock    *dataLock // serve.lock of the data folder (the embedded store only)
 }
 
 // Defaults of the HTTP server limits.
@@ -315,6 +321,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Nonced = m.Instruments.Nonced(nonced) // that write with the call's own
 		}
 	}
+	if pg, ok := st.raw.(*postgres.Store); ok {
+		// Before the first call: this node's window counts for the others' nonces
+		// from now on, and theirs for its own.
+		m.windows = pg
+		if err := m.shareNonceWindow(ctx); err != nil {
+			return fmt.Errorf("share the nonce window: %w", err)
+		}
+	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if err := m.seedEmulator(ctx); err != nil {
 		return err
@@ -336,6 +350,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Nonced:              m.Nonced,
 		Clock:               m.Clock,
 		Skew:                m.ClockSkew,
+		NonceWindow:         func() time.Duration { return time.Duration(m.nonceWindow.Load()) },
 		TrustForwardedProto: m.TrustForwardedProto,
 		MaxBodyBytes:        m.MaxBodyBytes,
 		MaxConcurrent:       m.MaxConcurrent,
