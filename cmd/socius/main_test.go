@@ -118,6 +118,21 @@ func (ts *testServer) postRaw(t *testing.T, base, method, body string) ([]byte, 
 	return b, resp
 }
 
+// answerOf sends req with the test server's client and decodes its answer.
+func (ts *testServer) answerOf(t *testing.T, req *http.Request) answer {
+	t.Helper()
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 var nonceSeq atomic.Int64
 
 // signed adds apiKey, timestamp, nonce and sig, signing for the URL the request goes

@@ -209,16 +209,7 @@ func TestCallLogNeverHoldsCredentials(t *testing.T) {
 			req.SetBasicAuth(c.basic[0], c.basic[1])
 		}
 		calls++
-		resp, err := ts.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var a answer
-		err = json.NewDecoder(resp.Body).Decode(&a)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		a := ts.answerOf(t, req)
 		if a.code() != c.code || !strings.Contains(a.str("errorDetails"), c.want) ||
 			strings.Contains(a.str("errorDetails"), testSecret) || strings.Contains(a.str("errorDetails"), vectors.LabUserSecret) {
 			t.Errorf("%s %v: %v", c.method, c.p, a)

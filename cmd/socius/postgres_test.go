@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -185,15 +184,7 @@ func TestPostgresRefusesBadKeysItself(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", "Bearer "+jwt)
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var a answer
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		t.Fatal(err)
-	}
+	a := ts.answerOf(t, req)
 	if a.code() != 403005 || !strings.Contains(fmt.Sprint(a["errorDetails"]), "not a valid userKey") {
 		t.Errorf("a JWT whose kid holds a NUL byte: %v; want 403005 not a valid userKey", a)
 	}
@@ -326,16 +317,7 @@ func TestNonceWindowShared(t *testing.T) {
 		}
 		req.Host = "lb.test"
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := ts.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var a answer
-		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-			t.Fatal(err)
-		}
-		return a
+		return ts.answerOf(t, req)
 	}
 	// The short node, started first, learns the long node's window within its
 	// housekeeping's period; here at once.
