@@ -424,10 +424,12 @@ func (c ClockChange) Apply(clock *socius.OffsetClock) error {
 			return err
 		}
 		if !within(time.Until(t)) { // saturates past ±292 years: refused too
-			return fmt.Errorf("set: %s is more than 100 years from the system time", t.UTC().Format(time.RFC3339))
+			// As given: a time this far out (Unix seconds near the int64 bounds) has no
+			// year that formats sensibly.
+			return fmt.Errorf("set: %q is more than 100 years from the system time", c.Set)
 		}
 		if t.After(LatestTime) || t.Before(EarliestTime) {
-			return fmt.Errorf("set: %s is outside %s to %s, the times the emulator's clock may read", t.UTC().Format(time.RFC3339), EarliestTime.Format(time.RFC3339), LatestTime.Format(time.RFC3339))
+			return fmt.Errorf("set: %q is outside %s to %s, the times the emulator's clock may read", c.Set, EarliestTime.Format(time.RFC3339), LatestTime.Format(time.RFC3339))
 		}
 		clock.Set(t)
 	case c.Advance != "":

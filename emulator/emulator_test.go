@@ -410,6 +410,7 @@ func TestAdminAPI(t *testing.T) {
 		{"fault read-only field", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"hits":5}`, 400, []string{"the emulator's to set"}},
 		{"fault key twice", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"errorCode":504002}`, 400, []string{`gives \"errorCode\" twice`}},
 		{"clock key twice, folded", "POST", "/_emulator/api/clock", js, `{"set":"2030-01-01T00:00:00Z","ſet":"2031-01-01T00:00:00Z"}`, 400, []string{`twice`}},
+		{"clock set at the int64 bound", "POST", "/_emulator/api/clock", js, `{"set":"-9223372036854775808"}`, 400, []string{`set: \"-9223372036854775808\" is more than 100 years`}},
 		{"clock trailing text", "POST", "/_emulator/api/clock", js, `{"advance":"1h"} and more`, 400, []string{"more after its JSON value"}},
 		{"fault add", "POST", "/_emulator/api/faults", js, `{"method":"setUserInfo","errorCode":504002,"count":3,"delay":"10ms"}`, 201, []string{`"id": 1`, `"method": "socialize.setUserInfo"`, `"delay": "10ms"`, `"remaining": 3`}},
 		{"fault list", "GET", "/_emulator/api/faults", "", "", 200, []string{`"errorCode": 504002`}},
