@@ -43,9 +43,10 @@ type UserStore interface {
 	// LoginWithToken is Login followed by CreateToken(t), a token of the user, as one
 	// operation: the user is logged in and holds the token, or nothing changed (a taken
 	// hash is ErrExists, a site that does not exist ErrNotFound, a t.UserKey that names
-	// no key of the site ErrKeyGone, a revoked or missing t.Root ErrRootGone). A
-	// logout or deletion of the user, a deletion of the token's key and a revocation
-	// of its root come before both or after both.
+	// no key of the site ErrKeyGone, a revoked or missing t.Root or t.MintedWith
+	// ErrRootGone). A logout or deletion of the user, a deletion of the token's key and
+	// a revocation of its root (or of the token it was minted with) come before both or
+	// after both.
 	LoginWithToken(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, t *Token) (created bool, err error)
 	// User returns a user, or ErrNotFound.
 	User(ctx context.Context, apiKey, uid string) (*User, error)

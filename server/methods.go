@@ -127,7 +127,7 @@ const (
 )
 
 // maxIgnoredName is the longest name an ignoredParams entry echoes whole: a parameter
-// name, or "userInfo." and a key of that length.
+// name, or "x_userInfo." and a key of that length.
 const maxIgnoredName = len("x_userInfo.") + gigya.MaxParamNameLen
 
 // nameList joins names with ", ", at most maxListedNames of them, each clipped, and

@@ -327,7 +327,7 @@ const issueRounds = 30
 
 // issuesBesideEnds runs eight issuers that each issue a token a round, by CreateToken
 // and LoginWithToken in turn (a login for a user of its own), while end(r) ends what
-// round r's tokens need (their key, their parent token) once half of the issuers have
+// round r's tokens need (their key, their root token) once half of the issuers have
 // issued in the round, the others in flight or to come: two issuers wait for each end
 // to return, so that some issues surely come after it, and must be refused. Every
 // issue either stores its token or is refused with refusal. It returns the tokens

@@ -13,7 +13,8 @@ const (
 	housekeepingPeriod = time.Hour
 )
 
-// startHousekeeping removes dead tokens now and every housekeepingPeriod until Close.
+// startHousekeeping removes dead tokens now and every housekeepingPeriod until Close,
+// and, with PostgreSQL, reads the nodes' longest --clock-skew every nonceWindowPeriod.
 func (m *Main) startHousekeeping() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
