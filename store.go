@@ -169,8 +169,9 @@ type TokenStore interface {
 	// is minted from it, and the rest are revoked right after, MintedBatch at a time
 	// (revoked never before they were made). A token keeps its first revocation time
 	// (revoking again, by any path, is not an error, and revokes what was minted from
-	// it and still lives: the way to finish a revocation that failed half way).
-	RevokeToken(ctx context.Context, hash string, now time.Time) error
+	// it and still lives: the way to finish a revocation that failed half way). It
+	// reports how many minted tokens this call revoked.
+	RevokeToken(ctx context.Context, hash string, now time.Time) (minted int, err error)
 	// DeleteExpiredTokens removes tokens that expired or were revoked before `before`
 	// and reports how many (housekeeping).
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)

@@ -246,7 +246,7 @@ func (t *timedStore) Token(ctx context.Context, hash string) (*socius.Token, err
 	return t.Store.Token(ctx, hash)
 }
 
-func (t *timedStore) RevokeToken(ctx context.Context, hash string, now time.Time) error {
+func (t *timedStore) RevokeToken(ctx context.Context, hash string, now time.Time) (int, error) {
 	defer t.observe("revoke_token", time.Now())
 	return t.Store.RevokeToken(ctx, hash, now)
 }

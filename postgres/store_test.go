@@ -1095,7 +1095,7 @@ func TestRevokeWaitsForMintedTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.RevokeToken(ctx, root.Hash, now.Add(time.Minute)) }()
+	go func() { _, err := b.RevokeToken(ctx, root.Hash, now.Add(time.Minute)); done <- err }()
 	waitForLock(t, a, "UPDATE tokens%") // the root's UPDATE waits for the minting
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -1158,7 +1158,7 @@ func TestRevokeBesideHousekeeping(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.RevokeToken(ctx, root.Hash, now.Add(time.Hour)) }()
+	go func() { _, err := s.RevokeToken(ctx, root.Hash, now.Add(time.Hour)); done <- err }()
 	waitForLock(t, s, "UPDATE tokens SET revoked_at = GREATEST%")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)

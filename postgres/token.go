@@ -152,7 +152,8 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 // the one it waited for): a fixed set, however many, however fast clients mint. A
 // batch may revoke fewer than it found (a token deleted by housekeeping, or revoked by
 // a logout, while it waited), so only a batch that finds none ends the loop.
-func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
+func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) (int, error) {
+	minted := 0
 	err := s.write(ctx, "revoke token", func(ctx context.Context) error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 			// The WHERE clause matches a revoked token too (COALESCE keeps its time),
@@ -160,7 +161,8 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 			if err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash)); err != nil {
 				return err
 			}
-			_, err := revokeMinted(ctx, tx, hash, now)
+			var err error
+			minted, err = revokeMinted(ctx, tx, hash, now) // anew if write runs it again
 			return err
 		})
 	})
@@ -169,8 +171,9 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 			n, err = revokeMinted(ctx, s.pool, hash, now)
 			return err
 		})
+		minted += n
 	}
-	return err
+	return minted, err
 }
 
 // revokeMinted revokes up to socius.MintedBatch live tokens whose root is hash, never

@@ -114,8 +114,8 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 // transaction, until one finds none, so that the writer is never held long. Revoking a
 // revoked token succeeds and keeps the first revocation time: that is when the token
 // stopped working, and a later call must not put off its removal.
-func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) error {
-	n := 0
+func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) (int, error) {
+	n, minted := 0, 0
 	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
 		// The WHERE clause matches a revoked token too (COALESCE keeps its time), so
 		// that only a missing token affects no row.
@@ -127,12 +127,13 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) err
 		return err
 	})
 	for err == nil && n > 0 {
+		minted += n
 		err = s.writeUserData(ctx, func(tx *sql.Tx) (err error) {
 			n, err = revokeMinted(tx, hash, now)
 			return err
 		})
 	}
-	return err
+	return minted, err
 }
 
 // revokeMinted revokes up to socius.MintedBatch live tokens whose root is hash, never

@@ -204,7 +204,7 @@ var userBulkTests = []test{
 			createToken(t, s, &socius.Token{Hash: hashOf("a-u3"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u3", CreatedAt: base}),
 			createToken(t, s, newToken("a-u2-revoked", "3_a", "u2")),
 		}
-		if err := s.RevokeToken(t.Context(), gone[2].Hash, base); err != nil {
+		if _, err := s.RevokeToken(t.Context(), gone[2].Hash, base); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
 		}
 		// Tokens bound to no user are not the users'.

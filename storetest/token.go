@@ -181,15 +181,16 @@ var tokenTests = []test{
 		later := newToken("later", "3_site", "u3")
 		later.Root, later.CreatedAt = root.Hash, at(2*time.Hour)
 		createToken(t, s, later)
-		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Second)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), early.Hash, at(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RevokeToken(t.Context(), a.Hash, at(time.Minute)); err != nil {
-			t.Fatalf("RevokeToken of a minted token: %v", err)
+		if n, err := s.RevokeToken(t.Context(), a.Hash, at(time.Minute)); err != nil || n != 0 {
+			t.Fatalf("RevokeToken of a minted token: %d minted revoked, %v; want 0", n, err)
 		}
 		checkTokens(t, s, root, b, a1, later, other, ofOther, revoked(early, at(time.Second)), revoked(a, at(time.Minute)))
-		if err := s.RevokeToken(t.Context(), root.Hash, at(time.Hour)); err != nil {
-			t.Fatalf("RevokeToken: %v", err)
+		// Of the root's minted tokens, a and early were revoked before: b, a1, later.
+		if n, err := s.RevokeToken(t.Context(), root.Hash, at(time.Hour)); err != nil || n != 3 {
+			t.Fatalf("RevokeToken: %d minted revoked, %v; want 3", n, err)
 		}
 		checkTokens(t, s, other, ofOther, revoked(root, at(time.Hour)), revoked(b, at(time.Hour)), revoked(a1, at(time.Hour)),
 			revoked(later, at(2*time.Hour)), revoked(early, at(time.Second)), revoked(a, at(time.Minute)))
@@ -206,8 +207,8 @@ var tokenTests = []test{
 			tok.Root = root.Hash
 			minted[i] = createToken(t, s, tok)
 		}
-		if err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil {
-			t.Fatalf("RevokeToken: %v", err)
+		if got, err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil || got != n {
+			t.Fatalf("RevokeToken: %d minted tokens revoked, %v; want %d", got, err, n)
 		}
 		live := 0
 		for _, tok := range minted {
@@ -234,7 +235,7 @@ var tokenTests = []test{
 			t.Fatal(err)
 		}
 		checkTokens(t, s, revoked(root, at(time.Second)), child)
-		if err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil {
 			t.Fatalf("RevokeToken of a revoked token: %v", err)
 		}
 		checkTokens(t, s, revoked(root, at(time.Second)), revoked(child, at(time.Minute)))
@@ -249,7 +250,7 @@ var tokenTests = []test{
 		live := createToken(t, s, newToken("live", "3_site", ""))
 		gone := createToken(t, s, newToken("gone", "3_site", ""))
 		expired := createToken(t, s, &socius.Token{Hash: hashOf("expired"), Kind: socius.AccessToken, APIKey: "3_site", CreatedAt: base, ExpiresAt: at(-time.Minute)})
-		if err := s.RevokeToken(t.Context(), gone.Hash, at(time.Second)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), gone.Hash, at(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		minted := func(text, uid, root string) *socius.Token {
@@ -325,20 +326,21 @@ var tokenTests = []test{
 		createSite(t, s, "3_site", base)
 		t1 := createToken(t, s, newToken("t1", "3_site", "u1"))
 		t2 := createToken(t, s, newToken("t2", "3_site", "u1"))
-		if err := s.RevokeToken(t.Context(), t1.Hash, at(time.Minute)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), t1.Hash, at(time.Minute)); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
 		}
 		// Only RevokedAt changes, of that token only.
 		checkToken(t, getToken(t, s, t1.Hash), revoked(t1, at(time.Minute)))
 		checkToken(t, getToken(t, s, t2.Hash), t2)
 
-		if err := s.RevokeToken(t.Context(), t1.Hash, at(time.Hour)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), t1.Hash, at(time.Hour)); err != nil {
 			t.Fatalf("RevokeToken of a revoked token: %v", err)
 		}
 		checkToken(t, getToken(t, s, t1.Hash), revoked(t1, at(time.Minute)))
 
-		wantErr(t, "RevokeToken of an unknown token", s.RevokeToken(t.Context(), hashOf("t3"), at(time.Hour)), socius.ErrNotFound)
-		_, err := s.Token(t.Context(), hashOf("t3"))
+		_, err := s.RevokeToken(t.Context(), hashOf("t3"), at(time.Hour))
+		wantErr(t, "RevokeToken of an unknown token", err, socius.ErrNotFound)
+		_, err = s.Token(t.Context(), hashOf("t3"))
 		wantErr(t, "Token after a failed RevokeToken", err, socius.ErrNotFound)
 	}},
 
@@ -348,7 +350,7 @@ var tokenTests = []test{
 		expired := createToken(t, s, &socius.Token{Hash: hashOf("expired"), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1",
 			CreatedAt: at(-2 * time.Hour), ExpiresAt: at(-time.Hour)})
 		gone := createToken(t, s, newToken("revoked", "3_site", "u1"))
-		if err := s.RevokeToken(t.Context(), gone.Hash, at(-time.Minute)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), gone.Hash, at(-time.Minute)); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
 		}
 		checkToken(t, getToken(t, s, expired.Hash), expired)
@@ -493,7 +495,7 @@ func tokensOfU1(t *testing.T, s socius.Store) (access, session, early *socius.To
 	access = createToken(t, s, newToken("a-u1-access", "3_a", "u1"))
 	session = createToken(t, s, &socius.Token{Hash: hashOf("a-u1-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "u1", CreatedAt: base})
 	early = createToken(t, s, newToken("a-u1-revoked", "3_a", "u1"))
-	if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
+	if _, err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
 		t.Fatalf("RevokeToken: %v", err)
 	}
 	others = []*socius.Token{
@@ -572,7 +574,7 @@ var userTokenTests = []test{
 			UserKey: "Akey", CreatedAt: base, ExpiresAt: at(time.Hour)})
 		session := createToken(t, s, &socius.Token{Hash: hashOf("a-old-session"), Kind: socius.SessionToken, APIKey: "3_a", UID: "old", CreatedAt: base})
 		early := createToken(t, s, newToken("a-old-revoked", "3_a", "old"))
-		if err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
+		if _, err := s.RevokeToken(t.Context(), early.Hash, at(time.Minute)); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
 		}
 		others := []*socius.Token{

@@ -88,23 +88,25 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 		now = t.CreatedAt
 	}
 	what := describeToken(t)
-	if !t.RevokedAt.IsZero() {
-		// Revoked by a logout, say, which ends the tokens of its user only: revoking
-		// again ends the tokens minted with it too, and keeps the first time.
-		if err := st.RevokeToken(ctx, hash, now); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "already revoked at %s: %s\n", t.RevokedAt.UTC().Format(time.RFC3339), what)
-		return nil
-	}
-	if err := st.RevokeToken(ctx, hash, now); err != nil {
+	// Revoked before by a logout, say, which ends the tokens of its user only:
+	// revoking again ends the tokens minted from it too, and keeps the first time.
+	minted, err := st.RevokeToken(ctx, hash, now)
+	if err != nil {
 		return err
 	}
-	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
-		fmt.Fprintf(stdout, "revoked (it had expired already): %s\n", what)
+	sessions := ""
+	if minted > 0 {
+		sessions = fmt.Sprintf("; with it %d session%s made from it", minted, plural(minted))
+	}
+	switch {
+	case !t.RevokedAt.IsZero():
+		fmt.Fprintf(stdout, "already revoked at %s: %s%s\n", t.RevokedAt.UTC().Format(time.RFC3339), what, sessions)
+		return nil
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		fmt.Fprintf(stdout, "revoked (it had expired already): %s%s\n", what, sessions)
 		return nil
 	}
-	fmt.Fprintf(stdout, "revoked: %s\n", what)
+	fmt.Fprintf(stdout, "revoked: %s%s\n", what, sessions)
 	if t.Root != "" {
 		// Its own minted sessions hang from the top of its chain: say how to end them.
 		fmt.Fprintf(stdout, "note: it was made from another token; sessions made with it stay until that token is revoked, or UID %s logs out (socialize.logout)\n", t.UID)
@@ -136,4 +138,12 @@ func describeToken(t *socius.Token) string {
 		fmt.Fprintf(&b, ", expiring %s", t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return b.String()
+}
+
+// plural is "s" unless n is 1.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

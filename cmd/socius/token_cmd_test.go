@@ -169,7 +169,8 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 
 	// Revoking the site token ends every session made from it, directly (bob's) or
 	// through another (alice's second); carol's, made with the partner secret, lives.
-	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", site}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: access token") {
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", site}, store...)...); code != 0 || !strings.HasPrefix(out, "revoked: access token") ||
+		!strings.Contains(out, "; with it 2 sessions made from it") {
 		t.Fatalf("revoke the site token: exit %d, %q, %q", code, out, errOut)
 	}
 	want(t, "bob's session after the site token", call(bob), 403025, "revoked")
@@ -198,7 +199,8 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 	if got, _ := ts.Store.Token(ctx, eve.Hash); !got.RevokedAt.IsZero() {
 		t.Fatalf("a logout of dave revoked eve's token")
 	}
-	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", daves}, store...)...); code != 0 || !strings.HasPrefix(out, "already revoked at ") {
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", daves}, store...)...); code != 0 || !strings.HasPrefix(out, "already revoked at ") ||
+		!strings.Contains(out, "; with it 1 session made from it") {
 		t.Fatalf("revoke dave's revoked token: exit %d, %q, %q", code, out, errOut)
 	}
 	if got, _ := ts.Store.Token(ctx, eve.Hash); got.RevokedAt.IsZero() {
