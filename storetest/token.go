@@ -135,21 +135,9 @@ var tokenTests = []test{
 			return tok
 		}
 		for _, userKey := range []string{"Agone", "Aelsewhere", "Anever"} {
-			tok := ofKey("create-"+userKey, "u1", userKey)
-			wantErr(t, "CreateToken with userKey "+userKey, s.CreateToken(t.Context(), tok), socius.ErrKeyGone)
-			_, err := s.Token(t.Context(), tok.Hash)
-			wantErr(t, "Token after a CreateToken with userKey "+userKey, err, socius.ErrNotFound)
-
-			tok = ofKey("login-"+userKey, "new-"+userKey, userKey)
-			created, err := s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
-			wantErr(t, "LoginWithToken with userKey "+userKey, err, socius.ErrKeyGone)
-			if created {
-				t.Errorf("LoginWithToken with userKey %s reports the user created", userKey)
-			}
-			_, err = s.User(t.Context(), "3_site", tok.UID)
-			wantErr(t, "the user of a LoginWithToken with userKey "+userKey, err, socius.ErrNotFound)
-			_, err = s.Token(t.Context(), tok.Hash)
-			wantErr(t, "Token after a LoginWithToken with userKey "+userKey, err, socius.ErrNotFound)
+			refusedBothWays(t, s, "with userKey "+userKey, socius.ErrKeyGone, func(text, uid string) *socius.Token {
+				return ofKey(text+"-"+userKey, uid, userKey)
+			})
 		}
 		// The key that is there takes tokens both ways.
 		checkToken(t, getToken(t, s, createToken(t, s, ofKey("create-kept", "u1", "Akept")).Hash), ofKey("create-kept", "u1", "Akept"))
@@ -258,34 +246,16 @@ var tokenTests = []test{
 			tok.Root = root
 			return tok
 		}
-		for name, root := range map[string]string{"revoked": gone.Hash, "unknown": hashOf("never")} {
-			tok := minted("create-"+name, "u1", root)
-			wantErr(t, "CreateToken from a root "+name, s.CreateToken(t.Context(), tok), socius.ErrRootGone)
-			_, err := s.Token(t.Context(), tok.Hash)
-			wantErr(t, "Token after a CreateToken from a root "+name, err, socius.ErrNotFound)
-
-			tok = minted("login-"+name, "new-"+name, root)
-			created, err := s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
-			wantErr(t, "LoginWithToken from a root "+name, err, socius.ErrRootGone)
-			if created {
-				t.Errorf("LoginWithToken from a root %s reports the user created", name)
-			}
-			_, err = s.User(t.Context(), "3_site", tok.UID)
-			wantErr(t, "the user of a LoginWithToken from a root "+name, err, socius.ErrNotFound)
-			_, err = s.Token(t.Context(), tok.Hash)
-			wantErr(t, "Token after a LoginWithToken from a root "+name, err, socius.ErrNotFound)
-		}
-		// The token the call was made with, when it is not the root, must live too.
-		for name, with := range map[string]string{"revoked": gone.Hash, "unknown": hashOf("never")} {
-			tok := minted("create-with-"+name, "u1", live.Hash)
-			tok.MintedWith = with
-			wantErr(t, "CreateToken made with a token "+name, s.CreateToken(t.Context(), tok), socius.ErrRootGone)
-			tok = minted("login-with-"+name, "new-with-"+name, live.Hash)
-			tok.MintedWith = with
-			_, err := s.LoginWithToken(t.Context(), "3_site", tok.UID, nil, base, tok)
-			wantErr(t, "LoginWithToken made with a token "+name, err, socius.ErrRootGone)
-			_, err = s.User(t.Context(), "3_site", tok.UID)
-			wantErr(t, "the user of a LoginWithToken made with a token "+name, err, socius.ErrNotFound)
+		for name, hash := range map[string]string{"revoked": gone.Hash, "unknown": hashOf("never")} {
+			refusedBothWays(t, s, "from a root "+name, socius.ErrRootGone, func(text, uid string) *socius.Token {
+				return minted(text+"-root-"+name, uid, hash)
+			})
+			// The token the call was made with, when it is not the root, must live too.
+			refusedBothWays(t, s, "made with a token "+name, socius.ErrRootGone, func(text, uid string) *socius.Token {
+				tok := minted(text+"-with-"+name, uid+"-with", live.Hash)
+				tok.MintedWith = hash
+				return tok
+			})
 		}
 		with := createToken(t, s, minted("middle", "u1", live.Hash))
 		tok := minted("made-with-middle", "u1", live.Hash)
@@ -411,6 +381,28 @@ var tokenTests = []test{
 
 // hashOf returns the hash under which a store keeps the token text: lower-case hex
 // SHA-256.
+// refusedBothWays checks that a token that mint makes ("create" or "login", and a
+// UID) is refused with want by CreateToken and by LoginWithToken, and that neither
+// stored anything: no token, no user created by the login.
+func refusedBothWays(t *testing.T, s socius.Store, what string, want error, mint func(text, uid string) *socius.Token) {
+	t.Helper()
+	tok := mint("create", "u1")
+	wantErr(t, "CreateToken "+what, s.CreateToken(t.Context(), tok), want)
+	_, err := s.Token(t.Context(), tok.Hash)
+	wantErr(t, "Token after a CreateToken "+what, err, socius.ErrNotFound)
+
+	tok = mint("login", "new-"+tok.Hash[:8])
+	created, err := s.LoginWithToken(t.Context(), tok.APIKey, tok.UID, nil, base, tok)
+	wantErr(t, "LoginWithToken "+what, err, want)
+	if created {
+		t.Errorf("LoginWithToken %s reports the user created", what)
+	}
+	_, err = s.User(t.Context(), tok.APIKey, tok.UID)
+	wantErr(t, "the user of a LoginWithToken "+what, err, socius.ErrNotFound)
+	_, err = s.Token(t.Context(), tok.Hash)
+	wantErr(t, "Token after a LoginWithToken "+what, err, socius.ErrNotFound)
+}
+
 func hashOf(text string) string {
 	sum := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(sum[:])
