@@ -164,7 +164,8 @@ type TokenStore interface {
 	// a client can be told which), or ErrNotFound.
 	Token(ctx context.Context, hash string) (*Token, error)
 	// RevokeToken marks a token revoked at now, and every token whose Root it is;
-	// ErrNotFound if there is none. The token is revoked first, with up to
+	// ErrNotFound if there is neither (a token housekeeping removed still has the live
+	// tokens minted from it revoked). The token is revoked first, with up to
 	// MintedBatch of its minted tokens in the same operation; from then on no token
 	// is minted from it, and the rest are revoked right after, MintedBatch at a time
 	// (revoked never before they were made). A token keeps its first revocation time

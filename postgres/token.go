@@ -138,8 +138,10 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 }
 
 // RevokeToken marks a token revoked at now, and the tokens whose root it is;
-// socius.ErrNotFound if there is none. Revoking a revoked token succeeds and keeps the
-// first revocation time.
+// socius.ErrNotFound if there is neither. Revoking a revoked token succeeds and keeps
+// the first revocation time. A token no longer stored (housekeeping removed it) still
+// has its live minted tokens revoked: rootLives refuses a token whose root is not
+// stored, so they are a fixed set too.
 //
 // The token goes first, with up to socius.MintedBatch of its minted tokens, in a
 // transaction at READ COMMITTED whatever the database's default: a token being minted
@@ -158,11 +160,15 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) (in
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 			// The WHERE clause matches a revoked token too (COALESCE keeps its time),
 			// so that only a missing token affects no row.
-			if err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash)); err != nil {
+			err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash))
+			gone := errors.Is(err, socius.ErrNotFound)
+			if err != nil && !gone {
 				return err
 			}
-			var err error
 			minted, err = revokeMinted(ctx, tx, hash, now) // anew if write runs it again
+			if err == nil && gone && minted == 0 {
+				return socius.ErrNotFound
+			}
 			return err
 		})
 	})

@@ -108,22 +108,29 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 }
 
 // RevokeToken marks a token revoked at now, and the tokens whose root it is;
-// socius.ErrNotFound if there is none. The token goes first, with up to
+// socius.ErrNotFound if there is neither. The token goes first, with up to
 // socius.MintedBatch of its minted tokens, in one writer transaction; from then on
 // createToken refuses tokens minted from it, and the rest go socius.MintedBatch a
 // transaction, until one finds none, so that the writer is never held long. Revoking a
 // revoked token succeeds and keeps the first revocation time: that is when the token
-// stopped working, and a later call must not put off its removal.
+// stopped working, and a later call must not put off its removal. A token no longer
+// stored (housekeeping removed it) still has its live minted tokens revoked: no token
+// is minted from a token that is not stored, so they are a fixed set too.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) (int, error) {
 	n, minted := 0, 0
 	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
 		// The WHERE clause matches a revoked token too (COALESCE keeps its time), so
 		// that only a missing token affects no row.
 		res, err := tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`, millis(now), hash)
-		if err := affected(res, err, "revoke token"); err != nil {
+		err = affected(res, err, "revoke token")
+		gone := errors.Is(err, socius.ErrNotFound)
+		if err != nil && !gone {
 			return err
 		}
 		n, err = revokeMinted(tx, hash, now)
+		if err == nil && gone && n == 0 {
+			return socius.ErrNotFound
+		}
 		return err
 	})
 	for err == nil && n > 0 {

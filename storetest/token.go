@@ -229,6 +229,36 @@ var tokenTests = []test{
 		checkTokens(t, s, revoked(root, at(time.Second)), revoked(child, at(time.Minute)))
 	}},
 
+	{"RevokeOfARemovedRoot", func(t *testing.T, s socius.Store) {
+		// A token housekeeping removed (here a week after a logout revoked it): revoking
+		// it revokes the live tokens minted from it, which nothing else names any more,
+		// and then, with none left, is ErrNotFound like any unknown token.
+		createSite(t, s, "3_site", base)
+		login(t, s, "3_site", "u1", nil, base)
+		root := createToken(t, s, newToken("root", "3_site", "u1"))
+		child := newToken("child", "3_site", "u2")
+		child.Root = root.Hash
+		createToken(t, s, child)
+		other := createToken(t, s, newToken("other", "3_site", "u2"))
+		if err := s.Logout(t.Context(), "3_site", "u1", at(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.DeleteExpiredTokens(t.Context(), at(time.Minute)); err != nil || n != 1 {
+			t.Fatalf("DeleteExpiredTokens: %d, %v; want the root alone", n, err)
+		}
+		_, err := s.Token(t.Context(), root.Hash)
+		wantErr(t, "Token of a removed token", err, socius.ErrNotFound)
+		if n, err := s.RevokeToken(t.Context(), root.Hash, at(30*time.Minute)); err != nil || n != 1 {
+			t.Fatalf("RevokeToken of a removed root: %d minted revoked, %v; want 1", n, err)
+		}
+		checkTokens(t, s, revoked(child, at(30*time.Minute)), other)
+		_, err = s.RevokeToken(t.Context(), root.Hash, at(40*time.Minute))
+		wantErr(t, "RevokeToken of a removed root with nothing left", err, socius.ErrNotFound)
+		checkTokens(t, s, revoked(child, at(30*time.Minute)), other)
+		_, err = s.Token(t.Context(), root.Hash)
+		wantErr(t, "Token of a removed token after RevokeToken", err, socius.ErrNotFound)
+	}},
+
 	{"CreateOfARootGone", func(t *testing.T, s socius.Store) {
 		// A token minted from a token is stored only while its root is stored and not
 		// revoked: CreateToken and LoginWithToken store nothing otherwise (no login

@@ -76,7 +76,17 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 	hash := socius.HashToken(text)
 	t, err := st.Token(ctx, hash)
 	if errors.Is(err, socius.ErrNotFound) {
-		return errors.New("unknown token: this store never issued it, or removed it 7 days after it expired or was revoked")
+		// Removed by housekeeping, it may still be the root of live sessions (a
+		// revocation cut short, or one by a logout, which ends its user's tokens only).
+		minted, err := st.RevokeToken(ctx, hash, now)
+		if errors.Is(err, socius.ErrNotFound) {
+			return errors.New("unknown token: this store never issued it, or removed it 7 days after it expired or was revoked")
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %d session%s made from it: the token itself was removed 7 days after it expired or was revoked\n", minted, plural(minted))
+		return nil
 	}
 	if err != nil {
 		return err

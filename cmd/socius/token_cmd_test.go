@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -205,5 +206,32 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 	}
 	if got, _ := ts.Store.Token(ctx, eve.Hash); got.RevokedAt.IsZero() {
 		t.Errorf("eve's token, made with dave's, lives after the command revoked dave's again")
+	}
+
+	// The same with the logged-out token removed by housekeeping (a week after the
+	// logout): the command still ends what was made from it, then knows it no more.
+	ts.login(t, "henry")
+	henrys := ts.accessToken(t, "henry")
+	ivy := &socius.Token{Hash: socius.HashToken("st2.ss.ivy"), Kind: socius.SessionToken, APIKey: testAPIKey, UID: "ivy", CreatedAt: time.Now(), Root: socius.HashToken(henrys)}
+	if err := ts.Store.CreateToken(ctx, ivy); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "logout henry", ts.tlsPost(t, "socialize.logout", withToken(henrys, nil)), 0, "")
+	if _, err := ts.Store.DeleteExpiredTokens(ctx, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Store.Token(ctx, ivy.Root); !errors.Is(err, socius.ErrNotFound) {
+		t.Fatalf("henry's token after housekeeping: %v; want it removed", err)
+	}
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", henrys}, store...)...); code != 0 ||
+		out != "revoked 1 session made from it: the token itself was removed 7 days after it expired or was revoked\n" {
+		t.Fatalf("revoke henry's removed token: exit %d, %q, %q", code, out, errOut)
+	}
+	if got, err := ts.Store.Token(ctx, ivy.Hash); err != nil || got.RevokedAt.IsZero() {
+		t.Errorf("ivy's token, made with henry's: %+v, %v; want it revoked", got, err)
+	}
+	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", henrys}, store...)...); code != 1 || out != "" ||
+		!strings.Contains(errOut, "unknown token: this store never issued it, or removed it 7 days after") {
+		t.Fatalf("revoke henry's removed token again: exit %d, %q, %q; want exit 1, unknown token", code, out, errOut)
 	}
 }
