@@ -2,8 +2,12 @@
 // memory of one server node: each node of a deployment counts its own calls.
 //
 // A bucket holds at most burst tokens and refills at rate tokens a second; a call
-// takes one token or is refused. Time is passed in by the caller (the server's
-// injected clock), so tests move it without sleeping.
+// takes one token or is refused. A caller that must do some work before it knows
+// whether a call counts (the server authenticates it first) asks Ready before the work
+// and calls Take after it: the calls that did not count took nothing, and those that
+// did may overdraw the bucket by as many as were in between, a debt the next calls
+// wait out. Time is passed in by the caller (the server's injected clock), so tests
+// move it without sleeping.
 //
 // Memory stays bounded whatever keys clients invent: a bucket that has refilled to
 // full is indistinguishable from a new one, so full buckets are dropped when a shard
@@ -69,23 +73,12 @@ func (l *Limiter) Burst() int { return int(l.burst) }
 
 // Allow takes a token from key's bucket at time now and reports whether there was one.
 func (l *Limiter) Allow(key string, now time.Time) bool {
-	s := &l.shards[maphash.String(l.seed, key)%shards]
+	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.buckets[key]
-	if !ok {
-		if len(s.buckets) >= l.maxShard {
-			if d := now.Sub(s.swept); d >= time.Second || d < 0 {
-				l.sweep(s, now)
-				s.swept = now
-			}
-			if len(s.buckets) >= l.maxShard {
-				return true
-			}
-		}
-		// A copy: the key is often a slice of a request's body, which the map would
-		// otherwise keep whole for as long as the bucket lives.
-		s.buckets[strings.Clone(key)] = &bucket{tokens: l.burst - 1, last: now}
+	b := s.buckets[key]
+	if b == nil {
+		l.track(s, key, now)
 		return true
 	}
 	b.refill(l, now)
@@ -94,6 +87,58 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// Ready reports whether key's bucket holds a token at time now, and takes none: a key
+// never charged is ready.
+func (l *Limiter) Ready(key string, now time.Time) bool {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[key]
+	if b == nil {
+		return true
+	}
+	b.refill(l, now)
+	return b.tokens >= 1
+}
+
+// Take takes a token from key's bucket at time now, whether or not there is one (the
+// call was let through by Ready, and others took the token since): the bucket may be
+// overdrawn, down to minus the burst, and is ready again once it has earned the debt
+// back.
+func (l *Limiter) Take(key string, now time.Time) {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[key]
+	if b == nil {
+		l.track(s, key, now)
+		return
+	}
+	b.refill(l, now)
+	b.tokens = max(b.tokens-1, -l.burst)
+}
+
+func (l *Limiter) shard(key string) *shard {
+	return &l.shards[maphash.String(l.seed, key)%shards]
+}
+
+// track starts a bucket for key, its first token taken, unless the shard is at its
+// cap after a sweep (see the package's comment). s is locked.
+func (l *Limiter) track(s *shard, key string, now time.Time) {
+	if len(s.buckets) >= l.maxShard {
+		if d := now.Sub(s.swept); d >= time.Second || d < 0 {
+			l.sweep(s, now)
+			s.swept = now
+		}
+		if len(s.buckets) >= l.maxShard {
+			return
+		}
+	}
+	// A copy: the key is often a slice of a request's body, which the map would
+	// otherwise keep whole for as long as the bucket lives.
+	s.buckets[strings.Clone(key)] = &bucket{tokens: l.burst - 1, last: now}
 }
 
 // clockJump is how far back a call's time must be from a bucket's last for the clock

@@ -81,6 +81,48 @@ func TestFractionalRate(t *testing.T) {
 	}
 }
 
+// TestReadyAndTake: Ready looks without taking; Take charges a call let through, and
+// may overdraw the bucket, down to minus the burst, which later calls wait out.
+func TestReadyAndTake(t *testing.T) {
+	l := New(2, 2, 0) // 2 a second, bursts of 2
+	for i := 0; i < 5; i++ {
+		if !l.Ready("a", t0) {
+			t.Fatalf("Ready %d of a key never charged: false", i)
+		}
+	}
+	if n := l.Len(); n != 0 {
+		t.Fatalf("Ready tracked %d keys; it must charge nothing", n)
+	}
+	// Four calls found it ready before any was charged: two beyond the burst.
+	for range 4 {
+		l.Take("a", t0)
+	}
+	if l.Ready("a", t0) || l.Allow("a", t0) {
+		t.Fatal("ready after four calls were charged to a burst of 2")
+	}
+	// A second earns two tokens, which pay the debt of two: not ready yet.
+	if l.Ready("a", t0.Add(time.Second)) {
+		t.Error("ready a second later, with a debt of two calls")
+	}
+	if !l.Ready("a", t0.Add(1500*time.Millisecond)) || !l.Allow("a", t0.Add(1500*time.Millisecond)) {
+		t.Error("not ready once the debt is paid and a token earned")
+	}
+	if l.Ready("a", t0.Add(1500*time.Millisecond)) {
+		t.Error("ready after Allow took the one token")
+	}
+	// The debt stops at minus the burst, however many calls are charged.
+	l = New(1, 2, 0)
+	for range 100 {
+		l.Take("b", t0)
+	}
+	if l.Ready("b", t0.Add(2500*time.Millisecond)) {
+		t.Error("ready before the debt of a burst (2 s) and a token (1 s) were earned")
+	}
+	if !l.Ready("b", t0.Add(3500*time.Millisecond)) {
+		t.Error("not ready after 3.5 s: the debt was not capped at the burst")
+	}
+}
+
 func TestMemoryBound(t *testing.T) {
 	l := New(1, 2, 16*10) // 10 keys a shard
 	for i := 0; i < 10_000; i++ {

@@ -369,14 +369,15 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if !known {
 		return nil, s.unknownMethod(c.Method)
 	}
-	// The rate limit comes before authentication, so that a flood costs no store
-	// lookup or signature check. Token calls name no apiKey: they are counted once the
-	// token has told the site.
+	// An apiKey whose budget is spent is refused before authentication, so that a
+	// flood past the limit costs no store lookup or signature check; but only a call
+	// that authenticates is charged (authenticated), so that calls with bad
+	// credentials, which anyone who knows the public apiKey can send, cannot spend a
+	// site's budget. Token calls name no apiKey: they are counted once the token has
+	// told the site.
 	apiKey := c.params.Get("apiKey")
-	if socius.ValidAPIKey(apiKey) {
-		if err := s.rateLimit(c, apiKey); err != nil {
-			return nil, err
-		}
+	if socius.ValidAPIKey(apiKey) && s.limiter != nil && !s.limiter.Ready(apiKey, c.now) {
+		return nil, s.rateLimited(c, apiKey)
 	}
 	obj, err := s.authenticated(c, apiKey)
 	if c.noncePending {
@@ -394,9 +395,15 @@ func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 	if err := s.authenticate(c); err != nil {
 		return nil, err
 	}
-	if !socius.ValidAPIKey(apiKey) && c.site != nil {
-		if err := s.rateLimit(c, c.site.APIKey); err != nil {
-			return nil, err
+	if s.limiter != nil && c.site != nil {
+		switch {
+		case c.site.APIKey == apiKey:
+			// Found ready before authentication: charged now, if need be beyond the
+			// budget (calls of the same apiKey in between took the token); the debt
+			// holds back the calls after it.
+			s.limiter.Take(apiKey, c.now)
+		case !s.limiter.Allow(c.site.APIKey, c.now):
+			return nil, s.rateLimited(c, c.site.APIKey)
 		}
 	}
 	if c.token != nil && c.m.serverOnly {
@@ -428,12 +435,11 @@ func (s *Server) findMethod(c *call) bool {
 	return true
 }
 
-// rateLimit takes a token from the apiKey's bucket.
-func (s *Server) rateLimit(c *call, apiKey string) error {
-	if s.limiter == nil || s.limiter.Allow(apiKey, c.now) {
-		return nil
-	}
-	c.APIKey = unknownID(apiKey) // not looked up yet: perhaps a secret sent as apiKey
+// rateLimited is the refusal of a call whose apiKey has spent its budget. Only calls
+// that authenticated spend one, so apiKey is a site's (not, say, a secret sent as
+// apiKey): it is named in full.
+func (s *Server) rateLimited(c *call, apiKey string) error {
+	c.APIKey = apiKey
 	calls := "calls"
 	if s.limiter.Rate() == 1 {
 		calls = "call"
