@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +28,7 @@ type slowCall struct {
 	t    *testing.T
 	conn net.Conn
 	rest string
+	sent int // the bytes of the body sent so far
 }
 
 // startSlowCall sends the request line, the headers and half the body of a signed
@@ -54,7 +57,38 @@ func (p *proc) startSlowCall(uid, userInfo string, secure bool) *slowCall {
 	if _, err := io.WriteString(conn, head+body[:half]); err != nil {
 		p.t.Fatal(err)
 	}
-	return &slowCall{t: p.t, conn: conn, rest: body[half:]}
+	return &slowCall{t: p.t, conn: conn, rest: body[half:], sent: half}
+}
+
+// receiving waits until the server holds n bytes of request bodies (the
+// socius_request_body_bytes gauge): half-sent calls whose bytes those are have had
+// their heads read and are in flight. A call whose head the server has not read yet
+// when a shutdown begins is dropped (on the fast path the connection is still idle), so
+// the tests wait for this before they signal, rather than sleep and hope: a loaded
+// machine can leave the head unread for longer.
+func (p *proc) receiving(n int) {
+	p.t.Helper()
+	var held float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		resp, err := http.Get(p.AdminURL + "/metrics")
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "socius_request_body_bytes "); ok {
+				held, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if held >= float64(n) {
+			return
+		}
+	}
+	p.t.Fatalf("the server holds %v bytes of request bodies after 10 s, want %d", held, n)
 }
 
 // finish sends the rest of the body and returns the answer.
@@ -126,6 +160,10 @@ func TestGracefulShutdown(t *testing.T) {
 				p.login(lab, "slow-http", "")
 				p.login(lab, "slow-https", "")
 
+				slowHTTP := p.startSlowCall("slow-http", `{"nickname":"finished over HTTP"}`, false)
+				slowHTTPS := p.startSlowCall("slow-https", `{"nickname":"finished over HTTPS"}`, true)
+				p.receiving(slowHTTP.sent + slowHTTPS.sent) // before the load, whose bodies count too
+
 				var acks atomic.Int64
 				stop := make(chan struct{})
 				done := make(chan struct{})
@@ -133,8 +171,6 @@ func TestGracefulShutdown(t *testing.T) {
 					writeLoad(t, p, eachAlone(slots), stop, &acks)
 					close(done)
 				}()
-				slowHTTP := p.startSlowCall("slow-http", `{"nickname":"finished over HTTP"}`, false)
-				slowHTTPS := p.startSlowCall("slow-https", `{"nickname":"finished over HTTPS"}`, true)
 				for deadline := time.Now().Add(10 * time.Second); acks.Load() < 30; time.Sleep(5 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						t.Fatalf("only %d writes acknowledged in 10 s", acks.Load())
@@ -201,7 +237,7 @@ func TestShutdownBound(t *testing.T) {
 	p := serve(t, dir, flags...)
 	p.login(lab, "u1", `{"nickname":"kept"}`)
 	stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
-	time.Sleep(100 * time.Millisecond) // let the server read the headers
+	p.receiving(stuck.sent)
 	start := time.Now()
 	p.signal(syscall.SIGTERM)
 	code := p.wait(10 * time.Second)
@@ -231,15 +267,27 @@ func TestSecondSignal(t *testing.T) {
 	dir := t.TempDir()
 	p := serve(t, dir, append(append([]string{}, labFlags...), "--shutdown-timeout", "60s")...)
 	p.login(lab, "u1", "")
-	p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
-	time.Sleep(100 * time.Millisecond)
-	p.signal(syscall.SIGTERM)
-	time.Sleep(200 * time.Millisecond)
+	stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
+	p.receiving(stuck.sent)
+	// Back to back, as a loaded machine can deliver them: the second comes before the
+	// process has taken the first in, and must not be lost (it was, with a handler
+	// that stopped listening only once it had begun the shutdown).
 	start := time.Now()
+	p.signal(syscall.SIGTERM)
 	p.signal(syscall.SIGINT)
 	p.wait(5 * time.Second)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the second signal took %v to stop the process", took)
+	}
+	// Killed by the signal taken second, as without a handler: what a shell expects
+	// of Ctrl-C. (Two signals pending at once are delivered lowest number first:
+	// SIGINT may be the first.)
+	var ee *exec.ExitError
+	if !errors.As(p.waitErr, &ee) {
+		t.Fatalf("the process ended with %v; want killed by a signal", p.waitErr)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT && ws.Signal() != syscall.SIGTERM {
+		t.Errorf("the process ended with %v; want killed by SIGINT or SIGTERM", ee)
 	}
 }
 
@@ -268,7 +316,7 @@ func TestShutdownThroughTunnel(t *testing.T) {
 		base := "https://socialize.localtest.gigya.com"
 		body := authorize(lab, base, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"through the tunnel"}`}}).Encode()
 		fmt.Fprintf(tc, "POST /socialize.setUserInfo HTTP/1.1\r\nHost: socialize.localtest.gigya.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
-		time.Sleep(100 * time.Millisecond)
+		p.receiving(len(body) / 2)
 		p.signal(syscall.SIGTERM)
 		time.Sleep(100 * time.Millisecond)
 		io.WriteString(tc, body[len(body)/2:])

@@ -26,18 +26,34 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
-	defer stop()
-	// The first signal starts a graceful shutdown; from then on signals have their
-	// default effect, so a second one stops the process at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals()...)
+	// The first signal starts a graceful shutdown; a second one stops the process at
+	// once, however soon after the first it comes (both wait in the channel: none is
+	// lost while this goroutine waits for a CPU).
 	go func() {
-		<-ctx.Done()
-		stop()
+		<-sigs
+		cancel()
+		dieOf(<-sigs)
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// dieOf ends the process as sig would have without a handler: its default effect,
+// sent again once the handler is gone, so that the parent sees the process killed by
+// the signal (a shell's 130 for SIGINT). Where a process cannot signal itself so
+// (Windows), or should the signal not end it, it exits with status 1.
+func dieOf(sig os.Signal) {
+	signal.Reset(sig)
+	if p, err := os.FindProcess(os.Getpid()); err == nil && p.Signal(sig) == nil {
+		time.Sleep(time.Second)
+	}
+	os.Exit(1)
 }
 
 // stopSignals are the signals that start a graceful shutdown: SIGINT, SIGTERM, and
