@@ -153,7 +153,7 @@ func TestRunAgainstBaseline(t *testing.T) {
 	ts := httptest.NewServer(BaselineHandler())
 	defer ts.Close()
 	r, err := Run(context.Background(), Target{URL: ts.URL, APIKey: testAPIKey, Secret: testSecret},
-		Options{Connections: 2, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Users: 10, Stream: Mix})
+		Options{Connections: 2, Duration: time.Second, Warmup: 50 * time.Millisecond, Users: 10, Stream: Mix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestRunSamples(t *testing.T) {
 	ts := httptest.NewServer(BaselineHandler())
 	defer ts.Close()
 	target := Target{URL: ts.URL, APIKey: testAPIKey, Secret: testSecret}
-	o := Options{Connections: 3, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Users: 10,
+	o := Options{Connections: 3, Duration: time.Second, Warmup: 50 * time.Millisecond, Users: 10,
 		Stream: SetUserInfo, Samples: true}
 	start := time.Now()
 	r, err := Run(context.Background(), target, o)
@@ -208,7 +208,7 @@ func TestRunCountsFailures(t *testing.T) {
 	}))
 	defer ts.Close()
 	r, err := Run(context.Background(), Target{URL: ts.URL, APIKey: testAPIKey, Secret: testSecret},
-		Options{Connections: 1, Duration: 100 * time.Millisecond, Users: 1, Stream: GetUserInfo})
+		Options{Connections: 1, Duration: time.Second, Users: 1, Stream: GetUserInfo})
 	if err != nil {
 		t.Fatal(err)
 	}

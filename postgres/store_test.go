@@ -821,9 +821,13 @@ func TestTokenWaitsForLogout(t *testing.T) {
 		u, uerr := s.User(ctx, "3_site", "u1")
 		token <- created{errors.Join(err, uerr), uerr == nil && u.LoggedIn}
 	}()
-	// Without the row update it does not wait at all: 2 s tells (the logout's own
-	// deadline is 10 s).
-	waited := waitForLockWait(t, s, 2, 2*time.Second)
+	// Without the row update it does not wait at all, and ends: wait until it waits or
+	// ends (a fixed 2 s was not always enough for it to start on a loaded machine; the
+	// logout's own deadline is 10 s).
+	waited := false
+	for deadline := time.Now().Add(5 * time.Second); !waited && len(token) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		waited = waitForLockWait(t, s, 2, 0)
+	}
 	if err := hold.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,11 @@ func TestCheckpointSyncFailureStops(t *testing.T) {
 		}
 	}
 	time.Sleep(10 * checkpointEvery)
+	// The cycle's sync fails after the hook: on a loaded machine the checkpointer may
+	// not have got there yet.
+	for deadline := time.Now().Add(5 * time.Second); !errors.Is(s.Healthy(), errSyncFailed) && time.Now().Before(deadline); {
+		time.Sleep(checkpointEvery)
+	}
 	if err := s.Healthy(); !errors.Is(err, errSyncFailed) {
 		t.Errorf("Healthy after a failed sync: %v, want errSyncFailed", err)
 	}

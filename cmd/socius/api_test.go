@@ -437,7 +437,10 @@ func testSignatureVariants(t *testing.T, flags ...string) {
 	// A nonce is remembered for as long as its timestamp is accepted.
 	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p)
-	ts.Clock.Advance(119 * time.Second)
+	// 119 s from the timestamp, which is in whole seconds: advancing 119 s from now
+	// would put the replay up to a second later, past the 120 s window.
+	sent, _ := strconv.ParseInt(p.Get("timestamp"), 10, 64)
+	ts.Clock.Set(time.Unix(sent, 0).Add(119 * time.Second))
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403004 {
 		t.Errorf("replay 119 s later: %v", a)
 	}
@@ -447,6 +450,7 @@ func testSignatureVariants(t *testing.T, flags ...string) {
 	}
 	// A nonce seen is a duplicate for a whole window from then (SPEC 4), even when the
 	// first request's timestamp was about to expire and the second's is fresh.
+	ts.Clock.Set(ts.Clock.Now().Truncate(time.Second)) // so that the timestamp's age is 119 s, not up to 120
 	old := url.Values{"UID": {"u1"}, "nonce": {"window-nonce"}, "timestamp": {strconv.FormatInt(ts.Clock.Now().Unix()-119, 10)}}
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", old, "", "")); a.code() != 0 {
 		t.Fatalf("a request of 119 s ago: %v", a)

@@ -707,7 +707,14 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 		}
 		answered <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // the poll is waiting
+	// Until the poll waits in its handler (a fixed 300 ms was a guess: a shutdown that
+	// comes before the server has read the request closes its connection, and the poll
+	// fails).
+	for deadline := time.Now().Add(10 * time.Second); !goroutineIn("emulator.(*RequestLog).Wait"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll never reached the server")
+		}
+	}
 	if err := ts.Close(); err != nil {
 		t.Errorf("Close with a long poll waiting: %v", err)
 	}
@@ -791,5 +798,17 @@ func TestEmulatorExportCutShort(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("--out was written: %v", err)
+	}
+}
+
+// goroutineIn reports whether a goroutine of this process is in the function named.
+func goroutineIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Contains(string(buf[:n]), fn)
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
