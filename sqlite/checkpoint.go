@@ -216,7 +216,12 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 		c.frames, c.distinct = 0, 0
 		before, known := c.backfilled()
 		var busy, frames, copied int64
+		fresh := true // whether this copy took frames no copy took before, as far as is known
 		if c.copy.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) == nil {
+			// Nothing new: the WAL empty (it just started over), or everything in it
+			// copied already, or another checkpoint under way (busy, -1 frames: the
+			// writer's, which syncs its own copy).
+			fresh = !known || copied > int64(before)
 			long, c.catchUp = askWriter(frames >= restartFrames, c.long.Load(), c.catchUp)
 			if c.catchUp {
 				c.catchUps.Add(1)
@@ -231,8 +236,10 @@ func (c *checkpointer) cycle(closing <-chan struct{}) error {
 			(*hook)()
 		}
 		// When the writer is to copy the rest, the pin goes as soon as it can: the
-		// writer's copy, which it waits for, takes what was committed meanwhile.
-		if !long {
+		// writer's copy, which it waits for, takes what was committed meanwhile. A copy
+		// that took nothing new has no pages to hand to the disk, and holding the pin
+		// through the parts' pauses for nothing would put off the WAL's restart.
+		if !long && fresh {
 			c.writeBack(closing)
 		}
 	}
