@@ -25,7 +25,9 @@ func TestShutdownPartialHead(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			start := time.Now()
 			err := ts.Close()
-			if took := time.Since(start); err != nil || took > 2*time.Second {
+			// Held by the head, Close would end at the 3 s shutdown timeout, with an
+			// error; the margin below it is for a loaded machine.
+			if took := time.Since(start); err != nil || took > 2800*time.Millisecond {
 				t.Errorf("%s: Close took %v: %v", fast, took.Round(time.Millisecond), err)
 			}
 		})
@@ -38,7 +40,8 @@ func TestShutdownIdleKeepAlive(t *testing.T) {
 	c := keptConn(t, ts)
 	defer c.Close()
 	start := time.Now()
-	if err := ts.Close(); err != nil || time.Since(start) > time.Second {
+	// Held, Close would wait for the 10 s shutdown timeout.
+	if err := ts.Close(); err != nil || time.Since(start) > 5*time.Second {
 		t.Errorf("Close took %v: %v", time.Since(start), err)
 	}
 }
