@@ -291,6 +291,44 @@ func TestSecondSignal(t *testing.T) {
 	}
 }
 
+// TestHangupTwice: a closed terminal sends its foreground process two hangups (the
+// shell's and the kernel's) at once; the second does not stop it at once as a second
+// SIGTERM or SIGINT would: the shutdown runs its course (here, cut off by its timeout
+// with a call stuck: exit status 1), and a SIGTERM after them still stops it at once.
+func TestHangupTwice(t *testing.T) {
+	for _, then := range []syscall.Signal{0, syscall.SIGTERM} {
+		p := serve(t, t.TempDir(), append(append([]string{}, labFlags...), "--shutdown-timeout", "3s")...)
+		p.login(lab, "u1", "")
+		stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
+		p.receiving(stuck.sent)
+		start := time.Now()
+		p.signal(syscall.SIGHUP)
+		// The second once the first was taken in (two pending at once would be one).
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "socius: shutting down"); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no shutdown 10 s after SIGHUP\nstdout:\n%s", p.stdout.String())
+			}
+		}
+		p.signal(syscall.SIGHUP)
+		if then != 0 {
+			p.signal(then)
+		}
+		p.wait(10 * time.Second)
+		took := time.Since(start)
+		var ee *exec.ExitError
+		if !errors.As(p.waitErr, &ee) {
+			t.Fatalf("then %v: the process ended with %v", then, p.waitErr)
+		}
+		ws, _ := ee.Sys().(syscall.WaitStatus)
+		switch {
+		case then == 0 && (ws.Signaled() || ee.ExitCode() != 1 || took < 3*time.Second):
+			t.Errorf("two hangups: %v after %v; want exit status 1 at the 3 s shutdown timeout", ee, took)
+		case then != 0 && (!ws.Signaled() || ws.Signal() != then || took > 2500*time.Millisecond):
+			t.Errorf("two hangups then %v: %v after %v; want killed by it at once", then, ee, took)
+		}
+	}
+}
+
 // TestShutdownThroughTunnel: a call in flight at the signal inside a CONNECT tunnel
 // (how the gigya npm package and the Python SDK reach the HTTPS listener) is answered
 // through the tunnel before the process exits. (The HTTP server does not wait for the

@@ -105,8 +105,9 @@ func (l *Limiter) Ready(key string, now time.Time) bool {
 
 // Take takes a token from key's bucket at time now, whether or not there is one (the
 // call was let through by Ready, and others took the token since): the bucket may be
-// overdrawn, down to minus the burst, and is ready again once it has earned the debt
-// back.
+// overdrawn, by at most the calls that were between their Ready and their Take at
+// once, and is ready again once it has earned the debt back. (A floor under the debt
+// would let a client that keeps many calls in flight have all but a few of them free.)
 func (l *Limiter) Take(key string, now time.Time) {
 	s := l.shard(key)
 	s.mu.Lock()
@@ -117,7 +118,20 @@ func (l *Limiter) Take(key string, now time.Time) {
 		return
 	}
 	b.refill(l, now)
-	b.tokens = max(b.tokens-1, -l.burst)
+	b.tokens--
+}
+
+// Give gives back to key's bucket, at time now, the token of a call that was charged
+// and turned out not to count (the server's: a replayed request), never beyond the
+// burst.
+func (l *Limiter) Give(key string, now time.Time) {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.buckets[key]; b != nil {
+		b.refill(l, now)
+		b.tokens = min(b.tokens+1, l.burst)
+	}
 }
 
 func (l *Limiter) shard(key string) *shard {

@@ -110,16 +110,61 @@ func TestReadyAndTake(t *testing.T) {
 	if l.Ready("a", t0.Add(1500*time.Millisecond)) {
 		t.Error("ready after Allow took the one token")
 	}
-	// The debt stops at minus the burst, however many calls are charged.
+	// Every call charged is paid for, however many: 100 at once at 1 a second, a
+	// burst of 2, leave a debt of 98 calls, and the next is ready 99 s later.
 	l = New(1, 2, 0)
 	for range 100 {
 		l.Take("b", t0)
 	}
-	if l.Ready("b", t0.Add(2500*time.Millisecond)) {
-		t.Error("ready before the debt of a burst (2 s) and a token (1 s) were earned")
+	if l.Ready("b", t0.Add(98500*time.Millisecond)) {
+		t.Error("ready before the debt of 98 calls and a token were earned")
 	}
-	if !l.Ready("b", t0.Add(3500*time.Millisecond)) {
-		t.Error("not ready after 3.5 s: the debt was not capped at the burst")
+	if !l.Ready("b", t0.Add(99500*time.Millisecond)) {
+		t.Error("not ready after 99.5 s")
+	}
+	// Give returns a token, never beyond the burst, and tracks no key.
+	l = New(1, 2, 0)
+	l.Take("c", t0)
+	l.Take("c", t0)
+	l.Give("c", t0)
+	if !l.Allow("c", t0) || l.Allow("c", t0) {
+		t.Error("Give did not return exactly one token")
+	}
+	for range 5 {
+		l.Give("c", t0.Add(time.Hour))
+	}
+	if got := allowed(l, "c", t0.Add(time.Hour), 5); got != 2 {
+		t.Errorf("after Give beyond the burst: %d allowed, want the burst, 2", got)
+	}
+	l.Give("never", t0)
+	if l.Len() != 1 {
+		t.Errorf("Give tracked a key: %d tracked", l.Len())
+	}
+}
+
+// TestCallsInFlightArePaidFor: a client that keeps many calls in flight, each let
+// through by Ready before any of them is charged, is held to the rate all the same:
+// over a minute it gets no more than the burst, the rate's calls and one round of
+// calls in flight.
+func TestCallsInFlightArePaidFor(t *testing.T) {
+	const rate, burst, inFlight = 1, 2, 64
+	l := New(rate, burst, 0)
+	served := 0
+	for ms := range 60_000 {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		ready := 0
+		for range inFlight {
+			if l.Ready("k", now) {
+				ready++
+			}
+		}
+		for range ready {
+			l.Take("k", now)
+		}
+		served += ready
+	}
+	if most := burst + rate*60 + inFlight; served > most {
+		t.Errorf("%d calls served in 60 s at %d a second (burst %d, %d in flight); want at most %d", served, rate, burst, inFlight, most)
 	}
 }
 

@@ -238,9 +238,10 @@ type call struct {
 	// recorded (Config.Nonced).
 	nonce        socius.NonceUse
 	noncePending bool
-	nonceInOp    bool // a Config.Nonced operation is under way (Server.nonced)
-	answered     bool // the answer's header is written
-	panicked     bool // a panic cut the call short: its state is not recycled
+	nonceInOp    bool   // a Config.Nonced operation is under way (Server.nonced)
+	charged      string // the apiKey whose rate-limit budget the call spent, if any
+	answered     bool   // the answer's header is written
+	panicked     bool   // a panic cut the call short: its state is not recycled
 }
 
 // calls recycles the state of finished calls: its parameter list, body buffer and
@@ -383,9 +384,15 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if c.noncePending {
 		// The call ended before a store operation took its nonce: it is recorded now,
 		// and a nonce seen before is the answer, as it would have been at once.
-		if err := s.useNonce(c, context.WithoutCancel(c.ctx)); err != nil {
-			return nil, err
+		if nerr := s.useNonce(c, context.WithoutCancel(c.ctx)); nerr != nil {
+			obj, err = nil, nerr
 		}
+	}
+	if c.charged != "" && socius.ErrorCode(err) == socius.CodeDuplicateNonce {
+		// A replay, refused for its nonce once its signature was found good: the site
+		// did not make this call (anyone who saw the request can send it again), so it
+		// gets its token back.
+		s.limiter.Give(c.charged, c.now)
 	}
 	return obj, err
 }
@@ -405,6 +412,7 @@ func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 		case !s.limiter.Allow(c.site.APIKey, c.now):
 			return nil, s.rateLimited(c, c.site.APIKey)
 		}
+		c.charged = c.site.APIKey
 	}
 	if c.token != nil && c.m.serverOnly {
 		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: %s needs server credentials (a secret, a signature or a bearer JWT), not a token", c.m.name)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/pgtest"
 )
 
 // hostPort returns the host:port of a listener URL.
@@ -335,6 +336,39 @@ func TestRateLimit(t *testing.T) {
 	}
 	if got := fmt.Sprint(codes(testAPIKey, 4)); got != "[0 0 0 403048]" {
 		t.Errorf("after 10 s and calls with bad credentials: %s", got)
+	}
+}
+
+// TestRateLimitReplays: a replayed signed request spends none of the site's budget,
+// on either store (with PostgreSQL the nonce of getUserInfo is checked in the call's
+// own store work, after the call was charged: the token is given back).
+func TestRateLimitReplays(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testRateLimitReplays(t) })
+	t.Run("postgres", func(t *testing.T) {
+		testRateLimitReplays(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t))
+	})
+}
+
+func testRateLimitReplays(t *testing.T, flags ...string) {
+	ts := startServer(t, append([]string{"--rate-limit", "1", "--rate-burst", "3"}, flags...)...)
+	ts.login(t, "u1") // the first of 3
+	get := func() url.Values {
+		return ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, "", "")
+	}
+	p := get()
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 { // the second
+		t.Fatalf("the call: %v", a)
+	}
+	for i := range 5 {
+		if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403004 {
+			t.Fatalf("replay %d: %v; want 403004, the budget untouched", i, a)
+		}
+	}
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", get()); a.code() != 0 { // the third
+		t.Errorf("a fresh call after the replays: %v", a)
+	}
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", get()); a.code() != 403048 {
+		t.Errorf("a fourth call: %v; want 403048", a)
 	}
 }
 

@@ -31,15 +31,23 @@ import (
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 1)
+	// Room for two: signal.Notify drops what a full channel cannot take, and the first
+	// two must wait there should they come before this goroutine is ready for them.
+	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, stopSignals()...)
 	// The first signal starts a graceful shutdown; a second one stops the process at
-	// once, however soon after the first it comes (both wait in the channel: none is
-	// lost while this goroutine waits for a CPU).
+	// once, however soon after the first it comes (it waits in the channel: none is
+	// lost while this goroutine waits for a CPU). But not a hangup: a closed terminal
+	// sends it twice (the shell passes its own on to its jobs, and the kernel sends one
+	// to the foreground as the shell exits), which must not skip the graceful shutdown.
 	go func() {
 		<-sigs
 		cancel()
-		dieOf(<-sigs)
+		for sig := range sigs {
+			if sig != syscall.SIGHUP {
+				dieOf(sig)
+			}
+		}
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
