@@ -74,13 +74,14 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 			socius.AccessTokenPrefix, socius.SessionTokenPrefix)
 	}
 	hash := socius.HashToken(text)
+	unknown := errors.New("unknown token: this store never issued it, or removed it 7 days after it expired or was revoked")
 	t, err := st.Token(ctx, hash)
 	if errors.Is(err, socius.ErrNotFound) {
 		// Removed by housekeeping, it may still be the root of live sessions (a
 		// revocation cut short, or one by a logout, which ends its user's tokens only).
 		minted, err := st.RevokeToken(ctx, hash, now)
 		if errors.Is(err, socius.ErrNotFound) {
-			return errors.New("unknown token: this store never issued it, or removed it 7 days after it expired or was revoked")
+			return unknown
 		}
 		if err != nil {
 			return err
@@ -101,6 +102,9 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 	// Revoked before by a logout, say, which ends the tokens of its user only:
 	// revoking again ends the tokens minted from it too, and keeps the first time.
 	minted, err := st.RevokeToken(ctx, hash, now)
+	if errors.Is(err, socius.ErrNotFound) {
+		return unknown // removed by housekeeping since it was read, with nothing made from it
+	}
 	if err != nil {
 		return err
 	}
