@@ -126,7 +126,7 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.StringVar(&b.LatencyLog, "latency-log", b.LatencyLog, "write every counted request of every run to this file, as CSV: when it was answered and its latency")
 	fs.StringVar(&b.StoreDir, "store-dir", b.StoreDir, "keep the stores in this folder (users-N/ each) and reuse them; default: a temp folder, removed")
 	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite", or "external" with --url)`)
-	fs.StringVar(&b.Preload, "preload", b.Preload, "how users are created: store (written to the store before serve starts), http (signed notifyLogin calls) or auto (store unless serve flags are passed)")
+	fs.StringVar(&b.Preload, "preload", b.Preload, "how users are created: store (written to the SQLite store before serve starts; not with --store in the serve flags), http (signed notifyLogin calls) or auto (store unless serve flags are passed)")
 	fs.IntVar(&b.CreateConn, "create-connections", b.CreateConn, "connections used to create users over HTTP")
 	fs.StringVar(&b.ProfileDir, "profile", b.ProfileDir, "write a CPU profile of the server for each scenario into this folder (serve runs with --pprof)")
 	fs.StringVar(&b.ServerExe, "server-exe", b.ServerExe, "run serve from this socius binary (e.g. an older build, to compare) instead of this one")
@@ -175,6 +175,10 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		return "", errors.New("--duration must be positive and --warmup not negative")
 	case b.Preload != "auto" && b.Preload != "store" && b.Preload != "http":
 		return "", fmt.Errorf("--preload %q: want auto, store or http", b.Preload)
+	case b.Preload == "store" && choosesStore(b.ServeArgs):
+		// The users would go into a SQLite store that serve does not use, and then be
+		// created again over HTTP.
+		return "", errors.New("--preload store writes the embedded SQLite store; with --store in the serve flags, users are created over HTTP (--preload http, or auto)")
 	}
 	if b.URL != "" {
 		if b.APIKey == "" || b.Secret == "" {
@@ -719,6 +723,21 @@ func (b *Bench) ensureUsers(ctx context.Context, t loadgen.Target, users int) er
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
+}
+
+// choosesStore reports whether serve flags choose the store (--store), which may then
+// not be the SQLite store of the data folder.
+func choosesStore(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "store" {
+			return true
+		}
+	}
+	return false
 }
 
 // preloadStore writes the site and the users straight into the SQLite store of dir,

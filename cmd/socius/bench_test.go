@@ -243,6 +243,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--pid", "1"}, "go with --url"},
 		{[]string{"--rounds", "0"}, "--rounds"},
 		{[]string{"--preload", "fast"}, "--preload"},
+		{[]string{"--preload", "store", "--", "--store", "postgres://x/y"}, "with --store in the serve flags"},
+		{[]string{"--preload", "store", "--", "-store=postgres://x/y"}, "with --store in the serve flags"},
 		{[]string{"--url", "http://127.0.0.1:1/prefix", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
 		{[]string{"--url", "https://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
 	} {
@@ -250,6 +252,11 @@ func TestBenchFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseFlags(%q) = %v, want an error with %q", tt.args, err, tt.want)
 		}
+	}
+	// --preload store with serve flags that leave the store alone writes the store serve
+	// uses.
+	if _, err := NewBench().ParseFlags([]string{"--preload", "store", "--", "--max-body-bytes", "65536", "--log-level", "info"}, noEnv, &bytes.Buffer{}); err != nil {
+		t.Errorf("--preload store with other serve flags: %v", err)
 	}
 	// A trailing slash was signed but not sent (every request 403003).
 	b := NewBench()
