@@ -224,7 +224,8 @@ func TestConcurrencyCap(t *testing.T) {
 	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
 		t.Fatalf("a call beside three unfinished requests: %v", a)
 	}
-	ts.emu(t, "faults", "add", "--delay", "1500ms", "--method", "socialize.getUserInfo")
+	// Held long enough for the two refusals below on a loaded machine.
+	ts.emu(t, "faults", "add", "--delay", "4s", "--method", "socialize.getUserInfo")
 	held := make(chan int, 2)
 	for i := 0; i < 2; i++ {
 		go func() { held <- ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}).code() }()
