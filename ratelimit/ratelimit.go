@@ -73,10 +73,8 @@ func (l *Limiter) Burst() int { return int(l.burst) }
 
 // Allow takes a token from key's bucket at time now and reports whether there was one.
 func (l *Limiter) Allow(key string, now time.Time) bool {
-	s := l.shard(key)
-	s.mu.Lock()
+	s, b := l.lock(key)
 	defer s.mu.Unlock()
-	b := s.buckets[key]
 	if b == nil {
 		l.track(s, key, now)
 		return true
@@ -92,10 +90,8 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 // Ready reports whether key's bucket holds a token at time now, and takes none: a key
 // never charged is ready.
 func (l *Limiter) Ready(key string, now time.Time) bool {
-	s := l.shard(key)
-	s.mu.Lock()
+	s, b := l.lock(key)
 	defer s.mu.Unlock()
-	b := s.buckets[key]
 	if b == nil {
 		return true
 	}
@@ -109,10 +105,8 @@ func (l *Limiter) Ready(key string, now time.Time) bool {
 // once, and is ready again once it has earned the debt back. (A floor under the debt
 // would let a client that keeps many calls in flight have all but a few of them free.)
 func (l *Limiter) Take(key string, now time.Time) {
-	s := l.shard(key)
-	s.mu.Lock()
+	s, b := l.lock(key)
 	defer s.mu.Unlock()
-	b := s.buckets[key]
 	if b == nil {
 		l.track(s, key, now)
 		return
@@ -125,17 +119,19 @@ func (l *Limiter) Take(key string, now time.Time) {
 // and turned out not to count (the server's: a replayed request), never beyond the
 // burst.
 func (l *Limiter) Give(key string, now time.Time) {
-	s := l.shard(key)
-	s.mu.Lock()
+	s, b := l.lock(key)
 	defer s.mu.Unlock()
-	if b := s.buckets[key]; b != nil {
+	if b != nil {
 		b.refill(l, now)
 		b.tokens = min(b.tokens+1, l.burst)
 	}
 }
 
-func (l *Limiter) shard(key string) *shard {
-	return &l.shards[maphash.String(l.seed, key)%shards]
+// lock locks key's shard and returns it, with key's bucket or nil.
+func (l *Limiter) lock(key string) (*shard, *bucket) {
+	s := &l.shards[maphash.String(l.seed, key)%shards]
+	s.mu.Lock()
+	return s, s.buckets[key]
 }
 
 // track starts a bucket for key, its first token taken, unless the shard is at its

@@ -213,15 +213,7 @@ var tokenTests = []test{
 		// A token revoked by a logout, whose minted tokens another user holds:
 		// revoking it again revokes them, and keeps its own time. (So is a revocation
 		// that failed half way finished.)
-		createSite(t, s, "3_site", base)
-		login(t, s, "3_site", "u1", nil, base)
-		root := createToken(t, s, newToken("root", "3_site", "u1"))
-		child := newToken("child", "3_site", "")
-		child.Root = root.Hash
-		createToken(t, s, child)
-		if err := s.Logout(t.Context(), "3_site", "u1", at(time.Second)); err != nil {
-			t.Fatal(err)
-		}
+		root, child := loggedOutRoot(t, s, "")
 		checkTokens(t, s, revoked(root, at(time.Second)), child)
 		if _, err := s.RevokeToken(t.Context(), root.Hash, at(time.Minute)); err != nil {
 			t.Fatalf("RevokeToken of a revoked token: %v", err)
@@ -233,16 +225,8 @@ var tokenTests = []test{
 		// A token housekeeping removed (here a week after a logout revoked it): revoking
 		// it revokes the live tokens minted from it, which nothing else names any more,
 		// and then, with none left, is ErrNotFound like any unknown token.
-		createSite(t, s, "3_site", base)
-		login(t, s, "3_site", "u1", nil, base)
-		root := createToken(t, s, newToken("root", "3_site", "u1"))
-		child := newToken("child", "3_site", "u2")
-		child.Root = root.Hash
-		createToken(t, s, child)
+		root, child := loggedOutRoot(t, s, "u2")
 		other := createToken(t, s, newToken("other", "3_site", "u2"))
-		if err := s.Logout(t.Context(), "3_site", "u1", at(time.Second)); err != nil {
-			t.Fatal(err)
-		}
 		if n, err := s.DeleteExpiredTokens(t.Context(), at(time.Minute)); err != nil || n != 1 {
 			t.Fatalf("DeleteExpiredTokens: %d, %v; want the root alone", n, err)
 		}
@@ -436,6 +420,22 @@ func refusedBothWays(t *testing.T, s socius.Store, what string, want error, mint
 func hashOf(text string) string {
 	sum := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(sum[:])
+}
+
+// loggedOutRoot stores site 3_site, its user u1 with a token (root), a token minted
+// from root for childUID, and logs u1 out at 1 s: root is revoked, the child lives.
+func loggedOutRoot(t *testing.T, s socius.Store, childUID string) (root, child *socius.Token) {
+	t.Helper()
+	createSite(t, s, "3_site", base)
+	login(t, s, "3_site", "u1", nil, base)
+	root = createToken(t, s, newToken("root", "3_site", "u1"))
+	child = newToken("child", "3_site", childUID)
+	child.Root = root.Hash
+	createToken(t, s, child)
+	if err := s.Logout(t.Context(), "3_site", "u1", at(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return root, child
 }
 
 // newToken returns a live access token that expires in an hour from base.
