@@ -15,6 +15,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/dump"
+	"github.com/socius/socius/internal/iocount"
 )
 
 // routes is the emulator's whole route table: the admin API, then the console.
@@ -579,10 +580,10 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="socius-export.jsonl"`)
-	cw := &countingWriter{w: w}
+	cw := &iocount.Writer{W: w}
 	if _, err := Export(r.Context(), e.cfg.Store, cw); err != nil {
 		e.cfg.Logger.Error("emulator: export", "err", err)
-		if cw.n == 0 {
+		if cw.N == 0 {
 			e.internal(w, "export", err)
 			return
 		}
@@ -591,18 +592,6 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 		// (an unexpected EOF), never a clean end.
 		panic(http.ErrAbortHandler)
 	}
-}
-
-// countingWriter counts what went through to w.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {

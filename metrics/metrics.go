@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/socius/socius/internal/iocount"
 )
 
 // Registry holds metric families and writes them out in registration order.
@@ -61,7 +63,7 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	r.mu.Lock()
 	families := slices.Clone(r.families)
 	r.mu.Unlock()
-	cw := &countingWriter{w: w}
+	cw := &iocount.Writer{W: w}
 	bw := bufio.NewWriter(cw)
 	for _, f := range families {
 		name, help, typ := f.header()
@@ -69,7 +71,7 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 		f.writeSamples(bw)
 	}
 	err := bw.Flush()
-	return cw.n, err
+	return cw.N, err
 }
 
 // ServeHTTP answers a scrape.
@@ -77,17 +79,6 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	r.WriteTo(w)
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // vec keeps the children of a family by their label values.
