@@ -59,15 +59,16 @@ func TestCRLFAfterPOSTThenIdle(t *testing.T) {
 			defer hs.Close()
 			addr = ln.Addr().String()
 		}
-		c := dial(t, addr)
-		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz\r\n")
+		// Timed from before the request: the server's wait for the next one starts after
+		// its answer, however late this side reads it.
+		begin := time.Now()
+		c := dialWrite(t, addr, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz\r\n", 150*time.Millisecond)
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.Copy(io.Discard, resp.Body)
-		begin := time.Now()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		br.ReadByte() // until the server closes
 		took := time.Since(begin)

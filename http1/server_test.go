@@ -49,6 +49,12 @@ func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (ad
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, ln, h, fast, configure)
+}
+
+// startOn is start on a listener of the test's.
+func startOn(t *testing.T, ln net.Listener, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
+	t.Helper()
 	quiet := log.New(io.Discard, "", 0)
 	if !fast {
 		hs := &http.Server{Handler: h, ErrorLog: quiet}
@@ -69,6 +75,76 @@ func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (ad
 		}
 	})
 	return ln.Addr().String(), srv
+}
+
+// headClock wraps a listener: each connection it accepts sends on first the first read
+// deadline the server sets on it, its first head's, so that a test can time its writes
+// from the server's own start of the head's time rather than from its dial (a server
+// descheduled before its accept starts that time late).
+type headClock struct {
+	net.Listener
+	first chan time.Time
+}
+
+func newHeadClock(ln net.Listener) *headClock {
+	return &headClock{Listener: ln, first: make(chan time.Time, 16)}
+}
+
+func (l *headClock) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &headClockConn{Conn: c, first: l.first}, nil
+}
+
+// deadline waits for the head deadline of the next connection.
+func (l *headClock) deadline(t *testing.T) time.Time {
+	t.Helper()
+	select {
+	case d := <-l.first:
+		if d.IsZero() {
+			t.Fatal("the first read deadline of a connection is none")
+		}
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server set no read deadline on the connection within 10 s")
+	}
+	return time.Time{}
+}
+
+type headClockConn struct {
+	net.Conn
+	once  sync.Once
+	first chan time.Time
+}
+
+func (c *headClockConn) SetReadDeadline(d time.Time) error {
+	c.once.Do(func() { c.first <- d })
+	return c.Conn.SetReadDeadline(d)
+}
+
+func (c *headClockConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// dialWrite dials addr and writes raw, on a new connection again if the write ended
+// limit or more after the dial began: the server's time for a first head starts at its
+// accept, after the dial began, so a write within limit (less than that time) reaches
+// it in time, however late the server is; a client descheduled in between would see
+// its head refused.
+func dialWrite(t *testing.T, addr, raw string, limit time.Duration) net.Conn {
+	t.Helper()
+	for try := 1; ; try++ {
+		begin := time.Now()
+		c := dial(t, addr)
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(begin) < limit || try == 5 {
+			return c
+		}
+		t.Logf("the write ended %v after the dial began: again", time.Since(begin).Round(time.Millisecond))
+		c.Close()
+	}
 }
 
 // dial connects to addr, closed with the test, with a deadline of 5 s for everything.
@@ -353,12 +429,12 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestTimeouts(t *testing.T) {
-	var readErr error
+	readErrs := make(map[string]error) // by client address
 	var mu sync.Mutex
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := io.ReadAll(r.Body)
 		mu.Lock()
-		readErr = err
+		readErrs[r.RemoteAddr] = err
 		mu.Unlock()
 		io.WriteString(w, "ok")
 	})
@@ -373,8 +449,7 @@ func TestTimeouts(t *testing.T) {
 		return err == nil // EOF: closed by the server; a timeout: still open
 	}
 	t.Run("idle", func(t *testing.T) {
-		c := dial(t, addr)
-		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+		c := dialWrite(t, addr, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", 100*time.Millisecond)
 		br := bufio.NewReader(c)
 		if _, err := http.ReadResponse(br, nil); err != nil {
 			t.Fatal(err)
@@ -391,12 +466,12 @@ func TestTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("slow body", func(t *testing.T) {
-		c := dial(t, addr)
-		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+		c := dialWrite(t, addr, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc", 100*time.Millisecond)
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		io.ReadAll(c)
 		mu.Lock()
-		defer mu.Unlock()
+		readErr := readErrs[c.LocalAddr().String()]
+		mu.Unlock()
 		var ne net.Error
 		if !errors.As(readErr, &ne) || !ne.Timeout() {
 			t.Errorf("the handler's read of a body never finished: %v, want a timeout", readErr)

@@ -216,10 +216,20 @@ func TestRunCountsFailures(t *testing.T) {
 		r.ErrorKinds[0].Example != "Invalid request signature" {
 		t.Errorf("result: %+v", r)
 	}
-	// A server that is gone is a transport failure, not a hang.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	// A server that is gone is a transport failure, not a hang. The address is the
+	// local end of a connection kept open: no one listens on it, and no other program
+	// can (a listener's port, once closed, may be handed to another test's server).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.LocalAddr().String()
 	r, err = Run(context.Background(), Target{URL: "http://" + addr, APIKey: testAPIKey, Secret: testSecret},
 		Options{Connections: 1, Duration: 100 * time.Millisecond, Users: 1, Stream: GetUserInfo})
 	if err != nil || r.Errors == 0 || r.ErrorKinds[0].Kind != "transport" {
@@ -267,7 +277,9 @@ func TestMachineCPUs(t *testing.T) {
 // and LateGrace are over, rather than hold the run.
 func TestRunOfAStalledServer(t *testing.T) {
 	defer func(d time.Duration) { LateGrace = d }(LateGrace)
-	LateGrace = 2 * time.Second
+	// The answers at 600 ms, after the 300 ms window, come well within LateGrace (the
+	// default's 10 s: a run ends with its last answer, so a long grace costs nothing).
+	LateGrace = 10 * time.Second
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		time.Sleep(600 * time.Millisecond)
@@ -283,6 +295,7 @@ func TestRunOfAStalledServer(t *testing.T) {
 		t.Errorf("answers after the window: %d requests, %d late, %d errors, p50 %.0f ms; want 0, 2, 0 and the 600 ms", r.Requests, r.Late, r.Errors, r.P50Ms)
 	}
 
+	LateGrace = 2 * time.Second // the run lasts as long
 	stuck := make(chan struct{})
 	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stuck }))
 	defer silent.Close()

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -453,11 +454,16 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	started.Wait()
-	// Each goroutine has started, but has not necessarily handed its write over yet
-	// (it blocks in the send while the writer is held): give them the time to, or on
-	// a busy machine the writer, once let go, finds them one at a time (seen once in
-	// CI: 62 transactions).
-	time.Sleep(200 * time.Millisecond)
+	// Each goroutine has started, but has not necessarily handed its write over yet:
+	// wait until all are blocked in the send while the writer is held, or on a busy
+	// machine the writer, once let go, finds them one at a time (seen once in CI: 62
+	// transactions, after a fixed 200 ms).
+	for deadline := time.Now().Add(10 * time.Second); sending() < n-1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("after 10 s, %d of %d writes wait for the writer", sending(), n-1)
+			break
+		}
+	}
 	close(hold)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -467,6 +473,27 @@ func TestGroupCommit(t *testing.T) {
 	if len(txs) > n/4 {
 		t.Errorf("%d writes took %d transactions: no group commit", n, len(txs))
 	}
+}
+
+// sending counts the goroutines blocked handing a write to the writer (in send's
+// select).
+func sending() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "sqlite.(*Store).send(") {
+			count++
+		}
+	}
+	return count
 }
 
 // TestWritePanics checks that a panic in a write reaches its caller, is rolled back,

@@ -730,16 +730,21 @@ func TestEmulatorUnderAShortWriteTimeout(t *testing.T) {
 	ts := startEmulator(t, "--write-timeout", "3s")
 	start := time.Now()
 	resp, err := http.Get(ts.HTTPURL + "/_emulator/api/log?after=1000000&wait=8s")
+	// An answer written past the write timeout never comes whole (net/http cuts the
+	// connection), and the server's timeout starts after the head it read: a whole
+	// answer is one before the timeout, whenever this side, paused on a loaded
+	// machine, measures it. The time taken only tells a wait cut short from the 8 s
+	// asked.
 	if err != nil {
-		t.Fatalf("long poll: %v", err)
+		t.Fatalf("long poll: %v (the answer came past the write timeout?)", err)
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), `"entries"`) {
 		t.Errorf("long poll: HTTP %d %s %v", resp.StatusCode, b, err)
 	}
-	if d := time.Since(start); d >= 3*time.Second {
-		t.Errorf("the long poll took %v, past the write timeout", d)
+	if d := time.Since(start); d >= 8*time.Second {
+		t.Errorf("the long poll took %v: its wait was not held under the write timeout", d)
 	}
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--delay", "5s", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "delay must be at most 2s") {
 		t.Errorf("a 5 s delay under a 3 s write timeout: exit %d %s", code, errOut)

@@ -302,6 +302,7 @@ func (s *Server) stopLocked() {
 		<-s.exit
 	}
 	s.cmd = nil
+	s.reservePort() // for a Start again on the same port
 }
 
 func (s *Server) remove() { os.RemoveAll(s.dir) }
@@ -363,11 +364,43 @@ func traversable(dir string) bool {
 	}
 }
 
+// freePort returns a free port of 127.0.0.1, reserved (see reserve) so that nothing
+// else in the machine is handed it before the server binds it.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	reserve(ln)
+	return port, nil
+}
+
+// reserve closes ln, keeping its port from other programs for a minute: a connection
+// it accepted, closed from its side first, stays in TIME_WAIT on the port, and the
+// kernel hands such a port to no bind of port 0 and no connect (other tests' servers
+// and clients), while a bind of that port by number with SO_REUSEADDR, which postgres
+// sets, still succeeds. Without it, the port was free between the probe and the
+// server's bind, and between a Stop and the Start that must reuse it.
+func reserve(ln net.Listener) {
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	sc.Close()                                         // this side first: its TIME_WAIT holds the port
+	c.SetReadDeadline(time.Now().Add(5 * time.Second)) // until its FIN has come
+	c.Read(make([]byte, 1))
+}
+
+// reservePort reserves the server's port again (after Stop), for the next Start.
+func (s *Server) reservePort() {
+	if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port)); err == nil {
+		reserve(ln)
+	}
 }
