@@ -205,7 +205,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		if *publicKey != "" {
 			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {
-				return fmt.Errorf("--public-key %s: %v", *publicKey, err)
+				return badFlag("--public-key %s: %v", *publicKey, err)
 			}
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {

@@ -240,8 +240,8 @@ func TestGigyaNpmPackage(t *testing.T) {
 	failedWith("token", "getUserInfoAfterLogout", 403025)
 
 	// Every call went through the proxy, to the host the package built itself, once: a
-	// second tunnel for one call would be one of the package's retries (it retries
-	// 500001, 504001 and 409030 up to 5 times, 5 s apart).
+	// second tunnel for one call would be one of the package's retries (it tries a
+	// call that gets 500001, 504001 or 409030 up to 5 times, 5 s apart).
 	targets := proxy.targets()
 	if len(targets) != calls {
 		t.Errorf("the proxy saw %d CONNECT tunnels for %d calls (retries?): %v", len(targets), calls, targets)

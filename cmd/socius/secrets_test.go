@@ -194,6 +194,10 @@ func TestMasterKeyFromEnvironment(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "site", "show", testAPIKey, "--data", dir, "--master-key-file", writeKeyFile(t, mustParseKey(t, key))); code != 0 {
 		t.Errorf("site show with --master-key-file: %s", errOut)
 	}
+	// Both at once is a usage error, even when they hold the same key.
+	if code, _, errOut := runCLI(t, lookup, "site", "show", testAPIKey, "--data", dir, "--master-key-file", writeKeyFile(t, mustParseKey(t, key))); code != 2 || !strings.Contains(errOut, "give the master key once") {
+		t.Errorf("site show with --master-key-file and SOCIUS_MASTER_KEY: %d %s, want exit 2", code, errOut)
+	}
 }
 
 func mustParseKey(t *testing.T, s string) []byte {

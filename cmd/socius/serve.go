@@ -302,6 +302,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	m.Metrics = metrics.NewRegistry()
 	m.Instruments = metrics.NewInstruments(m.Metrics)
+	// A certificate of the user's is read before anything is made, so that a wrong
+	// path or a bad file fails the start with no data folder, master key or store
+	// created (and no demo secret printed).
+	var cert tls.Certificate
+	var certPath string
+	if m.HTTPSAddr != "" && m.TLSCert != "" {
+		if cert, certPath, _, err = loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir); err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+	}
 	if !isPostgres(m.StoreURL) {
 		if m.dataLock, err = lockDataDir(m.DataDir); err != nil {
 			return err
@@ -377,14 +387,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.startHousekeeping()
 	m.done = make(chan error, 3)
 	if m.HTTPSAddr != "" {
-		cert, path, created, err := loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir)
-		if err != nil {
-			return fmt.Errorf("TLS certificate: %w", err)
+		if certPath == "" { // the data folder's, made on the first start
+			var created bool
+			if cert, certPath, created, err = loadOrCreateCert("", "", m.DataDir); err != nil {
+				return fmt.Errorf("TLS certificate: %w", err)
+			}
+			if created {
+				fmt.Fprintf(m.Stdout, "socius: generated a self-signed TLS certificate: %s\n", certPath)
+			}
 		}
-		m.CertFile = path
-		if created {
-			fmt.Fprintf(m.Stdout, "socius: generated a self-signed TLS certificate: %s\n", path)
-		}
+		m.CertFile = certPath
 		ln, err := net.Listen("tcp", m.HTTPSAddr)
 		if err != nil {
 			return err
@@ -401,7 +413,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		} else {
 			m.serve(tln, handler)
 		}
-		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, path)
+		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, certPath)
 	}
 	if m.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", m.HTTPAddr)

@@ -166,7 +166,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []byte, source string, err error) {
 	switch {
 	case cfg.masterKeyFile != "" && cfg.masterKey != "":
-		return nil, "", errors.New("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
+		return nil, "", badFlag("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
 	case cfg.masterKeyFile != "":
 		key, err := readKeyFile(cfg.out, cfg.masterKeyFile)
 		return key, cfg.masterKeyFile, err

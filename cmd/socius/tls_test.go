@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +87,61 @@ func TestSelfSignedCertConstrained(t *testing.T) {
 	}
 	if _, err := issue("api.localtest", nil).Verify(x509.VerifyOptions{DNSName: "api.localtest", Roots: roots, CurrentTime: now}); err != nil {
 		t.Errorf("a certificate for api.localtest: %v", err)
+	}
+}
+
+// TestOwnCertificate: --tls-cert and --tls-key are what the HTTPS listener serves (the
+// data folder gets no certificate of its own), and a certificate that cannot be read
+// fails the start before anything is made: no data folder, no master key, no store.
+func TestOwnCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "mine-cert.pem"), filepath.Join(dir, "mine-key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	ts := startMain(t, nil, "--data", data, "--tls-cert", certFile, "--tls-key", keyFile)
+	if ts.CertFile != certFile {
+		t.Errorf("CertFile = %q, want %q", ts.CertFile, certFile)
+	}
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"tls-u1"}}); a.code() != 0 {
+		t.Fatalf("notifyLogin: %v", a)
+	}
+	resp, err := ts.client.Post(ts.HTTPSURL+"/socialize.getUserInfo", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"tls-u1"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		t.Fatal("no TLS state on the HTTPS answer")
+	}
+	block, _ := pem.Decode(certPEM)
+	if !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, block.Bytes) {
+		t.Error("the HTTPS listener served another certificate than --tls-cert")
+	}
+	if _, err := os.Stat(filepath.Join(data, "tls-cert.pem")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the data folder has a certificate of its own: %v", err)
+	}
+
+	for _, c := range []struct{ name, cert, key, err string }{
+		{"missing", filepath.Join(dir, "none.pem"), keyFile, "no such file"},
+		{"not a pair", certFile, certFile, "TLS certificate"},
+	} {
+		fresh := filepath.Join(dir, "fresh-"+strings.ReplaceAll(c.name, " ", "-"))
+		err := runMain(t, nil, "--data", fresh, "--https", "127.0.0.1:0", "--tls-cert", c.cert, "--tls-key", c.key)
+		if err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: start: %v, want an error with %q", c.name, err, c.err)
+		}
+		if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the failed start made the data folder: %v", c.name, err)
+		}
 	}
 }

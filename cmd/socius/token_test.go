@@ -765,8 +765,8 @@ func TestKeyCreatePublicKey(t *testing.T) {
 	}
 	for _, f := range []struct{ file, err string }{{"small.pem", "1024 bits"}, {"priv.pem", "not a public key"}, {"junk.pem", "no PEM block"}, {"missing.pem", "no such file"}} {
 		code, _, errOut := runCLI(t, noEnv, "key", "create", "--data", dir, "--site", testAPIKey, "--public-key", filepath.Join(dir, f.file))
-		if code != 1 || !strings.Contains(errOut, f.err) {
-			t.Errorf("key create --public-key %s: %d %s, want %q", f.file, code, errOut, f.err)
+		if code != 2 || !strings.Contains(errOut, f.err) {
+			t.Errorf("key create --public-key %s: %d %s, want exit 2 and %q", f.file, code, errOut, f.err)
 		}
 	}
 	if code, out, _ := runCLI(t, noEnv, "key", "list", "--data", dir); code != 0 || strings.Count(out, "RS256") != 2 {

@@ -7,7 +7,7 @@ const { Gigya } = require('gigya');
 
 const emulatorURL = process.env.SOCIUS_URL || 'http://127.0.0.1:8080';
 const gigya = new Gigya(process.env.GIGYA_API_KEY, 'localtest', process.env.GIGYA_SECRET);
-Gigya.RETRY_DELAY = 0; // the package retries 500001 five times, 5 s apart
+Gigya.RETRY_DELAY = 0; // the package tries a 500001 up to five times, 5 s apart
 
 // emulator calls the emulator's admin API.
 async function emulator(method, path, body) {
