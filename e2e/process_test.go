@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +27,16 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// A test binary started with SIGHUP or SIGINT ignored (under nohup; a background job
+	// of a script ignores SIGINT) passes that on to every socius it starts: one that
+	// ignores SIGHUP never takes TestHangupTwice's hangups, and one that started with
+	// SIGINT ignored exits 1 instead of dying of a second SIGINT (TestSecondSignal).
+	// Caught here (and dropped, as ignoring did), they start at their default.
+	for _, sig := range []os.Signal{syscall.SIGHUP, os.Interrupt} {
+		if signal.Ignored(sig) {
+			signal.Notify(make(chan os.Signal, 1), sig)
+		}
+	}
 	dir, err := os.MkdirTemp("", "socius-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
