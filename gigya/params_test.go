@@ -43,6 +43,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"=1", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"a%00b=1", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"a%3D1%26b=2", socius.CodeInvalidRequest, "Malformed parameter name"},
+		{"a%3D1=2", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"a%26b=2", socius.CodeInvalidRequest, "Malformed parameter name"},
 		{"a=%ff%fe", socius.CodeInvalidValue, "a is not valid UTF-8"},
 		{"a=x%00y", socius.CodeInvalidValue, "a contains a NUL character"},

@@ -62,6 +62,31 @@ func TestExpiryFreesMemory(t *testing.T) {
 	}
 }
 
+// TestReplayBehindAnExpiredEntry: between sweeps an expired entry keeps its slot, and
+// a pair whose probe passes one (of another pair) on the way to its own entry is still
+// found there: the expired slot is taken only once the whole probe has missed.
+func TestReplayBehindAnExpiredEntry(t *testing.T) {
+	c := New(0)
+	ctx := context.Background()
+	const n = 20_000
+	for i := range n {
+		exp := t0.Add(time.Minute)
+		if i%2 == 0 {
+			exp = t0.Add(time.Second)
+		}
+		if ok, err := c.UseNonce(ctx, "s:k", fmt.Sprint(i), exp, t0); !ok || err != nil {
+			t.Fatalf("nonce %d: %v %v", i, ok, err)
+		}
+	}
+	// The even nonces have expired; no shard has been swept since (sweepEvery).
+	at := t0.Add(2 * time.Second)
+	for i := 1; i < n; i += 2 {
+		if ok, err := c.UseNonce(ctx, "s:k", fmt.Sprint(i), at.Add(time.Minute), at); ok || err != nil {
+			t.Fatalf("nonce %d replayed at +2s: accepted %v, %v", i, ok, err)
+		}
+	}
+}
+
 func TestCapRefusesInsteadOfForgetting(t *testing.T) {
 	c := New(shards * 2)
 	ctx := context.Background()

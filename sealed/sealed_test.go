@@ -130,6 +130,15 @@ func TestMovedCiphertextDoesNotOpen(t *testing.T) {
 	if _, err := st.Site(ctx, "3_a"); !errors.Is(err, sealed.ErrWrongKey) {
 		t.Errorf("an altered secret opened: %v", err)
 	}
+	// So is a value cut shorter than a nonce and a tag: an error, not a panic.
+	for _, cut := range []string{sealed.Prefix, sealed.Prefix + "AAAA", rs.Secret[:len(sealed.Prefix)+20]} {
+		if err := raw.PutSite(ctx, &socius.Site{APIKey: "3_a", Secret: cut}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Site(ctx, "3_a"); !errors.Is(err, sealed.ErrWrongKey) {
+			t.Errorf("a secret cut to %q: %v", cut, err)
+		}
+	}
 }
 
 func TestMigrate(t *testing.T) {

@@ -166,6 +166,55 @@ func TestCookieDomain(t *testing.T) {
 	}
 }
 
+// TestTimestampWindowEdges: a signed request's timestamp may be the whole window from
+// the server's time, behind or ahead, and not a second (or a millisecond) more (SPEC 4:
+// outside +-120 s is 403002).
+func TestTimestampWindowEdges(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	sec := func(d time.Duration) string { return strconv.FormatInt(labTime.Add(d).Unix(), 10) }
+	ms := func(d time.Duration) string { return strconv.FormatInt(labTime.Add(d).UnixMilli(), 10) }
+	for i, tt := range []struct {
+		timestamp string
+		want      string
+	}{
+		{sec(-DefaultSkew), `"errorCode":0`},
+		{sec(DefaultSkew), `"errorCode":0`},
+		{ms(-DefaultSkew), `"errorCode":0`},
+		{ms(DefaultSkew), `"errorCode":0`},
+		{sec(-DefaultSkew - time.Second), `"errorCode":403002`},
+		{sec(DefaultSkew + time.Second), `"errorCode":403002`},
+		{ms(-DefaultSkew - time.Millisecond), `"errorCode":403002`},
+		{ms(DefaultSkew + time.Millisecond), `"errorCode":403002`},
+	} {
+		body := signedBody("socialize.getUserInfo", "edge-"+strconv.Itoa(i), url.Values{"UID": {"u1"}, "timestamp": {tt.timestamp}})
+		if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, tt.want) {
+			t.Errorf("timestamp %s at %d: %s, want %s", tt.timestamp, labTime.Unix(), got, tt.want)
+		}
+	}
+}
+
+// TestAnswerHeaders: every answer, a refusal too, may not be kept by a cache (it can
+// hold a token, a sessionSecret or a profile) nor be sniffed as another type
+// (docs/compatibility.md).
+func TestAnswerHeaders(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, target := range []string{
+		"/socialize.getUserInfo?apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1",
+		"/socialize.getUserInfo?apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1&format=xml",
+		"/socialize.getUserInfo?apiKey=" + labAPIKey + "&UID=u1&format=jsonp&callback=cb",
+	} {
+		r := httptest.NewRequest("GET", "https://socialize.localtest"+target, nil)
+		r.TLS = &tls.ConnectionState{}
+		w := serve(s, r)
+		if got := w.Header().Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", target, got)
+		}
+		if got := w.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q, want nosniff", target, got)
+		}
+	}
+}
+
 // panickyStore is a fault injected into a real store: User panics, as a bug would.
 type panickyStore struct{ socius.Store }
 
