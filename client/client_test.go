@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -215,12 +216,41 @@ func TestUIDSignatureVectors(t *testing.T) {
 			if err := ValidateFriendshipSignature(v.Secret, v.FriendUID, v.UID, v.Timestamp, v.ExpectedSig, 0); !errors.Is(err, ErrInvalidSignature) {
 				t.Errorf("%s swapped: %v", v.ID, err)
 			}
+			// The whole signature is compared: one that differs only in its last
+			// character is forged too.
+			digit := "A" // the last digit before the padding: 4 bits of the HMAC
+			if v.ExpectedSig[len(v.ExpectedSig)-2] == 'A' {
+				digit = "E"
+			}
+			forged := v.ExpectedSig[:len(v.ExpectedSig)-2] + digit + v.ExpectedSig[len(v.ExpectedSig)-1:]
+			if err := ValidateFriendshipSignature(v.Secret, v.UID, v.FriendUID, v.Timestamp, forged, 0); !errors.Is(err, ErrInvalidSignature) {
+				t.Errorf("%s with its last base64 digit changed (%s): %v", v.ID, forged, err)
+			}
 		default:
 			t.Errorf("unknown vector kind %q", v.Kind)
 		}
 	}
 	if _, err := UIDSignature("not base64!", "u", "1"); err == nil {
 		t.Error("bad secret: want an error")
+	}
+}
+
+// TestFriendshipSignatureAge: with a maxAge, a timestamp too far from now either way
+// is expired, as the UIDSignature's is: a timestamp in the future is not a fresh one.
+func TestFriendshipSignatureAge(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		at   time.Time
+		want error
+	}{{now, nil}, {now.Add(-time.Hour), ErrSignatureExpired}, {now.Add(time.Hour), ErrSignatureExpired}} {
+		ts := strconv.FormatInt(tt.at.Unix(), 10)
+		sig, err := FriendshipSignature(labSecret, ts, "f1", "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateFriendshipSignature(labSecret, "u1", "f1", ts, sig, 3*time.Minute); !errors.Is(err, tt.want) {
+			t.Errorf("timestamp %v from now: %v, want %v", tt.at.Sub(now).Round(time.Second), err, tt.want)
+		}
 	}
 }
 
@@ -345,6 +375,19 @@ func TestCredentialShapes(t *testing.T) {
 			t.Errorf("body %s", tr.bodies[0])
 		}
 	})
+	t.Run("session, plain secret asked for", func(t *testing.T) {
+		// A session's secret signs; it is never sent, WithPlainSecret or not.
+		var tr capture
+		c := newTestClient(t, Session("st2.session", labUserSec), &tr, https, WithPlainSecret())
+		if _, err := c.Call(ctx, "socialize.getUserInfo", nil); err != nil {
+			t.Fatal(err)
+		}
+		f := tr.form(t, 0)
+		if f.Get("oauth_token") != "st2.session" || f.Get("sig") == "" || f.Get("nonce") == "" || f.Get("timestamp") == "" ||
+			f.Has("secret") || f.Has("apiKey") || strings.Contains(tr.bodies[0], url.QueryEscape(labUserSec)) {
+			t.Errorf("body %s", tr.bodies[0])
+		}
+	})
 	t.Run("rsa", func(t *testing.T) {
 		key, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -382,6 +425,8 @@ func TestCredentialShapes(t *testing.T) {
 			opts []Option
 		}{
 			{Token("t"), []Option{httpURL}},
+			{Session("st2.session", labUserSec), []Option{httpURL}},
+			{UserKeyRSA(labAPIKey, labUserKey, testRSAKey(t)), []Option{httpURL}},
 			{PartnerSecret(labAPIKey, labSecret), []Option{httpURL, WithPlainSecret()}},
 			{UserKey(labAPIKey, labUserKey, labUserSec), []Option{httpURL, WithPlainSecret()}},
 		} {
@@ -407,12 +452,28 @@ func TestCredentialShapes(t *testing.T) {
 	})
 }
 
+// testRSAKey is one RSA key for the tests that need any (generating one is slow).
+func testRSAKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	rsaKeyOnce.Do(func() { rsaKey, rsaKeyErr = rsa.GenerateKey(rand.Reader, 2048) })
+	if rsaKeyErr != nil {
+		t.Fatal(rsaKeyErr)
+	}
+	return rsaKey
+}
+
+var (
+	rsaKeyOnce sync.Once
+	rsaKey     *rsa.PrivateKey
+	rsaKeyErr  error
+)
+
 func TestParams(t *testing.T) {
 	checkEncoding(t, Params{
 		"s": "a b", "b": true, "i": 42, "i64": int64(-7), "f": 1.5, "n": json.Number("3"), "raw": json.RawMessage(`{"a":1}`),
 		"nil": nil, "obj": map[string]any{"u": "http://x/?a=1&b=<2>"}, "ui": UserInfo{FirstName: "D", Age: Age(0)},
 	}, `b=true,f=1.5,i=42,i64=-7,n=3,obj={"u":"http://x/?a=1&b=<2>"},raw={"a":1},s=a b,ui={"firstName":"D","age":0}`)
-	for _, p := range []Params{{"APIKEY": "x"}, {"sig": "x"}, {"Nonce": "1"}, {"uid": "a", "UID": "b"}, {"": "x"}, {"c": make(chan int)}} {
+	for _, p := range []Params{{"APIKEY": "x"}, {"sig": "x"}, {"Nonce": "1"}, {"uid": "a", "UID": "b"}, {"Uid": "a", "uID": "b"}, {"": "x"}, {"c": make(chan int)}} {
 		if _, err := p.encode(); err == nil {
 			t.Errorf("%v accepted", p)
 		}
@@ -732,6 +793,14 @@ func TestTraceMasksSecrets(t *testing.T) {
 	c2 := newTestClient(t, Token("tok-secret"), &capture{}, WithBaseURL("https://socius.test"), WithTrace(func(tr *Trace) { traces = append(traces, tr) }))
 	if _, err := c2.Call(context.Background(), "socialize.getUserInfo", nil); err != nil {
 		t.Fatal(err)
+	}
+	c3 := newTestClient(t, UserKeyRSA(labAPIKey, labUserKey, testRSAKey(t)), &capture{}, WithBaseURL("https://socius.test"),
+		WithTrace(func(tr *Trace) { traces = append(traces, tr) }))
+	if _, err := c3.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if auth := traces[len(traces)-1].Header.Get("Authorization"); auth != "Bearer ***" {
+		t.Errorf("trace shows Authorization %q, want the bearer token masked", auth)
 	}
 	for _, tr := range traces {
 		for _, p := range tr.Params {
@@ -1070,5 +1139,44 @@ func TestZeroClient(t *testing.T) {
 	var c Client
 	if err := c.ValidateUIDSignature("u1", "1795943862", "sig"); err == nil {
 		t.Error("a zero Client validated a UIDSignature")
+	}
+}
+
+// TestNoncesAreRandom: a nonce is 128 random bits in hex: every one of its 32 digits
+// varies from nonce to nonce (none is fixed, none follows the clock), so that no two
+// clients, or two calls at the same instant, send the same one.
+func TestNoncesAreRandom(t *testing.T) {
+	var nonces []string
+	for range 64 {
+		n := newNonce()
+		if len(n) != 32 || strings.Trim(n, "0123456789abcdef") != "" {
+			t.Fatalf("nonce %q: want 32 hex digits", n)
+		}
+		nonces = append(nonces, n)
+	}
+	for i := range 32 {
+		seen := map[byte]bool{}
+		for _, n := range nonces {
+			seen[n[i]] = true
+		}
+		if len(seen) == 1 {
+			t.Errorf("digit %d of the nonce is the same in 64 nonces: %v", i, nonces[:4])
+		}
+	}
+}
+
+// TestTransportTimeoutIsRequestTimeout: a transport's own timeout (a net.Error whose
+// Timeout is true, not a context deadline) is reported as 504002 by ErrorCode.
+func TestTransportTimeoutIsRequestTimeout(t *testing.T) {
+	tr := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	})
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithRetries(0))
+	_, err := c.Call(context.Background(), "socialize.setUserInfo", Params{"UID": "u1"})
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("the transport's timeout is a context deadline: this test no longer tests the net.Error case")
+	}
+	if ErrorCode(err) != 504002 {
+		t.Errorf("ErrorCode(%v) = %d, want 504002", err, ErrorCode(err))
 	}
 }

@@ -250,8 +250,9 @@ func decode(text []byte) (*Record, error) {
 	if err := dec.Decode(&l); err != nil {
 		return nil, fmt.Errorf("not a valid record: %v", err)
 	}
-	if dec.More() {
-		return nil, errors.New("more than one JSON value on the line")
+	// Not dec.More(), which says no more at a stray ']' or '}'.
+	if rest := bytes.TrimSpace(text[dec.InputOffset():]); len(rest) != 0 {
+		return nil, errors.New("not a valid record: more on the line after its JSON object")
 	}
 	created, err := parseTime("createdAt", l.CreatedAt)
 	if err != nil {

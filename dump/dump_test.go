@@ -86,7 +86,21 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 		"{\"apiKey\":\"3_abc\",\"UID\":\"x\",\"profile\":{\"nickname\":\"\xff\xfe\"}}",
 		`{"kind":"site","apiKey":"3_s","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==","name":"a\u0000b"}`,
 		`{"kind":"key","userKey":"AKey3","apiKey":"3_abc","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg==","methods":[]}`,
-		`{"apiKey":"3_abc","UID":"ok2","profile":{"age":"41"}}`,
+		// A record without its key, or with one a store would refuse; two values on
+		// one line; a time that is not one; a value of another JSON type.
+		`{"UID":"x"}`,
+		`{"kind":"site","apiKey":"3 s","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="}`,
+		`{"kind":"key","apiKey":"3_abc","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg=="}`,
+		`{"kind":"key","userKey":"AKey4","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg=="}`,
+		`{"kind":"key","userKey":"AKey5","apiKey":"3_abc","secret":"c2hvcnQ="}`,
+		`{"apiKey":"3_abc","UID":"x"}{"apiKey":"3_abc","UID":"y"}`,
+		`{"apiKey":"3_abc","UID":"x","updatedAt":"yesterday"}`,
+		`{"apiKey":"3_abc","UID":"x","loginAt":"2026-11-28 10:00"}`,
+		`{"apiKey":"3_abc","UID":"x","profile":{"nickname":true}}`,
+		`{"apiKey":"3_abc","UID":"x","profile":{"nickname":{"a":1}}}`,
+		`{"apiKey":"3_abc","UID":"x"}}`,
+		`{"apiKey":"3_abc","UID":"x"} ]`,
+		`{"apiKey":"3_abc","UID":"ok2","profile":{"age":"41"}}` + " \r",
 	}, "\n")
 	var okUIDs []string
 	var badLines []int
@@ -100,7 +114,7 @@ func TestBadLinesAreReportedAndSkipped(t *testing.T) {
 	if strings.Join(okUIDs, ",") != "ok1,ok2" {
 		t.Errorf("good records %v", okUIDs)
 	}
-	want := []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18}
+	want := []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
 	if len(badLines) != len(want) {
 		t.Fatalf("bad lines %v, want %v", badLines, want)
 	}
@@ -215,5 +229,20 @@ func TestDuplicateKey(t *testing.T) {
 		if got := DuplicateKey([]byte(text), "profile"); got != want {
 			t.Errorf("DuplicateKey(%.60s) = %q, want %q", text, got, want)
 		}
+	}
+}
+
+// TestTimesWrittenInUTC: times are written in UTC, with milliseconds, whatever the
+// location of the time given.
+func TestTimesWrittenInUTC(t *testing.T) {
+	paris := time.FixedZone("CET", 3600)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	if err := w.WriteUser(&socius.User{APIKey: "3_abc", UID: "u1", CreatedAt: t0.In(paris)}); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if !strings.Contains(buf.String(), `"createdAt":"2026-11-28T10:00:00.123Z"`) {
+		t.Errorf("a time in %v written as %s", paris, buf.String())
 	}
 }

@@ -240,6 +240,11 @@ func TestSameAsNetHTTP(t *testing.T) {
 		{"two lengths", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 1, []bool{false}},
 		{"signed length", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\na", 1, []bool{false}},
 		{"control in value", "GET /a HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 1, []bool{false}},
+		{"empty header name", "GET /a HTTP/1.1\r\nHost: h\r\n: x\r\n\r\n", 1, []bool{false}},
+		{"space in header name", "GET /a HTTP/1.1\r\nHost: h\r\nX Y: z\r\n\r\n", 1, []bool{false}},
+		{"length past int64", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999999999999999\r\n\r\nab", 1, []bool{false}},
+		{"http/1.0 with host", "GET /a HTTP/1.0\r\nHost: h\r\n\r\nGET /b HTTP/1.0\r\nHost: h\r\n\r\n", 1, []bool{false}},
+		{"crlf after get", "GET /a HTTP/1.1\r\nHost: h\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n", 2, []bool{true, false}},
 		{"absolute target", "POST http://socialize.localtest/socialize.setUserInfo HTTP/1.1\r\nHost: socialize.localtest\r\nProxy-Connection: keep-alive\r\nContent-Length: 3\r\n\r\nabc", 1, []bool{true}},
 		{"absolute target, other host", "GET https://a.example:8443/a?b=c HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{true}},
 		{"absolute target, no host", "GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n", 1, []bool{true}},
@@ -317,6 +322,8 @@ func TestAnswers(t *testing.T) {
 		{"status and sniffing", get("/status"), 1},
 		{"no header injection", get("/inject"), 1},
 		{"unread body is skipped", "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" + get("/none"), 2},
+		// A body the handler did not read is skipped, never read as a request of its own.
+		{"unread body that is a request", "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: " + fmt.Sprint(len(get("/status"))) + "\r\n\r\n" + get("/status") + get("/none"), 2},
 		{"handler closes", get("/close") + get("/none"), 1},
 		{"expect, body never read", "POST /unread HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n" + get("/none"), 1},
 	} {

@@ -92,6 +92,32 @@ func TestSignedRequestsVerify(t *testing.T) {
 	}
 }
 
+// TestNoncesDifferAcrossWorkers: the workers of one run sign with nonces of their own:
+// one shared by two workers would be refused (403004) as a replay and counted as a
+// failure of the server.
+func TestNoncesDifferAcrossWorkers(t *testing.T) {
+	target := Target{URL: "http://127.0.0.1:8080", APIKey: testAPIKey, Secret: testSecret}
+	seen := map[string]int{}
+	for worker := range 3 {
+		s, err := newSigner(target, worker, "run")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			_, form := s.sign(methodGetUserInfo, "UID", UID(i))
+			var p gigya.Params
+			if err := p.Decode(string(form)); err != nil {
+				t.Fatal(err)
+			}
+			n := p.Get("nonce")
+			if w, dup := seen[n]; dup {
+				t.Fatalf("nonce %s sent by workers %d and %d", n, w, worker)
+			}
+			seen[n] = worker
+		}
+	}
+}
+
 func TestProfileJSON(t *testing.T) {
 	v, err := gigya.ParseJSON(profileJSON(7))
 	if err != nil {
@@ -130,6 +156,24 @@ func TestConnReadsBothBodyKinds(t *testing.T) {
 		status, body, err = c.post("/chunked", nil)
 		if err != nil || status != 200 || len(body) != 5000 {
 			t.Fatalf("chunked %d: %d, %d bytes, %v", i, status, len(body), err)
+		}
+	}
+}
+
+// TestConnFollowsConnectionClose: after an answer that says Connection: close, the next
+// request goes on a new connection, not on the one the server closed.
+func TestConnFollowsConnectionClose(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, `{"errorCode":0}`)
+	}))
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	c := newConn(u.Host)
+	defer c.close()
+	for i := range 3 {
+		if status, _, err := c.post("/a", []byte("a=1")); err != nil || status != 200 {
+			t.Fatalf("post %d after an answer with Connection: close: %d %v", i, status, err)
 		}
 	}
 }

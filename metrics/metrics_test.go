@@ -69,15 +69,20 @@ test_seconds_count{op="read"} 4
 	if ct := rec.Header().Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" || rec.Body.String() != want {
 		t.Errorf("ServeHTTP: %s\n%s", ct, rec.Body)
 	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("ServeHTTP: Cache-Control %q, want no-store (a scrape is never a cached one)", cc)
+	}
 }
 
 func TestRegistrationMistakesPanic(t *testing.T) {
 	for name, f := range map[string]func(r *Registry){
-		"twice":        func(r *Registry) { r.NewCounter("a_total", ""); r.NewCounter("a_total", "") },
-		"bad name":     func(r *Registry) { r.NewCounter("a-b", "") },
-		"bad label":    func(r *Registry) { r.NewCounter("a", "", "le") },
-		"bad buckets":  func(r *Registry) { r.NewHistogram("h", "", []float64{2, 1}) },
-		"label values": func(r *Registry) { r.NewCounter("c", "", "x").With("1", "2") },
+		"twice":          func(r *Registry) { r.NewCounter("a_total", ""); r.NewCounter("a_total", "") },
+		"bad name":       func(r *Registry) { r.NewCounter("a-b", "") },
+		"bad label":      func(r *Registry) { r.NewCounter("a", "", "le") },
+		"digit first":    func(r *Registry) { r.NewCounter("1a_total", "") },
+		"reserved label": func(r *Registry) { r.NewCounter("a", "", "__name__") },
+		"bad buckets":    func(r *Registry) { r.NewHistogram("h", "", []float64{2, 1}) },
+		"label values":   func(r *Registry) { r.NewCounter("c", "", "x").With("1", "2") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
