@@ -46,6 +46,10 @@ func TestHashToken(t *testing.T) {
 	if got, want := socius.HashToken("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; got != want {
 		t.Errorf("HashToken(abc) = %s, want %s", got, want)
 	}
+	// Of the text as given: a token's letters in another case are another token.
+	if got, want := socius.HashToken("st2.at.AbC-_xYz"), "0a9dc794a7131fbf02b9fa4ea096a7e3bf674b4ae729cac1d3ff088fb5d3c28c"; got != want {
+		t.Errorf("HashToken(st2.at.AbC-_xYz) = %s, want %s", got, want)
+	}
 }
 
 func TestSessionSecret(t *testing.T) {

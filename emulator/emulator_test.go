@@ -261,6 +261,7 @@ func TestFaults(t *testing.T) {
 		}
 	}
 	check("socialize.getUserInfo", "3_b", 0, time.Millisecond, true) // other site: the catch-all rule
+	check("socialize.setUserInfo", "3_a", 0, time.Millisecond, true) // other method: the catch-all rule
 	check("socialize.GETUSERINFO", "3_a", 403048, 0, true)
 	if r := f.Rules(); r[0].Hits != 1 || r[0].Remaining != 1 {
 		t.Errorf("after one hit: %+v", r[0])
@@ -283,8 +284,24 @@ func TestFaults(t *testing.T) {
 	f.Add(Rule{Code: 500001})
 	check("socialize.setUserInfo", "3_a", 500001, 0, true)
 	check("socialize.setUserInfo", "3_a", 504002, 0, true)
+	// Hits counts the calls a rule answered or delayed, not those its fraction let by.
+	if r := f.Rules(); r[0].Hits != 1 || r[1].Hits != 1 {
+		t.Errorf("hits after a fraction rule let one call by and fired on the next: %+v", r)
+	}
 	if n := f.Clear(); n != 2 || len(f.Rules()) != 0 {
 		t.Errorf("Clear: %d %v", n, f.Rules())
+	}
+	// With a count, a fraction rule injects at most count faults, then is removed.
+	rolls = []float64{0.9, 0.1, 0.1}
+	f.Add(Rule{Code: 504002, Fraction: 0.5, Count: 1})
+	check("socialize.setUserInfo", "3_a", 0, 0, false)
+	if r := f.Rules(); len(r) != 1 || r[0].Remaining != 1 {
+		t.Errorf("a call the fraction let by spent the rule: %+v", r)
+	}
+	check("socialize.setUserInfo", "3_a", 504002, 0, true)
+	check("socialize.setUserInfo", "3_a", 0, 0, false)
+	if r := f.Rules(); len(r) != 0 {
+		t.Errorf("a fraction rule with count 1 stays after its fault: %+v", r)
 	}
 }
 
@@ -403,6 +420,9 @@ func TestAdminAPI(t *testing.T) {
 		{"clock advance before 1971", "POST", "/_emulator/api/clock", js, `{"advance":"-500000h"}`, 400, []string{"the times it may read"}},
 		{"clock back", "POST", "/_emulator/api/clock", js, `{"reset":true}`, 200, []string{`"offset": "0s"`}},
 		{"clock advance", "POST", "/_emulator/api/clock", js, `{"advance":"90m"}`, 200, []string{`"offset": "1h30m0s"`}},
+		// Exactly one change: none is refused, and the clock stays where it is.
+		{"clock no change", "POST", "/_emulator/api/clock", js, `{}`, 400, []string{"exactly one"}},
+		{"clock reset false", "POST", "/_emulator/api/clock", js, `{"reset":false}`, 400, []string{"exactly one"}},
 		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not a Gigya error code"}},
 		{"fault bad apiKey", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"apiKey":"3 x"}`, 400, []string{"apiKey must be 1 to 128 printable"}},
 		{"fault fraction 0", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"fraction":0}`, 400, []string{"fraction must be above 0"}},
@@ -454,9 +474,16 @@ func TestAdminAPI(t *testing.T) {
 			t.Errorf("reset?%s: %d %s", q, status, body)
 		}
 	}
-	// reset?all=true also clears the rules and the log and resets the clock.
+	// A plain reset keeps the rules, the log and the clock (checked above); reset?all=true
+	// also clears the rules and the log and resets the clock.
 	te.Faults.Add(Rule{Code: 500001})
 	te.Log.Observe(&server.Call{ID: "x"})
+	if status, body := te.do(t, "POST", "/_emulator/api/reset?all=false", "", ""); status != 200 || !strings.Contains(body, `"all": false`) {
+		t.Errorf("reset all=false: %d %s", status, body)
+	}
+	if e, _ := te.Log.Entries(0, 0); len(te.Faults.Rules()) != 1 || len(e) != 1 || te.clock.Offset() != 90*time.Minute {
+		t.Errorf("after a plain reset: rules %v, log %v, offset %v; want them kept", te.Faults.Rules(), e, te.clock.Offset())
+	}
 	if status, body := te.do(t, "POST", "/_emulator/api/reset?all=true", "", ""); status != 200 || !strings.Contains(body, `"all": true`) {
 		t.Errorf("reset all: %d %s", status, body)
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,6 +154,45 @@ func TestNonceCommit(t *testing.T) {
 		t.Error("Open with nonce_commit=maybe succeeded")
 	} else if !strings.Contains(err.Error(), "nonce_commit") {
 		t.Errorf("Open with nonce_commit=maybe: %v, want an error naming nonce_commit", err)
+	}
+}
+
+// TestNoncedProfileWaitsForFlush: with nonce_commit=async, a signed setUserInfo's
+// nonce and profile go in one statement (UpdateProfileNonced), whose commit still
+// waits for the WAL flush, as the documentation promises: the profile is a write the
+// call acknowledges. So when it returns, the database has flushed its WAL past where
+// it was before the call (an asynchronous commit leaves that to the WAL writer, up to
+// wal_writer_delay later).
+func TestNoncedProfileWaitsForFlush(t *testing.T) {
+	ctx := t.Context()
+	// The test server runs with synchronous_commit off; a production server's
+	// sessions start with it on.
+	s := open(t, pgtest.URL(t)+"&synchronous_commit=on&nonce_commit=async")
+	defer s.Close()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		var before string
+		if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		var p socius.Patch
+		p.Set(socius.Nickname, "n"+strconv.Itoa(i))
+		n := socius.NonceUse{Credential: "apiKey 3_site", Nonce: strconv.Itoa(i), Expires: now.Add(time.Minute), Now: now}
+		if fresh, err := s.UpdateProfileNonced(ctx, n, "3_site", "u1", &p, now); err != nil || !fresh {
+			t.Fatalf("UpdateProfileNonced %d: %v, %v; want true, nil", i, fresh, err)
+		}
+		var flushed bool
+		if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn() > $1::pg_lsn`, before).Scan(&flushed); err != nil {
+			t.Fatal(err)
+		}
+		if !flushed {
+			t.Fatalf("UpdateProfileNonced %d returned before the WAL was flushed past %s: its commit did not wait for the flush", i, before)
+		}
 	}
 }
 
@@ -1063,6 +1103,76 @@ func TestDeleteKeyAgainSweeps(t *testing.T) {
 	}
 }
 
+// TestDeleteKeySweepSparesAKeyCreatedAgain: the statement after DeleteKey's
+// transaction deletes the key's tokens only while the key is still gone: a key
+// created again under the userKey in between (by another node, an import) keeps the
+// tokens issued with it. The store's pool holds the sweep's connection until the key
+// and its token are back.
+func TestDeleteKeySweepSparesAKeyCreatedAgain(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hold atomic.Int32 // the acquisition to hold, counted down
+	arrived, resume := make(chan struct{}), make(chan struct{})
+	cfg.PrepareConn = func(context.Context, *pgx.Conn) (bool, error) {
+		if hold.Load() > 0 && hold.Add(-1) == 0 {
+			close(arrived)
+			<-resume
+		}
+		return true, nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		t.Fatal(err)
+	}
+	background, cancel := context.WithCancel(context.Background())
+	s := &Store{pool: pool, OpTimeout: DefaultOpTimeout, background: background, cancel: cancel}
+	defer s.Close()
+	other := open(t, url)
+	defer other.Close()
+	if err := other.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	key := &socius.Key{UserKey: "AKey", APIKey: "3_site", Secret: "a2V5LXNlY3JldA==", CreatedAt: now}
+	if err := other.CreateKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+
+	hold.Store(2) // DeleteKey's transaction, then its sweep
+	done := make(chan error, 1)
+	go func() { done <- s.DeleteKey(ctx, key.UserKey) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("DeleteKey's sweep did not come within 10 s")
+	}
+	// The key is deleted; before the sweep, another node creates it again and issues
+	// a token with it.
+	if err := other.CreateKey(ctx, key); err != nil {
+		close(resume)
+		t.Fatalf("CreateKey after DeleteKey's transaction: %v", err)
+	}
+	tok := &socius.Token{Hash: strings.Repeat("a", 64), Kind: socius.AccessToken, APIKey: "3_site", UserKey: key.UserKey, CreatedAt: now}
+	if err := other.CreateToken(ctx, tok); err != nil {
+		close(resume)
+		t.Fatal(err)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatalf("DeleteKey: %v", err)
+	}
+	if _, err := other.Token(ctx, tok.Hash); err != nil {
+		t.Errorf("the token of the key created again, after DeleteKey's sweep: %v; want it kept", err)
+	}
+}
+
 // TestRevokeWaitsForMintedTokens: a token being minted holds a share lock on its
 // root; RevokeToken waits for it and revokes it once it committed, and a token minted
 // after finds its root revoked. The database defaults to REPEATABLE READ, where a
@@ -1183,13 +1293,14 @@ func TestRevokeBesideHousekeeping(t *testing.T) {
 // pattern) waits for a lock.
 func waitForLock(t *testing.T, s *Store, like string) {
 	t.Helper()
-	for waiting := 0; waiting == 0; {
+	deadline := time.Now().Add(30 * time.Second) // a named failure, not the package's timeout
+	for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
 		if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
 			WHERE wait_event_type = 'Lock' AND query LIKE $1`, like).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
-		if t.Context().Err() != nil {
-			t.Fatal(t.Context().Err())
+		if time.Now().After(deadline) {
+			t.Fatalf("no statement like %q waited for a lock within 30 s", like)
 		}
 	}
 }
@@ -1207,5 +1318,24 @@ func TestSharedNonceWindow(t *testing.T) {
 		if got, err := s.SharedNonceWindow(t.Context(), c.mine); err != nil || got != c.want {
 			t.Errorf("SharedNonceWindow(%v) = %v, %v; want %v", c.mine, got, err, c.want)
 		}
+	}
+}
+
+// TestUnstorableWrite: a value PostgreSQL cannot hold as text (a NUL byte, invalid
+// UTF-8) in a write is the caller's error, 400006, as errorFor says, not a database
+// error (500028, which would fire the server-fault alert); nothing is stored. The
+// server checks its own inputs first: this is the net under what other paths pass on.
+func TestUnstorableWrite(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	for _, name := range []string{"a\x00b", "a\xffb"} {
+		err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0", Name: name, CreatedAt: now})
+		var e *socius.Error
+		if !errors.As(err, &e) || e.Code != socius.CodeInvalidValue {
+			t.Errorf("CreateSite with the name %q: %v; want a %d error", name, err, socius.CodeInvalidValue)
+		}
+	}
+	if _, err := s.Site(ctx, "3_site"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("Site after the refused writes: %v; want ErrNotFound", err)
 	}
 }

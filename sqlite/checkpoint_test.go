@@ -155,6 +155,103 @@ func TestCheckpointPinKeepsWAL(t *testing.T) {
 	}
 }
 
+// TestCheckpointPinHeldThroughSync checks that the pin is let go only after the
+// fdatasync of the database file: while that sync runs, every frame copied and none
+// of the copies yet durable, a commit of another program must not start the WAL over
+// either.
+func TestCheckpointPinHeldThroughSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	createSiteAndKey(t, s, "one")
+
+	syncing, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	let := func() { released.Do(func() { close(release) }) }
+	defer let() // before the Close above
+	var committed atomic.Bool
+	fault := func(f *os.File) error {
+		// The sync of a copy of everything, the commit below included.
+		if f != s.ckpt.db || !committed.Load() {
+			return nil
+		}
+		if mx, done, err := readWALFrames(s); err != nil || mx == 0 || done != mx {
+			return nil
+		}
+		once.Do(func() { close(syncing); <-release })
+		return nil
+	}
+	s.ckpt.syncFault.Store(&fault)
+	loginUsers(t, s, "3_site", "u1")
+	committed.Store(true)
+	select {
+	case <-syncing:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no checkpoint synced a copy of the commit within 5 s")
+	}
+
+	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	before := walRestarts(t, path)
+	if _, err := other.Exec(`PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if got := walRestarts(t, path); got != before {
+		t.Fatalf("the WAL was started over (%d to %d) during the sync of the copy", before, got)
+	}
+}
+
+// TestCheckpointSyncOrder checks the order of a cycle's syncs, SQLite's own: the WAL
+// is made durable before the copy (the commits of another program may not have
+// synced it), and the database file after it.
+func TestCheckpointSyncOrder(t *testing.T) {
+	s := newStore(t)
+	var mu sync.Mutex
+	var steps []string
+	step := func(name string) {
+		mu.Lock()
+		steps = append(steps, name)
+		mu.Unlock()
+	}
+	fault := func(f *os.File) error {
+		switch f {
+		case s.ckpt.wal:
+			step("sync WAL")
+		case s.ckpt.db:
+			step("sync db")
+		default:
+			step("sync of another file")
+		}
+		return nil
+	}
+	copied := func() { step("copy") }
+	s.ckpt.syncFault.Store(&fault)
+	s.ckpt.afterCopy.Store(&copied)
+	createSiteAndKey(t, s, "one")
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		loginUsers(t, s, "3_site", "u"+strconv.Itoa(i))
+		mu.Lock()
+		got := slices.Clone(steps)
+		mu.Unlock()
+		if n := len(got) - len(got)%3; n >= 9 {
+			for c := 0; c < n; c += 3 {
+				if want := []string{"sync WAL", "copy", "sync db"}; !slices.Equal(got[c:c+3], want) {
+					t.Fatalf("a cycle's steps: %q, want %q", got[c:c+3], want)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("steps of the cycles within 5 s: %q; want three cycles", got)
+		}
+		time.Sleep(checkpointEvery)
+	}
+}
+
 // TestWALStartsOver checks that under a steady stream of commits, which keeps every
 // copy behind the end of the WAL, the WAL is still started over once it holds
 // restartFrames frames, and so stays short.
