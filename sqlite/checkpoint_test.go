@@ -90,53 +90,15 @@ func TestCheckpointPinKeepsWAL(t *testing.T) {
 	defer s.Close()
 	createSiteAndKey(t, s, "one")
 
-	copied, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	var committed atomic.Bool
-	hook := func() {
-		// A copy stops at its pin's snapshot: one pinned before the commit below
-		// leaves it out. The test needs a copy of everything: wait for that one. (A
-		// copy of createSiteAndKey's frames, late on a loaded machine, is not it: with
-		// the commit not yet made, it too saw every frame copied.)
-		if !committed.Load() {
-			return
-		}
-		if mx, done, err := readWALFrames(s); err != nil || mx == 0 || done != mx {
-			return
-		}
-		once.Do(func() { close(copied); <-release })
-	}
+	held := newHeld()
+	defer held.let()
+	hook := func() { held.hold(s) }
 	s.ckpt.afterCopy.Store(&hook)
-	loginUsers(t, s, "3_site", "u1")
-	committed.Store(true)
-	select {
-	case <-copied:
-	case <-time.After(5 * time.Second):
-		close(release)
-		t.Fatal("no checkpoint copied the commit within 5 s")
-	}
-
+	held.commit(t, s)
 	// Every frame is copied, none of it synced: the case in which SQLite would
 	// start the WAL over at the next commit.
-	if mx, done := walFrames(t, s); mx == 0 || done != mx {
-		close(release)
-		t.Fatalf("after the copy, %d of %d WAL frames backfilled; the test needs all", done, mx)
-	}
-	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	before := walRestarts(t, path)
-	if _, err := other.Exec(`PRAGMA user_version = 1`); err != nil {
-		close(release)
-		t.Fatal(err)
-	}
-	if got := walRestarts(t, path); got != before {
-		close(release)
-		t.Fatalf("the WAL was started over (%d to %d) while the copy was not yet durable", before, got)
-	}
-	close(release)
+	other, before := commitOfAnother(t, path, "while the copy was not yet durable")
+	held.let()
 
 	// Once the cycle has synced and let go, the other program's own checkpoint
 	// copies its commit and its next commit starts the WAL over.
@@ -165,43 +127,82 @@ func TestCheckpointPinHeldThroughSync(t *testing.T) {
 	defer s.Close()
 	createSiteAndKey(t, s, "one")
 
-	syncing, release := make(chan struct{}), make(chan struct{})
-	var once, released sync.Once
-	let := func() { released.Do(func() { close(release) }) }
-	defer let() // before the Close above
-	var committed atomic.Bool
+	held := newHeld()
+	defer held.let()
 	fault := func(f *os.File) error {
-		// The sync of a copy of everything, the commit below included.
-		if f != s.ckpt.db || !committed.Load() {
-			return nil
+		if f == s.ckpt.db { // the sync of a copy
+			held.hold(s)
 		}
-		if mx, done, err := readWALFrames(s); err != nil || mx == 0 || done != mx {
-			return nil
-		}
-		once.Do(func() { close(syncing); <-release })
 		return nil
 	}
 	s.ckpt.syncFault.Store(&fault)
-	loginUsers(t, s, "3_site", "u1")
-	committed.Store(true)
-	select {
-	case <-syncing:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no checkpoint synced a copy of the commit within 5 s")
-	}
+	held.commit(t, s)
+	commitOfAnother(t, path, "during the sync of the copy")
+}
 
+// A held is a checkpoint cycle held at a hook, once: the first time the hook runs
+// after the test's commit with every frame of the WAL copied.
+type held struct {
+	committed         atomic.Bool
+	reached, released chan struct{}
+	once, letOnce     sync.Once
+}
+
+// newHeld makes a held. The test lets it go with a defer after the store's Close, so
+// that a test that fails while it holds does not hang in the Close.
+func newHeld() *held {
+	return &held{reached: make(chan struct{}), released: make(chan struct{})}
+}
+
+// hold, in the hook, holds the cycle if this is the time. A copy stops at its pin's
+// snapshot: one pinned before the test's commit leaves it out. (A copy of the frames
+// before it, late on a loaded machine, is not the time either: with the commit not
+// yet made, it too saw every frame copied.)
+func (h *held) hold(s *Store) {
+	if !h.committed.Load() {
+		return
+	}
+	if mx, done, err := readWALFrames(s); err != nil || mx == 0 || done != mx {
+		return
+	}
+	h.once.Do(func() { close(h.reached); <-h.released })
+}
+
+func (h *held) let() { h.letOnce.Do(func() { close(h.released) }) }
+
+// commit logs a user in and waits until a cycle is held with its copy.
+func (h *held) commit(t *testing.T, s *Store) {
+	t.Helper()
+	loginUsers(t, s, "3_site", "u1")
+	h.committed.Store(true)
+	select {
+	case <-h.reached:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no checkpoint held a copy of the commit within 5 s")
+	}
+	if mx, done := walFrames(t, s); mx == 0 || done != mx {
+		t.Fatalf("held, %d of %d WAL frames backfilled; the test needs all", done, mx)
+	}
+}
+
+// commitOfAnother commits on a connection of another program, which, every frame
+// copied, would start the WAL over but for the pin, and fails the test if it did. It
+// returns the connection and the WAL's restarts before the commit.
+func commitOfAnother(t *testing.T, path, while string) (*sql.DB, uint32) {
+	t.Helper()
 	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
+	t.Cleanup(func() { other.Close() })
 	before := walRestarts(t, path)
 	if _, err := other.Exec(`PRAGMA user_version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	if got := walRestarts(t, path); got != before {
-		t.Fatalf("the WAL was started over (%d to %d) during the sync of the copy", before, got)
+		t.Fatalf("the WAL was started over (%d to %d) %s", before, got, while)
 	}
+	return other, before
 }
 
 // TestCheckpointSyncOrder checks the order of a cycle's syncs, SQLite's own: the WAL
