@@ -85,13 +85,7 @@ func TestCheckpointer(t *testing.T) {
 // one of another program that commits when every frame has been copied (as SQLite
 // would, trusting the copies to be on disk). After the sync, one does.
 func TestCheckpointPinKeepsWAL(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "one")
-
-	held := newHeld()
-	defer held.let()
+	s, path, held := heldStore(t)
 	hook := func() { held.hold(s) }
 	s.ckpt.afterCopy.Store(&hook)
 	held.commit(t, s)
@@ -122,13 +116,7 @@ func TestCheckpointPinKeepsWAL(t *testing.T) {
 // of the copies yet durable, a commit of another program must not start the WAL over
 // either.
 func TestCheckpointPinHeldThroughSync(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "socius.db")
-	s := open(t, path)
-	defer s.Close()
-	createSiteAndKey(t, s, "one")
-
-	held := newHeld()
-	defer held.let()
+	s, path, held := heldStore(t)
 	fault := func(f *os.File) error {
 		if f == s.ckpt.db { // the sync of a copy
 			held.hold(s)
@@ -148,10 +136,18 @@ type held struct {
 	once, letOnce     sync.Once
 }
 
-// newHeld makes a held. The test lets it go with a defer after the store's Close, so
-// that a test that fails while it holds does not hang in the Close.
-func newHeld() *held {
-	return &held{reached: make(chan struct{}), released: make(chan struct{})}
+// heldStore opens a store in a new folder, with a site and a key, and a held for its
+// checkpointer. When the test ends, the held is let go before the store is closed, so
+// that a test that fails while a cycle is held does not hang in the Close.
+func heldStore(t *testing.T) (*Store, string, *held) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	s := open(t, path)
+	t.Cleanup(func() { s.Close() })
+	createSiteAndKey(t, s, "one")
+	h := &held{reached: make(chan struct{}), released: make(chan struct{})}
+	t.Cleanup(h.let)
+	return s, path, h
 }
 
 // hold, in the hook, holds the cycle if this is the time. A copy stops at its pin's
