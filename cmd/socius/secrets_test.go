@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -197,6 +199,20 @@ func TestMasterKeyFromEnvironment(t *testing.T) {
 	// Both at once is a usage error, even when they hold the same key.
 	if code, _, errOut := runCLI(t, lookup, "site", "show", testAPIKey, "--data", dir, "--master-key-file", writeKeyFile(t, mustParseKey(t, key))); code != 2 || !strings.Contains(errOut, "give the master key once") {
 		t.Errorf("site show with --master-key-file and SOCIUS_MASTER_KEY: %d %s, want exit 2", code, errOut)
+	}
+	// Refused before anything is made: no data folder, no store.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	for _, args := range [][]string{
+		{"site", "create", "--data", fresh},
+		{"serve", "--data", fresh, "--http", "127.0.0.1:0", "--https", "", "--admin", ""},
+	} {
+		args = append(args, "--master-key-file", writeKeyFile(t, mustParseKey(t, key)))
+		if code, _, errOut := runCLI(t, lookup, args...); code != 2 || !strings.Contains(errOut, "give the master key once") {
+			t.Errorf("%s with --master-key-file and SOCIUS_MASTER_KEY: %d %s, want exit 2", args[0], code, errOut)
+		}
+		if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s refused for two master keys made the data folder: %v", args[0], err)
+		}
 	}
 }
 

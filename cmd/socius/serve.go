@@ -229,6 +229,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if isPostgres(m.StoreURL) && m.MasterKeyFile == "" && m.MasterKey == "" {
 		return errNoMasterKey
 	}
+	if m.MasterKeyFile != "" && m.MasterKey != "" {
+		return errTwoMasterKeys
+	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
 	}

@@ -79,6 +79,9 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if err := checkStore(cfg.spec); err != nil {
 		return nil, flagError{err} // a usage error (exit 2), as for serve
 	}
+	if cfg.masterKeyFile != "" && cfg.masterKey != "" { // before anything is made
+		return nil, flagError{errTwoMasterKeys}
+	}
 	var raw socius.Store
 	var nonces socius.NonceStore
 	if isPostgres(cfg.spec) {
@@ -165,8 +168,6 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 // no sealed secret (a lost key file must be an error, never silently replaced).
 func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []byte, source string, err error) {
 	switch {
-	case cfg.masterKeyFile != "" && cfg.masterKey != "":
-		return nil, "", badFlag("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
 	case cfg.masterKeyFile != "":
 		key, err := readKeyFile(cfg.out, cfg.masterKeyFile)
 		return key, cfg.masterKeyFile, err
@@ -208,6 +209,9 @@ func readKeyFile(out io.Writer, path string) ([]byte, error) {
 	}
 	return sealed.ReadKeyFile(path)
 }
+
+// errTwoMasterKeys refuses a master key given both ways (they could differ).
+var errTwoMasterKeys = errors.New("give the master key once: --master-key-file or SOCIUS_MASTER_KEY, not both")
 
 // errNoMasterKey refuses a PostgreSQL store without a master key given: one generated
 // into a node's data folder would be useless to the other nodes.
