@@ -27,15 +27,6 @@ func startTimed(t *testing.T, ln net.Listener, fast bool, rht, rt, idle time.Dur
 	return ln.Addr().String()
 }
 
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
 // TestBodyCutShort: a body that ends (the client's side closed) before its
 // Content-Length is an error for the handler (io.ErrUnexpectedEOF, as net/http says),
 // never a shorter body read as if whole.

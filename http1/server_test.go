@@ -45,11 +45,17 @@ func echo(w http.ResponseWriter, r *http.Request) {
 // start serves h on a fresh port: through http1 (fast) or through net/http alone.
 func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
 	t.Helper()
+	return startOn(t, listen(t), h, fast, configure)
+}
+
+// listen opens a listener on a fresh loopback port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startOn(t, ln, h, fast, configure)
+	return ln
 }
 
 // startOn is start on a listener of the test's.
