@@ -448,11 +448,45 @@ func retryPause(attempt int) time.Duration {
 
 // tx runs fn in a transaction, committed if fn returns nil and rolled back otherwise,
 // and runs it again while the transaction certainly took no effect.
+//
+// A COMMIT whose answer did not come back may have taken effect. pgx reports one such
+// loss, the connection breaking while it reads the answer, as the connection found
+// closed, an error it calls safe to retry (it drains the answer after the first
+// failure, and the second failure's error replaces the first). So a commit that failed
+// without an answer from the database is never run again (commitLost); one that the
+// database refused (a serialization failure) rolled back, and is.
 func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return s.write(ctx, op, func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		// After the commit a no-op; after fn's error (the one to report) or a panic,
+		// the rollback, and the connection back to the pool.
+		defer func() { _ = tx.Rollback(ctx) }()
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				return err
+			}
+			return &commitLost{err}
+		}
+		return nil
 	})
 }
+
+// commitLost is a COMMIT that failed without an answer from the database: it may have
+// taken effect, so it is not safe to retry, whatever the driver's error says.
+type commitLost struct{ err error }
+
+func (e *commitLost) Error() string {
+	return "commit unanswered, it may have taken effect: " + e.err.Error()
+}
+func (e *commitLost) Unwrap() error     { return e.err }
+func (e *commitLost) SafeToRetry() bool { return false }
 
 // affected turns the command tag of an UPDATE or DELETE of one row into an error:
 // socius.ErrNotFound when no row matched.

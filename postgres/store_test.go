@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1338,4 +1339,237 @@ func TestUnstorableWrite(t *testing.T) {
 	if _, err := s.Site(ctx, "3_site"); !errors.Is(err, socius.ErrNotFound) {
 		t.Errorf("Site after the refused writes: %v; want ErrNotFound", err)
 	}
+}
+
+// TestWriteCutAfterCommitNotRunAgain: a write whose connection breaks after the
+// database committed it, before its answer came back, may have taken effect, so it is
+// not run again: the call fails with 500028 (a second run would find its own row and
+// answer "exists", or its own nonce and call the request a replay), what it wrote is
+// stored, and the next call, on a new connection, succeeds. A proxy between the store
+// and the database cuts the connection as the command's completion comes back: for a
+// statement of its own, a query, a batch, and a transaction's COMMIT.
+func TestWriteCutAfterCommitNotRunAgain(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startCutter(t, u.Host)
+	u.Host = p.addr
+	s := open(t, u.String())
+	defer s.Close()
+	ctx := t.Context()
+	const secret = "c2VjcmV0LTAxMjM0NTY3ODlhYmM="
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: secret, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	nonce := func(n string) socius.NonceUse {
+		return socius.NonceUse{Credential: "3_site", Nonce: n, Expires: now.Add(time.Minute), Now: now}
+	}
+	var nick socius.Patch
+	nick.Set(socius.Nickname, "cut")
+
+	for _, c := range []struct {
+		name string
+		tag  string // the command completion to cut at
+		// write runs the write with its n-th set of values: 0 is cut, 1 must succeed.
+		write func(n int) error
+		// stored checks that the cut write took effect.
+		stored func() error
+	}{{
+		name: "CreateSite", tag: "INSERT 0 1",
+		write: func(n int) error {
+			return s.CreateSite(ctx, &socius.Site{APIKey: fmt.Sprintf("3_cut%d", n), Secret: secret, CreatedAt: now})
+		},
+		stored: func() error { _, err := s.Site(ctx, "3_cut0"); return err },
+	}, {
+		name: "CreateToken", tag: "COMMIT",
+		write: func(n int) error {
+			return s.CreateToken(ctx, &socius.Token{Hash: fmt.Sprintf("hash%d", n), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now})
+		},
+		stored: func() error { _, err := s.Token(ctx, "hash0"); return err },
+	}, {
+		name: "UseNonce", tag: "INSERT 0 1",
+		write: func(n int) error {
+			use := nonce(fmt.Sprintf("use%d", n))
+			return nonceNew(s.UseNonce(ctx, use.Credential, use.Nonce, use.Expires, use.Now))
+		},
+		stored: func() error { return nonceUsed(s.UseNonce(ctx, "3_site", "use0", now.Add(time.Minute), now)) },
+	}, {
+		name: "UserNonced", tag: "SELECT 1",
+		write: func(n int) error {
+			fresh, _, err := s.UserNonced(ctx, nonce(fmt.Sprintf("user%d", n)), "3_site", "u1")
+			return nonceNew(fresh, err)
+		},
+		stored: func() error { return nonceUsed(s.UseNonce(ctx, "3_site", "user0", now.Add(time.Minute), now)) },
+	}, {
+		name: "UpdateProfileNonced", tag: "SELECT 1",
+		write: func(n int) error {
+			return nonceNew(s.UpdateProfileNonced(ctx, nonce(fmt.Sprintf("profile%d", n)), "3_site", "u1", &nick, now))
+		},
+		stored: func() error {
+			if u, err := s.User(ctx, "3_site", "u1"); err != nil || u.Profile.Get(socius.Nickname) != "cut" {
+				return fmt.Errorf("the profile is %+v (%v), want the nickname written", u, err)
+			}
+			return nonceUsed(s.UseNonce(ctx, "3_site", "profile0", now.Add(time.Minute), now))
+		},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			p.cutAt(c.tag)
+			err := c.write(0)
+			if n := p.cuts.Swap(0); n != 1 {
+				t.Fatalf("the proxy cut %d connections, want 1 (the call: %v)", n, err)
+			}
+			var se *socius.Error
+			if !errors.As(err, &se) || se.Code != socius.CodeDatabaseError {
+				t.Fatalf("cut after its commit: %v, want a database error (500028), not a second run's answer", err)
+			}
+			if err := c.stored(); err != nil {
+				t.Fatalf("what the cut write stored: %v", err)
+			}
+			if err := c.write(1); err != nil {
+				t.Fatalf("the next write: %v", err)
+			}
+		})
+	}
+}
+
+// TestCommitRefusedRunsAgain: a COMMIT that the database answered with a serialization
+// failure rolled the transaction back, so the transaction runs again (unlike a commit
+// without an answer, above). A deferred constraint trigger refuses the first commit.
+func TestCommitRefusedRunsAgain(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if _, err := s.pool.Exec(ctx, `
+		CREATE TABLE probe (id INT);
+		CREATE SEQUENCE probe_commits;
+		CREATE FUNCTION probe_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('probe_commits') = 1 THEN
+				RAISE EXCEPTION 'refused once' USING ERRCODE = '40001';
+			END IF;
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER probe_refuse AFTER INSERT ON probe
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION probe_refuse();`); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	err := s.tx(ctx, "probe", func(ctx context.Context, tx pgx.Tx) error {
+		runs++
+		_, err := tx.Exec(ctx, `INSERT INTO probe (id) VALUES ($1)`, runs)
+		return err
+	})
+	var rows int
+	if qerr := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM probe`).Scan(&rows); qerr != nil {
+		t.Fatal(qerr)
+	}
+	if err != nil || runs != 2 || rows != 1 {
+		t.Fatalf("tx: %v after %d runs, %d rows stored; want nil after 2 runs, 1 row", err, runs, rows)
+	}
+}
+
+// nonceNew is nil when a call found its new nonce fresh, and nonceUsed when UseNonce
+// found its nonce recorded before.
+func nonceNew(fresh bool, err error) error {
+	if err == nil && !fresh {
+		return errors.New("a new nonce is not fresh")
+	}
+	return err
+}
+
+func nonceUsed(fresh bool, err error) error {
+	if err == nil && fresh {
+		return errors.New("the nonce was not recorded")
+	}
+	return err
+}
+
+// A cutter is a TCP proxy to a database that, once armed with a command tag, cuts the
+// connection that brings that tag back from the database instead of passing it on.
+type cutter struct {
+	addr string                 // where it listens
+	tag  atomic.Pointer[[]byte] // the CommandComplete to cut at; nil: pass all
+	cuts atomic.Int32
+}
+
+// startCutter starts a cutter to target (host:port), stopped by the test's cleanup.
+func startCutter(t *testing.T, target string) *cutter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutter{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			db, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, db)
+			mu.Unlock()
+			wg.Go(func() { pump(db, client, nil) })
+			wg.Go(func() { pump(client, db, p.cut) })
+		}
+	})
+	return p
+}
+
+// pump copies from src to dst until either fails, or until cut (if not nil) says to
+// drop what was read; then it closes both.
+func pump(dst, src net.Conn, cut func([]byte) bool) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if cut != nil && cut(buf[:n]) {
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// cut reports whether b, from the database, brings back the armed tag, and disarms it.
+func (p *cutter) cut(b []byte) bool {
+	// A CommandComplete message: 'C', its length, the tag and a NUL.
+	tag := p.tag.Load()
+	if tag == nil || !bytes.Contains(b, append([]byte(*tag), 0)) || !p.tag.CompareAndSwap(tag, nil) {
+		return false
+	}
+	p.cuts.Add(1)
+	return true
+}
+
+// cutAt arms the cutter: the next connection to bring tag back is cut.
+func (p *cutter) cutAt(tag string) {
+	b := []byte(tag)
+	p.tag.Store(&b)
 }
