@@ -456,8 +456,13 @@ func retryPause(attempt int) time.Duration {
 // without an answer from the database is never run again (commitLost); one that the
 // database refused (a serialization failure) rolled back, and is.
 func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return s.txWith(ctx, op, pgx.TxOptions{}, fn)
+}
+
+// txWith is tx with the transaction's options (an isolation level).
+func (s *Store) txWith(ctx context.Context, op string, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return s.write(ctx, op, func(ctx context.Context) error {
-		tx, err := s.pool.Begin(ctx)
+		tx, err := s.pool.BeginTx(ctx, opts)
 		if err != nil {
 			return err
 		}

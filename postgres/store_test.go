@@ -1391,6 +1391,19 @@ func TestWriteCutAfterCommitNotRunAgain(t *testing.T) {
 		},
 		stored: func() error { _, err := s.Token(ctx, "hash0"); return err },
 	}, {
+		// The tokens CreateToken made, before.
+		name: "RevokeToken", tag: "COMMIT",
+		write: func(n int) error {
+			_, err := s.RevokeToken(ctx, fmt.Sprintf("hash%d", n), now)
+			return err
+		},
+		stored: func() error {
+			if tok, err := s.Token(ctx, "hash0"); err != nil || tok.RevokedAt.IsZero() {
+				return fmt.Errorf("the token is %+v (%v), want it revoked", tok, err)
+			}
+			return nil
+		},
+	}, {
 		name: "UseNonce", tag: "INSERT 0 1",
 		write: func(n int) error {
 			use := nonce(fmt.Sprintf("use%d", n))

@@ -156,21 +156,19 @@ func (s *Store) Token(ctx context.Context, hash string) (*socius.Token, error) {
 // a logout, while it waited), so only a batch that finds none ends the loop.
 func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) (int, error) {
 	minted := 0
-	err := s.write(ctx, "revoke token", func(ctx context.Context) error {
-		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			// The WHERE clause matches a revoked token too (COALESCE keeps its time),
-			// so that only a missing token affects no row.
-			err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash))
-			gone := errors.Is(err, socius.ErrNotFound)
-			if err != nil && !gone {
-				return err
-			}
-			minted, err = revokeMinted(ctx, tx, hash, now) // anew if write runs it again
-			if err == nil && gone && minted == 0 {
-				return socius.ErrNotFound
-			}
+	err := s.txWith(ctx, "revoke token", pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+		// The WHERE clause matches a revoked token too (COALESCE keeps its time), so
+		// that only a missing token affects no row.
+		err := affected(tx.Exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2`, millis(now), hash))
+		gone := errors.Is(err, socius.ErrNotFound)
+		if err != nil && !gone {
 			return err
-		})
+		}
+		minted, err = revokeMinted(ctx, tx, hash, now) // anew if txWith runs it again
+		if err == nil && gone && minted == 0 {
+			return socius.ErrNotFound
+		}
+		return err
 	})
 	for n := 1; err == nil && n > 0; {
 		err = s.write(ctx, "revoke token", func(ctx context.Context) (err error) {
