@@ -340,8 +340,15 @@ func hasCode(err error, codes ...string) bool {
 // retryable reports whether a failed operation certainly took no effect and may run
 // again: the server rolled its transaction back (a serialization failure, which
 // CockroachDB reports under contention, or a deadlock), or the request never left.
+//
+// pgx calls a connection found closed (pgconn.ErrConnClosed) safe to retry, but pgx
+// 5.12 also reports so a connection that broke while it read the answer to a statement
+// sent with the simple protocol (default_query_exec_mode=simple_protocol, which
+// PgBouncer in transaction mode needs; BEGIN and COMMIT always): it drains the answer
+// after the first failure, and the second failure's error replaces the first. The
+// statement may have been committed, so that is not retried.
 func retryable(err error) bool {
-	return hasCode(err, "40001", "40P01") || pgconn.SafeToRetry(err)
+	return hasCode(err, "40001", "40P01") || pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // connectionLost reports whether err is a failure of the connection or of the server
@@ -358,7 +365,8 @@ func connectionLost(err error) bool {
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError
-	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // withTimeout returns ctx bounded by the store's operation timeout.

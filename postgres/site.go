@@ -193,14 +193,12 @@ func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 	if !storable(userKey) {
 		return socius.ErrNotFound
 	}
-	err := s.write(ctx, "delete key", func(ctx context.Context) error {
-		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, deleteTokensOfKey, userKey)
+	err := s.txWith(ctx, "delete key", pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+		if err := affected(tx.Exec(ctx, `DELETE FROM keys WHERE user_key = $1`, userKey)); err != nil {
 			return err
-		})
+		}
+		_, err := tx.Exec(ctx, deleteTokensOfKey, userKey)
+		return err
 	})
 	if err != nil && !errors.Is(err, socius.ErrNotFound) {
 		return err

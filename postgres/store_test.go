@@ -1,10 +1,14 @@
 package postgres
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -1430,7 +1434,7 @@ func TestWriteCutAfterCommitNotRunAgain(t *testing.T) {
 		},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
-			p.cutAt(c.tag)
+			p.arm(atTag(c.tag))
 			err := c.write(0)
 			if n := p.cuts.Swap(0); n != 1 {
 				t.Fatalf("the proxy cut %d connections, want 1 (the call: %v)", n, err)
@@ -1484,6 +1488,525 @@ func TestCommitRefusedRunsAgain(t *testing.T) {
 	}
 }
 
+// TestCutAnywhere cuts the connection under each write and read of the store at each
+// protocol message in turn: first at one the client sends (the database never sees it
+// nor what follows: before BEGIN, a statement or COMMIT, mid-transaction), then at one
+// the database answers (the client never sees it: before a statement ran, after its
+// answer began, after a commit), until the call ends without a cut. Each call works on
+// values of its own. A write succeeds, having taken effect once (a second run would
+// answer ErrExists, ErrNotFound, a replay or a wrong count), or gives its refusal, or
+// fails with 500028, having taken effect whole or not at all, and not at all when its
+// COMMIT never reached the database; a read, run again once, succeeds. Every call ends
+// within the store's OpTimeout, also when the database's last answer is held back
+// instead (a database that stops answering).
+func TestCutAnywhere(t *testing.T) {
+	target, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cutCases() {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := startCutter(t, target.Host)
+			url := pgtest.URL(t)
+			d := open(t, url) // prepares and checks, on connections that stay
+			defer d.Close()
+			s := open(t, strings.Replace(url, target.Host, p.addr, 1)+c.params) // calls, through the cutter
+			defer s.Close()
+			ctx := t.Context()
+			if err := cutFixture(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			n := 0 // the values of the next call
+			// run makes a call with at armed and checks what it did: it reports the
+			// call's error, whether it was cut, and the messages the cut looked at.
+			run := func(at cut) (err error, cuts, seen int32) {
+				defer func() { n++ }()
+				if c.prepare != nil {
+					if err := c.prepare(ctx, d, n); err != nil {
+						t.Fatalf("prepare %d: %v", n, err)
+					}
+				}
+				s.pool.Reset() // a new connection, so that each call sends the same messages
+				a := &armed{cut: at}
+				p.armed.Store(a)
+				start := time.Now()
+				err = c.call(ctx, s, n)
+				took := time.Since(start)
+				p.armed.Store(nil)
+				cuts = p.cuts.Swap(0)
+				where := fmt.Sprintf("cut %+v, call %d", at, n)
+				if err != nil && !errors.Is(err, c.want) && socius.ErrorCode(err) != socius.CodeDatabaseError {
+					t.Errorf("%s: %v; want %v or a database error (500028)", where, err, c.want)
+				}
+				if took > s.OpTimeout+time.Second/4 {
+					t.Errorf("%s: took %s, OpTimeout is %s", where, took, s.OpTimeout)
+				}
+				if c.done != nil {
+					done, derr := c.done(ctx, d, n)
+					if derr != nil {
+						t.Errorf("%s (the call: %v): %v", where, err, derr)
+					} else if err == nil && !done {
+						t.Errorf("%s: succeeded, and took no effect", where)
+					} else if c.want != nil && errors.Is(err, c.want) && done {
+						t.Errorf("%s: refused (%v), and took effect", where, err)
+					}
+				}
+				return err, cuts, a.seen.Load()
+			}
+			s.OpTimeout = 5 * time.Second
+			var last int32 // the messages the database answers the call with
+			// The cuts fall before each statement the client sends to be run (Bind, a
+			// prepared statement; Query, one sent whole: BEGIN, COMMIT, any with the
+			// simple protocol), then at each message of the database's answers but
+			// the descriptions that never begin or end one (ParameterDescription,
+			// NoData): ParseComplete, BindComplete, RowDescription, DataRow,
+			// CommandComplete, ErrorResponse, ReadyForQuery.
+			for _, at := range []cut{{toDB: true, kinds: "BQ"}, {kinds: "12TDCEZ"}} {
+				for ; ; at.skip++ {
+					err, cuts, seen := run(at)
+					if cuts == 0 && !errors.Is(err, c.want) || c.done == nil && err != nil {
+						t.Errorf("cut %+v (%d cuts): %v; want %v", at, cuts, err, c.want)
+					}
+					if cuts == 0 {
+						last = seen
+						break
+					}
+				}
+			}
+			// A transaction whose COMMIT the database never saw took no effect.
+			if err, cuts, _ := run(cut{toDB: true, kinds: "Q", match: "commit\x00"}); cuts > 0 && err != nil {
+				if done, _ := c.done(ctx, d, n-1); done {
+					t.Errorf("cut before its COMMIT: %v, and it took effect", err)
+				}
+			}
+			s.OpTimeout = 50 * time.Millisecond
+			if err, _, _ := run(cut{skip: last - 1, hold: true}); err == nil || socius.ErrorCode(err) != socius.CodeDatabaseError && !errors.Is(err, c.want) {
+				t.Errorf("the last answer held back: %v; want a database error (500028)", err)
+			}
+		})
+	}
+}
+
+// A cutCase is a store call for TestCutAnywhere.
+type cutCase struct {
+	name string
+	// prepare, when set, stores what the n-th call needs.
+	prepare func(ctx context.Context, s *Store, n int) error
+	// call makes the n-th call: its error, or one for a wrong answer.
+	call func(ctx context.Context, s *Store, n int) error
+	// done reports whether the n-th call, a write, took effect: an error when it did in
+	// part. Nil for a read.
+	done cutCheck
+	// want is the call's right answer when it is a refusal, which takes no effect.
+	want error
+	// params are more parameters of the URL of the store that makes the calls.
+	params string
+}
+
+// A cutCheck looks at what the n-th call of a cutCase stored.
+type cutCheck func(ctx context.Context, s *Store, n int) (bool, error)
+
+// cutFixture stores what the cutCases use: the site 3_site, its key 3_key, its user u1
+// and the token root.
+func cutFixture(ctx context.Context, s *Store) error {
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "old", CreatedAt: now}); err != nil {
+		return err
+	}
+	if err := s.CreateKey(ctx, &socius.Key{UserKey: "3_key", APIKey: "3_site", Secret: "old", CreatedAt: now}); err != nil {
+		return err
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		return err
+	}
+	return s.CreateToken(ctx, &socius.Token{Hash: "root", Kind: socius.AccessToken, APIKey: "3_site", CreatedAt: now})
+}
+
+func cutCases() []cutCase {
+	id := func(prefix string, n int) string { return prefix + strconv.Itoa(n) }
+	// found is whether a read found its row: nil, or ErrNotFound, or its error.
+	found := func(_ any, err error) (bool, error) {
+		if errors.Is(err, socius.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	// A probe looks at one row.
+	type probe = func(ctx context.Context, s *Store, key string) (bool, error)
+	site := func(ctx context.Context, s *Store, apiKey string) (bool, error) { return found(s.Site(ctx, apiKey)) }
+	key := func(ctx context.Context, s *Store, userKey string) (bool, error) { return found(s.Key(ctx, userKey)) }
+	user := func(ctx context.Context, s *Store, uid string) (bool, error) {
+		return found(s.User(ctx, "3_site", uid))
+	}
+	live := func(ctx context.Context, s *Store, hash string) (bool, error) {
+		t, err := s.Token(ctx, hash)
+		ok, err := found(t, err)
+		return ok && t.RevokedAt.IsZero(), err
+	}
+	loggedIn := func(ctx context.Context, s *Store, uid string) (bool, error) {
+		u, err := s.User(ctx, "3_site", uid)
+		ok, err := found(u, err)
+		return ok && u.LoggedIn, err
+	}
+	nicked := func(ctx context.Context, s *Store, uid string) (bool, error) {
+		u, err := s.User(ctx, "3_site", uid)
+		ok, err := found(u, err)
+		return ok && u.Profile.Get(socius.Nickname) == "cut", err
+	}
+	siteSwapped := func(ctx context.Context, s *Store, apiKey string) (bool, error) {
+		site, err := s.Site(ctx, apiKey)
+		return err == nil && site.Secret == "new", err
+	}
+	keySwapped := func(ctx context.Context, s *Store, userKey string) (bool, error) {
+		k, err := s.Key(ctx, userKey)
+		return err == nil && k.Secret == "new", err
+	}
+	hasUsers := func(ctx context.Context, s *Store, apiKey string) (bool, error) {
+		n, err := s.CountUsers(ctx, apiKey)
+		return n > 0, err
+	}
+	// used reports whether a nonce was recorded (and records it).
+	used := func(ctx context.Context, s *Store, nonce string) (bool, error) {
+		fresh, err := s.UseNonce(ctx, "3_site", nonce, now.Add(time.Minute), now)
+		return !fresh, err
+	}
+	// on is the probe of the n-th call's row, named prefix and n; not its negation.
+	on := func(p probe, prefix string) cutCheck {
+		return func(ctx context.Context, s *Store, n int) (bool, error) { return p(ctx, s, id(prefix, n)) }
+	}
+	not := func(c cutCheck) cutCheck {
+		return func(ctx context.Context, s *Store, n int) (bool, error) {
+			ok, err := c(ctx, s, n)
+			return !ok, err
+		}
+	}
+	// all is whether every part of a write took effect: an error when some did and
+	// some did not.
+	all := func(parts ...cutCheck) cutCheck {
+		return func(ctx context.Context, s *Store, n int) (bool, error) {
+			var got []bool
+			for _, c := range parts {
+				ok, err := c(ctx, s, n)
+				if err != nil {
+					return false, err
+				}
+				got = append(got, ok)
+			}
+			if slices.Contains(got, !got[0]) {
+				return false, fmt.Errorf("half a write: parts done %v", got)
+			}
+			return got[0], nil
+		}
+	}
+	// answer is the error of a call that answered got where want is right.
+	answer := func(got, want any, err error) error {
+		if err == nil && got != want {
+			return fmt.Errorf("answered %v, want %v", got, want)
+		}
+		return err
+	}
+	// token is a session of uid minted from root with 3_key: each checked by the store.
+	token := func(hash, uid, root string) *socius.Token {
+		return &socius.Token{Hash: hash, Kind: socius.SessionToken, APIKey: "3_site", UID: uid, UserKey: "3_key", Root: root, CreatedAt: now}
+	}
+	// withToken stores the user named prefix and n, and a live token of the user, its
+	// hash the same.
+	withToken := func(prefix string) func(ctx context.Context, s *Store, n int) error {
+		return func(ctx context.Context, s *Store, n int) error {
+			if _, err := s.Login(ctx, "3_site", id(prefix, n), nil, now); err != nil {
+				return err
+			}
+			return s.CreateToken(ctx, token(id(prefix, n), id(prefix, n), ""))
+		}
+	}
+	var nick socius.Patch
+	nick.Set(socius.Nickname, "cut")
+	nonce := func(prefix string, n int) socius.NonceUse {
+		return socius.NonceUse{Credential: "3_site", Nonce: id(prefix, n), Expires: now.Add(time.Minute), Now: now}
+	}
+	newKey := func(ctx context.Context, s *Store, n int) error {
+		return s.CreateKey(ctx, &socius.Key{UserKey: id("k", n), APIKey: "3_site", Secret: "old", CreatedAt: now})
+	}
+	newSite := func(ctx context.Context, s *Store, n int) error {
+		return s.CreateSite(ctx, &socius.Site{APIKey: id("s", n), Secret: "old", CreatedAt: now})
+	}
+	// removal is the case of a write that removes what count counts, of which add
+	// stores two more before each call, and reports how many it removed.
+	removal := func(name string, add func(ctx context.Context, s *Store, n int) error, count func(ctx context.Context, s *Store) (int, error), remove func(ctx context.Context, s *Store) (int, error)) cutCase {
+		var want int
+		return cutCase{
+			name: name,
+			prepare: func(ctx context.Context, s *Store, n int) (err error) {
+				if err := cmp.Or(add(ctx, s, 2*n), add(ctx, s, 2*n+1)); err != nil {
+					return err
+				}
+				want, err = count(ctx, s)
+				return err
+			},
+			call: func(ctx context.Context, s *Store, n int) error {
+				got, err := remove(ctx, s)
+				return answer(got, want, err)
+			},
+			done: func(ctx context.Context, s *Store, n int) (bool, error) {
+				left, err := count(ctx, s)
+				if err == nil && left != 0 && left != want {
+					err = fmt.Errorf("%d of %d left", left, want)
+				}
+				return left == 0, err
+			},
+		}
+	}
+	rows := func(query string) func(ctx context.Context, s *Store) (int, error) {
+		return func(ctx context.Context, s *Store) (n int, err error) {
+			err = s.pool.QueryRow(ctx, query, millis(now)).Scan(&n)
+			return n, err
+		}
+	}
+
+	cases := []cutCase{{
+		name: "CreateSite",
+		call: func(ctx context.Context, s *Store, n int) error { return newSite(ctx, s, n) },
+		done: on(site, "s"),
+	}, {
+		name: "PutSite",
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.PutSite(ctx, &socius.Site{APIKey: id("s", n), Secret: "secret", CreatedAt: now})
+		},
+		done: on(site, "s"),
+	}, {
+		name: "CreateKey",
+		call: func(ctx context.Context, s *Store, n int) error { return newKey(ctx, s, n) },
+		done: on(key, "k"),
+	}, {
+		name: "PutKey",
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.PutKey(ctx, &socius.Key{UserKey: id("k", n), APIKey: "3_site", Secret: "secret", CreatedAt: now})
+		},
+		done: on(key, "k"),
+	}, {
+		name: "DeleteKey",
+		prepare: func(ctx context.Context, s *Store, n int) error {
+			return cmp.Or(newKey(ctx, s, n),
+				s.CreateToken(ctx, &socius.Token{Hash: id("t", n), Kind: socius.AccessToken, APIKey: "3_site", UserKey: id("k", n), CreatedAt: now}))
+		},
+		call: func(ctx context.Context, s *Store, n int) error { return s.DeleteKey(ctx, id("k", n)) },
+		done: all(not(on(key, "k")), not(on(live, "t"))),
+	}, {
+		name:    "SwapSiteSecret",
+		prepare: newSite,
+		call: func(ctx context.Context, s *Store, n int) error {
+			ok, err := s.SwapSiteSecret(ctx, id("s", n), "old", "new")
+			return answer(ok, true, err)
+		},
+		done: on(siteSwapped, "s"),
+	}, {
+		name:    "SwapKeySecret",
+		prepare: newKey,
+		call: func(ctx context.Context, s *Store, n int) error {
+			ok, err := s.SwapKeySecret(ctx, id("k", n), "old", "new")
+			return answer(ok, true, err)
+		},
+		done: on(keySwapped, "k"),
+	}, {
+		name: "CreateToken",
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.CreateToken(ctx, token(id("t", n), "u1", "root"))
+		},
+		done: on(live, "t"),
+	}, {
+		name: "RevokeToken",
+		prepare: func(ctx context.Context, s *Store, n int) error {
+			return cmp.Or(s.CreateToken(ctx, token(id("r", n), "u1", "")), s.CreateToken(ctx, token(id("m", n), "u1", id("r", n))))
+		},
+		call: func(ctx context.Context, s *Store, n int) error {
+			minted, err := s.RevokeToken(ctx, id("r", n), now)
+			return answer(minted, 1, err)
+		},
+		done: all(not(on(live, "r")), not(on(live, "m"))),
+	}, {
+		name: "Login",
+		call: func(ctx context.Context, s *Store, n int) error {
+			created, err := s.Login(ctx, "3_site", id("l", n), &nick, now)
+			return answer(created, true, err)
+		},
+		done: on(nicked, "l"),
+	}, {
+		name: "LoginWithToken",
+		call: func(ctx context.Context, s *Store, n int) error {
+			created, err := s.LoginWithToken(ctx, "3_site", id("l", n), &nick, now, token(id("t", n), id("l", n), "root"))
+			return answer(created, true, err)
+		},
+		done: all(on(nicked, "l"), on(live, "t")),
+	}, {
+		name: "LoginWithToken from a revoked root",
+		prepare: func(ctx context.Context, s *Store, n int) error {
+			if err := s.CreateToken(ctx, token(id("r", n), "u1", "")); err != nil {
+				return err
+			}
+			_, err := s.RevokeToken(ctx, id("r", n), now)
+			return err
+		},
+		call: func(ctx context.Context, s *Store, n int) error {
+			created, err := s.LoginWithToken(ctx, "3_site", id("l", n), &nick, now, token(id("t", n), id("l", n), id("r", n)))
+			return answer(created, false, err)
+		},
+		done: all(on(user, "l"), on(live, "t")),
+		want: socius.ErrRootGone,
+	}, {
+		name:    "UpdateProfile",
+		prepare: withToken("u"),
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.UpdateProfile(ctx, "3_site", id("u", n), &nick, now)
+		},
+		done: on(nicked, "u"),
+	}, {
+		name:    "UpdateProfileNonced",
+		prepare: withToken("u"),
+		call: func(ctx context.Context, s *Store, n int) error {
+			fresh, err := s.UpdateProfileNonced(ctx, nonce("n", n), "3_site", id("u", n), &nick, now)
+			return answer(fresh, true, err)
+		},
+		done: all(on(nicked, "u"), on(used, "n")),
+	}, {
+		name: "UserNonced",
+		call: func(ctx context.Context, s *Store, n int) error {
+			fresh, u, err := s.UserNonced(ctx, nonce("n", n), "3_site", "u1")
+			return answer(fresh && u != nil && u.UID == "u1", true, err)
+		},
+		done: on(used, "n"),
+	}, {
+		name: "UseNonce",
+		call: func(ctx context.Context, s *Store, n int) error {
+			fresh, err := s.UseNonce(ctx, "3_site", id("n", n), now.Add(time.Minute), now)
+			return answer(fresh, true, err)
+		},
+		done: on(used, "n"),
+	}, {
+		name:    "Logout",
+		prepare: withToken("u"),
+		call:    func(ctx context.Context, s *Store, n int) error { return s.Logout(ctx, "3_site", id("u", n), now) },
+		done:    all(not(on(loggedIn, "u")), not(on(live, "u"))),
+	}, {
+		name:    "DeleteUser",
+		prepare: withToken("u"),
+		call:    func(ctx context.Context, s *Store, n int) error { return s.DeleteUser(ctx, "3_site", id("u", n), now) },
+		done:    all(not(on(user, "u")), not(on(live, "u"))),
+	}, {
+		name:    "RenameUser",
+		prepare: withToken("u"),
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.RenameUser(ctx, "3_site", id("u", n), id("v", n))
+		},
+		done: all(not(on(user, "u")), on(user, "v"), func(ctx context.Context, s *Store, n int) (bool, error) {
+			t, err := s.Token(ctx, id("u", n))
+			return err == nil && t.UID == id("v", n), err
+		}),
+	}, {
+		name: "RenameUser to a taken UID",
+		prepare: func(ctx context.Context, s *Store, n int) error {
+			_, err := s.Login(ctx, "3_site", id("v", n), nil, now)
+			return cmp.Or(err, withToken("u")(ctx, s, n))
+		},
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.RenameUser(ctx, "3_site", id("u", n), id("v", n))
+		},
+		done: all(not(on(user, "u")), func(ctx context.Context, s *Store, n int) (bool, error) {
+			t, err := s.Token(ctx, id("u", n))
+			return err == nil && t.UID == id("v", n), err
+		}),
+		want: socius.ErrExists,
+	}, {
+		name: "PutUser",
+		call: func(ctx context.Context, s *Store, n int) error {
+			return s.PutUser(ctx, &socius.User{APIKey: "3_site", UID: id("u", n), Profile: socius.Profile{socius.Nickname: "cut"}, CreatedAt: now, UpdatedAt: now})
+		},
+		done: on(nicked, "u"),
+	}, {
+		name: "DeleteUsers",
+		prepare: func(ctx context.Context, s *Store, n int) error {
+			if err := newSite(ctx, s, n); err != nil {
+				return err
+			}
+			for _, uid := range []string{"a", "b"} {
+				if _, err := s.Login(ctx, id("s", n), uid, nil, now); err != nil {
+					return err
+				}
+				if err := s.CreateToken(ctx, &socius.Token{Hash: id(uid, n), Kind: socius.AccessToken, APIKey: id("s", n), UID: uid, CreatedAt: now}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		call: func(ctx context.Context, s *Store, n int) error {
+			deleted, err := s.DeleteUsers(ctx, id("s", n))
+			return answer(deleted, 2, err)
+		},
+		done: all(not(on(hasUsers, "s")), not(on(live, "a")), not(on(live, "b"))),
+	},
+		removal("DeleteUsers of every site", func(ctx context.Context, s *Store, n int) error {
+			_, err := s.Login(ctx, "3_site", id("u", n), nil, now)
+			return err
+		}, func(ctx context.Context, s *Store) (int, error) { return s.CountUsers(ctx, "") },
+			func(ctx context.Context, s *Store) (int, error) { return s.DeleteUsers(ctx, "") }),
+		removal("DeleteExpiredTokens", func(ctx context.Context, s *Store, n int) error {
+			return s.CreateToken(ctx, &socius.Token{Hash: id("e", n), Kind: socius.AccessToken, APIKey: "3_site", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute)})
+		}, rows(`SELECT COUNT(*) FROM tokens WHERE expires_at < $1 OR revoked_at < $1`),
+			func(ctx context.Context, s *Store) (int, error) { return s.DeleteExpiredTokens(ctx, now) }),
+		removal("DeleteExpiredNonces", func(ctx context.Context, s *Store, n int) error {
+			_, err := s.UseNonce(ctx, "3_site", id("e", n), now.Add(-time.Minute), now.Add(-time.Hour))
+			return err
+		}, rows(`SELECT COUNT(*) FROM nonces WHERE expires_at < $1`),
+			func(ctx context.Context, s *Store) (int, error) { return s.DeleteExpiredNonces(ctx, now) }),
+		{
+			name: "Site",
+			call: func(ctx context.Context, s *Store, n int) error {
+				site, err := s.Site(ctx, "3_site")
+				return answer(err == nil && site.Secret == "old", true, err)
+			},
+		}, {
+			name: "Key",
+			call: func(ctx context.Context, s *Store, n int) error {
+				k, err := s.Key(ctx, "3_key")
+				return answer(err == nil && k.Secret == "old", true, err)
+			},
+		}, {
+			name: "Token",
+			call: func(ctx context.Context, s *Store, n int) error {
+				t, err := s.Token(ctx, "root")
+				return answer(err == nil && t.APIKey == "3_site", true, err)
+			},
+		}, {
+			name: "User",
+			call: func(ctx context.Context, s *Store, n int) error {
+				u, err := s.User(ctx, "3_site", "u1")
+				return answer(err == nil && u.LoggedIn, true, err)
+			},
+		}, {
+			name: "Users",
+			call: func(ctx context.Context, s *Store, n int) error {
+				users, err := s.Users(ctx, "3_site", "", 10)
+				return answer(len(users), 1, err)
+			},
+		}, {
+			name: "CountUsers",
+			call: func(ctx context.Context, s *Store, n int) error {
+				count, err := s.CountUsers(ctx, "3_site")
+				return answer(count, 1, err)
+			},
+		}}
+	// Through PgBouncer in transaction mode the store sends every statement with the
+	// simple protocol (docs/postgresql.md), whose answers pgx reads in another way: a
+	// statement, a query, a batch, a write of several statements, a transaction, a read.
+	for _, c := range cases {
+		if slices.Contains([]string{"CreateSite", "UseNonce", "UserNonced", "Login", "DeleteUser", "User"}, c.name) {
+			c.name += " over the simple protocol"
+			c.params = "&default_query_exec_mode=simple_protocol"
+			cases = append(cases, c)
+		}
+	}
+	return cases
+}
+
 // nonceNew is nil when a call found its new nonce fresh, and nonceUsed when UseNonce
 // found its nonce recorded before.
 func nonceNew(fresh bool, err error) error {
@@ -1500,13 +2023,40 @@ func nonceUsed(fresh bool, err error) error {
 	return err
 }
 
-// A cutter is a TCP proxy to a database that, once armed with a command tag, cuts the
-// connection that brings that tag back from the database instead of passing it on.
+// A cutter is a TCP proxy to a database that, once armed with a cut, breaks a
+// connection at one protocol message: one that the client sends (the database never
+// sees it, nor what follows) or one that the database sends back (the client never
+// sees it). It passes the messages on one at a time, so that a cut can fall between
+// two messages of one answer, or of one write of the client.
 type cutter struct {
-	addr string                 // where it listens
-	tag  atomic.Pointer[[]byte] // the CommandComplete to cut at; nil: pass all
-	cuts atomic.Int32
+	addr  string                // where it listens
+	armed atomic.Pointer[armed] // the cut to make; nil: pass all
+	cuts  atomic.Int32          // cuts made
 }
+
+// A cut is where a cutter breaks a connection: at the message that goes to the
+// database (toDB) or comes from it, is of one of the types in kinds (any when empty),
+// holds match, and comes after skip such messages, counted from when the cutter was
+// armed. The messages that open a connection (up to the database's first
+// ReadyForQuery) are not counted. With hold the connection is not closed, but nothing
+// more passes on it in that direction: a database, or a network, that stops answering.
+type cut struct {
+	toDB  bool
+	kinds string
+	match string
+	skip  int32
+	hold  bool
+}
+
+// armed is a cut and the matching messages seen since it was armed.
+type armed struct {
+	cut
+	seen atomic.Int32
+}
+
+// atTag is the cut where the database's completion of a command (a CommandComplete
+// message: 'C', its length, the tag and a NUL) brings back tag: "INSERT 0 1", "COMMIT".
+func atTag(tag string) cut { return cut{match: tag + "\x00"} }
 
 // startCutter starts a cutter to target (host:port), stopped by the test's cleanup.
 func startCutter(t *testing.T, target string) *cutter {
@@ -1541,48 +2091,70 @@ func startCutter(t *testing.T, target string) *cutter {
 			mu.Lock()
 			conns = append(conns, client, db)
 			mu.Unlock()
-			wg.Go(func() { pump(db, client, nil) })
-			wg.Go(func() { pump(client, db, p.cut) })
+			var open atomic.Bool // the connection is open: its messages count
+			wg.Go(func() { p.pump(db, client, true, &open) })
+			wg.Go(func() { p.pump(client, db, false, &open) })
 		}
 	})
 	return p
 }
 
-// pump copies from src to dst until either fails, or until cut (if not nil) says to
-// drop what was read; then it closes both.
-func pump(dst, src net.Conn, cut func([]byte) bool) {
+// pump passes the messages from src to dst, one at a time, until either side fails or
+// the armed cut falls on one; then it closes both, or, holding, reads on and drops all.
+// The client's first message (a startup message or a cancel request) has no type byte;
+// the database's first ReadyForQuery opens the connection.
+func (p *cutter) pump(dst, src net.Conn, toDB bool, open *atomic.Bool) {
 	defer dst.Close()
 	defer src.Close()
-	buf := make([]byte, 64<<10)
+	r := bufio.NewReader(src)
+	typed, held := !toDB, false
 	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if cut != nil && cut(buf[:n]) {
-				return
-			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
+		head := 4 // the length, which counts itself
+		if typed {
+			head = 5 // the type byte, then the length
+		}
+		m := make([]byte, head)
+		if _, err := io.ReadFull(r, m); err != nil {
+			return
+		}
+		m = append(m, make([]byte, max(0, int(binary.BigEndian.Uint32(m[head-4:]))-4))...)
+		if _, err := io.ReadFull(r, m[head:]); err != nil {
+			return
+		}
+		typed = true
+		if !held && open.Load() {
+			if c := p.falls(toDB, m); c != nil {
+				if !c.hold {
+					return
+				}
+				held = true
 			}
 		}
-		if err != nil {
+		if held {
+			continue
+		}
+		if !toDB && m[0] == 'Z' {
+			open.Store(true)
+		}
+		if _, err := dst.Write(m); err != nil {
 			return
 		}
 	}
 }
 
-// cut reports whether b, from the database, brings back the armed tag, and disarms it.
-func (p *cutter) cut(b []byte) bool {
-	// A CommandComplete message: 'C', its length, the tag and a NUL.
-	tag := p.tag.Load()
-	if tag == nil || !bytes.Contains(b, append([]byte(*tag), 0)) || !p.tag.CompareAndSwap(tag, nil) {
-		return false
+// falls reports the armed cut if it falls on m, a message to the database (toDB) or
+// from it, and then disarms it.
+func (p *cutter) falls(toDB bool, m []byte) *armed {
+	a := p.armed.Load()
+	if a == nil || a.toDB != toDB || a.kinds != "" && strings.IndexByte(a.kinds, m[0]) < 0 || !bytes.Contains(m, []byte(a.match)) {
+		return nil
+	}
+	if a.seen.Add(1) <= a.skip || !p.armed.CompareAndSwap(a, nil) {
+		return nil
 	}
 	p.cuts.Add(1)
-	return true
+	return a
 }
 
-// cutAt arms the cutter: the next connection to bring tag back is cut.
-func (p *cutter) cutAt(tag string) {
-	b := []byte(tag)
-	p.tag.Store(&b)
-}
+// arm arms the cutter with c.
+func (p *cutter) arm(c cut) { p.armed.Store(&armed{cut: c}) }
