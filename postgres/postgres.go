@@ -296,7 +296,8 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 // database error (500028) that keeps the cause for the logs. A query for one row that
 // found none is socius.ErrNotFound; domain errors pass through.
 func errorFor(op string, err error) error {
-	if err == nil || errors.Is(err, socius.ErrNotFound) || errors.Is(err, socius.ErrExists) || errors.Is(err, socius.ErrKeyGone) {
+	if err == nil || errors.Is(err, socius.ErrNotFound) || errors.Is(err, socius.ErrExists) || errors.Is(err, socius.ErrKeyGone) ||
+		errors.Is(err, socius.ErrRootGone) {
 		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -346,9 +347,12 @@ func hasCode(err error, codes ...string) bool {
 // sent with the simple protocol (default_query_exec_mode=simple_protocol, which
 // PgBouncer in transaction mode needs; BEGIN and COMMIT always): it drains the answer
 // after the first failure, and the second failure's error replaces the first. The
-// statement may have been committed, so that is not retried.
+// statement may have been committed, so that is not retried. A transaction that lost
+// its connection before its COMMIT was sent is (beforeCommit).
 func retryable(err error) bool {
-	return hasCode(err, "40001", "40P01") || pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed)
+	var bc *beforeCommit
+	return hasCode(err, "40001", "40P01") || errors.As(err, &bc) ||
+		pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // connectionLost reports whether err is a failure of the connection or of the server
@@ -472,13 +476,13 @@ func (s *Store) txWith(ctx context.Context, op string, opts pgx.TxOptions, fn fu
 	return s.write(ctx, op, func(ctx context.Context) error {
 		tx, err := s.pool.BeginTx(ctx, opts)
 		if err != nil {
-			return err
+			return lostBeforeCommit(err)
 		}
 		// After the commit a no-op; after fn's error (the one to report) or a panic,
 		// the rollback, and the connection back to the pool.
 		defer func() { _ = tx.Rollback(ctx) }()
 		if err := fn(ctx, tx); err != nil {
-			return err
+			return lostBeforeCommit(err)
 		}
 		if err := tx.Commit(ctx); err != nil {
 			var pe *pgconn.PgError
@@ -490,6 +494,23 @@ func (s *Store) txWith(ctx context.Context, op string, opts pgx.TxOptions, fn fu
 		return nil
 	})
 }
+
+// lostBeforeCommit marks err, a transaction's failure before its COMMIT was sent, as
+// safe to retry when it is the connection's loss: the database rolls back a
+// transaction whose connection ends, so it took no effect. (pgx calls such a failure
+// safe to retry only when nothing at all was sent on the connection.)
+func lostBeforeCommit(err error) error {
+	if connectionLost(err) {
+		return &beforeCommit{err}
+	}
+	return err
+}
+
+// beforeCommit is a transaction's connection lost before its COMMIT was sent.
+type beforeCommit struct{ err error }
+
+func (e *beforeCommit) Error() string { return e.err.Error() }
+func (e *beforeCommit) Unwrap() error { return e.err }
 
 // commitLost is a COMMIT that failed without an answer from the database: it may have
 // taken effect, so it is not safe to retry, whatever the driver's error says.

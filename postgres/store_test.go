@@ -1574,7 +1574,13 @@ func TestCutAnywhere(t *testing.T) {
 					}
 				}
 			}
-			// A transaction whose COMMIT the database never saw took no effect.
+			// A transaction whose connection broke before it sent its COMMIT took no
+			// effect, so it runs again, on a new connection (cut at the answer to its
+			// BEGIN). One whose COMMIT the database never saw took no effect either,
+			// but the store sent it and cannot know.
+			if err, cuts, _ := run(atTag("BEGIN")); cuts > 0 && err != nil && !errors.Is(err, c.want) {
+				t.Errorf("cut at the answer to BEGIN: %v; want it run again", err)
+			}
 			if err, cuts, _ := run(cut{toDB: true, kinds: "Q", match: "commit\x00"}); cuts > 0 && err != nil {
 				if done, _ := c.done(ctx, d, n-1); done {
 					t.Errorf("cut before its COMMIT: %v, and it took effect", err)

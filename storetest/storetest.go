@@ -92,6 +92,8 @@ func wantErr(t *testing.T, what string, err, target error) {
 	t.Helper()
 	if !errors.Is(err, target) {
 		t.Errorf("%s: got error %v, want %v", what, err, target)
+	} else if target != nil && socius.ErrorCode(err) == socius.CodeDatabaseError {
+		t.Errorf("%s: got %v, the refusal inside a database failure (500028), want it alone", what, err)
 	}
 }
 
