@@ -1,0 +1,117 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/socius/socius"
+)
+
+// TestFullDisk runs Socius on a data folder whose file system fills up: a small tmpfs,
+// mounted by the test (which needs root to mount it, and is skipped without). Writes
+// then get 500028 and change nothing, reads go on, /readyz stays ready (a full disk is
+// not a failed sync), and once space is freed writes succeed again, without a restart.
+func TestFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0700"); err != nil {
+		t.Skipf("cannot mount a small file system for the data folder (root only): %v", err)
+	}
+	// Registered before the server's cleanup, so it runs after the server closed.
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	ts := startServer(t, "--data", dir)
+	ts.login(t, "u1")
+	set := func(nick string) answer {
+		t.Helper()
+		return ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"` + nick + `"}`}})
+	}
+	nickname := func() string {
+		t.Helper()
+		a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}})
+		if a.code() != 0 {
+			t.Fatalf("getUserInfo: %v", a)
+		}
+		return a.str("nickname")
+	}
+	if a := set("before"); a.code() != 0 {
+		t.Fatalf("setUserInfo: %v", a)
+	}
+
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+	// The WAL may still have room in its file for some writes; one soon needs more.
+	stored := "before"
+	var refused answer
+	for i := range 5000 {
+		nick := fmt.Sprintf("n%d", i)
+		a := set(nick)
+		if a.code() != 0 {
+			refused = a
+			break
+		}
+		stored = nick
+	}
+	if refused == nil {
+		t.Fatal("5,000 writes on a full disk all succeeded")
+	}
+	if refused.code() != socius.CodeDatabaseError || refused.str("errorMessage") != "Database error" {
+		t.Fatalf("setUserInfo on a full disk: %v, want 500028 Database error", refused)
+	}
+	if got := nickname(); got != stored {
+		t.Errorf("nickname after the refused write: %q, want %q, the last one acknowledged", got, stored)
+	}
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"u2"}}); a.code() != socius.CodeDatabaseError {
+		t.Errorf("notifyLogin of a new user on a full disk: %v, want 500028", a)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz on a full disk: %d %q, want ready", status, body)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if a := set("after"); a.code() != 0 {
+		t.Fatalf("setUserInfo once space is freed: %v", a)
+	}
+	if got := nickname(); got != "after" {
+		t.Errorf("nickname once space is freed: %q, want %q", got, "after")
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u2"}}); a.code() != socius.CodeUnauthorizedUser {
+		t.Errorf("getUserInfo of the user whose notifyLogin was refused: %v, want 403005", a)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz once space is freed: %d %q", status, body)
+	}
+}
+
+// fill writes to path until its file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			break
+		}
+	}
+	// Fill the last bytes too, a page at a time.
+	for _, err := f.Write(chunk[:4096]); err == nil; _, err = f.Write(chunk[:4096]) {
+	}
+}
