@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"hash/maphash"
 	"runtime"
 	"strconv"
 	"strings"
@@ -68,6 +69,14 @@ func TestBucket(t *testing.T) {
 	}
 	if l.Allow("c", t0.Add(19*500*time.Millisecond+100*time.Millisecond)) {
 		t.Error("a call 0.1 s after the last one was allowed at 2/s with burst 1")
+	}
+}
+
+// TestBurstAtLeastOne: a burst below 1 is 1, as New says.
+func TestBurstAtLeastOne(t *testing.T) {
+	l := New(1, 0, 0)
+	if l.Burst() != 1 || !l.Allow("k", t0) || l.Allow("k", t0) || !l.Allow("k", t0.Add(time.Second)) {
+		t.Errorf("burst 0: Burst() = %d, or not one call a second", l.Burst())
 	}
 }
 
@@ -198,6 +207,29 @@ func TestMemoryBound(t *testing.T) {
 	}
 	if n := l.Len(); n > 16*10-9 {
 		t.Errorf("after one shard's sweep %d keys tracked, want at most %d", n, 16*10-9)
+	}
+}
+
+// TestSweepOncePerSecond: a shard at its cap is swept at most once a second, however
+// many new keys come: a new key within a second of the last sweep is let through
+// untracked, though a bucket has filled up since; a second later it sweeps again.
+func TestSweepOncePerSecond(t *testing.T) {
+	l := New(1, 1, shards) // one key a shard
+	var keys []string      // three keys of one shard
+	for i := 0; len(keys) < 3; i++ {
+		if k := "k" + strconv.Itoa(i); maphash.String(l.seed, k)%shards == maphash.String(l.seed, "k0")%shards {
+			keys = append(keys, k)
+		}
+	}
+	l.Allow(keys[0], t0)                           // tracked, empty
+	l.Allow(keys[1], t0.Add(500*time.Millisecond)) // the sweep keeps keys[0], half full
+	late := t0.Add(1200 * time.Millisecond)        // keys[0] full, 0.7 s after the sweep
+	if !l.Allow(keys[2], late) || !l.Allow(keys[2], late) {
+		t.Error("a new key 0.7 s after the sweep is limited: the shard was swept again")
+	}
+	later := t0.Add(1600 * time.Millisecond)
+	if !l.Allow(keys[2], later) || l.Allow(keys[2], later) {
+		t.Error("a new key 1.1 s after the sweep is not limited: the shard was not swept")
 	}
 }
 

@@ -41,6 +41,13 @@ func TestLogCalls(t *testing.T) {
 	if !strings.Contains(b.String(), "msg=call") || strings.Contains(b.String(), "errorDetails") {
 		t.Errorf("success line: %s", b.String())
 	}
+	// An unknown method's name and errorDetails are cut: both may quote the request.
+	b.Reset()
+	log(&Call{ID: "y", Method: strings.Repeat("m", 300), Code: 400001, Details: strings.Repeat("d", 3000)})
+	if out := b.String(); !strings.Contains(out, "method="+strings.Repeat("m", 100)+"...") || strings.Contains(out, strings.Repeat("m", 101)) ||
+		!strings.Contains(out, strings.Repeat("d", maxLoggedDetails)+"...") || strings.Contains(out, strings.Repeat("d", maxLoggedDetails+1)) {
+		t.Errorf("a long method and errorDetails: a line of %d bytes: %.300s", len(out), out)
+	}
 	b.Reset()
 	LogCalls(slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelWarn})))(c)
 	if b.Len() != 0 {

@@ -4,7 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -502,14 +507,93 @@ func TestTokenOfADeletedKey(t *testing.T) {
 			}
 		})
 	}
+	// A key of the name found of another site when the token is used (deleted and
+	// created there meanwhile) lends the token none of its permissions.
+	t.Run("key of another site at use", func(t *testing.T) {
+		s := newTestServer(t, t.TempDir(), nil)
+		st := s.cfg.Store
+		if err := st.CreateKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		a := tokenFrom(t, post(s, "socialize.getToken", "grant_type=none"))
+		s.cfg.Store = keyElsewhere{st}
+		if got := postBody(s, nil, true, "socialize.getUserInfo", "oauth_token="+a.AccessToken+"&UID=u1"); !strings.Contains(got, `"errorCode":403025`) || !strings.Contains(got, "the userKey that obtained the token no longer exists") {
+			t.Errorf("answer %s", got)
+		}
+	})
 }
 
-// siteToken gets an access token of the lab site, bound to no user.
-func siteToken(t *testing.T, s *Server) (a struct {
+// keyElsewhere is a fault injected into a real store: every key is found of another site.
+type keyElsewhere struct{ socius.Store }
+
+func (s keyElsewhere) Key(ctx context.Context, userKey string) (*socius.Key, error) {
+	k, err := s.Store.Key(ctx, userKey)
+	if err == nil {
+		k.APIKey = "3_Elsewhere"
+	}
+	return k, err
+}
+
+// TestExpiryEdges: a token is expired from the instant its lifetime ends, and a bearer
+// JWT from the instant of its exp claim (RFC 7519: the time must be before it), not a
+// nanosecond later.
+func TestExpiryEdges(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	a := siteToken(t, s, "&x_sessionExpiration=60")
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := socius.EncodeRSAPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cfg.Store.CreateKey(context.Background(), &socius.Key{UserKey: "AJwtKey", APIKey: labAPIKey, Secret: labKeySec, PublicKey: pub, CreatedAt: labTime}); err != nil {
+		t.Fatal(err)
+	}
+	end := labTime.Add(60 * time.Second)
+	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	for i, tt := range []struct {
+		at         time.Time
+		token, jwt string
+	}{
+		{end.Add(-time.Nanosecond), `"errorCode":0`, `"errorCode":0`},
+		{end, `"errorCode":403025`, `"errorCode":403002`},
+	} {
+		s.cfg.Clock = fixedClock{tt.at}
+		if got := postBody(s, nil, true, "socialize.getUserInfo", "oauth_token="+a.AccessToken+"&UID=u1"); !strings.Contains(got, tt.token) {
+			t.Errorf("a token of 60 s at %v: %s, want %s", tt.at.Sub(labTime), got, tt.token)
+		}
+		input := seg(map[string]any{"alg": "RS256", "kid": "AJwtKey"}) + "." + seg(map[string]any{"iat": labTime.Unix(), "exp": end.Unix(), "jti": "edge-" + strconv.Itoa(i)})
+		digest := sha256.Sum256([]byte(input))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+labAPIKey+"&UID=u1"))
+		r.Header.Set("Content-Type", formType)
+		r.Header.Set("Authorization", "Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig))
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.jwt) {
+			t.Errorf("a JWT with exp at 60 s, at %v: %s, want %s", tt.at.Sub(labTime), got, tt.jwt)
+		}
+	}
+}
+
+// siteToken gets an access token of the lab site, bound to no user; extra adds
+// parameters to the call ("&name=value").
+func siteToken(t *testing.T, s *Server, extra string) (a struct {
 	AccessToken string `json:"access_token"`
 }) {
 	t.Helper()
-	got := postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none")
+	return tokenFrom(t, postBody(s, nil, true, "socialize.getToken", "apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&grant_type=none"+extra))
+}
+
+// tokenFrom reads the access token of getToken's answer got.
+func tokenFrom(t *testing.T, got string) (a struct {
+	AccessToken string `json:"access_token"`
+}) {
+	t.Helper()
 	if err := json.Unmarshal([]byte(got), &a); err != nil || a.AccessToken == "" {
 		t.Fatalf("getToken: %s", got)
 	}
@@ -526,7 +610,7 @@ func TestTokenOfARevokedToken(t *testing.T) {
 		t.Run(when+" the write", func(t *testing.T) {
 			s := newTestServer(t, t.TempDir(), nil)
 			st := s.cfg.Store
-			a, got := siteToken(t, s), ""
+			a, got := siteToken(t, s, ""), ""
 			revoke := func(ctx context.Context, st socius.Store, tok *socius.Token) error {
 				_, err := st.RevokeToken(ctx, tok.Root, labTime)
 				return err
@@ -590,7 +674,7 @@ func TestSessionOfALoggedOutSession(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := newTestServer(t, t.TempDir(), nil)
 			st := s.cfg.Store
-			a, got := siteToken(t, s), ""
+			a, got := siteToken(t, s, ""), ""
 			got = postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&siteUID=alice&targetEnv=mobile")
 			var m struct{ SessionToken, SessionSecret string }
 			if err := json.Unmarshal([]byte(got), &m); err != nil || m.SessionToken == "" {
@@ -779,6 +863,85 @@ func TestBodyBudget(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `"errorCode":400093`) {
 		t.Errorf("a body after the budget came back: %s", b)
+	}
+}
+
+// TestBodyBudgetEdge: the budget's last byte may be taken; the next one is 403048.
+func TestBodyBudgetEdge(t *testing.T) {
+	s := New(Config{Store: nil, Nonces: nonce.New(0), MaxConcurrent: 1, MaxBodyBytes: 1024})
+	if err := s.readBody(&call{}, strings.NewReader(strings.Repeat("x", 1024)), 1024); err != nil {
+		t.Errorf("a body of the whole budget: %v", err)
+	}
+	if err := s.readBody(&call{}, strings.NewReader("x"), 1); socius.ErrorCode(err) != socius.CodeRateLimited {
+		t.Errorf("a byte beyond the budget: %v", err)
+	}
+}
+
+// TestTooLargeBodyDrained: a body over the limit is read and thrown away before the
+// 413001, so that a client that sends its whole body before it reads reads the answer;
+// not when the client waits for "100 Continue" (it has sent nothing), nor beyond
+// drainFactor times the limit (the connection is cut instead).
+func TestTooLargeBodyDrained(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.MaxBodyBytes = 1024
+	for _, tt := range []struct {
+		name         string
+		length, read int
+		expect       string
+	}{
+		{"over the limit", 2048, 2048, ""},
+		{"waiting for 100 Continue", 2048, 0, "100-continue"},
+		{"beyond drainFactor times the limit", drainFactor*1024 + 1, 0, ""},
+	} {
+		body := strings.NewReader(strings.Repeat("x", tt.length))
+		r := httptest.NewRequest("POST", "http://socialize.localtest/socialize.getUserInfo", body)
+		r.Header.Set("Content-Type", formType)
+		if tt.expect != "" {
+			r.Header.Set("Expect", tt.expect)
+		}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, `"errorCode":413001`) {
+			t.Errorf("%s: %s", tt.name, got)
+		}
+		if read := tt.length - body.Len(); read != tt.read {
+			t.Errorf("%s: %d bytes read, want %d", tt.name, read, tt.read)
+		}
+	}
+}
+
+// TestEmptyBodyOfAnyType: a body that holds nothing (chunked, as net/http hands it on)
+// is not refused for its Content-Type: there is nothing to misread.
+func TestEmptyBodyOfAnyType(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo?apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&UID=u1", strings.NewReader(""))
+	r.Header.Set("Content-Type", "application/json")
+	r.TLS = &tls.ConnectionState{}
+	if got := serve(s, r).Body.String(); !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("an empty JSON body: %s", got)
+	}
+}
+
+// TestMethodInAnyCase: the path may name the method in any letter case; the answer,
+// its XML root too, spells it as Socius does.
+func TestMethodInAnyCase(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, method := range []string{"socialize.getuserinfo", "SOCIALIZE.GETUSERINFO"} {
+		if got := postWithSecret(s, method, "UID=u1&format=xml"); !strings.Contains(got, "<socialize.getUserInfoResponse ") || !strings.Contains(got, "<errorCode>0</errorCode>") {
+			t.Errorf("%s: %s", method, got)
+		}
+	}
+}
+
+// TestRateBurstDefault: without RateBurst, the burst is the rate rounded up, at least 1.
+func TestRateBurstDefault(t *testing.T) {
+	for _, tt := range []struct {
+		rate        float64
+		burst, want int
+	}{
+		{0.5, 0, 1}, {1, 0, 1}, {2.5, 0, 3}, {2.5, 7, 7},
+	} {
+		if got := New(Config{RateLimit: tt.rate, RateBurst: tt.burst}).limiter.Burst(); got != tt.want {
+			t.Errorf("RateLimit %v, RateBurst %d: burst %d, want %d", tt.rate, tt.burst, got, tt.want)
+		}
 	}
 }
 

@@ -66,7 +66,9 @@ func TestErrorCodes(t *testing.T) {
 		details string
 	}{
 		{"missing apiKey", false, "socialize.getUserInfo", get, 400093, "Missing required parameter: apiKey"},
+		{"empty apiKey", false, "socialize.getUserInfo", url.Values{"apiKey": {""}, "UID": {"u1"}}, 400093, "Missing required parameter: apiKey"},
 		{"unknown apiKey", false, "socialize.getUserInfo", url.Values{"apiKey": {"3_nope"}, "UID": {"u1"}}, 400093, "no site has apiKey 3_nope"},
+		{"apiKey that is no apiKey", false, "socialize.getUserInfo", url.Values{"apiKey": {"3_no pe"}, "UID": {"u1"}}, 400093, "not a valid apiKey"},
 		{"no credential", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, 400002, "Missing required parameter: sig, secret or oauth_token"},
 		{"secret over http", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}}), 403006, "only be sent over HTTPS"},
 		{"secret over http with an unknown userKey", false, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "userKey": {"ANoSuchKey"}}), 403006, "only be sent over HTTPS"},
@@ -84,19 +86,27 @@ func TestErrorCodes(t *testing.T) {
 		{"expired beats bad signature", false, "socialize.getUserInfo", badSig(url.Values{"UID": {"u1"}, "timestamp": {"1700000000"}}), 403002, "Request has expired"},
 		{"missing timestamp", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "nonce": {"1"}, "sig": {"x"}}, 400002, "Missing required parameter: timestamp"},
 		{"missing nonce", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {now()}, "sig": {"x"}}, 400002, "Missing required parameter: nonce"},
+		{"empty nonce", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {now()}, "nonce": {""}, "sig": {"x"}}, 400002, "Missing required parameter: nonce"},
+		{"nonce too long", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {strings.Repeat("n", 257)}}), 400006, "nonce is longer than 256"},
 		{"bad timestamp", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {"yesterday"}, "nonce": {"1"}, "sig": {"x"}}, 400006, "timestamp must be Unix time"},
 		{"unknown userKey", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "ANoSuchKey", vectors.LabUserSecret), 403005, "not a key of this site"},
+		{"userKey that is no userKey", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "A Key", vectors.LabUserSecret), 403005, "is not a valid userKey"},
 		{"userKey of another site", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "AOtherSiteKey", vectors.LabUserSecret), 403005, "not a key of this site"},
 		{"userKey signed with the partner secret", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "AReadOnly", testSecret), 403003, "userKey AReadOnly"},
 		{"userKey without permission", false, "socialize.setUserInfo", ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", set(`{"nickname":"x"}`), "AReadOnly", vectors.LabUserSecret), 403007, "may not call socialize.setUserInfo"},
 		{"checkParams refuses unknown", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"true"}, "bogus": {"1"}}), 403007, "bogus"},
 		{"checkParams refuses unknown userInfo key", true, "socialize.setUserInfo", plain(url.Values{"UID": {"u1"}, "checkParams": {"true"}, "userInfo": {`{"shoeSize":44}`}}), 403007, "userInfo.shoeSize"},
 		{"missing UID", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{}), 400002, "Missing required parameter: UID"},
+		{"UID not ASCII", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"dávid"}}), 400006, "printable ASCII"},
 		{"missing userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", url.Values{"UID": {"u1"}}), 400002, "Missing required parameter: userInfo"},
 		{"empty userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set("")), 400002, "Missing required parameter: userInfo"},
 		{"missing siteUID", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{}), 400002, "Missing required parameter: siteUID"},
 		{"siteUID not ASCII", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"dávid"}}), 400006, "printable ASCII"},
 		{"siteUID too long", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
+		{"bad newUser", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "newUser": {"maybe"}}), 400006, "newUser must be true or false"},
+		{"setUID to the same UID", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"u1"}}), 400006, "must differ"},
+		{"setUID to a UID not ASCII", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"dávid"}}), 400006, "printable ASCII"},
+		{"notifyRegistration of an unknown UID", false, "socialize.notifyRegistration", signed("socialize.notifyRegistration", url.Values{"UID": {"nobody"}}), 403005, "UID not found"},
 		{"userInfo not JSON", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"firstName":`)), 400006, "userInfo is not valid JSON"},
 		{"userInfo not an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`["a"]`)), 400006, "userInfo must be a JSON object"},
 		{"bad gender", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"gender":"x"}`)), 400006, "gender must be one of m, f, u"},
@@ -115,6 +125,7 @@ func TestErrorCodes(t *testing.T) {
 		{"unknown method", false, "socialize.nope", signed("socialize.nope", get), 400001, "Unknown method: socialize.nope"},
 		{"bad format", true, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "format": {"yaml"}}), 400006, "format must be json, jsonp or xml"},
 		{"bad boolean", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"maybe"}}), 400006, "checkParams must be true or false"},
+		{"bad httpStatusCodes", true, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "httpStatusCodes": {"maybe"}}), 400006, "httpStatusCodes must be true or false"},
 		{"token over http", false, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "only be sent over HTTPS"},
 		{"unknown token", true, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "unknown token"},
 	}
@@ -418,6 +429,11 @@ func testSignatureVariants(t *testing.T, flags ...string) {
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
 		t.Errorf("URL-safe signature: %v", a)
 	}
+	// The longest nonce, 256 characters.
+	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {strings.Repeat("n", 256)}}, "", "")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("a nonce of 256 characters: %v", a)
+	}
 	// A replay: the first passes, the copy is 403004.
 	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
@@ -495,9 +511,14 @@ func TestPlainSecretAndKeys(t *testing.T) {
 	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", keyPlain); a.code() != 403003 {
 		t.Errorf("key with partner secret: %v", a)
 	}
-	p := ts.signed(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, vectors.LabUserKey, vectors.LabUserSecret)
+	p := ts.signed(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {"one-nonce"}}, vectors.LabUserKey, vectors.LabUserSecret)
 	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", p); a.code() != 0 {
 		t.Fatalf("key-signed over TLS: %v", a)
+	}
+	// A nonce is a duplicate only for the secret that signed it (SPEC 4: the pair).
+	p = ts.signed(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {"one-nonce"}}, "", "")
+	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("the key's nonce signed with the partner secret: %v", a)
 	}
 }
 
@@ -520,9 +541,9 @@ func TestMergeRules(t *testing.T) {
 		}
 	}
 	// Only present fields change; null and "" clear; unknown keys are ignored.
-	set(`{"firstName":"Dávid 🎉","lastName":null,"nickname":"","shoeSize":44}`)
+	set(`{"firstName":"Dávid 🎉","lastName":null,"nickname":"","gender":"","shoeSize":44}`)
 	a = get()
-	if a.str("firstName") != "Dávid 🎉" || a["lastName"] != nil || a["nickname"] != nil || a.str("email") != "not-an-email" || a["age"] != 30.0 {
+	if a.str("firstName") != "Dávid 🎉" || a["lastName"] != nil || a["nickname"] != nil || a["gender"] != nil || a.str("email") != "not-an-email" || a["age"] != 30.0 {
 		t.Errorf("after merge: %v", a)
 	}
 	// An age written as a float (Python's json.dumps of 31.0) or with an exponent is

@@ -277,11 +277,13 @@ func TestTextLogsAndNoCallLog(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=call callId=[0-9a-f]{32} method=socialize.notifyLogin apiKey=` + testAPIKey + ` credential=partner-signature errorCode=0 latencyMs=`).MatchString(logs.String()) {
 		t.Errorf("text call line:\n%s", logs.String())
 	}
-	// A call refused for its apiKey, or before its site was read, names the apiKey it sent.
+	// A call refused for its apiKey, or before its site was read, names the apiKey it
+	// sent; one that is no apiKey at all, none.
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {"3_typo"}, "UID": {"u1"}, "secret": {"x"}})
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {"yesterday"}, "sig": {"x"}, "nonce": {"1"}})
+	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {"3_no pe"}, "UID": {"u1"}, "secret": {"x"}})
 	ts.waitInFlight(t, 0)
-	for _, line := range []string{`apiKey=3_typo (credential=\S+ )?errorCode=400093`, `apiKey=` + testAPIKey + ` (credential=\S+ )?errorCode=400006`} {
+	for _, line := range []string{`apiKey=3_typo (credential=\S+ )?errorCode=400093`, `apiKey=` + testAPIKey + ` (credential=\S+ )?errorCode=400006`, `apiKey="" (credential=\S+ )?errorCode=400093`} {
 		if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=call callId=[0-9a-f]{32} method=socialize.getUserInfo ` + line).MatchString(logs.String()) {
 			t.Errorf("no call line with %s:\n%s", line, logs.String())
 		}

@@ -364,6 +364,7 @@ func TestGetTokenCredentials(t *testing.T) {
 		{"client_id + client_secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 0, ""},
 		{"client_id=userKey + client_secret", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "client_secret": {keySecret}}), nil, 0, ""},
 		{"client_id + userKey + secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "userKey": {"AFullKey"}, "secret": {keySecret}}), nil, 0, ""},
+		{"client_id=userKey beside apiKey + userKey + secret", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "apiKey": {testAPIKey}, "userKey": {"AFullKey"}, "secret": {keySecret}}), nil, 0, ""},
 		{"apiKey + userKey + secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "userKey": {"AFullKey"}, "secret": {keySecret}}), nil, 0, ""},
 		{"apiKey + partner secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 0, ""},
 		{"signed, partner", "POST", true, ts.signed(t, ts.HTTPSURL, "socialize.getToken", grant(nil), "", ""), nil, 0, ""},
@@ -382,15 +383,20 @@ func TestGetTokenCredentials(t *testing.T) {
 		{"Basic not base64", "POST", true, grant(nil), http.Header{"Authorization": {"Basic !!!"}}, 400008, "base64(client_id:client_secret)"},
 		{"Basic without colon", "POST", true, grant(nil), http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(testAPIKey))}}, 400008, "base64(client_id:client_secret)"},
 		{"Basic and client_id differ", "POST", true, grant(url.Values{"client_id": {"AFullKey"}}), basic(testAPIKey, testSecret), 400008, "differ"},
+		{"Basic and client_secret", "POST", true, grant(url.Values{"client_secret": {testSecret}}), basic(testAPIKey, testSecret), 400008, "not both"},
+		{"Basic client_id that is no id", "POST", true, grant(nil), basic("3_no pe", testSecret), 400093, "client_id is not a valid apiKey or userKey"},
 		{"client_secret without client_id", "POST", true, grant(url.Values{"client_secret": {testSecret}}), nil, 400002, "client_id"},
 		{"unknown client_id", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "client_secret": {testSecret}}), nil, 400093, "neither an apiKey nor a userKey"},
 		{"client_id and apiKey differ", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 400006, "client_id"},
+		{"client_id + client_secret, apiKey of another site", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}, "apiKey": {"3_OtherSite"}}), nil, 400006, "client_id and apiKey name different sites"},
+		{"client_id=userKey + client_secret, apiKey of another site", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "client_secret": {keySecret}, "apiKey": {"3_OtherSite"}}), nil, 403005, "not a key of this site"},
 		{"no credentials", "POST", true, grant(nil), nil, 400093, "Missing required parameter: apiKey"},
 		{"with a token", "POST", true, grant(url.Values{"oauth_token": {socius.NewTokenText(socius.AccessToken)}}), nil, 403007, "not a token"},
 		{"key without notifyLogin, x_siteUID", "POST", true, grant(url.Values{"x_siteUID": {"mallory"}, "x_userInfo": {`{"firstName":"M"}`}, "client_id": {"ANoLogins"}, "client_secret": {keySecret}}), nil, 403007, "may not call socialize.notifyLogin, which getToken with x_siteUID does"},
 		{"client_id=userKey + secret", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "secret": {keySecret}}), nil, 400093, "client_id AFullKey is a userKey"},
 		{"key without getToken", "POST", true, grant(url.Values{"client_id": {"ANoTokens"}, "client_secret": {keySecret}}), nil, 403007, "may not call socialize.getToken"},
 		{"missing grant_type", "POST", true, url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}, nil, 400002, "grant_type"},
+		{"empty grant_type", "POST", true, url.Values{"grant_type": {""}, "client_id": {testAPIKey}, "client_secret": {testSecret}}, nil, 400002, "grant_type"},
 		{"grant_type authorization_code", "POST", true, grant(url.Values{"grant_type": {"authorization_code"}, "code": {"abc"}, "redirect_uri": {"https://x/"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400013, "authorization_code"},
 		{"grant_type password", "POST", true, grant(url.Values{"grant_type": {"password"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400013, "Unsupported grant type"},
 		{"x_userInfo without x_siteUID", "POST", true, url.Values{"grant_type": {"none"}, "x_userInfo": {`{"firstName":"x"}`}, "client_id": {testAPIKey}, "client_secret": {testSecret}}, nil, 400002, "x_siteUID"},
@@ -398,6 +404,9 @@ func TestGetTokenCredentials(t *testing.T) {
 		{"bad x_siteUID", "POST", true, grant(url.Values{"x_siteUID": {"é"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_siteUID"},
 		{"bad x_sessionExpiration", "POST", true, grant(url.Values{"x_sessionExpiration": {"soon"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_sessionExpiration"},
 		{"x_sessionExpiration below -2", "POST", true, grant(url.Values{"x_sessionExpiration": {"-3"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_sessionExpiration"},
+		{"x_sessionExpiration at its most", "POST", true, grant(url.Values{"x_sessionExpiration": {"2147483647"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 0, ""},
+		{"x_sessionExpiration beyond its most", "POST", true, grant(url.Values{"x_sessionExpiration": {"2147483648"}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400006, "x_sessionExpiration"},
+		{"x_sessionExpiration empty", "POST", true, grant(url.Values{"x_sessionExpiration": {""}, "client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -511,6 +520,9 @@ func TestMobileSession(t *testing.T) {
 	}
 	if _, ok := a["cookieName"]; ok {
 		t.Errorf("a mobile login has cookie fields: %v", a)
+	}
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m1"}, "targetEnv": {"Mobile"}}); !strings.HasPrefix(a.str("sessionToken"), socius.SessionTokenPrefix) {
+		t.Errorf("notifyLogin targetEnv=Mobile: %v", a)
 	}
 	// Browser mode (the default) answers the login cookie instead.
 	b := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m1"}})
@@ -688,11 +700,25 @@ func TestBearerJWT(t *testing.T) {
 	want(t, "the same JWT over HTTPS", call("socialize.getUserInfo", overHTTP, nil), 0, "")
 
 	want(t, "valid JWT", call("socialize.getUserInfo", valid(), nil), 0, "")
+	want(t, "scheme in lower case", ts.do(t, "POST", ts.HTTPSURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}}, http.Header{"Authorization": {"bearer " + valid()}}), 0, "")
 	want(t, "valid JWT sets", call("socialize.setUserInfo", valid(), url.Values{"userInfo": {`{"nickname":"jwt"}`}}), 0, "")
 	want(t, "standard base64, padded (.NET)", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), claims(now()), base64.StdEncoding), nil), 0, "")
 	jwt := valid()
 	want(t, "first use", call("socialize.getUserInfo", jwt, nil), 0, "")
 	want(t, "jti replay", call("socialize.getUserInfo", jwt, nil), 403004, "Duplicate nonce")
+	// A jti is a nonce of its key: another key may use it.
+	reused := claims(now())
+	reused["jti"] = "shared-jti"
+	want(t, "a jti", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), reused, base64.RawURLEncoding), nil), 0, "")
+	want(t, "the jti with another key", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtReader"), reused, base64.RawURLEncoding), nil), 0, "")
+	for n, code := range map[int]int{256: 0, 257: 400008} {
+		long := claims(now())
+		long["jti"] = strings.Repeat("j", n)
+		want(t, fmt.Sprintf("jti of %d characters", n), call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), long, base64.RawURLEncoding), nil), code, "")
+	}
+	padded := claims(now())
+	padded["pad"] = strings.Repeat("p", 16<<10)
+	want(t, "JWT longer than 16 KiB", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), padded, base64.RawURLEncoding), nil), 400008, "not a JWT")
 	want(t, "iat too old", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), claims(now().Add(-121*time.Second)), base64.RawURLEncoding), nil), 403002, "JWT iat")
 	want(t, "iat in the future", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), claims(now().Add(200*time.Second)), base64.RawURLEncoding), nil), 403002, "ahead of")
 	expired := claims(now())
