@@ -348,10 +348,12 @@ func hasCode(err error, codes ...string) bool {
 // PgBouncer in transaction mode needs; BEGIN and COMMIT always): it drains the answer
 // after the first failure, and the second failure's error replaces the first. The
 // statement may have been committed, so that is not retried. A transaction that lost
-// its connection before its COMMIT was sent is (beforeCommit).
+// its connection before its COMMIT was sent is (beforeCommit), and so is any write
+// whose connection failed to open (pgx does not call that safe): it sent nothing.
 func retryable(err error) bool {
 	var bc *beforeCommit
-	return hasCode(err, "40001", "40P01") || errors.As(err, &bc) ||
+	var ce *pgconn.ConnectError
+	return hasCode(err, "40001", "40P01") || errors.As(err, &bc) || errors.As(err, &ce) ||
 		pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed)
 }
 

@@ -1353,14 +1353,7 @@ func TestUnstorableWrite(t *testing.T) {
 // and the database cuts the connection as the command's completion comes back: for a
 // statement of its own, a query, a batch, and a transaction's COMMIT.
 func TestWriteCutAfterCommitNotRunAgain(t *testing.T) {
-	u, err := url.Parse(pgtest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startCutter(t, u.Host)
-	u.Host = p.addr
-	s := open(t, u.String())
-	defer s.Close()
+	s, p := storeThroughCutter(t)
 	ctx := t.Context()
 	const secret = "c2VjcmV0LTAxMjM0NTY3ODlhYmM="
 	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: secret, CreatedAt: now}); err != nil {
@@ -1450,6 +1443,27 @@ func TestWriteCutAfterCommitNotRunAgain(t *testing.T) {
 				t.Fatalf("the next write: %v", err)
 			}
 		})
+	}
+}
+
+// TestConnectFailsWriteRunsAgain: a write whose new connection failed as it opened
+// sent nothing, so it runs again, on another connection, and succeeds.
+func TestConnectFailsWriteRunsAgain(t *testing.T) {
+	s, p := storeThroughCutter(t)
+	ctx := t.Context()
+	for i, write := range []func(n string) error{
+		func(n string) error { // one statement
+			return s.CreateSite(ctx, &socius.Site{APIKey: "3_" + n, Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now})
+		},
+		func(n string) error { // a transaction
+			return s.CreateToken(ctx, &socius.Token{Hash: n, Kind: socius.AccessToken, APIKey: "3_w0", CreatedAt: now})
+		},
+	} {
+		s.pool.Reset() // no idle connection: the write opens one
+		p.refuse.Store(true)
+		if err := write(fmt.Sprintf("w%d", i)); err != nil || p.refuse.Load() {
+			t.Errorf("write %d, its first connection refused (refused: %v): %v", i, !p.refuse.Load(), err)
+		}
 	}
 }
 
@@ -2038,6 +2052,8 @@ type cutter struct {
 	addr  string                // where it listens
 	armed atomic.Pointer[armed] // the cut to make; nil: pass all
 	cuts  atomic.Int32          // cuts made
+	// refuse, when set, has the next connection closed as it opens, and is cleared.
+	refuse atomic.Bool
 }
 
 // A cut is where a cutter breaks a connection: at the message that goes to the
@@ -2064,6 +2080,21 @@ type armed struct {
 // message: 'C', its length, the tag and a NUL) brings back tag: "INSERT 0 1", "COMMIT".
 func atTag(tag string) cut { return cut{match: tag + "\x00"} }
 
+// storeThroughCutter opens a store on a new schema through a new cutter; the test's
+// cleanup closes both.
+func storeThroughCutter(t *testing.T) (*Store, *cutter) {
+	t.Helper()
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startCutter(t, u.Host)
+	u.Host = p.addr
+	s := open(t, u.String())
+	t.Cleanup(func() { s.Close() }) // before the cutter's cleanup
+	return s, p
+}
+
 // startCutter starts a cutter to target (host:port), stopped by the test's cleanup.
 func startCutter(t *testing.T, target string) *cutter {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -2088,6 +2119,10 @@ func startCutter(t *testing.T, target string) *cutter {
 			client, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if p.refuse.CompareAndSwap(true, false) {
+				client.Close()
+				continue
 			}
 			db, err := net.Dial("tcp", target)
 			if err != nil {
