@@ -327,9 +327,13 @@ func storable(s string) bool {
 }
 
 // unstorable reports whether err is PostgreSQL refusing a value as text it cannot hold
-// (a NUL byte, invalid UTF-8: 22021, 22P05) or as too long for an index (54000).
+// (a NUL byte, invalid UTF-8: 22021, 22P05) or as too long for an index (54000). Over
+// the simple protocol (default_query_exec_mode=simple_protocol) the values travel in
+// the statement's text, which a NUL byte cuts short: PostgreSQL then refuses the whole
+// message (08P01, "invalid message format"), and answers the next one. pgx builds
+// every other message right, so that is the only 08P01 the store meets.
 func unstorable(err error) bool {
-	return hasCode(err, "22021", "22P05", "54000")
+	return hasCode(err, "22021", "22P05", "54000", "08P01")
 }
 
 // hasCode reports whether err is a server error with one of the SQLSTATE codes.
@@ -365,9 +369,10 @@ func connectionLost(err error) bool {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		// Class 08: connection exception; 57P01..57P03: the server is shutting down,
-		// crashed or not yet accepting connections.
-		return strings.HasPrefix(pe.Code, "08") || slices.Contains([]string{"57P01", "57P02", "57P03"}, pe.Code)
+		// Class 08: connection exception, but for a message refused (08P01, see
+		// unstorable), after which the connection goes on; 57P01..57P03: the server is
+		// shutting down, crashed or not yet accepting connections.
+		return strings.HasPrefix(pe.Code, "08") && pe.Code != "08P01" || slices.Contains([]string{"57P01", "57P02", "57P03"}, pe.Code)
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError

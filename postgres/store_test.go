@@ -52,6 +52,15 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) socius.Store { return open(t, pgtest.URL(t)) })
 }
 
+// TestStoreOverSimpleProtocol runs the conformance suite with every statement sent
+// with the simple protocol, as through a pooler in transaction mode (PgBouncer), which
+// cannot keep prepared statements: the arguments travel as text in the statement.
+func TestStoreOverSimpleProtocol(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) socius.Store {
+		return open(t, pgtest.URL(t)+"&default_query_exec_mode=simple_protocol")
+	})
+}
+
 // TestStoreAtStricterIsolation runs the conformance suite with the database's
 // transactions at REPEATABLE READ and at SERIALIZABLE (a DBA's
 // default_transaction_isolation, YugabyteDB's snapshot isolation, CockroachDB's only
@@ -1328,20 +1337,44 @@ func TestSharedNonceWindow(t *testing.T) {
 
 // TestUnstorableWrite: a value PostgreSQL cannot hold as text (a NUL byte, invalid
 // UTF-8) in a write is the caller's error, 400006, as errorFor says, not a database
-// error (500028, which would fire the server-fault alert); nothing is stored. The
-// server checks its own inputs first: this is the net under what other paths pass on.
+// failure (500028); it stores nothing, and it costs the pool none of its connections.
+// With either protocol: over the simple one a NUL byte makes PostgreSQL refuse the
+// whole message (08P01), which is still the value, not the connection.
 func TestUnstorableWrite(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	for _, name := range []string{"a\x00b", "a\xffb"} {
-		err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0", Name: name, CreatedAt: now})
-		var e *socius.Error
-		if !errors.As(err, &e) || e.Code != socius.CodeInvalidValue {
-			t.Errorf("CreateSite with the name %q: %v; want a %d error", name, err, socius.CodeInvalidValue)
-		}
-	}
-	if _, err := s.Site(ctx, "3_site"); !errors.Is(err, socius.ErrNotFound) {
-		t.Errorf("Site after the refused writes: %v; want ErrNotFound", err)
+	for _, params := range []string{"", "&default_query_exec_mode=simple_protocol"} {
+		t.Run(cmp.Or(params, "extended protocol"), func(t *testing.T) {
+			s := open(t, pgtest.URL(t)+params)
+			defer s.Close()
+			ctx := t.Context()
+			if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+				t.Fatal(err)
+			}
+			conns := s.pool.Stat().NewConnsCount()
+			for _, v := range []string{"a\x00b", "a\xffb"} {
+				var p socius.Patch
+				p.Set(socius.Nickname, v)
+				for what, err := range map[string]error{
+					"CreateSite":    s.CreateSite(ctx, &socius.Site{APIKey: "3_other", Secret: "c2VjcmV0", Name: v, CreatedAt: now}),
+					"UpdateProfile": s.UpdateProfile(ctx, "3_site", "u1", &p, now),
+				} {
+					if socius.ErrorCode(err) != socius.CodeInvalidValue {
+						t.Errorf("%s with %q: %v; want a %d error", what, v, err, socius.CodeInvalidValue)
+					}
+				}
+			}
+			if _, err := s.Site(ctx, "3_other"); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("Site after the refused writes: %v; want ErrNotFound", err)
+			}
+			if u, err := s.User(ctx, "3_site", "u1"); err != nil || u.Profile.Get(socius.Nickname) != "" {
+				t.Errorf("User after the refused writes: %+v, %v; want no nickname", u, err)
+			}
+			if n := s.pool.Stat().NewConnsCount(); n != conns {
+				t.Errorf("the pool opened %d connections for the refused writes, want none", n-conns)
+			}
+		})
 	}
 }
 
