@@ -89,3 +89,33 @@ func TestValidateSiteName(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateSecret(t *testing.T) {
+	for _, ok := range []string{
+		"AAAAAAAAAAAAAAAAAAAAAA==", // 16 bytes, the least
+		"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==",
+		"c2VjcmV0LWZvci10aGUt\nZ2lneWEtbGFiLTEyMzQ1Ng==\n", // whitespace skipped, as the SDKs skip it
+	} {
+		if err := socius.ValidateSecret(ok); err != nil {
+			t.Errorf("ValidateSecret(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "AAAAAAAAAAAAAAAAAAAA", "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng", "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFi_TEyMzQ1Ng=="} {
+		if err := socius.ValidateSecret(bad); err == nil {
+			t.Errorf("ValidateSecret(%q) accepted", bad)
+		}
+	}
+}
+
+func TestValidAPIKey(t *testing.T) {
+	for _, ok := range []string{"3_x", "A", "~!#", strings.Repeat("k", 128)} {
+		if !socius.ValidAPIKey(ok) || !socius.ValidUserKey(ok) {
+			t.Errorf("ValidAPIKey(%q) or ValidUserKey refuses it", ok)
+		}
+	}
+	for _, bad := range []string{"", "3_a b", " 3_x", "3_x\t", "3_\x7f", "3_é", strings.Repeat("k", 129)} {
+		if socius.ValidAPIKey(bad) || socius.ValidUserKey(bad) {
+			t.Errorf("ValidAPIKey(%q) or ValidUserKey accepts it", bad)
+		}
+	}
+}

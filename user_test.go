@@ -1,6 +1,9 @@
 package socius
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestParseField: wire names match exactly or in another ASCII case, never through
 // Unicode case folding.
@@ -62,6 +65,32 @@ func TestAgeWholeNumbers(t *testing.T) {
 	} {
 		if got, err := Age.Validate(in); err == nil {
 			t.Errorf("Age.Validate(%q) = %q, nil; want an error", in, got)
+		}
+	}
+}
+
+func TestValidateUID(t *testing.T) {
+	for _, ok := range []string{"u", "a b", " ", "~!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}", strings.Repeat("u", MaxUIDLen)} {
+		if err := ValidateUID(ok); err != nil {
+			t.Errorf("ValidateUID(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a\tb", "a\x00", "\x7f", "ü", strings.Repeat("u", MaxUIDLen+1)} {
+		if err := ValidateUID(bad); err == nil {
+			t.Errorf("ValidateUID(%q) accepted", bad)
+		}
+	}
+}
+
+func TestGender(t *testing.T) {
+	for _, v := range []string{"m", "f", "u"} {
+		if got, err := Gender.Validate(v); err != nil || got != v {
+			t.Errorf("Gender.Validate(%q) = %q, %v", v, got, err)
+		}
+	}
+	for _, v := range []string{"M", "x", "male", "mf"} {
+		if _, err := Gender.Validate(v); err == nil {
+			t.Errorf("Gender.Validate(%q) accepted", v)
 		}
 	}
 }

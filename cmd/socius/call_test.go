@@ -173,6 +173,11 @@ func TestCallCommand(t *testing.T) {
 	for _, args := range [][]string{
 		{"call"},
 		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "UID"},
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "=u1"},
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "UID=u1", "UID=u2"},
+		{"call", "--url", ts.HTTPSURL, "--ca-file", ts.CertFile, "--token", "t", "--user-key", "AK", "socialize.getUserInfo"},
+		{"call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "--session-secret", testSecret, "socialize.getUserInfo"},
+		{"call", "--url", ts.HTTPSURL, "--ca-file", ts.CertFile, "--api-key", testAPIKey, "--user-key", "ARsaCli", "--private-key", privFile, "--secret", testSecret, "socialize.getUserInfo"},
 		{"call", "--url", ts.HTTPURL, "socialize.getUserInfo", "UID=u1"},
 		{"call", "--url", ts.HTTPURL, "--secret", testSecret, "socialize.getUserInfo"},
 		{"call", "--url", ts.HTTPURL, "--token", "t", "--secret", testSecret, "socialize.getUserInfo"},

@@ -55,7 +55,7 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 	if code, out, _ := runCLI(t, noEnv, with("site", "show", apiKey)...); code != 0 || !strings.Contains(out, secret) {
 		t.Errorf("site show: %d %s", code, out)
 	}
-	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--api-key", apiKey)...); code != 1 || !strings.Contains(errOut, "already exists") {
+	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--api-key", apiKey)...); code != 1 || !strings.Contains(errOut, "a site with apiKey "+apiKey+" already exists") {
 		t.Errorf("duplicate site: %d %s", code, errOut)
 	}
 	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--secret", "c2hvcnQ=")...); code != 2 || !strings.Contains(errOut, "at least 16") {
@@ -76,6 +76,26 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 	}
 	if code, _, _ := runCLI(t, noEnv, with("key", "create")...); code != 2 {
 		t.Errorf("key create without --site: exit %d, want 2", code)
+	}
+	// Another site's key, for every method and without a public key: listed with every
+	// site's keys, not with this site's.
+	code, out, errOut = runCLI(t, noEnv, with("site", "create", "--name", "other")...)
+	if code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	other := regexp.MustCompile(`apiKey: (\S+)`).FindStringSubmatch(out)[1]
+	if code, out, errOut := runCLI(t, noEnv, with("key", "create", "--site", other, "--user-key", "AOtherKey")...); code != 0 ||
+		!strings.Contains(out, "methods: all\n") || !strings.Contains(out, "bearer:  no\n") {
+		t.Errorf("key create without --methods or --public-key: %d %q %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, with("key", "create", "--site", apiKey, "--user-key", "AOtherKey")...); code != 1 || !strings.Contains(errOut, "userKey AOtherKey already exists") {
+		t.Errorf("key create with a userKey taken: %d %s", code, errOut)
+	}
+	if code, out, _ := runCLI(t, noEnv, with("key", "list", "--site", apiKey)...); code != 0 || strings.Contains(out, "AOtherKey") {
+		t.Errorf("key list --site: %d %s; want this site's keys only", code, out)
+	}
+	if code, out, _ := runCLI(t, noEnv, with("key", "list")...); code != 0 || !strings.Contains(out, userKey) || !strings.Contains(out, "AOtherKey") {
+		t.Errorf("key list: %d %s; want every site's keys", code, out)
 	}
 
 	// The server started on that store knows the site and the key, with its methods.
@@ -209,6 +229,21 @@ func TestUsage(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: %d %s", code, errOut)
 	}
+	// Help asked for is no usage error: exit 0, the commands on standard output.
+	for _, h := range []string{"-h", "--help", "help"} {
+		if code, out, errOut := runCLI(t, noEnv, h); code != 0 || !strings.Contains(out, "usage: socius <command>") || errOut != "" {
+			t.Errorf("socius %s: exit %d, %q, %q", h, code, out, errOut)
+		}
+	}
+	// A command's (or subcommand's) -h lists its flags and exits 0, as flag.ErrHelp.
+	for _, args := range [][]string{
+		{"serve", "-h"}, {"site", "create", "-h"}, {"key", "list", "--help"}, {"user", "export", "-h"},
+		{"token", "revoke", "-h"}, {"call", "-h"}, {"emulator", "-h"}, {"emulator", "status", "-h"}, {"bench", "-h"},
+	} {
+		if code, out, errOut := runCLI(t, noEnv, args...); code != 0 || out != "" || !strings.Contains(errOut, "-url") && !strings.Contains(errOut, "-data") {
+			t.Errorf("%v: exit %d, %q, %q; want 0 and the flags on standard error", args, code, out, errOut)
+		}
+	}
 	// A command with subcommands: -h lists them (exit 0), none is a usage error.
 	for cmd, sub := range map[string]string{"site": "create|list", "key": "create|list|delete", "user": "export|import", "token": "revoke"} {
 		for _, h := range []string{"-h", "--help", "help"} {
@@ -313,6 +348,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"SOCIUS_RATE_LIMIT": "+Inf"}, "--rate-limit must be a number"},
 		{[]string{"serve", "--max-body-bytes", "9223372036854775807"}, nil, "--max-body-bytes must be positive and at most"},
 		{[]string{"serve", "--max-concurrent", "2000000"}, nil, "--max-concurrent must be 0 (no cap) or positive, at most"},
+		{[]string{"serve", "--shutdown-timeout", "0s"}, nil, "--shutdown-timeout must be positive"},
+		{[]string{"serve", "--site-api-key", "3_a b", "--site-secret", testSecret}, nil, `--site-api-key "3_a b": 1 to 128 printable characters`},
+		{[]string{"key", "create", "--site", "3_x", "--user-key", "A b"}, nil, `--user-key "A b": 1 to 128 printable characters`},
+		// A positional argument missing, or one too many: the command's usage line.
+		{[]string{"site", "show"}, nil, "usage: socius site show APIKEY"},
+		{[]string{"key", "delete", "AKey1", "AKey2"}, nil, "usage: socius key delete USERKEY"},
+		// A --store that is no store is said without its password.
+		{[]string{"site", "list", "--store", "mysql://socius:hunter2@db.internal/socius"}, nil, `--store "mysql://socius:xxxxx@db.internal/socius": want empty`},
 	} {
 		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 		code, out, errOut := runCLI(t, env, append(tt.args, "--data", filepath.Join(dir, "never"))...)
@@ -352,11 +395,22 @@ func TestAdminCommandsNeedAStore(t *testing.T) {
 			t.Fatalf("%v created %s: %v", args, typo, err)
 		}
 	}
-	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", typo); code != 0 {
-		t.Fatalf("site create: %s", errOut)
+	// site create makes the folder, for its owner only, and says where the new master
+	// key is.
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", typo); code != 0 ||
+		!strings.Contains(errOut, "socius: generated the master key that encrypts secrets at rest: "+filepath.Join(typo, "master.key")) {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	if fi, err := os.Stat(typo); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the data folder site create made: %v %v, want mode 0700", fi.Mode(), err)
 	}
 	if code, out, errOut := runCLI(t, noEnv, "site", "list", "--data", typo); code != 0 || !strings.Contains(out, "3_") {
 		t.Errorf("site list after create: %d %s %s", code, out, errOut)
+	}
+	// Without --data: socius-data in the working directory, as for serve.
+	t.Chdir(t.TempDir())
+	if code, _, errOut := runCLI(t, noEnv, "site", "list"); code != 1 || !strings.Contains(errOut, "no store at "+filepath.Join("socius-data", "socius.db")) {
+		t.Errorf("site list without --data: exit %d %s", code, errOut)
 	}
 }
 

@@ -88,6 +88,7 @@ func TestEmulatorFlags(t *testing.T) {
 		{"--emulator", "--http", "127.0.0.2:0", "--https", ""},
 		{"--emulator", "--http", "0.0.0.0:8080", "--emulator-allow-remote"},
 		{"--emulator", "--seed", "x.jsonl", "--export-on-exit", "y.jsonl", "--request-log-size", "10"},
+		{"--emulator", "--request-log-size", "100000"},
 	}
 	for _, args := range ok {
 		if err := NewMain().ParseFlags(args, noEnv, io.Discard); err != nil {
@@ -238,9 +239,12 @@ func writeExport(t *testing.T, text string) string {
 }
 
 func TestEmulatorBadSeedRefusesToStart(t *testing.T) {
-	path := writeExport(t, `{"kind":"user","apiKey":"3_NoSuchSite","UID":"x"}`)
+	const seed = `{"kind":"user","apiKey":"3_NoSuchSite","UID":"x"}`
+	path := writeExport(t, seed)
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--emulator", "--seed", path, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+	// The seed is also the export file, as a CI job that carries its state from run to
+	// run has it: a failed start must not overwrite it with what little it loaded.
+	if err := m.ParseFlags([]string{"--emulator", "--seed", path, "--export-on-exit", path, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	m.Stdout = io.Discard
@@ -249,6 +253,27 @@ func TestEmulatorBadSeedRefusesToStart(t *testing.T) {
 		t.Errorf("Run with a bad seed: %v", err)
 	}
 	m.Close()
+	if b, err := os.ReadFile(path); err != nil || string(b) != seed {
+		t.Errorf("the seed after a failed start: %q %v; want it unchanged", b, err)
+	}
+}
+
+// TestEmulatorExportOnExitFails: an export on exit that cannot be put in place (the
+// path is a folder) makes Close fail, and leaves neither its temporary file nor
+// anything at the path.
+func TestEmulatorExportOnExitFails(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ts := startEmulator(t, "--export-on-exit", out)
+	if err := ts.Close(); err == nil || !strings.Contains(err.Error(), "--export-on-exit") {
+		t.Errorf("Close with an export that cannot be written: %v", err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+		t.Errorf("the export's folder after the failed export: %v %v; want only the folder in the way", entries, err)
+	}
 }
 
 // TestEmulatorCLIFlow runs `socius serve --emulator` through the command line, in a
@@ -652,6 +677,10 @@ func TestEmulatorCommandUsage(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", "http://127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "cannot reach the emulator") {
 		t.Errorf("no server: %d %s", code, errOut)
+	}
+	// Refused before anything is sent.
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "delete", "first", "--url", "http://127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "ID is a rule number") {
+		t.Errorf("faults delete first: %d %s", code, errOut)
 	}
 	env := func(k string) (string, bool) {
 		if k == "SOCIUS_URL" {

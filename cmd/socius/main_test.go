@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -74,6 +75,37 @@ func startMain(t *testing.T, setup func(*Main), flags ...string) *testServer {
 		c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
 	}
 	return &testServer{Main: m, Clock: clock, client: c}
+}
+
+// storeFault is a real store whose operation named by fail ("Site", "Users" or
+// "RevokeToken") fails as it does with the database gone (500028); the others reach
+// the store.
+type storeFault struct {
+	socius.Store
+	fail string
+}
+
+var errStoreGone = socius.DatabaseError("test", errors.New("connection refused"))
+
+func (s storeFault) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
+	if s.fail == "Site" {
+		return nil, errStoreGone
+	}
+	return s.Store.Site(ctx, apiKey)
+}
+
+func (s storeFault) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	if s.fail == "Users" {
+		return nil, errStoreGone
+	}
+	return s.Store.Users(ctx, apiKey, after, limit)
+}
+
+func (s storeFault) RevokeToken(ctx context.Context, hash string, now time.Time) (int, error) {
+	if s.fail == "RevokeToken" {
+		return 0, errStoreGone
+	}
+	return s.Store.RevokeToken(ctx, hash, now)
 }
 
 func httpClient() *http.Client {

@@ -92,10 +92,13 @@ func TestReadKeyFileWarns(t *testing.T) {
 	if _, err := readKeyFile(&out, path); err != nil || out.Len() != 0 {
 		t.Fatalf("a 0600 key file: %v, %q", err, out.String())
 	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readKeyFile(&out, path); err != nil || !strings.Contains(out.String(), "others may read it") {
-		t.Errorf("a 0644 key file: %v, %q", err, out.String())
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		if _, err := readKeyFile(&out, path); err != nil || !strings.Contains(out.String(), "others may read it") {
+			t.Errorf("a %v key file: %v, %q", mode, err, out.String())
+		}
 	}
 }

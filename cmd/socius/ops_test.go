@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -118,6 +119,28 @@ func TestAdminListener(t *testing.T) {
 	}
 	if status, _ := get(t, ts.AdminURL+"/healthz"); status != 200 {
 		t.Errorf("/healthz without a store: %d", status)
+	}
+}
+
+// TestReadyzStoreFails: a store that cannot tell its health (no Healthy method) is
+// ready while it answers a read, and not ready once a read fails.
+func TestReadyzStoreFails(t *testing.T) {
+	st := openDataStore(t, t.TempDir())
+	defer st.Close()
+	m := &Main{Logger: discardLogger()}
+	for _, c := range []struct {
+		fail   string
+		status int
+		body   string
+	}{
+		{"", 200, "ready\n"},
+		{"Site", 503, "not ready: the store does not answer\n"},
+	} {
+		rec := httptest.NewRecorder()
+		m.adminHandler(storeFault{Store: st, fail: c.fail}).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != c.status || rec.Body.String() != c.body {
+			t.Errorf("/readyz, %q failing: %d %q; want %d %q", c.fail, rec.Code, rec.Body.String(), c.status, c.body)
+		}
 	}
 }
 
@@ -303,8 +326,9 @@ func TestLoggerMasksCredentialAttributes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Info("oops", "secret", "s3cr3t", "Sig", "abc", "oauth_token", "tok", "apiKey", "3_visible")
-	if out := b.String(); strings.Contains(out, "s3cr3t") || strings.Contains(out, `"abc"`) || strings.Contains(out, "tok\"") || !strings.Contains(out, "3_visible") {
+	l.Info("oops", "secret", "s3cr3t", "Sig", "abc", "oauth_token", "tok", "Authorization", "Bearer eyJ", "signature", "c2ln", "apiKey", "3_visible")
+	if out := b.String(); strings.Contains(out, "s3cr3t") || strings.Contains(out, `"abc"`) || strings.Contains(out, "tok\"") || strings.Contains(out, "eyJ") ||
+		strings.Contains(out, "c2ln") || !strings.Contains(out, "3_visible") {
 		t.Errorf("masked log: %s", out)
 	}
 }
@@ -324,8 +348,19 @@ func TestVersion(t *testing.T) {
 func TestServeLimitFlags(t *testing.T) {
 	m := NewMain()
 	if m.ReadHeaderTimeout != 10*time.Second || m.ReadTimeout != 30*time.Second || m.WriteTimeout != 30*time.Second ||
-		m.IdleTimeout != 2*time.Minute || m.MaxHeaderBytes != 64<<10 || m.MaxConcurrent != 1024 || m.RateLimit != 0 || m.AdminAddr != "127.0.0.1:9090" {
+		m.IdleTimeout != 2*time.Minute || m.MaxHeaderBytes != 64<<10 || m.MaxConcurrent != 1024 || m.RateLimit != 0 || m.AdminAddr != "127.0.0.1:9090" ||
+		m.HTTPAddr != "127.0.0.1:8080" || m.HTTPSAddr != "127.0.0.1:8443" || m.DataDir != "socius-data" || m.MaxBodyBytes != 1<<20 {
 		t.Errorf("defaults: %+v", m)
+	}
+	// The largest values the README allows.
+	for _, good := range [][]string{
+		{"--max-body-bytes", "1073741824"},
+		{"--max-concurrent", "1048576"},
+		{"--max-concurrent", "0"},
+	} {
+		if err := NewMain().ParseFlags(good, noEnv, io.Discard); err != nil {
+			t.Errorf("ParseFlags(%q): %v", good, err)
+		}
 	}
 	for _, bad := range [][]string{
 		{"--read-timeout", "0s"},
@@ -448,6 +483,30 @@ func TestOneCPUServesWithTwoProcs(t *testing.T) {
 				t.Errorf("%q said: %v, want %v", line, said, c.want)
 			}
 		})
+	}
+}
+
+// TestAtLeastTwoProcs: GOMAXPROCS is raised from 1 only; 2 or more stay as they are,
+// and so does any value the GOMAXPROCS variable chose.
+func TestAtLeastTwoProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, c := range []struct {
+		procs  int
+		env    func(string) (string, bool)
+		from   int
+		raised bool
+		after  int
+	}{
+		{1, noEnv, 1, true, 2},
+		{2, noEnv, 2, false, 2},
+		{3, noEnv, 3, false, 3},
+		{1, envOf("GOMAXPROCS=1"), 0, false, 1},
+	} {
+		runtime.GOMAXPROCS(c.procs)
+		from, raised := atLeastTwoProcs(c.env)
+		if after := runtime.GOMAXPROCS(0); from != c.from || raised != c.raised || after != c.after {
+			t.Errorf("GOMAXPROCS %d: from %d, raised %v, now %d; want %d, %v, %d", c.procs, from, raised, after, c.from, c.raised, c.after)
+		}
 	}
 }
 

@@ -158,7 +158,14 @@ func testMasterKeyFile(t *testing.T) string {
 // its /readyz answers 200 while the database answers.
 func TestPostgresFirstStart(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "not", "yet")
-	ts := startServer(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t), "--data", data)
+	// A password in the URL (which this server, trusting every local user, ignores) is
+	// never printed.
+	dsn := strings.Replace(pgtest.URL(t), "postgres@", "postgres:hunter2@", 1)
+	var out strings.Builder
+	ts := startMain(t, func(m *Main) { m.Stdout = &out }, "--store", dsn, "--master-key-file", testMasterKeyFile(t), "--data", data)
+	if said := out.String(); !strings.Contains(said, "socius: store: PostgreSQL postgres://postgres:xxxxx@127.0.0.1:") || strings.Contains(said, "hunter2") {
+		t.Errorf("serve said:\n%s", said)
+	}
 	if _, err := os.Stat(filepath.Join(data, "tls-cert.pem")); err != nil {
 		t.Errorf("the certificate: %v", err)
 	}

@@ -192,9 +192,12 @@ func TestMasterKeyFromEnvironment(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "site", "show", testAPIKey, "--data", dir); code != 1 || !strings.Contains(errOut, "SOCIUS_MASTER_KEY") {
 		t.Errorf("site show without the key: %d %s", code, errOut)
 	}
-	// The same key from a file.
+	// The same key from a file, given by the flag or by its variable.
 	if code, _, errOut := runCLI(t, noEnv, "site", "show", testAPIKey, "--data", dir, "--master-key-file", writeKeyFile(t, mustParseKey(t, key))); code != 0 {
 		t.Errorf("site show with --master-key-file: %s", errOut)
+	}
+	if code, out, errOut := runCLI(t, envOf("SOCIUS_MASTER_KEY_FILE="+writeKeyFile(t, mustParseKey(t, key))), "site", "show", testAPIKey, "--data", dir); code != 0 || !strings.Contains(out, testSecret) {
+		t.Errorf("site show with SOCIUS_MASTER_KEY_FILE: %d %s %s", code, out, errOut)
 	}
 	// Both at once is a usage error, even when they hold the same key.
 	if code, _, errOut := runCLI(t, lookup, "site", "show", testAPIKey, "--data", dir, "--master-key-file", writeKeyFile(t, mustParseKey(t, key))); code != 2 || !strings.Contains(errOut, "give the master key once") {
@@ -255,6 +258,22 @@ func TestPlainSecretsAreEncryptedAtStart(t *testing.T) {
 			t.Errorf("%s still in clear", id)
 		}
 	}
+
+	// The admin commands seal what they find in clear too, and say so only then.
+	ts.Close()
+	if raw, err = sqlite.Open(filepath.Join(dir, "socius.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.CreateSite(ctx, &socius.Site{APIKey: "3_Plain2", Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	if code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || errOut != "socius: encrypted 1 secrets that were stored in plain text\n" {
+		t.Errorf("site list on a secret in clear: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || errOut != "" {
+		t.Errorf("site list once every secret is sealed: %d %q; want nothing on standard error", code, errOut)
+	}
 }
 
 func TestRotateSecret(t *testing.T) {
@@ -293,12 +312,15 @@ func TestRotateSecret(t *testing.T) {
 	if c := call("", testSecret); c != 0 || after.Name != before.Name || !after.CreatedAt.Equal(before.CreatedAt) {
 		t.Errorf("after rotating back: call %d, site %+v (was %+v)", c, after, before)
 	}
-	for _, bad := range [][]string{
-		{"site", "rotate-secret", "3_nope", "--data", ts.DataDir},
-		{"key", "rotate-secret", "ANoSuchKey", "--data", ts.DataDir},
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"site", "rotate-secret", "3_nope", "--data", ts.DataDir}, "no site has apiKey 3_nope"},
+		{[]string{"key", "rotate-secret", "ANoSuchKey", "--data", ts.DataDir}, "no key has userKey ANoSuchKey"},
 	} {
-		if code, _, _ := runCLI(t, noEnv, bad...); code != 1 {
-			t.Errorf("%q: exit %d, want 1", bad, code)
+		if code, _, errOut := runCLI(t, noEnv, bad.args...); code != 1 || !strings.Contains(errOut, bad.says) {
+			t.Errorf("%q: exit %d, %q; want 1 and %q", bad.args, code, errOut, bad.says)
 		}
 	}
 	// A malformed secret is a usage error.

@@ -145,3 +145,34 @@ func TestOwnCertificate(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedCertificateFiles: the generated key is its owner's alone, the HTTPS
+// listener refuses TLS before 1.2, and a certificate file in the data folder that
+// cannot be read fails the start rather than being replaced by a new one.
+func TestGeneratedCertificateFiles(t *testing.T) {
+	ts := startServer(t)
+	certFile, keyFile := filepath.Join(ts.DataDir, "tls-cert.pem"), filepath.Join(ts.DataDir, "tls-key.pem")
+	for file, mode := range map[string]os.FileMode{certFile: 0o644, keyFile: 0o600} {
+		if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v %v, want mode %v", file, fi.Mode(), err, mode)
+		}
+	}
+	conn, err := tls.Dial("tcp", hostPort(ts.HTTPSURL), &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		conn.Close()
+		t.Error("a TLS 1.1 handshake succeeded")
+	}
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = runMain(t, nil, "--data", ts.DataDir, "--https", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "load "+certFile) {
+		t.Errorf("start with an unreadable %s: %v", certFile, err)
+	}
+	if b, _ := os.ReadFile(certFile); string(b) != "not a certificate" {
+		t.Error("the unreadable certificate was replaced")
+	}
+}

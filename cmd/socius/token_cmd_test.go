@@ -120,6 +120,41 @@ func TestTokenRevokeCommand(t *testing.T) {
 	}
 }
 
+// TestRevokeTokenEdges: a token revoked at the very instant it expires is said to
+// have expired already (the server refuses it from that instant), and a store that
+// fails the revocation is said as such, never as an unknown token.
+func TestRevokeTokenEdges(t *testing.T) {
+	st := openDataStore(t, t.TempDir())
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	issued := time.Now().Truncate(time.Millisecond)
+	text := socius.NewTokenText(socius.AccessToken)
+	tok := &socius.Token{Hash: socius.HashToken(text), Kind: socius.AccessToken, APIKey: testAPIKey, UID: "u1", CreatedAt: issued, ExpiresAt: issued.Add(time.Hour)}
+	if err := st.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		store socius.Store
+		text  string
+		out   string
+		err   error
+	}{
+		{"a known token, the store failing", storeFault{Store: st, fail: "RevokeToken"}, text, "", errStoreGone},
+		{"an unknown token, the store failing", storeFault{Store: st, fail: "RevokeToken"}, socius.NewTokenText(socius.AccessToken), "", errStoreGone},
+		{"at its expiry", st, text, "revoked (it had expired already): access token of apiKey " + testAPIKey + ", UID u1, ", nil},
+	} {
+		var out strings.Builder
+		err := revokeToken(ctx, c.store, c.text, tok.ExpiresAt, &out)
+		if !errors.Is(err, c.err) || !strings.HasPrefix(out.String(), c.out) || c.out == "" && out.Len() > 0 {
+			t.Errorf("%s: %v, %q; want %v, %q", c.name, err, out.String(), c.err, c.out)
+		}
+	}
+}
+
 // TestTokenRevokeEndsMintedSessions: mobile sessions made with a token (notifyLogin
 // with targetEnv=mobile and the token), and sessions made with those, end when the
 // token is revoked; sessions made otherwise, and the token the revoked one was made

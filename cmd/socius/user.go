@@ -100,16 +100,17 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 	if out != "-" {
 		// Only the owner may read it: with --with-site it holds secrets in clear, and
 		// every user's profile in any case.
-		f, err := createPrivate(out)
-		if err != nil {
-			return err
+		f, ferr := createPrivate(out) // not err: the deferred check reads the result
+		if ferr != nil {
+			return ferr
 		}
 		defer func() {
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
-			if err != nil {
-				os.Remove(out) // no half export left behind
+			// No half export left behind; a pipe or a device (/dev/stdout) stays.
+			if fi, serr := os.Lstat(out); err != nil && serr == nil && fi.Mode().IsRegular() {
+				os.Remove(out)
 			}
 		}()
 		w = f

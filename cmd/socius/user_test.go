@@ -218,6 +218,41 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	}
 }
 
+// TestUserExportFails: an export that the store fails half way leaves no file behind
+// (half an export would pass for a whole one), but a pipe or a device given as --out is
+// left as it is, as createPrivate leaves it: only a regular file is removed.
+func TestUserExportFails(t *testing.T) {
+	st := openDataStore(t, t.TempDir())
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the pipe's reader takes whatever comes
+		if f, err := os.Open(fifo); err == nil {
+			io.Copy(io.Discard, f)
+			f.Close()
+		}
+	}()
+	for _, c := range []struct {
+		out  string
+		kept bool
+	}{{filepath.Join(dir, "users.jsonl"), false}, {fifo, true}} {
+		err := exportUsers(ctx, storeFault{Store: st, fail: "Users"}, testAPIKey, true, c.out, io.Discard, io.Discard)
+		if !errors.Is(err, errStoreGone) {
+			t.Errorf("export to %s with the store failing: %v", c.out, err)
+		}
+		if _, err := os.Lstat(c.out); (err == nil) != c.kept {
+			t.Errorf("%s after the failed export: %v; want kept %v", c.out, err, c.kept)
+		}
+	}
+}
+
 func TestUserImportBadLines(t *testing.T) {
 	dir := t.TempDir()
 	st := openDataStore(t, dir)
@@ -243,6 +278,9 @@ func TestUserImportBadLines(t *testing.T) {
 		`{"kind":"key","userKey":"AImp2","apiKey":"3_New","secret":"` + vectors.LabUserSecret + `","methods":["getuserinfo"]}`, // 15: spelt as served
 		`{"kind":"user","apiKey":"3_New","UID":"big","profile":{"firstName":"` + strings.Repeat("x", 2<<20) + `"}}`,            // 16: over 1 MiB
 		`{"kind":"user","apiKey":"3_New","UID":"good-4"}`,                                                                      // 17: read after it
+		`{"kind":"key","userKey":"AImp2","apiKey":"3_New","secret":"` + testSecret + `","methods":["getUserInfo"]}`,            // 18: existing key, other secret
+		`{"kind":"key","userKey":"AImp2","apiKey":"3_New","secret":"` + vectors.LabUserSecret + `","methods":["setUserInfo"]}`, // 19: existing key, other methods
+		`{"kind":"key","userKey":"AImp2","apiKey":"3_New","secret":"` + vectors.LabUserSecret + `","methods":["getUserInfo"]}`, // 20: the same key again
 	}
 	in := filepath.Join(t.TempDir(), "in.jsonl")
 	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -254,7 +292,7 @@ func TestUserImportBadLines(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (bad lines)", code)
 	}
-	if !strings.Contains(out, "imported 5 users, 9 bad lines") || !strings.Contains(out, "created site 3_New") {
+	if !strings.Contains(out, "imported 5 users, 11 bad lines") || !strings.Contains(out, "created site 3_New") {
 		t.Errorf("summary:\n%s", out)
 	}
 	for _, want := range []string{
@@ -262,12 +300,13 @@ func TestUserImportBadLines(t *testing.T) {
 		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret", "line 9: key AKey: no site has apiKey 3_Nowhere",
 		`line 11: not a valid record: json: unknown field "shoeSize"`,
 		`line 14: key AImp1: "" is not a method Socius serves`, "line 16: longer than 1048576 bytes",
+		"line 18: key AImp2 exists with other settings: not changed", "line 19: key AImp2 exists with other settings: not changed",
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	if regexp.MustCompile(`line (1|3|7|10|12|13|15|17):`).MatchString(errOut) {
+	if regexp.MustCompile(`line (1|3|7|10|12|13|15|17|20):`).MatchString(errOut) {
 		t.Errorf("a good line was reported:\n%s", errOut)
 	}
 	if !regexp.MustCompile(`importing: line \d+, \d+ users imported, \d+ bad lines`).MatchString(errOut) {
@@ -291,8 +330,12 @@ func TestUserImportBadLines(t *testing.T) {
 	if _, err := st.Key(context.Background(), "AImp1"); !errors.Is(err, socius.ErrNotFound) {
 		t.Errorf("a key limited to the method \"\" was imported (it would be a key without limits): %v", err)
 	}
-	if k, err := st.Key(context.Background(), "AImp2"); err != nil || !slices.Equal(k.Methods, []string{"socialize.getUserInfo"}) {
-		t.Errorf("a key limited to getuserinfo: %+v %v; want socialize.getUserInfo", k, err)
+	if k, err := st.Key(context.Background(), "AImp2"); err != nil || !slices.Equal(k.Methods, []string{"socialize.getUserInfo"}) || k.Secret != vectors.LabUserSecret {
+		t.Errorf("a key limited to getuserinfo: %+v %v; want socialize.getUserInfo and its first secret", k, err)
+	}
+	// A site or key line without createdAt is created now, as a user's.
+	if s, err := st.Site(context.Background(), "3_New"); err != nil || time.Since(s.CreatedAt) > time.Hour || s.CreatedAt.After(time.Now()) {
+		t.Errorf("site 3_New, imported without createdAt: %+v %v", s, err)
 	}
 	// A line without times is a user created by the import, not in the year 1 (its
 	// getUserInfo would say lastUpdated 0001-01-01).
@@ -319,6 +362,10 @@ func TestUserCommandErrors(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", filepath.Join(dir, "missing.jsonl")); code != 1 || errOut == "" {
 		t.Errorf("missing input: %d %s", code, errOut)
+	}
+	// An input that cannot be read (a folder) stops the import: exit 1.
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", dir); code != 1 || !strings.Contains(errOut, "import stopped: ") || !strings.Contains(out, "imported 0 users") {
+		t.Errorf("unreadable input: %d %q %q", code, out, errOut)
 	}
 	// A line longer than the format allows stops the import.
 	in := filepath.Join(t.TempDir(), "long.jsonl")
