@@ -191,14 +191,23 @@ func (m *Main) emulatorStarted() {
 
 // exportOnExit writes the state to --export-on-exit, through a temporary file renamed
 // into place, so that a failed export never leaves half a file (the seed file may be
-// the export file).
-func (m *Main) exportOnExit() error {
+// the export file). A symbolic link is followed, and stays: the file it names gets the
+// export. A path that names no regular file (a pipe, /dev/stdout) is written to as it
+// is, since renaming onto it would replace it.
+func (m *Main) exportOnExit() (err error) {
 	if !m.exportable || m.ExportOnExit == "" || m.Store == nil {
 		return nil
 	}
 	m.exportable = false
-	dir := filepath.Dir(m.ExportOnExit)
-	f, err := os.CreateTemp(dir, ".socius-export-*")
+	path := followLinks(m.ExportOnExit)
+	var f *os.File
+	direct := false
+	if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err = createPrivate(path)
+		direct = true
+	} else {
+		f, err = os.CreateTemp(filepath.Dir(path), ".socius-export-*")
+	}
 	if err != nil {
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
@@ -206,15 +215,37 @@ func (m *Main) exportOnExit() error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), m.ExportOnExit)
+	if err == nil && !direct {
+		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		if !direct {
+			os.Remove(f.Name())
+		}
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "socius: emulator: exported %d sites, %d keys, %d users to %s\n", n.Sites, n.Keys, n.Users, m.ExportOnExit)
 	return nil
+}
+
+// followLinks returns the path that path names once its symbolic links are followed,
+// the last one too when what it names does not exist yet.
+func followLinks(path string) string {
+	for range 40 { // as the kernel, which gives up after 40 links
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			break
+		}
+		dest, err := os.Readlink(path)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		path = dest
+	}
+	return path
 }
 
 // removeTempData removes the temporary data folder, once the store is closed.

@@ -276,6 +276,51 @@ func TestEmulatorExportOnExitFails(t *testing.T) {
 	}
 }
 
+// TestEmulatorExportOnExitThroughLinkAndPipe: an export on exit to a symbolic link
+// writes the file it names and leaves the link a link; one to a named pipe writes into
+// the pipe and leaves it a pipe (renaming a file onto it would have replaced it).
+func TestEmulatorExportOnExitThroughLinkAndPipe(t *testing.T) {
+	dir := t.TempDir()
+	target, link, pipe := filepath.Join(dir, "target.jsonl"), filepath.Join(dir, "link.jsonl"), filepath.Join(dir, "pipe")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startEmulator(t, "--export-on-exit", link)
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link after the export: %v %v; want still a link", fi.Mode(), err)
+	}
+	if b, err := os.ReadFile(target); err != nil || !strings.Contains(string(b), `"UID":"alice"`) {
+		t.Errorf("the file the link names: %v\n%s", err, b)
+	}
+
+	read := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(pipe) // opens as the export opens the other end
+		read <- b
+	}()
+	ts = startEmulator(t, "--export-on-exit", pipe)
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(pipe); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the pipe after the export: %v %v; want still a pipe", fi.Mode(), err)
+	}
+	select {
+	case b := <-read:
+		if !strings.Contains(string(b), `"UID":"alice"`) {
+			t.Errorf("read from the pipe:\n%s", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("nothing was written into the pipe")
+	}
+}
+
 // TestEmulatorCLIFlow runs `socius serve --emulator` through the command line, in a
 // temporary data folder (no --data), and stops it as a signal does (by cancelling the
 // context main's signal handler cancels): the state is exported and the folder goes.
