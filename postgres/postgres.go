@@ -466,14 +466,11 @@ func retryPause(attempt int) time.Duration {
 }
 
 // tx runs fn in a transaction, committed if fn returns nil and rolled back otherwise,
-// and runs it again while the transaction certainly took no effect.
-//
-// A COMMIT whose answer did not come back may have taken effect. pgx reports one such
-// loss, the connection breaking while it reads the answer, as the connection found
-// closed, an error it calls safe to retry (it drains the answer after the first
-// failure, and the second failure's error replaces the first). So a commit that failed
-// without an answer from the database is never run again (commitLost); one that the
-// database refused (a serialization failure) rolled back, and is.
+// and runs it again while the transaction certainly took no effect: when the database
+// refused it (a serialization failure, also at COMMIT), or lost its connection before
+// the COMMIT was sent (beforeCommit). A COMMIT whose answer did not come back may have
+// taken effect, and is never run again, whatever error the driver gives for it
+// (commitLost; pgx gives one it calls safe to retry, see retryable).
 func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return s.txWith(ctx, op, pgx.TxOptions{}, fn)
 }
