@@ -124,12 +124,8 @@ func TestTokenRevokeCommand(t *testing.T) {
 // have expired already (the server refuses it from that instant), and a store that
 // fails the revocation is said as such, never as an unknown token.
 func TestRevokeTokenEdges(t *testing.T) {
-	st := openDataStore(t, t.TempDir())
-	defer st.Close()
+	st := labSiteStore(t)
 	ctx := context.Background()
-	if err := st.CreateSite(ctx, &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
 	issued := time.Now().Truncate(time.Millisecond)
 	text := socius.NewTokenText(socius.AccessToken)
 	tok := &socius.Token{Hash: socius.HashToken(text), Kind: socius.AccessToken, APIKey: testAPIKey, UID: "u1", CreatedAt: issued, ExpiresAt: issued.Add(time.Hour)}

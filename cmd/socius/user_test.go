@@ -32,6 +32,18 @@ func openDataStore(t *testing.T, dir string) socius.Store {
 	return st
 }
 
+// labSiteStore opens the embedded store in a new temporary folder with the lab site in
+// it; the test's cleanup closes it.
+func labSiteStore(t *testing.T) socius.Store {
+	t.Helper()
+	st := openDataStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // allUsers reads every user of a site, page by page.
 func allUsers(t *testing.T, st socius.Store, apiKey string) []*socius.User {
 	t.Helper()
@@ -222,12 +234,8 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 // (half an export would pass for a whole one), but a pipe or a device given as --out is
 // left as it is, as createPrivate leaves it: only a regular file is removed.
 func TestUserExportFails(t *testing.T) {
-	st := openDataStore(t, t.TempDir())
-	defer st.Close()
+	st := labSiteStore(t)
 	ctx := context.Background()
-	if err := st.CreateSite(ctx, &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
