@@ -221,7 +221,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		if err == nil {
 			break
 		}
-		if attempt >= 5 || !hasCode(err, "23505", "42P07", "42710") && !retryable(err) {
+		if attempt >= 5 || !hasCode(err, "23505", "42P07", "42710") && !idempotentRetry(err) {
 			return 0, fmt.Errorf("create schema_migrations: %w", err)
 		}
 		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
@@ -284,11 +284,18 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 		}
 		// Another node applying the same migration at the same time makes it fail on
 		// what that node created (a table, a type, the version row).
-		if attempt >= 5 || !retryable(err) && !hasCode(err, "23505", "42P07", "42710", "42701") {
+		if attempt >= 5 || !idempotentRetry(err) && !hasCode(err, "23505", "42P07", "42710", "42701") {
 			return false, err
 		}
 		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
+}
+
+// idempotentRetry reports whether work that may run twice (the migrations: each looks
+// first at what is there) may run again after err: also when the connection broke
+// after the work was sent, which retryable refuses for work that may not.
+func idempotentRetry(err error) bool {
+	return retryable(err) || connectionLost(err)
 }
 
 // errorFor translates a driver error at the store's boundary: a taken key is

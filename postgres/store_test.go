@@ -445,6 +445,21 @@ func checkMigrations(t *testing.T, s *Store) {
 	}
 }
 
+// TestMigrationCutRunsAgain: a migration whose connection breaks after its COMMIT
+// (and the CREATE TABLE of schema_migrations, after it ran) runs again: each looks
+// first at what is there, so running twice does no harm, and Open succeeds.
+func TestMigrationCutRunsAgain(t *testing.T) {
+	for _, tag := range []string{"CREATE TABLE", "COMMIT"} {
+		t.Run(tag, func(t *testing.T) {
+			s, p := storeThroughCutter(t, atTag(tag))
+			if n := p.cuts.Load(); n != 1 {
+				t.Fatalf("the proxy cut %d connections, want 1", n)
+			}
+			checkMigrations(t, s)
+		})
+	}
+}
+
 func TestMigrationsRunOnce(t *testing.T) {
 	url := pgtest.URL(t)
 	for range 2 {
@@ -2113,9 +2128,9 @@ type armed struct {
 // message: 'C', its length, the tag and a NUL) brings back tag: "INSERT 0 1", "COMMIT".
 func atTag(tag string) cut { return cut{match: tag + "\x00"} }
 
-// storeThroughCutter opens a store on a new schema through a new cutter; the test's
-// cleanup closes both.
-func storeThroughCutter(t *testing.T) (*Store, *cutter) {
+// storeThroughCutter opens a store on a new schema through a new cutter, armed with
+// the cut given, if any, before the store opens; the test's cleanup closes both.
+func storeThroughCutter(t *testing.T, first ...cut) (*Store, *cutter) {
 	t.Helper()
 	u, err := url.Parse(pgtest.URL(t))
 	if err != nil {
@@ -2123,6 +2138,9 @@ func storeThroughCutter(t *testing.T) (*Store, *cutter) {
 	}
 	p := startCutter(t, u.Host)
 	u.Host = p.addr
+	for _, c := range first {
+		p.arm(c)
+	}
 	s := open(t, u.String())
 	t.Cleanup(func() { s.Close() }) // before the cutter's cleanup
 	return s, p
