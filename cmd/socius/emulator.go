@@ -194,14 +194,17 @@ func (m *Main) emulatorStarted() {
 // the export file). A symbolic link is followed, and stays: the file it names gets the
 // export. A path that names no regular file (a pipe, /dev/stdout) is written to as it
 // is, since renaming onto it would replace it.
-func (m *Main) exportOnExit() (err error) {
+func (m *Main) exportOnExit() error {
 	if !m.exportable || m.ExportOnExit == "" || m.Store == nil {
 		return nil
 	}
 	m.exportable = false
 	path := followLinks(m.ExportOnExit)
-	var f *os.File
-	direct := false
+	var (
+		f      *os.File
+		err    error
+		direct bool // written in place, not renamed into place
+	)
 	if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
 		f, err = createPrivate(path)
 		direct = true
