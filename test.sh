@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full Socius test suite, runnable on a fresh machine: it installs what the tests
-# need (Debian's PostgreSQL server binaries, Debian's Chromium for the emulator
+# need (Debian's PostgreSQL server binaries and PgBouncer, Debian's Chromium for the emulator
 # console's browser test, the pinned npm packages of the SDK compatibility and browser
 # tests), then runs every Go test.
 set -euo pipefail
@@ -13,6 +13,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "test.sh: installing PostgreSQL server binaries (Debian package postgresql)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+# PgBouncer: the PostgreSQL store tests run through a real one in transaction mode.
+if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null; then
+  echo "test.sh: installing PgBouncer (Debian package pgbouncer)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
 fi
 
 # Chromium: the emulator console's browser test drives Debian's headless Chromium.

@@ -53,6 +53,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -334,13 +335,32 @@ func storable(s string) bool {
 }
 
 // unstorable reports whether err is PostgreSQL refusing a value as text it cannot hold
-// (a NUL byte, invalid UTF-8: 22021, 22P05) or as too long for an index (54000). Over
-// the simple protocol (default_query_exec_mode=simple_protocol) the values travel in
-// the statement's text, which a NUL byte cuts short: PostgreSQL then refuses the whole
-// message (08P01, "invalid message format"), and answers the next one. pgx builds
-// every other message right, so that is the only 08P01 the store meets.
+// (a NUL byte, invalid UTF-8: 22021, 22P05) or as too long for an index (54000), or
+// refusing a message that a NUL byte cut short (refusedMessage).
 func unstorable(err error) bool {
-	return hasCode(err, "22021", "22P05", "54000", "08P01")
+	return hasCode(err, "22021", "22P05", "54000") || refusedMessage(err)
+}
+
+// refusedMessage reports whether err is PostgreSQL refusing one message it could not
+// parse, after which the session goes on. Over the simple protocol
+// (default_query_exec_mode=simple_protocol) the values travel in the statement's text,
+// which a NUL byte cuts short: PostgreSQL answers "invalid message format" (08P01) at
+// ERROR severity, naming the routine that refused it. pgx builds every other message
+// right. A pooler reports its own failures with the same code but ends the session
+// (PgBouncer: "FATAL: query_wait_timeout", "pgbouncer cannot connect to server") and
+// names no routine: those are the connection's failures (connectionLost).
+func refusedMessage(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "08P01" && pe.Routine != "" && !fatal(pe)
+}
+
+// fatal reports whether the server (or a pooler) ends the session with the error.
+func fatal(pe *pgconn.PgError) bool {
+	switch cmp.Or(pe.SeverityUnlocalized, pe.Severity) {
+	case "FATAL", "PANIC":
+		return true
+	}
+	return false
 }
 
 // hasCode reports whether err is a server error with one of the SQLSTATE codes.
@@ -376,10 +396,12 @@ func connectionLost(err error) bool {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		// Class 08: connection exception, but for a message refused (08P01, see
-		// unstorable), after which the connection goes on; 57P01..57P03: the server is
-		// shutting down, crashed or not yet accepting connections.
-		return strings.HasPrefix(pe.Code, "08") && pe.Code != "08P01" || slices.Contains([]string{"57P01", "57P02", "57P03"}, pe.Code)
+		// An error that ends the session; class 08, connection exception, but for a
+		// message refused (refusedMessage), after which the session goes on;
+		// 57P01..57P03: the server is shutting down, crashed or not yet accepting
+		// connections.
+		return fatal(pe) || strings.HasPrefix(pe.Code, "08") && !refusedMessage(err) ||
+			slices.Contains([]string{"57P01", "57P02", "57P03"}, pe.Code)
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError

@@ -591,7 +591,26 @@ func TestClosed(t *testing.T) {
 // once the database is back the same store works again, without being reopened.
 func TestRestart(t *testing.T) {
 	srv := pgtest.Start(t)
-	url := srv.NewURL(t)
+	restartUnderDeletes(t, srv, srv.NewURL(t), 0)
+}
+
+// TestRestartThroughPgBouncer is TestRestart with a real PgBouncer between the store
+// and the database, whose own errors during the outage (FATAL, 08P01: "query_wait_timeout",
+// "server login has been failing") are the database's failure, not the value's: until
+// 2026-11-30 the store took them for PostgreSQL refusing a value with a NUL byte, and
+// answered 400006 to writes and "not found" to reads (a site then unknown). After the
+// restart PgBouncer fails calls until it tries to log in again (server_login_retry, 1 s
+// here, 15 s by default).
+func TestRestartThroughPgBouncer(t *testing.T) {
+	srv := pgtest.Start(t)
+	b := srv.StartBouncer(t, 4)
+	restartUnderDeletes(t, srv, b.NewURL(t)+"&default_query_exec_mode=simple_protocol", 5*time.Second)
+}
+
+// restartUnderDeletes stops srv while users are being deleted through the store at
+// url, checks the calls during the outage, starts srv again and checks that the store
+// works within settle and that no delete was done by half.
+func restartUnderDeletes(t *testing.T, srv *pgtest.Server, url string, settle time.Duration) {
 	s := open(t, url)
 	defer s.Close()
 	s.OpTimeout = 3 * time.Second
@@ -688,8 +707,14 @@ func TestRestart(t *testing.T) {
 	}
 	// Back: the same store works, and every user is either gone with its token revoked
 	// or there with its token live.
-	if _, err := s.Site(ctx, "3_site"); err != nil {
-		t.Fatalf("Site after the restart: %v", err)
+	for deadline := time.Now().Add(settle); ; time.Sleep(50 * time.Millisecond) {
+		_, err := s.Site(ctx, "3_site")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || socius.ErrorCode(err) != socius.CodeDatabaseError {
+			t.Fatalf("Site after the restart: %v", err)
+		}
 	}
 	for i := range users {
 		uid := fmt.Sprintf("u%d", i)
@@ -1354,11 +1379,18 @@ func TestSharedNonceWindow(t *testing.T) {
 // UTF-8) in a write is the caller's error, 400006, as errorFor says, not a database
 // failure (500028); it stores nothing, and it costs the pool none of its connections.
 // With either protocol: over the simple one a NUL byte makes PostgreSQL refuse the
-// whole message (08P01), which is still the value, not the connection.
+// whole message (08P01), which is still the value, not the connection; and so through
+// PgBouncer, which passes that refusal on.
 func TestUnstorableWrite(t *testing.T) {
-	for _, params := range []string{"", "&default_query_exec_mode=simple_protocol"} {
-		t.Run(cmp.Or(params, "extended protocol"), func(t *testing.T) {
-			s := open(t, pgtest.URL(t)+params)
+	b := pgtest.StartBouncer(t, 2)
+	for _, c := range []struct{ name, url string }{
+		{"extended protocol", pgtest.URL(t)},
+		{"simple protocol", pgtest.URL(t) + "&default_query_exec_mode=simple_protocol"},
+		{"PgBouncer, simple protocol", b.NewURL(t) + "&default_query_exec_mode=simple_protocol"},
+		{"PgBouncer, exec", b.NewURL(t) + "&default_query_exec_mode=exec"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t, c.url)
 			defer s.Close()
 			ctx := t.Context()
 			if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0", CreatedAt: now}); err != nil {
@@ -2250,3 +2282,51 @@ func (p *cutter) falls(toDB bool, m []byte) *armed {
 
 // arm arms the cutter with c.
 func (p *cutter) arm(c cut) { p.armed.Store(&armed{cut: c}) }
+
+// TestStoreThroughPgBouncer runs the conformance suites through a real PgBouncer in
+// transaction mode with two server connections a database, so that the store's
+// transactions and statements are spread over connections it does not choose, as they
+// are behind such a pooler (docs/postgresql.md), with each of the two pgx modes that
+// docs/postgresql.md gives for it. (pgx's default mode, prepared statements, fails
+// there: "prepared statement ... already exists".)
+func TestStoreThroughPgBouncer(t *testing.T) {
+	b := pgtest.StartBouncer(t, 2)
+	t.Run("pooled", func(t *testing.T) {
+		// Five clients at once share the two server connections: the pooler does pool
+		// by transaction (in session mode the third would wait for a free one).
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		url := b.NewURL(t) + "&default_query_exec_mode=simple_protocol"
+		pids := map[uint32]bool{}
+		for range 5 {
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			var pid uint32
+			if err := c.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			pids[pid] = true
+		}
+		if len(pids) > 2 {
+			t.Errorf("five clients got %d server connections, want at most 2", len(pids))
+		}
+	})
+	for _, mode := range []string{"simple_protocol", "exec"} {
+		t.Run(mode, func(t *testing.T) {
+			opt := "&default_query_exec_mode=" + mode
+			t.Run("store", func(t *testing.T) {
+				storetest.Run(t, func(t *testing.T) socius.Store { return open(t, b.NewURL(t)+opt) })
+			})
+			t.Run("nonced", func(t *testing.T) {
+				storetest.RunNonced(t, func(t *testing.T) storetest.NoncedStore {
+					s := open(t, b.NewURL(t)+opt)
+					t.Cleanup(func() { s.Close() })
+					return s
+				})
+			})
+		})
+	}
+}

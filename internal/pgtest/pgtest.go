@@ -247,14 +247,10 @@ func (s *Server) Start() error {
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
-	if err := cmd.Start(); err != nil {
+	exit, err := startChild(cmd)
+	if err != nil {
 		return err
 	}
-	exit := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exit)
-	}()
 	s.cmd, s.exit = cmd, exit
 
 	deadline := time.Now().Add(30 * time.Second)
@@ -294,18 +290,37 @@ func (s *Server) stopLocked() {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exit:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exit
-	}
+	halt(s.cmd, s.exit, syscall.SIGINT, 30*time.Second)
 	s.cmd = nil
 	s.reservePort() // for a Start again on the same port
 }
 
 func (s *Server) remove() { os.RemoveAll(s.dir) }
+
+// startChild starts cmd and returns a channel closed once it has exited.
+func startChild(cmd *exec.Cmd) (chan struct{}, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exit := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exit)
+	}()
+	return exit, nil
+}
+
+// halt sends sig to the started cmd and waits until it has exited (exit is closed),
+// killing it if that takes longer than within.
+func halt(cmd *exec.Cmd, exit chan struct{}, sig os.Signal, within time.Duration) {
+	cmd.Process.Signal(sig)
+	select {
+	case <-exit:
+	case <-time.After(within):
+		cmd.Process.Kill()
+		<-exit
+	}
+}
 
 func (s *Server) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
