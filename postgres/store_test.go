@@ -5,13 +5,21 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -2329,4 +2337,88 @@ func TestStoreThroughPgBouncer(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestStoreOverTLS runs the conformance suite against a server that takes TCP
+// connections only over TLS and with a password (scram-sha-256), through the kind of
+// URL docs/postgresql.md gives (sslmode=verify-full with the server's CA): the
+// connections are encrypted. With the wrong CA, or without TLS, Open fails, saying why,
+// without the password.
+func TestStoreOverTLS(t *testing.T) {
+	certPEM, keyPEM := selfSignedPEM(t)
+	otherPEM, _ := selfSignedPEM(t)
+	srv := pgtest.StartWith(t, pgtest.Setup{
+		Files:    map[string][]byte{"server.crt": certPEM, "server.key": keyPEM},
+		Settings: []string{"ssl=on", "ssl_cert_file=server.crt", "ssl_key_file=server.key"},
+		HBA:      "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n",
+	})
+	const password = "hunter2-pg"
+	srv.Exec(t, `ALTER USER postgres PASSWORD '`+password+`'`)
+	dir := t.TempDir()
+	ca, other := dir+"/ca.pem", dir+"/other.pem"
+	for p, b := range map[string][]byte{ca: certPEM, other: otherPEM} {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// tlsURL turns the harness's URL of a new place into one with the password and
+	// the given TLS parameters.
+	tlsURL := func(t *testing.T, tlsParams string) string {
+		u := srv.NewURL(t)
+		u = strings.Replace(u, "postgres@", "postgres:"+password+"@", 1)
+		return strings.Replace(u, "sslmode=disable", tlsParams, 1)
+	}
+	t.Run("verify-full", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) socius.Store {
+			s := open(t, tlsURL(t, "sslmode=verify-full&sslrootcert="+ca))
+			var ssl bool
+			if err := s.pool.QueryRow(t.Context(), `SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&ssl); err != nil || !ssl {
+				t.Fatalf("the store's connection uses TLS: %v, %v; want true", ssl, err)
+			}
+			return s
+		})
+	})
+	for _, c := range []struct{ name, params, want string }{
+		{"wrong CA", "sslmode=verify-full&sslrootcert=" + other, "certificate"},
+		{"no TLS", "sslmode=disable", "pg_hba.conf"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tlsURL(t, c.params))
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if msg := err.Error(); !strings.Contains(msg, c.want) || strings.Contains(msg, password) {
+				t.Errorf("Open: %v; want a reason about %q, without the password", err, c.want)
+			}
+		})
+	}
+}
+
+// selfSignedPEM returns a self-signed certificate for 127.0.0.1 and localhost, good
+// for an hour, and its key, in PEM.
+func selfSignedPEM(t *testing.T) (cert, key []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "pgtest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }

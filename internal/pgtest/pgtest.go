@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -49,10 +50,11 @@ const SkipEnv = "SOCIUS_SKIP_POSTGRES"
 
 // A Server is one running PostgreSQL server.
 type Server struct {
-	dir  string // the temp folder: data/, the socket, the log
-	bin  string
-	port int
-	cred *syscall.Credential // whom the server runs as; nil: the current user
+	dir   string // the temp folder: data/, the socket, the log
+	bin   string
+	port  int
+	cred  *syscall.Credential // whom the server runs as; nil: the current user
+	setup Setup
 
 	dbOnce sync.Once
 
@@ -87,7 +89,7 @@ func Run(m *testing.M) int {
 // server on first use.
 func URL(t testing.TB) string {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = start() })
+	sharedOnce.Do(func() { shared, sharedErr = start(Setup{}) })
 	if sharedErr != nil {
 		unavailable(t, sharedErr)
 	}
@@ -97,7 +99,28 @@ func URL(t testing.TB) string {
 // Start starts a server for this test alone, removed by the test's cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := start()
+	return StartWith(t, Setup{})
+}
+
+// A Setup is what StartWith adds to a server of its own.
+type Setup struct {
+	// Files are written into the data folder before the server starts, owned by the
+	// server's user, mode 0600 (certificates and keys, named in Settings).
+	Files map[string][]byte
+	// Settings are given to postgres as -c name=value.
+	Settings []string
+	// HBA replaces pg_hba.conf, which otherwise trusts every connection. The harness
+	// connects through the server's Unix socket, which it must let in
+	// ("local all all trust").
+	HBA string
+}
+
+// StartWith starts a server for this test alone with setup, removed by the test's
+// cleanup. With setup.HBA, URL-giving methods still name the server's TCP address,
+// with sslmode=disable: adjust them to what HBA allows.
+func StartWith(t testing.TB, setup Setup) *Server {
+	t.Helper()
+	s, err := start(setup)
 	if err != nil {
 		unavailable(t, err)
 	}
@@ -143,7 +166,7 @@ func binDir() (string, error) {
 }
 
 // start initializes a cluster in a new temp folder and starts it on a free port.
-func start() (*Server, error) {
+func start(setup Setup) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -156,7 +179,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, bin: bin}
+	s := &Server{dir: dir, bin: bin, setup: setup}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -172,6 +195,10 @@ func start() (*Server, error) {
 		}
 	}
 	if err := s.initdb(); err != nil {
+		s.remove()
+		return nil, err
+	}
+	if err := s.writeSetup(); err != nil {
 		s.remove()
 		return nil, err
 	}
@@ -212,6 +239,29 @@ func (s *Server) initdb() error {
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
 
+// writeSetup writes the setup's files and pg_hba.conf into the data folder.
+func (s *Server) writeSetup() error {
+	files := maps.Clone(s.setup.Files)
+	if s.setup.HBA != "" {
+		if files == nil {
+			files = map[string][]byte{}
+		}
+		files["pg_hba.conf"] = []byte(s.setup.HBA)
+	}
+	for name, content := range files {
+		p := filepath.Join(s.dataDir(), name)
+		if err := os.WriteFile(p, content, 0o600); err != nil {
+			return err
+		}
+		if c := s.cred; c != nil {
+			if err := os.Chown(p, int(c.Uid), int(c.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // command returns a command that runs as the server's user, in its folder.
 func (s *Server) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
@@ -245,6 +295,9 @@ func (s *Server) Start() error {
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
 	)
+	for _, setting := range s.setup.Settings {
+		cmd.Args = append(cmd.Args, "-c", setting)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	exit, err := startChild(cmd)
@@ -256,7 +309,7 @@ func (s *Server) Start() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err := pgx.Connect(ctx, s.url("postgres"))
+		conn, err := pgx.Connect(ctx, s.adminURL("postgres"))
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
@@ -334,6 +387,37 @@ func (s *Server) url(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }
 
+// adminURL is the URL of db for the harness itself: through the Unix socket when the
+// setup's HBA may refuse what url gives.
+func (s *Server) adminURL(db string) string {
+	if s.setup.HBA == "" {
+		return s.url(db)
+	}
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d", db, s.dir, s.port)
+}
+
+// Exec runs sql on the server's database postgres as its superuser, through the
+// harness's own connection (ALTER USER postgres PASSWORD '...', for a setup that asks
+// for passwords).
+func (s *Server) Exec(t testing.TB, sql string) {
+	t.Helper()
+	s.exec(t, "postgres", sql)
+}
+
+func (s *Server) exec(t testing.TB, db, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.adminURL(db))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("pgtest: %s: %v", sql, err)
+	}
+}
+
 // Port is the server's TCP port on 127.0.0.1; it stays the same across Stop and Start.
 func (s *Server) Port() int { return s.port }
 
@@ -341,28 +425,9 @@ func (s *Server) Port() int { return s.port }
 // the database "socius" of the server.
 func (s *Server) NewURL(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.url("postgres"))
-	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	s.dbOnce.Do(func() {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE socius"); err != nil {
-			t.Fatalf("pgtest: create database: %v", err)
-		}
-	})
-	conn.Close(ctx)
-	conn, err = pgx.Connect(ctx, s.url("socius"))
-	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
+	s.dbOnce.Do(func() { s.exec(t, "postgres", "CREATE DATABASE socius") })
 	name := fmt.Sprintf("t_%d", dbSeq.Add(1))
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatalf("pgtest: create schema: %v", err)
-	}
+	s.exec(t, "socius", "CREATE SCHEMA "+name)
 	return s.url("socius") + "&search_path=" + name
 }
 
