@@ -167,6 +167,17 @@ func binDir() (string, error) {
 
 // start initializes a cluster in a new temp folder and starts it on a free port.
 func start(setup Setup) (*Server, error) {
+	return launch(setup, func(s *Server) error {
+		if err := s.initdb(); err != nil {
+			return err
+		}
+		return s.writeSetup()
+	})
+}
+
+// launch makes a server in a new temp folder, fills its data folder with fill and
+// starts it on a free port.
+func launch(setup Setup, fill func(*Server) error) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -194,11 +205,7 @@ func start(setup Setup) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := s.initdb(); err != nil {
-		s.remove()
-		return nil, err
-	}
-	if err := s.writeSetup(); err != nil {
+	if err := fill(s); err != nil {
 		s.remove()
 		return nil, err
 	}
@@ -213,6 +220,47 @@ func start(setup Setup) (*Server, error) {
 	}
 	s.remove()
 	return nil, err
+}
+
+// StartStandby starts a hot standby of s for this test alone, removed by the test's
+// cleanup: a copy of s's data (pg_basebackup, through s's Unix socket) on a port of its
+// own that replays what s commits, read-only until Promote, run with settings (as
+// Setup's), not s's. (A setup's HBA must let in "local replication all trust".)
+func (s *Server) StartStandby(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	st, err := launch(Setup{Settings: settings, HBA: s.setup.HBA}, func(st *Server) error {
+		out, err := st.command(filepath.Join(st.bin, "pg_basebackup"),
+			"-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres",
+			"-D", st.dataDir(), "--write-recovery-conf", "--checkpoint=fast", "--no-sync").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("pg_basebackup: %v\n%s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("pgtest: cannot start a standby: %v", err)
+	}
+	t.Cleanup(func() {
+		st.stop()
+		st.remove()
+	})
+	return st
+}
+
+// Promote makes a standby the primary and waits until it takes writes.
+func (s *Server) Promote(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.adminURL("postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var done bool
+	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&done); err != nil || !done {
+		t.Fatalf("pgtest: pg_promote: %v, %v", done, err)
+	}
 }
 
 // initdb creates the cluster. The test databases use an ICU collation that does not
@@ -339,11 +387,23 @@ func (s *Server) Stop() {
 
 func (s *Server) stop() { s.Stop() }
 
-func (s *Server) stopLocked() {
+// Crash stops the server as a power cut would, for its clients (SIGQUIT, PostgreSQL's
+// immediate shutdown: no checkpoint, no waiting for sessions or standbys), and waits
+// until it has exited. Start starts it again, with crash recovery.
+func (s *Server) Crash() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopWith(syscall.SIGQUIT)
+}
+
+func (s *Server) stopLocked() { s.stopWith(syscall.SIGINT) }
+
+// stopWith stops the server with sig, s.mu held.
+func (s *Server) stopWith(sig os.Signal) {
 	if s.cmd == nil {
 		return
 	}
-	halt(s.cmd, s.exit, syscall.SIGINT, 30*time.Second)
+	halt(s.cmd, s.exit, sig, 30*time.Second)
 	s.cmd = nil
 	s.reservePort() // for a Start again on the same port
 }
