@@ -1615,84 +1615,154 @@ func TestCutAnywhere(t *testing.T) {
 			defer d.Close()
 			s := open(t, strings.Replace(url, target.Host, p.addr, 1)+c.params) // calls, through the cutter
 			defer s.Close()
-			ctx := t.Context()
-			if err := cutFixture(ctx, d); err != nil {
-				t.Fatal(err)
-			}
-			n := 0 // the values of the next call
-			// run makes a call with at armed and checks what it did: it reports the
-			// call's error, whether it was cut, and the messages the cut looked at.
-			run := func(at cut) (err error, cuts, seen int32) {
-				defer func() { n++ }()
-				if c.prepare != nil {
-					if err := c.prepare(ctx, d, n); err != nil {
-						t.Fatalf("prepare %d: %v", n, err)
-					}
-				}
+			cutSweep(t, c, p, d, s, func(context.Context) error {
 				s.pool.Reset() // a new connection, so that each call sends the same messages
-				a := &armed{cut: at}
-				p.armed.Store(a)
-				start := time.Now()
-				err = c.call(ctx, s, n)
-				took := time.Since(start)
-				p.armed.Store(nil)
-				cuts = p.cuts.Swap(0)
-				where := fmt.Sprintf("cut %+v, call %d", at, n)
-				if err != nil && !errors.Is(err, c.want) && socius.ErrorCode(err) != socius.CodeDatabaseError {
-					t.Errorf("%s: %v; want %v or a database error (500028)", where, err, c.want)
-				}
-				if took > s.OpTimeout+time.Second/4 {
-					t.Errorf("%s: took %s, OpTimeout is %s", where, took, s.OpTimeout)
-				}
-				if c.done != nil {
-					done, derr := c.done(ctx, d, n)
-					if derr != nil {
-						t.Errorf("%s (the call: %v): %v", where, err, derr)
-					} else if err == nil && !done {
-						t.Errorf("%s: succeeded, and took no effect", where)
-					} else if c.want != nil && errors.Is(err, c.want) && done {
-						t.Errorf("%s: refused (%v), and took effect", where, err)
-					}
-				}
-				return err, cuts, a.seen.Load()
-			}
-			s.OpTimeout = 5 * time.Second
-			var last int32 // the messages the database answers the call with
-			// The cuts fall before each statement the client sends to be run (Bind, a
-			// prepared statement; Query, one sent whole: BEGIN, COMMIT, any with the
-			// simple protocol), then at each message of the database's answers but
-			// the descriptions that never begin or end one (ParameterDescription,
-			// NoData): ParseComplete, BindComplete, RowDescription, DataRow,
-			// CommandComplete, ErrorResponse, ReadyForQuery.
-			for _, at := range []cut{{toDB: true, kinds: "BQ"}, {kinds: "12TDCEZ"}} {
-				for ; ; at.skip++ {
-					err, cuts, seen := run(at)
-					if cuts == 0 && !errors.Is(err, c.want) || c.done == nil && err != nil {
-						t.Errorf("cut %+v (%d cuts): %v; want %v", at, cuts, err, c.want)
-					}
-					if cuts == 0 {
-						last = seen
-						break
-					}
-				}
-			}
-			// A transaction whose connection broke before it sent its COMMIT took no
-			// effect, so it runs again, on a new connection (cut at the answer to its
-			// BEGIN). One whose COMMIT the database never saw took no effect either,
-			// but the store sent it and cannot know.
-			if err, cuts, _ := run(atTag("BEGIN")); cuts > 0 && err != nil && !errors.Is(err, c.want) {
-				t.Errorf("cut at the answer to BEGIN: %v; want it run again", err)
-			}
-			if err, cuts, _ := run(cut{toDB: true, kinds: "Q", match: "commit\x00"}); cuts > 0 && err != nil {
-				if done, _ := c.done(ctx, d, n-1); done {
-					t.Errorf("cut before its COMMIT: %v, and it took effect", err)
-				}
-			}
-			s.OpTimeout = 50 * time.Millisecond
-			if err, _, _ := run(cut{skip: last - 1, hold: true}); err == nil || socius.ErrorCode(err) != socius.CodeDatabaseError && !errors.Is(err, c.want) {
-				t.Errorf("the last answer held back: %v; want a database error (500028)", err)
-			}
+				return nil
+			})
 		})
+	}
+}
+
+// TestCutAnywhereThroughPgBouncer is TestCutAnywhere behind a real PgBouncer in
+// transaction mode, with each of the two pgx modes that work through it, and the
+// cutter on either side of PgBouncer. On its server side, between PgBouncer and the
+// database, PgBouncer sees its server connection break at each message, and the store
+// gets whatever PgBouncer makes of it (an error of its own, FATAL "server conn
+// crashed?", or nothing when PgBouncer can take another connection). PgBouncer has one
+// server connection for the store's database, which it keeps across the store's
+// connections and opens again, with its connect_query, after a cut: before each call a
+// statement through PgBouncer makes sure it is open and has served a transaction, so
+// that each call finds it the same, and each transaction of the call then begins, at
+// the database, with PgBouncer's check of the connection ("select 1",
+// server_check_delay = 0), at which the sweep cuts too. On its client side, between the
+// store and PgBouncer, PgBouncer sees the store's connection break at each message.
+func TestCutAnywhereThroughPgBouncer(t *testing.T) {
+	target, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pgtest.StartBouncer(t, 1)
+	bouncer := fmt.Sprintf("127.0.0.1:%d", b.Port())
+	for _, mode := range []string{"simple_protocol", "exec"} {
+		for _, side := range []string{"server", "client"} {
+			t.Run(mode+"/"+side, func(t *testing.T) {
+				for _, c := range cutCases() {
+					if c.params != "" {
+						continue // a case over the simple protocol: the mode is set here
+					}
+					t.Run(c.name, func(t *testing.T) {
+						t.Parallel()
+						var p *cutter
+						var url, direct string
+						if side == "server" {
+							p = startCutter(t, target.Host)
+							url, direct = b.NewURLVia(t, p.addr)
+						} else {
+							p = startCutter(t, bouncer)
+							url, direct = b.NewURLVia(t, target.Host)
+							url = strings.Replace(url, bouncer, p.addr, 1)
+						}
+						d := open(t, direct)
+						defer d.Close()
+						s := open(t, url+"&default_query_exec_mode="+mode)
+						defer s.Close()
+						cutSweep(t, c, p, d, s, func(ctx context.Context) error {
+							s.pool.Reset()
+							_, err := s.pool.Exec(ctx, "SELECT 1") // through PgBouncer's server connection
+							s.pool.Reset()                         // and the call on a new connection to PgBouncer
+							return err
+						})
+					})
+				}
+			})
+		}
+	}
+}
+
+// cutSweep is TestCutAnywhere's sweep of the case c, whose calls s makes through the
+// cutter p, while d, on the same database without the cutter, prepares them and checks
+// what they did. ready, called before each call once what it needs is stored, puts s
+// and what lies between it and the cutter in the same state each time, so that each
+// call sends the same messages past the cutter.
+func cutSweep(t *testing.T, c cutCase, p *cutter, d, s *Store, ready func(ctx context.Context) error) {
+	ctx := t.Context()
+	if err := cutFixture(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	n := 0 // the values of the next call
+	// run makes a call with at armed and checks what it did: it reports the
+	// call's error, whether it was cut, and the messages the cut looked at.
+	run := func(at cut) (err error, cuts, seen int32) {
+		defer func() { n++ }()
+		if c.prepare != nil {
+			if err := c.prepare(ctx, d, n); err != nil {
+				t.Fatalf("prepare %d: %v", n, err)
+			}
+		}
+		if err := ready(ctx); err != nil {
+			t.Fatalf("ready for call %d: %v", n, err)
+		}
+		a := &armed{cut: at}
+		p.armed.Store(a)
+		start := time.Now()
+		err = c.call(ctx, s, n)
+		took := time.Since(start)
+		p.armed.Store(nil)
+		cuts = p.cuts.Swap(0)
+		where := fmt.Sprintf("cut %+v, call %d", at, n)
+		if err != nil && !errors.Is(err, c.want) && socius.ErrorCode(err) != socius.CodeDatabaseError {
+			t.Errorf("%s: %v; want %v or a database error (500028)", where, err, c.want)
+		}
+		if took > s.OpTimeout+time.Second/4 {
+			t.Errorf("%s: took %s, OpTimeout is %s", where, took, s.OpTimeout)
+		}
+		if c.done != nil {
+			done, derr := c.done(ctx, d, n)
+			if derr != nil {
+				t.Errorf("%s (the call: %v): %v", where, err, derr)
+			} else if err == nil && !done {
+				t.Errorf("%s: succeeded, and took no effect", where)
+			} else if c.want != nil && errors.Is(err, c.want) && done {
+				t.Errorf("%s: refused (%v), and took effect", where, err)
+			}
+		}
+		return err, cuts, a.seen.Load()
+	}
+	s.OpTimeout = 5 * time.Second
+	var last int32 // the messages the database answers the call with
+	// The cuts fall before each statement the client sends to be run (Bind, a
+	// prepared statement; Query, one sent whole: BEGIN, COMMIT, any with the
+	// simple protocol), then at each message of the database's answers but
+	// the descriptions that never begin or end one (ParameterDescription,
+	// NoData): ParseComplete, BindComplete, RowDescription, DataRow,
+	// CommandComplete, ErrorResponse, ReadyForQuery.
+	for _, at := range []cut{{toDB: true, kinds: "BQ"}, {kinds: "12TDCEZ"}} {
+		for ; ; at.skip++ {
+			err, cuts, seen := run(at)
+			if cuts == 0 && !errors.Is(err, c.want) || c.done == nil && err != nil {
+				t.Errorf("cut %+v (%d cuts): %v; want %v", at, cuts, err, c.want)
+			}
+			if cuts == 0 {
+				last = seen
+				break
+			}
+		}
+	}
+	// A transaction whose connection broke before it sent its COMMIT took no
+	// effect, so it runs again, on a new connection (cut at the answer to its
+	// BEGIN). One whose COMMIT the database never saw took no effect either,
+	// but the store sent it and cannot know.
+	if err, cuts, _ := run(atTag("BEGIN")); cuts > 0 && err != nil && !errors.Is(err, c.want) {
+		t.Errorf("cut at the answer to BEGIN: %v; want it run again", err)
+	}
+	if err, cuts, _ := run(cut{toDB: true, kinds: "Q", match: "commit\x00"}); cuts > 0 && err != nil {
+		if done, _ := c.done(ctx, d, n-1); done {
+			t.Errorf("cut before its COMMIT: %v, and it took effect", err)
+		}
+	}
+	s.OpTimeout = 50 * time.Millisecond
+	if err, _, _ := run(cut{skip: last - 1, hold: true}); err == nil || socius.ErrorCode(err) != socius.CodeDatabaseError && !errors.Is(err, c.want) {
+		t.Errorf("the last answer held back: %v; want a database error (500028)", err)
 	}
 }
 

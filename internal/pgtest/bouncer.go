@@ -59,7 +59,7 @@ func bouncerPath() (string, error) {
 // Ask it for places with NewURL.
 func StartBouncer(t testing.TB, poolSize int) *Bouncer {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = start() })
+	sharedOnce.Do(func() { shared, sharedErr = start(Setup{}) })
 	if sharedErr != nil {
 		unavailable(t, sharedErr)
 	}
@@ -95,7 +95,7 @@ func (s *Server) StartBouncer(t testing.TB, poolSize int) *Bouncer {
 		t.Fatal(err)
 	}
 	// The control database answers the start-up probe; places are added by NewURL.
-	b.dbs = []string{b.dbLine("probe", "")}
+	b.dbs = []string{b.dbLine("probe", b.serverAddr(), "")}
 	for range 5 { // a free port can be taken between the probe and PgBouncer's bind
 		if b.port, err = freePort(); err != nil {
 			t.Fatal(err)
@@ -108,14 +108,16 @@ func (s *Server) StartBouncer(t testing.TB, poolSize int) *Bouncer {
 	return nil
 }
 
-// dbLine is the [databases] line of alias: the database socius of the server (postgres
-// for the probe), each new server connection put on schema's search_path.
-func (b *Bouncer) dbLine(alias, schema string) string {
+// dbLine is the [databases] line of alias: the database socius of the server at
+// hostport (postgres for the probe), each new server connection put on schema's
+// search_path.
+func (b *Bouncer) dbLine(alias, hostport, schema string) string {
+	host, port, _ := strings.Cut(hostport, ":")
 	if schema == "" {
-		return fmt.Sprintf("%s = host=127.0.0.1 port=%d dbname=postgres user=postgres", alias, b.server.port)
+		return fmt.Sprintf("%s = host=%s port=%s dbname=postgres user=postgres", alias, host, port)
 	}
-	return fmt.Sprintf("%s = host=127.0.0.1 port=%d dbname=socius user=postgres connect_query='SET search_path TO %s'",
-		alias, b.server.port, schema)
+	return fmt.Sprintf("%s = host=%s port=%s dbname=socius user=postgres connect_query='SET search_path TO %s'",
+		alias, host, port, schema)
 }
 
 func (b *Bouncer) writeFile(name, content string) error {
@@ -212,6 +214,9 @@ func (b *Bouncer) ping(alias string) error {
 	return err
 }
 
+// serverAddr is the server's address, host:port.
+func (b *Bouncer) serverAddr() string { return fmt.Sprintf("127.0.0.1:%d", b.server.port) }
+
 func (b *Bouncer) url(alias string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", b.port, alias)
 }
@@ -223,12 +228,25 @@ func (b *Bouncer) url(alias string) string {
 // default mode across transactions.
 func (b *Bouncer) NewURL(t testing.TB) string {
 	t.Helper()
-	direct := b.server.NewURL(t)
+	url, _ := b.NewURLVia(t, b.serverAddr())
+	return url
+}
+
+// NewURLVia is NewURL with PgBouncer reaching the server at hostport (host:port)
+// rather than at the server's own address, and it also returns the server's own URL of
+// the schema (as Server.NewURL does), which goes through neither. A proxy at hostport,
+// in front of the server, sees every server connection that PgBouncer opens for the
+// URL: its startup, its connect_query, then the statements of PgBouncer's clients;
+// since server_check_delay is 0 here, each transaction on a connection that served one
+// before is preceded by PgBouncer's check of it ("select 1").
+func (b *Bouncer) NewURLVia(t testing.TB, hostport string) (url, direct string) {
+	t.Helper()
+	direct = b.server.NewURL(t)
 	i := strings.LastIndex(direct, "search_path=")
 	schema := direct[i+len("search_path="):]
 	alias := "db_" + schema
 	b.mu.Lock()
-	b.dbs = append(b.dbs, b.dbLine(alias, schema))
+	b.dbs = append(b.dbs, b.dbLine(alias, hostport, schema))
 	err := b.writeConfig()
 	if err == nil && b.cmd != nil {
 		err = b.cmd.Process.Signal(syscall.SIGHUP) // reload the configuration
@@ -240,7 +258,7 @@ func (b *Bouncer) NewURL(t testing.TB) string {
 	if err := b.await(alias, 10*time.Second); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	return b.url(alias)
+	return b.url(alias), direct
 }
 
 // Port is PgBouncer's TCP port on 127.0.0.1.
