@@ -17,7 +17,7 @@ import (
 )
 
 // A Bouncer is a real PgBouncer (Debian's pgbouncer package) in transaction pooling
-// mode in front of the shared server: each transaction, and each statement outside
+// mode in front of a Server: each transaction, and each statement outside
 // one, gets whichever server connection of the pool is free, so a store that left
 // anything in a session (a prepared statement, a SET, a temporary table) would find it
 // gone or find another client's. It runs as the server does (as the postgres user when

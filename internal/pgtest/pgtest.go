@@ -9,7 +9,11 @@
 // test it is an empty database, and creating it takes a millisecond where CREATE
 // DATABASE takes half a second (a hundred tests would spend a minute on it). Main stops
 // the server when the tests are done. A test that needs a server of its own, to stop and
-// start it (Start), gets one that its cleanup removes.
+// start it (Start), to crash it (Crash), with settings, files and a pg_hba.conf of its
+// own (StartWith: TLS, passwords), or with a hot standby to promote (StartStandby,
+// Promote), gets one that its cleanup removes; and a PgBouncer in front of a server
+// (StartBouncer, in bouncer.go), from Debian's pgbouncer package (SOCIUS_PGBOUNCER names
+// the binary when it is elsewhere).
 //
 // When the binaries are missing the tests fail with a message saying how to get them
 // (./test.sh installs them), unless SOCIUS_SKIP_POSTGRES=1 asks to skip them instead.
