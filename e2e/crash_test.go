@@ -31,18 +31,28 @@ type backend struct {
 
 // backends are the stores the crash and shutdown tests run on: the embedded SQLite
 // file, and PostgreSQL (a fresh database on the throwaway server of package pgtest;
-// Socius is killed, the database server is not).
+// Socius is killed, the database server is not), directly and through a PgBouncer in
+// transaction mode (pgx's exec mode, as docs/postgresql.md gives it).
 var backends = []backend{
 	{"sqlite", func(*testing.T, string) []string { return nil }, true},
 	{"postgres", func(t *testing.T, dir string) []string {
-		key := make([]byte, 32)
-		rand.Read(key)
-		file := filepath.Join(dir, "postgres-master.key")
-		if err := os.WriteFile(file, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return []string{"--store", pgtest.URL(t), "--master-key-file", file}
+		return []string{"--store", pgtest.URL(t), "--master-key-file", masterKeyFile(t, dir)}
 	}, false},
+	{"pgbouncer", func(t *testing.T, dir string) []string {
+		url := pgtest.StartBouncer(t, 4).NewURL(t) + "&default_query_exec_mode=exec"
+		return []string{"--store", url, "--master-key-file", masterKeyFile(t, dir)}
+	}, false},
+}
+
+// masterKeyFile writes a new master key into dir and returns the file's name.
+func masterKeyFile(t *testing.T, dir string) string {
+	key := make([]byte, 32)
+	rand.Read(key)
+	file := filepath.Join(dir, "postgres-master.key")
+	if err := os.WriteFile(file, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 // A slot is one (user, field) that exactly one writer owns. The writer stores

@@ -5,7 +5,8 @@
 //
 // The package holds the tests that need a real process rather than the in-process
 // server of cmd/socius's tests. The crash, shutdown and isolation tests run on both
-// stores (the SQLite file, and PostgreSQL on package pgtest's throwaway server):
+// stores (the SQLite file, and PostgreSQL on package pgtest's throwaway server, directly
+// and through a PgBouncer in transaction mode):
 //
 //   - crash safety: SIGKILL in the middle of concurrent writes, restart on the same data
 //     folder, and every acknowledged write is there (crash_test.go);
