@@ -93,6 +93,9 @@ const (
 	DefaultOpTimeout = 10 * time.Second
 )
 
+// openPingTimeout bounds Open's check that the database answers (a variable for tests).
+var openPingTimeout = DefaultOpTimeout
+
 // Store is a socius.Store and socius.NonceStore kept in PostgreSQL (or a database that
 // speaks its protocol and SQL).
 type Store struct {
@@ -149,8 +152,20 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
+	// A pooler in front of a database that is down accepts the connection and holds
+	// the first statement (PgBouncer: until its query_wait_timeout, two minutes by
+	// default), so the check that the database answers has a deadline of its own.
+	pingCtx, cancelPing := context.WithTimeout(ctx, openPingTimeout)
+	err = pool.Ping(pingCtx)
+	cancelPing()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %v: %w", openPingTimeout, err)
+			// Closing the connection that waited may take 15 s more (see Close).
+			go pool.Close()
+		} else {
+			pool.Close()
+		}
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
 	if _, err := migrate(ctx, pool); err != nil {
@@ -192,6 +207,14 @@ func Redact(connString string) string {
 
 // Close stops the background nonce sweep, if one runs, and closes the pool.
 // Operations after Close fail with a database error. Close may be called more than once.
+//
+// Close waits at most closeWait for the pool's connections to close. Nothing is left to
+// write at that point (every operation commits before it returns); what takes longer
+// is the driver's goodbye to a server that does not answer it. pgx waits up to 15 s for
+// the other side to close a connection after its Terminate message, and PgBouncer,
+// holding an earlier statement of that connection while its database is down, reads
+// the Terminate only once that statement is done: a node shutting down in such an
+// outage then waited 15 s more. Those connections close in the background.
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		s.mu.Lock()
@@ -199,10 +222,21 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		s.cancel()
 		s.sweeps.Wait()
-		s.pool.Close()
+		closed := make(chan struct{})
+		go func() {
+			s.pool.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(closeWait):
+		}
 	})
 	return nil
 }
+
+// closeWait bounds Close's wait for the pool's connections to close.
+const closeWait = 2 * time.Second
 
 //go:embed migrations/*.sql
 var migrations embed.FS

@@ -2592,3 +2592,51 @@ func TestFailover(t *testing.T) {
 		t.Errorf("UseNonce after the failover: %v, %v", ok, err)
 	}
 }
+
+// TestPgBouncerDatabaseDownBounded: behind a PgBouncer whose database is down, which
+// holds each statement until its query_wait_timeout (two minutes), Open and Close end
+// within their bounds: Open with the database already down, saying it got no answer
+// (it waited the two minutes until 2026-11-30), and Close once a call has timed out
+// there (it took 15 s more: pgx's goodbye to a connection PgBouncer holds).
+func TestPgBouncerDatabaseDownBounded(t *testing.T) {
+	srv := pgtest.Start(t)
+	b := srv.StartBouncer(t, 2)
+	// Two databases of PgBouncer: once one has failed to reach the server, PgBouncer
+	// fails its next calls at once for a while (server_login_retry), not holding them.
+	url, other := b.NewURL(t)+"&default_query_exec_mode=exec", b.NewURL(t)+"&default_query_exec_mode=exec"
+	s := open(t, url)
+	s.OpTimeout = time.Second
+	if err := s.CreateSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+
+	defer func(d time.Duration) { openPingTimeout = d }(openPingTimeout)
+	openPingTimeout = time.Second
+	start := time.Now()
+	o, err := Open(t.Context(), other)
+	took := time.Since(start)
+	if err == nil {
+		o.Close()
+		t.Fatal("Open succeeded with the database down")
+	}
+	if !strings.Contains(err.Error(), "no answer within 1s") {
+		t.Errorf("Open: %v; want it to say that the database did not answer in time", err)
+	}
+	if took > 3*time.Second {
+		t.Errorf("Open took %s with a deadline of 1 s", took)
+	}
+
+	start = time.Now()
+	if _, err := s.Site(t.Context(), "3_site"); socius.ErrorCode(err) != socius.CodeDatabaseError {
+		t.Errorf("Site with the database down: %v; want a database error (500028)", err)
+	}
+	if took := time.Since(start); took < s.OpTimeout {
+		t.Fatalf("Site failed after %s, not held by PgBouncer: the test checks nothing", took)
+	}
+	start = time.Now()
+	s.Close()
+	if took := time.Since(start); took > closeWait+time.Second {
+		t.Errorf("Close took %s", took)
+	}
+}
