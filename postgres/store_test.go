@@ -2398,13 +2398,15 @@ func TestStoreThroughPgBouncer(t *testing.T) {
 			t.Run("store", func(t *testing.T) {
 				storetest.Run(t, func(t *testing.T) socius.Store { return open(t, b.NewURL(t)+opt) })
 			})
-			t.Run("nonced", func(t *testing.T) {
-				storetest.RunNonced(t, func(t *testing.T) storetest.NoncedStore {
-					s := open(t, b.NewURL(t)+opt)
-					t.Cleanup(func() { s.Close() })
-					return s
+			for _, nonces := range []string{"sync", "async"} {
+				t.Run("nonced-"+nonces, func(t *testing.T) {
+					storetest.RunNonced(t, func(t *testing.T) storetest.NoncedStore {
+						s := open(t, b.NewURL(t)+opt+"&nonce_commit="+nonces)
+						t.Cleanup(func() { s.Close() })
+						return s
+					})
 				})
-			})
+			}
 		})
 	}
 }
