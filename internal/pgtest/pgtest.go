@@ -391,9 +391,11 @@ func (s *Server) Stop() {
 
 func (s *Server) stop() { s.Stop() }
 
-// Crash stops the server as a power cut would, for its clients (SIGQUIT, PostgreSQL's
-// immediate shutdown: no checkpoint, no waiting for sessions or standbys), and waits
-// until it has exited. Start starts it again, with crash recovery.
+// Crash stops the server at once, as a crash of the server would (SIGQUIT,
+// PostgreSQL's immediate shutdown: no checkpoint, no waiting for sessions or for
+// standbys to catch up), and waits until it has exited. What it wrote stays in the
+// OS's cache: not a power cut of the machine (the test servers do not fsync). Start
+// starts it again, with crash recovery.
 func (s *Server) Crash() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
