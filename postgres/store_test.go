@@ -1690,9 +1690,9 @@ func cutSweep(t *testing.T, c cutCase, p *cutter, d, s *Store, ready func(ctx co
 		t.Fatal(err)
 	}
 	n := 0 // the values of the next call
-	// run makes a call with at armed and checks what it did: it reports the
-	// call's error, whether it was cut, and the messages the cut looked at.
-	run := func(at cut) (err error, cuts, seen int32) {
+	// run makes a call with at armed and checks what it did: it reports whether
+	// it was cut, the messages the cut looked at, and the call's error.
+	run := func(at cut) (cuts, seen int32, err error) {
 		defer func() { n++ }()
 		if c.prepare != nil {
 			if err := c.prepare(ctx, d, n); err != nil {
@@ -1726,7 +1726,7 @@ func cutSweep(t *testing.T, c cutCase, p *cutter, d, s *Store, ready func(ctx co
 				t.Errorf("%s: refused (%v), and took effect", where, err)
 			}
 		}
-		return err, cuts, a.seen.Load()
+		return cuts, a.seen.Load(), err
 	}
 	s.OpTimeout = 5 * time.Second
 	var last int32 // the messages the database answers the call with
@@ -1738,7 +1738,7 @@ func cutSweep(t *testing.T, c cutCase, p *cutter, d, s *Store, ready func(ctx co
 	// CommandComplete, ErrorResponse, ReadyForQuery.
 	for _, at := range []cut{{toDB: true, kinds: "BQ"}, {kinds: "12TDCEZ"}} {
 		for ; ; at.skip++ {
-			err, cuts, seen := run(at)
+			cuts, seen, err := run(at)
 			if cuts == 0 && !errors.Is(err, c.want) || c.done == nil && err != nil {
 				t.Errorf("cut %+v (%d cuts): %v; want %v", at, cuts, err, c.want)
 			}
@@ -1752,16 +1752,16 @@ func cutSweep(t *testing.T, c cutCase, p *cutter, d, s *Store, ready func(ctx co
 	// effect, so it runs again, on a new connection (cut at the answer to its
 	// BEGIN). One whose COMMIT the database never saw took no effect either,
 	// but the store sent it and cannot know.
-	if err, cuts, _ := run(atTag("BEGIN")); cuts > 0 && err != nil && !errors.Is(err, c.want) {
+	if cuts, _, err := run(atTag("BEGIN")); cuts > 0 && err != nil && !errors.Is(err, c.want) {
 		t.Errorf("cut at the answer to BEGIN: %v; want it run again", err)
 	}
-	if err, cuts, _ := run(cut{toDB: true, kinds: "Q", match: "commit\x00"}); cuts > 0 && err != nil {
+	if cuts, _, err := run(cut{toDB: true, kinds: "Q", match: "commit\x00"}); cuts > 0 && err != nil {
 		if done, _ := c.done(ctx, d, n-1); done {
 			t.Errorf("cut before its COMMIT: %v, and it took effect", err)
 		}
 	}
 	s.OpTimeout = 50 * time.Millisecond
-	if err, _, _ := run(cut{skip: last - 1, hold: true}); err == nil || socius.ErrorCode(err) != socius.CodeDatabaseError && !errors.Is(err, c.want) {
+	if _, _, err := run(cut{skip: last - 1, hold: true}); err == nil || socius.ErrorCode(err) != socius.CodeDatabaseError && !errors.Is(err, c.want) {
 		t.Errorf("the last answer held back: %v; want a database error (500028)", err)
 	}
 }

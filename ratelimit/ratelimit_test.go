@@ -196,7 +196,7 @@ func TestMemoryBound(t *testing.T) {
 	}
 	// With every shard at its cap, a new key is let through untracked: its second
 	// call passes too.
-	if !l.Allow("newcomer", t0) || !l.Allow("newcomer", t0) {
+	if first, second := l.Allow("newcomer", t0), l.Allow("newcomer", t0); !first || !second {
 		t.Error("a new key beyond the cap was refused")
 	}
 	// Two seconds later every bucket is full again: the next new key sweeps its shard
@@ -224,7 +224,7 @@ func TestSweepOncePerSecond(t *testing.T) {
 	l.Allow(keys[0], t0)                           // tracked, empty
 	l.Allow(keys[1], t0.Add(500*time.Millisecond)) // the sweep keeps keys[0], half full
 	late := t0.Add(1200 * time.Millisecond)        // keys[0] full, 0.7 s after the sweep
-	if !l.Allow(keys[2], late) || !l.Allow(keys[2], late) {
+	if first, second := l.Allow(keys[2], late), l.Allow(keys[2], late); !first || !second {
 		t.Error("a new key 0.7 s after the sweep is limited: the shard was swept again")
 	}
 	later := t0.Add(1600 * time.Millisecond)

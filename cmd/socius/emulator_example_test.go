@@ -13,12 +13,22 @@ import (
 	"time"
 )
 
+// goTool is the go command: the one on PATH, else the one of the Go that built the
+// tests (go test does not put GOROOT in their environment).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	//lint:ignore SA1019 the tests run on the machine that built them
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
 // buildBinary builds the socius binary into a temp folder, for the tests that run it
 // as a process.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "socius")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	cmd := exec.Command(goTool(), "build", "-o", bin, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

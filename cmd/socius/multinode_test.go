@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,15 +37,11 @@ var (
 func binary(t *testing.T) string {
 	t.Helper()
 	binaryOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
 		if binaryDir, binaryErr = os.MkdirTemp("", "socius-bin-"); binaryErr != nil {
 			return
 		}
 		binaryPath = filepath.Join(binaryDir, "socius")
-		out, err := exec.Command(goTool, "build", "-o", binaryPath, ".").CombinedOutput()
+		out, err := exec.Command(goTool(), "build", "-o", binaryPath, ".").CombinedOutput()
 		if err != nil {
 			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -65,14 +60,13 @@ func removeBinary() {
 
 // A node is a `socius serve` process.
 type node struct {
-	name      string
-	cmd       *exec.Cmd
-	httpURL   string
-	httpsURL  string
-	certFile  string
-	stderr    bytes.Buffer
-	exited    chan struct{}
-	stdoutErr error
+	name     string
+	cmd      *exec.Cmd
+	httpURL  string
+	httpsURL string
+	certFile string
+	stderr   bytes.Buffer
+	exited   chan struct{}
 }
 
 var (
