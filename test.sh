@@ -2,7 +2,7 @@
 # The full Socius test suite, runnable on a fresh machine: it installs what the tests
 # need (Debian's PostgreSQL server binaries and PgBouncer, Debian's Chromium for the emulator
 # console's browser test, the pinned npm packages of the SDK compatibility and browser
-# tests), then runs every Go test.
+# tests), runs go vet and staticcheck, then runs every Go test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,6 +41,8 @@ if [ -f compat/browser/package-lock.json ]; then
 fi
 
 go vet ./...
+# staticcheck, pinned (fetched through the Go module proxy on first use).
+GOFLAGS=-mod=mod go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # Socius builds as one static binary for any platform: a 32-bit one and Windows (whose
 # code paths differ: no mapping of the WAL-index, nonce tables on the heap).
 for target in linux/386 windows/amd64; do
