@@ -26,13 +26,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestServeDatabaseOutage stops PostgreSQL under a running server: calls during the
-// outage get 500028 Database error (never 500001, which the Node SDK retries five
-// times), and once the database is back the same server answers again, on its own.
+// TestServeDatabaseOutage stops PostgreSQL under a running server, directly and
+// through a PgBouncer: calls during the outage get 500028 Database error (never
+// 500001, which the Node SDK retries five times), /readyz answers 503, and once the
+// database is back the same server answers again, on its own.
 func TestServeDatabaseOutage(t *testing.T) {
+	for _, through := range []string{"direct", "pgbouncer"} {
+		t.Run(through, func(t *testing.T) { serveDatabaseOutage(t, through == "pgbouncer") })
+	}
+}
+
+func serveDatabaseOutage(t *testing.T, bouncer bool) {
 	srv := pgtest.Start(t)
+	store := srv.NewURL(t)
+	if bouncer {
+		store = srv.StartBouncer(t, 4).NewURL(t) + "&default_query_exec_mode=exec"
+	}
 	m := NewMain()
-	args := []string{"--store", srv.NewURL(t), "--master-key-file", testMasterKeyFile(t), "--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "", "--admin", "",
+	args := []string{"--store", store, "--master-key-file", testMasterKeyFile(t), "--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "", "--admin", "127.0.0.1:0",
 		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}
 	if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
 		t.Fatal(err)
@@ -47,6 +58,9 @@ func TestServeDatabaseOutage(t *testing.T) {
 	defer m.Close()
 	ts := &testServer{Main: m, Clock: clock, client: httpClient()}
 	ts.login(t, "u1")
+	if status, body := get(t, m.AdminURL+"/readyz"); status != 200 {
+		t.Fatalf("/readyz with the database up: %d %q", status, body)
+	}
 
 	srv.Stop()
 	for _, c := range []struct {
@@ -66,12 +80,24 @@ func TestServeDatabaseOutage(t *testing.T) {
 			t.Errorf("%s while the database is down took %s", c.method, d)
 		}
 	}
+	// Behind PgBouncer, "not found" was the outage's answer to the probe until
+	// 2026-11-30, and the node called itself ready.
+	if status, body := get(t, m.AdminURL+"/readyz"); status != 503 {
+		t.Errorf("/readyz while the database is down: %d %q, want 503", status, body)
+	}
 
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Ada"}`}}); a.code() != 0 {
-		t.Fatalf("setUserInfo once the database is back: %v", a)
+	// PgBouncer fails calls until it logs in again (server_login_retry, 1 s here).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Ada"}`}})
+		if a.code() == 0 {
+			break
+		}
+		if !bouncer || time.Now().After(deadline) {
+			t.Fatalf("setUserInfo once the database is back: %v", a)
+		}
 	}
 	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 || a.str("firstName") != "Ada" {
 		t.Errorf("getUserInfo once the database is back: %v", a)
@@ -79,6 +105,9 @@ func TestServeDatabaseOutage(t *testing.T) {
 	// Nothing of the failed calls was written.
 	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u2"}}); a.code() != socius.CodeUnauthorizedUser {
 		t.Errorf("getUserInfo of the user whose notifyLogin failed: %v, want 403005", a)
+	}
+	if status, body := get(t, m.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz once the database is back: %d %q", status, body)
 	}
 }
 
