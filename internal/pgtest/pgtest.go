@@ -229,7 +229,8 @@ func launch(setup Setup, fill func(*Server) error) (*Server, error) {
 // StartStandby starts a hot standby of s for this test alone, removed by the test's
 // cleanup: a copy of s's data (pg_basebackup, through s's Unix socket) on a port of its
 // own that replays what s commits, read-only until Promote, run with settings (as
-// Setup's), not s's. (A setup's HBA must let in "local replication all trust".)
+// Setup's), not s's. It returns once the standby streams from s. (A setup's HBA must
+// let in "local replication all trust".)
 func (s *Server) StartStandby(t testing.TB, settings ...string) *Server {
 	t.Helper()
 	st, err := launch(Setup{Settings: settings, HBA: s.setup.HBA}, func(st *Server) error {
@@ -248,7 +249,25 @@ func (s *Server) StartStandby(t testing.TB, settings ...string) *Server {
 		st.stop()
 		st.remove()
 	})
-	return st
+	// Until it streams, a primary with synchronous_standby_names holds every commit.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.adminURL("postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		var streaming bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_replication WHERE state = 'streaming')`).Scan(&streaming)
+		if err != nil {
+			t.Fatalf("pgtest: the standby does not stream within 30 s: %v", err)
+		}
+		if streaming {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Promote makes a standby the primary and waits until it takes writes.
