@@ -250,40 +250,32 @@ func (s *Server) StartStandby(t testing.TB, settings ...string) *Server {
 		st.remove()
 	})
 	// Until it streams, a primary with synchronous_standby_names holds every commit.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.adminURL("postgres"))
-	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
-	}
-	defer conn.Close(context.Background())
-	for {
-		var streaming bool
-		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_replication WHERE state = 'streaming')`).Scan(&streaming)
-		if err != nil {
-			t.Fatalf("pgtest: the standby does not stream within 30 s: %v", err)
+	s.withAdmin(t, "postgres", 30*time.Second, func(ctx context.Context, conn *pgx.Conn) error {
+		for {
+			var streaming bool
+			err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_replication WHERE state = 'streaming')`).Scan(&streaming)
+			if err != nil {
+				return fmt.Errorf("the standby does not stream within 30 s: %w", err)
+			}
+			if streaming {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if streaming {
-			return st
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	return st
 }
 
 // Promote makes a standby the primary and waits until it takes writes.
 func (s *Server) Promote(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.adminURL("postgres"))
-	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	var done bool
-	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&done); err != nil || !done {
-		t.Fatalf("pgtest: pg_promote: %v, %v", done, err)
-	}
+	s.withAdmin(t, "postgres", 70*time.Second, func(ctx context.Context, conn *pgx.Conn) error {
+		var done bool
+		if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&done); err != nil || !done {
+			return fmt.Errorf("pg_promote: %v, %v", done, err)
+		}
+		return nil
+	})
 }
 
 // initdb creates the cluster. The test databases use an ICU collation that does not
@@ -491,15 +483,27 @@ func (s *Server) Exec(t testing.TB, sql string) {
 
 func (s *Server) exec(t testing.TB, db, sql string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	s.withAdmin(t, db, 30*time.Second, func(ctx context.Context, conn *pgx.Conn) error {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		return nil
+	})
+}
+
+// withAdmin runs fn on a connection of the harness's own to db, within the given time,
+// and fails the test with fn's error.
+func (s *Server) withAdmin(t testing.TB, db string, within time.Duration, fn func(ctx context.Context, conn *pgx.Conn) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.adminURL(db))
 	if err != nil {
 		t.Fatalf("pgtest: connect: %v", err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("pgtest: %s: %v", sql, err)
+	defer conn.Close(context.Background())
+	if err := fn(ctx, conn); err != nil {
+		t.Fatalf("pgtest: %v", err)
 	}
 }
 
