@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full Socius test suite, runnable on a fresh machine: it installs what the tests
-# need (Debian's PostgreSQL server binaries and PgBouncer, Debian's Chromium for the emulator
-# console's browser test, the pinned npm packages of the SDK compatibility and browser
+# need (Debian's PostgreSQL server binaries and PgBouncer, nginx, Debian's Chromium for
+# the emulator console's browser test, the pinned npm packages of the SDK compatibility and browser
 # tests), runs go vet and staticcheck, then runs every Go test.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +20,13 @@ if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null; then
   echo "test.sh: installing PgBouncer (Debian package pgbouncer)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+fi
+
+# nginx: a test puts Socius behind a real TLS-terminating nginx.
+if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
+  echo "test.sh: installing nginx (Debian package nginx-light)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 fi
 
 # Chromium: the emulator console's browser test drives Debian's headless Chromium.

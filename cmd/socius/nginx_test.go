@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/client"
+	"github.com/socius/socius/internal/vectors"
+)
+
+// nginxPath finds Debian's nginx (./test.sh installs nginx-light), or fails the test
+// saying how to get it.
+func nginxPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("SOCIUS_NGINX"), "/usr/sbin/nginx"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	t.Fatal("nginx was not found in /usr/sbin or on PATH: run ./test.sh, which installs it (Debian package nginx-light), or name it in SOCIUS_NGINX")
+	return ""
+}
+
+// startNginx starts a real nginx that terminates TLS on a free port of 127.0.0.1 and
+// passes every request to upstream (http://host:port) with the headers of hostHeader
+// and X-Forwarded-Proto, as docs/operations.md has it; its cleanup stops it. It
+// returns nginx's https:// URL and the certificate it presents.
+func startNginx(t *testing.T, upstream, hostHeader string) (string, []byte) {
+	t.Helper()
+	bin := nginxPath(t)
+	dir := t.TempDir()
+	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	// One process (no master, no workers to switch users), its temp folders and logs
+	// in dir. nginx talks HTTP/1.0 to the upstream by default, without keep-alive.
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen %[2]s ssl;
+		ssl_certificate %[1]s/cert.pem;
+		ssl_certificate_key %[1]s/key.pem;
+		location / {
+			proxy_pass %[3]s;
+			proxy_set_header Host %[4]s;
+			proxy_set_header X-Forwarded-Proto $scheme;
+		}
+	}
+}
+`, dir, addr, upstream, hostHeader)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited at start:\n%s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not listen on %s: %v", addr, err)
+		}
+	}
+	return "https://" + addr, certPEM
+}
+
+// TestBehindNginx puts Socius behind a real nginx that terminates TLS, configured as
+// docs/operations.md says (Host kept, X-Forwarded-Proto set, Socius with
+// --trust-forwarded-proto), and drives every method through it with the Go client over
+// HTTPS: signed and plain-secret calls, with the partner secret and with a userKey.
+// nginx sends HTTP/1.0 to Socius, one request a connection, with a body of known
+// length. The client signs the URL it calls, with nginx's port; which Host header
+// keeps that port for Socius is what the subtests tell apart.
+func TestBehindNginx(t *testing.T) {
+	ts := startServer(t, "--trust-forwarded-proto")
+	m := ts.Main
+	ts.createKey(t, vectors.LabUserKey, vectors.LabUserSecret)
+	partner := client.PartnerSecret(testAPIKey, testSecret)
+	key := client.UserKey(testAPIKey, vectors.LabUserKey, vectors.LabUserSecret)
+
+	newClient := func(t *testing.T, base string, certPEM []byte, cred client.Credentials, opts ...client.Option) *client.Client {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(certPEM)
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		c, err := client.New(cred, append([]client.Option{client.WithBaseURL(base), client.WithHTTPClient(hc)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// $http_host is the Host the client sent, with nginx's port; so Socius checks the
+	// signature against the URL the client signed.
+	t.Run("http_host", func(t *testing.T) {
+		base, certPEM := startNginx(t, m.HTTPURL, "$http_host")
+		for i, c := range []struct {
+			name string
+			cred client.Credentials
+			opts []client.Option
+		}{
+			{"partner signed", partner, nil},
+			{"partner plain", partner, []client.Option{client.WithPlainSecret()}},
+			{"userKey signed", key, nil},
+			{"userKey plain", key, []client.Option{client.WithPlainSecret(), client.WithPartnerSecret(testSecret)}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				lifecycle(t, newClient(t, base, certPEM, c.cred, c.opts...), fmt.Sprintf("nginx-%d", i))
+			})
+		}
+	})
+
+	// $host drops a port that is not the scheme's: a client that signed the URL with
+	// nginx's port then fails its signature (403003), while plain secrets, which sign
+	// nothing, go through.
+	t.Run("host", func(t *testing.T) {
+		base, certPEM := startNginx(t, m.HTTPURL, "$host")
+		ctx := context.Background()
+		_, err := newClient(t, base, certPEM, partner).NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "nginx-host"})
+		wantCode(t, "a signed call through nginx with Host $host", err, socius.CodeInvalidSignature, "")
+		if _, err := newClient(t, base, certPEM, partner, client.WithPlainSecret()).NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "nginx-host"}); err != nil {
+			t.Errorf("a plain-secret call through nginx with Host $host: %v", err)
+		}
+	})
+}
