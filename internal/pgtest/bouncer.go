@@ -131,7 +131,12 @@ func (b *Bouncer) writeFile(name, content string) error {
 	return nil
 }
 
-// writeConfig writes pgbouncer.ini with the current databases.
+// writeConfig writes pgbouncer.ini with the current databases. Unlike PgBouncer's
+// defaults: it tries a database again a second after a failed login
+// (server_login_retry, 15 s by default), and holds a call waiting for a server
+// connection at most 5 s (query_wait_timeout, two minutes by default), so that tests
+// of outages do not wait that long; and each transaction on a server connection that
+// served one before starts with PgBouncer's check of it (server_check_delay 0).
 func (b *Bouncer) writeConfig() error {
 	var c strings.Builder
 	c.WriteString("[databases]\n")
@@ -149,6 +154,7 @@ default_pool_size = %d
 max_client_conn = 500
 server_check_delay = 0
 server_login_retry = 1
+query_wait_timeout = 5
 logfile = %s
 `, b.port, filepath.Join(b.dir, "users.txt"), b.pool, filepath.Join(b.dir, "pgbouncer.log"))
 	return b.writeFile("pgbouncer.ini", c.String())
