@@ -82,8 +82,6 @@ func serveDatabaseOutage(t *testing.T, bouncer bool) {
 			t.Errorf("%s while the database is down took %s", c.method, d)
 		}
 	}
-	// Behind PgBouncer, "not found" was the outage's answer to the probe until
-	// 2026-11-30, and the node called itself ready.
 	if status, body := get(t, m.AdminURL+"/readyz"); status != 503 {
 		t.Errorf("/readyz while the database is down: %d %q, want 503", status, body)
 	}
