@@ -1624,7 +1624,7 @@ func TestCutAnywhere(t *testing.T) {
 }
 
 // TestCutAnywhereThroughPgBouncer is TestCutAnywhere behind a real PgBouncer in
-// transaction mode, with each of the two pgx modes that work through it, and the
+// transaction mode, with the pgx modes exec and simple_protocol, and the
 // cutter on either side of PgBouncer. On its server side, between PgBouncer and the
 // database, PgBouncer sees its server connection break at each message, and the store
 // gets whatever PgBouncer makes of it (an error of its own, FATAL "server conn
@@ -2364,9 +2364,10 @@ func (p *cutter) arm(c cut) { p.armed.Store(&armed{cut: c}) }
 // TestStoreThroughPgBouncer runs the conformance suites through a real PgBouncer in
 // transaction mode with two server connections a database, so that the store's
 // transactions and statements are spread over connections it does not choose, as they
-// are behind such a pooler (docs/postgresql.md), with each of the two pgx modes that
+// are behind such a pooler (docs/postgresql.md), with each of the pgx modes that
 // docs/postgresql.md gives for it. (pgx's default mode, prepared statements, fails
-// there: "prepared statement ... already exists".)
+// there: "prepared statement ... already exists"; describe_exec too: "unnamed prepared
+// statement does not exist".)
 func TestStoreThroughPgBouncer(t *testing.T) {
 	b := pgtest.StartBouncer(t, 2)
 	t.Run("pooled", func(t *testing.T) {
@@ -2392,7 +2393,7 @@ func TestStoreThroughPgBouncer(t *testing.T) {
 			t.Errorf("five clients got %d server connections, want at most 2", len(pids))
 		}
 	})
-	for _, mode := range []string{"simple_protocol", "exec"} {
+	for _, mode := range []string{"simple_protocol", "exec", "cache_describe"} {
 		t.Run(mode, func(t *testing.T) {
 			opt := "&default_query_exec_mode=" + mode
 			t.Run("store", func(t *testing.T) {
