@@ -1624,8 +1624,8 @@ func TestCutAnywhere(t *testing.T) {
 }
 
 // TestCutAnywhereThroughPgBouncer is TestCutAnywhere behind a real PgBouncer in
-// transaction mode, with the pgx modes exec and simple_protocol, and the
-// cutter on either side of PgBouncer. On its server side, between PgBouncer and the
+// transaction mode, with the pgx modes exec and simple_protocol, and the cutter on
+// either side of PgBouncer. On its server side, between PgBouncer and the
 // database, PgBouncer sees its server connection break at each message, and the store
 // gets whatever PgBouncer makes of it (an error of its own, FATAL "server conn
 // crashed?", or nothing when PgBouncer can take another connection). PgBouncer has one
