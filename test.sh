@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The full Socius test suite, runnable on a fresh machine: it installs what the tests
-# need (Debian's PostgreSQL server binaries and PgBouncer, nginx, Debian's Chromium for
-# the emulator console's browser test, the pinned npm packages of the SDK compatibility and browser
-# tests), runs go vet and staticcheck, then runs every Go test.
+# need (Debian's PostgreSQL server binaries, PgBouncer and nginx, Debian's Chromium for
+# the emulator console's browser test, the pinned npm packages of the SDK compatibility
+# and browser tests), runs go vet and staticcheck, then runs every Go test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
