@@ -93,8 +93,14 @@ const (
 	DefaultOpTimeout = 10 * time.Second
 )
 
-// openPingTimeout bounds Open's check that the database answers (a variable for tests).
-var openPingTimeout = DefaultOpTimeout
+// Open's deadlines (variables for tests): its check that the database answers, the
+// creation of the table of applied migrations (a write only on an empty database), and
+// each migration, which may build an index over a large table.
+var (
+	openPingTimeout  = DefaultOpTimeout
+	schemaTimeout    = DefaultOpTimeout
+	migrationTimeout = 10 * time.Minute
+)
 
 // Store is a socius.Store and socius.NonceStore kept in PostgreSQL (or a database that
 // speaks its protocol and SQL).
@@ -248,11 +254,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	// fails on PostgreSQL's catalog (unique violation, duplicate table or type): the
 	// table is there all the same, so try again.
 	for attempt := 0; ; attempt++ {
-		_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		// A deadline, as for any call: a server that never commits (synchronous
+		// replication with no standby attached) would hold a first start for ever.
+		stepCtx, cancel := context.WithTimeout(ctx, schemaTimeout)
+		_, err := pool.Exec(stepCtx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    BIGINT PRIMARY KEY,
 			name       TEXT NOT NULL,
 			applied_at BIGINT NOT NULL
 		)`)
+		cancel()
 		if err == nil {
 			break
 		}
@@ -301,6 +311,7 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 	}
 	for attempt := 0; ; attempt++ {
 		var applied bool
+		ctx, cancel := context.WithTimeout(ctx, migrationTimeout)
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			var n int
 			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
@@ -314,6 +325,7 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 			applied = err == nil
 			return err
 		})
+		cancel()
 		if err == nil {
 			return applied, nil
 		}

@@ -2643,3 +2643,23 @@ func TestPgBouncerDatabaseDownBounded(t *testing.T) {
 		t.Errorf("Close took %s", took)
 	}
 }
+
+// TestOpenSynchronousWithoutStandby: a first start on an empty database of a server
+// whose commits wait for a synchronous standby, none attached, fails within Open's
+// deadline for the schema instead of waiting for ever (it did until 2026-11-30).
+func TestOpenSynchronousWithoutStandby(t *testing.T) {
+	srv := pgtest.StartWith(t, pgtest.Setup{Settings: []string{"synchronous_standby_names=*"}})
+	defer func(d time.Duration) { schemaTimeout = d }(schemaTimeout)
+	schemaTimeout = time.Second
+	start := time.Now()
+	// The test servers run with synchronous_commit off; a production server's default is on.
+	s, err := Open(t.Context(), srv.NewURL(t)+"&synchronous_commit=on")
+	took := time.Since(start)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open succeeded with no standby to confirm its commits")
+	}
+	if !strings.Contains(err.Error(), "schema_migrations") || took > 5*time.Second {
+		t.Errorf("Open: %v after %s; want the schema's creation to fail within its deadline of 1 s", err, took)
+	}
+}
