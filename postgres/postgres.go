@@ -311,16 +311,16 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 	}
 	for attempt := 0; ; attempt++ {
 		var applied bool
-		ctx, cancel := context.WithTimeout(ctx, migrationTimeout)
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		mctx, cancel := context.WithTimeout(ctx, migrationTimeout)
+		err := pgx.BeginFunc(mctx, pool, func(tx pgx.Tx) error {
 			var n int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
+			if err := tx.QueryRow(mctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
 				return err
 			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil { // no arguments: the simple protocol, several statements
+			if _, err := tx.Exec(mctx, string(body)); err != nil { // no arguments: the simple protocol, several statements
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			_, err := tx.Exec(mctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 				version, path.Base(name), time.Now().UnixMilli())
 			applied = err == nil
 			return err
