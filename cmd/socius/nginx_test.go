@@ -57,12 +57,7 @@ func startNginx(t *testing.T, upstream, hostHeader, extra string) (string, []byt
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	// One process (no master, no workers to switch users), its temp folders and logs
 	// in dir. nginx talks HTTP/1.0 to the upstream by default, without keep-alive.
 	conf := fmt.Sprintf(`daemon off;

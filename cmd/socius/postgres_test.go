@@ -42,23 +42,12 @@ func serveDatabaseOutage(t *testing.T, bouncer bool) {
 	if bouncer {
 		store = srv.StartBouncer(t, 4).NewURL(t) + "&default_query_exec_mode=exec"
 	}
-	m := NewMain()
-	args := []string{"--store", store, "--master-key-file", testMasterKeyFile(t), "--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "", "--admin", "127.0.0.1:0",
-		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}
-	if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	clock := &socius.OffsetClock{}
-	m.Clock = clock
-	m.Stdout = io.Discard
-	m.Logger = discardLogger()
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	ts := startMain(t, func(m *Main) { m.Logger = discardLogger() },
+		"--store", store, "--master-key-file", testMasterKeyFile(t), "--https", "")
+	m := ts.Main
 	// A call during the outage may take the store's whole deadline, 10 s, as long as
 	// httpClient waits.
-	ts := &testServer{Main: m, Clock: clock, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
+	ts.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
 	ts.login(t, "u1")
 	if status, body := get(t, m.AdminURL+"/readyz"); status != 200 {
 		t.Fatalf("/readyz with the database up: %d %q", status, body)
