@@ -2,7 +2,8 @@
 # The full Socius test suite, runnable on a fresh machine: it installs what the tests
 # need (Debian's PostgreSQL server binaries, PgBouncer and nginx, Debian's Chromium for
 # the emulator console's browser test, the pinned npm packages of the SDK compatibility
-# and browser tests), runs go vet and staticcheck, then runs every Go test.
+# and browser tests), runs go vet and staticcheck, then runs every Go test, and the
+# in-process packages again under the race detector.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -65,6 +66,10 @@ for target in linux/386 windows/amd64; do
 done
 rm -f test-artifacts/console.png test-artifacts/console-user.png
 go test -count=1 "$@" ./...
+# The packages whose goroutines share memory, again under the race detector (the
+# process-level and PostgreSQL tests, slow under it, are left out: about a minute more).
+go test -race -count=1 "$@" . ./client ./dump ./emulator ./gigya ./http1 ./loadgen \
+  ./metrics ./nonce ./ratelimit ./sealed ./server ./sqlite
 if [ -f test-artifacts/console.png ]; then
   echo "test.sh: screenshot of the emulator console: $PWD/test-artifacts/console.png"
 fi
