@@ -269,7 +269,7 @@ func decode(text []byte) (*Record, error) {
 		if err := socius.ValidateSiteName(l.Name); err != nil {
 			return nil, fmt.Errorf("site %s: %v", l.APIKey, err)
 		}
-		return &Record{Site: &socius.Site{APIKey: l.APIKey, Secret: l.Secret, Name: l.Name, CreatedAt: created}}, nil
+		return &Record{Site: &socius.Site{APIKey: l.APIKey, Secret: socius.CompactSecret(l.Secret), Name: l.Name, CreatedAt: created}}, nil
 	case KindKey:
 		if !socius.ValidUserKey(l.UserKey) {
 			return nil, fmt.Errorf("key: bad or missing userKey %q", l.UserKey)
@@ -292,7 +292,7 @@ func decode(text []byte) (*Record, error) {
 				return nil, fmt.Errorf("key %s: publicKey: %v", l.UserKey, err)
 			}
 		}
-		return &Record{Key: &socius.Key{UserKey: l.UserKey, APIKey: l.APIKey, Secret: l.Secret, Methods: l.Methods,
+		return &Record{Key: &socius.Key{UserKey: l.UserKey, APIKey: l.APIKey, Secret: socius.CompactSecret(l.Secret), Methods: l.Methods,
 			PublicKey: l.PublicKey, CreatedAt: created}}, nil
 	case KindUser, "":
 		return decodeUser(&l, created)

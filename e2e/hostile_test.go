@@ -330,7 +330,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "encoded slash and dot-dot after the method", req: post("socialize.setUserInfo%2f..%2fx", signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`))),
 			code: 400001, details: "Unknown method: socialize.setUserInfo/../x"},
 		{name: "path parameter", req: post("socialize.deleteAccount;jsessionid=1", signedBody("socialize.deleteAccount", url.Values{"UID": {"u2"}})),
-			code: 400001, details: "Unknown method: socialize.deleteAccount;jsessionid=1"},
+			code: 400001, details: `Unknown method: socialize.deleteAccount;... is not a method Socius serves: the path goes on after socialize.deleteAccount with ";"`},
 		{name: "encoded question mark", req: get("/socialize.getUserInfo%3F" + readU1), code: 400001, details: "Unknown method: socialize.getUserInfo?"},
 		{name: "absolute form naming another host", req: request("POST", "http://evil.example/socialize.setUserInfo", "evil.example", signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`))),
 			code: 403003, details: "for POST http://evil.example/socialize.setUserInfo"},
@@ -352,7 +352,8 @@ func TestHostileRequests(t *testing.T) {
 				fieldIs("firstName", xmlBreaker)(t, body, a)
 				fieldIs("context", "]]></context><evil/><!--")(t, body, a)
 			}},
-		{name: "xml error with markup in the method name", req: get("/socialize.%3Cx%20a=%22%26%22%3E?format=xml"), format: "xml", code: 400001, details: `Unknown method: socialize.<x a="&">`},
+		{name: "xml error with markup in the method name", req: get("/socialize.%3Cx%20a%22%27%22%3E?format=xml"), format: "xml", code: 400001, details: `Unknown method: socialize.<x a"'"> is`},
+		{name: "xml error with markup in the method name, cut", req: get("/socialize.%3Cx%20a=%22%26%22%3E?format=xml"), format: "xml", code: 400001, details: `Unknown method: socialize.<x a=... is`},
 		{name: "xml with control characters in the context", req: postS("socialize.getUserInfo", plainSecret(url.Values{"UID": {"u1"}, "format": {"xml"}, "context": {"a\x01\x02\x1bb"}}).Encode()),
 			tls: true, format: "xml", code: 0},
 		{name: "xml with markup in ignored names", req: postS("socialize.setUserInfo", plainSecret(url.Values{"UID": {"u1"}, "format": {"xml"}, "a<b>": {"1"}, "userInfo": {`{"<x y='1'>":1}`}}).Encode()),

@@ -113,21 +113,21 @@ func (p *Params) Decode(s string) error {
 		}
 		name, ok := unescape(rawName)
 		if !ok || name == "" || len(name) > MaxParamNameLen || !validName(name) {
-			return socius.Errorf(socius.CodeInvalidRequest, "Malformed parameter name: %q", clip(rawName, 40))
+			return socius.Errorf(socius.CodeInvalidRequest, "Malformed parameter name: %q", clip(MaskCredentials(rawName), 40))
 		}
 		value, ok := unescape(rawValue)
 		if !ok {
-			return socius.Errorf(socius.CodeInvalidRequest, "Malformed percent-encoding in parameter: %s", name)
+			return socius.Errorf(socius.CodeInvalidRequest, "Malformed percent-encoding in parameter: %s", MaskCredentials(name))
 		}
 		if !utf8.ValidString(value) {
-			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is not valid UTF-8", name)
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is not valid UTF-8", MaskCredentials(name))
 		}
 		if strings.IndexByte(value, 0) >= 0 {
-			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s contains a NUL character", name)
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s contains a NUL character", MaskCredentials(name))
 		}
 		for i := range p.list {
 			if equalFoldASCII(p.list[i].Name, name) {
-				return socius.Errorf(socius.CodeInvalidValue, "Duplicate parameter: %s", name)
+				return socius.Errorf(socius.CodeInvalidValue, "Duplicate parameter: %s", MaskCredentials(name))
 			}
 		}
 		if len(p.list) >= MaxParams {
@@ -150,6 +150,47 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaskCredentials returns name, a method or parameter name as a client sent it, for an
+// answer's errorDetails and the server's log, with any part that could be a token or
+// a secret cut short: a client that puts its credentials where a name goes (a URL with
+// "&" for "?", curl -d "$TOKEN") must not find them in the log. Such a part is a run of
+// the characters tokens and base64 secrets are made of (ASCII letters and digits, "+",
+// "/", "_" and "-") at least maskRun long that holds a digit, or at least 2*maskRun
+// long; it is shown as its first four characters and "...". The names of methods and
+// parameters are shorter runs, without digits.
+func MaskCredentials(name string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(name); {
+		if !credentialChar(name[i]) {
+			i++
+			continue
+		}
+		j, digit := i, false
+		for ; j < len(name) && credentialChar(name[j]); j++ {
+			digit = digit || name[j] >= '0' && name[j] <= '9'
+		}
+		if n := j - i; n >= 2*maskRun || n >= maskRun && digit {
+			b.WriteString(name[last : i+4])
+			b.WriteString("...")
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return name
+	}
+	b.WriteString(name[last:])
+	return b.String()
+}
+
+const maskRun = 20
+
+func credentialChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '+' || c == '/' || c == '_' || c == '-'
 }
 
 func clip(s string, n int) string {

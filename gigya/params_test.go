@@ -199,3 +199,28 @@ func TestIsCredentialAllocates(t *testing.T) {
 		t.Errorf("IsCredential allocates %v times for %d names", n, len(names))
 	}
 }
+
+// TestMaskCredentials: a run that could be a token or a secret is cut to four
+// characters; the names of methods and parameters are left whole.
+func TestMaskCredentials(t *testing.T) {
+	const token = "st2.at.BnV3tcKw0E6LLrP-XXgyW0ETFP7H0tFIXtty2YvbGb0"
+	for in, want := range map[string]string{
+		"socialize.getUserInfo":                    "socialize.getUserInfo",
+		"x_siteUID":                                "x_siteUID",
+		"socialize.setUserInfo/../x":               "socialize.setUserInfo/../x",
+		"userInfo.aVeryLongFieldNameWithoutDigits": "userInfo.aVeryLongFieldNameWithoutDigits",
+		token:                            "st2.at.BnV3...",
+		"socialize.getUserInfo/" + token: "socialize.getUserInfo/st2.at.BnV3...",
+		"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==": "c2Vj...==",
+		"a" + token + "%3D":                            "ast2.at.BnV3...%3D",
+		"abcdefghij0123456789":                         "abcd...",             // 20 with a digit
+		"abcdefghij012345678":                          "abcdefghij012345678", // 19
+		strings.Repeat("m", 40):                        "mmmm...",             // 40 without one
+		strings.Repeat("m", 39):                        strings.Repeat("m", 39),
+		"":                                             "",
+	} {
+		if got := MaskCredentials(in); got != want {
+			t.Errorf("MaskCredentials(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -109,11 +109,14 @@ func (s *Server) siteKey(c *call, userKey string) (*socius.Key, error) {
 }
 
 // secret returns the secret that authenticates the call: the key's, else the site's.
+// secret returns the secret of the call's credential, without the whitespace a stored
+// secret may hold (one stored before 2026-11-30 as an operator typed it, with its
+// newline): the text a plain secret is compared with. Signing ignores it either way.
 func (c *call) secret() string {
 	if c.key != nil {
-		return c.key.Secret
+		return socius.CompactSecret(c.key.Secret)
 	}
-	return c.site.Secret
+	return socius.CompactSecret(c.site.Secret)
 }
 
 func (c *call) credentialName() string {

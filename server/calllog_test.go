@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +53,45 @@ func TestLogCalls(t *testing.T) {
 	LogCalls(slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelWarn})))(c)
 	if b.Len() != 0 {
 		t.Errorf("at warn level: %s", b.String())
+	}
+}
+
+// TestCredentialsWhereNamesGo: a client that sends a token or a secret where a name
+// goes (a URL with "&" for "?", a token as a parameter name) finds neither in the log
+// nor in errorDetails; the answer says what went wrong.
+func TestCredentialsWhereNamesGo(t *testing.T) {
+	var b bytes.Buffer
+	s := newTestServer(t, t.TempDir(), &b)
+	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&b, nil)))
+	const token = "st2.at.BnV3tcKw0E6LLrP-XXgyW0ETFP7H0tFIXtty2YvbGb0"
+	secret := url.QueryEscape(labSecret)
+	for _, tt := range []struct {
+		name, path, body, want string
+	}{
+		{"a token after & in the path", "socialize.getUserInfo&oauth_token=" + token, "",
+			`"errorDetails":"Unknown method: socialize.getUserInfo\u0026... is not a method Socius serves: the path goes on after socialize.getUserInfo with \"\u0026\"; send the parameters after \"?\" or in the body"`},
+		{"a secret after & in the path", "socialize.getUserInfo&apiKey=" + labAPIKey + "&secret=" + secret, "", `"errorCode":400001`},
+		{"a token after ; in the path", "socialize.getUserInfo;" + token, "", "the path goes on after socialize.getUserInfo with \\\";\\\""},
+		{"a token after / in the path", "socialize.getUserInfo/" + token, "", `"errorDetails":"Unknown method: socialize.getUserInfo/st2.at.BnV3... is not a method Socius serves"`},
+		{"a token as a parameter name, checkParams", "socialize.getUserInfo", token + "&apiKey=" + labAPIKey + "&secret=" + secret + "&UID=u1&checkParams=true",
+			`"errorDetails":"Permission denied: unrecognized parameters with checkParams=true: st2.at.BnV3..."`},
+		{"a token as a malformed name", "socialize.getUserInfo", url.QueryEscape(token+"=") + "=1&apiKey=" + labAPIKey + "&secret=" + secret + "&UID=u1",
+			`"errorCode":400001`},
+		{"a token as a name, twice", "socialize.getUserInfo", token + "&" + token + "&apiKey=" + labAPIKey + "&secret=" + secret + "&UID=u1",
+			`"errorDetails":"Duplicate parameter: st2.at.BnV3..."`},
+	} {
+		b.Reset()
+		got := postBody(s, nil, true, tt.path, tt.body)
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+		for _, credential := range []string{token[7:], labSecret, secret, token[7:18]} {
+			if strings.Contains(got, credential) || strings.Contains(b.String(), credential) {
+				t.Errorf("%s: %q in the answer or the log:\n%s\n%s", tt.name, credential, got, b.String())
+			}
+		}
+		if !strings.Contains(b.String(), "msg=call") {
+			t.Errorf("%s: no call line: %s", tt.name, b.String())
+		}
 	}
 }

@@ -142,7 +142,7 @@ func nameList(names []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(clip(n, maxListedName))
+		b.WriteString(clip(gigya.MaskCredentials(n), maxListedName))
 	}
 	return b.String()
 }

@@ -347,7 +347,8 @@ func (s *Server) recoverCall(w http.ResponseWriter, c *call) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
-	c.Method = strings.TrimPrefix(c.r.URL.Path, "/")
+	path := strings.TrimPrefix(c.r.URL.Path, "/")
+	c.Method = path
 	// The method first, so that every answer, a refusal of the request's form too, has
 	// the method's XML root.
 	known := s.findMethod(c)
@@ -368,7 +369,7 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 		return nil, err
 	}
 	if !known {
-		return nil, s.unknownMethod(c.Method)
+		return nil, s.unknownMethod(path)
 	}
 	// An apiKey whose budget is spent is refused before authentication, so that a
 	// flood past the limit costs no store lookup or signature check; but only a call
@@ -436,6 +437,7 @@ func (s *Server) findMethod(c *call) bool {
 		c.m = s.methods[strings.ToLower(c.Method)]
 	}
 	if c.m == nil {
+		c.Method, _ = shownMethod(c.Method)
 		return false
 	}
 	c.Method = c.m.name
@@ -464,7 +466,7 @@ var bulkyParams = []string{"userInfo", "x_userInfo"}
 func (s *Server) checkParamSizes(c *call) error {
 	for _, p := range c.params.All() {
 		if len(p.Value) > s.cfg.MaxParamBytes && !known(p.Name, bulkyParams) {
-			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes", clip(p.Name, 40), s.cfg.MaxParamBytes)
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes", clip(gigya.MaskCredentials(p.Name), 40), s.cfg.MaxParamBytes)
 		}
 	}
 	return nil
@@ -501,14 +503,30 @@ func (s *Server) injectFault(c *call) error {
 	return socius.Errorf(code, "%s: injected by a Socius emulator fault rule for %s", gigya.Message(code), c.m.name)
 }
 
-func (s *Server) unknownMethod(name string) error {
-	if name == "" {
+// unknownMethod refuses the path of a method Socius does not serve.
+func (s *Server) unknownMethod(path string) error {
+	if path == "" {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: no method in the path; call /socialize.<method>")
 	}
-	if len(name) > 100 {
-		name = name[:100] + "..."
+	shown, cut := shownMethod(path)
+	if cut > 0 && (s.exact[path[:cut]] != nil || s.methods[strings.ToLower(path[:cut])] != nil) {
+		return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves: the path goes on after %s with \"%c\"; send the parameters after \"?\" or in the body",
+			shown, path[:cut], path[cut])
 	}
-	return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves", name)
+	return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves", shown)
+}
+
+// shownMethod returns how answers and logs name the path of a method Socius does not
+// serve: cut after the first "?", "&", ";" or "=" (where a client that left out the
+// "?" has its parameters, credentials among them), with what could be a token or a
+// secret masked (gigya.MaskCredentials), at most 100 bytes. cut is where it was cut;
+// 0: not cut.
+func shownMethod(path string) (shown string, cut int) {
+	shown = path
+	if i := strings.IndexAny(path, "?&;="); i >= 0 && i+1 < len(path) {
+		shown, cut = path[:i+1]+"...", i
+	}
+	return clip(gigya.MaskCredentials(shown), 100), cut
 }
 
 // readParams reads the query string and, for POST, the form body (within the size

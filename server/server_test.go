@@ -979,3 +979,53 @@ func TestSignedPathAsReceived(t *testing.T) {
 		t.Errorf("signed for another path: %s", got)
 	}
 }
+
+// TestSecretStoredWithWhitespace: a secret stored as an operator typed it, with spaces
+// and its newline (before 2026-11-30 the admin commands kept them), is compared in
+// plain as the client sends it, without them: as a secret, a client_secret and over
+// HTTP Basic, for a site and for a key; signing never minded.
+func TestSecretStoredWithWhitespace(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	ctx := context.Background()
+	spaced := func(secret string) string { return " " + secret[:10] + "\n" + secret[10:] + "\r\n" }
+	if err := s.cfg.Store.PutSite(ctx, &socius.Site{APIKey: "3_Spaced", Secret: spaced(labSecret), Name: "spaced", CreatedAt: labTime}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cfg.Store.CreateKey(ctx, &socius.Key{UserKey: "ASpacedKey", APIKey: "3_Spaced", Secret: spaced(labKeySec), CreatedAt: labTime}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.cfg.Store.Login(ctx, "3_Spaced", "u9", nil, labTime); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, method, body, basic string }{
+		{"partner secret", "socialize.setUserInfo", "apiKey=3_Spaced&secret=" + url.QueryEscape(labSecret) + "&UID=u9&userInfo=%7B%7D", ""},
+		{"key secret", "socialize.setUserInfo", "apiKey=3_Spaced&userKey=ASpacedKey&secret=" + url.QueryEscape(labKeySec) + "&UID=u9&userInfo=%7B%7D", ""},
+		{"client_secret", "socialize.getToken", "client_id=3_Spaced&client_secret=" + url.QueryEscape(labSecret) + "&grant_type=none", ""},
+		{"Basic", "socialize.getToken", "grant_type=none", "ASpacedKey:" + labKeySec},
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+tt.method, strings.NewReader(tt.body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		if tt.basic != "" {
+			user, pass, _ := strings.Cut(tt.basic, ":")
+			r.SetBasicAuth(user, pass)
+		}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, `"errorCode":0`) {
+			t.Errorf("%s: %s", tt.name, got)
+		}
+	}
+	// Signed with the secret as stored, as before.
+	key, err := socius.DecodeSecret(spaced(labSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := []gigya.Param{{Name: "apiKey", Value: "3_Spaced"}, {Name: "UID", Value: "u9"}, {Name: "nonce", Value: "spaced"},
+		{Name: "timestamp", Value: strconv.FormatInt(labTime.Unix(), 10)}}
+	form := url.Values{"sig": {gigya.Sign(key, "POST", "http://socialize.localtest/socialize.getUserInfo", p)}}
+	for _, kv := range p {
+		form.Set(kv.Name, kv.Value)
+	}
+	if got := send(s, nil, "socialize.getUserInfo", form.Encode()); !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("signed: %s", got)
+	}
+}

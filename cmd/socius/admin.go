@@ -297,8 +297,9 @@ func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	return pos[0], secret, nil
 }
 
-// secretOrNew returns the secret given with --secret, once validated, or a new one when
-// none was given.
+// secretOrNew returns the secret given with --secret, once validated and without the
+// whitespace decoding skips (socius.CompactSecret: what a client sends as a plain
+// secret), or a new one when none was given.
 func secretOrNew(given string) (string, error) {
 	if given == "" {
 		return socius.NewSecret(), nil
@@ -306,7 +307,7 @@ func secretOrNew(given string) (string, error) {
 	if err := socius.ValidateSecret(given); err != nil {
 		return "", badFlag("--secret: %v", err)
 	}
-	return given, nil
+	return socius.CompactSecret(given), nil
 }
 
 // readPublicKey reads a PEM RSA public key file and returns the key as stored: PKIX PEM.

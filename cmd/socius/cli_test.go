@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -440,6 +441,39 @@ func TestPprofHasNoCommandLine(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("%s%s: HTTP %d, want %d", ts.PprofURL, path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestSecretsStoredCompact: a secret given with whitespace (read from a file, with its
+// newline) is stored without it, as a client sends it in plain: by site create, key
+// create, both rotate-secrets and serve's --site-secret.
+func TestSecretsStoredCompact(t *testing.T) {
+	dir := t.TempDir()
+	spaced := " " + testSecret[:20] + "\n" + testSecret[20:] + "\r\n"
+	for _, args := range [][]string{
+		{"site", "create", "--api-key", "3_Spaced", "--secret", spaced},
+		{"key", "create", "--site", "3_Spaced", "--user-key", "ASpacedKey", "--secret", spaced},
+		{"site", "create", "--api-key", "3_Rotated"},
+		{"site", "rotate-secret", "3_Rotated", "--secret", spaced},
+		{"key", "create", "--site", "3_Rotated", "--user-key", "ARotatedKey"},
+		{"key", "rotate-secret", "ARotatedKey", "--secret", spaced},
+	} {
+		code, out, errOut := runCLI(t, noEnv, append(args, "--data", dir)...)
+		if code != 0 || slices.Contains(args, "--secret") && !strings.Contains(out, " "+testSecret+"\n") {
+			t.Fatalf("%v: %d %q %s", args, code, out, errOut)
+		}
+	}
+	ts := startServer(t, "--data", dir, "--site-secret", spaced)
+	ctx := context.Background()
+	for _, apiKey := range []string{"3_Spaced", "3_Rotated", testAPIKey} {
+		if s, err := ts.Store.Site(ctx, apiKey); err != nil || s.Secret != testSecret {
+			t.Errorf("site %s: %+v %v; want the secret %s", apiKey, s, err, testSecret)
+		}
+	}
+	for _, userKey := range []string{"ASpacedKey", "ARotatedKey"} {
+		if k, err := ts.Store.Key(ctx, userKey); err != nil || k.Secret != testSecret {
+			t.Errorf("key %s: %+v %v; want the secret %s", userKey, k, err, testSecret)
 		}
 	}
 }

@@ -532,8 +532,9 @@ func (m *Main) run(ln net.Listener, srv listenerServer) {
 // an empty store, creates a demo site and prints its credentials.
 func (m *Main) prepareSite(ctx context.Context) error {
 	if m.SiteAPIKey != "" {
-		// The secret is the flag's; a site that exists keeps its name.
-		site := &socius.Site{APIKey: m.SiteAPIKey, Secret: m.SiteSecret, Name: "configured", CreatedAt: m.Clock.Now()}
+		// The secret is the flag's, without whitespace (as secretOrNew stores it); a
+		// site that exists keeps its name.
+		site := &socius.Site{APIKey: m.SiteAPIKey, Secret: socius.CompactSecret(m.SiteSecret), Name: "configured", CreatedAt: m.Clock.Now()}
 		old, err := m.Store.Site(ctx, m.SiteAPIKey)
 		switch {
 		case err == nil:
