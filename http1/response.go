@@ -60,6 +60,10 @@ func putBuffer(p *[]byte, b []byte) {
 
 func (w *response) Header() http.Header { return w.header }
 
+// SetWriteDeadline sets the connection's write deadline, as net/http's ResponseWriter
+// does for http.ResponseController; the next request's head sets it again.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+
 func (w *response) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code)) // as net/http

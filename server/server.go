@@ -41,6 +41,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -241,6 +242,9 @@ type call struct {
 	nonceInOp    bool   // a Config.Nonced operation is under way (Server.nonced)
 	charged      string // the apiKey whose rate-limit budget the call spent, if any
 	answered     bool   // the answer's header is written
+	// bodyTimedOut: the request's body stopped arriving until the read deadline
+	// (ReadTimeout) passed; the answer gets lateAnswerGrace to go out (see respond).
+	bodyTimedOut bool
 	panicked     bool   // a panic cut the call short: its state is not recycled
 }
 
@@ -558,6 +562,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		case errors.As(err, &se):
 			return err
 		}
+		c.bodyTimedOut = errors.Is(err, os.ErrDeadlineExceeded)
 		return &socius.Error{Code: socius.CodeInvalidRequest, Details: "Invalid request format: the request body could not be read", Err: err}
 	}
 	if len(c.body) == 0 {
@@ -740,9 +745,23 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	}
 	c.answered = true
 	c.Duration = time.Since(c.start)
-	if s.cfg.WriteTimeout > 0 && c.Duration >= s.cfg.WriteTimeout {
-		// net/http's write deadline has passed: the answer would not reach the
-		// client, which sees the connection close. Recorded as what the client got.
+	late := s.cfg.WriteTimeout > 0 && c.Duration >= s.cfg.WriteTimeout
+	if c.bodyTimedOut {
+		// The read deadline runs from the request's start, the write deadline from the
+		// end of its head: with ReadTimeout no shorter than WriteTimeout both have
+		// passed by now. The refusal, a few hundred bytes, gets a moment of its own,
+		// and the connection closes after it (its body was not read to the end).
+		if http.NewResponseController(w).SetWriteDeadline(time.Now().Add(lateAnswerGrace)) == nil {
+			late = false
+		}
+		h["Connection"] = connectionClose
+	}
+	if late {
+		// The write deadline has passed: the answer would not reach the client.
+		// Recorded as what the client gets, and the connection is cut below: a
+		// handler that returned without writing would leave net/http (and the fast
+		// path) to send an empty 200 when the deadline had not yet closed the
+		// connection.
 		s.cfg.Logger.Warn("answer too late", "callId", c.ID, "method", c.Method, "errorCode", env.Code,
 			"latencyMs", c.Duration.Milliseconds(), "writeTimeout", s.cfg.WriteTimeout.String())
 		env.Code = socius.CodeRequestTimeout
@@ -768,7 +787,16 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		c.Params = maskParams(c.params.All())
 		s.cfg.Observe(&c.Call)
 	}
+	if late {
+		panic(http.ErrAbortHandler) // closes the connection, answering nothing
+	}
 }
+
+// lateAnswerGrace is how long the refusal of a request whose body stopped arriving
+// has to go out (call.bodyTimedOut).
+const lateAnswerGrace = 5 * time.Second
+
+var connectionClose = []string{"close"}
 
 var (
 	jsonType  = []string{gigya.ContentTypeJSON}

@@ -1029,3 +1029,35 @@ func TestSecretStoredWithWhitespace(t *testing.T) {
 		t.Errorf("signed: %s", got)
 	}
 }
+
+// TestLateAnswerCutsTheConnection: an answer ready after WriteTimeout is not written,
+// and the handler aborts (http.ErrAbortHandler) rather than return: a handler that
+// returned without writing would have net/http, or the fast path, send an empty 200
+// whenever the connection's write deadline had not yet fired. The call is recorded as
+// 504002.
+func TestLateAnswerCutsTheConnection(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.WriteTimeout = 20 * time.Millisecond
+	s.cfg.Fault = func(string, string) (int, time.Duration, bool) { return 0, 50 * time.Millisecond, true }
+	var observed *Call
+	s.cfg.Observe = func(c *Call) { cc := *c; observed = &cc }
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo",
+		strings.NewReader("apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&UID=u1"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.TLS = &tls.ConnectionState{}
+	func() {
+		defer func() {
+			if v := recover(); v != http.ErrAbortHandler {
+				t.Errorf("the late call ended with %v, want a panic with http.ErrAbortHandler", v)
+			}
+		}()
+		s.ServeHTTP(w, r)
+	}()
+	if w.Body.Len() != 0 {
+		t.Errorf("a late answer was written: %s", w.Body)
+	}
+	if observed == nil || observed.Code != socius.CodeRequestTimeout {
+		t.Errorf("the late call observed as %+v, want 504002", observed)
+	}
+}

@@ -503,3 +503,41 @@ func TestTooLargeBodyIsAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledBodyIsAnswered: a body that stops arriving gets 400001 once --read-timeout
+// has passed, also when --write-timeout is as long (the defaults are both 30 s): the
+// read deadline runs from the request's start and the write deadline from the end of
+// its head, so both have passed when the refusal is ready, and it gets a moment of its
+// own. On the fast path and on net/http.
+func TestStalledBodyIsAnswered(t *testing.T) {
+	framings := map[string]string{
+		"length":  "Content-Length: 100\r\n\r\nUID=u",
+		"chunked": "Transfer-Encoding: chunked\r\n\r\n64\r\nUID=u",
+	}
+	for _, fast := range []string{"true", "false"} {
+		for _, write := range []string{"700ms", "30s"} {
+			for framing, rest := range framings {
+				t.Run("fast-path="+fast+",write-timeout="+write+","+framing, func(t *testing.T) {
+					ts := startServer(t, "--read-timeout", "700ms", "--write-timeout", write, "--fast-path="+fast)
+					conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer conn.Close()
+					// The head and 5 bytes of a 100-byte body, then nothing.
+					fmt.Fprintf(conn, "POST /socialize.getUserInfo?httpStatusCodes=true HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\n%s", rest)
+					conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+					resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					if err != nil {
+						t.Fatalf("no answer to a stalled body: %v", err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 400 || !strings.Contains(string(b), `"errorCode":400001`) || !strings.Contains(string(b), "could not be read") || !resp.Close {
+						t.Errorf("answer to a stalled body: %d close=%v %s", resp.StatusCode, resp.Close, b)
+					}
+				})
+			}
+		}
+	}
+}
