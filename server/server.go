@@ -245,7 +245,7 @@ type call struct {
 	// bodyTimedOut: the request's body stopped arriving until the read deadline
 	// (ReadTimeout) passed; the answer gets lateAnswerGrace to go out (see respond).
 	bodyTimedOut bool
-	panicked     bool   // a panic cut the call short: its state is not recycled
+	panicked     bool // a panic cut the call short: its state is not recycled
 }
 
 // calls recycles the state of finished calls: its parameter list, body buffer and
