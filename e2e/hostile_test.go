@@ -317,6 +317,7 @@ func TestHostileRequests(t *testing.T) {
 				}
 			}},
 		{name: "not an HTTP method token", req: request("GE(T", "/socialize.getUserInfo", host, ""), transport: true, status: 400},
+		{name: "malformed escape in the path", req: request("GET", "/socialize.getUser%ZZInfo", host, ""), transport: true, status: 400},
 
 		// Path tricks: Socius routes on the path as received, never cleaned.
 		{name: "dot-dot before the method", req: post("../socialize.setUserInfo", signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`))),

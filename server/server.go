@@ -523,8 +523,8 @@ func (s *Server) unknownMethod(path string) error {
 // shownMethod returns how answers and logs name the path of a method Socius does not
 // serve: cut after the first "?", "&", ";" or "=" (where a client that left out the
 // "?" has its parameters, credentials among them), with what could be a token or a
-// secret masked (gigya.MaskCredentials), at most 100 bytes. cut is where it was cut;
-// 0: not cut.
+// secret masked (gigya.MaskCredentials), at most 100 bytes. cut is where it was cut:
+// 0 when it was not, or was cut at its first byte.
 func shownMethod(path string) (shown string, cut int) {
 	shown = path
 	if i := strings.IndexAny(path, "?&;="); i >= 0 && i+1 < len(path) {
@@ -537,11 +537,13 @@ func shownMethod(path string) (shown string, cut int) {
 // limit), and decodes both into c.params.
 func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	r := c.r
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(r.Method, 16))
-	}
+	// The query first: a refusal of the HTTP method is answered in the format and
+	// with the httpStatusCodes the query asks for, as every refusal of the request.
 	if err := c.params.Decode(r.URL.RawQuery); err != nil {
 		return err
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(r.Method, 16))
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil

@@ -1061,3 +1061,19 @@ func TestLateAnswerCutsTheConnection(t *testing.T) {
 		t.Errorf("the late call observed as %+v, want 504002", observed)
 	}
 }
+
+// TestOtherHTTPMethodAnsweredAsAsked: a refusal of the HTTP method takes the format and
+// the HTTP status the query string asks for, as other refusals of the request do.
+func TestOtherHTTPMethodAnsweredAsAsked(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, method := range []string{"PUT", "DELETE", "PATCH"} {
+		w := serve(s, httptest.NewRequest(method, "http://socialize.localtest/socialize.getUserInfo?httpStatusCodes=true&format=xml", nil))
+		if body := w.Body.String(); w.Code != 400 || !strings.Contains(body, "<errorCode>400001</errorCode>") || !strings.Contains(body, "HTTP method "+method+" is not supported") {
+			t.Errorf("%s: HTTP %d %s", method, w.Code, body)
+		}
+	}
+	w := serve(s, httptest.NewRequest("PUT", "http://socialize.localtest/socialize.getUserInfo?format=jsonp&callback=cb", nil))
+	if body := w.Body.String(); w.Code != 200 || !strings.HasPrefix(body, "cb(") || !strings.Contains(body, `"errorCode":400001`) {
+		t.Errorf("PUT, JSONP: HTTP %d %s", w.Code, body)
+	}
+}
