@@ -81,10 +81,11 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 		}
 		c.key = key
 	}
+	// A credential sent empty is one not sent (as every required parameter sent empty).
 	switch {
-	case c.params.Has("sig"):
+	case c.params.Get("sig") != "":
 		return s.verifySignature(c)
-	case c.params.Has("secret"):
+	case c.params.Get("secret") != "":
 		return s.checkSecret(c)
 	case hasAuthScheme(c, "Bearer"):
 		return s.authenticateBearer(c)
@@ -94,6 +95,9 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 
 // siteKey returns the key of c.site with the userKey; 403005 when there is none.
 func (s *Server) siteKey(c *call, userKey string) (*socius.Key, error) {
+	if userKey == "" {
+		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey is empty; leave it out to use the site's partner secret")
+	}
 	if !socius.ValidUserKey(userKey) {
 		// No key has such a name, and the database need not be asked: PostgreSQL
 		// refuses a NUL byte (which a JWT's kid can hold) as an error of its own.
@@ -164,7 +168,7 @@ func (c *call) partnerKey() ([]byte, error) {
 // secret, credential scopes the nonce, whose names the secret in errorDetails.
 func (s *Server) checkSigned(c *call, key []byte, credential, whose string) error {
 	tsText, ok := c.params.Lookup("timestamp")
-	if !ok {
+	if !ok || tsText == "" {
 		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: timestamp")
 	}
 	nonce, ok := c.params.Lookup("nonce")
@@ -351,13 +355,14 @@ func secretsEqual(a, b string) bool {
 }
 
 // authParam returns the credentials of the Authorization header when it uses the
-// scheme (compared case-insensitively), spaces trimmed.
+// scheme (compared case-insensitively), spaces trimmed; "" when the header names the
+// scheme alone (its trailing spaces are gone before Socius sees it).
 func authParam(c *call, scheme string) (string, bool) {
 	h := c.r.Header.Get("Authorization")
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || len(h) > len(scheme) && h[len(scheme)] != ' ' {
 		return "", false
 	}
-	return strings.TrimSpace(h[len(scheme)+1:]), true
+	return strings.TrimSpace(h[len(scheme):]), true
 }
 
 // hasAuthScheme reports whether the Authorization header uses the scheme.
@@ -464,7 +469,7 @@ func (s *Server) authenticateToken(c *call) error {
 	if t.Kind != socius.SessionToken {
 		return nil
 	}
-	if !c.params.Has("sig") {
+	if c.params.Get("sig") == "" {
 		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig (a call with a session token is signed with its sessionSecret)")
 	}
 	partnerKey, err := socius.DecodeSecret(site.Secret)
@@ -713,6 +718,14 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 		c.Credential = credKeyClientSecret
 	default:
 		return err
+	}
+	// A userKey beside them is not a second credential, silently dropped: it must be
+	// the client_id's own.
+	if userKey, ok := c.params.Lookup("userKey"); ok && (c.key == nil || userKey != c.key.UserKey) {
+		if c.key == nil {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: userKey beside the site's client_id and client_secret; send the userKey as client_id and its secret as client_secret, or leave userKey out")
+		}
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: userKey and client_id name different keys")
 	}
 	// RFC 6749 form-encodes the pair before base64; accept a secret sent either way.
 	ok := secretsEqual(secret, c.secret())

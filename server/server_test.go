@@ -1077,3 +1077,64 @@ func TestOtherHTTPMethodAnsweredAsAsked(t *testing.T) {
 		t.Errorf("PUT, JSONP: HTTP %d %s", w.Code, body)
 	}
 }
+
+// TestEmptyCredentialsAreMissing: a credential or signing parameter sent empty is one
+// not sent (400002), as every required parameter sent empty is; an empty userKey is
+// named as such.
+func TestEmptyCredentialsAreMissing(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	signed, err := url.ParseQuery(signedBody("socialize.getUserInfo", "empty-ts", url.Values{"UID": {"u1"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed.Set("timestamp", "")
+	for _, tt := range []struct{ name, body, want string }{
+		{"timestamp", signed.Encode(), `"errorCode":400002,"errorDetails":"Missing required parameter: timestamp"`},
+		{"sig", "apiKey=" + labAPIKey + "&UID=u1&sig=", `"errorCode":400002,"errorDetails":"Missing required parameter: sig, secret or oauth_token"`},
+		{"secret", "apiKey=" + labAPIKey + "&UID=u1&secret=", `"errorCode":400002,"errorDetails":"Missing required parameter: sig, secret or oauth_token"`},
+		{"userKey", "apiKey=" + labAPIKey + "&UID=u1&userKey=&secret=" + url.QueryEscape(labKeySec), `"errorCode":403005,"errorDetails":"Unauthorized user: userKey is empty; leave it out to use the site's partner secret"`},
+	} {
+		if got := postBody(s, nil, true, "socialize.getUserInfo", tt.body); !strings.Contains(got, tt.want) {
+			t.Errorf("%s sent empty: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestAuthorizationSchemeAlone: an Authorization header that names its scheme without
+// credentials is that scheme's call with empty credentials: for OAuth an empty token
+// (403025), not a call without credentials (400093).
+func TestAuthorizationSchemeAlone(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, tt := range []struct{ header, want string }{
+		{"OAuth", `"errorCode":403025,"errorDetails":"Invalid token: the token is empty"`},
+		{"oauth ", `"errorCode":403025,"errorDetails":"Invalid token: the token is empty"`},
+		{"OAuthX", `"errorCode":400093`},
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("UID=u1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Authorization", tt.header)
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("Authorization: %q: %s, want %s", tt.header, got, tt.want)
+		}
+	}
+}
+
+// TestGetTokenUserKeyBesideClientSecret: a userKey beside client_id and client_secret
+// must be the client_id's own key; another is refused (400006), not dropped.
+func TestGetTokenUserKeyBesideClientSecret(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	site := "client_id=" + labAPIKey + "&client_secret=" + url.QueryEscape(labSecret) + "&grant_type=none"
+	key := "client_id=" + labUserKey + "&client_secret=" + url.QueryEscape(labKeySec) + "&grant_type=none"
+	for _, tt := range []struct{ name, body, want string }{
+		{"site's pair and a userKey", site + "&userKey=" + labUserKey, `"errorCode":400006,"errorDetails":"Invalid parameter value: userKey beside the site's client_id`},
+		{"key's pair and another userKey", key + "&userKey=AOtherKey", `"errorCode":400006,"errorDetails":"Invalid parameter value: userKey and client_id name different keys"`},
+		// Authenticated: the lab key's methods do not include getToken.
+		{"key's pair and its own userKey", key + "&userKey=" + labUserKey, `"errorCode":403007,"errorDetails":"Permission denied: userKey AUserKeyLab1 may not call socialize.getToken"`},
+		{"site's pair alone", site, `"errorCode":0`},
+	} {
+		if got := postBody(s, nil, true, "socialize.getToken", tt.body); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
