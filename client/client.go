@@ -456,6 +456,26 @@ func (c *Client) setCredentials(cred Credentials) error {
 	return nil
 }
 
+// plainHTTP refuses, over a plain-HTTP base URL, a call that would carry a secret or a
+// token the caller put in its parameters (client_secret, password, a token...: what
+// gigya.IsCredential names, but for signatures, made to travel in the clear), and
+// socialize.getToken, whose answer is a token. New checks the client's own
+// credentials.
+func (c *Client) plainHTTP(method string, user []gigya.Param) error {
+	if c.base == nil || c.base.Scheme == "https" {
+		return nil
+	}
+	if strings.EqualFold(method, "socialize.getToken") {
+		return fmt.Errorf("client: %s: %w: its answer is a token; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
+	}
+	for _, p := range user {
+		if gigya.IsCredential(p.Name) && !strings.EqualFold(p.Name, "sig") && !strings.EqualFold(p.Name, "UIDSig") {
+			return fmt.Errorf("client: %s: %w: the parameter %s holds a credential; it needs an https base URL, not %s", method, ErrInsecure, p.Name, c.base.Scheme)
+		}
+	}
+	return nil
+}
+
 func decodeSecret(s string) ([]byte, error) {
 	if s == "" {
 		return nil, errors.New("empty")
@@ -584,6 +604,9 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("client: %s: %w", method, err)
 	}
+	if err := c.plainHTTP(method, user); err != nil {
+		return nil, err
+	}
 	safe := safeToRepeat[strings.ToLower(method)]
 	skewRetried := false
 	failures := 0
@@ -614,8 +637,10 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 			if !retry {
 				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: err}
 			}
-			if err := sleep(ctx, backoff(failures)); err != nil {
-				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: err}
+			if serr := sleep(ctx, backoff(failures)); serr != nil {
+				// Ended while waiting to try again: both causes, so that a caller can
+				// still tell an answer lost from a request never sent (the last one).
+				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: fmt.Errorf("%w; the last attempt: %w", serr, err)}
 			}
 			continue
 		}

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1178,5 +1179,48 @@ func TestTransportTimeoutIsRequestTimeout(t *testing.T) {
 	}
 	if ErrorCode(err) != 504002 {
 		t.Errorf("ErrorCode(%v) = %d, want 504002", err, ErrorCode(err))
+	}
+}
+
+// TestCredentialParamsOverHTTP: over a plain-HTTP base URL the client sends no secret
+// or token the caller put in the parameters, nor calls getToken (whose answer is a
+// token); signatures, made to travel in the clear, go.
+func TestCredentialParamsOverHTTP(t *testing.T) {
+	tr := &capture{}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithBaseURL("http://socius.test"))
+	ctx := context.Background()
+	for _, p := range []Params{{"client_secret": labSecret}, {"regToken": "x"}, {"newPassword": "x"}, {"cookieValue": "x"}, {"code": "x"}} {
+		if _, err := c.Call(ctx, "socialize.notifyLogin", p); !errors.Is(err, ErrInsecure) {
+			t.Errorf("%v over http: %v, want ErrInsecure", p, err)
+		}
+	}
+	if _, err := c.GetToken(ctx, GetTokenRequest{}); !errors.Is(err, ErrInsecure) {
+		t.Errorf("getToken over http: %v, want ErrInsecure", err)
+	}
+	if len(tr.bodies) != 0 {
+		t.Errorf("%d requests sent: %v", len(tr.bodies), tr.bodies)
+	}
+	if _, err := c.Call(ctx, "socialize.setUID", Params{"UID": "u1", "UIDSig": "x", "siteUID": "u2"}); err != nil || len(tr.bodies) != 1 {
+		t.Errorf("a signature parameter over http: %v, %d requests", err, len(tr.bodies))
+	}
+	https := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithBaseURL("https://socius.test"))
+	if _, err := https.Call(ctx, "socialize.notifyLogin", Params{"client_secret": labSecret}); err != nil {
+		t.Errorf("over https: %v", err)
+	}
+}
+
+// TestEndedWhileWaitingToRetry: a call whose context ends while it waits to try again
+// reports both the end and the last attempt's failure, so that a caller can tell a
+// request never sent (a refused connection) from an answer lost.
+func TestEndedWhileWaitingToRetry(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	tr := &capture{next: func(int, *http.Request) (*http.Response, error) { return nil, refused }}
+	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithRetries(5))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err := c.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1"})
+	var te *TransportError
+	if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, syscall.ECONNREFUSED) || ErrorCode(err) != 504002 {
+		t.Errorf("%T %v: want a *TransportError with the deadline and the refused connection", err, err)
 	}
 }

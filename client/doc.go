@@ -35,7 +35,10 @@
 // Every answer is one JSON object with errorCode (0 on success), callId, statusCode,
 // and on errors errorMessage and errorDetails; the method's data is at its top level
 // (gigya.DecodeAnswer reads the envelope). A secret or token never goes over plain
-// HTTP: New refuses such a configuration with ErrInsecure.
+// HTTP: New refuses such a configuration with ErrInsecure, and a call over plain HTTP
+// fails with it when a parameter of the caller's holds a credential (client_secret,
+// password, regToken...; signatures excepted), as socialize.getToken does, whose
+// answer is a token.
 //
 // # Errors
 //
@@ -79,7 +82,9 @@
 // the server: a lost answer is returned as a *TransportError, and the caller decides.
 // Gigya error answers are never retried (besides the 403002 above): 500001 may mean the
 // write happened. Every wait honours the context; a context deadline or cancellation
-// ends the call at once, and the default HTTP client gives up after DefaultTimeout.
+// ends the call at once, and the default HTTP client gives up after DefaultTimeout. A
+// call that ends while it waits to try again returns a *TransportError wrapping both
+// the context's error and the last attempt's (errors.Is finds either).
 //
 // # Signatures in your own code
 //
