@@ -227,6 +227,14 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
+			if *site != "" {
+				// As key create says it: an empty table would read as "no keys yet".
+				if _, err := st.Site(ctx, *site); errors.Is(err, socius.ErrNotFound) {
+					return fmt.Errorf("no site has apiKey %s", *site)
+				} else if err != nil {
+					return err
+				}
+			}
 			keys, err := st.Keys(ctx, *site)
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -74,6 +75,9 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 	}
 	if code, _, errOut := runCLI(t, noEnv, with("key", "create", "--site", "3_nope")...); code != 1 || !strings.Contains(errOut, "no site has apiKey") {
 		t.Errorf("key for unknown site: %d %s", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, noEnv, with("key", "list", "--site", "3_nope")...); code != 1 || out != "" || !strings.Contains(errOut, "no site has apiKey 3_nope") {
+		t.Errorf("key list of an unknown site: %d %q %s", code, out, errOut)
 	}
 	if code, _, _ := runCLI(t, noEnv, with("key", "create")...); code != 2 {
 		t.Errorf("key create without --site: exit %d, want 2", code)
@@ -352,6 +356,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--shutdown-timeout", "0s"}, nil, "--shutdown-timeout must be positive"},
 		{[]string{"serve", "--site-api-key", "3_a b", "--site-secret", testSecret}, nil, `--site-api-key "3_a b": 1 to 128 printable characters`},
 		{[]string{"key", "create", "--site", "3_x", "--user-key", "A b"}, nil, `--user-key "A b": 1 to 128 printable characters`},
+		{[]string{"serve", "--http", "nonsense"}, nil, `--http "nonsense": want host:port`},
+		{[]string{"serve", "--https", "127.0.0.1:99999"}, nil, `--https "127.0.0.1:99999": the port "99999" is not a number from 0 to 65535`},
+		{[]string{"serve", "--admin", "localhost"}, nil, `--admin "localhost": want host:port`},
+		{[]string{"site", "list"}, map[string]string{"SOCIUS_MASTER_KEY": "short"}, "SOCIUS_MASTER_KEY: "},
+		{[]string{"serve"}, map[string]string{"SOCIUS_MASTER_KEY": "short"}, "SOCIUS_MASTER_KEY: "},
 		// A positional argument missing, or one too many: the command's usage line.
 		{[]string{"site", "show"}, nil, "usage: socius site show APIKEY"},
 		{[]string{"key", "delete", "AKey1", "AKey2"}, nil, "usage: socius key delete USERKEY"},
@@ -475,5 +484,52 @@ func TestSecretsStoredCompact(t *testing.T) {
 		if k, err := ts.Store.Key(ctx, userKey); err != nil || k.Secret != testSecret {
 			t.Errorf("key %s: %+v %v; want the secret %s", userKey, k, err, testSecret)
 		}
+	}
+}
+
+// TestFailedStartMakesNothing: a listener's address taken, or a master key file that
+// cannot be read, fails serve (and the admin commands) with nothing made: no data
+// folder, store, lock or generated master key.
+func TestFailedStartMakesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such.key")
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"serve", "--http", taken.Addr().String(), "--https", "", "--admin", ""}, "--http: listen tcp " + taken.Addr().String()},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", taken.Addr().String()}, "--admin: listen tcp"},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--master-key-file", missing}, missing},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--previous-master-key-file", missing}, "previous master key"},
+		{[]string{"site", "create", "--master-key-file", missing}, missing},
+		{[]string{"site", "create", "--previous-master-key-file", missing}, "previous master key"},
+	} {
+		data := filepath.Join(dir, "data")
+		code, _, errOut := runCLI(t, noEnv, append(tt.args, "--data", data)...)
+		if code != 1 || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%v: exit %d %s; want 1 and %q", tt.args, code, errOut, tt.says)
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			entries, _ := os.ReadDir(data)
+			t.Errorf("%v made %s: %v", tt.args, data, entries)
+			os.RemoveAll(data)
+		}
+	}
+}
+
+// TestVersionHelp: version -h is help (exit 0), as every command's -h is.
+func TestVersionHelp(t *testing.T) {
+	for _, h := range []string{"-h", "--help"} {
+		if code, out, errOut := runCLI(t, noEnv, "version", h); code != 0 || !strings.Contains(out, "usage: socius version") || errOut != "" {
+			t.Errorf("version %s: exit %d %q %q", h, code, out, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, noEnv, "version", "extra"); code != 2 {
+		t.Errorf("version extra: exit %d, want 2", code)
 	}
 }

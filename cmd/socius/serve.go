@@ -273,6 +273,39 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: debug, info, warn or error", m.LogLevel)
 	}
+	for _, l := range m.listenFlags() {
+		if err := checkListenAddr(*l.addr); err != nil {
+			return fmt.Errorf("%s %q: %v", l.flag, *l.addr, err)
+		}
+	}
+	return nil
+}
+
+// listenFlag is a listener's flag and its address ("": not listening).
+type listenFlag struct {
+	flag string
+	addr *string
+}
+
+// listenFlags returns the listeners' flags, in the order Run binds them.
+func (m *Main) listenFlags() []listenFlag {
+	return []listenFlag{{"--https", &m.HTTPSAddr}, {"--http", &m.HTTPAddr}, {"--pprof", &m.PprofAddr}, {"--admin", &m.AdminAddr}}
+}
+
+// checkListenAddr checks the form of a listener's address: host:port, the host
+// possibly empty (every interface), the port a number from 0 (any free port) to 65535
+// or a service name.
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, such as 127.0.0.1:8080 or :8080")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("the port %q is not a number from 0 to 65535", port)
+	}
 	return nil
 }
 
@@ -315,15 +348,41 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("TLS certificate: %w", err)
 		}
 	}
+	// So are the master keys given, and the listeners are bound: a missing key file,
+	// or an address taken (or not this machine's), fails the start before anything
+	// is made.
+	sc := storeConfig{
+		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
+		previousKeyFile: m.PreviousMasterKeyFile, wrap: m.Instruments.Store, out: m.Stdout,
+	}
+	if err := sc.readKeys(); err != nil {
+		return err
+	}
+	// The listeners not yet serving are closed on a failure below.
+	lns := map[string]net.Listener{}
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+		}
+	}()
+	for _, l := range m.listenFlags() {
+		if *l.addr == "" {
+			continue
+		}
+		ln, lerr := net.Listen("tcp", *l.addr)
+		if lerr != nil {
+			return fmt.Errorf("%s: %w", l.flag, lerr)
+		}
+		lns[l.flag] = ln
+	}
 	if !isPostgres(m.StoreURL) {
 		if m.dataLock, err = lockDataDir(m.DataDir); err != nil {
 			return err
 		}
 	}
-	st, err := storeConfig{
-		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
-		previousKeyFile: m.PreviousMasterKeyFile, wrap: m.Instruments.Store, out: m.Stdout,
-	}.open(ctx)
+	st, err := sc.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -400,10 +459,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 		}
 		m.CertFile = certPath
-		ln, err := net.Listen("tcp", m.HTTPSAddr)
-		if err != nil {
-			return err
-		}
+		ln := lns["--https"]
+		delete(lns, "--https") // served from here on: Close closes it
 		m.HTTPSURL = "https://" + ln.Addr().String()
 		m.httpsListenAddr = ln.Addr().String()
 		handler := m.apiHandler()
@@ -419,10 +476,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, certPath)
 	}
 	if m.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", m.HTTPAddr)
-		if err != nil {
-			return err
-		}
+		ln := lns["--http"]
+		delete(lns, "--http")
 		m.HTTPURL = "http://" + ln.Addr().String()
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
@@ -436,10 +491,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
 	}
 	if m.PprofAddr != "" {
-		ln, err := net.Listen("tcp", m.PprofAddr)
-		if err != nil {
-			return fmt.Errorf("--pprof: %w", err)
-		}
+		ln := lns["--pprof"]
+		delete(lns, "--pprof")
 		m.PprofURL = "http://" + ln.Addr().String() + "/debug/pprof/"
 		m.serve(ln, pprofHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s\n", m.PprofURL)
@@ -447,10 +500,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// The admin listener comes last, so Close stops it last: /readyz answers 503
 	// while the API listeners drain.
 	if m.AdminAddr != "" {
-		ln, err := net.Listen("tcp", m.AdminAddr)
-		if err != nil {
-			return fmt.Errorf("--admin: %w", err)
-		}
+		ln := lns["--admin"]
+		delete(lns, "--admin")
 		m.AdminURL = "http://" + ln.Addr().String()
 		m.serve(ln, m.adminHandler(st.raw))
 		m.adminServer = m.servers[len(m.servers)-1]

@@ -62,6 +62,47 @@ type storeConfig struct {
 	// wrap, when set, decorates the raw store under the sealing (timing).
 	wrap func(socius.Store) socius.Store
 	out  io.Writer // told about a generated key and migrated secrets
+
+	// The keys given (readKeys): read before anything is made, so that a missing or
+	// bad one fails with no data folder, store or master key file created.
+	keysRead    bool
+	given       []byte // from masterKeyFile or masterKey; nil: the data folder's
+	givenSource string
+	previous    [][]byte
+}
+
+// readKeys reads the master keys given (the file, SOCIUS_MASTER_KEY, the previous
+// key's file), once. A malformed SOCIUS_MASTER_KEY is a usage error (exit 2), as any
+// value refused from the environment.
+func (cfg *storeConfig) readKeys() error {
+	if cfg.keysRead {
+		return nil
+	}
+	switch {
+	case cfg.masterKeyFile != "" && cfg.masterKey != "":
+		return flagError{errTwoMasterKeys}
+	case cfg.masterKeyFile != "":
+		key, err := readKeyFile(cfg.out, cfg.masterKeyFile)
+		if err != nil {
+			return err
+		}
+		cfg.given, cfg.givenSource = key, cfg.masterKeyFile
+	case cfg.masterKey != "":
+		key, err := sealed.ParseKey(cfg.masterKey)
+		if err != nil {
+			return flagError{fmt.Errorf("SOCIUS_MASTER_KEY: %w", err)}
+		}
+		cfg.given, cfg.givenSource = key, "SOCIUS_MASTER_KEY"
+	}
+	if cfg.previousKeyFile != "" {
+		prev, err := readKeyFile(cfg.out, cfg.previousKeyFile)
+		if err != nil {
+			return fmt.Errorf("previous master key: %w", err)
+		}
+		cfg.previous = append(cfg.previous, prev)
+	}
+	cfg.keysRead = true
+	return nil
 }
 
 // openedStore is a store ready for use.
@@ -79,8 +120,8 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if err := checkStore(cfg.spec); err != nil {
 		return nil, flagError{err} // a usage error (exit 2), as for serve
 	}
-	if cfg.masterKeyFile != "" && cfg.masterKey != "" { // before anything is made
-		return nil, flagError{errTwoMasterKeys}
+	if err := cfg.readKeys(); err != nil { // before anything is made
+		return nil, err
 	}
 	var raw socius.Store
 	var nonces socius.NonceStore
@@ -124,14 +165,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if cfg.wrap != nil {
 		inner = cfg.wrap(raw)
 	}
-	var previous [][]byte
-	if cfg.previousKeyFile != "" {
-		prev, err := readKeyFile(cfg.out, cfg.previousKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("previous master key: %w", err)
-		}
-		previous = append(previous, prev)
-	}
+	previous := cfg.previous
 	st, err := sealed.New(inner, key, previous...)
 	if err != nil {
 		return nil, err
@@ -167,16 +201,8 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 // <data>/master.key, which is generated on first start, but only while the store holds
 // no sealed secret (a lost key file must be an error, never silently replaced).
 func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []byte, source string, err error) {
-	switch {
-	case cfg.masterKeyFile != "":
-		key, err := readKeyFile(cfg.out, cfg.masterKeyFile)
-		return key, cfg.masterKeyFile, err
-	case cfg.masterKey != "":
-		key, err := sealed.ParseKey(cfg.masterKey)
-		if err != nil {
-			return nil, "", fmt.Errorf("SOCIUS_MASTER_KEY: %w", err)
-		}
-		return key, "SOCIUS_MASTER_KEY", nil
+	if cfg.given != nil { // read by readKeys
+		return cfg.given, cfg.givenSource, nil
 	}
 	path := filepath.Join(cfg.data, "master.key")
 	if _, err := os.Stat(path); err == nil {

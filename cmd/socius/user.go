@@ -61,14 +61,22 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		defer r.Close()
-		return withStore(ctx, sf, func(st socius.Store) error {
+		err = withStore(ctx, sf, func(st socius.Store) error {
 			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}}
 			return imp.run(ctx, r, stdout)
 		})
+		if err != nil && ctx.Err() != nil {
+			// Whatever failed then (a read, the store) failed for the signal.
+			return errImportInterrupted
+		}
+		return err
 	}
 	fmt.Fprintf(stderr, "socius user: unknown subcommand %q (export, import)\n", args[0])
 	return errUsage
 }
+
+// errImportInterrupted is the end of an import a signal stopped.
+var errImportInterrupted = errors.New("import stopped by a signal: the records counted above, if any, are imported, the rest not; importing the whole file again is safe (a record imported twice is stored once)")
 
 // createPrivate creates (or truncates) a file that only its owner may read: a file
 // there before would keep its mode otherwise. A device or a pipe (/dev/null) is left

@@ -306,7 +306,7 @@ func TestUserImportBadLines(t *testing.T) {
 	for _, want := range []string{
 		"line 2: not a valid record", "line 4: user u: no site has apiKey 3_Nowhere", "line 5: user u: gender must be one of m, f, u",
 		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret", "line 9: key AKey: no site has apiKey 3_Nowhere",
-		`line 11: not a valid record: json: unknown field "shoeSize"`,
+		`line 11: not a valid record: unknown field "shoeSize"`,
 		`line 14: key AImp1: "" is not a method Socius serves`, "line 16: longer than 1048576 bytes",
 		"line 18: key AImp2 exists with other settings: not changed", "line 19: key AImp2 exists with other settings: not changed",
 	} {
@@ -374,6 +374,15 @@ func TestUserCommandErrors(t *testing.T) {
 	// An input that cannot be read (a folder) stops the import: exit 1.
 	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", dir); code != 1 || !strings.Contains(errOut, "import stopped: ") || !strings.Contains(out, "imported 0 users") {
 		t.Errorf("unreadable input: %d %q %q", code, out, errOut)
+	}
+	// An import interrupted (its context cancelled, as a signal does) says so.
+	sigIn := filepath.Join(t.TempDir(), "one.jsonl")
+	os.WriteFile(sigIn, []byte(`{"kind":"site","apiKey":"3_Sig","secret":"`+testSecret+`"}`+"\n"+`{"apiKey":"3_Sig","UID":"u1"}`+"\n"), 0o600)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var sigOut, sigErr bytes.Buffer
+	if code := run(cancelled, []string{"user", "import", "--data", dir, "--in", sigIn}, noEnv, &sigOut, &sigErr); code != 1 || !strings.Contains(sigErr.String(), "import stopped by a signal") {
+		t.Errorf("interrupted import: %d %q %q", code, sigOut.String(), sigErr.String())
 	}
 	// A line longer than the format allows stops the import.
 	in := filepath.Join(t.TempDir(), "long.jsonl")

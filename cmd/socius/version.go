@@ -49,6 +49,10 @@ func buildVersion() string {
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stdout, "usage: socius version (prints the version of Socius and of Go; no flags)")
+		return nil
+	}
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "socius version: unexpected argument %q\nusage: socius version\n", args[0])
 		return errUsage
