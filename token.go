@@ -1,6 +1,8 @@
 package socius
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -105,7 +107,7 @@ func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
 		}
 		var ok bool
 		if pub, ok = k.(*rsa.PublicKey); !ok {
-			return nil, fmt.Errorf("a %T, not an RSA public key", k)
+			return nil, fmt.Errorf("%s, not an RSA public key", keyKind(k))
 		}
 	case "RSA PUBLIC KEY":
 		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
@@ -120,6 +122,17 @@ func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("RSA key of %d bits, at least %d are needed", n, MinRSABits)
 	}
 	return pub, nil
+}
+
+// keyKind names a public key that is not RSA, for an error.
+func keyKind(k any) string {
+	switch k.(type) {
+	case *ecdsa.PublicKey:
+		return "an ECDSA (EC) key"
+	case ed25519.PublicKey:
+		return "an Ed25519 key"
+	}
+	return "a key of another kind"
 }
 
 // EncodeRSAPublicKey returns the key as PKIX PEM ("PUBLIC KEY"), the form stored in

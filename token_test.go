@@ -1,6 +1,8 @@
 package socius_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -123,4 +125,21 @@ func FuzzParseRSAPublicKey(f *testing.F) {
 			t.Errorf("accepted a %d-bit key", pub.N.BitLen())
 		}
 	})
+}
+
+// TestParseRSAPublicKeyOfAnotherKind: a public key of another kind is named in words,
+// not by its Go type.
+func TestParseRSAPublicKeyOfAnotherKind(t *testing.T) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = socius.ParseRSAPublicKey(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	if err == nil || err.Error() != "an ECDSA (EC) key, not an RSA public key" {
+		t.Errorf("an EC key: %v", err)
+	}
 }

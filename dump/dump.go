@@ -182,6 +182,10 @@ func (d *Reader) Next() (*Record, error) {
 		if tooLong {
 			return nil, &LineError{Line: d.line, Err: fmt.Errorf("longer than %d bytes", MaxLine)}
 		}
+		if d.line == 1 {
+			// A byte order mark, which some editors put before UTF-8.
+			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
+		}
 		text = bytes.TrimSpace(text)
 		if len(text) == 0 {
 			continue
@@ -223,6 +227,46 @@ func (d *Reader) readLine() (text []byte, tooLong bool, err error) {
 	}
 }
 
+// jsonProblem says what encoding/json found wrong with a line, in the words of the
+// format rather than of Go's types.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te) && te.Field == "":
+		return fmt.Sprintf("a line is one JSON object, not %s", jsonKind(te.Value))
+	case errors.As(err, &te):
+		want := map[string]string{"profile": "an object", "methods": "a list of strings", "loggedIn": "true or false"}[te.Field]
+		if want == "" {
+			want = "a string"
+		}
+		return fmt.Sprintf("%s must be %s, not %s", te.Field, want, jsonKind(te.Value))
+	case errors.As(err, &se):
+		return fmt.Sprintf("not JSON (at byte %d)", se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "the JSON object is cut short"
+	}
+	// What is left: an unknown field ("json: unknown field \"x\"").
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names a JSON value's kind as encoding/json reports it (UnmarshalTypeError.Value).
+func jsonKind(v string) string {
+	switch {
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case v == "string":
+		return "a string"
+	case v == "bool":
+		return "true or false"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	}
+	return v
+}
+
 func parseTime(name, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -248,7 +292,7 @@ func decode(text []byte) (*Record, error) {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("not a valid record: %v", err)
+		return nil, fmt.Errorf("not a valid record: %s", jsonProblem(err))
 	}
 	// Not dec.More(), which says no more at a stray ']' or '}'.
 	if rest := bytes.TrimSpace(text[dec.InputOffset():]); len(rest) != 0 {

@@ -246,3 +246,31 @@ func TestTimesWrittenInUTC(t *testing.T) {
 		t.Errorf("a time in %v written as %s", paris, buf.String())
 	}
 }
+
+// TestBadLineMessages: a bad line is explained in the format's words, not Go's types;
+// a byte order mark before the first line is skipped.
+func TestBadLineMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		`[]`:     "line 1: not a valid record: a line is one JSON object, not a list",
+		`"user"`: "line 1: not a valid record: a line is one JSON object, not a string",
+		`{"apiKey":"3_abc","UID":"x","profile":[]}`:     "line 1: not a valid record: profile must be an object, not a list",
+		`{"apiKey":"3_abc","UID":7}`:                    "line 1: not a valid record: UID must be a string, not a number",
+		`{"kind":"key","methods":"all"}`:                "line 1: not a valid record: methods must be a list of strings, not a string",
+		`{"apiKey":"3_abc","UID":"x","loggedIn":"yes"}`: "line 1: not a valid record: loggedIn must be true or false, not a string",
+		`{"apiKey":"3_abc","UID":"x","extra":1}`:        `line 1: not a valid record: unknown field "extra"`,
+		`{"apiKey":`:                                    "line 1: not a valid record: the JSON object is cut short",
+		`{x}`:                                           "line 1: not a valid record: not JSON (at byte 2)",
+	} {
+		got := readAll(t, in)
+		if len(got) != 1 || got[0].bad == nil || got[0].bad.Error() != want {
+			t.Errorf("%s: %+v, want %q", in, got, want)
+		}
+		if len(got) == 1 && got[0].bad != nil && strings.Contains(got[0].bad.Error(), "Go ") {
+			t.Errorf("%s: %s names Go's types", in, got[0].bad)
+		}
+	}
+	got := readAll(t, "\xef\xbb\xbf"+`{"apiKey":"3_abc","UID":"bom"}`)
+	if len(got) != 1 || got[0].rec == nil || got[0].rec.User.UID != "bom" {
+		t.Errorf("a line after a byte order mark: %+v", got)
+	}
+}
