@@ -582,6 +582,11 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="socius-export.jsonl"`)
 	cw := &iocount.Writer{W: w}
 	if _, err := Export(r.Context(), e.cfg.Store, cw); err != nil {
+		if r.Context().Err() != nil {
+			// The client went away (it read what it wanted): no fault of the store.
+			e.cfg.Logger.Debug("emulator: export abandoned by the client", "err", err)
+			panic(http.ErrAbortHandler)
+		}
 		e.cfg.Logger.Error("emulator: export", "err", err)
 		if cw.N == 0 {
 			e.internal(w, "export", err)
@@ -595,6 +600,12 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
+	// A large seed (a hundred thousand users and more) takes longer to load than the
+	// listener's read and write timeouts, which are for API calls: this request has
+	// none (the emulator's listeners are local; the client may hang up).
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	n, err := Seed(r.Context(), e.cfg.Store, http.MaxBytesReader(w, r.Body, 256<<20), e.cfg.Clock.Now())
 	if err != nil {
 		// A bad line is the caller's (400); the store failing is not (500).

@@ -185,7 +185,17 @@ func (e *Emulator) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) formReset(w http.ResponseWriter, r *http.Request) {
-	all := r.PostFormValue("all") != ""
+	// The form's checkbox sends "on"; a value it does not read is refused, as the
+	// API refuses it, rather than taken for either reset.
+	var all bool
+	switch v := r.PostFormValue("all"); strings.ToLower(v) {
+	case "", "0", "false", "off":
+	case "on", "1", "true":
+		all = true
+	default:
+		e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Reset", Error: "Nothing was reset: all must be on, or left out; got " + strconv.Quote(v) + "."})
+		return
+	}
 	reset, done := e.Reset, "reset"
 	if all {
 		reset, done = e.ResetAll, "reset-all"
@@ -410,7 +420,7 @@ func ruleFromForm(r *http.Request) (Rule, error) {
 	}
 	if v := strings.TrimSpace(f.Get("fraction")); v != "" {
 		pct, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
-		if err != nil || pct == 0 {
+		if err != nil || !(pct > 0 && pct <= 100) { // NaN too
 			return rule, errors.New("the share of calls must be a percentage above 0 and at most 100 (leave it empty for every call)")
 		}
 		rule.Fraction = pct / 100

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -229,7 +230,6 @@ func TestFaults(t *testing.T) {
 	f := NewFaults(socius.SystemClock{})
 	for _, bad := range []Rule{
 		{Code: 123456}, // not in the table
-		{Code: 400092}, // retired
 		{},             // neither code nor delay
 		{Code: 500001, Delay: Duration(time.Hour)}, // too long
 		{Code: 500001, Fraction: 1.5},
@@ -242,6 +242,15 @@ func TestFaults(t *testing.T) {
 		if _, err := f.Add(bad); err == nil {
 			t.Errorf("Add(%+v) accepted", bad)
 		}
+	}
+	for _, bad := range []Rule{{Code: 500001, Fraction: 1.5}, {Code: 500001, Fraction: -0.5}} {
+		if _, err := f.Add(bad); err == nil || err.Error() != "fraction must be above 0 and at most 1 (leave it out for every call)" {
+			t.Errorf("Add(%+v): %v, want the fraction's range", bad, err)
+		}
+	}
+	// A retired code of the table may be injected too (a client may still handle it).
+	if _, err := NewFaults(socius.SystemClock{}).Add(Rule{Code: 400092}); err != nil {
+		t.Errorf("a retired code: %v", err)
 	}
 	if _, err := f.Add(Rule{Method: "socialize.getAccountInfo", Code: 500001}); err == nil || !strings.Contains(err.Error(), "socialize.setUserInfo") {
 		t.Errorf("a rule for an unserved method: %v, want an error naming the served methods", err)
@@ -423,7 +432,7 @@ func TestAdminAPI(t *testing.T) {
 		// Exactly one change: none is refused, and the clock stays where it is.
 		{"clock no change", "POST", "/_emulator/api/clock", js, `{}`, 400, []string{"exactly one"}},
 		{"clock reset false", "POST", "/_emulator/api/clock", js, `{"reset":false}`, 400, []string{"exactly one"}},
-		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not a Gigya error code"}},
+		{"fault bad code", "POST", "/_emulator/api/faults", js, `{"errorCode":1}`, 400, []string{"not in Gigya's error table"}},
 		{"fault bad apiKey", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"apiKey":"3 x"}`, 400, []string{"apiKey must be 1 to 128 printable"}},
 		{"fault fraction 0", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"fraction":0}`, 400, []string{"fraction must be above 0"}},
 		{"fault unknown field", "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"share":0.5}`, 400, []string{"unknown field"}},
@@ -720,6 +729,13 @@ func TestConsoleForms(t *testing.T) {
 	if n, _ := te.store.CountUsers(context.Background(), ""); n != 2 {
 		t.Fatalf("a refused reset deleted users: %d left", n)
 	}
+	// all= as the form's checkbox sends it, or left out; another word resets nothing.
+	if status, _ := post("/_emulator/reset", url.Values{"all": {"maybe"}}, origin...); status != 400 {
+		t.Errorf("reset form with all=maybe: %d, want 400", status)
+	}
+	if n, _ := te.store.CountUsers(context.Background(), ""); n != 2 {
+		t.Fatalf("a refused reset deleted users: %d left", n)
+	}
 	if status, _ := post("/_emulator/reset", nil, origin...); status != 303 {
 		t.Errorf("reset form: %d", status)
 	}
@@ -770,6 +786,9 @@ func TestLogKeepsNoBodies(t *testing.T) {
 	}
 }
 
+// lengthNote is the note that ends a value cut in the log.
+var lengthNote = regexp.MustCompile(`\.\.\. \([0-9]+ bytes\)$`)
+
 // TestLogEntryBudget: a call of many long values keeps at most MaxLoggedParams of them
 // (a 1 MB body of 250 values of 4 KB kept half a megabyte an entry); its errorDetails
 // keep MaxLoggedDetails, so that the signature diagnosis at their end survives a
@@ -780,16 +799,20 @@ func TestLogEntryBudget(t *testing.T) {
 	for i := range 250 {
 		params = append(params, gigya.Param{Name: fmt.Sprintf("p%03d", i), Value: strings.Repeat("v", 4000)})
 	}
-	params = append(params, gigya.Param{Name: "context", Value: "a" + strings.Repeat("é", 1500)})
+	params = append(params, gigya.Param{Name: "context", Value: "a" + strings.Repeat("é", 1500)}, gigya.Param{Name: "sig", Value: "c2ln"})
 	details := "Invalid request signature: " + strings.Repeat("d", 3000) + " Swift (iOS) SDK hint"
 	l.Observe(&server.Call{ID: "1", Params: params, Details: details})
 	e, _ := l.Entries(0, 1)
 	kept := 0
 	for _, p := range e[0].Params {
-		kept += len(p.Value)
+		kept += len(lengthNote.ReplaceAllString(p.Value, ""))
 	}
-	if kept > MaxLoggedParams+250*32 {
-		t.Errorf("250 values of 4 KB kept %d bytes; want about %d", kept, MaxLoggedParams)
+	if kept > MaxLoggedParams+len(Masked) {
+		t.Errorf("250 values of 4 KB kept %d bytes (the notes aside); want at most %d", kept, MaxLoggedParams)
+	}
+	// A masked value stays masked, not a note of its length, once the budget is spent.
+	if sig, _ := e[0].Param("sig"); sig != Masked {
+		t.Errorf("sig after the budget: %q, want %q", sig, Masked)
 	}
 	if !strings.HasSuffix(e[0].Details, "Swift (iOS) SDK hint") {
 		t.Errorf("3 KB of errorDetails lost their end: ...%s", e[0].Details[max(0, len(e[0].Details)-40):])

@@ -92,9 +92,9 @@ func (r *Rule) Validate() error {
 		return errors.New("apiKey must be 1 to 128 printable characters without spaces, or * for every site")
 	}
 	if r.Code != 0 {
-		info, ok := gigya.LookupCode(r.Code)
-		if !ok || info.Retired {
-			return fmt.Errorf("errorCode %d is not a Gigya error code Socius knows (e.g. 403048, 500001, 504002)", r.Code)
+		// Any code of the table, a retired one too: a client may still handle it.
+		if _, ok := gigya.LookupCode(r.Code); !ok {
+			return fmt.Errorf("errorCode %d is not in Gigya's error table (e.g. 403048, 500001, 504002)", r.Code)
 		}
 	}
 	if r.Delay < 0 || time.Duration(r.Delay) > MaxDelay {
@@ -106,8 +106,8 @@ func (r *Rule) Validate() error {
 	if r.Count < 0 {
 		return errors.New("count must not be negative")
 	}
-	if !(r.Fraction >= 0 && r.Fraction <= 1) { // NaN too
-		return errors.New("fraction must be from 0 to 1")
+	if !(r.Fraction >= 0 && r.Fraction <= 1) { // NaN too; 0 is "not given": every call
+		return errZeroFraction
 	}
 	return nil
 }

@@ -127,16 +127,19 @@ func (l *RequestLog) Observe(c *server.Call) {
 	for i, p := range c.Params {
 		v := p.Value
 		if isMasked(p.Name) {
+			// Masked, whatever the budget: a note of its length would say more.
 			if v != "" && !strings.EqualFold(p.Name, "sig") {
 				hidden = append(hidden, v)
 			}
-			v = Masked
+			e.Params[i] = Param{Name: cut(p.Name), Value: Masked}
+			continue
 		}
-		// Each value at most MaxLoggedValue, and all of them MaxLoggedParams: a
-		// body of 256 values of 4 KB each would keep half a megabyte an entry.
-		v = cutAt(v, min(MaxLoggedValue, budget))
-		budget = max(budget-len(v), 0)
-		e.Params[i] = Param{Name: cut(p.Name), Value: v}
+		// Each value at most MaxLoggedValue, and all of them MaxLoggedParams (the
+		// notes of the lengths of those cut aside): a body of 256 values of 4 KB each
+		// would keep half a megabyte an entry.
+		keep := min(MaxLoggedValue, budget)
+		budget -= min(len(v), keep)
+		e.Params[i] = Param{Name: cut(p.Name), Value: cutAt(v, keep)}
 	}
 	// The details end with the signature diagnosis (the base strings' difference, the
 	// Swift SDK's escaping): kept as far as the base strings are.

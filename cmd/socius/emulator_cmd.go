@@ -358,6 +358,9 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			return err
 		}
 		defer f.Close()
+		// A large seed loads for longer than any other request takes: no timeout
+		// (Ctrl-C ends it), as the emulator gives the request none either.
+		c.http.Timeout = 0
 		var n emulator.SeedStats
 		if err := c.do(ctx, "POST", "seed", f, &n); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -569,7 +570,7 @@ func TestEmulatorFaults(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "needs an errorCode, a delay, or both") {
 		t.Errorf("faults add without a code or a delay: %d %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "123", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "not a Gigya error code") {
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "123", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "not in Gigya's error table") {
 		t.Errorf("add a bad code: %d %s", code, errOut)
 	}
 	if out := ts.emu(t, "faults", "clear"); !strings.Contains(out, "deleted 1 fault rules") {
@@ -889,5 +890,30 @@ func goroutineIn(fn string) bool {
 			return strings.Contains(string(buf[:n]), fn)
 		}
 		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestSeedLongerThanTimeouts: a seed that takes longer to send and load than the
+// listener's read and write timeouts (which are for API calls) loads whole.
+func TestSeedLongerThanTimeouts(t *testing.T) {
+	ts := startEmulator(t, "--read-timeout", "2s", "--write-timeout", "2s")
+	pr, pw := io.Pipe()
+	go func() {
+		io.WriteString(pw, `{"kind":"site","apiKey":"3_Slow","secret":"`+testSecret+`"}`+"\n")
+		for i := 0; i < 6; i++ {
+			time.Sleep(500 * time.Millisecond) // 3 s in all
+			fmt.Fprintf(pw, `{"apiKey":"3_Slow","UID":"slow%d"}`+"\n", i)
+		}
+		pw.Close()
+	}()
+	resp, err := http.Post(ts.HTTPURL+"/_emulator/api/seed", "application/x-ndjson", pr)
+	if err != nil {
+		t.Fatalf("a slow seed: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var n emulator.SeedStats
+	if resp.StatusCode != 200 || json.Unmarshal(b, &n) != nil || n.Users != 6 {
+		t.Errorf("a slow seed: HTTP %d %s", resp.StatusCode, b)
 	}
 }
