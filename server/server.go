@@ -750,9 +750,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	late := s.cfg.WriteTimeout > 0 && c.Duration >= s.cfg.WriteTimeout
 	if c.bodyTimedOut {
 		// The read deadline runs from the request's start, the write deadline from the
-		// end of its head: with ReadTimeout no shorter than WriteTimeout both have
-		// passed by now. The refusal, a few hundred bytes, gets a moment of its own,
-		// and the connection closes after it (its body was not read to the end).
+		// end of its head: when ReadTimeout is no shorter than WriteTimeout (the
+		// defaults are equal), the write deadline has passed too by now. The refusal,
+		// a few hundred bytes, gets a moment of its own, and the connection closes
+		// after it (its body was not read to the end).
 		if http.NewResponseController(w).SetWriteDeadline(time.Now().Add(lateAnswerGrace)) == nil {
 			late = false
 		}
