@@ -259,8 +259,9 @@ func duplicateNonce() error { return socius.Errorf(socius.CodeDuplicateNonce, "D
 // never says what the signature should have been, nor anything of the secret; the
 // values of credential parameters in the base string are masked (a session call
 // signs its oauth_token). When the signature is the one Gigya's Swift (iOS) SDK makes
-// for values holding a byte it leaves unescaped, it says so: Gigya refuses those
-// requests too.
+// for values holding a byte it leaves unescaped, or the one the gigya npm package makes
+// for values 0 and false (signed as empty), it says so: Gigya refuses those requests
+// too.
 func explainSignature(c *call, key []byte, whose string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Invalid request signature: it does not match %s; the server signed %s for %s",
@@ -274,6 +275,9 @@ func explainSignature(c *call, key []byte, whose string) string {
 	} else if kept := gigya.SwiftKept(c.params.All()); kept != "" && gigya.VerifySwift(key, c.params.Get("sig"), c.SignedURLs, c.params.All()) {
 		fmt.Fprintf(&b, "; the sig is right for the base string of Gigya's Swift (iOS) SDK, which leaves %q unescaped in parameter values where Gigya escapes them: "+
 			"Gigya refuses such requests too (SAP/gigya-swift-sdk issue 48); add those characters to GigyaDefinitions.charactersAllowedInSig in the app, or keep them out of the values", kept)
+	} else if gigya.VerifyNodeFalsy(key, c.params.Get("sig"), c.SignedURLs, c.params.All()) {
+		fmt.Fprintf(&b, "; the sig is right for the base string of the gigya npm package (Node), which signs the number 0 and false as empty but sends them as \"0\" and \"false\" (%s): "+
+			"Gigya refuses such requests too; pass those values as strings ('0', 'false') or leave them out", strings.Join(gigya.NodeFalsy(c.params.All()), ", "))
 	}
 	return b.String()
 }

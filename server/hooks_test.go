@@ -246,3 +246,26 @@ func TestFaultHook(t *testing.T) {
 		t.Errorf("observed %+v", last)
 	}
 }
+
+// A signature made the gigya npm package's way, 0 and false signed as empty but sent
+// as they are, is refused as at Gigya, and the emulator's errorDetails say why.
+func TestExplainNodeFalsySignature(t *testing.T) {
+	ts, _ := hookServer(t, server.Config{ExplainSignatures: true})
+	p := url.Values{"apiKey": {apiKey}, "timestamp": {strconv.FormatInt(time.Now().Unix(), 10)},
+		"nonce": {strconv.FormatInt(time.Now().UnixNano(), 10)}, "UID": {"u1"}, "includeAllIdentities": {"false"}, "n": {"0"}}
+	var signed []gigya.Param
+	for k, vs := range p {
+		v := vs[0]
+		if v == "0" || v == "false" {
+			v = "" // the package's (value || '').toString()
+		}
+		signed = append(signed, gigya.Param{Name: k, Value: v})
+	}
+	norm, _ := gigya.NormalizeURL(ts.URL + "/socialize.getUserInfo")
+	raw, _ := socius.DecodeSecret(secret)
+	p.Set("sig", gigya.Sign(raw, "POST", norm, signed))
+	a := post(t, ts.URL+"/socialize.getUserInfo", p)
+	if d := details(a); code(a) != 403003 || !strings.Contains(d, "gigya npm package") || !strings.Contains(d, "includeAllIdentities") {
+		t.Errorf("the npm package's signature: %d %q", code(a), d)
+	}
+}

@@ -91,7 +91,7 @@ func TestEmulatorCIExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("emulator-ci.sh: %v (timeout: %v)", err, ctx.Err())
 	}
-	if s := output.String(); !strings.Contains(s, "# pass 6") || !strings.Contains(s, "# fail 0") {
+	if s := output.String(); !strings.Contains(s, "# pass 7") || !strings.Contains(s, "# fail 0") {
 		t.Errorf("the example's tests did not all pass")
 	}
 	b, err := os.ReadFile(out)

@@ -62,3 +62,10 @@ test('a wrong key secret: the server says what it signed', async () => {
   await assert.rejects(wrong.socialize.getUserInfo({ UID: 'alice' }), (e) => e.errorCode === 403003 &&
     e.gigyaResponse.errorDetails.includes('the server signed POST&https%3A%2F%2Fsocialize.localtest.gigya.com%2Fsocialize.getUserInfo&'));
 });
+
+test('0 or false as a number, signed: the server says the package signed it as empty', async () => {
+  const signed = new Gigya(process.env.GIGYA_API_KEY, 'localtest', 'ASociusCIKey', 'dXNlci1zZWNyZXQtZm9yLWxhYg==');
+  await assert.rejects(signed.socialize.notifyLogin({ siteUID: 'alice', sessionExpiration: 0 }), (e) => e.errorCode === 403003 &&
+    e.gigyaResponse.errorDetails.includes('the gigya npm package (Node), which signs the number 0 and false as empty'));
+  await signed.socialize.notifyLogin({ siteUID: 'alice', sessionExpiration: '0' }); // as a string it is signed
+});

@@ -66,6 +66,12 @@ type File struct {
 	RequestSignatureVectors []RequestVector  `json:"request_signature_vectors"`
 	UIDSignatureVectors     []UIDVector      `json:"uid_signature_vectors"`
 	CapturedWireRequests    []CapturedVector `json:"captured_wire_requests"`
+	// NodeFalsy is the gigya npm package's base string for values 0 and false, which
+	// it signs as empty and sends as "0" and "false".
+	NodeFalsy struct {
+		Params     map[string]any `json:"params"`
+		BaseString string         `json:"base_string"`
+	} `json:"node_falsy_value_quirk"`
 }
 
 // RequestVector is one request-signature vector.
