@@ -98,3 +98,9 @@ func DatabaseError(op string, err error) error {
 	}
 	return &Error{Code: CodeDatabaseError, Details: "Database error", Err: fmt.Errorf("%s: %w", op, err)}
 }
+
+// DiskFullError is the DatabaseError of a store whose disk is full: a client learns
+// that its write was not made and why, which tells nothing of the server's insides.
+func DiskFullError(op string, err error) error {
+	return &Error{Code: CodeDatabaseError, Details: "Database error: the store's disk is full; nothing was written", Err: fmt.Errorf("%s: %w", op, err)}
+}

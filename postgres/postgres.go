@@ -364,6 +364,8 @@ func errorFor(op string, err error) error {
 			return socius.ErrExists
 		case "23503": // foreign_key_violation
 			return socius.ErrNotFound
+		case "53100": // disk_full
+			return socius.DiskFullError("postgres: "+op, err)
 		}
 		if unstorable(err) {
 			// The caller's value, not the database: 400006, as SQLite, which stores

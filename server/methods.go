@@ -182,6 +182,7 @@ func (c *call) userParam(name string) (uid string, implied bool, err error) {
 	}
 	switch uid {
 	case "":
+		c.uidImplied = true
 		return c.token.UID, true, nil
 	case c.token.UID:
 		return uid, false, nil

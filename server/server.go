@@ -242,6 +242,7 @@ type call struct {
 	nonceInOp    bool   // a Config.Nonced operation is under way (Server.nonced)
 	charged      string // the apiKey whose rate-limit budget the call spent, if any
 	answered     bool   // the answer's header is written
+	uidImplied   bool   // the call's user is its token's, no UID given (call.userParam)
 	// bodyTimedOut: the request's body stopped arriving until the read deadline
 	// (ReadTimeout) passed; the answer gets lateAnswerGrace to go out (see respond).
 	bodyTimedOut bool
@@ -431,7 +432,29 @@ func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 	if err := s.checkUnknownParams(c); err != nil {
 		return nil, err
 	}
-	return c.m.handle(s, c)
+	ignored := len(c.ignored)
+	data, err := c.m.handle(s, c)
+	if err != nil && c.uidImplied && socius.ErrorCode(err) == socius.CodeUnauthorizedUser && s.tokenMoved(c) {
+		// The token's user was renamed (setUID, notifyRegistration) between the
+		// token's check and the call's work: the call acts on the user under its new
+		// UID, as it would have a moment earlier or later. Nothing was done the first
+		// time (no such user).
+		c.ignored = c.ignored[:ignored]
+		data, err = c.m.handle(s, c)
+	}
+	return data, err
+}
+
+// tokenMoved reads the call's token again and reports whether it now names another
+// user, still alive: its user was renamed meanwhile. c.token is then the token as it
+// is now.
+func (s *Server) tokenMoved(c *call) bool {
+	t, err := s.cfg.Store.Token(c.ctx, c.token.Hash)
+	if err != nil || t.UID == "" || t.UID == c.token.UID || tokenAlive(t, c.now) != nil {
+		return false
+	}
+	c.token = t
+	return true
 }
 
 // findMethod looks the path's method up and reports whether Socius serves it.

@@ -1138,3 +1138,40 @@ func TestGetTokenUserKeyBesideClientSecret(t *testing.T) {
 		}
 	}
 }
+
+// renameOnTokenRead is a store that renames a user right after a call has read its
+// token, once: the rename that races a call of the user's token.
+type renameOnTokenRead struct {
+	socius.Store
+	from, to string
+	done     bool
+}
+
+func (r *renameOnTokenRead) Token(ctx context.Context, hash string) (*socius.Token, error) {
+	t, err := r.Store.Token(ctx, hash)
+	if err == nil && !r.done && t.UID == r.from {
+		r.done = true
+		if rerr := r.Store.RenameUser(ctx, t.APIKey, r.from, r.to); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return t, err
+}
+
+// TestTokenCallRacingARename: a call with a user's token and no UID, whose user is
+// renamed between the token's check and the call's work, acts on the user under its
+// new UID (as it would a moment earlier or later), not 403005 for the old one.
+func TestTokenCallRacingARename(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	tok := siteToken(t, s, "&x_siteUID=u1").AccessToken
+	race := &renameOnTokenRead{Store: s.cfg.Store, from: "u1", to: "u1-renamed"}
+	s.cfg.Store = race
+	got := postBody(s, nil, true, "socialize.setUserInfo", "oauth_token="+url.QueryEscape(tok)+`&userInfo={"nickname":"raced"}`)
+	if !race.done || !strings.Contains(got, `"errorCode":0`) {
+		t.Fatalf("setUserInfo with the token while its user is renamed: %s (renamed: %v)", got, race.done)
+	}
+	u, err := race.Store.User(context.Background(), labAPIKey, "u1-renamed")
+	if err != nil || u.Profile[socius.Nickname] != "raced" {
+		t.Errorf("the renamed user: %+v %v", u, err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/socius/socius"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -85,14 +84,14 @@ func syncFailure(err error) bool {
 func (s *Store) Healthy() error {
 	select {
 	case <-s.closing:
-		return socius.DatabaseError("sqlite", errors.New("the store is closed"))
+		return dbError("sqlite", errors.New("the store is closed"))
 	default:
 	}
 	if err := s.failure(); err != nil {
-		return socius.DatabaseError("sqlite", err)
+		return dbError("sqlite", err)
 	}
 	if err := s.files.check(); err != nil {
-		return socius.DatabaseError("sqlite", err)
+		return dbError("sqlite", err)
 	}
 	return nil
 }

@@ -439,7 +439,16 @@ func errorFor(op string, err error) error {
 		// number, which siteOf finds: NULL when the site does not exist.
 		return socius.ErrNotFound
 	}
-	return socius.DatabaseError("sqlite: "+op, err)
+	return dbError("sqlite: "+op, err)
+}
+
+// dbError is socius.DatabaseError, or socius.DiskFullError when SQLite found the disk
+// full (SQLITE_FULL: a write or the WAL could not grow).
+func dbError(op string, err error) error {
+	if code := resultCode(err); code >= 0 && code&0xff == sqlite3.SQLITE_FULL {
+		return socius.DiskFullError(op, err)
+	}
+	return socius.DatabaseError(op, err)
 }
 
 // millis and fromMillis convert times to and from the stored Unix milliseconds.

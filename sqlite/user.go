@@ -103,7 +103,7 @@ func (s *Store) User(ctx context.Context, apiKey, uid string) (*socius.User, err
 	}
 	u, found, err := s.lookupUser(apiKey, uid)
 	if err != nil {
-		return nil, socius.DatabaseError("sqlite: user", err)
+		return nil, dbError("sqlite: user", err)
 	}
 	if !found {
 		return nil, socius.ErrNotFound

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -262,6 +263,10 @@ func TestWALBufferWriteFails(t *testing.T) {
 	_, err := s.commit(batch)
 	if socius.ErrorCode(err) != socius.CodeDatabaseError {
 		t.Fatalf("commit with the WAL write failing: %v, want a database error", err)
+	}
+	// The client hears why (SQLITE_FULL), not the bare "Database error".
+	if se := (*socius.Error)(nil); !errors.As(err, &se) || se.Details != "Database error: the store's disk is full; nothing was written" {
+		t.Errorf("the failed batch's errorDetails: %v", err)
 	}
 	if w.failWrite {
 		t.Fatal("the batch never wrote to the file")

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/socius/socius"
 )
 
 // maxBatch caps the operations committed together, so that one batch holds the write
@@ -80,7 +78,7 @@ func (s *Store) send(ctx context.Context, op *writeOp) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.closing:
-		return socius.DatabaseError("sqlite: write", errClosed)
+		return dbError("sqlite: write", errClosed)
 	}
 	err := <-op.done
 	if op.panicked != nil {
@@ -140,12 +138,12 @@ func (s *Store) writer() {
 		var err error
 		if ferr := s.failure(); ferr != nil {
 			// A sync failed: nothing more is written (see fail).
-			err = socius.DatabaseError("sqlite", ferr)
+			err = dbError("sqlite", ferr)
 		} else if batch, err = s.commit(batch); err == nil {
 			// Committed, but into the files the store opened: still the store's? (Not
 			// Healthy, which a closing store fails: Close lets this batch finish.)
 			if ferr := s.files.check(); ferr != nil {
-				err = socius.DatabaseError("sqlite", ferr)
+				err = dbError("sqlite", ferr)
 			}
 		} else if syncFailure(err) {
 			// Rolled back as far as SQLite knows, but the frames may be on the disk,
@@ -180,7 +178,7 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	}
 	tx, err := s.wdb.Begin()
 	if err != nil {
-		return batch, socius.DatabaseError("sqlite: begin", err)
+		return batch, dbError("sqlite: begin", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
 	mark := s.markCache(func() (v int64, err error) {
@@ -192,25 +190,25 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	for i := 0; i < len(batch); i++ {
 		op := batch[i]
 		if _, err := savepoint.Exec(); err != nil {
-			return batch, socius.DatabaseError("sqlite: savepoint", err)
+			return batch, dbError("sqlite: savepoint", err)
 		}
 		op.err = op.run(tx)
 		if op.err != nil {
 			// If SQLite already rolled the whole transaction back (it may, on a full
 			// disk or an I/O error), the savepoint is gone and this fails.
 			if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
-				return batch, socius.DatabaseError("sqlite: rollback to savepoint", errors.Join(err, op.err))
+				return batch, dbError("sqlite: rollback to savepoint", errors.Join(err, op.err))
 			}
 		}
 		if _, err := release.Exec(); err != nil {
-			return batch, socius.DatabaseError("sqlite: release savepoint", err)
+			return batch, dbError("sqlite: release savepoint", err)
 		}
 		if i == len(batch)-1 {
 			batch = s.join(batch, false)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return batch, socius.DatabaseError("sqlite: commit", err)
+		return batch, dbError("sqlite: commit", err)
 	}
 	if s.afterCommit != nil {
 		s.afterCommit()
@@ -260,7 +258,7 @@ func allFast(batch []*writeOp) bool {
 func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 	c := s.wc
 	if err := c.run(c.begin, "begin"); err != nil {
-		return batch, socius.DatabaseError("sqlite", err)
+		return batch, dbError("sqlite", err)
 	}
 	c.bufferWAL()
 	committed := false
@@ -283,14 +281,14 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 		op.err = op.runFast(c)
 		if op.err != nil && !c.inTx() {
 			// SQLite rolled the transaction back: the batch is lost.
-			return batch, socius.DatabaseError("sqlite: write", op.err)
+			return batch, dbError("sqlite: write", op.err)
 		}
 		if i == len(batch)-1 {
 			batch = s.join(batch, true)
 		}
 	}
 	if err := c.run(c.commit, "commit"); err != nil {
-		return batch, socius.DatabaseError("sqlite", err)
+		return batch, dbError("sqlite", err)
 	}
 	committed = true
 	if s.afterCommit != nil {

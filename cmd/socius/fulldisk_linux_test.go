@@ -64,8 +64,9 @@ func TestFullDisk(t *testing.T) {
 	if refused == nil {
 		t.Fatal("5,000 writes on a full disk all succeeded")
 	}
-	if refused.code() != socius.CodeDatabaseError || refused.str("errorMessage") != "Database error" {
-		t.Fatalf("setUserInfo on a full disk: %v, want 500028 Database error", refused)
+	if refused.code() != socius.CodeDatabaseError || refused.str("errorMessage") != "Database error" ||
+		refused.str("errorDetails") != "Database error: the store's disk is full; nothing was written" {
+		t.Fatalf("setUserInfo on a full disk: %v, want 500028 Database error, saying the disk is full", refused)
 	}
 	if got := nickname(); got != stored {
 		t.Errorf("nickname after the refused write: %q, want %q, the last one acknowledged", got, stored)
