@@ -163,10 +163,17 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	// default), so the check that the database answers has a deadline of its own.
 	pingCtx, cancelPing := context.WithTimeout(ctx, openPingTimeout)
 	err = pool.Ping(pingCtx)
+	pingExpired := pingCtx.Err() != nil
 	cancelPing()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %v: %w", openPingTimeout, err)
+			// Which limit it was: this check's, or the URL's connect_timeout (5 s by
+			// default, see above) for a connection that was never made.
+			if pingExpired {
+				err = fmt.Errorf("no answer within %v: %w", openPingTimeout, err)
+			} else {
+				err = fmt.Errorf("no connection within connect_timeout (%v): %w", cfg.ConnConfig.ConnectTimeout, err)
+			}
 			// Closing the connection that waited may take 15 s more (see Close).
 			go pool.Close()
 		} else {
@@ -652,6 +659,19 @@ func fromNullString(v *string) string {
 	return *v
 }
 
+// Advice returns what the database's settings leave open that an operator should
+// close, one sentence each; nil when nothing. Its one check: a session left idle inside
+// a transaction (a node frozen, paused or cut off mid-call) keeps the rows it wrote
+// locked until PostgreSQL ends it, and without idle_in_transaction_session_timeout it
+// never does: every other node's writes to those users then fail at their deadline.
+func (s *Store) Advice(ctx context.Context) []string {
+	var v string
+	if err := s.pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&v); err != nil || v != "0" {
+		return nil
+	}
+	return []string{"idle_in_transaction_session_timeout is 0 (off): a node frozen or cut off in the middle of a call would keep its users' rows locked, and the other nodes' writes to them failing, until PostgreSQL notices its connection is gone (if ever); set it, e.g. ALTER ROLE <socius's role> SET idle_in_transaction_session_timeout = '30s' (see docs/postgresql.md)"}
+}
+
 // Healthy reports whether the database takes writes. A server that became read-only
 // (a demoted primary, a standby, default_transaction_read_only) still answers reads,
 // so a read alone calls the node ready while every signed call fails: its nonce is a
@@ -660,8 +680,16 @@ func (s *Store) Healthy() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var readOnly string
-	if err := s.pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly); err != nil {
+	show := func() error { return s.pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly) }
+	err := show()
+	if err != nil && s.lost(err) && ctx.Err() == nil {
+		// As a read: the pooled connection broke while idle (the database closed it,
+		// restarted, failed over), which the calls' reads mend by trying again on a
+		// new one; the probe must not call the node down for it.
+		err = show()
 		s.lost(err)
+	}
+	if err != nil {
 		return socius.DatabaseError("postgres", err)
 	}
 	if readOnly == "on" {

@@ -753,9 +753,32 @@ func restartUnderDeletes(t *testing.T, srv *pgtest.Server, url string, settle ti
 // TestReadRetriesOnce checks that reads on connections that the database closed while
 // they sat in the pool (here: terminated by an administrator) succeed on their retry.
 func TestReadRetriesOnce(t *testing.T) {
-	url := pgtest.URL(t) + "&application_name=retry-test"
+	s := terminatedPool(t, "retry-test")
+	for range 10 {
+		if _, err := s.Site(t.Context(), "3_site"); err != nil {
+			t.Fatalf("Site after its connections were terminated: %v", err)
+		}
+	}
+}
+
+// TestHealthyRetriesOnce: the readiness probe, as a read, tries again on a new
+// connection when its pooled one was closed by the database: it does not call the node
+// down while the calls' reads succeed.
+func TestHealthyRetriesOnce(t *testing.T) {
+	s := terminatedPool(t, "healthy-test")
+	if err := s.Healthy(); err != nil {
+		t.Errorf("Healthy after its connections were terminated: %v", err)
+	}
+}
+
+// terminatedPool returns a store (a site 3_site in it) whose pool holds idle
+// connections that an administrator has terminated. The pool only pings connections
+// idle for more than a second, so it hands these out as they are: the next query on
+// one fails.
+func terminatedPool(t *testing.T, app string) *Store {
+	url := pgtest.URL(t) + "&application_name=" + app
 	s := open(t, url)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	ctx := t.Context()
 	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -772,8 +795,6 @@ func TestReadRetriesOnce(t *testing.T) {
 	for _, c := range conns {
 		c.Release()
 	}
-	// Terminate them. The pool only pings connections idle for more than a second, so
-	// it hands these out as they are: the next query on one fails.
 	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -781,15 +802,11 @@ func TestReadRetriesOnce(t *testing.T) {
 	defer admin.Close(ctx)
 	var n int
 	if err := admin.QueryRow(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name = 'retry-test' AND pid <> pg_backend_pid()`).Scan(&n); err != nil || n < 4 {
+		WHERE application_name = $1 AND pid <> pg_backend_pid()`, app).Scan(&n); err != nil || n < 4 {
 		t.Fatalf("terminated %d connections (%v), want at least 4", n, err)
 	}
 	time.Sleep(50 * time.Millisecond) // the backends exit
-	for range 10 {
-		if _, err := s.Site(ctx, "3_site"); err != nil {
-			t.Fatalf("Site after its connections were terminated: %v", err)
-		}
-	}
+	return s
 }
 
 // TestNewerDatabaseUsed: a database that a newer Socius migrated (a schema version

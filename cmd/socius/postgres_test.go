@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
 	"github.com/socius/socius/sealed"
@@ -360,5 +362,32 @@ func TestNonceWindowShared(t *testing.T) {
 	}
 	if a := send(short); a.code() != 403002 {
 		t.Errorf("the replay to the short node after 130 s: %v, want 403002 (its window passed)", a)
+	}
+}
+
+// TestPostgresIdleTimeoutAdvice: serve warns when the database would let a node that
+// froze mid-call hold its rows' locks for ever (idle_in_transaction_session_timeout
+// off, PostgreSQL's default), and says nothing once it is set.
+func TestPostgresIdleTimeoutAdvice(t *testing.T) {
+	dsn := pgtest.URL(t)
+	key := testMasterKeyFile(t)
+	start := func() string {
+		var logs syncBuffer
+		startMain(t, func(m *Main) { m.LogOutput = &logs }, "--store", dsn, "--master-key-file", key, "--log-level", "warn")
+		return logs.String()
+	}
+	if logs := start(); !strings.Contains(logs, "idle_in_transaction_session_timeout is 0 (off)") {
+		t.Errorf("no advice with the timeout off:\n%s", logs)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = ''30s''', current_database()); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if logs := start(); strings.Contains(logs, "idle_in_transaction_session_timeout") {
+		t.Errorf("advice with the timeout set:\n%s", logs)
 	}
 }

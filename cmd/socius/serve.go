@@ -400,6 +400,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err := m.shareNonceWindow(ctx); err != nil {
 			return fmt.Errorf("share the nonce window: %w", err)
 		}
+		for _, a := range pg.Advice(ctx) {
+			m.Logger.Warn("postgres: " + a)
+		}
 	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if err := m.seedEmulator(ctx); err != nil {
