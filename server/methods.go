@@ -233,6 +233,11 @@ func (s *Server) getUserInfo(c *call) (gigya.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Socius keeps one identity a user (the site's), so every identity is the answer
+	// either way; the value is still a boolean, refused as signIDs's is otherwise.
+	if _, err := c.params.Bool("includeAllIdentities", false); err != nil {
+		return nil, err
+	}
 	var u *socius.User
 	if c.noncePending {
 		err = s.nonced(c, func(ctx context.Context) (fresh bool, err error) {

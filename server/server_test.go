@@ -1175,3 +1175,24 @@ func TestTokenCallRacingARename(t *testing.T) {
 		t.Errorf("the renamed user: %+v %v", u, err)
 	}
 }
+
+// TestUserInfoSmallThings: includeAllIdentities is a boolean as signIDs is (400006
+// otherwise); an unknown userInfo key given twice is listed once; x_userInfo's
+// warning reads "an x_userInfo field".
+func TestUserInfoSmallThings(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1&includeAllIdentities=maybe"); !strings.Contains(got, `"errorCode":400006`) || !strings.Contains(got, "includeAllIdentities") {
+		t.Errorf("includeAllIdentities=maybe: %s", got)
+	}
+	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1&includeAllIdentities=true"); !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("includeAllIdentities=true: %s", got)
+	}
+	got := postWithSecret(s, "socialize.setUserInfo", "UID=u1&userInfo="+url.QueryEscape(`{"a":1,"a":2}`))
+	if !strings.Contains(got, `"errorCode":0`) || strings.Count(got, `"userInfo.a"`) != 1 {
+		t.Errorf("an unknown key twice: %s", got)
+	}
+	got = postWithSecret(s, "socialize.getToken", "grant_type=none&x_siteUID=u1&x_userInfo="+url.QueryEscape(`{"bad":1}`))
+	if !strings.Contains(got, "Not an x_userInfo field; ignored") {
+		t.Errorf("x_userInfo's warning: %s", got)
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"slices"
 )
 
 // maxUserInfoKeys bounds the keys of one userInfo object. Each unknown key becomes an
@@ -31,7 +32,10 @@ func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
 	for _, kv := range obj {
 		f, ok := socius.ParseField(kv.Key)
 		if !ok {
-			unknown = append(unknown, param+"."+kv.Key)
+			// Listed once, though given twice (a known field given twice is refused).
+			if name := param + "." + kv.Key; !slices.Contains(unknown, name) {
+				unknown = append(unknown, name)
+			}
 			continue
 		}
 		if _, dup := patch.Get(f); dup {
@@ -43,7 +47,11 @@ func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
 		}
 		patch.Set(f, val)
 	}
-	if err := c.ignore(unknown, "Not a "+param+" field; ignored"); err != nil {
+	article := "a "
+	if param == "x_userInfo" {
+		article = "an "
+	}
+	if err := c.ignore(unknown, "Not "+article+param+" field; ignored"); err != nil {
 		return nil, err
 	}
 	return &patch, nil
