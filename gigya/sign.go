@@ -399,22 +399,62 @@ func Verify(key []byte, sig, httpMethod string, urls []string, params []Param) i
 // the list: it returns the index in that list of the first URL whose base string
 // matches, or -1.
 func VerifyRequest(key []byte, sig, httpMethod, scheme, host, path string, params []Param) int {
+	i, _ := VerifyRequestN(key, sig, httpMethod, scheme, host, path, params, len(candidates{}.ends))
+	return i
+}
+
+// VerifyRequestN is VerifyRequest trying at most max candidate URLs, the most likely
+// first; tried is how many it tried. Each candidate hashes the whole escaped parameter
+// string (EscapedLen), which a sender controls: a server bounds what a request with a
+// bad signature costs it by the number it lets it try.
+func VerifyRequestN(key []byte, sig, httpMethod, scheme, host, path string, params []Param, max int) (index, tried int) {
 	var want [sha1.Size]byte
 	if !DecodeSignature(sig, &want) {
-		return -1
+		return -1, 0
 	}
 	v := verifiers.Get().(*verifier)
 	defer verifiers.Put(v)
 	var buf [MaxParams]int
 	order := sortedParams(params, buf[:0])
 	v.urls.init(scheme, host, path)
-	for i := range v.urls.n {
+	for i := range min(v.urls.n, max) {
 		v.head = appendHead(v.head[:0], httpMethod, v.urls.url(i))
 		if hmac.Equal(v.macParams(key, v.head, params, order), want[:]) {
-			return i
+			return i, i + 1
 		}
 	}
-	return -1
+	return -1, min(v.urls.n, max)
+}
+
+// EscapedLen returns the length of the escaped parameter string that a base string
+// ends with (writeEscapedParamString), without building it: a value byte that the
+// first escape keeps counts 1, any other 5 (%25XX); a name's bytes 1 or 3 (%XX); each
+// separator 3.
+func EscapedLen(params []Param) int {
+	n := 0
+	for i, p := range params {
+		if equalFoldASCII(p.Name, "sig") {
+			continue
+		}
+		if i > 0 && n > 0 {
+			n += 3 // %26
+		}
+		n += escapedLen(p.Name, 3) + 3 + escapedLen(p.Value, 5) // %3D
+	}
+	return n
+}
+
+// escapedLen is the length of s with each byte that is not unreserved made wide bytes.
+func escapedLen(s string, wide int) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if unreserved(s[i]) {
+			n++
+		} else {
+			n += wide
+		}
+	}
+	return n
 }
 
 // BaseStrings returns the base string for each candidate URL (to tell a client what

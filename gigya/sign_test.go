@@ -548,3 +548,41 @@ func TestVerifyStreams(t *testing.T) {
 		t.Errorf("checking a wrong signature of a %d-byte request allocated %d KiB", len(params[0].Value), grew>>10)
 	}
 }
+
+// TestEscapedLen: EscapedLen is the length of the escaped parameter string a base
+// string ends with, sig left out.
+func TestEscapedLen(t *testing.T) {
+	for _, params := range [][]Param{
+		nil,
+		{{Name: "UID", Value: "u1"}},
+		{{Name: "sig", Value: "x"}, {Name: "UID", Value: "a b!é"}, {Name: "userInfo", Value: `{"nickname":"<&=>"}`}},
+		{{Name: "n.a-me~", Value: ""}, {Name: "a", Value: "~._-"}},
+	} {
+		base := BaseString("POST", "http://h/m", params)
+		want := len(base) - len(BaseString("POST", "http://h/m", nil))
+		if got := EscapedLen(params); got != want {
+			t.Errorf("EscapedLen(%v) = %d, want %d (%s)", params, got, want, base)
+		}
+	}
+}
+
+// TestVerifyRequestN: at most max candidates are tried, the most likely first; a
+// signature for a later one is not found within a smaller max.
+func TestVerifyRequestN(t *testing.T) {
+	key := []byte("key")
+	params := []Param{{Name: "UID", Value: "u1"}}
+	urls := CandidateURLs("http", "h:8080", "/socialize.getUserInfo")
+	if len(urls) != 4 {
+		t.Fatalf("candidates %v", urls)
+	}
+	sig := Sign(key, "POST", urls[3], params)
+	if i, tried := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 4); i != 3 || tried != 4 {
+		t.Errorf("max 4: %d after %d", i, tried)
+	}
+	if i, tried := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 2); i != -1 || tried != 2 {
+		t.Errorf("max 2: %d after %d", i, tried)
+	}
+	if i := VerifyRequest(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params); i != 3 {
+		t.Errorf("VerifyRequest: %d", i)
+	}
+}

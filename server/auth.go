@@ -191,6 +191,7 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		// Each base string is cut at maxBaseString bytes: a wrong signature costs
 		// nothing but the apiKey, and a whole one is up to five times the body.
 		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.EscapedPath())
+		urls = urls[:min(len(urls), verifyTries(c.params.All()))] // those tried
 		c.SignedURLs = urls
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()), maxBaseString)
 		if s.cfg.ExplainSignatures {
@@ -270,8 +271,13 @@ func explainSignature(c *call, key []byte, whose string) string {
 		fmt.Fprintf(&b, " (also tried: %s)", strings.Join(c.SignedURLs[1:], ", "))
 	}
 	var raw [20]byte
+	// The SDKs' other base strings below hash every candidate again, twice for the
+	// Swift SDK's: not for a request this large.
+	small := gigya.EscapedLen(c.params.All()) <= verifyBudget/8
 	if !gigya.DecodeSignature(c.params.Get("sig"), &raw) {
 		b.WriteString("; the sig sent is not the base64 of a 20-byte HMAC-SHA1")
+	} else if !small {
+		b.WriteString("; (the request is too large for the server to try the SDKs' other base strings)")
 	} else if kept := gigya.SwiftKept(c.params.All()); kept != "" && gigya.VerifySwift(key, c.params.Get("sig"), c.SignedURLs, c.params.All()) {
 		fmt.Fprintf(&b, "; the sig is right for the base string of Gigya's Swift (iOS) SDK, which leaves %q unescaped in parameter values where Gigya escapes them: "+
 			"Gigya refuses such requests too (SAP/gigya-swift-sdk issue 48); add those characters to GigyaDefinitions.charactersAllowedInSig in the app, or keep them out of the values", kept)
@@ -303,14 +309,35 @@ func aheadBehind(d time.Duration) string {
 // URL of the path as received (SPEC 4: its percent-escapes as sent) or, when the
 // client escaped characters that need none (`%55` for `U`), of the path decoded,
 // which a client that escapes only on the wire signs. The SDKs send neither.
+//
+// Each candidate URL hashes the whole escaped parameter string, up to five times the
+// request, and anyone who knows a site's public apiKey can send a bad signature: the
+// candidates tried are bounded by verifyBudget bytes hashed (at least one is tried).
+// A request of ordinary size tries them all.
 func (c *call) signatureMatches(key []byte) bool {
 	sig, params := c.params.Get("sig"), c.params.All()
+	tries := verifyTries(params)
 	path := c.r.URL.EscapedPath()
-	if gigya.VerifyRequest(key, sig, c.r.Method, c.scheme, c.r.Host, path, params) >= 0 {
+	i, tried := gigya.VerifyRequestN(key, sig, c.r.Method, c.scheme, c.r.Host, path, params, tries)
+	if i >= 0 {
 		return true
 	}
-	return path != c.r.URL.Path && gigya.VerifyRequest(key, sig, c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, params) >= 0
+	if path == c.r.URL.Path || tried >= tries {
+		return false
+	}
+	i, _ = gigya.VerifyRequestN(key, sig, c.r.Method, c.scheme, c.r.Host, c.r.URL.Path, params, tries-tried)
+	return i >= 0
 }
+
+// verifyTries is how many candidate URLs a request's signature check may try.
+func verifyTries(params []gigya.Param) int {
+	return max(1, verifyBudget/max(1, gigya.EscapedLen(params)))
+}
+
+// verifyBudget is the most a signed request's check may hash: 4 MiB, every candidate
+// of a request whose escaped parameters are up to 512 KiB (a body of 100 KiB to 512
+// KiB), one of the largest.
+const verifyBudget = 4 << 20
 
 // checkSecret checks a secret sent in plain: only over TLS (or a trusted proxy's TLS),
 // compared in constant time.

@@ -113,7 +113,7 @@ func TestUserInfoKeyLimit(t *testing.T) {
 	obj := func(n int) string {
 		keys := make([]string, n)
 		for i := range keys {
-			keys[i] = `"k` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + `":` + "0"
+			keys[i] = `"k` + strconv.Itoa(i) + `":0` // distinct: a key given twice is ignored once
 		}
 		return "{" + strings.Join(keys, ",") + "}"
 	}
@@ -1194,5 +1194,34 @@ func TestUserInfoSmallThings(t *testing.T) {
 	got = postWithSecret(s, "socialize.getToken", "grant_type=none&x_siteUID=u1&x_userInfo="+url.QueryEscape(`{"bad":1}`))
 	if !strings.Contains(got, "Not an x_userInfo field; ignored") {
 		t.Errorf("x_userInfo's warning: %s", got)
+	}
+}
+
+// TestSignatureCheckBudget: a request whose escaped parameters are larger than the
+// budget is checked against its most likely candidate URL only, so that a bad
+// signature costs a bounded hash; an ordinary request is checked against every one
+// (here the other scheme's, as behind a TLS terminator).
+func TestSignatureCheckBudget(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	key, _ := socius.DecodeSecret(labSecret)
+	// The bulk in userInfo, which getUserInfo ignores and only the body limit bounds.
+	signedFor := func(scheme, nonce, bulk string) string {
+		p := []gigya.Param{{Name: "apiKey", Value: labAPIKey}, {Name: "UID", Value: "u1"}, {Name: "nonce", Value: nonce},
+			{Name: "timestamp", Value: strconv.FormatInt(labTime.Unix(), 10)}, {Name: "userInfo", Value: bulk}}
+		form := url.Values{"sig": {gigya.Sign(key, "POST", scheme+"://socialize.localtest/socialize.getUserInfo", p)}}
+		for _, kv := range p {
+			form.Set(kv.Name, kv.Value)
+		}
+		return form.Encode()
+	}
+	if got := send(s, nil, "socialize.getUserInfo", signedFor("https", "small", "x")); !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("an ordinary request signed for https, received over http: %s", got)
+	}
+	big := strings.Repeat(" ", verifyBudget/5+1) // one byte in the form (+), five in the base string (%2520)
+	if got := send(s, nil, "socialize.getUserInfo", signedFor("http", "big-http", big)); !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("a large request signed for the URL it was sent to: %.300s", got)
+	}
+	if got := send(s, nil, "socialize.getUserInfo", signedFor("https", "big-https", big)); !strings.Contains(got, `"errorCode":403003`) {
+		t.Errorf("a large request signed for the other scheme: %.300s, want 403003 (one candidate tried)", got)
 	}
 }
