@@ -66,7 +66,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		sf.mayCreate = true
 		name := fs.String("name", "", "a name for the site")
 		apiKey := fs.String("api-key", "", "the apiKey (generated when empty)")
-		secret := fs.String("secret", "", "the partner secret, standard base64 of at least 16 bytes (generated when empty)")
+		secret := secretFlags(fs, "the partner secret, standard base64 of at least 16 bytes (generated when empty)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return badFlag("--api-key %q: 1 to 128 printable characters without spaces", site.APIKey)
 		}
 		var err error
-		if site.Secret, err = secretOrNew(*secret); err != nil {
+		if site.Secret, err = secret(); err != nil {
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -167,7 +167,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")
 		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (all when empty)")
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
-		secret := fs.String("secret", "", "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
+		secret := secretFlags(fs, "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
 		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
@@ -183,7 +183,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return badFlag("--user-key %q: 1 to 128 printable characters without spaces", k.UserKey)
 		}
 		var err error
-		if k.Secret, err = secretOrNew(*secret); err != nil {
+		if k.Secret, err = secret(); err != nil {
 			return err
 		}
 		var names []string
@@ -289,21 +289,60 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 // rotateArgs reads the arguments of `site|key rotate-secret ID [--secret S]`: the ID,
 // and the new secret, validated when given, else generated.
 func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
-	given := fs.String("secret", "", "the new secret, standard base64 of at least 16 bytes (generated when empty)")
+	given := secretFlags(fs, "the new secret, standard base64 of at least 16 bytes (generated when empty)")
 	pos, err := parseArgs(fs, args, lookupEnv)
 	if err != nil {
 		return "", "", err
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S] [--data DIR | --store URL]\n", noun, id)
+		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S | --secret-file FILE] [--data DIR | --store URL]\n", noun, id)
 		return "", "", errUsage
 	}
-	secret, err := secretOrNew(*given)
+	secret, err := given()
 	if err != nil {
 		return "", "", err
 	}
 	return pos[0], secret, nil
 }
+
+// secretFlags registers --secret and --secret-file on fs, and returns what reads the
+// secret they give once fs is parsed (secretOrNew): a command line is visible to every
+// user of the host (ps, /proc), and lands in the shell's history; a file is not.
+func secretFlags(fs *flag.FlagSet, help string) func() (string, error) {
+	value := fs.String("secret", "", help)
+	file := fs.String("secret-file", "", "read the secret from this file (- for standard input) rather than the command line, which others on the host can see")
+	return func() (string, error) {
+		if *file == "" {
+			return secretOrNew(*value)
+		}
+		if *value != "" {
+			return "", badFlag("--secret and --secret-file: give the secret once")
+		}
+		var r io.Reader = os.Stdin
+		if *file != "-" {
+			f, err := os.Open(*file)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			r = f
+		}
+		b, err := io.ReadAll(io.LimitReader(r, maxSecretFile+1))
+		if err != nil {
+			return "", fmt.Errorf("--secret-file: %w", err)
+		}
+		if len(b) > maxSecretFile {
+			return "", badFlag("--secret-file %s: longer than %d bytes; a secret is base64 of some tens of bytes", *file, maxSecretFile)
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return "", badFlag("--secret-file %s: empty", *file)
+		}
+		return secretOrNew(string(b))
+	}
+}
+
+// maxSecretFile bounds what --secret-file reads.
+const maxSecretFile = 4 << 10
 
 // secretOrNew returns the secret given with --secret, once validated and without the
 // whitespace decoding skips (socius.CompactSecret: what a client sends as a plain

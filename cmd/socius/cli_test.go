@@ -533,3 +533,44 @@ func TestVersionHelp(t *testing.T) {
 		t.Errorf("version extra: exit %d, want 2", code)
 	}
 }
+
+// TestSecretFile: --secret-file gives a secret without the command line, which others
+// on the host can see: site create, key create and the rotate-secrets read it (its
+// newline dropped); with --secret too, or empty, it is a usage error (nothing made).
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	if err := os.WriteFile(file, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	for _, args := range [][]string{
+		{"site", "create", "--api-key", "3_File", "--secret-file", file},
+		{"key", "create", "--site", "3_File", "--user-key", "AFileKey", "--secret-file", file},
+		{"site", "rotate-secret", "3_File", "--secret-file", file},
+		{"key", "rotate-secret", "AFileKey", "--secret-file", file},
+	} {
+		if code, out, errOut := runCLI(t, noEnv, append(args, "--data", data)...); code != 0 || !strings.Contains(out, " "+testSecret+"\n") {
+			t.Errorf("%v: exit %d %q %s", args, code, out, errOut)
+		}
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"site", "create", "--secret", testSecret, "--secret-file", file}, 2, "give the secret once"},
+		{[]string{"site", "create", "--secret-file", empty}, 2, "empty"},
+		{[]string{"site", "create", "--secret-file", filepath.Join(dir, "missing")}, 1, "no such file"},
+	} {
+		never := filepath.Join(dir, "never")
+		if code, _, errOut := runCLI(t, noEnv, append(tt.args, "--data", never)...); code != tt.code || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%v: exit %d %s; want %d and %q", tt.args, code, errOut, tt.code, tt.says)
+		}
+		if _, err := os.Stat(never); !os.IsNotExist(err) {
+			t.Errorf("%v made its data folder", tt.args)
+		}
+	}
+}
