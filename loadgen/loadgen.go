@@ -79,8 +79,9 @@ type Options struct {
 	// ServerPID is the server's process id (0: unknown). With it a run reports the
 	// server's peak memory and CPU use.
 	ServerPID int
-	// Samples: the result also lists every request it counts, with the time it was
-	// answered (Result.Samples), to see when the slow ones came.
+	// Samples: the result also lists every request whose latency it counts (the late
+	// answers too), with the time it was answered (Result.Samples), to see when the
+	// slow ones came.
 	Samples bool
 }
 
@@ -129,7 +130,8 @@ type Result struct {
 	OtherCPUPercent   float64 `json:"otherCpuPercent"`
 	StealPercent      float64 `json:"stealPercent"`
 
-	// Samples are the counted requests in the order they were answered, with
+	// Samples are the requests whose latencies are counted (the late answers too), in
+	// the order they were answered, with
 	// Options.Samples; nil otherwise.
 	Samples []Sample `json:"-"`
 }
@@ -277,7 +279,7 @@ type worker struct {
 	errs   map[string]*ErrorSample
 
 	samples bool     // keep ends
-	ends    []Sample // with samples: the counted requests
+	ends    []Sample // with samples: the requests whose latencies are counted
 }
 
 func (w *worker) loop(ctx context.Context, from, until time.Time) {
@@ -306,6 +308,9 @@ func (w *worker) loop(ctx context.Context, from, until time.Time) {
 			if err == nil && status == 200 && errorCode(body) == 0 {
 				w.late++
 				w.lat.add(t1.Sub(t0))
+				if w.samples { // the latency log holds every latency the percentiles do
+					w.ends = append(w.ends, Sample{End: t1, Latency: t1.Sub(t0)})
+				}
 				continue
 			}
 		}

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -122,9 +123,19 @@ func errorDetails(body []byte) string {
 		}
 		return string(body)
 	}
-	rest := body[i+len(key):]
-	if j := bytes.IndexByte(rest, '"'); j >= 0 {
-		rest = rest[:j]
+	// The JSON string, up to its closing quote (an escaped one does not end it), then
+	// decoded: "\u0026" is "&" in the details a reader sees.
+	start := i + len(key) - 1
+	end := start + 1
+	for end < len(body) && body[end] != '"' {
+		if body[end] == '\\' {
+			end++
+		}
+		end++
 	}
-	return string(rest)
+	var s string
+	if end >= len(body) || json.Unmarshal(body[start:end+1], &s) != nil {
+		return string(body[start+1 : min(end, len(body))])
+	}
+	return s
 }

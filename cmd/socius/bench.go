@@ -82,6 +82,13 @@ func NewBench() *Bench {
 	}
 }
 
+// benchEnv is the environment of the servers the bench starts: the bench's without the
+// SOCIUS_* variables, which serve would read as flags (a rate limit, another store, the
+// emulator) that the report does not show; serve flags go after "--".
+func benchEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "SOCIUS_") })
+}
+
 func selfCommand(args ...string) *exec.Cmd {
 	exe, err := os.Executable()
 	if err != nil {
@@ -123,7 +130,7 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.DurationVar(&b.Warmup, "warmup", b.Warmup, "unmeasured time before each measurement")
 	fs.IntVar(&b.Rounds, "rounds", b.Rounds, "measure the baseline and every scenario this many times, interleaved, and report the medians (a shared machine is noisy)")
 	fs.StringVar(&b.JSONFile, "json", b.JSONFile, "also write the results as JSON to this file")
-	fs.StringVar(&b.LatencyLog, "latency-log", b.LatencyLog, "write every counted request of every run to this file, as CSV: when it was answered and its latency")
+	fs.StringVar(&b.LatencyLog, "latency-log", b.LatencyLog, "write every request of every run whose latency is counted (late answers too) to this file, as CSV: when it was answered and its latency")
 	fs.StringVar(&b.StoreDir, "store-dir", b.StoreDir, "keep the stores in this folder (users-N/ each) and reuse them; default: a temp folder, removed")
 	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite", or "external" with --url)`)
 	fs.StringVar(&b.Preload, "preload", b.Preload, "how users are created: store (written to the SQLite store before serve starts; not with --store in the serve flags), http (signed notifyLogin calls) or auto (store unless serve flags are passed)")
@@ -131,7 +138,10 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.StringVar(&b.ProfileDir, "profile", b.ProfileDir, "write a CPU profile of the server for each scenario into this folder (serve runs with --pprof)")
 	fs.StringVar(&b.ServerExe, "server-exe", b.ServerExe, "run serve from this socius binary (e.g. an older build, to compare) instead of this one")
 	fs.StringVar(&baselineAddr, "serve-baseline", "", "internal: only serve the baseline handler on this address (the bench runs it as a child)")
-	if err := parse(fs, args, lookupEnv); err != nil {
+	// The bench reads no SOCIUS_* variable: those a shell exports for socius call or
+	// serve (SOCIUS_URL, SOCIUS_SECRET, SOCIUS_RATE_LIMIT...) would change what it
+	// measures without a word in its report. (Its servers get none either: benchEnv.)
+	if err := parse(fs, args, func(string) (string, bool) { return "", false }); err != nil {
 		return "", err
 	}
 	if baselineAddr != "" {
@@ -196,6 +206,12 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		if len(b.Users) > 1 {
 			return "", errors.New("--url drives one store: give one --users count")
 		}
+		if err := socius.ValidateSecret(b.Secret); err != nil {
+			return "", fmt.Errorf("--secret: %v", err)
+		}
+		if b.PID != 0 && !processExists(b.PID) {
+			return "", fmt.Errorf("--pid %d: no such process (the server's process id, to read its memory and CPU)", b.PID)
+		}
 	} else if b.APIKey != "" || b.Secret != "" || b.PID != 0 {
 		return "", errors.New("--api-key, --secret and --pid go with --url")
 	}
@@ -204,6 +220,14 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		if b.URL != "" {
 			b.Label = "external"
 		}
+	}
+	if b.JSONFile != "" {
+		// Before the run, which may take an hour: not a typo found at its end.
+		f, err := os.OpenFile(b.JSONFile, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return "", fmt.Errorf("--json: %w", err)
+		}
+		f.Close()
 	}
 	return "", nil
 }
@@ -538,10 +562,11 @@ func summarize(results []*loadgen.Result) []*loadgen.Result {
 		m.LoadgenCores = med(func(r *loadgen.Result) float64 { return r.LoadgenCores })
 		m.OtherCPUPercent = med(func(r *loadgen.Result) float64 { return r.OtherCPUPercent })
 		m.StealPercent = med(func(r *loadgen.Result) float64 { return r.StealPercent })
-		m.Requests, m.Errors, m.MaxMs, m.Seconds, m.ErrorKinds = 0, 0, 0, 0, nil
+		m.Requests, m.Errors, m.Late, m.MaxMs, m.Seconds, m.ErrorKinds = 0, 0, 0, 0, 0, nil
 		for _, r := range rs {
 			m.Requests += r.Requests
 			m.Errors += r.Errors
+			m.Late += r.Late
 			m.Seconds += r.Seconds
 			m.MaxMs = max(m.MaxMs, r.MaxMs)
 			m.ServerPeakRSS = max(m.ServerPeakRSS, r.ServerPeakRSS)
@@ -811,6 +836,7 @@ type child struct {
 // address (and its profiler's, when asked for) on stdout.
 func (b *Bench) start(ctx context.Context, name string, extra []string, args ...string) (*child, error) {
 	c := &child{name: name, cmd: b.Command(append(args, extra...)...), exited: make(chan struct{})}
+	c.cmd.Env = benchEnv(os.Environ())
 	c.cmd.Stderr = b.Stderr
 	dieWithParent(c.cmd)
 	out, err := c.cmd.StdoutPipe()

@@ -113,8 +113,8 @@ func TestBenchSmoke(t *testing.T) {
 			store = "-"
 		}
 		run := fmt.Sprintf("%s,50,1,%s", store, r.Scenario)
-		if rows[run] != r.Requests {
-			t.Errorf("latency log: %d lines for %s, which counted %d requests", rows[run], run, r.Requests)
+		if rows[run] != r.Requests+r.Late {
+			t.Errorf("latency log: %d lines for %s, which counted %d requests and %d late answers", rows[run], run, r.Requests, r.Late)
 		}
 	}
 	if len(rows) != len(rep.Results) {
@@ -156,6 +156,18 @@ func TestBenchInterleavesUserCounts(t *testing.T) {
 	}
 	if len(rep.Summary) != 4 {
 		t.Errorf("%d summary lines, want 4 (a baseline and getUserInfo for each count)", len(rep.Summary))
+	}
+	// A summary line sums its rounds' requests, errors and late answers.
+	for _, m := range rep.Summary {
+		var requests, late int64
+		for _, r := range rep.Results {
+			if r.Users == m.Users && r.Scenario == m.Scenario {
+				requests, late = requests+r.Requests, late+r.Late
+			}
+		}
+		if m.Requests != requests || m.Late != late {
+			t.Errorf("summary of %d users, %s: %d requests and %d late, want the rounds' %d and %d", m.Users, m.Scenario, m.Requests, m.Late, requests, late)
+		}
 	}
 
 	// 30 users against 20: getUserInfo's ratio in each round over the same round's.
@@ -247,6 +259,9 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--preload", "store", "--", "-store=postgres://x/y"}, "with --store in the serve flags"},
 		{[]string{"--url", "http://127.0.0.1:1/prefix", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
 		{[]string{"--url", "https://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
+		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "--secret: secret is not standard base64"},
+		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", testSecret, "--pid", "-3"}, "--pid -3: no such process"},
+		{[]string{"--json", filepath.Join(t.TempDir(), "no", "such", "dir.json")}, "--json: open"},
 	} {
 		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -260,8 +275,19 @@ func TestBenchFlags(t *testing.T) {
 	}
 	// A trailing slash was signed but not sent (every request 403003).
 	b := NewBench()
-	if _, err := b.ParseFlags([]string{"--url", "http://127.0.0.1:1/", "--api-key", "k", "--secret", "s"}, noEnv, &bytes.Buffer{}); err != nil || b.URL != "http://127.0.0.1:1" {
+	if _, err := b.ParseFlags([]string{"--url", "http://127.0.0.1:1/", "--api-key", "k", "--secret", testSecret}, noEnv, &bytes.Buffer{}); err != nil || b.URL != "http://127.0.0.1:1" {
 		t.Errorf("--url with a trailing slash: %q, %v", b.URL, err)
+	}
+	// The bench reads no SOCIUS_* variable (SOCIUS_URL exported for socius call), and
+	// its servers get none (SOCIUS_RATE_LIMIT would throttle them unreported).
+	env := func(k string) (string, bool) {
+		return map[string]string{"SOCIUS_URL": "http://127.0.0.1:1", "SOCIUS_USERS": "0"}[k], strings.HasPrefix(k, "SOCIUS_URL") || k == "SOCIUS_USERS"
+	}
+	if b := NewBench(); func() error { _, err := b.ParseFlags(nil, env, &bytes.Buffer{}); return err }() != nil || b.URL != "" {
+		t.Errorf("the bench read SOCIUS_URL: %q", b.URL)
+	}
+	if got := benchEnv([]string{"PATH=/bin", "SOCIUS_RATE_LIMIT=5", "HOME=/root", "SOCIUS_STORE=postgres://x"}); !slices.Equal(got, []string{"PATH=/bin", "HOME=/root"}) {
+		t.Errorf("the servers' environment: %v", got)
 	}
 	if code, out, _ := runCLI(t, noEnv, "help"); code != 0 || !strings.Contains(out, "bench") {
 		t.Errorf("usage does not list bench: %s", out)
