@@ -95,3 +95,21 @@ func TestCredentialsWhereNamesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedAPIKeyLogged: a call refused for a malformed apiKey still names it in
+// its log line, as one of no site is (shortened when it may be a secret).
+func TestMalformedAPIKeyLogged(t *testing.T) {
+	var b bytes.Buffer
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&b, nil)))
+	for key, want := range map[string]string{
+		"3_has space":            `apiKey="3_has space"`,
+		strings.Repeat("A", 200): `apiKey="\"AAAA\"... (length 200)"`,
+	} {
+		b.Reset()
+		got := postBody(s, nil, true, "socialize.getUserInfo", "apiKey="+url.QueryEscape(key)+"&UID=u1&secret=x")
+		if !strings.Contains(got, `"errorCode":400093`) || !strings.Contains(b.String(), want) {
+			t.Errorf("apiKey %.20q: %s\n%s", key, got, b.String())
+		}
+	}
+}

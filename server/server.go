@@ -800,10 +800,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	c.Code, c.Details = env.Code, env.Details
 	if c.site != nil {
 		c.APIKey = c.site.APIKey
-	} else if k, ok := c.params.Lookup("apiKey"); ok && c.APIKey == "" && socius.ValidAPIKey(k) {
-		// Refused before its site was looked up (or for naming no site): the apiKey
-		// the call named, so that the log says whose call it was (not in full when it
-		// may be a secret).
+	} else if k, ok := c.params.Lookup("apiKey"); ok && c.APIKey == "" && k != "" {
+		// Refused before its site was looked up (or for naming no site, or for a
+		// malformed apiKey): the apiKey the call named, so that the log says whose call
+		// it was (not in full when it may be a secret).
 		c.APIKey = unknownID(k)
 	}
 	if c.key != nil {
