@@ -105,7 +105,8 @@ func splitPort(hostport string) (host, port string, ok bool) {
 // CandidateURLs lists the normalized URLs a client may have signed for a request that
 // reached the server with this scheme, Host and path: the scheme as received and the
 // other one (TLS terminators), the host with its non-default port and without it (.NET
-// never signs the port). The most likely comes first.
+// never signs the port). The most likely comes first, then the scheme received without
+// the port.
 func CandidateURLs(scheme, host, path string) []string {
 	var c candidates
 	c.init(scheme, host, path)
@@ -130,10 +131,16 @@ func (c *candidates) init(scheme, host, path string) {
 		other = "https"
 	}
 	c.buf, c.n = c.buf[:0], 0
+	// The scheme received first, with the port and then without it (the .NET SDK on a
+	// non-default port), then the other scheme: a large request tries only the first
+	// ones (a server's hashing budget), and a TLS terminator keeps a default port.
+	h, _, hasPort := splitPort(host)
 	c.add(scheme, host, path)
-	c.add(other, host, path)
-	if h, _, ok := splitPort(host); ok {
+	if hasPort {
 		c.add(scheme, h, path)
+	}
+	c.add(other, host, path)
+	if hasPort {
 		c.add(other, h, path)
 	}
 }

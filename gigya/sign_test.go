@@ -375,9 +375,9 @@ func TestCandidateURLs(t *testing.T) {
 		want         []string
 	}{
 		{"https", "socialize.localtest", []string{"https://socialize.localtest/p", "http://socialize.localtest/p"}},
-		{"http", "Localhost:8080", []string{"http://localhost:8080/p", "https://localhost:8080/p", "http://localhost/p", "https://localhost/p"}},
+		{"http", "Localhost:8080", []string{"http://localhost:8080/p", "http://localhost/p", "https://localhost:8080/p", "https://localhost/p"}},
 		{"https", "h:443", []string{"https://h/p", "http://h:443/p", "http://h/p"}},
-		{"http", "[::1]:8080", []string{"http://[::1]:8080/p", "https://[::1]:8080/p", "http://[::1]/p", "https://[::1]/p"}},
+		{"http", "[::1]:8080", []string{"http://[::1]:8080/p", "http://[::1]/p", "https://[::1]:8080/p", "https://[::1]/p"}},
 		{"http", "[::1]", []string{"http://[::1]/p", "https://[::1]/p"}},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,21 @@ func TestMalformedAPIKeyLogged(t *testing.T) {
 		if !strings.Contains(got, `"errorCode":400093`) || !strings.Contains(b.String(), want) {
 			t.Errorf("apiKey %.20q: %s\n%s", key, got, b.String())
 		}
+	}
+}
+
+// TestCredentialNameInDebugBaseStrings: a token sent as a parameter name of a signed
+// call with a bad signature is cut in the debug log's base strings as elsewhere.
+func TestCredentialNameInDebugBaseStrings(t *testing.T) {
+	var b bytes.Buffer
+	s := newTestServer(t, t.TempDir(), &b)
+	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	const token = "st2.at.BnV3tcKw0E6LLrP-XXgyW0ETFP7H0tFIXtty2YvbGb0"
+	body := token + "&apiKey=" + labAPIKey + "&UID=u1&timestamp=" + strconv.FormatInt(labTime.Unix(), 10) + "&nonce=n1&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	if got := postBody(s, nil, false, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":403003`) {
+		t.Fatalf("a bad signature: %s", got)
+	}
+	if !strings.Contains(b.String(), "signature mismatch") || strings.Contains(b.String(), token[7:]) {
+		t.Errorf("the debug log:\n%s", b.String())
 	}
 }

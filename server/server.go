@@ -878,6 +878,8 @@ func maskParams(params []gigya.Param) []gigya.Param {
 		if p.Value != "" && gigya.IsCredential(p.Name) {
 			p.Value = masked
 		}
+		// A token or secret sent where a name goes (curl -d "$TOKEN"): the name too.
+		p.Name = gigya.MaskCredentials(p.Name)
 		out[i] = p
 	}
 	return out
