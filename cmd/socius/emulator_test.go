@@ -630,7 +630,7 @@ func TestEmulatorSignatureDebugging(t *testing.T) {
 	if serverBase == clientBase {
 		t.Fatal("the test's base strings do not differ")
 	}
-	want := "the server signed " + serverBase + " for " + serverURL + " (also tried: https://" + host + "/socialize.getUserInfo, http://127.0.0.1/socialize.getUserInfo, https://127.0.0.1/socialize.getUserInfo)"
+	want := "the server signed " + serverBase + " for " + serverURL + " (also tried: http://127.0.0.1/socialize.getUserInfo, https://" + host + "/socialize.getUserInfo, https://127.0.0.1/socialize.getUserInfo)"
 	if !strings.Contains(d, want) {
 		t.Errorf("errorDetails\n%s\nwant it to contain\n%s", d, want)
 	}
