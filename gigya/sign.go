@@ -406,31 +406,33 @@ func Verify(key []byte, sig, httpMethod string, urls []string, params []Param) i
 // the list: it returns the index in that list of the first URL whose base string
 // matches, or -1.
 func VerifyRequest(key []byte, sig, httpMethod, scheme, host, path string, params []Param) int {
-	i, _ := VerifyRequestN(key, sig, httpMethod, scheme, host, path, params, len(candidates{}.ends))
+	i, _ := VerifyRequestN(key, sig, httpMethod, scheme, host, path, params, 0, len(candidates{}.ends))
 	return i
 }
 
-// VerifyRequestN is VerifyRequest trying at most max candidate URLs, the most likely
-// first; tried is how many it tried. Each candidate hashes the whole escaped parameter
-// string (EscapedLen), which a sender controls: a server bounds what a request with a
-// bad signature costs it by the number it lets it try.
-func VerifyRequestN(key []byte, sig, httpMethod, scheme, host, path string, params []Param, max int) (index, tried int) {
+// VerifyRequestN is VerifyRequest trying the candidate URLs from index from up to (not
+// including) end, the most likely first; next is the index after the last it tried.
+// Each candidate hashes the whole escaped parameter string (EscapedLen), which a
+// sender controls: a server bounds what a request with a bad signature costs it by the
+// number it lets it try.
+func VerifyRequestN(key []byte, sig, httpMethod, scheme, host, path string, params []Param, from, end int) (index, next int) {
 	var want [sha1.Size]byte
 	if !DecodeSignature(sig, &want) {
-		return -1, 0
+		return -1, from
 	}
 	v := verifiers.Get().(*verifier)
 	defer verifiers.Put(v)
 	var buf [MaxParams]int
 	order := sortedParams(params, buf[:0])
 	v.urls.init(scheme, host, path)
-	for i := range min(v.urls.n, max) {
+	end = min(v.urls.n, end)
+	for i := from; i < end; i++ {
 		v.head = appendHead(v.head[:0], httpMethod, v.urls.url(i))
 		if hmac.Equal(v.macParams(key, v.head, params, order), want[:]) {
 			return i, i + 1
 		}
 	}
-	return -1, min(v.urls.n, max)
+	return -1, max(from, end)
 }
 
 // EscapedLen returns the length of the escaped parameter string that a base string

@@ -576,11 +576,17 @@ func TestVerifyRequestN(t *testing.T) {
 		t.Fatalf("candidates %v", urls)
 	}
 	sig := Sign(key, "POST", urls[3], params)
-	if i, tried := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 4); i != 3 || tried != 4 {
-		t.Errorf("max 4: %d after %d", i, tried)
+	if i, next := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 0, 4); i != 3 || next != 4 {
+		t.Errorf("0 to 4: %d, next %d", i, next)
 	}
-	if i, tried := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 2); i != -1 || tried != 2 {
-		t.Errorf("max 2: %d after %d", i, tried)
+	if i, next := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 0, 2); i != -1 || next != 2 {
+		t.Errorf("0 to 2: %d, next %d", i, next)
+	}
+	if i, next := VerifyRequestN(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params, 2, 9); i != 3 || next != 4 {
+		t.Errorf("2 to 9: %d, next %d", i, next)
+	}
+	if i, next := VerifyRequestN(key, Sign(key, "POST", urls[0], params), "POST", "http", "h:8080", "/socialize.getUserInfo", params, 1, 4); i != -1 || next != 4 {
+		t.Errorf("the first candidate's signature from 1: %d, next %d", i, next)
 	}
 	if i := VerifyRequest(key, sig, "POST", "http", "h:8080", "/socialize.getUserInfo", params); i != 3 {
 		t.Errorf("VerifyRequest: %d", i)

@@ -165,8 +165,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if cfg.wrap != nil {
 		inner = cfg.wrap(raw)
 	}
-	previous := cfg.previous
-	st, err := sealed.New(inner, key, previous...)
+	st, err := sealed.New(inner, key, cfg.previous...)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +179,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	// the store can replace a secret only while it holds the value read.
 	migrator := st
 	if inner != raw {
-		if migrator, err = sealed.New(raw, key, previous...); err != nil {
+		if migrator, err = sealed.New(raw, key, cfg.previous...); err != nil {
 			return nil, err
 		}
 	}
