@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -572,5 +573,25 @@ func TestSecretFile(t *testing.T) {
 		if _, err := os.Stat(never); !os.IsNotExist(err) {
 			t.Errorf("%v made its data folder", tt.args)
 		}
+	}
+}
+
+// TestWarnWALLeft: a WAL that stays after the store closed (its last checkpoint failed,
+// on a full disk) is said at shutdown; none, or an empty one, is not.
+func TestWarnWALLeft(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	m := NewMain()
+	m.DataDir, m.Logger = dir, slog.New(slog.NewTextHandler(&logs, nil))
+	m.warnWALLeft()
+	os.WriteFile(filepath.Join(dir, "socius.db-wal"), nil, 0o600)
+	m.warnWALLeft()
+	if logs.Len() != 0 {
+		t.Errorf("a warning without a WAL left: %s", logs.String())
+	}
+	os.WriteFile(filepath.Join(dir, "socius.db-wal"), make([]byte, 4096), 0o600)
+	m.warnWALLeft()
+	if !strings.Contains(logs.String(), "its write-ahead log stays") || !strings.Contains(logs.String(), "walBytes=4096") {
+		t.Errorf("no warning for the WAL left: %s", logs.String())
 	}
 }

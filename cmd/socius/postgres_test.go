@@ -137,7 +137,7 @@ func TestUserExportImportAcrossStores(t *testing.T) {
 	importTo := func(file string, store ...string) {
 		t.Helper()
 		code, out, errOut := runCLI(t, noEnv, append([]string{"user", "import", "--in", file}, store...)...)
-		if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) {
+		if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d user records, 0 bad lines", n)) {
 			t.Fatalf("import into %v: exit %d\n%s%s", store, code, out, errOut)
 		}
 	}

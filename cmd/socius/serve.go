@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -610,6 +611,18 @@ func (m *Main) prepareSite(ctx context.Context) error {
 	return nil
 }
 
+// warnWALLeft says so when the embedded store closed but its WAL stays: SQLite's last
+// checkpoint, which copies it into socius.db and removes it, failed without a word (a
+// full disk). Nothing is lost (the next start recovers the WAL), but an operator
+// freeing space, or copying socius.db alone, must know.
+func (m *Main) warnWALLeft() {
+	wal := filepath.Join(m.DataDir, "socius.db-wal")
+	if fi, err := os.Stat(wal); err == nil && fi.Size() > 0 {
+		m.Logger.Warn("the store closed but its write-ahead log stays: it could not be copied into socius.db (is the disk full?); the next start recovers it. Keep the two files together",
+			"wal", wal, "walBytes", fi.Size())
+	}
+}
+
 // Wait blocks until ctx ends or a listener fails.
 func (m *Main) Wait(ctx context.Context) error {
 	select {
@@ -699,10 +712,14 @@ func (m *Main) Close() error {
 		first = err
 	}
 	if m.Store != nil {
-		if err := m.Store.Close(); err != nil && first == nil {
+		err := m.Store.Close()
+		if err != nil && first == nil {
 			first = err
 		}
 		m.Store = nil
+		if err == nil && !isPostgres(m.StoreURL) {
+			m.warnWALLeft()
+		}
 	}
 	m.dataLock.release()
 	m.dataLock = nil

@@ -228,7 +228,7 @@ func (imp *importer) run(ctx context.Context, r io.Reader, stdout io.Writer) err
 	for _, what := range imp.created {
 		fmt.Fprintln(stdout, "created "+what)
 	}
-	fmt.Fprintf(stdout, "imported %d users, %d bad lines\n", imp.users.Load(), imp.bad)
+	fmt.Fprintf(stdout, "imported %d user records, %d bad lines\n", imp.users.Load(), imp.bad)
 	switch {
 	case readErr != nil:
 		return fmt.Errorf("import stopped: %w", readErr)
@@ -263,7 +263,7 @@ func (imp *importer) read(ctx context.Context, r *dump.Reader) error {
 		if time.Since(imp.lastShow) >= progressEvery {
 			imp.lastShow = time.Now()
 			imp.mu.Lock()
-			fmt.Fprintf(imp.stderr, "importing: line %d, %d users imported, %d bad lines\n", rec.Line, imp.users.Load(), imp.bad)
+			fmt.Fprintf(imp.stderr, "importing: line %d, %d user records imported, %d bad lines\n", rec.Line, imp.users.Load(), imp.bad)
 			imp.mu.Unlock()
 		}
 		switch {

@@ -176,7 +176,7 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 		t.Errorf("a pipe after an export: %v %v, want its mode 0644 kept", fi.Mode(), err)
 	}
 	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", fileA)
-	if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) ||
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d user records, 0 bad lines", n)) ||
 		!strings.Contains(out, "created site "+testAPIKey) || !strings.Contains(out, "created key "+vectors.LabUserKey) {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}
@@ -222,7 +222,7 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 
 	// Importing again is idempotent: nothing created, nothing changed.
 	code, out, errOut = runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", fileA)
-	if code != 0 || strings.Contains(out, "created") || !strings.Contains(out, fmt.Sprintf("imported %d users, 0 bad lines", n)) {
+	if code != 0 || strings.Contains(out, "created") || !strings.Contains(out, fmt.Sprintf("imported %d user records, 0 bad lines", n)) {
 		t.Fatalf("second import: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, again, _ := runCLI(t, noEnv, "user", "export", "--data", dirB, "--site", testAPIKey, "--with-site"); code != 0 || again != exportB {
@@ -300,7 +300,7 @@ func TestUserImportBadLines(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (bad lines)", code)
 	}
-	if !strings.Contains(out, "imported 5 users, 11 bad lines") || !strings.Contains(out, "created site 3_New") {
+	if !strings.Contains(out, "imported 5 user records, 11 bad lines") || !strings.Contains(out, "created site 3_New") {
 		t.Errorf("summary:\n%s", out)
 	}
 	for _, want := range []string{
@@ -317,7 +317,7 @@ func TestUserImportBadLines(t *testing.T) {
 	if regexp.MustCompile(`line (1|3|7|10|12|13|15|17|20):`).MatchString(errOut) {
 		t.Errorf("a good line was reported:\n%s", errOut)
 	}
-	if !regexp.MustCompile(`importing: line \d+, \d+ users imported, \d+ bad lines`).MatchString(errOut) {
+	if !regexp.MustCompile(`importing: line \d+, \d+ user records imported, \d+ bad lines`).MatchString(errOut) {
 		t.Errorf("no progress line:\n%s", errOut)
 	}
 	st = openDataStore(t, dir)
@@ -372,7 +372,7 @@ func TestUserCommandErrors(t *testing.T) {
 		t.Errorf("missing input: %d %s", code, errOut)
 	}
 	// An input that cannot be read (a folder) stops the import: exit 1.
-	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", dir); code != 1 || !strings.Contains(errOut, "import stopped: ") || !strings.Contains(out, "imported 0 users") {
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", dir); code != 1 || !strings.Contains(errOut, "import stopped: ") || !strings.Contains(out, "imported 0 user records") {
 		t.Errorf("unreadable input: %d %q %q", code, out, errOut)
 	}
 	// An import interrupted (its context cancelled, as a signal does) says so.
