@@ -294,11 +294,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // client still sending its request holds none, so slow clients cannot take them all.
 func (s *Server) enter(c *call) error {
 	n := s.inFlight.Add(1)
-	c.slot = true
 	if limit := s.cfg.MaxConcurrent; limit > 0 && n > int64(limit) {
+		// Given back at once: a call being refused is not one in progress, and a
+		// flood of refusals must not make the next call look like one too many.
+		s.inFlight.Add(-1)
 		return socius.Errorf(socius.CodeRateLimited,
 			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit)
 	}
+	c.slot = true
 	return nil
 }
 

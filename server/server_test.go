@@ -1225,3 +1225,33 @@ func TestSignatureCheckBudget(t *testing.T) {
 		t.Errorf("a large request signed for the other scheme: %.300s, want 403003 (one candidate tried)", got)
 	}
 }
+
+// TestRefusedCallTakesNoSlot: a call refused by MaxConcurrent gives its slot back at
+// once; while it is answered, only the calls in progress are counted.
+func TestRefusedCallTakesNoSlot(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.MaxConcurrent = 1
+	release := make(chan struct{})
+	s.cfg.Fault = func(string, string) (int, time.Duration, bool) { <-release; return 0, 0, false }
+	inFlightAtRefusal := -1
+	s.cfg.Observe = func(c *Call) {
+		if c.Code == socius.CodeRateLimited {
+			inFlightAtRefusal = s.InFlight()
+		}
+	}
+	done := make(chan string)
+	go func() { done <- postWithSecret(s, "socialize.getUserInfo", "UID=u1") }()
+	for s.InFlight() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1"); !strings.Contains(got, `"errorCode":403048`) {
+		t.Errorf("a call beyond MaxConcurrent: %s", got)
+	}
+	close(release)
+	if got := <-done; !strings.Contains(got, `"errorCode":0`) {
+		t.Errorf("the call in progress: %s", got)
+	}
+	if inFlightAtRefusal != 1 {
+		t.Errorf("calls in progress while the refusal was answered: %d, want 1", inFlightAtRefusal)
+	}
+}
