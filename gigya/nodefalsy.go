@@ -1,11 +1,6 @@
 package gigya
 
-import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
-	"slices"
-)
+import "slices"
 
 // The gigya npm package (Node) signs a parameter whose value is the number 0 or false
 // as empty (it signs (value || '').toString()) but sends it as "0" or "false". Its
@@ -30,8 +25,7 @@ func nodeFalsy(v string) bool { return v == "0" || v == "false" }
 // for one of urls: a POST, with the values NodeFalsy names signed as empty. Each
 // comparison is in constant time.
 func VerifyNodeFalsy(key []byte, sig string, urls []string, params []Param) bool {
-	var want [sha1.Size]byte
-	if !DecodeSignature(sig, &want) || NodeFalsy(params) == nil {
+	if NodeFalsy(params) == nil {
 		return false
 	}
 	blanked := slices.Clone(params)
@@ -40,11 +34,5 @@ func VerifyNodeFalsy(key []byte, sig string, urls []string, params []Param) bool
 			blanked[i].Value = ""
 		}
 	}
-	for _, u := range urls {
-		got, err := base64.StdEncoding.DecodeString(Sign(key, "POST", u, blanked))
-		if err == nil && hmac.Equal(got, want[:]) {
-			return true
-		}
-	}
-	return false
+	return Verify(key, sig, "POST", urls, blanked) >= 0
 }

@@ -441,11 +441,11 @@ func VerifyRequestN(key []byte, sig, httpMethod, scheme, host, path string, para
 // separator 3.
 func EscapedLen(params []Param) int {
 	n := 0
-	for i, p := range params {
+	for _, p := range params {
 		if equalFoldASCII(p.Name, "sig") {
 			continue
 		}
-		if i > 0 && n > 0 {
+		if n > 0 {
 			n += 3 // %26
 		}
 		n += escapedLen(p.Name, 3) + 3 + escapedLen(p.Value, 5) // %3D

@@ -679,18 +679,14 @@ func (s *Store) Advice(ctx context.Context) []string {
 func (s *Store) Healthy() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	// A read as the calls' reads are: tried again on a new connection when its pooled
+	// one broke while idle (the database closed it, restarted, failed over), so that
+	// the probe does not call the node down for what the calls mend.
 	var readOnly string
-	show := func() error { return s.pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly) }
-	err := show()
-	if err != nil && s.lost(err) && ctx.Err() == nil {
-		// As a read: the pooled connection broke while idle (the database closed it,
-		// restarted, failed over), which the calls' reads mend by trying again on a
-		// new one; the probe must not call the node down for it.
-		err = show()
-		s.lost(err)
-	}
-	if err != nil {
-		return socius.DatabaseError("postgres", err)
+	if err := s.read(ctx, "readiness", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly)
+	}); err != nil {
+		return err
 	}
 	if readOnly == "on" {
 		return socius.DatabaseError("postgres", errors.New("the database takes no writes (transaction_read_only is on: a standby, or read-only by its settings)"))

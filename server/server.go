@@ -460,12 +460,17 @@ func (s *Server) tokenMoved(c *call) bool {
 	return true
 }
 
+// method returns the method Socius serves under name, in any letter case; nil if none.
+func (s *Server) method(name string) *method {
+	if m := s.exact[name]; m != nil { // how SDKs spell it: no lower-cased copy
+		return m
+	}
+	return s.methods[strings.ToLower(name)]
+}
+
 // findMethod looks the path's method up and reports whether Socius serves it.
 func (s *Server) findMethod(c *call) bool {
-	c.m = s.exact[c.Method] // how SDKs spell it: no lower-cased copy
-	if c.m == nil {
-		c.m = s.methods[strings.ToLower(c.Method)]
-	}
+	c.m = s.method(c.Method)
 	if c.m == nil {
 		c.Method, _ = shownMethod(c.Method)
 		return false
@@ -539,7 +544,7 @@ func (s *Server) unknownMethod(path string) error {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: no method in the path; call /socialize.<method>")
 	}
 	shown, cut := shownMethod(path)
-	if cut > 0 && (s.exact[path[:cut]] != nil || s.methods[strings.ToLower(path[:cut])] != nil) {
+	if cut > 0 && s.method(path[:cut]) != nil {
 		return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves: the path goes on after %s with \"%c\"; send the parameters after \"?\" or in the body",
 			shown, path[:cut], path[cut])
 	}

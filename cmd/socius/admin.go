@@ -318,15 +318,11 @@ func secretFlags(fs *flag.FlagSet, help string) func() (string, error) {
 		if *value != "" {
 			return "", badFlag("--secret and --secret-file: give the secret once")
 		}
-		var r io.Reader = os.Stdin
-		if *file != "-" {
-			f, err := os.Open(*file)
-			if err != nil {
-				return "", err
-			}
-			defer f.Close()
-			r = f
+		r, err := openInput(*file)
+		if err != nil {
+			return "", err
 		}
+		defer r.Close()
 		b, err := io.ReadAll(io.LimitReader(r, maxSecretFile+1))
 		if err != nil {
 			return "", fmt.Errorf("--secret-file: %w", err)
