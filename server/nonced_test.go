@@ -256,3 +256,41 @@ func TestNoncedNotWithFaults(t *testing.T) {
 		t.Errorf("fault rules asked %d times, Nonced used %d times; want 1 and 0", faults, n.calls)
 	}
 }
+
+// TestNoncedReplayNamesNoIgnoredParams: a replay's 403004 lists no ignoredParams
+// whether its nonce is recorded with the store work (Config.Nonced, the PostgreSQL
+// store) or in the authentication: the first call's unknown parameters and userInfo
+// keys, and those of a call refused before its store work, are not repeated.
+func TestNoncedReplayNamesNoIgnoredParams(t *testing.T) {
+	cases := []struct {
+		method string
+		params url.Values
+	}{
+		{"socialize.getUserInfo", url.Values{"UID": {"u1"}, "bogus": {"1"}}},
+		{"socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"A","unknownk":1}`}}},
+		{"socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"unknownk":1}`}}},
+		{"socialize.getUserInfo", url.Values{"bogus": {"1"}}}, // 400002 first: no UID
+	}
+	for _, nonced := range []bool{true, false} {
+		var s *Server
+		if nonced {
+			s, _ = newNoncedServer(t)
+		} else {
+			s = newTestServer(t, t.TempDir(), nil)
+		}
+		if _, err := s.cfg.Store.Login(context.Background(), labAPIKey, "u1", nil, labTime); err != nil {
+			t.Fatal(err)
+		}
+		for i, tc := range cases {
+			body := signedBody(tc.method, "replay-ignored-"+strconv.Itoa(i), tc.params)
+			first := send(s, nil, tc.method, body)
+			if i < 3 && (!strings.Contains(first, `"errorCode":0`) || !strings.Contains(first, "ignoredParams")) {
+				t.Fatalf("nonced %v, case %d: first answer %s", nonced, i, first)
+			}
+			again := send(s, nil, tc.method, body)
+			if !strings.Contains(again, `"errorCode":403004`) || strings.Contains(again, "ignoredParams") {
+				t.Errorf("nonced %v, case %d: replay answered %s", nonced, i, again)
+			}
+		}
+	}
+}

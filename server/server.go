@@ -397,6 +397,12 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 			obj, err = nil, nerr
 		}
 	}
+	if socius.ErrorCode(err) == socius.CodeDuplicateNonce {
+		// A replay's answer is the 403004 alone, as when its nonce is recorded in the
+		// authentication: the parameters its call had ignored (found before a nonce
+		// recorded with the store work, or at the call's end, was seen) are not said.
+		c.ignored = nil
+	}
 	if c.charged != "" && socius.ErrorCode(err) == socius.CodeDuplicateNonce {
 		// A replay, refused for its nonce once its signature was found good: the site
 		// did not make this call (anyone who saw the request can send it again), so it
