@@ -326,6 +326,96 @@ func rsaKeyPEM(t *testing.T) (*rsa.PrivateKey, string) {
 	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
+// TestGigyaNpmPackageVerified: the `gigya` package, unmodified, given
+// compat/node/transport.js as its transport (the package's own constructor argument for
+// one), talks to Socius over HTTPS with the server's certificate verified: no proxy, no
+// NODE_TLS_REJECT_UNAUTHORIZED, and the data center names of production kept (the
+// package signs for socialize.<dc>.gigya.com, which the transport keeps as the Host).
+// Plain and signed calls work; without the certificate the connection is refused; an
+// http:// URL is refused by the transport.
+func TestGigyaNpmPackageVerified(t *testing.T) {
+	if os.Getenv("SOCIUS_SKIP_NODE") == "1" {
+		t.Skip("SOCIUS_SKIP_NODE=1: not running the gigya npm package compatibility test")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not installed (or not on PATH): the gigya npm package compatibility test needs Node.js and npm; set SOCIUS_SKIP_NODE=1 to skip it")
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "compat", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensureNodeModules(t, dir)
+	ts := startServer(t)
+	const userKey, userSecret = "AUserKeyVerified", "dmVyaWZpZWQta2V5LXNlY3JldA=="
+	if err := ts.Store.CreateKey(context.Background(), &socius.Key{
+		UserKey: userKey, APIKey: testAPIKey, Secret: userSecret, CreatedAt: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "verified.js")
+	cmd.Dir = dir
+	cmd.Env = append(nodeEnv(),
+		"SOCIUS_URL="+ts.HTTPSURL,
+		"SOCIUS_CA_FILE="+ts.CertFile,
+		"GIGYA_API_KEY="+testAPIKey,
+		"GIGYA_PARTNER_SECRET="+testSecret,
+		"GIGYA_USER_KEY="+userKey,
+		"GIGYA_USER_SECRET="+userSecret,
+		"GIGYA_UID_PREFIX=verified",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node verified.js: %v (timeout: %v)\nstdout:\n%s\nstderr:\n%s", err, ctx.Err(), stdout.String(), stderr.String())
+	}
+	if strings.Contains(stderr.String(), "NODE_TLS_REJECT_UNAUTHORIZED") {
+		t.Errorf("verified.js ran with certificate checks off:\n%s", stderr.String())
+	}
+	type line struct {
+		Step      string `json:"step"`
+		OK        bool   `json:"ok"`
+		Result    any    `json:"result"`
+		ErrorCode *int   `json:"errorCode"`
+		Code      string `json:"code"`
+		Error     string `json:"error"`
+	}
+	got := map[string]line{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var l line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("verified.js printed a line that is not JSON: %v\n%s", err, sc.Text())
+		}
+		t.Logf("%s", sc.Text())
+		got[l.Step] = l
+	}
+	want := map[string]any{
+		"plain-notifyLogin":  "verified-plain",
+		"plain-setUserInfo":  float64(0),
+		"plain-getUserInfo":  "Verified",
+		"signed-setUserInfo": float64(0),
+		"signed-getUserInfo": "Signed",
+		"named-getUserInfo":  "Signed",
+	}
+	for step, result := range want {
+		if l, ok := got[step]; !ok || !l.OK || l.Result != result {
+			t.Errorf("%s: %+v, want ok with %v", step, l, result)
+		}
+	}
+	if l := got["signed-unknownUser"]; l.OK || l.ErrorCode == nil || *l.ErrorCode != socius.CodeUnauthorizedUser {
+		t.Errorf("signed-unknownUser: %+v, want the package's error with errorCode 403005", l)
+	}
+	if l := got["no-ca-getUserInfo"]; l.OK || l.ErrorCode != nil || !strings.Contains(l.Code, "CERT") {
+		t.Errorf("no-ca-getUserInfo: %+v, want a certificate error from Node's TLS", l)
+	}
+	if l := got["http-url"]; l.OK || !strings.Contains(l.Error, "must be https://") {
+		t.Errorf("http-url: %+v, want the transport to refuse a plain-HTTP URL", l)
+	}
+}
+
 // ensureNodeModules runs `npm ci` in dir when the gigya package is not installed yet.
 func ensureNodeModules(t *testing.T, dir string) {
 	t.Helper()

@@ -40,8 +40,9 @@
 // assets/cacert.pem>` to every request. An explicit `ca` REPLACES Node's root store, and
 // NODE_EXTRA_CA_CERTS only extends the default store, so it is ignored for these requests
 // (checked with Node 20: NODE_EXTRA_CA_CERTS=<Socius cert> still fails with
-// DEPTH_ZERO_SELF_SIGNED_CERT when `ca` is given). There is no option or hook to add a
-// CA, so the test sets NODE_TLS_REJECT_UNAUTHORIZED=0 for this child process only (Node
+// DEPTH_ZERO_SELF_SIGNED_CERT when `ca` is given). No option adds a CA to the package's
+// own transport (a transport of one's own can: transport.js, run by verified.js), so
+// the test sets NODE_TLS_REJECT_UNAUTHORIZED=0 for this child process only (Node
 // prints a warning about it on stderr). The proxy only ever connects to the test's own
 // server, so nothing else is reached without verification.
 //
