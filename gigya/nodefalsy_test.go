@@ -45,4 +45,13 @@ func TestNodeFalsyVector(t *testing.T) {
 	if NodeFalsy([]Param{{Name: "UID", Value: "u"}, {Name: "sig", Value: "0"}}) != nil {
 		t.Error("NodeFalsy names a parameter without 0 or false, or sig")
 	}
+	// NaN: sent as "NaN", signed as empty, like 0 and false.
+	nan := []Param{{Name: "UID", Value: "u"}, {Name: "cid", Value: "NaN"}}
+	nanSig := Sign(key, "POST", url, []Param{{Name: "UID", Value: "u"}, {Name: "cid", Value: ""}})
+	if names := NodeFalsy(nan); len(names) != 1 || names[0] != "cid" {
+		t.Errorf("NodeFalsy = %v, want cid", names)
+	}
+	if !VerifyNodeFalsy(key, nanSig, []string{url}, nan) {
+		t.Error("the npm package's signature of NaN (signed as empty) is not recognised")
+	}
 }

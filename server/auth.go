@@ -282,7 +282,7 @@ func explainSignature(c *call, key []byte, whose string) string {
 		fmt.Fprintf(&b, "; the sig is right for the base string of Gigya's Swift (iOS) SDK, which leaves %q unescaped in parameter values where Gigya escapes them: "+
 			"Gigya refuses such requests too (SAP/gigya-swift-sdk issue 48); add those characters to GigyaDefinitions.charactersAllowedInSig in the app, or keep them out of the values", kept)
 	} else if gigya.VerifyNodeFalsy(key, c.params.Get("sig"), c.SignedURLs, c.params.All()) {
-		fmt.Fprintf(&b, "; the sig is right for the base string of the gigya npm package (Node), which signs the number 0 and false as empty but sends them as \"0\" and \"false\" (%s): "+
+		fmt.Fprintf(&b, "; the sig is right for the base string of the gigya npm package (Node), which signs the number 0, NaN and false as empty but sends them as \"0\", \"NaN\" and \"false\" (%s): "+
 			"Gigya refuses such requests too; pass those values as strings ('0', 'false') or leave them out", strings.Join(gigya.NodeFalsy(c.params.All()), ", "))
 	}
 	return b.String()

@@ -66,6 +66,6 @@ test('a wrong key secret: the server says what it signed', async () => {
 test('0 or false as a number, signed: the server says the package signed it as empty', async () => {
   const signed = new Gigya(process.env.GIGYA_API_KEY, 'localtest', 'ASociusCIKey', 'dXNlci1zZWNyZXQtZm9yLWxhYg==');
   await assert.rejects(signed.socialize.notifyLogin({ siteUID: 'alice', sessionExpiration: 0 }), (e) => e.errorCode === 403003 &&
-    e.gigyaResponse.errorDetails.includes('the gigya npm package (Node), which signs the number 0 and false as empty'));
+    e.gigyaResponse.errorDetails.includes('the gigya npm package (Node), which signs the number 0, NaN and false as empty'));
   await signed.socialize.notifyLogin({ siteUID: 'alice', sessionExpiration: '0' }); // as a string it is signed
 });
