@@ -192,8 +192,10 @@ func (m *Main) emulatorStarted() {
 // exportOnExit writes the state to --export-on-exit, through a temporary file renamed
 // into place, so that a failed export never leaves half a file (the seed file may be
 // the export file). A symbolic link is followed, and stays: the file it names gets the
-// export. A path that names no regular file (a pipe, /dev/stdout) is written to as it
-// is, since renaming onto it would replace it.
+// export. A path that names no regular file (a pipe, a device) is written to as it is,
+// since renaming onto it would replace it; one that names the process's own standard
+// output or error (/dev/stdout, whatever that is: a pipe, a terminal, a log file it
+// was redirected to) gets the export through that output, after what it already holds.
 func (m *Main) exportOnExit() error {
 	if !m.exportable || m.ExportOnExit == "" || m.Store == nil {
 		return nil
@@ -204,19 +206,26 @@ func (m *Main) exportOnExit() error {
 		f      *os.File
 		err    error
 		direct bool // written in place, not renamed into place
+		own    bool // the process's own output: not closed
 	)
-	if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
-		f, err = createPrivate(path)
+	fi, serr := os.Stat(m.ExportOnExit) // the kernel's resolution: /proc/self/fd/1 names a pipe too
+	switch {
+	case serr == nil && ownOutput(fi) != nil:
+		f, direct, own = ownOutput(fi), true, true
+	case serr == nil && !fi.Mode().IsRegular() && !fi.IsDir():
+		f, err = createPrivate(m.ExportOnExit)
 		direct = true
-	} else {
+	default:
 		f, err = os.CreateTemp(filepath.Dir(path), ".socius-export-*")
 	}
 	if err != nil {
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
 	n, err := emulator.Export(context.Background(), m.Store, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if !own {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err == nil && !direct {
 		err = os.Rename(f.Name(), path)
@@ -228,6 +237,17 @@ func (m *Main) exportOnExit() error {
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "socius: emulator: exported %d sites, %d keys, %d users to %s\n", n.Sites, n.Keys, n.Users, m.ExportOnExit)
+	return nil
+}
+
+// ownOutput returns os.Stdout or os.Stderr when fi is the file it writes to; nil if
+// neither.
+func ownOutput(fi os.FileInfo) *os.File {
+	for _, f := range []*os.File{os.Stdout, os.Stderr} {
+		if own, err := f.Stat(); err == nil && os.SameFile(fi, own) {
+			return f
+		}
+	}
 	return nil
 }
 

@@ -917,3 +917,84 @@ func TestSeedLongerThanTimeouts(t *testing.T) {
 		t.Errorf("a slow seed: HTTP %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestEmulatorExportOnExitToStdout: `--export-on-exit /dev/stdout` writes the export
+// into the process's own standard output, after what the server printed, whether that
+// is a pipe (which /proc/self/fd/1 names as "pipe:[N]", no path) or a log file it was
+// redirected to (which a temporary file renamed onto it would have replaced, log and
+// all).
+func TestEmulatorExportOnExitToStdout(t *testing.T) {
+	bin := binary(t)
+	for _, into := range []string{"pipe", "file"} {
+		t.Run(into, func(t *testing.T) {
+			cmd := exec.Command(bin, "serve", "--emulator", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--export-on-exit", "/dev/stdout")
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "SOCIUS_") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			var read func() string
+			switch into {
+			case "pipe":
+				r, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var mu sync.Mutex
+				var got bytes.Buffer
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					buf := make([]byte, 4096)
+					for {
+						n, err := r.Read(buf)
+						mu.Lock()
+						got.Write(buf[:n])
+						mu.Unlock()
+						if err != nil {
+							return
+						}
+					}
+				}()
+				read = func() string { mu.Lock(); defer mu.Unlock(); return got.String() }
+				defer func() { <-done }()
+			case "file":
+				log := filepath.Join(t.TempDir(), "server.log")
+				f, err := os.Create(log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				cmd.Stdout = f
+				read = func() string { b, _ := os.ReadFile(log); return string(b) }
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(read(), "socius: serving HTTP on ") {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("the emulator did not start:\n%s\n%s", read(), stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("the emulator's exit: %v\n%s", err, stderr.String())
+			}
+			out := read()
+			serving := strings.Index(out, "socius: serving HTTP on ")
+			export := strings.Index(out, `{"kind":"site"`)
+			exported := strings.Index(out, "socius: emulator: exported 1 sites")
+			if serving < 0 || export < serving || exported < export {
+				t.Errorf("standard output, the server's lines then the export then its summary:\n%s\nstderr:\n%s", out, stderr.String())
+			}
+		})
+	}
+}
