@@ -298,8 +298,12 @@ func (s *Server) enter(c *call) error {
 		// Given back at once: a call being refused is not one in progress, and a
 		// flood of refusals must not make the next call look like one too many.
 		s.inFlight.Add(-1)
+		calls := "calls"
+		if limit == 1 {
+			calls = "call"
+		}
 		return socius.Errorf(socius.CodeRateLimited,
-			"API Rate Limit Exceeded: the server is busy with %d calls, the most it takes at once; retry later", limit)
+			"API Rate Limit Exceeded: the server is busy with %d %s, the most it takes at once; retry later", limit, calls)
 	}
 	c.slot = true
 	return nil

@@ -1244,7 +1244,7 @@ func TestRefusedCallTakesNoSlot(t *testing.T) {
 	for s.InFlight() != 1 {
 		time.Sleep(time.Millisecond)
 	}
-	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1"); !strings.Contains(got, `"errorCode":403048`) {
+	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1"); !strings.Contains(got, `"errorCode":403048`) || !strings.Contains(got, "busy with 1 call,") {
 		t.Errorf("a call beyond MaxConcurrent: %s", got)
 	}
 	close(release)

@@ -140,7 +140,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		path := filepath.Join(cfg.data, "socius.db")
 		if cfg.mustExist {
 			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("no store at %s: check --data (or SOCIUS_DATA); `socius site create` or `socius serve` makes a new one", path)
+				return nil, fmt.Errorf("no store at %s: check --data (or SOCIUS_DATA); `socius site create`, `socius user import` or `socius serve` makes a new one", path)
 			}
 		}
 		if err := os.MkdirAll(cfg.data, 0o700); err != nil {
