@@ -251,7 +251,7 @@ func (s *Store) Close() error {
 // closeWait bounds Close's wait for the pool's connections to close.
 const closeWait = 2 * time.Second
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/superseded/*.sql
 var migrations embed.FS
 
 // migrate applies the migrations that the database has not seen, in order, and reports
@@ -320,14 +320,34 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 		var applied bool
 		mctx, cancel := context.WithTimeout(ctx, migrationTimeout)
 		err := pgx.BeginFunc(mctx, pool, func(tx pgx.Tx) error {
-			var n int
-			if err := tx.QueryRow(mctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
+			var recorded string
+			err := tx.QueryRow(mctx, `SELECT name FROM schema_migrations WHERE version = $1`, version).Scan(&recorded)
+			switch {
+			case err == nil && recorded == path.Base(name):
+				return nil
+			case err == nil:
+				// The version was applied by a development build that had another
+				// migration of that number: repaired when Socius knows it, else refused.
+				// Nodes repairing at once: the first commits, the others fail on the
+				// column it added and find the version as this build names it.
+				repair, rerr := supersededRepair(version, recorded, path.Base(name))
+				if rerr != nil {
+					return rerr
+				}
+				if _, err := tx.Exec(mctx, string(repair)); err != nil {
+					return fmt.Errorf("repairing %s: %w", recorded, err)
+				}
+				_, err = tx.Exec(mctx, `UPDATE schema_migrations SET name = $1, applied_at = $2 WHERE version = $3`,
+					path.Base(name), time.Now().UnixMilli(), version)
+				applied = err == nil
+				return err
+			case !errors.Is(err, pgx.ErrNoRows):
 				return err
 			}
 			if _, err := tx.Exec(mctx, string(body)); err != nil { // no arguments: the simple protocol, several statements
 				return err
 			}
-			_, err := tx.Exec(mctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			_, err = tx.Exec(mctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 				version, path.Base(name), time.Now().UnixMilli())
 			applied = err == nil
 			return err
@@ -343,6 +363,19 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 		}
 		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
+}
+
+// supersededRepair returns the statements that turn a database on which a development
+// build applied recorded as its migration version into one on which this build applied
+// want, from migrations/superseded; an error that says what to do when Socius has none.
+func supersededRepair(version int, recorded, want string) ([]byte, error) {
+	if fs.ValidPath(recorded) && !strings.Contains(recorded, "/") {
+		if body, err := migrations.ReadFile("migrations/superseded/" + recorded); err == nil {
+			return body, nil
+		}
+	}
+	return nil, fmt.Errorf("the database's schema version %d is %q, which this Socius does not know (its version %d is %s): "+
+		"a development build of Socius made the database; with that build, export it (`socius user export --with-site`) and import the file into a new database", version, recorded, version, want)
 }
 
 // idempotentRetry reports whether work that may run twice (the migrations: each looks

@@ -523,6 +523,95 @@ func TestMigrateExisting(t *testing.T) {
 	}
 }
 
+// olderDatabase makes the database at url as an older Socius left it, with the given
+// migrations applied (and listed under their versions), then runs more statements.
+func olderDatabase(t *testing.T, url string, applied []string, more ...string) {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	qs := []string{`CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`}
+	for i, name := range applied {
+		body, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, string(body), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '%s', 0)`, i+1, name))
+	}
+	for _, q := range append(qs, more...) {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+}
+
+// TestMigrateSupersededTokenParents opens a database that a development build migrated
+// with an earlier version 5 (0005_token_parents.sql: each minted token's parent, not
+// its root): it is repaired as 0005_token_roots.sql would have made it, the roots
+// found from the parents, and revoking a root ends the sessions under it.
+func TestMigrateSupersededTokenParents(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := t.Context()
+	olderDatabase(t, url, []string{"0001_init.sql", "0002_tokens.sql", "0003_nonces.sql", "0004_tokens_by_key.sql"},
+		// The superseded migration, as 64755d8 had it.
+		`ALTER TABLE tokens ADD COLUMN parent TEXT`,
+		`CREATE INDEX tokens_by_parent ON tokens (parent) WHERE parent IS NOT NULL`,
+		`INSERT INTO schema_migrations VALUES (5, '0005_token_parents.sql', 0)`,
+		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('3_site', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
+		`INSERT INTO tokens (hash, kind, api_key, uid, created_at, parent) VALUES
+			('a', 'access', '3_site', 'u1', 0, NULL),
+			('b', 'session', '3_site', 'u1', 0, 'a'),
+			('c', 'session', '3_site', 'u1', 0, 'b'),
+			('d', 'session', '3_site', 'u1', 0, 'gone'),
+			('e', 'session', '3_site', 'u1', 0, 'd')`,
+	)
+	s := open(t, url)
+	defer s.Close()
+	checkMigrations(t, s)
+	for hash, root := range map[string]string{"a": "", "b": "a", "c": "a", "d": "gone", "e": "gone"} {
+		if tok, err := s.Token(ctx, hash); err != nil || tok.Root != root {
+			t.Errorf("token %s after the repair: %+v, %v; want root %q", hash, tok, err, root)
+		}
+	}
+	if minted, err := s.RevokeToken(ctx, "a", now); minted != 2 || err != nil {
+		t.Errorf("RevokeToken of the root: %d minted revoked, %v; want 2", minted, err)
+	}
+	for hash, revoked := range map[string]bool{"b": true, "c": true, "d": false} {
+		if tok, err := s.Token(ctx, hash); err != nil || tok.RevokedAt.IsZero() == revoked {
+			t.Errorf("token %s after revoking a: %+v, %v; want revoked %v", hash, tok, err, revoked)
+		}
+	}
+	var name string
+	if err := s.pool.QueryRow(ctx, `SELECT name FROM schema_migrations WHERE version = 5`).Scan(&name); err != nil || name != "0005_token_roots.sql" {
+		t.Errorf("version 5 after the repair: %q, %v", name, err)
+	}
+	// A second node starting on the repaired database finds nothing to do.
+	if applied, err := migrate(ctx, s.pool); err != nil || applied != 0 {
+		t.Errorf("migrate after the repair: applied %d, %v; want 0, nil", applied, err)
+	}
+}
+
+// TestMigrateUnknownVersionName: a database whose version 5 is a migration this build
+// does not know is refused with what to do, and left as it was.
+func TestMigrateUnknownVersionName(t *testing.T) {
+	url := pgtest.URL(t)
+	olderDatabase(t, url, []string{"0001_init.sql", "0002_tokens.sql", "0003_nonces.sql", "0004_tokens_by_key.sql"},
+		`INSERT INTO schema_migrations VALUES (5, '0005_something_else.sql', 0)`)
+	s, err := Open(t.Context(), url)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a database with an unknown version 5 succeeded")
+	}
+	for _, want := range []string{`schema version 5 is "0005_something_else.sql"`, "0005_token_roots.sql", "user export --with-site"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open: %v; want it to say %q", err, want)
+		}
+	}
+}
+
 func TestOpenFails(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

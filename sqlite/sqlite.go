@@ -311,7 +311,7 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/superseded/*.sql
 var migrations embed.FS
 
 // migrate applies the migrations that the database has not seen, in order, and
@@ -390,12 +390,30 @@ func applyMigration(db *sql.DB, version int, name string) (bool, error) {
 	}
 	defer tx.Rollback()
 
-	var n int
-	if err := tx.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-		return false, err
-	}
-	if n > 0 {
+	base := filepath.Base(name)
+	var recorded string
+	err = tx.QueryRow(`SELECT name FROM schema_migrations WHERE version = ?`, version).Scan(&recorded)
+	switch {
+	case err == nil && recorded == base:
 		return false, nil
+	case err == nil:
+		// The version was applied by a development build that had another migration
+		// of that number: repaired when Socius knows it, else refused (the statements
+		// of this version's migration may not fit what that one made).
+		repair, rerr := supersededRepair(version, recorded, base)
+		if rerr != nil {
+			return false, rerr
+		}
+		if _, err := tx.Exec(string(repair)); err != nil {
+			return false, fmt.Errorf("repairing %s: %w", recorded, err)
+		}
+		if _, err := tx.Exec(`UPDATE schema_migrations SET name = ?, applied_at = ? WHERE version = ?`,
+			base, time.Now().UnixMilli(), version); err != nil {
+			return false, err
+		}
+		return true, tx.Commit()
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, err
 	}
 	body, err := migrations.ReadFile(name)
 	if err != nil {
@@ -409,6 +427,19 @@ func applyMigration(db *sql.DB, version int, name string) (bool, error) {
 		return false, err
 	}
 	return true, tx.Commit()
+}
+
+// supersededRepair returns the statements that turn a store on which a development
+// build applied recorded as its migration version into one on which this build applied
+// want, from migrations/superseded; an error that says what to do when Socius has none.
+func supersededRepair(version int, recorded, want string) ([]byte, error) {
+	if fs.ValidPath(recorded) && !strings.Contains(recorded, "/") {
+		if body, err := migrations.ReadFile("migrations/superseded/" + recorded); err == nil {
+			return body, nil
+		}
+	}
+	return nil, fmt.Errorf("the store's schema version %d is %q, which this Socius does not know (its version %d is %s): "+
+		"a development build of Socius made the store; with that build, export it (`socius user export --with-site`) and import the file into a new store", version, recorded, version, want)
 }
 
 // resultCode is SQLite's (extended) result code in err, from the driver or from the

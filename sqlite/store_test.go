@@ -839,3 +839,148 @@ func TestCommitDuringClose(t *testing.T) {
 		t.Errorf("the login after reopening: %v", err)
 	}
 }
+
+// TestMigrateSupersededTokenParents opens a store that a development build migrated
+// with an earlier version 5 (0005_token_parents.sql: each minted token's parent, not
+// its root): it is repaired as 0005_token_roots.sql would have made it, the roots
+// found from the parents, and revoking a root ends the sessions under it.
+func TestMigrateSupersededTokenParents(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	db := olderStore(t, path, "0001_init.sql", "0002_tokens.sql", "0003_compact_users.sql", "0004_tokens_by_key.sql")
+	for _, q := range []string{
+		// The superseded migration, as 64755d8 had it.
+		`ALTER TABLE tokens ADD COLUMN parent TEXT`,
+		`CREATE INDEX tokens_by_parent ON tokens (parent) WHERE parent IS NOT NULL`,
+		`INSERT INTO schema_migrations VALUES (5, '0005_token_parents.sql', 0)`,
+		`INSERT INTO sites (api_key, secret, name, created_at) VALUES ('3_site', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
+		`INSERT INTO tokens (hash, kind, api_key, uid, created_at, parent) VALUES
+			('a', 'access', '3_site', 'u1', 0, NULL),
+			('b', 'session', '3_site', 'u1', 0, 'a'),
+			('c', 'session', '3_site', 'u1', 0, 'b'),
+			('d', 'session', '3_site', 'u1', 0, 'gone'),
+			('e', 'session', '3_site', 'u1', 0, 'd')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	for hash, root := range map[string]string{"a": "", "b": "a", "c": "a", "d": "gone", "e": "gone"} {
+		if tok, err := s.Token(ctx, hash); err != nil || tok.Root != root {
+			t.Errorf("token %s after the repair: %+v, %v; want root %q", hash, tok, err, root)
+		}
+	}
+	if minted, err := s.RevokeToken(ctx, "a", now); minted != 2 || err != nil {
+		t.Errorf("RevokeToken of the root: %d minted revoked, %v; want 2", minted, err)
+	}
+	for hash, revoked := range map[string]bool{"b": true, "c": true, "d": false} {
+		if tok, err := s.Token(ctx, hash); err != nil || tok.RevokedAt.IsZero() == revoked {
+			t.Errorf("token %s after revoking a: %+v, %v; want revoked %v", hash, tok, err, revoked)
+		}
+	}
+	if err := s.CreateToken(ctx, &socius.Token{Hash: "f", Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", Root: "d", CreatedAt: now}); err != nil {
+		t.Errorf("a session minted from a repaired token: %v", err)
+	}
+	s.Close()
+	// Repaired once: the next open finds version 5 as this build names it.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var name string
+	if err := db.QueryRow(`SELECT name FROM schema_migrations WHERE version = 5`).Scan(&name); err != nil || name != "0005_token_roots.sql" {
+		t.Errorf("version 5 after the repair: %q, %v", name, err)
+	}
+}
+
+// TestMigrateSupersededUsersByID opens a store that a development build migrated with
+// an earlier version 5 (0005_users_by_id.sql: users in a rowid table keyed by a
+// number): the users are back in the table this build reads, and version 5 is this
+// build's.
+func TestMigrateSupersededUsersByID(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socius.db")
+	db := olderStore(t, path, "0001_init.sql", "0002_tokens.sql", "0003_compact_users.sql", "0004_tokens_by_key.sql")
+	for _, q := range []string{
+		`INSERT INTO sites (id, api_key, secret, name, created_at) VALUES (1, '3_site', 'c2VjcmV0LTAxMjM0NTY3ODlhYmM=', 'Site', 0)`,
+		`INSERT INTO users (site, uid, first_name, created_at, updated_at, logged_in) VALUES (1, 'u1', 'Ada', 0, 0, 1), (1, 'u2', 'Grace', 0, 0, 0)`,
+		// The superseded migration's layout, as e8cd7fd made it.
+		`CREATE TABLE users_by_id (id INTEGER PRIMARY KEY, site INTEGER NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+			uid TEXT NOT NULL, nickname TEXT, photo_url TEXT, thumbnail_url TEXT, first_name TEXT, last_name TEXT,
+			gender TEXT, age TEXT, email TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+			login_at INTEGER, logged_in INTEGER NOT NULL)`,
+		`INSERT INTO users_by_id (id, site, uid, nickname, photo_url, thumbnail_url, first_name, last_name, gender, age,
+			email, created_at, updated_at, login_at, logged_in)
+			SELECT 9000000000000 - rowid, site, uid, nickname, photo_url, thumbnail_url, first_name, last_name, gender, age,
+			email, created_at, updated_at, login_at, logged_in FROM (SELECT row_number() OVER () AS rowid, * FROM users)`,
+		`CREATE UNIQUE INDEX users_by_uid ON users_by_id (site, uid)`,
+		`DROP TABLE users`,
+		`ALTER TABLE users_by_id RENAME TO users`,
+		`INSERT INTO schema_migrations VALUES (5, '0005_users_by_id.sql', 0)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	if u, err := s.User(ctx, "3_site", "u1"); err != nil || u.Profile[socius.FirstName] != "Ada" || !u.LoggedIn {
+		t.Errorf("u1 after the repair: %+v, %v", u, err)
+	}
+	if err := s.UpdateProfile(ctx, "3_site", "u2", patchOf(map[socius.Field]string{socius.LastName: "Hopper"}), now); err != nil {
+		t.Errorf("UpdateProfile after the repair: %v", err)
+	}
+	if u, err := s.User(ctx, "3_site", "u2"); err != nil || u.Profile[socius.FirstName] != "Grace" || u.Profile[socius.LastName] != "Hopper" {
+		t.Errorf("u2 after the repair and an update: %+v, %v", u, err)
+	}
+	if err := s.CreateToken(ctx, &socius.Token{Hash: "a", Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateToken(ctx, &socius.Token{Hash: "b", Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", Root: "a", CreatedAt: now}); err != nil {
+		t.Errorf("a session with a root after the repair: %v", err)
+	}
+	if n, err := s.CountUsers(ctx, ""); n != 2 || err != nil {
+		t.Errorf("CountUsers after the repair: %d, %v", n, err)
+	}
+}
+
+// TestMigrateUnknownVersionName: a store whose version 5 is a migration this build
+// does not know is refused with what to do, and left as it was.
+func TestMigrateUnknownVersionName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socius.db")
+	db := olderStore(t, path, "0001_init.sql", "0002_tokens.sql", "0003_compact_users.sql", "0004_tokens_by_key.sql")
+	if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (5, '0005_something_else.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a store with an unknown version 5 succeeded")
+	}
+	for _, want := range []string{`schema version 5 is "0005_something_else.sql"`, "0005_token_roots.sql", "user export --with-site"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open: %v; want it to say %q", err, want)
+		}
+	}
+	db, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('tokens') WHERE name = 'root'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the refused store got a root column: %d, %v", n, err)
+	}
+}
