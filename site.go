@@ -32,13 +32,21 @@ type Key struct {
 }
 
 // Allows reports whether the key may call method (full name, e.g. socialize.setUserInfo).
-// Method names compare case-insensitively, as Gigya routes them.
+// Method names compare in any ASCII letter case, as Socius routes them. A listed name
+// without a namespace (getUserInfo) stands for socialize's method of that name: builds
+// before 2026-11-29 stored the --methods of `socius key create` as typed, and a key
+// they made with --methods getUserInfo could call nothing.
 func (k *Key) Allows(method string) bool {
 	if len(k.Methods) == 0 {
 		return true
 	}
+	const ns = "socialize."
+	short := ""
+	if len(method) > len(ns) && EqualFoldASCII(method[:len(ns)], ns) {
+		short = method[len(ns):]
+	}
 	for _, m := range k.Methods {
-		if strings.EqualFold(m, method) {
+		if EqualFoldASCII(m, method) || short != "" && !strings.Contains(m, ".") && EqualFoldASCII(m, short) {
 			return true
 		}
 	}

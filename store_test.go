@@ -119,3 +119,32 @@ func TestValidAPIKey(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyAllows: a key's methods match the full name in any ASCII letter case; a name
+// without a namespace, as builds before 2026-11-29 stored `--methods getUserInfo`,
+// stands for socialize's method; no Unicode folding (the Kelvin sign is not k).
+func TestKeyAllows(t *testing.T) {
+	for _, c := range []struct {
+		methods []string
+		method  string
+		want    bool
+	}{
+		{nil, "socialize.deleteAccount", true},
+		{[]string{"socialize.getUserInfo"}, "socialize.getUserInfo", true},
+		{[]string{"Socialize.GETUSERINFO"}, "socialize.getUserInfo", true},
+		{[]string{"getUserInfo"}, "socialize.getUserInfo", true},
+		{[]string{"getuserinfo"}, "socialize.getUserInfo", true},
+		{[]string{"getUserInfo"}, "socialize.setUserInfo", false},
+		{[]string{"socialize.getUserInfo"}, "socialize.setUserInfo", false},
+		{[]string{"accounts.getUserInfo"}, "socialize.getUserInfo", false},
+		{[]string{"socialize.getTo\u212aen"}, "socialize.getToken", false},
+		{[]string{"getTo\u212aen"}, "socialize.getToken", false},
+		{[]string{"socialize."}, "socialize.getToken", false},
+		{[]string{""}, "socialize.getToken", false},
+	} {
+		k := &socius.Key{Methods: c.methods}
+		if got := k.Allows(c.method); got != c.want {
+			t.Errorf("Key{Methods: %q}.Allows(%q) = %v, want %v", c.methods, c.method, got, c.want)
+		}
+	}
+}

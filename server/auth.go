@@ -681,6 +681,19 @@ func (s *Server) authenticateClient(c *call) error {
 		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: socialize.getToken needs client credentials, not a token")
 	}
 	clientID, hasID := c.params.Lookup("client_id")
+	_, hasBasic := authParam(c, "Basic")
+	if hasBasic || c.params.Has("client_secret") {
+		// A server call's credential beside the client's is refused, not dropped: a
+		// signature, say, that would fail on its own must not be passed over.
+		for _, name := range []string{"sig", "secret"} {
+			if c.params.Has(name) {
+				return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s beside client credentials (HTTP Basic, or client_id and client_secret); send one credential: the client's, or a server call's (a signature, a secret or a bearer JWT)", name)
+			}
+		}
+		if _, bearer := authParam(c, "Bearer"); bearer {
+			return badHeader("a bearer JWT beside client_id and client_secret; send one credential")
+		}
+	}
 	if basic, ok := authParam(c, "Basic"); ok {
 		raw, err := base64.StdEncoding.DecodeString(basic)
 		id, secret, found := strings.Cut(string(raw), ":")

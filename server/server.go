@@ -475,7 +475,20 @@ func (s *Server) method(name string) *method {
 	if m := s.exact[name]; m != nil { // how SDKs spell it: no lower-cased copy
 		return m
 	}
-	return s.methods[strings.ToLower(name)]
+	return s.methods[lowerASCII(name)]
+}
+
+// lowerASCII is s with its ASCII letters in lower case, and nothing else changed:
+// strings.ToLower would take the Kelvin sign for a k, and a path with one for a
+// method's name.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // findMethod looks the path's method up and reports whether Socius serves it.

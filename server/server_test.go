@@ -929,6 +929,13 @@ func TestMethodInAnyCase(t *testing.T) {
 			t.Errorf("%s: %s", method, got)
 		}
 	}
+	// ASCII letter case only: a Kelvin sign (U+212A) is not a k.
+	if got := postWithSecret(s, "socialize.getUserInfo\u212a", "UID=u1"); !strings.Contains(got, `"errorCode":400001`) {
+		t.Errorf("a method name with a Kelvin sign: %s", got)
+	}
+	if got := postWithSecret(s, "socialize.getTo\u212aen", "grant_type=none"); !strings.Contains(got, `"errorCode":400001`) {
+		t.Errorf("getToken spelled with a Kelvin sign: %s", got)
+	}
 }
 
 // TestRateBurstDefault: without RateBurst, the burst is the rate rounded up, at least 1.
@@ -1134,6 +1141,36 @@ func TestGetTokenUserKeyBesideClientSecret(t *testing.T) {
 		{"site's pair alone", site, `"errorCode":0`},
 	} {
 		if got := postBody(s, nil, true, "socialize.getToken", tt.body); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestGetTokenOneCredential: beside client credentials (HTTP Basic, or client_id and
+// client_secret) a server call's credential is refused, whether it would pass or fail
+// on its own: a signature that is never checked must not look accepted. An empty
+// x_siteUID is refused: a token of the whole site must be asked for by leaving it out.
+func TestGetTokenOneCredential(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(labAPIKey+":"+labSecret))
+	pair := "client_id=" + labAPIKey + "&client_secret=" + url.QueryEscape(labSecret) + "&grant_type=none"
+	for _, tt := range []struct{ name, auth, body, want string }{
+		{"Basic and a bad sig", basic, "grant_type=none&apiKey=" + labAPIKey + "&timestamp=1&nonce=n1&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA=", `"errorCode":400006,"errorDetails":"Invalid parameter value: sig beside client credentials`},
+		{"Basic and a wrong secret", basic, "grant_type=none&secret=AAAAAAAAAAAAAAAAAAAAAA==", `"errorCode":400006,"errorDetails":"Invalid parameter value: secret beside client credentials`},
+		{"the pair and the right secret", "", pair + "&secret=" + url.QueryEscape(labSecret), `"errorCode":400006,"errorDetails":"Invalid parameter value: secret beside client credentials`},
+		{"the pair and a bearer JWT", "Bearer e30.e30.sig", pair, `"errorCode":400008`},
+		{"Basic and an empty x_siteUID", basic, "grant_type=none&x_siteUID=", `"errorCode":400006,"errorDetails":"Invalid parameter value: x_siteUID is empty`},
+		{"the pair and an empty x_siteUID", "", pair + "&x_siteUID=", `"errorCode":400006,"errorDetails":"Invalid parameter value: x_siteUID is empty`},
+		{"Basic alone", basic, "grant_type=none", `"errorCode":0`},
+		{"the pair alone, for a user", "", pair + "&x_siteUID=u1", `"errorCode":0`},
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(tt.body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}

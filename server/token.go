@@ -128,7 +128,12 @@ func (s *Server) getToken(c *call) (gigya.Object, error) {
 	if grant != "none" && grant != "client_credentials" {
 		return nil, socius.Errorf(socius.CodeUnsupportedGrant, "Unsupported grant type: %q; Socius issues tokens for grant_type none and client_credentials", clip(grant, 40))
 	}
-	siteUID := c.params.Get("x_siteUID")
+	siteUID, bound := c.params.Lookup("x_siteUID")
+	if bound && siteUID == "" {
+		// Fail closed: a client whose user id came out empty would otherwise get a
+		// token of the whole site, which acts on any user.
+		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: x_siteUID is empty; leave it out for a token of the site, which acts on any of its users")
+	}
 	if siteUID != "" {
 		if err := socius.ValidateUID(siteUID); err != nil {
 			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: x_siteUID: %v", err)

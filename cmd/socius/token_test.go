@@ -430,7 +430,7 @@ func TestGetTokenCredentials(t *testing.T) {
 		}
 	}
 	// A key without notifyLogin still gets a token for the site.
-	if a := ts.getToken(t, url.Values{"grant_type": {"none"}, "client_id": {"ANoLogins"}, "client_secret": {keySecret}}); a.code() != 0 {
+	if a := ts.tlsPost(t, "socialize.getToken", url.Values{"grant_type": {"none"}, "client_id": {"ANoLogins"}, "client_secret": {keySecret}}); a.code() != 0 {
 		t.Errorf("a site token for a key without notifyLogin: %v", a)
 	}
 
