@@ -89,6 +89,13 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 		return s.checkSecret(c)
 	case hasAuthScheme(c, "Bearer"):
 		return s.authenticateBearer(c)
+	case hasAuthScheme(c, "Basic"):
+		// Client credentials, which only getToken takes; a secret all the same, and
+		// one that may have crossed the network in the clear.
+		if !c.secure {
+			return secretOverHTTP()
+		}
+		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig, secret or oauth_token (HTTP Basic credentials are taken by socialize.getToken only)")
 	}
 	return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig, secret or oauth_token")
 }

@@ -1107,6 +1107,30 @@ func TestEmptyCredentialsAreMissing(t *testing.T) {
 	}
 }
 
+// TestBasicOutsideGetToken: HTTP Basic client credentials on another method are not
+// taken; the answer says so over HTTPS, and over plain HTTP that the secret in them
+// crossed the network in the clear (403006).
+func TestBasicOutsideGetToken(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(labAPIKey+":"+labSecret))
+	for _, tt := range []struct {
+		scheme, want string
+	}{
+		{"https", `"errorCode":400002,"errorDetails":"Missing required parameter: sig, secret or oauth_token (HTTP Basic credentials are taken by socialize.getToken only)"`},
+		{"http", `"errorCode":403006`},
+	} {
+		r := httptest.NewRequest("POST", tt.scheme+"://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+labAPIKey+"&UID=u1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Authorization", basic)
+		if tt.scheme == "https" {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("Basic over %s: %s, want %s", tt.scheme, got, tt.want)
+		}
+	}
+}
+
 // TestAuthorizationSchemeAlone: an Authorization header that names its scheme without
 // credentials is that scheme's call with empty credentials: for OAuth an empty token
 // (403025), not a call without credentials (400093).
