@@ -294,3 +294,42 @@ func TestNoncedReplayNamesNoIgnoredParams(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectedExpiryLeavesTheNonce: in emulator mode an injected 403002 or 403003
+// leaves the request's nonce unused, as Gigya's own (checked before the nonce), so
+// that the byte-identical request the Java SDK re-sends after a 403002 goes through;
+// another injected error used the nonce, and its re-send is 403004.
+func TestInjectedExpiryLeavesTheNonce(t *testing.T) {
+	for _, tc := range []struct {
+		code  int
+		again string
+	}{
+		{socius.CodeRequestExpired, `"errorCode":0`},
+		{socius.CodeInvalidSignature, `"errorCode":0`},
+		{socius.CodeGeneralServerError, `"errorCode":403004`},
+	} {
+		s := newTestServer(t, t.TempDir(), nil)
+		if _, err := s.cfg.Store.Login(context.Background(), labAPIKey, "u1", nil, labTime); err != nil {
+			t.Fatal(err)
+		}
+		left := 1
+		s.cfg.Fault = func(method, apiKey string) (int, time.Duration, bool) {
+			if left == 0 {
+				return 0, 0, false
+			}
+			left--
+			return tc.code, 0, true
+		}
+		body := signedBody("socialize.setUserInfo", "injected-"+strconv.Itoa(tc.code), url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Retried"}`}})
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":`+strconv.Itoa(tc.code)) {
+			t.Fatalf("injected %d: %s", tc.code, got)
+		}
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, tc.again) {
+			t.Errorf("the same request after an injected %d: %s, want %s", tc.code, got, tc.again)
+		}
+		// Forgiven once: a third copy is a replay.
+		if got := send(s, nil, "socialize.setUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+			t.Errorf("a third copy after an injected %d: %s, want 403004", tc.code, got)
+		}
+	}
+}

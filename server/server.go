@@ -140,6 +140,7 @@ type Server struct {
 	// stopDelays is closed by StopDelays: injected delays end at once.
 	stopDelays chan struct{}
 	stopOnce   sync.Once
+	forgiven   forgivenNonces // nonces that fault rules took back (emulator mode)
 }
 
 // StopDelays ends the delays of fault rules in progress, and makes later ones none: a
@@ -237,8 +238,9 @@ type call struct {
 	siteKey    []byte // the site's decoded partner secret, once needed
 	// nonce is the call's nonce while noncePending: checked signature, not yet
 	// recorded (Config.Nonced).
-	nonce        socius.NonceUse
-	noncePending bool
+	nonce         socius.NonceUse
+	noncePending  bool
+	nonceRecorded bool // the call recorded its nonce (useNonce found it fresh)
 	nonceInOp    bool   // a Config.Nonced operation is under way (Server.nonced)
 	charged      string // the apiKey whose rate-limit budget the call spent, if any
 	answered     bool   // the answer's header is written
@@ -557,6 +559,10 @@ func (s *Server) injectFault(c *call) error {
 	}
 	if code == 0 {
 		return nil
+	}
+	if (code == socius.CodeRequestExpired || code == socius.CodeInvalidSignature) && c.nonceRecorded {
+		// Gigya answers these before it records a nonce: the request may come again.
+		s.forgiven.add(c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.now)
 	}
 	return socius.Errorf(code, "%s: injected by a Socius emulator fault rule for %s", gigya.Message(code), c.m.name)
 }
