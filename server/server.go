@@ -240,11 +240,11 @@ type call struct {
 	// recorded (Config.Nonced).
 	nonce         socius.NonceUse
 	noncePending  bool
-	nonceRecorded bool // the call recorded its nonce (useNonce found it fresh)
-	nonceInOp    bool   // a Config.Nonced operation is under way (Server.nonced)
-	charged      string // the apiKey whose rate-limit budget the call spent, if any
-	answered     bool   // the answer's header is written
-	uidImplied   bool   // the call's user is its token's, no UID given (call.userParam)
+	nonceRecorded bool   // the call recorded its nonce (useNonce found it fresh)
+	nonceInOp     bool   // a Config.Nonced operation is under way (Server.nonced)
+	charged       string // the apiKey whose rate-limit budget the call spent, if any
+	answered      bool   // the answer's header is written
+	uidImplied    bool   // the call's user is its token's, no UID given (call.userParam)
 	// bodyTimedOut: the request's body stopped arriving until the read deadline
 	// (ReadTimeout) passed; the answer gets lateAnswerGrace to go out (see respond).
 	bodyTimedOut bool
