@@ -61,8 +61,8 @@ const (
 	credSession
 )
 
-// Credentials say who calls. Build them with PartnerSecret, UserKey, Token or
-// UserKeyRSA.
+// Credentials say who calls. Build them with PartnerSecret, UserKey, UserKeyRSA,
+// Token or Session.
 type Credentials struct {
 	kind    credKind
 	apiKey  string
@@ -209,7 +209,14 @@ func WithBaseURL(base string) Option {
 			return fmt.Errorf("client: base URL: not a URL: %v", err)
 		}
 		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return fmt.Errorf("client: base URL %q: want http(s)://host[:port][/path]", u.Redacted())
+			// Shown without its query and fragment, which may hold a secret or a token.
+			shown := *u
+			shown.RawQuery, shown.ForceQuery, shown.Fragment, shown.RawFragment = "", false, "", ""
+			cut := ""
+			if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+				cut = " (its query or fragment not shown)"
+			}
+			return fmt.Errorf("client: base URL %q%s: want http(s)://host[:port][/path]", shown.Redacted(), cut)
 		}
 		for i := 0; i < len(u.Host); i++ {
 			if u.Host[i] >= 0x80 {
@@ -283,7 +290,8 @@ func WithPartnerSecret(secret string) Option {
 }
 
 // WithUIDSignatureMaxAge sets how far a UIDSignature's signatureTimestamp may be from
-// now (default DefaultUIDSignatureMaxAge); a negative d checks the signature only.
+// now (default DefaultUIDSignatureMaxAge); zero or a negative d checks the signature
+// only.
 func WithUIDSignatureMaxAge(d time.Duration) Option {
 	return func(c *config) error {
 		c.uidMaxAge = d
@@ -378,7 +386,10 @@ func New(cred Credentials, opts ...Option) (*Client, error) {
 		cfg.callTimeout = DefaultTimeout
 	}
 	c := &Client{cfg: cfg, http: cfg.httpClient, offset: new(atomic.Int64), newNonce: newNonce, sdk: "go_" + Version}
-	return c, c.setCredentials(cred)
+	if err := c.setCredentials(cred); err != nil {
+		return nil, err // no Client: one with credentials it refused would use them
+	}
+	return c, nil
 }
 
 // WithCredentials returns a Client like c (same server, HTTP client, options and
@@ -467,6 +478,13 @@ func (c *Client) plainHTTP(method string, user []gigya.Param) error {
 	}
 	if strings.EqualFold(method, "socialize.getToken") {
 		return fmt.Errorf("client: %s: %w: its answer is a token; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
+	}
+	if strings.EqualFold(method, "socialize.notifyLogin") {
+		for _, p := range user {
+			if strings.EqualFold(p.Name, "targetEnv") && strings.EqualFold(p.Value, "mobile") {
+				return fmt.Errorf("client: %s: %w: with targetEnv=mobile its answer is a session token and its secret; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
+			}
+		}
 	}
 	for _, p := range user {
 		if gigya.IsCredential(p.Name) && !strings.EqualFold(p.Name, "sig") && !strings.EqualFold(p.Name, "UIDSig") {
@@ -838,7 +856,7 @@ type Trace struct {
 	Signature     string
 
 	Duration   time.Duration
-	HTTPStatus int    // 0 when no answer came
+	HTTPStatus int    // the answer's HTTP status; 0 when none came, or its body could not be read
 	Date       string // the answer's Date header
 	ErrorCode  int    // the answer's errorCode
 	Err        error  // the transport or decoding error, if any

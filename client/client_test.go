@@ -311,6 +311,14 @@ func TestEndpoints(t *testing.T) {
 			t.Error("bad option accepted")
 		}
 	}
+	// A base URL refused for its query or fragment is not repeated with them: they may
+	// hold a secret or a token.
+	for _, base := range []string{"https://socius.test/?secret=s3cr3tValue", "https://socius.test/#oauth_token=s3cr3tValue", "https://u:s3cr3tValue@socius.test/"} {
+		_, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(base))
+		if err == nil || strings.Contains(err.Error(), "s3cr3tValue") || !strings.Contains(err.Error(), "socius.test") {
+			t.Errorf("base URL %q: %v; want an error naming the host without the secret", base, err)
+		}
+	}
 }
 
 func TestCredentialShapes(t *testing.T) {
@@ -431,8 +439,8 @@ func TestCredentialShapes(t *testing.T) {
 			{PartnerSecret(labAPIKey, labSecret), []Option{httpURL, WithPlainSecret()}},
 			{UserKey(labAPIKey, labUserKey, labUserSec), []Option{httpURL, WithPlainSecret()}},
 		} {
-			if _, err := New(tc.cred, tc.opts...); !errors.Is(err, ErrInsecure) {
-				t.Errorf("%v: got %v, want ErrInsecure", tc.cred, err)
+			if c, err := New(tc.cred, tc.opts...); !errors.Is(err, ErrInsecure) || c != nil {
+				t.Errorf("%v: got %v, %v; want no Client and ErrInsecure", tc.cred, c, err)
 			}
 		}
 		c, err := New(PartnerSecret(labAPIKey, labSecret), httpURL)
@@ -1196,6 +1204,13 @@ func TestCredentialParamsOverHTTP(t *testing.T) {
 	}
 	if _, err := c.GetToken(ctx, GetTokenRequest{}); !errors.Is(err, ErrInsecure) {
 		t.Errorf("getToken over http: %v, want ErrInsecure", err)
+	}
+	// A mobile login's answer is a session token and its secret.
+	if _, err := c.NotifyLogin(ctx, NotifyLoginRequest{SiteUID: "u1", TargetEnv: "Mobile"}); !errors.Is(err, ErrInsecure) {
+		t.Errorf("a mobile notifyLogin over http: %v, want ErrInsecure", err)
+	}
+	if _, err := c.Call(ctx, "socialize.notifyLogin", Params{"siteUID": "u1", "targetEnv": "mobile"}); !errors.Is(err, ErrInsecure) {
+		t.Errorf("a mobile notifyLogin through Call over http: %v, want ErrInsecure", err)
 	}
 	if len(tr.bodies) != 0 {
 		t.Errorf("%d requests sent: %v", len(tr.bodies), tr.bodies)

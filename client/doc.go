@@ -38,7 +38,8 @@
 // HTTP: New refuses such a configuration with ErrInsecure, and a call over plain HTTP
 // fails with it when a parameter of the caller's holds a credential (client_secret,
 // password, regToken...; signatures excepted), as socialize.getToken does, whose
-// answer is a token.
+// answer is a token, and socialize.notifyLogin with targetEnv=mobile, whose answer is
+// a session token and its secret.
 //
 // # Errors
 //

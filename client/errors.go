@@ -26,6 +26,7 @@ type Error struct {
 	Response []byte
 }
 
+// Error says the method, the code, the message and details, and the callId.
 func (e *Error) Error() string {
 	msg := e.Message
 	if msg == "" {
@@ -59,10 +60,12 @@ type ResponseError struct {
 	Err         error  // wraps gigya.ErrNotAnswer
 }
 
+// Error says what came back instead of an answer.
 func (e *ResponseError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d (%s): %v", e.Method, e.HTTPStatus, e.ContentType, e.Err)
 }
 
+// Unwrap returns Err, which wraps gigya.ErrNotAnswer.
 func (e *ResponseError) Unwrap() error { return e.Err }
 
 // TransportError is a call that got no answer: the connection failed, timed out, or
@@ -74,6 +77,7 @@ type TransportError struct {
 	Err      error
 }
 
+// Error says which call failed and why.
 func (e *TransportError) Error() string {
 	s := fmt.Sprintf("%s: POST %s: %v", e.Method, e.URL, e.Err)
 	if e.Attempts > 1 {
@@ -82,6 +86,7 @@ func (e *TransportError) Error() string {
 	return s
 }
 
+// Unwrap returns the transport's error.
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // ErrorCode returns the Gigya code of a call's error, as the SDKs report failures:

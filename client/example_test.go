@@ -2,11 +2,15 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -20,9 +24,11 @@ import (
 )
 
 // The examples run against a real Socius started in-process (see TestMain): baseURL
-// is where it listens, as http://127.0.0.1:8080 is for `socius serve`, and apiKey and
-// partnerSecret are its site's credentials, as `socius site create` prints them.
-var baseURL string
+// is where it listens, as http://127.0.0.1:8080 is for `socius serve`, httpsURL its
+// HTTPS listener (https://127.0.0.1:8443) and certFile that listener's certificate
+// (socius-data/tls-cert.pem), and apiKey and partnerSecret are its site's
+// credentials, as `socius site create` prints them.
+var baseURL, httpsURL, certFile string
 
 const (
 	apiKey        = "3_ExampleSite"
@@ -41,11 +47,20 @@ func TestMain(m *testing.M) {
 	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: apiKey, Secret: partnerSecret, CreatedAt: time.Now()}); err != nil {
 		log.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Config{Store: st, Nonces: nonce.New(0),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	handler := server.New(server.Config{Store: st, Nonces: nonce.New(0),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httptest.NewServer(handler)
 	baseURL = srv.URL
+	tlsSrv := httptest.NewTLSServer(handler)
+	httpsURL = tlsSrv.URL
+	certFile = dir + "/tls-cert.pem"
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		log.Fatal(err)
+	}
 	code := m.Run()
 	srv.Close()
+	tlsSrv.Close()
 	st.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -81,6 +96,7 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	_ = c
+	// Output:
 }
 
 func ExampleClient_NotifyLogin() {
@@ -168,9 +184,18 @@ func ExampleClient_Call() {
 
 func ExampleClient_GetToken() {
 	ctx := context.Background()
-	// getToken goes over HTTPS only; with Socius, trust socius-data/tls-cert.pem
-	// through WithHTTPClient.
-	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL("https://127.0.0.1:8443"))
+	// getToken goes over HTTPS only: trust Socius's certificate (certFile stands for
+	// socius-data/tls-cert.pem) in the HTTP client the client uses.
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(certPEM) {
+		log.Fatal("no certificate in ", certFile)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(httpsURL), client.WithHTTPClient(hc))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -187,7 +212,8 @@ func ExampleClient_GetToken() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(u.UID)
+	fmt.Println(u.UID, grant.ExpiresIn)
+	// Output: u1 1h0m0s
 }
 
 func ExampleError() {

@@ -52,6 +52,7 @@ type JSONError struct {
 	Msg    string
 }
 
+// Error says where and what.
 func (e *JSONError) Error() string { return fmt.Sprintf("at offset %d: %s", e.Offset, e.Msg) }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
