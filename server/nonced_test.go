@@ -333,3 +333,18 @@ func TestInjectedExpiryLeavesTheNonce(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectedDataCenterNamesOne: an injected 301001 carries apiDomain and location, as
+// Gigya's does; they name the data center called, so a client that follows them comes
+// back.
+func TestInjectedDataCenterNamesOne(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.Fault = func(method, apiKey string) (int, time.Duration, bool) { return 301001, 0, true }
+	body := signedBody("socialize.getUserInfo", "injected-dc", url.Values{"UID": {"u1"}})
+	got := send(s, nil, "socialize.getUserInfo", body)
+	for _, want := range []string{`"errorCode":301001`, `"apiDomain":"localtest"`, `"location":"http://socialize.localtest/socialize.getUserInfo"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("an injected 301001: %s, want %s", got, want)
+		}
+	}
+}

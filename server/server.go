@@ -441,8 +441,8 @@ func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 	if c.key != nil && !c.key.Allows(c.m.name) {
 		return nil, socius.Errorf(socius.CodePermissionDenied, "Permission denied: userKey %s may not call %s", c.key.UserKey, c.m.name)
 	}
-	if err := s.injectFault(c); err != nil {
-		return nil, err
+	if data, err := s.injectFault(c); err != nil {
+		return data, err
 	}
 	if err := s.checkUnknownParams(c); err != nil {
 		return nil, err
@@ -534,9 +534,9 @@ func (s *Server) checkParamSizes(c *call) error {
 
 // injectFault applies Config.Fault: it waits the rule's delay (or until the client
 // gives up) and answers the rule's error code, if any.
-func (s *Server) injectFault(c *call) error {
+func (s *Server) injectFault(c *call) (gigya.Object, error) {
 	if s.cfg.Fault == nil {
-		return nil
+		return nil, nil
 	}
 	apiKey := ""
 	if c.site != nil {
@@ -544,7 +544,7 @@ func (s *Server) injectFault(c *call) error {
 	}
 	code, delay, ok := s.cfg.Fault(c.m.name, apiKey)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	c.Injected = true
 	if delay > 0 {
@@ -558,14 +558,33 @@ func (s *Server) injectFault(c *call) error {
 		}
 	}
 	if code == 0 {
-		return nil
+		return nil, nil
 	}
 	if (code == socius.CodeRequestExpired || code == socius.CodeInvalidSignature) && c.nonceRecorded {
 		// Gigya answers these before it records a nonce: the request may come again.
 		s.forgiven.add(c.nonce.Credential, c.nonce.Nonce, c.nonce.Expires, c.now)
 	}
-	return socius.Errorf(code, "%s: injected by a Socius emulator fault rule for %s", gigya.Message(code), c.m.name)
+	err := socius.Errorf(code, "%s: injected by a Socius emulator fault rule for %s", gigya.Message(code), c.m.name)
+	if code == codeInvalidDataCenter {
+		// Gigya's answer names the data center to call instead: here the one called,
+		// so that a client that follows it comes back to the emulator.
+		scheme := "http"
+		if c.secure {
+			scheme = "https"
+		}
+		host := c.r.Host
+		domain := host
+		if len(domain) > len("socialize.") && socius.EqualFoldASCII(domain[:len("socialize.")], "socialize.") {
+			domain = domain[len("socialize."):]
+		}
+		return gigya.Object{{Key: "apiDomain", Value: domain}, {Key: "location", Value: scheme + "://" + host + "/" + c.m.name}}, err
+	}
+	return nil, err
 }
+
+// codeInvalidDataCenter is Gigya's 301001: the apiKey lives in another data center,
+// named by the answer's apiDomain and location.
+const codeInvalidDataCenter = 301001
 
 // unknownMethod refuses the path of a method Socius does not serve.
 func (s *Server) unknownMethod(path string) error {
