@@ -100,6 +100,11 @@ func (s *Server) checkUnknownParams(c *call) error {
 			unknown = append(unknown, p.Name)
 		}
 	}
+	// A boolean every method takes (and Socius has no screen-sets to skip): still a
+	// boolean, as every other.
+	if _, err := c.params.Bool("dontHandleScreenSet", false); err != nil {
+		return err
+	}
 	return c.ignore(unknown, "This parameter is not used by "+c.m.name+" and was ignored")
 }
 
@@ -348,6 +353,9 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	}
 	if err := socius.ValidateUID(siteUID); err != nil {
 		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: siteUID: %v", err)
+	}
+	if _, err := c.params.Bool("skipValidation", false); err != nil { // nothing to skip: no validation rules
+		return nil, err
 	}
 	if _, err := c.params.Bool("newUser", false); err != nil {
 		return nil, err

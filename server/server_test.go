@@ -1248,6 +1248,24 @@ func TestUserInfoSmallThings(t *testing.T) {
 	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1&includeAllIdentities=true"); !strings.Contains(got, `"errorCode":0`) {
 		t.Errorf("includeAllIdentities=true: %s", got)
 	}
+	// skipValidation (notifyLogin) and dontHandleScreenSet (any method) are booleans too.
+	for _, tc := range []struct{ method, body, name string }{
+		{"socialize.notifyLogin", "siteUID=u1&skipValidation=maybe", "skipValidation"},
+		{"socialize.getUserInfo", "UID=u1&dontHandleScreenSet=maybe", "dontHandleScreenSet"},
+		{"socialize.setUserInfo", "UID=u1&userInfo={}&dontHandleScreenSet=2", "dontHandleScreenSet"},
+	} {
+		if got := postWithSecret(s, tc.method, tc.body); !strings.Contains(got, `"errorCode":400006`) || !strings.Contains(got, tc.name) {
+			t.Errorf("%s %s: %s", tc.method, tc.body, got)
+		}
+	}
+	for _, tc := range []struct{ method, body string }{
+		{"socialize.notifyLogin", "siteUID=u1&skipValidation=true"},
+		{"socialize.getUserInfo", "UID=u1&dontHandleScreenSet=false"},
+	} {
+		if got := postWithSecret(s, tc.method, tc.body); !strings.Contains(got, `"errorCode":0`) {
+			t.Errorf("%s %s: %s", tc.method, tc.body, got)
+		}
+	}
 	got := postWithSecret(s, "socialize.setUserInfo", "UID=u1&userInfo="+url.QueryEscape(`{"a":1,"a":2}`))
 	if !strings.Contains(got, `"errorCode":0`) || strings.Count(got, `"userInfo.a"`) != 1 {
 		t.Errorf("an unknown key twice: %s", got)

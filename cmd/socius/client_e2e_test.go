@@ -398,7 +398,12 @@ func TestClientBearerRSA(t *testing.T) {
 func TestClientMobileSession(t *testing.T) {
 	ts := startServer(t)
 	ctx := context.Background()
-	c := ts.newClient(t, false, client.PartnerSecret(testAPIKey, testSecret))
+	// The answer is a session: the client asks for it over HTTPS only.
+	if _, err := ts.newClient(t, false, client.PartnerSecret(testAPIKey, testSecret)).NotifyLogin(ctx,
+		client.NotifyLoginRequest{SiteUID: "mob-1", TargetEnv: "mobile"}); !errors.Is(err, client.ErrInsecure) {
+		t.Errorf("NotifyLogin mobile over plain HTTP: %v, want ErrInsecure", err)
+	}
+	c := ts.newClient(t, true, client.PartnerSecret(testAPIKey, testSecret))
 	login, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "mob-1", TargetEnv: "mobile"})
 	if err != nil || login.SessionToken == "" || login.SessionSecret == "" {
 		t.Fatalf("NotifyLogin mobile: %+v %v", login, err)
