@@ -197,6 +197,28 @@ func parseRequest(head []byte, c *conn) (*request, bool) {
 
 var crlf = []byte("\r\n")
 
+// framingConflict reports whether a head has both a Transfer-Encoding and a
+// Content-Length header, in any letter case.
+func framingConflict(head []byte) bool {
+	_, rest, _ := bytes.Cut(head, crlf)
+	te, cl := false, false
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, crlf)
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			te = true
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			cl = true
+		}
+	}
+	return te && cl
+}
+
 // validName reports whether b is an HTTP token (RFC 9110), as a header name must be.
 func validName(b []byte) bool {
 	for _, c := range b {

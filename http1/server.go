@@ -47,10 +47,14 @@ import (
 // it, or the connection goes to net/http (which allows MaxHeaderBytes).
 const headBuffer = 4 << 10
 
-// maxDiscard is the most of a request body the handler left unread that is read and
-// dropped to keep the connection; beyond it the connection is closed after the answer
-// (net/http reads up to 256 KiB).
+// maxDiscard bounds what is left unread of a request body that is read and dropped to
+// keep the connection: less than it is, and from it on the connection is closed after
+// the answer (as net/http, which closes at 256 KiB left).
 const maxDiscard = 256 << 10
+
+// conflictWriteTimeout bounds the write of the refusal of a request whose framing
+// conflicts.
+const conflictWriteTimeout = 5 * time.Second
 
 // Server serves HTTP/1.1 connections. Its zero value is not usable: Handler and
 // Fallback are needed. Fallback's Handler should be Handler (the connections it gets
@@ -356,6 +360,17 @@ func (c *conn) serve() {
 		}
 		req, ok := c.parse(head)
 		if !ok {
+			if framingConflict(head) {
+				// RFC 9112 6.1: a request with both may be refused, and the connection
+				// must close after it either way; net/http (Go 1.26) reads it as
+				// chunked and keeps the connection, which a proxy in front that
+				// framed it by its Content-Length would read another way (smuggling).
+				c.rwc.SetWriteDeadline(time.Now().Add(conflictWriteTimeout))
+				io.WriteString(c.rwc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
+					"400 Bad Request: a request with both Transfer-Encoding and Content-Length")
+				c.unread = true // its body: closed gently, so that the refusal is read
+				return
+			}
 			handedOver = c.handOver()
 			return
 		}
@@ -533,7 +548,7 @@ func (c *conn) serveRequest(p *request) bool {
 		// it now; the connection ends after the answer.
 		w.close, c.unread = true, true
 	} else if body.remaining > 0 {
-		if body.err != nil || body.remaining > maxDiscard {
+		if body.err != nil || body.remaining >= maxDiscard { // as net/http: 256 KiB or more closes
 			w.close, c.unread = true, body.err == nil
 		} else if _, err := c.br.Discard(int(body.remaining)); err != nil {
 			w.close = true

@@ -393,14 +393,48 @@ func clip(s string) string {
 
 func TestLargeUnreadBodyClosesConnection(t *testing.T) {
 	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), true, nil)
-	c := dial(t, addr)
-	fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\nabc", maxDiscard+1)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, n := range []int{maxDiscard + 1, maxDiscard} { // as net/http: 256 KiB left closes
+		c := dial(t, addr)
+		fmt.Fprintf(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\nabc", n)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !resp.Close || resp.StatusCode != 200 {
+			t.Errorf("%d bytes unread: status %d, close %v: want 200 and Connection: close (the unread body is too large to skip)", n-3, resp.StatusCode, resp.Close)
+		}
 	}
-	if !resp.Close || resp.StatusCode != 200 {
-		t.Errorf("status %d, close %v: want 200 and Connection: close (the unread body is too large to skip)", resp.StatusCode, resp.Close)
+}
+
+// TestFramingConflictRefused: a request with both Transfer-Encoding and Content-Length
+// is refused (400) and the connection closed after it (RFC 9112 6.1), so that what a
+// proxy framed by Content-Length cannot become a second request; net/http (Go 1.26)
+// reads it as chunked and keeps the connection.
+func TestFramingConflictRefused(t *testing.T) {
+	calls := 0
+	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls++; io.WriteString(w, "ok") }), true, nil)
+	for _, head := range []string{
+		"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: h\r\ntransfer-encoding: chunked\r\ncontent-LENGTH: 50\r\n\r\n",
+	} {
+		c := dial(t, addr)
+		io.WriteString(c, head+"5\r\nuid=a\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 400 || !resp.Close || !strings.Contains(string(body), "both Transfer-Encoding and Content-Length") {
+			t.Errorf("status %d, close %v, body %q: want 400 and Connection: close", resp.StatusCode, resp.Close, body)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if rest, err := io.ReadAll(br); len(rest) != 0 || err != nil {
+			t.Errorf("after the refusal: %q, %v; want the connection closed", rest, err)
+		}
+	}
+	if calls != 0 {
+		t.Errorf("the handler ran %d times", calls)
 	}
 }
 
