@@ -689,18 +689,8 @@ func (s *Server) authenticateClient(c *call) error {
 		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: socialize.getToken needs client credentials, not a token")
 	}
 	clientID, hasID := c.params.Lookup("client_id")
-	_, hasBasic := authParam(c, "Basic")
-	if hasBasic || c.params.Has("client_secret") {
-		// A server call's credential beside the client's is refused, not dropped: a
-		// signature, say, that would fail on its own must not be passed over.
-		for _, name := range []string{"sig", "secret"} {
-			if c.params.Has(name) {
-				return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s beside client credentials (HTTP Basic, or client_id and client_secret); send one credential: the client's, or a server call's (a signature, a secret or a bearer JWT)", name)
-			}
-		}
-		if _, bearer := authParam(c, "Bearer"); bearer {
-			return badHeader("a bearer JWT beside client_id and client_secret; send one credential")
-		}
+	if _, bearer := authParam(c, "Bearer"); bearer && c.params.Has("client_secret") {
+		return badHeader("a bearer JWT beside client_id and client_secret; send one credential")
 	}
 	if basic, ok := authParam(c, "Basic"); ok {
 		raw, err := base64.StdEncoding.DecodeString(basic)
@@ -714,13 +704,13 @@ func (s *Server) authenticateClient(c *call) error {
 		if c.params.Has("client_secret") {
 			return badHeader("send the client_secret either in the HTTP Basic header or as a parameter, not both")
 		}
-		return s.checkClientSecret(c, id, secret)
+		return s.besideClientSecret(c, s.checkClientSecret(c, id, secret))
 	}
 	if secret, ok := c.params.Lookup("client_secret"); ok {
 		if !hasID || clientID == "" {
 			return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_id")
 		}
-		return s.checkClientSecret(c, clientID, secret)
+		return s.besideClientSecret(c, s.checkClientSecret(c, clientID, secret))
 	}
 	apiKey, hasAPIKey := c.params.Lookup("apiKey")
 	switch {
@@ -737,6 +727,25 @@ func (s *Server) authenticateClient(c *call) error {
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: client_id must be the apiKey or the userKey of the call")
 	}
 	return s.authenticateServer(c, apiKey, hasAPIKey)
+}
+
+// besideClientSecret checks a server call's credential (a signature or a secret) sent
+// beside client credentials that passed (err is nil): an SDK configured with a secret
+// adds its own to a getToken whose parameters carry the client's. It must pass too:
+// a credential that is never checked must not look accepted.
+func (s *Server) besideClientSecret(c *call, err error) error {
+	if err != nil {
+		return err
+	}
+	client := c.Credential
+	switch {
+	case c.params.Get("sig") != "":
+		err = s.verifySignature(c)
+	case c.params.Get("secret") != "":
+		err = s.checkSecret(c)
+	}
+	c.Credential = client
+	return err
 }
 
 // checkClientSecret checks client_id and client_secret: the apiKey and partner secret

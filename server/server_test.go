@@ -1170,18 +1170,22 @@ func TestGetTokenUserKeyBesideClientSecret(t *testing.T) {
 	}
 }
 
-// TestGetTokenOneCredential: beside client credentials (HTTP Basic, or client_id and
-// client_secret) a server call's credential is refused, whether it would pass or fail
-// on its own: a signature that is never checked must not look accepted. An empty
-// x_siteUID is refused: a token of the whole site must be asked for by leaving it out.
+// TestGetTokenOneCredential: a server call's credential beside client credentials
+// (HTTP Basic, or client_id and client_secret) is checked too, not dropped: a
+// signature that is never checked must not look accepted (an SDK configured with a
+// secret adds its own beside the client's, and both pass). A bearer JWT beside them is
+// refused. An empty x_siteUID is refused: a token of the whole site must be asked for
+// by leaving it out.
 func TestGetTokenOneCredential(t *testing.T) {
 	s := newTestServer(t, t.TempDir(), nil)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(labAPIKey+":"+labSecret))
 	pair := "client_id=" + labAPIKey + "&client_secret=" + url.QueryEscape(labSecret) + "&grant_type=none"
 	for _, tt := range []struct{ name, auth, body, want string }{
-		{"Basic and a bad sig", basic, "grant_type=none&apiKey=" + labAPIKey + "&timestamp=1&nonce=n1&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA=", `"errorCode":400006,"errorDetails":"Invalid parameter value: sig beside client credentials`},
-		{"Basic and a wrong secret", basic, "grant_type=none&secret=AAAAAAAAAAAAAAAAAAAAAA==", `"errorCode":400006,"errorDetails":"Invalid parameter value: secret beside client credentials`},
-		{"the pair and the right secret", "", pair + "&secret=" + url.QueryEscape(labSecret), `"errorCode":400006,"errorDetails":"Invalid parameter value: secret beside client credentials`},
+		{"Basic and an expired sig", basic, "grant_type=none&apiKey=" + labAPIKey + "&timestamp=1&nonce=n1&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA=", `"errorCode":403002`},
+		{"Basic and a bad sig", basic, "grant_type=none&apiKey=" + labAPIKey + "&timestamp=" + strconv.FormatInt(labTime.Unix(), 10) + "&nonce=n2&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA=", `"errorCode":403003`},
+		{"Basic and a wrong secret", basic, "grant_type=none&secret=AAAAAAAAAAAAAAAAAAAAAA==", `"errorCode":403003,"errorDetails":"Invalid request signature: the secret does not match`},
+		{"the pair and the right secret", "", pair + "&secret=" + url.QueryEscape(labSecret), `"errorCode":0`},
+		{"Basic and a good signature", basic, signedBody("socialize.getToken", "basic-and-sig", url.Values{"grant_type": {"none"}}), `"errorCode":0`},
 		{"the pair and a bearer JWT", "Bearer e30.e30.sig", pair, `"errorCode":400008`},
 		{"Basic and an empty x_siteUID", basic, "grant_type=none&x_siteUID=", `"errorCode":400006,"errorDetails":"Invalid parameter value: x_siteUID is empty`},
 		{"the pair and an empty x_siteUID", "", pair + "&x_siteUID=", `"errorCode":400006,"errorDetails":"Invalid parameter value: x_siteUID is empty`},
