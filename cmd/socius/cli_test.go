@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -593,5 +595,32 @@ func TestWarnWALLeft(t *testing.T) {
 	m.warnWALLeft()
 	if !strings.Contains(logs.String(), "its write-ahead log stays") || !strings.Contains(logs.String(), "walBytes=4096") {
 		t.Errorf("no warning for the WAL left: %s", logs.String())
+	}
+}
+
+// TestServeSiteFlagsWriteOnlyAChange: --site-api-key and --site-secret write the site
+// only when it is not stored so already: a start on a full disk (where every write
+// fails) with the flags of the last start works; a changed secret is written.
+func TestServeSiteFlagsWriteOnlyAChange(t *testing.T) {
+	st := labSiteStore(t)
+	ctx := context.Background()
+	m := &Main{Store: storeFault{Store: st, fail: "PutSite"}, Clock: socius.SystemClock{}, Stdout: io.Discard}
+	m.SiteAPIKey, m.SiteSecret = testAPIKey, testSecret
+	if err := m.prepareSite(ctx); err != nil {
+		t.Errorf("the site stored as the flags say, writes failing: %v", err)
+	}
+	m.SiteSecret = "bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="
+	if err := m.prepareSite(ctx); !errors.Is(err, errStoreGone) {
+		t.Errorf("another secret, writes failing: %v; want the write tried", err)
+	}
+}
+
+// TestCLIMessage: a store's failure reads as what it is on a command's standard
+// error, not as an API answer's "gigya error N".
+func TestCLIMessage(t *testing.T) {
+	err := fmt.Errorf("--site-api-key: %w", socius.DiskFullError("sqlite: commit", errors.New("database or disk is full")))
+	got := cliMessage(err)
+	if strings.Contains(got, "gigya error") || !strings.Contains(got, "the store's disk is full") || !strings.HasPrefix(got, "--site-api-key: ") {
+		t.Errorf("cliMessage = %q", got)
 	}
 }

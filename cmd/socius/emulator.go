@@ -4,10 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -189,86 +189,24 @@ func (m *Main) emulatorStarted() {
 	fmt.Fprintf(m.Stdout, "socius: emulator: console %s/_emulator/, admin API %s/_emulator/api/\n", base, base)
 }
 
-// exportOnExit writes the state to --export-on-exit, through a temporary file renamed
-// into place, so that a failed export never leaves half a file (the seed file may be
-// the export file). A symbolic link is followed, and stays: the file it names gets the
-// export. A path that names no regular file (a pipe, a device) is written to as it is,
-// since renaming onto it would replace it; one that names the process's own standard
-// output or error (/dev/stdout, whatever that is: a pipe, a terminal, a log file it
-// was redirected to) gets the export through that output, after what it already holds.
+// exportOnExit writes the state to --export-on-exit, whole or not at all (writeOut:
+// the seed file may be the export file; a symbolic link is followed and stays; a pipe
+// or /dev/stdout is written as it is).
 func (m *Main) exportOnExit() error {
 	if !m.exportable || m.ExportOnExit == "" || m.Store == nil {
 		return nil
 	}
 	m.exportable = false
-	path := followLinks(m.ExportOnExit)
-	var (
-		f      *os.File
-		err    error
-		direct bool // written in place, not renamed into place
-		own    bool // the process's own output: not closed
-	)
-	fi, serr := os.Stat(m.ExportOnExit) // the kernel's resolution: /proc/self/fd/1 names a pipe too
-	switch {
-	case serr == nil && ownOutput(fi) != nil:
-		f, direct, own = ownOutput(fi), true, true
-	case serr == nil && !fi.Mode().IsRegular() && !fi.IsDir():
-		f, err = createPrivate(m.ExportOnExit)
-		direct = true
-	default:
-		f, err = os.CreateTemp(filepath.Dir(path), ".socius-export-*")
-	}
+	var n emulator.SeedStats
+	err := writeOut(m.ExportOnExit, func(w io.Writer) (err error) {
+		n, err = emulator.Export(context.Background(), m.Store, w)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("--export-on-exit: %w", err)
-	}
-	n, err := emulator.Export(context.Background(), m.Store, f)
-	if !own {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil && !direct {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		if !direct {
-			os.Remove(f.Name())
-		}
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "socius: emulator: exported %d sites, %d keys, %d users to %s\n", n.Sites, n.Keys, n.Users, m.ExportOnExit)
 	return nil
-}
-
-// ownOutput returns os.Stdout or os.Stderr when fi is the file it writes to; nil if
-// neither.
-func ownOutput(fi os.FileInfo) *os.File {
-	for _, f := range []*os.File{os.Stdout, os.Stderr} {
-		if own, err := f.Stat(); err == nil && os.SameFile(fi, own) {
-			return f
-		}
-	}
-	return nil
-}
-
-// followLinks returns the path that path names once its symbolic links are followed,
-// the last one too when what it names does not exist yet.
-func followLinks(path string) string {
-	for range 40 { // as the kernel, which gives up after 40 links
-		fi, err := os.Lstat(path)
-		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-			break
-		}
-		dest, err := os.Readlink(path)
-		if err != nil {
-			break
-		}
-		if !filepath.IsAbs(dest) {
-			dest = filepath.Join(filepath.Dir(path), dest)
-		}
-		path = dest
-	}
-	return path
 }
 
 // removeTempData removes the temporary data folder, once the store is closed.

@@ -334,16 +334,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err := c.do(ctx, "GET", "export", nil, &buf); err != nil {
 			return err
 		}
-		// Secrets in clear: only the owner may read it, also a file there before.
-		f, err := createPrivate(*out)
-		if err != nil {
+		// Secrets in clear: only the owner may read it; whole or not at all.
+		return writeOut(*out, func(w io.Writer) error {
+			_, err := w.Write(buf.Bytes())
 			return err
-		}
-		if _, err := f.Write(buf.Bytes()); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+		})
 
 	case "seed":
 		pos, err := parse(args)

@@ -25,8 +25,11 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/socius/socius"
 )
 
 func main() {
@@ -143,8 +146,20 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "socius: %v\n", err)
 		return 2
 	}
-	fmt.Fprintf(stderr, "socius: %v\n", err)
+	fmt.Fprintf(stderr, "socius: %s\n", cliMessage(err))
 	return 1
+}
+
+// cliMessage is err as a command says it: a store's failure reads as what it is
+// ("Database error: the store's disk is full; ..."), not as an API answer ("gigya
+// error 500028: ...").
+func cliMessage(err error) string {
+	msg := err.Error()
+	var ge *socius.Error
+	if errors.As(err, &ge) {
+		msg = strings.Replace(msg, fmt.Sprintf("gigya error %d: ", ge.Code), "", 1)
+	}
+	return msg
 }
 
 // atLeastTwoProcs raises GOMAXPROCS to 2 when the process may use a single CPU (a

@@ -94,6 +94,13 @@ func (s storeFault) Site(ctx context.Context, apiKey string) (*socius.Site, erro
 	return s.Store.Site(ctx, apiKey)
 }
 
+func (s storeFault) PutSite(ctx context.Context, site *socius.Site) error {
+	if s.fail == "PutSite" {
+		return errStoreGone
+	}
+	return s.Store.PutSite(ctx, site)
+}
+
 func (s storeFault) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
 	if s.fail == "Users" {
 		return nil, errStoreGone

@@ -95,8 +95,10 @@ func createPrivate(path string) (*os.File, error) {
 	return f, nil
 }
 
-// exportUsers writes every user of a site as JSON lines (package dump), page by page.
-func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite bool, out string, stdout, stderr io.Writer) (err error) {
+// exportUsers writes every user of a site as JSON lines (package dump), page by page:
+// to standard output, or to out whole or not at all (writeOut: an export cut short
+// leaves the file there before as it was).
+func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite bool, out string, stdout, stderr io.Writer) error {
 	site, err := st.Site(ctx, apiKey)
 	if errors.Is(err, socius.ErrNotFound) {
 		return fmt.Errorf("no site has apiKey %s", apiKey)
@@ -104,51 +106,46 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 	if err != nil {
 		return err
 	}
-	w := stdout
-	if out != "-" {
-		// Only the owner may read it: with --with-site it holds secrets in clear, and
-		// every user's profile in any case.
-		f, ferr := createPrivate(out) // not err: the deferred check reads the result
-		if ferr != nil {
-			return ferr
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			// No half export left behind; a pipe or a device (/dev/stdout) stays.
-			if fi, serr := os.Lstat(out); err != nil && serr == nil && fi.Mode().IsRegular() {
-				os.Remove(out)
-			}
-		}()
-		w = f
-	}
-	dw := dump.NewWriter(w)
-	if withSite {
-		if err := dw.WriteSite(site); err != nil {
-			return err
-		}
-		keys, err := st.Keys(ctx, apiKey)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := dw.WriteKey(k); err != nil {
+	n := 0
+	export := func(w io.Writer) error {
+		dw := dump.NewWriter(w)
+		if withSite {
+			if err := dw.WriteSite(site); err != nil {
 				return err
 			}
+			keys, err := st.Keys(ctx, apiKey)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := dw.WriteKey(k); err != nil {
+					return err
+				}
+			}
 		}
+		for u, err := range socius.AllUsers(ctx, st, apiKey, exportPage) {
+			if err != nil {
+				return err
+			}
+			if err := dw.WriteUser(u); err != nil {
+				return err
+			}
+			n++
+		}
+		return dw.Flush()
 	}
-	n := 0
-	for u, err := range socius.AllUsers(ctx, st, apiKey, exportPage) {
-		if err != nil {
-			return err
-		}
-		if err := dw.WriteUser(u); err != nil {
-			return err
-		}
-		n++
+	if out == "-" {
+		err = export(stdout)
+	} else {
+		err = writeOut(out, export)
 	}
-	if err := dw.Flush(); err != nil {
+	if err != nil && ctx.Err() != nil {
+		if out == "-" {
+			return errors.New("export stopped by a signal: what was written is cut short")
+		}
+		return fmt.Errorf("export stopped by a signal: %s is left as it was", out)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "exported %d users of site %s\n", n, apiKey)

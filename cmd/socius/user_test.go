@@ -230,9 +230,10 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	}
 }
 
-// TestUserExportFails: an export that the store fails half way leaves no file behind
-// (half an export would pass for a whole one), but a pipe or a device given as --out is
-// left as it is, as createPrivate leaves it: only a regular file is removed.
+// TestUserExportFails: an export that the store fails half way, or that a signal
+// stops, leaves the file there before as it was and makes none where there was none
+// (half an export would pass for a whole one); nothing of it is left beside either. A
+// pipe or a device given as --out is written as it is, and left.
 func TestUserExportFails(t *testing.T) {
 	st := labSiteStore(t)
 	ctx := context.Background()
@@ -247,10 +248,14 @@ func TestUserExportFails(t *testing.T) {
 			f.Close()
 		}
 	}()
+	old := filepath.Join(dir, "backup.jsonl")
+	if err := os.WriteFile(old, []byte("yesterday's export\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		out  string
 		kept bool
-	}{{filepath.Join(dir, "users.jsonl"), false}, {fifo, true}} {
+	}{{filepath.Join(dir, "users.jsonl"), false}, {old, true}, {fifo, true}} {
 		err := exportUsers(ctx, storeFault{Store: st, fail: "Users"}, testAPIKey, true, c.out, io.Discard, io.Discard)
 		if !errors.Is(err, errStoreGone) {
 			t.Errorf("export to %s with the store failing: %v", c.out, err)
@@ -259,6 +264,31 @@ func TestUserExportFails(t *testing.T) {
 			t.Errorf("%s after the failed export: %v; want kept %v", c.out, err, c.kept)
 		}
 	}
+	// Stopped by a signal (its context cancelled) once the export has begun.
+	stop, cancel := context.WithCancel(ctx)
+	err := exportUsers(stop, cancelOnUsers{Store: st, cancel: cancel}, testAPIKey, true, old, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "export stopped by a signal: "+old+" is left as it was") {
+		t.Errorf("an export stopped by a signal: %v", err)
+	}
+	if b, err := os.ReadFile(old); err != nil || string(b) != "yesterday's export\n" {
+		t.Errorf("the file there before, after the failed exports: %q, %v", b, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("the folder after the failed exports holds %d entries, want the file and the pipe", len(entries))
+	}
+}
+
+// cancelOnUsers cancels the export's context when it reads its first page of users,
+// as a signal would.
+type cancelOnUsers struct {
+	socius.Store
+	cancel context.CancelFunc
+}
+
+func (s cancelOnUsers) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	s.cancel()
+	return nil, ctx.Err()
 }
 
 func TestUserImportBadLines(t *testing.T) {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// writeOut writes what write produces to path, whole or not at all: into a temporary
+// file beside the file path names (a symbolic link is followed, and stays), synced,
+// then renamed into place, so that a write that fails or is cut short (a signal, a
+// kill, a power loss) leaves path as it was. A path that names no regular file (a
+// pipe, a device) is written to as it is, since renaming onto it would replace it;
+// one that names the process's own standard output or error (/dev/stdout, whatever
+// that is: a terminal, a pipe, a log file it was redirected to) is written through
+// it, after what it holds. A file made here is readable by its owner alone: exports
+// hold profiles, and secrets in clear.
+func writeOut(path string, write func(io.Writer) error) error {
+	fi, err := os.Stat(path) // the kernel's resolution: /proc/self/fd/1 names a pipe too
+	switch {
+	case err == nil && ownOutput(fi) != nil:
+		return write(ownOutput(fi))
+	case err == nil && !fi.Mode().IsRegular() && !fi.IsDir():
+		f, err := createPrivate(path)
+		if err != nil {
+			return err
+		}
+		err = write(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	target := followLinks(path)
+	f, err := os.CreateTemp(filepath.Dir(target), ".socius-out-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), target)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// ownOutput returns os.Stdout or os.Stderr when fi is the file it writes to; nil if
+// neither.
+func ownOutput(fi os.FileInfo) *os.File {
+	for _, f := range []*os.File{os.Stdout, os.Stderr} {
+		if own, err := f.Stat(); err == nil && os.SameFile(fi, own) {
+			return f
+		}
+	}
+	return nil
+}
+
+// followLinks returns the path that path names once its symbolic links are followed,
+// the last one too when what it names does not exist yet.
+func followLinks(path string) string {
+	for range 40 { // as the kernel, which gives up after 40 links
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			break
+		}
+		dest, err := os.Readlink(path)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		path = dest
+	}
+	return path
+}
