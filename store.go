@@ -29,8 +29,11 @@ type SiteStore interface {
 	Key(ctx context.Context, userKey string) (*Key, error)
 	// Keys lists the keys of a site (all sites when apiKey is empty), ordered by creation.
 	Keys(ctx context.Context, apiKey string) ([]*Key, error)
-	// DeleteKey removes a key and every token it obtained, at once; ErrNotFound if
-	// there is none.
+	// DeleteKey removes a key and every token it obtained; ErrNotFound if there is
+	// none. The key goes at once, and with it every token it obtained stops working (a
+	// token is taken only while its key lives); the tokens themselves may go in batches
+	// after it, and those a DeleteKey cut short left go when the userKey is created
+	// again.
 	DeleteKey(ctx context.Context, userKey string) error
 }
 

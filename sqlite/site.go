@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/socius/socius"
 )
@@ -139,6 +140,11 @@ func (s *Store) PutKey(ctx context.Context, k *socius.Key) error {
 }
 
 func createKey(tx *sql.Tx, k *socius.Key) error {
+	// Tokens a DeleteKey cut short left of an earlier key of this userKey: not this
+	// key's (none, but for that).
+	if _, err := deleteKeyTokens(tx, k.UserKey, -1); err != nil {
+		return err
+	}
 	_, err := tx.Exec(`INSERT INTO keys (user_key, api_key, secret, methods, public_key, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
 		k.UserKey, k.APIKey, k.Secret, strings.Join(k.Methods, ","), k.PublicKey, millis(k.CreatedAt))
@@ -212,26 +218,71 @@ func scanKey(row scanner) (*socius.Key, error) {
 	return &k, nil
 }
 
-// DeleteKey removes a key and the tokens it obtained, at once; socius.ErrNotFound if
-// there is none. The tokens go with it so that a key created again under the same
-// userKey does not bring them back.
+// DeleteKey removes a key and the tokens it obtained; socius.ErrNotFound if there is
+// none. The key goes first, with up to socius.MintedBatch of its tokens, in one
+// transaction: from then on every token it obtained is refused (a token is taken only
+// while its key lives). The rest go right after, a batch a transaction, paced so that
+// a server's writes get in between (a key with half a million tokens held the store
+// for seconds, and the server's writes failed). A key created again under the same
+// userKey first deletes whatever tokens of the old one are left (createKey), so that
+// none comes back with it.
 func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return deleteKey(tx, userKey) })
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		res, err := tx.Exec(`DELETE FROM keys WHERE user_key = ?`, userKey)
+		if err := affected(res, err, "delete key"); err != nil {
+			return err
+		}
+		n, err = deleteKeyTokens(tx, userKey, socius.MintedBatch)
+		return err
+	})
+	var p pacer
+	for err == nil && n == socius.MintedBatch {
+		p.pause()
+		err = s.write(ctx, func(tx *sql.Tx) (err error) {
+			n, err = deleteKeyTokens(tx, userKey, socius.MintedBatch)
+			return err
+		})
+	}
+	return err
 }
 
-// deleteTokensOfKey searches the index of migration 0004, not the whole table: it runs
-// in the writer's transaction.
-const deleteTokensOfKey = `DELETE FROM tokens WHERE user_key = ?`
+// deleteKeyTokens deletes up to limit tokens obtained with userKey (all of them when
+// limit is negative) and reports how many. It searches the index of migration 0004,
+// not the whole table.
+func deleteKeyTokens(tx *sql.Tx, userKey string, limit int) (int, error) {
+	res, err := tx.Exec(deleteTokensOfKey, userKey, limit)
+	if err != nil {
+		return 0, errorFor("delete key: its tokens", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, errorFor("delete key: its tokens", err)
+	}
+	return int(n), nil
+}
 
-func deleteKey(tx *sql.Tx, userKey string) error {
-	res, err := tx.Exec(`DELETE FROM keys WHERE user_key = ?`, userKey)
-	if err := affected(res, err, "delete key"); err != nil {
-		return err
+const deleteTokensOfKey = `DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE user_key = ? LIMIT ?)`
+
+// pacer spaces the transactions of a long batched operation (DeleteKey, RevokeToken),
+// which an admin command runs beside a server: after about batchHold of them back to
+// back it pauses batchPause, longer than SQLite's busy handler waits between two tries
+// (at most 100 ms), so that a writer of another process waiting for the lock gets it.
+type pacer struct{ since time.Time }
+
+const (
+	batchHold  = 200 * time.Millisecond
+	batchPause = 120 * time.Millisecond
+)
+
+func (p *pacer) pause() {
+	switch {
+	case p.since.IsZero():
+		p.since = time.Now()
+	case time.Since(p.since) >= batchHold:
+		time.Sleep(batchPause)
+		p.since = time.Now()
 	}
-	if _, err := tx.Exec(deleteTokensOfKey, userKey); err != nil {
-		return errorFor("delete key: its tokens", err)
-	}
-	return nil
 }
 
 // affected turns the result of an UPDATE or DELETE of one row into an error:

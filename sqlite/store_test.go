@@ -245,7 +245,7 @@ func TestQueryPlans(t *testing.T) {
 		{"token", selectToken, []any{"h"}},
 		{"revoke tokens of user", revokeTokensOfUser, []any{0, "3_site", "u1"}},
 		{"delete dead tokens", deleteDeadTokens, []any{0, 0}},
-		{"delete tokens of key", deleteTokensOfKey, []any{"key"}},
+		{"delete tokens of key", deleteTokensOfKey, []any{"key", 1000}},
 		{"revoke minted tokens", revokeMintedBatch, []any{"h", 0, 1000}},
 	} {
 		rows, err := s.wdb.Query(`EXPLAIN QUERY PLAN `+c.query, c.args...)
@@ -982,5 +982,50 @@ func TestMigrateUnknownVersionName(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('tokens') WHERE name = 'root'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the refused store got a root column: %d, %v", n, err)
+	}
+}
+
+// TestDeleteKeyInBatches: DeleteKey deletes a key with more tokens than one batch and
+// every token it obtained; tokens left of an earlier key of a userKey (a DeleteKey cut
+// short) go when a key of that userKey is created again, so none comes back with it.
+func TestDeleteKeyInBatches(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, &socius.Key{UserKey: "AMany", APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(userKey string) int {
+		var n int
+		if err := s.wdb.QueryRow(`SELECT COUNT(*) FROM tokens WHERE user_key = ?`, userKey).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const many = 2*socius.MintedBatch + 500
+	if _, err := s.wdb.Exec(`WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM g WHERE x < ?)
+		INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at) SELECT 'h' || x, 'access', '3_site', 'u1', 'AMany', 0 FROM g`, many); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteKey(ctx, "AMany"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("AMany"); n != 0 {
+		t.Errorf("%d tokens of the deleted key left", n)
+	}
+	if _, err := s.Key(ctx, "AMany"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the deleted key: %v", err)
+	}
+	// Left by a DeleteKey cut short: gone when the userKey is created again.
+	if _, err := s.wdb.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at) VALUES ('left1', 'access', '3_site', 'u1', 'AMany', 0), ('left2', 'access', '3_site', 'u1', 'AMany', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutKey(ctx, &socius.Key{UserKey: "AMany", APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("AMany"); n != 0 {
+		t.Errorf("%d tokens of the earlier key came back with the new one", n)
 	}
 }
