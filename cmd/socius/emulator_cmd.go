@@ -330,15 +330,9 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if *out == "" {
 			return c.do(ctx, "GET", "export", nil, stdout)
 		}
-		var buf bytes.Buffer
-		if err := c.do(ctx, "GET", "export", nil, &buf); err != nil {
-			return err
-		}
-		// Secrets in clear: only the owner may read it; whole or not at all.
-		return writeOut(*out, func(w io.Writer) error {
-			_, err := w.Write(buf.Bytes())
-			return err
-		})
+		// Secrets in clear: only the owner may read it; whole or not at all, in
+		// constant memory (a refused or cut-short export leaves the file as it was).
+		return writeOut(*out, func(w io.Writer) error { return c.do(ctx, "GET", "export", nil, w) })
 
 	case "seed":
 		pos, err := parse(args)
