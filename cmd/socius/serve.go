@@ -700,10 +700,21 @@ func (m *Main) Close() error {
 		m.adminServer = nil
 	}
 	if first != nil {
+		// Read before the connections are cut: the calls whose request had been read.
+		calls := 0
+		if m.Server != nil {
+			calls = m.Server.InFlight()
+		}
 		for _, srv := range m.servers {
 			srv.Close()
 		}
-		if errors.Is(first, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(first, context.DeadlineExceeded) && calls == 0:
+			// Only requests still arriving (a client that stopped half way through its
+			// body): no call had started, so nothing was applied or lost.
+			m.Logger.Warn(fmt.Sprintf("shutdown: requests still arriving after %v were cut off; no call had started", timeout))
+			first = nil
+		case errors.Is(first, context.DeadlineExceeded):
 			first = fmt.Errorf("shutdown: calls still in flight after %v were cut off", timeout)
 		}
 	}

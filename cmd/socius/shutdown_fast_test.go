@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,4 +60,30 @@ func keptConn(t *testing.T, ts *testServer) net.Conn {
 	}
 	io.Copy(io.Discard, resp.Body)
 	return c
+}
+
+// TestShutdownStalledBody: a request whose body stopped half way when the shutdown
+// begins holds it until --shutdown-timeout, on either HTTP path (its body may yet
+// come, as TestGracefulShutdown's does); then it is cut off, but no call had started:
+// serve says so and exits 0, not 1 with "calls still in flight".
+func TestShutdownStalledBody(t *testing.T) {
+	for _, fast := range []string{"--fast-path=true", "--fast-path=false"} {
+		t.Run(fast, func(t *testing.T) {
+			var logs syncBuffer
+			ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, fast, "--shutdown-timeout", "1s", "--log-level", "warn")
+			c, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nUID=a")
+			time.Sleep(200 * time.Millisecond)
+			if err := ts.Close(); err != nil {
+				t.Errorf("Close with a stalled body: %v", err)
+			}
+			if !strings.Contains(logs.String(), "requests still arriving after 1s were cut off; no call had started") {
+				t.Errorf("the log says:\n%s", logs.String())
+			}
+		})
+	}
 }
