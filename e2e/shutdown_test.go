@@ -228,9 +228,11 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// TestShutdownBound: a call that never completes (its body never arrives) does not
+// TestShutdownBound: a request that never completes (its body never arrives) does not
 // hold the process beyond --shutdown-timeout. The process cuts it off, still closes its
-// store, says so, and exits 1; what was acknowledged before is kept.
+// store, says so, and exits 0 (it had started no call: nothing was applied or lost;
+// a call cut off makes it exit 1, cmd/socius TestShutdownCutsCallInFlight); what was
+// acknowledged before is kept.
 func TestShutdownBound(t *testing.T) {
 	dir := t.TempDir()
 	flags := append(append([]string{}, labFlags...), "--shutdown-timeout", "1s")
@@ -242,10 +244,10 @@ func TestShutdownBound(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	code := p.wait(10 * time.Second)
 	took := time.Since(start)
-	if code != 1 || took < time.Second || took > 8*time.Second {
-		t.Errorf("exit code %d after %v, want 1 after about 1 s", code, took)
+	if code != 0 || took < time.Second || took > 8*time.Second {
+		t.Errorf("exit code %d after %v, want 0 after about 1 s", code, took)
 	}
-	if !strings.Contains(p.stderr.String(), "shutdown") {
+	if !strings.Contains(p.stderr.String(), "requests still arriving after 1s were cut off") {
 		t.Errorf("stderr does not explain the cut-off:\n%s", p.stderr.String())
 	}
 	if a, _, err := stuck.read(); err == nil {
@@ -294,7 +296,8 @@ func TestSecondSignal(t *testing.T) {
 // TestHangupTwice: a closed terminal sends its foreground process two hangups (the
 // shell's and the kernel's) at once; the second does not stop it at once as a second
 // SIGTERM or SIGINT would: the shutdown runs its course (here, cut off by its timeout
-// with a call stuck: exit status 1), and a SIGTERM after them still stops it at once.
+// with a request's body stuck: exit status 0), and a SIGTERM after them still stops it
+// at once.
 func TestHangupTwice(t *testing.T) {
 	for _, then := range []syscall.Signal{0, syscall.SIGTERM} {
 		p := serve(t, t.TempDir(), append(append([]string{}, labFlags...), "--shutdown-timeout", "3s")...)
@@ -315,15 +318,17 @@ func TestHangupTwice(t *testing.T) {
 		}
 		p.wait(10 * time.Second)
 		took := time.Since(start)
+		if then == 0 {
+			if p.waitErr != nil || took < 3*time.Second {
+				t.Errorf("two hangups: %v after %v; want exit status 0 at the 3 s shutdown timeout", p.waitErr, took)
+			}
+			continue
+		}
 		var ee *exec.ExitError
 		if !errors.As(p.waitErr, &ee) {
 			t.Fatalf("then %v: the process ended with %v", then, p.waitErr)
 		}
-		ws, _ := ee.Sys().(syscall.WaitStatus)
-		switch {
-		case then == 0 && (ws.Signaled() || ee.ExitCode() != 1 || took < 3*time.Second):
-			t.Errorf("two hangups: %v after %v; want exit status 1 at the 3 s shutdown timeout", ee, took)
-		case then != 0 && (!ws.Signaled() || ws.Signal() != then || took > 2500*time.Millisecond):
+		if ws, _ := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != then || took > 2500*time.Millisecond {
 			t.Errorf("two hangups then %v: %v after %v; want killed by it at once", then, ee, took)
 		}
 	}

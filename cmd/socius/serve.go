@@ -85,17 +85,20 @@ type Main struct {
 	Nonces socius.NonceStore // shared in PostgreSQL, else this node's memory
 	// Nonced is the store's, with PostgreSQL when NonceWithWork: a signed setUserInfo
 	// or getUserInfo records its nonce with its own store work (server.Config.Nonced).
-	Nonced          socius.NoncedUserStore
-	NonceWithWork   bool
-	Server          *server.Server
-	Metrics         *metrics.Registry
-	Instruments     *metrics.Instruments
-	CertFile        string // the certificate served over HTTPS
-	HTTPURL         string // http://host:port once listening; empty when disabled
-	HTTPSURL        string
-	AdminURL        string // http://host:port of the admin listener; empty when disabled
-	PprofURL        string // http://host:port/debug/pprof/ once listening; empty when disabled
-	listeners       []net.Listener
+	Nonced        socius.NoncedUserStore
+	NonceWithWork bool
+	Server        *server.Server
+	Metrics       *metrics.Registry
+	Instruments   *metrics.Instruments
+	CertFile      string // the certificate served over HTTPS
+	HTTPURL       string // http://host:port once listening; empty when disabled
+	HTTPSURL      string
+	AdminURL      string // http://host:port of the admin listener; empty when disabled
+	PprofURL      string // http://host:port/debug/pprof/ once listening; empty when disabled
+	listeners     []net.Listener
+	// wrapStore, when set (by tests), decorates the raw store under everything else:
+	// fault injection.
+	wrapStore       func(socius.Store) socius.Store
 	httpsListenAddr string
 	servers         []listenerServer
 	adminServer     listenerServer // also in servers; stopped last by Close
@@ -356,6 +359,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	sc := storeConfig{
 		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
 		previousKeyFile: m.PreviousMasterKeyFile, wrap: m.Instruments.Store, out: m.Stdout,
+	}
+	if inner := m.wrapStore; inner != nil {
+		sc.wrap = func(st socius.Store) socius.Store { return m.Instruments.Store(inner(st)) }
 	}
 	if err := sc.readKeys(); err != nil {
 		return err

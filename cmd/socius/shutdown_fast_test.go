@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socius/socius"
 )
 
 // TestShutdownPartialHead: a kept-alive connection that has sent part of its next head
@@ -85,5 +88,39 @@ func TestShutdownStalledBody(t *testing.T) {
 				t.Errorf("the log says:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// blockedUpdates holds every profile update until release is closed: a call in
+// flight that does not end.
+type blockedUpdates struct {
+	socius.Store
+	release chan struct{}
+}
+
+func (b blockedUpdates) UpdateProfile(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time) error {
+	<-b.release
+	return b.Store.UpdateProfile(ctx, apiKey, uid, p, now)
+}
+
+// TestShutdownCutsCallInFlight: a call still running at --shutdown-timeout is cut off,
+// and Close fails with "calls still in flight" (serve exits 1): its answer is lost,
+// whether or not its work was done.
+func TestShutdownCutsCallInFlight(t *testing.T) {
+	release := make(chan struct{})
+	ts := startMain(t, func(m *Main) {
+		m.wrapStore = func(st socius.Store) socius.Store { return blockedUpdates{st, release} }
+	}, "--shutdown-timeout", "1s")
+	t.Cleanup(func() { close(release) }) // before startMain's own cleanup
+	ts.login(t, "u1")
+	body := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"stuck"}`}}, "", "").Encode()
+	go func() {
+		if resp, err := ts.client.Post(ts.HTTPURL+"/socialize.setUserInfo", "application/x-www-form-urlencoded", strings.NewReader(body)); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	ts.waitInFlight(t, 1)
+	if err := ts.Close(); err == nil || !strings.Contains(err.Error(), "calls still in flight after 1s were cut off") {
+		t.Errorf("Close with a call in flight: %v", err)
 	}
 }
