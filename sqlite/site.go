@@ -252,14 +252,7 @@ func (s *Store) DeleteKey(ctx context.Context, userKey string) error {
 // not the whole table.
 func deleteKeyTokens(tx *sql.Tx, userKey string, limit int) (int, error) {
 	res, err := tx.Exec(deleteTokensOfKey, userKey, limit)
-	if err != nil {
-		return 0, errorFor("delete key: its tokens", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, errorFor("delete key: its tokens", err)
-	}
-	return int(n), nil
+	return rowCount(res, err, "delete key: its tokens")
 }
 
 const deleteTokensOfKey = `DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE user_key = ? LIMIT ?)`
@@ -285,20 +278,26 @@ func (p *pacer) pause() {
 	}
 }
 
-// affected turns the result of an UPDATE or DELETE of one row into an error:
-// socius.ErrNotFound when no row matched.
-func affected(res sql.Result, err error, op string) error {
+// rowCount is how many rows a statement changed, or its error as errorFor gives it.
+func rowCount(res sql.Result, err error, op string) (int, error) {
 	if err != nil {
-		return errorFor(op, err)
+		return 0, errorFor(op, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return errorFor(op, err)
+		return 0, errorFor(op, err)
 	}
-	if n == 0 {
+	return int(n), nil
+}
+
+// affected turns the result of an UPDATE or DELETE of one row into an error:
+// socius.ErrNotFound when no row matched.
+func affected(res sql.Result, err error, op string) error {
+	n, err := rowCount(res, err, op)
+	if err == nil && n == 0 {
 		return socius.ErrNotFound
 	}
-	return nil
+	return err
 }
 
 // SwapSiteSecret replaces the site's stored secret with new while it is old, and

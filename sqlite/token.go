@@ -151,14 +151,7 @@ func (s *Store) RevokeToken(ctx context.Context, hash string, now time.Time) (in
 // how many.
 func revokeMinted(tx *sql.Tx, hash string, now time.Time) (int, error) {
 	res, err := tx.Exec(revokeMintedBatch, hash, millis(now), socius.MintedBatch)
-	if err != nil {
-		return 0, errorFor("revoke token: the tokens minted from it", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, errorFor("revoke token: the tokens minted from it", err)
-	}
-	return int(n), nil
+	return rowCount(res, err, "revoke token: the tokens minted from it")
 }
 
 // revokeMintedBatch finds its tokens through tokens_live_by_root, which holds only the
