@@ -69,13 +69,7 @@ func TestEmulatorCIExample(t *testing.T) {
 		}
 	}
 
-	if os.Getenv("SOCIUS_SKIP_NODE") == "1" {
-		t.Skip("SOCIUS_SKIP_NODE=1: not running the emulator CI example with the gigya npm package")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is not installed (or not on PATH): the emulator CI example runs the gigya npm package; set SOCIUS_SKIP_NODE=1 to skip it")
-	}
-	ensureNodeModules(t, dir)
+	nodePackage(t, "the emulator CI example with the gigya npm package")
 	bin := buildBinary(t)
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 

@@ -37,18 +37,7 @@ import (
 //
 // It needs node and npm; without them it fails, unless SOCIUS_SKIP_NODE=1.
 func TestGigyaNpmPackage(t *testing.T) {
-	if os.Getenv("SOCIUS_SKIP_NODE") == "1" {
-		t.Skip("SOCIUS_SKIP_NODE=1: not running the gigya npm package compatibility test")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not installed (or not on PATH): the gigya npm package compatibility test needs Node.js and npm; set SOCIUS_SKIP_NODE=1 to skip it")
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "compat", "node"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ensureNodeModules(t, dir)
+	node, dir := nodePackage(t, "the gigya npm package compatibility test")
 
 	ts := startServer(t)
 	const (
@@ -334,18 +323,7 @@ func rsaKeyPEM(t *testing.T) (*rsa.PrivateKey, string) {
 // Plain and signed calls work; without the certificate the connection is refused; an
 // http:// URL is refused by the transport.
 func TestGigyaNpmPackageVerified(t *testing.T) {
-	if os.Getenv("SOCIUS_SKIP_NODE") == "1" {
-		t.Skip("SOCIUS_SKIP_NODE=1: not running the gigya npm package compatibility test")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not installed (or not on PATH): the gigya npm package compatibility test needs Node.js and npm; set SOCIUS_SKIP_NODE=1 to skip it")
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "compat", "node"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ensureNodeModules(t, dir)
+	node, dir := nodePackage(t, "the gigya npm package compatibility test")
 	ts := startServer(t)
 	const userKey, userSecret = "AUserKeyVerified", "dmVyaWZpZWQta2V5LXNlY3JldA=="
 	if err := ts.Store.CreateKey(context.Background(), &socius.Key{
@@ -414,6 +392,25 @@ func TestGigyaNpmPackageVerified(t *testing.T) {
 	if l := got["http-url"]; l.OK || !strings.Contains(l.Error, "must be https://") {
 		t.Errorf("http-url: %+v, want the transport to refuse a plain-HTTP URL", l)
 	}
+}
+
+// nodePackage returns node's path and compat/node's folder, the gigya package installed
+// in it, for a test (what) that runs it; it skips the test when SOCIUS_SKIP_NODE=1, and
+// fails it without node.
+func nodePackage(t *testing.T, what string) (node, dir string) {
+	t.Helper()
+	if os.Getenv("SOCIUS_SKIP_NODE") == "1" {
+		t.Skipf("SOCIUS_SKIP_NODE=1: not running %s", what)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not installed (or not on PATH): %s needs Node.js and npm; set SOCIUS_SKIP_NODE=1 to skip it", what)
+	}
+	if dir, err = filepath.Abs(filepath.Join("..", "..", "compat", "node")); err != nil {
+		t.Fatal(err)
+	}
+	ensureNodeModules(t, dir)
+	return node, dir
 }
 
 // ensureNodeModules runs `npm ci` in dir when the gigya package is not installed yet.
