@@ -737,14 +737,20 @@ func (s *Server) besideClientSecret(c *call, err error) error {
 	if err != nil {
 		return err
 	}
-	client := c.Credential
+	// Checked as its own: the key it names (checkClientSecret allowed only the
+	// client_id's), or, without a userKey, the site's partner secret, whatever key the
+	// client_id named.
+	client, key := c.Credential, c.key
+	if !c.params.Has("userKey") {
+		c.key = nil
+	}
 	switch {
 	case c.params.Get("sig") != "":
 		err = s.verifySignature(c)
 	case c.params.Get("secret") != "":
 		err = s.checkSecret(c)
 	}
-	c.Credential = client
+	c.Credential, c.key = client, key
 	return err
 }
 

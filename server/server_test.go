@@ -1186,6 +1186,10 @@ func TestGetTokenOneCredential(t *testing.T) {
 		{"Basic and a wrong secret", basic, "grant_type=none&secret=AAAAAAAAAAAAAAAAAAAAAA==", `"errorCode":403003,"errorDetails":"Invalid request signature: the secret does not match`},
 		{"the pair and the right secret", "", pair + "&secret=" + url.QueryEscape(labSecret), `"errorCode":0`},
 		{"Basic and a good signature", basic, signedBody("socialize.getToken", "basic-and-sig", url.Values{"grant_type": {"none"}}), `"errorCode":0`},
+		// A key's pair beside the site's partner secret (an SDK configured with it): each
+		// checked as its own.
+		{"a key's pair and the partner secret", "", "client_id=" + labUserKey + "&client_secret=" + url.QueryEscape(labKeySec) + "&grant_type=none&apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret), `"errorCode":403007`},
+		{"a key's pair and a wrong partner secret", "", "client_id=" + labUserKey + "&client_secret=" + url.QueryEscape(labKeySec) + "&grant_type=none&apiKey=" + labAPIKey + "&secret=AAAAAAAAAAAAAAAAAAAAAA==", `"errorCode":403003,"errorDetails":"Invalid request signature: the secret does not match the secret of apiKey`},
 		{"the pair and a bearer JWT", "Bearer e30.e30.sig", pair, `"errorCode":400008`},
 		{"Basic and an empty x_siteUID", basic, "grant_type=none&x_siteUID=", `"errorCode":400006,"errorDetails":"Invalid parameter value: x_siteUID is empty`},
 		{"the pair and an empty x_siteUID", "", pair + "&x_siteUID=", `"errorCode":400006,"errorDetails":"Invalid parameter value: x_siteUID is empty`},

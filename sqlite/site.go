@@ -112,6 +112,9 @@ func (s *Store) CreateKey(ctx context.Context, k *socius.Key) error {
 			return fmt.Errorf("sqlite: create key: method name %q contains a comma", m)
 		}
 	}
+	if err := s.clearLeftTokens(ctx, k.UserKey); err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *sql.Tx) error { return createKey(tx, k) })
 }
 
@@ -123,6 +126,9 @@ func (s *Store) PutKey(ctx context.Context, k *socius.Key) error {
 		if strings.Contains(m, ",") {
 			return fmt.Errorf("sqlite: put key: method name %q contains a comma", m)
 		}
+	}
+	if err := s.clearLeftTokens(ctx, k.UserKey); err != nil {
+		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`UPDATE keys SET secret = ?, methods = ?, public_key = ? WHERE user_key = ? AND api_key = ?`,
@@ -140,8 +146,9 @@ func (s *Store) PutKey(ctx context.Context, k *socius.Key) error {
 }
 
 func createKey(tx *sql.Tx, k *socius.Key) error {
-	// Tokens a DeleteKey cut short left of an earlier key of this userKey: not this
-	// key's (none, but for that).
+	// Tokens a DeleteKey cut short left of an earlier key of this userKey (not this
+	// key's): clearLeftTokens took them before, a batch at a time; any left now are
+	// few.
 	if _, err := deleteKeyTokens(tx, k.UserKey, -1); err != nil {
 		return err
 	}
@@ -256,6 +263,35 @@ func deleteKeyTokens(tx *sql.Tx, userKey string, limit int) (int, error) {
 }
 
 const deleteTokensOfKey = `DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE user_key = ? LIMIT ?)`
+
+// clearLeftTokens deletes, a batch a transaction paced as DeleteKey's, the tokens that
+// a DeleteKey cut short left of a key of userKey, before a key of that userKey is
+// created: in the creating transaction, half a million of them held the store for
+// seconds. It stops at once when a key of that userKey exists (its tokens are its own).
+func (s *Store) clearLeftTokens(ctx context.Context, userKey string) error {
+	var p pacer
+	for n := socius.MintedBatch; n == socius.MintedBatch; {
+		err := s.write(ctx, func(tx *sql.Tx) (err error) {
+			n = 0
+			var exists int
+			switch err := tx.QueryRow(`SELECT 1 FROM keys WHERE user_key = ?`, userKey).Scan(&exists); {
+			case err == nil:
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return errorFor("create key: tokens left of an earlier key", err)
+			}
+			n, err = deleteKeyTokens(tx, userKey, socius.MintedBatch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n == socius.MintedBatch {
+			p.pause()
+		}
+	}
+	return nil
+}
 
 // pacer spaces the transactions of a long batched operation (DeleteKey, RevokeToken),
 // which an admin command runs beside a server: after about batchHold of them back to

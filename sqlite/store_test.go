@@ -1018,14 +1018,37 @@ func TestDeleteKeyInBatches(t *testing.T) {
 	if _, err := s.Key(ctx, "AMany"); !errors.Is(err, socius.ErrNotFound) {
 		t.Errorf("the deleted key: %v", err)
 	}
-	// Left by a DeleteKey cut short: gone when the userKey is created again.
-	if _, err := s.wdb.Exec(`INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at) VALUES ('left1', 'access', '3_site', 'u1', 'AMany', 0), ('left2', 'access', '3_site', 'u1', 'AMany', 0)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutKey(ctx, &socius.Key{UserKey: "AMany", APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if n := count("AMany"); n != 0 {
-		t.Errorf("%d tokens of the earlier key came back with the new one", n)
+	// Left by a DeleteKey cut short (more than a batch): gone when the userKey is
+	// created again, by PutKey or CreateKey.
+	for _, create := range []func(*socius.Key) error{
+		func(k *socius.Key) error { return s.PutKey(ctx, k) },
+		func(k *socius.Key) error { return s.CreateKey(ctx, k) },
+	} {
+		if _, err := s.wdb.Exec(`WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM g WHERE x < ?)
+			INSERT INTO tokens (hash, kind, api_key, uid, user_key, created_at) SELECT 'left' || x, 'access', '3_site', 'u1', 'AMany', 0 FROM g`, many); err != nil {
+			t.Fatal(err)
+		}
+		if err := create(&socius.Key{UserKey: "AMany", APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if n := count("AMany"); n != 0 {
+			t.Errorf("%d tokens of the earlier key came back with the new one", n)
+		}
+		// The key's own tokens stay when it is put again (or created again: ErrExists).
+		if err := s.CreateToken(ctx, &socius.Token{Hash: "own", Kind: socius.AccessToken, APIKey: "3_site", UserKey: "AMany", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutKey(ctx, &socius.Key{UserKey: "AMany", APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateKey(ctx, &socius.Key{UserKey: "AMany", APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); !errors.Is(err, socius.ErrExists) {
+			t.Errorf("CreateKey of an existing key: %v", err)
+		}
+		if n := count("AMany"); n != 1 {
+			t.Errorf("the key's own token after PutKey and CreateKey again: %d left, want 1", n)
+		}
+		if err := s.DeleteKey(ctx, "AMany"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
