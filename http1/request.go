@@ -197,14 +197,32 @@ func parseRequest(head []byte, c *conn) (*request, bool) {
 
 var crlf = []byte("\r\n")
 
-// framingConflict reports whether a head has both a Transfer-Encoding and a
-// Content-Length header, in any letter case.
+// headStart is b up to the end of the head it starts with (the first empty line, after
+// CRLF or a bare LF), or b whole when the head goes on past it.
+func headStart(b []byte) []byte {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		switch {
+		case i+1 < len(b) && b[i+1] == '\n':
+			return b[:i+1]
+		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+			return b[:i+1]
+		}
+	}
+	return b
+}
+
+// framingConflict reports whether a head (or its start) has both a Transfer-Encoding
+// and a Content-Length header, in any letter case, its lines ended by CRLF or a bare
+// LF (which net/http takes too).
 func framingConflict(head []byte) bool {
-	_, rest, _ := bytes.Cut(head, crlf)
+	_, rest, _ := bytes.Cut(head, []byte("\n"))
 	te, cl := false, false
 	for len(rest) > 0 {
 		var line []byte
-		line, rest, _ = bytes.Cut(rest, crlf)
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
 		name, _, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue

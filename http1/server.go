@@ -351,6 +351,12 @@ func (c *conn) serve() {
 			// with part of it read) goes to net/http too, to be answered as net/http
 			// answers it (400 for a head that ends before its blank line).
 			if (errors.Is(err, errNotMine) || c.br.Buffered() > 0) && c.activate() {
+				// A head over the buffer, or with bare LFs: what of it is here is
+				// checked for conflicting framing all the same.
+				if start, _ := c.br.Peek(c.br.Buffered()); framingConflict(headStart(start)) {
+					c.refuseConflict()
+					return
+				}
 				handedOver = c.handOver()
 			}
 			return
@@ -361,14 +367,7 @@ func (c *conn) serve() {
 		req, ok := c.parse(head)
 		if !ok {
 			if framingConflict(head) {
-				// RFC 9112 6.1: a request with both may be refused, and the connection
-				// must close after it either way; net/http (Go 1.26) reads it as
-				// chunked and keeps the connection, which a proxy in front that
-				// framed it by its Content-Length would read another way (smuggling).
-				c.rwc.SetWriteDeadline(time.Now().Add(conflictWriteTimeout))
-				io.WriteString(c.rwc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
-					"400 Bad Request: a request with both Transfer-Encoding and Content-Length")
-				c.unread = true // its body: closed gently, so that the refusal is read
+				c.refuseConflict()
 				return
 			}
 			handedOver = c.handOver()
@@ -392,6 +391,18 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// refuseConflict answers a request with both Transfer-Encoding and Content-Length. RFC
+// 9112 6.1: such a request may be refused, and the connection must close after it
+// either way; net/http (Go 1.26) reads it as chunked and keeps the connection, which a
+// proxy in front that framed it by its Content-Length would read another way
+// (smuggling). The connection closes when serve returns.
+func (c *conn) refuseConflict() {
+	c.rwc.SetWriteDeadline(time.Now().Add(conflictWriteTimeout))
+	io.WriteString(c.rwc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
+		"400 Bad Request: a request with both Transfer-Encoding and Content-Length")
+	c.unread = true // its body: closed gently, so that the refusal is read
 }
 
 // handshake runs a TLS connection's handshake as net/http runs it: within the

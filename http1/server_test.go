@@ -416,6 +416,9 @@ func TestFramingConflictRefused(t *testing.T) {
 	for _, head := range []string{
 		"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"POST /a HTTP/1.1\r\nHost: h\r\ntransfer-encoding: chunked\r\ncontent-LENGTH: 50\r\n\r\n",
+		// Heads the fast path hands to net/http: bare LFs, and one over its buffer.
+		"POST /a HTTP/1.1\nHost: h\nContent-Length: 50\nTransfer-Encoding: chunked\n\n",
+		"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\nX-Pad: " + strings.Repeat("p", 5000) + "\r\n\r\n",
 	} {
 		c := dial(t, addr)
 		io.WriteString(c, head+"5\r\nuid=a\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")

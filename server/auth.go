@@ -37,6 +37,10 @@ const (
 // authenticate establishes who is calling: the site, the key when a userKey is used,
 // the token in token mode. The order of the checks is SPEC section 3's.
 func (s *Server) authenticate(c *call) error {
+	if len(c.r.Header["Authorization"]) > 1 {
+		// Only the first would be read: a second credential is not dropped unchecked.
+		return badHeader("more than one Authorization header; send one credential")
+	}
 	if c.m.clientAuth {
 		return s.authenticateClient(c)
 	}
@@ -228,7 +232,7 @@ func (s *Server) useNonce(c *call, ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !fresh && !(s.cfg.Fault != nil && s.forgiven.take(c.nonce.Credential, c.nonce.Nonce)) {
+	if !fresh && !(s.cfg.Fault != nil && s.forgiven.take(c.nonce.Credential, c.nonce.Nonce, c.nonce.Now)) {
 		return duplicateNonce()
 	}
 	c.nonceRecorded = true

@@ -41,14 +41,16 @@ func (f *forgivenNonces) add(credential, nonce string, expires, now time.Time) {
 	f.entries[forgivenKey{credential, nonce}] = expires
 }
 
-// take reports whether the nonce was forgiven, and forgets that it was.
-func (f *forgivenNonces) take(credential, nonce string) bool {
+// take reports whether the nonce was forgiven and its forgiveness has not expired (a
+// nonce of the same pair signed later is another request), and forgets that it was.
+func (f *forgivenNonces) take(credential, nonce string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := forgivenKey{credential, nonce}
-	if _, ok := f.entries[k]; !ok {
+	expires, ok := f.entries[k]
+	if !ok {
 		return false
 	}
 	delete(f.entries, k)
-	return true
+	return expires.After(now)
 }

@@ -334,6 +334,24 @@ func TestInjectedExpiryLeavesTheNonce(t *testing.T) {
 	}
 }
 
+// TestForgivenNonceExpires: a forgiven nonce whose time has passed is not forgiven: a
+// later request that uses the pair again is another request, and its own replay is
+// a replay.
+func TestForgivenNonceExpires(t *testing.T) {
+	var f forgivenNonces
+	f.add("apiKey 3_x", "n1", labTime.Add(time.Minute), labTime)
+	if f.take("apiKey 3_x", "n1", labTime.Add(2*time.Minute)) {
+		t.Error("a forgiveness taken after its expiry")
+	}
+	if f.take("apiKey 3_x", "n1", labTime) {
+		t.Error("a forgiveness taken twice")
+	}
+	f.add("apiKey 3_x", "n2", labTime.Add(time.Minute), labTime)
+	if !f.take("apiKey 3_x", "n2", labTime.Add(30*time.Second)) {
+		t.Error("a forgiveness not taken within its time")
+	}
+}
+
 // TestInjectedDataCenterNamesOne: an injected 301001 carries apiDomain and location, as
 // Gigya's does; they name the data center called, so a client that follows them comes
 // back.

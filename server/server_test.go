@@ -1107,6 +1107,23 @@ func TestEmptyCredentialsAreMissing(t *testing.T) {
 	}
 }
 
+// TestTwoAuthorizationHeaders: a request with two Authorization headers is refused
+// (400008): only the first would be read, and the second must not look accepted.
+func TestTwoAuthorizationHeaders(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(labAPIKey+":"+labSecret))
+	for _, method := range []string{"socialize.getToken", "socialize.getUserInfo"} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader("grant_type=client_credentials&UID=u1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Add("Authorization", basic)
+		r.Header.Add("Authorization", "Bearer eyJ.garbage.sig")
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, `"errorCode":400008`) || !strings.Contains(got, "more than one Authorization header") {
+			t.Errorf("%s with two Authorization headers: %s", method, got)
+		}
+	}
+}
+
 // TestBasicOutsideGetToken: HTTP Basic client credentials on another method are not
 // taken; the answer says so over HTTPS, and over plain HTTP that the secret in them
 // crossed the network in the clear (403006).

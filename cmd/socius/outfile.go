@@ -76,7 +76,13 @@ func followLinks(path string) string {
 			break
 		}
 		if !filepath.IsAbs(dest) {
-			dest = filepath.Join(filepath.Dir(path), dest)
+			// Relative to the link's folder as the kernel has it: with that folder's
+			// own links resolved, a ".." in dest goes up from where they lead.
+			dir := filepath.Dir(path)
+			if real, err := filepath.EvalSymlinks(dir); err == nil {
+				dir = real
+			}
+			dest = filepath.Join(dir, dest)
 		}
 		path = dest
 	}
