@@ -433,7 +433,8 @@ func applyMigration(db *sql.DB, version int, name string) (bool, error) {
 // build applied recorded as its migration version into one on which this build applied
 // want, from migrations/superseded; an error that says what to do when Socius has none.
 func supersededRepair(version int, recorded, want string) ([]byte, error) {
-	if fs.ValidPath(recorded) && !strings.Contains(recorded, "/") {
+	// Only a repair of that version: its file name starts with the version's number.
+	if fs.ValidPath(recorded) && !strings.Contains(recorded, "/") && strings.HasPrefix(recorded, fmt.Sprintf("%04d_", version)) {
 		if body, err := migrations.ReadFile("migrations/superseded/" + recorded); err == nil {
 			return body, nil
 		}

@@ -1052,3 +1052,16 @@ func TestDeleteKeyInBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersededRepairOfItsVersion: a repair applies to the version its name starts
+// with only; under another version the name is unknown.
+func TestSupersededRepairOfItsVersion(t *testing.T) {
+	if _, err := supersededRepair(5, "0005_token_parents.sql", "0005_token_roots.sql"); err != nil {
+		t.Errorf("the repair of version 5: %v", err)
+	}
+	for _, name := range []string{"0005_token_parents.sql", "../0001_init.sql", "superseded/0005_token_parents.sql"} {
+		if _, err := supersededRepair(2, name, "0002_tokens.sql"); err == nil {
+			t.Errorf("version 2 recorded as %q was taken for a repair", name)
+		}
+	}
+}
