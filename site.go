@@ -1,7 +1,9 @@
 package socius
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -60,6 +62,14 @@ const MinSecretBytes = 16
 // Whitespace is ignored (every SDK tolerates it).
 func DecodeSecret(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(CompactSecret(s))
+}
+
+// SecretsEqual compares two secrets in constant time, whatever their lengths (it
+// compares their SHA-256 digests).
+func SecretsEqual(a, b string) bool {
+	ha := sha256.Sum256([]byte(a))
+	hb := sha256.Sum256([]byte(b))
+	return hmac.Equal(ha[:], hb[:])
 }
 
 // CompactSecret is s without the spaces, tabs and line ends that DecodeSecret skips

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -366,7 +365,7 @@ func (s *Server) checkSecret(c *call) error {
 	if !c.secure {
 		return secretOverHTTP()
 	}
-	if !secretsEqual(c.params.Get("secret"), c.secret()) {
+	if !socius.SecretsEqual(c.params.Get("secret"), c.secret()) {
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the secret does not match the secret of %s", c.credentialName())
 	}
 	return nil
@@ -393,13 +392,6 @@ func (s *Server) nonceExpiry(c *call, ts time.Time) time.Time {
 
 func secretOverHTTP() error {
 	return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: a secret may only be sent over HTTPS; sign the request instead")
-}
-
-// secretsEqual compares two secrets in constant time, whatever their lengths.
-func secretsEqual(a, b string) bool {
-	ha := sha256.Sum256([]byte(a))
-	hb := sha256.Sum256([]byte(b))
-	return hmac.Equal(ha[:], hb[:])
 }
 
 // authParam returns the credentials of the Authorization header when it uses the
@@ -804,10 +796,10 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: userKey and client_id name different keys")
 	}
 	// RFC 6749 form-encodes the pair before base64; accept a secret sent either way.
-	ok := secretsEqual(secret, c.secret())
+	ok := socius.SecretsEqual(secret, c.secret())
 	if !ok && strings.Contains(secret, "%") {
 		if u, err := url.QueryUnescape(secret); err == nil {
-			ok = secretsEqual(u, c.secret())
+			ok = socius.SecretsEqual(u, c.secret())
 		}
 	}
 	if !ok {

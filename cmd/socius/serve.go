@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -599,7 +598,7 @@ func (m *Main) prepareSite(ctx context.Context) error {
 		site := &socius.Site{APIKey: m.SiteAPIKey, Secret: socius.CompactSecret(m.SiteSecret), Name: "configured", CreatedAt: m.Clock.Now()}
 		old, err := m.Store.Site(ctx, m.SiteAPIKey)
 		switch {
-		case err == nil && secretsMatch(old.Secret, site.Secret):
+		case err == nil && socius.SecretsEqual(old.Secret, site.Secret):
 			return nil // stored so: nothing to write (a start on a full disk works too)
 		case err == nil:
 			site.Name = old.Name
@@ -618,11 +617,6 @@ func (m *Main) prepareSite(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.Stdout, "socius: created a demo site\n  apiKey: %s\n  secret: %s\n", site.APIKey, site.Secret)
 	return nil
-}
-
-// secretsMatch compares two secrets in constant time.
-func secretsMatch(a, b string) bool {
-	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 // warnWALLeft says so when the embedded store closed but its WAL stays: SQLite's last
