@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/server"
 )
 
@@ -109,9 +108,9 @@ func NewRequestLog(size int) *RequestLog {
 // Size returns how many calls the log keeps.
 func (l *RequestLog) Size() int { return len(l.ring) }
 
-// Observe records a call, masking secrets: the values of credential parameters, and
-// those values wherever they appear in the details and base strings (a request may
-// carry a secret beside its sig, and the base string then holds it).
+// Observe records a call. The server masks its secrets before any observer sees it (the
+// values of credential parameters, and those values wherever else the call holds them:
+// see server.Call); the log masks credential parameters again, whatever their value.
 func (l *RequestLog) Observe(c *server.Call) {
 	// Every text is copied (and a long value cut): the call's strings are often slices
 	// of its request body, which a log of many calls must not keep whole.
@@ -121,16 +120,12 @@ func (l *RequestLog) Observe(c *server.Call) {
 		LatencyMS:  float64(c.Duration.Microseconds()) / 1000,
 		SignedURLs: append([]string(nil), c.SignedURLs...),
 	}
-	var hidden []string
 	e.Params = make([]Param, len(c.Params))
 	budget := MaxLoggedParams
 	for i, p := range c.Params {
 		v := p.Value
 		if isMasked(p.Name) {
 			// Masked, whatever the budget: a note of its length would say more.
-			if v != "" && !strings.EqualFold(p.Name, "sig") {
-				hidden = append(hidden, v)
-			}
 			e.Params[i] = Param{Name: cut(p.Name), Value: Masked}
 			continue
 		}
@@ -143,9 +138,9 @@ func (l *RequestLog) Observe(c *server.Call) {
 	}
 	// The details end with the signature diagnosis (the base strings' difference, the
 	// Swift SDK's escaping): kept as far as the base strings are.
-	e.Details = cutAt(hide(e.Details, hidden), MaxLoggedDetails)
+	e.Details = cutAt(e.Details, MaxLoggedDetails)
 	for _, b := range c.BaseStrings {
-		e.BaseStrings = append(e.BaseStrings, hide(b, hidden))
+		e.BaseStrings = append(e.BaseStrings, strings.Clone(b))
 	}
 	l.add(e)
 }
@@ -172,21 +167,6 @@ func cutAt(s string, n int) string {
 		n--
 	}
 	return s[:n] + "... (" + strconv.Itoa(len(s)) + " bytes)"
-}
-
-// hide replaces each secret in s, as sent or as escaped once or twice (the base string
-// escapes values twice), by Masked.
-func hide(s string, secrets []string) string {
-	for _, v := range secrets {
-		if len(v) < 4 {
-			continue // too short to hide without mangling the text
-		}
-		once := gigya.Escape(v)
-		for _, form := range []string{gigya.Escape(once), once, v} {
-			s = strings.ReplaceAll(s, form, Masked)
-		}
-	}
-	return s
 }
 
 func (l *RequestLog) add(e Entry) {

@@ -157,9 +157,12 @@ func validName(s string) bool {
 // a secret cut short: a client that puts its credentials where a name goes (a URL with
 // "&" for "?", curl -d "$TOKEN") must not find them in the log. Such a part is a run of
 // the characters tokens and base64 secrets are made of (ASCII letters and digits, "+",
-// "/", "_" and "-") at least maskRun long that holds a digit, or at least 2*maskRun
-// long; it is shown as its first four characters and "...". The names of methods and
-// parameters are shorter runs, without digits.
+// "/", "_" and "-", and the space a form's "+" decodes to) that is at least 2*maskRun
+// long, or at least maskRun long and holds a digit, a "+" or "/", or two upper-case
+// letters in a row: a secret without digits almost always holds one of those (a
+// 24-byte secret without a digit is one in 230), a name in camel case none of them. It
+// is shown as its first four characters and "...". The names of methods and
+// parameters are shorter runs, or camel case without digits.
 func MaskCredentials(name string) string {
 	var b strings.Builder
 	last := 0
@@ -168,11 +171,13 @@ func MaskCredentials(name string) string {
 			i++
 			continue
 		}
-		j, digit := i, false
+		j, marked := i, false
 		for ; j < len(name) && credentialChar(name[j]); j++ {
-			digit = digit || name[j] >= '0' && name[j] <= '9'
+			c := name[j]
+			marked = marked || c >= '0' && c <= '9' || c == '+' || c == '/' ||
+				j > i && isUpper(c) && isUpper(name[j-1])
 		}
-		if n := j - i; n >= 2*maskRun || n >= maskRun && digit {
+		if n := j - i; n >= 2*maskRun || n >= maskRun && marked {
 			b.WriteString(name[last : i+4])
 			b.WriteString("...")
 			last = j
@@ -186,11 +191,13 @@ func MaskCredentials(name string) string {
 	return b.String()
 }
 
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
 const maskRun = 20
 
 func credentialChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '+' || c == '/' || c == '_' || c == '-'
+		c == '+' || c == '/' || c == '_' || c == '-' || c == ' '
 }
 
 func clip(s string, n int) string {

@@ -217,7 +217,16 @@ func TestMaskCredentials(t *testing.T) {
 		"abcdefghij012345678":                          "abcdefghij012345678", // 19
 		strings.Repeat("m", 40):                        "mmmm...",             // 40 without one
 		strings.Repeat("m", 39):                        strings.Repeat("m", 39),
-		"":                                             "",
+		// Secrets without a digit (one in 230 of Socius's own): a "+", a "/" or two
+		// upper-case letters in a row mark them; the "+" a form decodes to a space
+		// keeps the run whole.
+		"gAYYQqyVgLFqUbxjKXHA+kwGFHnLmF/U": "gAYY...",
+		"gAYYQqyVgLFqUbxjKXHA kwGFHnLmF/U": "gAYY...",
+		"hpSOhZlEFtjSPYY/tdyYoYywSscanMA/": "hpSO...",
+		"hpSOhZlEFtjSPYYxtdyYoYywSscanMAx": "hpSO...",
+		"aVeryLongFieldNameWithoutDigitsX": "aVeryLongFieldNameWithoutDigitsX", // camel case
+		"a very long name of a parameter":  "a very long name of a parameter",
+		"":                                 "",
 	} {
 		if got := MaskCredentials(in); got != want {
 			t.Errorf("MaskCredentials(%q) = %q, want %q", in, got, want)

@@ -203,7 +203,8 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.EscapedPath())
 		urls = urls[:min(len(urls), verifyTries(c.params.All()))] // those tried
 		c.SignedURLs = urls
-		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, maskParams(c.params.All()), maxBaseString)
+		shown, _ := maskParams(c.params.All())
+		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, shown, maxBaseString)
 		if s.cfg.ExplainSignatures {
 			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, key, whose))
 		}

@@ -187,7 +187,9 @@ func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 // of calls in progress.
 func (s *Server) BodyBytes() int64 { return s.bodies.Load() }
 
-// Call is what one API call was and how it ended; given to Config.Observe.
+// Call is what one API call was and how it ended; given to Config.Observe. Its
+// credentials are masked (see observed): the values of credential parameters in
+// Params, and those values wherever else it holds them.
 type Call struct {
 	ID     string
 	Time   time.Time
@@ -652,14 +654,14 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
-			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", clip(ct, 60))
+			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", clip(gigya.MaskCredentials(ct), 60))
 		}
 	}
 	for _, ce := range r.Header.Values("Content-Encoding") {
 		if ce != "" && !strings.EqualFold(ce, "identity") {
 			// No SDK compresses its calls; said plainly rather than as the compressed
 			// bytes' first "parameter name".
-			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: Content-Encoding %q is not supported: send the form uncompressed", clip(ce, 40))
+			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: Content-Encoding %q is not supported: send the form uncompressed", clip(gigya.MaskCredentials(ce), 40))
 		}
 	}
 	return c.params.Decode(string(c.body))
@@ -866,7 +868,7 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		c.UserKey = c.key.UserKey
 	}
 	if s.cfg.Observe != nil {
-		c.Params = maskParams(c.params.All())
+		c.observed()
 		s.cfg.Observe(&c.Call)
 	}
 	if late {
@@ -927,18 +929,72 @@ func IsCredential(name string) bool { return gigya.IsCredential(name) }
 // masked replaces the value of a credential parameter.
 const masked = "***"
 
-// maskParams returns a copy of params with the values of credentials masked.
-func maskParams(params []gigya.Param) []gigya.Param {
+// observed makes the Call what Config.Observe sees: its parameters masked (maskParams),
+// those values hidden in its details and base strings too (a 403003's base strings
+// were built from masked parameters, its errorDetails in the emulator may not be), and
+// an apiKey, userKey or client_id that named nothing this call found shown as
+// unknownID names it: a client that sends its secret as apiKey must not find it in a
+// request log.
+func (c *call) observed() {
+	var hidden []string
+	c.Params, hidden = maskParams(c.params.All())
+	for i, p := range c.Params {
+		if p.Value != "" && (p.Name == "apiKey" || p.Name == "userKey" || p.Name == "client_id") && !c.names(p.Value) {
+			c.Params[i].Value = unknownID(p.Value)
+		}
+	}
+	if len(hidden) > 0 {
+		c.Details = hideValues(c.Details, hidden)
+		for i, b := range c.BaseStrings {
+			c.BaseStrings[i] = hideValues(b, hidden)
+		}
+	}
+}
+
+// maskParams returns a copy of params with the values of credentials masked, those
+// values hidden wherever another value holds them (a secret sent as the context too),
+// and any name that could be a token or a secret cut short (curl -d "$TOKEN"); and the
+// values it hid. A sig is masked but not hidden elsewhere: it is no secret, and an
+// explanation of a 403003 names it.
+func maskParams(params []gigya.Param) ([]gigya.Param, []string) {
+	var hidden []string
+	for _, p := range params {
+		if gigya.IsCredential(p.Name) && len(p.Value) >= minHidden && !strings.EqualFold(p.Name, "sig") {
+			hidden = append(hidden, p.Value)
+		}
+	}
 	out := make([]gigya.Param, len(params))
 	for i, p := range params {
 		if p.Value != "" && gigya.IsCredential(p.Name) {
 			p.Value = masked
+		} else {
+			p.Value = hideValues(p.Value, hidden)
 		}
-		// A token or secret sent where a name goes (curl -d "$TOKEN"): the name too.
 		p.Name = gigya.MaskCredentials(p.Name)
 		out[i] = p
 	}
-	return out
+	return out, hidden
+}
+
+// names reports whether id is the apiKey of the call's site or the userKey of its key.
+func (c *call) names(id string) bool {
+	return c.site != nil && id == c.site.APIKey || c.key != nil && id == c.key.UserKey
+}
+
+// minHidden is the shortest credential value hidden elsewhere in a call: a shorter
+// one would mask every place its few characters happen to appear.
+const minHidden = 4
+
+// hideValues replaces in s each of the values, as sent and as escaped once or twice (a
+// base string escapes a value twice), by masked.
+func hideValues(s string, values []string) string {
+	for _, v := range values {
+		once := gigya.Escape(v)
+		for _, form := range []string{gigya.Escape(once), once, v} {
+			s = strings.ReplaceAll(s, form, masked)
+		}
+	}
+	return s
 }
 
 // echoContext returns the context to echo: a JSON object or array as JSON, anything

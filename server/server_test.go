@@ -434,6 +434,84 @@ func TestCredentialsMaskedBeforeTheCut(t *testing.T) {
 	}
 }
 
+// TestCredentialValuesHiddenEverywhere: a credential's value sent again in another
+// parameter (the secret as the context too) reaches no observer in any form: not in
+// the parameters, the details (the emulator's, which quote a base string) nor the base
+// strings; and a secret sent as apiKey, userKey or client_id is named as an unknown
+// apiKey is, while the apiKey of a site the call found is shown whole.
+func TestCredentialValuesHiddenEverywhere(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.ExplainSignatures = true
+	var calls []Call
+	s.cfg.Observe = func(c *Call) { calls = append(calls, *c) }
+	const sent = "ZW11bGF0b3Itc2VjcmV0LXZhbHVlLTEyMzQ1Njc4OQ==" // escaped, it changes
+	send := func(form url.Values) string {
+		method, ct := "socialize.getUserInfo", "application/x-www-form-urlencoded"
+		if form.Has("grant_type") {
+			method = "socialize.getToken"
+		}
+		if v := form.Get("Content-Type"); v != "" {
+			ct = v
+			form.Del("Content-Type")
+		}
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+method, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", ct)
+		r.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Body.String()
+	}
+	body := send(url.Values{"apiKey": {labAPIKey}, "UID": {"u1"}, "timestamp": {strconv.FormatInt(labTime.Unix(), 10)},
+		"nonce": {"n1"}, "sig": {"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "secret": {sent}, "context": {sent}, "note": {"x" + sent + "y"}})
+	if !strings.Contains(body, `"errorCode":403003`) {
+		t.Fatalf("answer: %s", body)
+	}
+	for _, form := range []url.Values{
+		{"apiKey": {sent}, "UID": {"u1"}, "secret": {labSecret}},
+		{"apiKey": {labAPIKey}, "userKey": {sent}, "UID": {"u1"}, "secret": {labKeySec}},
+		{"client_id": {sent}, "client_secret": {labSecret}, "grant_type": {"none"}},
+		// Values that errorDetails quote, cut as names are.
+		{"client_id": {labAPIKey}, "client_secret": {labSecret}, "grant_type": {sent}},
+		{"apiKey": {labAPIKey}, "UID": {"u1"}, "Content-Type": {"text/" + sent}},
+	} {
+		send(form)
+	}
+	if len(calls) != 6 {
+		t.Fatalf("%d calls observed", len(calls))
+	}
+	if len(calls[0].BaseStrings) == 0 || !strings.Contains(calls[0].Details, "POST&") {
+		t.Fatalf("no base strings observed: %+v", calls[0])
+	}
+	for i, c := range calls {
+		text := fmt.Sprintf("%+v", c)
+		if i >= 4 {
+			text = c.Details // the parameters hold what was sent, in no credential's place
+		}
+		for _, form := range []string{sent[4:20], gigya.Escape(sent), gigya.Escape(gigya.Escape(sent))} { // what a cut leaves too
+			if strings.Contains(text, form) {
+				t.Errorf("call %d: an observer sees %q: %s", i, form, text)
+			}
+		}
+	}
+	value := func(c Call, name string) string {
+		for _, p := range c.Params {
+			if p.Name == name {
+				return p.Value
+			}
+		}
+		return ""
+	}
+	if v := value(calls[0], "apiKey"); v != labAPIKey {
+		t.Errorf("the apiKey of the site found: %q", v)
+	}
+	if v := value(calls[0], "note"); v != "x***y" {
+		t.Errorf("note: %q", v)
+	}
+	if v := value(calls[1], "apiKey"); !strings.Contains(v, "(length 44)") {
+		t.Errorf("a secret sent as apiKey: %q", v)
+	}
+}
+
 // TestTokenOfADeletedKey: a key deleted between a call's authentication and its
 // token's write refuses the call (403005) and stores nothing: no token, and no login
 // for a user token (getToken with x_siteUID, a mobile notifyLogin), nor for a client

@@ -126,7 +126,7 @@ func (s *Server) getToken(c *call) (gigya.Object, error) {
 		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: grant_type")
 	}
 	if grant != "none" && grant != "client_credentials" {
-		return nil, socius.Errorf(socius.CodeUnsupportedGrant, "Unsupported grant type: %q; Socius issues tokens for grant_type none and client_credentials", clip(grant, 40))
+		return nil, socius.Errorf(socius.CodeUnsupportedGrant, "Unsupported grant type: %q; Socius issues tokens for grant_type none and client_credentials", clip(gigya.MaskCredentials(grant), 40))
 	}
 	siteUID, bound := c.params.Lookup("x_siteUID")
 	if bound && siteUID == "" {

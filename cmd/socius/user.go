@@ -335,7 +335,7 @@ func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	old, err := imp.st.Site(ctx, s.APIKey)
 	switch {
 	case err == nil:
-		if old.Secret != s.Secret {
+		if !socius.SecretsEqual(old.Secret, s.Secret) {
 			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials)", s.APIKey)
 		}
 		imp.sites[s.APIKey] = true
@@ -368,7 +368,7 @@ func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
 	old, err := imp.st.Key(ctx, k.UserKey)
 	switch {
 	case err == nil:
-		if old.APIKey != k.APIKey || old.Secret != k.Secret || old.PublicKey != k.PublicKey || !slices.Equal(old.Methods, k.Methods) {
+		if old.APIKey != k.APIKey || !socius.SecretsEqual(old.Secret, k.Secret) || old.PublicKey != k.PublicKey || !slices.Equal(old.Methods, k.Methods) {
 			imp.badLine(rec.Line, "key %s exists with other settings: not changed (an import never replaces credentials)", k.UserKey)
 		}
 		return nil
