@@ -26,6 +26,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/loadgen"
+	"github.com/socius/socius/postgres"
 	"github.com/socius/socius/sqlite"
 )
 
@@ -122,7 +123,7 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.StringVar(&b.URL, "url", b.URL, "drive the Socius running at this http:// URL instead of starting one (needs --api-key, --secret)")
 	fs.StringVar(&b.APIKey, "api-key", b.APIKey, "with --url: the apiKey of the site to sign for")
 	fs.StringVar(&b.Secret, "secret", b.Secret, "with --url: that site's partner secret")
-	fs.IntVar(&b.PID, "pid", b.PID, "with --url: the server's process id, to report its peak memory")
+	fs.IntVar(&b.PID, "pid", b.PID, "with --url: the server's process id, to report its peak memory and CPU")
 	fs.StringVar(&scenarios, "scenarios", scenarios, "scenarios to run, comma-separated: setUserInfo, getUserInfo, mix")
 	fs.StringVar(&users, "users", users, "user counts, comma-separated; each gets its own store and server")
 	fs.IntVar(&b.Connections, "connections", b.Connections, "concurrent keep-alive connections")
@@ -200,8 +201,8 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		if u, err := url.Parse(b.URL); err != nil || u.Scheme != "http" || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			return "", fmt.Errorf("--url %q: want http://host:port, Socius's plain HTTP listener", b.URL)
 		}
-		if len(b.ServeArgs) > 0 || b.Preload == "store" || b.ProfileDir != "" || b.ServerExe != "" {
-			return "", errors.New("--url drives a running server: serve flags, --preload store, --profile and --server-exe need a server the bench starts")
+		if len(b.ServeArgs) > 0 || b.Preload == "store" || b.ProfileDir != "" || b.ServerExe != "" || b.StoreDir != "" {
+			return "", errors.New("--url drives a running server: serve flags, --preload store, --store-dir, --profile and --server-exe need a server the bench starts")
 		}
 		if len(b.Users) > 1 {
 			return "", errors.New("--url drives one store: give one --users count")
@@ -217,19 +218,88 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	}
 	if b.Label == "" {
 		b.Label = "sqlite"
+		if store, ok := serveFlag(b.ServeArgs, "store"); ok && (strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")) {
+			b.Label = "postgresql"
+		}
 		if b.URL != "" {
 			b.Label = "external"
 		}
 	}
-	if b.JSONFile != "" {
-		// Before the run, which may take an hour: not a typo found at its end.
-		f, err := os.OpenFile(b.JSONFile, os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
-			return "", fmt.Errorf("--json: %w", err)
+	// Before the run, which may take an hour: not a typo found at its end.
+	for _, f := range []struct{ flag, path string }{{"--json", b.JSONFile}, {"--latency-log", b.LatencyLog}} {
+		if err := checkWritable(f.path); err != nil {
+			return "", fmt.Errorf("%s: %w", f.flag, err)
 		}
-		f.Close()
 	}
 	return "", nil
+}
+
+// checkWritable fails when path (if not empty) could not be written, leaving no file
+// behind and an existing one as it is.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			os.Remove(path)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// serveFlag returns the value of the serve flag name (--name value, --name=value, one
+// dash or two) in args, the last one given.
+func serveFlag(args []string, name string) (value string, found bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		n, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if n != name {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			i++
+			v = args[i]
+		}
+		value, found = v, true
+	}
+	return value, found
+}
+
+// redactServeArgs returns args for the report: a connection string without its
+// password, and no secret.
+func redactServeArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		n, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		var redact func(string) string
+		switch n {
+		case "store":
+			redact = postgres.Redact
+		case "site-secret":
+			redact = func(string) string { return "xxxxx" }
+		default:
+			continue
+		}
+		if hasValue {
+			out[i] = a[:len(a)-len(v)] + redact(v)
+		} else if i+1 < len(out) {
+			i++
+			out[i] = redact(out[i])
+		}
+	}
+	return out
 }
 
 func runBench(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
@@ -315,7 +385,7 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		Warmup:      b.Warmup.Seconds(),
 		Rounds:      b.Rounds,
 		Server:      b.URL,
-		ServeArgs:   b.ServeArgs,
+		ServeArgs:   redactServeArgs(b.ServeArgs),
 		ServerExe:   b.ServerExe,
 		Label:       b.Label,
 		Users:       b.Users,
@@ -385,8 +455,12 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		if err != nil {
 			return rep, err
 		}
-		if err := os.WriteFile(b.JSONFile, append(out, '\n'), 0o644); err != nil {
-			return rep, fmt.Errorf("bench: %w", err)
+		err = writeOut(b.JSONFile, func(w io.Writer) error {
+			_, err := w.Write(append(out, '\n'))
+			return err
+		})
+		if err != nil {
+			return rep, fmt.Errorf("bench: --json: %w", err)
 		}
 	}
 	if b.failed > 0 {
@@ -483,6 +557,10 @@ func (b *Bench) prepare(ctx context.Context, users int) (*benchTarget, error) {
 // measure runs one round on one server: the baseline, then every scenario, each
 // scenario's ratio taken to the baseline run just before.
 func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *benchTarget, round int) error {
+	// A server that exits (killed, out of memory) ends the run at once, saying so: not
+	// a window of refused connections for every run left.
+	ctx, stop := watchChildren(ctx, base, t.srv)
+	defer stop()
 	if b.Rounds > 1 {
 		fmt.Fprintf(b.Stdout, "round %d of %d, %s users\n", round, b.Rounds, loadgen.Thousands(float64(t.users)))
 	}
@@ -490,7 +568,7 @@ func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *b
 		Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid, Samples: b.latency != nil}
 	br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: t.target.APIKey, Secret: t.target.Secret}, o)
 	if err != nil {
-		return fmt.Errorf("bench: baseline: %w", err)
+		return fmt.Errorf("bench: baseline: %w", context.Cause(ctx))
 	}
 	br.Round, br.Scenario, br.Stream = round, loadgen.Baseline, loadgen.Mix
 	b.record(rep, br)
@@ -505,7 +583,7 @@ func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *b
 		}
 		r, err := loadgen.Run(ctx, t.target, o)
 		if err != nil {
-			return fmt.Errorf("bench: %s: %w", sc, err)
+			return fmt.Errorf("bench: %s: %w", sc, context.Cause(ctx))
 		}
 		prof.Wait()
 		r.Round, r.Store = round, b.Label
@@ -515,6 +593,26 @@ func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *b
 		b.record(rep, r)
 	}
 	return nil
+}
+
+// watchChildren returns a context that ends, with the exit as its cause, when any of
+// the children (nil for none) exits; stop ends the watch.
+func watchChildren(ctx context.Context, children ...*child) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	for _, c := range children {
+		if c == nil {
+			continue
+		}
+		go func() {
+			select {
+			case <-c.exited:
+				cancel(fmt.Errorf("%s exited (%v): the run stops", c.name, c.err))
+			case <-done:
+			}
+		}()
+	}
+	return ctx, func() { close(done); cancel(nil) }
 }
 
 // latencyColumns are the columns of --latency-log: the run (store, user count, round
@@ -799,6 +897,7 @@ func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, 
 	p := loadgen.NewProgress(b.Stderr, "creating users in the store", users)
 	defer p.Done()
 	var next atomic.Int64
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -819,7 +918,10 @@ func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, 
 		})
 	}
 	wg.Wait()
-	return context.Cause(ctx)
+	if parent.Err() != nil {
+		return fmt.Errorf("bench: creating users in the store: %w", context.Cause(parent))
+	}
+	return context.Cause(ctx) // a user's creation failed, or nil
 }
 
 // child is a process the bench started: socius serve, or the baseline.
@@ -871,7 +973,12 @@ func (b *Bench) start(ctx context.Context, name string, extra []string, args ...
 	case <-ready:
 		return c, nil
 	case <-c.exited:
-		return nil, fmt.Errorf("%s exited before serving: %v", name, c.err)
+		err := fmt.Errorf("%s exited before serving: %v", name, c.err)
+		if len(c.cmd.Env) < len(os.Environ()) {
+			// Its message may point to a variable the bench did not pass.
+			err = fmt.Errorf("%w (the bench passes no SOCIUS_* variable to the servers it starts: give serve's flags after --)", err)
+		}
+		return nil, err
 	case <-time.After(time.Minute):
 		c.stop()
 		return nil, fmt.Errorf("%s did not announce its address within a minute", name)

@@ -262,6 +262,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "--secret: secret is not standard base64"},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", testSecret, "--pid", "-3"}, "--pid -3: no such process"},
 		{[]string{"--json", filepath.Join(t.TempDir(), "no", "such", "dir.json")}, "--json: open"},
+		{[]string{"--latency-log", filepath.Join(t.TempDir(), "no", "such", "dir.csv")}, "--latency-log: open"},
+		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", testSecret, "--store-dir", t.TempDir()}, "--store-dir"},
 	} {
 		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -289,23 +291,87 @@ func TestBenchFlags(t *testing.T) {
 	if got := benchEnv([]string{"PATH=/bin", "SOCIUS_RATE_LIMIT=5", "HOME=/root", "SOCIUS_STORE=postgres://x"}); !slices.Equal(got, []string{"PATH=/bin", "HOME=/root"}) {
 		t.Errorf("the servers' environment: %v", got)
 	}
+	// The paths of --json and --latency-log are checked without leaving a file, or
+	// changing one.
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.json")
+	os.WriteFile(old, []byte(`{"old":1}`), 0o644)
+	if _, err := NewBench().ParseFlags([]string{"--json", old, "--latency-log", filepath.Join(dir, "new.csv")}, noEnv, &bytes.Buffer{}); err != nil {
+		t.Errorf("writable paths: %v", err)
+	}
+	if got, _ := os.ReadFile(old); string(got) != `{"old":1}` {
+		t.Errorf("the check changed an existing file: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.csv")); !os.IsNotExist(err) {
+		t.Errorf("the check left a file: %v", err)
+	}
+	// A PostgreSQL store is reported as one.
+	pg := NewBench()
+	if _, err := pg.ParseFlags([]string{"--", "--store=postgres://u@h/db"}, noEnv, &bytes.Buffer{}); err != nil || pg.Label != "postgresql" {
+		t.Errorf("label with a PostgreSQL store: %q, %v", pg.Label, err)
+	}
 	if code, out, _ := runCLI(t, noEnv, "help"); code != 0 || !strings.Contains(out, "bench") {
 		t.Errorf("usage does not list bench: %s", out)
 	}
 }
 
-// TestBenchLatencyLogUnwritable: a latency log that cannot be created fails the bench
-// before it starts anything.
-func TestBenchLatencyLogUnwritable(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "no-such-dir", "latency.csv")
-	b, out := testBench(t, "--users", "5", "--duration", "100ms", "--latency-log", file)
-	b.Command = func(args ...string) *exec.Cmd {
-		t.Errorf("the bench started %q", args)
-		return exec.Command("false")
+// TestBenchReportHidesSecrets: the serve flags in the report hold no password of a
+// connection string and no site secret, in either spelling of a flag.
+func TestBenchReportHidesSecrets(t *testing.T) {
+	args := []string{"--store", "postgres://socius:hunter2@127.0.0.1:5432/socius?sslmode=disable", "-store=postgresql://u:hunter2@h/db",
+		"--site-secret", "hunter2", "--site-secret=hunter2", "--log-level", "warn"}
+	got := redactServeArgs(args)
+	if strings.Contains(strings.Join(got, " "), "hunter2") || len(got) != len(args) {
+		t.Errorf("redacted: %q", got)
 	}
+	if got[1] != "postgres://socius:xxxxx@127.0.0.1:5432/socius?sslmode=disable" || got[7] != "warn" || args[1] == got[1] {
+		t.Errorf("redacted: %q (from %q)", got, args)
+	}
+}
+
+// TestBenchStopsWhenTheServerDies: a server that exits during a run stops the bench at
+// once with its exit; it measured a dead server for every run left.
+func TestBenchStopsWhenTheServerDies(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "serve.sh")
+	body := "#!/bin/sh\nif [ \"$1\" = serve ]; then\n\t" + binary(t) + " \"$@\" &\n\tpid=$!\n\t(sleep 3; kill -9 $pid) &\n\twait $pid\n\texit $?\nfi\nexec " + binary(t) + " \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, out := testBench(t, "--users", "20", "--connections", "2", "--duration", "6s", "--warmup", "0s",
+		"--scenarios", "getUserInfo,setUserInfo", "--server-exe", script)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	rep, err := b.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "socius serve exited") || !strings.Contains(err.Error(), "the run stops") {
+		t.Fatalf("Run = %v, want the server's exit\n%s", err, out)
+	}
+	if rep != nil && len(rep.Results) > 2 {
+		t.Errorf("%d runs measured after the server died", len(rep.Results))
+	}
+}
+
+// TestBenchSaysWhereTheVariablesWent: a server that cannot start without a SOCIUS_*
+// variable the bench kept from it says so.
+func TestBenchSaysWhereTheVariablesWent(t *testing.T) {
+	t.Setenv("SOCIUS_MASTER_KEY", "x")
+	b, out := testBench(t, "--users", "5", "--duration", "100ms", "--", "--store", "postgres://socius@127.0.0.1:1/socius")
 	_, err := b.Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "no-such-dir") {
-		t.Errorf("Run = %v, want the file's error\n%s", err, out)
+	if err == nil || !strings.Contains(err.Error(), "no SOCIUS_* variable") {
+		t.Errorf("Run = %v\n%s", err, out)
+	}
+}
+
+// TestBenchPreloadInterrupted: an interrupted creation of users says what it was
+// doing.
+func TestBenchPreloadInterrupted(t *testing.T) {
+	b := NewBench()
+	b.Stderr = io.Discard
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	err := b.preloadStore(ctx, t.TempDir(), loadgen.Target{APIKey: "3_SociusBench", Secret: testSecret}, 2_000_000)
+	if err == nil || !strings.HasPrefix(err.Error(), "bench: creating users in the store: ") {
+		t.Errorf("preloadStore = %v", err)
 	}
 }
 
