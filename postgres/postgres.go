@@ -503,15 +503,21 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, s.OpTimeout)
 }
 
-// lost reports whether err says the connection, or the server, is gone; if so it
-// resets the pool, whose other idle connections most likely went with it (a restart,
-// a failover, a network cut): the next calls then open new connections rather than
-// fail one by one on the old ones.
+// lost reports whether err says the connection, or the server, is gone. When a
+// connection that worked broke, it resets the pool, whose other idle connections most
+// likely went with it (a restart, a failover, a network cut): the next calls then open
+// new connections rather than fail one by one on the old ones. A new connection that
+// could not be opened (refused, its slots full: 53300) says nothing of those that
+// work: a reset would throw them away, and with max_connections full each call after
+// it would have to connect, and be refused in turn.
 func (s *Store) lost(err error) bool {
 	if err == nil || !connectionLost(err) {
 		return false
 	}
-	s.pool.Reset()
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) {
+		s.pool.Reset()
+	}
 	return true
 }
 

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
@@ -2767,5 +2768,72 @@ func TestOpenSynchronousWithoutStandby(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "schema_migrations") || took > 5*time.Second {
 		t.Errorf("Open: %v after %s; want the schema's creation to fail within its deadline of 1 s", err, took)
+	}
+}
+
+// TestRefusedConnectionKeepsThePool: a new connection the database refuses (its slots
+// full: 53300) leaves the pool's working connections alone. It reset the pool: under a
+// full max_connections each refusal threw away the connections that worked, the calls
+// after it had to connect, and were refused in turn (a fifth of the calls failed where
+// a pool of the slots left failed none).
+func TestRefusedConnectionKeepsThePool(t *testing.T) {
+	ctx := t.Context()
+	base := pgtest.URL(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := fmt.Sprintf("slots_%d", time.Now().UnixNano())
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	schema := u.Query().Get("search_path") // the test's own
+	for _, sql := range []string{`CREATE ROLE ` + role + ` LOGIN`, `ALTER SCHEMA "` + schema + `" OWNER TO ` + role} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u.User = url.User(role) // not a superuser: the limit holds for it
+	s := open(t, u.String()+"&pool_max_conns=8")
+	defer s.Close()
+
+	// Every connection the pool holds, in use; then no slot for another.
+	var held []*pgxpool.Conn
+	for len(held) == 0 || s.pool.Stat().IdleConns() > 0 {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	var backends int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE usename = $1`, role).Scan(&backends); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER ROLE %s CONNECTION LIMIT %d`, role, backends)); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, refused := s.pool.Acquire(actx)
+	var pe *pgconn.PgError
+	if !errors.As(refused, &pe) || pe.Code != "53300" {
+		t.Fatalf("a connection over the role's limit: %v", refused)
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	before := s.pool.Stat().TotalConns()
+	if !s.lost(refused) {
+		t.Error("a refused connection is not taken for a lost one (the call may try once more)")
+	}
+	if after := s.pool.Stat().TotalConns(); after != before {
+		t.Errorf("the pool held %d connections before the refusal was handled, %d after", before, after)
+	}
+	// The connections kept still serve.
+	if _, err := s.Site(ctx, "3_nosuchsite"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("a read after the refusal: %v", err)
 	}
 }
