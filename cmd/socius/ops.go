@@ -83,7 +83,7 @@ func (m *Main) adminHandler(raw socius.Store) http.Handler {
 		if err := storeReady(r.Context(), raw); err != nil {
 			m.Logger.Warn("readiness check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "not ready: the store does not answer\n")
+			io.WriteString(w, "not ready: the store failed a read (the log says why)\n")
 			return
 		}
 		io.WriteString(w, "ready\n")

@@ -134,7 +134,7 @@ func TestReadyzStoreFails(t *testing.T) {
 		body   string
 	}{
 		{"", 200, "ready\n"},
-		{"Site", 503, "not ready: the store does not answer\n"},
+		{"Site", 503, "not ready: the store failed a read (the log says why)\n"},
 	} {
 		rec := httptest.NewRecorder()
 		m.adminHandler(storeFault{Store: st, fail: c.fail}).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
