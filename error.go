@@ -1,6 +1,7 @@
 package socius
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -91,16 +92,26 @@ var (
 
 // DatabaseError wraps a store driver failure (connection lost, disk full, ...) as
 // 500028, so that clients see a database error rather than a general server error, and
-// the cause stays in the logs.
+// the cause stays in the logs. A store that did not answer within its deadline is
+// said: a client learns that much, and nothing of the server's insides.
 func DatabaseError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return DatabaseErrorSaying("the store did not answer in time", op, err)
+	}
 	return &Error{Code: CodeDatabaseError, Details: "Database error", Err: fmt.Errorf("%s: %w", op, err)}
+}
+
+// DatabaseErrorSaying is a DatabaseError whose details say why, after "Database
+// error: ": what a client may learn (a full disk, a database that takes no writes).
+func DatabaseErrorSaying(why, op string, err error) error {
+	return &Error{Code: CodeDatabaseError, Details: "Database error: " + why, Err: fmt.Errorf("%s: %w", op, err)}
 }
 
 // DiskFullError is the DatabaseError of a store whose disk is full: a client learns
 // that its write was not made and why, which tells nothing of the server's insides.
 func DiskFullError(op string, err error) error {
-	return &Error{Code: CodeDatabaseError, Details: "Database error: the store's disk is full; nothing was written", Err: fmt.Errorf("%s: %w", op, err)}
+	return DatabaseErrorSaying("the store's disk is full; nothing was written", op, err)
 }

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -21,9 +23,43 @@ func TestDiskFullIsSaid(t *testing.T) {
 		se.Details != "Database error: the store's disk is full; nothing was written" {
 		t.Errorf("disk_full: %v", err)
 	}
-	other := &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}
+	other := &pgconn.PgError{Code: "42P01", Message: "relation does not exist"}
 	if err := errorFor("update profile", other); !errors.As(err, &se) || se.Details != "Database error" {
-		t.Errorf("admin_shutdown: %v", err)
+		t.Errorf("undefined_table: %v", err)
+	}
+}
+
+// TestDatabaseErrorsSaid: a database error says what kind of failure it was, where
+// that tells a client something of use (the database unreachable or gone, taking no
+// writes, too slow) and nothing of the server's insides; it said "Database error" for
+// all of them.
+func TestDatabaseErrorsSaid(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"admin_shutdown", &pgconn.PgError{Code: "57P01", Severity: "FATAL", Message: "terminating connection due to administrator command"}, "Database error: the connection to the database was lost"},
+		{"a cut", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), "Database error: the connection to the database was lost"},
+		{"read-only", &pgconn.PgError{Code: "25006", Message: "cannot execute UPDATE in a read-only transaction"}, "Database error: the database takes no writes; nothing was written"},
+		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), "Database error: the store did not answer in time"},
+	} {
+		var se *socius.Error
+		if err := errorFor("update profile", tt.err); !errors.As(err, &se) || se.Code != socius.CodeDatabaseError || se.Details != tt.want {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// A connection refused: from a real attempt, at a port where nothing listens.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, refused := pgconn.Connect(t.Context(), "postgres://socius@"+addr+"/socius?sslmode=disable&connect_timeout=2")
+	var se *socius.Error
+	if err := errorFor("site", refused); !errors.As(err, &se) || se.Details != "Database error: the database could not be reached" {
+		t.Errorf("a refused connection (%v): %v", refused, err)
 	}
 }
 

@@ -407,12 +407,21 @@ func errorFor(op string, err error) error {
 			return socius.ErrNotFound
 		case "53100": // disk_full
 			return socius.DiskFullError("postgres: "+op, err)
+		case "25006": // read_only_sql_transaction: a standby, or default_transaction_read_only
+			return socius.DatabaseErrorSaying("the database takes no writes; nothing was written", "postgres: "+op, err)
 		}
 		if unstorable(err) {
 			// The caller's value, not the database: 400006, as SQLite, which stores
 			// such text, would answer for whatever the server checks itself.
 			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s: PostgreSQL cannot store it (a NUL byte, invalid UTF-8, or a key too long for an index)", op)
 		}
+	}
+	var ce *pgconn.ConnectError
+	switch {
+	case errors.As(err, &ce):
+		return socius.DatabaseErrorSaying("the database could not be reached", "postgres: "+op, err)
+	case connectionLost(err):
+		return socius.DatabaseErrorSaying("the connection to the database was lost", "postgres: "+op, err)
 	}
 	return socius.DatabaseError("postgres: "+op, err)
 }
