@@ -402,6 +402,11 @@ func TestParseTimestamp(t *testing.T) {
 		{"12a", time.Time{}, false},
 		{"1.5", time.Time{}, false},
 		{"99999999999999999999", time.Time{}, false},
+		// Digits alone: strconv takes a sign.
+		{"+1700000000", time.Time{}, false},
+		{"-0", time.Time{}, false},
+		{" 1700000000", time.Time{}, false},
+		{"0001700000000", time.Unix(1700000000, 0), true},
 	}
 	for _, tt := range tests {
 		got, ok := ParseTimestamp(tt.in)

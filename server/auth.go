@@ -303,7 +303,15 @@ func explainSignature(c *call, key []byte, whose string) string {
 // outsideSkew is the 403002 for a time a request carries (what, as sent: text) that is
 // further than the clock skew from the server's time; nil within it.
 func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
-	if d := c.now.Sub(t); d > s.cfg.Skew || d < -s.cfg.Skew {
+	now := c.now
+	if t.Nanosecond() == 0 {
+		// A time in whole seconds is the client's clock cut to its second: compared
+		// with the server's cut alike, the window is as long behind as ahead (with the
+		// server's fraction, a client 119.6 s behind was refused and one 120.9 s ahead
+		// taken). nonceExpiry keeps the nonce for that last second.
+		now = now.Truncate(time.Second)
+	}
+	if d := now.Sub(t); d > s.cfg.Skew || d < -s.cfg.Skew {
 		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is %s the server time %s by more than %d s",
 			what, text, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
 	}
@@ -388,7 +396,9 @@ func (s *Server) nonceExpiry(c *call, ts time.Time) time.Time {
 	if s.cfg.NonceWindow != nil {
 		window = max(window, s.cfg.NonceWindow())
 	}
-	return ts.Add(window)
+	// A second more: a timestamp in whole seconds is taken until the server's clock,
+	// cut to its second, is past the window (outsideSkew).
+	return ts.Add(window + time.Second)
 }
 
 func secretOverHTTP() error {
@@ -605,7 +615,11 @@ func (s *Server) authenticateBearer(c *call) error {
 		return err
 	}
 	if claims.Exp != nil {
-		if exp, ok := jwtTime(*claims.Exp); !ok || !c.now.Before(exp) {
+		exp, ok := jwtTime(*claims.Exp)
+		if !ok {
+			return badHeader("the JWT exp claim is not a Unix time in seconds")
+		}
+		if !c.now.Before(exp) {
 			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT exp claim %s has passed", clip(claims.Exp.String(), 24))
 		}
 	}

@@ -173,28 +173,51 @@ func TestCookieDomain(t *testing.T) {
 
 // TestTimestampWindowEdges: a signed request's timestamp may be the whole window from
 // the server's time, behind or ahead, and not a second (or a millisecond) more (SPEC 4:
-// outside +-120 s is 403002).
+// outside +-120 s is 403002), whatever the fraction of the server's second: a
+// timestamp in whole seconds is the client's clock cut to its second, and was compared
+// with the server's uncut (119.6 s behind refused, 120.9 s ahead taken). A request
+// taken in the window's last second is still a replay when sent again.
 func TestTimestampWindowEdges(t *testing.T) {
 	s := newTestServer(t, t.TempDir(), nil)
-	sec := func(d time.Duration) string { return strconv.FormatInt(labTime.Add(d).Unix(), 10) }
-	ms := func(d time.Duration) string { return strconv.FormatInt(labTime.Add(d).UnixMilli(), 10) }
-	for i, tt := range []struct {
-		timestamp string
-		want      string
-	}{
-		{sec(-DefaultSkew), `"errorCode":0`},
-		{sec(DefaultSkew), `"errorCode":0`},
-		{ms(-DefaultSkew), `"errorCode":0`},
-		{ms(DefaultSkew), `"errorCode":0`},
-		{sec(-DefaultSkew - time.Second), `"errorCode":403002`},
-		{sec(DefaultSkew + time.Second), `"errorCode":403002`},
-		{ms(-DefaultSkew - time.Millisecond), `"errorCode":403002`},
-		{ms(DefaultSkew + time.Millisecond), `"errorCode":403002`},
-	} {
-		body := signedBody("socialize.getUserInfo", "edge-"+strconv.Itoa(i), url.Values{"UID": {"u1"}, "timestamp": {tt.timestamp}})
-		if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, tt.want) {
-			t.Errorf("timestamp %s at %d: %s, want %s", tt.timestamp, labTime.Unix(), got, tt.want)
+	for _, frac := range []time.Duration{0, 500 * time.Millisecond, 999 * time.Millisecond} {
+		at := labTime.Add(frac)
+		s.cfg.Clock = fixedClock{at}
+		sec := func(d time.Duration) string { return strconv.FormatInt(at.Add(d).Unix(), 10) }
+		ms := func(d time.Duration) string { return strconv.FormatInt(at.Add(d).UnixMilli(), 10) }
+		for i, tt := range []struct {
+			timestamp string
+			want      string
+		}{
+			{sec(-DefaultSkew), `"errorCode":0`},
+			{sec(DefaultSkew), `"errorCode":0`},
+			{ms(-DefaultSkew), `"errorCode":0`},
+			{ms(DefaultSkew), `"errorCode":0`},
+			{sec(-DefaultSkew - time.Second), `"errorCode":403002`},
+			{sec(DefaultSkew + time.Second), `"errorCode":403002`},
+			{ms(-DefaultSkew - time.Millisecond), `"errorCode":403002`},
+			{ms(DefaultSkew + time.Millisecond), `"errorCode":403002`},
+		} {
+			body := signedBody("socialize.getUserInfo", fmt.Sprintf("edge-%d-%d", frac, i), url.Values{"UID": {"u1"}, "timestamp": {tt.timestamp}})
+			if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, tt.want) {
+				t.Errorf("timestamp %s at %s: %s, want %s", tt.timestamp, at.Format("15:04:05.000"), got, tt.want)
+			}
 		}
+	}
+	// Taken at the start of its second, sent again in the last of the window.
+	s.cfg.Clock = fixedClock{labTime}
+	body := signedBody("socialize.getUserInfo", "edge-replay", url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(labTime.Unix(), 10)}})
+	if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":0`) {
+		t.Fatalf("first: %s", got)
+	}
+	s.cfg.Clock = fixedClock{labTime.Add(DefaultSkew + 999*time.Millisecond)}
+	if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":403004`) {
+		t.Errorf("sent again %v later: %s, want 403004", DefaultSkew+999*time.Millisecond, got)
+	}
+	// The memory store keeps nonces by the second; PostgreSQL's compares milliseconds,
+	// so the nonce's expiry itself covers that last second.
+	c := &call{now: labTime}
+	if exp := s.nonceExpiry(c, labTime); exp.Before(labTime.Add(DefaultSkew + time.Second)) {
+		t.Errorf("a nonce of a request taken at its timestamp expires %v later, before the window's last second ends", exp.Sub(labTime))
 	}
 }
 
@@ -655,6 +678,22 @@ func TestExpiryEdges(t *testing.T) {
 		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.jwt) {
 			t.Errorf("a JWT with exp at 60 s, at %v: %s, want %s", tt.at.Sub(labTime), got, tt.jwt)
 		}
+	}
+	// An exp that is no time in seconds (milliseconds, here) is said as such, as an iat
+	// is: it was "the JWT exp claim ... has passed".
+	s.cfg.Clock = fixedClock{labTime}
+	input := seg(map[string]any{"alg": "RS256", "kid": "AJwtKey"}) + "." + seg(map[string]any{"iat": labTime.Unix(), "exp": end.UnixMilli(), "jti": "edge-ms"})
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+labAPIKey+"&UID=u1"))
+	r.Header.Set("Content-Type", formType)
+	r.Header.Set("Authorization", "Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig))
+	r.TLS = &tls.ConnectionState{}
+	if got := serve(s, r).Body.String(); !strings.Contains(got, "the JWT exp claim is not a Unix time in seconds") || strings.Contains(got, "403002") {
+		t.Errorf("a JWT with exp in milliseconds: %s", got)
 	}
 }
 
