@@ -7,17 +7,26 @@
 // Every signed request adds an entry that lives for the timestamp window (two minutes
 // by default), so at a few thousand requests a second the cache holds millions of
 // them. It is built for that: an entry is a 64-bit fingerprint of (credential, nonce)
-// under a random per-process key and a 32-bit expiry, kept in open-addressing tables
+// under a random key (SipHash) and a 32-bit expiry, kept in open-addressing tables
 // (12 bytes a slot, 16 to 19 bytes an entry), with no per-entry index for eviction:
 // expired entries are reused in place or dropped when a table is rebuilt, which
 // happens when it fills up and every few seconds. Two different pairs share a
 // fingerprint with a probability of about one in 2^64 / (entries held); that can only
 // refuse a fresh request as a replay (403004), never accept a replay.
+//
+// A cache can be saved (Save) and loaded into another process (Load), key and all, so
+// that a server that restarts still knows the nonces of the window.
 package nonce
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"hash/maphash"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
 	"runtime"
 	"sync"
 	"time"
@@ -45,7 +54,7 @@ const (
 // Cache is an in-memory socius.NonceStore.
 type Cache struct {
 	max    int
-	seed   maphash.Seed
+	k0, k1 uint64 // the fingerprints' key
 	shards [shards]shard
 }
 
@@ -68,18 +77,15 @@ func New(max int) *Cache {
 	if max <= 0 {
 		max = DefaultMax
 	}
-	return &Cache{max: max, seed: maphash.MakeSeed()}
+	var key [16]byte
+	rand.Read(key[:]) // never fails (crypto/rand)
+	return &Cache{max: max, k0: binary.LittleEndian.Uint64(key[:8]), k1: binary.LittleEndian.Uint64(key[8:])}
 }
 
 // UseNonce records (credential, nonce) until expires; it reports false when the pair
 // is already remembered and not expired.
 func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, now time.Time) (bool, error) {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(credential)
-	h.WriteByte(0)
-	h.WriteString(nonce)
-	fp := h.Sum64()
+	fp := sipHash(c.k0, c.k1, credential, nonce)
 	if fp == 0 {
 		fp = 1 // 0 marks an empty slot
 	}
@@ -181,4 +187,102 @@ func (c *Cache) Len(now time.Time) int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// The format of Save: snapshotMagic, the key (16 bytes), the number of entries (8),
+// each entry's fingerprint (8) and expiry (4), then the SHA-256 of everything before
+// it; integers little-endian.
+const snapshotMagic = "socius nonces 1\n"
+
+// Save writes the cache's key and the nonces it remembers at now (those not expired),
+// and returns how many. The calls that may record nonces must have ended: one recorded
+// during Save may be missing from what it writes.
+func (c *Cache) Save(w io.Writer, now time.Time) (int, error) {
+	nowSec := unixSeconds(now)
+	var entries []byte
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		if t := s.tab; t != nil {
+			for j, k := range t.keys {
+				if k != 0 && int64(t.exps[j]) >= nowSec {
+					entries = binary.LittleEndian.AppendUint64(entries, k)
+					entries = binary.LittleEndian.AppendUint32(entries, t.exps[j])
+					n++
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	h := sha256.New()
+	bw := bufio.NewWriter(io.MultiWriter(w, h))
+	bw.WriteString(snapshotMagic)
+	var head [24]byte
+	binary.LittleEndian.PutUint64(head[0:], c.k0)
+	binary.LittleEndian.PutUint64(head[8:], c.k1)
+	binary.LittleEndian.PutUint64(head[16:], uint64(n))
+	bw.Write(head[:])
+	bw.Write(entries)
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	_, err := w.Write(h.Sum(nil))
+	return n, err
+}
+
+// ErrBadSnapshot: what Load read is not a whole Save (cut short, changed, or another
+// file).
+var ErrBadSnapshot = errors.New("nonce: not a whole snapshot of a nonce cache")
+
+// Load returns a cache of at most max nonces (DefaultMax when max <= 0) under the key
+// of a Save, holding the nonces it wrote that are not expired at now, and how many.
+// Those past max are dropped: max is what the cache may hold, as New's.
+func Load(r io.Reader, max int, now time.Time) (*Cache, int, error) {
+	const head = len(snapshotMagic) + 24
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) < head+sha256.Size {
+		return nil, 0, ErrBadSnapshot
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	digest := sha256.Sum256(body)
+	if !bytes.Equal(digest[:], sum) || !bytes.HasPrefix(body, []byte(snapshotMagic)) {
+		return nil, 0, ErrBadSnapshot
+	}
+	b := body[len(snapshotMagic):]
+	entries := b[24:]
+	if uint64(len(entries)) != 12*binary.LittleEndian.Uint64(b[16:24]) {
+		return nil, 0, ErrBadSnapshot
+	}
+	c := New(max)
+	c.k0, c.k1 = binary.LittleEndian.Uint64(b[0:]), binary.LittleEndian.Uint64(b[8:])
+	nowSec := unixSeconds(now)
+	loaded := 0
+	for e := entries; len(e) >= 12 && loaded < c.max; e = e[12:] {
+		fp, exp := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint32(e[8:])
+		if fp == 0 || int64(exp) < nowSec {
+			continue
+		}
+		c.shards[fp>>60].insert(fp, exp, nowSec)
+		loaded++
+	}
+	return c, loaded, nil
+}
+
+// insert adds an entry known to be absent (Load's), growing the table as UseNonce
+// would.
+func (s *shard) insert(fp uint64, exp uint32, nowSec int64) {
+	if s.tab == nil || 4*(s.used+1) > 3*len(s.tab.keys) {
+		s.rebuild(nowSec)
+	}
+	t := s.tab
+	i := t.home(fp)
+	for t.keys[i] != 0 {
+		i = t.next(i)
+	}
+	t.keys[i], t.exps[i] = fp, exp
+	s.used++
 }

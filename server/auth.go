@@ -195,6 +195,9 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	if err := s.outsideSkew(c, "timestamp", tsText, ts); err != nil {
 		return err
 	}
+	if err := s.beforeStart(c, "timestamp", tsText, ts); err != nil {
+		return err
+	}
 	if !c.signatureMatches(key) {
 		// What the server signed, for debugging through Config.Observe; credential
 		// values (a session call signs its oauth_token) are masked.
@@ -316,6 +319,19 @@ func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
 			what, text, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
 	}
 	return nil
+}
+
+// beforeStart refuses a request timed before Config.NotBefore: this node lost the
+// nonces of the requests signed before it started, so one of them could be replayed.
+// (A time in whole seconds counts from the start of its second, which may hold the
+// last requests of the node before.)
+func (s *Server) beforeStart(c *call, what, text string, t time.Time) error {
+	nb := s.cfg.NotBefore
+	if nb.IsZero() || !t.Before(nb) && (t.Nanosecond() != 0 || t.After(nb.Truncate(time.Second))) {
+		return nil
+	}
+	return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is before this server's start at %s, and the nonces of the requests signed before it were lost with an unclean shutdown: sign the request again with the current time",
+		what, text, gigya.FormatTime(nb))
 }
 
 func aheadBehind(d time.Duration) string {
@@ -612,6 +628,9 @@ func (s *Server) authenticateBearer(c *call) error {
 		return badHeader("the JWT has no jti claim (a nonce, at most 256 characters)")
 	}
 	if err := s.outsideSkew(c, "JWT iat", claims.Iat.String(), iat); err != nil {
+		return err
+	}
+	if err := s.beforeStart(c, "JWT iat", claims.Iat.String(), iat); err != nil {
 		return err
 	}
 	if claims.Exp != nil {

@@ -76,6 +76,11 @@ type Config struct {
 	// remembered when that is longer than Skew: the longest timestamp window of the
 	// nodes sharing the nonce store, so that none of them accepts a replay.
 	NonceWindow func() time.Duration
+	// NotBefore, when set, is the start of a node that lost the nonces of the requests
+	// signed before it (its memory store, after an unclean shutdown left no snapshot):
+	// a signed request or bearer JWT timed before it is refused with 403002, as one
+	// outside the window, so that none of those requests can be replayed.
+	NotBefore time.Time
 	// TrustForwardedProto honours X-Forwarded-Proto: https from a TLS-terminating
 	// proxy: the call then counts as secure.
 	TrustForwardedProto bool

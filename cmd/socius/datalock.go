@@ -21,6 +21,10 @@ type dataLock struct {
 	f *os.File
 }
 
+// dataLockFile is the lock file of a served data folder. It stays when serve exits:
+// its presence says that a serve ran there (restoreNonces).
+const dataLockFile = "serve.lock"
+
 // lockDataDir takes the lock file serve.lock in dir, writing this process's id into
 // it; a folder already served by a running process is an error naming that process.
 // The operating system drops the lock when the process ends, however it ends.
@@ -28,7 +32,7 @@ func lockDataDir(dir string) (*dataLock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "serve.lock")
+	path := filepath.Join(dir, dataLockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err

@@ -114,6 +114,9 @@ type Main struct {
 	nonceWindow atomic.Int64
 	windows     *postgres.Store
 	dataLock    *dataLock // serve.lock of the data folder (the embedded store only)
+	// The embedded store's start, when the nonces of the requests before it are lost
+	// (restoreNonces).
+	notBefore time.Time
 }
 
 // Defaults of the HTTP server limits.
@@ -384,7 +387,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		lns[l.flag] = ln
 	}
+	fresh := false // no serve ever ran on this data folder: no request was served from it
 	if !isPostgres(m.StoreURL) {
+		_, err := os.Stat(filepath.Join(m.DataDir, dataLockFile))
+		fresh = errors.Is(err, os.ErrNotExist)
 		if m.dataLock, err = lockDataDir(m.DataDir); err != nil {
 			return err
 		}
@@ -394,6 +400,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Store, m.Nonces = st.store, st.nonces
+	m.restoreNonces(fresh)
 	if isPostgres(m.StoreURL) {
 		m.Nonces = m.Instruments.Nonces(st.nonces) // a write to the database per signed call
 		if nonced, ok := st.nonces.(socius.NoncedUserStore); ok && m.NonceWithWork {
@@ -433,6 +440,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Clock:               m.Clock,
 		Skew:                m.ClockSkew,
 		NonceWindow:         func() time.Duration { return time.Duration(m.nonceWindow.Load()) },
+		NotBefore:           m.notBefore,
 		TrustForwardedProto: m.TrustForwardedProto,
 		MaxBodyBytes:        m.MaxBodyBytes,
 		MaxConcurrent:       m.MaxConcurrent,
@@ -728,6 +736,9 @@ func (m *Main) Close() error {
 		m.stopHousekeeping = nil
 	}
 	if err := m.exportOnExit(); err != nil && first == nil {
+		first = err
+	}
+	if err := m.saveNonces(first == nil); err != nil && first == nil {
 		first = err
 	}
 	if m.Store != nil {

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/socius/socius/nonce"
+)
+
+// The embedded store's nonces are this node's memory (nonce.Cache), so a restart would
+// forget those of the timestamp window and a request of the last two minutes could be
+// replayed. serve saves them when it stops, once its calls are done, into the data
+// folder's noncesFile, and loads them when it starts, removing the file first. A start
+// that finds none in a store that existed before (the node was killed, crashed, lost
+// power, or ran a build that did not save them) refuses the signed requests timed
+// before it (server.Config.NotBefore): their nonces are lost. A folder where no serve
+// ever ran (no serve.lock: a new one, or one the admin commands made) has none to lose.
+const noncesFile = "nonces"
+
+// restoreNonces loads the nonces of the last shutdown into a new cache for m.Nonces, or
+// sets m.notBefore when they are lost. fresh: no serve ran on the data folder before.
+func (m *Main) restoreNonces(fresh bool) {
+	if _, ok := m.Nonces.(*nonce.Cache); !ok || m.tempData != "" {
+		return
+	}
+	now := m.Clock.Now()
+	path := filepath.Join(m.DataDir, noncesFile)
+	cache, n, err := loadNonces(path, now)
+	switch {
+	case err == nil:
+		m.Nonces = cache
+		m.Logger.Info(fmt.Sprintf("nonces: %d of the last shutdown remembered", n))
+		return
+	case errors.Is(err, fs.ErrNotExist) && fresh:
+		return
+	case errors.Is(err, fs.ErrNotExist):
+		m.Logger.Warn(fmt.Sprintf("nonces: none saved by the last shutdown (not a clean one): signed requests timed before now are refused for the next %v, as their nonces are lost", m.ClockSkew))
+	default:
+		m.Logger.Warn(fmt.Sprintf("nonces: %v: signed requests timed before now are refused for the next %v", err, m.ClockSkew))
+	}
+	m.notBefore = now
+}
+
+// loadNonces reads the cache saved at path and removes the file, for good (its folder
+// synced), before it returns the cache: a later start that found it again, after a
+// crash, would take it for the nonces of that crash.
+func loadNonces(path string, now time.Time) (*nonce.Cache, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	cache, n, err := nonce.Load(f, 0, now)
+	f.Close()
+	if rerr := removeSynced(path); rerr != nil {
+		return nil, 0, fmt.Errorf("remove %s: %w", path, rerr)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return cache, n, nil
+}
+
+// saveNonces writes this node's nonces into the data folder for the next start, when
+// every call has ended (clean: the servers drained). After calls cut off, it writes
+// none: a call still running could record a nonce after the save, and the next start
+// then refuses the requests timed before it instead.
+func (m *Main) saveNonces(clean bool) error {
+	cache, ok := m.Nonces.(*nonce.Cache)
+	if !ok || m.tempData != "" || m.DataDir == "" {
+		return nil
+	}
+	if !clean {
+		m.Logger.Warn("nonces: not saved, as calls were cut off: the next start refuses the signed requests timed before it for a window")
+		return nil
+	}
+	var n int
+	err := writeOut(filepath.Join(m.DataDir, noncesFile), func(w io.Writer) error {
+		var err error
+		n, err = cache.Save(w, m.Clock.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save the nonces: %w", err)
+	}
+	if err := syncDir(m.DataDir); err != nil {
+		return fmt.Errorf("save the nonces: %w", err)
+	}
+	m.Logger.Info(fmt.Sprintf("nonces: %d saved for the next start", n))
+	return nil
+}
+
+// removeSynced removes path and syncs its folder, so that the removal outlives a
+// power loss.
+func removeSynced(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes a folder's entries (a file created, renamed or removed in it).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

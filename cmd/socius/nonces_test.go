@@ -1,0 +1,93 @@
+package main
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNoncesOutliveARestart: the embedded store's nonces are memory, and a restart
+// forgot them, so a request of the last two minutes could be replayed to the new
+// process. A clean stop saves them and the next start loads them (the replay is
+// 403004); a start that finds none in a folder served before (a crash, a kill) refuses
+// the requests timed before it (403002), and takes those signed after.
+func TestNoncesOutliveARestart(t *testing.T) {
+	dir := t.TempDir()
+	a := startServer(t, "--data", dir)
+	addr := strings.TrimPrefix(a.HTTPURL, "http://")
+	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}, "nonce": {"before-the-restart"}}, "", "")
+	if got := a.post(t, a.HTTPURL, "socialize.getUserInfo", first); got.code() != 403005 { // signature good, no such user
+		t.Fatalf("first: %v", got)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, noncesFile)); err != nil {
+		t.Fatalf("no nonces saved by a clean stop: %v", err)
+	}
+
+	// A clean restart: the request is a replay.
+	b := startServer(t, "--data", dir, "--http", addr)
+	if got := b.post(t, b.HTTPURL, "socialize.getUserInfo", first); got.code() != 403004 {
+		t.Errorf("replayed after a clean restart: %v, want 403004", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, noncesFile)); !os.IsNotExist(err) {
+		t.Errorf("the saved nonces are still there once loaded: %v", err)
+	}
+	second := b.signed(t, b.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}, "nonce": {"before-the-crash"}}, "", "")
+	if got := b.post(t, b.HTTPURL, "socialize.getUserInfo", second); got.code() != 403005 {
+		t.Fatalf("second: %v", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// As after a crash: no saved nonces.
+	if err := os.Remove(filepath.Join(dir, noncesFile)); err != nil {
+		t.Fatal(err)
+	}
+	c := startServer(t, "--data", dir, "--http", addr)
+	for _, p := range []url.Values{first, second} {
+		got := c.post(t, c.HTTPURL, "socialize.getUserInfo", p)
+		if got.code() != 403002 || !strings.Contains(got.str("errorDetails"), "before this server's start") {
+			t.Errorf("replayed after an unclean stop: %v, want 403002", got)
+		}
+	}
+	c.Clock.Advance(time.Second) // past the second of the start, which may hold the last requests before it
+	fresh := c.signed(t, c.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
+	if got := c.post(t, c.HTTPURL, "socialize.getUserInfo", fresh); got.code() != 403005 {
+		t.Errorf("a request signed after the start: %v", got)
+	}
+}
+
+// TestNoncesBadFile: a saved file that is not a whole save (cut short by a crash of the
+// disk, changed) is not taken for one: the start refuses the requests timed before it,
+// as with none, and removes the file.
+func TestNoncesBadFile(t *testing.T) {
+	dir := t.TempDir()
+	a := startServer(t, "--data", dir)
+	addr := strings.TrimPrefix(a.HTTPURL, "http://")
+	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
+	a.post(t, a.HTTPURL, "socialize.getUserInfo", first)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, noncesFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data[:len(data)-3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, "--data", dir, "--http", addr)
+	if got := b.post(t, b.HTTPURL, "socialize.getUserInfo", first); got.code() != 403002 {
+		t.Errorf("replayed after a start with a bad file: %v, want 403002", got)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the bad file is still there: %v", err)
+	}
+}

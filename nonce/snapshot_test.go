@@ -1,0 +1,131 @@
+package nonce
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestSipHash: the example of the SipHash paper (key 00..0f, message 00..0e), and, for
+// many lengths and splits, the same value as a plain SipHash-2-4 of the whole message
+// (sipHash streams two strings and the zero byte between them).
+func TestSipHash(t *testing.T) {
+	const k0, k1 = 0x0706050403020100, 0x0f0e0d0c0b0a0908
+	msg := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+	if got := sipHash(k0, k1, "", string(msg[1:])); got != 0xa129ca6149be45e5 {
+		t.Errorf("the paper's example: %x, want a129ca6149be45e5", got)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		a, b := make([]byte, rng.IntN(40)), make([]byte, rng.IntN(40))
+		for i := range a {
+			a[i] = byte(rng.Uint32())
+		}
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		key0, key1 := rng.Uint64(), rng.Uint64()
+		whole := append(append(append([]byte(nil), a...), 0), b...)
+		if got, want := sipHash(key0, key1, string(a), string(b)), plainSipHash(key0, key1, whole); got != want {
+			t.Fatalf("%x | %x: %x, want %x", a, b, got, want)
+		}
+	}
+}
+
+// plainSipHash is SipHash-2-4 as the paper writes it, over a whole message.
+func plainSipHash(k0, k1 uint64, m []byte) uint64 {
+	v0, v1, v2, v3 := k0^0x736f6d6570736575, k1^0x646f72616e646f6d, k0^0x6c7967656e657261, k1^0x7465646279746573
+	round := func() {
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13) ^ v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16) ^ v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21) ^ v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17) ^ v2
+		v2 = bits.RotateLeft64(v2, 32)
+	}
+	last := make([]byte, 8)
+	full := len(m) / 8 * 8
+	copy(last, m[full:])
+	last[7] = byte(len(m))
+	words := append(append([]byte(nil), m[:full]...), last...)
+	for i := 0; i < len(words); i += 8 {
+		var w uint64
+		for j := 7; j >= 0; j-- {
+			w = w<<8 | uint64(words[i+j])
+		}
+		v3 ^= w
+		round()
+		round()
+		v0 ^= w
+	}
+	v2 ^= 0xff
+	for range 4 {
+		round()
+	}
+	return v0 ^ v1 ^ v2 ^ v3
+}
+
+// TestSaveLoad: a cache loaded from another's Save refuses the nonces that other held
+// (not expired at the load), under the other's key; an expired one is new again; a new
+// cache knows none of them; a snapshot cut short or changed is refused whole.
+func TestSaveLoad(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	c := New(0)
+	for i := range 5000 {
+		exp := now.Add(120 * time.Second)
+		if i%5 == 0 {
+			exp = now.Add(10 * time.Second) // gone by the load
+		}
+		if fresh, err := c.UseNonce(ctx, "partner-signature 3_a", fmt.Sprint("n", i), exp, now); !fresh || err != nil {
+			t.Fatal(fresh, err)
+		}
+	}
+	var buf bytes.Buffer
+	if n, err := c.Save(&buf, now); err != nil || n != 5000 {
+		t.Fatalf("Save: %d, %v", n, err)
+	}
+	later := now.Add(30 * time.Second)
+	l, n, err := Load(bytes.NewReader(buf.Bytes()), 0, later)
+	if err != nil || n != 4000 {
+		t.Fatalf("Load: %d, %v; want the 4,000 not expired", n, err)
+	}
+	for i := range 5000 {
+		fresh, err := l.UseNonce(ctx, "partner-signature 3_a", fmt.Sprint("n", i), later.Add(120*time.Second), later)
+		if err != nil || fresh != (i%5 == 0) {
+			t.Fatalf("nonce %d after the load: fresh %v, %v", i, fresh, err)
+		}
+	}
+	if fresh, _ := New(0).UseNonce(ctx, "partner-signature 3_a", "n1", later.Add(time.Minute), later); !fresh {
+		t.Error("a new cache knew a nonce of the snapshot")
+	}
+	if l.Len(later) != 5000 {
+		t.Errorf("Len after the load and the 1,000 new: %d", l.Len(later))
+	}
+	// At most max are loaded.
+	if _, n, err := Load(bytes.NewReader(buf.Bytes()), 100, later); err != nil || n != 100 {
+		t.Errorf("Load with max 100: %d, %v", n, err)
+	}
+	// Whole or not at all.
+	data := buf.Bytes()
+	for name, bad := range map[string][]byte{
+		"cut short":   data[:len(data)-1],
+		"cut at half": data[:len(data)/2],
+		"changed":     append(append([]byte(nil), data[:100]...), append([]byte{data[100] ^ 1}, data[101:]...)...),
+		"empty":       nil,
+		"other":       []byte("socius nonces 2\n" + string(data[16:])),
+	} {
+		if _, _, err := Load(bytes.NewReader(bad), 0, later); !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)
+		}
+	}
+}
