@@ -144,7 +144,7 @@ func TestCrashSafetyMixed(t *testing.T) {
 				if b.file {
 					integrityCheck(t, dir)
 				}
-				p = serve(t, dir, flags...)
+				p = serveAfterKill(t, dir, flags...)
 				checkSlots(t, p, slots)
 				for _, list := range churn {
 					for _, c := range list {

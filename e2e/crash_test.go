@@ -223,7 +223,7 @@ func TestCrashSafety(t *testing.T) {
 				if b.file {
 					integrityCheck(t, dir)
 				}
-				p = serve(t, dir, flags...)
+				p = serveAfterKill(t, dir, flags...)
 				checkSlots(t, p, slots)
 				if t.Failed() {
 					t.FailNow()

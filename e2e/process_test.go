@@ -125,6 +125,17 @@ func serve(t *testing.T, dir string, flags ...string) *proc {
 	return serveVia(t, dir, nil, flags...)
 }
 
+// serveAfterKill is serve on a data folder whose last server was killed: its nonces
+// were lost, so the new one refuses the signed requests timed before its start or in
+// its first second (403002, docs/operations.md); the calls that follow are signed
+// after it, as a client's next calls would be.
+func serveAfterKill(t *testing.T, dir string, flags ...string) *proc {
+	t.Helper()
+	p := serve(t, dir, flags...)
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	return p
+}
+
 // serveVia is serve with the command run by another: wrapper, then the binary and its
 // arguments (a shell that sets up the process, for instance).
 func serveVia(t *testing.T, dir string, wrapper []string, flags ...string) *proc {
