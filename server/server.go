@@ -41,7 +41,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -252,8 +251,9 @@ type call struct {
 	charged       string // the apiKey whose rate-limit budget the call spent, if any
 	answered      bool   // the answer's header is written
 	uidImplied    bool   // the call's user is its token's, no UID given (call.userParam)
-	// bodyTimedOut: the request's body stopped arriving until the read deadline
-	// (ReadTimeout) passed; the answer gets lateAnswerGrace to go out (see respond).
+	// bodyTimedOut: the request's body could not be read, most often because it stopped
+	// arriving until the read deadline (ReadTimeout) passed; the answer gets
+	// lateAnswerGrace to go out (see respond), and the connection closes after it.
 	bodyTimedOut bool
 	panicked     bool // a panic cut the call short: its state is not recycled
 }
@@ -281,6 +281,18 @@ func (c *call) release() {
 
 // ServeHTTP answers one call.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if headerFields(r.Header) > MaxHeaderFields {
+		// Refused before anything else, the body unread: net/http has built a map of
+		// these fields (some 150 bytes each, twenty times their size on the wire), and
+		// a client that then stalls its body would hold it until the read deadline on
+		// every connection it opens.
+		h := w.Header()
+		h.Set("Connection", "close")
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+		fmt.Fprintf(w, "431 Request Header Fields Too Large: more than %d header fields\n", MaxHeaderFields)
+		return
+	}
 	c := calls.Get().(*call)
 	defer c.release()
 	defer s.recoverCall(w, c)
@@ -297,6 +309,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.leave(c)
 	data, err := s.serve(w, c)
 	s.respond(w, c, data, err)
+}
+
+// MaxHeaderFields is the most header fields a request may have (values of a repeated
+// field each count): the SDKs send about ten, a browser and the proxies before Socius a
+// few tens.
+const MaxHeaderFields = 256
+
+func headerFields(h http.Header) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
 }
 
 // enter takes a slot among the calls in progress, once the call's request is read: a
@@ -650,7 +675,10 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		case errors.As(err, &se):
 			return err
 		}
-		c.bodyTimedOut = errors.Is(err, os.ErrDeadlineExceeded)
+		// A deadline, or an error that may hide one (net/http reports a deadline met in
+		// a chunked body's trailer as "suspiciously long trailer"): the refusal gets a
+		// moment of its own either way, and the connection closes after it.
+		c.bodyTimedOut = true
 		return &socius.Error{Code: socius.CodeInvalidRequest, Details: "Invalid request format: the request body could not be read", Err: err}
 	}
 	if len(c.body) == 0 {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -790,5 +792,58 @@ func TestConnectTunnel(t *testing.T) {
 	}
 	if len(local) != 1 || line == nil || line["remote"] != local[0] {
 		t.Errorf("the tunnelled call logged remote %v; the client was at %v", line["remote"], local)
+	}
+}
+
+// TestConnectTunnelClientStopsReading: a tunnel whose client stops reading is closed
+// once a write to it has waited --write-timeout; it stayed open for as long as the
+// client kept the connection, past every timeout, holding the answers queued in it.
+func TestConnectTunnelClientStopsReading(t *testing.T) {
+	ts := startServer(t, "--write-timeout", "1s")
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "CONNECT socialize.localtest:443 HTTP/1.1\r\nHost: socialize.localtest:443\r\n\r\n")
+	var head []byte
+	one := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) { // byte by byte: the TLS session follows
+		if _, err := conn.Read(one); err != nil {
+			t.Fatalf("CONNECT: %v after %q", err, head)
+		}
+		head = append(head, one[0])
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 200")) {
+		t.Fatalf("CONNECT: %q", head)
+	}
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: "socialize.localtest"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	tunnels := func() int {
+		n := 0
+		ts.tunnelPeers.m.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	if tunnels() != 1 {
+		t.Fatalf("%d tunnels open", tunnels())
+	}
+	// Calls whose answers echo a large context, sent and never read.
+	body := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"nobody"}, "context": {strings.Repeat("c", 4000)}}.Encode()
+	go func() {
+		for range 2000 {
+			if _, err := fmt.Fprintf(tc, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socialize.localtest\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for tunnels() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := tunnels(); n > 0 {
+		t.Errorf("the tunnel is still open 20 s after its client stopped reading (write timeout 1 s)")
 	}
 }

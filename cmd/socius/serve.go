@@ -499,7 +499,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.HTTPURL = "http://" + ln.Addr().String()
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
-			handler = tunnelToSelf(m.httpsListenAddr, handler, &m.tunnels, &m.tunnelPeers)
+			handler = tunnelToSelf(m.httpsListenAddr, m.WriteTimeout, handler, &m.tunnels, &m.tunnelPeers)
 		}
 		if m.FastPath && m.Emu == nil {
 			m.serveFast(ln, handler)

@@ -19,7 +19,13 @@ import (
 // hijack (while the server still waits for its connection) until it closes.
 //
 // peers learns each tunnel's client, for the HTTPS side's logs (see tunnelPeers).
-func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup, peers *tunnelPeers) http.Handler {
+//
+// The HTTPS side's timeouts end what goes through the tunnel, and the tunnel with it:
+// an idle or slow client's HTTPS connection is closed there, and the tunnel closes
+// when it does. But the HTTPS side cannot see a client that stops reading the tunnel:
+// what it wrote sits in the tunnel's buffers. So each write to the client has
+// writeTimeout (the HTTP server's write timeout) to go out, or the tunnel closes.
+func tunnelToSelf(httpsAddr string, writeTimeout time.Duration, next http.Handler, open *sync.WaitGroup, peers *tunnelPeers) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			next.ServeHTTP(w, r)
@@ -60,9 +66,23 @@ func tunnelToSelf(httpsAddr string, next http.Handler, open *sync.WaitGroup, pee
 			io.Copy(upstream, client)
 			upstream.Close()
 		}()
-		io.Copy(client, upstream)
+		io.Copy(deadlineWriter{client, writeTimeout}, upstream)
 		client.Close()
+		upstream.Close()
 	})
+}
+
+// deadlineWriter gives each write to conn timeout (none when 0) to go out.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	if w.timeout > 0 {
+		w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	return w.conn.Write(p)
 }
 
 // tunnelPeers maps the address that Socius's own HTTPS listener sees for a tunnel (its
