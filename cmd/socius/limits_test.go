@@ -589,3 +589,91 @@ func TestHeaderFieldsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionsBounded: the API listeners hold at most --max-connections open
+// together; one more is closed as it arrives (and counted), the admin listener is not
+// counted, and a place given back is taken again. Without a cap, 20,000 idle
+// keep-alive connections took every file descriptor: no new client, and no health
+// check, could connect.
+func TestConnectionsBounded(t *testing.T) {
+	for _, fast := range []string{"true", "false"} {
+		t.Run("fast-path="+fast, func(t *testing.T) {
+			ts := startServer(t, "--max-connections", "3", "--fast-path="+fast)
+			ask := func(conn net.Conn) error {
+				fmt.Fprintf(conn, "GET /socialize.getUserInfo?apiKey=%s HTTP/1.1\r\nHost: socius\r\n\r\n", testAPIKey)
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					return err
+				}
+				io.ReadAll(resp.Body)
+				return resp.Body.Close()
+			}
+			var held []net.Conn
+			for i, addr := range []string{hostPort(ts.HTTPURL), hostPort(ts.HTTPURL), hostPort(ts.HTTPSURL)} {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if i < 2 {
+					if err := ask(conn); err != nil {
+						t.Fatalf("connection %d: %v", i, err)
+					}
+				}
+				held = append(held, conn)
+			}
+			// The HTTPS one counts from its accept, before any handshake.
+			deadline := time.Now().Add(5 * time.Second)
+			for ts.conns.open.Load() < 3 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			extra, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer extra.Close()
+			if err := ask(extra); err == nil {
+				t.Error("a fourth connection was served with --max-connections 3")
+			}
+			if status, _ := get(t, ts.AdminURL+"/healthz"); status != 200 {
+				t.Errorf("the admin listener at the cap: %d", status)
+			}
+			if _, m := get(t, ts.AdminURL+"/metrics"); !strings.Contains(m, "socius_connections_refused_total 1\n") || !strings.Contains(m, "socius_connections_open 3\n") {
+				t.Errorf("metrics at the cap:\n%s", m)
+			}
+			held[0].Close()
+			deadline = time.Now().Add(5 * time.Second)
+			for ts.conns.open.Load() > 2 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			again, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if err := ask(again); err != nil {
+				t.Errorf("a connection once a place was given back: %v", err)
+			}
+		})
+	}
+}
+
+// TestConnectionCapLeavesDescriptors: --max-connections is lowered to leave 1024 of the
+// process's file descriptors to the store and the admin listener; 0 stays no cap.
+func TestConnectionCapLeavesDescriptors(t *testing.T) {
+	limit, ok := fdLimit()
+	if !ok {
+		t.Skip("the file descriptor limit is not known here")
+	}
+	var c connCap
+	if n, lowered := c.setMax(int(limit)); !lowered || n != max(limit-fdReserve, 64) {
+		t.Errorf("a cap of the whole limit (%d): %d, lowered %v", limit, n, lowered)
+	}
+	if n, lowered := c.setMax(10); lowered || n != 10 {
+		t.Errorf("a cap of 10: %d, lowered %v", n, lowered)
+	}
+	if n, lowered := c.setMax(0); lowered || n != 0 {
+		t.Errorf("no cap: %d, lowered %v", n, lowered)
+	}
+}

@@ -45,6 +45,7 @@ type Main struct {
 	WriteTimeout        time.Duration
 	IdleTimeout         time.Duration
 	MaxConcurrent       int
+	MaxConnections      int
 	RateLimit           float64
 	RateBurst           int
 	AdminAddr           string
@@ -117,6 +118,7 @@ type Main struct {
 	// The embedded store's start, when the nonces of the requests before it are lost
 	// (restoreNonces).
 	notBefore time.Time
+	conns     connCap // the API listeners' connections (--max-connections)
 }
 
 // Defaults of the HTTP server limits.
@@ -127,6 +129,7 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxConcurrent     = 1024
+	DefaultMaxConnections    = 10000
 )
 
 // The largest --max-body-bytes and --max-concurrent: beyond them the body budget
@@ -152,6 +155,7 @@ func NewMain() *Main {
 		WriteTimeout:      DefaultWriteTimeout,
 		IdleTimeout:       DefaultIdleTimeout,
 		MaxConcurrent:     DefaultMaxConcurrent,
+		MaxConnections:    DefaultMaxConnections,
 		AdminAddr:         "127.0.0.1:9090",
 		LogLevel:          "info",
 		LogFormat:         "text",
@@ -182,6 +186,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.DurationVar(&m.ReadTimeout, "read-timeout", m.ReadTimeout, "time allowed to send the whole request, body included")
 	fs.DurationVar(&m.WriteTimeout, "write-timeout", m.WriteTimeout, "time allowed from the end of the headers to the end of the answer")
 	fs.DurationVar(&m.IdleTimeout, "idle-timeout", m.IdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&m.MaxConnections, "max-connections", m.MaxConnections, "connections the API listeners (HTTP and HTTPS together) hold open at most; more are closed as they arrive (0: no cap; lowered to leave 1024 of the process's file descriptors free)")
 	fs.IntVar(&m.MaxConcurrent, "max-concurrent", m.MaxConcurrent, "calls in progress at most, counted once a call's request is read; more are answered 403048 at once (0: no cap); also caps the request bodies held at once at this many times --max-body-bytes")
 	fs.Float64Var(&m.RateLimit, "rate-limit", m.RateLimit, "calls a second allowed per apiKey on this node, 403048 beyond (0: no limit)")
 	fs.IntVar(&m.RateBurst, "rate-burst", m.RateBurst, "calls per apiKey allowed at once above --rate-limit (0: the rate, rounded up)")
@@ -261,6 +266,8 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		return fmt.Errorf("--max-body-bytes must be positive and at most %d (1 GiB)", maxBodyLimit)
 	case m.MaxHeaderBytes <= 0:
 		return errors.New("--max-header-bytes must be positive")
+	case m.MaxConnections < 0:
+		return errors.New("--max-connections must be 0 (no cap) or positive")
 	case m.MaxConcurrent < 0 || m.MaxConcurrent > maxConcurrentLimit:
 		return fmt.Errorf("--max-concurrent must be 0 (no cap) or positive, at most %d", maxConcurrentLimit)
 	case math.IsNaN(m.RateLimit) || math.IsInf(m.RateLimit, 0):
@@ -387,6 +394,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		lns[l.flag] = ln
 	}
+	if n, lowered := m.conns.setMax(m.MaxConnections); lowered {
+		m.Logger.Warn(fmt.Sprintf("--max-connections %d lowered to %d: the process may open %d files, and %d are kept for the store and the admin listener", m.MaxConnections, n, n+fdReserve, fdReserve))
+	}
 	fresh := false // no serve ever ran on this data folder: no request was served from it
 	if !isPostgres(m.StoreURL) {
 		_, err := os.Stat(filepath.Join(m.DataDir, dataLockFile))
@@ -456,6 +466,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Metrics.NewGaugeFunc("socius_nonce_cache_size", fmt.Sprintf("Nonces remembered by this node to refuse replays (at most %d; then new signed calls get 403048).", nonce.DefaultMax),
 			func() float64 { return float64(cache.Len(m.Clock.Now())) })
 	}
+	m.Metrics.NewGaugeFunc("socius_connections_open", fmt.Sprintf("Connections the API listeners hold open (at most %d, --max-connections; 0 is no cap).", m.conns.max),
+		func() float64 { return float64(m.conns.open.Load()) })
+	refused := m.Metrics.NewCounter("socius_connections_refused_total", "Connections closed as they arrived, the API listeners holding --max-connections already.").With()
+	m.conns.refused = refused.Inc
 	m.Metrics.NewGaugeFunc("socius_calls_in_flight", fmt.Sprintf("Calls in progress, their requests read (--max-concurrent is %d; 0 is no cap).", m.MaxConcurrent),
 		func() float64 { return float64(m.Server.InFlight()) })
 	m.Metrics.NewGaugeFunc("socius_request_body_bytes", "Bytes of request bodies held: being received, or of calls in progress (at most --max-concurrent times --max-body-bytes).",
@@ -485,7 +499,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.HTTPAddr != "" { // the HTTP listener tunnels to this one
 			handler = m.tunnelPeers.clientAddr(handler)
 		}
-		tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tln := tls.NewListener(m.conns.listener(ln), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		if m.FastPath && m.Emu == nil {
 			m.serveFast(tln, handler)
 		} else {
@@ -497,6 +511,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ln := lns["--http"]
 		delete(lns, "--http")
 		m.HTTPURL = "http://" + ln.Addr().String()
+		ln = m.conns.listener(ln)
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
 			handler = tunnelToSelf(m.httpsListenAddr, m.WriteTimeout, handler, &m.tunnels, &m.tunnelPeers)
