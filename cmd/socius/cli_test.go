@@ -615,6 +615,32 @@ func TestServeSiteFlagsWriteOnlyAChange(t *testing.T) {
 	}
 }
 
+// TestServeSiteFlagsReplacingASecretIsSaid: flags that replace a stored site secret
+// say so (a node restarted with the flags of before a rotation puts the old secret
+// back for every node of a shared store, silently until then); flags that match, or
+// create the site, say nothing.
+func TestServeSiteFlagsReplacingASecretIsSaid(t *testing.T) {
+	st := labSiteStore(t)
+	var logs bytes.Buffer
+	m := &Main{Store: st, Clock: socius.SystemClock{}, Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	m.SiteAPIKey, m.SiteSecret = testAPIKey, testSecret
+	if err := m.prepareSite(t.Context()); err != nil || logs.String() != "" {
+		t.Errorf("the stored secret: %v, logged %q", err, logs.String())
+	}
+	m.SiteSecret = "bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="
+	if err := m.prepareSite(t.Context()); err != nil || !strings.Contains(logs.String(), "--site-secret replaced the stored secret of site "+testAPIKey) {
+		t.Errorf("another secret: %v, logged %q", err, logs.String())
+	}
+	if strings.Contains(logs.String(), m.SiteSecret) || strings.Contains(logs.String(), testSecret) {
+		t.Errorf("a secret in the log: %s", logs.String())
+	}
+	logs.Reset()
+	m.SiteAPIKey = "3_NewSite"
+	if err := m.prepareSite(t.Context()); err != nil || logs.String() != "" {
+		t.Errorf("a new site: %v, logged %q", err, logs.String())
+	}
+}
+
 // TestCLIMessage: a store's failure reads as what it is on a command's standard
 // error, not as an API answer's "gigya error N".
 func TestCLIMessage(t *testing.T) {

@@ -628,7 +628,16 @@ func (m *Main) prepareSite(ctx context.Context) error {
 		case !errors.Is(err, socius.ErrNotFound):
 			return err
 		}
-		return m.Store.PutSite(ctx, site)
+		if err := m.Store.PutSite(ctx, site); err != nil {
+			return err
+		}
+		if old != nil {
+			// Said, for it is easy to do by mistake: a node restarted with the flags of
+			// before a rotation (an old unit file) puts the old secret back, for every
+			// node of a shared store, and the clients signing with the new one fail.
+			m.Logger.Warn(fmt.Sprintf("--site-secret replaced the stored secret of site %s (for every node of the store): calls signed with the secret it had now fail with 403003; if that secret was rotated since these flags were written, give this node the new one", m.SiteAPIKey))
+		}
+		return nil
 	}
 	sites, err := m.Store.Sites(ctx)
 	if err != nil || len(sites) > 0 {
