@@ -189,15 +189,16 @@ func (c *Cache) Len(now time.Time) int {
 	return n
 }
 
-// The format of Save: snapshotMagic, the key (16 bytes), the number of entries (8),
-// each entry's fingerprint (8) and expiry (4), then the SHA-256 of everything before
-// it; integers little-endian.
-const snapshotMagic = "socius nonces 1\n"
+// The format of Save: snapshotMagic, the key (16 bytes), the window the expiries were
+// set for (8, nanoseconds), the number of entries (8), each entry's fingerprint (8) and
+// expiry (4), then the SHA-256 of everything before it; integers little-endian.
+const snapshotMagic = "socius nonces 2\n"
 
 // Save writes the cache's key and the nonces it remembers at now (those not expired),
-// and returns how many. The calls that may record nonces must have ended: one recorded
-// during Save may be missing from what it writes.
-func (c *Cache) Save(w io.Writer, now time.Time) (int, error) {
+// with window, the time past a request's timestamp its nonce was kept for (Load keeps
+// them longer for a wider one), and returns how many. The calls that may record
+// nonces must have ended: one recorded during Save may be missing from what it writes.
+func (c *Cache) Save(w io.Writer, now time.Time, window time.Duration) (int, error) {
 	nowSec := unixSeconds(now)
 	var entries []byte
 	n := 0
@@ -218,10 +219,11 @@ func (c *Cache) Save(w io.Writer, now time.Time) (int, error) {
 	h := sha256.New()
 	bw := bufio.NewWriter(io.MultiWriter(w, h))
 	bw.WriteString(snapshotMagic)
-	var head [24]byte
+	var head [32]byte
 	binary.LittleEndian.PutUint64(head[0:], c.k0)
 	binary.LittleEndian.PutUint64(head[8:], c.k1)
-	binary.LittleEndian.PutUint64(head[16:], uint64(n))
+	binary.LittleEndian.PutUint64(head[16:], uint64(window))
+	binary.LittleEndian.PutUint64(head[24:], uint64(n))
 	bw.Write(head[:])
 	bw.Write(entries)
 	if err := bw.Flush(); err != nil {
@@ -237,9 +239,11 @@ var ErrBadSnapshot = errors.New("nonce: not a whole snapshot of a nonce cache")
 
 // Load returns a cache of at most max nonces (DefaultMax when max <= 0) under the key
 // of a Save, holding the nonces it wrote that are not expired at now, and how many.
-// Those past max are dropped: max is what the cache may hold, as New's.
-func Load(r io.Reader, max int, now time.Time) (*Cache, int, error) {
-	const head = len(snapshotMagic) + 24
+// Those past max are dropped: max is what the cache may hold, as New's. window is the
+// loading server's: when it is wider than the saved one, each nonce is kept as much
+// longer, since the server takes its request's timestamp for as much longer.
+func Load(r io.Reader, max int, now time.Time, window time.Duration) (*Cache, int, error) {
+	const head = len(snapshotMagic) + 32
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, 0, err
@@ -253,9 +257,13 @@ func Load(r io.Reader, max int, now time.Time) (*Cache, int, error) {
 		return nil, 0, ErrBadSnapshot
 	}
 	b := body[len(snapshotMagic):]
-	entries := b[24:]
-	if uint64(len(entries)) != 12*binary.LittleEndian.Uint64(b[16:24]) {
+	entries := b[32:]
+	if uint64(len(entries)) != 12*binary.LittleEndian.Uint64(b[24:32]) {
 		return nil, 0, ErrBadSnapshot
+	}
+	longer := int64(0) // seconds more for each expiry
+	if saved := time.Duration(binary.LittleEndian.Uint64(b[16:24])); window > saved {
+		longer = int64((window - saved + time.Second - 1) / time.Second)
 	}
 	c := New(max)
 	c.k0, c.k1 = binary.LittleEndian.Uint64(b[0:]), binary.LittleEndian.Uint64(b[8:])
@@ -263,6 +271,7 @@ func Load(r io.Reader, max int, now time.Time) (*Cache, int, error) {
 	loaded := 0
 	for e := entries; len(e) >= 12 && loaded < c.max; e = e[12:] {
 		fp, exp := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint32(e[8:])
+		exp = uint32(min(int64(exp)+longer, 1<<32-1))
 		if fp == 0 || int64(exp) < nowSec {
 			continue
 		}

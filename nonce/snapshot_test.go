@@ -91,11 +91,11 @@ func TestSaveLoad(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	if n, err := c.Save(&buf, now); err != nil || n != 5000 {
+	if n, err := c.Save(&buf, now, 120*time.Second); err != nil || n != 5000 {
 		t.Fatalf("Save: %d, %v", n, err)
 	}
 	later := now.Add(30 * time.Second)
-	l, n, err := Load(bytes.NewReader(buf.Bytes()), 0, later)
+	l, n, err := Load(bytes.NewReader(buf.Bytes()), 0, later, 120*time.Second)
 	if err != nil || n != 4000 {
 		t.Fatalf("Load: %d, %v; want the 4,000 not expired", n, err)
 	}
@@ -112,7 +112,7 @@ func TestSaveLoad(t *testing.T) {
 		t.Errorf("Len after the load and the 1,000 new: %d", l.Len(later))
 	}
 	// At most max are loaded.
-	if _, n, err := Load(bytes.NewReader(buf.Bytes()), 100, later); err != nil || n != 100 {
+	if _, n, err := Load(bytes.NewReader(buf.Bytes()), 100, later, 120*time.Second); err != nil || n != 100 {
 		t.Errorf("Load with max 100: %d, %v", n, err)
 	}
 	// Whole or not at all.
@@ -122,10 +122,24 @@ func TestSaveLoad(t *testing.T) {
 		"cut at half": data[:len(data)/2],
 		"changed":     append(append([]byte(nil), data[:100]...), append([]byte{data[100] ^ 1}, data[101:]...)...),
 		"empty":       nil,
-		"other":       []byte("socius nonces 2\n" + string(data[16:])),
+		"other":       []byte("socius nonces 1\n" + string(data[16:])),
 	} {
-		if _, _, err := Load(bytes.NewReader(bad), 0, later); !errors.Is(err, ErrBadSnapshot) {
+		if _, _, err := Load(bytes.NewReader(bad), 0, later, 120*time.Second); !errors.Is(err, ErrBadSnapshot) {
 			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)
 		}
+	}
+	// Loaded by a server with a wider window (--clock-skew 5m after 2m), each nonce is
+	// kept as much longer: that server takes its request for as much longer.
+	wider := now.Add(200 * time.Second) // past the saved expiries, within the wider ones
+	w, n, err := Load(bytes.NewReader(buf.Bytes()), 0, wider, 300*time.Second)
+	if err != nil || n != 4000 {
+		t.Fatalf("Load with a wider window: %d, %v; want the 4,000 of the 120 s expiries", n, err)
+	}
+	if fresh, _ := w.UseNonce(ctx, "partner-signature 3_a", "n1", wider.Add(time.Minute), wider); fresh {
+		t.Error("a nonce of the snapshot, loaded with a wider window, was forgotten")
+	}
+	// A narrower one keeps them as saved.
+	if _, n, err := Load(bytes.NewReader(buf.Bytes()), 0, wider, 60*time.Second); err != nil || n != 0 {
+		t.Errorf("Load with a narrower window, past the saved expiries: %d, %v", n, err)
 	}
 }

@@ -324,10 +324,13 @@ func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
 // beforeStart refuses a request timed before Config.NotBefore: this node lost the
 // nonces of the requests signed before it started, so one of them could be replayed.
 // (A time in whole seconds counts from the start of its second, which may hold the
-// last requests of the node before.)
+// last requests of the node before.) Only for a window from the start, as long as such
+// a request could still be taken, and not while the clock reads before the start (the
+// emulator's, moved back: a request timed by it then is no request of before).
 func (s *Server) beforeStart(c *call, what, text string, t time.Time) error {
 	nb := s.cfg.NotBefore
-	if nb.IsZero() || !t.Before(nb) && (t.Nanosecond() != 0 || t.After(nb.Truncate(time.Second))) {
+	if nb.IsZero() || c.now.Before(nb) || !c.now.Before(nb.Add(s.cfg.Skew+time.Second)) ||
+		!t.Before(nb) && (t.Nanosecond() != 0 || t.After(nb.Truncate(time.Second))) {
 		return nil
 	}
 	return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is before this server's start at %s, and the nonces of the requests signed before it were lost with an unclean shutdown: sign the request again with the current time",

@@ -221,6 +221,32 @@ func TestTimestampWindowEdges(t *testing.T) {
 	}
 }
 
+// TestNotBefore: a node that lost the nonces of the requests before its start refuses
+// those timed before it (or in its first second) for a window; not while its clock
+// reads before the start (the emulator's, moved back), where every call was refused.
+func TestNotBefore(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	start := labTime.Add(500 * time.Millisecond)
+	s.cfg.NotBefore = start
+	for i, tt := range []struct {
+		clock time.Time
+		ts    time.Time
+		want  string
+	}{
+		{start.Add(time.Second), labTime.Add(-5 * time.Second), `"errorCode":403002`}, // before the start
+		{start.Add(time.Second), labTime, `"errorCode":403002`},                       // in its second
+		{start.Add(time.Second), labTime.Add(time.Second), `"errorCode":0`},           // after it
+		{start.Add(-10 * time.Minute), labTime.Add(-10 * time.Minute), `"errorCode":0`},
+	} {
+		s.cfg.Clock = fixedClock{tt.clock}
+		body := signedBody("socialize.getUserInfo", fmt.Sprintf("nb-%d", i), url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(tt.ts.Unix(), 10)}})
+		got := send(s, nil, "socialize.getUserInfo", body)
+		if !strings.Contains(got, tt.want) || strings.Contains(tt.want, "403002") && !strings.Contains(got, "before this server's start") {
+			t.Errorf("at %v, timestamp %v: %s, want %s", tt.clock.Sub(start), tt.ts.Sub(start), got, tt.want)
+		}
+	}
+}
+
 // TestAnswerHeaders: every answer, a refusal too, may not be kept by a cache (it can
 // hold a token, a sessionSecret or a profile) nor be sniffed as another type
 // (docs/compatibility.md).

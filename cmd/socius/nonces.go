@@ -30,7 +30,7 @@ func (m *Main) restoreNonces(fresh bool) {
 	}
 	now := m.Clock.Now()
 	path := filepath.Join(m.DataDir, noncesFile)
-	cache, n, err := loadNonces(path, now)
+	cache, n, err := loadNonces(path, now, m.ClockSkew)
 	switch {
 	case err == nil:
 		m.Nonces = cache
@@ -49,12 +49,12 @@ func (m *Main) restoreNonces(fresh bool) {
 // loadNonces reads the cache saved at path and removes the file, for good (its folder
 // synced), before it returns the cache: a later start that found it again, after a
 // crash, would take it for the nonces of that crash.
-func loadNonces(path string, now time.Time) (*nonce.Cache, int, error) {
+func loadNonces(path string, now time.Time, window time.Duration) (*nonce.Cache, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
 	}
-	cache, n, err := nonce.Load(f, 0, now)
+	cache, n, err := nonce.Load(f, 0, now, window)
 	f.Close()
 	if rerr := removeSynced(path); rerr != nil {
 		return nil, 0, fmt.Errorf("remove %s: %w", path, rerr)
@@ -78,10 +78,19 @@ func (m *Main) saveNonces(clean bool) error {
 		m.Logger.Warn("nonces: not saved, as calls were cut off: the next start refuses the signed requests timed before it for a window")
 		return nil
 	}
+	now := m.Clock.Now()
+	if lostUntil := m.notBefore.Add(m.ClockSkew + time.Second); !m.notBefore.IsZero() && now.Before(lostUntil) {
+		// This process started without the nonces of the requests before it, and a
+		// request of those could still be taken: a save would tell the next start that
+		// nothing was lost. Without one, the next start refuses the requests timed
+		// before it, these among them.
+		m.Logger.Warn(fmt.Sprintf("nonces: not saved, as those of the requests before this server's start are lost and some could still be replayed until %s: the next start refuses the signed requests timed before it for a window", lostUntil.UTC().Format(time.RFC3339)))
+		return nil
+	}
 	var n int
 	err := writeOut(filepath.Join(m.DataDir, noncesFile), func(w io.Writer) error {
 		var err error
-		n, err = cache.Save(w, m.Clock.Now())
+		n, err = cache.Save(w, now, m.ClockSkew)
 		return err
 	})
 	if err != nil {

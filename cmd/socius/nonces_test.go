@@ -61,6 +61,41 @@ func TestNoncesOutliveARestart(t *testing.T) {
 	if got := c.post(t, c.HTTPURL, "socialize.getUserInfo", fresh); got.code() != 403005 {
 		t.Errorf("a request signed after the start: %v", got)
 	}
+
+	// A clean stop within that window saves nothing: a save would tell the next start
+	// that nothing was lost (a crash, then a short clean run, let the crash's requests
+	// be replayed; so did a start that failed after the crash, whose Close saved).
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, noncesFile)); !os.IsNotExist(err) {
+		t.Fatalf("nonces saved by a process that lost some still replayable: %v", err)
+	}
+	d := startServer(t, "--data", dir, "--http", addr)
+	if got := d.post(t, d.HTTPURL, "socialize.getUserInfo", second); got.code() != 403002 {
+		t.Errorf("replayed after a crash and a short clean run: %v, want 403002", got)
+	}
+}
+
+// TestNoncesWiderWindow: nonces saved by a server with a narrow --clock-skew and loaded
+// by one with a wider window are kept as much longer: the new server takes their
+// requests for as much longer (they expired as saved, and a replay 12 s later passed).
+func TestNoncesWiderWindow(t *testing.T) {
+	dir := t.TempDir()
+	a := startServer(t, "--data", dir, "--clock-skew", "10s")
+	addr := strings.TrimPrefix(a.HTTPURL, "http://")
+	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
+	if got := a.post(t, a.HTTPURL, "socialize.getUserInfo", first); got.code() != 403005 {
+		t.Fatalf("first: %v", got)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, "--data", dir, "--http", addr, "--clock-skew", "5m")
+	b.Clock.Advance(20 * time.Second) // past the 10 s window, within 5 min
+	if got := b.post(t, b.HTTPURL, "socialize.getUserInfo", first); got.code() != 403004 {
+		t.Errorf("replayed 20 s later to a server of a 5 min window: %v, want 403004", got)
+	}
 }
 
 // TestNoncesBadFile: a saved file that is not a whole save (cut short by a crash of the
