@@ -970,9 +970,11 @@ const masked = "***"
 // request log.
 func (c *call) observed() {
 	var hidden []string
-	c.Params, hidden = maskParams(c.params.All())
-	for i, p := range c.Params {
-		if p.Value != "" && (p.Name == "apiKey" || p.Name == "userKey" || p.Name == "client_id") && !c.names(p.Value) {
+	sent := c.params.All()
+	c.Params, hidden = maskParams(sent)
+	for i, p := range sent {
+		if p.Value != "" && (p.Name == "apiKey" || p.Name == "userKey" || p.Name == "client_id") && !c.names(p.Value) &&
+			c.Params[i].Value != masked { // a credential sent again as the apiKey: masked whole
 			c.Params[i].Value = unknownID(p.Value)
 		}
 	}

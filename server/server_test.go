@@ -559,6 +559,12 @@ func TestCredentialValuesHiddenEverywhere(t *testing.T) {
 	if v := value(calls[1], "apiKey"); !strings.Contains(v, "(length 44)") {
 		t.Errorf("a secret sent as apiKey: %q", v)
 	}
+	// The secret sent as the apiKey and as the secret: masked whole, not named as an
+	// unknown apiKey of three characters.
+	send(url.Values{"apiKey": {sent}, "UID": {"u1"}, "secret": {sent}})
+	if v := value(calls[len(calls)-1], "apiKey"); v != "***" {
+		t.Errorf("a secret sent as apiKey and as secret: %q", v)
+	}
 }
 
 // TestTokenOfADeletedKey: a key deleted between a call's authentication and its

@@ -20,15 +20,16 @@ type connCap struct {
 }
 
 // setMax sets the cap from --max-connections, lowered to leave fdReserve of the
-// process's file descriptors free (the store, the admin listener, PostgreSQL's pool);
-// it reports the cap and whether it was lowered.
-func (c *connCap) setMax(flag int) (int64, bool) {
+// process's file descriptors free (the store, the admin listener, PostgreSQL's pool),
+// but to no fewer than 64; it reports the cap, and the descriptor limit when it was
+// lowered for it (0 when not).
+func (c *connCap) setMax(flag int) (n, fdLimitSeen int64) {
 	c.max = int64(flag)
 	if limit, ok := fdLimit(); ok && c.max > 0 && c.max > limit-fdReserve {
 		c.max = max(limit-fdReserve, 64)
-		return c.max, true
+		return c.max, limit
 	}
-	return c.max, false
+	return c.max, 0
 }
 
 const fdReserve = 1024

@@ -667,13 +667,13 @@ func TestConnectionCapLeavesDescriptors(t *testing.T) {
 		t.Skip("the file descriptor limit is not known here")
 	}
 	var c connCap
-	if n, lowered := c.setMax(int(limit)); !lowered || n != max(limit-fdReserve, 64) {
-		t.Errorf("a cap of the whole limit (%d): %d, lowered %v", limit, n, lowered)
+	if n, seen := c.setMax(int(limit)); seen != limit || n != max(limit-fdReserve, 64) {
+		t.Errorf("a cap of the whole limit (%d): %d, lowered for %d", limit, n, seen)
 	}
-	if n, lowered := c.setMax(10); lowered || n != 10 {
-		t.Errorf("a cap of 10: %d, lowered %v", n, lowered)
+	if n, seen := c.setMax(10); seen != 0 || n != 10 {
+		t.Errorf("a cap of 10: %d, lowered for %d", n, seen)
 	}
-	if n, lowered := c.setMax(0); lowered || n != 0 {
-		t.Errorf("no cap: %d, lowered %v", n, lowered)
+	if n, seen := c.setMax(0); seen != 0 || n != 0 {
+		t.Errorf("no cap: %d, lowered for %d", n, seen)
 	}
 }

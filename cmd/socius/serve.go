@@ -394,8 +394,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		lns[l.flag] = ln
 	}
-	if n, lowered := m.conns.setMax(m.MaxConnections); lowered {
-		m.Logger.Warn(fmt.Sprintf("--max-connections %d lowered to %d: the process may open %d files, and %d are kept for the store and the admin listener", m.MaxConnections, n, n+fdReserve, fdReserve))
+	if n, limit := m.conns.setMax(m.MaxConnections); limit > 0 {
+		m.Logger.Warn(fmt.Sprintf("--max-connections %d lowered to %d: the process may open %d files, of which %d are kept for the store and the admin listener where it can", m.MaxConnections, n, limit, fdReserve))
 	}
 	fresh := false // no serve ever ran on this data folder: no request was served from it
 	if !isPostgres(m.StoreURL) {
