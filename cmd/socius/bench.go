@@ -546,6 +546,11 @@ func (b *Bench) prepare(ctx context.Context, users int) (*benchTarget, error) {
 			return nil, fmt.Errorf("bench: start socius serve: %w", err)
 		}
 		t.srv, t.target.URL, t.pid, t.pprofURL = srv, srv.url, srv.cmd.Process.Pid, srv.pprofURL
+		// A store whose last server did not stop cleanly (a killed bench, a build
+		// before 2026-11-30) lost its nonces, and the new server refuses the signed
+		// requests timed before its start or in its first second (403002): the first
+		// request is signed after that second.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	}
 	if err := b.ensureUsers(ctx, t.target, users); err != nil {
 		t.stop()

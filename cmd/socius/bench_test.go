@@ -425,3 +425,27 @@ func TestRowWithoutServerCPU(t *testing.T) {
 		t.Errorf("the CPU columns without a server pid: %q, want \"- - -\"", got)
 	}
 }
+
+// TestBenchAfterAnUncleanStop: a kept store whose last server did not stop cleanly (no
+// saved nonces: a killed bench, a build before 2026-11-30) is benched all the same: its
+// new server refuses the requests timed in its first second, and the bench's first
+// request came in it (403002, the bench failed).
+func TestBenchAfterAnUncleanStop(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--users", "20", "--connections", "2", "--duration", "1s", "--warmup", "0s", "--scenarios", "getUserInfo", "--store-dir", dir}
+	for run := range 2 {
+		b, out := testBench(t, args...)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		_, err := b.Run(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, out)
+		}
+		if run == 0 {
+			// As if that server had been killed: its nonces not saved.
+			if err := os.Remove(filepath.Join(dir, "users-20", noncesFile)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
