@@ -686,6 +686,20 @@ func TestExpiryEdges(t *testing.T) {
 	}
 	end := labTime.Add(60 * time.Second)
 	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	// jwtCall calls getUserInfo with a bearer JWT of the key, whose exp is exp.
+	jwtCall := func(exp int64, jti string) string {
+		input := seg(map[string]any{"alg": "RS256", "kid": "AJwtKey"}) + "." + seg(map[string]any{"iat": labTime.Unix(), "exp": exp, "jti": jti})
+		digest := sha256.Sum256([]byte(input))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+labAPIKey+"&UID=u1"))
+		r.Header.Set("Content-Type", formType)
+		r.Header.Set("Authorization", "Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig))
+		r.TLS = &tls.ConnectionState{}
+		return serve(s, r).Body.String()
+	}
 	for i, tt := range []struct {
 		at         time.Time
 		token, jwt string
@@ -697,34 +711,14 @@ func TestExpiryEdges(t *testing.T) {
 		if got := postBody(s, nil, true, "socialize.getUserInfo", "oauth_token="+a.AccessToken+"&UID=u1"); !strings.Contains(got, tt.token) {
 			t.Errorf("a token of 60 s at %v: %s, want %s", tt.at.Sub(labTime), got, tt.token)
 		}
-		input := seg(map[string]any{"alg": "RS256", "kid": "AJwtKey"}) + "." + seg(map[string]any{"iat": labTime.Unix(), "exp": end.Unix(), "jti": "edge-" + strconv.Itoa(i)})
-		digest := sha256.Sum256([]byte(input))
-		sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+labAPIKey+"&UID=u1"))
-		r.Header.Set("Content-Type", formType)
-		r.Header.Set("Authorization", "Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig))
-		r.TLS = &tls.ConnectionState{}
-		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.jwt) {
+		if got := jwtCall(end.Unix(), "edge-"+strconv.Itoa(i)); !strings.Contains(got, tt.jwt) {
 			t.Errorf("a JWT with exp at 60 s, at %v: %s, want %s", tt.at.Sub(labTime), got, tt.jwt)
 		}
 	}
 	// An exp that is no time in seconds (milliseconds, here) is said as such, as an iat
 	// is: it was "the JWT exp claim ... has passed".
 	s.cfg.Clock = fixedClock{labTime}
-	input := seg(map[string]any{"alg": "RS256", "kid": "AJwtKey"}) + "." + seg(map[string]any{"iat": labTime.Unix(), "exp": end.UnixMilli(), "jti": "edge-ms"})
-	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+labAPIKey+"&UID=u1"))
-	r.Header.Set("Content-Type", formType)
-	r.Header.Set("Authorization", "Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig))
-	r.TLS = &tls.ConnectionState{}
-	if got := serve(s, r).Body.String(); !strings.Contains(got, "the JWT exp claim is not a Unix time in seconds") || strings.Contains(got, "403002") {
+	if got := jwtCall(end.UnixMilli(), "edge-ms"); !strings.Contains(got, "the JWT exp claim is not a Unix time in seconds") || strings.Contains(got, "403002") {
 		t.Errorf("a JWT with exp in milliseconds: %s", got)
 	}
 }
