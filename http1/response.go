@@ -40,7 +40,10 @@ type response struct {
 	chunked   bool
 	sent      int64
 	close     bool
-	err       error
+	// handlerClose: the handler's answer closes the connection (Connection: close):
+	// what is left of the request's body is not waited for (Server.serveRequest).
+	handlerClose bool
+	err          error
 }
 
 // errFinished is what a write after the handler's return gets.
@@ -93,7 +96,7 @@ func (w *response) snapshot() {
 		case "Connection":
 			w.keepConn = vs
 			if len(vs) > 0 && hasToken([]byte(vs[0]), "close") {
-				w.close = true
+				w.close, w.handlerClose = true, true
 			}
 			continue // written with the framing
 		case "Content-Length":

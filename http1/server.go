@@ -559,7 +559,10 @@ func (c *conn) serveRequest(p *request) bool {
 		// it now; the connection ends after the answer.
 		w.close, c.unread = true, true
 	} else if body.remaining > 0 {
-		if body.err != nil || body.remaining >= maxDiscard { // as net/http: 256 KiB or more closes
+		// As net/http, 256 KiB or more left closes; and an answer that closes the
+		// connection does not wait for the rest (a refusal before the body, which a
+		// client that stalls it would otherwise hold until the read deadline).
+		if body.err != nil || body.remaining >= maxDiscard || w.handlerClose {
 			w.close, c.unread = true, body.err == nil
 		} else if _, err := c.br.Discard(int(body.remaining)); err != nil {
 			w.close = true

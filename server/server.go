@@ -291,6 +291,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
 		fmt.Fprintf(w, "431 Request Header Fields Too Large: more than %d header fields\n", MaxHeaderFields)
+		// Closed now, not after the rest of the body: net/http reads up to 256 KiB of
+		// it once the handler returns, so its read deadline is now (the answer goes
+		// out first); the fast path reads nothing more of a body whose answer closes
+		// the connection.
+		http.NewResponseController(w).SetReadDeadline(time.Now())
 		return
 	}
 	c := calls.Get().(*call)

@@ -133,7 +133,7 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	fs.StringVar(&b.JSONFile, "json", b.JSONFile, "also write the results as JSON to this file")
 	fs.StringVar(&b.LatencyLog, "latency-log", b.LatencyLog, "write every request of every run whose latency is counted (late answers too) to this file, as CSV: when it was answered and its latency")
 	fs.StringVar(&b.StoreDir, "store-dir", b.StoreDir, "keep the stores in this folder (users-N/ each) and reuse them; default: a temp folder, removed")
-	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite", or "external" with --url)`)
+	fs.StringVar(&b.Label, "label", b.Label, `the store's name in the report (default "sqlite"; "postgresql" with a --store postgres://... serve flag; "external" with --url)`)
 	fs.StringVar(&b.Preload, "preload", b.Preload, "how users are created: store (written to the SQLite store before serve starts; not with --store in the serve flags), http (signed notifyLogin calls) or auto (store unless serve flags are passed)")
 	fs.IntVar(&b.CreateConn, "create-connections", b.CreateConn, "connections used to create users over HTTP")
 	fs.StringVar(&b.ProfileDir, "profile", b.ProfileDir, "write a CPU profile of the server for each scenario into this folder (serve runs with --pprof)")
@@ -235,21 +235,35 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 }
 
 // checkWritable fails when path (if not empty) could not be written, leaving no file
-// behind and an existing one as it is.
+// behind and an existing one as it is: a flag's file checked before a long run (the
+// bench's --json, the emulator's --export-on-exit). A pipe or a device is not opened
+// (a pipe would wait for its reader); a path that names no file yet, or a link to
+// none, needs a folder that takes a new file, as writeOut makes one there.
 func checkWritable(path string) error {
 	if path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-			os.Remove(path)
+	fi, err := os.Stat(path) // through links
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a folder", path)
+	case err == nil && !fi.Mode().IsRegular():
+		return nil
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
 		}
+		return f.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return err
 	}
+	f, err := os.CreateTemp(filepath.Dir(followLinks(path)), ".socius-check-*")
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // serveFlag returns the value of the serve flag name (--name value, --name=value, one

@@ -60,6 +60,10 @@ func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
 		}
 		return nil
 	}
+	if err := checkWritable(m.ExportOnExit); err != nil {
+		// At the start, not at the end of a CI job's tests.
+		return fmt.Errorf("--export-on-exit: %w", err)
+	}
 	if m.RequestLogSize <= 0 || m.RequestLogSize > emulator.MaxLogSize {
 		return fmt.Errorf("--request-log-size must be positive, at most %d", emulator.MaxLogSize)
 	}

@@ -110,6 +110,7 @@ func TestEmulatorFlags(t *testing.T) {
 		{[]string{"--emulator", "--request-log-size", "0"}, "--request-log-size must be positive"},
 		{[]string{"--emulator", "--request-log-size", "1000000000000"}, "--request-log-size must be positive, at most 100000"},
 		{[]string{"--emulator", "--write-timeout", "1s"}, "the emulator needs at least 2s"},
+		{[]string{"--emulator", "--export-on-exit", filepath.Join(t.TempDir(), "no", "such", "out.jsonl")}, "--export-on-exit: open"},
 	}
 	for _, tt := range bad {
 		err := NewMain().ParseFlags(tt.args, noEnv, io.Discard)
@@ -265,10 +266,10 @@ func TestEmulatorBadSeedRefusesToStart(t *testing.T) {
 func TestEmulatorExportOnExitFails(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
-	if err := os.Mkdir(out, 0o700); err != nil {
+	ts := startEmulator(t, "--export-on-exit", out)
+	if err := os.Mkdir(out, 0o700); err != nil { // after the start, which checks the path
 		t.Fatal(err)
 	}
-	ts := startEmulator(t, "--export-on-exit", out)
 	if err := ts.Close(); err == nil || !strings.Contains(err.Error(), "--export-on-exit") {
 		t.Errorf("Close with an export that cannot be written: %v", err)
 	}
@@ -996,5 +997,22 @@ func TestEmulatorExportOnExitToStdout(t *testing.T) {
 				t.Errorf("standard output, the server's lines then the export then its summary:\n%s\nstderr:\n%s", out, stderr.String())
 			}
 		})
+	}
+}
+
+// TestExportOnExitFailingKeepsNonces: an export that fails at shutdown (its folder gone)
+// is the exit's error, and the nonces are saved all the same: they were dropped, with a
+// warning that calls had been cut off.
+func TestExportOnExitFailingKeepsNonces(t *testing.T) {
+	dir, outDir := t.TempDir(), t.TempDir()
+	ts := startEmulator(t, "--data", dir, "--export-on-exit", filepath.Join(outDir, "out.jsonl"))
+	if err := os.RemoveAll(outDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Close(); err == nil || !strings.Contains(err.Error(), "--export-on-exit") {
+		t.Errorf("Close = %v, want the export's failure", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, noncesFile)); err != nil {
+		t.Errorf("nonces not saved beside a failed export: %v", err)
 	}
 }

@@ -759,10 +759,11 @@ func (m *Main) Close() error {
 		m.stopHousekeeping()
 		m.stopHousekeeping = nil
 	}
+	drained := first == nil // every call ended: none can record a nonce any more
 	if err := m.exportOnExit(); err != nil && first == nil {
 		first = err
 	}
-	if err := m.saveNonces(first == nil); err != nil && first == nil {
+	if err := m.saveNonces(drained); err != nil && first == nil {
 		first = err
 	}
 	if m.Store != nil {
