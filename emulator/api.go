@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -101,7 +102,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		apiError(w, http.StatusBadRequest, "the body is not the JSON expected: %v", err)
+		apiError(w, http.StatusBadRequest, "%s", jsonProblem(err))
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -490,7 +491,7 @@ func (e *Emulator) apiAddFault(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rule); err != nil {
-		apiError(w, http.StatusBadRequest, "the body is not the JSON expected: %v", err)
+		apiError(w, http.StatusBadRequest, "%s", jsonProblem(err))
 		return
 	}
 	// A fraction of 0 reads as no fraction (every call): said 0, it means never.
@@ -618,4 +619,56 @@ func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
+}
+
+// jsonProblem says what is wrong with a request body that did not decode, in the
+// words of the API's JSON, not of Go's types (encoding/json names the struct field and
+// its Go type).
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "the body is empty: a JSON object was expected"
+	case errors.As(err, &se):
+		return fmt.Sprintf("the body is not JSON: %s (at byte %d)", strings.TrimPrefix(se.Error(), "json: "), se.Offset)
+	case errors.As(err, &te) && te.Field == "":
+		return fmt.Sprintf("the body must be a JSON object, not %s", jsonKind(te.Value))
+	case errors.As(err, &te):
+		want := "another kind of value"
+		switch te.Type.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			want = "a whole number"
+		case reflect.Float32, reflect.Float64:
+			want = "a number"
+		case reflect.String:
+			want = "a string"
+		case reflect.Bool:
+			want = "true or false"
+		case reflect.Slice, reflect.Array:
+			want = "an array"
+		case reflect.Struct, reflect.Map:
+			want = "an object"
+		}
+		if te.Type == reflect.TypeFor[Duration]() {
+			want = "a duration such as \"250ms\" or \"2s\""
+		}
+		return fmt.Sprintf("%s must be %s, not %s", te.Field, want, jsonKind(te.Value))
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	return "the body is not the JSON expected: " + msg
+}
+
+// jsonKind names the JSON value encoding/json describes as value ("string", "number",
+// "number 1e3", "array", ...).
+func jsonKind(value string) string {
+	switch value {
+	case "array", "object":
+		return "an " + value
+	case "string", "number":
+		return "a " + value
+	case "bool":
+		return "true or false"
+	}
+	return "the " + value
 }

@@ -946,3 +946,25 @@ func TestExportCutShort(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONProblem: a body of the admin API that does not decode is said in the words of
+// its JSON, not of Go's types ("Go struct field Rule.errorCode of type int").
+func TestJSONProblem(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"errorCode":"403048"}`: `errorCode must be a whole number, not a string`,
+		`{"errorCode":1e3}`:      `errorCode must be a whole number, not the number 1e3`,
+		`{"delay":0}`:            `delay must be a duration such as "250ms" or "2s", not a number`,
+		`[1]`:                    `the body must be a JSON object, not an array`,
+		``:                       `the body is empty: a JSON object was expected`,
+		`{x`:                     `the body is not JSON: invalid character 'x' looking for beginning of object key string (at byte 2)`,
+		`{"nope":1}`:             `the body is not the JSON expected: unknown field "nope"`,
+	} {
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		var rule Rule
+		got := jsonProblem(dec.Decode(&rule))
+		if got != want || strings.Contains(got, "Go ") {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
+	}
+}

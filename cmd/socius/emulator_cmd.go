@@ -85,7 +85,11 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 	}
 	defer resp.Body.Close()
 	if resp.Header.Get(emulator.Header) == "" {
-		return &apiError{Status: resp.StatusCode, Message: "this server at " + c.base + " is not in emulator mode (start it with socius serve --emulator)"}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		if strings.Contains(string(b), "HTTP request to an HTTPS server") {
+			return &apiError{Status: resp.StatusCode, Message: c.base + " is an HTTPS listener: give --url the emulator's plain HTTP address (socius serve prints it: serving HTTP on ...)"}
+		}
+		return &apiError{Status: resp.StatusCode, Message: "the server at " + c.base + " did not answer as the emulator does: a socius serve without --emulator, another server, or a --url with a path (give the address alone, http://host:port)"}
 	}
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))

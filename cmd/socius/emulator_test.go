@@ -145,8 +145,13 @@ func TestEmulatorPathsNeedEmulatorMode(t *testing.T) {
 		}
 	}
 	code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", ts.HTTPURL)
-	if code != 1 || !strings.Contains(errOut, "not in emulator mode") {
+	if code != 1 || !strings.Contains(errOut, "did not answer as the emulator does") {
 		t.Errorf("emulator status against a normal server: %d %s", code, errOut)
+	}
+	// The HTTPS listener given as http://: said so (it was "not in emulator mode").
+	code, _, errOut = runCLI(t, noEnv, "emulator", "status", "--url", "http://"+strings.TrimPrefix(ts.HTTPSURL, "https://"))
+	if code != 1 || !strings.Contains(errOut, "is an HTTPS listener") {
+		t.Errorf("emulator status against the HTTPS listener over http: %d %s", code, errOut)
 	}
 }
 
