@@ -299,8 +299,33 @@ func explainSignature(c *call, key []byte, whose string) string {
 	} else if gigya.VerifyNodeFalsy(key, c.params.Get("sig"), c.SignedURLs, c.params.All()) {
 		fmt.Fprintf(&b, "; the sig is right for the base string of the gigya npm package (Node), which signs the number 0, NaN and false as empty but sends them as \"0\", \"NaN\" and \"false\" (%s): "+
 			"Gigya refuses such requests too; pass those values as strings ('0', 'false') or leave them out", strings.Join(gigya.NodeFalsy(c.params.All()), ", "))
+	} else if c.signedWith([]byte(base64.StdEncoding.EncodeToString(key)), c.r.Method) {
+		// The two mistakes of a hand-written signer: each is right for another key or
+		// method only, and says nothing of the secret to one who did not use it.
+		b.WriteString("; the sig is right with the secret's text as the HMAC key: the key is the secret base64-decoded, as the SDKs decode it")
+	} else if other := otherMethod(c.r.Method); other != "" && c.signedWith(key, other) {
+		fmt.Fprintf(&b, "; the sig is right for %s, and the request came as %s: the HTTP method is the base string's first part", other, c.r.Method)
 	}
 	return b.String()
+}
+
+// signedWith reports whether the call's sig signs it with key for the HTTP method
+// method, for one of the URLs the server tried.
+func (c *call) signedWith(key []byte, method string) bool {
+	i, _ := gigya.VerifyRequestN(key, c.params.Get("sig"), method, c.scheme, c.r.Host, c.r.URL.EscapedPath(), c.params.All(), 0, len(c.SignedURLs))
+	return i >= 0
+}
+
+// otherMethod is the method a client may have signed for when it sent method: GET for
+// POST, POST for GET.
+func otherMethod(method string) string {
+	switch method {
+	case http.MethodPost:
+		return http.MethodGet
+	case http.MethodGet:
+		return http.MethodPost
+	}
+	return ""
 }
 
 // outsideSkew is the 403002 for a time a request carries (what, as sent: text) that is

@@ -269,3 +269,38 @@ func TestExplainNodeFalsySignature(t *testing.T) {
 		t.Errorf("the npm package's signature: %d %q", code(a), d)
 	}
 }
+
+// TestExplainHandSignedMistakes: the emulator's 403003 says when the sig is right with
+// the secret's text as the HMAC key (not base64-decoded), or for the other HTTP method
+// than the one the request came with: the two mistakes of a hand-written signer, which
+// the plain explanation left to guess.
+func TestExplainHandSignedMistakes(t *testing.T) {
+	ts, _ := hookServer(t, server.Config{ExplainSignatures: true})
+	base, method := ts.URL, "socialize.getUserInfo"
+	signWith := func(key []byte, signedMethod string) url.Values {
+		p := url.Values{"apiKey": {apiKey}, "UID": {"u1"}, "timestamp": {strconv.FormatInt(time.Now().Unix(), 10)},
+			"nonce": {strconv.FormatInt(time.Now().UnixNano(), 10)}}
+		var list []gigya.Param
+		for k, vs := range p {
+			list = append(list, gigya.Param{Name: k, Value: vs[0]})
+		}
+		norm, _ := gigya.NormalizeURL(base + "/" + method)
+		p.Set("sig", gigya.Sign(key, signedMethod, norm, list))
+		return p
+	}
+	raw, _ := socius.DecodeSecret(secret)
+	if a := post(t, base+"/"+method, signWith([]byte(secret), "POST")); code(a) != 403003 || !strings.Contains(details(a), "right with the secret's text as the HMAC key") {
+		t.Errorf("signed with the secret's text: %d %s", code(a), details(a))
+	}
+	if a := post(t, base+"/"+method, signWith(raw, "GET")); code(a) != 403003 || !strings.Contains(details(a), "the sig is right for GET, and the request came as POST") {
+		t.Errorf("signed for GET, sent as POST: %d %s", code(a), details(a))
+	}
+	// A sig that is simply wrong says neither.
+	wrong, _ := socius.DecodeSecret(wrongSecret)
+	if a := post(t, base+"/"+method, signWith(wrong, "POST")); code(a) != 403003 || strings.Contains(details(a), "HMAC key") || strings.Contains(details(a), "right for GET") {
+		t.Errorf("a wrong secret: %d %s", code(a), details(a))
+	}
+	if a := post(t, base+"/"+method, signWith(raw, "POST")); code(a) != 0 {
+		t.Errorf("a right signature: %v", a)
+	}
+}
