@@ -528,7 +528,7 @@ func (s *Server) authenticateToken(c *call) error {
 	}
 	t, err := s.cfg.Store.Token(c.ctx, socius.HashToken(text))
 	if errors.Is(err, socius.ErrNotFound) {
-		return invalidToken("unknown token: never issued here, removed a week after it expired or was revoked, or its userKey was deleted")
+		return invalidToken("unknown token: never issued here, removed a week after it expired or was revoked, or deleted with its userKey or by an emulator's reset")
 	}
 	if err != nil {
 		return err
