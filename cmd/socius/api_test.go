@@ -129,7 +129,9 @@ func TestErrorCodes(t *testing.T) {
 		{"bad boolean", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"maybe"}}), 400006, "checkParams must be true or false"},
 		{"bad httpStatusCodes", true, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "httpStatusCodes": {"maybe"}}), 400006, "httpStatusCodes must be true or false"},
 		{"token over http", false, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "only be sent over HTTPS"},
-		{"unknown token", true, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "unknown token: never issued here, removed a week after it expired or was revoked, or deleted with its userKey or by an emulator's reset"},
+		{"unknown token", true, "socialize.getUserInfo", url.Values{"oauth_token": {"abc"}}, 403025, "unknown token"},
+		{"unknown token of a token's shape", true, "socialize.getUserInfo", url.Values{"oauth_token": {"st2.at.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}, 403025,
+			"unknown token: never issued here, removed a week after it expired or was revoked, or deleted with its userKey or by an emulator's reset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
