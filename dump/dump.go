@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -298,6 +299,9 @@ func decode(text []byte) (*Record, error) {
 	if rest := bytes.TrimSpace(text[dec.InputOffset():]); len(rest) != 0 {
 		return nil, errors.New("not a valid record: more on the line after its JSON object")
 	}
+	if err := foreignFields(&l); err != nil {
+		return nil, err
+	}
 	created, err := parseTime("createdAt", l.CreatedAt)
 	if err != nil {
 		return nil, err
@@ -342,6 +346,51 @@ func decode(text []byte) (*Record, error) {
 		return decodeUser(&l, created)
 	}
 	return nil, fmt.Errorf("unknown kind %q (site, key or user)", l.Kind)
+}
+
+// kindFields are the fields of each kind of record but kind, apiKey and createdAt,
+// which every kind has.
+var kindFields = map[string][]string{
+	KindSite: {"secret", "name"},
+	KindKey:  {"userKey", "secret", "methods", "publicKey"},
+	KindUser: {"UID", "profile", "updatedAt", "loginAt", "loggedIn"},
+}
+
+// foreignFields refuses a record that gives a field of another kind (a user line with
+// a key's methods, a site line without its "kind", read as a user's): such a field
+// would be dropped without a word, as an unknown one is not.
+func foreignFields(l *line) error {
+	kind := l.Kind
+	if kind == "" {
+		kind = KindUser
+	}
+	own, known := kindFields[kind]
+	if !known {
+		return nil // the unknown kind is said after
+	}
+	var foreign []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"userKey", l.UserKey != ""}, {"UID", l.UID != ""}, {"secret", l.Secret != ""}, {"name", l.Name != ""},
+		{"methods", l.Methods != nil}, {"publicKey", l.PublicKey != ""}, {"profile", l.Profile != nil},
+		{"updatedAt", l.UpdatedAt != ""}, {"loginAt", l.LoginAt != ""}, {"loggedIn", l.LoggedIn}} {
+		if f.set && !slices.Contains(own, f.name) {
+			foreign = append(foreign, f.name)
+		}
+	}
+	if len(foreign) == 0 {
+		return nil
+	}
+	hint := ""
+	if l.Kind == "" {
+		hint = ` (a line without "kind" is a user's: give "kind": "site" or "key")`
+	}
+	what := "is not a field"
+	if len(foreign) > 1 {
+		what = "are not fields"
+	}
+	return fmt.Errorf("%s: %s %s of a %s record%s", kind, strings.Join(foreign, ", "), what, kind, hint)
 }
 
 // DuplicateKey returns a key that the JSON object in text gives twice, as

@@ -260,6 +260,10 @@ func TestBadLineMessages(t *testing.T) {
 		`{"apiKey":"3_abc","UID":"x","extra":1}`:        `line 1: not a valid record: unknown field "extra"`,
 		`{"apiKey":`:                                    "line 1: not a valid record: the JSON object is cut short",
 		`{x}`:                                           "line 1: not a valid record: not JSON (at byte 2)",
+		// Fields of another kind: they were dropped without a word.
+		`{"kind":"user","apiKey":"3_abc","UID":"nm","secret":"x","methods":["getUserInfo"]}`:                                 "line 1: user: secret, methods are not fields of a user record",
+		`{"kind":"site","apiKey":"3_abc","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==","UID":"u","loggedIn":true}`: "line 1: site: UID, loggedIn are not fields of a site record",
+		`{"apiKey":"3_abc","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==","name":"x"}`:                              `line 1: user: secret, name are not fields of a user record (a line without "kind" is a user's: give "kind": "site" or "key")`,
 	} {
 		got := readAll(t, in)
 		if len(got) != 1 || got[0].bad == nil || got[0].bad.Error() != want {
