@@ -354,7 +354,7 @@ func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
 // emulator's, moved back: a request timed by it then is no request of before).
 func (s *Server) beforeStart(c *call, what, text string, t time.Time) error {
 	nb := s.cfg.NotBefore
-	if nb.IsZero() || c.now.Before(nb) || !c.now.Before(nb.Add(s.cfg.Skew+time.Second)) ||
+	if nb.IsZero() || c.now.Before(nb) || !c.now.Before(nb.Add(TakenFor(s.cfg.Skew))) ||
 		!t.Before(nb) && (t.Nanosecond() != 0 || t.After(nb.Truncate(time.Second))) {
 		return nil
 	}
@@ -440,10 +440,14 @@ func (s *Server) nonceExpiry(c *call, ts time.Time) time.Time {
 	if s.cfg.NonceWindow != nil {
 		window = max(window, s.cfg.NonceWindow())
 	}
-	// A second more: a timestamp in whole seconds is taken until the server's clock,
-	// cut to its second, is past the window (outsideSkew).
-	return ts.Add(window + time.Second)
+	return ts.Add(TakenFor(window))
 }
+
+// TakenFor is how long past its timestamp a signed request is taken with a timestamp
+// window of skew: the window, and a second more, since a timestamp in whole seconds is
+// compared with the server's clock cut to its second (outsideSkew). A nonce is kept
+// as long (nonceExpiry), and so is a lost one's refusal (Config.NotBefore).
+func TakenFor(skew time.Duration) time.Duration { return skew + time.Second }
 
 func secretOverHTTP() error {
 	return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: a secret may only be sent over HTTPS; sign the request instead")

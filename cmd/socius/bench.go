@@ -234,38 +234,6 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 	return "", nil
 }
 
-// checkWritable fails when path (if not empty) could not be written, leaving no file
-// behind and an existing one as it is: a flag's file checked before a long run (the
-// bench's --json, the emulator's --export-on-exit). A pipe or a device is not opened
-// (a pipe would wait for its reader); a path that names no file yet, or a link to
-// none, needs a folder that takes a new file, as writeOut makes one there.
-func checkWritable(path string) error {
-	if path == "" {
-		return nil
-	}
-	fi, err := os.Stat(path) // through links
-	switch {
-	case err == nil && fi.IsDir():
-		return fmt.Errorf("%s is a folder", path)
-	case err == nil && !fi.Mode().IsRegular():
-		return nil
-	case err == nil:
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		return f.Close()
-	case !errors.Is(err, os.ErrNotExist):
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(followLinks(path)), ".socius-check-*")
-	if err != nil {
-		return err
-	}
-	f.Close()
-	return os.Remove(f.Name())
-}
-
 // serveFlag returns the value of the serve flag name (--name value, --name=value, one
 // dash or two) in args, the last one given.
 func serveFlag(args []string, name string) (value string, found bool) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/socius/socius/nonce"
+	"github.com/socius/socius/server"
 )
 
 // The embedded store's nonces are this node's memory (nonce.Cache), so a restart would
@@ -79,7 +80,7 @@ func (m *Main) saveNonces(clean bool) error {
 		return nil
 	}
 	now := m.Clock.Now()
-	if lostUntil := m.notBefore.Add(m.ClockSkew + time.Second); !m.notBefore.IsZero() && now.Before(lostUntil) {
+	if lostUntil := m.notBefore.Add(server.TakenFor(m.ClockSkew)); !m.notBefore.IsZero() && now.Before(lostUntil) {
 		// This process started without the nonces of the requests before it, and a
 		// request of those could still be taken: a save would tell the next start that
 		// nothing was lost. Without one, the next start refuses the requests timed

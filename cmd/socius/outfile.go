@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,4 +89,36 @@ func followLinks(path string) string {
 		path = dest
 	}
 	return path
+}
+
+// checkWritable fails when path (if not empty) could not be written, leaving no file
+// behind and an existing one as it is: a flag's file checked before a long run (the
+// bench's --json, the emulator's --export-on-exit). A pipe or a device is not opened
+// (a pipe would wait for its reader); a path that names no file yet, or a link to
+// none, needs a folder that takes a new file, as writeOut makes one there.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path) // through links
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a folder", path)
+	case err == nil && !fi.Mode().IsRegular():
+		return nil
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(followLinks(path)), ".socius-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
