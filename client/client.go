@@ -874,10 +874,13 @@ func maskParams(ps []gigya.Param) []gigya.Param {
 	return out
 }
 
+// clipBody returns the start of an answer for a ResponseError, in a slice of its own:
+// a slice of b would keep all of b (up to MaxResponseBytes) alive for as long as the
+// caller keeps the error.
 func clipBody(b []byte) []byte {
 	const n = 2048
 	if len(b) > n {
-		return b[:n]
+		return bytes.Clone(b[:n])
 	}
 	return b
 }

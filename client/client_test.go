@@ -1086,6 +1086,11 @@ func TestAnswersThatAreNotAnswers(t *testing.T) {
 	if len(tooLong.bodies) != 1 {
 		t.Errorf("an answer over MaxResponseBytes was asked for %d times, want once", len(tooLong.bodies))
 	}
+	// The error keeps the start of the answer, not the MaxResponseBytes read: a caller
+	// that keeps such errors (a batch's failures) would otherwise hold 32 MiB each.
+	if re != nil && cap(re.Body) > 2048 {
+		t.Errorf("the ResponseError of an answer over MaxResponseBytes holds %d bytes (cap), want its first 2048 only", cap(re.Body))
+	}
 
 	redirect := &capture{next: func(int, *http.Request) (*http.Response, error) {
 		resp := answer(0, "", obj("UID", "u1"))
