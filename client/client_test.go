@@ -950,8 +950,14 @@ func TestParamKinds(t *testing.T) {
 		"id": ID("au1"), "count": Count(-3), "ptr": &s, "intPtr": &n, "nilPtr": nilPtr, "f32": float32(0.5),
 		"u8": uint8(200), "when": when, "whenPtr": &when, "nilTime": nilTime, "b": true,
 	}, "b=true,count=-3,f32=0.5,id=au1,intPtr=7,ptr=plain,u8=200,when=2026-11-29T08:00:00Z,whenPtr=2026-11-29T08:00:00Z")
+	// A []byte is its text, as a json.RawMessage is: json.Marshal's output was sent as
+	// a quoted base64 string, which setUserInfo refused as no JSON object.
+	type Blob []byte
+	ui, _ := json.Marshal(map[string]string{"nickname": "x"})
+	checkEncoding(t, Params{"userInfo": ui, "context": Blob("c d"), "empty": []byte{}},
+		`context=c d,empty=,userInfo={"nickname":"x"}`)
 	// A nil map or slice is no value, as nil is; NaN and the infinities are refused.
-	checkEncoding(t, Params{"userInfo": map[string]any(nil), "list": []string(nil), "UID": "u1"}, "UID=u1")
+	checkEncoding(t, Params{"userInfo": map[string]any(nil), "list": []string(nil), "data": []byte(nil), "UID": "u1"}, "UID=u1")
 	for _, f := range []any{math.NaN(), math.Inf(1), float32(math.Inf(-1))} {
 		if _, err := (Params{"age": f}).encode(); err == nil || !strings.Contains(err.Error(), "not a number") {
 			t.Errorf("age %v: %v, want an error", f, err)

@@ -17,8 +17,8 @@ import (
 
 // Params are a call's parameters. Values are sent as text: a string as it is, a bool
 // as true or false, numbers in decimal (so too named types of these kinds, such as
-// type ID string), a json.RawMessage or json.Number as its text, an
-// encoding.TextMarshaler as its text; a pointer as what it points to; nil (or a nil
+// type ID string), a []byte (what json.Marshal returns), a json.RawMessage or
+// json.Number as its text, an encoding.TextMarshaler as its text; a pointer as what it points to; nil (or a nil
 // pointer) leaves the parameter out; anything else (maps, slices, structs such as
 // UserInfo) as its JSON encoding, which is what JSON-typed parameters (userInfo,
 // context) expect.
@@ -86,6 +86,13 @@ func paramText(v any) (string, bool, error) {
 		return string(v), true, nil
 	case json.RawMessage:
 		return string(v), true, nil
+	case []byte:
+		// As its text, not as JSON (a quoted base64 string): a []byte is what
+		// json.Marshal returns, and userInfo given so was sent as "eyJ...".
+		if v == nil {
+			return "", false, nil
+		}
+		return string(v), true, nil
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
@@ -121,6 +128,10 @@ func paramText(v any) (string, bool, error) {
 		return floatText(rv.Float(), 32)
 	case reflect.Float64:
 		return floatText(rv.Float(), 64)
+	case reflect.Slice:
+		if rv.Type().Elem().Kind() == reflect.Uint8 { // a named []byte type
+			return string(rv.Bytes()), true, nil
+		}
 	}
 	b, err := jsonMarshal(v)
 	if err != nil {
