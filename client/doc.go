@@ -50,9 +50,13 @@
 //	if errors.As(err, &e) && e.Code == 403005 { ... } // Unauthorized user
 //
 // An answer that is not a Gigya answer (an HTML page from a proxy, say) is a
-// *ResponseError; no answer at all (connection refused, timeout, context ended) is a
-// *TransportError wrapping the cause. ErrorCode maps any of them to a code the way the
-// SDKs do (504002 for timeouts, 500000 for other local failures).
+// *ResponseError, and so is one longer than MaxResponseBytes: the client reads no more
+// of it, and the error keeps only its first 2 KiB, so that an endless answer from a
+// broken or hostile server costs a bounded amount of memory. No answer at all
+// (connection refused, timeout, context ended) is a *TransportError wrapping the
+// cause. ErrorCode maps any of them to a code the way the SDKs do (504002 for
+// timeouts, 500000 for other local failures). No error, printed in any verb, shows a
+// secret or a token.
 //
 // # Clock skew and retries
 //
