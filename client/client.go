@@ -472,23 +472,24 @@ func (c *Client) setCredentials(cred Credentials) error {
 // gigya.IsCredential names, but for signatures, made to travel in the clear), and
 // socialize.getToken, whose answer is a token. New checks the client's own
 // credentials.
+// Its errors start with the method; ErrInsecure's text says "client:" (once).
 func (c *Client) plainHTTP(method string, user []gigya.Param) error {
 	if c.base == nil || c.base.Scheme == "https" {
 		return nil
 	}
 	if strings.EqualFold(method, "socialize.getToken") {
-		return fmt.Errorf("client: %s: %w: its answer is a token; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
+		return fmt.Errorf("%s: %w: its answer is a token; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
 	}
 	if strings.EqualFold(method, "socialize.notifyLogin") {
 		for _, p := range user {
 			if strings.EqualFold(p.Name, "targetEnv") && strings.EqualFold(p.Value, "mobile") {
-				return fmt.Errorf("client: %s: %w: with targetEnv=mobile its answer is a session token and its secret; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
+				return fmt.Errorf("%s: %w: with targetEnv=mobile its answer is a session token and its secret; it needs an https base URL, not %s", method, ErrInsecure, c.base.Scheme)
 			}
 		}
 	}
 	for _, p := range user {
 		if gigya.IsCredential(p.Name) && !strings.EqualFold(p.Name, "sig") && !strings.EqualFold(p.Name, "UIDSig") {
-			return fmt.Errorf("client: %s: %w: the parameter %s holds a credential; it needs an https base URL, not %s", method, ErrInsecure, p.Name, c.base.Scheme)
+			return fmt.Errorf("%s: %w: the parameter %s holds a credential; it needs an https base URL, not %s", method, ErrInsecure, p.Name, c.base.Scheme)
 		}
 	}
 	return nil

@@ -1213,8 +1213,13 @@ func TestCredentialParamsOverHTTP(t *testing.T) {
 			t.Errorf("%v over http: %v, want ErrInsecure", p, err)
 		}
 	}
-	if _, err := c.GetToken(ctx, GetTokenRequest{}); !errors.Is(err, ErrInsecure) {
+	_, err := c.GetToken(ctx, GetTokenRequest{})
+	if !errors.Is(err, ErrInsecure) {
 		t.Errorf("getToken over http: %v, want ErrInsecure", err)
+	}
+	// Said once: the text read "client: socialize.getToken: client: a secret or token...".
+	if want := "socialize.getToken: " + ErrInsecure.Error() + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("getToken over http: %v, want it to start with %q", err, want)
 	}
 	// A mobile login's answer is a session token and its secret.
 	if _, err := c.NotifyLogin(ctx, NotifyLoginRequest{SiteUID: "u1", TargetEnv: "Mobile"}); !errors.Is(err, ErrInsecure) {
