@@ -236,7 +236,9 @@ func WithBaseURL(base string) Option {
 }
 
 // WithHTTPClient sends requests with hc (its transport, proxy, TLS roots, timeout)
-// instead of the default client (DefaultTimeout for a whole call). Redirects are not
+// instead of the default client (DefaultTimeout for a whole call). hc.Timeout bounds
+// each attempt; when it is zero, as in a bare &http.Client{}, only the context bounds
+// a call, and a server that answers slowly or never holds it. Redirects are not
 // followed with either: a redirected call would send its secret or token again,
 // perhaps over plain HTTP or to another host; the redirect is answered as an error.
 func WithHTTPClient(hc *http.Client) Option {

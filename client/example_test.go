@@ -194,7 +194,9 @@ func ExampleClient_GetToken() {
 	if !roots.AppendCertsFromPEM(certPEM) {
 		log.Fatal("no certificate in ", certFile)
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	// The timeout is this client's to set now: without one, a call would wait for as
+	// long as its context lets it.
+	hc := &http.Client{Timeout: client.DefaultTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(httpsURL), client.WithHTTPClient(hc))
 	if err != nil {
 		log.Fatal(err)
