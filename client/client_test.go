@@ -936,6 +936,32 @@ func TestSessionExpirationRounding(t *testing.T) {
 	}
 }
 
+// TestExpiresIn: a token's lifetime is read in seconds; one that a Duration cannot
+// hold, or a negative one, is an error (it wrapped around to a negative lifetime).
+func TestExpiresIn(t *testing.T) {
+	for _, tt := range []struct {
+		expiresIn any
+		want      time.Duration
+		ok        bool
+	}{{3600, time.Hour, true}, {"60", time.Minute, true}, {nil, 0, true},
+		{int64(1e10), 0, false}, {-5, 0, false}, {"soon", 0, false}} {
+		data := gigya.Object{{Key: "access_token", Value: "tok"}}
+		if tt.expiresIn != nil {
+			data = append(data, gigya.KV{Key: "expires_in", Value: tt.expiresIn})
+		}
+		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &capture{next: func(int, *http.Request) (*http.Response, error) {
+			return answer(0, "", data), nil
+		}})
+		g, err := c.GetToken(context.Background(), GetTokenRequest{})
+		switch {
+		case tt.ok && (err != nil || g.ExpiresIn != tt.want):
+			t.Errorf("expires_in %v: %v, %v; want %v", tt.expiresIn, g, err, tt.want)
+		case !tt.ok && (err == nil || !strings.Contains(err.Error(), "expires_in")):
+			t.Errorf("expires_in %v: %+v, %v; want an error", tt.expiresIn, g, err)
+		}
+	}
+}
+
 // TestParamKinds: named types of the plain kinds, pointers to values and text
 // marshalers are sent as their text, not as JSON (which quoted a named string type:
 // UID "\"au1\"").

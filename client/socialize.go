@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -427,8 +428,10 @@ func (c *Client) GetToken(ctx context.Context, req GetTokenRequest) (*TokenGrant
 	g := &TokenGrant{AccessToken: w.AccessToken, Response: resp}
 	if s := jsonText(w.ExpiresIn); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("client: socialize.getToken: expires_in %s is not a number of seconds", w.ExpiresIn)
+		if err != nil || n < 0 || n > int64(math.MaxInt64/time.Second) {
+			// Beyond what a Duration holds, n seconds wrapped around to a lifetime
+			// that is negative or wrong.
+			return nil, fmt.Errorf("client: socialize.getToken: expires_in %.40s is not a number of seconds up to %d", w.ExpiresIn, int64(math.MaxInt64/time.Second))
 		}
 		g.ExpiresIn = time.Duration(n) * time.Second
 	}
