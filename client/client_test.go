@@ -1051,6 +1051,30 @@ func TestPrintingHidesSecrets(t *testing.T) {
 	}
 }
 
+// TestPrintingAnswersHidesCredentials: a Login or TokenGrant printed while debugging,
+// in any verb, shows that its session or token is set, not what it is.
+func TestPrintingAnswersHidesCredentials(t *testing.T) {
+	login := Login{UID: "u1", CookieName: "glt_3_x", CookieValue: "cookie-text-1234",
+		SessionToken: "st2.session-text-1234", SessionSecret: labUserSec}
+	grant := TokenGrant{AccessToken: "st2.token-text-1234", ExpiresIn: time.Hour}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%d", "%x"} {
+		for _, v := range []any{login, &login, grant, &grant, []Login{login}, map[string]*TokenGrant{"a": &grant}} {
+			out := fmt.Sprintf(verb, v)
+			for _, secret := range []string{"cookie-text", "session-text", labUserSec, "token-text"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("%s of a %T shows a credential: %s", verb, v, out)
+				}
+			}
+		}
+	}
+	if got := fmt.Sprint(login); !strings.Contains(got, `"u1"`) || !strings.Contains(got, "session token set, secret set") {
+		t.Errorf("a Login prints as %s: its UID, and that its session is set, should show", got)
+	}
+	if got := fmt.Sprint(TokenGrant{}); got != "access token none, no expiry" {
+		t.Errorf("an empty TokenGrant prints as %q", got)
+	}
+}
+
 // TestClockFollowsDate: every answer's Date sets the clock offset when the clocks
 // disagree by more than a second, so that a client that sends no timestamp (plain
 // secret, tokens) checks UIDSignatures against the server's time: its own clock five

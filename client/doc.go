@@ -56,7 +56,9 @@
 // (connection refused, timeout, context ended) is a *TransportError wrapping the
 // cause. ErrorCode maps any of them to a code the way the SDKs do (504002 for
 // timeouts, 500000 for other local failures). No error, printed in any verb, shows a
-// secret or a token.
+// secret or a token; nor do Credentials, a Client, or the answers that carry one (a
+// Login prints whether its session token, secret and cookie value are set, a
+// TokenGrant whether its token is; read the fields themselves to use them).
 //
 // # Clock skew and retries
 //

@@ -310,6 +310,29 @@ type Login struct {
 	Response *Response `json:"-"`
 }
 
+// String describes the login without its credentials: the session token and secret
+// and the cookie's value (which is the session) show only whether they are set.
+func (l Login) String() string {
+	return fmt.Sprintf("login of UID %q (UIDSignature %q at %q; cookie %q %s; session token %s, secret %s)",
+		l.UID, l.UIDSignature, l.SignatureTimestamp, l.CookieName, given(l.CookieValue),
+		given(l.SessionToken), given(l.SessionSecret))
+}
+
+// GoString is String: %#v shows no credential either.
+func (l Login) GoString() string { return l.String() }
+
+// Format prints String whatever the verb, so that printing a Login while debugging
+// (%v, %+v, %#v) shows no credential.
+func (l Login) Format(f fmt.State, verb rune) { formatString(f, verb, l.String()) }
+
+// given says whether a credential is set, without it.
+func given(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return "set"
+}
+
 // NotifyLogin calls socialize.notifyLogin: it tells Gigya that the site logged a user
 // in, creating the user when new.
 func (c *Client) NotifyLogin(ctx context.Context, req NotifyLoginRequest) (*Login, error) {
@@ -376,6 +399,21 @@ type TokenGrant struct {
 	// Response is the whole answer.
 	Response *Response
 }
+
+// String describes the grant without its token.
+func (g TokenGrant) String() string {
+	if g.ExpiresIn == 0 {
+		return "access token " + given(g.AccessToken) + ", no expiry"
+	}
+	return "access token " + given(g.AccessToken) + ", expires in " + g.ExpiresIn.String()
+}
+
+// GoString is String: %#v shows no token either.
+func (g TokenGrant) GoString() string { return g.String() }
+
+// Format prints String whatever the verb, so that printing a TokenGrant shows no
+// token.
+func (g TokenGrant) Format(f fmt.State, verb rune) { formatString(f, verb, g.String()) }
 
 // GetToken calls socialize.getToken with the client's credentials and returns the
 // access token. Use it with c.WithCredentials(client.Token(grant.AccessToken)).
