@@ -332,6 +332,14 @@ func (e *Emulator) apiUsers(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) apiUser(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// Both name the user: without one, the answer is the caller's mistake (400), not
+	// a user that is not there (404).
+	for _, name := range []string{"apiKey", "UID"} {
+		if q.Get(name) == "" {
+			apiError(w, http.StatusBadRequest, "%s is missing: give the user's apiKey and UID (/_emulator/api/user?apiKey=...&UID=...)", name)
+			return
+		}
+	}
 	u, err := e.cfg.Store.User(r.Context(), q.Get("apiKey"), q.Get("UID"))
 	if errors.Is(err, socius.ErrNotFound) {
 		apiError(w, http.StatusNotFound, "no user %q in site %q", q.Get("UID"), q.Get("apiKey"))
