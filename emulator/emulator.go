@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -115,7 +116,24 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// r.URL.Query drops what does not decode: users?q=%zz would search for nothing,
+	// and list every user.
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		e.badQuery(w, r, err)
+		return
+	}
 	e.mux.ServeHTTP(w, r)
+}
+
+// badQuery answers 400 for a query string that is not valid URL encoding: JSON under
+// the admin API, a page elsewhere.
+func (e *Emulator) badQuery(w http.ResponseWriter, r *http.Request, err error) {
+	msg := "query is not valid URL encoding: " + clip(err.Error(), 100)
+	if strings.HasPrefix(r.URL.Path, "/_emulator/api/") {
+		apiError(w, http.StatusBadRequest, "the %s", msg)
+		return
+	}
+	e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Bad request", Error: "The " + msg + "."})
 }
 
 // refuse answers 403: {"error": ...} under the admin API, as its every error, and

@@ -407,6 +407,9 @@ func TestAdminAPI(t *testing.T) {
 		{"sites mask secrets", "GET", "/_emulator/api/sites", "", "", 200, []string{`"apiKey": "3_EmuSite"`, `"secret": "c2Vj… (44 characters)"`, `"userKey": "AEmuKey"`, `"users": 2`}},
 		{"search by e-mail", "GET", "/_emulator/api/users?q=ALICE@", "", "", 200, []string{`"UID": "alice"`, `"nickname": "ally"`, `"more": false`}},
 		{"search by full name", "GET", "/_emulator/api/users?q=bob+builder", "", "", 200, []string{`"UID": "bob"`}},
+		// A query that does not decode is refused, not read as no query (every user).
+		{"search a query that does not decode", "GET", "/_emulator/api/users?q=%zz", "", "", 400, []string{`"error": "the query is not valid URL encoding: invalid URL escape \"%zz\""`}},
+		{"log a query that does not decode", "GET", "/_emulator/api/log?after=1&x=%", "", "", 400, []string{"not valid URL encoding"}},
 		{"search limit", "GET", "/_emulator/api/users?limit=1", "", "", 200, []string{`"more": true`}},
 		{"one user", "GET", "/_emulator/api/user?apiKey=3_EmuSite&UID=alice", "", "", 200, []string{`"firstName": "Alice"`, `"loggedIn": true`}},
 		{"no such user", "GET", "/_emulator/api/user?apiKey=3_EmuSite&UID=zed", "", "", 404, []string{`"error": "no user \"zed\"`}},
@@ -584,6 +587,7 @@ func TestConsole(t *testing.T) {
 		{"/_emulator/users", 200, []string{"2 users", "alice", "bob", "Bob Builder", "ally"}, nil},
 		{"/_emulator/users?q=liddell", 200, []string{"1 user matching", "alice"}, []string{">bob<"}},
 		{"/_emulator/users?q=nobody", 200, []string{"No users match"}, nil},
+		{"/_emulator/users?q=%zz", 400, []string{"The query is not valid URL encoding: invalid URL escape &#34;%zz&#34;."}, []string{"alice"}},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=alice", 200, []string{`<img class="avatar" src="https://example.com/a.jpg" alt="Photo of ally"`, `class="comment-name">ally<`,
 			"alice@example.com", "Recent calls for this user", "0123456789abcdef0123456789abcdef"}, []string{"fedcba98"}},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=bob", 200, []string{`src="/_emulator/static/avatar.svg" alt="Photo of Bob Builder"`, "no data"}, nil},
