@@ -37,6 +37,11 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_emulator/api/export", e.apiExport)
 	mux.HandleFunc("POST /_emulator/api/seed", e.apiSeed)
 	mux.HandleFunc("/_emulator/api/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := e.allowed(r); allow != nil {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			apiError(w, http.StatusMethodNotAllowed, "%s %s: the endpoint takes %s (see docs/emulator.md)", clip(r.Method, 20), r.URL.Path, strings.Join(allow, " or "))
+			return
+		}
 		apiError(w, http.StatusNotFound, "no such emulator endpoint: %s %s (see docs/emulator.md)", r.Method, r.URL.Path)
 	})
 
@@ -56,6 +61,22 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 		http.Redirect(w, r, Prefix, http.StatusFound)
 	})
 	mux.HandleFunc("/_emulator/", e.pageNotFound)
+}
+
+// allowed returns the methods the route table serves r's path with, HEAD wherever GET
+// (as the mux serves it), or nil when it serves the path with none: the catch-alls
+// below would otherwise answer a wrong method on an existing path as a path that is
+// not there, where a 405 with Allow says what to send.
+func (e *Emulator) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		// The catch-alls' patterns have no method; every route's has.
+		if _, pattern := e.mux.Handler(probe); strings.Contains(pattern, " ") {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

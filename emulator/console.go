@@ -133,6 +133,12 @@ func (e *Emulator) pageError(w http.ResponseWriter, op string, err error) {
 }
 
 func (e *Emulator) pageNotFound(w http.ResponseWriter, r *http.Request) {
+	if allow := e.allowed(r); allow != nil {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		e.render(w, http.StatusMethodNotAllowed, "notfound", &page{Title: "Method not allowed",
+			Error: "The console page at " + r.URL.Path + " takes " + strings.Join(allow, " or ") + ", not " + clip(r.Method, 20) + "."})
+		return
+	}
 	e.render(w, http.StatusNotFound, "notfound", &page{Title: "Not found", Error: "There is no console page at " + r.URL.Path + "."})
 }
 

@@ -457,7 +457,7 @@ func TestAdminAPI(t *testing.T) {
 		{"seed error", "POST", "/_emulator/api/seed", "application/x-ndjson", `{"apiKey":"3_Nope","UID":"x"}`, 400, []string{"line 1"}},
 		{"reset", "POST", "/_emulator/api/reset", "", "", 200, []string{`"deletedUsers": 3`}},
 		{"unknown endpoint", "GET", "/_emulator/api/nope", "", "", 404, []string{`"error": "no such emulator endpoint`}},
-		{"wrong HTTP method", "PUT", "/_emulator/api/reset", "", "", 404, []string{"no such emulator endpoint: PUT /_emulator/api/reset"}},
+		{"wrong HTTP method", "PUT", "/_emulator/api/reset", "", "", 405, []string{`"error": "PUT /_emulator/api/reset: the endpoint takes POST`}},
 		{"the console root", "GET", "/_emulator", "", "", 302, nil},
 	}
 	for _, tt := range tests {
@@ -529,6 +529,42 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if status, body := te.do(t, "GET", "/_emulator/api/status", "", "", "Host", "localhost:1234"); status != 200 {
 		t.Errorf("Host localhost: HTTP %d %s", status, body)
+	}
+}
+
+// TestWrongMethod: a path the emulator serves, asked with a method it does not take, is
+// a 405 whose Allow names the methods it takes (the admin API's as JSON), not a 404
+// that says the path is not there.
+func TestWrongMethod(t *testing.T) {
+	te := newTestEmulator(t)
+	for _, tt := range []struct {
+		method, path, allow, body string
+	}{
+		{"POST", "/_emulator/api/user", "GET, HEAD", `"error": "POST /_emulator/api/user: the endpoint takes GET or HEAD`},
+		{"DELETE", "/_emulator/api/status", "GET, HEAD", `"error": "DELETE /_emulator/api/status: the endpoint takes GET or HEAD`},
+		{"GET", "/_emulator/api/reset", "POST", `"error": "GET /_emulator/api/reset: the endpoint takes POST`},
+		{"PUT", "/_emulator/api/faults", "GET, HEAD, POST, DELETE", `the endpoint takes GET or HEAD or POST or DELETE`},
+		{"GET", "/_emulator/api/faults/3", "DELETE", `the endpoint takes DELETE`},
+		{"PATCH", "/_emulator/api/log", "GET, HEAD, DELETE", `the endpoint takes GET or HEAD or DELETE`},
+		{"GET", "/_emulator/reset", "POST", "The console page at /_emulator/reset takes POST, not GET."},
+		{"DELETE", "/_emulator/clock", "GET, HEAD, POST", "takes GET or HEAD or POST, not DELETE"},
+	} {
+		req, _ := http.NewRequest(tt.method, te.URL+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tt.allow || !strings.Contains(string(b), tt.body) {
+			t.Errorf("%s %s: HTTP %d, Allow %q, want 405 and %q, and %q in\n%s", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"), tt.allow, tt.body, b)
+		}
+	}
+	// A path that is not there stays a 404, whatever the method.
+	for _, m := range []string{"GET", "POST"} {
+		if status, body := te.do(t, m, "/_emulator/api/nope", "", ""); status != 404 || !strings.Contains(body, "no such emulator endpoint") {
+			t.Errorf("%s /_emulator/api/nope: HTTP %d %s", m, status, body)
+		}
 	}
 }
 
