@@ -56,7 +56,7 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_emulator/faults/clear", e.formClearFaults)
 	mux.HandleFunc("POST /_emulator/faults/{id}/delete", e.formDeleteFault)
 	mux.HandleFunc("POST /_emulator/reset", e.formReset)
-	mux.Handle("GET /_emulator/static/", http.StripPrefix("/_emulator/", staticFiles()))
+	mux.Handle("GET /_emulator/static/", http.StripPrefix("/_emulator/", staticFiles(e.pageNotFound)))
 	mux.HandleFunc("/_emulator", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix, http.StatusFound)
 	})
@@ -64,15 +64,19 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 }
 
 // allowed returns the methods the route table serves r's path with, HEAD wherever GET
-// (as the mux serves it), or nil when it serves the path with none: the catch-alls
-// below would otherwise answer a wrong method on an existing path as a path that is
-// not there, where a 405 with Allow says what to send.
+// (as the mux serves it), when r's method is not among them; nil when it is, or when
+// the path is served with none. The catch-alls below would otherwise answer a wrong
+// method on an existing path as a path that is not there, where a 405 with Allow says
+// what to send.
 func (e *Emulator) allowed(r *http.Request) []string {
 	var out []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
 		// The catch-alls' patterns have no method; every route's has.
 		if _, pattern := e.mux.Handler(probe); strings.Contains(pattern, " ") {
+			if m == r.Method {
+				return nil // served, and not there: a 404
+			}
 			out = append(out, m)
 		}
 	}

@@ -27,10 +27,19 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-func staticFiles() http.Handler {
+// staticFiles serves the embedded files under static/ (the request's path with the
+// prefix stripped) and answers notFound for a folder: a file server lists a folder's
+// files, which are the console's to name, not a page of it.
+func staticFiles(notFound http.HandlerFunc) http.Handler {
 	sub, _ := fs.Sub(staticFS, ".")
 	fsrv := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.Trim(r.URL.Path, "/")
+		if fi, err := fs.Stat(sub, name); strings.HasSuffix(r.URL.Path, "/") || err == nil && fi.IsDir() {
+			r.URL.Path = Prefix + r.URL.Path // as asked, for the page
+			notFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		fsrv.ServeHTTP(w, r)

@@ -638,6 +638,9 @@ func TestConsole(t *testing.T) {
 		{"/_emulator/nope", 404, []string{"no console page"}, nil},
 		{"/_emulator/static/console.css", 200, []string{"font"}, nil},
 		{"/_emulator/static/console.js", 200, []string{"use strict"}, nil},
+		// Files, not listings: a folder is no page.
+		{"/_emulator/static/", 404, []string{"There is no console page at /_emulator/static/."}, []string{`href="avatar.svg"`, `<pre>`}},
+		{"/_emulator/static/nope.css", 404, nil, nil},
 	}
 	for _, p := range pages {
 		status, body := te.do(t, "GET", p.path, "", "")
