@@ -155,14 +155,22 @@ func (e *Emulator) pageNotFound(w http.ResponseWriter, r *http.Request) {
 // from a fixed set, so that a link cannot make the console say anything else.
 func flash(q url.Values) string {
 	n := q.Get("n")
-	if _, err := strconv.Atoi(n); err != nil {
+	num, err := strconv.Atoi(n)
+	if err != nil {
 		n = "?"
+	}
+	// "1 user", "2 users", "? users"
+	counted := func(noun string) string {
+		if err == nil && num == 1 {
+			return n + " " + noun
+		}
+		return n + " " + noun + "s"
 	}
 	switch q.Get("done") {
 	case "reset":
-		return "Deleted " + n + " users. Sites and keys are kept."
+		return "Deleted " + counted("user") + ". Sites and keys are kept."
 	case "reset-all":
-		return "Deleted " + n + " users, cleared the fault rules and the request log, and reset the clock."
+		return "Deleted " + counted("user") + ", cleared the fault rules and the request log, and reset the clock."
 	case "clock":
 		return "The clock was changed."
 	case "fault-added":
@@ -170,7 +178,7 @@ func flash(q url.Values) string {
 	case "fault-deleted":
 		return "Deleted fault rule " + n + "."
 	case "faults-cleared":
-		return "Cleared " + n + " fault rules."
+		return "Cleared " + counted("fault rule") + "."
 	}
 	return ""
 }

@@ -786,8 +786,18 @@ func TestConsoleForms(t *testing.T) {
 	if n, _ := te.store.CountUsers(context.Background(), ""); n != 0 {
 		t.Errorf("%d users after the reset form", n)
 	}
-	if _, body := te.do(t, "GET", "/_emulator/?done=reset&n=2", "", ""); !strings.Contains(body, "Deleted 2 users.") {
-		t.Error("no message after the reset")
+	// Counts of one are in the singular; a count the console cannot read is not.
+	for _, tt := range []struct{ query, want string }{
+		{"/_emulator/?done=reset&n=2", "Deleted 2 users."},
+		{"/_emulator/?done=reset&n=1", "Deleted 1 user."},
+		{"/_emulator/?done=reset-all&n=1", "Deleted 1 user, cleared"},
+		{"/_emulator/faults?done=faults-cleared&n=1", "Cleared 1 fault rule."},
+		{"/_emulator/faults?done=faults-cleared&n=0", "Cleared 0 fault rules."},
+		{"/_emulator/?done=reset&n=x", "Deleted ? users."},
+	} {
+		if _, body := te.do(t, "GET", tt.query, "", ""); !strings.Contains(body, tt.want) {
+			t.Errorf("%s: no %q", tt.query, tt.want)
+		}
 	}
 	if _, body := te.do(t, "GET", "/_emulator/?done=reset&n=<b>", "", ""); strings.Contains(body, "<b>") {
 		t.Error("the message reflects the query")

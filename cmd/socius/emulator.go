@@ -137,7 +137,7 @@ func (m *Main) seedEmulator(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("--seed %s: %w", m.Seed, err)
 		}
-		fmt.Fprintf(m.Stdout, "socius: emulator: seeded %d sites, %d keys, %d users from %s\n", n.Sites, n.Keys, n.Users, m.Seed)
+		fmt.Fprintf(m.Stdout, "socius: emulator: seeded %s from %s\n", seedCounts(n), m.Seed)
 	}
 	m.Emu = emulator.New(emulator.Config{
 		Store:        m.Store,
@@ -209,7 +209,7 @@ func (m *Main) exportOnExit() error {
 	if err != nil {
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
-	fmt.Fprintf(m.Stdout, "socius: emulator: exported %d sites, %d keys, %d users to %s\n", n.Sites, n.Keys, n.Users, m.ExportOnExit)
+	fmt.Fprintf(m.Stdout, "socius: emulator: exported %s to %s\n", seedCounts(n), m.ExportOnExit)
 	return nil
 }
 

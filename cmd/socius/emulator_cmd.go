@@ -165,7 +165,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if st.Version != "" {
 			fmt.Fprintf(stdout, "version: %s\n", st.Version)
 		}
-		fmt.Fprintf(stdout, "sites:  %d\nkeys:   %d\nusers:  %d\nfaults: %d\nlogged: %d calls (the log keeps %d)\n", st.Sites, st.Keys, st.Users, st.Faults, st.Logged, st.LogSize)
+		fmt.Fprintf(stdout, "sites:  %d\nkeys:   %d\nusers:  %d\nfaults: %d\nlogged: %s (the log keeps %d)\n", st.Sites, st.Keys, st.Users, st.Faults, counted(int(st.Logged), "call"), st.LogSize)
 		printClock(stdout, st.Clock)
 		return nil
 
@@ -184,7 +184,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err := c.do(ctx, "POST", path, nil, &out); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted %d users\n", out.DeletedUsers)
+		fmt.Fprintf(stdout, "deleted %s\n", counted(out.DeletedUsers, "user"))
 		if *all {
 			fmt.Fprintln(stdout, "cleared the fault rules and the request log, reset the clock")
 		}
@@ -269,7 +269,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			if err := c.do(ctx, "DELETE", "faults", nil, &out); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "deleted %d fault rules\n", out.Cleared)
+			fmt.Fprintf(stdout, "deleted %s\n", counted(out.Cleared, "fault rule"))
 			return nil
 		}
 		return usage("faults [list] | faults add --code N ... | faults delete ID | faults clear")
@@ -358,7 +358,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err := c.do(ctx, "POST", "seed", f, &n); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "seeded %d sites, %d keys, %d users\n", n.Sites, n.Keys, n.Users)
+		fmt.Fprintf(stdout, "seeded %s\n", seedCounts(n))
 		return nil
 	}
 	fmt.Fprintf(stderr, "socius emulator: unknown command %q\n\n%s", cmd, emulatorUsage)
@@ -385,6 +385,14 @@ func negativeDurationsLast(args []string) []string {
 		return args
 	}
 	return append(append(rest, "--"), neg...)
+}
+
+// counted is n and the noun, in the plural unless n is 1: "1 user", "2 users".
+func counted(n int, noun string) string { return strconv.Itoa(n) + " " + noun + plural(n) }
+
+// seedCounts says what a seed loaded or an export wrote: "1 site, 1 key, 3 users".
+func seedCounts(n emulator.SeedStats) string {
+	return counted(n.Sites, "site") + ", " + counted(n.Keys, "key") + ", " + counted(n.Users, "user")
 }
 
 func printClock(w io.Writer, c emulator.ClockInfo) {

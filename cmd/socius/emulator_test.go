@@ -380,7 +380,7 @@ func TestEmulatorCLIFlow(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"UID":"erin"`) || !strings.Contains(string(b), `"UID":"alice"`) {
 		t.Errorf("export: %v\n%s", err, b)
 	}
-	if !strings.Contains(stdout.String(), "exported 1 sites, 1 keys, 3 users to "+out) {
+	if !strings.Contains(stdout.String(), "exported 1 site, 1 key, 3 users to "+out) {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 	if _, err := os.Stat(dataDir[1]); !os.IsNotExist(err) {
@@ -579,7 +579,7 @@ func TestEmulatorFaults(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--code", "123", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "not in Gigya's error table") {
 		t.Errorf("add a bad code: %d %s", code, errOut)
 	}
-	if out := ts.emu(t, "faults", "clear"); !strings.Contains(out, "deleted 1 fault rules") {
+	if out := ts.emu(t, "faults", "clear"); !strings.Contains(out, "deleted 1 fault rule\n") {
 		t.Errorf("clear: %s", out)
 	}
 
@@ -717,6 +717,30 @@ func TestEmulatorRequestLog(t *testing.T) {
 	}
 	if got := stdout.String(); !strings.Contains(got, "socialize.notifyLogin") || strings.Count(got, "  socialize.") != 4 {
 		t.Errorf("log --follow printed:\n%s", got)
+	}
+}
+
+// TestEmulatorCountsInTheSingular: the commands say "1 user", not "1 users".
+func TestEmulatorCountsInTheSingular(t *testing.T) {
+	ts := startEmulator(t)
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"alice"}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	if out := ts.emu(t, "status"); !strings.Contains(out, "logged: 1 call (") {
+		t.Errorf("status:\n%s", out)
+	}
+	if out := ts.emu(t, "reset"); out != "deleted 2 users\n" {
+		t.Errorf("reset: %q", out)
+	}
+	seed := filepath.Join(t.TempDir(), "one.jsonl")
+	if err := os.WriteFile(seed, []byte(`{"kind":"user","apiKey":"`+testAPIKey+`","UID":"dora"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := ts.emu(t, "seed", seed); out != "seeded 0 sites, 0 keys, 1 user\n" {
+		t.Errorf("seed: %q", out)
+	}
+	if out := ts.emu(t, "reset"); out != "deleted 1 user\n" {
+		t.Errorf("reset: %q", out)
 	}
 }
 
@@ -997,7 +1021,7 @@ func TestEmulatorExportOnExitToStdout(t *testing.T) {
 			out := read()
 			serving := strings.Index(out, "socius: serving HTTP on ")
 			export := strings.Index(out, `{"kind":"site"`)
-			exported := strings.Index(out, "socius: emulator: exported 1 sites")
+			exported := strings.Index(out, "socius: emulator: exported 1 site, ")
 			if serving < 0 || export < serving || exported < export {
 				t.Errorf("standard output, the server's lines then the export then its summary:\n%s\nstderr:\n%s", out, stderr.String())
 			}
