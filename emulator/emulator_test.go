@@ -604,6 +604,10 @@ func TestLogLongPoll(t *testing.T) {
 
 func TestConsole(t *testing.T) {
 	te := newTestEmulator(t)
+	// Logged in by the seed, which gave no login time.
+	if _, err := Seed(context.Background(), te.store, strings.NewReader(`{"apiKey":"3_EmuSite","UID":"carol","loggedIn":true}`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	base := gigya.BaseStrings("POST", []string{"http://127.0.0.1:8080/socialize.getUserInfo", "https://127.0.0.1:8080/socialize.getUserInfo"},
 		[]gigya.Param{{Name: "UID", Value: "alice"}, {Name: "apiKey", Value: siteKey}}, 1<<20)
 	te.Log.Observe(&server.Call{ID: "0123456789abcdef0123456789abcdef", Method: "socialize.getUserInfo", APIKey: siteKey, Credential: "partner-signature",
@@ -620,13 +624,17 @@ func TestConsole(t *testing.T) {
 		absent   []string
 	}{
 		{"/_emulator/", 200, []string{"<h1>Overview</h1>", "3_EmuSite", "c2Vj… (44 characters)", "AEmuKey", "dXNl… (28 characters)", `<th scope="col">`}, []string{siteSecret, keySecret}},
-		{"/_emulator/users", 200, []string{"2 users", "alice", "bob", "Bob Builder", "ally"}, nil},
+		{"/_emulator/users", 200, []string{"3 users", "alice", "bob", "Bob Builder", "ally"}, nil},
 		{"/_emulator/users?q=liddell", 200, []string{"1 user matching", "alice"}, []string{">bob<"}},
 		{"/_emulator/users?q=nobody", 200, []string{"No users match"}, nil},
 		{"/_emulator/users?q=%zz", 400, []string{"The query is not valid URL encoding: invalid URL escape &#34;%zz&#34;."}, []string{"alice"}},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=alice", 200, []string{`<img class="avatar" src="https://example.com/a.jpg" alt="Photo of ally"`, `class="comment-name">ally<`,
-			"alice@example.com", "Recent calls for this user", "0123456789abcdef0123456789abcdef"}, []string{"fedcba98"}},
-		{"/_emulator/user?apiKey=3_EmuSite&UID=bob", 200, []string{`src="/_emulator/static/avatar.svg" alt="Photo of Bob Builder"`, "no data"}, nil},
+			"alice@example.com", "Recent calls for this user", "0123456789abcdef0123456789abcdef",
+			`Last login</th><td>2026-01-02 03:04:05.000 UTC</td>`}, []string{"fedcba98"}},
+		{"/_emulator/user?apiKey=3_EmuSite&UID=bob", 200, []string{`src="/_emulator/static/avatar.svg" alt="Photo of Bob Builder"`, "no data",
+			`Logged in</th><td>no</td>`, `Last login</th><td>never</td>`}, nil},
+		{"/_emulator/user?apiKey=3_EmuSite&UID=carol", 200, []string{`Logged in</th><td>yes</td>`,
+			`Last login</th><td>unknown: logged in by a seed or an import that gave no <code>loginAt</code></td>`}, []string{`Last login</th><td>never`}},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=zed", 404, []string{"There is no user"}, nil},
 		{"/_emulator/log", 200, []string{"Signature debugging", html(base[0]), html(base[1]), "&lt;script&gt;", "403003", "<strong>403003</strong> Invalid request signature", "***"},
 			[]string{"<script>alert", "c2lnbmF0dXJl"}},
