@@ -346,8 +346,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--site-api-key", "3_x"}, nil, "--site-api-key and --site-secret go together"},
 		{[]string{"serve", "--clock-skew", "0s"}, nil, "--clock-skew must be positive"},
 		{[]string{"serve", "--store", "postgres://socius@127.0.0.1:1/socius"}, nil, "give the master key that every node shares"},
-		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": "abc"}, `SOCIUS_CLOCK_SKEW="abc"`},
-		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_CALLS": "maybe"}, `SOCIUS_LOG_CALLS="maybe"`},
+		// The flag package says "parse error": the variable's refusal says what it takes.
+		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": "abc"}, `SOCIUS_CLOCK_SKEW="abc": must be a duration such as 30s or 2m (--clock-skew)`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_CALLS": "maybe"}, `SOCIUS_LOG_CALLS="maybe": must be true or false (1 or 0) (--log-calls)`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_EMULATOR": "yes"}, `SOCIUS_EMULATOR="yes": must be true or false`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_REQUEST_LOG_SIZE": "ten"}, `SOCIUS_REQUEST_LOG_SIZE="ten": must be a whole number (--request-log-size)`},
 		{[]string{"key", "create", "--site", "3_x", "--methods", "socialize.getUserInfo,socialize.bogus"}, nil, `"socialize.bogus" is not a method Socius serves`},
 		{[]string{"key", "create", "--site", "3_x", "--methods", ","}, nil, `--methods "," names no method`},
 		{[]string{"site", "create", "--name", "a\tb"}, nil, "--name: a site name may not hold the control character U+0009"},

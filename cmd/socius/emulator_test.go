@@ -133,6 +133,22 @@ func TestEmulatorFlags(t *testing.T) {
 	if !m.Emulator || m.Seed != "s.jsonl" || m.ExportOnExit != "e.jsonl" || m.RequestLogSize != 7 || !m.EmulatorAllowRemote {
 		t.Errorf("from the environment: %+v", m.EmulatorOptions)
 	}
+
+	// A variable set empty (SOCIUS_EMULATOR=${EMULATOR} with EMULATOR unset) is no
+	// value for a flag that is not a string: unset. A string flag's empty value stays
+	// a value (no HTTPS listener).
+	env = map[string]string{"SOCIUS_EMULATOR": "", "SOCIUS_REQUEST_LOG_SIZE": "", "SOCIUS_WRITE_TIMEOUT": "", "SOCIUS_HTTPS": ""}
+	m = NewMain()
+	if err := m.ParseFlags(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard); err != nil {
+		t.Fatalf("empty variables: %v", err)
+	}
+	if d := NewMain(); m.Emulator || m.RequestLogSize != emulator.DefaultLogSize || m.WriteTimeout != d.WriteTimeout || m.HTTPSAddr != "" {
+		t.Errorf("empty variables: emulator %v, request log size %d, write timeout %v, https %q", m.Emulator, m.RequestLogSize, m.WriteTimeout, m.HTTPSAddr)
+	}
+	env["SOCIUS_EMULATOR"] = "1"
+	if m = NewMain(); m.ParseFlags(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard) != nil || !m.Emulator || m.RequestLogSize != emulator.DefaultLogSize {
+		t.Errorf("SOCIUS_EMULATOR=1 with an empty SOCIUS_REQUEST_LOG_SIZE: emulator %v, request log size %d", m.Emulator, m.RequestLogSize)
+	}
 }
 
 // Without --emulator, the emulator's paths are just unknown methods.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
@@ -27,8 +28,10 @@ func (e flagError) Unwrap() error { return e.err }
 func badFlag(format string, a ...any) error { return flagError{fmt.Errorf(format, a...)} }
 
 // applyEnv gives every flag that was not set on the command line the value of its
-// environment variable SOCIUS_<NAME> (dashes as underscores, upper case), if set
-// (even to the empty string, which disables a listener).
+// environment variable SOCIUS_<NAME> (dashes as underscores, upper case), if set: a
+// string flag even to the empty string (which disables a listener), another flag only
+// to a value that is not empty. SOCIUS_EMULATOR= is what a compose file or a CI job
+// writes for a variable of its own left empty: unset, not a value to refuse.
 func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -38,13 +41,42 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 			return
 		}
 		name := envName(f.Name)
-		if v, ok := lookupEnv(name); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = badFlag("%s=%q: %v", name, v, e)
+		v, ok := lookupEnv(name)
+		if !ok || v == "" && flagKind(f) != "" {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			if kind := flagKind(f); kind != "" {
+				// The flag package says only "parse error" or "value out of range".
+				err = badFlag("%s=%q: must be %s (--%s)", name, v, kind, f.Name)
+				return
 			}
+			err = badFlag("%s=%q: %v", name, v, e)
 		}
 	})
 	return err
+}
+
+// flagKind says what a flag that is not a string takes, as an error tells it; "" for
+// a string flag.
+func flagKind(f *flag.Flag) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "true or false (1 or 0)"
+	case int, int64:
+		return "a whole number"
+	case uint, uint64:
+		return "a whole number, not negative"
+	case float64:
+		return "a number"
+	case time.Duration:
+		return "a duration such as 30s or 2m"
+	}
+	return ""
 }
 
 // onlyEnv returns a lookup that sees only the variables of the named flags.
