@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -120,20 +119,9 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return usageErr("no credentials: give --secret (with --api-key), --token, or --user-key with --private-key")
 	}
 
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if *caFile != "" {
-		pemBytes, err := os.ReadFile(*caFile)
-		if err != nil {
-			return usageErr("--ca-file: %v", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return usageErr("--ca-file %s holds no PEM certificate", *caFile)
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool}
+	transport, err := trustingTransport(*caFile)
+	if err != nil {
+		return usageErr("%v", err)
 	}
 	hc := &http.Client{Transport: transport, Timeout: *timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

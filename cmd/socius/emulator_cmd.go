@@ -40,7 +40,9 @@ commands:
   export [--out FILE]                 every site, key and user, as JSON lines
   seed FILE                           load sites, keys and users (JSON lines)
 
---url defaults to http://127.0.0.1:8080 (or SOCIUS_URL).
+--url defaults to http://127.0.0.1:8080 (or SOCIUS_URL). For an https:// URL whose
+certificate a private CA issued (or Socius generated), --ca-file FILE (or
+SOCIUS_CA_FILE) trusts the PEM certificates in FILE besides the system's.
 `
 
 // emulatorClient calls the admin API of a running emulator.
@@ -87,7 +89,7 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 	if resp.Header.Get(emulator.Header) == "" {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		if strings.Contains(string(b), "HTTP request to an HTTPS server") {
-			return &apiError{Status: resp.StatusCode, Message: c.base + " is an HTTPS listener: give --url the emulator's plain HTTP address (socius serve prints it: serving HTTP on ...)"}
+			return &apiError{Status: resp.StatusCode, Message: c.base + " is an HTTPS listener: give --url as https:// (with --ca-file when its certificate is not one the system trusts), or the emulator's plain HTTP address (socius serve prints it: serving HTTP on ...)"}
 		}
 		return &apiError{Status: resp.StatusCode, Message: "the server at " + c.base + " did not answer as the emulator does: a socius serve without --emulator, another server, or a --url with a path (give the address alone, http://host:port)"}
 	}
@@ -130,15 +132,22 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	}
 	cmd, args := args[0], args[1:]
 	fs := newFlagSet("socius emulator "+cmd, stderr)
-	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's HTTP address")
+	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's address: http://host:port, or https://")
+	caFile := fs.String("ca-file", "", "PEM certificates to trust for an https:// --url besides the system's (a private CA's, or socius-data/tls-cert.pem)")
 	c := &emulatorClient{http: &http.Client{Timeout: emulator.MaxWait + 15*time.Second}}
 	parse := func(args []string) ([]string, error) {
 		if cmd == "clock" { // only "clock advance -15m" has a negative argument of its own
 			args = negativeDurationsLast(args)
 		}
 		pos, err := parseArgs(fs, args, lookupEnv)
+		if err != nil {
+			return nil, err
+		}
 		c.base = strings.TrimRight(*baseURL, "/")
-		return pos, err
+		if c.http.Transport, err = trustingTransport(*caFile); err != nil {
+			return nil, flagError{err}
+		}
+		return pos, nil
 	}
 	usage := func(msg string) error {
 		fmt.Fprintf(stderr, "socius emulator %s: %s\n\n%s", cmd, msg, emulatorUsage)

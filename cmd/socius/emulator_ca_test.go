@@ -1,0 +1,101 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testCA writes, into dir, a CA's certificate and a certificate it issued for
+// 127.0.0.1 with the key of the latter, as a private CA's server has them; it returns
+// the three files.
+func testCA(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Socius test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageCertSign,
+		BasicConstraintsValid: true, IsCA: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for file, block := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER},
+		certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, certFile, keyFile
+}
+
+// TestEmulatorCAFile: `socius emulator --url https://...` trusts a private CA given
+// with --ca-file (or SOCIUS_CA_FILE), on the emulator's HTTPS listener serving a
+// certificate that CA issued; without it the certificate is refused.
+func TestEmulatorCAFile(t *testing.T) {
+	dir := t.TempDir()
+	caFile, certFile, keyFile := testCA(t, dir)
+	ts := startEmulator(t, "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(ts.HTTPSURL, "https://127.0.0.1:") {
+		t.Fatalf("HTTPS URL %q", ts.HTTPSURL)
+	}
+
+	code, out, errOut := runCLI(t, noEnv, "emulator", "status", "--url", ts.HTTPSURL, "--ca-file", caFile)
+	if code != 0 || !strings.Contains(out, "users:  2") {
+		t.Errorf("status over HTTPS with --ca-file: exit %d\n%s%s", code, out, errOut)
+	}
+	// A command that changes something, and the variable in place of the flag.
+	env := envOf("SOCIUS_URL="+ts.HTTPSURL, "SOCIUS_CA_FILE="+caFile)
+	if code, out, errOut := runCLI(t, env, "emulator", "faults", "add", "--code", "500001"); code != 0 || !strings.Contains(out, "added fault rule 1") {
+		t.Errorf("faults add with SOCIUS_CA_FILE: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Without the CA the certificate is not trusted: a failure (exit 1) that says so.
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", ts.HTTPSURL); code != 1 || !strings.Contains(errOut, "certificate") {
+		t.Errorf("status over HTTPS without --ca-file: exit %d %s", code, errOut)
+	}
+	// A file that cannot be read, or holds no certificate, is a usage error (exit 2),
+	// said before anything is sent.
+	for _, tt := range []struct{ file, says string }{
+		{filepath.Join(dir, "none.pem"), "--ca-file: open " + filepath.Join(dir, "none.pem")},
+		{keyFile, "--ca-file " + keyFile + " holds no PEM certificate"},
+	} {
+		if code, out, errOut := runCLI(t, noEnv, "emulator", "status", "--url", "https://127.0.0.1:1", "--ca-file", tt.file); code != 2 || out != "" || strings.Count(errOut, tt.says) != 1 {
+			t.Errorf("--ca-file %s: exit %d, stdout %q, stderr %q; want 2 and %q once", tt.file, code, out, errOut, tt.says)
+		}
+	}
+}
