@@ -262,6 +262,15 @@ type userData struct {
 
 func (e *Emulator) pageUser(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// As the admin API answers it: a link without both is a bad link, not a user that
+	// is not there.
+	for _, name := range []string{"apiKey", "UID"} {
+		if q.Get(name) == "" {
+			e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Which user?",
+				Error: "The link gives no " + name + ": a user page needs the user's apiKey and UID. Find the user on the Users page."})
+			return
+		}
+	}
 	u, err := e.cfg.Store.User(r.Context(), q.Get("apiKey"), q.Get("UID"))
 	if errors.Is(err, socius.ErrNotFound) {
 		e.render(w, http.StatusNotFound, "notfound", &page{Title: "No such user",

@@ -636,6 +636,8 @@ func TestConsole(t *testing.T) {
 		{"/_emulator/user?apiKey=3_EmuSite&UID=carol", 200, []string{`Logged in</th><td>yes</td>`,
 			`Last login</th><td>unknown: logged in by a seed or an import that gave no <code>loginAt</code></td>`}, []string{`Last login</th><td>never`}},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=zed", 404, []string{"There is no user"}, nil},
+		{"/_emulator/user", 400, []string{"The link gives no apiKey: a user page needs the user&#39;s apiKey and UID."}, nil},
+		{"/_emulator/user?apiKey=3_EmuSite", 400, []string{"The link gives no UID"}, nil},
 		{"/_emulator/log", 200, []string{"Signature debugging", html(base[0]), html(base[1]), "&lt;script&gt;", "403003", "<strong>403003</strong> Invalid request signature", "***"},
 			[]string{"<script>alert", "c2lnbmF0dXJl"}},
 		{"/_emulator/log?failed=1", 200, []string{"0123456789abcdef"}, []string{"fedcba98"}},
