@@ -258,11 +258,19 @@ func Load(r io.Reader, max int, now time.Time, window time.Duration) (*Cache, in
 	}
 	b := body[len(snapshotMagic):]
 	entries := b[32:]
-	if uint64(len(entries)) != 12*binary.LittleEndian.Uint64(b[24:32]) {
+	// The count is compared by division: 12 times a count near 2^62 wraps around to a
+	// small number, which the entries' length could match.
+	if count := binary.LittleEndian.Uint64(b[24:32]); len(entries)%12 != 0 || count != uint64(len(entries)/12) {
+		return nil, 0, ErrBadSnapshot
+	}
+	// Save never writes a negative window; taken as one, the difference below would
+	// wrap and shorten the expiries instead.
+	saved := time.Duration(binary.LittleEndian.Uint64(b[16:24]))
+	if saved < 0 {
 		return nil, 0, ErrBadSnapshot
 	}
 	longer := int64(0) // seconds more for each expiry
-	if saved := time.Duration(binary.LittleEndian.Uint64(b[16:24])); window > saved {
+	if window > saved {
 		longer = int64((window - saved + time.Second - 1) / time.Second)
 	}
 	c := New(max)
@@ -275,23 +283,30 @@ func Load(r io.Reader, max int, now time.Time, window time.Duration) (*Cache, in
 		if fp == 0 || int64(exp) < nowSec {
 			continue
 		}
-		c.shards[fp>>60].insert(fp, exp, nowSec)
+		if !c.shards[fp>>60].insert(fp, exp, nowSec) {
+			// Save writes each fingerprint once: this is no Save's. Held twice, it
+			// would be counted and saved twice.
+			return nil, 0, ErrBadSnapshot
+		}
 		loaded++
 	}
 	return c, loaded, nil
 }
 
-// insert adds an entry known to be absent (Load's), growing the table as UseNonce
-// would.
-func (s *shard) insert(fp uint64, exp uint32, nowSec int64) {
+// insert adds an entry (Load's), growing the table as UseNonce would, and reports
+// false, adding nothing, when the fingerprint is already held.
+func (s *shard) insert(fp uint64, exp uint32, nowSec int64) bool {
 	if s.tab == nil || 4*(s.used+1) > 3*len(s.tab.keys) {
 		s.rebuild(nowSec)
 	}
 	t := s.tab
 	i := t.home(fp)
-	for t.keys[i] != 0 {
-		i = t.next(i)
+	for ; t.keys[i] != 0; i = t.next(i) {
+		if t.keys[i] == fp {
+			return false
+		}
 	}
 	t.keys[i], t.exps[i] = fp, exp
 	s.used++
+	return true
 }

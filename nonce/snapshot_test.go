@@ -3,6 +3,8 @@ package nonce
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -141,5 +143,47 @@ func TestSaveLoad(t *testing.T) {
 	// A narrower one keeps them as saved.
 	if _, n, err := Load(bytes.NewReader(buf.Bytes()), 0, wider, 60*time.Second); err != nil || n != 0 {
 		t.Errorf("Load with a narrower window, past the saved expiries: %d, %v", n, err)
+	}
+}
+
+// TestLoadRefusesInconsistent: a snapshot whose checksum is right but whose header or
+// entries no Save writes is refused whole: a count that only matches the entries
+// modulo 2^64, a negative window (which shortened every expiry), a fingerprint twice
+// (which was held, counted and saved twice). Found by FuzzLoad.
+func TestLoadRefusesInconsistent(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := New(0)
+	c.UseNonce(context.Background(), "cred", "n1", now.Add(time.Minute), now)
+	var buf bytes.Buffer
+	if _, err := c.Save(&buf, now, 120*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	body := buf.Bytes()[:buf.Len()-sha256.Size]
+	head := len(snapshotMagic)
+	resealed := func(change func(b []byte) []byte) []byte {
+		b := change(append([]byte(nil), body...))
+		sum := sha256.Sum256(b)
+		return append(b, sum[:]...)
+	}
+	if _, n, err := Load(bytes.NewReader(resealed(func(b []byte) []byte { return b })), 0, now, 120*time.Second); err != nil || n != 1 {
+		t.Fatalf("the snapshot itself, resealed: %d, %v", n, err)
+	}
+	for name, change := range map[string]func(b []byte) []byte{
+		"count plus 2^62": func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[head+24:], 1+1<<62)
+			return b
+		},
+		"negative window": func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[head+16:], 1<<63)
+			return b
+		},
+		"a fingerprint twice": func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[head+24:], 2)
+			return append(b, b[head+32:head+44]...)
+		},
+	} {
+		if _, n, err := Load(bytes.NewReader(resealed(change)), 0, now, 120*time.Second); !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("%s: loaded %d, %v; want ErrBadSnapshot", name, n, err)
+		}
 	}
 }
