@@ -276,7 +276,15 @@ func parseTime(name, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: not an RFC 3339 time: %q", name, s)
 	}
-	return t.UTC(), nil
+	// A time is written in UTC, with milliseconds, as the stores keep it: what reads
+	// must write back as itself. An offset can take a time past the years RFC 3339
+	// has (0000-01-01T00:00:00+01:00 is the year -1 in UTC), which would be written
+	// as a time no reader takes; finer than a millisecond is cut, as the store cuts it.
+	t = t.UTC()
+	if t.Year() < 0 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("%s: %q is outside the years 0000 to 9999 in UTC", name, s)
+	}
+	return t.Truncate(time.Millisecond), nil
 }
 
 func decode(text []byte) (*Record, error) {

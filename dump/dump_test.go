@@ -247,6 +247,34 @@ func TestTimesWrittenInUTC(t *testing.T) {
 	}
 }
 
+// TestTimesAsWritten: a time reads as the Writer would write it back, which reads
+// again: an offset that takes it out of the years 0000 to 9999 in UTC is a bad line
+// (it was written as -0001-12-31T23:00:00.000Z, which no reader takes), and what is
+// finer than a millisecond is cut (0001-01-01T00:00:00.0000001Z was written as the
+// zero time, which reads back as no time at all). Found writing FuzzReader.
+func TestTimesAsWritten(t *testing.T) {
+	for in, want := range map[string]string{
+		"0000-01-01T00:00:00+01:00": `line 1: createdAt: "0000-01-01T00:00:00+01:00" is outside the years 0000 to 9999 in UTC`,
+		"9999-12-31T23:30:00-01:00": `line 1: createdAt: "9999-12-31T23:30:00-01:00" is outside the years 0000 to 9999 in UTC`,
+	} {
+		got := readAll(t, `{"apiKey":"3_abc","UID":"u1","createdAt":"`+in+`"}`)
+		if len(got) != 1 || got[0].bad == nil || got[0].bad.Error() != want {
+			t.Errorf("%s: %+v, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]time.Time{
+		"0000-01-01T00:00:00-01:00":     time.Date(0, 1, 1, 1, 0, 0, 0, time.UTC),
+		"2026-11-28T10:00:00.1239999Z":  time.Date(2026, 11, 28, 10, 0, 0, 123_000_000, time.UTC),
+		"0001-01-01T00:00:00.0000001Z":  {},
+		"2026-11-28T11:00:00.123+01:00": t0,
+	} {
+		got := readAll(t, `{"apiKey":"3_abc","UID":"u1","createdAt":"`+in+`"}`)
+		if len(got) != 1 || got[0].rec == nil || !got[0].rec.User.CreatedAt.Equal(want) {
+			t.Errorf("%s: %+v, want %v", in, got, want)
+		}
+	}
+}
+
 // TestBadLineMessages: a bad line is explained in the format's words, not Go's types;
 // a byte order mark before the first line is skipped.
 func TestBadLineMessages(t *testing.T) {

@@ -40,7 +40,7 @@ const seedFile = `{"kind":"site","apiKey":"3_EmuSite","secret":"c2VjcmV0LWZvci10
 {"kind":"user","apiKey":"3_EmuSite","UID":"bob","profile":{"firstName":"Bob","lastName":"Builder"},"createdAt":"2026-01-02T03:04:05.000Z"}
 `
 
-func openStore(t *testing.T) socius.Store {
+func openStore(t testing.TB) socius.Store {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "socius.db"))
 	if err != nil {
