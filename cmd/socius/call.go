@@ -207,12 +207,18 @@ func printTrace(w io.Writer, tr *client.Trace) {
 	}
 }
 
-// readRSAPrivateKey reads a PEM RSA private key, PKCS #1 or PKCS #8.
+// readRSAPrivateKey reads a PEM RSA private key file, PKCS #1 or PKCS #8.
 func readRSAPrivateKey(path string) (*rsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parseRSAPrivateKey(b)
+}
+
+// parseRSAPrivateKey reads a PEM RSA private key, PKCS #1 or PKCS #8, from the text of
+// a file; its errors are its own (the x509 package's name ASN.1 structures).
+func parseRSAPrivateKey(b []byte) (*rsa.PrivateKey, error) {
 	block, _ := pem.Decode(b)
 	if block == nil {
 		return nil, errors.New("no PEM block")
