@@ -444,6 +444,11 @@ func DuplicateKey(text []byte, nested string) string {
 			top.wantKey = false
 			continue
 		}
+		if (tok == json.Delim('{') || tok == json.Delim('[')) && len(stack) >= maxDepth {
+			// Deeper than encoding/json decodes (it refuses the value): no need to
+			// look further, and a line of a million '[' would cost a frame each.
+			return ""
+		}
 		switch tok {
 		case json.Delim('{'):
 			f := &frame{object: true, wantKey: true}
@@ -464,6 +469,10 @@ func DuplicateKey(text []byte, nested string) string {
 		nestedNext = false
 	}
 }
+
+// maxDepth is the nesting encoding/json decodes at most (its scanner's limit); a value
+// nested deeper is refused whole.
+const maxDepth = 10000
 
 // foldName folds every character of s to the smallest of those that simple case
 // folding makes equal to it, so that two names encoding/json takes for one fold alike.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -244,6 +245,30 @@ func TestTimesWrittenInUTC(t *testing.T) {
 	w.Flush()
 	if !strings.Contains(buf.String(), `"createdAt":"2026-11-28T10:00:00.123Z"`) {
 		t.Errorf("a time in %v written as %s", paris, buf.String())
+	}
+}
+
+// TestDuplicateKeyDeepNesting: a line nested deeper than encoding/json decodes is
+// left to the decoder, which refuses it, rather than read to its end: a line of a
+// million '[' cost DuplicateKey about 200 MB of allocations and a second or two.
+func TestDuplicateKeyDeepNesting(t *testing.T) {
+	for _, text := range []string{strings.Repeat("[", MaxLine), `{"profile":` + strings.Repeat(`{"a":`, MaxLine/5)} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		k := DuplicateKey([]byte(text), "profile")
+		runtime.ReadMemStats(&after)
+		if allocated := after.TotalAlloc - before.TotalAlloc; k != "" || allocated > 8<<20 {
+			t.Errorf("%.12s...: %q, %d bytes allocated", text, k, allocated)
+		}
+	}
+	// At the deepest encoding/json decodes, a key given twice is still found.
+	deepest := `{"a":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `,"a":1}`
+	if k := DuplicateKey([]byte(deepest), ""); k != "a" {
+		t.Errorf("a key twice around a value nested %d deep: %q", maxDepth, k)
+	}
+	got := readAll(t, strings.Repeat("[", MaxLine))
+	if len(got) != 1 || got[0].bad == nil || !strings.Contains(got[0].bad.Error(), "not a valid record: not JSON") {
+		t.Errorf("a line of '[': %+v", got)
 	}
 }
 
