@@ -425,7 +425,8 @@ func (e *Emulator) formAddFault(w http.ResponseWriter, r *http.Request) {
 func ruleFromForm(r *http.Request) (Rule, error) {
 	var rule Rule
 	if err := r.ParseForm(); err != nil {
-		return rule, err
+		// net/url's words (invalid URL escape "%zz") name no field of the form.
+		return rule, errors.New("the form's data is not URL-encoded (a % not followed by two hex digits, or a ';' between fields)")
 	}
 	f := r.PostForm
 	rule.Method = f.Get("method")

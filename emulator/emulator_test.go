@@ -716,6 +716,22 @@ func html(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;", "+", "&#43;").Replace(s)
 }
 
+// TestConsoleFormMalformed: a fault form whose body is not URL-encoded is refused in
+// the console's words, not net/url's (invalid URL escape "%zz"). Found writing FuzzAdminAPI.
+func TestConsoleFormMalformed(t *testing.T) {
+	te := newTestEmulator(t)
+	for _, body := range []string{"method=%zz", "method=getUserInfo;count=1"} {
+		status, page := te.do(t, "POST", "/_emulator/faults", "application/x-www-form-urlencoded", body)
+		if status != http.StatusBadRequest || !strings.Contains(page, "The rule was not added: the form&#39;s data is not URL-encoded") ||
+			strings.Contains(page, "invalid") {
+			t.Errorf("%s: %d %s", body, status, page)
+		}
+	}
+	if rules := te.Faults.Rules(); len(rules) != 0 {
+		t.Errorf("rules added: %+v", rules)
+	}
+}
+
 func TestConsoleForms(t *testing.T) {
 	te := newTestEmulator(t)
 	form := "application/x-www-form-urlencoded"

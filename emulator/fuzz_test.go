@@ -96,6 +96,8 @@ func FuzzAdminAPI(f *testing.F) {
 		{1, `{"method":"getUserInfo","errorCode":500001,"count":2}`}, {1, `{"delay":"250ms","fraction":0.5}`},
 		{1, `{"fraction":0}`}, {1, `{"id":3}`}, {1, `{"delay":5}`}, {1, `[]`},
 		{2, seedFile}, {2, `{"kind":"key"}`}, {3, ``},
+		{4, "action=advance&advance=90m"}, {4, "action=set&set=2030-01-01"}, {5, "method=getUserInfo&errorCode=500001&fraction=50%25"},
+		{5, "delay=soon&count=x"}, {5, "method=%zz"}, {6, "all=on"},
 	} {
 		f.Add(seed.endpoint, seed.body)
 	}
@@ -103,18 +105,32 @@ func FuzzAdminAPI(f *testing.F) {
 	clock := &socius.OffsetClock{}
 	e := New(Config{Store: st, Clock: clock, LogSize: 10})
 	h := e.Wrap(http.NotFoundHandler())
-	endpoints := []string{"/_emulator/api/clock", "/_emulator/api/faults", "/_emulator/api/seed", "/_emulator/api/reset"}
+	endpoints := []string{"/_emulator/api/clock", "/_emulator/api/faults", "/_emulator/api/seed", "/_emulator/api/reset",
+		// The console's forms, which change the same state.
+		"/_emulator/clock", "/_emulator/faults", "/_emulator/reset"}
 	goWords := regexp.MustCompile(`Go value|Go struct|emulator\.|time\.Duration|reflect|socius\.|main\.|\bfloat64\b|\bint\b`)
+	goForm := regexp.MustCompile(`invalid URL escape|invalid semicolon separator`)
 	f.Fuzz(func(t *testing.T, endpoint uint8, body string) {
 		defer e.Faults.Clear()
 		defer clock.Reset()
 		path := endpoints[int(endpoint)%len(endpoints)]
 		req := httptest.NewRequest("POST", "http://localhost"+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		form := !strings.HasPrefix(path, "/_emulator/api/")
+		if form {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("POST %s %q: %d %s", path, body, rec.Code, rec.Body)
+		}
+		if form {
+			// A page: refused (400) or done (303), never in net/url's words.
+			if rec.Code != http.StatusSeeOther && rec.Code != http.StatusBadRequest || goForm.MatchString(rec.Body.String()) {
+				t.Fatalf("POST %s %q: %d %s", path, body, rec.Code, rec.Body)
+			}
+			return
 		}
 		var answer map[string]any
 		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
