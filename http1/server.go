@@ -80,7 +80,8 @@ type Server struct {
 	// Fallback then reports it again (as another net.Conn) with its own hook.
 	ConnState func(net.Conn, http.ConnState)
 
-	// ErrorLog receives handler panics; nil: the log package's logger.
+	// ErrorLog receives handler panics, failed TLS handshakes and accept errors that
+	// are retried; nil: the log package's logger.
 	ErrorLog *log.Logger
 
 	mu        sync.Mutex
@@ -113,9 +114,11 @@ func (s *Server) Serve(ln net.Listener) error {
 				return ErrServerClosed
 			}
 			// As net/http: an accept error that says it is temporary (EMFILE, ...) is
-			// retried after a growing pause.
+			// retried after a growing pause, and logged in net/http's words, so that
+			// the log says why no client gets in.
 			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.logf("http: Accept error: %v; retrying in %v", err, delay)
 				time.Sleep(delay)
 				continue
 			}

@@ -11,9 +11,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -676,5 +679,46 @@ func TestExpectContinue(t *testing.T) {
 		if !strings.Contains(string(body), `"body":"hello"`) || !strings.Contains(string(body), `"served":"fast"`) || resp.Close {
 			t.Errorf("request %d: %s (close %v)", i, body, resp.Close)
 		}
+	}
+}
+
+// failingListener fails its first accepts with a temporary error, as a process out of
+// file descriptors sees (EMFILE).
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptErrorLogged: an accept that fails and is retried is logged, as net/http
+// logs it (until 2026-11-30 the fast path retried without a word, and a server out of
+// file descriptors refused every new client with nothing in its log); it still serves
+// once the accepts succeed.
+func TestAcceptErrorLogged(t *testing.T) {
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	ln := &failingListener{Listener: listen(t)}
+	ln.fails.Store(2)
+	addr, _ := startOn(t, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), true, func(s *Server) {
+		s.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logged.Write(p)
+		}), "", 0)
+	})
+	if got := send(t, addr, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", 1); len(got) != 1 {
+		t.Fatalf("after the failed accepts: %d answers", len(got))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "http: Accept error: accept tcp: accept4: too many open files; retrying in 5ms\nhttp: Accept error: accept tcp: accept4: too many open files; retrying in 10ms\n"
+	if logged.String() != want {
+		t.Errorf("log %q, want %q", logged.String(), want)
 	}
 }

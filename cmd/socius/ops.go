@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -48,6 +49,38 @@ func maskCredentials(_ []string, a slog.Attr) slog.Attr {
 		}
 	}
 	return a
+}
+
+// serverLog returns the ErrorLog of every listener's server: what net/http and the
+// fast path say of a connection outside any call. Most of it is a client's doing (a
+// failed TLS handshake, a port scanner's connection) and goes to debug level. Two
+// kinds go to error level, where an operator sees them: a panic outside a call (a bug
+// in the fast path, the CONNECT tunnel or the admin handler; a call's own panic is
+// logged as "call panicked") and an accept that fails (out of file descriptors: no
+// new client gets in while it lasts). Before 2026-11-30 both were at debug level, and
+// so never in a production log.
+func serverLog(l *slog.Logger) *log.Logger {
+	return log.New(serverLogWriter{l}, "", 0)
+}
+
+type serverLogWriter struct{ l *slog.Logger }
+
+func (w serverLogWriter) Write(p []byte) (int, error) {
+	msg, stack, _ := strings.Cut(strings.TrimSuffix(string(p), "\n"), "\n")
+	level := slog.LevelDebug
+	if strings.Contains(msg, ": panic serving ") || strings.HasPrefix(msg, "http: Accept error: ") {
+		level = slog.LevelError
+	}
+	ctx := context.Background()
+	if !w.l.Enabled(ctx, level) {
+		return len(p), nil
+	}
+	if stack != "" {
+		w.l.Log(ctx, level, msg, "stack", stack)
+	} else {
+		w.l.Log(ctx, level, msg)
+	}
+	return len(p), nil
 }
 
 // adminHandler serves the admin listener: /metrics (Prometheus), /healthz (the process

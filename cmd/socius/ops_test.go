@@ -663,3 +663,77 @@ func TestAnswerAfterWriteTimeout(t *testing.T) {
 		t.Error("the late answer was counted as a success")
 	}
 }
+
+// TestServerLogLevels: what the listeners' servers log outside any call. A panic there
+// (a bug: here a handler of the test's, served as the API listeners are, on both
+// paths) and a failed accept are errors, in the log at the default level; a client's
+// failed TLS handshake stays at debug level. Until 2026-11-30 all of it was at debug.
+func TestServerLogLevels(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-format", "json", "--log-level", "info")
+	panicky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom outside a call") })
+	for _, fast := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast {
+			ts.serveFast(ln, panicky)
+		} else {
+			ts.serve(ln, panicky)
+		}
+		if resp, err := httpClient().Get("http://" + ln.Addr().String() + "/"); err == nil {
+			resp.Body.Close()
+			t.Errorf("fast %v: the panicking handler answered %s", fast, resp.Status)
+		}
+	}
+	// Not TLS, to the HTTPS listener: a failed handshake, the client's doing.
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.HTTPSURL, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "\x16\x03\x01\x00\x05hello")
+	io.Copy(io.Discard, c)
+	c.Close()
+	serverLog(ts.Logger).Printf("http: Accept error: accept tcp: too many open files; retrying in 5ms")
+
+	deadline := time.Now().Add(5 * time.Second)
+	want := []string{"http: panic serving ", "http1: panic serving ", "http: Accept error: "}
+	var found map[string]bool
+	for {
+		found = map[string]bool{}
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var line map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatalf("not a JSON line: %s", sc.Text())
+			}
+			msg, _ := line["msg"].(string)
+			if strings.Contains(msg, "TLS handshake") {
+				t.Errorf("a failed TLS handshake logged at info level or above: %s", sc.Text())
+			}
+			for _, w := range want {
+				if strings.HasPrefix(msg, w) {
+					found[w] = true
+					if line["level"] != "ERROR" {
+						t.Errorf("%s at level %v, want ERROR", w, line["level"])
+					}
+					stack, _ := line["stack"].(string)
+					if strings.Contains(w, "panic") && (!strings.Contains(msg, "boom outside a call") || !strings.Contains(stack, "goroutine")) {
+						t.Errorf("the panic's line lacks its value or stack: %s", sc.Text())
+					}
+				}
+			}
+		}
+		if len(found) == len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, w := range want {
+		if !found[w] {
+			t.Errorf("no %q line at the default level:\n%s", w, logs.String())
+		}
+	}
+}

@@ -569,7 +569,7 @@ func (m *Main) httpServer(h http.Handler) *http.Server {
 		WriteTimeout:                 m.WriteTimeout,
 		IdleTimeout:                  m.IdleTimeout,
 		MaxHeaderBytes:               m.MaxHeaderBytes,
-		ErrorLog:                     slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:                     serverLog(m.Logger),
 	}
 }
 
