@@ -35,7 +35,7 @@ func NewInstruments(r *Registry) *Instruments {
 			"Calls that an emulator fault rule answered or delayed, by method and errorCode; they are not in socius_calls_total or socius_call_duration_seconds (emulator mode only).",
 			"method", "code"),
 		callDuration: r.NewHistogram("socius_call_duration_seconds",
-			"Time from receiving a call's headers to writing its answer, by method.",
+			"Time from a call's request headers read to its answer ready to be written (the write itself is not in it), by method.",
 			CallBuckets, "method"),
 		storeDuration: r.NewHistogram("socius_store_duration_seconds",
 			"Time spent in each store operation (a write includes its group commit and fsync).",
