@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -847,5 +848,45 @@ func TestConnectTunnelClientStopsReading(t *testing.T) {
 	}
 	if n := tunnels(); n > 0 {
 		t.Errorf("the tunnel is still open 20 s after its client stopped reading (write timeout 1 s)")
+	}
+}
+
+// TestConnectTunnelUnreachable: a CONNECT whose tunnel cannot reach the HTTPS listener
+// is answered 502 and logged as a warning naming the client and the cause; before
+// 2026-11-30 the SDK got its 502 and the log said nothing (no call reached the server).
+func TestConnectTunnelUnreachable(t *testing.T) {
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close() // a port nothing listens on: the dial is refused
+	var logs syncBuffer
+	logger, err := newLogger(&logs, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open sync.WaitGroup
+	srv := httptest.NewServer(tunnelToSelf(gone.Addr().String(), time.Second, http.NotFoundHandler(), &open, &tunnelPeers{}, logger))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", hostPort(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "CONNECT socialize.localtest:443 HTTP/1.1\r\nHost: socialize.localtest:443\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("CONNECT to an unreachable HTTPS listener: %s, want 502", resp.Status)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
+		t.Fatalf("log %q: want one JSON line", logs.String())
+	}
+	if line["level"] != "WARN" || line["remote"] != conn.LocalAddr().String() || !strings.Contains(fmt.Sprint(line["err"]), "refused") {
+		t.Errorf("log line %v: want a warning with the client's address and the dial's error", line)
 	}
 }

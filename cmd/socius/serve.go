@@ -514,7 +514,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ln = m.conns.listener(ln)
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
-			handler = tunnelToSelf(m.httpsListenAddr, m.WriteTimeout, handler, &m.tunnels, &m.tunnelPeers)
+			handler = tunnelToSelf(m.httpsListenAddr, m.WriteTimeout, handler, &m.tunnels, &m.tunnelPeers, m.Logger)
 		}
 		if m.FastPath && m.Emu == nil {
 			m.serveFast(ln, handler)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -25,7 +26,11 @@ import (
 // when it does. But the HTTPS side cannot see a client that stops reading the tunnel:
 // what it wrote sits in the tunnel's buffers. So each write to the client has
 // writeTimeout (the HTTP server's write timeout) to go out, or the tunnel closes.
-func tunnelToSelf(httpsAddr string, writeTimeout time.Duration, next http.Handler, open *sync.WaitGroup, peers *tunnelPeers) http.Handler {
+//
+// A tunnel that cannot reach the HTTPS listener is answered 502 and logged (a warning
+// with the client and the cause): no call reaches the server to be logged, and the SDK
+// sees only a failed proxy.
+func tunnelToSelf(httpsAddr string, writeTimeout time.Duration, next http.Handler, open *sync.WaitGroup, peers *tunnelPeers, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			next.ServeHTTP(w, r)
@@ -40,6 +45,7 @@ func tunnelToSelf(httpsAddr string, writeTimeout time.Duration, next http.Handle
 		}
 		upstream, err := net.DialTimeout("tcp", httpsAddr, 5*time.Second)
 		if err != nil {
+			logger.Warn("tunnel: the HTTPS listener is not reachable; CONNECT answered 502", "remote", r.RemoteAddr, "err", err)
 			http.Error(w, "the HTTPS listener is not reachable", http.StatusBadGateway)
 			return
 		}
