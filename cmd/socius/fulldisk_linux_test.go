@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -114,5 +115,57 @@ func fill(t *testing.T, path string) {
 	}
 	// Fill the last bytes too, a page at a time.
 	for _, err := f.Write(chunk[:4096]); err == nil; _, err = f.Write(chunk[:4096]) {
+	}
+}
+
+// TestUnwritableFiles: the database files turn unwritable under a running server (made
+// immutable with chattr +i, which root only can, on a file system that has the flag;
+// skipped otherwise), as they do on a file system the kernel remounts read-only after an
+// error. As with a full disk, writes get 500028 and change nothing, reads go on, /readyz
+// stays ready (nothing failed to sync), and once the files are writable again writes
+// succeed without a restart.
+func TestUnwritableFiles(t *testing.T) {
+	chattr, err := exec.LookPath("chattr")
+	if err != nil {
+		t.Skip("no chattr")
+	}
+	dir := t.TempDir()
+	ts := startServer(t, "--data", dir)
+	ts.login(t, "u1")
+	set := func(nick string) answer {
+		t.Helper()
+		return ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"` + nick + `"}`}})
+	}
+	if a := set("before"); a.code() != 0 {
+		t.Fatalf("setUserInfo: %v", a)
+	}
+	files := []string{filepath.Join(dir, "socius.db"), filepath.Join(dir, "socius.db-wal")}
+	writable := func() {
+		if out, err := exec.Command(chattr, append([]string{"-i"}, files...)...).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i: %v %s", err, out)
+		}
+	}
+	if out, err := exec.Command(chattr, append([]string{"+i"}, files...)...).CombinedOutput(); err != nil {
+		t.Skipf("cannot make the database files immutable (root only, on a file system with the flag): %v %s", err, out)
+	}
+	t.Cleanup(writable) // before the server's cleanup, which closes the store
+	if a := set("refused"); a.code() != socius.CodeDatabaseError {
+		t.Errorf("setUserInfo with the files unwritable: %v, want 500028", a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 || a.str("nickname") != "before" {
+		t.Errorf("getUserInfo with the files unwritable: %v, want the nickname acknowledged last", a)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz with the files unwritable: %d %q, want ready", status, body)
+	}
+	writable()
+	if a := set("after"); a.code() != 0 {
+		t.Fatalf("setUserInfo once the files are writable again: %v", a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.str("nickname") != "after" {
+		t.Errorf("nickname once the files are writable again: %v", a)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz once the files are writable again: %d %q", status, body)
 	}
 }
