@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -207,6 +209,65 @@ func TestMetricsExpositionAndDocs(t *testing.T) {
 	for name := range doc {
 		if got[name] == nil {
 			t.Errorf("%s is documented but not exposed", name)
+		}
+	}
+}
+
+// seriesOf returns the series of a scrape (each sample line without its value).
+func seriesOf(text string) map[string]bool {
+	series := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			series[line[:strings.LastIndexByte(line, ' ')]] = true
+		}
+	}
+	return series
+}
+
+// TestMetricsBoundedByClients: nothing a client chooses (the path, the HTTP method,
+// the apiKey, the format, the headers) makes a new series: after a round of requests
+// of each kind, a few hundred more with values never seen add none, so that no client
+// can grow the metrics (and the process's memory) without bound.
+func TestMetricsBoundedByClients(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	round := func(n int) {
+		for i := range n {
+			base := ts.HTTPURL
+			if i%2 == 1 {
+				base = ts.HTTPSURL
+			}
+			path := []string{"/bogus.m%d", "/socialize.getUserInfo", "/a/b/%d", "/socialize.getUserInfo/%d", "/SOCIALIZE.GETUSERINFO"}[i%5]
+			if strings.Contains(path, "%d") {
+				path = fmt.Sprintf(path, i)
+			}
+			q := url.Values{"apiKey": {fmt.Sprintf("3_k%d", i)}, "format": {fmt.Sprintf("f%d", i)}, "UID": {"u1"}, "secret": {fmt.Sprintf("s%d", i)}}
+			if i%3 == 0 {
+				q.Set("format", "json")
+			}
+			req, err := http.NewRequest([]string{"GET", "POST", "PUT", "OPTIONS"}[i%4], base+path+"?"+q.Encode(), strings.NewReader(fmt.Sprintf("x%d=%d", i, i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", fmt.Sprintf("application/x-%d", i))
+			req.Header.Set("X-Forwarded-Proto", fmt.Sprintf("h%d", i))
+			req.Header.Set("Authorization", fmt.Sprintf("Bearer x%d", i))
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		ts.waitInFlight(t, 0)
+	}
+	round(120)
+	_, before := get(t, ts.AdminURL+"/metrics")
+	round(600)
+	_, after := get(t, ts.AdminURL+"/metrics")
+	was := seriesOf(before)
+	for s := range seriesOf(after) {
+		if !was[s] {
+			t.Errorf("a new series after requests of kinds already seen: %s", s)
 		}
 	}
 }
