@@ -205,7 +205,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		if *publicKey != "" {
 			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {
-				return badFlag("--public-key %s: %v", *publicKey, err)
+				return flagError{fileError("--public-key", *publicKey, err)}
 			}
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -318,14 +318,14 @@ func secretFlags(fs *flag.FlagSet, help string) func() (string, error) {
 		if *value != "" {
 			return "", badFlag("--secret and --secret-file: give the secret once")
 		}
-		r, err := openInput(*file)
+		r, err := openInput("--secret-file", *file)
 		if err != nil {
 			return "", err
 		}
 		defer r.Close()
 		b, err := io.ReadAll(io.LimitReader(r, maxSecretFile+1))
 		if err != nil {
-			return "", fmt.Errorf("--secret-file: %w", err)
+			return "", fileError("--secret-file", *file, err)
 		}
 		if len(b) > maxSecretFile {
 			return "", badFlag("--secret-file %s: longer than %d bytes; a secret is base64 of some tens of bytes", *file, maxSecretFile)

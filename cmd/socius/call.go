@@ -104,7 +104,7 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		}
 		key, err := readRSAPrivateKey(*privateKey)
 		if err != nil {
-			return usageErr("--private-key %s: %v", *privateKey, err)
+			return usageErr("%v", fileError("--private-key", *privateKey, err))
 		}
 		cred = client.UserKeyRSA(*apiKey, *userKey, key)
 	case *secret != "":

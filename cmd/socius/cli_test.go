@@ -653,3 +653,34 @@ func TestCLIMessage(t *testing.T) {
 		t.Errorf("cliMessage = %q", got)
 	}
 }
+
+// TestFileErrorsNameTheFlag: a file a command cannot open is said with the flag (or
+// argument) that named it, as "--in FILE: no such file or directory": os.Open's own
+// "open FILE: ..." does not say what the file was for. The exit statuses are those
+// each command had.
+func TestFileErrorsNameTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	data := filepath.Join(dir, "data")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Files", "--data", data); code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"site", "create", "--secret-file", missing, "--data", data}, 1, "socius: --secret-file " + missing + ": no such file or directory\n"},
+		{[]string{"site", "rotate-secret", "3_Files", "--secret-file", dir, "--data", data}, 1, "socius: --secret-file " + dir + ": is a directory\n"},
+		{[]string{"key", "create", "--site", "3_Files", "--public-key", missing, "--data", data}, 2, "socius: --public-key " + missing + ": no such file or directory\n"},
+		{[]string{"user", "import", "--in", missing, "--data", data}, 1, "socius: --in " + missing + ": no such file or directory\n"},
+		{[]string{"token", "revoke", "--token-file", missing, "--data", data}, 1, "socius: --token-file " + missing + ": no such file or directory\n"},
+		{[]string{"call", "--api-key", "3_Files", "--user-key", "AKey", "--private-key", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius call: --private-key " + missing + ": no such file or directory\n"},
+		{[]string{"call", "--token", "st2.at.x", "--ca-file", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius call: --ca-file " + missing + ": no such file or directory\n"},
+		{[]string{"emulator", "seed", missing, "--url", "http://127.0.0.1:1"}, 1, "socius: seed " + missing + ": no such file or directory\n"},
+	} {
+		if code, _, errOut := runCLI(t, noEnv, tt.args...); code != tt.code || errOut != tt.says {
+			t.Errorf("%v: exit %d %q; want %d and %q", tt.args, code, errOut, tt.code, tt.says)
+		}
+	}
+}

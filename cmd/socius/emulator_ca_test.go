@@ -91,7 +91,7 @@ func TestEmulatorCAFile(t *testing.T) {
 	// A file that cannot be read, or holds no certificate, is a usage error (exit 2),
 	// said before anything is sent.
 	for _, tt := range []struct{ file, says string }{
-		{filepath.Join(dir, "none.pem"), "--ca-file: open " + filepath.Join(dir, "none.pem")},
+		{filepath.Join(dir, "none.pem"), "--ca-file " + filepath.Join(dir, "none.pem") + ": no such file or directory"},
 		{keyFile, "--ca-file " + keyFile + " holds no PEM certificate"},
 	} {
 		if code, out, errOut := runCLI(t, noEnv, "emulator", "status", "--url", "https://127.0.0.1:1", "--ca-file", tt.file); code != 2 || out != "" || strings.Count(errOut, tt.says) != 1 {

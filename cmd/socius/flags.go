@@ -161,12 +161,28 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 }
 
 // openInput opens the file a flag names, or standard input for "-" (which closing
-// leaves open).
-func openInput(name string) (io.ReadCloser, error) {
+// leaves open). Its error names the flag: os.Open's alone ("open x: no such file or
+// directory") does not say which of the command's files x is, nor what it was for.
+func openInput(flagName, name string) (io.ReadCloser, error) {
 	if name == "-" {
 		return io.NopCloser(os.Stdin), nil
 	}
-	return os.Open(name)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fileError(flagName, name, err)
+	}
+	return f, nil
+}
+
+// fileError is err, a failed operation on the file name that what (a flag, an
+// argument) gave, said as "what name: cause": the operation and the path of an
+// *os.PathError only repeat what the message says already.
+func fileError(what, name string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Path == name {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", what, name, err)
 }
 
 // noSubcommand handles a command with subcommands run without one, or with -h, --help

@@ -117,7 +117,7 @@ func trustingTransport(caFile string) (*http.Transport, error) {
 	}
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("--ca-file: %w", err)
+		return nil, fileError("--ca-file", caFile, err)
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {

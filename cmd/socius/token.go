@@ -51,7 +51,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 
 // readToken reads a token from the first line of a file, or of standard input for "-".
 func readToken(name string) (string, error) {
-	r, err := openInput(name)
+	r, err := openInput("--token-file", name)
 	if err != nil {
 		return "", err
 	}

@@ -56,7 +56,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		r, err := openInput(*in)
+		r, err := openInput("--in", *in)
 		if err != nil {
 			return err
 		}
