@@ -261,8 +261,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--url", "https://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "want http://host:port"},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", "s"}, "--secret: secret is not standard base64"},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", testSecret, "--pid", "-3"}, "--pid -3: no such process"},
-		{[]string{"--json", filepath.Join(t.TempDir(), "no", "such", "dir.json")}, "--json: open"},
-		{[]string{"--latency-log", filepath.Join(t.TempDir(), "no", "such", "dir.csv")}, "--latency-log: open"},
+		{[]string{"--json", filepath.Join(t.TempDir(), "no", "such", "dir.json")}, "--json: cannot create "},
+		{[]string{"--latency-log", filepath.Join(t.TempDir(), "no", "such", "dir.csv")}, "--latency-log: cannot create "},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", testSecret, "--store-dir", t.TempDir()}, "--store-dir"},
 	} {
 		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})

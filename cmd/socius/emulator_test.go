@@ -110,7 +110,7 @@ func TestEmulatorFlags(t *testing.T) {
 		{[]string{"--emulator", "--request-log-size", "0"}, "--request-log-size must be positive"},
 		{[]string{"--emulator", "--request-log-size", "1000000000000"}, "--request-log-size must be positive, at most 100000"},
 		{[]string{"--emulator", "--write-timeout", "1s"}, "the emulator needs at least 2s"},
-		{[]string{"--emulator", "--export-on-exit", filepath.Join(t.TempDir(), "no", "such", "out.jsonl")}, "--export-on-exit: open"},
+		{[]string{"--emulator", "--export-on-exit", filepath.Join(t.TempDir(), "no", "such", "out.jsonl")}, "--export-on-exit: cannot create "},
 	}
 	for _, tt := range bad {
 		err := NewMain().ParseFlags(tt.args, noEnv, io.Discard)

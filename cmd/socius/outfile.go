@@ -36,7 +36,7 @@ func writeOut(path string, write func(io.Writer) error) error {
 	target := followLinks(path)
 	f, err := os.CreateTemp(filepath.Dir(target), ".socius-out-*") // mode 0600
 	if err != nil {
-		return err
+		return cannotCreate(path, err)
 	}
 	err = write(f)
 	if err == nil {
@@ -50,8 +50,25 @@ func writeOut(path string, write func(io.Writer) error) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		// The temporary file is ours, not a name the user gave: a write or a sync that
+		// failed on it (a full disk) failed on path.
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Path == f.Name() {
+			err = fmt.Errorf("cannot write %s: %w", path, pe.Err)
+		}
 	}
 	return err
+}
+
+// cannotCreate says that no file could be made for path, with the cause of err, a
+// failure to create a temporary file beside it: the name of that file (which the user
+// never gave, and which is not left behind) would only puzzle.
+func cannotCreate(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("cannot create %s: %w", path, err)
 }
 
 // ownOutput returns os.Stdout or os.Stderr when fi is the file it writes to; nil if
@@ -117,7 +134,7 @@ func checkWritable(path string) error {
 	}
 	f, err := os.CreateTemp(filepath.Dir(followLinks(path)), ".socius-check-*")
 	if err != nil {
-		return err
+		return cannotCreate(path, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +43,34 @@ func TestWriteOutThroughRelativeLink(t *testing.T) {
 	}
 	if fi, err := os.Lstat(filepath.Join(lt, "real", "deep", "out.jsonl")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the link after the export: %v %v", fi, err)
+	}
+}
+
+// TestOutFileErrorsNameTheFile: an --out (or --export-on-exit) file that cannot be made
+// is said by the name the user gave, not by the temporary file's beside it, which was
+// never theirs (".socius-out-2822273411").
+func TestOutFileErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Out", "--data", data); code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	out := filepath.Join(dir, "nofolder", "users.jsonl")
+	want := "cannot create " + out + ": no such file or directory"
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--out", out, "--data", data); code != 1 || errOut != "socius: "+want+"\n" {
+		t.Errorf("user export: exit %d %q; want 1 and %q", code, errOut, want)
+	}
+	if err := checkWritable(out); err == nil || err.Error() != want {
+		t.Errorf("checkWritable: %v; want %q", err, want)
+	}
+	// A write that fails on the temporary file (as on a full disk: here, at an offset
+	// no file system takes) is said of the file named too.
+	err := writeOut(filepath.Join(dir, "out.jsonl"), func(w io.Writer) error {
+		f := w.(*os.File)
+		_, err := f.WriteAt([]byte("x"), 1<<62) // beyond what any file system takes
+		return err
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "cannot write "+filepath.Join(dir, "out.jsonl")+": ") {
+		t.Errorf("a failed write: %v; want it said of out.jsonl", err)
 	}
 }
