@@ -684,3 +684,32 @@ func TestFileErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagValueSaysWhatItTakes: a value that a flag of a number, a duration or true or
+// false does not read is refused on the command line as in the environment, saying
+// what the flag takes; the flag package alone says "parse error". Exit 2, the usage
+// after it as before.
+func TestFlagValueSaysWhatItTakes(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"call", "--timeout", "5", "socialize.getUserInfo"}, `invalid value "5" for flag -timeout: must be a duration such as 30s or 2m` + "\n"},
+		{[]string{"serve", "--emulator=yes"}, `invalid boolean value "yes" for -emulator: must be true or false (1 or 0)` + "\n"},
+		{[]string{"serve", "--max-concurrent", "many"}, `invalid value "many" for flag -max-concurrent: must be a whole number` + "\n"},
+		{[]string{"emulator", "faults", "add", "--fraction", "half"}, `invalid value "half" for flag -fraction: must be a number` + "\n"},
+		{[]string{"user", "export", "--with-site=no"}, `invalid boolean value "no" for -with-site: must be true or false (1 or 0)` + "\n"},
+	} {
+		code, out, errOut := runCLI(t, noEnv, tt.args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, tt.says) || strings.Contains(errOut, "parse error") {
+			t.Errorf("%v: exit %d %q %q; want 2 and %q", tt.args, code, out, errOut, tt.says)
+		}
+		if !strings.Contains(errOut, "\n  -") {
+			t.Errorf("%v: no usage after the refusal: %q", tt.args, errOut)
+		}
+	}
+	// A number beyond the flag's type is said so, as before.
+	if _, _, errOut := runCLI(t, noEnv, "serve", "--max-body-bytes", "99999999999999999999"); !strings.HasPrefix(errOut, `invalid value "99999999999999999999" for flag -max-body-bytes: value out of range`+"\n") {
+		t.Errorf("out of range: %q", errOut)
+	}
+}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -79,6 +81,30 @@ func flagKind(f *flag.Flag) string {
 	return ""
 }
 
+// kindSayer is the output of a flag set while it parses the command line: the flag
+// package refuses a value that a flag which is not a string does not read with
+// "invalid value "abc" for flag -timeout: parse error", and kindSayer says instead
+// what the flag takes, as applyEnv says it of a variable ("... -timeout: must be a
+// duration such as 30s or 2m"). The usage after it, and every other line, pass as
+// they are.
+type kindSayer struct {
+	fs *flag.FlagSet
+	w  io.Writer
+}
+
+// parseErrorLine is the flag package's refusal (one write), naming the flag.
+var parseErrorLine = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([^:\s]+): parse error\n$`)
+
+func (k kindSayer) Write(p []byte) (int, error) {
+	if m := parseErrorLine.FindSubmatch(p); m != nil {
+		if f := k.fs.Lookup(string(m[1])); f != nil && flagKind(f) != "" {
+			_, err := fmt.Fprintf(k.w, "%s: must be %s\n", bytes.TrimSuffix(p, []byte(": parse error\n")), flagKind(f))
+			return len(p), err
+		}
+	}
+	return k.w.Write(p)
+}
+
 // onlyEnv returns a lookup that sees only the variables of the named flags.
 func onlyEnv(lookupEnv func(string) (string, bool), flags ...string) func(string) (string, bool) {
 	return func(name string) (string, bool) {
@@ -109,7 +135,10 @@ func parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 // parseFlags is fs.Parse, with its errors (which it has printed, with the usage) made
 // errUsage: exit status 2, and no second message. -h stays flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	fs.SetOutput(kindSayer{fs, out})
 	err := fs.Parse(args)
+	fs.SetOutput(out)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
