@@ -110,12 +110,13 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return tw.Flush()
 		})
 	case "show":
+		usage := argsUsage(fs, "usage: socius site show APIKEY [--data DIR | --store URL]")
 		pos, err := parseArgs(fs, args[1:], lookupEnv)
 		if err != nil {
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius site show APIKEY [--data DIR | --store URL]")
+			fmt.Fprintln(stderr, usage)
 			return errUsage
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -247,12 +248,13 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return tw.Flush()
 		})
 	case "delete":
+		usage := argsUsage(fs, "usage: socius key delete USERKEY [--data DIR | --store URL]")
 		pos, err := parseArgs(fs, args[1:], lookupEnv)
 		if err != nil {
 			return err
 		}
 		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "usage: socius key delete USERKEY [--data DIR | --store URL]")
+			fmt.Fprintln(stderr, usage)
 			return errUsage
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -290,12 +292,13 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 // and the new secret, validated when given, else generated.
 func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
 	given := secretFlags(fs, "the new secret, standard base64 of at least 16 bytes (generated when empty)")
+	usage := argsUsage(fs, fmt.Sprintf("usage: socius %s rotate-secret %s [--secret S | --secret-file FILE] [--data DIR | --store URL]", noun, id))
 	pos, err := parseArgs(fs, args, lookupEnv)
 	if err != nil {
 		return "", "", err
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "usage: socius %s rotate-secret %s [--secret S | --secret-file FILE] [--data DIR | --store URL]\n", noun, id)
+		fmt.Fprintln(stderr, usage)
 		return "", "", errUsage
 	}
 	secret, err := given()

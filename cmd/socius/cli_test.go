@@ -713,3 +713,24 @@ func TestFlagValueSaysWhatItTakes(t *testing.T) {
 		t.Errorf("out of range: %q", errOut)
 	}
 }
+
+// TestHelpNamesTheArguments: -h of a command that takes an argument begins with the
+// usage line that names it, as the command says it when the argument is missing; the
+// flag package's "Usage of socius key delete:" did not say that it takes a USERKEY.
+func TestHelpNamesTheArguments(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		head string
+	}{
+		{[]string{"site", "show"}, "usage: socius site show APIKEY "},
+		{[]string{"site", "rotate-secret"}, "usage: socius site rotate-secret APIKEY "},
+		{[]string{"key", "delete"}, "usage: socius key delete USERKEY "},
+		{[]string{"key", "rotate-secret"}, "usage: socius key rotate-secret USERKEY "},
+		{[]string{"token", "revoke"}, "usage: socius token revoke [TOKEN] "},
+	} {
+		code, _, errOut := runCLI(t, noEnv, append(tt.args, "-h")...)
+		if code != 0 || !strings.HasPrefix(errOut, tt.head) || !strings.Contains(errOut, "\n  -data string\n") {
+			t.Errorf("%v -h: exit %d %q; want 0 and %q, then the flags", tt.args, code, errOut, tt.head)
+		}
+	}
+}

@@ -214,6 +214,18 @@ func fileError(what, name string, err error) error {
 	return fmt.Errorf("%s %s: %w", what, name, err)
 }
 
+// argsUsage makes line, a usage line that names the command's arguments, the head of
+// fs's usage (for -h, and after a flag it refuses), and returns it for the command to
+// say when an argument is missing: the flag package's own head, "Usage of socius key
+// delete:", does not say that the command takes a USERKEY.
+func argsUsage(fs *flag.FlagSet, line string) string {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), line)
+		fs.PrintDefaults()
+	}
+	return line
+}
+
 // noSubcommand handles a command with subcommands run without one, or with -h, --help
 // or help in its place: its usage line, on standard error as a usage error (exit 2)
 // when the subcommand is missing, on standard output (exit 0) when asked for. It

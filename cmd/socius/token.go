@@ -25,6 +25,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 	switch args[0] {
 	case "revoke":
 		file := fs.String("token-file", "-", "file holding the token, when it is not an argument (- for standard input: keeps it out of the shell's history and the process list)")
+		argsUsage(fs, "usage: socius token revoke [TOKEN] [--token-file FILE] [--data DIR | --store URL]")
 		pos, err := parseArgs(fs, args[1:], lookupEnv)
 		if err != nil {
 			return err
