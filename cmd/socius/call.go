@@ -162,6 +162,9 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		// Nothing was sent: the client refused the method or a parameter.
 		return usageErr("%v", err)
 	}
+	if hint, ok := untrustedCertificate(err, *caFile); ok {
+		return fmt.Errorf("call: %s: %w", hint, err)
+	}
 	return fmt.Errorf("call: %w", err)
 }
 

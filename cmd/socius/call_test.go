@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,5 +208,24 @@ func TestCallCommand(t *testing.T) {
 	}
 	if code, out, errOut := runCLI(t, badEnv, "call", "--url", ts.HTTPURL, "--api-key", testAPIKey, "--secret", testSecret, "socialize.getUserInfo", "UID=u1"); code != 2 || out != "" || strings.Count(errOut, `SOCIUS_TIMEOUT="abc"`) != 1 {
 		t.Errorf("SOCIUS_TIMEOUT=abc: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestUntrustedCertificateSaysCAFile: an https:// server whose certificate no CA the
+// command trusts signed (Socius's generated one, a private CA's) fails the call, and
+// emulator's commands, with what to do: --ca-file. The TLS error alone ("certificate
+// signed by unknown authority") did not say it, and the emulator's said it could not
+// reach a server it had reached.
+func TestUntrustedCertificateSaysCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	for _, args := range [][]string{
+		{"call", "--token", "st2.at.x", "--url", srv.URL, "socialize.getUserInfo"},
+		{"emulator", "status", "--url", srv.URL},
+	} {
+		code, _, errOut := runCLI(t, noEnv, args...)
+		if code != 1 || !strings.Contains(errOut, "signed by no CA this system trusts: give --ca-file FILE") || strings.Contains(errOut, "cannot reach") {
+			t.Errorf("%v: exit %d %q; want 1 and --ca-file named", args, code, errOut)
+		}
 	}
 }

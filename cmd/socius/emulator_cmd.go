@@ -47,8 +47,9 @@ SOCIUS_CA_FILE) trusts the PEM certificates in FILE besides the system's.
 
 // emulatorClient calls the admin API of a running emulator.
 type emulatorClient struct {
-	base string
-	http *http.Client
+	base   string
+	caFile string // --ca-file, for what an untrusted certificate's error says
+	http   *http.Client
 }
 
 // apiError is an error answer of the admin API.
@@ -82,6 +83,9 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		req.Header.Set("Content-Type", ct)
 	}
 	resp, err := c.http.Do(req)
+	if hint, ok := untrustedCertificate(err, c.caFile); ok {
+		return fmt.Errorf("emulator at %s: %s: %w", c.base, hint, err)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot reach the emulator at %s (is \"socius serve --emulator\" running?): %w", c.base, err)
 	}
@@ -144,6 +148,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			return nil, err
 		}
 		c.base = strings.TrimRight(*baseURL, "/")
+		c.caFile = *caFile
 		if c.http.Transport, err = trustingTransport(*caFile); err != nil {
 			return nil, flagError{err}
 		}

@@ -129,3 +129,18 @@ func trustingTransport(caFile string) (*http.Transport, error) {
 	transport.TLSClientConfig = &tls.Config{RootCAs: pool}
 	return transport, nil
 }
+
+// untrustedCertificate says what to do about err when it is a server's certificate
+// that no CA the command trusts signed (Socius's own generated one, a private CA's),
+// and reports whether it is: the TLS error alone ("x509: certificate signed by
+// unknown authority") does not say that --ca-file is the way to trust it.
+func untrustedCertificate(err error, caFile string) (string, bool) {
+	var ua x509.UnknownAuthorityError
+	if !errors.As(err, &ua) {
+		return "", false
+	}
+	if caFile != "" {
+		return "the server's certificate is signed by no CA of --ca-file " + caFile + " nor of this system's", true
+	}
+	return "the server's certificate is signed by no CA this system trusts: give --ca-file FILE to trust its CA (socius-data/tls-cert.pem for the certificate Socius generates)", true
+}
