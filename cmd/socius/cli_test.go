@@ -734,3 +734,29 @@ func TestHelpNamesTheArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyDataIsAUsageError: an empty --data (SOCIUS_DATA=, as a CI file writes for a
+// variable of its own left empty) is no folder: a usage error that says so, with
+// nothing made. site create and serve failed with Go's "mkdir : no such file or
+// directory" (exit 1), and site list looked for a socius.db in the current folder.
+func TestEmptyDataIsAUsageError(t *testing.T) {
+	t.Chdir(t.TempDir())
+	emptyData := func(name string) (string, bool) { return "", name == "SOCIUS_DATA" }
+	for _, args := range [][]string{
+		{"site", "create", "--name", "shop"},
+		{"site", "list"},
+		{"user", "import", "--in", os.DevNull},
+		{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", ""},
+	} {
+		code, _, errOut := runCLI(t, emptyData, args...)
+		if code != 2 || !strings.Contains(errOut, `--data is empty: give the data folder ("." for the current one)`) {
+			t.Errorf("%v with SOCIUS_DATA=: exit %d %q; want 2", args, code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, noEnv, "site", "show", "3_x", "--data", ""); code != 2 || !strings.Contains(errOut, "--data is empty") {
+		t.Errorf("--data \"\": exit %d %q; want 2", code, errOut)
+	}
+	if names, _ := os.ReadDir("."); len(names) != 0 {
+		t.Errorf("made %v", names)
+	}
+}

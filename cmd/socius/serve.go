@@ -247,6 +247,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
 	}
+	if m.DataDir == "" && !isPostgres(m.StoreURL) {
+		return errEmptyData
+	}
 	if m.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
 	}

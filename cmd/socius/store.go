@@ -116,9 +116,16 @@ type openedStore struct {
 // open opens the store that cfg.spec names, finds the master key, checks that it opens
 // every sealed secret (a wrong key stops here, with a clear error) and seals the secrets
 // written before encryption was enabled.
+// errEmptyData refuses an empty --data (SOCIUS_DATA=) for the embedded store: it is
+// no folder, and making it failed with Go's bare "mkdir : no such file or directory".
+var errEmptyData = errors.New(`--data is empty: give the data folder ("." for the current one)`)
+
 func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 	if err := checkStore(cfg.spec); err != nil {
 		return nil, flagError{err} // a usage error (exit 2), as for serve
+	}
+	if cfg.data == "" && !isPostgres(cfg.spec) {
+		return nil, flagError{errEmptyData}
 	}
 	if err := cfg.readKeys(); err != nil { // before anything is made
 		return nil, err
