@@ -148,7 +148,7 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "exported %d users of site %s\n", n, apiKey)
+	fmt.Fprintf(stderr, "exported %d user%s of site %s\n", n, plural(n), apiKey)
 	return nil
 }
 
@@ -225,7 +225,8 @@ func (imp *importer) run(ctx context.Context, r io.Reader, stdout io.Writer) err
 	for _, what := range imp.created {
 		fmt.Fprintln(stdout, "created "+what)
 	}
-	fmt.Fprintf(stdout, "imported %d user records, %d bad lines\n", imp.users.Load(), imp.bad)
+	users := int(imp.users.Load())
+	fmt.Fprintf(stdout, "imported %d user record%s, %d bad line%s\n", users, plural(users), imp.bad, plural(imp.bad))
 	switch {
 	case readErr != nil:
 		return fmt.Errorf("import stopped: %w", readErr)

@@ -291,6 +291,28 @@ func (s cancelOnUsers) Users(ctx context.Context, apiKey, after string, limit in
 	return nil, ctx.Err()
 }
 
+// TestUserImportOneOfEach: counts of one are said in the singular, in the import's
+// summary and the export's.
+func TestUserImportOneOfEach(t *testing.T) {
+	dir := t.TempDir()
+	st := openDataStore(t, dir)
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	lines := `{"kind":"user","apiKey":"` + testAPIKey + `","UID":"only"}` + "\n" + `{"kind":"user","UID":` + "\n"
+	if err := os.WriteFile(in, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in); code != 1 || !strings.Contains(out, "imported 1 user record, 1 bad line\n") {
+		t.Errorf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--site", testAPIKey, "--out", filepath.Join(t.TempDir(), "out.jsonl")); code != 0 || !strings.Contains(errOut, "exported 1 user of site ") {
+		t.Errorf("export: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestUserImportBadLines(t *testing.T) {
 	dir := t.TempDir()
 	st := openDataStore(t, dir)
