@@ -97,6 +97,21 @@ func TestErrorCodes(t *testing.T) {
 		{"userKey of another site", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "AOtherSiteKey", vectors.LabUserSecret), 403005, "not a key of this site"},
 		{"userKey signed with the partner secret", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "AReadOnly", testSecret), 403003, "userKey AReadOnly"},
 		{"userKey without permission", false, "socialize.setUserInfo", ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", set(`{"nickname":"x"}`), "AReadOnly", vectors.LabUserSecret), 403007, "may not call socialize.setUserInfo"},
+		// The checks run in SPEC 3's order and the first failure answers: the apiKey,
+		// then the credential (its timestamp first), then the key's permissions.
+		{"unknown apiKey beside a bad signature", false, "socialize.getUserInfo", func() url.Values {
+			p := badSig(url.Values{"UID": {"u1"}})
+			p.Set("apiKey", "3_nope")
+			return p
+		}(), 400093, "no site has apiKey 3_nope"},
+		{"missing apiKey beside a secret over http", false, "socialize.getUserInfo", url.Values{"secret": {testSecret}, "UID": {"u1"}}, 400093, "Missing required parameter: apiKey"},
+		{"userKey without permission, bad signature", false, "socialize.setUserInfo", func() url.Values {
+			p := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", set(`{"nickname":"x"}`), "AReadOnly", vectors.LabUserSecret)
+			p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+			return p
+		}(), 403003, "userKey AReadOnly"},
+		{"userKey without permission, expired", false, "socialize.setUserInfo", ts.signed(t, ts.HTTPURL, "socialize.setUserInfo",
+			url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"x"}`}, "timestamp": {"1700000000"}}, "AReadOnly", vectors.LabUserSecret), 403002, "Request has expired"},
 		{"checkParams refuses unknown", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"true"}, "bogus": {"1"}}), 403007, "bogus"},
 		{"checkParams refuses unknown userInfo key", true, "socialize.setUserInfo", plain(url.Values{"UID": {"u1"}, "checkParams": {"true"}, "userInfo": {`{"shoeSize":44}`}}), 403007, "userInfo.shoeSize"},
 		{"missing UID", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{}), 400002, "Missing required parameter: UID"},
@@ -109,6 +124,9 @@ func TestErrorCodes(t *testing.T) {
 		{"bad newUser", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "newUser": {"maybe"}}), 400006, "newUser must be true or false"},
 		{"setUID to the same UID", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"u1"}}), 400006, "must differ"},
 		{"setUID to a UID not ASCII", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"dávid"}}), 400006, "printable ASCII"},
+		{"setUID to a UID too long", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
+		{"notifyRegistration to a UID not ASCII", false, "socialize.notifyRegistration", signed("socialize.notifyRegistration", url.Values{"UID": {"u1"}, "siteUID": {"dávid"}}), 400006, "printable ASCII"},
+		{"notifyRegistration to a UID too long", false, "socialize.notifyRegistration", signed("socialize.notifyRegistration", url.Values{"UID": {"u1"}, "siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
 		{"notifyRegistration of an unknown UID", false, "socialize.notifyRegistration", signed("socialize.notifyRegistration", url.Values{"UID": {"nobody"}}), 403005, "UID not found"},
 		{"userInfo not JSON", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`{"firstName":`)), 400006, "userInfo is not valid JSON"},
 		{"userInfo not an object", false, "socialize.setUserInfo", signed("socialize.setUserInfo", set(`["a"]`)), 400006, "userInfo must be a JSON object"},
