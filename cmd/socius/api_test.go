@@ -379,10 +379,12 @@ func TestDateOfASlowRequest(t *testing.T) {
 
 func TestHTTPStatusCodes(t *testing.T) {
 	ts := startServer(t)
+	// Every spelling of a boolean that SPEC 1 takes, in a POST's body and in a GET's
+	// query string.
 	for _, tt := range []struct {
 		flag   string
 		status int
-	}{{"true", 403}, {"false", 200}, {"", 200}} {
+	}{{"true", 403}, {"True", 403}, {"1", 403}, {"false", 200}, {"False", 200}, {"0", 200}, {"", 200}} {
 		p := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"u1"}}
 		if tt.flag != "" {
 			p.Set("httpStatusCodes", tt.flag)
@@ -390,6 +392,14 @@ func TestHTTPStatusCodes(t *testing.T) {
 		_, resp := ts.postRaw(t, ts.HTTPURL, "socialize.getUserInfo", p.Encode())
 		if resp.StatusCode != tt.status {
 			t.Errorf("httpStatusCodes=%q: HTTP %d, want %d", tt.flag, resp.StatusCode, tt.status)
+		}
+		resp, err := ts.client.Get(ts.HTTPURL + "/socialize.getUserInfo?" + p.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("httpStatusCodes=%q in a GET's query: HTTP %d, want %d", tt.flag, resp.StatusCode, tt.status)
 		}
 	}
 }
@@ -610,11 +620,16 @@ func TestUserObject(t *testing.T) {
 	if !gigya.ValidateUIDSignature(key, a.str("UID"), a.str("signatureTimestamp"), a.str("UIDSignature"), 180*time.Second, ts.Clock.Now()) {
 		t.Error("getUserInfo UIDSignature does not validate with the partner secret")
 	}
-	for k, v := range map[string]any{"isSiteUID": true, "isSiteUser": true, "isLoggedIn": true, "loginProvider": "site",
+	for k, v := range map[string]any{"isSiteUID": true, "isSiteUser": true, "isConnected": true, "isLoggedIn": true, "loginProvider": "site",
 		"loginProviderUID": "site-user-7", "providers": "site", "capabilities": "None", "firstName": "Ada", "age": 36.0} {
 		if a[k] != v {
 			t.Errorf("%s = %v, want %v", k, a[k], v)
 		}
+	}
+	// signatureTimestamp is now, in seconds, as a string (SPEC 6); a signature of a
+	// minute ago would still validate above.
+	if got, now := a.str("signatureTimestamp"), ts.Clock.Now().Unix(); got != strconv.FormatInt(now, 10) && got != strconv.FormatInt(now-1, 10) {
+		t.Errorf("signatureTimestamp = %v, want the string %d", a["signatureTimestamp"], now)
 	}
 	ids, _ := a["identities"].([]any)
 	if len(ids) != 1 {
@@ -623,6 +638,24 @@ func TestUserObject(t *testing.T) {
 	id := ids[0].(map[string]any)
 	if id["provider"] != "site" || id["providerUID"] != "site-user-7" || id["firstName"] != "Ada" || id["age"] != "36" {
 		t.Errorf("site identity = %v", id)
+	}
+	if ms, _ := a["oldestDataUpdatedTimestamp"].(float64); ms < 1e12 || ms != id["lastUpdatedTimestamp"] {
+		t.Errorf("oldestDataUpdatedTimestamp %v, want the milliseconds of the one update (%v)", a["oldestDataUpdatedTimestamp"], id["lastUpdatedTimestamp"])
+	}
+	// Only fields with data (SPEC 2, SPEC 6): the profile fields never set are left
+	// out, at the top level and in the identity, and nothing anywhere is null or "".
+	for _, f := range socius.Fields() {
+		if n := f.Name(); n != "firstName" && n != "age" {
+			if _, ok := a[n]; ok {
+				t.Errorf("%s never set, answered as %v", n, a[n])
+			}
+			if _, ok := id[n]; ok {
+				t.Errorf("%s never set, in the identity as %v", n, id[n])
+			}
+		}
+	}
+	if path := emptyValue("", map[string]any(a)); path != "" {
+		t.Errorf("%s is null or empty: %v", path, a)
 	}
 	if _, ok := id["providerUIDSig"]; ok {
 		t.Errorf("providerUIDSig without signIDs: %v", id)
@@ -644,6 +677,31 @@ func TestUserObject(t *testing.T) {
 	if ms, _ := id["lastUpdatedTimestamp"].(float64); ms < 1e12 {
 		t.Errorf("lastUpdatedTimestamp %v is not milliseconds", id["lastUpdatedTimestamp"])
 	}
+}
+
+// emptyValue returns the path of the first null or "" in v, or "".
+func emptyValue(path string, v any) string {
+	switch v := v.(type) {
+	case nil:
+		return path + " (null)"
+	case string:
+		if v == "" {
+			return path + ` ("")`
+		}
+	case map[string]any:
+		for k, e := range v {
+			if p := emptyValue(path+"."+k, e); p != "" {
+				return p
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p := emptyValue(fmt.Sprintf("%s[%d]", path, i), e); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 func TestAccountLifecycle(t *testing.T) {
