@@ -524,6 +524,66 @@ func testSignatureVariants(t *testing.T, flags ...string) {
 	}
 }
 
+// TestNonceAfterTheSignature: the nonce is checked after the signature (SPEC 4), so a
+// request refused for its signature leaves its nonce to the real client, while a
+// signed request refused by its method (403005, 400002) has used its nonce: replayed
+// once the user exists, it does not run. On both stores: with PostgreSQL, setUserInfo
+// and getUserInfo record the nonce in their own store operation (Config.Nonced).
+func TestNonceAfterTheSignature(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testNonceAfterTheSignature(t) })
+	t.Run("postgres", func(t *testing.T) {
+		testNonceAfterTheSignature(t, "--store", pgtest.URL(t), "--master-key-file", testMasterKeyFile(t))
+	})
+}
+
+func testNonceAfterTheSignature(t *testing.T, flags ...string) {
+	ts := startServer(t, flags...)
+	ts.login(t, "u1")
+	p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {"n-bad-sig"}}, "", "")
+	good := p.Get("sig")
+	p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403003 {
+		t.Fatalf("bad signature: %v", a)
+	}
+	p.Set("sig", good)
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
+		t.Errorf("the nonce of a request refused for its signature, signed right: %v, want 0", a)
+	}
+
+	set := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"later"}, "userInfo": {`{"nickname":"replayed"}`}, "nonce": {"n-set"}}, "", "")
+	get := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"later"}, "nonce": {"n-get"}}, "", "")
+	incomplete := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"later"}, "nonce": {"n-incomplete"}}, "", "")
+	for _, r := range []struct {
+		method string
+		p      url.Values
+		code   int
+	}{{"socialize.setUserInfo", set, 403005}, {"socialize.getUserInfo", get, 403005}, {"socialize.setUserInfo", incomplete, 400002}} {
+		if a := ts.post(t, ts.HTTPURL, r.method, r.p); a.code() != r.code {
+			t.Fatalf("%s %s before the user exists: %v, want %d", r.method, r.p.Get("nonce"), a, r.code)
+		}
+	}
+	ts.login(t, "later")
+	if a := ts.post(t, ts.HTTPURL, "socialize.setUserInfo", set); a.code() != 403004 {
+		t.Errorf("setUserInfo replayed once the user exists: %v, want 403004", a)
+	}
+	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", get); a.code() != 403004 {
+		t.Errorf("getUserInfo replayed once the user exists: %v, want 403004", a)
+	}
+	// The same nonce in a complete request, signed again: the nonce was used all the same.
+	p = url.Values{}
+	for k, v := range incomplete {
+		p[k] = v
+	}
+	p.Del("sig")
+	p.Set("userInfo", `{"nickname":"second try"}`)
+	if a := ts.post(t, ts.HTTPURL, "socialize.setUserInfo", ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", p, "", "")); a.code() != 403004 {
+		t.Errorf("the nonce of a refused setUserInfo in a complete one: %v, want 403004", a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"later"}}); a.code() != 0 || a["nickname"] != nil {
+		t.Errorf("after the replays: %v", a)
+	}
+}
+
 // TestPlainSecretAndKeys covers plain-secret mode over TLS and userKey credentials in
 // both modes.
 func TestPlainSecretAndKeys(t *testing.T) {
