@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -323,6 +324,24 @@ func TestSharedErrorTableIsEmbedded(t *testing.T) {
 	}
 	if StatusCode(0) != 200 || StatusCode(403048) != 403 || StatusCode(500028) != 500 {
 		t.Error("status codes do not follow errorCode/1000")
+	}
+}
+
+// TestStatusOfEveryCode: for every code of the table, statusCode is errorCode/1000
+// (200 for success) and statusReason is the HTTP reason phrase of statusCode (SPEC 2),
+// which httpStatusCodes=true also sends as the HTTP status line's.
+func TestStatusOfEveryCode(t *testing.T) {
+	for _, c := range Codes() {
+		want := c.Code / 1000
+		if c.Code == 0 {
+			want = 200
+		}
+		if got := StatusCode(c.Code); got != want {
+			t.Errorf("StatusCode(%d) = %d, want %d", c.Code, got, want)
+		}
+		if got := StatusReason(StatusCode(c.Code)); got != http.StatusText(want) {
+			t.Errorf("statusReason of %d (statusCode %d) = %q, want %q", c.Code, want, got, http.StatusText(want))
+		}
 	}
 }
 
