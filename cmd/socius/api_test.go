@@ -584,6 +584,39 @@ func testNonceAfterTheSignature(t *testing.T, flags ...string) {
 	}
 }
 
+// TestNamesInAnyCase: parameter names match in any ASCII letter case (SPEC 1), the
+// credentials' and the method's alike: a signed call, a plain-secret call and a
+// token call whose every name is spelled otherwise than the SDKs spell it.
+func TestNamesInAnyCase(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	// Signed here, not by ts.signed, which adds apiKey, format and nonce as the SDKs
+	// spell them.
+	var list []gigya.Param
+	for _, kv := range [][2]string{{"uid", "u1"}, {"USERINFO", `{"nickname":"any case"}`}, {"APIKEY", testAPIKey},
+		{"TimeStamp", strconv.FormatInt(ts.Clock.Now().Unix(), 10)}, {"NONCE", "n-any-case"}, {"Format", "xml"}} {
+		list = append(list, gigya.Param{Name: kv[0], Value: kv[1]})
+	}
+	key, _ := socius.DecodeSecret(testSecret)
+	norm, _ := gigya.NormalizeURL(ts.HTTPURL + "/socialize.setUserInfo")
+	list = append(list, gigya.Param{Name: "SIG", Value: gigya.Sign(key, "POST", norm, list)})
+	body, _ := ts.postRaw(t, ts.HTTPURL, "socialize.setUserInfo", gigya.EncodeForm(list))
+	if !strings.Contains(string(body), "<errorCode>0</errorCode>") {
+		t.Fatalf("signed, every name in another case: %s", body)
+	}
+	a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"ApiKey": {testAPIKey}, "SECRET": {testSecret}, "Uid": {"u1"}, "CONTEXT": {"c1"}})
+	if a.code() != 0 || a.str("nickname") != "any case" || a.str("context") != "c1" {
+		t.Errorf("plain secret, every name in another case: %v", a)
+	}
+	tok := ts.post(t, ts.HTTPSURL, "socialize.getToken", url.Values{"GRANT_TYPE": {"none"}, "Client_Id": {testAPIKey}, "CLIENT_SECRET": {testSecret}, "X_SITEUID": {"u1"}})
+	if tok.code() != 0 || tok.str("access_token") == "" {
+		t.Fatalf("getToken, every name in another case: %v", tok)
+	}
+	if a := ts.post(t, ts.HTTPSURL, "socialize.getUserInfo", url.Values{"OAUTH_TOKEN": {tok.str("access_token")}}); a.code() != 0 || a.str("UID") != "u1" {
+		t.Errorf("OAUTH_TOKEN: %v", a)
+	}
+}
+
 // TestPlainSecretAndKeys covers plain-secret mode over TLS and userKey credentials in
 // both modes.
 func TestPlainSecretAndKeys(t *testing.T) {
