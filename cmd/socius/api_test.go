@@ -696,6 +696,28 @@ func TestMergeRules(t *testing.T) {
 	}
 }
 
+// TestUserInfoLimitsInclusive: the limits of SPEC 6 are inclusive and count
+// characters, not bytes: 1,000 two-byte characters in a text field, 2,048 in a URL, a
+// siteUID of 252, ages 0 and 150 are stored and read back as sent. TestErrorCodes has
+// the values one past them.
+func TestUserInfoLimitsInclusive(t *testing.T) {
+	ts := startServer(t)
+	uid := strings.Repeat("u", 252)
+	ts.login(t, uid)
+	text := strings.Repeat("é", 1000)
+	photo := "https://x/" + strings.Repeat("é", 2048-len("https://x/"))
+	for _, age := range []float64{0, 150} {
+		ui, _ := json.Marshal(map[string]any{"lastName": text, "photoURL": photo, "age": age, "gender": "u"})
+		if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {uid}, "userInfo": {string(ui)}}); a.code() != 0 {
+			t.Fatalf("setUserInfo at the limits, age %v: %v", age, a)
+		}
+		a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {uid}})
+		if a.str("UID") != uid || a.str("lastName") != text || a.str("photoURL") != photo || a["age"] != age || a.str("gender") != "u" {
+			t.Errorf("read back at the limits, age %v: %v", age, a)
+		}
+	}
+}
+
 func TestUserObject(t *testing.T) {
 	ts := startServer(t)
 	a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"site-user-7"}, "newUser": {"true"}, "userInfo": {`{"firstName":"Ada","age":36}`}})
