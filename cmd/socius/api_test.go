@@ -819,6 +819,35 @@ func emptyValue(path string, v any) string {
 	return ""
 }
 
+// TestLoginOfAKnownUser: notifyLogin's userInfo and getToken's x_userInfo are merged
+// into a user that exists as setUserInfo merges (SPEC 6: only fields present change,
+// null clears), and getToken with x_siteUID logs a logged-out user in as notifyLogin
+// does (SPEC 5).
+func TestLoginOfAKnownUser(t *testing.T) {
+	ts := startServer(t)
+	get := func() answer { return ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}) }
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "userInfo": {`{"firstName":"Ada","lastName":"Lovelace","age":36}`}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	if a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "userInfo": {`{"firstName":"Augusta","age":null}`}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	if a := get(); a.str("firstName") != "Augusta" || a.str("lastName") != "Lovelace" || a["age"] != nil || a["isLoggedIn"] != true {
+		t.Errorf("after a second notifyLogin with userInfo: %v", a)
+	}
+	if a := ts.call(t, "socialize.logout", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Fatal(a)
+	}
+	tok := ts.tlsPost(t, "socialize.getToken", url.Values{"grant_type": {"none"}, "client_id": {testAPIKey}, "client_secret": {testSecret},
+		"x_siteUID": {"u1"}, "x_userInfo": {`{"lastName":"","nickname":"Ada"}`}})
+	if tok.code() != 0 {
+		t.Fatal(tok)
+	}
+	if a := get(); a.str("firstName") != "Augusta" || a["lastName"] != nil || a.str("nickname") != "Ada" || a["isLoggedIn"] != true {
+		t.Errorf("after getToken with x_siteUID and x_userInfo: %v", a)
+	}
+}
+
 func TestAccountLifecycle(t *testing.T) {
 	ts := startServer(t)
 	ts.login(t, "u1")
