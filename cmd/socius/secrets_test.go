@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"io"
 	"io/fs"
@@ -352,4 +353,56 @@ func TestRotateSecret(t *testing.T) {
 	if a := ts.post(t, ts.HTTPURL, "socialize.setUserInfo", p); a.code() != 403007 {
 		t.Errorf("the rotated key lost its method list: %v", a)
 	}
+}
+
+// TestTokensStoredHashed: access and session tokens are stored hashed, never in clear
+// (SPEC 5), and a session's secret is sealed like any secret: none of them, as text or
+// as the bytes it encodes, is in any file of the database once they have been used.
+func TestTokensStoredHashed(t *testing.T) {
+	dir := t.TempDir()
+	ts := startMain(t, nil, "--data", dir)
+	access := ts.accessToken(t, "u1")
+	session := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"u2"}, "targetEnv": {"mobile"}})
+	if session.code() != 0 {
+		t.Fatal(session)
+	}
+	if a := ts.tlsPost(t, "socialize.getUserInfo", withToken(access, nil)); a.code() != 0 {
+		t.Fatalf("the access token: %v", a)
+	}
+	check := func() {
+		t.Helper()
+		files, _ := filepath.Glob(filepath.Join(dir, "socius.db*"))
+		if len(files) == 0 {
+			t.Fatal("no database files")
+		}
+		var clear [][]byte
+		for _, tok := range []string{access, session.str("sessionToken")} {
+			random := tok[strings.LastIndexByte(tok, '.')+1:]
+			raw, err := base64.RawURLEncoding.DecodeString(random)
+			if err != nil || len(raw) < 16 {
+				t.Fatalf("token %q is not of the shape this test knows", tok)
+			}
+			clear = append(clear, []byte(random), raw)
+		}
+		secret := session.str("sessionSecret")
+		raw, err := base64.StdEncoding.DecodeString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear = append(clear, []byte(secret), raw)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range clear {
+				if bytes.Contains(b, c) {
+					t.Errorf("%s holds a token or session secret in clear (#%d)", filepath.Base(f), i)
+				}
+			}
+		}
+	}
+	check() // with the WAL still there
+	ts.Close()
+	check()
 }
