@@ -138,6 +138,38 @@ func (p *Params) Decode(s string) error {
 	return nil
 }
 
+// answerParams say how a request is answered (SPEC 2): its format, and the status and
+// context the answer carries.
+var answerParams = [...]string{"format", "callback", "httpStatusCodes", "context"}
+
+// DecodeAnswerParams adds to p those of format, callback, httpStatusCodes and context
+// that s holds and p lacks, skipping every other pair and any pair that Decode would
+// refuse. After Decode refused s, its refusal is still answered as the request asks,
+// whether these came before the pair refused or after it.
+func (p *Params) DecodeAnswerParams(s string) {
+	for s != "" {
+		var pair string
+		if i := strings.IndexByte(s, '&'); i >= 0 {
+			pair, s = s[:i], s[i+1:]
+		} else {
+			pair, s = s, ""
+		}
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		if len(rawName) > 3*len("httpStatusCodes") { // the longest, every byte escaped
+			continue
+		}
+		name, ok := unescape(rawName)
+		if !ok || !slices.ContainsFunc(answerParams[:], func(a string) bool { return equalFoldASCII(a, name) }) || p.Has(name) {
+			continue
+		}
+		value, ok := unescape(rawValue)
+		if !ok || !utf8.ValidString(value) || strings.IndexByte(value, 0) >= 0 {
+			continue
+		}
+		p.list = append(p.list, Param{name, value})
+	}
+}
+
 // validName accepts printable ASCII names without spaces, '=' or '&': every real Gigya
 // parameter name is such. A name decoded from %3D or %26 would make the signature's base
 // string ambiguous: there names are joined to their values by '=' and to each other by

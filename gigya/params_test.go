@@ -1,6 +1,7 @@
 package gigya
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -231,5 +232,25 @@ func TestMaskCredentials(t *testing.T) {
 		if got := MaskCredentials(in); got != want {
 			t.Errorf("MaskCredentials(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDecodeAnswerParams: after a refused form, format, callback, httpStatusCodes and
+// context are taken from the rest of it, in any letter case, never over one already
+// read, and never from a pair Decode would refuse.
+func TestDecodeAnswerParams(t *testing.T) {
+	var p Params
+	if err := p.Decode("UID=a&uid=b&format=xml&context=c&HTTPSTATUSCODES=true"); err == nil {
+		t.Fatal("a duplicate decoded")
+	}
+	p.DecodeAnswerParams("UID=a&uid=b&format=json&Callback=cb&context=%zz&context=c2&HTTPSTATUSCODES=true&context=c3&secret=s&%ff=1&callback=x%00")
+	want := []Param{{"UID", "a"}, {"format", "json"}, {"Callback", "cb"}, {"context", "c2"}, {"HTTPSTATUSCODES", "true"}}
+	if !slices.Equal(p.All(), want) {
+		t.Errorf("got %v, want %v", p.All(), want)
+	}
+	p.Reset()
+	p.DecodeAnswerParams("format=%C3%28&%66%6F%72%6D%61%74=xml")
+	if p.Len() != 1 || p.Get("format") != "xml" {
+		t.Errorf("invalid UTF-8 taken, or an escaped name not: %v", p.All())
 	}
 }

@@ -405,8 +405,8 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	known := s.findMethod(c)
 	if err := s.readParams(w, c); err != nil {
 		// The answer still takes the format and status the request asked for, read
-		// leniently from the parameters decoded before the failure (the query string
-		// at least).
+		// leniently from what was read of the request (the query string at least;
+		// readParams adds them from the rest of a form it refused).
 		s.readFormat(c)
 		return nil, err
 	}
@@ -656,6 +656,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	// The query first: a refusal of the HTTP method is answered in the format and
 	// with the httpStatusCodes the query asks for, as every refusal of the request.
 	if err := c.params.Decode(r.URL.RawQuery); err != nil {
+		c.params.DecodeAnswerParams(r.URL.RawQuery)
 		return err
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -702,7 +703,13 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: Content-Encoding %q is not supported: send the form uncompressed", clip(gigya.MaskCredentials(ce), 40))
 		}
 	}
-	return c.params.Decode(string(c.body))
+	if err := c.params.Decode(string(c.body)); err != nil {
+		// Read whole, the body also says how its refusal is answered where it names
+		// the format, httpStatusCodes or context after the pair refused (SPEC 2).
+		c.params.DecodeAnswerParams(string(c.body))
+		return err
+	}
+	return nil
 }
 
 const formType = "application/x-www-form-urlencoded"

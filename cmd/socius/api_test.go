@@ -258,6 +258,16 @@ func TestRefusalsKeepTheAskedForm(t *testing.T) {
 			[]string{"cb({", `"errorCode":400006`, "longer than 65536 bytes"}},
 		{"unknown method", "/socialize.nope?format=xml", "UID=a", 200,
 			[]string{"<socialize.nopeResponse ", "<errorCode>400001</errorCode>"}},
+		// What says how to answer is read from the whole form, also where it comes after
+		// the pair refused: SPEC 2 puts no order on parameters.
+		{"duplicate before the format", "/socialize.getUserInfo", "UID=a&uid=b&format=xml&httpStatusCodes=true&context=c1", 400,
+			[]string{"<socialize.getUserInfoResponse ", "<errorCode>400006</errorCode>", "<context>c1</context>"}},
+		{"broken percent before jsonp", "/socialize.getUserInfo", "UID=%zz&FORMAT=jsonp&callback=cb&httpStatusCodes=1&Context=%7B%22a%22%3A1%7D", 400,
+			[]string{"cb({", `"errorCode":400001`, `"context":{"a":1}`}},
+		{"format twice", "/socialize.getUserInfo", "format=xml&format=json", 200,
+			[]string{"<socialize.getUserInfoResponse ", "<errorCode>400006</errorCode>"}},
+		{"broken query before the format", "/socialize.getUserInfo?UID=%zz&format=xml&httpStatusCodes=true&context=c3", "", 400,
+			[]string{"<socialize.getUserInfoResponse ", "<errorCode>400001</errorCode>", "<context>c3</context>"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
