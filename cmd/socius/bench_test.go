@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -447,5 +448,45 @@ func TestBenchAfterAnUncleanStop(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestWarmStore: before a round, the bench reads a store's files to their ends (here
+// the database is a pipe, whose writer finishes only if every byte is read), skips a
+// WAL that is not there, and says when a file cannot be read.
+func TestWarmStore(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "socius.db")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const size = 3<<20 + 123
+	wrote := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(pipe, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.Write(make([]byte, size))
+			f.Close()
+		}
+		wrote <- err
+	}()
+	if err := warmStore(dir); err != nil {
+		t.Fatalf("warmStore: %v", err)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store's file was not read to its end")
+	}
+
+	unreadable := t.TempDir()
+	if err := os.Mkdir(filepath.Join(unreadable, "socius.db-wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := warmStore(unreadable); err == nil {
+		t.Error("a WAL that is a folder was read without an error")
 	}
 }
