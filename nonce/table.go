@@ -3,6 +3,7 @@ package nonce
 import (
 	"math/bits"
 	"runtime"
+	"sync/atomic"
 )
 
 // A table is one shard's open-addressing table: keys[i] is a fingerprint (0: an empty
@@ -19,8 +20,13 @@ type table struct {
 	exps []uint32
 }
 
+// tablesMade counts the tables made, for the tests: each one holds its memory until
+// the collection after it is dropped.
+var tablesMade atomic.Int64
+
 // newTable returns a table of n empty slots.
 func newTable(n int) *table {
+	tablesMade.Add(1)
 	keys, exps, release := allocSlots(n)
 	if release == nil {
 		return &table{keys: make([]uint64, n), exps: make([]uint32, n)}

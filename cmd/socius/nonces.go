@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/socius/socius/nonce"
@@ -63,6 +64,10 @@ func loadNonces(path string, now time.Time, window time.Duration) (*nonce.Cache,
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
+	// The file's bytes, read whole to check its checksum, are garbage now (12 bytes a
+	// nonce, and as much again of the buffers reading grew through): a server that has
+	// just started collects late, and would hold them until then.
+	debug.FreeOSMemory()
 	return cache, n, nil
 }
 
