@@ -99,11 +99,7 @@ func (p *Params) Decode(s string) error {
 	p.list = slices.Grow(p.list, min(strings.Count(s, "&")+1, MaxParams+1))
 	for s != "" {
 		var pair string
-		if i := strings.IndexByte(s, '&'); i >= 0 {
-			pair, s = s[:i], s[i+1:]
-		} else {
-			pair, s = s, ""
-		}
+		pair, s, _ = strings.Cut(s, "&")
 		if pair == "" {
 			continue
 		}
@@ -149,11 +145,7 @@ var answerParams = [...]string{"format", "callback", "httpStatusCodes", "context
 func (p *Params) DecodeAnswerParams(s string) {
 	for s != "" {
 		var pair string
-		if i := strings.IndexByte(s, '&'); i >= 0 {
-			pair, s = s[:i], s[i+1:]
-		} else {
-			pair, s = s, ""
-		}
+		pair, s, _ = strings.Cut(s, "&")
 		rawName, rawValue, _ := strings.Cut(pair, "=")
 		if len(rawName) > 3*len("httpStatusCodes") { // the longest, every byte escaped
 			continue
