@@ -311,7 +311,7 @@ func Load(r io.Reader, max int, now time.Time, window time.Duration) (*Cache, in
 	loaded := 0
 	ok := each(func(fp uint64, exp uint32) bool {
 		loaded++
-		return c.shards[fp>>60].insert(fp, exp, nowSec)
+		return c.shards[fp>>60].insert(fp, exp)
 	})
 	if !ok {
 		// Save writes each fingerprint once: this is no Save's. Held twice, it
@@ -321,12 +321,10 @@ func Load(r io.Reader, max int, now time.Time, window time.Duration) (*Cache, in
 	return c, loaded, nil
 }
 
-// insert adds an entry (Load's), growing the table as UseNonce would, and reports
-// false, adding nothing, when the fingerprint is already held.
-func (s *shard) insert(fp uint64, exp uint32, nowSec int64) bool {
-	if s.tab == nil || 4*(s.used+1) > 3*len(s.tab.keys) {
-		s.rebuild(nowSec)
-	}
+// insert adds an entry (Load's) to the shard's table, which Load made for every entry
+// it inserts (8/5 slots each: never full), and reports false, adding nothing, when the
+// fingerprint is already held.
+func (s *shard) insert(fp uint64, exp uint32) bool {
 	t := s.tab
 	i := t.home(fp)
 	for ; t.keys[i] != 0; i = t.next(i) {
