@@ -1966,21 +1966,32 @@ func cutCases() []cutCase {
 		}
 	}
 	// all is whether every part of a write took effect: an error when some did and
-	// some did not.
+	// some did not. The parts are looked at one after the other, so a commit still
+	// running when the call gave up (its answer cut or held back after the database
+	// had all it needed to commit) can land between two looks: a half write seen is
+	// looked at again until it settles, and is an error only when it stays for
+	// seconds. (A transaction's commit is seen whole or not at all; a write that
+	// stays half is the store's fault.)
 	all := func(parts ...cutCheck) cutCheck {
 		return func(ctx context.Context, s *Store, n int) (bool, error) {
-			var got []bool
-			for _, c := range parts {
-				ok, err := c(ctx, s, n)
-				if err != nil {
-					return false, err
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var got []bool
+				for _, c := range parts {
+					ok, err := c(ctx, s, n)
+					if err != nil {
+						return false, err
+					}
+					got = append(got, ok)
 				}
-				got = append(got, ok)
+				if !slices.Contains(got, !got[0]) {
+					return got[0], nil
+				}
+				if time.Now().After(deadline) {
+					return false, fmt.Errorf("half a write: parts done %v, for 5 s", got)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			if slices.Contains(got, !got[0]) {
-				return false, fmt.Errorf("half a write: parts done %v", got)
-			}
-			return got[0], nil
 		}
 	}
 	// answer is the error of a call that answered got where want is right.
