@@ -207,9 +207,17 @@ func TestUIDSignatureVectors(t *testing.T) {
 				t.Errorf("%s other UID: %v", v.ID, err)
 			}
 		case "friendshipSignature":
-			got, err := FriendshipSignature(v.Secret, v.Timestamp, v.FriendUID, v.UID)
+			got, err := FriendSignature(v.Secret, v.UID, v.FriendUID, v.Timestamp)
 			if err != nil || got != v.ExpectedSig {
 				t.Errorf("%s: %s %v, want %s", v.ID, got, err, v.ExpectedSig)
+			}
+			// The deprecated form, its arguments in the order of the signed string,
+			// still gives the same.
+			if got, err := FriendshipSignature(v.Secret, v.Timestamp, v.FriendUID, v.UID); err != nil || got != v.ExpectedSig {
+				t.Errorf("%s FriendshipSignature: %s %v, want %s", v.ID, got, err, v.ExpectedSig)
+			}
+			if got, _ := FriendSignature(v.Secret, v.FriendUID, v.UID, v.Timestamp); got == v.ExpectedSig {
+				t.Errorf("%s: FriendSignature with the user and friend swapped gave the same signature", v.ID)
 			}
 			if err := ValidateFriendshipSignature(v.Secret, v.UID, v.FriendUID, v.Timestamp, v.ExpectedSig, 0); err != nil {
 				t.Errorf("%s: %v", v.ID, err)
@@ -245,7 +253,7 @@ func TestFriendshipSignatureAge(t *testing.T) {
 		want error
 	}{{now, nil}, {now.Add(-time.Hour), ErrSignatureExpired}, {now.Add(time.Hour), ErrSignatureExpired}} {
 		ts := strconv.FormatInt(tt.at.Unix(), 10)
-		sig, err := FriendshipSignature(labSecret, ts, "f1", "u1")
+		sig, err := FriendSignature(labSecret, "u1", "f1", ts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -95,7 +95,7 @@
 //
 // # Signatures in your own code
 //
-// UIDSignature, ValidateUIDSignature, FriendshipSignature,
+// UIDSignature, ValidateUIDSignature, FriendSignature,
 // ValidateFriendshipSignature and RequestSignature expose the signature algorithms
 // (from package gigya) for code that checks what Gigya signed. GetUserInfo validates
 // the UIDSignature of its answer itself when the client knows the partner secret.

@@ -61,9 +61,12 @@ func validateUID(key []byte, uid, timestamp, signature string, maxAge time.Durat
 	return nil
 }
 
-// FriendshipSignature returns base64(HMAC-SHA1(partnerSecret, timestamp + "_" +
-// friendUID + "_" + uid)), computed by gigya.FriendshipSignature.
-func FriendshipSignature(partnerSecret, timestamp, friendUID, uid string) (string, error) {
+// FriendSignature returns the friendshipSignature that proves friendUID is a friend
+// of uid, from Gigya at timestamp (Unix seconds as text): base64(HMAC-SHA1(
+// partnerSecret, timestamp + "_" + friendUID + "_" + uid)), computed by
+// gigya.FriendshipSignature. Its arguments come in the order of UIDSignature and
+// ValidateFriendshipSignature: the user, the friend, the time.
+func FriendSignature(partnerSecret, uid, friendUID, timestamp string) (string, error) {
 	key, err := decodeSecret(partnerSecret)
 	if err != nil {
 		return "", fmt.Errorf("client: partner secret: %v", err)
@@ -71,10 +74,21 @@ func FriendshipSignature(partnerSecret, timestamp, friendUID, uid string) (strin
 	return gigya.FriendshipSignature(key, timestamp, friendUID, uid), nil
 }
 
+// FriendshipSignature is FriendSignature with its arguments in the order of the
+// string it signs: the time, the friend, the user.
+//
+// Deprecated: use FriendSignature, whose arguments come in the order of the other
+// signature functions of this package; this one stays, unchanged, for the callers
+// written against it (all its arguments are strings, so a new order here would go
+// unnoticed by the compiler).
+func FriendshipSignature(partnerSecret, timestamp, friendUID, uid string) (string, error) {
+	return FriendSignature(partnerSecret, uid, friendUID, timestamp)
+}
+
 // ValidateFriendshipSignature checks a friendshipSignature (SigUtils.validateFriendSignature)
 // in constant time and, when maxAge > 0, its timestamp against the system clock.
 func ValidateFriendshipSignature(partnerSecret, uid, friendUID, timestamp, signature string, maxAge time.Duration) error {
-	want, err := FriendshipSignature(partnerSecret, timestamp, friendUID, uid)
+	want, err := FriendSignature(partnerSecret, uid, friendUID, timestamp)
 	if err != nil {
 		return err
 	}
