@@ -3,6 +3,7 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -87,25 +88,40 @@ func (c *cconn) exec(query string) error {
 }
 
 // A cError is a failure of a C API call: what was done (open, prepare, step, ...), the
-// (extended) result code and SQLite's message. The caller says what for.
+// (extended) result code and SQLite's message, and for a failure of the system (an I/O
+// error, a file that could not be opened) the system's error number, which says why
+// (a full disk, a file that may not be written, a failing disk). The caller says what
+// for.
 type cError struct {
-	op   string
-	code int32
-	msg  string
+	op    string
+	code  int32
+	msg   string
+	errno syscall.Errno // 0: none
 }
 
-func (e *cError) Error() string { return fmt.Sprintf("%s: %s (%d)", e.op, e.msg, e.code) }
+func (e *cError) Error() string {
+	if e.errno != 0 {
+		return fmt.Sprintf("%s: %s (%d): %v", e.op, e.msg, e.code, e.errno)
+	}
+	return fmt.Sprintf("%s: %s (%d)", e.op, e.msg, e.code)
+}
 
-// err is the error of the result code rc, with SQLite's message.
+// err is the error of the result code rc, with SQLite's message and, for a failure of
+// the system, its error number. (SQLite records the number for those only, and keeps
+// the last one: with any other code it belongs to an earlier failure.)
 func (c *cconn) err(op string, rc int32) error {
 	msg := "out of memory"
+	var errno syscall.Errno
 	if c.db != 0 {
 		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
 		if ext := sqlite3.Xsqlite3_extended_errcode(c.tls, c.db); ext&0xff == rc&0xff {
 			rc = ext
 		}
+		if rc&0xff == sqlite3.SQLITE_IOERR || rc&0xff == sqlite3.SQLITE_CANTOPEN {
+			errno = syscall.Errno(sqlite3.Xsqlite3_system_errno(c.tls, c.db))
+		}
 	}
-	return &cError{op: op, code: rc, msg: msg}
+	return &cError{op: op, code: rc, msg: msg, errno: errno}
 }
 
 // finalize finalizes stmt, if prepared.

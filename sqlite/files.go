@@ -31,6 +31,24 @@ func openFiles(path string) files {
 	return f
 }
 
+// unwritable is, for a write that failed with an I/O error or a file SQLite could not
+// open, what a client is told when the system would not let this process write the
+// database or WAL file (see readOnly), else "": the driver's errors, unlike those of
+// the writer's C API connection, hold no system error number, so the system is asked
+// (access(2), which opens nothing: closing a descriptor of the database file would drop
+// SQLite's locks on it).
+func (f files) unwritable(err error) string {
+	if code := resultCode(err) & 0xff; code != sqlite3.SQLITE_IOERR && code != sqlite3.SQLITE_CANTOPEN {
+		return ""
+	}
+	for _, path := range []string{f.db, f.wal} {
+		if why := refusedWrite(writeAccess(path)); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
 // errFileGone is the error of a store whose files are no longer at their paths.
 var errFileGone = errors.New("the database file was deleted or replaced while Socius ran; what was written since is not in it: restore the files and restart Socius")
 

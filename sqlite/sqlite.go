@@ -72,6 +72,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socius/socius"
@@ -475,12 +476,64 @@ func errorFor(op string, err error) error {
 }
 
 // dbError is socius.DatabaseError, or socius.DiskFullError when SQLite found the disk
-// full (SQLITE_FULL: a write or the WAL could not grow).
+// full (SQLITE_FULL: a write or the WAL could not grow), or one that says the store's
+// files cannot be written when SQLite or the system said so (see readOnly).
 func dbError(op string, err error) error {
 	if code := resultCode(err); code >= 0 && code&0xff == sqlite3.SQLITE_FULL {
 		return socius.DiskFullError(op, err)
 	}
+	if why := readOnly(err); why != "" {
+		return socius.DatabaseErrorSaying(why, op, err)
+	}
 	return socius.DatabaseError(op, err)
+}
+
+// Store.dbError is dbError for the writer's batches: it also tells a write that failed
+// because the store's files cannot be written when the error itself does not say so
+// (see files.unwritable).
+func (s *Store) dbError(op string, err error) error {
+	if readOnly(err) == "" {
+		if why := s.files.unwritable(err); why != "" {
+			return socius.DatabaseErrorSaying(why, op, err)
+		}
+	}
+	return dbError(op, err)
+}
+
+// readOnly is what a client is told when err is a write refused because the store's
+// files cannot be written, else "": SQLite found the database read-only
+// (SQLITE_READONLY: it could open the files for reading only), or the system refused
+// a write (EROFS: a read-only file system, as the kernel makes one after an error;
+// EPERM: an immutable file; EACCES: the files' permissions). The client learns what
+// happened, in words, and the log has the error itself (the path, the system's
+// message). With the driver's errors, which hold no system error number, an I/O error
+// is not told apart here: see Store.dbError.
+func readOnly(err error) string {
+	if code := resultCode(err); code >= 0 && code&0xff == sqlite3.SQLITE_READONLY {
+		return readOnlyFiles
+	}
+	var ce *cError
+	if errors.As(err, &ce) {
+		return refusedWrite(ce.errno)
+	}
+	return ""
+}
+
+// The details of a write refused because the store's files cannot be written.
+const (
+	readOnlyFiles      = "the store's files cannot be written (read-only); nothing was written"
+	readOnlyFileSystem = "the store's files cannot be written (a read-only file system); nothing was written"
+)
+
+// refusedWrite is readOnly for a system error number: "" unless it is a refused write.
+func refusedWrite(errno syscall.Errno) string {
+	switch errno {
+	case syscall.EROFS:
+		return readOnlyFileSystem
+	case syscall.EPERM, syscall.EACCES:
+		return readOnlyFiles
+	}
+	return ""
 }
 
 // millis and fromMillis convert times to and from the stored Unix milliseconds.

@@ -178,7 +178,7 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	}
 	tx, err := s.wdb.Begin()
 	if err != nil {
-		return batch, dbError("sqlite: begin", err)
+		return batch, s.dbError("sqlite: begin", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
 	mark := s.markCache(func() (v int64, err error) {
@@ -190,25 +190,25 @@ func (s *Store) commit(batch []*writeOp) ([]*writeOp, error) {
 	for i := 0; i < len(batch); i++ {
 		op := batch[i]
 		if _, err := savepoint.Exec(); err != nil {
-			return batch, dbError("sqlite: savepoint", err)
+			return batch, s.dbError("sqlite: savepoint", err)
 		}
 		op.err = op.run(tx)
 		if op.err != nil {
 			// If SQLite already rolled the whole transaction back (it may, on a full
 			// disk or an I/O error), the savepoint is gone and this fails.
 			if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
-				return batch, dbError("sqlite: rollback to savepoint", errors.Join(err, op.err))
+				return batch, s.dbError("sqlite: rollback to savepoint", errors.Join(err, op.err))
 			}
 		}
 		if _, err := release.Exec(); err != nil {
-			return batch, dbError("sqlite: release savepoint", err)
+			return batch, s.dbError("sqlite: release savepoint", err)
 		}
 		if i == len(batch)-1 {
 			batch = s.join(batch, false)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return batch, dbError("sqlite: commit", err)
+		return batch, s.dbError("sqlite: commit", err)
 	}
 	if s.afterCommit != nil {
 		s.afterCommit()
@@ -258,7 +258,7 @@ func allFast(batch []*writeOp) bool {
 func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 	c := s.wc
 	if err := c.run(c.begin, "begin"); err != nil {
-		return batch, dbError("sqlite", err)
+		return batch, s.dbError("sqlite", err)
 	}
 	c.bufferWAL()
 	committed := false
@@ -281,14 +281,14 @@ func (s *Store) commitFast(batch []*writeOp) ([]*writeOp, error) {
 		op.err = op.runFast(c)
 		if op.err != nil && !c.inTx() {
 			// SQLite rolled the transaction back: the batch is lost.
-			return batch, dbError("sqlite: write", op.err)
+			return batch, s.dbError("sqlite: write", op.err)
 		}
 		if i == len(batch)-1 {
 			batch = s.join(batch, true)
 		}
 	}
 	if err := c.run(c.commit, "commit"); err != nil {
-		return batch, dbError("sqlite", err)
+		return batch, s.dbError("sqlite", err)
 	}
 	committed = true
 	if s.afterCommit != nil {

@@ -121,9 +121,9 @@ func fill(t *testing.T, path string) {
 // TestUnwritableFiles: the database files turn unwritable under a running server (made
 // immutable with chattr +i, which root only can, on a file system that has the flag;
 // skipped otherwise), as they do on a file system the kernel remounts read-only after an
-// error. As with a full disk, writes get 500028 and change nothing, reads go on, /readyz
-// stays ready (nothing failed to sync), and once the files are writable again writes
-// succeed without a restart.
+// error. As with a full disk, writes get 500028, saying why, and change nothing, reads
+// go on, /readyz stays ready (nothing failed to sync), and once the files are writable
+// again writes succeed without a restart.
 func TestUnwritableFiles(t *testing.T) {
 	chattr, err := exec.LookPath("chattr")
 	if err != nil {
@@ -149,8 +149,10 @@ func TestUnwritableFiles(t *testing.T) {
 		t.Skipf("cannot make the database files immutable (root only, on a file system with the flag): %v %s", err, out)
 	}
 	t.Cleanup(writable) // before the server's cleanup, which closes the store
-	if a := set("refused"); a.code() != socius.CodeDatabaseError {
-		t.Errorf("setUserInfo with the files unwritable: %v, want 500028", a)
+	// The client hears why, in words: no path, no error of Go or SQLite.
+	if a := set("refused"); a.code() != socius.CodeDatabaseError ||
+		a.str("errorDetails") != "Database error: the store's files cannot be written (read-only); nothing was written" {
+		t.Errorf("setUserInfo with the files unwritable: %v, want 500028 saying the files cannot be written", a)
 	}
 	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 || a.str("nickname") != "before" {
 		t.Errorf("getUserInfo with the files unwritable: %v, want the nickname acknowledged last", a)

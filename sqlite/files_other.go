@@ -1,0 +1,8 @@
+//go:build !unix
+
+package sqlite
+
+import "syscall"
+
+// writeAccess is not asked on this system: 0, so that an I/O error is reported as one.
+func writeAccess(string) syscall.Errno { return 0 }
