@@ -17,17 +17,29 @@ import (
 // after each commit and before it answers, that the paths still name them: if not,
 // the batch fails (500028) and so does every later one, and Healthy says why, so that
 // /readyz takes the node out of rotation. One stat of each file a batch.
+//
+// The WAL-index (-shm) is checked by Healthy only. SQLite maps it once and keeps using
+// the file it mapped, so the store's own connections stay in step when it is deleted or
+// replaced, and what they commit is kept: its writes go on. But the WAL-index is where
+// SQLite's connections find each other's locks (the write lock, the readers' marks)
+// and the WAL's committed frames; another process that opens the database (`socius user
+// export` or `import` beside the server, the sqlite3 shell, a backup tool) makes a new
+// file at the path, rebuilds it from the WAL and from then on sees none of the store's
+// locks nor its commits: its writes can interleave with the store's in the WAL, and the
+// store's checkpoints can copy pages under its reads, which corrupts the database or
+// what it reads. So /readyz says so, and a restart makes one WAL-index again.
 
-// files are the database and WAL files the store opened, by path.
+// files are the database, WAL and WAL-index files the store opened, by path.
 type files struct {
-	db, wal         string
-	dbInfo, walInfo os.FileInfo // nil: the file was not there at Open
+	db, wal, shm             string
+	dbInfo, walInfo, shmInfo os.FileInfo // nil: the file was not there at Open
 }
 
 func openFiles(path string) files {
-	f := files{db: path, wal: path + "-wal"}
+	f := files{db: path, wal: path + "-wal", shm: path + "-shm"}
 	f.dbInfo, _ = os.Stat(f.db)
 	f.walInfo, _ = os.Stat(f.wal)
+	f.shmInfo, _ = os.Stat(f.shm)
 	return f
 }
 
@@ -69,6 +81,20 @@ func (f files) check() error {
 	return nil
 }
 
+// errIndexGone is the error of a store whose WAL-index is no longer at its path.
+var errIndexGone = errors.New("the database's WAL-index file was deleted or replaced while Socius ran: Socius's writes are kept, but another process that opens the database now (socius user export or import, sqlite3) would not see Socius's locks and could corrupt it; restart Socius")
+
+// checkIndex reports whether the WAL-index opened is still at its path.
+func (f files) checkIndex() error {
+	if f.shmInfo == nil {
+		return nil
+	}
+	if now, err := os.Stat(f.shm); err != nil || !os.SameFile(now, f.shmInfo) {
+		return fmt.Errorf("%w (%s)", errIndexGone, f.shm)
+	}
+	return nil
+}
+
 // errSyncFailed is the error of a store whose disk failed a sync (see fail).
 var errSyncFailed = errors.New("a sync of the database to the disk failed, so the disk may not hold what it was given: writes are refused until Socius restarts, when SQLite recovers from the WAL (a write answered with this error may be found stored then)")
 
@@ -98,7 +124,8 @@ func syncFailure(err error) bool {
 
 // Healthy reports whether the store can still keep what it is given: an error when its
 // database file was deleted or replaced under it (see files), or when a sync to the
-// disk failed (see fail).
+// disk failed (see fail); and whether another process may safely open the database
+// beside it: an error when its WAL-index was deleted or replaced (see files).
 func (s *Store) Healthy() error {
 	select {
 	case <-s.closing:
@@ -109,6 +136,9 @@ func (s *Store) Healthy() error {
 		return dbError("sqlite", err)
 	}
 	if err := s.files.check(); err != nil {
+		return dbError("sqlite", err)
+	}
+	if err := s.files.checkIndex(); err != nil {
 		return dbError("sqlite", err)
 	}
 	return nil

@@ -1,12 +1,15 @@
 package sqlite
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -809,6 +812,138 @@ func TestFileGone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIndexGone: a WAL-index (-shm) deleted, or replaced, while the store has it open
+// is said by Healthy, so that /readyz takes the node out of rotation (another process
+// opening the database now would make a WAL-index of its own and not see the store's
+// locks); the store's own writes go on and are kept. Before, Healthy saw nothing.
+func TestIndexGone(t *testing.T) {
+	for _, how := range []string{"deleted", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "socius.db")
+			s := open(t, path)
+			t.Cleanup(func() { s.Close() })
+			createSiteAndKey(t, s, "")
+			loginUsers(t, s, "3_site", "u1")
+			if err := s.Healthy(); err != nil {
+				t.Fatalf("Healthy before: %v", err)
+			}
+			switch how {
+			case "deleted":
+				if err := os.Remove(path + "-shm"); err != nil {
+					t.Fatal(err)
+				}
+			case "replaced":
+				other := filepath.Join(dir, "other-shm")
+				if err := os.WriteFile(other, make([]byte, 32<<10), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(other, path+"-shm"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := s.Healthy()
+			if socius.ErrorCode(err) != socius.CodeDatabaseError || !strings.Contains(err.Error(), "WAL-index file was deleted or replaced") {
+				t.Errorf("Healthy after the WAL-index was %s: %v", how, err)
+			}
+			if err := s.UpdateProfile(t.Context(), "3_site", "u1", patchOf(map[socius.Field]string{socius.Nickname: "kept"}), now); err != nil {
+				t.Fatalf("UpdateProfile after the WAL-index was %s: %v", how, err)
+			}
+			if _, err := s.Login(t.Context(), "3_site", "u2", nil, now); err != nil {
+				t.Fatalf("Login after the WAL-index was %s: %v", how, err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, path)
+			if got := getNickname(t, s, "u1"); got != "kept" {
+				t.Errorf("nickname after a restart: %q, want \"kept\"", got)
+			}
+			if _, err := s.User(t.Context(), "3_site", "u2"); err != nil {
+				t.Errorf("u2 after a restart: %v", err)
+			}
+			if err := s.Healthy(); err != nil {
+				t.Errorf("Healthy after a restart: %v", err)
+			}
+		})
+	}
+}
+
+// TestIndexGoneOtherProcess shows why a WAL-index deleted under the store matters
+// (TestIndexGone): another process that opens the database then makes a new one and
+// does not see the store's locks. It takes the write lock, and the store commits all
+// the same, without waiting: two writers at once in one WAL, which SQLite's locks are
+// there to prevent. (With the WAL-index in place the store's write would wait for the
+// lock, up to its busy timeout.)
+func TestIndexGoneOtherProcess(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "socius.db")
+	s := open(t, path)
+	defer s.Close()
+	createSiteAndKey(t, s, "")
+	loginUsers(t, s, "3_site", "u1")
+	opened, err := os.Stat(path + "-shm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path + "-shm"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIndexHelperProcess$")
+	cmd.Env = append(os.Environ(), "SOCIUS_SQLITE_INDEX_HELPER="+path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close() // the helper rolls back and ends
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("helper process: %q, %v", line, err)
+	}
+	if made, err := os.Stat(path + "-shm"); err != nil || os.SameFile(made, opened) {
+		t.Fatalf("the helper's WAL-index: %v, %v; want a new file", made, err)
+	}
+	start := time.Now()
+	err = s.UpdateProfile(t.Context(), "3_site", "u1", patchOf(map[socius.Field]string{socius.Nickname: "beside"}), now)
+	if err != nil || time.Since(start) >= busyTimeout {
+		t.Errorf("UpdateProfile while the other process holds the write lock: %v after %v; want it committed without waiting (the locks are not shared)", err, time.Since(start))
+	}
+}
+
+// TestIndexHelperProcess is the other process of TestIndexGoneOtherProcess: it opens
+// the database, takes the write lock (BEGIN IMMEDIATE), says "locked" and holds it until
+// its standard input closes.
+func TestIndexHelperProcess(t *testing.T) {
+	path := os.Getenv("SOCIUS_SQLITE_INDEX_HELPER")
+	if path == "" {
+		t.Skip("run by TestIndexGoneOtherProcess")
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(100)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("locked")
+	io.Copy(io.Discard, os.Stdin)
+	conn.ExecContext(t.Context(), "ROLLBACK")
 }
 
 // TestCommitDuringClose: a batch that commits while the store closes (Close lets it

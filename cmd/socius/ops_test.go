@@ -162,6 +162,23 @@ func TestReadyzFileGone(t *testing.T) {
 	}
 }
 
+// TestReadyzIndexGone: the WAL-index (socius.db-shm) deleted under a running server:
+// /readyz says so (another process opening the database now would not see the
+// server's locks), and writes go on.
+func TestReadyzIndexGone(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	if err := os.Remove(filepath.Join(ts.DataDir, "socius.db-shm")); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 503 || !strings.Contains(body, "not ready: sqlite: the database's WAL-index file was deleted or replaced") {
+		t.Errorf("/readyz after the WAL-index went: %d %q", status, body)
+	}
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"kept"}`}}); a.code() != 0 {
+		t.Errorf("setUserInfo after the WAL-index went: %v", a)
+	}
+}
+
 func TestAdminListenerDisabled(t *testing.T) {
 	ts := startServer(t, "--admin", "")
 	if ts.AdminURL != "" {
