@@ -328,7 +328,7 @@ func secretFlags(fs *flag.FlagSet, help string) func() (string, error) {
 		defer r.Close()
 		b, err := io.ReadAll(io.LimitReader(r, maxSecretFile+1))
 		if err != nil {
-			return "", fileError("--secret-file", *file, err)
+			return "", flagError{fileError("--secret-file", *file, err)}
 		}
 		if len(b) > maxSecretFile {
 			return "", badFlag("--secret-file %s: longer than %d bytes; a secret is base64 of some tens of bytes", *file, maxSecretFile)

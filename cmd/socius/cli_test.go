@@ -495,7 +495,8 @@ func TestSecretsStoredCompact(t *testing.T) {
 
 // TestFailedStartMakesNothing: a listener's address taken, or a master key file that
 // cannot be read, fails serve (and the admin commands) with nothing made: no data
-// folder, store, lock or generated master key.
+// folder, store, lock or generated master key. A key file that cannot be read is a
+// usage error (exit 2), as every file a flag names.
 func TestFailedStartMakesNothing(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -506,19 +507,20 @@ func TestFailedStartMakesNothing(t *testing.T) {
 	missing := filepath.Join(dir, "no-such.key")
 	for _, tt := range []struct {
 		args []string
+		code int
 		says string
 	}{
-		{[]string{"serve", "--http", taken.Addr().String(), "--https", "", "--admin", ""}, "--http: listen tcp " + taken.Addr().String()},
-		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", taken.Addr().String()}, "--admin: listen tcp"},
-		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--master-key-file", missing}, missing},
-		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--previous-master-key-file", missing}, "previous master key"},
-		{[]string{"site", "create", "--master-key-file", missing}, missing},
-		{[]string{"site", "create", "--previous-master-key-file", missing}, "previous master key"},
+		{[]string{"serve", "--http", taken.Addr().String(), "--https", "", "--admin", ""}, 1, "--http: listen tcp " + taken.Addr().String()},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", taken.Addr().String()}, 1, "--admin: listen tcp"},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--master-key-file", missing}, 2, "--master-key-file " + missing},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--previous-master-key-file", missing}, 2, "--previous-master-key-file " + missing},
+		{[]string{"site", "create", "--master-key-file", missing}, 2, "--master-key-file " + missing},
+		{[]string{"site", "create", "--previous-master-key-file", missing}, 2, "--previous-master-key-file " + missing},
 	} {
 		data := filepath.Join(dir, "data")
 		code, _, errOut := runCLI(t, noEnv, append(tt.args, "--data", data)...)
-		if code != 1 || !strings.Contains(errOut, tt.says) {
-			t.Errorf("%v: exit %d %s; want 1 and %q", tt.args, code, errOut, tt.says)
+		if code != tt.code || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%v: exit %d %s; want %d and %q", tt.args, code, errOut, tt.code, tt.says)
 		}
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			entries, _ := os.ReadDir(data)
@@ -569,7 +571,7 @@ func TestSecretFile(t *testing.T) {
 	}{
 		{[]string{"site", "create", "--secret", testSecret, "--secret-file", file}, 2, "give the secret once"},
 		{[]string{"site", "create", "--secret-file", empty}, 2, "empty"},
-		{[]string{"site", "create", "--secret-file", filepath.Join(dir, "missing")}, 1, "no such file"},
+		{[]string{"site", "create", "--secret-file", filepath.Join(dir, "missing")}, 2, "no such file"},
 	} {
 		never := filepath.Join(dir, "never")
 		if code, _, errOut := runCLI(t, noEnv, append(tt.args, "--data", never)...); code != tt.code || !strings.Contains(errOut, tt.says) {
@@ -656,8 +658,10 @@ func TestCLIMessage(t *testing.T) {
 
 // TestFileErrorsNameTheFlag: a file a command cannot open is said with the flag (or
 // argument) that named it, as "--in FILE: no such file or directory": os.Open's own
-// "open FILE: ..." does not say what the file was for. The exit statuses are those
-// each command had.
+// "open FILE: ..." does not say what the file was for. Every such file is a usage
+// error, exit 2 (--secret-file, --in, --token-file, the master key files, --tls-cert,
+// --seed and emulator seed's FILE exited 1, the others 2), and so is a folder named
+// as the file.
 func TestFileErrorsNameTheFlag(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
@@ -670,14 +674,20 @@ func TestFileErrorsNameTheFlag(t *testing.T) {
 		code int
 		says string
 	}{
-		{[]string{"site", "create", "--secret-file", missing, "--data", data}, 1, "socius: --secret-file " + missing + ": no such file or directory\n"},
-		{[]string{"site", "rotate-secret", "3_Files", "--secret-file", dir, "--data", data}, 1, "socius: --secret-file " + dir + ": is a directory\n"},
+		{[]string{"site", "create", "--secret-file", missing, "--data", data}, 2, "socius: --secret-file " + missing + ": no such file or directory\n"},
+		{[]string{"site", "rotate-secret", "3_Files", "--secret-file", dir, "--data", data}, 2, "socius: --secret-file " + dir + ": is a directory\n"},
 		{[]string{"key", "create", "--site", "3_Files", "--public-key", missing, "--data", data}, 2, "socius: --public-key " + missing + ": no such file or directory\n"},
-		{[]string{"user", "import", "--in", missing, "--data", data}, 1, "socius: --in " + missing + ": no such file or directory\n"},
-		{[]string{"token", "revoke", "--token-file", missing, "--data", data}, 1, "socius: --token-file " + missing + ": no such file or directory\n"},
+		{[]string{"user", "import", "--in", missing, "--data", data}, 2, "socius: --in " + missing + ": no such file or directory\n"},
+		{[]string{"user", "import", "--in", dir, "--data", data}, 2, "socius: --in " + dir + ": is a directory\n"},
+		{[]string{"token", "revoke", "--token-file", missing, "--data", data}, 2, "socius: --token-file " + missing + ": no such file or directory\n"},
+		{[]string{"token", "revoke", "--token-file", dir, "--data", data}, 2, "socius: --token-file " + dir + ": is a directory\n"},
+		{[]string{"site", "list", "--master-key-file", missing, "--data", data}, 2, "socius: --master-key-file " + missing + ": no such file or directory\n"},
+		{[]string{"site", "list", "--previous-master-key-file", missing, "--data", data}, 2, "socius: --previous-master-key-file " + missing + ": no such file or directory\n"},
+		{[]string{"serve", "--tls-cert", missing, "--tls-key", missing, "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--data", data}, 2, "socius: --tls-cert " + missing + ": no such file or directory\n"},
+		{[]string{"serve", "--emulator", "--seed", missing, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, 2, "socius: --seed " + missing + ": no such file or directory\n"},
 		{[]string{"call", "--api-key", "3_Files", "--user-key", "AKey", "--private-key", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius call: --private-key " + missing + ": no such file or directory\n"},
 		{[]string{"call", "--token", "st2.at.x", "--ca-file", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius call: --ca-file " + missing + ": no such file or directory\n"},
-		{[]string{"emulator", "seed", missing, "--url", "http://127.0.0.1:1"}, 1, "socius: seed " + missing + ": no such file or directory\n"},
+		{[]string{"emulator", "seed", missing, "--url", "http://127.0.0.1:1"}, 2, "socius: seed " + missing + ": no such file or directory\n"},
 	} {
 		if code, _, errOut := runCLI(t, noEnv, tt.args...); code != tt.code || errOut != tt.says {
 			t.Errorf("%v: exit %d %q; want %d and %q", tt.args, code, errOut, tt.code, tt.says)

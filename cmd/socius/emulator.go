@@ -130,7 +130,7 @@ func (m *Main) seedEmulator(ctx context.Context) error {
 	if m.Seed != "" {
 		f, err := os.Open(m.Seed)
 		if err != nil {
-			return fmt.Errorf("--seed: %w", err)
+			return flagError{fileError("--seed", m.Seed, err)}
 		}
 		n, err := emulator.Seed(ctx, m.Store, f, m.Clock.Now())
 		f.Close()

@@ -362,7 +362,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		}
 		f, err := os.Open(pos[0])
 		if err != nil {
-			return fileError("seed", pos[0], err)
+			return flagError{fileError("seed", pos[0], err)}
 		}
 		defer f.Close()
 		// A large seed loads for longer than any other request takes: no timeout

@@ -192,13 +192,19 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 // openInput opens the file a flag names, or standard input for "-" (which closing
 // leaves open). Its error names the flag: os.Open's alone ("open x: no such file or
 // directory") does not say which of the command's files x is, nor what it was for.
+// A file that cannot be opened, or a folder, is a usage error (exit 2), as for every
+// flag that names a file: the flag's value is wrong, not the store or the service.
 func openInput(flagName, name string) (io.ReadCloser, error) {
 	if name == "-" {
 		return io.NopCloser(os.Stdin), nil
 	}
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, fileError(flagName, name, err)
+		return nil, flagError{fileError(flagName, name, err)}
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, badFlag("%s %s: is a directory", flagName, name)
 	}
 	return f, nil
 }

@@ -56,7 +56,7 @@ func testChangeMasterKey(t *testing.T, store ...string) {
 	if code != 0 || !strings.Contains(errOut, "socius: moved 0 secrets from the previous master key") {
 		t.Errorf("again: exit %d, %q", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, noEnv, append(with(newKey, "site", "list"), "--previous-master-key-file", "/nonexistent/old.key")...); code != 1 || !strings.Contains(errOut, "previous master key") {
+	if code, _, errOut := runCLI(t, noEnv, append(with(newKey, "site", "list"), "--previous-master-key-file", "/nonexistent/old.key")...); code != 2 || !strings.Contains(errOut, "--previous-master-key-file /nonexistent/old.key") {
 		t.Errorf("a missing previous key file: exit %d, %q", code, errOut)
 	}
 

@@ -82,7 +82,7 @@ func (cfg *storeConfig) readKeys() error {
 	case cfg.masterKeyFile != "" && cfg.masterKey != "":
 		return flagError{errTwoMasterKeys}
 	case cfg.masterKeyFile != "":
-		key, err := readKeyFile(cfg.out, cfg.masterKeyFile)
+		key, err := readGivenKeyFile(cfg.out, "--master-key-file", cfg.masterKeyFile)
 		if err != nil {
 			return err
 		}
@@ -95,9 +95,9 @@ func (cfg *storeConfig) readKeys() error {
 		cfg.given, cfg.givenSource = key, "SOCIUS_MASTER_KEY"
 	}
 	if cfg.previousKeyFile != "" {
-		prev, err := readKeyFile(cfg.out, cfg.previousKeyFile)
+		prev, err := readGivenKeyFile(cfg.out, "--previous-master-key-file", cfg.previousKeyFile)
 		if err != nil {
-			return fmt.Errorf("previous master key: %w", err)
+			return err
 		}
 		cfg.previous = append(cfg.previous, prev)
 	}
@@ -240,6 +240,18 @@ func readKeyFile(out io.Writer, path string) ([]byte, error) {
 		fmt.Fprintf(out, "socius: warning: the master key file %s has mode %v; others may read it (chmod 600)\n", path, fi.Mode().Perm())
 	}
 	return sealed.ReadKeyFile(path)
+}
+
+// readGivenKeyFile is readKeyFile for the file a flag names: one that cannot be read
+// is a usage error (exit 2) that names the flag, as for every flag that names a file.
+// A file that holds no master key is said as before (exit 1).
+func readGivenKeyFile(out io.Writer, flagName, path string) ([]byte, error) {
+	key, err := readKeyFile(out, path)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return nil, flagError{fileError(flagName, path, err)}
+	}
+	return key, err
 }
 
 // errTwoMasterKeys refuses a master key given both ways (they could differ).

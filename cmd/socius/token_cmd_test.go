@@ -107,7 +107,7 @@ func TestTokenRevokeCommand(t *testing.T) {
 	}{
 		{[]string{"st2.at.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, 1, "unknown token"},
 		{[]string{"not-a-token"}, 1, "not a Socius token"},
-		{[]string{"--token-file", filepath.Join(t.TempDir(), "missing")}, 1, "missing"},
+		{[]string{"--token-file", filepath.Join(t.TempDir(), "missing")}, 2, "missing"},
 		{[]string{token, other}, 2, "one token at a time"},
 	} {
 		code, out, errOut := runCLI(t, noEnv, append(append([]string{"token", "revoke"}, c.args...), store...)...)

@@ -420,12 +420,20 @@ func TestUserCommandErrors(t *testing.T) {
 	if code, _, _ := runCLI(t, noEnv, "user", "frobnicate"); code != 2 {
 		t.Errorf("unknown subcommand: exit %d", code)
 	}
-	if code, _, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", filepath.Join(dir, "missing.jsonl")); code != 1 || errOut == "" {
+	// An input that cannot be opened, or a folder, is a usage error (exit 2), as every
+	// file a flag names.
+	if code, _, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", filepath.Join(dir, "missing.jsonl")); code != 2 || !strings.Contains(errOut, "--in ") {
 		t.Errorf("missing input: %d %s", code, errOut)
 	}
-	// An input that cannot be read (a folder) stops the import: exit 1.
-	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", dir); code != 1 || !strings.Contains(errOut, "import stopped: ") || !strings.Contains(out, "imported 0 user records") {
-		t.Errorf("unreadable input: %d %q %q", code, out, errOut)
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", dir); code != 2 || !strings.Contains(errOut, "is a directory") || out != "" {
+		t.Errorf("a folder as the input: %d %q %q", code, out, errOut)
+	}
+	// An input that opens but cannot be read (Linux's /proc/self/mem: its first page is
+	// not mapped) stops the import: exit 1.
+	if _, err := os.Stat("/proc/self/mem"); err == nil {
+		if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", "/proc/self/mem"); code != 1 || !strings.Contains(errOut, "import stopped: ") || !strings.Contains(out, "imported 0 user records") {
+			t.Errorf("unreadable input: %d %q %q", code, out, errOut)
+		}
 	}
 	// An import interrupted (its context cancelled, as a signal does) says so.
 	sigIn := filepath.Join(t.TempDir(), "one.jsonl")
