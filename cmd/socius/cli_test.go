@@ -745,6 +745,28 @@ func TestHelpNamesTheArguments(t *testing.T) {
 	}
 }
 
+// TestHelpBeginsWithAUsageLine: -h of every command begins "usage: socius ...", as
+// the commands with arguments do (TestHelpNamesTheArguments); serve, site create and
+// the others printed the flag package's "Usage of socius serve:".
+func TestHelpBeginsWithAUsageLine(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		head string
+	}{
+		{[]string{"serve"}, "usage: socius serve [flags]\n"},
+		{[]string{"site", "create"}, "usage: socius site create [flags]\n"},
+		{[]string{"key", "list"}, "usage: socius key list [flags]\n"},
+		{[]string{"user", "import"}, "usage: socius user import [flags]\n"},
+		{[]string{"emulator", "log"}, "usage: socius emulator log [flags]\n"},
+		{[]string{"emulator", "seed"}, "usage: socius emulator seed FILE [flags]\n"},
+	} {
+		code, _, errOut := runCLI(t, noEnv, append(tt.args, "-h")...)
+		if code != 0 || !strings.HasPrefix(errOut, tt.head) || !strings.Contains(errOut, "\n  -") {
+			t.Errorf("%v -h: exit %d %q; want 0 and %q, then the flags", tt.args, code, errOut, tt.head)
+		}
+	}
+}
+
 // TestEmptyDataIsAUsageError: an empty --data (SOCIUS_DATA=, as a CI file writes for a
 // variable of its own left empty) is no folder: a usage error that says so, with
 // nothing made. site create and serve failed with Go's "mkdir : no such file or

@@ -45,6 +45,14 @@ certificate a private CA issued (or Socius generated), --ca-file FILE (or
 SOCIUS_CA_FILE) trusts the PEM certificates in FILE besides the system's.
 `
 
+// emulatorArgsUsage is the usage line of each emulator command that takes arguments,
+// as emulatorUsage lists them.
+var emulatorArgsUsage = map[string]string{
+	"clock":  "usage: socius emulator clock [show | set TIME | advance DURATION | reset] [flags]",
+	"faults": "usage: socius emulator faults [add --code N ... | delete ID | clear] [flags]",
+	"seed":   "usage: socius emulator seed FILE [flags]",
+}
+
 // emulatorClient calls the admin API of a running emulator.
 type emulatorClient struct {
 	base   string
@@ -136,6 +144,9 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	}
 	cmd, args := args[0], args[1:]
 	fs := newFlagSet("socius emulator "+cmd, stderr)
+	if line, ok := emulatorArgsUsage[cmd]; ok {
+		argsUsage(fs, line)
+	}
 	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's address: http://host:port, or https://")
 	caFile := fs.String("ca-file", "", "PEM certificates to trust for an https:// --url besides the system's (a private CA's, or socius-data/tls-cert.pem)")
 	c := &emulatorClient{http: &http.Client{Timeout: emulator.MaxWait + 15*time.Second}}

@@ -12,10 +12,14 @@ import (
 	"time"
 )
 
-// newFlagSet returns a flag set that reports errors instead of exiting.
+// newFlagSet returns a flag set that reports errors instead of exiting. Its usage
+// (for -h, and after a flag it refuses) begins "usage: NAME [flags]", as the usage of
+// every command does: the flag package's own head, "Usage of socius serve:", is
+// unlike the others. A command that takes arguments says them with argsUsage.
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	argsUsage(fs, "usage: "+name+" [flags]")
 	return fs
 }
 
