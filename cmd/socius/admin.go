@@ -59,7 +59,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return err
 	}
 	var sf storeFlags
-	fs := newFlagSet("socius site "+args[0], stderr)
+	fs := newFlagSet("socius site "+args[0], stdout, stderr)
 	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":
@@ -161,7 +161,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		return err
 	}
 	var sf storeFlags
-	fs := newFlagSet("socius key "+args[0], stderr)
+	fs := newFlagSet("socius key "+args[0], stdout, stderr)
 	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "create":

@@ -113,9 +113,9 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		b.ServeArgs = slices.Clone(args[i+1:])
 		args = args[:i]
 	}
-	fs := newFlagSet("socius bench", errOut)
+	fs := newFlagSet("socius bench", b.Stdout, errOut)
 	fs.Usage = func() {
-		fmt.Fprint(errOut, benchUsage)
+		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
 	scenarios := joinScenarios(b.Scenarios)

@@ -38,7 +38,7 @@ flags:
 
 // runCall is `socius call`.
 func runCall(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	fs := newFlagSet("socius call", stderr)
+	fs := newFlagSet("socius call", stdout, stderr)
 	baseURL := fs.String("url", "http://127.0.0.1:8080", "where Socius (or Gigya) listens: http(s)://host[:port]")
 	apiKey := fs.String("api-key", "", "the site's apiKey")
 	secret := fs.String("secret", "", "the partner secret, or the userKey's secret with --user-key")
@@ -51,7 +51,7 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 	verbose := fs.Bool("verbose", false, "show each request on stderr: parameters (secrets masked), base string, signature")
 	timeout := fs.Duration("timeout", client.DefaultTimeout, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, callUsage)
+		fmt.Fprint(fs.Output(), callUsage)
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args, lookupEnv)

@@ -139,7 +139,7 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 
 	// token revoke, on a token stored for the site (the store's own flags open it).
 	var sf storeFlags
-	fs := newFlagSet("test", io.Discard)
+	fs := newFlagSet("test", io.Discard, io.Discard)
 	sf.register(fs, noEnv, io.Discard)
 	if err := fs.Parse(store); err != nil {
 		t.Fatal(err)
@@ -243,13 +243,24 @@ func TestUsage(t *testing.T) {
 			t.Errorf("socius %s: exit %d, %q, %q", h, code, out, errOut)
 		}
 	}
-	// A command's (or subcommand's) -h lists its flags and exits 0, as flag.ErrHelp.
+	// A command's (or subcommand's) -h lists its flags on standard output and exits 0,
+	// as flag.ErrHelp: help asked for is no error (it went to standard error).
 	for _, args := range [][]string{
 		{"serve", "-h"}, {"site", "create", "-h"}, {"key", "list", "--help"}, {"user", "export", "-h"},
-		{"token", "revoke", "-h"}, {"call", "-h"}, {"emulator", "-h"}, {"emulator", "status", "-h"}, {"bench", "-h"},
+		{"token", "revoke", "-h"}, {"call", "-h"}, {"emulator", "-h"}, {"emulator", "help"}, {"emulator", "status", "-h"},
+		{"emulator", "log", "--help"}, {"bench", "-h"}, {"site", "show", "-h"}, {"call", "--help", "socialize.getUserInfo"},
 	} {
-		if code, out, errOut := runCLI(t, noEnv, args...); code != 0 || out != "" || !strings.Contains(errOut, "-url") && !strings.Contains(errOut, "-data") {
-			t.Errorf("%v: exit %d, %q, %q; want 0 and the flags on standard error", args, code, out, errOut)
+		if code, out, errOut := runCLI(t, noEnv, args...); code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: socius ") || !strings.Contains(out, "-url") && !strings.Contains(out, "-data") {
+			t.Errorf("%v: exit %d, %q, %q; want 0 and the flags on standard output", args, code, out, errOut)
+		}
+	}
+	// A flag refused is a usage error: the usage on standard error, exit 2.
+	for _, args := range [][]string{
+		{"serve", "--no-such-flag"}, {"site", "create", "--no-such-flag"}, {"call", "--no-such-flag", "socialize.getUserInfo"},
+		{"emulator", "log", "--no-such-flag"}, {"bench", "--no-such-flag"}, {"token", "revoke", "--no-such-flag"},
+	} {
+		if code, out, errOut := runCLI(t, noEnv, args...); code != 2 || out != "" || !strings.Contains(errOut, "flag provided but not defined: -no-such-flag\n") || !strings.Contains(errOut, "usage: socius ") {
+			t.Errorf("%v: exit %d, %q, %q; want 2 and the usage on standard error", args, code, out, errOut)
 		}
 	}
 	// A command with subcommands: -h lists them (exit 0), none is a usage error.
@@ -738,9 +749,9 @@ func TestHelpNamesTheArguments(t *testing.T) {
 		{[]string{"key", "rotate-secret"}, "usage: socius key rotate-secret USERKEY "},
 		{[]string{"token", "revoke"}, "usage: socius token revoke [TOKEN] "},
 	} {
-		code, _, errOut := runCLI(t, noEnv, append(tt.args, "-h")...)
-		if code != 0 || !strings.HasPrefix(errOut, tt.head) || !strings.Contains(errOut, "\n  -data string\n") {
-			t.Errorf("%v -h: exit %d %q; want 0 and %q, then the flags", tt.args, code, errOut, tt.head)
+		code, out, _ := runCLI(t, noEnv, append(tt.args, "-h")...)
+		if code != 0 || !strings.HasPrefix(out, tt.head) || !strings.Contains(out, "\n  -data string\n") {
+			t.Errorf("%v -h: exit %d %q; want 0 and %q, then the flags", tt.args, code, out, tt.head)
 		}
 	}
 }
@@ -760,9 +771,9 @@ func TestHelpBeginsWithAUsageLine(t *testing.T) {
 		{[]string{"emulator", "log"}, "usage: socius emulator log [flags]\n"},
 		{[]string{"emulator", "seed"}, "usage: socius emulator seed FILE [flags]\n"},
 	} {
-		code, _, errOut := runCLI(t, noEnv, append(tt.args, "-h")...)
-		if code != 0 || !strings.HasPrefix(errOut, tt.head) || !strings.Contains(errOut, "\n  -") {
-			t.Errorf("%v -h: exit %d %q; want 0 and %q, then the flags", tt.args, code, errOut, tt.head)
+		code, out, _ := runCLI(t, noEnv, append(tt.args, "-h")...)
+		if code != 0 || !strings.HasPrefix(out, tt.head) || !strings.Contains(out, "\n  -") {
+			t.Errorf("%v -h: exit %d %q; want 0 and %q, then the flags", tt.args, code, out, tt.head)
 		}
 	}
 }

@@ -135,15 +135,16 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 }
 
 func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, emulatorUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, emulatorUsage)
 		return flag.ErrHelp
 	}
 	cmd, args := args[0], args[1:]
-	fs := newFlagSet("socius emulator "+cmd, stderr)
+	fs := newFlagSet("socius emulator "+cmd, stdout, stderr)
 	if line, ok := emulatorArgsUsage[cmd]; ok {
 		argsUsage(fs, line)
 	}

@@ -16,12 +16,21 @@ import (
 // (for -h, and after a flag it refuses) begins "usage: NAME [flags]", as the usage of
 // every command does: the flag package's own head, "Usage of socius serve:", is
 // unlike the others. A command that takes arguments says them with argsUsage.
-func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+//
+// What the flag set says goes to stderr, except the help that -h or --help asks for,
+// which parseFlags sends to stdout: a help request is not an error.
+func newFlagSet(name string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(flagOutput{help: stdout, errors: stderr})
 	argsUsage(fs, "usage: "+name+" [flags]")
 	return fs
 }
+
+// A flagOutput is the output of a flag set: errors, where it writes, and help, where
+// parseFlags puts the usage that -h asks for.
+type flagOutput struct{ help, errors io.Writer }
+
+func (o flagOutput) Write(p []byte) (int, error) { return o.errors.Write(p) }
 
 // A flagError is a flag value (or its environment variable) that a command refuses: a
 // usage error, which run says once and answers with exit status 2.
@@ -137,12 +146,23 @@ func parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 }
 
 // parseFlags is fs.Parse, with its errors (which it has printed, with the usage) made
-// errUsage: exit status 2, and no second message. -h stays flag.ErrHelp.
+// errUsage: exit status 2, and no second message. -h stays flag.ErrHelp, its usage
+// printed to the flag set's help output (standard output, see newFlagSet): what the
+// flag package says is held until Parse returns, as only then is it known whether it
+// is help or an error.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	out := fs.Output()
-	fs.SetOutput(kindSayer{fs, out})
+	var said bytes.Buffer
+	fs.SetOutput(kindSayer{fs, &said})
 	err := fs.Parse(args)
 	fs.SetOutput(out)
+	to := out
+	if o, ok := out.(flagOutput); ok && o.help != nil && errors.Is(err, flag.ErrHelp) {
+		to = o.help
+	}
+	if said.Len() > 0 {
+		to.Write(said.Bytes())
+	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}

@@ -169,7 +169,7 @@ const DefaultShutdownTimeout = 10 * time.Second
 
 // ParseFlags reads `socius serve` flags, then SOCIUS_* variables for flags not given.
 func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), errOut io.Writer) (err error) {
-	fs := newFlagSet("socius serve", errOut)
+	fs := newFlagSet("socius serve", m.Stdout, errOut)
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "plain HTTP listen address (empty disables)")
 	fs.StringVar(&m.HTTPSAddr, "https", m.HTTPSAddr, "HTTPS listen address (empty disables)")
 	fs.StringVar(&m.DataDir, "data", m.DataDir, "data folder: the SQLite store and the generated TLS certificate")

@@ -20,7 +20,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 		return err
 	}
 	var sf storeFlags
-	fs := newFlagSet("socius token "+args[0], stderr)
+	fs := newFlagSet("socius token "+args[0], stdout, stderr)
 	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "revoke":

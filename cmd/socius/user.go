@@ -33,7 +33,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return err
 	}
 	var sf storeFlags
-	fs := newFlagSet("socius user "+args[0], stderr)
+	fs := newFlagSet("socius user "+args[0], stdout, stderr)
 	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "export":
