@@ -394,10 +394,14 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("a refused command made its data folder: %v", err)
 	}
 	// A negative value of a flag stays with its flag (only clock advance moves its
-	// negative argument).
-	code, _, errOut := runCLI(t, noEnv, "emulator", "log", "--limit", "-1", "--url", "http://127.0.0.1:1")
-	if strings.Contains(errOut, "invalid value") || code == 2 {
-		t.Errorf("emulator log --limit -1: exit %d %s", code, errOut)
+	// negative argument): log's --limit -1 is refused as a limit (it printed every call,
+	// as 0 does), before the emulator is asked.
+	code, out, errOut := runCLI(t, noEnv, "emulator", "log", "--limit", "-1", "--url", "http://127.0.0.1:1")
+	if code != 2 || out != "" || errOut != "socius: --limit -1: want a number of calls, 0 for every call the log holds\n" {
+		t.Errorf("emulator log --limit -1: exit %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, func(k string) (string, bool) { return "-5", k == "SOCIUS_LIMIT" }, "emulator", "log", "--url", "http://127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "--limit -5: want a number of calls") {
+		t.Errorf("SOCIUS_LIMIT=-5: exit %d %q", code, errOut)
 	}
 }
 

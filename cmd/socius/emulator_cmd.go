@@ -313,6 +313,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if len(pos) > 0 {
 			return usage("log takes no arguments")
 		}
+		if *limit < 0 {
+			// It printed every call, as 0 does: a typo for 0, or for a number, that
+			// would flood the terminal.
+			return badFlag("--limit %d: want a number of calls, 0 for every call the log holds", *limit)
+		}
 		wanted := func(e *emulator.Entry) bool {
 			return (!*failed || e.ErrorCode != 0) && (*method == "" || strings.EqualFold(e.Method, emulator.MethodName(*method)))
 		}
