@@ -634,7 +634,11 @@ func TestConsole(t *testing.T) {
 		{"/_emulator/user?apiKey=3_EmuSite&UID=bob", 200, []string{`src="/_emulator/static/avatar.svg" alt="Photo of Bob Builder"`, "no data",
 			`Logged in</th><td>no</td>`, `Last login</th><td>never</td>`}, nil},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=carol", 200, []string{`Logged in</th><td>yes</td>`,
-			`Last login</th><td>unknown: logged in by a seed or an import that gave no <code>loginAt</code></td>`}, []string{`Last login</th><td>never`}},
+			`Last login</th><td>unknown: logged in by a seed or an import that gave no <code>loginAt</code></td>`,
+			`Profile updated</th><td>unknown: made by a seed or an import that gave no <code>updatedAt</code></td>`},
+			[]string{`Last login</th><td>never`, `Profile updated</th><td>never`}},
+		// The seed gave carol no updatedAt either: not "never", which is not known.
+		{"/_emulator/users?q=carol", 200, []string{"1 user matching", `<td>yes</td><td>unknown</td></tr>`}, []string{`<td>never</td>`}},
 		{"/_emulator/user?apiKey=3_EmuSite&UID=zed", 404, []string{"There is no user"}, nil},
 		{"/_emulator/user", 400, []string{"The link gives no apiKey: a user page needs the user&#39;s apiKey and UID."}, nil},
 		{"/_emulator/user?apiKey=3_EmuSite", 400, []string{"The link gives no UID"}, nil},
