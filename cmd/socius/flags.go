@@ -32,8 +32,9 @@ type flagOutput struct{ help, errors io.Writer }
 
 func (o flagOutput) Write(p []byte) (int, error) { return o.errors.Write(p) }
 
-// A flagError is a flag value (or its environment variable) that a command refuses: a
-// usage error, which run says once and answers with exit status 2.
+// A flagError is a flag value (or its environment variable), or a command's argument
+// (the FILE of emulator seed), that a command refuses: a usage error, which run says
+// once and answers with exit status 2.
 type flagError struct{ err error }
 
 func (e flagError) Error() string { return e.err.Error() }
