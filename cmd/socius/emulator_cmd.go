@@ -365,6 +365,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if *out == "" {
 			return c.do(ctx, "GET", "export", nil, stdout)
 		}
+		// Before the emulator is asked: a folder that cannot take the file is a usage
+		// error, as for serve's --export-on-exit.
+		if err := checkOutFolder(*out); err != nil {
+			return flagError{fmt.Errorf("--out: %w", err)}
+		}
 		// Secrets in clear: only the owner may read it; whole or not at all, in
 		// constant memory (a refused or cut-short export leaves the file as it was).
 		return writeOut(*out, func(w io.Writer) error { return c.do(ctx, "GET", "export", nil, w) })

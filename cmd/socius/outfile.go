@@ -118,18 +118,30 @@ func checkWritable(path string) error {
 		return nil
 	}
 	fi, err := os.Stat(path) // through links
-	switch {
-	case err == nil && fi.IsDir():
-		return fmt.Errorf("%s is a folder", path)
-	case err == nil && !fi.Mode().IsRegular():
-		return nil
-	case err == nil:
+	if err == nil && fi.Mode().IsRegular() {
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
 		return f.Close()
-	case !errors.Is(err, os.ErrNotExist):
+	}
+	return checkOutFolder(path)
+}
+
+// checkOutFolder fails when writeOut could not write path, leaving no file behind and
+// an existing one as it is: an --out checked before the export runs. As writeOut
+// renames a temporary file onto path, what counts is that path's folder takes a new
+// file, not whether the file there now may be written. A folder is refused (a rename
+// would not replace it); a pipe or a device is not opened (a pipe would wait for its
+// reader), as writeOut writes to it as it is.
+func checkOutFolder(path string) error {
+	fi, err := os.Stat(path) // through links
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a folder", path)
+	case err == nil && !fi.Mode().IsRegular():
+		return nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(followLinks(path)), ".socius-check-*")

@@ -48,7 +48,10 @@ func TestWriteOutThroughRelativeLink(t *testing.T) {
 
 // TestOutFileErrorsNameTheFile: an --out (or --export-on-exit) file that cannot be made
 // is said by the name the user gave, not by the temporary file's beside it, which was
-// never theirs (".socius-out-2822273411").
+// never theirs (".socius-out-2822273411"). The --out of user export and of emulator
+// export is checked before the export runs (before the store is opened, or the
+// emulator asked), a usage error naming the flag (exit 2), as the bench's --json and
+// serve's --export-on-exit are.
 func TestOutFileErrorsNameTheFile(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -57,8 +60,32 @@ func TestOutFileErrorsNameTheFile(t *testing.T) {
 	}
 	out := filepath.Join(dir, "nofolder", "users.jsonl")
 	want := "cannot create " + out + ": no such file or directory"
-	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--out", out, "--data", data); code != 1 || errOut != "socius: "+want+"\n" {
-		t.Errorf("user export: exit %d %q; want 1 and %q", code, errOut, want)
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--out", out, "--data", data); code != 2 || errOut != "socius: --out: "+want+"\n" {
+		t.Errorf("user export: exit %d %q; want 2 and %q", code, errOut, "--out: "+want)
+	}
+	// Checked before the store is opened: with no store there, the --out is said.
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--out", out, "--data", filepath.Join(dir, "nostore")); code != 2 || errOut != "socius: --out: "+want+"\n" {
+		t.Errorf("user export, no store: exit %d %q; want 2 and %q", code, errOut, "--out: "+want)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--out", dir, "--data", data); code != 2 || errOut != "socius: --out: "+dir+" is a folder\n" {
+		t.Errorf("user export to a folder: exit %d %q", code, errOut)
+	}
+	// emulator export asks no emulator (none listens at port 1) with an --out it
+	// could not write.
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "export", "--url", "http://127.0.0.1:1", "--out", out); code != 2 || errOut != "socius: --out: "+want+"\n" {
+		t.Errorf("emulator export: exit %d %q; want 2 and %q", code, errOut, "--out: "+want)
+	}
+	// A file there already that its owner may not write is replaced (the export is
+	// renamed onto it), so it is not refused up front.
+	readOnly := filepath.Join(dir, "read-only.jsonl")
+	if err := os.WriteFile(readOnly, []byte("old\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkOutFolder(readOnly); err != nil {
+		t.Errorf("checkOutFolder of a read-only file in a folder that takes files: %v", err)
+	}
+	if b, err := os.ReadFile(readOnly); err != nil || string(b) != "old\n" {
+		t.Errorf("the file after the check: %q %v; want it as it was", b, err)
 	}
 	if err := checkWritable(out); err == nil || err.Error() != want {
 		t.Errorf("checkWritable: %v; want %q", err, want)

@@ -47,6 +47,13 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			fmt.Fprintln(stderr, "socius user export: --site APIKEY is required")
 			return errUsage
 		}
+		if *out != "-" {
+			// Before the store is opened and the export runs: a folder that cannot
+			// take the file is a usage error, as for the bench's --json.
+			if err := checkOutFolder(*out); err != nil {
+				return flagError{fmt.Errorf("--out: %w", err)}
+			}
+		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			return exportUsers(ctx, st, *site, *withSite, *out, stdout, stderr)
 		})
