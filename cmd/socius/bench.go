@@ -231,7 +231,34 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 			return "", fmt.Errorf("%s: %w", f.flag, err)
 		}
 	}
+	if b.ServerExe != "" {
+		// Before any store is made or server started: a path mistyped failed only
+		// when the baseline started ("fork/exec ...").
+		if err := checkServerExe(b.ServerExe); err != nil {
+			return "", err
+		}
+	}
 	return "", nil
+}
+
+// checkServerExe fails unless name is a program that withServerExe can start, found
+// as exec.Command finds it: a path (with a slash) to an executable file, or a name in
+// $PATH.
+func checkServerExe(name string) error {
+	_, err := exec.LookPath(name)
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrNotFound):
+		return fmt.Errorf("--server-exe %s: not found in $PATH (give a path, ./%s for a file in this folder)", name, name)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("--server-exe %s: not executable; it must be a socius binary, or a script that runs one (chmod +x)", name)
+	}
+	return fileError("--server-exe", name, err)
 }
 
 // serveFlag returns the value of the serve flag name (--name value, --name=value, one

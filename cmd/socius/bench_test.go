@@ -242,6 +242,14 @@ func TestBenchCreatesUsersOverHTTP(t *testing.T) {
 }
 
 func TestBenchFlags(t *testing.T) {
+	// --server-exe names a program to start: one that is missing, not executable or a
+	// folder is refused before anything runs.
+	exeDir := t.TempDir()
+	missingExe := filepath.Join(exeDir, "socius-old")
+	notExe := filepath.Join(exeDir, "serve.sh")
+	if err := os.WriteFile(notExe, []byte("#!/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -265,11 +273,19 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--json", filepath.Join(t.TempDir(), "no", "such", "dir.json")}, "--json: cannot create "},
 		{[]string{"--latency-log", filepath.Join(t.TempDir(), "no", "such", "dir.csv")}, "--latency-log: cannot create "},
 		{[]string{"--url", "http://127.0.0.1:1", "--api-key", "k", "--secret", testSecret, "--store-dir", t.TempDir()}, "--store-dir"},
+		{[]string{"--server-exe", missingExe}, "--server-exe " + missingExe + ": no such file or directory"},
+		{[]string{"--server-exe", notExe}, "--server-exe " + notExe + ": not executable"},
+		{[]string{"--server-exe", exeDir}, "--server-exe " + exeDir + ": is a directory"},
+		{[]string{"--server-exe", "socius-no-such-build"}, "--server-exe socius-no-such-build: not found in $PATH"},
 	} {
 		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseFlags(%q) = %v, want an error with %q", tt.args, err, tt.want)
 		}
+	}
+	// A usage error (exit 2), said before the bench prints its head or starts a server.
+	if code, out, errOut := runCLI(t, noEnv, "bench", "--server-exe", missingExe); code != 2 || out != "" || errOut != "socius: bench: --server-exe "+missingExe+": no such file or directory\n" {
+		t.Errorf("bench --server-exe %s: exit %d %q %q; want 2 and the file said", missingExe, code, out, errOut)
 	}
 	// --preload store with serve flags that leave the store alone writes the store serve
 	// uses.
