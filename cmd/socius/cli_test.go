@@ -511,7 +511,9 @@ func TestSecretsStoredCompact(t *testing.T) {
 // TestFailedStartMakesNothing: a listener's address taken, or a master key file that
 // cannot be read, fails serve (and the admin commands) with nothing made: no data
 // folder, store, lock or generated master key. A key file that cannot be read is a
-// usage error (exit 2), as every file a flag names.
+// usage error (exit 2), as every file a flag names, and so is one that holds no master
+// key, or TLS files that hold no certificate, or no key of it: the flag named, and
+// what its file must hold.
 func TestFailedStartMakesNothing(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -520,6 +522,29 @@ func TestFailedStartMakesNothing(t *testing.T) {
 	defer taken.Close()
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such.key")
+	badKey := filepath.Join(dir, "bad.key")
+	if err := os.WriteFile(badKey, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A certificate and its key, and the key of another certificate.
+	certFile, keyFile, otherKey := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "other-key.pem")
+	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKeyPEM, err := selfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM, otherKey: otherKeyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsServe := func(cert, key string) []string {
+		return []string{"serve", "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--tls-cert", cert, "--tls-key", key}
+	}
+	const mustHoldKey = ": a master key is base64 of 32 bytes; this is not base64 (make one with: head -c 32 /dev/urandom | base64)"
 	for _, tt := range []struct {
 		args []string
 		code int
@@ -531,6 +556,13 @@ func TestFailedStartMakesNothing(t *testing.T) {
 		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--previous-master-key-file", missing}, 2, "--previous-master-key-file " + missing},
 		{[]string{"site", "create", "--master-key-file", missing}, 2, "--master-key-file " + missing},
 		{[]string{"site", "create", "--previous-master-key-file", missing}, 2, "--previous-master-key-file " + missing},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--master-key-file", badKey}, 2, "socius: --master-key-file " + badKey + mustHoldKey + "\n"},
+		{[]string{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--previous-master-key-file", badKey}, 2, "socius: --previous-master-key-file " + badKey + mustHoldKey + "\n"},
+		{[]string{"site", "create", "--master-key-file", badKey}, 2, "socius: --master-key-file " + badKey + mustHoldKey + "\n"},
+		{tlsServe(badKey, keyFile), 2, "socius: --tls-cert " + badKey + ": tls: failed to find any PEM data in certificate input; it must hold the server's certificate in PEM (-----BEGIN CERTIFICATE-----)"},
+		{tlsServe(keyFile, certFile), 2, "socius: --tls-cert " + keyFile + ": tls: failed to find certificate PEM data in certificate input, but did find a private key"},
+		{tlsServe(certFile, badKey), 2, "socius: --tls-key " + badKey + ": tls: failed to find any PEM data in key input; it must hold the private key of the --tls-cert certificate in PEM"},
+		{tlsServe(certFile, otherKey), 2, "socius: --tls-key " + otherKey + ": tls: private key does not match public key; it must hold the private key of the --tls-cert certificate"},
 	} {
 		data := filepath.Join(dir, "data")
 		code, _, errOut := runCLI(t, noEnv, append(tt.args, "--data", data)...)

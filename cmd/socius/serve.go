@@ -362,18 +362,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var certPath string
 	if m.HTTPSAddr != "" && m.TLSCert != "" {
 		if cert, certPath, _, err = loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir); err != nil {
-			// A file that cannot be read is a usage error naming its flag, as for
-			// every flag that names a file; one that holds no certificate is said as
-			// before.
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				for _, f := range []struct{ flag, path string }{{"--tls-cert", m.TLSCert}, {"--tls-key", m.TLSKey}} {
-					if pe.Path == f.path {
-						return flagError{fileError(f.flag, f.path, err)}
-					}
-				}
-			}
-			return fmt.Errorf("TLS certificate: %w", err)
+			return certFilesError(m.TLSCert, m.TLSKey, err)
 		}
 	}
 	// So are the master keys given, and the listeners are bound: a missing key file,

@@ -236,22 +236,32 @@ func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []by
 
 // readKeyFile reads a master key file, warning first when other users may read it.
 func readKeyFile(out io.Writer, path string) ([]byte, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && filepath.Separator == '/' && out != nil {
-		fmt.Fprintf(out, "socius: warning: the master key file %s has mode %v; others may read it (chmod 600)\n", path, fi.Mode().Perm())
-	}
+	warnKeyFileMode(out, path)
 	return sealed.ReadKeyFile(path)
 }
 
-// readGivenKeyFile is readKeyFile for the file a flag names: one that cannot be read
-// is a usage error (exit 2) that names the flag, as for every flag that names a file.
-// A file that holds no master key is said as before (exit 1).
+// warnKeyFileMode warns when other users may read the master key file path.
+func warnKeyFileMode(out io.Writer, path string) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && filepath.Separator == '/' && out != nil {
+		fmt.Fprintf(out, "socius: warning: the master key file %s has mode %v; others may read it (chmod 600)\n", path, fi.Mode().Perm())
+	}
+}
+
+// readGivenKeyFile is readKeyFile for the file a flag names: one that cannot be read,
+// or that holds no master key, is a usage error (exit 2) that names the flag and says
+// what the file must hold, as for every flag that names a file and as for a malformed
+// SOCIUS_MASTER_KEY.
 func readGivenKeyFile(out io.Writer, flagName, path string) ([]byte, error) {
-	key, err := readKeyFile(out, path)
-	var pe *os.PathError
-	if errors.As(err, &pe) {
+	warnKeyFileMode(out, path)
+	text, err := os.ReadFile(path)
+	if err != nil {
 		return nil, flagError{fileError(flagName, path, err)}
 	}
-	return key, err
+	key, err := sealed.ParseKey(string(text))
+	if err != nil {
+		return nil, flagError{fmt.Errorf("%s %s: %w", flagName, path, err)}
+	}
+	return key, nil
 }
 
 // errTwoMasterKeys refuses a master key given both ways (they could differ).

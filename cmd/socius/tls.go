@@ -61,6 +61,43 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 	return cert, certFile, true, err
 }
 
+// certFilesError is err, a failure to load the certificate of --tls-cert with the key
+// of --tls-key, as a usage error (exit 2) naming the flag whose file is at fault, as
+// for every flag that names a file: one that cannot be read, a certificate file that
+// holds no certificate (or the key: the files swapped), a key file that holds no key,
+// or the key of another certificate. What the file must hold is said with it.
+func certFilesError(certFile, keyFile string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		for _, f := range []struct{ flag, path string }{{"--tls-cert", certFile}, {"--tls-key", keyFile}} {
+			if pe.Path == f.path {
+				return flagError{fileError(f.flag, f.path, err)}
+			}
+		}
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	if certPEM, rerr := os.ReadFile(certFile); rerr == nil && !holdsCertificate(certPEM) {
+		return badFlag("--tls-cert %s: %v; it must hold the server's certificate in PEM (-----BEGIN CERTIFICATE-----), any intermediate ones after it", certFile, err)
+	}
+	return badFlag("--tls-key %s: %v; it must hold the private key of the --tls-cert certificate in PEM (-----BEGIN PRIVATE KEY-----, or RSA or EC PRIVATE KEY)", keyFile, err)
+}
+
+// holdsCertificate reports whether certPEM's first CERTIFICATE block, the one
+// tls.X509KeyPair serves and matches with the key, is a certificate that parses.
+func holdsCertificate(certPEM []byte) bool {
+	for {
+		var block *pem.Block
+		block, certPEM = pem.Decode(certPEM)
+		if block == nil {
+			return false
+		}
+		if block.Type == "CERTIFICATE" {
+			_, err := x509.ParseCertificate(block.Bytes)
+			return err == nil
+		}
+	}
+}
+
 // selfSignedCert makes a certificate that is its own CA, so that clients can trust the
 // one file (CA bundle, Java trust store, ...).
 func selfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {

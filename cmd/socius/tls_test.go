@@ -133,7 +133,7 @@ func TestOwnCertificate(t *testing.T) {
 
 	for _, c := range []struct{ name, cert, key, err string }{
 		{"missing", filepath.Join(dir, "none.pem"), keyFile, "no such file"},
-		{"not a pair", certFile, certFile, "TLS certificate"},
+		{"not a pair", certFile, certFile, "--tls-key " + certFile + ": tls: found a certificate rather than a key"},
 	} {
 		fresh := filepath.Join(dir, "fresh-"+strings.ReplaceAll(c.name, " ", "-"))
 		err := runMain(t, nil, "--data", fresh, "--https", "127.0.0.1:0", "--tls-cert", c.cert, "--tls-key", c.key)
