@@ -222,6 +222,28 @@ func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (See
 	}
 }
 
+// CheckSeed reads a seed as Seed does, writing nothing, and fails with what Seed would
+// say of the first line it refuses whatever the store holds: a line that is not a
+// record of the dump format, or a key whose methods the server does not serve. A key
+// or user whose site is neither before it nor in the store is found by Seed alone.
+func CheckSeed(r io.Reader) error {
+	rd := dump.NewReader(r)
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Key != nil {
+			if err := canonicalMethods(rec.Key); err != nil {
+				return fmt.Errorf("line %d: %w", rec.Line, err)
+			}
+		}
+	}
+}
+
 func recAPIKey(rec *dump.Record) string {
 	switch {
 	case rec.Key != nil:

@@ -544,6 +544,19 @@ func TestFailedStartMakesNothing(t *testing.T) {
 	tlsServe := func(cert, key string) []string {
 		return []string{"serve", "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--tls-cert", cert, "--tls-key", key}
 	}
+	// Seeds that a start refuses: before the store is opened.
+	notJSON, badMethod := filepath.Join(dir, "not-json.jsonl"), filepath.Join(dir, "bad-method.jsonl")
+	for f, text := range map[string]string{
+		notJSON:   `{"kind":"site","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\nnot json\n",
+		badMethod: `{"kind":"site","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\n" + `{"kind":"key","userKey":"ASeedKey","apiKey":"3_Seed","secret":"` + testSecret + `","methods":["socialize.frobnicate"]}` + "\n",
+	} {
+		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emulatorServe := func(seed string) []string {
+		return []string{"serve", "--emulator", "--seed", seed, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}
+	}
 	const mustHoldKey = ": a master key is base64 of 32 bytes; this is not base64 (make one with: head -c 32 /dev/urandom | base64)"
 	for _, tt := range []struct {
 		args []string
@@ -562,6 +575,10 @@ func TestFailedStartMakesNothing(t *testing.T) {
 		{tlsServe(badKey, keyFile), 2, "socius: --tls-cert " + badKey + ": tls: failed to find any PEM data in certificate input; it must hold the server's certificate in PEM (-----BEGIN CERTIFICATE-----)"},
 		{tlsServe(keyFile, certFile), 2, "socius: --tls-cert " + keyFile + ": tls: failed to find certificate PEM data in certificate input, but did find a private key"},
 		{tlsServe(certFile, badKey), 2, "socius: --tls-key " + badKey + ": tls: failed to find any PEM data in key input; it must hold the private key of the --tls-cert certificate in PEM"},
+		{emulatorServe(missing), 2, "socius: --seed " + missing + ": no such file or directory\n"},
+		{emulatorServe(dir), 2, "socius: --seed " + dir + ": is a directory\n"},
+		{emulatorServe(notJSON), 2, "socius: --seed " + notJSON + ": line 2: not a valid record: not JSON"},
+		{emulatorServe(badMethod), 2, "socius: --seed " + badMethod + `: line 2: key ASeedKey: "socialize.frobnicate" is not a method Socius serves`},
 		{tlsServe(certFile, otherKey), 2, "socius: --tls-key " + otherKey + ": tls: private key does not match public key; it must hold the private key of the --tls-cert certificate"},
 	} {
 		data := filepath.Join(dir, "data")

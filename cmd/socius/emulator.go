@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,9 +30,10 @@ type EmulatorOptions struct {
 	// Emu is the running emulator; nil outside emulator mode.
 	Emu *emulator.Emulator
 
-	dataGiven  bool   // --data (or SOCIUS_DATA) was given
-	tempData   string // the temporary data folder to remove on exit
-	exportable bool   // Run succeeded: export on Close
+	seed       io.ReadCloser // --seed, read and checked before the store opened
+	dataGiven  bool          // --data (or SOCIUS_DATA) was given
+	tempData   string        // the temporary data folder to remove on exit
+	exportable bool          // Run succeeded: export on Close
 }
 
 func (m *Main) registerEmulatorFlags(fs *flag.FlagSet) {
@@ -122,18 +125,68 @@ func (m *Main) prepareEmulator() error {
 	return nil
 }
 
-// seedEmulator runs once the store is open: it loads --seed and starts the emulator.
+// readSeed runs before anything is made (no data folder, master key or store): it
+// opens --seed and reads it whole through emulator.CheckSeed, so that a seed that
+// cannot be read or holds a line it refuses is a usage error naming the flag (exit 2),
+// with nothing left behind. The file stays open for seedEmulator, from its start
+// again; a pipe, which reads once, is held in memory instead.
+func (m *Main) readSeed() error {
+	if !m.Emulator || m.Seed == "" {
+		return nil
+	}
+	f, err := os.Open(m.Seed)
+	if err != nil {
+		return flagError{fileError("--seed", m.Seed, err)}
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir() {
+		f.Close()
+		return badFlag("--seed %s: is a directory", m.Seed)
+	}
+	var r io.Reader = f
+	var held *bytes.Buffer
+	if err != nil || !fi.Mode().IsRegular() {
+		held = new(bytes.Buffer)
+		r = io.TeeReader(f, held)
+	}
+	err = emulator.CheckSeed(r)
+	if err == nil && held == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return flagError{fileError("--seed", m.Seed, err)}
+		}
+		return flagError{fmt.Errorf("--seed %s: %w", m.Seed, err)}
+	}
+	m.seed = f
+	if held != nil {
+		f.Close()
+		m.seed = io.NopCloser(held)
+	}
+	return nil
+}
+
+// closeSeed closes --seed, if readSeed left it open (a start that failed before
+// seedEmulator).
+func (m *Main) closeSeed() {
+	if m.seed != nil {
+		m.seed.Close()
+		m.seed = nil
+	}
+}
+
+// seedEmulator runs once the store is open: it loads --seed (which readSeed opened and
+// checked) and starts the emulator.
 func (m *Main) seedEmulator(ctx context.Context) error {
 	if !m.Emulator {
 		return nil
 	}
-	if m.Seed != "" {
-		f, err := os.Open(m.Seed)
-		if err != nil {
-			return flagError{fileError("--seed", m.Seed, err)}
-		}
-		n, err := emulator.Seed(ctx, m.Store, f, m.Clock.Now())
-		f.Close()
+	if m.seed != nil {
+		n, err := emulator.Seed(ctx, m.Store, m.seed, m.Clock.Now())
+		m.closeSeed()
 		if err != nil {
 			return fmt.Errorf("--seed %s: %w", m.Seed, err)
 		}

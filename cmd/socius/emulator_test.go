@@ -299,6 +299,27 @@ func TestEmulatorExportOnExitFails(t *testing.T) {
 	}
 }
 
+// TestEmulatorSeedFromPipe: a --seed that reads once (a named pipe, a shell's <(...))
+// is checked before the store is opened and then loaded, from what the check read.
+func TestEmulatorSeedFromPipe(t *testing.T) {
+	pipe := filepath.Join(t.TempDir(), "seed")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(pipe, os.O_WRONLY, 0) // as the start opens the other end
+		if err != nil {
+			return
+		}
+		io.WriteString(f, seedText)
+		f.Close()
+	}()
+	ts := startServer(t, "--emulator", "--seed", pipe)
+	if out := ts.emu(t, "export"); !strings.Contains(out, `"UID":"alice"`) || !strings.Contains(out, `"userKey":"`+seedKey+`"`) {
+		t.Errorf("the store after a seed from a pipe:\n%s", out)
+	}
+}
+
 // TestEmulatorExportOnExitThroughLinkAndPipe: an export on exit to a symbolic link
 // writes the file it names and leaves the link a link; one to a named pipe writes into
 // the pipe and leaves it a pipe (renaming a file onto it would have replaced it).

@@ -365,6 +365,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return certFilesError(m.TLSCert, m.TLSKey, err)
 		}
 	}
+	// So is the emulator's seed, whole: one that cannot be read, or that holds a line
+	// it refuses, fails the start before the store is opened.
+	if err := m.readSeed(); err != nil {
+		return err
+	}
 	// So are the master keys given, and the listeners are bound: a missing key file,
 	// or an address taken (or not this machine's), fails the start before anything
 	// is made.
@@ -781,6 +786,7 @@ func (m *Main) Close() error {
 	}
 	m.dataLock.release()
 	m.dataLock = nil
+	m.closeSeed()
 	m.removeTempData()
 	return first
 }
