@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -129,7 +128,7 @@ func (m *Main) prepareEmulator() error {
 // opens --seed and reads it whole through emulator.CheckSeed, so that a seed that
 // cannot be read or holds a line it refuses is a usage error naming the flag (exit 2),
 // with nothing left behind. The file stays open for seedEmulator, from its start
-// again; a pipe, which reads once, is held in memory instead.
+// again; a pipe, which reads once, is copied to a temporary file first.
 func (m *Main) readSeed() error {
 	if !m.Emulator || m.Seed == "" {
 		return nil
@@ -143,30 +142,59 @@ func (m *Main) readSeed() error {
 		f.Close()
 		return badFlag("--seed %s: is a directory", m.Seed)
 	}
-	var r io.Reader = f
-	var held *bytes.Buffer
+	var seed io.ReadSeekCloser = f
 	if err != nil || !fi.Mode().IsRegular() {
-		held = new(bytes.Buffer)
-		r = io.TeeReader(f, held)
+		// A seed that reads once (a pipe, a shell's <(...)) is copied to a file of
+		// its own as it is read, and checked and loaded from that copy: a seed of any
+		// size, as from a regular file, without holding it in memory.
+		t, terr := copySeed(f)
+		f.Close()
+		if terr != nil {
+			return flagError{fileError("--seed", m.Seed, terr)}
+		}
+		seed = t
 	}
-	err = emulator.CheckSeed(r)
-	if err == nil && held == nil {
-		_, err = f.Seek(0, io.SeekStart)
+	err = emulator.CheckSeed(seed)
+	if err == nil {
+		_, err = seed.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		f.Close()
+		seed.Close()
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			return flagError{fileError("--seed", m.Seed, err)}
 		}
 		return flagError{fmt.Errorf("--seed %s: %w", m.Seed, err)}
 	}
-	m.seed = f
-	if held != nil {
-		f.Close()
-		m.seed = io.NopCloser(held)
-	}
+	m.seed = seed
 	return nil
+}
+
+// A seedCopy is a seed copied to a temporary file, removed when it is closed.
+type seedCopy struct{ *os.File }
+
+func (c seedCopy) Close() error {
+	err := c.File.Close()
+	os.Remove(c.Name())
+	return err
+}
+
+// copySeed copies what r holds to a temporary file, and returns it open at its start.
+func copySeed(r io.Reader) (seedCopy, error) {
+	t, err := os.CreateTemp("", "socius-seed-*")
+	if err != nil {
+		return seedCopy{}, err
+	}
+	c := seedCopy{t}
+	if _, err := io.Copy(t, r); err != nil {
+		c.Close()
+		return seedCopy{}, err
+	}
+	if _, err := t.Seek(0, io.SeekStart); err != nil {
+		c.Close()
+		return seedCopy{}, err
+	}
+	return c, nil
 }
 
 // closeSeed closes --seed, if readSeed left it open (a start that failed before

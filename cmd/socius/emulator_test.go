@@ -300,8 +300,11 @@ func TestEmulatorExportOnExitFails(t *testing.T) {
 }
 
 // TestEmulatorSeedFromPipe: a --seed that reads once (a named pipe, a shell's <(...))
-// is checked before the store is opened and then loaded, from what the check read.
+// is checked before the store is opened and then loaded, from the copy the check
+// made in a temporary file, which is gone once the seed is loaded.
 func TestEmulatorSeedFromPipe(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the copy goes
 	pipe := filepath.Join(t.TempDir(), "seed")
 	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
 		t.Fatal(err)
@@ -317,6 +320,9 @@ func TestEmulatorSeedFromPipe(t *testing.T) {
 	ts := startServer(t, "--emulator", "--seed", pipe)
 	if out := ts.emu(t, "export"); !strings.Contains(out, `"UID":"alice"`) || !strings.Contains(out, `"userKey":"`+seedKey+`"`) {
 		t.Errorf("the store after a seed from a pipe:\n%s", out)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("the seed's copy left behind: %v", left[0].Name())
 	}
 }
 
