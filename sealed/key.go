@@ -30,7 +30,11 @@ func ParseKey(text string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
 		if k, err := enc.DecodeString(text); err == nil {
 			if len(k) != KeySize {
-				return nil, fmt.Errorf("a master key is base64 of %d bytes; this decodes to %d bytes (make one with: head -c 32 /dev/urandom | base64)", KeySize, len(k))
+				unit := "bytes"
+				if len(k) == 1 {
+					unit = "byte"
+				}
+				return nil, fmt.Errorf("a master key is base64 of %d bytes; this decodes to %d %s (make one with: head -c 32 /dev/urandom | base64)", KeySize, len(k), unit)
 			}
 			return k, nil
 		}

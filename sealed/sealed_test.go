@@ -270,6 +270,12 @@ func TestParseKey(t *testing.T) {
 			t.Errorf("the error repeats the key text: %v", err)
 		}
 	}
+	// The count of what a short key decodes to, in words that fit it.
+	for text, want := range map[string]string{"QQ==": "decodes to 1 byte (", "c2hvcnQ=": "decodes to 5 bytes ("} {
+		if _, err := sealed.ParseKey(text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseKey(%q): %v; want it to say %q", text, err, want)
+		}
+	}
 }
 
 func TestKeyFile(t *testing.T) {
