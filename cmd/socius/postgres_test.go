@@ -383,8 +383,20 @@ func TestPostgresIdleTimeoutAdvice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(t.Context())
-	if _, err := conn.Exec(t.Context(), `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = ''30s''', current_database()); END $$`); err != nil {
+	// The database is the shared server's, every test's in this process (each has a
+	// schema of its own): the setting outlives the test unless reset, and the test run
+	// again (-count) found the timeout already set.
+	alter := func(ctx context.Context, action string) error {
+		_, err := conn.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I `+action+`', current_database()); END $$`)
+		return err
+	}
+	t.Cleanup(func() {
+		if err := alter(context.Background(), "RESET idle_in_transaction_session_timeout"); err != nil {
+			t.Errorf("resetting the database's idle_in_transaction_session_timeout: %v", err)
+		}
+		conn.Close(context.Background())
+	})
+	if err := alter(t.Context(), "SET idle_in_transaction_session_timeout = ''30s''"); err != nil {
 		t.Fatal(err)
 	}
 	if logs := start(); strings.Contains(logs, "idle_in_transaction_session_timeout") {
