@@ -380,16 +380,26 @@ func TestBenchSaysWhereTheVariablesWent(t *testing.T) {
 }
 
 // TestBenchPreloadInterrupted: an interrupted creation of users says what it was
-// doing.
+// doing. It is interrupted at its first progress report, half a second into the
+// creation: a fixed 300 ms ran out, on a loaded disk, while the store was still being
+// opened, before any user was created.
 func TestBenchPreloadInterrupted(t *testing.T) {
 	b := NewBench()
-	b.Stderr = io.Discard
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	b.Stderr = cancelOnWrite(cancel)
 	err := b.preloadStore(ctx, t.TempDir(), loadgen.Target{APIKey: "3_SociusBench", Secret: testSecret}, 2_000_000)
 	if err == nil || !strings.HasPrefix(err.Error(), "bench: creating users in the store: ") {
 		t.Errorf("preloadStore = %v", err)
 	}
+}
+
+// cancelOnWrite is a writer that cancels a context at each write.
+type cancelOnWrite context.CancelFunc
+
+func (c cancelOnWrite) Write(p []byte) (int, error) {
+	c()
+	return len(p), nil
 }
 
 // TestBenchServerExeRunsBaseline: with --server-exe both the server and the baseline
