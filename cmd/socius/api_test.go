@@ -1032,7 +1032,9 @@ func TestConnectTunnel(t *testing.T) {
 // once a write to it has waited --write-timeout; it stayed open for as long as the
 // client kept the connection, past every timeout, holding the answers queued in it.
 func TestConnectTunnelClientStopsReading(t *testing.T) {
-	ts := startServer(t, "--write-timeout", "1s")
+	// 3 s, not less: the TLS handshake through the tunnel must end within it too,
+	// which a loaded machine may hold off for a second.
+	ts := startServer(t, "--write-timeout", "3s")
 	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
 	if err != nil {
 		t.Fatal(err)
@@ -1077,7 +1079,7 @@ func TestConnectTunnelClientStopsReading(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n := tunnels(); n > 0 {
-		t.Errorf("the tunnel is still open 20 s after its client stopped reading (write timeout 1 s)")
+		t.Errorf("the tunnel is still open 20 s after its client stopped reading (write timeout 3 s)")
 	}
 }
 
