@@ -313,11 +313,12 @@ func TestHangupTwice(t *testing.T) {
 			}
 		}
 		p.signal(syscall.SIGHUP)
+		last := time.Now() // the signal that should stop it at once, if any
 		if then != 0 {
 			p.signal(then)
 		}
 		p.wait(10 * time.Second)
-		took := time.Since(start)
+		took, sinceLast := time.Since(start), time.Since(last)
 		if then == 0 {
 			if p.waitErr != nil || took < 3*time.Second {
 				t.Errorf("two hangups: %v after %v; want exit status 0 at the 3 s shutdown timeout", p.waitErr, took)
@@ -328,8 +329,10 @@ func TestHangupTwice(t *testing.T) {
 		if !errors.As(p.waitErr, &ee) {
 			t.Fatalf("then %v: the process ended with %v", then, p.waitErr)
 		}
-		if ws, _ := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != then || took > 2500*time.Millisecond {
-			t.Errorf("two hangups then %v: %v after %v; want killed by it at once", then, ee, took)
+		// Timed from that signal, not from the first hangup: the wait for the
+		// shutdown's line above may take a while on a loaded machine.
+		if ws, _ := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != then || sinceLast > 2500*time.Millisecond {
+			t.Errorf("two hangups then %v: %v %v after it; want killed by it at once", then, ee, sinceLast)
 		}
 	}
 }
