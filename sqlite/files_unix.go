@@ -4,6 +4,12 @@ package sqlite
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,4 +22,117 @@ func writeAccess(path string) syscall.Errno {
 	var errno syscall.Errno
 	errors.As(unix.Access(path, unix.W_OK), &errno)
 	return errno
+}
+
+// unwritableAtOpen says, once Open could open the database file for writing but SQLite
+// still could not write the database, which of the other files the store needs cannot
+// be written, and what to do; nil when they all can. SQLite itself says only "attempt
+// to write a readonly database", from the first statement that writes (which made a
+// store whose WAL was left behind read-only, by a command run as root say, look like a
+// failed migration). Besides socius.db, SQLite writes the WAL (socius.db-wal) and the
+// WAL-index (socius.db-shm), and creates either that is missing beside socius.db, in
+// its folder. Open asks before SQLite opens anything, and says so only if SQLite then
+// cannot write: SQLite may replace an empty WAL or WAL-index that it could not write
+// (deleting it needs only the folder's permission), after which the cause is gone.
+func unwritableAtOpen(path string) error {
+	base := filepath.Base(path)
+	missing := false
+	for _, side := range []string{path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(side)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = true
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		errno := writeAccess(side)
+		if errno == 0 {
+			continue
+		}
+		err = fmt.Errorf("%s cannot be written: %w (%s; Socius runs as %s): %s",
+			side, errno, ownedBy(fi), runningAs(), letWrite(side, fi, errno))
+		if side == path+"-wal" {
+			err = fmt.Errorf("%w; do not delete it: it may hold writes not yet copied into %s", err, base)
+		}
+		return err
+	}
+	if !missing {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	if errno := writeAccess(dir); errno != 0 {
+		return fmt.Errorf("the folder %s cannot be written: %w (%s; Socius runs as %s, and must create %s-wal and %s-shm beside %s): %s",
+			dir, errno, ownedBy(fi), runningAs(), base, base, base, letWrite(dir, fi, errno))
+	}
+	return nil
+}
+
+// ownedBy says who owns the file fi describes, and its mode.
+func ownedBy(fi os.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "mode " + fi.Mode().String()
+	}
+	return fmt.Sprintf("owned by %s, mode %s", userName(int(st.Uid)), fi.Mode().String())
+}
+
+// runningAs names the user this process runs as.
+func runningAs() string {
+	return userName(os.Geteuid())
+}
+
+// userName is the name of the user uid, or "uid N" when the system has none.
+func userName(uid int) string {
+	if name := lookupUser(uid); name != "" {
+		return name
+	}
+	return "uid " + strconv.Itoa(uid)
+}
+
+// chownUser is this process's user as chown takes it: its name, else its number.
+func chownUser() string {
+	if name := lookupUser(os.Geteuid()); name != "" {
+		return name
+	}
+	return strconv.Itoa(os.Geteuid())
+}
+
+// lookupUser is the name of the user uid, or "".
+func lookupUser(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// letWrite is the command that would let this process write path, refused with errno:
+// the immutable flag taken off, the file given to this process's user, or the owner's
+// write permission added.
+func letWrite(path string, fi os.FileInfo, errno syscall.Errno) string {
+	if errno == syscall.EPERM {
+		return "it may be immutable (lsattr); as root: chattr -i " + path
+	}
+	if errno == syscall.EROFS {
+		return "its file system is mounted read-only"
+	}
+	chmod := ""
+	if fi.Mode().Perm()&0o200 == 0 {
+		chmod = "chmod u+w " + path
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		cmd := "give it to that user: chown " + chownUser() + " " + path
+		if chmod != "" {
+			cmd += " && " + chmod
+		}
+		return cmd
+	}
+	if chmod == "" { // the owner may write it; something else refuses (an ACL, a mount)
+		return "let that user write it"
+	}
+	return "let that user write it: " + chmod
 }

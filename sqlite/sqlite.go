@@ -151,6 +151,10 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 
+	// What cannot be written is asked before SQLite opens anything (see
+	// unwritableAtOpen), and said only if SQLite then cannot write.
+	unwritable := unwritableAtOpen(path)
+
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
 	wdb, err := sql.Open("sqlite", path+"?"+busy+
 		"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
@@ -164,6 +168,16 @@ func Open(path string) (*Store, error) {
 	wdb.SetConnMaxIdleTime(0)
 	applied, err := migrate(wdb)
 	if err != nil {
+		// The first statements that write are the migrations': a file or folder that
+		// cannot be written fails them, which is said as what it is.
+		if cannotWrite(err) {
+			if unwritable == nil {
+				unwritable = unwritableAtOpen(path)
+			}
+			if unwritable != nil {
+				err = unwritable
+			}
+		}
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -517,6 +531,16 @@ func readOnly(err error) string {
 		return refusedWrite(ce.errno)
 	}
 	return ""
+}
+
+// cannotWrite reports whether err is SQLite's failure to write or open a file: the
+// database read-only, a file it could not open, an I/O error, a refused permission.
+func cannotWrite(err error) bool {
+	switch resultCode(err) & 0xff {
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM:
+		return true
+	}
+	return false
 }
 
 // The details of a write refused because the store's files cannot be written.
