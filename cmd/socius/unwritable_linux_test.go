@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// unprivilegedID is the user and group (nobody, nogroup) that a test of files that
+// cannot be written runs socius as when the test runs as root, whom the permissions of
+// files do not stop.
+const unprivilegedID = 65534
+
+// TestServeUnwritableStore: `socius serve`, run as a user that may not write the data
+// folder, or a WAL left behind read-only, stops at start with status 1 and says which
+// file or folder cannot be written and what to do, as for a database file it may not
+// write; before, SQLite's "attempt to write a readonly database" from the first
+// statement that writes ("create schema_migrations", "migration 0001_init.sql"). The
+// folder was served before by the same user (serve.lock, master.key and the store are
+// there), as after an upgrade that changed its permissions.
+func TestServeUnwritableStore(t *testing.T) {
+	dir, err := os.MkdirTemp("", "socius-unwritable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.Chmod(filepath.Join(dir, "data"), 0o700)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := os.Chmod(dir, 0o755); err != nil { // the unprivileged user enters it
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "socius")
+	copyFile(t, binary(t), bin, 0o755) // built in a folder of the test's user's only
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(data, unprivilegedID, unprivilegedID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serveUnprivileged(t, bin, data, true)
+
+	if err := os.Chmod(data, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(data, "socius.db")
+	out := serveUnprivileged(t, bin, data, false)
+	for _, want := range []string{
+		"socius: sqlite: open " + db + ": the folder " + data + " cannot be written: permission denied",
+		"must create socius.db-wal and socius.db-shm beside socius.db",
+		"chmod u+w " + data,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve with the data folder read-only:\n%s\nwant it to say %q", out, want)
+		}
+	}
+
+	if err := os.Chmod(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	wal := db + "-wal"
+	if err := os.WriteFile(wal, nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(wal, unprivilegedID, unprivilegedID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out = serveUnprivileged(t, bin, data, false)
+	for _, want := range []string{
+		"socius: sqlite: open " + db + ": " + wal + " cannot be written: permission denied",
+		"chmod u+w " + wal,
+		"do not delete it",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve with a WAL left read-only:\n%s\nwant it to say %q", out, want)
+		}
+	}
+	if strings.Contains(out, "readonly database") {
+		t.Errorf("serve with a WAL left read-only:\n%s\nwant what cannot be written, not SQLite's error", out)
+	}
+}
+
+// serveUnprivileged runs `socius serve` on data, as nobody when the test runs as root.
+// When it should start, it is stopped once it serves; else it must exit with status 1
+// (a store that cannot open), and what it wrote to its standard error is returned.
+func serveUnprivileged(t *testing.T, bin, data string, starts bool) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--https", "",
+		"--admin", "", "--log-level", "error")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // the flags alone choose
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: unprivilegedID, Gid: unprivilegedID}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	serving := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "serving HTTP on") {
+			serving = true
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	switch {
+	case starts && (!serving || err != nil):
+		t.Fatalf("serve on a folder it may write: %v\n%s", err, stderr.String())
+	case !starts && serving:
+		t.Fatalf("serve started:\n%s", stderr.String())
+	case !starts && (!errors.As(err, &exit) || exit.ExitCode() != 1):
+		t.Fatalf("serve: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	return stderr.String()
+}
+
+// copyFile copies the file src to dst, made with mode perm.
+func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
