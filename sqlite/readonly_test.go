@@ -1,11 +1,16 @@
 package sqlite
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/socius/socius"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -79,4 +84,89 @@ func TestReadOnlyDetails(t *testing.T) {
 			t.Errorf("%s: %v, want 500028 %q", c.name, err, c.want)
 		}
 	}
+}
+
+// TestUncopiedWALLoggedOnce: when the database file alone cannot be written under a
+// running store (chattr +i, root only; skipped otherwise), writes go on into the WAL,
+// and every checkpointer cycle's copy fails. The store logs that once, with the
+// system's reason, however many cycles fail, and once that the copies work again when
+// the file can be written. Before, it said nothing, and the WAL grew without bound.
+func TestUncopiedWALLoggedOnce(t *testing.T) {
+	chattr, err := exec.LookPath("chattr")
+	if err != nil {
+		t.Skip("no chattr")
+	}
+	s, path := siteStore(t)
+	var log lockedBuffer
+	s.SetLogger(slog.New(slog.NewTextHandler(&log, nil)))
+	loginUsers(t, s, "3_site", "u1")
+	if out, err := exec.Command(chattr, "+i", path).CombinedOutput(); err != nil {
+		t.Skipf("cannot make the database file immutable (root only, on a file system with the flag): %v %s", err, out)
+	}
+	writable := func() {
+		if out, err := exec.Command(chattr, "-i", path).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i: %v %s", err, out)
+		}
+	}
+	t.Cleanup(writable) // before the store's cleanup, which closes it
+
+	// Writes for a while: many checkpointer cycles (one every checkpointEvery while
+	// commits happen).
+	write := func(d time.Duration) {
+		t.Helper()
+		for i, start := 0, time.Now(); time.Since(start) < d; i++ {
+			nick := fmt.Sprintf("n%d", i)
+			if err := s.UpdateProfile(t.Context(), "3_site", "u1", patchOf(map[socius.Field]string{socius.Nickname: nick}), now); err != nil {
+				t.Fatalf("UpdateProfile %d: %v", i, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.ckpt.uncopied.Load() < 5 && time.Now().Before(deadline) {
+		write(5 * checkpointEvery)
+	}
+	failed := s.ckpt.uncopied.Load()
+	if failed < 5 {
+		t.Fatalf("%d checkpointer cycles failed to copy with the database file immutable, want 5 or more", failed)
+	}
+	const failing, again = "the WAL cannot be copied into the database file", "the WAL is copied into the database file again"
+	if got := strings.Count(log.String(), failing); got != 1 {
+		t.Fatalf("log after %d cycles failed to copy: %d lines saying so, want 1:\n%s", failed, got, log.String())
+	}
+	if !strings.Contains(log.String(), "operation not permitted") {
+		t.Errorf("log: %s\nwant the system's reason", log.String())
+	}
+
+	writable()
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), again) && time.Now().Before(deadline) {
+		write(5 * checkpointEvery)
+	}
+	if got := strings.Count(log.String(), again); got != 1 {
+		t.Errorf("log once the file can be written: %d lines saying the copies work again, want 1:\n%s", got, log.String())
+	}
+	if got := strings.Count(log.String(), failing); got != 1 {
+		t.Errorf("log: %d lines saying the copies fail, want still 1:\n%s", got, log.String())
+	}
+	if got := getNickname(t, s, "u1"); !strings.HasPrefix(got, "n") {
+		t.Errorf("nickname after the writes: %q", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a log may write to while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
