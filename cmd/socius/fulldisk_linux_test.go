@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/socius/socius"
 )
@@ -169,5 +171,61 @@ func TestUnwritableFiles(t *testing.T) {
 	}
 	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
 		t.Errorf("/readyz once the files are writable again: %d %q", status, body)
+	}
+}
+
+// TestUncopiedWALLogged: with socius.db alone made immutable under the server (root
+// only, as TestUnwritableFiles), writes go on into the WAL, which cannot be copied back
+// into socius.db: the server's log says so once, with the system's reason, however
+// many checkpoints fail, and /readyz stays ready (every call still works). Once the
+// file can be written, the log says the copies work again.
+func TestUncopiedWALLogged(t *testing.T) {
+	chattr, err := exec.LookPath("chattr")
+	if err != nil {
+		t.Skip("no chattr")
+	}
+	dir := t.TempDir()
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--data", dir, "--log-level", "info")
+	ts.login(t, "u1")
+	set := func(nick string) {
+		t.Helper()
+		if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"` + nick + `"}`}}); a.code() != 0 {
+			t.Fatalf("setUserInfo: %v", a)
+		}
+	}
+	db := filepath.Join(dir, "socius.db")
+	if out, err := exec.Command(chattr, "+i", db).CombinedOutput(); err != nil {
+		t.Skipf("cannot make the database file immutable (root only, on a file system with the flag): %v %s", err, out)
+	}
+	writable := func() {
+		if out, err := exec.Command(chattr, "-i", db).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i: %v %s", err, out)
+		}
+	}
+	t.Cleanup(writable) // before the server's cleanup, which closes the store
+	const failing, again = "the WAL cannot be copied into the database file", "the WAL is copied into the database file again"
+	// Writes spread over many checkpoint periods (20 ms).
+	for i := range 40 {
+		set(fmt.Sprintf("n%d", i))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := strings.Count(logs.String(), failing); got != 1 {
+		t.Fatalf("log after writes over 40 checkpoint periods: %d lines saying the WAL cannot be copied, want 1:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "operation not permitted") {
+		t.Errorf("log:\n%s\nwant the system's reason", logs.String())
+	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz with socius.db immutable: %d %q, want ready", status, body)
+	}
+	writable()
+	deadline := time.Now().Add(10 * time.Second) // copies that work for a second
+	for i := 0; time.Now().Before(deadline) && !strings.Contains(logs.String(), again); i++ {
+		set(fmt.Sprintf("after%d", i))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := strings.Count(logs.String(), again); got != 1 {
+		t.Errorf("log once socius.db can be written: %d lines saying the copies work again, want 1:\n%s", got, logs.String())
 	}
 }

@@ -418,6 +418,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Store, m.Nonces = st.store, st.nonces
+	if l, ok := st.raw.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(m.Logger) // the embedded store's checkpoints that fail
+	}
 	m.restoreNonces(fresh)
 	if isPostgres(m.StoreURL) {
 		m.Nonces = m.Instruments.Nonces(st.nonces) // a write to the database per signed call
