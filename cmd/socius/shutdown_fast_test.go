@@ -22,16 +22,17 @@ import (
 func TestShutdownPartialHead(t *testing.T) {
 	for _, fast := range []string{"--fast-path=true", "--fast-path=false"} {
 		t.Run(fast, func(t *testing.T) {
-			ts := startServer(t, fast, "--read-header-timeout", "4s", "--shutdown-timeout", "3s")
+			ts := startServer(t, fast, "--read-header-timeout", "10s", "--shutdown-timeout", "8s")
 			c := keptConn(t, ts)
 			defer c.Close()
 			io.WriteString(c, "POST /socialize.getUserInfo HTTP/1.1\r\nHo") // part of the next head
 			time.Sleep(100 * time.Millisecond)
 			start := time.Now()
 			err := ts.Close()
-			// Held by the head, Close would end at the 3 s shutdown timeout, with an
-			// error; the margin below it is for a loaded machine.
-			if took := time.Since(start); err != nil || took > 2800*time.Millisecond {
+			// Held by the head, Close would end at the 8 s shutdown timeout, with an
+			// error; the margin below it is for a loaded machine (a Close that is
+			// not held takes well under a second).
+			if took := time.Since(start); err != nil || took > 6*time.Second {
 				t.Errorf("%s: Close took %v: %v", fast, took.Round(time.Millisecond), err)
 			}
 		})
