@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,12 @@ func lockDataDir(dir string) (*dataLock, error) {
 	}
 	path := filepath.Join(dir, dataLockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrPermission) {
+		// The first file serve writes in the folder: its error alone ("open
+		// DIR/serve.lock: permission denied") does not say that the whole folder must
+		// be writable, nor by whom.
+		return nil, fmt.Errorf("%w: the data folder %s and its files must be writable by the user Socius runs as (uid %d), who keeps serve.lock, socius.db and its WAL there", err, dir, os.Geteuid())
+	}
 	if err != nil {
 		return nil, err
 	}

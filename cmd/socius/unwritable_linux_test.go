@@ -34,6 +34,7 @@ func TestServeUnwritableStore(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		os.Chmod(filepath.Join(dir, "data"), 0o700)
+		os.Chmod(filepath.Join(dir, "fresh"), 0o700)
 		if err := os.RemoveAll(dir); err != nil {
 			t.Error(err)
 		}
@@ -93,6 +94,27 @@ func TestServeUnwritableStore(t *testing.T) {
 	}
 	if strings.Contains(out, "readonly database") {
 		t.Errorf("serve with a WAL left read-only:\n%s\nwant what cannot be written, not SQLite's error", out)
+	}
+
+	// A folder never served, read-only: serve.lock, the first file serve makes, cannot
+	// be made. Its error said only "open DIR/serve.lock: permission denied".
+	fresh := filepath.Join(dir, "fresh")
+	if err := os.Mkdir(fresh, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(fresh, unprivilegedID, unprivilegedID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out = serveUnprivileged(t, bin, fresh, false)
+	for _, want := range []string{
+		"open " + filepath.Join(fresh, "serve.lock") + ": permission denied",
+		"the data folder " + fresh + " and its files must be writable by the user Socius runs as",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve with a new data folder read-only:\n%s\nwant it to say %q", out, want)
+		}
 	}
 }
 
