@@ -226,10 +226,13 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 		}
 	}
 	// Before the run, which may take an hour: not a typo found at its end.
-	for _, f := range []struct{ flag, path string }{{"--json", b.JSONFile}, {"--latency-log", b.LatencyLog}} {
-		if err := checkWritable(f.path); err != nil {
-			return "", fmt.Errorf("%s: %w", f.flag, err)
-		}
+	// --json is written as --out is (writeOut: a file renamed into place), the
+	// latency log into the file itself.
+	if err := checkOutFolder(b.JSONFile); err != nil {
+		return "", fmt.Errorf("--json: %w", err)
+	}
+	if err := checkWritable(b.LatencyLog); err != nil {
+		return "", fmt.Errorf("--latency-log: %w", err)
 	}
 	if b.ServerExe != "" {
 		// Before any store is made or server started: a path mistyped failed only

@@ -62,7 +62,7 @@ func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
 		}
 		return nil
 	}
-	if err := checkWritable(m.ExportOnExit); err != nil {
+	if err := checkOutFolder(m.ExportOnExit); err != nil {
 		// At the start, not at the end of a CI job's tests.
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}

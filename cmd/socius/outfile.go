@@ -108,11 +108,11 @@ func followLinks(path string) string {
 	return path
 }
 
-// checkWritable fails when path (if not empty) could not be written, leaving no file
-// behind and an existing one as it is: a flag's file checked before a long run (the
-// bench's --json, the emulator's --export-on-exit). A pipe or a device is not opened
-// (a pipe would wait for its reader); a path that names no file yet, or a link to
-// none, needs a folder that takes a new file, as writeOut makes one there.
+// checkWritable fails when path (if not empty) could not be written in place, leaving
+// no file behind and an existing one as it is: a flag's file that is written into, not
+// replaced, checked before a long run (the bench's --latency-log). A pipe or a device
+// is not opened (a pipe would wait for its reader); a path that names no file yet, or
+// a link to none, needs a folder that takes a new file.
 func checkWritable(path string) error {
 	if path == "" {
 		return nil
@@ -128,13 +128,17 @@ func checkWritable(path string) error {
 	return checkOutFolder(path)
 }
 
-// checkOutFolder fails when writeOut could not write path, leaving no file behind and
-// an existing one as it is: an --out checked before the export runs. As writeOut
+// checkOutFolder fails when writeOut could not write path (if not empty), leaving no
+// file behind and an existing one as it is: an --out checked before the export runs,
+// the bench's --json, the emulator's --export-on-exit. As writeOut
 // renames a temporary file onto path, what counts is that path's folder takes a new
 // file, not whether the file there now may be written. A folder is refused (a rename
 // would not replace it); a pipe or a device is not opened (a pipe would wait for its
 // reader), as writeOut writes to it as it is.
 func checkOutFolder(path string) error {
+	if path == "" {
+		return nil
+	}
 	fi, err := os.Stat(path) // through links
 	switch {
 	case err == nil && fi.IsDir():

@@ -118,15 +118,16 @@ func TestServeUnwritableStore(t *testing.T) {
 	}
 }
 
-// serveUnprivileged runs `socius serve` on data, as nobody when the test runs as root.
+// serveUnprivileged runs `socius serve` on data, with flags, as nobody when the test
+// runs as root.
 // When it should start, it is stopped once it serves; else it must exit with status 1
 // (a store that cannot open), and what it wrote to its standard error is returned.
-func serveUnprivileged(t *testing.T, bin, data string, starts bool) string {
+func serveUnprivileged(t *testing.T, bin, data string, starts bool, flags ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--https", "",
-		"--admin", "", "--log-level", "error")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--https", "",
+		"--admin", "", "--log-level", "error"}, flags...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // the flags alone choose
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
@@ -180,5 +181,51 @@ func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestExportOnExitOverAReadOnlyFile: an --export-on-exit file that exists and that
+// Socius's user may not write, in a folder it may write, is replaced at the exit by
+// the export (renamed into place, as every export file is): it was refused at start
+// (exit 2), checked by opening it for writing, which the export never does. The
+// bench's --json is checked the same way.
+func TestExportOnExitOverAReadOnlyFile(t *testing.T) {
+	dir, err := os.MkdirTemp("", "socius-unwritable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := os.Chmod(dir, 0o755); err != nil { // the unprivileged user enters it
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "socius")
+	copyFile(t, binary(t), bin, 0o755)
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		for _, d := range []string{out, data} {
+			if err := os.Chown(d, unprivilegedID, unprivilegedID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	export := filepath.Join(out, "export.jsonl")
+	if err := os.WriteFile(export, []byte("old\n"), 0o444); err != nil { // root's, when root
+		t.Fatal(err)
+	}
+	serveUnprivileged(t, bin, data, true, "--emulator", "--export-on-exit", export)
+	b, err := os.ReadFile(export)
+	if err != nil || !strings.Contains(string(b), `"apiKey"`) {
+		t.Errorf("the export file after the exit: %v\n%s\nwant the export", err, b)
 	}
 }
