@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,31 +29,12 @@ const unprivilegedID = 65534
 // folder was served before by the same user (serve.lock, master.key and the store are
 // there), as after an upgrade that changed its permissions.
 func TestServeUnwritableStore(t *testing.T) {
-	dir, err := os.MkdirTemp("", "socius-unwritable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		os.Chmod(filepath.Join(dir, "data"), 0o700)
-		os.Chmod(filepath.Join(dir, "fresh"), 0o700)
-		if err := os.RemoveAll(dir); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := os.Chmod(dir, 0o755); err != nil { // the unprivileged user enters it
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "socius")
-	copyFile(t, binary(t), bin, 0o755) // built in a folder of the test's user's only
+	dir, bin := unprivilegedSetup(t)
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(data, unprivilegedID, unprivilegedID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	giveUnprivileged(t, data)
 	serveUnprivileged(t, bin, data, true)
 
 	if err := os.Chmod(data, 0o500); err != nil {
@@ -77,11 +59,7 @@ func TestServeUnwritableStore(t *testing.T) {
 	if err := os.WriteFile(wal, nil, 0o400); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(wal, unprivilegedID, unprivilegedID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	giveUnprivileged(t, wal)
 	out = serveUnprivileged(t, bin, data, false)
 	for _, want := range []string{
 		"socius: sqlite: open " + db + ": " + wal + " cannot be written: permission denied",
@@ -102,11 +80,7 @@ func TestServeUnwritableStore(t *testing.T) {
 	if err := os.Mkdir(fresh, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(fresh, unprivilegedID, unprivilegedID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	giveUnprivileged(t, fresh)
 	out = serveUnprivileged(t, bin, fresh, false)
 	for _, want := range []string{
 		"open " + filepath.Join(fresh, "serve.lock") + ": permission denied",
@@ -164,6 +138,48 @@ func serveUnprivileged(t *testing.T, bin, data string, starts bool, flags ...str
 	return stderr.String()
 }
 
+// unprivilegedSetup makes a folder that the unprivileged user may enter, removed at
+// the test's end whatever was made read-only in it, with a copy of the socius binary
+// that user may run (the go command builds it in a folder of the test's user's only).
+func unprivilegedSetup(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "socius-unwritable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(path, 0o700)
+			}
+			return nil
+		})
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "socius")
+	copyFile(t, binary(t), bin, 0o755)
+	return dir, bin
+}
+
+// giveUnprivileged gives the files at paths to the unprivileged user, when the test
+// runs as root (otherwise they are the test's user's, who runs serve).
+func giveUnprivileged(t *testing.T, paths ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	for _, p := range paths {
+		if err := os.Chown(p, unprivilegedID, unprivilegedID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // copyFile copies the file src to dst, made with mode perm.
 func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
 	t.Helper()
@@ -190,20 +206,7 @@ func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
 // (exit 2), checked by opening it for writing, which the export never does. The
 // bench's --json is checked the same way.
 func TestExportOnExitOverAReadOnlyFile(t *testing.T) {
-	dir, err := os.MkdirTemp("", "socius-unwritable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := os.Chmod(dir, 0o755); err != nil { // the unprivileged user enters it
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "socius")
-	copyFile(t, binary(t), bin, 0o755)
+	dir, bin := unprivilegedSetup(t)
 	out := filepath.Join(dir, "out")
 	if err := os.Mkdir(out, 0o700); err != nil {
 		t.Fatal(err)
@@ -212,13 +215,7 @@ func TestExportOnExitOverAReadOnlyFile(t *testing.T) {
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() == 0 {
-		for _, d := range []string{out, data} {
-			if err := os.Chown(d, unprivilegedID, unprivilegedID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	giveUnprivileged(t, out, data)
 	export := filepath.Join(out, "export.jsonl")
 	if err := os.WriteFile(export, []byte("old\n"), 0o444); err != nil { // root's, when root
 		t.Fatal(err)
