@@ -211,7 +211,7 @@ func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (See
 			count = &n.Users
 		}
 		if errors.Is(err, socius.ErrNotFound) {
-			err = fmt.Errorf("%s: no site has apiKey %s (a site line must come before its keys and users)", rec.Kind(), recAPIKey(rec))
+			err = missingSite(rec.Kind(), recAPIKey(rec))
 		}
 		if err != nil {
 			return n, fmt.Errorf("line %d: %w", rec.Line, err)
@@ -225,23 +225,53 @@ func Seed(ctx context.Context, st socius.Store, r io.Reader, now time.Time) (See
 // CheckSeed reads a seed as Seed does, writing nothing, and fails with what Seed would
 // say of the first line it refuses whatever the store holds: a line that is not a
 // record of the dump format, or a key whose methods the server does not serve. A key
-// or user whose site is neither before it nor in the store is found by Seed alone.
-func CheckSeed(r io.Reader) error {
+// or user whose site no site line before it defines needs the site in the store: for
+// each such site, CheckSeed returns the first line that names it, in line order, for
+// the caller to check against the store (or against the sites it will have) before
+// Seed writes anything.
+func CheckSeed(r io.Reader) ([]SiteRef, error) {
+	var refs []SiteRef
+	named := map[string]bool{} // sites defined by a site line, or already in refs
 	rd := dump.NewReader(r)
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return refs, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if rec.Site != nil {
+			named[rec.Site.APIKey] = true
+			continue
 		}
 		if rec.Key != nil {
 			if err := canonicalMethods(rec.Key); err != nil {
-				return fmt.Errorf("line %d: %w", rec.Line, err)
+				return nil, fmt.Errorf("line %d: %w", rec.Line, err)
 			}
 		}
+		if apiKey := recAPIKey(rec); !named[apiKey] {
+			named[apiKey] = true
+			refs = append(refs, SiteRef{Line: rec.Line, Kind: rec.Kind(), APIKey: apiKey})
+		}
 	}
+}
+
+// A SiteRef is the first line of a seed that names a site no site line before it
+// defines: the line loads only if the store has that site by then.
+type SiteRef struct {
+	Line   int
+	Kind   string // "key" or "user"
+	APIKey string
+}
+
+// Missing is the error Seed fails with at the line when the store has no such site.
+func (r SiteRef) Missing() error {
+	return fmt.Errorf("line %d: %w", r.Line, missingSite(r.Kind, r.APIKey))
+}
+
+func missingSite(kind, apiKey string) error {
+	return fmt.Errorf("%s: no site has apiKey %s (a site line must come before its keys and users)", kind, apiKey)
 }
 
 func recAPIKey(rec *dump.Record) string {

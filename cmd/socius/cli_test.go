@@ -546,7 +546,12 @@ func TestFailedStartMakesNothing(t *testing.T) {
 	}
 	// Seeds that a start refuses: before the store is opened.
 	notJSON, badMethod := filepath.Join(dir, "not-json.jsonl"), filepath.Join(dir, "bad-method.jsonl")
+	// On a new data folder, a seed's keys and users name the seed's sites, defined
+	// before them, or --site-api-key's.
+	noSite, siteAfter := filepath.Join(dir, "no-site.jsonl"), filepath.Join(dir, "site-after.jsonl")
 	for f, text := range map[string]string{
+		noSite:    `{"kind":"site","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\n" + `{"kind":"user","apiKey":"3_Seed","UID":"a"}` + "\n" + `{"kind":"user","apiKey":"3_Nope","UID":"b"}` + "\n",
+		siteAfter: `{"kind":"key","userKey":"ASeedKey","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\n" + `{"kind":"site","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\n",
 		notJSON:   `{"kind":"site","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\nnot json\n",
 		badMethod: `{"kind":"site","apiKey":"3_Seed","secret":"` + testSecret + `"}` + "\n" + `{"kind":"key","userKey":"ASeedKey","apiKey":"3_Seed","secret":"` + testSecret + `","methods":["socialize.frobnicate"]}` + "\n",
 	} {
@@ -579,6 +584,9 @@ func TestFailedStartMakesNothing(t *testing.T) {
 		{emulatorServe(dir), 2, "socius: --seed " + dir + ": is a directory\n"},
 		{emulatorServe(notJSON), 2, "socius: --seed " + notJSON + ": line 2: not a valid record: not JSON"},
 		{emulatorServe(badMethod), 2, "socius: --seed " + badMethod + `: line 2: key ASeedKey: "socialize.frobnicate" is not a method Socius serves`},
+		{emulatorServe(noSite), 2, "socius: --seed " + noSite + ": line 3: user: no site has apiKey 3_Nope (a site line must come before its keys and users); the store is new"},
+		{emulatorServe(siteAfter), 2, "socius: --seed " + siteAfter + ": line 1: key: no site has apiKey 3_Seed"},
+		{append(emulatorServe(noSite), "--site-api-key", "3_Other", "--site-secret", testSecret), 2, ": line 3: user: no site has apiKey 3_Nope"},
 		{tlsServe(certFile, otherKey), 2, "socius: --tls-key " + otherKey + ": tls: private key does not match public key; it must hold the private key of the --tls-cert certificate"},
 	} {
 		data := filepath.Join(dir, "data")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,10 +30,11 @@ type EmulatorOptions struct {
 	// Emu is the running emulator; nil outside emulator mode.
 	Emu *emulator.Emulator
 
-	seed       io.ReadCloser // --seed, read and checked before the store opened
-	dataGiven  bool          // --data (or SOCIUS_DATA) was given
-	tempData   string        // the temporary data folder to remove on exit
-	exportable bool          // Run succeeded: export on Close
+	seed       io.ReadCloser      // --seed, read and checked before the store opened
+	seedSites  []emulator.SiteRef // the sites the seed needs from the store
+	dataGiven  bool               // --data (or SOCIUS_DATA) was given
+	tempData   string             // the temporary data folder to remove on exit
+	exportable bool               // Run succeeded: export on Close
 }
 
 func (m *Main) registerEmulatorFlags(fs *flag.FlagSet) {
@@ -154,7 +156,10 @@ func (m *Main) readSeed() error {
 		}
 		seed = t
 	}
-	err = emulator.CheckSeed(seed)
+	m.seedSites, err = emulator.CheckSeed(seed)
+	if err == nil {
+		err = m.newStoreHasSeedSites()
+	}
 	if err == nil {
 		_, err = seed.Seek(0, io.SeekStart)
 	}
@@ -167,6 +172,42 @@ func (m *Main) readSeed() error {
 		return flagError{fmt.Errorf("--seed %s: %w", m.Seed, err)}
 	}
 	m.seed = seed
+	return nil
+}
+
+// newStoreHasSeedSites runs before the store is made: on a new store (the embedded
+// one, with no socius.db in the data folder yet), the only site that a seed's key or
+// user may name without a site line before it is --site-api-key's, which serve puts
+// before the seed loads. Any other is refused now, not while loading with the data
+// folder made.
+func (m *Main) newStoreHasSeedSites() error {
+	if isPostgres(m.StoreURL) {
+		return nil // checked against the store, before the load
+	}
+	if _, err := os.Stat(filepath.Join(m.DataDir, "socius.db")); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, ref := range m.seedSites {
+		if ref.APIKey != m.SiteAPIKey {
+			return fmt.Errorf("%w; the store is new (no %s yet), so its sites are the seed's and --site-api-key's", ref.Missing(), filepath.Join(m.DataDir, "socius.db"))
+		}
+	}
+	return nil
+}
+
+// storeHasSeedSites runs once the store is open, before the seed loads: every site the
+// seed needs from the store is there, so that the load does not stop at a line naming
+// one that is not, with the lines before it loaded.
+func (m *Main) storeHasSeedSites(ctx context.Context) error {
+	for _, ref := range m.seedSites {
+		_, err := m.Store.Site(ctx, ref.APIKey)
+		if errors.Is(err, socius.ErrNotFound) {
+			return fmt.Errorf("--seed %s: %w; nothing was loaded", m.Seed, ref.Missing())
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -213,6 +254,9 @@ func (m *Main) seedEmulator(ctx context.Context) error {
 		return nil
 	}
 	if m.seed != nil {
+		if err := m.storeHasSeedSites(ctx); err != nil {
+			return err
+		}
 		n, err := emulator.Seed(ctx, m.Store, m.seed, m.Clock.Now())
 		m.closeSeed()
 		if err != nil {

@@ -326,6 +326,64 @@ func TestEmulatorSeedFromPipe(t *testing.T) {
 	}
 }
 
+// TestSeedSites: a seed's keys and users may name --site-api-key's site, which is put
+// before the seed loads, on a new data folder too; on an existing store, a seed line
+// naming a site the store does not have fails the start with nothing loaded, not even
+// the lines before it; one naming a site the store has loads.
+func TestSeedSites(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	flagSite := write("flag-site.jsonl", `{"kind":"key","userKey":"AFlagKey","apiKey":"`+testAPIKey+`","secret":"`+seedKeySecret+`"}`+"\n"+
+		`{"kind":"user","apiKey":"`+testAPIKey+`","UID":"dora"}`+"\n")
+	ts := startServer(t, "--emulator", "--seed", flagSite) // --site-api-key testAPIKey, a new --data
+	if out := ts.emu(t, "export"); !strings.Contains(out, `"UID":"dora"`) || !strings.Contains(out, `"userKey":"AFlagKey"`) || !strings.Contains(out, testSecret) {
+		t.Errorf("the store after a seed naming --site-api-key's site:\n%s", out)
+	}
+
+	data := filepath.Join(dir, "data")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Kept", "--secret", testSecret, "--data", data); code != 0 {
+		t.Fatalf("site create: exit %d %s", code, errOut)
+	}
+	serve := func(seed string) []string {
+		return []string{"serve", "--emulator", "--seed", seed, "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}
+	}
+	missing := write("missing.jsonl", `{"kind":"site","apiKey":"3_New","secret":"`+testSecret+`"}`+"\n"+
+		`{"kind":"user","apiKey":"3_Kept","UID":"erin"}`+"\n"+`{"kind":"user","apiKey":"3_Gone","UID":"fred"}`+"\n")
+	code, _, errOut := runCLI(t, noEnv, serve(missing)...)
+	if want := "socius: --seed " + missing + ": line 3: user: no site has apiKey 3_Gone (a site line must come before its keys and users); nothing was loaded\n"; code != 1 || errOut != want {
+		t.Errorf("a seed naming a site the store lacks: exit %d %q; want 1 and %q", code, errOut, want)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "site", "list", "--data", data); code != 0 || strings.Contains(out, "3_New") || !strings.Contains(out, "3_Kept") {
+		t.Errorf("the sites after the seed refused: exit %d %s%s; want 3_Kept alone", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Kept", "--data", data); code != 0 || strings.Contains(out, "erin") {
+		t.Errorf("the users after the seed refused: exit %d %s%s; want none", code, out, errOut)
+	}
+
+	// The store's own site is named without a site line.
+	kept := write("kept.jsonl", `{"kind":"user","apiKey":"3_Kept","UID":"gina"}`+"\n")
+	m := NewMain()
+	if err := m.ParseFlags(serve(kept)[1:], noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.Stdout = io.Discard
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("a seed naming the store's site: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Kept", "--data", data); code != 0 || !strings.Contains(out, "gina") {
+		t.Errorf("the users after a seed naming the store's site: exit %d %s%s", code, out, errOut)
+	}
+}
+
 // TestEmulatorExportOnExitThroughLinkAndPipe: an export on exit to a symbolic link
 // writes the file it names and leaves the link a link; one to a named pipe writes into
 // the pipe and leaves it a pipe (renaming a file onto it would have replaced it).

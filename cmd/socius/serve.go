@@ -440,6 +440,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
+	if m.seed != nil && m.SiteAPIKey != "" {
+		// --site-api-key's site is there before the seed loads, so that the seed's keys
+		// and users may name it; after it too, with the flag's secret (below).
+		if err := m.prepareSite(ctx); err != nil {
+			return err
+		}
+	}
 	if err := m.seedEmulator(ctx); err != nil {
 		return err
 	}
