@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -319,10 +318,9 @@ func runBench(ctx context.Context, args []string, lookupEnv func(string) (string
 	b.Stdout, b.Stderr = stdout, stderr
 	baselineAddr, err := b.ParseFlags(args, lookupEnv, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("bench: %w", err)
+		// Help, or a usage error said as every command says one: "socius: --users:
+		// ...", naming the flag, not the command.
+		return err
 	}
 	if baselineAddr != "" {
 		return serveBaseline(ctx, baselineAddr, stdout)

@@ -278,14 +278,31 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--server-exe", exeDir}, "--server-exe " + exeDir + ": is a directory"},
 		{[]string{"--server-exe", "socius-no-such-build"}, "--server-exe socius-no-such-build: not found in $PATH"},
 	} {
-		_, err := NewBench().ParseFlags(tt.args, noEnv, &bytes.Buffer{})
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseFlags(%q) = %v, want an error with %q", tt.args, err, tt.want)
+		// A usage error (exit 2), said once as every command says one ("socius: --flag
+		// ..."), before the bench prints its head or starts a server.
+		code, out, errOut := runCLI(t, noEnv, append([]string{"bench"}, tt.args...)...)
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, "socius: --") || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("bench %q: exit %d %q %q; want 2 and one line socius: --... with %q", tt.args, code, out, errOut, tt.want)
 		}
 	}
-	// A usage error (exit 2), said before the bench prints its head or starts a server.
-	if code, out, errOut := runCLI(t, noEnv, "bench", "--server-exe", missingExe); code != 2 || out != "" || errOut != "socius: bench: --server-exe "+missingExe+": no such file or directory\n" {
+	if code, out, errOut := runCLI(t, noEnv, "bench", "--server-exe", missingExe); code != 2 || out != "" || errOut != "socius: --server-exe "+missingExe+": no such file or directory\n" {
 		t.Errorf("bench --server-exe %s: exit %d %q %q; want 2 and the file said", missingExe, code, out, errOut)
+	}
+	// A flag it does not have, or an argument, is said as the flag package and every
+	// command say it, with the usage.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag\nusage: socius bench"},
+		{[]string{"--users"}, "flag needs an argument: -users\nusage: socius bench"},
+		{[]string{"--connections", "many"}, `invalid value "many" for flag -connections`},
+		{[]string{"extra"}, `socius bench: unexpected argument "extra"`},
+	} {
+		code, out, errOut := runCLI(t, noEnv, append([]string{"bench"}, tt.args...)...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tt.want) || strings.Contains(errOut, "socius: ") {
+			t.Errorf("bench %q: exit %d %q %q; want 2 and %q", tt.args, code, out, errOut, tt.want)
+		}
 	}
 	// --preload store with serve flags that leave the store alone writes the store serve
 	// uses.
