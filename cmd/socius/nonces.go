@@ -74,15 +74,19 @@ func loadNonces(path string, now time.Time, window time.Duration) (*nonce.Cache,
 // saveNonces writes this node's nonces into the data folder for the next start, when
 // every call has ended (clean: the servers drained). After calls cut off, it writes
 // none: a call still running could record a nonce after the save, and the next start
-// then refuses the requests timed before it instead.
-func (m *Main) saveNonces(clean bool) error {
+// then refuses the requests timed before it instead. A save that fails (the data
+// folder made read-only while serving, a full disk) is said in one warning and fails
+// nothing else: the next start refuses those requests, as after a stop that was not
+// clean, and nothing stored is lost, so a stop after hours of serving is no failure
+// for it.
+func (m *Main) saveNonces(clean bool) {
 	cache, ok := m.Nonces.(*nonce.Cache)
 	if !ok || m.tempData != "" || m.DataDir == "" {
-		return nil
+		return
 	}
 	if !clean {
 		m.Logger.Warn("nonces: not saved, as calls were cut off: the next start refuses the signed requests timed before it for a window")
-		return nil
+		return
 	}
 	now := m.Clock.Now()
 	if lostUntil := m.notBefore.Add(server.TakenFor(m.ClockSkew)); !m.notBefore.IsZero() && now.Before(lostUntil) {
@@ -91,22 +95,24 @@ func (m *Main) saveNonces(clean bool) error {
 		// nothing was lost. Without one, the next start refuses the requests timed
 		// before it, these among them.
 		m.Logger.Warn(fmt.Sprintf("nonces: not saved, as those of the requests before this server's start are lost and some could still be replayed until %s: the next start refuses the signed requests timed before it for a window", lostUntil.UTC().Format(time.RFC3339)))
-		return nil
+		return
 	}
 	var n int
-	err := writeOut(filepath.Join(m.DataDir, noncesFile), func(w io.Writer) error {
+	path := filepath.Join(m.DataDir, noncesFile)
+	err := writeOut(path, func(w io.Writer) error {
 		var err error
 		n, err = cache.Save(w, now, m.ClockSkew)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("save the nonces: %w", err)
+	if err == nil {
+		err = syncDir(m.DataDir)
 	}
-	if err := syncDir(m.DataDir); err != nil {
-		return fmt.Errorf("save the nonces: %w", err)
+	if err != nil {
+		m.Logger.Warn(fmt.Sprintf("nonces: not saved: %v: the next start refuses the signed requests timed before it for %v, as after a stop that was not clean; nothing stored is lost. "+
+			"The data folder %s must stay writable by the user Socius runs as (uid %d)", err, m.ClockSkew, m.DataDir, os.Geteuid()))
+		return
 	}
 	m.Logger.Info(fmt.Sprintf("nonces: %d saved for the next start", n))
-	return nil
 }
 
 // removeSynced removes path and syncs its folder, so that the removal outlives a

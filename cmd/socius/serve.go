@@ -781,9 +781,7 @@ func (m *Main) Close() error {
 	if err := m.exportOnExit(); err != nil && first == nil {
 		first = err
 	}
-	if err := m.saveNonces(drained); err != nil && first == nil {
-		first = err
-	}
+	m.saveNonces(drained) // a failure is a warning (nonces.go)
 	if m.Store != nil {
 		err := m.Store.Close()
 		if err != nil && first == nil {

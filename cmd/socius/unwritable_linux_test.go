@@ -98,6 +98,13 @@ func TestServeUnwritableStore(t *testing.T) {
 // (a store that cannot open), and what it wrote to its standard error is returned.
 func serveUnprivileged(t *testing.T, bin, data string, starts bool, flags ...string) string {
 	t.Helper()
+	return serveUnprivilegedThen(t, bin, data, starts, nil, flags...)
+}
+
+// serveUnprivilegedThen is serveUnprivileged, calling whileServing (if not nil) once
+// serve serves, before it is stopped.
+func serveUnprivilegedThen(t *testing.T, bin, data string, starts bool, whileServing func(), flags ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--https", "",
@@ -121,6 +128,9 @@ func serveUnprivileged(t *testing.T, bin, data string, starts bool, flags ...str
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "serving HTTP on") {
 			serving = true
+			if whileServing != nil {
+				whileServing()
+			}
 			cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}
@@ -224,5 +234,33 @@ func TestExportOnExitOverAReadOnlyFile(t *testing.T) {
 	b, err := os.ReadFile(export)
 	if err != nil || !strings.Contains(string(b), `"apiKey"`) {
 		t.Errorf("the export file after the exit: %v\n%s\nwant the export", err, b)
+	}
+}
+
+// TestServeDataFolderUnwritableLater: the data folder made read-only while serve
+// serves (an operator's chmod, a file system remounted read-only) leaves the nonces
+// unsaved at the stop: one warning saying so and what it costs, and the stop is still
+// clean, exit 0. It exited 1 ("save the nonces: cannot create DIR/nonces: permission
+// denied") after serving for however long.
+func TestServeDataFolderUnwritableLater(t *testing.T) {
+	dir, bin := unprivilegedSetup(t)
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	giveUnprivileged(t, data)
+	serveUnprivileged(t, bin, data, true)
+	out := serveUnprivilegedThen(t, bin, data, true, func() {
+		if err := os.Chmod(data, 0o500); err != nil {
+			t.Error(err)
+		}
+	}, "--log-level", "warn")
+	nonces := filepath.Join(data, noncesFile)
+	want := "nonces: not saved: cannot create " + nonces + ": permission denied: the next start refuses the signed requests timed before it"
+	if strings.Count(out, "nonces: not saved") != 1 || !strings.Contains(out, want) || !strings.Contains(out, "The data folder "+data+" must stay writable") {
+		t.Errorf("the stop with the data folder made read-only:\n%s\nwant one warning %q", out, want)
+	}
+	if _, err := os.Stat(nonces); !os.IsNotExist(err) {
+		t.Errorf("%s: %v; want none", nonces, err)
 	}
 }
