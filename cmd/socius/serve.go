@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -364,6 +365,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if cert, certPath, _, err = loadOrCreateCert(m.TLSCert, m.TLSKey, m.DataDir); err != nil {
 			return certFilesError(m.TLSCert, m.TLSKey, err)
 		}
+	} else if m.HTTPSAddr != "" {
+		// So is the data folder's own, or, on the first start, the folder is checked
+		// to take it.
+		if cert, certPath, err = checkSelfSigned(m.DataDir); err != nil {
+			return err
+		}
 	}
 	// So is the emulator's seed, whole: one that cannot be read, or that holds a line
 	// it refuses, fails the start before the store is opened.
@@ -502,6 +509,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if certPath == "" { // the data folder's, made on the first start
 			var created bool
 			if cert, certPath, created, err = loadOrCreateCert("", "", m.DataDir); err != nil {
+				var pe *fs.PathError
+				if errors.As(err, &pe) && errors.Is(err, fs.ErrPermission) {
+					return selfSignedUnwritable(m.DataDir, pe.Path, err)
+				}
 				return fmt.Errorf("TLS certificate: %w", err)
 			}
 			if created {

@@ -61,6 +61,71 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 	return cert, certFile, true, err
 }
 
+// checkSelfSigned runs before anything is made, when --https serves the data folder's
+// own certificate: it loads the pair when it is there, or else checks that
+// loadOrCreateCert will be able to write it (path "": made later, with the store). A
+// pair that cannot be read, or a folder or file that cannot be written, fails the
+// start now, saying which file and what to do, not with the store, master key and
+// demo site made.
+func checkSelfSigned(dataDir string) (cert tls.Certificate, path string, err error) {
+	certFile, keyFile := filepath.Join(dataDir, "tls-cert.pem"), filepath.Join(dataDir, "tls-key.pem")
+	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return cert, certFile, nil
+	case errors.As(err, &pe) && errors.Is(err, fs.ErrPermission):
+		return cert, "", fmt.Errorf("TLS certificate: %s cannot be read: %w; the data folder's certificate and key must be readable by the user Socius runs as (uid %d): chown them, or remove both to have a new pair made",
+			pe.Path, pe.Err, os.Geteuid())
+	case !errors.Is(err, fs.ErrNotExist):
+		return cert, "", fmt.Errorf("TLS certificate: load %s: %w", certFile, err)
+	}
+	for _, f := range []string{keyFile, certFile} {
+		if err := takesFile(f); err != nil {
+			return cert, "", selfSignedUnwritable(dataDir, f, err)
+		}
+	}
+	return cert, "", nil
+}
+
+// selfSignedUnwritable says that the data folder's certificate cannot be made, and
+// what to do.
+func selfSignedUnwritable(dataDir, file string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("TLS certificate: %s cannot be written: %w; with --https and no --tls-cert, Socius makes a self-signed certificate in the data folder on the first start: "+
+		"make %s writable by the user Socius runs as (uid %d), give a certificate of your own with --tls-cert and --tls-key, or serve HTTP only with --https \"\"",
+		file, err, dataDir, os.Geteuid())
+}
+
+// takesFile fails unless os.WriteFile(path) could write: an existing file that may be
+// written, or a folder that takes a new file, the nearest one that exists when path's
+// folder is yet to be made (MkdirAll makes the rest). It leaves nothing behind.
+func takesFile(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	dir := filepath.Dir(path)
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	f, err := os.CreateTemp(dir, ".socius-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // certFilesError is err, a failure to load the certificate of --tls-cert with the key
 // of --tls-key, as a usage error (exit 2) naming the flag whose file is at fault, as
 // for every flag that names a file: one that cannot be read, a certificate file that

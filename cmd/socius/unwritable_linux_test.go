@@ -264,3 +264,49 @@ func TestServeDataFolderUnwritableLater(t *testing.T) {
 		t.Errorf("%s: %v; want none", nonces, err)
 	}
 }
+
+// TestServeSelfSignedUnwritable: with --https and no --tls-cert, a data folder whose
+// self-signed certificate or key cannot be written (on the first start) or read fails
+// the start, exit 1, naming the file and what to do, before the store, master key and
+// demo site are made; it failed after them ("TLS certificate: open DIR/tls-key.pem:
+// permission denied").
+func TestServeSelfSignedUnwritable(t *testing.T) {
+	dir, bin := unprivilegedSetup(t)
+	for _, tt := range []struct {
+		name  string
+		files []string // made with mode 0: its user may neither read nor write them
+		says  []string
+	}{
+		{"a key it may not write", []string{"tls-key.pem"}, []string{
+			"socius: TLS certificate: DATA/tls-key.pem cannot be written: permission denied",
+			"make DATA writable by the user Socius runs as",
+			"--tls-cert and --tls-key", `--https ""`,
+		}},
+		{"a pair it may not read", []string{"tls-cert.pem", "tls-key.pem"}, []string{
+			"socius: TLS certificate: DATA/tls-cert.pem cannot be read: permission denied",
+			"must be readable by the user Socius runs as", "remove both",
+		}},
+	} {
+		data := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range tt.files {
+			if err := os.WriteFile(filepath.Join(data, f), nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		giveUnprivileged(t, data)
+		out := serveUnprivileged(t, bin, data, false, "--https", "127.0.0.1:0")
+		for _, want := range tt.says {
+			if want = strings.ReplaceAll(want, "DATA", data); !strings.Contains(out, want) {
+				t.Errorf("%s:\n%s\nwant it to say %q", tt.name, out, want)
+			}
+		}
+		for _, made := range []string{"socius.db", "master.key", "serve.lock"} {
+			if _, err := os.Stat(filepath.Join(data, made)); !os.IsNotExist(err) {
+				t.Errorf("%s: %s made (%v)", tt.name, made, err)
+			}
+		}
+	}
+}
