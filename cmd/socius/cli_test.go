@@ -249,6 +249,7 @@ func TestUsage(t *testing.T) {
 		{"serve", "-h"}, {"site", "create", "-h"}, {"key", "list", "--help"}, {"user", "export", "-h"},
 		{"token", "revoke", "-h"}, {"call", "-h"}, {"emulator", "-h"}, {"emulator", "help"}, {"emulator", "status", "-h"},
 		{"emulator", "log", "--help"}, {"bench", "-h"}, {"site", "show", "-h"}, {"call", "--help", "socialize.getUserInfo"},
+		{"backup", "-h"},
 	} {
 		if code, out, errOut := runCLI(t, noEnv, args...); code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: socius ") || !strings.Contains(out, "-url") && !strings.Contains(out, "-data") {
 			t.Errorf("%v: exit %d, %q, %q; want 0 and the flags on standard output", args, code, out, errOut)
@@ -258,6 +259,7 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--no-such-flag"}, {"site", "create", "--no-such-flag"}, {"call", "--no-such-flag", "socialize.getUserInfo"},
 		{"emulator", "log", "--no-such-flag"}, {"bench", "--no-such-flag"}, {"token", "revoke", "--no-such-flag"},
+		{"backup", "--no-such-flag"},
 	} {
 		if code, out, errOut := runCLI(t, noEnv, args...); code != 2 || out != "" || !strings.Contains(errOut, "flag provided but not defined: -no-such-flag\n") || !strings.Contains(errOut, "usage: socius ") {
 			t.Errorf("%v: exit %d, %q, %q; want 2 and the usage on standard error", args, code, out, errOut)
@@ -831,6 +833,7 @@ func TestHelpBeginsWithAUsageLine(t *testing.T) {
 		{[]string{"user", "import"}, "usage: socius user import [flags]\n"},
 		{[]string{"emulator", "log"}, "usage: socius emulator log [flags]\n"},
 		{[]string{"emulator", "seed"}, "usage: socius emulator seed FILE [flags]\n"},
+		{[]string{"backup"}, "usage: socius backup --out FILE [flags]\n"},
 	} {
 		code, out, _ := runCLI(t, noEnv, append(tt.args, "-h")...)
 		if code != 0 || !strings.HasPrefix(out, tt.head) || !strings.Contains(out, "\n  -") {
@@ -850,6 +853,7 @@ func TestEmptyDataIsAUsageError(t *testing.T) {
 		{"site", "create", "--name", "shop"},
 		{"site", "list"},
 		{"user", "import", "--in", os.DevNull},
+		{"backup", "--out", "copy.db"},
 		{"serve", "--http", "127.0.0.1:0", "--https", "", "--admin", ""},
 	} {
 		code, _, errOut := runCLI(t, emptyData, args...)

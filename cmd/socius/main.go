@@ -6,6 +6,7 @@
 //	socius site create|list|show|rotate-secret  manage sites (tenants) in the store
 //	socius key create|list|delete|rotate-secret manage application/user keys of a site
 //	socius user export|import                   move a site's users out of and into the store (JSON lines)
+//	socius backup --out FILE                    copy the embedded store, while it serves, into a checked file
 //	socius call METHOD NAME=VALUE               call an API method with the Go client, print the answer
 //	socius emulator ...                         drive a running `socius serve --emulator`
 //	socius bench                                measure throughput and latency against a baseline
@@ -86,6 +87,8 @@ commands:
   site create|list|show|rotate-secret   manage sites
   key create|list|delete|rotate-secret  manage application/user keys
   user export|import                    write a site's users as JSON lines, read them back
+  backup --out FILE                     copy the embedded store (--data) into FILE while it
+                                        serves: whole and checked, or not at all
   token revoke [TOKEN]                  end an access or session token (read from standard
                                         input when not given)
   call METHOD [NAME=VALUE ...]          call an API method (signed by the Go client), print the answer
@@ -98,7 +101,7 @@ Run "socius <command> -h" for a command's flags or subcommands, and "socius <com
 <subcommand> -h" for a subcommand's flags. A flag may also be set as an environment
 variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE); the site, key, user and token
 commands read only the store's: SOCIUS_DATA, SOCIUS_STORE, SOCIUS_MASTER_KEY(_FILE),
-SOCIUS_PREVIOUS_MASTER_KEY_FILE.
+SOCIUS_PREVIOUS_MASTER_KEY_FILE; backup only SOCIUS_DATA and SOCIUS_STORE.
 `
 
 // run is the whole program, minus os.Exit, so tests can drive it.
@@ -117,6 +120,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runKey(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "user":
 		err = runUser(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "token":
 		err = runToken(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "call":
