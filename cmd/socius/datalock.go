@@ -19,11 +19,13 @@ var errLocked = errors.New("locked by another process")
 // process's memory, so two servers would each accept a request the other had seen.
 // The admin commands do not take it: they may run beside the server.
 type dataLock struct {
-	f *os.File
+	f    *os.File
+	made bool // the file was not there before this lock: no serve had run on the folder
 }
 
 // dataLockFile is the lock file of a served data folder. It stays when serve exits:
-// its presence says that a serve ran there (restoreNonces).
+// its presence says that a serve ran there (restoreNonces). A start that fails removes
+// it again when it made it (unmake): that start served nothing.
 const dataLockFile = "serve.lock"
 
 // lockDataDir takes the lock file serve.lock in dir, writing this process's id into
@@ -34,7 +36,14 @@ func lockDataDir(dir string) (*dataLock, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, dataLockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// Made here, or opened as it is: whether it was there is told by the same call
+	// that makes it, so that two starts at once cannot both take the folder for new.
+	made := true
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		made = false
+		f, err = os.OpenFile(path, os.O_RDWR, 0o600)
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		// The first file serve writes in the folder: its error alone ("open
 		// DIR/serve.lock: permission denied") does not say that the whole folder must
@@ -60,7 +69,23 @@ func lockDataDir(dir string) (*dataLock, error) {
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &dataLock{f: f}, nil
+	return &dataLock{f: f, made: made}, nil
+}
+
+// unmake removes the lock file this lock made, and gives the folder up, for a start
+// that failed before serving: the folder stays one where no serve ran, whose next start
+// has no nonces to miss (a file left said the opposite, and that start refused the
+// signed requests timed before it for a window, on a store that had never served a
+// call). It removes the file while still holding it where the system lets it (a start
+// beside it fails on the lock until then), and after closing it where it does not
+// (Windows).
+func (l *dataLock) unmake() {
+	path := l.f.Name()
+	if err := os.Remove(path); err != nil {
+		l.release()
+		os.Remove(path)
+	}
+	l.release()
 }
 
 // release gives the folder up (closing the file drops the lock).

@@ -21,7 +21,8 @@ import (
 // that finds none in a store that existed before (the node was killed, crashed, lost
 // power, or ran a build that did not save them) refuses the signed requests timed
 // before it (server.Config.NotBefore): their nonces are lost. A folder where no serve
-// ever ran (no serve.lock: a new one, or one the admin commands made) has none to lose.
+// ever ran (no serve.lock: a new one, one the admin commands made, or one where serve
+// only failed to start, which removes the serve.lock it made) has none to lose.
 const noncesFile = "nonces"
 
 // restoreNonces loads the nonces of the last shutdown into a new cache for m.Nonces, or
@@ -78,10 +79,11 @@ func loadNonces(path string, now time.Time, window time.Duration) (*nonce.Cache,
 // folder made read-only while serving, a full disk) is said in one warning and fails
 // nothing else: the next start refuses those requests, as after a stop that was not
 // clean, and nothing stored is lost, so a stop after hours of serving is no failure
-// for it.
+// for it. A start that failed on a folder no serve ran on saves none either: it gave up
+// the folder's lock (m.dataLock nil) to leave the folder as it found it (Run).
 func (m *Main) saveNonces(clean bool) {
 	cache, ok := m.Nonces.(*nonce.Cache)
-	if !ok || m.tempData != "" || m.DataDir == "" {
+	if !ok || m.tempData != "" || m.DataDir == "" || m.dataLock == nil {
 		return
 	}
 	if !clean {

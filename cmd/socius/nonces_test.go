@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,57 @@ func TestNoncesBadFile(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("the bad file is still there: %v", err)
+	}
+}
+
+// TestNoncesAfterAFailedFirstStart: a start that fails on a folder no serve ran on (one
+// the admin commands made) served nothing, so it leaves the folder new: it left
+// serve.lock, and the next start took the folder for one served before a crash, warned
+// "none saved by the last shutdown" and refused the signed requests timed before it.
+func TestNoncesAfterAFailedFirstStart(t *testing.T) {
+	otherKey := testMasterKeyFile(t)
+	for _, tt := range []struct {
+		name string
+		args func(dir string) []string // the failing start's flags, dir for its own files
+	}{
+		// The store does not open.
+		{"store", func(string) []string { return []string{"--master-key-file", otherKey} }},
+		// The store opens, the seed is refused (the stop saved the empty nonces).
+		{"seed", func(dir string) []string {
+			seed := filepath.Join(dir, "seed.jsonl")
+			if err := os.WriteFile(seed, []byte(`{"kind":"user","apiKey":"3_Gone","UID":"fred"}`+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"--emulator", "--seed", seed}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", testAPIKey, "--secret", testSecret, "--data", data); code != 0 {
+				t.Fatalf("site create: exit %d %s", code, errOut)
+			}
+			args := append([]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, tt.args(dir)...)
+			if code, _, errOut := runCLI(t, noEnv, args...); code != 1 {
+				t.Fatalf("the failing start: exit %d %s; want 1", code, errOut)
+			}
+			for _, made := range []string{dataLockFile, noncesFile} {
+				if _, err := os.Stat(filepath.Join(data, made)); !os.IsNotExist(err) {
+					t.Errorf("%s after a start that failed on a folder never served: %v", made, err)
+				}
+			}
+			var logs syncBuffer
+			ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--data", data, "--log-level", "warn")
+			before := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"},
+				"timestamp": {strconv.FormatInt(ts.Clock.Now().Add(-10*time.Second).Unix(), 10)}}, "", "")
+			if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", before); got.code() != 403005 { // signature good, no such user
+				t.Errorf("a request signed before the next start: %v, want 403005", got)
+			}
+			logs.mu.Lock()
+			defer logs.mu.Unlock()
+			if strings.Contains(logs.b.String(), "nonces:") {
+				t.Errorf("the next start's log: %s", logs.b.String())
+			}
+		})
 	}
 }

@@ -351,6 +351,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if err != nil {
+			// A start that fails before its first listener serves (every failure
+			// does) served no request: a folder new to serve is left as new, without
+			// serve.lock, nor nonces for Close to save (it has none; saveNonces).
+			if len(m.servers) == 0 && m.dataLock != nil && m.dataLock.made {
+				m.dataLock.unmake()
+				m.dataLock = nil
+			}
 			m.Close()
 		}
 	}()
@@ -414,11 +421,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	fresh := false // no serve ever ran on this data folder: no request was served from it
 	if !isPostgres(m.StoreURL) {
-		_, err := os.Stat(filepath.Join(m.DataDir, dataLockFile))
-		fresh = errors.Is(err, os.ErrNotExist)
 		if m.dataLock, err = lockDataDir(m.DataDir); err != nil {
 			return err
 		}
+		fresh = m.dataLock.made
 	}
 	st, err := sc.open(ctx)
 	if err != nil {
