@@ -265,6 +265,40 @@ func TestServeDataFolderUnwritableLater(t *testing.T) {
 	}
 }
 
+// TestServeDataFolderUnsyncable: a data folder its user may write but not read (mode
+// -wx) takes the nonces' file at the stop, but cannot be synced after it. The warning
+// said "nonces: not saved", though the file was there, whole (synced before its
+// rename), and the next start loaded it; it says that they were saved, and what only a
+// power loss could cost.
+func TestServeDataFolderUnsyncable(t *testing.T) {
+	dir, bin := unprivilegedSetup(t)
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	giveUnprivileged(t, data)
+	serveUnprivileged(t, bin, data, true)
+	out := serveUnprivilegedThen(t, bin, data, true, func() {
+		if err := os.Chmod(data, 0o300); err != nil {
+			t.Error(err)
+		}
+	}, "--log-level", "warn")
+	nonces := filepath.Join(data, noncesFile)
+	want := "nonces: 0 saved for the next start in " + nonces + ", but the folder could not be synced (open " + data + ": permission denied): the next start loads them, unless the machine loses power"
+	if strings.Contains(out, "not saved") || !strings.Contains(out, want) {
+		t.Errorf("the stop with the data folder made unreadable:\n%s\nwant %q", out, want)
+	}
+	if _, err := os.Stat(nonces); err != nil {
+		t.Fatalf("%s: %v", nonces, err)
+	}
+	if err := os.Chmod(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out := serveUnprivileged(t, bin, data, true, "--log-level", "info"); !strings.Contains(out, "nonces: 0 of the last shutdown remembered") || strings.Contains(out, "level=WARN") {
+		t.Errorf("the next start:\n%s\nwant the nonces loaded, and no warning", out)
+	}
+}
+
 // TestServeSelfSignedUnwritable: with --https and no --tls-cert, a data folder whose
 // self-signed certificate or key cannot be written (on the first start) or read fails
 // the start, exit 1, naming the file and what to do, before the store, master key and
