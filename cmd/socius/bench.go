@@ -412,7 +412,7 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 	if b.LatencyLog != "" {
 		f, err := os.Create(b.LatencyLog)
 		if err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+			return nil, fmt.Errorf("--latency-log: %w", err)
 		}
 		b.latency = csv.NewWriter(f)
 		b.latency.Write(latencyColumns)
@@ -421,7 +421,7 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 			err := errors.Join(b.latency.Error(), f.Close())
 			b.latency = nil
 			if err != nil && runErr == nil {
-				runErr = fmt.Errorf("bench: --latency-log: %w", err)
+				runErr = fmt.Errorf("--latency-log: %w", err)
 			}
 		}()
 	}
@@ -433,7 +433,7 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 		return b.start(ctx, "baseline", nil, "bench", "--serve-baseline", "127.0.0.1:0")
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: start the baseline: %w", err)
+		return nil, fmt.Errorf("start the baseline: %w", err)
 	}
 	defer base.stop()
 
@@ -470,14 +470,14 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 			return err
 		})
 		if err != nil {
-			return rep, fmt.Errorf("bench: --json: %w", err)
+			return rep, fmt.Errorf("--json: %w", err)
 		}
 	}
 	if b.failed > 0 {
-		return rep, fmt.Errorf("bench: %d requests failed; the figures above do not stand", b.failed)
+		return rep, fmt.Errorf("%d requests failed; the figures above do not stand", b.failed)
 	}
 	if b.empty > 0 {
-		return rep, fmt.Errorf("bench: %d runs had no request answered within their window; the figures above do not stand", b.empty)
+		return rep, fmt.Errorf("%d runs had no request answered within their window; the figures above do not stand", b.empty)
 	}
 	return rep, nil
 }
@@ -554,7 +554,7 @@ func (b *Bench) prepare(ctx context.Context, users int) (*benchTarget, error) {
 		}
 		srv, err := b.startServe(ctx, args)
 		if err != nil {
-			return nil, fmt.Errorf("bench: start socius serve: %w", err)
+			return nil, fmt.Errorf("start socius serve: %w", err)
 		}
 		t.srv, t.target.URL, t.pid, t.pprofURL = srv, srv.url, srv.cmd.Process.Pid, srv.pprofURL
 		if len(b.ServeArgs) == 0 {
@@ -585,14 +585,14 @@ func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *b
 	}
 	if t.storeDir != "" {
 		if err := warmStore(t.storeDir); err != nil {
-			return fmt.Errorf("bench: read the store's files: %w", err)
+			return fmt.Errorf("read the store's files: %w", err)
 		}
 	}
 	o := loadgen.Options{Connections: b.Connections, Duration: b.Duration, Warmup: b.Warmup, Users: t.users,
 		Stream: loadgen.Mix, ServerPID: base.cmd.Process.Pid, Samples: b.latency != nil}
 	br, err := loadgen.Run(ctx, loadgen.Target{URL: base.url, APIKey: t.target.APIKey, Secret: t.target.Secret}, o)
 	if err != nil {
-		return fmt.Errorf("bench: baseline: %w", context.Cause(ctx))
+		return fmt.Errorf("measure the baseline: %w", context.Cause(ctx))
 	}
 	br.Round, br.Scenario, br.Stream = round, loadgen.Baseline, loadgen.Mix
 	b.record(rep, br)
@@ -607,7 +607,7 @@ func (b *Bench) measure(ctx context.Context, rep *BenchReport, base *child, t *b
 		}
 		r, err := loadgen.Run(ctx, t.target, o)
 		if err != nil {
-			return fmt.Errorf("bench: %s: %w", sc, context.Cause(ctx))
+			return fmt.Errorf("measure %s: %w", sc, context.Cause(ctx))
 		}
 		prof.Wait()
 		r.Round, r.Store = round, b.Label
@@ -894,13 +894,13 @@ func (b *Bench) ensureUsers(ctx context.Context, t loadgen.Target, users int) er
 	sample := sampleUsers(users)
 	found, err := loadgen.CountUsers(ctx, t, sample)
 	if err != nil {
-		return fmt.Errorf("bench: check users: %w", err)
+		return fmt.Errorf("check the server's users: %w", err)
 	}
 	if found == len(sample) {
 		return nil
 	}
 	if err := loadgen.CreateUsers(ctx, t, 0, users, b.CreateConn, b.Stderr); err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("create users over HTTP: %w", err)
 	}
 	return nil
 }
@@ -930,12 +930,12 @@ func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, 
 	}
 	st, err := sqlite.Open(filepath.Join(dir, "socius.db"))
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("preload the store: %w", err)
 	}
 	defer st.Close()
 	now := time.Now()
 	if err := st.PutSite(ctx, &socius.Site{APIKey: t.APIKey, Secret: t.Secret, Name: "bench", CreatedAt: now}); err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("preload the store: %w", err)
 	}
 	missing := false
 	for _, n := range sampleUsers(users) {
@@ -945,7 +945,7 @@ func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, 
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("bench: %w", err)
+			return fmt.Errorf("preload the store: %w", err)
 		}
 	}
 	if !missing {
@@ -967,7 +967,7 @@ func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, 
 				}
 				prof := loadgen.Profile(n)
 				if _, err := st.Login(ctx, t.APIKey, loadgen.UID(n), socius.PatchOf(&prof), now); err != nil {
-					cancel(fmt.Errorf("bench: create user %s: %w", loadgen.UID(n), err))
+					cancel(fmt.Errorf("preload the store: create user %s: %w", loadgen.UID(n), err))
 					return
 				}
 				p.Add(1)
@@ -976,7 +976,7 @@ func (b *Bench) preloadStore(ctx context.Context, dir string, t loadgen.Target, 
 	}
 	wg.Wait()
 	if parent.Err() != nil {
-		return fmt.Errorf("bench: creating users in the store: %w", context.Cause(parent))
+		return fmt.Errorf("creating users in the store: %w", context.Cause(parent))
 	}
 	return context.Cause(ctx) // a user's creation failed, or nil
 }

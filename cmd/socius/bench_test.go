@@ -406,7 +406,7 @@ func TestBenchPreloadInterrupted(t *testing.T) {
 	defer cancel()
 	b.Stderr = cancelOnWrite(cancel)
 	err := b.preloadStore(ctx, t.TempDir(), loadgen.Target{APIKey: "3_SociusBench", Secret: testSecret}, 2_000_000)
-	if err == nil || !strings.HasPrefix(err.Error(), "bench: creating users in the store: ") {
+	if err == nil || !strings.HasPrefix(err.Error(), "creating users in the store: ") {
 		t.Errorf("preloadStore = %v", err)
 	}
 }
@@ -417,6 +417,20 @@ type cancelOnWrite context.CancelFunc
 func (c cancelOnWrite) Write(p []byte) (int, error) {
 	c()
 	return len(p), nil
+}
+
+// TestBenchRunError: a failure while the bench runs is said as every other command's
+// run-time failure is, after "socius: ", naming the step that failed, exit 1; it said
+// "socius: bench: start the baseline: ...".
+func TestBenchRunError(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "serve.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 3\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, noEnv, "bench", "--users", "5", "--duration", "100ms", "--server-exe", script)
+	if want := "socius: start the baseline: baseline exited before serving: exit status 3\n"; code != 1 || errOut != want {
+		t.Errorf("bench with a server that exits at once: exit %d %q; want 1 and %q", code, errOut, want)
+	}
 }
 
 // TestBenchServerExeRunsBaseline: with --server-exe both the server and the baseline
