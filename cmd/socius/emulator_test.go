@@ -26,6 +26,7 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/emulator"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/pgtest"
 )
 
 // The seed of the emulator tests: the lab site, a read-only key and two users.
@@ -327,10 +328,29 @@ func TestEmulatorSeedFromPipe(t *testing.T) {
 }
 
 // TestSeedSites: a seed's keys and users may name --site-api-key's site, which is put
-// before the seed loads, on a new data folder too; on an existing store, a seed line
-// naming a site the store does not have fails the start with nothing loaded, not even
-// the lines before it; one naming a site the store has loads.
+// before the seed loads, on a new data folder too; on an existing store, SQLite's or
+// PostgreSQL's, a seed line naming a site the store does not have fails the start with
+// nothing loaded, not even the lines before it; one naming a site the store has loads.
 func TestSeedSites(t *testing.T) {
+	dir := t.TempDir()
+	flagSite := filepath.Join(dir, "flag-site.jsonl")
+	if err := os.WriteFile(flagSite, []byte(`{"kind":"key","userKey":"AFlagKey","apiKey":"`+testAPIKey+`","secret":"`+seedKeySecret+`"}`+"\n"+
+		`{"kind":"user","apiKey":"`+testAPIKey+`","UID":"dora"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, "--emulator", "--seed", flagSite) // --site-api-key testAPIKey, a new --data
+	if out := ts.emu(t, "export"); !strings.Contains(out, `"UID":"dora"`) || !strings.Contains(out, `"userKey":"AFlagKey"`) || !strings.Contains(out, testSecret) {
+		t.Errorf("the store after a seed naming --site-api-key's site:\n%s", out)
+	}
+
+	t.Run("sqlite", func(t *testing.T) { seedSitesOfAStore(t, "--data", filepath.Join(t.TempDir(), "data")) })
+	t.Run("postgres", func(t *testing.T) {
+		seedSitesOfAStore(t, "--store", pgtest.URL(t), "--data", t.TempDir(), "--master-key-file", testMasterKeyFile(t))
+	})
+}
+
+// seedSitesOfAStore is TestSeedSites on an existing store, which store (flags) chooses.
+func seedSitesOfAStore(t *testing.T, store ...string) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		path := filepath.Join(dir, name)
@@ -339,19 +359,13 @@ func TestSeedSites(t *testing.T) {
 		}
 		return path
 	}
-	flagSite := write("flag-site.jsonl", `{"kind":"key","userKey":"AFlagKey","apiKey":"`+testAPIKey+`","secret":"`+seedKeySecret+`"}`+"\n"+
-		`{"kind":"user","apiKey":"`+testAPIKey+`","UID":"dora"}`+"\n")
-	ts := startServer(t, "--emulator", "--seed", flagSite) // --site-api-key testAPIKey, a new --data
-	if out := ts.emu(t, "export"); !strings.Contains(out, `"UID":"dora"`) || !strings.Contains(out, `"userKey":"AFlagKey"`) || !strings.Contains(out, testSecret) {
-		t.Errorf("the store after a seed naming --site-api-key's site:\n%s", out)
-	}
-
-	data := filepath.Join(dir, "data")
-	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Kept", "--secret", testSecret, "--data", data); code != 0 {
+	// with returns the arguments followed by the flags that choose the store.
+	with := func(args ...string) []string { return append(args, store...) }
+	if code, _, errOut := runCLI(t, noEnv, with("site", "create", "--api-key", "3_Kept", "--secret", testSecret)...); code != 0 {
 		t.Fatalf("site create: exit %d %s", code, errOut)
 	}
 	serve := func(seed string) []string {
-		return []string{"serve", "--emulator", "--seed", seed, "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}
+		return with("serve", "--emulator", "--seed", seed, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error")
 	}
 	missing := write("missing.jsonl", `{"kind":"site","apiKey":"3_New","secret":"`+testSecret+`"}`+"\n"+
 		`{"kind":"user","apiKey":"3_Kept","UID":"erin"}`+"\n"+`{"kind":"user","apiKey":"3_Gone","UID":"fred"}`+"\n")
@@ -359,10 +373,10 @@ func TestSeedSites(t *testing.T) {
 	if want := "socius: --seed " + missing + ": line 3: user: no site has apiKey 3_Gone (a site line must come before its keys and users); nothing was loaded\n"; code != 1 || errOut != want {
 		t.Errorf("a seed naming a site the store lacks: exit %d %q; want 1 and %q", code, errOut, want)
 	}
-	if code, out, errOut := runCLI(t, noEnv, "site", "list", "--data", data); code != 0 || strings.Contains(out, "3_New") || !strings.Contains(out, "3_Kept") {
+	if code, out, errOut := runCLI(t, noEnv, with("site", "list")...); code != 0 || strings.Contains(out, "3_New") || !strings.Contains(out, "3_Kept") {
 		t.Errorf("the sites after the seed refused: exit %d %s%s; want 3_Kept alone", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Kept", "--data", data); code != 0 || strings.Contains(out, "erin") {
+	if code, out, errOut := runCLI(t, noEnv, with("user", "export", "--site", "3_Kept")...); code != 0 || strings.Contains(out, "erin") {
 		t.Errorf("the users after the seed refused: exit %d %s%s; want none", code, out, errOut)
 	}
 
@@ -379,7 +393,7 @@ func TestSeedSites(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Kept", "--data", data); code != 0 || !strings.Contains(out, "gina") {
+	if code, out, errOut := runCLI(t, noEnv, with("user", "export", "--site", "3_Kept")...); code != 0 || !strings.Contains(out, "gina") {
 		t.Errorf("the users after a seed naming the store's site: exit %d %s%s", code, out, errOut)
 	}
 }
