@@ -237,8 +237,9 @@ func TestUsage(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: %d %s", code, errOut)
 	}
-	// Help asked for is no usage error: exit 0, the commands on standard output.
-	for _, h := range []string{"-h", "--help", "help"} {
+	// Help asked for is no usage error: exit 0, the commands on standard output. Go's
+	// flag package takes -help as well as -h and --help, and so does every dispatcher.
+	for _, h := range []string{"-h", "-help", "--help", "help"} {
 		if code, out, errOut := runCLI(t, noEnv, h); code != 0 || !strings.Contains(out, "usage: socius <command>") || errOut != "" {
 			t.Errorf("socius %s: exit %d, %q, %q", h, code, out, errOut)
 		}
@@ -247,7 +248,7 @@ func TestUsage(t *testing.T) {
 	// as flag.ErrHelp: help asked for is no error (it went to standard error).
 	for _, args := range [][]string{
 		{"serve", "-h"}, {"site", "create", "-h"}, {"key", "list", "--help"}, {"user", "export", "-h"},
-		{"token", "revoke", "-h"}, {"call", "-h"}, {"emulator", "-h"}, {"emulator", "help"}, {"emulator", "status", "-h"},
+		{"token", "revoke", "-h"}, {"call", "-h"}, {"emulator", "-h"}, {"emulator", "-help"}, {"emulator", "help"}, {"emulator", "status", "-h"},
 		{"emulator", "log", "--help"}, {"bench", "-h"}, {"site", "show", "-h"}, {"call", "--help", "socialize.getUserInfo"},
 		{"backup", "-h"},
 	} {
@@ -267,7 +268,7 @@ func TestUsage(t *testing.T) {
 	}
 	// A command with subcommands: -h lists them (exit 0), none is a usage error.
 	for cmd, sub := range map[string]string{"site": "create|list", "key": "create|list|delete", "user": "export|import", "token": "revoke"} {
-		for _, h := range []string{"-h", "--help", "help"} {
+		for _, h := range []string{"-h", "-help", "--help", "help"} {
 			if code, out, errOut := runCLI(t, noEnv, cmd, h); code != 0 || !strings.Contains(out, sub) || errOut != "" {
 				t.Errorf("socius %s %s: exit %d, %q, %q", cmd, h, code, out, errOut)
 			}

@@ -139,7 +139,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		fmt.Fprint(stderr, emulatorUsage)
 		return errUsage
 	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, emulatorUsage)
 		return flag.ErrHelp
 	}

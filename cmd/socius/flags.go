@@ -257,8 +257,18 @@ func argsUsage(fs *flag.FlagSet, line string) string {
 	return line
 }
 
-// noSubcommand handles a command with subcommands run without one, or with -h, --help
-// or help in its place: its usage line, on standard error as a usage error (exit 2)
+// isHelp reports whether arg, in a command's or subcommand's place, asks for help:
+// -h, -help and --help (which Go's flag package takes for every flag set) or help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// noSubcommand handles a command with subcommands run without one, or with -h, -help,
+// --help or help in its place: its usage line, on standard error as a usage error (exit 2)
 // when the subcommand is missing, on standard output (exit 0) when asked for. It
 // reports whether it handled args.
 func noSubcommand(args []string, cmd, usage string, stdout, stderr io.Writer) (err error, done bool) {
@@ -266,7 +276,7 @@ func noSubcommand(args []string, cmd, usage string, stdout, stderr io.Writer) (e
 	case len(args) == 0:
 		fmt.Fprintln(stderr, usage)
 		return errUsage, true
-	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+	case isHelp(args[0]):
 		fmt.Fprintf(stdout, "%s\nRun \"socius %s <subcommand> -h\" for the flags of each.\n", usage, cmd)
 		return nil, true
 	}

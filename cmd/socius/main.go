@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runBench(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "version", "--version":
 		err = runVersion(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
