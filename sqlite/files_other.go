@@ -9,3 +9,6 @@ func writeAccess(string) syscall.Errno { return 0 }
 
 // unwritableAtOpen is not asked on this system: SQLite's own error is reported.
 func unwritableAtOpen(string) error { return nil }
+
+// unwritableDatabase is not asked on this system: the error opening the file as it is.
+func unwritableDatabase(_ string, err error) error { return err }

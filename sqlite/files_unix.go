@@ -72,6 +72,33 @@ func unwritableAtOpen(path string) error {
 	return nil
 }
 
+// unwritableDatabase says, when the database file at path could not be opened for
+// reading and writing (err), which file or folder this process may not write, who owns
+// it and what to do, as unwritableAtOpen says it of the WAL and the WAL-index: the file,
+// or its folder when the file is not there to open (it is created there). Any other
+// failure is err as it is.
+func unwritableDatabase(path string, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) || errno != syscall.EACCES && errno != syscall.EPERM && errno != syscall.EROFS {
+		return err
+	}
+	fi, statErr := os.Stat(path)
+	if errors.Is(statErr, fs.ErrNotExist) {
+		dir := filepath.Dir(path)
+		if fi, statErr = os.Stat(dir); statErr != nil {
+			return err
+		}
+		base := filepath.Base(path)
+		return fmt.Errorf("the folder %s cannot be written: %w (%s; Socius runs as %s, and must create %s, %s-wal and %s-shm there): %s",
+			dir, errno, ownedBy(fi), runningAs(), base, base, base, letWrite(dir, fi, errno))
+	}
+	if statErr != nil {
+		return err
+	}
+	return fmt.Errorf("%s cannot be written: %w (%s; Socius runs as %s): %s",
+		path, errno, ownedBy(fi), runningAs(), letWrite(path, fi, errno))
+}
+
 // ownedBy says who owns the file fi describes, and its mode.
 func ownedBy(fi os.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)

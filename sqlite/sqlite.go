@@ -145,7 +145,7 @@ func Open(path string) (*Store, error) {
 	// SQLite gives the -wal and -shm files the mode of the database file.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, unwritableDatabase(path, err))
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)

@@ -46,9 +46,27 @@ func TestOpenUnwritableSaid(t *testing.T) {
 			}
 			leave(t, path+"-wal", 0o644, true)
 		}, []string{"DB-wal cannot be written: permission denied (owned by root, mode -rw-r--r--", "chown ", "do not delete it"}},
-		// The model: the database file itself was already said so.
+		// The database file itself, said as the others are (before: only "open DB:
+		// permission denied", without its owner or what to do).
 		{"database", func(t *testing.T, _, path string) { chmod(t, path, 0o444) },
-			[]string{"open DB: permission denied"}},
+			[]string{"open DB: DB cannot be written: permission denied (", "mode -r--r--r--", "chmod u+w DB"}},
+		{"root's database", func(t *testing.T, _, path string) {
+			if !asRoot {
+				t.Skip("root only: a database file that root made")
+			}
+			if err := os.Chown(path, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			chmod(t, path, 0o644)
+		}, []string{"DB cannot be written: permission denied (owned by root, mode -rw-r--r--", "chown "}},
+		{"folder without the database", func(t *testing.T, data, path string) {
+			for _, f := range []string{path, path + "-wal", path + "-shm"} {
+				if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+			}
+			chmod(t, data, 0o500)
+		}, []string{"open DB: the folder DATA cannot be written: permission denied", "must create socius.db, socius.db-wal and socius.db-shm there", "chmod u+w DATA"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := filepath.Join(sharedTempDir(t), "data")
