@@ -131,22 +131,9 @@ type Store struct {
 // pool_max_conns the pool holds up to 4 connections per CPU, at least 16. It also takes
 // Socius's own nonce_commit: sync (the default) or async (see nonceAsyncSQL).
 func Open(ctx context.Context, connString string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(connString)
+	cfg, asyncNonces, err := parseConfig(connString)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
-	}
-	// pgx would send nonce_commit to the server as a run-time parameter, which
-	// PostgreSQL refuses: it is taken out here.
-	asyncNonces := false
-	if v, ok := cfg.ConnConfig.RuntimeParams["nonce_commit"]; ok {
-		delete(cfg.ConnConfig.RuntimeParams, "nonce_commit")
-		switch v {
-		case "sync":
-		case "async":
-			asyncNonces = true
-		default:
-			return nil, fmt.Errorf("postgres: open: nonce_commit=%q: want sync or async", v)
-		}
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
@@ -187,6 +174,38 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	}
 	background, cancel := context.WithCancel(context.Background())
 	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
+}
+
+// CheckURL reports what in connString Open could not read, without connecting (a
+// malformed URL, a parameter pgx or pgxpool refuses, a nonce_commit other than sync or
+// async); nil when Open would try to connect with it. The error never holds the
+// password.
+func CheckURL(connString string) error {
+	_, _, err := parseConfig(connString)
+	return err
+}
+
+// parseConfig reads connString as Open does, without connecting: pgx's and pgxpool's
+// parameters, and Socius's own nonce_commit, which it takes out of the parameters sent
+// to the server and reports as asyncNonces.
+func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err error) {
+	cfg, err = pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, false, err
+	}
+	// pgx would send nonce_commit to the server as a run-time parameter, which
+	// PostgreSQL refuses: it is taken out here.
+	if v, ok := cfg.ConnConfig.RuntimeParams["nonce_commit"]; ok {
+		delete(cfg.ConnConfig.RuntimeParams, "nonce_commit")
+		switch v {
+		case "sync":
+		case "async":
+			asyncNonces = true
+		default:
+			return nil, false, fmt.Errorf("nonce_commit=%q: want sync or async", v)
+		}
+	}
+	return cfg, asyncNonces, nil
 }
 
 // Redact returns a connection string without its password, for logs and error

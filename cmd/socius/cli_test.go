@@ -277,15 +277,27 @@ func TestUsage(t *testing.T) {
 			t.Errorf("socius %s: exit %d, %q, %q", cmd, code, out, errOut)
 		}
 	}
-	// A --store that is no store, or PostgreSQL without the master key, is a usage
-	// error for the admin commands as for serve.
-	for _, args := range [][]string{
-		{"site", "list", "--store", "mysql://x"},
-		{"site", "list", "--store", "postgres://socius@127.0.0.1:1/socius"},
-		{"serve", "--store", "mysql://x"},
+	// A --store that is no store, a PostgreSQL URL that cannot be read, or PostgreSQL
+	// without the master key, is a usage error for the admin commands as for serve,
+	// said before anything connects (the URLs that cannot be read, given the master
+	// key, exited 1, after serve had bound its listeners), and without the password.
+	withKey := func(k string) (string, bool) {
+		return "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", k == "SOCIUS_MASTER_KEY"
+	}
+	for _, c := range []struct {
+		env  func(string) (string, bool)
+		args []string
+		want string
+	}{
+		{noEnv, []string{"site", "list", "--store", "mysql://x"}, "--store"},
+		{noEnv, []string{"site", "list", "--store", "postgres://socius@127.0.0.1:1/socius"}, "--store"},
+		{noEnv, []string{"serve", "--store", "mysql://x"}, "--store"},
+		{withKey, []string{"site", "list", "--store", "postgres://socius:pw@127.0.0.1:notaport/socius"}, "--store: cannot parse `postgres://socius:xxxxx@127.0.0.1:notaport/socius`: invalid port"},
+		{withKey, []string{"key", "list", "--store", "postgres://socius@127.0.0.1:1/socius?pool_max_conns=many"}, "--store: cannot parse"},
+		{withKey, []string{"serve", "--store", "postgres://socius@127.0.0.1:1/socius?nonce_commit=later", "--http", "127.0.0.1:0", "--https", "", "--admin", ""}, "--store: nonce_commit=\"later\": want sync or async"},
 	} {
-		if code, _, errOut := runCLI(t, noEnv, args...); code != 2 || !strings.Contains(errOut, "--store") {
-			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		if code, _, errOut := runCLI(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, ":pw@") {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errOut, c.want)
 		}
 	}
 	if code, _, errOut := runCLI(t, func(k string) (string, bool) { return "mysql://x", k == "SOCIUS_STORE" }, "key", "list"); code != 2 || !strings.Contains(errOut, "--store") {

@@ -25,9 +25,17 @@ func isPostgres(spec string) bool {
 	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
 }
 
-// checkStore checks the --store value without opening anything.
+// checkStore checks the --store value without opening anything: a PostgreSQL URL
+// that cannot be read (a malformed port, a parameter refused) is a usage error, as a
+// store that is none is.
 func checkStore(spec string) error {
-	if spec == "" || spec == "sqlite" || isPostgres(spec) {
+	if isPostgres(spec) {
+		if err := postgres.CheckURL(spec); err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		return nil
+	}
+	if spec == "" || spec == "sqlite" {
 		return nil
 	}
 	return fmt.Errorf("--store %q: want empty (the embedded SQLite in --data) or a postgres:// URL", postgres.Redact(spec))
