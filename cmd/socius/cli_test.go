@@ -305,6 +305,32 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestDataFolderCannotBeMade: a --data folder that cannot be made (here under a file;
+// as another user, under a folder it may not write) is said as the data folder, with
+// the flag, by serve and by the admin commands that make a store; they said only Go's
+// "mkdir DIR: not a directory". Exit 1: the value is a folder, the system refused it.
+func TestDataFolderCannotBeMade(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(file, "data")
+	seed := filepath.Join(t.TempDir(), "users.jsonl")
+	if err := os.WriteFile(seed, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "the data folder " + data + " (--data) cannot be made: mkdir " + file + ": not a directory; make it, writable by the user Socius runs as"
+	for _, args := range [][]string{
+		{"site", "create", "--data", data},
+		{"user", "import", "--data", data, "--in", seed},
+		{"serve", "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", ""},
+	} {
+		if code, _, errOut := runCLI(t, noEnv, args...); code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("%v: exit %d, %q; want 1 and %q", args, code, errOut, want)
+		}
+	}
+}
+
 // TestAdminCommandsIgnoreCallEnvironment: SOCIUS_SECRET, SOCIUS_API_KEY and
 // SOCIUS_USER_KEY, set for `socius call`, are not the admin commands' flags: rotating a
 // secret with them set makes a new secret, and a new site or key gets its own. The

@@ -28,11 +28,21 @@ type dataLock struct {
 // it again when it made it (unmake): that start served nothing.
 const dataLockFile = "serve.lock"
 
+// makeDataDir makes the data folder dir, and the folders above it, when missing. One
+// that cannot be made is said as the data folder, with the flag that names it: Go's
+// error alone ("mkdir DIR: permission denied") does not say what the folder is for.
+func makeDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("the data folder %s (--data) cannot be made: %w; make it, writable by the user Socius runs as (uid %d), or give another --data", dir, err, os.Geteuid())
+	}
+	return nil
+}
+
 // lockDataDir takes the lock file serve.lock in dir, writing this process's id into
 // it; a folder already served by a running process is an error naming that process.
 // The operating system drops the lock when the process ends, however it ends.
 func lockDataDir(dir string) (*dataLock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeDataDir(dir); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, dataLockFile)

@@ -158,7 +158,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 				return nil, fmt.Errorf("no store at %s: check --data (or SOCIUS_DATA); `socius site create`, `socius user import` or `socius serve` makes a new one", path)
 			}
 		}
-		if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		if err := makeDataDir(cfg.data); err != nil {
 			return nil, err
 		}
 		lite, err := sqlite.Open(path)

@@ -48,7 +48,7 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 		return cert, "", false, err
 	}
 	// With PostgreSQL nothing else makes the data folder: it holds only this.
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := makeDataDir(dataDir); err != nil {
 		return cert, "", false, err
 	}
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
