@@ -404,3 +404,58 @@ func TestHangupIgnored(t *testing.T) {
 		t.Errorf("exit code %d after SIGTERM\n%s", code, p.stderr.String())
 	}
 }
+
+// TestShutdownWithItsOutputGone: a server whose standard output is a pipe that nobody
+// reads any more (`socius serve | tee log` stopped by Ctrl-C, which ends tee as well;
+// a log collector restarted) still shuts down gracefully on SIGTERM: exit 0, its
+// nonces saved and its store closed. Go kills a program at its first write to such a
+// pipe (SIGPIPE) unless the signal is ignored, and serve's first line after the
+// signal, "socius: shutting down", was that write: the process died of SIGPIPE with
+// nothing saved.
+func TestShutdownWithItsOutputGone(t *testing.T) {
+	dir := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "warn")
+	cmd.Env = cleanEnv()
+	cmd.Stdout = w
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var waitErr error
+	exited := make(chan struct{}) // closed once the process has exited
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	sc := bufio.NewScanner(r)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "socius: serving HTTP on ") {
+	}
+	r.Close() // from now on nobody reads what the server prints
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("socius serve, its output gone, after SIGTERM: %v; want exit 0\n%s", waitErr, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("socius serve did not exit within 15 s of SIGTERM\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nonces")); err != nil {
+		t.Errorf("nonces not saved at the shutdown: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "socius.db-wal")); err == nil {
+		t.Error("socius.db-wal left: the store was not closed")
+	}
+}

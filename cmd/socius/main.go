@@ -227,6 +227,13 @@ func runServe(ctx context.Context, args []string, lookupEnv func(string) (string
 		fmt.Fprintf(stdout, "socius: %d CPU available: running with GOMAXPROCS=2 (set GOMAXPROCS to choose)\n", from)
 	}
 	setGCPercent(lookupEnv)
+	// A server whose output nobody reads any more (`socius serve | tee log` stopped by
+	// Ctrl-C, which ends tee as well; a log collector restarted) writes on into a
+	// broken pipe: Go kills a program at its first such write to standard output or
+	// error (SIGPIPE) unless the signal is ignored, which here would cut the graceful
+	// shutdown short at its first line, "socius: shutting down" (calls in flight
+	// dropped, nonces not saved). Ignored, the write fails and the server goes on.
+	signal.Ignore(syscall.SIGPIPE)
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
