@@ -47,22 +47,49 @@ func TestKeptConnectionBodyTime(t *testing.T) {
 	const rt = time.Second
 	for _, fast := range []bool{false, true} {
 		addr := startTimed(t, listen(t), fast, rt, rt, 10*time.Second)
-		c := dial(t, addr)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
-		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
-		if got := readAnswers(t, br, 1); len(got) != 1 {
-			t.Fatalf("fast %v: no answer to the first request", fast)
-		}
-		time.Sleep(rt + 300*time.Millisecond) // idle: longer than ReadTimeout, within IdleTimeout
-		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
-		time.Sleep(50 * time.Millisecond)
-		io.WriteString(c, "hello")
-		got := readAnswers(t, br, 1)
-		if len(got) != 1 || !strings.Contains(got[0], `"body":"hello"`) || !strings.Contains(got[0], `"readErr":"\u003cnil\u003e"`) {
-			t.Errorf("fast %v: a body 50 ms after its head, on a connection idle for %v: %q", fast, rt+300*time.Millisecond, got)
+		// The body must come within ReadTimeout of the head: a test process descheduled
+		// for most of a second between the two writes would see its body refused, which
+		// is the server's right. Such a try checks nothing and is made again on a new
+		// connection.
+		for try := 1; ; try++ {
+			got, gap := keptConnectionPost(t, addr, fast, rt)
+			if gap < rt/2 {
+				if len(got) != 1 || !strings.Contains(got[0], `"body":"hello"`) || !strings.Contains(got[0], `"readErr":"\u003cnil\u003e"`) {
+					t.Errorf("fast %v: a body %v after its head, on a connection idle for %v: %q", fast, gap.Round(time.Millisecond), rt+300*time.Millisecond, got)
+				}
+				break
+			}
+			if try == 3 {
+				t.Logf("fast %v: not checked, the body was written %v after the head in each of %d tries (a paused machine)", fast, gap.Round(time.Millisecond), try)
+				break
+			}
+			t.Logf("fast %v: the body was written %v after the head: again", fast, gap.Round(time.Millisecond))
 		}
 	}
+}
+
+// keptConnectionPost sends a GET on a new connection to addr, keeps the connection idle
+// for longer than rt, then sends a POST whose body follows its head by 50 ms. It
+// returns the answers to the POST and the time from the start of the head's write to
+// the end of the body's (50 ms, or more when the test process was not scheduled).
+func keptConnectionPost(t *testing.T, addr string, fast bool, rt time.Duration) (answers []string, gap time.Duration) {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if got := readAnswers(t, br, 1); len(got) != 1 {
+		t.Fatalf("fast %v: no answer to the first request", fast)
+	}
+	time.Sleep(rt + 300*time.Millisecond) // idle: longer than ReadTimeout, within IdleTimeout
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	begin := time.Now()
+	io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "hello")
+	gap = time.Since(begin)
+	return readAnswers(t, br, 1), gap
 }
 
 // TestBodyTimeFromConnectionStart: ReadTimeout bounds the first request's head and
