@@ -948,29 +948,91 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 // would outlast it is refused, and the status says the version.
 func TestEmulatorUnderAShortWriteTimeout(t *testing.T) {
 	ts := startEmulator(t, "--write-timeout", "3s")
-	start := time.Now()
-	resp, err := http.Get(ts.HTTPURL + "/_emulator/api/log?after=1000000&wait=8s")
 	// An answer written past the write timeout never comes whole (net/http cuts the
 	// connection), and the server's timeout starts after the head it read: a whole
 	// answer is one before the timeout, whenever this side, paused on a loaded
 	// machine, measures it. The time taken only tells a wait cut short from the 8 s
-	// asked.
+	// asked. The server runs in this process: one unscheduled for most of the second
+	// left after the wait would write past the timeout, so such a try is made again.
+	err := unlessStalled(t, 500*time.Millisecond, func() error {
+		start := time.Now()
+		resp, err := http.Get(ts.HTTPURL + "/_emulator/api/log?after=1000000&wait=8s")
+		if err != nil {
+			return fmt.Errorf("long poll: %v (the answer came past the write timeout?)", err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), `"entries"`) {
+			return fmt.Errorf("long poll: HTTP %d %s %v", resp.StatusCode, b, err)
+		}
+		if d := time.Since(start); d >= 8*time.Second {
+			return fmt.Errorf("the long poll took %v: its wait was not held under the write timeout", d)
+		}
+		return nil
+	})
 	if err != nil {
-		t.Fatalf("long poll: %v (the answer came past the write timeout?)", err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), `"entries"`) {
-		t.Errorf("long poll: HTTP %d %s %v", resp.StatusCode, b, err)
-	}
-	if d := time.Since(start); d >= 8*time.Second {
-		t.Errorf("the long poll took %v: its wait was not held under the write timeout", d)
+		t.Error(err)
 	}
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "add", "--delay", "5s", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "delay must be at most 2s") {
 		t.Errorf("a 5 s delay under a 3 s write timeout: exit %d %s", code, errOut)
 	}
 	if out := ts.emu(t, "status"); !strings.Contains(out, "version") {
 		t.Errorf("status without the version: %s", out)
+	}
+}
+
+// stallWatch measures how long this test process goes unscheduled: a goroutine that
+// means to wake every 10 ms keeps the longest time it overslept.
+type stallWatch struct {
+	stop, done chan struct{}
+	longest    time.Duration
+}
+
+func watchStalls() *stallWatch {
+	w := &stallWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		const tick = 10 * time.Millisecond
+		last := time.Now()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(tick):
+			}
+			now := time.Now()
+			w.longest = max(w.longest, now.Sub(last)-tick)
+			last = now
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the longest stall it saw.
+func (w *stallWatch) end() time.Duration {
+	close(w.stop)
+	<-w.done
+	return w.longest
+}
+
+// unlessStalled runs call, and again while it fails and this process went unscheduled
+// for least or more during it (three tries in all): such a failure may be the loaded
+// machine's, a server of this process held past its own timeout, not the code's. It
+// returns the error of a try that saw no such stall; when every try failed and saw
+// one, the test is skipped, having checked nothing.
+func unlessStalled(t *testing.T, least time.Duration, call func() error) error {
+	t.Helper()
+	for try := 1; ; try++ {
+		w := watchStalls()
+		err := call()
+		stall := w.end()
+		if err == nil || stall < least {
+			return err
+		}
+		if try == 3 {
+			t.Skipf("not checked: each of %d tries failed with this process unscheduled for %v or more (a paused machine); the last: %v", try, least, err)
+		}
+		t.Logf("%v, with this process unscheduled for %v: again", err, stall.Round(time.Millisecond))
 	}
 }
 
