@@ -1305,7 +1305,11 @@ func TestEndedWhileWaitingToRetry(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	tr := &capture{next: func(int, *http.Request) (*http.Response, error) { return nil, refused }}
 	c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithRetries(5))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	// The waits are 100 ms, 400 ms, 900 ms: a deadline 1 s away ends in the third. (It
+	// was 30 ms, in the first wait, which a test process descheduled for 30 ms ended
+	// during the first attempt: a call whose context has ended is not tried again, and
+	// its error rightly says the attempt's failure alone.)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := c.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1"})
 	var te *TransportError
