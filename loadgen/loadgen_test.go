@@ -295,18 +295,26 @@ func TestCountCPULines(t *testing.T) {
 	if n := countCPULines([]byte(stat)); n != 3 {
 		t.Errorf("counted %d CPUs, want 3", n)
 	}
+	// The window of the counters is the wall time between the readings (dividing by the
+	// CPUs this process may use would double it under taskset on two CPUs). Each reading
+	// is timed from before and after it: the wall time between them is at least the
+	// time from the end of the first to the start of the second, and at most the time
+	// from the start of the first to the end of the second, however long this process
+	// went unscheduled in between (a clock read outside that, 300 ms after a reading,
+	// failed the test).
+	before := time.Now()
 	m, ok := readMachineCPU()
+	after := time.Now()
 	if !ok || m.cpus < 1 {
 		t.Fatalf("readMachineCPU: %+v %v", m, ok)
 	}
-	// The window of the counters is the wall time between the readings (dividing by the
-	// CPUs this process may use would double it under taskset on two CPUs).
-	start := time.Now()
 	time.Sleep(500 * time.Millisecond)
+	before2 := time.Now()
 	m2, _ := readMachineCPU()
-	wall := time.Since(start).Seconds()
-	if w := cpuWindow(m, m2); w < 0.6*wall || w > 1.4*wall {
-		t.Errorf("a window of %.2f s for %.2f s of wall time", w, wall)
+	after2 := time.Now()
+	least, most := before2.Sub(after).Seconds(), after2.Sub(before).Seconds()
+	if w := cpuWindow(m, m2); w < 0.6*least || w > 1.4*most {
+		t.Errorf("a window of %.2f s for %.2f to %.2f s of wall time", w, least, most)
 	}
 }
 
