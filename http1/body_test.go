@@ -125,7 +125,7 @@ func TestShortDeclaredLengthEndsConnection(t *testing.T) {
 	for _, fast := range []bool{false, true} {
 		addr, _ := start(t, h, fast, nil)
 		c := dial(t, addr)
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a connection left open is read until then
 		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
 		raw, err := io.ReadAll(c) // the connection stays open for writing: only the server can end it
 		if err != nil || strings.Count(string(raw), "HTTP/1.1 ") != 1 {
@@ -136,16 +136,17 @@ func TestShortDeclaredLengthEndsConnection(t *testing.T) {
 
 // TestBareLFHandedOverAtOnce: a head with bare LF line ends goes to net/http as soon as
 // it is read, not when its deadline ends: a client that waits for the answer with its
-// side open gets it at once (net/http takes such heads).
+// side open gets it at once (net/http takes such heads). The client waits 10 s, half
+// the head's time: long enough for a loaded machine, short of the deadline.
 func TestBareLFHandedOverAtOnce(t *testing.T) {
-	addr := startTimed(t, listen(t), true, 5*time.Second, 0, 0)
+	addr := startTimed(t, listen(t), true, 20*time.Second, 0, 0)
 	for _, raw := range []string{"GET /a HTTP/1.1\nHost: h\n\n", "GET /a HTTP/1.1\r\nHost: h\nX: y\n\n"} {
 		c := dial(t, addr)
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, raw)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 200 {
-			t.Errorf("%q: %v; want net/http's answer at once (ReadHeaderTimeout 5s)", raw, err)
+			t.Errorf("%q: %v; want net/http's answer at once (ReadHeaderTimeout 20s)", raw, err)
 		}
 	}
 }
@@ -156,7 +157,7 @@ func TestHeadTimeoutDefaultsToReadTimeout(t *testing.T) {
 	addr, _ := start(t, http.HandlerFunc(echo), true, func(s *Server) { s.ReadTimeout = 300 * time.Millisecond })
 	c := dial(t, addr)
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost:")
-	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // without the timeout, never closed
 	if _, err := io.ReadAll(c); err != nil {
 		t.Errorf("a head never finished, ReadTimeout 300ms and no ReadHeaderTimeout: %v, want the connection closed", err)
 	}

@@ -47,7 +47,7 @@ func TestNoContinueAfterAnswerBegun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetDeadline(time.Now().Add(3 * time.Second))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
 		time.Sleep(300 * time.Millisecond) // as curl: the body after a wait, 100 or not
 		io.WriteString(c, "hello")

@@ -507,20 +507,20 @@ func TestTimeouts(t *testing.T) {
 		if _, err := http.ReadResponse(br, nil); err != nil {
 			t.Fatal(err)
 		}
-		if !closedWithin(c, 3*time.Second) {
+		if !closedWithin(c, 10*time.Second) {
 			t.Error("an idle kept connection was not closed")
 		}
 	})
 	t.Run("slow head", func(t *testing.T) {
 		c := dial(t, addr)
 		io.WriteString(c, "GET /a HTTP/1.1\r\nHost:")
-		if !closedWithin(c, 3*time.Second) {
+		if !closedWithin(c, 10*time.Second) {
 			t.Error("a head never finished kept its connection")
 		}
 	})
 	t.Run("slow body", func(t *testing.T) {
 		c := dialWrite(t, addr, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc", 100*time.Millisecond)
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.ReadAll(c)
 		mu.Lock()
 		readErr := readErrs[c.LocalAddr().String()]
@@ -571,7 +571,7 @@ func TestShutdown(t *testing.T) {
 	go func() { done <- srv.Shutdown(ctx) }()
 	// The idle connection and the handed one are closed; the busy one is answered.
 	for name, c := range map[string]net.Conn{"idle": idle, "handed over": handed} {
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.ReadAll(c); err != nil {
 			t.Errorf("%s connection: %v, want it closed by Shutdown", name, err)
 		}
@@ -585,7 +585,7 @@ func TestShutdown(t *testing.T) {
 		t.Error("a connection was accepted after Shutdown began")
 	}
 	close(release)
-	busy.SetReadDeadline(time.Now().Add(3 * time.Second))
+	busy.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
 	if err != nil {
 		t.Fatalf("the call in flight: %v", err)
