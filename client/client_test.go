@@ -725,7 +725,9 @@ func TestContextAndTimeouts(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err = c.GetUserInfo(ctx, "u1")
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+	// Ended by the context's deadline, not the call's own (DefaultTimeout, 30 s): the
+	// bound is well under that, and long enough for a loaded machine.
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
 		t.Errorf("deadline: %v after %v", err, time.Since(start))
 	}
 	if ErrorCode(err) != 504002 {
@@ -754,7 +756,7 @@ func TestContextAndTimeouts(t *testing.T) {
 	defer cancel()
 	start = time.Now()
 	_, err = c3.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1"})
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second || attempts.Load() > 4 {
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second || attempts.Load() > 4 {
 		t.Errorf("cancel during backoff: %v after %v and %d attempts", err, time.Since(start), attempts.Load())
 	}
 }
