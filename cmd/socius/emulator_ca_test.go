@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +101,40 @@ func TestEmulatorCAFile(t *testing.T) {
 		if code, out, errOut := runCLI(t, noEnv, "emulator", "status", "--url", "https://127.0.0.1:1", "--ca-file", tt.file); code != 2 || out != "" || strings.Count(errOut, tt.says) != 1 {
 			t.Errorf("--ca-file %s: exit %d, stdout %q, stderr %q; want 2 and %q once", tt.file, code, out, errOut, tt.says)
 		}
+	}
+}
+
+// TestUntrustedCertificateNamesServesLine: serve --emulator without --data keeps its
+// generated certificate in a temporary folder, not in socius-data, so what `socius
+// emulator` says about a certificate it does not trust names the line in which serve
+// printed the certificate's path, and that line gives the path (which --ca-file then
+// takes). The hint named socius-data/tls-cert.pem, a file such a server never made.
+func TestUntrustedCertificateNamesServesLine(t *testing.T) {
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--emulator", "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--log-level", "error"}, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var started bytes.Buffer
+	m.Stdout = &started
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+
+	line := regexp.MustCompile(`(?m)^socius: serving HTTPS on (\S+) \(certificate (.+)\)$`).FindStringSubmatch(started.String())
+	if line == nil {
+		t.Fatalf("no 'serving HTTPS on ... (certificate FILE)' line in serve's output:\n%s", &started)
+	}
+	certFile := line[2]
+	if !strings.HasPrefix(certFile, m.tempData) || m.tempData == "" || !strings.Contains(started.String(), "data in "+m.tempData) {
+		t.Errorf("certificate %s, temporary data folder %q; want the certificate in the folder serve printed:\n%s", certFile, m.tempData, &started)
+	}
+
+	code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", m.HTTPSURL)
+	if code != 1 || !strings.Contains(errOut, `give --ca-file FILE`) || !strings.Contains(errOut, `"serving HTTPS on ... (certificate FILE)"`) || strings.Contains(errOut, "socius-data") {
+		t.Errorf("status without --ca-file: exit %d %q; want 1 and serve's certificate line named, not socius-data", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "emulator", "status", "--url", m.HTTPSURL, "--ca-file", certFile); code != 0 || !strings.Contains(out, "users:") {
+		t.Errorf("status with --ca-file %s, the file serve printed: exit %d\n%s%s", certFile, code, out, errOut)
 	}
 }

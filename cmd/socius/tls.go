@@ -244,5 +244,9 @@ func untrustedCertificate(err error, caFile string) (string, bool) {
 	if caFile != "" {
 		return "the server's certificate is signed by no CA of --ca-file " + caFile + " nor of this system's", true
 	}
-	return "the server's certificate is signed by no CA this system trusts: give --ca-file FILE to trust its CA (socius-data/tls-cert.pem for the certificate Socius generates)", true
+	// The generated certificate is in the server's data folder, which this command
+	// cannot know (serve --emulator without --data keeps it in a temporary folder):
+	// the hint names the line in which serve printed its path.
+	return "the server's certificate is signed by no CA this system trusts: give --ca-file FILE to trust its CA (for the certificate Socius generates, " +
+		"FILE is the one serve printed at start, \"serving HTTPS on ... (certificate FILE)\": tls-cert.pem in its --data folder, or, for serve --emulator without --data, in the temporary folder it printed)", true
 }
