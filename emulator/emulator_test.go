@@ -224,6 +224,45 @@ func TestRequestLog(t *testing.T) {
 	}
 }
 
+// TestLogTimeMilliseconds: the admin API's log gives each call's time in UTC to the
+// millisecond, always three digits (2026-11-28T10:05:21.123Z), as docs/emulator.md
+// shows it, the console and the text log print it and Gigya's answers give theirs; and
+// it reads back as that time. It gave time.Time's encoding: nine digits
+// (.123456789Z), or as few as were not zero (.12Z, none at all on a whole second).
+func TestLogTimeMilliseconds(t *testing.T) {
+	te := newTestEmulator(t)
+	at := time.Date(2026, 11, 28, 10, 5, 21, 123456789, time.FixedZone("CET", 3600))
+	te.Log.Observe(&server.Call{ID: "nanos", Method: "socialize.getUserInfo", Time: at})
+	te.Log.Observe(&server.Call{ID: "whole", Method: "socialize.getUserInfo", Time: at.Truncate(time.Second)})
+	te.Log.Observe(&server.Call{ID: "tenths", Method: "socialize.getUserInfo", Time: at.Truncate(100 * time.Millisecond)})
+
+	status, body := te.do(t, "GET", "/_emulator/api/log", "", "")
+	if status != 200 {
+		t.Fatalf("GET log: %d %s", status, body)
+	}
+	times := regexp.MustCompile(`"time": "([^"]*)"`).FindAllStringSubmatch(body, -1)
+	want := []string{"2026-11-28T09:05:21.123Z", "2026-11-28T09:05:21.000Z", "2026-11-28T09:05:21.100Z"}
+	if len(times) != len(want) {
+		t.Fatalf("%d times in %s; want %d", len(times), body, len(want))
+	}
+	for i, m := range times {
+		if m[1] != want[i] {
+			t.Errorf("entry %d: time %q, want %q", i+1, m[1], want[i])
+		}
+	}
+	// The fields keep their order: seq, then time, then the rest.
+	if !regexp.MustCompile(`\{\s*"seq": 1,\s*"time": "[^"]*",\s*"callId": "nanos"`).MatchString(body) {
+		t.Errorf("the entry's first fields are not seq, time, callId:\n%s", body)
+	}
+	var got struct{ Entries []Entry }
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Entries) != 3 || !got.Entries[0].Time.Equal(at.Truncate(time.Millisecond)) || got.Entries[0].CallID != "nanos" || got.Entries[0].Method != "socialize.getUserInfo" {
+		t.Errorf("read back: %+v", got.Entries)
+	}
+}
+
 func TestFaults(t *testing.T) {
 	f := NewFaults(socius.SystemClock{})
 	for _, bad := range []Rule{

@@ -2,12 +2,14 @@ package emulator
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/server"
 )
 
@@ -41,6 +43,21 @@ type Entry struct {
 	// candidate URLs, the most likely first, and the base string of each.
 	SignedURLs  []string `json:"signedURLs,omitempty"`
 	BaseStrings []string `json:"baseStrings,omitempty"`
+}
+
+// MarshalJSON writes the entry with its time in UTC to the millisecond
+// (2026-11-28T10:05:21.123Z), as Gigya's answers give their time and as the console and
+// `socius emulator log` show it: a fixed width that every RFC 3339 reader (JavaScript's
+// Date, Java's Instant, a jq sort) takes, where time.Time's own encoding gives up to
+// nine digits, as many as are not zero.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	type plain Entry // the fields without this method
+	return json.Marshal(struct {
+		// Seq and Time, nearer than plain's, take the place of its two, in the same order.
+		Seq  int64  `json:"seq"`
+		Time string `json:"time"`
+		plain
+	}{e.Seq, gigya.FormatTime(e.Time), plain(e)})
 }
 
 // A Param is a request parameter as logged.

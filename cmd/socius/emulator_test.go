@@ -806,6 +806,10 @@ func TestEmulatorRequestLog(t *testing.T) {
 	if strings.Contains(out, testSecret) {
 		t.Errorf("the log shows the secret:\n%s", out)
 	}
+	// Each line's time is UTC to the millisecond, as the text lines show it.
+	if lines := regexp.MustCompile(`(?m)^\{"seq":\d+,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",`).FindAllString(out, -1); len(lines) != 3 {
+		t.Errorf("log --json: %d of 3 lines begin with seq and a time to the millisecond:\n%s", len(lines), out)
+	}
 	if out := ts.emu(t, "log", "--limit", "1"); strings.Count(out, "socialize.getUserInfo") != 1 || !strings.Contains(out, " OK ") {
 		t.Errorf("log --limit 1:\n%s", out)
 	}
