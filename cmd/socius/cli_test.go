@@ -256,6 +256,31 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, %q, %q; want 0 and the flags on standard output", args, code, out, errOut)
 		}
 	}
+	// Every command takes -h, -help and --help as its flags' help, and one that takes no
+	// argument takes help too, as a command with subcommands does in their place:
+	// there it can mean nothing else. version answered help with exit 2.
+	for _, c := range []struct {
+		args []string // the command
+		help bool     // it takes no argument: help is help
+	}{
+		{[]string{"serve"}, true}, {[]string{"version"}, true}, {[]string{"bench"}, true}, {[]string{"backup"}, true},
+		{[]string{"site", "create"}, true}, {[]string{"site", "list"}, true}, {[]string{"site", "show"}, false}, {[]string{"site", "rotate-secret"}, false},
+		{[]string{"key", "create"}, true}, {[]string{"key", "list"}, true}, {[]string{"key", "delete"}, false}, {[]string{"key", "rotate-secret"}, false},
+		{[]string{"user", "export"}, true}, {[]string{"user", "import"}, true}, {[]string{"token", "revoke"}, false}, {[]string{"call"}, false},
+		{[]string{"emulator", "status"}, true}, {[]string{"emulator", "reset"}, true}, {[]string{"emulator", "log"}, true}, {[]string{"emulator", "export"}, true},
+	} {
+		forms := []string{"-h", "-help", "--help"}
+		if c.help {
+			forms = append(forms, "help")
+		}
+		for _, h := range forms {
+			args := append(append([]string(nil), c.args...), h)
+			want := "usage: socius " + strings.Join(c.args, " ")
+			if code, out, errOut := runCLI(t, noEnv, args...); code != 0 || errOut != "" || !strings.HasPrefix(out, want) {
+				t.Errorf("%v: exit %d, %q, %q; want 0 and %q on standard output", args, code, out, errOut, want)
+			}
+		}
+	}
 	// A flag refused is a usage error: the usage on standard error, exit 2.
 	for _, args := range [][]string{
 		{"serve", "--no-such-flag"}, {"site", "create", "--no-such-flag"}, {"call", "--no-such-flag", "socialize.getUserInfo"},
@@ -643,9 +668,10 @@ func TestFailedStartMakesNothing(t *testing.T) {
 	}
 }
 
-// TestVersionHelp: version -h is help (exit 0), as every command's -h is.
+// TestVersionHelp: version -h, -help, --help and help are help (exit 0), as every
+// command's are; another argument is a usage error.
 func TestVersionHelp(t *testing.T) {
-	for _, h := range []string{"-h", "--help"} {
+	for _, h := range []string{"-h", "-help", "--help", "help"} {
 		if code, out, errOut := runCLI(t, noEnv, "version", h); code != 0 || !strings.Contains(out, "usage: socius version") || errOut != "" {
 			t.Errorf("version %s: exit %d %q %q", h, code, out, errOut)
 		}

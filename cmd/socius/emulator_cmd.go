@@ -173,7 +173,10 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	// noArgs parses a command that takes flags only.
 	noArgs := func(args []string) error {
 		pos, err := parse(args)
-		if err == nil && len(pos) > 0 {
+		switch {
+		case err == nil && len(pos) > 0 && isHelp(pos[0]):
+			err = printHelp(fs)
+		case err == nil && len(pos) > 0:
 			err = usage(fmt.Sprintf("unexpected argument %q", pos[0]))
 		}
 		return err
@@ -307,10 +310,12 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		method := fs.String("method", "", "only calls of this method")
 		asJSON := fs.Bool("json", false, "print each call as one JSON object per line")
 		pos, err := parse(args)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if len(pos) > 0 {
+		case len(pos) > 0 && isHelp(pos[0]):
+			return printHelp(fs)
+		case len(pos) > 0:
 			return usage("log takes no arguments")
 		}
 		if *limit < 0 {

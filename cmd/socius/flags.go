@@ -170,10 +170,27 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// unexpected reports a positional argument that the command does not take.
+// unexpected reports a positional argument that the command does not take, but for
+// help, which asks for the usage (as in a command's or subcommand's place, isHelp):
+// where a command takes no argument, it can mean nothing else.
 func unexpected(fs *flag.FlagSet, arg string) error {
+	if isHelp(arg) {
+		return printHelp(fs)
+	}
 	fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), arg)
 	return errUsage
+}
+
+// printHelp prints fs's usage where -h has it printed (standard output, see
+// newFlagSet), and returns flag.ErrHelp, as fs.Parse does for -h.
+func printHelp(fs *flag.FlagSet) error {
+	out := fs.Output()
+	if o, ok := out.(flagOutput); ok && o.help != nil {
+		fs.SetOutput(o.help)
+		defer fs.SetOutput(out)
+	}
+	fs.Usage()
+	return flag.ErrHelp
 }
 
 // parseNoArgs is parseArgs for a command that takes flags only.

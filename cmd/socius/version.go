@@ -49,7 +49,7 @@ func buildVersion() string {
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+	if len(args) == 1 && isHelp(args[0]) {
 		fmt.Fprintln(stdout, "usage: socius version (prints the version of Socius and of Go; no flags)")
 		return nil
 	}
