@@ -785,6 +785,37 @@ func TestServeSiteFlagsReplacingASecretIsSaid(t *testing.T) {
 	}
 }
 
+// TestServeSiteFlagsSaid: serve with --site-api-key and --site-secret prints one line
+// saying what it did with that site, with its apiKey and never the secret (the user
+// gave it): created on a new store, in use on the next start, its secret replaced when
+// the flag's differs; once, with a seed too (which runs it before and after the load).
+// It printed nothing, while the demo site's creation prints its credentials.
+func TestServeSiteFlagsSaid(t *testing.T) {
+	data := t.TempDir()
+	const other = "bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{"new store", nil, "socius: created site " + testAPIKey + " (--site-api-key)\n"},
+		{"next start", nil, "socius: using site " + testAPIKey + " (--site-api-key)\n"},
+		{"another secret", []string{"--site-secret", other}, "socius: using site " + testAPIKey + " (--site-api-key), its secret replaced by --site-secret's\n"},
+		{"seed on a new store", []string{"--data", t.TempDir(), "--emulator", "--seed", writeSeed(t)}, "socius: created site " + testAPIKey + " (--site-api-key)\n"},
+	} {
+		var out syncBuffer
+		ts := startMain(t, func(m *Main) { m.Stdout = &out }, append([]string{"--data", data}, tt.flags...)...)
+		ts.Close()
+		got := out.String()
+		if strings.Count(got, "site "+testAPIKey) != 1 || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: serve printed\n%s\nwant the line %q once", tt.name, got, tt.want)
+		}
+		if strings.Contains(got, testSecret) || strings.Contains(got, other) || strings.Contains(got, "demo site") {
+			t.Errorf("%s: serve printed a secret, or a demo site:\n%s", tt.name, got)
+		}
+	}
+}
+
 // TestCLIMessage: a store's failure reads as what it is on a command's standard
 // error, not as an API answer's "gigya error N".
 func TestCLIMessage(t *testing.T) {

@@ -120,6 +120,9 @@ type Main struct {
 	// (restoreNonces).
 	notBefore time.Time
 	conns     connCap // the API listeners' connections (--max-connections)
+	// siteSaid: prepareSite printed what it found of --site-api-key's site (it runs
+	// twice with a seed, before and after it loads).
+	siteSaid bool
 }
 
 // Defaults of the HTTP server limits.
@@ -647,8 +650,9 @@ func (m *Main) run(ln net.Listener, srv listenerServer) {
 	}()
 }
 
-// prepareSite makes sure the site of --site-api-key exists with that secret, or, on
-// an empty store, creates a demo site and prints its credentials.
+// prepareSite makes sure the site of --site-api-key exists with that secret, saying
+// so in a line with its apiKey, or, on an empty store, creates a demo site and prints
+// its credentials.
 func (m *Main) prepareSite(ctx context.Context) error {
 	if m.SiteAPIKey != "" {
 		// The secret is the flag's, without whitespace (as secretOrNew stores it); a
@@ -657,7 +661,9 @@ func (m *Main) prepareSite(ctx context.Context) error {
 		old, err := m.Store.Site(ctx, m.SiteAPIKey)
 		switch {
 		case err == nil && socius.SecretsEqual(old.Secret, site.Secret):
-			return nil // stored so: nothing to write (a start on a full disk works too)
+			// Stored so: nothing to write (a start on a full disk works too).
+			m.saySite("socius: using site %s (--site-api-key)\n", m.SiteAPIKey)
+			return nil
 		case err == nil:
 			site.Name = old.Name
 		case !errors.Is(err, socius.ErrNotFound):
@@ -671,7 +677,10 @@ func (m *Main) prepareSite(ctx context.Context) error {
 			// before a rotation (an old unit file) puts the old secret back, for every
 			// node of a shared store, and the clients signing with the new one fail.
 			m.Logger.Warn(fmt.Sprintf("--site-secret replaced the stored secret of site %s (for every node of the store): calls signed with the secret it had now fail with 403003; if that secret was rotated since these flags were written, give this node the new one", m.SiteAPIKey))
+			m.saySite("socius: using site %s (--site-api-key), its secret replaced by --site-secret's\n", m.SiteAPIKey)
+			return nil
 		}
+		m.saySite("socius: created site %s (--site-api-key)\n", m.SiteAPIKey)
 		return nil
 	}
 	sites, err := m.Store.Sites(ctx)
@@ -684,6 +693,17 @@ func (m *Main) prepareSite(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.Stdout, "socius: created a demo site\n  apiKey: %s\n  secret: %s\n", site.APIKey, site.Secret)
 	return nil
+}
+
+// saySite prints, once, the line that says what serve did with --site-api-key's site:
+// its apiKey alone, as the user gave the secret (the demo site's lines print both, the
+// secret being new).
+func (m *Main) saySite(format, apiKey string) {
+	if m.siteSaid {
+		return
+	}
+	m.siteSaid = true
+	fmt.Fprintf(m.Stdout, format, apiKey)
 }
 
 // warnWALLeft says so when the embedded store closed but its WAL stays: SQLite's last
