@@ -268,6 +268,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"key", "create"}, true}, {[]string{"key", "list"}, true}, {[]string{"key", "delete"}, false}, {[]string{"key", "rotate-secret"}, false},
 		{[]string{"user", "export"}, true}, {[]string{"user", "import"}, true}, {[]string{"token", "revoke"}, false}, {[]string{"call"}, false},
 		{[]string{"emulator", "status"}, true}, {[]string{"emulator", "reset"}, true}, {[]string{"emulator", "log"}, true}, {[]string{"emulator", "export"}, true},
+		{[]string{"emulator", "clock"}, true}, {[]string{"emulator", "faults"}, true}, {[]string{"emulator", "seed"}, false},
 	} {
 		forms := []string{"-h", "-help", "--help"}
 		if c.help {

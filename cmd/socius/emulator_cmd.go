@@ -226,6 +226,8 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		}
 		var change emulator.ClockChange
 		switch {
+		case len(pos) == 1 && isHelp(pos[0]): // in a subcommand's place
+			return printHelp(fs)
 		case len(pos) == 0 || len(pos) == 1 && pos[0] == "show":
 			var ci emulator.ClockInfo
 			if err := c.do(ctx, "GET", "clock", nil, &ci); err != nil {
@@ -262,6 +264,8 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			return err
 		}
 		switch {
+		case len(pos) == 1 && isHelp(pos[0]): // in a subcommand's place
+			return printHelp(fs)
 		case len(pos) == 0 || len(pos) == 1 && pos[0] == "list":
 			var out struct{ Rules []emulator.Rule }
 			if err := c.do(ctx, "GET", "faults", nil, &out); err != nil {
