@@ -865,7 +865,7 @@ func (b *Bench) profile(ctx context.Context, pprofURL, file string) {
 		defer resp.Body.Close()
 		if resp.StatusCode != 200 {
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
-			return fmt.Errorf("%s: %s", resp.Status, msg)
+			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 		}
 		data, err := io.ReadAll(resp.Body)
 		if err != nil {
@@ -874,7 +874,8 @@ func (b *Bench) profile(ctx context.Context, pprofURL, file string) {
 		return os.WriteFile(file, data, 0o644)
 	}()
 	if err != nil {
-		fmt.Fprintf(b.Stderr, "socius bench: CPU profile %s: %v\n", file, err)
+		// The run's figures stand without it: a warning, in the form of the others.
+		fmt.Fprintf(b.Stderr, "socius: warning: CPU profile %s not written: %v\n", file, err)
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -481,6 +484,27 @@ func TestRowWithoutServerCPU(t *testing.T) {
 	fields := strings.Fields(out.String())
 	if got := strings.Join(fields[len(fields)-3:], " "); got != "- - -" {
 		t.Errorf("the CPU columns without a server pid: %q, want \"- - -\"", got)
+	}
+}
+
+// TestBenchProfileWarning: a CPU profile that cannot be fetched (the server's pprof
+// answers 500) is a warning in the form of the others, "socius: warning: ...", naming
+// the file; it began "socius bench: ".
+func TestBenchProfileWarning(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "profiling is off", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	b := &Bench{Stderr: &out, Duration: time.Second}
+	file := filepath.Join(t.TempDir(), "sqlite-10-getUserInfo-1.pprof")
+	b.profile(t.Context(), srv.URL+"/debug/pprof/", file)
+	want := "socius: warning: CPU profile " + file + " not written: 500 Internal Server Error: profiling is off\n"
+	if out.String() != want {
+		t.Errorf("a profile the server refuses:\n%q\nwant\n%q", out.String(), want)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after the refused profile: %v, want none", file, err)
 	}
 }
 
