@@ -33,11 +33,20 @@ func (m *Main) restoreNonces(fresh bool) {
 	}
 	now := m.Clock.Now()
 	path := filepath.Join(m.DataDir, noncesFile)
-	cache, n, err := loadNonces(path, now, m.ClockSkew)
+	cache, n, unsynced, err := loadNonces(path, now, m.ClockSkew)
 	switch {
 	case err == nil:
 		m.Nonces = cache
 		m.Logger.Info(fmt.Sprintf("nonces: %d of the last shutdown remembered", n))
+		var se syncError
+		if errors.As(unsynced, &se) {
+			cost := fmt.Sprintf("the file was emptied before it was removed, so a start after such a loss that finds it again refuses the signed requests timed before it for %v, as after a stop that was not clean", m.ClockSkew)
+			if !se.emptied {
+				cost = "the file could not be emptied before it was removed (its user may not write it), so a start after such a loss may find it again, whole, and take it for the nonces of the stop before that start: the signed requests of the last window before the loss could then be replayed"
+			}
+			m.Logger.Warn(fmt.Sprintf("nonces: %s removed, but the folder could not be synced (%v), so the removal may not outlive a power loss; %s. "+
+				"The data folder %s must stay readable and writable by the user Socius runs as (uid %d)", path, se.err, cost, m.DataDir, os.Geteuid()))
+		}
 		return
 	case errors.Is(err, fs.ErrNotExist) && fresh:
 		return
@@ -49,27 +58,78 @@ func (m *Main) restoreNonces(fresh bool) {
 	m.notBefore = now
 }
 
-// loadNonces reads the cache saved at path and removes the file, for good (its folder
-// synced), before it returns the cache: a later start that found it again, after a
-// crash, would take it for the nonces of that crash.
-func loadNonces(path string, now time.Time, window time.Duration) (*nonce.Cache, int, error) {
+// loadNonces reads the cache saved at path and removes the file, for good, before it
+// returns the cache: a later start that found it again, after a crash, would take it
+// for the nonces of that crash. The file is emptied and synced before it is removed,
+// and its folder synced after: a removal that a power loss undoes leaves an empty file,
+// which the next start cannot take for anyone's nonces. unsynced is the error of that
+// last sync alone (a folder its user may write but not read, a failing disk): the
+// cache is good, and the emptied file guards the next start.
+func loadNonces(path string, now time.Time, window time.Duration) (cache *nonce.Cache, n int, unsynced, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	cache, n, err := nonce.Load(f, 0, now, window)
+	fi, err := f.Stat()
+	if err == nil && fi.Size() == 0 {
+		f.Close()
+		if rerr := removeEmptied(path); rerr != nil && !isSyncError(rerr) {
+			return nil, 0, nil, fmt.Errorf("remove %s: %w", path, rerr)
+		}
+		return nil, 0, nil, fmt.Errorf("%s is empty: most likely a start emptied it as it loaded it, and the machine lost power before the file's removal reached the disk, so the nonces of the stop after that start are lost", path)
+	}
+	if err == nil {
+		cache, n, err = nonce.Load(f, 0, now, window)
+	}
 	f.Close()
-	if rerr := removeSynced(path); rerr != nil {
-		return nil, 0, fmt.Errorf("remove %s: %w", path, rerr)
+	var se syncError
+	if rerr := removeEmptied(path); errors.As(rerr, &se) {
+		unsynced = se
+	} else if rerr != nil {
+		return nil, 0, nil, fmt.Errorf("remove %s: %w", path, rerr)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	// The file's bytes, read whole to check its checksum, are garbage now (12 bytes a
 	// nonce, and as much again of the buffers reading grew through): a server that has
 	// just started collects late, and would hold them until then.
 	debug.FreeOSMemory()
-	return cache, n, nil
+	return cache, n, unsynced, nil
+}
+
+// A syncError is the error of a folder's sync after a file in it was removed: the
+// removal is done, but may not outlive a power loss.
+type syncError struct {
+	err     error
+	emptied bool // the file was emptied, and synced, before it was removed
+}
+
+func (e syncError) Error() string { return "sync the folder: " + e.err.Error() }
+func (e syncError) Unwrap() error { return e.err }
+
+// isSyncError tells whether err is a syncError: the removal before it worked.
+func isSyncError(err error) bool {
+	var se syncError
+	return errors.As(err, &se)
+}
+
+// removeEmptied empties the file at path and syncs it, then removes it and syncs its
+// folder (a failure of that last sync alone is a syncError). A file that cannot be
+// opened for writing (one its user may only read) is removed as it is.
+func removeEmptied(path string) error {
+	emptied := false
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		emptied = f.Truncate(0) == nil && f.Sync() == nil
+		f.Close()
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return syncError{err, emptied}
+	}
+	return nil
 }
 
 // saveNonces writes this node's nonces into the data folder for the next start, when
@@ -122,15 +182,6 @@ func (m *Main) saveNonces(clean bool) {
 		return
 	}
 	m.Logger.Info(fmt.Sprintf("nonces: %d saved for the next start", n))
-}
-
-// removeSynced removes path and syncs its folder, so that the removal outlives a
-// power loss.
-func removeSynced(path string) error {
-	if err := os.Remove(path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // syncDir flushes a folder's entries (a file created, renamed or removed in it).

@@ -299,6 +299,60 @@ func TestServeDataFolderUnsyncable(t *testing.T) {
 	}
 }
 
+// TestNoncesLoadedFolderUnsyncable: a start that loads the nonces and removes their
+// file, in a data folder it may write but not read (so not sync), keeps the nonces it
+// loaded and warns that the removal may not outlive a power loss: the file was emptied
+// (and synced) before it was removed, so a start that found it again would refuse the
+// signed requests timed before it, as after a stop that was not clean. That start is
+// the third here: the empty file put back as a power loss could leave it. The warning
+// read "remove DIR/nonces: open DIR: permission denied", though the removal worked,
+// and the start refused the signed requests timed before it, its nonces dropped.
+func TestNoncesLoadedFolderUnsyncable(t *testing.T) {
+	dir, bin := unprivilegedSetup(t)
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	giveUnprivileged(t, data)
+	serveUnprivileged(t, bin, data, true)
+	nonces := filepath.Join(data, noncesFile)
+	if _, err := os.Stat(nonces); err != nil {
+		t.Fatalf("after a clean stop: %v", err)
+	}
+	if err := os.Chmod(data, 0o300); err != nil {
+		t.Fatal(err)
+	}
+	out := serveUnprivileged(t, bin, data, true, "--log-level", "info")
+	for _, want := range []string{
+		"nonces: 0 of the last shutdown remembered",
+		"nonces: " + nonces + " removed, but the folder could not be synced (open " + data + ": permission denied)",
+		"emptied before it was removed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("a start in a folder it may not read:\n%s\nwant %q", out, want)
+		}
+	}
+	if strings.Contains(out, "refused") {
+		t.Errorf("a start in a folder it may not read:\n%s\nwant the nonces kept, no request refused", out)
+	}
+	if err := os.Chmod(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// What a power loss could leave: the removal undone, the emptying kept (in place
+	// of the file the stop saved).
+	if err := os.Remove(nonces); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nonces, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	giveUnprivileged(t, nonces)
+	out = serveUnprivileged(t, bin, data, true, "--log-level", "warn")
+	if want := "nonces: " + nonces + " is empty"; !strings.Contains(out, want) || !strings.Contains(out, "refused for the next") {
+		t.Errorf("a start that finds the emptied file:\n%s\nwant %q and the signed requests before it refused", out, want)
+	}
+}
+
 // TestServeSelfSignedUnwritable: with --https and no --tls-cert, a data folder whose
 // self-signed certificate or key cannot be written (on the first start) or read fails
 // the start, exit 1, naming the file and what to do, before the store, master key and
