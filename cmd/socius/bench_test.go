@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -538,9 +537,7 @@ func TestBenchAfterAnUncleanStop(t *testing.T) {
 func TestWarmStore(t *testing.T) {
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "socius.db")
-	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	makeFifo(t, pipe, 0o600)
 	const size = 3<<20 + 123
 	wrote := make(chan error, 1)
 	go func() {

@@ -307,9 +307,7 @@ func TestEmulatorSeedFromPipe(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where the copy goes
 	pipe := filepath.Join(t.TempDir(), "seed")
-	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	makeFifo(t, pipe, 0o600)
 	go func() {
 		f, err := os.OpenFile(pipe, os.O_WRONLY, 0) // as the start opens the other end
 		if err != nil {
@@ -407,9 +405,7 @@ func TestEmulatorExportOnExitThroughLinkAndPipe(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	makeFifo(t, pipe, 0o600)
 	ts := startEmulator(t, "--export-on-exit", link)
 	if err := ts.Close(); err != nil {
 		t.Fatal(err)

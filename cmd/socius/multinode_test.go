@@ -82,7 +82,7 @@ func startNode(t *testing.T, bin, name string, args ...string) (*node, error) {
 	n.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	n.cmd.Env = append(os.Environ(), "SOCIUS_STORE=") // the flags alone choose
 	n.cmd.Stderr = &n.stderr
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(n.cmd)
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -190,26 +190,6 @@ func giveUnprivileged(t *testing.T, paths ...string) {
 	}
 }
 
-// copyFile copies the file src to dst, made with mode perm.
-func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestExportOnExitOverAReadOnlyFile: an --export-on-exit file that exists and that
 // Socius's user may not write, in a folder it may write, is replaced at the exit by
 // the export (renamed into place, as every export file is): it was refused at start

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -154,9 +153,7 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	}
 	// A file that is not a regular one keeps its mode (as /dev/null must): a pipe here.
 	fifo := filepath.Join(t.TempDir(), "pipe")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	makeFifo(t, fifo, 0o644)
 	read := make(chan error, 1)
 	go func() {
 		f, err := os.Open(fifo)
@@ -239,9 +236,7 @@ func TestUserExportFails(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	makeFifo(t, fifo, 0o600)
 	go func() { // the pipe's reader takes whatever comes
 		if f, err := os.Open(fifo); err == nil {
 			io.Copy(io.Discard, f)

@@ -85,8 +85,8 @@ func (s *Server) StartBouncer(t testing.TB, poolSize int) *Bouncer {
 		b.stop()
 		os.RemoveAll(dir)
 	})
-	if c := s.cred; c != nil {
-		if err := os.Chown(dir, int(c.Uid), int(c.Gid)); err != nil {
+	if o := s.owner; o != nil {
+		if err := os.Chown(dir, o.uid, o.gid); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,8 +125,8 @@ func (b *Bouncer) writeFile(name, content string) error {
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		return err
 	}
-	if c := b.server.cred; c != nil {
-		return os.Chown(p, int(c.Uid), int(c.Gid))
+	if o := b.server.owner; o != nil {
+		return os.Chown(p, o.uid, o.gid)
 	}
 	return nil
 }
@@ -169,7 +169,7 @@ func (b *Bouncer) start(path string) error {
 	cmd := exec.Command(path, filepath.Join(b.dir, "pgbouncer.ini"))
 	cmd.Dir = b.dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + b.dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: b.server.cred, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = childAttr(b.server.owner, syscall.SIGTERM)
 	out, err := os.Create(filepath.Join(b.dir, "stderr.log"))
 	if err != nil {
 		return err

@@ -52,12 +52,15 @@ import (
 // are missing instead of failing them.
 const SkipEnv = "SOCIUS_SKIP_POSTGRES"
 
+// An owner is the user and group a server's files and processes are given to.
+type owner struct{ uid, gid int }
+
 // A Server is one running PostgreSQL server.
 type Server struct {
 	dir   string // the temp folder: data/, the socket, the log
 	bin   string
 	port  int
-	cred  *syscall.Credential // whom the server runs as; nil: the current user
+	owner *owner // whom the server runs as; nil: the current user
 	setup Setup
 
 	dbOnce sync.Once
@@ -203,7 +206,7 @@ func launch(setup Setup, fill func(*Server) error) (*Server, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		s.owner = &owner{uid: uid, gid: gid}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			s.remove()
 			return nil, err
@@ -316,8 +319,8 @@ func (s *Server) writeSetup() error {
 		if err := os.WriteFile(p, content, 0o600); err != nil {
 			return err
 		}
-		if c := s.cred; c != nil {
-			if err := os.Chown(p, int(c.Uid), int(c.Gid)); err != nil {
+		if o := s.owner; o != nil {
+			if err := os.Chown(p, o.uid, o.gid); err != nil {
 				return err
 			}
 		}
@@ -330,7 +333,7 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = s.dir
 	cmd.Env = []string{"PATH=" + s.bin + ":/usr/bin:/bin", "HOME=" + s.dir, "LC_ALL=C.UTF-8"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd.SysProcAttr = childAttr(s.owner, 0)
 	return cmd
 }
 
@@ -362,7 +365,7 @@ func (s *Server) Start() error {
 		cmd.Args = append(cmd.Args, "-c", setting)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	cmd.SysProcAttr = childAttr(s.owner, syscall.SIGQUIT)
 	exit, err := startChild(cmd)
 	if err != nil {
 		return err
