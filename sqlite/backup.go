@@ -23,6 +23,14 @@ import (
 // for one). The WAL only grows while the backup reads, as it cannot be started over
 // under a reader. The copy is compacted (free pages left out) and in rollback-journal
 // mode, which a store opened on it switches to WAL.
+//
+// A process that may read the store's files but not write them (a backup operator's
+// account) reads it read-only, which SQLite does for a WAL database through the WAL
+// and WAL-index a server serving it keeps: beside a server, then, and never after it
+// stopped (readOnlyCopy). Such a reader cannot take a read mark in the WAL-index, and
+// reads as one that needs the database file as it is: the checkpointer copies nothing
+// into it until the backup ends, and the WAL grows meanwhile; the server's writes go
+// on.
 
 // Backup writes a consistent copy of the database at src, a store's file, into dst, a
 // file that does not exist yet or is empty, and returns the schema version of the
@@ -30,9 +38,13 @@ import (
 // does, as it decides where the copy goes). A src that does not exist is an error: no
 // empty database is made.
 func Backup(ctx context.Context, src, dst string) (schema int, err error) {
+	if err := readOnlyCopy(src); err != nil {
+		return 0, fmt.Errorf("sqlite: %w", err)
+	}
 	// mode=rw: the file must exist (the driver's plain names would create it). The
 	// connection writes nothing; it is not query_only, which would refuse VACUUM INTO
-	// its writes to the copy.
+	// its writes to the copy. A file this process may not write SQLite opens read-only
+	// (readOnlyCopy checked that it can read it so).
 	db, err := sql.Open("sqlite", fileURI(src)+"?mode=rw&_pragma="+busyPragma())
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: open %s: %w", src, err)

@@ -163,3 +163,54 @@ func letWrite(path string, fi os.FileInfo, errno syscall.Errno) string {
 	}
 	return "let that user write it: " + chmod
 }
+
+// readOnlyCopy says, before a backup opens the database at path, whether SQLite could
+// read it without writing anything beside it; nil when it can. A process that may not
+// write socius.db (a backup operator's account, which may read the data folder) gets
+// it opened read-only, and SQLite reads a WAL database read-only only through its WAL
+// and WAL-index, socius.db-wal and socius.db-shm, which must then be there and
+// readable: a server serving the store keeps them, and removes them when it stops.
+// Without them SQLite would have to create them, which it cannot in a folder that
+// process may not write, and should not in one it may (they would be that process's,
+// and the next serve could not write them).
+func readOnlyCopy(path string) error {
+	if writeAccess(path) == 0 {
+		return nil
+	}
+	base := filepath.Base(path)
+	for _, side := range []string{path + "-wal", path + "-shm"} {
+		_, err := os.Stat(side)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s cannot be written by this user (%s), and no server serves it (%s is not there): "+
+				"SQLite reads a store it may not write only beside a server, whose %s-wal and %s-shm it reads; "+
+				"run the backup while the server serves the store, or as the user the server runs as (%s owns %s)",
+				path, runningAs(), side, base, base, fileOwner(path), base)
+		}
+		if errno := readAccess(side); errno != 0 {
+			return fmt.Errorf("%s cannot be read: %w (this user is %s): SQLite reads a store it may not write through its %s-wal and %s-shm, "+
+				"which this user must be able to read, as %s", side, errno, runningAs(), base, base, base)
+		}
+	}
+	return nil
+}
+
+// readAccess is the system's answer to whether this process may read the file at path:
+// 0, or the error number it would refuse a read with.
+func readAccess(path string) syscall.Errno {
+	var errno syscall.Errno
+	errors.As(unix.Access(path, unix.R_OK), &errno)
+	return errno
+}
+
+// fileOwner names the user that owns the file at path, or "its owner".
+func fileOwner(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "its owner"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "its owner"
+	}
+	return userName(int(st.Uid))
+}
