@@ -12,5 +12,6 @@ func unwritableAtOpen(string) error { return nil }
 
 // unwritableDatabase is not asked on this system: the error opening the file as it is.
 func unwritableDatabase(_ string, err error) error { return err }
+
 // readOnlyCopy is not asked on this system: SQLite's own error is reported.
 func readOnlyCopy(string) error { return nil }
