@@ -16,6 +16,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/dump"
+	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/internal/iocount"
 )
 
@@ -99,6 +100,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	w.Write(b.Bytes())
 }
+
+// Time is a time as the admin API gives it: UTC to the millisecond, always three digits
+// (2026-11-28T10:05:21.123Z), through gigya.FormatTime as the request log, the console
+// and Gigya's answers give theirs, where time.Time's own encoding gives up to nine
+// digits, as many as are not zero. Finer than a millisecond is cut in the answer only:
+// what the time holds (the clock's nanoseconds) stays as it is. It reads any RFC 3339
+// time, as time.Time does, so that what older versions wrote reads as before.
+type Time struct{ time.Time }
+
+// MarshalJSON writes the time as a JSON string to the millisecond.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return json.Marshal(gigya.FormatTime(t.Time))
+}
+
+// UnmarshalJSON reads an RFC 3339 time of any precision, as time.Time reads one.
+func (t *Time) UnmarshalJSON(b []byte) error { return t.Time.UnmarshalJSON(b) }
 
 // apiError answers {"error": "..."} with the HTTP status.
 func apiError(w http.ResponseWriter, status int, format string, args ...any) {
@@ -186,17 +203,17 @@ type SiteInfo struct {
 	APIKey    string    `json:"apiKey"`
 	Name      string    `json:"name,omitempty"`
 	Secret    string    `json:"secret"` // masked
-	CreatedAt time.Time `json:"createdAt"`
+	CreatedAt Time      `json:"createdAt"`
 	Users     int       `json:"users"`
 	Keys      []KeyInfo `json:"keys"`
 }
 
 // KeyInfo is a key of a site, its secret masked.
 type KeyInfo struct {
-	UserKey   string    `json:"userKey"`
-	Secret    string    `json:"secret"` // masked
-	Methods   []string  `json:"methods,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
+	UserKey   string   `json:"userKey"`
+	Secret    string   `json:"secret"` // masked
+	Methods   []string `json:"methods,omitempty"`
+	CreatedAt Time     `json:"createdAt"`
 }
 
 // MaskSecret shows the first 4 characters of a secret and how long it is, enough to
@@ -215,7 +232,7 @@ func (e *Emulator) sites(ctx context.Context) ([]SiteInfo, error) {
 	}
 	out := make([]SiteInfo, 0, len(sites))
 	for _, s := range sites {
-		si := SiteInfo{APIKey: s.APIKey, Name: s.Name, Secret: MaskSecret(s.Secret), CreatedAt: s.CreatedAt.UTC(), Keys: []KeyInfo{}}
+		si := SiteInfo{APIKey: s.APIKey, Name: s.Name, Secret: MaskSecret(s.Secret), CreatedAt: Time{s.CreatedAt.UTC()}, Keys: []KeyInfo{}}
 		if si.Users, err = e.cfg.Store.CountUsers(ctx, s.APIKey); err != nil {
 			return nil, err
 		}
@@ -224,7 +241,7 @@ func (e *Emulator) sites(ctx context.Context) ([]SiteInfo, error) {
 			return nil, err
 		}
 		for _, k := range keys {
-			si.Keys = append(si.Keys, KeyInfo{UserKey: k.UserKey, Secret: MaskSecret(k.Secret), Methods: k.Methods, CreatedAt: k.CreatedAt.UTC()})
+			si.Keys = append(si.Keys, KeyInfo{UserKey: k.UserKey, Secret: MaskSecret(k.Secret), Methods: k.Methods, CreatedAt: Time{k.CreatedAt.UTC()}})
 		}
 		out = append(out, si)
 	}
@@ -245,15 +262,15 @@ type UserInfo struct {
 	APIKey    string            `json:"apiKey"`
 	UID       string            `json:"UID"`
 	Profile   map[string]string `json:"profile"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt,omitzero"`
-	LoginAt   time.Time         `json:"loginAt,omitzero"`
+	CreatedAt Time              `json:"createdAt"`
+	UpdatedAt Time              `json:"updatedAt,omitzero"`
+	LoginAt   Time              `json:"loginAt,omitzero"`
 	LoggedIn  bool              `json:"loggedIn"`
 }
 
 func userInfo(u *socius.User) UserInfo {
-	ui := UserInfo{APIKey: u.APIKey, UID: u.UID, Profile: map[string]string{}, CreatedAt: u.CreatedAt.UTC(),
-		UpdatedAt: u.UpdatedAt.UTC(), LoginAt: u.LoginAt.UTC(), LoggedIn: u.LoggedIn}
+	ui := UserInfo{APIKey: u.APIKey, UID: u.UID, Profile: map[string]string{}, CreatedAt: Time{u.CreatedAt.UTC()},
+		UpdatedAt: Time{u.UpdatedAt.UTC()}, LoginAt: Time{u.LoginAt.UTC()}, LoggedIn: u.LoggedIn}
 	for _, f := range socius.Fields() {
 		if v := u.Profile.Get(f); v != "" {
 			ui.Profile[f.Name()] = v
@@ -400,18 +417,20 @@ func (e *Emulator) apiReset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"deletedUsers": n, "all": all})
 }
 
-// ClockInfo is the emulator's clock as the admin API shows it.
+// ClockInfo is the emulator's clock as the admin API shows it. Now and System are given
+// to the millisecond (see Time); the clock keeps nanoseconds, which Offset and
+// OffsetSeconds give in full.
 type ClockInfo struct {
-	Now           time.Time `json:"now"`
-	System        time.Time `json:"system"`
-	Offset        string    `json:"offset"`
-	OffsetSeconds float64   `json:"offsetSeconds"`
+	Now           Time    `json:"now"`
+	System        Time    `json:"system"`
+	Offset        string  `json:"offset"`
+	OffsetSeconds float64 `json:"offsetSeconds"`
 }
 
 func (e *Emulator) clockInfo() ClockInfo {
 	off := e.cfg.Clock.Offset()
 	now := time.Now()
-	return ClockInfo{Now: now.Add(off).UTC(), System: now.UTC(), Offset: off.String(), OffsetSeconds: off.Seconds()}
+	return ClockInfo{Now: Time{now.Add(off).UTC()}, System: Time{now.UTC()}, Offset: off.String(), OffsetSeconds: off.Seconds()}
 }
 
 func (e *Emulator) apiClock(w http.ResponseWriter, r *http.Request) {

@@ -64,7 +64,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05.000 UTC")
 	},
-	"iso":         func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
+	"iso":         gigya.FormatTime, // as the admin API gives a time (see Time)
 	"ms":          func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
 	"displayName": DisplayName,
 	"avatar":      Avatar,

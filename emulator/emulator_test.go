@@ -263,6 +263,108 @@ func TestLogTimeMilliseconds(t *testing.T) {
 	}
 }
 
+// TestAdminTimesMilliseconds: every time the admin API gives (a site's and a key's
+// createdAt, a user's createdAt, updatedAt and loginAt, the clock's now and system,
+// in the status too, a fault rule's created) and every datetime of the console is UTC
+// to the millisecond, always three digits, as the request log's; they gave
+// time.Time's encoding, nine digits or as few as were not zero (none on the seed's
+// whole seconds). The clock keeps what finer a `clock set` gave: the answer cuts it
+// for display only. What the API writes, and what older versions wrote, reads back.
+func TestAdminTimesMilliseconds(t *testing.T) {
+	te := newTestEmulator(t)
+	const js = "application/json"
+	set := time.Date(2030, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	te.clock.Set(set)
+	if status, body := te.do(t, "POST", "/_emulator/api/faults", js, `{"errorCode":500001,"method":"logout"}`); status != 201 {
+		t.Fatalf("POST faults: %d %s", status, body)
+	}
+	pinned := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	timeField := regexp.MustCompile(`"(createdAt|updatedAt|loginAt|now|system|created)": "([^"]*)"`)
+	for _, c := range []struct {
+		method, path, body string
+		want               []string // the time fields the answer has, in order
+	}{
+		{"GET", "/_emulator/api/status", "", []string{"now", "system"}},
+		{"GET", "/_emulator/api/sites", "", []string{"createdAt", "createdAt"}},
+		{"GET", "/_emulator/api/users", "", []string{"createdAt", "updatedAt", "loginAt", "createdAt"}},
+		{"GET", "/_emulator/api/user?apiKey=" + siteKey + "&UID=alice", "", []string{"createdAt", "updatedAt", "loginAt"}},
+		{"GET", "/_emulator/api/clock", "", []string{"now", "system"}},
+		{"POST", "/_emulator/api/clock", `{"set":"2030-01-01T00:00:00.1234567Z"}`, []string{"now", "system"}},
+		{"GET", "/_emulator/api/faults", "", []string{"created"}},
+		{"POST", "/_emulator/api/faults", `{"errorCode":500001,"method":"logout"}`, []string{"created"}},
+	} {
+		ctype := ""
+		if c.body != "" {
+			ctype = js
+		}
+		status, body := te.do(t, c.method, c.path, ctype, c.body)
+		if status/100 != 2 {
+			t.Errorf("%s %s: %d %s", c.method, c.path, status, body)
+			continue
+		}
+		var names []string
+		for _, m := range timeField.FindAllStringSubmatch(body, -1) {
+			names = append(names, m[1])
+			if !pinned.MatchString(m[2]) {
+				t.Errorf("%s %s: %s %q is not UTC to the millisecond (2026-11-28T10:05:21.123Z)", c.method, c.path, m[1], m[2])
+			}
+		}
+		if strings.Join(names, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s %s: time fields %v, want %v:\n%s", c.method, c.path, names, c.want, body)
+		}
+	}
+	// Only the answer is cut: the clock moves by what it is given, to the nanosecond,
+	// and its offset says so in full.
+	te.clock.Reset()
+	status, body := te.do(t, "POST", "/_emulator/api/clock", js, `{"advance":"1.234567ms"}`)
+	if status != 200 || te.clock.Offset() != 1234567*time.Nanosecond || !strings.Contains(body, `"offset": "1.234567ms"`) || !strings.Contains(body, `"offsetSeconds": 0.001234567`) {
+		t.Errorf("advance 1.234567ms: offset %v; %d %s", te.clock.Offset(), status, body)
+	}
+
+	// The console's <time datetime> attributes: the header's and the clock page's.
+	datetime := regexp.MustCompile(`<time datetime="([^"]*)"`)
+	for path, want := range map[string]int{"/_emulator/": 1, "/_emulator/clock": 3} {
+		status, body := te.do(t, "GET", path, "", "")
+		found := datetime.FindAllStringSubmatch(body, -1)
+		if status != 200 || len(found) != want {
+			t.Errorf("GET %s: %d, %d time elements, want %d", path, status, len(found), want)
+		}
+		for _, m := range found {
+			if !pinned.MatchString(m[1]) {
+				t.Errorf("GET %s: datetime %q is not UTC to the millisecond", path, m[1])
+			}
+		}
+	}
+
+	// What it writes reads back as itself; what older versions wrote (up to nine
+	// digits, or none) reads as before.
+	_, body = te.do(t, "GET", "/_emulator/api/clock", "", "")
+	var ci ClockInfo
+	if err := json.Unmarshal([]byte(body), &ci); err != nil {
+		t.Fatalf("the clock's answer does not read back: %v\n%s", err, body)
+	}
+	if got := timeField.FindAllStringSubmatch(body, -1); len(got) != 2 || gigya.FormatTime(ci.Now.Time) != got[0][2] || gigya.FormatTime(ci.System.Time) != got[1][2] {
+		t.Errorf("read back as %v and %v from %s", ci.Now, ci.System, body)
+	}
+	old := `{"now": "2030-01-01T00:00:00.5Z", "system": "2026-11-28T10:05:21.123456789Z", "offset": "1h", "offsetSeconds": 3600}`
+	if err := json.Unmarshal([]byte(old), &ci); err != nil || !ci.Now.Equal(time.Date(2030, 1, 1, 0, 0, 0, 5e8, time.UTC)) ||
+		!ci.System.Equal(time.Date(2026, 11, 28, 10, 5, 21, 123456789, time.UTC)) {
+		t.Errorf("an older clock answer reads as %+v, %v", ci, err)
+	}
+	var rule Rule
+	if err := json.Unmarshal([]byte(`{"id": 1, "errorCode": 500001, "hits": 0, "created": "2026-11-28T10:05:21Z"}`), &rule); err != nil ||
+		!rule.Created.Equal(time.Date(2026, 11, 28, 10, 5, 21, 0, time.UTC)) {
+		t.Errorf("an older rule reads as %+v, %v", rule, err)
+	}
+	// A rule read back, its created zero, may be sent again, in the form the API now
+	// writes as in the one it wrote.
+	for _, zero := range []string{"0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00Z"} {
+		if status, body := te.do(t, "POST", "/_emulator/api/faults", js, `{"id":0,"errorCode":500001,"hits":0,"created":"`+zero+`"}`); status != 201 {
+			t.Errorf("POST faults with created %s: %d %s", zero, status, body)
+		}
+	}
+}
+
 func TestFaults(t *testing.T) {
 	f := NewFaults(socius.SystemClock{})
 	for _, bad := range []Rule{

@@ -32,8 +32,8 @@ type Rule struct {
 	// Remaining is how many faults the rule has left to inject (Count rules only).
 	Remaining int `json:"remaining,omitempty"`
 	// Hits counts the calls the rule answered or delayed.
-	Hits    int       `json:"hits"`
-	Created time.Time `json:"created"`
+	Hits    int  `json:"hits"`
+	Created Time `json:"created"`
 }
 
 // Duration is a time.Duration that reads and writes as Go duration text ("250ms").
@@ -146,7 +146,7 @@ func (f *Faults) Add(r Rule) (Rule, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastID++
-	r.ID, r.Hits, r.Remaining, r.Created = f.lastID, 0, r.Count, f.clock.Now().UTC()
+	r.ID, r.Hits, r.Remaining, r.Created = f.lastID, 0, r.Count, Time{f.clock.Now().UTC()}
 	f.rules = append(f.rules, &r)
 	return r, nil
 }

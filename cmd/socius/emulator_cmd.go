@@ -441,7 +441,7 @@ func seedCounts(n emulator.SeedStats) string {
 }
 
 func printClock(w io.Writer, c emulator.ClockInfo) {
-	fmt.Fprintf(w, "now:    %s\nsystem: %s\noffset: %s\n", gigya.FormatTime(c.Now), gigya.FormatTime(c.System), c.Offset)
+	fmt.Fprintf(w, "now:    %s\nsystem: %s\noffset: %s\n", gigya.FormatTime(c.Now.Time), gigya.FormatTime(c.System.Time), c.Offset)
 }
 
 func printRules(w io.Writer, rules []emulator.Rule) {
