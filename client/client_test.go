@@ -908,21 +908,38 @@ func TestTraceBaseStringMasked(t *testing.T) {
 }
 
 // TestCallTimeoutBoundsEveryAttempt: with the default HTTP client the timeout bounds a
-// whole call, retries included, not each attempt.
+// whole call, retries included, not each attempt. Against a server that never answers,
+// a call safe to repeat is tried once: its one attempt ends at the call's deadline,
+// after which nothing is tried again. A timeout of each attempt would let the two
+// retries run (three attempts, about 1.4 s for a 300 ms timeout), which a bound on the
+// time taken can only tell on an idle machine; the attempts are counted instead, and
+// the time taken bounds only a call that the timeout never ends.
 func TestCallTimeoutBoundsEveryAttempt(t *testing.T) {
 	srv := silentServer(t)
-	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	var traces []*Trace
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL), WithTrace(func(tr *Trace) { traces = append(traces, tr) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.callTimeout != DefaultTimeout || c.http.Timeout != 0 {
-		t.Fatalf("the default client: call timeout %v, per-attempt timeout %v", c.cfg.callTimeout, c.http.Timeout)
+	if c.cfg.callTimeout != DefaultTimeout || c.http.Timeout != 0 || c.cfg.retries != DefaultRetries || DefaultRetries == 0 {
+		t.Fatalf("the default client: call timeout %v, per-attempt timeout %v, %d retries", c.cfg.callTimeout, c.http.Timeout, c.cfg.retries)
 	}
 	c.cfg.callTimeout = 300 * time.Millisecond // DefaultTimeout, shortened for the test
+	// Only so that a call the timeout does not end still ends the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	start := time.Now()
-	_, err = c.GetUserInfo(context.Background(), "u1") // safe to repeat: retried after a transport error
-	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 3*time.Second {
-		t.Errorf("GetUserInfo against a silent server: %v after %v", err, took)
+	_, err = c.GetUserInfo(ctx, "u1") // safe to repeat: retried after a transport error
+	took := time.Since(start)
+	var te *TransportError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &te) || took > 20*time.Second {
+		t.Fatalf("GetUserInfo against a silent server: %v after %v", err, took)
+	}
+	if te.Attempts != 1 || len(traces) != 1 || traces[0].Retry != "" {
+		t.Errorf("GetUserInfo against a silent server: %d attempts (%d traced), want 1: the timeout bounds each attempt, not the call", te.Attempts, len(traces))
+		for _, tr := range traces {
+			t.Logf("attempt %d: %v after %v; retry: %q", tr.Attempt, tr.Err, tr.Duration, tr.Retry)
+		}
 	}
 }
 
