@@ -268,10 +268,15 @@ func TestCarriedWrite(t *testing.T) {
 			_, err := s.Login(ctx, "3_site", uid, nil, now)
 			second <- err
 		}()
-		// Time for the login's write to wait for the writer, which is inside the
-		// batch; if it is not there yet, it is a batch of its own, and the test tries
-		// again.
-		time.Sleep(20 * time.Millisecond)
+		// Wait until the login's write waits for the writer, which is inside the
+		// batch. A fixed 20 ms here lost the try whenever the login came later, as it
+		// may on a loaded machine (a batch of its own), and 20 such tries fail the test.
+		for deadline := time.Now().Add(10 * time.Second); sending() == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(hold) // or the batch holds the writer, and the store's Close, for ever
+				t.Fatal("after 10 s, the login's write does not wait for the writer")
+			}
+		}
 		close(hold)
 		if err := <-first; err != nil {
 			t.Fatalf("UpdateProfile: %v", err)
