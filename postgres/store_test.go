@@ -705,6 +705,14 @@ func TestRestartThroughPgBouncer(t *testing.T) {
 	restartUnderDeletes(t, srv, b.NewURL(t)+"&default_query_exec_mode=simple_protocol", 5*time.Second)
 }
 
+// callSlack is how much longer than the store's OpTimeout the tests let a call take:
+// the time to give up once the deadline has passed, on a loaded machine, where a
+// process waits its turn for the CPU at every step (a quarter of a second was tight
+// for that). A call that outlives its deadline (pgx's goodbye to a connection that
+// PgBouncer holds took 15 s, a database that does not answer holds it for ever) still
+// fails the bound.
+const callSlack = 2 * time.Second
+
 // restartUnderDeletes stops srv while users are being deleted through the store at
 // url, checks the calls during the outage, starts srv again and checks that the store
 // works within settle and that no delete was done by half.
@@ -795,7 +803,7 @@ func restartUnderDeletes(t *testing.T, srv *pgtest.Server, url string, settle ti
 		if socius.ErrorCode(err) != socius.CodeDatabaseError {
 			t.Errorf("%s during the outage: %v, want a database error (500028)", c.name, err)
 		}
-		if d := time.Since(start); d > s.OpTimeout+time.Second {
+		if d := time.Since(start); d > s.OpTimeout+callSlack {
 			t.Errorf("%s during the outage took %s", c.name, d)
 		}
 	}
@@ -1820,7 +1828,7 @@ func cutSweep(t *testing.T, c cutCase, p *cutter, d, s *Store, ready func(ctx co
 		if err != nil && !errors.Is(err, c.want) && socius.ErrorCode(err) != socius.CodeDatabaseError {
 			t.Errorf("%s: %v; want %v or a database error (500028)", where, err, c.want)
 		}
-		if took > s.OpTimeout+time.Second/4 {
+		if took > s.OpTimeout+callSlack {
 			t.Errorf("%s: took %s, OpTimeout is %s", where, took, s.OpTimeout)
 		}
 		if c.done != nil {
@@ -2687,7 +2695,7 @@ func TestFailover(t *testing.T) {
 		if err := call(); socius.ErrorCode(err) != socius.CodeDatabaseError {
 			t.Errorf("%s with no primary: %v; want a database error (500028)", what, err)
 		}
-		if d := time.Since(start); d > s.OpTimeout+time.Second {
+		if d := time.Since(start); d > s.OpTimeout+callSlack {
 			t.Errorf("%s with no primary took %s", what, d)
 		}
 	}
