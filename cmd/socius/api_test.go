@@ -358,7 +358,7 @@ func TestDateOfASlowRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The handler has begun once it holds the body's first byte.
-	for deadline := time.Now().Add(3 * time.Second); ts.Server.BodyBytes() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ts.Server.BodyBytes() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the server never began reading the body")
 		}

@@ -550,7 +550,7 @@ func testShutdownClosesSilentConns(t *testing.T, fast string) {
 	defer busy.Close()
 	body := "apiKey=" + testAPIKey + "&UID=u1"
 	fmt.Fprintf(busy, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:5])
-	for deadline := time.Now().Add(3 * time.Second); ts.Server.BodyBytes() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ts.Server.BodyBytes() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the server never began reading the body")
 		}
