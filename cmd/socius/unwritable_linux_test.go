@@ -29,13 +29,7 @@ const unprivilegedID = 65534
 // folder was served before by the same user (serve.lock, master.key and the store are
 // there), as after an upgrade that changed its permissions.
 func TestServeUnwritableStore(t *testing.T) {
-	dir, bin := unprivilegedSetup(t)
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	giveUnprivileged(t, data)
-	serveUnprivileged(t, bin, data, true)
+	data, bin := servedDataFolder(t)
 
 	if err := os.Chmod(data, 0o500); err != nil {
 		t.Fatal(err)
@@ -76,7 +70,7 @@ func TestServeUnwritableStore(t *testing.T) {
 
 	// A folder never served, read-only: serve.lock, the first file serve makes, cannot
 	// be made. Its error said only "open DIR/serve.lock: permission denied".
-	fresh := filepath.Join(dir, "fresh")
+	fresh := filepath.Join(filepath.Dir(data), "fresh")
 	if err := os.Mkdir(fresh, 0o500); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +170,22 @@ func unprivilegedSetup(t *testing.T) (dir, bin string) {
 	return dir, bin
 }
 
+// servedDataFolder makes a data folder of the unprivileged user's in a folder of
+// unprivilegedSetup's, and serves it once, as that user, to a clean stop: the folder
+// then holds what a served one does (serve.lock, master.key, the store, the nonces).
+// It returns the folder and the binary that user may run.
+func servedDataFolder(t *testing.T) (data, bin string) {
+	t.Helper()
+	dir, bin := unprivilegedSetup(t)
+	data = filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	giveUnprivileged(t, data)
+	serveUnprivileged(t, bin, data, true)
+	return data, bin
+}
+
 // giveUnprivileged gives the files at paths to the unprivileged user, when the test
 // runs as root (otherwise they are the test's user's, who runs serve).
 func giveUnprivileged(t *testing.T, paths ...string) {
@@ -223,13 +233,7 @@ func TestExportOnExitOverAReadOnlyFile(t *testing.T) {
 // clean, exit 0. It exited 1 ("save the nonces: cannot create DIR/nonces: permission
 // denied") after serving for however long.
 func TestServeDataFolderUnwritableLater(t *testing.T) {
-	dir, bin := unprivilegedSetup(t)
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	giveUnprivileged(t, data)
-	serveUnprivileged(t, bin, data, true)
+	data, bin := servedDataFolder(t)
 	out := serveUnprivilegedThen(t, bin, data, true, func() {
 		if err := os.Chmod(data, 0o500); err != nil {
 			t.Error(err)
@@ -251,13 +255,7 @@ func TestServeDataFolderUnwritableLater(t *testing.T) {
 // rename), and the next start loaded it; it says that they were saved, and what only a
 // power loss could cost.
 func TestServeDataFolderUnsyncable(t *testing.T) {
-	dir, bin := unprivilegedSetup(t)
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	giveUnprivileged(t, data)
-	serveUnprivileged(t, bin, data, true)
+	data, bin := servedDataFolder(t)
 	out := serveUnprivilegedThen(t, bin, data, true, func() {
 		if err := os.Chmod(data, 0o300); err != nil {
 			t.Error(err)
@@ -288,13 +286,7 @@ func TestServeDataFolderUnsyncable(t *testing.T) {
 // read "remove DIR/nonces: open DIR: permission denied", though the removal worked,
 // and the start refused the signed requests timed before it, its nonces dropped.
 func TestNoncesLoadedFolderUnsyncable(t *testing.T) {
-	dir, bin := unprivilegedSetup(t)
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	giveUnprivileged(t, data)
-	serveUnprivileged(t, bin, data, true)
+	data, bin := servedDataFolder(t)
 	nonces := filepath.Join(data, noncesFile)
 	if _, err := os.Stat(nonces); err != nil {
 		t.Fatalf("after a clean stop: %v", err)
