@@ -325,6 +325,36 @@ func TestNoncesLoadedFolderUnsyncable(t *testing.T) {
 	}
 }
 
+// TestNoncesReadOnlyFolderUnsyncable: a nonces file its user may read but not write, in
+// a data folder it may write but not read (so not sync), is loaded and removed, but
+// could not be emptied first: the warning says so, and what a power loss could then
+// cost (the whole file found again, the last window's signed requests replayable),
+// not that it was emptied.
+func TestNoncesReadOnlyFolderUnsyncable(t *testing.T) {
+	data, bin := servedDataFolder(t)
+	nonces := filepath.Join(data, noncesFile)
+	if err := os.Chmod(nonces, 0o400); err != nil {
+		t.Fatalf("after a clean stop: %v", err)
+	}
+	if err := os.Chmod(data, 0o300); err != nil {
+		t.Fatal(err)
+	}
+	out := serveUnprivileged(t, bin, data, true, "--log-level", "info")
+	for _, want := range []string{
+		"nonces: 0 of the last shutdown remembered",
+		"nonces: " + nonces + " removed, but the folder could not be synced (open " + data + ": permission denied)",
+		"the file could not be emptied before it was removed (its user may not write it)",
+		"could then be replayed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("a start in a folder it may not read, the nonces file read-only:\n%s\nwant %q", out, want)
+		}
+	}
+	if strings.Contains(out, "was emptied before") || strings.Contains(out, "refused") {
+		t.Errorf("a start in a folder it may not read, the nonces file read-only:\n%s\nwant the nonces kept, and the file not said emptied", out)
+	}
+}
+
 // TestServeSelfSignedUnwritable: with --https and no --tls-cert, a data folder whose
 // self-signed certificate or key cannot be written (on the first start) or read fails
 // the start, exit 1, naming the file and what to do, before the store, master key and
