@@ -41,12 +41,22 @@ func TestBackupWhileWriting(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(stop); wg.Wait() })
-	for acked.Load() < 200 {
-		if p := writeErr.Load(); p != nil {
-			t.Fatal(*p)
+	// waitWrites waits until at least n users are written, for up to writesBound: a
+	// writer that stalls fails the test, saying where, instead of hanging it until
+	// the package's timeout.
+	const writesBound = 30 * time.Second
+	waitWrites := func(n int64, when string) {
+		t.Helper()
+		for deadline := time.Now().Add(writesBound); acked.Load() < n; time.Sleep(time.Millisecond) {
+			if p := writeErr.Load(); p != nil {
+				t.Fatal(*p)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d users written after %v, want %d: the writer stalled", when, acked.Load(), writesBound, n)
+			}
 		}
-		time.Sleep(time.Millisecond)
 	}
+	waitWrites(200, "before the backup")
 
 	dir := filepath.Join(t.TempDir(), "a?b#c%d")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -86,12 +96,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Errorf("the copy's newest user u%d (%v), want u%d: a user written before is missing", most, err, info.Users-1)
 	}
 	// The store went on writing after the backup.
-	for n := acked.Load(); acked.Load() < n+10; {
-		if p := writeErr.Load(); p != nil {
-			t.Fatal(*p)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitWrites(acked.Load()+10, "after the backup")
 	files, _ := os.ReadDir(dir)
 	if len(files) != 1 {
 		t.Errorf("the copy's folder holds %d files, want the copy alone", len(files))
