@@ -784,12 +784,43 @@ func TestServeSiteFlagsReplacingASecretIsSaid(t *testing.T) {
 	if err := m.prepareSite(t.Context()); err != nil || logs.String() != "" {
 		t.Errorf("a new site: %v, logged %q", err, logs.String())
 	}
+	// After a seed that gave the site another secret: the secret replaced is the
+	// seed's, not one the store's clients were given.
+	m.Seed, m.SiteSecret = "seed.jsonl", testSecret
+	if did, err := m.configureSite(t.Context(), true); err != nil || did != siteReplaced ||
+		!strings.Contains(logs.String(), "--seed seed.jsonl gave site 3_NewSite another secret than --site-secret's") || strings.Contains(logs.String(), "rotated") {
+		t.Errorf("after a seed: %v, %v, logged %q", did, err, logs.String())
+	}
+}
+
+// TestSiteLine: the line serve prints for --site-api-key's site says what it did,
+// before a seed and after it.
+func TestSiteLine(t *testing.T) {
+	for _, tt := range []struct {
+		before, after siteDone
+		want          string
+	}{
+		{siteNone, siteCreated, "socius: created site K (--site-api-key)\n"},
+		{siteNone, siteUsed, "socius: using site K (--site-api-key)\n"},
+		{siteNone, siteReplaced, "socius: using site K (--site-api-key), its secret replaced by --site-secret's\n"},
+		{siteCreated, siteUsed, "socius: created site K (--site-api-key)\n"},
+		{siteCreated, siteReplaced, "socius: created site K (--site-api-key), the seed's secret for it replaced by --site-secret's\n"},
+		{siteUsed, siteReplaced, "socius: using site K (--site-api-key), the seed's secret for it replaced by --site-secret's\n"},
+		{siteReplaced, siteUsed, "socius: using site K (--site-api-key), its secret replaced by --site-secret's\n"},
+		{siteReplaced, siteReplaced, "socius: using site K (--site-api-key), its secret replaced by --site-secret's, and the seed's for it too\n"},
+	} {
+		if got := siteLine("K", tt.before, tt.after); got != tt.want {
+			t.Errorf("siteLine(%v, %v) = %q, want %q", tt.before, tt.after, got, tt.want)
+		}
+	}
 }
 
 // TestServeSiteFlagsSaid: serve with --site-api-key and --site-secret prints one line
 // saying what it did with that site, with its apiKey and never the secret (the user
 // gave it): created on a new store, in use on the next start, its secret replaced when
-// the flag's differs; once, with a seed too (which runs it before and after the load).
+// the flag's differs; once, with a seed too (which runs it before and after the load),
+// saying so when the flag's secret replaced the seed's: it said "created" alone, and
+// the site's secret was not the one the seed gave.
 // It printed nothing, while the demo site's creation prints its credentials.
 func TestServeSiteFlagsSaid(t *testing.T) {
 	data := t.TempDir()
@@ -803,6 +834,8 @@ func TestServeSiteFlagsSaid(t *testing.T) {
 		{"next start", nil, "socius: using site " + testAPIKey + " (--site-api-key)\n"},
 		{"another secret", []string{"--site-secret", other}, "socius: using site " + testAPIKey + " (--site-api-key), its secret replaced by --site-secret's\n"},
 		{"seed on a new store", []string{"--data", t.TempDir(), "--emulator", "--seed", writeSeed(t)}, "socius: created site " + testAPIKey + " (--site-api-key)\n"},
+		{"a seed with another secret", []string{"--data", t.TempDir(), "--emulator", "--seed", writeSeed(t), "--site-secret", other},
+			"socius: created site " + testAPIKey + " (--site-api-key), the seed's secret for it replaced by --site-secret's\n"},
 	} {
 		var out syncBuffer
 		ts := startMain(t, func(m *Main) { m.Stdout = &out }, append([]string{"--data", data}, tt.flags...)...)

@@ -120,9 +120,9 @@ type Main struct {
 	// (restoreNonces).
 	notBefore time.Time
 	conns     connCap // the API listeners' connections (--max-connections)
-	// siteSaid: prepareSite printed what it found of --site-api-key's site (it runs
-	// twice with a seed, before and after it loads).
-	siteSaid bool
+	// siteBeforeSeed: what configureSite did with --site-api-key's site before a
+	// --seed loaded (siteNone without a seed); prepareSite, after the seed, says both.
+	siteBeforeSeed siteDone
 }
 
 // Defaults of the HTTP server limits.
@@ -458,10 +458,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if m.seed != nil && m.SiteAPIKey != "" {
 		// --site-api-key's site is there before the seed loads, so that the seed's keys
-		// and users may name it; after it too, with the flag's secret (below).
-		if err := m.prepareSite(ctx); err != nil {
+		// and users may name it; after it too, with the flag's secret (below), which
+		// prints one line for both.
+		did, err := m.configureSite(ctx, false)
+		if err != nil {
 			return err
 		}
+		m.siteBeforeSeed = did
 	}
 	if err := m.seedEmulator(ctx); err != nil {
 		return err
@@ -655,32 +658,11 @@ func (m *Main) run(ln net.Listener, srv listenerServer) {
 // its credentials.
 func (m *Main) prepareSite(ctx context.Context) error {
 	if m.SiteAPIKey != "" {
-		// The secret is the flag's, without whitespace (as secretOrNew stores it); a
-		// site that exists keeps its name.
-		site := &socius.Site{APIKey: m.SiteAPIKey, Secret: socius.CompactSecret(m.SiteSecret), Name: "configured", CreatedAt: m.Clock.Now()}
-		old, err := m.Store.Site(ctx, m.SiteAPIKey)
-		switch {
-		case err == nil && socius.SecretsEqual(old.Secret, site.Secret):
-			// Stored so: nothing to write (a start on a full disk works too).
-			m.saySite("socius: using site %s (--site-api-key)\n", m.SiteAPIKey)
-			return nil
-		case err == nil:
-			site.Name = old.Name
-		case !errors.Is(err, socius.ErrNotFound):
+		did, err := m.configureSite(ctx, m.siteBeforeSeed != siteNone)
+		if err != nil {
 			return err
 		}
-		if err := m.Store.PutSite(ctx, site); err != nil {
-			return err
-		}
-		if old != nil {
-			// Said, for it is easy to do by mistake: a node restarted with the flags of
-			// before a rotation (an old unit file) puts the old secret back, for every
-			// node of a shared store, and the clients signing with the new one fail.
-			m.Logger.Warn(fmt.Sprintf("--site-secret replaced the stored secret of site %s (for every node of the store): calls signed with the secret it had now fail with 403003; if that secret was rotated since these flags were written, give this node the new one", m.SiteAPIKey))
-			m.saySite("socius: using site %s (--site-api-key), its secret replaced by --site-secret's\n", m.SiteAPIKey)
-			return nil
-		}
-		m.saySite("socius: created site %s (--site-api-key)\n", m.SiteAPIKey)
+		fmt.Fprint(m.Stdout, siteLine(m.SiteAPIKey, m.siteBeforeSeed, did))
 		return nil
 	}
 	sites, err := m.Store.Sites(ctx)
@@ -695,15 +677,74 @@ func (m *Main) prepareSite(ctx context.Context) error {
 	return nil
 }
 
-// saySite prints, once, the line that says what serve did with --site-api-key's site:
-// its apiKey alone, as the user gave the secret (the demo site's lines print both, the
-// secret being new).
-func (m *Main) saySite(format, apiKey string) {
-	if m.siteSaid {
-		return
+// A siteDone is what configureSite did with --site-api-key's site.
+type siteDone int
+
+const (
+	siteNone     siteDone = iota // not run (before a seed: there was none)
+	siteUsed                     // stored with --site-secret's secret already
+	siteCreated                  // not stored: created
+	siteReplaced                 // stored with another secret: replaced by the flag's
+)
+
+// configureSite stores the site of --site-api-key with --site-secret's secret, when it
+// is not stored so, and tells what it did. afterSeed: a --seed loaded since its last
+// run, so a secret it replaces is the seed's, not one of the store's clients.
+func (m *Main) configureSite(ctx context.Context, afterSeed bool) (siteDone, error) {
+	// The secret is the flag's, without whitespace (as secretOrNew stores it); a site
+	// that exists keeps its name.
+	site := &socius.Site{APIKey: m.SiteAPIKey, Secret: socius.CompactSecret(m.SiteSecret), Name: "configured", CreatedAt: m.Clock.Now()}
+	old, err := m.Store.Site(ctx, m.SiteAPIKey)
+	switch {
+	case err == nil && socius.SecretsEqual(old.Secret, site.Secret):
+		// Stored so: nothing to write (a start on a full disk works too).
+		return siteUsed, nil
+	case err == nil:
+		site.Name = old.Name
+	case !errors.Is(err, socius.ErrNotFound):
+		return siteNone, err
 	}
-	m.siteSaid = true
-	fmt.Fprintf(m.Stdout, format, apiKey)
+	if err := m.Store.PutSite(ctx, site); err != nil {
+		return siteNone, err
+	}
+	switch {
+	case old == nil:
+		return siteCreated, nil
+	case afterSeed:
+		m.Logger.Warn(fmt.Sprintf("--seed %s gave site %s another secret than --site-secret's: the flag's is kept, and calls signed with the seed's fail with 403003", m.Seed, m.SiteAPIKey))
+	default:
+		// Said, for it is easy to do by mistake: a node restarted with the flags of
+		// before a rotation (an old unit file) puts the old secret back, for every node
+		// of a shared store, and the clients signing with the new one fail.
+		m.Logger.Warn(fmt.Sprintf("--site-secret replaced the stored secret of site %s (for every node of the store): calls signed with the secret it had now fail with 403003; if that secret was rotated since these flags were written, give this node the new one", m.SiteAPIKey))
+	}
+	return siteReplaced, nil
+}
+
+// siteLine is the one line that says what serve did with --site-api-key's site: its
+// apiKey alone, as the user gave the secret (the demo site's lines print both, the
+// secret being new). before is what it did before a seed loaded (siteNone without a
+// seed), after what it did then, or after the seed.
+func siteLine(apiKey string, before, after siteDone) string {
+	first := after
+	if before != siteNone {
+		first = before
+	}
+	line := "socius: using site " + apiKey + " (--site-api-key)"
+	switch first {
+	case siteCreated:
+		line = "socius: created site " + apiKey + " (--site-api-key)"
+	case siteReplaced:
+		line += ", its secret replaced by --site-secret's"
+	}
+	if before != siteNone && after == siteReplaced {
+		if first == siteReplaced {
+			line += ", and the seed's for it too"
+		} else {
+			line += ", the seed's secret for it replaced by --site-secret's"
+		}
+	}
+	return line + "\n"
 }
 
 // warnWALLeft says so when the embedded store closed but its WAL stays: SQLite's last
