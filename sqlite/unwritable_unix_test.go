@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/socius/socius/internal/testdirs"
 )
 
 // unprivilegedID is the user and group (nobody, nogroup) that a test of files that
@@ -69,7 +71,7 @@ func TestOpenUnwritableSaid(t *testing.T) {
 		}, []string{"open DB: the folder DATA cannot be written: permission denied", "must create socius.db, socius.db-wal and socius.db-shm there", "chmod u+w DATA"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			data := filepath.Join(sharedTempDir(t), "data")
+			data := filepath.Join(testdirs.Shared(t), "data")
 			path := filepath.Join(data, "socius.db")
 			s := open(t, path)
 			if err := s.Close(); err != nil {
@@ -145,7 +147,7 @@ func helperBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	bin := filepath.Join(sharedTempDir(t), "sqlite.test")
+	bin := filepath.Join(testdirs.Shared(t), "sqlite.test")
 	dst, err := os.OpenFile(bin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
 	if err != nil {
 		t.Fatal(err)
@@ -157,29 +159,6 @@ func helperBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return bin
-}
-
-// sharedTempDir is a new folder that the unprivileged user may enter (t.TempDir's are
-// their creator's only), removed at the test's end, whatever was made read-only in it.
-func sharedTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "socius-unwritable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-		if err := os.RemoveAll(dir); err != nil {
-			t.Error(err)
-		}
-	})
-	chmod(t, dir, 0o755)
-	return dir
 }
 
 // leave makes an empty file at path with mode perm, as a WAL file left behind: the

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/socius/socius/internal/testdirs"
 )
 
 // unprivilegedID is the user and group (nobody, nogroup) that a test of files that
@@ -142,29 +144,23 @@ func serveUnprivilegedThen(t *testing.T, bin, data string, starts bool, whileSer
 	return stderr.String()
 }
 
-// unprivilegedSetup makes a folder that the unprivileged user may enter, removed at
-// the test's end whatever was made read-only in it, with a copy of the socius binary
-// that user may run (the go command builds it in a folder of the test's user's only).
-func unprivilegedSetup(t *testing.T) (dir, bin string) {
+// serveThenChmod serves the data folder as the unprivileged user, changes the folder's
+// mode to perm while it serves, stops it, and returns its warnings.
+func serveThenChmod(t *testing.T, bin, data string, perm os.FileMode) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "socius-unwritable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(path, 0o700)
-			}
-			return nil
-		})
-		if err := os.RemoveAll(dir); err != nil {
+	return serveUnprivilegedThen(t, bin, data, true, func() {
+		if err := os.Chmod(data, perm); err != nil {
 			t.Error(err)
 		}
-	})
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	}, "--log-level", "warn")
+}
+
+// unprivilegedSetup makes a folder that the unprivileged user may enter (see
+// testdirs.Shared), with a copy of the socius binary that user may run (the go command
+// builds it in a folder of the test's user's only).
+func unprivilegedSetup(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir = testdirs.Shared(t)
 	bin = filepath.Join(dir, "socius")
 	copyFile(t, binary(t), bin, 0o755)
 	return dir, bin
@@ -234,11 +230,7 @@ func TestExportOnExitOverAReadOnlyFile(t *testing.T) {
 // denied") after serving for however long.
 func TestServeDataFolderUnwritableLater(t *testing.T) {
 	data, bin := servedDataFolder(t)
-	out := serveUnprivilegedThen(t, bin, data, true, func() {
-		if err := os.Chmod(data, 0o500); err != nil {
-			t.Error(err)
-		}
-	}, "--log-level", "warn")
+	out := serveThenChmod(t, bin, data, 0o500)
 	nonces := filepath.Join(data, noncesFile)
 	want := "nonces: not saved: cannot create " + nonces + ": permission denied: the next start refuses the signed requests timed before it"
 	if strings.Count(out, "nonces: not saved") != 1 || !strings.Contains(out, want) || !strings.Contains(out, "The data folder "+data+" must stay writable") {
@@ -256,11 +248,7 @@ func TestServeDataFolderUnwritableLater(t *testing.T) {
 // power loss could cost.
 func TestServeDataFolderUnsyncable(t *testing.T) {
 	data, bin := servedDataFolder(t)
-	out := serveUnprivilegedThen(t, bin, data, true, func() {
-		if err := os.Chmod(data, 0o300); err != nil {
-			t.Error(err)
-		}
-	}, "--log-level", "warn")
+	out := serveThenChmod(t, bin, data, 0o300)
 	nonces := filepath.Join(data, noncesFile)
 	want := "nonces: 0 saved for the next start in " + nonces + ", but the folder could not be synced (open " + data + ": permission denied): the next start loads them, unless the machine loses power"
 	if strings.Contains(out, "not saved") || !strings.Contains(out, want) {
