@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"net"
@@ -51,7 +52,10 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 	if err := makeDataDir(dataDir); err != nil {
 		return cert, "", false, err
 	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+	// Through a new file renamed into place, not os.WriteFile: that keeps the mode of a
+	// key file already there (one left world-readable, whose certificate was removed to
+	// have a new pair made), and the new private key would be readable by every user.
+	if err := writeOut(keyFile, func(w io.Writer) error { _, err := w.Write(keyPEM); return err }); err != nil {
 		return cert, "", false, err
 	}
 	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {

@@ -176,3 +176,34 @@ func TestGeneratedCertificateFiles(t *testing.T) {
 		t.Error("the unreadable certificate was replaced")
 	}
 }
+
+// TestGeneratedKeyNotReadableByOthers: a new pair made where a key file was left
+// without its certificate (removed to have a new pair made), readable by every user,
+// gets a key file its owner alone may read: os.WriteFile kept the old file's mode.
+func TestGeneratedKeyNotReadableByOthers(t *testing.T) {
+	data := t.TempDir()
+	if err := os.Chmod(data, 0o755); err != nil { // a folder the operator made
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(data, "tls-key.pem")
+	if err := os.WriteFile(keyFile, []byte("the key of a certificate removed since"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	ts := startServer(t, "--data", data)
+	if ts.CertFile != filepath.Join(data, "tls-cert.pem") {
+		t.Fatalf("certificate %q, want the data folder's", ts.CertFile)
+	}
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want -rw------- (a private key readable by its owner alone)", keyFile, fi.Mode())
+	}
+	if b, _ := os.ReadFile(keyFile); !strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("%s holds %q, not the new key", keyFile, b)
+	}
+}
