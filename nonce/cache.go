@@ -26,6 +26,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"sync"
@@ -248,9 +249,20 @@ var ErrBadSnapshot = errors.New("nonce: not a whole snapshot of a nonce cache")
 // longer, since the server takes its request's timestamp for as much longer.
 func Load(r io.Reader, max int, now time.Time, window time.Duration) (*Cache, int, error) {
 	const head = len(snapshotMagic) + 32
-	data, err := io.ReadAll(r)
+	// No Save writes more nonces than its cache holds, DefaultMax in serve: what is
+	// longer than a snapshot of as many (or of max, when more) is not one, and is not
+	// read whole (a file of gigabytes in its place, /dev/zero, would take the memory).
+	most := DefaultMax
+	if max > most {
+		most = max
+	}
+	longest := int64(head) + 12*int64(most) + sha256.Size
+	data, err := io.ReadAll(io.LimitReader(r, longest+1))
 	if err != nil {
 		return nil, 0, err
+	}
+	if int64(len(data)) > longest {
+		return nil, 0, fmt.Errorf("%w: longer than %d bytes, a snapshot of %d nonces", ErrBadSnapshot, longest, most)
 	}
 	if len(data) < head+sha256.Size {
 		return nil, 0, ErrBadSnapshot

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -220,5 +221,37 @@ func TestLoadMakesEachTableOnce(t *testing.T) {
 	}
 	if limit := n*8/5 + shards*minSlots; slots > limit {
 		t.Errorf("%d slots for %d loaded nonces, want at most %d", slots, n, limit)
+	}
+}
+
+// countingZeros is an endless input of zero bytes, /dev/zero in the nonces file's
+// place, that counts what was read; past stop it fails, so that a reader without a
+// bound ends.
+type countingZeros struct{ read, stop int64 }
+
+func (z *countingZeros) Read(p []byte) (int, error) {
+	if z.read >= z.stop {
+		return 0, errors.New("read past the test's stop: the input was read without a bound")
+	}
+	n := int64(len(p))
+	if n > z.stop-z.read {
+		n = z.stop - z.read
+	}
+	clear(p[:n])
+	z.read += n
+	return int(n), nil
+}
+
+// TestLoadBounded: an input longer than any snapshot of DefaultMax nonces is refused
+// after that many bytes, not read whole into memory.
+func TestLoadBounded(t *testing.T) {
+	longest := int64(len(snapshotMagic)) + 32 + 12*DefaultMax + 32
+	z := &countingZeros{stop: longest + 4<<20}
+	_, _, err := Load(z, 0, time.Now(), 120*time.Second)
+	if !errors.Is(err, ErrBadSnapshot) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("Load of an endless input: %v, want ErrBadSnapshot, longer than a snapshot", err)
+	}
+	if z.read > longest+1 {
+		t.Errorf("read %d bytes, want at most %d (a snapshot of %d nonces, and one more)", z.read, longest+1, DefaultMax)
 	}
 }

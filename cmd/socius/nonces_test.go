@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -177,5 +178,37 @@ func TestNoncesAfterAFailedFirstStart(t *testing.T) {
 				t.Errorf("the next start's log: %s", logs.b.String())
 			}
 		})
+	}
+}
+
+// TestNoncesFileTooLong: a nonces file longer than any save (a file of gigabytes in its
+// place, left there by mistake) is refused after as many bytes as a save of the most
+// nonces a server holds, not read whole into memory, and the start says so.
+func TestNoncesFileTooLong(t *testing.T) {
+	dir := t.TempDir()
+	a := startServer(t, "--data", dir)
+	addr := strings.TrimPrefix(a.HTTPURL, "http://")
+	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
+	a.post(t, a.HTTPURL, "socialize.getUserInfo", first)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, noncesFile)
+	// Sparse: no disk is spent on it. 1 GiB would take as much memory read whole.
+	if err := os.Truncate(path, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	b := startMain(t, func(m *Main) {
+		m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}, "--data", dir, "--http", addr)
+	if got, want := logs.String(), "nonce: not a whole snapshot of a nonce cache: longer than 48000080 bytes, a snapshot of 4000000 nonces"; !strings.Contains(got, want) {
+		t.Errorf("start with a 1 GiB nonces file logged:\n%s\nwant a warning with %q", got, want)
+	}
+	if got := b.post(t, b.HTTPURL, "socialize.getUserInfo", first); got.code() != 403002 {
+		t.Errorf("replayed after a start with a file too long: %v, want 403002", got)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the file too long is still there: %v", err)
 	}
 }
