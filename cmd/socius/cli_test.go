@@ -998,3 +998,32 @@ func TestEmptyDataIsAUsageError(t *testing.T) {
 		t.Errorf("made %v", names)
 	}
 }
+
+// TestPprofNotLoopbackWarns: the profiler on an address other hosts may reach (it has
+// no authentication) is served, as asked, with a warning; on loopback, without one.
+func TestPprofNotLoopbackWarns(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		warn bool
+	}{{"127.0.0.1:0", false}, {":0", true}} {
+		var logs syncBuffer
+		ts := startMain(t, func(m *Main) {
+			m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}, "--pprof", c.addr)
+		const want = "is not a loopback address: whoever reaches it may profile this server"
+		if got := strings.Contains(logs.String(), want); got != c.warn {
+			t.Errorf("--pprof %s: warned %v, want %v; the log:\n%s", c.addr, got, c.warn, logs.String())
+		}
+		resp, err := http.Get(ts.PprofURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("--pprof %s: HTTP %d", c.addr, resp.StatusCode)
+		}
+		if err := ts.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

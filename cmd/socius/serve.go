@@ -570,6 +570,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.PprofURL = "http://" + ln.Addr().String() + "/debug/pprof/"
 		m.serve(ln, pprofHandler())
 		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s\n", m.PprofURL)
+		if !loopbackAddr(m.PprofAddr) {
+			// The profiler has no authentication, and a profile or a trace slows every
+			// call while it runs: said, as the flag's help says to keep it private.
+			m.Logger.Warn(fmt.Sprintf("--pprof %s is not a loopback address: whoever reaches it may profile this server (a CPU profile or a trace slows every call while it runs) and read its goroutines' stacks, with no authentication; "+
+				"serve it on 127.0.0.1 and reach it through an SSH tunnel or kubectl port-forward", m.PprofAddr))
+		}
 	}
 	// The admin listener comes last, so Close stops it last: /readyz answers 503
 	// while the API listeners drain.
