@@ -206,7 +206,7 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		urls := gigya.CandidateURLs(c.scheme, c.r.Host, c.r.URL.EscapedPath())
 		urls = urls[:min(len(urls), verifyTries(c.params.All()))] // those tried
 		c.SignedURLs = urls
-		shown, _ := maskParams(c.params.All())
+		shown, _ := maskParams(c.params.All(), c.storedSecrets()...)
 		c.BaseStrings = gigya.BaseStrings(c.r.Method, urls, shown, maxBaseString)
 		if s.cfg.ExplainSignatures {
 			return socius.Errorf(socius.CodeInvalidSignature, "%s", explainSignature(c, key, whose))

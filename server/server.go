@@ -983,7 +983,7 @@ const masked = "***"
 func (c *call) observed() {
 	var hidden []string
 	sent := c.params.All()
-	c.Params, hidden = maskParams(sent)
+	c.Params, hidden = maskParams(sent, c.storedSecrets()...)
 	for i, p := range sent {
 		if p.Value != "" && (p.Name == "apiKey" || p.Name == "userKey" || p.Name == "client_id") && !c.names(p.Value) &&
 			c.Params[i].Value != masked { // a credential sent again as the apiKey: masked whole
@@ -999,12 +999,17 @@ func (c *call) observed() {
 }
 
 // maskParams returns a copy of params with the values of credentials masked, those
-// values hidden wherever another value holds them (a secret sent as the context too),
-// and any name that could be a token or a secret cut short (curl -d "$TOKEN"); and the
-// values it hid. A sig is masked but not hidden elsewhere: it is no secret, and an
-// explanation of a 403003 names it.
-func maskParams(params []gigya.Param) ([]gigya.Param, []string) {
+// values and the secrets in also hidden wherever another value holds them (a secret
+// sent as the context too), and any name that could be a token or a secret cut short
+// (curl -d "$TOKEN"); and the values it hid. A sig is masked but not hidden elsewhere:
+// it is no secret, and an explanation of a 403003 names it.
+func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) {
 	var hidden []string
+	for _, v := range also {
+		if len(v) >= minHidden {
+			hidden = append(hidden, v)
+		}
+	}
 	for _, p := range params {
 		if gigya.IsCredential(p.Name) && len(p.Value) >= minHidden && !strings.EqualFold(p.Name, "sig") {
 			hidden = append(hidden, p.Value)
@@ -1021,6 +1026,21 @@ func maskParams(params []gigya.Param) ([]gigya.Param, []string) {
 		out[i] = p
 	}
 	return out, hidden
+}
+
+// storedSecrets are the secrets of the call's site and key, as stored: hidden from
+// observers wherever a parameter holds one (a partner secret pasted into the context
+// of a signed call), since only the site's own secret signs a call and Observe hooks
+// write request logs.
+func (c *call) storedSecrets() []string {
+	var out []string
+	if c.site != nil {
+		out = append(out, c.site.Secret)
+	}
+	if c.key != nil {
+		out = append(out, c.key.Secret)
+	}
+	return out
 }
 
 // names reports whether id is the apiKey of the call's site or the userKey of its key.

@@ -1502,3 +1502,57 @@ func TestRefusedCallTakesNoSlot(t *testing.T) {
 		t.Errorf("calls in progress while the refusal was answered: %d, want 1", inFlightAtRefusal)
 	}
 }
+
+// TestStoredSecretsHiddenFromObservers: a site's or a key's secret that a call carries
+// in a parameter no credential goes by (pasted into the context of a signed call)
+// reaches no observer in any form, as a secret sent as the secret does not; the call
+// is answered as before.
+func TestStoredSecretsHiddenFromObservers(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.ExplainSignatures = true
+	if err := s.cfg.Store.CreateKey(context.Background(), &socius.Key{UserKey: "AHiddenKey", APIKey: labAPIKey,
+		Secret: labKeySec, CreatedAt: labTime}); err != nil {
+		t.Fatal(err)
+	}
+	var calls []Call
+	s.cfg.Observe = func(c *Call) { calls = append(calls, *c) }
+	ts := strconv.FormatInt(labTime.Unix(), 10)
+	for _, form := range []url.Values{
+		// Signed, the signature wrong: parameters, details and base strings observed.
+		{"apiKey": {labAPIKey}, "UID": {"u1"}, "timestamp": {ts}, "nonce": {"n1"},
+			"sig": {"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "context": {labSecret}, "note": {"x" + labSecret}},
+		{"apiKey": {labAPIKey}, "userKey": {"AHiddenKey"}, "UID": {"u1"}, "timestamp": {ts}, "nonce": {"n2"},
+			"sig": {"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "context": {labKeySec}},
+		// The key's secret as the secret, the partner secret beside it: answered.
+		{"apiKey": {labAPIKey}, "userKey": {"AHiddenKey"}, "secret": {labKeySec}, "UID": {"u1"}, "context": {labSecret}},
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		want := `"errorCode":403003`
+		if form.Has("secret") {
+			want = `"errorCode":0`
+		}
+		if !strings.Contains(w.Body.String(), want) {
+			t.Fatalf("%v: answer %s, want %s", form, w.Body, want)
+		}
+	}
+	if len(calls) != 3 {
+		t.Fatalf("%d calls observed", len(calls))
+	}
+	if len(calls[0].BaseStrings) == 0 || !strings.Contains(calls[0].Details, "POST&") {
+		t.Fatalf("no base strings observed: %+v", calls[0])
+	}
+	for i, c := range calls {
+		text := fmt.Sprintf("%+v", c)
+		for _, secret := range []string{labSecret, labKeySec} {
+			for _, form := range []string{secret[4:20], gigya.Escape(secret), gigya.Escape(gigya.Escape(secret))} {
+				if strings.Contains(text, form) {
+					t.Errorf("call %d: an observer sees %q: %s", i, form, text)
+				}
+			}
+		}
+	}
+}
