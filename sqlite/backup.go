@@ -32,6 +32,11 @@ import (
 // into it until the backup ends, and the WAL grows meanwhile; the server's writes go
 // on.
 
+// backupChecked, when a test sets it, runs between Backup's check that SQLite can read
+// the store (readOnlyCopy) and SQLite's open of it: the window in which a server that
+// stops takes away the files a reader that may not write the store needs.
+var backupChecked func()
+
 // Backup writes a consistent copy of the database at src, a store's file, into dst, a
 // file that does not exist yet or is empty, and returns the schema version of the
 // database it copied. It writes nothing to src, and does not sync dst (the caller
@@ -40,6 +45,9 @@ import (
 func Backup(ctx context.Context, src, dst string) (schema int, err error) {
 	if err := readOnlyCopy(src); err != nil {
 		return 0, fmt.Errorf("sqlite: %w", err)
+	}
+	if backupChecked != nil {
+		backupChecked()
 	}
 	// mode=rw: the file must exist (the driver's plain names would create it). The
 	// connection writes nothing; it is not query_only, which would refuse VACUUM INTO
@@ -52,12 +60,18 @@ func Backup(ctx context.Context, src, dst string) (schema int, err error) {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if schema, err = schemaVersion(ctx, db); err != nil {
+		if gone := serverStopped(src); gone != nil {
+			return 0, fmt.Errorf("sqlite: %w", gone)
+		}
 		return 0, fmt.Errorf("sqlite: %s: %w", src, err)
 	}
 	if known := SchemaVersion(); schema > known {
 		return schema, fmt.Errorf("sqlite: %s: %w", src, newerSchema(schema, known))
 	}
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		if gone := serverStopped(src); gone != nil {
+			return schema, fmt.Errorf("sqlite: %w", gone)
+		}
 		if resultCode(err)&0xff == sqlite3.SQLITE_FULL {
 			// Only the copy is written.
 			return schema, fmt.Errorf("sqlite: copy %s: the copy's disk is full: %w", src, err)

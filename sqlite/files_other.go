@@ -15,3 +15,6 @@ func unwritableDatabase(_ string, err error) error { return err }
 
 // readOnlyCopy is not asked on this system: SQLite's own error is reported.
 func readOnlyCopy(string) error { return nil }
+
+// serverStopped is not asked on this system: SQLite's own error is reported.
+func serverStopped(string) error { return nil }

@@ -194,6 +194,28 @@ func readOnlyCopy(path string) error {
 	return nil
 }
 
+// serverStopped says, after SQLite failed to read the database at path for a backup,
+// whether that is because the server serving it stopped since readOnlyCopy found its
+// WAL and WAL-index there: this process may not write path, and one of the two is
+// gone (a server removes both when it stops). nil when not, and the failure is
+// SQLite's to say. readOnlyCopy's check and SQLite's open cannot be made one step, as
+// no lock this process may take keeps a server from stopping.
+func serverStopped(path string) error {
+	if writeAccess(path) == 0 {
+		return nil
+	}
+	base := filepath.Base(path)
+	for _, side := range []string{path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(side); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("the server serving %s stopped during the backup (%s is gone), and this user (%s), who cannot write %s, "+
+				"can read it only beside a server: nothing was copied; "+
+				"run the backup again while the server serves the store, or as the user the server runs as (%s owns %s)",
+				path, side, runningAs(), base, fileOwner(path), base)
+		}
+	}
+	return nil
+}
+
 // readAccess is the system's answer to whether this process may read the file at path:
 // 0, or the error number it would refuse a read with.
 func readAccess(path string) syscall.Errno {
