@@ -47,7 +47,7 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 	sessionSecret := fs.String("session-secret", "", "with --token: the mobile session's sessionSecret, which signs the call")
 	privateKey := fs.String("private-key", "", "PEM file of the userKey's RSA private key (Authorization: Bearer JWT)")
 	httpsSecret := fs.Bool("https-secret", false, "send the secret in plain instead of signing (HTTPS only)")
-	caFile := fs.String("ca-file", "", "PEM certificate to trust for HTTPS, e.g. socius-data/tls-cert.pem")
+	caFile := fs.String("ca-file", "", caFileUsage)
 	verbose := fs.Bool("verbose", false, "show each request on stderr: parameters (secrets masked), base string, signature")
 	timeout := fs.Duration("timeout", client.DefaultTimeout, "give up after this long")
 	fs.Usage = func() {

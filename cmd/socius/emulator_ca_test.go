@@ -138,3 +138,35 @@ func TestUntrustedCertificateNamesServesLine(t *testing.T) {
 		t.Errorf("status with --ca-file %s, the file serve printed: exit %d\n%s%s", certFile, code, out, errOut)
 	}
 }
+
+// TestCallCAFileOwnCertificate: `socius call --ca-file` against serve given a
+// certificate of the user's own (--tls-cert, --tls-key, issued by a private CA) trusts
+// it given the CA's certificate, or that --tls-cert file itself; serve then makes no
+// tls-cert.pem in its data folder. Its -h says so, where it named
+// socius-data/tls-cert.pem alone, a file such a server does not have.
+func TestCallCAFileOwnCertificate(t *testing.T) {
+	dir := t.TempDir()
+	caFile, certFile, keyFile := testCA(t, dir)
+	data := filepath.Join(dir, "data")
+	ts := startServer(t, "--data", data, "--tls-cert", certFile, "--tls-key", keyFile)
+	for _, trust := range []string{caFile, certFile} {
+		code, out, errOut := runCLI(t, noEnv, "call", "--url", ts.HTTPSURL, "--ca-file", trust, "--api-key", testAPIKey, "--secret", testSecret,
+			"socialize.notifyLogin", "siteUID=u1")
+		if a := decodeAnswer(t, out); code != 0 || a.code() != 0 {
+			t.Errorf("call --ca-file %s: exit %d, %v %s", trust, code, a, errOut)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "tls-cert.pem")); !os.IsNotExist(err) {
+		t.Errorf("the data folder's tls-cert.pem with --tls-cert: %v, want none", err)
+	}
+	_, out, errOut := runCLI(t, noEnv, "call", "-h")
+	help := out + errOut
+	for _, want := range []string{"the server's --tls-cert file", "the CA's that issued", "tls-cert.pem in its --data folder"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("call -h does not say %q:\n%s", want, help)
+		}
+	}
+	if strings.Contains(help, "e.g. socius-data/tls-cert.pem") {
+		t.Errorf("call -h names socius-data/tls-cert.pem alone:\n%s", help)
+	}
+}

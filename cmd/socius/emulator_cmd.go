@@ -149,7 +149,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		argsUsage(fs, line)
 	}
 	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's address: http://host:port, or https://")
-	caFile := fs.String("ca-file", "", "PEM certificates to trust for an https:// --url besides the system's (a private CA's, or the generated tls-cert.pem, whose path serve printed at start)")
+	caFile := fs.String("ca-file", "", caFileUsage)
 	c := &emulatorClient{http: &http.Client{Timeout: emulator.MaxWait + 15*time.Second}}
 	parse := func(args []string) ([]string, error) {
 		if cmd == "clock" { // only "clock advance -15m" has a negative argument of its own

@@ -212,6 +212,11 @@ func selfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
+// caFileUsage describes --ca-file, of socius call and socius emulator.
+const caFileUsage = "PEM certificates to trust for an https:// --url besides the system's: the CA's that issued the server's certificate, " +
+	"or that certificate itself (the server's --tls-cert file; for the self-signed one serve makes without --tls-cert, " +
+	"tls-cert.pem in its --data folder, whose path serve printed at start)"
+
 // trustingTransport returns a copy of the default transport that trusts, besides the
 // system's roots, the certificates of the PEM file caFile (a private CA's bundle, or
 // Socius's generated tls-cert.pem); with caFile empty, the system's roots alone. Its
