@@ -779,8 +779,11 @@ func (s *Server) authenticateClient(c *call) error {
 	case !hasAPIKey && hasID:
 		err := s.authenticateServer(c, clientID, true)
 		if socius.ErrorCode(err) == socius.CodeInvalidAPIKey && c.site == nil && socius.ValidAPIKey(clientID) {
-			// The client_id stood for the apiKey: say so if it is a userKey instead.
-			if _, kerr := s.cfg.Store.Key(c.ctx, clientID); kerr == nil {
+			// The client_id stood for the apiKey: say so if it is a userKey instead, to
+			// a caller who sent that key's secret. Without it, the answer is an unknown
+			// apiKey's, which does not tell which userKeys exist.
+			key, kerr := s.cfg.Store.Key(c.ctx, clientID)
+			if kerr == nil && socius.SecretsEqual(c.params.Get("secret"), socius.CompactSecret(key.Secret)) {
 				return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is a userKey; with it send its secret as client_secret, or send the site's apiKey and userKey beside the secret", clientID)
 			}
 		}
@@ -835,15 +838,19 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 		c.site = site
 		c.Credential = credPartnerClientSecret
 	case errors.Is(err, socius.ErrNotFound):
+		// A client_id that is no site's apiKey is answered, when it is no userKey
+		// either, as a userKey whose secret is not the client_secret is: the answer
+		// must not tell which userKeys exist (an apiKey is public, and every method
+		// answers an unknown one 400093, as Gigya does; a userKey is not).
 		key, err := s.cfg.Store.Key(c.ctx, id)
-		if errors.Is(err, socius.ErrNotFound) {
-			return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is neither an apiKey nor a userKey", unknownID(id))
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, socius.ErrNotFound) {
 			return err
 		}
-		if hasAPIKey && apiKey != key.APIKey {
+		if hasAPIKey && (key == nil || apiKey != key.APIKey) {
 			return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s is not a key of this site", unknownID(id))
+		}
+		if key == nil || !clientSecretMatches(secret, socius.CompactSecret(key.Secret)) {
+			return noSuchClient(id)
 		}
 		if c.site, err = s.cfg.Store.Site(c.ctx, key.APIKey); err != nil {
 			return err
@@ -861,15 +868,35 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 		}
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: userKey and client_id name different keys")
 	}
-	// RFC 6749 form-encodes the pair before base64; accept a secret sent either way.
-	ok := socius.SecretsEqual(secret, c.secret())
-	if !ok && strings.Contains(secret, "%") {
-		if u, err := url.QueryUnescape(secret); err == nil {
-			ok = socius.SecretsEqual(u, c.secret())
-		}
-	}
-	if !ok {
+	if c.key == nil && !clientSecretMatches(secret, c.secret()) {
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the client secret does not match the secret of %s", c.credentialName())
 	}
 	return nil
+}
+
+// clientSecretMatches reports whether the client_secret sent is the secret want. RFC
+// 6749 form-encodes the pair before base64; a secret sent either way is accepted.
+func clientSecretMatches(sent, want string) bool {
+	if socius.SecretsEqual(sent, want) {
+		return true
+	}
+	if strings.Contains(sent, "%") {
+		if u, err := url.QueryUnescape(sent); err == nil {
+			return socius.SecretsEqual(u, want)
+		}
+	}
+	return false
+}
+
+// noSuchClient is the answer to client credentials whose client_id names no site, and
+// no userKey whose secret is the client_secret: the same whether the userKey exists or
+// not. An id with the shape of Gigya's apiKeys (3_...) is answered as an unknown
+// apiKey is, 400093, as such a client_id is most likely one; any other, as a wrong
+// secret is, 403003.
+func noSuchClient(id string) error {
+	const says = "client_id %s is neither a site's apiKey nor a userKey whose secret is the client_secret"
+	if apiKeyShaped(id) {
+		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: "+says, unknownID(id))
+	}
+	return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: "+says, unknownID(id))
 }

@@ -378,7 +378,7 @@ func TestGetTokenCredentials(t *testing.T) {
 		{"over plain HTTP, Basic", "POST", false, grant(nil), basic(testAPIKey, testSecret), 403006, "HTTPS only"},
 		{"GET", "GET", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400001, "must be a POST"},
 		{"wrong client_secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {keySecret}}), nil, 403003, "client secret does not match the secret of apiKey"},
-		{"wrong Basic secret", "POST", true, grant(nil), basic("AFullKey", testSecret), 403003, "userKey AFullKey"},
+		{"wrong Basic secret", "POST", true, grant(nil), basic("AFullKey", testSecret), 403003, "client_id \"AF\"... (length 8) is neither a site's apiKey nor a userKey whose secret is the client_secret"},
 		{"wrong plain secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "secret": {keySecret}}), nil, 403003, "secret does not match"},
 		{"Basic not base64", "POST", true, grant(nil), http.Header{"Authorization": {"Basic !!!"}}, 400008, "base64(client_id:client_secret)"},
 		{"Basic without colon", "POST", true, grant(nil), http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(testAPIKey))}}, 400008, "base64(client_id:client_secret)"},
@@ -386,7 +386,7 @@ func TestGetTokenCredentials(t *testing.T) {
 		{"Basic and client_secret", "POST", true, grant(url.Values{"client_secret": {testSecret}}), basic(testAPIKey, testSecret), 400008, "not both"},
 		{"Basic client_id that is no id", "POST", true, grant(nil), basic("3_no pe", testSecret), 400093, "client_id is not a valid apiKey or userKey"},
 		{"client_secret without client_id", "POST", true, grant(url.Values{"client_secret": {testSecret}}), nil, 400002, "client_id"},
-		{"unknown client_id", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "client_secret": {testSecret}}), nil, 400093, "neither an apiKey nor a userKey"},
+		{"unknown client_id", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "client_secret": {testSecret}}), nil, 400093, "client_id 3_nobody is neither a site's apiKey nor a userKey"},
 		{"client_id and apiKey differ", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 400006, "client_id"},
 		{"client_id + client_secret, apiKey of another site", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}, "apiKey": {"3_OtherSite"}}), nil, 400006, "client_id and apiKey name different sites"},
 		{"client_id=userKey + client_secret, apiKey of another site", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "client_secret": {keySecret}, "apiKey": {"3_OtherSite"}}), nil, 403005, "not a key of this site"},
@@ -451,6 +451,90 @@ func TestGetTokenCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, "token of a deleted key, the key created again", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403025, "unknown token")
+}
+
+// TestGetTokenUnknownClientID: getToken answers a client_id that names nothing as it
+// answers one that names a userKey whose secret was not sent, in every credential
+// shape, so that it does not tell which userKeys exist (an apiKey is public: every
+// method answers an unknown one 400093). An id shaped like Gigya's apiKeys is 400093,
+// any other 403003; with an apiKey, the 403005 of a key of another site. Before, an
+// unknown one was 400093 "client_id K is neither an apiKey nor a userKey" where a
+// userKey was 403003 "the client secret does not match the secret of userKey K", 403005
+// or 400006, or, with a secret, 400093 "client_id K is a userKey".
+func TestGetTokenUnknownClientID(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	const keySecret = vectors.LabUserSecret
+	const otherSite = "3_OtherSite"
+	if err := ts.Store.PutSite(ctx, &socius.Site{APIKey: otherSite, Secret: socius.NewSecret(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*socius.Key{
+		{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
+		{UserKey: "3_ShapedKey", APIKey: testAPIKey, Secret: keySecret},
+		{UserKey: "AOtherKey", APIKey: otherSite, Secret: keySecret},
+	} {
+		k.CreatedAt = time.Now()
+		if err := ts.Store.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	basic := func(id, secret string) http.Header {
+		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))}}
+	}
+	grant := func(extra url.Values) url.Values {
+		p := url.Values{"grant_type": {"none"}}
+		for k, v := range extra {
+			p[k] = v
+		}
+		return p
+	}
+	// Each case is asked with a userKey (known, the wrong secret sent) and with an id
+	// that names nothing; the answers must be the same, the id aside (an id that is not
+	// apiKey-shaped is named by its first characters and length: the two ids share both).
+	for _, c := range []struct {
+		name           string
+		known, unknown string
+		ask            func(id string) (url.Values, http.Header)
+		code           int
+	}{
+		{"client_secret", "AFullKey", "AFnobody", func(id string) (url.Values, http.Header) {
+			return grant(url.Values{"client_id": {id}, "client_secret": {testSecret}}), nil
+		}, 403003},
+		{"HTTP Basic", "AFullKey", "AFnobody", func(id string) (url.Values, http.Header) {
+			return grant(nil), basic(id, testSecret)
+		}, 403003},
+		{"HTTP Basic, apiKey-shaped", "3_ShapedKey", "3_Nobody", func(id string) (url.Values, http.Header) {
+			return grant(nil), basic(id, testSecret)
+		}, 400093},
+		{"client_secret and another userKey", "AFullKey", "AFnobody", func(id string) (url.Values, http.Header) {
+			return grant(url.Values{"client_id": {id}, "client_secret": {testSecret}, "userKey": {"AOtherKey"}}), nil
+		}, 403003},
+		{"client_secret and the apiKey", "AOtherKey", "AOnobody1", func(id string) (url.Values, http.Header) {
+			return grant(url.Values{"client_id": {id}, "client_secret": {keySecret}, "apiKey": {testAPIKey}}), nil
+		}, 403005},
+		{"secret", "AFullKey", "AFnobody", func(id string) (url.Values, http.Header) {
+			return grant(url.Values{"client_id": {id}, "secret": {testSecret}}), nil
+		}, 400093},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var details [2]string
+			for i, id := range []string{c.known, c.unknown} {
+				params, header := c.ask(id)
+				a := ts.do(t, "POST", ts.HTTPSURL, "socialize.getToken", params, header)
+				if a.code() != c.code {
+					t.Errorf("client_id %s: %d %q, want %d", id, a.code(), a.str("errorDetails"), c.code)
+				}
+				details[i] = strings.ReplaceAll(a.str("errorDetails"), id, "ID")
+			}
+			if details[0] != details[1] {
+				t.Errorf("a userKey and an unknown client_id are told apart:\n%s: %q\n%s: %q", c.known, details[0], c.unknown, details[1])
+			}
+		})
+	}
+	// With the key's secret, a client_id sent with a secret says it is a userKey.
+	want(t, "the key's own secret", ts.do(t, "POST", ts.HTTPSURL, "socialize.getToken", grant(url.Values{"client_id": {"AFullKey"}, "secret": {keySecret}}), nil),
+		400093, "client_id AFullKey is a userKey")
 }
 
 // TestUnboundToken: a client_credentials token without x_siteUID acts for the site, as
