@@ -41,8 +41,8 @@ func (m *Main) registerEmulatorFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&m.Emulator, "emulator", m.Emulator, "emulator mode for development and CI: request log, fault injection, clock control, admin API and console under /_emulator/ (loopback only)")
 	fs.StringVar(&m.Seed, "seed", m.Seed, "emulator: load sites, keys and users from this file (JSON lines, the export format) at start")
 	fs.StringVar(&m.ExportOnExit, "export-on-exit", m.ExportOnExit, "emulator: write every site, key and user to this file on shutdown")
-	fs.IntVar(&m.RequestLogSize, "request-log-size", emulator.DefaultLogSize, "emulator: how many calls the request log keeps")
-	fs.BoolVar(&m.EmulatorAllowRemote, "emulator-allow-remote", m.EmulatorAllowRemote, "emulator: allow listeners on non-loopback addresses (the emulator has no authentication)")
+	fs.IntVar(&m.RequestLogSize, "request-log-size", emulator.DefaultLogSize, "emulator: how many calls the request log keeps (at most 100000)")
+	fs.BoolVar(&m.EmulatorAllowRemote, "emulator-allow-remote", m.EmulatorAllowRemote, "emulator: allow listeners on non-loopback addresses (in a container), and any Host on /_emulator/ (the emulator has no authentication)")
 }
 
 // checkEmulatorFlags runs after parsing: the emulator flags need --emulator, and
