@@ -667,7 +667,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		if r.ContentLength <= drainFactor*s.cfg.MaxBodyBytes {
-			s.drain(r)
+			s.drain(c)
 		}
 		return tooLarge(s.cfg.MaxBodyBytes)
 	}
@@ -676,7 +676,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		var se *socius.Error
 		switch {
 		case errors.As(err, &mbe):
-			s.drain(r)
+			s.drain(c)
 			return tooLarge(s.cfg.MaxBodyBytes)
 		case errors.As(err, &se):
 			return err
@@ -765,12 +765,18 @@ const drainFactor = 8
 // would close the connection under them and the kernel reset it, and they would see a
 // broken connection instead of 413001. A body longer still is cut off that way. A
 // client that sent "Expect: 100-continue" has sent nothing yet and waits for the
-// answer: reading would ask it for the body, so its body is left unread.
-func (s *Server) drain(r *http.Request) {
+// answer: reading would ask it for the body, so its body is left unread. A body that
+// stops arriving before its end is read until the read deadline: the 413001 is then
+// answered as the refusal of any body that stopped (call.bodyTimedOut), or it would come
+// after the write deadline too and never go out.
+func (s *Server) drain(c *call) {
+	r := c.r
 	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		return
 	}
-	io.Copy(io.Discard, io.LimitReader(r.Body, drainFactor*s.cfg.MaxBodyBytes))
+	if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, drainFactor*s.cfg.MaxBodyBytes)); err != nil {
+		c.bodyTimedOut = true
+	}
 }
 
 func tooLarge(limit int64) error {

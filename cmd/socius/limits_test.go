@@ -572,6 +572,42 @@ func TestStalledBodyIsAnswered(t *testing.T) {
 	}
 }
 
+// TestStalledLargeBodyIsAnswered: a body over --max-body-bytes that stops arriving
+// while it is read to be thrown away (server.drain) gets its 413001 once --read-timeout
+// has passed, with Connection: close, as a stalled body within the limit gets its
+// 400001: it was answered nothing, the answer ready only after the write deadline too.
+// Announced over the limit, or found over it as a chunked body arrives; on the fast path
+// and on net/http.
+func TestStalledLargeBodyIsAnswered(t *testing.T) {
+	framings := map[string]string{
+		"length":  "Content-Length: 2000\r\n\r\nUID=u",
+		"chunked": "Transfer-Encoding: chunked\r\n\r\n7d0\r\n" + strings.Repeat("x", 1500),
+	}
+	for _, fast := range []string{"true", "false"} {
+		for framing, rest := range framings {
+			t.Run("fast-path="+fast+","+framing, func(t *testing.T) {
+				ts := startServer(t, "--max-body-bytes", "1024", "--read-timeout", "700ms", "--write-timeout", "700ms", "--fast-path="+fast)
+				conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				fmt.Fprintf(conn, "POST /socialize.getUserInfo?httpStatusCodes=true HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\n%s", rest)
+				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatalf("no answer to a stalled body over the limit: %v", err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 413 || !strings.Contains(string(b), `"errorCode":413001`) || !resp.Close {
+					t.Errorf("answer to a stalled body over the limit: %d close=%v %s", resp.StatusCode, resp.Close, b)
+				}
+			})
+		}
+	}
+}
+
 // TestHeaderFieldsBounded: a request with more than server.MaxHeaderFields header
 // fields is refused (431) and its connection closed before its body is read, on both
 // HTTP paths: 9,000 tiny fields within --max-header-bytes held 1.4 MB a connection
