@@ -1091,21 +1091,39 @@ func clip(s string, n int) string {
 // unknownID names an apiKey or userKey that names nothing, for an answer's errorDetails
 // and the call's log line. A client that sends its credentials the wrong way round (the
 // secret as apiKey, client_id or userKey) must not find its secret in the log: a value
-// shaped like Gigya's apiKeys (a data center's digits, "_", then the rest), which a
-// secret never is (secrets are standard base64, without "_"), is named in full; any
-// other by its first characters and its length.
+// shaped like Gigya's apiKeys (a data center's digits, "_", then letters, digits, "-"
+// and "_"), which a secret never is (secrets are standard base64, without "_"), is named
+// in full; one that starts so but goes on with another byte, by that start and its
+// length: what follows may be the parameters a client that separates them with ";"
+// sent as the apiKey's value, its secret among them; any other by its first characters
+// and its length.
 func unknownID(s string) string {
-	if apiKeyShaped(s) {
+	n := apiKeyShaped(s)
+	switch {
+	case n > 0 && n == len(s):
 		return clip(s, 128)
+	case n > 0:
+		return fmt.Sprintf("%q... (length %d)", clip(s[:n], 128), len(s))
 	}
 	return fmt.Sprintf("%q... (length %d)", s[:min(4, len(s)/4)], len(s))
 }
 
-// apiKeyShaped reports whether s starts like Gigya's apiKeys: digits and "_".
-func apiKeyShaped(s string) bool {
+// apiKeyShaped returns how many bytes at the start of s are shaped like Gigya's
+// apiKeys: digits, "_", then letters, digits, "-" and "_"; 0 when s does not start so.
+func apiKeyShaped(s string) int {
 	i := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
-	return i > 0 && i < len(s) && s[i] == '_'
+	if i == 0 || i == len(s) || s[i] != '_' {
+		return 0
+	}
+	for i++; i < len(s) && apiKeyByte(s[i]); i++ {
+	}
+	return i
+}
+
+// apiKeyByte reports whether b may follow the "_" of an apiKey.
+func apiKeyByte(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_'
 }

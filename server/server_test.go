@@ -1104,7 +1104,12 @@ func TestUnknownID(t *testing.T) {
 		"_3":           `""... (length 2)`,
 		"3":            `""... (length 1)`,
 		"3_":           "3_",
+		"":             `""... (length 0)`,
 		"abcdefg\xff":  `"ab"... (length 8)`,
+		// Parameters separated by ";", taken for the apiKey's value: its start only.
+		"3_LabApiKey;secret=c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==;UID=u1": `"3_LabApiKey"... (length 70)`,
+		"3_LabApiKey&secret=c2VjcmV0":                                            `"3_LabApiKey"... (length 27)`, // "&" sent as %26
+		"3_Lab Key":                                                              `"3_Lab"... (length 9)`,
 	} {
 		if got := unknownID(in); got != want {
 			t.Errorf("unknownID(%q) = %s, want %s", in, got, want)
