@@ -41,6 +41,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -633,7 +634,26 @@ func (s *Server) unknownMethod(path string) error {
 		return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves: the path goes on after %s with \"%c\"; send the parameters after \"?\" or in the body",
 			shown, path[:cut], path[cut])
 	}
+	if m := s.methodBySlashes(path); m != nil {
+		if strings.EqualFold(strings.NewReplacer("/", "", ".", "").Replace(path), strings.ReplaceAll(m.name, ".", "")) {
+			shown = path // nothing but the method's name, "/" and "."
+		}
+		return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves: call /%s", shown, m.name)
+	}
 	return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves", shown)
+}
+
+// methodBySlashes returns the method a path names once its "/" are read as a sloppy
+// client may have meant them: a "/" doubled, before or after the method's name
+// ("//socialize.getUserInfo", "socialize.getUserInfo/"), "." and ".." segments, or
+// a "/" for the "." between namespace and method ("socialize/getUserInfo", as in
+// the paths of other REST APIs); nil if it names none so either.
+func (s *Server) methodBySlashes(p string) *method {
+	name := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if m := s.method(name); m != nil {
+		return m
+	}
+	return s.method(strings.Replace(name, "/", ".", 1))
 }
 
 // shownMethod returns how answers and logs name the path of a method Socius does not

@@ -1081,6 +1081,29 @@ func TestMethodInAnyCase(t *testing.T) {
 	}
 }
 
+// TestMethodMisspeltWithSlashes: a path that names a method but for its "/" (doubled,
+// trailing, "." and ".." segments, or in place of the "." after the namespace) is
+// still refused, and the refusal says which path to call, naming the path in full
+// when it holds nothing else; else as any unknown method, a secret in it masked.
+func TestMethodMisspeltWithSlashes(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for path, want := range map[string]string{
+		"socialize/getUserInfo":      `"Unknown method: socialize/getUserInfo is not a method Socius serves: call /socialize.getUserInfo"`,
+		"socialize.getUserInfo/":     `"Unknown method: socialize.getUserInfo/ is not a method Socius serves: call /socialize.getUserInfo"`,
+		"/SOCIALIZE.GETUSERINFO":     `"Unknown method: /SOCIALIZE.GETUSERINFO is not a method Socius serves: call /socialize.getUserInfo"`,
+		"./socialize/setUserInfo/":   `"Unknown method: ./socialize/setUserInfo/ is not a method Socius serves: call /socialize.setUserInfo"`,
+		"x/../socialize.getUserInfo": `"Unknown method: x/../socialize.getUserInfo is not a method Socius serves: call /socialize.getUserInfo"`,
+		// What is not the method's name stays masked when it may be a secret.
+		"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFi/../socialize.getUserInfo": `"Unknown method: c2Vj...../socialize.getUserInfo is not a method Socius serves: call /socialize.getUserInfo"`,
+		// No method so: refused as before (a run of 20 such characters with a "/" may be a secret).
+		"socialize/frobnicate": `"Unknown method: soci... is not a method Socius serves"`,
+	} {
+		if got := postWithSecret(s, path, "UID=u1"); !strings.Contains(got, `"errorCode":400001`) || !strings.Contains(got, `"errorDetails":`+want) {
+			t.Errorf("%s: %s", path, got)
+		}
+	}
+}
+
 // TestRateBurstDefault: without RateBurst, the burst is the rate rounded up, at least 1.
 func TestRateBurstDefault(t *testing.T) {
 	for _, tt := range []struct {
