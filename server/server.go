@@ -307,7 +307,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ID = gigya.NewCallID()
 	c.Time = c.now
 	c.RemoteAddr = r.RemoteAddr
-	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && forwardedHTTPS(r.Header["X-Forwarded-Proto"])
 	c.scheme = "http"
 	if c.secure {
 		c.scheme = "https"
@@ -945,6 +945,25 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if late {
 		panic(http.ErrAbortHandler) // closes the connection, answering nothing
 	}
+}
+
+// forwardedHTTPS reports whether the X-Forwarded-Proto values of a request say that
+// it came over TLS: there is one at least, and every one, of every field and of a
+// comma-separated list, is "https". A proxy that appends its value to the client's
+// (another field, or after a comma) puts the client's first: a client over plain HTTP
+// that sent "https" itself is then not taken for a secure one by its first value.
+func forwardedHTTPS(fields []string) bool {
+	if len(fields) == 0 {
+		return false
+	}
+	for _, f := range fields {
+		for v := range strings.SplitSeq(f, ",") {
+			if !strings.EqualFold(strings.TrimSpace(v), "https") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // lateAnswerGrace is how long the refusal of a request whose body stopped arriving

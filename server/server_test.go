@@ -1104,6 +1104,44 @@ func TestMethodMisspeltWithSlashes(t *testing.T) {
 	}
 }
 
+// TestForwardedProtoEveryValue: with TrustForwardedProto, a plain-HTTP call counts as
+// secure (a plain secret allowed) only when every X-Forwarded-Proto value says https:
+// a proxy that appends its own value, as another field or after a comma, puts the
+// client's first, and a client over plain HTTP that sent "https" itself is refused.
+func TestForwardedProtoEveryValue(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.TrustForwardedProto = true
+	for _, tt := range []struct {
+		values []string
+		secure bool
+	}{
+		{[]string{"https"}, true},
+		{[]string{"HTTPS"}, true},
+		{[]string{" https "}, true},
+		{[]string{"https", "https"}, true},
+		{[]string{"https, https"}, true},
+		{nil, false},
+		{[]string{""}, false},
+		{[]string{"http"}, false},
+		{[]string{"https", "http"}, false}, // the client's, then the proxy's
+		{[]string{"http", "https"}, false},
+		{[]string{"https, http"}, false},
+		{[]string{"https,"}, false},
+	} {
+		r := httptest.NewRequest("POST", "http://socialize.localtest/socialize.getUserInfo",
+			strings.NewReader("apiKey="+labAPIKey+"&secret="+url.QueryEscape(labSecret)+"&UID=u1"))
+		r.Header.Set("Content-Type", formType)
+		r.Header["X-Forwarded-Proto"] = tt.values
+		want := `"errorCode":403006`
+		if tt.secure {
+			want = `"errorCode":0`
+		}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, want) {
+			t.Errorf("X-Forwarded-Proto %q: %s, want %s", tt.values, got, want)
+		}
+	}
+}
+
 // TestRateBurstDefault: without RateBurst, the burst is the rate rounded up, at least 1.
 func TestRateBurstDefault(t *testing.T) {
 	for _, tt := range []struct {
