@@ -895,7 +895,7 @@ func clientSecretMatches(sent, want string) bool {
 // secret is, 403003.
 func noSuchClient(id string) error {
 	const says = "client_id %s is neither a site's apiKey nor a userKey whose secret is the client_secret"
-	if apiKeyShaped(id) {
+	if apiKeyShaped(id) > 0 {
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: "+says, unknownID(id))
 	}
 	return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: "+says, unknownID(id))
