@@ -24,7 +24,7 @@ func runBackup(ctx context.Context, args []string, lookupEnv func(string) (strin
 	fs := newFlagSet("socius backup", stdout, stderr)
 	argsUsage(fs, backupUsage)
 	data := fs.String("data", "socius-data", "data folder of the embedded store")
-	store := fs.String("store", "", "the store: empty (or \"sqlite\") for the embedded SQLite file in --data; a PostgreSQL store is backed up with pg_dump")
+	store := fs.String("store", "", "the store: empty (or \"sqlite\") for the embedded SQLite file in --data; a PostgreSQL URL is refused (a usage error): back that store up with pg_dump")
 	out := fs.String("out", "", "the file to write the copy to (required): a file there before is replaced only by a finished, checked copy")
 	// Only the store's variables, as for the admin commands: SOCIUS_OUT is no one's.
 	if err := parseNoArgs(fs, args, onlyEnv(lookupEnv, "data", "store")); err != nil {

@@ -49,7 +49,7 @@ SOCIUS_CA_FILE) trusts the PEM certificates in FILE besides the system's.
 // as emulatorUsage lists them.
 var emulatorArgsUsage = map[string]string{
 	"clock":  "usage: socius emulator clock [show | set TIME | advance DURATION | reset] [flags]",
-	"faults": "usage: socius emulator faults [add --code N ... | delete ID | clear] [flags]",
+	"faults": "usage: socius emulator faults [list | add --code N ... | delete ID | clear] [flags]",
 	"seed":   "usage: socius emulator seed FILE [flags]",
 }
 

@@ -3,19 +3,19 @@ package main
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestServeFlagsInREADME: every flag of `socius serve -h` has a row in README.md's
-// tables of serve's flags, and every row names a flag serve has; where the row gives
-// its default as a value (`30s`, `1024`, off) and the help prints one, they are the
-// same value (durations compared as durations: `120s` is 2m0s).
-func TestServeFlagsInREADME(t *testing.T) {
-	_, out, errOut := runCLI(t, noEnv, "serve", "-h")
+// helpFlags runs `socius <args> -h` and returns the flags it lists, each with the
+// default the help prints ("" when it prints none).
+func helpFlags(t *testing.T, args ...string) map[string]string {
+	t.Helper()
+	_, out, errOut := runCLI(t, noEnv, append(args, "-h")...)
 	help := out + errOut
-	defaults := map[string]string{} // flag name: the help's default, "" when it prints none
+	defaults := map[string]string{}
 	var name string
 	flagLine := regexp.MustCompile(`^  -([a-z-]+)`)
 	defaultOf := regexp.MustCompile(`\(default "?([^")]*)"?\)$`)
@@ -29,56 +29,235 @@ func TestServeFlagsInREADME(t *testing.T) {
 			defaults[name] = m[1]
 		}
 	}
-	if len(defaults) < 30 {
-		t.Fatalf("read %d flags from serve -h:\n%s", len(defaults), help)
+	if len(defaults) == 0 {
+		t.Fatalf("read no flags from socius %s -h:\n%s", strings.Join(args, " "), help)
 	}
-	readme, err := os.ReadFile("../../README.md")
+	return defaults
+}
+
+// readDoc returns the text of a file of the repository, named from its top.
+func readDoc(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(b)
+}
+
+// A flagRow is a row of a table of flags: the flags its first cell names (`--users
+// LIST`; `--url URL`, `--api-key K`) and its default cell.
+type flagRow struct {
+	flags []string
+	def   string
+}
+
+// flagRows reads the rows of the tables in text whose first cell names flags.
+func flagRows(text string) []flagRow {
 	row := regexp.MustCompile("^\\| (`--[^|]*) \\|([^|]*)\\|")
-	inREADME := map[string]bool{}
-	for _, line := range strings.Split(string(readme), "\n") {
+	var rows []flagRow
+	for _, line := range strings.Split(text, "\n") {
 		m := row.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
-		for _, f := range regexp.MustCompile("`--([a-z-]+)").FindAllStringSubmatch(m[1], -1) {
-			flag := f[1]
-			inREADME[flag] = true
+		r := flagRow{def: strings.TrimSpace(m[2])}
+		for _, f := range regexp.MustCompile("`--([a-z][a-z-]*)").FindAllStringSubmatch(m[1], -1) {
+			r.flags = append(r.flags, f[1])
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// section returns the part of text from the heading line to the next heading of the
+// same or a higher level.
+func section(t *testing.T, text, heading string) string {
+	t.Helper()
+	text = "\n" + text
+	start := strings.Index(text, "\n"+heading+"\n")
+	if start < 0 {
+		t.Fatalf("no heading %q", heading)
+	}
+	rest := text[start+len(heading)+2:]
+	level := heading[:strings.Index(heading, " ")+1]
+	for _, l := range []string{"# ", "## ", "### ", "#### "} {
+		if i := strings.Index(rest, "\n"+l); i >= 0 && len(l) <= len(level) {
+			rest = rest[:i]
+		}
+	}
+	return rest
+}
+
+// checkDefault reports a row's default that is a value (`30s`, `1024`, off) and is not
+// the help's (durations compared as durations: `120s` is 2m0s). A default cell that
+// describes (generated, <data>/master.key, temp, removed) is not compared.
+func checkDefault(t *testing.T, doc, flag, cell, helpDefault string) {
+	t.Helper()
+	switch {
+	case cell == "off" || cell == "`0` (off)":
+		cell = strings.TrimSuffix(strings.TrimPrefix(cell, "`"), "` (off)")
+		if cell == "off" && helpDefault == "" {
+			return
+		}
+	case strings.HasPrefix(cell, "`") && strings.Count(cell, "`") == 2 && strings.HasSuffix(cell, "`") && !strings.Contains(cell, "<"):
+		cell = strings.Trim(cell, "`")
+	default:
+		return
+	}
+	if helpDefault == "" && cell == "0" {
+		return
+	}
+	same := cell == helpDefault || strings.TrimSuffix(cell, "/") == helpDefault
+	if d1, err1 := time.ParseDuration(cell); err1 == nil {
+		d2, err2 := time.ParseDuration(helpDefault)
+		same = err2 == nil && d1 == d2
+	}
+	if !same {
+		t.Errorf("--%s: %s gives the default %q, the help %q", flag, doc, cell, helpDefault)
+	}
+}
+
+// checkTable: the flags of the rows are the command's flags, every one of them (when
+// all is set) has a row, and a row's default that is a value is the help's.
+func checkTable(t *testing.T, doc string, rows []flagRow, defaults map[string]string, all bool) {
+	t.Helper()
+	inTable := map[string]bool{}
+	for _, r := range rows {
+		for _, flag := range r.flags {
+			inTable[flag] = true
 			helpDefault, ok := defaults[flag]
 			if !ok {
-				t.Errorf("README.md has a row for --%s, which serve does not have", flag)
+				t.Errorf("%s has a row for --%s, which the command does not have", doc, flag)
 				continue
 			}
-			doc := strings.TrimSpace(m[2])
-			switch {
-			case doc == "off" || doc == "`0` (off)":
-				doc = strings.TrimSuffix(strings.TrimPrefix(doc, "`"), "` (off)")
-				if doc == "off" && helpDefault == "" {
-					continue
-				}
-			case strings.HasPrefix(doc, "`") && strings.Count(doc, "`") == 2 && strings.HasSuffix(doc, "`") && !strings.Contains(doc, "<"):
-				doc = strings.Trim(doc, "`")
-			default:
-				continue // a description (generated, <data>/master.key) or none
-			}
-			if helpDefault == "" && doc == "0" {
-				continue
-			}
-			same := doc == helpDefault || strings.TrimSuffix(doc, "/") == helpDefault
-			if d1, err1 := time.ParseDuration(doc); err1 == nil {
-				d2, err2 := time.ParseDuration(helpDefault)
-				same = err2 == nil && d1 == d2
-			}
-			if !same {
-				t.Errorf("--%s: README.md gives the default %q, serve -h %q", flag, doc, helpDefault)
+			checkDefault(t, doc, flag, r.def, helpDefault)
+		}
+	}
+	if !all {
+		return
+	}
+	for flag := range defaults {
+		if !inTable[flag] {
+			t.Errorf("the help has --%s, which %s's table does not describe", flag, doc)
+		}
+	}
+}
+
+// TestServeFlagsInREADME: every flag of `socius serve -h` has a row in README.md's
+// tables of serve's flags, and every row names a flag serve has; where the row gives
+// its default as a value (`30s`, `1024`, off) and the help prints one, they are the
+// same value. docs/operations.md's table of the listeners and the data folder names
+// flags of serve with the same defaults.
+func TestServeFlagsInREADME(t *testing.T) {
+	defaults := helpFlags(t, "serve")
+	if len(defaults) < 30 {
+		t.Fatalf("read %d flags from serve -h", len(defaults))
+	}
+	checkTable(t, "README.md", flagRows(readDoc(t, "README.md")), defaults, true)
+	rows := flagRows(section(t, readDoc(t, "docs/operations.md"), "# Running Socius in production"))
+	if len(rows) < 4 {
+		t.Fatalf("read %d rows from docs/operations.md's table of listeners", len(rows))
+	}
+	checkTable(t, "docs/operations.md", rows, defaults, false)
+}
+
+// TestBenchFlagsInPerformance: docs/performance.md's table of bench's flags and
+// `socius bench -h` name the same flags, with the same defaults where the table gives
+// a value.
+func TestBenchFlagsInPerformance(t *testing.T) {
+	rows := flagRows(section(t, readDoc(t, "docs/performance.md"), "### Flags"))
+	if len(rows) < 15 {
+		t.Fatalf("read %d rows from docs/performance.md's table of bench's flags", len(rows))
+	}
+	checkTable(t, "docs/performance.md", rows, helpFlags(t, "bench"), true)
+}
+
+// The commands whose flags are described in prose rather than in a table, with their
+// subcommands, and the documents that describe them.
+var proseCommands = []struct {
+	args []string
+	docs []string
+}{
+	{[]string{"site", "create"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"site", "list"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"site", "show"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"site", "rotate-secret"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"key", "create"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"key", "list"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"key", "delete"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"key", "rotate-secret"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"user", "export"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"user", "import"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"token", "revoke"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"backup"}, []string{"README.md", "docs/operations.md"}},
+	{[]string{"call"}, []string{"README.md"}},
+	{[]string{"emulator", "status"}, []string{"README.md", "docs/emulator.md"}},
+	{[]string{"emulator", "reset"}, []string{"README.md", "docs/emulator.md"}},
+	{[]string{"emulator", "clock"}, []string{"README.md", "docs/emulator.md"}},
+	{[]string{"emulator", "faults"}, []string{"README.md", "docs/emulator.md"}},
+	{[]string{"emulator", "log"}, []string{"README.md", "docs/emulator.md"}},
+	{[]string{"emulator", "export"}, []string{"README.md", "docs/emulator.md"}},
+	{[]string{"emulator", "seed"}, []string{"README.md", "docs/emulator.md"}},
+}
+
+// TestCommandFlagsInDocs, for the commands without a table of flags: every flag of a
+// command's -h is named (`--name`) in its documents, and every flag the documents give
+// a command in a command line (`socius emulator log --follow`, `go run ./cmd/socius key
+// create --site 3_...`) is one that command has. A flag renamed in the help or in the
+// documents alone fails one or the other.
+func TestCommandFlagsInDocs(t *testing.T) {
+	flagsOf := map[string]map[string]string{} // "emulator log": its flags
+	for _, c := range proseCommands {
+		defaults := helpFlags(t, c.args...)
+		flagsOf[strings.Join(c.args, " ")] = defaults
+		var docs strings.Builder
+		for _, d := range c.docs {
+			docs.WriteString(readDoc(t, d))
+		}
+		for flag := range defaults {
+			if !regexp.MustCompile("--" + flag + `\b`).MatchString(docs.String()) {
+				t.Errorf("socius %s has --%s, which %s do not name", strings.Join(c.args, " "), flag, strings.Join(c.docs, " and "))
 			}
 		}
 	}
-	for flag := range defaults {
-		if !inREADME[flag] {
-			t.Errorf("serve -h has --%s, which README.md's tables do not describe", flag)
+	flagsOf["serve"] = helpFlags(t, "serve")
+	flagsOf["bench"] = helpFlags(t, "bench")
+	// A command line: up to the end of its line or of its `code`, and before a "--"
+	// that passes flags on (bench's to serve).
+	commandLine := regexp.MustCompile("socius (serve|site|key|user|token|backup|call|emulator|bench)((?: [a-z][a-z-]*)?)([^`\n]*)")
+	checked := 0
+	for _, doc := range []string{"README.md", "docs/operations.md", "docs/emulator.md", "docs/performance.md", "docs/postgresql.md"} {
+		text := readDoc(t, doc)
+		// A `code` span that a line break splits is one command line.
+		text = regexp.MustCompile("`[^`\n]*\n[^`\n]*`").ReplaceAllStringFunc(text, func(s string) string {
+			return strings.ReplaceAll(s, "\n", " ")
+		})
+		for _, m := range commandLine.FindAllStringSubmatch(text, -1) {
+			command, rest := m[1], m[3]
+			if sub := strings.TrimSpace(m[2]); sub != "" {
+				if _, ok := flagsOf[command+" "+sub]; ok {
+					command += " " + sub
+				} else {
+					rest = m[2] + rest
+				}
+			}
+			flags, ok := flagsOf[command]
+			if !ok {
+				continue // "socius site" in prose, or a subcommand with no flags of its own
+			}
+			if i := strings.Index(rest, " -- "); i >= 0 {
+				rest = rest[:i]
+			}
+			for _, f := range regexp.MustCompile(`(?:^|[\s\[(|])--([a-z][a-z-]*)`).FindAllStringSubmatch(rest, -1) {
+				checked++
+				if _, ok := flags[f[1]]; !ok && !slices.Contains([]string{"help"}, f[1]) {
+					t.Errorf("%s: %q gives socius %s --%s, which it does not have", doc, strings.TrimSpace(m[0]), command, f[1])
+				}
+			}
 		}
+	}
+	if checked < 50 {
+		t.Errorf("checked only %d flags of command lines in the documents", checked)
 	}
 }
