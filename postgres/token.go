@@ -208,16 +208,80 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, apiKey, uid string, now ti
 
 // DeleteExpiredTokens removes the tokens that expired, or were revoked, strictly before
 // `before`, and reports how many. Tokens that never expire and were never revoked stay.
+//
+// One statement does it, within the store's deadline. One that cannot (a backlog of
+// millions, or a row held by another transaction past the deadline) is cancelled
+// having deleted nothing, and would be so every hour while the backlog grew; so the
+// tokens are then deleted a part of the hashes at a time (deleteDeadTokens), each part
+// in its own statement and deadline, as many parts as the sweep's budget
+// (sweepBudget deadlines) lets through. What is deleted is counted even when a part
+// failed, and the first failure returned.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, sweepBudget*s.OpTimeout)
+	defer cancel()
+	return s.deleteDeadTokens(ctx, millis(before), "")
+}
+
+// sweepBudget is how many of the store's deadlines a sweep of dead tokens may take in
+// all, parts included: a database that answers nothing holds the housekeeping that
+// long, not for every part.
+const sweepBudget = 30
+
+// sweepDepth is how many hex digits of a token's hash the smallest part of a sweep
+// shares: 16^3 parts of a 64-character hash, some 1,500 tokens each in a backlog of six
+// million.
+const sweepDepth = 3
+
+// deleteDeadTokens deletes the dead tokens whose hash (lower-case hex) starts with
+// prefix, all of them when it is empty. When the statement passes the deadline it goes
+// through the sixteen prefixes one digit longer, down to sweepDepth digits. A hash that
+// is not hex (never stored by Socius) is deleted by the whole statement only.
+func (s *Store) deleteDeadTokens(ctx context.Context, before int64, prefix string) (int, error) {
 	var n int
 	err := s.write(ctx, "delete expired tokens", func(ctx context.Context) error {
 		// NULL (never expires, live) compares as unknown: neither term matches it.
-		tag, err := s.pool.Exec(ctx, `DELETE FROM tokens WHERE expires_at < $1 OR revoked_at < $1`, millis(before))
+		q, args := `DELETE FROM tokens WHERE (expires_at < $1 OR revoked_at < $1)`, []any{before}
+		if prefix != "" {
+			// The range of the primary key's index; hex digits order so in any collation.
+			q += ` AND hash >= $2 AND hash < $3`
+			args = append(args, prefix, prefix[:len(prefix)-1]+string(nextHexDigit(prefix[len(prefix)-1])))
+		}
+		tag, err := s.pool.Exec(ctx, q, args...)
 		n = int(tag.RowsAffected())
 		return err
 	})
-	if err != nil {
+	if err == nil {
+		return n, nil
+	}
+	if !timedOut(err) || ctx.Err() != nil || len(prefix) >= sweepDepth {
 		return 0, err
 	}
-	return n, nil
+	total, first := 0, error(nil)
+	for _, d := range "0123456789abcdef" {
+		k, err := s.deleteDeadTokens(ctx, before, prefix+string(d))
+		total += k
+		if err != nil && first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return total, first
+}
+
+// nextHexDigit is the character after the lower-case hex digit d in the digits' order
+// ('a' after '9', 'g' after 'f'): the end of a range of hashes. Not d+1: ':' after '9'
+// is punctuation, which a collation other than C does not order after every digit.
+func nextHexDigit(d byte) byte {
+	if d == '9' {
+		return 'a'
+	}
+	return d + 1
+}
+
+// timedOut reports whether err is a statement that passed its deadline: the context's
+// own error, or PostgreSQL's cancellation of the statement (57014) that pgx asked for.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || hasCode(err, "57014")
 }

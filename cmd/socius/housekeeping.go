@@ -71,7 +71,9 @@ func (m *Main) shareNonceWindow(ctx context.Context) error {
 func (m *Main) sweepTokens(ctx context.Context) int {
 	n, err := m.Store.DeleteExpiredTokens(ctx, m.Clock.Now().Add(-tokenRetention))
 	if err != nil && ctx.Err() == nil {
-		m.Logger.Error("token housekeeping failed", "err", err)
+		// PostgreSQL's sweep deletes in parts when one statement does not fit: what
+		// the parts before the failure deleted is said too.
+		m.Logger.Error("token housekeeping failed", "deleted", n, "err", err)
 	} else if n > 0 {
 		m.Logger.Info("token housekeeping", "deleted", n)
 	}
