@@ -416,6 +416,23 @@ func (s *Server) Crash() {
 	s.stopWith(syscall.SIGQUIT)
 }
 
+// Kill kills the server outright, as the kernel's OOM killer or `kill -9` would: the
+// postmaster is stopped (SIGSTOP, so that it starts no process meanwhile), then it and
+// every process it started get SIGKILL, with no chance to write anything more. Start
+// starts it again, with crash recovery. What a commit wrote to the WAL survives (it is
+// in the OS's cache); what only PostgreSQL's memory held does not: the commits that
+// synchronous_commit=off, the harness's default, acknowledged before their WAL was
+// written. A test that counts acknowledged writes sets synchronous_commit=on.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	killChildren(s.cmd.Process.Pid)
+	s.stopWith(syscall.SIGKILL)
+}
+
 func (s *Server) stopLocked() { s.stopWith(syscall.SIGINT) }
 
 // stopWith stops the server with sig, s.mu held.
