@@ -351,6 +351,31 @@ func TestServeBackendsTerminated(t *testing.T) {
 			t.Errorf("after %d connections were terminated, %d of 6 calls failed, want at most 1", len(pids), failed)
 		}
 	}
+
+	// Terminated under calls: each call then in flight may fail (a write whose
+	// statement was sent is not run again), the calls after them succeed.
+	stop := make(chan struct{})
+	wg := c.run(t, 4, stop)
+	time.Sleep(300 * time.Millisecond)
+	pids := otherBackends(t, conn)
+	for _, pid := range pids {
+		if _, err := conn.Exec(t.Context(), `SELECT pg_terminate_backend($1, 5000)`, pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := time.Now()
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	around := c.between(cut.Add(-100*time.Millisecond), cut.Add(200*time.Millisecond))
+	t.Logf("%d connections terminated under four callers: %s", len(pids), summary(around))
+	if failed := checkAnswers(t, "when the connections were terminated under calls", around, 5*time.Second); failed > len(pids) {
+		t.Errorf("%d connections terminated under four callers: %d calls failed", len(pids), failed)
+	}
+	later := c.between(cut.Add(200*time.Millisecond), time.Now())
+	if failed := checkAnswers(t, "after the connections were terminated under calls", later, 5*time.Second); failed > 0 {
+		t.Errorf("after the connections were terminated under calls: %d of %d calls failed", failed, len(later))
+	}
 	c.checkWrites(t)
 }
 
