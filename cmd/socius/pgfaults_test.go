@@ -420,6 +420,19 @@ func TestServeUsersTableLocked(t *testing.T) {
 		go func() { defer wg.Done(); c.write(t) }()
 		go func() { defer wg.Done(); c.read(t, 1) }()
 	}
+	// While the calls wait, their statements show as waiting for a lock: the count
+	// after the calls would see any left.
+	time.Sleep(2 * time.Second)
+	waitingCount := func() int {
+		var n int
+		if err := tx.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := waitingCount(); n == 0 {
+		t.Errorf("while the calls wait for the lock, no statement waits for one")
+	}
 	wg.Wait()
 	locked := c.between(from, time.Now())
 	if failed := checkAnswers(t, "while the users table is locked", locked, 12*time.Second); failed != len(locked) {
@@ -436,10 +449,7 @@ func TestServeUsersTableLocked(t *testing.T) {
 	// the server to cancel it: the cancel may take a moment.
 	var waiting int
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if err := tx.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting == 0 || time.Now().After(deadline) {
+		if waiting = waitingCount(); waiting == 0 || time.Now().After(deadline) {
 			break
 		}
 	}
