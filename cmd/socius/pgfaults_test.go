@@ -495,6 +495,9 @@ func TestServeUsersTableLocked(t *testing.T) {
 	if o := c.write(t); o.code != 0 {
 		t.Errorf("setUserInfo once the lock is gone: %d %q %v", o.code, o.details, o.err)
 	}
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz once the lock is gone: %d %q", status, body)
+	}
 }
 
 // TestServeRoleChanged: Socius's role gets another password, or loses its privileges
