@@ -506,7 +506,8 @@ func TestServeUsersTableLocked(t *testing.T) {
 // (terminated here), calls get 500028 "the database could not be reached", and the log
 // says why (password authentication failed) without the password. Without privileges,
 // calls get 500028 Database error and the log says "permission denied". Set back, the
-// same server answers again.
+// same server answers again. A node started with the wrong password exits with status
+// 1, saying why, without the password.
 func TestServeRoleChanged(t *testing.T) {
 	var logs syncBuffer
 	const password, other = "first-Pa55word", "second-Pa55word"
@@ -574,6 +575,15 @@ func TestServeRoleChanged(t *testing.T) {
 	}
 	calls("the privileges given back", 0)
 	c.checkWrites(t)
+
+	// A node started with the wrong password exits at once, saying so, without it.
+	wrong := strings.Replace(ts.StoreURL, password, other, 1)
+	code, out, errOut := runCLI(t, noEnv, "serve", "--store", wrong, "--master-key-file", ts.MasterKeyFile,
+		"--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "", "--admin", "127.0.0.1:0")
+	t.Logf("serve with the wrong password: exit %d: %s", code, strings.TrimSpace(errOut))
+	if code != 1 || !strings.Contains(errOut, "password authentication failed") || strings.Contains(out+errOut, other) {
+		t.Errorf("serve with the wrong password: exit %d, want 1, saying password authentication failed without the password\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
 }
 
 // TestServeStartsWithTheDatabaseDown: `socius serve` started while PostgreSQL is down
