@@ -27,7 +27,8 @@ import (
 const faultUsers = 8
 
 // An outcome is what one call got: its answer's code (-1: no answer at all, err
-// says why), its details, when it started and how long it took.
+// says why; -2: a getUserInfo that saw a write by half), its details, when it started
+// and how long it took.
 type outcome struct {
 	method  string
 	user    int
@@ -123,7 +124,7 @@ func (c *faultCaller) run(t *testing.T, n int, stop <-chan struct{}) *sync.WaitG
 	return &wg
 }
 
-// since returns the outcomes of the calls started in [from, to).
+// between returns the outcomes of the calls started in [from, to).
 func (c *faultCaller) between(from, to time.Time) []outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -311,7 +312,7 @@ func TestServeDatabaseRestartUnderLoad(t *testing.T) {
 	}
 }
 
-// socialBackends returns the process ids of the database's connections other than
+// otherBackends returns the process ids of the database's connections other than
 // the harness's own: Socius's.
 func otherBackends(t *testing.T, conn *pgx.Conn) []int {
 	t.Helper()
