@@ -166,7 +166,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	switch args[0] {
 	case "create":
 		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")
-		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (all when empty)")
+		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (every method when the flag is left out)")
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
 		secret := secretFlags(fs, "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
 		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
@@ -193,9 +193,10 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 				names = append(names, m)
 			}
 		}
-		if *methods != "" && len(names) == 0 {
-			// Only separators or spaces (an unset variable between commas): not "every
-			// method", which is what leaving the flag out says.
+		if flagGiven(fs, "methods") && len(names) == 0 {
+			// Empty, or only separators or spaces (--methods "$METHODS" with the
+			// variable unset): not "every method", which only leaving the flag out
+			// says, so that a script's slip never makes a key for every method.
 			return badFlag("--methods %q names no method: give at least one, or leave the flag out for a key that may call every method", *methods)
 		}
 		if k.Methods, err = server.CanonicalMethods(names); err != nil {

@@ -433,6 +433,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"key", "create", "--site", "3_x", "--methods", ","}, nil, `--methods "," names no method`},
 		{[]string{"site", "create", "--name", "a\tb"}, nil, "--name: a site name may not hold the control character U+0009"},
 		{[]string{"key", "create", "--site", "3_x", "--methods", " "}, nil, `--methods " " names no method`},
+		{[]string{"key", "create", "--site", "3_x", "--methods", ""}, nil, `--methods "" names no method`},
 		{[]string{"serve", "--rate-limit", "NaN"}, nil, "--rate-limit must be a number"},
 		{[]string{"serve"}, map[string]string{"SOCIUS_RATE_LIMIT": "+Inf"}, "--rate-limit must be a number"},
 		{[]string{"serve", "--max-body-bytes", "9223372036854775807"}, nil, "--max-body-bytes must be positive and at most"},
