@@ -557,6 +557,20 @@ func TestShutdown(t *testing.T) {
 	if _, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil {
 		t.Fatal(err)
 	}
+	// The server tells the connection idle after its answer went out, which the
+	// client may read first: Shutdown before that closes it as active (a failure
+	// seen once under load).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		told := slices.Contains(states, http.StateIdle)
+		mu.Unlock()
+		if told {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the kept connection was never told idle")
+		}
+	}
 	handed := dial(t, addr)
 	io.WriteString(handed, "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, err := http.ReadResponse(bufio.NewReader(handed), &http.Request{Method: "HEAD"}); err != nil {

@@ -235,8 +235,9 @@ func TestCallLogNeverHoldsCredentials(t *testing.T) {
 		want   string
 	}{
 		{"socialize.getUserInfo", url.Values{"apiKey": {testSecret}, "secret": {testAPIKey}, "UID": {"u1"}}, [2]string{}, 400093, `no site has apiKey "c2Vj"... (length 44)`},
-		{"socialize.getToken", url.Values{"grant_type": {"none"}, "client_id": {testSecret}, "client_secret": {testAPIKey}}, [2]string{}, 400093, `client_id "c2Vj"... (length 44) is neither`},
-		{"socialize.getToken", url.Values{"grant_type": {"none"}}, [2]string{testSecret, testAPIKey}, 400093, `client_id "c2Vj"... (length 44) is neither`},
+		// Not an apiKey's shape: answered as a userKey whose secret was not sent is.
+		{"socialize.getToken", url.Values{"grant_type": {"none"}, "client_id": {testSecret}, "client_secret": {testAPIKey}}, [2]string{}, 403003, `client_id "c2Vj"... (length 44) is neither`},
+		{"socialize.getToken", url.Values{"grant_type": {"none"}}, [2]string{testSecret, testAPIKey}, 403003, `client_id "c2Vj"... (length 44) is neither`},
 		{"socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "userKey": {vectors.LabUserSecret}, "secret": {vectors.LabUserKey}, "UID": {"u1"}}, [2]string{}, 403005, "userKey "},
 	}
 	for _, c := range swapped {
