@@ -219,7 +219,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "parameter name over 128 characters", req: post("socialize.getUserInfo", strings.Repeat("n", 129)+"=1&"+readU1),
 			code: 400001, details: "Malformed parameter name"},
 		{name: "more than 256 parameters", req: post("socialize.setUserInfo", manyParams(300)+signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`))),
-			code: 400006, details: "Too many parameters"},
+			code: 400006, details: "Invalid parameter value: too many parameters: at most 256 are allowed"},
 		{name: "apiKey over 128 characters", req: post("socialize.getUserInfo", "apiKey="+strings.Repeat("k", 129)+"&UID=u1&secret=x"),
 			code: 400093, details: "not a valid apiKey"},
 		{name: "100 KB signature", req: post("socialize.setUserInfo", strings.Replace(signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`)), "sig=", "sig="+strings.Repeat("A", 100<<10), 1)),

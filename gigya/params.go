@@ -127,7 +127,10 @@ func (p *Params) Decode(s string) error {
 			}
 		}
 		if len(p.list) >= MaxParams {
-			return socius.Errorf(socius.CodeInvalidValue, "Too many parameters: at most %d are allowed", MaxParams)
+			// Worded as every other refusal of a value (400006): "Invalid parameter
+			// value:" and the parameter, here the first one past the limit.
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: too many parameters: at most %d are allowed, and %s is parameter %d",
+				MaxParams, clip(MaskCredentials(name), 40), MaxParams+1)
 		}
 		p.list = append(p.list, Param{name, value})
 	}

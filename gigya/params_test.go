@@ -1,6 +1,7 @@
 package gigya
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -62,8 +63,12 @@ func TestDecodeErrors(t *testing.T) {
 		many.WriteString("p" + strings.Repeat("x", i%5) + string(rune('a'+i%26)) + itoa(i) + "=1&")
 	}
 	var p Params
-	if err := p.Decode(many.String()); socius.ErrorCode(err) != socius.CodeInvalidValue {
-		t.Errorf("too many parameters: %v", err)
+	err := p.Decode(many.String())
+	// As every other 400006: "Invalid parameter value:", then the parameter (the first
+	// one past the limit).
+	want := "Invalid parameter value: too many parameters: at most 256 are allowed, and pxw256 is parameter 257"
+	if se := (*socius.Error)(nil); !errors.As(err, &se) || se.Code != socius.CodeInvalidValue || se.Details != want {
+		t.Errorf("too many parameters: %v, want 400006 %q", err, want)
 	}
 }
 
