@@ -8,7 +8,9 @@
 // body, merged ([Params.Decode]). Names match case-insensitively; a name sent twice,
 // in any letter case, is refused with 400006. JSON-typed parameters (userInfo,
 // x_userInfo, context) carry JSON text in one field and are read leniently
-// ([ParseJSON]); booleans accept true/True/1 and false/False/0/empty ([ParseBool]).
+// ([ParseJSON]); booleans accept true/True/1 and false/False/0/empty ([ParseBool]);
+// integers are decimal digits, a "-" only where a negative value means something, no
+// "+" ([ParseInteger]).
 // A client writes its body with [AppendForm], its parameters in [SortParams] order: the
 // order, and the percent-encoding, of the base string it signs.
 //

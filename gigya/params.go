@@ -2,6 +2,7 @@ package gigya
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -297,6 +298,36 @@ func ParseBool(s string) (v, ok bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// MaxIntegerDigits is the most digits an integer parameter may have: as many as the
+// largest int64 has.
+const MaxIntegerDigits = 19
+
+// ParseInteger reads an integer parameter (timestamp, UIDTimestamp, sessionExpiration,
+// x_sessionExpiration) by the one rule Socius holds them all to: decimal digits,
+// leading zeros allowed ("060" is 60), at most MaxIntegerDigits of them; a "-" before
+// them only when negative (the parameter has negative values that mean something) and
+// the value is not zero ("-0" is refused: no parameter means anything by it); no "+",
+// no space, no decimal point. strconv takes "+60" and "-0", and an SDK sends neither:
+// such a value is more likely a mistake (a timezone offset, a sign pasted in) than a
+// number. The caller checks the range and names the parameter in its refusal (400006).
+func ParseInteger(s string, negative bool) (int64, bool) {
+	digits := s
+	if negative && strings.HasPrefix(s, "-") {
+		digits = s[1:]
+	}
+	if digits == "" || len(digits) > MaxIntegerDigits || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, false
+	}
+	if len(digits) < len(s) && strings.TrimLeft(digits, "0") == "" {
+		return 0, false // "-0", "-00"
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, false // out of the int64 range
+	}
+	return n, true
 }
 
 // Bool reads a boolean parameter: def when absent, a 400006 error when unreadable.

@@ -259,3 +259,51 @@ func TestDecodeAnswerParams(t *testing.T) {
 		t.Errorf("invalid UTF-8 taken, or an escaped name not: %v", p.All())
 	}
 }
+
+// TestParseInteger: the one rule of integer parameters. strconv alone takes "+60" and
+// "-0", which no SDK sends.
+func TestParseInteger(t *testing.T) {
+	tests := []struct {
+		in       string
+		negative bool
+		want     int64
+		ok       bool
+	}{
+		{"60", false, 60, true},
+		{"060", false, 60, true},
+		{"0", false, 0, true},
+		{"000", false, 0, true},
+		{"9223372036854775807", false, 1<<63 - 1, true},
+		{"-1", true, -1, true},
+		{"-2", true, -2, true},
+		{"-02", true, -2, true},
+		{"-9223372036854775808", true, -1 << 63, true},
+		// Refused.
+		{"", false, 0, false},
+		{"", true, 0, false},
+		{"-", true, 0, false},
+		{"-1", false, 0, false},
+		{"-0", true, 0, false},
+		{"-00", true, 0, false},
+		{"-0", false, 0, false},
+		{"+60", false, 0, false},
+		{"+60", true, 0, false},
+		{"+0", true, 0, false},
+		{"--1", true, 0, false},
+		{" 60", true, 0, false},
+		{"60 ", true, 0, false},
+		{"6 0", true, 0, false},
+		{"1.5", true, 0, false},
+		{"1e3", true, 0, false},
+		{"0x10", true, 0, false},
+		{"٦٠", true, 0, false}, // Arabic-Indic digits
+		{"9223372036854775808", false, 0, false},
+		{"00000000000000000001", false, 0, false}, // 20 digits
+	}
+	for _, tt := range tests {
+		got, ok := ParseInteger(tt.in, tt.negative)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParseInteger(%q, %v) = %d, %v; want %d, %v", tt.in, tt.negative, got, ok, tt.want, tt.ok)
+		}
+	}
+}

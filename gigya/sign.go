@@ -549,13 +549,11 @@ func ValidateUIDSignature(key []byte, uid, timestamp, signature string, maxAge t
 const MillisecondThreshold = 100_000_000_000
 
 // ParseTimestamp reads a request timestamp: decimal Unix seconds, or milliseconds when
-// the value is above MillisecondThreshold.
+// the value is above MillisecondThreshold, as ParseInteger reads an integer without a
+// sign (no "+1", "-0" or space).
 func ParseTimestamp(s string) (time.Time, bool) {
-	if s == "" || len(s) > 19 || strings.TrimLeft(s, "0123456789") != "" {
-		return time.Time{}, false // digits alone: no sign ("+1", "-0"), no space
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	n, ok := ParseInteger(s, false)
+	if !ok {
 		return time.Time{}, false
 	}
 	if n > MillisecondThreshold {

@@ -190,7 +190,7 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	}
 	ts, ok := gigya.ParseTimestamp(tsText)
 	if !ok {
-		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: timestamp must be Unix time in seconds (or milliseconds)")
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: timestamp must be Unix time in seconds (or milliseconds), in decimal digits alone")
 	}
 	if err := s.outsideSkew(c, "timestamp", tsText, ts); err != nil {
 		return err

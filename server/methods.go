@@ -466,7 +466,7 @@ func (s *Server) checkUIDSig(c *call, siteUID string) error {
 	}
 	ts, ok := gigya.ParseTimestamp(tsText)
 	if !ok {
-		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: UIDTimestamp must be Unix time in seconds")
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: UIDTimestamp must be Unix time in seconds, in decimal digits alone")
 	}
 	if err := s.outsideSkew(c, "UIDTimestamp", clip(tsText, 40), ts); err != nil {
 		return err

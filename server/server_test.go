@@ -1622,3 +1622,28 @@ func TestStoredSecretsHiddenFromObservers(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegerParameters: sessionExpiration and x_sessionExpiration are read by the one
+// rule of integer parameters (gigya.ParseInteger), as timestamp is: digits, leading
+// zeros allowed, "-" only before a value that is negative; "+60", "-0" and spaces,
+// which strconv took, are 400006 naming the parameter.
+func TestIntegerParameters(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, tt := range []struct{ method, param, body string }{
+		{"socialize.notifyLogin", "sessionExpiration", "siteUID=u1&targetEnv=mobile"},
+		{"socialize.getToken", "x_sessionExpiration", "grant_type=none&x_siteUID=u1"},
+	} {
+		for _, v := range []string{"60", "060", "0", "-1", "-2", "2147483647"} {
+			got := postWithSecret(s, tt.method, tt.body+"&"+tt.param+"="+url.QueryEscape(v))
+			if !strings.Contains(got, `"errorCode":0`) {
+				t.Errorf("%s %s=%q: %s", tt.method, tt.param, v, got)
+			}
+		}
+		for _, v := range []string{"+60", "-0", "-00", "+0", " 60", "60 ", "1.5", "1e3", "-3", "2147483648"} {
+			got := postWithSecret(s, tt.method, tt.body+"&"+tt.param+"="+url.QueryEscape(v))
+			if !strings.Contains(got, `"errorCode":400006`) || !strings.Contains(got, `"errorDetails":"Invalid parameter value: `+tt.param+` must be`) {
+				t.Errorf("%s %s=%q: %s", tt.method, tt.param, v, got)
+			}
+		}
+	}
+}

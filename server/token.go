@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/socius/socius"
@@ -35,10 +34,10 @@ func (c *call) sessionLifetime(name string) (time.Duration, error) {
 	if !ok || v == "" {
 		return 0, nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, ok := gigya.ParseInteger(v, true)
 	switch {
-	case err != nil || n < sessionForever || n > maxSessionSeconds:
-		return 0, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a whole number of seconds from 1 to %d, or 0 (browser session), -1 (60 s) or -2 (forever)", name, maxSessionSeconds)
+	case !ok || n < sessionForever || n > maxSessionSeconds:
+		return 0, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a whole number of seconds from 1 to %d, or 0 (browser session), -1 (60 s) or -2 (forever), in decimal digits with no + or space", name, maxSessionSeconds)
 	case n == sessionShort:
 		return shortSessionTime, nil
 	case n == sessionForever || n == sessionBrowser:
