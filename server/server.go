@@ -710,6 +710,15 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	if len(c.body) == 0 {
 		return nil
 	}
+	if cts := r.Header["Content-Type"]; len(cts) > 1 {
+		// Socius reads the first, as net/http does; a proxy or filter before it may read
+		// the last, and let pass as text a form that Socius then acts on. The same one
+		// repeated says one thing.
+		if i := slices.IndexFunc(cts, func(ct string) bool { return ct != cts[0] }); i > 0 {
+			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: %d Content-Type headers that differ (%q, %q); send one",
+				len(cts), shownContentType(cts[0]), shownContentType(cts[i]))
+		}
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
@@ -733,6 +742,16 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 }
 
 const formType = "application/x-www-form-urlencoded"
+
+// shownContentType returns how errorDetails quote a Content-Type: masked
+// (gigya.MaskCredentials) but for the form type it may start with, which is no secret
+// but has the shape of one, at most 60 bytes.
+func shownContentType(ct string) string {
+	if len(ct) >= len(formType) && strings.EqualFold(ct[:len(formType)], formType) {
+		return clip(ct[:len(formType)]+gigya.MaskCredentials(ct[len(formType):]), 60)
+	}
+	return clip(gigya.MaskCredentials(ct), 60)
+}
 
 // firstBodyRead is the most a body's buffer is sized for before its bytes arrive.
 const firstBodyRead = 16 << 10

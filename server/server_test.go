@@ -1647,3 +1647,30 @@ func TestIntegerParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoContentTypes: a body with two Content-Type fields that differ is refused
+// (400001) in either order: Socius reads the first, as net/http does, while a proxy
+// before it may read the last. The same field twice is one type.
+func TestTwoContentTypes(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1"
+	for _, tt := range []struct {
+		types []string
+		want  string
+	}{
+		{[]string{formType, "text/plain"}, `"errorCode":400001,"errorDetails":"Invalid request format: 2 Content-Type headers that differ (\"application/x-www-form-urlencoded\", \"text/plain\"); send one"`},
+		{[]string{"text/plain", formType}, `"errorCode":400001,"errorDetails":"Invalid request format: 2 Content-Type headers that differ (\"text/plain\", \"application/x-www-form-urlencoded\"); send one"`},
+		{[]string{formType, formType, formType + "; charset=utf-8"}, `"errorCode":400001,"errorDetails":"Invalid request format: 3 Content-Type headers that differ (\"application/x-www-form-urlencoded\", \"application/x-www-form-urlencoded; charset=utf-8\"); send one"`},
+		{[]string{formType, formType}, `"errorCode":0`},
+		{[]string{formType}, `"errorCode":0`},
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader(body))
+		for _, ct := range tt.types {
+			r.Header.Add("Content-Type", ct)
+		}
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("Content-Type %q: %s, want %s", tt.types, got, tt.want)
+		}
+	}
+}
