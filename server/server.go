@@ -722,7 +722,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
-			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", clip(gigya.MaskCredentials(ct), 60))
+			return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the body must be application/x-www-form-urlencoded, not %q", shownContentType(ct))
 		}
 	}
 	for _, ce := range r.Header.Values("Content-Encoding") {

@@ -1674,3 +1674,19 @@ func TestTwoContentTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestContentTypeQuoted: a refused Content-Type is quoted masked, but for the form
+// type it starts with, which has the shape of a secret.
+func TestContentTypeQuoted(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for ct, want := range map[string]string{
+		"application/x-www-form-urlencoded;;;":       `not \"application/x-www-form-urlencoded;;;\"`,
+		"text/plain; t=AbCdEfGhIjKlMnOpQrStUvWx1234": `not \"text/plain; t=AbCd...\"`,
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("UID=u1"))
+		r.Header.Set("Content-Type", ct)
+		if got := serve(s, r).Body.String(); !strings.Contains(got, `"errorCode":400001`) || !strings.Contains(got, want) {
+			t.Errorf("Content-Type %q: %s, want %s", ct, got, want)
+		}
+	}
+}
