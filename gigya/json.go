@@ -25,9 +25,14 @@ type Number string
 // ({firstName: "David"}), single-quoted strings and trailing commas. Objects come back
 // as Object (keys in order), arrays as []any, strings as string, numbers as Number,
 // true/false as bool, null as nil. Nesting deeper than MaxJSONDepth, or more than
-// MaxJSONValues values, is an error.
+// MaxJSONValues values, is an error. A byte order mark before the text is skipped, as
+// RFC 8259 lets a parser do: Windows editors write one at the start of a file, which
+// `curl --data-urlencode userInfo@profile.json` sends. Error offsets count it.
 func ParseJSON(s string) (any, error) {
 	p := jsonParser{s: s}
+	if strings.HasPrefix(s, byteOrderMark) {
+		p.i = len(byteOrderMark)
+	}
 	p.space()
 	v, err := p.value(0)
 	if err != nil {
@@ -39,6 +44,9 @@ func ParseJSON(s string) (any, error) {
 	}
 	return v, nil
 }
+
+// byteOrderMark is U+FEFF in UTF-8.
+const byteOrderMark = "\ufeff"
 
 type jsonParser struct {
 	s      string

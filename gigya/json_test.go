@@ -22,6 +22,10 @@ func TestParseJSONLenient(t *testing.T) {
 		{`{"a":null,"b":true,"c":false,"d":-1.5e3,"e":[1,"x",{}],}`, `{"a":null,"b":true,"c":false,"d":-1.5e3,"e":[1,"x",{}]}`},
 		{`[1,2,]`, `[1,2]`},
 		{`"text"`, `"text"`},
+		// A byte order mark before the text (a file saved by a Windows editor).
+		{"\ufeff" + `{"firstName":"David"}`, `{"firstName":"David"}`},
+		{"\ufeff" + ` {a:1}`, `{"a":1}`},
+		{`{"n":"` + "\ufeff" + `x"}`, `{"n":"` + "\ufeff" + `x"}`}, // inside a string: text
 	}
 	for _, tt := range tests {
 		v, err := ParseJSON(tt.in)
@@ -48,6 +52,11 @@ func TestParseJSONErrors(t *testing.T) {
 		{`{"a":"line` + "\n" + `"}`, "control character"},
 		{`{"a":-}`, "bad number"},
 		{`{"a":tru}`, "a value was expected"},
+		// A byte order mark only before the text, once.
+		{"\ufeff\ufeff{}", `at offset 3: unexpected '\ufeff', a value was expected`},
+		{" \ufeff{}", `at offset 1: unexpected '\ufeff', a value was expected`},
+		{"{}\ufeff", `at offset 2: unexpected '\ufeff' after the value`},
+		{"\ufeff", "at offset 3: unexpected end of text"},
 		{strings.Repeat("[", MaxJSONDepth+1) + strings.Repeat("]", MaxJSONDepth+1), "nested deeper"},
 		{strings.Repeat(`{"a":`, MaxJSONDepth+1) + "1" + strings.Repeat("}", MaxJSONDepth+1), "nested deeper"},
 	}

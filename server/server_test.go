@@ -1690,3 +1690,17 @@ func TestContentTypeQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestUserInfoAfterByteOrderMark: a userInfo read from a file a Windows editor saved,
+// a byte order mark first, is taken as the JSON after it; a context so sent, which is
+// echoed, is echoed as sent.
+func TestUserInfoAfterByteOrderMark(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	got := postWithSecret(s, "socialize.setUserInfo", "UID=u1&userInfo="+url.QueryEscape("\ufeff"+`{"nickname":"bom"}`)+"&context="+url.QueryEscape("\ufeff{}"))
+	if !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, `"context":"`+"\ufeff"+`{}"`) {
+		t.Fatalf("userInfo after a byte order mark: %s", got)
+	}
+	if got := postWithSecret(s, "socialize.getUserInfo", "UID=u1"); !strings.Contains(got, `"nickname":"bom"`) {
+		t.Errorf("after setUserInfo: %s", got)
+	}
+}
