@@ -336,6 +336,9 @@ func TestHostileRequests(t *testing.T) {
 		{name: "encoded question mark", req: get("/socialize.getUserInfo%3F" + readU1), code: 400001, details: "Unknown method: socialize.getUserInfo?"},
 		{name: "absolute form naming another host", req: request("POST", "http://evil.example/socialize.setUserInfo", "evil.example", signedBody("socialize.setUserInfo", set(`{"nickname":"x"}`))),
 			code: 403003, details: "for POST http://evil.example/socialize.setUserInfo"},
+		{name: "absolute form of another scheme", req: request("POST", "ftp://"+host+"/socialize.getUserInfo", host, readU1),
+			code: 400001, details: `the request target's scheme "ftp" is not http or https`},
+		{name: "absolute form in upper case", req: request("POST", "HTTP://"+host+"/socialize.getUserInfo", host, signedBody("socialize.getUserInfo", u1)), code: 0},
 		{name: "signed for another host", req: post("socialize.setUserInfo", otherHost.Encode()), code: 403003, details: "Invalid request signature"},
 		{name: "method in upper case is the method", req: request("POST", "/SOCIALIZE.GETUSERINFO", host, authorize(lab, base, "SOCIALIZE.GETUSERINFO", u1).Encode()), code: 0},
 

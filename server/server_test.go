@@ -1704,3 +1704,29 @@ func TestUserInfoAfterByteOrderMark(t *testing.T) {
 		t.Errorf("after setUserInfo: %s", got)
 	}
 }
+
+// TestAbsoluteTargetScheme: an absolute-form target is served for http and https (in
+// any letter case; what an SDK sends through a proxy), and refused (400001) for any
+// other scheme, which net/http passes on; the refusal is answered as the query asks.
+func TestAbsoluteTargetScheme(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	query := "?apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1"
+	for _, tt := range []struct{ target, want string }{
+		{"http://socialize.localtest/socialize.getUserInfo", `"errorCode":0`},
+		{"https://socialize.localtest/socialize.getUserInfo", `"errorCode":0`},
+		{"HTTPS://socialize.localtest/socialize.getUserInfo", `"errorCode":0`},
+		{"ftp://socialize.localtest/socialize.getUserInfo", `"errorCode":400001,"errorDetails":"Invalid request format: the request target's scheme \"ftp\" is not http or https: send the path alone, or an http:// or https:// URL"`},
+		{"javascript://x/socialize.getUserInfo", `scheme \"javascript\" is not http or https`},
+		{"ws://x/socialize.getUserInfo", `scheme \"ws\" is not http or https`},
+	} {
+		r := httptest.NewRequest("GET", tt.target+query, nil)
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("GET %s: %s, want %s", tt.target, got, tt.want)
+		}
+	}
+	r := httptest.NewRequest("GET", "ftp://x/socialize.getUserInfo?format=xml&httpStatusCodes=true", nil)
+	if w := serve(s, r); w.Code != 400 || !strings.Contains(w.Body.String(), "<errorCode>400001</errorCode>") {
+		t.Errorf("ftp: with format=xml&httpStatusCodes=true: HTTP %d %s", w.Code, w.Body)
+	}
+}
