@@ -1730,3 +1730,24 @@ func TestAbsoluteTargetScheme(t *testing.T) {
 		t.Errorf("ftp: with format=xml&httpStatusCodes=true: HTTP %d %s", w.Code, w.Body)
 	}
 }
+
+// TestTokenCallCredentialsBeside: sig, secret, timestamp, nonce and userKey sent beside
+// an access token are not used (the token authenticates the call) and, being parameters
+// every method knows, are not listed in ignoredParams, which names only parameters the
+// method does not know (SPEC 2), so that checkParams=true does not fail the call (the
+// Java SDK built with a secret signs a call that carries an oauth_token). A decision of
+// the twenty-ninth session: docs/compatibility.md.
+func TestTokenCallCredentialsBeside(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	a := siteToken(t, s, "&x_siteUID=u1")
+	beside := "&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA%3D&secret=" + url.QueryEscape(labKeySec) +
+		"&timestamp=1&nonce=n&userKey=" + labUserKey + "&checkParams=true"
+	got := postBody(s, nil, true, "socialize.getUserInfo", "oauth_token="+a.AccessToken+beside)
+	if !strings.Contains(got, `"errorCode":0`) || strings.Contains(got, "ignoredParams") {
+		t.Errorf("a token call with credentials beside it: %s", got)
+	}
+	got = postBody(s, nil, true, "socialize.getUserInfo", "oauth_token="+a.AccessToken+beside+"&shoeSize=44")
+	if !strings.Contains(got, `"errorCode":403007`) || !strings.Contains(got, "unrecognized parameters with checkParams=true: shoeSize\"") {
+		t.Errorf("with an unknown parameter too: %s", got)
+	}
+}
