@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -210,39 +212,67 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, apiKey, uid string, now ti
 // `before`, and reports how many. Tokens that never expire and were never revoked stay.
 //
 // One statement does it, within the store's deadline. One that cannot (a backlog of
-// millions, or a row held by another transaction past the deadline) is cancelled
-// having deleted nothing, and would be so every hour while the backlog grew; so the
-// tokens are then deleted a part of the hashes at a time (deleteDeadTokens), each part
-// in its own statement and deadline, as many parts as the sweep's budget
-// (sweepBudget deadlines) lets through. What is deleted is counted even when a part
-// failed, and the first failure returned.
+// millions, or a row held by another transaction past the deadline) fails, having
+// deleted nothing, and would fail so every hour while the backlog grew; so the next
+// sweeps split the tokens by the first hex digits of their hashes (tokenParts), each
+// part in its own statement and deadline, one digit more after a sweep where a part
+// did not fit (sweepDepth at most), one statement again after a sweep where every part
+// did. A sweep by parts reports what its parts deleted, and the first failure; it
+// stops after sweepBudget deadlines in all.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
+	digits := int(s.tokenParts.Load())
+	if digits == 0 {
+		n, err := s.deleteDeadTokens(ctx, millis(before), "")
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			s.tokenParts.CompareAndSwap(0, 1)
+		}
+		return n, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, sweepBudget*s.OpTimeout)
 	defer cancel()
-	return s.deleteDeadTokens(ctx, millis(before), "")
+	total, missed := 0, false
+	var first error
+	parts := 1 << (4 * digits)
+	for i := range parts {
+		n, err := s.deleteDeadTokens(ctx, millis(before), fmt.Sprintf("%0*x", digits, i))
+		total += n
+		if err != nil {
+			first = cmp.Or(first, err)
+			missed = missed || errors.Is(err, context.DeadlineExceeded)
+		}
+		if ctx.Err() != nil {
+			missed = true
+			break
+		}
+	}
+	switch {
+	case missed:
+		s.tokenParts.CompareAndSwap(int32(digits), int32(min(digits+1, sweepDepth)))
+	case first == nil:
+		s.tokenParts.CompareAndSwap(int32(digits), 0)
+	}
+	return total, first
 }
 
-// sweepBudget is how many of the store's deadlines a sweep of dead tokens may take in
-// all, parts included: a database that answers nothing holds the housekeeping that
-// long, not for every part.
+// sweepBudget is how many of the store's deadlines a sweep of dead tokens by parts may
+// take in all: a database that answers nothing holds the housekeeping that long, not
+// a deadline for every part.
 const sweepBudget = 30
 
-// sweepDepth is how many hex digits of a token's hash the smallest part of a sweep
-// shares: 16^3 parts of a 64-character hash, some 1,500 tokens each in a backlog of six
-// million.
+// sweepDepth is the most hex digits of a token's hash the parts of a sweep go by:
+// 16^3 parts, some 1,500 tokens each in a backlog of six million.
 const sweepDepth = 3
 
 // deleteDeadTokens deletes the dead tokens whose hash (lower-case hex) starts with
-// prefix, all of them when it is empty. When the statement passes the deadline it goes
-// through the sixteen prefixes one digit longer, down to sweepDepth digits. A hash that
-// is not hex (never stored by Socius) is deleted by the whole statement only.
+// prefix, all of them when it is empty. A hash that is not hex (never stored by
+// Socius) is deleted by the whole statement only.
 func (s *Store) deleteDeadTokens(ctx context.Context, before int64, prefix string) (int, error) {
 	var n int
 	err := s.write(ctx, "delete expired tokens", func(ctx context.Context) error {
 		// NULL (never expires, live) compares as unknown: neither term matches it.
 		q, args := `DELETE FROM tokens WHERE (expires_at < $1 OR revoked_at < $1)`, []any{before}
 		if prefix != "" {
-			// The range of the primary key's index; hex digits order so in any collation.
+			// A range of the primary key; hex digits order so in any collation.
 			q += ` AND hash >= $2 AND hash < $3`
 			args = append(args, prefix, prefix[:len(prefix)-1]+string(nextHexDigit(prefix[len(prefix)-1])))
 		}
@@ -250,24 +280,10 @@ func (s *Store) deleteDeadTokens(ctx context.Context, before int64, prefix strin
 		n = int(tag.RowsAffected())
 		return err
 	})
-	if err == nil {
-		return n, nil
-	}
-	if !timedOut(err) || ctx.Err() != nil || len(prefix) >= sweepDepth {
+	if err != nil {
 		return 0, err
 	}
-	total, first := 0, error(nil)
-	for _, d := range "0123456789abcdef" {
-		k, err := s.deleteDeadTokens(ctx, before, prefix+string(d))
-		total += k
-		if err != nil && first == nil {
-			first = err
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return total, first
+	return n, nil
 }
 
 // nextHexDigit is the character after the lower-case hex digit d in the digits' order
@@ -278,10 +294,4 @@ func nextHexDigit(d byte) byte {
 		return 'a'
 	}
 	return d + 1
-}
-
-// timedOut reports whether err is a statement that passed its deadline: the context's
-// own error, or PostgreSQL's cancellation of the statement (57014) that pgx asked for.
-func timedOut(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || hasCode(err, "57014")
 }
