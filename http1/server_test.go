@@ -46,13 +46,13 @@ func echo(w http.ResponseWriter, r *http.Request) {
 }
 
 // start serves h on a fresh port: through http1 (fast) or through net/http alone.
-func start(t *testing.T, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
+func start(t testing.TB, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
 	t.Helper()
 	return startOn(t, listen(t), h, fast, configure)
 }
 
 // listen opens a listener on a fresh loopback port.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,7 +62,7 @@ func listen(t *testing.T) net.Listener {
 }
 
 // startOn is start on a listener of the test's.
-func startOn(t *testing.T, ln net.Listener, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
+func startOn(t testing.TB, ln net.Listener, h http.Handler, fast bool, configure func(*Server)) (addr string, srv *Server) {
 	t.Helper()
 	quiet := log.New(io.Discard, "", 0)
 	if !fast {
