@@ -121,8 +121,20 @@ func FuzzParseRSAPublicKey(f *testing.F) {
 	f.Add("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----\n")
 	f.Add("-----BEGIN RSA PUBLIC KEY-----\nAAAA\n-----END RSA PUBLIC KEY-----\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		if pub, err := socius.ParseRSAPublicKey(s); err == nil && pub.N.BitLen() < socius.MinRSABits {
+		pub, err := socius.ParseRSAPublicKey(s)
+		if err != nil {
+			return
+		}
+		if pub.N.BitLen() < socius.MinRSABits {
 			t.Errorf("accepted a %d-bit key", pub.N.BitLen())
+		}
+		// What is accepted is stored in its PKIX form, which must read back the same.
+		stored, err := socius.EncodeRSAPublicKey(pub)
+		if err != nil {
+			t.Fatalf("accepted key does not encode: %v", err)
+		}
+		if again, err := socius.ParseRSAPublicKey(stored); err != nil || !again.Equal(pub) {
+			t.Fatalf("the stored form of an accepted key does not read back: %v", err)
 		}
 	})
 }

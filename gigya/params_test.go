@@ -129,6 +129,12 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("lookup of %q failed", q.Name)
 			}
 		}
+		// What decodes encodes as a form body (as the client sends one) that decodes
+		// back to the same parameters, in the same order and spelling.
+		var again Params
+		if err := again.Decode(EncodeForm(p.All())); err != nil || !slices.Equal(again.All(), p.All()) {
+			t.Fatalf("%q encodes as %q, which decodes as %q, %v", p.All(), EncodeForm(p.All()), again.All(), err)
+		}
 		// What decodes must sign and verify without trouble.
 		key := []byte("0123456789abcdef")
 		sig := Sign(key, "POST", "http://h/p", p.All())
