@@ -319,12 +319,13 @@ func TestTextLogsAndNoCallLog(t *testing.T) {
 		t.Errorf("text call line:\n%s", logs.String())
 	}
 	// A call refused for its apiKey, or before its site was read, names the apiKey it
-	// sent, a malformed one too (since 2026-11-30; it was left out).
+	// sent, a malformed one too (since 2026-11-30; it was left out), by its start and
+	// length when not all of it has an apiKey's shape (since the twenty-ninth session).
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {"3_typo"}, "UID": {"u1"}, "secret": {"x"}})
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {"yesterday"}, "sig": {"x"}, "nonce": {"1"}})
 	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {"3_no pe"}, "UID": {"u1"}, "secret": {"x"}})
 	ts.waitInFlight(t, 0)
-	for _, line := range []string{`apiKey=3_typo (credential=\S+ )?errorCode=400093`, `apiKey=` + testAPIKey + ` (credential=\S+ )?errorCode=400006`, `apiKey="3_no pe" (credential=\S+ )?errorCode=400093`} {
+	for _, line := range []string{`apiKey=3_typo (credential=\S+ )?errorCode=400093`, `apiKey=` + testAPIKey + ` (credential=\S+ )?errorCode=400006`, `apiKey="\\"3_no\\"... \(length 7\)" (credential=\S+ )?errorCode=400093`} {
 		if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=call callId=[0-9a-f]{32} method=socialize.getUserInfo ` + line).MatchString(logs.String()) {
 			t.Errorf("no call line with %s:\n%s", line, logs.String())
 		}
