@@ -694,11 +694,13 @@ func badHeader(format string, args ...any) error {
 }
 
 // decodeBase64Any decodes base64 in either alphabet, padded or not: JWTs are URL-safe
-// base64 by the standard, but the .NET SDK builds them with the standard alphabet.
+// base64 by the standard, but the .NET SDK builds them with the standard alphabet. The
+// spare bits of the last digit must be zero, as every encoder writes them: else one
+// signature had several texts, each of them a JWT that verifies.
 func decodeBase64Any(s string) ([]byte, error) {
 	s = strings.TrimRight(s, "=")
 	s = strings.NewReplacer("-", "+", "_", "/").Replace(s)
-	return base64.RawStdEncoding.DecodeString(s)
+	return base64.RawStdEncoding.Strict().DecodeString(s)
 }
 
 func decodeJWTPart(part string, v any) error {
