@@ -58,7 +58,10 @@ func TestDecodeAnswerRefusesNonAnswers(t *testing.T) {
 }
 
 // FuzzDecodeAnswer: any body either decodes or is refused with ErrNotAnswer; never a
-// panic.
+// panic. An answer that decodes, encoded again as the server encodes its envelope,
+// decodes to the same answer: its callId, errorCode, errorDetails (on an error),
+// ignoredParams and time (to the millisecond the encoding keeps, in the years it
+// writes in four digits).
 func FuzzDecodeAnswer(f *testing.F) {
 	f.Add([]byte(`{"callId":"x","errorCode":403005,"errorDetails":"UID not found","ignoredParams":[{"paramName":"a","warningCode":403007}]}`))
 	f.Add([]byte(`{"errorCode":"0","time":"2026-11-28T10:05:21.123Z"}`))
@@ -70,6 +73,27 @@ func FuzzDecodeAnswer(f *testing.F) {
 		}
 		if err == nil && a == nil {
 			t.Fatal("nil answer without error")
+		}
+		if err != nil {
+			return
+		}
+		when := a.Time.UTC().Truncate(time.Millisecond)
+		if when.Year() < 0 || when.Year() > 9999 {
+			when = time.Time{}
+		}
+		env := Envelope{CallID: a.CallID, Code: a.Code, Details: a.Details, Time: when, Ignored: a.Ignored}
+		again, _ := Encode(JSON, "socialize.getUserInfo", "", env.Object())
+		b, err := DecodeAnswer(again)
+		if err != nil {
+			t.Fatalf("%s, encoded again as %s: %v", body, again, err)
+		}
+		same := b.CallID == a.CallID && b.Code == a.Code && b.Time.Equal(when) &&
+			(a.Code == 0 || b.Details == a.Details) && len(b.Ignored) == len(a.Ignored)
+		for i := 0; same && i < len(a.Ignored); i++ {
+			same = b.Ignored[i] == a.Ignored[i]
+		}
+		if !same {
+			t.Fatalf("%s decodes to %+v; encoded again, %s decodes to %+v", body, a, again, b)
 		}
 	})
 }
