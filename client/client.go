@@ -323,7 +323,10 @@ func WithTrace(f func(*Trace)) Option {
 }
 
 // A Client calls the Gigya REST API (or Socius) with one set of credentials. It is
-// safe for concurrent use.
+// safe for concurrent use: its calls may run from many goroutines at once, each with
+// a nonce of its own, and they share the clock offset learned from the server. Make
+// one with New (or WithCredentials); a zero Client has no credentials and no server,
+// and its calls fail with an error that says so.
 type Client struct {
 	cfg  config
 	cred Credentials
@@ -398,11 +401,26 @@ func New(cred Credentials, opts ...Option) (*Client, error) {
 // learned clock offset) that calls with other credentials: e.g. with the access
 // token that c obtained from GetToken.
 func (c *Client) WithCredentials(cred Credentials) (*Client, error) {
+	if err := c.made(); err != nil {
+		return nil, err
+	}
 	d := &Client{cfg: c.cfg, http: c.http, offset: c.offset, newNonce: c.newNonce, sdk: c.sdk}
 	if err := d.setCredentials(cred); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// errZeroClient is the error of a Client that New did not make.
+var errZeroClient = errors.New("client: a zero Client has no credentials or server; make one with client.New")
+
+// made returns errZeroClient for a Client that New did not make (a zero Client, or a
+// copy of one), whose calls would have no HTTP client, clock or credentials.
+func (c *Client) made() error {
+	if c.offset == nil || c.http == nil || c.cfg.clock == nil || c.keys == nil {
+		return errZeroClient
+	}
+	return nil
 }
 
 func (c *Client) setCredentials(cred Credentials) error {
@@ -506,8 +524,13 @@ func decodeSecret(s string) ([]byte, error) {
 
 // ClockOffset is what the client adds to its clock: learned from the server's Date
 // header, after a 403002 (Request has expired) and from any answer whose Date is more
-// than a second off.
-func (c *Client) ClockOffset() time.Duration { return time.Duration(c.offset.Load()) }
+// than a second off. It is zero for a zero Client.
+func (c *Client) ClockOffset() time.Duration {
+	if c.offset == nil {
+		return 0
+	}
+	return time.Duration(c.offset.Load())
+}
 
 // learnOffset sets the clock offset from an answer's Date header, and returns it.
 // Date has whole seconds, the server's clock read between Date and Date+1s when it
@@ -615,6 +638,9 @@ func (c *Client) Call(ctx context.Context, method string, params Params) (*Respo
 // cfg.retries times after a connection error where repeating is safe. Every attempt
 // is built afresh: new timestamp, new nonce, new signature.
 func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Response, error) {
+	if err := c.made(); err != nil {
+		return nil, err
+	}
 	if c.cfg.callTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.callTimeout)

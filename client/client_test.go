@@ -1237,6 +1237,27 @@ func TestZeroClient(t *testing.T) {
 	if err := c.ValidateUIDSignature("u1", "1795943862", "sig"); err == nil {
 		t.Error("a zero Client validated a UIDSignature")
 	}
+	// Its calls, its clock offset and a client derived from it: an error (or zero),
+	// where they dereferenced the nil HTTP client, clock and offset.
+	ctx := context.Background()
+	if off := c.ClockOffset(); off != 0 {
+		t.Errorf("a zero Client's clock offset is %v", off)
+	}
+	if _, err := c.Call(ctx, "socialize.getUserInfo", Params{"UID": "u1"}); !errors.Is(err, errZeroClient) {
+		t.Errorf("Call on a zero Client: %v", err)
+	}
+	if _, err := c.GetUserInfo(ctx, "u1"); !errors.Is(err, errZeroClient) {
+		t.Errorf("GetUserInfo on a zero Client: %v", err)
+	}
+	if err := c.SetUserInfo(ctx, "u1", UserInfo{FirstName: "A"}); !errors.Is(err, errZeroClient) {
+		t.Errorf("SetUserInfo on a zero Client: %v", err)
+	}
+	if d, err := c.WithCredentials(PartnerSecret("3_a", "c2VjcmV0")); !errors.Is(err, errZeroClient) || d != nil {
+		t.Errorf("WithCredentials of a zero Client: %v, %v", d, err)
+	}
+	if ErrorCode(errZeroClient) != 500000 {
+		t.Errorf("ErrorCode(a zero Client's error) = %d", ErrorCode(errZeroClient))
+	}
 }
 
 // TestNoncesAreRandom: a nonce is 128 random bits in hex: every one of its 32 digits
