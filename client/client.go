@@ -314,7 +314,10 @@ func WithRetries(n int) Option {
 }
 
 // WithTrace calls f after every attempt with what was sent and what came back: to
-// debug signatures (`socius call --verbose` uses it). Secrets are masked in it.
+// debug signatures (`socius call --verbose` uses it). Secrets are masked in it. f runs
+// on the goroutine of the call, before the call returns: calls made at once call it at
+// once, so it must be safe for concurrent use itself. The clients derived with
+// WithCredentials call it too.
 func WithTrace(f func(*Trace)) Option {
 	return func(c *config) error {
 		c.trace = f

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,10 +95,10 @@ func (s *testServer) newClient(t *testing.T, cred client.Credentials, plainHTTP 
 
 // everyCredential returns a client of s in each credential shape, by name, with the
 // user u1 logged in (a token and a mobile session are bound to it).
-func (s *testServer) everyCredential(t *testing.T) map[string]*client.Client {
+func (s *testServer) everyCredential(t *testing.T, opts ...client.Option) map[string]*client.Client {
 	t.Helper()
 	ctx := context.Background()
-	admin := s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), false)
+	admin := s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), false, opts...)
 	if _, err := admin.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "u1", NewUser: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +111,14 @@ func (s *testServer) everyCredential(t *testing.T) map[string]*client.Client {
 		t.Fatal(err)
 	}
 	return map[string]*client.Client{
-		"signed, partner secret, HTTP": s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), true),
-		"signed, userKey, HTTP":        s.newClient(t, client.UserKey(apiKey, userKey, userKeySecret), true),
+		"signed, partner secret, HTTP": s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), true, opts...),
+		"signed, userKey, HTTP":        s.newClient(t, client.UserKey(apiKey, userKey, userKeySecret), true, opts...),
 		"signed, partner secret":       admin,
-		"plain partner secret":         s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), false, client.WithPlainSecret()),
-		"plain userKey secret":         s.newClient(t, client.UserKey(apiKey, userKey, userKeySecret), false, client.WithPlainSecret()),
-		"access token":                 s.newClient(t, client.Token(grant.AccessToken), false),
-		"mobile session":               s.newClient(t, client.Session(login.SessionToken, login.SessionSecret), false),
-		"userKey and RSA key":          s.newClient(t, client.UserKeyRSA(apiKey, rsaUserKey, s.rsaKey), false),
+		"plain partner secret":         s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), false, append([]client.Option{client.WithPlainSecret()}, opts...)...),
+		"plain userKey secret":         s.newClient(t, client.UserKey(apiKey, userKey, userKeySecret), false, append([]client.Option{client.WithPlainSecret()}, opts...)...),
+		"access token":                 s.newClient(t, client.Token(grant.AccessToken), false, opts...),
+		"mobile session":               s.newClient(t, client.Session(login.SessionToken, login.SessionSecret), false, opts...),
+		"userKey and RSA key":          s.newClient(t, client.UserKeyRSA(apiKey, rsaUserKey, s.rsaKey), false, opts...),
 	}
 }
 
@@ -264,5 +265,62 @@ func TestErrorsShowNoSecret(t *testing.T) {
 	}
 	if failed < len(targets)*len(creds) {
 		t.Errorf("only %d of the calls failed", failed)
+	}
+}
+
+// TestConcurrentUseEveryCredential: one client in each credential shape, with a trace
+// function, used from many goroutines at once for reads and writes while other
+// goroutines read its clock offset, print it and derive clients from it: every call
+// succeeds (a nonce of its own each: no 403004), every attempt is traced, and under
+// -race nothing is shared unguarded.
+func TestConcurrentUseEveryCredential(t *testing.T) {
+	var traces atomic.Int64
+	trace := client.WithTrace(func(tr *client.Trace) { traces.Add(1) })
+	ctx := context.Background()
+	const goroutines = 40
+	for name, c := range startSocius(t).everyCredential(t, trace) {
+		uid := "u1"
+		if name == "access token" || name == "mobile session" {
+			uid = "" // the credential implies the user
+		}
+		before := traces.Load()
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines)
+		for i := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				switch i % 4 {
+				case 0:
+					_, err = c.GetUserInfo(ctx, uid)
+				case 1:
+					err = c.SetUserInfo(ctx, uid, client.UserInfo{Nickname: fmt.Sprintf("n%d", i), Age: client.Age(i)})
+				case 2:
+					p := client.Params{"x_n": i}
+					if uid != "" {
+						p["UID"] = uid
+					}
+					_, err = c.Call(ctx, "socialize.getUserInfo", p)
+				case 3:
+					_, _ = c.ClockOffset(), c.String()
+					var d *client.Client
+					if d, err = c.WithCredentials(client.PartnerSecret(apiKey, partnerSecret)); err == nil {
+						_, err = d.GetUserInfo(ctx, "u1")
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: goroutine %d: %w", name, i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if n := traces.Load() - before; n != goroutines {
+			t.Errorf("%s: %d attempts traced for %d calls", name, n, goroutines)
+		}
 	}
 }
