@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,48 @@ func TestMain(m *testing.M) {
 	st.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// readmeExample is the example of README.md's "Go client" section, word for word:
+// Example_readme runs it, so that it compiles and works as shown.
+func readmeExample(ctx context.Context, baseURL, apiKey, partnerSecret string) error {
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret),
+		client.WithBaseURL(baseURL)) // Socius: "http://127.0.0.1:8080"; Gigya: client.WithDataCenter("eu1.gigya.com")
+	if err != nil {
+		return err
+	}
+	if _, err := c.NotifyLogin(ctx, client.NotifyLoginRequest{SiteUID: "u1"}); err != nil {
+		return err
+	}
+	if err := c.SetUserInfo(ctx, "u1", client.UserInfo{FirstName: "David", Age: client.Age(30)}); err != nil {
+		return err
+	}
+	user, err := c.GetUserInfo(ctx, "u1") // UIDSignature checked with the partner secret
+	var e *client.Error
+	if errors.As(err, &e) && e.Code == 403005 { // Unauthorized user: e.Details, e.CallID, e.Response
+		return fmt.Errorf("no user u1: %s (callId %s)", e.Details, e.CallID)
+	} else if err != nil {
+		return err // a *client.TransportError, a *client.ResponseError, another *client.Error...
+	}
+	fmt.Println(user.UID, user.FirstName, *user.Age)
+	resp, err := c.Call(ctx, "socialize.setUID", client.Params{"UID": "u1", "siteUID": "u2"}) // any method
+	if err != nil {
+		return err
+	}
+	fmt.Println(resp.StatusCode) // the answer's data: resp.Decode(&v)
+	return nil
+}
+
+// Example_readme runs the example of README.md (readmeExample) against the Socius of
+// TestMain. It comes first: it renames u1 to u2, which the examples after it create
+// again, or log in.
+func Example_readme() {
+	if err := readmeExample(context.Background(), baseURL, apiKey, partnerSecret); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// u1 David 30
+	// 200
 }
 
 func Example() {
@@ -263,4 +306,35 @@ func ExampleWithTrace() {
 	}
 	c.Logout(context.Background(), "nobody")
 	// Output: 1 socialize.logout true 403005
+}
+
+// TestREADMEExample: the example of README.md's "Go client" section is readmeExample's
+// body, which Example_readme compiles and runs: the README shows code that works.
+func TestREADMEExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "## Go client\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Go client" section`)
+	}
+	_, code, ok := strings.Cut(after, "```go\nimport \"github.com/socius/socius/client\"\n\n")
+	if !ok {
+		t.Fatal("the Go client section of README.md has no example")
+	}
+	code, _, _ = strings.Cut(code, "```\n")
+	src, err := os.ReadFile("example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fn, _ := strings.Cut(string(src), "func readmeExample(ctx context.Context, baseURL, apiKey, partnerSecret string) error {\n")
+	fn, _, _ = strings.Cut(fn, "\treturn nil\n}\n")
+	var body strings.Builder
+	for _, line := range strings.SplitAfter(fn, "\n") {
+		body.WriteString(strings.TrimPrefix(line, "\t"))
+	}
+	if fn == "" || code != body.String() {
+		t.Errorf("README.md's client example is not readmeExample's body:\n--- README.md\n%s--- readmeExample\n%s", code, body.String())
+	}
 }
