@@ -1011,6 +1011,14 @@ func TestParamKinds(t *testing.T) {
 		`context=c d,empty=,userInfo={"nickname":"x"}`)
 	// A nil map or slice is no value, as nil is; NaN and the infinities are refused.
 	checkEncoding(t, Params{"userInfo": map[string]any(nil), "list": []string(nil), "data": []byte(nil), "UID": "u1"}, "UID=u1")
+	// A time.Duration is nanoseconds, which Gigya would read as seconds: refused, the
+	// error saying what to give instead, where an hour went as 3600000000000.
+	hour := time.Hour
+	for _, d := range []any{time.Hour, &hour} {
+		if _, err := (Params{"sessionExpiration": d}).encode(); err == nil || !strings.Contains(err.Error(), "whole seconds") {
+			t.Errorf("sessionExpiration %v: %v, want an error", d, err)
+		}
+	}
 	for _, f := range []any{math.NaN(), math.Inf(1), float32(math.Inf(-1))} {
 		if _, err := (Params{"age": f}).encode(); err == nil || !strings.Contains(err.Error(), "not a number") {
 			t.Errorf("age %v: %v, want an error", f, err)

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/socius/socius/gigya"
 )
@@ -18,10 +19,12 @@ import (
 // Params are a call's parameters. Values are sent as text: a string as it is, a bool
 // as true or false, numbers in decimal (so too named types of these kinds, such as
 // type ID string), a []byte (what json.Marshal returns), a json.RawMessage or
-// json.Number as its text, an encoding.TextMarshaler as its text; a pointer as what it points to; nil (or a nil
-// pointer) leaves the parameter out; anything else (maps, slices, structs such as
-// UserInfo) as its JSON encoding, which is what JSON-typed parameters (userInfo,
-// context) expect.
+// json.Number as its text, an encoding.TextMarshaler as its text; a pointer as what it
+// points to; nil (or a nil pointer) leaves the parameter out; anything else (maps,
+// slices, structs such as UserInfo) as its JSON encoding, which is what JSON-typed
+// parameters (userInfo, context) expect. A time.Duration is refused: its number is
+// nanoseconds, and Gigya counts durations (sessionExpiration) in seconds; give
+// int64(d / time.Second).
 //
 // Names are matched case-insensitively by Gigya, so two names that differ only in
 // letter case are refused. The client sets the credential and control parameters
@@ -82,6 +85,10 @@ func paramText(v any) (string, bool, error) {
 		return strconv.FormatUint(v, 10), true, nil
 	case float64:
 		return floatText(v, 64)
+	case time.Duration:
+		// A Duration is a number of nanoseconds, which Gigya would read as seconds
+		// (sessionExpiration, x_sessionExpiration: an hour would be 114,000 years).
+		return "", false, fmt.Errorf("a time.Duration (%v): give whole seconds, e.g. int64(d / time.Second), as Gigya counts durations in seconds", v)
 	case json.Number:
 		return string(v), true, nil
 	case json.RawMessage:
