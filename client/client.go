@@ -600,11 +600,11 @@ var safeToRepeat = map[string]bool{
 
 // A Response is a successful answer (errorCode 0).
 type Response struct {
-	Method       string
-	CallID       string
-	StatusCode   int // the answer's statusCode field (200)
-	StatusReason string
-	Time         time.Time
+	Method       string    // the method called
+	CallID       string    // callId: the server's name for the call
+	StatusCode   int       // the answer's statusCode field (200)
+	StatusReason string    // the answer's statusReason ("OK")
+	Time         time.Time // the answer's time: when the server answered
 	// Ignored lists the parameters the server did not use (ignoredParams).
 	Ignored []gigya.IgnoredParam
 	// Body is the whole answer, one JSON object: the method's data is at its top level.
@@ -623,7 +623,15 @@ func (r *Response) Decode(v any) error {
 
 // Call calls any method, e.g. "socialize.setUID" or "accounts.getAccountInfo", with
 // params, adding the credentials and the control parameters (format=json,
-// httpStatusCodes=false, sdk). A Gigya error (errorCode != 0) comes back as an *Error.
+// httpStatusCodes=false, sdk). A bare name ("setUID") is in namespace socialize.
+//
+// Its errors: a Gigya error answer (errorCode != 0) is an *Error; an answer that is
+// not a Gigya answer a *ResponseError; no answer a *TransportError. ErrInsecure (with
+// errors.Is) when a parameter holds a credential, or the method's answer does, over
+// plain HTTP; a method name or a parameter the client cannot send (a reserved name,
+// a NaN) is a plain error naming it, and nothing is sent. ErrorCode maps any of them
+// to a Gigya code. The helpers (SetUserInfo, GetUserInfo, ...) return Call's errors,
+// and their own for a request or an answer they cannot build or read.
 func (c *Client) Call(ctx context.Context, method string, params Params) (*Response, error) {
 	m, err := canonicalMethod(method)
 	if err != nil {

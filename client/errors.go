@@ -10,18 +10,20 @@ import (
 	"github.com/socius/socius/gigya"
 )
 
-// Error is a Gigya error answer: errorCode != 0. The whole answer stays in Response,
-// because error answers can carry data (e.g. a 301001's apiDomain).
+// Error is a Gigya error answer: errorCode != 0. It is not tried again (but for a
+// 403002, once, see the package documentation): 500001 may mean a write happened. The
+// whole answer stays in Response, because error answers can carry data (e.g. a
+// 301001's apiDomain). The client returns it as a pointer:
 //
 //	var e *client.Error
 //	if errors.As(err, &e) && e.Code == 403005 { ... }
 type Error struct {
-	Method     string
+	Method     string // the method called, e.g. "socialize.getUserInfo"
 	Code       int    // errorCode
 	Message    string // errorMessage, fixed per code
 	Details    string // errorDetails: what exactly was wrong
-	CallID     string
-	StatusCode int // the answer's statusCode field
+	CallID     string // callId: the server's name for the call, for its logs and support
+	StatusCode int    // the answer's statusCode field (errorCode / 1000)
 	// Response is the whole answer, one JSON object.
 	Response []byte
 }
@@ -51,13 +53,16 @@ func (e *Error) Error() string {
 func (e *Error) Decode(v any) error { return jsonUnmarshal(e.Response, v) }
 
 // ResponseError is an answer that is not a Gigya answer: not one JSON object with a
-// numeric errorCode (an HTML page from a proxy, an empty body, ...).
+// numeric errorCode (an HTML page from a proxy, an empty body, ...), a redirect, or an
+// answer longer than MaxResponseBytes. Something answered, so a write may have
+// happened: the call is not tried again, whatever the HTTP status (a 502 or 503 from
+// a proxy too). The client returns it as a pointer.
 type ResponseError struct {
-	Method      string
-	HTTPStatus  int
-	ContentType string
-	Body        []byte // the start of the body
-	Err         error  // wraps gigya.ErrNotAnswer
+	Method      string // the method called
+	HTTPStatus  int    // the HTTP status of the answer
+	ContentType string // its Content-Type header
+	Body        []byte // the start of the body, at most 2 KiB
+	Err         error  // what is wrong with it; wraps gigya.ErrNotAnswer
 }
 
 // Error says what came back instead of an answer.
@@ -69,12 +74,16 @@ func (e *ResponseError) Error() string {
 func (e *ResponseError) Unwrap() error { return e.Err }
 
 // TransportError is a call that got no answer: the connection failed, timed out, or
-// the context ended. Err is the cause (errors.Is(err, context.DeadlineExceeded) works).
+// the context ended. Err is the cause (errors.Is(err, context.DeadlineExceeded) works;
+// a *net.OpError whose Op is "dial" says the request was never sent). Unless the
+// connection was never made, a call that changes something may have happened: the
+// client does not send it again (see the package documentation). The client returns
+// it as a pointer.
 type TransportError struct {
-	Method   string
-	URL      string
-	Attempts int
-	Err      error
+	Method   string // the method called
+	URL      string // where it was sent (no secret: parameters go in the body)
+	Attempts int    // how many times it was tried, retries included
+	Err      error  // the last attempt's error, with the context's when that ended the call
 }
 
 // Error says which call failed and why.
