@@ -402,7 +402,11 @@ func New(cred Credentials, opts ...Option) (*Client, error) {
 
 // WithCredentials returns a Client like c (same server, HTTP client, options and
 // learned clock offset) that calls with other credentials: e.g. with the access
-// token that c obtained from GetToken.
+// token that c obtained from GetToken. The new client validates UIDSignatures with
+// the partner secret of its own credentials, or the one given to New with
+// WithPartnerSecret: not with c's PartnerSecret credentials, which may be another
+// site's than the new credentials' (a token names no site). It returns an error for
+// credentials that New would refuse, and for a zero c.
 func (c *Client) WithCredentials(cred Credentials) (*Client, error) {
 	if err := c.made(); err != nil {
 		return nil, err
