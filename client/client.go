@@ -777,9 +777,13 @@ func notSent(err error) bool {
 	return errors.As(err, &dns)
 }
 
-// permanent reports transport errors that trying again cannot mend: the server's
-// certificate is not trusted, or it does not speak TLS.
+// permanent reports transport errors that trying again cannot mend: the host name
+// does not exist (a data center misspelt), the server's certificate is not trusted,
+// or it does not speak TLS.
 func permanent(err error) bool {
+	if dns := (*net.DNSError)(nil); errors.As(err, &dns) && dns.IsNotFound {
+		return true
+	}
 	var (
 		verify   *tls.CertificateVerificationError
 		unknown  x509.UnknownAuthorityError

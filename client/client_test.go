@@ -667,6 +667,7 @@ func TestRetryRules(t *testing.T) {
 		{"write, dial error", "socialize.setUserInfo", []error{dialError()}, nil, 2, true},
 		{"write, reset after sending", "socialize.setUserInfo", []error{io.ErrUnexpectedEOF}, nil, 1, false},
 		{"write, DNS", "socialize.notifyLogin", []error{&net.DNSError{Err: "no such host", Name: "x"}}, nil, 2, true},
+		{"no such host", "socialize.getUserInfo", []error{&net.DNSError{Err: "no such host", Name: "socialize.eu9.gigya.com", IsNotFound: true}}, nil, 1, false},
 		{"read, reset", "socialize.getUserInfo", []error{io.ErrUnexpectedEOF, io.ErrUnexpectedEOF}, nil, 3, true},
 		{"read, too many", "socialize.getUserInfo", []error{io.ErrUnexpectedEOF, io.ErrUnexpectedEOF, io.ErrUnexpectedEOF}, nil, 3, false},
 		{"no retries", "socialize.getUserInfo", []error{dialError()}, []Option{WithRetries(0)}, 1, false},

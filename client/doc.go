@@ -81,8 +81,9 @@
 //   - for methods that change nothing (socialize.getUserInfo), after any transport
 //     failure, since a repeated read answers the same.
 //
-// A certificate the client does not trust, or a server that does not speak TLS (an
-// https URL on a plain HTTP port), is not retried: no second attempt mends it.
+// A host name that does not exist (a misspelt data center), a certificate the client
+// does not trust, or a server that does not speak TLS (an https URL on a plain HTTP
+// port), is not retried: no second attempt mends it.
 //
 // A call that changes something (setUserInfo, notifyLogin, getToken, deleteAccount,
 // logout, any other method given to Call) is never sent twice once it may have reached
