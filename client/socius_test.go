@@ -324,3 +324,37 @@ func TestConcurrentUseEveryCredential(t *testing.T) {
 		}
 	}
 }
+
+// TestClockSkewEveryCredential: with the client's clock an hour off, each credential
+// shape that puts a time on its requests (a signature's timestamp, a bearer JWT's iat)
+// gets 403002 once, learns the server's time and succeeds on its second attempt; the
+// shapes that send no time succeed at once. Either way the next call takes one attempt.
+func TestClockSkewEveryCredential(t *testing.T) {
+	ctx := context.Background()
+	for _, skew := range []time.Duration{time.Hour, -time.Hour} {
+		var attempts atomic.Int64
+		clients := startSocius(t).everyCredential(t, client.WithClock(skewedClock{skew}),
+			client.WithTrace(func(*client.Trace) { attempts.Add(1) }))
+		for name, c := range clients {
+			uid := "u1"
+			if name == "access token" || name == "mobile session" {
+				uid = "" // the credential implies the user
+			}
+			want := int64(1)
+			switch name {
+			case "signed, partner secret, HTTP", "signed, userKey, HTTP", "mobile session", "userKey and RSA key":
+				want = 2
+			case "signed, partner secret":
+				// everyCredential's calls with it learned the offset already.
+			}
+			attempts.Store(0)
+			if _, err := c.GetUserInfo(ctx, uid); err != nil || attempts.Load() != want {
+				t.Errorf("clock off by %v, %s: %v after %d attempts, want success after %d", skew, name, err, attempts.Load(), want)
+			}
+			attempts.Store(0)
+			if err := c.SetUserInfo(ctx, uid, client.UserInfo{Nickname: "skewed"}); err != nil || attempts.Load() != 1 {
+				t.Errorf("clock off by %v, %s, the next call: %v after %d attempts, want success at once", skew, name, err, attempts.Load())
+			}
+		}
+	}
+}
