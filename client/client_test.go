@@ -1366,3 +1366,51 @@ func TestEndedWhileWaitingToRetry(t *testing.T) {
 		t.Errorf("%T %v: want a *TransportError with the deadline and the refused connection", err, err)
 	}
 }
+
+// TestAnswerLostOnARealConnection: a server that reads the request and closes the
+// connection without answering (a crash, a proxy's reset) leaves net/http's own error,
+// not a dial error: a write is sent once, its *TransportError says one attempt, and a
+// read is tried again, each attempt with a fresh nonce.
+func TestAnswerLostOnARealConnection(t *testing.T) {
+	var mu sync.Mutex
+	var nonces []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		nonces = append(nonces, r.PostForm.Get("nonce"))
+		mu.Unlock()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method   string
+		attempts int
+	}{{"socialize.setUserInfo", 1}, {"socialize.notifyLogin", 1}, {"socialize.getUserInfo", 1 + DefaultRetries}} {
+		mu.Lock()
+		nonces = nil
+		mu.Unlock()
+		_, err := c.Call(context.Background(), tt.method, Params{"UID": "u1"})
+		mu.Lock()
+		sent := nonces
+		mu.Unlock()
+		var te *TransportError
+		if !errors.As(err, &te) || te.Attempts != tt.attempts || len(sent) != tt.attempts {
+			t.Errorf("%s: %T %v after %d requests; want a *TransportError after %d", tt.method, err, err, len(sent), tt.attempts)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, n := range sent {
+			seen[n] = true
+		}
+		if len(seen) != len(sent) || ErrorCode(err) != 500000 {
+			t.Errorf("%s: nonces %v, ErrorCode %d", tt.method, sent, ErrorCode(err))
+		}
+	}
+}
