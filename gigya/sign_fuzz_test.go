@@ -71,7 +71,11 @@ func FuzzBaseString(f *testing.F) {
 
 // modelParamString is the parameter string of the protocol notes. (The names are
 // ASCII, as Decode takes them: strings.EqualFold folds no other letter into "sig".)
-func modelParamString(params []Param) string {
+func modelParamString(params []Param) string { return modelParamStringBy(params, modelEscape) }
+
+// modelParamStringBy is a parameter string whose values escape escapes: every
+// parameter but sig, sorted by name, name=value joined by "&".
+func modelParamStringBy(params []Param, escape func(string) string) string {
 	var kept []Param
 	for _, p := range params {
 		if !strings.EqualFold(p.Name, "sig") {
@@ -81,7 +85,7 @@ func modelParamString(params []Param) string {
 	sort.SliceStable(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
 	pairs := make([]string, len(kept))
 	for i, p := range kept {
-		pairs[i] = p.Name + "=" + modelEscape(p.Value)
+		pairs[i] = p.Name + "=" + escape(p.Value)
 	}
 	return strings.Join(pairs, "&")
 }

@@ -92,18 +92,8 @@ func modelSwiftEscape(set, s string) string {
 // modelSwiftBase is the Swift SDK's base string: always POST; the parameter string
 // (names as they are, values escaped) escaped as a whole a second time.
 func modelSwiftBase(set, url string, params []Param) string {
-	var kept []Param
-	for _, p := range params {
-		if !strings.EqualFold(p.Name, "sig") {
-			kept = append(kept, p)
-		}
-	}
-	sort.SliceStable(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
-	pairs := make([]string, len(kept))
-	for i, p := range kept {
-		pairs[i] = p.Name + "=" + modelSwiftEscape(set, p.Value)
-	}
-	return "POST&" + modelEscape(url) + "&" + modelSwiftEscape(set, strings.Join(pairs, "&"))
+	escape := func(v string) string { return modelSwiftEscape(set, v) }
+	return "POST&" + modelEscape(url) + "&" + escape(modelParamStringBy(params, escape))
 }
 
 // modelSwiftKept is what the first versions leave of the values that the others

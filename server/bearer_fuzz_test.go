@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,7 +20,6 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
-	"github.com/socius/socius/sqlite"
 )
 
 // FuzzBearerJWT sends getUserInfo calls with Authorization: Bearer <JWT>, the JWT built
@@ -37,30 +35,12 @@ import (
 // of the signature in place of '+' and '/', the same base64 digits).
 func FuzzBearerJWT(f *testing.F) {
 	ctx := context.Background()
-	store, err := sqlite.Open(filepath.Join(f.TempDir(), "socius.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { store.Close() })
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		f.Fatal(err)
-	}
+	store, priv := jwtStore(f)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		f.Fatal(err)
 	}
-	pub, _ := socius.EncodeRSAPublicKey(&priv.PublicKey)
-	if err := store.CreateSite(ctx, &socius.Site{APIKey: apiKey, Secret: secret, CreatedAt: time.Now()}); err != nil {
-		f.Fatal(err)
-	}
-	if err := store.CreateKey(ctx, &socius.Key{UserKey: "AJwt", APIKey: apiKey, Secret: secret, PublicKey: pub, CreatedAt: time.Now()}); err != nil {
-		f.Fatal(err)
-	}
 	if err := store.CreateKey(ctx, &socius.Key{UserKey: "ANoPublicKey", APIKey: apiKey, Secret: secret, CreatedAt: time.Now()}); err != nil {
-		f.Fatal(err)
-	}
-	if _, err := store.Login(ctx, apiKey, "u1", &socius.Patch{}, time.Now()); err != nil {
 		f.Fatal(err)
 	}
 	// A quarter past the second: an iat in whole seconds is compared with the second,

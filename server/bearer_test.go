@@ -1,25 +1,19 @@
 package server_test
 
 import (
-	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/socius/socius"
 	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
-	"github.com/socius/socius/sqlite"
 )
 
 // TestBearerJWTSignatureLastDigit: the last base64 digit of a signature carries bits
@@ -27,26 +21,7 @@ import (
 // spare). A copy of an accepted JWT with those spare bits set is another string for
 // the same signature, and is refused: every encoder writes them as zero.
 func TestBearerJWTSignatureLastDigit(t *testing.T) {
-	ctx := context.Background()
-	store, err := sqlite.Open(filepath.Join(t.TempDir(), "socius.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := socius.EncodeRSAPublicKey(&priv.PublicKey)
-	if err := store.CreateSite(ctx, &socius.Site{APIKey: apiKey, Secret: secret, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateKey(ctx, &socius.Key{UserKey: "AJwt", APIKey: apiKey, Secret: secret, PublicKey: pub, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Login(ctx, apiKey, "u1", &socius.Patch{}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	store, priv := jwtStore(t)
 	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
 	call := func(jwt string) string {
 		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+apiKey+"&UID=u1"))
@@ -58,9 +33,8 @@ func TestBearerJWTSignatureLastDigit(t *testing.T) {
 		return rec.Body.String()
 	}
 	const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
 	for i, spare := range []int{1, 15} {
-		input := seg(map[string]any{"alg": "RS256", "kid": "AJwt"}) + "." + seg(map[string]any{"iat": time.Now().Unix(), "jti": "last-digit-" + strconv.Itoa(i)})
+		input := jwtSegment(map[string]any{"alg": "RS256", "kid": "AJwt"}) + "." + jwtSegment(map[string]any{"iat": time.Now().Unix(), "jti": "last-digit-" + strconv.Itoa(i)})
 		digest := sha256.Sum256([]byte(input))
 		sig, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
 		if err != nil {

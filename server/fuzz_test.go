@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/nonce"
 	"github.com/socius/socius/server"
-	"github.com/socius/socius/sqlite"
 )
 
 // FuzzAuthorization sends arbitrary Authorization headers (bearer JWTs, OAuth and
@@ -29,25 +27,7 @@ import (
 // parameter or the header), or else a bearer JWT of the userKey AJwt.
 func FuzzAuthorization(f *testing.F) {
 	ctx := context.Background()
-	store, err := sqlite.Open(filepath.Join(f.TempDir(), "socius.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { store.Close() })
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		f.Fatal(err)
-	}
-	pub, _ := socius.EncodeRSAPublicKey(&priv.PublicKey)
-	if err := store.CreateSite(ctx, &socius.Site{APIKey: apiKey, Secret: secret, CreatedAt: time.Now()}); err != nil {
-		f.Fatal(err)
-	}
-	if err := store.CreateKey(ctx, &socius.Key{UserKey: "AJwt", APIKey: apiKey, Secret: secret, PublicKey: pub, CreatedAt: time.Now()}); err != nil {
-		f.Fatal(err)
-	}
-	if _, err := store.Login(ctx, apiKey, "u1", &socius.Patch{}, time.Now()); err != nil {
-		f.Fatal(err)
-	}
+	store, priv := jwtStore(f)
 	token := socius.NewTokenText(socius.AccessToken)
 	if err := store.CreateToken(ctx, &socius.Token{Hash: socius.HashToken(token), Kind: socius.AccessToken, APIKey: apiKey, UID: "u1", CreatedAt: time.Now()}); err != nil {
 		f.Fatal(err)
@@ -55,8 +35,7 @@ func FuzzAuthorization(f *testing.F) {
 	var observed server.Call
 	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0), Observe: func(c *server.Call) { observed = *c }})
 
-	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
-	input := seg(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "AJwt"}) + "." + seg(map[string]any{"iat": time.Now().Unix(), "jti": "1"})
+	input := jwtSegment(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "AJwt"}) + "." + jwtSegment(map[string]any{"iat": time.Now().Unix(), "jti": "1"})
 	digest := sha256.Sum256([]byte(input))
 	sig, _ := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
 	f.Add("Bearer "+input+"."+base64.RawURLEncoding.EncodeToString(sig), "")
