@@ -549,21 +549,9 @@ func TestStalledBodyIsAnswered(t *testing.T) {
 			for framing, rest := range framings {
 				t.Run("fast-path="+fast+",write-timeout="+write+","+framing, func(t *testing.T) {
 					ts := startServer(t, "--read-timeout", "700ms", "--write-timeout", write, "--fast-path="+fast)
-					conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer conn.Close()
 					// The head and 5 bytes of a 100-byte body, then nothing.
-					fmt.Fprintf(conn, "POST /socialize.getUserInfo?httpStatusCodes=true HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\n%s", rest)
-					conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-					resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-					if err != nil {
-						t.Fatalf("no answer to a stalled body: %v", err)
-					}
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 400 || !strings.Contains(string(b), `"errorCode":400001`) || !strings.Contains(string(b), "could not be read") || !resp.Close {
+					resp, b := stalledAnswer(t, ts, rest)
+					if resp.StatusCode != 400 || !strings.Contains(b, `"errorCode":400001`) || !strings.Contains(b, "could not be read") || !resp.Close {
 						t.Errorf("answer to a stalled body: %d close=%v %s", resp.StatusCode, resp.Close, b)
 					}
 				})
@@ -587,20 +575,8 @@ func TestStalledLargeBodyIsAnswered(t *testing.T) {
 		for framing, rest := range framings {
 			t.Run("fast-path="+fast+","+framing, func(t *testing.T) {
 				ts := startServer(t, "--max-body-bytes", "1024", "--read-timeout", "700ms", "--write-timeout", "700ms", "--fast-path="+fast)
-				conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				fmt.Fprintf(conn, "POST /socialize.getUserInfo?httpStatusCodes=true HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\n%s", rest)
-				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					t.Fatalf("no answer to a stalled body over the limit: %v", err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 413 || !strings.Contains(string(b), `"errorCode":413001`) || !resp.Close {
+				resp, b := stalledAnswer(t, ts, rest)
+				if resp.StatusCode != 413 || !strings.Contains(b, `"errorCode":413001`) || !resp.Close {
 					t.Errorf("answer to a stalled body over the limit: %d close=%v %s", resp.StatusCode, resp.Close, b)
 				}
 			})
@@ -747,4 +723,25 @@ func TestConnectionCapLeavesDescriptors(t *testing.T) {
 	if n, seen := c.setMax(0); seen != 0 || n != 0 {
 		t.Errorf("no cap: %d, lowered for %d", n, seen)
 	}
+}
+
+// stalledAnswer sends the server a getUserInfo POST (httpStatusCodes=true) whose head
+// ends with rest, its framing and what of its body is sent, then nothing more, and
+// returns the answer and its body; it fails the test when none comes within 10 s.
+func stalledAnswer(t *testing.T, ts *testServer, rest string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", hostPort(ts.HTTPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /socialize.getUserInfo?httpStatusCodes=true HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\n%s", rest)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
 }
