@@ -11,6 +11,23 @@ import (
 	"time"
 )
 
+// servedOnce serves the data folder dir (with flags) for one signed getUserInfo with
+// params, of a user nobody made (403005: its signature good, its nonce kept), and
+// stops the server cleanly. It returns the address it served on, for the next server,
+// and the call's parameters, to send it again.
+func servedOnce(t *testing.T, dir string, params url.Values, flags ...string) (string, url.Values) {
+	t.Helper()
+	a := startServer(t, append([]string{"--data", dir}, flags...)...)
+	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", params, "", "")
+	if got := a.post(t, a.HTTPURL, "socialize.getUserInfo", first); got.code() != 403005 {
+		t.Fatalf("first: %v", got)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(a.HTTPURL, "http://"), first
+}
+
 // TestNoncesOutliveARestart: the embedded store's nonces are memory, and a restart
 // forgot them, so a request of the last two minutes could be replayed to the new
 // process. A clean stop saves them and the next start loads them (the replay is
@@ -18,15 +35,7 @@ import (
 // the requests timed before it (403002), and takes those signed after.
 func TestNoncesOutliveARestart(t *testing.T) {
 	dir := t.TempDir()
-	a := startServer(t, "--data", dir)
-	addr := strings.TrimPrefix(a.HTTPURL, "http://")
-	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}, "nonce": {"before-the-restart"}}, "", "")
-	if got := a.post(t, a.HTTPURL, "socialize.getUserInfo", first); got.code() != 403005 { // signature good, no such user
-		t.Fatalf("first: %v", got)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr, first := servedOnce(t, dir, url.Values{"UID": {"nobody"}, "nonce": {"before-the-restart"}})
 	if _, err := os.Stat(filepath.Join(dir, noncesFile)); err != nil {
 		t.Fatalf("no nonces saved by a clean stop: %v", err)
 	}
@@ -84,15 +93,7 @@ func TestNoncesOutliveARestart(t *testing.T) {
 // requests for as much longer (they expired as saved, and a replay 12 s later passed).
 func TestNoncesWiderWindow(t *testing.T) {
 	dir := t.TempDir()
-	a := startServer(t, "--data", dir, "--clock-skew", "10s")
-	addr := strings.TrimPrefix(a.HTTPURL, "http://")
-	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
-	if got := a.post(t, a.HTTPURL, "socialize.getUserInfo", first); got.code() != 403005 {
-		t.Fatalf("first: %v", got)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr, first := servedOnce(t, dir, url.Values{"UID": {"nobody"}}, "--clock-skew", "10s")
 	b := startServer(t, "--data", dir, "--http", addr, "--clock-skew", "5m")
 	b.Clock.Advance(20 * time.Second) // past the 10 s window, within 5 min
 	if got := b.post(t, b.HTTPURL, "socialize.getUserInfo", first); got.code() != 403004 {
@@ -105,13 +106,7 @@ func TestNoncesWiderWindow(t *testing.T) {
 // as with none, and removes the file.
 func TestNoncesBadFile(t *testing.T) {
 	dir := t.TempDir()
-	a := startServer(t, "--data", dir)
-	addr := strings.TrimPrefix(a.HTTPURL, "http://")
-	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
-	a.post(t, a.HTTPURL, "socialize.getUserInfo", first)
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr, first := servedOnce(t, dir, url.Values{"UID": {"nobody"}})
 	path := filepath.Join(dir, noncesFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -186,13 +181,7 @@ func TestNoncesAfterAFailedFirstStart(t *testing.T) {
 // nonces a server holds, not read whole into memory, and the start says so.
 func TestNoncesFileTooLong(t *testing.T) {
 	dir := t.TempDir()
-	a := startServer(t, "--data", dir)
-	addr := strings.TrimPrefix(a.HTTPURL, "http://")
-	first := a.signed(t, a.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
-	a.post(t, a.HTTPURL, "socialize.getUserInfo", first)
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr, first := servedOnce(t, dir, url.Values{"UID": {"nobody"}})
 	path := filepath.Join(dir, noncesFile)
 	// Sparse: no disk is spent on it. 1 GiB would take as much memory read whole.
 	if err := os.Truncate(path, 1<<30); err != nil {
