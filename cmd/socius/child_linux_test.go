@@ -9,30 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// children returns the processes whose parent is pid (from /proc).
-func children(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+	"github.com/socius/socius/internal/proctest"
+)
 
 // TestBenchChildrenDieWithIt: the servers a bench starts (the baseline, socius serve)
 // die with it when it is killed outright, which gives it no chance to stop them; they
@@ -49,7 +28,7 @@ func TestBenchChildrenDieWithIt(t *testing.T) {
 			bench.Process.Kill()
 			t.Fatal("the bench started no server within 30 s")
 		}
-		kids = children(bench.Process.Pid)
+		kids = proctest.Children(bench.Process.Pid)
 	}
 	bench.Process.Signal(syscall.SIGKILL)
 	bench.Wait()

@@ -1,11 +1,9 @@
 package pgtest
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/socius/socius/internal/proctest"
 )
 
 // childAttr is what a child process (the server, PgBouncer, initdb) starts with: run
@@ -20,24 +18,10 @@ func childAttr(o *owner, deathSig syscall.Signal) *syscall.SysProcAttr {
 }
 
 // killChildren stops the process pid (SIGSTOP, so that it starts no other meanwhile)
-// and kills every process whose parent it is (SIGKILL), found in /proc.
+// and kills every process whose parent it is (SIGKILL).
 func killChildren(pid int) {
 	syscall.Kill(pid, syscall.SIGSTOP)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			syscall.Kill(child, syscall.SIGKILL)
-		}
+	for _, child := range proctest.Children(pid) {
+		syscall.Kill(child, syscall.SIGKILL)
 	}
 }
