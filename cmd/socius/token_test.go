@@ -328,20 +328,12 @@ func TestGetTokenCredentials(t *testing.T) {
 	ts := startServer(t)
 	ctx := context.Background()
 	const keySecret = vectors.LabUserSecret
-	for _, k := range []*socius.Key{
-		{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
-		{UserKey: "ATokenReader", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.notifyLogin", "socialize.getUserInfo"}},
-		{UserKey: "ANoLogins", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.getUserInfo"}},
-		{UserKey: "ANoTokens", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getUserInfo"}},
-	} {
-		k.CreatedAt = time.Now()
-		if err := ts.Store.CreateKey(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	basic := func(id, secret string) http.Header {
-		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))}}
-	}
+	createKeys(t, ts,
+		&socius.Key{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
+		&socius.Key{UserKey: "ATokenReader", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.notifyLogin", "socialize.getUserInfo"}},
+		&socius.Key{UserKey: "ANoLogins", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getToken", "socialize.getUserInfo"}},
+		&socius.Key{UserKey: "ANoTokens", APIKey: testAPIKey, Secret: keySecret, Methods: []string{"socialize.getUserInfo"}},
+	)
 	grant := func(extra url.Values) url.Values {
 		p := url.Values{"grant_type": {"none"}, "x_siteUID": {"eve"}}
 		for k, v := range extra {
@@ -358,9 +350,9 @@ func TestGetTokenCredentials(t *testing.T) {
 		code       int
 		details    string
 	}{
-		{"Basic apiKey:partner secret", "POST", true, grant(nil), basic(testAPIKey, testSecret), 0, ""},
-		{"Basic form-encoded secret", "POST", true, grant(nil), basic(testAPIKey, url.QueryEscape(testSecret)), 0, ""},
-		{"Basic userKey:key secret", "POST", true, grant(nil), basic("AFullKey", keySecret), 0, ""},
+		{"Basic apiKey:partner secret", "POST", true, grant(nil), basicAuth(testAPIKey, testSecret), 0, ""},
+		{"Basic form-encoded secret", "POST", true, grant(nil), basicAuth(testAPIKey, url.QueryEscape(testSecret)), 0, ""},
+		{"Basic userKey:key secret", "POST", true, grant(nil), basicAuth("AFullKey", keySecret), 0, ""},
 		{"client_id + client_secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 0, ""},
 		{"client_id=userKey + client_secret", "POST", true, grant(url.Values{"client_id": {"AFullKey"}, "client_secret": {keySecret}}), nil, 0, ""},
 		{"client_id + userKey + secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "userKey": {"AFullKey"}, "secret": {keySecret}}), nil, 0, ""},
@@ -375,16 +367,16 @@ func TestGetTokenCredentials(t *testing.T) {
 		}(), nil, 0, ""},
 
 		{"over plain HTTP, signed", "POST", false, ts.signed(t, ts.HTTPURL, "socialize.getToken", grant(nil), "", ""), nil, 403006, "HTTPS only"},
-		{"over plain HTTP, Basic", "POST", false, grant(nil), basic(testAPIKey, testSecret), 403006, "HTTPS only"},
+		{"over plain HTTP, Basic", "POST", false, grant(nil), basicAuth(testAPIKey, testSecret), 403006, "HTTPS only"},
 		{"GET", "GET", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {testSecret}}), nil, 400001, "must be a POST"},
 		{"wrong client_secret", "POST", true, grant(url.Values{"client_id": {testAPIKey}, "client_secret": {keySecret}}), nil, 403003, "client secret does not match the secret of apiKey"},
-		{"wrong Basic secret", "POST", true, grant(nil), basic("AFullKey", testSecret), 403003, "client_id \"AF\"... (length 8) is neither a site's apiKey nor a userKey whose secret is the client_secret"},
+		{"wrong Basic secret", "POST", true, grant(nil), basicAuth("AFullKey", testSecret), 403003, "client_id \"AF\"... (length 8) is neither a site's apiKey nor a userKey whose secret is the client_secret"},
 		{"wrong plain secret", "POST", true, grant(url.Values{"apiKey": {testAPIKey}, "secret": {keySecret}}), nil, 403003, "secret does not match"},
 		{"Basic not base64", "POST", true, grant(nil), http.Header{"Authorization": {"Basic !!!"}}, 400008, "base64(client_id:client_secret)"},
 		{"Basic without colon", "POST", true, grant(nil), http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(testAPIKey))}}, 400008, "base64(client_id:client_secret)"},
-		{"Basic and client_id differ", "POST", true, grant(url.Values{"client_id": {"AFullKey"}}), basic(testAPIKey, testSecret), 400008, "differ"},
-		{"Basic and client_secret", "POST", true, grant(url.Values{"client_secret": {testSecret}}), basic(testAPIKey, testSecret), 400008, "not both"},
-		{"Basic client_id that is no id", "POST", true, grant(nil), basic("3_no pe", testSecret), 400093, "client_id is not a valid apiKey or userKey"},
+		{"Basic and client_id differ", "POST", true, grant(url.Values{"client_id": {"AFullKey"}}), basicAuth(testAPIKey, testSecret), 400008, "differ"},
+		{"Basic and client_secret", "POST", true, grant(url.Values{"client_secret": {testSecret}}), basicAuth(testAPIKey, testSecret), 400008, "not both"},
+		{"Basic client_id that is no id", "POST", true, grant(nil), basicAuth("3_no pe", testSecret), 400093, "client_id is not a valid apiKey or userKey"},
 		{"client_secret without client_id", "POST", true, grant(url.Values{"client_secret": {testSecret}}), nil, 400002, "client_id"},
 		{"unknown client_id", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "client_secret": {testSecret}}), nil, 400093, "client_id 3_nobody is neither a site's apiKey nor a userKey"},
 		{"client_id and apiKey differ", "POST", true, grant(url.Values{"client_id": {"3_nobody"}, "apiKey": {testAPIKey}, "secret": {testSecret}}), nil, 400006, "client_id"},
@@ -469,19 +461,11 @@ func TestGetTokenUnknownClientID(t *testing.T) {
 	if err := ts.Store.PutSite(ctx, &socius.Site{APIKey: otherSite, Secret: socius.NewSecret(), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []*socius.Key{
-		{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
-		{UserKey: "3_ShapedKey", APIKey: testAPIKey, Secret: keySecret},
-		{UserKey: "AOtherKey", APIKey: otherSite, Secret: keySecret},
-	} {
-		k.CreatedAt = time.Now()
-		if err := ts.Store.CreateKey(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	basic := func(id, secret string) http.Header {
-		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))}}
-	}
+	createKeys(t, ts,
+		&socius.Key{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret},
+		&socius.Key{UserKey: "3_ShapedKey", APIKey: testAPIKey, Secret: keySecret},
+		&socius.Key{UserKey: "AOtherKey", APIKey: otherSite, Secret: keySecret},
+	)
 	grant := func(extra url.Values) url.Values {
 		p := url.Values{"grant_type": {"none"}}
 		for k, v := range extra {
@@ -502,10 +486,10 @@ func TestGetTokenUnknownClientID(t *testing.T) {
 			return grant(url.Values{"client_id": {id}, "client_secret": {testSecret}}), nil
 		}, 403003},
 		{"HTTP Basic", "AFullKey", "AFnobody", func(id string) (url.Values, http.Header) {
-			return grant(nil), basic(id, testSecret)
+			return grant(nil), basicAuth(id, testSecret)
 		}, 403003},
 		{"HTTP Basic, apiKey-shaped", "3_ShapedKey", "3_Nobody", func(id string) (url.Values, http.Header) {
-			return grant(nil), basic(id, testSecret)
+			return grant(nil), basicAuth(id, testSecret)
 		}, 400093},
 		{"client_secret and another userKey", "AFullKey", "AFnobody", func(id string) (url.Values, http.Header) {
 			return grant(url.Values{"client_id": {id}, "client_secret": {testSecret}, "userKey": {"AOtherKey"}}), nil
@@ -736,7 +720,6 @@ func jwtFor(t *testing.T, priv *rsa.PrivateKey, header, claims map[string]any, e
 func TestBearerJWT(t *testing.T) {
 	ts := startServer(t)
 	ts.login(t, "u1")
-	ctx := context.Background()
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -749,16 +732,11 @@ func TestBearerJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []*socius.Key{
-		{UserKey: "AJwtKey", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pub},
-		{UserKey: "AJwtReader", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pub, Methods: []string{"socialize.getUserInfo"}},
-		{UserKey: "ANoPublicKey", APIKey: testAPIKey, Secret: vectors.LabUserSecret},
-	} {
-		k.CreatedAt = time.Now()
-		if err := ts.Store.CreateKey(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createKeys(t, ts,
+		&socius.Key{UserKey: "AJwtKey", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pub},
+		&socius.Key{UserKey: "AJwtReader", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pub, Methods: []string{"socialize.getUserInfo"}},
+		&socius.Key{UserKey: "ANoPublicKey", APIKey: testAPIKey, Secret: vectors.LabUserSecret},
+	)
 	var jti int
 	claims := func(iat time.Time) map[string]any {
 		jti++
@@ -999,4 +977,20 @@ func TestTokenHousekeeping(t *testing.T) {
 	want(t, "expired, swept", ts.tlsPost(t, "socialize.getUserInfo", withToken(expiring, nil)), 403025, "unknown token")
 	want(t, "revoked, swept", ts.tlsPost(t, "socialize.getUserInfo", withToken(revoked, nil)), 403025, "unknown token")
 	want(t, "live", ts.tlsPost(t, "socialize.getUserInfo", withToken(live, nil)), 0, "")
+}
+
+// createKeys stores the keys in the server's store, created now.
+func createKeys(t *testing.T, ts *testServer, keys ...*socius.Key) {
+	t.Helper()
+	for _, k := range keys {
+		k.CreatedAt = time.Now()
+		if err := ts.Store.CreateKey(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// basicAuth is the Authorization header of HTTP Basic client credentials.
+func basicAuth(id, secret string) http.Header {
+	return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))}}
 }
