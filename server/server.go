@@ -1077,7 +1077,7 @@ func (c *call) observed() {
 func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) {
 	var hidden []string
 	for _, v := range also {
-		if len(v) >= minHidden {
+		if len(v) >= minHidden && mayHold(params, v) {
 			hidden = append(hidden, v)
 		}
 	}
@@ -1097,6 +1097,30 @@ func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) 
 		out[i] = p
 	}
 	return out, hidden
+}
+
+// mayHold reports whether a value of params may hold v, as sent or escaped: one holds
+// v's longest run of letters and digits, which escaping leaves as it is. It looks
+// without escaping v, so that every call can look for its site's secret (maskParams'
+// also) at the cost of a search: a secret hidden in no value costs no allocation.
+func mayHold(params []gigya.Param, v string) bool {
+	core, run := "", 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && (v[i] >= 'a' && v[i] <= 'z' || v[i] >= 'A' && v[i] <= 'Z' || v[i] >= '0' && v[i] <= '9') {
+			run++
+			continue
+		}
+		if run > len(core) {
+			core = v[i-run : i]
+		}
+		run = 0
+	}
+	for _, p := range params {
+		if strings.Contains(p.Value, core) {
+			return true
+		}
+	}
+	return false
 }
 
 // storedSecrets are the secrets of the call's site and key, as stored: hidden from
