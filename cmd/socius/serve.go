@@ -607,7 +607,7 @@ func pprofHandler() http.Handler {
 func (m *Main) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		ConnState: m.silent.track,
-		Handler:   h,
+		Handler:   closeChunked(h),
 		// "OPTIONS *" reaches the handler, which answers it with an envelope like any
 		// other request; Go's own answer is an empty 200, which an SDK reads as success.
 		DisableGeneralOptionsHandler: true,
@@ -618,6 +618,24 @@ func (m *Main) httpServer(h http.Handler) *http.Server {
 		MaxHeaderBytes:               m.MaxHeaderBytes,
 		ErrorLog:                     serverLog(m.Logger),
 	}
+}
+
+// closeChunked makes net/http close a connection after its answer to a request whose
+// body came chunked. RFC 9112 6.1: a request with both Transfer-Encoding and
+// Content-Length must end its connection after the answer, or a proxy in front that
+// framed it by its Content-Length reads what follows on the connection differently
+// (request smuggling). net/http (Go 1.26) reads such a request as chunked, keeps the
+// connection, and deletes the Content-Length before a handler could see it, so every
+// chunked request closes its connection: no SDK sends one (they send Content-Length),
+// and the client's next request comes on a new connection, whose requests the fast path
+// checks. The fast path refuses the two headers together itself and never gets here.
+func closeChunked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // listenerServer is what serves a listener: net/http's server, or http1's in front of
