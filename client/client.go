@@ -403,15 +403,27 @@ func New(cred Credentials, opts ...Option) (*Client, error) {
 // WithCredentials returns a Client like c (same server, HTTP client, options and
 // learned clock offset) that calls with other credentials: e.g. with the access
 // token that c obtained from GetToken. The new client validates UIDSignatures with
-// the partner secret of its own credentials, or the one given to New with
-// WithPartnerSecret: not with c's PartnerSecret credentials, which may be another
-// site's than the new credentials' (a token names no site). It returns an error for
-// credentials that New would refuse, and for a zero c.
+// the partner secret that c validates them with (the one given to New with
+// WithPartnerSecret, or c's PartnerSecret credentials), so that a partner secret
+// given once checks the answers of every client derived from c. The one exception is
+// credentials that name another site (a UserKey or UserKeyRSA of another apiKey),
+// which c's PartnerSecret credentials do not sign for; PartnerSecret credentials
+// validate with their own secret, unless WithPartnerSecret was given. A token or a
+// mobile session names no site: it is taken to be of c's site, as one that c
+// obtained (GetToken, NotifyLogin) is; make a client with New for another site's. It
+// returns an error for credentials that New would refuse, and for a zero c.
 func (c *Client) WithCredentials(cred Credentials) (*Client, error) {
 	if err := c.made(); err != nil {
 		return nil, err
 	}
 	d := &Client{cfg: c.cfg, http: c.http, offset: c.offset, newNonce: c.newNonce, sdk: c.sdk}
+	if d.cfg.partnerSecret == nil && c.cred.kind == credPartner && cred.kind != credPartner &&
+		(cred.apiKey == "" || cred.apiKey == c.cred.apiKey) {
+		// c's partner secret, as setCredentials stored it (compacted), for the
+		// UIDSignatures of the new client's answers.
+		secret := c.cred.sec().secret
+		d.cfg.partnerSecret = hide(&secret)
+	}
 	if err := d.setCredentials(cred); err != nil {
 		return nil, err
 	}

@@ -1414,3 +1414,52 @@ func TestAnswerLostOnARealConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedClientsValidateUIDSignatures: a client derived with WithCredentials
+// validates the UIDSignatures of its getUserInfo answers with the partner secret that
+// the client it came from knew (its PartnerSecret credentials, or WithPartnerSecret),
+// but for credentials of another site, which that secret does not sign for.
+func TestDerivedClientsValidateUIDSignatures(t *testing.T) {
+	key, _ := decodeSecret(labSecret)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	good := obj("UID", "u1", "UIDSignature", gigya.UIDSignature(key, ts, "u1"), "signatureTimestamp", ts)
+	forged := obj("UID", "u1", "UIDSignature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "signatureTimestamp", ts)
+	otherSecret := "b3RoZXItc2l0ZS1zZWNyZXQ="
+	tests := []struct {
+		name    string
+		from    Credentials
+		opts    []Option
+		derived Credentials
+		want    error // for the forged signature; the good one passes whenever it is checked
+		checked bool  // whether the derived client knows a partner secret at all
+	}{
+		{"token from partner secret", PartnerSecret(labAPIKey, labSecret), nil, Token("t"), ErrInvalidSignature, true},
+		{"session from partner secret", PartnerSecret(labAPIKey, labSecret), nil, Session("st", labUserSec), ErrInvalidSignature, true},
+		{"userKey of the site", PartnerSecret(labAPIKey, labSecret), nil, UserKey(labAPIKey, labUserKey, labUserSec), ErrInvalidSignature, true},
+		{"RSA key of the site", PartnerSecret(labAPIKey, labSecret), nil, UserKeyRSA(labAPIKey, labUserKey, testRSAKey(t)), ErrInvalidSignature, true},
+		{"userKey of another site", PartnerSecret(labAPIKey, labSecret), nil, UserKey("3_other", labUserKey, labUserSec), nil, false},
+		{"partner secret of the site", PartnerSecret(labAPIKey, otherSecret), nil, PartnerSecret(labAPIKey, labSecret), ErrInvalidSignature, true},
+		{"token, WithPartnerSecret", Token("t0"), []Option{WithPartnerSecret(labSecret)}, Token("t"), ErrInvalidSignature, true},
+		{"token from a userKey", UserKey(labAPIKey, labUserKey, labUserSec), nil, Token("t"), nil, false},
+	}
+	for _, tt := range tests {
+		var data gigya.Object
+		tr := &capture{next: func(int, *http.Request) (*http.Response, error) { return answer(0, "", data), nil }}
+		c := newTestClient(t, tt.from, tr, append([]Option{WithBaseURL("https://socius.test")}, tt.opts...)...)
+		d, err := c.WithCredentials(tt.derived)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		data = forged
+		if _, err := d.GetUserInfo(context.Background(), "u1"); !errors.Is(err, tt.want) {
+			t.Errorf("%s: a forged UIDSignature: %v, want %v", tt.name, err, tt.want)
+		}
+		data = good
+		if _, err := d.GetUserInfo(context.Background(), "u1"); err != nil {
+			t.Errorf("%s: a good UIDSignature: %v", tt.name, err)
+		}
+		if err := d.ValidateUIDSignature("u1", ts, gigya.UIDSignature(key, ts, "u1")); (err == nil) != tt.checked {
+			t.Errorf("%s: ValidateUIDSignature: %v, want a partner secret known: %v", tt.name, err, tt.checked)
+		}
+	}
+}

@@ -220,10 +220,11 @@ type wireUser struct {
 }
 
 // GetUserInfo calls socialize.getUserInfo and returns the User object. When the client
-// knows the site's partner secret (PartnerSecret credentials, or WithPartnerSecret)
-// and the answer carries a UIDSignature, the signature is validated; a bad one fails
-// the call with ErrInvalidSignature or ErrSignatureExpired. uid may be empty with a
-// token bound to a user.
+// knows the site's partner secret (PartnerSecret credentials, WithPartnerSecret, or
+// the client it was derived from with WithCredentials knew it) and the answer carries
+// a UIDSignature, the signature is validated; a bad one fails the call with
+// ErrInvalidSignature or ErrSignatureExpired. uid may be empty with a token bound to
+// a user.
 func (c *Client) GetUserInfo(ctx context.Context, uid string) (*User, error) {
 	p := Params{}
 	if uid != "" {

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -356,5 +357,32 @@ func TestClockSkewEveryCredential(t *testing.T) {
 				t.Errorf("clock off by %v, %s, the next call: %v after %d attempts, want success at once", skew, name, err, attempts.Load())
 			}
 		}
+	}
+}
+
+// TestDerivedTokenClientValidatesUIDSignature: the token client that a partner-secret
+// client derives from its GetToken validates the UIDSignature of a real Socius's
+// getUserInfo answer with the partner secret it was given once.
+func TestDerivedTokenClientValidatesUIDSignature(t *testing.T) {
+	ctx := context.Background()
+	s := startSocius(t)
+	c := s.newClient(t, client.PartnerSecret(apiKey, partnerSecret), false)
+	grant, err := c.GetToken(ctx, client.GetTokenRequest{SiteUID: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.WithCredentials(client.Token(grant.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := tc.GetUserInfo(ctx, "")
+	if err != nil || u.UIDSignature == "" {
+		t.Fatalf("getUserInfo with the token: %v, %+v", err, u)
+	}
+	if err := tc.ValidateUIDSignature(u.UID, u.SignatureTimestamp, u.UIDSignature); err != nil {
+		t.Errorf("the token client validating the answer's UIDSignature: %v", err)
+	}
+	if err := tc.ValidateUIDSignature(u.UID, u.SignatureTimestamp, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="); !errors.Is(err, client.ErrInvalidSignature) {
+		t.Errorf("a forged UIDSignature: %v", err)
 	}
 }
