@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -684,8 +685,13 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 	safe := safeToRepeat[strings.ToLower(method)]
 	skewRetried := false
 	failures := 0
+	// reached is whether an attempt may have reached the server and done something:
+	// one whose transport error does not prove it was never sent. (The one answer
+	// that leads to another attempt, 403002, says the server did nothing.)
+	reached := false
 	for attempt := 1; ; attempt++ {
-		req, tr, err := c.newRequest(ctx, method, endpoint, norm, user, attempt)
+		conn := new(connTrace)
+		req, tr, err := c.newRequest(httptrace.WithClientTrace(ctx, conn.clientTrace()), method, endpoint, norm, user, attempt)
 		if err != nil {
 			return nil, err
 		}
@@ -703,18 +709,21 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		if err != nil {
 			tr.Err = err
 			failures++
-			retry := ctx.Err() == nil && failures <= c.cfg.retries && (safe || notSent(err)) && !permanent(err)
+			unsent := notSent(err) || conn.neverConnected()
+			reached = reached || !unsent
+			retry := ctx.Err() == nil && failures <= c.cfg.retries && (safe || unsent) && !permanent(err)
 			if retry {
 				tr.Retry = "connection error; trying again with a fresh nonce"
 			}
 			c.traceDone(tr)
 			if !retry {
-				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: err}
+				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: err, NeverSent: !reached}
 			}
 			if serr := sleep(ctx, backoff(failures)); serr != nil {
 				// Ended while waiting to try again: both causes, so that a caller can
 				// still tell an answer lost from a request never sent (the last one).
-				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: fmt.Errorf("%w; the last attempt: %w", serr, err)}
+				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: fmt.Errorf("%w; the last attempt: %w", serr, err),
+					NeverSent: !reached}
 			}
 			continue
 		}
@@ -779,7 +788,8 @@ func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
 
 // notSent reports whether a transport error proves that the request never reached
 // the server: the connection was never made (refused, unreachable, DNS, proxy). Only
-// then may a call that changes something be sent again.
+// then, or when connTrace saw that net/http's Transport got no connection for the
+// attempt, may a call that changes something be sent again.
 func notSent(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
@@ -808,6 +818,27 @@ func permanent(err error) bool {
 		// net/http's transport turns the record error into text of its own.
 		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
+
+// connTrace records, through net/http's client trace, whether the Transport looked
+// for a connection for an attempt (GetConn) and whether it got one (GotConn). The
+// Transport writes a request only on a connection it got, after its TLS handshake:
+// an attempt that asked and got none (the dial refused or timed out, the name did not
+// resolve, the proxy or the TLS handshake failed, the context ended first) sent
+// nothing. A RoundTripper that is not net/http's calls neither hook, and then only
+// notSent's error types tell. The hooks may run on the Transport's dialing goroutine.
+type connTrace struct {
+	asked, got atomic.Bool
+}
+
+func (t *connTrace) clientTrace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GetConn: func(string) { t.asked.Store(true) },
+		GotConn: func(httptrace.GotConnInfo) { t.got.Store(true) },
+	}
+}
+
+// neverConnected reports whether the Transport looked for a connection and got none.
+func (t *connTrace) neverConnected() bool { return t.asked.Load() && !t.got.Load() }
 
 func backoff(failures int) time.Duration {
 	return time.Duration(failures*failures) * 100 * time.Millisecond

@@ -15,6 +15,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -1460,6 +1461,115 @@ func TestDerivedClientsValidateUIDSignatures(t *testing.T) {
 		}
 		if err := d.ValidateUIDSignature("u1", ts, gigya.UIDSignature(key, ts, "u1")); (err == nil) != tt.checked {
 			t.Errorf("%s: ValidateUIDSignature: %v, want a partner secret known: %v", tt.name, err, tt.checked)
+		}
+	}
+}
+
+// closingListener accepts connections on 127.0.0.1 and closes each at once, before a
+// TLS handshake can finish: an https URL on it fails in the handshake. It counts them.
+func closingListener(t *testing.T) (addr string, accepted *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = new(atomic.Int32)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conn.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String(), accepted
+}
+
+// TestNotSent: errors.Is(err, ErrNotSent) tells a call that never reached the server
+// (a refused connection, a TLS handshake that failed) from one whose answer was lost
+// after the request went out (a server that reads it and closes the connection). A
+// write that never reached the server is tried again, as one whose connection was
+// refused always was.
+func TestNotSent(t *testing.T) {
+	ctx := context.Background()
+	write := func(c *Client) error { return c.SetUserInfo(ctx, "u1", UserInfo{Nickname: "n"}) }
+
+	// A closed port: the dial is refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(closed), WithRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te *TransportError
+	if err := write(c); !errors.As(err, &te) || !errors.Is(err, ErrNotSent) || !te.NeverSent || te.Attempts != 2 {
+		t.Errorf("a closed port: %T %v; want a *TransportError, ErrNotSent, after 2 attempts", err, err)
+	}
+
+	// A TLS handshake that the server ends: nothing was sent; the write is tried again.
+	addr, accepted := closingListener(t)
+	c, err = New(PartnerSecret(labAPIKey, labSecret), WithBaseURL("https://"+addr), WithRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(c); !errors.As(err, &te) || !errors.Is(err, ErrNotSent) || te.Attempts != 2 || accepted.Load() != 2 {
+		t.Errorf("a TLS handshake ended: %T %v after %d connections; want a *TransportError, ErrNotSent, after 2", err, err, accepted.Load())
+	}
+
+	// A TLS handshake that the client ends (an untrusted certificate): nothing was
+	// sent, and nothing is tried again.
+	untrusted := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("a request arrived") }))
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0)
+	untrusted.StartTLS()
+	defer untrusted.Close()
+	c, err = New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(untrusted.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(c); !errors.As(err, &te) || !errors.Is(err, ErrNotSent) || te.Attempts != 1 {
+		t.Errorf("an untrusted certificate: %T %v; want a *TransportError, ErrNotSent, after 1 attempt", err, err)
+	}
+
+	// A server that reads the request and closes the connection: sent, answer lost.
+	var requests atomic.Int32
+	lost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	defer lost.Close()
+	c, err = New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(lost.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(c); !errors.As(err, &te) || errors.Is(err, ErrNotSent) || te.NeverSent || requests.Load() != 1 {
+		t.Errorf("an answer lost: %T %v after %d requests; want a *TransportError, not ErrNotSent, after 1", err, err, requests.Load())
+	}
+	// A read is tried again after it; its earlier attempts may have arrived.
+	if _, err := c.GetUserInfo(ctx, "u1"); !errors.As(err, &te) || errors.Is(err, ErrNotSent) || te.Attempts != 1+DefaultRetries {
+		t.Errorf("a read whose answers were lost: %T %v", err, err)
+	}
+
+	// A RoundTripper that is not net/http's: only a dial error proves nothing was sent.
+	for _, tt := range []struct {
+		err     error
+		notSent bool
+	}{{dialError(), true}, {io.ErrUnexpectedEOF, false}} {
+		tr := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, tt.err })
+		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr, WithRetries(0))
+		if err := write(c); errors.Is(err, ErrNotSent) != tt.notSent {
+			t.Errorf("a RoundTripper failing with %v: %v; want ErrNotSent %v", tt.err, err, tt.notSent)
 		}
 	}
 }

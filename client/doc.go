@@ -54,7 +54,10 @@
 // of it, and the error keeps only its first 2 KiB, so that an endless answer from a
 // broken or hostile server costs a bounded amount of memory. No answer at all
 // (connection refused, timeout, context ended) is a *TransportError wrapping the
-// cause. ErrorCode maps any of them to a code the way the SDKs do (504002 for
+// cause; errors.Is(err, ErrNotSent) says that the request never reached the server
+// (no connection was made: refused, DNS, proxy, TLS handshake), so that even a write
+// may be sent again; without it, the request may have arrived and its answer been
+// lost. ErrorCode maps any of them to a code the way the SDKs do (504002 for
 // timeouts, 500000 for other local failures). No error, printed in any verb, shows a
 // secret or a token; nor do Credentials, a Client, or the answers that carry one (a
 // Login prints whether its session token, secret and cookie value are set, a
@@ -77,7 +80,8 @@
 // only when that is safe:
 //
 //   - when the request certainly never reached the server: the connection could not
-//     be made (refused, unreachable, DNS or proxy failure), whatever the method;
+//     be made (refused, unreachable, DNS, proxy or TLS handshake failure; ErrNotSent),
+//     whatever the method;
 //   - for methods that change nothing (socialize.getUserInfo), after any transport
 //     failure, since a repeated read answers the same.
 //

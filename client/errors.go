@@ -73,18 +73,37 @@ func (e *ResponseError) Error() string {
 // Unwrap returns Err, which wraps gigya.ErrNotAnswer.
 func (e *ResponseError) Unwrap() error { return e.Err }
 
+// ErrNotSent is what errors.Is finds in the *TransportError of a call that never
+// reached the server: no attempt of it got a connection (the dial was refused or timed
+// out, the host name did not resolve, the proxy or the TLS handshake failed, or the
+// context ended first), but those that the server refused as expired (403002) before
+// the client corrected its clock. Such a call did nothing, and may be sent again
+// whatever it does. Without it, a call that changes something may have happened (the request went
+// out and its answer was lost): check before sending it again.
+//
+//	if errors.Is(err, client.ErrNotSent) { ... } // safe to try again later
+var ErrNotSent = errors.New("client: the request was never sent")
+
 // TransportError is a call that got no answer: the connection failed, timed out, or
-// the context ended. Err is the cause (errors.Is(err, context.DeadlineExceeded) works;
-// a *net.OpError whose Op is "dial" says the request was never sent). Unless the
-// connection was never made, a call that changes something may have happened: the
-// client does not send it again (see the package documentation). The client returns
-// it as a pointer.
+// the context ended. Err is the cause (errors.Is(err, context.DeadlineExceeded)
+// works). NeverSent, which errors.Is(err, ErrNotSent) reports, says that no attempt
+// reached the server; otherwise a call that changes something may have happened, and
+// the client does not send it again (see the package documentation). The client
+// returns it as a pointer.
 type TransportError struct {
 	Method   string // the method called
 	URL      string // where it was sent (no secret: parameters go in the body)
 	Attempts int    // how many times it was tried, retries included
 	Err      error  // the last attempt's error, with the context's when that ended the call
+	// NeverSent is true when no attempt got a connection to the server (but ones
+	// refused as expired, 403002): the call certainly did nothing. False says the request may have arrived, and is all
+	// that the client can say of a RoundTripper that is not net/http's (given with
+	// WithHTTPClient) failing with an error of its own.
+	NeverSent bool
 }
+
+// Is reports ErrNotSent for a call that never reached the server (NeverSent).
+func (e *TransportError) Is(target error) bool { return target == ErrNotSent && e.NeverSent }
 
 // Error says which call failed and why.
 func (e *TransportError) Error() string {
