@@ -1573,3 +1573,40 @@ func TestNotSent(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestExpiredWithoutDate: a real server that answers 403002 without a Date
+// header (net/http adds one unless told not to), or with one that is no HTTP date,
+// gives the client no server time to correct its clock with (it reads none from the
+// answer's time field): the call fails at once with the 403002, after one request,
+// rather than repeating a request that would expire again.
+func TestRequestExpiredWithoutDate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		date []string // the Date header's values; nil for none
+		body string
+	}{
+		{"no Date, no time", nil, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","errorDetails":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
+		{"no Date, a time", nil, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","errorDetails":"Request has expired","statusCode":403,"statusReason":"Forbidden","time":"2030-01-01T00:00:00.000Z"}`},
+		{"a Date that is no date", []string{"yesterday"}, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
+	} {
+		var requests atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			w.Header()["Date"] = tt.date // nil: net/http sends no Date
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, tt.body)
+		}))
+		c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = c.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1", "userInfo": "{}"})
+		cancel()
+		srv.Close()
+		var e *Error
+		if !errors.As(err, &e) || e.Code != 403002 || requests.Load() != 1 || c.ClockOffset() != 0 {
+			t.Errorf("%s: %T %v after %d requests, clock offset %v; want the 403002 after 1, offset 0", tt.name, err, err, requests.Load(), c.ClockOffset())
+		}
+	}
+}

@@ -70,6 +70,9 @@
 // offset from the answer's Date header and sends the call once more, with a fresh
 // timestamp, a fresh nonce and a fresh signature (the Java SDK re-sends the identical
 // request, which can only fail again). The offset stays for later calls (ClockOffset).
+// A 403002 without a Date header that is an HTTP date is returned as it is, after one
+// request: there is no server time to correct the clock with (the answer's time field
+// is not read for it), and the same request would only expire again.
 // Every other answer's Date sets it too when the clocks are more than a second apart,
 // as the Java and .NET SDKs follow the server's clock: a client that sends no timestamp
 // (a plain secret, a token) checks UIDSignatures against the server's time all the
