@@ -669,6 +669,11 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 	if err := c.made(); err != nil {
 		return nil, err
 	}
+	if ctx == nil {
+		// context.WithTimeout panics on it, and net/http refuses it: one error, whatever
+		// the HTTP client.
+		return nil, fmt.Errorf("client: %s: nil Context (use context.Background() or context.TODO())", method)
+	}
 	if c.cfg.callTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.callTimeout)

@@ -1610,3 +1610,26 @@ func TestRequestExpiredWithoutDate(t *testing.T) {
 		}
 	}
 }
+
+// TestNilContext: a call given a nil Context fails with an error that says so, and
+// sends nothing, with the default HTTP client (whose call timeout panicked on it in
+// context.WithTimeout) and with one of the caller's (where net/http refused it).
+func TestNilContext(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) }))
+	defer srv.Close()
+	var nilCtx context.Context
+	for _, opts := range [][]Option{nil, {WithHTTPClient(&http.Client{})}} {
+		c, err := New(PartnerSecret(labAPIKey, labSecret), append([]Option{WithBaseURL(srv.URL)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetUserInfo(nilCtx, "u1")
+		if err == nil || !strings.Contains(err.Error(), "nil Context") || ErrorCode(err) != 500000 {
+			t.Errorf("a nil Context (%d options): %v", len(opts), err)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests sent with a nil Context", n)
+	}
+}
