@@ -1,17 +1,23 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/pgtest"
 )
 
 // TestDiskFullIsSaid: PostgreSQL's disk_full (53100) is a database error that tells
@@ -85,4 +91,114 @@ func TestOpenSaysWhichTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no connection within connect_timeout (1s)") || strings.Contains(err.Error(), "within 10s") {
 		t.Errorf("open of a server that never answers: %v", err)
 	}
+}
+
+// TestConnectRefusalsSaid: PostgreSQL answering a new connection and refusing it (a
+// wrong password, a role without LOGIN, no CONNECT privilege, no slot free, a missing
+// database, a server shutting down) is said as that, to the caller in errorDetails and
+// to the operator in the log's cause and in Open's error, never with the password;
+// until 2026-11-30 each was "the database could not be reached", which sends an
+// operator after the network. Each refusal is made on a real server under a store
+// that worked: its pool emptied, the next call must connect.
+func TestConnectRefusalsSaid(t *testing.T) {
+	const password, other = "first-Pa55word", "second-Pa55word"
+	srv := pgtest.StartWith(t, pgtest.Setup{HBA: "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"})
+	srv.Exec(t, "CREATE ROLE socius LOGIN PASSWORD '"+password+"'")
+	srv.Exec(t, "CREATE DATABASE socius OWNER socius")
+	dsn := fmt.Sprintf("postgres://socius:%s@127.0.0.1:%d/socius?sslmode=disable&connect_timeout=5", password, srv.Port())
+	s := open(t, dsn)
+	defer s.Close()
+
+	// refused checks what a call and an Open get while the fault holds.
+	refused := func(t *testing.T, code, details, said string) {
+		t.Helper()
+		s.pool.Reset()
+		_, err := s.Site(t.Context(), "3_nosuchsite")
+		var se *socius.Error
+		if !errors.As(err, &se) || se.Code != socius.CodeDatabaseError || se.Details != "Database error: "+details {
+			t.Errorf("a call: %v, want 500028 %q", err, "Database error: "+details)
+		} else if cause := se.Err.Error(); !strings.Contains(cause, said) || !strings.Contains(cause, "SQLSTATE "+code) ||
+			strings.Contains(cause, password) || strings.Contains(cause, other) {
+			t.Errorf("the call's cause, for the log (want %q, PostgreSQL's own message, never a password): %s", said, cause)
+		}
+		t.Logf("a call's cause: %v", err)
+		if o, err := Open(t.Context(), dsn); err == nil {
+			o.Close()
+			t.Errorf("Open succeeded")
+		} else if msg := err.Error(); !strings.Contains(msg, said) || !strings.Contains(msg, "SQLSTATE "+code) ||
+			strings.Contains(msg, password) || strings.Contains(msg, other) {
+			t.Errorf("Open (what serve prints; want %q, never a password): %s", said, msg)
+		} else {
+			t.Logf("Open: %s", msg)
+		}
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		srv.Exec(t, "ALTER ROLE socius PASSWORD '"+other+"'")
+		defer srv.Exec(t, "ALTER ROLE socius PASSWORD '"+password+"'")
+		refused(t, "28P01", "the database refused the server's credentials (password authentication failed)",
+			"PostgreSQL refused the password of the URL's role")
+	})
+	t.Run("no LOGIN", func(t *testing.T) {
+		srv.Exec(t, "ALTER ROLE socius NOLOGIN")
+		defer srv.Exec(t, "ALTER ROLE socius LOGIN")
+		refused(t, "28000", "the database refused the server's login (its role is unknown, may not log in, or is not let in from this host)",
+			"PostgreSQL refused the URL's role")
+	})
+	t.Run("no CONNECT", func(t *testing.T) {
+		// The owner's privileges are its database's by default, until taken away.
+		srv.Exec(t, "REVOKE CONNECT ON DATABASE socius FROM PUBLIC, socius")
+		defer srv.Exec(t, "GRANT CONNECT ON DATABASE socius TO PUBLIC, socius")
+		refused(t, "42501", "the server's role may not connect to its database", "has no CONNECT privilege")
+	})
+	t.Run("no slot", func(t *testing.T) {
+		srv.Exec(t, "ALTER ROLE socius CONNECTION LIMIT 0")
+		defer srv.Exec(t, "ALTER ROLE socius CONNECTION LIMIT -1")
+		refused(t, "53300", "the database has no connection free for the server (too many connections)",
+			"PostgreSQL has no connection slot")
+	})
+	t.Run("no database", func(t *testing.T) {
+		// Renamed away: PostgreSQL renames no database that has sessions.
+		s.pool.Reset()
+		srv.Exec(t, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = 'socius'")
+		srv.Exec(t, "ALTER DATABASE socius RENAME TO socius_away")
+		defer srv.Exec(t, "ALTER DATABASE socius_away RENAME TO socius")
+		refused(t, "3D000", "the server's database does not exist", "the database the URL names does not exist")
+	})
+	t.Run("shutting down", func(t *testing.T) {
+		// A smart shutdown (SIGTERM to the postmaster, pg_ctl stop -m smart) waits for
+		// the sessions open, here the harness's, and refuses new ones meanwhile.
+		held, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close(context.Background())
+		var backend int
+		if err := held.QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+			t.Fatal(err)
+		}
+		postmaster, err := parentPID(backend)
+		if err != nil {
+			t.Skipf("the postmaster's pid, to shut it down: %v", err)
+		}
+		if err := syscall.Kill(postmaster, syscall.SIGTERM); err != nil {
+			t.Skipf("SIGTERM to the postmaster: %v", err)
+		}
+		refused(t, "57P03", "the database takes no connections now (starting up, shutting down, or in recovery)",
+			"PostgreSQL takes no connections now")
+	})
+}
+
+// parentPID returns the pid of the parent of the process pid, from Linux's /proc.
+func parentPID(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	_, rest, ok := strings.Cut(string(b[bytes.LastIndexByte(b, ')')+1:]), " ")
+	fields := strings.Fields(rest)
+	if !ok || len(fields) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	return strconv.Atoi(fields[1])
 }

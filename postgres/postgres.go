@@ -169,6 +169,9 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 		} else {
 			pool.Close()
 		}
+		if r, ok := connectRefusal(err); ok {
+			err = fmt.Errorf("%s: %w", r.advice, err)
+		}
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
 	if _, err := migrate(ctx, pool); err != nil {
@@ -441,11 +444,61 @@ func errorFor(op string, err error) error {
 	var ce *pgconn.ConnectError
 	switch {
 	case errors.As(err, &ce):
+		if r, ok := connectRefusal(err); ok {
+			return socius.DatabaseErrorSaying(r.details, "postgres: "+op, fmt.Errorf("%s: %w", r.advice, err))
+		}
 		return socius.DatabaseErrorSaying("the database could not be reached", "postgres: "+op, err)
 	case connectionLost(err):
 		return socius.DatabaseErrorSaying("the connection to the database was lost", "postgres: "+op, err)
 	}
 	return socius.DatabaseError("postgres: "+op, err)
+}
+
+// A refusal is PostgreSQL answering a new connection and refusing it: the server was
+// reached, so "could not be reached" would send an operator after the network.
+// details is what a client reads after "Database error: " (the kind of refusal,
+// nothing of the server's names or addresses); advice is what the log and Open's
+// error say before the driver's own text, which names the role and the database.
+type refusal struct{ details, advice string }
+
+// refusals are the refusals by SQLSTATE.
+var refusals = map[string]refusal{
+	"28P01": { // invalid_password
+		"the database refused the server's credentials (password authentication failed)",
+		"PostgreSQL refused the password of the URL's role: the password is not the role's (changed since the URL was written), or the role has none, or does not exist: PostgreSQL says the same for all three",
+	},
+	"28000": { // invalid_authorization_specification
+		"the database refused the server's login (its role is unknown, may not log in, or is not let in from this host)",
+		"PostgreSQL refused the URL's role: it does not exist, has no LOGIN, or pg_hba.conf does not let it in from this host (PostgreSQL's message says which)",
+	},
+	"3D000": { // invalid_catalog_name
+		"the server's database does not exist",
+		"the database the URL names does not exist on the server (dropped, renamed, or misspelt in the URL)",
+	},
+	"42501": { // insufficient_privilege, at connecting: no CONNECT on the database
+		"the server's role may not connect to its database",
+		"the URL's role has no CONNECT privilege on the database (GRANT CONNECT ON DATABASE ... TO the role)",
+	},
+	"53300": { // too_many_connections
+		"the database has no connection free for the server (too many connections)",
+		"PostgreSQL has no connection slot for a new connection: max_connections, or the role's or the database's CONNECTION LIMIT, is reached (lower pool_max_conns across the nodes, or raise the limit)",
+	},
+	"57P03": { // cannot_connect_now
+		"the database takes no connections now (starting up, shutting down, or in recovery)",
+		"PostgreSQL takes no connections now: it is starting up, shutting down, or a standby that takes none (hot_standby off, or not yet consistent)",
+	},
+}
+
+// connectRefusal reports the refusal of a connection that err holds, if PostgreSQL
+// answered the connection and refused it with one of refusals' codes.
+func connectRefusal(err error) (refusal, bool) {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	if !errors.As(err, &ce) || !errors.As(ce, &pe) {
+		return refusal{}, false
+	}
+	r, ok := refusals[pe.Code]
+	return r, ok
 }
 
 // storable reports whether PostgreSQL can hold s as text: valid UTF-8 without a NUL

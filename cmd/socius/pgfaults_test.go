@@ -504,8 +504,8 @@ func TestServeUsersTableLocked(t *testing.T) {
 // TestServeRoleChanged: Socius's role gets another password, or loses its privileges
 // on the tables, while Socius serves. The connections it has keep working across a
 // password change (PostgreSQL checks a password at connecting); once they are gone
-// (terminated here), calls get 500028 "the database could not be reached", and the log
-// says why (password authentication failed) without the password. Without privileges,
+// (terminated here), calls get 500028 "the database refused the server's credentials", and
+// the log says why (password authentication failed) without the password. Without privileges,
 // calls get 500028 Database error and the log says "permission denied". Set back, the
 // same server answers again. A node started with the wrong password exits with status
 // 1, saying why, without the password.
@@ -544,8 +544,8 @@ func TestServeRoleChanged(t *testing.T) {
 	mark := len(logs.String())
 	calls("the password changed, the connections gone", 2)
 	for _, o := range c.between(time.Now().Add(-time.Minute), time.Now()) {
-		if o.code == socius.CodeDatabaseError && o.details != "Database error: the database could not be reached" {
-			t.Errorf("%s with the wrong password: %q, want the database could not be reached", o.method, o.details)
+		if want := "Database error: the database refused the server's credentials (password authentication failed)"; o.code == socius.CodeDatabaseError && o.details != want {
+			t.Errorf("%s with the wrong password: %q, want %q", o.method, o.details, want)
 			break
 		}
 	}
