@@ -98,6 +98,17 @@ func (c *faultCaller) write(t *testing.T) outcome {
 		url.Values{"userInfo": {`{"firstName":"` + v + `","lastName":"` + v + `"}`}})
 }
 
+// writeTo sets user's firstName and lastName to the next number, in one call.
+func (c *faultCaller) writeTo(t *testing.T, user int) outcome {
+	c.mu.Lock()
+	c.seq++
+	seq := c.seq
+	c.mu.Unlock()
+	v := strconv.Itoa(seq)
+	return c.send(t, "socialize.setUserInfo", user, seq,
+		url.Values{"userInfo": {`{"firstName":"` + v + `","lastName":"` + v + `"}`}})
+}
+
 // read reads a user.
 func (c *faultCaller) read(t *testing.T, user int) outcome {
 	return c.send(t, "socialize.getUserInfo", user, 0, url.Values{})
@@ -499,6 +510,110 @@ func TestServeUsersTableLocked(t *testing.T) {
 	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
 		t.Errorf("/readyz once the lock is gone: %d %q", status, body)
 	}
+}
+
+// TestServeUserRowLocked: another session holds one user's row locked and sits idle in
+// its transaction, as a node frozen in the middle of a call does (docs/postgresql.md):
+// a signed setUserInfo of that user gets 500028 "the store did not answer in time" at
+// the store's 10 s deadline, not 10 s after it (its nonce, then recorded alone, does
+// not wait for the statement that timed out); meanwhile the node's other calls, to
+// other users or reading that one, answer at once, and so does /readyz: the
+// connection given up on is not handed out again broken. With every connection of the
+// pool stuck so, /readyz answers 503 and a call to another user waits for a
+// connection, answered within the bound. Once the lock goes, the user is written, and
+// none of the writes that failed is applied. (TestServeUsersTableLocked locks the
+// whole table, with no connection to spare.)
+func TestServeUserRowLocked(t *testing.T) {
+	const conns = 3
+	var logs syncBuffer
+	_, ts := faultServer(t, pgtest.Setup{}, func(srv *pgtest.Server) string {
+		return srv.NewURL(t) + fmt.Sprintf("&pool_max_conns=%d", conns)
+	}, &logs)
+	locker, err := pgx.Connect(t.Context(), strings.Replace(ts.StoreURL, fmt.Sprintf("&pool_max_conns=%d", conns), "", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(context.Background())
+	c := newFaultCaller(ts)
+	tx, err := locker.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM users WHERE uid = 'u1'::bytea FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	// stuck writes u1 from n goroutines, and returns their outcomes once all answered.
+	stuck := func(n int) func() []outcome {
+		var wg sync.WaitGroup
+		out := make([]outcome, n)
+		for i := range n {
+			wg.Go(func() { out[i] = c.writeTo(t, 1) })
+		}
+		return func() []outcome { wg.Wait(); return out }
+	}
+	timedOut := func(what string, outcomes []outcome) {
+		t.Helper()
+		for _, o := range outcomes {
+			if o.code != socius.CodeDatabaseError || o.details != "Database error: the store did not answer in time" ||
+				o.took < 9*time.Second || o.took > 12*time.Second {
+				t.Errorf("%s: %d %q %v after %s, want 500028 the store did not answer in time after about 10 s",
+					what, o.code, o.details, o.err, o.took.Round(time.Millisecond))
+			}
+		}
+	}
+	quick := func(what string, o outcome) {
+		t.Helper()
+		if o.code != 0 || o.took > 2*time.Second {
+			t.Errorf("%s: %d %q %v after %s, want success at once", what, o.code, o.details, o.err, o.took.Round(time.Millisecond))
+		}
+	}
+
+	// One call stuck: the others go on.
+	wait := stuck(1)
+	time.Sleep(time.Second)
+	quick("setUserInfo of another user beside the stuck one", c.writeTo(t, 2))
+	quick("getUserInfo of the locked user", c.read(t, 1))
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
+		t.Errorf("/readyz beside one stuck call: %d %q", status, body)
+	}
+	failed := wait()
+	timedOut("setUserInfo of the locked user", failed)
+	quick("setUserInfo of another user after the stuck one failed", c.writeTo(t, 2))
+	quick("getUserInfo after the stuck one failed", c.read(t, 2))
+
+	// Every connection stuck: the readiness probe, which waits 2 s for one, says so; a
+	// call to another user waits for a connection (the stuck calls' own end at their
+	// deadline, and their nonces are recorded), within the bound all the same.
+	wait = stuck(conns)
+	time.Sleep(time.Second)
+	if status, body := get(t, ts.AdminURL+"/readyz"); status != 503 {
+		t.Errorf("/readyz with every connection stuck: %d %q, want 503", status, body)
+	}
+	other := c.writeTo(t, 2)
+	failed = append(failed, wait()...)
+	timedOut("setUserInfo of the locked user, every connection stuck", failed[1:])
+	t.Logf("setUserInfo of another user with every connection stuck: %d %q after %s", other.code, other.details, other.took.Round(time.Millisecond))
+	if other.took > 12*time.Second || other.code != 0 && other.details != "Database error: the store did not answer in time" {
+		t.Errorf("setUserInfo of another user with every connection stuck: %d %q %v after %s, want an answer within 12 s",
+			other.code, other.details, other.err, other.took.Round(time.Millisecond))
+	}
+
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The statements given up on were cancelled, not left to run when the lock goes.
+	time.Sleep(200 * time.Millisecond)
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Errorf("getUserInfo of u1 once the lock is gone: %v", a)
+	} else {
+		for _, o := range failed {
+			if a.str("firstName") == strconv.Itoa(o.seq) {
+				t.Errorf("the write %d that failed while u1 was locked was applied after", o.seq)
+			}
+		}
+	}
+	quick("setUserInfo of the user once the lock is gone", c.writeTo(t, 1))
+	c.checkWrites(t)
 }
 
 // TestServeRoleChanged: Socius's role gets another password, or loses its privileges
