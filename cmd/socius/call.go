@@ -165,7 +165,19 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 	if hint, ok := untrustedCertificate(err, *caFile); ok {
 		return fmt.Errorf("call: %s: %w", hint, err)
 	}
+	if terr != nil {
+		return fmt.Errorf("call: %w (%s)", err, sentOrNot(terr))
+	}
 	return fmt.Errorf("call: %w", err)
+}
+
+// sentOrNot says whether a call that got no answer may have happened: a write sent
+// again after its answer was lost is done twice.
+func sentOrNot(terr *client.TransportError) string {
+	if terr.NeverSent {
+		return "never sent: nothing reached the server"
+	}
+	return "sent, no answer: it may have taken effect; check before sending it again"
 }
 
 // printAnswer prints a JSON answer indented, its keys in the order received.

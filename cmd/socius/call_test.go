@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -227,5 +229,41 @@ func TestUntrustedCertificateSaysCAFile(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "signed by no CA this system trusts: give --ca-file FILE") || strings.Contains(errOut, "cannot reach") {
 			t.Errorf("%v: exit %d %q; want 1 and --ca-file named", args, code, errOut)
 		}
+	}
+}
+
+// TestCallSaysWhetherItWasSent: a call that got no answer says whether it reached the
+// server (client.ErrNotSent): nothing listening, against a server that reads the
+// request and closes the connection, where a write may have happened.
+func TestCallSaysWhetherItWasSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	code, _, errOut := runCLI(t, noEnv, "call", "--url", closed, "--api-key", testAPIKey, "--secret", testSecret, "--timeout", "5s", "socialize.setUserInfo", "UID=u1", "nickname=n")
+	if code != 1 || !strings.Contains(errOut, "never sent: nothing reached the server") {
+		t.Errorf("nothing listening: exit %d %q", code, errOut)
+	}
+
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			http.ReadRequest(bufio.NewReader(conn)) // the whole head, then no answer
+			conn.Close()
+		}
+	}()
+	code, _, errOut = runCLI(t, noEnv, "call", "--url", "http://"+ln.Addr().String(), "--api-key", testAPIKey, "--secret", testSecret, "--timeout", "5s", "socialize.setUserInfo", "UID=u1", "nickname=n")
+	if code != 1 || !strings.Contains(errOut, "sent, no answer: it may have taken effect") {
+		t.Errorf("answer lost: exit %d %q", code, errOut)
 	}
 }
