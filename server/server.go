@@ -23,13 +23,14 @@
 //
 // Every input is bounded before it costs anything: the body (MaxBodyBytes, 413001),
 // the number of parameters and the length of their names (package gigya), the length
-// of each value (MaxParamBytes, 400006; userInfo and x_userInfo only by the body limit),
-// the calls in progress (MaxConcurrent), the request bodies held at once (MaxConcurrent
-// times MaxBodyBytes) and, when configured, the calls a second of each apiKey
-// (RateLimit). A body's buffer grows as its bytes arrive, and a call takes its slot
-// only once its request is read: a client that sends slowly, or not at all, holds no
-// slot, and about no more memory than it sent. Header size and read/write/idle
-// timeouts belong to the http.Server that runs the handler (see cmd/socius).
+// of each value (MaxParamBytes, 400006; userInfo and x_userInfo only by the body limit
+// where the method takes them), the calls in progress (MaxConcurrent), the request
+// bodies held at once (MaxConcurrent times MaxBodyBytes) and, when configured, the
+// calls a second of each apiKey (RateLimit). A body's buffer grows as its bytes
+// arrive, and a call takes its slot only once its request is read: a client that
+// sends slowly, or not at all, holds no slot, and about no more memory than it sent.
+// Header size and read/write/idle timeouts belong to the http.Server that runs the
+// handler (see cmd/socius).
 package server
 
 import (
@@ -87,7 +88,8 @@ type Config struct {
 	// MaxBodyBytes limits a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// MaxParamBytes limits the value of each parameter other than userInfo and
-	// x_userInfo, which only the body limit bounds (default 64 KiB).
+	// x_userInfo, which only the body limit bounds for the methods that take them
+	// (default 64 KiB).
 	MaxParamBytes int
 	// MaxConcurrent caps the calls in progress, counted from when a call's request has
 	// been read; a call beyond it is answered at once with 403048 instead of waiting
@@ -557,14 +559,22 @@ func (s *Server) rateLimited(c *call, apiKey string) error {
 }
 
 // bulkyParams are the parameters whose values only the body limit bounds: they carry
-// JSON documents.
+// JSON documents. Only for a method that takes them: to any other, or to a method
+// Socius does not serve, they are unknown parameters, ignored and bounded as any.
 var bulkyParams = []string{"userInfo", "x_userInfo"}
 
 // checkParamSizes refuses a parameter value longer than MaxParamBytes.
 func (s *Server) checkParamSizes(c *call) error {
 	for _, p := range c.params.All() {
-		if len(p.Value) > s.cfg.MaxParamBytes && !known(p.Name, bulkyParams) {
+		if len(p.Value) <= s.cfg.MaxParamBytes {
+			continue
+		}
+		if !known(p.Name, bulkyParams) {
 			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes", clip(gigya.MaskCredentials(p.Name), 40), s.cfg.MaxParamBytes)
+		}
+		if c.m == nil || !known(p.Name, c.m.params) {
+			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes (only a method that takes %s reads a longer one, and %s does not)",
+				p.Name, s.cfg.MaxParamBytes, p.Name, c.Method)
 		}
 	}
 	return nil

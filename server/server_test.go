@@ -1517,24 +1517,26 @@ func TestUserInfoSmallThings(t *testing.T) {
 func TestSignatureCheckBudget(t *testing.T) {
 	s := newTestServer(t, t.TempDir(), nil)
 	key, _ := socius.DecodeSecret(labSecret)
-	// The bulk in userInfo, which getUserInfo ignores and only the body limit bounds.
+	// The bulk in a key of setUserInfo's userInfo, which it ignores and only the body
+	// limit bounds (no longer getUserInfo's userInfo, an unknown parameter bounded like
+	// any since the thirtieth session).
 	signedFor := func(scheme, nonce, bulk string) string {
 		p := []gigya.Param{{Name: "apiKey", Value: labAPIKey}, {Name: "UID", Value: "u1"}, {Name: "nonce", Value: nonce},
-			{Name: "timestamp", Value: strconv.FormatInt(labTime.Unix(), 10)}, {Name: "userInfo", Value: bulk}}
-		form := url.Values{"sig": {gigya.Sign(key, "POST", scheme+"://socialize.localtest/socialize.getUserInfo", p)}}
+			{Name: "timestamp", Value: strconv.FormatInt(labTime.Unix(), 10)}, {Name: "userInfo", Value: `{"padding":"` + bulk + `"}`}}
+		form := url.Values{"sig": {gigya.Sign(key, "POST", scheme+"://socialize.localtest/socialize.setUserInfo", p)}}
 		for _, kv := range p {
 			form.Set(kv.Name, kv.Value)
 		}
 		return form.Encode()
 	}
-	if got := send(s, nil, "socialize.getUserInfo", signedFor("https", "small", "x")); !strings.Contains(got, `"errorCode":0`) {
+	if got := send(s, nil, "socialize.setUserInfo", signedFor("https", "small", "x")); !strings.Contains(got, `"errorCode":0`) {
 		t.Errorf("an ordinary request signed for https, received over http: %s", got)
 	}
 	big := strings.Repeat(" ", verifyBudget/5+1) // one byte in the form (+), five in the base string (%2520)
-	if got := send(s, nil, "socialize.getUserInfo", signedFor("http", "big-http", big)); !strings.Contains(got, `"errorCode":0`) {
+	if got := send(s, nil, "socialize.setUserInfo", signedFor("http", "big-http", big)); !strings.Contains(got, `"errorCode":0`) {
 		t.Errorf("a large request signed for the URL it was sent to: %.300s", got)
 	}
-	if got := send(s, nil, "socialize.getUserInfo", signedFor("https", "big-https", big)); !strings.Contains(got, `"errorCode":403003`) {
+	if got := send(s, nil, "socialize.setUserInfo", signedFor("https", "big-https", big)); !strings.Contains(got, `"errorCode":403003`) {
 		t.Errorf("a large request signed for the other scheme: %.300s, want 403003 (one candidate tried)", got)
 	}
 }
@@ -1749,5 +1751,28 @@ func TestTokenCallCredentialsBeside(t *testing.T) {
 	got = postBody(s, nil, true, "socialize.getUserInfo", "oauth_token="+a.AccessToken+beside+"&shoeSize=44")
 	if !strings.Contains(got, `"errorCode":403007`) || !strings.Contains(got, "unrecognized parameters with checkParams=true: shoeSize\"") {
 		t.Errorf("with an unknown parameter too: %s", got)
+	}
+}
+
+// TestBulkyParamsOnlyWhereTaken: userInfo and x_userInfo are bounded by the body limit
+// alone only for a method that takes them; to any other method they are unknown
+// parameters, ignored, and a value over MaxParamBytes is refused like any other's.
+func TestBulkyParamsOnlyWhereTaken(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	big := `{"nickname":"n","padding":"` + strings.Repeat("p", DefaultMaxParamBytes) + `"}`
+	for _, tt := range []struct{ method, param, want string }{
+		{"socialize.getUserInfo", "userInfo", `"errorCode":400006,"errorDetails":"Invalid parameter value: userInfo is longer than 65536 bytes (only a method that takes userInfo reads a longer one, and socialize.getUserInfo does not)"`},
+		{"socialize.setUserInfo", "X_USERINFO", `"errorCode":400006,"errorDetails":"Invalid parameter value: X_USERINFO is longer than 65536 bytes (only a method that takes X_USERINFO reads a longer one, and socialize.setUserInfo does not)"`},
+		{"socialize.noSuchMethod", "userInfo", `"errorCode":400006,"errorDetails":"Invalid parameter value: userInfo is longer than 65536 bytes (only a method that takes userInfo reads a longer one, and socialize.noSuchMethod does not)"`},
+		// Taken: only the body limit bounds it (its key padding is ignored).
+		{"socialize.setUserInfo", "userInfo", `"errorCode":0,`},
+	} {
+		body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1&" + tt.param + "=" + url.QueryEscape(big)
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+tt.method, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("%s with a %d-byte %s: %s\nwant %s", tt.method, len(big), tt.param, got, tt.want)
+		}
 	}
 }
