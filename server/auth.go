@@ -612,11 +612,15 @@ func (s *Server) authenticateBearer(c *call) error {
 	if len(parts) != 3 || len(jwt) > 16<<10 {
 		return badHeader("the bearer token is not a JWT (header.payload.signature)")
 	}
+	var enc jwtBase64
+	if !enc.add(parts[0]) || !enc.add(parts[1]) {
+		return badHeader("the JWT header and payload mix base64url and standard base64, or padded and unpadded parts: one encoder writes every part (RFC 7515: base64url without padding)")
+	}
 	var hdr struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 	}
-	if err := decodeJWTPart(parts[0], &hdr); err != nil {
+	if err := enc.decodeJSON(parts[0], &hdr); err != nil {
 		return badHeader("the JWT header is not base64-encoded JSON")
 	}
 	if hdr.Alg != "RS256" {
@@ -630,7 +634,7 @@ func (s *Server) authenticateBearer(c *call) error {
 		Exp *json.Number `json:"exp"`
 		Jti any          `json:"jti"`
 	}
-	if err := decodeJWTPart(parts[1], &claims); err != nil {
+	if err := enc.decodeJSON(parts[1], &claims); err != nil {
 		return badHeader("the JWT payload is not base64-encoded JSON")
 	}
 	if c.key != nil && c.key.UserKey != hdr.Kid {
@@ -674,7 +678,10 @@ func (s *Server) authenticateBearer(c *call) error {
 			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT exp claim %s has passed", clip(claims.Exp.String(), 24))
 		}
 	}
-	sig, err := decodeBase64Any(parts[2])
+	if !enc.add(parts[2]) {
+		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the JWT signature is not in the base64 of its header and payload (one alphabet, and padding or none, for the three parts)")
+	}
+	sig, err := enc.encoding().DecodeString(parts[2])
 	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
 	if err != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig) != nil {
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the JWT signature does not verify with the public key of userKey %s", key.UserKey)
@@ -693,18 +700,53 @@ func badHeader(format string, args ...any) error {
 	return socius.Errorf(socius.CodeInvalidAuthHeader, "Invalid authentication header: "+format, args...)
 }
 
-// decodeBase64Any decodes base64 in either alphabet, padded or not: JWTs are URL-safe
-// base64 by the standard, but the .NET SDK builds them with the standard alphabet. The
-// spare bits of the last digit must be zero, as every encoder writes them: else one
-// signature had several texts, each of them a JWT that verifies.
-func decodeBase64Any(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
-	s = strings.NewReplacer("-", "+", "_", "/").Replace(s)
-	return base64.RawStdEncoding.Strict().DecodeString(s)
+// jwtBase64 is the base64 of a bearer JWT, learnt from its parts as they are read.
+// RFC 7515 writes each part in base64url without padding; the .NET SDK before its
+// .NET 9 port wrote standard base64 with padding (Convert.ToBase64String), and both
+// alphabets are read padded or not. But one encoder writes a JWT: what one part shows
+// (a digit of one alphabet, '-' '_' or '+' '/'; padding, or a length that padding
+// would round up) every part must fit. Read in either alphabet digit by digit, one
+// signature had many texts, each of them a JWT that verified.
+type jwtBase64 struct {
+	url, std    bool // a part had a digit of base64url ('-', '_'), of standard base64 ('+', '/')
+	padded, raw bool // a part ended in '=', had a length padding would round up
 }
 
-func decodeJWTPart(part string, v any) error {
-	b, err := decodeBase64Any(part)
+// add records what part shows, and reports whether it fits the parts added before.
+func (e *jwtBase64) add(part string) bool {
+	e.url = e.url || strings.ContainsAny(part, "-_")
+	e.std = e.std || strings.ContainsAny(part, "+/")
+	padded := strings.HasSuffix(part, "=")
+	e.padded = e.padded || padded
+	e.raw = e.raw || !padded && len(part)%4 != 0
+	return !(e.url && e.std) && !(e.padded && e.raw)
+}
+
+// encoding is the encoding of the parts added, strict: the spare bits of a part's last
+// digit must be zero, as every encoder writes them (else, again, one signature had
+// several texts).
+func (e *jwtBase64) encoding() *base64.Encoding {
+	switch {
+	case e.std && e.padded:
+		return stdBase64
+	case e.std:
+		return rawStdBase64
+	case e.padded:
+		return urlBase64
+	}
+	return rawURLBase64
+}
+
+var (
+	stdBase64    = base64.StdEncoding.Strict()
+	rawStdBase64 = base64.RawStdEncoding.Strict()
+	urlBase64    = base64.URLEncoding.Strict()
+	rawURLBase64 = base64.RawURLEncoding.Strict()
+)
+
+// decodeJSON decodes a JWT header or payload into v.
+func (e *jwtBase64) decodeJSON(part string, v any) error {
+	b, err := e.encoding().DecodeString(part)
 	if err != nil {
 		return err
 	}

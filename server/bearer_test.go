@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -48,6 +49,87 @@ func TestBearerJWTSignatureLastDigit(t *testing.T) {
 		}
 		if got := call(input + "." + text); !strings.Contains(got, `"errorCode":0`) {
 			t.Errorf("the JWT itself: %s", got)
+		}
+	}
+}
+
+// TestBearerJWTOneBase64: a JWT is read in base64url or standard base64, padded or
+// not, but in one of them for its three parts, as one encoder writes it: a part in the
+// other alphabet, a part that mixes the two, padding on one part and not another, or
+// padding that is not exactly what the length needs, is refused (403003 for the
+// signature, 400008 for the header or payload), where each of them was read.
+func TestBearerJWTOneBase64(t *testing.T) {
+	store, priv := jwtStore(t)
+	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
+	call := func(jwt string) string {
+		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+apiKey+"&UID=u1"))
+		req.TLS = &tls.ConnectionState{}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+jwt)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	// A header and a payload whose standard base64 has a '+' or '/' (so that their
+	// base64url has a '-' or '_': a '~' at a third byte of three makes one) and needs
+	// padding; a new jti for every token.
+	serial := 0
+	claims := func() (header, payload []byte) {
+		for {
+			serial++
+			header, _ = json.Marshal(map[string]any{"alg": "RS256", "kid": "AJwt", "x": "~~~" + strconv.Itoa(serial)})
+			payload, _ = json.Marshal(map[string]any{"iat": time.Now().Unix(), "jti": "~~~" + strconv.Itoa(serial)})
+			h, p := base64.StdEncoding.EncodeToString(header), base64.StdEncoding.EncodeToString(payload)
+			if strings.ContainsAny(h, "+/") && strings.ContainsAny(p, "+/") && strings.HasSuffix(h, "=") && strings.HasSuffix(p, "=") {
+				return header, payload
+			}
+		}
+	}
+	sign := func(input string) []byte {
+		digest := sha256.Sum256([]byte(input))
+		sig, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	encodings := map[string]*base64.Encoding{"RawURL": base64.RawURLEncoding, "URL": base64.URLEncoding, "RawStd": base64.RawStdEncoding, "Std": base64.StdEncoding}
+	// Every part in one encoding: accepted, the .NET SDK's standard base64 with
+	// padding too.
+	for name, enc := range encodings {
+		header, payload := claims()
+		input := enc.EncodeToString(header) + "." + enc.EncodeToString(payload)
+		if got := call(input + "." + enc.EncodeToString(sign(input))); !strings.Contains(got, `"errorCode":0,`) {
+			t.Errorf("every part in %s: %s", name, got)
+		}
+	}
+	for _, tt := range []struct {
+		name                 string
+		header, payload, sig *base64.Encoding
+		editSig              func(string) string
+		want                 string
+	}{
+		{"header base64url, payload standard", base64.RawURLEncoding, base64.RawStdEncoding, base64.RawURLEncoding, nil, `"errorCode":400008`},
+		{"header padded, payload not", base64.StdEncoding, base64.RawStdEncoding, base64.StdEncoding, nil, `"errorCode":400008`},
+		{"signature in the other alphabet", base64.RawURLEncoding, base64.RawURLEncoding, base64.RawStdEncoding, nil, `"errorCode":403003`},
+		{"signature padded, the rest not", base64.RawStdEncoding, base64.RawStdEncoding, base64.StdEncoding, nil, `"errorCode":403003`},
+		{"signature unpadded, the rest padded", base64.StdEncoding, base64.StdEncoding, base64.RawStdEncoding, nil, `"errorCode":403003`},
+		{"one digit of the signature in the other alphabet", base64.RawURLEncoding, base64.RawURLEncoding, base64.RawURLEncoding,
+			func(s string) string {
+				i := strings.IndexAny(s, "-_")
+				return s[:i] + map[byte]string{'-': "+", '_': "/"}[s[i]] + s[i+1:]
+			}, `"errorCode":403003`},
+		{"a padding digit more", base64.StdEncoding, base64.StdEncoding, base64.StdEncoding, func(s string) string { return s + "=" }, `"errorCode":403003`},
+		{"a padding digit less", base64.StdEncoding, base64.StdEncoding, base64.StdEncoding, func(s string) string { return s[:len(s)-1] }, `"errorCode":403003`},
+	} {
+		header, payload := claims()
+		input := tt.header.EncodeToString(header) + "." + tt.payload.EncodeToString(payload)
+		sig := tt.sig.EncodeToString(sign(input))
+		if tt.editSig != nil {
+			sig = tt.editSig(sig)
+		}
+		if got := call(input + "." + sig); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }
