@@ -617,11 +617,14 @@ var safeToRepeat = map[string]bool{
 
 // A Response is a successful answer (errorCode 0).
 type Response struct {
-	Method       string    // the method called
-	CallID       string    // callId: the server's name for the call
-	StatusCode   int       // the answer's statusCode field (200)
-	StatusReason string    // the answer's statusReason ("OK")
-	Time         time.Time // the answer's time: when the server answered
+	Method       string // the method called
+	CallID       string // callId: the server's name for the call
+	StatusCode   int    // the answer's statusCode field (200)
+	StatusReason string // the answer's statusReason ("OK")
+	// Time is the answer's time field: when the server answered. Zero when the answer
+	// has none, or one that is not RFC 3339 within the years 0000-9999 in UTC. The
+	// client's clock offset never comes from it: only from the Date header.
+	Time time.Time
 	// Ignored lists the parameters the server did not use (ignoredParams).
 	Ignored []gigya.IgnoredParam
 	// Body is the whole answer, one JSON object: the method's data is at its top level.

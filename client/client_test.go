@@ -1633,3 +1633,62 @@ func TestNilContext(t *testing.T) {
 		t.Errorf("%d requests sent with a nil Context", n)
 	}
 }
+
+// TestAnswerTimeNeverSetsTheClock: the client's clock follows the Date header alone,
+// never an answer's time field, which it reads only when it is RFC 3339 within the
+// years 0000-9999 (else Response.Time is zero, as for an answer without one). A server
+// 3 hours ahead by its Date, writing a time that is not RFC 3339 (an offset of +24:00,
+// which time.Time's MarshalJSON cannot write) or 9999-12-31 an hour behind UTC (the
+// year 10000), gets its retry after 403002, the offset of its Date; one that sends no
+// Date gets no retry, whatever its time says.
+func TestAnswerTimeNeverSetsTheClock(t *testing.T) {
+	const skew = 3 * time.Hour
+	var attempts atomic.Int32
+	var noDate atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		attempts.Add(1)
+		now := time.Now().Add(skew)
+		if noDate.Load() {
+			w.Header()["Date"] = nil // net/http adds none then
+		} else {
+			w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		}
+		ts, _ := gigya.ParseTimestamp(r.PostForm.Get("timestamp"))
+		if d := now.Sub(ts); d > 2*time.Minute || d < -2*time.Minute {
+			fmt.Fprintf(w, `{"callId":"c1","errorCode":403002,"errorDetails":"Request has expired","statusCode":403,"time":"9999-12-31T23:59:59.000-01:00"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"callId":"c2","errorCode":0,"statusCode":200,"time":"%s+24:00"}`, now.UTC().Format("2006-01-02T15:04:05.000"))
+	}))
+	defer srv.Close()
+
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+	if err != nil || attempts.Load() != 2 {
+		t.Fatalf("%v after %d attempts, want success after 2", err, attempts.Load())
+	}
+	if d := c.ClockOffset() - skew; d.Abs() > 2*time.Second {
+		t.Errorf("offset %v, want about %v (the Date header's)", c.ClockOffset(), skew)
+	}
+	if !resp.Time.IsZero() {
+		t.Errorf("Response.Time %v from a time with an offset of +24:00, want zero", resp.Time)
+	}
+	if _, err := json.Marshal(resp.Time); err != nil {
+		t.Errorf("Response.Time does not marshal: %v", err)
+	}
+
+	noDate.Store(true)
+	attempts.Store(0)
+	c, err = New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+	if ErrorCode(err) != 403002 || attempts.Load() != 1 || c.ClockOffset() != 0 {
+		t.Errorf("no Date: %v after %d attempts, offset %v; want 403002 after 1, offset 0", err, attempts.Load(), c.ClockOffset())
+	}
+}

@@ -76,7 +76,8 @@
 // Every other answer's Date sets it too when the clocks are more than a second apart,
 // as the Java and .NET SDKs follow the server's clock: a client that sends no timestamp
 // (a plain secret, a token) checks UIDSignatures against the server's time all the
-// same.
+// same. The answer's time field never sets it (Response.Time reports it, zero when it
+// is not RFC 3339 within the years 0000-9999): Date is what the SDKs read.
 //
 // After a connection error the client tries again (up to WithRetries times, default
 // DefaultRetries, with a short pause), each time with a fresh nonce and signature, but

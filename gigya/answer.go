@@ -22,7 +22,7 @@ type Answer struct {
 	StatusCode   int
 	StatusReason string
 	APIVersion   int
-	Time         time.Time // zero when absent or unreadable
+	Time         time.Time // zero when absent or unreadable: not RFC 3339, or outside the years 0000-9999 in UTC
 	Ignored      []IgnoredParam
 }
 
@@ -72,16 +72,33 @@ func DecodeAnswer(body []byte) (*Answer, error) {
 	a := &Answer{CallID: w.CallID, Code: code, Message: w.ErrorMessage, Details: w.ErrorDetails, StatusReason: w.StatusReason}
 	a.StatusCode, _ = jsonInt(w.StatusCode)
 	a.APIVersion, _ = jsonInt(w.APIVersion)
-	if w.Time != "" {
-		if t, err := time.Parse(time.RFC3339Nano, w.Time); err == nil {
-			a.Time = t
-		}
-	}
+	a.Time, _ = answerTime(w.Time)
 	for _, p := range w.Ignored {
 		wc, _ := jsonInt(p.WarningCode)
 		a.Ignored = append(a.Ignored, IgnoredParam{Name: p.ParamName, WarningCode: wc, Message: p.Message})
 	}
 	return a, nil
+}
+
+// answerTime reads an answer's time: RFC 3339 (the server writes UTC with
+// milliseconds), within the years 0000 to 9999 in UTC, which is what RFC 3339 and
+// time.Time's MarshalJSON can write. time.Parse also takes a ',' before the fraction
+// and offsets of 24 hours or more, neither of them RFC 3339, and an offset that moves
+// 9999-12-31 into the year 10000: an answer from a broken or hostile server, whose
+// time a caller could not even encode again. Its false is a time to ignore, as one
+// absent: an answer is still an answer without it.
+func answerTime(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || len(s) > len("2006-01-02T15:04:05") && s[len("2006-01-02T15:04:05")] == ',' {
+		return time.Time{}, false
+	}
+	if _, offset := t.Zone(); offset <= -24*60*60 || offset >= 24*60*60 {
+		return time.Time{}, false
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // DecodeXMLAnswer reads the top-level fields of an XML answer (see [AppendXML]) as

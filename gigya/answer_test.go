@@ -60,8 +60,8 @@ func TestDecodeAnswerRefusesNonAnswers(t *testing.T) {
 // FuzzDecodeAnswer: any body either decodes or is refused with ErrNotAnswer; never a
 // panic. An answer that decodes, encoded again as the server encodes its envelope,
 // decodes to the same answer: its callId, errorCode, errorDetails (on an error),
-// ignoredParams and time (to the millisecond the encoding keeps, in the years it
-// writes in four digits).
+// ignoredParams and time (to the millisecond the encoding keeps; a time outside the
+// years 0000-9999 is never read).
 func FuzzDecodeAnswer(f *testing.F) {
 	f.Add([]byte(`{"callId":"x","errorCode":403005,"errorDetails":"UID not found","ignoredParams":[{"paramName":"a","warningCode":403007}]}`))
 	f.Add([]byte(`{"errorCode":"0","time":"2026-11-28T10:05:21.123Z"}`))
@@ -79,7 +79,7 @@ func FuzzDecodeAnswer(f *testing.F) {
 		}
 		when := a.Time.UTC().Truncate(time.Millisecond)
 		if when.Year() < 0 || when.Year() > 9999 {
-			when = time.Time{}
+			t.Fatalf("%s: time %v, outside the years 0000-9999", body, a.Time)
 		}
 		env := Envelope{CallID: a.CallID, Code: a.Code, Details: a.Details, Time: when, Ignored: a.Ignored}
 		again, _ := Encode(JSON, "socialize.getUserInfo", "", env.Object())
@@ -96,6 +96,43 @@ func FuzzDecodeAnswer(f *testing.F) {
 			t.Fatalf("%s decodes to %+v; encoded again, %s decodes to %+v", body, a, again, b)
 		}
 	})
+}
+
+// TestDecodeAnswerTime: an answer's time is read when it is RFC 3339 within the years
+// 0000-9999 in UTC, and left zero otherwise (the answer itself is read): never a time
+// that RFC 3339, or time.Time's MarshalJSON, cannot write.
+func TestDecodeAnswerTime(t *testing.T) {
+	for _, tt := range []struct {
+		time string
+		want time.Time
+	}{
+		{"2026-11-28T10:05:21.123Z", time.Date(2026, 11, 28, 10, 5, 21, 123e6, time.UTC)},
+		{"2026-11-28T11:05:21+01:00", time.Date(2026, 11, 28, 10, 5, 21, 0, time.UTC)},
+		{"0000-01-01T00:00:00Z", time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"9999-12-31T23:59:59.999Z", time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)},
+		{"9999-12-31T23:59:59-01:00", time.Time{}}, // the year 10000 in UTC
+		{"0000-01-01T00:30:00+01:00", time.Time{}}, // the year -1 in UTC
+		{"10000-01-01T00:00:00Z", time.Time{}},
+		{"2026-11-28T10:05:21,123Z", time.Time{}},  // a comma: ISO 8601, not RFC 3339
+		{"2026-11-28T10:05:21+24:00", time.Time{}}, // no such offset
+		{"2026-11-28T10:05:21-99:59", time.Time{}},
+		{"2026-11-28 10:05:21Z", time.Time{}},
+		{"1764324321", time.Time{}},
+		{"", time.Time{}},
+	} {
+		body := `{"errorCode":0,"callId":"c","time":"` + tt.time + `"}`
+		a, err := DecodeAnswer([]byte(body))
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		if !a.Time.Equal(tt.want) || a.Time.IsZero() != tt.want.IsZero() {
+			t.Errorf("time %q: %v, want %v", tt.time, a.Time, tt.want)
+		}
+		if _, err := a.Time.MarshalJSON(); err != nil {
+			t.Errorf("time %q read as %v: %v", tt.time, a.Time, err)
+		}
+	}
 }
 
 func FuzzDecodeXMLAnswer(f *testing.F) {
