@@ -106,6 +106,10 @@ const Header = "X-Socius-Emulator"
 // ServeHTTP serves the admin API and the console.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(Header, "1")
+	if scheme := r.URL.Scheme; scheme != "" && scheme != "http" && scheme != "https" {
+		e.badScheme(w, r, scheme)
+		return
+	}
 	if !e.cfg.AllowRemote && !localHost(r.Host) {
 		e.refuse(w, r, "Host "+clip(r.Host, 100)+" is not a loopback address or localhost (start with --emulator-allow-remote to allow it)")
 		return
@@ -134,6 +138,19 @@ func (e *Emulator) badQuery(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Bad request", Error: "The " + msg + "."})
+}
+
+// badScheme answers 400 for an absolute-form request target (what a client sends a
+// proxy) of a scheme other than http or https, as the API answers 400001: an ftp: URL
+// is for an FTP proxy, not a page of the emulator. net/http passes any scheme on,
+// lower-cased. JSON under the admin API, text elsewhere.
+func (e *Emulator) badScheme(w http.ResponseWriter, r *http.Request, scheme string) {
+	msg := fmt.Sprintf("socius emulator: the request target's scheme %q is not http or https: send the path alone, or an http:// or https:// URL", clip(scheme, 16))
+	if strings.HasPrefix(r.URL.Path, "/_emulator/api/") {
+		apiError(w, http.StatusBadRequest, "%s", msg)
+		return
+	}
+	http.Error(w, msg, http.StatusBadRequest)
 }
 
 // refuse answers 403: {"error": ...} under the admin API, as its every error, and

@@ -760,3 +760,56 @@ func TestServerLogLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestNonAPIPathsRefuseOtherSchemes: the admin listener (/healthz, /readyz, /metrics),
+// the profiler and the emulator's API and console, sent an absolute-form request target
+// of a scheme other than http or https (`GET ftp://127.0.0.1/healthz HTTP/1.1`, what a
+// client sends an FTP proxy), answer a plain 400 naming the scheme, as the API answers
+// 400001: they served it as the path. The same targets in http:// are served. Raw
+// requests over real connections: a client library would not send them.
+func TestNonAPIPathsRefuseOtherSchemes(t *testing.T) {
+	ts := startEmulator(t, "--pprof", "127.0.0.1:0")
+	pprof, err := url.Parse(ts.PprofURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := func(base, target string) (int, string) {
+		t.Helper()
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", target)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", target, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tt := range []struct{ base, path string }{
+		{ts.AdminURL, "/healthz"},
+		{ts.AdminURL, "/readyz"},
+		{ts.AdminURL, "/metrics"},
+		{ts.PprofURL, pprof.Path},
+		{ts.HTTPURL, "/_emulator/api/status"},
+		{ts.HTTPURL, "/_emulator/"},
+	} {
+		for _, scheme := range []string{"ftp", "gopher", "file"} {
+			status, body := raw(tt.base, scheme+"://127.0.0.1"+tt.path)
+			if status != 400 || !strings.Contains(body, scheme) || !strings.Contains(body, "is not http or https") {
+				t.Errorf("GET %s://127.0.0.1%s on %s: HTTP %d %.200q, want 400 naming the scheme", scheme, tt.path, tt.base, status, body)
+			}
+		}
+		if status, body := raw(tt.base, "http://127.0.0.1"+tt.path); status != 200 {
+			t.Errorf("GET http://127.0.0.1%s on %s: HTTP %d %.200q, want 200", tt.path, tt.base, status, body)
+		}
+	}
+}

@@ -599,7 +599,7 @@ func pprofHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return httpTargetsOnly(mux)
 }
 
 // httpServer is the http.Server of every listener (and of the bench's baseline, which
