@@ -820,7 +820,14 @@ func TestEmulatorRequestLog(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"emulator", "log", "--follow", "--limit", "0", "--url", ts.HTTPURL}, noEnv, stdout, io.Discard)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	// Until the follower has printed the log and waits for what comes next (a fixed
+	// 200 ms was a guess: a call before its first page is printed with the 3 calls
+	// kept, not followed, and the output has 3 lines, not 4).
+	for deadline := time.Now().Add(10 * time.Second); !goroutineIn("emulator.(*RequestLog).Wait"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log --follow was not waiting for calls after 10 s; it printed:\n%s", stdout.String())
+		}
+	}
 	ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"followed"}})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stdout.String(), "socialize.notifyLogin") && time.Now().Before(deadline) {

@@ -108,6 +108,10 @@ type Main struct {
 	silent          silentConns    // connections that have not sent a request yet
 	done            chan error
 	closing         atomic.Bool
+	// connStateSeen, when set (by tests), is told each API connection's state after
+	// it is tracked: a test waits for a state instead of guessing how long the server
+	// takes to reach it.
+	connStateSeen func(net.Conn, http.ConnState)
 
 	stopHousekeeping func()
 	// With PostgreSQL: the longest --clock-skew of the database's nodes (nanoseconds),
@@ -606,7 +610,7 @@ func pprofHandler() http.Handler {
 // must be configured alike).
 func (m *Main) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		ConnState: m.silent.track,
+		ConnState: m.trackConn,
 		Handler:   closeChunked(h),
 		// "OPTIONS *" reaches the handler, which answers it with an envelope like any
 		// other request; Go's own answer is an empty 200, which an SDK reads as success.
@@ -638,6 +642,15 @@ func closeChunked(h http.Handler) http.Handler {
 	})
 }
 
+// trackConn is the ConnState hook of every API listener's server: it keeps the silent
+// connections, and tells connStateSeen when a test set it.
+func (m *Main) trackConn(c net.Conn, state http.ConnState) {
+	m.silent.track(c, state)
+	if seen := m.connStateSeen; seen != nil {
+		seen(c, state)
+	}
+}
+
 // listenerServer is what serves a listener: net/http's server, or http1's in front of
 // one.
 type listenerServer interface {
@@ -662,7 +675,7 @@ func (m *Main) serveFast(ln net.Listener, h http.Handler) {
 		WriteTimeout:      m.WriteTimeout,
 		IdleTimeout:       m.IdleTimeout,
 		MaxHeaderBytes:    m.MaxHeaderBytes,
-		ConnState:         m.silent.track,
+		ConnState:         m.trackConn,
 		ErrorLog:          fallback.ErrorLog,
 	})
 }

@@ -74,14 +74,33 @@ func TestShutdownStalledBody(t *testing.T) {
 	for _, fast := range []string{"--fast-path=true", "--fast-path=false"} {
 		t.Run(fast, func(t *testing.T) {
 			var logs syncBuffer
-			ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, fast, "--shutdown-timeout", "1s", "--log-level", "warn")
+			headRead := make(chan struct{}, 1)
+			ts := startMain(t, func(m *Main) {
+				m.LogOutput = &logs
+				m.connStateSeen = func(_ net.Conn, state http.ConnState) {
+					if state == http.StateActive {
+						select {
+						case headRead <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}, fast, "--shutdown-timeout", "1s", "--log-level", "warn")
 			c, err := net.Dial("tcp", hostPort(ts.HTTPURL))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
 			io.WriteString(c, "POST /socialize.getUserInfo HTTP/1.1\r\nHost: socius\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nUID=a")
-			time.Sleep(200 * time.Millisecond)
+			// The shutdown must begin once the server has read the head, not before: a
+			// connection still reading its head is closed by the shutdown at once (the
+			// fast path's), and one not yet accepted is dropped with its listener. A
+			// fixed pause (200 ms) guessed how fast a loaded machine gets there.
+			select {
+			case <-headRead:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the server had not read the request's head after 10 s")
+			}
 			if err := ts.Close(); err != nil {
 				t.Errorf("Close with a stalled body: %v", err)
 			}
