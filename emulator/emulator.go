@@ -31,6 +31,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/dump"
+	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/server"
 )
 
@@ -106,8 +107,8 @@ const Header = "X-Socius-Emulator"
 // ServeHTTP serves the admin API and the console.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(Header, "1")
-	if scheme := r.URL.Scheme; scheme != "" && scheme != "http" && scheme != "https" {
-		e.badScheme(w, r, scheme)
+	if refusal, other := gigya.OtherScheme(r.URL.Scheme); other {
+		e.badScheme(w, r, refusal)
 		return
 	}
 	if !e.cfg.AllowRemote && !localHost(r.Host) {
@@ -140,12 +141,11 @@ func (e *Emulator) badQuery(w http.ResponseWriter, r *http.Request, err error) {
 	e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Bad request", Error: "The " + msg + "."})
 }
 
-// badScheme answers 400 for an absolute-form request target (what a client sends a
-// proxy) of a scheme other than http or https, as the API answers 400001: an ftp: URL
-// is for an FTP proxy, not a page of the emulator. net/http passes any scheme on,
-// lower-cased. JSON under the admin API, text elsewhere.
-func (e *Emulator) badScheme(w http.ResponseWriter, r *http.Request, scheme string) {
-	msg := fmt.Sprintf("socius emulator: the request target's scheme %q is not http or https: send the path alone, or an http:// or https:// URL", clip(scheme, 16))
+// badScheme answers 400 for an absolute-form request target of a scheme other than
+// http or https (gigya.OtherScheme), as the API answers 400001: JSON under the admin
+// API, text elsewhere.
+func (e *Emulator) badScheme(w http.ResponseWriter, r *http.Request, refusal string) {
+	msg := "socius emulator: " + refusal
 	if strings.HasPrefix(r.URL.Path, "/_emulator/api/") {
 		apiError(w, http.StatusBadRequest, "%s", msg)
 		return

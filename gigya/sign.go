@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash"
 	"net/url"
 	"slices"
@@ -50,6 +51,22 @@ func NormalizeURL(rawURL string) (string, error) {
 		return "", errors.New("gigya: URL needs a scheme and a host: " + rawURL)
 	}
 	return NormalizedURL(u.Scheme, u.Host, u.EscapedPath()), nil
+}
+
+// OtherScheme reports whether an absolute-form request target (what a client sends its
+// proxy) names a scheme other than http or https, and if so says so for an answer: an
+// ftp: URL is for an FTP proxy, and no page of Socius has it. net/http passes any
+// scheme on, lower-cased. The scheme is clipped, and masked if it looks like a
+// credential.
+func OtherScheme(scheme string) (refusal string, other bool) {
+	if scheme == "" || scheme == "http" || scheme == "https" {
+		return "", false
+	}
+	shown := MaskCredentials(scheme)
+	if len(shown) > 16 {
+		shown = shown[:16] + "..."
+	}
+	return fmt.Sprintf("the request target's scheme %q is not http or https: send the path alone, or an http:// or https:// URL", shown), true
 }
 
 // NormalizedURL assembles a normalized URL from its parts; host may carry a port.

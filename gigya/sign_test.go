@@ -616,3 +616,26 @@ func TestVerifyRequestN(t *testing.T) {
 		t.Errorf("VerifyRequest: %d", i)
 	}
 }
+
+// TestOtherScheme: only a scheme that is neither http nor https (nor none: a path
+// alone) is refused, named masked and clipped in the refusal.
+func TestOtherScheme(t *testing.T) {
+	for _, scheme := range []string{"", "http", "https"} {
+		if refusal, other := OtherScheme(scheme); other || refusal != "" {
+			t.Errorf("%q refused: %q", scheme, refusal)
+		}
+	}
+	refusal, other := OtherScheme("ftp")
+	if !other || !strings.Contains(refusal, `scheme "ftp" is not http or https`) {
+		t.Errorf("ftp: %v %q", other, refusal)
+	}
+	refusal, other = OtherScheme(strings.Repeat("ab.", 10))
+	if !other || !strings.Contains(refusal, `"`+strings.Repeat("ab.", 10)[:16]+`..."`) {
+		t.Errorf("a long scheme: %v %q", other, refusal)
+	}
+	// A run that could be a secret is masked (MaskCredentials) before it is clipped.
+	refusal, other = OtherScheme(strings.Repeat("x", 40))
+	if !other || !strings.Contains(refusal, `"xxxx..."`) {
+		t.Errorf("a scheme like a secret: %v %q", other, refusal)
+	}
+}

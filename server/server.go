@@ -692,12 +692,8 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(r.Method, 16))
 	}
-	if scheme := r.URL.Scheme; scheme != "" && scheme != "http" && scheme != "https" {
-		// An absolute-form target (what a client sends its proxy) of another scheme asks
-		// for a resource Socius does not have: an ftp: one is for an FTP proxy. net/http
-		// passes any scheme on, lower-cased.
-		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: the request target's scheme %q is not http or https: send the path alone, or an http:// or https:// URL",
-			clip(gigya.MaskCredentials(scheme), 16))
+	if refusal, other := gigya.OtherScheme(r.URL.Scheme); other {
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: %s", refusal)
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/server"
 )
 
@@ -125,17 +126,13 @@ func (m *Main) adminHandler(raw socius.Store) http.Handler {
 }
 
 // httpTargetsOnly answers a plain 400 to a request whose target is an absolute URL of
-// a scheme other than http or https (`GET ftp://host/healthz HTTP/1.1`, what a client
-// sends an FTP proxy), as the API answers 400001 and the emulator 400: net/http passes
-// any scheme on, and ServeMux would serve its path. For the admin listener and the
-// profiler.
+// a scheme other than http or https (gigya.OtherScheme), as the API answers 400001 and
+// the emulator 400: net/http passes any scheme on, and ServeMux would serve its path.
+// For the admin listener and the profiler.
 func httpTargetsOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if scheme := r.URL.Scheme; scheme != "" && scheme != "http" && scheme != "https" {
-			if len(scheme) > 16 {
-				scheme = scheme[:16] + "..."
-			}
-			http.Error(w, fmt.Sprintf("the request target's scheme %q is not http or https: send the path alone, or an http:// or https:// URL", scheme), http.StatusBadRequest)
+		if refusal, other := gigya.OtherScheme(r.URL.Scheme); other {
+			http.Error(w, refusal, http.StatusBadRequest)
 			return
 		}
 		h.ServeHTTP(w, r)
