@@ -113,24 +113,34 @@ func (c *slowCall) read() (answer, *http.Response, error) {
 	return a, resp, nil
 }
 
-// refusing waits up to 5 s for addr to refuse new TCP connections (at once, on an
-// idle machine).
-func refusing(addr string) error {
-	deadline := time.Now().Add(5 * time.Second)
+// refusing waits until deadline for addr to refuse new TCP connections (at once, on an
+// idle machine). A dial that times out tells nothing: a closed port is refused at once,
+// and a listener takes a connection into its queue at once, so only this process,
+// left unscheduled for the whole of the dial's timeout (or a full accept queue), times
+// it out; it is tried again.
+func refusing(addr string, deadline time.Time) error {
+	accepted, timedOut := 0, 0
 	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		var ne net.Error
 		switch {
 		case errors.Is(err, syscall.ECONNREFUSED):
 			return nil
 		case errors.Is(err, syscall.ECONNRESET):
 			// Queued on the listener as it closed: reset, never accepted. Try again.
+		case errors.As(err, &ne) && ne.Timeout():
+			timedOut++
 		case err != nil:
 			return fmt.Errorf("dial %s: %v, want connection refused", addr, err)
 		default:
+			accepted++
 			conn.Close()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still accepts connections 5 s after the signal", addr)
+			if accepted == 0 && timedOut > 0 {
+				return fmt.Errorf("%s neither refused nor accepted a connection by 5 s after the signal: %d dials timed out", addr, timedOut)
+			}
+			return fmt.Errorf("%s still accepts connections 5 s after the signal (%d accepted, %d dials timed out)", addr, accepted, timedOut)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -180,11 +190,14 @@ func TestGracefulShutdown(t *testing.T) {
 				p.signal(sig)
 
 				// Both API listeners refuse new connections while the two calls are
-				// still in flight; the admin listener still answers, not ready.
-				if err := refusing(p.HTTPAddr); err != nil {
+				// still in flight; the admin listener still answers, not ready. Both
+				// within 5 s of the signal, which leaves the calls half of the
+				// shutdown's 10 s to finish in.
+				refused := start.Add(5 * time.Second)
+				if err := refusing(p.HTTPAddr, refused); err != nil {
 					t.Error(err)
 				}
-				if err := refusing(strings.TrimPrefix(p.HTTPSURL, "https://")); err != nil {
+				if err := refusing(strings.TrimPrefix(p.HTTPSURL, "https://"), refused); err != nil {
 					t.Error(err)
 				}
 				if resp, err := http.Get(p.AdminURL + "/readyz"); err != nil || resp.StatusCode != 503 {
