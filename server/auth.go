@@ -262,6 +262,17 @@ func (s *Server) nonced(c *call, op func(ctx context.Context) (fresh bool, err e
 		// call's work, so that the request cannot be replayed. The answer is the
 		// failure's, whatever that finds: the operation may have committed before it
 		// failed to say so.
+		//
+		// The recording has a store deadline of its own (PostgreSQL's 10 s), not what
+		// the work left of one: a caller may wait twice the store's bound, but work
+		// that timed out leaves nothing, and that is when the nonce matters most. A
+		// write that timed out behind a lock runs when the lock goes should its cancel
+		// not reach the database (one statement, committed by itself), and must then
+		// find its nonce taken (cmd/socius TestServeUsersTableLocked). A database that
+		// answers records it at once, in another table (TestServeUserRowLocked); the
+		// second wait is spent only on one that answers nothing, and the answer still
+		// comes within the 30 s write timeout, unless the site's lookup before took
+		// most of its own 10 s. docs/postgresql.md says so.
 		_ = s.useNonce(c, ctx)
 	}
 	c.noncePending = false
