@@ -17,14 +17,10 @@ import (
 	"github.com/socius/socius/server"
 )
 
-// TestBearerJWTSignatureLastDigit: the last base64 digit of a signature carries bits
-// that are no part of it (a 256-byte signature's 342nd digit, two bits and four to
-// spare). A copy of an accepted JWT with those spare bits set is another string for
-// the same signature, and is refused: every encoder writes them as zero.
-func TestBearerJWTSignatureLastDigit(t *testing.T) {
-	store, priv := jwtStore(t)
-	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
-	call := func(jwt string) string {
+// bearerCall returns a function that sends srv a getUserInfo over HTTPS with a bearer
+// JWT and returns the answer's body.
+func bearerCall(srv *server.Server) func(jwt string) string {
+	return func(jwt string) string {
 		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+apiKey+"&UID=u1"))
 		req.TLS = &tls.ConnectionState{}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -33,6 +29,16 @@ func TestBearerJWTSignatureLastDigit(t *testing.T) {
 		srv.ServeHTTP(rec, req)
 		return rec.Body.String()
 	}
+}
+
+// TestBearerJWTSignatureLastDigit: the last base64 digit of a signature carries bits
+// that are no part of it (a 256-byte signature's 342nd digit, two bits and four to
+// spare). A copy of an accepted JWT with those spare bits set is another string for
+// the same signature, and is refused: every encoder writes them as zero.
+func TestBearerJWTSignatureLastDigit(t *testing.T) {
+	store, priv := jwtStore(t)
+	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
+	call := bearerCall(srv)
 	const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	for i, spare := range []int{1, 15} {
 		input := jwtSegment(map[string]any{"alg": "RS256", "kid": "AJwt"}) + "." + jwtSegment(map[string]any{"iat": time.Now().Unix(), "jti": "last-digit-" + strconv.Itoa(i)})
@@ -61,15 +67,7 @@ func TestBearerJWTSignatureLastDigit(t *testing.T) {
 func TestBearerJWTOneBase64(t *testing.T) {
 	store, priv := jwtStore(t)
 	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
-	call := func(jwt string) string {
-		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+apiKey+"&UID=u1"))
-		req.TLS = &tls.ConnectionState{}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "Bearer "+jwt)
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
-		return rec.Body.String()
-	}
+	call := bearerCall(srv)
 	// A header and a payload whose standard base64 has a '+' or '/' (so that their
 	// base64url has a '-' or '_': a '~' at a third byte of three makes one) and needs
 	// padding; a new jti for every token.
