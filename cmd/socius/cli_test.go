@@ -282,6 +282,30 @@ func TestUsage(t *testing.T) {
 			}
 		}
 	}
+	// The emulator's clock and faults take their subcommands as arguments: help after
+	// one that takes no argument of its own (clock reset, faults clear) is help too, as
+	// for every other command that takes none. It was a usage error, exit 2.
+	for _, c := range []struct {
+		args []string // the command and its subcommand
+		help bool     // the subcommand takes no argument: help is help
+	}{
+		{[]string{"clock", "show"}, true}, {[]string{"clock", "reset"}, true},
+		{[]string{"clock", "set"}, false}, {[]string{"clock", "advance"}, false},
+		{[]string{"faults", "list"}, true}, {[]string{"faults", "add"}, true}, {[]string{"faults", "clear"}, true},
+		{[]string{"faults", "delete"}, false},
+	} {
+		forms := []string{"-h", "-help", "--help"}
+		if c.help {
+			forms = append(forms, "help")
+		}
+		for _, h := range forms {
+			args := append([]string{"emulator"}, append(c.args, h)...)
+			want := "usage: socius emulator " + c.args[0]
+			if code, out, errOut := runCLI(t, noEnv, args...); code != 0 || errOut != "" || !strings.HasPrefix(out, want) {
+				t.Errorf("%v: exit %d, %q, %q; want 0 and %q on standard output", args, code, out, errOut, want)
+			}
+		}
+	}
 	// A flag refused is a usage error: the usage on standard error, exit 2.
 	for _, args := range [][]string{
 		{"serve", "--no-such-flag"}, {"site", "create", "--no-such-flag"}, {"call", "--no-such-flag", "socialize.getUserInfo"},

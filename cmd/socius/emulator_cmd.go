@@ -226,7 +226,8 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		}
 		var change emulator.ClockChange
 		switch {
-		case len(pos) == 1 && isHelp(pos[0]): // in a subcommand's place
+		case len(pos) == 1 && isHelp(pos[0]), // in a subcommand's place
+			len(pos) == 2 && (pos[0] == "show" || pos[0] == "reset") && isHelp(pos[1]): // after one that takes no argument
 			return printHelp(fs)
 		case len(pos) == 0 || len(pos) == 1 && pos[0] == "show":
 			var ci emulator.ClockInfo
@@ -264,7 +265,8 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			return err
 		}
 		switch {
-		case len(pos) == 1 && isHelp(pos[0]): // in a subcommand's place
+		case len(pos) == 1 && isHelp(pos[0]), // in a subcommand's place
+			len(pos) == 2 && (pos[0] == "list" || pos[0] == "add" || pos[0] == "clear") && isHelp(pos[1]): // after one that takes no argument
 			return printHelp(fs)
 		case len(pos) == 0 || len(pos) == 1 && pos[0] == "list":
 			var out struct{ Rules []emulator.Rule }
