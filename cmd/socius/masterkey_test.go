@@ -23,6 +23,19 @@ func TestChangeMasterKey(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) { testChangeMasterKey(t, "--store", pgtest.URL(t), "--data", t.TempDir()) })
 }
 
+// TestChangeMasterKeyOneSecret: the count of secrets moved to the new key is said in
+// the singular for one (it said "moved 1 secrets").
+func TestChangeMasterKeyOneSecret(t *testing.T) {
+	oldKey, newKey, dir := testMasterKeyFile(t), testMasterKeyFile(t), t.TempDir()
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--master-key-file", oldKey); code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", dir, "--master-key-file", newKey, "--previous-master-key-file", oldKey)
+	if code != 0 || !strings.Contains(errOut, "socius: moved 1 secret from the previous master key") {
+		t.Errorf("site list: exit %d, %q", code, errOut)
+	}
+}
+
 func testChangeMasterKey(t *testing.T, store ...string) {
 	oldKey, newKey := testMasterKeyFile(t), testMasterKeyFile(t)
 	with := func(key string, args ...string) []string {

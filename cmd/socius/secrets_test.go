@@ -269,7 +269,7 @@ func TestPlainSecretsAreEncryptedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw.Close()
-	if code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || errOut != "socius: encrypted 1 secrets that were stored in plain text\n" {
+	if code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || errOut != "socius: encrypted 1 secret that was stored in plain text\n" {
 		t.Errorf("site list on a secret in clear: %d %q", code, errOut)
 	}
 	if code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", dir); code != 0 || errOut != "" {

@@ -203,10 +203,14 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		return nil, err
 	}
 	if plain > 0 && cfg.out != nil {
-		fmt.Fprintf(cfg.out, "socius: encrypted %d secrets that were stored in plain text\n", plain)
+		were := "were"
+		if plain == 1 {
+			were = "was"
+		}
+		fmt.Fprintf(cfg.out, "socius: encrypted %d secret%s that %s stored in plain text\n", plain, plural(plain), were)
 	}
 	if cfg.previousKeyFile != "" && cfg.out != nil {
-		fmt.Fprintf(cfg.out, "socius: moved %d secrets from the previous master key (%s) to the current one (%s)\n", resealed, cfg.previousKeyFile, source)
+		fmt.Fprintf(cfg.out, "socius: moved %d secret%s from the previous master key (%s) to the current one (%s)\n", resealed, plural(resealed), cfg.previousKeyFile, source)
 	}
 	return &openedStore{store: st, raw: raw, nonces: nonces, keySource: source}, nil
 }

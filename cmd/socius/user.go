@@ -238,7 +238,7 @@ func (imp *importer) run(ctx context.Context, r io.Reader, stdout io.Writer) err
 	case readErr != nil:
 		return fmt.Errorf("import stopped: %w", readErr)
 	case imp.bad > 0:
-		return fmt.Errorf("import: %d bad lines skipped (see above)", imp.bad)
+		return fmt.Errorf("import: %d bad line%s skipped (see above)", imp.bad, plural(imp.bad))
 	}
 	return nil
 }

@@ -300,7 +300,8 @@ func TestUserImportOneOfEach(t *testing.T) {
 	if err := os.WriteFile(in, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in); code != 1 || !strings.Contains(out, "imported 1 user record, 1 bad line\n") {
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in); code != 1 || !strings.Contains(out, "imported 1 user record, 1 bad line\n") ||
+		!strings.Contains(errOut, "socius: import: 1 bad line skipped (see above)\n") {
 		t.Errorf("import: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--site", testAPIKey, "--out", filepath.Join(t.TempDir(), "out.jsonl")); code != 0 || !strings.Contains(errOut, "exported 1 user of site ") {
