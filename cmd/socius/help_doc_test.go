@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -259,5 +261,36 @@ func TestCommandFlagsInDocs(t *testing.T) {
 	}
 	if checked < 50 {
 		t.Errorf("checked only %d flags of command lines in the documents", checked)
+	}
+}
+
+// TestLayoutNamesEveryPackage: README.md's Layout table names every package of the
+// module (a folder with Go files that are not tests), so that a reader finds each one
+// there. It left out internal/proctest and internal/testdirs.
+func TestLayoutNamesEveryPackage(t *testing.T) {
+	layout := section(t, readDoc(t, "README.md"), "## Layout")
+	var missing []string
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && path != "../.." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		dir := filepath.ToSlash(filepath.Dir(strings.TrimPrefix(path, "../../")))
+		if dir != "." && !strings.Contains(layout, "`"+dir+"/`") && !slices.Contains(missing, dir) {
+			missing = append(missing, dir)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		t.Errorf("README.md's Layout table does not name %v", missing)
 	}
 }
