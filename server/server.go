@@ -639,6 +639,12 @@ func (s *Server) unknownMethod(path string) error {
 	if path == "" {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: no method in the path; call /socialize.<method>")
 	}
+	if path == "_emulator" || strings.HasPrefix(path, "_emulator/") {
+		// The emulator's admin API and console, asked of a server not in emulator mode
+		// (what docs/emulator.md shows, tried against a plain serve): say what they
+		// need. The rest of the path is not shown: no method of Socius's is there.
+		return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: the /_emulator/ paths are served only in emulator mode (socius serve --emulator)")
+	}
 	shown, cut := shownMethod(path)
 	if cut > 0 && s.method(path[:cut]) != nil {
 		return socius.Errorf(socius.CodeInvalidRequest, "Unknown method: %s is not a method Socius serves: the path goes on after %s with \"%c\"; send the parameters after \"?\" or in the body",

@@ -152,12 +152,15 @@ func TestEmulatorFlags(t *testing.T) {
 	}
 }
 
-// Without --emulator, the emulator's paths are just unknown methods.
+// Without --emulator, the emulator's paths are unknown methods, whose errorDetails say
+// that they need emulator mode (they named the path as any unknown method's, cut short
+// where it looked like a token: "Unknown method: _emu... is not a method Socius serves").
 func TestEmulatorPathsNeedEmulatorMode(t *testing.T) {
 	ts := startServer(t)
-	for _, path := range []string{"_emulator/api/status", "_emulator/", "_emulator/api/reset"} {
+	for _, path := range []string{"_emulator/api/status", "_emulator/", "_emulator/api/reset", "_emulator"} {
 		body, resp := ts.postRaw(t, ts.HTTPURL, path, "")
-		if resp.StatusCode != 200 || !strings.Contains(string(body), `"errorCode":400001`) || !strings.Contains(string(body), "Unknown method") {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"errorCode":400001`) || !strings.Contains(string(body), "Unknown method") ||
+			!strings.Contains(string(body), "only in emulator mode (socius serve --emulator)") {
 			t.Errorf("/%s without --emulator: HTTP %d %s", path, resp.StatusCode, body)
 		}
 	}
