@@ -473,13 +473,19 @@ func (b *Bench) Run(ctx context.Context) (_ *BenchReport, runErr error) {
 			return rep, fmt.Errorf("--json: %w", err)
 		}
 	}
-	if b.failed > 0 {
-		return rep, fmt.Errorf("%d requests failed; the figures above do not stand", b.failed)
+	return rep, unsound(b.failed, b.empty)
+}
+
+// unsound is the error of a bench whose figures do not stand: requests failed, or
+// runs had no request answered within their window; nil when neither.
+func unsound(failed, empty int64) error {
+	switch {
+	case failed > 0:
+		return fmt.Errorf("%s failed; the figures above do not stand", counted(int(failed), "request"))
+	case empty > 0:
+		return fmt.Errorf("no request answered within the window of %s; the figures above do not stand", counted(int(empty), "run"))
 	}
-	if b.empty > 0 {
-		return rep, fmt.Errorf("%d runs had no request answered within their window; the figures above do not stand", b.empty)
-	}
-	return rep, nil
+	return nil
 }
 
 // A benchTarget is one user count's server, ready to be measured.

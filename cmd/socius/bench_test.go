@@ -568,3 +568,24 @@ func TestWarmStore(t *testing.T) {
 		t.Error("a WAL that is a folder was read without an error")
 	}
 }
+
+// TestUnsoundBenchSaid: a bench whose requests failed, or whose runs had no request
+// answered in time, ends with an error that counts them in words that fit the count
+// ("1 request failed", not "1 requests failed"); one with neither ends without one.
+func TestUnsoundBenchSaid(t *testing.T) {
+	for _, c := range []struct {
+		failed, empty int64
+		want          string
+	}{
+		{0, 0, ""},
+		{1, 0, "1 request failed; the figures above do not stand"},
+		{3, 2, "3 requests failed; the figures above do not stand"},
+		{0, 1, "no request answered within the window of 1 run; the figures above do not stand"},
+		{0, 2, "no request answered within the window of 2 runs; the figures above do not stand"},
+	} {
+		err := unsound(c.failed, c.empty)
+		if got := fmt.Sprint(err); c.want == "" && err != nil || c.want != "" && got != c.want {
+			t.Errorf("%d failed, %d empty: %v, want %q", c.failed, c.empty, err, c.want)
+		}
+	}
+}
