@@ -403,3 +403,24 @@ func TestPostgresIdleTimeoutAdvice(t *testing.T) {
 		t.Errorf("advice with the timeout set:\n%s", logs)
 	}
 }
+
+// TestPostgresShortWriteTimeoutSaid: serve on PostgreSQL warns when --write-timeout
+// leaves no room for two store deadlines (a call's site lookup and its work) and the
+// answer, which a database that does not answer can take; at the default it says
+// nothing.
+func TestPostgresShortWriteTimeoutSaid(t *testing.T) {
+	dsn := pgtest.URL(t)
+	key := testMasterKeyFile(t)
+	start := func(flags ...string) string {
+		var logs syncBuffer
+		startMain(t, func(m *Main) { m.LogOutput = &logs }, append([]string{"--store", dsn, "--master-key-file", key, "--log-level", "warn"}, flags...)...)
+		return logs.String()
+	}
+	const said = "--write-timeout 15s is shorter than 21s"
+	if logs := start("--write-timeout", "15s"); !strings.Contains(logs, said) {
+		t.Errorf("no warning with --write-timeout 15s:\n%s", logs)
+	}
+	if logs := start(); strings.Contains(logs, "--write-timeout") {
+		t.Errorf("a warning at the default write timeout:\n%s", logs)
+	}
+}

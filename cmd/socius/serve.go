@@ -458,6 +458,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		for _, a := range pg.Advice(ctx) {
 			m.Logger.Warn("postgres: " + a)
 		}
+		// A signed write may wait out two store deadlines (its site's lookup, its work)
+		// before its nonce is recorded alone within what the write timeout leaves
+		// (server.answerBy): a shorter write timeout cuts such a call off unanswered.
+		if need := 2*pg.OpTimeout + time.Second; m.WriteTimeout < need {
+			m.Logger.Warn(fmt.Sprintf("--write-timeout %v is shorter than %v: a call held by a database that does not answer may wait out two PostgreSQL store deadlines (%v each: its site's lookup, its work) and then be cut off with no answer at all instead of its 500028; give at least %v",
+				m.WriteTimeout, need, pg.OpTimeout, need))
+		}
 	}
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if m.seed != nil && m.SiteAPIKey != "" {
