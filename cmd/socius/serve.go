@@ -618,7 +618,7 @@ func pprofHandler() http.Handler {
 func (m *Main) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		ConnState: m.trackConn,
-		Handler:   closeChunked(h),
+		Handler:   closeDoubtfulFraming(h),
 		// "OPTIONS *" reaches the handler, which answers it with an envelope like any
 		// other request; Go's own answer is an empty 200, which an SDK reads as success.
 		DisableGeneralOptionsHandler: true,
@@ -631,18 +631,25 @@ func (m *Main) httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// closeChunked makes net/http close a connection after its answer to a request whose
-// body came chunked. RFC 9112 6.1: a request with both Transfer-Encoding and
-// Content-Length must end its connection after the answer, or a proxy in front that
-// framed it by its Content-Length reads what follows on the connection differently
-// (request smuggling). net/http (Go 1.26) reads such a request as chunked, keeps the
-// connection, and deletes the Content-Length before a handler could see it, so every
-// chunked request closes its connection: no SDK sends one (they send Content-Length),
-// and the client's next request comes on a new connection, whose requests the fast path
+// closeDoubtfulFraming makes net/http close a connection after its answer to a request
+// whose framing a proxy in front may have read another way (request smuggling), RFC
+// 9112 6.1:
+//   - A request whose body came chunked. One with both Transfer-Encoding and
+//     Content-Length must end its connection after the answer, or a proxy that framed
+//     it by its Content-Length reads what follows differently. net/http (Go 1.26) reads
+//     such a request as chunked, keeps the connection, and deletes the Content-Length
+//     before a handler could see it, so every chunked request closes its connection.
+//   - Every HTTP/1.0 request. One with a Transfer-Encoding must be taken as faulty
+//     framing and end its connection; net/http ignores the header and frames the body
+//     by its Content-Length (empty without one), keeps a keep-alive connection, and
+//     deletes the header before a handler could see it. HTTP/1.0 keeps a connection
+//     only when asked (Connection: keep-alive), which no SDK sends.
+//
+// The client's next request comes on a new connection, whose requests the fast path
 // checks. The fast path refuses the two headers together itself and never gets here.
-func closeChunked(h http.Handler) http.Handler {
+func closeDoubtfulFraming(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.TransferEncoding) > 0 {
+		if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) {
 			w.Header().Set("Connection", "close")
 		}
 		h.ServeHTTP(w, r)
