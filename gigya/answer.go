@@ -82,14 +82,19 @@ func DecodeAnswer(body []byte) (*Answer, error) {
 
 // answerTime reads an answer's time: RFC 3339 (the server writes UTC with
 // milliseconds), within the years 0000 to 9999 in UTC, which is what RFC 3339 and
-// time.Time's MarshalJSON can write. time.Parse also takes a ',' before the fraction
-// and offsets of 24 hours or more, neither of them RFC 3339, and an offset that moves
-// 9999-12-31 into the year 10000: an answer from a broken or hostile server, whose
-// time a caller could not even encode again. Its false is a time to ignore, as one
-// absent: an answer is still an answer without it.
+// time.Time's MarshalJSON can write. time.Parse also takes a ',' before the fraction,
+// offsets of 24 hours or more and an offset's minute 60 ("+00:60", read as +01:00),
+// none of them RFC 3339, and an offset that moves 9999-12-31 into the year 10000: an
+// answer from a broken or hostile server, whose time a caller could not even encode
+// again. Its false is a time to ignore, as one absent: an answer is still an answer
+// without it.
 func answerTime(s string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil || len(s) > len("2006-01-02T15:04:05") && s[len("2006-01-02T15:04:05")] == ',' {
+		return time.Time{}, false
+	}
+	// Parsed, s ends in 'Z' or in an offset "+hh:mm" or "-hh:mm", two digits each.
+	if n := len(s); (s[n-6] == '+' || s[n-6] == '-') && s[n-2:] >= "60" {
 		return time.Time{}, false
 	}
 	if _, offset := t.Zone(); offset <= -24*60*60 || offset >= 24*60*60 {

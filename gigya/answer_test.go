@@ -116,6 +116,9 @@ func TestDecodeAnswerTime(t *testing.T) {
 		{"2026-11-28T10:05:21,123Z", time.Time{}},  // a comma: ISO 8601, not RFC 3339
 		{"2026-11-28T10:05:21+24:00", time.Time{}}, // no such offset
 		{"2026-11-28T10:05:21-99:59", time.Time{}},
+		{"2026-11-28T10:05:21+00:60", time.Time{}}, // no such minute: time.Parse reads +01:00
+		{"2026-11-28T10:05:21-05:60", time.Time{}},
+		{"2026-11-28T10:05:21+05:59", time.Date(2026, 11, 28, 4, 6, 21, 0, time.UTC)},
 		{"2026-11-28 10:05:21Z", time.Time{}},
 		{"1764324321", time.Time{}},
 		{"", time.Time{}},
