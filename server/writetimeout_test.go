@@ -74,7 +74,8 @@ func (w stalledWork) stall(ctx context.Context) error {
 }
 
 // stallingNonces records nonces, or, while stalled, waits for its deadline (opTimeout,
-// or the caller's when sooner) and fails, recording nothing.
+// or the caller's when sooner) and fails, recording nothing; given a context already
+// ended, it fails at once, as PostgreSQL's store does.
 type stallingNonces struct {
 	socius.NonceStore
 	opTimeout time.Duration
@@ -87,6 +88,10 @@ func (n stallingNonces) UseNonce(ctx context.Context, credential, nonce string, 
 			return false, err
 		}
 		return false, socius.DatabaseError("stalled nonce", context.DeadlineExceeded)
+	}
+	if err := ctx.Err(); err != nil {
+		// As PostgreSQL's store: a context already ended fails at once.
+		return false, socius.DatabaseError("nonce", err)
 	}
 	return n.NonceStore.UseNonce(ctx, credential, nonce, expires, now)
 }
@@ -165,5 +170,59 @@ func TestSignedWriteWithinWriteTimeout(t *testing.T) {
 				t.Errorf("its replay: %s, want 403004", got)
 			}
 		})
+	}
+}
+
+// TestNonceRecordedWhenTheAnswerIsLate: a signed write whose body came so slowly that
+// the time for its answer (answerBy) had passed when its work failed still records its
+// nonce alone, with the store's own deadline: no answer could go out in time anyway,
+// and the work may have been applied, so its replay must be 403004. Bounded by the
+// passed answerBy, the recording failed at once and the replay was served.
+func TestNonceRecordedWhenTheAnswerIsLate(t *testing.T) {
+	const (
+		writeTimeout = 4 * time.Second
+		opTimeout    = 1500 * time.Millisecond
+		bodyDelay    = 3 * time.Second // the work starts after 3 s; answerBy is at 3.6 s
+	)
+	s := newTestServer(t, t.TempDir(), nil)
+	var nonceStalled, workStalled atomic.Bool
+	workStalled.Store(true)
+	s.cfg.Nonces = stallingNonces{s.cfg.Nonces, opTimeout, &nonceStalled}
+	s.cfg.Nonced = stalledWork{&noncedStore{st: s.cfg.Store, ns: s.cfg.Nonces}, opTimeout, &workStalled}
+	s.cfg.WriteTimeout = writeTimeout
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config.WriteTimeout = writeTimeout
+	ts.Start()
+	defer ts.Close()
+
+	body := signedBody("socialize.setUserInfo", "n-slow", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Slow"}`}})
+	send := func(delay time.Duration) (string, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			time.Sleep(delay)
+			io.WriteString(pw, body)
+			pw.Close()
+		}()
+		r, err := http.NewRequest("POST", ts.URL+"/socialize.setUserInfo", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ContentLength = int64(len(body))
+		r.Host = "socialize.localtest"
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := ts.Client().Do(r)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	// The first call's answer is past the write timeout: cut, or late; either way.
+	send(bodyDelay)
+	workStalled.Store(false)
+	got, err := send(0)
+	if err != nil || !strings.Contains(got, `"errorCode":403004`) {
+		t.Errorf("its replay: %s %v, want 403004 (the nonce recorded after the late call's work failed)", got, err)
 	}
 }
