@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
 )
@@ -122,18 +123,7 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var plan []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, line)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("plan, %s:\n%s", name, strings.Join(plan, "\n"))
+		t.Logf("plan, %s:\n%s", name, planLines(t, rows))
 	}
 	const whole = `DELETE FROM tokens WHERE (expires_at < $1 OR revoked_at < $1)`
 	const part = whole + ` AND hash >= $2 AND hash < $3`
@@ -159,16 +149,7 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var plan []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, line)
-		}
-		rows.Close()
-		t.Logf("plan, part 7c, generic:\n%s", strings.Join(plan, "\n"))
+		t.Logf("plan, part 7c, generic:\n%s", planLines(t, rows))
 		for _, q := range []string{`DEALLOCATE part`, `RESET plan_cache_mode`} {
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Fatal(err)
@@ -342,4 +323,22 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 			t.Logf("server log: %s", strings.TrimSpace(line))
 		}
 	}
+}
+
+// planLines reads the lines of an EXPLAIN, one a row, into one text.
+func planLines(t *testing.T, rows pgx.Rows) string {
+	t.Helper()
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
 }

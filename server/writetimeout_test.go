@@ -96,6 +96,17 @@ func (n stallingNonces) UseNonce(ctx context.Context, credential, nonce string, 
 	return n.NonceStore.UseNonce(ctx, credential, nonce, expires, now)
 }
 
+// serveWithWriteTimeout serves s over real HTTP with the write timeout wt, which s
+// knows too (as cmd/socius configures both), until the test ends.
+func serveWithWriteTimeout(t *testing.T, s *Server, wt time.Duration) *httptest.Server {
+	s.cfg.WriteTimeout = wt
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config.WriteTimeout = wt
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
 // TestSignedWriteWithinWriteTimeout: a signed write makes up to three store calls in
 // turn (the site's lookup, the work with its nonce, the nonce alone when the work
 // failed), each with the store's deadline; their sum may pass the write timeout, past
@@ -126,11 +137,7 @@ func TestSignedWriteWithinWriteTimeout(t *testing.T) {
 			delay.Store(int64(siteDelay))
 			s.cfg.Store = slowSites{s.cfg.Store, &delay}
 			s.cfg.Nonced = stalledWork{&noncedStore{st: s.cfg.Store, ns: s.cfg.Nonces}, opTimeout, &workStalled}
-			s.cfg.WriteTimeout = writeTimeout
-			ts := httptest.NewUnstartedServer(s)
-			ts.Config.WriteTimeout = writeTimeout
-			ts.Start()
-			defer ts.Close()
+			ts := serveWithWriteTimeout(t, s, writeTimeout)
 
 			post := func(body string) (string, time.Duration) {
 				t.Helper()
@@ -189,11 +196,7 @@ func TestNonceRecordedWhenTheAnswerIsLate(t *testing.T) {
 	workStalled.Store(true)
 	s.cfg.Nonces = stallingNonces{s.cfg.Nonces, opTimeout, &nonceStalled}
 	s.cfg.Nonced = stalledWork{&noncedStore{st: s.cfg.Store, ns: s.cfg.Nonces}, opTimeout, &workStalled}
-	s.cfg.WriteTimeout = writeTimeout
-	ts := httptest.NewUnstartedServer(s)
-	ts.Config.WriteTimeout = writeTimeout
-	ts.Start()
-	defer ts.Close()
+	ts := serveWithWriteTimeout(t, s, writeTimeout)
 
 	body := signedBody("socialize.setUserInfo", "n-slow", url.Values{"UID": {"u1"}, "userInfo": {`{"firstName":"Slow"}`}})
 	send := func(delay time.Duration) (string, error) {
