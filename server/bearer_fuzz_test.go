@@ -7,11 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -52,18 +50,13 @@ func FuzzBearerJWT(f *testing.F) {
 	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0), Clock: jwtClock{now}, Skew: skew})
 	var sent atomic.Int64 // makes each jti unique
 	call := func(authorization string) (code int, details string) {
-		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+apiKey+"&UID=u1"))
-		req.TLS = &tls.ConnectionState{}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", authorization)
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
+		answer := authorized(srv, "apiKey="+apiKey+"&UID=u1", authorization)
 		var a struct {
 			ErrorCode    int    `json:"errorCode"`
 			ErrorDetails string `json:"errorDetails"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
-			f.Fatalf("answer is not JSON: %s", rec.Body.Bytes())
+		if err := json.Unmarshal(answer, &a); err != nil {
+			f.Fatalf("answer is not JSON: %s", answer)
 		}
 		return a.ErrorCode, a.ErrorDetails
 	}

@@ -4,10 +4,8 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,13 +19,7 @@ import (
 // JWT and returns the answer's body.
 func bearerCall(srv *server.Server) func(jwt string) string {
 	return func(jwt string) string {
-		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader("apiKey="+apiKey+"&UID=u1"))
-		req.TLS = &tls.ConnectionState{}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "Bearer "+jwt)
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
-		return rec.Body.String()
+		return string(authorized(srv, "apiKey="+apiKey+"&UID=u1", "Bearer "+jwt))
 	}
 }
 

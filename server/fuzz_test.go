@@ -6,10 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,20 +54,15 @@ func FuzzAuthorization(f *testing.F) {
 		if tokenParam != "" {
 			body += "&oauth_token=" + strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "=", "%3D").Replace(tokenParam)
 		}
-		req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader(body))
-		req.TLS = &tls.ConnectionState{}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", authorization)
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
+		answer := authorized(srv, body, authorization)
 		var a struct {
 			ErrorCode int `json:"errorCode"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
-			t.Fatalf("answer is not JSON: %s", rec.Body.Bytes())
+		if err := json.Unmarshal(answer, &a); err != nil {
+			t.Fatalf("answer is not JSON: %s", answer)
 		}
 		if !allowed[a.ErrorCode] {
-			t.Errorf("Authorization %q, oauth_token %q: errorCode %d: %s", authorization, tokenParam, a.ErrorCode, strconv.Quote(rec.Body.String()))
+			t.Errorf("Authorization %q, oauth_token %q: errorCode %d: %s", authorization, tokenParam, a.ErrorCode, strconv.Quote(string(answer)))
 		}
 		if a.ErrorCode != 0 {
 			return

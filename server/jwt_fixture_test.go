@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/server"
 	"github.com/socius/socius/sqlite"
 )
 
@@ -46,4 +50,17 @@ func jwtStore(tb testing.TB) (*sqlite.Store, *rsa.PrivateKey) {
 func jwtSegment(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// authorized sends srv a getUserInfo over HTTPS with the form body and the
+// Authorization header given, and returns the answer's body: the call of the tests and
+// fuzz targets of bearer JWTs and other Authorization credentials.
+func authorized(srv *server.Server, body, authorization string) []byte {
+	req := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getUserInfo", strings.NewReader(body))
+	req.TLS = &tls.ConnectionState{}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", authorization)
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	return rec.Body.Bytes()
 }
