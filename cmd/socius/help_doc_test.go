@@ -206,7 +206,8 @@ var proseCommands = []struct {
 // TestCommandFlagsInDocs, for the commands without a table of flags: every flag of a
 // command's -h is named (`--name`) in its documents, and every flag the documents give
 // a command in a command line (`socius emulator log --follow`, `go run ./cmd/socius key
-// create --site 3_...`) is one that command has. A flag renamed in the help or in the
+// create --site 3_...`, the lines a backslash continues included; after bench's `--`,
+// serve's flags) is one that command has. A flag renamed in the help or in the
 // documents alone fails one or the other.
 func TestCommandFlagsInDocs(t *testing.T) {
 	flagsOf := map[string]map[string]string{} // "emulator log": its flags
@@ -235,6 +236,9 @@ func TestCommandFlagsInDocs(t *testing.T) {
 		text = regexp.MustCompile("`[^`\n]*\n[^`\n]*`").ReplaceAllStringFunc(text, func(s string) string {
 			return strings.ReplaceAll(s, "\n", " ")
 		})
+		// A command line that a backslash continues is one command line too: the
+		// flags of its later lines are checked as well.
+		text = regexp.MustCompile(`[ \t]*\\\n[ \t]*`).ReplaceAllString(text, " ")
 		for _, m := range commandLine.FindAllStringSubmatch(text, -1) {
 			command, rest := m[1], m[3]
 			if sub := strings.TrimSpace(m[2]); sub != "" {
@@ -244,24 +248,41 @@ func TestCommandFlagsInDocs(t *testing.T) {
 					rest = m[2] + rest
 				}
 			}
-			flags, ok := flagsOf[command]
-			if !ok {
+			if _, ok := flagsOf[command]; !ok {
 				continue // "socius site" in prose, or a subcommand with no flags of its own
 			}
+			// What follows a "--" goes to the serve that bench starts: those flags
+			// are serve's.
+			own, passed := rest, ""
 			if i := strings.Index(rest, " -- "); i >= 0 {
-				rest = rest[:i]
-			}
-			for _, f := range regexp.MustCompile(`(?:^|[\s\[(|])--([a-z][a-z-]*)`).FindAllStringSubmatch(rest, -1) {
-				checked++
-				if _, ok := flags[f[1]]; !ok && !slices.Contains([]string{"help"}, f[1]) {
-					t.Errorf("%s: %q gives socius %s --%s, which it does not have", doc, strings.TrimSpace(m[0]), command, f[1])
+				own = rest[:i]
+				if command == "bench" {
+					passed = rest[i+len(" -- "):]
 				}
 			}
+			line := strings.TrimSpace(m[0])
+			checked += checkFlagsOf(t, doc, line, command, own, flagsOf[command])
+			checked += checkFlagsOf(t, doc, line, "serve", passed, flagsOf["serve"])
 		}
 	}
 	if checked < 50 {
 		t.Errorf("checked only %d flags of command lines in the documents", checked)
 	}
+}
+
+// checkFlagsOf reports each flag named in args (the text after a command's name on a
+// command line of doc) that the command does not have, and returns how many it
+// checked.
+func checkFlagsOf(t *testing.T, doc, line, command, args string, flags map[string]string) int {
+	t.Helper()
+	checked := 0
+	for _, f := range regexp.MustCompile(`(?:^|[\s\[(|])--([a-z][a-z-]*)`).FindAllStringSubmatch(args, -1) {
+		checked++
+		if _, ok := flags[f[1]]; !ok && f[1] != "help" {
+			t.Errorf("%s: %q gives socius %s --%s, which it does not have", doc, line, command, f[1])
+		}
+	}
+	return checked
 }
 
 // TestLayoutNamesEveryPackage: README.md's Layout table names every package of the
