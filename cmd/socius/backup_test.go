@@ -294,6 +294,15 @@ func TestBackupRefused(t *testing.T) {
 	if files, _ := os.ReadDir(dir); len(files) != 0 {
 		t.Errorf("the refused backups left %d files in %s", len(files), dir)
 	}
+	// The refusal of a PostgreSQL store sends the operator to a document: that one
+	// must say how such a store is backed up.
+	_, _, stderr := runCLI(t, noEnv, "backup", "--store", "postgres://socius@db.internal/socius", "--out", filepath.Join(dir, "b.db"))
+	doc := regexp.MustCompile(`docs/[a-z]+\.md`).FindString(stderr)
+	if doc == "" {
+		t.Errorf("socius backup --store postgres://... names no document: %q", stderr)
+	} else if !strings.Contains(readDoc(t, doc), "pg_dump") {
+		t.Errorf("socius backup --store postgres://... sends the operator to %s, which does not mention pg_dump: %q", doc, stderr)
+	}
 	if files, _ := os.ReadDir(data); len(files) != 2 { // socius.db, master.key
 		t.Errorf("the data folder holds %d files after the refused backups, want 2", len(files))
 	}
