@@ -195,6 +195,12 @@ func CheckURL(connString string) error {
 // parameters, and Socius's own nonce_commit, which it takes out of the parameters sent
 // to the server and reports as asyncNonces.
 func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err error) {
+	if atAfterUserInfo(connString) {
+		// Said without the URL: where its password ends is what cannot be told.
+		return nil, false, errors.New("the URL has an '@' after its user information (user:password@): " +
+			"write an '@' of the password (or of the database's name) as %40; as written, the part " +
+			"of the password after its first '@' would be taken for the host")
+	}
 	cfg, err = pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, false, err
@@ -214,14 +220,39 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 	return cfg, asyncNonces, nil
 }
 
+// atAfterUserInfo reports whether a postgres:// URL holds an '@' after the one that
+// ends its user information, before its query: a password with an '@' not written %40.
+// libpq and pgx end the user information at the first '@' (net/url at the last), so
+// that the rest of such a password is read as the host, and said in the errors that
+// name the host ("lookup ...: no such host") and in pgx's parse errors.
+func atAfterUserInfo(connString string) bool {
+	p, ok := strings.CutPrefix(connString, "postgresql://")
+	if !ok {
+		p, ok = strings.CutPrefix(connString, "postgres://")
+	}
+	if !ok {
+		return false
+	}
+	end := strings.IndexAny(p, "@/")
+	if end < 0 || p[end] != '@' {
+		return false
+	}
+	p = p[end+1:]
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return strings.Contains(p, "@")
+}
+
 // Redact returns a connection string without its password, for logs and error
 // messages.
 func Redact(connString string) string {
 	u, err := url.Parse(connString)
-	if err != nil || u.Scheme == "" || u.Opaque != "" || u.User == nil && strings.Contains(connString, "@") {
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.User == nil && strings.Contains(connString, "@") || atAfterUserInfo(connString) {
 		// The key=value form, or something unparsable, or a URL with an '@' that the
 		// parser did not take for user information (a password holding '/', '?' or '#'
-		// cuts the URL where the parser cannot tell): none of it is said.
+		// cuts the URL where the parser cannot tell), or more than one before its
+		// query (a password holding '@'): none of it is said.
 		return "(a connection string that is no URL)"
 	}
 	if u.User != nil {

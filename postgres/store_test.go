@@ -656,9 +656,45 @@ func TestRedact(t *testing.T) {
 		"postgres://su:123?s3cret@db/x":                "(a connection string that is no URL)",
 		"postgres://su:12#s3cret@db/x":                 "(a connection string that is no URL)",
 		"postgres//su:s3cret@db/x":                     "(a connection string that is no URL)",
+		// A password with '@' (unescaped): libpq and pgx end the user information at
+		// the first '@', net/url at the last.
+		"postgres://su:s3c@s3cret@db/x":             "(a connection string that is no URL)",
+		"postgres://su:s3c@s3/cret@db/x":            "(a connection string that is no URL)",
+		"postgres://su:s3c%40s3cret@db/x?app=a@b":   "postgres://su:xxxxx@db/x?app=a%40b",
+		"postgresql://su@db/x?application_name=a@b": "postgresql://su@db/x?application_name=a%40b",
 	} {
 		if got := Redact(in); got != want || strings.Contains(got, "s3cret") {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCheckURLAtInPassword: a URL whose password holds an '@' not written %40 is
+// refused before anything connects, without any of the password: pgx, as libpq, takes
+// what follows the first '@' for the host, and its errors (a parse error, "lookup
+// s3cret@db: no such host") printed it. An '@' written %40, or in the query, is read.
+func TestCheckURLAtInPassword(t *testing.T) {
+	for _, u := range []string{
+		"postgres://su:s3c@s3cret@127.0.0.1:1/x",
+		"postgres://su:s3c@s3cret@127.0.0.1:1/x?sslmode=bogus",
+		"postgresql://su:s3c@s3/cret@127.0.0.1:1/x",
+		"postgres://su:s3c@s3cret@h1:1,h2:2/x",
+	} {
+		err := CheckURL(u)
+		if err == nil || !strings.Contains(err.Error(), "%40") || strings.Contains(err.Error(), "s3") {
+			t.Errorf("CheckURL(%q) = %v, want a refusal that says %%40, without the password", u, err)
+		}
+		if _, err := Open(t.Context(), u); err == nil || strings.Contains(err.Error(), "s3") {
+			t.Errorf("Open(%q) = %v, want the same refusal", u, err)
+		}
+	}
+	for _, u := range []string{
+		"postgres://su:s3c%40s3cret@127.0.0.1:1/x",
+		"postgres://su@127.0.0.1:1/x?application_name=a@b",
+		"postgres://127.0.0.1:1/x?password=s3c@s3cret",
+	} {
+		if err := CheckURL(u); err != nil {
+			t.Errorf("CheckURL(%q) = %v, want nil", u, err)
 		}
 	}
 }

@@ -345,8 +345,13 @@ func TestUsage(t *testing.T) {
 		{withKey, []string{"site", "list", "--store", "postgres://socius:pw@127.0.0.1:notaport/socius"}, "--store: cannot parse `postgres://socius:xxxxx@127.0.0.1:notaport/socius`: invalid port"},
 		{withKey, []string{"key", "list", "--store", "postgres://socius@127.0.0.1:1/socius?pool_max_conns=many"}, "--store: cannot parse"},
 		{withKey, []string{"serve", "--store", "postgres://socius@127.0.0.1:1/socius?nonce_commit=later", "--http", "127.0.0.1:0", "--https", "", "--admin", ""}, "--store: nonce_commit=\"later\": want sync or async"},
+		// A password with an '@' not written %40: pgx, as libpq, took what follows its
+		// first '@' for the host, and said it ("lookup pw@127.0.0.1: no such host",
+		// exit 1; pgx's parse errors print it as the host too).
+		{withKey, []string{"site", "list", "--store", "postgres://socius:s3c@pw@127.0.0.1:1/socius"}, "--store: the URL has an '@' after its user information"},
+		{withKey, []string{"serve", "--store", "postgres://socius:s3c@pw@127.0.0.1:1/socius?sslmode=bogus", "--http", "127.0.0.1:0", "--https", "", "--admin", ""}, "write an '@' of the password (or of the database's name) as %40"},
 	} {
-		if code, _, errOut := runCLI(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, ":pw@") {
+		if code, _, errOut := runCLI(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, ":pw@") || strings.Contains(errOut, "pw@127") {
 			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errOut, c.want)
 		}
 	}
