@@ -198,8 +198,9 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 	if atAfterUserInfo(connString) {
 		// Said without the URL: where its password ends is what cannot be told.
 		return nil, false, errors.New("the URL has an '@' after its user information (user:password@): " +
-			"write an '@' of the password (or of the database's name) as %40; as written, the part " +
-			"of the password after its first '@' would be taken for the host")
+			"write an '@' of the user, the password or the database's name as %40, and a '/' of the " +
+			"password as %2F; as written, part of the password would be taken for the host or the " +
+			"database's name")
 	}
 	cfg, err = pgxpool.ParseConfig(connString)
 	if err != nil {
@@ -221,10 +222,12 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 }
 
 // atAfterUserInfo reports whether a postgres:// URL holds an '@' after the one that
-// ends its user information, before its query: a password with an '@' not written %40.
-// libpq and pgx end the user information at the first '@' (net/url at the last), so
-// that the rest of such a password is read as the host, and said in the errors that
-// name the host ("lookup ...: no such host") and in pgx's parse errors.
+// ends its user information, before its query: a password with an '@' or a '/' not
+// percent-encoded. libpq and pgx end the user information at the first '@', unless a
+// '/' comes before it (net/url at the last '@'), so that the rest of such a password
+// is read as the host or the database's name, and said in the errors that name them
+// ("lookup ...: no such host", "failed to connect to `user=... database=...`") and in
+// pgx's parse errors.
 func atAfterUserInfo(connString string) bool {
 	p, ok := strings.CutPrefix(connString, "postgresql://")
 	if !ok {
@@ -233,11 +236,9 @@ func atAfterUserInfo(connString string) bool {
 	if !ok {
 		return false
 	}
-	end := strings.IndexAny(p, "@/")
-	if end < 0 || p[end] != '@' {
-		return false
+	if end := strings.IndexAny(p, "@/"); end >= 0 && p[end] == '@' {
+		p = p[end+1:]
 	}
-	p = p[end+1:]
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}

@@ -672,13 +672,19 @@ func TestRedact(t *testing.T) {
 // TestCheckURLAtInPassword: a URL whose password holds an '@' not written %40 is
 // refused before anything connects, without any of the password: pgx, as libpq, takes
 // what follows the first '@' for the host, and its errors (a parse error, "lookup
-// s3cret@db: no such host") printed it. An '@' written %40, or in the query, is read.
+// s3cret@db: no such host") printed it; so for a password with a '/' before its '@'
+// the database's name ("failed to connect to `user=root database=s3cret@db/x`"). An
+// '@' written %40, or in the query, is read.
 func TestCheckURLAtInPassword(t *testing.T) {
 	for _, u := range []string{
 		"postgres://su:s3c@s3cret@127.0.0.1:1/x",
 		"postgres://su:s3c@s3cret@127.0.0.1:1/x?sslmode=bogus",
 		"postgresql://su:s3c@s3/cret@127.0.0.1:1/x",
 		"postgres://su:s3c@s3cret@h1:1,h2:2/x",
+		// A '/' before the '@': no user information at all, "su:12" the host and
+		// port, the rest of the password the database's name.
+		"postgres://su:12/s3cret@127.0.0.1:1/x",
+		"postgres://su:s3/cret@127.0.0.1:1/x",
 	} {
 		err := CheckURL(u)
 		if err == nil || !strings.Contains(err.Error(), "%40") || strings.Contains(err.Error(), "s3") {
@@ -692,6 +698,7 @@ func TestCheckURLAtInPassword(t *testing.T) {
 		"postgres://su:s3c%40s3cret@127.0.0.1:1/x",
 		"postgres://su@127.0.0.1:1/x?application_name=a@b",
 		"postgres://127.0.0.1:1/x?password=s3c@s3cret",
+		"postgres://su:12%2Fs3cret@127.0.0.1:1/x",
 	} {
 		if err := CheckURL(u); err != nil {
 			t.Errorf("CheckURL(%q) = %v, want nil", u, err)
