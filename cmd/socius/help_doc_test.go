@@ -315,3 +315,57 @@ func TestLayoutNamesEveryPackage(t *testing.T) {
 		t.Errorf("README.md's Layout table does not name %v", missing)
 	}
 }
+
+// TestTestsNamedInDocsExist: every test, benchmark and fuzz function that README.md or
+// a document under docs/ names (TestStoreOverTLS, `go test ./http1 -bench
+// BenchmarkServe`, FuzzBearerJWT) is a function of a test file of the module, so that
+// a reader who runs it finds it; a test renamed or removed leaves no name behind.
+func TestTestsNamedInDocsExist(t *testing.T) {
+	declared := map[string]bool{}
+	funcLine := regexp.MustCompile(`(?m)^func ((?:Test|Benchmark|Fuzz)[A-Z]\w*)\(`)
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "../.." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(d.Name(), "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range funcLine.FindAllStringSubmatch(string(b), -1) {
+			declared[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(declared) < 100 {
+		t.Fatalf("found only %d test functions", len(declared))
+	}
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile(`\b(?:Test|Benchmark|Fuzz)[A-Z]\w*`)
+	checked := 0
+	for _, doc := range append([]string{"README.md"}, docs...) {
+		doc = strings.TrimPrefix(doc, "../../")
+		for i, line := range strings.Split(readDoc(t, doc), "\n") {
+			for _, name := range named.FindAllString(line, -1) {
+				checked++
+				if !declared[name] {
+					t.Errorf("%s:%d names %s, which no test file declares", doc, i+1, name)
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Errorf("checked only %d names of tests in the documents", checked)
+	}
+}
