@@ -672,12 +672,23 @@ func (s *Server) methodBySlashes(p string) *method {
 	return s.method(strings.Replace(name, "/", ".", 1))
 }
 
+// unservedGigyaMethods are methods Gigya documents (../shared/spec/gigya-api-notes.md)
+// that Socius does not serve and whose names gigya.MaskCredentials would cut short as
+// if they were secrets (a run of 20 letters holding "UID"): shownMethod names them in
+// full, so that a caller learns which method is missing, not "socialize.exch...".
+var unservedGigyaMethods = []string{"socialize.exchangeUIDSignature", "accounts.exchangeUIDSignature"}
+
 // shownMethod returns how answers and logs name the path of a method Socius does not
 // serve: cut after the first "?", "&", ";" or "=" (where a client that left out the
 // "?" has its parameters, credentials among them), with what could be a token or a
 // secret masked (gigya.MaskCredentials), at most 100 bytes. cut is where it was cut:
 // 0 when it was not, or was cut at its first byte.
 func shownMethod(path string) (shown string, cut int) {
+	for _, m := range unservedGigyaMethods {
+		if strings.EqualFold(path, m) {
+			return path, 0
+		}
+	}
 	shown = path
 	if i := strings.IndexAny(path, "?&;="); i >= 0 && i+1 < len(path) {
 		shown, cut = path[:i+1]+"...", i

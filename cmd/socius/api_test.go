@@ -144,6 +144,12 @@ func TestErrorCodes(t *testing.T) {
 		{"unknown UID, empty userInfo", false, "socialize.setUserInfo", signed("socialize.setUserInfo", url.Values{"UID": {"nobody"}, "userInfo": {`{}`}}), 403005, "UID not found"},
 		{"unknown UID read", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"nobody"}}), 403005, "UID not found"},
 		{"unknown method", false, "socialize.nope", signed("socialize.nope", get), 400001, "Unknown method: socialize.nope"},
+		// A Gigya method Socius does not serve is named in full, though a run of 20
+		// letters holding "UID" looks like a secret that is cut short elsewhere.
+		{"unserved Gigya method", false, "socialize.exchangeUIDSignature", signed("socialize.exchangeUIDSignature", url.Values{"UID": {"u1"}}), 400001,
+			"Unknown method: socialize.exchangeUIDSignature is not a method Socius serves"},
+		{"unserved Gigya method, accounts", false, "accounts.exchangeUIDSignature", signed("accounts.exchangeUIDSignature", url.Values{"UID": {"u1"}}), 400001,
+			"Unknown method: accounts.exchangeUIDSignature is not a method Socius serves"},
 		{"bad format", true, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "format": {"yaml"}}), 400006, "format must be json, jsonp or xml"},
 		{"bad boolean", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "checkParams": {"maybe"}}), 400006, "checkParams must be true or false"},
 		{"bad httpStatusCodes", true, "socialize.getUserInfo", plain(url.Values{"UID": {"u1"}, "httpStatusCodes": {"maybe"}}), 400006, "httpStatusCodes must be true or false"},
