@@ -171,6 +171,11 @@ func TestErrorCodes(t *testing.T) {
 			if a.str("errorMessage") != gigya.Message(tt.code) {
 				t.Errorf("errorMessage %q, want %q", a.str("errorMessage"), gigya.Message(tt.code))
 			}
+			// statusCode is the first three digits of errorCode, statusReason its
+			// HTTP reason phrase (SPEC 2), worked out here apart from package gigya.
+			if status, _ := a["statusCode"].(float64); int(status) != tt.code/1000 || a.str("statusReason") != http.StatusText(tt.code/1000) {
+				t.Errorf("statusCode %v %q, want %d %q", a["statusCode"], a.str("statusReason"), tt.code/1000, http.StatusText(tt.code/1000))
+			}
 		})
 	}
 	// Nothing of the above changed the user.
@@ -757,7 +762,7 @@ func TestUserObject(t *testing.T) {
 	if !gigya.ValidateUIDSignature(key, a.str("UID"), a.str("signatureTimestamp"), a.str("UIDSignature"), 180*time.Second, ts.Clock.Now()) {
 		t.Error("getUserInfo UIDSignature does not validate with the partner secret")
 	}
-	for k, v := range map[string]any{"isSiteUID": true, "isSiteUser": true, "isConnected": true, "isLoggedIn": true, "loginProvider": "site",
+	for k, v := range map[string]any{"isSiteUID": true, "isSiteUser": true, "isTempUser": false, "isConnected": true, "isLoggedIn": true, "loginProvider": "site",
 		"loginProviderUID": "site-user-7", "providers": "site", "capabilities": "None", "firstName": "Ada", "age": 36.0} {
 		if a[k] != v {
 			t.Errorf("%s = %v, want %v", k, a[k], v)
@@ -775,6 +780,13 @@ func TestUserObject(t *testing.T) {
 	id := ids[0].(map[string]any)
 	if id["provider"] != "site" || id["providerUID"] != "site-user-7" || id["firstName"] != "Ada" || id["age"] != "36" {
 		t.Errorf("site identity = %v", id)
+	}
+	// The identity object's flags and its data stamps (the notes' Identity object):
+	// the site identity is the one the user logs in with, and its data is as old as
+	// its one update.
+	if id["isLoginIdentity"] != true || id["allowsLogin"] != true || id["oldestDataUpdatedTimestamp"] != id["lastUpdatedTimestamp"] ||
+		id["oldestDataUpdated"] != id["lastUpdated"] {
+		t.Errorf("site identity's flags and stamps = %v", id)
 	}
 	if ms, _ := a["oldestDataUpdatedTimestamp"].(float64); ms < 1e12 || ms != id["lastUpdatedTimestamp"] {
 		t.Errorf("oldestDataUpdatedTimestamp %v, want the milliseconds of the one update (%v)", a["oldestDataUpdatedTimestamp"], id["lastUpdatedTimestamp"])
