@@ -644,6 +644,86 @@ func TestNamesInAnyCase(t *testing.T) {
 	}
 }
 
+// TestDocumentedParamsKnown: the parameters the Gigya notes document for every method
+// (section 2.2) and for each method Socius serves are known: not listed in
+// ignoredParams, and accepted with checkParams=true (which refuses unknown ones with
+// 403007), though Socius has no use for most of them.
+func TestDocumentedParamsKnown(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	common := url.Values{"cid": {"checkout"}, "dontHandleScreenSet": {"true"}, "sdk": {"js_latest"}, "sdkBuild": {"15000"},
+		"targetEnv": {"browser"}, "gmid": {"g1"}, "ucid": {"c1"}, "regSource": {"https://x/"}, "lang": {"en"}}
+	with := func(p url.Values) url.Values {
+		for k, v := range common {
+			p[k] = v
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		method string
+		params url.Values
+	}{
+		{"socialize.getUserInfo", url.Values{"UID": {"u1"}, "includeAllIdentities": {"true"}, "extraFields": {"languages,address,samlData"},
+			"enabledProviders": {"*"}, "disabledProviders": {"facebook"}, "signIDs": {"true"}}},
+		{"socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"n"}`}}},
+		{"socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "newUser": {"false"}, "userInfo": {`{"firstName":"A"}`}, "sessionExpiration": {"0"},
+			"skipValidation": {"false"}, "phoneNumber": {"+15550100"}, "actionAttributes": {`{"a":"b"}`}}},
+		{"socialize.notifyRegistration", url.Values{"UID": {"u1"}, "phoneNumber": {"+15550100"}}},
+		{"socialize.logout", url.Values{"UID": {"u1"}}},
+	} {
+		for _, check := range []string{"false", "true"} {
+			p := with(url.Values{"checkParams": {check}})
+			for k, v := range tt.params {
+				p[k] = v
+			}
+			a := ts.call(t, tt.method, p)
+			if a.code() != 0 {
+				t.Errorf("%s with checkParams=%s: %v", tt.method, check, a)
+			}
+			if ignored, ok := a["ignoredParams"]; ok {
+				t.Errorf("%s: documented parameters listed as ignored: %v", tt.method, ignored)
+			}
+		}
+	}
+	// getToken's documented parameters, with the common ones.
+	p := with(url.Values{"grant_type": {"none"}, "x_siteUID": {"u1"}, "x_userInfo": {`{"lastName":"B"}`}, "x_sessionExpiration": {"3600"},
+		"client_id": {testAPIKey}, "client_secret": {testSecret}, "checkParams": {"true"}})
+	if a := ts.tlsPost(t, "socialize.getToken", p); a.code() != 0 || a["ignoredParams"] != nil {
+		t.Errorf("getToken with its documented parameters: %v", a)
+	}
+}
+
+// TestSignedGET: a signed call may come as a GET with its parameters in the query
+// string (the notes: "HTTP GET or POST both accepted"); its base string starts with
+// GET, so a GET signed as if it were a POST is 403003, its errorDetails naming the
+// method checked.
+func TestSignedGET(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	key, _ := socius.DecodeSecret(testSecret)
+	norm, err := gigya.NormalizeURL(ts.HTTPURL + "/socialize.getUserInfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		signedAs string
+		code     int
+		details  string
+	}{{"GET", 0, ""}, {"POST", 403003, "for GET http://"}} {
+		p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "context": {"a b/c"}}, "", "")
+		p.Del("sig")
+		var list []gigya.Param
+		for k, vs := range p {
+			list = append(list, gigya.Param{Name: k, Value: vs[0]})
+		}
+		p.Set("sig", gigya.Sign(key, tt.signedAs, norm, list))
+		a := ts.do(t, http.MethodGet, ts.HTTPURL, "socialize.getUserInfo", p, nil)
+		if a.code() != tt.code || !strings.Contains(a.str("errorDetails"), tt.details) || tt.code == 0 && (a.str("UID") != "u1" || a.str("context") != "a b/c") {
+			t.Errorf("a GET signed as %s: %v, want %d", tt.signedAs, a, tt.code)
+		}
+	}
+}
+
 // TestPlainSecretAndKeys covers plain-secret mode over TLS and userKey credentials in
 // both modes.
 func TestPlainSecretAndKeys(t *testing.T) {
