@@ -661,7 +661,9 @@ func TestNamesInAnyCase(t *testing.T) {
 func TestDocumentedParamsKnown(t *testing.T) {
 	ts := startServer(t)
 	ts.login(t, "u1")
-	common := url.Values{"cid": {"checkout"}, "dontHandleScreenSet": {"true"}, "sdk": {"js_latest"}, "sdkBuild": {"15000"},
+	// A cid longer than the 100 characters the notes give it is taken all the same:
+	// Socius keeps no reports for it to count in.
+	common := url.Values{"cid": {strings.Repeat("c", 101)}, "dontHandleScreenSet": {"true"}, "sdk": {"js_latest"}, "sdkBuild": {"15000"},
 		"targetEnv": {"browser"}, "gmid": {"g1"}, "ucid": {"c1"}, "regSource": {"https://x/"}, "lang": {"en"}}
 	with := func(p url.Values) url.Values {
 		for k, v := range common {
@@ -980,6 +982,16 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a["isLoggedIn"] != false {
 		t.Errorf("after logout isLoggedIn = %v", a["isLoggedIn"])
+	}
+	// A logged-out user's profile is still written (SPEC 6 asks only that the UID
+	// exists; the notes' 403005/403012 for a user without a session is not taken), and
+	// the write does not log the user in. A thumbnailURL may come without a photoURL.
+	if a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"away","thumbnailURL":"http://x/t.png"}`}}); a.code() != 0 {
+		t.Errorf("setUserInfo of a logged-out user: %v", a)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a["isLoggedIn"] != false || a.str("nickname") != "away" ||
+		a.str("thumbnailURL") != "http://x/t.png" || a["photoURL"] != nil {
+		t.Errorf("after setUserInfo of a logged-out user: %v", a)
 	}
 	if a := ts.call(t, "socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"u2"}}); a.code() != 0 {
 		t.Fatal(a)
