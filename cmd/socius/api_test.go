@@ -414,6 +414,33 @@ func TestDateOfASlowRequest(t *testing.T) {
 	}
 }
 
+// TestAnswersNotCompressed: an answer is sent as it is, never gzipped, though the
+// client accepts gzip as the Java SDK says it does (docs/compatibility.md: Gigya gzips;
+// every SDK reads a plain answer), on both listeners and with net/http alone.
+func TestAnswersNotCompressed(t *testing.T) {
+	for _, flags := range [][]string{nil, {"--fast-path=false"}} {
+		ts := startServer(t, flags...)
+		for _, base := range []string{ts.HTTPURL, ts.HTTPSURL} {
+			req, err := http.NewRequest("POST", base+"/socialize.getUserInfo", strings.NewReader(url.Values{"UID": {"u1"}}.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			// Set by hand, so that net/http's client does not undo a gzip unseen.
+			req.Header.Set("Accept-Encoding", "gzip, deflate")
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if ce := resp.Header.Get("Content-Encoding"); ce != "" || !bytes.HasPrefix(body, []byte(`{"callId":`)) {
+				t.Errorf("%v %s: Content-Encoding %q, body %q", flags, base, ce, body)
+			}
+		}
+	}
+}
+
 func TestHTTPStatusCodes(t *testing.T) {
 	ts := startServer(t)
 	// Every spelling of a boolean that SPEC 1 takes, in a POST's body and in a GET's
