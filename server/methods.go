@@ -343,6 +343,25 @@ func (s *Server) signUID(c *call, uid string) ([2]string, error) {
 	return [2]string{gigya.UIDSignature(key, ts, uid), ts}, nil
 }
 
+// unusedObject checks a parameter Socius takes but does not use, one Gigya documents
+// as a JSON object: absent, empty or null (the gigya npm package sends a null as the
+// text "null") is none; anything else must be an object, parsed as leniently as
+// userInfo, else 400006 naming the parameter.
+func (c *call) unusedObject(name string) error {
+	raw := c.params.Get(name)
+	if raw == "" {
+		return nil
+	}
+	v, err := gigya.ParseJSON(raw)
+	if err != nil {
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is not valid JSON: %v", name, err)
+	}
+	if _, ok := v.(gigya.Object); !ok && v != nil {
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a JSON object", name)
+	}
+	return nil
+}
+
 func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	siteUID, _, err := c.userParam("siteUID")
 	if err != nil {
@@ -359,6 +378,14 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 	}
 	if _, err := c.params.Bool("newUser", false); err != nil {
 		return nil, err
+	}
+	// Social login is out of scope, so provider sessions and action attributes are not
+	// used; each is still the JSON object Gigya documents, as the booleans above are
+	// still booleans.
+	for _, name := range []string{"providerSessions", "actionAttributes"} {
+		if err := c.unusedObject(name); err != nil {
+			return nil, err
+		}
 	}
 	lifetime, err := c.sessionLifetime("sessionExpiration")
 	if err != nil {

@@ -122,6 +122,8 @@ func TestErrorCodes(t *testing.T) {
 		{"siteUID not ASCII", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"dávid"}}), 400006, "printable ASCII"},
 		{"siteUID too long", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
 		{"bad newUser", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "newUser": {"maybe"}}), 400006, "newUser must be true or false"},
+		{"providerSessions not JSON", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "providerSessions": {"facebook"}}), 400006, "providerSessions is not valid JSON"},
+		{"actionAttributes not an object", false, "socialize.notifyLogin", signed("socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "actionAttributes": {`["a"]`}}), 400006, "actionAttributes must be a JSON object"},
 		{"setUID to the same UID", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"u1"}}), 400006, "must differ"},
 		{"setUID to a UID not ASCII", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {"dávid"}}), 400006, "printable ASCII"},
 		{"setUID to a UID too long", false, "socialize.setUID", signed("socialize.setUID", url.Values{"UID": {"u1"}, "siteUID": {strings.Repeat("x", 253)}}), 400006, "longer than 252"},
@@ -706,7 +708,9 @@ func TestDocumentedParamsKnown(t *testing.T) {
 			"enabledProviders": {"*"}, "disabledProviders": {"facebook"}, "signIDs": {"true"}}},
 		{"socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"n"}`}}},
 		{"socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "newUser": {"false"}, "userInfo": {`{"firstName":"A"}`}, "sessionExpiration": {"0"},
-			"skipValidation": {"false"}, "phoneNumber": {"+15550100"}, "actionAttributes": {`{"a":"b"}`}}},
+			"skipValidation": {"false"}, "phoneNumber": {"+15550100"}, "actionAttributes": {`{"a":"b"}`}, "providerSessions": {`{facebook: {authToken: "x"}}`}}},
+		// A null (as the gigya npm package sends one) or empty object parameter is none.
+		{"socialize.notifyLogin", url.Values{"siteUID": {"u1"}, "providerSessions": {"null"}, "actionAttributes": {""}}},
 		{"socialize.notifyRegistration", url.Values{"UID": {"u1"}, "phoneNumber": {"+15550100"}}},
 		{"socialize.logout", url.Values{"UID": {"u1"}}},
 	} {
