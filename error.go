@@ -6,13 +6,13 @@ import (
 	"fmt"
 )
 
-// Gigya error codes that Socius emits. The full table (messages, HTTP status) lives in
-// package gigya; these names exist so that code reads as what it means.
+// Gigya error codes that Socius's own code emits (the emulator's fault rules can
+// answer with any code of the table). The full table (messages, HTTP status) lives
+// in package gigya; these names exist so that code reads as what it means.
 const (
 	CodeOK                  = 0
 	CodeInvalidRequest      = 400001 // Invalid request format
 	CodeMissingParameter    = 400002 // Missing required parameter
-	CodeInvalidFormat       = 400004 // Invalid parameter format
 	CodeInvalidValue        = 400006 // Invalid parameter value
 	CodeInvalidAuthHeader   = 400008 // Invalid authentication header
 	CodeUnsupportedGrant    = 400013 // Unsupported grant type
@@ -29,12 +29,6 @@ const (
 	CodeGeneralServerError  = 500001 // General Server error
 	CodeDatabaseError       = 500028 // Database error
 	CodeRequestTimeout      = 504002 // Request Timeout
-	CodeConcurrentUpdates   = 409030 // Concurrent updates not allowed
-	CodeUIDNotFound         = 404003 // UID not found
-	CodeSessionNotFound     = 403012 // No valid session
-	CodeForbidden           = 403000 // Forbidden
-	CodeInvalidSecret       = 403010 // Invalid Secret
-	CodeValidationError     = 400009 // Validation error
 	CodeUniqueIdentifierSet = 400003 // Unique identifier exists
 )
 
