@@ -174,8 +174,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		}
 		if *site == "" {
-			fmt.Fprintln(stderr, "socius key create: --site APIKEY is required")
-			return errUsage
+			return badFlag("--site APIKEY is required")
 		}
 		k := &socius.Key{UserKey: *userKey, APIKey: *site, CreatedAt: time.Now()}
 		if k.UserKey == "" {

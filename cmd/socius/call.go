@@ -62,10 +62,8 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		}
 		return errUsage
 	}
-	usageErr := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "socius call: "+format+"\n", a...)
-		return errUsage
-	}
+	// usageErr is a usage error said by run, after "socius: " as every command's.
+	usageErr := badFlag
 	if len(pos) == 0 {
 		fs.Usage()
 		return errUsage
@@ -149,7 +147,7 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return nil
 	case errors.As(err, &gerr):
 		printAnswer(stdout, gerr.Response)
-		return fmt.Errorf("call: %w", err)
+		return err
 	}
 	var rerr *client.ResponseError
 	var terr *client.TransportError
@@ -163,12 +161,12 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return usageErr("%v", err)
 	}
 	if hint, ok := untrustedCertificate(err, *caFile); ok {
-		return fmt.Errorf("call: %s: %w", hint, err)
+		return fmt.Errorf("%s: %w", hint, err)
 	}
 	if terr != nil {
-		return fmt.Errorf("call: %w (%s)", err, sentOrNot(terr))
+		return fmt.Errorf("%w (%s)", err, sentOrNot(terr))
 	}
-	return fmt.Errorf("call: %w", err)
+	return err
 }
 
 // sentOrNot says whether a call that got no answer may have happened: a write sent

@@ -920,8 +920,8 @@ func TestFileErrorsNameTheFlag(t *testing.T) {
 		{[]string{"site", "list", "--previous-master-key-file", missing, "--data", data}, 2, "socius: --previous-master-key-file " + missing + ": no such file or directory\n"},
 		{[]string{"serve", "--tls-cert", missing, "--tls-key", missing, "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--data", data}, 2, "socius: --tls-cert " + missing + ": no such file or directory\n"},
 		{[]string{"serve", "--emulator", "--seed", missing, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "error"}, 2, "socius: --seed " + missing + ": no such file or directory\n"},
-		{[]string{"call", "--api-key", "3_Files", "--user-key", "AKey", "--private-key", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius call: --private-key " + missing + ": no such file or directory\n"},
-		{[]string{"call", "--token", "st2.at.x", "--ca-file", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius call: --ca-file " + missing + ": no such file or directory\n"},
+		{[]string{"call", "--api-key", "3_Files", "--user-key", "AKey", "--private-key", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius: --private-key " + missing + ": no such file or directory\n"},
+		{[]string{"call", "--token", "st2.at.x", "--ca-file", missing, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, 2, "socius: --ca-file " + missing + ": no such file or directory\n"},
 		{[]string{"emulator", "seed", missing, "--url", "http://127.0.0.1:1"}, 2, "socius: seed " + missing + ": no such file or directory\n"},
 	} {
 		if code, _, errOut := runCLI(t, noEnv, tt.args...); code != tt.code || errOut != tt.says {
@@ -1055,6 +1055,43 @@ func TestPprofNotLoopbackWarns(t *testing.T) {
 		}
 		if err := ts.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestFailuresSayOnePrefix runs failing commands of several kinds and checks that each
+// says its failure in one form, after "socius: ", naming the flag or the step and not
+// the command: call said its refused flags after "socius call: " and its failed calls
+// after "socius: call: ", serve its refused flags after "socius: serve: ", key create,
+// user export and token revoke their missing flag or extra token after "socius key
+// create: " and the like.
+func TestFailuresSayOnePrefix(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String() // nothing listens there once closed
+	ln.Close()
+	data := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string // the start of the first line
+	}{
+		{[]string{"call", "--timeout", "-1s", "socialize.getUserInfo"}, 2, "socius: --timeout -1s: want a positive duration"},
+		{[]string{"call", "socialize.getUserInfo"}, 2, "socius: no credentials: "},
+		{[]string{"call", "--url", closed, "--api-key", testAPIKey, "--secret", testSecret, "--timeout", "5s", "socialize.getUserInfo", "UID=u"}, 1,
+			"socius: socialize.getUserInfo: POST " + closed + "/socialize.getUserInfo: "},
+		{[]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "loud"}, 2, `socius: --log-level "loud": `},
+		{[]string{"key", "create", "--data", data}, 2, "socius: --site APIKEY is required"},
+		{[]string{"user", "export", "--data", data}, 2, "socius: --site APIKEY is required"},
+		{[]string{"token", "revoke", "--data", data, "st2.at.a", "st2.at.b"}, 2, "socius: one token at a time"},
+		{[]string{"site", "show", "3_None", "--data", filepath.Join(data, "none")}, 1, "socius: no store at "},
+	} {
+		code, _, errOut := runCLI(t, noEnv, tt.args...)
+		first, _, _ := strings.Cut(errOut, "\n")
+		if code != tt.code || !strings.HasPrefix(first, tt.want) {
+			t.Errorf("socius %q: exit %d, %q; want exit %d and a line starting %q", tt.args, code, errOut, tt.code, tt.want)
 		}
 	}
 }

@@ -221,7 +221,7 @@ func runServe(ctx context.Context, args []string, lookupEnv func(string) (string
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("serve: %w", err)
+		return err
 	}
 	if from, raised := atLeastTwoProcs(lookupEnv); raised {
 		fmt.Fprintf(stdout, "socius: %d CPU available: running with GOMAXPROCS=2 (set GOMAXPROCS to choose)\n", from)

@@ -39,8 +39,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 		case 1:
 			text = pos[0]
 		default:
-			fmt.Fprintln(stderr, "socius token revoke: one token at a time")
-			return errUsage
+			return badFlag("one token at a time")
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			return revokeToken(ctx, st, text, time.Now(), stdout)

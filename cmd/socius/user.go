@@ -44,8 +44,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		if *site == "" {
-			fmt.Fprintln(stderr, "socius user export: --site APIKEY is required")
-			return errUsage
+			return badFlag("--site APIKEY is required")
 		}
 		if *out != "-" {
 			// Before the store is opened and the export runs: a folder that cannot
