@@ -168,10 +168,10 @@ func serveVia(t *testing.T, dir string, wrapper []string, flags ...string) *proc
 				p.HTTPSURL, _, _ = strings.Cut(rest, " ")
 			}
 			if rest, ok := strings.CutPrefix(line, "socius: serving HTTP on "); ok {
-				p.HTTPURL = rest
+				p.HTTPURL, _, _ = strings.Cut(rest, " ")
 			}
 			if rest, ok := strings.CutPrefix(line, "socius: serving /metrics, /healthz and /readyz on "); ok {
-				p.AdminURL = rest
+				p.AdminURL, _, _ = strings.Cut(rest, " ")
 				close(ready)
 			}
 		}

@@ -1019,11 +1019,12 @@ func (b *Bench) start(ctx context.Context, name string, extra []string, args ...
 		signalled := false
 		for sc.Scan() {
 			line := sc.Text()
+			// The URL, without the " (all interfaces)" said after a wildcard's.
 			if u, ok := strings.CutPrefix(line, "socius: serving HTTP on "); ok {
-				c.url = strings.TrimSpace(u)
+				c.url, _, _ = strings.Cut(strings.TrimSpace(u), " ")
 			}
 			if u, ok := strings.CutPrefix(line, "socius: serving pprof on "); ok {
-				c.pprofURL = strings.TrimSpace(u)
+				c.pprofURL, _, _ = strings.Cut(strings.TrimSpace(u), " ")
 			}
 			if !signalled && c.url != "" && (!wantPprof || c.pprofURL != "") {
 				signalled = true

@@ -1095,3 +1095,35 @@ func TestFailuresSayOnePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestServingLinesSayTheAskedAddress: serve says each listener's address as it was
+// asked for, with the port it got, and says "all interfaces" for a wildcard one. Go
+// reports a wildcard listener as [::]:PORT whatever was asked, so --pprof 0.0.0.0:P
+// was said as http://[::]:P/debug/pprof/.
+func TestServingLinesSayTheAskedAddress(t *testing.T) {
+	var out syncBuffer
+	ts := startMain(t, func(m *Main) { m.Stdout = &out },
+		"--http", "0.0.0.0:27700", "--https", ":27701", "--admin", "[::]:27702", "--pprof", "0.0.0.0:0")
+	said := out.String()
+	for _, want := range []string{
+		"socius: serving HTTP on http://0.0.0.0:27700 (all interfaces)\n",
+		"socius: serving HTTPS on https://0.0.0.0:27701 (all interfaces) (certificate " + ts.CertFile + ")\n",
+		"socius: serving /metrics, /healthz and /readyz on http://[::]:27702 (all interfaces)\n",
+	} {
+		if !strings.Contains(said, want) {
+			t.Errorf("serve said:\n%s\nwant the line %q", said, want)
+		}
+	}
+	pprofLine := regexp.MustCompile(`(?m)^socius: serving pprof on (http://0\.0\.0\.0:[1-9][0-9]*/debug/pprof/) \(all interfaces\)$`).FindStringSubmatch(said)
+	if pprofLine == nil || pprofLine[1] != ts.PprofURL {
+		t.Errorf("serve said:\n%s\nwant the pprof line with %s, its port the one it got", said, ts.PprofURL)
+	}
+	// The URLs said reach the listeners.
+	for _, u := range []string{ts.HTTPURL + "/socialize.getUserInfo", ts.AdminURL + "/healthz", ts.PprofURL} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+}

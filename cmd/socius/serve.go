@@ -545,7 +545,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.CertFile = certPath
 		ln := lns["--https"]
 		delete(lns, "--https") // served from here on: Close closes it
-		m.HTTPSURL = "https://" + ln.Addr().String()
+		var where string
+		m.HTTPSURL, where = listenURL("https", m.HTTPSAddr, ln)
 		m.httpsListenAddr = ln.Addr().String()
 		handler := m.apiHandler()
 		if m.HTTPAddr != "" { // the HTTP listener tunnels to this one
@@ -557,12 +558,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		} else {
 			m.serve(tln, handler)
 		}
-		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s (certificate %s)\n", m.HTTPSURL, certPath)
+		fmt.Fprintf(m.Stdout, "socius: serving HTTPS on %s%s (certificate %s)\n", m.HTTPSURL, where, certPath)
 	}
 	if m.HTTPAddr != "" {
 		ln := lns["--http"]
 		delete(lns, "--http")
-		m.HTTPURL = "http://" + ln.Addr().String()
+		var where string
+		m.HTTPURL, where = listenURL("http", m.HTTPAddr, ln)
 		ln = m.conns.listener(ln)
 		handler := m.apiHandler()
 		if m.httpsListenAddr != "" {
@@ -573,14 +575,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		} else {
 			m.serve(ln, handler)
 		}
-		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s\n", m.HTTPURL)
+		fmt.Fprintf(m.Stdout, "socius: serving HTTP on %s%s\n", m.HTTPURL, where)
 	}
 	if m.PprofAddr != "" {
 		ln := lns["--pprof"]
 		delete(lns, "--pprof")
-		m.PprofURL = "http://" + ln.Addr().String() + "/debug/pprof/"
+		base, where := listenURL("http", m.PprofAddr, ln)
+		m.PprofURL = base + "/debug/pprof/"
 		m.serve(ln, pprofHandler())
-		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s\n", m.PprofURL)
+		fmt.Fprintf(m.Stdout, "socius: serving pprof on %s%s\n", m.PprofURL, where)
 		if !loopbackAddr(m.PprofAddr) {
 			// The profiler has no authentication, and a profile or a trace slows every
 			// call while it runs: said, as the flag's help says to keep it private.
@@ -593,13 +596,32 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.AdminAddr != "" {
 		ln := lns["--admin"]
 		delete(lns, "--admin")
-		m.AdminURL = "http://" + ln.Addr().String()
+		var where string
+		m.AdminURL, where = listenURL("http", m.AdminAddr, ln)
 		m.serve(ln, m.adminHandler(st.raw))
 		m.adminServer = m.servers[len(m.servers)-1]
-		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s\n", m.AdminURL)
+		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s%s\n", m.AdminURL, where)
 	}
 	m.emulatorStarted()
 	return nil
+}
+
+// listenURL is the URL serve says for a listener: the host as the flag asked for it (a
+// name stays a name), with the port the listener got (for port 0). Go reports a
+// wildcard listener as [::]:PORT whatever was asked (0.0.0.0:PORT too), which reads as
+// an IPv6 address alone. For a wildcard, which takes the connections of every
+// interface, where is " (all interfaces)" and the host 0.0.0.0 when the flag gave
+// none (:PORT); else where is empty.
+func listenURL(scheme, asked string, ln net.Listener) (url, where string) {
+	host, _, _ := net.SplitHostPort(asked)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		where = " (all interfaces)"
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), where
 }
 
 // pprofHandler serves the Go profiler's endpoints.
