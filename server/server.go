@@ -4,8 +4,9 @@
 // A call goes through the same steps, and the first failure answers:
 // read and decode the parameters (413001, 400001, 400006; 403048 when the bodies being
 // received hold the server's whole budget), read the answer format, take a slot among
-// the calls in progress (403048 when all are taken), find the method (400001), take a
-// token from the apiKey's rate limit (403048), authenticate (400093,
+// the calls in progress (403048 when all are taken), find the method (400001), check
+// the parameters' lengths (400006), take a token from the apiKey's rate limit (403048),
+// authenticate (400093,
 // 400002, 400008, 403002, 403003, 403004, 403005, 403006, 403025), refuse a token on a
 // server-only method (403007), check the key's permissions (403007), apply the
 // emulator's fault rules when Config.Fault is set (any code, or a delay), check the
@@ -419,11 +420,13 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	if err := s.enter(c); err != nil {
 		return nil, err
 	}
-	if err := s.checkParamSizes(c); err != nil {
-		return nil, err
-	}
+	// An unknown method is refused as such whatever its parameters (SPEC 1): a caller
+	// who mistyped the method's name hears that first, not of a parameter's size.
 	if !known {
 		return nil, s.unknownMethod(path)
+	}
+	if err := s.checkParamSizes(c); err != nil {
+		return nil, err
 	}
 	// An apiKey whose budget is spent is refused before authentication, so that a
 	// flood past the limit costs no store lookup or signature check; but only a call
@@ -559,11 +562,13 @@ func (s *Server) rateLimited(c *call, apiKey string) error {
 }
 
 // bulkyParams are the parameters whose values only the body limit bounds: they carry
-// JSON documents. Only for a method that takes them: to any other, or to a method
-// Socius does not serve, they are unknown parameters, ignored and bounded as any.
+// JSON documents. Only for a method that takes them: to any other they are unknown
+// parameters, ignored and bounded as any. (A method Socius does not serve is refused
+// before the sizes are checked.)
 var bulkyParams = []string{"userInfo", "x_userInfo"}
 
-// checkParamSizes refuses a parameter value longer than MaxParamBytes.
+// checkParamSizes refuses a parameter value longer than MaxParamBytes. It runs once the
+// method is known (c.m).
 func (s *Server) checkParamSizes(c *call) error {
 	for _, p := range c.params.All() {
 		if len(p.Value) <= s.cfg.MaxParamBytes {
@@ -572,7 +577,7 @@ func (s *Server) checkParamSizes(c *call) error {
 		if !known(p.Name, bulkyParams) {
 			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes", clip(gigya.MaskCredentials(p.Name), 40), s.cfg.MaxParamBytes)
 		}
-		if c.m == nil || !known(p.Name, c.m.params) {
+		if !known(p.Name, c.m.params) {
 			return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is longer than %d bytes (only a method that takes %s reads a longer one, and %s does not)",
 				p.Name, s.cfg.MaxParamBytes, p.Name, c.Method)
 		}

@@ -1758,13 +1758,13 @@ func TestTokenCallCredentialsBeside(t *testing.T) {
 // TestBulkyParamsOnlyWhereTaken: userInfo and x_userInfo are bounded by the body limit
 // alone only for a method that takes them; to any other method they are unknown
 // parameters, ignored, and a value over MaxParamBytes is refused like any other's.
+// (To a method Socius does not serve: TestUnknownMethodBeforeParamSizes.)
 func TestBulkyParamsOnlyWhereTaken(t *testing.T) {
 	s := newTestServer(t, t.TempDir(), nil)
 	big := `{"nickname":"n","padding":"` + strings.Repeat("p", DefaultMaxParamBytes) + `"}`
 	for _, tt := range []struct{ method, param, want string }{
 		{"socialize.getUserInfo", "userInfo", `"errorCode":400006,"errorDetails":"Invalid parameter value: userInfo is longer than 65536 bytes (only a method that takes userInfo reads a longer one, and socialize.getUserInfo does not)"`},
 		{"socialize.setUserInfo", "X_USERINFO", `"errorCode":400006,"errorDetails":"Invalid parameter value: X_USERINFO is longer than 65536 bytes (only a method that takes X_USERINFO reads a longer one, and socialize.setUserInfo does not)"`},
-		{"socialize.noSuchMethod", "userInfo", `"errorCode":400006,"errorDetails":"Invalid parameter value: userInfo is longer than 65536 bytes (only a method that takes userInfo reads a longer one, and socialize.noSuchMethod does not)"`},
 		// Taken: only the body limit bounds it (its key padding is ignored).
 		{"socialize.setUserInfo", "userInfo", `"errorCode":0,`},
 	} {
@@ -1774,6 +1774,36 @@ func TestBulkyParamsOnlyWhereTaken(t *testing.T) {
 		r.TLS = &tls.ConnectionState{}
 		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
 			t.Errorf("%s with a %d-byte %s: %s\nwant %s", tt.method, len(big), tt.param, got, tt.want)
+		}
+	}
+}
+
+// TestUnknownMethodBeforeParamSizes: a method Socius does not serve is refused as such
+// (400001, SPEC 1), whatever its parameters: a parameter over MaxParamBytes sent to it
+// was refused first, 400006, and the caller who mistyped the method's name heard of the
+// parameter instead. A path under /_emulator/ on a server not in emulator mode is said
+// to need it, whatever the size of the request. A known method still gets its 400006.
+func TestUnknownMethodBeforeParamSizes(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	big := strings.Repeat("p", DefaultMaxParamBytes+1)
+	for _, tt := range []struct{ path, param, want string }{
+		{"socialize.noSuchMethod", "padding", `"errorCode":400001,"errorDetails":"Unknown method: socialize.noSuchMethod is not a method Socius serves"`},
+		{"socialize.noSuchMethod", "userInfo", `"errorCode":400001,"errorDetails":"Unknown method: socialize.noSuchMethod is not a method Socius serves"`},
+		{"socialize.getUserInfos", "fields", `"errorCode":400001,"errorDetails":"Unknown method: socialize.getUserInfos is not a method Socius serves"`},
+		{"_emulator/api/seed", "padding", `"errorCode":400001,"errorDetails":"Unknown method: the /_emulator/ paths are served only in emulator mode (socius serve --emulator)"`},
+		{"_emulator/api/seed", "userInfo", `"errorCode":400001,"errorDetails":"Unknown method: the /_emulator/ paths are served only in emulator mode (socius serve --emulator)"`},
+		{"_emulator/api/seed", "", `"errorCode":400001,"errorDetails":"Unknown method: the /_emulator/ paths are served only in emulator mode (socius serve --emulator)"`},
+		{"socialize.getUserInfo", "padding", `"errorCode":400006,"errorDetails":"Invalid parameter value: padding is longer than 65536 bytes"`},
+	} {
+		body := "apiKey=" + labAPIKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1"
+		if tt.param != "" {
+			body += "&" + tt.param + "=" + big
+		}
+		r := httptest.NewRequest("POST", "https://socialize.localtest/"+tt.path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("/%s with %s: %s\nwant %s", tt.path, tt.param, got, tt.want)
 		}
 	}
 }
