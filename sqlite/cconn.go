@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -24,9 +25,9 @@ type cconn struct {
 	size int     // buf's size
 }
 
-// open opens the database at path, read-write, with the store's busy timeout. Its
-// temporary C memory is freed when it returns; on failure the caller closes c.
-func (c *cconn) open(path string) error {
+// open opens the database at path, read-write, with the store's busy timeout (busy).
+// Its temporary C memory is freed when it returns; on failure the caller closes c.
+func (c *cconn) open(path string, busy time.Duration) error {
 	name, err := libc.CString(path)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func (c *cconn) open(path string) error {
 		return c.err("open", rc)
 	}
 	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
-	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, int32(busyTimeout.Milliseconds()))
+	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, int32(busy.Milliseconds()))
 	return nil
 }
 

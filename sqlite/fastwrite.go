@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"time"
+
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -31,9 +33,9 @@ type writeConn struct {
 	wal *walBuffer // the WAL file's buffer, once installed (walbuf.go)
 }
 
-func openWriteConn(path string) (*writeConn, error) {
+func openWriteConn(path string, busy time.Duration) (*writeConn, error) {
 	c := &writeConn{cconn: cconn{tls: libc.NewTLS()}}
-	if err := c.openWrite(path); err != nil {
+	if err := c.openWrite(path, busy); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -43,8 +45,8 @@ func openWriteConn(path string) (*writeConn, error) {
 // openWrite opens the connection with the settings of the database/sql writer
 // connection (see Open): synchronous FULL above all, so that a commit is durable
 // when it returns.
-func (c *writeConn) openWrite(path string) error {
-	if err := c.open(path); err != nil {
+func (c *writeConn) openWrite(path string, busy time.Duration) error {
+	if err := c.open(path, busy); err != nil {
 		return err
 	}
 	if err := c.exec(`PRAGMA foreign_keys = 1; PRAGMA synchronous = FULL`); err != nil {

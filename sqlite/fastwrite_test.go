@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,6 +342,33 @@ func TestFastAndOtherWritesInterleaved(t *testing.T) {
 			if _, err := s.User(ctx, "3_site", fmt.Sprintf("new-%d-%d", i, n)); err != nil {
 				t.Errorf("new-%d-%d: %v", i, n, err)
 			}
+		}
+	}
+}
+
+// TestBusyTimeoutOption: Options.BusyTimeout is the busy timeout of the store's
+// connections: the writer's, the lookups' and the database/sql pools'. (The
+// checkpointer's connections are its own, held by it.)
+func TestBusyTimeoutOption(t *testing.T) {
+	s, err := OpenWith(filepath.Join(t.TempDir(), "socius.db"), Options{BusyTimeout: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const want = "1500"
+	lc := <-s.lookups
+	got := map[string]string{"writer": cpragma(t, &s.wc.cconn, "busy_timeout"), "lookup": cpragma(t, &lc.cconn, "busy_timeout")}
+	s.lookups <- lc
+	for name, db := range map[string]*sql.DB{"wdb": s.wdb, "rdb": s.rdb} {
+		var v string
+		if err := db.QueryRow("PRAGMA busy_timeout").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = v
+	}
+	for name, v := range got {
+		if v != want {
+			t.Errorf("%s: busy_timeout %s, want %s", name, v, want)
 		}
 	}
 }

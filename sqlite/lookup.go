@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"time"
+
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -27,11 +29,12 @@ type lookupConn struct {
 // lookups is a pool of lookupConns.
 type lookups chan *lookupConn
 
-// openLookups opens n lookup connections to the database at path.
-func openLookups(path string, n int) (lookups, error) {
+// openLookups opens n lookup connections to the database at path, with the store's
+// busy timeout (busy).
+func openLookups(path string, n int, busy time.Duration) (lookups, error) {
 	pool := make(lookups, n)
 	for range n {
-		c, err := openLookupConn(path)
+		c, err := openLookupConn(path, busy)
 		if err != nil {
 			pool.close()
 			return nil, err
@@ -41,9 +44,9 @@ func openLookups(path string, n int) (lookups, error) {
 	return pool, nil
 }
 
-func openLookupConn(path string) (*lookupConn, error) {
+func openLookupConn(path string, busy time.Duration) (*lookupConn, error) {
 	c := &lookupConn{cconn: cconn{tls: libc.NewTLS()}}
-	if err := c.openLookup(path); err != nil {
+	if err := c.openLookup(path, busy); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -53,8 +56,8 @@ func openLookupConn(path string) (*lookupConn, error) {
 // openLookup opens the connection and prepares its statement. Opened as the read
 // pool's connections are: read-write, made read-only by query_only, so that it shares
 // the WAL-index as they do.
-func (c *lookupConn) openLookup(path string) error {
-	if err := c.open(path); err != nil {
+func (c *lookupConn) openLookup(path string, busy time.Duration) error {
+	if err := c.open(path, busy); err != nil {
 		return err
 	}
 	if err := c.exec(`PRAGMA query_only = 1`); err != nil {

@@ -127,13 +127,33 @@ type Store struct {
 }
 
 // busyTimeout is how long a connection waits for a lock held by another process (an
-// admin command writing to the same file) before it fails with SQLITE_BUSY.
+// admin command writing to the same file) before it fails with SQLITE_BUSY, unless
+// Options.BusyTimeout says otherwise.
 const busyTimeout = 5 * time.Second
+
+// Options are the settings of a store that Open leaves at their defaults.
+type Options struct {
+	// BusyTimeout is how long a connection waits for a lock that another process
+	// holds (an admin command, a backup, any program writing to the file) before the
+	// operation fails with SQLITE_BUSY (a database error, 500028 to a caller): 5 s when
+	// zero. A server whose answers must go out by a deadline sets it shorter, so that
+	// such a wait ends in time for the answer.
+	BusyTimeout time.Duration
+}
 
 // Open opens the database at path, creating it and its folder when missing, and brings
 // its schema up to date. The file and folder are created readable by the owner only:
 // they hold the sites' secrets.
 func Open(path string) (*Store, error) {
+	return OpenWith(path, Options{})
+}
+
+// OpenWith is Open with the settings of o.
+func OpenWith(path string, o Options) (*Store, error) {
+	busyFor := o.BusyTimeout
+	if busyFor <= 0 {
+		busyFor = busyTimeout
+	}
 	// The path is handed to the driver followed by "?pragmas": it must be a plain file
 	// name, not a URI or an in-memory database (which each connection would see apart).
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
@@ -155,7 +175,7 @@ func Open(path string) (*Store, error) {
 	// unwritableAtOpen), and said only if SQLite then cannot write.
 	unwritable := unwritableAtOpen(path)
 
-	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
+	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", busyFor.Milliseconds())
 	wdb, err := sql.Open("sqlite", path+"?"+busy+
 		"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
 		"&_txlock=immediate")
@@ -225,13 +245,13 @@ func Open(path string) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 		}
 	}
-	if s.lookups, err = openLookups(path, readers); err != nil {
+	if s.lookups, err = openLookups(path, readers, busyFor); err != nil {
 		s.closeStmts()
 		rdb.Close()
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if s.wc, err = openWriteConn(path); err != nil {
+	if s.wc, err = openWriteConn(path, busyFor); err != nil {
 		s.lookups.close()
 		s.closeStmts()
 		rdb.Close()

@@ -646,30 +646,16 @@ func TestOneServerPerDataFolder(t *testing.T) {
 // the client (net/http closes the connection), so it is counted and logged as 504002,
 // not as what it would have said.
 func TestAnswerAfterWriteTimeout(t *testing.T) {
-	ts := startServer(t, "--write-timeout", "1s")
-	// Through the store, not a call: under the short write timeout a notifyLogin whose
-	// write a loaded disk held past it would have its connection closed unanswered.
-	if _, err := ts.Store.Login(context.Background(), testAPIKey, "u1", nil, ts.Clock.Now()); err != nil {
-		t.Fatal(err)
-	}
-	// Another program holds the write lock for 2 s: the call waits for it.
-	db, err := sql.Open("sqlite", filepath.Join(ts.DataDir, "socius.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		time.Sleep(2 * time.Second)
-		conn.ExecContext(context.Background(), `ROLLBACK`)
-	}()
+	// The write takes 2 s (a loaded disk). Not a write lock held by another program:
+	// the store's wait for one ends in time for the answer
+	// (TestWriteLockWaitEndsWithinWriteTimeout).
+	release := make(chan struct{})
+	ts := startMain(t, func(m *Main) {
+		m.wrapStore = func(st socius.Store) socius.Store { return blockedUpdates{st, release} }
+	}, "--write-timeout", "1s")
+	t.Cleanup(func() { <-release }) // before startMain's own cleanup
+	ts.login(t, "u1")
+	time.AfterFunc(2*time.Second, func() { close(release) })
 	body := ts.signed(t, ts.HTTPURL, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"late"}`}}, "", "").Encode()
 	resp, err := ts.client.Post(ts.HTTPURL+"/socialize.setUserInfo", "application/x-www-form-urlencoded", strings.NewReader(body))
 	if err == nil {
@@ -684,6 +670,55 @@ func TestAnswerAfterWriteTimeout(t *testing.T) {
 	}
 	if strings.Contains(metrics, `socius_calls_total{method="socialize.setUserInfo",code="0"}`) {
 		t.Error("the late answer was counted as a success")
+	}
+}
+
+// TestWriteLockWaitEndsWithinWriteTimeout: a write lock that another program holds on
+// the SQLite file is waited for no longer than leaves the answer time to go out before
+// --write-timeout: the signed setUserInfo gets its 500028 envelope. The store waited
+// SQLite's busy timeout of 5 s whatever the write timeout, and under a write timeout of
+// about 5.5 s the connection closed at it, unanswered (counted as 504002).
+func TestWriteLockWaitEndsWithinWriteTimeout(t *testing.T) {
+	const writeTimeout = 2 * time.Second
+	ts := startServer(t, "--write-timeout", writeTimeout.String())
+	ts.login(t, "u1")
+	db, err := sql.Open("sqlite", filepath.Join(ts.DataDir, "socius.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), `ROLLBACK`)
+	start := time.Now()
+	a := ts.call(t, "socialize.setUserInfo", url.Values{"UID": {"u1"}, "userInfo": {`{"nickname":"locked out"}`}})
+	if took := time.Since(start); a.code() != 500028 || took >= writeTimeout {
+		t.Errorf("setUserInfo while another program holds the write lock: %v after %v; want 500028 within the write timeout of %v", a, took, writeTimeout)
+	}
+}
+
+// TestSQLiteBusyTimeout: the embedded store's wait for another program's lock ends a
+// quarter of --write-timeout before it, or 500 ms, with SQLite's 5 s at most and 100 ms
+// at least.
+func TestSQLiteBusyTimeout(t *testing.T) {
+	for _, tt := range []struct{ writeTimeout, want time.Duration }{
+		{0, 5 * time.Second},
+		{30 * time.Second, 5 * time.Second},
+		{5500 * time.Millisecond, 5 * time.Second},
+		{5 * time.Second, 4500 * time.Millisecond},
+		{2 * time.Second, 1500 * time.Millisecond},
+		{400 * time.Millisecond, 300 * time.Millisecond},
+		{100 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		if got := sqliteBusyTimeout(tt.writeTimeout); got != tt.want {
+			t.Errorf("--write-timeout %v: busy timeout %v, want %v", tt.writeTimeout, got, tt.want)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/nonce"
@@ -69,7 +70,10 @@ type storeConfig struct {
 	mustExist bool
 	// wrap, when set, decorates the raw store under the sealing (timing).
 	wrap func(socius.Store) socius.Store
-	out  io.Writer // told about a generated key and migrated secrets
+	// busyTimeout, when set, is how long the embedded store waits for a lock another
+	// program holds (sqlite.Options): serve's, from --write-timeout (sqliteBusyTimeout).
+	busyTimeout time.Duration
+	out         io.Writer // told about a generated key and migrated secrets
 
 	// The keys given (readKeys): read before anything is made, so that a missing or
 	// bad one fails with no data folder, store or master key file created.
@@ -161,7 +165,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		if err := makeDataDir(cfg.data); err != nil {
 			return nil, err
 		}
-		lite, err := sqlite.Open(path)
+		lite, err := sqlite.OpenWith(path, sqlite.Options{BusyTimeout: cfg.busyTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -282,3 +286,18 @@ var errTwoMasterKeys = errors.New("give the master key once: --master-key-file o
 // errNoMasterKey refuses a PostgreSQL store without a master key given: one generated
 // into a node's data folder would be useless to the other nodes.
 var errNoMasterKey = errors.New("with --store postgres://, give the master key that every node shares: --master-key-file FILE or SOCIUS_MASTER_KEY (create one with: head -c 32 /dev/urandom | base64)")
+
+// sqliteBusyTimeout is how long serve's embedded store waits for a write lock that
+// another program holds (an admin command, a backup, sqlite3 on the file): SQLite's
+// 5 s, but for a write timeout under 5.5 s, the write timeout less a quarter of it, at
+// most 500 ms, and at least 100 ms. The wait must end, and the write fail (500028), in
+// time for the answer to go out before the write timeout, past which the connection
+// closes unanswered; the quarter leaves room for the call's work before the wait and
+// for a wait behind another write's. No write timeout (0): SQLite's 5 s.
+func sqliteBusyTimeout(writeTimeout time.Duration) time.Duration {
+	const sqliteDefault = 5 * time.Second
+	if writeTimeout <= 0 {
+		return sqliteDefault
+	}
+	return min(sqliteDefault, max(100*time.Millisecond, writeTimeout-min(writeTimeout/4, 500*time.Millisecond)))
+}
