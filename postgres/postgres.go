@@ -112,9 +112,8 @@ type Store struct {
 
 	nonceCalls atomic.Uint64
 	sweeping   atomic.Bool
-	// tokenParts is how many hex digits of a token's hash the next sweep of dead
-	// tokens splits them by: 0, one statement (DeleteExpiredTokens).
-	tokenParts atomic.Int32
+	// tokenSweep is where the sweeps of dead tokens stand (DeleteExpiredTokens).
+	tokenSweep tokenSweep
 	// asyncNonces: nonces are committed without waiting for the flush (nonce_commit=async).
 	asyncNonces bool
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
 )
@@ -114,7 +115,7 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 	}
 	t.Logf("backlog: %d tokens, %d dead; the table with its indexes %d MB", total, dead, size>>20)
 
-	// The plans, for the whole statement and for a part of one, two and three digits,
+	// The plans, for the whole statement and for a part of a 16th and a 256th of the blocks,
 	// as a custom plan (the values known) and as the generic plan a prepared statement
 	// may switch to after five runs.
 	explain := func(name, q string, args ...any) {
@@ -125,11 +126,15 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 		}
 		t.Logf("plan, %s:\n%s", name, planLines(t, rows))
 	}
-	const whole = `DELETE FROM tokens WHERE (expires_at < $1 OR revoked_at < $1)`
-	const part = whole + ` AND hash >= $2 AND hash < $3`
-	explain("one statement", whole, millis(before))
-	for _, p := range []string{"7", "7c", "7c3"} {
-		explain("part "+p, part, millis(before), p, p[:len(p)-1]+string(nextHexDigit(p[len(p)-1])))
+	var blocks uint32
+	if err := s.pool.QueryRow(ctx, `SELECT pg_relation_size('tokens') / current_setting('block_size')::int`).Scan(&blocks); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the table: %d blocks", blocks)
+	tid := func(block uint32) pgtype.TID { return pgtype.TID{BlockNumber: block, Valid: true} }
+	explain("one statement", deadTokens, millis(before))
+	for _, parts := range []uint32{16, 256} {
+		explain(fmt.Sprintf("a %dth of the blocks", parts), deadTokensInBlocks, millis(before), tid(blocks/2), tid(blocks/2+blocks/parts))
 	}
 	func() {
 		conn, err := s.pool.Acquire(ctx)
@@ -139,17 +144,17 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 		defer conn.Release()
 		for _, q := range []string{
 			`SET plan_cache_mode = force_generic_plan`,
-			`PREPARE part(bigint, text, text) AS ` + part,
+			`PREPARE part(bigint, tid, tid) AS ` + deadTokensInBlocks,
 		} {
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rows, err := conn.Query(ctx, fmt.Sprintf(`EXPLAIN EXECUTE part(%d, '7c', '7d')`, millis(before)))
+		rows, err := conn.Query(ctx, fmt.Sprintf(`EXPLAIN EXECUTE part(%d, '(%d,0)', '(%d,0)')`, millis(before), blocks/2, blocks/2+blocks/16))
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("plan, part 7c, generic:\n%s", planLines(t, rows))
+		t.Logf("plan, a 16th of the blocks, generic:\n%s", planLines(t, rows))
 		for _, q := range []string{`DEALLOCATE part`, `RESET plan_cache_mode`} {
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Fatal(err)
@@ -232,26 +237,23 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	report("no sweep", 0, 3*time.Second)
 
-	// SOCIUS_LONG_DIGITS starts with a sweep by parts, as after a sweep that failed,
-	// for a backlog whose one statement fits.
-	if v := os.Getenv("SOCIUS_LONG_DIGITS"); v != "" {
-		d, err := strconv.Atoi(v)
-		if err != nil || d < 0 || d > sweepDepth {
-			t.Fatalf("SOCIUS_LONG_DIGITS=%q: want 0 to %d", v, sweepDepth)
-		}
-		s.tokenParts.Store(int32(d))
+	// SOCIUS_LONG_RANGES=1 starts with a sweep by ranges of blocks, as after a sweep
+	// that failed, for a backlog whose one statement fits.
+	if os.Getenv("SOCIUS_LONG_RANGES") == "1" {
+		s.tokenSweep.store(sweepState{byRanges: true})
 	}
 	// The sweeps, back to back (the housekeeping runs them an hour apart), until one
 	// deletes nothing and the next would be one statement.
 	for i := 1; i <= 10; i++ {
-		digits := s.tokenParts.Load()
+		was := s.tokenSweep.load()
 		from := time.Since(sweepStart)
 		n, err := s.DeleteExpiredTokens(ctx, before)
 		to := time.Since(sweepStart)
-		t.Logf("sweep %d (by %d digits: %d parts): deleted %d in %v, err %v; the next by %d digits",
-			i, digits, map[int32]int{0: 1, 1: 16, 2: 256, 3: 4096}[digits], n, (to - from).Round(time.Millisecond), err, s.tokenParts.Load())
+		next := s.tokenSweep.load()
+		t.Logf("sweep %d (%+v): deleted %d in %v, err %v; the next %+v",
+			i, was, n, (to - from).Round(time.Millisecond), err, next)
 		report(fmt.Sprintf("sweep %d", i), from, to)
-		if err == nil && n == 0 && s.tokenParts.Load() == 0 {
+		if err == nil && n == 0 && !next.byRanges {
 			break
 		}
 	}
@@ -293,7 +295,7 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 	}
 	var parts []float64
 	for line := range strings.Lines(string(logText)) {
-		if !strings.Contains(line, " execute ") || strings.Contains(line, "EXPLAIN") || !strings.Contains(line, "DELETE FROM tokens WHERE (expires_at") || !strings.Contains(line, "hash >= $2") {
+		if !strings.Contains(line, " execute ") || strings.Contains(line, "EXPLAIN") || !strings.Contains(line, "DELETE FROM tokens WHERE (expires_at") || !strings.Contains(line, "ctid >= $2") {
 			continue
 		}
 		_, rest, ok := strings.Cut(line, "duration: ")
@@ -314,7 +316,7 @@ func TestTokenSweepOfABacklog(t *testing.T) {
 		}
 		t.Logf("parts that completed: %d; ms each: min %.0f, median %.0f, max %.0f, sum %.0f",
 			len(parts), sorted[0], sorted[len(sorted)/2], sorted[len(sorted)-1], sum)
-		if len(parts) <= 16 {
+		if len(parts) <= 64 {
 			t.Logf("the parts in order, ms: %v", parts)
 		}
 	}

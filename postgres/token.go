@@ -4,10 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/socius/socius"
 )
 
@@ -214,68 +215,125 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, apiKey, uid string, now ti
 // One statement does it, within the store's deadline. One that cannot (a backlog of
 // millions, or a row held by another transaction past the deadline) fails, having
 // deleted nothing, and would fail so every hour while the backlog grew; so the next
-// sweeps split the tokens by the first hex digits of their hashes (tokenParts), each
-// part in its own statement and deadline, one digit more after a sweep where a part
-// did not fit (sweepDepth at most), one statement again after a sweep where every part
-// did. A sweep by parts reports what its parts deleted, and the first failure; it
-// stops after sweepBudget deadlines in all.
+// sweeps go by parts: ranges of the table's blocks, each in its own statement and
+// deadline, read through a TID Range Scan (PostgreSQL 14 and later), so that the parts
+// together read the table once, as the one statement does. (Parts by the first hex
+// digits of the hashes, before 2026-12-01, read the whole table a part, or the pages of
+// a part's rows one by one.)
+//
+// A sweep by ranges goes once over the blocks the table has when it starts (rows added
+// after it beyond them are live, or the next sweep's), starting where the last one
+// stopped and going round to there. The first part is a sixteenth of the table; a part
+// that missed its deadline halves the next ones (and its range is left to the next
+// sweep), a part that took less than an eighth of the deadline doubles them (a part
+// twice the size took up to three times as long, measured). It stops
+// after sweepBudget deadlines in all, or when ctx ends, and remembers where; it reports
+// what its parts deleted, and the first failure. After a sweep by ranges that went over
+// the whole table without a failure, the next is one statement again.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
-	digits := int(s.tokenParts.Load())
-	if digits == 0 {
-		n, err := s.deleteDeadTokens(ctx, millis(before), "")
+	sweep := s.tokenSweep.load()
+	if !sweep.byRanges {
+		n, err := s.deleteDeadTokens(ctx, deadTokens, millis(before))
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			s.tokenParts.CompareAndSwap(0, 1)
+			s.tokenSweep.store(sweepState{byRanges: true})
 		}
 		return n, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sweepBudget*s.OpTimeout)
 	defer cancel()
-	total, missed := 0, false
+	var size int64
+	err := s.read(ctx, "token housekeeping", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `SELECT pg_relation_size('tokens') / current_setting('block_size')::int`).Scan(&size)
+	})
+	if err != nil {
+		return 0, err
+	}
+	blocks := sweep.blocks
+	if blocks == 0 {
+		blocks = max((size+15)/16, 1)
+	}
+	start := sweep.from
+	if start >= size {
+		start = 0 // the table is smaller than when the last sweep stopped
+	}
+	total, covered, at := 0, int64(0), start
 	var first error
-	parts := 1 << (4 * digits)
-	for i := range parts {
-		n, err := s.deleteDeadTokens(ctx, millis(before), fmt.Sprintf("%0*x", digits, i))
+	for covered < size && ctx.Err() == nil {
+		end := min(at+blocks, size)
+		if at < start {
+			end = min(end, start) // gone round: up to where the sweep started
+		}
+		began := time.Now()
+		n, err := s.deleteDeadTokens(ctx, deadTokensInBlocks, millis(before),
+			pgtype.TID{BlockNumber: uint32(at), Valid: true}, pgtype.TID{BlockNumber: uint32(end), Valid: true})
 		total += n
 		if err != nil {
 			first = cmp.Or(first, err)
-			missed = missed || errors.Is(err, context.DeadlineExceeded)
+			if ctx.Err() != nil {
+				break // this part is the next sweep's first
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				blocks = max(blocks/2, 1)
+			}
+		} else if time.Since(began) < s.OpTimeout/8 {
+			blocks = min(blocks*2, max(size, 1))
 		}
-		if ctx.Err() != nil {
-			missed = true
-			break
+		covered += end - at
+		if at = end; at == size {
+			at = 0
 		}
 	}
-	switch {
-	case missed:
-		s.tokenParts.CompareAndSwap(int32(digits), int32(min(digits+1, sweepDepth)))
-	case first == nil:
-		s.tokenParts.CompareAndSwap(int32(digits), 0)
+	if covered >= size && first == nil {
+		s.tokenSweep.store(sweepState{})
+	} else {
+		s.tokenSweep.store(sweepState{byRanges: true, from: at, blocks: blocks})
 	}
 	return total, first
 }
+
+// deadTokens is the statement of a sweep of dead tokens, and deadTokensInBlocks that
+// of a part of one: the blocks from $2 up to $3 (a TID Range Scan). NULL (never
+// expires, live) compares as unknown: neither term matches it.
+const (
+	deadTokens         = `DELETE FROM tokens WHERE (expires_at < $1 OR revoked_at < $1)`
+	deadTokensInBlocks = deadTokens + ` AND ctid >= $2::tid AND ctid < $3::tid`
+)
 
 // sweepBudget is how many of the store's deadlines a sweep of dead tokens by parts may
 // take in all: a database that answers nothing holds the housekeeping that long, not
 // a deadline for every part.
 const sweepBudget = 30
 
-// sweepDepth is the most hex digits of a token's hash the parts of a sweep go by:
-// 16^3 parts, some 1,500 tokens each in a backlog of six million.
-const sweepDepth = 3
+// tokenSweep is where the sweeps of dead tokens stand: what the next one does.
+type tokenSweep struct {
+	mu    sync.Mutex
+	state sweepState
+}
 
-// deleteDeadTokens deletes the dead tokens whose hash (lower-case hex) starts with
-// prefix, all of them when it is empty. A hash that is not hex (never stored by
-// Socius) is deleted by the whole statement only.
-func (s *Store) deleteDeadTokens(ctx context.Context, before int64, prefix string) (int, error) {
+// sweepState is what the next sweep of dead tokens does: one statement, or a sweep by
+// ranges of blocks that starts at block from, blocks at a time (0: a sixteenth of the
+// table).
+type sweepState struct {
+	byRanges     bool
+	from, blocks int64
+}
+
+func (t *tokenSweep) load() sweepState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state
+}
+
+func (t *tokenSweep) store(state sweepState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.state = state
+}
+
+// deleteDeadTokens runs q, a statement of deadTokens, and reports how many it deleted.
+func (s *Store) deleteDeadTokens(ctx context.Context, q string, args ...any) (int, error) {
 	var n int
 	err := s.write(ctx, "delete expired tokens", func(ctx context.Context) error {
-		// NULL (never expires, live) compares as unknown: neither term matches it.
-		q, args := `DELETE FROM tokens WHERE (expires_at < $1 OR revoked_at < $1)`, []any{before}
-		if prefix != "" {
-			// A range of the primary key; hex digits order so in any collation.
-			q += ` AND hash >= $2 AND hash < $3`
-			args = append(args, prefix, prefix[:len(prefix)-1]+string(nextHexDigit(prefix[len(prefix)-1])))
-		}
 		tag, err := s.pool.Exec(ctx, q, args...)
 		n = int(tag.RowsAffected())
 		return err
@@ -284,14 +342,4 @@ func (s *Store) deleteDeadTokens(ctx context.Context, before int64, prefix strin
 		return 0, err
 	}
 	return n, nil
-}
-
-// nextHexDigit is the character after the lower-case hex digit d in the digits' order
-// ('a' after '9', 'g' after 'f'): the end of a range of hashes. Not d+1: ':' after '9'
-// is punctuation, which a collation other than C does not order after every digit.
-func nextHexDigit(d byte) byte {
-	if d == '9' {
-		return 'a'
-	}
-	return d + 1
 }
