@@ -225,8 +225,8 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, apiKey, uid string, now ti
 // after it beyond them are live, or the next sweep's), starting where the last one
 // stopped and going round to there. The first part is a sixteenth of the table; a part
 // that missed its deadline halves the next ones (and its range is left to the next
-// sweep), a part that took less than an eighth of the deadline doubles them (a part
-// twice the size took up to three times as long, measured). It stops
+// sweep), a part that took less than an eighth of the deadline doubles them (a margin:
+// on a busy machine a part twice the size took three times as long, measured). It stops
 // after sweepBudget deadlines in all, or when ctx ends, and remembers where; it reports
 // what its parts deleted, and the first failure. After a sweep by ranges that went over
 // the whole table without a failure, the next is one statement again.
