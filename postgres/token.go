@@ -229,7 +229,9 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, apiKey, uid string, now ti
 // on a busy machine a part twice the size took three times as long, measured). It stops
 // after sweepBudget deadlines in all, or when ctx ends, and remembers where; it reports
 // what its parts deleted, and the first failure. After a sweep by ranges that went over
-// the whole table without a failure, the next is one statement again.
+// the whole table with no part past its deadline, the next is one statement again (a
+// part that failed otherwise, as every part does on a database without ctid, or a size
+// that could not be read, is left to that statement).
 func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
 	sweep := s.tokenSweep.load()
 	if !sweep.byRanges {
@@ -246,6 +248,11 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int,
 		return s.pool.QueryRow(ctx, `SELECT pg_relation_size('tokens') / current_setting('block_size')::int`).Scan(&size)
 	})
 	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			// A database without the size of a relation (CockroachDB, YugabyteDB):
+			// the next sweep is one statement again, which fits a smaller backlog.
+			s.tokenSweep.store(sweepState{})
+		}
 		return 0, err
 	}
 	blocks := sweep.blocks
@@ -257,6 +264,7 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int,
 		start = 0 // the table is smaller than when the last sweep stopped
 	}
 	total, covered, at := 0, int64(0), start
+	missed := false // a part missed its deadline
 	var first error
 	for covered < size && ctx.Err() == nil {
 		end := min(at+blocks, size)
@@ -273,6 +281,7 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int,
 				break // this part is the next sweep's first
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
+				missed = true
 				blocks = max(blocks/2, 1)
 			}
 		} else if time.Since(began) < s.OpTimeout/8 {
@@ -283,7 +292,11 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, before time.Time) (int,
 			at = 0
 		}
 	}
-	if covered >= size && first == nil {
+	// Ranges again only while their parts are needed: a pass over the whole table
+	// whose parts all fitted their deadline (those that failed otherwise, as every
+	// part fails on a database without ctid, are the next statement's) is followed by
+	// one statement.
+	if covered >= size && !missed {
 		s.tokenSweep.store(sweepState{})
 	} else {
 		s.tokenSweep.store(sweepState{byRanges: true, from: at, blocks: blocks})

@@ -342,3 +342,33 @@ func TestTokenSweepPartPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenSweepPartsRefused: parts that fail otherwise than by their deadline (here a
+// trigger refuses every delete; on a database without ctid every part fails so) leave
+// the next sweep to one statement, not to ranges again every hour.
+func TestTokenSweepPartsRefused(t *testing.T) {
+	s, count := sweepFixture(t)
+	ctx := t.Context()
+	for _, q := range []string{
+		`CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'deletes refused'; END $$`,
+		`CREATE TRIGGER refuse_delete BEFORE DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION refuse_delete()`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.tokenSweep.store(sweepState{byRanges: true, blocks: 8})
+	n, err := s.DeleteExpiredTokens(ctx, now)
+	if err == nil || !strings.Contains(err.Error(), "deletes refused") || n != 0 {
+		t.Fatalf("a sweep whose parts are refused: %d, %v; want 0 and the refusal", n, err)
+	}
+	if next := s.tokenSweep.load(); next.byRanges {
+		t.Errorf("after a pass whose parts were refused, not late, the next is %+v; want one statement", next)
+	}
+	if _, err := s.pool.Exec(ctx, `DROP TRIGGER refuse_delete ON tokens`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteExpiredTokens(ctx, now); err != nil || n != 2000 || count(dead, millis(now)) != 0 {
+		t.Errorf("the next sweep, one statement: %d, %v; want the 2,000 dead deleted", n, err)
+	}
+}
