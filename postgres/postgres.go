@@ -203,7 +203,7 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 	}
 	cfg, err = pgxpool.ParseConfig(connString)
 	if err != nil {
-		return nil, false, err
+		return nil, false, parseRefusal(connString, err)
 	}
 	// pgx would send nonce_commit to the server as a run-time parameter, which
 	// PostgreSQL refuses: it is taken out here.
@@ -218,6 +218,89 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 		}
 	}
 	return cfg, asyncNonces, nil
+}
+
+// parseRefusal says why pgx could not read connString, without any of its password.
+// pgx's own message repeats the string, masked where pgx's reading found a password,
+// and quotes parts of it (a port, a query parameter): for a malformed URL, where the
+// password ends is what cannot be told, and pgx said the rest of a password written
+// without its host ("postgres://user:password", read as a port), or holding a space,
+// a '?' or a '#'. A URL Redact can say, with no fragment and a query of name=value
+// pairs, is said masked, and its passwords are masked wherever pgx repeats them; of
+// any other, nothing is said, and of pgx's reason only what quotes nothing of it.
+func parseRefusal(connString string, err error) error {
+	reason, cause := "it is not a connection string pgx reads", ""
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		// pgx says "cannot parse `STRING`: REASON (CAUSE)".
+		text := pe.Error()
+		if c := pe.Unwrap(); c != nil {
+			cause = c.Error()
+			text = strings.TrimSuffix(text, " ("+cause+")")
+		}
+		if i := strings.LastIndex(text, "`: "); i >= 0 {
+			reason = text[i+len("`: "):]
+		}
+	}
+	if secrets, ok := sayablePasswords(connString); ok {
+		if cause != "" {
+			reason += " (" + cause + ")"
+		}
+		for _, s := range secrets {
+			reason = strings.ReplaceAll(reason, s, "xxxxx")
+		}
+		return fmt.Errorf("cannot parse `%s`: %s", Redact(connString), reason)
+	}
+	// pgx's reasons say a value after ": " or in quotes (not always escaped).
+	if i := strings.IndexAny(reason, `":`); i >= 0 {
+		reason = strings.TrimSpace(reason[:i])
+	}
+	if cause != "" && !strings.ContainsAny(cause, `":`) {
+		reason += " (" + cause + ")"
+	}
+	return fmt.Errorf("cannot parse the URL (not repeated: where its password ends cannot be told; "+
+		"percent-encode the password's special characters): %s", reason)
+}
+
+// sayablePasswords reports whether connString is a URL that Redact says with its
+// password masked and nothing of it elsewhere (no fragment, a query of name=value
+// pairs), and its passwords as written and as decoded, longest first: the user
+// information's and the query's password and sslpassword.
+func sayablePasswords(connString string) ([]string, bool) {
+	if Redact(connString) == redactedNoURL || strings.Contains(connString, "#") {
+		return nil, false
+	}
+	u, err := url.Parse(connString)
+	if err != nil {
+		return nil, false
+	}
+	var secrets []string
+	if pw, ok := u.User.Password(); ok {
+		secrets = append(secrets, pw)
+		authority, _, _ := strings.Cut(connString[len(u.Scheme)+len("://"):], "/")
+		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+			if _, raw, ok := strings.Cut(authority[:i], ":"); ok {
+				secrets = append(secrets, raw)
+			}
+		}
+	}
+	if u.RawQuery != "" {
+		for pair := range strings.SplitSeq(u.RawQuery, "&") {
+			name, raw, ok := strings.Cut(pair, "=")
+			if !ok {
+				return nil, false
+			}
+			if strings.Contains(strings.ToLower(name), "password") {
+				secrets = append(secrets, raw)
+				if v, err := url.QueryUnescape(raw); err == nil {
+					secrets = append(secrets, v)
+				}
+			}
+		}
+	}
+	secrets = slices.DeleteFunc(secrets, func(s string) bool { return s == "" })
+	slices.SortFunc(secrets, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	return secrets, true
 }
 
 // atAfterUserInfo reports whether a postgres:// URL holds an '@' after the one that
@@ -244,6 +327,9 @@ func atAfterUserInfo(connString string) bool {
 	return strings.Contains(p, "@")
 }
 
+// redactedNoURL is what Redact says of a connection string it cannot say masked.
+const redactedNoURL = "(a connection string that is no URL)"
+
 // Redact returns a connection string without its password, for logs and error
 // messages.
 func Redact(connString string) string {
@@ -253,7 +339,7 @@ func Redact(connString string) string {
 		// parser did not take for user information (a password holding '/', '?' or '#'
 		// cuts the URL where the parser cannot tell), or more than one before its
 		// query (a password holding '@'): none of it is said.
-		return "(a connection string that is no URL)"
+		return redactedNoURL
 	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {

@@ -706,6 +706,47 @@ func TestCheckURLAtInPassword(t *testing.T) {
 	}
 }
 
+// TestCheckURLParseErrorWithoutPassword: a URL pgx cannot read is refused without any
+// of its password, wherever the password's text would have ended up in pgx's own
+// message: a URL without its host (the password read as a port), a password with a
+// space, a '?', a '#' or a stray '%', a password in the query, each not
+// percent-encoded. pgx's message repeated the URL, masked only where its own reading
+// found a password.
+func TestCheckURLParseErrorWithoutPassword(t *testing.T) {
+	for _, u := range []string{
+		"postgres://su:S3cr3tPW",
+		"postgresql://su:S3cr3tPW/x",
+		"postgres://su:S3cr:3tPW",
+		"postgres://su:S3cr#3tPW",
+		"postgres://su:S3cr?3tPW",
+		"postgres://su:S3cr 3tPW",
+		"postgres://su:S3cr%413tPW",
+		"postgres://su:S3cr@x/S3cr?3tPW#S3cr:3tPW%S3cr 3tPW@127.0.0.1:1/x",
+		"postgres://:S3cr@x/S3cr?3tPW#S3cr:3tPW%S3cr 3tPW@127.0.0.1:1/x",
+		"postgres://127.0.0.1:1/x?user=su&password=S3cr@x/S3cr?3tPW#S3cr:3tPW%S3cr 3tPW",
+	} {
+		err := CheckURL(u)
+		if err == nil {
+			t.Errorf("CheckURL(%q) = nil, want a refusal", u)
+			continue
+		}
+		for _, part := range []string{"S3cr", "3tPW"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("CheckURL(%q) = %v, which holds %q of the password", u, err, part)
+			}
+		}
+		if !strings.Contains(err.Error(), "cannot parse") {
+			t.Errorf("CheckURL(%q) = %v, want pgx's reason after 'cannot parse'", u, err)
+		}
+	}
+	// What is no password is still said: the parameter and the value refused.
+	err := CheckURL("postgres://su:S3cr3tPW@127.0.0.1:1/x?pool_max_conns=many")
+	if err == nil || !strings.Contains(err.Error(), "pool_max_conns") || !strings.Contains(err.Error(), `"many"`) ||
+		!strings.Contains(err.Error(), "postgres://su:xxxxx@127.0.0.1:1/x") {
+		t.Errorf("CheckURL with pool_max_conns=many = %v, want the parameter, its value and the masked URL said", err)
+	}
+}
+
 func TestClosed(t *testing.T) {
 	s := open(t, pgtest.URL(t))
 	if err := s.Close(); err != nil {
