@@ -341,12 +341,19 @@ func Redact(connString string) string {
 		// query (a password holding '@'): none of it is said.
 		return redactedNoURL
 	}
+	if !plainHosts(u.Host) || !plainPasswordParams(u.RawQuery) {
+		// A host that is no host[:port] (net/url took "user:password:" for one, with an
+		// empty port), or a password parameter that url.Query cannot read, and so
+		// would not mask: none of it is said either.
+		return redactedNoURL
+	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}
-	if q := u.Query(); len(q) > 0 {
+	if u.RawQuery != "" {
+		q := u.Query()
 		for name := range q {
 			if strings.Contains(strings.ToLower(name), "password") { // password, sslpassword
 				q.Set(name, "xxxxx")
@@ -358,6 +365,52 @@ func Redact(connString string) string {
 		u.Fragment = "xxxxx" // a password with '#' goes on there
 	}
 	return u.String()
+}
+
+// plainHosts reports whether hosts, a URL's comma-separated list, holds only
+// host names and addresses, each with a port of digits or none.
+func plainHosts(hosts string) bool {
+	for h := range strings.SplitSeq(hosts, ",") {
+		if strings.HasPrefix(h, "[") {
+			end := strings.IndexByte(h, ']')
+			if end < 0 {
+				return false
+			}
+			h = "x" + h[end+1:]
+		}
+		name, port, hasPort := strings.Cut(h, ":")
+		if name == "" && hasPort || hasPort && (port == "" || strings.Trim(port, "0123456789") != "") {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPasswordParams reports whether each parameter of a URL's raw query that says
+// "password" (password, sslpassword, or one written wrong, as after a second '?') is
+// a name holding "password", '=', and a value that url.Query reads as written.
+func plainPasswordParams(rawQuery string) bool {
+	if rawQuery == "" {
+		return true
+	}
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		text := pair
+		if v, err := url.QueryUnescape(pair); err == nil {
+			text = v
+		}
+		if !strings.Contains(strings.ToLower(text), "password") && !strings.Contains(strings.ToLower(pair), "password") {
+			continue
+		}
+		name, value, ok := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(name)
+		if !ok || err != nil || !strings.Contains(strings.ToLower(name), "password") || strings.ContainsAny(pair, ";?") {
+			return false
+		}
+		if _, err := url.QueryUnescape(value); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Close stops the background nonce sweep, if one runs, and closes the pool.

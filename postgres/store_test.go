@@ -662,6 +662,16 @@ func TestRedact(t *testing.T) {
 		"postgres://su:s3c@s3/cret@db/x":            "(a connection string that is no URL)",
 		"postgres://su:s3c%40s3cret@db/x?app=a@b":   "postgres://su:xxxxx@db/x?app=a%40b",
 		"postgresql://su@db/x?application_name=a@b": "postgresql://su@db/x?application_name=a%40b",
+		// No host after the password: net/url takes "su:s3cret:" for a host with an
+		// empty port. A password parameter that url.Query cannot read, or one after a
+		// second '?', which url.Query reads as another parameter's value.
+		"postgres://su:s3cret:":                            "(a connection string that is no URL)",
+		"postgres://db/x?password=%41s3cret%zz":            "(a connection string that is no URL)",
+		"postgres://db/x?sslmode=disable?password=s3cret":  "(a connection string that is no URL)",
+		"postgres://db/x?pool_max_conns=4?password=s3cret": "(a connection string that is no URL)",
+		"postgres://db/x?a;password=s3cret":                "(a connection string that is no URL)",
+		"postgres://su:pw@[::1]:5432/x":                    "postgres://su:xxxxx@[::1]:5432/x",
+		"postgres://su:pw@db1:5432,db2:5433/x":             "postgres://su:xxxxx@db1:5432,db2:5433/x",
 	} {
 		if got := Redact(in); got != want || strings.Contains(got, "s3cret") {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
