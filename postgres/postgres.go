@@ -197,8 +197,8 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 	if atAfterUserInfo(connString) {
 		// Said without the URL: where its password ends is what cannot be told.
 		return nil, false, errors.New("the URL has an '@' after its user information (user:password@): " +
-			"write an '@' of the user, the password or the database's name as %40, and a '/' of the " +
-			"password as %2F; as written, part of the password would be taken for the host or the " +
+			"write an '@' of the user, the password or the database's name as %40, and a '/' or '?' of the " +
+			"password as %2F or %3F; as written, part of the password would be taken for the host or the " +
 			"database's name")
 	}
 	cfg, err = pgxpool.ParseConfig(connString)
@@ -304,8 +304,8 @@ func sayablePasswords(connString string) ([]string, bool) {
 }
 
 // atAfterUserInfo reports whether a postgres:// URL holds an '@' after the one that
-// ends its user information, before its query: a password with an '@' or a '/' not
-// percent-encoded. libpq and pgx end the user information at the first '@', unless a
+// ends its user information, before its query, or an '@' followed by a '/' in its
+// query: a password with an '@', a '/' or a '?' not percent-encoded. libpq and pgx end the user information at the first '@', unless a
 // '/' comes before it (net/url at the last '@'), so that the rest of such a password
 // is read as the host or the database's name, and said in the errors that name them
 // ("lookup ...: no such host", "failed to connect to `user=... database=...`") and in
@@ -322,6 +322,11 @@ func atAfterUserInfo(connString string) bool {
 		p = p[end+1:]
 	}
 	if i := strings.IndexByte(p, '?'); i >= 0 {
+		// A query that holds an '@' followed by a '/' is the rest of a password with
+		// a '?' ("pw/word?x=y@host/db"), whose start pgx took for the database's name.
+		if at := strings.IndexByte(p[i:], '@'); at >= 0 && strings.Contains(p[i+at:], "/") {
+			return true
+		}
 		p = p[:i]
 	}
 	return strings.Contains(p, "@")

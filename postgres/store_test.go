@@ -695,6 +695,10 @@ func TestCheckURLAtInPassword(t *testing.T) {
 		// port, the rest of the password the database's name.
 		"postgres://su:12/s3cret@127.0.0.1:1/x",
 		"postgres://su:s3/cret@127.0.0.1:1/x",
+		// A '?' after that '/': pgx reads "s3cret" as the database's name, the rest as
+		// a parameter; a '?' after an '@' of the password: "s3" the database's name.
+		"postgres://su:12/s3cret?x=y@127.0.0.1:1/x",
+		"postgres://su:ab@h/s3?x=y@127.0.0.1:1/x",
 	} {
 		err := CheckURL(u)
 		if err == nil || !strings.Contains(err.Error(), "%40") || strings.Contains(err.Error(), "s3") {
@@ -745,8 +749,8 @@ func TestCheckURLParseErrorWithoutPassword(t *testing.T) {
 				t.Errorf("CheckURL(%q) = %v, which holds %q of the password", u, err, part)
 			}
 		}
-		if !strings.Contains(err.Error(), "cannot parse") {
-			t.Errorf("CheckURL(%q) = %v, want pgx's reason after 'cannot parse'", u, err)
+		if !strings.Contains(err.Error(), "cannot parse") && !strings.Contains(err.Error(), "%40") {
+			t.Errorf("CheckURL(%q) = %v, want pgx's reason after 'cannot parse', or the refusal of an '@' after the user information", u, err)
 		}
 	}
 	// What is no password is still said: the parameter and the value refused.

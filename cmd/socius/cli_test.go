@@ -350,7 +350,7 @@ func TestUsage(t *testing.T) {
 		// exit 1; pgx's parse errors print it as the host too).
 		{withKey, []string{"site", "list", "--store", "postgres://socius:s3c@pw@127.0.0.1:1/socius"}, "--store: the URL has an '@' after its user information"},
 		{withKey, []string{"serve", "--store", "postgres://socius:s3c@pw@127.0.0.1:1/socius?sslmode=bogus", "--http", "127.0.0.1:0", "--https", "", "--admin", ""}, "write an '@' of the user, the password or the database's name as %40"},
-		{withKey, []string{"key", "list", "--store", "postgres://socius:12/pw@127.0.0.1:1/socius"}, "and a '/' of the password as %2F"},
+		{withKey, []string{"key", "list", "--store", "postgres://socius:12/pw@127.0.0.1:1/socius"}, "and a '/' or '?' of the password as %2F or %3F"},
 	} {
 		if code, _, errOut := runCLI(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, ":pw@") || strings.Contains(errOut, "pw@127") {
 			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errOut, c.want)
