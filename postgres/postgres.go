@@ -201,6 +201,12 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 			"password as %2F or %3F; as written, part of the password would be taken for the host or the " +
 			"database's name")
 	}
+	if emptyPort(connString) {
+		return nil, false, errors.New("the URL has a host with a ':' and no port after it: a password with a '/' " +
+			"before its '@' leaves no user information, its user and the start of the password the host and its " +
+			"port; write a '/' of the password as %2F, a '?' as %3F; as written, part of the password would be " +
+			"taken for the database's name or a parameter")
+	}
 	cfg, err = pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, false, parseRefusal(connString, err)
@@ -335,6 +341,36 @@ func atAfterUserInfo(connString string) bool {
 // redactedNoURL is what Redact says of a connection string it cannot say masked.
 const redactedNoURL = "(a connection string that is no URL)"
 
+// emptyPort reports whether a postgres:// URL, read as pgx reads it, names a host
+// with a ':' and no port after it ("postgres://user:/pass?x=y@host", where a '/'
+// before the '@' leaves no user information: the host "user:", the database "pass").
+func emptyPort(connString string) bool {
+	p, ok := strings.CutPrefix(connString, "postgresql://")
+	if !ok {
+		p, ok = strings.CutPrefix(connString, "postgres://")
+	}
+	if !ok {
+		return false
+	}
+	if end := strings.IndexAny(p, "@/"); end >= 0 && p[end] == '@' {
+		p = p[end+1:]
+	}
+	if end := strings.IndexAny(p, "/?"); end >= 0 {
+		p = p[:end]
+	}
+	for h := range strings.SplitSeq(p, ",") {
+		if strings.HasPrefix(h, "[") {
+			if end := strings.IndexByte(h, ']'); end >= 0 {
+				h = h[end+1:]
+			}
+		}
+		if strings.HasSuffix(h, ":") {
+			return true
+		}
+	}
+	return false
+}
+
 // Redact returns a connection string without its password, for logs and error
 // messages.
 func Redact(connString string) string {
@@ -391,14 +427,19 @@ func plainHosts(hosts string) bool {
 	return true
 }
 
-// plainPasswordParams reports whether each parameter of a URL's raw query that says
-// "password" (password, sslpassword, or one written wrong, as after a second '?') is
-// a name holding "password", '=', and a value that url.Query reads as written.
+// plainPasswordParams reports whether each parameter of a URL's raw query has an '='
+// (pgx refuses one without; url.Query said the text of the rest of a password with an
+// '&' as a name), and each that says "password" (password, sslpassword, or one
+// written wrong, as after a second '?') is a name holding "password", '=', and a value
+// that url.Query reads as written.
 func plainPasswordParams(rawQuery string) bool {
 	if rawQuery == "" {
 		return true
 	}
 	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if !strings.Contains(pair, "=") {
+			return false
+		}
 		text := pair
 		if v, err := url.QueryUnescape(pair); err == nil {
 			text = v

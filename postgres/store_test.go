@@ -670,6 +670,7 @@ func TestRedact(t *testing.T) {
 		"postgres://db/x?sslmode=disable?password=s3cret":  "(a connection string that is no URL)",
 		"postgres://db/x?pool_max_conns=4?password=s3cret": "(a connection string that is no URL)",
 		"postgres://db/x?a;password=s3cret":                "(a connection string that is no URL)",
+		"postgres://db/x?password=&s3cret":                 "(a connection string that is no URL)",
 		"postgres://su:pw@[::1]:5432/x":                    "postgres://su:xxxxx@[::1]:5432/x",
 		"postgres://su:pw@db1:5432,db2:5433/x":             "postgres://su:xxxxx@db1:5432,db2:5433/x",
 	} {
@@ -758,6 +759,36 @@ func TestCheckURLParseErrorWithoutPassword(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pool_max_conns") || !strings.Contains(err.Error(), `"many"`) ||
 		!strings.Contains(err.Error(), "postgres://su:xxxxx@127.0.0.1:1/x") {
 		t.Errorf("CheckURL with pool_max_conns=many = %v, want the parameter, its value and the masked URL said", err)
+	}
+}
+
+// TestCheckURLEmptyPort: a URL that pgx reads with a host ending in ':' is refused
+// without the URL: a password with a '/' before its '@' and a '?' after it
+// ("postgres://su:/s3cret?x=y@host") was the host "su:", the database "s3cret" and a
+// parameter, all said in pgx's connect error and PostgreSQL's refusal of the
+// parameter. A host with a port, or none, is read.
+func TestCheckURLEmptyPort(t *testing.T) {
+	for _, u := range []string{
+		"postgres://su:/s3cret?x=y@127.0.0.1:1/x",
+		"postgres://su:?s3cret/=@0",
+		"postgresql://su:/s3cret",
+		"postgres://su:pw@h1:1,h2:/s3cret",
+		"postgres://su:pw@[::1]:/s3cret",
+	} {
+		err := CheckURL(u)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "%2F") {
+			t.Errorf("CheckURL(%q) = %v, want a refusal that says %%2F, without the password", u, err)
+		}
+	}
+	for _, u := range []string{
+		"postgres://su:pw@127.0.0.1:1/x",
+		"postgres://su:pw@[::1]:1,h2/x",
+		"postgres:///x?host=/tmp",
+		"postgres://su:p%3A@h/x?application_name=a:",
+	} {
+		if err := CheckURL(u); err != nil {
+			t.Errorf("CheckURL(%q) = %v, want nil", u, err)
+		}
 	}
 }
 

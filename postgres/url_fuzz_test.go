@@ -9,9 +9,17 @@ import (
 // into a --store URL (in the user information before a host, in the query, or with
 // no host after it) and checks that the marker is said nowhere: not by Redact, not in
 // CheckURL's refusal, and, for a URL pgx reads, not in the host, database, user or
-// run-time parameters of the configuration, which pgx's connect errors name. A
-// password with an '@' and no host after it is left out: its rest is a host name as
-// far as anything can tell ("postgres://user:pa@ss").
+// run-time parameters of the configuration, which pgx's connect errors name.
+//
+// Left out are the passwords whose rest is, as far as anything can tell, another part
+// of the URL: one with an '@' or a '/' before a host (TestCheckURLAtInPassword and
+// TestCheckURLEmptyPort hold the forms refused; "postgres://user:@pa?x=@ss" is as well
+// an empty password and the host pa, "postgres://user:1/?x=@ss" the host user, port 1
+// and a parameter x);
+// one with an '@', ',', '/', '?' or '#' and no host after it ("postgres://user:pa@ss",
+// "postgres://user:12,ss", two hosts, "postgres://user:12/ss", port 12 and the
+// database ss); one in the query with an '&' and an '=' after it
+// ("?password=pa&application_name=ss").
 func FuzzPasswordNotSaid(f *testing.F) {
 	const marker = "S3cr3tPW"
 	for _, sd := range [][3]string{
@@ -35,13 +43,16 @@ func FuzzPasswordNotSaid(f *testing.F) {
 		if strings.Contains(rest, "?") {
 			query = "&"
 		}
-		urls := []string{
-			"postgres://su:" + password + "@" + rest,
-			"postgresql://:" + password + "@" + rest,
-			"postgres://su@" + rest + query + "password=" + password,
-			"postgres://su@" + rest + query + "sslpassword=" + password,
+		var urls []string
+		if !strings.ContainsAny(password, "@/") {
+			urls = append(urls, "postgres://su:"+password+"@"+rest, "postgresql://:"+password+"@"+rest)
 		}
-		if !strings.Contains(password, "@") {
+		if _, tail, ok := strings.Cut(password, "&"); !ok || !strings.Contains(tail, "=") {
+			urls = append(urls,
+				"postgres://su@"+rest+query+"password="+password,
+				"postgres://su@"+rest+query+"sslpassword="+password)
+		}
+		if !strings.ContainsAny(password, "@,/?#") {
 			urls = append(urls, "postgres://su:"+password)
 		}
 		for _, u := range urls {
