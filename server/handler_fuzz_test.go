@@ -113,6 +113,10 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/socialize.getToken", plain + `grant_type=none&x_siteUID=u1&x_userInfo={"age":3}&x_sessionExpiration=60`, "", true},
 		{"POST", "/socialize.getToken", "grant_type=client_credentials", "Authorization: Basic " + basic(labAPIKey, labSecret), true},
 		{"POST", "/socialize.notifyLogin", plain + "siteUID=u1&targetEnv=mobile&sessionExpiration=-1", "", true},
+		{"POST", "/socialize.notifyLogin", plain + `siteUID=u1&providerSessions={"facebook":{"authToken":"t"}}&actionAttributes=null`, "", true},
+		{"POST", "/socialize.notifyLogin", plain + "siteUID=u1&providerSessions=[1]&actionAttributes=%EF%BB%BF", "", true},
+		{"POST", "/_emulator/api/faults", "x=" + strings.Repeat("a", 70000), "", false},
+		{"GET", "/socialize.noSuchMethod?userInfo=" + strings.Repeat("b", 70000), "", "", false},
 	} {
 		f.Add(sd.method, sd.target, sd.body, sd.headers, sd.secure)
 	}
