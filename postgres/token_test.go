@@ -140,34 +140,31 @@ func holdToken(t *testing.T, s *Store, at time.Time, block int64) pgx.Tx {
 // waitForHeldSweep returns once a sweep's statement waits for a row lock.
 func waitForHeldSweep(t *testing.T, s *Store) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		var n int
-		if err := s.pool.QueryRow(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM tokens%'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return
-		}
-	}
-	t.Fatal("no sweep waited for the held row within 10 s")
+	waitForSweepStatements(t, s, `wait_event_type = 'Lock'`, true, "no sweep waited for the held row within 10 s")
 }
 
 // waitForSweepGone returns once no statement of a sweep runs: one whose caller
 // stopped waiting runs until the cancel request reaches the server.
 func waitForSweepGone(t *testing.T, s *Store) {
 	t.Helper()
+	waitForSweepStatements(t, s, `state = 'active'`, false, "a statement of a stopped sweep still ran after 10 s")
+}
+
+// waitForSweepStatements waits up to 10 s until some statement of a sweep matches
+// where in pg_stat_activity (or, with some false, none does), else fails with failure.
+func waitForSweepStatements(t *testing.T, s *Store, where string, some bool, failure string) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		var n int
 		if err := s.pool.QueryRow(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND state = 'active' AND query LIKE 'DELETE FROM tokens%'`).Scan(&n); err != nil {
+			WHERE datname = current_database() AND `+where+` AND query LIKE 'DELETE FROM tokens%'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
+		if n > 0 == some {
 			return
 		}
 	}
-	t.Fatal("a statement of a stopped sweep still ran after 10 s")
+	t.Fatal(failure)
 }
 
 // sweepResult is what a DeleteExpiredTokens run in a goroutine reported.

@@ -143,23 +143,36 @@ func sayablePasswords(connString string) ([]string, bool) {
 	return secrets, true
 }
 
+// afterUserInfo returns what follows the user information of a postgres:// or
+// postgresql:// URL as libpq and pgx read it: they end the user information at the
+// first '@', unless a '/' comes before it (then there is none). ok is false for a
+// connection string of another form.
+func afterUserInfo(connString string) (rest string, ok bool) {
+	rest, ok = strings.CutPrefix(connString, "postgresql://")
+	if !ok {
+		rest, ok = strings.CutPrefix(connString, "postgres://")
+	}
+	if !ok {
+		return "", false
+	}
+	if end := strings.IndexAny(rest, "@/"); end >= 0 && rest[end] == '@' {
+		rest = rest[end+1:]
+	}
+	return rest, true
+}
+
 // atAfterUserInfo reports whether a postgres:// URL holds an '@' after the one that
 // ends its user information, before its query, or an '@' followed by a '/' in its
-// query: a password with an '@', a '/' or a '?' not percent-encoded. libpq and pgx end the user information at the first '@', unless a
-// '/' comes before it (net/url at the last '@'), so that the rest of such a password
+// query: a password with an '@', a '/' or a '?' not percent-encoded. libpq and pgx end
+// the user information at the first '@' (afterUserInfo; net/url at the last '@'), so
+// that the rest of such a password
 // is read as the host or the database's name, and said in the errors that name them
 // ("lookup ...: no such host", "failed to connect to `user=... database=...`") and in
 // pgx's parse errors.
 func atAfterUserInfo(connString string) bool {
-	p, ok := strings.CutPrefix(connString, "postgresql://")
-	if !ok {
-		p, ok = strings.CutPrefix(connString, "postgres://")
-	}
+	p, ok := afterUserInfo(connString)
 	if !ok {
 		return false
-	}
-	if end := strings.IndexAny(p, "@/"); end >= 0 && p[end] == '@' {
-		p = p[end+1:]
 	}
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		// A query that holds an '@' followed by a '/' is the rest of a password with
@@ -179,15 +192,9 @@ const redactedNoURL = "(a connection string that is no URL)"
 // with a ':' and no port after it ("postgres://user:/pass?x=y@host", where a '/'
 // before the '@' leaves no user information: the host "user:", the database "pass").
 func emptyPort(connString string) bool {
-	p, ok := strings.CutPrefix(connString, "postgresql://")
-	if !ok {
-		p, ok = strings.CutPrefix(connString, "postgres://")
-	}
+	p, ok := afterUserInfo(connString)
 	if !ok {
 		return false
-	}
-	if end := strings.IndexAny(p, "@/"); end >= 0 && p[end] == '@' {
-		p = p[end+1:]
 	}
 	if end := strings.IndexAny(p, "/?"); end >= 0 {
 		p = p[:end]
