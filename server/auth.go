@@ -394,7 +394,7 @@ func (s *Server) beforeStart(c *call, what, text string, t time.Time) error {
 		!t.Before(nb) && (t.Nanosecond() != 0 || t.After(nb.Truncate(time.Second))) {
 		return nil
 	}
-	return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is before this server's start at %s, and the nonces of the requests signed before it were lost with an unclean shutdown: sign the request again with the current time",
+	return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is before this server's start at %s, and the nonces of the requests signed before it were lost (an unclean shutdown, or a move from the embedded store): sign the request again with the current time",
 		what, text, gigya.FormatTime(nb))
 }
 

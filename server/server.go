@@ -79,7 +79,9 @@ type Config struct {
 	// nodes sharing the nonce store, so that none of them accepts a replay.
 	NonceWindow func() time.Duration
 	// NotBefore, when set, is the start of a node that lost the nonces of the requests
-	// signed before it (its memory store, after an unclean shutdown left no snapshot):
+	// signed before it (its memory store, after an unclean shutdown left no snapshot;
+	// or a PostgreSQL node started with the data folder of an embedded server that
+	// stopped less than a window before, whose saved nonces are not in the database):
 	// a signed request or bearer JWT timed before it is refused with 403002, as one
 	// outside the window, so that none of those requests can be replayed.
 	NotBefore time.Time

@@ -424,3 +424,35 @@ func TestPostgresShortWriteTimeoutSaid(t *testing.T) {
 		t.Errorf("a warning at the default write timeout:\n%s", logs)
 	}
 }
+
+// TestPostgresAfterEmbeddedStop: a server moved to PostgreSQL with the data folder of
+// the embedded server it replaces (to keep its TLS certificate) says that the
+// folder's socius.db is not served, and, started less than a window after that
+// server's clean stop, refuses a signed request timed before its start: the nonces the
+// embedded server saved are in no PostgreSQL table, and a request it took was taken
+// once more. A request signed after the start is served.
+func TestPostgresAfterEmbeddedStop(t *testing.T) {
+	dir := t.TempDir()
+	addr, first := servedOnce(t, dir, url.Values{"UID": {"nobody"}, "nonce": {"before-the-move"}})
+	logs := &syncBuffer{}
+	ts := startMain(t, func(m *Main) {
+		m.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	},
+		"--data", dir, "--http", addr, "--store", pgtest.URL(t), "--master-key-file", filepath.Join(dir, "master.key"))
+	if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", first); got.code() != socius.CodeRequestExpired ||
+		!strings.Contains(got.str("errorDetails"), "a move from the embedded store") {
+		t.Errorf("a request the embedded server took, sent again to PostgreSQL's: %v, want 403002", got)
+	}
+	said := logs.String()
+	for _, want := range []string{"holds an embedded store (" + filepath.Join(dir, "socius.db") + "), which this server does not serve",
+		"Moving from the embedded store", "the nonces of its last signed requests are not in PostgreSQL"} {
+		if !strings.Contains(said, want) {
+			t.Errorf("the start's warnings do not say %q:\n%s", want, said)
+		}
+	}
+	ts.Clock.Advance(time.Second) // past the second of the start
+	fresh := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
+	if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", fresh); got.code() != socius.CodeUnauthorizedUser {
+		t.Errorf("a request signed after the start: %v, want 403005", got)
+	}
+}

@@ -453,6 +453,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// Before the first call: this node's window counts for the others' nonces
 		// from now on, and theirs for its own.
 		m.windows = pg
+		m.checkEmbeddedLeft()
 		if err := m.shareNonceWindow(ctx); err != nil {
 			return fmt.Errorf("share the nonce window: %w", err)
 		}
