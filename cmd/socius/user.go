@@ -155,8 +155,17 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 		return err
 	}
 	fmt.Fprintf(stderr, "exported %d user%s of site %s\n", n, plural(n), apiKey)
+	if withSite {
+		// What a move to another store leaves behind, said where the move starts.
+		fmt.Fprintln(stderr, notExported)
+	}
 	return nil
 }
+
+// notExported says what an export with its site leaves out.
+const notExported = "not exported: the site's tokens and mobile sessions (the store keeps only their hashes): in a store this file is imported into, " +
+	"those issued before are refused (403025 Invalid token) and clients get new ones; users keep their loggedIn as exported"
+
 
 // importer reads dump records into a store. Users are written by importWorkers
 // goroutines, each user always by the same one (so a UID repeated in the file ends

@@ -148,6 +148,10 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, fmt.Sprintf("exported %d users", n)) {
 		t.Fatalf("export: exit %d %s", code, errOut)
 	}
+	// What a move leaves behind is said where it starts.
+	if !strings.Contains(errOut, "not exported: the site's tokens and mobile sessions") {
+		t.Errorf("export --with-site does not say that tokens are not exported:\n%s", errOut)
+	}
 	if fi, err := os.Stat(fileA); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the export file: %v %v, want mode 0600", fi.Mode(), err)
 	}
