@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -454,5 +459,132 @@ func TestPostgresAfterEmbeddedStop(t *testing.T) {
 	fresh := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"}}, "", "")
 	if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", fresh); got.code() != socius.CodeUnauthorizedUser {
 		t.Errorf("a request signed after the start: %v, want 403005", got)
+	}
+}
+
+// TestMoveToPostgres moves a served embedded store to PostgreSQL as
+// docs/postgresql.md, "Moving from the embedded store", says: two sites, keys limited
+// to methods (one with an RSA public key), users with every profile field, logged in
+// and out, and an access token. After the stop, export --all-sites --with-site,
+// import, and the PostgreSQL server with the same data folder and master key answers
+// getUserInfo as the embedded one did, with the site's secret and with the keys,
+// whose permissions carry over; the token issued before the move is refused (403025),
+// and a new one is issued.
+func TestMoveToPostgres(t *testing.T) {
+	dir := t.TempDir()
+	const blog, blogSecret = "3_Blog", "YmxvZy1zZWNyZXQtb2YtMjQtYnl0ZXM="
+	const reader, readerSecret = "AReader", "cmVhZGVyLXNlY3JldC1vZi0yNC1ieXRl"
+	const writer, writerSecret = "AWriter", "d3JpdGVyLXNlY3JldC1vZi0yNC1ieXRl"
+	pub := filepath.Join(t.TempDir(), "key.pub")
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"site", "create", "--data", dir, "--api-key", testAPIKey, "--secret", testSecret, "--name", "shop"},
+		{"site", "create", "--data", dir, "--api-key", blog, "--secret", blogSecret, "--name", "Blog (staging)"},
+		{"key", "create", "--data", dir, "--site", testAPIKey, "--user-key", reader, "--secret", readerSecret, "--methods", "socialize.getUserInfo"},
+		{"key", "create", "--data", dir, "--site", blog, "--user-key", writer, "--secret", writerSecret,
+			"--methods", "socialize.setUserInfo,socialize.notifyLogin", "--public-key", pub},
+	} {
+		if code, _, errOut := runCLI(t, noEnv, args...); code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, errOut)
+		}
+	}
+
+	// The embedded server, and what its clients do.
+	a := startServer(t, "--data", dir)
+	a.login(t, "alice")
+	every := `{"nickname":"ali","photoURL":"https://x.example/a.png","thumbnailURL":"https://x.example/t.png",` +
+		`"firstName":"Alice","lastName":"Liddell","gender":"f","age":31,"email":"alice@example.com"}`
+	if got := a.call(t, "socialize.setUserInfo", url.Values{"UID": {"alice"}, "userInfo": {every}}); got.code() != 0 {
+		t.Fatalf("setUserInfo: %v", got)
+	}
+	a.login(t, "bob")
+	if got := a.call(t, "socialize.logout", url.Values{"UID": {"bob"}}); got.code() != 0 {
+		t.Fatalf("logout: %v", got)
+	}
+	onBlog := func(ts *testServer, method string, params url.Values, userKey, secret string) answer {
+		t.Helper()
+		p := url.Values{"apiKey": {blog}}
+		for k, v := range params {
+			p[k] = v
+		}
+		return ts.post(t, ts.HTTPURL, method, ts.signed(t, ts.HTTPURL, method, p, userKey, secret))
+	}
+	if got := onBlog(a, "socialize.notifyLogin", url.Values{"siteUID": {"carol"}}, writer, writerSecret); got.code() != 0 {
+		t.Fatalf("notifyLogin with the blog's key: %v", got)
+	}
+	if got := onBlog(a, "socialize.setUserInfo", url.Values{"UID": {"carol"}, "userInfo": {`{"email":"carol@example.org"}`}}, writer, writerSecret); got.code() != 0 {
+		t.Fatalf("setUserInfo with the blog's key: %v", got)
+	}
+	token := a.accessToken(t, "dave")
+
+	// What a client sees, but for what changes with every answer.
+	seen := func(ts *testServer) []answer {
+		t.Helper()
+		var all []answer
+		for _, uid := range []string{"alice", "bob", "dave"} {
+			all = append(all, ts.call(t, "socialize.getUserInfo", url.Values{"UID": {uid}}))
+		}
+		all = append(all,
+			ts.post(t, ts.HTTPURL, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"alice"}}, reader, readerSecret)),
+			ts.post(t, ts.HTTPURL, "socialize.logout", ts.signed(t, ts.HTTPURL, "socialize.logout", url.Values{"UID": {"alice"}}, reader, readerSecret)),
+			onBlog(ts, "socialize.getUserInfo", url.Values{"UID": {"carol"}}, "", blogSecret),
+			onBlog(ts, "socialize.getUserInfo", url.Values{"UID": {"carol"}}, writer, writerSecret))
+		for _, ans := range all {
+			for _, varies := range []string{"callId", "time", "UIDSignature", "signatureTimestamp"} {
+				delete(ans, varies)
+			}
+		}
+		return all
+	}
+	before := seen(a)
+	if before[0].str("email") != "alice@example.com" || before[1]["isLoggedIn"] != false || before[4].code() != socius.CodePermissionDenied {
+		t.Fatalf("before the move: %v", before)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The move, as the document gives it.
+	file := filepath.Join(t.TempDir(), "store.jsonl")
+	code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--all-sites", "--with-site", "--out", file)
+	if code != 0 || !strings.Contains(errOut, "exported 2 sites\n") || !strings.Contains(errOut, "not exported: the site's tokens") {
+		t.Fatalf("export: exit %d\n%s", code, errOut)
+	}
+	pg := pgtest.URL(t)
+	masterKey := filepath.Join(dir, "master.key")
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--store", pg, "--master-key-file", masterKey, "--in", file)
+	if code != 0 || !strings.Contains(out, "created site "+blog+"\n") || !strings.Contains(out, "created key "+writer+"\n") ||
+		!strings.Contains(out, "imported 4 user records, 0 bad lines") {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	exported, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, again, errOut := runCLI(t, noEnv, "user", "export", "--store", pg, "--master-key-file", masterKey, "--all-sites", "--with-site")
+	if code != 0 || again != string(exported) {
+		t.Errorf("the export from PostgreSQL differs from the embedded store's: exit %d %s\n%s\nwant\n%s", code, errOut, again, exported)
+	}
+
+	b := startServer(t, "--data", dir, "--store", pg, "--master-key-file", masterKey)
+	b.Clock.Advance(time.Second) // past the start's second, refused after the embedded server's stop
+	if after := seen(b); !reflect.DeepEqual(after, before) {
+		t.Errorf("after the move:\n%v\nwant, as before it:\n%v", after, before)
+	}
+	if got := b.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)); got.code() != socius.CodeInvalidToken {
+		t.Errorf("a token issued before the move: %v, want 403025", got)
+	}
+	if got := b.tlsPost(t, "socialize.getUserInfo", withToken(b.accessToken(t, "dave"), nil)); got.code() != 0 || got.str("UID") != "dave" {
+		t.Errorf("a token issued after the move: %v", got)
 	}
 }

@@ -37,14 +37,18 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 	lookupEnv = sf.register(fs, lookupEnv, stderr)
 	switch args[0] {
 	case "export":
-		site := fs.String("site", "", "apiKey of the site whose users to export (required)")
+		site := fs.String("site", "", "apiKey of the site whose users to export (this or --all-sites is required)")
+		allSites := fs.Bool("all-sites", false, "export every site of the store, each followed by its users, instead of --site's one: with --with-site, the whole store but its tokens and sessions")
 		out := fs.String("out", "-", "file to write (- for standard output)")
 		withSite := fs.Bool("with-site", false, "write the site and its keys (secrets in clear) before the users, so that an import recreates them")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		if *site == "" {
-			return badFlag("--site APIKEY is required")
+		switch {
+		case *site != "" && *allSites:
+			return badFlag("--site and --all-sites: give one of them")
+		case *site == "" && !*allSites:
+			return badFlag("--site APIKEY (or --all-sites) is required")
 		}
 		if *out != "-" {
 			// Before the store is opened and the export runs: a folder that cannot
@@ -54,7 +58,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			}
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
-			return exportUsers(ctx, st, *site, *withSite, *out, stdout, stderr)
+			return exportUsers(ctx, st, *site, *allSites, *withSite, *out, stdout, stderr)
 		})
 	case "import":
 		sf.mayCreate = true // an export --with-site brings its site along
@@ -101,45 +105,58 @@ func createPrivate(path string) (*os.File, error) {
 	return f, nil
 }
 
-// exportUsers writes every user of a site as JSON lines (package dump), page by page:
-// to standard output, or to out whole or not at all (writeOut: an export cut short
-// leaves the file there before as it was).
-func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite bool, out string, stdout, stderr io.Writer) error {
-	site, err := st.Site(ctx, apiKey)
-	if errors.Is(err, socius.ErrNotFound) {
-		return fmt.Errorf("no site has apiKey %s", apiKey)
+// exportUsers writes every user of a site (of every site, allSites) as JSON lines
+// (package dump), page by page, each site's after its own site and key records when
+// withSite: to standard output, or to out whole or not at all (writeOut: an export cut
+// short leaves the file there before as it was).
+func exportUsers(ctx context.Context, st socius.Store, apiKey string, allSites, withSite bool, out string, stdout, stderr io.Writer) error {
+	var sites []*socius.Site
+	if allSites {
+		var err error
+		if sites, err = st.Sites(ctx); err != nil {
+			return err
+		}
+	} else {
+		site, err := st.Site(ctx, apiKey)
+		if errors.Is(err, socius.ErrNotFound) {
+			return fmt.Errorf("no site has apiKey %s", apiKey)
+		}
+		if err != nil {
+			return err
+		}
+		sites = []*socius.Site{site}
 	}
-	if err != nil {
-		return err
-	}
-	n := 0
+	counts := make([]int, len(sites))
 	export := func(w io.Writer) error {
 		dw := dump.NewWriter(w)
-		if withSite {
-			if err := dw.WriteSite(site); err != nil {
-				return err
-			}
-			keys, err := st.Keys(ctx, apiKey)
-			if err != nil {
-				return err
-			}
-			for _, k := range keys {
-				if err := dw.WriteKey(k); err != nil {
+		for i, site := range sites {
+			if withSite {
+				if err := dw.WriteSite(site); err != nil {
 					return err
 				}
+				keys, err := st.Keys(ctx, site.APIKey)
+				if err != nil {
+					return err
+				}
+				for _, k := range keys {
+					if err := dw.WriteKey(k); err != nil {
+						return err
+					}
+				}
 			}
-		}
-		for u, err := range socius.AllUsers(ctx, st, apiKey, exportPage) {
-			if err != nil {
-				return err
+			for u, err := range socius.AllUsers(ctx, st, site.APIKey, exportPage) {
+				if err != nil {
+					return err
+				}
+				if err := dw.WriteUser(u); err != nil {
+					return err
+				}
+				counts[i]++
 			}
-			if err := dw.WriteUser(u); err != nil {
-				return err
-			}
-			n++
 		}
 		return dw.Flush()
 	}
+	var err error
 	if out == "-" {
 		err = export(stdout)
 	} else {
@@ -154,7 +171,12 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "exported %d user%s of site %s\n", n, plural(n), apiKey)
+	for i, site := range sites {
+		fmt.Fprintf(stderr, "exported %d user%s of site %s\n", counts[i], plural(counts[i]), site.APIKey)
+	}
+	if allSites {
+		fmt.Fprintf(stderr, "exported %d site%s\n", len(sites), plural(len(sites)))
+	}
 	if withSite {
 		// What a move to another store leaves behind, said where the move starts.
 		fmt.Fprintln(stderr, notExported)
@@ -165,7 +187,6 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, withSite b
 // notExported says what an export with its site leaves out.
 const notExported = "not exported: the site's tokens and mobile sessions (the store keeps only their hashes): in a store this file is imported into, " +
 	"those issued before are refused (403025 Invalid token) and clients get new ones; users keep their loggedIn as exported"
-
 
 // importer reads dump records into a store. Users are written by importWorkers
 // goroutines, each user always by the same one (so a UID repeated in the file ends

@@ -255,7 +255,7 @@ func TestUserExportFails(t *testing.T) {
 		out  string
 		kept bool
 	}{{filepath.Join(dir, "users.jsonl"), false}, {old, true}, {fifo, true}} {
-		err := exportUsers(ctx, storeFault{Store: st, fail: "Users"}, testAPIKey, true, c.out, io.Discard, io.Discard)
+		err := exportUsers(ctx, storeFault{Store: st, fail: "Users"}, testAPIKey, false, true, c.out, io.Discard, io.Discard)
 		if !errors.Is(err, errStoreGone) {
 			t.Errorf("export to %s with the store failing: %v", c.out, err)
 		}
@@ -265,7 +265,7 @@ func TestUserExportFails(t *testing.T) {
 	}
 	// Stopped by a signal (its context cancelled) once the export has begun.
 	stop, cancel := context.WithCancel(ctx)
-	err := exportUsers(stop, cancelOnUsers{Store: st, cancel: cancel}, testAPIKey, true, old, io.Discard, io.Discard)
+	err := exportUsers(stop, cancelOnUsers{Store: st, cancel: cancel}, testAPIKey, false, true, old, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "export stopped by a signal: "+old+" is left as it was") {
 		t.Errorf("an export stopped by a signal: %v", err)
 	}
@@ -409,6 +409,13 @@ func TestUserCommandErrors(t *testing.T) {
 	openDataStore(t, dir).Close()
 	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir); code != 2 || !strings.Contains(errOut, "--site") {
 		t.Errorf("export without --site: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--site", testAPIKey, "--all-sites"); code != 2 || !strings.Contains(errOut, "--site and --all-sites: give one of them") {
+		t.Errorf("export with --site and --all-sites: %d %s", code, errOut)
+	}
+	// A store without sites exports nothing, and says so.
+	if code, stdout, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--all-sites", "--with-site"); code != 0 || stdout != "" || !strings.Contains(errOut, "exported 0 sites") {
+		t.Errorf("export --all-sites of no site: %d %q %s", code, stdout, errOut)
 	}
 	out := filepath.Join(t.TempDir(), "x.jsonl")
 	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--site", "3_nope", "--out", out); code != 1 || !strings.Contains(errOut, "no site has apiKey 3_nope") {
