@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/postgres"
 	"github.com/socius/socius/sealed"
 	"github.com/socius/socius/server"
 )
@@ -26,6 +27,9 @@ type storeFlags struct {
 	mayCreate       bool   // the command may make a new embedded store (site create, user import)
 	lookupEnv       func(string) (string, bool)
 	stderr          io.Writer
+	// dataGiven: --data was on the command line (SOCIUS_DATA was not looked up);
+	// storeFromEnv: --store was not, and SOCIUS_STORE gave it.
+	dataGiven, storeFromEnv bool
 }
 
 // register adds the store's flags to fs. It returns the environment that the admin
@@ -39,10 +43,30 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 	fs.StringVar(&f.previousKeyFile, "previous-master-key-file", "", previousKeyHelp)
 	f.lookupEnv = lookupEnv
 	f.stderr = stderr
-	return onlyEnv(lookupEnv, "data", "store", "master-key-file", "previous-master-key-file")
+	env := onlyEnv(lookupEnv, "data", "store", "master-key-file", "previous-master-key-file")
+	// The environment is read for the flags the command line did not set: what it is
+	// asked for tells where --data and --store came from (open).
+	f.dataGiven = true
+	return func(name string) (string, bool) {
+		v, ok := env(name)
+		switch name {
+		case envName("data"):
+			f.dataGiven = false
+		case envName("store"):
+			f.storeFromEnv = ok && v != ""
+		}
+		return v, ok
+	}
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
+	if f.dataGiven && f.storeFromEnv && isPostgres(f.store) {
+		// An operator moving from the embedded store, with SOCIUS_STORE set for the
+		// new one, would export from (or import into) PostgreSQL instead of the folder
+		// the command line names: an export of no site, and nothing said.
+		return nil, badFlag("--data %s names an embedded store, but SOCIUS_STORE names PostgreSQL (%s), which the command would use instead: "+
+			"give --store sqlite (or unset SOCIUS_STORE) to use the embedded store in %s, or leave --data out to use PostgreSQL", f.data, postgres.Redact(f.store), f.data)
+	}
 	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, previousKeyFile: f.previousKeyFile, mustExist: !f.mayCreate, out: f.stderr}
 	if f.lookupEnv != nil {
 		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")

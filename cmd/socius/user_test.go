@@ -413,6 +413,22 @@ func TestUserCommandErrors(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--site", testAPIKey, "--all-sites"); code != 2 || !strings.Contains(errOut, "--site and --all-sites: give one of them") {
 		t.Errorf("export with --site and --all-sites: %d %s", code, errOut)
 	}
+	// --data on the command line and SOCIUS_STORE naming PostgreSQL: the export would
+	// read PostgreSQL, not the folder named, and say it exported no site.
+	pgEnv := func(name string) (string, bool) {
+		if name == "SOCIUS_STORE" {
+			return "postgres://socius:hunter2@127.0.0.1:1/socius", true
+		}
+		return "", false
+	}
+	if code, stdout, errOut := runCLI(t, pgEnv, "user", "export", "--data", dir, "--all-sites", "--with-site"); code != 2 || stdout != "" ||
+		!strings.Contains(errOut, "--data "+dir+" names an embedded store, but SOCIUS_STORE names PostgreSQL (postgres://socius:xxxxx@127.0.0.1:1/socius)") ||
+		strings.Contains(errOut, "hunter2") {
+		t.Errorf("export --data with SOCIUS_STORE set: %d %q %s", code, stdout, errOut)
+	}
+	if code, _, errOut := runCLI(t, pgEnv, "user", "export", "--data", dir, "--store", "sqlite", "--all-sites"); code != 0 {
+		t.Errorf("export --data --store sqlite with SOCIUS_STORE set: %d %s", code, errOut)
+	}
 	// A store without sites exports nothing, and says so.
 	if code, stdout, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--all-sites", "--with-site"); code != 0 || stdout != "" || !strings.Contains(errOut, "exported 0 sites") {
 		t.Errorf("export --all-sites of no site: %d %q %s", code, stdout, errOut)
