@@ -203,8 +203,9 @@ func syncDir(dir string) error {
 // export and import (docs/postgresql.md, "Moving from the embedded store"), so it says
 // so; and the nonces the embedded server saved at its stop are in no PostgreSQL table,
 // so a signed request it took in its last window could be taken once more here. When
-// that stop was less than a window ago, this start refuses the signed requests timed
-// before it, as a start that lost its nonces does (m.notBefore).
+// that stop was less than a window ago, or is not known (it saved no nonces), this
+// start refuses the signed requests timed before it, as a start that lost its nonces
+// does (m.notBefore).
 func (m *Main) checkEmbeddedLeft() {
 	if m.DataDir == "" || m.tempData != "" {
 		return
@@ -215,14 +216,24 @@ func (m *Main) checkEmbeddedLeft() {
 	}
 	m.Logger.Warn(fmt.Sprintf("the data folder %s holds an embedded store (%s), which this server does not serve: it serves PostgreSQL (--store). "+
 		"Move that store's sites, keys and users with socius user export --with-site and socius user import (docs/postgresql.md, Moving from the embedded store), then move %s out of the folder", m.DataDir, db, db))
-	fi, err := os.Stat(filepath.Join(m.DataDir, noncesFile))
-	if err != nil {
-		return
-	}
 	now := m.Clock.Now()
-	if stopped := fi.ModTime(); now.Sub(stopped) < server.TakenFor(m.ClockSkew) {
+	fi, err := os.Stat(filepath.Join(m.DataDir, noncesFile))
+	switch {
+	case err == nil:
+		if stopped := fi.ModTime(); now.Sub(stopped) < server.TakenFor(m.ClockSkew) {
+			m.notBefore = now
+			m.Logger.Warn(fmt.Sprintf("nonces: the embedded server of %s stopped at %s, less than a window ago, and the nonces of its last signed requests are not in PostgreSQL: signed requests timed before now are refused for the next %v, so that none of those can be replayed here",
+				m.DataDir, stopped.UTC().Format(time.RFC3339), server.TakenFor(m.ClockSkew)))
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		if _, err := os.Stat(filepath.Join(m.DataDir, dataLockFile)); err != nil {
+			return // no embedded server ran there: it took no request
+		}
+		// An embedded server ran there and saved no nonces (killed, crashed, or calls
+		// cut off): when it stopped is not known, so this start refuses as the
+		// embedded store's next start would.
 		m.notBefore = now
-		m.Logger.Warn(fmt.Sprintf("nonces: the embedded server of %s stopped at %s, less than a window ago, and the nonces of its last signed requests are not in PostgreSQL: signed requests timed before now are refused for the next %v, so that none of those can be replayed here",
-			m.DataDir, stopped.UTC().Format(time.RFC3339), server.TakenFor(m.ClockSkew)))
+		m.Logger.Warn(fmt.Sprintf("nonces: the embedded server of %s saved none at its last stop (not a clean one), and the nonces of its last signed requests are not in PostgreSQL: signed requests timed before now are refused for the next %v, so that none of those can be replayed here; "+
+			"this is said at every start until %s is moved out of the folder", m.DataDir, server.TakenFor(m.ClockSkew), filepath.Join(m.DataDir, "socius.db")))
 	}
 }

@@ -460,6 +460,23 @@ func TestPostgresAfterEmbeddedStop(t *testing.T) {
 	if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", fresh); got.code() != socius.CodeUnauthorizedUser {
 		t.Errorf("a request signed after the start: %v, want 403005", got)
 	}
+
+	// An embedded server that saved no nonces (killed): when it stopped is not known.
+	dir = t.TempDir()
+	addr, first = servedOnce(t, dir, url.Values{"UID": {"nobody"}, "nonce": {"before-the-kill"}})
+	if err := os.Remove(filepath.Join(dir, noncesFile)); err != nil {
+		t.Fatal(err)
+	}
+	logs = &syncBuffer{}
+	ts = startMain(t, func(m *Main) {
+		m.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}, "--data", dir, "--http", addr, "--store", pgtest.URL(t), "--master-key-file", filepath.Join(dir, "master.key"))
+	if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", first); got.code() != socius.CodeRequestExpired {
+		t.Errorf("a request an embedded server took before it was killed, sent again to PostgreSQL's: %v, want 403002", got)
+	}
+	if said := logs.String(); !strings.Contains(said, "saved none at its last stop") {
+		t.Errorf("the start's warnings do not say that the embedded server saved no nonces:\n%s", said)
+	}
 }
 
 // TestMoveToPostgres moves a served embedded store to PostgreSQL as
