@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -492,18 +488,7 @@ func TestMoveToPostgres(t *testing.T) {
 	const blog, blogSecret = "3_Blog", "YmxvZy1zZWNyZXQtb2YtMjQtYnl0ZXM="
 	const reader, readerSecret = "AReader", "cmVhZGVyLXNlY3JldC1vZi0yNC1ieXRl"
 	const writer, writerSecret = "AWriter", "d3JpdGVyLXNlY3JldC1vZi0yNC1ieXRl"
-	pub := filepath.Join(t.TempDir(), "key.pub")
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, _ := writeRSAKeyPair(t)
 	for _, args := range [][]string{
 		{"site", "create", "--data", dir, "--api-key", testAPIKey, "--secret", testSecret, "--name", "shop"},
 		{"site", "create", "--data", dir, "--api-key", blog, "--secret", blogSecret, "--name", "Blog (staging)"},
