@@ -1084,7 +1084,7 @@ func TestFailuresSayOnePrefix(t *testing.T) {
 			"socius: socialize.getUserInfo: POST " + closed + "/socialize.getUserInfo: "},
 		{[]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "loud"}, 2, `socius: --log-level "loud": `},
 		{[]string{"key", "create", "--data", data}, 2, "socius: --site APIKEY is required"},
-		{[]string{"user", "export", "--data", data}, 2, "socius: --site APIKEY is required"},
+		{[]string{"user", "export", "--data", data}, 2, "socius: --site APIKEY (or --all-sites) is required"},
 		{[]string{"token", "revoke", "--data", data, "st2.at.a", "st2.at.b"}, 2, "socius: one token at a time"},
 		{[]string{"site", "show", "3_None", "--data", filepath.Join(data, "none")}, 1, "socius: no store at "},
 	} {
