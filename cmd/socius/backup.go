@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/socius/socius/postgres"
 	"github.com/socius/socius/sqlite"
 )
 
@@ -27,11 +28,25 @@ func runBackup(ctx context.Context, args []string, lookupEnv func(string) (strin
 	store := fs.String("store", "", "the store: empty (or \"sqlite\") for the embedded SQLite file in --data; a PostgreSQL URL is refused (a usage error): back that store up with pg_dump")
 	out := fs.String("out", "", "the file to write the copy to (required): a file there before is replaced only by a finished, checked copy")
 	// Only the store's variables, as for the admin commands: SOCIUS_OUT is no one's.
-	if err := parseNoArgs(fs, args, onlyEnv(lookupEnv, "data", "store")); err != nil {
+	// The environment is asked only for the flags the command line did not set, so
+	// what it gave tells where --data and --store came from.
+	env := onlyEnv(lookupEnv, "data", "store")
+	fromEnv := map[string]bool{}
+	if err := parseNoArgs(fs, args, func(name string) (string, bool) {
+		v, ok := env(name)
+		fromEnv[name] = ok && v != ""
+		return v, ok
+	}); err != nil {
 		return err
 	}
 	if err := checkStore(*store); err != nil {
 		return flagError{err}
+	}
+	if isPostgres(*store) && fromEnv[envName("store")] && flagGiven(fs, "data") && !fromEnv[envName("data")] {
+		// An operator moving from the embedded store, with SOCIUS_STORE set for the
+		// new one, backs up the folder the command line names: it is that store.
+		return badFlag("--data %s names an embedded store, but SOCIUS_STORE names PostgreSQL (%s): give --store sqlite (or unset SOCIUS_STORE) to back up the embedded store in %s; back up a PostgreSQL store with pg_dump (see docs/postgresql.md)",
+			*data, postgres.Redact(*store), *data)
 	}
 	if isPostgres(*store) {
 		return badFlag("--store: socius backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump (see docs/postgresql.md)")

@@ -303,6 +303,20 @@ func TestBackupRefused(t *testing.T) {
 	} else if !strings.Contains(readDoc(t, doc), "pg_dump") {
 		t.Errorf("socius backup --store postgres://... sends the operator to %s, which does not mention pg_dump: %q", doc, stderr)
 	}
+	// --data on the command line and SOCIUS_STORE naming PostgreSQL (set for a move):
+	// the folder named is the store meant, and the refusal says where PostgreSQL came
+	// from and how to back the folder up, its password masked.
+	pgEnv := envOf("SOCIUS_STORE=postgres://socius:hunter2@db.internal/socius")
+	code, stdout, stderr := runCLI(t, pgEnv, "backup", "--data", data, "--out", filepath.Join(dir, "b.db"))
+	if code != 2 || stdout != "" || strings.Contains(stderr, "hunter2") ||
+		!strings.Contains(stderr, "--data "+data+" names an embedded store, but SOCIUS_STORE names PostgreSQL (postgres://socius:xxxxx@db.internal/socius)") ||
+		!strings.Contains(stderr, "--store sqlite") {
+		t.Errorf("socius backup --data with SOCIUS_STORE naming PostgreSQL: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI(t, pgEnv, "backup", "--data", data, "--store", "sqlite", "--out", filepath.Join(dir, "b.db")); code != 0 {
+		t.Errorf("socius backup --data --store sqlite with SOCIUS_STORE set: exit %d, %s", code, stderr)
+	}
+	os.Remove(filepath.Join(dir, "b.db"))
 	if files, _ := os.ReadDir(data); len(files) != 2 { // socius.db, master.key
 		t.Errorf("the data folder holds %d files after the refused backups, want 2", len(files))
 	}
