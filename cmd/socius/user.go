@@ -366,14 +366,17 @@ func (imp *importer) putUser(ctx context.Context, ul userLine) {
 }
 
 // putSite creates a site that does not exist. An existing site is left as it is: an
-// import never changes credentials, so one with another secret is a bad line.
+// import never changes credentials, so one with another secret is a bad line (and the
+// file's users of that apiKey go into the site there).
 func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	s := rec.Site
 	old, err := imp.st.Site(ctx, s.APIKey)
 	switch {
 	case err == nil:
 		if !socius.SecretsEqual(old.Secret, s.Secret) {
-			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials)", s.APIKey)
+			// Its users are still imported (an apiKey names one site): said here, as
+			// "skipped" in the summary could be read as the whole site's.
+			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials); the file's users of site %s are imported into it as it is", s.APIKey, s.APIKey)
 		}
 		imp.sites[s.APIKey] = true
 		return nil

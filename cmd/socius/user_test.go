@@ -357,7 +357,7 @@ func TestUserImportBadLines(t *testing.T) {
 	}
 	for _, want := range []string{
 		"line 2: not a valid record", "line 4: user u: no site has apiKey 3_Nowhere", "line 5: user u: gender must be one of m, f, u",
-		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret", "line 9: key AKey: no site has apiKey 3_Nowhere",
+		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret: not changed (an import never replaces credentials); the file's users of site " + testAPIKey + " are imported into it as it is", "line 9: key AKey: no site has apiKey 3_Nowhere",
 		`line 11: not a valid record: unknown field "shoeSize"`,
 		`line 14: key AImp1: "" is not a method Socius serves`, "line 16: longer than 1048576 bytes",
 		"line 18: key AImp2 exists with other settings: not changed", "line 19: key AImp2 exists with other settings: not changed",
