@@ -201,6 +201,7 @@ type importer struct {
 	users    atomic.Int64
 	sites    map[string]bool // apiKeys known to exist
 	created  []string        // what site and key records created
+	merged   []string        // sites that existed, which the file's users went into
 	pending  sync.WaitGroup
 	workers  []chan userLine
 	lastShow time.Time
@@ -260,6 +261,9 @@ func (imp *importer) run(ctx context.Context, r io.Reader, stdout io.Writer) err
 	}
 	for _, what := range imp.created {
 		fmt.Fprintln(stdout, "created "+what)
+	}
+	for _, what := range imp.merged {
+		fmt.Fprintln(stdout, what)
 	}
 	users := int(imp.users.Load())
 	fmt.Fprintf(stdout, "imported %d user record%s, %d bad line%s\n", users, plural(users), imp.bad, plural(imp.bad))
@@ -367,7 +371,8 @@ func (imp *importer) putUser(ctx context.Context, ul userLine) {
 
 // putSite creates a site that does not exist. An existing site is left as it is: an
 // import never changes credentials, so one with another secret is a bad line (and the
-// file's users of that apiKey go into the site there).
+// file's users of that apiKey go into the site there); one with the same secret is
+// reported with the number of users it had, which the file's users join.
 func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	s := rec.Site
 	old, err := imp.st.Site(ctx, s.APIKey)
@@ -377,7 +382,16 @@ func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 			// Its users are still imported (an apiKey names one site): said here, as
 			// "skipped" in the summary could be read as the whole site's.
 			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials); the file's users of site %s are imported into it as it is", s.APIKey, s.APIKey)
+			imp.sites[s.APIKey] = true
+			return nil
 		}
+		// The same site: its users there stay, beside the file's. Said, as a file
+		// meant for an empty store could otherwise mix with one that was not.
+		n, err := imp.st.CountUsers(ctx, s.APIKey)
+		if err != nil {
+			return err
+		}
+		imp.merged = append(imp.merged, fmt.Sprintf("site %s existed with the same secret and %d user%s: the file's users of it were merged in (one with a UID there replaced it)", s.APIKey, n, plural(n)))
 		imp.sites[s.APIKey] = true
 		return nil
 	case !errors.Is(err, socius.ErrNotFound):

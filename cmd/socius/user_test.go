@@ -226,6 +226,10 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	if code != 0 || strings.Contains(out, "created") || !strings.Contains(out, fmt.Sprintf("imported %d user records, 0 bad lines", n)) {
 		t.Fatalf("second import: exit %d\n%s%s", code, out, errOut)
 	}
+	// The site there is said to be merged into, with the users it had.
+	if merged := fmt.Sprintf("site %s existed with the same secret and %d users: the file's users of it were merged in", testAPIKey, n); !strings.Contains(out, merged) {
+		t.Errorf("second import does not say %q:\n%s", merged, out)
+	}
 	if code, again, _ := runCLI(t, noEnv, "user", "export", "--data", dirB, "--site", testAPIKey, "--with-site"); code != 0 || again != exportB {
 		t.Error("a second import changed the store")
 	}
