@@ -79,10 +79,19 @@ type UserStore interface {
 	DeleteUsers(ctx context.Context, apiKey string) (int, error)
 }
 
+// A UserPager reads the users of a site a page at a time, as [UserStore.Users] does:
+// a store, or a [View] of one.
+type UserPager interface {
+	Users(ctx context.Context, apiKey, after string, limit int) ([]*User, error)
+}
+
 // AllUsers yields every user of a site in UID order, reading them from st a page of
 // pageSize at a time ([UserStore.Users]), so that a caller never holds more than one
-// page. A failed read ends the sequence with (nil, err).
-func AllUsers(ctx context.Context, st UserStore, apiKey string, pageSize int) iter.Seq2[*User, error] {
+// page. A failed read ends the sequence with (nil, err). Each page is read at its own
+// moment from a store, which a write between two pages may change (a user renamed
+// across the page boundary is met twice, or never); from a [View], every page is of
+// the view's one moment.
+func AllUsers(ctx context.Context, st UserPager, apiKey string, pageSize int) iter.Seq2[*User, error] {
 	return func(yield func(*User, error) bool) {
 		after := ""
 		for {
@@ -219,6 +228,39 @@ type Store interface {
 	UserStore
 	TokenStore
 	Close() error
+}
+
+// A View is a read-only view of a store as it was at one moment (the opening of its
+// Snapshot): its sites, keys and users are those committed before then, and nothing
+// written after, whatever is written meanwhile and however long the reading takes. It
+// is what an export reads, so that the sites, keys and users it writes are of one
+// moment. Its methods answer as the store's of the same names (Site's ErrNotFound).
+// A View holds a database connection and a transaction until Close: close it as soon
+// as the reading is done, and before the store.
+type View interface {
+	// Site returns the site with the apiKey, or ErrNotFound.
+	Site(ctx context.Context, apiKey string) (*Site, error)
+	// Sites lists every site, ordered by creation.
+	Sites(ctx context.Context) ([]*Site, error)
+	// Keys lists the keys of a site (all sites when apiKey is empty), ordered by
+	// creation.
+	Keys(ctx context.Context, apiKey string) ([]*Key, error)
+	// Users returns a page of the users of a site, as UserStore.Users.
+	UserPager
+	// Close ends the view and gives back its connection. Reads after it fail. Close
+	// may be called more than once.
+	Close() error
+}
+
+// A Snapshotter is a store that can be read as of one moment: both stores are (SQLite
+// in one read transaction, which WAL mode keeps apart from later commits; PostgreSQL
+// in one REPEATABLE READ READ ONLY transaction). A store that wraps another (package
+// sealed) has the method whether or not the wrapped one does, and then answers
+// errors.ErrUnsupported.
+type Snapshotter interface {
+	// Snapshot opens a view of the store as it is now. ctx bounds the opening only:
+	// each read of the view takes its own.
+	Snapshot(ctx context.Context) (View, error)
 }
 
 // A SecretSwapper replaces the stored secret of a site or a key only while it still

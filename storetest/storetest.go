@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) socius.Store) {
 		{"Isolation", isolationTests},
 		{"Concurrency", concurrencyTests},
 		{"Values", valueTests},
+		{"Snapshot", snapshotTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
