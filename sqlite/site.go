@@ -69,7 +69,18 @@ func (s *Store) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
 
 // Sites lists every site, ordered by creation time, then by insertion.
 func (s *Store) Sites(ctx context.Context) ([]*socius.Site, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT api_key, secret, name, created_at FROM sites ORDER BY created_at, rowid`)
+	return querySites(ctx, s.rdb)
+}
+
+// A querier runs queries: the read pool, or the connection of a view (snapshot.go).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// querySites is Sites, read with q.
+func querySites(ctx context.Context, q querier) ([]*socius.Site, error) {
+	rows, err := q.QueryContext(ctx, `SELECT api_key, secret, name, created_at FROM sites ORDER BY created_at, rowid`)
 	if err != nil {
 		return nil, errorFor("sites", err)
 	}
@@ -186,12 +197,17 @@ func (s *Store) Key(ctx context.Context, userKey string) (*socius.Key, error) {
 // Keys lists the keys of a site (of every site when apiKey is empty), ordered by
 // creation time, then by insertion.
 func (s *Store) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) {
+	return queryKeys(ctx, s.rdb, apiKey)
+}
+
+// queryKeys is Keys, read with q.
+func queryKeys(ctx context.Context, q querier, apiKey string) ([]*socius.Key, error) {
 	var rows *sql.Rows
 	var err error
 	if apiKey == "" {
-		rows, err = s.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, rowid`)
+		rows, err = q.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, rowid`)
 	} else {
-		rows, err = s.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE api_key = ? ORDER BY created_at, rowid`, apiKey)
+		rows, err = q.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE api_key = ? ORDER BY created_at, rowid`, apiKey)
 	}
 	if err != nil {
 		return nil, errorFor("keys", err)

@@ -122,6 +122,13 @@ type Store struct {
 	commits     atomic.Int64
 	ckptStopped chan struct{}
 
+	// readDSN opens a read-only connection: the views' (snapshot.go). views are
+	// the views open, which Close ends first; viewsClosed refuses new ones.
+	readDSN     string
+	viewsMu     sync.Mutex
+	views       map[*view]struct{}
+	viewsClosed bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -221,6 +228,7 @@ func OpenWith(path string, o Options) (*Store, error) {
 		ops:     make(chan *writeOp),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
+		readDSN: readDSN,
 	}
 	for _, p := range []struct {
 		db   *sql.DB
@@ -308,9 +316,13 @@ func (s *Store) closeStmts() error {
 }
 
 // Close stops the writer, after the batch it is committing, and closes the database.
-// Writes that are still waiting fail. Close may be called more than once.
+// Writes that are still waiting fail, and so do the reads of views left open (Close
+// ends them first). Close may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// The views first: their connections must be closed before the store's own
+		// descriptors of the files are (see checkpointer.closeFiles).
+		s.closeViews()
 		close(s.closing)
 		<-s.stopped
 		if err := s.failure(); err != nil {

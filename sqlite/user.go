@@ -274,10 +274,15 @@ const selectUsersPage = `SELECT ` + userColumns + ` FROM users
 // is byte order, and its primary key (site, uid) serves the page without a sort.
 // A limit of zero or less returns no users.
 func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	return queryUsers(ctx, s.rdb, apiKey, after, limit)
+}
+
+// queryUsers is Users, read with q.
+func queryUsers(ctx context.Context, q querier, apiKey, after string, limit int) ([]*socius.User, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.rdb.QueryContext(ctx, selectUsersPage, apiKey, after, limit)
+	rows, err := q.QueryContext(ctx, selectUsersPage, apiKey, after, limit)
 	if err != nil {
 		return nil, errorFor("users", err)
 	}
