@@ -120,8 +120,10 @@ type Store struct {
 	background context.Context
 	cancel     context.CancelFunc
 
-	mu      sync.Mutex
-	closed  bool
+	mu     sync.Mutex
+	closed bool
+	// views are the views open (snapshot.go), which Close ends first.
+	views   map[*view]struct{}
 	sweeps  sync.WaitGroup
 	closing sync.Once
 }
@@ -180,8 +182,9 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
 }
 
-// Close stops the background nonce sweep, if one runs, and closes the pool.
-// Operations after Close fail with a database error. Close may be called more than once.
+// Close ends the views still open (their reads fail from then on), stops the
+// background nonce sweep, if one runs, and closes the pool. Operations after Close
+// fail with a database error. Close may be called more than once.
 //
 // Close waits at most closeWait for the pool's connections to close. Nothing is left to
 // write at that point (every operation commits before it returns); what takes longer
@@ -194,7 +197,15 @@ func (s *Store) Close() error {
 	s.closing.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		views := make([]*view, 0, len(s.views))
+		for v := range s.views {
+			views = append(views, v)
+		}
 		s.mu.Unlock()
+		// The views first: the pool's Close waits for their connections.
+		for _, v := range views {
+			v.Close()
+		}
 		s.cancel()
 		s.sweeps.Wait()
 		closed := make(chan struct{})

@@ -50,14 +50,26 @@ func (s *Store) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
 func (s *Store) Sites(ctx context.Context) ([]*socius.Site, error) {
 	var sites []*socius.Site
 	err := s.read(ctx, "sites", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `SELECT `+siteColumns+` FROM sites ORDER BY created_at, seq`)
-		if err != nil {
-			return err
-		}
-		sites, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.Site, error) { return scanSite(row) })
+		var err error
+		sites, err = querySites(ctx, s.pool)
 		return err
 	})
 	return sites, err
+}
+
+// A querier runs queries: the pool, or the transaction of a view (snapshot.go).
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// querySites is Sites' query, on q.
+func querySites(ctx context.Context, q querier) ([]*socius.Site, error) {
+	rows, err := q.Query(ctx, `SELECT `+siteColumns+` FROM sites ORDER BY created_at, seq`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.Site, error) { return scanSite(row) })
 }
 
 func scanSite(row pgx.Row) (*socius.Site, error) {
@@ -136,20 +148,26 @@ func (s *Store) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) 
 	}
 	var keys []*socius.Key
 	err := s.read(ctx, "keys", func(ctx context.Context) error {
-		var rows pgx.Rows
 		var err error
-		if apiKey == "" {
-			rows, err = s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, seq`)
-		} else {
-			rows, err = s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys WHERE api_key = $1 ORDER BY created_at, seq`, apiKey)
-		}
-		if err != nil {
-			return err
-		}
-		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.Key, error) { return scanKey(row) })
+		keys, err = queryKeys(ctx, s.pool, apiKey)
 		return err
 	})
 	return keys, err
+}
+
+// queryKeys is Keys' query, on q.
+func queryKeys(ctx context.Context, q querier, apiKey string) ([]*socius.Key, error) {
+	var rows pgx.Rows
+	var err error
+	if apiKey == "" {
+		rows, err = q.Query(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, seq`)
+	} else {
+		rows, err = q.Query(ctx, `SELECT `+keyColumns+` FROM keys WHERE api_key = $1 ORDER BY created_at, seq`, apiKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.Key, error) { return scanKey(row) })
 }
 
 func scanKey(row pgx.Row) (*socius.Key, error) {

@@ -282,17 +282,23 @@ func (s *Store) Users(ctx context.Context, apiKey, after string, limit int) ([]*
 	}
 	var users []*socius.User
 	err := s.read(ctx, "users", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, selectUsersPage, apiKey, []byte(after), limit)
-		if err != nil {
-			return err
-		}
-		users, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.User, error) { return scanUser(row, apiKey) })
+		var err error
+		users, err = queryUsers(ctx, s.pool, apiKey, after, limit)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return users, nil
+}
+
+// queryUsers is Users' query, on q.
+func queryUsers(ctx context.Context, q querier, apiKey, after string, limit int) ([]*socius.User, error) {
+	rows, err := q.Query(ctx, selectUsersPage, apiKey, []byte(after), limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*socius.User, error) { return scanUser(row, apiKey) })
 }
 
 // PutUser creates the user, or replaces its profile, times and login state with those
