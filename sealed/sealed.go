@@ -232,6 +232,64 @@ func (s *Store) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) 
 	return keys, nil
 }
 
+// Snapshot opens a view of the wrapped store as it is now, whose sites and keys come
+// with their secrets opened; errors.ErrUnsupported when the wrapped store is not a
+// socius.Snapshotter.
+func (s *Store) Snapshot(ctx context.Context) (socius.View, error) {
+	sn, ok := s.Store.(socius.Snapshotter)
+	if !ok {
+		return nil, fmt.Errorf("sealed: the store cannot be read as of one moment: %w", errors.ErrUnsupported)
+	}
+	v, err := sn.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &view{View: v, s: s}, nil
+}
+
+// A view is a socius.View whose sites and keys come with their secrets opened.
+type view struct {
+	socius.View
+	s *Store
+}
+
+// Site returns a site of the view with its secret opened.
+func (v *view) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
+	site, err := v.View.Site(ctx, apiKey)
+	if err != nil {
+		return nil, err
+	}
+	return v.s.openSite(site)
+}
+
+// Sites lists the sites of the view with their secrets opened.
+func (v *view) Sites(ctx context.Context) ([]*socius.Site, error) {
+	sites, err := v.View.Sites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, site := range sites {
+		if _, err := v.s.openSite(site); err != nil {
+			return nil, err
+		}
+	}
+	return sites, nil
+}
+
+// Keys lists keys of the view with their secrets opened.
+func (v *view) Keys(ctx context.Context, apiKey string) ([]*socius.Key, error) {
+	keys, err := v.View.Keys(ctx, apiKey)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if _, err := v.s.openKey(k); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
 // Verify opens every sealed secret in the store and fails with ErrWrongKey (naming
 // the row) at the first that does not open: run it at start, so that a wrong master
 // key is a clear error then rather than failed calls later.

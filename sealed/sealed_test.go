@@ -460,3 +460,17 @@ func TestRotateLeavesChangesMadeMeanwhile(t *testing.T) {
 		t.Errorf("stored: %+v %v, want sealed", s, err)
 	}
 }
+
+// TestSnapshotUnsupported: over a store that cannot be read as of one moment, a
+// sealed store's Snapshot says so (errors.ErrUnsupported), for its caller to read the
+// store itself instead.
+func TestSnapshotUnsupported(t *testing.T) {
+	raw := openSQLite(t, filepath.Join(t.TempDir(), "socius.db"))
+	defer raw.Close()
+	// Only the socius.Store methods of the SQLite store: not a socius.Snapshotter.
+	st := wrap(t, struct{ socius.Store }{raw}, sealed.NewKey())
+	v, err := st.Snapshot(t.Context())
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Snapshot = %v, %v; want errors.ErrUnsupported", v, err)
+	}
+}
