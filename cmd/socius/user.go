@@ -18,8 +18,8 @@ import (
 )
 
 // exportPage is how many users an export reads from the store at a time: an export
-// never holds more than one page in memory.
-const exportPage = 1000
+// never holds more than one page in memory. Tests shorten it.
+var exportPage = 1000
 
 // importWorkers is how many users an import writes at once: the store commits
 // concurrent writes together, so a few in flight make a large import fast.
@@ -108,8 +108,16 @@ func createPrivate(path string) (*os.File, error) {
 // exportUsers writes every user of a site (of every site, allSites) as JSON lines
 // (package dump), page by page, each site's after its own site and key records when
 // withSite: to standard output, or to out whole or not at all (writeOut: an export cut
-// short leaves the file there before as it was).
-func exportUsers(ctx context.Context, st socius.Store, apiKey string, allSites, withSite bool, out string, stdout, stderr io.Writer) error {
+// short leaves the file there before as it was). Everything it writes is read from
+// one view of the store (openView): the sites, keys and users of one moment, whatever
+// a server writes meanwhile.
+func exportUsers(ctx context.Context, store socius.Store, apiKey string, allSites, withSite bool, out string, stdout, stderr io.Writer) error {
+	st, err := openView(ctx, store)
+	if err != nil {
+		return err
+	}
+	// A read-only view: closing it cannot lose anything the export wrote.
+	defer st.Close()
 	var sites []*socius.Site
 	if allSites {
 		var err error
@@ -156,7 +164,6 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, allSites, 
 		}
 		return dw.Flush()
 	}
-	var err error
 	if out == "-" {
 		err = export(stdout)
 	} else {
@@ -183,6 +190,26 @@ func exportUsers(ctx context.Context, st socius.Store, apiKey string, allSites, 
 	}
 	return nil
 }
+
+// openView opens a view of st as of now (socius.Snapshotter: both stores have one),
+// or, for a store that has none, one that reads st itself, each read at its own
+// moment.
+func openView(ctx context.Context, st socius.Store) (socius.View, error) {
+	if sn, ok := st.(socius.Snapshotter); ok {
+		v, err := sn.Snapshot(ctx)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return v, err
+		}
+	}
+	return storeView{st}, nil
+}
+
+// storeView is a socius.View that reads a store that cannot be read as of one moment
+// as it is at each read.
+type storeView struct{ socius.Store }
+
+// Close leaves the store open: its owner closes it.
+func (storeView) Close() error { return nil }
 
 // notExported says what an export with its site leaves out.
 const notExported = "not exported: the site's tokens and mobile sessions (the store keeps only their hashes): in a store this file is imported into, " +

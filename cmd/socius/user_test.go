@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -477,4 +478,131 @@ func TestUserCommandErrors(t *testing.T) {
 	if code, _, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in); code != 1 || !strings.Contains(errOut, "longer than") {
 		t.Errorf("overlong line: %d %s", code, errOut)
 	}
+}
+
+// TestUserExportIsOneMoment: an export taken while the store is written is the
+// export of the moment it began, byte for byte. Between every two pages of users it
+// reads, another writer renames a user already exported to a UID past the pages
+// (read again, it would be in the file twice) and one not yet exported to a UID before
+// them (it would be missing), and changes the site exported after: a key added, a user
+// deleted, another one created. Read page by page from the store, an export wrote
+// renamed users twice and lost others, and the second site's key and users of a later
+// moment than the first site's.
+func TestUserExportIsOneMoment(t *testing.T) {
+	defer func(n int) { exportPage = n }(exportPage)
+	exportPage = 7
+	ctx := t.Context()
+	st := labSiteStore(t)
+	const other = "3_other"
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: other, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range n {
+		u := &socius.User{APIKey: testAPIKey, UID: fmt.Sprintf("u-%03d", i), CreatedAt: t0}
+		u.Profile[socius.Nickname] = fmt.Sprint("user ", i)
+		if err := st.PutUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, uid := range []string{"o-1", "o-2"} {
+		if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: uid, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	export := func(st socius.Store) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := exportUsers(ctx, st, "", true, true, "-", &out, io.Discard); err != nil {
+			t.Fatalf("export: %v", err)
+		}
+		return out.String()
+	}
+	before := export(st)
+
+	pages := 0
+	write := func() {
+		pages++
+		k := pages
+		for _, r := range [][2]string{{fmt.Sprintf("u-%03d", k-1), fmt.Sprintf("z-%03d", k)}, {fmt.Sprintf("u-%03d", n-k), fmt.Sprintf("a-%03d", k)}} {
+			if err := st.RenameUser(ctx, testAPIKey, r[0], r[1]); err != nil {
+				t.Errorf("rename %s to %s: %v", r[0], r[1], err)
+			}
+		}
+		if k == 1 {
+			if err := st.CreateKey(ctx, &socius.Key{UserKey: "AKeyOfLater", APIKey: other, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+				t.Error(err)
+			}
+			if err := st.DeleteUser(ctx, other, "o-1", time.Now()); err != nil {
+				t.Error(err)
+			}
+			if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: "o-3", CreatedAt: t0}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	during := export(writesBetweenPages{Store: st, write: write})
+	if pages < n/exportPage {
+		t.Fatalf("the export read %d pages of users, want at least %d", pages, n/exportPage)
+	}
+	if during != before {
+		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", lineCounts(during, before))
+	}
+	// The writes were made: the next export has them.
+	if after := export(st); after == before || !strings.Contains(after, "AKeyOfLater") || !strings.Contains(after, `"z-001"`) {
+		t.Errorf("the export after the writes does not have them:\n%s", after)
+	}
+}
+
+// writesBetweenPages is a store that runs write before each page of users read from
+// it, or from its view: another writer's changes, between two pages of an export.
+type writesBetweenPages struct {
+	socius.Store
+	write func()
+}
+
+func (s writesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	s.write()
+	return s.Store.Users(ctx, apiKey, after, limit)
+}
+
+func (s writesBetweenPages) Snapshot(ctx context.Context) (socius.View, error) {
+	v, err := s.Store.(socius.Snapshotter).Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return viewWritesBetweenPages{View: v, write: s.write}, nil
+}
+
+type viewWritesBetweenPages struct {
+	socius.View
+	write func()
+}
+
+func (v viewWritesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	v.write()
+	return v.View.Users(ctx, apiKey, after, limit)
+}
+
+// lineCounts says which lines got holds a number of times other than want does.
+func lineCounts(got, want string) string {
+	counts := map[string][2]int{}
+	for i, text := range []string{got, want} {
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			c := counts[line]
+			c[i]++
+			counts[line] = c
+		}
+	}
+	var b strings.Builder
+	for _, line := range slices.Sorted(maps.Keys(counts)) {
+		if c := counts[line]; c[0] != c[1] {
+			fmt.Fprintf(&b, "%d times, want %d: %s\n", c[0], c[1], line)
+		}
+	}
+	if b.Len() == 0 {
+		return "the same lines in another order"
+	}
+	return b.String()
 }
