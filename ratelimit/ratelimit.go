@@ -19,6 +19,7 @@ package ratelimit
 
 import (
 	"hash/maphash"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,58 @@ func (l *Limiter) Ready(key string, now time.Time) bool {
 	}
 	b.refill(l, now)
 	return b.tokens >= 1
+}
+
+// ReadyIn returns how long after now key's bucket will hold a token: 0 when it holds
+// one now (a key never charged holds one). It takes none.
+func (l *Limiter) ReadyIn(key string, now time.Time) time.Duration {
+	s, b := l.lock(key)
+	defer s.mu.Unlock()
+	if b == nil {
+		return 0
+	}
+	b.refill(l, now)
+	if b.tokens >= 1 {
+		return 0
+	}
+	return b.ready(l).Sub(now)
+}
+
+// Spend takes a token from key's bucket at time now if there is one, as Allow does,
+// and returns when the bucket holds a token again: never later than it will (a bucket
+// last touched by a call later than now, whose now was read first, is paid from that
+// call's time), and no later than now when it holds one now or is not tracked.
+func (l *Limiter) Spend(key string, now time.Time) (ok bool, ready time.Time) {
+	s, b := l.lock(key)
+	defer s.mu.Unlock()
+	if b == nil {
+		l.track(s, key, now)
+		b = s.buckets[key]
+		if b == nil || b.tokens >= 1 {
+			return true, now
+		}
+		return true, b.ready(l)
+	}
+	b.refill(l, now)
+	if b.tokens >= 1 {
+		b.tokens--
+		ok = true
+	}
+	if b.tokens >= 1 {
+		return ok, now
+	}
+	return ok, b.ready(l)
+}
+
+// ready returns when a bucket that holds less than a token will hold one: its last
+// time and the wait, rounded up to the next nanosecond (it is not ready a moment
+// before). A rate so small that the wait overflows a Duration waits the longest one.
+func (b *bucket) ready(l *Limiter) time.Time {
+	d := math.Ceil((1 - b.tokens) / l.rate * float64(time.Second))
+	if d >= math.MaxInt64 {
+		return b.last.Add(math.MaxInt64)
+	}
+	return b.last.Add(time.Duration(d))
 }
 
 // Take takes a token from key's bucket at time now, whether or not there is one (the

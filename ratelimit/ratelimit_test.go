@@ -272,3 +272,54 @@ func BenchmarkAllow(b *testing.B) {
 		}
 	})
 }
+
+// TestReadyIn: how long until a spent bucket holds a token again, and that asking
+// takes none.
+func TestReadyIn(t *testing.T) {
+	l := New(4, 2, 0) // 4 a second, bursts of 2
+	if d := l.ReadyIn("a", t0); d != 0 {
+		t.Errorf("a key never charged: ready in %v, want 0", d)
+	}
+	allowed(l, "a", t0, 2)
+	if d := l.ReadyIn("a", t0); d != 250*time.Millisecond {
+		t.Errorf("spent: ready in %v, want 250ms", d)
+	}
+	if d := l.ReadyIn("a", t0.Add(100*time.Millisecond)); d != 150*time.Millisecond {
+		t.Errorf("0.1 s later: ready in %v, want 150ms", d)
+	}
+	if d := l.ReadyIn("a", t0.Add(250*time.Millisecond)); d != 0 {
+		t.Errorf("0.25 s later: ready in %v, want 0", d)
+	}
+	// ReadyIn took nothing: the token earned is there to take, and only it.
+	if got := allowed(l, "a", t0.Add(250*time.Millisecond), 2); got != 1 {
+		t.Errorf("after ReadyIn: %d allowed, want 1", got)
+	}
+}
+
+// TestSpend: Spend takes a token as Allow does, and says when the bucket holds one
+// again, from the latest time it was touched at when a call read its time earlier.
+func TestSpend(t *testing.T) {
+	l := New(4, 2, 0) // 4 a second, bursts of 2
+	if ok, ready := l.Spend("a", t0); !ok || !ready.Equal(t0) {
+		t.Errorf("first: %v, ready at %v; want true, at once", ok, ready.Sub(t0))
+	}
+	if ok, ready := l.Spend("a", t0); !ok || ready.Sub(t0) != 250*time.Millisecond {
+		t.Errorf("second: %v, ready at +%v; want true, at +250ms", ok, ready.Sub(t0))
+	}
+	if ok, ready := l.Spend("a", t0.Add(100*time.Millisecond)); ok || ready.Sub(t0) != 250*time.Millisecond {
+		t.Errorf("spent: %v, ready at +%v; want false, at +250ms", ok, ready.Sub(t0))
+	}
+	// A call whose time is before the bucket's last earns nothing, and is paid from
+	// the last.
+	l.Spend("b", t0.Add(time.Second))
+	if ok, ready := l.Spend("b", t0); !ok || ready.Sub(t0) != 1250*time.Millisecond {
+		t.Errorf("out of order: %v, ready at +%v; want true, at +1.25s", ok, ready.Sub(t0))
+	}
+	if d := l.ReadyIn("b", t0); d != 1250*time.Millisecond {
+		t.Errorf("out of order: ready in %v, want 1.25s", d)
+	}
+	// Burst 1: the first call spends the bucket.
+	if ok, ready := New(4, 1, 0).Spend("a", t0); !ok || ready.Sub(t0) != 250*time.Millisecond {
+		t.Errorf("burst 1: %v, ready at +%v; want true, at +250ms", ok, ready.Sub(t0))
+	}
+}
