@@ -11,7 +11,8 @@ const maxLoggedDetails = 2048
 
 // LogCalls returns an Observe function that writes one line per call to l at info
 // level: callId, method, apiKey, userKey, credential (the kind, never its value),
-// errorCode, latencyMs, remote, and errorDetails for a failure (cut at 2 KiB).
+// errorCode, latencyMs, remote, errorDetails for a failure (cut at 2 KiB), and
+// limit=auth-failures for a call refused by the limit on failed authentications.
 // Parameter values are not logged at all. At debug level a signature mismatch adds the
 // URLs and base strings the server signed (what a developer compares with the
 // client's); the server built them with credential values masked, as it masks every
@@ -39,6 +40,10 @@ func LogCalls(l *slog.Logger) func(*Call) {
 			slog.String("remote", c.RemoteAddr))
 		if c.Code != 0 {
 			attrs = append(attrs, slog.String("errorDetails", clip(c.Details, maxLoggedDetails)))
+		}
+		if c.AuthFailureLimited {
+			// Which limit refused the call, in a field a log query can select on.
+			attrs = append(attrs, slog.String("limit", "auth-failures"))
 		}
 		l.LogAttrs(ctx, slog.LevelInfo, "call", attrs...)
 

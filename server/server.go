@@ -5,7 +5,8 @@
 // read and decode the parameters (413001, 400001, 400006; 403048 when the bodies being
 // received hold the server's whole budget), read the answer format, take a slot among
 // the calls in progress (403048 when all are taken), find the method (400001), check
-// the parameters' lengths (400006), take a token from the apiKey's rate limit (403048),
+// the parameters' lengths (400006), check the client address's budget of failed
+// authentications (403048), take a token from the apiKey's rate limit (403048),
 // authenticate (400093,
 // 400002, 400008, 403002, 403003, 403004, 403005, 403006, 403025), refuse a token on a
 // server-only method (403007), check the key's permissions (403007), apply the
@@ -27,7 +28,8 @@
 // of each value (MaxParamBytes, 400006; userInfo and x_userInfo only by the body limit
 // where the method takes them), the calls in progress (MaxConcurrent), the request
 // bodies held at once (MaxConcurrent times MaxBodyBytes) and, when configured, the
-// calls a second of each apiKey (RateLimit). A body's buffer grows as its bytes
+// calls a second of each apiKey (RateLimit) and the failed authentications a second of
+// each client address (AuthFailureLimit). A body's buffer grows as its bytes
 // arrive, and a call takes its slot only once its request is read: a client that
 // sends slowly, or not at all, holds no slot, and about no more memory than it sent.
 // Header size and read/write/idle timeouts belong to the http.Server that runs the
@@ -108,6 +110,15 @@ type Config struct {
 	// rounded up, at least 1). A call over the limit is answered 403048.
 	RateLimit float64
 	RateBurst int
+	// AuthFailureLimit is the number of failed authentications a second each client
+	// address may make to this server (0: no limit); AuthFailureBurst how many it may
+	// make at once (default: AuthFailureLimit rounded up, at least 1). The address is
+	// the connection's (RemoteAddr): its IP, an IPv6 one's /64. Once an address has
+	// spent its budget, every call from it is answered 403048 before authentication,
+	// until the budget has a token again. See authFailureCounts for the failures that
+	// count.
+	AuthFailureLimit float64
+	AuthFailureBurst int
 	// Logger receives unexpected failures at error level; slog.Default() when nil.
 	// The line per call is an Observe function (see LogCalls).
 	Logger *slog.Logger
@@ -147,6 +158,9 @@ type Server struct {
 	inFlight atomic.Int64
 	bodies   atomic.Int64       // bytes of the request bodies held
 	limiter  *ratelimit.Limiter // nil without a rate limit
+	// authFailures limits the failed authentications of each client address; nil
+	// without AuthFailureLimit.
+	authFailures *authFailures
 	// stopDelays is closed by StopDelays: injected delays end at once.
 	stopDelays chan struct{}
 	stopOnce   sync.Once
@@ -182,6 +196,9 @@ func New(cfg Config) *Server {
 			burst = max(1, int(math.Ceil(cfg.RateLimit)))
 		}
 		s.limiter = ratelimit.New(cfg.RateLimit, burst, 0)
+	}
+	if cfg.AuthFailureLimit > 0 {
+		s.authFailures = newAuthFailures(cfg.AuthFailureLimit, cfg.AuthFailureBurst)
 	}
 	for _, m := range s.routes() {
 		s.methods[strings.ToLower(m.name)] = m
@@ -222,6 +239,10 @@ type Call struct {
 	BaseStrings []string
 	// Injected is true when Config.Fault answered or delayed the call.
 	Injected bool
+	// AuthFailureLimited is true when the call was refused (403048) before its
+	// authentication because its client address had spent its budget of failed
+	// authentications (Config.AuthFailureLimit).
+	AuthFailureLimited bool
 }
 
 // call is the state of one request as it goes through the steps.
@@ -436,6 +457,15 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 	// credentials, which anyone who knows the public apiKey can send, cannot spend a
 	// site's budget. Token calls name no apiKey: they are counted once the token has
 	// told the site.
+	//
+	// An address that has spent its budget of failed authentications is refused
+	// before authentication too, whatever its credentials: the point is that its calls
+	// cost no store read and no signature check.
+	if s.authFailures != nil {
+		if wait := s.authFailures.readyIn(c); wait > 0 {
+			return nil, s.authFailureLimited(c, wait)
+		}
+	}
 	apiKey := c.params.Get("apiKey")
 	if socius.ValidAPIKey(apiKey) && s.limiter != nil && !s.limiter.Ready(apiKey, c.now) {
 		return nil, s.rateLimited(c, apiKey)
@@ -466,6 +496,9 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 // authenticated authenticates the call and runs its method.
 func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 	if err := s.authenticate(c); err != nil {
+		if s.authFailures != nil && authFailureCounts(err) {
+			s.authFailures.failed(c)
+		}
 		return nil, err
 	}
 	if s.limiter != nil && c.site != nil {

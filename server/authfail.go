@@ -1,0 +1,133 @@
+package server
+
+import (
+	"math"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/ratelimit"
+)
+
+// MaxAuthFailureAddresses is the most client addresses the limit on failed
+// authentications tracks at once (Config.AuthFailureLimit).
+const MaxAuthFailureAddresses = 65536
+
+// authFailures limits the failed authentications of each client address: a token
+// bucket per address (ratelimit), spent by every call whose credentials name nothing
+// or do not match (authFailureCounts), and checked before the authentication of every
+// call from that address once it is spent, good calls too: before authentication
+// nobody can tell them from bad ones.
+//
+// A good call costs no lookup in the table unless an address may have spent its
+// budget: a bucket loses tokens only to failures, which say when it will hold one
+// again (ratelimit's Spend); until is the latest of those moments over all addresses,
+// and while the clock is past it the check before authentication is one atomic load.
+type authFailures struct {
+	limiter *ratelimit.Limiter
+	until   atomic.Int64 // UnixNano: no address's budget is spent from then on
+}
+
+func newAuthFailures(rate float64, burst int) *authFailures {
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(rate)))
+	}
+	return &authFailures{limiter: ratelimit.New(rate, burst, MaxAuthFailureAddresses)}
+}
+
+// maxWindow is the furthest ahead of a failure that until goes: a rate of less than
+// one failure a century has the check run for a century, and the moment stays within
+// what UnixNano can tell.
+const maxWindow = 100 * 365 * 24 * time.Hour
+
+// readyIn returns how long after now the call's address may be authenticated again: 0
+// when it may be now.
+func (a *authFailures) readyIn(c *call) time.Duration {
+	if c.now.UnixNano() >= a.until.Load() {
+		return 0
+	}
+	return a.limiter.ReadyIn(clientAddress(c.RemoteAddr), c.now)
+}
+
+// failed spends a token of the call's address for a failed authentication.
+func (a *authFailures) failed(c *call) {
+	_, ready := a.limiter.Spend(clientAddress(c.RemoteAddr), c.now)
+	if limit := c.now.Add(maxWindow); ready.After(limit) {
+		ready = limit
+	}
+	until := ready.UnixNano()
+	for {
+		old := a.until.Load()
+		if old >= until || a.until.CompareAndSwap(old, until) {
+			return
+		}
+	}
+}
+
+// AuthFailureAddresses returns the number of client addresses the limit on failed
+// authentications tracks (at most MaxAuthFailureAddresses): those whose budget is not
+// full. 0 without the limit.
+func (s *Server) AuthFailureAddresses() int {
+	if s.authFailures == nil {
+		return 0
+	}
+	return s.authFailures.limiter.Len()
+}
+
+// authFailureCounts reports whether an authentication's failure spends the address's
+// budget: credentials that name nothing (400093: no site has the apiKey; 403005: no
+// such userKey on the site; 403025: no such token, or one expired or revoked) or do not
+// match (403003: a signature, secret, client secret or JWT signature). Not a request
+// that is merely malformed or sent the wrong way (400002, 400006, 400008, 403006), nor
+// a timestamp out of the window (403002: a client's clock), nor a replayed nonce
+// (403004: the SDKs send a request again as it is when its answer was lost), nor the
+// store failing (500028).
+func authFailureCounts(err error) bool {
+	switch socius.ErrorCode(err) {
+	case socius.CodeInvalidAPIKey, socius.CodeInvalidSignature, socius.CodeUnauthorizedUser, socius.CodeInvalidToken:
+		return true
+	}
+	return false
+}
+
+// authFailureLimited is the refusal of a call from an address that spent its budget of
+// failed authentications.
+func (s *Server) authFailureLimited(c *call, wait time.Duration) error {
+	c.AuthFailureLimited = true
+	l := s.authFailures.limiter
+	failures := "failed authentications"
+	if l.Rate() == 1 {
+		failures = "failed authentication"
+	}
+	// Whole milliseconds, rounded up: a client that waits as long is let through.
+	secs := math.Ceil(float64(wait)/float64(time.Millisecond)) / 1000
+	return socius.Errorf(socius.CodeRateLimited,
+		"API Rate Limit Exceeded: address %s made more than %s %s a second (bursts of %d) to this server; every call from it is refused before authentication until it may try again, in %s s",
+		clientAddress(c.RemoteAddr), strconv.FormatFloat(l.Rate(), 'f', -1, 64), failures, l.Burst(),
+		strconv.FormatFloat(secs, 'f', -1, 64))
+}
+
+// clientAddress returns the address of a call's client as the limit on failed
+// authentications counts it: the IP of the connection's address (RemoteAddr, host:port),
+// an IPv4 one as it is (an IPv4-mapped IPv6 one too), an IPv6 one as its /64, which is
+// one host's or one customer's network rather than one machine's.
+func clientAddress(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		// Not an IP and a port (a listener of another kind): the host part, else the
+		// whole, bounded.
+		if host, _, err := net.SplitHostPort(remote); err == nil {
+			return clip(host, 64)
+		}
+		return clip(remote, 64)
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
