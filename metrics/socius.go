@@ -22,10 +22,13 @@ type Instruments struct {
 	injected      *CounterVec
 	callDuration  *HistogramVec
 	storeDuration *HistogramVec
+	// authFailureLimited counts the calls refused by the limit on failed
+	// authentications (server.Call.AuthFailureLimited).
+	authFailureLimited *Counter
 }
 
-// NewInstruments registers socius_calls_total, socius_call_duration_seconds and
-// socius_store_duration_seconds in r.
+// NewInstruments registers socius_calls_total, socius_call_duration_seconds,
+// socius_store_duration_seconds and socius_auth_failure_refusals_total in r.
 func NewInstruments(r *Registry) *Instruments {
 	return &Instruments{
 		calls: r.NewCounter("socius_calls_total",
@@ -40,6 +43,8 @@ func NewInstruments(r *Registry) *Instruments {
 		storeDuration: r.NewHistogram("socius_store_duration_seconds",
 			"Time spent in each store operation (a write includes its group commit and fsync).",
 			StoreBuckets, "op"),
+		authFailureLimited: r.NewCounter("socius_auth_failure_refusals_total",
+			"Calls refused with 403048 before authentication, their client address having spent its budget of failed authentications (--auth-failure-limit); they are in socius_calls_total too.").With(),
 	}
 }
 
@@ -58,6 +63,9 @@ func (in *Instruments) ObserveCall(c *server.Call) {
 		return
 	}
 	in.calls.With(method, strconv.Itoa(c.Code)).Inc()
+	if c.AuthFailureLimited {
+		in.authFailureLimited.Inc()
+	}
 	in.callDuration.With(method).Observe(c.Duration.Seconds())
 }
 

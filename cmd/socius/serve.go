@@ -49,6 +49,8 @@ type Main struct {
 	MaxConnections      int
 	RateLimit           float64
 	RateBurst           int
+	AuthFailureLimit    float64
+	AuthFailureBurst    int
 	AdminAddr           string
 	LogLevel            string
 	LogFormat           string
@@ -198,6 +200,8 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.IntVar(&m.MaxConcurrent, "max-concurrent", m.MaxConcurrent, "calls in progress at most, counted once a call's request is read; more are answered 403048 at once (0: no cap; at most 1048576); also caps the request bodies held at once at this many times --max-body-bytes")
 	fs.Float64Var(&m.RateLimit, "rate-limit", m.RateLimit, "calls a second allowed per apiKey on this node, 403048 beyond (0: no limit)")
 	fs.IntVar(&m.RateBurst, "rate-burst", m.RateBurst, "calls per apiKey allowed at once, with --rate-limit only (0: the rate, rounded up)")
+	fs.Float64Var(&m.AuthFailureLimit, "auth-failure-limit", m.AuthFailureLimit, "failed authentications a second allowed per client address on this node; beyond, every call from it is answered 403048 before authentication until it may try again (0: no limit, default)")
+	fs.IntVar(&m.AuthFailureBurst, "auth-failure-burst", m.AuthFailureBurst, "failed authentications per client address allowed at once, with --auth-failure-limit only (0: the rate, rounded up)")
 	fs.StringVar(&m.AdminAddr, "admin", m.AdminAddr, "admin listener for /metrics, /healthz, /readyz (empty disables)")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
 	if m.ShutdownTimeout == 0 {
@@ -287,6 +291,12 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		return errors.New("--rate-limit and --rate-burst must be 0 (off, default) or positive")
 	case m.RateBurst > 0 && m.RateLimit == 0:
 		return errors.New("--rate-burst needs --rate-limit (without it there is no limit to burst above)")
+	case math.IsNaN(m.AuthFailureLimit) || math.IsInf(m.AuthFailureLimit, 0):
+		return errors.New("--auth-failure-limit must be a number of failed authentications a second (0: off)")
+	case m.AuthFailureLimit < 0 || m.AuthFailureBurst < 0:
+		return errors.New("--auth-failure-limit and --auth-failure-burst must be 0 (off, default) or positive")
+	case m.AuthFailureBurst > 0 && m.AuthFailureLimit == 0:
+		return errors.New("--auth-failure-burst needs --auth-failure-limit (without it there is no limit to burst above)")
 	case (m.TLSCert != "" || m.TLSKey != "") && m.HTTPSAddr == "":
 		return errors.New("--tls-cert and --tls-key are for the HTTPS listener, which --https \"\" disables")
 	case (m.TLSCert == "") != (m.TLSKey == ""):
@@ -507,6 +517,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		WriteTimeout:        m.WriteTimeout,
 		RateLimit:           m.RateLimit,
 		RateBurst:           m.RateBurst,
+		AuthFailureLimit:    m.AuthFailureLimit,
+		AuthFailureBurst:    m.AuthFailureBurst,
 		Logger:              m.Logger,
 		Observe:             observe,
 	}
@@ -524,6 +536,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		func() float64 { return float64(m.Server.InFlight()) })
 	m.Metrics.NewGaugeFunc("socius_request_body_bytes", "Bytes of request bodies held: being received, or of calls in progress (at most --max-concurrent times --max-body-bytes).",
 		func() float64 { return float64(m.Server.BodyBytes()) })
+	m.Metrics.NewGaugeFunc("socius_auth_failure_addresses", fmt.Sprintf("Client addresses tracked by the limit on failed authentications, --auth-failure-limit (at most %d; 0 when the limit is off).", server.MaxAuthFailureAddresses),
+		func() float64 { return float64(m.Server.AuthFailureAddresses()) })
 	m.Metrics.NewGauge("socius_build_info", "Always 1; the labels tell the version of Socius and of Go.", "version", "goversion").
 		With(buildVersion(), runtime.Version()).Set(1)
 	metrics.RegisterProcess(m.Metrics)

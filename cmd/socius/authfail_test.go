@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+)
+
+// clientFrom returns an HTTP client whose connections come from the loopback address
+// ip (Linux answers the whole of 127.0.0.0/8): another client address than the test's
+// usual 127.0.0.1.
+func clientFrom(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// postWith posts params to the server's HTTP listener with client c.
+func (ts *testServer) postWith(t *testing.T, c *http.Client, method string, params url.Values) answer {
+	t.Helper()
+	resp, err := c.Post(ts.HTTPURL+"/"+method, "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("%s: answer is not JSON: %v\n%s", method, err, b)
+	}
+	return a
+}
+
+// TestAuthFailureLimit: an address that fails to authenticate more than
+// --auth-failure-limit allows has every call refused with 403048 before
+// authentication, good ones too, until its bucket earns a token back; another address
+// is not touched, and good calls spend nothing.
+func TestAuthFailureLimit(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--auth-failure-limit", "2", "--auth-failure-burst", "3", "--log-level", "info")
+	ts.login(t, "u1")
+	if err := ts.Store.CreateSite(t.Context(), &socius.Site{APIKey: "3_Other", Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	signedGet := func(apiKey string) url.Values {
+		return ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {apiKey}}, "", "")
+	}
+	bad := func() url.Values {
+		p := signedGet(testAPIKey)
+		p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		return p
+	}
+	codes := func(c *http.Client, n int, params func() url.Values) string {
+		var out []int
+		for range n {
+			out = append(out, ts.postWith(t, c, "socialize.getUserInfo", params()).code())
+		}
+		return fmt.Sprint(out)
+	}
+	here, other := ts.client, clientFrom(t, "127.0.0.2")
+
+	// Good calls spend nothing, however many.
+	if got := codes(here, 10, func() url.Values { return signedGet(testAPIKey) }); got != "[0 0 0 0 0 0 0 0 0 0]" {
+		t.Fatalf("good calls: %s", got)
+	}
+	if got := codes(here, 4, bad); got != "[403003 403003 403003 403048]" {
+		t.Fatalf("bad signatures, bursts of 3: %s", got)
+	}
+	a := ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey))
+	want(t, "a good call from the address", a, 403048,
+		"API Rate Limit Exceeded: address 127.0.0.1 made more than 2 failed authentications a second (bursts of 3) to this server; every call from it is refused before authentication until it may try again, in ")
+	wantWait(t, "a good call from the address", a, 0.4, 0.5)
+	// The limit is the address's, whatever site it calls.
+	want(t, "another site's call from the address", ts.postWith(t, here, "socialize.getUserInfo", signedGet("3_Other")), 403048, "address 127.0.0.1")
+	// Another address has its own budget.
+	want(t, "a good call from another address", ts.postWith(t, other, "socialize.getUserInfo", signedGet(testAPIKey)), 0, "")
+	if got := codes(other, 2, bad); got != "[403003 403003]" {
+		t.Errorf("bad signatures from another address: %s", got)
+	}
+
+	// 0.2 s later the wait is shorter; at 0.5 s a token is back. Good calls pass and
+	// spend none of it; the next failure does, and the address is refused again.
+	ts.Clock.Advance(200 * time.Millisecond)
+	wantWait(t, "0.2 s later", ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey)), 0.2, 0.3)
+	ts.Clock.Advance(300 * time.Millisecond)
+	if got := codes(here, 3, func() url.Values { return signedGet(testAPIKey) }); got != "[0 0 0]" {
+		t.Errorf("good calls once a token is back: %s", got)
+	}
+	if got := codes(here, 2, bad); got != "[403003 403048]" {
+		t.Errorf("bad signatures once a token is back: %s", got)
+	}
+
+	// A long pause refills the burst. Credentials that name nothing count as a bad
+	// signature does: an apiKey of no site, a userKey of none.
+	ts.Clock.Advance(10 * time.Second)
+	noKey := signedGet(testAPIKey)
+	noKey.Set("userKey", "NoSuchKey")
+	if got := codes(here, 1, func() url.Values { return signedGet("3_NoSuchSite") }) + codes(here, 1, func() url.Values { return noKey }) + codes(here, 1, bad); got != "[400093][403005][403003]" {
+		t.Errorf("an apiKey of no site, a userKey of none, a bad signature: %s", got)
+	}
+	want(t, "after three kinds of failure", ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey)), 403048, "address 127.0.0.1")
+
+	// A replayed request and a timestamp out of the window do not count: an SDK sends
+	// a request again as it is when its answer was lost, and a client's clock may be off.
+	ts.Clock.Advance(10 * time.Second)
+	p := signedGet(testAPIKey)
+	want(t, "the first of a replayed request", ts.postWith(t, here, "socialize.getUserInfo", p), 0, "")
+	old := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "timestamp": {fmt.Sprint(ts.Clock.Now().Unix() - 3600)}}, "", "")
+	for range 5 {
+		want(t, "a replay", ts.postWith(t, here, "socialize.getUserInfo", p), 403004, "")
+		want(t, "an hour old", ts.postWith(t, here, "socialize.getUserInfo", old), 403002, "")
+	}
+	want(t, "after replays and old timestamps", ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey)), 0, "")
+
+	// The refusals are counted under their own name, and their log lines say which
+	// limit refused them.
+	ts.waitInFlight(t, 0)
+	_, text := get(t, ts.AdminURL+"/metrics")
+	if !strings.Contains(text, "\nsocius_auth_failure_refusals_total 6\n") {
+		t.Errorf("metrics: want socius_auth_failure_refusals_total 6 in\n%s", grepLines(text, "auth_failure"))
+	}
+	if n := strings.Count(logs.String(), "limit=auth-failures"); n != 6 {
+		t.Errorf("%d call lines say limit=auth-failures, want 6:\n%s", n, logs.String())
+	}
+}
+
+// wantWait checks that a refusal by the limit on failed authentications says the
+// address may try again in from lo to hi seconds. The test's clock runs on with the
+// system's between the calls, so the wait is a little shorter than the offsets say.
+func wantWait(t *testing.T, what string, a answer, lo, hi float64) {
+	t.Helper()
+	var wait float64
+	d := a.str("errorDetails")
+	i := strings.LastIndex(d, "may try again, in ")
+	if a.code() != 403048 || i < 0 {
+		t.Errorf("%s: got %d %q, want 403048 saying when to try again", what, a.code(), d)
+		return
+	}
+	if _, err := fmt.Sscanf(d[i:], "may try again, in %g s", &wait); err != nil || wait <= lo || wait > hi {
+		t.Errorf("%s: %q; want a wait of more than %g s and at most %g s", what, d, lo, hi)
+	}
+}
+
+// grepLines returns the lines of text that hold s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestAuthFailureLimitTokens: an access token that names nothing counts; the limit is
+// checked on the HTTPS listener too.
+func TestAuthFailureLimitTokens(t *testing.T) {
+	ts := startServer(t, "--auth-failure-limit", "1")
+	token := ts.accessToken(t, "u1")
+	want(t, "an unknown token", ts.tlsPost(t, "socialize.getUserInfo", withToken("AT1_nosuchtoken", nil)), 403025, "")
+	want(t, "the good token after it", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "made more than 1 failed authentication a second (bursts of 1)")
+	ts.Clock.Advance(time.Second)
+	want(t, "the good token a second later", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+}
+
+// Without --auth-failure-limit there is no limit: a test suite that sends bad
+// signatures on purpose, as many as it likes, is never refused for them.
+func TestNoAuthFailureLimitByDefault(t *testing.T) {
+	ts := startServer(t)
+	ts.login(t, "u1")
+	for i := range 100 {
+		p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, "", "")
+		p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 403003 {
+			t.Fatalf("bad signature %d: %v", i, a)
+		}
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}); a.code() != 0 {
+		t.Errorf("a good call after 100 bad ones: %v", a)
+	}
+	if ts.Server.AuthFailureAddresses() != 0 {
+		t.Errorf("%d addresses tracked with the limit off", ts.Server.AuthFailureAddresses())
+	}
+}
