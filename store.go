@@ -2,6 +2,7 @@ package socius
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"time"
 )
@@ -262,6 +263,29 @@ type Snapshotter interface {
 	// each read of the view takes its own.
 	Snapshot(ctx context.Context) (View, error)
 }
+
+// OpenView opens a view of st as of now when st is a [Snapshotter] (both stores, and
+// every wrapper of one that serve puts around them, are); for a store that cannot be
+// read as of one moment (its Snapshot answers errors.ErrUnsupported, or it has none),
+// it returns a View that reads st itself, each read at its own moment, and whose Close
+// leaves st open. Any other failure to open the view is returned: a reader that falls
+// back on the store then would not be of one moment, and would not say so.
+func OpenView(ctx context.Context, st Store) (View, error) {
+	if sn, ok := st.(Snapshotter); ok {
+		v, err := sn.Snapshot(ctx)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return v, err
+		}
+	}
+	return storeView{st}, nil
+}
+
+// storeView is a View that reads a store that cannot be read as of one moment as it
+// is at each read.
+type storeView struct{ Store }
+
+// Close leaves the store open: its owner closes it.
+func (storeView) Close() error { return nil }
 
 // A SecretSwapper replaces the stored secret of a site or a key only while it still
 // holds the value read before, and reports whether it did: what re-encrypting the

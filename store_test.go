@@ -3,6 +3,7 @@ package socius_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -74,6 +75,42 @@ func TestAllUsers(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d values after a failed read, want 1", n)
+	}
+}
+
+// snapshotStub is a store whose Snapshot answers err, and nothing else of it is used.
+type snapshotStub struct {
+	socius.Store
+	err error
+}
+
+func (s snapshotStub) Snapshot(context.Context) (socius.View, error) { return nil, s.err }
+
+// TestOpenView: a store without a view, or whose Snapshot says errors.ErrUnsupported
+// (a wrapper over a store without one), is read as it is, through a View whose Close
+// leaves it open; any other failure to open the view is the caller's to see.
+func TestOpenView(t *testing.T) {
+	gone := errors.New("connection refused")
+	for _, c := range []struct {
+		name string
+		st   socius.Store
+		want error
+	}{
+		{"no Snapshot", struct{ socius.Store }{}, nil},
+		{"Snapshot unsupported", snapshotStub{err: fmt.Errorf("sealed: %w", errors.ErrUnsupported)}, nil},
+		{"Snapshot failing", snapshotStub{err: gone}, gone},
+	} {
+		v, err := socius.OpenView(t.Context(), c.st)
+		if !errors.Is(err, c.want) || (err == nil) != (c.want == nil) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+			continue
+		}
+		if err == nil {
+			// The store under it is nil: a Close passed on to it would panic.
+			if err := v.Close(); err != nil {
+				t.Errorf("%s: the view's Close: %v", c.name, err)
+			}
+		}
 	}
 }
 

@@ -109,10 +109,10 @@ func createPrivate(path string) (*os.File, error) {
 // (package dump), page by page, each site's after its own site and key records when
 // withSite: to standard output, or to out whole or not at all (writeOut: an export cut
 // short leaves the file there before as it was). Everything it writes is read from
-// one view of the store (openView): the sites, keys and users of one moment, whatever
+// one view of the store (socius.OpenView): the sites, keys and users of one moment, whatever
 // a server writes meanwhile.
 func exportUsers(ctx context.Context, store socius.Store, apiKey string, allSites, withSite bool, out string, stdout, stderr io.Writer) error {
-	st, err := openView(ctx, store)
+	st, err := socius.OpenView(ctx, store)
 	if err != nil {
 		return err
 	}
@@ -190,26 +190,6 @@ func exportUsers(ctx context.Context, store socius.Store, apiKey string, allSite
 	}
 	return nil
 }
-
-// openView opens a view of st as of now (socius.Snapshotter: both stores have one),
-// or, for a store that has none, one that reads st itself, each read at its own
-// moment.
-func openView(ctx context.Context, st socius.Store) (socius.View, error) {
-	if sn, ok := st.(socius.Snapshotter); ok {
-		v, err := sn.Snapshot(ctx)
-		if !errors.Is(err, errors.ErrUnsupported) {
-			return v, err
-		}
-	}
-	return storeView{st}, nil
-}
-
-// storeView is a socius.View that reads a store that cannot be read as of one moment
-// as it is at each read.
-type storeView struct{ socius.Store }
-
-// Close leaves the store open: its owner closes it.
-func (storeView) Close() error { return nil }
 
 // notExported says what an export with its site leaves out.
 const notExported = "not exported: the site's tokens and mobile sessions (the store keeps only their hashes): in a store this file is imported into, " +
