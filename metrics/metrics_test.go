@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -201,6 +202,35 @@ func TestTimedStore(t *testing.T) {
 		if !strings.Contains(out, line+"\n") {
 			t.Errorf("missing %s", line)
 		}
+	}
+}
+
+// TestTimedStoreSnapshot: the timed store is a view's way through to the store under
+// it (the storetest Snapshot group above reads its views), and says
+// errors.ErrUnsupported over a store that has none.
+func TestTimedStoreSnapshot(t *testing.T) {
+	raw, err := sqlite.Open(filepath.Join(t.TempDir(), "socius.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	sn, ok := NewInstruments(NewRegistry()).Store(raw).(socius.Snapshotter)
+	if !ok {
+		t.Fatal("the timed store is no socius.Snapshotter: a view of the store under it is out of reach")
+	}
+	v, err := sn.Snapshot(t.Context())
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if _, err := v.Sites(t.Context()); err != nil {
+		t.Errorf("the view's Sites: %v", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Errorf("the view's Close: %v", err)
+	}
+	hidden := NewInstruments(NewRegistry()).Store(struct{ socius.Store }{raw}).(socius.Snapshotter)
+	if _, err := hidden.Snapshot(t.Context()); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Snapshot over a store that has none: %v, want errors.ErrUnsupported", err)
 	}
 }
 

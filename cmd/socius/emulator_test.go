@@ -256,6 +256,44 @@ func TestEmulatorSeedResetAndExportOnClose(t *testing.T) {
 	}
 }
 
+// TestServedStoreHasViews: the store serve serves, through every wrapper it puts
+// around the store (the metrics' timed store, then the sealed one), is a
+// socius.Snapshotter whose views work, of their moment, their secrets opened: what the
+// emulator's export (its admin API and --export-on-exit) reads as of one moment. The
+// timed store hid the view (the sealed store said errors.ErrUnsupported), and the
+// emulator's export read the store page by page.
+func TestServedStoreHasViews(t *testing.T) {
+	ts := startEmulator(t)
+	ctx := t.Context()
+	sn, ok := ts.Store.(socius.Snapshotter)
+	if !ok {
+		t.Fatalf("the served store %T is no socius.Snapshotter", ts.Store)
+	}
+	v, err := sn.Snapshot(ctx)
+	if err != nil {
+		t.Fatalf("Snapshot of the served store: %v", err)
+	}
+	defer v.Close()
+	ts.login(t, "zed") // after the view's moment
+	if site, err := v.Site(ctx, testAPIKey); err != nil || site.Secret != testSecret {
+		t.Errorf("the view's site: %+v, %v; want its secret opened", site, err)
+	}
+	if keys, err := v.Keys(ctx, testAPIKey); err != nil || len(keys) != 1 || keys[0].UserKey != seedKey || keys[0].Secret != seedKeySecret {
+		t.Errorf("the view's keys: %+v, %v; want the seeded key, its secret opened", keys, err)
+	}
+	users, err := v.Users(ctx, testAPIKey, "", 100)
+	var uids []string
+	for _, u := range users {
+		uids = append(uids, u.UID)
+	}
+	if err != nil || strings.Join(uids, " ") != "alice bob" {
+		t.Errorf("the view's users: %v, %v; want the seeded alice and bob (zed logged in after the view opened)", uids, err)
+	}
+	if err := v.Close(); err != nil {
+		t.Errorf("the view's Close: %v", err)
+	}
+}
+
 func writeExport(t *testing.T, text string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "export.jsonl")
