@@ -332,12 +332,25 @@ func putKey(ctx context.Context, st socius.Store, k *socius.Key) error {
 	return err
 }
 
+// exportPage is how many users Export reads from the store at a time; tests shorten
+// it.
+var exportPage = 500
+
 // Export writes every site, key and user of the store in the dump format: each site
-// followed by its keys and its users, in UID order.
+// followed by its keys and its users, in UID order. Everything it writes is read from
+// one view of the store (socius.OpenView): the sites, keys and users of one moment,
+// whatever the server writes meanwhile, however slowly w takes them. The view is
+// closed when Export returns.
 func Export(ctx context.Context, st socius.Store, w io.Writer) (SeedStats, error) {
 	var n SeedStats
+	v, err := socius.OpenView(ctx, st)
+	if err != nil {
+		return n, err
+	}
+	// A read-only view: closing it cannot lose anything written.
+	defer v.Close()
 	dw := dump.NewWriter(w)
-	sites, err := st.Sites(ctx)
+	sites, err := v.Sites(ctx)
 	if err != nil {
 		return n, err
 	}
@@ -346,7 +359,7 @@ func Export(ctx context.Context, st socius.Store, w io.Writer) (SeedStats, error
 			return n, err
 		}
 		n.Sites++
-		keys, err := st.Keys(ctx, s.APIKey)
+		keys, err := v.Keys(ctx, s.APIKey)
 		if err != nil {
 			return n, err
 		}
@@ -356,7 +369,7 @@ func Export(ctx context.Context, st socius.Store, w io.Writer) (SeedStats, error
 			}
 			n.Keys++
 		}
-		for u, err := range socius.AllUsers(ctx, st, s.APIKey, 500) {
+		for u, err := range socius.AllUsers(ctx, v, s.APIKey, exportPage) {
 			if err != nil {
 				return n, err
 			}

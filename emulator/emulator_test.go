@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -1194,4 +1196,171 @@ func TestJSONProblem(t *testing.T) {
 			t.Errorf("%s: %q, want %q", body, got, want)
 		}
 	}
+}
+
+// TestExportIsOneMoment: an export taken while the store is written, by the admin API
+// or by --export-on-exit (both Export), is the export of the moment it began, byte
+// for byte, and the view it read is closed when it ends. Between every two pages of
+// users it reads, another writer renames a user already exported to a UID past the
+// pages (read again, it would be in the export twice) and one not yet exported to a
+// UID before them (it would be missing), and changes the site exported after: a key
+// added, a user deleted, another created. Read page by page from the store, the
+// emulator's export wrote renamed users twice and lost others.
+func TestExportIsOneMoment(t *testing.T) {
+	defer func(n int) { exportPage = n }(exportPage)
+	exportPage = 5
+	ctx := t.Context()
+	st := openStore(t)
+	if _, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	const other = "3_EmuOther"
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: other, Secret: siteSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range n {
+		if err := st.PutUser(ctx, &socius.User{APIKey: siteKey, UID: fmt.Sprintf("u-%03d", i), CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, uid := range []string{"o-1", "o-2"} {
+		if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: uid, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	export := func(st socius.Store) string {
+		t.Helper()
+		var out bytes.Buffer
+		if _, err := Export(ctx, st, &out); err != nil {
+			t.Fatalf("export: %v", err)
+		}
+		return out.String()
+	}
+	before := export(st)
+
+	// The writes go on counting pages across exports: each export's renames are of
+	// users its moment has (a user renamed already is not found, and left).
+	pages := 0
+	write := func() {
+		pages++
+		k := pages
+		for _, r := range [][2]string{{fmt.Sprintf("u-%03d", k-1), fmt.Sprintf("z-%03d", k)}, {fmt.Sprintf("u-%03d", n-k), fmt.Sprintf("a-%03d", k)}} {
+			if err := st.RenameUser(ctx, siteKey, r[0], r[1]); err != nil && !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("rename %s to %s: %v", r[0], r[1], err)
+			}
+		}
+		if k == 1 {
+			if err := st.CreateKey(ctx, &socius.Key{UserKey: "AKeyOfLater", APIKey: other, Secret: keySecret, CreatedAt: time.Now()}); err != nil {
+				t.Error(err)
+			}
+			if err := st.DeleteUser(ctx, other, "o-1", time.Now()); err != nil {
+				t.Error(err)
+			}
+			if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: "o-3", CreatedAt: t0}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	written := &writesBetweenPages{Store: st, write: write}
+	if during := export(written); during != before {
+		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", lineDiff(during, before))
+	}
+	if pages < n/exportPage {
+		t.Fatalf("the export read %d pages of users, want at least %d", pages, n/exportPage)
+	}
+	if written.views != 1 || written.open.Load() != 0 {
+		t.Errorf("the export opened %d views, %d left open; want one, closed", written.views, written.open.Load())
+	}
+
+	// The admin API's export, the same way, from the moment after those writes.
+	moment := export(st)
+	if moment == before || !strings.Contains(moment, "AKeyOfLater") || !strings.Contains(moment, `"z-001"`) {
+		t.Fatalf("the export after the writes does not have them:\n%s", moment)
+	}
+	e := New(Config{Store: written, Clock: &socius.OffsetClock{}, LogSize: 10})
+	srv := httptest.NewServer(e.Wrap(http.NotFoundHandler()))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/_emulator/api/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET export: HTTP %d, %v", resp.StatusCode, err)
+	}
+	if string(body) != moment {
+		t.Errorf("the admin API's export taken while the store was written differs from the export of its moment:\n%s", lineDiff(string(body), moment))
+	}
+	if written.views != 2 || written.open.Load() != 0 {
+		t.Errorf("the exports opened %d views, %d left open; want two, closed", written.views, written.open.Load())
+	}
+}
+
+// writesBetweenPages is a store that runs write before each page of users read from
+// it, or from its view: another writer's changes, between two pages of an export. It
+// counts the views opened, and those not closed.
+type writesBetweenPages struct {
+	socius.Store
+	write func()
+	views int
+	open  atomic.Int32
+}
+
+func (s *writesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	s.write()
+	return s.Store.Users(ctx, apiKey, after, limit)
+}
+
+func (s *writesBetweenPages) Snapshot(ctx context.Context) (socius.View, error) {
+	v, err := s.Store.(socius.Snapshotter).Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.views++
+	s.open.Add(1)
+	return &viewWritesBetweenPages{View: v, s: s}, nil
+}
+
+type viewWritesBetweenPages struct {
+	socius.View
+	s      *writesBetweenPages
+	closed bool
+}
+
+func (v *viewWritesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	v.s.write()
+	return v.View.Users(ctx, apiKey, after, limit)
+}
+
+func (v *viewWritesBetweenPages) Close() error {
+	if !v.closed {
+		v.closed = true
+		v.s.open.Add(-1)
+	}
+	return v.View.Close()
+}
+
+// lineDiff says which lines got holds a number of times other than want does.
+func lineDiff(got, want string) string {
+	counts := map[string][2]int{}
+	for i, text := range []string{got, want} {
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			c := counts[line]
+			c[i]++
+			counts[line] = c
+		}
+	}
+	var b strings.Builder
+	for _, line := range slices.Sorted(maps.Keys(counts)) {
+		if c := counts[line]; c[0] != c[1] {
+			fmt.Fprintf(&b, "%d times, want %d: %s\n", c[0], c[1], line)
+		}
+	}
+	if b.Len() == 0 {
+		return "the same lines in another order"
+	}
+	return b.String()
 }
