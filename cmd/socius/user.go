@@ -184,8 +184,9 @@ func exportUsers(ctx context.Context, store socius.Store, apiKey string, allSite
 	if allSites {
 		fmt.Fprintf(stderr, "exported %d site%s\n", len(sites), plural(len(sites)))
 	}
-	if withSite {
-		// What a move to another store leaves behind, said where the move starts.
+	if withSite && len(sites) > 0 {
+		// What a move to another store leaves behind, said where the move starts: of
+		// the sites exported, when there were any.
 		fmt.Fprintln(stderr, notExported)
 	}
 	return nil
