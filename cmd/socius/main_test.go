@@ -79,7 +79,7 @@ func startMain(t *testing.T, setup func(*Main), flags ...string) *testServer {
 
 // storeFault is a real store whose operation named by fail ("Site", "Users" or
 // "RevokeToken") fails as it does with the database gone (500028); the others reach
-// the store.
+// the store. It has no view (Snapshot): an export reads it page by page.
 type storeFault struct {
 	socius.Store
 	fail string

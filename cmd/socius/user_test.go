@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,40 +240,64 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 // TestUserExportFails: an export that the store fails half way, or that a signal
 // stops, leaves the file there before as it was and makes none where there was none
 // (half an export would pass for a whole one); nothing of it is left beside either. A
-// pipe or a device given as --out is written as it is, and left.
+// pipe or a device given as --out is written as it is, and left. So on both ways an
+// export reads: from a view of the store (both stores have one), failing or stopped at
+// its second page of users, the view closed when the export ends (its connection
+// given back: the store then closes at once); and from a store that has no view
+// (storeFault hides it), failing at its first page.
 func TestUserExportFails(t *testing.T) {
+	defer func(n int) { exportPage = n }(exportPage)
+	exportPage = 2
 	st := labSiteStore(t)
 	ctx := context.Background()
+	for i := range 5 {
+		if err := st.PutUser(ctx, &socius.User{APIKey: testAPIKey, UID: fmt.Sprint("u-", i), CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe")
 	makeFifo(t, fifo, 0o600)
-	go func() { // the pipe's reader takes whatever comes
-		if f, err := os.Open(fifo); err == nil {
-			io.Copy(io.Discard, f)
-			f.Close()
-		}
-	}()
+	// The pipe's reader takes whatever comes, from every export that opens the pipe:
+	// open for reading and writing, it neither waits for a writer nor sees the end
+	// of one.
+	reader, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	go io.Copy(io.Discard, reader)
 	old := filepath.Join(dir, "backup.jsonl")
 	if err := os.WriteFile(old, []byte("yesterday's export\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	views := &failingViews{Store: st}
 	for _, c := range []struct {
 		out  string
 		kept bool
 	}{{filepath.Join(dir, "users.jsonl"), false}, {old, true}, {fifo, true}} {
-		err := exportUsers(ctx, storeFault{Store: st, fail: "Users"}, testAPIKey, false, true, c.out, io.Discard, io.Discard)
-		if !errors.Is(err, errStoreGone) {
-			t.Errorf("export to %s with the store failing: %v", c.out, err)
-		}
-		if _, err := os.Lstat(c.out); (err == nil) != c.kept {
-			t.Errorf("%s after the failed export: %v; want kept %v", c.out, err, c.kept)
+		for _, failing := range []socius.Store{views, storeFault{Store: st, fail: "Users"}} {
+			err := exportUsers(ctx, failing, testAPIKey, false, true, c.out, io.Discard, io.Discard)
+			if !errors.Is(err, errStoreGone) {
+				t.Errorf("export to %s with %T failing: %v", c.out, failing, err)
+			}
+			if _, err := os.Lstat(c.out); (err == nil) != c.kept {
+				t.Errorf("%s after the export %T failed: %v; want kept %v", c.out, failing, err, c.kept)
+			}
 		}
 	}
 	// Stopped by a signal (its context cancelled) once the export has begun.
-	stop, cancel := context.WithCancel(ctx)
-	err := exportUsers(stop, cancelOnUsers{Store: st, cancel: cancel}, testAPIKey, false, true, old, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "export stopped by a signal: "+old+" is left as it was") {
-		t.Errorf("an export stopped by a signal: %v", err)
+	for _, stopped := range []func(context.CancelFunc) socius.Store{
+		func(cancel context.CancelFunc) socius.Store { views.cancel = cancel; return views },
+		func(cancel context.CancelFunc) socius.Store { return cancelOnUsers{Store: st, cancel: cancel} },
+	} {
+		stop, cancel := context.WithCancel(ctx)
+		store := stopped(cancel)
+		err := exportUsers(stop, store, testAPIKey, false, true, old, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "export stopped by a signal: "+old+" is left as it was") {
+			t.Errorf("an export of %T stopped by a signal: %v", store, err)
+		}
+		cancel()
 	}
 	if b, err := os.ReadFile(old); err != nil || string(b) != "yesterday's export\n" {
 		t.Errorf("the file there before, after the failed exports: %q, %v", b, err)
@@ -281,10 +306,70 @@ func TestUserExportFails(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("the folder after the failed exports holds %d entries, want the file and the pipe", len(entries))
 	}
+	if opened, open := views.opened.Load(), views.open.Load(); opened != 4 || open != 0 {
+		t.Errorf("the failed exports opened %d views and left %d open; want 4 opened, none left", opened, open)
+	}
+	// Nothing of the exports holds the store: it closes at once.
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("the store's Close after the failed exports: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the store does not close after the failed exports")
+	}
+}
+
+// failingViews is a store whose views read the store's own, but whose second page of
+// users fails as the database gone away does (500028), or, cancel set, cancels the
+// export's context as a signal would: an export cut short half way through its view.
+// It counts the views opened and those left open.
+type failingViews struct {
+	socius.Store
+	cancel       context.CancelFunc
+	opened, open atomic.Int32
+}
+
+func (s *failingViews) Snapshot(ctx context.Context) (socius.View, error) {
+	v, err := s.Store.(socius.Snapshotter).Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.opened.Add(1)
+	s.open.Add(1)
+	return &failingView{View: v, s: s}, nil
+}
+
+type failingView struct {
+	socius.View
+	s      *failingViews
+	pages  int
+	closed bool
+}
+
+func (v *failingView) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	if v.pages++; v.pages < 2 {
+		return v.View.Users(ctx, apiKey, after, limit)
+	}
+	if v.s.cancel != nil {
+		v.s.cancel()
+		return nil, ctx.Err()
+	}
+	return nil, errStoreGone
+}
+
+func (v *failingView) Close() error {
+	if !v.closed {
+		v.closed = true
+		v.s.open.Add(-1)
+	}
+	return v.View.Close()
 }
 
 // cancelOnUsers cancels the export's context when it reads its first page of users,
-// as a signal would.
+// as a signal would; it has no view (Snapshot), and the export reads it page by page.
 type cancelOnUsers struct {
 	socius.Store
 	cancel context.CancelFunc
