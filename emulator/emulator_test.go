@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/linecount"
 	"github.com/socius/socius/server"
 	"github.com/socius/socius/sqlite"
 )
@@ -1265,7 +1264,7 @@ func TestExportIsOneMoment(t *testing.T) {
 	}
 	written := &writesBetweenPages{Store: st, write: write}
 	if during := export(written); during != before {
-		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", lineDiff(during, before))
+		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", linecount.Diff(during, before))
 	}
 	if pages < n/exportPage {
 		t.Fatalf("the export read %d pages of users, want at least %d", pages, n/exportPage)
@@ -1292,7 +1291,7 @@ func TestExportIsOneMoment(t *testing.T) {
 		t.Fatalf("GET export: HTTP %d, %v", resp.StatusCode, err)
 	}
 	if string(body) != moment {
-		t.Errorf("the admin API's export taken while the store was written differs from the export of its moment:\n%s", lineDiff(string(body), moment))
+		t.Errorf("the admin API's export taken while the store was written differs from the export of its moment:\n%s", linecount.Diff(string(body), moment))
 	}
 	if written.views != 2 || written.open.Load() != 0 {
 		t.Errorf("the exports opened %d views, %d left open; want two, closed", written.views, written.open.Load())
@@ -1341,26 +1340,4 @@ func (v *viewWritesBetweenPages) Close() error {
 		v.s.open.Add(-1)
 	}
 	return v.View.Close()
-}
-
-// lineDiff says which lines got holds a number of times other than want does.
-func lineDiff(got, want string) string {
-	counts := map[string][2]int{}
-	for i, text := range []string{got, want} {
-		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-			c := counts[line]
-			c[i]++
-			counts[line] = c
-		}
-	}
-	var b strings.Builder
-	for _, line := range slices.Sorted(maps.Keys(counts)) {
-		if c := counts[line]; c[0] != c[1] {
-			fmt.Fprintf(&b, "%d times, want %d: %s\n", c[0], c[1], line)
-		}
-	}
-	if b.Len() == 0 {
-		return "the same lines in another order"
-	}
-	return b.String()
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/linecount"
 	"github.com/socius/socius/internal/vectors"
 )
 
@@ -634,7 +634,7 @@ func TestUserExportIsOneMoment(t *testing.T) {
 		t.Fatalf("the export read %d pages of users, want at least %d", pages, n/exportPage)
 	}
 	if during != before {
-		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", lineCounts(during, before))
+		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", linecount.Diff(during, before))
 	}
 	// The writes were made: the next export has them.
 	if after := export(st); after == before || !strings.Contains(after, "AKeyOfLater") || !strings.Contains(after, `"z-001"`) {
@@ -670,26 +670,4 @@ type viewWritesBetweenPages struct {
 func (v viewWritesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
 	v.write()
 	return v.View.Users(ctx, apiKey, after, limit)
-}
-
-// lineCounts says which lines got holds a number of times other than want does.
-func lineCounts(got, want string) string {
-	counts := map[string][2]int{}
-	for i, text := range []string{got, want} {
-		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-			c := counts[line]
-			c[i]++
-			counts[line] = c
-		}
-	}
-	var b strings.Builder
-	for _, line := range slices.Sorted(maps.Keys(counts)) {
-		if c := counts[line]; c[0] != c[1] {
-			fmt.Fprintf(&b, "%d times, want %d: %s\n", c[0], c[1], line)
-		}
-	}
-	if b.Len() == 0 {
-		return "the same lines in another order"
-	}
-	return b.String()
 }
