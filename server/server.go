@@ -746,6 +746,12 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 		c.params.DecodeAnswerParams(r.URL.RawQuery)
 		return err
 	}
+	if r.Method == http.MethodConnect {
+		// An HTTPS proxy's tunnel, asked of a listener that is none (respond answers it
+		// with a status that is no 2xx): say which one is.
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method CONNECT is not supported here, use GET or POST; "+
+			"Socius's plain HTTP listener (--http) tunnels CONNECT to its HTTPS listener, as an SDK's HTTPS proxy: give the proxy as http://, the --http address")
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(r.Method, 16))
 	}
@@ -980,7 +986,10 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	h["Cache-Control"] = noStore
 	h["X-Content-Type-Options"] = noSniff
 	status := http.StatusOK
-	if c.httpStatus {
+	// A 2xx answer to a CONNECT opens a tunnel (RFC 9110, 9.3.6): the client would take
+	// the envelope for the tunnel's first bytes. Such a call is answered with its
+	// error's status, whatever httpStatusCodes says.
+	if c.httpStatus || c.r.Method == http.MethodConnect {
 		status = gigya.StatusCode(env.Code)
 		if status < 200 || status > 599 {
 			status = http.StatusOK

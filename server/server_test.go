@@ -1295,6 +1295,31 @@ func TestOtherHTTPMethodAnsweredAsAsked(t *testing.T) {
 	}
 }
 
+// TestConnectIsNoTunnel: a CONNECT that reaches the API (Socius's HTTPS listener, or
+// its HTTP listener with no HTTPS listener to tunnel to) is refused with a non-2xx
+// status whatever httpStatusCodes says, for a 2xx answer to a CONNECT opens a tunnel:
+// the client would read the envelope as the tunnel's first bytes (the gigya npm
+// package's proxy agent then crashed its process, given HTTPS_PROXY=https://... of the
+// HTTPS listener). The details say which listener tunnels.
+func TestConnectIsNoTunnel(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	// A proxy client's CONNECT names a host and port (authority form); one that names a
+	// path asks, in its query, for no HTTP status codes.
+	authority := httptest.NewRequest(http.MethodConnect, "http://socialize.localtest.gigya.com:443", nil)
+	authority.RequestURI, authority.URL = "socialize.localtest.gigya.com:443", &url.URL{Host: "socialize.localtest.gigya.com:443"}
+	withPath := httptest.NewRequest(http.MethodConnect, "http://socialize.localtest/socialize.getUserInfo?httpStatusCodes=false", nil)
+	for _, r := range []*http.Request{authority, withPath} {
+		w := serve(s, r)
+		body := w.Body.String()
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("CONNECT %s: HTTP %d, want 400: %s", r.RequestURI, w.Code, body)
+		}
+		if !strings.Contains(body, `"errorCode":400001`) || !strings.Contains(body, "plain HTTP listener (--http) tunnels CONNECT") {
+			t.Errorf("CONNECT %s: %s", r.RequestURI, body)
+		}
+	}
+}
+
 // TestEmptyCredentialsAreMissing: a credential or signing parameter sent empty is one
 // not sent (400002), as every required parameter sent empty is; an empty userKey is
 // named as such.
