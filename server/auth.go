@@ -376,10 +376,38 @@ func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
 		now = now.Truncate(time.Second)
 	}
 	if d := now.Sub(t); d > s.cfg.Skew || d < -s.cfg.Skew {
-		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is %s the server time %s by more than %d s",
-			what, text, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()))
+		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is %s the server time %s by more than %d s%s",
+			what, text, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()), s.movedClockHint(d))
 	}
 	return nil
+}
+
+// movedClock is a clock that can say how far it is moved from the system time: the
+// emulator's (socius.OffsetClock).
+type movedClock interface{ Offset() time.Duration }
+
+// movedClockHint says, for a time d from the server's clock that is outside the skew,
+// when the system time would have taken it: the server's clock was moved (by a test,
+// through the emulator) and the client's was not, which the server time alone leaves
+// to be guessed. Empty otherwise.
+func (s *Server) movedClockHint(d time.Duration) string {
+	clock, ok := s.cfg.Clock.(movedClock)
+	if !ok {
+		return ""
+	}
+	offset := clock.Offset()
+	if offset == 0 {
+		return ""
+	}
+	if fromSystem := d - offset; fromSystem > s.cfg.Skew || fromSystem < -s.cfg.Skew {
+		return ""
+	}
+	direction := "ahead of"
+	if offset < 0 {
+		direction, offset = "behind", -offset
+	}
+	return fmt.Sprintf("; it is within %d s of the system time: the server's clock is moved %s %s it (the emulator's clock: socius emulator clock reset, or POST /_emulator/api/clock {\"reset\": true}, puts it back)",
+		int(s.cfg.Skew.Seconds()), offset, direction)
 }
 
 // beforeStart refuses a request timed before Config.NotBefore: this node lost the

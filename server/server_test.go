@@ -1320,6 +1320,39 @@ func TestConnectIsNoTunnel(t *testing.T) {
 	}
 }
 
+// TestExpiredByMovedClock: a signed request refused for a timestamp that the system
+// time would take says that the server's clock was moved (the emulator's) and how to
+// put it back; one outside the window of the system time too, or refused by a clock
+// that was not moved, gets the plain details.
+func TestExpiredByMovedClock(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	clock := &socius.OffsetClock{}
+	s.cfg.Clock = clock
+	signedAt := func(name string, at time.Time) string {
+		return signedBody("socialize.getUserInfo", name, url.Values{"UID": {"u1"}, "timestamp": {strconv.FormatInt(at.Unix(), 10)}})
+	}
+	const hint = "the server's clock is moved"
+	for _, tt := range []struct {
+		name     string
+		offset   time.Duration
+		at       time.Duration // from the system time
+		want     string
+		wantHint bool
+	}{
+		{"ahead", time.Hour, 0, "the server's clock is moved 1h0m0s ahead of it (the emulator's clock: socius emulator clock reset", true},
+		{"behind", -15 * time.Minute, 0, "the server's clock is moved 15m0s behind it", true},
+		{"client off too", time.Hour, -time.Hour, "is behind the server time", false},
+		{"not moved", 0, -time.Hour, "is behind the server time", false},
+	} {
+		clock.Reset()
+		clock.Advance(tt.offset)
+		a := send(s, nil, "socialize.getUserInfo", signedAt(tt.name, time.Now().Add(tt.at)))
+		if !strings.Contains(a, `"errorCode":403002`) || !strings.Contains(a, tt.want) || strings.Contains(a, hint) != tt.wantHint {
+			t.Errorf("%s: %s", tt.name, a)
+		}
+	}
+}
+
 // TestEmptyCredentialsAreMissing: a credential or signing parameter sent empty is one
 // not sent (400002), as every required parameter sent empty is; an empty userKey is
 // named as such.
