@@ -93,3 +93,35 @@ func TestEmulatorCIExample(t *testing.T) {
 		t.Errorf("the export on exit: %v\n%s", err, b)
 	}
 }
+
+// TestEmulatorCIExampleGivesUp: the README's CI step stops waiting for a socius that
+// started but never answers (here a stand-in that only sleeps), says so and fails,
+// within SOCIUS_START_TIMEOUT, instead of hanging the CI job until its own timeout.
+func TestEmulatorCIExampleGivesUp(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "compat", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	// serve sleeps (alive, never answering); every other command fails, as
+	// emulator status does against a server that does not answer.
+	stub := "#!/usr/bin/env bash\nif [ \"$1\" = serve ]; then exec sleep 300; fi\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "socius"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(dir, "emulator-ci.sh"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"SOCIUS_HTTP="+freeAddr(t), "SOCIUS_START_TIMEOUT=2", "EXPORT="+filepath.Join(t.TempDir(), "out.jsonl"))
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	start := time.Now()
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("emulator-ci.sh still waiting after %v:\n%s", time.Since(start), output.String())
+	}
+	if err == nil || !strings.Contains(output.String(), "socius did not answer on") || !strings.Contains(output.String(), "within 2 s") {
+		t.Fatalf("emulator-ci.sh: %v, want a failure that says socius did not answer:\n%s", err, output.String())
+	}
+}

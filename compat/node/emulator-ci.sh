@@ -11,8 +11,13 @@ export SOCIUS_HTTPS=${SOCIUS_HTTPS:-127.0.0.1:8443}
 socius serve --emulator --seed emulator-seed.jsonl --export-on-exit "${EXPORT:-out.jsonl}" &
 socius_pid=$!
 trap 'kill -TERM $socius_pid 2>/dev/null; wait $socius_pid' EXIT
+wait_for=${SOCIUS_START_TIMEOUT:-30}   # seconds; a socius that hangs must not hang the job
 until socius emulator status --url "http://$SOCIUS_HTTP" >/dev/null 2>&1; do
   kill -0 $socius_pid  # stop waiting if socius died
+  if (( SECONDS >= wait_for )); then
+    echo "emulator-ci.sh: socius did not answer on $SOCIUS_HTTP within $wait_for s" >&2
+    exit 1
+  fi
   sleep 0.2
 done
 
