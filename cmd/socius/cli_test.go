@@ -1102,6 +1102,31 @@ func TestFailuresSayOnePrefix(t *testing.T) {
 	}
 }
 
+// TestServeAddressTaken: a start whose listener's address another process holds says
+// so, with how to give another address (the flag and its environment variable) and
+// that port 0 picks a free one; the store is left unmade.
+func TestServeAddressTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	code, _, errOut := runCLI(t, noEnv, "serve", "--data", data, "--http", "", "--https", ln.Addr().String(), "--admin", "")
+	for _, want := range []string{"socius: --https: listen tcp " + ln.Addr().String(), "another process listens on " + ln.Addr().String(),
+		"give another address with --https HOST:PORT (or SOCIUS_HTTPS); port 0 picks a free one"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("serve on a taken address: exit %d, %q; want it to say %q", code, errOut, want)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if _, err := os.Stat(filepath.Join(data, "socius.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the store was made (%v) by a start that failed on its address", err)
+	}
+}
+
 // TestServingLinesSayTheAskedAddress: serve says each listener's address as it was
 // asked for, with the port it got, and says "all interfaces" for a wildcard one. Go
 // reports a wildcard listener as [::]:PORT whatever was asked, so --pprof 0.0.0.0:P

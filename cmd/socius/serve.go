@@ -15,8 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socius/socius"
@@ -429,6 +431,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			continue
 		}
 		ln, lerr := net.Listen("tcp", *l.addr)
+		if errors.Is(lerr, syscall.EADDRINUSE) {
+			// The usual first failure (a Socius, or another server, started before):
+			// say what to do, and how to have a free port picked.
+			return fmt.Errorf("%s: %w: another process listens on %s (a socius serve started before?); stop it, or give another address with %s HOST:PORT (or %s); port 0 picks a free one, which the start prints",
+				l.flag, lerr, *l.addr, l.flag, envName(strings.TrimPrefix(l.flag, "--")))
+		}
 		if lerr != nil {
 			return fmt.Errorf("%s: %w", l.flag, lerr)
 		}
