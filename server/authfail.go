@@ -49,12 +49,12 @@ func (a *authFailures) readyIn(c *call) time.Duration {
 	if c.now.UnixNano() >= a.until.Load() {
 		return 0
 	}
-	return a.limiter.ReadyIn(clientAddress(c.RemoteAddr), c.now)
+	return a.limiter.ReadyIn(c.authFailureAddress(), c.now)
 }
 
 // failed spends a token of the call's address for a failed authentication.
 func (a *authFailures) failed(c *call) {
-	_, ready := a.limiter.Spend(clientAddress(c.RemoteAddr), c.now)
+	_, ready := a.limiter.Spend(c.authFailureAddress(), c.now)
 	if limit := c.now.Add(maxWindow); ready.After(limit) {
 		ready = limit
 	}
@@ -106,17 +106,26 @@ func (s *Server) authFailureLimited(c *call, wait time.Duration) error {
 	secs := math.Ceil(float64(wait)/float64(time.Millisecond)) / 1000
 	return socius.Errorf(socius.CodeRateLimited,
 		"API Rate Limit Exceeded: address %s made more than %s %s a second (bursts of %d) to this server; every call from it is refused before authentication until it may try again, in %s s",
-		clientAddress(c.RemoteAddr), strconv.FormatFloat(l.Rate(), 'f', -1, 64), failures, l.Burst(),
+		c.authFailureAddress(), strconv.FormatFloat(l.Rate(), 'f', -1, 64), failures, l.Burst(),
 		strconv.FormatFloat(secs, 'f', -1, 64))
 }
 
-// clientAddress returns the address of a call's client as the limit on failed
-// authentications counts it: the IP of the connection's address (RemoteAddr, host:port),
-// an IPv4 one as it is (an IPv4-mapped IPv6 one too), an IPv6 one as its /64, which is
-// one host's or one customer's network rather than one machine's.
+// authFailureAddress returns the address of the call's client as the limit on failed
+// authentications counts it: the one trusted proxies name (Call.ClientAddr), else the
+// connection's (clientAddress).
+func (c *Call) authFailureAddress() string {
+	if a, ok := c.forwardedClient(); ok {
+		return addressKey(a)
+	}
+	return clientAddress(c.RemoteAddr)
+}
+
+// clientAddress returns the address of a connection's peer as the limit on failed
+// authentications counts it: the IP of its address (RemoteAddr, host:port), as
+// addressKey has it.
 func clientAddress(remote string) string {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
+	ip, ok := peerAddr(remote)
+	if !ok {
 		// Not an IP and a port (a listener of another kind): the host part, else the
 		// whole, bounded.
 		if host, _, err := net.SplitHostPort(remote); err == nil {
@@ -124,7 +133,13 @@ func clientAddress(remote string) string {
 		}
 		return clip(remote, 64)
 	}
-	ip := ap.Addr().Unmap().WithZone("")
+	return addressKey(ip)
+}
+
+// addressKey returns an IP (unmapped, without a zone) as the limit on failed
+// authentications counts it: an IPv4 one as it is, an IPv6 one as its /64, which is one
+// host's or one customer's network rather than one machine's.
+func addressKey(ip netip.Addr) string {
 	if ip.Is4() {
 		return ip.String()
 	}

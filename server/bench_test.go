@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -29,6 +31,12 @@ const (
 // site and benchUsers users that have a full profile.
 func newBenchServer(b *testing.B) *server.Server {
 	b.Helper()
+	return server.New(server.Config{Store: newBenchStore(b), Nonces: nonce.New(0)})
+}
+
+// newBenchStore returns the store of newBenchServer.
+func newBenchStore(b *testing.B) socius.Store {
+	b.Helper()
 	st, err := sqlite.Open(filepath.Join(b.TempDir(), "socius.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +55,7 @@ func newBenchServer(b *testing.B) *server.Server {
 			b.Fatal(err)
 		}
 	}
-	return server.New(server.Config{Store: st, Nonces: nonce.New(0)})
+	return st
 }
 
 // signedBodies returns n signed form bodies of method, as an SDK sends them, each with
@@ -87,6 +95,12 @@ func signedBodies(b *testing.B, n int, method string, extra func(i int) []gigya.
 // benchmarkCalls serves every body once, from 16 goroutines per CPU (as an HTTP server
 // under load has many calls in flight), each through httptest, and checks the answer.
 func benchmarkCalls(b *testing.B, s *server.Server, method string, bodies []string) {
+	benchmarkRequests(b, s, method, bodies, nil)
+}
+
+// benchmarkRequests is benchmarkCalls with each request given the header fields of
+// header (nil: none).
+func benchmarkRequests(b *testing.B, s *server.Server, method string, bodies []string, header http.Header) {
 	var next atomic.Int64
 	b.SetParallelism(16)
 	b.ReportAllocs()
@@ -104,6 +118,9 @@ func benchmarkCalls(b *testing.B, s *server.Server, method string, bodies []stri
 			body := bodies[next.Add(1)-1]
 			r := httptest.NewRequest(http.MethodPost, "http://"+benchHost+"/"+method, strings.NewReader(body))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range header {
+				r.Header[k] = v
+			}
 			w := httptest.NewRecorder()
 			s.ServeHTTP(w, r)
 			if !strings.Contains(w.Body.String(), `"errorCode":0,`) {
@@ -136,4 +153,28 @@ func BenchmarkServeGetUserInfo(b *testing.B) {
 		return []gigya.Param{{Name: "UID", Value: "u" + strconv.Itoa(i*7919%benchUsers)}}
 	})
 	benchmarkCalls(b, s, "socialize.getUserInfo", bodies)
+}
+
+// BenchmarkServeGetUserInfoBehindProxy is BenchmarkServeGetUserInfo from a proxy that
+// sends X-Forwarded-For, with the limit on failed authentications and the call log on
+// (into io.Discard): "untrusted" without TrustedProxies (the header unread), "trusted"
+// with the proxy trusted, when the log line reads the header for the client's address.
+func BenchmarkServeGetUserInfoBehindProxy(b *testing.B) {
+	proxy, err := server.ParseTrustedProxies("192.0.2.0/24") // httptest's RemoteAddr is 192.0.2.1
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		proxies server.TrustedProxies
+	}{{"untrusted", nil}, {"trusted", proxy}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := server.New(server.Config{Store: newBenchStore(b), Nonces: nonce.New(0), TrustedProxies: c.proxies,
+				AuthFailureLimit: 10, Observe: server.LogCalls(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+			bodies := signedBodies(b, b.N, "socialize.getUserInfo", func(i int) []gigya.Param {
+				return []gigya.Param{{Name: "UID", Value: "u" + strconv.Itoa(i*7919%benchUsers)}}
+			})
+			benchmarkRequests(b, s, "socialize.getUserInfo", bodies, http.Header{"X-Forwarded-For": {"198.51.100.1, 192.0.2.5"}})
+		})
+	}
 }

@@ -11,8 +11,9 @@ const maxLoggedDetails = 2048
 
 // LogCalls returns an Observe function that writes one line per call to l at info
 // level: callId, method, apiKey, userKey, credential (the kind, never its value),
-// errorCode, latencyMs, remote, errorDetails for a failure (cut at 2 KiB), and
-// limit=auth-failures for a call refused by the limit on failed authentications.
+// errorCode, latencyMs, remote (the client's address, Call.ClientAddr), peer (the
+// connection's, when trusted proxies named another client), errorDetails for a failure
+// (cut at 2 KiB), and limit=auth-failures for a call refused by the limit on failed authentications.
 // Parameter values are not logged at all. At debug level a signature mismatch adds the
 // URLs and base strings the server signed (what a developer compares with the
 // client's); the server built them with credential values masked, as it masks every
@@ -23,7 +24,7 @@ func LogCalls(l *slog.Logger) func(*Call) {
 		if !l.Enabled(ctx, slog.LevelInfo) {
 			return
 		}
-		attrs := make([]slog.Attr, 0, 10)
+		attrs := make([]slog.Attr, 0, 11)
 		attrs = append(attrs,
 			slog.String("callId", c.ID),
 			slog.String("method", clip(c.Method, 100)),
@@ -37,7 +38,11 @@ func LogCalls(l *slog.Logger) func(*Call) {
 		attrs = append(attrs,
 			slog.Int("errorCode", c.Code),
 			slog.Float64("latencyMs", float64(c.Duration.Microseconds())/1000),
-			slog.String("remote", c.RemoteAddr))
+			slog.String("remote", c.ClientAddr()))
+		if _, ok := c.forwardedClient(); ok {
+			// The client came through trusted proxies: the nearest is the peer.
+			attrs = append(attrs, slog.String("peer", c.RemoteAddr))
+		}
 		if c.Code != 0 {
 			attrs = append(attrs, slog.String("errorDetails", clip(c.Details, maxLoggedDetails)))
 		}

@@ -45,6 +45,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/netip"
 	"path"
 	"runtime/debug"
 	"slices"
@@ -88,8 +89,13 @@ type Config struct {
 	// outside the window, so that none of those requests can be replayed.
 	NotBefore time.Time
 	// TrustForwardedProto honours X-Forwarded-Proto: https from a TLS-terminating
-	// proxy: the call then counts as secure.
+	// proxy: the call then counts as secure. With TrustedProxies, only from a
+	// connection of one of them.
 	TrustForwardedProto bool
+	// TrustedProxies lists the proxies whose X-Forwarded-For tells the client's
+	// address (Call.ClientAddr): the address the limit on failed authentications
+	// counts and the call log says. Empty: the connection's peer is the client.
+	TrustedProxies TrustedProxies
 	// MaxBodyBytes limits a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// MaxParamBytes limits the value of each parameter other than userInfo and
@@ -113,7 +119,7 @@ type Config struct {
 	// AuthFailureLimit is the number of failed authentications a second each client
 	// address may make to this server (0: no limit); AuthFailureBurst how many it may
 	// make at once (default: AuthFailureLimit rounded up, at least 1). The address is
-	// the connection's (RemoteAddr): its IP, an IPv6 one's /64. Once an address has
+	// the client's (Call.ClientAddr, TrustedProxies): its IP, an IPv6 one's /64. Once an address has
 	// spent its budget, every call from it is answered 403048 before authentication,
 	// until the budget has a token again. See authFailureCounts for the failures that
 	// count.
@@ -223,8 +229,10 @@ type Call struct {
 	Method string // the method as named in the path
 	// Known is true when Method is a method Socius serves (then in its canonical
 	// spelling); the path of an unknown one is whatever the client sent.
-	Known      bool
-	RemoteAddr string // the client's address (host:port), as the connection shows it
+	Known bool
+	// RemoteAddr is the address of the connection's peer (host:port): the client's,
+	// unless a proxy is in between (see ClientAddr).
+	RemoteAddr string
 	APIKey     string
 	UserKey    string
 	Credential string // "partner-signature", "partner-secret", "key-signature", "key-secret", ...
@@ -243,6 +251,43 @@ type Call struct {
 	// authentication because its client address had spent its budget of failed
 	// authentications (Config.AuthFailureLimit).
 	AuthFailureLimited bool
+
+	// What ClientAddr needs with Config.TrustedProxies: the list, the request's
+	// X-Forwarded-For fields, and the client found in them once asked for (client
+	// invalid when it is the peer).
+	proxies      TrustedProxies
+	forwardedFor []string
+	client       netip.Addr
+	clientKnown  bool
+}
+
+// ClientAddr returns the address of the call's client: with Config.TrustedProxies and
+// a connection from one of them, the address X-Forwarded-For names (an IP, no port;
+// see TrustedProxies.client), when that is not the peer's; otherwise RemoteAddr, as it
+// is.
+func (c *Call) ClientAddr() string {
+	if a, ok := c.forwardedClient(); ok {
+		return a.String()
+	}
+	return c.RemoteAddr
+}
+
+// forwardedClient returns the call's client found through trusted proxies, false when
+// it is the connection's peer (or no proxy is trusted). X-Forwarded-For is read the
+// first time only, and only if asked: most calls never need their client's address.
+func (c *Call) forwardedClient() (netip.Addr, bool) {
+	if c.proxies == nil {
+		return netip.Addr{}, false
+	}
+	if !c.clientKnown {
+		c.clientKnown = true
+		if peer, ok := peerAddr(c.RemoteAddr); ok {
+			if a := c.proxies.client(peer, c.forwardedFor); a != peer {
+				c.client = a
+			}
+		}
+	}
+	return c.client, c.client.IsValid()
 }
 
 // call is the state of one request as it goes through the steps.
@@ -333,7 +378,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ID = gigya.NewCallID()
 	c.Time = c.now
 	c.RemoteAddr = r.RemoteAddr
-	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && forwardedHTTPS(r.Header["X-Forwarded-Proto"])
+	if s.cfg.TrustedProxies != nil {
+		c.proxies, c.forwardedFor = s.cfg.TrustedProxies, r.Header["X-Forwarded-For"]
+	}
+	c.secure = r.TLS != nil || s.cfg.TrustForwardedProto && forwardedHTTPS(r.Header["X-Forwarded-Proto"]) && s.fromTrustedProxy(c)
 	c.scheme = "http"
 	if c.secure {
 		c.scheme = "https"
@@ -1043,6 +1091,16 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 	if late {
 		panic(http.ErrAbortHandler) // closes the connection, answering nothing
 	}
+}
+
+// fromTrustedProxy reports whether the call's connection may carry a proxy's
+// X-Forwarded-Proto: always without Config.TrustedProxies, else only from one of them.
+func (s *Server) fromTrustedProxy(c *call) bool {
+	if s.cfg.TrustedProxies == nil {
+		return true
+	}
+	peer, ok := peerAddr(c.RemoteAddr)
+	return ok && s.cfg.TrustedProxies.trusts(peer)
 }
 
 // forwardedHTTPS reports whether the X-Forwarded-Proto values of a request say that

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestParseTrustedProxies(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"  ", ""},
+		{"127.0.0.1", "127.0.0.1"},
+		{" 127.0.0.1 , 10.0.0.0/8,::1", "127.0.0.1,10.0.0.0/8,::1"},
+		{"10.1.2.3/8", "10.0.0.0/8"},          // host bits dropped
+		{"::ffff:10.0.0.1", "10.0.0.1"},       // mapped: compared unmapped
+		{"::ffff:10.0.0.0/104", "10.0.0.0/8"}, // a mapped prefix too
+		{"fd00::/8,2001:db8::/32", "fd00::/8,2001:db8::/32"},
+	} {
+		got, err := ParseTrustedProxies(c.in)
+		if err != nil || got.String() != c.want {
+			t.Errorf("ParseTrustedProxies(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"127.0.0.1,", `"": an empty entry`},
+		{"127.0.0.1,,::1", `"": an empty entry`},
+		{"localhost", `"localhost": not an IP address`},
+		{"127.0.0.1:80", `"127.0.0.1:80": not an IP address`},
+		{"[::1]", `"[::1]": not an IP address`},
+		{"fe80::1%eth0", `"fe80::1%eth0": an address with a zone`},
+		{"10.0.0.0/33", `"10.0.0.0/33": not a CIDR prefix`},
+		{"10.0.0.0/", `"10.0.0.0/": not a CIDR prefix`},
+	} {
+		_, err := ParseTrustedProxies(c.in)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("ParseTrustedProxies(%q): %v; want %q...", c.in, err, c.want)
+		}
+	}
+}
+
+// TestTrustedProxiesClient walks X-Forwarded-For as a server behind proxies must: from
+// the right, past the trusted proxies, to the first address that is not one; what is
+// left of it, which anyone can write, is never believed.
+func TestTrustedProxiesClient(t *testing.T) {
+	trusted, err := ParseTrustedProxies("127.0.0.1,10.0.0.0/8,::1,fd00::/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := strings.Repeat("10.0.0.9,", maxForwardedEntries) + "10.0.0.9"
+	for _, c := range []struct {
+		name   string
+		peer   string
+		fields []string
+		want   string
+	}{
+		{"untrusted peer: header ignored", "203.0.113.9", []string{"198.51.100.1"}, "203.0.113.9"},
+		{"trusted peer without header", "127.0.0.1", nil, "127.0.0.1"},
+		{"one proxy", "127.0.0.1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"spoofed leftmost entries ignored", "127.0.0.1", []string{"1.1.1.1, 2.2.2.2, 198.51.100.1"}, "198.51.100.1"},
+		{"chain of trusted proxies", "127.0.0.1", []string{"6.6.6.6, 198.51.100.1, 10.0.0.2, 10.1.0.3"}, "198.51.100.1"},
+		{"several fields in order", "127.0.0.1", []string{"6.6.6.6, 198.51.100.1", "10.0.0.2", "10.1.0.3"}, "198.51.100.1"},
+		{"a spoofed field first", "127.0.0.1", []string{"6.6.6.6", "198.51.100.1"}, "198.51.100.1"},
+		{"every entry trusted: the leftmost", "127.0.0.1", []string{"10.0.0.1, 10.0.0.2"}, "10.0.0.1"},
+		{"IPv6 client", "::1", []string{"2001:db8::7"}, "2001:db8::7"},
+		{"IPv6 client behind an IPv6 proxy", "127.0.0.1", []string{"2001:db8::7, fd00::1"}, "2001:db8::7"},
+		{"IPv6 in brackets", "127.0.0.1", []string{"[2001:db8::7]"}, "2001:db8::7"},
+		{"IPv6 in brackets with a port", "127.0.0.1", []string{"[2001:db8::7]:443"}, "2001:db8::7"},
+		{"IPv4 with a port", "127.0.0.1", []string{"198.51.100.1:5555"}, "198.51.100.1"},
+		{"IPv4-mapped", "::ffff:127.0.0.1", []string{"::ffff:198.51.100.1"}, "198.51.100.1"},
+		{"mapped proxy entry is trusted", "127.0.0.1", []string{"198.51.100.1, ::ffff:10.0.0.2"}, "198.51.100.1"},
+		{"tabs and spaces", "127.0.0.1", []string{" \t198.51.100.1 \t"}, "198.51.100.1"},
+		{"malformed: stops at the proxy nearest it", "127.0.0.1", []string{"198.51.100.1, bogus, 10.0.0.2"}, "10.0.0.2"},
+		{"malformed rightmost: the peer", "127.0.0.1", []string{"198.51.100.1, unknown"}, "127.0.0.1"},
+		{"empty entry", "127.0.0.1", []string{"198.51.100.1,,10.0.0.2"}, "10.0.0.2"},
+		{"empty field", "127.0.0.1", []string{"198.51.100.1", ""}, "127.0.0.1"},
+		{"a zone is malformed", "127.0.0.1", []string{"fe80::1%eth0"}, "127.0.0.1"},
+		{"IPv6 with a port, no brackets", "127.0.0.1", []string{"2001:db8::7:80, 10.0.0.2"}, "2001:db8::7:80"},
+		{"IPv4 in brackets", "127.0.0.1", []string{"[198.51.100.1], 10.0.0.2"}, "10.0.0.2"},
+		{"a host name", "127.0.0.1", []string{"client.example, 10.0.0.2"}, "10.0.0.2"},
+		{"too many entries", "127.0.0.1", []string{"198.51.100.1," + many}, "10.0.0.9"},
+		{"an entry beyond the bytes looked at", "127.0.0.1", []string{strings.Repeat("1", 9000)}, "127.0.0.1"},
+		{"bytes looked at over several fields", "127.0.0.1", []string{"198.51.100.1", strings.Repeat(" ", 8000) + "10.0.0.2", strings.Repeat(" ", 500) + "10.0.0.3"}, "10.0.0.3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := trusted.client(netip.MustParseAddr(c.peer).Unmap(), c.fields)
+			if got.String() != c.want {
+				t.Errorf("client(%s, %q) = %s, want %s", c.peer, c.fields, got, c.want)
+			}
+		})
+	}
+	if got := TrustedProxies(nil).client(netip.MustParseAddr("127.0.0.1"), []string{"198.51.100.1"}); got.String() != "127.0.0.1" {
+		t.Errorf("no trusted proxy: %s", got)
+	}
+}
+
+// TestClientAddrOfCalls: the server takes a call's client from a trusted proxy's
+// X-Forwarded-For, for the limit on failed authentications and the call log (remote,
+// with the proxy as peer), and the connection's peer otherwise; X-Forwarded-Proto is
+// honoured from a trusted proxy only.
+func TestClientAddrOfCalls(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.TrustForwardedProto = true
+	s.cfg.TrustedProxies = TrustedProxies{netip.MustParsePrefix("192.0.2.0/24")}
+	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&logs, nil)))
+	s.authFailures = newAuthFailures(0.001, 1)
+	call := func(peer, forwardedFor, secret string) (answer, line string) {
+		t.Helper()
+		logs.Reset()
+		r := httptest.NewRequest("POST", "http://socialize.localtest/socialize.getUserInfo",
+			strings.NewReader("apiKey="+labAPIKey+"&secret="+url.QueryEscape(secret)+"&UID=u1"))
+		r.Header.Set("Content-Type", formType)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		if forwardedFor != "" {
+			r.Header.Set("X-Forwarded-For", forwardedFor)
+		}
+		r.RemoteAddr = peer
+		return serve(s, r).Body.String(), logs.String()
+	}
+	wrong := base64.StdEncoding.EncodeToString([]byte("not the secret of the lab site"))
+
+	// A client through the proxy fails once, and is then refused, by its own address.
+	a, line := call("192.0.2.1:5000", "6.6.6.6, 198.51.100.1", wrong)
+	if !strings.Contains(a, `"errorCode":403003`) || !strings.Contains(line, "remote=198.51.100.1 peer=192.0.2.1:5000") {
+		t.Fatalf("a bad secret through the proxy: %s\n%s", a, line)
+	}
+	a, line = call("192.0.2.7:5001", "198.51.100.1", labSecret)
+	if !strings.Contains(a, `"errorCode":403048`) || !strings.Contains(a, "address 198.51.100.1 made more") || !strings.Contains(line, "remote=198.51.100.1 peer=192.0.2.7:5001") {
+		t.Fatalf("the same client through another proxy: %s\n%s", a, line)
+	}
+	// A forged leftmost entry does not get it out.
+	if a, _ = call("192.0.2.1:5000", "198.51.100.2, 198.51.100.1", labSecret); !strings.Contains(a, `"errorCode":403048`) {
+		t.Fatalf("the client forging another address before its own: %s", a)
+	}
+	// Another client through the same proxy is not touched, nor the proxy itself.
+	if a, _ = call("192.0.2.1:5000", "198.51.100.2", labSecret); !strings.Contains(a, `"errorCode":0`) {
+		t.Fatalf("another client through the proxy: %s", a)
+	}
+	if a, line = call("192.0.2.1:5000", "", labSecret); !strings.Contains(a, `"errorCode":0`) || !strings.Contains(line, "remote=192.0.2.1:5000") || strings.Contains(line, "peer=") {
+		t.Fatalf("the proxy itself: %s\n%s", a, line)
+	}
+	// A peer that is no trusted proxy is the client whatever it writes, and its
+	// X-Forwarded-Proto is not believed: a plain secret over HTTP is refused.
+	a, line = call("203.0.113.5:6000", "198.51.100.2", labSecret)
+	if !strings.Contains(a, `"errorCode":403006`) || !strings.Contains(line, "remote=203.0.113.5:6000") || strings.Contains(line, "peer=") {
+		t.Fatalf("an untrusted peer: %s\n%s", a, line)
+	}
+}
