@@ -41,22 +41,25 @@ type Main struct {
 	SiteSecret          string
 	ClockSkew           time.Duration
 	TrustForwardedProto bool
-	MaxBodyBytes        int64
-	MaxHeaderBytes      int
-	ReadHeaderTimeout   time.Duration
-	ReadTimeout         time.Duration
-	WriteTimeout        time.Duration
-	IdleTimeout         time.Duration
-	MaxConcurrent       int
-	MaxConnections      int
-	RateLimit           float64
-	RateBurst           int
-	AuthFailureLimit    float64
-	AuthFailureBurst    int
-	AdminAddr           string
-	LogLevel            string
-	LogFormat           string
-	LogCalls            bool
+	// TrustedProxies is --trusted-proxies: the proxies whose X-Forwarded-For names the
+	// client (server.ParseTrustedProxies); empty: none.
+	TrustedProxies    string
+	MaxBodyBytes      int64
+	MaxHeaderBytes    int
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxConcurrent     int
+	MaxConnections    int
+	RateLimit         float64
+	RateBurst         int
+	AuthFailureLimit  float64
+	AuthFailureBurst  int
+	AdminAddr         string
+	LogLevel          string
+	LogFormat         string
+	LogCalls          bool
 	// FastPath serves the API listeners' common requests (HTTP and HTTPS) through
 	// package http1 instead of net/http (not in emulator mode).
 	FastPath bool
@@ -192,6 +195,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.SiteSecret, "site-secret", m.SiteSecret, "the partner secret of --site-api-key (standard base64, at least 16 bytes)")
 	fs.DurationVar(&m.ClockSkew, "clock-skew", m.ClockSkew, "how far a signed request's timestamp may be from the server's clock")
 	fs.BoolVar(&m.TrustForwardedProto, "trust-forwarded-proto", m.TrustForwardedProto, "honour X-Forwarded-Proto: https from a TLS-terminating proxy")
+	fs.StringVar(&m.TrustedProxies, "trusted-proxies", m.TrustedProxies, "comma-separated IPs and CIDR prefixes of the proxies in front of Socius (127.0.0.1,10.0.0.0/8,::1): from them, the client's address is read from X-Forwarded-For, and X-Forwarded-Proto is honoured from them only (empty: none, default)")
 	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", m.MaxBodyBytes, "largest request body accepted (413001 beyond); at most 1 GiB")
 	fs.IntVar(&m.MaxHeaderBytes, "max-header-bytes", m.MaxHeaderBytes, "largest request header block (HTTP 431 beyond)")
 	fs.DurationVar(&m.ReadHeaderTimeout, "read-header-timeout", m.ReadHeaderTimeout, "time allowed to send the request headers")
@@ -260,6 +264,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	}
 	if m.ClockSkew <= 0 {
 		return errors.New("--clock-skew must be positive")
+	}
+	if _, err := server.ParseTrustedProxies(m.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %v", err)
 	}
 	if m.DataDir == "" && !isPostgres(m.StoreURL) {
 		return errEmptyData
@@ -503,6 +510,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.prepareSite(ctx); err != nil {
 		return err
 	}
+	proxies, err := server.ParseTrustedProxies(m.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %v", err)
+	}
 	observe := m.Instruments.ObserveCall
 	if m.LogCalls {
 		logCall := server.LogCalls(m.Logger)
@@ -520,6 +531,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		NonceWindow:         func() time.Duration { return time.Duration(m.nonceWindow.Load()) },
 		NotBefore:           m.notBefore,
 		TrustForwardedProto: m.TrustForwardedProto,
+		TrustedProxies:      proxies,
 		MaxBodyBytes:        m.MaxBodyBytes,
 		MaxConcurrent:       m.MaxConcurrent,
 		WriteTimeout:        m.WriteTimeout,
