@@ -193,3 +193,97 @@ func TestNoAuthFailureLimitByDefault(t *testing.T) {
 		t.Errorf("%d addresses tracked with the limit off", ts.Server.AuthFailureAddresses())
 	}
 }
+
+// postForwarded posts params to the server's HTTP listener with client c, as a proxy
+// would: with X-Forwarded-For fields (none when forwardedFor is empty).
+func (ts *testServer) postForwarded(t *testing.T, c *http.Client, method string, params url.Values, forwardedFor ...string) answer {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodPost, ts.HTTPURL+"/"+method, strings.NewReader(params.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header["X-Forwarded-For"] = forwardedFor
+	resp, err := c.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("%s: answer is not JSON: %v", method, err)
+	}
+	return a
+}
+
+// TestAuthFailureLimitBehindProxy: with --trusted-proxies 127.0.0.1, the clients of a
+// proxy there have a budget of failed authentications each, by the address
+// X-Forwarded-For names: one is refused for its failures, another through the same
+// proxy is not, and the first cannot get out by writing another address before its
+// own. A peer that is no trusted proxy is its own client, whatever it writes. The log
+// line says the client's address as remote, the proxy's as peer.
+func TestAuthFailureLimitBehindProxy(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--auth-failure-limit", "1", "--trusted-proxies", "127.0.0.1", "--log-level", "info")
+	ts.login(t, "u1")
+	good := func() url.Values {
+		return ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, "", "")
+	}
+	bad := func() url.Values {
+		p := good()
+		p.Set("sig", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		return p
+	}
+	proxy, stranger := ts.client, clientFrom(t, "127.0.0.2")
+
+	want(t, "client A's bad signature", ts.postForwarded(t, proxy, "socialize.getUserInfo", bad(), "198.51.100.1"), 403003, "")
+	want(t, "client A's good call after it", ts.postForwarded(t, proxy, "socialize.getUserInfo", good(), "198.51.100.1"), 403048, "address 198.51.100.1 made more than 1 failed authentication")
+	want(t, "client B through the same proxy", ts.postForwarded(t, proxy, "socialize.getUserInfo", good(), "198.51.100.2"), 0, "")
+	want(t, "client A forging a leftmost entry", ts.postForwarded(t, proxy, "socialize.getUserInfo", good(), "198.51.100.2, 198.51.100.1"), 403048, "address 198.51.100.1")
+	want(t, "client A forging a field of its own", ts.postForwarded(t, proxy, "socialize.getUserInfo", good(), "198.51.100.2", "198.51.100.1"), 403048, "address 198.51.100.1")
+	want(t, "the proxy's own call", ts.postForwarded(t, proxy, "socialize.getUserInfo", good()), 0, "")
+
+	// 127.0.0.2 is not trusted: its X-Forwarded-For is ignored, its failures are its own.
+	want(t, "an untrusted peer's bad signature", ts.postForwarded(t, stranger, "socialize.getUserInfo", bad(), "198.51.100.3"), 403003, "")
+	want(t, "the untrusted peer naming another client", ts.postForwarded(t, stranger, "socialize.getUserInfo", good(), "198.51.100.4"), 403048, "address 127.0.0.2 made more")
+
+	ts.waitInFlight(t, 0)
+	lines := grepLines(logs.String(), "msg=call")
+	if n := strings.Count(lines, "remote=198.51.100.1 peer=127.0.0.1:"); n != 4 {
+		t.Errorf("%d call lines say remote=198.51.100.1 peer=127.0.0.1:..., want 4:\n%s", n, lines)
+	}
+	if n := strings.Count(lines, "remote=127.0.0.2:"); n != 2 || strings.Contains(lines, "198.51.100.3") || strings.Contains(lines, "198.51.100.4") {
+		t.Errorf("the untrusted peer's lines: want remote=127.0.0.2:... twice, its X-Forwarded-For nowhere:\n%s", lines)
+	}
+}
+
+// TestForwardedProtoFromTrustedProxiesOnly: with --trusted-proxies, --trust-forwarded-proto
+// believes X-Forwarded-Proto from the proxies listed only: a plain secret sent over
+// plain HTTP with "X-Forwarded-Proto: https" passes from 127.0.0.1 and is refused with
+// 403006 from 127.0.0.2, which reached Socius without a proxy.
+func TestForwardedProtoFromTrustedProxiesOnly(t *testing.T) {
+	ts := startServer(t, "--trust-forwarded-proto", "--trusted-proxies", "127.0.0.1")
+	ts.login(t, "u1")
+	call := func(c *http.Client) answer {
+		t.Helper()
+		body := url.Values{"apiKey": {testAPIKey}, "secret": {testSecret}, "UID": {"u1"}}.Encode()
+		r, err := http.NewRequest(http.MethodPost, ts.HTTPURL+"/socialize.getUserInfo", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a answer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	want(t, "from the trusted proxy", call(ts.client), 0, "")
+	want(t, "from an address not listed", call(clientFrom(t, "127.0.0.2")), 403006, "")
+}

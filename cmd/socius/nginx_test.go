@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,4 +198,65 @@ func nginxClient(t *testing.T, base string, certPEM []byte, cred client.Credenti
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestBehindNginxClientAddress puts Socius, with --trusted-proxies 127.0.0.1 and
+// --auth-failure-limit, behind a real nginx that adds the address it saw to
+// X-Forwarded-For ($proxy_add_x_forwarded_for), as docs/operations.md has it. Clients
+// reach nginx from 127.0.0.2 and 127.0.0.3: the call log's remote is each one's, with
+// nginx as peer; the first one's bad secret refuses its own calls only, even when it
+// writes another address in X-Forwarded-For itself; and X-Forwarded-Proto from nginx
+// still makes its calls secure (a plain secret passes).
+func TestBehindNginxClientAddress(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--trust-forwarded-proto", "--trusted-proxies", "127.0.0.1",
+		"--auth-failure-limit", "1", "--log-level", "info")
+	ts.login(t, "u1")
+	base, certPEM := startNginx(t, strings.TrimPrefix(ts.HTTPURL, "http://"), "$http_host",
+		"proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	get := func(c *http.Client, secret, forwardedFor string) answer {
+		t.Helper()
+		body := url.Values{"apiKey": {testAPIKey}, "secret": {secret}, "UID": {"u1"}}.Encode()
+		r, err := http.NewRequest(http.MethodPost, base+"/socialize.getUserInfo", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if forwardedFor != "" {
+			r.Header.Set("X-Forwarded-For", forwardedFor)
+		}
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a answer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatalf("the answer through nginx is not JSON: %v", err)
+		}
+		return a
+	}
+	a, b := from("127.0.0.2"), from("127.0.0.3")
+	wrong := base64.StdEncoding.EncodeToString([]byte("not the secret of the test site"))
+
+	want(t, "127.0.0.3's plain secret through nginx", get(b, testSecret, ""), 0, "")
+	want(t, "127.0.0.2's wrong secret", get(a, wrong, ""), 403003, "")
+	want(t, "127.0.0.2's good call after it", get(a, testSecret, ""), 403048, "address 127.0.0.2 made more")
+	want(t, "127.0.0.2 naming another address itself", get(a, testSecret, "127.0.0.3"), 403048, "address 127.0.0.2 made more")
+	want(t, "127.0.0.3 after 127.0.0.2's refusals", get(b, testSecret, ""), 0, "")
+
+	ts.waitInFlight(t, 0)
+	lines := grepLines(logs.String(), "msg=call")
+	if n := strings.Count(lines, "remote=127.0.0.2 peer=127.0.0.1:"); n != 3 {
+		t.Errorf("%d call lines say remote=127.0.0.2 peer=127.0.0.1:..., want 3:\n%s", n, lines)
+	}
+	if n := strings.Count(lines, "remote=127.0.0.3 peer=127.0.0.1:"); n != 2 {
+		t.Errorf("%d call lines say remote=127.0.0.3 peer=127.0.0.1:..., want 2:\n%s", n, lines)
+	}
 }
