@@ -112,6 +112,9 @@ func (t TrustedProxies) client(peer netip.Addr, fields []string) netip.Addr {
 	for i := len(fields) - 1; i >= 0; i-- {
 		f := fields[i]
 		for end := len(f); ; {
+			if budget <= 0 {
+				return found
+			}
 			// Only the last budget bytes of what is left are searched for the comma
 			// before the entry.
 			lo := max(0, end-budget)

@@ -85,6 +85,7 @@ func TestTrustedProxiesClient(t *testing.T) {
 		{"a host name", "127.0.0.1", []string{"client.example, 10.0.0.2"}, "10.0.0.2"},
 		{"too many entries", "127.0.0.1", []string{"198.51.100.1," + many}, "10.0.0.9"},
 		{"an entry beyond the bytes looked at", "127.0.0.1", []string{strings.Repeat("1", 9000)}, "127.0.0.1"},
+		{"a last field of exactly the bytes looked at", "127.0.0.1", []string{"198.51.100.1", strings.Repeat(" ", maxForwardedBytes-8) + "10.0.0.2"}, "10.0.0.2"},
 		{"bytes looked at over several fields", "127.0.0.1", []string{"198.51.100.1", strings.Repeat(" ", 8000) + "10.0.0.2", strings.Repeat(" ", 500) + "10.0.0.3"}, "10.0.0.3"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,4 +152,47 @@ func TestClientAddrOfCalls(t *testing.T) {
 	if !strings.Contains(a, `"errorCode":403006`) || !strings.Contains(line, "remote=203.0.113.5:6000") || strings.Contains(line, "peer=") {
 		t.Fatalf("an untrusted peer: %s\n%s", a, line)
 	}
+}
+
+// FuzzTrustedProxiesClient walks arbitrary X-Forwarded-For fields from a trusted
+// proxy: never a panic, always an address; and within the walk's bounds, the address a
+// plain reading (every entry split out, then walked from the right) finds.
+func FuzzTrustedProxiesClient(f *testing.F) {
+	trusted, err := ParseTrustedProxies("127.0.0.1,10.0.0.0/8,fd00::/8")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("1.1.1.1, 198.51.100.1, 10.0.0.2", "10.1.0.3")
+	f.Add("[2001:db8::1]:80,fd00::2", "")
+	f.Add("198.51.100.1:1,,", "10.0.0.1")
+	f.Add(strings.Repeat(" ", maxForwardedBytes-8)+"10.0.0.2", "10.0.0.3")
+	f.Fuzz(func(t *testing.T, first, second string) {
+		fields := []string{first, second}
+		peer := netip.MustParseAddr("127.0.0.1")
+		got := trusted.client(peer, fields)
+		if !got.IsValid() {
+			t.Fatalf("client(%q) is no address", fields)
+		}
+		var entries []string
+		for _, f := range fields {
+			entries = append(entries, strings.Split(f, ",")...)
+		}
+		if len(entries) > maxForwardedEntries || len(first)+len(second)+2 > maxForwardedBytes {
+			return
+		}
+		want := peer
+		for i := len(entries) - 1; i >= 0; i-- {
+			a, ok := parseForwarded(entries[i])
+			if !ok {
+				break
+			}
+			want = a
+			if !trusted.trusts(a) {
+				break
+			}
+		}
+		if got != want {
+			t.Fatalf("client(%q) = %s, want %s", fields, got, want)
+		}
+	})
 }
