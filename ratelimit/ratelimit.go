@@ -4,10 +4,10 @@
 // A bucket holds at most burst tokens and refills at rate tokens a second; a call
 // takes one token or is refused. A caller that must do some work before it knows
 // whether a call counts (the server authenticates it first) asks Ready before the work
-// and calls Take after it: the calls that did not count took nothing, and those that
-// did may overdraw the bucket by as many as were in between, a debt the next calls
-// wait out. Time is passed in by the caller (the server's injected clock), so tests
-// move it without sleeping.
+// and calls Take (or Charge) after it: the calls that did not count took nothing, and
+// those that did may overdraw the bucket by as many as were in between, a debt the
+// next calls wait out. Time is passed in by the caller (the server's injected clock),
+// so tests move it without sleeping.
 //
 // Memory stays bounded whatever keys clients invent: a bucket that has refilled to
 // full is indistinguishable from a new one, so full buckets are dropped when a shard
@@ -115,30 +115,30 @@ func (l *Limiter) ReadyIn(key string, now time.Time) time.Duration {
 	return b.ready(l).Sub(now)
 }
 
-// Spend takes a token from key's bucket at time now if there is one, as Allow does,
-// and returns when the bucket holds a token again: never later than it will (a bucket
-// last touched by a call later than now, whose now was read first, is paid from that
-// call's time), and no later than now when it holds one now or is not tracked.
-func (l *Limiter) Spend(key string, now time.Time) (ok bool, ready time.Time) {
+// Charge takes a token from key's bucket at time now whether or not there is one, as
+// Take does (the bucket may be overdrawn), and returns when the bucket holds a token
+// again: no later than now when it still holds one or is not tracked; else from its
+// last time (a bucket last touched by a call later than now, whose now was read first,
+// is paid from that call's time), once it has earned its debt back too. It is for
+// what is counted after the work a Ready or ReadyIn let through: the calls that were
+// let through together each pay.
+func (l *Limiter) Charge(key string, now time.Time) (ready time.Time) {
 	s, b := l.lock(key)
 	defer s.mu.Unlock()
 	if b == nil {
 		l.track(s, key, now)
 		b = s.buckets[key]
-		if b == nil || b.tokens >= 1 {
-			return true, now
+		if b == nil {
+			return now
 		}
-		return true, b.ready(l)
-	}
-	b.refill(l, now)
-	if b.tokens >= 1 {
+	} else {
+		b.refill(l, now)
 		b.tokens--
-		ok = true
 	}
 	if b.tokens >= 1 {
-		return ok, now
+		return now
 	}
-	return ok, b.ready(l)
+	return b.ready(l)
 }
 
 // ready returns when a bucket that holds less than a token will hold one: its last

@@ -296,30 +296,35 @@ func TestReadyIn(t *testing.T) {
 	}
 }
 
-// TestSpend: Spend takes a token as Allow does, and says when the bucket holds one
-// again, from the latest time it was touched at when a call read its time earlier.
-func TestSpend(t *testing.T) {
+// TestCharge: Charge takes a token, when the bucket has none too, and says when the
+// bucket holds one again: after its debt, from the latest time it was touched at
+// when a call read its time earlier.
+func TestCharge(t *testing.T) {
 	l := New(4, 2, 0) // 4 a second, bursts of 2
-	if ok, ready := l.Spend("a", t0); !ok || !ready.Equal(t0) {
-		t.Errorf("first: %v, ready at %v; want true, at once", ok, ready.Sub(t0))
+	if ready := l.Charge("a", t0); !ready.Equal(t0) {
+		t.Errorf("first: ready at +%v; want at once", ready.Sub(t0))
 	}
-	if ok, ready := l.Spend("a", t0); !ok || ready.Sub(t0) != 250*time.Millisecond {
-		t.Errorf("second: %v, ready at +%v; want true, at +250ms", ok, ready.Sub(t0))
+	if ready := l.Charge("a", t0); ready.Sub(t0) != 250*time.Millisecond {
+		t.Errorf("second: ready at +%v; want +250ms", ready.Sub(t0))
 	}
-	if ok, ready := l.Spend("a", t0.Add(100*time.Millisecond)); ok || ready.Sub(t0) != 250*time.Millisecond {
-		t.Errorf("spent: %v, ready at +%v; want false, at +250ms", ok, ready.Sub(t0))
+	// Spent: charged all the same, a debt of one token to earn back first.
+	if ready := l.Charge("a", t0.Add(100*time.Millisecond)); ready.Sub(t0) != 500*time.Millisecond {
+		t.Errorf("spent: ready at +%v; want +500ms", ready.Sub(t0))
+	}
+	if d := l.ReadyIn("a", t0.Add(100*time.Millisecond)); d != 400*time.Millisecond {
+		t.Errorf("in debt: ready in %v, want 400ms", d)
 	}
 	// A call whose time is before the bucket's last earns nothing, and is paid from
 	// the last.
-	l.Spend("b", t0.Add(time.Second))
-	if ok, ready := l.Spend("b", t0); !ok || ready.Sub(t0) != 1250*time.Millisecond {
-		t.Errorf("out of order: %v, ready at +%v; want true, at +1.25s", ok, ready.Sub(t0))
+	l.Charge("b", t0.Add(time.Second))
+	if ready := l.Charge("b", t0); ready.Sub(t0) != 1250*time.Millisecond {
+		t.Errorf("out of order: ready at +%v; want +1.25s", ready.Sub(t0))
 	}
 	if d := l.ReadyIn("b", t0); d != 1250*time.Millisecond {
 		t.Errorf("out of order: ready in %v, want 1.25s", d)
 	}
 	// Burst 1: the first call spends the bucket.
-	if ok, ready := New(4, 1, 0).Spend("a", t0); !ok || ready.Sub(t0) != 250*time.Millisecond {
-		t.Errorf("burst 1: %v, ready at +%v; want true, at +250ms", ok, ready.Sub(t0))
+	if ready := New(4, 1, 0).Charge("a", t0); ready.Sub(t0) != 250*time.Millisecond {
+		t.Errorf("burst 1: ready at +%v; want +250ms", ready.Sub(t0))
 	}
 }

@@ -24,7 +24,7 @@ const MaxAuthFailureAddresses = 65536
 //
 // A good call costs no lookup in the table unless an address may have spent its
 // budget: a bucket loses tokens only to failures, which say when it will hold one
-// again (ratelimit's Spend); until is the latest of those moments over all addresses,
+// again (ratelimit's Charge); until is the latest of those moments over all addresses,
 // and while the clock is past it the check before authentication is one atomic load.
 type authFailures struct {
 	limiter *ratelimit.Limiter
@@ -52,9 +52,13 @@ func (a *authFailures) readyIn(c *call) time.Duration {
 	return a.limiter.ReadyIn(c.authFailureAddress(), c.now)
 }
 
-// failed spends a token of the call's address for a failed authentication.
+// failed spends a token of the call's address for a failed authentication, whether
+// or not its bucket still holds one: calls in flight together all passed the check
+// before the first of them failed, and each failure is a guess that must be paid for
+// (else a client that keeps many calls in flight would have all but one of them free
+// each time its address may try again). The debt holds the address back for longer.
 func (a *authFailures) failed(c *call) {
-	_, ready := a.limiter.Spend(c.authFailureAddress(), c.now)
+	ready := a.limiter.Charge(c.authFailureAddress(), c.now)
 	if limit := c.now.Add(maxWindow); ready.After(limit) {
 		ready = limit
 	}

@@ -78,6 +78,47 @@ func TestAuthFailuresWindow(t *testing.T) {
 	}
 }
 
+// TestAuthFailuresInFlight: the failures of calls that were in flight together, each
+// let through by the check before any of them failed, each cost a token, beyond the
+// budget too: a client that keeps many calls in flight, sent together the moment its
+// address may try again (the 403048 says when), gets no more guesses than one that
+// sends them one at a time.
+func TestAuthFailuresInFlight(t *testing.T) {
+	t0 := time.Date(2026, time.December, 1, 10, 0, 0, 0, time.UTC)
+	a := newAuthFailures(1, 2) // a token back every second, bursts of 2
+	at := func(d time.Duration) *call {
+		c := &call{now: t0.Add(d)}
+		c.RemoteAddr = "192.0.2.1:1"
+		return c
+	}
+	const inFlight = 10
+	calls := make([]*call, inFlight)
+	for i := range calls {
+		calls[i] = at(0)
+		if w := a.readyIn(calls[i]); w != 0 {
+			t.Fatalf("call %d in flight: refused for %v before any failed", i, w)
+		}
+	}
+	for _, c := range calls {
+		a.failed(c)
+	}
+	// Ten failures on a budget of 2: a token back takes the 8 beyond it and one more.
+	want := (inFlight - 2 + 1) * time.Second
+	if w := a.readyIn(at(0)); w != want {
+		t.Errorf("after %d failures at once: wait %v, want %v", inFlight, w, want)
+	}
+	if got := a.until.Load(); got != t0.Add(want).UnixNano() {
+		t.Errorf("window until +%v, want +%v", time.Unix(0, got).Sub(t0), want)
+	}
+	// Once it may try again, ten more at once: the debt is one token's worth each.
+	for range inFlight {
+		a.failed(at(want))
+	}
+	if w := a.readyIn(at(want)); w != inFlight*time.Second {
+		t.Errorf("ten more when ready: wait %v, want %v", w, inFlight*time.Second)
+	}
+}
+
 // TestAuthFailuresTinyRate: at a rate too small for a Duration, the window lasts a
 // century, not until an overflowed moment that would never look in the table.
 func TestAuthFailuresTinyRate(t *testing.T) {
