@@ -640,11 +640,11 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 			e.cfg.Logger.Debug("emulator: export abandoned by the client", "err", err)
 			panic(http.ErrAbortHandler)
 		}
-		e.cfg.Logger.Error("emulator: export", "err", err)
 		if cw.N == 0 {
-			e.internal(w, "export", err)
+			e.internal(w, "export", err) // logs it
 			return
 		}
+		e.cfg.Logger.Error("emulator: export", "err", err)
 		// The 200 is out: the client must still see that the export is cut short,
 		// which a connection closed without the end of the chunked body tells it
 		// (an unexpected EOF), never a clean end.

@@ -1153,7 +1153,8 @@ func TestExportCutShort(t *testing.T) {
 	}{{"half way", 0}, {"at once", 1}} {
 		pages := &atomic.Int32{}
 		pages.Store(c.failAt)
-		e := New(Config{Store: usersFailAfter{te.store, pages}, Clock: te.clock, LogSize: 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		var logged bytes.Buffer // read after srv.Close, which waits for the handler
+		e := New(Config{Store: usersFailAfter{te.store, pages}, Clock: te.clock, LogSize: 10, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		srv := httptest.NewServer(e.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
 		resp, err := http.Get(srv.URL + "/_emulator/api/export")
 		if err != nil {
@@ -1171,6 +1172,10 @@ func TestExportCutShort(t *testing.T) {
 			if resp.StatusCode != http.StatusInternalServerError || err != nil {
 				t.Errorf("%s: HTTP %d, %v; want 500", c.name, resp.StatusCode, err)
 			}
+		}
+		// The failure is logged once, either way.
+		if n := strings.Count(logged.String(), `msg="emulator: export"`); n != 1 {
+			t.Errorf("%s: the failure logged %d times, want once:\n%s", c.name, n, logged.String())
 		}
 	}
 }

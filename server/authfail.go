@@ -72,8 +72,9 @@ func (a *authFailures) failed(c *call) {
 }
 
 // AuthFailureAddresses returns the number of client addresses the limit on failed
-// authentications tracks (at most MaxAuthFailureAddresses): those whose budget is not
-// full. 0 without the limit.
+// authentications tracks (at most MaxAuthFailureAddresses): those that failed since
+// their bucket was last dropped, which happens to full buckets only when the table
+// needs room. 0 without the limit.
 func (s *Server) AuthFailureAddresses() int {
 	if s.authFailures == nil {
 		return 0
