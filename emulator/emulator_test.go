@@ -27,6 +27,7 @@ import (
 	"github.com/socius/socius/internal/linecount"
 	"github.com/socius/socius/server"
 	"github.com/socius/socius/sqlite"
+	"github.com/socius/socius/storetest"
 )
 
 const (
@@ -1223,17 +1224,10 @@ func TestExportIsOneMoment(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 40
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for i := range n {
-		if err := st.PutUser(ctx, &socius.User{APIKey: siteKey, UID: fmt.Sprintf("u-%03d", i), CreatedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, uid := range []string{"o-1", "o-2"} {
-		if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: uid, CreatedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The writes go on counting pages across exports: each export's renames are of
+	// users its moment has (a user renamed already is not found, and left).
+	written := storetest.NewPagedWrites(t, st, siteKey, other, n, keySecret)
+	written.Seed(ctx)
 	export := func(st socius.Store) string {
 		t.Helper()
 		var out bytes.Buffer
@@ -1243,39 +1237,14 @@ func TestExportIsOneMoment(t *testing.T) {
 		return out.String()
 	}
 	before := export(st)
-
-	// The writes go on counting pages across exports: each export's renames are of
-	// users its moment has (a user renamed already is not found, and left).
-	pages := 0
-	write := func() {
-		pages++
-		k := pages
-		for _, r := range [][2]string{{fmt.Sprintf("u-%03d", k-1), fmt.Sprintf("z-%03d", k)}, {fmt.Sprintf("u-%03d", n-k), fmt.Sprintf("a-%03d", k)}} {
-			if err := st.RenameUser(ctx, siteKey, r[0], r[1]); err != nil && !errors.Is(err, socius.ErrNotFound) {
-				t.Errorf("rename %s to %s: %v", r[0], r[1], err)
-			}
-		}
-		if k == 1 {
-			if err := st.CreateKey(ctx, &socius.Key{UserKey: "AKeyOfLater", APIKey: other, Secret: keySecret, CreatedAt: time.Now()}); err != nil {
-				t.Error(err)
-			}
-			if err := st.DeleteUser(ctx, other, "o-1", time.Now()); err != nil {
-				t.Error(err)
-			}
-			if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: "o-3", CreatedAt: t0}); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	written := &writesBetweenPages{Store: st, write: write}
 	if during := export(written); during != before {
 		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", linecount.Diff(during, before))
 	}
-	if pages < n/exportPage {
-		t.Fatalf("the export read %d pages of users, want at least %d", pages, n/exportPage)
+	if written.Pages() < n/exportPage {
+		t.Fatalf("the export read %d pages of users, want at least %d", written.Pages(), n/exportPage)
 	}
-	if written.views != 1 || written.open.Load() != 0 {
-		t.Errorf("the export opened %d views, %d left open; want one, closed", written.views, written.open.Load())
+	if written.Views() != 1 || written.OpenViews() != 0 {
+		t.Errorf("the export opened %d views, %d left open; want one, closed", written.Views(), written.OpenViews())
 	}
 
 	// The admin API's export, the same way, from the moment after those writes.
@@ -1298,51 +1267,7 @@ func TestExportIsOneMoment(t *testing.T) {
 	if string(body) != moment {
 		t.Errorf("the admin API's export taken while the store was written differs from the export of its moment:\n%s", linecount.Diff(string(body), moment))
 	}
-	if written.views != 2 || written.open.Load() != 0 {
-		t.Errorf("the exports opened %d views, %d left open; want two, closed", written.views, written.open.Load())
+	if written.Views() != 2 || written.OpenViews() != 0 {
+		t.Errorf("the exports opened %d views, %d left open; want two, closed", written.Views(), written.OpenViews())
 	}
-}
-
-// writesBetweenPages is a store that runs write before each page of users read from
-// it, or from its view: another writer's changes, between two pages of an export. It
-// counts the views opened, and those not closed.
-type writesBetweenPages struct {
-	socius.Store
-	write func()
-	views int
-	open  atomic.Int32
-}
-
-func (s *writesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
-	s.write()
-	return s.Store.Users(ctx, apiKey, after, limit)
-}
-
-func (s *writesBetweenPages) Snapshot(ctx context.Context) (socius.View, error) {
-	v, err := s.Store.(socius.Snapshotter).Snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.views++
-	s.open.Add(1)
-	return &viewWritesBetweenPages{View: v, s: s}, nil
-}
-
-type viewWritesBetweenPages struct {
-	socius.View
-	s      *writesBetweenPages
-	closed bool
-}
-
-func (v *viewWritesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
-	v.s.write()
-	return v.View.Users(ctx, apiKey, after, limit)
-}
-
-func (v *viewWritesBetweenPages) Close() error {
-	if !v.closed {
-		v.closed = true
-		v.s.open.Add(-1)
-	}
-	return v.View.Close()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/linecount"
 	"github.com/socius/socius/internal/vectors"
+	"github.com/socius/socius/storetest"
 )
 
 // openDataStore opens the store of an admin command's --data folder.
@@ -585,19 +586,8 @@ func TestUserExportIsOneMoment(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 60
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for i := range n {
-		u := &socius.User{APIKey: testAPIKey, UID: fmt.Sprintf("u-%03d", i), CreatedAt: t0}
-		u.Profile[socius.Nickname] = fmt.Sprint("user ", i)
-		if err := st.PutUser(ctx, u); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, uid := range []string{"o-1", "o-2"} {
-		if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: uid, CreatedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	written := storetest.NewPagedWrites(t, st, testAPIKey, other, n, testSecret)
+	written.Seed(ctx)
 	export := func(st socius.Store) string {
 		t.Helper()
 		var out bytes.Buffer
@@ -607,67 +597,18 @@ func TestUserExportIsOneMoment(t *testing.T) {
 		return out.String()
 	}
 	before := export(st)
-
-	pages := 0
-	write := func() {
-		pages++
-		k := pages
-		for _, r := range [][2]string{{fmt.Sprintf("u-%03d", k-1), fmt.Sprintf("z-%03d", k)}, {fmt.Sprintf("u-%03d", n-k), fmt.Sprintf("a-%03d", k)}} {
-			if err := st.RenameUser(ctx, testAPIKey, r[0], r[1]); err != nil {
-				t.Errorf("rename %s to %s: %v", r[0], r[1], err)
-			}
-		}
-		if k == 1 {
-			if err := st.CreateKey(ctx, &socius.Key{UserKey: "AKeyOfLater", APIKey: other, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
-				t.Error(err)
-			}
-			if err := st.DeleteUser(ctx, other, "o-1", time.Now()); err != nil {
-				t.Error(err)
-			}
-			if err := st.PutUser(ctx, &socius.User{APIKey: other, UID: "o-3", CreatedAt: t0}); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	during := export(writesBetweenPages{Store: st, write: write})
-	if pages < n/exportPage {
-		t.Fatalf("the export read %d pages of users, want at least %d", pages, n/exportPage)
+	during := export(written)
+	if written.Pages() < n/exportPage {
+		t.Fatalf("the export read %d pages of users, want at least %d", written.Pages(), n/exportPage)
 	}
 	if during != before {
 		t.Errorf("the export taken while the store was written differs from the export of its moment:\n%s", linecount.Diff(during, before))
+	}
+	if written.Views() != 1 || written.OpenViews() != 0 {
+		t.Errorf("the export opened %d views, %d left open; want one, closed", written.Views(), written.OpenViews())
 	}
 	// The writes were made: the next export has them.
 	if after := export(st); after == before || !strings.Contains(after, "AKeyOfLater") || !strings.Contains(after, `"z-001"`) {
 		t.Errorf("the export after the writes does not have them:\n%s", after)
 	}
-}
-
-// writesBetweenPages is a store that runs write before each page of users read from
-// it, or from its view: another writer's changes, between two pages of an export.
-type writesBetweenPages struct {
-	socius.Store
-	write func()
-}
-
-func (s writesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
-	s.write()
-	return s.Store.Users(ctx, apiKey, after, limit)
-}
-
-func (s writesBetweenPages) Snapshot(ctx context.Context) (socius.View, error) {
-	v, err := s.Store.(socius.Snapshotter).Snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return viewWritesBetweenPages{View: v, write: s.write}, nil
-}
-
-type viewWritesBetweenPages struct {
-	socius.View
-	write func()
-}
-
-func (v viewWritesBetweenPages) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
-	v.write()
-	return v.View.Users(ctx, apiKey, after, limit)
 }
