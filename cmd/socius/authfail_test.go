@@ -204,16 +204,7 @@ func (ts *testServer) postForwarded(t *testing.T, c *http.Client, method string,
 	}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header["X-Forwarded-For"] = forwardedFor
-	resp, err := c.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var a answer
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		t.Fatalf("%s: answer is not JSON: %v", method, err)
-	}
-	return a
+	return answerVia(t, c, r)
 }
 
 // TestAuthFailureLimitBehindProxy: with --trusted-proxies 127.0.0.1, the clients of a
@@ -273,16 +264,7 @@ func TestForwardedProtoFromTrustedProxiesOnly(t *testing.T) {
 		}
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("X-Forwarded-Proto", "https")
-		resp, err := c.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var a answer
-		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-			t.Fatal(err)
-		}
-		return a
+		return answerVia(t, c, r)
 	}
 	want(t, "from the trusted proxy", call(ts.client), 0, "")
 	want(t, "from an address not listed", call(clientFrom(t, "127.0.0.2")), 403006, "")

@@ -160,14 +160,21 @@ func (ts *testServer) postRaw(t *testing.T, base, method, body string) ([]byte, 
 // answerOf sends req with the test server's client and decodes its answer.
 func (ts *testServer) answerOf(t *testing.T, req *http.Request) answer {
 	t.Helper()
-	resp, err := ts.client.Do(req)
+	return answerVia(t, ts.client, req)
+}
+
+// answerVia sends req with c (a client of another source address, or one through a
+// proxy) and decodes its answer.
+func answerVia(t *testing.T, c *http.Client, req *http.Request) answer {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var a answer
 	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: the answer is not JSON: %v", req.URL.Path, err)
 	}
 	return a
 }

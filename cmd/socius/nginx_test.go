@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -231,16 +230,7 @@ func TestBehindNginxClientAddress(t *testing.T) {
 		if forwardedFor != "" {
 			r.Header.Set("X-Forwarded-For", forwardedFor)
 		}
-		resp, err := c.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var a answer
-		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-			t.Fatalf("the answer through nginx is not JSON: %v", err)
-		}
-		return a
+		return answerVia(t, c, r)
 	}
 	a, b := from("127.0.0.2"), from("127.0.0.3")
 	wrong := base64.StdEncoding.EncodeToString([]byte("not the secret of the test site"))
