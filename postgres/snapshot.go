@@ -24,6 +24,9 @@ var _ socius.Snapshotter = (*Store)(nil)
 // errViewClosed is a read of a view after its Close (or the store's).
 var errViewClosed = errors.New("the view is closed")
 
+// errViewGone is a read of a view whose snapshot an earlier read lost (view.gone).
+var errViewGone = errors.New("an earlier read of the view lost its snapshot")
+
 // snapshotOptions are the view's transaction's.
 var snapshotOptions = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
@@ -80,24 +83,60 @@ type view struct {
 	mu     sync.Mutex // held by each read and by Close
 	tx     pgx.Tx
 	closed bool
+	// gone says, once a read failed so that the transaction cannot go on, why the
+	// view's snapshot is gone (snapshotGone); the reads after it are refused.
+	gone string
 }
 
 // read runs fn in the view's transaction, under the store's operation timeout: once,
 // as a read that lost its connection has lost the snapshot with it.
+//
+// A failed read never resets the store's pool (Store.lost): the connection is the
+// view's own, and the likeliest way to lose it is the read's own deadline or its
+// caller's cancel, after which pgx closes the connection that it left mid-answer.
+// That says nothing of the pool's other connections; were the database gone, the
+// store's own operations would find out and reset the pool themselves. Nor can the
+// view go on: a new connection would hold another snapshot, and a transaction that
+// failed on the server takes no more statements. So a read that left the
+// transaction unusable ends the view's reads, each refused after it with a 500028
+// that says so, and the view's Close gives back (or lets the pool destroy) what is
+// left.
 func (v *view) read(ctx context.Context, op string, fn func(ctx context.Context, q querier) error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.closed {
 		return socius.DatabaseError("postgres: "+op, errViewClosed)
 	}
+	if v.gone != "" {
+		return socius.DatabaseErrorSaying(v.gone, "postgres: "+op, errViewGone)
+	}
 	ctx, cancel := v.store.withTimeout(ctx)
 	defer cancel()
 	err := fn(ctx, v.tx)
-	v.store.lost(err)
+	if err != nil {
+		v.gone = snapshotGone(v.tx)
+	}
 	if unstorable(err) {
 		return socius.ErrNotFound // no row holds what the database cannot store
 	}
 	return errorFor(op, err)
+}
+
+// snapshotGone says why the view's transaction tx can take no more statements after a
+// failed one, or "" when it still can (the read failed before it was sent: its
+// context was already done; or it found no row). Its connection closed: pgx closes a
+// connection whose statement's context ended before the answer was read, and one
+// that broke. Its transaction failed on the server: PostgreSQL ignores every
+// statement after an error until the transaction ends.
+func snapshotGone(tx pgx.Tx) string {
+	conn := tx.Conn()
+	switch {
+	case conn.IsClosed():
+		return "the view's connection was lost: its snapshot is gone; open another"
+	case conn.PgConn().TxStatus() == 'E':
+		return "the view's transaction failed: its snapshot is gone; open another"
+	}
+	return ""
 }
 
 // Site returns the site with the apiKey as of the view's moment, or
@@ -157,6 +196,9 @@ func (v *view) Users(ctx context.Context, apiKey, after string, limit int) ([]*s
 }
 
 // Close rolls the view's transaction back and gives its connection back to the pool.
+// A view whose connection is already closed (a read lost it) has nothing to roll back:
+// the rollback fails at once, and the pool destroys the closed connection as it takes
+// it back (pgxpool's Release), so Close reports no error for it.
 func (v *view) Close() error {
 	v.mu.Lock()
 	if v.closed {
@@ -164,7 +206,11 @@ func (v *view) Close() error {
 		return nil
 	}
 	v.closed = true
+	wasClosed := v.tx.Conn().IsClosed()
 	err := rollback(v.tx)
+	if wasClosed {
+		err = nil
+	}
 	v.mu.Unlock()
 	v.store.mu.Lock()
 	delete(v.store.views, v)

@@ -1,0 +1,184 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/socius/socius"
+	"github.com/socius/socius/internal/pgtest"
+)
+
+// warmPool leaves n idle connections in the store's pool: n acquired at once, then
+// given back.
+func warmPool(t *testing.T, s *Store, n int) {
+	t.Helper()
+	conns := make([]interface{ Release() }, 0, n)
+	for range n {
+		c, err := s.pool.Acquire(t.Context())
+		if err != nil {
+			t.Fatalf("Acquire: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+}
+
+// lockUsers takes an ACCESS EXCLUSIVE lock on the users table of the schema at url,
+// on a connection of its own, until the returned function is called: every read of
+// the table waits for it.
+func lockUsers(t *testing.T, url string) (release func()) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if _, err := tx.Exec(t.Context(), `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			tx.Rollback(ctx)
+			conn.Close(ctx)
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// databaseError returns err's *socius.Error, failing the test unless it is a 500028.
+func databaseError(t *testing.T, what string, err error) *socius.Error {
+	t.Helper()
+	var se *socius.Error
+	if !errors.As(err, &se) || se.Code != socius.CodeDatabaseError {
+		t.Fatalf("%s: %v; want a 500028", what, err)
+	}
+	return se
+}
+
+// TestViewReadCutShort: a view whose read was cut short (its deadline passed while it
+// waited for a lock, and pgx closed its connection) has lost its snapshot. Its next
+// reads are refused by the view itself, saying so, and the store's pool is left as it
+// was: the connection lost was the view's own, not a sign that the database went
+// away, so the pool is not reset (a reset throws the idle connections away, and the
+// calls after it must open new ones). The view's Close then succeeds, and the store
+// serves on.
+func TestViewReadCutShort(t *testing.T) {
+	url := pgtest.URL(t)
+	s := open(t, url)
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	defer v.Close()
+	// Idle connections besides the view's: a reset of the pool would close them, and
+	// the store's next operation would then open a new one.
+	warmPool(t, s, 3)
+	opened := s.pool.Stat().NewConnsCount()
+
+	release := lockUsers(t, url)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = v.Users(short, "3_site", "", 10)
+	cancel()
+	databaseError(t, "the read cut short", err)
+	release()
+
+	// Every read of the view after it, of any table, is refused by the view.
+	const want = "the view's connection was lost: its snapshot is gone; open another"
+	_, err = v.Users(ctx, "3_site", "", 10)
+	if se := databaseError(t, "Users after the read cut short", err); !strings.Contains(se.Details, want) {
+		t.Fatalf("Users after the read cut short: details %q; want them to say %q", se.Details, want)
+	}
+	_, err = v.Sites(ctx)
+	if se := databaseError(t, "Sites after the read cut short", err); !strings.Contains(se.Details, want) {
+		t.Fatalf("Sites after the read cut short: details %q; want them to say %q", se.Details, want)
+	}
+
+	// The store serves, on the connections it had: no reset.
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if _, err := s.User(ctx, "3_site", "u1"); err != nil {
+		t.Fatalf("User: %v", err)
+	}
+	if _, err := s.Sites(ctx); err != nil {
+		t.Fatalf("Sites: %v", err)
+	}
+	if n := s.pool.Stat().NewConnsCount(); n != opened {
+		t.Fatalf("the pool opened %d connections after the view's read was cut short; want none (it was reset)", n-opened)
+	}
+
+	if err := v.Close(); err != nil {
+		t.Fatalf("Close of the view whose connection was lost: %v; want nil", err)
+	}
+	// The pool destroys a closed connection given back in the background.
+	for deadline := time.Now().Add(2 * time.Second); s.pool.Stat().AcquiredConns() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still taken 2 s after the view's Close; want none", s.pool.Stat().AcquiredConns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A new view reads as any.
+	v2, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatalf("Snapshot after: %v", err)
+	}
+	defer v2.Close()
+	if users, err := v2.Users(ctx, "3_site", "", 10); err != nil || len(users) != 1 {
+		t.Fatalf("a new view's Users: %d users, %v; want 1", len(users), err)
+	}
+}
+
+// TestViewTransactionFailed: a view whose read failed on the server (here it gave up
+// waiting for a lock, lock_timeout) keeps its connection, but PostgreSQL takes no
+// more statements in its transaction: its next reads are refused by the view, saying
+// so, rather than with PostgreSQL's "current transaction is aborted", and its Close
+// gives the connection back to the pool, where it serves again.
+func TestViewTransactionFailed(t *testing.T) {
+	url := pgtest.URL(t)
+	s := open(t, url+"&lock_timeout=200")
+	defer s.Close()
+	ctx := t.Context()
+	v, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	defer v.Close()
+	release := lockUsers(t, url)
+	_, err = v.Users(ctx, "3_site", "", 10)
+	databaseError(t, "the read that met the lock", err)
+	release()
+
+	const want = "the view's transaction failed: its snapshot is gone; open another"
+	_, err = v.Sites(ctx)
+	if se := databaseError(t, "Sites after the failed read", err); !strings.Contains(se.Details, want) {
+		t.Fatalf("Sites after the failed read: details %q; want them to say %q", se.Details, want)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st := s.pool.Stat(); st.AcquiredConns() != 0 || st.IdleConns() == 0 {
+		t.Fatalf("after the view's Close: %d connections taken, %d idle; want none taken, its connection idle", st.AcquiredConns(), st.IdleConns())
+	}
+	if _, err := s.Sites(ctx); err != nil {
+		t.Fatalf("the store's Sites: %v", err)
+	}
+}
