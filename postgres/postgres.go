@@ -123,7 +123,9 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	// views are the views open (snapshot.go), which Close ends first.
-	views   map[*view]struct{}
+	views map[*view]struct{}
+	// slots bounds the views open at once (viewSlots).
+	slots   chan struct{}
 	sweeps  sync.WaitGroup
 	closing sync.Once
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -30,11 +31,42 @@ var errViewGone = errors.New("an earlier read of the view lost its snapshot")
 // snapshotOptions are the view's transaction's.
 var snapshotOptions = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
+// maxViews is how many views a store whose pool holds up to maxConns connections keeps
+// open at once: a quarter of them, at least one. A view holds its connection for as
+// long as its export runs, minutes perhaps; without a bound, exports started together
+// (the emulator's admin API, several exports of one process) could take every
+// connection, and the calls the server serves would wait for one and fail.
+func maxViews(maxConns int32) int {
+	return max(1, int(maxConns)/4)
+}
+
+// viewSlots returns the store's semaphore of open views: one element for each, up to
+// maxViews of its pool.
+func (s *Store) viewSlots() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slots == nil {
+		s.slots = make(chan struct{}, maxViews(s.pool.Config().MaxConns))
+	}
+	return s.slots
+}
+
 // Snapshot opens a view of the database as it is now: one REPEATABLE READ READ ONLY
 // transaction on a connection of the pool, which the view's Close (or the store's)
-// gives back.
+// gives back. When maxViews views are open already, it waits for one to close, within
+// ctx and the store's operation timeout, and fails with a 500028 that says why if none
+// does.
 func (s *Store) Snapshot(ctx context.Context) (socius.View, error) {
-	v := &view{store: s}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	slots := s.viewSlots()
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		why := fmt.Sprintf("%d views of the database are open on this server, the most it keeps open at once (a quarter of pool_max_conns, at least 1), and none closed in time; try again once an export has finished", cap(slots))
+		return nil, socius.DatabaseErrorSaying(why, "postgres: snapshot", ctx.Err())
+	}
+	v := &view{store: s, slots: slots}
 	err := s.read(ctx, "snapshot", func(ctx context.Context) error {
 		tx, err := s.pool.BeginTx(ctx, snapshotOptions)
 		if err != nil {
@@ -51,12 +83,14 @@ func (s *Store) Snapshot(ctx context.Context) (socius.View, error) {
 		return nil
 	})
 	if err != nil {
+		<-slots
 		return nil, err
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		rollback(v.tx)
+		<-slots
 		return nil, socius.DatabaseError("postgres: snapshot", errors.New("the store is closed"))
 	}
 	if s.views == nil {
@@ -79,6 +113,9 @@ func rollback(tx pgx.Tx) error {
 // statement at a time.
 type view struct {
 	store *Store
+	// slots is the store's semaphore of open views (viewSlots), of which the view
+	// holds one until its Close.
+	slots chan struct{}
 
 	mu     sync.Mutex // held by each read and by Close
 	tx     pgx.Tx
@@ -215,6 +252,7 @@ func (v *view) Close() error {
 	v.store.mu.Lock()
 	delete(v.store.views, v)
 	v.store.mu.Unlock()
+	<-v.slots
 	if err != nil && !errors.Is(err, pgx.ErrTxClosed) {
 		return errorFor("close view", err)
 	}

@@ -182,3 +182,106 @@ func TestViewTransactionFailed(t *testing.T) {
 		t.Fatalf("the store's Sites: %v", err)
 	}
 }
+
+// TestViewsBounded: a store keeps at most a quarter of its pool's connections as
+// views open at once (2 of pool_max_conns=8). A Snapshot beyond them waits, taking no
+// connection, and fails when its context ends first, saying why; one that is waiting
+// when a view closes gets its place. The store serves its calls meanwhile.
+func TestViewsBounded(t *testing.T) {
+	for _, c := range []struct {
+		maxConns int32
+		want     int
+	}{{1, 1}, {3, 1}, {4, 1}, {8, 2}, {16, 4}, {17, 4}} {
+		if got := maxViews(c.maxConns); got != c.want {
+			t.Errorf("maxViews(%d) = %d; want %d", c.maxConns, got, c.want)
+		}
+	}
+
+	s := open(t, pgtest.URL(t)+"&pool_max_conns=8")
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var views []socius.View
+	for i := range 2 {
+		v, err := s.Snapshot(ctx)
+		if err != nil {
+			t.Fatalf("Snapshot %d: %v", i+1, err)
+		}
+		defer v.Close()
+		views = append(views, v)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	v, err := s.Snapshot(short)
+	cancel()
+	if err == nil {
+		v.Close()
+		t.Fatal("a third Snapshot with two open succeeded; want it refused")
+	}
+	const want = "2 views of the database are open on this server"
+	if se := databaseError(t, "the third Snapshot", err); !strings.Contains(se.Details, want) {
+		t.Fatalf("the third Snapshot: details %q; want them to say %q", se.Details, want)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("the third Snapshot failed after %v; want it to wait for its context (300 ms)", d)
+	}
+
+	// One waiting now, while the store serves.
+	type opened struct {
+		v   socius.View
+		err error
+	}
+	third := make(chan opened, 1)
+	go func() {
+		v, err := s.Snapshot(ctx)
+		third <- opened{v, err}
+	}()
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatalf("Login while a Snapshot waits: %v", err)
+	}
+	if _, err := s.User(ctx, "3_site", "u1"); err != nil {
+		t.Fatalf("User while a Snapshot waits: %v", err)
+	}
+	select {
+	case o := <-third:
+		if o.v != nil {
+			o.v.Close()
+		}
+		t.Fatalf("a third Snapshot returned (%v) while two views were open; want it to wait", o.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if n := s.pool.Stat().AcquiredConns(); n != 2 {
+		t.Fatalf("%d connections taken while the third Snapshot waits; want the 2 views'", n)
+	}
+	if err := views[0].Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	var o opened
+	select {
+	case o = <-third:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting Snapshot did not open within 5 s of a view's Close")
+	}
+	if o.err != nil {
+		t.Fatalf("the waiting Snapshot: %v", o.err)
+	}
+	defer o.v.Close()
+	// It is of its own moment, after u1's login.
+	if users, err := o.v.Users(ctx, "3_site", "", 10); err != nil || len(users) != 1 {
+		t.Fatalf("the third view's Users: %d users, %v; want 1", len(users), err)
+	}
+	// A view closed twice gives back one place, not two.
+	if err := views[0].Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	short, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	v, err = s.Snapshot(short)
+	cancel()
+	if err == nil {
+		v.Close()
+		t.Fatal("a Snapshot beyond two open, after a view closed twice, succeeded; want it refused")
+	}
+}
