@@ -132,7 +132,8 @@ type Main struct {
 	notBefore time.Time
 	conns     connCap // the API listeners' connections (--max-connections)
 	// siteBeforeSeed: what configureSite did with --site-api-key's site before a
-	// --seed loaded (siteNone without a seed); prepareSite, after the seed, says both.
+	// --seed loaded (siteNone without a seed), said then; prepareSite, after the seed,
+	// says only what it changed.
 	siteBeforeSeed siteDone
 }
 
@@ -496,13 +497,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	fmt.Fprintf(m.Stdout, "socius: store: %s\n", describeStore(m.StoreURL, m.DataDir))
 	if m.seed != nil && m.SiteAPIKey != "" {
 		// --site-api-key's site is there before the seed loads, so that the seed's keys
-		// and users may name it; after it too, with the flag's secret (below), which
-		// prints one line for both.
+		// and users may name it, and said now, before the seed's line; after the seed
+		// it is given the flag's secret again (prepareSite).
 		did, err := m.configureSite(ctx, false)
 		if err != nil {
 			return err
 		}
 		m.siteBeforeSeed = did
+		fmt.Fprint(m.Stdout, siteLine(m.SiteAPIKey, did))
 	}
 	if err := m.seedEmulator(ctx); err != nil {
 		return err
@@ -767,11 +769,19 @@ func (m *Main) run(ln net.Listener, srv listenerServer) {
 // its credentials.
 func (m *Main) prepareSite(ctx context.Context) error {
 	if m.SiteAPIKey != "" {
-		did, err := m.configureSite(ctx, m.siteBeforeSeed != siteNone)
+		afterSeed := m.siteBeforeSeed != siteNone
+		did, err := m.configureSite(ctx, afterSeed)
 		if err != nil {
 			return err
 		}
-		fmt.Fprint(m.Stdout, siteLine(m.SiteAPIKey, m.siteBeforeSeed, did))
+		switch {
+		case !afterSeed:
+			fmt.Fprint(m.Stdout, siteLine(m.SiteAPIKey, did))
+		case did == siteReplaced:
+			// Its line came before the seed's; this one, after it, says what the seed
+			// changed and the flag put back.
+			fmt.Fprintf(m.Stdout, "socius: site %s (--site-api-key): the seed's secret for it replaced by --site-secret's\n", m.SiteAPIKey)
+		}
 		return nil
 	}
 	sites, err := m.Store.Sites(ctx)
@@ -830,30 +840,18 @@ func (m *Main) configureSite(ctx context.Context, afterSeed bool) (siteDone, err
 	return siteReplaced, nil
 }
 
-// siteLine is the one line that says what serve did with --site-api-key's site: its
-// apiKey alone, as the user gave the secret (the demo site's lines print both, the
-// secret being new). before is what it did before a seed loaded (siteNone without a
-// seed), after what it did then, or after the seed.
-func siteLine(apiKey string, before, after siteDone) string {
-	first := after
-	if before != siteNone {
-		first = before
-	}
-	line := "socius: using site " + apiKey + " (--site-api-key)"
-	switch first {
+// siteLine is the line that says what serve did with --site-api-key's site: its apiKey
+// alone, as the user gave the secret (the demo site's lines print both, the secret
+// being new). With a seed, it is printed before the seed's line, and a second line
+// after it says when the seed's secret for the site was replaced by the flag's.
+func siteLine(apiKey string, did siteDone) string {
+	switch did {
 	case siteCreated:
-		line = "socius: created site " + apiKey + " (--site-api-key)"
+		return "socius: created site " + apiKey + " (--site-api-key)\n"
 	case siteReplaced:
-		line += ", its secret replaced by --site-secret's"
+		return "socius: using site " + apiKey + " (--site-api-key), its secret replaced by --site-secret's\n"
 	}
-	if before != siteNone && after == siteReplaced {
-		if first == siteReplaced {
-			line += ", and the seed's for it too"
-		} else {
-			line += ", the seed's secret for it replaced by --site-secret's"
-		}
-	}
-	return line + "\n"
+	return "socius: using site " + apiKey + " (--site-api-key)\n"
 }
 
 // warnWALLeft says so when the embedded store closed but its WAL stays: SQLite's last
