@@ -34,6 +34,8 @@ type EmulatorOptions struct {
 	seedSites  []emulator.SiteRef // the sites the seed needs from the store
 	dataGiven  bool               // --data (or SOCIUS_DATA) was given
 	tempData   string             // the temporary data folder to remove on exit
+	tempSaid   bool               // its line was printed (sayTempData)
+	started    bool               // Run succeeded (emulatorStarted)
 	exportable bool               // Run succeeded: export on Close
 }
 
@@ -121,9 +123,20 @@ func (m *Main) prepareEmulator() error {
 			return err
 		}
 		m.DataDir, m.tempData = dir, dir
-		fmt.Fprintf(m.Stdout, "socius: emulator: data in %s (removed on exit; give --data to keep it)\n", dir)
 	}
 	return nil
+}
+
+// sayTempData prints where the temporary data folder is, once the listeners are
+// bound, before the first line that names a file in it: a start that fails before
+// (an address taken, a bad seed, the commonest failures) removes the folder, and a
+// line naming it sent the user looking for a folder that was gone.
+func (m *Main) sayTempData() {
+	if m.tempData == "" {
+		return
+	}
+	fmt.Fprintf(m.Stdout, "socius: emulator: data in %s (removed on exit; give --data to keep it)\n", m.tempData)
+	m.tempSaid = true
 }
 
 // readSeed runs before anything is made (no data folder, master key or store): it
@@ -310,7 +323,7 @@ func (m *Main) emulatorStarted() {
 	if m.Emu == nil {
 		return
 	}
-	m.exportable = true
+	m.exportable, m.started = true, true
 	base := m.HTTPURL
 	if base == "" {
 		base = m.HTTPSURL
@@ -338,10 +351,17 @@ func (m *Main) exportOnExit() error {
 	return nil
 }
 
-// removeTempData removes the temporary data folder, once the store is closed.
+// removeTempData removes the temporary data folder, once the store is closed. After a
+// start that failed once its folder was said (and the lines naming files in it), it
+// says the folder is gone: that line said "removed on exit", but no exit was expected
+// yet.
 func (m *Main) removeTempData() {
-	if m.tempData != "" {
-		os.RemoveAll(m.tempData)
-		m.tempData = ""
+	if m.tempData == "" {
+		return
 	}
+	os.RemoveAll(m.tempData)
+	if m.tempSaid && !m.started {
+		fmt.Fprintf(m.Stdout, "socius: emulator: removed %s (the start failed)\n", m.tempData)
+	}
+	m.tempData, m.tempSaid = "", false
 }

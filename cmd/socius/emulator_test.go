@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -1284,5 +1285,68 @@ func TestExportOnExitFailingKeepsNonces(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, noncesFile)); err != nil {
 		t.Errorf("nonces not saved beside a failed export: %v", err)
+	}
+}
+
+// TestEmulatorTempDataSaidOnceBound: without --data, the emulator's line naming its
+// temporary data folder comes once the listeners are bound, before the first line that
+// names a file in it. It came first of all, so a start whose address was taken said
+// the folder and failed, the folder removed: the user looked for it. A start that
+// fails after the line says the folder was removed; one that succeeds says nothing
+// more about it.
+func TestEmulatorTempDataSaidOnceBound(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	// start runs serve --emulator without --data, and returns what it printed, the
+	// data folder it had and Run's error; Main is closed.
+	start := func(setup func(*Main), flags ...string) (string, string, error) {
+		t.Helper()
+		m := NewMain()
+		args := append([]string{"--emulator", "--https", "", "--log-level", "error"}, flags...)
+		if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		m.Stdout = &out
+		if setup != nil {
+			setup(m)
+		}
+		err := m.Run(context.Background())
+		dir := m.DataDir
+		m.Close()
+		if _, serr := os.Stat(dir); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("the data folder %s after Close: %v; want it removed", dir, serr)
+		}
+		return out.String(), dir, err
+	}
+
+	out, dir, err := start(nil, "--http", taken.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "another process listens on") {
+		t.Fatalf("a taken address: %v", err)
+	}
+	if strings.Contains(out, dir) {
+		t.Errorf("a start that failed on a taken address printed\n%s\nwant nothing naming %s, which does not exist", out, dir)
+	}
+
+	out, dir, err = start(func(m *Main) {
+		m.wrapStore = func(st socius.Store) socius.Store { return storeFault{Store: st, fail: "PutSite"} }
+	}, "--http", "127.0.0.1:0", "--site-api-key", testAPIKey, "--site-secret", testSecret)
+	if !errors.Is(err, errStoreGone) {
+		t.Fatalf("a store failing its first write: %v", err)
+	}
+	if said, removed := "socius: emulator: data in "+dir+" (removed on exit", "socius: emulator: removed "+dir+" (the start failed)\n"; !strings.Contains(out, said) || !strings.HasSuffix(out, removed) {
+		t.Errorf("a start that failed once bound printed\n%s\nwant the line %q, and last %q", out, said, removed)
+	}
+
+	out, dir, err = start(nil, "--http", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := strings.Index(out, "socius: emulator: data in "+dir+" (removed on exit; give --data to keep it)\n")
+	if said < 0 || strings.Index(out, dir) != said+len("socius: emulator: data in ") || strings.Contains(out, "(the start failed)") {
+		t.Errorf("a start that succeeded printed\n%s\nwant the data folder's line before any other naming %s, and no removal", out, dir)
 	}
 }

@@ -450,6 +450,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		lns[l.flag] = ln
 	}
+	m.sayTempData()
 	if n, limit := m.conns.setMax(m.MaxConnections); limit > 0 {
 		m.Logger.Warn(fmt.Sprintf("--max-connections %d lowered to %d: the process may open %d files, of which %d are kept for the store and the admin listener where it can", m.MaxConnections, n, limit, fdReserve))
 	}
