@@ -1349,4 +1349,20 @@ func TestEmulatorTempDataSaidOnceBound(t *testing.T) {
 	if said < 0 || strings.Index(out, dir) != said+len("socius: emulator: data in ") || strings.Contains(out, "(the start failed)") {
 		t.Errorf("a start that succeeded printed\n%s\nwant the data folder's line before any other naming %s, and no removal", out, dir)
 	}
+	// The master key generated there goes with it: it said to back it up.
+	if want := "socius: generated the master key that encrypts secrets at rest: " + filepath.Join(dir, "master.key") + " (removed on exit with the data)\n"; !strings.Contains(out, want) || strings.Contains(out, "back it up") {
+		t.Errorf("a start that succeeded printed\n%s\nwant the line %q", out, want)
+	}
+}
+
+// TestMasterKeyLineSaysBackItUp: the master key generated in a data folder that stays
+// is one to back up, and the line says so (unlike the emulator's temporary folder's).
+func TestMasterKeyLineSaysBackItUp(t *testing.T) {
+	data := t.TempDir()
+	var out syncBuffer
+	ts := startMain(t, func(m *Main) { m.Stdout = &out }, "--data", data, "--emulator")
+	ts.Close()
+	if want := "socius: generated the master key that encrypts secrets at rest: " + filepath.Join(data, "master.key") + " (back it up apart from the database)\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("serve --emulator --data printed\n%s\nwant the line %q", out.String(), want)
+	}
 }

@@ -74,6 +74,9 @@ type storeConfig struct {
 	// program holds (sqlite.Options): serve's, from --write-timeout (sqliteBusyTimeout).
 	busyTimeout time.Duration
 	out         io.Writer // told about a generated key and migrated secrets
+	// temporary: data is the emulator's temporary folder, removed on exit with the
+	// master key generated there, which is then no key to back up.
+	temporary bool
 
 	// The keys given (readKeys): read before anything is made, so that a missing or
 	// bad one fails with no data folder, store or master key file created.
@@ -242,7 +245,11 @@ func masterKey(ctx context.Context, cfg storeConfig, raw socius.Store) (key []by
 	if errors.Is(err, fs.ErrExist) { // another process created it first
 		key, err = sealed.ReadKeyFile(path)
 	} else if err == nil && cfg.out != nil {
-		fmt.Fprintf(cfg.out, "socius: generated the master key that encrypts secrets at rest: %s (back it up apart from the database)\n", path)
+		keep := "back it up apart from the database"
+		if cfg.temporary {
+			keep = "removed on exit with the data"
+		}
+		fmt.Fprintf(cfg.out, "socius: generated the master key that encrypts secrets at rest: %s (%s)\n", path, keep)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("master key: %w", err)
