@@ -200,9 +200,14 @@ func (m *Main) newStoreHasSeedSites() error {
 	if _, err := os.Stat(filepath.Join(m.DataDir, "socius.db")); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	// The temporary folder is removed as the start fails: it is not named.
+	isNew := "no " + filepath.Join(m.DataDir, "socius.db") + " yet"
+	if m.tempData != "" {
+		isNew = "a temporary one, without --data"
+	}
 	for _, ref := range m.seedSites {
 		if ref.APIKey != m.SiteAPIKey {
-			return fmt.Errorf("%w; the store is new (no %s yet), so its sites are the seed's and --site-api-key's", ref.Missing(), filepath.Join(m.DataDir, "socius.db"))
+			return fmt.Errorf("%w; the store is new (%s), so its sites are the seed's and --site-api-key's", ref.Missing(), isNew)
 		}
 	}
 	return nil

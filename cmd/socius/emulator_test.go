@@ -1331,6 +1331,14 @@ func TestEmulatorTempDataSaidOnceBound(t *testing.T) {
 		t.Errorf("a start that failed on a taken address printed\n%s\nwant nothing naming %s, which does not exist", out, dir)
 	}
 
+	// A seed refused for a site the new store has not: the error named the store in
+	// the temporary folder, which the failed start removed.
+	seed := writeExport(t, `{"kind":"user","apiKey":"3_NoSuchSite","UID":"x"}`)
+	out, dir, err = start(nil, "--http", "127.0.0.1:0", "--seed", seed)
+	if err == nil || !strings.Contains(err.Error(), "the store is new (a temporary one, without --data)") || strings.Contains(err.Error(), dir) || strings.Contains(out, dir) {
+		t.Errorf("a seed naming no site: %v, printed %q; want neither to name %s, which does not exist", err, out, dir)
+	}
+
 	out, dir, err = start(func(m *Main) {
 		m.wrapStore = func(st socius.Store) socius.Store { return storeFault{Store: st, fail: "PutSite"} }
 	}, "--http", "127.0.0.1:0", "--site-api-key", testAPIKey, "--site-secret", testSecret)
