@@ -105,7 +105,8 @@ func loopbackAddr(addr string) bool {
 
 // prepareEmulator runs first in Run: emulator mode moves the clock, so it needs an
 // OffsetClock, and without --data it keeps its store in a temporary folder, so that
-// every run starts from the seed alone.
+// every run starts from the seed alone (with PostgreSQL, the folder holds only the
+// generated TLS certificate: the database keeps its data).
 func (m *Main) prepareEmulator() error {
 	if !m.Emulator {
 		return nil
@@ -131,11 +132,21 @@ func (m *Main) prepareEmulator() error {
 // bound, before the first line that names a file in it: a start that fails before
 // (an address taken, a bad seed, the commonest failures) removes the folder, and a
 // line naming it sent the user looking for a folder that was gone.
+//
+// With PostgreSQL the data is the database's, which keeps it: the folder holds the
+// generated TLS certificate alone, and is said only when it will hold it.
 func (m *Main) sayTempData() {
 	if m.tempData == "" {
 		return
 	}
-	fmt.Fprintf(m.Stdout, "socius: emulator: data in %s (removed on exit; give --data to keep it)\n", m.tempData)
+	what := "data"
+	if isPostgres(m.StoreURL) {
+		if m.HTTPSAddr == "" || m.TLSCert != "" {
+			return
+		}
+		what = "TLS certificate"
+	}
+	fmt.Fprintf(m.Stdout, "socius: emulator: %s in %s (removed on exit; give --data to keep it)\n", what, m.tempData)
 	m.tempSaid = true
 }
 

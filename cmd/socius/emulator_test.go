@@ -1374,3 +1374,37 @@ func TestMasterKeyLineSaysBackItUp(t *testing.T) {
 		t.Errorf("serve --emulator --data printed\n%s\nwant the line %q", out.String(), want)
 	}
 }
+
+// TestEmulatorTempFolderWithPostgres: with PostgreSQL and no --data, the emulator's
+// temporary folder holds only the generated TLS certificate, and its line says so; the
+// data is the database's, which keeps it. It said "data in" the folder. Without a
+// certificate to generate, no folder is said.
+func TestEmulatorTempFolderWithPostgres(t *testing.T) {
+	url, key := pgtest.URL(t), testMasterKeyFile(t)
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		want  string // the folder's line, "" for none
+	}{
+		{"a certificate generated", []string{"--https", "127.0.0.1:0"}, "socius: emulator: TLS certificate in "},
+		{"no HTTPS", []string{"--https", ""}, ""},
+	} {
+		m := NewMain()
+		args := append([]string{"--emulator", "--store", url, "--master-key-file", key, "--http", "127.0.0.1:0", "--log-level", "error"}, tt.flags...)
+		if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		m.Stdout = &out
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		dir := m.DataDir
+		m.Close()
+		got := out.String()
+		if strings.Contains(got, "data in") || tt.want == "" && strings.Contains(got, dir) ||
+			tt.want != "" && !strings.Contains(got, tt.want+dir+" (removed on exit; give --data to keep it)\n") {
+			t.Errorf("%s: serve printed\n%s\nwant the folder %s said as %q", tt.name, got, dir, tt.want)
+		}
+	}
+}
