@@ -358,6 +358,54 @@ func TestHangupTwice(t *testing.T) {
 	}
 }
 
+// TestTermTwice: GNU timeout (`timeout 60 socius serve --emulator --export-on-exit
+// ...`, as a CI job may start the emulator) sends its SIGTERM to the process and then
+// to its process group, the process in it: a second SIGTERM right after the first does
+// not stop the process at once as it would skip the shutdown's export and clean-up;
+// the shutdown runs its course (cut off by its timeout with a request's body stuck:
+// exit status 0). A SIGTERM sent again more than a second later still stops it at
+// once.
+func TestTermTwice(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		shutdownTimeout := "3s"
+		if later {
+			shutdownTimeout = "60s"
+		}
+		p := serve(t, t.TempDir(), append(append([]string{}, labFlags...), "--shutdown-timeout", shutdownTimeout)...)
+		p.login(lab, "u1", "")
+		stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
+		p.receiving(stuck.sent)
+		start := time.Now()
+		p.signal(syscall.SIGTERM)
+		// The second once the first was taken in (two pending at once would be one).
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "socius: shutting down"); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no shutdown 10 s after SIGTERM\nstdout:\n%s", p.stdout.String())
+			}
+		}
+		if later {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		p.signal(syscall.SIGTERM)
+		last := time.Now()
+		p.wait(10 * time.Second)
+		took, sinceLast := time.Since(start), time.Since(last)
+		if !later {
+			if p.waitErr != nil || took < 3*time.Second {
+				t.Errorf("two SIGTERMs at once: %v after %v; want exit status 0 at the 3 s shutdown timeout", p.waitErr, took)
+			}
+			continue
+		}
+		var ee *exec.ExitError
+		if !errors.As(p.waitErr, &ee) {
+			t.Fatalf("a SIGTERM 1.5 s after the first: the process ended with %v; want killed by it", p.waitErr)
+		}
+		if ws, _ := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM || sinceLast > 8*time.Second {
+			t.Errorf("a SIGTERM 1.5 s after the first: %v %v after it; want killed by it at once", ee, sinceLast)
+		}
+	}
+}
+
 // TestShutdownThroughTunnel: a call in flight at the signal inside a CONNECT tunnel
 // (how the gigya npm package and the Python SDK reach the HTTPS listener) is answered
 // through the tunnel before the process exits. (The HTTP server does not wait for the

@@ -44,16 +44,32 @@ func main() {
 	// lost while this goroutine waits for a CPU). But not a hangup: a closed terminal
 	// sends it twice (the shell passes its own on to its jobs, and the kernel sends one
 	// to the foreground as the shell exits), which must not skip the graceful shutdown.
+	// Nor a SIGTERM within a second of the first: GNU timeout (`timeout 60 socius
+	// serve`) sends its SIGTERM to the process and then to its process group, which
+	// holds the process too; a SIGTERM sent again later, or a SIGINT, still stops it.
 	go func() {
-		<-sigs
+		first := <-sigs
+		firstAt := time.Now()
 		cancel()
 		for sig := range sigs {
-			if sig != syscall.SIGHUP {
+			if !sameStop(first, firstAt, sig, time.Now()) {
 				dieOf(sig)
 			}
 		}
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// sameStopWithin is how soon after a first SIGTERM another counts as the same one
+// delivered twice (sameStop).
+const sameStopWithin = time.Second
+
+// sameStop reports whether a signal sig taken at now, after the first, first taken at
+// firstAt, asks for the shutdown already running rather than to stop at once: a
+// hangup (a closed terminal sends two), or a SIGTERM within sameStopWithin of a first
+// SIGTERM (GNU timeout sends two).
+func sameStop(first os.Signal, firstAt time.Time, sig os.Signal, now time.Time) bool {
+	return sig == syscall.SIGHUP || sig == syscall.SIGTERM && first == syscall.SIGTERM && now.Sub(firstAt) < sameStopWithin
 }
 
 // dieOf ends the process as sig would have without a handler: its default effect,

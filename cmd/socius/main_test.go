@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -323,6 +324,32 @@ func TestFastPathWiring(t *testing.T) {
 			if err != nil || a.code() != 403005 {
 				t.Errorf("%s: a chunked getUserInfo with a secret over HTTPS answered %v %v", tt.name, a, err)
 			}
+		}
+	}
+}
+
+// TestSameStop: which signal after the first asks for the shutdown already running
+// (a hangup; a SIGTERM within a second of a first SIGTERM, as GNU timeout sends two)
+// and which stops the process at once.
+func TestSameStop(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		first, sig os.Signal
+		after      time.Duration
+		same       bool
+	}{
+		{syscall.SIGTERM, syscall.SIGTERM, 0, true},
+		{syscall.SIGTERM, syscall.SIGTERM, 999 * time.Millisecond, true},
+		{syscall.SIGTERM, syscall.SIGTERM, time.Second, false},
+		{syscall.SIGTERM, syscall.SIGINT, 0, false},
+		{syscall.SIGINT, syscall.SIGINT, 0, false},
+		{syscall.SIGINT, syscall.SIGTERM, 0, false},
+		{syscall.SIGHUP, syscall.SIGTERM, 0, false},
+		{syscall.SIGTERM, syscall.SIGHUP, time.Minute, true},
+		{syscall.SIGHUP, syscall.SIGHUP, 0, true},
+	} {
+		if got := sameStop(c.first, t0, c.sig, t0.Add(c.after)); got != c.same {
+			t.Errorf("%v, then %v after %v: sameStop %v, want %v", c.first, c.sig, c.after, got, c.same)
 		}
 	}
 }
