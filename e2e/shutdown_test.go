@@ -306,6 +306,26 @@ func TestSecondSignal(t *testing.T) {
 	}
 }
 
+// stuckShutdown starts a server with the shutdown timeout given and a call whose
+// body never finishes, sends it sig and waits until the shutdown has begun (a second
+// signal sent before that could be one with the first: two pending at once are one).
+// It returns the server and when sig was sent.
+func stuckShutdown(t *testing.T, shutdownTimeout string, sig syscall.Signal) (*proc, time.Time) {
+	t.Helper()
+	p := serve(t, t.TempDir(), append(append([]string{}, labFlags...), "--shutdown-timeout", shutdownTimeout)...)
+	p.login(lab, "u1", "")
+	stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
+	p.receiving(stuck.sent)
+	start := time.Now()
+	p.signal(sig)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "socius: shutting down"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown 10 s after %v\nstdout:\n%s", sig, p.stdout.String())
+		}
+	}
+	return p, start
+}
+
 // TestHangupTwice: a closed terminal sends its foreground process two hangups (the
 // shell's and the kernel's) at once; the second does not stop it at once as a second
 // SIGTERM or SIGINT would: the shutdown runs its course (here, cut off by its timeout
@@ -318,18 +338,7 @@ func TestHangupTwice(t *testing.T) {
 		if then != 0 {
 			shutdownTimeout = "60s"
 		}
-		p := serve(t, t.TempDir(), append(append([]string{}, labFlags...), "--shutdown-timeout", shutdownTimeout)...)
-		p.login(lab, "u1", "")
-		stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
-		p.receiving(stuck.sent)
-		start := time.Now()
-		p.signal(syscall.SIGHUP)
-		// The second once the first was taken in (two pending at once would be one).
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "socius: shutting down"); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no shutdown 10 s after SIGHUP\nstdout:\n%s", p.stdout.String())
-			}
-		}
+		p, start := stuckShutdown(t, shutdownTimeout, syscall.SIGHUP)
 		p.signal(syscall.SIGHUP)
 		last := time.Now() // the signal that should stop it at once, if any
 		if then != 0 {
@@ -371,18 +380,7 @@ func TestTermTwice(t *testing.T) {
 		if later {
 			shutdownTimeout = "60s"
 		}
-		p := serve(t, t.TempDir(), append(append([]string{}, labFlags...), "--shutdown-timeout", shutdownTimeout)...)
-		p.login(lab, "u1", "")
-		stuck := p.startSlowCall("u1", `{"nickname":"never finished"}`, false)
-		p.receiving(stuck.sent)
-		start := time.Now()
-		p.signal(syscall.SIGTERM)
-		// The second once the first was taken in (two pending at once would be one).
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "socius: shutting down"); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no shutdown 10 s after SIGTERM\nstdout:\n%s", p.stdout.String())
-			}
-		}
+		p, start := stuckShutdown(t, shutdownTimeout, syscall.SIGTERM)
 		if later {
 			time.Sleep(1500 * time.Millisecond)
 		}
