@@ -792,6 +792,33 @@ func TestCheckURLEmptyPort(t *testing.T) {
 	}
 }
 
+// TestCheckURLHostNotAName: a "host" that no host name, address or socket folder
+// is (a parameter written after a ',' instead of a '?': pgx reads it as a second host,
+// which a connect error names, password and all) is refused without being said; host
+// names, addresses with zones and socket folders are taken.
+func TestCheckURLHostNotAName(t *testing.T) {
+	for _, u := range []string{
+		"postgres://su@[::1],&password=s3cret",
+		"postgres://su@[?],&password=s3cret",
+		"postgres://su@h1,password=s3cret/x",
+	} {
+		err := CheckURL(u)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "no host name") {
+			t.Errorf("CheckURL(%q) = %v, want a refusal that says the host is no host name, without the password", u, err)
+		}
+	}
+	for _, u := range []string{
+		"postgres://su:pw@db-1.internal_zone.example:5432,10.0.0.2/x",
+		"postgres://su:pw@[fe80::1%25eth0]:1/x",
+		"postgres:///x?host=/var/run/postgresql",
+		"postgres://su@localhost/x?host=/tmp,db2",
+	} {
+		if err := CheckURL(u); err != nil {
+			t.Errorf("CheckURL(%q) = %v, want nil", u, err)
+		}
+	}
+}
+
 func TestClosed(t *testing.T) {
 	s := open(t, pgtest.URL(t))
 	if err := s.Close(); err != nil {

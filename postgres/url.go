@@ -45,6 +45,14 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 	if err != nil {
 		return nil, false, parseRefusal(connString, err)
 	}
+	if !hostNames(cfg) {
+		// Said without the URL: such a "host" is text from elsewhere in it, a
+		// password's perhaps, which a connect error would name.
+		return nil, false, errors.New("the URL has a host that is no host name, address or socket folder (a character " +
+			"other than letters, digits, '.', '-', '_', ':' and a zone's '%'): a parameter written after a ',' instead of a " +
+			"'?', or a password's ',' or '&' not percent-encoded, is read as another host; as written, part of it would " +
+			"be said in a connect error")
+	}
 	// pgx would send nonce_commit to the server as a run-time parameter, which
 	// PostgreSQL refuses: it is taken out here.
 	if v, ok := cfg.ConnConfig.RuntimeParams["nonce_commit"]; ok {
@@ -58,6 +66,24 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 		}
 	}
 	return cfg, asyncNonces, nil
+}
+
+// hostNames reports whether every host cfg names (its first and its fallbacks') is a
+// host name, an IP address (with a zone) or a Unix socket's folder (an absolute path).
+func hostNames(cfg *pgxpool.Config) bool {
+	hosts := []string{cfg.ConnConfig.Host}
+	for _, fb := range cfg.ConnConfig.Fallbacks {
+		hosts = append(hosts, fb.Host)
+	}
+	for _, h := range hosts {
+		if strings.HasPrefix(h, "/") {
+			continue
+		}
+		if h == "" || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:%") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // parseRefusal says why pgx could not read connString, without any of its password.
