@@ -1692,3 +1692,41 @@ func TestAnswerTimeNeverSetsTheClock(t *testing.T) {
 		t.Errorf("no Date: %v after %d attempts, offset %v; want 403002 after 1, offset 0", err, attempts.Load(), c.ClockOffset())
 	}
 }
+
+// TestTransportErrorSaysTheURLOnce: a call that got no answer names its URL once;
+// net/http's `Post "URL": ` before the cause repeated it (found by the documentation
+// walk of the thirty-third session, in socius call's message for a closed port). The
+// chain under it is kept: errors.As still finds the *url.Error, and a context's end
+// beside it is still said.
+func TestTransportErrorSaysTheURLOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ln.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(base), WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+	endpoint := base + "/socialize.getUserInfo"
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) {
+		t.Fatalf("a closed port: %T %v; want a *url.Error under it", err, err)
+	}
+	msg := err.Error()
+	if strings.Count(msg, endpoint) != 1 || strings.Contains(msg, `Post "`) ||
+		!strings.HasPrefix(msg, "socialize.getUserInfo: POST "+endpoint+": dial tcp ") || !strings.Contains(msg, "connection refused") {
+		t.Errorf("a closed port: %q; want the URL once and the dial's cause", msg)
+	}
+
+	// The cause of a call ended while it waited to try again holds both errors; the
+	// URL is still said once.
+	te := &TransportError{Method: "socialize.getUserInfo", URL: endpoint, Attempts: 2,
+		Err: fmt.Errorf("%w; the last attempt: %w", context.DeadlineExceeded, ue)}
+	if got := te.Error(); strings.Count(got, endpoint) != 1 || !strings.Contains(got, "context deadline exceeded; the last attempt: dial tcp ") ||
+		!strings.HasSuffix(got, " (after 2 attempts)") {
+		t.Errorf("two causes: %q", got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/socius/socius/gigya"
@@ -105,9 +107,15 @@ type TransportError struct {
 // Is reports ErrNotSent for a call that never reached the server (NeverSent).
 func (e *TransportError) Is(target error) bool { return target == ErrNotSent && e.NeverSent }
 
-// Error says which call failed and why.
+// Error says which call failed and why. The URL is said once: net/http's own
+// `Post "URL": ` before its cause, which would repeat it, is left out.
 func (e *TransportError) Error() string {
-	s := fmt.Sprintf("%s: POST %s: %v", e.Method, e.URL, e.Err)
+	cause := fmt.Sprint(e.Err)
+	var ue *url.Error
+	if errors.As(e.Err, &ue) {
+		cause = strings.Replace(cause, ue.Op+" "+strconv.Quote(ue.URL)+": ", "", 1)
+	}
+	s := fmt.Sprintf("%s: POST %s: %s", e.Method, e.URL, cause)
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
 	}
