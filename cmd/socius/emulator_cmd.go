@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -68,6 +70,21 @@ type apiError struct {
 
 func (e *apiError) Error() string { return fmt.Sprintf("emulator: %s (HTTP %d)", e.Message, e.Status) }
 
+// causeOf is an error of net/http's client said without its `Get "URL": `: the
+// message it goes into names the emulator's URL already. errors.Is and errors.As see
+// the whole error.
+type causeOf struct{ err error }
+
+func (c causeOf) Error() string {
+	var ue *url.Error
+	if errors.As(c.err, &ue) {
+		return ue.Err.Error()
+	}
+	return c.err.Error()
+}
+
+func (c causeOf) Unwrap() error { return c.err }
+
 // do sends a request to /_emulator/api/<path> and decodes a JSON answer into out.
 func (c *emulatorClient) do(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
@@ -92,10 +109,10 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 	}
 	resp, err := c.http.Do(req)
 	if hint, ok := untrustedCertificate(err, c.caFile); ok {
-		return fmt.Errorf("emulator at %s: %s: %w", c.base, hint, err)
+		return fmt.Errorf("emulator at %s: %s: %w", c.base, hint, causeOf{err})
 	}
 	if err != nil {
-		return fmt.Errorf("cannot reach the emulator at %s (is \"socius serve --emulator\" running?): %w", c.base, err)
+		return fmt.Errorf("cannot reach the emulator at %s (is \"socius serve --emulator\" running?): %w", c.base, causeOf{err})
 	}
 	defer resp.Body.Close()
 	if resp.Header.Get(emulator.Header) == "" {

@@ -917,6 +917,9 @@ func TestEmulatorCommandUsage(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", "http://127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "cannot reach the emulator") {
 		t.Errorf("no server: %d %s", code, errOut)
+	} else if want := `cannot reach the emulator at http://127.0.0.1:1 (is "socius serve --emulator" running?): dial tcp 127.0.0.1:1: `; !strings.Contains(errOut, want) || strings.Contains(errOut, `Get "`) {
+		// net/http's `Get "URL": ` repeated the URL (the thirty-third session).
+		t.Errorf("no server: %q; want %q, the URL once", errOut, want)
 	}
 	// Refused before anything is sent.
 	if code, _, errOut := runCLI(t, noEnv, "emulator", "faults", "delete", "first", "--url", "http://127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "ID is a rule number") {
