@@ -176,7 +176,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return nil
 		})
 	}
-	fmt.Fprintf(stderr, "socius site: unknown subcommand %q (create, list, show, rotate-secret)\n", args[0])
+	fmt.Fprintf(stderr, "socius site: unknown subcommand %q (create, list, show, rotate-secret)%s\n", args[0], flagsGoAfter(args[0], "subcommand", "socius site list --data DIR"))
 	return errUsage
 }
 
@@ -308,7 +308,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return nil
 		})
 	}
-	fmt.Fprintf(stderr, "socius key: unknown subcommand %q (create, list, delete, rotate-secret)\n", args[0])
+	fmt.Fprintf(stderr, "socius key: unknown subcommand %q (create, list, delete, rotate-secret)%s\n", args[0], flagsGoAfter(args[0], "subcommand", "socius key list --site APIKEY"))
 	return errUsage
 }
 

@@ -1020,6 +1020,37 @@ func TestHelpBeginsWithAUsageLine(t *testing.T) {
 	}
 }
 
+// TestFlagBeforeTheCommand: a flag given before the command or subcommand that reads
+// it (socius site --data DIR list, socius emulator --url URL status) is refused as an
+// unknown command, as before, and the refusal now says that flags go after it; it said
+// only `unknown subcommand "--data"` (the thirty-third session's walk of the README).
+// A word that is no flag gets no such hint.
+func TestFlagBeforeTheCommand(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--data", "d", "site", "list"}, `socius: unknown command "--data"; flags go after the command (and its subcommand), as in socius serve --data DIR, socius site list --data DIR` + "\n"},
+		{[]string{"site", "--data", "d", "list"}, `socius site: unknown subcommand "--data" (create, list, show, rotate-secret); flags go after the subcommand, as in socius site list --data DIR` + "\n"},
+		{[]string{"key", "--site", "3_x", "list"}, `socius key: unknown subcommand "--site" (create, list, delete, rotate-secret); flags go after the subcommand, as in socius key list --site APIKEY` + "\n"},
+		{[]string{"user", "--data", "d", "export"}, `socius user: unknown subcommand "--data" (export, import); flags go after the subcommand, as in socius user export --site APIKEY` + "\n"},
+		{[]string{"token", "--data", "d", "revoke"}, `socius token: unknown subcommand "--data" (revoke); flags go after the subcommand, as in socius token revoke --data DIR` + "\n"},
+		{[]string{"emulator", "--url", "http://127.0.0.1:1", "status"}, `socius emulator: unknown command "--url"; flags go after the command, as in socius emulator status --url URL` + "\n"},
+		{[]string{"site", "frob"}, `socius site: unknown subcommand "frob" (create, list, show, rotate-secret)` + "\n"},
+		{[]string{"emulator", "frob"}, `socius emulator: unknown command "frob"` + "\n"},
+		{[]string{"frob"}, `socius: unknown command "frob"` + "\n"},
+	} {
+		code, out, errOut := runCLI(t, noEnv, tt.args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, tt.says) {
+			t.Errorf("%v: exit %d %q %q; want 2 and %q", tt.args, code, out, errOut, tt.says)
+		}
+	}
+	if _, err := os.Stat("d"); !os.IsNotExist(err) {
+		t.Errorf("a refused command made its --data folder: %v", err)
+	}
+}
+
 // TestEmptyDataIsAUsageError: an empty --data (SOCIUS_DATA=, as a CI file writes for a
 // variable of its own left empty) is no folder: a usage error that says so, with
 // nothing made. site create and serve failed with Go's "mkdir : no such file or

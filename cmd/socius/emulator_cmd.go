@@ -425,7 +425,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		fmt.Fprintf(stdout, "seeded %s\n", seedCounts(n))
 		return nil
 	}
-	fmt.Fprintf(stderr, "socius emulator: unknown command %q\n\n%s", cmd, emulatorUsage)
+	fmt.Fprintf(stderr, "socius emulator: unknown command %q%s\n\n%s", cmd, flagsGoAfter(cmd, "command", "socius emulator status --url URL"), emulatorUsage)
 	return errUsage
 }
 

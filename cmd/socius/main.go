@@ -120,6 +120,17 @@ commands read only the store's: SOCIUS_DATA, SOCIUS_STORE, SOCIUS_MASTER_KEY(_FI
 SOCIUS_PREVIOUS_MASTER_KEY_FILE; backup only SOCIUS_DATA and SOCIUS_STORE.
 `
 
+// flagsGoAfter is what an unknown command or subcommand that is a flag gets added
+// to its refusal: each command reads its flags after its name (socius site list
+// --data DIR), none before it, as the usage lines show; "unknown subcommand
+// "--data"" alone did not say where the flag goes. Empty for a word that is no flag.
+func flagsGoAfter(word, what, example string) string {
+	if len(word) < 2 || word[0] != '-' {
+		return ""
+	}
+	return "; flags go after the " + what + ", as in " + example
+}
+
 // run is the whole program, minus os.Exit, so tests can drive it.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -152,7 +163,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "socius: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "socius: unknown command %q%s\n\n%s", args[0], flagsGoAfter(args[0], "command (and its subcommand)", "socius serve --data DIR, socius site list --data DIR"), usage)
 		return 2
 	}
 	var fe flagError

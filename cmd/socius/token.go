@@ -45,7 +45,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 			return revokeToken(ctx, st, text, time.Now(), stdout)
 		})
 	}
-	fmt.Fprintf(stderr, "socius token: unknown subcommand %q (revoke)\n", args[0])
+	fmt.Fprintf(stderr, "socius token: unknown subcommand %q (revoke)%s\n", args[0], flagsGoAfter(args[0], "subcommand", "socius token revoke --data DIR"))
 	return errUsage
 }
 

@@ -81,7 +81,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		}
 		return err
 	}
-	fmt.Fprintf(stderr, "socius user: unknown subcommand %q (export, import)\n", args[0])
+	fmt.Fprintf(stderr, "socius user: unknown subcommand %q (export, import)%s\n", args[0], flagsGoAfter(args[0], "subcommand", "socius user export --site APIKEY"))
 	return errUsage
 }
 
