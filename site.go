@@ -87,12 +87,42 @@ func CompactSecret(s string) string {
 func ValidateSecret(s string) error {
 	b, err := DecodeSecret(s)
 	if err != nil {
-		return fmt.Errorf("secret is not standard base64: %v", err)
+		return fmt.Errorf("secret is not standard base64: %s", base64Problem(CompactSecret(s), err))
 	}
 	if len(b) < MinSecretBytes {
 		return fmt.Errorf("secret decodes to %d bytes, at least %d are needed", len(b), MinSecretBytes)
 	}
 	return nil
+}
+
+// base64Problem says what is wrong with s, which standard base64 refused with err,
+// so that a person can mend it: Go's own words, "illegal base64 data at input byte 0",
+// count from 0 and name the first character of "abc", whose fault is its length.
+func base64Problem(s string, err error) string {
+	var ce base64.CorruptInputError
+	if !errors.As(err, &ce) || int(ce) < 0 || int(ce) > len(s) {
+		return err.Error()
+	}
+	i := int(ce)
+	at := utf8.RuneCountInString(s[:i]) + 1 // the character's number, from 1
+	switch eq := strings.IndexByte(s, '='); {
+	case i < len(s) && s[i] != '=' && !isStdBase64(s[i]):
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		msg := fmt.Sprintf("character %d is %q, which standard base64 does not use (A-Z, a-z, 0-9, + and /, then = to pad the end)", at, r)
+		if r == '-' || r == '_' {
+			msg += "; - and _ are URL-safe base64's, whose + and / a secret has"
+		}
+		return msg
+	case eq >= 0 && eq < i:
+		return fmt.Sprintf("it goes on after the = at character %d, which may only end it", utf8.RuneCountInString(s[:eq])+1)
+	case i < len(s) && s[i] == '=':
+		return fmt.Sprintf("the = at character %d comes too early: = only pads the end to a multiple of 4 characters", at)
+	}
+	return fmt.Sprintf("its %d characters are not a multiple of 4 (standard base64 pads its end with =: is one cut off?)", utf8.RuneCountInString(s))
+}
+
+func isStdBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
 }
 
 // NewSecret returns a fresh random secret of 24 bytes, base64-encoded.

@@ -144,6 +144,29 @@ func TestValidateSecret(t *testing.T) {
 	}
 }
 
+// TestValidateSecretSaysWhatIsWrong: a secret that is not standard base64 is refused
+// saying what to mend, not with Go's "illegal base64 data at input byte 0", which for
+// "abc" named a character that is fine (the thirty-third session's walk of the
+// README, serve --site-secret abc).
+func TestValidateSecretSaysWhatIsWrong(t *testing.T) {
+	for _, tt := range []struct{ secret, says string }{
+		{"abc", "its 3 characters are not a multiple of 4 (standard base64 pads its end with =: is one cut off?)"},
+		{"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng", "its 42 characters are not a multiple of 4"},
+		{"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFi_TEyMzQ1Ng==", `character 33 is '_', which standard base64 does not use (A-Z, a-z, 0-9, + and /, then = to pad the end); - and _ are URL-safe base64's, whose + and / a secret has`},
+		{"abc!", `character 4 is '!', which standard base64 does not use`},
+		{"hé11abcd", `character 2 is 'é', which standard base64 does not use`},
+		{"YW==YWJjYWJjYWJjYWJjYWJj", "it goes on after the = at character 3, which may only end it"},
+		{"abcdefgh=", "the = at character 9 comes too early: = only pads the end to a multiple of 4 characters"},
+		{"ab=d", "the = at character 3 comes too early"},
+		{"c2Vj cmV0\n!", `character 9 is '!'`}, // counted without the spaces and line ends skipped
+	} {
+		err := socius.ValidateSecret(tt.secret)
+		if err == nil || !strings.HasPrefix(err.Error(), "secret is not standard base64: "+tt.says) || strings.Contains(err.Error(), "illegal base64") {
+			t.Errorf("ValidateSecret(%q) = %v; want %q", tt.secret, err, tt.says)
+		}
+	}
+}
+
 func TestValidAPIKey(t *testing.T) {
 	for _, ok := range []string{"3_x", "A", "~!#", strings.Repeat("k", 128)} {
 		if !socius.ValidAPIKey(ok) || !socius.ValidUserKey(ok) {
