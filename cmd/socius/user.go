@@ -399,7 +399,12 @@ func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 		if err != nil {
 			return err
 		}
-		imp.merged = append(imp.merged, fmt.Sprintf("site %s existed with the same secret and %d user%s: the file's users of it were merged in (one with a UID there replaced it)", s.APIKey, n, plural(n)))
+		if n == 0 {
+			// Nothing there to merge with, nor to replace.
+			imp.merged = append(imp.merged, fmt.Sprintf("site %s existed with the same secret and no users: the file's users of it were imported into it", s.APIKey))
+		} else {
+			imp.merged = append(imp.merged, fmt.Sprintf("site %s existed with the same secret and %d user%s: the file's users of it were merged in (each with a UID it had replaced that user)", s.APIKey, n, plural(n)))
+		}
 		imp.sites[s.APIKey] = true
 		return nil
 	case !errors.Is(err, socius.ErrNotFound):

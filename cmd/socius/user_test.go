@@ -238,6 +238,32 @@ func TestUserExportImportRoundTrip(t *testing.T) {
 	}
 }
 
+// TestImportIntoASiteWithoutUsers: a site line for a site there with the same secret
+// and no users says so, without "merged in (one with a UID there replaced it)", which
+// it said with 0 users, where nothing could be merged with or replaced (the
+// thirty-third session's walk of the README); with users there it says how a UID they
+// share is taken.
+func TestImportIntoASiteWithoutUsers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dir, "--api-key", testAPIKey, "--secret", testSecret); code != 0 {
+		t.Fatalf("site create: exit %d %s", code, errOut)
+	}
+	file := filepath.Join(t.TempDir(), "site.jsonl")
+	lines := `{"kind":"site","apiKey":"` + testAPIKey + `","secret":"` + testSecret + `"}` + "\n" +
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u1","profile":{"firstName":"A"}}` + "\n"
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", file)
+	if want := "site " + testAPIKey + " existed with the same secret and no users: the file's users of it were imported into it\n"; code != 0 || !strings.Contains(out, want) || strings.Contains(out, "merged") {
+		t.Errorf("first import: exit %d %q %q; want %q", code, out, errOut, want)
+	}
+	code, out, errOut = runCLI(t, noEnv, "user", "import", "--data", dir, "--in", file)
+	if want := "site " + testAPIKey + " existed with the same secret and 1 user: the file's users of it were merged in (each with a UID it had replaced that user)\n"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("second import: exit %d %q %q; want %q", code, out, errOut, want)
+	}
+}
+
 // TestUserExportFails: an export that the store fails half way, or that a signal
 // stops, leaves the file there before as it was and makes none where there was none
 // (half an export would pass for a whole one); nothing of it is left beside either. A
