@@ -244,6 +244,12 @@ func TestUsage(t *testing.T) {
 			t.Errorf("socius %s: exit %d, %q, %q", h, code, out, errOut)
 		}
 	}
+	// It says which variables the commands read, the bench's none among them (as the
+	// README says; it said "A flag may also be set as ..." with no word of the bench's
+	// exception until the thirty-third session).
+	if _, out, _ := runCLI(t, noEnv, "help"); !strings.Contains(out, "; bench none\n(what it measures is what its command line says).") {
+		t.Errorf("socius help does not say that bench reads no variable:\n%s", out)
+	}
 	// A command's (or subcommand's) -h lists its flags on standard output and exits 0,
 	// as flag.ErrHelp: help asked for is no error (it went to standard error).
 	for _, args := range [][]string{

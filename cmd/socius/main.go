@@ -117,7 +117,8 @@ Run "socius <command> -h" for a command's flags or subcommands, and "socius <com
 <subcommand> -h" for a subcommand's flags. A flag may also be set as an environment
 variable SOCIUS_<FLAG> (e.g. SOCIUS_DATA, SOCIUS_STORE); the site, key, user and token
 commands read only the store's: SOCIUS_DATA, SOCIUS_STORE, SOCIUS_MASTER_KEY(_FILE),
-SOCIUS_PREVIOUS_MASTER_KEY_FILE; backup only SOCIUS_DATA and SOCIUS_STORE.
+SOCIUS_PREVIOUS_MASTER_KEY_FILE; backup only SOCIUS_DATA and SOCIUS_STORE; bench none
+(what it measures is what its command line says).
 `
 
 // flagsGoAfter is what an unknown command or subcommand that is a flag gets added
