@@ -11,10 +11,12 @@
 //
 // Memory stays bounded whatever keys clients invent: a bucket that has refilled to
 // full is indistinguishable from a new one, so full buckets are dropped when a shard
-// reaches its share of MaxKeys (at most once a second). If a shard is still at its cap after that
-// sweep (more than MaxKeys keys all called within the last burst/rate seconds), a new
-// key is let through untracked rather than refused: the keys already tracked, the busy
-// ones, stay limited.
+// reaches its share of MaxKeys (at most once a second). If a shard is still at its cap
+// (more than MaxKeys keys all called within the last burst/rate seconds), a new key
+// takes the place of the bucket nearest to full of a few the shard holds (evict): it
+// is tracked, so that a flood of new keys cannot make every key after it unlimited, and
+// what is forgotten is a bucket that was about to be forgotten anyway, rather than a
+// debt: a key kept spent stays limited while the flood goes on.
 package ratelimit
 
 import (
@@ -126,11 +128,7 @@ func (l *Limiter) Charge(key string, now time.Time) (ready time.Time) {
 	s, b := l.lock(key)
 	defer s.mu.Unlock()
 	if b == nil {
-		l.track(s, key, now)
-		b = s.buckets[key]
-		if b == nil {
-			return now
-		}
+		b = l.track(s, key, now)
 	} else {
 		b.refill(l, now)
 		b.tokens--
@@ -187,21 +185,50 @@ func (l *Limiter) lock(key string) (*shard, *bucket) {
 	return s, s.buckets[key]
 }
 
-// track starts a bucket for key, its first token taken, unless the shard is at its
-// cap after a sweep (see the package's comment). s is locked.
-func (l *Limiter) track(s *shard, key string, now time.Time) {
+// track starts a bucket for key, its first token taken, and returns it; when the shard
+// is at its cap, after a sweep (at most once a second) or else in the place of another
+// bucket (evict; see the package's comment). s is locked.
+func (l *Limiter) track(s *shard, key string, now time.Time) *bucket {
 	if len(s.buckets) >= l.maxShard {
 		if d := now.Sub(s.swept); d >= time.Second || d < 0 {
 			l.sweep(s, now)
 			s.swept = now
 		}
 		if len(s.buckets) >= l.maxShard {
-			return
+			l.evict(s, now)
 		}
 	}
 	// A copy: the key is often a slice of a request's body, which the map would
 	// otherwise keep whole for as long as the bucket lives.
-	s.buckets[strings.Clone(key)] = &bucket{tokens: l.burst - 1, last: now}
+	b := &bucket{tokens: l.burst - 1, last: now}
+	s.buckets[strings.Clone(key)] = b
+	return b
+}
+
+// evictSample is how many buckets evict compares: enough that a spent one is dropped
+// only when every one of them is as spent, few enough that a flood of new keys costs
+// little each.
+const evictSample = 8
+
+// evict drops, of the first evictSample buckets of the shard in map order (which Go
+// starts at a random place each time), the one holding the most tokens at now: the
+// nearest to full, whose key loses the least by being forgotten. s is locked.
+func (l *Limiter) evict(s *shard, now time.Time) {
+	var (
+		victim string
+		most   = math.Inf(-1)
+		seen   int
+	)
+	for k, b := range s.buckets {
+		b.refill(l, now)
+		if b.tokens > most {
+			victim, most = k, b.tokens
+		}
+		if seen++; seen == evictSample {
+			break
+		}
+	}
+	delete(s.buckets, victim)
 }
 
 // clockJump is how far back a call's time must be from a bucket's last for the clock

@@ -185,51 +185,101 @@ func TestMemoryBound(t *testing.T) {
 	if n := l.Len(); n > 16*10 {
 		t.Fatalf("%d keys tracked, cap is %d", n, 16*10)
 	}
-	// A key that is tracked and empty stays limited even while new keys flood in.
+	// A key that is tracked and in debt stays limited while new keys flood in.
 	l = New(1, 1, 16*10)
 	l.Allow("busy", t0)
+	l.Take("busy", t0) // a second call in flight: a token owed
 	for i := 0; i < 10_000; i++ {
 		l.Allow("key-"+strconv.Itoa(i), t0)
 	}
-	if l.Allow("busy", t0) {
+	if l.Allow("busy", t0.Add(time.Second)) {
 		t.Error("the flood freed the busy key")
 	}
-	// With every shard at its cap, a new key is let through untracked: its second
-	// call passes too.
-	if first, second := l.Allow("newcomer", t0), l.Allow("newcomer", t0); !first || !second {
-		t.Error("a new key beyond the cap was refused")
+	// With every shard at its cap, a new key is tracked all the same, in the place of
+	// another: its second call is refused.
+	if first, second := l.Allow("newcomer", t0), l.Allow("newcomer", t0); !first || second {
+		t.Errorf("a new key beyond the cap: first call allowed %v, second %v; want true, false", first, second)
 	}
-	// Two seconds later every bucket is full again: the next new key sweeps its shard
-	// and is tracked (burst 1: its second call is refused).
+	if n := l.Len(); n > 16*10 {
+		t.Errorf("%d keys tracked, cap is %d", n, 16*10)
+	}
+	// Two seconds later every bucket but the busy key's is full again: the next new
+	// key sweeps its shard.
 	late := t0.Add(2 * time.Second)
 	if !l.Allow("fresh", late) || l.Allow("fresh", late) {
 		t.Error("after the sweep a new key is not limited")
 	}
-	if n := l.Len(); n > 16*10-9 {
-		t.Errorf("after one shard's sweep %d keys tracked, want at most %d", n, 16*10-9)
+	if n := l.Len(); n > 16*10-8 {
+		t.Errorf("after one shard's sweep %d keys tracked, want at most %d", n, 16*10-8)
 	}
 }
 
-// TestSweepOncePerSecond: a shard at its cap is swept at most once a second, however
-// many new keys come: a new key within a second of the last sweep is let through
-// untracked, though a bucket has filled up since; a second later it sweeps again.
+// TestFloodKeepsDebts: keys flooding a limiter at its cap, each failing once, cannot
+// free the keys that are spent. An attacker who fills the table of addresses from
+// addresses of its own still has the address it guesses from limited, and every new
+// one it adds limited too: once the flood's keys are tracked, each gets its burst
+// and no more.
+func TestFloodKeepsDebts(t *testing.T) {
+	l := New(1, 2, 16*64)         // 64 keys a shard
+	guessers := make([]string, 4) // fewer than evictSample in any shard
+	for i := range guessers {
+		guessers[i] = "guesser-" + strconv.Itoa(i)
+		for range 3 {
+			l.Charge(guessers[i], t0) // its burst and one more: a debt
+		}
+	}
+	now := t0
+	for round := range 50 {
+		now = now.Add(10 * time.Millisecond) // no bucket of the flood's fills: no sweep drops any
+		for i := range 16 * 64 {
+			l.Charge("flood-"+strconv.Itoa(round)+"-"+strconv.Itoa(i), now)
+		}
+		if n := l.Len(); n > 16*64 {
+			t.Fatalf("round %d: %d keys tracked, cap is %d", round, n, 16*64)
+		}
+		for _, g := range guessers {
+			// 1 token a second, 1 owed at t0: ready at t0 + 2 s, and every round
+			// is before it.
+			if d := l.ReadyIn(g, now); d <= 0 {
+				t.Fatalf("round %d (+%v): %s may try again: the flood freed it", round, now.Sub(t0), g)
+			}
+		}
+	}
+	// A key new after the flood is tracked: it has its burst, then waits.
+	l.Charge("newcomer", now)
+	if ready := l.Charge("newcomer", now); !ready.After(now) {
+		t.Errorf("a new key charged its burst at the cap: ready at +%v, want later than now", ready.Sub(now))
+	}
+}
+
+// TestSweepOncePerSecond: a shard at its cap is swept (its full buckets dropped) at
+// most once a second, however many new keys come; in between, a new key takes the
+// place of one bucket.
 func TestSweepOncePerSecond(t *testing.T) {
-	l := New(1, 1, shards) // one key a shard
-	var keys []string      // three keys of one shard
-	for i := 0; len(keys) < 3; i++ {
+	l := New(1, 1, 4*shards) // four keys a shard
+	var keys []string        // keys of one shard
+	for i := 0; len(keys) < 7; i++ {
 		if k := "k" + strconv.Itoa(i); maphash.String(l.seed, k)%shards == maphash.String(l.seed, "k0")%shards {
 			keys = append(keys, k)
 		}
 	}
-	l.Allow(keys[0], t0)                           // tracked, empty
-	l.Allow(keys[1], t0.Add(500*time.Millisecond)) // the sweep keeps keys[0], half full
-	late := t0.Add(1200 * time.Millisecond)        // keys[0] full, 0.7 s after the sweep
-	if first, second := l.Allow(keys[2], late), l.Allow(keys[2], late); !first || !second {
-		t.Error("a new key 0.7 s after the sweep is limited: the shard was swept again")
+	shard := &l.shards[maphash.String(l.seed, "k0")%shards]
+	for _, k := range keys[:4] {
+		l.Allow(k, t0) // tracked, empty
 	}
-	later := t0.Add(1600 * time.Millisecond)
-	if !l.Allow(keys[2], later) || l.Allow(keys[2], later) {
-		t.Error("a new key 1.1 s after the sweep is not limited: the shard was not swept")
+	l.Allow(keys[4], t0.Add(500*time.Millisecond)) // swept: none full; one evicted
+	if n := len(shard.buckets); n != 4 {
+		t.Fatalf("after a sweep that dropped none: %d keys in the shard, want 4", n)
+	}
+	late := t0.Add(1200 * time.Millisecond) // the keys of t0 full, 0.7 s after the sweep
+	l.Allow(keys[5], late)
+	if n := len(shard.buckets); n != 4 {
+		t.Errorf("0.7 s after the sweep: %d keys in the shard, want 4 (swept again?)", n)
+	}
+	later := t0.Add(1600 * time.Millisecond) // 1.1 s after the sweep
+	l.Allow(keys[6], later)
+	if n := len(shard.buckets); n > 3 {
+		t.Errorf("1.1 s after the sweep: %d keys in the shard, want at most 3 (not swept?)", n)
 	}
 }
 

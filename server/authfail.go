@@ -73,8 +73,9 @@ func (a *authFailures) failed(c *call) {
 
 // AuthFailureAddresses returns the number of client addresses the limit on failed
 // authentications tracks (at most MaxAuthFailureAddresses): those that failed since
-// their bucket was last dropped, which happens to full buckets only when the table
-// needs room. 0 without the limit.
+// their bucket was last dropped, which happens when the table needs room, to full
+// buckets first, else to the nearest to full of a few (ratelimit's evict). 0 without
+// the limit.
 func (s *Server) AuthFailureAddresses() int {
 	if s.authFailures == nil {
 		return 0

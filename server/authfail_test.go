@@ -134,6 +134,37 @@ func TestAuthFailuresTinyRate(t *testing.T) {
 	}
 }
 
+// TestAuthFailuresAddressSpray: an attacker who fails once from each of more addresses
+// than the table holds (IPv6 /64s are many) disables nothing: the address it guesses
+// from stays limited, and so does a new one it guesses from after the spray.
+func TestAuthFailuresAddressSpray(t *testing.T) {
+	t0 := time.Date(2026, time.December, 1, 10, 0, 0, 0, time.UTC)
+	a := newAuthFailures(1, 2) // a token back every second, bursts of 2
+	at := func(addr string) *call {
+		c := &call{now: t0}
+		c.RemoteAddr = addr
+		return c
+	}
+	for range 3 {
+		a.failed(at("192.0.2.1:1"))
+	}
+	for i := range 2 * MaxAuthFailureAddresses {
+		a.failed(at(fmt.Sprintf("[2001:db8:%x:%x::1]:1", i>>16, i&0xffff)))
+	}
+	if n := a.limiter.Len(); n > MaxAuthFailureAddresses {
+		t.Errorf("%d addresses tracked, more than %d", n, MaxAuthFailureAddresses)
+	}
+	if w := a.readyIn(at("192.0.2.1:2")); w <= 0 {
+		t.Error("the address that spent its budget before the spray may try again")
+	}
+	for range 3 {
+		a.failed(at("192.0.2.2:1"))
+	}
+	if w := a.readyIn(at("192.0.2.2:2")); w <= 0 {
+		t.Error("an address that spent its budget after the spray is not limited")
+	}
+}
+
 // BenchmarkAuthFailureCheck is the check before authentication of a good call: past
 // the window (no address may have spent its budget) it is an atomic load; within it
 // (an address failed less than a refill ago) a lookup in the table.
