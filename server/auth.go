@@ -589,13 +589,16 @@ func (s *Server) authenticateToken(c *call) error {
 		return err
 	}
 	if text == "" {
+		c.tokenUnknown = true
 		return invalidToken("the token is empty")
 	}
 	if _, ok := socius.TokenKindOf(text); !ok {
+		c.tokenUnknown = true
 		return invalidToken("unknown token")
 	}
 	t, err := s.cfg.Store.Token(c.ctx, socius.HashToken(text))
 	if errors.Is(err, socius.ErrNotFound) {
+		c.tokenUnknown = true
 		return invalidToken("unknown token: never issued here, removed a week after it expired or was revoked, or deleted with its userKey or by an emulator's reset")
 	}
 	if err != nil {

@@ -85,16 +85,21 @@ func (s *Server) AuthFailureAddresses() int {
 
 // authFailureCounts reports whether an authentication's failure spends the address's
 // budget: credentials that name nothing (400093: no site has the apiKey; 403005: no
-// such userKey on the site; 403025: no such token, or one expired or revoked) or do not
-// match (403003: a signature, secret, client secret or JWT signature). Not a request
-// that is merely malformed or sent the wrong way (400002, 400006, 400008, 403006), nor
-// a timestamp out of the window (403002: a client's clock), nor a replayed nonce
-// (403004: the SDKs send a request again as it is when its answer was lost), nor the
-// store failing (500028).
-func authFailureCounts(err error) bool {
+// such userKey on the site; 403025: no token has the text sent) or do not match
+// (403003: a signature, secret, client secret or JWT signature). Not a request that is
+// merely malformed or sent the wrong way (400002, 400006, 400008, 403006, a token over
+// plain HTTP), nor a timestamp out of the window (403002: a client's clock), nor a
+// replayed nonce (403004: the SDKs send a request again as it is when its answer was
+// lost), nor the store failing (500028). Nor a token the server issued that has
+// expired or was revoked, or whose site or key is gone: whoever sends it was given it
+// (an app whose session aged, or whose user logged out elsewhere, and many of them
+// share one address behind a carrier's NAT), and guesses nothing.
+func authFailureCounts(c *call, err error) bool {
 	switch socius.ErrorCode(err) {
-	case socius.CodeInvalidAPIKey, socius.CodeInvalidSignature, socius.CodeUnauthorizedUser, socius.CodeInvalidToken:
+	case socius.CodeInvalidAPIKey, socius.CodeInvalidSignature, socius.CodeUnauthorizedUser:
 		return true
+	case socius.CodeInvalidToken:
+		return c.tokenUnknown
 	}
 	return false
 }

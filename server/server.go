@@ -314,6 +314,9 @@ type call struct {
 	slot       bool   // the call holds one of the MaxConcurrent slots
 	out        []byte // the encoded answer
 	siteKey    []byte // the site's decoded partner secret, once needed
+	// tokenUnknown: the call's token names nothing (none issued has its text), the
+	// one 403025 that the limit on failed authentications counts (authFailureCounts).
+	tokenUnknown bool
 	// nonce is the call's nonce while noncePending: checked signature, not yet
 	// recorded (Config.Nonced).
 	nonce         socius.NonceUse
@@ -544,7 +547,7 @@ func (s *Server) serve(w http.ResponseWriter, c *call) (gigya.Object, error) {
 // authenticated authenticates the call and runs its method.
 func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 	if err := s.authenticate(c); err != nil {
-		if s.authFailures != nil && authFailureCounts(err) {
+		if s.authFailures != nil && authFailureCounts(c, err) {
 			s.authFailures.failed(c)
 		}
 		return nil, err

@@ -174,6 +174,31 @@ func TestAuthFailureLimitTokens(t *testing.T) {
 	want(t, "the good token a second later", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
 }
 
+// TestAuthFailureLimitTokensIssued: a token the server issued that has since expired
+// or been revoked, or a token sent over plain HTTP, spends nothing: its sender was
+// given it (and many apps whose sessions aged share a carrier's address), or it was
+// refused before anything was looked up. Only a token that names nothing does.
+func TestAuthFailureLimitTokensIssued(t *testing.T) {
+	ts := startServer(t, "--auth-failure-limit", "1")
+	token := ts.accessToken(t, "u1")
+	a := ts.getToken(t, url.Values{"grant_type": {"none"}, "x_siteUID": {"u2"}, "x_sessionExpiration": {"60"}})
+	if a.code() != 0 {
+		t.Fatalf("getToken with x_sessionExpiration=60: %v", a)
+	}
+	expiring := a.str("access_token")
+	revoked := ts.accessToken(t, "u3")
+	want(t, "logout", ts.call(t, "socialize.logout", url.Values{"UID": {"u3"}}), 0, "")
+	ts.Clock.Advance(time.Minute)
+	for i := range 3 {
+		want(t, fmt.Sprintf("expired token %d", i), ts.tlsPost(t, "socialize.getUserInfo", withToken(expiring, nil)), 403025, "expired at")
+		want(t, fmt.Sprintf("revoked token %d", i), ts.tlsPost(t, "socialize.getUserInfo", withToken(revoked, nil)), 403025, "revoked at")
+		want(t, fmt.Sprintf("token over HTTP %d", i), ts.post(t, ts.HTTPURL, "socialize.getUserInfo", withToken(token, nil)), 403025, "only be sent over HTTPS")
+	}
+	want(t, "the good token after them", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
+	want(t, "a token never issued", ts.tlsPost(t, "socialize.getUserInfo", withToken(socius.AccessTokenPrefix+"nosuchtoken", nil)), 403025, "unknown token")
+	want(t, "the good token after it", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "made more than 1 failed authentication")
+}
+
 // Without --auth-failure-limit there is no limit: a test suite that sends bad
 // signatures on purpose, as many as it likes, is never refused for them.
 func TestNoAuthFailureLimitByDefault(t *testing.T) {
