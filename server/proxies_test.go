@@ -111,7 +111,7 @@ func TestClientAddrOfCalls(t *testing.T) {
 	s.cfg.TrustedProxies = TrustedProxies{netip.MustParsePrefix("192.0.2.0/24")}
 	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&logs, nil)))
 	s.authFailures = newAuthFailures(0.001, 1)
-	call := func(peer, forwardedFor, secret string) (answer, line string) {
+	call := func(peer, forwardedFor, secret string, headers ...string) (answer, line string) {
 		t.Helper()
 		logs.Reset()
 		r := httptest.NewRequest("POST", "http://socialize.localtest/socialize.getUserInfo",
@@ -120,6 +120,9 @@ func TestClientAddrOfCalls(t *testing.T) {
 		r.Header.Set("X-Forwarded-Proto", "https")
 		if forwardedFor != "" {
 			r.Header.Set("X-Forwarded-For", forwardedFor)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			r.Header.Add(headers[i], headers[i+1])
 		}
 		r.RemoteAddr = peer
 		return serve(s, r).Body.String(), logs.String()
@@ -145,6 +148,17 @@ func TestClientAddrOfCalls(t *testing.T) {
 	}
 	if a, line = call("192.0.2.1:5000", "", labSecret); !strings.Contains(a, `"errorCode":0`) || !strings.Contains(line, "remote=192.0.2.1:5000") || strings.Contains(line, "peer=") {
 		t.Fatalf("the proxy itself: %s\n%s", a, line)
+	}
+	// Forwarded (RFC 7239) and X-Real-IP are not read, from a trusted proxy either: a
+	// proxy that writes X-Forwarded-For alone passes the client's own on unchanged.
+	// Without X-Forwarded-For the client is the proxy; beside one, that one counts.
+	a, line = call("192.0.2.1:5000", "", labSecret, "Forwarded", "for=198.51.100.1;proto=https", "X-Real-IP", "198.51.100.1")
+	if !strings.Contains(a, `"errorCode":0`) || !strings.Contains(line, "remote=192.0.2.1:5000") || strings.Contains(line, "198.51.100.1") {
+		t.Fatalf("Forwarded and X-Real-IP alone, naming the refused client: %s\n%s", a, line)
+	}
+	a, line = call("192.0.2.1:5000", "198.51.100.1", labSecret, "Forwarded", `for="[2001:db8::1]"`, "X-Real-IP", "198.51.100.2")
+	if !strings.Contains(a, `"errorCode":403048`) || !strings.Contains(line, "remote=198.51.100.1 peer=192.0.2.1:5000") {
+		t.Fatalf("X-Forwarded-For beside Forwarded and X-Real-IP: %s\n%s", a, line)
 	}
 	// A peer that is no trusted proxy is the client whatever it writes, and its
 	// X-Forwarded-Proto is not believed: a plain secret over HTTP is refused.
