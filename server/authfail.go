@@ -149,11 +149,20 @@ func clientAddress(remote string) string {
 
 // addressKey returns an IP (unmapped, without a zone) as the limit on failed
 // authentications counts it: an IPv4 one as it is, an IPv6 one as its /64, which is one
-// host's or one customer's network rather than one machine's.
+// host's or one customer's network rather than one machine's. An address of the
+// well-known NAT64 prefix (64:ff9b::/96, RFC 6052) is an IPv4 client translated to
+// IPv6 (an IPv6-only network behind a stateless translator): it counts as that IPv4
+// address, else every IPv4 client there would share the prefix's one /64.
 func addressKey(ip netip.Addr) string {
 	if ip.Is4() {
 		return ip.String()
 	}
+	if nat64.Contains(ip) {
+		b := ip.As16()
+		return netip.AddrFrom4([4]byte(b[12:])).String()
+	}
 	p, _ := ip.Prefix(64)
 	return p.String()
 }
+
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")

@@ -18,6 +18,11 @@ func TestClientAddress(t *testing.T) {
 		{"[fe80::1%eth0]:80", "fe80::/64"},
 		// An IPv4 client of a dual-stack listener.
 		{"[::ffff:192.0.2.7]:80", "192.0.2.7"},
+		// IPv4 clients translated to the well-known NAT64 prefix: each its own
+		// address, not all of them the prefix's /64; another prefix's /64 as any.
+		{"[64:ff9b::192.0.2.7]:80", "192.0.2.7"},
+		{"[64:ff9b::198.51.100.1]:80", "198.51.100.1"},
+		{"[64:ff9b:1::192.0.2.7]:80", "64:ff9b:1::/64"},
 		// Not an IP and a port: the host part, else the whole, bounded.
 		{"localhost:80", "localhost"},
 		{"@", "@"},
