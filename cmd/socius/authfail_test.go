@@ -80,7 +80,7 @@ func TestAuthFailureLimit(t *testing.T) {
 	a := ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey))
 	want(t, "a good call from the address", a, 403048,
 		"API Rate Limit Exceeded: address 127.0.0.1 made more than 2 failed authentications a second (bursts of 3) to this server; every call from it is refused before authentication until it may try again, in ")
-	wantWait(t, "a good call from the address", a, 0.4, 0.5)
+	wantWait(t, "a good call from the address", a, 0.5)
 	// The limit is the address's, whatever site it calls.
 	want(t, "another site's call from the address", ts.postWith(t, here, "socialize.getUserInfo", signedGet("3_Other")), 403048, "address 127.0.0.1")
 	// Another address has its own budget.
@@ -92,7 +92,7 @@ func TestAuthFailureLimit(t *testing.T) {
 	// 0.2 s later the wait is shorter; at 0.5 s a token is back. Good calls pass and
 	// spend none of it; the next failure does, and the address is refused again.
 	ts.Clock.Advance(200 * time.Millisecond)
-	wantWait(t, "0.2 s later", ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey)), 0.2, 0.3)
+	wantWait(t, "0.2 s later", ts.postWith(t, here, "socialize.getUserInfo", signedGet(testAPIKey)), 0.3)
 	ts.Clock.Advance(300 * time.Millisecond)
 	if got := codes(here, 3, func() url.Values { return signedGet(testAPIKey) }); got != "[0 0 0]" {
 		t.Errorf("good calls once a token is back: %s", got)
@@ -136,9 +136,10 @@ func TestAuthFailureLimit(t *testing.T) {
 }
 
 // wantWait checks that a refusal by the limit on failed authentications says the
-// address may try again in from lo to hi seconds. The test's clock runs on with the
-// system's between the calls, so the wait is a little shorter than the offsets say.
-func wantWait(t *testing.T, what string, a answer, lo, hi float64) {
+// address may try again in at most hi seconds, and more than none. The test's clock
+// runs on with the system's between the calls, so the wait is shorter than the
+// offsets say, by as much as a loaded machine (-race) takes: no lower bound holds.
+func wantWait(t *testing.T, what string, a answer, hi float64) {
 	t.Helper()
 	var wait float64
 	d := a.str("errorDetails")
@@ -147,8 +148,8 @@ func wantWait(t *testing.T, what string, a answer, lo, hi float64) {
 		t.Errorf("%s: got %d %q, want 403048 saying when to try again", what, a.code(), d)
 		return
 	}
-	if _, err := fmt.Sscanf(d[i:], "may try again, in %g s", &wait); err != nil || wait <= lo || wait > hi {
-		t.Errorf("%s: %q; want a wait of more than %g s and at most %g s", what, d, lo, hi)
+	if _, err := fmt.Sscanf(d[i:], "may try again, in %g s", &wait); err != nil || wait <= 0 || wait > hi {
+		t.Errorf("%s: %q; want a wait of more than 0 s and at most %g s", what, d, hi)
 	}
 }
 
