@@ -18,7 +18,8 @@ type TrustedProxies []netip.Prefix
 // prefix of at least /96) for its IPv4 form, as connections are compared unmapped. A
 // prefix's host bits are dropped (10.1.2.3/8 is 10.0.0.0/8). Refused, naming the entry:
 // an empty entry, a zone (fe80::1%eth0: an interface of one machine), a host name, a
-// port.
+// port, brackets, an IPv4-mapped prefix shorter than /96 (which no connection could
+// match).
 func ParseTrustedProxies(list string) (TrustedProxies, error) {
 	if strings.TrimSpace(list) == "" {
 		return nil, nil
@@ -42,6 +43,9 @@ func parseTrustedProxy(e string) (netip.Prefix, error) {
 	if strings.Contains(e, "%") {
 		return netip.Prefix{}, errors.New("an address with a zone: give it without its %zone")
 	}
+	if strings.HasPrefix(e, "[") {
+		return netip.Prefix{}, errors.New("an address in brackets: give an IPv6 address without them (::1), and no port")
+	}
 	var p netip.Prefix
 	if strings.Contains(e, "/") {
 		var err error
@@ -55,7 +59,12 @@ func parseTrustedProxy(e string) (netip.Prefix, error) {
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			// It reaches past the mapped addresses, and a connection's is compared
+			// unmapped: it would trust no IPv4 client at all, unsaid.
+			return netip.Prefix{}, errors.New("an IPv4-mapped prefix shorter than /96: give the IPv4 prefix (10.0.0.0/8), or ::ffff:0:0/96 for every IPv4 address")
+		}
 		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 	}
 	return p.Masked(), nil

@@ -20,6 +20,8 @@ func TestParseTrustedProxies(t *testing.T) {
 		{"10.1.2.3/8", "10.0.0.0/8"},          // host bits dropped
 		{"::ffff:10.0.0.1", "10.0.0.1"},       // mapped: compared unmapped
 		{"::ffff:10.0.0.0/104", "10.0.0.0/8"}, // a mapped prefix too
+		{"::ffff:0:0/96", "0.0.0.0/0"},        // every IPv4 address
+		{"::/0", "::/0"},                      // every IPv6 one (not a mapped prefix)
 		{"fd00::/8,2001:db8::/32", "fd00::/8,2001:db8::/32"},
 	} {
 		got, err := ParseTrustedProxies(c.in)
@@ -32,7 +34,10 @@ func TestParseTrustedProxies(t *testing.T) {
 		{"127.0.0.1,,::1", `"": an empty entry`},
 		{"localhost", `"localhost": not an IP address`},
 		{"127.0.0.1:80", `"127.0.0.1:80": not an IP address`},
-		{"[::1]", `"[::1]": not an IP address`},
+		{"[::1]", `"[::1]": an address in brackets: give an IPv6 address without them`},
+		{"[::1]:80", `"[::1]:80": an address in brackets`},
+		{"::ffff:10.0.0.0/95", `"::ffff:10.0.0.0/95": an IPv4-mapped prefix shorter than /96`},
+		{"::ffff:0:0/80", `"::ffff:0:0/80": an IPv4-mapped prefix shorter than /96`},
 		{"fe80::1%eth0", `"fe80::1%eth0": an address with a zone`},
 		{"10.0.0.0/33", `"10.0.0.0/33": not a CIDR prefix`},
 		{"10.0.0.0/", `"10.0.0.0/": not a CIDR prefix`},
