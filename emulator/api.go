@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -629,12 +631,53 @@ func (e *Emulator) apiClearLog(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"cleared": true})
 }
 
+// DefaultExportIdle is how long an export over the admin API waits for its client to
+// take a write when the listeners have no write timeout (Config.WriteTimeout 0).
+const DefaultExportIdle = 30 * time.Second
+
+// exportIdle is how long an export over the admin API waits for its client to take a
+// write before it gives up: the listeners' write timeout, per write rather than for
+// the whole answer.
+func (e *Emulator) exportIdle() time.Duration {
+	return cmp.Or(e.cfg.WriteTimeout, DefaultExportIdle)
+}
+
+// idleWriter gives each write to w, an http.ResponseWriter, its own write deadline,
+// idle from its start: a client that takes the export however slowly, a little at a
+// time, gets all of it, and one that takes nothing for idle is cut off.
+type idleWriter struct {
+	w    io.Writer
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (iw idleWriter) Write(p []byte) (int, error) {
+	iw.rc.SetWriteDeadline(time.Now().Add(iw.idle))
+	return iw.w.Write(p)
+}
+
+// apiExport writes the export. The listeners' deadlines are for API calls: the read
+// deadline, once passed, cancels the request's context (net/http's background read of
+// the connection fails), and the write deadline ends the answer, so an export longer
+// than them (a large store, a slow client) was cut off half way. Here the read
+// deadline goes (a client that hangs up still cancels the context) and the write
+// deadline is per write (idleWriter): a stalled client holds the export's view (a read
+// transaction) at most exportIdle after its last write.
 func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="socius-export.jsonl"`)
-	cw := &iocount.Writer{W: w}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	idle := e.exportIdle()
+	rc.SetWriteDeadline(time.Now().Add(idle))
+	cw := &iocount.Writer{W: idleWriter{w, rc, idle}}
 	if _, err := Export(r.Context(), e.cfg.Store, cw); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The client stopped reading: cut off, so that its view is let go.
+			e.cfg.Logger.Warn(fmt.Sprintf("emulator: export cut off: its client took nothing for %v", idle), "bytes", cw.N)
+			panic(http.ErrAbortHandler)
+		}
 		if r.Context().Err() != nil {
 			// The client went away (it read what it wanted): no fault of the store.
 			e.cfg.Logger.Debug("emulator: export abandoned by the client", "err", err)
