@@ -151,6 +151,11 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// emulatorCallTimeout is how long a request of socius emulator may take, the answer
+// read, but for a seed's and an export's: a long poll of the log and a little more.
+// Tests shorten it.
+var emulatorCallTimeout = emulator.MaxWait + 15*time.Second
+
 func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, emulatorUsage)
@@ -167,7 +172,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	}
 	baseURL := fs.String("url", "http://127.0.0.1:8080", "the emulator's address: http://host:port, or https://")
 	caFile := fs.String("ca-file", "", caFileUsage)
-	c := &emulatorClient{http: &http.Client{Timeout: emulator.MaxWait + 15*time.Second}}
+	c := &emulatorClient{http: &http.Client{Timeout: emulatorCallTimeout}}
 	parse := func(args []string) ([]string, error) {
 		if cmd == "clock" { // only "clock advance -15m" has a negative argument of its own
 			args = negativeDurationsLast(args)
@@ -390,6 +395,10 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err := noArgs(args); err != nil {
 			return err
 		}
+		// An export of a large store reads for longer than any other request takes:
+		// no timeout (Ctrl-C ends it), as the emulator gives it none either (it cuts
+		// off a client that stops reading instead).
+		c.http.Timeout = 0
 		if *out == "" {
 			return c.do(ctx, "GET", "export", nil, stdout)
 		}
