@@ -28,6 +28,10 @@ var errViewClosed = errors.New("the view is closed")
 // errViewGone is a read of a view whose snapshot an earlier read lost (view.gone).
 var errViewGone = errors.New("an earlier read of the view lost its snapshot")
 
+// viewSavepoint is the savepoint a view's transaction takes once its snapshot is, to
+// which a read that PostgreSQL refused for its value rolls back (view.read).
+const viewSavepoint = "socius_view"
+
 // snapshotOptions are the view's transaction's.
 var snapshotOptions = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
@@ -76,6 +80,12 @@ func (s *Store) Snapshot(ctx context.Context) (socius.View, error) {
 		// one now, so that the view is of this moment rather than of its first use.
 		var one int
 		if err := tx.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+			rollback(tx)
+			return err
+		}
+		// A read refused for a value the database cannot hold fails the transaction;
+		// rolled back to here (view.read), it goes on, its snapshot kept.
+		if _, err := tx.Exec(ctx, `SAVEPOINT `+viewSavepoint); err != nil {
 			rollback(tx)
 			return err
 		}
@@ -150,11 +160,18 @@ func (v *view) read(ctx context.Context, op string, fn func(ctx context.Context,
 	ctx, cancel := v.store.withTimeout(ctx)
 	defer cancel()
 	err := fn(ctx, v.tx)
+	if unstorable(err) {
+		// No row holds what the database cannot store. PostgreSQL failed the
+		// transaction with the statement (a value that passed storable, as bytes
+		// that are no text in a database of another encoding than UTF8): back to
+		// the savepoint, the snapshot of the view's moment goes on.
+		if _, rerr := v.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT `+viewSavepoint); rerr != nil {
+			v.gone = snapshotGone(v.tx)
+		}
+		return socius.ErrNotFound
+	}
 	if err != nil {
 		v.gone = snapshotGone(v.tx)
-	}
-	if unstorable(err) {
-		return socius.ErrNotFound // no row holds what the database cannot store
 	}
 	return errorFor(op, err)
 }

@@ -285,3 +285,85 @@ func TestViewsBounded(t *testing.T) {
 		t.Fatal("a Snapshot beyond two open, after a view closed twice, succeeded; want it refused")
 	}
 }
+
+// otherEncoding returns the URL of a new database of the pgtest server at url (a
+// schema's URL) whose encoding is EUC_JP: a database where PostgreSQL refuses a text
+// that is valid UTF-8 but has a character EUC_JP lacks (an emoji: 22P05).
+func otherEncoding(t *testing.T, url string) string {
+	t.Helper()
+	base, schema, ok := strings.Cut(url, "&search_path=")
+	if !ok || !strings.Contains(base, "/socius?") {
+		t.Fatalf("a pgtest URL not of the form expected: %s", url)
+	}
+	conn, err := pgx.Connect(t.Context(), strings.Replace(base, "/socius?", "/postgres?", 1))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	db := "euc_jp_" + schema
+	if _, err := conn.Exec(t.Context(), `CREATE DATABASE `+db+` ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	return strings.Replace(base, "/socius?", "/"+db+"?", 1)
+}
+
+// TestViewUnstorableValue: a read of a view that PostgreSQL refuses for its value (an
+// apiKey that is valid UTF-8 but has a character the database's encoding lacks)
+// finds nothing, as the store's own read does, and the view reads on, at its moment.
+// It found nothing, but the failed statement had failed the view's transaction: every
+// read after it was refused, 500028 "the view's transaction failed".
+func TestViewUnstorableValue(t *testing.T) {
+	url := otherEncoding(t, pgtest.URL(t))
+	for _, mode := range []string{"cache_statement", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			s := open(t, url+"&client_encoding=UTF8&default_query_exec_mode="+mode)
+			defer s.Close()
+			ctx := t.Context()
+			site := "3_" + mode
+			if err := s.CreateSite(ctx, &socius.Site{APIKey: site, Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Login(ctx, site, "u1", nil, now); err != nil {
+				t.Fatal(err)
+			}
+			v, err := s.Snapshot(ctx)
+			if err != nil {
+				t.Fatalf("Snapshot: %v", err)
+			}
+			defer v.Close()
+			if _, err := s.Login(ctx, site, "u2", nil, now); err != nil {
+				t.Fatal(err)
+			}
+
+			const unstorable = "3_\U0001F600" // an emoji: no EUC_JP
+			if _, err := s.Site(ctx, unstorable); !errors.Is(err, socius.ErrNotFound) {
+				t.Fatalf("the store's Site(%q): %v; want not found", unstorable, err)
+			}
+			for name, read := range map[string]func() error{
+				"Site":  func() error { _, err := v.Site(ctx, unstorable); return err },
+				"Keys":  func() error { _, err := v.Keys(ctx, unstorable); return err },
+				"Users": func() error { _, err := v.Users(ctx, unstorable, "", 10); return err },
+			} {
+				if err := read(); !errors.Is(err, socius.ErrNotFound) {
+					t.Fatalf("view: %s(%q): %v; want not found, as the store's", name, unstorable, err)
+				}
+				// The view reads on, of its moment: u1, not u2 written after it.
+				users, err := v.Users(ctx, site, "", 10)
+				if err != nil || len(users) != 1 || users[0].UID != "u1" {
+					t.Fatalf("view: Users after %s(%q): %v, %v; want u1 alone", name, unstorable, uidsOf(users), err)
+				}
+			}
+			if err := v.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		})
+	}
+}
+
+func uidsOf(users []*socius.User) []string {
+	var uids []string
+	for _, u := range users {
+		uids = append(uids, u.UID)
+	}
+	return uids
+}
