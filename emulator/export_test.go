@@ -186,3 +186,44 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestExportClientGone: a client that hangs up half way through an export ends it, its
+// view closed, though the export has no read deadline any more: the server's read of
+// the connection finds it closed and cancels the export's context.
+func TestExportClientGone(t *testing.T) {
+	defer func(n int) { exportPage = n }(exportPage)
+	exportPage = 5
+	ctx := t.Context()
+	st := openStore(t)
+	if _, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := st.Login(ctx, siteKey, fmt.Sprintf("u-%03d", i), nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Twenty pages or more, 200 ms apart: the client is gone long before the last.
+	views := &countedViews{Store: st, pause: 200 * time.Millisecond}
+	var logged syncBuffer
+	e := New(Config{Store: views, Clock: &socius.OffsetClock{}, LogSize: 10, WriteTimeout: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	base := serveExport(t, e, 28513)
+	resp, err := http.Get(base + "/_emulator/api/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resp.Body.Read(make([]byte, 10)); err != nil {
+		t.Fatalf("the export's first bytes: %v", err)
+	}
+	if views.open.Load() != 1 {
+		t.Fatalf("%d views open while the export runs; want 1", views.open.Load())
+	}
+	resp.Body.Close() // closes the connection: the body was not read to its end
+	for deadline := time.Now().Add(20 * time.Second); views.open.Load() != 0 || !strings.Contains(logged.String(), "abandoned by the client"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after its client hung up: %d views open; log:\n%s", views.open.Load(), logged.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
