@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -158,6 +159,31 @@ var snapshotTests = []test{
 			if err != nil || len(users) != c.want {
 				t.Errorf("Users of a view = %v, %v; want %d users", uidsOf(users), err, c.want)
 			}
+		}
+	}},
+	{"ViewReadCancelledFirst", func(t *testing.T, s socius.Store) {
+		// A read whose context ended before it began fails, and takes nothing from the
+		// view: the next reads are of its moment still.
+		ctx := t.Context()
+		createSite(t, s, "3_a", base)
+		login(t, s, "3_a", "u1", nil, base)
+		v := snapshot(t, s)
+		defer v.Close()
+		login(t, s, "3_a", "u2", nil, base)
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		if users, err := v.Users(done, "3_a", "", 10); err == nil {
+			t.Fatalf("view: Users with its context ended: %v, no error", uidsOf(users))
+		}
+		if _, err := v.Sites(done); err == nil {
+			t.Fatal("view: Sites with its context ended: no error")
+		}
+		users, err := v.Users(ctx, "3_a", "", 10)
+		if err != nil || len(users) != 1 || users[0].UID != "u1" {
+			t.Fatalf("view: Users after a read cancelled first: %v, %v; want u1 alone, of the view's moment", uidsOf(users), err)
+		}
+		if sites, err := v.Sites(ctx); err != nil || len(sites) != 1 {
+			t.Fatalf("view: Sites after a read cancelled first: %d sites, %v; want 1", len(sites), err)
 		}
 	}},
 	{"StoreCloseEndsViews", func(t *testing.T, s socius.Store) {
