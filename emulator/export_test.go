@@ -64,9 +64,9 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 
 // serveExport serves e on a port of its own with the listeners' deadlines of socius
 // serve, here of 2 s, the least it takes in emulator mode.
-func serveExport(t *testing.T, e *Emulator, port int) string {
+func serveExport(t *testing.T, e *Emulator) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestExportOutlastsDeadlines(t *testing.T) {
 	// Nine pages or more, each read 400 ms after the last: past both 2 s deadlines.
 	slow := &countedViews{Store: st, pause: 400 * time.Millisecond}
 	e := New(Config{Store: slow, Clock: &socius.OffsetClock{}, LogSize: 10, WriteTimeout: 2 * time.Second})
-	base := serveExport(t, e, 28510)
+	base := serveExport(t, e)
 	resp, err := http.Get(base + "/_emulator/api/export")
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestExportStalledClient(t *testing.T) {
 	views := &countedViews{Store: st}
 	e := New(Config{Store: views, Clock: &socius.OffsetClock{}, LogSize: 10, WriteTimeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	base := serveExport(t, e, 28511)
+	base := serveExport(t, e)
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
@@ -208,7 +208,7 @@ func TestExportClientGone(t *testing.T) {
 	var logged syncBuffer
 	e := New(Config{Store: views, Clock: &socius.OffsetClock{}, LogSize: 10, WriteTimeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	base := serveExport(t, e, 28513)
+	base := serveExport(t, e)
 	resp, err := http.Get(base + "/_emulator/api/export")
 	if err != nil {
 		t.Fatal(err)

@@ -1420,20 +1420,13 @@ func TestEmulatorExportOutlastsCallTimeout(t *testing.T) {
 	defer func(d time.Duration) { emulatorCallTimeout = d }(emulatorCallTimeout)
 	emulatorCallTimeout = time.Second
 	const first, second = `{"kind":"site","apiKey":"3_x"}` + "\n", `{"kind":"user","apiKey":"3_x","UID":"u1"}` + "\n"
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(emulator.Header, "1")
 		io.WriteString(w, first)
 		w.(http.Flusher).Flush()
 		time.Sleep(1500 * time.Millisecond) // a large store's pages, past the timeout
 		io.WriteString(w, second)
 	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:28512")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
 	defer srv.Close()
 	if code, out, errOut := runCLI(t, noEnv, "emulator", "export", "--url", srv.URL); code != 0 || out != first+second {
 		t.Errorf("to standard output: exit %d, %q, %q; want 0 and the whole export", code, out, errOut)
