@@ -107,6 +107,9 @@ const Header = "X-Socius-Emulator"
 // ServeHTTP serves the admin API and the console.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(Header, "1")
+	// Every answer: the admin API's JSON and export, whose strings are the users' and
+	// the callers', are never to be read as a page or a script.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if refusal, other := gigya.OtherScheme(r.URL.Scheme); other {
 		e.badScheme(w, r, refusal)
 		return

@@ -1123,6 +1123,44 @@ func TestConsoleHeaders(t *testing.T) {
 	}
 }
 
+// TestNoSniff: every answer under /_emulator/ says X-Content-Type-Options: nosniff,
+// the admin API's JSON (whose strings are the users' and the callers': a UID of
+// "<script>...") and its export included, its errors and refusals too, so that no
+// browser reads one as a page or a script.
+func TestNoSniff(t *testing.T) {
+	te := newTestEmulator(t)
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/_emulator/api/status"},
+		{"GET", "/_emulator/api/user?apiKey=3_EmuSite&UID=%3Cscript%3Ealert(1)%3C/script%3E"}, // a 404
+		{"GET", "/_emulator/api/export"},
+		{"GET", "/_emulator/api/nothing"},
+		{"POST", "/_emulator/api/status"}, // a 405
+		{"GET", "/_emulator/"},
+		{"GET", "/_emulator"}, // a redirect
+	} {
+		req, _ := http.NewRequest(tt.method, te.URL+tt.path, nil)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s %s: HTTP %d, X-Content-Type-Options %q, want nosniff", tt.method, tt.path, resp.StatusCode, got)
+		}
+	}
+	// The refusal of a foreign Host, in JSON.
+	req, _ := http.NewRequest("GET", te.URL+"/_emulator/api/status", nil)
+	req.Host = "rebind.evil.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("foreign Host: HTTP %d, X-Content-Type-Options %q, want 403 and nosniff", resp.StatusCode, resp.Header.Get("X-Content-Type-Options"))
+	}
+}
+
 // usersFailAfter is a store whose user listing fails after its first page, as a
 // database gone away in the middle of an export.
 type usersFailAfter struct {
