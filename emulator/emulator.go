@@ -14,7 +14,8 @@
 // keep a web page the developer visits from using it: requests whose Host is a DNS
 // name other than localhost are refused (DNS rebinding) unless AllowRemote is set, and
 // every state-changing request must be same-origin (its Origin or Referer, when a
-// browser sends one, names the emulator itself, and Sec-Fetch-Site is same-origin).
+// browser sends one, names the emulator itself, and Sec-Fetch-Site is same-origin);
+// another site's page may link to the emulator but not load it (Sec-Fetch-Site again).
 // docs/emulator.md is the reference of the admin API.
 package emulator
 
@@ -118,11 +119,13 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, r, "Host "+clip(r.Host, 100)+" is not a loopback address or localhost (start with --emulator-allow-remote to allow it)")
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if err := sameOrigin(r); err != nil {
-			e.refuse(w, r, err.Error())
-			return
-		}
+	check := sameOrigin
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		check = crossSiteRead
+	}
+	if err := check(r); err != nil {
+		e.refuse(w, r, err.Error())
+		return
 	}
 	// r.URL.Query drops what does not decode: users?q=%zz would search for nothing,
 	// and list every user.

@@ -491,6 +491,50 @@ func TestGuards(t *testing.T) {
 	}
 }
 
+// TestCrossSiteRead: a page of another site may link to the console or the admin API
+// (a top-level navigation) but not load them as an image, a script, a frame or a
+// no-cors fetch, from which it would learn when the next API call comes (the log's
+// long poll ends) and, in a browser without ORB, whether a user is there (200 or
+// 404). The console's own requests, typed URLs and clients that are not browsers
+// pass.
+func TestCrossSiteRead(t *testing.T) {
+	te := newTestEmulator(t)
+	load := func(site, mode, dest string) []string {
+		return []string{"Sec-Fetch-Site", site, "Sec-Fetch-Mode", mode, "Sec-Fetch-Dest", dest}
+	}
+	for _, tt := range []struct {
+		path    string
+		headers []string
+		status  int
+		body    string
+	}{
+		// A <script src> probing for a user: refused whether the user is there or not.
+		{"/_emulator/api/user?apiKey=3_EmuSite&UID=alice", load("cross-site", "no-cors", "script"), 403,
+			`"error": "socius emulator: cross-origin request refused (Sec-Fetch-Site: cross-site, Sec-Fetch-Mode: no-cors, Sec-Fetch-Dest: script)`},
+		{"/_emulator/api/user?apiKey=3_EmuSite&UID=nobody", load("cross-site", "no-cors", "script"), 403, "cross-origin request refused"},
+		{"/_emulator/api/log?wait=10s", load("cross-site", "no-cors", "empty"), 403, "cross-origin request refused"},
+		{"/_emulator/api/status", load("same-site", "cors", "empty"), 403, "cross-origin request refused"},
+		{"/_emulator/users?q=ali", load("cross-site", "no-cors", "image"), 403, "socius emulator: cross-origin request refused"},
+		{"/_emulator/user?apiKey=3_EmuSite&UID=alice", load("cross-site", "navigate", "iframe"), 403, "cross-origin request refused"},
+		{"/_emulator/static/console.css", load("cross-site", "no-cors", "style"), 403, "cross-origin request refused"},
+		// A link followed from another site (or from another port of localhost).
+		{"/_emulator/user?apiKey=3_EmuSite&UID=alice", load("cross-site", "navigate", "document"), 200, "alice"},
+		{"/_emulator/api/status", load("same-site", "navigate", "document"), 200, `"sites": 1`},
+		// The console's own requests, a typed URL, and clients that are not browsers
+		// (Node's fetch sends Sec-Fetch-Mode alone).
+		{"/_emulator/api/log?limit=1", load("same-origin", "cors", "empty"), 200, `"entries"`},
+		{"/_emulator/static/console.css", load("same-origin", "no-cors", "style"), 200, "{"},
+		{"/_emulator/users", load("none", "navigate", "document"), 200, "alice"},
+		{"/_emulator/api/status", []string{"Sec-Fetch-Mode", "cors"}, 200, `"sites": 1`},
+		{"/_emulator/api/status", nil, 200, `"sites": 1`},
+	} {
+		status, body := te.do(t, "GET", tt.path, "", "", tt.headers...)
+		if status != tt.status || !strings.Contains(body, tt.body) {
+			t.Errorf("GET %s %v: HTTP %d %.200s; want %d with %q", tt.path, tt.headers, status, body, tt.status, tt.body)
+		}
+	}
+}
+
 // testEmulator is an Emulator over a seeded store, served with a stub API that
 // answers "api".
 type testEmulator struct {

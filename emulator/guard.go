@@ -46,3 +46,27 @@ func sameOrigin(r *http.Request) error {
 	}
 	return nil
 }
+
+// crossSiteRead refuses a GET or HEAD that a browser sent for a page of another site,
+// other than a link followed (a top-level navigation): an <img>, <script>, <link> or
+// <iframe> of the emulator, or a no-cors fetch. Such a page cannot read the answer,
+// but it can time it: a long poll of the log (wait=) ends when the next API call
+// comes, and at once when calls after its after= are logged, so the page learns when
+// the API is called and, halving after=, how often. A browser without ORB (Chromium
+// has it) also lets the page tell a 200 from a 404, whether a user is there. And the
+// page can start as many user searches and exports as it likes. Sec-Fetch-Site tells
+// such a request (current browsers send it to a loopback address); a typed URL, a
+// bookmark and the console's own requests pass, and so do clients that are not
+// browsers, which send no Sec-Fetch-Site.
+func crossSiteRead(r *http.Request) error {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site == "" || site == "same-origin" || site == "none" {
+		return nil
+	}
+	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
+	if mode == "navigate" && (dest == "document" || dest == "") {
+		return nil
+	}
+	return errors.New("cross-origin request refused (Sec-Fetch-Site: " + clip(site, 20) + ", Sec-Fetch-Mode: " + clip(mode, 20) +
+		", Sec-Fetch-Dest: " + clip(dest, 20) + "): a page of another site may link to the emulator, not load it")
+}
