@@ -18,7 +18,9 @@ const chromiumPath = "/usr/bin/chromium"
 // TestConsoleInChromium opens the emulator's web console in a real headless Chromium,
 // driven by compat/browser/console.js (playwright-core, pinned): the console loads,
 // lists and finds a seeded user, shows a call with a deliberately wrong signature with
-// the base string the server signed, follows new calls, and its forms work. The
+// the base string the server signed, follows new calls, its forms work, and a page of
+// another origin (another port of 127.0.0.1) may link to it but is refused (403) when
+// it loads the admin API or a console page as a script, an image or a fetch. The
 // screenshots are saved under test-artifacts/ at the top of the repository.
 //
 // It needs /usr/bin/chromium, node and npm; without them it fails, unless

@@ -3,9 +3,9 @@
 // (driven by playwright-core, pinned in package.json / package-lock.json; no browser is
 // downloaded) and checks what a developer relies on: the console loads, lists a seeded
 // user, finds it by e-mail, shows it as the Comments plugin would, shows the base
-// string the server signed for a call with a wrong signature, follows new calls, and
-// its forms work from a real browser (same-origin checks included). It saves
-// screenshots. cmd/socius/browser_test.go runs it; by hand:
+// string the server signed for a call with a wrong signature, follows new calls, its
+// forms work from a real browser (same-origin checks included), and a page of another
+// origin may link to it but not load it. It saves screenshots. cmd/socius/browser_test.go runs it; by hand:
 //
 //   CONSOLE_URL=http://127.0.0.1:8080/_emulator/ EXPECT_UID=alice EXPECT_EMAIL=alice@example.com \
 //   EXPECT_NAME=ally EXPECT_CALL_ID=<callId of a 403003> EXPECT_BASE_STRING='POST&http%3A...' \
@@ -15,6 +15,7 @@
 // line per check; exits 1 at the first failure.
 
 const fs = require('fs');
+const http = require('http');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -84,10 +85,21 @@ async function main() {
     timeout: 60000,
   });
   const errors = [];
+  // Another origin of this machine (another port of 127.0.0.1, as a developer's own
+  // app under development is): a page of it probes the emulator (see below).
+  const other = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="en"><title>Another site</title><p><a id="go" href="${consoleURL}">The console</a></p>`);
+  });
+  await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
+  const otherOrigin = `http://127.0.0.1:${other.address().port}`;
   try {
-    // Only the emulator is reachable: users' photo URLs point elsewhere, as they do in
-    // real profiles, and are answered with a failure at once.
-    await context.route('**/*', (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+    // Only the emulator and that page are reachable: users' photo URLs point
+    // elsewhere, as they do in real profiles, and are answered with a failure at once.
+    await context.route('**/*', (route) => {
+      const u = route.request().url();
+      return u.startsWith(origin + '/') || u.startsWith(otherOrigin + '/') ? route.continue() : route.abort();
+    });
     const page = context.pages()[0] || (await context.newPage());
     page.setDefaultTimeout(20000);
     page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
@@ -116,6 +128,7 @@ async function main() {
     // The user as the Comments plugin shows it.
     await page.getByRole('link', { name: expectUID, exact: true }).click();
     await page.waitForURL(/\/_emulator\/user\?/);
+    const userURL = new URL(page.url());
     const card = page.getByRole('article');
     check((await card.locator('.comment-name').textContent()) === expectName, `the Comments card names the user "${expectName}"`);
     check((await card.getByRole('img').getAttribute('alt')) === `Photo of ${expectName}`, 'the photo has alt text');
@@ -196,7 +209,55 @@ async function main() {
     check(await page.getByText('No fault rules').isVisible(), 'the fault rule is deleted');
 
     check(errors.length === 0, `no script or CSP errors${errors.length ? ': ' + errors.join('; ') : ''}`);
+
+    // A page of another origin may link to the console but not load it: an <img> of a
+    // user search, a <script> of /_emulator/api/user, a no-cors fetch of the log's long
+    // poll (which ends when the next API call comes) are refused, 403. Those answers
+    // are hidden from the page (Chromium's ORB blocks them), so their status is read
+    // from what the browser received (DevTools protocol).
+    const probePage = await context.newPage();
+    const cdp = await context.newCDPSession(probePage);
+    await cdp.send('Network.enable');
+    const urls = {};
+    const status = {};
+    cdp.on('Network.requestWillBeSent', (e) => { urls[e.requestId] = e.request.url; });
+    cdp.on('Network.responseReceivedExtraInfo', (e) => { status[e.requestId] = e.statusCode; });
+    await probePage.goto(otherOrigin + '/');
+    const api = new URL(userURL);
+    api.pathname = '/_emulator/api/user';
+    const probes = [api.href, new URL('/_emulator/users?q=a', origin).href, new URL('/_emulator/api/log?limit=1&wait=2s&after=999999999', origin).href];
+    await probePage.evaluate(([script, img, poll]) => Promise.all([
+      new Promise((resolve) => {
+        const s = document.createElement('script');
+        s.src = script;
+        s.onload = s.onerror = resolve;
+        document.head.appendChild(s);
+      }),
+      new Promise((resolve) => {
+        const i = new Image();
+        i.onload = i.onerror = resolve;
+        i.src = img;
+      }),
+      fetch(poll, { mode: 'no-cors' }).catch(() => {}),
+    ]), probes);
+    const statusOf = async (u) => {
+      for (let i = 0; i < 50; i++) {
+        const id = Object.keys(urls).find((k) => urls[k] === u);
+        if (id && status[id] !== undefined) return status[id];
+        await probePage.waitForTimeout(100);
+      }
+      return undefined;
+    };
+    for (const u of probes) {
+      const got = await statusOf(u);
+      check(got === 403, `a page of ${otherOrigin} loading ${u} is refused (HTTP ${got})`);
+    }
+    await probePage.click('#go');
+    await probePage.waitForURL(consoleURL);
+    check((await probePage.locator('h1').textContent()) === 'Overview', `a link from ${otherOrigin} opens the console`);
+    await probePage.close();
   } finally {
+    other.close();
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
   }
