@@ -189,23 +189,30 @@ func validName(s string) bool {
 // long, or at least maskRun long and holds a digit, a "+" or "/", or two upper-case
 // letters in a row: a secret without digits almost always holds one of those (a
 // 24-byte secret without a digit is one in 230), a name in camel case none of them. It
-// is shown as its first four characters and "...". The names of methods and
-// parameters are shorter runs, or camel case without digits.
+// is shown as its first four characters and "...". A percent-escape of one of those
+// characters counts as that character, so that a name quoted as the client encoded it
+// ("%2B" for the "+" of a secret) is masked as the decoded one would be. The names of
+// methods and parameters are shorter runs, or camel case without digits.
 func MaskCredentials(name string) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(name); {
-		if !credentialChar(name[i]) {
+		if _, w := credentialCharAt(name, i); w == 0 {
 			i++
 			continue
 		}
-		j, marked := i, false
-		for ; j < len(name) && credentialChar(name[j]); j++ {
-			c := name[j]
+		j, n, marked := i, 0, false
+		var prev byte
+		for {
+			c, w := credentialCharAt(name, j)
+			if w == 0 {
+				break
+			}
 			marked = marked || c >= '0' && c <= '9' || c == '+' || c == '/' ||
-				j > i && isUpper(c) && isUpper(name[j-1])
+				n > 0 && isUpper(c) && isUpper(prev)
+			prev, n, j = c, n+1, j+w
 		}
-		if n := j - i; n >= 2*maskRun || n >= maskRun && marked {
+		if n >= 2*maskRun || n >= maskRun && marked {
 			b.WriteString(name[last : i+4])
 			b.WriteString("...")
 			last = j
@@ -222,6 +229,28 @@ func MaskCredentials(name string) string {
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 const maskRun = 20
+
+// credentialCharAt returns the character of a possible credential at name[i], and how
+// many bytes of name it takes: one, or three for a percent-escape of such a character
+// (a raw query's "%2B" and "%2F", the "+" and "/" of a base64 secret, must not split
+// the secret into runs too short to be masked); 0 when there is none.
+func credentialCharAt(name string, i int) (byte, int) {
+	if i >= len(name) {
+		return 0, 0
+	}
+	if c := name[i]; c != '%' {
+		if credentialChar(c) {
+			return c, 1
+		}
+		return 0, 0
+	}
+	if i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]) {
+		if c := unhex(name[i+1])<<4 | unhex(name[i+2]); credentialChar(c) {
+			return c, 3
+		}
+	}
+	return 0, 0
+}
 
 func credentialChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||

@@ -2,6 +2,7 @@ package gigya
 
 import (
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -28,6 +29,20 @@ func TestDecode(t *testing.T) {
 	}
 	if p.All()[0].Name != "uid" {
 		t.Error("the name's spelling as sent must be kept for the signature")
+	}
+}
+
+// TestMalformedNameMasksAnEncodedSecret: a base64 secret sent as a parameter name (a
+// form of "$SECRET" alone) is quoted in errorDetails, and so in the call's log line,
+// by its first four characters: its escaped "+" and "/" do not leave longer runs of
+// it whole (before, this one was quoted as "mcx3KmZFvoNaUmIb%2BzE...%3D").
+func TestMalformedNameMasksAnEncodedSecret(t *testing.T) {
+	const secret = "mcx3KmZFvoNaUmIb+zE8kXz1PdD3YfWKcTxZKKHQ538="
+	var p Params
+	err := p.Decode("apiKey=3_x&" + url.QueryEscape(secret) + "=1")
+	want := `Malformed parameter name: "mcx3...%3D"`
+	if se := (*socius.Error)(nil); !errors.As(err, &se) || se.Code != socius.CodeInvalidRequest || se.Details != want {
+		t.Errorf("got %v, want 400001 %q", err, want)
 	}
 }
 
@@ -225,10 +240,18 @@ func TestMaskCredentials(t *testing.T) {
 		"socialize.getUserInfo/" + token: "socialize.getUserInfo/st2.at.BnV3...",
 		"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==": "c2Vj...==",
 		"a" + token + "%3D":                            "ast2.at.BnV3...%3D",
-		"abcdefghij0123456789":                         "abcd...",             // 20 with a digit
-		"abcdefghij012345678":                          "abcdefghij012345678", // 19
-		strings.Repeat("m", 40):                        "mmmm...",             // 40 without one
-		strings.Repeat("m", 39):                        strings.Repeat("m", 39),
+		// Percent-escaped, as a malformed name is quoted: "%2B" and "%2F" (a secret's
+		// "+" and "/") do not end the run, "%3D" ("=") does.
+		"mcx3KmZFvoNaUmIb%2BzE8kXz1PdD3YfWKcTxZKKHQ538%3D": "mcx3...%3D",
+		"gAYYQqyVgLFqUbx%2fjKXHA":                          "gAYY...",
+		"abcdefghij%2F123456789":                           "abcd...",                // 20 characters, 22 bytes
+		"abcdefghij%2F12345678":                            "abcdefghij%2F12345678",  // 19 characters
+		"abcdefghij%3D123456789":                           "abcdefghij%3D123456789", // "=" ends a run
+		"abcdefghij%zz123456789":                           "abcdefghij%zz123456789",
+		"abcdefghij0123456789":                             "abcd...",             // 20 with a digit
+		"abcdefghij012345678":                              "abcdefghij012345678", // 19
+		strings.Repeat("m", 40):                            "mmmm...",             // 40 without one
+		strings.Repeat("m", 39):                            strings.Repeat("m", 39),
 		// Secrets without a digit (one in 230 of Socius's own): a "+", a "/" or two
 		// upper-case letters in a row mark them; the "+" a form decodes to a space
 		// keeps the run whole.
