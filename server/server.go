@@ -804,7 +804,7 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 			"Socius's plain HTTP listener (--http) tunnels CONNECT to its HTTPS listener, as an SDK's HTTPS proxy: give the proxy as http://, the --http address")
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(r.Method, 16))
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(gigya.MaskCredentials(r.Method), 16))
 	}
 	if refusal, other := gigya.OtherScheme(r.URL.Scheme); other {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: %s", refusal)

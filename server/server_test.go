@@ -1293,6 +1293,13 @@ func TestOtherHTTPMethodAnsweredAsAsked(t *testing.T) {
 	if body := w.Body.String(); w.Code != 200 || !strings.HasPrefix(body, "cb(") || !strings.Contains(body, `"errorCode":400001`) {
 		t.Errorf("PUT, JSONP: HTTP %d %s", w.Code, body)
 	}
+	// A method that could be a secret (letters, digits and "+" are an HTTP token's
+	// characters) is masked as a name is, not clipped to 16 of its characters: the
+	// errorDetails are logged.
+	w = serve(s, httptest.NewRequest("mcx3KmZFvoNaUmIb+zE8kXz1PdD3YfWKcTxZKKHQ538", "http://socialize.localtest/socialize.getUserInfo", nil))
+	if body := w.Body.String(); !strings.Contains(body, "HTTP method mcx3... is not supported") || strings.Contains(body, "mcx3K") {
+		t.Errorf("a method like a secret: %s", body)
+	}
 }
 
 // TestConnectIsNoTunnel: a CONNECT that reaches the API (Socius's HTTPS listener, or
