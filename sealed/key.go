@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,9 +43,15 @@ func ParseKey(text string) ([]byte, error) {
 	return nil, fmt.Errorf("a master key is base64 of %d bytes; this is not base64 (make one with: head -c 32 /dev/urandom | base64)", KeySize)
 }
 
-// ReadKeyFile reads a master key from a file holding its text form.
+// MaxKeyFile is the most a master key file is read of: its text is 44 bytes, and a
+// file of more (a database, a device such as /dev/zero, given by mistake) is refused
+// without being read whole into memory.
+const MaxKeyFile = 4 << 10
+
+// ReadKeyFile reads a master key from a file holding its text form, MaxKeyFile bytes
+// at most.
 func ReadKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadKeyText(path)
 	if err != nil {
 		return nil, fmt.Errorf("master key file: %w", err)
 	}
@@ -53,6 +60,25 @@ func ReadKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("master key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// ReadKeyText returns the text of the master key file at path, or an error that names
+// path when it cannot be read or holds more than MaxKeyFile bytes (an *fs.PathError
+// either way, whose Err says which).
+func ReadKeyText(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxKeyFile {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("longer than %d bytes; a master key is base64 of %d bytes (make one with: head -c 32 /dev/urandom | base64)", MaxKeyFile, KeySize)}
+	}
+	return b, nil
 }
 
 // CreateKeyFile writes a new random master key to path, readable by its owner only,

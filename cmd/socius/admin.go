@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -382,7 +381,7 @@ func secretOrNew(given string) (string, error) {
 
 // readPublicKey reads a PEM RSA public key file and returns the key as stored: PKIX PEM.
 func readPublicKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFileAtMost(path, maxKeyPEM, "it must hold an RSA public key in PEM")
 	if err != nil {
 		return "", err
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -222,7 +221,7 @@ func printTrace(w io.Writer, tr *client.Trace) {
 
 // readRSAPrivateKey reads a PEM RSA private key file, PKCS #1 or PKCS #8.
 func readRSAPrivateKey(path string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFileAtMost(path, maxKeyPEM, "it must hold an RSA private key in PEM")
 	if err != nil {
 		return nil, err
 	}

@@ -953,6 +953,52 @@ func TestFileErrorsNameTheFlag(t *testing.T) {
 	}
 }
 
+// TestFileFlagsReadABoundedAmount: a file a flag names that is far longer than what it
+// should hold (a database given by mistake, /dev/zero) is refused after its limit,
+// saying so, as a usage error naming the flag, not read whole into memory. The files
+// here are one byte over each limit.
+func TestFileFlagsReadABoundedAmount(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Files", "--data", data); code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	long := func(name string, n int) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, bytes.Repeat([]byte("A"), n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	masterKey := long("master.key", 4<<10+1)
+	privateKey := long("private.pem", 64<<10+1)
+	publicKey := long("public.pem", 64<<10+1)
+	cert := long("cert.pem", 1<<20+1)
+	ca := long("ca.pem", 16<<20+1)
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"site", "list", "--master-key-file", masterKey, "--data", data}, "--master-key-file " + masterKey + ": longer than 4096 bytes; a master key is base64 of 32 bytes"},
+		{[]string{"site", "list", "--previous-master-key-file", masterKey, "--data", data}, "--previous-master-key-file " + masterKey + ": longer than 4096 bytes"},
+		{[]string{"key", "create", "--site", "3_Files", "--public-key", publicKey, "--data", data}, "--public-key " + publicKey + ": longer than 65536 bytes; it must hold an RSA public key in PEM"},
+		{[]string{"call", "--api-key", "3_Files", "--user-key", "AKey", "--private-key", privateKey, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, "--private-key " + privateKey + ": longer than 65536 bytes; it must hold an RSA private key in PEM"},
+		{[]string{"call", "--token", "st2.at.x", "--ca-file", ca, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, "--ca-file " + ca + ": longer than 16777216 bytes; it must hold PEM certificates"},
+		{[]string{"serve", "--tls-cert", cert, "--tls-key", privateKey, "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--data", data}, "--tls-cert " + cert + ": longer than 1048576 bytes"},
+	} {
+		if code, _, errOut := runCLI(t, noEnv, tt.args...); code != 2 || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%v: exit %d %q; want 2 and %q", tt.args[:2], code, errOut, tt.says)
+		}
+	}
+	// The data folder's own master.key, read when no flag gives one.
+	if err := os.WriteFile(filepath.Join(data, "master.key"), bytes.Repeat([]byte("A"), 4<<10+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "site", "list", "--data", data); code == 0 || !strings.Contains(errOut, "master.key: longer than 4096 bytes") {
+		t.Errorf("site list with a long data/master.key: exit %d %q", code, errOut)
+	}
+}
+
 // TestFlagValueSaysWhatItTakes: a value that a flag of a number, a duration or true or
 // false does not read is refused on the command line as in the environment, saying
 // what the flag takes; the flag package alone says "parse error". Exit 2, the usage

@@ -251,6 +251,36 @@ func openInput(flagName, name string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// readFileAtMost returns the contents of the file at path, a file a flag names, or an
+// error when it holds more than limit bytes, read no further: a key or certificate
+// file given by mistake (a database, /dev/zero) must not be read whole into memory.
+// Its errors are *os.PathError naming path, for fileError to say with the flag;
+// what says what the file should hold, after the size.
+func readFileAtMost(path string, limit int64, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("longer than %d bytes; %s", limit, what)}
+	}
+	return b, nil
+}
+
+// The most readFileAtMost reads of each kind of file a flag names, far above what a
+// real one holds: a PEM key (an RSA key of 16,384 bits is some 13 KB), a certificate
+// chain, a CA bundle (the system's is some 200 KB).
+const (
+	maxKeyPEM   = 64 << 10
+	maxCertPEM  = 1 << 20
+	maxCABundle = 16 << 20
+)
+
 // fileError is err, a failed operation on the file name that what (a flag, an
 // argument) gave, said as "what name: cause": the operation and the path of an
 // *os.PathError only repeat what the message says already.

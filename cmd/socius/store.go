@@ -276,7 +276,7 @@ func warnKeyFileMode(out io.Writer, path string) {
 // SOCIUS_MASTER_KEY.
 func readGivenKeyFile(out io.Writer, flagName, path string) ([]byte, error) {
 	warnKeyFileMode(out, path)
-	text, err := os.ReadFile(path)
+	text, err := sealed.ReadKeyText(path)
 	if err != nil {
 		return nil, flagError{fileError(flagName, path, err)}
 	}

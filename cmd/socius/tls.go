@@ -32,12 +32,12 @@ var selfSignedDomains = []string{"localhost", "localtest", "socialize.localtest.
 // kept in the data folder (created on first start). created reports a new one.
 func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, path string, created bool, err error) {
 	if certFile != "" || keyFile != "" { // both: ParseFlags refuses one alone
-		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+		cert, err = loadKeyPair(certFile, keyFile)
 		return cert, certFile, false, err
 	}
 	certFile = filepath.Join(dataDir, "tls-cert.pem")
 	keyFile = filepath.Join(dataDir, "tls-key.pem")
-	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err = loadKeyPair(certFile, keyFile)
 	if err == nil {
 		return cert, certFile, false, nil
 	}
@@ -73,7 +73,7 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 // demo site made.
 func checkSelfSigned(dataDir string) (cert tls.Certificate, path string, err error) {
 	certFile, keyFile := filepath.Join(dataDir, "tls-cert.pem"), filepath.Join(dataDir, "tls-key.pem")
-	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err = loadKeyPair(certFile, keyFile)
 	var pe *fs.PathError
 	switch {
 	case err == nil:
@@ -145,10 +145,24 @@ func certFilesError(certFile, keyFile string, err error) error {
 		}
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
-	if certPEM, rerr := os.ReadFile(certFile); rerr == nil && !holdsCertificate(certPEM) {
+	if certPEM, rerr := readFileAtMost(certFile, maxCertPEM, ""); rerr == nil && !holdsCertificate(certPEM) {
 		return badFlag("--tls-cert %s: %v; it must hold the server's certificate in PEM (-----BEGIN CERTIFICATE-----), any intermediate ones after it", certFile, err)
 	}
 	return badFlag("--tls-key %s: %v; it must hold the private key of the --tls-cert certificate in PEM (-----BEGIN PRIVATE KEY-----, or RSA or EC PRIVATE KEY)", keyFile, err)
+}
+
+// loadKeyPair is tls.LoadX509KeyPair reading each file through readFileAtMost: a
+// certificate or key file given by mistake is refused, not read whole into memory.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := readFileAtMost(certFile, maxCertPEM, "it must hold the server's certificate in PEM, any intermediate ones after it")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := readFileAtMost(keyFile, maxKeyPEM, "it must hold the private key of the certificate in PEM")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
 // holdsCertificate reports whether certPEM's first CERTIFICATE block, the one
@@ -226,7 +240,7 @@ func trustingTransport(caFile string) (*http.Transport, error) {
 	if caFile == "" {
 		return transport, nil
 	}
-	pemBytes, err := os.ReadFile(caFile)
+	pemBytes, err := readFileAtMost(caFile, maxCABundle, "it must hold PEM certificates")
 	if err != nil {
 		return nil, fileError("--ca-file", caFile, err)
 	}
