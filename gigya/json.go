@@ -133,7 +133,10 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.space()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			return nil, p.errorf("unexpected %s, ':' was expected after key %q", p.what(), key)
+			// The key as a name is quoted (MaskCredentials, clipped): the error reaches
+			// errorDetails, and so the call's log line, and a key may be anything, a
+			// token or a secret too, of any length.
+			return nil, p.errorf("unexpected %s, ':' was expected after key %q", p.what(), clip(MaskCredentials(key), 100))
 		}
 		p.i++
 		p.space()

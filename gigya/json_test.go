@@ -43,7 +43,11 @@ func TestParseJSONErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{``, "unexpected end of text"},
 		{`{`, "unexpected end of text"},
-		{`{"a" 1}`, "':' was expected"},
+		{`{"a" 1}`, `':' was expected after key "a"`},
+		// A key that could be a token or a secret is quoted masked, as a name is, and
+		// a long one clipped: the error is an answer's errorDetails, logged.
+		{`{"st2.at.3blCmFpXfyEP4dMGRNzHBuN5jyQoFn_O4LcjBEPI3SY" 1}`, `':' was expected after key "st2.at.3blC..."`},
+		{`{"` + strings.Repeat("a.", 1000) + `" 1}`, `':' was expected after key "` + strings.Repeat("a.", 50) + `..."`},
 		{`{"a":1 "b":2}`, "',' or '}' was expected"},
 		{`{"a":"x`, "unterminated string"},
 		{`{"a":"\x"}`, "unknown escape"},
