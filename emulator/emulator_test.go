@@ -389,6 +389,20 @@ func TestFaults(t *testing.T) {
 			t.Errorf("Add(%+v): %v, want the fraction's range", bad, err)
 		}
 	}
+	// At most 1,000 rules at once (MaxRules); one more is refused until one is gone.
+	many := NewFaults(socius.SystemClock{})
+	for i := range 1000 { // MaxRules
+		if _, err := many.Add(Rule{Code: 500001, Count: i + 1}); err != nil {
+			t.Fatalf("rule %d: %v", i+1, err)
+		}
+	}
+	if _, err := many.Add(Rule{Code: 500001}); err == nil || !strings.Contains(err.Error(), "there are 1000 rules already") {
+		t.Errorf("rule 1001: %v, want it refused", err)
+	}
+	many.Delete(1)
+	if _, err := many.Add(Rule{Code: 500001}); err != nil {
+		t.Errorf("a rule after one was deleted: %v", err)
+	}
 	// A retired code of the table may be injected too (a client may still handle it).
 	if _, err := NewFaults(socius.SystemClock{}).Add(Rule{Code: 400092}); err != nil {
 		t.Errorf("a retired code: %v", err)

@@ -59,6 +59,11 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // delayed answer still reaches the client.
 const MaxDelay = 25 * time.Second
 
+// MaxRules bounds the rules held at once: every call of the emulator goes through
+// them in turn, under one lock, and a script that adds rules in a loop without
+// deleting them must not slow every call, and grow, without end.
+const MaxRules = 1000
+
 // MethodName returns the full name of a method given with or without its namespace
 // ("getUserInfo" -> "socialize.getUserInfo"); "" and "*" mean every method.
 func MethodName(m string) string {
@@ -145,6 +150,9 @@ func (f *Faults) Add(r Rule) (Rule, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.rules) >= MaxRules {
+		return Rule{}, fmt.Errorf("there are %d rules already, the most the emulator keeps: delete some, or all (DELETE /_emulator/api/faults, socius emulator faults clear)", len(f.rules))
+	}
 	f.lastID++
 	r.ID, r.Hits, r.Remaining, r.Created = f.lastID, 0, r.Count, Time{f.clock.Now().UTC()}
 	f.rules = append(f.rules, &r)
