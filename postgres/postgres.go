@@ -55,6 +55,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -733,17 +734,66 @@ func fromNullString(v *string) string {
 	return *v
 }
 
-// Advice returns what the database's settings leave open that an operator should
-// close, one sentence each; nil when nothing. Its one check: a session left idle inside
-// a transaction (a node frozen, paused or cut off mid-call) keeps the rows it wrote
-// locked until PostgreSQL ends it, and without idle_in_transaction_session_timeout it
-// never does: every other node's writes to those users then fail at their deadline.
+// Advice returns what the database's settings, or the URL's, leave open that an
+// operator should close, one sentence each; nil when nothing. Two checks. A session left
+// idle inside a transaction (a node frozen, paused or cut off mid-call) keeps the rows
+// it wrote locked until PostgreSQL ends it, and without
+// idle_in_transaction_session_timeout it never does: every other node's writes to
+// those users then fail at their deadline. And a connection to another machine whose
+// server certificate is not checked (connectionAdvice).
 func (s *Store) Advice(ctx context.Context) []string {
-	var v string
-	if err := s.pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&v); err != nil || v != "0" {
-		return nil
+	var out []string
+	if a := connectionAdvice(&s.pool.Config().ConnConfig.Config); a != "" {
+		out = append(out, a)
 	}
-	return []string{"idle_in_transaction_session_timeout is 0 (off): a node frozen or cut off in the middle of a call would keep its users' rows locked, and the other nodes' writes to them failing, until PostgreSQL notices its connection is gone (if ever); set it, e.g. ALTER ROLE <socius's role> SET idle_in_transaction_session_timeout = '30s' (see docs/postgresql.md)"}
+	var v string
+	if err := s.pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&v); err == nil && v == "0" {
+		out = append(out, "idle_in_transaction_session_timeout is 0 (off): a node frozen or cut off in the middle of a call would keep its users' rows locked, and the other nodes' writes to them failing, until PostgreSQL notices its connection is gone (if ever); set it, e.g. ALTER ROLE <socius's role> SET idle_in_transaction_session_timeout = '30s' (see docs/postgresql.md)")
+	}
+	return out
+}
+
+// connectionAdvice says so when the URL lets the store connect to a database on
+// another machine without checking its server's certificate: sslmode=disable, allow,
+// prefer (pgx's default when the URL gives none: it takes any certificate, and falls
+// back to plain text when the server offers no TLS) or require (any certificate). On
+// such a connection whoever is on the path may read and change what Socius reads and
+// writes (the users' data, tokens' hashes, sealed secrets) by posing as the database.
+// A Unix socket and a loopback host are not another machine. "" when every host is
+// checked (verify-ca, verify-full) or local.
+func connectionAdvice(cc *pgconn.Config) string {
+	type target struct {
+		host string
+		tls  *tls.Config
+	}
+	targets := []target{{cc.Host, cc.TLSConfig}}
+	for _, fb := range cc.Fallbacks {
+		targets = append(targets, target{fb.Host, fb.TLSConfig})
+	}
+	var hosts []string
+	for _, t := range targets {
+		if localHost(t.host) || t.tls != nil && (!t.tls.InsecureSkipVerify || t.tls.VerifyPeerCertificate != nil) {
+			continue
+		}
+		if !slices.Contains(hosts, t.host) {
+			hosts = append(hosts, t.host)
+		}
+	}
+	if len(hosts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the connection to %s does not check the database server's certificate (sslmode disable, allow, prefer or require; prefer when the URL gives none, which also falls back to plain text): whoever is on the network path may read and change what Socius reads and writes; give sslmode=verify-full, with sslrootcert=FILE for a private CA (see docs/postgresql.md)",
+		strings.Join(hosts, ", "))
+}
+
+// localHost reports whether a connection's host is this machine: a Unix socket's
+// folder, localhost or a loopback address.
+func localHost(host string) bool {
+	if strings.HasPrefix(host, "/") || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Healthy reports whether the database takes writes. A server that became read-only
