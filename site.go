@@ -87,12 +87,19 @@ func CompactSecret(s string) string {
 func ValidateSecret(s string) error {
 	b, err := DecodeSecret(s)
 	if err != nil {
-		return fmt.Errorf("secret is not standard base64: %s", base64Problem(CompactSecret(s), err))
+		return fmt.Errorf("secret is not standard base64: %s", SecretProblem(s, err))
 	}
 	if len(b) < MinSecretBytes {
 		return fmt.Errorf("secret decodes to %d bytes, at least %d are needed", len(b), MinSecretBytes)
 	}
 	return nil
+}
+
+// SecretProblem says what is wrong with s, a secret that DecodeSecret refused with err,
+// in words a person can mend it by (its length, a character base64 does not use, an =
+// out of place).
+func SecretProblem(s string, err error) string {
+	return base64Problem(CompactSecret(s), err)
 }
 
 // base64Problem says what is wrong with s, which standard base64 refused with err,

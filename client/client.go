@@ -539,7 +539,13 @@ func decodeSecret(s string) ([]byte, error) {
 	if s == "" {
 		return nil, errors.New("empty")
 	}
-	return socius.DecodeSecret(s)
+	b, err := socius.DecodeSecret(s)
+	if err != nil {
+		// Said so that a person can mend it, not as Go's "illegal base64 data at input
+		// byte 16".
+		return nil, fmt.Errorf("not standard base64: %s", socius.SecretProblem(s, err))
+	}
+	return b, nil
 }
 
 // ClockOffset is what the client adds to its clock: learned from the server's Date

@@ -1730,3 +1730,22 @@ func TestTransportErrorSaysTheURLOnce(t *testing.T) {
 		t.Errorf("two causes: %q", got)
 	}
 }
+
+// TestSecretRefusalSaysWhatIsWrong: a secret that is not standard base64 is refused
+// saying what is wrong with it (here a URL-safe base64 character, a length), not with
+// Go's "illegal base64 data at input byte N", by New and by the signature helpers.
+func TestSecretRefusalSaysWhatIsWrong(t *testing.T) {
+	for _, tc := range []struct{ secret, want string }{
+		{"abcdefghijklmnop-rst", `character 17 is '-'`},
+		{"abc", "not a multiple of 4"},
+	} {
+		_, err := New(PartnerSecret(labAPIKey, tc.secret))
+		if err == nil || !strings.Contains(err.Error(), "client: secret: not standard base64: ") || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "illegal") {
+			t.Errorf("New with secret %q: %v; want it to say %q", tc.secret, err, tc.want)
+		}
+		_, _, err = RequestSignature(tc.secret, "POST", "http://localhost/socialize.getUserInfo", nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "illegal") {
+			t.Errorf("RequestSignature with secret %q: %v; want it to say %q", tc.secret, err, tc.want)
+		}
+	}
+}
