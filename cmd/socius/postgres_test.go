@@ -559,7 +559,7 @@ func TestMoveToPostgres(t *testing.T) {
 	// The move, as the document gives it.
 	file := filepath.Join(t.TempDir(), "store.jsonl")
 	code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", dir, "--all-sites", "--with-site", "--out", file)
-	if code != 0 || !strings.Contains(errOut, "exported 2 sites\n") || !strings.Contains(errOut, "not exported: the site's tokens") {
+	if code != 0 || !strings.Contains(errOut, "exported 2 sites\n") || !strings.Contains(errOut, "not exported: the sites' tokens") {
 		t.Fatalf("export: exit %d\n%s", code, errOut)
 	}
 	pg := pgtest.URL(t)

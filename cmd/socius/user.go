@@ -38,7 +38,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 	switch args[0] {
 	case "export":
 		site := fs.String("site", "", "apiKey of the site whose users to export (this or --all-sites is required)")
-		allSites := fs.Bool("all-sites", false, "export every site of the store, each followed by its users, instead of --site's one: with --with-site, the whole store but its tokens and sessions")
+		allSites := fs.Bool("all-sites", false, "export every site of the store, each followed by its users, instead of --site's one: with --with-site, the whole store but its tokens, sessions and nonces")
 		out := fs.String("out", "-", "file to write (- for standard output)")
 		withSite := fs.Bool("with-site", false, "write the site and its keys (secrets in clear) before the users, so that an import recreates them")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
@@ -187,14 +187,20 @@ func exportUsers(ctx context.Context, store socius.Store, apiKey string, allSite
 	if withSite && len(sites) > 0 {
 		// What a move to another store leaves behind, said where the move starts: of
 		// the sites exported, when there were any.
-		fmt.Fprintln(stderr, notExported)
+		fmt.Fprintln(stderr, notExported(len(sites)))
 	}
 	return nil
 }
 
-// notExported says what an export with its site leaves out.
-const notExported = "not exported: the site's tokens and mobile sessions (the store keeps only their hashes): in a store this file is imported into, " +
-	"those issued before are refused (403025 Invalid token) and clients get new ones; users keep their loggedIn as exported"
+// notExported says what an export with its sites (n of them) leaves out.
+func notExported(n int) string {
+	whose := "the site's"
+	if n > 1 {
+		whose = "the sites'"
+	}
+	return "not exported: " + whose + " tokens and mobile sessions (the store keeps only their hashes): in a store this file is imported into, " +
+		"those issued before are refused (403025 Invalid token) and clients get new ones; users keep their loggedIn as exported"
+}
 
 // importer reads dump records into a store. Users are written by importWorkers
 // goroutines, each user always by the same one (so a UID repeated in the file ends
