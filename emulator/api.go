@@ -667,6 +667,8 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="socius-export.jsonl"`)
+	e.exports.Add(1)
+	defer e.exports.Add(-1)
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	idle := e.exportIdle()
@@ -699,6 +701,8 @@ func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
 	// A large seed (a hundred thousand users and more) takes longer to load than the
 	// listener's read and write timeouts, which are for API calls: this request has
 	// none (the emulator's listeners are local; the client may hang up).
+	e.seeds.Add(1)
+	defer e.seeds.Add(-1)
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})

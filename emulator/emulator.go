@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/socius/socius"
@@ -64,6 +65,16 @@ type Emulator struct {
 	Log    *RequestLog
 	Faults *Faults
 	mux    *http.ServeMux
+
+	// The admin API's long requests in flight, for a shutdown's account (Busy).
+	exports, seeds atomic.Int32
+}
+
+// Busy returns how many exports the admin API is sending and how many seeds it is
+// loading: a shutdown that has to cut them off says so (an export's client gets an
+// incomplete file; a seed is stored up to its line at the cut).
+func (e *Emulator) Busy() (exports, seeds int) {
+	return int(e.exports.Load()), int(e.seeds.Load())
 }
 
 // New returns an Emulator.

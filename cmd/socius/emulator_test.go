@@ -995,6 +995,73 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	}
 }
 
+// stalledUsers holds every read of a page of users until its context ends: an export
+// over the admin API that is still being sent.
+type stalledUsers struct{ socius.Store }
+
+func (s stalledUsers) Users(ctx context.Context, apiKey, after string, limit int) ([]*socius.User, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestShutdownCutsEmulatorExport: an admin API export still being sent at
+// --shutdown-timeout is cut off, and the log says so (it said "requests still arriving
+// ... no call had started", as of a client that stopped half way through its request):
+// a read, so serve still stops cleanly.
+func TestShutdownCutsEmulatorExport(t *testing.T) {
+	var logs syncBuffer
+	ts := startMain(t, func(m *Main) {
+		m.LogOutput = &logs
+		m.wrapStore = func(st socius.Store) socius.Store { return stalledUsers{st} }
+	}, "--emulator", "--shutdown-timeout", "1s", "--log-level", "warn")
+	go func() {
+		if resp, err := http.Get(ts.HTTPURL + "/_emulator/api/export"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !goroutineIn("cmd/socius.stalledUsers.Users"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the export never reached the store")
+		}
+	}
+	if err := ts.Close(); err != nil {
+		t.Errorf("Close with an export being sent: %v", err)
+	}
+	if want := "shutdown: an emulator export still being sent after 1s was cut off (its client gets an incomplete file); no call had started"; !strings.Contains(logs.String(), want) {
+		t.Errorf("the log says:\n%s\nwant %q", logs.String(), want)
+	}
+}
+
+// TestShutdownCutsEmulatorSeed: a seed over the admin API still loading at
+// --shutdown-timeout (its body stalled after a first line) is cut off, and serve fails
+// saying that the lines before the cut are stored: not "no call had started".
+func TestShutdownCutsEmulatorSeed(t *testing.T) {
+	ts := startMain(t, nil, "--emulator", "--shutdown-timeout", "1s")
+	body, more := io.Pipe()
+	defer more.Close()
+	go func() {
+		req, _ := http.NewRequest("POST", ts.HTTPURL+"/_emulator/api/seed", body)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	io.WriteString(more, `{"kind":"user","apiKey":"`+testAPIKey+`","UID":"seeded-before-the-cut"}`+"\n")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, seeds := ts.Emu.Busy(); seeds == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the seed never reached the server")
+		}
+	}
+	err := ts.Close()
+	if want := "shutdown: an emulator seed still loading after 1s was cut off: its lines before the cut are stored, the rest not"; err == nil || err.Error() != want {
+		t.Errorf("Close with a seed loading: %v; want %q", err, want)
+	}
+}
+
 // TestEmulatorUnderAShortWriteTimeout: with --write-timeout 3s a long poll of the log
 // is answered a second before it (the connection would be cut), a fault delay that
 // would outlast it is refused, and the status says the version.

@@ -937,14 +937,29 @@ func (m *Main) Close() error {
 	}
 	if first != nil {
 		// Read before the connections are cut: the calls whose request had been read.
-		calls := 0
+		calls, exports, seeds := 0, 0, 0
 		if m.Server != nil {
 			calls = m.Server.InFlight()
+		}
+		if m.Emu != nil {
+			exports, seeds = m.Emu.Busy()
 		}
 		for _, srv := range m.servers {
 			srv.Close()
 		}
 		switch {
+		case errors.Is(first, context.DeadlineExceeded) && calls == 0 && seeds > 0:
+			// A seed over the admin API loads line by line: what it stored stays.
+			first = fmt.Errorf("shutdown: an emulator seed still loading after %v was cut off: its lines before the cut are stored, the rest not", timeout)
+		case errors.Is(first, context.DeadlineExceeded) && calls == 0 && exports > 0:
+			// Only reads: nothing was applied or lost, but a client's file is cut
+			// short (its chunked answer does not end, so it can tell).
+			what := fmt.Sprintf("%d emulator exports still being sent after %v were cut off (their clients get incomplete files)", exports, timeout)
+			if exports == 1 {
+				what = fmt.Sprintf("an emulator export still being sent after %v was cut off (its client gets an incomplete file)", timeout)
+			}
+			m.Logger.Warn("shutdown: " + what + "; no call had started")
+			first = nil
 		case errors.Is(first, context.DeadlineExceeded) && calls == 0:
 			// Only requests still arriving (a client that stopped half way through its
 			// body): no call had started, so nothing was applied or lost.
