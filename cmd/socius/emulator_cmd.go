@@ -70,6 +70,22 @@ type apiError struct {
 
 func (e *apiError) Error() string { return fmt.Sprintf("emulator: %s (HTTP %d)", e.Message, e.Status) }
 
+// noCallsLogged is what socius emulator log says when it prints no call: of held
+// calls in the log, none the filters (--failed, --method) wanted.
+func noCallsLogged(held int, failed bool, method string) string {
+	if held == 0 {
+		return "no calls logged (the log is empty)"
+	}
+	var which []string
+	if failed {
+		which = append(which, "failed")
+	}
+	if name := emulator.MethodName(method); name != "" {
+		which = append(which, "of method "+name)
+	}
+	return fmt.Sprintf("no calls logged that are %s (of %d the log holds)", strings.Join(which, " and "), held)
+}
+
 // causeOf is an error of net/http's client said without its `Get "URL": `: the
 // message it goes into names the emulator's URL already. errors.Is and errors.As see
 // the whole error.
@@ -375,6 +391,12 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			shown = shown[len(shown)-*limit:]
 		}
 		print(shown)
+		if len(shown) == 0 && !*follow && !*asJSON {
+			// Said where a person reads it (standard output stays empty for a script):
+			// an empty output alone did not tell an empty log from a filter that
+			// matched nothing, or from a command that did nothing.
+			fmt.Fprintln(stderr, noCallsLogged(len(page.Entries), *failed, *method))
+		}
 		last := page.Last
 		for *follow {
 			var next emulator.LogPage

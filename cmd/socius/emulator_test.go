@@ -995,6 +995,34 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	}
 }
 
+// TestEmulatorLogSaysNothingLogged: socius emulator log that prints no call says why on
+// standard error (it printed nothing at all): an empty log, or filters that matched
+// none of the calls it holds; standard output stays empty, and --json says nothing.
+func TestEmulatorLogSaysNothingLogged(t *testing.T) {
+	ts := startServer(t, "--emulator")
+	logged := func(args ...string) (string, string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, noEnv, append(append([]string{"emulator", "log"}, args...), "--url", ts.HTTPURL)...)
+		if code != 0 {
+			t.Fatalf("socius emulator log %v: exit %d\n%s", args, code, errOut)
+		}
+		return out, errOut
+	}
+	if out, errOut := logged(); out != "" || errOut != "no calls logged (the log is empty)\n" {
+		t.Errorf("an empty log: %q, %q", out, errOut)
+	}
+	if out, errOut := logged("--json"); out != "" || errOut != "" {
+		t.Errorf("an empty log, --json: %q, %q", out, errOut)
+	}
+	ts.login(t, "u1")
+	if out, errOut := logged("--failed", "--method", "getUserInfo"); out != "" || errOut != "no calls logged that are failed and of method socialize.getUserInfo (of 1 the log holds)\n" {
+		t.Errorf("filters matching nothing: %q, %q", out, errOut)
+	}
+	if out, errOut := logged(); !strings.Contains(out, "socialize.notifyLogin") || errOut != "" {
+		t.Errorf("a call logged: %q, %q", out, errOut)
+	}
+}
+
 // stalledUsers holds every read of a page of users until its context ends: an export
 // over the admin API that is still being sent.
 type stalledUsers struct{ socius.Store }
