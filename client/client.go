@@ -783,7 +783,10 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 var errAnswerTooLong = fmt.Errorf("answer longer than %d bytes", MaxResponseBytes)
 
 // send does one HTTP exchange and reads the whole answer (its start and
-// errAnswerTooLong when it is longer than MaxResponseBytes).
+// errAnswerTooLong when it is longer than MaxResponseBytes). An answer whose body
+// fails part way (the connection cut, the context ended) is a transport error that
+// says so, with the HTTP status and how much came: the server did answer, so a call
+// that changes something got there.
 func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -792,7 +795,7 @@ func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("the answer (HTTP %d) broke off after %d bytes: %w", resp.StatusCode, len(body), err)
 	}
 	if len(body) > MaxResponseBytes {
 		return resp, body[:MaxResponseBytes], errAnswerTooLong

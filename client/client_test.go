@@ -1416,6 +1416,46 @@ func TestAnswerLostOnARealConnection(t *testing.T) {
 	}
 }
 
+// TestAnswerBrokenOff: an answer whose body breaks off (the connection closed before
+// its Content-Length, or the context ending while the body trickles in) is a
+// *TransportError that says the server answered, with the HTTP status and how much
+// came, not a bare "unexpected EOF" that could be the request's; the cause stays in
+// the chain, and a write is sent once.
+func TestAnswerBrokenOff(t *testing.T) {
+	const part = `{"errorCode":0,"callId":"c1"`
+	stall := make(chan struct{})
+	defer close(stall)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "200")
+		io.WriteString(w, part)
+		if r.URL.Path == "/socialize.getUserInfo" {
+			w.(http.Flusher).Flush()
+			select { // the rest never comes
+			case <-stall:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer srv.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("the answer (HTTP 200) broke off after %d bytes: ", len(part))
+	err = c.SetUserInfo(context.Background(), "u1", UserInfo{FirstName: "A"})
+	var te *TransportError
+	if !errors.As(err, &te) || te.Attempts != 1 || errors.Is(err, ErrNotSent) || !errors.Is(err, io.ErrUnexpectedEOF) ||
+		!strings.Contains(err.Error(), want+"unexpected EOF") {
+		t.Errorf("setUserInfo, its answer cut off: %T %v; want a *TransportError of one attempt saying %q", err, err, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = c.GetUserInfo(ctx, "u1")
+	if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) || ErrorCode(err) != 504002 || !strings.Contains(err.Error(), want) {
+		t.Errorf("getUserInfo, its answer stalled until the deadline: %T %v (ErrorCode %d); want a *TransportError saying %q", err, err, ErrorCode(err), want)
+	}
+}
+
 // TestDerivedClientsValidateUIDSignatures: a client derived with WithCredentials
 // validates the UIDSignatures of its getUserInfo answers with the partner secret that
 // the client it came from knew (its PartnerSecret credentials, or WithPartnerSecret),

@@ -54,7 +54,8 @@
 // of it, and the error keeps only its first 2 KiB, so that an endless answer from a
 // broken or hostile server costs a bounded amount of memory. No answer at all
 // (connection refused, timeout, context ended) is a *TransportError wrapping the
-// cause; errors.Is(err, ErrNotSent) says that the request never reached the server
+// cause, and so is an answer that breaks off part way, which its error says, with
+// the HTTP status and how many bytes came; errors.Is(err, ErrNotSent) says that the request never reached the server
 // (no connection was made: refused, DNS, proxy, TLS handshake), so that even a write
 // may be sent again; without it, the request may have arrived and its answer been
 // lost. ErrorCode maps any of them to a code the way the SDKs do (504002 for

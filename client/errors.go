@@ -87,7 +87,9 @@ func (e *ResponseError) Unwrap() error { return e.Err }
 var ErrNotSent = errors.New("client: the request was never sent")
 
 // TransportError is a call that got no answer: the connection failed, timed out, or
-// the context ended. Err is the cause (errors.Is(err, context.DeadlineExceeded)
+// the context ended, before the answer came or part way through it (then Err says
+// "the answer (HTTP 200) broke off after N bytes: " before the cause: the server got
+// the request). Err is the cause (errors.Is(err, context.DeadlineExceeded)
 // works). NeverSent, which errors.Is(err, ErrNotSent) reports, says that no attempt
 // reached the server; otherwise a call that changes something may have happened, and
 // the client does not send it again (see the package documentation). The client
