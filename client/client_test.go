@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/internal/vectors"
@@ -1454,6 +1455,63 @@ func TestAnswerBrokenOff(t *testing.T) {
 	if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) || ErrorCode(err) != 504002 || !strings.Contains(err.Error(), want) {
 		t.Errorf("getUserInfo, its answer stalled until the deadline: %T %v (ErrorCode %d); want a *TransportError saying %q", err, err, ErrorCode(err), want)
 	}
+}
+
+// TestErrorsEscapeTheServersText: the server's text in an error (errorMessage,
+// errorDetails, callId, a Content-Type, the UID of a getUserInfo answer whose
+// UIDSignature fails) is written with its control characters, bidirectional overrides
+// and invalid bytes escaped, so that logging or printing the error writes one line
+// and no escape sequence; the fields keep what came.
+func TestErrorsEscapeTheServersText(t *testing.T) {
+	const details = `bad\r\nlevel=error msg=forged \u001b[2J\u009b31m\u202egnp.exe` // JSON escapes
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/socialize.setUserInfo":
+			io.WriteString(w, `{"errorCode":400002,"errorMessage":"Missing\u0007 parameter","errorDetails":"`+details+`","callId":"c1\nc2","statusCode":400}`)
+		case "/socialize.getUserInfo":
+			io.WriteString(w, `{"errorCode":0,"statusCode":200,"callId":"c","UID":"u1\r\n\u001b]0;x\u0007","UIDSignature":"AAAAAAAAAAAAAAAAAAAAAAAAAAA=","signatureTimestamp":"1"}`)
+		default:
+			w.Header().Set("Content-Type", "text/html\xe2\x80\xae\xff")
+			w.WriteHeader(502)
+			io.WriteString(w, "<html>")
+		}
+	}))
+	defer srv.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneLine := func(what string, err error, want ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: no error", what)
+		}
+		s := err.Error()
+		for _, r := range s {
+			if r == utf8.RuneError || !strconv.IsPrint(r) {
+				t.Errorf("%s: the error has %q: %q", what, r, s)
+				break
+			}
+		}
+		for _, w := range want {
+			if !strings.Contains(s, w) {
+				t.Errorf("%s: the error %q does not say %q", what, s, w)
+			}
+		}
+	}
+	err = c.SetUserInfo(context.Background(), "u1", UserInfo{FirstName: "A"})
+	oneLine("an error answer", err, `Missing\a parameter: bad\r\nlevel=error msg=forged \x1b[2J\u009b31m\u202egnp.exe`, `(callId c1\nc2)`)
+	var e *Error
+	if !errors.As(err, &e) || e.Details != "bad\r\nlevel=error msg=forged \x1b[2J\u009b31m\u202egnp.exe" || e.CallID != "c1\nc2" {
+		t.Errorf("the fields: %+v; want the text as it came", e)
+	}
+	_, err = c.GetUserInfo(context.Background(), "u1")
+	oneLine("a UIDSignature that fails", err, `UIDSignature of u1\r\n\x1b]0;x\a: `)
+	if !errors.Is(err, ErrInvalidSignature) {
+		t.Errorf("a UIDSignature that fails: %v", err)
+	}
+	_, err = c.Call(context.Background(), "socialize.logout", nil)
+	oneLine("a proxy's page", err, `(text/html\u202e\xff)`)
 }
 
 // TestDerivedClientsValidateUIDSignatures: a client derived with WithCredentials

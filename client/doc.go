@@ -44,7 +44,10 @@
 // # Errors
 //
 // A Gigya error answer is an *Error carrying Code (errorCode), Message, Details,
-// CallID and the whole answer in Response (error answers can carry data):
+// CallID and the whole answer in Response (error answers can carry data). What of the
+// server's text an error's message repeats (these fields, a Content-Type, a UID) has
+// its control characters and invalid bytes escaped (\n, \x1b), so that a broken or
+// hostile server cannot forge log lines or drive a terminal through it:
 //
 //	var e *client.Error
 //	if errors.As(err, &e) && e.Code == 403005 { ... } // Unauthorized user

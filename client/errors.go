@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/socius/socius/gigya"
 )
@@ -30,7 +31,11 @@ type Error struct {
 	Response []byte
 }
 
-// Error says the method, the code, the message and details, and the callId.
+// Error says the method, the code, the message and details, and the callId. They are
+// the server's text: a character that is not printable (a control character such as a
+// line break or an escape, an invalid byte) is written escaped, as \n, \x1b or \u202e,
+// so that the error logged or printed in a terminal is one line of what was sent and
+// cannot forge log lines or drive the terminal. The fields keep the text as it came.
 func (e *Error) Error() string {
 	msg := e.Message
 	if msg == "" {
@@ -39,16 +44,47 @@ func (e *Error) Error() string {
 	s := fmt.Sprintf("%s: error %d", e.Method, e.Code)
 	switch {
 	case e.Details != "" && strings.HasPrefix(e.Details, msg):
-		s += " " + e.Details // Socius's details start with the message
+		s += " " + printable(e.Details) // Socius's details start with the message
 	case e.Details != "" && msg != "":
-		s += " " + msg + ": " + e.Details
+		s += " " + printable(msg) + ": " + printable(e.Details)
 	case msg != "" || e.Details != "":
-		s += " " + msg + e.Details
+		s += " " + printable(msg+e.Details)
 	}
 	if e.CallID != "" {
-		s += " (callId " + e.CallID + ")"
+		s += " (callId " + printable(e.CallID) + ")"
 	}
 	return s
+}
+
+// printable returns s with what is not printable escaped as Go escapes it in a quoted
+// string (\n, \x1b, \u202e, \xff for a byte that is not UTF-8), and the rest as it
+// is: for the server's text in an error, which is logged and printed.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // Decode unmarshals the error answer into v, for the data an error answer carries.
@@ -69,7 +105,7 @@ type ResponseError struct {
 
 // Error says what came back instead of an answer.
 func (e *ResponseError) Error() string {
-	return fmt.Sprintf("%s: HTTP %d (%s): %v", e.Method, e.HTTPStatus, e.ContentType, e.Err)
+	return fmt.Sprintf("%s: HTTP %d (%s): %v", e.Method, e.HTTPStatus, printable(e.ContentType), e.Err)
 }
 
 // Unwrap returns Err, which wraps gigya.ErrNotAnswer.

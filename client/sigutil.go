@@ -56,7 +56,7 @@ func validateUID(key []byte, uid, timestamp, signature string, maxAge time.Durat
 		return ErrInvalidSignature
 	}
 	if maxAge > 0 && !gigya.ValidateUIDSignature(key, uid, timestamp, signature, maxAge, now) {
-		return fmt.Errorf("%w: signatureTimestamp %s, now %d, at most %v apart", ErrSignatureExpired, timestamp, now.Unix(), maxAge)
+		return fmt.Errorf("%w: signatureTimestamp %s, now %d, at most %v apart", ErrSignatureExpired, printable(timestamp), now.Unix(), maxAge)
 	}
 	return nil
 }
