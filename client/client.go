@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -571,6 +572,25 @@ func (c *Client) learnOffset(date time.Time, always bool) time.Duration {
 	return c.ClockOffset()
 }
 
+// serverDate reads an answer's Date header for the clock offset: an HTTP date from
+// 1970 on (no Unix timestamp is earlier: a signed request would carry a negative one)
+// whose distance from now a time.Duration holds (about 292 years; Sub clips a longer
+// one, and the offset would be wrong). Any other is no server time to learn, as a Date
+// that does not parse: a broken or hostile server's.
+func serverDate(h string, now time.Time) (time.Time, error) {
+	date, err := http.ParseTime(h)
+	if err != nil {
+		return date, err
+	}
+	if date.Before(time.Unix(0, 0)) {
+		return date, errors.New("a Date before 1970")
+	}
+	if d := date.Sub(now); d == math.MaxInt64 || d == math.MinInt64 {
+		return date, errors.New("a Date too far from the client's clock")
+	}
+	return date, nil
+}
+
 // now is the clock corrected by the learned offset.
 func (c *Client) now() time.Time { return c.cfg.clock.Now().Add(c.ClockOffset()) }
 
@@ -755,7 +775,7 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 			return nil, &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Err: err}
 		}
 		tr.ErrorCode = ans.Code
-		date, dateErr := http.ParseTime(tr.Date)
+		date, dateErr := serverDate(tr.Date, c.cfg.clock.Now())
 		if ans.Code == socius.CodeRequestExpired && !skewRetried && c.cred.signs(c.cfg.plain) && dateErr == nil {
 			offset := c.learnOffset(date, true)
 			skewRetried = true

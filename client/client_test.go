@@ -1673,10 +1673,12 @@ func TestNotSent(t *testing.T) {
 }
 
 // TestRequestExpiredWithoutDate: a real server that answers 403002 without a Date
-// header (net/http adds one unless told not to), or with one that is no HTTP date,
-// gives the client no server time to correct its clock with (it reads none from the
-// answer's time field): the call fails at once with the 403002, after one request,
-// rather than repeating a request that would expire again.
+// header (net/http adds one unless told not to), or with one that is no HTTP date, or
+// no time a clock can be set to (before 1970, or more than the 292 years a
+// time.Duration holds from now), gives the client no server time to correct its clock
+// with (it reads none from the answer's time field): the call fails at once with the
+// 403002, after one request, rather than repeating a request that would expire again.
+// Such a Date on an answer that succeeds leaves the clock alone too.
 func TestRequestExpiredWithoutDate(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -1686,6 +1688,15 @@ func TestRequestExpiredWithoutDate(t *testing.T) {
 		{"no Date, no time", nil, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","errorDetails":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
 		{"no Date, a time", nil, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","errorDetails":"Request has expired","statusCode":403,"statusReason":"Forbidden","time":"2030-01-01T00:00:00.000Z"}`},
 		{"a Date that is no date", []string{"yesterday"}, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
+		// No Unix timestamp is before 1970; and an offset of more than 292 years is
+		// clipped by time.Duration, so it would be wrong.
+		{"a Date before 1970", []string{"Fri, 01 Jan 1960 00:00:00 GMT"}, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
+		{"a Date of the year 1", []string{"Mon, 01 Jan 0001 00:00:00 GMT"}, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
+		{"a Date of the year 9999", []string{"Fri, 31 Dec 9999 23:59:59 GMT"}, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","statusCode":403,"statusReason":"Forbidden"}`},
+		// The same Dates on an answer that succeeds must leave the clock too.
+		{"success, a Date before 1970", []string{"Fri, 01 Jan 1960 00:00:00 GMT"}, `{"callId":"c1","errorCode":0,"statusCode":200,"statusReason":"OK"}`},
+		{"success, a Date of the year 1", []string{"Mon, 01 Jan 0001 00:00:00 GMT"}, `{"callId":"c1","errorCode":0,"statusCode":200,"statusReason":"OK"}`},
+		{"success, a Date of the year 9999", []string{"Fri, 31 Dec 9999 23:59:59 GMT"}, `{"callId":"c1","errorCode":0,"statusCode":200,"statusReason":"OK"}`},
 	} {
 		var requests atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1703,7 +1714,11 @@ func TestRequestExpiredWithoutDate(t *testing.T) {
 		cancel()
 		srv.Close()
 		var e *Error
-		if !errors.As(err, &e) || e.Code != 403002 || requests.Load() != 1 || c.ClockOffset() != 0 {
+		if strings.HasPrefix(tt.name, "success") {
+			if err != nil || requests.Load() != 1 || c.ClockOffset() != 0 {
+				t.Errorf("%s: %v after %d requests, clock offset %v; want success after 1, offset 0", tt.name, err, requests.Load(), c.ClockOffset())
+			}
+		} else if !errors.As(err, &e) || e.Code != 403002 || requests.Load() != 1 || c.ClockOffset() != 0 {
 			t.Errorf("%s: %T %v after %d requests, clock offset %v; want the 403002 after 1, offset 0", tt.name, err, err, requests.Load(), c.ClockOffset())
 		}
 	}

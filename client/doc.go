@@ -76,12 +76,21 @@
 // request, which can only fail again). The offset stays for later calls (ClockOffset).
 // A 403002 without a Date header that is an HTTP date is returned as it is, after one
 // request: there is no server time to correct the clock with (the answer's time field
-// is not read for it), and the same request would only expire again.
+// is not read for it), and the same request would only expire again. So is one whose
+// Date is before 1970 (no Unix timestamp is) or further from the client's clock than
+// the 292 years a time.Duration holds: no clock a server checks timestamps with.
 // Every other answer's Date sets it too when the clocks are more than a second apart,
 // as the Java and .NET SDKs follow the server's clock: a client that sends no timestamp
 // (a plain secret, a token) checks UIDSignatures against the server's time all the
 // same. The answer's time field never sets it (Response.Time reports it, zero when it
 // is not RFC 3339 within the years 0000-9999): Date is what the SDKs read.
+//
+// The offset has no other bound: a server's clock, however far off, is the one it
+// checks timestamps and signs UIDSignatures with, and a client clock off by months is
+// corrected. So the server sets it: over plain HTTP, whoever is on the path can, and
+// with it how old a UIDSignature Client.ValidateUIDSignature (and GetUserInfo) takes.
+// Where that matters, call over HTTPS, or check with the package function
+// ValidateUIDSignature, which reads the system clock.
 //
 // After a connection error the client tries again (up to WithRetries times, default
 // DefaultRetries, with a short pause), each time with a fresh nonce and signature, but
