@@ -724,6 +724,13 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 	// that leads to another attempt, 403002, says the server did nothing.)
 	reached := false
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			// Ended before this attempt went out (given an ended context, or ended
+			// after a 403002): nothing of it was sent. net/http would fail it before
+			// looking for a connection, which no trace hook tells from a request
+			// lost on the way.
+			return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt - 1, Err: err, NeverSent: !reached}
+		}
 		conn := new(connTrace)
 		req, tr, err := c.newRequest(httptrace.WithClientTrace(ctx, conn.clientTrace()), method, endpoint, norm, user, attempt)
 		if err != nil {

@@ -1588,6 +1588,62 @@ func closingListener(t *testing.T) (addr string, accepted *atomic.Int32) {
 	return ln.Addr().String(), accepted
 }
 
+// TestEndedContextNotSent: a call given a context that has ended already, or whose
+// context ends after a 403002 and before the attempt that would follow it, sends
+// nothing more, and its *TransportError says so (ErrNotSent, as the package documents
+// for a context that ended first): net/http fails such a request before it looks for
+// a connection, and the client took that for a request that may have arrived.
+func TestEndedContextNotSent(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Date", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+		io.WriteString(w, `{"callId":"c1","errorCode":403002,"errorMessage":"Request has expired","statusCode":403}`)
+	}))
+	defer srv.Close()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	var cancelOn403002 atomic.Pointer[context.CancelFunc]
+	trace := WithTrace(func(tr *Trace) {
+		if f := cancelOn403002.Load(); f != nil && tr.ErrorCode == 403002 {
+			(*f)() // the caller gives up as the 403002 comes back
+		}
+	})
+	for _, opts := range [][]Option{nil, {WithHTTPClient(&http.Client{})}} {
+		c, err := New(PartnerSecret(labAPIKey, labSecret), append([]Option{WithBaseURL(srv.URL), trace}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			name string
+			ctx  context.Context
+			want error
+			code int
+		}{{"canceled", canceled, context.Canceled, 500000}, {"past its deadline", expired, context.DeadlineExceeded, 504002}} {
+			requests.Store(0)
+			err := c.SetUserInfo(tt.ctx, "u1", UserInfo{FirstName: "A"})
+			var te *TransportError
+			if !errors.As(err, &te) || !errors.Is(err, ErrNotSent) || !errors.Is(err, tt.want) || ErrorCode(err) != tt.code ||
+				te.Attempts != 0 || requests.Load() != 0 {
+				t.Errorf("a context %s (%d options): %T %v (%+v), %d requests; want a *TransportError, ErrNotSent, no attempt",
+					tt.name, len(opts), err, err, te, requests.Load())
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancelOn403002.Store(&cancel)
+		requests.Store(0)
+		err = c.SetUserInfo(ctx, "u1", UserInfo{FirstName: "A"})
+		cancelOn403002.Store(nil)
+		var te *TransportError
+		if !errors.As(err, &te) || !errors.Is(err, ErrNotSent) || !errors.Is(err, context.Canceled) || te.Attempts != 1 || requests.Load() != 1 {
+			t.Errorf("a context canceled during a 403002 (%d options): %T %v (%+v), %d requests; want a *TransportError, ErrNotSent, one attempt",
+				len(opts), err, err, te, requests.Load())
+		}
+	}
+}
+
 // TestNotSent: errors.Is(err, ErrNotSent) tells a call that never reached the server
 // (a refused connection, a TLS handshake that failed) from one whose answer was lost
 // after the request went out (a server that reads it and closes the connection). A
