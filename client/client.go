@@ -238,7 +238,10 @@ func WithBaseURL(base string) Option {
 }
 
 // WithHTTPClient sends requests with hc (its transport, proxy, TLS roots, timeout)
-// instead of the default client (DefaultTimeout for a whole call). hc.Timeout bounds
+// instead of the default client (DefaultTimeout for a whole call). Make its transport
+// from http.DefaultTransport.(*http.Transport).Clone() to keep the proxy of the
+// environment (HTTPS_PROXY, NO_PROXY), HTTP/2 and the dial and handshake timeouts,
+// which a bare &http.Transport{} lacks (see the GetToken example). hc.Timeout bounds
 // each attempt; when it is zero, as in a bare &http.Client{}, only the context bounds
 // a call, and a server that answers slowly or never holds it. Redirects are not
 // followed with either: a redirected call would send its secret or token again,

@@ -237,9 +237,13 @@ func ExampleClient_GetToken() {
 	if !roots.AppendCertsFromPEM(certPEM) {
 		log.Fatal("no certificate in ", certFile)
 	}
-	// The timeout is this client's to set now: without one, a call would wait for as
-	// long as its context lets it.
-	hc := &http.Client{Timeout: client.DefaultTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	// A clone of net/http's default transport keeps what a bare &http.Transport{}
+	// lacks: the proxy of HTTPS_PROXY and NO_PROXY, HTTP/2, and its dial and TLS
+	// handshake timeouts. The timeout is this client's to set now: without one, a call
+	// would wait for as long as its context lets it.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	hc := &http.Client{Timeout: client.DefaultTimeout, Transport: tr}
 	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(httpsURL), client.WithHTTPClient(hc))
 	if err != nil {
 		log.Fatal(err)
