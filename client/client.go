@@ -887,8 +887,20 @@ func (t *connTrace) clientTrace() *httptrace.ClientTrace {
 // neverConnected reports whether the Transport looked for a connection and got none.
 func (t *connTrace) neverConnected() bool { return t.asked.Load() && !t.got.Load() }
 
+// maxBackoff is the longest pause before a retry.
+const maxBackoff = 5 * time.Second
+
+// backoff is the pause after the failures-th failure: 0.1 s, 0.4 s, 0.9 s... growing
+// as its square, up to maxBackoff, so that a client given many retries (WithRetries)
+// still tries every few seconds, and a count that large does not overflow.
 func backoff(failures int) time.Duration {
-	return time.Duration(failures*failures) * 100 * time.Millisecond
+	if failures <= 0 {
+		return 0
+	}
+	if failures > 7 { // 7² × 0.1 s is 4.9 s
+		return maxBackoff
+	}
+	return min(time.Duration(failures*failures)*100*time.Millisecond, maxBackoff)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -1588,6 +1588,24 @@ func closingListener(t *testing.T) (addr string, accepted *atomic.Int32) {
 	return ln.Addr().String(), accepted
 }
 
+// TestBackoff: the pause before a retry grows as the square of the failures, from
+// 0.1 s, and stops at maxBackoff (5 s): a client given WithRetries(100) paused for
+// 1,000 s before its last attempt, and a larger count overflowed into negative pauses.
+func TestBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		failures int
+		want     time.Duration
+	}{
+		{1, 100 * time.Millisecond}, {2, 400 * time.Millisecond}, {3, 900 * time.Millisecond},
+		{7, 4900 * time.Millisecond}, {8, 5 * time.Second}, {100, 5 * time.Second},
+		{1 << 32, 5 * time.Second}, {math.MaxInt, 5 * time.Second},
+	} {
+		if got := backoff(tt.failures); got != tt.want {
+			t.Errorf("backoff(%d) = %v, want %v", tt.failures, got, tt.want)
+		}
+	}
+}
+
 // TestEndedContextNotSent: a call given a context that has ended already, or whose
 // context ends after a 403002 and before the attempt that would follow it, sends
 // nothing more, and its *TransportError says so (ErrNotSent, as the package documents

@@ -93,8 +93,9 @@
 // ValidateUIDSignature, which reads the system clock.
 //
 // After a connection error the client tries again (up to WithRetries times, default
-// DefaultRetries, with a short pause), each time with a fresh nonce and signature, but
-// only when that is safe:
+// DefaultRetries, after a pause of 0.1 s, 0.4 s, 0.9 s... growing as the square of the
+// failures up to 5 s), each time with a fresh nonce and signature, but only when that
+// is safe:
 //
 //   - when the request certainly never reached the server: the connection could not
 //     be made (refused, unreachable, DNS, proxy or TLS handshake failure; ErrNotSent),
