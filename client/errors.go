@@ -90,9 +90,10 @@ func printable(s string) string {
 // Decode unmarshals the error answer into v, for the data an error answer carries.
 func (e *Error) Decode(v any) error { return jsonUnmarshal(e.Response, v) }
 
-// ResponseError is an answer that is not a Gigya answer: not one JSON object with a
-// numeric errorCode (an HTML page from a proxy, an empty body, ...), a redirect, or an
-// answer longer than MaxResponseBytes. Something answered, so a write may have
+// ResponseError is an answer that is not a Gigya answer: not one JSON object with an
+// integer errorCode (a number, or a string of one: "403005" is read as 403005), such
+// as an HTML page from a proxy or an empty body; a redirect; or an answer longer than
+// MaxResponseBytes. Something answered, so a write may have
 // happened: the call is not tried again, whatever the HTTP status (a 502 or 503 from
 // a proxy too). The client returns it as a pointer.
 type ResponseError struct {
