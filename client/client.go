@@ -707,8 +707,11 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		return nil, fmt.Errorf("client: %s: nil Context (use context.Background() or context.TODO())", method)
 	}
 	if c.cfg.callTimeout > 0 {
+		// Its end says whose deadline it was: a bare "context deadline exceeded"
+		// sent callers looking for a deadline of their own.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.callTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, c.cfg.callTimeout,
+			fmt.Errorf("%w: the call took longer than client.DefaultTimeout (%v)", context.DeadlineExceeded, c.cfg.callTimeout))
 		defer cancel()
 	}
 	endpoint := c.endpoint(method)
@@ -727,7 +730,8 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 	// that leads to another attempt, 403002, says the server did nothing.)
 	reached := false
 	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
+			err := context.Cause(ctx)
 			// Ended before this attempt went out (given an ended context, or ended
 			// after a 403002): nothing of it was sent. net/http would fail it before
 			// looking for a connection, which no trace hook tells from a request
@@ -908,7 +912,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	case <-t.C:
 		return nil
 	}

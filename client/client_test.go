@@ -938,11 +938,20 @@ func TestCallTimeoutBoundsEveryAttempt(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &te) || took > 20*time.Second {
 		t.Fatalf("GetUserInfo against a silent server: %v after %v", err, took)
 	}
+	if !strings.Contains(err.Error(), "context deadline exceeded: the call took longer than client.DefaultTimeout (300ms)") || ErrorCode(err) != 504002 {
+		t.Errorf("GetUserInfo against a silent server: %v (ErrorCode %d); want it to say that the client's DefaultTimeout ended it", err, ErrorCode(err))
+	}
 	if te.Attempts != 1 || len(traces) != 1 || traces[0].Retry != "" {
 		t.Errorf("GetUserInfo against a silent server: %d attempts (%d traced), want 1: the timeout bounds each attempt, not the call", te.Attempts, len(traces))
 		for _, tr := range traces {
 			t.Logf("attempt %d: %v after %v; retry: %q", tr.Attempt, tr.Err, tr.Duration, tr.Retry)
 		}
+	}
+	// A deadline of the caller's, before the client's, is not said to be the client's.
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	if _, err := c.GetUserInfo(short, "u1"); !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "DefaultTimeout") {
+		t.Errorf("GetUserInfo against a silent server, with a deadline of 100 ms: %v; want the caller's deadline alone", err)
 	}
 }
 

@@ -112,9 +112,11 @@
 // the server: a lost answer is returned as a *TransportError, and the caller decides.
 // Gigya error answers are never retried (besides the 403002 above): 500001 may mean the
 // write happened. Every wait honours the context; a context deadline or cancellation
-// ends the call at once, and the default HTTP client gives up after DefaultTimeout. A
-// call that ends while it waits to try again returns a *TransportError wrapping both
-// the context's error and the last attempt's (errors.Is finds either).
+// ends the call at once, and the default HTTP client gives up after DefaultTimeout
+// (its error says so: "context deadline exceeded: the call took longer than
+// client.DefaultTimeout (30s)"). A call that ends while it waits to try again returns
+// a *TransportError wrapping both the context's error and the last attempt's
+// (errors.Is finds either).
 //
 // # Signatures in your own code
 //
