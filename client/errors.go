@@ -134,12 +134,13 @@ var ErrNotSent = errors.New("client: the request was never sent")
 type TransportError struct {
 	Method   string // the method called
 	URL      string // where it was sent (no secret: parameters go in the body)
-	Attempts int    // how many times it was sent, retries included; 0 if its context had ended before the first
+	Attempts int    // how many times it was tried, retries included; 0 when its context had ended before the first
 	Err      error  // the last attempt's error, with the context's when that ended the call
-	// NeverSent is true when no attempt got a connection to the server (but ones
-	// refused as expired, 403002): the call certainly did nothing. False says the request may have arrived, and is all
-	// that the client can say of a RoundTripper that is not net/http's (given with
-	// WithHTTPClient) failing with an error of its own.
+	// NeverSent is true when no attempt got a connection to the server, or its
+	// context had ended before it was sent (but ones refused as expired, 403002):
+	// the call certainly did nothing. False says the request may have arrived, and is
+	// all that the client can say of a RoundTripper that is not net/http's (given
+	// with WithHTTPClient) failing with an error of its own.
 	NeverSent bool
 }
 
