@@ -695,7 +695,8 @@ func (c *Client) Call(ctx context.Context, method string, params Params) (*Respo
 
 // do sends a call, trying again as the package documentation says: once after a
 // 403002 with the clock corrected from the answer's Date header, and up to
-// cfg.retries times after a connection error where repeating is safe. Every attempt
+// cfg.retries times after a connection error (or, for a read, a gateway's 502, 503 or
+// 504 page) where repeating is safe. Every attempt
 // is built afresh: new timestamp, new nonce, new signature.
 func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Response, error) {
 	if err := c.made(); err != nil {
@@ -785,8 +786,22 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		}
 		if err != nil {
 			tr.Err = err
+			rerr := &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Err: err}
+			// A gateway's failure (a proxy's 502, 503 or 504 page: its server
+			// restarting, down, or slow) is, for a method that changes nothing, what a
+			// lost connection is: tried again. A write stays sent once.
+			reached = true
+			if !safe || !gatewayFailure(resp.StatusCode) || ctx.Err() != nil || failures >= c.cfg.retries {
+				c.traceDone(tr)
+				return nil, rerr
+			}
+			failures++
+			tr.Retry = fmt.Sprintf("HTTP %d from a gateway, not an answer; trying again with a fresh nonce", resp.StatusCode)
 			c.traceDone(tr)
-			return nil, &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Err: err}
+			if serr := sleep(ctx, backoff(failures)); serr != nil {
+				return nil, &TransportError{Method: method, URL: endpoint, Attempts: attempt, Err: fmt.Errorf("%w; the last attempt: %w", serr, rerr)}
+			}
+			continue
 		}
 		tr.ErrorCode = ans.Code
 		date, dateErr := serverDate(tr.Date, c.cfg.clock.Now())
@@ -811,6 +826,12 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		return &Response{Method: method, CallID: ans.CallID, StatusCode: ans.StatusCode, StatusReason: ans.StatusReason,
 			Time: ans.Time, Ignored: ans.Ignored, Body: body, Header: resp.Header}, nil
 	}
+}
+
+// gatewayFailure reports the HTTP statuses with which a proxy or load balancer says
+// that the server behind it failed: Bad Gateway, Service Unavailable, Gateway Timeout.
+func gatewayFailure(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 // errAnswerTooLong is send's error for an answer over MaxResponseBytes.

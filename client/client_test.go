@@ -640,7 +640,8 @@ func TestTypedErrors(t *testing.T) {
 			return &http.Response{StatusCode: 502, Header: http.Header{"Content-Type": {"text/html"}}, Body: io.NopCloser(strings.NewReader(body))}, nil
 		}}
 		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), tr)
-		_, err := c.Call(context.Background(), "socialize.getUserInfo", Params{"UID": "u1"})
+		// A write: sent once (getUserInfo is tried again, TestGatewayFailures).
+		_, err := c.Call(context.Background(), "socialize.setUserInfo", Params{"UID": "u1"})
 		var re *ResponseError
 		if !errors.As(err, &re) || !errors.Is(err, gigya.ErrNotAnswer) || re.HTTPStatus != 502 || len(tr.bodies) != 1 {
 			t.Errorf("%q: %T %v", body, err, err)
@@ -1611,6 +1612,72 @@ func TestBackoff(t *testing.T) {
 	} {
 		if got := backoff(tt.failures); got != tt.want {
 			t.Errorf("backoff(%d) = %v, want %v", tt.failures, got, tt.want)
+		}
+	}
+}
+
+// TestGatewayFailures: a proxy's 502, 503 or 504 page in front of a server restarting
+// or down is, for getUserInfo, which changes nothing, tried again as a lost connection
+// is (up to WithRetries times, each with its own nonce), and the answer after it is
+// the call's; a write gets it as a *ResponseError after one request, as any other
+// status that is not an answer. A direct connection refused during the same restart
+// was retried for every method; behind nginx, nothing was.
+func TestGatewayFailures(t *testing.T) {
+	var mu sync.Mutex
+	var nonces []string
+	failFirst := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		nonces = append(nonces, r.PostForm.Get("nonce"))
+		n := len(nonces)
+		mu.Unlock()
+		if n <= failFirst {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader([]int{502, 503, 504}[(n-1)%3])
+			io.WriteString(w, "<html><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></html>\n")
+			return
+		}
+		io.WriteString(w, `{"callId":"c1","errorCode":0,"statusCode":200,"statusReason":"OK","UID":"u1"}`)
+	}))
+	defer srv.Close()
+	c, err := New(PartnerSecret(labAPIKey, labSecret), WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name      string
+		failFirst int
+		call      func() error
+		requests  int
+		status    int // of the *ResponseError; 0 for success
+	}{
+		{"getUserInfo after a 502 and a 503", 2, func() error { _, err := c.GetUserInfo(ctx, "u1"); return err }, 3, 0},
+		{"getUserInfo, every attempt refused", 9, func() error { _, err := c.GetUserInfo(ctx, "u1"); return err }, 1 + DefaultRetries, []int{502, 503, 504}[DefaultRetries%3]},
+		{"setUserInfo after a 502", 1, func() error { return c.SetUserInfo(ctx, "u1", UserInfo{FirstName: "A"}) }, 1, 502},
+		{"notifyLogin after a 502", 1, func() error { _, err := c.NotifyLogin(ctx, NotifyLoginRequest{SiteUID: "u1"}); return err }, 1, 502},
+	} {
+		mu.Lock()
+		nonces, failFirst = nil, tt.failFirst
+		mu.Unlock()
+		err := tt.call()
+		mu.Lock()
+		sent := append([]string(nil), nonces...)
+		mu.Unlock()
+		var re *ResponseError
+		switch {
+		case tt.status == 0 && err != nil, tt.status != 0 && (!errors.As(err, &re) || re.HTTPStatus != tt.status):
+			t.Errorf("%s: %T %v; want HTTP %d (0: success)", tt.name, err, err, tt.status)
+		case len(sent) != tt.requests:
+			t.Errorf("%s: %d requests, want %d", tt.name, len(sent), tt.requests)
+		}
+		seen := map[string]bool{}
+		for _, n := range sent {
+			if seen[n] {
+				t.Errorf("%s: nonce %s sent twice", tt.name, n)
+			}
+			seen[n] = true
 		}
 	}
 }

@@ -101,7 +101,9 @@
 //     be made (refused, unreachable, DNS, proxy or TLS handshake failure; ErrNotSent),
 //     whatever the method;
 //   - for methods that change nothing (socialize.getUserInfo), after any transport
-//     failure, since a repeated read answers the same.
+//     failure, since a repeated read answers the same, and after a proxy's or load
+//     balancer's HTTP 502, 503 or 504 page (a *ResponseError: its server restarting,
+//     down or slow), as after a lost connection.
 //
 // A host name that does not exist (a misspelt data center), a certificate the client
 // does not trust, or a server that does not speak TLS (an https URL on a plain HTTP

@@ -93,9 +93,11 @@ func (e *Error) Decode(v any) error { return jsonUnmarshal(e.Response, v) }
 // ResponseError is an answer that is not a Gigya answer: not one JSON object with an
 // integer errorCode (a number, or a string of one: "403005" is read as 403005), such
 // as an HTML page from a proxy or an empty body; a redirect; or an answer longer than
-// MaxResponseBytes. Something answered, so a write may have
-// happened: the call is not tried again, whatever the HTTP status (a 502 or 503 from
-// a proxy too). The client returns it as a pointer.
+// MaxResponseBytes. Something answered, so a write may have happened: a call that
+// changes something is not tried again, whatever the HTTP status (a 502 or 503 from a
+// proxy too); socialize.getUserInfo is, after a 502, 503 or 504 (a proxy's page for a
+// server restarting, down or slow), and this is the last attempt's when every one
+// gets such a page. The client returns it as a pointer.
 type ResponseError struct {
 	Method      string // the method called
 	HTTPStatus  int    // the HTTP status of the answer
