@@ -36,7 +36,8 @@ const (
 	// DefaultTimeout bounds a whole call (every attempt) with the default HTTP client.
 	DefaultTimeout = 30 * time.Second
 	// DefaultRetries is how many times a call is tried again after a connection
-	// error, where that is safe (see the package documentation).
+	// error (or, for getUserInfo, a proxy's 502, 503 or 504 page), where that is safe
+	// (see the package documentation).
 	DefaultRetries = 2
 	// DefaultUIDSignatureMaxAge is how old a UIDSignature may be (PHP SDK's 180 s).
 	DefaultUIDSignatureMaxAge = 180 * time.Second
@@ -307,7 +308,8 @@ func WithUIDSignatureMaxAge(d time.Duration) Option {
 }
 
 // WithRetries sets how many times a call is tried again after a connection error
-// where that is safe (default DefaultRetries; 0 never).
+// (or, for getUserInfo, a proxy's 502, 503 or 504 page) where that is safe (default
+// DefaultRetries; 0 never). The pauses between grow up to 5 s each.
 func WithRetries(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
