@@ -1480,6 +1480,9 @@ func TestErrorsEscapeTheServersText(t *testing.T) {
 			io.WriteString(w, `{"errorCode":400002,"errorMessage":"Missing\u0007 parameter","errorDetails":"`+details+`","callId":"c1\nc2","statusCode":400}`)
 		case "/socialize.getUserInfo":
 			io.WriteString(w, `{"errorCode":0,"statusCode":200,"callId":"c","UID":"u1\r\n\u001b]0;x\u0007","UIDSignature":"AAAAAAAAAAAAAAAAAAAAAAAAAAA=","signatureTimestamp":"1"}`)
+		case "/socialize.deleteAccount":
+			// Raw in the JSON text, which the error quotes as it came: U+202E, U+009B.
+			io.WriteString(w, "{\"errorCode\":\"1\u202e2\u009b\"}")
 		default:
 			w.Header().Set("Content-Type", "text/html\xe2\x80\xae\xff")
 			w.WriteHeader(502)
@@ -1522,6 +1525,8 @@ func TestErrorsEscapeTheServersText(t *testing.T) {
 	}
 	_, err = c.Call(context.Background(), "socialize.logout", nil)
 	oneLine("a proxy's page", err, `(text/html\u202e\xff)`)
+	err = c.DeleteAccount(context.Background(), "u1")
+	oneLine("an errorCode that is no integer", err, `errorCode "1\u202e2\u009b" is not an integer`)
 }
 
 // TestDerivedClientsValidateUIDSignatures: a client derived with WithCredentials

@@ -108,7 +108,8 @@ type ResponseError struct {
 
 // Error says what came back instead of an answer.
 func (e *ResponseError) Error() string {
-	return fmt.Sprintf("%s: HTTP %d (%s): %v", e.Method, e.HTTPStatus, printable(e.ContentType), e.Err)
+	// What is wrong may quote the body (an errorCode that is no integer, as sent).
+	return fmt.Sprintf("%s: HTTP %d (%s): %s", e.Method, e.HTTPStatus, printable(e.ContentType), printable(fmt.Sprint(e.Err)))
 }
 
 // Unwrap returns Err, which wraps gigya.ErrNotAnswer.
@@ -157,7 +158,7 @@ func (e *TransportError) Error() string {
 	if errors.As(e.Err, &ue) {
 		cause = strings.Replace(cause, ue.Op+" "+strconv.Quote(ue.URL)+": ", "", 1)
 	}
-	s := fmt.Sprintf("%s: POST %s: %s", e.Method, e.URL, cause)
+	s := fmt.Sprintf("%s: POST %s: %s", e.Method, e.URL, printable(cause))
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
 	}
