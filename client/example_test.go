@@ -10,6 +10,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -276,6 +277,35 @@ func ExampleError() {
 		fmt.Println(e.Code, e.Message+":", e.Details)
 	}
 	// Output: 403005 Unauthorized user: UID not found
+}
+
+func ExampleTransportError() {
+	// Where no server listens: the connection is refused, so the write never reached
+	// a server, and sending it again cannot do it twice.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	nowhere := "http://" + ln.Addr().String()
+	ln.Close()
+	c, err := client.New(client.PartnerSecret(apiKey, partnerSecret), client.WithBaseURL(nowhere), client.WithRetries(0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = c.SetUserInfo(context.Background(), "u1", client.UserInfo{FirstName: "David"})
+	var te *client.TransportError
+	switch {
+	case errors.Is(err, client.ErrNotSent):
+		fmt.Println("never sent: safe to send again")
+	case errors.As(err, &te):
+		fmt.Println("no answer, but the request may have arrived: check before sending it again")
+	case err != nil:
+		fmt.Println("answered:", err) // an *Error or a *ResponseError
+	}
+	fmt.Println(client.ErrorCode(err))
+	// Output:
+	// never sent: safe to send again
+	// 500000
 }
 
 func ExampleValidateUIDSignature() {
