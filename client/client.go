@@ -698,8 +698,8 @@ func (c *Client) Call(ctx context.Context, method string, params Params) (*Respo
 // do sends a call, trying again as the package documentation says: once after a
 // 403002 with the clock corrected from the answer's Date header, and up to
 // cfg.retries times after a connection error (or, for a read, a gateway's 502, 503 or
-// 504 page) where repeating is safe. Every attempt
-// is built afresh: new timestamp, new nonce, new signature.
+// 504 page) where repeating is safe. Every attempt is built afresh: new timestamp, new
+// nonce, new signature.
 func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Response, error) {
 	if err := c.made(); err != nil {
 		return nil, err
