@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // errLocked is what lockFile reports when another process holds the lock.
@@ -59,6 +60,11 @@ func lockDataDir(dir string) (*dataLock, error) {
 		// DIR/serve.lock: permission denied") does not say that the whole folder must
 		// be writable, nor by whom.
 		return nil, fmt.Errorf("%w: the data folder %s and its files must be writable by the user Socius runs as (uid %d), who keeps serve.lock, socius.db and its WAL there", err, dir, os.Geteuid())
+	}
+	if errors.Is(err, syscall.EROFS) {
+		// Said "open DIR/serve.lock: read-only file system" alone, which names a file
+		// the operator never made and no way out.
+		return nil, fmt.Errorf("%w: the data folder %s is on a file system mounted read-only, and socius serve keeps serve.lock, socius.db and its WAL there: remount it read-write, or give a --data on a file system that can be written", err, dir)
 	}
 	if err != nil {
 		return nil, err
