@@ -43,7 +43,8 @@ var backupChecked func()
 // does, as it decides where the copy goes). A src that does not exist is an error: no
 // empty database is made.
 func Backup(ctx context.Context, src, dst string) (schema int, err error) {
-	if err := readOnlyCopy(src); err != nil {
+	immutable, err := readOnlyCopy(src)
+	if err != nil {
 		return 0, fmt.Errorf("sqlite: %w", err)
 	}
 	if backupChecked != nil {
@@ -52,15 +53,26 @@ func Backup(ctx context.Context, src, dst string) (schema int, err error) {
 	// mode=rw: the file must exist (the driver's plain names would create it). The
 	// connection writes nothing; it is not query_only, which would refuse VACUUM INTO
 	// its writes to the copy. A file this process may not write SQLite opens read-only
-	// (readOnlyCopy checked that it can read it so).
-	db, err := sql.Open("sqlite", fileURI(src)+"?mode=rw&_pragma="+busyPragma())
+	// (readOnlyCopy checked that it can read it so), one on a read-only file system
+	// with no WAL as immutable: no lock, no WAL-index.
+	uri := fileURI(src) + "?mode=rw&_pragma=" + busyPragma()
+	if immutable {
+		uri += "&immutable=1"
+	}
+	db, err := sql.Open("sqlite", uri)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: open %s: %w", src, err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	stopped := func() error {
+		if immutable {
+			return nil // no server to stop
+		}
+		return serverStopped(src)
+	}
 	if schema, err = schemaVersion(ctx, db); err != nil {
-		if gone := serverStopped(src); gone != nil {
+		if gone := stopped(); gone != nil {
 			return 0, fmt.Errorf("sqlite: %w", gone)
 		}
 		return 0, fmt.Errorf("sqlite: %s: %w", src, err)
@@ -69,7 +81,7 @@ func Backup(ctx context.Context, src, dst string) (schema int, err error) {
 		return schema, fmt.Errorf("sqlite: %s: %w", src, newerSchema(schema, known))
 	}
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		if gone := serverStopped(src); gone != nil {
+		if gone := stopped(); gone != nil {
 			return schema, fmt.Errorf("sqlite: %w", gone)
 		}
 		if resultCode(err)&0xff == sqlite3.SQLITE_FULL {

@@ -14,7 +14,7 @@ func unwritableAtOpen(string) error { return nil }
 func unwritableDatabase(_ string, err error) error { return err }
 
 // readOnlyCopy is not asked on this system: SQLite's own error is reported.
-func readOnlyCopy(string) error { return nil }
+func readOnlyCopy(string) (immutable bool, err error) { return false, nil }
 
 // serverStopped is not asked on this system: SQLite's own error is reported.
 func serverStopped(string) error { return nil }

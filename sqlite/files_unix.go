@@ -173,25 +173,37 @@ func letWrite(path string, fi os.FileInfo, errno syscall.Errno) string {
 // Without them SQLite would have to create them, which it cannot in a folder that
 // process may not write, and should not in one it may (they would be that process's,
 // and the next serve could not write them).
-func readOnlyCopy(path string) error {
-	if writeAccess(path) == 0 {
-		return nil
+//
+// The exception is a store on a file system mounted read-only (a snapshot mounted to
+// be backed up, a volume the kernel remounted read-only after an error) with no WAL
+// beside it: no server can serve it there, nothing can change it, and socius.db holds
+// the whole store. SQLite would refuse to open it (it can make no WAL-index); it is read
+// as immutable instead, and immutable is then true. With a WAL there (the server
+// stopped without removing it), SQLite reads the WAL through the WAL-index as for a
+// reader beside a server, both of which must then be there.
+func readOnlyCopy(path string) (immutable bool, err error) {
+	errno := writeAccess(path)
+	if errno == 0 {
+		return false, nil
+	}
+	if _, err := os.Stat(path + "-wal"); errno == syscall.EROFS && errors.Is(err, fs.ErrNotExist) {
+		return true, nil
 	}
 	base := filepath.Base(path)
 	for _, side := range []string{path + "-wal", path + "-shm"} {
 		_, err := os.Stat(side)
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s cannot be written by this user (%s), and no server serves it (%s is not there): "+
+			return false, fmt.Errorf("%s cannot be written by this user (%s), and no server serves it (%s is not there): "+
 				"SQLite reads a store it may not write only beside a server, whose %s-wal and %s-shm it reads; "+
 				"run the backup while the server serves the store, or as the user the server runs as (%s owns %s)",
 				path, runningAs(), side, base, base, fileOwner(path), base)
 		}
 		if errno := readAccess(side); errno != 0 {
-			return fmt.Errorf("%s cannot be read: %w (this user is %s): SQLite reads a store it may not write through its %s-wal and %s-shm, "+
+			return false, fmt.Errorf("%s cannot be read: %w (this user is %s): SQLite reads a store it may not write through its %s-wal and %s-shm, "+
 				"which this user must be able to read, as %s", side, errno, runningAs(), base, base, base)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // serverStopped says, after SQLite failed to read the database at path for a backup,

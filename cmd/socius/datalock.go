@@ -64,7 +64,7 @@ func lockDataDir(dir string) (*dataLock, error) {
 	if errors.Is(err, syscall.EROFS) {
 		// Said "open DIR/serve.lock: read-only file system" alone, which names a file
 		// the operator never made and no way out.
-		return nil, fmt.Errorf("%w: the data folder %s is on a file system mounted read-only, and socius serve keeps serve.lock, socius.db and its WAL there: remount it read-write, or give a --data on a file system that can be written", err, dir)
+		return nil, fmt.Errorf("%w: the data folder %s is on a file system mounted read-only, and socius serve keeps serve.lock, socius.db and its WAL there: remount it read-write, or give a --data on a file system that can be written (socius backup can still copy the store from there)", err, dir)
 	}
 	if err != nil {
 		return nil, err

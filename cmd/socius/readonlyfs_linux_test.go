@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/socius/socius/sqlite"
 )
 
 // readOnlyStore makes a store with one site in a data folder on a tmpfs, stopped
@@ -50,5 +52,22 @@ func TestServeReadOnlyFileSystem(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, want) {
 			t.Errorf("serve on a read-only file system: exit %d, %q; want 1, saying %q", code, stderr, want)
 		}
+	}
+}
+
+// TestBackupReadOnlyFileSystem: socius backup copies a store stopped cleanly on a file
+// system mounted read-only (reading it as immutable), where it refused, telling root
+// that it could not write socius.db and to run the backup as the user the server runs
+// as (root), or beside a server (which cannot serve there).
+func TestBackupReadOnlyFileSystem(t *testing.T) {
+	data := readOnlyStore(t)
+	out := filepath.Join(t.TempDir(), "copy.db")
+	code, stdout, stderr := runCLI(t, noEnv, "backup", "--data", data, "--out", out)
+	if code != 0 {
+		t.Fatalf("backup of a store on a read-only file system: exit %d\n%s%s\nwant it copied", code, stdout, stderr)
+	}
+	info, err := sqlite.CheckCopy(t.Context(), out)
+	if err != nil || info.Sites != 1 {
+		t.Errorf("the copy: %+v, %v; want it whole, with the site", info, err)
 	}
 }
