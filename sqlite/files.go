@@ -95,6 +95,16 @@ func (f files) checkIndex() error {
 	return nil
 }
 
+// What a client is told of a write refused because the store's files are gone, or
+// because a sync failed before it (the server's log has the cause, with the paths):
+// that the store takes no writes, and until when, so that a client knows that trying
+// again soon is no use. The write refused for files gone was committed into files that
+// no path names any more, which the next start does not find.
+const (
+	filesGoneDetails  = "the store's database file was deleted or replaced on the server, which refuses writes until it is restarted; this write is not kept"
+	syncFailedDetails = "a sync of the store to its disk failed on the server, which refuses writes until it is restarted; nothing was written"
+)
+
 // errSyncFailed is the error of a store whose disk failed a sync (see fail).
 var errSyncFailed = errors.New("a sync of the database to the disk failed, so the disk may not hold what it was given: writes are refused until Socius restarts, when SQLite recovers from the WAL (a write answered with this error may be found stored then)")
 

@@ -798,6 +798,12 @@ func TestFileGone(t *testing.T) {
 				if socius.ErrorCode(err) != socius.CodeDatabaseError || !strings.Contains(err.Error(), "deleted or replaced") {
 					t.Errorf("%s after the file was %s: %v", name, how, err)
 				}
+				// The client is told that much, and that retrying soon is no use;
+				// it was told "Database error" alone.
+				const details = "Database error: the store's database file was deleted or replaced on the server, which refuses writes until it is restarted; this write is not kept"
+				if se := (*socius.Error)(nil); !errors.As(err, &se) || se.Details != details {
+					t.Errorf("%s after the file was %s: %v, want errorDetails %q", name, how, err, details)
+				}
 			}
 			if err := s.Healthy(); err == nil || !strings.Contains(err.Error(), "deleted or replaced") {
 				t.Errorf("Healthy after the file was %s: %v", how, err)

@@ -127,6 +127,10 @@ func TestCommitSyncFailureStops(t *testing.T) {
 	if !errors.Is(err, errSyncFailed) {
 		t.Errorf("a write after the failed fsync: %v, want refused for it", err)
 	}
+	const details = "Database error: a sync of the store to its disk failed on the server, which refuses writes until it is restarted; nothing was written"
+	if se := (*socius.Error)(nil); !errors.As(err, &se) || se.Details != details {
+		t.Errorf("a write after the failed fsync: errorDetails %v, want %q (it was \"Database error\" alone)", err, details)
+	}
 	if err := s.Healthy(); !errors.Is(err, errSyncFailed) {
 		t.Errorf("Healthy: %v, want the failed sync", err)
 	}

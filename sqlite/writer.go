@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/socius/socius"
 )
 
 // maxBatch caps the operations committed together, so that one batch holds the write
@@ -138,12 +140,12 @@ func (s *Store) writer() {
 		var err error
 		if ferr := s.failure(); ferr != nil {
 			// A sync failed: nothing more is written (see fail).
-			err = dbError("sqlite", ferr)
+			err = socius.DatabaseErrorSaying(syncFailedDetails, "sqlite", ferr)
 		} else if batch, err = s.commit(batch); err == nil {
 			// Committed, but into the files the store opened: still the store's? (Not
 			// Healthy, which a closing store fails: Close lets this batch finish.)
 			if ferr := s.files.check(); ferr != nil {
-				err = dbError("sqlite", ferr)
+				err = socius.DatabaseErrorSaying(filesGoneDetails, "sqlite", ferr)
 			}
 		} else if syncFailure(err) {
 			// Rolled back as far as SQLite knows, but the frames may be on the disk,
