@@ -114,4 +114,15 @@ func TestReadKeyFileWarns(t *testing.T) {
 			t.Errorf("a %v key file: %v, %q", mode, err, out.String())
 		}
 	}
+
+	// A folder where the key file should be is the error it is, with no warning that
+	// "the master key file has mode -rwxr-xr-x" (the folder's, as a file's).
+	dir := filepath.Join(t.TempDir(), "master.key")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if _, err := readKeyFile(&out, dir); err == nil || out.Len() != 0 {
+		t.Errorf("a folder for the key file: %v, %q; want an error and no warning", err, out.String())
+	}
 }

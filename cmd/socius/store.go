@@ -263,9 +263,11 @@ func readKeyFile(out io.Writer, path string) ([]byte, error) {
 	return sealed.ReadKeyFile(path)
 }
 
-// warnKeyFileMode warns when other users may read the master key file path.
+// warnKeyFileMode warns when other users may read the master key file path. Not of a
+// folder or a device in its place, whose mode says nothing of a key: reading it fails,
+// and says why.
 func warnKeyFileMode(out io.Writer, path string) {
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && filepath.Separator == '/' && out != nil {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 && filepath.Separator == '/' && out != nil {
 		fmt.Fprintf(out, "socius: warning: the master key file %s has mode %v; others may read it (chmod 600)\n", path, fi.Mode().Perm())
 	}
 }
