@@ -1252,3 +1252,33 @@ func TestServingLinesSayTheAskedAddress(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// TestServeRefusesALostStore: a data folder that a serve ran on (serve.lock is there)
+// whose socius.db is gone, or empty (as SQLite makes one at the path when the file is
+// deleted under a running server), is refused at start, exit 1, saying what happened
+// and what to do, with no store made; serve made a new, empty store there and served
+// it without a word (every user gone, a new demo site).
+func TestServeRefusesALostStore(t *testing.T) {
+	for _, empty := range []bool{false, true} {
+		data := t.TempDir()
+		if err := os.WriteFile(filepath.Join(data, "serve.lock"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db := filepath.Join(data, "socius.db")
+		what := "is not there"
+		if empty {
+			if err := os.WriteFile(db, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			what = "is empty"
+		}
+		code, stdout, stderr := runCLI(t, noEnv, "serve", "--data", data, "--http", "127.0.0.1:0", "--https", "", "--admin", "")
+		want := "the data folder " + data + " was served before (" + filepath.Join(data, "serve.lock") + " is there), but " + db + " " + what
+		if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "put socius.db back") {
+			t.Errorf("serve with socius.db lost (empty %v): exit %d\n%s%s\nwant 1 and %q", empty, code, stdout, stderr, want)
+		}
+		if fi, err := os.Stat(db); empty && (err != nil || fi.Size() != 0) || !empty && err == nil {
+			t.Errorf("socius.db after the refused start (empty %v): %v, %v; want it as it was", empty, fi, err)
+		}
+	}
+}

@@ -111,3 +111,26 @@ func (l *dataLock) release() {
 		l.f = nil
 	}
 }
+
+// storeGone refuses a data folder that a serve ran on (its serve.lock was there) whose
+// socius.db is missing or empty: deleted or moved away (an rm, a restore that went
+// wrong), or, as SQLite makes one at the path when it opens it again, replaced by an
+// empty file while the server ran. serve would otherwise make a new, empty store there
+// and serve it with no word said: every user gone, a new demo site, or the site of
+// --site-api-key made again with none of its users.
+func storeGone(dir string) error {
+	path := filepath.Join(dir, "socius.db")
+	lock := filepath.Join(dir, dataLockFile)
+	fi, err := os.Stat(path)
+	what := ""
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		what = "is not there"
+	case err == nil && fi.Mode().IsRegular() && fi.Size() == 0:
+		what = "is empty"
+	default:
+		return nil // the store's open says what is wrong with anything else
+	}
+	return fmt.Errorf("the data folder %s was served before (%s is there), but %s %s: the store was deleted, moved away or emptied, and serve would start a new, empty one in its place; "+
+		"put socius.db back, with its socius.db-wal if it has one (or restore a backup: see Backups in docs/operations.md), or, to start again with no users, remove %s", dir, lock, path, what, lock)
+}

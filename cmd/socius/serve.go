@@ -460,6 +460,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		fresh = m.dataLock.made
+		if !fresh {
+			if err := storeGone(m.DataDir); err != nil {
+				return err
+			}
+		}
 	}
 	st, err := sc.open(ctx)
 	if err != nil {
