@@ -100,6 +100,11 @@ var (
 	openPingTimeout  = DefaultOpTimeout
 	schemaTimeout    = DefaultOpTimeout
 	migrationTimeout = 10 * time.Minute
+	// migrationLockTimeout bounds each wait of a migration for a lock (lock_timeout),
+	// and migrationLockPause is the pause before it tries again (doubling, up to 8
+	// times as long), so that calls that queued behind the migration's wait go on.
+	migrationLockTimeout = time.Second
+	migrationLockPause   = 500 * time.Millisecond
 )
 
 // Store is a socius.Store and socius.NonceStore kept in PostgreSQL (or a database that
@@ -181,6 +186,23 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
+	if err := checkSchema(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	}
+	// A database whose schema is up to date is not written at start: a standby would
+	// pass, and its node answer every signed call 500028.
+	var readOnly string
+	roCtx, cancelRO := context.WithTimeout(ctx, schemaTimeout)
+	err = pool.QueryRow(roCtx, `SHOW transaction_read_only`).Scan(&readOnly)
+	cancelRO()
+	if err == nil && readOnly == "on" {
+		err = errors.New("the database takes no writes: transaction_read_only is on (a standby not yet promoted, or read-only by its settings)")
+	}
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	}
 	background, cancel := context.WithCancel(context.Background())
 	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
 }
@@ -240,17 +262,23 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		// A deadline, as for any call: a server that never commits (synchronous
 		// replication with no standby attached) would hold a first start for ever.
 		stepCtx, cancel := context.WithTimeout(ctx, schemaTimeout)
-		_, err := pool.Exec(stepCtx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version    BIGINT PRIMARY KEY,
-			name       TEXT NOT NULL,
-			applied_at BIGINT NOT NULL
-		)`)
+		// Looked for first: PostgreSQL checks the CREATE privilege on the schema before
+		// it looks for the table, so CREATE TABLE IF NOT EXISTS alone would refuse a
+		// role that may only read and write the tables of a migrated database.
+		_, err := pool.Exec(stepCtx, `SELECT 1 FROM schema_migrations LIMIT 0`)
+		if hasCode(err, "42P01") { // undefined_table
+			_, err = pool.Exec(stepCtx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+				version    BIGINT PRIMARY KEY,
+				name       TEXT NOT NULL,
+				applied_at BIGINT NOT NULL
+			)`)
+		}
 		cancel()
 		if err == nil {
 			break
 		}
 		if attempt >= 5 || !hasCode(err, "23505", "42P07", "42710") && !idempotentRetry(err) {
-			return 0, fmt.Errorf("create schema_migrations: %w", err)
+			return 0, fmt.Errorf("create schema_migrations: %w%s", err, mayNotCreate(err))
 		}
 		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
@@ -270,13 +298,58 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		}
 		ok, err := applyMigration(ctx, pool, version, name)
 		if err != nil {
-			return applied, fmt.Errorf("migration %s: %w", base, err)
+			return applied, fmt.Errorf("migration %s: %w%s", base, err, mayNotCreate(err))
 		}
 		if ok {
 			applied++
 		}
 	}
 	return applied, nil
+}
+
+// schemaTables are the tables the store uses, each with its columns and the migration
+// that made it (tokens.root: 0005), for checkSchema.
+var schemaTables = []struct{ table, columns, migration string }{
+	{"sites", siteColumns + ", seq", "0001_init.sql"},
+	{"keys", keyColumns + ", seq", "0001_init.sql"},
+	{"users", "api_key, " + userColumns, "0001_init.sql"},
+	{"tokens", "hash, kind, api_key, uid, user_key, created_at, expires_at, revoked_at", "0002_tokens.sql"},
+	{"tokens", "root", "0005_token_roots.sql"},
+	{"nonces", "key, expires_at", "0003_nonces.sql"},
+	{"settings", "name, value", "0006_settings.sql"},
+}
+
+// checkSchema checks, once the migrations are applied, that the database has every
+// table and column the store uses. schema_migrations lists a migration as applied, so
+// a table dropped since (or a schema made by hand) is not made again, and a server
+// that started on it answered every call that needs it with 500028 while /readyz said
+// ready.
+func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	for _, t := range schemaTables {
+		stepCtx, cancel := context.WithTimeout(ctx, schemaTimeout)
+		_, err := pool.Exec(stepCtx, `SELECT `+t.columns+` FROM `+t.table+` LIMIT 0`)
+		cancel()
+		if hasCode(err, "42P01", "42703") { // undefined_table, undefined_column
+			return fmt.Errorf("the database lacks what migration %s makes, though schema_migrations lists it as applied (a table dropped or changed by hand since, or a schema made by hand): %w; "+
+				"restore the database from a backup, or make what is missing as that migration does (postgres/migrations/ in Socius's source) and start again", t.migration, err)
+		}
+		if err != nil {
+			return fmt.Errorf("check table %s: %w", t.table, err)
+		}
+	}
+	return nil
+}
+
+// mayNotCreate is what to do, after err, when err is PostgreSQL refusing the URL's role
+// a privilege (42501) that a migration needs: to create tables in the database's
+// schema, or to change one it does not own.
+func mayNotCreate(err error) string {
+	if !hasCode(err, "42501") {
+		return ""
+	}
+	return ": the URL's role may not change the database's schema, which this Socius must bring up to date: " +
+		"start it once with a role that owns the database (createdb --owner) or the tables, or that may create tables in its schema " +
+		"(GRANT CREATE ON SCHEMA ...); a database whose schema is up to date needs only the privileges to read and write its tables (docs/postgresql.md)"
 }
 
 // applyMigration runs one migration, unless schema_migrations lists it, in one
@@ -292,10 +365,19 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 	if err != nil {
 		return false, err
 	}
-	for attempt := 0; ; attempt++ {
+	deadline := time.Now().Add(migrationTimeout)
+	lockWaits := 0
+	for attempt := 0; ; {
 		var applied bool
-		mctx, cancel := context.WithTimeout(ctx, migrationTimeout)
+		mctx, cancel := context.WithDeadline(ctx, deadline)
 		err := pgx.BeginFunc(mctx, pool, func(tx pgx.Tx) error {
+			// A lock the migration waits for (another session's transaction on a table
+			// it alters) puts every statement on that table after it, the calls of the
+			// nodes serving, in the queue behind it: give up the wait after a while,
+			// let them through, and try again.
+			if _, err := tx.Exec(mctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, migrationLockTimeout.Milliseconds())); err != nil {
+				return err
+			}
 			var recorded string
 			err := tx.QueryRow(mctx, `SELECT name FROM schema_migrations WHERE version = $1`, version).Scan(&recorded)
 			switch {
@@ -332,12 +414,23 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 		if err == nil {
 			return applied, nil
 		}
+		if hasCode(err, "55P03") { // lock_not_available: lock_timeout, above
+			pause := min(migrationLockPause<<min(lockWaits, 4), 8*migrationLockPause)
+			lockWaits++
+			if ctx.Err() == nil && time.Now().Add(pause).Before(deadline) {
+				time.Sleep(pause)
+				continue
+			}
+			return false, fmt.Errorf("another session held a lock that the migration needs for %v (each wait given up after %v, so that the calls of the nodes serving do not queue behind it; "+
+				"find the session in pg_locks and pg_stat_activity, e.g. one idle in a transaction, or a long pg_dump): %w", migrationTimeout, migrationLockTimeout, err)
+		}
 		// Another node applying the same migration at the same time makes it fail on
 		// what that node created (a table, a type, the version row).
 		if attempt >= 5 || !idempotentRetry(err) && !hasCode(err, "23505", "42P07", "42710", "42701") {
 			return false, err
 		}
-		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+		attempt++
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
 	}
 }
 
