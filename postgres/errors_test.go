@@ -49,6 +49,7 @@ func TestDatabaseErrorsSaid(t *testing.T) {
 		{"a cut", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), "Database error: the connection to the database was lost"},
 		{"read-only", &pgconn.PgError{Code: "25006", Message: "cannot execute UPDATE in a read-only transaction"}, "Database error: the database takes no writes; nothing was written"},
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), "Database error: the store did not answer in time"},
+		{"permission denied", &pgconn.PgError{Code: "42501", Message: "permission denied for table users"}, "Database error: the database refused the server's role a privilege on a table it needs (permission denied)"},
 	} {
 		var se *socius.Error
 		if err := errorFor("update profile", tt.err); !errors.As(err, &se) || se.Code != socius.CodeDatabaseError || se.Details != tt.want {

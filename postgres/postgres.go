@@ -478,6 +478,10 @@ func errorFor(op string, err error) error {
 			return socius.DiskFullError("postgres: "+op, err)
 		case "25006": // read_only_sql_transaction: a standby, or default_transaction_read_only
 			return socius.DatabaseErrorSaying("the database takes no writes; nothing was written", "postgres: "+op, err)
+		case "42501": // insufficient_privilege on a statement (at connecting: refusals, below)
+			if ce := (*pgconn.ConnectError)(nil); !errors.As(err, &ce) {
+				return socius.DatabaseErrorSaying("the database refused the server's role a privilege on a table it needs (permission denied)", "postgres: "+op, err)
+			}
 		}
 		if unstorable(err) {
 			// The caller's value, not the database: 400006, as SQLite, which stores
