@@ -76,24 +76,33 @@ func serveExport(t *testing.T, e *Emulator) string {
 	return "http://" + ln.Addr().String()
 }
 
+// pagedExportStore is a store of the seed and n users logged in, exported 5 users a
+// page (exportPage, restored when the test ends): an export of many reads.
+func pagedExportStore(t *testing.T, n int) socius.Store {
+	t.Helper()
+	old := exportPage
+	t.Cleanup(func() { exportPage = old })
+	exportPage = 5
+	st := openStore(t)
+	if _, err := Seed(t.Context(), st, strings.NewReader(seedFile), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := st.Login(t.Context(), siteKey, fmt.Sprintf("u-%03d", i), nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
 // TestExportOutlastsDeadlines: an export over the admin API that takes longer than the
 // listeners' read and write timeouts, its client reading all the while, is whole. The
 // read deadline, once passed, cancelled the request's context, and the write deadline
 // cut the answer: every export longer than 30 s (a large store, a slow network) was
 // cut off half way, logged at debug level as abandoned by its client.
 func TestExportOutlastsDeadlines(t *testing.T) {
-	defer func(n int) { exportPage = n }(exportPage)
-	exportPage = 5
 	ctx := t.Context()
-	st := openStore(t)
-	if _, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 40 {
-		if _, err := st.Login(ctx, siteKey, fmt.Sprintf("u-%03d", i), nil, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := pagedExportStore(t, 40)
 	var want bytes.Buffer
 	if _, err := Export(ctx, st, &want); err != nil {
 		t.Fatal(err)
@@ -191,18 +200,7 @@ func (s *syncBuffer) String() string {
 // view closed, though the export has no read deadline any more: the server's read of
 // the connection finds it closed and cancels the export's context.
 func TestExportClientGone(t *testing.T) {
-	defer func(n int) { exportPage = n }(exportPage)
-	exportPage = 5
-	ctx := t.Context()
-	st := openStore(t)
-	if _, err := Seed(ctx, st, strings.NewReader(seedFile), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 100 {
-		if _, err := st.Login(ctx, siteKey, fmt.Sprintf("u-%03d", i), nil, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := pagedExportStore(t, 100)
 	// Twenty pages or more, 200 ms apart: the client is gone long before the last.
 	views := &countedViews{Store: st, pause: 200 * time.Millisecond}
 	var logged syncBuffer
