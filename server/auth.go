@@ -54,9 +54,11 @@ func (s *Server) authenticate(c *call) error {
 // signature, a plain secret or a bearer JWT.
 func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 	if !sent || apiKey == "" {
+		c.noGuess = true
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Missing required parameter: apiKey")
 	}
 	if !socius.ValidAPIKey(apiKey) {
+		c.noGuess = true
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: not a valid apiKey")
 	}
 	site, err := s.cfg.Store.Site(c.ctx, apiKey)
@@ -895,6 +897,7 @@ func (s *Server) authenticateClient(c *call) error {
 			// apiKey's, which does not tell which userKeys exist.
 			key, kerr := s.cfg.Store.Key(c.ctx, clientID)
 			if kerr == nil && socius.SecretsEqual(c.params.Get("secret"), socius.CompactSecret(key.Secret)) {
+				c.noGuess = true
 				return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is a userKey; with it send its secret as client_secret, or send the site's apiKey and userKey beside the secret", clientID)
 			}
 		}
@@ -937,6 +940,7 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_id")
 	}
 	if !socius.ValidAPIKey(id) {
+		c.noGuess = true
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id is not a valid apiKey or userKey")
 	}
 	apiKey, hasAPIKey := c.params.Lookup("apiKey")

@@ -317,6 +317,10 @@ type call struct {
 	// tokenUnknown: the call's token names nothing (none issued has its text), the
 	// one 403025 that the limit on failed authentications counts (authFailureCounts).
 	tokenUnknown bool
+	// noGuess: the call's 400093 guesses nothing (its apiKey or client_id is missing or
+	// not of an id's shape, or is a userKey sent with its own secret the wrong way), so
+	// the limit on failed authentications does not count it (authFailureCounts).
+	noGuess bool
 	// nonce is the call's nonce while noncePending: checked signature, not yet
 	// recorded (Config.Nonced).
 	nonce         socius.NonceUse

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/vectors"
 )
 
 // clientFrom returns an HTTP client whose connections come from the loopback address
@@ -198,6 +199,39 @@ func TestAuthFailureLimitTokensIssued(t *testing.T) {
 	want(t, "the good token after them", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
 	want(t, "a token never issued", ts.tlsPost(t, "socialize.getUserInfo", withToken(socius.AccessTokenPrefix+"nosuchtoken", nil)), 403025, "unknown token")
 	want(t, "the good token after it", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "made more than 1 failed authentication")
+}
+
+// TestAuthFailureLimitMalformedIDs: a 400093 that guesses nothing spends nothing: an
+// apiKey or client_id missing or not of an id's shape (a misconfigured SDK, answered
+// without asking the store), and a userKey sent as client_id with its own secret (the
+// right secret, sent the wrong way). An apiKey of the right shape that names no site
+// does spend.
+func TestAuthFailureLimitMalformedIDs(t *testing.T) {
+	ts := startServer(t, "--auth-failure-limit", "1")
+	ts.login(t, "u1")
+	const keySecret = vectors.LabUserSecret
+	createKeys(t, ts, &socius.Key{UserKey: "AFullKey", APIKey: testAPIKey, Secret: keySecret})
+	grant := url.Values{"grant_type": {"none"}, "x_siteUID": {"eve"}}
+	getToken := func(extra url.Values, header http.Header) answer {
+		p := url.Values{}
+		for k, v := range grant {
+			p[k] = v
+		}
+		for k, v := range extra {
+			p[k] = v
+		}
+		return ts.do(t, "POST", ts.HTTPSURL, "socialize.getToken", p, header)
+	}
+	good := func() answer { return ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}}) }
+	for i := range 3 {
+		want(t, fmt.Sprintf("no apiKey %d", i), ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}), 400093, "Missing required parameter: apiKey")
+		want(t, fmt.Sprintf("an apiKey of no id's shape %d", i), ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {"3_no pe"}}), 400093, "not a valid apiKey")
+		want(t, fmt.Sprintf("a Basic client_id of no id's shape %d", i), getToken(nil, basicAuth("3_no pe", testSecret)), 400093, "client_id is not a valid apiKey or userKey")
+		want(t, fmt.Sprintf("a userKey as client_id with its secret %d", i), getToken(url.Values{"client_id": {"AFullKey"}, "secret": {keySecret}}, nil), 400093, "client_id AFullKey is a userKey")
+	}
+	want(t, "a good call after them", good(), 0, "")
+	want(t, "an apiKey of no site", ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {"3_NoSuchSite"}}), 400093, "no site has apiKey")
+	want(t, "a good call after it", good(), 403048, "made more than 1 failed authentication")
 }
 
 // Without --auth-failure-limit there is no limit: a test suite that sends bad
