@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"os"
 	"reflect"
@@ -53,12 +52,12 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_emulator/user", e.pageUser)
 	mux.HandleFunc("GET /_emulator/log", e.pageLog)
 	mux.HandleFunc("GET /_emulator/clock", e.pageClock)
-	mux.HandleFunc("POST /_emulator/clock", e.formClock)
+	mux.HandleFunc("POST /_emulator/clock", e.form(e.formClock))
 	mux.HandleFunc("GET /_emulator/faults", e.pageFaults)
-	mux.HandleFunc("POST /_emulator/faults", e.formAddFault)
-	mux.HandleFunc("POST /_emulator/faults/clear", e.formClearFaults)
-	mux.HandleFunc("POST /_emulator/faults/{id}/delete", e.formDeleteFault)
-	mux.HandleFunc("POST /_emulator/reset", e.formReset)
+	mux.HandleFunc("POST /_emulator/faults", e.form(e.formAddFault))
+	mux.HandleFunc("POST /_emulator/faults/clear", e.form(e.formClearFaults))
+	mux.HandleFunc("POST /_emulator/faults/{id}/delete", e.form(e.formDeleteFault))
+	mux.HandleFunc("POST /_emulator/reset", e.form(e.formReset))
 	mux.Handle("GET /_emulator/static/", http.StripPrefix("/_emulator/", staticFiles(e.pageNotFound)))
 	mux.HandleFunc("/_emulator", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix, http.StatusFound)
@@ -125,11 +124,10 @@ func apiError(w http.ResponseWriter, status int, format string, args ...any) {
 }
 
 // readJSON decodes a JSON request body into v; it insists on application/json, which a
-// cross-site form cannot send without a preflight the emulator never grants.
+// page of another site cannot send without a preflight the emulator never grants.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		apiError(w, http.StatusUnsupportedMediaType, "the body must be JSON (Content-Type: application/json)")
+	if err := bodyType(r, "the body must be JSON (Content-Type: application/json)", "application/json"); err != nil {
+		apiError(w, http.StatusUnsupportedMediaType, "%v", err)
 		return false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -396,7 +394,16 @@ func (e *Emulator) apiUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, userInfo(u))
 }
 
+// resetTypes are the Content-Types a reset is taken with: none (it has no body), or
+// JSON, as a client that sends every request of the API as JSON may (an empty body, or
+// one it does not read); not a form's type or text/plain (bodyType).
+var resetTypes = []string{"", "application/json"}
+
 func (e *Emulator) apiReset(w http.ResponseWriter, r *http.Request) {
+	if err := bodyType(r, "the reset takes no body: send it without a Content-Type (curl -X POST URL; socius emulator reset)", resetTypes...); err != nil {
+		apiError(w, http.StatusUnsupportedMediaType, "%v", err)
+		return
+	}
 	all := false
 	if v, ok := r.URL.Query()["all"]; ok {
 		var err error
@@ -697,7 +704,19 @@ func (e *Emulator) apiExport(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// SeedTypes are the Content-Types a seed is taken in: JSON lines, under the names in
+// use for them (application/x-ndjson, as the export is sent, first), or JSON (a seed
+// of one line is a JSON object). Not text/plain, a form's type or none, which a page of
+// another site could send to the emulator without asking (bodyType): a seed writes
+// users and keys into the developer's emulator.
+var SeedTypes = []string{"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json"}
+
 func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
+	if err := bodyType(r, "send the seed (JSON lines) as Content-Type: application/x-ndjson (or application/jsonl, application/json): "+
+		"curl -H 'Content-Type: application/x-ndjson' --data-binary @seed.jsonl URL, or socius emulator seed FILE", SeedTypes...); err != nil {
+		apiError(w, http.StatusUnsupportedMediaType, "seed: %v", err)
+		return
+	}
 	// A large seed (a hundred thousand users and more) takes longer to load than the
 	// listener's read and write timeouts, which are for API calls: this request has
 	// none (the emulator's listeners are local; the client may hang up).

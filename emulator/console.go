@@ -207,6 +207,18 @@ func (e *Emulator) pageOverview(w http.ResponseWriter, r *http.Request) {
 	e.render(w, http.StatusOK, "overview", &page{Title: "Overview", Flash: flash(r.URL.Query()), Data: overviewData{Status: st, Sites: sites}})
 }
 
+// form serves a console form's POST with h once consoleForm lets it through, and
+// answers 403 (text, as every refusal of the console) otherwise.
+func (e *Emulator) form(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := consoleForm(r); err != nil {
+			e.refuse(w, r, err.Error())
+			return
+		}
+		h(w, r)
+	}
+}
+
 func (e *Emulator) formReset(w http.ResponseWriter, r *http.Request) {
 	// The form's checkbox sends "on"; a value it does not read is refused, as the
 	// API refuses it, rather than taken for either reset.

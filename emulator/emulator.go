@@ -16,6 +16,9 @@
 // every state-changing request must be same-origin (its Origin or Referer, when a
 // browser sends one, names the emulator itself, and Sec-Fetch-Site is same-origin);
 // another site's page may link to the emulator but not load it (Sec-Fetch-Site again).
+// For the browsers that name no origin with a form, the admin API takes no
+// Content-Type that such a form (or a fetch without a preflight) can send, and a
+// console form must name its origin or referrer (guard.go).
 // docs/emulator.md is the reference of the admin API.
 package emulator
 

@@ -926,7 +926,7 @@ func html(s string) string {
 func TestConsoleFormMalformed(t *testing.T) {
 	te := newTestEmulator(t)
 	for _, body := range []string{"method=%zz", "method=getUserInfo;count=1"} {
-		status, page := te.do(t, "POST", "/_emulator/faults", "application/x-www-form-urlencoded", body)
+		status, page := te.do(t, "POST", "/_emulator/faults", "application/x-www-form-urlencoded", body, "Origin", te.URL)
 		if status != http.StatusBadRequest || !strings.Contains(page, "The rule was not added: the form&#39;s data is not URL-encoded") ||
 			strings.Contains(page, "invalid") {
 			t.Errorf("%s: %d %s", body, status, page)

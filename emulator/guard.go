@@ -2,9 +2,12 @@ package emulator
 
 import (
 	"errors"
+	"fmt"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -69,4 +72,64 @@ func crossSiteRead(r *http.Request) error {
 	}
 	return errors.New("cross-origin request refused (Sec-Fetch-Site: " + clip(site, 20) + ", Sec-Fetch-Mode: " + clip(mode, 20) +
 		", Sec-Fetch-Dest: " + clip(dest, 20) + "): a page of another site may link to the emulator, not load it")
+}
+
+// The Content-Types a page of another site may send in a POST without the browser
+// asking the emulator first (a CORS "simple" request, no preflight): a form's three
+// encodings, and no Content-Type at all (fetch of a Blob or an ArrayBuffer). A string
+// body, fetch's and XMLHttpRequest's, is text/plain. Every other type needs a
+// preflight (OPTIONS), which the emulator never grants: a browser does not send the
+// request.
+var simpleTypes = []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
+
+// mediaType returns the media type of r's Content-Type, lower case, without its
+// parameters; "" when there is none, and the header as sent when it does not parse.
+func mediaType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil && mt == "" {
+		return ct
+	}
+	return mt
+}
+
+// bodyType refuses a request of the admin API that changes something whose
+// Content-Type is not one of want ("" for none), with hint, what to send, at the end
+// of the error. A second guard besides sameOrigin, which passes a request that names
+// no origin (a program's), for the browsers that send no Origin and no Sec-Fetch-Site
+// with a form (Firefox before version 70, whose page can also withhold the Referer):
+// such a form sends text/plain or a form's type, which no endpoint takes, and a fetch
+// without a Content-Type always sends Origin.
+func bodyType(r *http.Request, hint string, want ...string) error {
+	got := mediaType(r)
+	if slices.Contains(want, got) {
+		return nil
+	}
+	sent := "no Content-Type"
+	if got != "" {
+		sent = "Content-Type " + clip(got, 100)
+	}
+	why := ""
+	if slices.Contains(simpleTypes, got) {
+		why = " (a page of another site can send it to the emulator without asking: a form, or fetch with a string body)"
+	}
+	return fmt.Errorf("%s is refused%s: %s", sent, why, hint)
+}
+
+// consoleForm refuses a POST to the console that names no origin: no Origin, no
+// Referer and no Sec-Fetch-Site. The console's forms take a form's Content-Type, so
+// bodyType cannot guard them; every browser sends at least one of those headers with
+// the console's own forms (the console's Referrer-Policy is same-origin), and a form of
+// another site's page, in a browser that sends neither Origin nor Sec-Fetch-Site with
+// it, can withhold only the Referer. Programs use the admin API.
+func consoleForm(r *http.Request) error {
+	for _, h := range []string{"Origin", "Referer", "Sec-Fetch-Site"} {
+		if r.Header.Get(h) != "" {
+			return nil
+		}
+	}
+	return errors.New("a console form sent without Origin, Referer or Sec-Fetch-Site is refused: the forms are for a browser; a program changes the emulator through the admin API (/_emulator/api/, socius emulator ...)")
 }

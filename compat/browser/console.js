@@ -252,6 +252,35 @@ async function main() {
       const got = await statusOf(u);
       check(got === 403, `a page of ${otherOrigin} loading ${u} is refused (HTTP ${got})`);
     }
+
+    // Nor change it: a seed POSTed by that page as fetch sends a string (text/plain, no
+    // preflight), and as a form of enctype text/plain (an old browser's, naming no
+    // origin, is refused for its Content-Type: emulator/guard_test.go), is refused, and
+    // stores nothing.
+    const seedURL = new URL('/_emulator/api/seed', origin).href;
+    const line = '{"kind":"user","apiKey":"' + new URL(userURL).searchParams.get('apiKey') + '","UID":"mallory","x":"';
+    await probePage.evaluate(([u, l]) => fetch(u, { method: 'POST', mode: 'no-cors', body: l + '"}' }).catch(() => {}), [seedURL, line]);
+    check(await statusOf(seedURL) === 403, `a page of ${otherOrigin} POSTing a seed with fetch is refused (HTTP ${await statusOf(seedURL)})`);
+    for (const k of Object.keys(urls)) delete urls[k];
+    await Promise.all([probePage.waitForNavigation(), probePage.evaluate(([u, l]) => {
+      const f = document.createElement('form');
+      f.method = 'POST';
+      f.action = u;
+      f.enctype = 'text/plain';
+      const i = document.createElement('input');
+      i.type = 'hidden';
+      i.name = l;
+      i.value = '"}';
+      f.appendChild(i);
+      document.body.appendChild(f);
+      f.submit();
+    }, [seedURL, line])]);
+    check(await statusOf(seedURL) === 403, `a page of ${otherOrigin} POSTing a seed with a text/plain form is refused (HTTP ${await statusOf(seedURL)})`);
+    const planted = new URL(userURL);
+    planted.pathname = '/_emulator/api/user';
+    planted.searchParams.set('UID', 'mallory');
+    check(await page.evaluate(async (u) => (await fetch(u)).status, planted.href) === 404, 'the refused seeds stored no user');
+    await probePage.goto(otherOrigin + '/');
     await probePage.click('#go');
     await probePage.waitForURL(consoleURL);
     check((await probePage.locator('h1').textContent()) === 'Overview', `a link from ${otherOrigin} opens the console`);

@@ -12,7 +12,7 @@ Gigya.RETRY_DELAY = 0; // the package tries a 500001 up to five times, 5 s apart
 // emulator calls the emulator's admin API.
 async function emulator(method, path, body) {
   const init = { method };
-  if (typeof body === 'string') init.body = body;
+  if (typeof body === 'string') init.body = body, init.headers = { 'Content-Type': 'application/x-ndjson' }; // a seed
   else if (body) init.body = JSON.stringify(body), init.headers = { 'Content-Type': 'application/json' };
   const r = await fetch(`${emulatorURL}/_emulator/api/${path}`, init);
   if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
