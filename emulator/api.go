@@ -410,7 +410,11 @@ func (e *Emulator) apiReset(w http.ResponseWriter, r *http.Request) {
 		if all, err = strconv.ParseBool(v[0]); err != nil || len(v) > 1 {
 			// A plain reset for a word it does not read would keep the fault rules,
 			// the log and the clock that the caller asked to clear.
-			apiError(w, http.StatusBadRequest, "all must be true or false (1 or 0), once; got %q", v)
+			if len(v) > 1 {
+				apiError(w, http.StatusBadRequest, "all must be true or false (1 or 0), once; it is given %d times", len(v))
+			} else {
+				apiError(w, http.StatusBadRequest, "all must be true or false (1 or 0), once; got %q", v[0])
+			}
 			return
 		}
 	}

@@ -683,8 +683,10 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// all= is read strictly: a word it does not know is not a plain reset.
-	for _, q := range []string{"all=yes", "all=on", "all", "all=true&all=false"} {
-		if status, body := te.do(t, "POST", "/_emulator/api/reset?"+q, "", ""); status != 400 || !strings.Contains(body, "all must be true or false") {
+	// Said in the API's words, not as a Go slice (got [\"yes\"]).
+	for q, want := range map[string]string{"all=yes": `got \"yes\"`, "all=on": `got \"on\"`, "all": `got \"\"`,
+		"all=true&all=false": "it is given 2 times"} {
+		if status, body := te.do(t, "POST", "/_emulator/api/reset?"+q, "", ""); status != 400 || !strings.Contains(body, "all must be true or false (1 or 0), once; "+want) {
 			t.Errorf("reset?%s: %d %s", q, status, body)
 		}
 	}

@@ -1061,7 +1061,7 @@ func TestHelpBeginsWithAUsageLine(t *testing.T) {
 		{[]string{"site", "create"}, "usage: socius site create [flags]\n"},
 		{[]string{"key", "list"}, "usage: socius key list [flags]\n"},
 		{[]string{"user", "import"}, "usage: socius user import [flags]\n"},
-		{[]string{"emulator", "log"}, "usage: socius emulator log [flags]\n"},
+		{[]string{"emulator", "log"}, "usage: socius emulator log [clear] [flags]\n"},
 		{[]string{"emulator", "seed"}, "usage: socius emulator seed FILE [flags]\n"},
 		{[]string{"backup"}, "usage: socius backup --out FILE [flags]\n"},
 	} {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,6 +40,7 @@ commands:
   faults delete ID
   faults clear
   log [--follow] [--limit N] [--failed] [--method M] [--json]
+  log clear                           empty the request log (call numbers go on)
   export [--out FILE]                 every site, key and user, as JSON lines
   seed FILE                           load sites, keys and users (JSON lines)
 
@@ -52,6 +54,7 @@ SOCIUS_CA_FILE) trusts the PEM certificates in FILE besides the system's.
 var emulatorArgsUsage = map[string]string{
 	"clock":  "usage: socius emulator clock [show | set TIME | advance DURATION | reset] [flags]",
 	"faults": "usage: socius emulator faults [list | add --code N ... | delete ID | clear] [flags]",
+	"log":    "usage: socius emulator log [clear] [flags]",
 	"seed":   "usage: socius emulator seed FILE [flags]",
 }
 
@@ -137,6 +140,13 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 			return &apiError{Status: resp.StatusCode, Message: c.base + " is an HTTPS listener: give --url as https:// (with --ca-file when its certificate is not one the system trusts), or the emulator's plain HTTP address (socius serve prints it: serving HTTP on ...)"}
 		}
 		return &apiError{Status: resp.StatusCode, Message: "the server at " + c.base + " did not answer as the emulator does: a socius serve without --emulator, another server, or a --url with a path (give the address alone, http://host:port)"}
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode/100 != 2 && mt == "text/html" {
+		// The console answered, not the admin API: a --url that ends in /_emulator
+		// (the console's address) puts the API's paths under the console's, whose 404
+		// is a page, which was printed whole.
+		return &apiError{Status: resp.StatusCode, Message: "the emulator's console answered " + c.base + "/_emulator/api/" + strings.SplitN(path, "?", 2)[0] +
+			" with a page, not the admin API: give --url as the emulator's address alone, http://host:port, without /_emulator"}
 	}
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -357,10 +367,16 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		switch {
 		case err != nil:
 			return err
-		case len(pos) > 0 && isHelp(pos[0]):
+		case len(pos) > 0 && isHelp(pos[0]), len(pos) == 2 && pos[0] == "clear" && isHelp(pos[1]):
 			return printHelp(fs)
+		case len(pos) == 1 && pos[0] == "clear":
+			if err := c.do(ctx, "DELETE", "log", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "cleared the request log")
+			return nil
 		case len(pos) > 0:
-			return usage("log takes no arguments")
+			return usage("log [--follow] [--limit N] [--failed] [--method M] [--json] | log clear")
 		}
 		if *limit < 0 {
 			// It printed every call, as 0 does: a typo for 0, or for a number, that

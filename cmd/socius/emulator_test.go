@@ -176,6 +176,21 @@ func TestEmulatorPathsNeedEmulatorMode(t *testing.T) {
 	}
 }
 
+// TestEmulatorURLOfTheConsole: a --url that names the console (http://host:port/_emulator,
+// as serve prints it) is said to want the address alone; the console's 404 page was
+// printed whole, some fifty lines of HTML (found following docs/emulator.md in the
+// thirty-fourth session).
+func TestEmulatorURLOfTheConsole(t *testing.T) {
+	ts := startEmulator(t)
+	for _, u := range []string{ts.HTTPURL + "/_emulator", ts.HTTPURL + "/_emulator/"} {
+		code, _, errOut := runCLI(t, noEnv, "emulator", "status", "--url", u)
+		if code != 1 || !strings.Contains(errOut, "with a page, not the admin API: give --url as the emulator's address alone, http://host:port, without /_emulator") ||
+			strings.Contains(errOut, "<html") {
+			t.Errorf("emulator status --url %s: %d %s", u, code, errOut)
+		}
+	}
+}
+
 func TestEmulatorSeedResetAndExportOnClose(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	ts := startEmulator(t, "--export-on-exit", out)
@@ -756,6 +771,27 @@ func TestEmulatorFaults(t *testing.T) {
 	last := entries[len(entries)-1]
 	if !last.Injected || last.ErrorCode != 500001 || !strings.Contains(ts.emu(t, "log", "--limit", "1"), "[injected]") {
 		t.Errorf("the log of an injected call: %+v", last)
+	}
+}
+
+// TestEmulatorLogClear: `socius emulator log clear` empties the request log, as
+// DELETE /_emulator/api/log does; docs/emulator.md gave every endpoint but sites,
+// users and user a command, and this one had none (found following it in the
+// thirty-fourth session).
+func TestEmulatorLogClear(t *testing.T) {
+	ts := startEmulator(t)
+	ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"alice"}})
+	if n := len(ts.logEntries(t)); n == 0 {
+		t.Fatal("the call was not logged")
+	}
+	if out := ts.emu(t, "log", "clear"); out != "cleared the request log\n" {
+		t.Errorf("log clear: %q", out)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "emulator", "log", "--url", ts.HTTPURL); code != 0 || out != "" || !strings.Contains(errOut, "no calls logged (the log is empty)") {
+		t.Errorf("log after clear: exit %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "log", "empty", "--url", ts.HTTPURL); code != 2 || !strings.Contains(errOut, "log clear") {
+		t.Errorf("log empty: exit %d %s", code, errOut)
 	}
 }
 
