@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/errtext"
 )
 
 // Error is a Gigya error answer: errorCode != 0. It is not tried again (but for a
@@ -44,47 +42,16 @@ func (e *Error) Error() string {
 	s := fmt.Sprintf("%s: error %d", e.Method, e.Code)
 	switch {
 	case e.Details != "" && strings.HasPrefix(e.Details, msg):
-		s += " " + printable(e.Details) // Socius's details start with the message
+		s += " " + errtext.Printable(e.Details) // Socius's details start with the message
 	case e.Details != "" && msg != "":
-		s += " " + printable(msg) + ": " + printable(e.Details)
+		s += " " + errtext.Printable(msg) + ": " + errtext.Printable(e.Details)
 	case msg != "" || e.Details != "":
-		s += " " + printable(msg+e.Details)
+		s += " " + errtext.Printable(msg+e.Details)
 	}
 	if e.CallID != "" {
-		s += " (callId " + printable(e.CallID) + ")"
+		s += " (callId " + errtext.Printable(e.CallID) + ")"
 	}
 	return s
-}
-
-// printable returns s with what is not printable escaped as Go escapes it in a quoted
-// string (\n, \x1b, \u202e, \xff for a byte that is not UTF-8), and the rest as it
-// is: for the server's text in an error, which is logged and printed.
-func printable(s string) string {
-	clean := true
-	for _, r := range s {
-		if r == utf8.RuneError || !strconv.IsPrint(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case strconv.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += n
-	}
-	return b.String()
 }
 
 // Decode unmarshals the error answer into v, for the data an error answer carries.
@@ -109,7 +76,7 @@ type ResponseError struct {
 // Error says what came back instead of an answer.
 func (e *ResponseError) Error() string {
 	// What is wrong may quote the body (an errorCode that is no integer, as sent).
-	return fmt.Sprintf("%s: HTTP %d (%s): %s", e.Method, e.HTTPStatus, printable(e.ContentType), printable(fmt.Sprint(e.Err)))
+	return fmt.Sprintf("%s: HTTP %d (%s): %s", e.Method, e.HTTPStatus, errtext.Printable(e.ContentType), errtext.Printable(fmt.Sprint(e.Err)))
 }
 
 // Unwrap returns Err, which wraps gigya.ErrNotAnswer.
@@ -153,12 +120,11 @@ func (e *TransportError) Is(target error) bool { return target == ErrNotSent && 
 // Error says which call failed and why. The URL is said once: net/http's own
 // `Post "URL": ` before its cause, which would repeat it, is left out.
 func (e *TransportError) Error() string {
-	cause := fmt.Sprint(e.Err)
-	var ue *url.Error
-	if errors.As(e.Err, &ue) {
-		cause = strings.Replace(cause, ue.Op+" "+strconv.Quote(ue.URL)+": ", "", 1)
+	cause := "<nil>"
+	if e.Err != nil {
+		cause = errtext.WithoutURL(e.Err)
 	}
-	s := fmt.Sprintf("%s: POST %s: %s", e.Method, e.URL, printable(cause))
+	s := fmt.Sprintf("%s: POST %s: %s", e.Method, e.URL, errtext.Printable(cause))
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/errtext"
 )
 
 // Errors of the signature checks.
@@ -56,7 +57,7 @@ func validateUID(key []byte, uid, timestamp, signature string, maxAge time.Durat
 		return ErrInvalidSignature
 	}
 	if maxAge > 0 && !gigya.ValidateUIDSignature(key, uid, timestamp, signature, maxAge, now) {
-		return fmt.Errorf("%w: signatureTimestamp %s, now %d, at most %v apart", ErrSignatureExpired, printable(timestamp), now.Unix(), maxAge)
+		return fmt.Errorf("%w: signatureTimestamp %s, now %d, at most %v apart", ErrSignatureExpired, errtext.Printable(timestamp), now.Unix(), maxAge)
 	}
 	return nil
 }

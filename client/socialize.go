@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/socius/socius/internal/errtext"
 )
 
 // UserInfo holds the eight profile fields of socialize.setUserInfo. In a request, an
@@ -251,7 +253,7 @@ func (c *Client) GetUserInfo(ctx context.Context, uid string) (*User, error) {
 	for _, wi := range w.Identities {
 		id := Identity{Provider: wi.Provider, ProviderUID: wi.ProviderUID, IsLoginIdentity: wi.IsLoginIdentity, AllowsLogin: wi.AllowsLogin}
 		if id.UserInfo, err = wi.userInfo(); err != nil {
-			return nil, fmt.Errorf("client: socialize.getUserInfo: identity %s: %w", printable(wi.Provider), err)
+			return nil, fmt.Errorf("client: socialize.getUserInfo: identity %s: %w", errtext.Printable(wi.Provider), err)
 		}
 		if wi.LastUpdatedTimestamp > 0 {
 			id.LastUpdated = time.UnixMilli(wi.LastUpdatedTimestamp).UTC()
@@ -260,7 +262,7 @@ func (c *Client) GetUserInfo(ctx context.Context, uid string) (*User, error) {
 	}
 	if c.secretKeys().uidKey != nil && u.UIDSignature != "" {
 		if err := c.ValidateUIDSignature(u.UID, u.SignatureTimestamp, u.UIDSignature); err != nil {
-			return nil, fmt.Errorf("client: socialize.getUserInfo: UIDSignature of %s: %w", printable(u.UID), err)
+			return nil, fmt.Errorf("client: socialize.getUserInfo: UIDSignature of %s: %w", errtext.Printable(u.UID), err)
 		}
 	}
 	return u, nil

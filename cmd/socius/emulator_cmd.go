@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/socius/socius/emulator"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/errtext"
 )
 
 const emulatorUsage = `usage: socius emulator <command> [--url URL] [flags]
@@ -94,13 +93,7 @@ func noCallsLogged(held int, failed bool, method string) string {
 // the whole error.
 type causeOf struct{ err error }
 
-func (c causeOf) Error() string {
-	var ue *url.Error
-	if errors.As(c.err, &ue) {
-		return ue.Err.Error()
-	}
-	return c.err.Error()
-}
+func (c causeOf) Error() string { return errtext.WithoutURL(c.err) }
 
 func (c causeOf) Unwrap() error { return c.err }
 
