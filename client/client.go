@@ -247,6 +247,10 @@ func WithBaseURL(base string) Option {
 // a call, and a server that answers slowly or never holds it. Redirects are not
 // followed with either: a redirected call would send its secret or token again,
 // perhaps over plain HTTP or to another host; the redirect is answered as an error.
+// Nor is hc's cookie Jar used: as with Gigya's SDKs, every call is its own request,
+// and a cookie that a server or a proxy in front of it sets is neither kept nor sent
+// with a later call (nor one of the Jar's sent to the API), so that no state but the
+// credentials and the parameters goes with a call.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
@@ -254,6 +258,7 @@ func WithHTTPClient(hc *http.Client) Option {
 		}
 		cp := *hc // the caller's client stays as it was
 		cp.CheckRedirect = noRedirects
+		cp.Jar = nil
 		c.httpClient = &cp
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -884,6 +885,64 @@ func TestNoRedirects(t *testing.T) {
 	}
 	if caller.CheckRedirect != nil {
 		t.Error("WithHTTPClient changed the caller's client")
+	}
+}
+
+// TestNoCookiesCarried: a cookie that the server (or a proxy in front of it, here a
+// load balancer's stickiness cookie) sets is not sent with a later call, with the
+// default HTTP client or a caller's that has a cookie Jar; nor is one the Jar held
+// already, and the Jar is left as it was. Gigya's SDKs carry no cookies between calls:
+// a call is its credentials and its parameters, and nothing a server said before.
+func TestNoCookiesCarried(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		cookies []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cookies = append(cookies, strings.Join(r.Header.Values("Cookie"), "; "))
+		mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: "AWSALB", Value: "node-2", Path: "/"})
+		http.SetCookie(w, &http.Cookie{Name: "gmid", Value: "g1", Path: "/", HttpOnly: true})
+		io.WriteString(w, `{"errorCode":0,"statusCode":200,"callId":"c"}`)
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(u, []*http.Cookie{{Name: "browser", Value: "b1", Path: "/"}})
+	for _, c := range []struct {
+		name string
+		opts []Option
+	}{
+		{"the default HTTP client", nil},
+		{"a caller's client with a Jar", []Option{WithHTTPClient(&http.Client{Jar: jar})}},
+	} {
+		mu.Lock()
+		cookies = nil
+		mu.Unlock()
+		cl, err := New(PartnerSecret(labAPIKey, labSecret), append([]Option{WithBaseURL(srv.URL)}, c.opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := cl.Call(context.Background(), "socialize.setUserInfo", Params{"UID": "u1", "data": `{"a":1}`}); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		mu.Lock()
+		if len(cookies) != 3 || cookies[0] != "" || cookies[1] != "" || cookies[2] != "" {
+			t.Errorf("%s: the calls sent the cookies %q; want none", c.name, cookies)
+		}
+		mu.Unlock()
+	}
+	if got := jar.Cookies(u); len(got) != 1 || got[0].Name != "browser" {
+		t.Errorf("the caller's Jar holds %v; want its own cookie alone", got)
 	}
 }
 
