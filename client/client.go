@@ -760,7 +760,7 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 			tr.Err, tr.HTTPStatus = err, resp.StatusCode
 			c.traceDone(tr)
 			return nil, &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
-				Body: clipBody(body), Err: fmt.Errorf("%w: %v", gigya.ErrNotAnswer, err)}
+				Body: clipBody(body), Size: MaxResponseBytes + 1, Err: fmt.Errorf("%w: %v", gigya.ErrNotAnswer, err)}
 		}
 		if err != nil {
 			tr.Err = err
@@ -793,7 +793,7 @@ func (c *Client) do(ctx context.Context, method string, user []gigya.Param) (*Re
 		}
 		if err != nil {
 			tr.Err = err
-			rerr := &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Err: err}
+			rerr := &ResponseError{Method: method, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: clipBody(body), Size: len(body), Err: err}
 			// A gateway's failure (a proxy's 502, 503 or 504 page: its server
 			// restarting, down, or slow) is, for a method that changes nothing, what a
 			// lost connection is: tried again. A write stays sent once.

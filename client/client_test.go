@@ -1256,6 +1256,9 @@ func TestAnswersThatAreNotAnswers(t *testing.T) {
 	if re != nil && cap(re.Body) > 2048 {
 		t.Errorf("the ResponseError of an answer over MaxResponseBytes holds %d bytes (cap), want its first 2048 only", cap(re.Body))
 	}
+	if re != nil && re.Size != MaxResponseBytes+1 {
+		t.Errorf("the ResponseError of an answer over MaxResponseBytes says its Size is %d, want MaxResponseBytes+1 (as much as was read)", re.Size)
+	}
 
 	redirect := &capture{next: func(int, *http.Request) (*http.Response, error) {
 		resp := answer(0, "", obj("UID", "u1"))
@@ -1267,6 +1270,9 @@ func TestAnswersThatAreNotAnswers(t *testing.T) {
 	_, err = c.Call(ctx, "socialize.setUserInfo", Params{"UID": "u1", "userInfo": `{"nickname":"x"}`})
 	if !errors.As(err, &re) || re.HTTPStatus != 302 || !strings.Contains(err.Error(), "elsewhere.test") || len(redirect.bodies) != 1 {
 		t.Errorf("a redirect with a Gigya-shaped body: %v (%T), %d requests; want one ResponseError", err, err, len(redirect.bodies))
+	}
+	if re != nil && (re.Size == 0 || re.Size != len(re.Body)) {
+		t.Errorf("a redirect's ResponseError: Size %d, Body %d bytes; want the whole body's length", re.Size, len(re.Body))
 	}
 
 	// A numeric signatureTimestamp does not fail a login that happened.

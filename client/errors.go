@@ -71,6 +71,9 @@ type ResponseError struct {
 	ContentType string // its Content-Type header
 	Body        []byte // the start of the body, at most 2 KiB
 	Err         error  // what is wrong with it; wraps gigya.ErrNotAnswer
+	// Size is the length of the body in bytes, of which Body is the start; for an
+	// answer longer than MaxResponseBytes, MaxResponseBytes+1 (what the client read).
+	Size int
 }
 
 // Error says what came back instead of an answer.

@@ -12,10 +12,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/socius/socius/client"
+	"github.com/socius/socius/internal/errtext"
 )
 
 const callUsage = `usage: socius call [flags] METHOD [NAME=VALUE ...]
@@ -153,7 +157,7 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 	switch {
 	case errors.As(err, &rerr):
 		if *verbose {
-			fmt.Fprintf(stderr, "< %s\n", rerr.Body)
+			fmt.Fprintf(stderr, "< %s\n", answerShown(rerr))
 		}
 	case !errors.As(err, &terr):
 		// Nothing was sent: the client refused the method or a parameter.
@@ -177,16 +181,55 @@ func sentOrNot(terr *client.TransportError) string {
 	return "sent, no answer: it may have taken effect; check before sending it again"
 }
 
-// printAnswer prints a JSON answer indented, its keys in the order received.
+// printAnswer prints a JSON answer indented, its keys in the order received, with
+// what is not printable in its strings (U+009B, a terminal's CSI; U+202E, which turns
+// the text after it around; DEL; bytes that are not UTF-8) written as JSON escapes
+// (\u009b), as control characters already are in valid JSON: the same answer to a JSON
+// reader, one that cannot drive the terminal it is printed on. Anything but JSON,
+// which the client does not pass as an answer, is printed as errtext.Printable
+// writes it.
 func printAnswer(w io.Writer, body []byte) {
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, body, "", "  "); err != nil {
-		w.Write(body)
-		fmt.Fprintln(w)
+	// Trailing white space (a tab, a CR) Indent would keep as it is.
+	if err := json.Indent(&buf, bytes.TrimRight(body, " \t\r\n"), "", "  "); err != nil {
+		fmt.Fprintln(w, errtext.Printable(string(body)))
 		return
 	}
-	buf.WriteByte('\n')
-	w.Write(buf.Bytes())
+	out := make([]byte, 0, buf.Len()+1)
+	for b := buf.Bytes(); len(b) > 0; {
+		r, n := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			// What a JSON decoder reads it as (Go's, jq).
+			out = append(out, `\ufffd`...)
+		case r == '\n' || strconv.IsPrint(r):
+			// Outside strings, Indent writes only line breaks and spaces; inside,
+			// valid JSON has no raw control character.
+			out = append(out, b[:n]...)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		b = b[n:]
+	}
+	w.Write(append(out, '\n'))
+}
+
+// verboseBodyShown is how many bytes of an answer that is not a Gigya answer (a
+// proxy's page) socius call --verbose shows.
+const verboseBodyShown = 1024
+
+// answerShown is the start of an answer that is not a Gigya answer, as --verbose
+// shows it: escaped (it may be anything, from anyone between here and the server) and
+// clipped, saying how long it was.
+func answerShown(rerr *client.ResponseError) string {
+	size := rerr.Size
+	if size > client.MaxResponseBytes {
+		size = -1 // its length is not known: the error says it was longer than that
+	}
+	return errtext.Clip(rerr.Body, size, verboseBodyShown)
 }
 
 // printTrace shows one attempt of a call, secrets masked by the client.
@@ -207,12 +250,14 @@ func printTrace(w io.Writer, tr *client.Trace) {
 	}
 	switch {
 	case tr.HTTPStatus != 0:
-		fmt.Fprintf(w, "< HTTP %d, errorCode %d, %v (Date: %s)\n", tr.HTTPStatus, tr.ErrorCode, tr.Duration.Round(time.Millisecond), tr.Date)
+		// net/http refuses a control byte in a header, not U+009B or U+202E.
+		fmt.Fprintf(w, "< HTTP %d, errorCode %d, %v (Date: %s)\n", tr.HTTPStatus, tr.ErrorCode, tr.Duration.Round(time.Millisecond), errtext.Printable(tr.Date))
 	case tr.Err != nil:
-		fmt.Fprintf(w, "< no answer after %v: %v\n", tr.Duration.Round(time.Millisecond), tr.Err)
+		fmt.Fprintf(w, "< no answer after %v: %s\n", tr.Duration.Round(time.Millisecond), errtext.Printable(errtext.WithoutURL(tr.Err)))
 	}
 	if tr.HTTPStatus != 0 && tr.Err != nil {
-		fmt.Fprintf(w, "< %v\n", tr.Err)
+		// The client's words for an answer that is not one may quote it as it came.
+		fmt.Fprintf(w, "< %s\n", errtext.Printable(tr.Err.Error()))
 	}
 	if tr.Retry != "" {
 		fmt.Fprintf(w, "< %s\n", tr.Retry)

@@ -8,14 +8,19 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/vectors"
@@ -270,5 +275,81 @@ func TestCallSaysWhetherItWasSent(t *testing.T) {
 	code, _, errOut = runCLI(t, noEnv, "call", "--url", "http://"+ln.Addr().String(), "--api-key", testAPIKey, "--secret", testSecret, "--timeout", "5s", "socialize.setUserInfo", "UID=u1", "nickname=n")
 	if code != 1 || !strings.Contains(errOut, "sent, no answer: it may have taken effect") {
 		t.Errorf("answer lost: exit %d %q", code, errOut)
+	}
+}
+
+// TestCallPrintsTheServersTextSafely: what a server (or a proxy before it) answers is
+// printed so that it cannot drive the terminal: with --verbose, a page that is not a
+// Gigya answer is shown escaped and clipped, saying how long it was, and so are its
+// Date header and the client's words quoting it; an answer's JSON on standard output
+// has what is not printable in its strings written as JSON escapes, the same JSON to
+// a JSON reader. Both were written as they came: a terminal escape, U+009B (a CSI),
+// U+202E and bytes that are not UTF-8 reached the user's terminal.
+func TestCallPrintsTheServersTextSafely(t *testing.T) {
+	hostile := "\x1b]0;pwned\x07\x1b[2J\u009b31m\u202egnp.exe\xff\x7f"
+	page := "<html>" + hostile + strings.Repeat("x", 3000)
+	// Valid JSON: the control characters escaped, the rest raw, and white space after.
+	answerJSON := "{\"errorCode\":0,\"statusCode\":200,\"callId\":\"c\u202e1\",\"data\":{\"n\":\"\\u001b[2J\u009b31m\u202egnp.exe\xff\x7f\U000e0041 José 東京\"}}\t\r\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"] = []string{"Tue, 01 Dec 2026 17:00:00 GMT\u009b2J\u202e"}
+		switch r.URL.Path {
+		case "/socialize.setUserInfo":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, answerJSON)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			io.WriteString(w, page)
+		}
+	}))
+	defer srv.Close()
+	printable := func(what, s string) {
+		t.Helper()
+		for _, r := range s {
+			if r != '\n' && (r == utf8.RuneError || !strconv.IsPrint(r)) {
+				t.Errorf("%s has %q: %q", what, r, s)
+				return
+			}
+		}
+	}
+	creds := []string{"--url", srv.URL, "--api-key", testAPIKey, "--secret", testSecret, "--verbose"}
+
+	code, out, errOut := runCLI(t, noEnv, append(append([]string{"call"}, creds...), "socialize.logout")...)
+	if code != 1 || out != "" {
+		t.Errorf("a proxy's page: exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	printable("a proxy's page, on standard error,", errOut)
+	want := `< <html>\x1b]0;pwned\a\x1b[2J\u009b31m\u202egnp.exe\xff\x7f` + strings.Repeat("x", 1024-len("<html>"+hostile)) +
+		fmt.Sprintf(" ... (the first 1024 bytes of %d)\n", len(page))
+	if !strings.Contains(errOut, want) {
+		t.Errorf("a proxy's page: %s\nwant the line %q", errOut, want)
+	}
+	if !strings.Contains(errOut, `(Date: Tue, 01 Dec 2026 17:00:00 GMT\u009b2J\u202e)`) {
+		t.Errorf("a proxy's page: %s\nwant its Date header escaped", errOut)
+	}
+
+	code, out, errOut = runCLI(t, noEnv, append(append([]string{"call"}, creds...), "socialize.setUserInfo", "UID=u1")...)
+	if code != 0 {
+		t.Fatalf("an answer: exit %d: %s", code, errOut)
+	}
+	printable("an answer, on standard output,", out)
+	printable("an answer's trace, on standard error,", errOut)
+	for _, w := range []string{`"callId": "c\u202e1"`, `"n": "\u001b[2J\u009b31m\u202egnp.exe\ufffd\u007f\udb40\udc41 José 東京"`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("an answer: %s\nwant %s", out, w)
+		}
+	}
+	if !strings.HasSuffix(out, "}\n") || strings.HasSuffix(out, "\n\n") {
+		t.Errorf("an answer: %q; want it to end with one line break", out)
+	}
+	var got, sent any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("an answer: %v: %s", err, out)
+	}
+	if err := json.Unmarshal([]byte(answerJSON), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, sent) {
+		t.Errorf("an answer reads as %v, want %v as sent", got, sent)
 	}
 }
