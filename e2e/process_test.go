@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // binary is the socius binary that TestMain builds once for every test of the package.
@@ -94,27 +94,9 @@ type proc struct {
 	storeURL string // --store, when not the SQLite file in dir
 	client   *http.Client
 
-	stdout, stderr lockedBuffer
+	stdout, stderr syncbuf.Buffer
 	exited         chan struct{} // closed when the process has exited
 	waitErr        error         // cmd.Wait's result, once exited is closed
-}
-
-// lockedBuffer collects a child's output while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // serve starts `socius serve` on the data folder dir, with HTTP and HTTPS on free

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // slowCall is a setUserInfo call whose body is sent in two halves: between them the
@@ -488,7 +490,7 @@ func TestShutdownWithItsOutputGone(t *testing.T) {
 	cmd := exec.Command(binary, "serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "", "--admin", "", "--log-level", "warn")
 	cmd.Env = cleanEnv()
 	cmd.Stdout = w
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // countedViews is a store whose views are counted while open, and wait pause before
@@ -146,7 +147,7 @@ func TestExportStalledClient(t *testing.T) {
 	if _, err := Seed(ctx, st, strings.NewReader(seed.String()), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	var logged syncBuffer
+	var logged syncbuf.Buffer
 	views := &countedViews{Store: st}
 	e := New(Config{Store: views, Clock: &socius.OffsetClock{}, LogSize: 10, WriteTimeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
@@ -178,24 +179,6 @@ func TestExportStalledClient(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that a logger writes while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestExportClientGone: a client that hangs up half way through an export ends it, its
 // view closed, though the export has no read deadline any more: the server's read of
 // the connection finds it closed and cancels the export's context.
@@ -203,7 +186,7 @@ func TestExportClientGone(t *testing.T) {
 	st := pagedExportStore(t, 100)
 	// Twenty pages or more, 200 ms apart: the client is gone long before the last.
 	views := &countedViews{Store: st, pause: 200 * time.Millisecond}
-	var logged syncBuffer
+	var logged syncbuf.Buffer
 	e := New(Config{Store: views, Clock: &socius.OffsetClock{}, LogSize: 10, WriteTimeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	base := serveExport(t, e)

@@ -1,18 +1,17 @@
 package sqlite
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/syncbuf"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -97,7 +96,7 @@ func TestUncopiedWALLoggedOnce(t *testing.T) {
 		t.Skip("no chattr")
 	}
 	s, path := siteStore(t)
-	var log lockedBuffer
+	var log syncbuf.Buffer
 	s.SetLogger(slog.New(slog.NewTextHandler(&log, nil)))
 	loginUsers(t, s, "3_site", "u1")
 	if out, err := exec.Command(chattr, "+i", path).CombinedOutput(); err != nil {
@@ -151,22 +150,4 @@ func TestUncopiedWALLoggedOnce(t *testing.T) {
 	if got := getNickname(t, s, "u1"); !strings.HasPrefix(got, "n") {
 		t.Errorf("nickname after the writes: %q", got)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a log may write to while a test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

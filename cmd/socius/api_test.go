@@ -26,6 +26,7 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 	"github.com/socius/socius/internal/vectors"
 )
 
@@ -1139,7 +1140,7 @@ func TestCapturesAgainstServer(t *testing.T) {
 // package and the Python SDK do with HTTPS_PROXY: the TLS session inside the tunnel
 // reaches Socius's own HTTPS listener, whatever host the CONNECT names.
 func TestConnectTunnel(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-level", "info", "--log-format", "json")
 	proxy, _ := url.Parse(ts.HTTPURL)
 	tr := ts.client.Transport.(*http.Transport).Clone()
@@ -1249,7 +1250,7 @@ func TestConnectTunnelUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone.Close() // a port nothing listens on: the dial is refused
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger, err := newLogger(&logs, "json", "info")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/vectors"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // clientFrom returns an HTTP client whose connections come from the loopback address
@@ -48,7 +49,7 @@ func (ts *testServer) postWith(t *testing.T, c *http.Client, method string, para
 // authentication, good ones too, until its bucket earns a token back; another address
 // is not touched, and good calls spend nothing.
 func TestAuthFailureLimit(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--auth-failure-limit", "2", "--auth-failure-burst", "3", "--log-level", "info")
 	ts.login(t, "u1")
 	if err := ts.Store.CreateSite(t.Context(), &socius.Site{APIKey: "3_Other", Secret: testSecret, CreatedAt: time.Now()}); err != nil {
@@ -274,7 +275,7 @@ func (ts *testServer) postForwarded(t *testing.T, c *http.Client, method string,
 // own. A peer that is no trusted proxy is its own client, whatever it writes. The log
 // line says the client's address as remote, the proxy's as peer.
 func TestAuthFailureLimitBehindProxy(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--auth-failure-limit", "1", "--trusted-proxies", "127.0.0.1", "--log-level", "info")
 	ts.login(t, "u1")
 	good := func() url.Values {

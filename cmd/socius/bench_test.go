@@ -19,13 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socius/socius/internal/syncbuf"
 	"github.com/socius/socius/loadgen"
 )
 
 // testBench is a bench whose children are the socius binary, built for the tests.
-func testBench(t *testing.T, args ...string) (*Bench, *syncBuffer) {
+func testBench(t *testing.T, args ...string) (*Bench, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	b := NewBench()
 	b.Stdout, b.Stderr = out, out
 	bin := binary(t)

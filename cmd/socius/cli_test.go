@@ -20,6 +20,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -881,7 +882,7 @@ func TestServeSiteFlagsSaid(t *testing.T) {
 			[]string{"socius: created site " + testAPIKey + " (--site-api-key)\n", seeded,
 				"socius: site " + testAPIKey + " (--site-api-key): the seed's secret for it replaced by --site-secret's\n"}},
 	} {
-		var out syncBuffer
+		var out syncbuf.Buffer
 		ts := startMain(t, func(m *Main) { m.Stdout = &out }, append([]string{"--data", data}, tt.flags...)...)
 		ts.Close()
 		got := out.String()
@@ -1137,7 +1138,7 @@ func TestPprofNotLoopbackWarns(t *testing.T) {
 		addr string
 		warn bool
 	}{{"127.0.0.1:0", false}, {":0", true}} {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		ts := startMain(t, func(m *Main) {
 			m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}, "--pprof", c.addr)
@@ -1226,7 +1227,7 @@ func TestServeAddressTaken(t *testing.T) {
 // reports a wildcard listener as [::]:PORT whatever was asked, so --pprof 0.0.0.0:P
 // was said as http://[::]:P/debug/pprof/.
 func TestServingLinesSayTheAskedAddress(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.Stdout = &out },
 		"--http", "0.0.0.0:27700", "--https", ":27701", "--admin", "[::]:27702", "--pprof", "0.0.0.0:0")
 	said := out.String()

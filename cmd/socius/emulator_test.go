@@ -28,6 +28,7 @@ import (
 	"github.com/socius/socius/emulator"
 	"github.com/socius/socius/gigya"
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // The seed of the emulator tests: the lab site, a read-only key and two users.
@@ -503,7 +504,7 @@ func TestEmulatorCLIFlow(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	var errOut bytes.Buffer
 	done := make(chan int)
 	go func() {
@@ -565,7 +566,7 @@ func TestEmulatorBinarySIGTERM(t *testing.T) {
 	bin := buildBinary(t)
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	cmd := exec.Command(bin, "serve", "--emulator", "--seed", writeSeed(t), "--export-on-exit", out, "--http", "127.0.0.1:0", "--https", "", "--log-level", "error")
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -598,24 +599,6 @@ func TestEmulatorBinarySIGTERM(t *testing.T) {
 	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), `"UID":"frank"`) {
 		t.Errorf("export after SIGTERM: %v\n%s\n%s", err, b, stdout.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestEmulatorClock moves the server's clock through the CLI and checks every time
@@ -893,7 +876,7 @@ func TestEmulatorRequestLog(t *testing.T) {
 
 	// --follow prints calls as they arrive, until interrupted.
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"emulator", "log", "--follow", "--limit", "0", "--url", ts.HTTPURL}, noEnv, stdout, io.Discard)
@@ -1073,7 +1056,7 @@ func (s stalledUsers) Users(ctx context.Context, apiKey, after string, limit int
 // ... no call had started", as of a client that stopped half way through its request):
 // a read, so serve still stops cleanly.
 func TestShutdownCutsEmulatorExport(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) {
 		m.LogOutput = &logs
 		m.wrapStore = func(st socius.Store) socius.Store { return stalledUsers{st} }
@@ -1443,7 +1426,7 @@ func TestEmulatorTempDataSaidOnceBound(t *testing.T) {
 		if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		var out syncbuf.Buffer
 		m.Stdout = &out
 		if setup != nil {
 			setup(m)
@@ -1501,7 +1484,7 @@ func TestEmulatorTempDataSaidOnceBound(t *testing.T) {
 // is one to back up, and the line says so (unlike the emulator's temporary folder's).
 func TestMasterKeyLineSaysBackItUp(t *testing.T) {
 	data := t.TempDir()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.Stdout = &out }, "--data", data, "--emulator")
 	ts.Close()
 	if want := "socius: generated the master key that encrypts secrets at rest: " + filepath.Join(data, "master.key") + " (back it up apart from the database)\n"; !strings.Contains(out.String(), want) {
@@ -1528,7 +1511,7 @@ func TestEmulatorTempFolderWithPostgres(t *testing.T) {
 		if err := m.ParseFlags(args, noEnv, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		var out syncbuf.Buffer
 		m.Stdout = &out
 		if err := m.Run(context.Background()); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)

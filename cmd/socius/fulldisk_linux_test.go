@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // TestFullDisk runs Socius on a data folder whose file system fills up: a small tmpfs,
@@ -185,7 +186,7 @@ func TestUncopiedWALLogged(t *testing.T) {
 		t.Skip("no chattr")
 	}
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--data", dir, "--log-level", "info")
 	ts.login(t, "u1")
 	set := func(nick string) {

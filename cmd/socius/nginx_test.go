@@ -20,6 +20,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/client"
+	"github.com/socius/socius/internal/syncbuf"
 	"github.com/socius/socius/internal/vectors"
 )
 
@@ -207,7 +208,7 @@ func nginxClient(t *testing.T, base string, certPEM []byte, cred client.Credenti
 // writes another address in X-Forwarded-For itself; and X-Forwarded-Proto from nginx
 // still makes its calls secure (a plain secret passes).
 func TestBehindNginxClientAddress(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--trust-forwarded-proto", "--trusted-proxies", "127.0.0.1",
 		"--auth-failure-limit", "1", "--log-level", "info")
 	ts.login(t, "u1")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // servedOnce serves the data folder dir (with flags) for one signed getUserInfo with
@@ -160,17 +162,15 @@ func TestNoncesAfterAFailedFirstStart(t *testing.T) {
 					t.Errorf("%s after a start that failed on a folder never served: %v", made, err)
 				}
 			}
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--data", data, "--log-level", "warn")
 			before := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"nobody"},
 				"timestamp": {strconv.FormatInt(ts.Clock.Now().Add(-10*time.Second).Unix(), 10)}}, "", "")
 			if got := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", before); got.code() != 403005 { // signature good, no such user
 				t.Errorf("a request signed before the next start: %v, want 403005", got)
 			}
-			logs.mu.Lock()
-			defer logs.mu.Unlock()
-			if strings.Contains(logs.b.String(), "nonces:") {
-				t.Errorf("the next start's log: %s", logs.b.String())
+			if strings.Contains(logs.String(), "nonces:") {
+				t.Errorf("the next start's log: %s", logs.String())
 			}
 		})
 	}
@@ -187,7 +187,7 @@ func TestNoncesFileTooLong(t *testing.T) {
 	if err := os.Truncate(path, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	b := startMain(t, func(m *Main) {
 		m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}, "--data", dir, "--http", addr)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/syncbuf"
 	"github.com/socius/socius/internal/vectors"
 )
 
@@ -190,7 +191,7 @@ func TestAdminListenerDisabled(t *testing.T) {
 // signature that fails, whose base strings are logged at debug level) and checks that
 // the log has one JSON line per call with its fields, and none of the credentials.
 func TestCallLogNeverHoldsCredentials(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-format", "json", "--log-level", "debug")
 	ctx := context.Background()
 	if err := ts.Store.CreateKey(ctx, &socius.Key{UserKey: vectors.LabUserKey, APIKey: testAPIKey, Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
@@ -311,7 +312,7 @@ func TestCallLogNeverHoldsCredentials(t *testing.T) {
 }
 
 func TestTextLogsAndNoCallLog(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-level", "info")
 	ts.login(t, "u1")
 	ts.waitInFlight(t, 0)
@@ -330,7 +331,7 @@ func TestTextLogsAndNoCallLog(t *testing.T) {
 			t.Errorf("no call line with %s:\n%s", line, logs.String())
 		}
 	}
-	var quiet syncBuffer
+	var quiet syncbuf.Buffer
 	ts = startMain(t, func(m *Main) { m.LogOutput = &quiet }, "--log-level", "info", "--log-calls=false")
 	ts.login(t, "u1")
 	ts.waitInFlight(t, 0)
@@ -727,7 +728,7 @@ func TestSQLiteBusyTimeout(t *testing.T) {
 // paths) and a failed accept are errors, in the log at the default level; a client's
 // failed TLS handshake stays at debug level. Until 2026-11-30 all of it was at debug.
 func TestServerLogLevels(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--log-format", "json", "--log-level", "info")
 	panicky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom outside a call") })
 	for _, fast := range []bool{false, true} {

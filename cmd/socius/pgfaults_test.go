@@ -17,6 +17,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // The tests here run a server on a PostgreSQL of its own and make the database fail
@@ -268,7 +269,7 @@ func faultServer(t *testing.T, setup pgtest.Setup, store func(*pgtest.Server) st
 func TestServeDatabaseRestartUnderLoad(t *testing.T) {
 	for _, how := range []string{"stop", "kill"} {
 		t.Run(how, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			srv, ts := faultServer(t, pgtest.Setup{}, nil, &logs)
 			c := newFaultCaller(ts)
 			stop := make(chan struct{})
@@ -342,7 +343,7 @@ func otherBackends(t *testing.T, conn *pgx.Conn) []int {
 // session (pg_terminate_backend, as a DBA or a pooler's health check does): the calls
 // after it succeed, but for at most one 500028 for the connections found gone.
 func TestServeBackendsTerminated(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	srv, ts := faultServer(t, pgtest.Setup{}, nil, &logs)
 	conn, err := pgx.Connect(t.Context(), strings.Replace(srv.NewURL(t), "search_path=", "application_name=harness&search_path=", 1))
 	if err != nil {
@@ -419,7 +420,7 @@ func closedAfter(d time.Duration) <-chan struct{} {
 // not applied when the lock goes, and Socius leaves no statement waiting behind it;
 // once the lock is gone, calls succeed.
 func TestServeUsersTableLocked(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	_, ts := faultServer(t, pgtest.Setup{}, nil, &logs)
 	locker, err := pgx.Connect(t.Context(), ts.StoreURL)
 	if err != nil {
@@ -525,7 +526,7 @@ func TestServeUsersTableLocked(t *testing.T) {
 // whole table, with no connection to spare.)
 func TestServeUserRowLocked(t *testing.T) {
 	const conns = 3
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	_, ts := faultServer(t, pgtest.Setup{}, func(srv *pgtest.Server) string {
 		return srv.NewURL(t) + fmt.Sprintf("&pool_max_conns=%d", conns)
 	}, &logs)
@@ -625,7 +626,7 @@ func TestServeUserRowLocked(t *testing.T) {
 // same server answers again. A node started with the wrong password exits with status
 // 1, saying why, without the password.
 func TestServeRoleChanged(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	const password, other = "first-Pa55word", "second-Pa55word"
 	setup := pgtest.Setup{HBA: "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"}
 	srv, ts := faultServer(t, setup, func(srv *pgtest.Server) string {

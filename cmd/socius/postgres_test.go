@@ -20,6 +20,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 	"github.com/socius/socius/sealed"
 )
 
@@ -373,7 +374,7 @@ func TestPostgresIdleTimeoutAdvice(t *testing.T) {
 	dsn := pgtest.URL(t)
 	key := testMasterKeyFile(t)
 	start := func() string {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		startMain(t, func(m *Main) { m.LogOutput = &logs }, "--store", dsn, "--master-key-file", key, "--log-level", "warn")
 		return logs.String()
 	}
@@ -413,7 +414,7 @@ func TestPostgresShortWriteTimeoutSaid(t *testing.T) {
 	dsn := pgtest.URL(t)
 	key := testMasterKeyFile(t)
 	start := func(flags ...string) string {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		startMain(t, func(m *Main) { m.LogOutput = &logs }, append([]string{"--store", dsn, "--master-key-file", key, "--log-level", "warn"}, flags...)...)
 		return logs.String()
 	}
@@ -435,7 +436,7 @@ func TestPostgresShortWriteTimeoutSaid(t *testing.T) {
 func TestPostgresAfterEmbeddedStop(t *testing.T) {
 	dir := t.TempDir()
 	addr, first := servedOnce(t, dir, url.Values{"UID": {"nobody"}, "nonce": {"before-the-move"}})
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	ts := startMain(t, func(m *Main) {
 		m.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	},
@@ -463,7 +464,7 @@ func TestPostgresAfterEmbeddedStop(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, noncesFile)); err != nil {
 		t.Fatal(err)
 	}
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	ts = startMain(t, func(m *Main) {
 		m.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}, "--data", dir, "--http", addr, "--store", pgtest.URL(t), "--master-key-file", filepath.Join(dir, "master.key"))

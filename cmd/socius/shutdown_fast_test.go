@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // TestShutdownPartialHead: a kept-alive connection that has sent part of its next head
@@ -73,7 +74,7 @@ func keptConn(t *testing.T, ts *testServer) net.Conn {
 func TestShutdownStalledBody(t *testing.T) {
 	for _, fast := range []string{"--fast-path=true", "--fast-path=false"} {
 		t.Run(fast, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			headRead := make(chan struct{}, 1)
 			ts := startMain(t, func(m *Main) {
 				m.LogOutput = &logs
