@@ -54,8 +54,9 @@
 //
 // An answer that is not a Gigya answer (an HTML page from a proxy, say) is a
 // *ResponseError, and so is one longer than MaxResponseBytes: the client reads no more
-// of it, and the error keeps only its first 2 KiB, so that an endless answer from a
-// broken or hostile server costs a bounded amount of memory. No answer at all
+// of it, and the error keeps only its first 2 KiB (Body; Size says how long it was),
+// so that an endless answer from a broken or hostile server costs a bounded amount of
+// memory. No answer at all
 // (connection refused, timeout, context ended) is a *TransportError wrapping the
 // cause, and so is an answer that breaks off part way, which its error says, with
 // the HTTP status and how many bytes came; errors.Is(err, ErrNotSent) says that the request never reached the server
