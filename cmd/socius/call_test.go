@@ -353,3 +353,20 @@ func TestCallPrintsTheServersTextSafely(t *testing.T) {
 		t.Errorf("an answer reads as %v, want %v as sent", got, sent)
 	}
 }
+
+// TestPrintAnswer: printAnswer's JSON is the answer's, indented, with what is not
+// printable as JSON escapes; a body that is not JSON (which the client does not pass
+// as an answer) is printed escaped as the errors are, never raw.
+func TestPrintAnswer(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"a":"b"}`, "{\n  \"a\": \"b\"\n}\n"},
+		{"{\"a\":\"\u2028\u00a0\U0001F600\"} \r\n", "{\n  \"a\": \"\\u2028\\u00a0\U0001F600\"\n}\n"},
+		{"<html>\x1b[2J\xff\n", `<html>\x1b[2J\xff\n` + "\n"},
+	} {
+		var b strings.Builder
+		printAnswer(&b, []byte(c.body))
+		if b.String() != c.want {
+			t.Errorf("printAnswer(%q) = %q, want %q", c.body, b.String(), c.want)
+		}
+	}
+}
