@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/socius/socius"
-	"github.com/socius/socius/internal/vectors"
 	"github.com/socius/socius/internal/syncbuf"
+	"github.com/socius/socius/internal/vectors"
 )
 
 // clientFrom returns an HTTP client whose connections come from the loopback address
