@@ -149,6 +149,9 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
+		// The emulator's errors quote what was sent (a flag's value, a seed's line),
+		// and a server that is not quite the emulator may say anything.
+		e.Error = errtext.Printable(e.Error)
 		if resp.StatusCode == http.StatusBadRequest {
 			// The emulator refused a value the command passed on (a time, a
 			// duration, a rule): a usage error, exit 2, as for a flag refused here.
@@ -547,6 +550,11 @@ func printEntry(w io.Writer, e *emulator.Entry, asJSON bool) {
 		fmt.Fprintf(w, "%s\n", b)
 		return
 	}
+	// What a client sent (the method of its path, its apiKey, the text an answer
+	// quotes from it) is printed escaped: any client of the emulator could otherwise
+	// put a terminal's control sequences, or lines of its own, on the screen of the
+	// developer reading the log.
+	p := errtext.Printable
 	result := "OK"
 	if e.ErrorCode != 0 {
 		result = strconv.Itoa(e.ErrorCode) + " " + gigya.Message(e.ErrorCode)
@@ -555,14 +563,14 @@ func printEntry(w io.Writer, e *emulator.Entry, asJSON bool) {
 		result += " [injected]"
 	}
 	cred := cmp(e.Credential, "-")
-	fmt.Fprintf(w, "%s  %s  %s  %s  %s  %s  %.1fms\n", gigya.FormatTime(e.Time), e.CallID, e.Method, cmp(e.APIKey, "-"), cred, result, e.LatencyMS)
+	fmt.Fprintf(w, "%s  %s  %s  %s  %s  %s  %.1fms\n", gigya.FormatTime(e.Time), p(e.CallID), p(e.Method), p(cmp(e.APIKey, "-")), p(cred), result, e.LatencyMS)
 	if e.ErrorCode != 0 && e.Details != "" && len(e.BaseStrings) == 0 {
-		fmt.Fprintf(w, "    %s\n", e.Details)
+		fmt.Fprintf(w, "    %s\n", p(e.Details))
 	}
-	if len(e.BaseStrings) > 0 {
-		fmt.Fprintf(w, "    the server signed, for %s:\n      %s\n", e.SignedURLs[0], e.BaseStrings[0])
+	if len(e.BaseStrings) > 0 && len(e.SignedURLs) > 0 {
+		fmt.Fprintf(w, "    the server signed, for %s:\n      %s\n", p(e.SignedURLs[0]), p(e.BaseStrings[0]))
 		for i := 1; i < len(e.SignedURLs) && i < len(e.BaseStrings); i++ {
-			fmt.Fprintf(w, "    also tried %s:\n      %s\n", e.SignedURLs[i], e.BaseStrings[i])
+			fmt.Fprintf(w, "    also tried %s:\n      %s\n", p(e.SignedURLs[i]), p(e.BaseStrings[i]))
 		}
 	}
 }

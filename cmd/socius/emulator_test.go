@@ -778,6 +778,36 @@ func TestEmulatorLogClear(t *testing.T) {
 	}
 }
 
+// TestEmulatorLogEscapes: what a client of the emulator sent, quoted by the log (the
+// method of its path, an apiKey, the answer's details), reaches the terminal of the
+// developer running socius emulator log escaped: no control sequence of a client's
+// colours its lines, and no line of its own is added.
+func TestEmulatorLogEscapes(t *testing.T) {
+	ts := startEmulator(t)
+	ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"apiKey": {"3_\x1b[31mRED\nforged"}, "UID": {"a"}})
+	ts.post(t, ts.HTTPURL, "socialize.get%1b%5b31mX%0aforged", url.Values{"apiKey": {testAPIKey}, "UID": {"a"}})
+	code, out, errOut := runCLI(t, noEnv, "emulator", "log", "--url", ts.HTTPURL)
+	if code != 0 {
+		t.Fatalf("emulator log: exit %d %s", code, errOut)
+	}
+	if strings.ContainsAny(out, "\x1b\u009b") {
+		t.Errorf("a client's control sequence reached the terminal:\n%q", out)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if strings.HasPrefix(l, "forged") {
+			t.Errorf("a client's line reached the terminal:\n%q", out)
+		}
+	}
+	if !strings.Contains(out, `socialize.get\x1b[31mX\nforged is not a method`) {
+		t.Errorf("the unknown method is not shown escaped:\n%s", out)
+	}
+	// --json is JSON, which escapes them itself.
+	_, js, _ := runCLI(t, noEnv, "emulator", "log", "--json", "--url", ts.HTTPURL)
+	if strings.ContainsAny(js, "\x1b") || !strings.Contains(js, `\u001b[31mX`) {
+		t.Errorf("--json: %q", js)
+	}
+}
+
 // TestEmulatorSignatureDebugging signs a deliberately wrong base string (the client
 // signed another path and forgot a parameter) and reads what the server signed, in
 // errorDetails, in the request log and in `socius emulator log`.
