@@ -89,9 +89,10 @@ func (s *Server) AuthFailureAddresses() int {
 // (403003: a signature, secret, client secret or JWT signature). Not a request that is
 // merely malformed or sent the wrong way (400002, 400006, 400008, 403006, a token over
 // plain HTTP, a 400093 for an apiKey or client_id missing or not of an id's shape, or
-// for a userKey sent as client_id with its own secret: each guesses nothing), nor a timestamp out of the window (403002: a client's clock), nor a
-// replayed nonce (403004: the SDKs send a request again as it is when its answer was
-// lost), nor the store failing (500028). Nor a token the server issued that has
+// for a userKey sent as client_id with its own secret: each guesses nothing), nor a
+// timestamp out of the window (403002: a client's clock), nor a replayed nonce
+// (403004: the SDKs send a request again as it is when its answer was lost), nor the
+// store failing (500028). Nor a token the server issued that has
 // expired or was revoked, or whose site or key is gone: whoever sends it was given it
 // (an app whose session aged, or whose user logged out elsewhere, and many of them
 // share one address behind a carrier's NAT), and guesses nothing.
