@@ -195,8 +195,17 @@ func printAnswer(w io.Writer, body []byte) {
 		fmt.Fprintln(w, errtext.Printable(string(body)))
 		return
 	}
-	out := make([]byte, 0, buf.Len()+1)
-	for b := buf.Bytes(); len(b) > 0; {
+	w.Write(append(printableJSON(buf.Bytes()), '\n'))
+}
+
+// printableJSON returns js, valid JSON whose only white space outside its strings is
+// spaces and line breaks (json.Indent's or json.Marshal's), with what is not printable
+// in its strings written as JSON escapes: the same JSON to a reader, one that cannot
+// drive the terminal it is printed on. For printAnswer, and for socius emulator log
+// --json (encoding/json escapes only the control characters below U+0020).
+func printableJSON(js []byte) []byte {
+	out := make([]byte, 0, len(js)+1)
+	for b := js; len(b) > 0; {
 		r, n := utf8.DecodeRune(b)
 		switch {
 		case r == utf8.RuneError && n == 1:
@@ -214,7 +223,7 @@ func printAnswer(w io.Writer, body []byte) {
 		}
 		b = b[n:]
 	}
-	w.Write(append(out, '\n'))
+	return out
 }
 
 // verboseBodyShown is how many bytes of an answer that is not a Gigya answer (a

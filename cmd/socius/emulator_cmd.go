@@ -546,8 +546,10 @@ func cmp(s, def string) string {
 // signature, what the server signed.
 func printEntry(w io.Writer, e *emulator.Entry, asJSON bool) {
 	if asJSON {
+		// JSON escapes only the control characters below U+0020 itself: U+009B (a
+		// CSI) or U+202E from a client would reach the terminal as they came.
 		b, _ := json.Marshal(e)
-		fmt.Fprintf(w, "%s\n", b)
+		w.Write(append(printableJSON(b), '\n'))
 		return
 	}
 	// What a client sent (the method of its path, its apiKey, the text an answer

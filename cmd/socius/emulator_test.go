@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/emulator"
@@ -805,6 +806,38 @@ func TestEmulatorLogEscapes(t *testing.T) {
 	_, js, _ := runCLI(t, noEnv, "emulator", "log", "--json", "--url", ts.HTTPURL)
 	if strings.ContainsAny(js, "\x1b") || !strings.Contains(js, `\u001b[31mX`) {
 		t.Errorf("--json: %q", js)
+	}
+}
+
+// TestEmulatorLogJSONEscapes: socius emulator log --json, which a developer reads on
+// a terminal too, writes what is not printable in a client's text (U+009B, a
+// terminal's CSI in one character; U+202E, which turns the text after it around; DEL)
+// as JSON escapes, the same JSON to jq or a program. encoding/json escapes only the
+// control characters below U+0020: the others reached the terminal as they came.
+func TestEmulatorLogJSONEscapes(t *testing.T) {
+	ts := startEmulator(t)
+	const sent = `socialize.get\u009b31mX\u202egnp.exe\x7f`
+	ts.post(t, ts.HTTPURL, "socialize.get%C2%9B31mX%E2%80%AEgnp.exe%7F", url.Values{"apiKey": {testAPIKey}, "UID": {"a"}})
+	code, out, errOut := runCLI(t, noEnv, "emulator", "log", "--json", "--url", ts.HTTPURL)
+	if code != 0 {
+		t.Fatalf("emulator log --json: exit %d %s", code, errOut)
+	}
+	for _, r := range out {
+		if r != '\n' && (r == utf8.RuneError || !strconv.IsPrint(r)) {
+			t.Errorf("--json wrote %q as it came: %q", r, out)
+			break
+		}
+	}
+	var e emulator.Entry
+	if err := json.Unmarshal([]byte(out), &e); err != nil {
+		t.Fatalf("--json: %v: %q", err, out)
+	}
+	if want := "socialize.get\u009b31mX\u202egnp.exe\x7f"; e.Method != want {
+		t.Errorf("--json says the method %q, want %q as sent", e.Method, want)
+	}
+	// The line printed without --json quotes it as Go does, the same way.
+	if _, plain, _ := runCLI(t, noEnv, "emulator", "log", "--url", ts.HTTPURL); !strings.Contains(plain, sent) {
+		t.Errorf("emulator log: %q, want %s", plain, sent)
 	}
 }
 
