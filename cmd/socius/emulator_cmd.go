@@ -366,6 +366,13 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		case len(pos) > 0 && isHelp(pos[0]), len(pos) == 2 && pos[0] == "clear" && isHelp(pos[1]):
 			return printHelp(fs)
 		case len(pos) == 1 && pos[0] == "clear":
+			// The endpoint empties the whole log: a filter ignored here would clear
+			// every call of a developer who asked to clear the failed ones.
+			for _, name := range []string{"failed", "method", "limit"} {
+				if flagGiven(fs, name) {
+					return badFlag("--%s: log clear empties the whole log; --failed, --method and --limit choose the calls log prints, not the calls it clears", name)
+				}
+			}
 			if err := c.do(ctx, "DELETE", "log", nil, nil); err != nil {
 				return err
 			}

@@ -779,6 +779,33 @@ func TestEmulatorLogClear(t *testing.T) {
 	}
 }
 
+// TestEmulatorLogClearTakesNoFilter: `socius emulator log clear --failed` (or
+// --method M, --limit N) is a usage error that clears nothing: the endpoint empties the
+// whole log, and the flags, which choose the calls log prints, were ignored, so that
+// a developer who asked to clear the failed calls lost every call, exit 0.
+func TestEmulatorLogClearTakesNoFilter(t *testing.T) {
+	ts := startEmulator(t)
+	ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"alice"}})
+	held := len(ts.logEntries(t))
+	if held == 0 {
+		t.Fatal("the call was not logged")
+	}
+	for _, flags := range [][]string{{"--failed"}, {"--method", "getUserInfo"}, {"--limit", "1"}} {
+		args := append([]string{"emulator", "log", "clear", "--url", ts.HTTPURL}, flags...)
+		code, out, errOut := runCLI(t, noEnv, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "log clear empties the whole log") {
+			t.Errorf("log clear %v: exit %d %q %q; want a usage error", flags, code, out, errOut)
+		}
+		if n := len(ts.logEntries(t)); n != held {
+			t.Errorf("log clear %v: the log holds %d calls, want the %d it held", flags, n, held)
+		}
+	}
+	// The flags that say how to print change nothing it does.
+	if code, out, errOut := runCLI(t, noEnv, "emulator", "log", "clear", "--json", "--url", ts.HTTPURL); code != 0 || out != "cleared the request log\n" {
+		t.Errorf("log clear --json: exit %d %q %q", code, out, errOut)
+	}
+}
+
 // TestEmulatorLogEscapes: what a client of the emulator sent, quoted by the log (the
 // method of its path, an apiKey, the answer's details), reaches the terminal of the
 // developer running socius emulator log escaped: no control sequence of a client's
