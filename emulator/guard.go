@@ -101,8 +101,10 @@ func mediaType(r *http.Request) string {
 // of the error. A second guard besides sameOrigin, which passes a request that names
 // no origin (a program's), for the browsers that send no Origin and no Sec-Fetch-Site
 // with a form (Firefox before version 70, whose page can also withhold the Referer):
-// such a form sends text/plain or a form's type, which no endpoint takes, and a fetch
-// without a Content-Type always sends Origin.
+// such a form sends text/plain or a form's type, which no endpoint takes. A fetch
+// without a Content-Type sends Origin in current browsers, not in those (a no-cors
+// POST): the reset, which takes none as curl -X POST sends it, is the one request
+// they can still send (docs/emulator.md, Security).
 func bodyType(r *http.Request, hint string, want ...string) error {
 	got := mediaType(r)
 	if slices.Contains(want, got) {
