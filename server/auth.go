@@ -108,11 +108,13 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 // siteKey returns the key of c.site with the userKey; 403005 when there is none.
 func (s *Server) siteKey(c *call, userKey string) (*socius.Key, error) {
 	if userKey == "" {
+		c.noGuess = true
 		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey is empty; leave it out to use the site's partner secret")
 	}
 	if !socius.ValidUserKey(userKey) {
 		// No key has such a name, and the database need not be asked: PostgreSQL
 		// refuses a NUL byte (which a JWT's kid can hold) as an error of its own.
+		c.noGuess = true
 		return nil, socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: %s is not a valid userKey", unknownID(userKey))
 	}
 	key, err := s.cfg.Store.Key(c.ctx, userKey)
@@ -591,11 +593,9 @@ func (s *Server) authenticateToken(c *call) error {
 		return err
 	}
 	if text == "" {
-		c.tokenUnknown = true
 		return invalidToken("the token is empty")
 	}
 	if _, ok := socius.TokenKindOf(text); !ok {
-		c.tokenUnknown = true
 		return invalidToken("unknown token")
 	}
 	t, err := s.cfg.Store.Token(c.ctx, socius.HashToken(text))

@@ -85,11 +85,13 @@ func (s *Server) AuthFailureAddresses() int {
 
 // authFailureCounts reports whether an authentication's failure spends the address's
 // budget: credentials that name nothing (400093: no site has the apiKey; 403005: no
-// such userKey on the site; 403025: no token has the text sent) or do not match
+// such userKey on the site; 403025: no token issued has the text sent) or do not match
 // (403003: a signature, secret, client secret or JWT signature). Not a request that is
 // merely malformed or sent the wrong way (400002, 400006, 400008, 403006, a token over
 // plain HTTP, a 400093 for an apiKey or client_id missing or not of an id's shape, or
-// for a userKey sent as client_id with its own secret: each guesses nothing), nor a
+// for a userKey sent as client_id with its own secret, a 403005 for a userKey empty or
+// not of a key's shape, a 403025 for a token empty or of no kind Socius issues: each
+// guesses nothing, and is answered without asking the store), nor a
 // timestamp out of the window (403002: a client's clock), nor a replayed nonce
 // (403004: the SDKs send a request again as it is when its answer was lost), nor the
 // store failing (500028). Nor a token the server issued that has
@@ -100,7 +102,9 @@ func authFailureCounts(c *call, err error) bool {
 	switch socius.ErrorCode(err) {
 	case socius.CodeInvalidAPIKey:
 		return !c.noGuess
-	case socius.CodeInvalidSignature, socius.CodeUnauthorizedUser:
+	case socius.CodeUnauthorizedUser:
+		return !c.noGuess
+	case socius.CodeInvalidSignature:
 		return true
 	case socius.CodeInvalidToken:
 		return c.tokenUnknown

@@ -314,12 +314,14 @@ type call struct {
 	slot       bool   // the call holds one of the MaxConcurrent slots
 	out        []byte // the encoded answer
 	siteKey    []byte // the site's decoded partner secret, once needed
-	// tokenUnknown: the call's token names nothing (none issued has its text), the
-	// one 403025 that the limit on failed authentications counts (authFailureCounts).
+	// tokenUnknown: the call's token, of a kind Socius issues, names nothing (none
+	// issued has its text), the one 403025 that the limit on failed authentications
+	// counts (authFailureCounts).
 	tokenUnknown bool
-	// noGuess: the call's 400093 guesses nothing (its apiKey or client_id is missing or
-	// not of an id's shape, or is a userKey sent with its own secret the wrong way), so
-	// the limit on failed authentications does not count it (authFailureCounts).
+	// noGuess: the call's 400093 or 403005 guesses nothing (its apiKey or client_id is
+	// missing or not of an id's shape, or is a userKey sent with its own secret the
+	// wrong way; its userKey is empty or not of a key's shape), so the limit on failed
+	// authentications does not count it (authFailureCounts).
 	noGuess bool
 	// nonce is the call's nonce while noncePending: checked signature, not yet
 	// recorded (Config.Nonced).

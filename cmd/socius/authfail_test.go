@@ -171,7 +171,7 @@ func grepLines(text, s string) string {
 func TestAuthFailureLimitTokens(t *testing.T) {
 	ts := startServer(t, "--auth-failure-limit", "1")
 	token := ts.accessToken(t, "u1")
-	want(t, "an unknown token", ts.tlsPost(t, "socialize.getUserInfo", withToken("AT1_nosuchtoken", nil)), 403025, "")
+	want(t, "an unknown token", ts.tlsPost(t, "socialize.getUserInfo", withToken(socius.AccessTokenPrefix+"nosuchtoken", nil)), 403025, "unknown token: never issued")
 	want(t, "the good token after it", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "made more than 1 failed authentication a second (bursts of 1)")
 	ts.Clock.Advance(time.Second)
 	want(t, "the good token a second later", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 0, "")
@@ -202,11 +202,12 @@ func TestAuthFailureLimitTokensIssued(t *testing.T) {
 	want(t, "the good token after it", ts.tlsPost(t, "socialize.getUserInfo", withToken(token, nil)), 403048, "made more than 1 failed authentication")
 }
 
-// TestAuthFailureLimitMalformedIDs: a 400093 that guesses nothing spends nothing: an
-// apiKey or client_id missing or not of an id's shape (a misconfigured SDK, answered
-// without asking the store), and a userKey sent as client_id with its own secret (the
-// right secret, sent the wrong way). An apiKey of the right shape that names no site
-// does spend.
+// TestAuthFailureLimitMalformedIDs: a 400093, 403005 or 403025 that guesses nothing
+// spends nothing: an apiKey or client_id missing or not of an id's shape, a userKey
+// empty or not of a key's shape, a token empty or of no kind Socius issues (a
+// misconfigured SDK, each answered without asking the store), and a userKey sent as
+// client_id with its own secret (the right secret, sent the wrong way). An apiKey of
+// the right shape that names no site does spend.
 func TestAuthFailureLimitMalformedIDs(t *testing.T) {
 	ts := startServer(t, "--auth-failure-limit", "1")
 	ts.login(t, "u1")
@@ -229,6 +230,13 @@ func TestAuthFailureLimitMalformedIDs(t *testing.T) {
 		want(t, fmt.Sprintf("an apiKey of no id's shape %d", i), ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {"3_no pe"}}), 400093, "not a valid apiKey")
 		want(t, fmt.Sprintf("a Basic client_id of no id's shape %d", i), getToken(nil, basicAuth("3_no pe", testSecret)), 400093, "client_id is not a valid apiKey or userKey")
 		want(t, fmt.Sprintf("a userKey as client_id with its secret %d", i), getToken(url.Values{"client_id": {"AFullKey"}, "secret": {keySecret}}, nil), 400093, "client_id AFullKey is a userKey")
+		for _, k := range []struct{ userKey, details string }{{"", "userKey is empty"}, {"no pe", "is not a valid userKey"}} {
+			p := ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}}, "", "")
+			p.Set("userKey", k.userKey)
+			want(t, fmt.Sprintf("userKey %q %d", k.userKey, i), ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p), 403005, k.details)
+		}
+		want(t, fmt.Sprintf("an empty token %d", i), ts.tlsPost(t, "socialize.getUserInfo", withToken("", nil)), 403025, "the token is empty")
+		want(t, fmt.Sprintf("a token of no kind %d", i), ts.tlsPost(t, "socialize.getUserInfo", withToken("st2.SomeGigyaToken", nil)), 403025, "unknown token")
 	}
 	want(t, "a good call after them", good(), 0, "")
 	want(t, "an apiKey of no site", ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {"3_NoSuchSite"}}), 400093, "no site has apiKey")
