@@ -939,6 +939,15 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 	if id == "" {
 		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_id")
 	}
+	if secret == "" {
+		// Sent empty, as not sent (every credential sent empty is a missing one): no
+		// secret is empty, so nothing was guessed, and the client hears what it left
+		// out rather than that it does not match.
+		if hasAuthScheme(c, "Basic") {
+			return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_secret (the HTTP Basic credentials hold none after the colon)")
+		}
+		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_secret")
+	}
 	if !socius.ValidAPIKey(id) {
 		c.noGuess = true
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id is not a valid apiKey or userKey")

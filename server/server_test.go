@@ -1500,6 +1500,38 @@ func TestGetTokenOneCredential(t *testing.T) {
 	}
 }
 
+// TestGetTokenEmptyClientSecret: a client_secret sent empty, as a parameter or after the
+// colon of HTTP Basic credentials, is a missing one (400002 naming it), as every
+// credential sent empty is, and as an empty client_id is beside it: it was 403003
+// "the client secret does not match", a guess that --auth-failure-limit counted. No
+// token is issued and no user created either way.
+func TestGetTokenEmptyClientSecret(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, tt := range []struct{ name, auth, body, want string }{
+		{"client_secret empty", "", "client_id=" + labAPIKey + "&client_secret=&grant_type=none&x_siteUID=nobody",
+			`"errorCode":400002,"errorDetails":"Missing required parameter: client_secret"`},
+		{"a key's client_secret empty", "", "client_id=" + labUserKey + "&client_secret=&grant_type=none",
+			`"errorCode":400002,"errorDetails":"Missing required parameter: client_secret"`},
+		{"Basic without a secret", "Basic " + base64.StdEncoding.EncodeToString([]byte(labAPIKey+":")), "grant_type=none&x_siteUID=nobody",
+			`"errorCode":400002,"errorDetails":"Missing required parameter: client_secret (the HTTP Basic credentials hold none after the colon)"`},
+		// Still checked first, as before.
+		{"both empty", "", "client_id=&client_secret=&grant_type=none", `"errorCode":400002,"errorDetails":"Missing required parameter: client_id"`},
+	} {
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(tt.body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	if got := postWithSecret(s, "socialize.getUserInfo", "UID=nobody"); !strings.Contains(got, `"errorCode":403005`) {
+		t.Errorf("the user of a refused getToken: %s", got)
+	}
+}
+
 // renameOnTokenRead is a store that renames a user right after a call has read its
 // token, once: the rename that races a call of the user's token.
 type renameOnTokenRead struct {
