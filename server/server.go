@@ -810,7 +810,11 @@ func (s *Server) readParams(w http.ResponseWriter, c *call) error {
 			"Socius's plain HTTP listener (--http) tunnels CONNECT to its HTTPS listener, as an SDK's HTTPS proxy: give the proxy as http://, the --http address")
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use GET or POST", clip(gigya.MaskCredentials(r.Method), 16))
+		use := "GET or POST"
+		if c.m != nil && c.m.clientAuth {
+			use = "POST" // getToken refuses a GET too (authenticateClient)
+		}
+		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: HTTP method %s is not supported, use %s", clip(gigya.MaskCredentials(r.Method), 16), use)
 	}
 	if refusal, other := gigya.OtherScheme(r.URL.Scheme); other {
 		return socius.Errorf(socius.CodeInvalidRequest, "Invalid request format: %s", refusal)

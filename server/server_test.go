@@ -1532,6 +1532,39 @@ func TestGetTokenEmptyClientSecret(t *testing.T) {
 	}
 }
 
+// TestGetTokenWithoutCredential: getToken with an apiKey (or a client_id standing for
+// it) and no credential says which credentials getToken takes; it said "sig, secret or
+// oauth_token", as every other method does, and getToken refuses a token (403007). A
+// method other than GET and POST is told to use POST, which getToken needs (a GET is
+// 400001 too).
+func TestGetTokenWithoutCredential(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	const details = `"errorCode":400002,"errorDetails":"Missing required parameter: client_secret, secret or sig (socialize.getToken takes client credentials: HTTP Basic apiKey:secret, client_id and client_secret, or the apiKey with a secret, a signature or a bearer JWT; not an oauth_token)"`
+	for _, body := range []string{
+		"apiKey=" + labAPIKey + "&grant_type=none",
+		"client_id=" + labAPIKey + "&grant_type=none",
+		"apiKey=" + labAPIKey + "&userKey=" + labUserKey + "&grant_type=none",
+	} {
+		if got := postBody(s, nil, true, "socialize.getToken", body); !strings.Contains(got, details) {
+			t.Errorf("%s: %s, want %s", body, got, details)
+		}
+	}
+	// Every other method's answer is as SPEC 3 words it.
+	if got := postBody(s, nil, true, "socialize.getUserInfo", "apiKey="+labAPIKey+"&UID=u1"); !strings.Contains(got, `"errorDetails":"Missing required parameter: sig, secret or oauth_token"`) {
+		t.Errorf("getUserInfo without a credential: %s", got)
+	}
+	for _, tt := range []struct{ method, want string }{
+		{"socialize.getToken", "HTTP method PUT is not supported, use POST\""},
+		{"socialize.getUserInfo", "HTTP method PUT is not supported, use GET or POST\""},
+	} {
+		r := httptest.NewRequest("PUT", "https://socialize.localtest/"+tt.method, nil)
+		r.TLS = &tls.ConnectionState{}
+		if got := serve(s, r).Body.String(); !strings.Contains(got, `"errorCode":400001`) || !strings.Contains(got, tt.want) {
+			t.Errorf("PUT %s: %s, want %s", tt.method, got, tt.want)
+		}
+	}
+}
+
 // renameOnTokenRead is a store that renames a user right after a call has read its
 // token, once: the rename that races a call of the user's token.
 type renameOnTokenRead struct {
