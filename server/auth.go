@@ -105,7 +105,7 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 	if c.m.clientAuth {
 		// getToken takes client credentials, and refuses a token (403007): the list
 		// that every other method's answer gives would send the client to one.
-		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: client_secret, secret or sig (socialize.getToken takes client credentials: HTTP Basic apiKey:secret, client_id and client_secret, or the apiKey with a secret, a signature or a bearer JWT; not an oauth_token)")
+		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig, secret or oauth_token (socialize.getToken takes client credentials, not an oauth_token: HTTP Basic apiKey:secret, client_id and client_secret, or the apiKey with a secret, a signature or a bearer JWT)")
 	}
 	return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: sig, secret or oauth_token")
 }

@@ -1533,13 +1533,14 @@ func TestGetTokenEmptyClientSecret(t *testing.T) {
 }
 
 // TestGetTokenWithoutCredential: getToken with an apiKey (or a client_id standing for
-// it) and no credential says which credentials getToken takes; it said "sig, secret or
-// oauth_token", as every other method does, and getToken refuses a token (403007). A
+// it) and no credential says, after SPEC 3's words, which credentials getToken takes;
+// it said only "sig, secret or oauth_token", as every other method does, and getToken
+// refuses a token (403007). A
 // method other than GET and POST is told to use POST, which getToken needs (a GET is
 // 400001 too).
 func TestGetTokenWithoutCredential(t *testing.T) {
 	s := newTestServer(t, t.TempDir(), nil)
-	const details = `"errorCode":400002,"errorDetails":"Missing required parameter: client_secret, secret or sig (socialize.getToken takes client credentials: HTTP Basic apiKey:secret, client_id and client_secret, or the apiKey with a secret, a signature or a bearer JWT; not an oauth_token)"`
+	const details = `"errorCode":400002,"errorDetails":"Missing required parameter: sig, secret or oauth_token (socialize.getToken takes client credentials, not an oauth_token: HTTP Basic apiKey:secret, client_id and client_secret, or the apiKey with a secret, a signature or a bearer JWT)"`
 	for _, body := range []string{
 		"apiKey=" + labAPIKey + "&grant_type=none",
 		"client_id=" + labAPIKey + "&grant_type=none",
