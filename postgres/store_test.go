@@ -3025,3 +3025,32 @@ func TestRefusedConnectionKeepsThePool(t *testing.T) {
 		t.Errorf("a read after the refusal: %v", err)
 	}
 }
+
+// TestApplicationName: the store's connections are application_name=socius in
+// pg_stat_activity, unless the URL or PGAPPNAME names them otherwise.
+func TestApplicationName(t *testing.T) {
+	dsn := pgtest.URL(t)
+	name := func(url string) string {
+		t.Helper()
+		s := open(t, url)
+		defer s.Close()
+		var app string
+		if err := s.pool.QueryRow(t.Context(), `SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&app); err != nil {
+			t.Fatal(err)
+		}
+		return app
+	}
+	if got := name(dsn); got != "socius" {
+		t.Errorf("application_name %q by default, want socius", got)
+	}
+	if got := name(dsn + "&application_name=node-7"); got != "node-7" {
+		t.Errorf("application_name %q with the URL's node-7", got)
+	}
+	t.Setenv("PGAPPNAME", "from-env")
+	if got := name(dsn); got != "from-env" {
+		t.Errorf("application_name %q with PGAPPNAME=from-env", got)
+	}
+	if got := name(dsn + "&application_name=node-7"); got != "node-7" {
+		t.Errorf("application_name %q with the URL's node-7 and PGAPPNAME=from-env, want the URL's", got)
+	}
+}

@@ -65,8 +65,17 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 			return nil, false, fmt.Errorf("nonce_commit=%q: want sync or async", v)
 		}
 	}
+	// The connections are Socius's in pg_stat_activity, unless the URL (or PGAPPNAME,
+	// which pgx reads as libpq does) names them otherwise.
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = DefaultApplicationName
+	}
 	return cfg, asyncNonces, nil
 }
+
+// DefaultApplicationName is the application_name of the store's connections when
+// neither the URL nor PGAPPNAME gives one.
+const DefaultApplicationName = "socius"
 
 // hostNames reports whether every host cfg names (its first and its fallbacks') is a
 // host name, an IP address (with a zone) or a Unix socket's folder (an absolute path).
