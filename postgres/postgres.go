@@ -61,6 +61,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"path"
@@ -136,12 +137,27 @@ type Store struct {
 	closing sync.Once
 }
 
+// Options are what OpenWith takes besides the URL.
+type Options struct {
+	// Logger is told what the start waits for when it waits (a lock another session
+	// holds: startWatch). nil: nothing is logged.
+	Logger *slog.Logger
+}
+
 // Open connects to the database at url (postgres://user:password@host:port/db?...,
 // or the key=value form), checks that it answers and brings its schema up to date.
 // Besides libpq's parameters the URL takes pgxpool's (pool_max_conns, ...); without
 // pool_max_conns the pool holds up to 4 connections per CPU, at least 16. It also takes
-// Socius's own nonce_commit: sync (the default) or async (see nonceAsyncSQL).
+// Socius's own nonce_commit: sync (the default) or async (see nonceAsyncSQL). Its
+// connections are named application_name=socius unless the URL or PGAPPNAME names them.
 func Open(ctx context.Context, connString string) (*Store, error) {
+	return OpenWith(ctx, connString, Options{})
+}
+
+// OpenWith is Open with opts: while the start runs, what it waits for is looked at
+// every startWatchPeriod and logged to opts.Logger (startWatch), and a start that gives
+// up a wait names in its error the sessions that held it.
+func OpenWith(ctx context.Context, connString string, opts Options) (*Store, error) {
 	cfg, asyncNonces, err := parseConfig(connString)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -152,13 +168,30 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	if !strings.Contains(connString, "pool_max_conns") {
 		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
 	}
+	watch := watchStart(cfg.ConnConfig, opts.Logger)
+	cfg.AfterConnect = watch.connected
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		watch.end()
 		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
 	}
+	if err := start(ctx, pool, cfg, watch); err != nil {
+		watch.end()
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), watch.gaveUp(err))
+	}
+	watch.end()
+	background, cancel := context.WithCancel(context.Background())
+	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
+}
+
+// start runs Open's steps on pool, telling watch which: the check that the database
+// answers, the migrations, the check of the schema and the check that the database
+// takes writes. It closes pool when one fails.
+func start(ctx context.Context, pool *pgxpool.Pool, cfg *pgxpool.Config, watch *startWatch) (err error) {
 	// A pooler in front of a database that is down accepts the connection and holds
 	// the first statement (PgBouncer: until its query_wait_timeout, two minutes by
 	// default), so the check that the database answers has a deadline of its own.
+	watch.at("the check that the database answers")
 	pingCtx, cancelPing := context.WithTimeout(ctx, openPingTimeout)
 	err = pool.Ping(pingCtx)
 	pingExpired := pingCtx.Err() != nil
@@ -180,18 +213,22 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 		if r, ok := connectRefusal(err); ok {
 			err = fmt.Errorf("%s: %w", r.advice, err)
 		}
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+		return err
 	}
-	if _, err := migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
+	if _, err := migrate(ctx, pool, watch); err != nil {
+		return err
 	}
-	if err := checkSchema(ctx, pool); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
+	if err := checkSchema(ctx, pool, watch); err != nil {
+		return err
 	}
 	// A database whose schema is up to date is not written at start: a standby would
 	// pass, and its node answer every signed call 500028.
+	watch.at("the check that the database takes writes")
 	var readOnly string
 	roCtx, cancelRO := context.WithTimeout(ctx, schemaTimeout)
 	err = pool.QueryRow(roCtx, `SHOW transaction_read_only`).Scan(&readOnly)
@@ -199,12 +236,7 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	if err == nil && readOnly == "on" {
 		err = errors.New("the database takes no writes: transaction_read_only is on (a standby not yet promoted, or read-only by its settings)")
 	}
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", Redact(connString), err)
-	}
-	background, cancel := context.WithCancel(context.Background())
-	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
+	return err
 }
 
 // Close ends the views still open (their reads fail from then on), stops the
@@ -254,7 +286,8 @@ var migrations embed.FS
 
 // migrate applies the migrations that the database has not seen, in order, and reports
 // how many it applied.
-func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+func migrate(ctx context.Context, pool *pgxpool.Pool, watch *startWatch) (int, error) {
+	watch.at("the table of applied migrations (schema_migrations)")
 	// Two nodes creating the table at once can both pass IF NOT EXISTS, and then one
 	// fails on PostgreSQL's catalog (unique violation, duplicate table or type): the
 	// table is there all the same, so try again.
@@ -280,7 +313,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		if attempt >= 5 || !hasCode(err, "23505", "42P07", "42710") && !idempotentRetry(err) {
 			return 0, fmt.Errorf("create schema_migrations: %w%s", err, mayNotCreate(err))
 		}
-		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+		if err := pause(ctx, time.Duration(attempt+1)*10*time.Millisecond); err != nil {
+			return 0, fmt.Errorf("create schema_migrations: %w", err)
+		}
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql") // in lexical order: 0001_, 0002_, ...
 	if err != nil {
@@ -296,7 +331,8 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		if err != nil {
 			return applied, fmt.Errorf("migration %s: name does not start with a number", base)
 		}
-		ok, err := applyMigration(ctx, pool, version, name)
+		watch.at("migration " + base)
+		ok, err := applyMigration(ctx, pool, watch, version, name)
 		if err != nil {
 			return applied, fmt.Errorf("migration %s: %w%s", base, err, mayNotCreate(err))
 		}
@@ -324,8 +360,9 @@ var schemaTables = []struct{ table, columns, migration string }{
 // a table dropped since (or a schema made by hand) is not made again, and a server
 // that started on it answered every call that needs it with 500028 while /readyz said
 // ready.
-func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+func checkSchema(ctx context.Context, pool *pgxpool.Pool, watch *startWatch) error {
 	for _, t := range schemaTables {
+		watch.at("the check of table " + t.table)
 		stepCtx, cancel := context.WithTimeout(ctx, schemaTimeout)
 		_, err := pool.Exec(stepCtx, `SELECT `+t.columns+` FROM `+t.table+` LIMIT 0`)
 		cancel()
@@ -360,11 +397,12 @@ func mayNotCreate(err error) string {
 // nothing is applied twice. They then find the version listed and skip it. The
 // statements come before the version row because CockroachDB refuses a schema change
 // after a write in the same transaction.
-func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name string) (bool, error) {
+func applyMigration(ctx context.Context, pool *pgxpool.Pool, watch *startWatch, version int, name string) (bool, error) {
 	body, err := migrations.ReadFile(name)
 	if err != nil {
 		return false, err
 	}
+	defer watch.retry(false)
 	deadline := time.Now().Add(migrationTimeout)
 	lockWaits := 0
 	for attempt := 0; ; {
@@ -415,14 +453,21 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 			return applied, nil
 		}
 		if hasCode(err, "55P03") { // lock_not_available: lock_timeout, above
-			pause := min(migrationLockPause<<min(lockWaits, 4), 8*migrationLockPause)
+			wait := min(migrationLockPause<<min(lockWaits, 4), 8*migrationLockPause)
 			lockWaits++
-			if ctx.Err() == nil && time.Now().Add(pause).Before(deadline) {
-				time.Sleep(pause)
+			watch.retry(true)
+			if ctx.Err() == nil && time.Now().Add(wait).Before(deadline) && pause(ctx, wait) == nil {
 				continue
 			}
-			return false, fmt.Errorf("another session held a lock that the migration needs for %v (each wait given up after %v, so that the calls of the nodes serving do not queue behind it; "+
-				"find the session in pg_locks and pg_stat_activity, e.g. one idle in a transaction, or a long pg_dump): %w", migrationTimeout, migrationLockTimeout, err)
+			if ctx.Err() != nil {
+				// A start cancelled (a signal to the node) ends at once, in its pause too.
+				return false, fmt.Errorf("gave up waiting for a lock that the migration needs: %w (the last wait: %w)", ctx.Err(), err)
+			}
+			return false, lockHeld(err)
+		}
+		if lockWaits > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// The deadline came in a wait for the lock, after waits given up before it.
+			return false, lockHeld(err)
 		}
 		// Another node applying the same migration at the same time makes it fail on
 		// what that node created (a table, a type, the version row).
@@ -430,8 +475,16 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, version int, name s
 			return false, err
 		}
 		attempt++
-		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+		if perr := pause(ctx, time.Duration(attempt)*10*time.Millisecond); perr != nil {
+			return false, fmt.Errorf("%w (after: %w)", perr, err)
+		}
 	}
+}
+
+// lockHeld is the error of a migration that waited for a lock, up to its deadline.
+func lockHeld(err error) error {
+	return fmt.Errorf("another session held a lock that the migration needs for %v (each wait given up after %v, so that the calls of the nodes serving do not queue behind it; "+
+		"find the session in pg_locks and pg_stat_activity, e.g. one idle in a transaction, or a long pg_dump): %w", migrationTimeout, migrationLockTimeout, err)
 }
 
 // supersededRepair returns the statements that turn a database on which a development

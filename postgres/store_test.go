@@ -478,7 +478,7 @@ func TestMigrationsRunOnce(t *testing.T) {
 	s := open(t, url)
 	defer s.Close()
 	checkMigrations(t, s)
-	if applied, err := migrate(t.Context(), s.pool); err != nil || applied != 0 {
+	if applied, err := migrate(t.Context(), s.pool, nil); err != nil || applied != 0 {
 		t.Errorf("migrate on a migrated database: applied %d, %v; want 0, nil", applied, err)
 	}
 }
@@ -590,7 +590,7 @@ func TestMigrateSupersededTokenParents(t *testing.T) {
 		t.Errorf("version 5 after the repair: %q, %v", name, err)
 	}
 	// A second node starting on the repaired database finds nothing to do.
-	if applied, err := migrate(ctx, s.pool); err != nil || applied != 0 {
+	if applied, err := migrate(ctx, s.pool, nil); err != nil || applied != 0 {
 		t.Errorf("migrate after the repair: applied %d, %v; want 0, nil", applied, err)
 	}
 }
@@ -1467,7 +1467,7 @@ func TestDeleteKeySweepSparesAKeyCreatedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := migrate(ctx, pool); err != nil {
+	if _, err := migrate(ctx, pool, nil); err != nil {
 		pool.Close()
 		t.Fatal(err)
 	}
