@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/errtext"
 )
 
 // Nonce housekeeping: every sweepEvery-th UseNonce of a store starts, in the
@@ -188,8 +189,35 @@ func (s *Store) sweepNonces(now time.Time) {
 		defer s.sweeps.Done()
 		defer s.sweeping.Store(false)
 		// A failed sweep is left for the next one: the rows it missed stay expired.
-		s.DeleteExpiredNonces(s.background, now)
+		ctx, cancel := context.WithTimeout(s.background, nonceSweepTimeout)
+		n, err := s.DeleteExpiredNonces(ctx, now)
+		cancel()
+		s.noteSweep(n, err)
 	}()
+}
+
+// nonceSweepTimeout bounds a background sweep, all its batches (each has the store's
+// OpTimeout besides): a database that answers each batch slowly held the sweep, and
+// with it every later one of the node, for as long as batches were left (a variable
+// for tests).
+var nonceSweepTimeout = 5 * time.Minute
+
+// noteSweep logs a background sweep's failure once for each streak of them (a database
+// that keeps refusing would fill the log, one line every sweepEvery signed calls), and
+// the first sweep that succeeds after a streak. A sweep stopped by Close is neither.
+func (s *Store) noteSweep(deleted int, err error) {
+	switch {
+	case err != nil && s.background.Err() != nil:
+	case err != nil:
+		if s.sweepFailures.Add(1) == 1 && s.log != nil {
+			s.log.Warn("postgres: the sweep of expired nonces failed; they stay until a later sweep succeeds (said once until one does)",
+				"deleted", deleted, "err", errtext.Printable(err.Error()))
+		}
+	default:
+		if failed := s.sweepFailures.Swap(0); failed > 0 && s.log != nil {
+			s.log.Info("postgres: the sweep of expired nonces succeeded again", "failed_before", failed, "deleted", deleted)
+		}
+	}
 }
 
 // DeleteExpiredNonces removes the nonces that expired strictly before `before`, in

@@ -1,10 +1,16 @@
 package postgres
 
 import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/socius/socius/internal/pgtest"
+	"github.com/socius/socius/internal/syncbuf"
 )
 
 // TestNonceSweepReadsEachRowOnce: a sweep of a backlog of expired nonces, many
@@ -105,4 +111,90 @@ func TestNonceSweepOfOneExpiry(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM nonces`).Scan(&left); err != nil || left != 1500 {
 		t.Errorf("%d nonces left, %v; want the 1,500 live ones", left, err)
 	}
+}
+
+// TestNonceSweepFailuresSaid: a background sweep of expired nonces that fails (the
+// role may not delete from nonces) is logged once for a streak of failures, and the
+// sweep that succeeds after them once; a new streak is logged again. They were left
+// for the next sweep without a word.
+func TestNonceSweepFailuresSaid(t *testing.T) {
+	base := pgtest.URL(t)
+	open(t, base).Close() // migrated by its owner
+	dml := roleURL(t, base, `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "%s" TO %s`)
+	u, err := url.Parse(dml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := u.User.Username()
+	owner, err := pgx.Connect(t.Context(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(context.Background())
+	grant := func(sql string) {
+		t.Helper()
+		if _, err := owner.Exec(t.Context(), fmt.Sprintf(sql, role)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncbuf.Buffer
+	s, err := OpenWith(t.Context(), dml, Options{Logger: textLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sweep := func() {
+		s.sweepNonces(now)
+		s.sweeps.Wait()
+	}
+	counts := func() (failed, recovered int) {
+		text := logs.String()
+		return strings.Count(text, "sweep of expired nonces failed"), strings.Count(text, "sweep of expired nonces succeeded again")
+	}
+	check := func(when string, failed, recovered int) {
+		t.Helper()
+		if f, r := counts(); f != failed || r != recovered {
+			t.Errorf("%s: %d failures and %d recoveries logged, want %d and %d:\n%s", when, f, r, failed, recovered, logs.String())
+		}
+	}
+	sweep()
+	sweep()
+	check("two sweeps refused", 1, 0)
+	if text := logs.String(); !strings.Contains(text, "level=WARN") || !strings.Contains(text, "permission denied for table nonces") {
+		t.Errorf("the failure's line:\n%s", text)
+	}
+	grant(`GRANT DELETE ON nonces TO %s`)
+	sweep()
+	check("a sweep allowed", 1, 1)
+	if !strings.Contains(logs.String(), "level=INFO msg=\"postgres: the sweep of expired nonces succeeded again\" failed_before=2") {
+		t.Errorf("the recovery's line:\n%s", logs.String())
+	}
+	sweep()
+	check("another sweep allowed", 1, 1)
+	grant(`REVOKE DELETE ON nonces FROM %s`)
+	sweep()
+	check("a sweep refused again", 2, 1)
+}
+
+// TestNonceSweepBounded: a background sweep ends, failed and logged, at its bound
+// (nonceSweepTimeout) however long each batch may take: one waiting behind a lock held
+// it, and every later sweep of the node, for as long as the lock was held, a batch
+// at a time.
+func TestNonceSweepBounded(t *testing.T) {
+	shorten(t, &nonceSweepTimeout, 200*time.Millisecond)
+	dsn := pgtest.URL(t)
+	var logs syncbuf.Buffer
+	s, err := OpenWith(t.Context(), dsn, Options{Logger: textLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.OpTimeout = time.Hour
+	_, tx := holdLock(t, dsn, "holder", `LOCK TABLE nonces IN ACCESS EXCLUSIVE MODE`)
+	s.sweepNonces(now)
+	waitForLog(t, &logs, "sweep of expired nonces failed", "deadline exceeded")
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.sweeps.Wait()
 }

@@ -122,6 +122,10 @@ type Store struct {
 	tokenSweep tokenSweep
 	// asyncNonces: nonces are committed without waiting for the flush (nonce_commit=async).
 	asyncNonces bool
+	// log is told of failed nonce sweeps (Options.Logger); nil: nothing is logged.
+	log *slog.Logger
+	// sweepFailures counts the background nonce sweeps failed in a row (noteSweep).
+	sweepFailures atomic.Int64
 
 	// background is the context of the nonce sweeps; Close cancels it.
 	background context.Context
@@ -140,7 +144,8 @@ type Store struct {
 // Options are what OpenWith takes besides the URL.
 type Options struct {
 	// Logger is told what the start waits for when it waits (a lock another session
-	// holds: startWatch). nil: nothing is logged.
+	// holds: startWatch), and when the background sweeps of expired nonces fail and
+	// succeed again. nil: nothing is logged.
 	Logger *slog.Logger
 }
 
@@ -181,7 +186,7 @@ func OpenWith(ctx context.Context, connString string, opts Options) (*Store, err
 	}
 	watch.end()
 	background, cancel := context.WithCancel(context.Background())
-	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel}, nil
+	return &Store{pool: pool, OpTimeout: DefaultOpTimeout, asyncNonces: asyncNonces, background: background, cancel: cancel, log: opts.Logger}, nil
 }
 
 // start runs Open's steps on pool, telling watch which: the check that the database
