@@ -70,6 +70,11 @@ func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
 	if f.lookupEnv != nil {
 		cfg.masterKey, _ = f.lookupEnv("SOCIUS_MASTER_KEY")
 	}
+	if f.stderr != nil {
+		// What a PostgreSQL store's start waits for (a lock another session holds),
+		// which would otherwise leave the command silent until its deadline.
+		cfg.logger, _ = newLogger(f.stderr, "text", "warn")
+	}
 	st, err := cfg.open(ctx)
 	if err != nil {
 		return nil, err

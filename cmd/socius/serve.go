@@ -417,7 +417,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	sc := storeConfig{
 		spec: m.StoreURL, data: m.DataDir, masterKeyFile: m.MasterKeyFile, masterKey: m.MasterKey,
 		previousKeyFile: m.PreviousMasterKeyFile, wrap: m.Instruments.Store, out: m.Stdout,
-		busyTimeout: sqliteBusyTimeout(m.WriteTimeout), temporary: m.tempData != "",
+		busyTimeout: sqliteBusyTimeout(m.WriteTimeout), temporary: m.tempData != "", logger: m.Logger,
 	}
 	if inner := m.wrapStore; inner != nil {
 		sc.wrap = func(st socius.Store) socius.Store { return m.Instruments.Store(inner(st)) }

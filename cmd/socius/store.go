@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,9 @@ type storeConfig struct {
 	// program holds (sqlite.Options): serve's, from --write-timeout (sqliteBusyTimeout).
 	busyTimeout time.Duration
 	out         io.Writer // told about a generated key and migrated secrets
+	// logger is told what a PostgreSQL store's start waits for (a lock another session
+	// holds) and of its failed nonce sweeps; nil: nothing is.
+	logger *slog.Logger
 	// temporary: data is the emulator's temporary folder, removed on exit with the
 	// master key generated there, which is then no key to back up.
 	temporary bool
@@ -153,7 +157,7 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		if cfg.masterKeyFile == "" && cfg.masterKey == "" {
 			return nil, flagError{errNoMasterKey}
 		}
-		pg, err := postgres.Open(ctx, cfg.spec)
+		pg, err := postgres.OpenWith(ctx, cfg.spec, postgres.Options{Logger: cfg.logger})
 		if err != nil {
 			return nil, err
 		}
