@@ -281,9 +281,92 @@ func (h holder) String() string {
 	}
 	text := strings.Join(parts, ", ")
 	if h.query != nil && *h.query != "" {
-		text += ": " + errtext.Clip([]byte(*h.query), int(cmp.Or(derefInt(h.queryBytes), int64(len(*h.query)))), queryShown)
+		// The length said is the text's as shown: its constants left out, and not
+		// known when the statement was longer than what was read of it.
+		q := withoutLiterals(*h.query)
+		size := len(q)
+		if h.queryBytes != nil && *h.queryBytes > int64(len(*h.query)) {
+			size = -1
+		}
+		text += ": " + errtext.Clip([]byte(q), size, queryShown)
 	}
 	return fmt.Sprintf("pid %d (%s)", h.pid, text)
+}
+
+// withoutLiterals returns the statement q with the text of its string constants, quoted
+// ('...', E'...') or dollar-quoted ($$...$$, $tag$...$tag$), left out ('…', $$…$$): the
+// session holding the lock is another program's, and its statement can hold a
+// password (ALTER ROLE ... PASSWORD '...') or someone's data, which Socius's log is no
+// place for. Its shape (the command, the tables) is what tells the operator who it is.
+// A constant that q, a statement's start, cuts off is left out to its end.
+func withoutLiterals(q string) string {
+	var b strings.Builder
+	for i := 0; i < len(q); {
+		switch c := q[i]; {
+		case c == '\'':
+			// '' inside a constant is a quote in it, and so is \' in an escape
+			// constant (E'...'), the only kind in which a backslash escapes anything
+			// (standard_conforming_strings, on since PostgreSQL 9.1).
+			escapes := i > 0 && (q[i-1] == 'E' || q[i-1] == 'e') && (i < 2 || !identByte(q[i-2]))
+			end := i + 1
+			for end < len(q) {
+				switch {
+				case escapes && q[end] == '\\':
+					end += 2
+					continue
+				case q[end] == '\'':
+					if end+1 < len(q) && q[end+1] == '\'' {
+						end += 2
+						continue
+					}
+				default:
+					end++
+					continue
+				}
+				break
+			}
+			b.WriteString("'…'")
+			i = end + 1
+		case c == '$':
+			tag, ok := dollarTag(q[i:])
+			if !ok {
+				b.WriteByte(c)
+				i++
+				continue
+			}
+			b.WriteString(tag + "…" + tag)
+			if end := strings.Index(q[i+len(tag):], tag); end >= 0 {
+				i += len(tag) + end + len(tag)
+			} else {
+				i = len(q)
+			}
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}
+
+// dollarTag returns the dollar-quote tag ($$ or $name$) at the start of s, if one is:
+// $1, a parameter, is none.
+func dollarTag(s string) (string, bool) {
+	for j := 1; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c == '$':
+			return s[:j+1], true
+		case c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c >= 0x80 || j > 1 && '0' <= c && c <= '9':
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// identByte reports whether c can be part of an SQL identifier (or a number).
+func identByte(c byte) bool {
+	return c == '_' || c == '$' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c >= 0x80
 }
 
 func derefInt(p *int64) int64 {

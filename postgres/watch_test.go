@@ -248,3 +248,34 @@ func TestStartWaitUnseenThroughPgBouncer(t *testing.T) {
 		t.Errorf("a holder named through PgBouncer:\n%s", text)
 	}
 }
+
+// TestWithoutLiterals: a holder's statement is logged without the text of its string
+// constants, which can hold another program's password or someone's data; its shape
+// stays.
+func TestWithoutLiterals(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"LOCK TABLE users IN ACCESS EXCLUSIVE MODE", "LOCK TABLE users IN ACCESS EXCLUSIVE MODE"},
+		{"ALTER ROLE app PASSWORD 'hunter2'", "ALTER ROLE app PASSWORD '…'"},
+		{"UPDATE users SET email = 'a@b.c' WHERE uid = $1", "UPDATE users SET email = '…' WHERE uid = $1"},
+		{"SELECT 'it''s', 'x'", "SELECT '…', '…'"},
+		{`SELECT E'a\'b secret', 1`, "SELECT E'…', 1"},
+		{`SELECT e'\\', 'secret'`, "SELECT e'…', '…'"},
+		{`SELECT 'a\', 'secret'`, "SELECT '…', '…'"},
+		{`SELECT name'x\', 'secret'`, "SELECT name'…', '…'"},
+		{"DO $$ BEGIN PERFORM 'x'; END $$; SELECT 1", "DO $$…$$; SELECT 1"},
+		{"SELECT $fn$secret$fn$, $2", "SELECT $fn$…$fn$, $2"},
+		{"ALTER ROLE app PASSWORD 'cut off by left(", "ALTER ROLE app PASSWORD '…'"},
+		{"SELECT $tag$cut off", "SELECT $tag$…$tag$"},
+		{"SELECT 1$", "SELECT 1$"},
+	} {
+		if got := withoutLiterals(tt.in); got != tt.want {
+			t.Errorf("withoutLiterals(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	h := holder{pid: 7, exists: true, query: ptr("ALTER ROLE app PASSWORD 'hunter2'")}
+	if s := h.String(); strings.Contains(s, "hunter2") || !strings.Contains(s, "ALTER ROLE app PASSWORD '…'") {
+		t.Errorf("holder: %s", s)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
