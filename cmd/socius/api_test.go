@@ -1006,6 +1006,37 @@ func TestLoginOfAKnownUser(t *testing.T) {
 	}
 }
 
+// TestRefusedLoginCreatesNoUser: a notifyLogin refused for any of its parameters
+// (userInfo validated as setUserInfo's, sessionExpiration, newUser, providerSessions,
+// checkParams with an unknown userInfo key), in browser or mobile mode, stores
+// nothing: the new siteUID is still unknown afterwards (SPEC 6: userInfo as
+// setUserInfo, whose refusals store nothing).
+func TestRefusedLoginCreatesNoUser(t *testing.T) {
+	ts := startServer(t)
+	for i, p := range []url.Values{
+		{"userInfo": {`{"firstName":"Ada","gender":"x"}`}},
+		{"userInfo": {`{"firstName":"Ada","age":151}`}},
+		{"userInfo": {`["firstName"]`}},
+		{"userInfo": {`{firstName:`}},
+		{"userInfo": {`{"firstName":"Ada","shoeSize":44}`}, "checkParams": {"true"}},
+		{"userInfo": {`{"firstName":"Ada"}`}, "sessionExpiration": {"-3"}},
+		{"userInfo": {`{"firstName":"Ada"}`}, "newUser": {"maybe"}},
+		{"userInfo": {`{"firstName":"Ada"}`}, "providerSessions": {"facebook"}},
+	} {
+		for _, env := range []string{"browser", "mobile"} {
+			uid := fmt.Sprintf("refused-%d-%s", i, env)
+			p.Set("siteUID", uid)
+			p.Set("targetEnv", env)
+			if a := ts.call(t, "socialize.notifyLogin", p); a.code() == 0 {
+				t.Errorf("notifyLogin %v: %v, want a refusal", p, a)
+			}
+			if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {uid}}); a.code() != 403005 {
+				t.Errorf("getUserInfo after the refused notifyLogin %v: %v, want 403005", p, a)
+			}
+		}
+	}
+}
+
 func TestAccountLifecycle(t *testing.T) {
 	ts := startServer(t)
 	ts.login(t, "u1")
