@@ -1027,8 +1027,12 @@ func TestRefusedLoginCreatesNoUser(t *testing.T) {
 			uid := fmt.Sprintf("refused-%d-%s", i, env)
 			p.Set("siteUID", uid)
 			p.Set("targetEnv", env)
-			if a := ts.call(t, "socialize.notifyLogin", p); a.code() == 0 {
-				t.Errorf("notifyLogin %v: %v, want a refusal", p, a)
+			want := 400006
+			if p.Has("checkParams") {
+				want = 403007
+			}
+			if a := ts.call(t, "socialize.notifyLogin", p); a.code() != want {
+				t.Errorf("notifyLogin %v: %v, want %d", p, a, want)
 			}
 			if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {uid}}); a.code() != 403005 {
 				t.Errorf("getUserInfo after the refused notifyLogin %v: %v, want 403005", p, a)
