@@ -369,13 +369,6 @@ func identByte(c byte) bool {
 	return c == '_' || c == '$' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c >= 0x80
 }
 
-func derefInt(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
 func seconds(s float64) time.Duration { return time.Duration(max(s, 0) * float64(time.Second)) }
 
 // round rounds d for a person: to the second from a second on, else to the millisecond.
