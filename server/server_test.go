@@ -1488,16 +1488,22 @@ func TestGetTokenOneCredential(t *testing.T) {
 		{"Basic alone", basic, "grant_type=none", `"errorCode":0`},
 		{"the pair alone, for a user", "", pair + "&x_siteUID=u1", `"errorCode":0`},
 	} {
-		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(tt.body))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if tt.auth != "" {
-			r.Header.Set("Authorization", tt.auth)
-		}
-		r.TLS = &tls.ConnectionState{}
-		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+		if got := getTokenOverTLS(s, tt.auth, tt.body); !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
+}
+
+// getTokenOverTLS posts body to getToken as a request over TLS, with auth as its
+// Authorization header unless empty, and returns the answer's body.
+func getTokenOverTLS(s *Server, auth, body string) string {
+	r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	r.TLS = &tls.ConnectionState{}
+	return serve(s, r).Body.String()
 }
 
 // TestGetTokenEmptyClientSecret: a client_secret sent empty, as a parameter or after the
@@ -1517,13 +1523,7 @@ func TestGetTokenEmptyClientSecret(t *testing.T) {
 		// Still checked first, as before.
 		{"both empty", "", "client_id=&client_secret=&grant_type=none", `"errorCode":400002,"errorDetails":"Missing required parameter: client_id"`},
 	} {
-		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.getToken", strings.NewReader(tt.body))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if tt.auth != "" {
-			r.Header.Set("Authorization", tt.auth)
-		}
-		r.TLS = &tls.ConnectionState{}
-		if got := serve(s, r).Body.String(); !strings.Contains(got, tt.want) {
+		if got := getTokenOverTLS(s, tt.auth, tt.body); !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
