@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,6 +58,37 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 		}
 		return v, ok
 	}
+}
+
+// notAStoreFile refuses, as a usage error, an --out that the command's file would be
+// renamed onto and that is one of the store's own files: a file in the embedded
+// store's data folder (socius.db, its WAL, master.key; as backup refuses), or the
+// master key file given with --master-key-file or --previous-master-key-file. A pipe
+// or a device, written as it is, replaces nothing.
+func (f *storeFlags) notAStoreFile(out string) error {
+	if fi, err := os.Stat(out); err == nil && !fi.Mode().IsRegular() {
+		return nil
+	}
+	target := followLinks(out)
+	if fi, err := os.Stat(target); err == nil {
+		for _, k := range []struct{ flag, path string }{{"--master-key-file", f.masterKeyFile}, {"--previous-master-key-file", f.previousKeyFile}} {
+			if k.path == "" {
+				continue
+			}
+			if ki, err := os.Stat(k.path); err == nil && os.SameFile(fi, ki) {
+				return badFlag("--out %s: is the master key file (%s %s): the export would replace it", out, k.flag, k.path)
+			}
+		}
+	}
+	if isPostgres(f.store) {
+		return nil
+	}
+	outDir, err1 := os.Stat(filepath.Dir(target))
+	dataDir, err2 := os.Stat(f.data)
+	if err1 == nil && err2 == nil && os.SameFile(outDir, dataDir) {
+		return badFlag("--out %s: in the data folder %s: put the file in another folder, where it cannot replace one of the store's files (socius.db, master.key) and is not lost with them", out, f.data)
+	}
+	return nil
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {

@@ -56,6 +56,9 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			if err := checkOutFolder(*out); err != nil {
 				return flagError{fmt.Errorf("--out: %w", err)}
 			}
+			if err := sf.notAStoreFile(*out); err != nil {
+				return err
+			}
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			return exportUsers(ctx, st, *site, *allSites, *withSite, *out, stdout, stderr)

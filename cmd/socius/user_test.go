@@ -638,3 +638,75 @@ func TestUserExportIsOneMoment(t *testing.T) {
 		t.Errorf("the export after the writes does not have them:\n%s", after)
 	}
 }
+
+// TestUserExportOutNotAStoreFile: an export's --out that names one of the store's own
+// files (socius.db, master.key), any file in the data folder, or the master key file
+// given with --master-key-file is a usage error, exit 2, with nothing written: the
+// export renames its file onto --out, and renamed onto socius.db it replaced the store
+// with its JSON lines (every later command: "file is not a database"), onto
+// master.key the only key that opens the store's secrets. backup refused a file in
+// the data folder; the export did not.
+func TestUserExportOutNotAStoreFile(t *testing.T) {
+	data := t.TempDir()
+	st := openDataStore(t, data)
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	keyDir := t.TempDir()
+	keyFile := filepath.Join(keyDir, "master.key")
+	key, err := os.ReadFile(filepath.Join(data, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A link elsewhere to the store is the store all the same.
+	link := filepath.Join(t.TempDir(), "store.db")
+	if err := os.Symlink(filepath.Join(data, "socius.db"), link); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]byte{}
+	for _, f := range []string{filepath.Join(data, "socius.db"), filepath.Join(data, "master.key"), keyFile} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[f] = b
+	}
+	for _, c := range []struct {
+		out, want string
+		extra     []string
+	}{
+		{filepath.Join(data, "socius.db"), "in the data folder " + data, nil},
+		{filepath.Join(data, "master.key"), "in the data folder " + data, nil},
+		{filepath.Join(data, "users.jsonl"), "in the data folder " + data, nil},
+		{link, "in the data folder " + data, nil},
+		{keyFile, "is the master key file", []string{"--master-key-file", keyFile}},
+		{keyFile, "is the master key file", []string{"--previous-master-key-file", keyFile}},
+	} {
+		args := append([]string{"user", "export", "--data", data, "--site", testAPIKey, "--with-site", "--out", c.out}, c.extra...)
+		code, stdout, errOut := runCLI(t, noEnv, args...)
+		if code != 2 || stdout != "" || !strings.Contains(errOut, "--out "+c.out+": "+c.want) {
+			t.Errorf("export --out %s %v: %d %q %q; want exit 2 saying %q", c.out, c.extra, code, stdout, errOut, c.want)
+		}
+	}
+	for f, b := range before {
+		if now, err := os.ReadFile(f); err != nil || !bytes.Equal(now, b) {
+			t.Errorf("%s after the refused exports: changed (%v)", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "users.jsonl")); err == nil {
+		t.Error("a refused export made its file in the data folder")
+	}
+	// The store is whole: it still opens and exports.
+	if code, stdout, errOut := runCLI(t, noEnv, "user", "export", "--data", data, "--site", testAPIKey, "--with-site"); code != 0 || !strings.Contains(stdout, `"kind":"site"`) {
+		t.Errorf("export after the refused ones: %d %q %q", code, stdout, errOut)
+	}
+	// Standard output, and a file outside the data folder, are exported to as before.
+	out := filepath.Join(t.TempDir(), "users.jsonl")
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--data", data, "--site", testAPIKey, "--out", out); code != 0 {
+		t.Errorf("export --out %s: %d %q", out, code, errOut)
+	}
+}
