@@ -74,7 +74,7 @@ func revokeToken(ctx context.Context, st socius.Store, text string, now time.Tim
 			socius.AccessTokenPrefix, socius.SessionTokenPrefix)
 	}
 	hash := socius.HashToken(text)
-	unknown := errors.New("unknown token: this store never issued it, or removed it 7 days after it expired or was revoked")
+	unknown := errors.New("unknown token: this store never issued it, deleted it with its userKey (socius key delete), or removed it 7 days after it expired or was revoked")
 	t, err := st.Token(ctx, hash)
 	if errors.Is(err, socius.ErrNotFound) {
 		// Removed by housekeeping, it may still be the root of live sessions (a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,7 +263,32 @@ func TestTokenRevokeEndsMintedSessions(t *testing.T) {
 		t.Errorf("ivy's token, made with henry's: %+v, %v; want it revoked", got, err)
 	}
 	if code, out, errOut := runCLI(t, noEnv, append([]string{"token", "revoke", henrys}, store...)...); code != 1 || out != "" ||
-		!strings.Contains(errOut, "unknown token: this store never issued it, or removed it 7 days after") {
+		!strings.Contains(errOut, "unknown token: this store never issued it, deleted it with its userKey (socius key delete), or removed it 7 days after") {
 		t.Fatalf("revoke henry's removed token again: exit %d, %q, %q; want exit 1, unknown token", code, out, errOut)
+	}
+}
+
+// TestTokenRevokeKeyDeleted: a token that `socius key delete` deleted with its userKey
+// is unknown to the store, and the command says that this is one of the reasons, as
+// the server's 403025 does (`... or deleted with its userKey`): it said only "this
+// store never issued it, or removed it 7 days after ...", which, right after the key's
+// deletion, told the operator that the token came from elsewhere.
+func TestTokenRevokeKeyDeleted(t *testing.T) {
+	st := labSiteStore(t)
+	ctx := context.Background()
+	if err := st.CreateKey(ctx, &socius.Key{UserKey: "AKeyToDelete", APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	text := socius.NewTokenText(socius.AccessToken)
+	if err := st.CreateToken(ctx, &socius.Token{Hash: socius.HashToken(text), Kind: socius.AccessToken, APIKey: testAPIKey, UserKey: "AKeyToDelete", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteKey(ctx, "AKeyToDelete"); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := revokeToken(ctx, st, text, time.Now(), &out)
+	if err == nil || !strings.Contains(err.Error(), "unknown token: ") || !strings.Contains(err.Error(), "deleted it with its userKey (socius key delete)") || out.Len() != 0 {
+		t.Errorf("revoke a token deleted with its key: %v, %q", err, out.String())
 	}
 }
