@@ -41,6 +41,18 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 		default:
 			return badFlag("one token at a time")
 		}
+		if strings.TrimSpace(text) == "" {
+			// An unset variable ("$TOKEN") or an empty file: no token was given, which
+			// "not a Socius token" would not say.
+			from := "the argument is empty"
+			if len(pos) == 0 {
+				from = "nothing was read from standard input"
+				if *file != "-" {
+					from = "--token-file " + *file + " is empty"
+				}
+			}
+			return badFlag("no token given: %s; give the token as the argument, in --token-file FILE or on standard input", from)
+		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			return revokeToken(ctx, st, text, time.Now(), stdout)
 		})

@@ -101,6 +101,10 @@ func TestTokenRevokeCommand(t *testing.T) {
 		t.Errorf("revoke an expired token: exit %d, %q, %q", code, out, errOut)
 	}
 
+	empty := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		code int
@@ -110,6 +114,9 @@ func TestTokenRevokeCommand(t *testing.T) {
 		{[]string{"not-a-token"}, 1, "not a Socius token"},
 		{[]string{"--token-file", filepath.Join(t.TempDir(), "missing")}, 2, "missing"},
 		{[]string{token, other}, 2, "one token at a time"},
+		{[]string{""}, 2, "no token given: the argument is empty"},
+		{[]string{" \n"}, 2, "no token given: the argument is empty"},
+		{[]string{"--token-file", empty}, 2, "no token given: --token-file " + empty + " is empty"},
 	} {
 		code, out, errOut := runCLI(t, noEnv, append(append([]string{"token", "revoke"}, c.args...), store...)...)
 		if code != c.code || !strings.Contains(errOut, c.err) || out != "" {
