@@ -190,7 +190,7 @@ func TestNonceSweepBounded(t *testing.T) {
 	}
 	defer s.Close()
 	s.OpTimeout = time.Hour
-	_, tx := holdLock(t, dsn, "holder", `LOCK TABLE nonces IN ACCESS EXCLUSIVE MODE`)
+	_, tx := pgtest.HoldLock(t, dsn, "holder", `LOCK TABLE nonces IN ACCESS EXCLUSIVE MODE`)
 	s.sweepNonces(now)
 	waitForLog(t, &logs, "sweep of expired nonces failed", "deadline exceeded")
 	if err := tx.Rollback(t.Context()); err != nil {

@@ -132,18 +132,7 @@ func TestMigrationGivesWayToCalls(t *testing.T) {
 	older := &Store{pool: pool, OpTimeout: DefaultOpTimeout, background: background, cancel: cancel}
 	defer older.Close()
 
-	holder, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(context.Background())
-	tx, err := holder.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT count(*) FROM tokens`); err != nil {
-		t.Fatal(err)
-	}
+	_, tx := pgtest.HoldLock(t, url, "", `SELECT count(*) FROM tokens`)
 	opened := make(chan error, 1)
 	go func() {
 		s, err := Open(context.Background(), url)

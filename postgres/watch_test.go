@@ -22,27 +22,6 @@ func shorten[T any](t *testing.T, v *T, d T) {
 	t.Cleanup(func() { *v = old })
 }
 
-// holdLock opens a session named app on url that runs statement (a LOCK TABLE, a
-// read) in a transaction it leaves open, as a psql left idle in a transaction does, and
-// returns its backend's pid and the transaction, rolled back by the test's cleanup.
-func holdLock(t *testing.T, url, app, statement string) (uint32, pgx.Tx) {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url+"&application_name="+app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	tx, err := conn.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tx.Rollback(context.Background()) })
-	if _, err := tx.Exec(t.Context(), statement); err != nil {
-		t.Fatal(err)
-	}
-	return conn.PgConn().PID(), tx
-}
-
 // textLogger is a logger into logs, at every level.
 func textLogger(logs *syncbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -108,7 +87,7 @@ func TestStartWaitSaid(t *testing.T) {
 	shorten(t, &startWatchPeriod, 50*time.Millisecond)
 	dsn := pgtest.URL(t)
 	open(t, dsn).Close()
-	pid, _ := holdLock(t, dsn, "holder-psql", `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`)
+	pid, _ := pgtest.HoldLock(t, dsn, "holder-psql", `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`)
 	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -134,7 +113,7 @@ func TestStartGivesUpNamingHolder(t *testing.T) {
 	shorten(t, &schemaTimeout, 5*time.Second) // time enough for a look, on a slow machine too
 	dsn := pgtest.URL(t)
 	open(t, dsn).Close()
-	pid, _ := holdLock(t, dsn, "holder-psql", `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`)
+	pid, _ := pgtest.HoldLock(t, dsn, "holder-psql", `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`)
 	var logs syncbuf.Buffer
 	s, err := OpenWith(t.Context(), dsn, Options{Logger: textLogger(&logs)})
 	if err == nil {
@@ -162,7 +141,7 @@ func TestMigrationWaitSaid(t *testing.T) {
 	shorten(t, &migrationTimeout, 4*time.Second)
 	dsn := pgtest.URL(t)
 	olderDatabase(t, dsn, []string{"0001_init.sql", "0002_tokens.sql", "0003_nonces.sql", "0004_tokens_by_key.sql"})
-	pid, _ := holdLock(t, dsn, "pg_dump", `SELECT count(*) FROM tokens`)
+	pid, _ := pgtest.HoldLock(t, dsn, "pg_dump", `SELECT count(*) FROM tokens`)
 	var logs syncbuf.Buffer
 	c := openInBackground(t.Context(), dsn, Options{Logger: textLogger(&logs)})
 	holderSaid := fmt.Sprintf("pid %d (pg_dump, user postgres, from 127.0.0.1, idle in transaction for ", pid)
@@ -181,7 +160,7 @@ func TestCancelledStartLeavesItsPause(t *testing.T) {
 	shorten(t, &migrationLockPause, 2*time.Minute)
 	dsn := pgtest.URL(t)
 	olderDatabase(t, dsn, []string{"0001_init.sql", "0002_tokens.sql", "0003_nonces.sql", "0004_tokens_by_key.sql"})
-	holdLock(t, dsn, "holder", `SELECT count(*) FROM tokens`)
+	pgtest.HoldLock(t, dsn, "holder", `SELECT count(*) FROM tokens`)
 	admin, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +207,7 @@ func TestStartWaitUnseenThroughPgBouncer(t *testing.T) {
 	through, dsn := pgtest.StartBouncer(t, 4).NewURLVia(t, u.Host)
 	through += "&default_query_exec_mode=exec"
 	open(t, dsn).Close()
-	holdLock(t, dsn, "holder-psql", `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`)
+	pgtest.HoldLock(t, dsn, "holder-psql", `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`)
 	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -46,20 +46,7 @@ func TestPostgresStartWaitLogged(t *testing.T) {
 			t.Fatalf("%v\n%s", err, q)
 		}
 	}
-	holder, err := pgx.Connect(ctx, dsn+"&application_name=drill-psql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(context.Background())
-	tx, err := holder.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, `SELECT count(*) FROM tokens`); err != nil {
-		t.Fatal(err)
-	}
-	pid := holder.PgConn().PID()
+	pid, tx := pgtest.HoldLock(t, dsn, "drill-psql", `SELECT count(*) FROM tokens`)
 
 	// A password the test server's trust authentication never asks for: it must not
 	// be said.

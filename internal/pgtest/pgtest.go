@@ -103,6 +103,31 @@ func URL(t testing.TB) string {
 	return shared.NewURL(t)
 }
 
+// HoldLock opens a session on url (named app, unless app is empty) that runs
+// statement (a LOCK TABLE, a read) in a transaction it leaves open, as a psql left idle
+// in a transaction does, and returns its backend's pid and the transaction, rolled
+// back and closed by the test's cleanup if the test has not ended it.
+func HoldLock(t testing.TB, url, app, statement string) (uint32, pgx.Tx) {
+	t.Helper()
+	if app != "" {
+		url += "&application_name=" + app
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(t.Context(), statement); err != nil {
+		t.Fatal(err)
+	}
+	return conn.PgConn().PID(), tx
+}
+
 // Start starts a server for this test alone, removed by the test's cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
