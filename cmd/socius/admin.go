@@ -61,32 +61,42 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 }
 
 // notAStoreFile refuses, as a usage error, an --out that the command's file would be
-// renamed onto and that is one of the store's own files: a file in the embedded
-// store's data folder (socius.db, its WAL, master.key; as backup refuses), or the
-// master key file given with --master-key-file or --previous-master-key-file. A pipe
-// or a device, written as it is, replaces nothing.
+// renamed onto and that is one of the store's own files (outNotAStoreFile).
 func (f *storeFlags) notAStoreFile(out string) error {
+	return outNotAStoreFile("--out", out, f.store, f.data, f.masterKeyFile, f.previousKeyFile)
+}
+
+// outNotAStoreFile refuses, as a usage error, a file named by flag that a command's
+// output would be renamed onto and that is one of the store's own files: a file in
+// the embedded store's data folder (socius.db, its WAL, master.key; as backup
+// refuses), or the master key file given with --master-key-file or
+// --previous-master-key-file. A pipe or a device, written as it is, replaces nothing.
+// An empty data names no folder (the emulator's temporary one, made later).
+func outNotAStoreFile(flag, out, store, data, masterKeyFile, previousKeyFile string) error {
+	if out == "" {
+		return nil
+	}
 	if fi, err := os.Stat(out); err == nil && !fi.Mode().IsRegular() {
 		return nil
 	}
 	target := followLinks(out)
 	if fi, err := os.Stat(target); err == nil {
-		for _, k := range []struct{ flag, path string }{{"--master-key-file", f.masterKeyFile}, {"--previous-master-key-file", f.previousKeyFile}} {
+		for _, k := range []struct{ flag, path string }{{"--master-key-file", masterKeyFile}, {"--previous-master-key-file", previousKeyFile}} {
 			if k.path == "" {
 				continue
 			}
 			if ki, err := os.Stat(k.path); err == nil && os.SameFile(fi, ki) {
-				return badFlag("--out %s: is the master key file (%s %s): the export would replace it", out, k.flag, k.path)
+				return badFlag("%s %s: is the master key file (%s %s): the export would replace it", flag, out, k.flag, k.path)
 			}
 		}
 	}
-	if isPostgres(f.store) {
+	if isPostgres(store) || data == "" {
 		return nil
 	}
 	outDir, err1 := os.Stat(filepath.Dir(target))
-	dataDir, err2 := os.Stat(f.data)
+	dataDir, err2 := os.Stat(data)
 	if err1 == nil && err2 == nil && os.SameFile(outDir, dataDir) {
-		return badFlag("--out %s: in the data folder %s: put the file in another folder, where it cannot replace one of the store's files (socius.db, master.key) and is not lost with them", out, f.data)
+		return badFlag("%s %s: in the data folder %s: put the file in another folder, where it cannot replace one of the store's files (socius.db, master.key) and is not lost with them", flag, out, data)
 	}
 	return nil
 }

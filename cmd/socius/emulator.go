@@ -70,6 +70,16 @@ func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
 		// At the start, not at the end of a CI job's tests.
 		return fmt.Errorf("--export-on-exit: %w", err)
 	}
+	data := ""
+	if m.dataGiven {
+		// Without --data the store is in a temporary folder, made later.
+		data = m.DataDir
+	}
+	if err := outNotAStoreFile("--export-on-exit", m.ExportOnExit, m.StoreURL, data, m.MasterKeyFile, m.PreviousMasterKeyFile); err != nil {
+		// The export, renamed onto socius.db or master.key at shutdown, would
+		// replace the store it was read from.
+		return err
+	}
 	if m.RequestLogSize <= 0 || m.RequestLogSize > emulator.MaxLogSize {
 		return fmt.Errorf("--request-log-size must be positive, at most %d", emulator.MaxLogSize)
 	}

@@ -359,6 +359,47 @@ func TestEmulatorExportOnExitFails(t *testing.T) {
 	}
 }
 
+// TestEmulatorExportOnExitNotAStoreFile: an --export-on-exit in the data folder the
+// emulator serves from (--data given), or onto the master key file, is refused at the
+// start, as a usage error: at shutdown the export would have been renamed onto
+// socius.db or master.key, replacing the store it was read from.
+func TestEmulatorExportOnExitNotAStoreFile(t *testing.T) {
+	data := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(keyFile, []byte("not read: the flags are refused first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.Symlink(filepath.Join(data, "socius.db"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", data, "--export-on-exit", filepath.Join(data, "socius.db")}, "--export-on-exit " + filepath.Join(data, "socius.db") + ": in the data folder " + data},
+		{[]string{"--data", data, "--export-on-exit", filepath.Join(data, "master.key")}, "in the data folder " + data},
+		{[]string{"--data", data, "--export-on-exit", link}, "--export-on-exit " + link + ": in the data folder " + data},
+		{[]string{"--master-key-file", keyFile, "--export-on-exit", keyFile}, "--export-on-exit " + keyFile + ": is the master key file (--master-key-file " + keyFile + ")"},
+	} {
+		// ParseFlags, not the command: without the check the command would serve.
+		args := append([]string{"--emulator", "--http", "127.0.0.1:0", "--https", ""}, c.args...)
+		err := NewMain().ParseFlags(args, noEnv, io.Discard)
+		if fe := (flagError{}); !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v; want a usage error (exit 2) saying %q", args, err, c.want)
+		}
+	}
+	if entries, err := os.ReadDir(data); err != nil || len(entries) != 0 {
+		t.Errorf("the data folder after the refused starts: %v %v; want it untouched", entries, err)
+	}
+	// Without --data the store is in a temporary folder: an export into ./socius-data
+	// (the default folder, not used) is no store's file.
+	if err := NewMain().ParseFlags([]string{"--emulator", "--export-on-exit", filepath.Join("socius-data", "socius.db")}, noEnv, io.Discard); err != nil &&
+		strings.Contains(err.Error(), "data folder") {
+		t.Errorf("without --data: %v", err)
+	}
+}
+
 // TestEmulatorSeedFromPipe: a --seed that reads once (a named pipe, a shell's <(...))
 // is checked before the store is opened and then loaded, from the copy the check
 // made in a temporary file, which is gone once the seed is loaded.
