@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"log/slog"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -128,5 +129,37 @@ func TestCredentialNameInDebugBaseStrings(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "signature mismatch") || strings.Contains(b.String(), token[7:]) {
 		t.Errorf("the debug log:\n%s", b.String())
+	}
+}
+
+// TestGetTokenClientIDLogged: a getToken refused before its site was looked up, sent
+// with client credentials and no apiKey, names its client_id (the parameter, or the id
+// of HTTP Basic credentials) in the log line's apiKey, shortened when it is not shaped
+// like an apiKey, as an unknown apiKey is; it named nobody (apiKey=""). Another
+// method's client_id, an unknown parameter there, is not taken for its apiKey.
+func TestGetTokenClientIDLogged(t *testing.T) {
+	var b bytes.Buffer
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.Observe = LogCalls(slog.New(slog.NewTextHandler(&b, nil)))
+	overHTTP := func(method, auth, body string) string {
+		r := httptest.NewRequest("POST", "http://socialize.localtest/"+method, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		return serve(s, r).Body.String()
+	}
+	for _, tt := range []struct{ name, method, auth, body, code, want string }{
+		{"client_id", "socialize.getToken", "", "grant_type=none&client_id=" + labAPIKey + "&client_secret=x", `"errorCode":403006`, "apiKey=" + labAPIKey + " "},
+		{"HTTP Basic", "socialize.getToken", "Basic " + basic(labAPIKey, "x"), "grant_type=none", `"errorCode":403006`, "apiKey=" + labAPIKey + " "},
+		{"a userKey as client_id", "socialize.getToken", "", "grant_type=none&client_id=" + labUserKey + "&client_secret=x", `"errorCode":403006`,
+			"apiKey=" + strconv.Quote(unknownID(labUserKey)) + " "},
+		{"client_id on getUserInfo", "socialize.getUserInfo", "", "client_id=" + labAPIKey + "&secret=x&UID=u1", `"errorCode":400093`, `apiKey="" `},
+	} {
+		b.Reset()
+		got := overHTTP(tt.method, tt.auth, tt.body)
+		if !strings.Contains(got, tt.code) || !strings.Contains(b.String(), tt.want) {
+			t.Errorf("%s: %s\nthe log: %s; want %s", tt.name, got, b.String(), tt.want)
+		}
 	}
 }

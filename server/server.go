@@ -38,6 +38,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -1093,6 +1094,11 @@ func (s *Server) respond(w http.ResponseWriter, c *call, data gigya.Object, err 
 		// malformed apiKey): the apiKey the call named, so that the log says whose call
 		// it was (not in full when it may be a secret).
 		c.APIKey = unknownID(k)
+	} else if id := clientIDSent(c); c.APIKey == "" && id != "" {
+		// A getToken refused before its site was looked up, with client credentials
+		// and no apiKey: the client_id stands for the apiKey (or a userKey), so the
+		// log names the client, not nobody.
+		c.APIKey = unknownID(id)
 	}
 	if c.key != nil {
 		c.UserKey = c.key.UserKey
@@ -1338,6 +1344,31 @@ func unknownID(s string) string {
 		return fmt.Sprintf("%q... (length %d)", clip(s[:n], 128), len(s))
 	}
 	return fmt.Sprintf("%q... (length %d)", s[:min(4, len(s)/4)], len(s))
+}
+
+// clientIDSent returns the client_id of a call that takes client credentials
+// (socialize.getToken): the parameter, else the id of HTTP Basic credentials; "" for
+// any other call, or when neither was sent (or the header is not base64 of id:secret).
+func clientIDSent(c *call) string {
+	if c.m == nil || !c.m.clientAuth {
+		return ""
+	}
+	if id := c.params.Get("client_id"); id != "" {
+		return id
+	}
+	basic, ok := authParam(c, "Basic")
+	if !ok || len(basic) > 4096 {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(basic)
+	if err != nil {
+		return ""
+	}
+	id, _, found := strings.Cut(string(raw), ":")
+	if !found {
+		return ""
+	}
+	return id
 }
 
 // apiKeyShaped returns how many bytes at the start of s are shaped like Gigya's
