@@ -63,6 +63,12 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 	}
 	site, err := s.cfg.Store.Site(c.ctx, apiKey)
 	if errors.Is(err, socius.ErrNotFound) {
+		if !c.m.clientAuth && !c.params.Has("userKey") && s.keyWithSecretSent(c, apiKey) {
+			// A userKey sent as the apiKey, with its own secret: the client knows the
+			// key, and mixed up the parameters; it guessed nothing.
+			c.noGuess = true
+			return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: apiKey %s is a userKey; send the site's apiKey as apiKey and this key as userKey beside its secret", apiKey)
+		}
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: no site has apiKey %s", unknownID(apiKey))
 	}
 	if err != nil {
@@ -900,8 +906,7 @@ func (s *Server) authenticateClient(c *call) error {
 			// The client_id stood for the apiKey: say so if it is a userKey instead, to
 			// a caller who sent that key's secret. Without it, the answer is an unknown
 			// apiKey's, which does not tell which userKeys exist.
-			key, kerr := s.cfg.Store.Key(c.ctx, clientID)
-			if kerr == nil && socius.SecretsEqual(c.params.Get("secret"), socius.CompactSecret(key.Secret)) {
+			if s.keyWithSecretSent(c, clientID) {
 				c.noGuess = true
 				return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is a userKey; with it send its secret as client_secret, or send the site's apiKey and userKey beside the secret", clientID)
 			}
@@ -911,6 +916,18 @@ func (s *Server) authenticateClient(c *call) error {
 		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: client_id must be the apiKey or the userKey of the call")
 	}
 	return s.authenticateServer(c, apiKey, hasAPIKey)
+}
+
+// keyWithSecretSent reports whether id, which names no site, is a userKey whose
+// secret is the call's secret parameter: a client that sent its userKey where the
+// apiKey goes. Without that secret the answer does not tell which userKeys exist.
+func (s *Server) keyWithSecretSent(c *call, id string) bool {
+	secret := c.params.Get("secret")
+	if secret == "" {
+		return false
+	}
+	key, err := s.cfg.Store.Key(c.ctx, id)
+	return err == nil && socius.SecretsEqual(secret, socius.CompactSecret(key.Secret))
 }
 
 // besideClientSecret checks a server call's credential (a signature or a secret) sent

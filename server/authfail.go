@@ -89,7 +89,7 @@ func (s *Server) AuthFailureAddresses() int {
 // (403003: a signature, secret, client secret or JWT signature). Not a request that is
 // merely malformed or sent the wrong way (400002, 400006, 400008, 403006, a token over
 // plain HTTP, a 400093 for an apiKey or client_id missing or not of an id's shape, or
-// for a userKey sent as client_id with its own secret, a 403005 for a userKey empty or
+// for a userKey sent as client_id or apiKey with its own secret, a 403005 for a userKey empty or
 // not of a key's shape, a 403025 for a token empty or of no kind Socius issues: each
 // guesses nothing, and is answered without asking the store), nor a
 // timestamp out of the window (403002: a client's clock), nor a replayed nonce

@@ -1938,3 +1938,24 @@ func TestUnknownMethodBeforeParamSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestUserKeyAsAPIKey: a server call that sends a userKey where the apiKey goes, with
+// that key's own secret, is told so (400093, guessing nothing: the limit on failed
+// authentications does not count it); with any other secret, or none, it is answered
+// as any apiKey of no site is, which does not tell which userKeys exist.
+func TestUserKeyAsAPIKey(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, tt := range []struct{ name, body, want string }{
+		{"its own secret", "apiKey=" + labUserKey + "&secret=" + url.QueryEscape(labKeySec) + "&UID=u1",
+			`"errorCode":400093,"errorDetails":"Invalid ApiKey parameter: apiKey AUserKeyLab1 is a userKey; send the site's apiKey as apiKey and this key as userKey beside its secret"`},
+		{"another secret", "apiKey=" + labUserKey + "&secret=" + url.QueryEscape(labSecret) + "&UID=u1",
+			`"errorCode":400093,"errorDetails":"Invalid ApiKey parameter: no site has apiKey \"AUs\"... (length 12)"`},
+		{"a signature", "apiKey=" + labUserKey + "&UID=u1&timestamp=1&nonce=n&sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			`"errorCode":400093,"errorDetails":"Invalid ApiKey parameter: no site has apiKey`},
+	} {
+		got := postBody(s, nil, true, "socialize.getUserInfo", tt.body)
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}

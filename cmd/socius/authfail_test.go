@@ -206,7 +206,7 @@ func TestAuthFailureLimitTokensIssued(t *testing.T) {
 // spends nothing: an apiKey or client_id missing or not of an id's shape, a userKey
 // empty or not of a key's shape, a token empty or of no kind Socius issues (a
 // misconfigured SDK, each answered without asking the store), and a userKey sent as
-// client_id with its own secret (the right secret, sent the wrong way), a client_secret
+// client_id or as apiKey with its own secret (the right secret, sent the wrong way), a client_secret
 // sent empty (400002: no secret is empty). An apiKey of the right shape that names no
 // site does spend.
 func TestAuthFailureLimitMalformedIDs(t *testing.T) {
@@ -231,6 +231,8 @@ func TestAuthFailureLimitMalformedIDs(t *testing.T) {
 		want(t, fmt.Sprintf("an apiKey of no id's shape %d", i), ts.post(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {"3_no pe"}}), 400093, "not a valid apiKey")
 		want(t, fmt.Sprintf("a Basic client_id of no id's shape %d", i), getToken(nil, basicAuth("3_no pe", testSecret)), 400093, "client_id is not a valid apiKey or userKey")
 		want(t, fmt.Sprintf("a userKey as client_id with its secret %d", i), getToken(url.Values{"client_id": {"AFullKey"}, "secret": {keySecret}}, nil), 400093, "client_id AFullKey is a userKey")
+		want(t, fmt.Sprintf("a userKey as apiKey with its secret %d", i), ts.tlsPost(t, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "apiKey": {"AFullKey"}, "secret": {keySecret}}),
+			400093, "apiKey AFullKey is a userKey; send the site's apiKey as apiKey and this key as userKey")
 		want(t, fmt.Sprintf("an empty client_secret %d", i), getToken(url.Values{"client_id": {testAPIKey}, "client_secret": {""}}, nil), 400002, "Missing required parameter: client_secret")
 		want(t, fmt.Sprintf("Basic credentials without a secret %d", i), getToken(nil, basicAuth(testAPIKey, "")), 400002, "Missing required parameter: client_secret")
 		for _, k := range []struct{ userKey, details string }{{"", "userKey is empty"}, {"no pe", "is not a valid userKey"}} {
