@@ -392,12 +392,9 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 		return nil, err
 	}
 	mobile := strings.EqualFold(c.params.Get("targetEnv"), "mobile")
-	patch := &socius.Patch{}
-	if raw := c.params.Get("userInfo"); raw != "" { // empty: none
-		var err error
-		if patch, err = c.userInfo("userInfo", raw); err != nil {
-			return nil, err
-		}
+	patch, _, err := c.optionalUserInfo("userInfo")
+	if err != nil {
+		return nil, err
 	}
 	// What the answer needs from the site's secret is taken before the write, so that a
 	// secret that cannot be used fails the call with nothing stored.

@@ -1959,3 +1959,36 @@ func TestUserKeyAsAPIKey(t *testing.T) {
 		}
 	}
 }
+
+// TestNullUserInfoIsNone: notifyLogin's userInfo and getToken's x_userInfo sent as a
+// JSON null (what the gigya npm package sends for a null) are none, as sent empty:
+// the login is made with the profile unchanged, and a null x_userInfo asks for no
+// x_siteUID. They were 400006 "must be a JSON object". setUserInfo's userInfo, which
+// the method needs, is still refused.
+func TestNullUserInfoIsNone(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	var kept socius.Patch
+	kept.Set(socius.Nickname, "kept")
+	if err := s.cfg.Store.UpdateProfile(context.Background(), labAPIKey, "u1", &kept, labTime); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, method, params, want string }{
+		{"notifyLogin, a new user", "socialize.notifyLogin", "siteUID=newbie&userInfo=null", `"errorCode":0`},
+		{"notifyLogin, a known user", "socialize.notifyLogin", "siteUID=u1&userInfo=%20null%0A", `"errorCode":0`},
+		{"getToken, a site token", "socialize.getToken", "grant_type=none&x_userInfo=null", `"errorCode":0`},
+		{"getToken, a user's", "socialize.getToken", "grant_type=none&x_siteUID=u1&x_userInfo=null", `"errorCode":0`},
+		{"setUserInfo", "socialize.setUserInfo", "UID=u1&userInfo=null", `"errorCode":400006,"errorDetails":"Invalid parameter value: userInfo must be a JSON object"`},
+		// Not a null: still read, and refused.
+		{"notifyLogin, nulls", "socialize.notifyLogin", "siteUID=u1&userInfo=nullnull", `"errorCode":400006`},
+	} {
+		if got := postWithSecret(s, tt.method, tt.params); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	for uid, nick := range map[string]string{"newbie": "", "u1": "kept"} {
+		u, err := s.cfg.Store.User(context.Background(), labAPIKey, uid)
+		if err != nil || u.Profile.Get(socius.Nickname) != nick || u.LoginAt.IsZero() {
+			t.Errorf("%s after the logins: %+v %v; want logged in, nickname %q", uid, u, err, nick)
+		}
+	}
+}

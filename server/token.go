@@ -138,15 +138,12 @@ func (s *Server) getToken(c *call) (gigya.Object, error) {
 			return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: x_siteUID: %v", err)
 		}
 	}
-	patch := &socius.Patch{}
-	if raw := c.params.Get("x_userInfo"); raw != "" { // empty: none
-		if siteUID == "" {
-			return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: x_siteUID (x_userInfo applies to the user it names)")
-		}
-		var err error
-		if patch, err = c.userInfo("x_userInfo", raw); err != nil {
-			return nil, err
-		}
+	patch, given, err := c.optionalUserInfo("x_userInfo")
+	if given && siteUID == "" {
+		return nil, socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: x_siteUID (x_userInfo applies to the user it names)")
+	}
+	if err != nil {
+		return nil, err
 	}
 	lifetime, err := c.sessionLifetime("x_sessionExpiration")
 	if err != nil {

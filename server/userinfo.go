@@ -4,6 +4,7 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
 	"slices"
+	"strings"
 )
 
 // maxUserInfoKeys bounds the keys of one userInfo object. Each unknown key becomes an
@@ -55,6 +56,19 @@ func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
 		return nil, err
 	}
 	return &patch, nil
+}
+
+// optionalUserInfo reads a userInfo-shaped parameter that a method may go without
+// (notifyLogin's userInfo, getToken's x_userInfo): absent, empty or a JSON null (the
+// gigya npm package sends a null as the text "null") is none, given false; anything
+// else is read by userInfo.
+func (c *call) optionalUserInfo(param string) (patch *socius.Patch, given bool, err error) {
+	raw := c.params.Get(param)
+	if raw == "" || strings.Trim(raw, " \t\r\n") == "null" {
+		return &socius.Patch{}, false, nil
+	}
+	patch, err = c.userInfo(param, raw)
+	return patch, true, err
 }
 
 // mustBe says what a field's JSON value must be.
