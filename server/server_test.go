@@ -1992,3 +1992,25 @@ func TestNullUserInfoIsNone(t *testing.T) {
 		}
 	}
 }
+
+// TestUIDTakenAsSent: a siteUID with spaces around it, or of spaces only, makes a user
+// of its own, taken byte for byte (docs/compatibility.md): neither trimmed into another
+// user nor refused, and the UID names it after.
+func TestUIDTakenAsSent(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	for _, uid := range []string{" u1", "u1 ", "  "} {
+		body := "siteUID=" + url.QueryEscape(uid) + "&userInfo=" + url.QueryEscape(`{"nickname":"`+strings.ReplaceAll(uid, " ", "_")+`"}`)
+		if got := postWithSecret(s, "socialize.notifyLogin", body); !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, `"UID":"`+uid+`"`) {
+			t.Errorf("notifyLogin of %q: %s", uid, got)
+		}
+		got := postWithSecret(s, "socialize.getUserInfo", "UID="+url.QueryEscape(uid))
+		if want := `"nickname":"` + strings.ReplaceAll(uid, " ", "_") + `"`; !strings.Contains(got, want) || !strings.Contains(got, `"UID":"`+uid+`"`) {
+			t.Errorf("getUserInfo of %q: %s, want %s and the UID as sent", uid, got, want)
+		}
+	}
+	// u1 itself is as it was.
+	u, err := s.cfg.Store.User(context.Background(), labAPIKey, "u1")
+	if err != nil || strings.Contains(u.Profile.Get(socius.Nickname), "_") {
+		t.Errorf("u1 after the others: %+v %v", u, err)
+	}
+}
