@@ -1963,7 +1963,8 @@ func TestUserKeyAsAPIKey(t *testing.T) {
 // TestNullUserInfoIsNone: notifyLogin's userInfo and getToken's x_userInfo sent as a
 // JSON null (what the gigya npm package sends for a null) are none, as sent empty:
 // the login is made with the profile unchanged, and a null x_userInfo asks for no
-// x_siteUID. They were 400006 "must be a JSON object". setUserInfo's userInfo, which
+// x_siteUID. They were 400006 "must be a JSON object", and a null after a byte order
+// mark (which ParseJSON skips) stayed so for a while. setUserInfo's userInfo, which
 // the method needs, is still refused.
 func TestNullUserInfoIsNone(t *testing.T) {
 	s := newTestServer(t, t.TempDir(), nil)
@@ -1977,6 +1978,10 @@ func TestNullUserInfoIsNone(t *testing.T) {
 		{"notifyLogin, a known user", "socialize.notifyLogin", "siteUID=u1&userInfo=%20null%0A", `"errorCode":0`},
 		{"getToken, a site token", "socialize.getToken", "grant_type=none&x_userInfo=null", `"errorCode":0`},
 		{"getToken, a user's", "socialize.getToken", "grant_type=none&x_siteUID=u1&x_userInfo=null", `"errorCode":0`},
+		// A null as ParseJSON reads one: after a byte order mark too (a file saved by a
+		// Windows editor), as providerSessions takes it.
+		{"notifyLogin, a null after a byte order mark", "socialize.notifyLogin", "siteUID=u1&userInfo=%EF%BB%BF%20null&providerSessions=%EF%BB%BFnull", `"errorCode":0`},
+		{"getToken, a null after a byte order mark", "socialize.getToken", "grant_type=none&x_userInfo=%EF%BB%BFnull", `"errorCode":0`},
 		{"setUserInfo", "socialize.setUserInfo", "UID=u1&userInfo=null", `"errorCode":400006,"errorDetails":"Invalid parameter value: userInfo must be a JSON object"`},
 		// Not a null: still read, and refused.
 		{"notifyLogin, nulls", "socialize.notifyLogin", "siteUID=u1&userInfo=nullnull", `"errorCode":400006`},

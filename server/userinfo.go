@@ -4,7 +4,6 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
 	"slices"
-	"strings"
 )
 
 // maxUserInfoKeys bounds the keys of one userInfo object. Each unknown key becomes an
@@ -17,10 +16,24 @@ const maxUserInfoKeys = gigya.MaxParams
 // ignoredParams as <param>.<key>. Any invalid value fails the whole call with 400006,
 // so nothing is stored.
 func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
+	v, err := parseUserInfo(param, raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.userInfoOf(param, v)
+}
+
+// parseUserInfo parses a userInfo-shaped parameter's text, or says that it is not JSON.
+func parseUserInfo(param, raw string) (any, error) {
 	v, err := gigya.ParseJSON(raw)
 	if err != nil {
 		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s is not valid JSON: %v", param, err)
 	}
+	return v, nil
+}
+
+// userInfoOf is userInfo for the parsed value.
+func (c *call) userInfoOf(param string, v any) (*socius.Patch, error) {
 	obj, ok := v.(gigya.Object)
 	if !ok {
 		return nil, socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: %s must be a JSON object", param)
@@ -61,13 +74,21 @@ func (c *call) userInfo(param, raw string) (*socius.Patch, error) {
 // optionalUserInfo reads a userInfo-shaped parameter that a method may go without
 // (notifyLogin's userInfo, getToken's x_userInfo): absent, empty or a JSON null (the
 // gigya npm package sends a null as the text "null") is none, given false; anything
-// else is read by userInfo.
+// else is read by userInfo. The null is what ParseJSON reads as one, white space or a
+// byte order mark before it included, as notifyLogin's providerSessions takes it.
 func (c *call) optionalUserInfo(param string) (patch *socius.Patch, given bool, err error) {
 	raw := c.params.Get(param)
-	if raw == "" || strings.Trim(raw, " \t\r\n") == "null" {
+	if raw == "" {
 		return &socius.Patch{}, false, nil
 	}
-	patch, err = c.userInfo(param, raw)
+	v, err := parseUserInfo(param, raw)
+	switch {
+	case err != nil:
+		return nil, true, err
+	case v == nil:
+		return &socius.Patch{}, false, nil
+	}
+	patch, err = c.userInfoOf(param, v)
 	return patch, true, err
 }
 
