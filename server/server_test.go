@@ -2019,3 +2019,35 @@ func TestUIDTakenAsSent(t *testing.T) {
 		t.Errorf("u1 after the others: %+v %v", u, err)
 	}
 }
+
+// TestUserInfoValuesAsSent: what docs/compatibility.md says of userInfo's values and
+// no test held. A number in a text field is stored as its text, as sent (2026-11-28,
+// Methods); a value is trimmed of white space only where it is read as a number (age),
+// so a nickname of spaces is stored as spaces and a gender " f" is refused; a \u
+// escape of a lone UTF-16 surrogate is stored as U+FFFD (both 2026-11-29).
+func TestUserInfoValuesAsSent(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	ui := `{"nickname":"   ","firstName":1e2,"lastName":-0.50,"email":"\ud800@x","age":" 30 ","photoURL":007}`
+	if got := postWithSecret(s, "socialize.setUserInfo", "UID=u1&userInfo="+url.QueryEscape(ui)); !strings.Contains(got, `"errorCode":0`) {
+		t.Fatalf("setUserInfo %s: %s", ui, got)
+	}
+	u, err := s.cfg.Store.User(context.Background(), labAPIKey, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := socius.Profile{socius.Nickname: "   ", socius.FirstName: "1e2", socius.LastName: "-0.50", socius.Email: "\ufffd@x", socius.Age: "30", socius.PhotoURL: "007"}
+	if u.Profile != want {
+		t.Errorf("stored %q, want %q", u.Profile, want)
+	}
+	got := postWithSecret(s, "socialize.getUserInfo", "UID=u1")
+	for _, w := range []string{`"nickname":"   "`, `"firstName":"1e2"`, `"lastName":"-0.50"`, `"email":"\ufffd@x"`, `"age":30,`, `"photoURL":"007"`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("getUserInfo without %s: %s", w, got)
+		}
+	}
+	for _, bad := range []string{`{"gender":" f"}`, `{"gender":"f "}`, `{"gender":"F"}`} {
+		if got := postWithSecret(s, "socialize.setUserInfo", "UID=u1&userInfo="+url.QueryEscape(bad)); !strings.Contains(got, `"errorCode":400006`) || !strings.Contains(got, "gender must be one of m, f, u") {
+			t.Errorf("setUserInfo %s: %s, want 400006 naming gender", bad, got)
+		}
+	}
+}
