@@ -2084,3 +2084,50 @@ func TestSecretRefusalSaysWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerValuesInErrorsEscaped: a getUserInfo answer whose age is no whole number
+// (at the top level or in an identity) and a getToken answer whose expires_in is no
+// number of seconds fail with errors that quote the value escaped, as the other
+// server text in the client's errors, and clipped: the value is the server's, sent
+// raw in its JSON (U+009B, a terminal's CSI; U+202E) and as long as it likes.
+func TestAnswerValuesInErrorsEscaped(t *testing.T) {
+	long := strings.Repeat("9x", 50_000)
+	for _, tt := range []struct {
+		name, body string
+		call       func(*Client) error
+		want       string
+	}{
+		{"age", "{\"errorCode\":0,\"UID\":\"u1\",\"age\":\"3\u009b31m\u202e1\"}", nil, `age "3\u009b31m\u202e1" is not a whole number`},
+		{"identity's age", "{\"errorCode\":0,\"UID\":\"u1\",\"identities\":[{\"provider\":\"site\",\"age\":\"\u009b2J\"}]}", nil, `identity site: age "\u009b2J" is not a whole number`},
+		{"long age", `{"errorCode":0,"UID":"u1","age":"` + long + `"}`, nil, `age "9x9x`},
+		{"expires_in", "{\"errorCode\":0,\"access_token\":\"t\",\"expires_in\":\"1\u009b31m\u202e\"}", func(c *Client) error {
+			_, err := c.GetToken(context.Background(), GetTokenRequest{})
+			return err
+		}, `expires_in "1\u009b31m\u202e" is not a number of seconds`},
+	} {
+		c := newTestClient(t, PartnerSecret(labAPIKey, labSecret), &capture{next: func(int, *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(tt.body))}, nil
+		}})
+		call := tt.call
+		if call == nil {
+			call = func(c *Client) error { _, err := c.GetUserInfo(context.Background(), "u1"); return err }
+		}
+		err := call(c)
+		if err == nil {
+			t.Fatalf("%s: no error", tt.name)
+		}
+		s := err.Error()
+		for _, r := range s {
+			if r == utf8.RuneError || !strconv.IsPrint(r) {
+				t.Errorf("%s: the error has %q: %q", tt.name, r, s)
+				break
+			}
+		}
+		if !strings.Contains(s, tt.want) {
+			t.Errorf("%s: the error %.300q does not say %q", tt.name, s, tt.want)
+		}
+		if len(s) > 300 {
+			t.Errorf("%s: the error is %d bytes long", tt.name, len(s))
+		}
+	}
+}

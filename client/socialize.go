@@ -175,12 +175,18 @@ func (w *wireProfile) userInfo() (UserInfo, error) {
 	if s := jsonText(w.Age); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return u, fmt.Errorf("age %s is not a whole number", w.Age)
+			return u, fmt.Errorf("age %s is not a whole number", answerValue(w.Age))
 		}
 		u.Age = &n
 	}
 	return u, nil
 }
+
+// answerValue returns a value of an answer, its JSON text as the server sent it, for
+// an error that quotes it: escaped as the client escapes the server's other text
+// (errtext.Printable: a JSON string may hold U+009B or U+202E raw), and clipped to its
+// first 40 bytes, saying how long it was (a broken server's value may be megabytes).
+func answerValue(raw json.RawMessage) string { return errtext.Clip(raw, len(raw), 40) }
 
 // jsonText returns a JSON scalar as text: a string's content, a number's digits, ""
 // for null or nothing.
@@ -472,7 +478,7 @@ func (c *Client) GetToken(ctx context.Context, req GetTokenRequest) (*TokenGrant
 		if err != nil || n < 0 || n > int64(math.MaxInt64/time.Second) {
 			// Beyond what a Duration holds, n seconds wrapped around to a lifetime
 			// that is negative or wrong.
-			return nil, fmt.Errorf("client: socialize.getToken: expires_in %.40s is not a number of seconds up to %d", w.ExpiresIn, int64(math.MaxInt64/time.Second))
+			return nil, fmt.Errorf("client: socialize.getToken: expires_in %s is not a number of seconds up to %d", answerValue(w.ExpiresIn), int64(math.MaxInt64/time.Second))
 		}
 		g.ExpiresIn = time.Duration(n) * time.Second
 	}
