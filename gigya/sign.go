@@ -303,9 +303,12 @@ func Sign(key []byte, httpMethod, normalizedURL string, params []Param) string {
 
 // DecodeSignature reads a sig value leniently: standard or URL-safe base64 (Android),
 // padded or not, with '+' possibly turned into a space by a form decoder (Swift).
-// It returns false unless the value decodes to exactly 20 bytes (an HMAC-SHA1).
+// It returns false unless the value decodes to exactly 20 bytes (an HMAC-SHA1), its
+// 28th character, if any, the padding '=', and the 2 spare bits of its last digit zero
+// (as every encoder writes them): so that each HMAC has one text per alphabet and
+// padding, not 4 × 256.
 func DecodeSignature(sig string, dst *[sha1.Size]byte) bool {
-	if len(sig) != 27 && len(sig) != 28 {
+	if len(sig) != 27 && (len(sig) != 28 || sig[27] != '=') {
 		return false
 	}
 	var buf [28]byte
@@ -319,7 +322,7 @@ func DecodeSignature(sig string, dst *[sha1.Size]byte) bool {
 			buf[i] = '/'
 		}
 	}
-	n, err := base64.StdEncoding.Decode(dst[:], buf[:])
+	n, err := base64.StdEncoding.Strict().Decode(dst[:], buf[:])
 	return err == nil && n == sha1.Size
 }
 

@@ -388,6 +388,41 @@ func TestDecodeSignatureVariants(t *testing.T) {
 	}
 }
 
+// TestDecodeSignatureOneTextPerHMAC: of the texts that decode to an HMAC, those in
+// the SDKs' alphabets and paddings (TestDecodeSignatureVariants), each HMAC has one
+// per variant: a 28th character other than the padding '=', and set spare bits in the
+// last digit (which holds 4 bits of the HMAC and 2 spare, zero as every encoder writes
+// them), are refused. The 28th character was overwritten with '=' before decoding, so
+// that a signature's text with any byte in its place verified, as did 4 last digits.
+func TestDecodeSignatureOneTextPerHMAC(t *testing.T) {
+	key := mustKey(t, vectors.LabPartnerSecret)
+	params := []Param{{"UID", "u1"}, {"apiKey", "3_k"}, {"nonce", "n1"}, {"timestamp", "1700000000"}}
+	const u = "http://socialize.us1.gigya.com/socialize.setUserInfo"
+	sig := Sign(key, "POST", u, params)
+	if Verify(key, sig, "POST", []string{u}, params) != 0 || Verify(key, sig[:27], "POST", []string{u}, params) != 0 {
+		t.Fatalf("%s: the signature, padded or not, does not verify", sig)
+	}
+	const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	last := strings.IndexByte(digits, sig[26])
+	var forged []string
+	for spare := 1; spare < 4; spare++ {
+		d := string(digits[last|spare])
+		forged = append(forged, sig[:26]+d+"=", sig[:26]+d)
+	}
+	for _, c := range []string{"A", "x", "0", "+", "-", " ", "%"} {
+		forged = append(forged, sig[:27]+c)
+	}
+	for _, f := range forged {
+		var got [sha1.Size]byte
+		if DecodeSignature(f, &got) {
+			t.Errorf("DecodeSignature(%q) accepted (the signature is %s)", f, sig)
+		}
+		if Verify(key, f, "POST", []string{u}, params) >= 0 {
+			t.Errorf("Verify(%q) accepted (the signature is %s)", f, sig)
+		}
+	}
+}
+
 func TestCandidateURLs(t *testing.T) {
 	tests := []struct {
 		scheme, host string
