@@ -1084,7 +1084,10 @@ func TestParamKinds(t *testing.T) {
 	checkEncoding(t, Params{"userInfo": ui, "context": Blob("c d"), "empty": []byte{}},
 		`context=c d,empty=,userInfo={"nickname":"x"}`)
 	// A nil map or slice is no value, as nil is; NaN and the infinities are refused.
-	checkEncoding(t, Params{"userInfo": map[string]any(nil), "list": []string(nil), "data": []byte(nil), "UID": "u1"}, "UID=u1")
+	// So is a nil json.RawMessage (an unset field of that type), as a nil []byte of any
+	// other type.
+	checkEncoding(t, Params{"userInfo": map[string]any(nil), "list": []string(nil), "data": []byte(nil), "UID": "u1",
+		"context": json.RawMessage(nil), "blob": Blob(nil)}, "UID=u1")
 	// A time.Duration is nanoseconds, which Gigya would read as seconds: refused, the
 	// error saying what to give instead, where an hour went as 3600000000000.
 	hour := time.Hour

@@ -92,6 +92,9 @@ func paramText(v any) (string, bool, error) {
 	case json.Number:
 		return string(v), true, nil
 	case json.RawMessage:
+		if v == nil { // no value, as a nil []byte (an unset field of this type)
+			return "", false, nil
+		}
 		return string(v), true, nil
 	case []byte:
 		// As its text, not as JSON (a quoted base64 string): a []byte is what
