@@ -2134,3 +2134,26 @@ func TestAnswerValuesInErrorsEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestSignatureURLErrorShowsNoQuery: a URL that RequestSignature cannot use (no
+// scheme, as when copied without it from the REST documentation's
+// https://...?apiKey=...&userKey=...&secret=..., or one that does not parse) is
+// refused without its query, fragment or password, where a secret can be.
+func TestRequestSignatureURLErrorShowsNoQuery(t *testing.T) {
+	for _, raw := range []string{
+		"socialize.us1.gigya.com/socialize.setUserInfo?apiKey=k&secret=S3cr3tS3cr3t",
+		"https://socialize us1/socialize.setUserInfo?secret=S3cr3tS3cr3t",
+		"https://socialize.us1.gigya.com/socialize.setUserInfo%zz?secret=S3cr3tS3cr3t#S3cr3tS3cr3t",
+		"https://user:S3cr3tS3cr3t@[::1/socialize.setUserInfo",
+		"//user:S3cr3tS3cr3t@/socialize.setUserInfo",
+	} {
+		_, _, err := RequestSignature(labSecret, "POST", raw, url.Values{"UID": {"u1"}})
+		if err == nil {
+			t.Errorf("%s: no error", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "S3cr3t") {
+			t.Errorf("%s: the error shows the secret: %v", raw, err)
+		}
+	}
+}

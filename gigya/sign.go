@@ -42,13 +42,22 @@ func unreserved(c byte) bool {
 
 // NormalizeURL returns the URL as it enters the base string: scheme and host in lower
 // case, the port only when it is not the scheme's default, the path as given, no query.
+// Its errors show no query, fragment or password of rawURL, which can hold a secret
+// (the REST documentation's URLs carry secret=...).
 func NormalizeURL(rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", err
+		// Not url.Error's text, which quotes rawURL whole.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("gigya: not a URL: %v", err)
 	}
 	if u.Scheme == "" || u.Host == "" {
-		return "", errors.New("gigya: URL needs a scheme and a host: " + rawURL)
+		shown := *u
+		shown.RawQuery, shown.ForceQuery, shown.Fragment, shown.RawFragment = "", false, "", ""
+		return "", errors.New("gigya: URL needs a scheme and a host: " + shown.Redacted())
 	}
 	return NormalizedURL(u.Scheme, u.Host, u.EscapedPath()), nil
 }
