@@ -310,6 +310,9 @@ func Sign(key []byte, httpMethod, normalizedURL string, params []Param) string {
 	return SignBase(key, BaseString(httpMethod, normalizedURL, params))
 }
 
+// strictBase64 refuses a last digit whose spare bits are set (DecodeSignature).
+var strictBase64 = base64.StdEncoding.Strict()
+
 // DecodeSignature reads a sig value leniently: standard or URL-safe base64 (Android),
 // padded or not, with '+' possibly turned into a space by a form decoder (Swift).
 // It returns false unless the value decodes to exactly 20 bytes (an HMAC-SHA1), its
@@ -331,7 +334,7 @@ func DecodeSignature(sig string, dst *[sha1.Size]byte) bool {
 			buf[i] = '/'
 		}
 	}
-	n, err := base64.StdEncoding.Strict().Decode(dst[:], buf[:])
+	n, err := strictBase64.Decode(dst[:], buf[:])
 	return err == nil && n == sha1.Size
 }
 
