@@ -70,15 +70,19 @@ func (s *Store) writeUserData(ctx context.Context, fn func(tx *sql.Tx) error) er
 	return s.send(ctx, &writeOp{fn: fn, userData: true})
 }
 
+// send hands op to the writer. A context that ends before the writer takes op fails
+// the write, having written nothing, as a database error that wraps the context's
+// error, as the store's reads and PostgreSQL's calls fail (a deadline is "the store did
+// not answer in time").
 func (s *Store) send(ctx context.Context, op *writeOp) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return dbError("sqlite: write", err)
 	}
 	op.done = make(chan error, 1)
 	select {
 	case s.ops <- op:
 	case <-ctx.Done():
-		return ctx.Err()
+		return dbError("sqlite: write", ctx.Err())
 	case <-s.closing:
 		return dbError("sqlite: write", errClosed)
 	}

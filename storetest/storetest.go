@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) socius.Store) {
 		{"Concurrency", concurrencyTests},
 		{"Values", valueTests},
 		{"Snapshot", snapshotTests},
+		{"Lifecycle", lifecycleTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
