@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -231,6 +232,84 @@ var keyTests = []test{
 		wantErr(t, "PutKey on an unknown site", err, socius.ErrNotFound)
 		if got, err := s.Key(t.Context(), "Aput"); err != nil || got.APIKey != "3_site" || got.Secret != k2.Secret {
 			t.Errorf("after refused PutKeys: %+v, %v", got, err)
+		}
+	}},
+
+	{"PutKeepsTokens", func(t *testing.T, s socius.Store) {
+		// A key rotated (PutKey), created again (refused) or whose site is put keeps
+		// the tokens it obtained: PutKey and PutSite replace in place, never through a
+		// delete that would take the tokens with it.
+		createSite(t, s, "3_site", base)
+		createKey(t, s, "3_site", "Akey", base, "socialize.getToken")
+		tok := newToken("t-akey", "3_site", "u1")
+		tok.UserKey = "Akey"
+		createToken(t, s, tok)
+		if err := s.PutKey(t.Context(), &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "cm90YXRlZC1rZXktc2VjcmV0", CreatedAt: at(time.Hour)}); err != nil {
+			t.Fatalf("PutKey: %v", err)
+		}
+		checkTokens(t, s, tok)
+		err := s.CreateKey(t.Context(), &socius.Key{UserKey: "Akey", APIKey: "3_site", Secret: "b3RoZXItc2VjcmV0LTAxMjM0NTY=", CreatedAt: at(time.Hour)})
+		wantErr(t, "CreateKey of the existing key", err, socius.ErrExists)
+		checkTokens(t, s, tok)
+		if err := s.PutSite(t.Context(), &socius.Site{APIKey: "3_site", Secret: "bmV3LXNlY3JldC0wMTIzNDU2Nzg=", Name: "Renamed", CreatedAt: base}); err != nil {
+			t.Fatalf("PutSite: %v", err)
+		}
+		checkTokens(t, s, tok)
+		// The key still obtains tokens, and its deletion still takes them.
+		tok2 := newToken("t-akey-2", "3_site", "u2")
+		tok2.UserKey = "Akey"
+		createToken(t, s, tok2)
+		if err := s.DeleteKey(t.Context(), "Akey"); err != nil {
+			t.Fatalf("DeleteKey: %v", err)
+		}
+		for _, tk := range []*socius.Token{tok, tok2} {
+			_, err := s.Token(t.Context(), tk.Hash)
+			wantErr(t, "a token of the deleted key", err, socius.ErrNotFound)
+		}
+	}},
+
+	{"DeleteManyTokens", func(t *testing.T, s socius.Store) {
+		// A key with more tokens than one batch deletes: every one of them goes, and
+		// none comes back with a key created again under its name.
+		createSite(t, s, "3_site", base)
+		createKey(t, s, "3_site", "Amany", base)
+		createKey(t, s, "3_site", "Aother", base)
+		n := 2*socius.MintedBatch + socius.MintedBatch/2
+		many := make([]*socius.Token, n)
+		for i := range many {
+			tok := newToken(fmt.Sprintf("m%d", i), "3_site", fmt.Sprintf("u%d", i%7))
+			tok.UserKey = "Amany"
+			many[i] = createToken(t, s, tok)
+		}
+		other := newToken("other", "3_site", "u1")
+		other.UserKey = "Aother"
+		kept := []*socius.Token{createToken(t, s, other), createToken(t, s, newToken("site", "3_site", "u1"))}
+		if err := s.DeleteKey(t.Context(), "Amany"); err != nil {
+			t.Fatalf("DeleteKey: %v", err)
+		}
+		_, err := s.Key(t.Context(), "Amany")
+		wantErr(t, "Key after DeleteKey", err, socius.ErrNotFound)
+		// Gone once DeleteKey returned (only one cut short leaves some, for a key
+		// created again to remove), and not back with the key created again.
+		for i, when := range []string{"after DeleteKey", "after the key was created again"} {
+			if i == 1 {
+				createKey(t, s, "3_site", "Amany", at(time.Hour))
+			}
+			left := 0
+			for _, tok := range many {
+				if _, err := s.Token(t.Context(), tok.Hash); err == nil {
+					left++
+				} else {
+					wantErr(t, "a token of the deleted key", err, socius.ErrNotFound)
+				}
+			}
+			if left != 0 {
+				t.Errorf("%s: %d of the deleted key's %d tokens left", when, left, n)
+			}
+			checkTokens(t, s, kept...)
+			if t.Failed() {
+				return
+			}
 		}
 	}},
 
