@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -184,6 +185,36 @@ var snapshotTests = []test{
 		}
 		if sites, err := v.Sites(ctx); err != nil || len(sites) != 1 {
 			t.Fatalf("view: Sites after a read cancelled first: %d sites, %v; want 1", len(sites), err)
+		}
+	}},
+	{"ViewUnstorableKeysFindNothing", func(t *testing.T, s socius.Store) {
+		// A view's reads of keys no row can hold (UnstorableKeysFindNothing) find
+		// nothing, as the store's own, never a database error; and the view reads on,
+		// of its moment (PostgreSQL fails a transaction at its first refused statement).
+		ctx := t.Context()
+		createSite(t, s, "3_site", base)
+		login(t, s, "3_site", "u1", nil, base)
+		v := snapshot(t, s)
+		defer v.Close()
+		login(t, s, "3_site", "u2", nil, base)
+		for _, bad := range []string{"3_\x00", "3_\xff", "u\x00", "u\xff\xfe"} {
+			_, err := v.Site(ctx, bad)
+			wantErr(t, fmt.Sprintf("view: Site(%q)", bad), err, socius.ErrNotFound)
+			if keys, err := v.Keys(ctx, bad); err != nil || len(keys) != 0 {
+				t.Errorf("view: Keys(%q) = %d keys, %v; want none", bad, len(keys), err)
+			}
+			if users, err := v.Users(ctx, bad, "", 10); err != nil || len(users) != 0 {
+				t.Errorf("view: Users(%q) = %v, %v; want none", bad, uidsOf(users), err)
+			}
+			if users, err := v.Users(ctx, "3_site", bad, 10); err != nil {
+				t.Errorf("view: Users(3_site, after %q): %v", bad, err)
+			} else if bad[0] == 'u' && (len(users) != 0) != (bad < "u1") {
+				t.Errorf("view: Users(3_site, after %q) = %v", bad, uidsOf(users))
+			}
+			users, err := v.Users(ctx, "3_site", "", 10)
+			if err != nil || len(users) != 1 || users[0].UID != "u1" {
+				t.Fatalf("view: Users after the reads of %q: %v, %v; want u1 alone, of the view's moment", bad, uidsOf(users), err)
+			}
 		}
 	}},
 	{"StoreCloseEndsViews", func(t *testing.T, s socius.Store) {
