@@ -237,8 +237,12 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 // A file that cannot be opened, or a folder, is a usage error (exit 2), as for every
 // flag that names a file: the flag's value is wrong, not the store or the service.
 func openInput(flagName, name string) (io.ReadCloser, error) {
-	if name == "-" {
+	switch name {
+	case "-":
 		return io.NopCloser(os.Stdin), nil
+	case "":
+		// "--in $FILE" with the variable unset: os.Open says "open : no such file".
+		return nil, badFlag("%s is empty: give a file, or - for standard input", flagName)
 	}
 	f, err := os.Open(name)
 	if err != nil {

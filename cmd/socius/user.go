@@ -50,6 +50,11 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		case *site == "" && !*allSites:
 			return badFlag("--site APIKEY (or --all-sites) is required")
 		}
+		if *out == "" {
+			// "--out $FILE" with the variable unset: writeOut would rename its
+			// temporary file onto "" (Go's bare "rename ... : no such file").
+			return badFlag("--out is empty: give the file to write, or - (or no --out) for standard output")
+		}
 		if *out != "-" {
 			// Before the store is opened and the export runs: a folder that cannot
 			// take the file is a usage error, as for the bench's --json.

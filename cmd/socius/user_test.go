@@ -710,3 +710,34 @@ func TestUserExportOutNotAStoreFile(t *testing.T) {
 		t.Errorf("export --out %s: %d %q", out, code, errOut)
 	}
 }
+
+// TestEmptyFileFlags: a flag that names a file given empty ("--out $FILE" with the
+// variable unset) is a usage error that says so, with nothing written or read;
+// export's --out was renamed onto "" (exit 1, "rename ./.socius-out-N : no such file
+// or directory"), and --in and --token-file said "--in : no such file or directory".
+func TestEmptyFileFlags(t *testing.T) {
+	dir := t.TempDir()
+	st := openDataStore(t, dir)
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	wd := t.TempDir()
+	t.Chdir(wd)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "export", "--data", dir, "--site", testAPIKey, "--out", ""}, "--out is empty: give the file to write, or - (or no --out) for standard output"},
+		{[]string{"user", "import", "--data", dir, "--in", ""}, "--in is empty: give a file, or - for standard input"},
+		{[]string{"token", "revoke", "--data", dir, "--token-file", ""}, "--token-file is empty: give a file, or - for standard input"},
+	} {
+		code, stdout, errOut := runCLI(t, noEnv, c.args...)
+		if code != 2 || stdout != "" || errOut != "socius: "+c.want+"\n" {
+			t.Errorf("%q: %d %q %q; want exit 2 saying %q", c.args, code, stdout, errOut, c.want)
+		}
+	}
+	if left, _ := os.ReadDir(wd); len(left) != 0 {
+		t.Errorf("the refused commands left %v in the working folder", left)
+	}
+}
