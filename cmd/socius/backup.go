@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/socius/socius/postgres"
@@ -65,8 +66,12 @@ func runBackup(ctx context.Context, args []string, lookupEnv func(string) (strin
 	switch fi, err := os.Stat(src); {
 	case errors.Is(err, os.ErrNotExist):
 		return badFlag("no store at %s: check --data (or SOCIUS_DATA)", src)
+	case errors.Is(err, syscall.ENOTDIR):
+		return badFlag("no store at %s: --data %s is not a folder: check --data (or SOCIUS_DATA)", src, *data)
 	case err != nil:
-		return err
+		// A folder on the way that this user may not search: os.Stat's error alone
+		// ("stat DIR/socius.db: permission denied") names neither the flag nor the user.
+		return fmt.Errorf("%w: check --data (or SOCIUS_DATA), and run the backup as the user the server runs as", fileError("the store", src, err))
 	case !fi.Mode().IsRegular():
 		return badFlag("no store at %s: it is not a file: check --data (or SOCIUS_DATA)", src)
 	}

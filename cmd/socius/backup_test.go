@@ -263,6 +263,10 @@ func TestBackupOfAServingStore(t *testing.T) {
 func TestBackupRefused(t *testing.T) {
 	data := backupStore(t, 3)
 	dir := t.TempDir()
+	notAFolder := filepath.Join(t.TempDir(), "users.jsonl")
+	if err := os.WriteFile(notAFolder, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -279,6 +283,7 @@ func TestBackupRefused(t *testing.T) {
 		{"no store", []string{"--data", dir, "--out", filepath.Join(dir, "b.db")}, "no store at " + filepath.Join(dir, "socius.db")},
 		{"no data folder", []string{"--data", filepath.Join(dir, "none"), "--out", filepath.Join(dir, "b.db")}, "no store at " + filepath.Join(dir, "none", "socius.db")},
 		{"empty data", []string{"--data", "", "--out", filepath.Join(dir, "b.db")}, "--data is empty"},
+		{"data a file", []string{"--data", notAFolder, "--out", filepath.Join(dir, "b.db")}, "no store at " + filepath.Join(notAFolder, "socius.db") + ": --data " + notAFolder + " is not a folder"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"backup"}, c.args...)
