@@ -151,7 +151,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return badFlag("--api-key %q: 1 to 128 printable characters without spaces", site.APIKey)
 		}
 		var err error
-		if site.Secret, err = secret(); err != nil {
+		if site.Secret, err = secret(ctx); err != nil {
 			return err
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
@@ -207,7 +207,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return nil
 		})
 	case "rotate-secret":
-		apiKey, newSecret, err := rotateArgs(fs, args[1:], lookupEnv, stderr, "site", "APIKEY")
+		apiKey, newSecret, err := rotateArgs(ctx, fs, args[1:], lookupEnv, stderr, "site", "APIKEY")
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return badFlag("--user-key %q: 1 to 128 printable characters without spaces", k.UserKey)
 		}
 		var err error
-		if k.Secret, err = secret(); err != nil {
+		if k.Secret, err = secret(ctx); err != nil {
 			return err
 		}
 		var names []string
@@ -339,7 +339,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return err
 		})
 	case "rotate-secret":
-		userKey, newSecret, err := rotateArgs(fs, args[1:], lookupEnv, stderr, "key", "USERKEY")
+		userKey, newSecret, err := rotateArgs(ctx, fs, args[1:], lookupEnv, stderr, "key", "USERKEY")
 		if err != nil {
 			return err
 		}
@@ -361,7 +361,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 
 // rotateArgs reads the arguments of `site|key rotate-secret ID [--secret S]`: the ID,
 // and the new secret, validated when given, else generated.
-func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
+func rotateArgs(ctx context.Context, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
 	given := secretFlags(fs, "the new secret, standard base64 of at least 16 bytes (generated when empty)")
 	usage := argsUsage(fs, fmt.Sprintf("usage: socius %s rotate-secret %s [--secret S | --secret-file FILE] [--data DIR | --store URL]", noun, id))
 	pos, err := parseArgs(fs, args, lookupEnv)
@@ -372,7 +372,7 @@ func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 		fmt.Fprintln(stderr, usage)
 		return "", "", errUsage
 	}
-	secret, err := given()
+	secret, err := given(ctx)
 	if err != nil {
 		return "", "", err
 	}
@@ -382,22 +382,25 @@ func rotateArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 // secretFlags registers --secret and --secret-file on fs, and returns what reads the
 // secret they give once fs is parsed (secretOrNew): a command line is visible to every
 // user of the host (ps, /proc), and lands in the shell's history; a file is not.
-func secretFlags(fs *flag.FlagSet, help string) func() (string, error) {
+func secretFlags(fs *flag.FlagSet, help string) func(context.Context) (string, error) {
 	value := fs.String("secret", "", help)
 	file := fs.String("secret-file", "", "read the secret from this file (- for standard input) rather than the command line, which others on the host can see")
-	return func() (string, error) {
+	return func(ctx context.Context) (string, error) {
 		if *file == "" {
 			return secretOrNew(*value)
 		}
 		if *value != "" {
 			return "", badFlag("--secret and --secret-file: give the secret once")
 		}
-		r, err := openInput("--secret-file", *file)
+		r, err := openInput(ctx, "--secret-file", *file)
 		if err != nil {
 			return "", err
 		}
 		defer r.Close()
 		b, err := io.ReadAll(io.LimitReader(r, maxSecretFile+1))
+		if err != nil && ctx.Err() != nil {
+			return "", fmt.Errorf("stopped by a signal while reading --secret-file %s: nothing was changed", *file)
+		}
 		if err != nil {
 			return "", flagError{fileError("--secret-file", *file, err)}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -236,10 +237,11 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 // directory") does not say which of the command's files x is, nor what it was for.
 // A file that cannot be opened, or a folder, is a usage error (exit 2), as for every
 // flag that names a file: the flag's value is wrong, not the store or the service.
-func openInput(flagName, name string) (io.ReadCloser, error) {
+// Its reads end with ctx's error once ctx is done (untilDone).
+func openInput(ctx context.Context, flagName, name string) (io.ReadCloser, error) {
 	switch name {
 	case "-":
-		return io.NopCloser(os.Stdin), nil
+		return untilDone(ctx, io.NopCloser(os.Stdin)), nil
 	case "":
 		// "--in $FILE" with the variable unset: os.Open says "open : no such file".
 		return nil, badFlag("%s is empty: give a file, or - for standard input", flagName)
@@ -252,8 +254,35 @@ func openInput(flagName, name string) (io.ReadCloser, error) {
 		f.Close()
 		return nil, badFlag("%s %s: is a directory", flagName, name)
 	}
-	return f, nil
+	return untilDone(ctx, f), nil
 }
+
+// untilDone returns r, read by a goroutine of its own, so that a read ends with ctx's
+// error once ctx is done (a signal) however long r's own read waits: standard input
+// from a terminal or a pipe that sends nothing, a FIFO, or a line that never ends
+// (/dev/zero). A read of such a file cannot be cut short otherwise, and the first
+// Ctrl-C did nothing. Closing it closes r; a read still waiting then ends with the
+// process.
+func untilDone(ctx context.Context, r io.ReadCloser) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err) // io.EOF when err is nil
+	}()
+	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	return doneReader{pr, func() error {
+		stop()
+		pr.Close()
+		return r.Close()
+	}}
+}
+
+type doneReader struct {
+	*io.PipeReader
+	close func() error
+}
+
+func (d doneReader) Close() error { return d.close() }
 
 // readFileAtMost returns the contents of the file at path, a file a flag names, or an
 // error when it holds more than limit bytes, read no further: a key or certificate

@@ -33,7 +33,7 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 		var text string
 		switch len(pos) {
 		case 0:
-			if text, err = readToken(*file); err != nil {
+			if text, err = readToken(ctx, *file); err != nil {
 				return err
 			}
 		case 1:
@@ -62,13 +62,16 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 }
 
 // readToken reads a token from the first line of a file, or of standard input for "-".
-func readToken(name string) (string, error) {
-	r, err := openInput("--token-file", name)
+func readToken(ctx context.Context, name string) (string, error) {
+	r, err := openInput(ctx, "--token-file", name)
 	if err != nil {
 		return "", err
 	}
 	defer r.Close()
 	line, err := bufio.NewReader(io.LimitReader(r, maxTokenText)).ReadString('\n')
+	if err != nil && ctx.Err() != nil {
+		return "", errors.New("stopped by a signal while reading the token: nothing was revoked")
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read the token: %w", err)
 	}

@@ -74,7 +74,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		r, err := openInput("--in", *in)
+		r, err := openInput(ctx, "--in", *in)
 		if err != nil {
 			return err
 		}

@@ -741,3 +741,56 @@ func TestEmptyFileFlags(t *testing.T) {
 		t.Errorf("the refused commands left %v in the working folder", left)
 	}
 }
+
+// TestInputStopsOnSignal: a command reading a file that sends nothing (standard input
+// from a terminal or an idle pipe) stops at the first signal, saying so, with nothing
+// changed; the read waited on, and only a second Ctrl-C (which kills) ended it.
+func TestInputStopsOnSignal(t *testing.T) {
+	dir := t.TempDir()
+	st := openDataStore(t, dir)
+	if err := st.CreateSite(context.Background(), &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	pr, pw, err := os.Pipe() // never written to
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	idle := fmt.Sprintf("/dev/fd/%d", pr.Fd())
+	if _, err := os.Stat(idle); err != nil {
+		t.Skipf("no %s: %v", idle, err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "import", "--in", idle}, "import stopped by a signal"},
+		{[]string{"token", "revoke", "--token-file", idle}, "stopped by a signal while reading the token: nothing was revoked"},
+		{[]string{"site", "rotate-secret", testAPIKey, "--secret-file", idle}, "stopped by a signal while reading --secret-file " + idle + ": nothing was changed"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		done := make(chan struct{})
+		var code int
+		var stderr bytes.Buffer
+		go func() {
+			defer close(done)
+			code = run(ctx, append(c.args, "--data", dir), noEnv, io.Discard, &stderr)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q: still reading 10 s after the signal", c.args)
+		}
+		if code != 1 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%q: %d %q; want exit 1 saying %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+	st = openDataStore(t, dir)
+	defer st.Close()
+	if site, err := st.Site(context.Background(), testAPIKey); err != nil || site.Secret != testSecret {
+		t.Errorf("the site after the stopped rotate-secret: %v", err)
+	}
+}
