@@ -190,6 +190,9 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 			fmt.Fprintln(stderr, usage)
 			return errUsage
 		}
+		if pos[0] == "" {
+			return emptyArg("APIKEY")
+		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			s, err := st.Site(ctx, pos[0])
 			if errors.Is(err, socius.ErrNotFound) {
@@ -328,6 +331,9 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			fmt.Fprintln(stderr, usage)
 			return errUsage
 		}
+		if pos[0] == "" {
+			return emptyArg("USERKEY")
+		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			err := st.DeleteKey(ctx, pos[0])
 			if errors.Is(err, socius.ErrNotFound) {
@@ -372,11 +378,20 @@ func rotateArgs(ctx context.Context, fs *flag.FlagSet, args []string, lookupEnv 
 		fmt.Fprintln(stderr, usage)
 		return "", "", errUsage
 	}
+	if pos[0] == "" {
+		return "", "", emptyArg(id)
+	}
 	secret, err := given(ctx)
 	if err != nil {
 		return "", "", err
 	}
 	return pos[0], secret, nil
+}
+
+// emptyArg refuses a command's argument given empty (what in its usage), as "$KEY"
+// with the variable unset gives: "no key has userKey " said nothing of it.
+func emptyArg(what string) error {
+	return badFlag("%s is empty (an unset variable?): give it as the argument", what)
 }
 
 // secretFlags registers --secret and --secret-file on fs, and returns what reads the

@@ -1283,3 +1283,24 @@ func TestServeRefusesALostStore(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyArguments: an APIKEY or USERKEY argument given empty ("$KEY" with the
+// variable unset) is a usage error that says so; it was exit 1, "no key has userKey ".
+func TestEmptyArguments(t *testing.T) {
+	dir := t.TempDir()
+	openDataStore(t, dir).Close()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site", "show", ""}, "APIKEY is empty"},
+		{[]string{"site", "rotate-secret", ""}, "APIKEY is empty"},
+		{[]string{"key", "delete", ""}, "USERKEY is empty"},
+		{[]string{"key", "rotate-secret", ""}, "USERKEY is empty"},
+	} {
+		code, stdout, errOut := runCLI(t, noEnv, append(c.args, "--data", dir)...)
+		if code != 2 || stdout != "" || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: %d %q %q; want exit 2 saying %q", c.args, code, stdout, errOut, c.want)
+		}
+	}
+}
