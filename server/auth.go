@@ -712,6 +712,7 @@ func (s *Server) authenticateBearer(c *call) error {
 	var claims struct {
 		Iat *json.Number `json:"iat"`
 		Exp *json.Number `json:"exp"`
+		Nbf *json.Number `json:"nbf"`
 		Jti any          `json:"jti"`
 	}
 	if err := enc.decodeJSON(parts[1], &claims); err != nil {
@@ -756,6 +757,22 @@ func (s *Server) authenticateBearer(c *call) error {
 		}
 		if !c.now.Before(exp) {
 			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT exp claim %s has passed", clip(claims.Exp.String(), 24))
+		}
+	}
+	if claims.Nbf != nil {
+		// RFC 7519: not to be accepted before nbf. Ahead by the clock skew at most, as
+		// an iat may be: a signer whose clock is ahead sets nbf to its iat.
+		nbf, ok := jwtTime(*claims.Nbf)
+		if !ok {
+			return badHeader("the JWT nbf claim is not a Unix time in seconds")
+		}
+		now := c.now
+		if nbf.Nanosecond() == 0 {
+			now = now.Truncate(time.Second) // as outsideSkew compares a time in whole seconds
+		}
+		if d := now.Sub(nbf); d < -s.cfg.Skew {
+			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT is not valid yet: its nbf claim %s is ahead of the server time %s by more than %d s%s",
+				clip(claims.Nbf.String(), 24), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()), s.movedClockHint(d))
 		}
 	}
 	if !enc.add(parts[2]) {

@@ -123,3 +123,48 @@ func TestBearerJWTOneBase64(t *testing.T) {
 		}
 	}
 }
+
+// signedJWT returns a JWT of the key AJwt with the claims, signed by priv.
+func signedJWT(t *testing.T, priv *rsa.PrivateKey, claims map[string]any) string {
+	t.Helper()
+	input := jwtSegment(map[string]any{"alg": "RS256", "kid": "AJwt"}) + "." + jwtSegment(claims)
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestBearerJWTNotBefore: a JWT whose nbf claim is ahead of the server time by more
+// than the clock skew is not valid yet (RFC 7519), 403002 as an iat that far ahead;
+// one within the skew (a signer's clock ahead, nbf its iat) or passed is taken, and an
+// nbf that is no Unix time in seconds is 400008, as an exp. It was not read: a JWT
+// its signer made for later was taken at once.
+func TestBearerJWTNotBefore(t *testing.T) {
+	store, priv := jwtStore(t)
+	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
+	call := bearerCall(srv)
+	now := time.Now().Unix()
+	for i, tt := range []struct {
+		nbf  any
+		want string
+	}{
+		{now + 3600, `"errorCode":403002`},
+		{now + int64(server.DefaultSkew/time.Second) + 5, `"errorCode":403002`},
+		{now + 30, `"errorCode":0,`},
+		{now, `"errorCode":0,`},
+		{now - 3600, `"errorCode":0,`},
+		{float64(now) + 0.5, `"errorCode":0,`},
+		{(now + 3600) * 1000, `"errorCode":400008`},
+		{"soon", `"errorCode":400008`},
+	} {
+		got := call(signedJWT(t, priv, map[string]any{"iat": now, "nbf": tt.nbf, "jti": "nbf-" + strconv.Itoa(i)}))
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("nbf %v: %s, want %s", tt.nbf, got, tt.want)
+		}
+		if strings.Contains(got, `"errorCode":403002`) && !strings.Contains(got, "the JWT is not valid yet: its nbf claim") {
+			t.Errorf("nbf %v: %s, want errorDetails naming nbf", tt.nbf, got)
+		}
+	}
+}
