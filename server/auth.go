@@ -744,10 +744,12 @@ func (s *Server) authenticateBearer(c *call) error {
 	if !ok {
 		return badHeader("the JWT has no jti claim (a nonce, at most 256 characters)")
 	}
-	if err := s.outsideSkew(c, "JWT iat", claims.Iat.String(), iat); err != nil {
+	// Quoted clipped, as exp and nbf are: a JSON number has no length limit.
+	iatText := clip(claims.Iat.String(), 24)
+	if err := s.outsideSkew(c, "JWT iat", iatText, iat); err != nil {
 		return err
 	}
-	if err := s.beforeStart(c, "JWT iat", claims.Iat.String(), iat); err != nil {
+	if err := s.beforeStart(c, "JWT iat", iatText, iat); err != nil {
 		return err
 	}
 	if claims.Exp != nil {

@@ -168,3 +168,16 @@ func TestBearerJWTNotBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerJWTIatClipped: an iat refused for the clock skew is quoted in errorDetails
+// clipped, as an exp or nbf is: a JSON number has no length limit ("1000000000.000..."
+// of kilobytes is 1e9), and the whole text went into the answer and the log.
+func TestBearerJWTIatClipped(t *testing.T) {
+	store, priv := jwtStore(t)
+	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
+	iat := json.Number("1000000000." + strings.Repeat("0", 8<<10))
+	got := bearerCall(srv)(signedJWT(t, priv, map[string]any{"iat": iat, "jti": "long-iat"}))
+	if !strings.Contains(got, `"errorCode":403002`) || !strings.Contains(got, "JWT iat 1000000000.0000000000000... is behind") || len(got) > 2<<10 {
+		t.Errorf("an iat of %d bytes: %d bytes: %.400s", len(iat), len(got), got)
+	}
+}
