@@ -640,6 +640,26 @@ func TestTokenOfADeletedKey(t *testing.T) {
 			}
 		})
 	}
+	// A mobile notifyLogin made with a token the key obtained, the key deleted before
+	// the session's write: the call's token went with the key, and the answer is what
+	// the call would have got a moment later, 403025; it was the key's 403005.
+	t.Run("before the write, a session made with the key's token", func(t *testing.T) {
+		s := newTestServer(t, t.TempDir(), nil)
+		st := s.cfg.Store
+		if err := st.CreateKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		a := tokenFrom(t, post(s, "socialize.getToken", "grant_type=none&x_siteUID=keyless"))
+		var created []string
+		s.cfg.Store = tokenFault{Store: st, created: &created, before: deleteKey}
+		if got := postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&targetEnv=mobile"); !strings.Contains(got, `"errorCode":403025`) ||
+			!strings.Contains(got, "the userKey that obtained the token of this call was deleted while the call ran") || strings.Contains(got, "sessionToken") {
+			t.Errorf("answer %s", got)
+		}
+		if len(created) != 0 {
+			t.Errorf("%d tokens stored, want none", len(created))
+		}
+	})
 	// A key of the name found of another site when the token is used (deleted and
 	// created there meanwhile) lends the token none of its permissions.
 	t.Run("key of another site at use", func(t *testing.T) {

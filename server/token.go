@@ -82,7 +82,7 @@ func newToken(c *call, kind socius.TokenKind, uid string, lifetime time.Duration
 func (s *Server) issueToken(c *call, kind socius.TokenKind, lifetime time.Duration) (string, error) {
 	text, t := newToken(c, kind, "", lifetime)
 	if err := s.cfg.Store.CreateToken(c.ctx, t); err != nil {
-		return "", tokenRefused(t, err)
+		return "", tokenRefused(c, t, err)
 	}
 	return text, nil
 }
@@ -94,7 +94,7 @@ func (s *Server) issueToken(c *call, kind socius.TokenKind, lifetime time.Durati
 func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patch *socius.Patch, lifetime time.Duration) (string, error) {
 	text, t := newToken(c, kind, uid, lifetime)
 	if _, err := s.cfg.Store.LoginWithToken(c.ctx, c.site.APIKey, uid, patch, c.now, t); err != nil {
-		return "", tokenRefused(t, err)
+		return "", tokenRefused(c, t, err)
 	}
 	return text, nil
 }
@@ -103,9 +103,12 @@ func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patc
 // call's answer: ErrKeyGone, a userKey deleted between the call's authentication and
 // its token's write, into 403005; ErrRootGone, the call's own token (or the one at
 // the top of its chain) revoked meanwhile, into 403025, what the call would have got
-// a moment later.
-func tokenRefused(t *socius.Token, err error) error {
+// a moment later. So is ErrKeyGone for a call made with a token: the key was the
+// token's, and its deletion deleted the token.
+func tokenRefused(c *call, t *socius.Token, err error) error {
 	switch {
+	case errors.Is(err, socius.ErrKeyGone) && c.token != nil:
+		return socius.Errorf(socius.CodeInvalidToken, "Invalid token: the userKey that obtained the token of this call was deleted while the call ran, and the token with it")
 	case errors.Is(err, socius.ErrKeyGone):
 		return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
 	case errors.Is(err, socius.ErrRootGone):
