@@ -123,6 +123,20 @@ func apiError(w http.ResponseWriter, status int, format string, args ...any) {
 	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
 
+// MaxJSONBody bounds the JSON body of an admin API request (a clock change, a fault
+// rule), and MaxSeedBody a seed's, which loads as it is read.
+const (
+	MaxJSONBody = 1 << 20
+	MaxSeedBody = 256 << 20
+)
+
+// tooLarge reports whether err is http.MaxBytesReader's, a body over its bound: said
+// so with a 413, not as Go's "http: request body too large".
+func tooLarge(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
+}
+
 // readJSON decodes a JSON request body into v; it insists on application/json, which a
 // page of another site cannot send without a preflight the emulator never grants.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -130,7 +144,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		apiError(w, http.StatusUnsupportedMediaType, "%v", err)
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	if tooLarge(err) {
+		apiError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes, the most the admin API takes of JSON (a clock change or a fault rule is a few dozen)", MaxJSONBody)
+		return false
+	}
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "the body could not be read: %v", err)
 		return false
@@ -729,7 +747,13 @@ func (e *Emulator) apiSeed(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	n, err := Seed(r.Context(), e.cfg.Store, http.MaxBytesReader(w, r.Body, 256<<20), e.cfg.Clock.Now())
+	n, err := Seed(r.Context(), e.cfg.Store, http.MaxBytesReader(w, r.Body, MaxSeedBody), e.cfg.Clock.Now())
+	if tooLarge(err) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("seed: the body is larger than %d bytes (%d MiB), "+
+			"the most one request takes: the lines before the cut are loaded (see loaded); send the rest, from the first line not loaded, "+
+			"as another seed (split the file at a line's end), or load the file at the start: socius serve --emulator --seed FILE", MaxSeedBody, MaxSeedBody>>20), "loaded": n})
+		return
+	}
 	if err != nil {
 		// A bad line is the caller's (400); the store failing is not (500).
 		status := http.StatusBadRequest

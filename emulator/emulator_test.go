@@ -1369,3 +1369,54 @@ func TestExportIsOneMoment(t *testing.T) {
 		t.Errorf("the exports opened %d views, %d left open; want two, closed", written.Views(), written.OpenViews())
 	}
 }
+
+// blankLines reads as n bytes of lines of spaces, made as they are read.
+type blankLines struct{ n, i int }
+
+func (b *blankLines) Read(p []byte) (int, error) {
+	if b.i == b.n {
+		return 0, io.EOF
+	}
+	p = p[:min(len(p), b.n-b.i)]
+	for k := range p {
+		p[k] = ' '
+		if (b.i+k)%4096 == 4095 {
+			p[k] = '\n'
+		}
+	}
+	b.i += len(p)
+	return len(p), nil
+}
+
+// A body over its bound is a 413 that says the bound, not a 400 with Go's "http:
+// request body too large"; a seed's says what it loaded before the cut.
+func TestBodyTooLarge(t *testing.T) {
+	te := newTestEmulator(t)
+	for _, path := range []string{"/_emulator/api/clock", "/_emulator/api/faults"} {
+		body := `{"advance":"1h"` + strings.Repeat(" ", MaxJSONBody) + "}"
+		status, got := te.do(t, "POST", path, "application/json", body)
+		if want := fmt.Sprintf(`"error": "the body is larger than %d bytes, the most the admin API takes of JSON`, MaxJSONBody); status != 413 || !strings.Contains(got, want) {
+			t.Errorf("%s: HTTP %d %s, want 413 %s", path, status, got, want)
+		}
+	}
+	if te.clock.Offset() != 0 {
+		t.Errorf("the clock moved: %v", te.clock.Offset())
+	}
+
+	// The handler is called directly: the body, made as it is read, never goes
+	// through a connection.
+	site := `{"kind":"site","apiKey":"3_Big","secret":"` + siteSecret + `"}` + "\n"
+	req := httptest.NewRequest("POST", "http://127.0.0.1/_emulator/api/seed", io.MultiReader(strings.NewReader(site), &blankLines{n: MaxSeedBody}))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	rec := httptest.NewRecorder()
+	te.ServeHTTP(rec, req)
+	var got struct {
+		Error  string
+		Loaded SeedStats
+	}
+	json.Unmarshal(rec.Body.Bytes(), &got)
+	if want := fmt.Sprintf("seed: the body is larger than %d bytes (256 MiB), the most one request takes: the lines before the cut are loaded", MaxSeedBody); rec.Code != 413 ||
+		!strings.HasPrefix(got.Error, want) || got.Loaded != (SeedStats{Sites: 1}) {
+		t.Errorf("seed: HTTP %d %s, want 413 %s, 1 site loaded", rec.Code, rec.Body, want)
+	}
+}
