@@ -1,6 +1,10 @@
 package server
 
 import (
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,5 +51,58 @@ func TestStoredSecretsHiddenInEveryForm(t *testing.T) {
 	params := append(maskedCall(), gigya.Param{Name: "context", Value: maskedSecret[:20]})
 	if out, _ := maskParams(params, maskedSecret); !strings.HasPrefix(out[len(out)-1].Value, maskedSecret[:20]) {
 		t.Errorf("part of the secret: shown as %q", out[len(out)-1].Value)
+	}
+}
+
+// TestProviderSessionsMasked: notifyLogin's providerSessions holds the providers'
+// tokens and secrets under names that say neither: no observer sees them, in the
+// value (its strings masked, its structure kept; masked whole when it is no JSON), in
+// another parameter (the values of one that is JSON), the details or the base strings.
+func TestProviderSessionsMasked(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.ExplainSignatures = true
+	var calls []Call
+	s.cfg.Observe = func(c *Call) { calls = append(calls, *c) }
+	const token, secret = "EAAFbTokenOfFacebook123", "tokenSecret/Of+Twitter"
+	for _, sessions := range []string{
+		`{"facebook":{"authToken":"` + token + `","tokenExpiration":1790000000},"twitter":{"authToken":"x","tokenSecret":"` + strings.ReplaceAll(secret, "/", `\/`) + `"}}`,
+		`{"facebook":{"authToken":"` + token + `"`, // not JSON
+	} {
+		form := url.Values{"apiKey": {labAPIKey}, "siteUID": {"u1"}, "timestamp": {strconv.FormatInt(labTime.Unix(), 10)},
+			"nonce": {"n" + strconv.Itoa(len(calls))}, "sig": {"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "providerSessions": {sessions}}
+		if len(calls) == 0 {
+			form.Set("context", token) // hidden there too
+		}
+		r := httptest.NewRequest("POST", "https://socialize.localtest/socialize.notifyLogin", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if !strings.Contains(w.Body.String(), `"errorCode":403003`) {
+			t.Fatalf("answer: %s", w.Body)
+		}
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d calls observed", len(calls))
+	}
+	for i, want := range []string{`{"facebook":{"authToken":"***","tokenExpiration":1790000000},"twitter":{"authToken":"***","tokenSecret":"***"}}`, "***"} {
+		c := calls[i]
+		var shown string
+		for _, p := range c.Params {
+			if p.Name == "providerSessions" {
+				shown = p.Value
+			}
+		}
+		if shown != want {
+			t.Errorf("call %d: providerSessions shown as %s, want %s", i, shown, want)
+		}
+		if len(c.BaseStrings) == 0 {
+			t.Errorf("call %d: no base strings", i)
+		}
+		all := fmt.Sprint(c.Params, c.Details, c.BaseStrings)
+		for _, v := range []string{token, "Of+Twitter", "Of%2BTwitter", "Of%252BTwitter"} {
+			if strings.Contains(all, v) {
+				t.Errorf("call %d: %q observed in %s", i, v, all)
+			}
+		}
 	}
 }

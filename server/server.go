@@ -1234,11 +1234,16 @@ func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) 
 		if gigya.IsCredential(p.Name) && len(p.Value) >= minHidden && !strings.EqualFold(p.Name, "sig") {
 			hidden = append(hidden, p.Value)
 		}
+		if isSessions(p.Name) {
+			hidden = appendSessionValues(hidden, p.Value)
+		}
 	}
 	out := make([]gigya.Param, len(params))
 	for i, p := range params {
 		if p.Value != "" && gigya.IsCredential(p.Name) {
 			p.Value = masked
+		} else if isSessions(p.Name) {
+			p.Value = maskSessions(p.Value)
 		} else {
 			p.Value = hideValues(p.Value, hidden)
 		}
@@ -1246,6 +1251,69 @@ func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) 
 		out[i] = p
 	}
 	return out, hidden
+}
+
+// isSessions reports notifyLogin's providerSessions, whose values are the providers'
+// tokens and secrets ({"facebook": {"authToken": "...", "tokenSecret": "..."}}) under
+// a name that says neither.
+func isSessions(name string) bool { return strings.EqualFold(name, "providerSessions") }
+
+// appendSessionValues appends to hidden the string values of a providerSessions value
+// (every one, at any depth: a provider's session holds little else), so that they are
+// hidden wherever else the call holds them (maskSessions masks them in the value).
+func appendSessionValues(hidden []string, value string) []string {
+	v, err := gigya.ParseJSON(value)
+	if err != nil {
+		return hidden
+	}
+	walkStrings(v, func(s string) string {
+		if len(s) >= minHidden {
+			hidden = append(hidden, s)
+		}
+		return s
+	})
+	return hidden
+}
+
+// maskSessions returns a providerSessions value with its string values masked, its
+// structure kept for the reader (written anew: a value escaped as sent, \/ say, would
+// not be found in the text); masked whole when it is not JSON the server reads, as it
+// may hold a token anywhere.
+func maskSessions(value string) string {
+	if value == "" {
+		return value
+	}
+	v, err := gigya.ParseJSON(value)
+	if err != nil {
+		return masked
+	}
+	if v == nil {
+		return value // null: nothing to hide, and said as sent
+	}
+	return string(gigya.AppendJSON(nil, walkStrings(v, func(s string) string {
+		if s == "" {
+			return s
+		}
+		return masked
+	})))
+}
+
+// walkStrings replaces each string of a value ParseJSON made, at any depth, by what f
+// returns of it; objects and arrays are changed in place.
+func walkStrings(v any, f func(string) string) any {
+	switch v := v.(type) {
+	case string:
+		return f(v)
+	case gigya.Object:
+		for i := range v {
+			v[i].Value = walkStrings(v[i].Value, f)
+		}
+	case []any:
+		for i := range v {
+			v[i] = walkStrings(v[i], f)
+		}
+	}
+	return v
 }
 
 // mayHold reports whether a value of params may hold v, as sent or escaped: one holds
