@@ -221,7 +221,12 @@ func (e *Emulator) form(h http.HandlerFunc) http.HandlerFunc {
 
 func (e *Emulator) formReset(w http.ResponseWriter, r *http.Request) {
 	// The form's checkbox sends "on"; a value it does not read is refused, as the
-	// API refuses it, rather than taken for either reset.
+	// API refuses it, rather than taken for either reset: a body that does not decode
+	// too, whose "all" r.PostFormValue drops (a plain reset for all=%zz).
+	if err := r.ParseForm(); err != nil {
+		e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Reset", Error: "Nothing was reset: " + errFormEncoding.Error() + "."})
+		return
+	}
 	var all bool
 	switch v := r.PostFormValue("all"); strings.ToLower(v) {
 	case "", "0", "false", "off":
@@ -367,6 +372,11 @@ func (e *Emulator) pageClock(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) formClock(w http.ResponseWriter, r *http.Request) {
 	var c ClockChange
+	if err := r.ParseForm(); err != nil {
+		// r.PostFormValue drops what does not decode, and keeps the rest.
+		e.render(w, http.StatusBadRequest, "clock", &page{Title: "Clock", Error: "The clock was not changed: " + errFormEncoding.Error() + "."})
+		return
+	}
 	switch r.PostFormValue("action") {
 	case "set":
 		c.Set = r.PostFormValue("set")
@@ -433,12 +443,15 @@ func (e *Emulator) formAddFault(w http.ResponseWriter, r *http.Request) {
 	seeOther(w, r, "/_emulator/faults", "fault-added", rule.ID)
 }
 
+// errFormEncoding says that a console form's body does not decode, where net/url's
+// words (invalid URL escape "%zz") name no field of the form.
+var errFormEncoding = errors.New("the form's data is not URL-encoded (a % not followed by two hex digits, or a ';' between fields)")
+
 // ruleFromForm reads the console's add-a-rule form.
 func ruleFromForm(r *http.Request) (Rule, error) {
 	var rule Rule
 	if err := r.ParseForm(); err != nil {
-		// net/url's words (invalid URL escape "%zz") name no field of the form.
-		return rule, errors.New("the form's data is not URL-encoded (a % not followed by two hex digits, or a ';' between fields)")
+		return rule, errFormEncoding
 	}
 	f := r.PostForm
 	rule.Method = f.Get("method")

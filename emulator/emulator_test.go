@@ -937,6 +937,21 @@ func TestConsoleFormMalformed(t *testing.T) {
 	if rules := te.Faults.Rules(); len(rules) != 0 {
 		t.Errorf("rules added: %+v", rules)
 	}
+	// A reset or a clock change whose body does not decode changes nothing: its
+	// fields were dropped, and the rest taken (a plain reset for all=%zz).
+	for _, tt := range []struct{ path, body, want string }{
+		{"/_emulator/reset", "all=%zz", "Nothing was reset: the form&#39;s data is not URL-encoded"},
+		{"/_emulator/reset", "all=on;x=1", "Nothing was reset: the form&#39;s data is not URL-encoded"},
+		{"/_emulator/clock", "action=advance&advance=1h&x=%zz", "The clock was not changed: the form&#39;s data is not URL-encoded"},
+	} {
+		status, page := te.do(t, "POST", tt.path, "application/x-www-form-urlencoded", tt.body, "Origin", te.URL)
+		if status != http.StatusBadRequest || !strings.Contains(page, tt.want) {
+			t.Errorf("%s %s: %d %s", tt.path, tt.body, status, page)
+		}
+	}
+	if n, _ := te.store.CountUsers(context.Background(), ""); n != 2 || te.clock.Offset() != 0 {
+		t.Errorf("%d users, the clock moved by %v", n, te.clock.Offset())
+	}
 }
 
 func TestConsoleForms(t *testing.T) {
