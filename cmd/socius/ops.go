@@ -85,10 +85,11 @@ func (w serverLogWriter) Write(p []byte) (int, error) {
 }
 
 // adminHandler serves the admin listener: /metrics (Prometheus), /healthz (the process
-// answers) and /readyz (the store answers a read and, when it can tell, still keeps
-// what it is given, and Socius is not shutting down).
-// raw is the store without decorators, so that probes do not count as store calls.
-func (m *Main) adminHandler(raw socius.Store) http.Handler {
+// answers, from the moment the listener is bound) and /readyz (Socius has started and
+// is not shutting down, and the store answers a read and, when it can tell, still
+// keeps what it is given). The store read is m.readyStore, without decorators, so that
+// probes do not count as store calls.
+func (m *Main) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +103,12 @@ func (m *Main) adminHandler(raw socius.Store) http.Handler {
 			io.WriteString(w, "not ready: shutting down\n")
 			return
 		}
+		if !m.serving.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready: starting\n")
+			return
+		}
+		raw := m.readyStore
 		if h, ok := raw.(interface{ Healthy() error }); ok {
 			if err := h.Healthy(); err != nil {
 				m.Logger.Error("readiness check failed", "err", err)

@@ -138,11 +138,92 @@ func TestReadyzStoreFails(t *testing.T) {
 		{"Site", 503, "not ready: the store failed a read (the log says why)\n"},
 	} {
 		rec := httptest.NewRecorder()
-		m.adminHandler(storeFault{Store: st, fail: c.fail}).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		m.readyStore = storeFault{Store: st, fail: c.fail}
+		m.serving.Store(true)
+		m.adminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		if rec.Code != c.status || rec.Body.String() != c.body {
 			t.Errorf("/readyz, %q failing: %d %q; want %d %q", c.fail, rec.Code, rec.Body.String(), c.status, c.body)
 		}
 	}
+}
+
+// TestAdminServesWhileStarting: the admin listener answers from the moment it is
+// bound, through a start that takes long (here the store's first read of the site,
+// held; with PostgreSQL, a migration waiting for a lock): /healthz 200, /readyz 503
+// "not ready: starting", then 200 "ready" once the API listeners serve. It was bound
+// but served only at the end of the start, so that a liveness probe's connection hung
+// unanswered for as long, and a probe that gives up restarted a start still at work.
+func TestAdminServesWhileStarting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	m := NewMain()
+	args := []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--https", "", "--admin", admin,
+		"--site-api-key", testAPIKey, "--site-secret", testSecret, "--log-level", "error"}
+	if err := m.ParseFlags(args, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.Stdout = io.Discard
+	release := make(chan struct{})
+	m.wrapStore = func(st socius.Store) socius.Store { return heldSite{st, release} }
+	started := make(chan error, 1)
+	go func() { started <- m.Run(context.Background()) }()
+	ran := false // Run returned, and its result was taken from started
+	defer func() {
+		if !ran {
+			close(release)
+			if <-started != nil {
+				return
+			}
+		}
+		m.Close()
+	}()
+	c := &http.Client{Timeout: time.Second}
+	probe := func(path string) (int, string, error) {
+		resp, err := c.Get("http://" + admin + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	var status int
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if status, body, err = probe("/healthz"); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 200 || body != "ok\n" {
+		t.Fatalf("/healthz while starting: %d %q, %v; want 200 \"ok\\n\"", status, body, err)
+	}
+	if status, body, err := probe("/readyz"); status != 503 || body != "not ready: starting\n" {
+		t.Errorf("/readyz while starting: %d %q, %v; want 503 \"not ready: starting\\n\"", status, body, err)
+	}
+	close(release)
+	ran = true
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if status, body, err := probe("/readyz"); status != 200 || body != "ready\n" {
+		t.Errorf("/readyz once started: %d %q, %v; want 200 \"ready\\n\"", status, body, err)
+	}
+}
+
+// heldSite is a store whose Site waits until release is closed.
+type heldSite struct {
+	socius.Store
+	release chan struct{}
+}
+
+func (s heldSite) Site(ctx context.Context, apiKey string) (*socius.Site, error) {
+	<-s.release
+	return s.Store.Site(ctx, apiKey)
 }
 
 // TestReadyzFileGone: the database files deleted under a running server: writes are

@@ -115,6 +115,11 @@ type Main struct {
 	silent          silentConns    // connections that have not sent a request yet
 	done            chan error
 	closing         atomic.Bool
+	// serving is set once Run has every listener serving: /readyz answers 503 until
+	// then, its admin listener serving from the moment it is bound. readyStore is the
+	// store /readyz reads, set before serving.
+	serving    atomic.Bool
+	readyStore socius.Store
 	// connStateSeen, when set (by tests), is told each API connection's state after
 	// it is tracked: a test waits for a state instead of guessing how long the server
 	// takes to reach it.
@@ -378,10 +383,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			// A start that fails before its first listener serves (every failure
+			// A start that fails before its first API listener serves (every failure
 			// does) served no request: a folder new to serve is left as new, without
 			// serve.lock, nor nonces for Close to save (it has none; saveNonces).
-			if len(m.servers) == 0 && m.dataLock != nil && m.dataLock.made {
+			if m.HTTPSURL == "" && m.HTTPURL == "" && m.dataLock != nil && m.dataLock.made {
 				m.dataLock.unmake()
 				m.dataLock = nil
 			}
@@ -450,6 +455,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		lns[l.flag] = ln
 	}
+	m.done = make(chan error, len(lns))
+	// The admin listener serves from now on, so that a liveness probe of /healthz is
+	// answered through a start that takes long (a PostgreSQL migration waiting for a
+	// lock, a large seed), while /readyz answers 503 until the API listeners serve.
+	// Close stops it last, after the API listeners have drained.
+	var adminWhere string
+	if ln := lns["--admin"]; ln != nil {
+		delete(lns, "--admin")
+		m.AdminURL, adminWhere = listenURL("http", m.AdminAddr, ln)
+		m.serve(ln, m.adminHandler())
+		m.adminServer = m.servers[len(m.servers)-1]
+	}
 	m.sayTempData()
 	if n, limit := m.conns.setMax(m.MaxConnections); limit > 0 {
 		m.Logger.Warn(fmt.Sprintf("--max-connections %d lowered to %d: the process may open %d files, of which %d are kept for the store and the admin listener where it can", m.MaxConnections, n, limit, fdReserve))
@@ -471,6 +488,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Store, m.Nonces = st.store, st.nonces
+	m.readyStore = st.raw
 	if l, ok := st.raw.(interface{ SetLogger(*slog.Logger) }); ok {
 		l.SetLogger(m.Logger) // the embedded store's checkpoints that fail
 	}
@@ -571,7 +589,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	metrics.RegisterProcess(m.Metrics)
 	m.Logger.Info("socius starting", "version", buildVersion(), "data", m.DataDir, "masterKey", st.keySource)
 	m.startHousekeeping()
-	m.done = make(chan error, 3)
 	if m.HTTPSAddr != "" {
 		if certPath == "" { // the data folder's, made on the first start
 			var created bool
@@ -635,17 +652,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 				"serve it on 127.0.0.1 and reach it through an SSH tunnel or kubectl port-forward", m.PprofAddr))
 		}
 	}
-	// The admin listener comes last, so Close stops it last: /readyz answers 503
-	// while the API listeners drain.
-	if m.AdminAddr != "" {
-		ln := lns["--admin"]
-		delete(lns, "--admin")
-		var where string
-		m.AdminURL, where = listenURL("http", m.AdminAddr, ln)
-		m.serve(ln, m.adminHandler(st.raw))
-		m.adminServer = m.servers[len(m.servers)-1]
-		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s%s\n", m.AdminURL, where)
+	if m.AdminURL != "" {
+		// Said last, as before it served from the start: /readyz says ready from now.
+		fmt.Fprintf(m.Stdout, "socius: serving /metrics, /healthz and /readyz on %s%s\n", m.AdminURL, adminWhere)
 	}
+	m.serving.Store(true)
 	m.emulatorStarted()
 	return nil
 }
