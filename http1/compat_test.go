@@ -3,9 +3,11 @@ package http1
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCRLFAfterPOST: net/http skips up to four CR or LF left after a POST's body (old
@@ -74,5 +76,43 @@ func TestCutOffHead(t *testing.T) {
 		if strings.ReplaceAll(strings.Join(got, ""), `"served":"fast"`, `"served":"slow"`) != strings.Join(want, "") {
 			t.Errorf("%q:\nfast path %q\nnet/http  %q", raw, got, want)
 		}
+	}
+}
+
+// TestCloseRequestUnreadBody: a request with Connection: close whose handler answers
+// without reading its body (a refusal before the body) is answered at once, as net/http
+// answers it: the fast path waited for the rest of the body, until the read deadline,
+// and with the default timeouts (read and write 30 s) the answer then went out after
+// the write deadline, that is never.
+func TestCloseRequestUnreadBody(t *testing.T) {
+	refuse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", "Sun, 29 Nov 2026 12:00:00 GMT")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "refused")
+	})
+	timeouts := func(s *Server) { s.ReadTimeout, s.WriteTimeout = 3*time.Second, 3*time.Second }
+	fastAddr, _ := start(t, refuse, true, timeouts)
+	netAddr, _ := start(t, refuse, false, nil)
+	// Two bytes of ten: the client sends the rest later, or never.
+	raw := "POST /socialize.getUserInfo?a=%zz HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 10\r\n\r\nab"
+	answer := func(addr string) (string, time.Duration) {
+		c := dial(t, addr)
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		got := readAnswers(t, bufio.NewReader(c), 1)
+		return strings.Join(got, ""), time.Since(begin)
+	}
+	want, _ := answer(netAddr)
+	if !strings.HasPrefix(want, "HTTP/1.1 400") {
+		t.Fatalf("net/http alone: %q", want)
+	}
+	got, took := answer(fastAddr)
+	if got != want {
+		t.Errorf("fast path: %q\nnet/http:  %q", got, want)
+	}
+	if took > time.Second {
+		t.Errorf("fast path: answered after %v, net/http at once", took.Round(time.Millisecond))
 	}
 }

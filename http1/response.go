@@ -39,11 +39,11 @@ type response struct {
 	streaming bool     // the head is sent; further writes go out as they come
 	chunked   bool
 	sent      int64
-	close     bool
-	// handlerClose: the handler's answer closes the connection (Connection: close):
-	// what is left of the request's body is not waited for (Server.serveRequest).
-	handlerClose bool
-	err          error
+	// close: the answer is the connection's last (the request's or the handler's
+	// Connection: close, Shutdown, a failed write): what is left of the request's body
+	// is not waited for (Server.serveRequest).
+	close bool
+	err   error
 }
 
 // errFinished is what a write after the handler's return gets.
@@ -96,7 +96,7 @@ func (w *response) snapshot() {
 		case "Connection":
 			w.keepConn = vs
 			if len(vs) > 0 && hasToken([]byte(vs[0]), "close") {
-				w.close, w.handlerClose = true, true
+				w.close = true
 			}
 			continue // written with the framing
 		case "Content-Length":
