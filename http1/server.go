@@ -563,10 +563,11 @@ func (c *conn) serveRequest(p *request) bool {
 		w.close, c.unread = true, true
 	} else if body.remaining > 0 {
 		// As net/http, 256 KiB or more left closes; and an answer that closes the
-		// connection, for the request's Connection: close or the handler's, does not
-		// wait for the rest (a refusal before the body, which a client that stalls it
-		// would otherwise hold until the read deadline, the answer lost after it).
-		if body.err != nil || body.remaining >= maxDiscard || w.close {
+		// connection, for the request's Connection: close or the handler's or for
+		// Shutdown, does not wait for the rest (a refusal before the body, which a
+		// client that stalls it would otherwise hold until the read deadline, the
+		// answer lost after it).
+		if body.err != nil || body.remaining >= maxDiscard || w.close || c.s.closing.Load() {
 			w.close, c.unread = true, body.err == nil
 		} else if _, err := c.br.Discard(int(body.remaining)); err != nil {
 			w.close = true

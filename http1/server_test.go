@@ -619,6 +619,45 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownUnreadBody: a call under way when Shutdown begins, whose handler answers
+// without reading all its body, is answered at once and its connection closed, as
+// net/http answers it (Shutdown ends keep-alives): the fast path waited for the rest of
+// the body until the read deadline, past Shutdown's own timeout, and the answer was
+// lost when the server was then closed.
+func TestShutdownUnreadBody(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	addr, srv := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "refused")
+	}), true, func(s *Server) { s.ReadTimeout = 3 * time.Second })
+	c := dial(t, addr)
+	io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for !srv.closing.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	begin := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the call in flight: %v", err)
+	}
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("answered %v after the handler returned, want at once", took.Round(time.Millisecond))
+	}
+	if !resp.Close {
+		t.Error("the answer during Shutdown does not close its connection")
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 func TestShutdownTimesOut(t *testing.T) {
 	entered := make(chan struct{})
 	cancelled := make(chan error, 1)
