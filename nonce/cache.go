@@ -67,8 +67,10 @@ type shard struct {
 	fullAt    int64  // 1 + the second the shard was last found full
 }
 
-func errFull() error {
-	return socius.Errorf(socius.CodeRateLimited, "Too many signed requests within the timestamp window: the nonce memory is full")
+// errFull is the refusal of a new signed request when the nonce memory is full,
+// worded as the server's other 403048 (API Rate Limit Exceeded: what, retry later).
+func errFull(max int) error {
+	return socius.Errorf(socius.CodeRateLimited, "API Rate Limit Exceeded: too many signed requests within the timestamp window: the nonce memory of this server is full (%d nonces); retry later", max)
 }
 
 var _ socius.NonceStore = (*Cache)(nil)
@@ -122,11 +124,11 @@ func (c *Cache) UseNonce(_ context.Context, credential, nonce string, expires, n
 		// needed. A shard found full is not rebuilt again within the same second,
 		// so that a flood at the cap costs no more than the refusals.
 		if s.fullAt == nowSec+1 {
-			return false, errFull()
+			return false, errFull(c.max)
 		}
 		if live := s.rebuild(nowSec); live+1 > limit {
 			s.fullAt = nowSec + 1
-			return false, errFull()
+			return false, errFull(c.max)
 		}
 		t = s.tab
 		for i = t.home(fp); t.keys[i] != 0; i = t.next(i) {

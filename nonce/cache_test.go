@@ -2,6 +2,7 @@ package nonce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -104,6 +105,12 @@ func TestCapRefusesInsteadOfForgetting(t *testing.T) {
 	}
 	if accepted > shards*2 || socius.ErrorCode(refused) != socius.CodeRateLimited {
 		t.Errorf("accepted %d, last error %v", accepted, refused)
+	}
+	// Worded as every other 403048: the code's message first, then what to do.
+	want := fmt.Sprintf("API Rate Limit Exceeded: too many signed requests within the timestamp window: the nonce memory of this server is full (%d nonces); retry later", shards*2)
+	var e *socius.Error
+	if !errors.As(refused, &e) || e.Details != want {
+		t.Errorf("refused with %v, want errorDetails %q", refused, want)
 	}
 	if ok, _ := c.UseNonce(ctx, "s:k", "0", exp, t0); ok {
 		t.Error("a remembered nonce was forgotten")
