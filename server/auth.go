@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -391,8 +392,8 @@ func (s *Server) outsideSkew(c *call, what, text string, t time.Time) error {
 		now = now.Truncate(time.Second)
 	}
 	if d := now.Sub(t); d > s.cfg.Skew || d < -s.cfg.Skew {
-		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is %s the server time %s by more than %d s%s",
-			what, text, aheadBehind(d), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()), s.movedClockHint(d))
+		return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is %s the server time %s by more than %s s%s",
+			what, text, aheadBehind(d), gigya.FormatTime(c.now), seconds(s.cfg.Skew), s.movedClockHint(d))
 	}
 	return nil
 }
@@ -421,8 +422,8 @@ func (s *Server) movedClockHint(d time.Duration) string {
 	if offset < 0 {
 		direction, offset = "behind", -offset
 	}
-	return fmt.Sprintf("; it is within %d s of the system time: the server's clock is moved %s %s it (the emulator's clock: socius emulator clock reset, or POST /_emulator/api/clock {\"reset\": true}, puts it back)",
-		int(s.cfg.Skew.Seconds()), offset, direction)
+	return fmt.Sprintf("; it is within %s s of the system time: the server's clock is moved %s %s it (the emulator's clock: socius emulator clock reset, or POST /_emulator/api/clock {\"reset\": true}, puts it back)",
+		seconds(s.cfg.Skew), offset, direction)
 }
 
 // beforeStart refuses a request timed before Config.NotBefore: this node lost the
@@ -440,6 +441,10 @@ func (s *Server) beforeStart(c *call, what, text string, t time.Time) error {
 	return socius.Errorf(socius.CodeRequestExpired, "Request has expired: %s %s is before this server's start at %s, and the nonces of the requests signed before it were lost (an unclean shutdown, or a move from the embedded store): sign the request again with the current time",
 		what, text, gigya.FormatTime(nb))
 }
+
+// seconds is d in seconds, its fraction kept (--clock-skew 1500ms: 1.5), as the
+// 403002 refusals state the window.
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
 
 func aheadBehind(d time.Duration) string {
 	if d.Seconds() > 0 {
@@ -773,8 +778,8 @@ func (s *Server) authenticateBearer(c *call) error {
 			now = now.Truncate(time.Second) // as outsideSkew compares a time in whole seconds
 		}
 		if d := now.Sub(nbf); d < -s.cfg.Skew {
-			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT is not valid yet: its nbf claim %s is ahead of the server time %s by more than %d s%s",
-				clip(claims.Nbf.String(), 24), gigya.FormatTime(c.now), int(s.cfg.Skew.Seconds()), s.movedClockHint(d))
+			return socius.Errorf(socius.CodeRequestExpired, "Request has expired: the JWT is not valid yet: its nbf claim %s is ahead of the server time %s by more than %s s%s",
+				clip(claims.Nbf.String(), 24), gigya.FormatTime(c.now), seconds(s.cfg.Skew), s.movedClockHint(d))
 		}
 	}
 	if !enc.add(parts[2]) {

@@ -221,6 +221,22 @@ func TestTimestampWindowEdges(t *testing.T) {
 	}
 }
 
+// TestTimestampWindowFraction: a 403002 states the window as configured, its fraction
+// kept: --clock-skew 1500ms said "by more than 1 s", and 500ms "by more than 0 s".
+func TestTimestampWindowFraction(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	s.cfg.Clock = fixedClock{labTime}
+	for i, skew := range []time.Duration{1500 * time.Millisecond, 500 * time.Millisecond} {
+		s.cfg.Skew = skew
+		ts := strconv.FormatInt(labTime.Add(-2*time.Second).UnixMilli(), 10)
+		body := signedBody("socialize.getUserInfo", fmt.Sprintf("fraction-%d", i), url.Values{"UID": {"u1"}, "timestamp": {ts}})
+		want := fmt.Sprintf("by more than %s s", strconv.FormatFloat(skew.Seconds(), 'f', -1, 64))
+		if got := send(s, nil, "socialize.getUserInfo", body); !strings.Contains(got, `"errorCode":403002`) || !strings.Contains(got, want) {
+			t.Errorf("--clock-skew %v, a timestamp 2 s behind: %s, want 403002 saying %q", skew, got, want)
+		}
+	}
+}
+
 // TestNotBefore: a node that lost the nonces of the requests before its start refuses
 // those timed before it (or in its first second) for a window; not while its clock
 // reads before the start (the emulator's, moved back), where every call was refused.
