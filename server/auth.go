@@ -230,6 +230,13 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
 			whose, c.r.Method, urls[0])
 	}
+	if s.limiter != nil && c.site != nil && c.site.APIKey != c.params.Get("apiKey") && !s.limiter.Ready(c.site.APIKey, c.now) {
+		// A call that named no apiKey (a session token's), whose site's budget is
+		// spent: refused before its nonce is recorded, as a call that names its apiKey
+		// is refused before authentication, so that the client may send it again as it
+		// is once the budget allows (the mobile SDKs retry a 403048 so).
+		return s.rateLimited(c, c.site.APIKey)
+	}
 	c.nonce = socius.NonceUse{Credential: credential, Nonce: nonce, Expires: s.nonceExpiry(c, ts), Now: c.now}
 	c.noncePending = true
 	// Recorded with the method's store work (Config.Nonced), or at the call's end

@@ -745,3 +745,28 @@ func stalledAnswer(t *testing.T, ts *testServer, rest string) (*http.Response, s
 	resp.Body.Close()
 	return resp, string(b)
 }
+
+// TestRateLimitSessionKeepsNonce: a call signed with a session token and sent without
+// an apiKey (its site known only from the token) that the site's spent budget refuses
+// (403048) leaves its nonce unrecorded, as a call that names its apiKey does: sent
+// again as it is once the budget allows, it is served, not refused as a replay
+// (403004). Its nonce was recorded first.
+func TestRateLimitSessionKeepsNonce(t *testing.T) {
+	ts := startServer(t, "--rate-limit", "1", "--rate-burst", "2")
+	a := ts.call(t, "socialize.notifyLogin", url.Values{"siteUID": {"m1"}, "targetEnv": {"mobile"}}) // the first of 2
+	token, secret := a.str("sessionToken"), a.str("sessionSecret")
+	if a.code() != 0 || token == "" {
+		t.Fatalf("notifyLogin mobile: %v", a)
+	}
+	session := func() url.Values {
+		return ts.sessionSigned(t, ts.HTTPSURL, "socialize.getUserInfo", nil, token, secret)
+	}
+	want(t, "the second call", ts.tlsPost(t, "socialize.getUserInfo", session()), 0, "")
+	p := session()
+	want(t, "a third call", ts.tlsPost(t, "socialize.getUserInfo", p), 403048, "API Rate Limit Exceeded")
+	ts.Clock.Advance(time.Second)
+	want(t, "the third call again, a second later", ts.tlsPost(t, "socialize.getUserInfo", p), 0, "")
+	// Its nonce now recorded: sent again once the budget allows, it is a replay.
+	ts.Clock.Advance(time.Second)
+	want(t, "and once more, a second later", ts.tlsPost(t, "socialize.getUserInfo", p), 403004, "")
+}
