@@ -375,6 +375,15 @@ func checkSchema(ctx context.Context, pool *pgxpool.Pool, watch *startWatch) err
 			return fmt.Errorf("the database lacks what migration %s makes, though schema_migrations lists it as applied (a table dropped or changed by hand since, or a schema made by hand): %w; "+
 				"restore the database from a backup, or make what is missing as that migration does (postgres/migrations/ in Socius's source) and start again", t.migration, err)
 		}
+		if hasCode(err, "42501") { // insufficient_privilege
+			// A GRANT ... ON ALL TABLES covers the tables there when it ran, not those a
+			// later migration made: the role then serves nothing after the upgrade.
+			return fmt.Errorf("check table %s: %w: the URL's role may not read table %s (made by migration %s): "+
+				"as the tables' owner, GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ... TO %s "+
+				"(a GRANT ... ON ALL TABLES covers the tables there when it runs, not those a later migration makes; "+
+				"ALTER DEFAULT PRIVILEGES ... GRANT ... ON TABLES covers those too; docs/postgresql.md)",
+				t.table, err, t.table, t.migration, pool.Config().ConnConfig.User)
+		}
 		if err != nil {
 			return fmt.Errorf("check table %s: %w", t.table, err)
 		}
