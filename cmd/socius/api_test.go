@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -1313,5 +1314,126 @@ func TestConnectTunnelUnreachable(t *testing.T) {
 	}
 	if line["level"] != "WARN" || line["remote"] != conn.LocalAddr().String() || !strings.Contains(fmt.Sprint(line["err"]), "refused") {
 		t.Errorf("log line %v: want a warning with the client's address and the dial's error", line)
+	}
+}
+
+// TestCapturesAsSent replays every line of every capture (captures/*.jsonl: the four
+// SDKs' calls and the Java SDK's 403002 retries), in the order they were received,
+// each with the headers it came with (order and case kept: the Java SDK's
+// Accept-Encoding: gzip and X-Connection, PHP's Proxy-Authorization through its
+// proxy, Node's lower-case names), the server's clock at the moment it was received.
+// Each answer is what its SDK reads: HTTP 200 (httpStatusCodes=false, or Node's
+// absence of it), application/json whose first byte is {, a Date at the server's
+// clock (Java and .NET set their clocks from it), and the envelope of SPEC 2. A
+// signed or plain-secret call is answered 0, a made-up oauth_token 403025; the Java
+// SDK's byte-identical retry of a call it just made is 403004, of an expired one
+// 403002 again and of a wrongly signed one 403003 again (never 403004: a refused
+// call's nonce is not kept); its getToken's retry is 403004 too.
+func TestCapturesAsSent(t *testing.T) {
+	sdk, err := vectors.Captures("*-sdk.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := vectors.Captures("java-403002-retry.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sdk) != 16 || len(retry) != 14 {
+		t.Fatalf("%d SDK captures and %d retry captures, want 16 and 14", len(sdk), len(retry))
+	}
+	// The retry capture, line by line: the pairs of setUserInfo (lines 1-8; 5 and 6
+	// signed with another secret, 7 and 8 an hour before), getUserInfo (9-10),
+	// getToken (11-12) and a token call.
+	wantRetry := map[int]int{1: 0, 2: 403004, 3: 0, 4: 403004, 5: 403003, 6: 403003, 7: 403002, 8: 403002,
+		9: 0, 10: 403004, 11: 0, 12: 403004, 13: 403025, 14: 403025}
+	type replay struct {
+		c    vectors.Capture
+		at   time.Time
+		code int
+	}
+	var all []replay
+	for _, c := range append(sdk, retry...) {
+		at, err := time.Parse(time.RFC3339Nano, c.ReceivedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := 0
+		if c.File == "java-403002-retry.jsonl" {
+			code = wantRetry[c.Line]
+		} else if strings.Contains(c.Body, "oauth_token=") {
+			code = 403025
+		}
+		all = append(all, replay{c, at, code})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+
+	ts := startServer(t)
+	if err := ts.Store.CreateKey(context.Background(), &socius.Key{UserKey: vectors.LabUserKey, APIKey: testAPIKey, Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ts.login(t, "lab-uid-1")
+	callID := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	for _, r := range all {
+		c := r.c
+		where := fmt.Sprintf("%s:%d (%s %s)", c.File, c.Line, c.Listener, c.Target)
+		ts.Clock.Set(r.at)
+		var conn net.Conn
+		if c.Listener == "https" {
+			conn, err = tlsDial(ts, strings.TrimPrefix(ts.HTTPSURL, "https://"))
+		} else {
+			conn, err = net.Dial("tcp", strings.TrimPrefix(ts.HTTPURL, "http://"))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req strings.Builder
+		fmt.Fprintf(&req, "%s %s HTTP/1.1\r\n", c.Method, c.Target)
+		for _, h := range c.Headers {
+			fmt.Fprintf(&req, "%s: %s\r\n", h[0], h[1])
+		}
+		req.WriteString("\r\n" + c.Body)
+		if _, err := io.WriteString(conn, req.String()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" ||
+			resp.Header.Get("Content-Encoding") != "" || !bytes.HasPrefix(body, []byte("{")) {
+			t.Errorf("%s: HTTP %d, Content-Type %q, Content-Encoding %q, body %q", where, resp.StatusCode,
+				resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding"), body)
+			continue
+		}
+		if date, err := http.ParseTime(resp.Header.Get("Date")); err != nil || date.Before(r.at.Truncate(time.Second)) || date.After(r.at.Add(time.Second)) {
+			t.Errorf("%s: Date %q, the server's clock at %s", where, resp.Header.Get("Date"), r.at)
+		}
+		var a answer
+		if err := json.Unmarshal(body, &a); err != nil {
+			t.Fatalf("%s: %v: %s", where, err, body)
+		}
+		status := 200
+		if r.code != 0 {
+			status = r.code / 1000
+		}
+		// time: the server's clock, which goes on from the capture's moment.
+		answered, err := time.Parse("2006-01-02T15:04:05.000Z", a.str("time"))
+		envelope := a.code() == r.code && callID.MatchString(a.str("callId")) && a["apiVersion"] == float64(2) &&
+			a["statusCode"] == float64(status) && a.str("statusReason") == http.StatusText(status) &&
+			err == nil && !answered.Before(r.at.Truncate(time.Millisecond)) && answered.Before(r.at.Add(time.Second))
+		if r.code == 0 {
+			envelope = envelope && a["errorMessage"] == nil && a["errorDetails"] == nil
+		} else {
+			envelope = envelope && a.str("errorMessage") == gigya.Message(r.code) && a.str("errorDetails") != ""
+		}
+		if !envelope {
+			t.Errorf("%s: want errorCode %d in the envelope of SPEC 2: %s", where, r.code, body)
+		}
+	}
+	// What the SDKs wrote stayed: the last setUserInfo was David's.
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"lab-uid-1"}}); a.str("firstName") != "David" || a["age"] != float64(30) || a.str("gender") != "m" {
+		t.Errorf("lab-uid-1 after the replay: %v", a)
 	}
 }
