@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -2084,6 +2085,63 @@ func TestUserInfoValuesAsSent(t *testing.T) {
 	for _, bad := range []string{`{"gender":" f"}`, `{"gender":"f "}`, `{"gender":"F"}`} {
 		if got := postWithSecret(s, "socialize.setUserInfo", "UID=u1&userInfo="+url.QueryEscape(bad)); !strings.Contains(got, `"errorCode":400006`) || !strings.Contains(got, "gender must be one of m, f, u") {
 			t.Errorf("setUserInfo %s: %s, want 400006 naming gender", bad, got)
+		}
+	}
+}
+
+// TestSerializationOfEachSDK: the value gigya-protocol-notes.md section 8 measured,
+// userInfo {"firstName":"Dávid","photoURL":"http://x/y","age":30,"b":true} with flag
+// true and n 0, as each SDK serializes and sends it: Python's json.dumps (", " and
+// ": " spacing, \u00e1) and True, PHP's json_encode (\/ and \u00e1) and 1, Java's
+// org.json (\/, raw UTF-8), .NET's System.Text.Json (\u00E1, upper-case hex) and
+// True, each signed; the gigya npm package's JSON.stringify with its plain secret
+// (it would sign the 0 as empty, a 403003 as at Gigya). Each is answered 0 and stores
+// the same profile; flag, n and userInfo.b are listed in ignoredParams.
+func TestSerializationOfEachSDK(t *testing.T) {
+	for _, tt := range []struct {
+		sdk, userInfo, flag string
+		plain               bool
+	}{
+		{"python", `{"firstName": "D\u00e1vid", "photoURL": "http://x/y", "age": 30, "b": true}`, "True", false},
+		{"php", `{"firstName":"D\u00e1vid","photoURL":"http:\/\/x\/y","age":30,"b":true}`, "1", false},
+		{"java", `{"firstName":"Dávid","photoURL":"http:\/\/x\/y","age":30,"b":true}`, "true", false},
+		{"dotnet", `{"firstName":"D\u00E1vid","photoURL":"http://x/y","age":30,"b":true}`, "True", false},
+		{"node", `{"firstName":"Dávid","photoURL":"http://x/y","age":30,"b":true}`, "true", true},
+	} {
+		s := newTestServer(t, t.TempDir(), nil)
+		p := url.Values{"UID": {"u1"}, "userInfo": {tt.userInfo}, "flag": {tt.flag}, "n": {"0"}, "format": {"json"}}
+		var got string
+		if tt.plain {
+			got = postWithSecret(s, "socialize.setUserInfo", p.Encode())
+		} else {
+			p.Set("httpStatusCodes", "false")
+			got = send(s, nil, "socialize.setUserInfo", signedBody("socialize.setUserInfo", tt.sdk+"-nonce", p))
+		}
+		var a struct {
+			ErrorCode     int `json:"errorCode"`
+			IgnoredParams []struct {
+				ParamName string `json:"paramName"`
+			} `json:"ignoredParams"`
+		}
+		if err := json.Unmarshal([]byte(got), &a); err != nil || a.ErrorCode != 0 {
+			t.Errorf("%s: %s", tt.sdk, got)
+			continue
+		}
+		var ignored []string
+		for _, i := range a.IgnoredParams {
+			ignored = append(ignored, i.ParamName)
+		}
+		sort.Strings(ignored)
+		if strings.Join(ignored, " ") != "flag n userInfo.b" {
+			t.Errorf("%s: ignoredParams %v, want flag, n and userInfo.b", tt.sdk, ignored)
+		}
+		u, err := s.cfg.Store.User(context.Background(), labAPIKey, "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := socius.Profile{socius.FirstName: "Dávid", socius.PhotoURL: "http://x/y", socius.Age: "30"}
+		if u.Profile != want {
+			t.Errorf("%s: stored %q, want %q", tt.sdk, u.Profile, want)
 		}
 	}
 }
