@@ -2145,3 +2145,27 @@ func TestSerializationOfEachSDK(t *testing.T) {
 		}
 	}
 }
+
+// TestSDKParamsAsSent: two parameter sets of gigya-protocol-notes.md section 9 that no
+// capture holds. The Python SDK sends (and signs) the _host it was given, which it
+// otherwise ignores: answered 0, _host in ignoredParams. The Java SDK coaxed into
+// plain mode (GSRequest(apiKey, null, method, {secret}, useHTTPS, userKey)) sends
+// apiKey, userKey and the key's secret unsigned, in its TreeMap order: answered 0 over
+// TLS, 403006 over http (useHTTPS=false), nothing stored.
+func TestSDKParamsAsSent(t *testing.T) {
+	s := newTestServer(t, t.TempDir(), nil)
+	python := url.Values{"UID": {"u1"}, "_host": {"127.0.0.1:8080"}, "format": {"json"}, "httpStatusCodes": {"false"},
+		"sdk": {"python_3.6.0"}, "userInfo": {`{"firstName": "Py"}`}}
+	got := send(s, nil, "socialize.setUserInfo", signedBody("socialize.setUserInfo", "python-host", python))
+	if !strings.Contains(got, `"errorCode":0`) || !strings.Contains(got, `"paramName":"_host"`) || firstName(t, s) != "Py" {
+		t.Errorf("Python with _host: %s", got)
+	}
+	java := "UID=u1&apiKey=" + labAPIKey + "&format=json&httpStatusCodes=false&sdk=java_3.2.4&secret=" + url.QueryEscape(labKeySec) +
+		"&userInfo=" + url.QueryEscape(`{"firstName":"Jo"}`) + "&userKey=" + labUserKey
+	if got := postBody(s, nil, false, "socialize.setUserInfo", java); !strings.Contains(got, `"errorCode":403006`) || firstName(t, s) != "Py" {
+		t.Errorf("Java plain mode over http: %s", got)
+	}
+	if got := postBody(s, nil, true, "socialize.setUserInfo", java); !strings.Contains(got, `"errorCode":0`) || strings.Contains(got, "ignoredParams") || firstName(t, s) != "Jo" {
+		t.Errorf("Java plain mode over TLS: %s", got)
+	}
+}
