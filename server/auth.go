@@ -700,7 +700,8 @@ func (s *Server) authenticateBearer(c *call) error {
 		return socius.Errorf(socius.CodeSecretOverHTTP, "Secret Sent Over Http: a bearer JWT may only be sent over HTTPS (it signs no part of the request)")
 	}
 	jwt, _ := authParam(c, "Bearer")
-	parts := strings.Split(jwt, ".")
+	// Four at most: a header of dots is not made one string a dot.
+	parts := strings.SplitN(jwt, ".", 4)
 	if len(parts) != 3 || len(jwt) > 16<<10 {
 		return badHeader("the bearer token is not a JWT (header.payload.signature)")
 	}

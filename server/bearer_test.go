@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,5 +180,27 @@ func TestBearerJWTIatClipped(t *testing.T) {
 	got := bearerCall(srv)(signedJWT(t, priv, map[string]any{"iat": iat, "jti": "long-iat"}))
 	if !strings.Contains(got, `"errorCode":403002`) || !strings.Contains(got, "JWT iat 1000000000.0000000000000... is behind") || len(got) > 2<<10 {
 		t.Errorf("an iat of %d bytes: %d bytes: %.400s", len(iat), len(got), got)
+	}
+}
+
+// TestBearerJWTOfDots: a bearer token of the largest header made of dots is refused
+// (400008) for what a JWT's three parts bound it to, not split first into one string a
+// dot: 64 KiB of dots (the default --max-header-bytes) cost a megabyte each call.
+func TestBearerJWTOfDots(t *testing.T) {
+	store, _ := jwtStore(t)
+	srv := server.New(server.Config{Store: store, Nonces: nonce.New(0)})
+	call := bearerCall(srv)
+	dots := strings.Repeat(".", 60<<10)
+	call(dots) // the site's first lookup, which prepares statements
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := call(dots)
+	runtime.ReadMemStats(&after)
+	if !strings.Contains(got, `"errorCode":400008`) {
+		t.Errorf("a bearer token of %d dots: %s", len(dots), got)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 256<<10 {
+		t.Errorf("a bearer token of %d dots allocated %d KiB", len(dots), n>>10)
 	}
 }
