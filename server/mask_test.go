@@ -54,6 +54,19 @@ func TestStoredSecretsHiddenInEveryForm(t *testing.T) {
 	}
 }
 
+// TestStoredSecretWithWhitespaceHidden: a secret stored with the whitespace it was
+// typed with (its newline, before 2026-11-30) is hidden as clients send it, without:
+// only the stored text was looked for, and a value holding the secret was shown whole.
+func TestStoredSecretWithWhitespaceHidden(t *testing.T) {
+	for _, stored := range []string{maskedSecret + "\n", maskedSecret[:20] + " " + maskedSecret[20:] + "\r\n"} {
+		params := append(maskedCall(), gigya.Param{Name: "context", Value: "x" + maskedSecret + "y"})
+		out, _ := maskParams(params, stored)
+		if got := out[len(out)-1].Value; got != "x***y" {
+			t.Errorf("secret stored as %q: shown as %q", stored, got)
+		}
+	}
+}
+
 // TestProviderSessionsMasked: notifyLogin's providerSessions holds the providers'
 // tokens and secrets under names that say neither: no observer sees them, in the
 // value (its strings masked, its structure kept; masked whole when it is no JSON), in

@@ -1228,6 +1228,11 @@ func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) 
 	for _, v := range also {
 		if len(v) >= minHidden && mayHold(params, v) {
 			hidden = append(hidden, v)
+			if c := socius.CompactSecret(v); c != v {
+				// Stored with the whitespace it was typed with (before 2026-11-30):
+				// a client sends it without.
+				hidden = append(hidden, c)
+			}
 		}
 	}
 	for _, p := range params {
