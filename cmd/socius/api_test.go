@@ -1377,15 +1377,7 @@ func TestCapturesAsSent(t *testing.T) {
 		c := r.c
 		where := fmt.Sprintf("%s:%d (%s %s)", c.File, c.Line, c.Listener, c.Target)
 		ts.Clock.Set(r.at)
-		var conn net.Conn
-		if c.Listener == "https" {
-			conn, err = tlsDial(ts, strings.TrimPrefix(ts.HTTPSURL, "https://"))
-		} else {
-			conn, err = net.Dial("tcp", strings.TrimPrefix(ts.HTTPURL, "http://"))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dialCapture(t, ts, c)
 		var req strings.Builder
 		fmt.Fprintf(&req, "%s %s HTTP/1.1\r\n", c.Method, c.Target)
 		for _, h := range c.Headers {

@@ -880,9 +880,8 @@ func TestKeyCreatePublicKey(t *testing.T) {
 	}
 }
 
-// sendCapture sends a captured request as it was sent (request target, Host, body) to
-// the listener it reached, and returns the answer.
-func sendCapture(t *testing.T, ts *testServer, c vectors.Capture) answer {
+// dialCapture connects to the listener a captured request reached (TLS for https).
+func dialCapture(t *testing.T, ts *testServer, c vectors.Capture) net.Conn {
 	t.Helper()
 	var conn net.Conn
 	var err error
@@ -894,6 +893,14 @@ func sendCapture(t *testing.T, ts *testServer, c vectors.Capture) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// sendCapture sends a captured request as it was sent (request target, Host, body) to
+// the listener it reached, and returns the answer.
+func sendCapture(t *testing.T, ts *testServer, c vectors.Capture) answer {
+	t.Helper()
+	conn := dialCapture(t, ts, c)
 	defer conn.Close()
 	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		c.Method, c.Target, c.Header("Host"), len(c.Body), c.Body)
