@@ -910,10 +910,8 @@ func (s *Server) authenticateClient(c *call) error {
 	if _, bearer := authParam(c, "Bearer"); bearer && c.params.Has("client_secret") {
 		return badHeader("a bearer JWT beside client_id and client_secret; send one credential")
 	}
-	if basic, ok := authParam(c, "Basic"); ok {
-		raw, err := base64.StdEncoding.DecodeString(basic)
-		id, secret, found := strings.Cut(string(raw), ":")
-		if err != nil || !found {
+	if id, secret, sent, ok := basicCredentials(c); sent {
+		if !ok {
 			return badHeader("HTTP Basic credentials must be base64(client_id:client_secret)")
 		}
 		if hasID && clientID != id {
@@ -1050,6 +1048,21 @@ func (s *Server) checkClientSecret(c *call, id, secret string) error {
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: the client secret does not match the secret of %s", c.credentialName())
 	}
 	return nil
+}
+
+// basicCredentials reads the call's HTTP Basic credentials: sent reports an
+// Authorization: Basic header, ok that it holds base64(id:secret).
+func basicCredentials(c *call) (id, secret string, sent, ok bool) {
+	basic, sent := authParam(c, "Basic")
+	if !sent {
+		return "", "", false, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(basic)
+	id, secret, found := strings.Cut(string(raw), ":")
+	if err != nil || !found {
+		return "", "", true, false
+	}
+	return id, secret, true, true
 }
 
 // clientSecretMatches reports whether the client_secret sent is the secret want. RFC

@@ -38,7 +38,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -1429,18 +1428,7 @@ func clientIDSent(c *call) string {
 	if id := c.params.Get("client_id"); id != "" {
 		return id
 	}
-	basic, ok := authParam(c, "Basic")
-	if !ok || len(basic) > 4096 {
-		return ""
-	}
-	raw, err := base64.StdEncoding.DecodeString(basic)
-	if err != nil {
-		return ""
-	}
-	id, _, found := strings.Cut(string(raw), ":")
-	if !found {
-		return ""
-	}
+	id, _, _, _ := basicCredentials(c) // "" unless the header holds base64(id:secret)
 	return id
 }
 
