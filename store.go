@@ -52,6 +52,12 @@ type UserStore interface {
 	// a revocation of its root (or of the token it was minted with) come before both or
 	// after both.
 	LoginWithToken(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, t *Token) (created bool, err error)
+	// LoginWhile is Login made only while every token named (by its hash) is stored and
+	// not revoked: ErrRootGone otherwise, and nothing changed. A logout or deletion of
+	// the user and a revocation of one of the tokens come before it (ErrRootGone when
+	// they revoked one) or after it: a call authenticated with a token does not log its
+	// user in again after a logout or deletion that ended the token meanwhile.
+	LoginWhile(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, tokens ...string) (created bool, err error)
 	// User returns a user, or ErrNotFound.
 	User(ctx context.Context, apiKey, uid string) (*User, error)
 	// UpdateProfile merges the patch into the user's profile without a read-modify-write

@@ -258,6 +258,11 @@ func (t *timedStore) LoginWithToken(ctx context.Context, apiKey, uid string, p *
 	return t.Store.LoginWithToken(ctx, apiKey, uid, p, now, tok)
 }
 
+func (t *timedStore) LoginWhile(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time, tokens ...string) (bool, error) {
+	defer t.observe("login", time.Now())
+	return t.Store.LoginWhile(ctx, apiKey, uid, p, now, tokens...)
+}
+
 func (t *timedStore) CreateToken(ctx context.Context, tok *socius.Token) error {
 	defer t.observe("create_token", time.Now())
 	return t.Store.CreateToken(ctx, tok)

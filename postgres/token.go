@@ -87,7 +87,14 @@ func keyHeld(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
 // checked and locked the same way, so that a logout of its user, or its revocation,
 // comes before the new token (refused) or after it (which then revokes it too).
 func rootLives(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
-	for _, hash := range [...]string{t.Root, t.MintedWith} {
+	return tokensLive(ctx, tx, t.Root, t.MintedWith)
+}
+
+// tokensLive is socius.ErrRootGone unless every token named by its hash ("" names
+// none) is stored and not revoked; each row read is held (FOR SHARE) until the
+// transaction ends, so that a revocation waits for it.
+func tokensLive(ctx context.Context, tx pgx.Tx, hashes ...string) error {
+	for _, hash := range hashes {
 		if hash == "" {
 			continue
 		}

@@ -115,6 +115,25 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 	return created, err
 }
 
+// LoginWhile is Login and the check that each token lives in one transaction: the
+// login's UPDATE or INSERT holds the user's row, and the check the tokens' rows, so
+// that a Logout or DeleteUser (which revoke the user's tokens) or a revocation of a
+// token comes before both or after both.
+func (s *Store) LoginWhile(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, tokens ...string) (bool, error) {
+	var created bool
+	err := s.tx(ctx, "login", func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
+			return err
+		}
+		return tokensLive(ctx, tx, tokens...) // else the login is rolled back with the transaction
+	})
+	if err != nil {
+		created = false
+	}
+	return created, err
+}
+
 // An execer runs statements: the pool (each statement its own transaction) or a
 // transaction.
 type execer interface {

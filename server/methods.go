@@ -409,10 +409,18 @@ func (s *Server) notifyLogin(c *call) (gigya.Object, error) {
 		}
 	}
 	// A mobile login is a session: the login and its token are one store operation.
+	// A browser login made with a token is made only while that token (and the one at
+	// the top of its chain) lives: a logout or deleteAccount that revoked it since the
+	// call authenticated does not see its user logged in again after it.
 	var token string
-	if mobile {
+	switch {
+	case mobile:
 		token, err = s.loginWithToken(c, socius.SessionToken, siteUID, patch, lifetime)
-	} else {
+	case c.token != nil:
+		if _, err = s.cfg.Store.LoginWhile(c.ctx, c.site.APIKey, siteUID, patch, c.now, c.token.Hash, c.token.Root); err != nil {
+			err = tokenRefused(c, nil, err)
+		}
+	default:
 		_, err = s.cfg.Store.Login(c.ctx, c.site.APIKey, siteUID, patch, c.now)
 	}
 	if err != nil {

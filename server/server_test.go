@@ -893,6 +893,75 @@ func TestSessionOfALoggedOutSession(t *testing.T) {
 	}
 }
 
+// loginFault is a fault injected into a real store: end runs just before a login
+// (Login or LoginWhile) is written, as a concurrent call could run.
+type loginFault struct {
+	socius.Store
+	end func(ctx context.Context, st socius.Store) error
+}
+
+func (s loginFault) Login(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time) (bool, error) {
+	if err := s.end(ctx, s.Store); err != nil {
+		return false, err
+	}
+	return s.Store.Login(ctx, apiKey, uid, p, now)
+}
+
+func (s loginFault) LoginWhile(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time, tokens ...string) (bool, error) {
+	if err := s.end(ctx, s.Store); err != nil {
+		return false, err
+	}
+	return s.Store.LoginWhile(ctx, apiKey, uid, p, now, tokens...)
+}
+
+// TestBrowserLoginOfAnEndedToken: a browser notifyLogin (no targetEnv=mobile) made
+// with a user's token, whose user is logged out or deleted (which revokes the token)
+// between the call's authentication and the login's write, is answered 403025 and
+// leaves the user logged out, or gone: it logged the user in again, or made it again
+// with the call's userInfo, though its token was revoked by then. A login with the
+// site's secret is not held to any token.
+func TestBrowserLoginOfAnEndedToken(t *testing.T) {
+	ctx := context.Background()
+	for _, end := range []string{"logout", "deleteAccount"} {
+		t.Run(end, func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			a := tokenFrom(t, postWithSecret(s, "socialize.getToken", "grant_type=none&x_siteUID=alice"))
+			ended := 0
+			s.cfg.Store = loginFault{Store: st, end: func(ctx context.Context, st socius.Store) error {
+				ended++
+				if end == "logout" {
+					return st.Logout(ctx, labAPIKey, "alice", labTime)
+				}
+				return st.DeleteUser(ctx, labAPIKey, "alice", labTime)
+			}}
+			got := postBody(s, nil, true, "socialize.notifyLogin", "oauth_token="+a.AccessToken+"&siteUID=alice&userInfo="+url.QueryEscape(`{"nickname":"again"}`))
+			if ended != 1 {
+				t.Fatalf("the login's write was reached %d times; want once", ended)
+			}
+			if !strings.Contains(got, `"errorCode":403025`) || !strings.Contains(got, "was revoked while the call ran") || strings.Contains(got, "cookieValue") {
+				t.Fatalf("answer %s", got)
+			}
+			u, err := st.User(ctx, labAPIKey, "alice")
+			switch {
+			case end == "logout" && (err != nil || u.LoggedIn || u.Profile[socius.Nickname] != ""):
+				t.Errorf("alice after the refused login: %+v, %v; want logged out, her profile as it was", u, err)
+			case end == "deleteAccount" && !errors.Is(err, socius.ErrNotFound):
+				t.Errorf("alice after the refused login: %+v, %v; want gone", u, err)
+			}
+			// The same call with the site's secret names no token: it logs alice in.
+			s.cfg.Store = st
+			got = postWithSecret(s, "socialize.notifyLogin", "siteUID=alice")
+			if !strings.Contains(got, `"errorCode":0`) {
+				t.Fatalf("a login with the site's secret: %s", got)
+			}
+			if u, err := st.User(ctx, labAPIKey, "alice"); err != nil || !u.LoggedIn {
+				t.Errorf("alice after a login with the site's secret: %+v, %v; want logged in", u, err)
+			}
+		})
+	}
+}
+
 // TestCheckParamsListBounded: under checkParams=true the refusal names at most 20 of
 // the unknown keys, each clipped, and says how many more there were: userInfo keys
 // have no length of their own, and a 1 MB list was built (by repeated concatenation),

@@ -65,7 +65,13 @@ func keyHeld(tx *sql.Tx, t *socius.Token) error {
 // after the token is stored, and then revokes it with the root's others (or the
 // user's).
 func rootLives(tx *sql.Tx, t *socius.Token) error {
-	for _, hash := range [...]string{t.Root, t.MintedWith} {
+	return tokensLive(tx, t.Root, t.MintedWith)
+}
+
+// tokensLive is socius.ErrRootGone unless every token named by its hash ("" names
+// none) is stored and not revoked.
+func tokensLive(tx *sql.Tx, hashes ...string) error {
+	for _, hash := range hashes {
 		if hash == "" {
 			continue
 		}

@@ -60,6 +60,25 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 	return created, err
 }
 
+// LoginWhile is Login, in the same operation of the writer's batch as the check that
+// each token lives: the batch's transaction holds the write lock, so that a logout,
+// deletion or revocation comes before both or after both.
+func (s *Store) LoginWhile(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, tokens ...string) (bool, error) {
+	var created bool
+	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
+		if err := tokensLive(tx, tokens...); err != nil {
+			return err // before the login: nothing to undo
+		}
+		var err error
+		created, err = s.login(tx, apiKey, uid, patch, now)
+		return err
+	})
+	if err != nil {
+		created = false
+	}
+	return created, err
+}
+
 func (s *Store) login(tx *sql.Tx, apiKey, uid string, patch *socius.Patch, now time.Time) (created bool, err error) {
 	// The batch's transaction holds the write lock: no other write comes between the
 	// update and the insert.

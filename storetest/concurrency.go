@@ -214,6 +214,53 @@ var concurrencyTests = []test{
 		}
 	}},
 
+	{"LoginWhileBesideLogouts", func(t *testing.T, s socius.Store) {
+		// Logins made only while the user's own token lives, while others log the user
+		// out or delete it (which revokes its tokens). Each login comes before the
+		// ending that revoked its token or is refused: so a user logged out or deleted
+		// last stays so, whatever the logins did. (Were the token's check and the
+		// login two steps, a login checked before an ending and written after it would
+		// log the user in again, or create it again, after its token's end.)
+		createSite(t, s, "3_site", base)
+		const rounds = 40
+		for r := range rounds {
+			tok := createToken(t, s, withUID(newToken(fmt.Sprintf("lw-%d", r), "3_site", ""), "u1"))
+			login(t, s, "3_site", "u1", nil, base)
+			var loginErrs [4]error
+			var wg sync.WaitGroup
+			for i := range loginErrs {
+				wg.Go(func() {
+					_, loginErrs[i] = s.LoginWhile(t.Context(), "3_site", "u1", nil, at(time.Second), tok.Hash)
+				})
+			}
+			var endErr error
+			wg.Go(func() {
+				runtime.Gosched()
+				if r%2 == 0 {
+					endErr = s.Logout(t.Context(), "3_site", "u1", at(2*time.Second))
+				} else {
+					endErr = s.DeleteUser(t.Context(), "3_site", "u1", at(2*time.Second))
+				}
+			})
+			wg.Wait()
+			for i, err := range loginErrs {
+				if err != nil && !errors.Is(err, socius.ErrRootGone) {
+					t.Fatalf("round %d: LoginWhile %d: %v", r, i, err)
+				}
+			}
+			if endErr != nil {
+				t.Fatalf("round %d: ending: %v", r, endErr)
+			}
+			u, err := s.User(t.Context(), "3_site", "u1")
+			switch {
+			case r%2 == 0 && (err != nil || u.LoggedIn):
+				t.Fatalf("round %d: after a logout beside LoginWhile the user is %+v, %v; want it logged out", r, u, err)
+			case r%2 == 1 && !errors.Is(err, socius.ErrNotFound):
+				t.Fatalf("round %d: after a deletion beside LoginWhile the user is %+v, %v; want it gone", r, u, err)
+			}
+		}
+	}},
+
 	{"TokensBesideKeyDeletions", func(t *testing.T, s socius.Store) {
 		// Tokens issued with keys while the keys are deleted (issuesBesideEnds, a key
 		// a round). A token is stored only while its key exists, and a deletion takes

@@ -3,6 +3,7 @@ package storetest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -114,6 +115,63 @@ var tokenTests = []test{
 		wantErr(t, "LoginWithToken on an unknown site", err, socius.ErrNotFound)
 		_, err = s.Token(t.Context(), tok.Hash)
 		wantErr(t, "Token after a failed LoginWithToken", err, socius.ErrNotFound)
+	}},
+
+	{"LoginWhile", func(t *testing.T, s socius.Store) {
+		// A login made only while tokens live: with every named token live it is
+		// Login; with one revoked or unknown it is ErrRootGone and changes nothing, of
+		// a new user or an old one.
+		createSite(t, s, "3_site", base)
+		var before, after socius.Patch
+		before.Set(socius.Nickname, "before")
+		after.Set(socius.Nickname, "after")
+		live := createToken(t, s, newToken("live", "3_site", ""))
+		root := createToken(t, s, newToken("root", "3_site", ""))
+		created, err := s.LoginWhile(t.Context(), "3_site", "u1", &before, at(time.Second), live.Hash, root.Hash, "")
+		if !created || err != nil {
+			t.Fatalf("LoginWhile of a new user with live tokens: %v, %v; want true, nil", created, err)
+		}
+		if u := getUser(t, s, "3_site", "u1"); !u.LoggedIn || u.Profile[socius.Nickname] != "before" || !sameTime(u.LoginAt, at(time.Second)) {
+			t.Errorf("user after LoginWhile: %+v", u)
+		}
+		if err := s.Logout(t.Context(), "3_site", "u1", at(2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		created, err = s.LoginWhile(t.Context(), "3_site", "u1", &after, at(3*time.Second), "")
+		if created || err != nil {
+			t.Fatalf("LoginWhile of an existing user naming no token: %v, %v; want false, nil", created, err)
+		}
+		if u := getUser(t, s, "3_site", "u1"); !u.LoggedIn || u.Profile[socius.Nickname] != "after" || !sameTime(u.LoginAt, at(3*time.Second)) {
+			t.Errorf("user after LoginWhile naming no token: %+v", u)
+		}
+		if err := s.Logout(t.Context(), "3_site", "u1", at(4*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RevokeToken(t.Context(), root.Hash, at(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		for name, hashes := range map[string][]string{
+			"revoked":            {live.Hash, root.Hash},
+			"unknown":            {hashOf("never")},
+			"revoked and a live": {root.Hash, live.Hash},
+		} {
+			for _, uid := range []string{"u1", "new"} {
+				created, err := s.LoginWhile(t.Context(), "3_site", uid, &before, at(time.Minute), hashes...)
+				wantErr(t, "LoginWhile of "+uid+" with a token "+name, err, socius.ErrRootGone)
+				if created {
+					t.Errorf("LoginWhile of %s with a token %s reports the user created", uid, name)
+				}
+			}
+		}
+		if _, err := s.User(t.Context(), "3_site", "new"); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("the new user of a refused LoginWhile: %v; want ErrNotFound", err)
+		}
+		if u := getUser(t, s, "3_site", "u1"); u.LoggedIn || u.Profile[socius.Nickname] != "after" || !sameTime(u.LoginAt, at(3*time.Second)) {
+			t.Errorf("the old user after a refused LoginWhile: %+v; want logged out, as before", u)
+		}
+		// A site that does not exist: ErrNotFound.
+		_, err = s.LoginWhile(t.Context(), "3_none", "u1", nil, base, live.Hash)
+		wantErr(t, "LoginWhile on an unknown site", err, socius.ErrNotFound)
 	}},
 
 	{"CreateOfAKeyGone", func(t *testing.T, s socius.Store) {
