@@ -962,6 +962,58 @@ func TestBrowserLoginOfAnEndedToken(t *testing.T) {
 	}
 }
 
+// profileFault is a fault injected into a real store: end runs just before a profile
+// update is written, as a concurrent call could run.
+type profileFault struct {
+	socius.Store
+	end func(ctx context.Context, st socius.Store) error
+}
+
+func (s profileFault) UpdateProfile(ctx context.Context, apiKey, uid string, p *socius.Patch, now time.Time) error {
+	if err := s.end(ctx, s.Store); err != nil {
+		return err
+	}
+	return s.Store.UpdateProfile(ctx, apiKey, uid, p, now)
+}
+
+// TestProfileWriteOfAnEndedToken: a setUserInfo made with a user's token, whose user is
+// logged out between the call's authentication and its write, still writes the profile
+// and leaves the user logged out (it is no login, as docs/compatibility.md decides);
+// one whose user is deleted meanwhile is 403005 and makes no user.
+func TestProfileWriteOfAnEndedToken(t *testing.T) {
+	ctx := context.Background()
+	for _, end := range []string{"logout", "deleteAccount"} {
+		t.Run(end, func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			a := tokenFrom(t, postWithSecret(s, "socialize.getToken", "grant_type=none&x_siteUID=alice"))
+			s.cfg.Store = profileFault{Store: st, end: func(ctx context.Context, st socius.Store) error {
+				if end == "logout" {
+					return st.Logout(ctx, labAPIKey, "alice", labTime)
+				}
+				return st.DeleteUser(ctx, labAPIKey, "alice", labTime)
+			}}
+			got := postBody(s, nil, true, "socialize.setUserInfo", "oauth_token="+a.AccessToken+"&userInfo="+url.QueryEscape(`{"nickname":"late"}`))
+			u, err := st.User(ctx, labAPIKey, "alice")
+			if end == "logout" {
+				if !strings.Contains(got, `"errorCode":0`) {
+					t.Fatalf("answer %s", got)
+				}
+				if err != nil || u.LoggedIn || u.Profile[socius.Nickname] != "late" {
+					t.Errorf("alice: %+v, %v; want logged out with the call's nickname", u, err)
+				}
+				return
+			}
+			if !strings.Contains(got, `"errorCode":403005`) || !strings.Contains(got, "UID not found") {
+				t.Fatalf("answer %s", got)
+			}
+			if !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("alice: %+v, %v; want gone", u, err)
+			}
+		})
+	}
+}
+
 // TestCheckParamsListBounded: under checkParams=true the refusal names at most 20 of
 // the unknown keys, each clipped, and says how many more there were: userInfo keys
 // have no length of their own, and a 1 MB list was built (by repeated concatenation),
