@@ -137,7 +137,7 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 		sf.mayCreate = true
 		name := fs.String("name", "", "a name for the site")
 		apiKey := fs.String("api-key", "", "the apiKey (generated when empty)")
-		secret := secretFlags(fs, "the partner secret, standard base64 of at least 16 bytes (generated when empty)")
+		secret := secretFlags(fs, "the partner secret, standard base64 of at least 16 bytes (generated when left out)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
@@ -242,7 +242,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")
 		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (every method when the flag is left out)")
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
-		secret := secretFlags(fs, "the key's secret, standard base64 of at least 16 bytes (generated when empty)")
+		secret := secretFlags(fs, "the key's secret, standard base64 of at least 16 bytes (generated when left out)")
 		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
@@ -368,7 +368,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 // rotateArgs reads the arguments of `site|key rotate-secret ID [--secret S]`: the ID,
 // and the new secret, validated when given, else generated.
 func rotateArgs(ctx context.Context, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, noun, id string) (string, string, error) {
-	given := secretFlags(fs, "the new secret, standard base64 of at least 16 bytes (generated when empty)")
+	given := secretFlags(fs, "the new secret, standard base64 of at least 16 bytes (generated when left out)")
 	usage := argsUsage(fs, fmt.Sprintf("usage: socius %s rotate-secret %s [--secret S | --secret-file FILE] [--data DIR | --store URL]", noun, id))
 	pos, err := parseArgs(fs, args, lookupEnv)
 	if err != nil {
@@ -401,6 +401,11 @@ func secretFlags(fs *flag.FlagSet, help string) func(context.Context) (string, e
 	value := fs.String("secret", "", help)
 	file := fs.String("secret-file", "", "read the secret from this file (- for standard input) rather than the command line, which others on the host can see")
 	return func(ctx context.Context) (string, error) {
+		if *value == "" && flagGiven(fs, "secret") {
+			// "--secret $SECRET" with the variable unset: a new secret would be
+			// generated, not the one meant (the environment is not read for it).
+			return "", badFlag("--secret is empty (an unset variable?): give the secret, or leave --secret out to generate one")
+		}
 		if *file == "" {
 			return secretOrNew(*value)
 		}

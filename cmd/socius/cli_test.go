@@ -1297,6 +1297,12 @@ func TestEmptyArguments(t *testing.T) {
 		{[]string{"site", "rotate-secret", ""}, "APIKEY is empty"},
 		{[]string{"key", "delete", ""}, "USERKEY is empty"},
 		{[]string{"key", "rotate-secret", ""}, "USERKEY is empty"},
+		// --secret given empty ("--secret $SECRET", the variable unset) is not left
+		// out: no secret is generated in place of the one meant.
+		{[]string{"site", "rotate-secret", testAPIKey, "--secret", ""}, "--secret is empty"},
+		{[]string{"key", "rotate-secret", "AKey", "--secret="}, "--secret is empty"},
+		{[]string{"site", "create", "--secret", ""}, "--secret is empty"},
+		{[]string{"key", "create", "--site", testAPIKey, "--secret", ""}, "--secret is empty"},
 	} {
 		code, stdout, errOut := runCLI(t, noEnv, append(c.args, "--data", dir)...)
 		if code != 2 || stdout != "" || !strings.Contains(errOut, c.want) {
