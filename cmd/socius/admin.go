@@ -29,8 +29,8 @@ type storeFlags struct {
 	lookupEnv       func(string) (string, bool)
 	stderr          io.Writer
 	// dataGiven: --data was on the command line (SOCIUS_DATA was not looked up);
-	// storeFromEnv: --store was not, and SOCIUS_STORE gave it.
-	dataGiven, storeFromEnv bool
+	// storeGiven: --store was; storeFromEnv: --store was not, and SOCIUS_STORE gave it.
+	dataGiven, storeGiven, storeFromEnv bool
 }
 
 // register adds the store's flags to fs. It returns the environment that the admin
@@ -47,13 +47,14 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 	env := onlyEnv(lookupEnv, "data", "store", "master-key-file", "previous-master-key-file")
 	// The environment is read for the flags the command line did not set: what it is
 	// asked for tells where --data and --store came from (open).
-	f.dataGiven = true
+	f.dataGiven, f.storeGiven = true, true
 	return func(name string) (string, bool) {
 		v, ok := env(name)
 		switch name {
 		case envName("data"):
 			f.dataGiven = false
 		case envName("store"):
+			f.storeGiven = false
 			f.storeFromEnv = ok && v != ""
 		}
 		return v, ok
@@ -102,6 +103,9 @@ func outNotAStoreFile(flag, out, store, data, masterKeyFile, previousKeyFile str
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
+	if f.storeGiven && f.store == "" {
+		return nil, flagError{errEmptyStore}
+	}
 	if f.dataGiven && f.storeFromEnv && isPostgres(f.store) {
 		// An operator moving from the embedded store, with SOCIUS_STORE set for the
 		// new one, would export from (or import into) PostgreSQL instead of the folder

@@ -26,19 +26,23 @@ func runBackup(ctx context.Context, args []string, lookupEnv func(string) (strin
 	fs := newFlagSet("socius backup", stdout, stderr)
 	argsUsage(fs, backupUsage)
 	data := fs.String("data", "socius-data", "data folder of the embedded store")
-	store := fs.String("store", "", "the store: empty (or \"sqlite\") for the embedded SQLite file in --data; a PostgreSQL URL is refused (a usage error): back that store up with pg_dump")
+	store := fs.String("store", "", "the store: left out (or \"sqlite\") for the embedded SQLite file in --data; a PostgreSQL URL is refused (a usage error): back that store up with pg_dump")
 	out := fs.String("out", "", "the file to write the copy to (required): a file there before is replaced only by a finished, checked copy")
 	// Only the store's variables, as for the admin commands: SOCIUS_OUT is no one's.
 	// The environment is asked only for the flags the command line did not set, so
 	// what it gave tells where --data and --store came from.
 	env := onlyEnv(lookupEnv, "data", "store")
-	fromEnv := map[string]bool{}
+	fromEnv, asked := map[string]bool{}, map[string]bool{}
 	if err := parseNoArgs(fs, args, func(name string) (string, bool) {
 		v, ok := env(name)
 		fromEnv[name] = ok && v != ""
+		asked[name] = true
 		return v, ok
 	}); err != nil {
 		return err
+	}
+	if *store == "" && !asked[envName("store")] {
+		return flagError{errEmptyStore}
 	}
 	if err := checkStore(*store); err != nil {
 		return flagError{err}

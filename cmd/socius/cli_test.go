@@ -496,7 +496,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"site", "show"}, nil, "usage: socius site show APIKEY"},
 		{[]string{"key", "delete", "AKey1", "AKey2"}, nil, "usage: socius key delete USERKEY"},
 		// A --store that is no store is said without its password.
-		{[]string{"site", "list", "--store", "mysql://socius:hunter2@db.internal/socius"}, nil, `--store "mysql://socius:xxxxx@db.internal/socius": want empty`},
+		{[]string{"site", "list", "--store", "mysql://socius:hunter2@db.internal/socius"}, nil, `--store "mysql://socius:xxxxx@db.internal/socius": want sqlite`},
+		// A --store given empty ("--store $URL", the variable unset) is not the
+		// embedded store: leaving it out is.
+		{[]string{"serve", "--store", "", "--http", "", "--https", ""}, nil, "--store is empty (an unset variable?)"},
+		{[]string{"site", "create", "--store", ""}, nil, "--store is empty (an unset variable?)"},
+		{[]string{"user", "export", "--all-sites", "--store="}, nil, "--store is empty (an unset variable?)"},
+		{[]string{"backup", "--out", filepath.Join(dir, "b.db"), "--store", ""}, nil, "--store is empty (an unset variable?)"},
 	} {
 		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 		code, out, errOut := runCLI(t, env, append(tt.args, "--data", filepath.Join(dir, "never"))...)
@@ -516,6 +522,12 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, func(k string) (string, bool) { return "-5", k == "SOCIUS_LIMIT" }, "emulator", "log", "--url", "http://127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "--limit -5: want a number of calls") {
 		t.Errorf("SOCIUS_LIMIT=-5: exit %d %q", code, errOut)
+	}
+	// SOCIUS_STORE set empty is not refused: an empty variable is a text flag's value
+	// (README.md), "" here, the embedded store, as before.
+	emptyStore := func(k string) (string, bool) { return "", k == "SOCIUS_STORE" }
+	if code, _, errOut := runCLI(t, emptyStore, "site", "create", "--data", filepath.Join(dir, "embedded")); code != 0 {
+		t.Errorf("SOCIUS_STORE= site create: exit %d %q; want the embedded store", code, errOut)
 	}
 }
 

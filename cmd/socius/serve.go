@@ -228,7 +228,14 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
 	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, previousKeyHelp)
 	m.registerEmulatorFlags(fs)
-	if err := parse(fs, args, lookupEnv); err != nil {
+	// The environment is asked only for the flags the command line did not set.
+	storeGiven := true
+	if err := parse(fs, args, func(name string) (string, bool) {
+		if name == envName("store") {
+			storeGiven = false
+		}
+		return lookupEnv(name)
+	}); err != nil {
 		return err
 	}
 	// What follows checks the values given: a refusal is a usage error too (exit 2).
@@ -258,6 +265,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		if err := socius.ValidateSecret(m.SiteSecret); err != nil {
 			return fmt.Errorf("--site-secret: %v", err)
 		}
+	}
+	if storeGiven && m.StoreURL == "" {
+		return errEmptyStore
 	}
 	if err := checkStore(m.StoreURL); err != nil {
 		return err

@@ -20,7 +20,7 @@ import (
 )
 
 // storeHelp is the help text of --store, shared by every command that opens a store.
-const storeHelp = `the store: empty (or "sqlite") for the embedded SQLite file in --data, or a PostgreSQL URL (postgres://user:password@host:port/db?sslmode=...) that several server nodes share`
+const storeHelp = `the store: left out (or "sqlite") for the embedded SQLite file in --data, or a PostgreSQL URL (postgres://user:password@host:port/db?sslmode=...) that several server nodes share`
 
 // isPostgres reports whether spec names a PostgreSQL database.
 func isPostgres(spec string) bool {
@@ -40,8 +40,15 @@ func checkStore(spec string) error {
 	if spec == "" || spec == "sqlite" {
 		return nil
 	}
-	return fmt.Errorf("--store %q: want empty (the embedded SQLite in --data) or a postgres:// URL", postgres.Redact(spec))
+	return fmt.Errorf("--store %q: want sqlite (the embedded SQLite in --data, as with --store left out) or a postgres:// URL", postgres.Redact(spec))
 }
+
+// errEmptyStore refuses a --store given empty on the command line, as "--store $URL"
+// with the variable unset gives: taken as the embedded store, it served (or changed)
+// a SQLite store in --data instead of the database meant. SOCIUS_STORE set empty is
+// not refused: an empty variable is a value of a text flag (README.md), "" here, the
+// embedded store, as before.
+var errEmptyStore = errors.New(`--store is empty (an unset variable?): give the store's URL, or leave --store out (or give --store sqlite) for the embedded store in --data`)
 
 // describeStore says which store spec names, without secrets.
 func describeStore(spec, dataDir string) string {
