@@ -457,6 +457,10 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"serve", "--log-format", "xml"}, nil, `--log-format "xml"`},
 		{[]string{"serve", "--log-level", "trace"}, nil, `--log-level "trace"`},
+		// slog's offsets name no level of the documented four (--http's refusal,
+		// checked after the level, keeps a serve that took one from starting).
+		{[]string{"serve", "--log-level", "INFO+2", "--http", "nonsense"}, nil, `--log-level "INFO+2": debug, info, warn or error`},
+		{[]string{"serve", "--http", "nonsense"}, map[string]string{"SOCIUS_LOG_LEVEL": "debug-4"}, `--log-level "debug-4": debug, info, warn or error`},
 		{[]string{"serve", "--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
 		{[]string{"serve", "--site-api-key", "3_x"}, nil, "--site-api-key and --site-secret go together"},
 		{[]string{"serve", "--clock-skew", "0s"}, nil, "--clock-skew must be positive"},

@@ -20,9 +20,9 @@ import (
 // attribute named like a credential is masked, whoever logs it: the call log never
 // logs one, and this is the net under it.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %v", err)
+	lv, err := parseLogLevel(level)
+	if err != nil {
+		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: maskCredentials}
 	switch format {
@@ -32,6 +32,23 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: text or json", format)
+}
+
+// parseLogLevel reads --log-level: debug, info, warn or error, in any letter case.
+// slog's own reading (slog.Level.UnmarshalText) takes an offset as well ("INFO+2",
+// "debug-4"), a level that the documentation does not name, and that a typo can make.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: debug, info, warn or error", s)
 }
 
 // credentialAttrs are attribute names whose values are never logged, beside those

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -927,6 +928,22 @@ func TestNonAPIPathsRefuseOtherSchemes(t *testing.T) {
 		}
 		if status, body := raw(tt.base, "http://127.0.0.1"+tt.path); status != 200 {
 			t.Errorf("GET http://127.0.0.1%s on %s: HTTP %d %.200q, want 200", tt.path, tt.base, status, body)
+		}
+	}
+}
+
+// TestLogLevels: --log-level takes debug, info, warn and error, in any letter case,
+// and nothing else: not slog's offsets ("INFO+2", "debug-4"), which name no level the
+// documentation does.
+func TestLogLevels(t *testing.T) {
+	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "Info": slog.LevelInfo, "WARN": slog.LevelWarn, "error": slog.LevelError} {
+		if got, err := parseLogLevel(in); err != nil || got != want {
+			t.Errorf("--log-level %s: %v %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"INFO+2", "debug-4", "warn+0", "warning", "", "8"} {
+		if _, err := newLogger(io.Discard, "text", in); err == nil || !strings.Contains(err.Error(), "debug, info, warn or error") {
+			t.Errorf("--log-level %q: %v; want refused, listing the levels", in, err)
 		}
 	}
 }

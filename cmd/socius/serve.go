@@ -329,9 +329,8 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	case m.LogFormat != "text" && m.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: text or json", m.LogFormat)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: debug, info, warn or error", m.LogLevel)
+	if _, err := parseLogLevel(m.LogLevel); err != nil {
+		return err
 	}
 	for _, l := range m.listenFlags() {
 		if err := checkListenAddr(*l.addr); err != nil {
