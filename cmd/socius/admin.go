@@ -28,6 +28,7 @@ type storeFlags struct {
 	mayCreate       bool   // the command may make a new embedded store (site create, user import)
 	lookupEnv       func(string) (string, bool)
 	stderr          io.Writer
+	fs              *flag.FlagSet // the command's flags, for envNamed
 	// dataGiven: --data was on the command line (SOCIUS_DATA was not looked up);
 	// storeGiven: --store was; storeFromEnv: --store was not, and SOCIUS_STORE gave it.
 	dataGiven, storeGiven, storeFromEnv bool
@@ -44,6 +45,7 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 	fs.StringVar(&f.previousKeyFile, "previous-master-key-file", "", previousKeyHelp)
 	f.lookupEnv = lookupEnv
 	f.stderr = stderr
+	f.fs = fs
 	env := onlyEnv(lookupEnv, "data", "store", "master-key-file", "previous-master-key-file")
 	// The environment is read for the flags the command line did not set: what it is
 	// asked for tells where --data and --store came from (open).
@@ -124,7 +126,8 @@ func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
 	}
 	st, err := cfg.open(ctx)
 	if err != nil {
-		return nil, err
+		// A refusal of SOCIUS_DATA's or SOCIUS_MASTER_KEY_FILE's value names it.
+		return nil, envNamed(f.fs, err)
 	}
 	return st.store, nil
 }

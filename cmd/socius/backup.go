@@ -22,8 +22,9 @@ const backupUsage = "usage: socius backup --out FILE [flags]"
 
 // runBackup copies the embedded store, which a server may be serving and writing to,
 // into a file (see sqlite.Backup): whole and checked, or not at all.
-func runBackup(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+func runBackup(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("socius backup", stdout, stderr)
+	defer func() { err = envNamed(fs, err) }() // a refusal of SOCIUS_STORE's value names it
 	argsUsage(fs, backupUsage)
 	data := fs.String("data", "socius-data", "data folder of the embedded store")
 	store := fs.String("store", "", "the store: left out (or \"sqlite\") for the embedded SQLite file in --data; a PostgreSQL URL is refused (a usage error): back that store up with pg_dump")

@@ -40,8 +40,9 @@ flags:
 `
 
 // runCall is `socius call`.
-func runCall(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+func runCall(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("socius call", stdout, stderr)
+	defer func() { err = envNamed(fs, err) }() // a refusal of SOCIUS_TIMEOUT's value names it
 	baseURL := fs.String("url", "http://127.0.0.1:8080", "where Socius (or Gigya) listens: http(s)://host[:port]")
 	apiKey := fs.String("api-key", "", "the site's apiKey")
 	secret := fs.String("secret", "", "the partner secret, or the userKey's secret with --user-key")

@@ -535,6 +535,45 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestEnvRefusalsNameTheVariable: a value that a SOCIUS_* variable gave, refused once
+// parsed, is said under the variable's name, where the user is to look (the flag's
+// alone sent them to a command line that does not hold it); a variable that can carry a
+// secret is named without its value, a long value is clipped, and a value the command
+// line gave is said under the flag alone.
+func TestEnvRefusalsNameTheVariable(t *testing.T) {
+	dir := t.TempDir()
+	never := filepath.Join(dir, "never")
+	long := strings.Repeat("x", 200)
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		says string // all of standard error
+	}{
+		{[]string{"serve"}, map[string]string{"SOCIUS_MAX_HEADER_BYTES": "0"}, `SOCIUS_MAX_HEADER_BYTES="0": --max-header-bytes must be positive`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": "-1s"}, `SOCIUS_CLOCK_SKEW="-1s": --clock-skew must be positive`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_FORMAT": "xml"}, `SOCIUS_LOG_FORMAT: --log-format "xml": text or json`},
+		{[]string{"serve", "--max-header-bytes", "0"}, map[string]string{"SOCIUS_MAX_HEADER_BYTES": "5"}, `--max-header-bytes must be positive`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_SITE_API_KEY": "3_x", "SOCIUS_SITE_SECRET": "hunter2!hunter2!hunter2!"},
+			`SOCIUS_SITE_SECRET: --site-secret: secret is not standard base64: character 8 is '!', which standard base64 does not use (A-Z, a-z, 0-9, + and /, then = to pad the end)`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_STORE": "mysql://socius:hunter2@db/socius"}, `SOCIUS_STORE: --store "mysql://socius:xxxxx@db/socius": want sqlite (the embedded SQLite in --data, as with --store left out) or a postgres:// URL`},
+		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": long}, `SOCIUS_CLOCK_SKEW="` + long[:64] + `"... (200 bytes): must be a duration such as 30s or 2m (--clock-skew)`},
+		{[]string{"call", "socialize.getUserInfo"}, map[string]string{"SOCIUS_TIMEOUT": "-1s"}, `SOCIUS_TIMEOUT="-1s": --timeout -1s: want a positive duration`},
+		{[]string{"emulator", "log", "--url", "http://127.0.0.1:1"}, map[string]string{"SOCIUS_LIMIT": "-5"}, `SOCIUS_LIMIT="-5": --limit -5: want a number of calls, 0 for every call the log holds`},
+		{[]string{"site", "list"}, map[string]string{"SOCIUS_DATA": ""}, `SOCIUS_DATA="": --data is empty: give the data folder ("." for the current one)`},
+		{[]string{"backup", "--out", filepath.Join(dir, "b.db")}, map[string]string{"SOCIUS_DATA": never, "SOCIUS_STORE": "postgres://socius:hunter2@db/socius"},
+			`SOCIUS_STORE: --store: socius backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump (see docs/postgresql.md)`},
+	} {
+		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+		code, out, errOut := runCLI(t, env, tt.args...)
+		if code != 2 || out != "" || errOut != "socius: "+tt.says+"\n" {
+			t.Errorf("%v %v: exit %d, stdout %q, stderr %q; want 2 and %q", tt.args, tt.env, code, out, errOut, tt.says)
+		}
+	}
+	if _, err := os.Stat(never); !os.IsNotExist(err) {
+		t.Errorf("a refused command made its data folder: %v", err)
+	}
+}
+
 // TestAdminCommandsNeedAStore: given a folder without a store (a mistyped --data), a
 // command that reads or changes what is there says so and creates nothing; site create
 // and user import make the store.

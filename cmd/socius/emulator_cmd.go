@@ -178,7 +178,7 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 // Tests shorten it.
 var emulatorCallTimeout = emulator.MaxWait + 15*time.Second
 
-func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) (err error) {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, emulatorUsage)
 		return errUsage
@@ -189,6 +189,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	}
 	cmd, args := args[0], args[1:]
 	fs := newFlagSet("socius emulator "+cmd, stdout, stderr)
+	defer func() { err = envNamed(fs, err) }() // a refusal of SOCIUS_LIMIT's value names it
 	if line, ok := emulatorArgsUsage[cmd]; ok {
 		argsUsage(fs, line)
 	}

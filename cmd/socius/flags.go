@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/socius/socius/gigya"
 )
 
 // newFlagSet returns a flag set that reports errors instead of exiting. Its usage
@@ -22,14 +24,19 @@ import (
 // which parseFlags sends to stdout: a help request is not an error.
 func newFlagSet(name string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(flagOutput{help: stdout, errors: stderr})
+	fs.SetOutput(flagOutput{help: stdout, errors: stderr, fromEnv: map[string]string{}})
 	argsUsage(fs, "usage: "+name+" [flags]")
 	return fs
 }
 
 // A flagOutput is the output of a flag set: errors, where it writes, and help, where
-// parseFlags puts the usage that -h asks for.
-type flagOutput struct{ help, errors io.Writer }
+// parseFlags puts the usage that -h asks for. It holds as well what the flag package
+// has no place for: fromEnv, the flags whose value their variable gave (applyEnv), and
+// that value, for envNamed.
+type flagOutput struct {
+	help, errors io.Writer
+	fromEnv      map[string]string
+}
 
 func (o flagOutput) Write(p []byte) (int, error) { return o.errors.Write(p) }
 
@@ -65,14 +72,70 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 		if e := fs.Set(f.Name, v); e != nil {
 			if kind := flagKind(f); kind != "" {
 				// The flag package says only "parse error" or "value out of range".
-				err = badFlag("%s=%q: must be %s (--%s)", name, v, kind, f.Name)
+				err = badFlag("%s: must be %s (--%s)", envSaid(f.Name, v), kind, f.Name)
 				return
 			}
-			err = badFlag("%s=%q: %v", name, v, e)
+			err = badFlag("%s: %v", envSaid(f.Name, v), e)
+			return
+		}
+		if o, ok := fs.Output().(flagOutput); ok && o.fromEnv != nil {
+			o.fromEnv[f.Name] = v
 		}
 	})
 	return err
 }
+
+// leadingFlag is the flag that a refusal of a value begins with: "--max-header-bytes
+// must be positive", `--log-level "INFO+2": debug, info, warn or error`.
+var leadingFlag = regexp.MustCompile(`^--([a-z0-9][a-z0-9-]*)\b`)
+
+// envNamed returns err, a command's refusal of a flag's value once parsed, beginning
+// with the variable that gave the value when the command line did not
+// (SOCIUS_MAX_HEADER_BYTES="0": --max-header-bytes must be positive): the flag alone
+// sent the user to a command line that does not hold it. An error that does not begin
+// with a flag of fs, or whose flag the command line gave, is returned as it is; so is
+// what err is (a usage error or not).
+func envNamed(fs *flag.FlagSet, err error) error {
+	if err == nil || fs == nil {
+		return err
+	}
+	o, ok := fs.Output().(flagOutput)
+	if !ok {
+		return err
+	}
+	m := leadingFlag.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	v, ok := o.fromEnv[m[1]]
+	if !ok {
+		return err
+	}
+	said := envSaid(m[1], v)
+	if v != "" && strings.Contains(err.Error(), fmt.Sprintf("%q", v)) {
+		said = envName(m[1]) // the refusal quotes the value already
+	}
+	return fmt.Errorf("%s: %w", said, err)
+}
+
+// envSaid is a flag's variable and its value v, as a refusal says them
+// (SOCIUS_CLOCK_SKEW="abc"): the variable alone for a flag whose value can be a secret
+// (a credential's name, as gigya.IsCredential tells it: --site-secret, --secret,
+// --token; or --store, a URL that may hold a password), and at most the first 64
+// bytes of a longer value.
+func envSaid(flagName, v string) string {
+	name := envName(flagName)
+	if flagName == "store" || gigya.IsCredential(flagName) {
+		return name
+	}
+	if len(v) > maxEnvSaid {
+		return fmt.Sprintf("%s=%q... (%d bytes)", name, v[:maxEnvSaid], len(v))
+	}
+	return fmt.Sprintf("%s=%q", name, v)
+}
+
+// maxEnvSaid is how much of a variable's value envSaid quotes.
+const maxEnvSaid = 64
 
 // flagKind says what a flag that is not a string takes, as an error tells it; "" for
 // a string flag.

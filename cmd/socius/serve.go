@@ -238,8 +238,10 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	}); err != nil {
 		return err
 	}
-	// What follows checks the values given: a refusal is a usage error too (exit 2).
+	// What follows checks the values given: a refusal is a usage error too (exit 2),
+	// which names the variable that gave the value, if one did.
 	defer func() {
+		err = envNamed(fs, err)
 		if fe := (flagError{}); err != nil && !errors.As(err, &fe) {
 			err = flagError{err}
 		}
