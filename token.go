@@ -83,12 +83,26 @@ func SessionSecret(partnerKey []byte, sessionToken string) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// MinRSABits is the smallest RSA modulus accepted for bearer-JWT keys.
-const MinRSABits = 2048
+// MinRSABits and MaxRSABits bound the RSA modulus accepted for bearer-JWT keys. The
+// largest is OpenSSL's (OPENSSL_RSA_MAX_MODULUS_BITS): the server verifies every
+// bearer call with the key, at a cost that grows with the square of its size.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 16384
+)
+
+// MaxRSAPublicKeyPEM is the longest text ParseRSAPublicKey reads, in bytes: a
+// MaxRSABits key is under 3 KiB of PEM, and about 10 KiB with the text that `openssl
+// rsa -pubin -text` writes before it.
+const MaxRSAPublicKeyPEM = 16 << 10
 
 // ParseRSAPublicKey reads a PEM-encoded RSA public key, PKIX ("PUBLIC KEY") or PKCS #1
-// ("RSA PUBLIC KEY"), of at least MinRSABits bits.
+// ("RSA PUBLIC KEY"), of MinRSABits to MaxRSABits bits, in at most MaxRSAPublicKeyPEM
+// bytes of text.
 func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
+	if len(pemText) > MaxRSAPublicKeyPEM {
+		return nil, fmt.Errorf("longer than %d bytes: an RSA public key of %d bits is under 3 KiB of PEM", MaxRSAPublicKeyPEM, MaxRSABits)
+	}
 	if strings.ContainsRune(pemText, 0) || !utf8.ValidString(pemText) {
 		// Text around the PEM block is let be, but stored as given: PostgreSQL refuses
 		// these, which SQLite takes.
@@ -120,6 +134,8 @@ func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
 	}
 	if n := pub.N.BitLen(); n < MinRSABits {
 		return nil, fmt.Errorf("RSA key of %d bits, at least %d are needed", n, MinRSABits)
+	} else if n > MaxRSABits {
+		return nil, fmt.Errorf("RSA key of %d bits, at most %d are accepted", n, MaxRSABits)
 	}
 	return pub, nil
 }

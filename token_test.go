@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"math/big"
 	"regexp"
 	"strings"
 	"testing"
@@ -153,5 +154,42 @@ func TestParseRSAPublicKeyOfAnotherKind(t *testing.T) {
 	_, err = socius.ParseRSAPublicKey(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
 	if err == nil || err.Error() != "an ECDSA (EC) key, not an RSA public key" {
 		t.Errorf("an EC key: %v", err)
+	}
+}
+
+// TestParseRSAPublicKeyLimits: a key of more than MaxRSABits bits, or a text of more
+// than MaxRSAPublicKeyPEM bytes, is refused: the server verifies every bearer call
+// with the key, at a cost that grows with its size. Those at the limits are taken.
+func TestParseRSAPublicKeyLimits(t *testing.T) {
+	// pemOf is a PKIX PEM of an RSA public key of the bits given; its modulus, 2^(bits-1)
+	// + 1, is no product of two primes, which nothing here needs it to be.
+	pemOf := func(bits int) string {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+		n.Add(n, big.NewInt(1))
+		der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: 65537})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	largest := pemOf(socius.MaxRSABits)
+	if pub, err := socius.ParseRSAPublicKey(largest); err != nil || pub.N.BitLen() != socius.MaxRSABits {
+		t.Errorf("a key of %d bits: %v", socius.MaxRSABits, err)
+	}
+	// The text written around the PEM block (openssl's -text) counts, up to the limit.
+	padded := strings.Repeat("#", socius.MaxRSAPublicKeyPEM-len(largest)-1) + "\n" + largest
+	if _, err := socius.ParseRSAPublicKey(padded); err != nil {
+		t.Errorf("a text of %d bytes: %v", len(padded), err)
+	}
+	for _, tt := range []struct{ name, text, want string }{
+		{"a bit too many", pemOf(socius.MaxRSABits + 1), "RSA key of 16385 bits, at most 16384 are accepted"},
+		{"a key of 65536 bits", pemOf(65536), "RSA key of 65536 bits, at most 16384 are accepted"},
+		{"a byte too long", "#" + padded, "longer than 16384 bytes: an RSA public key of 16384 bits is under 3 KiB of PEM"},
+		{"a megabyte", strings.Repeat("#", 1<<20) + largest, "longer than 16384 bytes"},
+	} {
+		_, err := socius.ParseRSAPublicKey(tt.text)
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }

@@ -458,8 +458,9 @@ func secretOrNew(given string) (string, error) {
 }
 
 // readPublicKey reads a PEM RSA public key file and returns the key as stored: PKIX PEM.
+// It reads no more than socius.ParseRSAPublicKey takes.
 func readPublicKey(path string) (string, error) {
-	b, err := readFileAtMost(path, maxKeyPEM, "it must hold an RSA public key in PEM")
+	b, err := readFileAtMost(path, socius.MaxRSAPublicKeyPEM, "it must hold an RSA public key in PEM")
 	if err != nil {
 		return "", err
 	}

@@ -1028,7 +1028,7 @@ func TestFileFlagsReadABoundedAmount(t *testing.T) {
 	}
 	masterKey := long("master.key", 4<<10+1)
 	privateKey := long("private.pem", 64<<10+1)
-	publicKey := long("public.pem", 64<<10+1)
+	publicKey := long("public.pem", 16<<10+1)
 	cert := long("cert.pem", 1<<20+1)
 	ca := long("ca.pem", 16<<20+1)
 	for _, tt := range []struct {
@@ -1037,7 +1037,7 @@ func TestFileFlagsReadABoundedAmount(t *testing.T) {
 	}{
 		{[]string{"site", "list", "--master-key-file", masterKey, "--data", data}, "--master-key-file " + masterKey + ": longer than 4096 bytes; a master key is base64 of 32 bytes"},
 		{[]string{"site", "list", "--previous-master-key-file", masterKey, "--data", data}, "--previous-master-key-file " + masterKey + ": longer than 4096 bytes"},
-		{[]string{"key", "create", "--site", "3_Files", "--public-key", publicKey, "--data", data}, "--public-key " + publicKey + ": longer than 65536 bytes; it must hold an RSA public key in PEM"},
+		{[]string{"key", "create", "--site", "3_Files", "--public-key", publicKey, "--data", data}, "--public-key " + publicKey + ": longer than 16384 bytes; it must hold an RSA public key in PEM"},
 		{[]string{"call", "--api-key", "3_Files", "--user-key", "AKey", "--private-key", privateKey, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, "--private-key " + privateKey + ": longer than 65536 bytes; it must hold an RSA private key in PEM"},
 		{[]string{"call", "--token", "st2.at.x", "--ca-file", ca, "--url", "https://127.0.0.1:1", "socialize.getUserInfo"}, "--ca-file " + ca + ": longer than 16777216 bytes; it must hold PEM certificates"},
 		{[]string{"serve", "--tls-cert", cert, "--tls-key", privateKey, "--http", "", "--https", "127.0.0.1:0", "--admin", "", "--data", data}, "--tls-cert " + cert + ": longer than 1048576 bytes"},

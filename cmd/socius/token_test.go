@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -833,7 +834,11 @@ func TestKeyCreatePublicKey(t *testing.T) {
 	pkix, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	smallDER, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
+	// A modulus of 16385 bits (2^16384 + 1, no product of two primes: only its size
+	// counts), past the largest the server verifies with.
+	hugeDER, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), socius.MaxRSABits), big.NewInt(1)), E: 65537})
 	files := map[string][]byte{
+		"huge.pem":  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: hugeDER}),
 		"pkix.pem":  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}),
 		"pkcs1.pem": pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)}),
 		"small.pem": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: smallDER}),
@@ -851,7 +856,7 @@ func TestKeyCreatePublicKey(t *testing.T) {
 			t.Fatalf("key create --public-key %s: %d %s %s", f.file, code, out, errOut)
 		}
 	}
-	for _, f := range []struct{ file, err string }{{"small.pem", "1024 bits"}, {"priv.pem", "not a public key"}, {"junk.pem", "no PEM block"}, {"missing.pem", "no such file"}} {
+	for _, f := range []struct{ file, err string }{{"small.pem", "1024 bits"}, {"huge.pem", "RSA key of 16385 bits, at most 16384 are accepted"}, {"priv.pem", "not a public key"}, {"junk.pem", "no PEM block"}, {"missing.pem", "no such file"}} {
 		code, _, errOut := runCLI(t, noEnv, "key", "create", "--data", dir, "--site", testAPIKey, "--public-key", filepath.Join(dir, f.file))
 		if code != 2 || !strings.Contains(errOut, f.err) {
 			t.Errorf("key create --public-key %s: %d %s, want exit 2 and %q", f.file, code, errOut, f.err)
