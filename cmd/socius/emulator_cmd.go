@@ -170,8 +170,29 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 	if out == nil {
 		return nil
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	// Read up to a bound: a server that is not quite the emulator (or one gone wrong)
+	// could send without end, and the whole answer is held to be decoded.
+	name, _, _ := strings.Cut(path, "?")
+	limit, hint := maxEmulatorAnswer, ""
+	if name == "log" {
+		limit, hint = maxEmulatorLogAnswer, " (socius emulator log clear empties the log)"
+	}
+	answer := &io.LimitedReader{R: resp.Body, N: limit + 1}
+	err = json.NewDecoder(answer).Decode(out)
+	if err != nil && answer.N == 0 {
+		return fmt.Errorf("the emulator's answer to %s /_emulator/api/%s is longer than %s, the most socius emulator reads%s", method, name, sizeText(limit), hint)
+	}
+	return err
 }
+
+// The most socius emulator reads of an answer of the admin API that it decodes (an
+// export, copied as it comes, has no bound): a request log of 100,000 calls (the
+// largest, --request-log-size) holds a few KiB a call; the other answers (status,
+// clock, fault rules, seed counts) some KiB at most. Tests lower them.
+var (
+	maxEmulatorAnswer    int64 = 16 << 20
+	maxEmulatorLogAnswer int64 = 1 << 30
+)
 
 // emulatorCallTimeout is how long a request of socius emulator may take, the answer
 // read, but for a seed's and an export's: a long poll of the log and a little more.

@@ -1684,3 +1684,56 @@ func TestEmulatorExportOutlastsCallTimeout(t *testing.T) {
 		t.Errorf("--out: %q, %v; want the whole export", b, err)
 	}
 }
+
+// TestEmulatorAnswerBounded: socius emulator reads at most a bound of an answer it
+// decodes (lowered here), and says so past it, exit 1: a server that answered
+// without end (not quite the emulator, or one gone wrong) was read into memory until
+// the call's timeout. The request log has a bound of its own, larger.
+func TestEmulatorAnswerBounded(t *testing.T) {
+	defer func(a, l int64, d time.Duration) {
+		maxEmulatorAnswer, maxEmulatorLogAnswer, emulatorCallTimeout = a, l, d
+	}(maxEmulatorAnswer, maxEmulatorLogAnswer, emulatorCallTimeout)
+	maxEmulatorAnswer, maxEmulatorLogAnswer, emulatorCallTimeout = 1<<10, 4<<10, 5*time.Second
+	// padded is a JSON object of more than n bytes, which each command's answer takes.
+	padded := func(n int) string { return `{"pad":"` + strings.Repeat("a", n) + `"}` }
+	// serve answers the log with a log of logBytes.
+	serve := func(logBytes int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(emulator.Header, "1")
+			switch r.URL.Path {
+			case "/_emulator/api/status":
+				io.WriteString(w, padded(2<<10))
+			case "/_emulator/api/clock":
+				// Without end, until the client stops reading.
+				io.WriteString(w, `{"pad":"`)
+				chunk := strings.Repeat("a", 4<<10)
+				for {
+					if _, err := io.WriteString(w, chunk); err != nil {
+						return
+					}
+				}
+			case "/_emulator/api/log":
+				io.WriteString(w, padded(logBytes))
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	srv := serve(2 << 10)
+	for _, cmd := range []string{"status", "clock"} {
+		code, _, errOut := runCLI(t, noEnv, "emulator", cmd, "--url", srv.URL)
+		want := "socius: the emulator's answer to GET /_emulator/api/" + cmd + " is longer than 1.0 KiB (1024 bytes), the most socius emulator reads\n"
+		if code != 1 || errOut != want {
+			t.Errorf("emulator %s: exit %d, %q; want 1 and %q", cmd, code, errOut, want)
+		}
+	}
+	// A log's answer past the others' bound is read; one past its own is refused.
+	if code, _, errOut := runCLI(t, noEnv, "emulator", "log", "--url", srv.URL); code != 0 {
+		t.Errorf("emulator log of 2 KiB: exit %d, %q; want 0", code, errOut)
+	}
+	code, _, errOut := runCLI(t, noEnv, "emulator", "log", "--url", serve(8<<10).URL)
+	want := "socius: the emulator's answer to GET /_emulator/api/log is longer than 4.0 KiB (4096 bytes), the most socius emulator reads (socius emulator log clear empties the log)\n"
+	if code != 1 || errOut != want {
+		t.Errorf("emulator log of 8 KiB: exit %d, %q; want 1 and %q", code, errOut, want)
+	}
+}
