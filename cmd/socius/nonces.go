@@ -166,19 +166,20 @@ func (m *Main) saveNonces(clean bool) {
 		n, err = cache.Save(w, now, m.ClockSkew)
 		return err
 	})
+	// In place, and whole, but its folder not synced (one its user may write but not
+	// read, a failing disk): writeOut synced the file's bytes before it renamed it
+	// there, so the next start may load it; only the rename is not durable: after a
+	// power loss the next start may find no file, and then refuses those requests,
+	// never a part of one.
+	var unsynced *folderNotSyncedError
+	if errors.As(err, &unsynced) {
+		m.Logger.Warn(fmt.Sprintf("nonces: %d saved for the next start in %s, but the folder could not be synced (%v): the next start loads them, unless the machine loses power before the system writes the folder out; "+
+			"then that start finds none and refuses the signed requests timed before it for %v, as after a stop that was not clean", n, path, unsynced.err, m.ClockSkew))
+		return
+	}
 	if err != nil {
 		m.Logger.Warn(fmt.Sprintf("nonces: not saved: %v: the next start refuses the signed requests timed before it for %v, as after a stop that was not clean; nothing stored is lost. "+
 			"The data folder %s must stay writable by the user Socius runs as (uid %d)", err, m.ClockSkew, m.DataDir, os.Geteuid()))
-		return
-	}
-	// The file is in place, and whole: writeOut synced its bytes before it renamed it
-	// there, so the next start may load it. A folder that cannot be synced (one its
-	// user may write but not read, a failing disk) leaves only the rename undurable:
-	// after a power loss the next start may find no file, and then refuses those
-	// requests, never a part of one.
-	if err := syncDir(m.DataDir); err != nil {
-		m.Logger.Warn(fmt.Sprintf("nonces: %d saved for the next start in %s, but the folder could not be synced (%v): the next start loads them, unless the machine loses power before the system writes the folder out; "+
-			"then that start finds none and refuses the signed requests timed before it for %v, as after a stop that was not clean", n, path, err, m.ClockSkew))
 		return
 	}
 	m.Logger.Info(fmt.Sprintf("nonces: %d saved for the next start", n))

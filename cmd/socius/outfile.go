@@ -6,12 +6,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"syscall"
 )
 
 // writeOut writes what write produces to path, whole or not at all: into a temporary
 // file beside the file path names (a symbolic link is followed, and stays), synced,
 // then renamed into place, so that a write that fails or is cut short (a signal, a
-// kill, a power loss) leaves path as it was. A path that names no regular file (a
+// kill, a power loss) leaves path as it was; the folder is synced after the rename,
+// so that the new file is there after a power loss (a *folderNotSyncedError when
+// that fails: the file is in place, whole). A path that names no regular file (a
 // pipe, a device) is written to as it is, since renaming onto it would replace it;
 // one that names the process's own standard output or error (/dev/stdout, whatever
 // that is: a terminal, a pipe, a log file it was redirected to) is written through
@@ -46,7 +50,9 @@ func writeOut(path string, write func(io.Writer) error) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), target)
+		if err = os.Rename(f.Name(), target); err == nil {
+			return syncRenamed(path, filepath.Dir(target))
+		}
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -59,6 +65,39 @@ func writeOut(path string, write func(io.Writer) error) error {
 	}
 	return err
 }
+
+// syncFolder flushes a folder's entries (syncDir); tests see it called, or make it
+// fail, through this variable.
+var syncFolder = syncDir
+
+// syncRenamed syncs dir, the folder a file was just renamed into, so that the rename
+// outlasts a power loss. Not on Windows, where a folder opened for reading cannot be
+// flushed, nor on a file system that syncs no folder (EINVAL, which PostgreSQL's
+// fsync_fname lets by too): there the rename is as durable as the system makes it.
+func syncRenamed(path, dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	err := syncFolder(dir)
+	if err == nil || errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL) {
+		return nil
+	}
+	return &folderNotSyncedError{path: path, err: err}
+}
+
+// folderNotSyncedError is writeOut's error when path is written and in place, but
+// its folder could not be synced (one its user may write but not read, a failing
+// disk): only a power loss before the system writes the folder out may lose it.
+type folderNotSyncedError struct {
+	path string
+	err  error
+}
+
+func (e *folderNotSyncedError) Error() string {
+	return fmt.Sprintf("%s is written, but its folder could not be synced (%v): a power loss before the system writes the folder out may lose it", e.path, e.err)
+}
+
+func (e *folderNotSyncedError) Unwrap() error { return e.err }
 
 // cannotCreate says that no file could be made for path, with the cause of err, a
 // failure to create a temporary file beside it: the name of that file (which the user

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,5 +102,64 @@ func TestOutFileErrorsNameTheFile(t *testing.T) {
 	})
 	if err == nil || !strings.HasPrefix(err.Error(), "cannot write "+filepath.Join(dir, "out.jsonl")+": ") {
 		t.Errorf("a failed write: %v; want it said of out.jsonl", err)
+	}
+}
+
+// TestWriteOutSyncsFolder: once the file is renamed into place, whole, its folder (the
+// one a link leads to) is synced, so that the rename outlasts a power loss; a folder
+// that cannot be synced is said, the file left in place. user export --out is written
+// so. The folder was not synced: after a power loss the export could be gone, or the
+// file it replaced back.
+func TestWriteOutSyncsFolder(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows syncs no folder")
+	}
+	defer func(f func(string) error) { syncFolder = f }(syncFolder)
+	var synced []string
+	var failWith error
+	syncFolder = func(dir string) error {
+		// What the folder holds when it is synced: the file, whole.
+		b, _ := os.ReadFile(filepath.Join(dir, "target.jsonl"))
+		synced = append(synced, dir+": "+string(b))
+		return failWith
+	}
+	dir, real := t.TempDir(), t.TempDir()
+	link := filepath.Join(dir, "out.jsonl")
+	if err := os.Symlink(filepath.Join(real, "target.jsonl"), link); err != nil {
+		t.Fatal(err)
+	}
+	write := func(w io.Writer) error { _, err := io.WriteString(w, "new\n"); return err }
+	if err := writeOut(link, write); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{real + ": new\n"}; !slices.Equal(synced, want) {
+		t.Errorf("synced %q, want %q", synced, want)
+	}
+
+	synced, failWith = nil, errors.New("open "+real+": permission denied")
+	os.Remove(filepath.Join(real, "target.jsonl"))
+	err := writeOut(link, write)
+	want := link + " is written, but its folder could not be synced (open " + real + ": permission denied): a power loss before the system writes the folder out may lose it"
+	if err == nil || err.Error() != want {
+		t.Errorf("a folder not synced: %v, want %q", err, want)
+	}
+	if b, err := os.ReadFile(link); err != nil || string(b) != "new\n" {
+		t.Errorf("the file whose folder was not synced: %q, %v; want it in place", b, err)
+	}
+
+	// user export --out.
+	data := filepath.Join(dir, "data")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--api-key", "3_Out", "--data", data); code != 0 {
+		t.Fatalf("site create: %d %s", code, errOut)
+	}
+	out := filepath.Join(real, "target.jsonl")
+	synced, failWith = nil, nil
+	if code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--with-site", "--data", data, "--out", out); code != 0 || len(synced) != 1 || !strings.HasPrefix(synced[0], real+": {") {
+		t.Errorf("user export --out: exit %d %q, synced %q; want 0 and the folder synced with the export in it", code, errOut, synced)
+	}
+	failWith = errors.New("input/output error")
+	code, _, errOut := runCLI(t, noEnv, "user", "export", "--site", "3_Out", "--data", data, "--out", out)
+	if want := "socius: " + out + " is written, but its folder could not be synced (input/output error)"; code != 1 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("user export --out, the folder not synced: exit %d %q; want 1 and %q", code, errOut, want)
 	}
 }

@@ -177,7 +177,7 @@ func exportUsers(ctx context.Context, store socius.Store, apiKey string, allSite
 	} else {
 		err = writeOut(out, export)
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil && !errors.As(err, new(*folderNotSyncedError)) {
 		if out == "-" {
 			return errors.New("export stopped by a signal: what was written is cut short")
 		}
