@@ -201,8 +201,8 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 	if !ok || nonce == "" {
 		return socius.Errorf(socius.CodeMissingParameter, "Missing required parameter: nonce")
 	}
-	if len(nonce) > 256 {
-		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: nonce is longer than 256 characters")
+	if len(nonce) > maxNonceBytes {
+		return socius.Errorf(socius.CodeInvalidValue, "Invalid parameter value: nonce is longer than %d bytes", maxNonceBytes)
 	}
 	ts, ok := gigya.ParseTimestamp(tsText)
 	if !ok {
@@ -755,7 +755,10 @@ func (s *Server) authenticateBearer(c *call) error {
 	}
 	jti, ok := jwtID(claims.Jti)
 	if !ok {
-		return badHeader("the JWT has no jti claim (a nonce, at most 256 characters)")
+		return badHeader("the JWT has no jti claim (a nonce, at most %d bytes)", maxNonceBytes)
+	}
+	if len(jti) > maxNonceBytes {
+		return badHeader("the JWT jti claim is longer than %d bytes", maxNonceBytes)
 	}
 	// Quoted clipped, as exp and nbf are: a JSON number has no length limit.
 	iatText := clip(claims.Iat.String(), 24)
@@ -888,8 +891,12 @@ func jwtID(v any) (string, bool) {
 	case json.Number:
 		s = v.String()
 	}
-	return s, s != "" && len(s) <= 256
+	return s, s != ""
 }
+
+// maxNonceBytes bounds a nonce and a JWT's jti, in bytes (the SDKs send ASCII): each
+// is remembered for a window.
+const maxNonceBytes = 256
 
 // authenticateClient authenticates a socialize.getToken call: over TLS and POST only,
 // by one of the client credentials of SPEC section 5: HTTP Basic client_id:secret,

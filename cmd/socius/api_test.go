@@ -92,7 +92,9 @@ func TestErrorCodes(t *testing.T) {
 		{"missing timestamp", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "nonce": {"1"}, "sig": {"x"}}, 400002, "Missing required parameter: timestamp"},
 		{"missing nonce", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {now()}, "sig": {"x"}}, 400002, "Missing required parameter: nonce"},
 		{"empty nonce", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {now()}, "nonce": {""}, "sig": {"x"}}, 400002, "Missing required parameter: nonce"},
-		{"nonce too long", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {strings.Repeat("n", 257)}}), 400006, "nonce is longer than 256"},
+		{"nonce too long", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {strings.Repeat("n", 257)}}), 400006, "Invalid parameter value: nonce is longer than 256 bytes"},
+		// 129 characters, 258 bytes: the limit is in bytes, as the message says.
+		{"nonce of 258 bytes", false, "socialize.getUserInfo", signed("socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {strings.Repeat("é", 129)}}), 400006, "Invalid parameter value: nonce is longer than 256 bytes"},
 		{"bad timestamp", false, "socialize.getUserInfo", url.Values{"apiKey": {testAPIKey}, "UID": {"u1"}, "timestamp": {"yesterday"}, "nonce": {"1"}, "sig": {"x"}}, 400006, "timestamp must be Unix time"},
 		{"unknown userKey", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "ANoSuchKey", vectors.LabUserSecret), 403005, "not a key of this site"},
 		{"userKey that is no userKey", false, "socialize.getUserInfo", ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "A Key", vectors.LabUserSecret), 403005, "is not a valid userKey"},
@@ -530,10 +532,10 @@ func testSignatureVariants(t *testing.T, flags ...string) {
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
 		t.Errorf("URL-safe signature: %v", a)
 	}
-	// The longest nonce, 256 characters.
+	// The longest nonce, 256 bytes.
 	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", url.Values{"UID": {"u1"}, "nonce": {strings.Repeat("n", 256)}}, "", "")
 	if a := ts.post(t, ts.HTTPURL, "socialize.getUserInfo", p); a.code() != 0 {
-		t.Errorf("a nonce of 256 characters: %v", a)
+		t.Errorf("a nonce of 256 bytes: %v", a)
 	}
 	// A replay: the first passes, the copy is 403004.
 	p = ts.signed(t, ts.HTTPURL, "socialize.getUserInfo", get, "", "")

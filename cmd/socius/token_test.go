@@ -774,10 +774,21 @@ func TestBearerJWT(t *testing.T) {
 	reused["jti"] = "shared-jti"
 	want(t, "a jti", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), reused, base64.RawURLEncoding), nil), 0, "")
 	want(t, "the jti with another key", call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtReader"), reused, base64.RawURLEncoding), nil), 0, "")
-	for n, code := range map[int]int{256: 0, 257: 400008} {
+	// A jti of at most 256 bytes: 129 characters of two bytes each are 258 bytes, which
+	// the message said were too many characters.
+	for _, tt := range []struct {
+		jti     string
+		code    int
+		details string
+	}{
+		{strings.Repeat("j", 256), 0, ""},
+		{strings.Repeat("é", 128), 0, ""},
+		{strings.Repeat("j", 257), 400008, "the JWT jti claim is longer than 256 bytes"},
+		{strings.Repeat("é", 129), 400008, "the JWT jti claim is longer than 256 bytes"},
+	} {
 		long := claims(now())
-		long["jti"] = strings.Repeat("j", n)
-		want(t, fmt.Sprintf("jti of %d characters", n), call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), long, base64.RawURLEncoding), nil), code, "")
+		long["jti"] = tt.jti
+		want(t, fmt.Sprintf("jti of %d bytes", len(tt.jti)), call("socialize.getUserInfo", jwtFor(t, priv, hdr("AJwtKey"), long, base64.RawURLEncoding), nil), tt.code, tt.details)
 	}
 	padded := claims(now())
 	padded["pad"] = strings.Repeat("p", 16<<10)
