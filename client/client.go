@@ -454,6 +454,31 @@ func (c *Client) made() error {
 	return nil
 }
 
+// shownIDBytes is as much of a refused apiKey or userKey as its error quotes: enough to
+// tell which value it was (a Gigya apiKey is 3_ and some 60 characters).
+const shownIDBytes = 16
+
+// shownID quotes an apiKey or userKey that New refused, clipped to shownIDBytes with
+// its length: it may be a megabyte long, or a secret given in its place (with the
+// newline that made it refused), which an error, often logged, must not hold whole.
+// Past the clip, the first byte that is not a printable character is named, so that
+// what made a short value refused is still said.
+func shownID(s string) string {
+	if len(s) <= shownIDBytes {
+		return strconv.Quote(s)
+	}
+	shown := strconv.Quote(s[:shownIDBytes]) + fmt.Sprintf("... (%d bytes", len(s))
+	if len(s) <= 128 {
+		for i := shownIDBytes; i < len(s); i++ {
+			if s[i] <= ' ' || s[i] > '~' {
+				shown += fmt.Sprintf(", %s at byte %d", strconv.Quote(s[i:i+1]), i+1)
+				break
+			}
+		}
+	}
+	return shown + ")"
+}
+
 func (c *Client) setCredentials(cred Credentials) error {
 	keys := &clientKeys{}
 	if cred.kind != 0 && cred.sec == nil {
@@ -462,10 +487,10 @@ func (c *Client) setCredentials(cred Credentials) error {
 	switch cred.kind {
 	case credPartner, credUserKey:
 		if !socius.ValidAPIKey(cred.apiKey) {
-			return fmt.Errorf("client: apiKey %q: 1 to 128 printable characters", cred.apiKey)
+			return fmt.Errorf("client: apiKey %s: 1 to 128 printable characters", shownID(cred.apiKey))
 		}
 		if cred.kind == credUserKey && !socius.ValidUserKey(cred.userKey) {
-			return fmt.Errorf("client: userKey %q: 1 to 128 printable characters", cred.userKey)
+			return fmt.Errorf("client: userKey %s: 1 to 128 printable characters", shownID(cred.userKey))
 		}
 		key, err := decodeSecret(cred.sec().secret)
 		if err != nil {
@@ -490,7 +515,7 @@ func (c *Client) setCredentials(cred Credentials) error {
 		keys.key = key
 	case credRSA:
 		if !socius.ValidAPIKey(cred.apiKey) || !socius.ValidUserKey(cred.userKey) {
-			return fmt.Errorf("client: apiKey %q and userKey %q: 1 to 128 printable characters each", cred.apiKey, cred.userKey)
+			return fmt.Errorf("client: apiKey %s and userKey %s: 1 to 128 printable characters each", shownID(cred.apiKey), shownID(cred.userKey))
 		}
 		if cred.sec().rsaKey == nil {
 			return errors.New("client: nil RSA private key")
