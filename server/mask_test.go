@@ -119,3 +119,43 @@ func TestProviderSessionsMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderSessionsHiddenBounded: the providerSessions values looked for elsewhere
+// in a call are bounded (the longest maxSessionValues distinct ones, over every
+// parameter of that name), as each is looked for in every parameter, the details and
+// the base strings: four providerSessions of 64 KiB (MaxParamBytes), 8,000 strings
+// each, made 32,000 values to hide, about a second of CPU a call for any caller. Every
+// string is still masked in the value, and the tokens elsewhere, the first one's and
+// one after thousands of shorter strings.
+func TestProviderSessionsHiddenBounded(t *testing.T) {
+	const first, late = "EAAFbTokenOfFacebook123", "LateTokenOfTwitter456789"
+	params := maskedCall()
+	for n := range 4 {
+		var b strings.Builder
+		b.WriteString(`{"facebook":{"authToken":"` + first + `"},"spare":[`)
+		for i := 0; b.Len() < DefaultMaxParamBytes-100; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"%d%04d"`, n, i)
+		}
+		b.WriteString(`],"twitter":{"authToken":"` + late + `"}}`)
+		if _, err := gigya.ParseJSON(b.String()); err != nil {
+			t.Fatalf("providerSessions: %v", err)
+		}
+		params = append(params, gigya.Param{Name: "providerSessions", Value: b.String()})
+	}
+	params = append(params, gigya.Param{Name: "context", Value: first + " " + late})
+	out, hidden := maskParams(params)
+	if len(hidden) > maxSessionValues {
+		t.Errorf("%d values to hide, want at most %d", len(hidden), maxSessionValues)
+	}
+	if got := out[len(out)-1].Value; got != masked+" "+masked {
+		t.Errorf("the tokens sent again as the context: shown as %q", got)
+	}
+	for _, p := range out[len(out)-5 : len(out)-1] {
+		if strings.Contains(p.Value, `"0`) || strings.Contains(p.Value, `"3`) || strings.Contains(p.Value, first) || strings.Contains(p.Value, late) {
+			t.Errorf("providerSessions shown as %.80s...", p.Value)
+		}
+	}
+}

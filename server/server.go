@@ -1234,14 +1234,16 @@ func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) 
 			}
 		}
 	}
+	var sessions []string
 	for _, p := range params {
 		if gigya.IsCredential(p.Name) && len(p.Value) >= minHidden && !strings.EqualFold(p.Name, "sig") {
 			hidden = append(hidden, p.Value)
 		}
 		if isSessions(p.Name) {
-			hidden = appendSessionValues(hidden, p.Value)
+			sessions = appendSessionValues(sessions, p.Value)
 		}
 	}
+	hidden = append(hidden, sessions...)
 	out := make([]gigya.Param, len(params))
 	for i, p := range params {
 		if p.Value != "" && gigya.IsCredential(p.Name) {
@@ -1262,21 +1264,50 @@ func maskParams(params []gigya.Param, also ...string) ([]gigya.Param, []string) 
 // a name that says neither.
 func isSessions(name string) bool { return strings.EqualFold(name, "providerSessions") }
 
-// appendSessionValues appends to hidden the string values of a providerSessions value
-// (every one, at any depth: a provider's session holds little else), so that they are
-// hidden wherever else the call holds them (maskSessions masks them in the value).
-func appendSessionValues(hidden []string, value string) []string {
+// maxSessionValues bounds the providerSessions values hidden elsewhere in a call: a
+// provider's session is a token, a secret and an expiry, and a call names a few
+// providers. Each value hidden is looked for in every parameter, the details and each
+// base string, so that the thousands of strings a providerSessions may hold (8,000 in
+// 64 KiB, MaxParamBytes) cost about a second of CPU a call, for any caller, before
+// any authentication.
+const maxSessionValues = 64
+
+// appendSessionValues adds to sessions the string values of a providerSessions value
+// (at any depth: a provider's session holds little else), so that they are hidden
+// wherever else the call holds them (maskSessions masks every one in the value): the
+// distinct ones, the longest maxSessionValues when there are more (a token is longer
+// than the names of a session's permissions, say).
+func appendSessionValues(sessions []string, value string) []string {
 	v, err := gigya.ParseJSON(value)
 	if err != nil {
-		return hidden
+		return sessions
 	}
+	shortest := shortestOf(sessions)
 	walkStrings(v, func(s string) string {
-		if len(s) >= minHidden {
-			hidden = append(hidden, s)
+		full := len(sessions) == maxSessionValues
+		if len(s) < minHidden || full && len(s) <= len(sessions[shortest]) || slices.Contains(sessions, s) {
+			return s
 		}
+		if full {
+			sessions[shortest] = s
+		} else {
+			sessions = append(sessions, s)
+		}
+		shortest = shortestOf(sessions)
 		return s
 	})
-	return hidden
+	return sessions
+}
+
+// shortestOf returns the index of the shortest of values (0 for none).
+func shortestOf(values []string) int {
+	i := 0
+	for j, v := range values {
+		if len(v) < len(values[i]) {
+			i = j
+		}
+	}
+	return i
 }
 
 // maskSessions returns a providerSessions value with its string values masked, its
