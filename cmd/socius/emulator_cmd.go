@@ -462,6 +462,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		// no timeout (Ctrl-C ends it), as the emulator gives it none either (it cuts
 		// off a client that stops reading instead).
 		c.http.Timeout = 0
+		if *out == "" && flagGiven(fs, "out") {
+			// "--out $FILE" with the variable unset: the export, its secrets in clear,
+			// would go to standard output (a terminal, a CI job's log).
+			return badFlag("--out is empty: give the file to write, or leave --out out for standard output")
+		}
 		if *out == "" {
 			return c.do(ctx, "GET", "export", nil, stdout)
 		}

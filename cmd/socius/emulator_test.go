@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1735,5 +1736,27 @@ func TestEmulatorAnswerBounded(t *testing.T) {
 	want := "socius: the emulator's answer to GET /_emulator/api/log is longer than 4.0 KiB (4096 bytes), the most socius emulator reads (socius emulator log clear empties the log)\n"
 	if code != 1 || errOut != want {
 		t.Errorf("emulator log of 8 KiB: exit %d, %q; want 1 and %q", code, errOut, want)
+	}
+}
+
+// TestEmulatorExportEmptyOut: socius emulator export --out "" ("--out $FILE" with the
+// variable unset) is a usage error, exit 2, with nothing asked of the emulator: the
+// export, its secrets in clear, went to standard output (a terminal, a CI job's log),
+// as without --out.
+func TestEmulatorExportEmptyOut(t *testing.T) {
+	var asked atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(true)
+		w.Header().Set(emulator.Header, "1")
+		io.WriteString(w, `{"kind":"site","apiKey":"3_x","secret":"c2VjcmV0"}`+"\n")
+	}))
+	defer srv.Close()
+	code, out, errOut := runCLI(t, noEnv, "emulator", "export", "--url", srv.URL, "--out", "")
+	want := "socius: --out is empty: give the file to write, or leave --out out for standard output\n"
+	if code != 2 || out != "" || errOut != want {
+		t.Errorf("--out \"\": exit %d, %q, %q; want 2 saying %q", code, out, errOut, want)
+	}
+	if asked.Load() {
+		t.Error("--out \"\": the emulator was asked for its export")
 	}
 }
