@@ -230,12 +230,16 @@ func (s *Server) checkSigned(c *call, key []byte, credential, whose string) erro
 		return socius.Errorf(socius.CodeInvalidSignature, "Invalid request signature: it does not match %s for %s %s",
 			whose, c.r.Method, urls[0])
 	}
-	if s.limiter != nil && c.site != nil && c.site.APIKey != c.params.Get("apiKey") && !s.limiter.Ready(c.site.APIKey, c.now) {
+	if s.limiter != nil && c.site != nil && c.site.APIKey != c.params.Get("apiKey") {
 		// A call that named no apiKey (a session token's), whose site's budget is
 		// spent: refused before its nonce is recorded, as a call that names its apiKey
 		// is refused before authentication, so that the client may send it again as it
-		// is once the budget allows (the mobile SDKs retry a 403048 so).
-		return s.rateLimited(c, c.site.APIKey)
+		// is once the budget allows (the mobile SDKs retry a 403048 so). Found ready,
+		// it is charged once authenticated whatever calls in between took.
+		if !s.limiter.Ready(c.site.APIKey, c.now) {
+			return s.rateLimited(c, c.site.APIKey)
+		}
+		c.readyBeforeNonce = true
 	}
 	c.nonce = socius.NonceUse{Credential: credential, Nonce: nonce, Expires: s.nonceExpiry(c, ts), Now: c.now}
 	c.noncePending = true

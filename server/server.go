@@ -323,6 +323,10 @@ type call struct {
 	// wrong way; its userKey is empty or not of a key's shape), so the limit on failed
 	// authentications does not count it (authFailureCounts).
 	noGuess bool
+	// readyBeforeNonce: a call that named no apiKey was found within its site's budget
+	// before its nonce was recorded (checkSigned), and is charged as a call found ready
+	// before authentication is.
+	readyBeforeNonce bool
 	// nonce is the call's nonce while noncePending: checked signature, not yet
 	// recorded (Config.Nonced).
 	nonce         socius.NonceUse
@@ -560,11 +564,12 @@ func (s *Server) authenticated(c *call, apiKey string) (gigya.Object, error) {
 	}
 	if s.limiter != nil && c.site != nil {
 		switch {
-		case c.site.APIKey == apiKey:
-			// Found ready before authentication: charged now, if need be beyond the
-			// budget (calls of the same apiKey in between took the token); the debt
-			// holds back the calls after it.
-			s.limiter.Take(apiKey, c.now)
+		case c.site.APIKey == apiKey || c.readyBeforeNonce:
+			// Found ready before authentication (or, naming no apiKey, before its nonce
+			// was recorded): charged now, if need be beyond the budget (calls of the
+			// same apiKey in between took the token); the debt holds back the calls
+			// after it. Refused now, it could not be sent again as it is.
+			s.limiter.Take(c.site.APIKey, c.now)
 		case !s.limiter.Allow(c.site.APIKey, c.now):
 			return nil, s.rateLimited(c, c.site.APIKey)
 		}
