@@ -141,8 +141,7 @@ func testSiteAndKeyCommands(t *testing.T, store ...string) {
 	// token revoke, on a token stored for the site (the store's own flags open it).
 	var sf storeFlags
 	fs := newFlagSet("test", io.Discard, io.Discard)
-	sf.register(fs, noEnv, io.Discard)
-	if err := fs.Parse(store); err != nil {
+	if err := parse(fs, store, sf.register(fs, noEnv, io.Discard)); err != nil {
 		t.Fatal(err)
 	}
 	text := socius.NewTokenText(socius.AccessToken)
