@@ -413,6 +413,11 @@ func secretFlags(fs *flag.FlagSet, help string) func(context.Context) (string, e
 			// generated, not the one meant (the environment is not read for it).
 			return "", badFlag("--secret is empty (an unset variable?): give the secret, or leave --secret out to generate one")
 		}
+		if *file == "" && flagGiven(fs, "secret-file") {
+			// "--secret-file $FILE" with the variable unset: as for --secret, a new
+			// secret would be generated in place of the one the file holds.
+			return "", badFlag("--secret-file is empty (an unset variable?): give the file that holds the secret (- for standard input), or leave --secret-file out to generate one")
+		}
 		if *file == "" {
 			return secretOrNew(*value)
 		}

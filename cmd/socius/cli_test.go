@@ -1357,6 +1357,12 @@ func TestEmptyArguments(t *testing.T) {
 		{[]string{"key", "rotate-secret", "AKey", "--secret="}, "--secret is empty"},
 		{[]string{"site", "create", "--secret", ""}, "--secret is empty"},
 		{[]string{"key", "create", "--site", testAPIKey, "--secret", ""}, "--secret is empty"},
+		// --secret-file likewise: "--secret-file $FILE" with the variable unset
+		// generated a new secret, as if the flag were left out.
+		{[]string{"site", "rotate-secret", testAPIKey, "--secret-file", ""}, "--secret-file is empty"},
+		{[]string{"key", "rotate-secret", "AKey", "--secret-file="}, "--secret-file is empty"},
+		{[]string{"site", "create", "--secret-file", ""}, "--secret-file is empty"},
+		{[]string{"key", "create", "--site", testAPIKey, "--secret-file", ""}, "--secret-file is empty"},
 	} {
 		code, stdout, errOut := runCLI(t, noEnv, append(c.args, "--data", dir)...)
 		if code != 2 || stdout != "" || !strings.Contains(errOut, c.want) {
