@@ -304,9 +304,14 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 			return nil
 		})
 	case "list":
-		site := fs.String("site", "", "list only the keys of this site")
+		site := fs.String("site", "", "list only the keys of this site (every site's when left out)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
+		}
+		if *site == "" && flagGiven(fs, "site") {
+			// "--site $APIKEY" with the variable unset: every site's keys would be
+			// listed, read as the keys of the site meant.
+			return badFlag("--site is empty (an unset variable?): give the site's apiKey, or leave --site out to list the keys of every site")
 		}
 		return withStore(ctx, sf, func(st socius.Store) error {
 			if *site != "" {

@@ -1363,6 +1363,11 @@ func TestEmptyArguments(t *testing.T) {
 		{[]string{"key", "rotate-secret", "AKey", "--secret-file="}, "--secret-file is empty"},
 		{[]string{"site", "create", "--secret-file", ""}, "--secret-file is empty"},
 		{[]string{"key", "create", "--site", testAPIKey, "--secret-file", ""}, "--secret-file is empty"},
+		// --site given empty is not left out: key list listed every site's keys, and
+		// user export with --all-sites exported every site.
+		{[]string{"key", "list", "--site", ""}, "--site is empty"},
+		{[]string{"user", "export", "--site=", "--all-sites"}, "--site is empty"},
+		{[]string{"user", "export", "--site", ""}, "--site is empty"},
 	} {
 		code, stdout, errOut := runCLI(t, noEnv, append(c.args, "--data", dir)...)
 		if code != 2 || stdout != "" || !strings.Contains(errOut, c.want) {
