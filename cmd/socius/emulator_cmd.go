@@ -321,7 +321,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 	case "faults":
 		var rule emulator.Rule
 		fs.StringVar(&rule.Method, "method", "", "faults add: the method (socialize.getUserInfo or getUserInfo; every method when empty)")
-		fs.StringVar(&rule.APIKey, "site", "", "faults add: the apiKey of the site (every site when empty)")
+		fs.StringVar(&rule.APIKey, "site", "", "faults add: the apiKey of the site (every site when left out)")
 		fs.IntVar(&rule.Code, "code", 0, "faults add: the Gigya errorCode to answer (e.g. 403048, 500001, 504002); 0 with --delay: delay only")
 		fs.IntVar(&rule.Count, "count", 0, "faults add: only the next N matching calls")
 		fs.Float64Var(&rule.Fraction, "fraction", 0, "faults add: only this share of matching calls (above 0, at most 1; every call when not given)")
@@ -342,6 +342,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			printRules(stdout, out.Rules)
 			return nil
 		case len(pos) == 1 && pos[0] == "add":
+			if rule.APIKey == "" && flagGiven(fs, "site") {
+				// "--site $APIKEY" with the variable unset: the rule would fail the
+				// calls of every site, not of the one meant.
+				return badFlag("--site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site")
+			}
 			if flagGiven(fs, "fraction") && rule.Fraction == 0 {
 				return badFlag("--fraction 0 would be every call: give a share above 0 and at most 1, or leave it out")
 			}

@@ -1760,3 +1760,32 @@ func TestEmulatorExportEmptyOut(t *testing.T) {
 		t.Error("--out \"\": the emulator was asked for its export")
 	}
 }
+
+// TestEmulatorEmptyArguments: an argument or filter flag given empty (as "$VAR" with
+// the variable unset gives) is a usage error, exit 2, before the emulator is asked:
+// faults add --site "" made a rule that failed the calls of every site.
+func TestEmulatorEmptyArguments(t *testing.T) {
+	var asked atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(true)
+		w.Header().Set(emulator.Header, "1")
+		io.WriteString(w, `{"ID":1,"Code":500001}`)
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"faults", "add", "--code", "500001", "--site", ""}, "socius: --site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site\n"},
+		{[]string{"faults", "add", "--site=", "--code", "500001"}, "socius: --site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site\n"},
+	} {
+		asked.Store(false)
+		code, out, errOut := runCLI(t, noEnv, append([]string{"emulator"}, append(c.args, "--url", srv.URL)...)...)
+		if code != 2 || out != "" || errOut != c.want {
+			t.Errorf("%q: exit %d, %q, %q; want 2 saying %q", c.args, code, out, errOut, c.want)
+		}
+		if asked.Load() {
+			t.Errorf("%q: the emulator was asked", c.args)
+		}
+	}
+}
