@@ -492,6 +492,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		if len(pos) != 1 {
 			return usage("seed FILE")
 		}
+		if pos[0] == "" {
+			// "seed $FILE" with the variable unset: os.Open said "seed : no such file
+			// or directory".
+			return badFlag("FILE is empty (an unset variable?): give the seed file to load (JSON lines, the export format) as the argument")
+		}
 		f, err := os.Open(pos[0])
 		if err != nil {
 			return flagError{fileError("seed", pos[0], err)}

@@ -1763,7 +1763,8 @@ func TestEmulatorExportEmptyOut(t *testing.T) {
 
 // TestEmulatorEmptyArguments: an argument or filter flag given empty (as "$VAR" with
 // the variable unset gives) is a usage error, exit 2, before the emulator is asked:
-// faults add --site "" made a rule that failed the calls of every site.
+// faults add --site "" made a rule that failed the calls of every site, and seed ""
+// said "seed : no such file or directory".
 func TestEmulatorEmptyArguments(t *testing.T) {
 	var asked atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1778,6 +1779,8 @@ func TestEmulatorEmptyArguments(t *testing.T) {
 	}{
 		{[]string{"faults", "add", "--code", "500001", "--site", ""}, "socius: --site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site\n"},
 		{[]string{"faults", "add", "--site=", "--code", "500001"}, "socius: --site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site\n"},
+		// It said "seed : no such file or directory".
+		{[]string{"seed", ""}, "socius: FILE is empty (an unset variable?): give the seed file to load (JSON lines, the export format) as the argument\n"},
 	} {
 		asked.Store(false)
 		code, out, errOut := runCLI(t, noEnv, append([]string{"emulator"}, append(c.args, "--url", srv.URL)...)...)
