@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -215,6 +216,9 @@ func (e *Emulator) form(h http.HandlerFunc) http.HandlerFunc {
 			e.refuse(w, r, err.Error())
 			return
 		}
+		// The console's own bound, which ParseForm reports as a *http.MaxBytesError
+		// (formError), where its own 10 MB one is an error of no type.
+		r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
 		h(w, r)
 	}
 }
@@ -224,7 +228,7 @@ func (e *Emulator) formReset(w http.ResponseWriter, r *http.Request) {
 	// API refuses it, rather than taken for either reset: a body that does not decode
 	// too, whose "all" r.PostFormValue drops (a plain reset for all=%zz).
 	if err := r.ParseForm(); err != nil {
-		e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Reset", Error: "Nothing was reset: " + errFormEncoding.Error() + "."})
+		e.render(w, http.StatusBadRequest, "notfound", &page{Title: "Reset", Error: "Nothing was reset: " + formError(err).Error() + "."})
 		return
 	}
 	var all bool
@@ -374,7 +378,7 @@ func (e *Emulator) formClock(w http.ResponseWriter, r *http.Request) {
 	var c ClockChange
 	if err := r.ParseForm(); err != nil {
 		// r.PostFormValue drops what does not decode, and keeps the rest.
-		e.render(w, http.StatusBadRequest, "clock", &page{Title: "Clock", Error: "The clock was not changed: " + errFormEncoding.Error() + "."})
+		e.render(w, http.StatusBadRequest, "clock", &page{Title: "Clock", Error: "The clock was not changed: " + formError(err).Error() + "."})
 		return
 	}
 	switch r.PostFormValue("action") {
@@ -447,11 +451,24 @@ func (e *Emulator) formAddFault(w http.ResponseWriter, r *http.Request) {
 // words (invalid URL escape "%zz") name no field of the form.
 var errFormEncoding = errors.New("the form's data is not URL-encoded (a % not followed by two hex digits, or a ';' between fields)")
 
+// MaxFormBody bounds the body of a console form (form), whose fields are a few dozen
+// bytes.
+const MaxFormBody = 1 << 20
+
+// formError says why r.ParseForm refused a console form: a body over MaxFormBody, or
+// one that does not decode (errFormEncoding). The first was said as the second.
+func formError(err error) error {
+	if tooLarge(err) {
+		return fmt.Errorf("the form is too large: more than %d bytes (1 MiB), the most a console form takes", MaxFormBody)
+	}
+	return errFormEncoding
+}
+
 // ruleFromForm reads the console's add-a-rule form.
 func ruleFromForm(r *http.Request) (Rule, error) {
 	var rule Rule
 	if err := r.ParseForm(); err != nil {
-		return rule, errFormEncoding
+		return rule, formError(err)
 	}
 	f := r.PostForm
 	rule.Method = f.Get("method")

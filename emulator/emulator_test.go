@@ -954,6 +954,33 @@ func TestConsoleFormMalformed(t *testing.T) {
 	}
 }
 
+// TestConsoleFormTooLarge: a console form whose body is over MaxFormBody is refused
+// saying that the form is too large, and the limit; it said that the form's data was
+// not URL-encoded (net/http's own 10 MB bound too). Nothing is changed.
+func TestConsoleFormTooLarge(t *testing.T) {
+	te := newTestEmulator(t)
+	pad := "&x=" + strings.Repeat("a", 1<<20) // MaxFormBody
+	const large = "the form is too large: more than 1048576 bytes (1 MiB), the most a console form takes"
+	for _, tt := range []struct{ path, body, want string }{
+		{"/_emulator/faults", "errorCode=500001" + pad, "The rule was not added: " + large},
+		{"/_emulator/reset", "all=on" + pad, "Nothing was reset: " + large},
+		{"/_emulator/clock", "action=advance&advance=1h" + pad, "The clock was not changed: " + large},
+		// Past net/http's own bound, which said "not URL-encoded" before.
+		{"/_emulator/faults", "errorCode=500001&x=" + strings.Repeat("a", 10<<20), "The rule was not added: " + large},
+	} {
+		status, page := te.do(t, "POST", tt.path, "application/x-www-form-urlencoded", tt.body, "Origin", te.URL)
+		if status != http.StatusBadRequest || !strings.Contains(page, tt.want) || strings.Contains(page, "URL-encoded") {
+			t.Errorf("%s: %d %.300s; want 400 saying %q", tt.path, status, page, tt.want)
+		}
+	}
+	if rules := te.Faults.Rules(); len(rules) != 0 {
+		t.Errorf("rules added: %+v", rules)
+	}
+	if n, _ := te.store.CountUsers(context.Background(), ""); n != 2 || te.clock.Offset() != 0 {
+		t.Errorf("%d users, the clock moved by %v", n, te.clock.Offset())
+	}
+}
+
 func TestConsoleForms(t *testing.T) {
 	te := newTestEmulator(t)
 	form := "application/x-www-form-urlencoded"
