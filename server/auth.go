@@ -64,11 +64,17 @@ func (s *Server) authenticateServer(c *call, apiKey string, sent bool) error {
 	}
 	site, err := s.cfg.Store.Site(c.ctx, apiKey)
 	if errors.Is(err, socius.ErrNotFound) {
-		if !c.m.clientAuth && !c.params.Has("userKey") && s.keyWithSecretSent(c, apiKey) {
-			// A userKey sent as the apiKey, with its own secret: the client knows the
-			// key, and mixed up the parameters; it guessed nothing.
-			c.noGuess = true
-			return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: apiKey %s is a userKey; send the site's apiKey as apiKey and this key as userKey beside its secret", apiKey)
+		if !c.m.clientAuth && !c.params.Has("userKey") {
+			isKey, kerr := s.keyWithSecretSent(c, apiKey)
+			if kerr != nil {
+				return kerr
+			}
+			if isKey {
+				// A userKey sent as the apiKey, with its own secret: the client knows
+				// the key, and mixed up the parameters; it guessed nothing.
+				c.noGuess = true
+				return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: apiKey %s is a userKey; send the site's apiKey as apiKey and this key as userKey beside its secret", apiKey)
+			}
 		}
 		return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: no site has apiKey %s", unknownID(apiKey))
 	}
@@ -947,7 +953,11 @@ func (s *Server) authenticateClient(c *call) error {
 			// The client_id stood for the apiKey: say so if it is a userKey instead, to
 			// a caller who sent that key's secret. Without it, the answer is an unknown
 			// apiKey's, which does not tell which userKeys exist.
-			if s.keyWithSecretSent(c, clientID) {
+			isKey, kerr := s.keyWithSecretSent(c, clientID)
+			if kerr != nil {
+				return kerr
+			}
+			if isKey {
 				c.noGuess = true
 				return socius.Errorf(socius.CodeInvalidAPIKey, "Invalid ApiKey parameter: client_id %s is a userKey; with it send its secret as client_secret, or send the site's apiKey and userKey beside the secret", clientID)
 			}
@@ -962,13 +972,21 @@ func (s *Server) authenticateClient(c *call) error {
 // keyWithSecretSent reports whether id, which names no site, is a userKey whose
 // secret is the call's secret parameter: a client that sent its userKey where the
 // apiKey goes. Without that secret the answer does not tell which userKeys exist.
-func (s *Server) keyWithSecretSent(c *call, id string) bool {
+// The store failing is its error (500028), as for every other lookup of a call's
+// credentials: it was taken for no such key, and the call answered 400093.
+func (s *Server) keyWithSecretSent(c *call, id string) (bool, error) {
 	secret := c.params.Get("secret")
 	if secret == "" {
-		return false
+		return false, nil
 	}
 	key, err := s.cfg.Store.Key(c.ctx, id)
-	return err == nil && socius.SecretsEqual(secret, socius.CompactSecret(key.Secret))
+	if errors.Is(err, socius.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return socius.SecretsEqual(secret, socius.CompactSecret(key.Secret)), nil
 }
 
 // besideClientSecret checks a server call's credential (a signature or a secret) sent

@@ -2118,6 +2118,38 @@ func TestUserKeyAsAPIKey(t *testing.T) {
 	}
 }
 
+// keyLookupFault is a fault injected into a real store: Key fails, as a database that
+// went away would.
+type keyLookupFault struct{ socius.Store }
+
+func (keyLookupFault) Key(context.Context, string) (*socius.Key, error) {
+	return nil, socius.DatabaseError("key", errors.New("injected: the database went away"))
+}
+
+// TestUserKeyAsAPIKeyStoreFault: when the store fails the lookup that tells a userKey
+// sent as the apiKey (or getToken's client_id) with its own secret, the call is
+// answered as any store failure is (500028, logged), not as an apiKey of no site:
+// that 400093 told the client its credentials were wrong, and spent the address's
+// budget of failed authentications.
+func TestUserKeyAsAPIKeyStoreFault(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, t.TempDir(), &logs)
+	s.cfg.Store = keyLookupFault{s.cfg.Store}
+	for _, tt := range []struct{ name, method, body string }{
+		{"apiKey", "socialize.getUserInfo", "apiKey=" + labUserKey + "&secret=" + url.QueryEscape(labKeySec) + "&UID=u1"},
+		{"client_id", "socialize.getToken", "client_id=" + labUserKey + "&secret=" + url.QueryEscape(labKeySec) + "&grant_type=none"},
+	} {
+		logs.Reset()
+		got := postBody(s, nil, true, tt.method, tt.body)
+		if !strings.Contains(got, `"errorCode":500028,"errorDetails":"Database error"`) || strings.Contains(got, "injected") {
+			t.Errorf("%s: %s; want 500028 Database error", tt.name, got)
+		}
+		if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "injected: the database went away") {
+			t.Errorf("%s: the store's failure is not logged as an error:\n%s", tt.name, l)
+		}
+	}
+}
+
 // TestNullUserInfoIsNone: notifyLogin's userInfo and getToken's x_userInfo sent as a
 // JSON null (what the gigya npm package sends for a null) are none, as sent empty:
 // the login is made with the profile unchanged, and a null x_userInfo asks for no
