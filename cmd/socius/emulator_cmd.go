@@ -320,7 +320,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 
 	case "faults":
 		var rule emulator.Rule
-		fs.StringVar(&rule.Method, "method", "", "faults add: the method (socialize.getUserInfo or getUserInfo; every method when empty)")
+		fs.StringVar(&rule.Method, "method", "", "faults add: the method (socialize.getUserInfo or getUserInfo; every method when left out)")
 		fs.StringVar(&rule.APIKey, "site", "", "faults add: the apiKey of the site (every site when left out)")
 		fs.IntVar(&rule.Code, "code", 0, "faults add: the Gigya errorCode to answer (e.g. 403048, 500001, 504002); 0 with --delay: delay only")
 		fs.IntVar(&rule.Count, "count", 0, "faults add: only the next N matching calls")
@@ -346,6 +346,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 				// "--site $APIKEY" with the variable unset: the rule would fail the
 				// calls of every site, not of the one meant.
 				return badFlag("--site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site")
+			}
+			if rule.Method == "" && flagGiven(fs, "method") {
+				// "--method $METHOD" with the variable unset: the rule would fail
+				// every method's calls, not the one meant.
+				return badFlag("--method is empty (an unset variable?): give the method, or leave --method out for a rule on every method")
 			}
 			if flagGiven(fs, "fraction") && rule.Fraction == 0 {
 				return badFlag("--fraction 0 would be every call: give a share above 0 and at most 1, or leave it out")
