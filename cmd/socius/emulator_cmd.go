@@ -145,13 +145,23 @@ func (c *emulatorClient) do(ctx context.Context, method, path string, body any, 
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var e struct {
 			Error string `json:"error"`
+			// What a seed stopped part way (a bad line, the body's bound, the store
+			// failing) had stored before: a seed is not one transaction.
+			Loaded *emulator.SeedStats `json:"loaded"`
 		}
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
+			e.Error, e.Loaded = strings.TrimSpace(string(b)), nil
 		}
 		// The emulator's errors quote what was sent (a flag's value, a seed's line),
 		// and a server that is not quite the emulator may say anything.
 		e.Error = errtext.Printable(e.Error)
+		switch {
+		case e.Loaded == nil:
+		case *e.Loaded == emulator.SeedStats{}:
+			e.Error += "; nothing was stored"
+		default:
+			e.Error += "; stored before it stopped: " + seedCounts(*e.Loaded)
+		}
 		if resp.StatusCode == http.StatusBadRequest {
 			// The emulator refused a value the command passed on (a time, a
 			// duration, a rule): a usage error, exit 2, as for a flag refused here.

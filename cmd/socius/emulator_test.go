@@ -1793,3 +1793,34 @@ func TestEmulatorEmptyArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestEmulatorSeedSaysWhatLoaded: a seed that the emulator stops at a bad line has
+// stored the lines before it, and socius emulator seed says so, with the counts the
+// emulator answered; it said only what was wrong with the line, as a usage error, so
+// that the lines before it seemed not loaded.
+func TestEmulatorSeedSaysWhatLoaded(t *testing.T) {
+	ts := startEmulator(t)
+	seed := filepath.Join(t.TempDir(), "partial.jsonl")
+	text := `{"kind":"user","apiKey":"` + testAPIKey + `","UID":"carol"}` + "\n" +
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"dave","profile":{"gender":"x"}}` + "\n" +
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"erin"}` + "\n"
+	if err := os.WriteFile(seed, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, noEnv, "emulator", "seed", seed, "--url", ts.HTTPURL)
+	want := "socius: emulator: seed: line 2: user dave: gender must be one of m, f, u; stored before it stopped: 0 sites, 0 keys, 1 user (HTTP 400)\n"
+	if code != 2 || out != "" || errOut != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out, errOut, want)
+	}
+	if a := ts.call(t, "socialize.getUserInfo", url.Values{"UID": {"carol"}}); a.code() != 0 {
+		t.Errorf("carol, loaded before the bad line: %v", a)
+	}
+	// A bad first line: nothing loaded, and said so.
+	if err := os.WriteFile(seed, []byte(`{"kind":"user","apiKey":"`+testAPIKey+`","UID":"frank","profile":{"age":"old"}}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, noEnv, "emulator", "seed", seed, "--url", ts.HTTPURL)
+	if want := "socius: emulator: seed: line 1: user frank: age must be an integer from 0 to 150; nothing was stored (HTTP 400)\n"; code != 2 || errOut != want {
+		t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errOut, want)
+	}
+}
