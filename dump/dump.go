@@ -28,6 +28,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/errtext"
 )
 
 // Kinds of record.
@@ -247,9 +248,22 @@ func jsonProblem(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return "the JSON object is cut short"
 	}
-	// What is left: an unknown field ("json: unknown field \"x\"").
-	return strings.TrimPrefix(err.Error(), "json: ")
+	// What is left: an unknown field ("json: unknown field \"x\""), its name clipped.
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if rest, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		if name, err := strconv.Unquote(rest); err == nil {
+			return "unknown field " + quote(name)
+		}
+	}
+	return msg
 }
+
+// maxQuoted is the most of a refused value that a bad line's error quotes: a line of
+// a megabyte whose apiKey (or a field's name, a time) is the megabyte said it whole.
+const maxQuoted = 64
+
+// quote quotes s as %q does, clipped to maxQuoted bytes (errtext.Quote).
+func quote(s string) string { return errtext.Quote(s, maxQuoted) }
 
 // jsonKind names a JSON value's kind as encoding/json reports it (UnmarshalTypeError.Value).
 func jsonKind(v string) string {
@@ -274,7 +288,7 @@ func parseTime(name, s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s: not an RFC 3339 time: %q", name, s)
+		return time.Time{}, fmt.Errorf("%s: not an RFC 3339 time: %s", name, quote(s))
 	}
 	// A time is written in UTC, with milliseconds, as the stores keep it: what reads
 	// must write back as itself. An offset can take a time past the years RFC 3339
@@ -282,7 +296,7 @@ func parseTime(name, s string) (time.Time, error) {
 	// as a time no reader takes; finer than a millisecond is cut, as the store cuts it.
 	t = t.UTC()
 	if t.Year() < 0 || t.Year() > 9999 {
-		return time.Time{}, fmt.Errorf("%s: %q is outside the years 0000 to 9999 in UTC", name, s)
+		return time.Time{}, fmt.Errorf("%s: %s is outside the years 0000 to 9999 in UTC", name, quote(s))
 	}
 	return t.Truncate(time.Millisecond), nil
 }
@@ -294,7 +308,7 @@ func decode(text []byte) (*Record, error) {
 		return nil, errors.New("not a valid record: not UTF-8")
 	}
 	if k := DuplicateKey(text, "profile"); k != "" {
-		return nil, fmt.Errorf("not a valid record: %q is given twice (the line's or its profile's)", k)
+		return nil, fmt.Errorf("not a valid record: %s is given twice (the line's or its profile's)", quote(k))
 	}
 	var l line
 	dec := json.NewDecoder(bytes.NewReader(text))
@@ -317,7 +331,7 @@ func decode(text []byte) (*Record, error) {
 	switch l.Kind {
 	case KindSite:
 		if !socius.ValidAPIKey(l.APIKey) {
-			return nil, fmt.Errorf("site: bad or missing apiKey %q", l.APIKey)
+			return nil, fmt.Errorf("site: bad or missing apiKey %s", quote(l.APIKey))
 		}
 		if err := socius.ValidateSecret(l.Secret); err != nil {
 			return nil, fmt.Errorf("site %s: %v", l.APIKey, err)
@@ -328,10 +342,10 @@ func decode(text []byte) (*Record, error) {
 		return &Record{Site: &socius.Site{APIKey: l.APIKey, Secret: socius.CompactSecret(l.Secret), Name: l.Name, CreatedAt: created}}, nil
 	case KindKey:
 		if !socius.ValidUserKey(l.UserKey) {
-			return nil, fmt.Errorf("key: bad or missing userKey %q", l.UserKey)
+			return nil, fmt.Errorf("key: bad or missing userKey %s", quote(l.UserKey))
 		}
 		if !socius.ValidAPIKey(l.APIKey) {
-			return nil, fmt.Errorf("key %s: bad or missing apiKey %q", l.UserKey, l.APIKey)
+			return nil, fmt.Errorf("key %s: bad or missing apiKey %s", l.UserKey, quote(l.APIKey))
 		}
 		if err := socius.ValidateSecret(l.Secret); err != nil {
 			return nil, fmt.Errorf("key %s: %v", l.UserKey, err)
@@ -353,7 +367,7 @@ func decode(text []byte) (*Record, error) {
 	case KindUser, "":
 		return decodeUser(&l, created)
 	}
-	return nil, fmt.Errorf("unknown kind %q (site, key or user)", l.Kind)
+	return nil, fmt.Errorf("unknown kind %s (site, key or user)", quote(l.Kind))
 }
 
 // kindFields are the fields of each kind of record but kind, apiKey and createdAt,
@@ -490,7 +504,7 @@ func foldName(s string) string {
 
 func decodeUser(l *line, created time.Time) (*Record, error) {
 	if !socius.ValidAPIKey(l.APIKey) {
-		return nil, fmt.Errorf("user: bad or missing apiKey %q", l.APIKey)
+		return nil, fmt.Errorf("user: bad or missing apiKey %s", quote(l.APIKey))
 	}
 	if err := socius.ValidateUID(l.UID); err != nil {
 		return nil, fmt.Errorf("user: %v", err)
@@ -507,7 +521,7 @@ func decodeUser(l *line, created time.Time) (*Record, error) {
 	for name, v := range l.Profile {
 		f, ok := socius.ParseField(name)
 		if !ok {
-			return nil, fmt.Errorf("user %s: %q is not a profile field", l.UID, name)
+			return nil, fmt.Errorf("user %s: %s is not a profile field", l.UID, quote(name))
 		}
 		if seen[f] { // firstName and FIRSTNAME: which would win is chance
 			return nil, fmt.Errorf("user %s: profile sets %s twice", l.UID, f.Name())

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socius/socius"
 )
@@ -329,5 +330,36 @@ func TestBadLineMessages(t *testing.T) {
 	got := readAll(t, "\xef\xbb\xbf"+`{"apiKey":"3_abc","UID":"bom"}`)
 	if len(got) != 1 || got[0].rec == nil || got[0].rec.User.UID != "bom" {
 		t.Errorf("a line after a byte order mark: %+v", got)
+	}
+}
+
+// TestRefusedValuesClipped: a bad line quotes the value it refuses clipped, with its
+// length, whatever its size: an apiKey, a userKey, a time, a kind, a field's name or a
+// method of most of a megabyte was quoted whole, a megabyte of standard error (and of
+// the emulator's answer to a seed) for each such line.
+func TestRefusedValuesClipped(t *testing.T) {
+	big := strings.Repeat("é", 300_000) // 600,000 bytes, cut where a character starts
+	const secret = "c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng=="
+	for _, line := range []string{
+		`{"kind":"site","apiKey":"3_` + big + `","secret":"` + secret + `"}`,
+		`{"kind":"key","userKey":"A` + big + `","apiKey":"3_abc","secret":"` + secret + `"}`,
+		`{"kind":"key","userKey":"AKey1","apiKey":"3_` + big + `","secret":"` + secret + `"}`,
+		`{"apiKey":"3_` + big + `","UID":"u1"}`,
+		`{"apiKey":"3_abc","UID":"u1","createdAt":"` + big + `"}`,
+		`{"kind":"` + big + `","apiKey":"3_abc","UID":"u1"}`,
+		`{"apiKey":"3_abc","UID":"u1","profile":{"` + big + `":"x"}}`,
+		`{"apiKey":"3_abc","UID":"u1","` + big + `":1}`,
+		`{"apiKey":"3_abc","UID":"u1","` + big[:400_000] + `":1,"` + big[:400_000] + `":2}`,
+		`{"apiKey":"3_abc","UID":"u1","createdAt":"0000-01-01T00:00:00.` + strings.Repeat("0", 600_000) + `+01:00"}`,
+	} {
+		got := readAll(t, line)
+		if len(got) != 1 || got[0].bad == nil {
+			t.Errorf("%.40s...: %+v, want a bad line", line, got)
+			continue
+		}
+		msg := got[0].bad.Error()
+		if len(msg) > 300 || !utf8.ValidString(msg) || !strings.Contains(msg, `"... (`) || !strings.Contains(msg, " bytes)") {
+			t.Errorf("%.40s...: %d bytes of message, want the value clipped with its length: %.300s", line, len(msg), msg)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/errtext"
 )
 
 // method is one API method: its canonical name, the parameters it knows beyond the
@@ -52,6 +53,9 @@ func CanonicalMethod(name string) (string, bool) {
 	return "", false
 }
 
+// maxQuotedMethod is the most of a refused method name that CanonicalMethods quotes.
+const maxQuotedMethod = 64
+
 // CanonicalMethods spells a key's method list as Socius serves the methods
 // (CanonicalMethod), refusing a name it does not serve, an empty one included: a key
 // limited to a misspelt method could call nothing, and one limited to "" nothing either
@@ -61,7 +65,9 @@ func CanonicalMethods(names []string) ([]string, error) {
 	for _, n := range names {
 		name, ok := CanonicalMethod(n)
 		if !ok {
-			return nil, fmt.Errorf("%q is not a method Socius serves (%s)", n, strings.Join(MethodNames(), ", "))
+			// Quoted clipped: a name of a megabyte (an import's, a seed's line) was
+			// quoted whole, on standard error or in the emulator's answer.
+			return nil, fmt.Errorf("%s is not a method Socius serves (%s)", errtext.Quote(n, maxQuotedMethod), strings.Join(MethodNames(), ", "))
 		}
 		out = append(out, name)
 	}

@@ -2322,3 +2322,16 @@ func TestSDKParamsAsSent(t *testing.T) {
 		t.Errorf("Java plain mode over TLS: %s", got)
 	}
 }
+
+// TestCanonicalMethodsClipsName: a method refused (an import's or a seed's key line)
+// is quoted clipped, with its length: a name of most of a megabyte was quoted whole.
+func TestCanonicalMethodsClipsName(t *testing.T) {
+	name := strings.Repeat("x", 900_000)
+	_, err := CanonicalMethods([]string{name})
+	if err == nil || len(err.Error()) > 400 || !strings.HasPrefix(err.Error(), `"`+name[:64]+`"... (900000 bytes) is not a method Socius serves (`) {
+		t.Errorf("%.300v (%d bytes)", err, len(fmt.Sprint(err)))
+	}
+	if _, err := CanonicalMethods([]string{"getUserInfo", "frobnicate"}); err == nil || !strings.HasPrefix(err.Error(), `"frobnicate" is not a method`) {
+		t.Errorf("a short name: %v", err)
+	}
+}

@@ -73,6 +73,20 @@ func Clip(body []byte, size, limit int) string {
 	return s
 }
 
+// Quote returns s quoted as %q quotes it, clipped to limit bytes (cut where a
+// character starts) and followed by its length when it is longer: `"3_xxxx"... (900003
+// bytes)`, for a refused value that an error names, whatever its size.
+func Quote(s string, limit int) string {
+	if len(s) <= limit {
+		return strconv.Quote(s)
+	}
+	cut := max(limit, 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:cut]), len(s))
+}
+
 // WithoutURL returns err's message without net/http's `Post "URL": ` (or `Get`...)
 // before its cause, for a message that names the URL already: said twice, it hid the
 // cause at the end of a long line. Only the first *url.Error in err's chain is

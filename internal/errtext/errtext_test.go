@@ -80,3 +80,21 @@ func TestWithoutURL(t *testing.T) {
 		}
 	}
 }
+
+func TestQuote(t *testing.T) {
+	for _, c := range []struct {
+		s     string
+		limit int
+		want  string
+	}{
+		{"3_abc", 5, `"3_abc"`},
+		{"3_abcd", 5, `"3_abc"... (6 bytes)`},
+		// A character cut in two is left out whole.
+		{"ab東x", 4, `"ab"... (6 bytes)`},
+		{"a\x00\xff", 64, `"a\x00\xff"`},
+	} {
+		if got := Quote(c.s, c.limit); got != c.want {
+			t.Errorf("Quote(%q, %d) = %s, want %s", c.s, c.limit, got, c.want)
+		}
+	}
+}
