@@ -243,6 +243,9 @@ func jsonProblem(err error) string {
 			want = "a string"
 		}
 		return fmt.Sprintf("%s must be %s, not %s", te.Field, want, jsonKind(te.Value))
+	case errors.As(err, &se) && strings.HasSuffix(se.Error(), "exceeded max depth"):
+		// JSON all the same: encoding/json stops at its scanner's depth.
+		return fmt.Sprintf("a value is nested more than %d deep (at byte %d)", maxDepth, se.Offset)
 	case errors.As(err, &se):
 		return fmt.Sprintf("not JSON (at byte %d)", se.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):

@@ -268,7 +268,7 @@ func TestDuplicateKeyDeepNesting(t *testing.T) {
 		t.Errorf("a key twice around a value nested %d deep: %q", maxDepth, k)
 	}
 	got := readAll(t, strings.Repeat("[", MaxLine))
-	if len(got) != 1 || got[0].bad == nil || !strings.Contains(got[0].bad.Error(), "not a valid record: not JSON") {
+	if len(got) != 1 || got[0].bad == nil || !strings.Contains(got[0].bad.Error(), "not a valid record: a value is nested more than 10000 deep") {
 		t.Errorf("a line of '[': %+v", got)
 	}
 }
@@ -314,6 +314,8 @@ func TestBadLineMessages(t *testing.T) {
 		`{"apiKey":"3_abc","UID":"x","extra":1}`:        `line 1: not a valid record: unknown field "extra"`,
 		`{"apiKey":`:                                    "line 1: not a valid record: the JSON object is cut short",
 		`{x}`:                                           "line 1: not a valid record: not JSON (at byte 2)",
+		// JSON, nested deeper than encoding/json reads: it was "not JSON".
+		`{"apiKey":"3_abc","UID":"x","profile":{"nickname":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}}`: "line 1: not a valid record: a value is nested more than 10000 deep (at byte 10049)",
 		// Fields of another kind: they were dropped without a word.
 		`{"kind":"user","apiKey":"3_abc","UID":"nm","secret":"x","methods":["getUserInfo"]}`:                                 "line 1: user: secret, methods are not fields of a user record",
 		`{"kind":"site","apiKey":"3_abc","secret":"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng==","UID":"u","loggedIn":true}`: "line 1: site: UID, loggedIn are not fields of a site record",
