@@ -55,7 +55,11 @@ func loadOrCreateCert(certFile, keyFile, dataDir string) (cert tls.Certificate, 
 	// Through a new file renamed into place, not os.WriteFile: that keeps the mode of a
 	// key file already there (one left world-readable, whose certificate was removed to
 	// have a new pair made), and the new private key would be readable by every user.
-	if err := writeOut(keyFile, func(w io.Writer) error { _, err := w.Write(keyPEM); return err }); err != nil {
+	// A folder that could not be synced after the rename (folderNotSyncedError) leaves
+	// the key written and in place, as the certificate is, which is written without a
+	// sync: a power loss that loses either has the next start make a new pair.
+	err = writeOut(keyFile, func(w io.Writer) error { _, err := w.Write(keyPEM); return err })
+	if err != nil && !errors.As(err, new(*folderNotSyncedError)) {
 		return cert, "", false, err
 	}
 	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {

@@ -207,3 +207,25 @@ func TestGeneratedKeyNotReadableByOthers(t *testing.T) {
 		t.Errorf("%s holds %q, not the new key", keyFile, b)
 	}
 }
+
+// TestGeneratedKeyFolderNotSynced: a data folder that cannot be synced once the new
+// key is renamed into it (one its user may write but not read, a failing disk) still
+// gets its certificate, and the server starts: the key is written and in place, as
+// the certificate is, which is written without any sync (a power loss that loses
+// either has the next start make a new pair). The start failed, saying the data folder
+// could not be written, with the key left there and no certificate: every start made
+// a new key and failed again.
+func TestGeneratedKeyFolderNotSynced(t *testing.T) {
+	defer func(f func(string) error) { syncFolder = f }(syncFolder)
+	syncFolder = func(dir string) error {
+		return &fs.PathError{Op: "open", Path: dir, Err: fs.ErrPermission}
+	}
+	data := t.TempDir()
+	ts := startServer(t, "--data", data)
+	if ts.CertFile != filepath.Join(data, "tls-cert.pem") {
+		t.Fatalf("certificate %q, want the data folder's", ts.CertFile)
+	}
+	if _, err := tls.LoadX509KeyPair(ts.CertFile, filepath.Join(data, "tls-key.pem")); err != nil {
+		t.Errorf("the pair made where the folder was not synced: %v", err)
+	}
+}
