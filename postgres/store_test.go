@@ -1222,6 +1222,68 @@ func TestTokenWaitsForLogout(t *testing.T) {
 	}
 }
 
+// TestLoginWhileBesideRevocation: a LoginWhile naming a minted token before its root
+// (the server's order: the call's token, then the one at the top of its chain) and a
+// revocation of the root (RevokeToken: the root's row, then the rows of the tokens
+// minted from it) do not wait for each other crosswise. LoginWhile held the minted
+// token's row (FOR SHARE) while it waited for the root's, which the revocation held
+// while it waited for the minted token's: a deadlock, which PostgreSQL broke after
+// deadlock_timeout (a second by default) by failing one of them.
+func TestLoginWhileBesideRevocation(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateSite(ctx, &socius.Site{APIKey: "3_site", Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, "3_site", "u1", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Logout(ctx, "3_site", "u1", now); err != nil {
+		t.Fatal(err)
+	}
+	root := &socius.Token{Hash: strings.Repeat("a", 64), Kind: socius.AccessToken, APIKey: "3_site", UID: "u1", CreatedAt: now}
+	minted := &socius.Token{Hash: strings.Repeat("b", 64), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: now, Root: root.Hash}
+	for _, tok := range []*socius.Token{root, minted} {
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The revocation, its first statement made: it holds the root's row.
+	revoke, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer revoke.Rollback(ctx)
+	// This side looks for a deadlock first, and is the one failed.
+	if _, err := revoke.Exec(ctx, `SET LOCAL deadlock_timeout = '50ms'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoke.Exec(ctx, `UPDATE tokens SET revoked_at = $1 WHERE hash = $2`, millis(now), root.Hash); err != nil {
+		t.Fatal(err)
+	}
+	login := make(chan error, 1)
+	go func() {
+		_, err := s.LoginWhile(ctx, "3_site", "u1", nil, now, minted.Hash, root.Hash)
+		login <- err
+	}()
+	if !waitForLockWait(t, s, 1, 5*time.Second) {
+		t.Fatal("LoginWhile never waited for the root held by the revocation")
+	}
+	// The revocation's minted tokens, then its commit.
+	if _, err := revokeMinted(ctx, revoke, root.Hash, now.Add(time.Second)); err != nil {
+		t.Fatalf("the revocation's minted tokens beside LoginWhile: %v", err)
+	}
+	if err := revoke.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-login; !errors.Is(err, socius.ErrRootGone) {
+		t.Errorf("LoginWhile beside the revocation of its root: %v, want ErrRootGone", err)
+	}
+	if u, err := s.User(ctx, "3_site", "u1"); err != nil || u.LoggedIn {
+		t.Errorf("the user after LoginWhile refused: %+v, %v; want it logged out", u, err)
+	}
+}
+
 // waitForLockWait waits, for at most limit, until n backends of the test's database
 // wait for a lock, and reports whether they did.
 func waitForLockWait(t *testing.T, s *Store, n int, limit time.Duration) bool {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,6 +107,38 @@ func tokensLive(ctx context.Context, tx pgx.Tx, hashes ...string) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// tokensLiveRootsFirst is tokensLive for tokens named in any order (LoginWhile's: the
+// server names the call's token before the one at the top of its chain): their rows
+// are held roots first (a root's own root is NULL), the order in which RevokeToken
+// takes a root and then the tokens minted from it. Held in the order named, a minted
+// token's row was held while the check waited for its root's, which a revocation held
+// while it waited for the minted token's: a deadlock, which PostgreSQL broke after
+// deadlock_timeout (a second by default) by failing one of them.
+func tokensLiveRootsFirst(ctx context.Context, tx pgx.Tx, hashes ...string) error {
+	var named []string
+	for _, hash := range hashes {
+		if hash != "" && !slices.Contains(named, hash) {
+			named = append(named, hash)
+		}
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	// The rows are locked as the sort gives them (FOR SHARE locks after ORDER BY).
+	rows, err := tx.Query(ctx, `SELECT revoked_at FROM tokens WHERE hash = ANY($1) ORDER BY root IS NOT NULL, hash FOR SHARE`, named)
+	if err != nil {
+		return err
+	}
+	revoked, err := pgx.CollectRows(rows, pgx.RowTo[*int64])
+	if err != nil {
+		return err
+	}
+	if len(revoked) < len(named) || slices.ContainsFunc(revoked, func(r *int64) bool { return r != nil }) {
+		return socius.ErrRootGone
 	}
 	return nil
 }

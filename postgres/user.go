@@ -118,7 +118,8 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 // LoginWhile is Login and the check that each token lives in one transaction: the
 // login's UPDATE or INSERT holds the user's row, and the check the tokens' rows, so
 // that a Logout or DeleteUser (which revoke the user's tokens) or a revocation of a
-// token comes before both or after both.
+// token comes before both or after both. The tokens' rows are held roots first,
+// whatever the order they are named in (tokensLiveRootsFirst).
 func (s *Store) LoginWhile(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, tokens ...string) (bool, error) {
 	var created bool
 	err := s.tx(ctx, "login", func(ctx context.Context, tx pgx.Tx) error {
@@ -126,7 +127,7 @@ func (s *Store) LoginWhile(ctx context.Context, apiKey, uid string, patch *sociu
 		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
 			return err
 		}
-		return tokensLive(ctx, tx, tokens...) // else the login is rolled back with the transaction
+		return tokensLiveRootsFirst(ctx, tx, tokens...) // else the login is rolled back with the transaction
 	})
 	if err != nil {
 		created = false
