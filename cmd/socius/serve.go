@@ -314,14 +314,20 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		return fmt.Errorf("--max-concurrent must be 0 (no cap) or positive, at most %d", maxConcurrentLimit)
 	case math.IsNaN(m.RateLimit) || math.IsInf(m.RateLimit, 0):
 		return errors.New("--rate-limit must be a number of calls a second (0: off)")
-	case m.RateLimit < 0 || m.RateBurst < 0:
-		return errors.New("--rate-limit and --rate-burst must be 0 (off, default) or positive")
+	case m.RateLimit < 0:
+		// Each flag of the pair said alone: a refusal is said under the variable
+		// that gave the flag it begins with (envNamed), which must be the one refused.
+		return errors.New("--rate-limit must be 0 (off, default) or positive")
+	case m.RateBurst < 0:
+		return errors.New("--rate-burst must be 0 (off, default) or positive")
 	case m.RateBurst > 0 && m.RateLimit == 0:
 		return errors.New("--rate-burst needs --rate-limit (without it there is no limit to burst above)")
 	case math.IsNaN(m.AuthFailureLimit) || math.IsInf(m.AuthFailureLimit, 0):
 		return errors.New("--auth-failure-limit must be a number of failed authentications a second (0: off)")
-	case m.AuthFailureLimit < 0 || m.AuthFailureBurst < 0:
-		return errors.New("--auth-failure-limit and --auth-failure-burst must be 0 (off, default) or positive")
+	case m.AuthFailureLimit < 0:
+		return errors.New("--auth-failure-limit must be 0 (off, default) or positive")
+	case m.AuthFailureBurst < 0:
+		return errors.New("--auth-failure-burst must be 0 (off, default) or positive")
 	case m.AuthFailureBurst > 0 && m.AuthFailureLimit == 0:
 		return errors.New("--auth-failure-burst needs --auth-failure-limit (without it there is no limit to burst above)")
 	case (m.TLSCert != "" || m.TLSKey != "") && m.HTTPSAddr == "":
