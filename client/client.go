@@ -462,14 +462,21 @@ const shownIDBytes = 16
 // its length: it may be a megabyte long, or a secret given in its place (with the
 // newline that made it refused), which an error, often logged, must not hold whole.
 // Past the clip, the first byte that is not a printable character is named, so that
-// what made a short value refused is still said.
+// what made a short value refused is still said. Only a value that starts as an apiKey
+// does (digits, then "_", which standard base64 does not use: no secret starts so) is
+// shown by shownIDBytes; any other by its first 4 bytes at most, as the server's logs
+// show an unknown apiKey: 16 bytes were half a secret of 32 characters.
 func shownID(s string) string {
 	if len(s) <= shownIDBytes {
 		return strconv.Quote(s)
 	}
-	shown := strconv.Quote(s[:shownIDBytes]) + fmt.Sprintf("... (%d bytes", len(s))
+	n := shownIDBytes
+	if !apiKeyStart(s) {
+		n = min(4, len(s)/4)
+	}
+	shown := strconv.Quote(s[:n]) + fmt.Sprintf("... (%d bytes", len(s))
 	if len(s) <= 128 {
-		for i := shownIDBytes; i < len(s); i++ {
+		for i := n; i < len(s); i++ {
 			if s[i] <= ' ' || s[i] > '~' {
 				shown += fmt.Sprintf(", %s at byte %d", strconv.Quote(s[i:i+1]), i+1)
 				break
@@ -477,6 +484,15 @@ func shownID(s string) string {
 		}
 	}
 	return shown + ")"
+}
+
+// apiKeyStart reports whether s starts as a Gigya apiKey does: digits, then "_".
+func apiKeyStart(s string) bool {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i > 0 && i < len(s) && s[i] == '_'
 }
 
 func (c *Client) setCredentials(cred Credentials) error {

@@ -2159,9 +2159,10 @@ func TestRequestSignatureURLErrorShowsNoQuery(t *testing.T) {
 }
 
 // TestRefusedIDsClipped: an apiKey or userKey that New refuses is quoted in its error
-// clipped to 16 bytes, with its length and, in one of at most 128 bytes, the byte that
-// made it refused: it was quoted whole, a megabyte as a megabyte, and a secret given in
-// its place (read with its newline) whole into an error that is often logged.
+// clipped to 16 bytes (4 for one that does not start as an apiKey: a secret in its
+// place), with its length and, in one of at most 128 bytes, the byte that made it
+// refused: it was quoted whole, a megabyte as a megabyte, and a secret given in its
+// place (read with its newline) whole into an error that is often logged.
 func TestRefusedIDsClipped(t *testing.T) {
 	mega := "3_" + strings.Repeat("a", 1<<20)
 	for _, tt := range []struct {
@@ -2171,12 +2172,15 @@ func TestRefusedIDsClipped(t *testing.T) {
 	}{
 		{"a megabyte apiKey", PartnerSecret(mega, labSecret),
 			`client: apiKey "3_aaaaaaaaaaaaaa"... (1048578 bytes): 1 to 128 printable characters`},
+		// A secret in its place (no apiKey, whose digits and "_" a secret never holds)
+		// is shown by 4 bytes at most, as the server's logs show it (unknownID): 16 were
+		// half a secret.
 		{"a secret with its newline as apiKey", PartnerSecret(labSecret+"\n", labSecret),
-			fmt.Sprintf(`client: apiKey %q... (%d bytes, "\n" at byte %d): 1 to 128 printable characters`, labSecret[:16], len(labSecret)+1, len(labSecret)+1)},
+			fmt.Sprintf(`client: apiKey %q... (%d bytes, "\n" at byte %d): 1 to 128 printable characters`, labSecret[:4], len(labSecret)+1, len(labSecret)+1)},
 		{"a megabyte userKey", UserKey(labAPIKey, mega, labUserSec),
 			`client: userKey "3_aaaaaaaaaaaaaa"... (1048578 bytes): 1 to 128 printable characters`},
 		{"both of UserKeyRSA", UserKeyRSA(mega, labUserSec+"\n", nil),
-			fmt.Sprintf(`client: apiKey "3_aaaaaaaaaaaaaa"... (1048578 bytes) and userKey %q... (%d bytes, "\n" at byte %d): 1 to 128 printable characters each`, labUserSec[:16], len(labUserSec)+1, len(labUserSec)+1)},
+			fmt.Sprintf(`client: apiKey "3_aaaaaaaaaaaaaa"... (1048578 bytes) and userKey %q... (%d bytes, "\n" at byte %d): 1 to 128 printable characters each`, labUserSec[:4], len(labUserSec)+1, len(labUserSec)+1)},
 		// A short one is quoted whole, as before.
 		{"a short apiKey", PartnerSecret("3_a b", labSecret), `client: apiKey "3_a b": 1 to 128 printable characters`},
 	} {
