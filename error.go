@@ -82,6 +82,11 @@ var (
 	// when it was to be stored (revoked since the call authenticated). Nothing was
 	// stored.
 	ErrRootGone = errors.New("the token it was minted from is revoked")
+	// ErrTokenMoved: a login made with a token (LoginWhile, LoginWithToken's Root and
+	// MintedWith) whose token is bound to a user other than the one logged in: its
+	// user was given another UID (RenameUser) since the call authenticated, and the
+	// token went with it. Nothing was stored.
+	ErrTokenMoved = errors.New("the token is bound to another user")
 )
 
 // DatabaseError wraps a store driver failure (connection lost, disk full, ...) as

@@ -48,15 +48,17 @@ type UserStore interface {
 	// operation: the user is logged in and holds the token, or nothing changed (a taken
 	// hash is ErrExists, a site that does not exist ErrNotFound, a t.UserKey that names
 	// no key of the site ErrKeyGone, a revoked or missing t.Root or t.MintedWith
-	// ErrRootGone). A logout or deletion of the user, a deletion of the token's key and
-	// a revocation of its root (or of the token it was minted with) come before both or
-	// after both.
+	// ErrRootGone, one bound to a user other than uid ErrTokenMoved). A logout, deletion
+	// or renaming of the user, a deletion of the token's key and a revocation of its
+	// root (or of the token it was minted with) come before both or after both.
 	LoginWithToken(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, t *Token) (created bool, err error)
 	// LoginWhile is Login made only while every token named (by its hash) is stored and
-	// not revoked: ErrRootGone otherwise, and nothing changed. A logout or deletion of
-	// the user and a revocation of one of the tokens come before it (ErrRootGone when
-	// they revoked one) or after it: a call authenticated with a token does not log its
-	// user in again after a logout or deletion that ended the token meanwhile.
+	// not revoked (ErrRootGone otherwise) and bound to uid or to no user (ErrTokenMoved
+	// otherwise), and nothing changed when it is not. A logout, deletion or renaming of
+	// the user and a revocation of one of the tokens come before it (refused when they
+	// ended or moved one) or after it: a call authenticated with a token does not log
+	// its user in again after a logout or deletion that ended the token meanwhile, nor
+	// make the old UID again after a rename that moved it.
 	LoginWhile(ctx context.Context, apiKey, uid string, patch *Patch, now time.Time, tokens ...string) (created bool, err error)
 	// User returns a user, or ErrNotFound.
 	User(ctx context.Context, apiKey, uid string) (*User, error)

@@ -528,7 +528,7 @@ func idempotentRetry(err error) bool {
 // found none is socius.ErrNotFound; domain errors pass through.
 func errorFor(op string, err error) error {
 	if err == nil || errors.Is(err, socius.ErrNotFound) || errors.Is(err, socius.ErrExists) || errors.Is(err, socius.ErrKeyGone) ||
-		errors.Is(err, socius.ErrRootGone) {
+		errors.Is(err, socius.ErrRootGone) || errors.Is(err, socius.ErrTokenMoved) {
 		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {

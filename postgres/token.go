@@ -88,24 +88,30 @@ func keyHeld(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
 // checked and locked the same way, so that a logout of its user, or its revocation,
 // comes before the new token (refused) or after it (which then revokes it too).
 func rootLives(ctx context.Context, tx pgx.Tx, t *socius.Token) error {
-	return tokensLive(ctx, tx, t.Root, t.MintedWith)
+	return tokensLive(ctx, tx, "", t.Root, t.MintedWith)
 }
 
 // tokensLive is socius.ErrRootGone unless every token named by its hash ("" names
-// none) is stored and not revoked; each row read is held (FOR SHARE) until the
-// transaction ends, so that a revocation waits for it.
-func tokensLive(ctx context.Context, tx pgx.Tx, hashes ...string) error {
+// none) is stored and not revoked, and, when uid is not "", socius.ErrTokenMoved if
+// one of them is bound to a user other than uid (a login's: its user renamed since);
+// each row read is held (FOR SHARE) until the transaction ends, so that a revocation
+// or a rename waits for it.
+func tokensLive(ctx context.Context, tx pgx.Tx, uid string, hashes ...string) error {
 	for _, hash := range hashes {
 		if hash == "" {
 			continue
 		}
 		var revoked *int64
-		err := tx.QueryRow(ctx, `SELECT revoked_at FROM tokens WHERE hash = $1 FOR SHARE`, hash).Scan(&revoked)
+		var boundTo *string
+		err := tx.QueryRow(ctx, `SELECT revoked_at, uid FROM tokens WHERE hash = $1 FOR SHARE`, hash).Scan(&revoked, &boundTo)
 		if errors.Is(err, pgx.ErrNoRows) || err == nil && revoked != nil {
 			return socius.ErrRootGone
 		}
 		if err != nil {
 			return err
+		}
+		if uid != "" && boundTo != nil && *boundTo != uid {
+			return socius.ErrTokenMoved
 		}
 	}
 	return nil
@@ -117,8 +123,9 @@ func tokensLive(ctx context.Context, tx pgx.Tx, hashes ...string) error {
 // takes a root and then the tokens minted from it. Held in the order named, a minted
 // token's row was held while the check waited for its root's, which a revocation held
 // while it waited for the minted token's: a deadlock, which PostgreSQL broke after
-// deadlock_timeout (a second by default) by failing one of them.
-func tokensLiveRootsFirst(ctx context.Context, tx pgx.Tx, hashes ...string) error {
+// deadlock_timeout (a second by default) by failing one of them. As tokensLive, a
+// token bound to a user other than uid (when not "") is socius.ErrTokenMoved.
+func tokensLiveRootsFirst(ctx context.Context, tx pgx.Tx, uid string, hashes ...string) error {
 	var named []string
 	for _, hash := range hashes {
 		if hash != "" && !slices.Contains(named, hash) {
@@ -129,16 +136,26 @@ func tokensLiveRootsFirst(ctx context.Context, tx pgx.Tx, hashes ...string) erro
 		return nil
 	}
 	// The rows are locked as the sort gives them (FOR SHARE locks after ORDER BY).
-	rows, err := tx.Query(ctx, `SELECT revoked_at FROM tokens WHERE hash = ANY($1) ORDER BY root IS NOT NULL, hash FOR SHARE`, named)
+	rows, err := tx.Query(ctx, `SELECT revoked_at, uid FROM tokens WHERE hash = ANY($1) ORDER BY root IS NOT NULL, hash FOR SHARE`, named)
 	if err != nil {
 		return err
 	}
-	revoked, err := pgx.CollectRows(rows, pgx.RowTo[*int64])
+	type state struct {
+		revoked *int64
+		uid     *string
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (st state, err error) {
+		err = row.Scan(&st.revoked, &st.uid)
+		return st, err
+	})
 	if err != nil {
 		return err
 	}
-	if len(revoked) < len(named) || slices.ContainsFunc(revoked, func(r *int64) bool { return r != nil }) {
+	if len(found) < len(named) || slices.ContainsFunc(found, func(st state) bool { return st.revoked != nil }) {
 		return socius.ErrRootGone
+	}
+	if uid != "" && slices.ContainsFunc(found, func(st state) bool { return st.uid != nil && *st.uid != uid }) {
+		return socius.ErrTokenMoved
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
 			return err
 		}
-		if err := rootLives(ctx, tx, t); err != nil {
+		if err := tokensLive(ctx, tx, uid, t.Root, t.MintedWith); err != nil {
 			return err // the login is rolled back with the transaction
 		}
 		return insertToken(ctx, tx, t)
@@ -127,7 +127,7 @@ func (s *Store) LoginWhile(ctx context.Context, apiKey, uid string, patch *sociu
 		if created, err = login(ctx, tx, apiKey, uid, patch, now); err != nil {
 			return err
 		}
-		return tokensLiveRootsFirst(ctx, tx, tokens...) // else the login is rolled back with the transaction
+		return tokensLiveRootsFirst(ctx, tx, uid, tokens...) // else the login is rolled back with the transaction
 	})
 	if err != nil {
 		created = false

@@ -962,6 +962,55 @@ func TestBrowserLoginOfAnEndedToken(t *testing.T) {
 	}
 }
 
+// TestLoginOfAMovedToken: a notifyLogin made with a user's token, browser or mobile,
+// whose user is given another UID (setUID, which moves the user's tokens) between the
+// call's authentication and its login's write, is refused as a call with the moved
+// token would be a moment later (403007, bound to another user) and does not make the
+// old UID again: it made a new, logged-in user of the old UID (with a session of it,
+// on mobile), beside the renamed one.
+func TestLoginOfAMovedToken(t *testing.T) {
+	ctx := context.Background()
+	rename := func(ctx context.Context, st socius.Store) error {
+		return st.RenameUser(ctx, labAPIKey, "alice", "alicia")
+	}
+	for _, mobile := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mobile %v", mobile), func(t *testing.T) {
+			s := newTestServer(t, t.TempDir(), nil)
+			st := s.cfg.Store
+			a := tokenFrom(t, postWithSecret(s, "socialize.getToken", "grant_type=none&x_siteUID=alice"))
+			renamed := 0
+			params := "oauth_token=" + a.AccessToken + "&siteUID=alice"
+			if mobile {
+				var created []string
+				s.cfg.Store = tokenFault{Store: st, created: &created, before: func(ctx context.Context, st socius.Store, _ *socius.Token) error {
+					renamed++
+					return rename(ctx, st)
+				}}
+				params += "&targetEnv=mobile"
+			} else {
+				s.cfg.Store = loginFault{Store: st, end: func(ctx context.Context, st socius.Store) error {
+					renamed++
+					return rename(ctx, st)
+				}}
+			}
+			got := postBody(s, nil, true, "socialize.notifyLogin", params)
+			if renamed != 1 {
+				t.Fatalf("the login's write was reached %d times; want once", renamed)
+			}
+			if !strings.Contains(got, `"errorCode":403007`) || !strings.Contains(got, "its user was given another UID (setUID) while the call ran") ||
+				strings.Contains(got, "cookieValue") || strings.Contains(got, "sessionToken") {
+				t.Fatalf("answer %s", got)
+			}
+			if u, err := st.User(ctx, labAPIKey, "alice"); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("alice after the refused login: %+v, %v; want none (renamed to alicia)", u, err)
+			}
+			if _, err := st.User(ctx, labAPIKey, "alicia"); err != nil {
+				t.Errorf("alicia: %v", err)
+			}
+		})
+	}
+}
+
 // profileFault is a fault injected into a real store: end runs just before a profile
 // update is written, as a concurrent call could run.
 type profileFault struct {

@@ -104,7 +104,9 @@ func (s *Server) loginWithToken(c *call, kind socius.TokenKind, uid string, patc
 // its token's write, into 403005; ErrRootGone, the call's own token (or the one at
 // the top of its chain) revoked meanwhile, into 403025, what the call would have got
 // a moment later. So is ErrKeyGone for a call made with a token: the key was the
-// token's, and its deletion deleted the token.
+// token's, and its deletion deleted the token. ErrTokenMoved, the user of the call's
+// token renamed meanwhile (the token with it), is the permission error the call would
+// have got a moment later.
 func tokenRefused(c *call, t *socius.Token, err error) error {
 	switch {
 	case errors.Is(err, socius.ErrKeyGone) && c.token != nil:
@@ -113,6 +115,9 @@ func tokenRefused(c *call, t *socius.Token, err error) error {
 		return socius.Errorf(socius.CodeUnauthorizedUser, "Unauthorized user: userKey %s was deleted while its token was issued", t.UserKey)
 	case errors.Is(err, socius.ErrRootGone):
 		return socius.Errorf(socius.CodeInvalidToken, "Invalid token: the token of this call, or the one it was made from, was revoked while the call ran")
+	case errors.Is(err, socius.ErrTokenMoved):
+		// What userParam answers a moment later, the token bound to the new UID.
+		return socius.Errorf(socius.CodePermissionDenied, "Permission denied: the token is bound to another user: its user was given another UID (setUID) while the call ran; it may only act on its own UID")
 	}
 	return err
 }

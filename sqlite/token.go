@@ -65,23 +65,28 @@ func keyHeld(tx *sql.Tx, t *socius.Token) error {
 // after the token is stored, and then revokes it with the root's others (or the
 // user's).
 func rootLives(tx *sql.Tx, t *socius.Token) error {
-	return tokensLive(tx, t.Root, t.MintedWith)
+	return tokensLive(tx, "", t.Root, t.MintedWith)
 }
 
 // tokensLive is socius.ErrRootGone unless every token named by its hash ("" names
-// none) is stored and not revoked.
-func tokensLive(tx *sql.Tx, hashes ...string) error {
+// none) is stored and not revoked, and, when uid is not "", socius.ErrTokenMoved if
+// one of them is bound to a user other than uid (a login's: its user renamed since).
+func tokensLive(tx *sql.Tx, uid string, hashes ...string) error {
 	for _, hash := range hashes {
 		if hash == "" {
 			continue
 		}
 		var revoked sql.NullInt64
-		err := tx.QueryRow(`SELECT revoked_at FROM tokens WHERE hash = ?`, hash).Scan(&revoked)
+		var boundTo sql.NullString
+		err := tx.QueryRow(`SELECT revoked_at, uid FROM tokens WHERE hash = ?`, hash).Scan(&revoked, &boundTo)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
 			return socius.ErrRootGone
 		}
 		if err != nil {
 			return errorFor("create token: the token it is made from", err)
+		}
+		if uid != "" && boundTo.Valid && boundTo.String != uid {
+			return socius.ErrTokenMoved
 		}
 	}
 	return nil

@@ -45,7 +45,7 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 		if err := keyHeld(tx, t); err != nil {
 			return err // before the login: nothing to undo
 		}
-		if err := rootLives(tx, t); err != nil {
+		if err := tokensLive(tx, uid, t.Root, t.MintedWith); err != nil {
 			return err
 		}
 		var err error
@@ -66,7 +66,7 @@ func (s *Store) LoginWithToken(ctx context.Context, apiKey, uid string, patch *s
 func (s *Store) LoginWhile(ctx context.Context, apiKey, uid string, patch *socius.Patch, now time.Time, tokens ...string) (bool, error) {
 	var created bool
 	err := s.writeUserData(ctx, func(tx *sql.Tx) error {
-		if err := tokensLive(tx, tokens...); err != nil {
+		if err := tokensLive(tx, uid, tokens...); err != nil {
 			return err // before the login: nothing to undo
 		}
 		var err error

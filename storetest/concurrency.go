@@ -261,6 +261,45 @@ var concurrencyTests = []test{
 		}
 	}},
 
+	{"LoginWhileBesideRenames", func(t *testing.T, s socius.Store) {
+		// Logins made only while the user's own token lives and is bound to it, while
+		// the user is renamed (which moves its tokens): each login comes before the
+		// rename (and is renamed with the user) or is refused, so the old UID is gone at
+		// the end. (Checked only for life, a login after the rename made the old UID
+		// again, a new user.)
+		createSite(t, s, "3_site", base)
+		const rounds = 40
+		for r := range rounds {
+			from, to := fmt.Sprintf("old-%d", r), fmt.Sprintf("new-%d", r)
+			login(t, s, "3_site", from, nil, base)
+			tok := createToken(t, s, withUID(newToken(fmt.Sprintf("lr-%d", r), "3_site", ""), from))
+			var loginErrs [4]error
+			var wg sync.WaitGroup
+			for i := range loginErrs {
+				wg.Go(func() {
+					_, loginErrs[i] = s.LoginWhile(t.Context(), "3_site", from, nil, at(time.Second), tok.Hash)
+				})
+			}
+			var renameErr error
+			wg.Go(func() {
+				runtime.Gosched()
+				renameErr = s.RenameUser(t.Context(), "3_site", from, to)
+			})
+			wg.Wait()
+			for i, err := range loginErrs {
+				if err != nil && !errors.Is(err, socius.ErrTokenMoved) {
+					t.Fatalf("round %d: LoginWhile %d: %v", r, i, err)
+				}
+			}
+			if renameErr != nil {
+				t.Fatalf("round %d: rename: %v", r, renameErr)
+			}
+			if u, err := s.User(t.Context(), "3_site", from); !errors.Is(err, socius.ErrNotFound) {
+				t.Fatalf("round %d: after a rename beside LoginWhile the old UID is %+v, %v; want it gone", r, u, err)
+			}
+		}
+	}},
+
 	{"TokensBesideKeyDeletions", func(t *testing.T, s socius.Store) {
 		// Tokens issued with keys while the keys are deleted (issuesBesideEnds, a key
 		// a round). A token is stored only while its key exists, and a deletion takes

@@ -172,6 +172,58 @@ var tokenTests = []test{
 		// A site that does not exist: ErrNotFound.
 		_, err = s.LoginWhile(t.Context(), "3_none", "u1", nil, base, live.Hash)
 		wantErr(t, "LoginWhile on an unknown site", err, socius.ErrNotFound)
+		// A token bound to another user (its user renamed since, the token with it) is
+		// ErrTokenMoved, and the login's UID is not made again; one bound to uid, or to
+		// no user, lets the login be.
+		login(t, s, "3_site", "u2", nil, base)
+		own := createToken(t, s, withUID(newToken("own", "3_site", ""), "u2"))
+		if created, err := s.LoginWhile(t.Context(), "3_site", "u2", nil, at(time.Minute), own.Hash, live.Hash); created || err != nil {
+			t.Fatalf("LoginWhile with u2's own token and a site token: %v, %v; want false, nil", created, err)
+		}
+		if err := s.RenameUser(t.Context(), "3_site", "u2", "u2-renamed"); err != nil {
+			t.Fatal(err)
+		}
+		created, err = s.LoginWhile(t.Context(), "3_site", "u2", &before, at(time.Minute), live.Hash, own.Hash)
+		wantErr(t, "LoginWhile of u2 with its token moved to u2-renamed", err, socius.ErrTokenMoved)
+		if created {
+			t.Error("LoginWhile with a moved token reports the user created")
+		}
+		if _, err := s.User(t.Context(), "3_site", "u2"); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("u2 after a LoginWhile with its moved token: %v; want ErrNotFound", err)
+		}
+	}},
+
+	{"LoginWithTokenOfAMovedRoot", func(t *testing.T, s socius.Store) {
+		// A token made from a token (its Root, or MintedWith) that is bound to a user
+		// other than the login's (renamed since) is ErrTokenMoved: neither the login nor
+		// the token is stored. A root bound to no user (a site's token) mints for any.
+		createSite(t, s, "3_site", base)
+		login(t, s, "3_site", "u1", nil, base)
+		root := createToken(t, s, withUID(newToken("root", "3_site", ""), "u1"))
+		siteRoot := createToken(t, s, newToken("site-root", "3_site", ""))
+		if err := s.RenameUser(t.Context(), "3_site", "u1", "u1-renamed"); err != nil {
+			t.Fatal(err)
+		}
+		for name, tok := range map[string]*socius.Token{
+			"Root":       {Hash: hashOf("s1"), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: base, Root: root.Hash},
+			"MintedWith": {Hash: hashOf("s2"), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: base, Root: siteRoot.Hash, MintedWith: root.Hash},
+		} {
+			created, err := s.LoginWithToken(t.Context(), "3_site", "u1", nil, at(time.Minute), tok)
+			wantErr(t, "LoginWithToken with its "+name+" moved to u1-renamed", err, socius.ErrTokenMoved)
+			if created {
+				t.Errorf("LoginWithToken with its %s moved reports the user created", name)
+			}
+			if _, err := s.Token(t.Context(), tok.Hash); !errors.Is(err, socius.ErrNotFound) {
+				t.Errorf("the token of a refused LoginWithToken (%s moved): %v; want ErrNotFound", name, err)
+			}
+		}
+		if _, err := s.User(t.Context(), "3_site", "u1"); !errors.Is(err, socius.ErrNotFound) {
+			t.Errorf("u1 after LoginWithToken with moved roots: %v; want ErrNotFound", err)
+		}
+		tok := &socius.Token{Hash: hashOf("s3"), Kind: socius.SessionToken, APIKey: "3_site", UID: "u1", CreatedAt: base, Root: siteRoot.Hash}
+		if created, err := s.LoginWithToken(t.Context(), "3_site", "u1", nil, at(time.Minute), tok); !created || err != nil {
+			t.Errorf("LoginWithToken for u1 from a site's token: %v, %v; want true, nil", created, err)
+		}
 	}},
 
 	{"CreateOfAKeyGone", func(t *testing.T, s socius.Store) {
