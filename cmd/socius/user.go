@@ -84,7 +84,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 		}
 		defer r.Close()
 		err = withStore(ctx, sf, func(st socius.Store) error {
-			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}}
+			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}, refused: map[string]int{}}
 			return imp.run(ctx, r, stdout)
 		})
 		if err != nil && ctx.Err() != nil {
@@ -226,6 +226,7 @@ type importer struct {
 	failed   error
 	users    atomic.Int64
 	sites    map[string]bool // apiKeys known to exist
+	refused  map[string]int  // apiKeys whose site line was refused, to its line
 	created  []string        // what site and key records created
 	merged   []string        // sites that existed, which the file's users went into
 	pending  sync.WaitGroup
@@ -397,8 +398,9 @@ func (imp *importer) putUser(ctx context.Context, ul userLine) {
 
 // putSite creates a site that does not exist. An existing site is left as it is: an
 // import never changes credentials, so one with another secret is a bad line (and the
-// file's users of that apiKey go into the site there); one with the same secret is
-// reported with the number of users it had, which the file's users join.
+// file's users of that apiKey go into the site there, but its keys are refused: see
+// putKey); one with the same secret is reported with the number of users it had,
+// which the file's users join.
 func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	s := rec.Site
 	old, err := imp.st.Site(ctx, s.APIKey)
@@ -406,11 +408,14 @@ func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	case err == nil:
 		if !socius.SecretsEqual(old.Secret, s.Secret) {
 			// Its users are still imported (an apiKey names one site): said here, as
-			// "skipped" in the summary could be read as the whole site's.
-			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials); the file's users of site %s are imported into it as it is", s.APIKey, s.APIKey)
+			// "skipped" in the summary could be read as the whole site's. Its keys are
+			// not: a file of another installation's site adds no credentials to this one.
+			imp.badLine(rec.Line, "site %s exists with another secret: not changed (an import never replaces credentials); the file's users of site %s are imported into it as it is, its keys are not", s.APIKey, s.APIKey)
 			imp.sites[s.APIKey] = true
+			imp.refused[s.APIKey] = rec.Line
 			return nil
 		}
+		delete(imp.refused, s.APIKey) // a later line of it that is right
 		// The same site: its users there stay, beside the file's. Said, as a file
 		// meant for an empty store could otherwise mix with one that was not.
 		n, err := imp.st.CountUsers(ctx, s.APIKey)
@@ -439,9 +444,15 @@ func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	return nil
 }
 
-// putKey creates a key that does not exist; an existing key must match the record.
+// putKey creates a key that does not exist; an existing key must match the record. A
+// key of a site whose line was refused (it exists with another secret) is refused too,
+// existing or not: the file is another site's, whose keys' secrets it holds.
 func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
 	k := rec.Key
+	if line, ok := imp.refused[k.APIKey]; ok {
+		imp.badLine(rec.Line, "key %s: not imported: the line of its site %s (line %d) was refused, as that site exists with another secret (an import adds no key to it)", k.UserKey, k.APIKey, line)
+		return nil
+	}
 	methods, err := server.CanonicalMethods(k.Methods)
 	if err != nil {
 		imp.badLine(rec.Line, "key %s: %v", k.UserKey, err)

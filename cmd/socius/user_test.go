@@ -474,7 +474,7 @@ func TestUserImportBadLines(t *testing.T) {
 	}
 	for _, want := range []string{
 		"line 2: not a valid record", "line 4: user u: no site has apiKey 3_Nowhere", "line 5: user u: gender must be one of m, f, u",
-		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret: not changed (an import never replaces credentials); the file's users of site " + testAPIKey + " are imported into it as it is", "line 9: key AKey: no site has apiKey 3_Nowhere",
+		`line 6: unknown kind "robot"`, "line 8: site " + testAPIKey + " exists with another secret: not changed (an import never replaces credentials); the file's users of site " + testAPIKey + " are imported into it as it is, its keys are not", "line 9: key AKey: no site has apiKey 3_Nowhere",
 		`line 11: not a valid record: unknown field "shoeSize"`,
 		`line 14: key AImp1: "" is not a method Socius serves`, "line 16: longer than 1048576 bytes",
 		"line 18: key AImp2 exists with other settings: not changed", "line 19: key AImp2 exists with other settings: not changed",
@@ -518,6 +518,59 @@ func TestUserImportBadLines(t *testing.T) {
 	// getUserInfo would say lastUpdated 0001-01-01).
 	if u, err := st.User(context.Background(), testAPIKey, "good-2"); err != nil || time.Since(u.CreatedAt) > time.Hour || u.CreatedAt.After(time.Now()) {
 		t.Errorf("good-2, imported without times: %+v %v", u, err)
+	}
+}
+
+// TestImportRefusedSiteAddsNoKeys: the key lines of a site whose line was refused (it
+// exists with another secret: the file is another installation's) are refused too,
+// whether the key exists or not, so that such a file adds no credentials to the site;
+// they were created when missing, with the file's secrets ("created key ..."). The
+// site's users are still imported into it, as the site's line says.
+func TestImportRefusedSiteAddsNoKeys(t *testing.T) {
+	dir := t.TempDir()
+	st := openDataStore(t, dir)
+	ctx := context.Background()
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateKey(ctx, &socius.Key{UserKey: "AOld", APIKey: testAPIKey, Secret: vectors.LabUserSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	other := "bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="
+	lines := []string{
+		`{"kind":"site","apiKey":"` + testAPIKey + `","secret":"` + other + `"}`,                                 // 1: refused
+		`{"kind":"key","userKey":"ANew","apiKey":"` + testAPIKey + `","secret":"` + other + `"}`,                 // 2: a new key of it
+		`{"kind":"key","userKey":"AOld","apiKey":"` + testAPIKey + `","secret":"` + vectors.LabUserSecret + `"}`, // 3: its key as it is
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u1"}`,                                               // 4: a user of it
+	}
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
+	if code != 1 || !strings.Contains(out, "imported 1 user record, 3 bad lines\n") || strings.Contains(out, "created") {
+		t.Errorf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"line 1: site " + testAPIKey + " exists with another secret: not changed (an import never replaces credentials); the file's users of site " + testAPIKey + " are imported into it as it is, its keys are not\n",
+		"line 2: key ANew: not imported: the line of its site " + testAPIKey + " (line 1) was refused, as that site exists with another secret (an import adds no key to it)\n",
+		"line 3: key AOld: not imported: the line of its site " + testAPIKey + " (line 1) was refused",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	st = openDataStore(t, dir)
+	defer st.Close()
+	if k, err := st.Key(ctx, "ANew"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("a key of the refused site's line was created: %+v %v", k, err)
+	}
+	if k, err := st.Key(ctx, "AOld"); err != nil || k.Secret != vectors.LabUserSecret {
+		t.Errorf("the existing key: %+v %v", k, err)
+	}
+	if _, err := st.User(ctx, testAPIKey, "u1"); err != nil {
+		t.Errorf("the user of the site: %v", err)
 	}
 }
 
