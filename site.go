@@ -104,7 +104,8 @@ func SecretProblem(s string, err error) string {
 
 // base64Problem says what is wrong with s, which standard base64 refused with err,
 // so that a person can mend it: Go's own words, "illegal base64 data at input byte 0",
-// count from 0 and name the first character of "abc", whose fault is its length.
+// count from 0 and name the first character of "abc", whose fault is its length. It
+// says where the fault is and what kind it is, never a character of s but =.
 func base64Problem(s string, err error) string {
 	var ce base64.CorruptInputError
 	if !errors.As(err, &ce) || int(ce) < 0 || int(ce) > len(s) {
@@ -114,12 +115,9 @@ func base64Problem(s string, err error) string {
 	at := utf8.RuneCountInString(s[:i]) + 1 // the character's number, from 1
 	switch eq := strings.IndexByte(s, '='); {
 	case i < len(s) && s[i] != '=' && !isStdBase64(s[i]):
-		r, _ := utf8.DecodeRuneInString(s[i:])
-		msg := fmt.Sprintf("character %d is %q, which standard base64 does not use (A-Z, a-z, 0-9, + and /, then = to pad the end)", at, r)
-		if r == '-' || r == '_' {
-			msg += "; - and _ are URL-safe base64's, whose + and / a secret has"
-		}
-		return msg
+		// The character itself is not said, nor which one it may be (a - or _ of
+		// URL-safe base64): it is one of a secret's, and the message may reach a log.
+		return fmt.Sprintf("character %d is not in the standard base64 alphabet (A-Z a-z 0-9 + /, then = to pad the end; URL-safe base64's - and _ are not in it: write them as + and /)", at)
 	case eq >= 0 && eq < i:
 		return fmt.Sprintf("it goes on after the = at character %d, which may only end it", utf8.RuneCountInString(s[:eq])+1)
 	case i < len(s) && s[i] == '=':

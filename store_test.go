@@ -152,17 +152,32 @@ func TestValidateSecretSaysWhatIsWrong(t *testing.T) {
 	for _, tt := range []struct{ secret, says string }{
 		{"abc", "its 3 characters are not a multiple of 4 (standard base64 pads its end with =: is one cut off?)"},
 		{"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFiLTEyMzQ1Ng", "its 42 characters are not a multiple of 4"},
-		{"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFi_TEyMzQ1Ng==", `character 33 is '_', which standard base64 does not use (A-Z, a-z, 0-9, + and /, then = to pad the end); - and _ are URL-safe base64's, whose + and / a secret has`},
-		{"abc!", `character 4 is '!', which standard base64 does not use`},
-		{"hé11abcd", `character 2 is 'é', which standard base64 does not use`},
+		{"c2VjcmV0LWZvci10aGUtZ2lneWEtbGFi_TEyMzQ1Ng==", `character 33 is not in the standard base64 alphabet (A-Z a-z 0-9 + /, then = to pad the end; URL-safe base64's - and _ are not in it: write them as + and /)`},
+		{"abc!", `character 4 is not in the standard base64 alphabet`},
+		{"hé11abcd", `character 2 is not in the standard base64 alphabet`},
 		{"YW==YWJjYWJjYWJjYWJjYWJj", "it goes on after the = at character 3, which may only end it"},
 		{"abcdefgh=", "the = at character 9 comes too early: = only pads the end to a multiple of 4 characters"},
 		{"ab=d", "the = at character 3 comes too early"},
-		{"c2Vj cmV0\n!", `character 9 is '!'`}, // counted without the spaces and line ends skipped
+		{"c2Vj cmV0\n!", `character 9 is not in`}, // counted without the spaces and line ends skipped
 	} {
 		err := socius.ValidateSecret(tt.secret)
 		if err == nil || !strings.HasPrefix(err.Error(), "secret is not standard base64: "+tt.says) || strings.Contains(err.Error(), "illegal base64") {
 			t.Errorf("ValidateSecret(%q) = %v; want %q", tt.secret, err, tt.says)
+		}
+	}
+}
+
+// TestSecretProblemQuotesNoCharacter: a secret refused for a character standard base64
+// does not use is refused saying where, not what, the character is: the message
+// reaches logs and standard error (a seed's or an import's bad line, a usage error),
+// and the character is one of the secret's. It was quoted ("character 5 is '-'"), and
+// a - or _ named as URL-safe base64's; the message is now the same whichever it is.
+func TestSecretProblemQuotesNoCharacter(t *testing.T) {
+	want := "secret is not standard base64: character 5 is not in the standard base64 alphabet (A-Z a-z 0-9 + /, then = to pad the end; URL-safe base64's - and _ are not in it: write them as + and /)"
+	for _, char := range []string{"-", "_", "!", "é", "\x00", "."} {
+		secret := "abcd" + char + "fghijklmnopqrstuvw"
+		if err := socius.ValidateSecret(secret); err == nil || err.Error() != want {
+			t.Errorf("ValidateSecret(%q) = %v; want %q, which says nothing of the character", secret, err, want)
 		}
 	}
 }

@@ -2070,11 +2070,12 @@ func TestTransportErrorSaysTheURLOnce(t *testing.T) {
 }
 
 // TestSecretRefusalSaysWhatIsWrong: a secret that is not standard base64 is refused
-// saying what is wrong with it (here a URL-safe base64 character, a length), not with
-// Go's "illegal base64 data at input byte N", by New and by the signature helpers.
+// saying what is wrong with it (here a URL-safe base64 character, named by its place
+// only, and a length), not with Go's "illegal base64 data at input byte N", by New and
+// by the signature helpers.
 func TestSecretRefusalSaysWhatIsWrong(t *testing.T) {
 	for _, tc := range []struct{ secret, want string }{
-		{"abcdefghijklmnop-rst", `character 17 is '-'`},
+		{"abcdefghijklmnop-rst", `character 17 is not in the standard base64 alphabet`},
 		{"abc", "not a multiple of 4"},
 	} {
 		_, err := New(PartnerSecret(labAPIKey, tc.secret))

@@ -553,7 +553,7 @@ func TestEnvRefusalsNameTheVariable(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"SOCIUS_LOG_FORMAT": "xml"}, `SOCIUS_LOG_FORMAT: --log-format "xml": text or json`},
 		{[]string{"serve", "--max-header-bytes", "0"}, map[string]string{"SOCIUS_MAX_HEADER_BYTES": "5"}, `--max-header-bytes must be positive`},
 		{[]string{"serve"}, map[string]string{"SOCIUS_SITE_API_KEY": "3_x", "SOCIUS_SITE_SECRET": "hunter2!hunter2!hunter2!"},
-			`SOCIUS_SITE_SECRET: --site-secret: secret is not standard base64: character 8 is '!', which standard base64 does not use (A-Z, a-z, 0-9, + and /, then = to pad the end)`},
+			`SOCIUS_SITE_SECRET: --site-secret: secret is not standard base64: character 8 is not in the standard base64 alphabet (A-Z a-z 0-9 + /, then = to pad the end; URL-safe base64's - and _ are not in it: write them as + and /)`},
 		{[]string{"serve"}, map[string]string{"SOCIUS_STORE": "mysql://socius:hunter2@db/socius"}, `SOCIUS_STORE: --store "mysql://socius:xxxxx@db/socius": want sqlite (the embedded SQLite in --data, as with --store left out) or a postgres:// URL`},
 		{[]string{"serve"}, map[string]string{"SOCIUS_CLOCK_SKEW": long}, `SOCIUS_CLOCK_SKEW="` + long[:64] + `"... (200 bytes): must be a duration such as 30s or 2m (--clock-skew)`},
 		{[]string{"call", "socialize.getUserInfo"}, map[string]string{"SOCIUS_TIMEOUT": "-1s"}, `SOCIUS_TIMEOUT="-1s": --timeout -1s: want a positive duration`},
