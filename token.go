@@ -104,8 +104,9 @@ func ParseRSAPublicKey(pemText string) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("longer than %d bytes: an RSA public key of %d bits is under 3 KiB of PEM", MaxRSAPublicKeyPEM, MaxRSABits)
 	}
 	if strings.ContainsRune(pemText, 0) || !utf8.ValidString(pemText) {
-		// Text around the PEM block is let be, but stored as given: PostgreSQL refuses
-		// these, which SQLite takes.
+		// Text around the PEM block is let be (CanonicalRSAPublicKey stores the block
+		// alone), but not these: user import and seeds stored the text as given until
+		// 2026-12-02, and PostgreSQL refuses these, which SQLite takes.
 		return nil, errors.New("the text holds a NUL byte or is not UTF-8")
 	}
 	block, _ := pem.Decode([]byte(pemText))
@@ -159,4 +160,17 @@ func EncodeRSAPublicKey(pub *rsa.PublicKey) (string, error) {
 		return "", err
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// CanonicalRSAPublicKey reads pemText as ParseRSAPublicKey does and returns the key as
+// Key.PublicKey stores it (EncodeRSAPublicKey: PKIX PEM, without the text around the
+// block), so that one key is stored as one text however it was given: PKCS #1 or
+// PKIX, with or without `openssl rsa -pubin -text`'s text, to `socius key create
+// --public-key` or on a key line of `user import` or of a seed.
+func CanonicalRSAPublicKey(pemText string) (string, error) {
+	pub, err := ParseRSAPublicKey(pemText)
+	if err != nil {
+		return "", err
+	}
+	return EncodeRSAPublicKey(pub)
 }

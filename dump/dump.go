@@ -358,15 +358,20 @@ func decode(text []byte) (*Record, error) {
 			// --methods).
 			return nil, fmt.Errorf("key %s: methods is empty: leave it out for a key that may call every method", l.UserKey)
 		}
-		if l.PublicKey != "" {
-			// As `socius key create --public-key` checks it: a key that cannot verify
-			// would fail every bearer call of that userKey.
-			if _, err := socius.ParseRSAPublicKey(l.PublicKey); err != nil {
+		publicKey := l.PublicKey
+		if publicKey != "" {
+			// As `socius key create --public-key` checks it (a key that cannot verify
+			// would fail every bearer call of that userKey), and in the form it stores
+			// it: PKIX PEM, so that an import compares a key there by key, not by text
+			// (PKCS #1 given for a key created with it), and an export of a key that
+			// key create made imports byte for byte as it was.
+			var err error
+			if publicKey, err = socius.CanonicalRSAPublicKey(publicKey); err != nil {
 				return nil, fmt.Errorf("key %s: publicKey: %v", l.UserKey, err)
 			}
 		}
 		return &Record{Key: &socius.Key{UserKey: l.UserKey, APIKey: l.APIKey, Secret: socius.CompactSecret(l.Secret), Methods: l.Methods,
-			PublicKey: l.PublicKey, CreatedAt: created}}, nil
+			PublicKey: publicKey, CreatedAt: created}}, nil
 	case KindUser, "":
 		return decodeUser(&l, created)
 	}

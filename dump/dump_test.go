@@ -2,6 +2,11 @@ package dump
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -362,6 +367,36 @@ func TestRefusedValuesClipped(t *testing.T) {
 		msg := got[0].bad.Error()
 		if len(msg) > 300 || !utf8.ValidString(msg) || !strings.Contains(msg, `"... (`) || !strings.Contains(msg, " bytes)") {
 			t.Errorf("%.40s...: %d bytes of message, want the value clipped with its length: %.300s", line, len(msg), msg)
+		}
+	}
+}
+
+// TestPublicKeyAsKeyCreateStoresIt: a key line's publicKey, in PKCS #1 or in PKIX with
+// text around the block (as `openssl rsa -pubin -text` writes it), is read as `socius
+// key create --public-key` stores it: PKIX PEM, the block alone. It was read as
+// written, so that a key given in PKCS #1 to one and to the other was two texts.
+func TestPublicKeyAsKeyCreateStoresIt(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := socius.EncodeRSAPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, given := range []string{
+		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)})),
+		"Public-Key: (2048 bit)\nModulus: ...\n" + stored + "\n",
+		stored,
+	} {
+		pk, _ := json.Marshal(given)
+		line := `{"kind":"key","userKey":"AKey1","apiKey":"3_abc","secret":"dXNlci1zZWNyZXQtZm9yLWxhYg==","publicKey":` + string(pk) + "}\n"
+		rec, err := NewReader(strings.NewReader(line)).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Key.PublicKey != stored {
+			t.Errorf("publicKey given as\n%s\nread as\n%s\nwant\n%s", given, rec.Key.PublicKey, stored)
 		}
 	}
 }

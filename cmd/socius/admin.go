@@ -474,11 +474,7 @@ func readPublicKey(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pub, err := socius.ParseRSAPublicKey(string(b))
-	if err != nil {
-		return "", err
-	}
-	return socius.EncodeRSAPublicKey(pub)
+	return socius.CanonicalRSAPublicKey(string(b))
 }
 
 // bearer says whether a key can call with a bearer JWT.

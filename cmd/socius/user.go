@@ -464,7 +464,7 @@ func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
 	old, err := imp.st.Key(ctx, k.UserKey)
 	switch {
 	case err == nil:
-		if old.APIKey != k.APIKey || !socius.SecretsEqual(old.Secret, k.Secret) || old.PublicKey != k.PublicKey || !slices.Equal(old.Methods, k.Methods) {
+		if old.APIKey != k.APIKey || !socius.SecretsEqual(old.Secret, k.Secret) || !samePublicKey(old.PublicKey, k.PublicKey) || !slices.Equal(old.Methods, k.Methods) {
 			imp.badLine(rec.Line, "key %s exists with other settings: not changed (an import never replaces credentials)", k.UserKey)
 		}
 		return nil
@@ -484,4 +484,19 @@ func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
 	}
 	imp.created = append(imp.created, "key "+k.UserKey)
 	return nil
+}
+
+// samePublicKey says whether a key's stored public key is the one a key line gives,
+// which the dump package gives in the form key create stores (PKIX PEM): compared by
+// key, so that a key an import stored as its line gave it (PKCS #1, or with text
+// around the block, until 2026-12-02) is the same key as the line's.
+func samePublicKey(stored, given string) bool {
+	if stored == given {
+		return true
+	}
+	if stored == "" || given == "" {
+		return false
+	}
+	canonical, err := socius.CanonicalRSAPublicKey(stored)
+	return err == nil && canonical == given
 }

@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -571,6 +576,92 @@ func TestImportRefusedSiteAddsNoKeys(t *testing.T) {
 	}
 	if _, err := st.User(ctx, testAPIKey, "u1"); err != nil {
 		t.Errorf("the user of the site: %v", err)
+	}
+}
+
+// TestImportPublicKeyComparedByKey: a key line's publicKey is stored as key create
+// --public-key stores it (PKIX PEM), so that a key line giving in PKCS #1 the key that
+// key create stored is the same key, not "exists with other settings" (an import
+// compared the texts, and stored the line's as it was); a key an import stored before
+// as its line gave it is compared by key too. An export then import of the key is the
+// same bytes.
+func TestImportPublicKeyComparedByKey(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)}))
+	pkix, err := socius.EncodeRSAPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(t.TempDir(), "key.pub.pem")
+	if err := os.WriteFile(pubFile, []byte(pkcs1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dirA := filepath.Join(t.TempDir(), "a")
+	if code, _, errOut := runCLI(t, noEnv, "site", "create", "--data", dirA, "--api-key", testAPIKey, "--secret", testSecret); code != 0 {
+		t.Fatalf("site create: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, noEnv, "key", "create", "--data", dirA, "--site", testAPIKey, "--user-key", "ABearer", "--secret", vectors.LabUserSecret, "--public-key", pubFile); code != 0 {
+		t.Fatalf("key create: exit %d %s", code, errOut)
+	}
+	keyLine := func(userKey, publicKey string) string {
+		pk, _ := json.Marshal(publicKey)
+		return `{"kind":"key","userKey":"` + userKey + `","apiKey":"` + testAPIKey + `","secret":"` + vectors.LabUserSecret + `","publicKey":` + string(pk) + `}` + "\n"
+	}
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(in, []byte(`{"kind":"site","apiKey":"`+testAPIKey+`","secret":"`+testSecret+`"}`+"\n"+keyLine("ABearer", pkcs1)+keyLine("AOldImport", pkix)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// AOldImport as an import stored it before: the text of its line, PKCS #1.
+	st := openDataStore(t, dirA)
+	if err := st.CreateKey(context.Background(), &socius.Key{UserKey: "AOldImport", APIKey: testAPIKey, Secret: vectors.LabUserSecret, PublicKey: pkcs1, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirA, "--in", in); code != 0 || errOut != "" || strings.Contains(out, "created") {
+		t.Errorf("import of the keys there, in PKCS #1 and PKIX: exit %d\n%s%s", code, out, errOut)
+	}
+	// Into an empty store: the key is stored as key create stores it.
+	dirB := filepath.Join(t.TempDir(), "b")
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirB, "--in", in); code != 0 || !strings.Contains(out, "created key ABearer\n") {
+		t.Errorf("import into an empty store: exit %d\n%s%s", code, out, errOut)
+	}
+	stB := openDataStore(t, dirB)
+	k, err := stB.Key(context.Background(), "ABearer")
+	stB.Close()
+	if err != nil || k.PublicKey != pkix {
+		t.Errorf("the imported key's publicKey: %v\n%s; want\n%s", err, k.PublicKey, pkix)
+	}
+	// An export of the key key create made, imported elsewhere and exported again, is
+	// the same bytes.
+	code, exportA, errOut := runCLI(t, noEnv, "user", "export", "--data", dirA, "--site", testAPIKey, "--with-site")
+	if code != 0 {
+		t.Fatalf("export: exit %d %s", code, errOut)
+	}
+	fileA := filepath.Join(t.TempDir(), "a.jsonl")
+	if err := os.WriteFile(fileA, []byte(exportA), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dirC := filepath.Join(t.TempDir(), "c")
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dirC, "--in", fileA); code != 0 {
+		t.Fatalf("import of the export: exit %d\n%s%s", code, out, errOut)
+	}
+	code, exportC, errOut := runCLI(t, noEnv, "user", "export", "--data", dirC, "--site", testAPIKey, "--with-site")
+	if code != 0 {
+		t.Fatalf("second export: exit %d %s", code, errOut)
+	}
+	abearer := func(export string) string {
+		for _, l := range strings.Split(export, "\n") {
+			if strings.Contains(l, `"ABearer"`) {
+				return l
+			}
+		}
+		return ""
+	}
+	if a, c := abearer(exportA), abearer(exportC); a == "" || a != c {
+		t.Errorf("the key's line changed from export to import to export:\n%s\n%s", a, c)
 	}
 }
 
