@@ -108,6 +108,9 @@ func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
 	if f.storeGiven && f.store == "" {
 		return nil, flagError{errEmptyStore}
 	}
+	if err := emptyKeyFiles(f.fs); err != nil {
+		return nil, err
+	}
 	if f.dataGiven && f.storeFromEnv && isPostgres(f.store) {
 		// An operator moving from the embedded store, with SOCIUS_STORE set for the
 		// new one, would export from (or import into) PostgreSQL instead of the folder

@@ -506,6 +506,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"site", "create", "--store", ""}, nil, "--store is empty (an unset variable?)"},
 		{[]string{"user", "export", "--all-sites", "--store="}, nil, "--store is empty (an unset variable?)"},
 		{[]string{"backup", "--out", filepath.Join(dir, "b.db"), "--store", ""}, nil, "--store is empty (an unset variable?)"},
+		// A master key file given empty is not the default master key (SOCIUS_MASTER_KEY,
+		// else <data>/master.key, generated for a new store): secrets would be sealed
+		// with a key nobody meant.
+		{[]string{"serve", "--master-key-file", "", "--http", "nonsense"}, nil, "--master-key-file is empty (an unset variable?)"},
+		{[]string{"serve", "--previous-master-key-file=", "--http", "nonsense"}, nil, "--previous-master-key-file is empty (an unset variable?)"},
+		{[]string{"site", "create", "--master-key-file", ""}, nil, "--master-key-file is empty (an unset variable?)"},
+		{[]string{"site", "create", "--previous-master-key-file", ""}, nil, "--previous-master-key-file is empty (an unset variable?)"},
 	} {
 		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 		code, out, errOut := runCLI(t, env, append(tt.args, "--data", filepath.Join(dir, "never"))...)
@@ -531,6 +538,17 @@ func TestUsageErrors(t *testing.T) {
 	emptyStore := func(k string) (string, bool) { return "", k == "SOCIUS_STORE" }
 	if code, _, errOut := runCLI(t, emptyStore, "site", "create", "--data", filepath.Join(dir, "embedded")); code != 0 {
 		t.Errorf("SOCIUS_STORE= site create: exit %d %q; want the embedded store", code, errOut)
+	}
+	// So is SOCIUS_MASTER_KEY_FILE (or SOCIUS_PREVIOUS_MASTER_KEY_FILE) set empty: the
+	// default master key.
+	emptyKeyFile := func(k string) (string, bool) {
+		return "", k == "SOCIUS_MASTER_KEY_FILE" || k == "SOCIUS_PREVIOUS_MASTER_KEY_FILE"
+	}
+	if code, _, errOut := runCLI(t, emptyKeyFile, "site", "create", "--data", filepath.Join(dir, "embedded")); code != 0 {
+		t.Errorf("SOCIUS_MASTER_KEY_FILE= site create: exit %d %q; want the default master key", code, errOut)
+	}
+	if err := NewMain().ParseFlags(nil, emptyKeyFile, io.Discard); err != nil {
+		t.Errorf("SOCIUS_MASTER_KEY_FILE= serve: %v; want the default master key", err)
 	}
 }
 

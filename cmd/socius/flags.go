@@ -295,6 +295,28 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 	return given
 }
 
+// givenEmpty reports whether the command line gave the flag name the empty value
+// ("--flag $VAR" with the variable unset), as it does not when the flag is left out,
+// or when its SOCIUS_* variable is set empty: an empty variable means what the README
+// says, the flag's default (applyEnv), while an empty value on the command line is
+// most often a variable the shell had no value for. A nil fs (a storeFlags made by a
+// test, not by register) gave nothing.
+func givenEmpty(fs *flag.FlagSet, name string) bool {
+	if fs == nil {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil || f.Value.String() != "" || !flagGiven(fs, name) {
+		return false
+	}
+	if o, ok := fs.Output().(flagOutput); ok {
+		if _, fromEnv := o.fromEnv[name]; fromEnv {
+			return false
+		}
+	}
+	return true
+}
+
 // openInput opens the file a flag names, or standard input for "-" (which closing
 // leaves open). Its error names the flag: os.Open's alone ("open x: no such file or
 // directory") does not say which of the command's files x is, nor what it was for.

@@ -254,6 +254,9 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 		// may take a fixed port (the emulator's own API is under /_emulator/).
 		m.AdminAddr = ""
 	}
+	if err := emptyKeyFiles(fs); err != nil {
+		return err
+	}
 	if v, ok := lookupEnv("SOCIUS_MASTER_KEY"); ok {
 		m.MasterKey = v
 	}

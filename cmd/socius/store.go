@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -298,6 +299,22 @@ func readGivenKeyFile(out io.Writer, flagName, path string) ([]byte, error) {
 		return nil, flagError{fmt.Errorf("%s %s: %w", flagName, path, err)}
 	}
 	return key, nil
+}
+
+// emptyKeyFiles refuses --master-key-file or --previous-master-key-file given empty on
+// the command line ("--master-key-file $KEYFILE" with the variable unset), a usage
+// error: taken for the flag left out, the master key was SOCIUS_MASTER_KEY, else
+// <data>/master.key, generated for a store with no sealed secret yet, so that secrets
+// were sealed with a key nobody meant, which the file meant does not open. An empty
+// SOCIUS_MASTER_KEY_FILE is the flag's default, as the README says.
+func emptyKeyFiles(flags *flag.FlagSet) error {
+	if givenEmpty(flags, "master-key-file") {
+		return badFlag("--master-key-file is empty (an unset variable?): give the file that holds the master key, or leave --master-key-file out for SOCIUS_MASTER_KEY, else <data>/master.key")
+	}
+	if givenEmpty(flags, "previous-master-key-file") {
+		return badFlag("--previous-master-key-file is empty (an unset variable?): give the file that holds the previous master key, or leave --previous-master-key-file out")
+	}
+	return nil
 }
 
 // errTwoMasterKeys refuses a master key given both ways (they could differ).
