@@ -253,7 +253,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (every method when the flag is left out)")
 		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
 		secret := secretFlags(fs, "the key's secret, standard base64 of at least 16 bytes (generated when left out)")
-		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls")
+		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls (none when left out)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
@@ -287,6 +287,11 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		if len(k.Methods) == 0 {
 			k.Methods = nil
+		}
+		if givenEmpty(fs, "public-key") {
+			// "--public-key $PEM" with the variable unset: a key made without the
+			// public key meant, which no bearer JWT of it would authenticate.
+			return badFlag("--public-key is empty (an unset variable?): give the PEM file of the key's RSA public key, or leave --public-key out for a key that signs with its secret only")
 		}
 		if *publicKey != "" {
 			if k.PublicKey, err = readPublicKey(*publicKey); err != nil {

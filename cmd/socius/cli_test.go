@@ -1392,6 +1392,10 @@ func TestEmptyArguments(t *testing.T) {
 		{[]string{"key", "list", "--site", ""}, "--site is empty"},
 		{[]string{"user", "export", "--site=", "--all-sites"}, "--site is empty"},
 		{[]string{"user", "export", "--site", ""}, "--site is empty"},
+		// --public-key given empty made a key without it, which no bearer JWT of the
+		// key meant would authenticate.
+		{[]string{"key", "create", "--site", testAPIKey, "--public-key", ""}, "--public-key is empty (an unset variable?)"},
+		{[]string{"key", "create", "--public-key=", "--site", testAPIKey}, "--public-key is empty (an unset variable?)"},
 	} {
 		code, stdout, errOut := runCLI(t, noEnv, append(c.args, "--data", dir)...)
 		if code != 2 || stdout != "" || !strings.Contains(errOut, c.want) {
