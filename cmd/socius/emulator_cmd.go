@@ -399,7 +399,7 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 		follow := fs.Bool("follow", false, "keep printing calls as they arrive (until interrupted)")
 		limit := fs.Int("limit", 50, "print at most the last N calls (0: every call the log holds)")
 		failed := fs.Bool("failed", false, "only failed calls")
-		method := fs.String("method", "", "only calls of this method")
+		method := fs.String("method", "", "only calls of this method (every method's when left out)")
 		asJSON := fs.Bool("json", false, "print each call as one JSON object per line")
 		pos, err := parse(args)
 		switch {
@@ -422,6 +422,11 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			return nil
 		case len(pos) > 0:
 			return usage("log [--follow] [--limit N] [--failed] [--method M] [--json] | log clear")
+		}
+		if givenEmpty(fs, "method") {
+			// "--method $METHOD" with the variable unset: every method's calls would
+			// be printed, read as the calls of the method meant.
+			return badFlag("--method is empty (an unset variable?): give the method, or leave --method out for the calls of every method")
 		}
 		if *limit < 0 {
 			// It printed every call, as 0 does: a typo for 0, or for a number, that

@@ -1780,6 +1780,9 @@ func TestEmulatorEmptyArguments(t *testing.T) {
 		{[]string{"faults", "add", "--code", "500001", "--site", ""}, "socius: --site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site\n"},
 		{[]string{"faults", "add", "--site=", "--code", "500001"}, "socius: --site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site\n"},
 		{[]string{"faults", "add", "--code", "500001", "--method", ""}, "socius: --method is empty (an unset variable?): give the method, or leave --method out for a rule on every method\n"},
+		// log --method "" printed every method's calls, as if the flag were left out.
+		{[]string{"log", "--method", ""}, "socius: --method is empty (an unset variable?): give the method, or leave --method out for the calls of every method\n"},
+		{[]string{"log", "--json", "--method="}, "socius: --method is empty (an unset variable?): give the method, or leave --method out for the calls of every method\n"},
 		// It said "seed : no such file or directory".
 		{[]string{"seed", ""}, "socius: FILE is empty (an unset variable?): give the seed file to load (JSON lines, the export format) as the argument\n"},
 	} {
