@@ -513,6 +513,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--previous-master-key-file=", "--http", "nonsense"}, nil, "--previous-master-key-file is empty (an unset variable?)"},
 		{[]string{"site", "create", "--master-key-file", ""}, nil, "--master-key-file is empty (an unset variable?)"},
 		{[]string{"site", "create", "--previous-master-key-file", ""}, nil, "--previous-master-key-file is empty (an unset variable?)"},
+		// An emulator's seed or export file given empty: it started with no seed, or
+		// exited without writing the export.
+		{[]string{"serve", "--emulator", "--seed", "", "--http", "nonsense"}, nil, "--seed is empty (an unset variable?)"},
+		{[]string{"serve", "--emulator", "--export-on-exit=", "--http", "nonsense"}, nil, "--export-on-exit is empty (an unset variable?)"},
 	} {
 		env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 		code, out, errOut := runCLI(t, env, append(tt.args, "--data", filepath.Join(dir, "never"))...)
@@ -549,6 +553,18 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if err := NewMain().ParseFlags(nil, emptyKeyFile, io.Discard); err != nil {
 		t.Errorf("SOCIUS_MASTER_KEY_FILE= serve: %v; want the default master key", err)
+	}
+	emptySeed := func(k string) (string, bool) {
+		switch k {
+		case "SOCIUS_EMULATOR":
+			return "true", true
+		case "SOCIUS_SEED", "SOCIUS_EXPORT_ON_EXIT":
+			return "", true
+		}
+		return "", false
+	}
+	if err := NewMain().ParseFlags(nil, emptySeed, io.Discard); err != nil {
+		t.Errorf("SOCIUS_SEED= SOCIUS_EXPORT_ON_EXIT= serve: %v; want no seed and no export", err)
 	}
 }
 

@@ -41,8 +41,8 @@ type EmulatorOptions struct {
 
 func (m *Main) registerEmulatorFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&m.Emulator, "emulator", m.Emulator, "emulator mode for development and CI: request log, fault injection, clock control, admin API and console under /_emulator/ (loopback only)")
-	fs.StringVar(&m.Seed, "seed", m.Seed, "emulator: load sites, keys and users from this file (JSON lines, the export format) at start")
-	fs.StringVar(&m.ExportOnExit, "export-on-exit", m.ExportOnExit, "emulator: write every site, key and user to this file on shutdown")
+	fs.StringVar(&m.Seed, "seed", m.Seed, "emulator: load sites, keys and users from this file (JSON lines, the export format) at start (none when left out)")
+	fs.StringVar(&m.ExportOnExit, "export-on-exit", m.ExportOnExit, "emulator: write every site, key and user to this file on shutdown (no export when left out)")
 	fs.IntVar(&m.RequestLogSize, "request-log-size", emulator.DefaultLogSize, "emulator: how many calls the request log keeps (at most 100000)")
 	fs.BoolVar(&m.EmulatorAllowRemote, "emulator-allow-remote", m.EmulatorAllowRemote, "emulator: allow listeners on non-loopback addresses (in a container), and any Host on /_emulator/ (the emulator has no authentication)")
 }
@@ -55,6 +55,15 @@ func (m *Main) checkEmulatorFlags(fs *flag.FlagSet) error {
 			m.dataGiven = true
 		}
 	})
+	// "--seed $FILE" or "--export-on-exit $FILE" with the variable unset: taken for
+	// the flag left out, the emulator started with no seed, or exited with no export,
+	// a CI job's data lost at the end of its run; SOCIUS_SEED= set empty is no seed.
+	if givenEmpty(fs, "seed") {
+		return errors.New("--seed is empty (an unset variable?): give the seed file to load (JSON lines, the export format), or leave --seed out to start without one")
+	}
+	if givenEmpty(fs, "export-on-exit") {
+		return errors.New("--export-on-exit is empty (an unset variable?): give the file to write on shutdown, or leave --export-on-exit out for no export")
+	}
 	if !m.Emulator {
 		for _, f := range []struct {
 			name string
