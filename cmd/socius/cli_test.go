@@ -513,6 +513,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--previous-master-key-file=", "--http", "nonsense"}, nil, "--previous-master-key-file is empty (an unset variable?)"},
 		{[]string{"site", "create", "--master-key-file", ""}, nil, "--master-key-file is empty (an unset variable?)"},
 		{[]string{"site", "create", "--previous-master-key-file", ""}, nil, "--previous-master-key-file is empty (an unset variable?)"},
+		// A TLS certificate and key given empty: a generated self-signed certificate
+		// was served in place of the one meant.
+		{[]string{"serve", "--tls-cert", "", "--tls-key", "", "--http", "nonsense"}, nil, "--tls-cert is empty (an unset variable?)"},
+		{[]string{"serve", "--tls-key=", "--http", "nonsense"}, nil, "--tls-key is empty (an unset variable?)"},
 		// An emulator's seed or export file given empty: it started with no seed, or
 		// exited without writing the export.
 		{[]string{"serve", "--emulator", "--seed", "", "--http", "nonsense"}, nil, "--seed is empty (an unset variable?)"},
@@ -553,6 +557,10 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if err := NewMain().ParseFlags(nil, emptyKeyFile, io.Discard); err != nil {
 		t.Errorf("SOCIUS_MASTER_KEY_FILE= serve: %v; want the default master key", err)
+	}
+	emptyTLS := func(k string) (string, bool) { return "", k == "SOCIUS_TLS_CERT" || k == "SOCIUS_TLS_KEY" }
+	if err := NewMain().ParseFlags(nil, emptyTLS, io.Discard); err != nil {
+		t.Errorf("SOCIUS_TLS_CERT= SOCIUS_TLS_KEY= serve: %v; want the generated certificate", err)
 	}
 	emptySeed := func(k string) (string, bool) {
 		switch k {

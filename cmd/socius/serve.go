@@ -195,7 +195,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.HTTPSAddr, "https", m.HTTPSAddr, "HTTPS listen address (empty disables)")
 	fs.StringVar(&m.DataDir, "data", m.DataDir, "data folder: the SQLite store, the master key and the generated TLS certificate")
 	fs.StringVar(&m.StoreURL, "store", m.StoreURL, storeHelp)
-	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (PEM); a self-signed one is generated when empty")
+	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (PEM); a self-signed one is generated when left out")
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&m.SiteAPIKey, "site-api-key", m.SiteAPIKey, "make sure a site with this apiKey exists at start (with --site-secret)")
 	fs.StringVar(&m.SiteSecret, "site-secret", m.SiteSecret, "the partner secret of --site-api-key (standard base64, at least 16 bytes)")
@@ -294,6 +294,13 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	}
 	if m.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
+	}
+	for _, f := range []struct{ name, what string }{{"tls-cert", "certificate"}, {"tls-key", "private key"}} {
+		if givenEmpty(fs, f.name) {
+			// "--tls-cert $CERT --tls-key $KEY" with the variables unset: a generated
+			// self-signed certificate was served in place of the one meant.
+			return fmt.Errorf("--%s is empty (an unset variable?): give the %s file (PEM), or leave --tls-cert and --tls-key out for a generated self-signed certificate", f.name, f.what)
+		}
 	}
 	if m.HTTPAddr == "" && m.HTTPSAddr == "" {
 		return errors.New("both listeners are disabled: give --http or --https")
