@@ -146,13 +146,18 @@ func runSite(ctx context.Context, args []string, lookupEnv func(string) (string,
 	case "create":
 		sf.mayCreate = true
 		name := fs.String("name", "", "a name for the site")
-		apiKey := fs.String("api-key", "", "the apiKey (generated when empty)")
+		apiKey := fs.String("api-key", "", "the apiKey (generated when left out)")
 		secret := secretFlags(fs, "the partner secret, standard base64 of at least 16 bytes (generated when left out)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
 		if err := socius.ValidateSiteName(*name); err != nil {
 			return badFlag("--name: %v", err)
+		}
+		if givenEmpty(fs, "api-key") {
+			// "--api-key $APIKEY" with the variable unset: a site with a generated
+			// apiKey, not the one a reproducible setup meant.
+			return badFlag("--api-key is empty (an unset variable?): give the apiKey, or leave --api-key out to generate one")
 		}
 		site := &socius.Site{APIKey: *apiKey, Name: *name, CreatedAt: time.Now()}
 		if site.APIKey == "" {
@@ -251,7 +256,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	case "create":
 		site := fs.String("site", "", "apiKey of the site the key belongs to (required)")
 		methods := fs.String("methods", "", "comma-separated methods the key may call, e.g. socialize.getUserInfo (every method when the flag is left out)")
-		userKey := fs.String("user-key", "", "the userKey (generated when empty)")
+		userKey := fs.String("user-key", "", "the userKey (generated when left out)")
 		secret := secretFlags(fs, "the key's secret, standard base64 of at least 16 bytes (generated when left out)")
 		publicKey := fs.String("public-key", "", "PEM file with the key's RSA public key (PKIX or PKCS #1, at least 2048 bits): enables Authorization: Bearer JWT calls (none when left out)")
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
@@ -259,6 +264,10 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		if *site == "" {
 			return badFlag("--site APIKEY is required")
+		}
+		if givenEmpty(fs, "user-key") {
+			// As --api-key of site create: a generated userKey, not the one meant.
+			return badFlag("--user-key is empty (an unset variable?): give the userKey, or leave --user-key out to generate one")
 		}
 		k := &socius.Key{UserKey: *userKey, APIKey: *site, CreatedAt: time.Now()}
 		if k.UserKey == "" {

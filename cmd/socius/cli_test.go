@@ -1416,6 +1416,10 @@ func TestEmptyArguments(t *testing.T) {
 		{[]string{"key", "list", "--site", ""}, "--site is empty"},
 		{[]string{"user", "export", "--site=", "--all-sites"}, "--site is empty"},
 		{[]string{"user", "export", "--site", ""}, "--site is empty"},
+		// --api-key and --user-key given empty made a site or key with a generated
+		// one, not the one a reproducible setup meant.
+		{[]string{"site", "create", "--api-key", ""}, "--api-key is empty (an unset variable?)"},
+		{[]string{"key", "create", "--site", testAPIKey, "--user-key="}, "--user-key is empty (an unset variable?)"},
 		// --public-key given empty made a key without it, which no bearer JWT of the
 		// key meant would authenticate.
 		{[]string{"key", "create", "--site", testAPIKey, "--public-key", ""}, "--public-key is empty (an unset variable?)"},
