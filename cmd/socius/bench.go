@@ -153,6 +153,20 @@ func (b *Bench) ParseFlags(args []string, lookupEnv func(string) (string, bool),
 			err = flagError{err}
 		}
 	}()
+	for _, f := range []struct{ name, give, leftOut string }{
+		{"server-exe", "the socius binary to run serve from", "to run this one"},
+		{"json", "the file to write the results to", "for none"},
+		{"latency-log", "the file to write the latencies to", "for none"},
+		{"profile", "the folder to write the CPU profiles into", "for none"},
+		{"store-dir", "the folder to keep the stores in", "for a temporary one"},
+	} {
+		if givenEmpty(fs, f.name) {
+			// "--server-exe $OLD" or "--json $OUT" with the variable unset: the bench
+			// ran this binary against itself, or wrote no results, at the end of a
+			// run that may take an hour.
+			return "", fmt.Errorf("--%s is empty (an unset variable?): give %s, or leave --%s out %s", f.name, f.give, f.name, f.leftOut)
+		}
+	}
 	b.Scenarios = nil
 	for _, s := range strings.Split(scenarios, ",") {
 		sc, ok := loadgen.ParseScenario(strings.TrimSpace(s))

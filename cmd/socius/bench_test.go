@@ -280,6 +280,14 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--server-exe", notExe}, "--server-exe " + notExe + ": not executable"},
 		{[]string{"--server-exe", exeDir}, "--server-exe " + exeDir + ": is a directory"},
 		{[]string{"--server-exe", "socius-no-such-build"}, "--server-exe socius-no-such-build: not found in $PATH"},
+		// Given empty ("--json $OUT" with the variable unset): the bench ran this
+		// binary in place of the one to compare, or wrote no results. (--rounds 0,
+		// refused later, keeps a bench from running were they not refused.)
+		{[]string{"--server-exe", "", "--rounds", "0"}, "--server-exe is empty (an unset variable?)"},
+		{[]string{"--json=", "--rounds", "0"}, "--json is empty (an unset variable?)"},
+		{[]string{"--latency-log", "", "--rounds", "0"}, "--latency-log is empty (an unset variable?)"},
+		{[]string{"--profile", "", "--rounds", "0"}, "--profile is empty (an unset variable?)"},
+		{[]string{"--store-dir", "", "--rounds", "0"}, "--store-dir is empty (an unset variable?)"},
 	} {
 		// A usage error (exit 2), said once as every command says one ("socius: --flag
 		// ..."), before the bench prints its head or starts a server.
