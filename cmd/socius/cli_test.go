@@ -517,6 +517,10 @@ func TestUsageErrors(t *testing.T) {
 		// was served in place of the one meant.
 		{[]string{"serve", "--tls-cert", "", "--tls-key", "", "--http", "nonsense"}, nil, "--tls-cert is empty (an unset variable?)"},
 		{[]string{"serve", "--tls-key=", "--http", "nonsense"}, nil, "--tls-key is empty (an unset variable?)"},
+		// --site-api-key and --site-secret given empty: serve started without the
+		// site meant.
+		{[]string{"serve", "--site-api-key", "", "--site-secret", "", "--http", "nonsense"}, nil, "--site-api-key is empty (an unset variable?)"},
+		{[]string{"serve", "--site-api-key", "3_x", "--site-secret=", "--http", "nonsense"}, nil, "--site-secret is empty (an unset variable?)"},
 		// An emulator's seed or export file given empty: it started with no seed, or
 		// exited without writing the export.
 		{[]string{"serve", "--emulator", "--seed", "", "--http", "nonsense"}, nil, "--seed is empty (an unset variable?)"},
@@ -558,9 +562,15 @@ func TestUsageErrors(t *testing.T) {
 	if err := NewMain().ParseFlags(nil, emptyKeyFile, io.Discard); err != nil {
 		t.Errorf("SOCIUS_MASTER_KEY_FILE= serve: %v; want the default master key", err)
 	}
-	emptyTLS := func(k string) (string, bool) { return "", k == "SOCIUS_TLS_CERT" || k == "SOCIUS_TLS_KEY" }
+	emptyTLS := func(k string) (string, bool) {
+		switch k {
+		case "SOCIUS_TLS_CERT", "SOCIUS_TLS_KEY", "SOCIUS_SITE_API_KEY", "SOCIUS_SITE_SECRET":
+			return "", true
+		}
+		return "", false
+	}
 	if err := NewMain().ParseFlags(nil, emptyTLS, io.Discard); err != nil {
-		t.Errorf("SOCIUS_TLS_CERT= SOCIUS_TLS_KEY= serve: %v; want the generated certificate", err)
+		t.Errorf("SOCIUS_TLS_CERT= SOCIUS_TLS_KEY= SOCIUS_SITE_API_KEY= SOCIUS_SITE_SECRET= serve: %v; want the generated certificate and no site", err)
 	}
 	emptySeed := func(k string) (string, bool) {
 		switch k {

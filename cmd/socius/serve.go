@@ -260,6 +260,14 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	if v, ok := lookupEnv("SOCIUS_MASTER_KEY"); ok {
 		m.MasterKey = v
 	}
+	for _, name := range []string{"site-api-key", "site-secret"} {
+		if givenEmpty(fs, name) {
+			// "--site-api-key $KEY --site-secret $SECRET" with the variables unset:
+			// serve started without the site a CI setup meant, whose calls then
+			// failed with 400093, far from the cause.
+			return fmt.Errorf("--%s is empty (an unset variable?): give it, or leave --site-api-key and --site-secret out", name)
+		}
+	}
 	if (m.SiteAPIKey == "") != (m.SiteSecret == "") {
 		return errors.New("--site-api-key and --site-secret go together")
 	}
