@@ -325,7 +325,7 @@ func runKey(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		if err := parseNoArgs(fs, args[1:], lookupEnv); err != nil {
 			return err
 		}
-		if *site == "" && flagGiven(fs, "site") {
+		if givenEmpty(fs, "site") {
 			// "--site $APIKEY" with the variable unset: every site's keys would be
 			// listed, read as the keys of the site meant.
 			return badFlag("--site is empty (an unset variable?): give the site's apiKey, or leave --site out to list the keys of every site")

@@ -352,12 +352,12 @@ func runEmulator(ctx context.Context, args []string, lookupEnv func(string) (str
 			printRules(stdout, out.Rules)
 			return nil
 		case len(pos) == 1 && pos[0] == "add":
-			if rule.APIKey == "" && flagGiven(fs, "site") {
+			if givenEmpty(fs, "site") {
 				// "--site $APIKEY" with the variable unset: the rule would fail the
 				// calls of every site, not of the one meant.
 				return badFlag("--site is empty (an unset variable?): give the site's apiKey, or leave --site out for a rule on every site")
 			}
-			if rule.Method == "" && flagGiven(fs, "method") {
+			if givenEmpty(fs, "method") {
 				// "--method $METHOD" with the variable unset: the rule would fail
 				// every method's calls, not the one meant.
 				return badFlag("--method is empty (an unset variable?): give the method, or leave --method out for a rule on every method")

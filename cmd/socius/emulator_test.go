@@ -1795,6 +1795,16 @@ func TestEmulatorEmptyArguments(t *testing.T) {
 			t.Errorf("%q: the emulator was asked", c.args)
 		}
 	}
+	// SOCIUS_SITE and SOCIUS_METHOD set empty mean what an empty variable means (the
+	// README): the flag's default, every site and every method; not refused.
+	emptyVars := func(name string) (string, bool) { return "", name == "SOCIUS_SITE" || name == "SOCIUS_METHOD" }
+	for _, args := range [][]string{{"faults", "add", "--code", "500001"}, {"log", "--json"}} {
+		asked.Store(false)
+		code, _, errOut := runCLI(t, emptyVars, append([]string{"emulator"}, append(args, "--url", srv.URL)...)...)
+		if code == 2 || strings.Contains(errOut, "is empty") || !asked.Load() {
+			t.Errorf("%q with SOCIUS_SITE= and SOCIUS_METHOD=: exit %d, %q, emulator asked %v; want it asked", args, code, errOut, asked.Load())
+		}
+	}
 }
 
 // TestEmulatorSeedSaysWhatLoaded: a seed that the emulator stops at a bad line has

@@ -45,7 +45,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		switch {
-		case *site == "" && flagGiven(fs, "site"):
+		case givenEmpty(fs, "site"):
 			// "--site $APIKEY" with the variable unset: beside --all-sites, every
 			// site would be exported in place of the one meant.
 			return badFlag("--site is empty (an unset variable?): give the site's apiKey, or --all-sites (without --site) to export every site")
