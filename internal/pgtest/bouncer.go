@@ -136,7 +136,11 @@ func (b *Bouncer) writeFile(name, content string) error {
 // (server_login_retry, 15 s by default), and holds a call waiting for a server
 // connection at most 5 s (query_wait_timeout, two minutes by default), so that tests
 // of outages do not wait that long; and each transaction on a server connection that
-// served one before starts with PgBouncer's check of it (server_check_delay 0).
+// served one before starts with PgBouncer's check of it (server_check_delay 0). A
+// server connection idle for 10 s is closed (server_idle_timeout, 600 s by default):
+// each test's database has a pool of its own, and the conformance suites make some
+// four hundred of them through one PgBouncer, whose idle connections, kept ten minutes,
+// filled the server's max_connections ("sorry, too many clients already").
 func (b *Bouncer) writeConfig() error {
 	var c strings.Builder
 	c.WriteString("[databases]\n")
@@ -155,6 +159,7 @@ max_client_conn = 500
 server_check_delay = 0
 server_login_retry = 1
 query_wait_timeout = 5
+server_idle_timeout = 10
 logfile = %s
 `, b.port, filepath.Join(b.dir, "users.txt"), b.pool, filepath.Join(b.dir, "pgbouncer.log"))
 	return b.writeFile("pgbouncer.ini", c.String())
