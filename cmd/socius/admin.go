@@ -30,8 +30,8 @@ type storeFlags struct {
 	stderr          io.Writer
 	fs              *flag.FlagSet // the command's flags, for envNamed
 	// dataGiven: --data was on the command line (SOCIUS_DATA was not looked up);
-	// storeGiven: --store was; storeFromEnv: --store was not, and SOCIUS_STORE gave it.
-	dataGiven, storeGiven, storeFromEnv bool
+	// storeFromEnv: --store was not, and SOCIUS_STORE gave it.
+	dataGiven, storeFromEnv bool
 }
 
 // register adds the store's flags to fs. It returns the environment that the admin
@@ -49,14 +49,13 @@ func (f *storeFlags) register(fs *flag.FlagSet, lookupEnv func(string) (string, 
 	env := onlyEnv(lookupEnv, "data", "store", "master-key-file", "previous-master-key-file")
 	// The environment is read for the flags the command line did not set: what it is
 	// asked for tells where --data and --store came from (open).
-	f.dataGiven, f.storeGiven = true, true
+	f.dataGiven = true
 	return func(name string) (string, bool) {
 		v, ok := env(name)
 		switch name {
 		case envName("data"):
 			f.dataGiven = false
 		case envName("store"):
-			f.storeGiven = false
 			f.storeFromEnv = ok && v != ""
 		}
 		return v, ok
@@ -105,7 +104,7 @@ func outNotAStoreFile(flag, out, store, data, masterKeyFile, previousKeyFile str
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
-	if f.storeGiven && f.store == "" {
+	if givenEmpty(f.fs, "store") {
 		return nil, flagError{errEmptyStore}
 	}
 	if err := emptyKeyFiles(f.fs); err != nil {

@@ -33,16 +33,15 @@ func runBackup(ctx context.Context, args []string, lookupEnv func(string) (strin
 	// The environment is asked only for the flags the command line did not set, so
 	// what it gave tells where --data and --store came from.
 	env := onlyEnv(lookupEnv, "data", "store")
-	fromEnv, asked := map[string]bool{}, map[string]bool{}
+	fromEnv := map[string]bool{}
 	if err := parseNoArgs(fs, args, func(name string) (string, bool) {
 		v, ok := env(name)
 		fromEnv[name] = ok && v != ""
-		asked[name] = true
 		return v, ok
 	}); err != nil {
 		return err
 	}
-	if *store == "" && !asked[envName("store")] {
+	if givenEmpty(fs, "store") {
 		return flagError{errEmptyStore}
 	}
 	if err := checkStore(*store); err != nil {

@@ -228,14 +228,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 	fs.StringVar(&m.MasterKeyFile, "master-key-file", m.MasterKeyFile, "file holding the master key that encrypts secrets at rest (default: the variable SOCIUS_MASTER_KEY, else <data>/master.key, generated)")
 	fs.StringVar(&m.PreviousMasterKeyFile, "previous-master-key-file", m.PreviousMasterKeyFile, previousKeyHelp)
 	m.registerEmulatorFlags(fs)
-	// The environment is asked only for the flags the command line did not set.
-	storeGiven := true
-	if err := parse(fs, args, func(name string) (string, bool) {
-		if name == envName("store") {
-			storeGiven = false
-		}
-		return lookupEnv(name)
-	}); err != nil {
+	if err := parse(fs, args, lookupEnv); err != nil {
 		return err
 	}
 	// What follows checks the values given: a refusal is a usage error too (exit 2),
@@ -279,7 +272,7 @@ func (m *Main) ParseFlags(args []string, lookupEnv func(string) (string, bool), 
 			return fmt.Errorf("--site-secret: %v", err)
 		}
 	}
-	if storeGiven && m.StoreURL == "" {
+	if givenEmpty(fs, "store") {
 		return errEmptyStore
 	}
 	if err := checkStore(m.StoreURL); err != nil {
