@@ -429,12 +429,12 @@ func secretFlags(fs *flag.FlagSet, help string) func(context.Context) (string, e
 	value := fs.String("secret", "", help)
 	file := fs.String("secret-file", "", "read the secret from this file (- for standard input) rather than the command line, which others on the host can see")
 	return func(ctx context.Context) (string, error) {
-		if *value == "" && flagGiven(fs, "secret") {
+		if givenEmpty(fs, "secret") {
 			// "--secret $SECRET" with the variable unset: a new secret would be
 			// generated, not the one meant (the environment is not read for it).
 			return "", badFlag("--secret is empty (an unset variable?): give the secret, or leave --secret out to generate one")
 		}
-		if *file == "" && flagGiven(fs, "secret-file") {
+		if givenEmpty(fs, "secret-file") {
 			// "--secret-file $FILE" with the variable unset: as for --secret, a new
 			// secret would be generated in place of the one the file holds.
 			return "", badFlag("--secret-file is empty (an unset variable?): give the file that holds the secret (- for standard input), or leave --secret-file out to generate one")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/errtext"
 )
 
 // newFlagSet returns a flag set that reports errors instead of exiting. Its usage
@@ -128,10 +129,7 @@ func envSaid(flagName, v string) string {
 	if flagName == "store" || gigya.IsCredential(flagName) {
 		return name
 	}
-	if len(v) > maxEnvSaid {
-		return fmt.Sprintf("%s=%q... (%d bytes)", name, v[:maxEnvSaid], len(v))
-	}
-	return fmt.Sprintf("%s=%q", name, v)
+	return name + "=" + errtext.Quote(v, maxEnvSaid)
 }
 
 // maxEnvSaid is how much of a variable's value envSaid quotes.
