@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,17 +105,61 @@ func outNotAStoreFile(flag, out, store, data, masterKeyFile, previousKeyFile str
 }
 
 func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
+	cfg, err := f.prepare()
+	if err != nil {
+		return nil, err
+	}
+	return f.openPrepared(ctx, cfg)
+}
+
+// prepare makes the checks of open that make nothing: of the flags, of the store's
+// name, and of the key files, which it reads. A command that opens the store only once
+// it has something to store (user import into a folder with none) so says what open
+// would refuse before it reads its input; openPrepared then opens it.
+func (f *storeFlags) prepare() (*storeConfig, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, envNamed(f.fs, err)
+	}
+	return &cfg, nil
+}
+
+// openPrepared is open's end: it opens the store of cfg, which prepare gave.
+func (f *storeFlags) openPrepared(ctx context.Context, cfg *storeConfig) (socius.Store, error) {
+	st, err := cfg.open(ctx)
+	if err != nil {
+		// A refusal of SOCIUS_DATA's or SOCIUS_MASTER_KEY_FILE's value names it.
+		return nil, envNamed(f.fs, err)
+	}
+	return st.store, nil
+}
+
+// missing reports whether the store is the embedded one and its data folder holds
+// none yet: open (mayCreate) would make it.
+func (f *storeFlags) missing() bool {
+	if isPostgres(f.store) || f.data == "" {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(f.data, "socius.db"))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// config is the storeConfig of the flags, once they are checked.
+func (f *storeFlags) config() (storeConfig, error) {
 	if givenEmpty(f.fs, "store") {
-		return nil, flagError{errEmptyStore}
+		return storeConfig{}, flagError{errEmptyStore}
 	}
 	if err := emptyKeyFiles(f.fs); err != nil {
-		return nil, err
+		return storeConfig{}, err
 	}
 	if f.dataGiven && f.storeFromEnv && isPostgres(f.store) {
 		// An operator moving from the embedded store, with SOCIUS_STORE set for the
 		// new one, would export from (or import into) PostgreSQL instead of the folder
 		// the command line names: an export of no site, and nothing said.
-		return nil, badFlag("--data %s names an embedded store, but SOCIUS_STORE names PostgreSQL (%s), which the command would use instead: "+
+		return storeConfig{}, badFlag("--data %s names an embedded store, but SOCIUS_STORE names PostgreSQL (%s), which the command would use instead: "+
 			"give --store sqlite (or unset SOCIUS_STORE) to use the embedded store in %s, or leave --data out to use PostgreSQL", f.data, postgres.Redact(f.store), f.data)
 	}
 	cfg := storeConfig{spec: f.store, data: f.data, masterKeyFile: f.masterKeyFile, previousKeyFile: f.previousKeyFile, mustExist: !f.mayCreate, out: f.stderr}
@@ -126,12 +171,7 @@ func (f *storeFlags) open(ctx context.Context) (socius.Store, error) {
 		// which would otherwise leave the command silent until its deadline.
 		cfg.logger, _ = newLogger(f.stderr, "text", "warn")
 	}
-	st, err := cfg.open(ctx)
-	if err != nil {
-		// A refusal of SOCIUS_DATA's or SOCIUS_MASTER_KEY_FILE's value names it.
-		return nil, envNamed(f.fs, err)
-	}
-	return st.store, nil
+	return cfg, nil
 }
 
 func runSite(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {

@@ -140,21 +140,28 @@ type openedStore struct {
 	keySource string            // where the master key came from (never the key)
 }
 
-// open opens the store that cfg.spec names, finds the master key, checks that it opens
-// every sealed secret (a wrong key stops here, with a clear error) and seals the secrets
-// written before encryption was enabled.
 // errEmptyData refuses an empty --data (SOCIUS_DATA=) for the embedded store: it is
 // no folder, and making it failed with Go's bare "mkdir : no such file or directory".
 var errEmptyData = errors.New(`--data is empty: give the data folder ("." for the current one)`)
 
-func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
+// check makes open's checks that make nothing, as open makes them first: the store's
+// name, the data folder's, and the master keys given, which it reads (once: open reads
+// them no more).
+func (cfg *storeConfig) check() error {
 	if err := checkStore(cfg.spec); err != nil {
-		return nil, flagError{err} // a usage error (exit 2), as for serve
+		return flagError{err} // a usage error (exit 2), as for serve
 	}
 	if cfg.data == "" && !isPostgres(cfg.spec) {
-		return nil, flagError{errEmptyData}
+		return flagError{errEmptyData}
 	}
-	if err := cfg.readKeys(); err != nil { // before anything is made
+	return cfg.readKeys()
+}
+
+// open opens the store that cfg.spec names, finds the master key, checks that it opens
+// every sealed secret (a wrong key stops here, with a clear error) and seals the secrets
+// written before encryption was enabled.
+func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
+	if err := cfg.check(); err != nil { // before anything is made
 		return nil, err
 	}
 	var raw socius.Store

@@ -83,10 +83,27 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		defer r.Close()
-		err = withStore(ctx, sf, func(st socius.Store) error {
-			imp := &importer{st: st, stderr: stderr, sites: map[string]bool{}, refused: map[string]int{}}
-			return imp.run(ctx, r, stdout)
-		})
+		imp := &importer{stderr: stderr, sites: map[string]bool{}, refused: map[string]int{}}
+		if sf.missing() {
+			// No store in the data folder: it is made for the first site line, so
+			// that a file with none (all bad lines, users of sites it lacks) leaves
+			// the folder as it was, with no empty store and master key to take for
+			// an import's. What would refuse the store is said now.
+			var cfg *storeConfig
+			if cfg, err = sf.prepare(); err == nil {
+				imp.open = func(ctx context.Context) (socius.Store, error) { return sf.openPrepared(ctx, cfg) }
+			}
+		} else {
+			imp.st, err = sf.open(ctx)
+		}
+		if err == nil {
+			err = imp.run(ctx, r, stdout)
+		}
+		if imp.st != nil {
+			if cerr := imp.st.Close(); err == nil {
+				err = cerr
+			}
+		}
 		if err != nil && ctx.Err() != nil {
 			// Whatever failed then (a read, the store) failed for the signal.
 			return errImportInterrupted
@@ -96,6 +113,13 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 	fmt.Fprintf(stderr, "socius user: unknown subcommand %q (export, import)%s\n", args[0], flagsGoAfter(args[0], "subcommand", "socius user export --site APIKEY"))
 	return errUsage
 }
+
+// storeNotMade is the failure to make the store of an import into a data folder
+// without one (at its first site line).
+type storeNotMade struct{ err error }
+
+func (e storeNotMade) Error() string { return e.err.Error() }
+func (e storeNotMade) Unwrap() error { return e.err }
 
 // errImportInterrupted is the end of an import a signal stopped.
 var errImportInterrupted = errors.New("import stopped by a signal: the records counted above, if any, are imported, the rest not; importing the whole file again is safe (a record imported twice is stored once)")
@@ -218,7 +242,8 @@ func notExported(n int) string {
 // goroutines, each user always by the same one (so a UID repeated in the file ends
 // with its last record); site and key records wait for the users before them.
 type importer struct {
-	st     socius.Store
+	st     socius.Store // nil until open makes it
+	open   func(context.Context) (socius.Store, error)
 	stderr io.Writer
 
 	mu       sync.Mutex // guards stderr, bad and failed
@@ -294,7 +319,10 @@ func (imp *importer) run(ctx context.Context, r io.Reader, stdout io.Writer) err
 	}
 	users := int(imp.users.Load())
 	fmt.Fprintf(stdout, "imported %d user record%s, %d bad line%s\n", users, plural(users), imp.bad, plural(imp.bad))
+	var notMade storeNotMade
 	switch {
+	case errors.As(readErr, &notMade):
+		return notMade.err // said as when the store is opened first
 	case readErr != nil:
 		return fmt.Errorf("import stopped: %w", readErr)
 	case imp.bad > 0:
@@ -368,6 +396,9 @@ func (imp *importer) siteExists(ctx context.Context, apiKey string) (bool, error
 	if imp.sites[apiKey] {
 		return true, nil
 	}
+	if imp.st == nil {
+		return false, nil // no store yet: no site
+	}
 	_, err := imp.st.Site(ctx, apiKey)
 	if errors.Is(err, socius.ErrNotFound) {
 		return false, nil
@@ -403,6 +434,13 @@ func (imp *importer) putUser(ctx context.Context, ul userLine) {
 // which the file's users join.
 func (imp *importer) putSite(ctx context.Context, rec *dump.Record) error {
 	s := rec.Site
+	if imp.st == nil {
+		st, err := imp.open(ctx)
+		if err != nil {
+			return storeNotMade{err}
+		}
+		imp.st = st
+	}
 	old, err := imp.st.Site(ctx, s.APIKey)
 	switch {
 	case err == nil:
@@ -460,6 +498,10 @@ func (imp *importer) putKey(ctx context.Context, rec *dump.Record) error {
 	}
 	if len(methods) > 0 {
 		k.Methods = methods
+	}
+	if imp.st == nil { // no store yet: no site
+		imp.badLine(rec.Line, "key %s: no site has apiKey %s", k.UserKey, k.APIKey)
+		return nil
 	}
 	old, err := imp.st.Key(ctx, k.UserKey)
 	switch {

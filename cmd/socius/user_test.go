@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -936,5 +937,62 @@ func TestInputStopsOnSignal(t *testing.T) {
 	defer st.Close()
 	if site, err := st.Site(context.Background(), testAPIKey); err != nil || site.Secret != testSecret {
 		t.Errorf("the site after the stopped rotate-secret: %v", err)
+	}
+}
+
+// TestImportWithNothingToStoreMakesNoStore: an import into a data folder without a
+// store, from a file with no site line to import (bad lines, users and keys of sites
+// the store would lack), leaves the folder as it was: no socius.db and master.key,
+// which would read as an import's store (an empty one); the lines are said as before.
+// A file with a site line makes the store for it, and what would refuse the store (a
+// master key file that is not there) is said before the file is read.
+func TestImportWithNothingToStoreMakesNoStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	lines := []string{
+		`{"kind":"user","apiKey":"3_Nowhere","UID":"u"}`,
+		`{"kind":"key","userKey":"AKey","apiKey":"3_Nowhere","secret":"` + vectors.LabUserSecret + `"}`,
+		`{"kind":"user","apiKey":`,
+	}
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
+	if code != 1 || !strings.Contains(out, "imported 0 user records, 3 bad lines") {
+		t.Errorf("exit %d, stdout:\n%s", code, out)
+	}
+	for _, want := range []string{"line 1: user u: no site has apiKey 3_Nowhere", "line 2: key AKey: no site has apiKey 3_Nowhere", "line 3: not a valid record"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the data folder was made (%v): an import that stored nothing left a store behind", err)
+	}
+
+	// What would refuse the store is said before any line is read.
+	code, _, errOut = runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in, "--master-key-file", filepath.Join(t.TempDir(), "absent.key"))
+	if code == 0 || !strings.Contains(errOut, "absent.key") || strings.Contains(errOut, "line 1") {
+		t.Errorf("a master key file that is not there: exit %d, stderr:\n%s", code, errOut)
+	}
+
+	// A site line makes the store, at that line, and the users after it go in.
+	lines = append(lines,
+		`{"kind":"site","apiKey":"3_Nowhere","secret":"`+testSecret+`"}`,
+		`{"kind":"user","apiKey":"3_Nowhere","UID":"u2"}`)
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
+	if code != 1 || !strings.Contains(out, "imported 1 user record, 3 bad lines") || !strings.Contains(out, "created site 3_Nowhere") {
+		t.Errorf("with a site line: exit %d, stdout:\n%s", code, out)
+	}
+	st := openDataStore(t, dir)
+	defer st.Close()
+	if _, err := st.User(context.Background(), "3_Nowhere", "u2"); err != nil {
+		t.Errorf("the user after the site line: %v", err)
+	}
+	if _, err := st.User(context.Background(), "3_Nowhere", "u"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the user before the site line: %v, want not found (its line came first)", err)
 	}
 }
