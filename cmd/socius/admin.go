@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,11 +139,7 @@ func (f *storeFlags) openPrepared(ctx context.Context, cfg *storeConfig) (socius
 // missing reports whether the store is the embedded one and its data folder holds
 // none yet: open (mayCreate) would make it.
 func (f *storeFlags) missing() bool {
-	if isPostgres(f.store) || f.data == "" {
-		return false
-	}
-	_, err := os.Lstat(filepath.Join(f.data, "socius.db"))
-	return errors.Is(err, fs.ErrNotExist)
+	return !isPostgres(f.store) && f.data != "" && noStore(f.data)
 }
 
 // config is the storeConfig of the flags, once they are checked.

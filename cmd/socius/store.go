@@ -144,6 +144,12 @@ type openedStore struct {
 // no folder, and making it failed with Go's bare "mkdir : no such file or directory".
 var errEmptyData = errors.New(`--data is empty: give the data folder ("." for the current one)`)
 
+// noStore reports whether the data folder holds no embedded store (its socius.db).
+func noStore(data string) bool {
+	_, err := os.Stat(filepath.Join(data, "socius.db"))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
 // check makes open's checks that make nothing, as open makes them first: the store's
 // name, the data folder's, and the master keys given, which it reads (once: open reads
 // them no more).
@@ -179,10 +185,8 @@ func (cfg storeConfig) open(ctx context.Context) (_ *openedStore, err error) {
 		raw, nonces = pg, pg
 	} else {
 		path := filepath.Join(cfg.data, "socius.db")
-		if cfg.mustExist {
-			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("no store at %s: check --data (or SOCIUS_DATA); `socius site create`, `socius user import` or `socius serve` makes a new one", path)
-			}
+		if cfg.mustExist && noStore(cfg.data) {
+			return nil, fmt.Errorf("no store at %s: check --data (or SOCIUS_DATA); `socius site create`, `socius user import` or `socius serve` makes a new one", path)
 		}
 		if err := makeDataDir(cfg.data); err != nil {
 			return nil, err
