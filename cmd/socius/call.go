@@ -88,6 +88,14 @@ func runCall(ctx context.Context, args []string, lookupEnv func(string) (string,
 		params[name] = value
 	}
 
+	for _, name := range []string{"url", "api-key", "secret", "user-key", "token", "session-secret", "private-key", "ca-file"} {
+		if givenEmpty(fs, name) {
+			// "--token $TOKEN" with the variable unset: the call went out signed with
+			// SOCIUS_API_KEY and SOCIUS_SECRET instead, as the partner, and answered
+			// for a caller the command line did not mean.
+			return usageErr("--%s is empty (an unset variable?): give it, or leave --%s out", name, name)
+		}
+	}
 	var cred client.Credentials
 	switch {
 	case *token != "":

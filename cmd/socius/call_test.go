@@ -206,6 +206,30 @@ func TestCallCommand(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 with a message", args, code, out, errOut)
 		}
 	}
+	// A flag given empty ("--token $TOKEN", the variable unset) is said, not left out:
+	// with SOCIUS_API_KEY and SOCIUS_SECRET set, --token "" sent the call signed as
+	// the partner.
+	partnerEnv := envOf("SOCIUS_API_KEY="+testAPIKey, "SOCIUS_SECRET="+testSecret)
+	for _, c := range []struct {
+		flag string
+		args []string
+	}{
+		{"token", []string{"--token", ""}},
+		{"session-secret", []string{"--session-secret="}},
+		{"secret", []string{"--secret", ""}},
+		{"user-key", []string{"--user-key="}},
+		{"private-key", []string{"--private-key", ""}},
+		{"api-key", []string{"--api-key", ""}},
+		{"ca-file", []string{"--ca-file="}},
+		{"url", []string{"--url="}},
+	} {
+		args := append([]string{"call", "--url", ts.HTTPURL}, c.args...)
+		args = append(args, "socialize.getUserInfo", "UID=u1")
+		want := "--" + c.flag + " is empty (an unset variable?)"
+		if code, out, errOut := runCLI(t, partnerEnv, args...); code != 2 || out != "" || !strings.Contains(errOut, want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 saying %q", args, code, out, errOut, want)
+		}
+	}
 	// A bad SOCIUS_ variable is said once, exit 2.
 	badEnv := func(k string) (string, bool) {
 		if k == "SOCIUS_TIMEOUT" {
