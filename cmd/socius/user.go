@@ -25,6 +25,10 @@ var exportPage = 1000
 // concurrent writes together, so a few in flight make a large import fast.
 const importWorkers = 16
 
+// heldKeysMax bounds the key lines an import holds until their site's line (or the
+// end of the file); tests lower it.
+var heldKeysMax = 100_000
+
 // progressEvery is how often a long import reports its progress; tests shorten it.
 var progressEvery = time.Second
 
@@ -83,7 +87,7 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		defer r.Close()
-		imp := &importer{stderr: stderr, sites: map[string]bool{}, refused: map[string]int{}}
+		imp := &importer{stderr: stderr, sites: map[string]bool{}, refused: map[string]int{}, siteLines: map[string]bool{}}
 		if sf.missing() {
 			// No store in the data folder: it is made for the first site line, so
 			// that a file with none (all bad lines, users of sites it lacks) leaves
@@ -246,17 +250,21 @@ type importer struct {
 	open   func(context.Context) (socius.Store, error)
 	stderr io.Writer
 
-	mu       sync.Mutex // guards stderr, bad and failed
-	bad      int
-	failed   error
-	users    atomic.Int64
-	sites    map[string]bool // apiKeys known to exist
-	refused  map[string]int  // apiKeys whose site line was refused, to its line
-	created  []string        // what site and key records created
-	merged   []string        // sites that existed, which the file's users went into
-	pending  sync.WaitGroup
-	workers  []chan userLine
-	lastShow time.Time
+	mu      sync.Mutex // guards stderr, bad and failed
+	bad     int
+	failed  error
+	users   atomic.Int64
+	sites   map[string]bool // apiKeys known to exist
+	refused map[string]int  // apiKeys whose site line was refused, to its line
+	// siteLines are the apiKeys whose site line was read; held, the key lines read
+	// before their site's line, in order, put once it is read (or at the end).
+	siteLines map[string]bool
+	held      []*dump.Record
+	created   []string // what site and key records created
+	merged    []string // sites that existed, which the file's users went into
+	pending   sync.WaitGroup
+	workers   []chan userLine
+	lastShow  time.Time
 }
 
 type userLine struct {
@@ -343,7 +351,9 @@ func (imp *importer) read(ctx context.Context, r *dump.Reader) error {
 		}
 		rec, err := r.Next()
 		if err == io.EOF {
-			return nil
+			// The key lines of sites without a line in the file: of sites there.
+			imp.pending.Wait()
+			return imp.putHeld(ctx, "", true)
 		}
 		var le *dump.LineError
 		if errors.As(err, &le) {
@@ -365,7 +375,21 @@ func (imp *importer) read(ctx context.Context, r *dump.Reader) error {
 			if err := imp.putSite(ctx, rec); err != nil {
 				return err
 			}
+			imp.siteLines[rec.Site.APIKey] = true
+			if err := imp.putHeld(ctx, rec.Site.APIKey, false); err != nil {
+				return err
+			}
 		case rec.Key != nil:
+			if !imp.siteLines[rec.Key.APIKey] {
+				// Its site's line may come later in the file, and be refused (the
+				// site there with another secret): the key waits for it, so that
+				// it is refused with it, not added to that site first.
+				if len(imp.held) >= heldKeysMax {
+					return fmt.Errorf("line %d: more than %d key lines before their site's line: put each site's line before its keys, as socius user export --with-site writes them", rec.Line, heldKeysMax)
+				}
+				imp.held = append(imp.held, rec)
+				continue
+			}
 			imp.pending.Wait()
 			if err := imp.putKey(ctx, rec); err != nil {
 				return err
@@ -390,6 +414,23 @@ func (imp *importer) read(ctx context.Context, r *dump.Reader) error {
 			}
 		}
 	}
+}
+
+// putHeld puts the held key lines of site apiKey, or all of them, in the file's order.
+func (imp *importer) putHeld(ctx context.Context, apiKey string, all bool) error {
+	kept := imp.held[:0]
+	for _, rec := range imp.held {
+		if !all && rec.Key.APIKey != apiKey {
+			kept = append(kept, rec)
+			continue
+		}
+		if err := imp.putKey(ctx, rec); err != nil {
+			return err // the import stops
+		}
+	}
+	clear(imp.held[len(kept):])
+	imp.held = kept
+	return nil
 }
 
 func (imp *importer) siteExists(ctx context.Context, apiKey string) (bool, error) {

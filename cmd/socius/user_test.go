@@ -580,6 +580,85 @@ func TestImportRefusedSiteAddsNoKeys(t *testing.T) {
 	}
 }
 
+// TestImportKeyBeforeItsSiteLine: a key line placed before its site's line waits for
+// that line: refused with it when the site there has another secret (the key was
+// created in that site first, from another installation's file), created with it for a
+// new site. Key lines of a site without a line in the file go into the site there, at
+// the end; and an import holds a bounded number of them.
+func TestImportKeyBeforeItsSiteLine(t *testing.T) {
+	dir := t.TempDir()
+	st := openDataStore(t, dir)
+	ctx := context.Background()
+	if err := st.CreateSite(ctx, &socius.Site{APIKey: testAPIKey, Secret: testSecret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	other := "bm90LXRoZS1wYXJ0bmVyLXNlY3JldC0wMDA="
+	lines := []string{
+		`{"kind":"key","userKey":"ANew","apiKey":"` + testAPIKey + `","secret":"` + other + `"}`,                  // 1: before its site's line
+		`{"kind":"key","userKey":"AThere","apiKey":"3_There","secret":"` + vectors.LabUserSecret + `"}`,           // 2: of a site with a later line
+		`{"kind":"user","apiKey":"` + testAPIKey + `","UID":"u1"}`,                                                // 3: a user of the site there
+		`{"kind":"site","apiKey":"` + testAPIKey + `","secret":"` + other + `"}`,                                  // 4: refused
+		`{"kind":"site","apiKey":"3_There","secret":"` + testSecret + `"}`,                                        // 5: created
+		`{"kind":"key","userKey":"AFree","apiKey":"` + testAPIKey + `","secret":"` + vectors.LabUserSecret + `"}`, // 6: after the refused line
+	}
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
+	if code != 1 || out != "created site 3_There\ncreated key AThere\nimported 1 user record, 3 bad lines\n" {
+		t.Errorf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"line 4: site " + testAPIKey + " exists with another secret",
+		"line 1: key ANew: not imported: the line of its site " + testAPIKey + " (line 4) was refused",
+		"line 6: key AFree: not imported: the line of its site " + testAPIKey + " (line 4) was refused",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	st = openDataStore(t, dir)
+	if k, err := st.Key(ctx, "ANew"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the key line before its refused site's line was imported: %+v %v", k, err)
+	}
+	if k, err := st.Key(ctx, "AThere"); err != nil || k.APIKey != "3_There" {
+		t.Errorf("the key line before its created site's line: %+v %v", k, err)
+	}
+	st.Close()
+
+	// No site line for it in the file: the key goes into the site there.
+	lines = []string{`{"kind":"key","userKey":"AOwn","apiKey":"` + testAPIKey + `","secret":"` + vectors.LabUserSecret + `"}`}
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in); code != 0 || out != "created key AOwn\nimported 0 user records, 0 bad lines\n" {
+		t.Errorf("a key of the site there: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// More key lines waiting than the bound: the import stops, saying why.
+	defer func(n int) { heldKeysMax = n }(heldKeysMax)
+	heldKeysMax = 1
+	lines = []string{
+		`{"kind":"key","userKey":"AK1","apiKey":"3_Later","secret":"` + vectors.LabUserSecret + `"}`,
+		`{"kind":"key","userKey":"AK2","apiKey":"3_Later","secret":"` + vectors.LabUserSecret + `"}`,
+		`{"kind":"site","apiKey":"3_Later","secret":"` + testSecret + `"}`,
+	}
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
+	if want := "line 2: more than 1 key lines before their site's line"; code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("over the bound: exit %d, stderr %q; want 1 saying %q", code, errOut, want)
+	}
+	st = openDataStore(t, dir)
+	defer st.Close()
+	if _, err := st.Site(ctx, "3_Later"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("the import went on past the bound: %v", err)
+	}
+}
+
 // TestImportPublicKeyComparedByKey: a key line's publicKey is stored as key create
 // --public-key stores it (PKIX PEM), so that a key line giving in PKCS #1 the key that
 // key create stored is the same key, not "exists with other settings" (an import
@@ -976,7 +1055,8 @@ func TestImportWithNothingToStoreMakesNoStore(t *testing.T) {
 		t.Errorf("a master key file that is not there: exit %d, stderr:\n%s", code, errOut)
 	}
 
-	// A site line makes the store, at that line, and the users after it go in.
+	// A site line makes the store, at that line, and the users after it go in; the
+	// key line before it waited for it, and goes in too.
 	lines = append(lines,
 		`{"kind":"site","apiKey":"3_Nowhere","secret":"`+testSecret+`"}`,
 		`{"kind":"user","apiKey":"3_Nowhere","UID":"u2"}`)
@@ -984,11 +1064,14 @@ func TestImportWithNothingToStoreMakesNoStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, _ = runCLI(t, noEnv, "user", "import", "--data", dir, "--in", in)
-	if code != 1 || !strings.Contains(out, "imported 1 user record, 3 bad lines") || !strings.Contains(out, "created site 3_Nowhere") {
+	if code != 1 || !strings.Contains(out, "imported 1 user record, 2 bad lines") || !strings.Contains(out, "created site 3_Nowhere\ncreated key AKey\n") {
 		t.Errorf("with a site line: exit %d, stdout:\n%s", code, out)
 	}
 	st := openDataStore(t, dir)
 	defer st.Close()
+	if _, err := st.Key(context.Background(), "AKey"); err != nil {
+		t.Errorf("the key line before its site's line: %v", err)
+	}
 	if _, err := st.User(context.Background(), "3_Nowhere", "u2"); err != nil {
 		t.Errorf("the user after the site line: %v", err)
 	}
