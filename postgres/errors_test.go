@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -91,6 +92,22 @@ func TestOpenSaysWhichTimeout(t *testing.T) {
 	_, err = Open(t.Context(), "postgres://socius@"+ln.Addr().String()+"/socius?sslmode=disable&connect_timeout=1")
 	if err == nil || !strings.Contains(err.Error(), "no connection within connect_timeout (1s)") || strings.Contains(err.Error(), "within 10s") {
 		t.Errorf("open of a server that never answers: %v", err)
+	}
+}
+
+// TestConnectTimeoutDefault: a URL without connect_timeout, or with 0 (libpq's "no
+// limit"), opens each connection within DefaultConnectTimeout; one that gives it, within
+// that (as Open takes it: parseConfig sets it).
+func TestConnectTimeoutDefault(t *testing.T) {
+	for q, want := range map[string]time.Duration{
+		"":                  DefaultConnectTimeout,
+		"connect_timeout=0": DefaultConnectTimeout,
+		"connect_timeout=2": 2 * time.Second,
+	} {
+		cfg, _, err := parseConfig("postgres://socius@127.0.0.1:1/socius?sslmode=disable&" + q)
+		if err != nil || cfg.ConnConfig.ConnectTimeout != want {
+			t.Errorf("%q: %v, %v; want %v", q, cfg.ConnConfig.ConnectTimeout, err, want)
+		}
 	}
 }
 

@@ -167,9 +167,6 @@ func OpenWith(ctx context.Context, connString string, opts Options) (*Store, err
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
-	}
 	if !strings.Contains(connString, "pool_max_conns") {
 		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
 	}

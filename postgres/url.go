@@ -26,7 +26,8 @@ func CheckURL(connString string) error {
 
 // parseConfig reads connString as Open does, without connecting: pgx's and pgxpool's
 // parameters, and Socius's own nonce_commit, which it takes out of the parameters sent
-// to the server and reports as asyncNonces.
+// to the server and reports as asyncNonces; with Socius's defaults for what it leaves
+// out (connect_timeout, application_name).
 func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err error) {
 	if atAfterUserInfo(connString) {
 		// Said without the URL: where its password ends is what cannot be told.
@@ -64,6 +65,11 @@ func parseConfig(connString string) (cfg *pgxpool.Config, asyncNonces bool, err 
 		default:
 			return nil, false, fmt.Errorf("nonce_commit=%q: want sync or async", v)
 		}
+	}
+	// No connect_timeout, or 0 (which libpq reads as no limit): Socius's. A store
+	// never waits on a connection without a limit.
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	// The connections are Socius's in pg_stat_activity, unless the URL (or PGAPPNAME,
 	// which pgx reads as libpq does) names them otherwise.
