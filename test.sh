@@ -73,10 +73,18 @@ done
 rm -f test-artifacts/console.png test-artifacts/console-user.png
 # -vet=off: go vet ./... ran every check above, of which go test would run a part again
 # for each package (and again under -race).
-go test -count=1 -vet=off "$@" ./...
+# -p: test binaries at once, twice the CPUs (go test's default is one per CPU), at
+# least 4. Much of the suite waits rather than computes (servers it starts, timeouts
+# it waits out, PostgreSQL), so that with two CPUs two binaries at a time left them
+# idle: the two longest packages (cmd/socius, postgres, about three minutes each)
+# started two minutes apart. -timeout: go test's 10 min per binary, doubled, as a
+# package then shares the CPUs with more others.
+parallel=$(( $(nproc) * 2 ))
+[ "$parallel" -ge 4 ] || parallel=4
+go test -count=1 -vet=off -p "$parallel" -timeout 20m "$@" ./...
 # Every package again under the race detector but the process-level and PostgreSQL
 # tests, which are slow under it (about two minutes more).
-go test -race -count=1 -vet=off "$@" $(go list ./... | grep -v -E '/(cmd/socius|e2e|postgres)$')
+go test -race -count=1 -vet=off -p "$parallel" -timeout 20m "$@" $(go list ./... | grep -v -E '/(cmd/socius|e2e|postgres)$')
 if [ -f test-artifacts/console.png ]; then
   echo "test.sh: screenshot of the emulator console: $PWD/test-artifacts/console.png"
 fi
