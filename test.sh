@@ -66,19 +66,10 @@ GOFLAGS=-mod=mod go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # package again for each target, a minute or two each. Built without optimizations
 # (-N -l): what is checked is that it compiles and links, and so each build takes a
 # fifth less time (every package compiled again for the target, SQLite's C code turned
-# Go the largest). They run beside the tests, at the lowest priority (nice 19): the
-# tests leave CPU idle while they wait, and take it first when they do not; their
-# outcome is said, and counted, after the tests.
-crosslog=$(mktemp)
-(
-  for target in linux/386 windows/amd64; do
-    echo "test.sh: building ./cmd/socius for $target"
-    CGO_ENABLED=0 GOOS="${target%/*}" GOARCH="${target#*/}" nice -n 19 \
-      go build -gcflags='all=-N -l' -o /dev/null ./cmd/socius || exit 1
-  done
-) >"$crosslog" 2>&1 &
-cross=$!
-trap 'kill "$cross" 2>/dev/null || true; rm -f "$crosslog"' EXIT
+# Go the largest).
+for target in linux/386 windows/amd64; do
+  CGO_ENABLED=0 GOOS="${target%/*}" GOARCH="${target#*/}" go build -gcflags='all=-N -l' -o /dev/null ./cmd/socius
+done
 rm -f test-artifacts/console.png test-artifacts/console-user.png
 # -vet=off: go vet ./... ran every check above, of which go test would run a part again
 # for each package (and again under -race).
@@ -94,13 +85,6 @@ go test -count=1 -vet=off -p "$parallel" -timeout 20m "$@" ./...
 # Every package again under the race detector but the process-level and PostgreSQL
 # tests, which are slow under it (about two minutes more).
 go test -race -count=1 -vet=off -p "$parallel" -timeout 20m "$@" $(go list ./... | grep -v -E '/(cmd/socius|e2e|postgres)$')
-crossed=0
-wait "$cross" || crossed=$?
-cat "$crosslog"
-if [ "$crossed" -ne 0 ]; then
-  echo "test.sh: a build for another platform failed (above)"
-  exit 1
-fi
 if [ -f test-artifacts/console.png ]; then
   echo "test.sh: screenshot of the emulator console: $PWD/test-artifacts/console.png"
 fi
