@@ -1,0 +1,105 @@
+package sqlite
+
+import (
+	"database/sql"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/socius/socius"
+)
+
+// BenchmarkUpdateProfileUsers measures the store's part of the bench's setUserInfo at
+// the two sizes its issue compares, 10,000 and 1,000,000 users: durable updates of
+// the nickname and firstName of random users, 64 callers at a time as the bench's 64
+// connections, through the writer and its checkpointer as the server runs them. Its
+// cpu-µs/op, the process's CPU time an update (the writer's, the checkpointer's and
+// the callers'), is what separates a million users from 10,000 in the store, without
+// HTTP, signatures or the load generator; compare the two sizes within one run:
+//
+//	go test -run '^$' -bench UpdateProfileUsers -benchtime 5s ./sqlite
+//
+// The stores are made once per run, their users written straight into the table,
+// each with the profile the bench gives its users (loadgen.Profile): a million take
+// some seconds.
+func BenchmarkUpdateProfileUsers(b *testing.B) {
+	for _, users := range []int{10_000, 1_000_000} {
+		path := filepath.Join(b.TempDir(), "socius.db")
+		site := fillUsers(b, path, users)
+		s := open(b, path)
+		b.Run("users="+strconv.Itoa(users), func(b *testing.B) {
+			benchmarkRandomUpdates(b, s, site, users)
+		})
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// fillUsers makes a store at path with one site and users bench-0 .. bench-(n-1),
+// and returns the site's apiKey.
+func fillUsers(b *testing.B, path string, n int) string {
+	b.Helper()
+	const apiKey = "3_bench"
+	s := open(b, path)
+	if err := s.CreateSite(b.Context(), &socius.Site{APIKey: apiKey, Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	_, err = db.Exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+		INSERT INTO users (site, uid, nickname, photo_url, thumbnail_url, first_name, last_name,
+			gender, age, email, created_at, updated_at, login_at, logged_in)
+		SELECT (SELECT id FROM sites WHERE api_key = ?), 'bench-' || i, 'bench-' || i,
+			'https://example.com/photos/' || i || '.jpg', 'https://example.com/photos/' || i || '-t.jpg',
+			'Ada', 'Lovelace', 'f', CAST(18 + i % 60 AS TEXT), 'bench-' || i || '@example.com',
+			?, ?, ?, 1
+		FROM n`, n, apiKey, now.UnixMilli(), now.UnixMilli(), now.UnixMilli())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var count int
+	if err := db.QueryRow(`SELECT count(*) FROM users`).Scan(&count); err != nil || count != n {
+		b.Fatalf("the store holds %d users, want %d (%v)", count, n, err)
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	return apiKey
+}
+
+// firstNames are what benchmarkRandomUpdates writes, by turns.
+var firstNames = []string{"Ada", "Grace", "Edsger", "Barbara", "Donald"}
+
+// benchmarkRandomUpdates updates random users of s, 64 callers at a time, and
+// reports the process's CPU time an update.
+func benchmarkRandomUpdates(b *testing.B, s *Store, site string, users int) {
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0, measured := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		var p socius.Patch
+		for i := 0; pb.Next(); i++ {
+			uid := "bench-" + strconv.Itoa(r.IntN(users))
+			p.Set(socius.Nickname, uid)
+			p.Set(socius.FirstName, firstNames[i%len(firstNames)])
+			if err := s.UpdateProfile(b.Context(), site, uid, &p, now); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if cpu1, ok := cpuTime(); measured && ok {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+	}
+}
