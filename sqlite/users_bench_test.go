@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"errors"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -40,7 +41,7 @@ func BenchmarkUpdateProfileUsers(b *testing.B) {
 
 // fillUsers makes a store at path with one site and users bench-0 .. bench-(n-1),
 // and returns the site's apiKey.
-func fillUsers(b *testing.B, path string, n int) string {
+func fillUsers(b testing.TB, path string, n int) string {
 	b.Helper()
 	const apiKey = "3_bench"
 	s := open(b, path)
@@ -74,6 +75,33 @@ func fillUsers(b *testing.B, path string, n int) string {
 		b.Fatal(err)
 	}
 	return apiKey
+}
+
+// TestFillUsers: the users BenchmarkUpdateProfileUsers writes straight into the table
+// are what the store reads, with the bench's profile (loadgen.Profile), and update as
+// the benchmark updates them.
+func TestFillUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socius.db")
+	site := fillUsers(t, path, 1000)
+	s := open(t, path)
+	defer s.Close()
+	u, err := s.User(t.Context(), site, "bench-999")
+	want := socius.Profile{"bench-999", "https://example.com/photos/999.jpg", "https://example.com/photos/999-t.jpg",
+		"Ada", "Lovelace", "f", "57", "bench-999@example.com"}
+	if err != nil || u.Profile != want || !u.LoggedIn {
+		t.Fatalf("User(bench-999) = %+v, %v; want the profile %q, logged in", u, err, want)
+	}
+	if _, err := s.User(t.Context(), site, "bench-1000"); !errors.Is(err, socius.ErrNotFound) {
+		t.Errorf("User(bench-1000): %v, want not found", err)
+	}
+	var p socius.Patch
+	p.Set(socius.FirstName, "Grace")
+	if err := s.UpdateProfile(t.Context(), site, "bench-0", &p, now); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.User(t.Context(), site, "bench-0"); err != nil || u.Profile[socius.FirstName] != "Grace" {
+		t.Errorf("after an update: %+v, %v", u, err)
+	}
 }
 
 // firstNames are what benchmarkRandomUpdates writes, by turns.
