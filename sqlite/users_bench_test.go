@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/loadgen"
 )
 
 // BenchmarkUpdateProfileUsers measures the store's part of the bench's setUserInfo at
@@ -41,19 +42,19 @@ func BenchmarkUpdateProfileUsers(b *testing.B) {
 
 // fillUsers makes a store at path with one site and users bench-0 .. bench-(n-1),
 // and returns the site's apiKey.
-func fillUsers(b testing.TB, path string, n int) string {
-	b.Helper()
+func fillUsers(t testing.TB, path string, n int) string {
+	t.Helper()
 	const apiKey = "3_bench"
-	s := open(b, path)
-	if err := s.CreateSite(b.Context(), &socius.Site{APIKey: apiKey, Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
-		b.Fatal(err)
+	s := open(t, path)
+	if err := s.CreateSite(t.Context(), &socius.Site{APIKey: apiKey, Secret: "c2VjcmV0LTAxMjM0NTY3ODlhYmM=", CreatedAt: now}); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	defer db.Close()
 	_, err = db.Exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
@@ -65,14 +66,14 @@ func fillUsers(b testing.TB, path string, n int) string {
 			?, ?, ?, 1
 		FROM n`, n, apiKey, now.UnixMilli(), now.UnixMilli(), now.UnixMilli())
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	var count int
 	if err := db.QueryRow(`SELECT count(*) FROM users`).Scan(&count); err != nil || count != n {
-		b.Fatalf("the store holds %d users, want %d (%v)", count, n, err)
+		t.Fatalf("the store holds %d users, want %d (%v)", count, n, err)
 	}
 	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return apiKey
 }
@@ -86,8 +87,7 @@ func TestFillUsers(t *testing.T) {
 	s := open(t, path)
 	defer s.Close()
 	u, err := s.User(t.Context(), site, "bench-999")
-	want := socius.Profile{"bench-999", "https://example.com/photos/999.jpg", "https://example.com/photos/999-t.jpg",
-		"Ada", "Lovelace", "f", "57", "bench-999@example.com"}
+	want := loadgen.Profile(999)
 	if err != nil || u.Profile != want || !u.LoggedIn {
 		t.Fatalf("User(bench-999) = %+v, %v; want the profile %q, logged in", u, err, want)
 	}
