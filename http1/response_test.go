@@ -47,7 +47,7 @@ func TestResponseRules(t *testing.T) {
 			continue
 		}
 		if path == "/short-declared" || path == "/long-declared" {
-			if got[0] != want[0] {
+			if undated(got[0]) != undated(want[0]) {
 				t.Errorf("%s:\nfast path: %q\nnet/http:  %q", path, got[0], want[0])
 			}
 			continue

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -385,6 +386,15 @@ func parseAnswer(t *testing.T, raw string) answer {
 	}
 	slices.Sort(a.header)
 	return a
+}
+
+// dateLine is a Date header line's value in a raw answer.
+var dateLine = regexp.MustCompile(`(?m)^(Date: )[^\r\n]*`)
+
+// undated is a raw answer with its Date header's value blanked (the line kept), so
+// that two answers sent a second apart compare equal when all else is.
+func undated(raw string) string {
+	return dateLine.ReplaceAllString(raw, "${1}-")
 }
 
 func clip(s string) string {
@@ -773,5 +783,21 @@ func TestAcceptErrorLogged(t *testing.T) {
 	want := "http: Accept error: accept tcp: accept4: too many open files; retrying in 5ms\nhttp: Accept error: accept tcp: accept4: too many open files; retrying in 10ms\n"
 	if logged.String() != want {
 		t.Errorf("log %q, want %q", logged.String(), want)
+	}
+}
+
+// TestUndated: undated blanks the Date header's value alone, so that the raw answers
+// TestResponseRules compares still differ in anything else.
+func TestUndated(t *testing.T) {
+	a := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: Thu, 03 Dec 2026 12:00:29 GMT\r\n\r\n"
+	b := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: Thu, 03 Dec 2026 12:00:30 GMT\r\n\r\n"
+	if undated(a) != undated(b) {
+		t.Errorf("undated(%q) = %q, undated(%q) = %q: want equal", a, undated(a), b, undated(b))
+	}
+	if want := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: -\r\n\r\n"; undated(a) != want {
+		t.Errorf("undated(%q) = %q, want %q", a, undated(a), want)
+	}
+	if c := strings.Replace(b, "Content-Length: 2", "Content-Length: 3", 1); undated(c) == undated(a) {
+		t.Errorf("undated hides a Content-Length that differs: %q", undated(c))
 	}
 }
