@@ -320,7 +320,9 @@ func givenEmpty(fs *flag.FlagSet, name string) bool {
 // directory") does not say which of the command's files x is, nor what it was for.
 // A file that cannot be opened, or a folder, is a usage error (exit 2), as for every
 // flag that names a file: the flag's value is wrong, not the store or the service.
-// Its reads end with ctx's error once ctx is done (untilDone).
+// Its reads end with ctx's error once ctx is done (untilDone), and so does its open:
+// opening a named pipe waits for a writer, and a signal meanwhile ends it with
+// ctx's error, which the caller says as it says a read stopped.
 func openInput(ctx context.Context, flagName, name string) (io.ReadCloser, error) {
 	switch name {
 	case "-":
@@ -329,8 +331,11 @@ func openInput(ctx context.Context, flagName, name string) (io.ReadCloser, error
 		// "--in $FILE" with the variable unset: os.Open says "open : no such file".
 		return nil, badFlag("%s is empty: give a file, or - for standard input", flagName)
 	}
-	f, err := os.Open(name)
+	f, err := openUntilDone(ctx, name)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, flagError{fileError(flagName, name, err)}
 	}
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
@@ -338,6 +343,33 @@ func openInput(ctx context.Context, flagName, name string) (io.ReadCloser, error
 		return nil, badFlag("%s %s: is a directory", flagName, name)
 	}
 	return untilDone(ctx, f), nil
+}
+
+// openUntilDone opens the file name for reading, or ends with ctx's error once ctx is
+// done before the open does: an open of a named pipe waits in the kernel until a
+// writer opens it, and cannot be cut short otherwise. The open left waiting then has
+// its file closed should it ever end, or ends with the process.
+func openUntilDone(ctx context.Context, name string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(name)
+		done <- opened{f, err}
+	}()
+	select {
+	case o := <-done:
+		return o.f, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-done; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // untilDone returns r, read by a goroutine of its own, so that a read ends with ctx's

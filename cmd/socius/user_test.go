@@ -967,8 +967,9 @@ func TestEmptyFileFlags(t *testing.T) {
 }
 
 // TestInputStopsOnSignal: a command reading a file that sends nothing (standard input
-// from a terminal or an idle pipe) stops at the first signal, saying so, with nothing
-// changed; the read waited on, and only a second Ctrl-C (which kills) ended it.
+// from a terminal or an idle pipe), or opening a named pipe that has no writer, stops
+// at the first signal, saying so, with nothing changed; the read (and the open) waited
+// on, and only a second Ctrl-C (which kills) ended it.
 func TestInputStopsOnSignal(t *testing.T) {
 	dir := t.TempDir()
 	st := openDataStore(t, dir)
@@ -986,14 +987,24 @@ func TestInputStopsOnSignal(t *testing.T) {
 	if _, err := os.Stat(idle); err != nil {
 		t.Skipf("no %s: %v", idle, err)
 	}
-	for _, c := range []struct {
+	// A named pipe that no program writes to: its open waits for a writer.
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	makeFifo(t, fifo, 0o600)
+	var cases []struct {
 		args []string
 		want string
-	}{
-		{[]string{"user", "import", "--in", idle}, "import stopped by a signal"},
-		{[]string{"token", "revoke", "--token-file", idle}, "stopped by a signal while reading the token: nothing was revoked"},
-		{[]string{"site", "rotate-secret", testAPIKey, "--secret-file", idle}, "stopped by a signal while reading --secret-file " + idle + ": nothing was changed"},
-	} {
+	}
+	for _, file := range []string{idle, fifo} {
+		cases = append(cases, []struct {
+			args []string
+			want string
+		}{
+			{[]string{"user", "import", "--in", file}, "import stopped by a signal"},
+			{[]string{"token", "revoke", "--token-file", file}, "stopped by a signal while reading the token: nothing was revoked"},
+			{[]string{"site", "rotate-secret", testAPIKey, "--secret-file", file}, "stopped by a signal while reading --secret-file " + file + ": nothing was changed"},
+		}...)
+	}
+	for _, c := range cases {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel)
 		done := make(chan struct{})
