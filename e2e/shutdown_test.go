@@ -377,7 +377,7 @@ func TestHangupTwice(t *testing.T) {
 // exit status 0). A SIGTERM sent again more than a second later still stops it at
 // once.
 func TestTermTwice(t *testing.T) {
-	for _, later := range []bool{false, true} {
+	for attempt, later := 1, false; ; {
 		shutdownTimeout := "3s"
 		if later {
 			shutdownTimeout = "60s"
@@ -390,10 +390,24 @@ func TestTermTwice(t *testing.T) {
 		last := time.Now()
 		p.wait(10 * time.Second)
 		took, sinceLast := time.Since(start), time.Since(last)
+		if !later && last.Sub(start) > 800*time.Millisecond {
+			// The wait for the shutdown's line took so long (a loaded machine) that
+			// the second SIGTERM may have come more than a second after the first:
+			// not the case asked about. Again, a few times; then it is left unchecked
+			// (logged) and the later SIGTERM's case runs.
+			if attempt++; attempt > 3 {
+				t.Logf("two SIGTERMs at once not checked: the second came %v after the first in three tries (a loaded machine)", last.Sub(start))
+				later = true
+			} else {
+				t.Logf("the second SIGTERM came %v after the first: again", last.Sub(start))
+			}
+			continue
+		}
 		if !later {
 			if p.waitErr != nil || took < 3*time.Second {
 				t.Errorf("two SIGTERMs at once: %v after %v; want exit status 0 at the 3 s shutdown timeout", p.waitErr, took)
 			}
+			later = true
 			continue
 		}
 		var ee *exec.ExitError
@@ -403,6 +417,7 @@ func TestTermTwice(t *testing.T) {
 		if ws, _ := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM || sinceLast > 8*time.Second {
 			t.Errorf("a SIGTERM 1.5 s after the first: %v %v after it; want killed by it at once", ee, sinceLast)
 		}
+		return
 	}
 }
 

@@ -282,7 +282,9 @@ func TestSameAsNetHTTP(t *testing.T) {
 					t.Errorf("answer %d: served by the fast path %v, want %v", i, served, tt.fast[i])
 				}
 				norm := strings.Replace(got[i], `"served":"fast"`, `"served":"slow"`, 1)
-				if norm != want[i] {
+				// Answers net/http makes itself (OPTIONS *, the 417 of an unknown
+				// expectation) carry the real Date: the two sends may straddle a second.
+				if undated(norm) != undated(want[i]) {
 					t.Errorf("answer %d differs\nfast path: %q\nnet/http:  %q", i, got[i], want[i])
 				}
 			}
