@@ -1461,6 +1461,7 @@ func TestEmulatorExportOnExitToStdout(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			var read func() string
+			drained := func() {} // the output read to its end, before Wait closes a pipe
 			switch into {
 			case "pipe":
 				r, err := cmd.StdoutPipe()
@@ -1484,6 +1485,7 @@ func TestEmulatorExportOnExitToStdout(t *testing.T) {
 					}
 				}()
 				read = func() string { mu.Lock(); defer mu.Unlock(); return got.String() }
+				drained = func() { <-done }
 				defer func() { <-done }()
 			case "file":
 				log := filepath.Join(t.TempDir(), "server.log")
@@ -1510,6 +1512,9 @@ func TestEmulatorExportOnExitToStdout(t *testing.T) {
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
+			// Wait closes the pipe: read it to the end (the exit closes its write end)
+			// first, or the export's last lines may be lost.
+			drained()
 			if err := cmd.Wait(); err != nil {
 				t.Fatalf("the emulator's exit: %v\n%s", err, stderr.String())
 			}

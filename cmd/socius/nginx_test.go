@@ -210,7 +210,7 @@ func nginxClient(t *testing.T, base string, certPEM []byte, cred client.Credenti
 func TestBehindNginxClientAddress(t *testing.T) {
 	var logs syncbuf.Buffer
 	ts := startMain(t, func(m *Main) { m.LogOutput = &logs }, "--trust-forwarded-proto", "--trusted-proxies", "127.0.0.1",
-		"--auth-failure-limit", "1", "--log-level", "info")
+		"--auth-failure-limit", "0.01", "--log-level", "info") // 100 s refused: however slow the calls after
 	ts.login(t, "u1")
 	base, certPEM := startNginx(t, strings.TrimPrefix(ts.HTTPURL, "http://"), "$http_host",
 		"proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")

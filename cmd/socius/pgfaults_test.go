@@ -449,15 +449,7 @@ func TestServeUsersTableLocked(t *testing.T) {
 	}
 	// While the calls wait, their statements show as waiting for a lock: the count
 	// after the calls would see any left.
-	time.Sleep(2 * time.Second)
-	waitingCount := func() int {
-		var n int
-		if err := tx.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if n := waitingCount(); n == 0 {
+	if n := lockWaits(t, tx, 1, 8*time.Second); n == 0 {
 		t.Errorf("while the calls wait for the lock, no statement waits for one")
 	}
 	wg.Wait()
@@ -476,7 +468,7 @@ func TestServeUsersTableLocked(t *testing.T) {
 	// the server to cancel it: the cancel may take a moment.
 	var waiting int
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if waiting = waitingCount(); waiting == 0 || time.Now().After(deadline) {
+		if waiting = lockWaiting(t, tx); waiting == 0 || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -571,7 +563,9 @@ func TestServeUserRowLocked(t *testing.T) {
 
 	// One call stuck: the others go on.
 	wait := stuck(1)
-	time.Sleep(time.Second)
+	if n := lockWaits(t, tx, 1, 5*time.Second); n != 1 {
+		t.Errorf("%d statements wait for the row's lock, want the stuck call's", n)
+	}
 	quick("setUserInfo of another user beside the stuck one", c.writeTo(t, 2))
 	quick("getUserInfo of the locked user", c.read(t, 1))
 	if status, body := get(t, ts.AdminURL+"/readyz"); status != 200 {
@@ -586,7 +580,9 @@ func TestServeUserRowLocked(t *testing.T) {
 	// call to another user waits for a connection (the stuck calls' own end at their
 	// deadline, and their nonces are recorded), within the bound all the same.
 	wait = stuck(conns)
-	time.Sleep(time.Second)
+	if n := lockWaits(t, tx, conns, 5*time.Second); n != conns {
+		t.Errorf("%d statements wait for the row's lock, want the %d stuck calls'", n, conns)
+	}
 	if status, body := get(t, ts.AdminURL+"/readyz"); status != 503 {
 		t.Errorf("/readyz with every connection stuck: %d %q, want 503", status, body)
 	}
@@ -730,4 +726,32 @@ func TestServeStartsWithTheDatabaseDown(t *testing.T) {
 	}
 	ts := startServer(t, "--store", dsn, "--master-key-file", key)
 	ts.login(t, "u1")
+}
+
+// lockWaits returns how many statements of the database wait for a lock, as the
+// session of tx sees it, once they are at least n or within has passed: the calls
+// started before have reached PostgreSQL, however loaded the machine (a fixed sleep
+// was a guess). The statistics are read anew each time: a transaction otherwise sees
+// those of its first read.
+func lockWaits(t *testing.T, tx pgx.Tx, n int, within time.Duration) int {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		if got := lockWaiting(t, tx); got >= n || time.Now().After(deadline) {
+			return got
+		}
+	}
+}
+
+// lockWaiting returns how many statements of the database wait for a lock now, as
+// the session of tx sees it.
+func lockWaiting(t *testing.T, tx pgx.Tx) int {
+	t.Helper()
+	var n int
+	if _, err := tx.Exec(t.Context(), `SELECT pg_stat_clear_snapshot()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
