@@ -480,18 +480,14 @@ func secretFlags(fs *flag.FlagSet, help string) func(context.Context) (string, e
 		if *value != "" {
 			return "", badFlag("--secret and --secret-file: give the secret once")
 		}
-		stopped := fmt.Errorf("stopped by a signal while reading --secret-file %s: nothing was changed", *file)
 		r, err := openInput(ctx, "--secret-file", *file)
-		if err != nil && ctx.Err() != nil {
-			return "", stopped // waiting for a named pipe's writer
-		}
 		if err != nil {
 			return "", err
 		}
 		defer r.Close()
 		b, err := io.ReadAll(io.LimitReader(r, maxSecretFile+1))
 		if err != nil && ctx.Err() != nil {
-			return "", stopped
+			return "", fmt.Errorf("stopped by a signal while reading --secret-file %s: nothing was changed", *file)
 		}
 		if err != nil {
 			return "", flagError{fileError("--secret-file", *file, err)}

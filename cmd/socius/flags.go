@@ -320,9 +320,9 @@ func givenEmpty(fs *flag.FlagSet, name string) bool {
 // directory") does not say which of the command's files x is, nor what it was for.
 // A file that cannot be opened, or a folder, is a usage error (exit 2), as for every
 // flag that names a file: the flag's value is wrong, not the store or the service.
-// Its reads end with ctx's error once ctx is done (untilDone), and so does its open:
-// opening a named pipe waits for a writer, and a signal meanwhile ends it with
-// ctx's error, which the caller says as it says a read stopped.
+// Its reads end with ctx's error once ctx is done (untilDone), and so does a wait in
+// its open (a named pipe's open waits for a writer): the reader returned then has
+// only ctx's error to read, and the caller says it as it says any read a signal ended.
 func openInput(ctx context.Context, flagName, name string) (io.ReadCloser, error) {
 	switch name {
 	case "-":
@@ -332,10 +332,10 @@ func openInput(ctx context.Context, flagName, name string) (io.ReadCloser, error
 		return nil, badFlag("%s is empty: give a file, or - for standard input", flagName)
 	}
 	f, err := openUntilDone(ctx, name)
+	if err != nil && ctx.Err() != nil {
+		return stoppedReader{ctx.Err()}, nil
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
 		return nil, flagError{fileError(flagName, name, err)}
 	}
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
@@ -371,6 +371,12 @@ func openUntilDone(ctx context.Context, name string) (*os.File, error) {
 		return nil, ctx.Err()
 	}
 }
+
+// stoppedReader is an input whose open a signal ended: its reads return err.
+type stoppedReader struct{ err error }
+
+func (r stoppedReader) Read([]byte) (int, error) { return 0, r.err }
+func (r stoppedReader) Close() error             { return nil }
 
 // untilDone returns r, read by a goroutine of its own, so that a read ends with ctx's
 // error once ctx is done (a signal) however long r's own read waits: standard input

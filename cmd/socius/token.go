@@ -63,18 +63,14 @@ func runToken(ctx context.Context, args []string, lookupEnv func(string) (string
 
 // readToken reads a token from the first line of a file, or of standard input for "-".
 func readToken(ctx context.Context, name string) (string, error) {
-	stopped := errors.New("stopped by a signal while reading the token: nothing was revoked")
 	r, err := openInput(ctx, "--token-file", name)
-	if err != nil && ctx.Err() != nil {
-		return "", stopped // waiting for a named pipe's writer
-	}
 	if err != nil {
 		return "", err
 	}
 	defer r.Close()
 	line, err := bufio.NewReader(io.LimitReader(r, maxTokenText)).ReadString('\n')
 	if err != nil && ctx.Err() != nil {
-		return "", stopped
+		return "", errors.New("stopped by a signal while reading the token: nothing was revoked")
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read the token: %w", err)

@@ -83,9 +83,6 @@ func runUser(ctx context.Context, args []string, lookupEnv func(string) (string,
 			return err
 		}
 		r, err := openInput(ctx, "--in", *in)
-		if err != nil && ctx.Err() != nil {
-			return errImportInterrupted // waiting for a named pipe's writer
-		}
 		if err != nil {
 			return err
 		}
