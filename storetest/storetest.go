@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) socius.Store) {
 		{"Values", valueTests},
 		{"Snapshot", snapshotTests},
 		{"Lifecycle", lifecycleTests},
+		{"Model", modelTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
