@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,8 +25,9 @@ import (
 // sequences mix what the other tests
 // take one at a time (a rename onto the UID of a deleted user whose revoked tokens
 // are still stored, a revocation of a token that minted others, a key deleted under
-// its tokens, housekeeping between them), so that the stores meet orders no one
-// wrote a test for.
+// its tokens and made again on the other site, a secret swapped while another is
+// stored, housekeeping between them), so that the stores meet orders no one wrote a
+// test for.
 //
 // The seeds are fixed, so that a failure comes back: SOCIUS_MODEL_SEEDS=N runs seeds
 // 1 to N instead of the default three, SOCIUS_MODEL_SEEDS=A-B seeds A to B.
@@ -64,15 +66,18 @@ func modelTests() []test {
 	return tests
 }
 
-// The universe of the sequences: two sites and one that does not exist; a key of
-// each site and one of none; UIDs whose byte order is not their order in any
-// other collation; ten token hashes, so that hashes collide and chains form.
+// The universe of the sequences: two sites and one that does not exist; three
+// userKeys, of either site or of none as the sequence makes them; secrets to give
+// sites and keys; UIDs whose byte order is not their order in any other collation;
+// ten token hashes, so that hashes collide and chains form.
 var (
-	modelSites  = []string{"3_a", "3_b"}
-	modelNoSite = "3_none"
-	modelKeys   = map[string]string{"k_a": "3_a", "k_b": "3_b", "k_none": modelNoSite}
-	modelUIDs   = []string{"u1", "u2", "u10", "U1", "a b", "a", "z~", "0"}
-	modelHashes = func() []string {
+	modelSites    = []string{"3_a", "3_b"}
+	modelNoSite   = "3_none"
+	modelUserKeys = []string{"k_a", "k_b", "k_c"}
+	modelSecrets  = []string{"c2VjcmV0LW9mLSIgKyBhcGlLZXk=", "cm90YXRlZC1zaXRlLXNlY3JldA==", "a2V5LXNlY3JldC0wMTIzNDU2Nzg5"}
+	modelMethods  = [][]string{nil, {"socialize.getUserInfo"}, {"socialize.setUserInfo", "socialize.getUserInfo"}}
+	modelUIDs     = []string{"u1", "u2", "u10", "U1", "a b", "a", "z~", "0"}
+	modelHashes   = func() []string {
 		hs := make([]string, 10)
 		for i := range hs {
 			hs[i] = hashOf("model token " + strconv.Itoa(i))
@@ -104,15 +109,17 @@ type modelRun struct {
 	now  time.Time
 	log  []string
 
+	sites  map[string]socius.Site            // by apiKey
 	keys   map[string]socius.Key             // the live keys, by userKey
 	users  map[string]map[string]socius.User // by site and UID
 	tokens map[string]socius.Token           // the stored tokens, by hash
 
 	// view is a view of the store opened during the sequence (nil when none is
-	// open), and viewUsers and viewKeys the model's users and keys at its moment.
+	// open), and viewSites, viewKeys and viewUsers the model's at its moment.
 	view      socius.View
+	viewSites []*socius.Site
+	viewKeys  []*socius.Key
 	viewUsers map[string][]*socius.User
-	viewKeys  []string
 }
 
 func newModelRun(t *testing.T, s socius.Store, seed uint64) *modelRun {
@@ -120,17 +127,17 @@ func newModelRun(t *testing.T, s socius.Store, seed uint64) *modelRun {
 		t: t, s: s, seed: seed,
 		rnd:    rand.New(rand.NewPCG(seed, 0x50c105)),
 		now:    base.Truncate(time.Millisecond), // whole milliseconds: what every store keeps
+		sites:  map[string]socius.Site{},
 		keys:   map[string]socius.Key{},
 		users:  map[string]map[string]socius.User{},
 		tokens: map[string]socius.Token{},
 	}
 	for _, site := range modelSites {
-		createSite(t, s, site, m.now)
+		m.sites[site] = *createSite(t, s, site, m.now)
 		m.users[site] = map[string]socius.User{}
 	}
-	for _, k := range []string{"k_a", "k_b"} {
-		key := createKey(t, s, modelKeys[k], k, m.now)
-		m.keys[k] = *key
+	for i, k := range modelUserKeys[:2] {
+		m.keys[k] = *createKey(t, s, modelSites[i], k, m.now)
 	}
 	return m
 }
@@ -143,7 +150,8 @@ func (m *modelRun) run(n int) {
 		{8, m.login}, {4, m.loginWhile}, {5, m.loginWithToken}, {10, m.updateProfile},
 		{3, m.logout}, {4, m.deleteUser}, {4, m.renameUser}, {2, m.putUser},
 		{1, m.deleteUsers}, {6, m.createToken}, {3, m.revokeToken}, {1, m.deleteExpired},
-		{1, m.deleteKey}, {1, m.createKey}, {2, m.snapshot},
+		{1, m.deleteKey}, {1, m.createKey}, {1, m.putKey}, {1, m.putSite}, {1, m.swapSecret},
+		{2, m.snapshot},
 	}
 	total := 0
 	for _, o := range ops {
@@ -343,7 +351,7 @@ func (m *modelRun) token(site, uid string) *socius.Token {
 		tok.ExpiresAt = m.now.Truncate(time.Second).Add(time.Duration(m.rnd.IntN(65)-5) * time.Second)
 	}
 	if m.rnd.IntN(3) == 0 {
-		tok.UserKey = pick(m, []string{"k_a", "k_b", "k_none"})
+		tok.UserKey = pick(m, modelUserKeys)
 	}
 	other := func() string {
 		for {
@@ -662,7 +670,7 @@ func (m *modelRun) deleteExpired() {
 }
 
 func (m *modelRun) deleteKey() {
-	k := pick(m, []string{"k_a", "k_b", "k_none"})
+	k := pick(m, modelUserKeys)
 	m.did("DeleteKey(%s)", k)
 	err := m.s.DeleteKey(m.t.Context(), k)
 	var apply []error
@@ -680,13 +688,18 @@ func (m *modelRun) deleteKey() {
 	}
 }
 
+// key returns a new key of a site (now and then of none) with a secret and methods.
+func (m *modelRun) key() *socius.Key {
+	return &socius.Key{UserKey: pick(m, modelUserKeys), APIKey: m.site(), Secret: pick(m, modelSecrets),
+		Methods: pick(m, modelMethods), CreatedAt: m.now}
+}
+
 func (m *modelRun) createKey() {
-	k := pick(m, []string{"k_a", "k_b", "k_none"})
-	key := socius.Key{UserKey: k, APIKey: modelKeys[k], Secret: "a2V5LXNlY3JldC0wMTIzNDU2Nzg5", CreatedAt: m.now}
-	m.did("CreateKey(%s of %s)", k, key.APIKey)
-	err := m.s.CreateKey(m.t.Context(), &key)
+	key := m.key()
+	m.did("CreateKey(%s)", fmtKey(key))
+	err := m.s.CreateKey(m.t.Context(), key)
 	var apply []error
-	if _, ok := m.keys[k]; ok {
+	if _, ok := m.keys[key.UserKey]; ok {
 		apply = append(apply, socius.ErrExists)
 	}
 	if m.users[key.APIKey] == nil {
@@ -695,7 +708,88 @@ func (m *modelRun) createKey() {
 	if m.refused("CreateKey", err, apply...) {
 		return
 	}
-	m.keys[k] = key
+	m.keys[key.UserKey] = *key
+}
+
+// putKey rotates a key (a new secret, methods), or makes it when it does not exist.
+func (m *modelRun) putKey() {
+	key := m.key()
+	m.did("PutKey(%s)", fmtKey(key))
+	err := m.s.PutKey(m.t.Context(), key)
+	old, ok := m.keys[key.UserKey]
+	var apply []error
+	if ok && old.APIKey != key.APIKey {
+		apply = append(apply, socius.ErrExists)
+	}
+	if m.users[key.APIKey] == nil {
+		apply = append(apply, socius.ErrNotFound)
+	}
+	if m.refused("PutKey", err, apply...) {
+		return
+	}
+	if ok {
+		key.CreatedAt = old.CreatedAt // the key keeps its site and creation time
+	}
+	m.keys[key.UserKey] = *key
+}
+
+// putSite gives a site a new secret and name (its creation time stays), or finds it
+// taken when made anew.
+func (m *modelRun) putSite() {
+	site := m.sites[pick(m, modelSites)]
+	site.Secret, site.Name, site.CreatedAt = pick(m, modelSecrets), "Site "+strconv.Itoa(m.rnd.IntN(100)), m.now
+	if m.rnd.IntN(4) == 0 {
+		m.did("CreateSite(%s)", fmtSite(&site))
+		m.refused("CreateSite", m.s.CreateSite(m.t.Context(), &site), socius.ErrExists)
+		return
+	}
+	m.did("PutSite(%s)", fmtSite(&site))
+	if m.refused("PutSite", m.s.PutSite(m.t.Context(), &site)) {
+		return
+	}
+	site.CreatedAt = m.sites[site.APIKey].CreatedAt
+	m.sites[site.APIKey] = site
+}
+
+// swapSecret replaces a site's or a key's secret while it holds the one given (the
+// one stored, or another), when the store is a socius.SecretSwapper.
+func (m *modelRun) swapSecret() {
+	sw, ok := m.s.(socius.SecretSwapper)
+	if !ok {
+		return
+	}
+	old, new := pick(m, modelSecrets), pick(m, modelSecrets)
+	if m.rnd.IntN(2) == 0 {
+		apiKey := pick(m, append([]string{modelNoSite}, modelSites...))
+		m.did("SwapSiteSecret(%s, %.8s, %.8s)", apiKey, old, new)
+		swapped, err := sw.SwapSiteSecret(m.t.Context(), apiKey, old, new)
+		if m.refused("SwapSiteSecret", err) {
+			return
+		}
+		site, ok := m.sites[apiKey]
+		if want := ok && site.Secret == old; swapped != want {
+			m.fail("SwapSiteSecret = %v, want %v", swapped, want)
+		}
+		if swapped {
+			site.Secret = new
+			m.sites[apiKey] = site
+		}
+		return
+	}
+	userKey := pick(m, modelUserKeys)
+	m.did("SwapKeySecret(%s, %.8s, %.8s)", userKey, old, new)
+	swapped, err := sw.SwapKeySecret(m.t.Context(), userKey, old, new)
+	if m.refused("SwapKeySecret", err) {
+		return
+	}
+	key, ok := m.keys[userKey]
+	if want := ok && key.Secret == old; swapped != want {
+		m.fail("SwapKeySecret = %v, want %v", swapped, want)
+	}
+	if swapped {
+		key.Secret = new
+		m.keys[userKey] = key
+	}
 }
 
 // snapshot opens a view of the store, which the model then remembers as it is now;
@@ -716,7 +810,7 @@ func (m *modelRun) snapshot() {
 		if err != nil {
 			m.fail("Snapshot: %v", err)
 		}
-		m.view, m.viewKeys, m.viewUsers = v, m.keyList(), map[string][]*socius.User{}
+		m.view, m.viewSites, m.viewKeys, m.viewUsers = v, m.siteList(), m.keysOf(""), map[string][]*socius.User{}
 		m.t.Cleanup(func() { v.Close() }) // before the store's Close, should the sequence fail
 		for _, site := range modelSites {
 			m.viewUsers[site] = m.sortedUsers(site)
@@ -742,39 +836,101 @@ func (m *modelRun) snapshot() {
 			}
 		}
 	}
-	keys, err := m.view.Keys(m.t.Context(), "")
-	if err != nil {
-		m.fail("the view's keys: %v", err)
-	}
-	if got := sortedKeys(keys); !slices.Equal(got, m.viewKeys) {
-		m.fail("the view's keys: %q, want %q, the keys when it opened", got, m.viewKeys)
-	}
+	m.compareSitesKeys("the view's", m.view, m.viewSites, m.viewKeys)
 	if err := m.view.Close(); err != nil {
 		m.fail("the view's Close: %v", err)
 	}
 	m.view = nil
 }
 
-// keyList is the model's live userKeys, sorted.
-func (m *modelRun) keyList() []string {
-	var ks []string
-	for k := range m.keys {
-		ks = append(ks, k)
+// siteList is the model's sites, in apiKey order.
+func (m *modelRun) siteList() []*socius.Site {
+	var sites []*socius.Site
+	for _, site := range m.sites {
+		c := site
+		sites = append(sites, &c)
 	}
-	slices.Sort(ks)
-	return ks
+	slices.SortFunc(sites, func(a, b *socius.Site) int { return strings.Compare(a.APIKey, b.APIKey) })
+	return sites
 }
 
-// sortedKeys is the userKeys of keys, sorted.
-func sortedKeys(keys []*socius.Key) []string {
-	ks := userKeys(keys)
-	slices.Sort(ks)
-	return ks
+// keysOf is the model's keys of a site (of every site for ""), in userKey order.
+func (m *modelRun) keysOf(apiKey string) []*socius.Key {
+	var keys []*socius.Key
+	for _, k := range m.keys {
+		if apiKey == "" || k.APIKey == apiKey {
+			c := k
+			keys = append(keys, &c)
+		}
+	}
+	sortKeys(keys)
+	return keys
+}
+
+func sortKeys(keys []*socius.Key) {
+	slices.SortFunc(keys, func(a, b *socius.Key) int { return strings.Compare(a.UserKey, b.UserKey) })
+}
+
+// A siteKeyReader lists sites and keys: a store or a view.
+type siteKeyReader interface {
+	Sites(ctx context.Context) ([]*socius.Site, error)
+	Keys(ctx context.Context, apiKey string) ([]*socius.Key, error)
+}
+
+// compareSitesKeys checks that r lists the sites and keys given, and each site's
+// keys among them. Their order of creation is not compared: the sequence makes
+// some at one instant.
+func (m *modelRun) compareSitesKeys(what string, r siteKeyReader, sites []*socius.Site, keys []*socius.Key) {
+	m.t.Helper()
+	got, err := r.Sites(m.t.Context())
+	if err != nil {
+		m.fail("%s Sites: %v", what, err)
+	}
+	slices.SortFunc(got, func(a, b *socius.Site) int { return strings.Compare(a.APIKey, b.APIKey) })
+	if len(got) != len(sites) {
+		m.fail("%s Sites: %q, want %q", what, siteKeys(got), siteKeys(sites))
+	}
+	for i := range got {
+		if !sameSite(got[i], sites[i]) {
+			m.fail("%s Sites:\n got %s\nwant %s", what, fmtSite(got[i]), fmtSite(sites[i]))
+		}
+	}
+	for _, apiKey := range append([]string{"", modelNoSite}, modelSites...) {
+		var want []*socius.Key
+		for _, k := range keys {
+			if apiKey == "" || k.APIKey == apiKey {
+				want = append(want, k)
+			}
+		}
+		got, err := r.Keys(m.t.Context(), apiKey)
+		if err != nil {
+			m.fail("%s Keys(%q): %v", what, apiKey, err)
+		}
+		sortKeys(got)
+		if len(got) != len(want) {
+			m.fail("%s Keys(%q): %q, want %q", what, apiKey, userKeys(got), userKeys(want))
+		}
+		for i := range got {
+			if !sameKey(got[i], want[i]) {
+				m.fail("%s Keys(%q):\n got %s\nwant %s", what, apiKey, fmtKey(got[i]), fmtKey(want[i]))
+			}
+		}
+	}
+}
+
+// sameSite and sameKey are checkSite's and checkKey's comparisons, as values.
+func sameSite(got, want *socius.Site) bool {
+	return got.APIKey == want.APIKey && got.Secret == want.Secret && got.Name == want.Name && sameTime(got.CreatedAt, want.CreatedAt)
+}
+
+func sameKey(got, want *socius.Key) bool {
+	return got.UserKey == want.UserKey && got.APIKey == want.APIKey && got.Secret == want.Secret &&
+		slices.Equal(got.Methods, want.Methods) && got.PublicKey == want.PublicKey && sameTime(got.CreatedAt, want.CreatedAt)
 }
 
 // compare checks that the store holds what the model holds: every user of every
 // site (and of none that does not exist), the count of all, every token of the
-// universe, every key.
+// universe, every site and key.
 func (m *modelRun) compare() {
 	m.t.Helper()
 	ctx := m.t.Context()
@@ -810,12 +966,31 @@ func (m *modelRun) compare() {
 			m.fail("Token(%.12s):\n got %s\nwant %s", h, fmtToken(got), fmtToken(&want))
 		}
 	}
-	keys, err := m.s.Keys(ctx, "")
-	if err != nil {
-		m.fail("Keys: %v", err)
+	m.compareSitesKeys("the store's", m.s, m.siteList(), m.keysOf(""))
+	// One at a time too, as a call finds them (through the stores' caches).
+	for _, apiKey := range append([]string{modelNoSite}, modelSites...) {
+		got, err := m.s.Site(ctx, apiKey)
+		want, ok := m.sites[apiKey]
+		switch {
+		case !ok && !errors.Is(err, socius.ErrNotFound):
+			m.fail("Site(%s): %v; want none", apiKey, err)
+		case ok && err != nil:
+			m.fail("Site(%s): %v", apiKey, err)
+		case ok && !sameSite(got, &want):
+			m.fail("Site(%s):\n got %s\nwant %s", apiKey, fmtSite(got), fmtSite(&want))
+		}
 	}
-	if got, want := sortedKeys(keys), m.keyList(); !slices.Equal(got, want) {
-		m.fail("Keys: %q, want %q", got, want)
+	for _, userKey := range modelUserKeys {
+		got, err := m.s.Key(ctx, userKey)
+		want, ok := m.keys[userKey]
+		switch {
+		case !ok && !errors.Is(err, socius.ErrNotFound):
+			m.fail("Key(%s): %v; want none", userKey, err)
+		case ok && err != nil:
+			m.fail("Key(%s): %v", userKey, err)
+		case ok && !sameKey(got, &want):
+			m.fail("Key(%s):\n got %s\nwant %s", userKey, fmtKey(got), fmtKey(&want))
+		}
 	}
 }
 
