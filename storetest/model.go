@@ -758,37 +758,33 @@ func (m *modelRun) swapSecret() {
 	if !ok {
 		return
 	}
-	old, new := pick(m, modelSecrets), pick(m, modelSecrets)
 	if m.rnd.IntN(2) == 0 {
-		apiKey := pick(m, append([]string{modelNoSite}, modelSites...))
-		m.did("SwapSiteSecret(%s, %.8s, %.8s)", apiKey, old, new)
-		swapped, err := sw.SwapSiteSecret(m.t.Context(), apiKey, old, new)
-		if m.refused("SwapSiteSecret", err) {
-			return
-		}
-		site, ok := m.sites[apiKey]
-		if want := ok && site.Secret == old; swapped != want {
-			m.fail("SwapSiteSecret = %v, want %v", swapped, want)
-		}
-		if swapped {
-			site.Secret = new
-			m.sites[apiKey] = site
-		}
+		swapIn(m, "SwapSiteSecret", m.sites, pick(m, append([]string{modelNoSite}, modelSites...)), sw.SwapSiteSecret,
+			func(s *socius.Site) *string { return &s.Secret })
+	} else {
+		swapIn(m, "SwapKeySecret", m.keys, pick(m, modelUserKeys), sw.SwapKeySecret,
+			func(k *socius.Key) *string { return &k.Secret })
+	}
+}
+
+// swapIn swaps the secret of the site or key named in the store and, when the store
+// says it did, in the model's things; the store must have swapped exactly when the
+// model holds the thing with the secret given as the old one.
+func swapIn[T any](m *modelRun, what string, things map[string]T, name string,
+	swap func(ctx context.Context, name, old, new string) (bool, error), secret func(*T) *string) {
+	old, new := pick(m, modelSecrets), pick(m, modelSecrets)
+	m.did("%s(%s, %.8s, %.8s)", what, name, old, new)
+	swapped, err := swap(m.t.Context(), name, old, new)
+	if m.refused(what, err) {
 		return
 	}
-	userKey := pick(m, modelUserKeys)
-	m.did("SwapKeySecret(%s, %.8s, %.8s)", userKey, old, new)
-	swapped, err := sw.SwapKeySecret(m.t.Context(), userKey, old, new)
-	if m.refused("SwapKeySecret", err) {
-		return
-	}
-	key, ok := m.keys[userKey]
-	if want := ok && key.Secret == old; swapped != want {
-		m.fail("SwapKeySecret = %v, want %v", swapped, want)
+	thing, ok := things[name]
+	if want := ok && *secret(&thing) == old; swapped != want {
+		m.fail("%s = %v, want %v", what, swapped, want)
 	}
 	if swapped {
-		key.Secret = new
-		m.keys[userKey] = key
+		*secret(&thing) = new
+		things[name] = thing
 	}
 }
 
