@@ -22,12 +22,11 @@ import (
 // the contract does not order them); every few operations, and at the end, it must
 // hold what the model holds: every user of every site, every token, every key; and a
 // view opened along the way must still read what the model held when it opened. The
-// sequences mix what the other tests
-// take one at a time (a rename onto the UID of a deleted user whose revoked tokens
-// are still stored, a revocation of a token that minted others, a key deleted under
-// its tokens and made again on the other site, a secret swapped while another is
-// stored, housekeeping between them), so that the stores meet orders no one wrote a
-// test for.
+// sequences mix what the other tests take one at a time (a rename onto the UID of a
+// deleted user whose revoked tokens are still stored, a revocation of a token that
+// minted others, a key deleted under its tokens and made again on the other site, a
+// secret swapped while another is stored, housekeeping between them), so that the
+// stores meet orders no one wrote a test for.
 //
 // The seeds are fixed, so that a failure comes back: SOCIUS_MODEL_SEEDS=N runs seeds
 // 1 to N instead of the default three, SOCIUS_MODEL_SEEDS=A-B seeds A to B.
@@ -261,6 +260,12 @@ func fmtPatch(p *socius.Patch) string {
 	return "{" + strings.Join(parts, " ") + "}"
 }
 
+// siteExists reports whether the model holds the site.
+func (m *modelRun) siteExists(apiKey string) bool {
+	_, ok := m.sites[apiKey]
+	return ok
+}
+
 // user returns the model's user and whether there is one.
 func (m *modelRun) user(site, uid string) (socius.User, bool) {
 	u, ok := m.users[site][uid]
@@ -272,7 +277,7 @@ func (m *modelRun) login() {
 	m.did("Login(%s, %q, %s)", site, uid, fmtPatch(p))
 	created, err := m.s.Login(m.t.Context(), site, uid, p, m.now)
 	var apply []error
-	if m.users[site] == nil {
+	if !m.siteExists(site) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("Login", err, apply...) {
@@ -330,7 +335,7 @@ func (m *modelRun) loginWhile() {
 	}
 	m.did("LoginWhile(%s, %q, %s, %.8s)", site, uid, fmtPatch(p), hashes)
 	created, err := m.s.LoginWhile(m.t.Context(), site, uid, p, m.now, hashes...)
-	if m.users[site] == nil {
+	if !m.siteExists(site) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("LoginWhile", err, apply...) {
@@ -392,7 +397,7 @@ func (m *modelRun) loginWithToken() {
 	m.did("LoginWithToken(%s, %q, %s, %s%s)", site, uid, fmtPatch(p), fmtToken(tok), mintedWith(tok))
 	created, err := m.s.LoginWithToken(m.t.Context(), site, uid, p, m.now, tok)
 	apply := m.tokenRefusals(tok, uid)
-	if m.users[site] == nil {
+	if !m.siteExists(site) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("LoginWithToken", err, apply...) {
@@ -426,7 +431,7 @@ func (m *modelRun) createToken() {
 	m.did("CreateToken(%s%s)", fmtToken(tok), mintedWith(tok))
 	err := m.s.CreateToken(m.t.Context(), tok)
 	apply := m.tokenRefusals(tok, "")
-	if m.users[tok.APIKey] == nil {
+	if !m.siteExists(tok.APIKey) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("CreateToken", err, apply...) {
@@ -609,7 +614,7 @@ func (m *modelRun) putUser() {
 	m.did("PutUser(%s, %q, %q, logged in %v)", u.APIKey, u.UID, u.Profile, u.LoggedIn)
 	err := m.s.PutUser(m.t.Context(), &u)
 	var apply []error
-	if m.users[u.APIKey] == nil {
+	if !m.siteExists(u.APIKey) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("PutUser", err, apply...) {
@@ -702,7 +707,7 @@ func (m *modelRun) createKey() {
 	if _, ok := m.keys[key.UserKey]; ok {
 		apply = append(apply, socius.ErrExists)
 	}
-	if m.users[key.APIKey] == nil {
+	if !m.siteExists(key.APIKey) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("CreateKey", err, apply...) {
@@ -721,7 +726,7 @@ func (m *modelRun) putKey() {
 	if ok && old.APIKey != key.APIKey {
 		apply = append(apply, socius.ErrExists)
 	}
-	if m.users[key.APIKey] == nil {
+	if !m.siteExists(key.APIKey) {
 		apply = append(apply, socius.ErrNotFound)
 	}
 	if m.refused("PutKey", err, apply...) {
