@@ -919,16 +919,6 @@ func (m *modelRun) compareSitesKeys(what string, r siteKeyReader, sites []*sociu
 	}
 }
 
-// sameSite and sameKey are checkSite's and checkKey's comparisons, as values.
-func sameSite(got, want *socius.Site) bool {
-	return got.APIKey == want.APIKey && got.Secret == want.Secret && got.Name == want.Name && sameTime(got.CreatedAt, want.CreatedAt)
-}
-
-func sameKey(got, want *socius.Key) bool {
-	return got.UserKey == want.UserKey && got.APIKey == want.APIKey && got.Secret == want.Secret &&
-		slices.Equal(got.Methods, want.Methods) && got.PublicKey == want.PublicKey && sameTime(got.CreatedAt, want.CreatedAt)
-}
-
 // compare checks that the store holds what the model holds: every user of every
 // site (and of none that does not exist), the count of all, every token of the
 // universe, every site and key.
@@ -955,42 +945,32 @@ func (m *modelRun) compare() {
 	if n, err := m.s.CountUsers(ctx, ""); err != nil || n != total {
 		m.fail("CountUsers(\"\") = %d, %v; want %d", n, err, total)
 	}
-	for _, h := range modelHashes {
-		got, err := m.s.Token(ctx, h)
-		want, stored := m.tokens[h]
-		switch {
-		case !stored && !errors.Is(err, socius.ErrNotFound):
-			m.fail("Token(%.12s): %v, %v; want none stored", h, tokenOrNil(got), err)
-		case stored && err != nil:
-			m.fail("Token(%.12s): %v; want %s", h, err, fmtToken(&want))
-		case stored && !sameToken(got, &want):
-			m.fail("Token(%.12s):\n got %s\nwant %s", h, fmtToken(got), fmtToken(&want))
-		}
-	}
+	compareOne(m, "Token", modelHashes, m.s.Token, m.tokens, sameToken, fmtToken)
 	m.compareSitesKeys("the store's", m.s, m.siteList(), m.keysOf(""))
 	// One at a time too, as a call finds them (through the stores' caches).
-	for _, apiKey := range append([]string{modelNoSite}, modelSites...) {
-		got, err := m.s.Site(ctx, apiKey)
-		want, ok := m.sites[apiKey]
+	compareOne(m, "Site", append([]string{modelNoSite}, modelSites...), m.s.Site, m.sites, sameSite, fmtSite)
+	compareOne(m, "Key", modelUserKeys, m.s.Key, m.keys, sameKey, fmtKey)
+}
+
+// compareOne checks what get finds under each name against the model's things: the
+// same thing, or socius.ErrNotFound for a name the model does not hold.
+func compareOne[T any](m *modelRun, what string, names []string, get func(context.Context, string) (*T, error),
+	things map[string]T, same func(got, want *T) bool, show func(*T) string) {
+	m.t.Helper()
+	for _, name := range names {
+		got, err := get(m.t.Context(), name)
+		want, ok := things[name]
 		switch {
 		case !ok && !errors.Is(err, socius.ErrNotFound):
-			m.fail("Site(%s): %v; want none", apiKey, err)
+			found := "nothing"
+			if got != nil {
+				found = show(got)
+			}
+			m.fail("%s(%.12s): %s, %v; want none", what, name, found, err)
 		case ok && err != nil:
-			m.fail("Site(%s): %v", apiKey, err)
-		case ok && !sameSite(got, &want):
-			m.fail("Site(%s):\n got %s\nwant %s", apiKey, fmtSite(got), fmtSite(&want))
-		}
-	}
-	for _, userKey := range modelUserKeys {
-		got, err := m.s.Key(ctx, userKey)
-		want, ok := m.keys[userKey]
-		switch {
-		case !ok && !errors.Is(err, socius.ErrNotFound):
-			m.fail("Key(%s): %v; want none", userKey, err)
-		case ok && err != nil:
-			m.fail("Key(%s): %v", userKey, err)
-		case ok && !sameKey(got, &want):
-			m.fail("Key(%s):\n got %s\nwant %s", userKey, fmtKey(got), fmtKey(&want))
+			m.fail("%s(%.12s): %v; want %s", what, name, err, show(&want))
+		case ok && !same(got, &want):
+			m.fail("%s(%.12s):\n got %s\nwant %s", what, name, show(got), show(&want))
 		}
 	}
 }
@@ -1040,44 +1020,4 @@ func (m *modelRun) sortedUsers(site string) []*socius.User {
 	}
 	slices.SortFunc(us, func(a, b *socius.User) int { return strings.Compare(a.UID, b.UID) })
 	return us
-}
-
-// userDiff says how got differs from want ("" when it does not), times at millisecond
-// precision.
-func userDiff(got, want *socius.User) string {
-	var d []string
-	if got.APIKey != want.APIKey || got.UID != want.UID {
-		d = append(d, fmt.Sprintf("is %s/%q", got.APIKey, got.UID))
-	}
-	for f := socius.Field(0); f < socius.NumFields; f++ {
-		if got.Profile[f] != want.Profile[f] {
-			d = append(d, fmt.Sprintf("%s %q, want %q", f.Name(), got.Profile[f], want.Profile[f]))
-		}
-	}
-	for _, tm := range []struct {
-		name      string
-		got, want time.Time
-	}{{"CreatedAt", got.CreatedAt, want.CreatedAt}, {"UpdatedAt", got.UpdatedAt, want.UpdatedAt}, {"LoginAt", got.LoginAt, want.LoginAt}} {
-		if !sameTime(tm.got, tm.want) {
-			d = append(d, fmt.Sprintf("%s %s, want %s", tm.name, tm.got.UTC().Format(time.RFC3339Nano), tm.want.UTC().Format(time.RFC3339Nano)))
-		}
-	}
-	if got.LoggedIn != want.LoggedIn {
-		d = append(d, fmt.Sprintf("LoggedIn %v, want %v", got.LoggedIn, want.LoggedIn))
-	}
-	return strings.Join(d, "; ")
-}
-
-// sameToken is checkToken's comparison, as a value.
-func sameToken(got, want *socius.Token) bool {
-	return got.Hash == want.Hash && got.Kind == want.Kind && got.APIKey == want.APIKey && got.UID == want.UID &&
-		got.UserKey == want.UserKey && got.Root == want.Root && sameTime(got.CreatedAt, want.CreatedAt) &&
-		sameTime(got.ExpiresAt, want.ExpiresAt) && sameTime(got.RevokedAt, want.RevokedAt)
-}
-
-func tokenOrNil(tok *socius.Token) string {
-	if tok == nil {
-		return "nil"
-	}
-	return fmtToken(tok)
 }

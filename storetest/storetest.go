@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,7 +146,7 @@ func getUser(t *testing.T, s socius.Store, apiKey, uid string) *socius.User {
 
 func checkSite(t *testing.T, got, want *socius.Site) {
 	t.Helper()
-	if got.APIKey != want.APIKey || got.Secret != want.Secret || got.Name != want.Name || !sameTime(got.CreatedAt, want.CreatedAt) {
+	if !sameSite(got, want) {
 		t.Errorf("site:\n got %s\nwant %s", fmtSite(got), fmtSite(want))
 	}
 }
@@ -174,9 +175,7 @@ func siteKeys(sites []*socius.Site) []string {
 
 func checkKey(t *testing.T, got, want *socius.Key) {
 	t.Helper()
-	// An empty and a nil Methods both mean every method.
-	if got.UserKey != want.UserKey || got.APIKey != want.APIKey || got.Secret != want.Secret ||
-		!slices.Equal(got.Methods, want.Methods) || got.PublicKey != want.PublicKey || !sameTime(got.CreatedAt, want.CreatedAt) {
+	if !sameKey(got, want) {
 		t.Errorf("key:\n got %s\nwant %s", fmtKey(got), fmtKey(want))
 	}
 }
@@ -207,29 +206,46 @@ func userKeys(keys []*socius.Key) []string {
 // checkUser compares every field of a user, times at millisecond precision.
 func checkUser(t *testing.T, got, want *socius.User) {
 	t.Helper()
+	if d := userDiff(got, want); d != "" {
+		t.Errorf("user %s/%q: %s", want.APIKey, want.UID, d)
+	}
+}
+
+// userDiff says how got differs from want ("" when it does not), times at millisecond
+// precision.
+func userDiff(got, want *socius.User) string {
+	var d []string
 	if got.APIKey != want.APIKey || got.UID != want.UID {
-		t.Errorf("user is %q/%q, want %q/%q", got.APIKey, got.UID, want.APIKey, want.UID)
+		d = append(d, fmt.Sprintf("is %s/%q", got.APIKey, got.UID))
 	}
 	for f := socius.Field(0); f < socius.NumFields; f++ {
 		if got.Profile[f] != want.Profile[f] {
-			t.Errorf("%s: got %s, want %s", f.Name(), short(got.Profile[f]), short(want.Profile[f]))
+			d = append(d, fmt.Sprintf("%s %s, want %s", f.Name(), short(got.Profile[f]), short(want.Profile[f])))
 		}
 	}
 	for _, tm := range []struct {
 		name      string
 		got, want time.Time
-	}{
-		{"CreatedAt", got.CreatedAt, want.CreatedAt},
-		{"UpdatedAt", got.UpdatedAt, want.UpdatedAt},
-		{"LoginAt", got.LoginAt, want.LoginAt},
-	} {
+	}{{"CreatedAt", got.CreatedAt, want.CreatedAt}, {"UpdatedAt", got.UpdatedAt, want.UpdatedAt}, {"LoginAt", got.LoginAt, want.LoginAt}} {
 		if !sameTime(tm.got, tm.want) {
-			t.Errorf("%s: got %s, want %s", tm.name, tm.got.UTC().Format(time.RFC3339Nano), tm.want.UTC().Format(time.RFC3339Nano))
+			d = append(d, fmt.Sprintf("%s %s, want %s", tm.name, tm.got.UTC().Format(time.RFC3339Nano), tm.want.UTC().Format(time.RFC3339Nano)))
 		}
 	}
 	if got.LoggedIn != want.LoggedIn {
-		t.Errorf("LoggedIn: got %v, want %v", got.LoggedIn, want.LoggedIn)
+		d = append(d, fmt.Sprintf("LoggedIn %v, want %v", got.LoggedIn, want.LoggedIn))
 	}
+	return strings.Join(d, "; ")
+}
+
+// sameSite and sameKey compare every field of a site or a key, times at millisecond
+// precision; an empty and a nil Methods both mean every method.
+func sameSite(got, want *socius.Site) bool {
+	return got.APIKey == want.APIKey && got.Secret == want.Secret && got.Name == want.Name && sameTime(got.CreatedAt, want.CreatedAt)
+}
+
+func sameKey(got, want *socius.Key) bool {
+	return got.UserKey == want.UserKey && got.APIKey == want.APIKey && got.Secret == want.Secret &&
+		slices.Equal(got.Methods, want.Methods) && got.PublicKey == want.PublicKey && sameTime(got.CreatedAt, want.CreatedAt)
 }
 
 // short quotes s, cut to a readable length.

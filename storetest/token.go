@@ -588,10 +588,17 @@ func getToken(t *testing.T, s socius.Store, hash string) *socius.Token {
 // time only equals a zero time).
 func checkToken(t *testing.T, got, want *socius.Token) {
 	t.Helper()
-	if got.Hash != want.Hash || got.Kind != want.Kind || got.APIKey != want.APIKey || got.UID != want.UID || got.UserKey != want.UserKey || got.Root != want.Root ||
-		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.ExpiresAt, want.ExpiresAt) || !sameTime(got.RevokedAt, want.RevokedAt) {
+	if !sameToken(got, want) {
 		t.Errorf("token:\n got %s\nwant %s", fmtToken(got), fmtToken(want))
 	}
+}
+
+// sameToken compares every field of a token that the store keeps, times at
+// millisecond precision (a zero time only equals a zero time).
+func sameToken(got, want *socius.Token) bool {
+	return got.Hash == want.Hash && got.Kind == want.Kind && got.APIKey == want.APIKey && got.UID == want.UID &&
+		got.UserKey == want.UserKey && got.Root == want.Root && sameTime(got.CreatedAt, want.CreatedAt) &&
+		sameTime(got.ExpiresAt, want.ExpiresAt) && sameTime(got.RevokedAt, want.RevokedAt)
 }
 
 // checkTokens checks the stored state of every token in want.
