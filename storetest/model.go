@@ -72,6 +72,7 @@ func modelTests() []test {
 var (
 	modelSites    = []string{"3_a", "3_b"}
 	modelNoSite   = "3_none"
+	modelAPIKeys  = append([]string{modelNoSite}, modelSites...) // the sites and the one that does not exist
 	modelUserKeys = []string{"k_a", "k_b", "k_c"}
 	modelSecrets  = []string{"c2VjcmV0LW9mLSIgKyBhcGlLZXk=", "cm90YXRlZC1zaXRlLXNlY3JldA==", "a2V5LXNlY3JldC0wMTIzNDU2Nzg5"}
 	modelMethods  = [][]string{nil, {"socialize.getUserInfo"}, {"socialize.setUserInfo", "socialize.getUserInfo"}}
@@ -764,7 +765,7 @@ func (m *modelRun) swapSecret() {
 		return
 	}
 	if m.rnd.IntN(2) == 0 {
-		swapIn(m, "SwapSiteSecret", m.sites, pick(m, append([]string{modelNoSite}, modelSites...)), sw.SwapSiteSecret,
+		swapIn(m, "SwapSiteSecret", m.sites, pick(m, modelAPIKeys), sw.SwapSiteSecret,
 			func(s *socius.Site) *string { return &s.Secret })
 	} else {
 		swapIn(m, "SwapKeySecret", m.keys, pick(m, modelUserKeys), sw.SwapKeySecret,
@@ -811,7 +812,7 @@ func (m *modelRun) snapshot() {
 		if err != nil {
 			m.fail("Snapshot: %v", err)
 		}
-		m.view, m.viewSites, m.viewKeys, m.viewUsers = v, m.siteList(), m.keysOf(""), map[string][]*socius.User{}
+		m.view, m.viewSites, m.viewKeys, m.viewUsers = v, m.siteList(), m.keyList(), map[string][]*socius.User{}
 		m.t.Cleanup(func() { v.Close() }) // before the store's Close, should the sequence fail
 		for _, site := range modelSites {
 			m.viewUsers[site] = m.sortedUsers(site)
@@ -827,15 +828,7 @@ func (m *modelRun) snapshot() {
 			}
 			got = append(got, u)
 		}
-		want := m.viewUsers[site]
-		if len(got) != len(want) {
-			m.fail("the view's users of %s: %q, want %q, the users when it opened", site, uidsOf(got), uidsOf(want))
-		}
-		for i := range got {
-			if d := userDiff(got[i], want[i]); d != "" {
-				m.fail("the view's user %s/%q: %s", site, want[i].UID, d)
-			}
-		}
+		m.compareUsers("the view's", site, got, m.viewUsers[site])
 	}
 	m.compareSitesKeys("the view's", m.view, m.viewSites, m.viewKeys)
 	if err := m.view.Close(); err != nil {
@@ -855,14 +848,12 @@ func (m *modelRun) siteList() []*socius.Site {
 	return sites
 }
 
-// keysOf is the model's keys of a site (of every site for ""), in userKey order.
-func (m *modelRun) keysOf(apiKey string) []*socius.Key {
+// keyList is the model's keys, in userKey order.
+func (m *modelRun) keyList() []*socius.Key {
 	var keys []*socius.Key
 	for _, k := range m.keys {
-		if apiKey == "" || k.APIKey == apiKey {
-			c := k
-			keys = append(keys, &c)
-		}
+		c := k
+		keys = append(keys, &c)
 	}
 	sortKeys(keys)
 	return keys
@@ -896,7 +887,7 @@ func (m *modelRun) compareSitesKeys(what string, r siteKeyReader, sites []*sociu
 			m.fail("%s Sites:\n got %s\nwant %s", what, fmtSite(got[i]), fmtSite(sites[i]))
 		}
 	}
-	for _, apiKey := range append([]string{"", modelNoSite}, modelSites...) {
+	for _, apiKey := range append([]string{""}, modelAPIKeys...) {
 		var want []*socius.Key
 		for _, k := range keys {
 			if apiKey == "" || k.APIKey == apiKey {
@@ -926,30 +917,37 @@ func (m *modelRun) compare() {
 	m.t.Helper()
 	ctx := m.t.Context()
 	total := 0
-	for _, site := range append([]string{modelNoSite}, modelSites...) {
+	for _, site := range modelAPIKeys {
 		got, err := m.s.Users(ctx, site, "", 100)
 		if err != nil {
 			m.fail("Users(%s): %v", site, err)
 		}
 		want := m.sortedUsers(site)
 		total += len(want)
-		if len(got) != len(want) {
-			m.fail("Users(%s): %v, want %v", site, uidsOf(got), uidsOf(want))
-		}
-		for i := range got {
-			if d := userDiff(got[i], want[i]); d != "" {
-				m.fail("user %s/%q: %s", site, want[i].UID, d)
-			}
-		}
+		m.compareUsers("the store's", site, got, want)
 	}
 	if n, err := m.s.CountUsers(ctx, ""); err != nil || n != total {
 		m.fail("CountUsers(\"\") = %d, %v; want %d", n, err, total)
 	}
 	compareOne(m, "Token", modelHashes, m.s.Token, m.tokens, sameToken, fmtToken)
-	m.compareSitesKeys("the store's", m.s, m.siteList(), m.keysOf(""))
+	m.compareSitesKeys("the store's", m.s, m.siteList(), m.keyList())
 	// One at a time too, as a call finds them (through the stores' caches).
-	compareOne(m, "Site", append([]string{modelNoSite}, modelSites...), m.s.Site, m.sites, sameSite, fmtSite)
+	compareOne(m, "Site", modelAPIKeys, m.s.Site, m.sites, sameSite, fmtSite)
 	compareOne(m, "Key", modelUserKeys, m.s.Key, m.keys, sameKey, fmtKey)
+}
+
+// compareUsers checks that got, what a store or a view read of a site's users, are
+// the users want, in that order.
+func (m *modelRun) compareUsers(what, site string, got, want []*socius.User) {
+	m.t.Helper()
+	if len(got) != len(want) {
+		m.fail("%s users of %s: %q, want %q", what, site, uidsOf(got), uidsOf(want))
+	}
+	for i := range got {
+		if d := userDiff(got[i], want[i]); d != "" {
+			m.fail("%s user %s/%q: %s", what, site, want[i].UID, d)
+		}
+	}
 }
 
 // compareOne checks what get finds under each name against the model's things: the
