@@ -1,0 +1,792 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socius/socius"
+	"github.com/socius/socius/gigya"
+)
+
+// The API model test drives a running `socius serve` with random sequences of API
+// calls, each made with one of the kinds of credential (a site's partner secret or one
+// of its keys, signed or sent in clear, a bearer JWT, access and mobile session tokens
+// the sequence obtained, alive or ended), and checks each answer against an
+// in-memory model of what SPEC.md and docs/compatibility.md promise: the error code
+// (one of several when the order of two refusals is the server's to choose), and for
+// getUserInfo the profile and login state. Every few calls the model's whole state is
+// read back through the API: every user of both sites, and every token (alive, ended,
+// bound to the user the model says). A refused call must change nothing, which those
+// reads check.
+//
+// Where the store conformance suite's model tests (storetest/model.go) check a store
+// behind its Go interface, this one checks the server in front of it: authentication,
+// the order of the handlers' checks, which user a token acts on, what a logout, a
+// deletion or a rename does to tokens.
+//
+// Fixed seeds run by default; SOCIUS_API_MODEL_SEEDS=N (seeds 1 to N) or A-B runs
+// others. A failure names the seed and the calls that led to it.
+
+// apiModelOps is the number of calls in one sequence; apiCompareEvery is how often the
+// whole state is read back.
+const (
+	apiModelOps     = 400
+	apiCompareEvery = 10
+)
+
+// apiModelSeeds are the seeds to run: SOCIUS_API_MODEL_SEEDS, or the defaults.
+func apiModelSeeds(t *testing.T) []uint64 {
+	v := os.Getenv("SOCIUS_API_MODEL_SEEDS")
+	if v == "" {
+		return []uint64{1, 2, 3, 4}
+	}
+	from, to, isRange := strings.Cut(v, "-")
+	lo, err1 := strconv.ParseUint(from, 10, 64)
+	hi, err2 := lo, error(nil)
+	if isRange {
+		hi, err2 = strconv.ParseUint(to, 10, 64)
+	} else {
+		lo = 1
+	}
+	if err1 != nil || err2 != nil || lo > hi {
+		t.Fatalf("SOCIUS_API_MODEL_SEEDS=%q: want N or A-B", v)
+	}
+	var seeds []uint64
+	for s := lo; s <= hi; s++ {
+		seeds = append(seeds, s)
+	}
+	return seeds
+}
+
+// The profile fields, as the API names them.
+var modelFields = []string{"nickname", "photoURL", "thumbnailURL", "firstName", "lastName", "gender", "age", "email"}
+
+// apiSite is one site of the model: its credentials and its users.
+type apiSite struct {
+	partner, key, jwt credential
+	users             map[string]*apiUser
+}
+
+type apiUser struct {
+	profile  map[string]string // field name → value; a cleared field is absent
+	loggedIn bool
+}
+
+// apiToken is a token the sequence obtained.
+type apiToken struct {
+	cred credential // Token, and SessionSecret for a mobile session
+	site int
+	uid  string // the user it is bound to; "" for a token of the site
+	dead bool   // revoked (by a logout or deletion of its user)
+}
+
+// apiModel is the state the server must hold: two sites' users, and the tokens.
+type apiModel struct {
+	sites  [2]*apiSite
+	tokens []*apiToken
+}
+
+func (m *apiModel) user(site int, uid string) *apiUser { return m.sites[site].users[uid] }
+
+// endTokens revokes every token of the site bound to uid (a logout or deletion).
+func (m *apiModel) endTokens(site int, uid string) {
+	for _, tk := range m.tokens {
+		if tk.site == site && tk.uid == uid {
+			tk.dead = true
+		}
+	}
+}
+
+// apiCall is one call of a sequence, as made, and what the model expects of it.
+type apiCall struct {
+	desc    string
+	cred    credential
+	method  string
+	params  url.Values
+	httpURL bool // a signed call to getToken sent over HTTP (refused)
+	want    []int
+	// apply changes the model for the answer a (one of want), and checks what the
+	// answer carries.
+	apply func(a answer) error
+}
+
+// apiRun is one sequence against one server.
+type apiRun struct {
+	t     *testing.T
+	p     *proc
+	rng   *rand.Rand
+	seed  uint64
+	uids  []string // the UIDs the sequence uses; those made per seed, so seeds share a server
+	m     *apiModel
+	trail []string
+	// lastSigned is the last signed call that succeeded, to replay.
+	lastSigned *replay
+}
+
+type replay struct {
+	base, method string
+	form         url.Values
+}
+
+// apiModelAtOnce is how many sequences run side by side on one server: their calls
+// meet in the server's handlers and in the store's group commits, while each keeps to
+// users and tokens of its own, so that its model stays exact.
+const apiModelAtOnce = 4
+
+// TestAPIModel runs the sequences on every store.
+func TestAPIModel(t *testing.T) {
+	seeds := apiModelSeeds(t)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			p := serveTwoSites(t, b)
+			var wg sync.WaitGroup
+			slots := make(chan struct{}, apiModelAtOnce)
+			for _, seed := range seeds {
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-slots }()
+					runAPIModel(t, p, seed)
+				})
+			}
+			wg.Wait()
+			p.stop()
+		})
+	}
+}
+
+func runAPIModel(t *testing.T, p *proc, seed uint64) {
+	jwt := func(c credential) credential {
+		c.JWT = jwtKey(t)
+		return c
+	}
+	r := &apiRun{t: t, p: p, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x50c105)), m: &apiModel{}}
+	r.m.sites[0] = &apiSite{partner: siteA, key: keyA, jwt: jwt(jwtA), users: map[string]*apiUser{}}
+	r.m.sites[1] = &apiSite{partner: siteB, key: keyB, jwt: jwt(jwtB), users: map[string]*apiUser{}}
+	// Each seed has UIDs of its own; "site_" starts one (a token may not rename its user
+	// to such a name).
+	for _, name := range []string{"ann", "bob", "cat", "dan", "site_eve"} {
+		r.uids = append(r.uids, fmt.Sprintf("%s-m%d", name, seed))
+	}
+	for i := 1; i <= apiModelOps; i++ {
+		r.step(i)
+		if i%apiCompareEvery == 0 || i == apiModelOps {
+			r.compare(i)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// fail reports a difference from the model with the seed and the last calls.
+func (r *apiRun) fail(format string, args ...any) {
+	r.t.Helper()
+	trail := r.trail
+	if len(trail) > 25 {
+		trail = trail[len(trail)-25:]
+	}
+	r.t.Errorf("seed %d: %s\nthe last calls (SOCIUS_API_MODEL_SEEDS=%d-%d runs this sequence alone):\n  %s",
+		r.seed, fmt.Sprintf(format, args...), r.seed, r.seed, strings.Join(trail, "\n  "))
+	runtime.Goexit() // the sequence ends here; it runs beside others, not as a test of its own
+}
+
+// pick returns one of the choices at random.
+func pick[T any](r *apiRun, choices ...T) T { return choices[r.rng.IntN(len(choices))] }
+
+// step makes one random call and checks its answer.
+func (r *apiRun) step(i int) {
+	c := r.next()
+	var a answer
+	var err error
+	var form url.Values
+	var base string
+	switch {
+	case c.method == "replay":
+		a, err = r.p.post(r.lastSigned.base, r.lastSigned.method, r.lastSigned.form, nil)
+	case signs(c.cred):
+		// Signed here rather than in p.call, to keep the form for a replay. getToken is
+		// served over HTTPS only (a call over HTTP is one the model expects refused).
+		base = r.p.HTTPURL
+		if c.method == "socialize.getToken" && !c.httpURL {
+			base = r.p.HTTPSURL
+		}
+		form = authorize(c.cred, base, c.method, c.params)
+		a, err = r.p.post(base, c.method, form, nil)
+	default:
+		a, err = r.p.call(c.cred, c.method, c.params)
+	}
+	code := a.code()
+	r.trail = append(r.trail, fmt.Sprintf("%d. %s %s %s → %d %s", i, c.desc, c.method, paramText(c.params), code, a.str("errorDetails")))
+	if err != nil {
+		r.fail("call %d: %v", i, err)
+	}
+	if !slices.Contains(c.want, code) {
+		r.fail("call %d: errorCode %d, the model wants one of %v: %v", i, code, c.want, a)
+	}
+	if c.apply != nil {
+		if err := c.apply(a); err != nil {
+			r.fail("call %d: %v", i, err)
+		}
+	}
+	if form != nil && code == 0 {
+		r.lastSigned = &replay{base: base, method: c.method, form: form}
+	}
+}
+
+// signs reports whether calls with cred are signed with its secret (not sent in clear,
+// not a token, not a bearer JWT).
+func signs(cred credential) bool { return cred.Token == "" && cred.JWT == nil && !cred.Plain }
+
+// paramText renders a call's parameters for the trail, in the order of their names.
+func paramText(p url.Values) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		parts = append(parts, k+"="+p.Get(k))
+	}
+	return strings.Join(parts, " ")
+}
+
+// caller is a credential a call is made with, and what the model knows of it.
+type caller struct {
+	desc  string
+	cred  credential
+	site  int       // the site it acts for (a token's, whatever apiKey it is sent with)
+	tok   *apiToken // nil: server credentials
+	fault int       // the code the call is refused with before its method runs; 0: none
+}
+
+// caller picks a credential for a call to site.
+func (r *apiRun) caller(site int, method string) caller {
+	s := r.m.sites[site]
+	if len(r.m.tokens) > 0 && r.rng.IntN(5) < 2 {
+		// Mostly a token alive: ended ones pile up as the sequence goes on.
+		tk := pick(r, r.m.tokens...)
+		if alive := slices.DeleteFunc(slices.Clone(r.m.tokens), func(tk *apiToken) bool { return tk.dead }); len(alive) > 0 && r.rng.IntN(4) > 0 {
+			tk = pick(r, alive...)
+		}
+		c := caller{desc: "token", cred: tk.cred, site: tk.site, tok: tk}
+		if tk.cred.SessionSecret != "" {
+			c.desc = "session token"
+		}
+		if tk.uid != "" {
+			c.desc += " of " + tk.uid
+		}
+		c.desc += fmt.Sprintf(" of site %c", 'A'+tk.site)
+		switch n := r.rng.IntN(8); {
+		case n == 0: // sent with the other site's apiKey
+			c.cred.APIKey = r.m.sites[1-tk.site].partner.APIKey
+			c.desc += " sent as the other site"
+			c.fault = socius.CodeInvalidToken
+		case n < 3: // sent with its own apiKey
+			c.cred.APIKey = r.m.sites[tk.site].partner.APIKey
+		}
+		if tk.dead {
+			c.desc += " (ended)"
+			c.fault = socius.CodeInvalidToken
+		}
+		if method == "socialize.getToken" {
+			// getToken takes client credentials: a token is refused before anything
+			// about it is looked at.
+			c.fault = socius.CodePermissionDenied
+		}
+		return c
+	}
+	c := caller{desc: "partner signature", cred: s.partner, site: site}
+	switch r.rng.IntN(5) {
+	case 0:
+		c.desc, c.cred = "partner secret in clear", plain(s.partner)
+	case 1:
+		c.desc, c.cred = "key, signed", s.key
+	case 2:
+		c.desc, c.cred = "key's secret in clear", plain(s.key)
+	case 3:
+		c.desc, c.cred = "bearer JWT", s.jwt
+	}
+	c.desc += fmt.Sprintf(" of site %c", 'A'+site)
+	return c
+}
+
+// namedUser sets the parameter naming the user a call acts on (UID; notifyLogin's
+// siteUID) to one uidArg picks, and returns the user the server acts on, or the code it
+// refuses the call with first: a bound token naming another user (403007), no user
+// named (400002).
+func (r *apiRun) namedUser(c caller, call *apiCall, param string) (uid string, refusal int) {
+	uid = r.uidArg(c)
+	if uid != "" {
+		call.params.Set(param, uid)
+	}
+	if c.tok != nil && c.tok.uid != "" {
+		switch uid {
+		case "", c.tok.uid:
+			return c.tok.uid, 0
+		}
+		return "", socius.CodePermissionDenied
+	}
+	if uid == "" {
+		return "", socius.CodeMissingParameter
+	}
+	return uid, 0
+}
+
+// uidArg picks the UID a call names: one of the sequence's, or none (a token bound to
+// a user implies its own); for a bound token mostly its own.
+func (r *apiRun) uidArg(c caller) string {
+	switch n := r.rng.IntN(10); {
+	case n == 0:
+		return ""
+	case n < 6 && c.tok != nil && c.tok.uid != "":
+		if n < 4 {
+			return ""
+		}
+		return c.tok.uid
+	}
+	return pick(r, r.uids...)
+}
+
+// next makes up the next call.
+func (r *apiRun) next() *apiCall {
+	if r.lastSigned != nil && r.rng.IntN(40) == 0 {
+		return &apiCall{desc: "the last signed call again", method: "replay", params: url.Values{"method": {r.lastSigned.method}}, want: []int{socius.CodeDuplicateNonce}}
+	}
+	site := r.rng.IntN(2)
+	method := pick(r,
+		"socialize.notifyLogin", "socialize.notifyLogin", "socialize.setUserInfo", "socialize.setUserInfo", "socialize.setUserInfo",
+		"socialize.getUserInfo", "socialize.getUserInfo", "socialize.logout", "socialize.deleteAccount",
+		"socialize.setUID", "socialize.notifyRegistration", "socialize.getToken", "socialize.getToken")
+	c := r.caller(site, method)
+	call := &apiCall{desc: c.desc, cred: c.cred, method: method, params: url.Values{}}
+	if c.fault != 0 {
+		// The call is refused whatever it asks: make it ask something.
+		call.params.Set("UID", pick(r, r.uids...))
+		if method == "socialize.setUserInfo" {
+			call.params.Set("userInfo", `{"nickname":"never stored"}`)
+		}
+		call.want = []int{c.fault}
+		return call
+	}
+	if c.tok != nil && method == "socialize.deleteAccount" {
+		call.params.Set("UID", r.uidArg(c))
+		call.want = []int{socius.CodePermissionDenied} // server credentials only
+		return call
+	}
+	switch method {
+	case "socialize.notifyLogin":
+		r.notifyLogin(c, call)
+	case "socialize.setUserInfo":
+		r.setUserInfo(c, call)
+	case "socialize.getUserInfo":
+		r.getUserInfo(c, call)
+	case "socialize.logout", "socialize.deleteAccount":
+		r.logout(c, call)
+	case "socialize.setUID", "socialize.notifyRegistration":
+		r.rename(c, call)
+	case "socialize.getToken":
+		r.getToken(c, call)
+	}
+	return call
+}
+
+// userInfo makes up a userInfo object: its text, the change it makes (a nil value
+// clears the field), and whether it is valid (else 400006, and nothing changes).
+func (r *apiRun) userInfo() (string, map[string]*string, bool) {
+	patch := map[string]*string{}
+	var parts []string
+	set := func(f, js string, v *string) {
+		parts = append(parts, jsonString(f)+":"+js)
+		patch[f] = v
+	}
+	str := func(s string) *string { return &s }
+	for range 1 + r.rng.IntN(3) {
+		f := pick(r, modelFields...)
+		if _, dup := patch[f]; dup {
+			continue
+		}
+		switch n := r.rng.IntN(12); {
+		case n == 0:
+			set(f, "null", nil)
+		case n == 1:
+			set(f, `""`, nil)
+		case f == "age":
+			age := r.rng.IntN(151)
+			switch r.rng.IntN(3) {
+			case 0:
+				set(f, strconv.Itoa(age), str(strconv.Itoa(age)))
+			case 1:
+				set(f, jsonString(strconv.Itoa(age)), str(strconv.Itoa(age)))
+			default:
+				set(f, strconv.Itoa(age)+".0", str(strconv.Itoa(age))) // a whole number written as Python writes a float
+			}
+		case f == "gender":
+			g := pick(r, "m", "f", "u")
+			set(f, jsonString(g), str(g))
+		case n == 2 && f != "photoURL" && f != "thumbnailURL":
+			set(f, "7", str("7")) // a number where a string is wanted: its text
+		default:
+			v := pick(r, "Zoë", "李小龍", "o'brien", `say "hi"`, "x") + strconv.Itoa(r.rng.IntN(100))
+			if f == "photoURL" || f == "thumbnailURL" {
+				v = "https://img.example/" + v
+			}
+			set(f, jsonString(v), str(v))
+		}
+	}
+	object := func() string { return "{" + strings.Join(parts, ",") + "}" }
+	switch r.rng.IntN(14) {
+	case 0: // a value of the wrong kind
+		parts = append(parts, pick(r, `"gender":"x"`, `"age":151`, `"age":"old"`, `"age":true`, `"nickname":{}`, `"email":[]`, `"age":30.5`))
+		return object(), nil, false
+	case 1: // a field set twice
+		parts = append(parts, `"firstName":"one"`, `"firstName":"two"`)
+		return object(), nil, false
+	case 2: // not JSON
+		return `{"nickname":`, nil, false
+	case 3: // a key that is no field: ignored
+		parts = append(parts, `"hobby":"chess"`)
+	}
+	return object(), patch, true
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // a string always marshals
+	}
+	return string(b)
+}
+
+// applyPatch applies a userInfo change to u.
+func applyPatch(u *apiUser, patch map[string]*string) {
+	for f, v := range patch {
+		if v == nil {
+			delete(u.profile, f)
+		} else {
+			u.profile[f] = *v
+		}
+	}
+}
+
+// login is a notifyLogin's (or a bound getToken's) effect: the user made if new, the
+// change applied, logged in.
+func (m *apiModel) login(site int, uid string, patch map[string]*string) {
+	u := m.user(site, uid)
+	if u == nil {
+		u = &apiUser{profile: map[string]string{}}
+		m.sites[site].users[uid] = u
+	}
+	applyPatch(u, patch)
+	u.loggedIn = true
+}
+
+func (r *apiRun) notifyLogin(c caller, call *apiCall) {
+	uid, refusal := r.namedUser(c, call, "siteUID")
+	mobile := r.rng.IntN(3) == 0
+	if mobile {
+		call.params.Set("targetEnv", "mobile")
+	}
+	raw, patch, valid := "", map[string]*string{}, true
+	if r.rng.IntN(3) > 0 {
+		raw, patch, valid = r.userInfo()
+		call.params.Set("userInfo", raw)
+	}
+	switch {
+	case refusal != 0:
+		call.want = []int{refusal}
+	case !valid:
+		call.want = []int{socius.CodeInvalidValue}
+	default:
+		call.want = []int{0}
+		call.apply = func(a answer) error {
+			r.m.login(c.site, uid, patch)
+			if got := a.str("UID"); got != uid {
+				return fmt.Errorf("notifyLogin answered UID %q, the model logged in %q", got, uid)
+			}
+			if !mobile {
+				return nil
+			}
+			tok, secret := a.str("sessionToken"), a.str("sessionSecret")
+			if tok == "" || secret == "" {
+				return fmt.Errorf("a mobile notifyLogin answered no session: %v", a)
+			}
+			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok, SessionSecret: secret}, site: c.site, uid: uid})
+			return nil
+		}
+	}
+}
+
+func (r *apiRun) setUserInfo(c caller, call *apiCall) {
+	uid, refusal := r.namedUser(c, call, "UID")
+	raw, patch, valid := r.userInfo()
+	if r.rng.IntN(15) == 0 {
+		raw = "" // sent empty: not sent
+	}
+	call.params.Set("userInfo", raw)
+	switch {
+	case refusal != 0:
+		call.want = []int{refusal}
+	case raw == "":
+		call.want = []int{socius.CodeMissingParameter}
+	case !valid:
+		call.want = []int{socius.CodeInvalidValue}
+	case r.m.user(c.site, uid) == nil:
+		call.want = []int{socius.CodeUnauthorizedUser}
+	default:
+		call.want = []int{0}
+		call.apply = func(answer) error {
+			applyPatch(r.m.user(c.site, uid), patch)
+			return nil
+		}
+	}
+}
+
+// existingUser is namedUser for a call that acts on a user who must exist (else
+// 403005): it sets the code the model wants, and returns the user when that is 0.
+func (r *apiRun) existingUser(c caller, call *apiCall) (uid string, ok bool) {
+	uid, refusal := r.namedUser(c, call, "UID")
+	switch {
+	case refusal != 0:
+		call.want = []int{refusal}
+	case r.m.user(c.site, uid) == nil:
+		call.want = []int{socius.CodeUnauthorizedUser}
+	default:
+		call.want = []int{0}
+		return uid, true
+	}
+	return "", false
+}
+
+func (r *apiRun) getUserInfo(c caller, call *apiCall) {
+	if uid, ok := r.existingUser(c, call); ok {
+		call.apply = func(a answer) error { return r.sameUser(a, c.site, uid) }
+	}
+}
+
+// sameUser compares a getUserInfo answer with the model's user.
+func (r *apiRun) sameUser(a answer, site int, uid string) error {
+	u := r.m.user(site, uid)
+	if got := a.str("UID"); got != uid {
+		return fmt.Errorf("getUserInfo answered UID %q, want %q", got, uid)
+	}
+	if got, _ := a["isLoggedIn"].(bool); got != u.loggedIn {
+		return fmt.Errorf("site %c user %s: isLoggedIn %v, the model %v", 'A'+site, uid, got, u.loggedIn)
+	}
+	for _, f := range modelFields {
+		want, has := u.profile[f]
+		got, present := a[f]
+		switch {
+		case !has && present:
+			return fmt.Errorf("site %c user %s: %s is %v, the model has none", 'A'+site, uid, f, got)
+		case has && !present:
+			return fmt.Errorf("site %c user %s: %s is missing, the model has %q", 'A'+site, uid, f, want)
+		case !has:
+			continue
+		}
+		text := fmt.Sprint(got)
+		if f == "age" {
+			n, ok := got.(float64)
+			if !ok {
+				return fmt.Errorf("site %c user %s: age is %T %v, not a number", 'A'+site, uid, got, got)
+			}
+			text = strconv.FormatFloat(n, 'f', -1, 64)
+		}
+		if text != want {
+			return fmt.Errorf("site %c user %s: %s is %q, the model has %q", 'A'+site, uid, f, text, want)
+		}
+	}
+	return nil
+}
+
+// logout makes a logout or a deleteAccount: either ends the user's tokens.
+func (r *apiRun) logout(c caller, call *apiCall) {
+	uid, ok := r.existingUser(c, call)
+	if !ok {
+		return
+	}
+	call.apply = func(answer) error {
+		if call.method == "socialize.deleteAccount" {
+			delete(r.m.sites[c.site].users, uid)
+		} else {
+			r.m.user(c.site, uid).loggedIn = false
+		}
+		r.m.endTokens(c.site, uid)
+		return nil
+	}
+}
+
+// rename makes a setUID or notifyRegistration. A token bound to a user sends the
+// site's UIDSig for the new siteUID (or one of another siteUID).
+func (r *apiRun) rename(c caller, call *apiCall) {
+	uid, refusal := r.namedUser(c, call, "UID")
+	to := pick(r, r.uids...)
+	if r.rng.IntN(10) == 0 {
+		to = ""
+	}
+	if to != "" {
+		call.params.Set("siteUID", to)
+	}
+	bound := c.tok != nil && c.tok.uid != ""
+	badSig := false
+	if bound && r.rng.IntN(8) > 0 {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		signed := to
+		if badSig = r.rng.IntN(6) == 0; badSig {
+			signed += "x"
+		}
+		key, err := socius.DecodeSecret(r.m.sites[c.site].partner.Secret)
+		if err != nil {
+			r.fail("site %c's secret: %v", 'A'+c.site, err)
+		}
+		call.params.Set("UIDSig", gigya.UIDSignature(key, ts, signed))
+		call.params.Set("UIDTimestamp", ts)
+	}
+	switch {
+	case refusal != 0:
+		call.want = []int{refusal}
+	case to == "" && call.method == "socialize.setUID":
+		call.want = []int{socius.CodeMissingParameter}
+	case to == "": // notifyRegistration without siteUID: the user must exist
+		call.want = []int{socius.CodeUnauthorizedUser}
+		if r.m.user(c.site, uid) != nil {
+			call.want = []int{0}
+		}
+	case to == uid:
+		call.want = []int{socius.CodeInvalidValue}
+	case bound && call.params.Get("UIDSig") == "":
+		call.want = []int{socius.CodeMissingParameter}
+	case bound && strings.HasPrefix(to, "site_"):
+		call.want = []int{socius.CodePermissionDenied}
+	case bound && badSig:
+		call.want = []int{socius.CodeInvalidSignature}
+	default:
+		from, exists := r.m.user(c.site, uid), r.m.user(c.site, to) != nil
+		switch {
+		case from == nil && exists:
+			// Both refusals apply; the contract does not order them.
+			call.want = []int{socius.CodeUnauthorizedUser, socius.CodeUniqueIdentifierSet}
+		case from == nil:
+			call.want = []int{socius.CodeUnauthorizedUser}
+		case exists:
+			call.want = []int{socius.CodeUniqueIdentifierSet}
+		default:
+			call.want = []int{0}
+			call.apply = func(answer) error {
+				users := r.m.sites[c.site].users
+				users[to] = users[uid]
+				delete(users, uid)
+				for _, tk := range r.m.tokens {
+					if tk.site == c.site && tk.uid == uid {
+						tk.uid = to // a token moves with its user
+					}
+				}
+				return nil
+			}
+		}
+	}
+}
+
+func (r *apiRun) getToken(c caller, call *apiCall) {
+	call.params.Set("grant_type", pick(r, "none", "client_credentials"))
+	var uid string
+	if r.rng.IntN(3) > 0 {
+		uid = pick(r, r.uids...)
+		call.params.Set("x_siteUID", uid)
+	}
+	raw, patch, valid := "", map[string]*string{}, true
+	if r.rng.IntN(3) == 0 {
+		raw, patch, valid = r.userInfo()
+		call.params.Set("x_userInfo", raw)
+	}
+	switch {
+	case signs(c.cred) && r.rng.IntN(10) == 0:
+		call.httpURL = true
+		call.desc += " over HTTP"
+		call.want = []int{socius.CodeSecretOverHTTP}
+	case raw != "" && uid == "":
+		// x_userInfo without x_siteUID (400002), also when x_userInfo is not valid: the
+		// handler checks which user it is for first.
+		call.want = []int{socius.CodeMissingParameter}
+	case !valid:
+		call.want = []int{socius.CodeInvalidValue}
+	default:
+		call.want = []int{0}
+		call.apply = func(a answer) error {
+			tok := a.str("access_token")
+			if tok == "" {
+				return fmt.Errorf("getToken answered no access_token: %v", a)
+			}
+			if uid != "" {
+				r.m.login(c.site, uid, patch)
+			}
+			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok}, site: c.site, uid: uid})
+			return nil
+		}
+	}
+}
+
+// compare reads the whole state back: every user of the sequence on both sites, with
+// the site's partner secret, and every token the sequence obtained.
+func (r *apiRun) compare(i int) {
+	for site, s := range r.m.sites {
+		for _, uid := range r.uids {
+			a, err := r.p.call(s.partner, "socialize.getUserInfo", url.Values{"UID": {uid}})
+			if err != nil {
+				r.fail("after call %d: reading site %c user %s: %v", i, 'A'+site, uid, err)
+			}
+			if r.m.user(site, uid) == nil {
+				if a.code() != socius.CodeUnauthorizedUser {
+					r.fail("after call %d: site %c user %s: the model has none, the server answers %v", i, 'A'+site, uid, a)
+				}
+				continue
+			}
+			if a.code() != 0 {
+				r.fail("after call %d: site %c user %s: %v", i, 'A'+site, uid, a)
+			}
+			if err := r.sameUser(a, site, uid); err != nil {
+				r.fail("after call %d: %v", i, err)
+			}
+		}
+	}
+	for n, tk := range r.m.tokens {
+		params := url.Values{}
+		if tk.uid == "" {
+			params.Set("UID", r.uids[n%len(r.uids)])
+		}
+		a, err := r.p.call(tk.cred, "socialize.getUserInfo", params)
+		if err != nil {
+			r.fail("after call %d: token %d: %v", i, n, err)
+		}
+		switch {
+		case tk.dead:
+			if a.code() != socius.CodeInvalidToken {
+				r.fail("after call %d: token %d of site %c (bound to %q) was ended, the server answers %v", i, n, 'A'+tk.site, tk.uid, a)
+			}
+		case tk.uid == "":
+			want := 0
+			if r.m.user(tk.site, params.Get("UID")) == nil {
+				want = socius.CodeUnauthorizedUser
+			}
+			if a.code() != want {
+				r.fail("after call %d: token %d of site %c, reading %s: errorCode %d, want %d: %v", i, n, 'A'+tk.site, params.Get("UID"), a.code(), want, a)
+			}
+		default:
+			// A bound token reads its own user, who exists: the token ended with its
+			// user's deletion.
+			if a.code() != 0 {
+				r.fail("after call %d: token %d of site %c bound to %s: %v", i, n, 'A'+tk.site, tk.uid, a)
+			}
+			if err := r.sameUser(a, tk.site, tk.uid); err != nil {
+				r.fail("after call %d: token %d: %v", i, n, err)
+			}
+		}
+	}
+}
