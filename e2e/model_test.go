@@ -706,6 +706,12 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 		raw, patch, valid = r.userInfo()
 		call.params.Set("x_userInfo", raw)
 	}
+	// A lifetime, and the expires_in it answers (none: no expiry). None of these ends
+	// within a sequence.
+	lifetime := pick(r, [2]string{}, [2]string{"0", ""}, [2]string{"-2", ""}, [2]string{"-1", "60"}, [2]string{"3600", "3600"})
+	if lifetime[0] != "" {
+		call.params.Set("x_sessionExpiration", lifetime[0])
+	}
 	switch {
 	case signs(c.cred) && r.rng.IntN(10) == 0:
 		call.httpURL = true
@@ -723,6 +729,13 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 			tok := a.str("access_token")
 			if tok == "" {
 				return fmt.Errorf("getToken answered no access_token: %v", a)
+			}
+			expiresIn := ""
+			if v, ok := a["expires_in"]; ok {
+				expiresIn = fmt.Sprint(v)
+			}
+			if expiresIn != lifetime[1] {
+				return fmt.Errorf("getToken with x_sessionExpiration=%q answered expires_in %q, want %q", lifetime[0], expiresIn, lifetime[1])
 			}
 			if uid != "" {
 				r.m.login(c.site, uid, patch)
