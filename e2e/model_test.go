@@ -115,6 +115,7 @@ type apiCall struct {
 	method  string
 	params  url.Values
 	httpURL bool // a signed call to getToken sent over HTTP (refused)
+	strict  bool // sent with checkParams=true: a parameter (or userInfo key) it does not know is 403007
 	want    []int
 	// apply changes the model for the answer a (one of want), and checks what the
 	// answer carries.
@@ -380,6 +381,10 @@ func (r *apiRun) next() *apiCall {
 		call.want = []int{socius.CodePermissionDenied} // server credentials only
 		return call
 	}
+	call.strict = r.rng.IntN(8) == 0
+	if call.strict {
+		call.params.Set("checkParams", "true")
+	}
 	switch method {
 	case "socialize.notifyLogin":
 		r.notifyLogin(c, call)
@@ -394,12 +399,40 @@ func (r *apiRun) next() *apiCall {
 	case "socialize.getToken":
 		r.getToken(c, call)
 	}
+	if r.rng.IntN(10) == 0 {
+		// A parameter no method knows: ignored, or under checkParams=true refused
+		// before the method looks at anything else.
+		call.params.Set("favoriteColor", "blue")
+		if call.strict && !call.httpURL {
+			call.want, call.apply = []int{socius.CodePermissionDenied}, nil
+		}
+	}
 	return call
 }
 
-// userInfo makes up a userInfo object: its text, the change it makes (a nil value
-// clears the field), and whether it is valid (else 400006, and nothing changes).
-func (r *apiRun) userInfo() (string, map[string]*string, bool) {
+// A userInfoArg is a userInfo object a call sends.
+type userInfoArg struct {
+	text  string
+	patch map[string]*string // the change it makes: a nil value clears the field
+	// invalid: the server refuses it with 400006, and nothing changes; unknownKey: it
+	// has a key that is no field, ignored unless the call has checkParams=true.
+	invalid, unknownKey bool
+}
+
+// refusal is the code the server refuses the object with (0: none), in a call with
+// checkParams=true when strict.
+func (u userInfoArg) refusal(strict bool) int {
+	switch {
+	case u.invalid:
+		return socius.CodeInvalidValue
+	case u.unknownKey && strict:
+		return socius.CodePermissionDenied
+	}
+	return 0
+}
+
+// userInfo makes up a userInfo object.
+func (r *apiRun) userInfo() userInfoArg {
 	patch := map[string]*string{}
 	var parts []string
 	set := func(f, js string, v *string) {
@@ -440,20 +473,25 @@ func (r *apiRun) userInfo() (string, map[string]*string, bool) {
 			set(f, jsonString(v), str(v))
 		}
 	}
-	object := func() string { return "{" + strings.Join(parts, ",") + "}" }
-	switch r.rng.IntN(14) {
-	case 0: // a value of the wrong kind
+	u := userInfoArg{patch: patch}
+	switch r.rng.IntN(12) {
+	case 0: // a value of the wrong kind (after a key that is no field, sometimes)
+		if u.unknownKey = r.rng.IntN(2) == 0; u.unknownKey {
+			parts = append(parts, `"hobby":"chess"`)
+		}
 		parts = append(parts, pick(r, `"gender":"x"`, `"age":151`, `"age":"old"`, `"age":true`, `"nickname":{}`, `"email":[]`, `"age":30.5`))
-		return object(), nil, false
+		u.invalid = true
 	case 1: // a field set twice
 		parts = append(parts, `"firstName":"one"`, `"firstName":"two"`)
-		return object(), nil, false
+		u.invalid = true
 	case 2: // not JSON
-		return `{"nickname":`, nil, false
-	case 3: // a key that is no field: ignored
+		return userInfoArg{text: `{"nickname":`, invalid: true}
+	case 3, 4: // a key that is no field
 		parts = append(parts, `"hobby":"chess"`)
+		u.unknownKey = true
 	}
-	return object(), patch, true
+	u.text = "{" + strings.Join(parts, ",") + "}"
+	return u
 }
 
 // jsonString is s as a JSON string.
@@ -494,20 +532,20 @@ func (r *apiRun) notifyLogin(c caller, call *apiCall) {
 	if mobile {
 		call.params.Set("targetEnv", "mobile")
 	}
-	raw, patch, valid := "", map[string]*string{}, true
+	var ui userInfoArg
 	if r.rng.IntN(3) > 0 {
-		raw, patch, valid = r.userInfo()
-		call.params.Set("userInfo", raw)
+		ui = r.userInfo()
+		call.params.Set("userInfo", ui.text)
 	}
 	switch {
 	case refusal != 0:
 		call.want = []int{refusal}
-	case !valid:
-		call.want = []int{socius.CodeInvalidValue}
+	case ui.refusal(call.strict) != 0:
+		call.want = []int{ui.refusal(call.strict)}
 	default:
 		call.want = []int{0}
 		call.apply = func(a answer) error {
-			r.m.login(c.site, uid, patch)
+			r.m.login(c.site, uid, ui.patch)
 			if got := a.str("UID"); got != uid {
 				return fmt.Errorf("notifyLogin answered UID %q, the model logged in %q", got, uid)
 			}
@@ -526,24 +564,24 @@ func (r *apiRun) notifyLogin(c caller, call *apiCall) {
 
 func (r *apiRun) setUserInfo(c caller, call *apiCall) {
 	uid, refusal := r.namedUser(c, call, "UID")
-	raw, patch, valid := r.userInfo()
+	ui := r.userInfo()
 	if r.rng.IntN(15) == 0 {
-		raw = "" // sent empty: not sent
+		ui = userInfoArg{} // sent empty: not sent
 	}
-	call.params.Set("userInfo", raw)
+	call.params.Set("userInfo", ui.text)
 	switch {
 	case refusal != 0:
 		call.want = []int{refusal}
-	case raw == "":
+	case ui.text == "":
 		call.want = []int{socius.CodeMissingParameter}
-	case !valid:
-		call.want = []int{socius.CodeInvalidValue}
+	case ui.refusal(call.strict) != 0:
+		call.want = []int{ui.refusal(call.strict)}
 	case r.m.user(c.site, uid) == nil:
 		call.want = []int{socius.CodeUnauthorizedUser}
 	default:
 		call.want = []int{0}
 		call.apply = func(answer) error {
-			applyPatch(r.m.user(c.site, uid), patch)
+			applyPatch(r.m.user(c.site, uid), ui.patch)
 			return nil
 		}
 	}
@@ -701,10 +739,10 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 		uid = pick(r, r.uids...)
 		call.params.Set("x_siteUID", uid)
 	}
-	raw, patch, valid := "", map[string]*string{}, true
+	var ui userInfoArg
 	if r.rng.IntN(3) == 0 {
-		raw, patch, valid = r.userInfo()
-		call.params.Set("x_userInfo", raw)
+		ui = r.userInfo()
+		call.params.Set("x_userInfo", ui.text)
 	}
 	// A lifetime, and the expires_in it answers (none: no expiry). None of these ends
 	// within a sequence.
@@ -717,12 +755,12 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 		call.httpURL = true
 		call.desc += " over HTTP"
 		call.want = []int{socius.CodeSecretOverHTTP}
-	case raw != "" && uid == "":
+	case ui.text != "" && uid == "":
 		// x_userInfo without x_siteUID (400002), also when x_userInfo is not valid: the
 		// handler checks which user it is for first.
 		call.want = []int{socius.CodeMissingParameter}
-	case !valid:
-		call.want = []int{socius.CodeInvalidValue}
+	case ui.refusal(call.strict) != 0:
+		call.want = []int{ui.refusal(call.strict)}
 	default:
 		call.want = []int{0}
 		call.apply = func(a answer) error {
@@ -738,7 +776,7 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 				return fmt.Errorf("getToken with x_sessionExpiration=%q answered expires_in %q, want %q", lifetime[0], expiresIn, lifetime[1])
 			}
 			if uid != "" {
-				r.m.login(c.site, uid, patch)
+				r.m.login(c.site, uid, ui.patch)
 			}
 			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok}, site: c.site, uid: uid})
 			return nil
