@@ -27,6 +27,13 @@ var (
 	keyB  = credential{APIKey: siteB.APIKey, UserKey: "AKeyOfSiteB1", Secret: "a2V5LW9mLXNpdGUtQi1zZWNyZXQtMDA="}
 )
 
+// limitedA and limitedB are keys of A and B that may call limitedMethods only.
+var (
+	limitedA       = credential{APIKey: siteA.APIKey, UserKey: "ALimitedKeyA1", Secret: "bGltaXRlZC1rZXktb2Ytc2l0ZS1BLTAwMA=="}
+	limitedB       = credential{APIKey: siteB.APIKey, UserKey: "ALimitedKeyB1", Secret: "bGltaXRlZC1rZXktb2Ytc2l0ZS1CLTAwMA=="}
+	limitedMethods = []string{"socialize.getUserInfo", "socialize.setUserInfo", "socialize.getToken"}
+)
+
 // jwtA and jwtB are keys of A and B that call with bearer JWTs. They share one RSA key
 // pair (generating one is slow): what tells them apart is the kid, the userKey.
 var (
@@ -71,6 +78,9 @@ func makeTwoSites(t *testing.T, dir string, storeFlags []string) error {
 	for _, k := range []credential{keyA, keyB} {
 		run("key", "create", "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret)
 	}
+	for _, k := range []credential{limitedA, limitedB} {
+		run("key", "create", "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret, "--methods", strings.Join(limitedMethods, ","))
+	}
 	pubFile := filepath.Join(dir, "jwt-public.pem")
 	if err := os.WriteFile(pubFile, jwtPublicPEM(t), 0o600); err != nil {
 		return err
@@ -108,8 +118,9 @@ func sqliteTwoSites(t *testing.T) (map[string][]byte, error) {
 const bMarker = "only-site-B-has-this"
 
 // serveTwoSites starts the server on a store of backend b with sites A and B, a key of
-// each, and a bearer-JWT key of each, made with the admin commands. Both sites have a
-// user "shared-uid" (the same UID, two different users); B also has "b-only".
+// each, a key of each limited to limitedMethods, and a bearer-JWT key of each, made
+// with the admin commands. Both sites have a user "shared-uid" (the same UID, two
+// different users); B also has "b-only".
 func serveTwoSites(t *testing.T, b backend) *proc {
 	t.Helper()
 	dir := t.TempDir()

@@ -75,6 +75,7 @@ var modelFields = []string{"nickname", "photoURL", "thumbnailURL", "firstName", 
 // apiSite is one site of the model: its credentials and its users.
 type apiSite struct {
 	partner, key, jwt credential
+	limited           credential // a key that may call limitedMethods only
 	users             map[string]*apiUser
 }
 
@@ -89,6 +90,9 @@ type apiToken struct {
 	site int
 	uid  string // the user it is bound to; "" for a token of the site
 	dead bool   // revoked (by a logout or deletion of its user)
+	// limited: obtained by a key that may call limitedMethods only, whose permissions
+	// the token has.
+	limited bool
 }
 
 // apiModel is the state the server must hold: two sites' users, and the tokens.
@@ -172,8 +176,8 @@ func runAPIModel(t *testing.T, p *proc, seed uint64) {
 		return c
 	}
 	r := &apiRun{t: t, p: p, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x50c105)), m: &apiModel{}}
-	r.m.sites[0] = &apiSite{partner: siteA, key: keyA, jwt: jwt(jwtA), users: map[string]*apiUser{}}
-	r.m.sites[1] = &apiSite{partner: siteB, key: keyB, jwt: jwt(jwtB), users: map[string]*apiUser{}}
+	r.m.sites[0] = &apiSite{partner: siteA, key: keyA, jwt: jwt(jwtA), limited: limitedA, users: map[string]*apiUser{}}
+	r.m.sites[1] = &apiSite{partner: siteB, key: keyB, jwt: jwt(jwtB), limited: limitedB, users: map[string]*apiUser{}}
 	// Each seed has UIDs of its own; "site_" starts one (a token may not rename its user
 	// to such a name).
 	for _, name := range []string{"ann", "bob", "cat", "dan", "site_eve"} {
@@ -265,6 +269,8 @@ type caller struct {
 	site  int       // the site it acts for (a token's, whatever apiKey it is sent with)
 	tok   *apiToken // nil: server credentials
 	fault int       // the code the call is refused with before its method runs; 0: none
+	// limited: a key (or a token it obtained) that may call limitedMethods only.
+	limited bool
 }
 
 // caller picks a credential for a call to site.
@@ -276,12 +282,15 @@ func (r *apiRun) caller(site int, method string) caller {
 		if alive := slices.DeleteFunc(slices.Clone(r.m.tokens), func(tk *apiToken) bool { return tk.dead }); len(alive) > 0 && r.rng.IntN(4) > 0 {
 			tk = pick(r, alive...)
 		}
-		c := caller{desc: "token", cred: tk.cred, site: tk.site, tok: tk}
+		c := caller{desc: "token", cred: tk.cred, site: tk.site, tok: tk, limited: tk.limited}
 		if tk.cred.SessionSecret != "" {
 			c.desc = "session token"
 		}
 		if tk.uid != "" {
 			c.desc += " of " + tk.uid
+		}
+		if tk.limited {
+			c.desc += " (limited)"
 		}
 		c.desc += fmt.Sprintf(" of site %c", 'A'+tk.site)
 		switch n := r.rng.IntN(8); {
@@ -304,7 +313,7 @@ func (r *apiRun) caller(site int, method string) caller {
 		return c
 	}
 	c := caller{desc: "partner signature", cred: s.partner, site: site}
-	switch r.rng.IntN(5) {
+	switch r.rng.IntN(6) {
 	case 0:
 		c.desc, c.cred = "partner secret in clear", plain(s.partner)
 	case 1:
@@ -313,6 +322,8 @@ func (r *apiRun) caller(site int, method string) caller {
 		c.desc, c.cred = "key's secret in clear", plain(s.key)
 	case 3:
 		c.desc, c.cred = "bearer JWT", s.jwt
+	case 4:
+		c.desc, c.cred, c.limited = "limited key, signed", s.limited, true
 	}
 	c.desc += fmt.Sprintf(" of site %c", 'A'+site)
 	return c
@@ -406,6 +417,9 @@ func (r *apiRun) next() *apiCall {
 		if call.strict && !call.httpURL {
 			call.want, call.apply = []int{socius.CodePermissionDenied}, nil
 		}
+	}
+	if c.limited && !slices.Contains(limitedMethods, method) && !call.httpURL {
+		call.want, call.apply = []int{socius.CodePermissionDenied}, nil // before the method runs
 	}
 	return call
 }
@@ -556,7 +570,7 @@ func (r *apiRun) notifyLogin(c caller, call *apiCall) {
 			if tok == "" || secret == "" {
 				return fmt.Errorf("a mobile notifyLogin answered no session: %v", a)
 			}
-			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok, SessionSecret: secret}, site: c.site, uid: uid})
+			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok, SessionSecret: secret}, site: c.site, uid: uid, limited: c.limited})
 			return nil
 		}
 	}
@@ -761,6 +775,8 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 		call.want = []int{socius.CodeMissingParameter}
 	case ui.refusal(call.strict) != 0:
 		call.want = []int{ui.refusal(call.strict)}
+	case c.limited && uid != "":
+		call.want = []int{socius.CodePermissionDenied} // a token for a user is a login: notifyLogin's right
 	default:
 		call.want = []int{0}
 		call.apply = func(a answer) error {
@@ -778,7 +794,7 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 			if uid != "" {
 				r.m.login(c.site, uid, ui.patch)
 			}
-			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok}, site: c.site, uid: uid})
+			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok}, site: c.site, uid: uid, limited: c.limited})
 			return nil
 		}
 	}
