@@ -21,14 +21,14 @@ import (
 
 // The API model test drives a running `socius serve` with random sequences of API
 // calls, each made with one of the kinds of credential (a site's partner secret or one
-// of its keys, signed or sent in clear, a bearer JWT, access and mobile session tokens
-// the sequence obtained, alive or ended), and checks each answer against an
-// in-memory model of what SPEC.md and docs/compatibility.md promise: the error code
-// (one of several when the order of two refusals is the server's to choose), and for
-// getUserInfo the profile and login state. Every few calls the model's whole state is
-// read back through the API: every user of both sites, and every token (alive, ended,
-// bound to the user the model says). A refused call must change nothing, which those
-// reads check.
+// of its keys, signed or sent in clear, a key limited to some methods, a bearer JWT,
+// access and mobile session tokens the sequence obtained, alive or ended), some with
+// checkParams=true, and checks each answer against an in-memory model of what SPEC.md
+// and docs/compatibility.md promise: the error code (one of several when the order of
+// two refusals is the server's to choose), and for getUserInfo the profile and login
+// state. Every few calls the model's whole state is read back through the API: every
+// user of both sites, and every token (alive, ended, bound to the user the model says).
+// A refused call must change nothing, which those reads check.
 //
 // Where the store conformance suite's model tests (storetest/model.go) check a store
 // behind its Go interface, this one checks the server in front of it: authentication,
@@ -121,8 +121,8 @@ type apiCall struct {
 	httpURL bool // a signed call to getToken sent over HTTP (refused)
 	strict  bool // sent with checkParams=true: a parameter (or userInfo key) it does not know is 403007
 	want    []int
-	// apply changes the model for the answer a (one of want), and checks what the
-	// answer carries.
+	// apply, set where the model wants 0, changes the model as the call did and checks
+	// what the answer a carries.
 	apply func(a answer) error
 }
 
