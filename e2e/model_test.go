@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/socius/socius"
 	"github.com/socius/socius/gigya"
+	"modernc.org/sqlite"
 )
 
 // The API model test drives a running `socius serve` with random sequences of API
@@ -149,28 +151,71 @@ type replay struct {
 // users and tokens of its own, so that its model stays exact.
 const apiModelAtOnce = 4
 
-// TestAPIModel runs the sequences on every store.
+// TestAPIModel runs the sequences on every store. When they are done, the store holds
+// as many users and tokens of each site as their models together (and what it held
+// before): none was made by a refused call, or under a UID no sequence reads.
 func TestAPIModel(t *testing.T) {
 	seeds := apiModelSeeds(t)
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			p := serveTwoSites(t, b)
+			db := openDB(t, p)
+			users, tokens := storeCounts(t, db)
 			var wg sync.WaitGroup
+			var mu sync.Mutex
 			slots := make(chan struct{}, apiModelAtOnce)
 			for _, seed := range seeds {
 				slots <- struct{}{}
 				wg.Go(func() {
 					defer func() { <-slots }()
-					runAPIModel(t, p, seed)
+					m := runAPIModel(t, p, seed)
+					mu.Lock()
+					defer mu.Unlock()
+					for site, s := range m.sites {
+						users[site] += len(s.users)
+					}
+					for _, tk := range m.tokens {
+						tokens[tk.site]++
+					}
 				})
 			}
 			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			gotUsers, gotTokens := storeCounts(t, db)
+			if gotUsers != users || gotTokens != tokens {
+				t.Errorf("the store holds %v users and %v tokens of sites A and B; the models and what it held before, %v and %v", gotUsers, gotTokens, users, tokens)
+			}
 			p.stop()
 		})
 	}
 }
 
-func runAPIModel(t *testing.T, p *proc, seed uint64) {
+// storeCounts reads how many users and tokens sites A and B have in the store, behind
+// the server's back.
+func storeCounts(t *testing.T, db *sql.DB) (users, tokens [2]int) {
+	t.Helper()
+	fromUsers := "users"
+	if _, ok := db.Driver().(*sqlite.Driver); ok {
+		fromUsers = "users JOIN sites ON sites.id = users.site" // keyed by the site's number
+	}
+	for i, s := range []credential{siteA, siteB} {
+		where := " WHERE api_key = '" + s.APIKey + "'"
+		for _, c := range []struct {
+			n    *int
+			from string
+		}{{&users[i], fromUsers}, {&tokens[i], "tokens"}} {
+			if err := db.QueryRow("SELECT count(*) FROM " + c.from + where).Scan(c.n); err != nil {
+				t.Fatalf("counting %s: %v", c.from, err)
+			}
+		}
+	}
+	return users, tokens
+}
+
+// runAPIModel runs the sequence of seed and returns its model as it ended.
+func runAPIModel(t *testing.T, p *proc, seed uint64) *apiModel {
 	jwt := func(c credential) credential {
 		c.JWT = jwtKey(t)
 		return c
@@ -189,9 +234,10 @@ func runAPIModel(t *testing.T, p *proc, seed uint64) {
 			r.compare(i)
 		}
 		if t.Failed() {
-			return
+			break
 		}
 	}
+	return r.m
 }
 
 // fail reports a difference from the model with the seed and the last calls.
