@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/client"
 	"github.com/socius/socius/gigya"
 	"modernc.org/sqlite"
 )
@@ -25,12 +28,13 @@ import (
 // calls, each made with one of the kinds of credential (a site's partner secret or one
 // of its keys, signed or sent in clear, a key limited to some methods, a bearer JWT,
 // access and mobile session tokens the sequence obtained, alive or ended), some with
-// checkParams=true, and checks each answer against an in-memory model of what SPEC.md
-// and docs/compatibility.md promise: the error code (one of several when the order of
-// two refusals is the server's to choose), and for getUserInfo the profile and login
-// state. Every few calls the model's whole state is read back through the API: every
-// user of both sites, and every token (alive, ended, bound to the user the model says).
-// A refused call must change nothing, which those reads check.
+// checkParams=true, a third through the Go client (package client, which also validates
+// getUserInfo's UIDSignature), and checks each answer against an in-memory model of
+// what SPEC.md and docs/compatibility.md promise: the error code (one of several when
+// the order of two refusals is the server's to choose), and for getUserInfo the profile
+// and login state. Every few calls the model's whole state is read back through the
+// API: every user of both sites, and every token (alive, ended, bound to the user the
+// model says). A refused call must change nothing, which those reads check.
 //
 // Where the store conformance suite's model tests (storetest/model.go) check a store
 // behind its Go interface, this one checks the server in front of it: authentication,
@@ -120,9 +124,13 @@ type apiCall struct {
 	cred    credential
 	method  string
 	params  url.Values
+	site    int  // the site it acts for
 	httpURL bool // a signed call to getToken sent over HTTP (refused)
-	strict  bool // sent with checkParams=true: a parameter (or userInfo key) it does not know is 403007
-	want    []int
+	// viaClient: made with the Go client (package client) rather than the test's own
+	// requests.
+	viaClient bool
+	strict    bool // sent with checkParams=true: a parameter (or userInfo key) it does not know is 403007
+	want      []int
 	// apply, set where the model wants 0, changes the model as the call did and checks
 	// what the answer a carries.
 	apply func(a answer) error
@@ -265,6 +273,8 @@ func (r *apiRun) step(i int) {
 	switch {
 	case c.method == "replay":
 		a, err = r.p.post(r.lastSigned.base, r.lastSigned.method, r.lastSigned.form, nil)
+	case c.viaClient:
+		a, err = r.clientCall(c)
 	case signs(c.cred):
 		// Signed here rather than in p.call, to keep the form for a replay. getToken is
 		// served over HTTPS only (a call over HTTP is one the model expects refused).
@@ -293,6 +303,59 @@ func (r *apiRun) step(i int) {
 	if form != nil && code == 0 {
 		r.lastSigned = &replay{base: base, method: c.method, form: form}
 	}
+}
+
+// clientCall makes the call with the Go client over HTTPS, as an application would:
+// the client signs and sends it and reads the answer, which it returns. The
+// UIDSignature of a getUserInfo answer is validated with the site's partner secret.
+func (r *apiRun) clientCall(c *apiCall) (answer, error) {
+	k := c.cred
+	opts := []client.Option{client.WithBaseURL(r.p.HTTPSURL), client.WithHTTPClient(r.p.client), client.WithRetries(0)}
+	var cred client.Credentials
+	switch {
+	case k.SessionSecret != "":
+		cred = client.Session(k.Token, k.SessionSecret)
+	case k.Token != "":
+		cred = client.Token(k.Token)
+	case k.JWT != nil:
+		cred = client.UserKeyRSA(k.APIKey, k.UserKey, k.JWT)
+	case k.UserKey != "":
+		cred = client.UserKey(k.APIKey, k.UserKey, k.Secret)
+	default:
+		cred = client.PartnerSecret(k.APIKey, k.Secret)
+	}
+	if k.Plain {
+		opts = append(opts, client.WithPlainSecret())
+	}
+	if k.UserKey != "" || k.Token != "" {
+		opts = append(opts, client.WithPartnerSecret(r.m.sites[c.site].partner.Secret))
+	}
+	cl, err := client.New(cred, opts...)
+	if err != nil {
+		return nil, err
+	}
+	params := client.Params{}
+	for name := range c.params {
+		params[name] = c.params.Get(name)
+	}
+	var a answer
+	var refusal *client.Error
+	resp, err := cl.Call(context.Background(), c.method, params)
+	switch {
+	case err == nil:
+		err = resp.Decode(&a)
+	case errors.As(err, &refusal):
+		err = refusal.Decode(&a)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.method == "socialize.getUserInfo" && a.code() == 0 {
+		if err := cl.ValidateUIDSignature(a.str("UID"), a.str("signatureTimestamp"), a.str("UIDSignature")); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
 }
 
 // signs reports whether calls with cred are signed with its secret (not sent in clear,
@@ -423,7 +486,12 @@ func (r *apiRun) next() *apiCall {
 		"socialize.getUserInfo", "socialize.getUserInfo", "socialize.logout", "socialize.deleteAccount",
 		"socialize.setUID", "socialize.notifyRegistration", "socialize.getToken", "socialize.getToken")
 	c := r.caller(site, method)
-	call := &apiCall{desc: c.desc, cred: c.cred, method: method, params: url.Values{}}
+	call := &apiCall{desc: c.desc, cred: c.cred, site: c.site, method: method, params: url.Values{}}
+	// The Go client sends a token without an apiKey: one sent with a token is the
+	// test's own request.
+	if call.viaClient = (c.tok == nil || c.cred.APIKey == "") && r.rng.IntN(3) == 0; call.viaClient {
+		call.desc += " via the Go client"
+	}
 	if c.fault != 0 {
 		// The call is refused whatever it asks: make it ask something.
 		call.params.Set("UID", pick(r, r.uids...))
@@ -811,7 +879,7 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 		call.params.Set("x_sessionExpiration", lifetime[0])
 	}
 	switch {
-	case signs(c.cred) && r.rng.IntN(10) == 0:
+	case signs(c.cred) && !call.viaClient && r.rng.IntN(10) == 0:
 		call.httpURL = true
 		call.desc += " over HTTP"
 		call.want = []int{socius.CodeSecretOverHTTP}
