@@ -171,18 +171,7 @@ func TestAPIModel(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			p := serveTwoSites(t, b)
 			if b.name == emulator.name {
-				// In emulator mode its admin API answers (else the path is an unknown
-				// method, 400001).
-				resp, err := p.client.Get(p.HTTPURL + "/_emulator/api/status")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var status map[string]any
-				err = json.NewDecoder(resp.Body).Decode(&status)
-				resp.Body.Close()
-				if _, ok := status["clock"]; err != nil || !ok {
-					t.Fatalf("GET /_emulator/api/status: %v, %v: is the server in emulator mode?", status, err)
-				}
+				checkEmulating(t, p)
 			}
 			db := openDB(t, p)
 			users, tokens := storeCounts(t, db)
@@ -214,6 +203,21 @@ func TestAPIModel(t *testing.T) {
 			}
 			p.stop()
 		})
+	}
+}
+
+// checkEmulating checks that p is in emulator mode: its admin API answers (else the
+// path is an unknown method, 400001).
+func checkEmulating(t *testing.T, p *proc) {
+	resp, err := p.client.Get(p.HTTPURL + "/_emulator/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if _, ok := status["clock"]; err != nil || !ok {
+		t.Fatalf("GET /_emulator/api/status: %v, %v: is the server in emulator mode?", status, err)
 	}
 }
 
