@@ -96,6 +96,8 @@ type apiToken struct {
 	site int
 	uid  string // the user it is bound to; "" for a token of the site
 	dead bool   // revoked (by a logout or deletion of its user)
+	// deadSeen: a comparison read it ended.
+	deadSeen bool
 	// limited: obtained by a key that may call limitedMethods only, whose permissions
 	// the token has.
 	limited bool
@@ -260,7 +262,7 @@ func runAPIModel(t *testing.T, p *proc, seed uint64) *apiModel {
 	for i := 1; i <= apiModelOps; i++ {
 		r.step(i)
 		if i%apiCompareEvery == 0 || i == apiModelOps {
-			r.compare(i)
+			r.compare(i, i == apiModelOps)
 		}
 		if t.Failed() {
 			break
@@ -936,8 +938,9 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 }
 
 // compare reads the whole state back: every user of the sequence on both sites, with
-// the site's partner secret, and every token the sequence obtained.
-func (r *apiRun) compare(i int) {
+// the site's partner secret, and every token the sequence obtained; a token that ended
+// is read at the first comparison after, and at the last (final).
+func (r *apiRun) compare(i int, final bool) {
 	for site, s := range r.m.sites {
 		for _, uid := range r.uids {
 			a, err := r.p.call(s.partner, "socialize.getUserInfo", url.Values{"UID": {uid}})
@@ -959,6 +962,10 @@ func (r *apiRun) compare(i int) {
 		}
 	}
 	for n, tk := range r.m.tokens {
+		if tk.dead && tk.deadSeen && !final {
+			continue
+		}
+		tk.deadSeen = tk.dead
 		params := url.Values{}
 		if tk.uid == "" {
 			params.Set("UID", r.uids[n%len(r.uids)])
