@@ -90,9 +90,12 @@ func FuzzBearerJWT(f *testing.F) {
 		if kid != "" {
 			header["kid"] = kid
 		}
-		// jti is made unique, so that every token is new to the nonce store; one of
-		// a string's length 257 or more is refused, as is an empty one.
-		serial := strconv.FormatInt(sent.Add(1), 36)
+		// jti is made unique, so that every token is new to the nonce store: the
+		// serial first and a colon, which no serial has (after the fuzzed text, "1"
+		// and serial "42" made the jti of "14" and "2", or the number 142 of another
+		// call, whose jti is its serial in decimal). One of a string's length 257 or
+		// more is refused, as is an empty one.
+		serial := strconv.FormatInt(sent.Add(1), 36) + ":"
 		// Invalid UTF-8 would reach the server as U+FFFD, another length.
 		jti = strings.ToValidUTF8(jti, "?")
 		claims := map[string]any{"aud": aud, "iss": iss, "sub": sub}
@@ -107,8 +110,8 @@ func FuzzBearerJWT(f *testing.F) {
 			claims["jti"] = json.Number(strconv.FormatInt(sent.Load(), 10))
 			jtiOK = true
 		default:
-			claims["jti"] = jti + serial
-			jtiOK = len(jti+serial) <= 256
+			claims["jti"] = serial + jti
+			jtiOK = len(serial+jti) <= 256
 		}
 		iat := now.Truncate(time.Second).Add(time.Duration(iatMillis) * time.Millisecond)
 		claims["iat"] = seconds(iat)
