@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/socius/socius"
 	"github.com/socius/socius/client"
 	"github.com/socius/socius/gigya"
+	"github.com/socius/socius/internal/seedrange"
 	"modernc.org/sqlite"
 )
 
@@ -51,26 +51,11 @@ const (
 	apiCompareEvery = 10
 )
 
-// apiModelSeeds are the seeds to run: SOCIUS_API_MODEL_SEEDS, or the defaults.
+// apiModelSeeds are the seeds to run: SOCIUS_API_MODEL_SEEDS, or 1 to 4.
 func apiModelSeeds(t *testing.T) []uint64 {
-	v := os.Getenv("SOCIUS_API_MODEL_SEEDS")
-	if v == "" {
-		return []uint64{1, 2, 3, 4}
-	}
-	from, to, isRange := strings.Cut(v, "-")
-	lo, err1 := strconv.ParseUint(from, 10, 64)
-	hi, err2 := lo, error(nil)
-	if isRange {
-		hi, err2 = strconv.ParseUint(to, 10, 64)
-	} else {
-		lo = 1
-	}
-	if err1 != nil || err2 != nil || lo > hi {
-		t.Fatalf("SOCIUS_API_MODEL_SEEDS=%q: want N or A-B", v)
-	}
-	var seeds []uint64
-	for s := lo; s <= hi; s++ {
-		seeds = append(seeds, s)
+	seeds, err := seedrange.Seeds("SOCIUS_API_MODEL_SEEDS", 4)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return seeds
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socius/socius"
+	"github.com/socius/socius/internal/seedrange"
 )
 
 // The model tests: a long random sequence of the store's writes over a few sites,
@@ -42,24 +42,14 @@ const (
 
 // modelTests returns one test per seed.
 func modelTests() []test {
-	from, to := 1, 3
-	if v := os.Getenv("SOCIUS_MODEL_SEEDS"); v != "" {
-		a, b, ranged := strings.Cut(v, "-")
-		x, errA := strconv.Atoi(a)
-		y, errB := strconv.Atoi(b)
-		switch {
-		case !ranged && errA == nil && x > 0:
-			from, to = 1, x
-		case ranged && errA == nil && errB == nil && 0 < x && x <= y:
-			from, to = x, y
-		default:
-			panic(fmt.Sprintf("storetest: SOCIUS_MODEL_SEEDS=%q: want N or A-B", v))
-		}
+	seeds, err := seedrange.Seeds("SOCIUS_MODEL_SEEDS", 3)
+	if err != nil {
+		panic("storetest: " + err.Error())
 	}
 	var tests []test
-	for seed := from; seed <= to; seed++ {
-		tests = append(tests, test{"Seed" + strconv.Itoa(seed), func(t *testing.T, s socius.Store) {
-			newModelRun(t, s, uint64(seed)).run(modelOps)
+	for _, seed := range seeds {
+		tests = append(tests, test{"Seed" + strconv.FormatUint(seed, 10), func(t *testing.T, s socius.Store) {
+			newModelRun(t, s, seed).run(modelOps)
 		}})
 	}
 	return tests
