@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/url"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -39,7 +41,9 @@ import (
 // Where the store conformance suite's model tests (storetest/model.go) check a store
 // behind its Go interface, this one checks the server in front of it: authentication,
 // the order of the handlers' checks, which user a token acts on, what a logout, a
-// deletion or a rename does to tokens.
+// deletion or a rename does to tokens, what deleting a key does to its calls and
+// tokens (each sequence has a key of its own on each site, which it deletes and
+// creates again with `socius key`, beside the running server).
 //
 // Fixed seeds run by default; SOCIUS_API_MODEL_SEEDS=N (seeds 1 to N) or A-B runs
 // others. A failure names the seed and the calls that led to it.
@@ -86,6 +90,9 @@ type apiToken struct {
 	// limited: obtained by a key that may call limitedMethods only, whose permissions
 	// the token has.
 	limited bool
+	// ownKey: obtained by the sequence's own key (which takes the token with it when it
+	// is deleted); gone: it was, and the token is no longer stored.
+	ownKey, gone bool
 }
 
 // apiModel is the state the server must hold: two sites' users, and the tokens.
@@ -134,11 +141,16 @@ type apiRun struct {
 	trail []string
 	// lastSigned is the last signed call that succeeded, to replay.
 	lastSigned *replay
+	// own is the sequence's own key of each site (a key with every right), and ownLive
+	// whether it exists: the sequence deletes it and creates it again.
+	own     [2]credential
+	ownLive [2]bool
 }
 
 type replay struct {
 	base, method string
 	form         url.Values
+	ownKey       bool // signed with the sequence's own key (a replay after its deletion is 403005)
 }
 
 // apiModelAtOnce is how many sequences run side by side on one server: their calls
@@ -176,7 +188,9 @@ func TestAPIModel(t *testing.T) {
 						users[site] += len(s.users)
 					}
 					for _, tk := range m.tokens {
-						tokens[tk.site]++
+						if !tk.gone {
+							tokens[tk.site]++
+						}
 					}
 				})
 			}
@@ -244,6 +258,11 @@ func runAPIModel(t *testing.T, p *proc, seed uint64) *apiModel {
 	for _, name := range []string{"ann", "bob", "cat", "dan", "site_eve"} {
 		r.uids = append(r.uids, fmt.Sprintf("%s-m%d", name, seed))
 	}
+	for site, s := range r.m.sites {
+		r.own[site] = credential{APIKey: s.partner.APIKey, UserKey: fmt.Sprintf("AModelKey%c%d", 'A'+site, seed),
+			Secret: base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "model key %c of seed %d", 'A'+site, seed))}
+		r.ownKey(site, "create")
+	}
 	for i := 1; i <= apiModelOps; i++ {
 		r.step(i)
 		if i%apiCompareEvery == 0 || i == apiModelOps {
@@ -278,6 +297,11 @@ func (r *apiRun) step(i int) {
 	var err error
 	var form url.Values
 	var base string
+	if c.method == "key" {
+		r.trail = append(r.trail, fmt.Sprintf("%d. %s", i, c.desc))
+		c.apply(nil)
+		return
+	}
 	switch {
 	case c.method == "replay":
 		a, err = r.p.post(r.lastSigned.base, r.lastSigned.method, r.lastSigned.form, nil)
@@ -309,7 +333,7 @@ func (r *apiRun) step(i int) {
 		}
 	}
 	if form != nil && code == 0 {
-		r.lastSigned = &replay{base: base, method: c.method, form: form}
+		r.lastSigned = &replay{base: base, method: c.method, form: form, ownKey: c.cred.UserKey == r.own[c.site].UserKey}
 	}
 }
 
@@ -388,6 +412,7 @@ type caller struct {
 	fault int       // the code the call is refused with before its method runs; 0: none
 	// limited: a key (or a token it obtained) that may call limitedMethods only.
 	limited bool
+	ownKey  bool // the sequence's own key
 }
 
 // caller picks a credential for a call to site.
@@ -399,7 +424,7 @@ func (r *apiRun) caller(site int, method string) caller {
 		if alive := slices.DeleteFunc(slices.Clone(r.m.tokens), func(tk *apiToken) bool { return tk.dead }); len(alive) > 0 && r.rng.IntN(4) > 0 {
 			tk = pick(r, alive...)
 		}
-		c := caller{desc: "token", cred: tk.cred, site: tk.site, tok: tk, limited: tk.limited}
+		c := caller{desc: "token", cred: tk.cred, site: tk.site, tok: tk, limited: tk.limited, ownKey: tk.ownKey}
 		if tk.cred.SessionSecret != "" {
 			c.desc = "session token"
 		}
@@ -408,6 +433,9 @@ func (r *apiRun) caller(site int, method string) caller {
 		}
 		if tk.limited {
 			c.desc += " (limited)"
+		}
+		if tk.ownKey {
+			c.desc += " (by the own key)"
 		}
 		c.desc += fmt.Sprintf(" of site %c", 'A'+tk.site)
 		switch n := r.rng.IntN(8); {
@@ -430,7 +458,7 @@ func (r *apiRun) caller(site int, method string) caller {
 		return c
 	}
 	c := caller{desc: "partner signature", cred: s.partner, site: site}
-	switch r.rng.IntN(6) {
+	switch r.rng.IntN(8) {
 	case 0:
 		c.desc, c.cred = "partner secret in clear", plain(s.partner)
 	case 1:
@@ -441,6 +469,15 @@ func (r *apiRun) caller(site int, method string) caller {
 		c.desc, c.cred = "bearer JWT", s.jwt
 	case 4:
 		c.desc, c.cred, c.limited = "limited key, signed", s.limited, true
+	case 5, 6:
+		c.desc, c.cred, c.ownKey = "own key, signed", r.own[site], true
+		if r.rng.IntN(3) == 0 {
+			c.desc, c.cred = "own key's secret in clear", plain(r.own[site])
+		}
+		if !r.ownLive[site] {
+			c.desc += " (deleted)"
+			c.fault = socius.CodeUnauthorizedUser
+		}
 	}
 	c.desc += fmt.Sprintf(" of site %c", 'A'+site)
 	return c
@@ -489,6 +526,14 @@ func (r *apiRun) next() *apiCall {
 		return &apiCall{desc: "the last signed call again", method: "replay", params: url.Values{"method": {r.lastSigned.method}}, want: []int{socius.CodeDuplicateNonce}}
 	}
 	site := r.rng.IntN(2)
+	if r.rng.IntN(40) == 0 {
+		op := "delete"
+		if !r.ownLive[site] {
+			op = "create"
+		}
+		return &apiCall{desc: fmt.Sprintf("socius key %s %s (site %c)", op, r.own[site].UserKey, 'A'+site), method: "key",
+			apply: func(answer) error { r.ownKey(site, op); return nil }}
+	}
 	method := pick(r,
 		"socialize.notifyLogin", "socialize.notifyLogin", "socialize.setUserInfo", "socialize.setUserInfo", "socialize.setUserInfo",
 		"socialize.getUserInfo", "socialize.getUserInfo", "socialize.logout", "socialize.deleteAccount",
@@ -692,7 +737,7 @@ func (r *apiRun) notifyLogin(c caller, call *apiCall) {
 			if tok == "" || secret == "" {
 				return fmt.Errorf("a mobile notifyLogin answered no session: %v", a)
 			}
-			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok, SessionSecret: secret}, site: c.site, uid: uid, limited: c.limited})
+			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok, SessionSecret: secret}, site: c.site, uid: uid, limited: c.limited, ownKey: c.ownKey})
 			return nil
 		}
 	}
@@ -916,9 +961,39 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 			if uid != "" {
 				r.m.login(c.site, uid, ui.patch)
 			}
-			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok}, site: c.site, uid: uid, limited: c.limited})
+			r.m.tokens = append(r.m.tokens, &apiToken{cred: credential{Token: tok}, site: c.site, uid: uid, limited: c.limited, ownKey: c.ownKey})
 			return nil
 		}
+	}
+}
+
+// ownKey creates or deletes the sequence's own key of site with the admin command, on
+// the store the server runs on, as an operator would while it serves. The key's
+// deletion takes the tokens it obtained, and a call it signed can no longer be
+// replayed (its key is looked up first: 403005); created again, it has none of them.
+func (r *apiRun) ownKey(site int, op string) {
+	k := r.own[site]
+	args := []string{"key", op, k.UserKey}
+	if op == "create" {
+		args = []string{"key", op, "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret}
+	}
+	args = append(append(args, "--data", r.p.dir), r.p.storeFlags...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.fail("socius %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	r.ownLive[site] = op == "create"
+	if op == "create" {
+		return
+	}
+	for _, tk := range r.m.tokens {
+		if tk.site == site && tk.ownKey {
+			tk.dead, tk.gone = true, true
+		}
+	}
+	if r.lastSigned != nil && r.lastSigned.ownKey {
+		r.lastSigned = nil
 	}
 }
 

@@ -92,7 +92,10 @@ type proc struct {
 	HTTPAddr string // 127.0.0.1:port
 	AdminURL string // http://127.0.0.1:port of /metrics, /healthz, /readyz
 	storeURL string // --store, when not the SQLite file in dir
-	client   *http.Client
+	// storeFlags are the flags of serve that name its store and master key (--store,
+	// --master-key-file), for an admin command on the same store.
+	storeFlags []string
+	client     *http.Client
 
 	stdout, stderr syncbuf.Buffer
 	exited         chan struct{} // closed when the process has exited
@@ -124,8 +127,13 @@ func serveVia(t *testing.T, dir string, wrapper []string, flags ...string) *proc
 	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn"}, flags...)
 	p := &proc{t: t, dir: dir, exited: make(chan struct{})}
-	if i := slices.Index(flags, "--store"); i >= 0 && i+1 < len(flags) {
-		p.storeURL = flags[i+1]
+	for _, name := range []string{"--store", "--master-key-file"} {
+		if i := slices.Index(flags, name); i >= 0 && i+1 < len(flags) {
+			p.storeFlags = append(p.storeFlags, name, flags[i+1])
+			if name == "--store" {
+				p.storeURL = flags[i+1]
+			}
+		}
 	}
 	argv := append(append(slices.Clone(wrapper), binary), args...)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
