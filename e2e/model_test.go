@@ -41,9 +41,10 @@ import (
 // Where the store conformance suite's model tests (storetest/model.go) check a store
 // behind its Go interface, this one checks the server in front of it: authentication,
 // the order of the handlers' checks, which user a token acts on, what a logout, a
-// deletion or a rename does to tokens, what deleting a key does to its calls and
-// tokens (each sequence has a key of its own on each site, which it deletes and
-// creates again with `socius key`, beside the running server).
+// deletion or a rename does to tokens, what deleting a key or replacing its secret
+// does to its calls and tokens (each sequence has a key of its own on each site, which
+// it deletes, creates again and gives new secrets with `socius key`, beside the running
+// server).
 //
 // Fixed seeds run by default; SOCIUS_API_MODEL_SEEDS=N (seeds 1 to N) or A-B runs
 // others. A failure names the seed and the calls that led to it.
@@ -142,15 +143,17 @@ type apiRun struct {
 	// lastSigned is the last signed call that succeeded, to replay.
 	lastSigned *replay
 	// own is the sequence's own key of each site (a key with every right), and ownLive
-	// whether it exists: the sequence deletes it and creates it again.
-	own     [2]credential
-	ownLive [2]bool
+	// whether it exists: the sequence deletes it and creates it again, and replaces
+	// its secret (ownOld: with the secret it had before; none before the first).
+	own, ownOld [2]credential
+	ownLive     [2]bool
+	rotations   int
 }
 
 type replay struct {
 	base, method string
 	form         url.Values
-	ownKey       bool // signed with the sequence's own key (a replay after its deletion is 403005)
+	ownKey       bool // signed with the sequence's own key (a replay after its deletion is 403005, after a new secret 403003)
 }
 
 // apiModelAtOnce is how many sequences run side by side on one server: their calls
@@ -474,6 +477,12 @@ func (r *apiRun) caller(site int, method string) caller {
 		if r.rng.IntN(3) == 0 {
 			c.desc, c.cred = "own key's secret in clear", plain(r.own[site])
 		}
+		if r.ownOld[site].Secret != "" && r.rng.IntN(3) == 0 {
+			// The secret it had: refused, as any wrong secret is, once the key is found.
+			c.cred.Secret = r.ownOld[site].Secret
+			c.desc += " with its old secret"
+			c.fault = socius.CodeInvalidSignature
+		}
 		if !r.ownLive[site] {
 			c.desc += " (deleted)"
 			c.fault = socius.CodeUnauthorizedUser
@@ -527,7 +536,7 @@ func (r *apiRun) next() *apiCall {
 	}
 	site := r.rng.IntN(2)
 	if r.rng.IntN(40) == 0 {
-		op := "delete"
+		op := pick(r, "delete", "rotate-secret")
 		if !r.ownLive[site] {
 			op = "create"
 		}
@@ -967,15 +976,23 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 	}
 }
 
-// ownKey creates or deletes the sequence's own key of site with the admin command, on
-// the store the server runs on, as an operator would while it serves. The key's
-// deletion takes the tokens it obtained, and a call it signed can no longer be
-// replayed (its key is looked up first: 403005); created again, it has none of them.
+// ownKey creates or deletes the sequence's own key of site, or gives it a new secret,
+// with the admin command, on the store the server runs on, as an operator would while
+// it serves. The key's deletion takes the tokens it obtained, and a call it signed can
+// no longer be replayed (its key is looked up first: 403005); created again, it has
+// none of them. A new secret leaves its tokens as they were; a call signed with the
+// old one is 403003, its replay too (the signature is checked before the nonce).
 func (r *apiRun) ownKey(site int, op string) {
 	k := r.own[site]
 	args := []string{"key", op, k.UserKey}
-	if op == "create" {
+	switch op {
+	case "create":
 		args = []string{"key", op, "--site", k.APIKey, "--user-key", k.UserKey, "--secret", k.Secret}
+	case "rotate-secret":
+		r.rotations++
+		r.ownOld[site] = k
+		r.own[site].Secret = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "model key %c of seed %d, secret %d", 'A'+site, r.seed, r.rotations))
+		args = append(args, "--secret", r.own[site].Secret)
 	}
 	args = append(append(args, "--data", r.p.dir), r.p.storeFlags...)
 	cmd := exec.Command(binary, args...)
@@ -983,13 +1000,15 @@ func (r *apiRun) ownKey(site int, op string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		r.fail("socius %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	r.ownLive[site] = op == "create"
+	r.ownLive[site] = op != "delete"
 	if op == "create" {
 		return
 	}
-	for _, tk := range r.m.tokens {
-		if tk.site == site && tk.ownKey {
-			tk.dead, tk.gone = true, true
+	if op == "delete" {
+		for _, tk := range r.m.tokens {
+			if tk.site == site && tk.ownKey {
+				tk.dead, tk.gone = true, true
+			}
 		}
 	}
 	if r.lastSigned != nil && r.lastSigned.ownKey {
