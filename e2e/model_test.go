@@ -153,7 +153,9 @@ type apiRun struct {
 type replay struct {
 	base, method string
 	form         url.Values
-	ownKey       bool // signed with the sequence's own key (a replay after its deletion is 403005, after a new secret 403003)
+	// ownKey: the userKey of the sequence's own key it was signed with, if it was (a
+	// replay after the key's deletion is 403005, after a new secret 403003).
+	ownKey string
 }
 
 // apiModelAtOnce is how many sequences run side by side on one server: their calls
@@ -336,7 +338,10 @@ func (r *apiRun) step(i int) {
 		}
 	}
 	if form != nil && code == 0 {
-		r.lastSigned = &replay{base: base, method: c.method, form: form, ownKey: c.cred.UserKey == r.own[c.site].UserKey}
+		r.lastSigned = &replay{base: base, method: c.method, form: form}
+		if c.cred.UserKey == r.own[c.site].UserKey {
+			r.lastSigned.ownKey = c.cred.UserKey
+		}
 	}
 }
 
@@ -1011,8 +1016,17 @@ func (r *apiRun) ownKey(site int, op string) {
 			}
 		}
 	}
-	if r.lastSigned != nil && r.lastSigned.ownKey {
+	if r.lastSigned != nil && r.lastSigned.ownKey == k.UserKey {
+		// Its replay is refused before its nonce is looked at; made at once (replays are
+		// rare, and the last signed call soon another).
+		last := r.lastSigned
 		r.lastSigned = nil
+		want := map[string]int{"delete": socius.CodeUnauthorizedUser, "rotate-secret": socius.CodeInvalidSignature}[op]
+		a, err := r.p.post(last.base, last.method, last.form, nil)
+		r.trail = append(r.trail, fmt.Sprintf("   the last signed call (%s) again → %d %s", last.method, a.code(), a.str("errorDetails")))
+		if err != nil || a.code() != want {
+			r.fail("the last signed call again after socius key %s: %v %v, want %d", op, a, err, want)
+		}
 	}
 }
 
