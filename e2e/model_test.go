@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/url"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -266,7 +265,7 @@ func runAPIModel(t *testing.T, p *proc, seed uint64) *apiModel {
 	for site, s := range r.m.sites {
 		r.own[site] = credential{APIKey: s.partner.APIKey, UserKey: fmt.Sprintf("AModelKey%c%d", 'A'+site, seed),
 			Secret: base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "model key %c of seed %d", 'A'+site, seed))}
-		r.ownKey(site, "create")
+		r.keyCommand(site, "create")
 	}
 	for i := 1; i <= apiModelOps; i++ {
 		r.step(i)
@@ -546,7 +545,7 @@ func (r *apiRun) next() *apiCall {
 			op = "create"
 		}
 		return &apiCall{desc: fmt.Sprintf("socius key %s %s (site %c)", op, r.own[site].UserKey, 'A'+site), method: "key",
-			apply: func(answer) error { r.ownKey(site, op); return nil }}
+			apply: func(answer) error { r.keyCommand(site, op); return nil }}
 	}
 	method := pick(r,
 		"socialize.notifyLogin", "socialize.notifyLogin", "socialize.setUserInfo", "socialize.setUserInfo", "socialize.setUserInfo",
@@ -981,13 +980,14 @@ func (r *apiRun) getToken(c caller, call *apiCall) {
 	}
 }
 
-// ownKey creates or deletes the sequence's own key of site, or gives it a new secret,
-// with the admin command, on the store the server runs on, as an operator would while
-// it serves. The key's deletion takes the tokens it obtained, and a call it signed can
-// no longer be replayed (its key is looked up first: 403005); created again, it has
-// none of them. A new secret leaves its tokens as they were; a call signed with the
-// old one is 403003, its replay too (the signature is checked before the nonce).
-func (r *apiRun) ownKey(site int, op string) {
+// keyCommand creates or deletes the sequence's own key of site, or gives it a new
+// secret, with the admin command, on the store the server runs on, as an operator
+// would while it serves. The key's deletion takes the tokens it obtained, and a call
+// it signed can no longer be replayed (its key is looked up first: 403005); created
+// again, it has none of them. A new secret leaves its tokens as they were; a call
+// signed with the old one is 403003, its replay too (the signature is checked before
+// the nonce).
+func (r *apiRun) keyCommand(site int, op string) {
 	k := r.own[site]
 	args := []string{"key", op, k.UserKey}
 	switch op {
@@ -1000,10 +1000,8 @@ func (r *apiRun) ownKey(site int, op string) {
 		args = append(args, "--secret", r.own[site].Secret)
 	}
 	args = append(append(args, "--data", r.p.dir), r.p.storeFlags...)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		r.fail("socius %s: %v\n%s", strings.Join(args, " "), err, out)
+	if _, err := runAdmin(args...); err != nil {
+		r.fail("%v", err)
 	}
 	r.ownLive[site] = op != "delete"
 	if op == "create" {

@@ -60,14 +60,24 @@ func TestMain(m *testing.M) {
 // and returns its stdout.
 func admin(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := runAdmin(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// runAdmin is admin for a caller that reports its own failure (one off the test's
+// goroutine): the command's output, or an error naming it with what it printed.
+func runAdmin(args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = cleanEnv()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("socius %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+		return "", fmt.Errorf("socius %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return stdout.String()
+	return stdout.String(), nil
 }
 
 // cleanEnv is the environment without SOCIUS_* variables, so that a developer's own
